@@ -1,0 +1,89 @@
+package kafka
+
+import (
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Version is the protocol version every client speaks. Set explicitly:
+// sarama's and watermill-kafka's defaults are far older. 3.6 works with
+// Kafka 4.x brokers and with kfake.
+var Version = sarama.V3_6_0_0
+
+// Config is the Kafka part of BioSync's configuration.
+type Config struct {
+	Brokers           []string
+	Topic             string // the user event topic, e.g. "biosync.events.v1"
+	Partitions        int32  // fixed at creation; repartitioning remaps users
+	ReplicationFactor int16
+	ClientID          string
+	// MaxMessageBytes is the largest record (topic max.message.bytes and
+	// the producer limit); HTTP body limits keep commands under it.
+	MaxMessageBytes int
+}
+
+// Defaults: 12 partitions lets up to 12 projector instances share a
+// projector; the count is fixed for the life of the topic.
+const (
+	DefaultTopic           = "biosync.events.v1"
+	DefaultPartitions      = 12
+	DefaultMaxMessageBytes = 4 << 20
+)
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.ClientID == "" {
+		c.ClientID = "biosync"
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return c
+}
+
+// NewSaramaConfig is the one factory for every sarama client in BioSync.
+// Timeouts are tight so a command answers 503 within about two seconds when
+// Kafka is down instead of hanging.
+func NewSaramaConfig(c Config) *sarama.Config {
+	c = c.WithDefaults()
+	sc := sarama.NewConfig()
+	sc.Version = Version
+	sc.ClientID = c.ClientID
+	sc.Net.DialTimeout = 700 * time.Millisecond
+	sc.Net.ReadTimeout = 3 * time.Second
+	sc.Net.WriteTimeout = 2 * time.Second
+	sc.Metadata.Retry.Max = 1
+	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
+
+	// Idempotent, fully acknowledged appends: no duplicates from producer
+	// retries, nothing acknowledged that a leader failover could lose.
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Retry.Max = 2
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Timeout = 1500 * time.Millisecond
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
+	sc.Producer.Flush.MaxMessages = 1
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Default = 4 << 20
+	sc.Consumer.Fetch.Max = int32(c.MaxMessageBytes) * 2
+	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
+	sc.ChannelBufferSize = 1024
+	return sc
+}

@@ -1,0 +1,158 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/biosync/biosync/eventstore"
+)
+
+// Log reads the event topic partition by partition. It implements
+// eventstore.Log with a plain sarama Consumer: projectors own partitions
+// through PostgreSQL advisory locks and seek to their own checkpoints, so
+// they need no consumer group.
+type Log struct {
+	cfg    Config
+	client sarama.Client
+
+	mu       sync.Mutex
+	consumer sarama.Consumer
+}
+
+// NewLog connects a reader to the brokers.
+func NewLog(c Config) (*Log, error) {
+	c = c.WithDefaults()
+	client, err := sarama.NewClient(c.Brokers, NewSaramaConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", unavailable(err))
+	}
+	return &Log{cfg: c, client: client}, nil
+}
+
+// Topic is the topic this log reads.
+func (l *Log) Topic() string { return l.cfg.Topic }
+
+// Partitions lists the partitions of the topic.
+func (l *Log) Partitions(ctx context.Context) ([]int32, error) {
+	if err := l.client.RefreshMetadata(l.cfg.Topic); err != nil {
+		return nil, unavailable(err)
+	}
+	ps, err := l.client.Partitions(l.cfg.Topic)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return ps, nil
+}
+
+// HighWater returns the next offset to be written in partition.
+func (l *Log) HighWater(ctx context.Context, partition int32) (int64, error) {
+	o, err := l.client.GetOffset(l.cfg.Topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return o, nil
+}
+
+// OffsetForTime uses Kafka's ListOffsets by timestamp (offsets-for-times).
+func (l *Log) OffsetForTime(ctx context.Context, partition int32, t time.Time) (int64, error) {
+	o, err := l.client.GetOffset(l.cfg.Topic, partition, t.UnixMilli())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if o < 0 {
+		return l.HighWater(ctx, partition)
+	}
+	return o, nil
+}
+
+func (l *Log) getConsumer() (sarama.Consumer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.consumer == nil {
+		c, err := sarama.NewConsumerFromClient(l.client)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		l.consumer = c
+	}
+	return l.consumer, nil
+}
+
+// Subscribe starts reading partition at offset from.
+func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (eventstore.Subscription, error) {
+	c, err := l.getConsumer()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := c.ConsumePartition(l.cfg.Topic, partition, from)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consume %s/%d@%d: %w", l.cfg.Topic, partition, from, err)
+	}
+	s := &subscription{pc: pc, out: make(chan eventstore.Record, 1024), errs: make(chan error, 8), done: make(chan struct{})}
+	go s.run(ctx)
+	return s, nil
+}
+
+// Close releases the client.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.consumer != nil {
+		l.consumer.Close()
+		l.consumer = nil
+	}
+	l.mu.Unlock()
+	return l.client.Close()
+}
+
+type subscription struct {
+	pc   sarama.PartitionConsumer
+	out  chan eventstore.Record
+	errs chan error
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *subscription) run(ctx context.Context) {
+	defer close(s.out)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case m, ok := <-s.pc.Messages():
+			if !ok {
+				return
+			}
+			r := eventstore.Record{Key: m.Key, Value: m.Value, Timestamp: m.Timestamp, Position: eventstore.Position{Partition: m.Partition, Offset: m.Offset}}
+			for _, h := range m.Headers {
+				r.Headers = append(r.Headers, eventstore.Header{Key: string(h.Key), Value: h.Value})
+			}
+			select {
+			case s.out <- r:
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			}
+		case err, ok := <-s.pc.Errors():
+			if ok {
+				select {
+				case s.errs <- err:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (s *subscription) Records() <-chan eventstore.Record { return s.out }
+func (s *subscription) Errors() <-chan error              { return s.errs }
+func (s *subscription) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.pc.Close()
+}

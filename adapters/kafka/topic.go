@@ -1,0 +1,56 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/IBM/sarama"
+)
+
+// EnsureTopic creates the event topic if it does not exist: fixed partition
+// count, infinite retention, delete (never compact) cleanup, and
+// min.insync.replicas=2 when replicated three times or more. An existing
+// topic with another partition count is an error: silently using it would
+// move users to other partitions.
+func EnsureTopic(c Config) error {
+	c = c.WithDefaults()
+	admin, err := sarama.NewClusterAdmin(c.Brokers, NewSaramaConfig(c))
+	if err != nil {
+		return fmt.Errorf("kafka admin: %w", unavailable(err))
+	}
+	defer admin.Close()
+	topics, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("kafka list topics: %w", unavailable(err))
+	}
+	if d, ok := topics[c.Topic]; ok {
+		if d.NumPartitions != c.Partitions {
+			return fmt.Errorf("kafka topic %s has %d partitions, configuration says %d: refusing to remap users", c.Topic, d.NumPartitions, c.Partitions)
+		}
+		return nil
+	}
+	entries := map[string]*string{
+		"retention.ms":      ptr("-1"),
+		"retention.bytes":   ptr("-1"),
+		"cleanup.policy":    ptr("delete"),
+		"max.message.bytes": ptr(strconv.Itoa(c.MaxMessageBytes + 64<<10)),
+	}
+	if c.ReplicationFactor >= 3 {
+		entries["min.insync.replicas"] = ptr("2")
+	}
+	err = admin.CreateTopic(c.Topic, &sarama.TopicDetail{NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor, ConfigEntries: entries}, false)
+	if errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return nil
+	}
+	var te *sarama.TopicError
+	if errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kafka create topic %s: %w", c.Topic, err)
+	}
+	return nil
+}
+
+func ptr(s string) *string { return &s }

@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+)
+
+// Account is the command-side record of a user (commands.Account).
+type Account = commands.Account
+
+// Accounts is the accounts table.
+type Accounts struct{ pool *pgxpool.Pool }
+
+// NewAccounts wraps a pool.
+func NewAccounts(pool *pgxpool.Pool) *Accounts { return &Accounts{pool: pool} }
+
+// Claim takes the email address for a new user (status pending). It returns
+// domain.ErrConflict when the address is already claimed.
+func (a *Accounts) Claim(ctx context.Context, acc Account) error {
+	_, err := a.pool.Exec(ctx, `INSERT INTO accounts (user_id, email_key, password_hash, status, role) VALUES ($1, $2, $3, 'pending', 'user')`,
+		acc.UserID, acc.EmailKey, acc.PasswordHash)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("email address: %w", domain.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: claim email: %v", domain.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Complete marks a claimed account active once its event is in the log.
+func (a *Accounts) Complete(ctx context.Context, userID uuid.UUID) error {
+	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("%w: complete account: %v", domain.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Release drops a pending claim whose event could not be appended.
+func (a *Accounts) Release(ctx context.Context, userID uuid.UUID) error {
+	_, err := a.pool.Exec(ctx, `DELETE FROM accounts WHERE user_id = $1 AND status = 'pending'`, userID)
+	return err
+}
+
+// ByEmailKey finds an active account; domain.ErrNotFound otherwise.
+func (a *Accounts) ByEmailKey(ctx context.Context, key []byte) (Account, error) {
+	return a.one(ctx, `WHERE email_key = $1 AND status = 'active'`, key)
+}
+
+// ByID finds an active account; domain.ErrNotFound otherwise.
+func (a *Accounts) ByID(ctx context.Context, id uuid.UUID) (Account, error) {
+	return a.one(ctx, `WHERE user_id = $1 AND status = 'active'`, id)
+}
+
+func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, error) {
+	var acc Account
+	err := a.pool.QueryRow(ctx, `SELECT user_id, email_key, password_hash, role, status = 'active' FROM accounts `+where, arg).
+		Scan(&acc.UserID, &acc.EmailKey, &acc.PasswordHash, &acc.Role, &acc.Active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return acc, domain.ErrNotFound
+	}
+	if err != nil {
+		return acc, fmt.Errorf("%w: read account: %v", domain.ErrUnavailable, err)
+	}
+	return acc, nil
+}
+
+// UpdatePasswordHash stores a rehashed password (Argon2 parameters changed).
+func (a *Accounts) UpdatePasswordHash(ctx context.Context, id uuid.UUID, hash string) error {
+	_, err := a.pool.Exec(ctx, `UPDATE accounts SET password_hash = $2, updated_at = now() WHERE user_id = $1`, id, hash)
+	return err
+}

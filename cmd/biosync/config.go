@@ -1,0 +1,176 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// config is everything BioSync reads from its environment, in one struct
+// filled in run (no os.Getenv anywhere else).
+type config struct {
+	DataDir           string
+	HTTPAddr          string
+	KafkaBrokers      []string
+	DatabaseURL       string
+	RedisURL          string
+	Topic             string
+	Partitions        int32
+	ReplicationFactor int16
+	MasterKey         string
+	JWTKey            string
+	PushSecrets       []string
+	OTLPEndpoint      string
+	LogLevel          string
+	ConsistencyWait   time.Duration
+	CORSOrigins       []string
+}
+
+// embedded reports whether every backend runs in-process (the default with
+// no configuration).
+func (c config) embedded() bool {
+	return len(c.KafkaBrokers) == 0 && c.DatabaseURL == "" && c.RedisURL == ""
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		DataDir:         envOr(getenv, "BIOSYNC_DATA_DIR", ".biosync"),
+		HTTPAddr:        envOr(getenv, "BIOSYNC_HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:     getenv("BIOSYNC_DATABASE_URL"),
+		RedisURL:        getenv("BIOSYNC_REDIS_URL"),
+		Topic:           envOr(getenv, "BIOSYNC_KAFKA_TOPIC", "biosync.events.v1"),
+		MasterKey:       getenv("BIOSYNC_MASTER_KEY"),
+		JWTKey:          getenv("BIOSYNC_JWT_KEY"),
+		OTLPEndpoint:    getenv("BIOSYNC_OTLP_ENDPOINT"),
+		LogLevel:        envOr(getenv, "BIOSYNC_LOG_LEVEL", "info"),
+		ConsistencyWait: 5 * time.Second,
+	}
+	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
+		c.KafkaBrokers = splitList(b)
+	}
+	if s := getenv("BIOSYNC_PUSH_SECRET"); s != "" {
+		c.PushSecrets = strings.Fields(s)
+	}
+	if o := getenv("BIOSYNC_CORS_ORIGINS"); o != "" {
+		c.CORSOrigins = splitList(o)
+	}
+	p, err := strconv.ParseInt(envOr(getenv, "BIOSYNC_KAFKA_PARTITIONS", "12"), 10, 32)
+	if err != nil || p < 1 {
+		return c, errors.New("BIOSYNC_KAFKA_PARTITIONS must be a positive integer")
+	}
+	c.Partitions = int32(p)
+	rf, err := strconv.ParseInt(envOr(getenv, "BIOSYNC_KAFKA_REPLICATION_FACTOR", "1"), 10, 16)
+	if err != nil || rf < 1 {
+		return c, errors.New("BIOSYNC_KAFKA_REPLICATION_FACTOR must be a positive integer")
+	}
+	c.ReplicationFactor = int16(rf)
+	if w := getenv("BIOSYNC_CONSISTENCY_WAIT"); w != "" {
+		if c.ConsistencyWait, err = time.ParseDuration(w); err != nil {
+			return c, fmt.Errorf("BIOSYNC_CONSISTENCY_WAIT: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// secrets fills in missing secrets. On the embedded default each is
+// generated once into the data dir (mode 0600) and reused; with any real
+// backend configured they are required, so a production instance can never
+// silently start with a fresh master key (which would make every stored
+// user key unreadable).
+func (c *config) secrets(announce func(format string, args ...any)) error {
+	if !c.embedded() {
+		var missing []string
+		if c.MasterKey == "" {
+			missing = append(missing, "BIOSYNC_MASTER_KEY")
+		}
+		if c.JWTKey == "" {
+			missing = append(missing, "BIOSYNC_JWT_KEY")
+		}
+		if len(c.PushSecrets) == 0 {
+			missing = append(missing, "BIOSYNC_PUSH_SECRET")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("production configuration needs %s (the embedded default generates them only when no backend is configured)", strings.Join(missing, ", "))
+		}
+		return nil
+	}
+	var err error
+	if c.MasterKey == "" {
+		if c.MasterKey, _, err = secretFile(c.DataDir, "master_key", eventstore.NewMasterKeys); err != nil {
+			return err
+		}
+	}
+	if c.JWTKey == "" {
+		if c.JWTKey, _, err = secretFile(c.DataDir, "jwt_key", randomKey); err != nil {
+			return err
+		}
+	}
+	if len(c.PushSecrets) == 0 {
+		s, created, err := secretFile(c.DataDir, "push_secret", webhooks.NewSecret)
+		if err != nil {
+			return err
+		}
+		if created {
+			announce("generated a push webhook secret (shown once; also in %s): %s", filepath.Join(c.DataDir, "push_secret"), s)
+		}
+		c.PushSecrets = []string{s}
+	}
+	return nil
+}
+
+func randomKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// secretFile returns the secret stored in dir/name, generating it first if
+// the file does not exist.
+func secretFile(dir, name string, gen func() (string, error)) (string, bool, error) {
+	path := filepath.Join(dir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, err
+	}
+	s, err := gen()
+	if err != nil {
+		return "", false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	_, err = f.WriteString(s + "\n")
+	return s, true, err
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

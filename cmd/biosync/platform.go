@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/biosync/biosync/adapters/auth"
+	"github.com/biosync/biosync/adapters/embedded"
+	"github.com/biosync/biosync/adapters/kafka"
+	"github.com/biosync/biosync/adapters/postgres"
+	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
+)
+
+// platform is the wired core: backends, the event store, command handlers,
+// projectors and the query side. serve, migrate and projections run each
+// build one and use the parts they need.
+type platform struct {
+	cfg      config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	redis    *goredis.Client
+	kcfg     kafka.Config
+	codec    *eventstore.Codec
+	appender *kafka.Appender
+	eventLog *kafka.Log
+	handlers *commands.Handlers
+	reader   *projections.Reader
+	tokens   *auth.Tokens
+	metrics  *telemetry
+
+	closers []func() error // run last-in-first-out by close
+}
+
+func (p *platform) onClose(f func() error) { p.closers = append(p.closers, f) }
+
+// close shuts everything down in reverse order of construction.
+func (p *platform) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i](); err != nil {
+			p.log.Warn("shutdown step failed", "err", err)
+		}
+	}
+	p.closers = nil
+}
+
+// openPlatform starts (embedded) or connects to (production) the backends,
+// migrates the schema, and builds the core.
+func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *telemetry) (_ *platform, err error) {
+	p := &platform{cfg: cfg, log: log, metrics: tel}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if err := p.backends(ctx); err != nil {
+		return nil, err
+	}
+	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
+	if err := kafka.EnsureTopic(p.kcfg); err != nil {
+		return nil, err
+	}
+	if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if p.pool, err = postgres.Open(ctx, cfg.DatabaseURL, 20); err != nil {
+		return nil, err
+	}
+	p.onClose(func() error { p.pool.Close(); return nil })
+
+	mk, err := eventstore.ParseMasterKeys(cfg.MasterKey)
+	if err != nil {
+		return nil, fmt.Errorf("BIOSYNC_MASTER_KEY: %w", err)
+	}
+	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(p.pool), mk)
+	if err != nil {
+		return nil, err
+	}
+	p.codec = eventstore.NewCodec(keys)
+	p.appender = kafka.NewAppender(p.kcfg, p.codec)
+	p.appender.SetObserver(tel.observeAppend)
+	p.onClose(p.appender.Close)
+	if p.eventLog, err = kafka.NewLog(p.kcfg); err != nil {
+		return nil, err
+	}
+	p.onClose(p.eventLog.Close)
+
+	jwtKey := decodeKey(cfg.JWTKey)
+	if p.tokens, err = auth.NewTokens(jwtKey, "biosync", "biosync-api", 15*time.Minute); err != nil {
+		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
+	}
+	var dedup commands.Dedup
+	var cache projections.Cache
+	if p.redis != nil {
+		dedup = bredis.Dedup{C: p.redis}
+		cache = bredis.Cache{C: p.redis}
+	}
+	p.handlers = &commands.Handlers{
+		Log:           p.appender,
+		Accounts:      postgres.NewAccounts(p.pool),
+		Passwords:     auth.Hasher{Params: auth.DefaultParams},
+		Tokens:        p.tokens,
+		Dedup:         dedup,
+		EmailIndexKey: emailIndexKey(mk),
+		CheckPassword: auth.CheckPassword,
+		Logger:        log,
+	}
+	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions}
+	return p, nil
+}
+
+// decodeKey accepts a base64 key (as generated) or raw bytes.
+func decodeKey(s string) []byte {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) >= 32 {
+		return b
+	}
+	return []byte(s)
+}
+
+// emailIndexKey derives the key of the email claim hash from the current
+// master key, so no extra secret is needed. Consequence, documented in
+// docs/operations.md: rotating the master key must re-key
+// accounts.email_key (not built yet; rotation itself comes later).
+func emailIndexKey(mk eventstore.MasterKeys) []byte {
+	m := hmac.New(sha256.New, mk.Keys[mk.Current])
+	m.Write([]byte("biosync email index v1"))
+	return m.Sum(nil)
+}
+
+// backends starts the in-process servers for anything not configured.
+func (p *platform) backends(ctx context.Context) error {
+	cfg := &p.cfg
+	if len(cfg.KafkaBrokers) == 0 {
+		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, "kafka"))
+		if err != nil {
+			return fmt.Errorf("embedded kafka: %w", err)
+		}
+		p.onClose(k.Close)
+		cfg.KafkaBrokers = k.Brokers()
+		p.log.Info("embedded kafka (kfake) started", "brokers", cfg.KafkaBrokers)
+	}
+	if cfg.DatabaseURL == "" {
+		pg, err := embedded.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"))
+		if err != nil {
+			return fmt.Errorf("embedded postgres: %w", err)
+		}
+		p.onClose(pg.Close)
+		dsn, err := ensureDatabase(ctx, pg.DSN(), "biosync")
+		if err != nil {
+			return err
+		}
+		cfg.DatabaseURL = dsn
+		p.log.Info("embedded postgres started", "port", pg.Port())
+	}
+	if cfg.RedisURL == "" {
+		r, err := embedded.StartRedis()
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		p.onClose(r.Close)
+		cfg.RedisURL = r.URL()
+	}
+	rc, err := bredis.Open(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("BIOSYNC_REDIS_URL: %w", err)
+	}
+	p.redis = rc
+	p.onClose(rc.Close)
+	p.cfg = *cfg
+	return nil
+}
+
+// ensureDatabase creates the named database on the embedded server once and
+// returns its DSN.
+func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		return "", fmt.Errorf("embedded postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", err
+		}
+	}
+	cfg, err := pgx.ParseConfig(adminDSN)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
+}
+
+// projectors are the read models this binary maintains.
+func (p *platform) projectors() []projections.Projector {
+	return []projections.Projector{
+		projections.Users{Gen: 1},
+		&projections.Metrics{Gen: 1, Cache: &projections.DashboardCache{Reader: p.reader}},
+	}
+}
+
+// runProjectors runs every projector until ctx ends; a fatal projector
+// error stops all of them and is returned (loudly: a halted projector means
+// misconfiguration or corruption, never something to paper over).
+func (p *platform) runProjectors(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 8)
+	pr := p.projectors()
+	for _, pj := range pr {
+		rt := &projections.Runtime{Pool: p.pool, Log: p.eventLog, Codec: p.codec, Projector: pj, Logger: p.log, Observer: p.metrics}
+		go func() { errc <- rt.Run(ctx) }()
+	}
+	var first error
+	for range pr {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	if errors.Is(first, context.Canceled) {
+		return nil
+	}
+	return first
+}

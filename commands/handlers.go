@@ -1,0 +1,239 @@
+package commands
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// Account is the command-side record of a user (see Accounts).
+type Account struct {
+	UserID       uuid.UUID
+	EmailKey     []byte
+	PasswordHash string
+	Role         string
+	Active       bool
+}
+
+// Accounts is the synchronous, cross-user state commands need: the email
+// claim and credentials. Invariants across users have no common order in
+// the log, so they are decided here before the event is appended.
+type Accounts interface {
+	// Claim returns domain.ErrConflict when the email key is taken.
+	Claim(ctx context.Context, a Account) error
+	Complete(ctx context.Context, userID uuid.UUID) error
+	Release(ctx context.Context, userID uuid.UUID) error
+	// ByEmailKey and ByID return domain.ErrNotFound for unknown or pending accounts.
+	ByEmailKey(ctx context.Context, key []byte) (Account, error)
+	ByID(ctx context.Context, id uuid.UUID) (Account, error)
+	UpdatePasswordHash(ctx context.Context, id uuid.UUID, hash string) error
+}
+
+// PasswordHasher hashes and checks passwords (Argon2id in adapters/auth).
+type PasswordHasher interface {
+	Hash(password string) (string, error)
+	Verify(password, phc string) (ok bool, needsRehash bool, err error)
+	DummyVerify(password string)
+}
+
+// TokenIssuer issues access tokens.
+type TokenIssuer interface {
+	Issue(userID uuid.UUID, role string) (string, time.Duration, error)
+}
+
+// Dedup remembers the tokens of accepted deliveries so a redelivery answers
+// with the original token without appending again. It is an optimisation:
+// read models are idempotent by natural keys, so a Dedup that forgets (or a
+// Redis outage) costs a harmless duplicate record, never a double count.
+type Dedup interface {
+	Lookup(ctx context.Context, eventID uuid.UUID) (eventstore.Token, bool)
+	Remember(ctx context.Context, eventID uuid.UUID, t eventstore.Token)
+}
+
+// Handlers runs BioSync's commands.
+type Handlers struct {
+	Log       eventstore.Appender
+	Accounts  Accounts
+	Passwords PasswordHasher
+	Tokens    TokenIssuer
+	Dedup     Dedup // optional
+	// EmailIndexKey keys the hash under which email addresses are claimed
+	// (no plaintext address in the claim table).
+	EmailIndexKey []byte
+	// CorrelationID extracts the request's correlation id from ctx.
+	CorrelationID func(ctx context.Context) string
+	// CheckPassword enforces the password policy.
+	CheckPassword func(string) error
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+func (h *Handlers) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// emailKey is the keyed hash (HMAC-SHA256) of a normalized address.
+func (h *Handlers) emailKey(email string) []byte {
+	m := hmac.New(sha256.New, h.EmailIndexKey)
+	m.Write([]byte(identity.NormalizeEmail(email)))
+	return m.Sum(nil)
+}
+
+// newEvent fills the envelope: correlation id from the request, causation
+// from the request too (commands are caused by requests), and the W3C trace
+// context so the trace continues into projectors.
+func (h *Handlers) newEvent(ctx context.Context, id, userID uuid.UUID, typ string, body any) (eventstore.Event, error) {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return eventstore.Event{}, err
+	}
+	now := h.now().UTC()
+	e := eventstore.Event{ID: id, Type: typ, SchemaVersion: 1, UserID: userID, OccurredAt: now, RecordedAt: now, Payload: payload}
+	if h.CorrelationID != nil {
+		e.CorrelationID = h.CorrelationID(ctx)
+		e.CausationID = e.CorrelationID
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	e.TraceParent, e.TraceState = carrier["traceparent"], carrier["tracestate"]
+	return e, nil
+}
+
+// Register creates an account: validate, claim the email synchronously,
+// append user.registered, then mark the claim complete. If the append fails
+// the claim is released and the caller gets domain.ErrUnavailable.
+func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, error) {
+	v := &domain.ValidationError{}
+	identity.ValidateRegistration(cmd.Email, cmd.Timezone, v)
+	if h.CheckPassword != nil {
+		var pv *domain.ValidationError
+		if err := h.CheckPassword(cmd.Password); errors.As(err, &pv) {
+			v.Problems = append(v.Problems, pv.Problems...)
+		} else if err != nil {
+			v.Add("/password", "%v", err)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return Registered{}, err
+	}
+	hash, err := h.Passwords.Hash(cmd.Password)
+	if err != nil {
+		return Registered{}, err
+	}
+	email := identity.NormalizeEmail(cmd.Email)
+	userID := uuid.New()
+	if err := h.Accounts.Claim(ctx, Account{UserID: userID, EmailKey: h.emailKey(email), PasswordHash: hash}); err != nil {
+		return Registered{}, err
+	}
+	e, err := h.newEvent(ctx, uuid.New(), userID, identity.EventRegistered, identity.Registered{Email: email, Timezone: cmd.Timezone, RegisteredAt: h.now().UTC()})
+	if err == nil {
+		var pos eventstore.Position
+		pos, err = h.Log.Append(ctx, e)
+		if err == nil {
+			if err := h.Accounts.Complete(ctx, userID); err != nil {
+				return Registered{}, err
+			}
+			return Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: eventstore.Token{pos}}, nil
+		}
+	}
+	// Release with a fresh context: the request may be cancelled already.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if rerr := h.Accounts.Release(rctx, userID); rerr != nil && h.Logger != nil {
+		h.Logger.Error("could not release email claim", "user_id", userID, "err", rerr)
+	}
+	return Registered{}, err
+}
+
+// Login checks credentials against the command-side account (so it works
+// right after registration) and issues an access token. Unknown addresses
+// take as long as wrong passwords and get the same error.
+func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
+	acc, err := h.Accounts.ByEmailKey(ctx, h.emailKey(cmd.Email))
+	if errors.Is(err, domain.ErrNotFound) {
+		h.Passwords.DummyVerify(cmd.Password)
+		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	ok, rehash, err := h.Passwords.Verify(cmd.Password, acc.PasswordHash)
+	if err != nil || !ok {
+		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
+	}
+	if rehash {
+		if nh, err := h.Passwords.Hash(cmd.Password); err == nil {
+			_ = h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh)
+		}
+	}
+	tok, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{AccessToken: tok, ExpiresIn: ttl}, nil
+}
+
+// Push appends one samples.pushed event. The event id derives from the
+// delivery identity (webhook-id, or the caller's Idempotency-Key scoped to
+// the user), so redeliveries are recognised; read models are idempotent by
+// natural keys in any case.
+func (h *Handlers) Push(ctx context.Context, cmd PushSamples) (Accepted, error) {
+	userID := cmd.UserID
+	if userID == uuid.Nil {
+		id, err := uuid.Parse(cmd.Batch.UserID)
+		if err != nil {
+			return Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/user_id", Detail: "must be a UUID"}}}
+		}
+		userID = id
+	}
+	if _, err := h.Accounts.ByID(ctx, userID); errors.Is(err, domain.ErrNotFound) {
+		return Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/user_id", Detail: "no such user"}}}
+	} else if err != nil {
+		return Accepted{}, err
+	}
+	var id uuid.UUID
+	switch {
+	case cmd.DeliveryID != "" && cmd.Channel == "webhook":
+		id = eventstore.DeterministicID("push.webhook", cmd.DeliveryID)
+	case cmd.DeliveryID != "":
+		id = eventstore.DeterministicID("push.app", userID.String(), cmd.DeliveryID)
+	default:
+		id = uuid.New()
+	}
+	if h.Dedup != nil && cmd.DeliveryID != "" {
+		if t, ok := h.Dedup.Lookup(ctx, id); ok {
+			return Accepted{EventID: id, Token: t, Duplicate: true}, nil
+		}
+	}
+	batch := cmd.Batch
+	batch.UserID = userID.String()
+	e, err := h.newEvent(ctx, id, userID, ingest.EventPushed, ingest.Pushed{DeliveryID: cmd.DeliveryID, Channel: cmd.Channel, ReceivedAt: h.now().UTC(), Batch: batch})
+	if err != nil {
+		return Accepted{}, err
+	}
+	pos, err := h.Log.Append(ctx, e)
+	if err != nil {
+		return Accepted{}, err
+	}
+	t := eventstore.Token{pos}
+	if h.Dedup != nil && cmd.DeliveryID != "" {
+		h.Dedup.Remember(ctx, id, t)
+	}
+	return Accepted{EventID: id, Token: t}, nil
+}

@@ -1,0 +1,198 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/metric"
+)
+
+// MaxItems bounds samples plus sleep sessions in one batch so one command
+// stays one Kafka record well under the broker's message size limit.
+const MaxItems = 20000
+
+// Source names where a batch came from; it is kept on every value so the
+// winning source of a daily total is visible.
+type Source struct {
+	Provider string `json:"provider"`
+	Device   string `json:"device,omitempty"`
+}
+
+// Sample is one measurement as sent: times stay strings so the sender's UTC
+// offset (where the person was) survives in the log.
+type Sample struct {
+	Type  string  `json:"type"`
+	Start string  `json:"start"`
+	End   string  `json:"end"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+}
+
+// Stage is one contiguous sleep stage.
+type Stage struct {
+	Stage string `json:"stage"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// SleepSession is one night (or nap) with its stages.
+type SleepSession struct {
+	Start  string  `json:"start"`
+	End    string  `json:"end"`
+	Stages []Stage `json:"stages"`
+}
+
+// Batch is the push body. UserID is present on the server-to-server webhook
+// and absent on the bearer-token endpoint (the token names the user).
+type Batch struct {
+	UserID        string         `json:"user_id,omitempty"`
+	Source        Source         `json:"source"`
+	Samples       []Sample       `json:"samples"`
+	SleepSessions []SleepSession `json:"sleep_sessions"`
+}
+
+// SleepStages are the stage names accepted on the wire.
+var SleepStages = []string{"awake", "light", "deep", "rem"}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Parse decodes and validates a push body. requireUserID selects the webhook
+// shape (user_id required) or the bearer shape (user_id forbidden: the token
+// decides whose data it is, never the body). It returns a
+// *domain.MalformedError for bytes that are not the expected JSON and a
+// *domain.ValidationError listing every rule broken.
+func Parse(body []byte, requireUserID bool) (Batch, error) {
+	var b Batch
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return Batch{}, malformed(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Batch{}, &domain.MalformedError{Detail: "unexpected data after the JSON object"}
+	}
+	return b, b.Validate(requireUserID)
+}
+
+func malformed(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return &domain.MalformedError{Detail: fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)}
+	case errors.As(err, &typ):
+		return &domain.MalformedError{Field: "/" + strings.ReplaceAll(typ.Field, ".", "/"), Detail: fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/" + name, Detail: "unknown field"}}}
+	case errors.Is(err, io.EOF):
+		return &domain.MalformedError{Detail: "empty body"}
+	default:
+		return &domain.MalformedError{Detail: err.Error()}
+	}
+}
+
+// Validate checks every rule and reports all broken ones.
+func (b Batch) Validate(requireUserID bool) error {
+	v := &domain.ValidationError{}
+	switch {
+	case requireUserID && b.UserID == "":
+		v.Add("/user_id", "is required")
+	case requireUserID && !uuidPattern.MatchString(b.UserID):
+		v.Add("/user_id", "must be a UUID")
+	case !requireUserID && b.UserID != "":
+		v.Add("/user_id", "must not be sent: the access token names the user")
+	}
+	if strings.TrimSpace(b.Source.Provider) == "" {
+		v.Add("/source/provider", "is required")
+	} else if len(b.Source.Provider) > 64 || len(b.Source.Device) > 128 {
+		v.Add("/source", "provider is limited to 64 and device to 128 characters")
+	}
+	if len(b.Samples)+len(b.SleepSessions) == 0 {
+		v.Add("/samples", "a batch needs at least one sample or sleep session")
+	}
+	if len(b.Samples)+len(b.SleepSessions) > MaxItems {
+		v.Add("/samples", "a batch holds at most %d items; split larger uploads", MaxItems)
+	}
+	for i, s := range b.Samples {
+		p := fmt.Sprintf("/samples/%d", i)
+		def, ok := metric.Lookup(metric.Type(s.Type))
+		if !ok {
+			v.Add(p+"/type", "unknown metric type %q", s.Type)
+		} else if c, err := def.Convert(s.Value, s.Unit); err != nil {
+			v.Add(p+"/unit", "%v", err)
+		} else if err := def.CheckRange(c); err != nil {
+			v.Add(p+"/value", "%v", err)
+		}
+		checkInterval(v, p, s.Start, s.End)
+	}
+	for i, ss := range b.SleepSessions {
+		p := fmt.Sprintf("/sleep_sessions/%d", i)
+		start, end, ok := checkInterval(v, p, ss.Start, ss.End)
+		if ok && end.Sub(start) > 24*time.Hour {
+			v.Add(p+"/end", "a sleep session lasts at most 24 hours")
+		}
+		for j, st := range ss.Stages {
+			q := fmt.Sprintf("%s/stages/%d", p, j)
+			if !validStage(st.Stage) {
+				v.Add(q+"/stage", "must be one of %s", strings.Join(SleepStages, ", "))
+			}
+			s2, e2, ok2 := checkInterval(v, q, st.Start, st.End)
+			if ok && ok2 && (s2.Before(start) || e2.After(end)) {
+				v.Add(q, "stage lies outside its session")
+			}
+		}
+	}
+	return v.Err()
+}
+
+func validStage(s string) bool {
+	for _, x := range SleepStages {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func checkInterval(v *domain.ValidationError, p, start, end string) (time.Time, time.Time, bool) {
+	s, err1 := ParseTime(start)
+	if err1 != nil {
+		v.Add(p+"/start", "%v", err1)
+	}
+	e, err2 := ParseTime(end)
+	if err2 != nil {
+		v.Add(p+"/end", "%v", err2)
+	}
+	if err1 != nil || err2 != nil {
+		return s, e, false
+	}
+	if e.Before(s) {
+		v.Add(p+"/end", "is before start")
+		return s, e, false
+	}
+	return s, e, true
+}
+
+// ParseTime parses an RFC 3339 timestamp and insists on an explicit offset
+// ("Z" counts), since a time without one cannot be put on a local day.
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("is required (RFC 3339 with offset)")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("must be an RFC 3339 timestamp with offset, e.g. 2026-11-20T07:30:00+09:00")
+	}
+	if t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, errors.New("is out of range")
+	}
+	return t, nil
+}

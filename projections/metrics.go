@@ -1,0 +1,407 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// NameMetrics is the stable name of the metrics projector.
+const NameMetrics = "metrics"
+
+// RollupVersion versions the daily rollup and sleep derivations; it is
+// stored on every rollup and session row.
+const RollupVersion = 1
+
+// Metrics projects samples.pushed (and the timezone facts of
+// user.registered) into normalized samples, daily rollups per local day,
+// sleep sessions and source freshness. Every write is an upsert on a natural
+// key where the later log position wins, and rollups of each touched day are
+// recomputed from the samples (never incremented), so replays and duplicate
+// deliveries change nothing.
+type Metrics struct {
+	Gen int
+	// Cache, when set, is refreshed after each commit.
+	Cache *DashboardCache
+}
+
+// Name implements Projector.
+func (m *Metrics) Name() string { return NameMetrics }
+
+// Generation implements Projector.
+func (m *Metrics) Generation() int { return max(m.Gen, 1) }
+
+func (m *Metrics) table(base string) string { return fmt.Sprintf("%s_g%d", base, m.Generation()) }
+
+type sampleKey struct {
+	user       uuid.UUID
+	typ        metric.Type
+	start, end time.Time
+	source     string
+}
+
+type sampleRow struct {
+	key       sampleKey
+	value     float64
+	unit      string
+	offset    int
+	day       metric.LocalDay
+	partition int32
+	logOffset int64
+	eventID   uuid.UUID
+}
+
+type sleepKey struct {
+	user       uuid.UUID
+	start, end time.Time
+	source     string
+}
+
+type sleepRow struct {
+	key       sleepKey
+	wake      string
+	offset    int
+	minutes   map[string]float64
+	logOffset int64
+	eventID   uuid.UUID
+}
+
+type freshKey struct {
+	user             uuid.UUID
+	provider, device string
+}
+
+type dayKey struct {
+	user uuid.UUID
+	typ  metric.Type
+	date string
+}
+
+// Apply implements Projector.
+func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
+	history, err := m.loadHistory(ctx, tx, events)
+	if err != nil {
+		return err
+	}
+	var (
+		tzUsers, tzZones []string
+		tzFrom           []time.Time
+		samples          = map[sampleKey]sampleRow{}
+		nights           = map[sleepKey]sleepRow{}
+		fresh            = map[freshKey][2]time.Time{}
+		touched          = map[dayKey]bool{}
+	)
+	for _, e := range events {
+		switch e.Type {
+		case identity.EventRegistered:
+			var r identity.Registered
+			if err := json.Unmarshal(e.Payload, &r); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			history[e.UserID] = addChange(history[e.UserID], metric.TimezoneChange{From: r.RegisteredAt, Zone: r.Timezone})
+			tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID.String()), append(tzFrom, r.RegisteredAt), append(tzZones, r.Timezone)
+		case ingest.EventPushed:
+			var p ingest.Pushed
+			if err := json.Unmarshal(e.Payload, &p); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			source := p.Batch.Source.Provider
+			if p.Batch.Source.Device != "" {
+				source += "/" + p.Batch.Source.Device
+			}
+			points, sessions, _ := ingest.Normalize(p.Batch)
+			var lastSample time.Time
+			for _, pt := range points {
+				loc := zoneAt(history[e.UserID], pt.Start)
+				day := metric.AttributeDay(pt.Start, pt.Offset, pt.HasOffset, loc)
+				off := pt.Offset
+				if !pt.HasOffset {
+					_, off = pt.Start.In(loc).Zone()
+				}
+				k := sampleKey{e.UserID, pt.Type, pt.Start, pt.End, source}
+				samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
+				touched[dayKey{e.UserID, pt.Type, day.Date}] = true
+				if pt.End.After(lastSample) {
+					lastSample = pt.End
+				}
+			}
+			for _, n := range sessions {
+				loc := zoneAt(history[e.UserID], n.End)
+				wake := metric.AttributeDay(n.End, n.Offset, n.HasOffset, loc)
+				off := n.Offset
+				if !n.HasOffset {
+					_, off = n.End.In(loc).Zone()
+				}
+				k := sleepKey{e.UserID, n.Start, n.End, source}
+				nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
+				if n.End.After(lastSample) {
+					lastSample = n.End
+				}
+			}
+			fk := freshKey{e.UserID, p.Batch.Source.Provider, p.Batch.Source.Device}
+			cur := fresh[fk]
+			if lastSample.After(cur[0]) {
+				cur[0] = lastSample
+			}
+			if p.ReceivedAt.After(cur[1]) {
+				cur[1] = p.ReceivedAt
+			}
+			fresh[fk] = cur
+		}
+	}
+	if len(tzUsers) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+m.table("tz_history")+` (user_id, valid_from, zone)
+			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) ON CONFLICT DO NOTHING`, tzUsers, tzFrom, tzZones); err != nil {
+			return fmt.Errorf("timezone history: %w", err)
+		}
+	}
+	if err := m.upsertSamples(ctx, tx, samples); err != nil {
+		return err
+	}
+	if err := m.upsertSleep(ctx, tx, nights); err != nil {
+		return err
+	}
+	if err := m.upsertFreshness(ctx, tx, fresh); err != nil {
+		return err
+	}
+	return m.recomputeRollups(ctx, tx, touched)
+}
+
+func addChange(h []metric.TimezoneChange, c metric.TimezoneChange) []metric.TimezoneChange {
+	h = append(h, c)
+	sort.SliceStable(h, func(i, j int) bool { return h[i].From.Before(h[j].From) })
+	return h
+}
+
+// locations caches loaded zones (LoadLocation reads tzdata each time).
+var locations sync.Map
+
+func zoneAt(h []metric.TimezoneChange, t time.Time) *time.Location {
+	return loadZone(metric.ZoneAt(h, t))
+}
+
+func loadZone(name string) *time.Location {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	locations.Store(name, loc)
+	return loc
+}
+
+// loadHistory reads the timezone history of every user in the batch.
+func (m *Metrics) loadHistory(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) (map[uuid.UUID][]metric.TimezoneChange, error) {
+	seen := map[uuid.UUID]bool{}
+	var ids []string
+	for _, e := range events {
+		if !seen[e.UserID] {
+			seen[e.UserID] = true
+			ids = append(ids, e.UserID.String())
+		}
+	}
+	out := map[uuid.UUID][]metric.TimezoneChange{}
+	rows, err := tx.Query(ctx, `SELECT user_id, valid_from, zone FROM `+m.table("tz_history")+` WHERE user_id = ANY($1::uuid[]) ORDER BY user_id, valid_from`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load timezone history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var c metric.TimezoneChange
+		if err := rows.Scan(&id, &c.From, &c.Zone); err != nil {
+			return nil, err
+		}
+		out[id] = append(out[id], c)
+	}
+	return out, rows.Err()
+}
+
+func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	n := len(samples)
+	users, types, sources, units, eventIDs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	starts, ends, dayStarts, dates := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]string, 0, n)
+	values := make([]float64, 0, n)
+	offsets, dayOffsets, parts := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
+	logOffsets := make([]int64, 0, n)
+	for _, s := range samples {
+		users = append(users, s.key.user.String())
+		types = append(types, string(s.key.typ))
+		starts = append(starts, s.key.start)
+		ends = append(ends, s.key.end)
+		sources = append(sources, s.key.source)
+		values = append(values, s.value)
+		units = append(units, s.unit)
+		offsets = append(offsets, int32(s.offset))
+		dates = append(dates, s.day.Date)
+		dayStarts = append(dayStarts, s.day.Start)
+		dayOffsets = append(dayOffsets, int32(s.day.Offset))
+		parts = append(parts, s.partition)
+		logOffsets = append(logOffsets, s.logOffset)
+		eventIDs = append(eventIDs, s.eventID.String())
+	}
+	t := m.table("samples")
+	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_offset, log_partition, log_offset, event_id, norm_version)
+		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, dof, lp, lo, ev, $15
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::int[], $12::int[], $13::bigint[], $14::uuid[])
+			AS x(u, ty, st, en, so, va, un, uo, ld, ds, dof, lp, lo, ev)
+		ON CONFLICT (user_id, type, start_at, end_at, source) DO UPDATE SET
+			value = EXCLUDED.value, unit = EXCLUDED.unit, utc_offset = EXCLUDED.utc_offset, local_date = EXCLUDED.local_date,
+			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
+			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, norm_version = EXCLUDED.norm_version
+		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
+		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayOffsets, parts, logOffsets, eventIDs, metric.NormalizationVersion)
+	if err != nil {
+		return fmt.Errorf("upsert samples: %w", err)
+	}
+	return nil
+}
+
+func (m *Metrics) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleepKey]sleepRow) error {
+	if len(nights) == 0 {
+		return nil
+	}
+	var users, sources, wakes, eventIDs []string
+	var starts, ends []time.Time
+	var offsets []int32
+	var awake, light, deep, rem []float64
+	var logOffsets []int64
+	for _, s := range nights {
+		users = append(users, s.key.user.String())
+		starts = append(starts, s.key.start)
+		ends = append(ends, s.key.end)
+		sources = append(sources, s.key.source)
+		wakes = append(wakes, s.wake)
+		offsets = append(offsets, int32(s.offset))
+		awake = append(awake, s.minutes["awake"])
+		light = append(light, s.minutes["light"])
+		deep = append(deep, s.minutes["deep"])
+		rem = append(rem, s.minutes["rem"])
+		logOffsets = append(logOffsets, s.logOffset)
+		eventIDs = append(eventIDs, s.eventID.String())
+	}
+	t := m.table("sleep_sessions")
+	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, start_at, end_at, source, wake_date, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, log_offset, event_id, algorithm_version)
+		SELECT u, st, en, so, wd::date, uo, aw, li, de, re, lo, ev, $13
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::uuid[])
+			AS x(u, st, en, so, wd, uo, aw, li, de, re, lo, ev)
+		ON CONFLICT (user_id, start_at, end_at, source) DO UPDATE SET
+			wake_date = EXCLUDED.wake_date, utc_offset = EXCLUDED.utc_offset, awake_minutes = EXCLUDED.awake_minutes,
+			light_minutes = EXCLUDED.light_minutes, deep_minutes = EXCLUDED.deep_minutes, rem_minutes = EXCLUDED.rem_minutes,
+			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, algorithm_version = EXCLUDED.algorithm_version
+		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
+		users, starts, ends, sources, wakes, offsets, awake, light, deep, rem, logOffsets, eventIDs, RollupVersion)
+	if err != nil {
+		return fmt.Errorf("upsert sleep sessions: %w", err)
+	}
+	return nil
+}
+
+func (m *Metrics) upsertFreshness(ctx context.Context, tx pgx.Tx, fresh map[freshKey][2]time.Time) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	var users, providers, devices []string
+	var lastSample, lastReceived []time.Time
+	for k, v := range fresh {
+		users, providers, devices = append(users, k.user.String()), append(providers, k.provider), append(devices, k.device)
+		lastSample, lastReceived = append(lastSample, v[0]), append(lastReceived, v[1])
+	}
+	t := m.table("source_freshness")
+	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, provider, device, last_sample_at, last_received_at)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+		ON CONFLICT (user_id, provider, device) DO UPDATE SET
+			last_sample_at = GREATEST(`+t+`.last_sample_at, EXCLUDED.last_sample_at),
+			last_received_at = GREATEST(`+t+`.last_received_at, EXCLUDED.last_received_at)`,
+		users, providers, devices, lastSample, lastReceived)
+	if err != nil {
+		return fmt.Errorf("upsert freshness: %w", err)
+	}
+	return nil
+}
+
+// cumulativeTypes lists the types whose day value is a sum. A day total
+// takes ONE source per (user, type, day), the one with the largest total,
+// rather than adding phone and watch (source priority comes later).
+func cumulativeTypes() []string {
+	var out []string
+	for _, t := range metric.Types() {
+		if d, _ := metric.Lookup(t); d.Cumulative() {
+			out = append(out, string(t))
+		}
+	}
+	return out
+}
+
+func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[dayKey]bool) error {
+	if len(touched) == 0 {
+		return nil
+	}
+	var users, types, dates []string
+	for k := range touched {
+		users, types, dates = append(users, k.user.String()), append(types, string(k.typ)), append(dates, k.date)
+	}
+	s, d := m.table("samples"), m.table("daily_rollups")
+	_, err := tx.Exec(ctx, `WITH touched AS (
+			SELECT u AS user_id, ty AS type, ld::date AS local_date FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
+		), per_source AS (
+			SELECT s.user_id, s.type, s.local_date, s.source, sum(s.value) AS total, min(s.value) AS mn, max(s.value) AS mx,
+				count(*) AS n, min(s.day_start) AS day_start, min(s.day_offset) AS day_offset, min(s.unit) AS unit
+			FROM `+s+` s JOIN touched t ON s.user_id = t.user_id AND s.type = t.type AND s.local_date = t.local_date
+			GROUP BY 1, 2, 3, 4
+		), cumulative AS (
+			SELECT DISTINCT ON (user_id, type, local_date) user_id, type, local_date, day_start, day_offset,
+				total AS value, mn, mx, n, source, unit
+			FROM per_source WHERE type = ANY($4::text[])
+			ORDER BY user_id, type, local_date, total DESC, source
+		), level AS (
+			SELECT user_id, type, local_date, min(day_start) AS day_start, min(day_offset) AS day_offset,
+				sum(total) / sum(n) AS value, min(mn) AS mn, max(mx) AS mx, sum(n) AS n,
+				(array_agg(source ORDER BY n DESC, source))[1] AS source, min(unit) AS unit
+			FROM per_source WHERE NOT (type = ANY($4::text[]))
+			GROUP BY 1, 2, 3
+		)
+		INSERT INTO `+d+` (user_id, type, local_date, day_start, day_offset, value, min, max, count, source, unit, algorithm_version)
+		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5 FROM cumulative
+		UNION ALL
+		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5 FROM level
+		ON CONFLICT (user_id, type, local_date) DO UPDATE SET
+			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, value = EXCLUDED.value, min = EXCLUDED.min,
+			max = EXCLUDED.max, count = EXCLUDED.count, source = EXCLUDED.source, unit = EXCLUDED.unit,
+			algorithm_version = EXCLUDED.algorithm_version`,
+		users, types, dates, cumulativeTypes(), RollupVersion)
+	if err != nil {
+		return fmt.Errorf("recompute rollups: %w", err)
+	}
+	return nil
+}
+
+// AfterCommit refreshes the cached dashboards of the users in the batch.
+func (m *Metrics) AfterCommit(ctx context.Context, events []eventstore.Stored, partition int32, next int64, catchingUp bool) {
+	if m.Cache == nil {
+		return
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, e := range events {
+		if !seen[e.UserID] {
+			seen[e.UserID] = true
+			m.Cache.Refresh(ctx, e.UserID, partition, next, catchingUp)
+		}
+	}
+}

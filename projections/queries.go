@@ -1,0 +1,409 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// Cache is the summary cache port (Redis in production). Losing it loses
+// nothing: every entry can be recomputed from PostgreSQL.
+type Cache interface {
+	// Get returns ErrCacheMiss when the key is absent.
+	Get(ctx context.Context, key string) ([]byte, error)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Del(ctx context.Context, keys ...string) error
+}
+
+// ErrCacheMiss is returned by Cache.Get for an absent key.
+var ErrCacheMiss = errors.New("cache miss")
+
+// Reader answers the query side from the read models. It implements the
+// HTTP adapter's Queries port.
+type Reader struct {
+	Pool       *pgxpool.Pool
+	Cache      Cache // optional
+	Partitions int32 // partition count of the event topic (to find a user's partition)
+	Now        func() time.Time
+	// CacheTTL bounds how long a cached dashboard may be served (default 10m).
+	CacheTTL time.Duration
+	// Gens maps a projector name to its live generation (default 1).
+	Gens map[string]int
+}
+
+func (r *Reader) gen(name string) int {
+	if g, ok := r.Gens[name]; ok {
+		return g
+	}
+	return 1
+}
+
+func (r *Reader) t(name, base string) string { return fmt.Sprintf("%s_g%d", base, r.gen(name)) }
+
+func (r *Reader) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
+}
+
+// Me returns the profile of a user.
+func (r *Reader) Me(ctx context.Context, userID uuid.UUID) (UserView, error) {
+	u := UserView{ID: userID}
+	err := r.Pool.QueryRow(ctx, `SELECT email, timezone, created_at FROM `+r.t(NameUsers, "users")+` WHERE user_id = $1`, userID).
+		Scan(&u.Email, &u.Timezone, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, domain.ErrNotFound
+	}
+	return u, unavailable(err)
+}
+
+// WaitFor blocks until every projector behind readModels has applied every
+// position in token (bounded by ctx; domain.ErrTimeout when it runs out).
+func (r *Reader) WaitFor(ctx context.Context, token eventstore.Token, readModels ...string) error {
+	if len(token) == 0 {
+		return nil
+	}
+	delay := 5 * time.Millisecond
+	for {
+		ok, err := r.reached(ctx, token, readModels)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for consistency token: %w", domain.ErrTimeout)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 50*time.Millisecond)
+	}
+}
+
+func (r *Reader) reached(ctx context.Context, token eventstore.Token, readModels []string) (bool, error) {
+	parts := make([]int32, len(token))
+	for i, p := range token {
+		parts[i] = p.Partition
+	}
+	for _, name := range readModels {
+		rows, err := r.Pool.Query(ctx, `SELECT partition, next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = ANY($3)`, name, r.gen(name), parts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, fmt.Errorf("waiting for consistency token: %w", domain.ErrTimeout)
+			}
+			return false, unavailable(err)
+		}
+		next := map[int32]int64{}
+		for rows.Next() {
+			var p int32
+			var o int64
+			if err := rows.Scan(&p, &o); err != nil {
+				rows.Close()
+				return false, err
+			}
+			next[p] = o
+		}
+		rows.Close()
+		for _, pos := range token {
+			if next[pos.Partition] <= pos.Offset {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// Metrics reads one metric series.
+func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, error) {
+	def, ok := metric.Lookup(q.Type)
+	if !ok {
+		return MetricSeries{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/type", Detail: fmt.Sprintf("unknown metric type %q", q.Type)}}}
+	}
+	out := MetricSeries{Type: q.Type, Unit: def.Unit, Bucket: q.Bucket, Points: []MetricPoint{}}
+	var rows pgx.Rows
+	var err error
+	samples, rollups := r.t(NameMetrics, "samples"), r.t(NameMetrics, "daily_rollups")
+	switch q.Bucket {
+	case BucketRaw:
+		rows, err = r.Pool.Query(ctx, `SELECT start_at, end_at, utc_offset, value, value, value, 1, source FROM `+samples+`
+			WHERE user_id = $1 AND type = $2 AND start_at >= $3 AND start_at < $4 ORDER BY start_at, source LIMIT 50000`,
+			q.UserID, string(q.Type), q.From, q.To)
+	case BucketHour:
+		// Hours are local hours (the sample's effective offset). For
+		// cumulative types only the day's winning source counts, so phone
+		// and watch are not added together.
+		agg := "avg(s.value)"
+		join := ""
+		if def.Cumulative() {
+			agg = "sum(s.value)"
+			join = `JOIN ` + rollups + ` d ON d.user_id = s.user_id AND d.type = s.type AND d.local_date = s.local_date AND d.source = s.source`
+		}
+		rows, err = r.Pool.Query(ctx, `SELECT date_trunc('hour', (s.start_at AT TIME ZONE 'UTC') + make_interval(secs => s.utc_offset)) AS local_hour,
+				s.utc_offset, `+agg+`, min(s.value), max(s.value), count(*)::int, min(s.source)
+			FROM `+samples+` s `+join+`
+			WHERE s.user_id = $1 AND s.type = $2 AND s.start_at >= $3 AND s.start_at < $4
+			GROUP BY 1, 2 ORDER BY 1`, q.UserID, string(q.Type), q.From, q.To)
+		if err != nil {
+			return out, unavailable(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var wall time.Time
+			var off int32
+			var p MetricPoint
+			if err := rows.Scan(&wall, &off, &p.Value, &p.Min, &p.Max, &p.Count, &p.Source); err != nil {
+				return out, err
+			}
+			zone := time.FixedZone("", int(off))
+			p.Start = time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), 0, 0, 0, zone)
+			p.End = p.Start.Add(time.Hour)
+			out.Points = append(out.Points, p)
+		}
+		return out, unavailable(rows.Err())
+	default: // day
+		rows, err = r.Pool.Query(ctx, `SELECT day_start, day_start + interval '1 day', day_offset, value, min, max, count, source FROM `+rollups+`
+			WHERE user_id = $1 AND type = $2 AND day_start + interval '1 day' > $3 AND day_start < $4 ORDER BY local_date`,
+			q.UserID, string(q.Type), q.From, q.To)
+	}
+	if err != nil {
+		return out, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p MetricPoint
+		var off int32
+		if err := rows.Scan(&p.Start, &p.End, &off, &p.Value, &p.Min, &p.Max, &p.Count, &p.Source); err != nil {
+			return out, err
+		}
+		zone := time.FixedZone("", int(off))
+		p.Start, p.End = p.Start.In(zone), p.End.In(zone)
+		out.Points = append(out.Points, p)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// SleepSessions lists sessions that ended in [from, to).
+func (r *Reader) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]SleepSession, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT start_at, end_at, wake_date::text, source, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, algorithm_version
+		FROM `+r.t(NameMetrics, "sleep_sessions")+` WHERE user_id = $1 AND end_at >= $2 AND end_at < $3 ORDER BY end_at LIMIT 5000`, userID, from, to)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	out := []SleepSession{}
+	for rows.Next() {
+		var s SleepSession
+		var off int32
+		var v int16
+		if err := rows.Scan(&s.Start, &s.End, &s.Date, &s.Source, &off, &s.AwakeMinutes, &s.LightMinutes, &s.DeepMinutes, &s.REMMinutes, &v); err != nil {
+			return nil, err
+		}
+		zone := time.FixedZone("", int(off))
+		s.Start, s.End = s.Start.In(zone), s.End.In(zone)
+		s.AlgorithmVersion = int(v)
+		s.AsleepMinutes = s.LightMinutes + s.DeepMinutes + s.REMMinutes
+		s.InBedMinutes = s.End.Sub(s.Start).Minutes()
+		out = append(out, s)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// PartitionOf returns the partition holding a user's events: sarama's
+// default hash partitioner (FNV-1a 32 of the key, the user id string).
+func PartitionOf(userID uuid.UUID, partitions int32) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(userID.String()))
+	p := int32(h.Sum32()) % partitions
+	if p < 0 {
+		p = -p
+	}
+	return p
+}
+
+type cachedDashboard struct {
+	Partition int32     `json:"p"`
+	Next      int64     `json:"next"` // the metrics checkpoint the summary reflects
+	Dashboard Dashboard `json:"d"`
+}
+
+func dashboardKey(userID uuid.UUID) string { return "biosync:dashboard:v1:" + userID.String() }
+
+// Dashboard returns the summary, from the cache when the cached entry
+// reflects at least the positions in token (and is for today), otherwise
+// computed from PostgreSQL and cached.
+func (r *Reader) Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (Dashboard, error) {
+	p := PartitionOf(userID, r.Partitions)
+	need := int64(-1)
+	for _, pos := range token {
+		if pos.Partition == p && pos.Offset > need {
+			need = pos.Offset
+		}
+	}
+	if r.Cache != nil {
+		if raw, err := r.Cache.Get(ctx, dashboardKey(userID)); err == nil {
+			var c cachedDashboard
+			if json.Unmarshal(raw, &c) == nil && c.Partition == p && c.Next > need && c.Dashboard.Date == r.today(c.Dashboard.Timezone) {
+				c.Dashboard.UserID = userID
+				return c.Dashboard, nil
+			}
+		}
+	}
+	var next int64
+	err := r.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3`, NameMetrics, r.gen(NameMetrics), p).Scan(&next)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Dashboard{}, unavailable(err)
+	}
+	d, err := r.computeDashboard(ctx, userID)
+	if err != nil {
+		return d, err
+	}
+	r.store(ctx, cachedDashboard{Partition: p, Next: next, Dashboard: d})
+	return d, nil
+}
+
+func (r *Reader) store(ctx context.Context, c cachedDashboard) {
+	if r.Cache == nil {
+		return
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return
+	}
+	ttl := r.CacheTTL
+	if ttl == 0 {
+		ttl = 10 * time.Minute
+	}
+	_ = r.Cache.Set(ctx, dashboardKey(c.Dashboard.UserID), raw, ttl)
+}
+
+func (r *Reader) today(zone string) string {
+	return r.now().In(loadZone(zone)).Format("2006-01-02")
+}
+
+// DashboardCache refreshes cached dashboards after the metrics projector
+// commits (see Metrics.AfterCommit).
+type DashboardCache struct{ Reader *Reader }
+
+// Refresh recomputes and stores a user's dashboard reflecting checkpoint
+// next of partition. While a projector is catching up (replaying history)
+// it only drops the entry: recomputing per batch would be wasted work.
+func (c *DashboardCache) Refresh(ctx context.Context, userID uuid.UUID, partition int32, next int64, catchingUp bool) {
+	if c == nil || c.Reader == nil || c.Reader.Cache == nil {
+		return
+	}
+	if catchingUp {
+		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
+		return
+	}
+	d, err := c.Reader.computeDashboard(ctx, userID)
+	if err != nil {
+		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
+		return
+	}
+	c.Reader.store(ctx, cachedDashboard{Partition: partition, Next: next, Dashboard: d})
+}
+
+// computeDashboard builds the summary from the read models. "Today" is the
+// local date in the user's latest timezone.
+func (r *Reader) computeDashboard(ctx context.Context, userID uuid.UUID) (Dashboard, error) {
+	d := Dashboard{UserID: userID, Timezone: "UTC", Freshness: []Freshness{}, GeneratedAt: r.now().UTC()}
+	err := r.Pool.QueryRow(ctx, `SELECT zone FROM `+r.t(NameMetrics, "tz_history")+` WHERE user_id = $1 ORDER BY valid_from DESC LIMIT 1`, userID).Scan(&d.Timezone)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return d, unavailable(err)
+	}
+	loc := loadZone(d.Timezone)
+	today := r.now().In(loc)
+	d.Date = today.Format("2006-01-02")
+	rollups := r.t(NameMetrics, "daily_rollups")
+
+	for _, x := range []struct {
+		typ metric.Type
+		dst **DayValue
+	}{{metric.Steps, &d.Steps}, {metric.ActiveEnergy, &d.ActiveEnergy}} {
+		var v DayValue
+		err := r.Pool.QueryRow(ctx, `SELECT local_date::text, value, source FROM `+rollups+` WHERE user_id = $1 AND type = $2 AND local_date = $3::date`, userID, string(x.typ), d.Date).
+			Scan(&v.Date, &v.Value, &v.Source)
+		if err == nil {
+			*x.dst = &v
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return d, unavailable(err)
+		}
+	}
+
+	var s SleepSummary
+	err = r.Pool.QueryRow(ctx, `SELECT wake_date::text, start_at, end_at, light_minutes + deep_minutes + rem_minutes, deep_minutes, rem_minutes, light_minutes, awake_minutes, source, utc_offset
+		FROM `+r.t(NameMetrics, "sleep_sessions")+` WHERE user_id = $1 AND wake_date BETWEEN $2::date - 1 AND $2::date
+		ORDER BY wake_date DESC, (end_at - start_at) DESC LIMIT 1`, userID, d.Date).
+		Scan(&s.Date, &s.Start, &s.End, &s.AsleepMinutes, &s.DeepMinutes, &s.REMMinutes, &s.LightMinutes, &s.AwakeMinutes, &s.Source, new(int32))
+	if err == nil {
+		s.Start, s.End = s.Start.In(loc), s.End.In(loc)
+		d.LastNight = &s
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return d, unavailable(err)
+	}
+
+	for _, x := range []struct {
+		typ metric.Type
+		dst *Baseline
+	}{{metric.HRVRMSSD, &d.HRV}, {metric.RestingHeartRate, &d.RestingHR}} {
+		def, _ := metric.Lookup(x.typ)
+		x.dst.Unit = def.Unit
+		var date, source *string
+		var value, avg7, avg28 *float64
+		err := r.Pool.QueryRow(ctx, `WITH days AS (
+				SELECT local_date, value, source FROM `+rollups+` WHERE user_id = $1 AND type = $2 AND local_date <= $3::date AND local_date > $3::date - 28)
+			SELECT (SELECT local_date::text FROM days ORDER BY local_date DESC LIMIT 1),
+				(SELECT value FROM days ORDER BY local_date DESC LIMIT 1),
+				(SELECT source FROM days ORDER BY local_date DESC LIMIT 1),
+				(SELECT avg(value) FROM days WHERE local_date > $3::date - 7),
+				(SELECT avg(value) FROM days)`, userID, string(x.typ), d.Date).
+			Scan(&date, &value, &source, &avg7, &avg28)
+		if err != nil {
+			return d, unavailable(err)
+		}
+		if date != nil && value != nil {
+			x.dst.Latest = &DayValue{Date: *date, Value: *value}
+			if source != nil {
+				x.dst.Latest.Source = *source
+			}
+		}
+		x.dst.Avg7, x.dst.Avg28 = avg7, avg28
+	}
+
+	rows, err := r.Pool.Query(ctx, `SELECT provider, device, last_sample_at, last_received_at FROM `+r.t(NameMetrics, "source_freshness")+` WHERE user_id = $1 ORDER BY provider, device`, userID)
+	if err != nil {
+		return d, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f Freshness
+		if err := rows.Scan(&f.Provider, &f.Device, &f.LastSampleAt, &f.LastReceivedAt); err != nil {
+			return d, err
+		}
+		d.Freshness = append(d.Freshness, f)
+	}
+	return d, unavailable(rows.Err())
+}

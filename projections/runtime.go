@@ -1,0 +1,357 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/eventstore"
+)
+
+// Projector builds one read model. Apply writes the rows for a batch of one
+// partition's events, in log order, inside tx; the runtime commits them
+// together with the checkpoint. Apply must be idempotent by natural keys:
+// after a crash the uncommitted batch is applied again.
+type Projector interface {
+	Name() string
+	Generation() int
+	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error
+}
+
+// AfterCommitter is implemented by projectors with work to do once a batch
+// is durable (refreshing Redis). Losing it loses nothing: caches are rebuilt
+// from PostgreSQL on a miss.
+type AfterCommitter interface {
+	AfterCommit(ctx context.Context, events []eventstore.Stored, partition int32, nextOffset int64, catchingUp bool)
+}
+
+// Observer receives runtime measurements (Prometheus in production).
+type Observer interface {
+	Batch(projector string, partition int32, size int, d time.Duration)
+	Lag(projector string, partition int32, lag int64)
+}
+
+// Key names a projector version, e.g. "metrics@1"; checkpoints are keyed by
+// (name, generation, partition) so a rebuild is a new generation.
+func Key(p Projector) string { return fmt.Sprintf("%s@%d", p.Name(), p.Generation()) }
+
+// Runtime runs one projector over every partition of the log. Partitions
+// are owned through PostgreSQL advisory locks (one lock connection per
+// runtime), so several processes can share a projector and a crashed
+// owner's partitions are taken over within seconds. Each batch is applied in
+// one transaction that also advances the checkpoint with
+// `WHERE next_offset = expected`, which fences out a stale owner.
+type Runtime struct {
+	Pool      *pgxpool.Pool
+	Log       eventstore.Log
+	Codec     *eventstore.Codec
+	Projector Projector
+	BatchSize int           // max events per transaction (default 2000)
+	BatchWait time.Duration // max time to fill a batch (default 20ms)
+	Logger    *slog.Logger
+	Observer  Observer
+	// Retry is how long to wait before retrying after a failure
+	// (PostgreSQL or Kafka unavailable). Default 500ms.
+	Retry time.Duration
+}
+
+// ErrFenced means another owner advanced the checkpoint: this worker's view
+// is stale and it must re-read the checkpoint.
+var ErrFenced = errors.New("checkpoint moved underneath this worker (fenced)")
+
+func (r *Runtime) defaults() {
+	if r.BatchSize == 0 {
+		r.BatchSize = 2000
+	}
+	if r.BatchWait == 0 {
+		r.BatchWait = 20 * time.Millisecond
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Retry == 0 {
+		r.Retry = 500 * time.Millisecond
+	}
+}
+
+func (r *Runtime) lockKey() int32 {
+	h := fnv.New32a()
+	h.Write([]byte(Key(r.Projector)))
+	return int32(h.Sum32())
+}
+
+// Run projects until ctx ends. It returns a non-nil error only for faults
+// that must stop the process loudly (an undecryptable event, a corrupt
+// record): retrying those would only repeat them.
+func (r *Runtime) Run(ctx context.Context) error {
+	r.defaults()
+	log := r.Logger.With("projector", Key(r.Projector))
+	for {
+		err := r.runOwned(ctx, log)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal *FatalError
+		if errors.As(err, &fatal) {
+			log.Error("projector halted", "err", err)
+			return err
+		}
+		log.Warn("projector interrupted, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.Retry):
+		}
+	}
+}
+
+// FatalError wraps faults that halt a projector (see Run).
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return "fatal: " + e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// runOwned holds the lock connection; losing it cancels every worker.
+func (r *Runtime) runOwned(ctx context.Context, log *slog.Logger) error {
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire lock connection: %w", err)
+	}
+	// The session-level advisory locks die with this connection: never
+	// return it to the pool.
+	defer conn.Release()
+	defer conn.Conn().Close(context.Background())
+	var connMu sync.Mutex // a pgx connection is not safe for concurrent use
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		owned = map[int32]bool{}
+		wg    sync.WaitGroup
+		errc  = make(chan error, 1)
+	)
+	defer wg.Wait()
+	ticker := time.NewTicker(2 * time.Second)
+	defer ticker.Stop()
+	for {
+		parts, err := r.Log.Partitions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range parts {
+			mu.Lock()
+			have := owned[p]
+			mu.Unlock()
+			if have {
+				continue
+			}
+			var got bool
+			connMu.Lock()
+			err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, r.lockKey(), p).Scan(&got)
+			connMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("advisory lock: %w", err)
+			}
+			if !got {
+				continue
+			}
+			mu.Lock()
+			owned[p] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func(p int32) {
+				defer wg.Done()
+				err := r.worker(ctx, log.With("partition", p), p)
+				if ctx.Err() != nil {
+					return
+				}
+				var fatal *FatalError
+				if errors.As(err, &fatal) {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+				// Non-fatal: give the partition up; the loop retakes it.
+				log.Warn("partition worker stopped, will retry", "partition", p, "err", err)
+				time.Sleep(r.Retry)
+				connMu.Lock()
+				_, uerr := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, r.lockKey(), p)
+				connMu.Unlock()
+				if uerr != nil {
+					cancel()
+				}
+				mu.Lock()
+				delete(owned, p)
+				mu.Unlock()
+			}(p)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case <-ticker.C:
+			connMu.Lock()
+			err := conn.Ping(ctx)
+			connMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("lock connection lost: %w", err)
+			}
+		}
+	}
+}
+
+// checkpoint reads (creating at 0) the partition's next offset.
+func (r *Runtime) checkpoint(ctx context.Context, p int32) (int64, error) {
+	name, gen := r.Projector.Name(), r.Projector.Generation()
+	if _, err := r.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, generation, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`, name, gen, p); err != nil {
+		return 0, err
+	}
+	var next int64
+	err := r.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3`, name, gen, p).Scan(&next)
+	return next, err
+}
+
+func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
+	next, err := r.checkpoint(ctx, p)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	sub, err := r.Log.Subscribe(ctx, p, next)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	log.Debug("partition owned", "from", next)
+	lagTick := time.NewTicker(time.Second)
+	defer lagTick.Stop()
+	batch := make([]eventstore.Record, 0, r.BatchSize)
+	for {
+		batch = batch[:0]
+		// Wait for the first record.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-sub.Errors():
+			return fmt.Errorf("read partition: %w", err)
+		case <-lagTick.C:
+			r.observeLag(ctx, p, next)
+			continue
+		case rec, ok := <-sub.Records():
+			if !ok {
+				return errors.New("partition stream closed")
+			}
+			batch = append(batch, rec)
+		}
+		// Fill the batch for at most BatchWait.
+		deadline := time.NewTimer(r.BatchWait)
+	fill:
+		for len(batch) < r.BatchSize {
+			select {
+			case rec, ok := <-sub.Records():
+				if !ok {
+					break fill
+				}
+				batch = append(batch, rec)
+			case <-deadline.C:
+				break fill
+			}
+		}
+		deadline.Stop()
+		if batch[0].Position.Offset < next {
+			// Already applied (a redelivery after a resubscribe): drop them.
+			batch = dropBefore(batch, next)
+			if len(batch) == 0 {
+				continue
+			}
+		}
+		newNext, err := r.applyWithRetry(ctx, log, p, next, batch)
+		if err != nil {
+			return err
+		}
+		next = newNext
+	}
+}
+
+func dropBefore(b []eventstore.Record, next int64) []eventstore.Record {
+	i := 0
+	for i < len(b) && b[i].Position.Offset < next {
+		i++
+	}
+	return b[i:]
+}
+
+func (r *Runtime) observeLag(ctx context.Context, p int32, next int64) {
+	if r.Observer == nil {
+		return
+	}
+	if hw, err := r.Log.HighWater(ctx, p); err == nil {
+		r.Observer.Lag(Key(r.Projector), p, max(hw-next, 0))
+	}
+}
+
+// applyWithRetry decodes a batch and applies it; PostgreSQL failures are
+// retried with the same batch (nothing is skipped), decode failures halt.
+func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record) (int64, error) {
+	events := make([]eventstore.Stored, 0, len(recs))
+	for _, rec := range recs {
+		s, err := r.Codec.Decode(ctx, rec)
+		if err != nil {
+			return 0, &FatalError{Err: err}
+		}
+		if !s.Erased { // only an erasure tombstone (destroyed key) skips
+			events = append(events, s)
+		}
+	}
+	newNext := recs[len(recs)-1].Position.Offset + 1
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := r.apply(ctx, p, next, newNext, events)
+		if err == nil {
+			if r.Observer != nil {
+				r.Observer.Batch(Key(r.Projector), p, len(recs), time.Since(start))
+			}
+			if ac, ok := r.Projector.(AfterCommitter); ok {
+				ac.AfterCommit(ctx, events, p, newNext, len(recs) >= r.BatchSize)
+			}
+			return newNext, nil
+		}
+		if errors.Is(err, ErrFenced) || ctx.Err() != nil {
+			return 0, err
+		}
+		log.Warn("apply failed, retrying the same batch", "err", err, "attempt", attempt+1, "from", next, "to", newNext)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(r.Retry):
+		}
+	}
+}
+
+func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, events []eventstore.Stored) error {
+	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
+			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
+			r.Projector.Name(), r.Projector.Generation(), p, expected, next)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return ErrFenced
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		return r.Projector.Apply(ctx, tx, events)
+	})
+}

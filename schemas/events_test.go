@@ -1,0 +1,123 @@
+package schemas_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func compile(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	raw, err := schemas.Events.ReadFile("events/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./schemas -update to create it)", err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(got)) {
+		t.Fatalf("wire format of %s changed: a payload change needs a new schema version and an upcaster\n got: %s\nwant: %s", name, got, want)
+	}
+}
+
+func validate(t *testing.T, s *jsonschema.Schema, raw []byte) {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(v); err != nil {
+		t.Fatalf("payload does not match its schema: %v\n%s", err, raw)
+	}
+}
+
+var at = time.Date(2026, 11, 20, 7, 30, 0, 0, time.UTC)
+
+func TestUserRegisteredV1WireFormat(t *testing.T) {
+	raw, _ := json.MarshalIndent(identity.Registered{Email: "ada@example.com", Timezone: "Asia/Tokyo", RegisteredAt: at}, "", "  ")
+	validate(t, compile(t, "user.registered.v1.schema.json"), raw)
+	golden(t, "user.registered.v1.json", raw)
+}
+
+func TestSamplesPushedV1WireFormat(t *testing.T) {
+	p := ingest.Pushed{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Channel: "webhook", ReceivedAt: at, Batch: ingest.Batch{
+		UserID: "0b7c2c9e-2f8e-4a39-9f62-8f3c4c3f7a10",
+		Source: ingest.Source{Provider: "apple_health", Device: "watch"},
+		Samples: []ingest.Sample{
+			{Type: "heart_rate", Start: "2026-11-20T07:00:00+09:00", End: "2026-11-20T07:00:00+09:00", Value: 58, Unit: "bpm"},
+			{Type: "steps", Start: "2026-11-20T07:00:00+09:00", End: "2026-11-20T07:15:00+09:00", Value: 812, Unit: "count"},
+		},
+		SleepSessions: []ingest.SleepSession{{Start: "2026-11-19T23:10:00+09:00", End: "2026-11-20T06:40:00+09:00", Stages: []ingest.Stage{
+			{Stage: "light", Start: "2026-11-19T23:10:00+09:00", End: "2026-11-20T00:00:00+09:00"},
+			{Stage: "deep", Start: "2026-11-20T00:00:00+09:00", End: "2026-11-20T01:10:00+09:00"},
+		}}},
+	}}
+	raw, _ := json.MarshalIndent(p, "", "  ")
+	validate(t, compile(t, "samples.pushed.v1.schema.json"), raw)
+	golden(t, "samples.pushed.v1.json", raw)
+
+	// The golden file still decodes into today's struct (old versions stay
+	// readable forever).
+	stored, _ := os.ReadFile(filepath.Join("testdata", "samples.pushed.v1.json"))
+	var back ingest.Pushed
+	dec := json.NewDecoder(bytes.NewReader(stored))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Batch.Samples) != 2 || back.Batch.SleepSessions[0].Stages[1].Stage != "deep" {
+		t.Fatalf("decoded golden differs: %+v", back)
+	}
+}
+
+func TestEverySchemaIsValidJSONSchema(t *testing.T) {
+	entries, err := schemas.Events.ReadDir("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".schema.json") {
+			t.Errorf("%s: event schemas are named <type>.v<N>.schema.json", e.Name())
+			continue
+		}
+		compile(t, e.Name())
+	}
+}
