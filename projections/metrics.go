@@ -258,7 +258,7 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 	}
 	t := m.table("samples")
 	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_offset, log_partition, log_offset, event_id, norm_version)
-		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, dof, lp, lo, ev, $15
+		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, dof, lp, lo, ev, $15::smallint
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::int[], $12::int[], $13::bigint[], $14::uuid[])
 			AS x(u, ty, st, en, so, va, un, uo, ld, ds, dof, lp, lo, ev)
 		ON CONFLICT (user_id, type, start_at, end_at, source) DO UPDATE SET
@@ -298,7 +298,7 @@ func (m *Metrics) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleepKe
 	}
 	t := m.table("sleep_sessions")
 	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, start_at, end_at, source, wake_date, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, log_offset, event_id, algorithm_version)
-		SELECT u, st, en, so, wd::date, uo, aw, li, de, re, lo, ev, $13
+		SELECT u, st, en, so, wd::date, uo, aw, li, de, re, lo, ev, $13::smallint
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::uuid[])
 			AS x(u, st, en, so, wd, uo, aw, li, de, re, lo, ev)
 		ON CONFLICT (user_id, start_at, end_at, source) DO UPDATE SET
@@ -378,9 +378,9 @@ func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[d
 			GROUP BY 1, 2, 3
 		)
 		INSERT INTO `+d+` (user_id, type, local_date, day_start, day_offset, value, min, max, count, source, unit, algorithm_version)
-		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5 FROM cumulative
+		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM cumulative
 		UNION ALL
-		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5 FROM level
+		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM level
 		ON CONFLICT (user_id, type, local_date) DO UPDATE SET
 			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, value = EXCLUDED.value, min = EXCLUDED.min,
 			max = EXCLUDED.max, count = EXCLUDED.count, source = EXCLUDED.source, unit = EXCLUDED.unit,

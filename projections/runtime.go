@@ -95,13 +95,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 	log := r.Logger.With("projector", Key(r.Projector))
 	for {
 		err := r.runOwned(ctx, log)
-		if ctx.Err() != nil {
-			return nil
-		}
 		var fatal *FatalError
 		if errors.As(err, &fatal) {
 			log.Error("projector halted", "err", err)
 			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		log.Warn("projector interrupted, retrying", "err", err)
 		select {
@@ -139,6 +139,7 @@ func (r *Runtime) runOwned(ctx context.Context, log *slog.Logger) error {
 		errc  = make(chan error, 1)
 	)
 	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: stop the workers, then wait for them
 	ticker := time.NewTicker(2 * time.Second)
 	defer ticker.Stop()
 	for {

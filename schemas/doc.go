@@ -11,3 +11,10 @@ import "embed"
 //
 //go:embed events/*.json
 var Events embed.FS
+
+// OpenAPI returns the HTTP API spec (schemas/openapi.yaml) as served at
+// GET /openapi.yaml.
+func OpenAPI() ([]byte, error) { return openapi.ReadFile("openapi.yaml") }
+
+//go:embed openapi.yaml
+var openapi embed.FS

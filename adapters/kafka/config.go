@@ -83,7 +83,7 @@ func NewSaramaConfig(c Config) *sarama.Config {
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.Consumer.Fetch.Max = int32(c.MaxMessageBytes) * 2
-	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
+	sc.Consumer.MaxWaitTime = 250 * time.Millisecond
 	sc.ChannelBufferSize = 1024
 	return sc
 }

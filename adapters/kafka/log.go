@@ -69,25 +69,24 @@ func (l *Log) OffsetForTime(ctx context.Context, partition int32, t time.Time) (
 	return o, nil
 }
 
-func (l *Log) getConsumer() (sarama.Consumer, error) {
+// Subscribe starts reading partition at offset from. All subscriptions of
+// one Log share one sarama Consumer, which fetches every partition of a
+// broker in one request. A Log therefore serves ONE reader of each
+// partition: give every projector its own Log (and so its own connection;
+// with Net.MaxOpenRequests=1 readers sharing a connection would queue
+// their long-polling fetches behind each other).
+func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (eventstore.Subscription, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.consumer == nil {
 		c, err := sarama.NewConsumerFromClient(l.client)
 		if err != nil {
+			l.mu.Unlock()
 			return nil, unavailable(err)
 		}
 		l.consumer = c
 	}
-	return l.consumer, nil
-}
-
-// Subscribe starts reading partition at offset from.
-func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (eventstore.Subscription, error) {
-	c, err := l.getConsumer()
-	if err != nil {
-		return nil, err
-	}
+	c := l.consumer
+	l.mu.Unlock()
 	pc, err := c.ConsumePartition(l.cfg.Topic, partition, from)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consume %s/%d@%d: %w", l.cfg.Topic, partition, from, err)
@@ -98,22 +97,15 @@ func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (event
 }
 
 // Close releases the client.
-func (l *Log) Close() error {
-	l.mu.Lock()
-	if l.consumer != nil {
-		l.consumer.Close()
-		l.consumer = nil
-	}
-	l.mu.Unlock()
-	return l.client.Close()
-}
+func (l *Log) Close() error { return l.client.Close() }
 
 type subscription struct {
-	pc   sarama.PartitionConsumer
-	out  chan eventstore.Record
-	errs chan error
-	done chan struct{}
-	once sync.Once
+	consumer sarama.Consumer
+	pc       sarama.PartitionConsumer
+	out      chan eventstore.Record
+	errs     chan error
+	done     chan struct{}
+	once     sync.Once
 }
 
 func (s *subscription) run(ctx context.Context) {
@@ -153,6 +145,10 @@ func (s *subscription) run(ctx context.Context) {
 func (s *subscription) Records() <-chan eventstore.Record { return s.out }
 func (s *subscription) Errors() <-chan error              { return s.errs }
 func (s *subscription) Close() error {
-	s.once.Do(func() { close(s.done) })
-	return s.pc.Close()
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.pc.Close()
+	})
+	return err
 }

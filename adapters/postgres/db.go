@@ -58,4 +58,3 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error
 	}
 	return pool, nil
 }
-

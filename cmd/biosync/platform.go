@@ -69,6 +69,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	if err := p.backends(ctx); err != nil {
 		return nil, err
 	}
+	cfg = p.cfg // now with the addresses of the embedded servers
 	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
 	if err := kafka.EnsureTopic(p.kcfg); err != nil {
 		return nil, err
@@ -224,7 +225,13 @@ func (p *platform) runProjectors(ctx context.Context) error {
 	errc := make(chan error, 8)
 	pr := p.projectors()
 	for _, pj := range pr {
-		rt := &projections.Runtime{Pool: p.pool, Log: p.eventLog, Codec: p.codec, Projector: pj, Logger: p.log, Observer: p.metrics}
+		// One Log (client, connection, consumer) per projector: see kafka.Log.Subscribe.
+		l, err := kafka.NewLog(p.kcfg)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		rt := &projections.Runtime{Pool: p.pool, Log: l, Codec: p.codec, Projector: pj, Logger: p.log, Observer: p.metrics}
 		go func() { errc <- rt.Run(ctx) }()
 	}
 	var first error

@@ -1,0 +1,34 @@
+# BioSync developer and CI entry points. Nothing here is machine-specific:
+# services for tests come from the environment (see adapters/testbackend) or
+# from in-process stand-ins; `make ci` provisions real ones first.
+
+GO ?= go
+
+.PHONY: run test bench lint generate ci
+
+## run: start the single binary with its embedded defaults (kfake, PostgreSQL, miniredis)
+run:
+	$(GO) run ./cmd/biosync serve
+
+## test: the whole suite; -p 2 matches the 2-core CI machine and bounds the
+## number of throwaway PostgreSQL clusters running at once
+test:
+	$(GO) test -p 2 -count=1 -timeout 25m ./...
+
+## bench: load benchmark (cmd/biosync-bench)
+bench:
+	$(GO) run ./cmd/biosync-bench
+
+## lint: go vet plus a gofmt check
+lint:
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l reports unformatted files:"; echo "$$unformatted"; exit 1; fi
+
+## generate: regenerate code (go:generate directives)
+generate:
+	$(GO) generate ./...
+
+## ci: what CI runs: provision real Kafka/PostgreSQL/Redis, then make test
+ci:
+	bash .ci/run

@@ -1,0 +1,327 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/biosync/biosync/domain"
+)
+
+const (
+	testIssuer   = "https://biosync.test"
+	testAudience = "biosync-api"
+)
+
+var (
+	testKey  = []byte("0123456789abcdef0123456789abcdef-test-key")
+	testNow  = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	testUser = uuid.MustParse("7d444840-9dc0-11d1-b245-5ffdce74fad2")
+)
+
+func newTestTokens(t testing.TB) *Tokens {
+	t.Helper()
+	tk, err := NewTokens(testKey, testIssuer, testAudience, 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Now = func() time.Time { return testNow }
+	return tk
+}
+
+// validClaims returns the claims Issue would write, as a map the negative
+// cases can tamper with.
+func validClaims() jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss":  testIssuer,
+		"aud":  testAudience,
+		"sub":  testUser.String(),
+		"iat":  testNow.Unix(),
+		"nbf":  testNow.Unix(),
+		"exp":  testNow.Add(15 * time.Minute).Unix(),
+		"jti":  "abc",
+		"role": RoleUser,
+	}
+}
+
+// sign builds a token with arbitrary method, header overrides and claims.
+func sign(t testing.TB, m jwt.SigningMethod, key any, typ any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, claims)
+	if typ == nil {
+		delete(tok.Header, "typ")
+	} else {
+		tok.Header["typ"] = typ
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func with(k string, v any) jwt.MapClaims {
+	c := validClaims()
+	if v == nil {
+		delete(c, k)
+	} else {
+		c[k] = v
+	}
+	return c
+}
+
+func TestIssueVerifyRoundtrip(t *testing.T) {
+	tk := newTestTokens(t)
+	tok, exp, err := tk.Issue(testUser, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp != 15*time.Minute {
+		t.Fatalf("expiresIn = %v", exp)
+	}
+	c, err := tk.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UserID != testUser || c.Role != RoleUser || c.ID == "" ||
+		!c.IssuedAt.Equal(testNow) || !c.NotBefore.Equal(testNow) || !c.ExpiresAt.Equal(testNow.Add(15*time.Minute)) {
+		t.Fatalf("unexpected claims %+v", c)
+	}
+	id, err := tk.VerifyAccess(tok)
+	if err != nil || id != testUser {
+		t.Fatalf("VerifyAccess = %v, %v", id, err)
+	}
+
+	// Header is exactly HS256 + at+jwt.
+	hdr, _, _ := strings.Cut(tok, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(hdr)
+	if string(raw) != `{"alg":"HS256","typ":"at+jwt"}` {
+		t.Fatalf("header = %s", raw)
+	}
+
+	// Explicit role survives; jti is unique.
+	tok2, _, _ := tk.Issue(testUser, "admin")
+	c2, err := tk.Verify(tok2)
+	if err != nil || c2.Role != "admin" || c2.ID == c.ID {
+		t.Fatalf("second token: %+v, %v", c2, err)
+	}
+}
+
+func TestVerifyLeeway(t *testing.T) {
+	tk := newTestTokens(t)
+	tok, _, _ := tk.Issue(testUser, "")
+	for _, d := range []time.Duration{15*time.Minute + 29*time.Second, -29 * time.Second} {
+		tk.Now = func() time.Time { return testNow.Add(d) }
+		if _, err := tk.Verify(tok); err != nil {
+			t.Errorf("clock %+v: within leeway but rejected: %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{15*time.Minute + 31*time.Second, -31 * time.Second} {
+		tk.Now = func() time.Time { return testNow.Add(d) }
+		if _, err := tk.Verify(tok); !errors.Is(err, domain.ErrUnauthorized) {
+			t.Errorf("clock %+v: beyond leeway but got %v", d, err)
+		}
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	tk := newTestTokens(t)
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	rsaPubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	noneTok := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, AccessTokenType, validClaims())
+	good, _, _ := tk.Issue(testUser, "")
+	parts := strings.Split(good, ".")
+
+	cases := map[string]string{
+		"empty":                               "",
+		"garbage":                             "garbage",
+		"dots only":                           "..",
+		"two segments":                        parts[0] + "." + parts[1],
+		"four segments":                       good + ".x",
+		"a.b.c":                               "a.b.c",
+		"bearer prefix":                       "Bearer " + good,
+		"trailing whitespace":                 good + " ",
+		"unicode":                             "ü.ü.ü",
+		"oversize":                            strings.Repeat("A", MaxTokenLen+1),
+		"alg none":                            noneTok,
+		"alg none, sig stripped":              strings.Join(append(strings.Split(noneTok, ".")[:2], ""), "."),
+		"alg None uppercase":                  rewriteHeader(t, good, `{"alg":"None","typ":"at+jwt"}`, true),
+		"alg none + valid sig":                rewriteHeader(t, good, `{"alg":"none","typ":"at+jwt"}`, false),
+		"signature stripped":                  parts[0] + "." + parts[1] + ".",
+		"signature tampered":                  parts[0] + "." + parts[1] + "." + flip(parts[2]),
+		"payload tampered":                    parts[0] + "." + reencodeClaims(t, with("sub", uuid.New().String())) + "." + parts[2],
+		"wrong key":                           sign(t, jwt.SigningMethodHS256, []byte("another-32-byte-long-secret-key!!"), AccessTokenType, validClaims()),
+		"HS256 keyed with RSA public key PEM": sign(t, jwt.SigningMethodHS256, rsaPubPEM, AccessTokenType, validClaims()),
+		"HS256 keyed with RSA public key DER": sign(t, jwt.SigningMethodHS256, der, AccessTokenType, validClaims()),
+		"RS256":                               sign(t, jwt.SigningMethodRS256, rsaKey, AccessTokenType, validClaims()),
+		"PS256":                               sign(t, jwt.SigningMethodPS256, rsaKey, AccessTokenType, validClaims()),
+		"ES256":                               sign(t, jwt.SigningMethodES256, ecKey, AccessTokenType, validClaims()),
+		"HS384 right key":                     sign(t, jwt.SigningMethodHS384, testKey, AccessTokenType, validClaims()),
+		"HS512 right key":                     sign(t, jwt.SigningMethodHS512, testKey, AccessTokenType, validClaims()),
+		"wrong iss":                           sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("iss", "https://evil.test")),
+		"missing iss":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("iss", nil)),
+		"wrong aud":                           sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("aud", "other-service")),
+		"wrong aud list":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("aud", []string{"a", "b"})),
+		"missing aud":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("aud", nil)),
+		"typ JWT":                             sign(t, jwt.SigningMethodHS256, testKey, "JWT", validClaims()),
+		"typ refresh":                         sign(t, jwt.SigningMethodHS256, testKey, "rt+jwt", validClaims()),
+		"typ not a string":                    sign(t, jwt.SigningMethodHS256, testKey, 1, validClaims()),
+		"missing typ":                         sign(t, jwt.SigningMethodHS256, testKey, nil, validClaims()),
+		"crit header":                         signWithHeader(t, "crit", []string{"exp"}),
+		"expired beyond leeway":               sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", testNow.Add(-31*time.Second).Unix())),
+		"expired long ago":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", testNow.Add(-24*time.Hour).Unix())),
+		"missing exp":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", nil)),
+		"exp not a number":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", "tomorrow")),
+		"nbf in the future":                   sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("nbf", testNow.Add(time.Minute).Unix())),
+		"missing nbf":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("nbf", nil)),
+		"iat in the future":                   sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("iat", testNow.Add(time.Minute).Unix())),
+		"missing iat":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("iat", nil)),
+		"missing jti":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("jti", nil)),
+		"missing role":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("role", nil)),
+		"missing sub":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", nil)),
+		"empty sub":                           sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", "")),
+		"sub not a uuid":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", "alice")),
+		"sub nil uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", uuid.Nil.String())),
+		"sub urn uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", "urn:uuid:"+testUser.String())),
+		"sub uppercase uuid":                  sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", strings.ToUpper(testUser.String()))),
+		"sub not a string":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", 42)),
+	}
+	for name, tok := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := tk.Verify(tok)
+			if !errors.Is(err, domain.ErrUnauthorized) {
+				t.Fatalf("want ErrUnauthorized, got %v (claims %+v)", err, c)
+			}
+			t.Log(err)
+			if c != (Claims{}) {
+				t.Fatalf("claims leaked on error: %+v", c)
+			}
+			id, err := tk.VerifyAccess(tok)
+			if !errors.Is(err, domain.ErrUnauthorized) || id != uuid.Nil {
+				t.Fatalf("VerifyAccess = %v, %v", id, err)
+			}
+		})
+	}
+}
+
+func TestVerifyAcceptsRFC9068MediaType(t *testing.T) {
+	tk := newTestTokens(t)
+	for _, typ := range []string{"at+jwt", "AT+JWT", "application/at+jwt"} {
+		if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, typ, validClaims())); err != nil {
+			t.Errorf("typ %q rejected: %v", typ, err)
+		}
+	}
+}
+
+func TestExpiredWrapsLibraryError(t *testing.T) {
+	tk := newTestTokens(t)
+	_, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", testNow.Add(-time.Hour).Unix())))
+	if !errors.Is(err, domain.ErrUnauthorized) || !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNewTokensValidation(t *testing.T) {
+	for name, tc := range map[string]struct {
+		key      []byte
+		iss, aud string
+		ttl      time.Duration
+	}{
+		"short key":    {testKey[:31], testIssuer, testAudience, time.Minute},
+		"nil key":      {nil, testIssuer, testAudience, time.Minute},
+		"empty issuer": {testKey, "", testAudience, time.Minute},
+		"empty aud":    {testKey, testIssuer, "", time.Minute},
+		"zero ttl":     {testKey, testIssuer, testAudience, 0},
+		"negative ttl": {testKey, testIssuer, testAudience, -time.Minute},
+	} {
+		if _, err := NewTokens(tc.key, tc.iss, tc.aud, tc.ttl); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := NewTokens(testKey[:32], testIssuer, testAudience, time.Minute); err != nil {
+		t.Errorf("32-byte key rejected: %v", err)
+	}
+
+	// The key is copied: mutating the caller's slice does not change it.
+	key := append([]byte(nil), testKey...)
+	tk, _ := NewTokens(key, testIssuer, testAudience, time.Minute)
+	tok, _, _ := tk.Issue(testUser, "")
+	key[0] ^= 0xff
+	if _, err := tk.Verify(tok); err != nil {
+		t.Fatalf("key not copied: %v", err)
+	}
+
+	// A struct literal with a weak key fails closed too.
+	weak := &Tokens{Key: []byte("short"), Issuer: testIssuer, Audience: testAudience, TTL: time.Minute}
+	if _, _, err := weak.Issue(testUser, ""); err == nil {
+		t.Error("Issue with short key succeeded")
+	}
+	if _, err := weak.Verify(tok); err == nil {
+		t.Error("Verify with short key succeeded")
+	}
+	if _, _, err := tk.Issue(uuid.Nil, ""); err == nil {
+		t.Error("Issue for nil user succeeded")
+	}
+}
+
+// rewriteHeader replaces the header of tok; with resign it signs the new
+// header+payload with the real key (so only the header check can reject).
+func rewriteHeader(t testing.TB, tok, header string, resign bool) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	parts[0] = base64.RawURLEncoding.EncodeToString([]byte(header))
+	if resign {
+		sig, err := jwt.SigningMethodHS256.Sign(parts[0]+"."+parts[1], testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[2] = base64.RawURLEncoding.EncodeToString(sig)
+	}
+	return strings.Join(parts, ".")
+}
+
+func reencodeClaims(t testing.TB, c jwt.MapClaims) string {
+	t.Helper()
+	s := sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, c)
+	return strings.Split(s, ".")[1]
+}
+
+func signWithHeader(t testing.TB, k string, v any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, validClaims())
+	tok.Header["typ"] = AccessTokenType
+	tok.Header[k] = v
+	s, err := tok.SignedString(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func flip(sig string) string {
+	b := []byte(sig)
+	if b[0] == 'A' {
+		b[0] = 'B'
+	} else {
+		b[0] = 'A'
+	}
+	return string(b)
+}

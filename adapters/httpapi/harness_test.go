@@ -1,0 +1,323 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
+)
+
+// Fakes of the ports: function fields, nil means "must not be called".
+
+type fakeAccounts struct {
+	register func(context.Context, commands.RegisterUser) (commands.Registered, error)
+	login    func(context.Context, commands.Login) (commands.Session, error)
+}
+
+func (f *fakeAccounts) Register(ctx context.Context, cmd commands.RegisterUser) (commands.Registered, error) {
+	if f.register == nil {
+		return commands.Registered{}, errors.New("unexpected Register call")
+	}
+	return f.register(ctx, cmd)
+}
+
+func (f *fakeAccounts) Login(ctx context.Context, cmd commands.Login) (commands.Session, error) {
+	if f.login == nil {
+		return commands.Session{}, errors.New("unexpected Login call")
+	}
+	return f.login(ctx, cmd)
+}
+
+type fakeIngestor struct {
+	mu    sync.Mutex
+	calls []commands.PushSamples
+	push  func(context.Context, commands.PushSamples) (commands.Accepted, error)
+}
+
+func (f *fakeIngestor) Push(ctx context.Context, cmd commands.PushSamples) (commands.Accepted, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, cmd)
+	f.mu.Unlock()
+	if f.push == nil {
+		return commands.Accepted{}, errors.New("unexpected Push call")
+	}
+	return f.push(ctx, cmd)
+}
+
+func (f *fakeIngestor) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+type fakeQueries struct {
+	me        func(context.Context, uuid.UUID) (projections.UserView, error)
+	metrics   func(context.Context, projections.MetricQuery) (projections.MetricSeries, error)
+	sleep     func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error)
+	dashboard func(context.Context, uuid.UUID, eventstore.Token) (projections.Dashboard, error)
+	waitFor   func(context.Context, eventstore.Token, ...string) error
+}
+
+func (f *fakeQueries) Me(ctx context.Context, id uuid.UUID) (projections.UserView, error) {
+	if f.me == nil {
+		return projections.UserView{}, errors.New("unexpected Me call")
+	}
+	return f.me(ctx, id)
+}
+
+func (f *fakeQueries) Metrics(ctx context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
+	if f.metrics == nil {
+		return projections.MetricSeries{}, errors.New("unexpected Metrics call")
+	}
+	return f.metrics(ctx, q)
+}
+
+func (f *fakeQueries) SleepSessions(ctx context.Context, id uuid.UUID, from, to time.Time) ([]projections.SleepSession, error) {
+	if f.sleep == nil {
+		return nil, errors.New("unexpected SleepSessions call")
+	}
+	return f.sleep(ctx, id, from, to)
+}
+
+func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (projections.Dashboard, error) {
+	if f.dashboard == nil {
+		return projections.Dashboard{}, errors.New("unexpected Dashboard call")
+	}
+	return f.dashboard(ctx, id, tok)
+}
+
+func (f *fakeQueries) WaitFor(ctx context.Context, tok eventstore.Token, models ...string) error {
+	if f.waitFor == nil {
+		return errors.New("unexpected WaitFor call")
+	}
+	return f.waitFor(ctx, tok, models...)
+}
+
+// fakeTokens knows two users, so tests can show reads are scoped.
+type fakeTokens struct{}
+
+var (
+	alice = uuid.MustParse("0b0c8d5e-8f1a-4e63-9d7c-1a2b3c4d5e6f")
+	bob   = uuid.MustParse("7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d")
+)
+
+const (
+	aliceToken = "token-alice"
+	bobToken   = "token-bob"
+)
+
+func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, error) {
+	switch tok {
+	case aliceToken:
+		return alice, nil
+	case bobToken:
+		return bob, nil
+	}
+	return uuid.Nil, domain.ErrUnauthorized
+}
+
+// Webhook secrets: during rotation both are live.
+var (
+	oldKey   = []byte("old-secret-old-secret-old-secret")
+	newKey   = []byte("new-secret-new-secret-new-secret")
+	wrongKey = []byte("not-a-live-secret-not-a-live-sec")
+	testNow  = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+)
+
+type harness struct {
+	t        *testing.T
+	e        *echo.Echo
+	accounts *fakeAccounts
+	ingestor *fakeIngestor
+	queries  *fakeQueries
+	registry *prometheus.Registry
+	logs     *bytes.Buffer
+	routes   map[string]*route
+	spec     *openapi3.T
+}
+
+type option func(*Config, *Deps)
+
+func newHarness(t *testing.T, opts ...option) *harness {
+	t.Helper()
+	h := &harness{
+		t:        t,
+		accounts: &fakeAccounts{},
+		ingestor: &fakeIngestor{},
+		queries:  &fakeQueries{},
+		registry: prometheus.NewRegistry(),
+		logs:     &bytes.Buffer{},
+	}
+	cfg := Config{ConsistencyWait: 200 * time.Millisecond}
+	deps := Deps{
+		Accounts: h.accounts,
+		Ingestor: h.ingestor,
+		Queries:  h.queries,
+		Tokens:   fakeTokens{},
+		Webhooks: webhooks.Verifier{Keys: [][]byte{oldKey, newKey}, Now: func() time.Time { return testNow }},
+		Logger:   slog.New(slog.NewJSONHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry: h.registry,
+		Now:      func() time.Time { return testNow },
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	e, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.e = e
+	if h.spec, err = gen.GetSpec(); err != nil {
+		t.Fatal(err)
+	}
+	if h.routes, err = buildRoutes(h.spec); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// req builds a request; body may be nil, a string or []byte.
+func req(method, target string, body any, headers ...string) *http.Request {
+	var r io.Reader
+	switch b := body.(type) {
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	}
+	rq := httptest.NewRequest(method, target, r)
+	if body != nil {
+		rq.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		rq.Header.Set(headers[i], headers[i+1])
+	}
+	return rq
+}
+
+// do serves r and checks what must hold for every response: errors are
+// problem+json documents whose status matches, and every response of a spec
+// operation matches the spec (status documented, body schema, headers).
+func (h *harness) do(r *http.Request) *httptest.ResponseRecorder {
+	h.t.Helper()
+	var reqBody []byte
+	if r.Body != nil {
+		reqBody, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	rec := httptest.NewRecorder()
+	h.e.ServeHTTP(rec, r)
+
+	if rec.Code >= 400 && r.URL.Path != "/readyz" { // /readyz answers 503 with its own document
+		if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+			h.t.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", r.Method, r.URL.Path, rec.Code, ct)
+		}
+		var p problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			h.t.Errorf("problem body does not decode: %v: %s", err, rec.Body)
+		}
+		if p.Status != rec.Code || !strings.HasPrefix(p.Type, ProblemTypePrefix) || p.Title == "" || p.RequestID == "" {
+			h.t.Errorf("incomplete problem: %+v", p)
+		}
+	}
+	if rec.Header().Get(HeaderRequestID) == "" {
+		h.t.Errorf("no %s on the response", HeaderRequestID)
+	}
+	h.validateResponse(r, reqBody, rec)
+	return rec
+}
+
+func (h *harness) validateResponse(r *http.Request, reqBody []byte, rec *httptest.ResponseRecorder) {
+	h.t.Helper()
+	c := h.e.NewContext(r.Clone(context.Background()), httptest.NewRecorder())
+	h.e.Router().Find(r.Method, r.URL.Path, c)
+	rt, ok := h.routes[r.Method+" "+c.Path()]
+	if !ok {
+		return
+	}
+	params := map[string]string{}
+	for i, n := range c.ParamNames() {
+		params[n] = c.ParamValues()[i]
+	}
+	rq := r.Clone(context.Background())
+	rq.Body = io.NopCloser(bytes.NewReader(reqBody))
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: rq, PathParams: params, Route: rt.kin},
+		Status:                 rec.Code,
+		Header:                 rec.Header(),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(rec.Body.Bytes())
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		h.t.Errorf("%s %s -> %d does not match the spec: %v\nbody: %s", r.Method, r.URL.Path, rec.Code, err, rec.Body)
+	}
+}
+
+// problemOf decodes a problem response and checks status and type.
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int, slug string) problem {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d; body %s", rec.Code, status, rec.Body)
+	}
+	var p problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Type != ProblemTypePrefix+slug {
+		t.Fatalf("problem type %q, want %q; %s", p.Type, ProblemTypePrefix+slug, rec.Body)
+	}
+	return p
+}
+
+// hasField checks that a problem names field.
+func hasField(t *testing.T, p problem, field string) {
+	t.Helper()
+	for _, f := range p.Errors {
+		if f.Field == field {
+			return
+		}
+	}
+	t.Fatalf("problem does not name %q: %+v", field, p.Errors)
+}
+
+func specBytes(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../schemas/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

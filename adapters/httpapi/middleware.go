@@ -1,0 +1,371 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/domain"
+)
+
+// instrumentationName names the tracer of this package.
+const instrumentationName = "github.com/biosync/biosync/adapters/httpapi"
+
+// HeaderRequestID carries the request id in both directions.
+const HeaderRequestID = "X-Request-Id"
+
+type ctxKey int
+
+const (
+	correlationKey ctxKey = iota
+	userKey
+)
+
+// CorrelationID returns the id of the request that started the work in ctx
+// ("" outside a request). Commands store it in the event envelope so one
+// id follows a request through the log, the projectors and the logs.
+func CorrelationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey).(string)
+	return id
+}
+
+// WithCorrelationID returns ctx carrying id, so work that does not start
+// with an HTTP request (workers, tests) can set one the same way.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey, id)
+}
+
+func withUser(ctx context.Context, id uuid.UUID) context.Context {
+	return context.WithValue(ctx, userKey, id)
+}
+
+func userFrom(ctx context.Context) (uuid.UUID, bool) {
+	id, ok := ctx.Value(userKey).(uuid.UUID)
+	return id, ok
+}
+
+// validRequestID accepts a caller's id only when it is short and harmless in
+// logs and headers; anything else is replaced by a fresh UUID.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID resolves the route and the request id first, so every later
+// layer (spans, logs, problems, events) can name both.
+func (s *server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if r, ok := s.routes[req.Method+" "+c.Path()]; ok {
+			c.Set(routeKey, r)
+		}
+		id := req.Header.Get(HeaderRequestID)
+		if !validRequestID(id) {
+			id = uuid.NewString()
+		}
+		c.Response().Header().Set(HeaderRequestID, id)
+		c.SetRequest(req.WithContext(WithCorrelationID(req.Context(), id)))
+		return next(c)
+	}
+}
+
+// securityHeaders follows the OWASP REST security cheat sheet: responses
+// are data, never rendered, framed or cached (health data is sensitive).
+func (s *server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		return next(c)
+	}
+}
+
+// tracing starts the server span and puts it into the request context, so
+// commands copy its W3C trace context into the event headers and traces
+// continue into the projectors.
+func (s *server) tracing(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		name := req.Method + " " + routeLabel(c)
+		attrs := []attribute.KeyValue{
+			attribute.String("http.request.method", req.Method),
+			attribute.String("http.route", routeLabel(c)),
+			attribute.String("biosync.request_id", CorrelationID(ctx)),
+		}
+		if r := routeOf(c); r != nil {
+			attrs = append(attrs, attribute.String("biosync.operation", r.opID))
+		}
+		ctx, span := s.tracer.Start(ctx, name,
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		defer span.End()
+		c.SetRequest(req.WithContext(ctx))
+		err := next(c)
+		status := c.Response().Status
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		return err
+	}
+}
+
+// httpMetrics are the RED metrics per route template.
+type httpMetrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	consistency *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "biosync_http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "biosync_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template and method.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		consistency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "biosync_http_consistency_wait_seconds",
+			Help:    "Time queries waited for a consistency token, by outcome (reached, timeout, error).",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+	}
+	var err error
+	if m.requests, err = registerOrReuse(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = registerOrReuse(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.consistency, err = registerOrReuse(reg, m.consistency); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerOrReuse lets several servers (tests, a restart in-process) share
+// one registry.
+func registerOrReuse[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// probeRoutes are logged at debug level: load balancers and scrapers poll
+// them every few seconds.
+var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// observe writes the access log line and the RED metrics. The log has no
+// bodies, query strings, tokens, IP addresses or user ids.
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil { // writeErrors is inside; this is only a safety net
+			s.writeError(c, err)
+		}
+		elapsed := time.Since(start)
+		req, resp := c.Request(), c.Response()
+		route := routeLabel(c)
+		status := resp.Status
+		s.metrics.requests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
+		level := slog.LevelInfo
+		if probeRoutes[route] && status < 400 {
+			level = slog.LevelDebug
+		}
+		ctx := req.Context()
+		if !s.log.Enabled(ctx, level) {
+			return nil
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", CorrelationID(ctx)),
+			slog.String("method", req.Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.Int64("bytes_in", req.ContentLength),
+			slog.Int64("bytes_out", resp.Size),
+		}
+		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+		}
+		s.log.LogAttrs(ctx, level, "http request", attrs...)
+		return nil
+	}
+}
+
+// writeErrors turns a returned error into its problem response here, inside
+// the observers, so they record the status the client really got.
+func (s *server) writeErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			s.writeError(c, err)
+		}
+		return nil
+	}
+}
+
+// recoverPanics turns a panic into a 500 problem (the stack goes to the
+// log), keeping the process and its other requests alive.
+func (s *server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = &panicError{value: r, stack: debug.Stack()}
+			}
+		}()
+		return next(c)
+	}
+}
+
+// authenticate requires a valid access token on every operation whose
+// security names bearerAuth and puts its user into the context: every /v1
+// read and write is scoped to that user.
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := routeOf(c)
+		if r == nil || !r.bearer {
+			return next(c)
+		}
+		req := c.Request()
+		scheme, token, ok := strings.Cut(req.Header.Get(echo.HeaderAuthorization), " ")
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return &httpError{kind: kindUnauthorized, detail: "send an access token: Authorization: Bearer <token>", header: bearerChallenge(false)}
+		}
+		uid, err := s.deps.Tokens.VerifyAccess(token)
+		if err != nil {
+			if errors.Is(err, domain.ErrUnavailable) {
+				return err
+			}
+			return &httpError{kind: kindUnauthorized, detail: "the access token is invalid or expired", header: bearerChallenge(true), cause: err}
+		}
+		c.SetRequest(req.WithContext(withUser(req.Context(), uid)))
+		return next(c)
+	}
+}
+
+// checkContentType answers 415 unless a body-taking operation gets JSON.
+// It runs before the body is read.
+func (s *server) checkContentType(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := routeOf(c)
+		if r == nil || !r.body {
+			return next(c)
+		}
+		ct := c.Request().Header.Get(echo.HeaderContentType)
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return &httpError{kind: kindUnsupportedMedia, detail: "the body must be application/json"}
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return &httpError{kind: kindUnsupportedMedia, detail: "the body must be UTF-8 encoded"}
+		}
+		return next(c)
+	}
+}
+
+const rawBodyKey = "httpapi.body"
+
+// readBody reads the whole body once, bounded by Config.BodyLimit (413
+// above it), so the signature check, the validator and the handler all see
+// the same raw bytes.
+func (s *server) readBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := routeOf(c)
+		if r == nil || !r.body {
+			return next(c)
+		}
+		req := c.Request()
+		limit := s.cfg.BodyLimit
+		tooLarge := &httpError{kind: kindTooLarge, detail: "the body is over " + strconv.FormatInt(limit, 10) + " bytes; split the upload"}
+		if req.ContentLength > limit {
+			return tooLarge
+		}
+		body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		if err != nil {
+			return &domain.MalformedError{Detail: "the body could not be read"}
+		}
+		if int64(len(body)) > limit {
+			return tooLarge
+		}
+		c.Set(rawBodyKey, body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		return next(c)
+	}
+}
+
+func rawBody(c echo.Context) []byte {
+	b, _ := c.Get(rawBodyKey).([]byte)
+	return b
+}
+
+const deliveryKey = "httpapi.delivery"
+
+// verifyWebhook checks the Standard Webhooks signature over the raw bytes
+// before anything parses them: an unsigned body is never even decoded.
+func (s *server) verifyWebhook(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := routeOf(c)
+		if r == nil || !r.webhook {
+			return next(c)
+		}
+		d, err := s.deps.Webhooks.Verify(c.Request().Header, rawBody(c))
+		if err != nil {
+			return err
+		}
+		c.Set(deliveryKey, d)
+		return next(c)
+	}
+}
+
+func deliveryOf(c echo.Context) (webhooks.Delivery, bool) {
+	d, ok := c.Get(deliveryKey).(webhooks.Delivery)
+	return d, ok
+}

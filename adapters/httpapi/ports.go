@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
+)
+
+// Accounts is the command side of identity. It is a port so the HTTP layer
+// never touches password hashing or the email claim directly.
+//
+// Register returns domain.ErrConflict (409) when the email is taken, a
+// *domain.ValidationError (422) for bad input and domain.ErrUnavailable (503)
+// when the log or database is down. Login returns domain.ErrUnauthorized
+// (401) for unknown email or wrong password alike.
+type Accounts interface {
+	// Register creates an account and returns its consistency token.
+	Register(ctx context.Context, cmd commands.RegisterUser) (commands.Registered, error)
+	// Login checks credentials and issues an access token.
+	Login(ctx context.Context, cmd commands.Login) (commands.Session, error)
+}
+
+// Ingestor appends push batches to the event log. It is a port so ingestion
+// over webhooks and over the app endpoint share one command.
+//
+// Push returns a *domain.ValidationError (422; an unknown user is reported at
+// field /user_id) and domain.ErrUnavailable (503) while the log cannot be
+// written; it returns only after the log acknowledged the append.
+type Ingestor interface {
+	// Push appends one batch (or recognises a redelivery of it).
+	Push(ctx context.Context, cmd commands.PushSamples) (commands.Accepted, error)
+}
+
+// Queries reads the projections. It is a port so the HTTP layer stays
+// independent of PostgreSQL and Redis; every method is scoped to one user.
+type Queries interface {
+	// Me returns the profile; domain.ErrNotFound when there is none.
+	Me(ctx context.Context, userID uuid.UUID) (projections.UserView, error)
+	// Metrics returns one metric series.
+	Metrics(ctx context.Context, q projections.MetricQuery) (projections.MetricSeries, error)
+	// SleepSessions returns the sessions ending in [from, to).
+	SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]projections.SleepSession, error)
+	// Dashboard returns the summary; token (possibly empty) says how fresh a
+	// cached summary must be to be served.
+	Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (projections.Dashboard, error)
+	// WaitFor blocks until every named read model has passed token, bounded
+	// by ctx; domain.ErrTimeout otherwise.
+	WaitFor(ctx context.Context, token eventstore.Token, readModels ...string) error
+}
+
+// TokenVerifier checks access tokens. It is a port so JWT details (keys,
+// algorithms, audiences) live in the auth adapter only.
+type TokenVerifier interface {
+	// VerifyAccess returns the user the token was issued to, or
+	// domain.ErrUnauthorized.
+	VerifyAccess(token string) (uuid.UUID, error)
+}
+
+// HealthCheck is one dependency probed by GET /readyz, so a load balancer
+// stops routing to an instance that cannot reach Kafka or PostgreSQL.
+type HealthCheck struct {
+	// Name labels the dependency in the /readyz body and the logs.
+	Name string
+	// Check returns nil when the dependency answers; it should honour ctx
+	// (the probe gives up at Config.ReadinessTimeout either way).
+	Check func(context.Context) error
+}
+
+// Read model names passed to Queries.WaitFor: the consistency token is
+// awaited only on the projections a query actually reads.
+const (
+	// ReadModelUsers serves GET /v1/me.
+	ReadModelUsers = "users"
+	// ReadModelMetrics serves metrics, sleep sessions and the dashboard.
+	ReadModelMetrics = "metrics"
+)

@@ -1,0 +1,284 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
+)
+
+var tokyo = time.FixedZone("", 9*3600)
+
+func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// TestEveryV1RouteHasAPolicy walks the routes generated from the spec: each
+// /v1 operation is either on the short public list or requires a bearer
+// token, and without one gets 401 before any port is called.
+func TestEveryV1RouteHasAPolicy(t *testing.T) {
+	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opPushWebhook: "webhook signature"}
+	h := newHarness(t) // every port fake fails if called
+	for _, r := range h.routes {
+		if !strings.HasPrefix(r.path, "/v1/") {
+			continue
+		}
+		if policy, ok := public[r.opID]; ok {
+			if r.bearer {
+				t.Errorf("%s is listed as %s but requires a bearer token", r.opID, policy)
+			}
+			continue
+		}
+		if !r.bearer {
+			t.Errorf("%s %s has no access policy", r.method, r.path)
+			continue
+		}
+		path := strings.ReplaceAll(r.path, "{type}", "steps")
+		var body any
+		if r.body {
+			body = appBody
+		}
+		for _, auth := range [][]string{nil, bearer("forged"), {"Authorization", "Bearer"}} {
+			rec := h.do(req(r.method, path, body, auth...))
+			problemOf(t, rec, 401, "unauthorized")
+		}
+	}
+}
+
+func TestMeIsScopedToTheToken(t *testing.T) {
+	h := newHarness(t)
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
+		if id == bob {
+			return projections.UserView{}, domain.ErrNotFound
+		}
+		return projections.UserView{ID: id, Email: "ada@example.org", Timezone: "Asia/Tokyo", CreatedAt: created}, nil
+	}
+	rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), alice.String()) || !strings.Contains(rec.Body.String(), `"created_at":"2026-01-02T03:04:05Z"`) {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	problemOf(t, h.do(req(http.MethodGet, "/v1/me", nil, bearer(bobToken)...)), 404, "not-found")
+}
+
+func TestMetricSeries(t *testing.T) {
+	h := newHarness(t)
+	var got projections.MetricQuery
+	h.queries.metrics = func(_ context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
+		got = q
+		day := time.Date(2026, 11, 20, 0, 0, 0, 0, tokyo)
+		return projections.MetricSeries{Type: q.Type, Unit: "count", Bucket: q.Bucket, Points: []projections.MetricPoint{
+			// End comes back from the database in UTC; the response writes it in Start's offset.
+			{Start: day, End: day.AddDate(0, 0, 1).UTC(), Value: 8000, Min: 10, Max: 900, Count: 24, Source: "apple_health"},
+			{Start: day.AddDate(0, 0, 1), End: day.AddDate(0, 0, 2), Value: 5000, Min: 10, Max: 700, Count: 20},
+		}}, nil
+	}
+	rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, bearer(aliceToken)...))
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if got.UserID != alice || got.Type != metric.Steps || got.Bucket != "day" || !got.To.Equal(testNow) || !got.From.Equal(testNow.AddDate(0, 0, -7)) {
+		t.Fatalf("query %+v", got)
+	}
+	var out struct {
+		Type, Unit, Bucket string
+		Points             []map[string]any
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Type != "steps" || out.Unit != "count" || out.Bucket != "day" || len(out.Points) != 2 {
+		t.Fatalf("%s", rec.Body)
+	}
+	if out.Points[0]["start"] != "2026-11-20T00:00:00+09:00" || out.Points[0]["end"] != "2026-11-21T00:00:00+09:00" || out.Points[0]["source"] != "apple_health" {
+		t.Fatalf("offsets not kept: %v", out.Points[0])
+	}
+	if _, ok := out.Points[1]["source"]; ok {
+		t.Fatalf("empty source must be omitted: %v", out.Points[1])
+	}
+
+	q := url.Values{"from": {"2026-11-01T00:00:00+09:00"}, "to": {"2026-11-02T00:00:00+09:00"}, "bucket": {"hour"}}
+	rec = h.do(req(http.MethodGet, "/v1/metrics/heart_rate?"+q.Encode(), nil, bearer(bobToken)...))
+	if rec.Code != 200 || got.UserID != bob || got.Type != metric.HeartRate || got.Bucket != "hour" ||
+		!got.From.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, tokyo)) || !got.To.Equal(time.Date(2026, 11, 2, 0, 0, 0, 0, tokyo)) {
+		t.Fatalf("%d %+v", rec.Code, got)
+	}
+}
+
+func TestMetricSeriesRejects(t *testing.T) {
+	cases := []struct {
+		name, target string
+		status       int
+		slug, field  string
+	}{
+		{"unknown type", "/v1/metrics/mood", 422, "validation", "/type"},
+		{"unknown bucket", "/v1/metrics/steps?bucket=week", 422, "validation", "/bucket"},
+		{"from after to", "/v1/metrics/steps?from=2026-11-10T00:00:00Z&to=2026-11-01T00:00:00Z", 422, "validation", "/from"},
+		{"range over 400 days", "/v1/metrics/steps?from=2025-01-01T00:00:00Z&to=2026-11-01T00:00:00Z", 422, "validation", "/from"},
+		{"raw over 31 days", "/v1/metrics/heart_rate?bucket=raw&from=2026-09-01T00:00:00Z&to=2026-11-01T00:00:00Z", 422, "validation", "/from"},
+		{"from not RFC 3339", "/v1/metrics/steps?from=yesterday", 422, "validation", "/from"},
+		{"unencoded plus", "/v1/metrics/steps?from=2026-11-01T00:00:00+09:00", 422, "validation", "/from"},
+		{"bad consistency token", "/v1/metrics/steps", 400, "malformed-request", HeaderConsistencyToken},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			r := req(http.MethodGet, tc.target, nil, bearer(aliceToken)...)
+			if tc.field == HeaderConsistencyToken {
+				r.Header.Set(HeaderConsistencyToken, "v2.nope")
+			}
+			hasField(t, problemOf(t, h.do(r), tc.status, tc.slug), tc.field)
+		})
+	}
+}
+
+func TestSleepSessions(t *testing.T) {
+	h := newHarness(t)
+	h.queries.sleep = func(_ context.Context, id uuid.UUID, from, to time.Time) ([]projections.SleepSession, error) {
+		if id != alice || !to.Equal(testNow) || !from.Equal(testNow.AddDate(0, 0, -7)) {
+			t.Errorf("query %v %v %v", id, from, to)
+		}
+		return []projections.SleepSession{{
+			Start: time.Date(2026, 11, 19, 23, 0, 0, 0, tokyo), End: time.Date(2026, 11, 20, 6, 30, 0, 0, tokyo),
+			Date: "2026-11-20", Source: "oura", AsleepMinutes: 400, InBedMinutes: 450, AwakeMinutes: 50,
+			LightMinutes: 200, DeepMinutes: 100, REMMinutes: 100, AlgorithmVersion: 1,
+		}}, nil
+	}
+	rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"date":"2026-11-20"`) || !strings.Contains(rec.Body.String(), `"start":"2026-11-19T23:00:00+09:00"`) {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error) {
+		return nil, nil
+	}
+	rec = h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
+	if !strings.Contains(rec.Body.String(), `"sessions":[]`) {
+		t.Fatalf("no sessions must be an empty list: %s", rec.Body)
+	}
+}
+
+func TestDashboardMatchesTheSpec(t *testing.T) {
+	h := newHarness(t)
+	avg := 48.5
+	h.queries.dashboard = func(_ context.Context, id uuid.UUID, tok eventstore.Token) (projections.Dashboard, error) {
+		if id != alice || tok != nil {
+			t.Errorf("dashboard(%v, %v)", id, tok)
+		}
+		return projections.Dashboard{
+			UserID: id, Date: "2026-11-20", Timezone: "Asia/Tokyo",
+			Steps:       &projections.DayValue{Date: "2026-11-20", Value: 8000, Source: "apple_health"},
+			LastNight:   &projections.SleepSummary{Date: "2026-11-20", Start: testNow.Add(-9 * time.Hour), End: testNow, AsleepMinutes: 420, Source: "oura"},
+			HRV:         projections.Baseline{Latest: &projections.DayValue{Date: "2026-11-20", Value: 50}, Avg7: &avg, Unit: "ms"},
+			RestingHR:   projections.Baseline{Unit: "bpm"},
+			Freshness:   []projections.Freshness{{Provider: "oura", LastSampleAt: testNow, LastReceivedAt: testNow}},
+			GeneratedAt: testNow,
+		}, nil
+	}
+	rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...)) // the harness validates the body against the spec
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), alice.String()) {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (projections.Dashboard, error) {
+		return projections.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
+	}
+	if rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...)); rec.Code != 200 {
+		t.Fatalf("empty dashboard: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestConsistencyTokenWait(t *testing.T) {
+	tok := eventstore.Token{{Partition: 1, Offset: 10}, {Partition: 4, Offset: 7}}
+
+	t.Run("reached", func(t *testing.T) {
+		h := newHarness(t)
+		var order []string
+		h.queries.waitFor = func(_ context.Context, got eventstore.Token, models ...string) error {
+			if !slices.Equal(got, tok) || !slices.Equal(models, []string{"metrics"}) {
+				t.Errorf("WaitFor(%v, %v)", got, models)
+			}
+			order = append(order, "wait")
+			return nil
+		}
+		h.queries.dashboard = func(_ context.Context, _ uuid.UUID, got eventstore.Token) (projections.Dashboard, error) {
+			order = append(order, "read")
+			if !slices.Equal(got, tok) {
+				t.Errorf("dashboard got token %v", got)
+			}
+			return projections.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
+		}
+		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}) {
+			t.Fatalf("%d %v %v", rec.Code, rec.Header(), order)
+		}
+	})
+
+	t.Run("users read model for /v1/me", func(t *testing.T) {
+		h := newHarness(t)
+		h.queries.waitFor = func(_ context.Context, _ eventstore.Token, models ...string) error {
+			if !slices.Equal(models, []string{"users"}) {
+				t.Errorf("models %v", models)
+			}
+			return nil
+		}
+		h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
+			return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+		}
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	})
+
+	t.Run("timeout serves the data with Consistency: timeout", func(t *testing.T) {
+		h := newHarness(t, func(c *Config, _ *Deps) { c.ConsistencyWait = 50 * time.Millisecond })
+		h.queries.waitFor = func(ctx context.Context, _ eventstore.Token, _ ...string) error {
+			<-ctx.Done()
+			return domain.ErrTimeout
+		}
+		h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error) {
+			return nil, nil
+		}
+		start := time.Now()
+		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "timeout" {
+			t.Fatalf("%d %v", rec.Code, rec.Header())
+		}
+		if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("waited %v", d)
+		}
+	})
+
+	t.Run("malformed token is 400", func(t *testing.T) {
+		h := newHarness(t)
+		// Passes the spec's pattern, fails to decode.
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, "v1.bm9wZQ")...))
+		hasField(t, problemOf(t, rec, 400, "malformed-request"), HeaderConsistencyToken)
+	})
+
+	t.Run("read model down is 503", func(t *testing.T) {
+		h := newHarness(t)
+		h.queries.waitFor = func(context.Context, eventstore.Token, ...string) error { return domain.ErrUnavailable }
+		rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		problemOf(t, rec, 503, "unavailable")
+	})
+
+	t.Run("no token, no wait", func(t *testing.T) {
+		h := newHarness(t) // WaitFor fails if called
+		h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
+			return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+		}
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
+		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "" {
+			t.Fatalf("%d %v", rec.Code, rec.Header())
+		}
+	})
+}

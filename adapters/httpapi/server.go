@@ -1,0 +1,289 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/adapters/webhooks"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	// DefaultBodyLimit keeps one push (one Kafka record) under the broker's
+	// message size limit.
+	DefaultBodyLimit = 1 << 20
+	// DefaultConsistencyWait bounds how long a query waits for its read
+	// models to pass a client's consistency token.
+	DefaultConsistencyWait = 5 * time.Second
+	// DefaultReadinessTimeout bounds every dependency probe of GET /readyz.
+	DefaultReadinessTimeout = 2 * time.Second
+)
+
+// Config holds the tunables of the HTTP API; the zero value is usable.
+type Config struct {
+	// BodyLimit is the largest request body in bytes (413 above it).
+	BodyLimit int64
+	// ConsistencyWait bounds the wait for X-Consistency-Token on queries;
+	// when it runs out the query answers with `Consistency: timeout`.
+	ConsistencyWait time.Duration
+	// CORSOrigins lists the browser origins allowed to call the API (e.g.
+	// the frontend's); empty disables CORS (same-origin only).
+	CORSOrigins []string
+	// ReadinessTimeout bounds the health checks of GET /readyz.
+	ReadinessTimeout time.Duration
+}
+
+// Deps are the collaborators of the HTTP API. Accounts, Ingestor, Queries
+// and Tokens are required; the rest have defaults.
+type Deps struct {
+	// Accounts serves register and login.
+	Accounts Accounts
+	// Ingestor serves both push endpoints.
+	Ingestor Ingestor
+	// Queries serves every read and the consistency wait.
+	Queries Queries
+	// Tokens verifies the bearer token of every /v1 route that needs one.
+	Tokens TokenVerifier
+	// Webhooks verifies Standard Webhooks signatures on /v1/webhooks/push;
+	// its zero value (no keys) rejects every delivery.
+	Webhooks webhooks.Verifier
+	// Logger receives the JSON access log and error reports; nil discards.
+	Logger *slog.Logger
+	// Registry receives the HTTP RED metrics; nil means the default
+	// registerer.
+	Registry prometheus.Registerer
+	// Gatherer serves GET /metrics; nil means Registry when it is also a
+	// Gatherer (a *prometheus.Registry), else the default gatherer.
+	Gatherer prometheus.Gatherer
+	// Health are the dependencies GET /readyz probes.
+	Health []HealthCheck
+	// Spec is the raw schemas/openapi.yaml served at GET /openapi.yaml; nil
+	// serves the spec embedded in package gen (as JSON, which is YAML too).
+	Spec []byte
+	// Now is the clock for default query ranges; nil means time.Now.
+	Now func() time.Time
+}
+
+// Operation ids of the spec that the code treats specially.
+const (
+	opRegister      = "register"
+	opLogin         = "login"
+	opPushWebhook   = "pushWebhook"
+	opPushMySamples = "pushMySamples"
+)
+
+// route is what the middleware needs to know about one operation of the
+// spec; the table is built from the spec, so a new operation gets auth,
+// content type checks and validation without touching the middleware.
+type route struct {
+	opID   string
+	method string
+	path   string // as in the spec: /v1/metrics/{type}
+	kin    *routers.Route
+	bearer bool // requires an access token
+	body   bool // takes a JSON request body
+	// domainBody: the body is validated by the domain's parser instead of
+	// the spec (push batches: one authoritative validator that lists every
+	// problem, and the webhook signature must be checked before parsing).
+	domainBody bool
+	webhook    bool // Standard Webhooks signature required
+}
+
+// server implements gen.ServerInterface and the middleware.
+type server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	spec     *openapi3.T
+	routes   map[string]*route // method + " " + echo path
+	gatherer prometheus.Gatherer
+	metrics  *httpMetrics
+	tracer   trace.Tracer
+
+	validateOpts       *openapi3filter.Options
+	validateNoBodyOpts *openapi3filter.Options
+}
+
+// New builds the echo instance serving the whole API. It fails on missing
+// ports or a metrics registry that holds conflicting collectors.
+func New(cfg Config, deps Deps) (*echo.Echo, error) {
+	switch {
+	case deps.Accounts == nil, deps.Ingestor == nil, deps.Queries == nil, deps.Tokens == nil:
+		return nil, errors.New("httpapi: Accounts, Ingestor, Queries and Tokens are required")
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.ConsistencyWait <= 0 {
+		cfg.ConsistencyWait = DefaultConsistencyWait
+	}
+	if cfg.ReadinessTimeout <= 0 {
+		cfg.ReadinessTimeout = DefaultReadinessTimeout
+	}
+	s := &server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	s.gatherer = deps.Gatherer
+	if s.gatherer == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			s.gatherer = g
+		} else {
+			s.gatherer = prometheus.DefaultGatherer
+		}
+	}
+	var err error
+	if s.metrics, err = newHTTPMetrics(reg); err != nil {
+		return nil, err
+	}
+	if s.spec, err = gen.GetSpec(); err != nil {
+		return nil, fmt.Errorf("httpapi: loading embedded spec: %w", err)
+	}
+	if s.routes, err = buildRoutes(s.spec); err != nil {
+		return nil, err
+	}
+	// The global provider delegates, so a provider installed after New is
+	// still used.
+	s.tracer = otel.Tracer(instrumentationName)
+	s.validateOpts = validationOptions(false)
+	s.validateNoBodyOpts = validationOptions(true)
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
+	// Used only when the caller runs e.Start; a caller with its own
+	// http.Server should copy these.
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ReadTimeout = 60 * time.Second
+	e.Server.IdleTimeout = 120 * time.Second
+
+	// Outermost first. Everything up to writeErrors sees the final status;
+	// everything inside it may fail by returning an error.
+	e.Use(s.requestID, s.securityHeaders, s.tracing, s.observe, s.writeErrors, s.recoverPanics)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match", "X-Consistency-Token", "X-Request-Id"},
+			ExposeHeaders: []string{"X-Consistency-Token", "ETag", "Consistency", "Location", "Retry-After", "X-Request-Id"},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(s.authenticate, s.checkContentType, s.readBody, s.verifyWebhook, s.validateRequest)
+	gen.RegisterHandlers(e, s)
+	return e, nil
+}
+
+// buildRoutes indexes the spec's operations by method and echo path.
+func buildRoutes(spec *openapi3.T) (map[string]*route, error) {
+	out := map[string]*route{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.OperationID == "" {
+				return nil, fmt.Errorf("httpapi: %s %s has no operationId", method, path)
+			}
+			security := spec.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			r := &route{
+				opID:   lowerFirst(op.OperationID),
+				method: method,
+				path:   path,
+				kin:    &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				body:   op.RequestBody != nil,
+			}
+			for _, req := range security {
+				if _, ok := req["bearerAuth"]; ok {
+					r.bearer = true
+				}
+				if _, ok := req["webhookSignature"]; ok {
+					r.webhook = true
+				}
+			}
+			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples
+			out[method+" "+echoPath(path)] = r
+		}
+	}
+	for _, op := range []string{opPushWebhook, opPushMySamples, opRegister, opLogin} {
+		found := false
+		for _, r := range out {
+			found = found || r.opID == op
+		}
+		if !found {
+			return nil, fmt.Errorf("httpapi: spec lacks operation %q", op)
+		}
+	}
+	return out, nil
+}
+
+// lowerFirst undoes oapi-codegen's capitalisation of operation ids in the
+// embedded spec, so the ids match schemas/openapi.yaml.
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// echoPath turns /v1/metrics/{type} into echo's /v1/metrics/:type.
+func echoPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], '}')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteByte(':')
+		b.WriteString(p[i+1 : i+j])
+		p = p[i+j+1:]
+	}
+}
+
+const routeKey = "httpapi.route"
+
+// routeOf returns the spec operation the request was routed to, or nil for
+// unknown paths, wrong methods and CORS preflights.
+func routeOf(c echo.Context) *route {
+	r, _ := c.Get(routeKey).(*route)
+	return r
+}
+
+// routeLabel is the low-cardinality name of the route for logs, metrics and
+// span names: the spec's path template, never the concrete path.
+func routeLabel(c echo.Context) string {
+	if r := routeOf(c); r != nil {
+		return r.path
+	}
+	return "unmatched"
+}

@@ -1,0 +1,456 @@
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/biosync/biosync/adapters/webhooks"
+)
+
+// wirePayload is the push contract as the server sees it, decoded strictly
+// and independently of the simulator's own types.
+type wirePayload struct {
+	UserID string `json:"user_id"`
+	Source struct {
+		Provider string `json:"provider"`
+		Device   string `json:"device"`
+	} `json:"source"`
+	Samples []struct {
+		Type  string   `json:"type"`
+		Start string   `json:"start"`
+		End   string   `json:"end"`
+		Value *float64 `json:"value"`
+		Unit  string   `json:"unit"`
+	} `json:"samples"`
+	SleepSessions []struct {
+		Start  string `json:"start"`
+		End    string `json:"end"`
+		Stages []struct {
+			Stage string `json:"stage"`
+			Start string `json:"start"`
+			End   string `json:"end"`
+		} `json:"stages"`
+	} `json:"sleep_sessions"`
+}
+
+var wireUnits = map[string]string{
+	"heart_rate": "bpm", "resting_heart_rate": "bpm", "hrv_rmssd": "ms", "steps": "count",
+	"active_energy": "kcal", "distance": "m", "spo2": "%", "respiratory_rate": "breaths/min",
+	"skin_temperature_deviation": "degC", "weight": "kg",
+}
+
+type fakeUser struct {
+	id, email, password string
+	loc                 *time.Location
+}
+
+type delivery struct {
+	webhookID string
+	body      []byte
+	payload   wirePayload
+}
+
+// fakeServer is a test double of the BioSync HTTP API: it implements the
+// contract the simulator codes against and records what it receives.
+type fakeServer struct {
+	t        *testing.T
+	verifier webhooks.Verifier
+
+	mu         sync.Mutex
+	users      map[string]*fakeUser // by email
+	byID       map[string]*fakeUser
+	deliveries []delivery
+	logins     int
+	registers  int
+	pushCalls  int
+
+	conflictFirstRegister bool // answer the first register with 409
+	unavailableFirstPush  bool // answer the first push with 503
+	pushStatus            int  // if set, answer every push with this status
+}
+
+func newFake(t *testing.T, secret string) (*fakeServer, *httptest.Server) {
+	key, err := webhooks.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{
+		t:        t,
+		verifier: webhooks.Verifier{Keys: [][]byte{key}},
+		users:    map[string]*fakeUser{},
+		byID:     map[string]*fakeUser{},
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func problem(w http.ResponseWriter, status int, title string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"type":"about:blank","title":%q,"status":%d}`, title, status)
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+		f.t.Errorf("%s %s with content type %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		problem(w, http.StatusUnsupportedMediaType, "bad request")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		f.t.Errorf("%s: body over 1 MiB: %v", r.URL.Path, err)
+		problem(w, http.StatusRequestEntityTooLarge, "too large")
+		return
+	}
+	switch r.URL.Path {
+	case "/v1/auth/register":
+		f.register(w, body)
+	case "/v1/auth/login":
+		f.login(w, body)
+	case "/v1/webhooks/push":
+		f.push(w, r.Header, body)
+	default:
+		problem(w, http.StatusNotFound, "not found")
+	}
+}
+
+func (f *fakeServer) register(w http.ResponseWriter, body []byte) {
+	f.registers++
+	var req struct{ Email, Password, Timezone string }
+	if err := json.Unmarshal(body, &req); err != nil {
+		problem(w, http.StatusBadRequest, "bad json")
+		return
+	}
+	loc, err := time.LoadLocation(req.Timezone)
+	if err != nil || req.Timezone == "" || req.Timezone == "Local" {
+		f.t.Errorf("register: bad timezone %q", req.Timezone)
+		problem(w, http.StatusUnprocessableEntity, "bad timezone")
+		return
+	}
+	if !strings.HasPrefix(req.Email, "sim-") || !strings.HasSuffix(req.Email, "@example.com") || len(req.Password) < 12 {
+		f.t.Errorf("register: bad credentials %q / %q", req.Email, req.Password)
+		problem(w, http.StatusUnprocessableEntity, "bad credentials")
+		return
+	}
+	if f.conflictFirstRegister && f.registers == 1 || f.users[req.Email] != nil {
+		problem(w, http.StatusConflict, "email taken")
+		return
+	}
+	u := &fakeUser{id: fmt.Sprintf("00000000-0000-4000-8000-%012d", len(f.users)+1), email: req.Email, password: req.Password, loc: loc}
+	f.users[u.email], f.byID[u.id] = u, u
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]string{"id": u.id, "email": u.email, "timezone": req.Timezone})
+}
+
+func (f *fakeServer) login(w http.ResponseWriter, body []byte) {
+	var req struct{ Email, Password string }
+	_ = json.Unmarshal(body, &req)
+	u := f.users[req.Email]
+	if u == nil || u.password != req.Password {
+		problem(w, http.StatusUnauthorized, "invalid credentials")
+		return
+	}
+	f.logins++
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"access_token": "tok-" + u.id, "token_type": "Bearer", "expires_in": 900})
+}
+
+func (f *fakeServer) push(w http.ResponseWriter, h http.Header, body []byte) {
+	f.pushCalls++
+	d, err := f.verifier.Verify(h, body)
+	if err != nil {
+		problem(w, http.StatusUnauthorized, "signature: "+err.Error())
+		return
+	}
+	if f.pushStatus != 0 {
+		problem(w, f.pushStatus, "sample value out of range")
+		return
+	}
+	if f.unavailableFirstPush && f.pushCalls == 1 {
+		w.Header().Set("Retry-After", "0")
+		problem(w, http.StatusServiceUnavailable, "warming up")
+		return
+	}
+	var p wirePayload
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		f.t.Errorf("push: payload does not match the contract: %v", err)
+		problem(w, http.StatusBadRequest, "bad payload")
+		return
+	}
+	if err := f.checkPayload(p); err != nil {
+		f.t.Errorf("push: %v", err)
+		problem(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	f.deliveries = append(f.deliveries, delivery{webhookID: d.ID, body: body, payload: p})
+	w.Header().Set("X-Consistency-Token", fmt.Sprintf("ct-%d", len(f.deliveries)))
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// checkPayload validates a delivery against the contract.
+func (f *fakeServer) checkPayload(p wirePayload) error {
+	u := f.byID[p.UserID]
+	if u == nil {
+		return fmt.Errorf("unknown user %q", p.UserID)
+	}
+	if p.Source.Provider != "simulator" || (p.Source.Device != "watch" && p.Source.Device != "ring") {
+		return fmt.Errorf("bad source %+v", p.Source)
+	}
+	localTime := func(s string) (time.Time, error) {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return t, err
+		}
+		_, got := t.Zone()
+		_, want := t.In(u.loc).Zone()
+		if got != want {
+			return t, fmt.Errorf("%s: offset %d, user's zone %s has %d", s, got, u.loc, want)
+		}
+		return t, nil
+	}
+	for _, s := range p.Samples {
+		if wireUnits[s.Type] == "" || wireUnits[s.Type] != s.Unit || s.Value == nil {
+			return fmt.Errorf("bad sample %+v", s)
+		}
+		start, err := localTime(s.Start)
+		if err != nil {
+			return err
+		}
+		end, err := localTime(s.End)
+		if err != nil {
+			return err
+		}
+		if end.Before(start) {
+			return fmt.Errorf("sample ends before it starts: %+v", s)
+		}
+	}
+	for _, ss := range p.SleepSessions {
+		if _, err := localTime(ss.Start); err != nil {
+			return err
+		}
+		if len(ss.Stages) == 0 || ss.Stages[0].Start != ss.Start || ss.Stages[len(ss.Stages)-1].End != ss.End {
+			return fmt.Errorf("stages do not span session %s", ss.Start)
+		}
+	}
+	return nil
+}
+
+func testSecret(t *testing.T) string {
+	s, err := webhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var testNow = time.Date(2025, 6, 10, 15, 4, 5, 0, time.UTC)
+
+func TestRunEndToEnd(t *testing.T) {
+	secret := testSecret(t)
+	f, srv := newFake(t, secret)
+	f.conflictFirstRegister = true
+	f.unavailableFirstPush = true
+
+	var out bytes.Buffer
+	err := Run(context.Background(), Config{
+		BaseURL: srv.URL + "/", PushSecret: secret + "\n", Users: 3, Days: 4, Seed: 1,
+		HTTPClient: srv.Client(), Now: testNow,
+	}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+
+	if len(f.users) != 3 || f.registers != 4 {
+		t.Fatalf("%d users from %d register calls, want 3 from 4 (one 409)", len(f.users), f.registers)
+	}
+	if f.logins != 3 {
+		t.Errorf("%d logins, want 3", f.logins)
+	}
+	if len(f.deliveries) != 12 || f.pushCalls != 13 {
+		t.Fatalf("%d deliveries from %d push calls, want 12 from 13 (one 503 retried)", len(f.deliveries), f.pushCalls)
+	}
+	ids := map[string]bool{}
+	perUser := map[string]int{}
+	zones := map[string]bool{}
+	for _, d := range f.deliveries {
+		ids[d.webhookID] = true
+		perUser[d.payload.UserID]++
+		if len(d.body) > 512<<10 {
+			t.Errorf("delivery of %d bytes; want well under 1 MiB", len(d.body))
+		}
+		for _, s := range d.payload.Samples {
+			if end, _ := time.Parse(time.RFC3339, s.End); end.After(testNow) {
+				t.Errorf("sample ends at %s, after Now", s.End)
+			}
+		}
+	}
+	if len(ids) != 12 {
+		t.Errorf("%d distinct webhook ids over 12 deliveries", len(ids))
+	}
+	for _, u := range f.users {
+		zones[u.loc.String()] = true
+		if perUser[u.id] != 4 {
+			t.Errorf("user %s got %d deliveries, want 4", u.email, perUser[u.id])
+		}
+		for _, want := range []string{u.email, u.password, u.id, u.loc.String()} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+	}
+	if len(zones) != 3 {
+		t.Errorf("time zones %v, want 3 different", zones)
+	}
+	for _, want := range []string{"EMAIL", "PASSWORD", "USER ID", "TIMEZONE", "curl", srv.URL + "/v1/auth/login", "Bearer", "consistency token ct-"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Error("output leaks the push secret")
+	}
+	t.Logf("output:\n%s", out.String())
+}
+
+// TestRunDeterministic checks the same seed pushes the same data.
+func TestRunDeterministic(t *testing.T) {
+	run := func(seed int64) [][]byte {
+		secret := testSecret(t)
+		f, srv := newFake(t, secret)
+		err := Run(context.Background(), Config{
+			BaseURL: srv.URL, PushSecret: secret, Users: 2, Days: 2, Seed: seed,
+			HTTPClient: srv.Client(), Now: testNow,
+		}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bodies [][]byte
+		for _, d := range f.deliveries {
+			bodies = append(bodies, d.body)
+		}
+		return bodies
+	}
+	a, b, c := run(9), run(9), run(10)
+	if len(a) != 4 || len(a) != len(b) {
+		t.Fatalf("deliveries: %d and %d", len(a), len(b))
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("delivery %d differs between runs with the same seed", i)
+		}
+	}
+	if bytes.Equal(a[0], c[0]) {
+		t.Fatal("different seeds pushed identical data")
+	}
+}
+
+func TestRunPushErrorShowsProblem(t *testing.T) {
+	secret := testSecret(t)
+	f, srv := newFake(t, secret)
+	f.pushStatus = http.StatusUnprocessableEntity
+	err := Run(context.Background(), Config{
+		BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), `"title":"sample value out of range"`) {
+		t.Fatalf("err = %v, want the 422 and its problem body", err)
+	}
+}
+
+func TestRunWrongSecretRejected(t *testing.T) {
+	_, srv := newFake(t, testSecret(t))
+	err := Run(context.Background(), Config{
+		BaseURL: srv.URL, PushSecret: testSecret(t), Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "no matching signature") {
+		t.Fatalf("err = %v, want 401 signature problem", err)
+	}
+}
+
+func TestRunGivesUpAfterRetries(t *testing.T) {
+	secret := testSecret(t)
+	f, srv := newFake(t, secret)
+	f.pushStatus = http.StatusServiceUnavailable
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/webhooks/push" {
+			w.Header().Set("Retry-After", "0")
+		}
+		f.ServeHTTP(w, r)
+	})
+	err := Run(context.Background(), Config{
+		BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("err = %v, want 503", err)
+	}
+	if f.pushCalls != maxAttempts {
+		t.Errorf("%d push attempts, want %d", f.pushCalls, maxAttempts)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	secret := testSecret(t)
+	_, srv := newFake(t, secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Run(ctx, Config{BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client()}, io.Discard)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestRunBadConfig(t *testing.T) {
+	secret := testSecret(t)
+	for name, cfg := range map[string]Config{
+		"no secret":     {BaseURL: "http://127.0.0.1:1", Users: 1, Days: 1},
+		"bad secret":    {BaseURL: "http://127.0.0.1:1", PushSecret: "hunter2", Users: 1, Days: 1},
+		"no url":        {PushSecret: secret, Users: 1, Days: 1},
+		"relative url":  {BaseURL: "127.0.0.1:8080", PushSecret: secret, Users: 1, Days: 1},
+		"no users":      {BaseURL: "http://127.0.0.1:1", PushSecret: secret, Users: 0, Days: 1},
+		"negative days": {BaseURL: "http://127.0.0.1:1", PushSecret: secret, Users: 1, Days: -1},
+	} {
+		if err := Run(context.Background(), cfg, io.Discard); err == nil {
+			t.Errorf("%s: Run accepted %+v", name, cfg)
+		}
+	}
+}
+
+func TestRunServerDown(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	err := Run(context.Background(), Config{BaseURL: url, PushSecret: testSecret(t), Users: 1, Days: 1}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "reachable") {
+		t.Fatalf("err = %v, want a hint that the server is not reachable", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	if d := backoff(1, "2"); d != 2*time.Second {
+		t.Errorf("Retry-After 2 -> %v", d)
+	}
+	if d := backoff(1, "3600"); d != maxBackoff {
+		t.Errorf("Retry-After 3600 -> %v, want cap", d)
+	}
+	if d := backoff(1, ""); d < 250*time.Millisecond || d > 375*time.Millisecond {
+		t.Errorf("first backoff %v", d)
+	}
+	if d := backoff(30, "soon"); d != maxBackoff {
+		t.Errorf("late backoff %v, want cap", d)
+	}
+}

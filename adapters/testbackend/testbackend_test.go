@@ -1,0 +1,194 @@
+package testbackend
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+func TestUniqueName(t *testing.T) {
+	seen := map[string]bool{}
+	for _, prefix := range []string{"", "events.", "Projector-Group", "9lives", strings.Repeat("x", 100)} {
+		for range 100 {
+			n := UniqueName(t, prefix)
+			if !identRE.MatchString(n) || len(n) > 63 {
+				t.Fatalf("UniqueName(%q) = %q: not a valid identifier/topic", prefix, n)
+			}
+			if seen[n] {
+				t.Fatalf("duplicate name %q", n)
+			}
+			seen[n] = true
+		}
+	}
+	if n := UniqueName(t, "events."); !strings.HasPrefix(n, "events_") {
+		t.Errorf("UniqueName(events.) = %q", n)
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestKafkaTargets(t *testing.T) {
+	targets := KafkaTargets(t)
+	if targets[0].Name != "kfake" {
+		t.Fatalf("first target = %+v, want kfake", targets[0])
+	}
+	if want := 1 + min(1, len(envBrokers())); len(targets) != want {
+		t.Fatalf("got %d targets, want %d", len(targets), want)
+	}
+	if got := Kafka(t); len(envBrokers()) > 0 && strings.Join(got, ",") != strings.Join(envBrokers(), ",") {
+		t.Errorf("Kafka() = %v with %s set", got, EnvKafkaBrokers)
+	}
+	for _, tg := range targets {
+		t.Run(tg.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			topic := UniqueName(t, "testbackend.")
+			cl, err := kgo.NewClient(kgo.SeedBrokers(tg.Brokers...),
+				kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+			// The event log's topic configs are accepted by both targets.
+			resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{
+				"retention.ms":      ptr("-1"),
+				"cleanup.policy":    ptr("delete"),
+				"max.message.bytes": ptr("2097152"),
+			}, topic)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil {
+				t.Fatalf("create topic: %v", err)
+			}
+			defer adm.DeleteTopics(context.Background(), topic)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			fs := cl.PollRecords(ctx, 1)
+			if errs := fs.Errors(); len(errs) > 0 {
+				t.Fatalf("fetch: %v", errs)
+			}
+			if fs.NumRecords() != 1 {
+				t.Fatalf("consumed %d records", fs.NumRecords())
+			}
+		})
+	}
+}
+
+func TestPostgresFreshDatabasePerTest(t *testing.T) {
+	var first string
+	t.Run("a", func(t *testing.T) {
+		first = Postgres(t)
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "create table only_in_a (id int)"); err != nil {
+			t.Fatal(err)
+		}
+		second := Postgres(t)
+		if second == first {
+			t.Fatal("two calls returned the same database")
+		}
+		conn2, err := pgx.Connect(ctx, second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn2.Close(ctx)
+		var n int
+		if err := conn2.QueryRow(ctx, "select count(*) from pg_tables where tablename = 'only_in_a'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatal("database not fresh: sees another test's table")
+		}
+	})
+
+	// After the subtest, its databases are gone.
+	cfg, err := pgx.ParseConfig(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, postgresServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "select exists(select 1 from pg_database where datname = $1)", cfg.Database).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatalf("database %s still exists after its test ended", cfg.Database)
+	}
+}
+
+func TestRedis(t *testing.T) {
+	opts, err := redis.ParseURL(Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := redis.NewClient(opts)
+	defer cl.Close()
+	ctx := context.Background()
+	key := UniqueName(t, "testbackend_") + ":k"
+	if err := cl.Set(ctx, key, "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Del(ctx, key)
+	if v, err := cl.Get(ctx, key).Result(); err != nil || v != "v" {
+		t.Fatalf("get = %q, %v", v, err)
+	}
+}
+
+func TestWithDatabase(t *testing.T) {
+	got, err := withDatabase("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "db1")
+	if err != nil || got != "postgres://u:p@127.0.0.1:5432/db1?sslmode=disable" {
+		t.Fatalf("url: %q %v", got, err)
+	}
+	got, _ = withDatabase("host=127.0.0.1 dbname=postgres", "db1")
+	if cfg, err := pgx.ParseConfig(got); err != nil || cfg.Database != "db1" {
+		t.Fatalf("keyword/value: %q -> %v %v", got, cfg, err)
+	}
+}
+
+// An unreachable configured backend fails the test with instructions; it is
+// never skipped. Checked in a child process so the failure is observable.
+func TestUnreachableBackendFails(t *testing.T) {
+	if os.Getenv("TESTBACKEND_CHILD") != "" {
+		return
+	}
+	for _, c := range []struct{ env, val, run string }{
+		{EnvRedisURL, "redis://127.0.0.1:1/0", "^TestRedis$"},
+		{EnvDatabaseURL, "postgres://biosync@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5", "^TestPostgresFreshDatabasePerTest$"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run="+c.run, "-test.v")
+		cmd.Env = append(os.Environ(), "TESTBACKEND_CHILD=1", c.env+"="+c.val)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s=%s: child passed, want failure:\n%s", c.env, c.val, out)
+			continue
+		}
+		if s := string(out); !strings.Contains(s, "--- FAIL") || !strings.Contains(s, "To fix:") || strings.Contains(s, "--- SKIP") {
+			t.Errorf("%s=%s: want a FAIL with instructions, got:\n%s", c.env, c.val, s)
+		}
+	}
+}

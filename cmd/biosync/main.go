@@ -1,0 +1,27 @@
+// Command biosync is the one BioSync binary: `serve` runs the HTTP API and
+// the projectors, `migrate` brings the schema up to date, `projections run`
+// runs only the projectors (a separate process that can be killed and
+// restarted), and `simulate` fills a running server with synthetic data.
+//
+// With no configuration everything runs embedded (in-process Kafka, Redis
+// and a throwaway PostgreSQL cluster under BIOSYNC_DATA_DIR); with
+// BIOSYNC_KAFKA_BROKERS, BIOSYNC_DATABASE_URL and BIOSYNC_REDIS_URL the same
+// code runs against real clusters.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "biosync:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/biosync/biosync/adapters/httpapi"
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/schemas"
+)
+
+const usage = `usage: biosync <command>
+
+commands:
+  serve             run the HTTP API and the projectors (embedded backends by default)
+  migrate           apply database migrations and create the event topic, then exit
+  projections run   run only the projectors (for a separate projector process)
+  simulate          register users on a running server and push synthetic data
+                    (--users N --days D --url URL --secret whsec_...)
+
+configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_BROKERS,
+BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
+BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL
+(see docs/operations.md)`
+
+// run is the whole program: it reads configuration through getenv, wires
+// every component and shuts them down in reverse order.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, getenv, stdout, stderr, nil)
+	case "migrate":
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+			p.log.Info("schema migrated and event topic ensured", "topic", p.kcfg.Topic, "partitions", p.kcfg.Partitions)
+			return nil
+		})
+	case "projections":
+		if len(args) < 2 || args[1] != "run" {
+			return errors.New("usage: biosync projections run")
+		}
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return p.runProjectors(ctx) })
+	case "simulate":
+		return runSimulate(ctx, args[1:], getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func withPlatform(ctx context.Context, getenv func(string) string, stderr io.Writer, f func(*platform) error) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }); err != nil {
+		return err
+	}
+	p, err := openPlatform(ctx, cfg, log, newTelemetry())
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	return f(p)
+}
+
+// serve runs the API and, unless BIOSYNC_PROJECTORS=off, the projectors in
+// the same process. ready (tests) receives the listening address.
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }); err != nil {
+		return err
+	}
+	shutdownTracing, err := setupTracing(ctx, cfg.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+	tel := newTelemetry()
+	p, err := openPlatform(ctx, cfg, log, tel)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+
+	var keys [][]byte
+	for _, s := range p.cfg.PushSecrets {
+		k, err := webhooks.ParseSecret(s)
+		if err != nil {
+			return fmt.Errorf("BIOSYNC_PUSH_SECRET: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	p.handlers.CorrelationID = httpapi.CorrelationID
+	spec, _ := schemas.OpenAPI()
+	e, err := httpapi.New(httpapi.Config{ConsistencyWait: cfg.ConsistencyWait, CORSOrigins: cfg.CORSOrigins}, httpapi.Deps{
+		Accounts: p.handlers,
+		Ingestor: p.handlers,
+		Queries:  p.reader,
+		Tokens:   p.tokens,
+		Webhooks: webhooks.Verifier{Keys: keys},
+		Logger:   log,
+		Registry: tel.registry,
+		Gatherer: tel.registry,
+		Health:   p.healthChecks(),
+		Spec:     spec,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	if getenv("BIOSYNC_PROJECTORS") != "off" {
+		go func() {
+			if err := p.runProjectors(ctx); err != nil {
+				errc <- fmt.Errorf("projectors: %w", err)
+			}
+		}()
+	}
+	log.Info("biosync serving", "addr", ln.Addr().String(), "embedded", cfg.embedded(), "data_dir", cfg.DataDir)
+	fmt.Fprintf(stdout, "BioSync is listening on http://%s (API spec at /openapi.yaml)\n", ln.Addr())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-errc:
+	}
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	cancel()
+	return err
+}
+
+func (p *platform) healthChecks() []httpapi.HealthCheck {
+	return []httpapi.HealthCheck{
+		{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }},
+		{Name: "kafka", Check: func(ctx context.Context) error { _, err := p.eventLog.Partitions(ctx); return err }},
+		{Name: "redis", Check: func(ctx context.Context) error { return p.redis.Ping(ctx).Err() }},
+	}
+}

@@ -1,0 +1,74 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/biosync/biosync/domain"
+)
+
+// FuzzPushBody feeds arbitrary bytes to Parse, the first thing that reads
+// an (authenticated) push body. It must never panic, must classify every
+// failure as malformed (400) or invalid (422) with fields that are JSON
+// pointers, and what it accepts must normalize completely and survive a
+// round trip through JSON (the event payload is the re-encoded batch).
+func FuzzPushBody(f *testing.F) {
+	seeds := []string{
+		`{"user_id":"0b0c8d5e-8f1a-4e63-9d7c-1a2b3c4d5e6f","source":{"provider":"oura","device":"ring"},"samples":[{"type":"heart_rate","start":"2026-11-20T07:00:00+09:00","end":"2026-11-20T07:01:00+09:00","value":61,"unit":"bpm"}],"sleep_sessions":[{"start":"2026-11-19T23:00:00+09:00","end":"2026-11-20T06:30:00+09:00","stages":[{"stage":"deep","start":"2026-11-19T23:30:00+09:00","end":"2026-11-20T00:30:00+09:00"}]}]}`,
+		`{"source":{"provider":"apple_health"},"samples":[{"type":"steps","start":"2026-11-20T07:00:00Z","end":"2026-11-20T08:00:00Z","value":1200,"unit":"count"}]}`,
+		`{"source":{"provider":"x"},"samples":[{"type":"weight","start":"2026-03-29T01:59:59.999999999+01:00","end":"2026-03-29T03:00:00+02:00","value":154.3,"unit":"lb"}]}`,
+		`{"source":{"provider":"x"},"samples":[{"type":"skin_temperature_deviation","start":"2026-11-20T00:00:00-12:00","end":"2026-11-20T00:00:00+14:00","value":-0.5,"unit":"°F"}]}`,
+		`{"source":{"provider":"x"},"samples":[{"type":"steps","start":"0000-01-01T00:00:00Z","end":"9999-12-31T23:59:59Z","value":1e308,"unit":"count"}]}`,
+		`{"source":{"provider":"x"},"samples":[{"type":"steps","value":1}],"role":"admin"}`,
+		`{"source":{"provider":"x"},"samples":null,"sleep_sessions":[{"start":"2026-11-20T00:00:00Z","end":"2026-11-19T00:00:00Z","stages":[{"stage":"rem"}]}]}`,
+		`{"SOURCE":{"Provider":"x"},"Samples":[]}`,
+		`{"source":{"provider":"x"}} {}`,
+		`{"source":"x"}`,
+		`[]`, `null`, ``, `{`, `"\ud800"`, `{"source":{"provider":"\u0000"}}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, requireUserID bool) {
+		b, err := Parse(body, requireUserID)
+		if err != nil {
+			var me *domain.MalformedError
+			var ve *domain.ValidationError
+			switch {
+			case errors.As(err, &me):
+				if me.Field != "" && !strings.HasPrefix(me.Field, "/") {
+					t.Fatalf("malformed field %q is not a JSON pointer", me.Field)
+				}
+			case errors.As(err, &ve):
+				if len(ve.Problems) == 0 {
+					t.Fatal("validation error without problems")
+				}
+				for _, p := range ve.Problems {
+					if !strings.HasPrefix(p.Field, "/") || p.Detail == "" {
+						t.Fatalf("problem %+v", p)
+					}
+				}
+			default:
+				t.Fatalf("unclassified error %T: %v", err, err)
+			}
+			return
+		}
+		if n := len(b.Samples) + len(b.SleepSessions); n == 0 || n > MaxItems {
+			t.Fatalf("accepted a batch of %d items", n)
+		}
+		points, nights, skipped := Normalize(b)
+		if skipped != 0 || len(points) != len(b.Samples) || len(nights) != len(b.SleepSessions) {
+			t.Fatalf("accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
+		}
+		enc, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("accepted batch does not encode: %v", err)
+		}
+		if _, err := Parse(enc, requireUserID); err != nil {
+			t.Fatalf("re-encoded batch rejected: %v\n%s", err, enc)
+		}
+	})
+}
