@@ -2,6 +2,7 @@ package metric
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -98,7 +99,8 @@ func (d Definition) Convert(value float64, unit string) (float64, error) {
 	if !ok {
 		return 0, fmt.Errorf("unit %q is not accepted for %s (accepted: %s)", unit, d.Type, strings.Join(d.acceptedUnits(), ", "))
 	}
-	return value*f + d.Offsets[unit], nil
+	// Round to nanounits so 418.4 kJ is 100 kcal, not 99.99999999999999.
+	return math.Round((value*f+d.Offsets[unit])*1e9) / 1e9, nil
 }
 
 // CheckRange rejects values outside the plausible range of the type (a

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/biosync/biosync/adapters/simulator"
+	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/eventstore"
+)
+
+func TestMain(m *testing.M) { testbackend.Main(m) }
+
+const (
+	testMaster = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	testJWT    = "c2VjcmV0LWtleS1vZi10aGUtZTJlLXRlc3QtMzItYnl0ZXMhIQ=="
+	testPush   = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+)
+
+// server is a running `biosync serve` started through run's serve on port 0.
+type server struct {
+	url  string
+	stop func()
+}
+
+func startServer(t *testing.T, env map[string]string) *server {
+	t.Helper()
+	env["BIOSYNC_HTTP_ADDR"] = "127.0.0.1:0"
+	env["BIOSYNC_LOG_LEVEL"] = "warn"
+	getenv := func(k string) string { return env[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- serve(ctx, getenv, io.Discard, &lockedWriter{w: &logs}, ready) }()
+	select {
+	case addr := <-ready:
+		s := &server{url: "http://" + addr}
+		s.stop = func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		}
+		// Poll /healthz like an orchestrator would.
+		for i := 0; ; i++ {
+			if res, err := http.Get(s.url + "/healthz"); err == nil && res.StatusCode == 200 {
+				res.Body.Close()
+				break
+			}
+			if i > 100 {
+				t.Fatal("server never became healthy")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return s
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve failed to start: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start within 60s")
+	}
+	return nil
+}
+
+type lockedWriter struct{ w io.Writer }
+
+func (l *lockedWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func backendEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"BIOSYNC_KAFKA_BROKERS":    strings.Join(testbackend.Kafka(t), ","),
+		"BIOSYNC_DATABASE_URL":     testbackend.Postgres(t),
+		"BIOSYNC_REDIS_URL":        testbackend.Redis(t),
+		"BIOSYNC_KAFKA_TOPIC":      testbackend.UniqueName(t, "events"),
+		"BIOSYNC_KAFKA_PARTITIONS": "4",
+		"BIOSYNC_MASTER_KEY":       testMaster,
+		"BIOSYNC_JWT_KEY":          testJWT,
+		"BIOSYNC_PUSH_SECRET":      testPush,
+	}
+}
+
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (c *client) do(method, path string, body any, headers map[string]string) (int, http.Header, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	var raw []byte
+	if body != nil {
+		switch b := body.(type) {
+		case []byte:
+			raw = b
+		default:
+			raw, _ = json.Marshal(b)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(data, &out)
+	return res.StatusCode, res.Header, out
+}
+
+func signedPush(t *testing.T, c *client, id string, body []byte) (int, http.Header, map[string]any) {
+	t.Helper()
+	key, err := webhooks.ParseSecret(testPush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	return c.do("POST", "/v1/webhooks/push", body, map[string]string{
+		"webhook-id": id, "webhook-timestamp": fmt.Sprint(now.Unix()), "webhook-signature": webhooks.Sign(key, id, now, body),
+	})
+}
+
+// TestFirstSliceEndToEnd walks the quick tour: register, log in, read the
+// profile with the consistency token, push signed samples, redeliver them,
+// and read metrics and the dashboard with read-your-writes.
+func TestFirstSliceEndToEnd(t *testing.T) {
+	s := startServer(t, backendEnv(t))
+	defer s.stop()
+	c := &client{t: t, base: s.url}
+
+	email := fmt.Sprintf("ada-%d@example.com", time.Now().UnixNano())
+	code, h, body := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "Asia/Tokyo"}, nil)
+	if code != 201 || h.Get("X-Consistency-Token") == "" {
+		t.Fatalf("register = %d %v", code, body)
+	}
+	userID := body["id"].(string)
+	if code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": "another password 1", "timezone": "UTC"}, nil); code != 409 {
+		t.Fatalf("second registration of the same address = %d, want 409", code)
+	}
+	code, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
+	if code != 200 || login["token_type"] != "Bearer" {
+		t.Fatalf("login right after 201 = %d %v", code, login)
+	}
+	c.token = login["access_token"].(string)
+	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
+	if code != 200 || me["id"] != userID || me["timezone"] != "Asia/Tokyo" {
+		t.Fatalf("GET /v1/me with the token = %d %v", code, me)
+	}
+
+	push := []byte(`{"user_id":"` + userID + `","source":{"provider":"bridge","device":"watch"},"samples":[
+		{"type":"steps","start":"2026-11-20T08:00:00+09:00","end":"2026-11-20T08:15:00+09:00","value":1200,"unit":"count"},
+		{"type":"steps","start":"2026-11-20T23:30:00+09:00","end":"2026-11-20T23:45:00+09:00","value":300,"unit":"count"},
+		{"type":"active_energy","start":"2026-11-20T08:00:00+09:00","end":"2026-11-20T08:15:00+09:00","value":418.4,"unit":"kJ"}],
+		"sleep_sessions":[{"start":"2026-11-19T23:00:00+09:00","end":"2026-11-20T06:30:00+09:00","stages":[
+		{"stage":"deep","start":"2026-11-19T23:00:00+09:00","end":"2026-11-20T01:00:00+09:00"}]}]}`)
+	code, ph, pb := signedPush(t, c, "msg_e2e_1", push)
+	if code != 202 || ph.Get("X-Consistency-Token") == "" {
+		t.Fatalf("signed push = %d %v", code, pb)
+	}
+	// Redelivery of the same webhook-id: accepted, no effect.
+	if code, _, again := signedPush(t, c, "msg_e2e_1", push); code/100 != 2 {
+		t.Fatalf("redelivery = %d %v", code, again)
+	}
+	// A push for a user that does not exist is 422 naming user_id.
+	ghost := bytes.Replace(push, []byte(userID), []byte("00000000-0000-4000-8000-000000000000"), 1)
+	if code, _, prob := signedPush(t, c, "msg_e2e_ghost", ghost); code != 422 || !strings.Contains(fmt.Sprint(prob), "/user_id") {
+		t.Fatalf("push for unknown user = %d %v", code, prob)
+	}
+
+	tok := ph.Get("X-Consistency-Token")
+	code, _, series := c.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, map[string]string{"X-Consistency-Token": tok})
+	points, _ := series["points"].([]any)
+	if code != 200 || len(points) != 1 {
+		t.Fatalf("metrics = %d %v", code, series)
+	}
+	p := points[0].(map[string]any)
+	if p["value"] != 1500.0 || p["start"] != "2026-11-20T00:00:00+09:00" {
+		t.Fatalf("day point = %v; want 1500 steps starting at local midnight", p)
+	}
+	code, _, energy := c.do("GET", "/v1/metrics/active_energy?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil)
+	if code != 200 || energy["unit"] != "kcal" || energy["points"].([]any)[0].(map[string]any)["value"] != 100.0 {
+		t.Fatalf("energy = %v; want 100 kcal converted from 418.4 kJ", energy)
+	}
+	code, _, sleep := c.do("GET", "/v1/sleep/sessions?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z", nil, nil)
+	if code != 200 || len(sleep["sessions"].([]any)) != 1 {
+		t.Fatalf("sleep = %d %v", code, sleep)
+	}
+	code, _, dash := c.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": tok})
+	if code != 200 || dash["timezone"] != "Asia/Tokyo" || len(dash["freshness"].([]any)) != 1 {
+		t.Fatalf("dashboard = %d %v", code, dash)
+	}
+
+	// Another user's token never sees this user's data.
+	other := &client{t: t, base: s.url}
+	oe := fmt.Sprintf("bob-%d@example.com", time.Now().UnixNano())
+	other.do("POST", "/v1/auth/register", map[string]string{"email": oe, "password": "correct horse battery", "timezone": "UTC"}, nil)
+	_, _, ol := other.do("POST", "/v1/auth/login", map[string]string{"email": oe, "password": "correct horse battery"}, nil)
+	other.token = ol["access_token"].(string)
+	if code, _, os := other.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil); code != 200 || len(os["points"].([]any)) != 0 {
+		t.Fatalf("other user sees %d %v", code, os)
+	}
+}
+
+// TestSimulatorFillsARunningServer runs `biosync simulate` against the
+// server and checks a simulated user sees data on the dashboard.
+func TestSimulatorFillsARunningServer(t *testing.T) {
+	s := startServer(t, backendEnv(t))
+	defer s.stop()
+	var out bytes.Buffer
+	err := simulator.Run(context.Background(), simulator.Config{BaseURL: s.url, PushSecret: testPush, Users: 1, Days: 3, Seed: 7, Now: time.Now()}, &out)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out.String())
+	}
+	var email, password string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(f[0], "sim-") && strings.Contains(f[0], "@") {
+			email, password = f[0], f[1]
+		}
+	}
+	if email == "" {
+		t.Fatalf("no login printed:\n%s", out.String())
+	}
+	c := &client{t: t, base: s.url}
+	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
+	c.token, _ = login["access_token"].(string)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, hr := c.do("GET", "/v1/metrics/heart_rate?bucket=hour", nil, nil)
+		if code == 200 && len(hr["points"].([]any)) > 24 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("simulated heart rate never appeared: %d %v", code, hr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestEmbeddedDefaultKeepsEverythingAcrossRestarts runs the binary with no
+// backend configuration (kfake with DataDir, miniredis, a local PostgreSQL
+// cluster under the data dir), writes, restarts, and reads it all back.
+func TestEmbeddedDefaultKeepsEverythingAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	env := map[string]string{"BIOSYNC_DATA_DIR": dir}
+	s := startServer(t, env)
+	c := &client{t: t, base: s.url}
+	code, h, reg := c.do("POST", "/v1/auth/register", map[string]string{"email": "restart@example.com", "password": "correct horse battery", "timezone": "Europe/Berlin"}, nil)
+	if code != 201 {
+		t.Fatalf("register = %d %v", code, reg)
+	}
+	secret, err := os.ReadFile(dir + "/push_secret")
+	if err != nil {
+		t.Fatalf("the embedded default must generate a push secret into the data dir: %v", err)
+	}
+	key, _ := webhooks.ParseSecret(strings.TrimSpace(string(secret)))
+	body := []byte(`{"user_id":"` + reg["id"].(string) + `","source":{"provider":"bridge"},"samples":[{"type":"weight","start":"2026-11-20T07:00:00+01:00","end":"2026-11-20T07:00:00+01:00","value":154.3,"unit":"lb"}]}`)
+	now := time.Now()
+	code, ph, _ := c.do("POST", "/v1/webhooks/push", body, map[string]string{"webhook-id": "msg_restart", "webhook-timestamp": fmt.Sprint(now.Unix()), "webhook-signature": webhooks.Sign(key, "msg_restart", now, body)})
+	if code != 202 {
+		t.Fatalf("push = %d", code)
+	}
+	tok, _ := eventstore.ParseToken(ph.Get("X-Consistency-Token"))
+	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": "restart@example.com", "password": "correct horse battery"}, nil)
+	c.token = login["access_token"].(string)
+	if code, _, _ := c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, map[string]string{"X-Consistency-Token": tok.String()}); code != 200 {
+		t.Fatalf("metrics before restart = %d", code)
+	}
+	_ = h
+	s.stop()
+
+	s = startServer(t, env)
+	defer s.stop()
+	c.base = s.url
+	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": "restart@example.com", "password": "correct horse battery"}, nil)
+	if login["access_token"] == nil {
+		t.Fatalf("login after restart failed: %v (the account or the JWT key was lost)", login)
+	}
+	c.token = login["access_token"].(string)
+	code, _, w := c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, nil)
+	pts, _ := w["points"].([]any)
+	if code != 200 || len(pts) != 1 || pts[0].(map[string]any)["value"].(float64) < 69.98 || pts[0].(map[string]any)["value"].(float64) > 69.99 {
+		t.Fatalf("weight after restart = %d %v; want one day of 69.99 kg", code, w)
+	}
+	code, _, me := c.do("GET", "/v1/me", nil, nil)
+	if code != 200 || me["email"] != "restart@example.com" {
+		t.Fatalf("profile after restart = %d %v", code, me)
+	}
+}
