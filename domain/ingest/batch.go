@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func Parse(body []byte, requireUserID bool) (Batch, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return Batch{}, malformed(err)
+		return Batch{}, malformed(body, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Batch{}, &domain.MalformedError{Detail: "unexpected data after the JSON object"}
@@ -81,14 +82,17 @@ func Parse(body []byte, requireUserID bool) (Batch, error) {
 	return b, b.Validate(requireUserID)
 }
 
-func malformed(err error) error {
+func malformed(body []byte, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
 		return &domain.MalformedError{Detail: fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)}
 	case errors.As(err, &typ):
-		return &domain.MalformedError{Field: "/" + strings.ReplaceAll(typ.Field, ".", "/"), Detail: fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)}
+		// typ.Field is a Go-style path without array indices
+		// ("samples.value"), so the pointer is recovered from the offset.
+		field, _ := pointerAt(body, typ.Offset)
+		return &domain.MalformedError{Field: field, Detail: fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/" + name, Detail: "unknown field"}}}
@@ -98,6 +102,77 @@ func malformed(err error) error {
 		return &domain.MalformedError{Detail: err.Error()}
 	}
 }
+
+// pointerAt returns the JSON pointer (RFC 6901) of the value in body at which
+// encoding/json reports an UnmarshalTypeError: its Offset lies just past a
+// scalar, or just past the opening delimiter of an object or array, which is
+// also where json.Decoder.InputOffset stands after reading that token. It
+// returns "" and false when no value matches (the caller then reports the
+// problem without a field rather than a wrong one); the root is "".
+func pointerAt(body []byte, offset int64) (string, bool) {
+	type frame struct {
+		array   bool
+		index   int    // array: index of the current element
+		key     string // object: key of the current member
+		wantKey bool   // object: the next token is a key or '}'
+	}
+	var stack []frame
+	// done moves the parent past a value that just ended.
+	done := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].array {
+				stack[n-1].index++
+			} else {
+				stack[n-1].wantKey = true
+			}
+		}
+	}
+	pointer := func() string {
+		var sb strings.Builder
+		for _, f := range stack {
+			sb.WriteByte('/')
+			if f.array {
+				sb.WriteString(strconv.Itoa(f.index))
+			} else {
+				sb.WriteString(pointerEscaper.Replace(f.key))
+			}
+		}
+		return sb.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			done()
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].wantKey {
+			key, _ := tok.(string)
+			stack[n-1].key, stack[n-1].wantKey = key, false
+			continue
+		}
+		// tok begins a value: a scalar, '{' or '['.
+		if dec.InputOffset() == offset {
+			return pointer(), true
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{array: true})
+		default:
+			done()
+		}
+	}
+}
+
+// pointerEscaper escapes an object key for a JSON pointer: '~' becomes ~0
+// and '/' becomes ~1, in one pass so an escape is never escaped again.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // Validate checks every rule and reports all broken ones.
 func (b Batch) Validate(requireUserID bool) error {
