@@ -11,6 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/biosync/biosync/eventstore"
 )
@@ -315,6 +319,12 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 		}
 	}
 	newNext := recs[len(recs)-1].Position.Offset + 1
+	// One span per batch, linked to the request spans that produced its
+	// events (trace context travels in the envelope), so a trace shows the
+	// HTTP request, the append and the projection that made it visible.
+	ctx, span := tracer.Start(ctx, "project "+Key(r.Projector), trace.WithLinks(links(events)...),
+		trace.WithAttributes(attribute.Int("biosync.partition", int(p)), attribute.Int("biosync.batch_size", len(recs))))
+	defer span.End()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := r.apply(ctx, p, next, newNext, events)
@@ -337,6 +347,29 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 		case <-time.After(r.Retry):
 		}
 	}
+}
+
+var tracer = otel.Tracer("github.com/biosync/biosync/projections")
+
+// maxLinks bounds the span links per batch (a rebuild batch holds thousands).
+const maxLinks = 32
+
+func links(events []eventstore.Stored) []trace.Link {
+	var out []trace.Link
+	prop := propagation.TraceContext{}
+	for _, e := range events {
+		if e.TraceParent == "" {
+			continue
+		}
+		sc := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": e.TraceParent, "tracestate": e.TraceState}))
+		if sc.IsValid() {
+			out = append(out, trace.Link{SpanContext: sc})
+		}
+		if len(out) == maxLinks {
+			break
+		}
+	}
+	return out
 }
 
 func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, events []eventstore.Stored) error {

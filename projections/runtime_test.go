@@ -289,3 +289,13 @@ func wrongKey(t *testing.T, s *stack) {
 		t.Fatalf("a wrong master key must halt the projector with ErrKeyUnwrap, got %v", err)
 	}
 }
+
+func TestBatchSpansLinkToTheRequestThatWroteTheEvent(t *testing.T) {
+	// The trace context a command copied into the envelope becomes a link
+	// on the projector's batch span.
+	ev := eventstore.Stored{Event: eventstore.Event{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+	got := projections.TraceLinks([]eventstore.Stored{ev, {}})
+	if len(got) != 1 || got[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("links = %+v", got)
+	}
+}

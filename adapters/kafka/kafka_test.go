@@ -1,8 +1,12 @@
 package kafka_test
 
 import (
+	"fmt"
+	"net"
+
 	"context"
 	"errors"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"testing"
 	"time"
 
@@ -94,5 +98,76 @@ func TestAppendAnswersUnavailableFastWhenKafkaIsDown(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("append took %v with Kafka down; the budget is ~2s", d)
+	}
+}
+
+// TestAppendRecoversWhenKafkaComesBack: the broker goes away (503s, never a
+// 2xx), comes back on the same address with its log, and appends succeed
+// again without restarting the appender; nothing acknowledged is lost.
+func TestAppendRecoversWhenKafkaComesBack(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	start := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	broker := start()
+	cfg := kafka.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Topic: "events", Partitions: 2}
+	if err := kafka.EnsureTopic(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c := codec(t)
+	app := kafka.NewAppender(cfg, c)
+	defer app.Close()
+	user := uuid.New()
+	send := func() (eventstore.Position, error) {
+		now := time.Now()
+		return app.Append(context.Background(), eventstore.Event{ID: uuid.New(), Type: "test.happened", SchemaVersion: 1, UserID: user, OccurredAt: now, RecordedAt: now, Payload: []byte(`{}`)})
+	}
+	first, err := send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker.Close()
+	for i := 0; i < 3; i++ {
+		began := time.Now()
+		if _, err := send(); !errors.Is(err, domain.ErrUnavailable) {
+			t.Fatalf("append with the broker down = %v, want ErrUnavailable", err)
+		}
+		if d := time.Since(began); d > 3*time.Second {
+			t.Fatalf("append with the broker down took %v", d)
+		}
+	}
+	broker = start()
+	defer broker.Close()
+	var again eventstore.Position
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if again, err = send(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("appends did not recover after the broker returned: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if again.Partition != first.Partition || again.Offset <= first.Offset {
+		t.Fatalf("after recovery the user's event landed at %v, first at %v", again, first)
+	}
+	log, err := kafka.NewLog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	if hw, _ := log.HighWater(context.Background(), first.Partition); hw != again.Offset+1 {
+		t.Fatalf("high water %d after recovery, want %d (the acknowledged event before the outage must survive)", hw, again.Offset+1)
 	}
 }
