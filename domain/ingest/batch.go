@@ -140,6 +140,7 @@ func pointerAt(body []byte, offset int64) (string, bool) {
 		return sb.String()
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // a number too large for float64 is a token, not an error
 	for {
 		tok, err := dec.Token()
 		if err != nil {
