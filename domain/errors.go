@@ -68,6 +68,7 @@ type MalformedError struct {
 	Detail string
 }
 
+// Error names the field when known.
 func (e *MalformedError) Error() string {
 	if e.Field == "" {
 		return "malformed input: " + e.Detail

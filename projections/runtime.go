@@ -119,7 +119,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 // FatalError wraps faults that halt a projector (see Run).
 type FatalError struct{ Err error }
 
+// Error marks the cause as fatal.
 func (e *FatalError) Error() string { return "fatal: " + e.Err.Error() }
+
+// Unwrap exposes the cause to errors.Is/As.
 func (e *FatalError) Unwrap() error { return e.Err }
 
 // runOwned holds the lock connection; losing it cancels every worker.

@@ -69,6 +69,7 @@ type httpError struct {
 	cause  error
 }
 
+// Error is the title, detail and cause, for logs.
 func (e *httpError) Error() string {
 	msg := e.kind.title
 	if e.detail != "" {
@@ -80,6 +81,7 @@ func (e *httpError) Error() string {
 	return msg
 }
 
+// Unwrap exposes the cause to errors.Is/As.
 func (e *httpError) Unwrap() error { return e.cause }
 
 // panicError carries a recovered panic to writeError, which logs the stack.
@@ -88,6 +90,7 @@ type panicError struct {
 	stack []byte
 }
 
+// Error names the panic value (the stack is logged separately).
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // problem is the RFC 9457 document; request_id is an extension member so a

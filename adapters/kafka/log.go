@@ -142,8 +142,13 @@ func (s *subscription) run(ctx context.Context) {
 	}
 }
 
+// Records implements eventstore.Subscription.
 func (s *subscription) Records() <-chan eventstore.Record { return s.out }
-func (s *subscription) Errors() <-chan error              { return s.errs }
+
+// Errors implements eventstore.Subscription.
+func (s *subscription) Errors() <-chan error { return s.errs }
+
+// Close implements eventstore.Subscription.
 func (s *subscription) Close() error {
 	var err error
 	s.once.Do(func() {

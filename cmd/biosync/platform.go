@@ -5,9 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -58,16 +60,31 @@ func (p *platform) close() {
 }
 
 // openPlatform starts (embedded) or connects to (production) the backends,
-// migrates the schema, and builds the core.
-func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *telemetry) (_ *platform, err error) {
+// migrates the schema, and builds the core. With attach set (CLI tools),
+// an embedded default that is already running in another process (a
+// `biosync serve` on the same data dir) is joined instead of started.
+func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *telemetry, attach bool) (_ *platform, err error) {
 	p := &platform{cfg: cfg, log: log, metrics: tel}
 	defer func() {
 		if err != nil {
 			p.close()
 		}
 	}()
+	if attach && cfg.embedded() {
+		if ep, ok := readEndpoints(cfg.DataDir); ok {
+			p.cfg.KafkaBrokers, p.cfg.DatabaseURL, p.cfg.RedisURL = ep.KafkaBrokers, ep.DatabaseURL, ep.RedisURL
+			log.Info("attached to the running embedded server", "data_dir", cfg.DataDir)
+		}
+	}
+	embeddedNow := p.cfg.embedded()
 	if err := p.backends(ctx); err != nil {
 		return nil, err
+	}
+	if embeddedNow {
+		if err := writeEndpoints(p.cfg); err != nil {
+			return nil, err
+		}
+		p.onClose(func() error { return os.Remove(filepath.Join(p.cfg.DataDir, endpointsFile)) })
 	}
 	cfg = p.cfg // now with the addresses of the embedded servers
 	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
@@ -245,4 +262,44 @@ func (p *platform) runProjectors(ctx context.Context) error {
 		return nil
 	}
 	return first
+}
+
+// endpointsFile, in the data dir, tells CLI tools where the in-process
+// servers of a running embedded default listen (their ports are random).
+const endpointsFile = "endpoints.json"
+
+type endpoints struct {
+	KafkaBrokers []string `json:"kafka_brokers"`
+	DatabaseURL  string   `json:"database_url"`
+	RedisURL     string   `json:"redis_url"`
+}
+
+func writeEndpoints(cfg config) error {
+	b, err := json.Marshal(endpoints{cfg.KafkaBrokers, cfg.DatabaseURL, cfg.RedisURL})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(cfg.DataDir, endpointsFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(cfg.DataDir, endpointsFile))
+}
+
+// readEndpoints returns the endpoints of a running embedded server: the
+// file must exist and the embedded Kafka's lock must be held by a live
+// process (otherwise the file is a leftover of a crash).
+func readEndpoints(dataDir string) (endpoints, bool) {
+	if _, err := embedded.DiscoverKafka(filepath.Join(dataDir, "kafka")); err != nil {
+		return endpoints{}, false
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, endpointsFile))
+	if err != nil {
+		return endpoints{}, false
+	}
+	var ep endpoints
+	if json.Unmarshal(b, &ep) != nil || len(ep.KafkaBrokers) == 0 || ep.DatabaseURL == "" {
+		return endpoints{}, false
+	}
+	return ep, true
 }

@@ -68,7 +68,7 @@ func withPlatform(ctx context.Context, getenv func(string) string, stderr io.Wri
 	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }); err != nil {
 		return err
 	}
-	p, err := openPlatform(ctx, cfg, log, newTelemetry())
+	p, err := openPlatform(ctx, cfg, log, newTelemetry(), true)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer shutdownTracing(context.Background())
 	tel := newTelemetry()
-	p, err := openPlatform(ctx, cfg, log, tel)
+	p, err := openPlatform(ctx, cfg, log, tel, false)
 	if err != nil {
 		return err
 	}

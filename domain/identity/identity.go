@@ -53,4 +53,5 @@ var errTimezone = tzError{}
 
 type tzError struct{}
 
+// Error explains which timezone names are accepted.
 func (tzError) Error() string { return "must be an IANA timezone name such as Europe/Berlin" }
