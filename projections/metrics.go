@@ -34,6 +34,24 @@ type Metrics struct {
 	Gen int
 	// Cache, when set, is refreshed after each commit.
 	Cache *DashboardCache
+	// Derivation overrides the normalization (and the version stored with
+	// its results); zero means domain/ingest.Normalize at
+	// metric.NormalizationVersion. A new derivation is deployed by building
+	// a new generation with it and switching reads.
+	Derivation Derivation
+}
+
+// Derivation is a versioned normalization function.
+type Derivation struct {
+	Version   int
+	Normalize func(ingest.Batch) ([]ingest.Point, []ingest.Night, int)
+}
+
+func (m *Metrics) derivation() Derivation {
+	if m.Derivation.Normalize == nil {
+		return Derivation{Version: metric.NormalizationVersion, Normalize: ingest.Normalize}
+	}
+	return m.Derivation
 }
 
 // Name implements Projector.
@@ -41,6 +59,11 @@ func (m *Metrics) Name() string { return NameMetrics }
 
 // Generation implements Projector.
 func (m *Metrics) Generation() int { return max(m.Gen, 1) }
+
+// Tables implements Projector.
+func (m *Metrics) Tables() []string {
+	return []string{"tz_history", "samples", "daily_rollups", "sleep_sessions", "source_freshness"}
+}
 
 func (m *Metrics) table(base string) string { return fmt.Sprintf("%s_g%d", base, m.Generation()) }
 
@@ -120,7 +143,7 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 			if p.Batch.Source.Device != "" {
 				source += "/" + p.Batch.Source.Device
 			}
-			points, sessions, _ := ingest.Normalize(p.Batch)
+			points, sessions, _ := m.derivation().Normalize(p.Batch)
 			var lastSample time.Time
 			for _, pt := range points {
 				loc := zoneAt(history[e.UserID], pt.Start)
@@ -266,7 +289,7 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
 			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, norm_version = EXCLUDED.norm_version
 		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
-		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayOffsets, parts, logOffsets, eventIDs, metric.NormalizationVersion)
+		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
 	if err != nil {
 		return fmt.Errorf("upsert samples: %w", err)
 	}
@@ -401,7 +424,7 @@ func (m *Metrics) AfterCommit(ctx context.Context, events []eventstore.Stored, p
 	for _, e := range events {
 		if !seen[e.UserID] {
 			seen[e.UserID] = true
-			m.Cache.Refresh(ctx, e.UserID, partition, next, catchingUp)
+			m.Cache.Refresh(ctx, e.UserID, m.Generation(), partition, next, catchingUp)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/domain/identity"
@@ -40,13 +39,7 @@ func project(t *testing.T, s *stack, m *projections.Metrics) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for _, p := range []projections.Projector{projections.Users{}, m} {
-		l, err := kafka.NewLog(s.cfg) // one reader per projector, as in production
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
 		rt := runtime(s, p, 500)
-		rt.Log = l
 		go func() { _ = rt.Run(ctx) }()
 	}
 	s.waitCaughtUp(t, projections.Users{})

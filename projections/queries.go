@@ -38,18 +38,18 @@ type Reader struct {
 	Now        func() time.Time
 	// CacheTTL bounds how long a cached dashboard may be served (default 10m).
 	CacheTTL time.Duration
-	// Gens maps a projector name to its live generation (default 1).
-	Gens map[string]int
+	// Versions tells which generation of each projector is live; nil
+	// means generation 1.
+	Versions *Versions
 }
 
-func (r *Reader) gen(name string) int {
-	if g, ok := r.Gens[name]; ok {
-		return g
-	}
-	return 1
+// gen resolves the live generation once per request, so one answer never
+// mixes tables of two generations across a blue/green switch.
+func (r *Reader) gen(ctx context.Context, name string) (int, error) {
+	return r.Versions.Live(ctx, name)
 }
 
-func (r *Reader) t(name, base string) string { return fmt.Sprintf("%s_g%d", base, r.gen(name)) }
+func tbl(base string, gen int) string { return fmt.Sprintf("%s_g%d", base, gen) }
 
 func (r *Reader) now() time.Time {
 	if r.Now != nil {
@@ -71,7 +71,11 @@ func unavailable(err error) error {
 // Me returns the profile of a user.
 func (r *Reader) Me(ctx context.Context, userID uuid.UUID) (UserView, error) {
 	u := UserView{ID: userID}
-	err := r.Pool.QueryRow(ctx, `SELECT email, timezone, created_at FROM `+r.t(NameUsers, "users")+` WHERE user_id = $1`, userID).
+	gen, err := r.gen(ctx, NameUsers)
+	if err != nil {
+		return u, err
+	}
+	err = r.Pool.QueryRow(ctx, `SELECT email, timezone, created_at FROM `+tbl("users", gen)+` WHERE user_id = $1`, userID).
 		Scan(&u.Email, &u.Timezone, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, domain.ErrNotFound
@@ -109,7 +113,11 @@ func (r *Reader) reached(ctx context.Context, token eventstore.Token, readModels
 		parts[i] = p.Partition
 	}
 	for _, name := range readModels {
-		rows, err := r.Pool.Query(ctx, `SELECT partition, next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = ANY($3)`, name, r.gen(name), parts)
+		gen, err := r.gen(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		rows, err := r.Pool.Query(ctx, `SELECT partition, next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = ANY($3)`, name, gen, parts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, fmt.Errorf("waiting for consistency token: %w", domain.ErrTimeout)
@@ -143,9 +151,12 @@ func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, erro
 		return MetricSeries{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/type", Detail: fmt.Sprintf("unknown metric type %q", q.Type)}}}
 	}
 	out := MetricSeries{Type: q.Type, Unit: def.Unit, Bucket: q.Bucket, Points: []MetricPoint{}}
+	gen, err := r.gen(ctx, NameMetrics)
+	if err != nil {
+		return out, err
+	}
 	var rows pgx.Rows
-	var err error
-	samples, rollups := r.t(NameMetrics, "samples"), r.t(NameMetrics, "daily_rollups")
+	samples, rollups := tbl("samples", gen), tbl("daily_rollups", gen)
 	switch q.Bucket {
 	case BucketRaw:
 		rows, err = r.Pool.Query(ctx, `SELECT start_at, end_at, utc_offset, value, value, value, 1, source FROM `+samples+`
@@ -207,8 +218,12 @@ func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, erro
 
 // SleepSessions lists sessions that ended in [from, to).
 func (r *Reader) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]SleepSession, error) {
+	gen, err := r.gen(ctx, NameMetrics)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := r.Pool.Query(ctx, `SELECT start_at, end_at, wake_date::text, source, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, algorithm_version
-		FROM `+r.t(NameMetrics, "sleep_sessions")+` WHERE user_id = $1 AND end_at >= $2 AND end_at < $3 ORDER BY end_at LIMIT 5000`, userID, from, to)
+		FROM `+tbl("sleep_sessions", gen)+` WHERE user_id = $1 AND end_at >= $2 AND end_at < $3 ORDER BY end_at LIMIT 5000`, userID, from, to)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -244,9 +259,10 @@ func PartitionOf(userID uuid.UUID, partitions int32) int32 {
 }
 
 type cachedDashboard struct {
-	Partition int32     `json:"p"`
-	Next      int64     `json:"next"` // the metrics checkpoint the summary reflects
-	Dashboard Dashboard `json:"d"`
+	Generation int       `json:"g"` // the metrics generation it was computed from
+	Partition  int32     `json:"p"`
+	Next       int64     `json:"next"` // the metrics checkpoint the summary reflects
+	Dashboard  Dashboard `json:"d"`
 }
 
 func dashboardKey(userID uuid.UUID) string { return "biosync:dashboard:v1:" + userID.String() }
@@ -262,25 +278,29 @@ func (r *Reader) Dashboard(ctx context.Context, userID uuid.UUID, token eventsto
 			need = pos.Offset
 		}
 	}
+	gen, err := r.gen(ctx, NameMetrics)
+	if err != nil {
+		return Dashboard{}, err
+	}
 	if r.Cache != nil {
 		if raw, err := r.Cache.Get(ctx, dashboardKey(userID)); err == nil {
 			var c cachedDashboard
-			if json.Unmarshal(raw, &c) == nil && c.Partition == p && c.Next > need && c.Dashboard.Date == r.today(c.Dashboard.Timezone) {
+			if json.Unmarshal(raw, &c) == nil && c.Generation == gen && c.Partition == p && c.Next > need && c.Dashboard.Date == r.today(c.Dashboard.Timezone) {
 				c.Dashboard.UserID = userID
 				return c.Dashboard, nil
 			}
 		}
 	}
 	var next int64
-	err := r.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3`, NameMetrics, r.gen(NameMetrics), p).Scan(&next)
+	err = r.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3`, NameMetrics, gen, p).Scan(&next)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Dashboard{}, unavailable(err)
 	}
-	d, err := r.computeDashboard(ctx, userID)
+	d, err := r.computeDashboard(ctx, userID, gen)
 	if err != nil {
 		return d, err
 	}
-	r.store(ctx, cachedDashboard{Partition: p, Next: next, Dashboard: d})
+	r.store(ctx, cachedDashboard{Generation: gen, Partition: p, Next: next, Dashboard: d})
 	return d, nil
 }
 
@@ -307,10 +327,11 @@ func (r *Reader) today(zone string) string {
 // commits (see Metrics.AfterCommit).
 type DashboardCache struct{ Reader *Reader }
 
-// Refresh recomputes and stores a user's dashboard reflecting checkpoint
-// next of partition. While a projector is catching up (replaying history)
-// it only drops the entry: recomputing per batch would be wasted work.
-func (c *DashboardCache) Refresh(ctx context.Context, userID uuid.UUID, partition int32, next int64, catchingUp bool) {
+// Refresh recomputes and stores a user's dashboard from generation gen,
+// reflecting checkpoint next of partition. While a projector is catching up
+// (replaying history) it only drops the entry: recomputing per batch would
+// be wasted work.
+func (c *DashboardCache) Refresh(ctx context.Context, userID uuid.UUID, gen int, partition int32, next int64, catchingUp bool) {
 	if c == nil || c.Reader == nil || c.Reader.Cache == nil {
 		return
 	}
@@ -318,26 +339,26 @@ func (c *DashboardCache) Refresh(ctx context.Context, userID uuid.UUID, partitio
 		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
 		return
 	}
-	d, err := c.Reader.computeDashboard(ctx, userID)
+	d, err := c.Reader.computeDashboard(ctx, userID, gen)
 	if err != nil {
 		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
 		return
 	}
-	c.Reader.store(ctx, cachedDashboard{Partition: partition, Next: next, Dashboard: d})
+	c.Reader.store(ctx, cachedDashboard{Generation: gen, Partition: partition, Next: next, Dashboard: d})
 }
 
 // computeDashboard builds the summary from the read models. "Today" is the
 // local date in the user's latest timezone.
-func (r *Reader) computeDashboard(ctx context.Context, userID uuid.UUID) (Dashboard, error) {
+func (r *Reader) computeDashboard(ctx context.Context, userID uuid.UUID, gen int) (Dashboard, error) {
 	d := Dashboard{UserID: userID, Timezone: "UTC", Freshness: []Freshness{}, GeneratedAt: r.now().UTC()}
-	err := r.Pool.QueryRow(ctx, `SELECT zone FROM `+r.t(NameMetrics, "tz_history")+` WHERE user_id = $1 ORDER BY valid_from DESC LIMIT 1`, userID).Scan(&d.Timezone)
+	err := r.Pool.QueryRow(ctx, `SELECT zone FROM `+tbl("tz_history", gen)+` WHERE user_id = $1 ORDER BY valid_from DESC LIMIT 1`, userID).Scan(&d.Timezone)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return d, unavailable(err)
 	}
 	loc := loadZone(d.Timezone)
 	today := r.now().In(loc)
 	d.Date = today.Format("2006-01-02")
-	rollups := r.t(NameMetrics, "daily_rollups")
+	rollups := tbl("daily_rollups", gen)
 
 	for _, x := range []struct {
 		typ metric.Type
@@ -355,7 +376,7 @@ func (r *Reader) computeDashboard(ctx context.Context, userID uuid.UUID) (Dashbo
 
 	var s SleepSummary
 	err = r.Pool.QueryRow(ctx, `SELECT wake_date::text, start_at, end_at, light_minutes + deep_minutes + rem_minutes, deep_minutes, rem_minutes, light_minutes, awake_minutes, source, utc_offset
-		FROM `+r.t(NameMetrics, "sleep_sessions")+` WHERE user_id = $1 AND wake_date BETWEEN $2::date - 1 AND $2::date
+		FROM `+tbl("sleep_sessions", gen)+` WHERE user_id = $1 AND wake_date BETWEEN $2::date - 1 AND $2::date
 		ORDER BY wake_date DESC, (end_at - start_at) DESC LIMIT 1`, userID, d.Date).
 		Scan(&s.Date, &s.Start, &s.End, &s.AsleepMinutes, &s.DeepMinutes, &s.REMMinutes, &s.LightMinutes, &s.AwakeMinutes, &s.Source, new(int32))
 	if err == nil {
@@ -393,7 +414,7 @@ func (r *Reader) computeDashboard(ctx context.Context, userID uuid.UUID) (Dashbo
 		x.dst.Avg7, x.dst.Avg28 = avg7, avg28
 	}
 
-	rows, err := r.Pool.Query(ctx, `SELECT provider, device, last_sample_at, last_received_at FROM `+r.t(NameMetrics, "source_freshness")+` WHERE user_id = $1 ORDER BY provider, device`, userID)
+	rows, err := r.Pool.Query(ctx, `SELECT provider, device, last_sample_at, last_received_at FROM `+tbl("source_freshness", gen)+` WHERE user_id = $1 ORDER BY provider, device`, userID)
 	if err != nil {
 		return d, unavailable(err)
 	}

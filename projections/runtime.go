@@ -26,6 +26,9 @@ import (
 type Projector interface {
 	Name() string
 	Generation() int
+	// Tables lists the base names of the tables the projector owns; each
+	// generation has its own copies (base_g<N>).
+	Tables() []string
 	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error
 }
 
@@ -64,6 +67,10 @@ type Runtime struct {
 	// Retry is how long to wait before retrying after a failure
 	// (PostgreSQL or Kafka unavailable). Default 500ms.
 	Retry time.Duration
+	// Versions, when set, limits after-commit side effects (cache refresh)
+	// to the live generation: a rebuilding generation must not touch what
+	// readers see.
+	Versions *Versions
 }
 
 // ErrFenced means another owner advanced the checkpoint: this worker's view
@@ -335,7 +342,7 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 			if r.Observer != nil {
 				r.Observer.Batch(Key(r.Projector), p, len(recs), time.Since(start))
 			}
-			if ac, ok := r.Projector.(AfterCommitter); ok {
+			if ac, ok := r.Projector.(AfterCommitter); ok && r.live(ctx) {
 				ac.AfterCommit(ctx, events, p, newNext, len(recs) >= r.BatchSize)
 			}
 			return newNext, nil
@@ -350,6 +357,15 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 		case <-time.After(r.Retry):
 		}
 	}
+}
+
+// live reports whether this runtime's generation is the one readers see.
+func (r *Runtime) live(ctx context.Context) bool {
+	if r.Versions == nil {
+		return true
+	}
+	g, err := r.Versions.Live(ctx, r.Projector.Name())
+	return err == nil && g == r.Projector.Generation()
 }
 
 var tracer = otel.Tracer("github.com/biosync/biosync/projections")

@@ -26,6 +26,7 @@ const master = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 // stack is a fresh topic and database with the real adapters on top.
 type stack struct {
+	t        *testing.T
 	pool     *pgxpool.Pool
 	codec    *eventstore.Codec
 	appender *kafka.Appender
@@ -50,7 +51,7 @@ func newStack(t *testing.T, brokers []string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{pool: pool, codec: eventstore.NewCodec(kr)}
+	s := &stack{t: t, pool: pool, codec: eventstore.NewCodec(kr)}
 	s.cfg = kafka.Config{Brokers: brokers, Topic: testbackend.UniqueName(t, "events"), Partitions: 4}
 	if err := kafka.EnsureTopic(s.cfg); err != nil {
 		t.Fatal(err)
@@ -126,8 +127,9 @@ type counter struct {
 	calls     atomic.Int64
 }
 
-func (c *counter) Name() string    { return "counter" }
-func (c *counter) Generation() int { return 1 }
+func (c *counter) Name() string     { return "counter" }
+func (c *counter) Generation() int  { return 1 }
+func (c *counter) Tables() []string { return []string{"counts"} }
 func (c *counter) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
 	for _, e := range events {
 		if _, err := tx.Exec(ctx, `INSERT INTO counts (user_id, n) VALUES ($1, 1) ON CONFLICT (user_id) DO UPDATE SET n = counts.n + 1`, e.UserID); err != nil {
@@ -156,8 +158,15 @@ func counts(t *testing.T, pool *pgxpool.Pool) map[uuid.UUID]int {
 	return out
 }
 
+// runtime builds a runtime with its own log reader, as production gives
+// every projector its own (see kafka.Log.Subscribe).
 func runtime(s *stack, p projections.Projector, batch int) *projections.Runtime {
-	return &projections.Runtime{Pool: s.pool, Log: s.log, Codec: s.codec, Projector: p, BatchSize: batch, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
+	l, err := kafka.NewLog(s.cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { l.Close() })
+	return &projections.Runtime{Pool: s.pool, Log: l, Codec: s.codec, Projector: p, BatchSize: batch, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
 }
 
 func TestProjectorRuntimeContract(t *testing.T) {

@@ -24,6 +24,9 @@ func (u Users) Name() string { return NameUsers }
 // Generation implements Projector.
 func (u Users) Generation() int { return max(u.Gen, 1) }
 
+// Tables implements Projector.
+func (u Users) Tables() []string { return []string{"users"} }
+
 // Apply upserts one row per registered user; the later log position wins.
 func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
 	table := fmt.Sprintf("users_g%d", u.Generation())

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,6 +40,7 @@ type platform struct {
 	eventLog *kafka.Log
 	handlers *commands.Handlers
 	reader   *projections.Reader
+	versions *projections.Versions
 	tokens   *auth.Tokens
 	metrics  *telemetry
 
@@ -136,7 +136,8 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		CheckPassword: auth.CheckPassword,
 		Logger:        log,
 	}
-	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions}
+	p.versions = &projections.Versions{Pool: p.pool}
+	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions}
 	return p, nil
 }
 
@@ -225,43 +226,32 @@ func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) 
 	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
 }
 
-// projectors are the read models this binary maintains.
-func (p *platform) projectors() []projections.Projector {
-	return []projections.Projector{
-		projections.Users{Gen: 1},
-		&projections.Metrics{Gen: 1, Cache: &projections.DashboardCache{Reader: p.reader}},
-	}
+// runProjectors runs every registered projector generation until ctx ends;
+// a fatal projector error stops all of them and is returned (loudly: a
+// halted projector means misconfiguration or corruption, never something to
+// paper over).
+func (p *platform) runProjectors(ctx context.Context) error {
+	return p.supervisor(nil).Run(ctx)
 }
 
-// runProjectors runs every projector until ctx ends; a fatal projector
-// error stops all of them and is returned (loudly: a halted projector means
-// misconfiguration or corruption, never something to paper over).
-func (p *platform) runProjectors(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 8)
-	pr := p.projectors()
-	for _, pj := range pr {
+// supervisor builds a projector supervisor; only limits it to some
+// generations ("name@gen").
+func (p *platform) supervisor(only map[string]bool) *projections.Supervisor {
+	return &projections.Supervisor{
+		Pool: p.pool, Versions: p.versions, Codec: p.codec,
 		// One Log (client, connection, consumer) per projector: see kafka.Log.Subscribe.
-		l, err := kafka.NewLog(p.kcfg)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		rt := &projections.Runtime{Pool: p.pool, Log: l, Codec: p.codec, Projector: pj, Logger: p.log, Observer: p.metrics}
-		go func() { errc <- rt.Run(ctx) }()
+		OpenLog: func() (eventstore.Log, func(), error) {
+			l, err := kafka.NewLog(p.kcfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return l, func() { l.Close() }, nil
+		},
+		Cache:    &projections.DashboardCache{Reader: p.reader},
+		Logger:   p.log,
+		Observer: p.metrics,
+		Only:     only,
 	}
-	var first error
-	for range pr {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	if errors.Is(first, context.Canceled) {
-		return nil
-	}
-	return first
 }
 
 // endpointsFile, in the data dir, tells CLI tools where the in-process

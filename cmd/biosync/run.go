@@ -19,7 +19,7 @@ const usage = `usage: biosync <command>
 commands:
   serve             run the HTTP API and the projectors (embedded backends by default)
   migrate           apply database migrations and create the event topic, then exit
-  projections run   run only the projectors (for a separate projector process)
+  projections ...   run | list | rebuild NAME | rollback NAME | drop NAME@GEN (blue/green rebuilds)
   simulate          register users on a running server and push synthetic data
                     (--users N --days D --url URL --secret whsec_...)
 
@@ -44,10 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		})
 	case "projections":
-		if len(args) < 2 || args[1] != "run" {
-			return errors.New("usage: biosync projections run")
-		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return p.runProjectors(ctx) })
+		return runProjections(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], getenv, stdout)
 	case "help", "-h", "--help":

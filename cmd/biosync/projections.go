@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/biosync/biosync/projections"
+)
+
+const projectionsUsage = `usage: biosync projections <command>
+  run                         run every registered projector generation (no HTTP)
+  list                        projectors, generations, state, checkpoint vs head, lag
+  rebuild NAME [--no-switch]  build a new generation from offset 0 beside the live one, then switch reads to it
+  rollback NAME               switch reads back to the previous (standby) generation
+  drop NAME@GEN               delete a generation that is not live (tables and checkpoints)`
+
+// runProjections implements `biosync projections ...`. Every command works
+// against a running embedded server (attached through the data dir) and
+// against real clusters through the usual variables.
+func runProjections(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, projectionsUsage)
+		return errors.New("missing projections command")
+	}
+	switch args[0] {
+	case "run":
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return p.runProjectors(ctx) })
+	case "list":
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return listProjections(ctx, p, stdout) })
+	case "rebuild":
+		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+		noSwitch := fs.Bool("no-switch", false, "leave the new generation building/standby-ready without switching reads")
+		name, err := oneArg(fs, args[1:], "NAME")
+		if err != nil {
+			return err
+		}
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout) })
+	case "rollback":
+		name, err := oneArg(flag.NewFlagSet("rollback", flag.ContinueOnError), args[1:], "NAME")
+		if err != nil {
+			return err
+		}
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+			gen, err := p.versions.Rollback(ctx, name)
+			if err == nil {
+				fmt.Fprintf(stdout, "%s@%d is live again\n", name, gen)
+			}
+			return err
+		})
+	case "drop":
+		key, err := oneArg(flag.NewFlagSet("drop", flag.ContinueOnError), args[1:], "NAME@GEN")
+		if err != nil {
+			return err
+		}
+		name, genS, ok := strings.Cut(key, "@")
+		gen, convErr := strconv.Atoi(genS)
+		if !ok || convErr != nil || gen < 1 {
+			return fmt.Errorf("drop wants NAME@GENERATION, e.g. metrics@1, got %q", key)
+		}
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+			pj, err := projections.New(name, gen, nil)
+			if err != nil {
+				return err
+			}
+			if err := p.versions.Drop(ctx, pj); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "dropped %s\n", key)
+			return nil
+		})
+	default:
+		fmt.Fprintln(stderr, projectionsUsage)
+		return fmt.Errorf("unknown projections command %q", args[0])
+	}
+}
+
+func oneArg(fs *flag.FlagSet, args []string, what string) (string, error) {
+	// Accept flags before or after the positional argument.
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+	if len(pos) != 1 {
+		return "", fmt.Errorf("want exactly one %s", what)
+	}
+	return pos[0], nil
+}
+
+// heads snapshots the log's high-water mark of every partition.
+func (p *platform) heads(ctx context.Context) (map[int32]int64, error) {
+	parts, err := p.eventLog.Partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for _, part := range parts {
+		if out[part], err = p.eventLog.HighWater(ctx, part); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func listProjections(ctx context.Context, p *platform, out io.Writer) error {
+	versions, err := p.versions.List(ctx)
+	if err != nil {
+		return err
+	}
+	heads, err := p.heads(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PROJECTOR\tSTATE\tCHECKPOINT\tHEAD\tLAG\tCREATED")
+	for _, v := range versions {
+		done, head, err := projections.Progress(ctx, p.pool, heads, v.Name, v.Generation)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\n", v.Key(), v.State, done, head, head-done, v.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+// rebuild builds a new generation of a projector from offset 0 while the
+// live one keeps serving, then switches reads to it in one transaction. The
+// old generation stays (standby) until dropped, so `rollback` can undo the
+// switch.
+func rebuild(ctx context.Context, p *platform, name string, switchReads bool, out io.Writer) error {
+	template, err := projections.New(name, 1, nil)
+	if err != nil {
+		return err
+	}
+	gen, err := p.versions.Create(ctx, template)
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%s@%d", name, gen)
+	fmt.Fprintf(out, "building %s from offset 0 (reads stay on the live generation)\n", key)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.supervisor(map[string]bool{key: true}).Run(rctx) }()
+
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	caughtUp := 0
+	for caughtUp < 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rebuild of %s interrupted; the generation stays registered as building (drop it with: biosync projections drop %s)", key, key)
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("projector stopped")
+			}
+			return fmt.Errorf("rebuild of %s failed: %w (the live generation is untouched)", key, err)
+		case <-tick.C:
+		}
+		heads, err := p.heads(ctx)
+		if err != nil {
+			fmt.Fprintf(out, "waiting for the log: %v\n", err)
+			continue
+		}
+		done, head, err := projections.Progress(ctx, p.pool, heads, name, gen)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintln(out, progressLine(key, done, head, time.Since(start)))
+		if done >= head {
+			caughtUp++
+		} else {
+			caughtUp = 0
+		}
+	}
+	cancel()
+	<-errc
+	if !switchReads {
+		fmt.Fprintf(out, "%s has caught up; reads stay on the live generation (switch with a rebuild without --no-switch or promote via the admin API)\n", key)
+		return nil
+	}
+	if err := p.versions.Promote(ctx, name, gen); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s is live; the previous generation is standby (biosync projections rollback %s / drop %s@N)\n", key, name, name)
+	return nil
+}
+
+// progressLine renders "key: done/head events (pct), rate/s, ETA".
+func progressLine(key string, done, head int64, elapsed time.Duration) string {
+	pct := 100.0
+	if head > 0 {
+		pct = float64(done) * 100 / float64(head)
+	}
+	rate := float64(done) / max(elapsed.Seconds(), 0.001)
+	eta := "-"
+	if rate > 0 && head > done {
+		eta = (time.Duration(float64(head-done)/rate) * time.Second).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%s: %d/%d events (%.1f%%), %.0f events/s, ETA %s", key, done, head, pct, rate, eta)
+}

@@ -1,0 +1,229 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/domain"
+)
+
+// Version states of a projector generation.
+const (
+	StateBuilding = "building" // rebuilding from offset 0; not served
+	StateLive     = "live"     // served to readers
+	StateStandby  = "standby"  // previously live; kept current for rollback until dropped
+)
+
+// Version is one generation of a projector.
+type Version struct {
+	Name       string
+	Generation int
+	State      string
+	CreatedAt  time.Time
+	PromotedAt *time.Time
+}
+
+// Key is "name@generation".
+func (v Version) Key() string { return fmt.Sprintf("%s@%d", v.Name, v.Generation) }
+
+// Versions is the registry of projector generations (projection_versions).
+// Readers ask it which generation is live; the switch after a rebuild is one
+// UPDATE in one transaction, so every reader sees either the old or the new
+// generation. Live lookups are cached for CacheFor (default 1s) per process.
+type Versions struct {
+	Pool     *pgxpool.Pool
+	CacheFor time.Duration
+
+	mu     sync.Mutex
+	live   map[string]int
+	loaded time.Time
+}
+
+// Live returns the live generation of a projector (1 when the registry has
+// none, e.g. before the first migration that created it).
+func (v *Versions) Live(ctx context.Context, name string) (int, error) {
+	if v == nil {
+		return 1, nil
+	}
+	ttl := v.CacheFor
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.live == nil || time.Since(v.loaded) > ttl {
+		rows, err := v.Pool.Query(ctx, `SELECT name, generation FROM projection_versions WHERE state = 'live'`)
+		if err != nil {
+			if v.live != nil {
+				return liveOr1(v.live, name), nil // serve the last known answer while PostgreSQL blips
+			}
+			return 0, unavailable(err)
+		}
+		live := map[string]int{}
+		for rows.Next() {
+			var n string
+			var g int
+			if err := rows.Scan(&n, &g); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			live[n] = g
+		}
+		rows.Close()
+		v.live, v.loaded = live, time.Now()
+	}
+	return liveOr1(v.live, name), nil
+}
+
+func liveOr1(m map[string]int, name string) int {
+	if g, ok := m[name]; ok {
+		return g
+	}
+	return 1
+}
+
+// Forget drops the cached live generations (after a switch in this process).
+func (v *Versions) Forget() {
+	v.mu.Lock()
+	v.live = nil
+	v.mu.Unlock()
+}
+
+// List returns every registered generation, by name and generation.
+func (v *Versions) List(ctx context.Context) ([]Version, error) {
+	rows, err := v.Pool.Query(ctx, `SELECT name, generation, state, created_at, promoted_at FROM projection_versions ORDER BY name, generation`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		var x Version
+		if err := rows.Scan(&x.Name, &x.Generation, &x.State, &x.CreatedAt, &x.PromotedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// Create registers the next generation of a projector as building and
+// creates its tables as copies (columns, keys, indexes) of generation 1's.
+func (v *Versions) Create(ctx context.Context, p Projector) (int, error) {
+	var gen int
+	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
+		// Serialise concurrent rebuilds of one projector.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projection_versions:' || $1))`, p.Name()); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(generation), 0) + 1 FROM projection_versions WHERE name = $1`, p.Name()).Scan(&gen); err != nil {
+			return err
+		}
+		for _, base := range p.Tables() {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s_g%d (LIKE %s_g1 INCLUDING ALL)`, base, gen, base)); err != nil {
+				return fmt.Errorf("create %s_g%d: %w", base, gen, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO projection_versions (name, generation, state) VALUES ($1, $2, 'building')`, p.Name(), gen)
+		return err
+	})
+	return gen, err
+}
+
+// Promote makes gen the live generation; the previous live one becomes
+// standby. One transaction: readers switch atomically.
+func (v *Versions) Promote(ctx context.Context, name string, gen int) error {
+	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
+		var state string
+		if err := tx.QueryRow(ctx, `SELECT state FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, name, gen).Scan(&state); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%s@%d: %w", name, gen, domain.ErrNotFound)
+			}
+			return err
+		}
+		if state == StateLive {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'standby' WHERE name = $1 AND state = 'live'`, name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'live', promoted_at = now() WHERE name = $1 AND generation = $2`, name, gen)
+		return err
+	})
+	v.Forget()
+	return err
+}
+
+// Rollback makes the most recently promoted standby generation live again
+// and returns it.
+func (v *Versions) Rollback(ctx context.Context, name string) (int, error) {
+	var gen int
+	err := v.Pool.QueryRow(ctx, `SELECT generation FROM projection_versions WHERE name = $1 AND state = 'standby' ORDER BY promoted_at DESC NULLS LAST, generation DESC LIMIT 1`, name).Scan(&gen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%s has no standby generation to roll back to: %w", name, domain.ErrNotFound)
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return gen, v.Promote(ctx, name, gen)
+}
+
+// Drop removes a generation that is not live: its tables, checkpoints and
+// registry row.
+func (v *Versions) Drop(ctx context.Context, p Projector) error {
+	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, p.Name(), p.Generation()).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%s: %w", Key(p), domain.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if state == StateLive {
+			return fmt.Errorf("%s is live; promote or roll back to another generation first: %w", Key(p), domain.ErrConflict)
+		}
+		for _, base := range p.Tables() {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s_g%d`, base, p.Generation())); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2`, p.Name(), p.Generation()); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM projection_versions WHERE name = $1 AND generation = $2`, p.Name(), p.Generation())
+		return err
+	})
+	v.Forget()
+	return err
+}
+
+// Progress reports, for one generation, the sum of its checkpoints and the
+// sum of the log's high-water marks: lag = head - done.
+func Progress(ctx context.Context, pool *pgxpool.Pool, heads map[int32]int64, name string, gen int) (done, head int64, err error) {
+	rows, err := pool.Query(ctx, `SELECT partition, next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2`, name, gen)
+	if err != nil {
+		return 0, 0, unavailable(err)
+	}
+	defer rows.Close()
+	next := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var o int64
+		if err := rows.Scan(&p, &o); err != nil {
+			return 0, 0, err
+		}
+		next[p] = o
+	}
+	for p, h := range heads {
+		head += h
+		done += min(next[p], h)
+	}
+	return done, head, rows.Err()
+}
