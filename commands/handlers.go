@@ -32,7 +32,9 @@ type Account struct {
 // claim and credentials. Invariants across users have no common order in
 // the log, so they are decided here before the event is appended.
 type Accounts interface {
-	// Claim returns domain.ErrConflict when the email key is taken.
+	// Claim returns domain.ErrConflict when the email key is taken. A
+	// pending claim older than the takeover window (an append whose outcome
+	// stayed unknown and never landed) can be claimed again.
 	Claim(ctx context.Context, a Account) error
 	Complete(ctx context.Context, userID uuid.UUID) error
 	Release(ctx context.Context, userID uuid.UUID) error
@@ -142,23 +144,40 @@ func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, 
 		return Registered{}, err
 	}
 	e, err := h.newEvent(ctx, uuid.New(), userID, identity.EventRegistered, identity.Registered{Email: email, Timezone: cmd.Timezone, RegisteredAt: h.now().UTC()})
-	if err == nil {
-		var pos eventstore.Position
-		pos, err = h.Log.Append(ctx, e)
-		if err == nil {
-			if err := h.Accounts.Complete(ctx, userID); err != nil {
-				return Registered{}, err
-			}
-			return Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: eventstore.Token{pos}}, nil
-		}
+	if err != nil {
+		return Registered{}, err
 	}
-	// Release with a fresh context: the request may be cancelled already.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	pos, err := h.Log.Append(ctx, e)
+	// Settle the claim with a context that outlives the request.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if rerr := h.Accounts.Release(rctx, userID); rerr != nil && h.Logger != nil {
-		h.Logger.Error("could not release email claim", "user_id", userID, "err", rerr)
+	switch {
+	case errors.Is(err, eventstore.ErrNotAppended):
+		// Certainly not in the log: free the address again.
+		if rerr := h.Accounts.Release(sctx, userID); rerr != nil && h.Logger != nil {
+			h.Logger.Error("could not release email claim", "user_id", userID, "err", rerr)
+		}
+		return Registered{}, err
+	case err != nil:
+		// Outcome unknown: the record may still land. The claim stays
+		// pending; the users projector activates it if the event arrives,
+		// and a pending claim older than the takeover window can be claimed
+		// again (see Accounts.Claim).
+		return Registered{}, err
 	}
-	return Registered{}, err
+	for attempt := 0; ; attempt++ {
+		cerr := h.Accounts.Complete(sctx, userID)
+		if cerr == nil {
+			break
+		}
+		if attempt == 2 {
+			// The event is in the log: the users projector will activate
+			// the account; the caller may retry login shortly.
+			return Registered{}, cerr
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: eventstore.Token{pos}}, nil
 }
 
 // Login checks credentials against the command-side account (so it works
@@ -210,7 +229,9 @@ func (h *Handlers) Push(ctx context.Context, cmd PushSamples) (Accepted, error) 
 	var id uuid.UUID
 	switch {
 	case cmd.DeliveryID != "" && cmd.Channel == "webhook":
-		id = eventstore.DeterministicID("push.webhook", cmd.DeliveryID)
+		// Scoped to the user: a delivery id is unique per sender, not
+		// across senders, and must never collapse two users' data.
+		id = eventstore.DeterministicID("push.webhook", userID.String(), cmd.DeliveryID)
 	case cmd.DeliveryID != "":
 		id = eventstore.DeterministicID("push.app", userID.String(), cmd.DeliveryID)
 	default:

@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +184,29 @@ func TestPushNeedsAnExistingUserAndRedeliveryIsRecognised(t *testing.T) {
 	b, _ := w.h.Push(ctx, commands.PushSamples{UserID: other.UserID, Batch: batch, DeliveryID: "key-1", Channel: "app"})
 	if a.EventID == b.EventID || b.Duplicate {
 		t.Fatal("Idempotency-Keys must be scoped to the caller")
+	}
+}
+
+// appenderFunc is a fake of the log port for outcomes the real broker
+// cannot be made to produce on demand.
+type appenderFunc func(context.Context, eventstore.Event) (eventstore.Position, error)
+
+func (f appenderFunc) Append(ctx context.Context, e eventstore.Event) (eventstore.Position, error) {
+	return f(ctx, e)
+}
+
+func TestAnAppendWithUnknownOutcomeKeepsTheAddressClaimed(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
+		return eventstore.Position{}, fmt.Errorf("kafka append: %w: deadline exceeded", domain.ErrUnavailable)
+	})
+	if _, err := w.h.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "correct horse battery", Timezone: "UTC"}); !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("register = %v, want 503", err)
+	}
+	// The record may still land, so the address must not be handed to
+	// someone else within the takeover window.
+	if _, err := w.h.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "another password!", Timezone: "UTC"}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("second registration during the takeover window = %v, want 409", err)
 	}
 }

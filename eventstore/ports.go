@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -12,6 +13,15 @@ import (
 type Appender interface {
 	Append(ctx context.Context, e Event) (Position, error)
 }
+
+// ErrNotAppended marks an append failure where the record was certainly not
+// written (e.g. no connection to the log). Any other append error is
+// ambiguous: the record may still land.
+var ErrNotAppended = errors.New("event not appended")
+
+// ErrOffsetOutOfRange: a reader asked for an offset the log does not have
+// (beyond its end, or truncated away). Projectors halt on it.
+var ErrOffsetOutOfRange = errors.New("offset out of range of the log")
 
 // Log reads the event topic: the base for projectors and replay.
 type Log interface {

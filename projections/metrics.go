@@ -189,7 +189,7 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 			return fmt.Errorf("timezone history: %w", err)
 		}
 	}
-	if err := m.upsertSamples(ctx, tx, samples); err != nil {
+	if err := m.upsertSamples(ctx, tx, samples, touched); err != nil {
 		return err
 	}
 	if err := m.upsertSleep(ctx, tx, nights); err != nil {
@@ -253,13 +253,13 @@ func (m *Metrics) loadHistory(ctx context.Context, tx pgx.Tx, events []eventstor
 	return out, rows.Err()
 }
 
-func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow) error {
+func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow, touched map[dayKey]bool) error {
 	if len(samples) == 0 {
 		return nil
 	}
 	n := len(samples)
 	users, types, sources, units, eventIDs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	starts, ends, dayStarts, dates := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]string, 0, n)
+	starts, ends, dayStarts, dayEnds, dates := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]string, 0, n)
 	values := make([]float64, 0, n)
 	offsets, dayOffsets, parts := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
 	logOffsets := make([]int64, 0, n)
@@ -274,22 +274,50 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 		offsets = append(offsets, int32(s.offset))
 		dates = append(dates, s.day.Date)
 		dayStarts = append(dayStarts, s.day.Start)
+		dayEnds = append(dayEnds, s.day.End)
 		dayOffsets = append(dayOffsets, int32(s.day.Offset))
 		parts = append(parts, s.partition)
 		logOffsets = append(logOffsets, s.logOffset)
 		eventIDs = append(eventIDs, s.eventID.String())
 	}
 	t := m.table("samples")
-	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_offset, log_partition, log_offset, event_id, norm_version)
-		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, dof, lp, lo, ev, $15::smallint
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::int[], $12::int[], $13::bigint[], $14::uuid[])
-			AS x(u, ty, st, en, so, va, un, uo, ld, ds, dof, lp, lo, ev)
+	// A corrected sample can move to another local day (same instant, new
+	// offset): the day it leaves must be recomputed too.
+	rows, err := tx.Query(ctx, `SELECT s.user_id, s.type, s.local_date::text FROM `+t+` s
+		JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[]) AS x(u, ty, st, en, so, ld)
+		ON s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so
+		WHERE s.local_date <> x.ld::date`, users, types, starts, ends, sources, dates)
+	if err != nil {
+		return fmt.Errorf("find moved samples: %w", err)
+	}
+	for rows.Next() {
+		var k dayKey
+		var typ string
+		if err := rows.Scan(&k.user, &typ, &k.date); err != nil {
+			rows.Close()
+			return err
+		}
+		k.typ = metric.Type(typ)
+		touched[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// A redelivered identical sample leaves its row untouched (byte-
+	// identical read models); a changed value from a later position wins.
+	_, err = tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_end, day_offset, log_partition, log_offset, event_id, norm_version)
+		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, de, dof, lp, lo, ev, $16::smallint
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], $14::bigint[], $15::uuid[])
+			AS x(u, ty, st, en, so, va, un, uo, ld, ds, de, dof, lp, lo, ev)
 		ON CONFLICT (user_id, type, start_at, end_at, source) DO UPDATE SET
 			value = EXCLUDED.value, unit = EXCLUDED.unit, utc_offset = EXCLUDED.utc_offset, local_date = EXCLUDED.local_date,
-			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
+			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
 			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, norm_version = EXCLUDED.norm_version
-		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
-		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
+		WHERE `+t+`.log_offset <= EXCLUDED.log_offset
+			AND (`+t+`.value, `+t+`.unit, `+t+`.utc_offset, `+t+`.local_date, `+t+`.norm_version)
+				IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.unit, EXCLUDED.utc_offset, EXCLUDED.local_date, EXCLUDED.norm_version)`,
+		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayEnds, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
 	if err != nil {
 		return fmt.Errorf("upsert samples: %w", err)
 	}
@@ -381,31 +409,38 @@ func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[d
 		users, types, dates = append(users, k.user.String()), append(types, string(k.typ)), append(dates, k.date)
 	}
 	s, d := m.table("samples"), m.table("daily_rollups")
+	// Days left without samples (their samples moved to another day) lose
+	// their rollup.
+	if _, err := tx.Exec(ctx, `DELETE FROM `+d+` r USING unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
+		WHERE r.user_id = x.u AND r.type = x.ty AND r.local_date = x.ld::date
+			AND NOT EXISTS (SELECT 1 FROM `+s+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.local_date = x.ld::date)`, users, types, dates); err != nil {
+		return fmt.Errorf("delete empty rollups: %w", err)
+	}
 	_, err := tx.Exec(ctx, `WITH touched AS (
 			SELECT u AS user_id, ty AS type, ld::date AS local_date FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
 		), per_source AS (
 			SELECT s.user_id, s.type, s.local_date, s.source, sum(s.value) AS total, min(s.value) AS mn, max(s.value) AS mx,
-				count(*) AS n, min(s.day_start) AS day_start, min(s.day_offset) AS day_offset, min(s.unit) AS unit
+				count(*) AS n, min(s.day_start) AS day_start, min(s.day_end) AS day_end, min(s.day_offset) AS day_offset, min(s.unit) AS unit
 			FROM `+s+` s JOIN touched t ON s.user_id = t.user_id AND s.type = t.type AND s.local_date = t.local_date
 			GROUP BY 1, 2, 3, 4
 		), cumulative AS (
-			SELECT DISTINCT ON (user_id, type, local_date) user_id, type, local_date, day_start, day_offset,
+			SELECT DISTINCT ON (user_id, type, local_date) user_id, type, local_date, day_start, day_end, day_offset,
 				total AS value, mn, mx, n, source, unit
 			FROM per_source WHERE type = ANY($4::text[])
 			ORDER BY user_id, type, local_date, total DESC, source
 		), level AS (
-			SELECT user_id, type, local_date, min(day_start) AS day_start, min(day_offset) AS day_offset,
+			SELECT user_id, type, local_date, min(day_start) AS day_start, min(day_end) AS day_end, min(day_offset) AS day_offset,
 				sum(total) / sum(n) AS value, min(mn) AS mn, max(mx) AS mx, sum(n) AS n,
 				(array_agg(source ORDER BY n DESC, source))[1] AS source, min(unit) AS unit
 			FROM per_source WHERE NOT (type = ANY($4::text[]))
 			GROUP BY 1, 2, 3
 		)
-		INSERT INTO `+d+` (user_id, type, local_date, day_start, day_offset, value, min, max, count, source, unit, algorithm_version)
-		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM cumulative
+		INSERT INTO `+d+` (user_id, type, local_date, day_start, day_end, day_offset, value, min, max, count, source, unit, algorithm_version)
+		SELECT user_id, type, local_date, day_start, day_end, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM cumulative
 		UNION ALL
-		SELECT user_id, type, local_date, day_start, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM level
+		SELECT user_id, type, local_date, day_start, day_end, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM level
 		ON CONFLICT (user_id, type, local_date) DO UPDATE SET
-			day_start = EXCLUDED.day_start, day_offset = EXCLUDED.day_offset, value = EXCLUDED.value, min = EXCLUDED.min,
+			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, value = EXCLUDED.value, min = EXCLUDED.min,
 			max = EXCLUDED.max, count = EXCLUDED.count, source = EXCLUDED.source, unit = EXCLUDED.unit,
 			algorithm_version = EXCLUDED.algorithm_version`,
 		users, types, dates, cumulativeTypes(), RollupVersion)

@@ -202,3 +202,34 @@ func TestDashboardIsCachedWithItsLogPositionAndRefreshedAfterCommit(t *testing.T
 }
 
 func metricType(s string) metric.Type { return metric.Type(s) }
+
+// TestACorrectedOffsetMovesTheSampleToItsNewDayOnly: the same instant resent
+// with a corrected offset is one sample, counted once, on the new day; the
+// day it left loses its rollup. Day buckets carry their real length.
+func TestACorrectedOffsetMovesTheSampleToItsNewDayOnly(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx := context.Background()
+	user := uuid.New()
+	register(t, s, user, "Europe/Berlin", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	src := ingest.Source{Provider: "bridge"}
+	push(t, s, user, ingest.Batch{Source: src, Samples: []ingest.Sample{sample("steps", "2026-11-20T23:30:00+01:00", "2026-11-20T23:45:00+01:00", 100, "count")}})
+	push(t, s, user, ingest.Batch{Source: src, Samples: []ingest.Sample{sample("steps", "2026-11-21T00:30:00+02:00", "2026-11-21T00:45:00+02:00", 100, "count")}})
+	// DST: Berlin's 2026-03-29 has 23 hours.
+	push(t, s, user, ingest.Batch{Source: src, Samples: []ingest.Sample{sample("steps", "2026-03-29T12:00:00Z", "2026-03-29T12:10:00Z", 7, "count")}})
+	project(t, s, &projections.Metrics{})
+	r := &projections.Reader{Pool: s.pool, Partitions: s.cfg.Partitions}
+	series, err := r.Metrics(ctx, projections.MetricQuery{UserID: user, Type: "steps", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Bucket: projections.BucketDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(series.Points) != 2 {
+		t.Fatalf("days = %+v; want the DST day and 2026-11-21 only", series.Points)
+	}
+	dst, moved := series.Points[0], series.Points[1]
+	if got := dst.End.Sub(dst.Start); got != 23*time.Hour || dst.Start.Format(time.RFC3339) != "2026-03-29T00:00:00+01:00" {
+		t.Fatalf("DST day %s lasts %v, want 23h", dst.Start.Format(time.RFC3339), got)
+	}
+	if moved.Start.Format("2006-01-02") != "2026-11-21" || moved.Value != 100 {
+		t.Fatalf("corrected sample = %+v, want 100 steps on 2026-11-21 only", moved)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/biosync/biosync/domain"
@@ -58,13 +59,29 @@ func (r *Reader) now() time.Time {
 	return time.Now()
 }
 
-func unavailable(err error) error {
+func unavailable(err error) error { return ClassifyPG(err) }
+
+// ClassifyPG wraps PostgreSQL errors that mean "the database cannot be
+// reached right now" (connection failures, SQLSTATE classes 08, 53, 57)
+// as domain.ErrUnavailable (503, retry). Any other server error (a data
+// exception, a bug in SQL) stays a plain error (500), so a client is not
+// told to retry something that will never work.
+func ClassifyPG(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, domain.ErrUnavailable) {
 		return err
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57":
+			return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
+		}
+		return fmt.Errorf("postgres: %w", err)
+	}
+	// No server answer at all: dial failures, closed connections.
 	return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
 }
 
@@ -195,8 +212,8 @@ func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, erro
 		}
 		return out, unavailable(rows.Err())
 	default: // day
-		rows, err = r.Pool.Query(ctx, `SELECT day_start, day_start + interval '1 day', day_offset, value, min, max, count, source FROM `+rollups+`
-			WHERE user_id = $1 AND type = $2 AND day_start + interval '1 day' > $3 AND day_start < $4 ORDER BY local_date`,
+		rows, err = r.Pool.Query(ctx, `SELECT day_start, day_end, day_offset, value, min, max, count, source FROM `+rollups+`
+			WHERE user_id = $1 AND type = $2 AND day_end > $3 AND day_start < $4 ORDER BY local_date`,
 			q.UserID, string(q.Type), q.From, q.To)
 	}
 	if err != nil {

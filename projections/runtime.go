@@ -104,6 +104,9 @@ func (r *Runtime) lockKey() int32 {
 func (r *Runtime) Run(ctx context.Context) error {
 	r.defaults()
 	log := r.Logger.With("projector", Key(r.Projector))
+	if r.Observer != nil {
+		go r.lagLoop(ctx)
+	}
 	for {
 		err := r.runOwned(ctx, log)
 		var fatal *FatalError
@@ -143,6 +146,13 @@ func (r *Runtime) runOwned(ctx context.Context, log *slog.Logger) error {
 	defer conn.Release()
 	defer conn.Conn().Close(context.Background())
 	var connMu sync.Mutex // a pgx connection is not safe for concurrent use
+	// If this process is paused or cut off, the server ends the idle
+	// session (we ping every 2s) and with it the locks, so another owner
+	// takes the partitions over within seconds instead of after TCP
+	// keepalive (hours). A resumed stale owner is fenced by the checkpoint.
+	if _, err := conn.Exec(ctx, `SET idle_session_timeout = '15s'`); err != nil {
+		log.Debug("idle_session_timeout not supported", "err", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -237,19 +247,37 @@ func (r *Runtime) checkpoint(ctx context.Context, p int32) (int64, error) {
 	return next, err
 }
 
+// fatalDecode tells configuration or data faults (which retrying would
+// only repeat) from a dependency that is briefly unavailable.
+func fatalDecode(err error) bool {
+	return errors.Is(err, eventstore.ErrKeyUnwrap) || errors.Is(err, eventstore.ErrDecrypt) ||
+		errors.Is(err, eventstore.ErrCorrupt) || errors.Is(err, eventstore.ErrNoKey)
+}
+
 func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 	next, err := r.checkpoint(ctx, p)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
+	// A checkpoint beyond the end of the log means the log lost records (or
+	// points at another cluster): continuing would silently skip whatever
+	// is written at those offsets next.
+	hw, err := r.Log.HighWater(ctx, p)
+	if err != nil {
+		return err
+	}
+	if next > hw {
+		return &FatalError{Err: fmt.Errorf("%w: %s partition %d checkpoint %d is beyond the end of the log (%d)", eventstore.ErrOffsetOutOfRange, Key(r.Projector), p, next, hw)}
+	}
 	sub, err := r.Log.Subscribe(ctx, p, next)
+	if errors.Is(err, eventstore.ErrOffsetOutOfRange) {
+		return &FatalError{Err: err}
+	}
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
 	log.Debug("partition owned", "from", next)
-	lagTick := time.NewTicker(time.Second)
-	defer lagTick.Stop()
 	batch := make([]eventstore.Record, 0, r.BatchSize)
 	for {
 		batch = batch[:0]
@@ -259,9 +287,6 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 			return ctx.Err()
 		case err := <-sub.Errors():
 			return fmt.Errorf("read partition: %w", err)
-		case <-lagTick.C:
-			r.observeLag(ctx, p, next)
-			continue
 		case rec, ok := <-sub.Records():
 			if !ok {
 				return errors.New("partition stream closed")
@@ -306,12 +331,30 @@ func dropBefore(b []eventstore.Record, next int64) []eventstore.Record {
 	return b[i:]
 }
 
-func (r *Runtime) observeLag(ctx context.Context, p int32, next int64) {
-	if r.Observer == nil {
-		return
-	}
-	if hw, err := r.Log.HighWater(ctx, p); err == nil {
-		r.Observer.Lag(Key(r.Projector), p, max(hw-next, 0))
+// lagLoop reports head minus stored checkpoint for every partition every
+// few seconds, independent of the workers, so lag keeps rising on a stuck
+// partition instead of freezing with it.
+func (r *Runtime) lagLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		parts, err := r.Log.Partitions(ctx)
+		if err != nil {
+			continue
+		}
+		for _, p := range parts {
+			hw, err1 := r.Log.HighWater(ctx, p)
+			var next int64
+			err2 := r.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3`, r.Projector.Name(), r.Projector.Generation(), p).Scan(&next)
+			if err1 == nil && (err2 == nil || errors.Is(err2, pgx.ErrNoRows)) {
+				r.Observer.Lag(Key(r.Projector), p, max(hw-next, 0))
+			}
+		}
 	}
 }
 
@@ -322,7 +365,10 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 	for _, rec := range recs {
 		s, err := r.Codec.Decode(ctx, rec)
 		if err != nil {
-			return 0, &FatalError{Err: err}
+			if fatalDecode(err) {
+				return 0, &FatalError{Err: err}
+			}
+			return 0, err // e.g. the key store is unreachable: retry later
 		}
 		if !s.Erased { // only an erasure tombstone (destroyed key) skips
 			events = append(events, s)

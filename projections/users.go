@@ -33,6 +33,7 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 	var ids, emails, zones []string
 	var created []any
 	var offsets []int64
+	seen := map[string]int{} // user -> index: one row per user per statement
 	for _, e := range events {
 		if e.Type != identity.EventRegistered {
 			continue
@@ -41,6 +42,11 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 		if err := json.Unmarshal(e.Payload, &r); err != nil {
 			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
+		if i, ok := seen[e.UserID.String()]; ok { // later log position wins
+			emails[i], zones[i], created[i], offsets[i] = r.Email, r.Timezone, r.RegisteredAt, e.Offset
+			continue
+		}
+		seen[e.UserID.String()] = len(ids)
 		ids = append(ids, e.UserID.String())
 		emails = append(emails, r.Email)
 		zones = append(zones, r.Timezone)
@@ -49,6 +55,12 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 	}
 	if len(ids) == 0 {
 		return nil
+	}
+	// The registration is in the log: an account whose append outcome was
+	// unknown to its handler becomes active now (command-side table, same
+	// transaction; idempotent).
+	if _, err := tx.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = ANY($1::uuid[]) AND status = 'pending'`, ids); err != nil {
+		return err
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (user_id, email, timezone, created_at, log_offset)
 		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])

@@ -21,8 +21,10 @@ type Appender struct {
 	timeout time.Duration
 	observe func(d time.Duration, err error)
 
-	mu       sync.Mutex
-	producer sarama.SyncProducer
+	mu        sync.Mutex
+	producer  sarama.SyncProducer
+	creating  chan struct{} // closed when the creation in flight ends
+	createErr error         // outcome of the last creation
 }
 
 // NewAppender prepares an appender. The producer is created lazily and
@@ -34,18 +36,40 @@ func NewAppender(c Config, codec *eventstore.Codec) *Appender {
 // SetObserver installs a callback for append latency metrics.
 func (a *Appender) SetObserver(f func(d time.Duration, err error)) { a.observe = f }
 
-func (a *Appender) get() (sarama.SyncProducer, error) {
+// get returns the producer, creating it at most once at a time (callers
+// wait for the one creation in flight, bounded by their context) so a hung
+// broker cannot queue requests behind a mutex.
+func (a *Appender) get(ctx context.Context) (sarama.SyncProducer, error) {
+	a.mu.Lock()
+	if a.producer != nil {
+		p := a.producer
+		a.mu.Unlock()
+		return p, nil
+	}
+	if a.creating == nil {
+		done := make(chan struct{})
+		a.creating = done
+		go func() {
+			p, err := sarama.NewSyncProducer(a.cfg.Brokers, NewSaramaConfig(a.cfg))
+			a.mu.Lock()
+			a.producer, a.createErr, a.creating = p, err, nil
+			a.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := a.creating
+	a.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.producer != nil {
-		return a.producer, nil
+	if a.producer == nil {
+		return nil, a.createErr
 	}
-	p, err := sarama.NewSyncProducer(a.cfg.Brokers, NewSaramaConfig(a.cfg))
-	if err != nil {
-		return nil, err
-	}
-	a.producer = p
-	return p, nil
+	return a.producer, nil
 }
 
 // reset drops a producer that failed: after an outage the idempotent
@@ -78,16 +102,17 @@ func (a *Appender) send(ctx context.Context, rec eventstore.Record) (eventstore.
 	if len(rec.Value) > a.cfg.MaxMessageBytes {
 		return eventstore.Position{}, fmt.Errorf("event of %d bytes exceeds the %d byte record limit", len(rec.Value), a.cfg.MaxMessageBytes)
 	}
-	p, err := a.get()
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	p, err := a.get(ctx)
 	if err != nil {
-		return eventstore.Position{}, fmt.Errorf("kafka producer: %w", unavailable(err))
+		// Nothing was sent: the caller may release what it reserved.
+		return eventstore.Position{}, fmt.Errorf("kafka producer: %w: %w", eventstore.ErrNotAppended, unavailable(err))
 	}
 	msg := &sarama.ProducerMessage{Topic: a.cfg.Topic, Key: sarama.ByteEncoder(rec.Key), Value: sarama.ByteEncoder(rec.Value), Timestamp: rec.Timestamp}
 	for _, h := range rec.Headers {
 		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
 	type result struct {
 		pos eventstore.Position
 		err error
@@ -102,14 +127,18 @@ func (a *Appender) send(ctx context.Context, rec eventstore.Record) (eventstore.
 	case res = <-done:
 		err = res.err
 	case <-ctx.Done():
-		// The send may still complete later; the caller was told 503 and a
-		// retry carries the same deterministic event id, so a late success
-		// is a harmless duplicate.
-		a.reset(p)
+		// The send may still complete later: the outcome is unknown (not
+		// ErrNotAppended). A retry carries the same deterministic event id,
+		// so a late success is a harmless duplicate. Only our own deadline
+		// means the broker is stuck; a caller that went away says nothing
+		// about the producer.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			a.reset(p)
+		}
 		return eventstore.Position{}, fmt.Errorf("kafka append: %w: %v", domain.ErrUnavailable, ctx.Err())
 	}
 	if err != nil {
-		if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
+		if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessageSize) {
 			return eventstore.Position{}, fmt.Errorf("kafka append: %w", err)
 		}
 		a.reset(p)

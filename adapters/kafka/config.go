@@ -64,6 +64,9 @@ func NewSaramaConfig(c Config) *sarama.Config {
 	sc.Net.WriteTimeout = 2 * time.Second
 	sc.Metadata.Retry.Max = 1
 	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
+	// Never let a metadata request create the event topic with broker
+	// defaults (7-day retention): topics are created by EnsureTopic only.
+	sc.Metadata.AllowAutoTopicCreation = false
 
 	// Idempotent, fully acknowledged appends: no duplicates from producer
 	// retries, nothing acknowledged that a leader failover could lose.

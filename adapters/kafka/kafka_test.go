@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"fmt"
+	"github.com/IBM/sarama"
 	"net"
 
 	"context"
@@ -169,5 +170,27 @@ func TestAppendRecoversWhenKafkaComesBack(t *testing.T) {
 	defer log.Close()
 	if hw, _ := log.HighWater(context.Background(), first.Partition); hw != again.Offset+1 {
 		t.Fatalf("high water %d after recovery, want %d (the acknowledged event before the outage must survive)", hw, again.Offset+1)
+	}
+}
+
+func TestEnsureTopicRefusesATopicThatWouldDeleteEvents(t *testing.T) {
+	for _, target := range testbackend.KafkaTargets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			name := testbackend.UniqueName(t, "events")
+			cfg := sarama.NewConfig()
+			cfg.Version = kafka.Version
+			admin, err := sarama.NewClusterAdmin(target.Brokers, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close()
+			week := "604800000"
+			if err := admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1, ConfigEntries: map[string]*string{"retention.ms": &week}}, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := kafka.EnsureTopic(kafka.Config{Brokers: target.Brokers, Topic: name, Partitions: 2}); err == nil {
+				t.Fatal("a topic with 7-day retention must be refused as the event log")
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -88,24 +89,34 @@ func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (event
 	c := l.consumer
 	l.mu.Unlock()
 	pc, err := c.ConsumePartition(l.cfg.Topic, partition, from)
+	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		return nil, fmt.Errorf("kafka consume %s/%d@%d: %w", l.cfg.Topic, partition, from, eventstore.ErrOffsetOutOfRange)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("kafka consume %s/%d@%d: %w", l.cfg.Topic, partition, from, err)
+		return nil, fmt.Errorf("kafka consume %s/%d@%d: %w", l.cfg.Topic, partition, from, unavailable(err))
 	}
 	s := &subscription{pc: pc, out: make(chan eventstore.Record, 1024), errs: make(chan error, 8), done: make(chan struct{})}
 	go s.run(ctx)
 	return s, nil
 }
 
-// Close releases the client.
-func (l *Log) Close() error { return l.client.Close() }
+// Close releases the consumer and the client.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.consumer != nil {
+		l.consumer.Close()
+		l.consumer = nil
+	}
+	l.mu.Unlock()
+	return l.client.Close()
+}
 
 type subscription struct {
-	consumer sarama.Consumer
-	pc       sarama.PartitionConsumer
-	out      chan eventstore.Record
-	errs     chan error
-	done     chan struct{}
-	once     sync.Once
+	pc   sarama.PartitionConsumer
+	out  chan eventstore.Record
+	errs chan error
+	done chan struct{}
+	once sync.Once
 }
 
 func (s *subscription) run(ctx context.Context) {

@@ -28,7 +28,7 @@ func EnsureTopic(c Config) error {
 		if d.NumPartitions != c.Partitions {
 			return fmt.Errorf("kafka topic %s has %d partitions, configuration says %d: refusing to remap users", c.Topic, d.NumPartitions, c.Partitions)
 		}
-		return nil
+		return checkRetention(admin, c.Topic)
 	}
 	entries := map[string]*string{
 		"retention.ms":      ptr("-1"),
@@ -54,3 +54,22 @@ func EnsureTopic(c Config) error {
 }
 
 func ptr(s string) *string { return &s }
+
+// checkRetention refuses an existing event topic that would delete or
+// compact events (e.g. created by hand or by broker defaults): the log is
+// the source of truth and must keep everything.
+func checkRetention(admin sarama.ClusterAdmin, topic string) error {
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms", "cleanup.policy"}})
+	if err != nil {
+		return fmt.Errorf("kafka describe topic %s: %w", topic, unavailable(err))
+	}
+	for _, e := range entries {
+		switch {
+		case e.Name == "retention.ms" && e.Value != "-1":
+			return fmt.Errorf("kafka topic %s has retention.ms=%s: an event topic must keep events forever (retention.ms=-1)", topic, e.Value)
+		case e.Name == "cleanup.policy" && e.Value != "delete":
+			return fmt.Errorf("kafka topic %s has cleanup.policy=%s: an event topic is never compacted (cleanup.policy=delete)", topic, e.Value)
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections"
 )
 
 // Account is the command-side record of a user (commands.Account).
@@ -26,22 +28,33 @@ func NewAccounts(pool *pgxpool.Pool) *Accounts { return &Accounts{pool: pool} }
 // Claim takes the email address for a new user (status pending). It returns
 // domain.ErrConflict when the address is already claimed.
 func (a *Accounts) Claim(ctx context.Context, acc Account) error {
-	_, err := a.pool.Exec(ctx, `INSERT INTO accounts (user_id, email_key, password_hash, status, role) VALUES ($1, $2, $3, 'pending', 'user')`,
-		acc.UserID, acc.EmailKey, acc.PasswordHash)
+	tag, err := a.pool.Exec(ctx, `INSERT INTO accounts (user_id, email_key, password_hash, status, role) VALUES ($1, $2, $3, 'pending', 'user')
+		ON CONFLICT (email_key) DO UPDATE SET user_id = EXCLUDED.user_id, password_hash = EXCLUDED.password_hash,
+			created_at = now(), updated_at = now()
+		WHERE accounts.status = 'pending' AND accounts.created_at < now() - $4::interval`,
+		acc.UserID, acc.EmailKey, acc.PasswordHash, ClaimTakeover.String())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return fmt.Errorf("email address: %w", domain.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: claim email: %v", domain.ErrUnavailable, err)
+		return fmt.Errorf("claim email: %w", projections.ClassifyPG(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("email address: %w", domain.ErrConflict)
 	}
 	return nil
 }
 
+// ClaimTakeover is how long a pending claim (registration whose append
+// outcome was unknown) blocks its address: far longer than any append can
+// stay in flight (the producer gives up after seconds).
+const ClaimTakeover = 2 * time.Minute
+
 // Complete marks a claimed account active once its event is in the log.
 func (a *Accounts) Complete(ctx context.Context, userID uuid.UUID) error {
 	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = $1`, userID); err != nil {
-		return fmt.Errorf("%w: complete account: %v", domain.ErrUnavailable, err)
+		return fmt.Errorf("complete account: %w", projections.ClassifyPG(err))
 	}
 	return nil
 }
@@ -70,7 +83,7 @@ func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, err
 		return acc, domain.ErrNotFound
 	}
 	if err != nil {
-		return acc, fmt.Errorf("%w: read account: %v", domain.ErrUnavailable, err)
+		return acc, fmt.Errorf("read account: %w", projections.ClassifyPG(err))
 	}
 	return acc, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/biosync/biosync/domain"
 )
@@ -25,7 +26,13 @@ func Migrate(ctx context.Context, dsn string) error {
 	}
 	db := stdlib.OpenDB(*cfg.ConnConfig)
 	defer db.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"))
+	// A session advisory lock serialises concurrent migrators (several
+	// replicas starting at once on a fresh database).
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithSessionLocker(locker))
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type config struct {
 	ReplicationFactor int16
 	MasterKey         string
 	JWTKey            string
+	PseudonymKey      string // base64; keys the pseudonyms of `events --pseudonymize`
 	PushSecrets       []string
 	OTLPEndpoint      string
 	LogLevel          string
@@ -50,6 +51,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Topic:           envOr(getenv, "BIOSYNC_KAFKA_TOPIC", "biosync.events.v1"),
 		MasterKey:       getenv("BIOSYNC_MASTER_KEY"),
 		JWTKey:          getenv("BIOSYNC_JWT_KEY"),
+		PseudonymKey:    getenv("BIOSYNC_PSEUDONYM_KEY"),
 		OTLPEndpoint:    getenv("BIOSYNC_OTLP_ENDPOINT"),
 		LogLevel:        envOr(getenv, "BIOSYNC_LOG_LEVEL", "info"),
 		ConsistencyWait: 5 * time.Second,
@@ -111,6 +113,11 @@ func (c *config) secrets(announce func(format string, args ...any)) error {
 	}
 	if c.JWTKey == "" {
 		if c.JWTKey, _, err = secretFile(c.DataDir, "jwt_key", randomKey); err != nil {
+			return err
+		}
+	}
+	if c.PseudonymKey == "" {
+		if c.PseudonymKey, _, err = secretFile(c.DataDir, "pseudonym_key", randomKey); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,15 @@ func startServer(t *testing.T, env map[string]string) *server {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- serve(ctx, getenv, io.Discard, &lockedWriter{w: &logs}, ready) }()
+	lw := &lockedWriter{w: &logs}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lw.mu.Lock()
+			t.Logf("server log:\n%s", logs.String())
+			lw.mu.Unlock()
+		}
+	})
+	go func() { done <- serve(ctx, getenv, io.Discard, lw, ready) }()
 	select {
 	case addr := <-ready:
 		s := &server{url: "http://" + addr}
@@ -65,7 +74,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 		return s
 	case err := <-done:
 		cancel()
-		t.Fatalf("serve failed to start: %v\n%s", err, logs.String())
+		t.Fatalf("serve failed to start: %v", err)
 	case <-time.After(60 * time.Second):
 		cancel()
 		t.Fatal("serve did not start within 60s")
@@ -73,9 +82,17 @@ func startServer(t *testing.T, env map[string]string) *server {
 	return nil
 }
 
-type lockedWriter struct{ w io.Writer }
+// lockedWriter collects the server's log for failure messages.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
 
-func (l *lockedWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 func backendEnv(t *testing.T) map[string]string {
 	return map[string]string{
@@ -303,7 +320,6 @@ func TestEmbeddedDefaultKeepsEverythingAcrossRestarts(t *testing.T) {
 	if code, _, _ := c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, map[string]string{"X-Consistency-Token": tok.String()}); code != 200 {
 		t.Fatalf("metrics before restart = %d", code)
 	}
-	_ = h
 	s.stop()
 
 	s = startServer(t, env)
@@ -319,7 +335,7 @@ func TestEmbeddedDefaultKeepsEverythingAcrossRestarts(t *testing.T) {
 	if code != 200 || len(pts) != 1 || pts[0].(map[string]any)["value"].(float64) < 69.98 || pts[0].(map[string]any)["value"].(float64) > 69.99 {
 		t.Fatalf("weight after restart = %d %v; want one day of 69.99 kg", code, w)
 	}
-	code, _, me := c.do("GET", "/v1/me", nil, nil)
+	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
 	if code != 200 || me["email"] != "restart@example.com" {
 		t.Fatalf("profile after restart = %d %v", code, me)
 	}

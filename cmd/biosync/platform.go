@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,8 @@ type platform struct {
 	versions *projections.Versions
 	tokens   *auth.Tokens
 	metrics  *telemetry
+
+	halted atomic.Pointer[error] // set when the projectors halted
 
 	closers []func() error // run last-in-first-out by close
 }

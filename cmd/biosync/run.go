@@ -22,6 +22,7 @@ commands:
   projections ...   run | list | rebuild NAME | rollback NAME | drop NAME@GEN (blue/green rebuilds)
   simulate          register users on a running server and push synthetic data
                     (--users N --days D --url URL --secret whsec_...)
+  events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
 
 configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_BROKERS,
 BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProjections(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], getenv, stdout)
+	case "events":
+		return runEvents(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -135,12 +138,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			errc <- err
 		}
 	}()
+	projectorsDone := make(chan struct{})
 	if getenv("BIOSYNC_PROJECTORS") != "off" {
 		go func() {
+			defer close(projectorsDone)
 			if err := p.runProjectors(ctx); err != nil {
-				errc <- fmt.Errorf("projectors: %w", err)
+				// Halted loudly (a wrong master key, a corrupt record): the
+				// API keeps answering, /readyz reports the halt, and the
+				// cause is in the log. Reads go stale, nothing is skipped.
+				log.Error("projectors halted", "err", err)
+				p.halted.Store(&err)
 			}
 		}()
+	} else {
+		close(projectorsDone)
 	}
 	log.Info("biosync serving", "addr", ln.Addr().String(), "embedded", cfg.embedded(), "data_dir", cfg.DataDir)
 	fmt.Fprintf(stdout, "BioSync is listening on http://%s (API spec at /openapi.yaml)\n", ln.Addr())
@@ -157,6 +168,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	cancel()
+	<-projectorsDone // before the deferred close tears the backends down
 	return err
 }
 
@@ -165,5 +177,11 @@ func (p *platform) healthChecks() []httpapi.HealthCheck {
 		{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }},
 		{Name: "kafka", Check: func(ctx context.Context) error { _, err := p.eventLog.Partitions(ctx); return err }},
 		{Name: "redis", Check: func(ctx context.Context) error { return p.redis.Ping(ctx).Err() }},
+		{Name: "projectors", Check: func(context.Context) error {
+			if e := p.halted.Load(); e != nil {
+				return *e
+			}
+			return nil
+		}},
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
@@ -191,6 +193,12 @@ func (b Batch) Validate(requireUserID bool) error {
 	} else if len(b.Source.Provider) > 64 || len(b.Source.Device) > 128 {
 		v.Add("/source", "provider is limited to 64 and device to 128 characters")
 	}
+	if !printable(b.Source.Provider) {
+		v.Add("/source/provider", "must not contain control characters")
+	}
+	if !printable(b.Source.Device) {
+		v.Add("/source/device", "must not contain control characters")
+	}
 	if len(b.Samples)+len(b.SleepSessions) == 0 {
 		v.Add("/samples", "a batch needs at least one sample or sleep session")
 	}
@@ -227,6 +235,20 @@ func (b Batch) Validate(requireUserID bool) error {
 		}
 	}
 	return v.Err()
+}
+
+// printable rejects control characters (NUL cannot even be stored in a
+// PostgreSQL text column) and invalid UTF-8.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func validStage(s string) bool {

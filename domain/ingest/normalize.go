@@ -46,7 +46,7 @@ func Normalize(b Batch) (points []Point, nights []Night, skipped int) {
 			continue
 		}
 		_, off := start.Zone()
-		points = append(points, Point{Type: def.Type, Start: start.UTC(), End: end.UTC(), Offset: off, HasOffset: off != 0, Value: v, Unit: def.Unit})
+		points = append(points, Point{Type: def.Type, Start: micro(start), End: micro(end), Offset: off, HasOffset: off != 0, Value: v, Unit: def.Unit})
 	}
 	for _, ss := range b.SleepSessions {
 		start, err1 := ParseTime(ss.Start)
@@ -56,7 +56,7 @@ func Normalize(b Batch) (points []Point, nights []Night, skipped int) {
 			continue
 		}
 		_, off := end.Zone()
-		n := Night{Start: start.UTC(), End: end.UTC(), Offset: off, HasOffset: off != 0, StageMinutes: map[string]float64{}}
+		n := Night{Start: micro(start), End: micro(end), Offset: off, HasOffset: off != 0, StageMinutes: map[string]float64{}}
 		for _, st := range ss.Stages {
 			s2, e1 := ParseTime(st.Start)
 			e2, e3 := ParseTime(st.End)
@@ -69,3 +69,8 @@ func Normalize(b Batch) (points []Point, nights []Night, skipped int) {
 	}
 	return points, nights, skipped
 }
+
+// micro truncates to microseconds, the resolution PostgreSQL stores: two
+// instants that differ below it are the same key in the read model, so they
+// must be the same key here too.
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

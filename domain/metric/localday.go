@@ -7,7 +7,8 @@ import "time"
 type LocalDay struct {
 	Date   string // YYYY-MM-DD
 	Start  time.Time
-	Offset int // seconds east of UTC at Start (local midnight)
+	End    time.Time // the next local midnight: 23 or 25 hours later on DST days
+	Offset int       // seconds east of UTC at Start (local midnight)
 }
 
 // TimezoneAt returns the IANA zone that applied to the user at instant t,
@@ -51,6 +52,7 @@ func AttributeDay(t time.Time, offsetSeconds int, hasOffset bool, zone *time.Loc
 	}
 	y, m, d := local.Date()
 	start := time.Date(y, m, d, 0, 0, 0, 0, local.Location())
+	end := time.Date(y, m, d+1, 0, 0, 0, 0, local.Location())
 	_, off := start.Zone()
-	return LocalDay{Date: start.Format("2006-01-02"), Start: start, Offset: off}
+	return LocalDay{Date: start.Format("2006-01-02"), Start: start, End: end, Offset: off}
 }

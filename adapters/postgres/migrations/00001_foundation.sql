@@ -67,6 +67,7 @@ CREATE TABLE samples_g1 (
     utc_offset    int NOT NULL,
     local_date    date NOT NULL,
     day_start     timestamptz NOT NULL,
+    day_end       timestamptz NOT NULL, -- next local midnight (23 or 25 hours later on DST days)
     day_offset    int NOT NULL,
     log_partition int NOT NULL,
     log_offset    bigint NOT NULL,
@@ -81,6 +82,7 @@ CREATE TABLE daily_rollups_g1 (
     type              text NOT NULL,
     local_date        date NOT NULL,
     day_start         timestamptz NOT NULL,
+    day_end           timestamptz NOT NULL,
     day_offset        int NOT NULL,
     value             double precision NOT NULL,
     min               double precision NOT NULL,

@@ -1,0 +1,44 @@
+// Command biosync-bench measures BioSync against baselines taken side by
+// side in the same run (`make bench`). The machines are small and noisy, so
+// every figure is a ratio to a baseline measured in the same invocation,
+// alternating system and baseline, and the median of several rounds is
+// reported (docs/operations.md, "Benchmarks").
+//
+// It measures four things:
+//
+//   - Rebuild: a fresh topic is filled with samples.pushed events (small
+//     batches from several hundred users, encrypted by the real codec), then
+//     the projections.Runtime (users and metrics projectors) replays it from
+//     offset 0 into a fresh database until every checkpoint reaches the high
+//     water mark. The ratio is normalized sample rows per second of the
+//     projector over pgx CopyFrom of the same rows into an identical fresh
+//     samples table (target >= 0.5).
+//   - Ingest: `biosync serve` runs as a subprocess; signed webhook pushes
+//     (POST /v1/webhooks/push) are driven at fixed concurrency and compared
+//     with a bare echo JSON endpoint (the `baseline-server` subcommand of
+//     this program, also a subprocess) at the same concurrency (target >=
+//     0.35), then p99 latency at half the measured system rate, open loop
+//     (target < 50 ms).
+//   - Freshness: during that half-rate phase a sample of pushes is followed
+//     by GET /v1/dashboard/summary carrying the push's X-Consistency-Token;
+//     webhook 2xx -> summary reflecting the push, p99 (target < 250 ms).
+//   - Dashboard: GET /v1/dashboard/summary on a warm cache against the
+//     baseline's bare GET JSON endpoint (target >= 0.8), then p99 at half
+//     the measured rate (target < 5 ms).
+//
+// By default everything is embedded: the rebuild uses an in-process kfake
+// cluster and a throwaway PostgreSQL cluster, and the server runs on its
+// embedded default in a temporary BIOSYNC_DATA_DIR. BIOSYNC_KAFKA_BROKERS,
+// BIOSYNC_DATABASE_URL (a role that may create databases) and
+// BIOSYNC_REDIS_URL point both at real services instead; the benchmark then
+// uses its own topics and databases and removes them afterwards.
+//
+// It prints a table (metric | system | baseline | ratio | target | result)
+// and writes every figure as JSON to $BENCH_OUT (default
+// bench-results.json). A missed target is printed as MISSED but is not a
+// failure: the exit status is non-zero only when a measurement could not be
+// taken. --cpuprofile writes a CPU profile of the server process during the
+// ingest rounds (the server binary is then built with a build-time overlay
+// that adds a signal-triggered profiler; the project's sources are not
+// changed).
+package main

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// doFunc performs one complete request (send, read the whole answer) and
+// returns nil when it succeeded. seq numbers the requests of a phase.
+type doFunc func(ctx context.Context, seq uint64) error
+
+// loadResult is what one load phase measured inside its window.
+type loadResult struct {
+	OK       int             // successful requests completed in the window
+	Errors   int             // failed requests completed in the window
+	Window   time.Duration   // measurement window (warm-up excluded)
+	Lat      []time.Duration // latency of each successful request
+	FirstErr string          // the first failure, for the report
+	Offered  float64         // open loop: scheduled requests per second
+}
+
+// rate is successful requests per second in the window.
+func (r loadResult) rate() float64 {
+	if r.Window <= 0 {
+		return 0
+	}
+	return float64(r.OK) / r.Window.Seconds()
+}
+
+// newClient returns an HTTP/1.1 keep-alive client for load generation:
+// maxConns bounds connections per host (0 = unbounded, for open loops) and
+// as many stay idle, so no request pays for a new connection in steady
+// state.
+func newClient(maxConns int) *http.Client {
+	idle := maxConns
+	if idle == 0 {
+		idle = 2048
+	}
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        idle,
+			MaxIdleConnsPerHost: idle,
+			MaxConnsPerHost:     maxConns,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		},
+	}
+}
+
+// closedLoop runs conc workers, each sending its next request as soon as
+// the previous one completed, for warmup+dur; requests completing inside
+// the last dur are counted (the saturation throughput, like wrk).
+func closedLoop(ctx context.Context, conc int, warmup, dur time.Duration, do doFunc) loadResult {
+	start := time.Now()
+	mStart, end := start.Add(warmup), start.Add(warmup+dur)
+	ctx, cancel := context.WithDeadline(ctx, end.Add(15*time.Second))
+	defer cancel()
+	var (
+		seq atomic.Uint64
+		mu  sync.Mutex
+		res = loadResult{Window: dur}
+		wg  sync.WaitGroup
+	)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			ok, errs, first := 0, 0, ""
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					break
+				}
+				err := do(ctx, seq.Add(1))
+				t1 := time.Now()
+				if t1.Before(mStart) || t1.After(end) {
+					continue
+				}
+				if err == nil {
+					ok++
+					lat = append(lat, t1.Sub(t0))
+				} else {
+					errs++
+					if first == "" {
+						first = err.Error()
+					}
+				}
+			}
+			mu.Lock()
+			res.OK += ok
+			res.Errors += errs
+			res.Lat = append(res.Lat, lat...)
+			if res.FirstErr == "" {
+				res.FirstErr = first
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// openLoop schedules requests at a fixed rate for warmup+dur, each in its
+// own goroutine whatever the previous ones are doing, and measures latency
+// from the scheduled start (so a stalled server cannot hide its queueing:
+// no coordinated omission). Requests scheduled in the last dur are
+// counted.
+func openLoop(ctx context.Context, rate float64, warmup, dur time.Duration, do doFunc) loadResult {
+	res := loadResult{Window: dur, Offered: rate}
+	if rate <= 0 {
+		return res
+	}
+	total := int((warmup + dur).Seconds() * rate)
+	start := time.Now()
+	mStart := start.Add(warmup)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(warmup+dur+15*time.Second))
+	defer cancel()
+	type outcome struct {
+		lat time.Duration
+		err error
+	}
+	outs := make([]outcome, total)
+	counted := make([]bool, total)
+	var wg sync.WaitGroup
+	for i := range total {
+		at := start.Add(time.Duration(float64(i) * float64(time.Second) / rate))
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		counted[i] = !at.Before(mStart)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := do(ctx, uint64(i+1))
+			outs[i] = outcome{lat: time.Since(at), err: err}
+		}()
+	}
+	wg.Wait()
+	for i, o := range outs {
+		if !counted[i] {
+			continue
+		}
+		if o.err == nil {
+			res.OK++
+			res.Lat = append(res.Lat, o.lat)
+		} else {
+			res.Errors++
+			if res.FirstErr == "" {
+				res.FirstErr = o.err.Error()
+			}
+		}
+	}
+	return res
+}
