@@ -102,6 +102,7 @@ type Keyring struct {
 
 	mu    sync.RWMutex
 	cache map[uuid.UUID]cipher.AEAD
+	epoch uint64 // bumped by Forget: a key loaded before it is not cached
 }
 
 // maxCachedKeys bounds memory; when exceeded the cache is simply reset.
@@ -140,6 +141,7 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 func (k *Keyring) aead(ctx context.Context, userID uuid.UUID, create bool) (cipher.AEAD, error) {
 	k.mu.RLock()
 	a, ok := k.cache[userID]
+	epoch := k.epoch
 	k.mu.RUnlock()
 	if ok {
 		return a, nil
@@ -170,7 +172,9 @@ func (k *Keyring) aead(ctx context.Context, userID uuid.UUID, create bool) (ciph
 	if len(k.cache) >= maxCachedKeys {
 		k.cache = map[uuid.UUID]cipher.AEAD{}
 	}
-	k.cache[userID] = a
+	if k.epoch == epoch { // no erasure raced with this load
+		k.cache[userID] = a
+	}
 	k.mu.Unlock()
 	return a, nil
 }
@@ -193,6 +197,7 @@ func (k *Keyring) create(ctx context.Context, userID uuid.UUID) (WrappedKey, err
 func (k *Keyring) Forget(userID uuid.UUID) {
 	k.mu.Lock()
 	delete(k.cache, userID)
+	k.epoch++
 	k.mu.Unlock()
 }
 

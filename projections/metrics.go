@@ -456,10 +456,12 @@ func (m *Metrics) AfterCommit(ctx context.Context, events []eventstore.Stored, p
 		return
 	}
 	seen := map[uuid.UUID]bool{}
+	var users []uuid.UUID
 	for _, e := range events {
 		if !seen[e.UserID] {
 			seen[e.UserID] = true
-			m.Cache.Refresh(ctx, e.UserID, m.Generation(), partition, next, catchingUp)
+			users = append(users, e.UserID)
 		}
 	}
+	m.Cache.Refresh(ctx, users, m.Generation(), partition, next, catchingUp)
 }

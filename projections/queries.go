@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -341,27 +342,52 @@ func (r *Reader) today(zone string) string {
 }
 
 // DashboardCache refreshes cached dashboards after the metrics projector
-// commits (see Metrics.AfterCommit).
-type DashboardCache struct{ Reader *Reader }
+// commits (see Metrics.AfterCommit). Refreshing is off the projector's hot
+// path: at most two refreshes run in the background; when both are busy (or
+// the projector is catching up) the entries are only deleted, in one call,
+// and the next read recomputes them.
+type DashboardCache struct {
+	Reader *Reader
 
-// Refresh recomputes and stores a user's dashboard from generation gen,
-// reflecting checkpoint next of partition. While a projector is catching up
-// (replaying history) it only drops the entry: recomputing per batch would
-// be wasted work.
-func (c *DashboardCache) Refresh(ctx context.Context, userID uuid.UUID, gen int, partition int32, next int64, catchingUp bool) {
-	if c == nil || c.Reader == nil || c.Reader.Cache == nil {
+	once sync.Once
+	sem  chan struct{}
+}
+
+// Refresh recomputes and stores the dashboards of users from generation gen,
+// reflecting at least checkpoint next of partition (they are computed after
+// the commit, so they may reflect more).
+func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int, partition int32, next int64, catchingUp bool) {
+	if c == nil || c.Reader == nil || c.Reader.Cache == nil || len(users) == 0 {
 		return
+	}
+	c.once.Do(func() { c.sem = make(chan struct{}, 2) })
+	keys := make([]string, len(users))
+	for i, u := range users {
+		keys[i] = dashboardKey(u)
 	}
 	if catchingUp {
-		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
+		_ = c.Reader.Cache.Del(ctx, keys...)
 		return
 	}
-	d, err := c.Reader.computeDashboard(ctx, userID, gen)
-	if err != nil {
-		_ = c.Reader.Cache.Del(ctx, dashboardKey(userID))
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		_ = c.Reader.Cache.Del(ctx, keys...)
 		return
 	}
-	c.Reader.store(ctx, cachedDashboard{Generation: gen, Partition: partition, Next: next, Dashboard: d})
+	go func() {
+		defer func() { <-c.sem }()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, u := range users {
+			d, err := c.Reader.computeDashboard(rctx, u, gen)
+			if err != nil {
+				_ = c.Reader.Cache.Del(rctx, dashboardKey(u))
+				continue
+			}
+			c.Reader.store(rctx, cachedDashboard{Generation: gen, Partition: partition, Next: next, Dashboard: d})
+		}
+	}()
 }
 
 // computeDashboard builds the summary from the read models. "Today" is the

@@ -308,3 +308,32 @@ func TestBatchSpansLinkToTheRequestThatWroteTheEvent(t *testing.T) {
 		t.Fatalf("links = %+v", got)
 	}
 }
+
+// TestAStaleOwnerIsFencedByTheCheckpoint: another owner advanced the
+// checkpoint while this worker held an older view; the worker's next
+// transaction must abort (0 rows on `WHERE next_offset = expected`) and
+// resume from the stored checkpoint instead of applying those events again.
+func TestAStaleOwnerIsFencedByTheCheckpoint(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	user := uuid.New()
+	first := s.append(t, eventstore.Event{Type: "test.counted", UserID: user, Payload: []byte(`{}`)})
+	p := &counter{}
+	go func() { _ = runtime(s, p, 100).Run(ctx) }()
+	s.waitCaughtUp(t, p)
+	// "Another owner" applied three events this worker has not seen.
+	if _, err := s.pool.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = next_offset + 3 WHERE name = 'counter' AND partition = $1`, first.Partition); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		s.append(t, eventstore.Event{Type: "test.counted", UserID: user, Payload: []byte(`{}`)})
+	}
+	s.waitCaughtUp(t, p)
+	if got := counts(t, s.pool)[user]; got != 1+2 {
+		t.Fatalf("user counted %d times; want 3 (1 before, then only the 2 events after the other owner's checkpoint)", got)
+	}
+}

@@ -51,9 +51,10 @@ func envBrokers(getenv func(string) string) []string {
 	return out
 }
 
-// openBackends connects to the configured services or starts the embedded
-// stand-ins.
-func openBackends(ctx context.Context, getenv func(string) string) (_ *backends, err error) {
+// openBackends connects to the configured services and, with
+// startEmbedded, starts the embedded stand-ins for the others (the server
+// phases need none: `biosync serve` starts its own).
+func openBackends(ctx context.Context, getenv func(string) string, startEmbedded bool) (_ *backends, err error) {
 	b := &backends{redisURL: strings.TrimSpace(getenv(envRedisURL))}
 	defer func() {
 		if err != nil {
@@ -62,7 +63,7 @@ func openBackends(ctx context.Context, getenv func(string) string) (_ *backends,
 	}()
 	if brokers := envBrokers(getenv); len(brokers) > 0 {
 		b.brokers, b.kafkaEnv = brokers, true
-	} else {
+	} else if startEmbedded {
 		k, err := embedded.StartKafka("")
 		if err != nil {
 			return nil, fmt.Errorf("in-process kfake: %w", err)
@@ -75,7 +76,7 @@ func openBackends(ctx context.Context, getenv func(string) string) (_ *backends,
 		if err := adminExec(ctx, dsn, "SELECT 1"); err != nil {
 			return nil, fmt.Errorf("%s is set but PostgreSQL does not answer: %w", envDatabaseURL, err)
 		}
-	} else {
+	} else if startEmbedded {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		pg, err := embedded.StartPostgres(sctx, "")

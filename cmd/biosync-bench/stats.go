@@ -76,6 +76,15 @@ func summarize(ds []time.Duration) latencySummary {
 	}
 }
 
+// summarizeMs is summarize for values already in milliseconds.
+func summarizeMs(ms []float64) latencySummary {
+	ds := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		ds[i] = time.Duration(m * float64(time.Millisecond))
+	}
+	return summarize(ds)
+}
+
 // ratio is a / b, or 0 when b is 0 (a baseline that could not be measured
 // must not print as an infinite ratio).
 func ratio(a, b float64) float64 {

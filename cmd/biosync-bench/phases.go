@@ -1,0 +1,420 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// httpConfig sizes the phases that run against `biosync serve`.
+type httpConfig struct {
+	rounds      int
+	duration    time.Duration // measurement window of one load phase
+	warmup      time.Duration // discarded start of every load phase
+	concurrency int
+	users       int
+	dashboard   bool
+	ingest      bool
+	serverBin   string // prebuilt biosync binary ("" = go build ./cmd/biosync)
+	cpuProfile  string // write the server's CPU profile of the ingest rounds here
+	getenv      func(string) string
+}
+
+// httpResult holds the raw figures of the HTTP phases, per round.
+type httpResult struct {
+	Users        int     `json:"users"`
+	ServerStartS float64 `json:"server_start_s"`
+
+	IngestReqPerS         []float64        `json:"ingest_req_per_s"`
+	IngestBaselineReqPerS []float64        `json:"ingest_baseline_req_per_s"`
+	IngestErrors          int              `json:"ingest_errors"`
+	IngestBaselineErrors  int              `json:"ingest_baseline_errors"`
+	IngestSaturation      []latencySummary `json:"ingest_saturation_latency"`
+
+	IngestHalfRate         float64          `json:"ingest_half_rate_req_per_s"`
+	IngestHalf             []latencySummary `json:"ingest_half_rate_latency"`
+	IngestHalfAchieved     []float64        `json:"ingest_half_rate_achieved_req_per_s"`
+	IngestHalfErrors       int              `json:"ingest_half_rate_errors"`
+	IngestBaselineHalfRate float64          `json:"ingest_baseline_half_rate_req_per_s"`
+	IngestBaselineHalf     []latencySummary `json:"ingest_baseline_half_rate_latency"`
+
+	Freshness         []latencySummary `json:"freshness_latency"`
+	FreshnessPooled   latencySummary   `json:"freshness_pooled"`
+	FreshnessTimeouts int              `json:"freshness_consistency_timeouts"`
+	FreshnessErrors   int              `json:"freshness_errors"`
+
+	DashboardReqPerS         []float64        `json:"dashboard_req_per_s"`
+	DashboardBaselineReqPerS []float64        `json:"dashboard_baseline_req_per_s"`
+	DashboardErrors          int              `json:"dashboard_errors"`
+	DashboardBaselineErrors  int              `json:"dashboard_baseline_errors"`
+	DashboardSaturation      []latencySummary `json:"dashboard_saturation_latency"`
+
+	DashboardHalfRate         float64          `json:"dashboard_half_rate_req_per_s"`
+	DashboardHalf             []latencySummary `json:"dashboard_half_rate_latency"`
+	DashboardHalfAchieved     []float64        `json:"dashboard_half_rate_achieved_req_per_s"`
+	DashboardBaselineHalfRate float64          `json:"dashboard_baseline_half_rate_req_per_s"`
+	DashboardBaselineHalf     []latencySummary `json:"dashboard_baseline_half_rate_latency"`
+
+	FirstErrors []string `json:"first_errors,omitempty"`
+	CPUProfile  string   `json:"server_cpu_profile,omitempty"`
+	ProfileTop  string   `json:"-"`
+}
+
+// noteErr keeps the first error message of a phase for the report.
+func (r *httpResult) noteErr(phase string, l loadResult) {
+	if l.FirstErr != "" && len(r.FirstErrors) < 20 {
+		r.FirstErrors = append(r.FirstErrors, phase+": "+l.FirstErr)
+	}
+}
+
+// randomKey is 32 random bytes in standard base64 (BIOSYNC_JWT_KEY).
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// runHTTP starts `biosync serve` and the baseline server as subprocesses
+// and runs the ingest, freshness and dashboard phases against both.
+func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpResult, err error) {
+	tmp, err := os.MkdirTemp("", "biosync-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp)
+	// As root the embedded PostgreSQL runs as the postgres OS user, which
+	// must be able to traverse the data dir.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return res, err
+	}
+	bin := hc.serverBin
+	if bin == "" {
+		start := time.Now()
+		if bin, err = buildServer(ctx, tmp, hc.cpuProfile != ""); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(progress, "http: built biosync in %.1fs\n", time.Since(start).Seconds())
+	} else if hc.cpuProfile != "" {
+		return res, fmt.Errorf("--cpuprofile needs the benchmark to build the server (drop --server-bin)")
+	}
+
+	master, err := eventstore.NewMasterKeys()
+	if err != nil {
+		return res, err
+	}
+	push, err := webhooks.NewSecret()
+	if err != nil {
+		return res, err
+	}
+	b, err := openBackends(ctx, hc.getenv, false)
+	if err != nil {
+		return res, err
+	}
+	defer b.close()
+	addr, err := freeAddr()
+	if err != nil {
+		return res, err
+	}
+	env := map[string]string{
+		"BIOSYNC_DATA_DIR":    filepath.Join(tmp, "data"),
+		"BIOSYNC_HTTP_ADDR":   addr,
+		"BIOSYNC_LOG_LEVEL":   "warn",
+		"BIOSYNC_MASTER_KEY":  master,
+		"BIOSYNC_JWT_KEY":     randomKey(),
+		"BIOSYNC_PUSH_SECRET": push,
+	}
+	if b.kafkaEnv {
+		topic := uniqueName("bench_serve_")
+		b.topics = append(b.topics, topic)
+		env[envKafkaBrokers] = strings.Join(b.brokers, ",")
+		env["BIOSYNC_KAFKA_TOPIC"] = topic
+	}
+	if b.pgEnv {
+		_, dsn, err := b.createDB(ctx, "bench_serve_")
+		if err != nil {
+			return res, err
+		}
+		env[envDatabaseURL] = dsn
+	}
+	if b.redisURL != "" {
+		env[envRedisURL] = b.redisURL
+	}
+	if hc.cpuProfile != "" {
+		env[profileEnv] = hc.cpuProfile
+		_ = os.Remove(hc.cpuProfile + ".done")
+	}
+	start := time.Now()
+	srv, err := startProc(ctx, "biosync serve", bin, []string{"serve"}, childEnv(env),
+		func(line string) bool { return strings.Contains(line, "BioSync is listening on http://") }, 3*time.Minute)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if serr := srv.stop(30 * time.Second); serr != nil && err == nil {
+			err = serr
+		}
+		if err != nil {
+			err = fmt.Errorf("%w\nlast server output:\n%s", err, srv.logs.String())
+		}
+	}()
+	sysURL := "http://" + addr
+	if err := waitReady(ctx, sysURL+"/readyz", 2*time.Minute); err != nil {
+		return res, err
+	}
+	res.ServerStartS = time.Since(start).Seconds()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	baseAddr, err := freeAddr()
+	if err != nil {
+		return res, err
+	}
+	bsrv, err := startProc(ctx, "baseline server", exe, []string{"baseline-server", "--addr", baseAddr}, childEnv(nil),
+		func(line string) bool { return strings.Contains(line, "baseline listening") }, 30*time.Second)
+	if err != nil {
+		return res, err
+	}
+	defer bsrv.stop(10 * time.Second)
+	baseURL := "http://" + baseAddr
+	if err := waitReady(ctx, baseURL+"/healthz", 30*time.Second); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(progress, "http: server ready in %.1fs at %s, baseline at %s\n", res.ServerStartS, sysURL, baseURL)
+
+	a, err := newAPI(push)
+	if err != nil {
+		return res, err
+	}
+	setup := newClient(16)
+	start = time.Now()
+	if err := a.register(ctx, setup, sysURL, hc.users, 2); err != nil {
+		return res, fmt.Errorf("register users: %w", err)
+	}
+	res.Users = hc.users
+	fmt.Fprintf(progress, "http: registered and logged in %d users in %.1fs\n", hc.users, time.Since(start).Seconds())
+
+	if hc.ingest {
+		if err := ingestPhases(ctx, hc, a, srv, sysURL, baseURL, setup, &res, progress); err != nil {
+			return res, err
+		}
+	}
+	if hc.dashboard {
+		if err := dashboardPhases(ctx, hc, a, sysURL, baseURL, setup, &res, progress); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// ingestPhases measures webhook ingest at saturation (system and baseline
+// alternating), then latency and freshness at half the system's rate.
+func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
+	sysC, baseC := newClient(hc.concurrency), newClient(hc.concurrency)
+	sysPush := func(ctx context.Context, seq uint64) error {
+		info, err := a.push(ctx, sysC, sysURL, seq)
+		if err == nil {
+			a.track(info.token)
+		}
+		return err
+	}
+	basePush := func(ctx context.Context, seq uint64) error {
+		_, err := a.push(ctx, baseC, baseURL, seq)
+		return err
+	}
+	if hc.cpuProfile != "" {
+		if err := srv.signal(syscall.SIGUSR1); err != nil {
+			return err
+		}
+	}
+	for r := range hc.rounds {
+		s := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush)
+		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
+			return err
+		}
+		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush)
+		res.IngestReqPerS = append(res.IngestReqPerS, s.rate())
+		res.IngestBaselineReqPerS = append(res.IngestBaselineReqPerS, bl.rate())
+		res.IngestErrors += s.Errors
+		res.IngestBaselineErrors += bl.Errors
+		res.IngestSaturation = append(res.IngestSaturation, summarize(s.Lat))
+		res.noteErr("ingest", s)
+		res.noteErr("ingest baseline", bl)
+		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors)
+	}
+	if hc.cpuProfile != "" {
+		if err := stopProfile(ctx, srv, hc.cpuProfile); err != nil {
+			return err
+		}
+		res.CPUProfile = hc.cpuProfile
+		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", hc.cpuProfile).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(progress, "go tool pprof: %v\n", err)
+		}
+		res.ProfileTop = string(out)
+	}
+
+	// Half the measured system rate, open loop; a sample of the pushes is
+	// followed until it shows in the summary.
+	res.IngestHalfRate = median(res.IngestReqPerS) / 2
+	openSys, probeC := newClient(0), newClient(0)
+	var pooled []float64
+	for r := range hc.rounds {
+		every := uint64(max(1, int(res.IngestHalfRate/40)))
+		warmN := uint64(hc.warmup.Seconds() * res.IngestHalfRate)
+		var (
+			pwg  sync.WaitGroup
+			pmu  sync.Mutex
+			lats []time.Duration
+		)
+		octx := ctx
+		s := openLoop(ctx, res.IngestHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			info, err := a.push(ctx, openSys, sysURL, seq)
+			if err != nil {
+				return err
+			}
+			a.track(info.token)
+			if seq > warmN && seq%every == 0 {
+				pwg.Add(1)
+				go func() {
+					defer pwg.Done()
+					o := a.probe(octx, probeC, sysURL, info)
+					pmu.Lock()
+					defer pmu.Unlock()
+					switch {
+					case o.err != nil:
+						res.FreshnessErrors++
+						if len(res.FirstErrors) < 20 {
+							res.FirstErrors = append(res.FirstErrors, "freshness: "+o.err.Error())
+						}
+					default:
+						lats = append(lats, o.lat)
+						pooled = append(pooled, float64(o.lat)/float64(time.Millisecond))
+					}
+					if o.timedOut {
+						res.FreshnessTimeouts++
+					}
+				}()
+			}
+			return nil
+		})
+		pwg.Wait()
+		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
+			return err
+		}
+		ls, fs := summarize(s.Lat), summarize(lats)
+		res.IngestHalf = append(res.IngestHalf, ls)
+		res.IngestHalfAchieved = append(res.IngestHalfAchieved, s.rate())
+		res.IngestHalfErrors += s.Errors
+		res.Freshness = append(res.Freshness, fs)
+		res.noteErr("ingest half rate", s)
+		fmt.Fprintf(progress, "ingest half-rate round %d: %.0f req/s offered, %.0f done, p50 %.1f ms p99 %.1f ms | freshness n=%d p50 %.1f ms p99 %.1f ms\n",
+			r+1, s.Offered, s.rate(), ls.P50, ls.P99, fs.N, fs.P50, fs.P99)
+	}
+	res.FreshnessPooled = summarizeMs(pooled)
+
+	// The baseline's latency at half its own rate, once, for reference.
+	res.IngestBaselineHalfRate = median(res.IngestBaselineReqPerS) / 2
+	openBase := newClient(0)
+	bl := openLoop(ctx, res.IngestBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+		_, err := a.push(ctx, openBase, baseURL, seq)
+		return err
+	})
+	res.IngestBaselineHalf = append(res.IngestBaselineHalf, summarize(bl.Lat))
+	res.noteErr("ingest baseline half rate", bl)
+	fmt.Fprintf(progress, "ingest baseline half-rate: %.0f req/s offered, p99 %.1f ms\n", bl.Offered, summarize(bl.Lat).P99)
+	return nil
+}
+
+// stopProfile stops the server's CPU profile and waits until it is written.
+func stopProfile(ctx context.Context, srv *proc, path string) error {
+	if err := srv.signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path + ".done"); err == nil {
+			_ = os.Remove(path + ".done")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the server did not write its CPU profile to %s", path)
+}
+
+// dashboardPhases measures the summary on a warm cache against the
+// baseline's bare GET at the same concurrency, then latency at half the
+// system's rate.
+func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
+	if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
+		return err
+	}
+	// Warm the cache: the first read computes and stores the summary of a
+	// user whose entry the projector did not refresh.
+	for _, u := range a.users {
+		for range 2 {
+			if status, _, body, err := dashboard(ctx, setup, sysURL, u, "", false); err != nil || status != 200 {
+				return fmt.Errorf("warm dashboard: %d %v %s", status, err, body)
+			}
+		}
+	}
+	sysC, baseC := newClient(hc.concurrency), newClient(hc.concurrency)
+	for r := range hc.rounds {
+		s := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			return a.getDashboard(ctx, sysC, sysURL, seq)
+		})
+		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			return a.getDashboard(ctx, baseC, baseURL, seq)
+		})
+		res.DashboardReqPerS = append(res.DashboardReqPerS, s.rate())
+		res.DashboardBaselineReqPerS = append(res.DashboardBaselineReqPerS, bl.rate())
+		res.DashboardErrors += s.Errors
+		res.DashboardBaselineErrors += bl.Errors
+		res.DashboardSaturation = append(res.DashboardSaturation, summarize(s.Lat))
+		res.noteErr("dashboard", s)
+		res.noteErr("dashboard baseline", bl)
+		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors)
+	}
+	res.DashboardHalfRate = median(res.DashboardReqPerS) / 2
+	openSys := newClient(0)
+	for r := range hc.rounds {
+		s := openLoop(ctx, res.DashboardHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			return a.getDashboard(ctx, openSys, sysURL, seq)
+		})
+		ls := summarize(s.Lat)
+		res.DashboardHalf = append(res.DashboardHalf, ls)
+		res.DashboardHalfAchieved = append(res.DashboardHalfAchieved, s.rate())
+		res.noteErr("dashboard half rate", s)
+		fmt.Fprintf(progress, "dashboard half-rate round %d: %.0f req/s offered, %.0f done, p50 %.2f ms p99 %.2f ms\n",
+			r+1, s.Offered, s.rate(), ls.P50, ls.P99)
+	}
+	res.DashboardBaselineHalfRate = median(res.DashboardBaselineReqPerS) / 2
+	openBase := newClient(0)
+	bl := openLoop(ctx, res.DashboardBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+		return a.getDashboard(ctx, openBase, baseURL, seq)
+	})
+	res.DashboardBaselineHalf = append(res.DashboardBaselineHalf, summarize(bl.Lat))
+	res.noteErr("dashboard baseline half rate", bl)
+	fmt.Fprintf(progress, "dashboard baseline half-rate: %.0f req/s offered, p99 %.2f ms\n", bl.Offered, summarize(bl.Lat).P99)
+	return nil
+}
