@@ -15,10 +15,11 @@ run:
 test:
 	$(GO) test -p 2 -count=1 -timeout 25m ./...
 
-## bench: the ratio benchmarks (rebuild, ingest, freshness, dashboard) are
-## not written yet: they are tracked in the replay/performance issue
+## bench: the ratio benchmarks (rebuild, ingest, freshness, dashboard), each
+## beside a baseline measured in the same run; table on stdout, JSON in
+## $$BENCH_OUT (default bench-results.json). Flags: go run ./cmd/biosync-bench -h
 bench:
-	@echo "make bench: no benchmark program yet (see docs/operations.md, 'Benchmarks')"; exit 2
+	$(GO) run ./cmd/biosync-bench
 
 ## lint: go vet plus a gofmt check
 lint:

@@ -34,6 +34,10 @@ type Log interface {
 	OffsetForTime(ctx context.Context, partition int32, t time.Time) (int64, error)
 	// Subscribe streams partition's records in order from offset from on.
 	Subscribe(ctx context.Context, partition int32, from int64) (Subscription, error)
+	// Fetch reads the records at the given offsets of partition (sorted
+	// ascending), independently of any open subscription (retrying dead
+	// letters reads old records while the projector keeps streaming).
+	Fetch(ctx context.Context, partition int32, offsets []int64) ([]Record, error)
 }
 
 // Subscription is an open stream of one partition.

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,16 +77,29 @@ func ClassifyPG(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, domain.ErrUnavailable) {
 		return err
 	}
+	if transient(err) {
+		return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
+	}
+	return fmt.Errorf("postgres: %w", err)
+}
+
+// transient reports errors that mean the database could not be reached or
+// asked us to come back: connection failures, SQLSTATE classes 08
+// (connection), 40 (serialization), 53 (resources), 57 (shutdown).
+func transient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
-		case "08", "53", "57":
-			return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
+		case "08", "40", "53", "57":
+			return true
 		}
-		return fmt.Errorf("postgres: %w", err)
+		return false
 	}
-	// No server answer at all: dial failures, closed connections.
-	return fmt.Errorf("%w: postgres: %v", domain.ErrUnavailable, err)
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.Is(err, domain.ErrUnavailable) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed")
 }
 
 // Me returns the profile of a user.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
@@ -67,6 +68,10 @@ type Runtime struct {
 	// Retry is how long to wait before retrying after a failure
 	// (PostgreSQL or Kafka unavailable). Default 500ms.
 	Retry time.Duration
+	// FailOnPoison halts instead of parking a user's events behind a dead
+	// letter while the generation is not live: a rebuild must fail loudly
+	// rather than build a generation with holes.
+	FailOnPoison bool
 	// Versions, when set, limits after-commit side effects (cache refresh)
 	// to the live generation: a rebuilding generation must not touch what
 	// readers see.
@@ -278,6 +283,12 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 	}
 	defer sub.Close()
 	log.Debug("partition owned", "from", next)
+	parked, err := r.parkedUsers(ctx, p)
+	if err != nil {
+		return err
+	}
+	retryTick := time.NewTicker(time.Second)
+	defer retryTick.Stop()
 	batch := make([]eventstore.Record, 0, r.BatchSize)
 	for {
 		batch = batch[:0]
@@ -285,6 +296,13 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-retryTick.C:
+			if len(parked) > 0 {
+				if err := r.processRetries(ctx, log, p, parked); err != nil {
+					return err
+				}
+			}
+			continue
 		case err := <-sub.Errors():
 			return fmt.Errorf("read partition: %w", err)
 		case rec, ok := <-sub.Records():
@@ -315,7 +333,7 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				continue
 			}
 		}
-		newNext, err := r.applyWithRetry(ctx, log, p, next, batch)
+		newNext, err := r.applyWithRetry(ctx, log, p, next, batch, parked)
 		if err != nil {
 			return err
 		}
@@ -360,7 +378,7 @@ func (r *Runtime) lagLoop(ctx context.Context) {
 
 // applyWithRetry decodes a batch and applies it; PostgreSQL failures are
 // retried with the same batch (nothing is skipped), decode failures halt.
-func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record) (int64, error) {
+func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record, parked map[uuid.UUID]bool) (int64, error) {
 	events := make([]eventstore.Stored, 0, len(recs))
 	for _, rec := range recs {
 		s, err := r.Codec.Decode(ctx, rec)
@@ -383,8 +401,18 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 	defer span.End()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		err := r.apply(ctx, p, next, newNext, events)
+		applied, err := r.apply(ctx, p, next, newNext, events, parked, false)
+		if permanent(err) {
+			if r.FailOnPoison && !r.live(ctx) {
+				return 0, &FatalError{Err: fmt.Errorf("%s cannot apply a batch of partition %d at %d..%d: %w", Key(r.Projector), p, next, newNext-1, err)}
+			}
+			// A poison event: apply user by user, park the users whose
+			// events fail, keep everyone else flowing.
+			log.Warn("batch failed with a permanent error; isolating per user", "err", err, "from", next, "to", newNext)
+			applied, err = r.apply(ctx, p, next, newNext, events, parked, true)
+		}
 		if err == nil {
+			events = applied
 			if r.Observer != nil {
 				r.Observer.Batch(Key(r.Projector), p, len(recs), time.Since(start))
 			}
@@ -437,8 +465,17 @@ func links(events []eventstore.Stored) []trace.Link {
 	return out
 }
 
-func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, events []eventstore.Stored) error {
-	return pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+// apply writes one batch and advances the checkpoint in one transaction.
+// Events of parked users are parked behind their failed event instead of
+// applied. With isolate, each user's events are applied under a savepoint
+// and a failing event is recorded as a dead letter (parking that user);
+// parked is updated only when the transaction commits. It returns the
+// events that were applied.
+func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, events []eventstore.Stored, parked map[uuid.UUID]bool, isolate bool) ([]eventstore.Stored, error) {
+	var applied []eventstore.Stored
+	newlyParked := map[uuid.UUID]bool{}
+	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		applied, newlyParked = nil, map[uuid.UUID]bool{}
 		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
 			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
 			r.Projector.Name(), r.Projector.Generation(), p, expected, next)
@@ -448,9 +485,106 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 		if tag.RowsAffected() != 1 {
 			return ErrFenced
 		}
-		if len(events) == 0 {
+		var live []eventstore.Stored
+		for _, e := range events {
+			if parked[e.UserID] {
+				if err := r.deadLetter(ctx, tx, e, "parked", ""); err != nil {
+					return err
+				}
+				continue
+			}
+			live = append(live, e)
+		}
+		if len(live) == 0 {
 			return nil
 		}
-		return r.Projector.Apply(ctx, tx, events)
+		if !isolate {
+			applied = live
+			return r.Projector.Apply(ctx, tx, live)
+		}
+		for _, group := range byUser(live) {
+			poison, err := r.applyInSavepoint(ctx, tx, group)
+			if err != nil {
+				return err
+			}
+			if poison == nil {
+				applied = append(applied, group...)
+				continue
+			}
+			for i, e := range group { // find the first event that fails
+				poison, err := r.applyInSavepoint(ctx, tx, group[i:i+1])
+				if err != nil {
+					return err
+				}
+				if poison == nil {
+					applied = append(applied, e)
+					continue
+				}
+				if err := r.deadLetter(ctx, tx, e, "failed", poison.Error()); err != nil {
+					return err
+				}
+				for _, later := range group[i+1:] {
+					if err := r.deadLetter(ctx, tx, later, "parked", ""); err != nil {
+						return err
+					}
+				}
+				newlyParked[e.UserID] = true
+				break
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	for u := range newlyParked {
+		parked[u] = true
+		r.Logger.Error("projector parked a user's events behind a dead letter", "projector", Key(r.Projector), "partition", p, "user_id", u)
+	}
+	return applied, nil
+}
+
+// applyInSavepoint applies events in a nested transaction (a savepoint).
+// A permanent Apply failure is rolled back and returned as poison; any other
+// failure (the database went away) is err and aborts the whole transaction.
+func (r *Runtime) applyInSavepoint(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) (poison, err error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if aerr := r.Projector.Apply(ctx, sp, events); aerr != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return nil, rerr
+		}
+		if !permanent(aerr) {
+			return nil, aerr
+		}
+		return aerr, nil
+	}
+	return nil, sp.Commit(ctx)
+}
+
+func byUser(events []eventstore.Stored) [][]eventstore.Stored {
+	idx := map[uuid.UUID]int{}
+	var out [][]eventstore.Stored
+	for _, e := range events {
+		i, ok := idx[e.UserID]
+		if !ok {
+			i = len(out)
+			idx[e.UserID] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], e)
+	}
+	return out
+}
+
+// permanent tells an apply error that retrying cannot fix (bad data, a
+// constraint, a projector bug) from an unavailable database, a fence or a
+// cancellation, which are retried.
+func permanent(err error) bool {
+	if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return !transient(err)
 }

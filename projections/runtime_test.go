@@ -16,6 +16,7 @@ import (
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections"
 )
@@ -137,7 +138,9 @@ func (c *counter) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 		}
 	}
 	if n := c.calls.Add(1); c.failEvery > 0 && n%c.failEvery == 0 {
-		return fmt.Errorf("injected failure after writing (call %d)", n)
+		// A transient failure (as if PostgreSQL went away mid-transaction):
+		// the batch must be retried, not parked.
+		return fmt.Errorf("injected failure after writing (call %d): %w", n, domain.ErrUnavailable)
 	}
 	return nil
 }

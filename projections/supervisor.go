@@ -83,7 +83,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				}
 				rctx, rcancel := context.WithCancel(ctx)
 				done := make(chan struct{})
-				rt := &Runtime{Pool: s.Pool, Log: log, Codec: s.Codec, Projector: p, Logger: s.Logger, Observer: s.Observer, Versions: s.Versions}
+				rt := &Runtime{Pool: s.Pool, Log: log, Codec: s.Codec, Projector: p, Logger: s.Logger, Observer: s.Observer, Versions: s.Versions,
+					FailOnPoison: v.State == StateBuilding}
 				go func() {
 					defer close(done)
 					defer closeLog()

@@ -81,11 +81,17 @@ func (v *Versions) Live(ctx context.Context, name string) (int, error) {
 	return liveOr1(v.live, name), nil
 }
 
+// liveOr1 answers for projectors the registry does not know: 1 when the
+// registry is empty (a database from before it existed), else 0 (none of
+// its generations is live).
 func liveOr1(m map[string]int, name string) int {
 	if g, ok := m[name]; ok {
 		return g
 	}
-	return 1
+	if len(m) == 0 {
+		return 1
+	}
+	return 0
 }
 
 // Forget drops the cached live generations (after a switch in this process).

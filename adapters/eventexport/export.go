@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,6 +129,10 @@ type exporter struct {
 	stats        Stats
 	done, total  int64
 	lastProgress time.Time
+	// closing tracks subscriptions being closed. Closing one waits for the
+	// broker's current fetch, so they are closed side by side, not one
+	// partition after the other.
+	closing sync.WaitGroup
 }
 
 // partition is one partition's reading state.
@@ -151,10 +156,9 @@ func (x *exporter) run(ctx context.Context, log eventstore.Log) error {
 	parts := make([]*partition, 0, len(ids))
 	defer func() {
 		for _, p := range parts {
-			if p.sub != nil {
-				p.sub.Close()
-			}
+			x.stop(p)
 		}
+		x.closing.Wait()
 	}()
 	for _, id := range ids {
 		p, err := x.plan(ctx, log, id)
@@ -228,7 +232,7 @@ func (x *exporter) snapshot(ctx context.Context, parts []*partition) error {
 					return err
 				}
 				if x.pastTo(rec) {
-					p.stop()
+					x.stop(p)
 					continue
 				}
 				p.head = &rec
@@ -253,7 +257,7 @@ func (x *exporter) snapshot(ctx context.Context, parts []*partition) error {
 	}
 	for _, p := range parts {
 		if !p.done && (!x.opts.Follow || p.final) {
-			p.stop()
+			x.stop(p)
 		}
 	}
 	return nil
@@ -275,11 +279,12 @@ func (x *exporter) pastTo(rec eventstore.Record) bool {
 	return !x.filter.To.IsZero() && !rec.Timestamp.Before(x.filter.To)
 }
 
-// stop ends reading a partition.
-func (p *partition) stop() {
+// stop ends reading a partition; its subscription closes in the
+// background (run waits for all of them before returning).
+func (x *exporter) stop(p *partition) {
 	p.done, p.head = true, nil
-	if p.sub != nil {
-		p.sub.Close()
+	if sub := p.sub; sub != nil {
+		x.closing.Go(func() { _ = sub.Close() })
 		p.sub = nil
 	}
 }
@@ -366,7 +371,7 @@ func (x *exporter) follow(ctx context.Context, parts []*partition) error {
 				continue
 			}
 			if x.pastTo(it.rec) {
-				p.stop()
+				x.stop(p)
 				live--
 				continue
 			}

@@ -100,6 +100,56 @@ func (l *Log) Subscribe(ctx context.Context, partition int32, from int64) (event
 	return s, nil
 }
 
+// Fetch reads the records at offsets (ascending) of partition with a
+// short-lived consumer of its own.
+func (l *Log) Fetch(ctx context.Context, partition int32, offsets []int64) ([]eventstore.Record, error) {
+	if len(offsets) == 0 {
+		return nil, nil
+	}
+	c, err := sarama.NewConsumerFromClient(l.client)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer c.Close()
+	pc, err := c.ConsumePartition(l.cfg.Topic, partition, offsets[0])
+	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		return nil, fmt.Errorf("kafka fetch %s/%d@%d: %w", l.cfg.Topic, partition, offsets[0], eventstore.ErrOffsetOutOfRange)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka fetch %s/%d@%d: %w", l.cfg.Topic, partition, offsets[0], unavailable(err))
+	}
+	defer pc.Close()
+	want := map[int64]bool{}
+	for _, o := range offsets {
+		want[o] = true
+	}
+	last := offsets[len(offsets)-1]
+	out := make([]eventstore.Record, 0, len(offsets))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-pc.Errors():
+			return nil, fmt.Errorf("kafka fetch: %w", unavailable(err))
+		case m := <-pc.Messages():
+			if want[m.Offset] {
+				out = append(out, toRecord(m))
+			}
+			if m.Offset >= last {
+				return out, nil
+			}
+		}
+	}
+}
+
+func toRecord(m *sarama.ConsumerMessage) eventstore.Record {
+	r := eventstore.Record{Key: m.Key, Value: m.Value, Timestamp: m.Timestamp, Position: eventstore.Position{Partition: m.Partition, Offset: m.Offset}}
+	for _, h := range m.Headers {
+		r.Headers = append(r.Headers, eventstore.Header{Key: string(h.Key), Value: h.Value})
+	}
+	return r
+}
+
 // Close releases the consumer and the client.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -131,12 +181,8 @@ func (s *subscription) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			r := eventstore.Record{Key: m.Key, Value: m.Value, Timestamp: m.Timestamp, Position: eventstore.Position{Partition: m.Partition, Offset: m.Offset}}
-			for _, h := range m.Headers {
-				r.Headers = append(r.Headers, eventstore.Header{Key: string(h.Key), Value: h.Value})
-			}
 			select {
-			case s.out <- r:
+			case s.out <- toRecord(m):
 			case <-ctx.Done():
 				return
 			case <-s.done:

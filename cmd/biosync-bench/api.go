@@ -292,6 +292,7 @@ func reflects(body []byte, p pushInfo) bool {
 type probeOutcome struct {
 	lat      time.Duration // webhook 2xx -> summary reflecting the push
 	timedOut bool          // the token read answered Consistency: timeout
+	polled   bool          // the token read did not show the push yet; plain reads did later
 	err      error
 }
 
@@ -312,6 +313,7 @@ func (a *api) probe(ctx context.Context, c *http.Client, base string, p pushInfo
 		out.lat = time.Since(p.done)
 		return out
 	}
+	out.polled = true
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

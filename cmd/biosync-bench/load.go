@@ -32,14 +32,13 @@ func (r loadResult) rate() float64 {
 }
 
 // newClient returns an HTTP/1.1 keep-alive client for load generation:
-// maxConns bounds connections per host (0 = unbounded, for open loops) and
-// as many stay idle, so no request pays for a new connection in steady
-// state.
+// maxConns bounds connections per host and as many stay idle, so no
+// request pays for a new connection in steady state. Open loops use the
+// same bound as the saturation phases (like wrk2's fixed connections): a
+// request that finds every connection busy waits for one, and that wait is
+// part of its latency.
 func newClient(maxConns int) *http.Client {
 	idle := maxConns
-	if idle == 0 {
-		idle = 2048
-	}
 	return &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{

@@ -55,6 +55,7 @@ type httpResult struct {
 	FreshnessPooled   latencySummary   `json:"freshness_pooled"`
 	FreshnessTimeouts int              `json:"freshness_consistency_timeouts"`
 	FreshnessErrors   int              `json:"freshness_errors"`
+	FreshnessPolled   int              `json:"freshness_needed_polling"`
 
 	DashboardReqPerS         []float64        `json:"dashboard_req_per_s"`
 	DashboardBaselineReqPerS []float64        `json:"dashboard_baseline_req_per_s"`
@@ -67,6 +68,12 @@ type httpResult struct {
 	DashboardHalfAchieved     []float64        `json:"dashboard_half_rate_achieved_req_per_s"`
 	DashboardBaselineHalfRate float64          `json:"dashboard_baseline_half_rate_req_per_s"`
 	DashboardBaselineHalf     []latencySummary `json:"dashboard_baseline_half_rate_latency"`
+
+	IngestServer        []serverBreakdown `json:"ingest_server"`
+	IngestCatchUpS      []float64         `json:"ingest_catch_up_s"`
+	IngestHalfServer    []serverBreakdown `json:"ingest_half_rate_server"`
+	DashboardServer     []serverBreakdown `json:"dashboard_server"`
+	DashboardHalfServer []serverBreakdown `json:"dashboard_half_rate_server"`
 
 	FirstErrors []string `json:"first_errors,omitempty"`
 	CPUProfile  string   `json:"server_cpu_profile,omitempty"`
@@ -221,6 +228,33 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 	return res, nil
 }
 
+// observed runs f and returns the server's breakdown of that time (zero
+// when /metrics could not be read: the figures do not depend on it).
+func observed(ctx context.Context, c *http.Client, base string, f func()) serverBreakdown {
+	before, err1 := scrape(ctx, c, base)
+	f()
+	after, err2 := scrape(ctx, c, base)
+	if err1 != nil || err2 != nil {
+		return serverBreakdown{}
+	}
+	return breakdown(before, after)
+}
+
+// describe is a one-line summary of a breakdown for the progress output.
+func (b serverBreakdown) describe() string {
+	out := fmt.Sprintf("server %.2f cores", b.CPUCores)
+	if b.PushMeanMs > 0 {
+		out += fmt.Sprintf(", push mean %.1f ms (Kafka append %.1f ms)", b.PushMeanMs, b.AppendMeanMs)
+	}
+	if b.DashboardMeanMs > 0 {
+		out += fmt.Sprintf(", summary mean %.2f ms", b.DashboardMeanMs)
+	}
+	if b.ProjectorBatches > 0 {
+		out += fmt.Sprintf(", metrics batches %.0f x %.1f events, %.1f ms each", b.ProjectorBatches, b.ProjectorEventsPerBatch, b.ProjectorBatchMeanMs)
+	}
+	return out
+}
+
 // ingestPhases measures webhook ingest at saturation (system and baseline
 // alternating), then latency and freshness at half the system's rate.
 func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
@@ -242,10 +276,14 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		}
 	}
 	for r := range hc.rounds {
-		s := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush)
+		var s loadResult
+		sb := observed(ctx, setup, sysURL, func() { s = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush) })
+		caught := time.Now()
 		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
 			return err
 		}
+		res.IngestCatchUpS = append(res.IngestCatchUpS, round3(time.Since(caught).Seconds()))
+		res.IngestServer = append(res.IngestServer, sb)
 		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush)
 		res.IngestReqPerS = append(res.IngestReqPerS, s.rate())
 		res.IngestBaselineReqPerS = append(res.IngestBaselineReqPerS, bl.rate())
@@ -254,8 +292,8 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		res.IngestSaturation = append(res.IngestSaturation, summarize(s.Lat))
 		res.noteErr("ingest", s)
 		res.noteErr("ingest baseline", bl)
-		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n",
-			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors)
+		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s; projector caught up %.2fs after the load\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), res.IngestCatchUpS[r])
 	}
 	if hc.cpuProfile != "" {
 		if err := stopProfile(ctx, srv, hc.cpuProfile); err != nil {
@@ -272,7 +310,7 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 	// Half the measured system rate, open loop; a sample of the pushes is
 	// followed until it shows in the summary.
 	res.IngestHalfRate = median(res.IngestReqPerS) / 2
-	openSys, probeC := newClient(0), newClient(0)
+	openSys, probeC := newClient(hc.concurrency), newClient(256)
 	var pooled []float64
 	for r := range hc.rounds {
 		every := uint64(max(1, int(res.IngestHalfRate/40)))
@@ -283,37 +321,44 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 			lats []time.Duration
 		)
 		octx := ctx
-		s := openLoop(ctx, res.IngestHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
-			info, err := a.push(ctx, openSys, sysURL, seq)
-			if err != nil {
-				return err
-			}
-			a.track(info.token)
-			if seq > warmN && seq%every == 0 {
-				pwg.Add(1)
-				go func() {
-					defer pwg.Done()
-					o := a.probe(octx, probeC, sysURL, info)
-					pmu.Lock()
-					defer pmu.Unlock()
-					switch {
-					case o.err != nil:
-						res.FreshnessErrors++
-						if len(res.FirstErrors) < 20 {
-							res.FirstErrors = append(res.FirstErrors, "freshness: "+o.err.Error())
+		var s loadResult
+		sb := observed(ctx, setup, sysURL, func() {
+			s = openLoop(ctx, res.IngestHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+				info, err := a.push(ctx, openSys, sysURL, seq)
+				if err != nil {
+					return err
+				}
+				a.track(info.token)
+				if seq > warmN && seq%every == 0 {
+					pwg.Add(1)
+					go func() {
+						defer pwg.Done()
+						o := a.probe(octx, probeC, sysURL, info)
+						pmu.Lock()
+						defer pmu.Unlock()
+						switch {
+						case o.err != nil:
+							res.FreshnessErrors++
+							if len(res.FirstErrors) < 20 {
+								res.FirstErrors = append(res.FirstErrors, "freshness: "+o.err.Error())
+							}
+						default:
+							lats = append(lats, o.lat)
+							pooled = append(pooled, float64(o.lat)/float64(time.Millisecond))
 						}
-					default:
-						lats = append(lats, o.lat)
-						pooled = append(pooled, float64(o.lat)/float64(time.Millisecond))
-					}
-					if o.timedOut {
-						res.FreshnessTimeouts++
-					}
-				}()
-			}
-			return nil
+						if o.timedOut {
+							res.FreshnessTimeouts++
+						}
+						if o.polled {
+							res.FreshnessPolled++
+						}
+					}()
+				}
+				return nil
+			})
 		})
 		pwg.Wait()
+		res.IngestHalfServer = append(res.IngestHalfServer, sb)
 		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
 			return err
 		}
@@ -323,14 +368,14 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		res.IngestHalfErrors += s.Errors
 		res.Freshness = append(res.Freshness, fs)
 		res.noteErr("ingest half rate", s)
-		fmt.Fprintf(progress, "ingest half-rate round %d: %.0f req/s offered, %.0f done, p50 %.1f ms p99 %.1f ms | freshness n=%d p50 %.1f ms p99 %.1f ms\n",
-			r+1, s.Offered, s.rate(), ls.P50, ls.P99, fs.N, fs.P50, fs.P99)
+		fmt.Fprintf(progress, "ingest half-rate round %d: %.0f req/s offered, %.0f done, p50 %.1f ms p99 %.1f ms | freshness n=%d p50 %.1f ms p99 %.1f ms\n  %s\n",
+			r+1, s.Offered, s.rate(), ls.P50, ls.P99, fs.N, fs.P50, fs.P99, sb.describe())
 	}
 	res.FreshnessPooled = summarizeMs(pooled)
 
 	// The baseline's latency at half its own rate, once, for reference.
 	res.IngestBaselineHalfRate = median(res.IngestBaselineReqPerS) / 2
-	openBase := newClient(0)
+	openBase := newClient(hc.concurrency)
 	bl := openLoop(ctx, res.IngestBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 		_, err := a.push(ctx, openBase, baseURL, seq)
 		return err
@@ -379,9 +424,13 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL
 	}
 	sysC, baseC := newClient(hc.concurrency), newClient(hc.concurrency)
 	for r := range hc.rounds {
-		s := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
-			return a.getDashboard(ctx, sysC, sysURL, seq)
+		var s loadResult
+		sb := observed(ctx, setup, sysURL, func() {
+			s = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+				return a.getDashboard(ctx, sysC, sysURL, seq)
+			})
 		})
+		res.DashboardServer = append(res.DashboardServer, sb)
 		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 			return a.getDashboard(ctx, baseC, baseURL, seq)
 		})
@@ -392,24 +441,28 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL
 		res.DashboardSaturation = append(res.DashboardSaturation, summarize(s.Lat))
 		res.noteErr("dashboard", s)
 		res.noteErr("dashboard baseline", bl)
-		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n",
-			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors)
+		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe())
 	}
 	res.DashboardHalfRate = median(res.DashboardReqPerS) / 2
-	openSys := newClient(0)
+	openSys := newClient(hc.concurrency)
 	for r := range hc.rounds {
-		s := openLoop(ctx, res.DashboardHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
-			return a.getDashboard(ctx, openSys, sysURL, seq)
+		var s loadResult
+		sb := observed(ctx, setup, sysURL, func() {
+			s = openLoop(ctx, res.DashboardHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+				return a.getDashboard(ctx, openSys, sysURL, seq)
+			})
 		})
+		res.DashboardHalfServer = append(res.DashboardHalfServer, sb)
 		ls := summarize(s.Lat)
 		res.DashboardHalf = append(res.DashboardHalf, ls)
 		res.DashboardHalfAchieved = append(res.DashboardHalfAchieved, s.rate())
 		res.noteErr("dashboard half rate", s)
-		fmt.Fprintf(progress, "dashboard half-rate round %d: %.0f req/s offered, %.0f done, p50 %.2f ms p99 %.2f ms\n",
-			r+1, s.Offered, s.rate(), ls.P50, ls.P99)
+		fmt.Fprintf(progress, "dashboard half-rate round %d: %.0f req/s offered, %.0f done, p50 %.2f ms p99 %.2f ms\n  %s\n",
+			r+1, s.Offered, s.rate(), ls.P50, ls.P99, sb.describe())
 	}
 	res.DashboardBaselineHalfRate = median(res.DashboardBaselineReqPerS) / 2
-	openBase := newClient(0)
+	openBase := newClient(hc.concurrency)
 	bl := openLoop(ctx, res.DashboardBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 		return a.getDashboard(ctx, openBase, baseURL, seq)
 	})

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,7 +136,7 @@ func runRebuild(ctx context.Context, b *backends, cfg rebuildConfig, progress io
 			return res, fmt.Errorf("copy round %d: %w", round+1, err)
 		}
 		res.CopySeconds = append(res.CopySeconds, cd.Seconds())
-		res.CopyRowsPerS = append(res.CopyRowsPerS, float64(len(rows.rows))/cd.Seconds())
+		res.CopyRowsPerS = append(res.CopyRowsPerS, float64(rows.n)/cd.Seconds())
 		fmt.Fprintf(progress, "rebuild round %d: projectors %.2fs (%.0f events/s, %.0f rows/s) | CopyFrom %.2fs (%.0f rows/s)\n",
 			round+1, d.Seconds(), res.EventsPerS[round], res.RowsPerS[round], cd.Seconds(), res.CopyRowsPerS[round])
 	}
@@ -378,70 +377,172 @@ func copyDataKeys(ctx context.Context, from, to *pgxpool.Pool) error {
 	return err
 }
 
-// sampleCols are the columns of samples_g1 in table order.
-var sampleCols = []string{"user_id", "type", "start_at", "end_at", "source", "value", "unit", "utc_offset", "local_date",
-	"day_start", "day_offset", "log_partition", "log_offset", "event_id", "norm_version"}
-
-// sampleRow is one row of samples_g1 held in memory for the baseline.
-type sampleRow struct {
-	user, event                        [16]byte
-	typ, source, unit                  string
-	start, end, localDate, dayStart    time.Time
-	value                              float64
-	utcOffset, dayOffset, logPartition int32
-	logOffset                          int64
-	normVersion                        int16
-}
-
-// copyRows is a pgx.CopyFromSource over sample rows; it can be rewound
-// for the next round.
+// copyRows holds the sample rows in memory, column by column and without
+// pointers (times as microseconds, strings as dictionary indexes), so a few
+// hundred thousand rows do not slow the garbage collector of this process,
+// which also runs the projectors. It is a pgx.CopyFromSource that can be
+// rewound for the next round. The columns are read from the table, so the
+// baseline follows schema changes.
 type copyRows struct {
-	rows []sampleRow
+	cols []copyCol
+	n    int
+	dict []string
 	i    int
 	buf  []any
 }
 
+// copyCol is one column of copyRows; only the slice of its kind is used.
+type copyCol struct {
+	name  string
+	kind  byte // see the kind* constants
+	ints  []int64
+	flts  []float64
+	uuids [][16]byte
+	null  []bool
+}
+
+// The kinds of value a copyCol stores.
+const (
+	kindTime byte = iota
+	kindString
+	kindFloat
+	kindInt16
+	kindInt32
+	kindInt64
+	kindUUID
+	kindBool
+)
+
 // Next implements pgx.CopyFromSource.
-func (c *copyRows) Next() bool { c.i++; return c.i <= len(c.rows) }
+func (c *copyRows) Next() bool { c.i++; return c.i <= c.n }
 
 // Values implements pgx.CopyFromSource. pgx encodes the values before the
 // next call, so one buffer is reused.
 func (c *copyRows) Values() ([]any, error) {
-	r := &c.rows[c.i-1]
-	c.buf = append(c.buf[:0], r.user, r.typ, r.start, r.end, r.source, r.value, r.unit, r.utcOffset, r.localDate,
-		r.dayStart, r.dayOffset, r.logPartition, r.logOffset, r.event, r.normVersion)
+	r := c.i - 1
+	c.buf = c.buf[:0]
+	for k := range c.cols {
+		col := &c.cols[k]
+		if col.null[r] {
+			c.buf = append(c.buf, nil)
+			continue
+		}
+		switch col.kind {
+		case kindTime:
+			c.buf = append(c.buf, time.UnixMicro(col.ints[r]).UTC())
+		case kindString:
+			c.buf = append(c.buf, c.dict[col.ints[r]])
+		case kindFloat:
+			c.buf = append(c.buf, col.flts[r])
+		case kindInt16:
+			c.buf = append(c.buf, int16(col.ints[r]))
+		case kindInt32:
+			c.buf = append(c.buf, int32(col.ints[r]))
+		case kindInt64:
+			c.buf = append(c.buf, col.ints[r])
+		case kindUUID:
+			c.buf = append(c.buf, col.uuids[r])
+		case kindBool:
+			c.buf = append(c.buf, col.ints[r] != 0)
+		}
+	}
 	return c.buf, nil
 }
 
 // Err implements pgx.CopyFromSource.
 func (c *copyRows) Err() error { return nil }
 
+// names lists the column names.
+func (c *copyRows) names() []string {
+	out := make([]string, len(c.cols))
+	for i, col := range c.cols {
+		out[i] = col.name
+	}
+	return out
+}
+
 // loadRows reads every sample row the projector wrote.
 func loadRows(ctx context.Context, pool *pgxpool.Pool) (*copyRows, error) {
-	rows, err := pool.Query(ctx, `SELECT `+strings.Join(sampleCols, ", ")+` FROM samples_g1`)
+	rows, err := pool.Query(ctx, `SELECT * FROM samples_g1`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	intern := map[string]string{}
-	in := func(s string) string {
-		if v, ok := intern[s]; ok {
-			return v
-		}
-		intern[s] = s
-		return s
-	}
 	out := &copyRows{}
+	for _, fd := range rows.FieldDescriptions() {
+		out.cols = append(out.cols, copyCol{name: fd.Name, kind: 255})
+	}
+	dict := map[string]int64{}
 	for rows.Next() {
-		var r sampleRow
-		if err := rows.Scan(&r.user, &r.typ, &r.start, &r.end, &r.source, &r.value, &r.unit, &r.utcOffset, &r.localDate,
-			&r.dayStart, &r.dayOffset, &r.logPartition, &r.logOffset, &r.event, &r.normVersion); err != nil {
+		vals, err := rows.Values()
+		if err != nil {
 			return nil, err
 		}
-		r.typ, r.source, r.unit = in(r.typ), in(r.source), in(r.unit)
-		out.rows = append(out.rows, r)
+		for k, v := range vals {
+			col := &out.cols[k]
+			col.null = append(col.null, v == nil)
+			if v == nil {
+				// Keep every slice of the column's kind aligned with the rows.
+				col.ints, col.flts, col.uuids = append(col.ints, 0), append(col.flts, 0), append(col.uuids, [16]byte{})
+				continue
+			}
+			var kind byte
+			var iv int64
+			var fv float64
+			var uv [16]byte
+			switch x := v.(type) {
+			case time.Time:
+				kind, iv = kindTime, x.UnixMicro()
+			case string:
+				id, ok := dict[x]
+				if !ok {
+					id = int64(len(out.dict))
+					dict[x] = id
+					out.dict = append(out.dict, x)
+				}
+				kind, iv = kindString, id
+			case float64:
+				kind, fv = kindFloat, x
+			case int16:
+				kind, iv = kindInt16, int64(x)
+			case int32:
+				kind, iv = kindInt32, int64(x)
+			case int64:
+				kind, iv = kindInt64, x
+			case [16]byte:
+				kind, uv = kindUUID, x
+			case bool:
+				kind = kindBool
+				if x {
+					iv = 1
+				}
+			default:
+				return nil, fmt.Errorf("samples_g1.%s: values of type %T are not supported by the CopyFrom baseline", col.name, v)
+			}
+			if col.kind == 255 {
+				col.kind = kind
+			} else if col.kind != kind {
+				return nil, fmt.Errorf("samples_g1.%s: mixed value types", col.name)
+			}
+			col.ints, col.flts, col.uuids = append(col.ints, iv), append(col.flts, fv), append(col.uuids, uv)
+		}
+		out.n++
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for k := range out.cols {
+		col := &out.cols[k]
+		switch col.kind { // drop the slices the kind does not use
+		case kindFloat:
+			col.ints, col.uuids = nil, nil
+		case kindUUID:
+			col.ints, col.flts = nil, nil
+		default:
+			col.flts, col.uuids = nil, nil
+		}
+	}
+	return out, nil
 }
 
 // copyOnce copies the rows with pgx CopyFrom on one connection into the
@@ -463,13 +564,13 @@ func copyOnce(ctx context.Context, b *backends, rows *copyRows) (time.Duration, 
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows.i = 0
 	start := time.Now()
-	n, err := conn.CopyFrom(ctx, pgx.Identifier{"samples_g1"}, sampleCols, rows)
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"samples_g1"}, rows.names(), rows)
 	d := time.Since(start)
 	if err != nil {
 		return 0, err
 	}
-	if n != int64(len(rows.rows)) {
-		return 0, fmt.Errorf("CopyFrom wrote %d rows, want %d", n, len(rows.rows))
+	if n != int64(rows.n) {
+		return 0, fmt.Errorf("CopyFrom wrote %d rows, want %d", n, rows.n)
 	}
 	return d, nil
 }

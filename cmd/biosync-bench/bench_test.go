@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/biosync/biosync/domain/ingest"
+)
+
+func TestPercentileNearestRank(t *testing.T) {
+	xs := []float64{15, 20, 35, 40, 50}
+	cases := []struct{ p, want float64 }{{5, 15}, {30, 20}, {40, 20}, {50, 35}, {99, 50}, {100, 50}}
+	for _, c := range cases {
+		if got := percentile(xs, c.p); got != c.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", xs, c.p, got, c.want)
+		}
+	}
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(100 - i) // unsorted on purpose
+	}
+	if got := percentile(hundred, 99); got != 99 {
+		t.Errorf("p99 of 1..100 = %v, want 99", got)
+	}
+	if hundred[0] != 100 {
+		t.Error("percentile sorted its argument in place")
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Errorf("percentile(nil) = %v, want 0", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	cases := []struct {
+		xs   []float64
+		want float64
+	}{{nil, 0}, {[]float64{7}, 7}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}}
+	for _, c := range cases {
+		if got := median(c.xs); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 200; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	s := summarize(ds)
+	if s.N != 200 || s.P50 != 100 || s.P99 != 198 || s.Max != 200 || s.Mean != 100.5 {
+		t.Errorf("summarize = %+v", s)
+	}
+	if got := summarize(nil); got.N != 0 || got.P99 != 0 {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+}
+
+// sampleReport is a report with every phase measured.
+func sampleReport() *report {
+	lat := func(p99 float64) latencySummary { return latencySummary{N: 100, P50: p99 / 4, P99: p99} }
+	return &report{
+		Rounds:  3,
+		Machine: thisMachine(),
+		Config:  runConfig{Concurrency: 64, Rounds: 3},
+		Rebuild: &rebuildResult{RowsPerS: []float64{90_000, 110_000, 100_000}, CopyRowsPerS: []float64{200_000, 180_000, 220_000},
+			EventsPerS: []float64{9000, 11000, 10000}},
+		HTTP: &httpResult{
+			IngestReqPerS: []float64{1000, 1200, 1100}, IngestBaselineReqPerS: []float64{20000, 22000, 21000},
+			IngestHalf: []latencySummary{lat(40), lat(60), lat(45)}, IngestBaselineHalf: []latencySummary{lat(5)},
+			Freshness: []latencySummary{lat(100), lat(300), lat(200)}, FreshnessPooled: lat(280),
+			DashboardReqPerS: []float64{30000, 32000, 31000}, DashboardBaselineReqPerS: []float64{36000, 38000, 37000},
+			DashboardHalf: []latencySummary{lat(4), lat(3), lat(6)}, DashboardBaselineHalf: []latencySummary{lat(2)},
+		},
+	}
+}
+
+func TestReportJSONHasTheHeadlineKeys(t *testing.T) {
+	r := sampleReport()
+	r.fill()
+	raw, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rebuild_ratio", "ingest_ratio", "ingest_p99_ms", "freshness_p99_ms", "dashboard_ratio", "dashboard_p99_ms",
+		"rebuild_events_per_s", "rebuild_rows_per_s", "rebuild_copy_rows_per_s", "ingest_req_per_s", "ingest_baseline_req_per_s",
+		"dashboard_req_per_s", "dashboard_baseline_req_per_s", "rounds", "machine", "config", "targets", "pass", "rebuild", "http"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	m, _ := got["machine"].(map[string]any)
+	for _, k := range []string{"goos", "goarch", "num_cpu", "go_version"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("machine lacks %q", k)
+		}
+	}
+	want := map[string]float64{"rebuild_ratio": 0.5, "ingest_ratio": 1100.0 / 21000, "ingest_p99_ms": 45, "freshness_p99_ms": 200,
+		"dashboard_ratio": 31000.0 / 37000, "dashboard_p99_ms": 4}
+	for k, w := range want {
+		if g := got[k].(float64); g != round3(w) {
+			t.Errorf("%s = %v, want %v", k, g, round3(w))
+		}
+	}
+	pass := got["pass"].(map[string]any)
+	wantPass := map[string]bool{"rebuild_ratio": true, "ingest_ratio": false, "ingest_p99_ms": true, "freshness_p99_ms": true,
+		"dashboard_ratio": true, "dashboard_p99_ms": true}
+	for k, w := range wantPass {
+		if pass[k] != w {
+			t.Errorf("pass[%s] = %v, want %v", k, pass[k], w)
+		}
+	}
+}
+
+func TestTableSaysMissedAndNotMeasured(t *testing.T) {
+	r := sampleReport()
+	r.HTTP.DashboardHalf = nil // not measured
+	r.fill()
+	var buf bytes.Buffer
+	r.printTable(&buf)
+	out := buf.String()
+	for _, want := range []string{"metric", "system", "baseline", "ratio", "target", "result", "MISSED", "NOT MEASURED", ">= 0.35", "< 250 ms"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if r.Pass["dashboard_p99_ms"] {
+		t.Error("a figure that was not measured passed")
+	}
+}
+
+func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
+	u, err := newDataUser("2d6f0f5e-3c1a-4f7e-9a51-0c3b6a1e2f44", "Asia/Kolkata", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	sawSleep := false
+	for range 300 {
+		b := u.nextBatch(rng, true)
+		sawSleep = sawSleep || len(b.SleepSessions) > 0
+		body := appendBatchJSON(nil, b)
+		got, err := ingest.Parse(body, true)
+		if err != nil {
+			t.Fatalf("the server would reject a generated batch: %v\n%s", err, body)
+		}
+		if !reflect.DeepEqual(got, b) {
+			t.Fatalf("decoded batch differs:\n got %+v\nwant %+v", got, b)
+		}
+		if n := len(b.Samples); n < 1 || n > 20 {
+			t.Fatalf("batch of %d samples, want 1..20", n)
+		}
+	}
+	if !sawSleep {
+		t.Error("no batch carried a sleep session")
+	}
+	// Timestamps never repeat for a user.
+	if next := u.nextBatch(rng, false); next.UserID != "" {
+		t.Error("user_id set on a bearer-shaped batch")
+	}
+}
+
+func TestAppendStringMatchesJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "tab\tnew\nline\x01", "°C", "日本", "bad\xffutf8"} {
+		var got, want string
+		if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
+			t.Fatalf("appendString(%q) is not JSON: %v", s, err)
+		}
+		b, _ := json.Marshal(s)
+		_ = json.Unmarshal(b, &want)
+		if got != want {
+			t.Errorf("appendString(%q) decodes to %q, encoding/json gives %q", s, got, want)
+		}
+	}
+}
+
+func TestParseProm(t *testing.T) {
+	text := `# HELP process_cpu_seconds_total x
+process_cpu_seconds_total 12.5
+biosync_eventstore_append_seconds_sum{outcome="ok"} 3
+biosync_eventstore_append_seconds_count{outcome="ok"} 1000
+biosync_eventstore_append_seconds_count{outcome="error"} 7
+biosync_http_request_duration_seconds_sum{method="POST",route="/v1/webhooks/push"} 5
+biosync_http_request_duration_seconds_count{method="POST",route="/v1/webhooks/push"} 1000
+biosync_http_request_duration_seconds_bucket{method="POST",route="/v1/webhooks/push",le="0.1"} 900
+biosync_projector_batch_events_sum{projector="metrics@1"} 500
+biosync_projector_batch_events_count{projector="metrics@1"} 10
+biosync_projector_batch_events_count{projector="users@1"} 99
+`
+	v := parseProm(text)
+	want := map[string]float64{"cpu": 12.5, "append_sum": 3, "append_count": 1000, "push_sum": 5, "push_count": 1000, "events_sum": 500, "events_count": 10}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("parseProm = %v, want %v", v, want)
+	}
+	a := promSnapshot{at: time.Unix(0, 0), vals: map[string]float64{"cpu": 10}}
+	b := promSnapshot{at: time.Unix(2, 0), vals: v}
+	bd := breakdown(a, b)
+	if bd.CPUCores != 1.25 || bd.AppendMeanMs != 3 || bd.PushMeanMs != 5 || bd.ProjectorEventsPerBatch != 50 {
+		t.Errorf("breakdown = %+v", bd)
+	}
+}
