@@ -17,7 +17,7 @@ test:
 
 ## bench: the ratio benchmarks (rebuild, ingest, freshness, dashboard), each
 ## beside a baseline measured in the same run; table on stdout, JSON in
-## $$BENCH_OUT (default bench-results.json). Flags: go run ./cmd/biosync-bench -h
+## BENCH_OUT (default bench-results.json). Flags: go run ./cmd/biosync-bench -h
 bench:
 	$(GO) run ./cmd/biosync-bench
 

@@ -90,7 +90,10 @@ func (h *Handlers) now() time.Time {
 	return time.Now()
 }
 
-// emailKey is the keyed hash (HMAC-SHA256) of a normalized address.
+// EmailKey is the keyed hash (HMAC-SHA256) of a normalized address, the
+// key of the email claim (operators' tools look accounts up by it).
+func (h *Handlers) EmailKey(email string) []byte { return h.emailKey(email) }
+
 func (h *Handlers) emailKey(email string) []byte {
 	m := hmac.New(sha256.New, h.EmailIndexKey)
 	m.Write([]byte(identity.NormalizeEmail(email)))

@@ -145,9 +145,16 @@ func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	sawSleep := false
+	starts := map[string]bool{}
 	for range 300 {
 		b := u.nextBatch(rng, true)
 		sawSleep = sawSleep || len(b.SleepSessions) > 0
+		for _, s := range b.Samples {
+			if starts[s.Start] {
+				t.Fatalf("sample start %s repeats: rows would collapse into one", s.Start)
+			}
+			starts[s.Start] = true
+		}
 		body := appendBatchJSON(nil, b)
 		got, err := ingest.Parse(body, true)
 		if err != nil {
@@ -163,7 +170,6 @@ func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 	if !sawSleep {
 		t.Error("no batch carried a sleep session")
 	}
-	// Timestamps never repeat for a user.
 	if next := u.nextBatch(rng, false); next.UserID != "" {
 		t.Error("user_id set on a bearer-shaped batch")
 	}

@@ -136,65 +136,45 @@ func listProjections(ctx context.Context, p *platform, out io.Writer) error {
 	return w.Flush()
 }
 
+func (p *platform) rebuilder() *projections.Rebuilder {
+	return &projections.Rebuilder{Pool: p.pool, Versions: p.versions, Heads: p.heads}
+}
+
 // rebuild builds a new generation of a projector from offset 0 while the
 // live one keeps serving, then switches reads to it in one transaction. The
 // old generation stays (standby) until dropped, so `rollback` can undo the
-// switch.
+// switch. This process projects the new generation itself (a running
+// server shares the work through partition locks).
 func rebuild(ctx context.Context, p *platform, name string, switchReads bool, out io.Writer) error {
-	template, err := projections.New(name, 1, nil)
+	b := p.rebuilder()
+	v, err := b.Start(ctx, name)
 	if err != nil {
 		return err
 	}
-	gen, err := p.versions.Create(ctx, template)
-	if err != nil {
-		return err
-	}
-	key := fmt.Sprintf("%s@%d", name, gen)
+	key := v.Key()
 	fmt.Fprintf(out, "building %s from offset 0 (reads stay on the live generation)\n", key)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- p.supervisor(map[string]bool{key: true}).Run(rctx) }()
-
+	halted := make(chan error, 1)
+	go func() {
+		err := p.supervisor(map[string]bool{key: true}).Run(rctx)
+		if err == nil && rctx.Err() == nil {
+			err = errors.New("projector stopped")
+		}
+		if err != nil {
+			halted <- err
+		}
+	}()
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	caughtUp := 0
-	for caughtUp < 2 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("rebuild of %s interrupted; the generation stays registered as building (drop it with: biosync projections drop %s)", key, key)
-		case err := <-errc:
-			if err == nil {
-				err = errors.New("projector stopped")
-			}
-			return fmt.Errorf("rebuild of %s failed: %w (the live generation is untouched)", key, err)
-		case <-tick.C:
-		}
-		heads, err := p.heads(ctx)
-		if err != nil {
-			fmt.Fprintf(out, "waiting for the log: %v\n", err)
-			continue
-		}
-		done, head, err := projections.Progress(ctx, p.pool, heads, name, gen)
-		if err != nil {
-			continue
-		}
+	err = b.Await(ctx, name, v.Generation, switchReads, func(done, head int64) {
 		fmt.Fprintln(out, progressLine(key, done, head, time.Since(start)))
-		if done >= head {
-			caughtUp++
-		} else {
-			caughtUp = 0
-		}
+	}, halted)
+	if err != nil {
+		return fmt.Errorf("%w (drop it with: biosync projections drop %s)", err, key)
 	}
-	cancel()
-	<-errc
 	if !switchReads {
-		fmt.Fprintf(out, "%s has caught up; reads stay on the live generation (switch with a rebuild without --no-switch or promote via the admin API)\n", key)
+		fmt.Fprintf(out, "%s has caught up; reads stay on the live generation\n", key)
 		return nil
-	}
-	if err := p.versions.Promote(ctx, name, gen); err != nil {
-		return err
 	}
 	fmt.Fprintf(out, "%s is live; the previous generation is standby (biosync projections rollback %s / drop %s@N)\n", key, name, name)
 	return nil

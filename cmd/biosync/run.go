@@ -20,6 +20,9 @@ commands:
   serve             run the HTTP API and the projectors (embedded backends by default)
   migrate           apply database migrations and create the event topic, then exit
   projections ...   run | list | rebuild NAME | rollback NAME | drop NAME@GEN (blue/green rebuilds)
+  deadletters ...   list | retry --projector NAME [--user ID] | skip EVENT_ID
+  users grant-admin EMAIL
+                    give an account the admin role (admin API)
   simulate          register users on a running server and push synthetic data
                     (--users N --days D --url URL --secret whsec_...)
   events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
@@ -46,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 	case "projections":
 		return runProjections(ctx, args[1:], getenv, stdout, stderr)
+	case "deadletters":
+		return runDeadLetters(ctx, args[1:], getenv, stdout, stderr)
+	case "users":
+		return runUsers(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], getenv, stdout)
 	case "events":
