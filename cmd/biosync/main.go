@@ -1,7 +1,8 @@
 // Command biosync is the one BioSync binary: `serve` runs the HTTP API and
-// the projectors, `migrate` brings the schema up to date, `projections run`
-// runs only the projectors (a separate process that can be killed and
-// restarted), and `simulate` fills a running server with synthetic data.
+// the projectors, `migrate` brings the schema up to date, `projections`
+// runs, lists and rebuilds projectors (blue/green), `deadletters` and
+// `events` are the operators' and analysts' tools, and `simulate` fills a
+// running server with synthetic data.
 //
 // With no configuration everything runs embedded (in-process Kafka, Redis
 // and a throwaway PostgreSQL cluster under BIOSYNC_DATA_DIR); with
