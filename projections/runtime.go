@@ -68,6 +68,13 @@ type Runtime struct {
 	// Retry is how long to wait before retrying after a failure
 	// (PostgreSQL or Kafka unavailable). Default 500ms.
 	Retry time.Duration
+	// LockSpace separates the partition locks of runtimes that project the
+	// same projector into different schemas (an as-of build beside the
+	// live one).
+	LockSpace string
+	// StopAt, when set, ends each partition at an offset (exclusive): a
+	// projection "as of" a point in time (see AsOf).
+	StopAt map[int32]int64
 	// FailOnPoison halts instead of parking a user's events behind a dead
 	// letter while the generation is not live: a rebuild must fail loudly
 	// rather than build a generation with holes.
@@ -99,7 +106,7 @@ func (r *Runtime) defaults() {
 
 func (r *Runtime) lockKey() int32 {
 	h := fnv.New32a()
-	h.Write([]byte(Key(r.Projector)))
+	h.Write([]byte(r.LockSpace + Key(r.Projector)))
 	return int32(h.Sum32())
 }
 
@@ -333,12 +340,27 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				continue
 			}
 		}
+		if stop, ok := r.StopAt[p]; ok {
+			batch = keepBefore(batch, stop)
+			if len(batch) == 0 {
+				<-ctx.Done() // reached the point in time: idle until stopped
+				return ctx.Err()
+			}
+		}
 		newNext, err := r.applyWithRetry(ctx, log, p, next, batch, parked)
 		if err != nil {
 			return err
 		}
 		next = newNext
 	}
+}
+
+func keepBefore(b []eventstore.Record, stop int64) []eventstore.Record {
+	i := 0
+	for i < len(b) && b[i].Position.Offset < stop {
+		i++
+	}
+	return b[:i]
 }
 
 func dropBefore(b []eventstore.Record, next int64) []eventstore.Record {

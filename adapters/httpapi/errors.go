@@ -13,6 +13,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections"
 )
 
 // ProblemTypePrefix starts every problem `type`. The types are URNs: stable
@@ -42,6 +43,7 @@ var (
 	kindWebhookInvalid     = kind{http.StatusUnauthorized, "webhook-headers-invalid", "Webhook headers malformed"}
 	kindWebhookStale       = kind{http.StatusUnauthorized, "webhook-timestamp-stale", "Webhook timestamp outside the tolerance window"}
 	kindWebhookSignature   = kind{http.StatusUnauthorized, "webhook-signature-invalid", "Webhook signature does not match"}
+	kindForbidden          = kind{http.StatusForbidden, "forbidden", "Forbidden"}
 	kindNotFound           = kind{http.StatusNotFound, "not-found", "Not found"}
 	kindMethodNotAllowed   = kind{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
 	kindConflict           = kind{http.StatusConflict, "conflict", "Conflict"}
@@ -105,6 +107,34 @@ type problem struct {
 	Errors    []domain.FieldProblem `json:"errors,omitempty"`
 }
 
+// wording is what a domain error means on one operation: the detail and,
+// when one input is to blame, the field to name.
+type wording struct {
+	detail, field, fieldDetail string
+}
+
+func (w wording) fields() []domain.FieldProblem {
+	if w.field == "" {
+		return nil
+	}
+	return []domain.FieldProblem{{Field: w.field, Detail: w.fieldDetail}}
+}
+
+// notFoundWording and conflictWording specialise domain.ErrNotFound and
+// domain.ErrConflict by operation id.
+var (
+	notFoundWording = map[string]wording{
+		opRebuildProjection:        {"no projector has this name", "/name", "unknown projector (known: " + strings.Join(projections.Names, ", ") + ")"},
+		opRollbackProjection:       {"the projector has no standby generation to roll back to", "/name", "no standby generation"},
+		opDropProjectionGeneration: {"the projector has no such generation", "/generation", "no such generation"},
+		opSkipDeadLetter:           {"no failed dead letter has this event id", "/event_id", "no failed dead letter"},
+	}
+	conflictWording = map[string]wording{
+		opRegister:                 {"this email address is already registered", "", ""},
+		opDropProjectionGeneration: {"the generation is live; roll back or promote another generation first", "/generation", "is the live generation"},
+	}
+)
+
 // classify is the one mapping from an error to a kind, a client-facing
 // detail, field problems and extra headers. op is the operation id of the
 // route (or ""), for the few kinds whose wording depends on the endpoint.
@@ -143,10 +173,13 @@ func classify(err error, op string) (k kind, detail string, fields []domain.Fiel
 		}
 		return kindUnauthorized, "the access token is missing, invalid or expired", nil, bearerChallenge(true)
 	case errors.Is(err, domain.ErrNotFound):
+		if w, ok := notFoundWording[op]; ok {
+			return kindNotFound, w.detail, w.fields(), nil
+		}
 		return kindNotFound, "nothing found", nil, nil
 	case errors.Is(err, domain.ErrConflict):
-		if op == opRegister {
-			return kindConflict, "this email address is already registered", nil, nil
+		if w, ok := conflictWording[op]; ok {
+			return kindConflict, w.detail, w.fields(), nil
 		}
 		return kindConflict, "the request conflicts with the current state", nil, nil
 	case errors.Is(err, domain.ErrUnavailable):

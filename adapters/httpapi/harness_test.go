@@ -115,27 +115,120 @@ func (f *fakeQueries) WaitFor(ctx context.Context, tok eventstore.Token, models 
 	return f.waitFor(ctx, tok, models...)
 }
 
-// fakeTokens knows two users, so tests can show reads are scoped.
+// fakeTokens knows two users, so tests can show reads are scoped, and one
+// administrator (root) for the admin routes.
 type fakeTokens struct{}
 
 var (
 	alice = uuid.MustParse("0b0c8d5e-8f1a-4e63-9d7c-1a2b3c4d5e6f")
 	bob   = uuid.MustParse("7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d")
+	root  = uuid.MustParse("5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a")
 )
 
 const (
 	aliceToken = "token-alice"
 	bobToken   = "token-bob"
+	rootToken  = "token-root"
 )
 
 func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, error) {
+	id, _, err := fakeTokens{}.VerifyRole(tok)
+	return id, err
+}
+
+// VerifyRole gives alice and bob the user role and root the admin role.
+func (fakeTokens) VerifyRole(tok string) (uuid.UUID, string, error) {
 	switch tok {
 	case aliceToken:
-		return alice, nil
+		return alice, "user", nil
 	case bobToken:
-		return bob, nil
+		return bob, "user", nil
+	case rootToken:
+		return root, RoleAdmin, nil
 	}
-	return uuid.Nil, domain.ErrUnauthorized
+	return uuid.Nil, "", domain.ErrUnauthorized
+}
+
+// fakeAdmin counts its calls so tests can show refused requests reach no
+// port.
+type fakeAdmin struct {
+	mu          sync.Mutex
+	calls       int
+	projections func(context.Context) ([]ProjectionStatus, error)
+	rebuild     func(context.Context, string, bool) (projections.Version, error)
+	rollback    func(context.Context, string) (projections.Version, error)
+	drop        func(context.Context, string, int) error
+	deadLetters func(context.Context, string) ([]projections.DeadLetter, error)
+	retry       func(context.Context, string, uuid.UUID) (int64, error)
+	skip        func(context.Context, uuid.UUID) (projections.DeadLetter, error)
+}
+
+func (f *fakeAdmin) called() {
+	f.mu.Lock()
+	f.calls++
+	f.mu.Unlock()
+}
+
+func (f *fakeAdmin) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func (f *fakeAdmin) Projections(ctx context.Context) ([]ProjectionStatus, error) {
+	f.called()
+	if f.projections == nil {
+		return nil, errors.New("unexpected Projections call")
+	}
+	return f.projections(ctx)
+}
+
+func (f *fakeAdmin) Rebuild(ctx context.Context, name string, promote bool) (projections.Version, error) {
+	f.called()
+	if f.rebuild == nil {
+		return projections.Version{}, errors.New("unexpected Rebuild call")
+	}
+	return f.rebuild(ctx, name, promote)
+}
+
+func (f *fakeAdmin) Rollback(ctx context.Context, name string) (projections.Version, error) {
+	f.called()
+	if f.rollback == nil {
+		return projections.Version{}, errors.New("unexpected Rollback call")
+	}
+	return f.rollback(ctx, name)
+}
+
+func (f *fakeAdmin) Drop(ctx context.Context, name string, gen int) error {
+	f.called()
+	if f.drop == nil {
+		return errors.New("unexpected Drop call")
+	}
+	return f.drop(ctx, name, gen)
+}
+
+func (f *fakeAdmin) DeadLetters(ctx context.Context, projector string) ([]projections.DeadLetter, error) {
+	f.called()
+	if f.deadLetters == nil {
+		return nil, errors.New("unexpected DeadLetters call")
+	}
+	return f.deadLetters(ctx, projector)
+}
+
+func (f *fakeAdmin) RetryDeadLetters(ctx context.Context, projector string, user uuid.UUID) (int64, error) {
+	f.called()
+	if f.retry == nil {
+		return 0, errors.New("unexpected RetryDeadLetters call")
+	}
+	return f.retry(ctx, projector, user)
+}
+
+func (f *fakeAdmin) SkipDeadLetter(ctx context.Context, id uuid.UUID) (projections.DeadLetter, error) {
+	f.called()
+	if f.skip == nil {
+		return projections.DeadLetter{}, errors.New("unexpected SkipDeadLetter call")
+	}
+	return f.skip(ctx, id)
 }
 
 // Webhook secrets: during rotation both are live.
@@ -152,6 +245,7 @@ type harness struct {
 	accounts *fakeAccounts
 	ingestor *fakeIngestor
 	queries  *fakeQueries
+	admin    *fakeAdmin
 	registry *prometheus.Registry
 	logs     *bytes.Buffer
 	routes   map[string]*route
@@ -167,6 +261,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		accounts: &fakeAccounts{},
 		ingestor: &fakeIngestor{},
 		queries:  &fakeQueries{},
+		admin:    &fakeAdmin{},
 		registry: prometheus.NewRegistry(),
 		logs:     &bytes.Buffer{},
 	}
@@ -176,6 +271,8 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		Ingestor: h.ingestor,
 		Queries:  h.queries,
 		Tokens:   fakeTokens{},
+		Admin:    h.admin,
+		Roles:    fakeTokens{},
 		Webhooks: webhooks.Verifier{Keys: [][]byte{oldKey, newKey}, Now: func() time.Time { return testNow }},
 		Logger:   slog.New(slog.NewJSONHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry: h.registry,

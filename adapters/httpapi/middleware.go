@@ -197,7 +197,9 @@ func registerOrReuse[T prometheus.Collector](reg prometheus.Registerer, c T) (T,
 var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // observe writes the access log line and the RED metrics. The log has no
-// bodies, query strings, tokens, IP addresses or user ids.
+// bodies, query strings, tokens, IP addresses or user ids, with one
+// exception for the audit trail: on role-restricted (admin) routes it
+// names the authenticated caller as actor_id, whether it was allowed or not.
 func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -231,6 +233,9 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
+		if actor, ok := c.Get(actorKey).(uuid.UUID); ok {
+			attrs = append(attrs, slog.String("actor_id", actor.String()))
+		}
 		s.log.LogAttrs(ctx, level, "http request", attrs...)
 		return nil
 	}
@@ -263,9 +268,17 @@ func (s *server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// Echo context keys of the caller of a role-restricted route.
+const (
+	actorKey = "httpapi.actor" // uuid.UUID, for the audit line of the access log
+	roleKey  = "httpapi.role"  // string, the token's role claim
+)
+
 // authenticate requires a valid access token on every operation whose
 // security names bearerAuth and puts its user into the context: every /v1
-// read and write is scoped to that user.
+// read and write is scoped to that user. On role-restricted routes it also
+// learns the token's role (through Deps.Roles) for authorize, and records
+// the caller for the access log.
 func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := routeOf(c)
@@ -278,14 +291,51 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return &httpError{kind: kindUnauthorized, detail: "send an access token: Authorization: Bearer <token>", header: bearerChallenge(false)}
 		}
-		uid, err := s.deps.Tokens.VerifyAccess(token)
+		var uid uuid.UUID
+		var err error
+		if r.role != "" && s.deps.Roles != nil {
+			var role string
+			if uid, role, err = s.deps.Roles.VerifyRole(token); err == nil {
+				c.Set(roleKey, role)
+			}
+		} else {
+			uid, err = s.deps.Tokens.VerifyAccess(token)
+		}
 		if err != nil {
 			if errors.Is(err, domain.ErrUnavailable) {
 				return err
 			}
 			return &httpError{kind: kindUnauthorized, detail: "the access token is invalid or expired", header: bearerChallenge(true), cause: err}
 		}
+		if r.role != "" {
+			c.Set(actorKey, uid)
+		}
 		c.SetRequest(req.WithContext(withUser(req.Context(), uid)))
+		return next(c)
+	}
+}
+
+// authorize lets a role-restricted operation through only for a token with
+// that role: 403 for any other authenticated caller, before the body is
+// read or any port is called. Without an admin backend (Deps.Roles or
+// Deps.Admin unset) the admin routes answer 503.
+func (s *server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := routeOf(c)
+		if r == nil || r.role == "" {
+			return next(c)
+		}
+		notConfigured := &httpError{kind: kindUnavailable, detail: "admin API not configured"}
+		if s.deps.Roles == nil {
+			return notConfigured // no way to tell an administrator
+		}
+		if role, _ := c.Get(roleKey).(string); role != r.role {
+			return &httpError{kind: kindForbidden, detail: "this operation needs an access token with the " + r.role + " role",
+				header: http.Header{"Www-Authenticate": {`Bearer realm="biosync", error="insufficient_scope"`}}}
+		}
+		if s.deps.Admin == nil {
+			return notConfigured
+		}
 		return next(c)
 	}
 }

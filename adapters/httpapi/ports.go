@@ -61,6 +61,60 @@ type TokenVerifier interface {
 	VerifyAccess(token string) (uuid.UUID, error)
 }
 
+// RoleVerifier tells the role of an access token's bearer. It is a port so
+// the admin routes learn the role claim without the HTTP layer decoding
+// JWTs; it is separate from TokenVerifier so that port stays one method.
+type RoleVerifier interface {
+	// VerifyRole checks token like TokenVerifier.VerifyAccess and returns
+	// its user and role claim (e.g. RoleAdmin), or domain.ErrUnauthorized.
+	VerifyRole(token string) (uuid.UUID, string, error)
+}
+
+// RoleAdmin is the role claim that opens the /v1/admin routes (operations
+// marked `x-biosync-role: admin` in the spec).
+const RoleAdmin = "admin"
+
+// Admin operates the read models: blue/green rebuilds of projectors and
+// dead letters. It is a port so the HTTP layer stays independent of the
+// projection registry and of how rebuilds run. Only callers with RoleAdmin
+// reach it. Errors: domain.ErrNotFound (404), domain.ErrConflict (409),
+// domain.ErrUnavailable (503).
+type Admin interface {
+	// Projections returns every registered generation with its progress.
+	Projections(ctx context.Context) ([]ProjectionStatus, error)
+	// Rebuild registers the next generation of the projector called name
+	// (domain.ErrNotFound for an unknown name) and returns it as building.
+	// It returns at once: waiting for the generation to catch up and, when
+	// promote is set, switching reads to it run in the background of the
+	// server process, detached from ctx (which ends with the request).
+	Rebuild(ctx context.Context, name string, promote bool) (projections.Version, error)
+	// Rollback makes the most recently promoted standby generation live
+	// again and returns it; domain.ErrNotFound when there is none.
+	Rollback(ctx context.Context, name string) (projections.Version, error)
+	// Drop removes a generation that is not live: domain.ErrConflict when
+	// it is live, domain.ErrNotFound when it does not exist.
+	Drop(ctx context.Context, name string, generation int) error
+	// DeadLetters lists the dead letters of one projector (all when
+	// projector is "").
+	DeadLetters(ctx context.Context, projector string) ([]projections.DeadLetter, error)
+	// RetryDeadLetters marks the held-back events of user (every user when
+	// uuid.Nil) for re-application and returns how many were marked.
+	RetryDeadLetters(ctx context.Context, projector string, user uuid.UUID) (int64, error)
+	// SkipDeadLetter gives up on one failed event and returns it;
+	// domain.ErrNotFound when no failed dead letter has that event id.
+	SkipDeadLetter(ctx context.Context, eventID uuid.UUID) (projections.DeadLetter, error)
+}
+
+// ProjectionStatus is one projector generation and its progress, as shown
+// by GET /v1/admin/projections.
+type ProjectionStatus struct {
+	projections.Version
+	// Checkpoint is the sum of the generation's next offsets over all
+	// partitions; Head the sum of the log's high-water marks. Head minus
+	// Checkpoint is the lag.
+	Checkpoint, Head int64
+}
+
 // HealthCheck is one dependency probed by GET /readyz, so a load balancer
 // stops routing to an instance that cannot reach Kafka or PostgreSQL.
 type HealthCheck struct {

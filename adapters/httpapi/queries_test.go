@@ -23,8 +23,9 @@ var tokyo = time.FixedZone("", 9*3600)
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
 // TestEveryV1RouteHasAPolicy walks the routes generated from the spec: each
-// /v1 operation is either on the short public list or requires a bearer
-// token, and without one gets 401 before any port is called.
+// /v1 operation is either on the short public list, or requires a bearer
+// token (and, for /v1/admin, the admin role). Without a token it gets 401,
+// and with a token lacking the role 403, before any port is called.
 func TestEveryV1RouteHasAPolicy(t *testing.T) {
 	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opPushWebhook: "webhook signature"}
 	h := newHarness(t) // every port fake fails if called
@@ -33,7 +34,7 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			continue
 		}
 		if policy, ok := public[r.opID]; ok {
-			if r.bearer {
+			if r.bearer || r.role != "" {
 				t.Errorf("%s is listed as %s but requires a bearer token", r.opID, policy)
 			}
 			continue
@@ -42,7 +43,13 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			t.Errorf("%s %s has no access policy", r.method, r.path)
 			continue
 		}
-		path := strings.ReplaceAll(r.path, "{type}", "steps")
+		if strings.HasPrefix(r.path, "/v1/admin/") != (r.role == RoleAdmin) {
+			t.Errorf("%s %s: role %q; every /v1/admin operation, and only those, require %q", r.method, r.path, r.role, RoleAdmin)
+		}
+		path := samplePath(r.path)
+		if strings.Contains(path, "{") {
+			t.Errorf("samplePath does not fill %s", path)
+		}
 		var body any
 		if r.body {
 			body = appBody
@@ -51,7 +58,26 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			rec := h.do(req(r.method, path, body, auth...))
 			problemOf(t, rec, 401, "unauthorized")
 		}
+		if r.role != "" {
+			for _, tok := range []string{aliceToken, bobToken} {
+				rec := h.do(req(r.method, path, body, bearer(tok)...))
+				problemOf(t, rec, 403, "forbidden")
+			}
+		}
 	}
+	if n := h.admin.count() + h.ingestor.count(); n != 0 {
+		t.Fatalf("refused requests reached a port %d times", n)
+	}
+}
+
+// samplePath fills the path parameters of a spec path with valid values.
+func samplePath(p string) string {
+	return strings.NewReplacer(
+		"{type}", "steps",
+		"{name}", "metrics",
+		"{generation}", "2",
+		"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a",
+	).Replace(p)
 }
 
 func TestMeIsScopedToTheToken(t *testing.T) {

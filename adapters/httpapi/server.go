@@ -58,6 +58,12 @@ type Deps struct {
 	Queries Queries
 	// Tokens verifies the bearer token of every /v1 route that needs one.
 	Tokens TokenVerifier
+	// Admin serves the /v1/admin routes; nil answers them 503 (after the
+	// token and role checks).
+	Admin Admin
+	// Roles verifies the bearer token of role-restricted (/v1/admin)
+	// routes and tells its role claim; required when Admin is set.
+	Roles RoleVerifier
 	// Webhooks verifies Standard Webhooks signatures on /v1/webhooks/push;
 	// its zero value (no keys) rejects every delivery.
 	Webhooks webhooks.Verifier
@@ -84,7 +90,21 @@ const (
 	opLogin         = "login"
 	opPushWebhook   = "pushWebhook"
 	opPushMySamples = "pushMySamples"
+
+	opRebuildProjection        = "rebuildProjection"
+	opRollbackProjection       = "rollbackProjection"
+	opDropProjectionGeneration = "dropProjectionGeneration"
+	opSkipDeadLetter           = "skipDeadLetter"
 )
+
+// roleExtension names the role an operation requires (besides a bearer
+// token), e.g. `x-biosync-role: admin`.
+const roleExtension = "x-biosync-role"
+
+// adminPathPrefix holds the operations that must require RoleAdmin;
+// buildRoutes refuses a spec where one does not, so a new admin operation
+// cannot ship open to every user.
+const adminPathPrefix = "/v1/admin/"
 
 // route is what the middleware needs to know about one operation of the
 // spec; the table is built from the spec, so a new operation gets auth,
@@ -94,8 +114,9 @@ type route struct {
 	method string
 	path   string // as in the spec: /v1/metrics/{type}
 	kin    *routers.Route
-	bearer bool // requires an access token
-	body   bool // takes a JSON request body
+	bearer bool   // requires an access token
+	role   string // role claim required besides the token ("" = any user)
+	body   bool   // takes a JSON request body
 	// domainBody: the body is validated by the domain's parser instead of
 	// the spec (push batches: one authoritative validator that lists every
 	// problem, and the webhook signature must be checked before parsing).
@@ -125,6 +146,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	switch {
 	case deps.Accounts == nil, deps.Ingestor == nil, deps.Queries == nil, deps.Tokens == nil:
 		return nil, errors.New("httpapi: Accounts, Ingestor, Queries and Tokens are required")
+	case deps.Admin != nil && deps.Roles == nil:
+		return nil, errors.New("httpapi: Admin needs Roles to tell administrators from other callers")
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -192,7 +215,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 			MaxAge:        600,
 		}))
 	}
-	e.Use(s.authenticate, s.checkContentType, s.readBody, s.verifyWebhook, s.validateRequest)
+	e.Use(s.authenticate, s.authorize, s.checkContentType, s.readBody, s.verifyWebhook, s.validateRequest)
 	gen.RegisterHandlers(e, s)
 	return e, nil
 }
@@ -223,6 +246,19 @@ func buildRoutes(spec *openapi3.T) (map[string]*route, error) {
 				if _, ok := req["webhookSignature"]; ok {
 					r.webhook = true
 				}
+			}
+			if v, ok := op.Extensions[roleExtension]; ok {
+				role, _ := v.(string)
+				if role != RoleAdmin {
+					return nil, fmt.Errorf("httpapi: %s %s: unknown %s %v", method, path, roleExtension, v)
+				}
+				if !r.bearer {
+					return nil, fmt.Errorf("httpapi: %s %s requires a role but no bearer token", method, path)
+				}
+				r.role = role
+			}
+			if strings.HasPrefix(path, adminPathPrefix) && r.role != RoleAdmin {
+				return nil, fmt.Errorf("httpapi: %s %s must declare %s: %s", method, path, roleExtension, RoleAdmin)
 			}
 			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples
 			out[method+" "+echoPath(path)] = r

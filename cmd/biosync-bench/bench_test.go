@@ -214,3 +214,12 @@ biosync_projector_batch_events_count{projector="users@1"} 99
 		t.Errorf("breakdown = %+v", bd)
 	}
 }
+
+func TestProfilePath(t *testing.T) {
+	cases := map[string]string{"/tmp/cpu.pprof": "/tmp/cpu-ingest.pprof", "/tmp/cpu": "/tmp/cpu-ingest.pprof", "a/b.prof": "a/b-ingest.prof"}
+	for in, want := range cases {
+		if got := profilePath(in, "ingest"); got != want {
+			t.Errorf("profilePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

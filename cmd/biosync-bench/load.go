@@ -107,56 +107,65 @@ func closedLoop(ctx context.Context, conc int, warmup, dur time.Duration, do doF
 	return res
 }
 
-// openLoop schedules requests at a fixed rate for warmup+dur, each in its
-// own goroutine whatever the previous ones are doing, and measures latency
-// from the scheduled start (so a stalled server cannot hide its queueing:
-// no coordinated omission). Requests scheduled in the last dur are
-// counted.
-func openLoop(ctx context.Context, rate float64, warmup, dur time.Duration, do doFunc) loadResult {
+// openLoop schedules requests at a fixed rate for warmup+dur and hands
+// them to conc workers (wrk2's model: fixed connections, constant
+// throughput). Latency is measured from each request's scheduled start, so
+// a request that waits for a free worker because the server stalled counts
+// that wait: no coordinated omission. Requests scheduled in the last dur
+// are counted.
+func openLoop(ctx context.Context, rate float64, conc int, warmup, dur time.Duration, do doFunc) loadResult {
 	res := loadResult{Window: dur, Offered: rate}
 	if rate <= 0 {
 		return res
 	}
 	total := int((warmup + dur).Seconds() * rate)
 	start := time.Now()
-	mStart := start.Add(warmup)
+	at := func(i int) time.Time { return start.Add(time.Duration(float64(i) * float64(time.Second) / rate)) }
+	firstCounted := int(warmup.Seconds() * rate)
 	ctx, cancel := context.WithDeadline(ctx, start.Add(warmup+dur+15*time.Second))
 	defer cancel()
 	type outcome struct {
-		lat time.Duration
-		err error
+		lat  time.Duration
+		err  error
+		done bool
 	}
 	outs := make([]outcome, total)
-	counted := make([]bool, total)
+	jobs := make(chan int, total) // never blocks the scheduler
 	var wg sync.WaitGroup
-	for i := range total {
-		at := start.Add(time.Duration(float64(i) * float64(time.Second) / rate))
-		if d := time.Until(at); d > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(d):
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		counted[i] = !at.Before(mStart)
+	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := do(ctx, uint64(i+1))
-			outs[i] = outcome{lat: time.Since(at), err: err}
+			for i := range jobs {
+				err := do(ctx, uint64(i+1))
+				outs[i] = outcome{lat: time.Since(at(i)), err: err, done: true}
+			}
 		}()
 	}
-	wg.Wait()
-	for i, o := range outs {
-		if !counted[i] {
-			continue
+	for i := 0; i < total && ctx.Err() == nil; {
+		now := time.Now()
+		for i < total && !at(i).After(now) {
+			jobs <- i
+			i++
 		}
-		if o.err == nil {
+		if i < total {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(at(i))):
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	for i := firstCounted; i < total; i++ {
+		o := outs[i]
+		switch {
+		case !o.done:
+			continue
+		case o.err == nil:
 			res.OK++
 			res.Lat = append(res.Lat, o.lat)
-		} else {
+		default:
 			res.Errors++
 			if res.FirstErr == "" {
 				res.FirstErr = o.err.Error()

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	concurrency := fs.Int("concurrency", 64, "concurrent connections of the saturation phases")
 	users := fs.Int("users", 32, "users registered through the API for the HTTP phases")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", "))
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server process during the ingest saturation rounds to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write CPU profiles, named after this path: <name>-rebuild (this process's projectors, last rebuild round), <name>-ingest and <name>-dashboard (the server during those saturation rounds)")
 	serverBin := fs.String("server-bin", "", "use this biosync binary instead of building ./cmd/biosync")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: biosync-bench [flags]   (results as JSON in $BENCH_OUT, default bench-results.json)")
@@ -102,7 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			rep.Errors = append(rep.Errors, "rebuild: "+err.Error())
 		} else {
 			rep.Backends = b.describe()
-			rr, err := runRebuild(ctx, b, rebuildConfig{events: *events, users: *rebuildUsers, rounds: *rounds, partitions: 12, poolSize: 20}, stderr)
+			rr, err := runRebuild(ctx, b, rebuildConfig{events: *events, users: *rebuildUsers, rounds: *rounds, partitions: 12, poolSize: 20,
+				cpuProfile: *cpuProfile}, stderr)
 			b.close()
 			rep.Rebuild = &rr
 			if err != nil {
@@ -130,8 +131,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	fmt.Fprintln(stdout)
 	rep.printTable(stdout)
-	if rep.HTTP != nil && rep.HTTP.ProfileTop != "" {
-		fmt.Fprintf(stdout, "\nserver CPU profile of the ingest rounds (%s):\n%s", rep.HTTP.CPUProfile, rep.HTTP.ProfileTop)
+	if rep.Rebuild != nil && rep.Rebuild.ProfileTop != "" {
+		fmt.Fprintf(stdout, "\nCPU profile of the projectors (this process) in the last rebuild round, %s:\n%s", rep.Rebuild.Profile, rep.Rebuild.ProfileTop)
+	}
+	if rep.HTTP != nil {
+		for _, phase := range []string{"ingest", "dashboard"} {
+			if top := rep.HTTP.ProfileTops[phase]; top != "" {
+				fmt.Fprintf(stdout, "\nCPU profile of the server in the %s saturation rounds, %s:\n%s", phase, rep.HTTP.Profiles[phase], top)
+			}
+		}
 	}
 	if err := rep.write(out); err != nil {
 		fmt.Fprintf(stderr, "biosync-bench: write %s: %v\n", out, err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,7 +28,7 @@ type httpConfig struct {
 	dashboard   bool
 	ingest      bool
 	serverBin   string // prebuilt biosync binary ("" = go build ./cmd/biosync)
-	cpuProfile  string // write the server's CPU profile of the ingest rounds here
+	cpuProfile  string // profile base path ("" = none): the server's CPU during the saturation rounds
 	getenv      func(string) string
 }
 
@@ -75,9 +74,9 @@ type httpResult struct {
 	DashboardServer     []serverBreakdown `json:"dashboard_server"`
 	DashboardHalfServer []serverBreakdown `json:"dashboard_half_rate_server"`
 
-	FirstErrors []string `json:"first_errors,omitempty"`
-	CPUProfile  string   `json:"server_cpu_profile,omitempty"`
-	ProfileTop  string   `json:"-"`
+	FirstErrors []string          `json:"first_errors,omitempty"`
+	Profiles    map[string]string `json:"server_cpu_profiles,omitempty"` // phase -> file
+	ProfileTops map[string]string `json:"-"`                             // phase -> go tool pprof -top
 }
 
 // noteErr keeps the first error message of a phase for the report.
@@ -159,12 +158,12 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 	if b.redisURL != "" {
 		env[envRedisURL] = b.redisURL
 	}
+	scratchProfile := filepath.Join(tmp, "server-cpu.pprof")
 	if hc.cpuProfile != "" {
-		env[profileEnv] = hc.cpuProfile
-		_ = os.Remove(hc.cpuProfile + ".done")
+		env[profileEnv] = scratchProfile
 	}
 	start := time.Now()
-	srv, err := startProc(ctx, "biosync serve", bin, []string{"serve"}, childEnv(env),
+	srv, err := startProc(ctx, "biosync serve", bin, []string{"serve"}, env,
 		func(line string) bool { return strings.Contains(line, "BioSync is listening on http://") }, 3*time.Minute)
 	if err != nil {
 		return res, err
@@ -191,7 +190,7 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 	if err != nil {
 		return res, err
 	}
-	bsrv, err := startProc(ctx, "baseline server", exe, []string{"baseline-server", "--addr", baseAddr}, childEnv(nil),
+	bsrv, err := startProc(ctx, "baseline server", exe, []string{"baseline-server", "--addr", baseAddr}, nil,
 		func(line string) bool { return strings.Contains(line, "baseline listening") }, 30*time.Second)
 	if err != nil {
 		return res, err
@@ -221,7 +220,7 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 		}
 	}
 	if hc.dashboard {
-		if err := dashboardPhases(ctx, hc, a, sysURL, baseURL, setup, &res, progress); err != nil {
+		if err := dashboardPhases(ctx, hc, a, srv, sysURL, baseURL, setup, &res, progress); err != nil {
 			return res, err
 		}
 	}
@@ -270,10 +269,8 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		_, err := a.push(ctx, baseC, baseURL, seq)
 		return err
 	}
-	if hc.cpuProfile != "" {
-		if err := srv.signal(syscall.SIGUSR1); err != nil {
-			return err
-		}
+	if err := startProfile(hc, srv); err != nil {
+		return err
 	}
 	for r := range hc.rounds {
 		var s loadResult
@@ -295,16 +292,8 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s; projector caught up %.2fs after the load\n",
 			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), res.IngestCatchUpS[r])
 	}
-	if hc.cpuProfile != "" {
-		if err := stopProfile(ctx, srv, hc.cpuProfile); err != nil {
-			return err
-		}
-		res.CPUProfile = hc.cpuProfile
-		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", hc.cpuProfile).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(progress, "go tool pprof: %v\n", err)
-		}
-		res.ProfileTop = string(out)
+	if err := stopProfile(ctx, hc, srv, res, "ingest"); err != nil {
+		return err
 	}
 
 	// Half the measured system rate, open loop; a sample of the pushes is
@@ -323,7 +312,7 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		octx := ctx
 		var s loadResult
 		sb := observed(ctx, setup, sysURL, func() {
-			s = openLoop(ctx, res.IngestHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			s = openLoop(ctx, res.IngestHalfRate, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 				info, err := a.push(ctx, openSys, sysURL, seq)
 				if err != nil {
 					return err
@@ -376,7 +365,7 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 	// The baseline's latency at half its own rate, once, for reference.
 	res.IngestBaselineHalfRate = median(res.IngestBaselineReqPerS) / 2
 	openBase := newClient(hc.concurrency)
-	bl := openLoop(ctx, res.IngestBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+	bl := openLoop(ctx, res.IngestBaselineHalfRate, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 		_, err := a.push(ctx, openBase, baseURL, seq)
 		return err
 	})
@@ -386,16 +375,33 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 	return nil
 }
 
-// stopProfile stops the server's CPU profile and waits until it is written.
-func stopProfile(ctx context.Context, srv *proc, path string) error {
+// startProfile starts the server's CPU profile (the build-time overlay
+// toggles it on SIGUSR1) when profiling was asked for.
+func startProfile(hc httpConfig, srv *proc) error {
+	if hc.cpuProfile == "" {
+		return nil
+	}
+	return srv.signal(syscall.SIGUSR1)
+}
+
+// stopProfile stops the server's CPU profile, waits until it is written,
+// moves it to the phase's file and keeps its pprof -top.
+func stopProfile(ctx context.Context, hc httpConfig, srv *proc, res *httpResult, phase string) error {
+	if hc.cpuProfile == "" {
+		return nil
+	}
 	if err := srv.signal(syscall.SIGUSR1); err != nil {
 		return err
 	}
+	scratch := srv.env[profileEnv]
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path + ".done"); err == nil {
-			_ = os.Remove(path + ".done")
-			return nil
+	for {
+		if _, err := os.Stat(scratch + ".done"); err == nil {
+			_ = os.Remove(scratch + ".done")
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server did not write its CPU profile to %s", scratch)
 		}
 		select {
 		case <-ctx.Done():
@@ -403,13 +409,22 @@ func stopProfile(ctx context.Context, srv *proc, path string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("the server did not write its CPU profile to %s", path)
+	dst := profilePath(hc.cpuProfile, phase)
+	if err := moveFile(scratch, dst); err != nil {
+		return err
+	}
+	if res.Profiles == nil {
+		res.Profiles, res.ProfileTops = map[string]string{}, map[string]string{}
+	}
+	res.Profiles[phase] = dst
+	res.ProfileTops[phase] = pprofTop(ctx, dst)
+	return nil
 }
 
 // dashboardPhases measures the summary on a warm cache against the
 // baseline's bare GET at the same concurrency, then latency at half the
 // system's rate.
-func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
+func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
 	if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
 		return err
 	}
@@ -423,6 +438,9 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL
 		}
 	}
 	sysC, baseC := newClient(hc.concurrency), newClient(hc.concurrency)
+	if err := startProfile(hc, srv); err != nil {
+		return err
+	}
 	for r := range hc.rounds {
 		var s loadResult
 		sb := observed(ctx, setup, sysURL, func() {
@@ -444,12 +462,15 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL
 		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s\n",
 			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe())
 	}
+	if err := stopProfile(ctx, hc, srv, res, "dashboard"); err != nil {
+		return err
+	}
 	res.DashboardHalfRate = median(res.DashboardReqPerS) / 2
 	openSys := newClient(hc.concurrency)
 	for r := range hc.rounds {
 		var s loadResult
 		sb := observed(ctx, setup, sysURL, func() {
-			s = openLoop(ctx, res.DashboardHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+			s = openLoop(ctx, res.DashboardHalfRate, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 				return a.getDashboard(ctx, openSys, sysURL, seq)
 			})
 		})
@@ -463,7 +484,7 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, sysURL, baseURL
 	}
 	res.DashboardBaselineHalfRate = median(res.DashboardBaselineReqPerS) / 2
 	openBase := newClient(hc.concurrency)
-	bl := openLoop(ctx, res.DashboardBaselineHalfRate, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+	bl := openLoop(ctx, res.DashboardBaselineHalfRate, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 		return a.getDashboard(ctx, openBase, baseURL, seq)
 	})
 	res.DashboardBaselineHalf = append(res.DashboardBaselineHalf, summarize(bl.Lat))

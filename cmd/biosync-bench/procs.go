@@ -21,6 +21,7 @@ import (
 // proc is a child process (the server under test or the baseline server).
 type proc struct {
 	name string
+	env  map[string]string // the variables this benchmark set for it
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -30,11 +31,11 @@ type proc struct {
 // startProc starts bin with args and env and waits until a line of its
 // standard output satisfies ready. The child gets SIGKILL if this process
 // dies, so an interrupted benchmark leaves no server behind.
-func startProc(ctx context.Context, name, bin string, args, env []string, ready func(string) bool, timeout time.Duration) (*proc, error) {
+func startProc(ctx context.Context, name, bin string, args []string, env map[string]string, ready func(string) bool, timeout time.Duration) (*proc, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = env
+	cmd.Env = childEnv(env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logs: &tailBuffer{max: 64 << 10}}
+	p := &proc{name: name, env: env, cmd: cmd, done: make(chan struct{}), logs: &tailBuffer{max: 64 << 10}}
 	cmd.Stderr = p.logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -266,4 +267,39 @@ func waitReady(ctx context.Context, url string, timeout time.Duration) error {
 		}
 	}
 	return fmt.Errorf("%s not ready within %s (last answer: %s)", url, timeout, last)
+}
+
+// profilePath names the profile of one phase: base with the phase before
+// its extension (cpu.pprof -> cpu-ingest.pprof).
+func profilePath(base, phase string) string {
+	ext := filepath.Ext(base)
+	if ext == "" {
+		ext = ".pprof"
+	}
+	return strings.TrimSuffix(base, filepath.Ext(base)) + "-" + phase + ext
+}
+
+// moveFile renames src to dst, copying when they are on different file
+// systems.
+func moveFile(src, dst string) error {
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+// pprofTop is `go tool pprof -top` of a profile (or why it failed).
+func pprofTop(ctx context.Context, path string) string {
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=35", path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("go tool pprof %s: %v\n%s", path, err, out)
+	}
+	return string(out)
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -32,7 +33,8 @@ type rebuildConfig struct {
 	users      int // distinct users (one user.registered each)
 	rounds     int
 	partitions int32
-	poolSize   int32 // PostgreSQL connections shared by the projectors (as in serve)
+	poolSize   int32  // PostgreSQL connections shared by the projectors (as in serve)
+	cpuProfile string // profile base path ("" = none): this process during the last rebuild round
 }
 
 // rebuildResult holds the raw figures of every round.
@@ -46,6 +48,8 @@ type rebuildResult struct {
 	CopySeconds  []float64 `json:"copy_s"`       // CopyFrom wall time per round
 	CopyRowsPerS []float64 `json:"copy_rows_per_s"`
 	FillSeconds  float64   `json:"fill_s"` // time to encode and produce the topic (not a figure)
+	Profile      string    `json:"cpu_profile,omitempty"`
+	ProfileTop   string    `json:"-"`
 }
 
 // runRebuild fills a fresh topic, then alternates a full rebuild of the
@@ -117,7 +121,14 @@ func runRebuild(ctx context.Context, b *backends, cfg rebuildConfig, progress io
 
 	var rows *copyRows
 	for round := range cfg.rounds {
-		d, n, loaded, err := rebuildOnce(ctx, b, kcfg, mk, keysPool, cfg, res.Records, rows == nil)
+		profile := ""
+		if cfg.cpuProfile != "" && round == cfg.rounds-1 {
+			profile = profilePath(cfg.cpuProfile, "rebuild")
+		}
+		d, n, loaded, err := rebuildOnce(ctx, b, kcfg, mk, keysPool, cfg, res.Records, rows == nil, profile)
+		if profile != "" && err == nil {
+			res.Profile, res.ProfileTop = profile, pprofTop(ctx, profile)
+		}
 		if err != nil {
 			return res, fmt.Errorf("rebuild round %d: %w", round+1, err)
 		}
@@ -249,7 +260,7 @@ func fillTopic(ctx context.Context, kcfg kafka.Config, codec *eventstore.Codec, 
 // the high water mark, and the number of sample rows. With load set it also
 // returns the rows themselves (the CopyFrom baseline copies exactly them).
 func rebuildOnce(ctx context.Context, b *backends, kcfg kafka.Config, mk eventstore.MasterKeys, keysPool *pgxpool.Pool,
-	cfg rebuildConfig, records int64, load bool) (time.Duration, int64, *copyRows, error) {
+	cfg rebuildConfig, records int64, load bool, profile string) (time.Duration, int64, *copyRows, error) {
 	name, dsn, err := b.createDB(ctx, "bench_rebuild_")
 	if err != nil {
 		return 0, 0, nil, err
@@ -290,11 +301,24 @@ func rebuildOnce(ctx context.Context, b *backends, kcfg kafka.Config, mk eventst
 		}
 		logs = append(logs, l)
 	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, nil, err
+		}
+	}
 	for i, p := range projectors {
 		rt := &projections.Runtime{Pool: pool, Log: logs[i], Codec: codec, Projector: p, Logger: logger}
 		go func() { errc <- rt.Run(rctx) }()
 	}
 	elapsed, err := waitCaughtUp(ctx, pool, projectors, records, errc, max(2*time.Minute, time.Duration(records)*2*time.Millisecond))
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
 	cancel()
 	for range projectors {
 		if rerr := <-errc; rerr != nil && err == nil {

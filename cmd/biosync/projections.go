@@ -18,6 +18,8 @@ const projectionsUsage = `usage: biosync projections <command>
   run                         run every registered projector generation (no HTTP)
   list                        projectors, generations, state, checkpoint vs head, lag
   rebuild NAME [--no-switch]  build a new generation from offset 0 beside the live one, then switch reads to it
+  rebuild NAME --as-of TIME --into SCHEMA
+                              build the projection as it was at TIME into a new schema, for analysis
   rollback NAME               switch reads back to the previous (standby) generation
   drop NAME@GEN               delete a generation that is not live (tables and checkpoints)`
 
@@ -37,9 +39,21 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 	case "rebuild":
 		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 		noSwitch := fs.Bool("no-switch", false, "leave the new generation building/standby-ready without switching reads")
+		asOf := fs.String("as-of", "", "RFC 3339 time: build the projection as it was then (needs --into)")
+		into := fs.String("into", "", "a new schema to build into, for analysis; the live read models are not touched")
 		name, err := oneArg(fs, args[1:], "NAME")
 		if err != nil {
 			return err
+		}
+		if (*asOf == "") != (*into == "") {
+			return errors.New("--as-of and --into go together")
+		}
+		if *asOf != "" {
+			at, err := time.Parse(time.RFC3339, *asOf)
+			if err != nil {
+				return fmt.Errorf("--as-of: %w", err)
+			}
+			return withPlatform(ctx, getenv, stderr, func(p *platform) error { return buildAsOf(ctx, p, name, *into, at, stdout) })
 		}
 		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout) })
 	case "rollback":
@@ -192,4 +206,19 @@ func progressLine(key string, done, head int64, elapsed time.Duration) string {
 		eta = (time.Duration(float64(head-done)/rate) * time.Second).Round(time.Second).String()
 	}
 	return fmt.Sprintf("%s: %d/%d events (%.1f%%), %.0f events/s, ETA %s", key, done, head, pct, rate, eta)
+}
+
+// buildAsOf builds a projection as it was at a point in time into its own
+// schema (see projections.AsOf).
+func buildAsOf(ctx context.Context, p *platform, name, schema string, at time.Time, out io.Writer) error {
+	start := time.Now()
+	key := fmt.Sprintf("%s as of %s into %s", name, at.Format(time.RFC3339), schema)
+	build := projections.AsOf{DSN: p.cfg.DatabaseURL, Log: p.eventLog, Codec: p.codec, Logger: p.log}
+	err := build.Build(ctx, name, schema, at, func(done, total int64) {
+		fmt.Fprintln(out, progressLine(key, done, total, time.Since(start)))
+	})
+	if err == nil {
+		fmt.Fprintf(out, "built %s (tables %s.*_g1)\n", key, schema)
+	}
+	return err
 }

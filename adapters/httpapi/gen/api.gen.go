@@ -41,6 +41,30 @@ func (e Bucket) Valid() bool {
 	}
 }
 
+// Defines values for DeadLetterState.
+const (
+	Failed  DeadLetterState = "failed"
+	Parked  DeadLetterState = "parked"
+	Retry   DeadLetterState = "retry"
+	Skipped DeadLetterState = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the DeadLetterState enum.
+func (e DeadLetterState) Valid() bool {
+	switch e {
+	case Failed:
+		return true
+	case Parked:
+		return true
+	case Retry:
+		return true
+	case Skipped:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusOk HealthStatus = "ok"
@@ -101,6 +125,27 @@ func (e MetricType) Valid() bool {
 	}
 }
 
+// Defines values for ProjectionState.
+const (
+	ProjectionStateBuilding ProjectionState = "building"
+	ProjectionStateLive     ProjectionState = "live"
+	ProjectionStateStandby  ProjectionState = "standby"
+)
+
+// Valid indicates whether the value is a known member of the ProjectionState enum.
+func (e ProjectionState) Valid() bool {
+	switch e {
+	case ProjectionStateBuilding:
+		return true
+	case ProjectionStateLive:
+		return true
+	case ProjectionStateStandby:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadinessChecks.
 const (
 	Down ReadinessChecks = "down"
@@ -131,6 +176,21 @@ func (e ReadinessStatus) Valid() bool {
 	case ReadinessStatusOk:
 		return true
 	case ReadinessStatusUnavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RebuildStartedState.
+const (
+	RebuildStartedStateBuilding RebuildStartedState = "building"
+)
+
+// Valid indicates whether the value is a known member of the RebuildStartedState enum.
+func (e RebuildStartedState) Valid() bool {
+	switch e {
+	case RebuildStartedStateBuilding:
 		return true
 	default:
 		return false
@@ -216,6 +276,32 @@ type DayValue struct {
 	Date   string  `json:"date"`
 	Source *string `json:"source,omitempty"`
 	Value  float64 `json:"value"`
+}
+
+// DeadLetter defines model for DeadLetter.
+type DeadLetter struct {
+	// CreatedAt When the event was dead-lettered; absent where not known (the answer of a skip).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Error Why the event failed; absent for events that are only held back.
+	Error     *string            `json:"error,omitempty"`
+	EventId   openapi_types.UUID `json:"event_id"`
+	EventType string             `json:"event_type"`
+	Offset    int64              `json:"offset"`
+	Partition int32              `json:"partition"`
+
+	// Projector The projector generation, `name@generation`.
+	Projector string             `json:"projector"`
+	State     DeadLetterState    `json:"state"`
+	UserId    openapi_types.UUID `json:"user_id"`
+}
+
+// DeadLetterState defines model for DeadLetter.State.
+type DeadLetterState string
+
+// DeadLetterList defines model for DeadLetterList.
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
 }
 
 // FieldError defines model for FieldError.
@@ -312,6 +398,44 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// ProjectionGeneration defines model for ProjectionGeneration.
+type ProjectionGeneration struct {
+	Generation int    `json:"generation"`
+	Name       string `json:"name"`
+}
+
+// ProjectionList defines model for ProjectionList.
+type ProjectionList struct {
+	Projections []ProjectionStatus `json:"projections"`
+}
+
+// ProjectionState `building`: rebuilt beside the live one, not served; `live`: served; `standby`: the previous live generation, kept current for a rollback.
+type ProjectionState string
+
+// ProjectionStatus defines model for ProjectionStatus.
+type ProjectionStatus struct {
+	// Checkpoint Events projected, summed over the partitions.
+	Checkpoint int64     `json:"checkpoint"`
+	CreatedAt  time.Time `json:"created_at"`
+	Generation int       `json:"generation"`
+
+	// Head Events in the log, summed over the partitions.
+	Head int64 `json:"head"`
+
+	// Lag `head` - `checkpoint`: events still to project.
+	Lag  int64  `json:"lag"`
+	Name string `json:"name"`
+
+	// PromotedAt When reads last switched to this generation; null if they never did.
+	PromotedAt *time.Time `json:"promoted_at"`
+
+	// State `building`: rebuilt beside the live one, not served; `live`: served; `standby`: the previous live generation, kept current for a rollback.
+	State ProjectionState `json:"state"`
+}
+
+// ProjectorName A projector's name, e.g. `metrics` or `users` (no generation).
+type ProjectorName = string
+
 // PushBatch At least one sample or sleep session, at most 20000 in all.
 type PushBatch struct {
 	Samples       *[]Sample            `json:"samples,omitempty"`
@@ -331,6 +455,16 @@ type ReadinessChecks string
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// RebuildStarted defines model for RebuildStarted.
+type RebuildStarted struct {
+	Generation int                 `json:"generation"`
+	Name       string              `json:"name"`
+	State      RebuildStartedState `json:"state"`
+}
+
+// RebuildStartedState defines model for RebuildStarted.State.
+type RebuildStartedState string
+
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
 	Email string `json:"email"`
@@ -347,6 +481,21 @@ type Registered struct {
 	Email    string             `json:"email"`
 	Id       openapi_types.UUID `json:"id"`
 	Timezone string             `json:"timezone"`
+}
+
+// RetryDeadLettersRequest defines model for RetryDeadLettersRequest.
+type RetryDeadLettersRequest struct {
+	// Projector A projector's name, e.g. `metrics` or `users` (no generation).
+	Projector ProjectorName `json:"projector"`
+
+	// UserId Only this user's events; every user's when absent.
+	UserId *openapi_types.UUID `json:"user_id,omitempty"`
+}
+
+// RetryMarked defines model for RetryMarked.
+type RetryMarked struct {
+	// Marked Events marked for retry.
+	Marked int64 `json:"marked"`
 }
 
 // Sample defines model for Sample.
@@ -459,6 +608,9 @@ type BadRequest = Problem
 // Conflict RFC 9457 problem details.
 type Conflict = Problem
 
+// Forbidden RFC 9457 problem details.
+type Forbidden = Problem
+
 // InternalError RFC 9457 problem details.
 type InternalError = Problem
 
@@ -482,6 +634,18 @@ type UnprocessableEntity = Problem
 
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
+
+// ListDeadLettersParams defines parameters for ListDeadLetters.
+type ListDeadLettersParams struct {
+	// Projector Only this projector's dead letters (a name such as `metrics`); all when absent.
+	Projector *ProjectorName `form:"projector,omitempty" json:"projector,omitempty"`
+}
+
+// RebuildProjectionParams defines parameters for RebuildProjection.
+type RebuildProjectionParams struct {
+	// Switch Switch reads to the new generation once it has caught up (default true).
+	Switch *bool `form:"switch,omitempty" json:"switch,omitempty"`
+}
 
 // GetDashboardSummaryParams defines parameters for GetDashboardSummary.
 type GetDashboardSummaryParams struct {
@@ -538,6 +702,9 @@ type PushWebhookParams struct {
 	WebhookSignature string `json:"webhook-signature"`
 }
 
+// RetryDeadLettersJSONRequestBody defines body for RetryDeadLetters for application/json ContentType.
+type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
@@ -564,6 +731,27 @@ type ServerInterface interface {
 	// Readyz Readiness; 200 only when every dependency answers.
 	// (GET /readyz)
 	Readyz(ctx echo.Context) error
+	// ListDeadLetters Events a projector could not apply, and the events held back behind them.
+	// (GET /v1/admin/dead-letters)
+	ListDeadLetters(ctx echo.Context, params ListDeadLettersParams) error
+	// RetryDeadLetters Ask a projector to re-apply held-back events, in log order.
+	// (POST /v1/admin/dead-letters/retry)
+	RetryDeadLetters(ctx echo.Context) error
+	// SkipDeadLetter Give up on one failed event; the events parked behind it are re-applied.
+	// (POST /v1/admin/dead-letters/{event_id}/skip)
+	SkipDeadLetter(ctx echo.Context, eventId openapi_types.UUID) error
+	// ListProjections Every registered generation of every projector, with its progress.
+	// (GET /v1/admin/projections)
+	ListProjections(ctx echo.Context) error
+	// DropProjectionGeneration Drop a generation that is not live (its tables, checkpoints and registry entry).
+	// (DELETE /v1/admin/projections/{name}/generations/{generation})
+	DropProjectionGeneration(ctx echo.Context, name ProjectorName, generation int) error
+	// RebuildProjection Rebuild a projector from the start of the log (blue/green).
+	// (POST /v1/admin/projections/{name}/rebuild)
+	RebuildProjection(ctx echo.Context, name ProjectorName, params RebuildProjectionParams) error
+	// RollbackProjection Switch reads back to the most recently promoted standby generation.
+	// (POST /v1/admin/projections/{name}/rollback)
+	RollbackProjection(ctx echo.Context, name ProjectorName) error
 	// Login Exchange email and password for an access token.
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
@@ -628,6 +816,123 @@ func (w *ServerInterfaceWrapper) Readyz(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Readyz(ctx)
+	return err
+}
+
+// ListDeadLetters converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDeadLetters(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDeadLettersParams
+	// ------------- Optional query parameter "projector" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "projector", ctx.QueryParams(), &params.Projector, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter projector: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDeadLetters(ctx, params)
+	return err
+}
+
+// RetryDeadLetters converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryDeadLetters(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryDeadLetters(ctx)
+	return err
+}
+
+// SkipDeadLetter converts echo context to params.
+func (w *ServerInterfaceWrapper) SkipDeadLetter(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "event_id" -------------
+	var eventId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_id", ctx.Param("event_id"), &eventId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SkipDeadLetter(ctx, eventId)
+	return err
+}
+
+// ListProjections converts echo context to params.
+func (w *ServerInterfaceWrapper) ListProjections(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListProjections(ctx)
+	return err
+}
+
+// DropProjectionGeneration converts echo context to params.
+func (w *ServerInterfaceWrapper) DropProjectionGeneration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name ProjectorName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// ------------- Path parameter "generation" -------------
+	var generation int
+
+	err = runtime.BindStyledParameterWithOptions("simple", "generation", ctx.Param("generation"), &generation, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter generation: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DropProjectionGeneration(ctx, name, generation)
+	return err
+}
+
+// RebuildProjection converts echo context to params.
+func (w *ServerInterfaceWrapper) RebuildProjection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name ProjectorName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RebuildProjectionParams
+	// ------------- Optional query parameter "switch" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "switch", ctx.QueryParams(), &params.Switch, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter switch: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RebuildProjection(ctx, name, params)
+	return err
+}
+
+// RollbackProjection converts echo context to params.
+func (w *ServerInterfaceWrapper) RollbackProjection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name ProjectorName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RollbackProjection(ctx, name)
 	return err
 }
 
@@ -954,6 +1259,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
+	router.GET(options.BaseURL+"/v1/admin/projections", wrapper.ListProjections, options.OperationMiddlewares["listProjections"]...)
+	router.POST(options.BaseURL+"/v1/admin/projections/:name/rebuild", wrapper.RebuildProjection, options.OperationMiddlewares["rebuildProjection"]...)
+	router.POST(options.BaseURL+"/v1/admin/projections/:name/rollback", wrapper.RollbackProjection, options.OperationMiddlewares["rollbackProjection"]...)
+	router.DELETE(options.BaseURL+"/v1/admin/projections/:name/generations/:generation", wrapper.DropProjectionGeneration, options.OperationMiddlewares["dropProjectionGeneration"]...)
+	router.GET(options.BaseURL+"/v1/admin/dead-letters", wrapper.ListDeadLetters, options.OperationMiddlewares["listDeadLetters"]...)
+	router.POST(options.BaseURL+"/v1/admin/dead-letters/retry", wrapper.RetryDeadLetters, options.OperationMiddlewares["retryDeadLetters"]...)
+	router.POST(options.BaseURL+"/v1/admin/dead-letters/:event_id/skip", wrapper.SkipDeadLetter, options.OperationMiddlewares["skipDeadLetter"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["readyz"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.Metrics, options.OperationMiddlewares["metrics"]...)
@@ -966,115 +1278,154 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxs38udX6eLtVcTLkKJkOYmlV7I33njXTlyWvN4606cBZ5okVjPABMCIYlL67lfdwDyQHFKU4zjJ",
-	"v1zlF+LMAGg0uhu/bnTDv/YSnRdaoXK2d/prb44iRcN/PtPKSutQJUv6maJNjCyc1Kp32ntt0KJysJij",
-	"AjdHMPhzidYBP43/M2i1Hlzqa1TxGcQGRTLHNG43EynkOsXMQiLK2dxBWUQQO5mjLl3ry4kuVYopLIR0",
-	"YIQCXToQKuWXqXACcrEEpR3YuV7w04WRDmGJbtiLejaZYy5oJqjKvHf6vheo6UW9MFrvQ9RzywJ7pz3r",
-	"jFSz3t1d1HuDziwH51OHZpMPF5holVpw2hM2wak2NC1nllLNVgcOfUvlcIaGO3/37t3gvHRzVE4mwuHm",
-	"CE9RGDSQzEWWoZohHLx5/gy++fbxqN/Ze4vyjlXY7P+nQvxcIjh6C3rKjMv0DAptJX1iwc2lhUTnOXF7",
-	"YbTDM1rmFGi+IrkGreDnEo1E5gMv6VKXBvRC+TXYTehd1CuEETm6TcnbQvR5oHdqdA6iJs6gLbSyeMaz",
-	"IJqWvCwWDoL49KFUTmZAz9qyNxc32AggLKSbg3RDOIcbkRF75sKBtF6+ymQOIlAgLZyMRjRBSYR5/elF",
-	"PSVymmTXErR5kYvbl6hmbt47PRk9+aZL/p4bnXcInhPGVetlBAuGVElWWnmD/QhISB49evSkpoy50RBG",
-	"nFuhZKpNLlzvtJcKhwPSiF4XNZd6k5bvVbpGCd7uT4nTD6fjLupVa80Sc54kWDhM6e9EK4fK0Z+iKDJS",
-	"K6nV4X+tZkFqRvqbwWnvtPe/DhsTeOjf2sO6Qx5rdbqXZI2ES+a0+GlpxCRbgvRWCm/I/pH+HGgDC2FB",
-	"ZCRnS1bWlnXdoptdNIVWh11NmLynIn3jze+O+RdGTzLMv34YH177VtvYUFn9RCjSjAlCIYzFFA4mhtXj",
-	"nxc//RiR0VAz/htoJSPIRUbrjCn4yfWHvbuI9H6ayeSPm4XOMpmi9eqPt9I6qWZgnXAk07mQWbWcYHBG",
-	"K2Ew9bS/UA6NEtn3xmjzOSdwDpNy5g1eio5IlJYEcIYpkMkzK9uzTCNQeIOGtqjSKEyZ+h+1e04G8nMS",
-	"/qN2c2Kvm6NBmGpPaELbnGGiXotlpkV6qfVLYWb4uaViotMl8VITt47glXzKVF0GrPBZlzjFAlVKeg+p",
-	"THkXEsou0LDdkTmetXZBwkHa1HCIt7YJot+LHaoIrPYIxQs6sd2KHGGBk7nW1wOZUvsXKeaF9sbmX7jk",
-	"yb9VonRzbeQv+Fll5ZnBlCCSyGwEIknQ2gqxmIpssHKmhCsNQi6tJdGil2R61mxvF+jaZXg3vmcK3ypx",
-	"I2QmJhn+YcJwUO83EWPgibDYJ6EtFaNbIu6MpIA1jbajIANDYFgLmXCkbSvsWQO8uzjT/jQwpTCalodG",
-	"/l456ZafkznvMMsGYWeRqiidB24Tg+LaggBTEj9iJCNtY8ikdZb2bLOEqcQsDUJuy6LQxmH6ClMpLhl8",
-	"/DHGhxQ4Xocx8ZChWOhqHf8URhdonPTIKC192w7P4tKUWPlXhGQwk8yJg512oO9RTRgwODyNjClcrMhZ",
-	"A94mWmcoFHGYpfZKpit4ryxl2gk5ae+Shib3vmkZtWbWuG168l9MXI8xkcVMKtzkiLiZXR1/tzp2qktS",
-	"46inyixotDMl1v2qMp+QiEfc+tuPbUza5kGayLKfpr3T97uF5O9i+W9yP3p3H9Z7v4t6pZKu2/FrcyyM",
-	"WVMe1QwIPXRyr0yu0XmRmYoy83icQPuqCMVGLOIAJWy1kRQZ8t+5xewG7RnEc12amJ31OBXLGMRsZnBG",
-	"qCrA5tKi+YpgSyIy3s9Ibmo/XSzIQOmS/CqiYtNNj3p/F3Y+0cJ0qIBInLzBK1RoZstPxfy0W6V0KpZr",
-	"k6LpwC9a8ZxWvJsNaY96t4OZHmxMbmrQzhVauzniO9JfMvVgdWkShExYV+kyprzXC7Ayo33CLlUCmbaW",
-	"YySWPTKHub3PWD2vx7+rSRbGiCX9nhFjhcP0Srh9HbioNzc3Vya3Nr1v7FqRWX+su1JyNn+ADl1kiMVF",
-	"mefCLLuX0iDj/Ks5CuOuzA5A0EWTdVjYTyVVxC0SlfvVupKfqkFFSLQm7itMa7O9c95tUVtb2S4zUU9m",
-	"c9sJXPw4efei3MGEqHdTjbdpftfMbTfDfPuuyTwnAFC7b2vTYc+qkyDGDZt6yc5uoSW5hSCV0yGImS4j",
-	"iA9jKLKSAEkd+AIlcoxovxXBJ+Ynw3t3RD9+VJHYObO2+Vif2I3cwmmWG4MJypsH6ja39BvBg9oVRt/I",
-	"1KPO3ZOuv9wYrIPuLpb8gCJz801+kK9f2naUWF93h4Xb5IRWXQO91DOpWtEZkaYcVhXZ69bAU5FZjNZo",
-	"4YDDWpDw+PFJF+OEtQttOsTwxxVfHyZLEGoJqFIWTZKuVudHo+OTewEYE9UasmvSrzosQmLwwZtEzYGN",
-	"N3thx4fYU25fTa5lVVtkd8/UGZm8JmZ2TFmXynWEbgNECjBhwlirpej1+QBBoHR/buXidi/DGPVyqfb8",
-	"srHEmz7KQirF8TEPPPQUBCRlXmaCNiAgJOS0ExlbtQYbfmVDizMQk+YQyZKkiiy8s7BAg5DofCI5SNUx",
-	"X+uEeYAwffTO4cfxi1F143noeR6Fhd4uHxd8OLIpIJMaZu9EG/4r0nOSM265F2xrC2cHcHPBr72/C/aA",
-	"Wx7HWnBGKK0kIXd6T3LgPWrm1P0bGL8NfUcVS+q5bmdq5Zavh0dyfsuB5iH8CwsH+HNJboXfglOdC6nI",
-	"2ZDWsUEEcpDaDsc6gkqldUIl6MMkDVZqgyn626ZKbcNVBm0hjXDaLKtH9lqqK4d5QSCrNHhFmzF7+fSy",
-	"0MctULdABnBdnk8VSdhgxZvnz+DJyeNvIUQoQnyYYf82eLPuXAgHC1ZRjuCHcKG0VTy5Uy99dKXjmIil",
-	"Qk+nqFKyGz5Ac3ByfExeSo6kuHya1t/fMWkwW4eASxXWrdN8VSHxQrh55zzCByFOsdlB/J9B2NgHL9K4",
-	"PgHzjyKOaIdA0jbzFaDGZtc/XF6+Bv8BJDrF7t3BSZd1TO5iro0D612eiqxr6Q/pgix0UuQ6NerCkYsC",
-	"kgOwU4lmS5cR4HA2hLg06nQiNfmap+HV6Y3IZMqiHe9tEPzsol3g6nVp50+FS+b3Iqs1I+EgQ/KTtap2",
-	"JdqjLLmKYNFaqVUEwkGurYPj0Wg0ot1aZNmm7oSAx95G2e/+Yb9+4VvwCJvyy/RcBXoeMAJ7vL7VC9Kx",
-	"/Qard/qdffuvNrZI/7hrjd6gSGW385HMMbm229euAeFlQWZYL1SnBdwYsxPF0xbTROz3xfRRRWX33Pwh",
-	"4G/E9zUgqfDnbsC/zWv+pF5ALlX14Lt7gPXqWC/OfzxvYl7BrfWW4fuS5n/4FE0mvSFoDfvN6qBHD3ZE",
-	"WkTtWquuIPkf7md0ERwMxQNl6iEOwwMB9KfCi+ceJ9ZHCNXRL/UPB15UJkUek0mOGVof5lLF/F2DqSKI",
-	"r//pv7lOROZfryC3/hkkWt2goUEC+ktWsOrwk/oJYd/qdhe2htqDoe4KWydo7ZWrUkM2cdZtIQ3aK6m2",
-	"56X5bCea+cqpaWi6BVbQJ1fValcW1Oeh3W83V8he6WyF4k5WbGxcHyX8G3u938VPYK5LY0FMHRrgVdqI",
-	"yO9SlRk+dAumNl249EF6t8MZvY+HL6XtiEr8Jjzxb4mLzSmt01iNcB+B3Num4GczbaSb51c3aCrdWF3U",
-	"f/sXFRINwC3RxieUCEegNC0T5PRQi+BVdovACw+0cqlK50nYIzIiFuIaH9im+9DoJZ960btmMmhgoa8R",
-	"ygK0+viDo/Th83rQDiLV1QTTB46QkSv7wDYG8we22HGG8Kn0L6oWI4y1IUkbDFoXm3VmrK3Y6ryjDs3Y",
-	"rmFsfH5f8DBb2SB4ZtWMwkz8DDpB+29chNn6VrudE+Hsb9POfG61/3Pq8F9aHSsFXNHKDS3cqVTrGriu",
-	"oTt824t6Ug/QsubIre10HX93z4HYxrG/wab0IdE5Ws6Gr3wtURQZXs35mCuOINalEb/V5arJ6eLFO580",
-	"9NEhGShKOw951ZVHUNpwDMo+a0w/r2QafwnC+CBM1AsceXgeVdVwh3gTOZiURrrlBQ0cjizYDTgv/eGp",
-	"//W8Gvqf7y43UoTO234H12vEr3+6uITDm6NDUbr5YaZnUsVDeOWTNiOQisOF5Np5hyH1rS3M0MHJ6MjH",
-	"oeP1tMy4LjPhdDPvr9TTmjtXEMtCcttFlSzaGfBUqTApBJG2TWZpBE7P0M0JnlWps3GTLhdynKoHHNB2",
-	"Ii/icKRvt9aJVE3qkRrCRSH/hUufKCjVtKP+4qnUF0uVgHXaoIUCjSWdA6/93kIcVIlZvAQLFEZM6CcR",
-	"XMy1QhuN1UoA1PZB0HtAlZgle+pNdQM1s2hucLWMZlLKzI0VjyHdEC45sVAnZU4NZUgRq88LnSldo+0c",
-	"9D5//eKUf/1DjxWPYDgw4Ck1unQIC8k4XxiEOkUFwpiR/84H5Cx9M1Yh+owpiJmQyjqQDoQDU/rk6eFY",
-	"jdUzrWh2NPFT+v1/4DzL6kOCdnURTHQqkfv2NQ0HmxmaEby9fD74rj8cK4AQHmy3y2QuQ1iCU8vh4OTo",
-	"EYiJvvG1Rv0zDtFpEjXqIn7mk08Hl8sCY9AKRE0b54rO0Fk4OXo8JMr9SQufwxDThYLNs6BqUVaJbyez",
-	"xp76kC37/sOQU01iNsjW55ytHeacgoCVxBdfq/ZkdNSnnuo0mBXKD+LDIJuHo8NSSRf3Wyky9Plqkgz1",
-	"RCJTCDfndfF1Xk0JGfVIIkPb3iGJBXUYZKyVWkOdUF9BNeGgs2qxP4SnTSkLj8chHVv5nk1tC3XGMSxa",
-	"4JPR6AwWe6Qjw0GprpVeKJ+BHEH4Sb21jjIj0KUb6OnAV1gxDZzpfXJ8zFS1c5mrRZ7qUqUsEW/bY3gR",
-	"NEh2HlM+getzomAurAVhyQgF2TA6wzjyYpALmZHjIacS0ziC4XDYryp/bCYLcHOjy9mcB7zkwzwap6r/",
-	"8hZTcPApk4l08PbyGUmQRTeEN1U5F1yTDfJViInIaGj/TcVwMmckaKlYhtwJH8yxpNI+gzSXKSe8eTDE",
-	"1B+Pjr8ZHB0NjkeXo9Ep//t69OR0NIq9xZDOQowqjYmnIXm5ytDg4ghPBPUlrP+aR42H8EIFEfR7rSWD",
-	"qVOE+OuYvo3/9/HTuKWW8eHNUeytprRgE1004UkGPGGe7YDdKSjNAk/jJ8JwraXwn8u01Xlto6qP1g4p",
-	"D6hnPvVC5SKfeSHZMguwc214gnUtaPz+fPB/xeCX0eDJ8GrwIY4AM4sgOMtbK+yfVY0zG+Kr2hjM2JaA",
-	"TKkz3pTSZrvkPcSumAFRFKhSy2b4DYp0sNSlGXDlqD0NIr1e4tme4KbWDsfqPCxKLpar1artRfW676un",
-	"qs2GWBKKRoUbKw4ePgZLCDQkQ/dbYdWV3Q/nkguShQuDz8UNjquSCB+MqmbylQ2sGMKLYEm4srlUlkub",
-	"WyRZJ7NsrHzFj4Xj0ahhJ2/u0sFc2LoauuaRn95YxS0OnUJdW33A28tCWoTVL6o67X5IH87EbCbVjGdC",
-	"RoNWN8WZESkDipBdGPm6JH/EJjPpllyVlEkyJcwUhZjy0o+Vr812GiYIN9LKSearpmlJfVHKWNWHwA3E",
-	"OX/9ohf16rhg72g4Go4I1ukClShk77T3aDgaPuKDITdnyHrocdAv9PfMp9tozrkgaJ72TkMy4C+9taLS",
-	"49Hok9WThnzDrnqeTN7gcAVu907ff4h6topb9F7KGyQGn/mln8vMu35BriogRviJA5xiZvnMs5qk7X2g",
-	"7g/9dmK38uFVeH8vHxzeusMiE3KNAx1luquTDSPsnu5ro3PC2KUNG2CdKkfj0vYRStPB+zw75xzkYrgU",
-	"ebZ14v9A91OB6vz1i4sCk4fJQei4u4wn9Fqjrd0TX0HLO2fFNahtgV7LtCFsdk+ZWAQJKXnYxqUFPueu",
-	"LHXYDSpbcVbZOuuD7gKmQmalwabY1Gt/U1UarfH4jSf5d9SxJtOgQ/J4eC7vejx69HmGXMkyaa0GL/JC",
-	"7ZaFumev9FplS79b++2w1V3YFnbKy4qvzZFQbTv0gJOVe3Xm01OdLj8Zq1YSoe9W4xFNIcbvIxnVGWvX",
-	"IqkVoMUScuKH7uqxJvGwVXTPTY7ub7JSPUuNjh7d32i9CprbPd5nsI4qRmp8fLxP480yTladPRizWgnf",
-	"KNy9vKlzc7jNyf1tqlLsXXr0/W0yZ48plO+rFKqMEZ8xsL7+jRbRYq3pT1X131ahtWTYTMjcw9swYpoa",
-	"6p5GDkC3gve6VO4rC1NprPNgcEgA2BfTnYyeNJffVJ1I23EBgUdK69Y2EPr7KPN64tNe+nz0yYfffj9H",
-	"4K6/xMGeccyKQITmGGLHorfqn19qT9SuqDs5QIXRU4JiiVCEYtkTOKic3Hb/H3tRz0ddBvJRxuvJ/U3q",
-	"yzm+GK7PYrieceFJECWS5e2mKa1qXw9tc9bZCQwJVXjzEwdoHbc8WDhgSJjWucOt8AB7eYBKl7N5fxPd",
-	"/QNdXYFbHbiuXuu0pS6y+eRw49qnuw+/IyZoCoa3mJDAhDXjsHYr2i4VbX/68ar5MbhiHxmsr3z5k6tH",
-	"4x1xbbVwIGCWCZVgWyHC/WONTuS4jxKUFs2KCnRK9iv8k8vyK9wmxGGP+iLEfxYhrq84+sq2F2eHHB+2",
-	"Dre7MeeFyKsbyYQX7OpKHEIjunTN0fnpZi4oH+eMVR1+PrDhSKduFA6Xjo/7QzhXEK/dCBJDLq6piyp+",
-	"Z8UUT5sg6zUu/elc/cTHrVu3iGiV0FaXVkFOTOF4dBzOeeuLPk6BgGXsMzgXwqR2CARroSkv8Z3QQI9H",
-	"j/z5ijBIbCGwHxNHA2/sYVHaedwFnl+Xdv5qGco0N1V/HfBLVG6QzLWlzZKrZFwou5HWZzX4pGYBb9++",
-	"+Hs/6oj5bz0XXmP1trsDjx8/Xk/lKIQjUe+d9v7f+/H49vhoMB7ffvv9h6//1pEc8OH3cROaZJC9HIQ9",
-	"8F1zL98XN/0viXabKC8phghmKxx51ZZRL1R9k8wBpyeQ72z7bVMp1YxWtWUpGdAe/krCffeREHgIl/Ut",
-	"ltJC/N7nVDndj88gdjoeq3AIxHedKr3wKR98zExPvoVULG11Dyy1GFZv89I6mOBYtV5GzaFNNWZVdvbo",
-	"yHfFhsuIRRzBk0f1o7Fq3apzMhq1vuUrdvzJqOXDXTLxbND9aThMcKm9mRTOm/TqCLp14FydLddt+Uh9",
-	"CDEfPcchmWOsbJlXyxdOY4mIVh24z9444ErWaLVCIxqrqra2XzMiR6GgPpnqss8MyVp11RsWmk1pIdy8",
-	"dcuor0BYNUHR3viqqWq5i+4Ff3xj6x7fXWr+qutS1LoMej8CqxLxPQb93Mi0tU7bHC1+G4HOUq7H1VI5",
-	"HxT7K8LW/+l2+yeFlZlYsdr+nkzhS//YmO3EtZxqdthOq/woax0i+9afL/Mxv1q12mNFdhbWrHa002Q3",
-	"tb+VZR2OVZwKV9u9kGiyq2ijw3C9lNa1E0Ptg/3KB5qWP5Ut2ChN2moPPHNqi/DFFvwVvNnV5NEHmoMV",
-	"p2y7p/tcG6iy0G1E7qDlSyiNTGc+XUYm2CTCWMkoRJshXMiZCofbY7WZ4Xvww6vzZ4OLH86PH3/jSY9l",
-	"OqwTeIcTnS7jfnBqqxzdsWodm+vwHxqIBUyWDmt7ItTS34xJziBfjh35XIaq77EKwJCJkwoeQyg+qMvb",
-	"OA3oKwtJppNrOEDJGcipND4Xpx95t7e6Qie+OYrihkzLOVATn/MV0kcsJobgodFOOBwCZwws+MaesZoK",
-	"mXFCkXQeilf5hDFjQDgQWQYno6P+6Vh1XvdQZTMHDRyE+3ipZZWBSUCXb//pR3t2EtLCuZOVnGt/5DJW",
-	"8TAOF6jVvF25tz/FROYig7dK3hIDtErtvaPXXQ2sExlNXpfOytSb/YVUqV7c20m9FK1JKN2+sJi8ILRj",
-	"JdQSMkLNfoFCNYfPMfWPaIYGBwSaRCYtSb9Ol31OnrtcT0cPm1V1tetXtg5QnHICcX3nK2cJ+8jLWO0K",
-	"vaiUJUNpmJaGxRCnU0z4v0qoA0betYBUo+c8n8LVUaTGpagLOqB9522drj1Wk+XqnT3eW2Q1MhGJcjIH",
-	"g+Q+r6e+CsdBpbE66PJthIMm6/jHKluYy9I5h22tNH2sulpxrnIEMi8yUfoMNv+fRax95x2mPuck+gnM",
-	"NSfhrt4v4jC3Z2CLTDrIhJmhgbLItAiJkce3t+wa+RW99/8fGMK7Ok+MDz/tWLUuhfZhwHCFuOVg2YFp",
-	"boTuV7fEH9/ebouQBdt5X3zsrZI/lwiy/i8iKpk7a+XWVmktTMK9RRIy3enJ7Y6LbZy+dhBcm4fmBL7W",
-	"lIXw9SA+x2knnbXt2EluO1A3Gjz58OtRdHR81xWl2yD1ohAJmQJaABJXvtJKT3kDGJej0aNkIix+cwKt",
-	"3Y2f+1qZvStR9uK1//9LdjP7d4ozbtSefQk3fgk3rh2u/9pR+fX+w92HrTFJzg6qj0R8brgOWGxLIHJ9",
-	"xHaxXBiLm3s7WZqsd9o7ZKcr9PXrZvGcLpUL2UOtUxtO9wsay8kAm8aBJsPXM4Y4KpdsrWD0Vh9hDpu9",
-	"vGnlt3dFaVPhRKufCthvduQzoCP23qVPF6+yez1cX8t9DR22UhnvPtz9/wAAAP//",
+	"7H0Nc9s2tuhfOaO3byrdpWTZcbobee7Mc7NNN7tJm4nd7Z0X5ZkQCUu4JgEWAK2oGf/3N+cA4IdEfdh1",
+	"0vZuZna2sUgCB8D5/sLHXqLyQkkurelNPvYWnKVc0z+fK2mEsVwmK/wz5SbRorBCyd6k90Zzw6WF5YJL",
+	"sAsOmv9ccmOBfo3/a9j4enipbriMzyDWnCULnsbNz1gKuUp5ZiBh5XxhoSwiiK3IuSpt482ZKmXKU1gy",
+	"YUEzCaq0wGRKD1NmGeRsBVJZMAu1pF+XWlgOK25HvahnkgXPGa6EyzLvTd71PDS9qOdn672PenZV8N6k",
+	"Z6wWct67u4t6b7nVq+H5teV6cx8ueKJkasAqB9iMXyuNy7J6JeS8PbEfW0jL51zT4D/99NPwvLQLLq1I",
+	"mOWbM3zDmeYakgXLMi7nHPpvXzyHr//ydDzoHL0BeccpbI7/Q8F+LjlYfArqmjYuU3MolBH4igG7EAYS",
+	"lee420utLD/DY04B18uSG1ASfi65Fpz2gY50pUoNaindGewG9C7qFUyznNtNzNsC9LmH91qrHFgFnOam",
+	"UNLwM1oFwrSiYzHQ9+gzgFJakQH+1sS9BbvlNQLCUtgFCDuCc7hlGW7PglkQxuFXmSyAeQiEgdPxGBco",
+	"EDBHP72oJ1mOi+w6guZe5OzDKy7ndtGbnI6ffd2Ffy+0yjsQzzJtw3lpRoghZJKVRtzyQQSIJE+ePHlW",
+	"QUa7UQOGO9eC5FrpnNnepJcyy4dIEb0uaN5o9d88sUp/T+NsHkwRXvjKAM4VAR/NRxDn3GqRmBiUhrg0",
+	"XJu4gq1gdlGDRv+JeshRhOZpb2J1yZug/knz696k97+Oat515J6aozZ8CPGl2gTzW5mu7R3/cPjeWXX/",
+	"nbvDBTnsJBw/TxJeWFwdsmBpubT4T1YUGTICoeTRfxtFqH/YwqsBaa72ci+RfzKbLBBd01KzWbYC4fgq",
+	"v0WOjRTfVxqWzADLkDJWxF4a8mALN+mCyX911PUJgfcNS986gbFj/YVWs4znf77fPrxxX23bhiCnEiaR",
+	"lmccCqYNT6E/00TQ/7j44fsI2Zyc078BTzKCnGV4zjwFt7jBqHcXIae6zkTy261CZZlIuXEMi38Qxgo5",
+	"B2OZRZzOmcjCcYLmczwJzdMI5lxyTfCBsSLLIEPMpyW9UHom0tQd7udaE7FZkQJLEm6MZ624JhTyRKUq",
+	"4/QPVQTAPX8w0I9ZmgsZwzWylqPb4yP39zoCd8naXdi78T4B/lJariXLvtVa6c+7R7Ny7iRbyi2erDBI",
+	"t3OeAso23dLDRBqB5Ldcoy5SaslTOt3vlX2BkvBzAv69sgvESrvgmtMhIaAJ6jOagHrDVpli6aVSr5ie",
+	"889NTDOVrnAvFe7WMbwW3xBUl14p/KxHnPKCyxTZJaQiJXWDSbPkmti1yPlZQ91BhVfpSu8lHWbGuVO6",
+	"LJcRGOVUUccfcNsNyzks+Wyh1M1QpPj9y5TnhXI8+p98RYv/UbLSLpQWv/DPiivPNU+R3lhmojY3QOHk",
+	"wAYj5pLZUnPIhTGIWvgQOfYnofgfJbtlImOzjP9myNCvxHRExs6MGT5ApC0lmTEI3BliAVEaSnGPAyMg",
+	"+wUyZpHaWtuzZtns2pnmq35TCq3weHDmb6UVdvU5N+cnnmVDL5CFLEhKMAszzdmNAQa6xP2IOTJpE0Mm",
+	"jDWo6ugVXAuepR7JTVkUSluevuapYJeks/02zAcJOF7X/uIRabB+qHW1sdAoDK1wCmVaum87lPJLXfJg",
+	"SKMCyFHa6xX0d/KBgVMG/YTesq1xTPJlC89qnXemVMaZxB0mrL0SaUtNLkuRdtoWtcb/rv4yaqysts/V",
+	"DLX8HqmShmdC8s0dYbfzq5O/tudOVYlkHPVkmXmKdtaFH1eW+QxRPKKv//LQj5HanG7LsuyH697k3W4k",
+	"+Rtb/QvtzN7d+/XR76JeKYXttvCbO+bnrCCPqg3wI3TuXpnccOtQ5pqVmTNj0NZpo1Cs2TL2qoQJgqTI",
+	"OP07Nzy75eYM4oUqdUxemThlqxjYfK75HJVRb22g4fcVqi0Jy0ieId5UDhm2RAalSjSgEYpNf0zU+xsz",
+	"i5liuoMEWGLFLb9C3Xa+eqzNT7tJSqVstbYoXA78oiStqWUUbmB71PswnKvhxuKuNTcLyY3ZnPEnpF9k",
+	"9WBUqRMOGTM20DLq9EYBAyMylBNmJRPIlDHkDDNkyFqem33M6kU1/10FMtOarfBvbzTw9IrZQ+3eqLfQ",
+	"t1c6NybdN3dFyEQ/xl5JMV/cg4YuMs6LizLPmV51H6XmZB5dLTjT9krvUAi6YDKWF+axsAp3C1FlP1kH",
+	"/AkfBECiNXRvbVpz2zvX3US1tZPtYhPVYjbFjt/Fh+G7Q+WOTYh6t2G+Tfa7xm67N8x937kYztJX3Hqt",
+	"p72cRPMGhndQYO0yQeGXcpYOMxqLp2fAZsEprjlJ9BuplhL6+JFX49U1UumNKAYbXGIrCfFgaq7Ds2qA",
+	"c81E1oABzSx6YJxmxDQHJbMVLHiWktt21DnV4QI7vGy91rTxWF1fG97mFELar0/roSpPOHmArXALa7//",
+	"5KT7/eDn6+DNC157IRuujghiyXL+f+pf4s49IO9JM1DgtrZHQN5wR1GWHIJ4kAVPOwUVSoUHqT710prb",
+	"Uu1nPXLU1JIahxGWsBv5XwmnoazRM2fplcNo+vsgsdGgqA25sU6dzfG7AHyB6nnlXFkHzjKRdSIbafWb",
+	"uEAevEIh4qAJbZWPJaWrCOKjGIqsRHOhij94l7XSwLyjj34Z7T00N38UQOxcWVO4ry/sVmzhg8TVNU+4",
+	"uL2n5KUvnZp2r+8KrW5F6rjjXkx1b25M1gF315b8nbPMLjb3A/G3NE0aVDfd0bkmOP6rroleqbmQDZcz",
+	"S1MiK5a9aUx8zTLDozVYyIu6Fqs5eXratXHMmKXSHWj4fcsTB7MVMLkCLlNCTcSuxuDH45PTveYRAdWY",
+	"smvRr/k+AXeg/Mm3Ud2BguJwbcexMr+4hs7TALt7pVaL5A1uZseSVSk7xPmFN2C8Ej8jS2jUKWy4TA/f",
+	"rZx9OEhtiXq5kAe+WetJm6JuKaQkp78zC0jBSMq8zBiqh4B2ilWWZcTVasvtK+O/aKotEgxiKsv8MwNL",
+	"VGUSlc8EuZC7xaW+BzI9WK9z87jDCMO4PXR7HvmD3o4fFxSj3kSQWWUE77QF3FtI54hnh0vHJnJ2mFVB",
+	"f9o/BPmnGv6ANdcpk0oKtKvxOeKB83fRTu0XYF5zoLGjsCXVWrdvanCarTsvXbyXomcj+CcvLPCfSzT6",
+	"nQhOVc6E/MqQa44YIlhubNMdsG7fpMJYJhPunJi1JdM0dfDfJpVym9WjuSmEZlbpVfjJ3Ah5ZXlOgaVS",
+	"8ysUxszrXKZQJw2Ta8nJvOpS94Kfb2Mr3r54Ds9On/4FvP/QR2/IKN+m3qwr+szCkkiUwpLemS9MiPaM",
+	"tloNHY6Ebwkr1PU1lynyDec+7Z+enERgVM6RcCmpYXC426DW2ToQXEh/bp3sKwSsCmYXnevwL3hVenOA",
+	"+L+GXrAPX6ZxFdZ3P0VkCHk371ZtvzTdQ//98vINuBcgUSnvlg5W2KxjcRcLpS0Y55AIYN0Il3ngcaET",
+	"IttJUReWzTIOgsIj18KZkh1DhnyLUsvJTCizksnEP5pQkHWr5dPNENzqol3Klc+5EEp+V5lWm1x23nq2",
+	"uY3SJ5TshsonhzQG2w1Rt5VTVM8PZ+P1mBduK/aZOs1JdgN5YTudjPGsFBnSaDwBzfEPCzNuROpC4RmK",
+	"dyV55LKSuL5F+z/Gn+NJ/TcSXzpbxRP6qND8VqjSuK+bxvEN8uik1Dq4DxholWXBVRC4coAJVXxx6zED",
+	"J9jGFdubtqmdLXhyUwTNbYNVSWuCMU9OzjLPeepCtbScYB+bljtlu5/hIfrvPsxFQ3Er8F69pMjdr4Y+",
+	"Y/MONMH5YxhCXO9lPAneH5ffYVXYxQNn2kKNJLJytdNFpjlLjXNPm6WwyYKnTuoL00C4M5BlloEgJrby",
+	"uQqpSLe6xbYEXTr8NodTMT+Av4SBoyaq+kN3J9LCqvYO7aD7R0mhg75UjU0drJmSXz8hDbmyLNFgtJZr",
+	"nOf/vWPDX97j/42Hz67e/8efulD/TWkW3zCbLPYazWuLsJBxxAAlg8GBUJuM8wIMN4ZYDrOQK2PhZDwe",
+	"j5FSWJZtqkU+0nQwo3aGnTfFXrovaIZN1YTgufLw3GMGCjW4r16i+nTYZJURt3Ns99aG9eN+7sKnt5yl",
+	"otuvRBhrtp9d7V8pC9Sw1VJ2svGNOTsdNGg91KkSh7progBl99pI3lC2a1fU+4FKRYeTt5Jre+HeziK6",
+	"V+DS7n6l86liicE5stsbtS3g8qguqgZn+eser097rpfn35/X4dIWj/u2xPUffcN1JpyW2mRnp+vs7J5e",
+	"sgZQu86qC9N+cydYN8BWr2rvu3kYkrViKfdIrm7FONaqCmS2chLfB8edNnLmfRL+R/I4Oe9TS+zfM0yy",
+	"dWdeu3jNxlnm1e+dKpt7TDowBXoOUpnWoPNTdIHm5dM9GcF9XJD3dMk9lgfq3HmeqpShkOqJ40Pf0fes",
+	"yJ3+Qs66oypvt/bSRBDf/MO9c5OwzD1u+YIGZ5AoectRJAR/UtLyfo0e1fNYB9U6HJBbU2u8ftCVppJw",
+	"Y65syKDf9Nx8KITm5krI7QVHroyFAsvNLEn/6RZHBb5SxWuD4HMFRvvFXgvs1mAtiDu3YkNfehDyb6iY",
+	"Tnk8hYUqtQF2bbkGOqXDY+vGsjm/r+aH33R5uu5Fdzvc2/v2sNup8avU2H8Jvtzr0ahm2AcgjbaJ+Nlc",
+	"aWEX+dUt14E22of6L/cg+La8vZAo7RLImUXjKC0TTnV/hoMj2S0Iz5x+nwtZWgfCAbEWtmQ3/J7fdCeJ",
+	"vaIsN3xWL4ZrWKobDmUBSj48USy9/7ruJUGEvJrx9J4zZGK+sPf8RvP8nl/syBl6LPqLwmH4uTYwaWOD",
+	"1tFmfTPWTqy97qiDMrZTGDGfT6s8zFsCglYWVuRX4lbQaSv+ykOYr4va7Tvhc/02+cznJvvfJw3/ockx",
+	"EGCLKjeocCdRrVPgOoXucKlcVIu6B5XVSTxNS/nkr3tSbDY8qJrXNe2JyrmhMudgILOiyPjVghJn4ghi",
+	"VWr2a+3kCpyuvfjJFQk82BMIRWkWvvw0WARo/5HZT46G2JuR8Rffn/P9/YrkwTo3cCt6Izg8KbWwqwuc",
+	"2CdBkBlwXrp0LPfXizD1P3663CgJOG/aHVSIH7/54eISqACztIujTM2FjEfw2hVpRSCkq/JU2tspqfva",
+	"wJxbOB0fu8h2vF6GFVf9A6i8xNkr1bIW1ha4Zb6Y5SIUh3WGUGXKdAoepU1dSRaBVXNuF6iehVK5uC6P",
+	"8TUN4QcKkVuWF7FPEjRbGwCET6qZasBZIf7JV64wSMjrjjL1b4S6WMkEjFWaGyi4Nkhz4KjfcYh+KMSg",
+	"I1hyptkM/0SAi4WS3ERT2fK7mwEwfA5cJnpFlnpdBI6fUeiw3R+Bgo9TSXMIO4JLKiRSSZnjh8KXhFQZ",
+	"SFaXtqZ2CqOfv3npIpDfqamkGTQ5BhykWpWWw1KQns90FZnkKfg5I/eec3AZfGcqfTybp8DmTEhjQVhg",
+	"FnTpiiVHUzmVz5XE1eHCJ/j3f8B5llVpB822ETBTqeA0tiv97m9WZEXw4+WL4V8Ho6kE8O625neZyIV3",
+	"S1ApKfRPj58Am6lb10RicEZ+VYWohkPEz12x2fByVfAYlARWwUa1YXNuDZwePx0h5C53gzI7cNOZhM3s",
+	"knAobeCbxWuxg95Xx717P6Lk1ZgYsnE1JmvpIRNg0EqldU1Ino2PBzhSlVjbgrwfH3ncPBoflVLYeNBI",
+	"uvXxz0baLY6EKFMwu6BzcQ086t4gOCKiDIq9I0QLHNDjWCNZFwfBsTxpQr+zHc1gBN/UFf80H7l0TLA9",
+	"6xYAOBj5sPCAT8fjM1geUH4I/VK6/H/a3gj8nzhaIzkqAlXaoboeukYUBANVdp6enBBUzdrFcMjXqpQp",
+	"YcSPzTkcCmruouWU0zOgwqCcGQPMIBPyuKFVxuPIoUHORIaGh7gWPI0jGI1Gg9AgwWSiALvQqpwvaMJL",
+	"Sg/CeUKbDMcxGTmfMpEICz9ePgeXrT6Ct6HrBdwgD3Kx8IRlOLV7J2w4sjNEtJStfDamc+YYJGlXMZaL",
+	"lApcnDJE0J+MT74eHh8PT8aX4/GE/vfn8bPJeBw7jiGsgZjLNMY99cWKIShPxdAOCByLGfc2zRqP4KX0",
+	"KOhkrUGGqVIO8Z9jfDf+3yffxA2yjI9uj2PHNYUBk6iidk+SwuPX2XTYTUAqQnicP2Gamugw97pwJ9zo",
+	"aFB3PzDQ917q+MPQp/kM8Uwn4Jsf0BF5SnCfKW0mIdiOLFOutVtYKMPBIQYkGRM5LsP3VsBR+rGfiMAz",
+	"MNdM2iE9h29fn798FUc4vCQ5IqTjyYMR/OT7ODCiI5qrURBDDXSOo4BExBhdu4fT8RMUNHzlo1IglSfr",
+	"IPxG8NNC+MYQXqQsmMEtdVDNWHLDZQqJktdiXmrnNVrRWbvZn46fNE6wEgThJNZyy6iQhyLaXNrIhS8E",
+	"iT8GZqG0rVeoriF+dz78vy68Proavo8j4JnhwKh0Vkk+OAsfZ8Y7sZXWPHPtLUSKg5HkT2udpCrpqXkt",
+	"KwouU0Oy7i1n6XClSj2kvktm4vnGeoOk5gI3WeNoKs895uds1e711KQcx2DPmttP5+9bLjE7leShfQoG",
+	"1XxfYTpo+K5bKgZfCGrnxayffMFu+TTUmbuzCyupIkojeOnZNfUFK6WB0DPEg0QJMFPpDtzAyXhcbydp",
+	"UMIS1oReYtUeueVNZdzYoQlUncn6hKpLgUTTeiN0ORv4msyMzedCzmklPvcEUj7XLCWtzReFuCwuHz4X",
+	"mbAravWQCeTXtClItXT0U+k6m1kFMw63wohZ5nqO4ZG6Sv+prHL3aj3y/M3LXtSrnK+949F4NKZSrYJL",
+	"VojepPdkNB49oZCpXZBdcOTo7RcXbSdzvuJCL9PexNdw/NJba3B0Mh4/Wm8jXybS1SQhE7d81LJpepN3",
+	"76OeCc6h3itxy3GDz9zRVwzD41XQdlFJJS8ymxvKZ6hYbe89Dn/ks2+27sNr/3zvPlj+wR4VGRNrO9DR",
+	"Mqq9WD/D7uW+0SpHQ6Y0XsuoUtBwXpTRvrEbOMNy55o9XoxWLM+2Lvw7bn8ouDx/8/Ki4Mn98MAP3N0b",
+	"wY9aqbS7F94ySXauivohNRF6LQqMCvCe3hsRJEjkXlcSBiiHJXBqLw0CrzgLvM64yAajYs1S87qDj6P+",
+	"ulVPtLbHbx3In5DG6iyiDsyj6alnxtPxk88zZSuDrHEadMhLuRsXqpEd0VPhK0lrJw4bw3mxsBNfgv51",
+	"1Cj3NVvR5xxiVzAae7O677sJGm9xxQNYKFTWSaCSQowsO8h2dT2VlYh1iqCsQl++qLUfu1JUL2MKrodO",
+	"w9QpqVRTecMLSx03rV7FlNEQJCYqfkEhBGZunJKq+RAPcjWCFwT8VPq3E4UWldDGjiCEXI8pX49LEjgj",
+	"MoOpExd5Tbyqiiqck0JtTH4ljG1krPTazR/fbU8kaWZF4kGAPwjoM2f2ub6Mps6TRFs7y9azTLo6+jVL",
+	"bh/WZ/D9JyTNtZrdLZ1kmntCpHrqQOgauQL1qNGJjz453v9JqzcUffRk/0d1Wzn84uTkkGk2OwwRAzpg",
+	"Ve0mbTXb2ruwKnuRvjnd/03oEkbcqOI/PpGINUg2UWXmG3ohnUWVvunprKrLrxVhXx/i2RLRVe991Gsb",
+	"fL2Jf7KdVR25cvXJx16hTAfHek3cgYg3cC5yd3oeUzMm4sXEaPpK1xVm+MtUEplVrnyya4jmBnUi1VlQ",
+	"vPyeeKYjfBuZqRTOeHRsbMbtknPpQgfIZ87d3M5QDcwsy9yGwnWmlmYqJWo1WbZy5ucI4tyvghKOTHPL",
+	"vQXdH1ddhjXaETSIb1nn+6cN7snk1vPyelUZ0zcqXT2iAO1O/7trRwXq9idN/nTyuGD4XLstzCmcluZ+",
+	"1/egglOgstXvnZEdH/DFentD+u7pIeB1tCf7d+Ce5+amxTob6gmxySGxSYdSETR5xiPxy4+hr8bdkbkR",
+	"xXbOWaE2GMtWrpjVJz6yMhWW1BHfJCSGPvkjyT+VKTlHptnMt3Y1XcYORnA6PkWdBllQfBSA8c3QpfK9",
+	"XkjiT6UDmlwYpCc5eER6T5Z1cSOKRh+PDbWso1Fzo/vI9mbN+8KXn0dx2saX/Nk0laffO8s5hK6qNq//",
+	"DuziO3Hr8+lIP/HEQch51hT3Tp0J6pWwPlji5U76cN6xVk3aaRX+IDkZTCs01pr9l/uzrORHc825HEx8",
+	"9SbFD6h+MzTU59pEU1kXhOIbM478IRSGUpiU7MZmZ3jkjL5kVFgcIVSDUvsqqgH1VxY4O7Sq2QPPqzar",
+	"QqcylIV6R26qFdLQqFV/WMWEyzzAUi/6K1Sx+AfrYy++9S6qcnVFZAS+rnFtlEzN8fOFmC+GS7KbybiN",
+	"IM7YPIb/hM5ySO/EqcshK2/s4AH265vGgX9C9rVWxbyFhdXbaiIUI2QL4+nVD0afkT/9Uewz3eyI3iTI",
+	"yqypFJAIKg9OodVcc2MehVkcfcSzujtqnODRx/qPO8dFMt6VW3w6flZrCI2OZs2gVFUk3mQ3SLz+2g5N",
+	"RJAry6vAGzFQoY0dnJESUl2/UmtjPsJmymQxlQ0cux8Z/U2rorNvwIbi0XW+9SsbNUmdmkqrVm+7rpKz",
+	"DyIv896EHFzjMWXR+V86Kn42VZfTbhWxsf/CwJxahP4PUzLGz/Z/UN2W8O+glSCCA2seffMOGSLLPnIU",
+	"authIqiFlc+IIuakV05rGDwqw3E6Q7rdrgmFkKZN+18ZILHdWBQaOLVW0ljRVKJ65Qvju9pWmAGts47L",
+	"ngCzoGTCKeofksS+anh+jYsv03zI40jn8Ukk4zP6NkRz3V0+Uxku8wk5Qk3FqBkkdo0KjG9eYBWxUFIo",
+	"p9JqJg1zgdv+riYaMOMuYbdSs3z6AypeNMN/Uo5s7Bm009xwF1pq1qy0hCShkcAIXqgsU0sXFwgiyCdL",
+	"fvetT7lcP+x4BOcyJB3VeziVlHHRsC8RJ+J7O7joEGoO/gh8ey1Z06mh1XkgVJIvW5J647zRDOj7PANA",
+	"7j7Y5vF3x9Fy91cdsFv9Japu5h3s/jFdaK06972qHlDzp0p9QRQKVPjFfv2DSQp/9i2X13ZrrmkvPq5Q",
+	"8Fbdbm+XZ2ydTM/ZriGuEfh8zQwjEHIq8acGRx11MKNdaqcb61donm/9Oh+Pd73/LDZgQ0fezx6CrkGH",
+	"INVy9IXCf0MKb8kyF/V3Ao2i6ZonXNpsVcn7DiJ7EKVXRRhNkl7zZtDjTxOdavXcPSgk9XhkE4rvuxJL",
+	"2nmvn1dcfokXPR55bcn9+fZDsqBUen/9nUwh9H9xDsz1829QVmkXjZwfpJ+gZG2Xis8zJnIfV3Yzpinp",
+	"52TduOTckPetSmm/Ms7D4tzSo6l8629VOR0/qwVfGESYjgv8ujVyD+inCjW32xgdRM/Hjz79dt3Y7667",
+	"BNGchSR0q6i4rOPQGxdhvVJJ1UNqWzkm2h6FVtcio2YjMPPZy/1Q/dAc/6FX8z7oMs0HMa/7umu+MK5P",
+	"zriek6/EoxLi8nbWlIZLkI5MXQTfGXd66+xn1Iur9oF11j30KY01rdrUNrzHlJkOXKpyvhhsZqR+x211",
+	"FVOoxL+vHr1x0fOnjQZXN0dtCwa7Zawxh7V70HeRaPPVh5Pmg5T0e6rcfwi12V2yxSwwmGdMJrxJEP7G",
+	"8ZomXKO/fUTg22bWJNCJ2a/57xyXX/NtSOxl1Bck/r0gcXXXrfNkh8PZgcdHja4H3TrnBcvDjd7MIXa4",
+	"GzVcmlwlYk42m4RRna9zJrtkTuNrfevsTVd1fHIyICdyvHY1ZAw5u8EhQs2RYdd8UheG3fBVw4NV57E3",
+	"rpMk3y2TaSjM4ilFAJxPu7rxcUJO3Ni19loynZoRoFoLdSdzNwhO9HT8xBXeMs1xW6rroP3emKOiNIu4",
+	"S3l+U5rF65W/EWRfSvpzqskaJgtlUFhSQ3brO7wL49pduG53DH788eXfBlFHMejWhgFrW91bi0/WPT+f",
+	"7mrtO51+ODkeTqcf/vLt+z//aVva1eObCXWXkMNzUHdTVX2v/Rcz/Y/tBUPcAObZlvdoV5xRLWV1pWif",
+	"+lag7WxaLm4h53iqDU5JCu3RR0TuuweqwBRsBFd8LwzE71yzHasG8RnEVsVT6QNDFIaSaumS46n/AP7y",
+	"F0jZyoQ0KvxiFJ7mpbEw41PZeFgn/ldzhjbYT47dUMS4NFvGETx7Uv00lY3rVU/H48a7dNeqK5k3VPVf",
+	"+9MdIDO+Uo5NMjtoxQUbnQhC04HqW+q1MIKYehKEjK6pbCRj+TJ9BKJx5ZBr69GnS1OiduvOaCrDNS6D",
+	"aiNyziRU1bRd/JlUssYVPodkp/rWlNuzPQ5td3oX7VX+XmiV9w5471LVGSprAcnqxp3DAAy3ER0w6efW",
+	"TBvntM3QoqcRqCylq1+UkNbXmP0B1db/6Xz7B8kDm2hxbZ+16Rp5EzPbqddSD6KjZr+tB3Fr79n315pS",
+	"awLZ5tpTiXwW1rh2tJNl13cRBM46mso4Zbbie74Dya5unluyRZsdw8y97cp7spbfFS/Y6Fm7lR+4zak4",
+	"whde8EewZttdxe7JDlpG2XZL94XSENoTmgjNQaqwmWmRzl32lkh43bzDCNJClB7BhZhLX5A/lZut3/p/",
+	"f33+fHjx9/OTp1870GORjqrObqOZSlfxwBu1oXkbJU+FUn8lvRq3hNnK8oqfMLly1YOCag4MTyPXfyGM",
+	"PZVeMSTghISn4LtSVn2PQ+pbkqnkBvpcUHZuKrTLBRhEzuwNtzXGt8dRXINpqG/LzPWp8S0vDE80qoda",
+	"WWb5CKjLwZIuh5zKayYyyrAQ1qniodFUTDog9FmWwen4eDCZys6bxUKbO0+Bw9z1/MMvQ2uuuiA0OnAQ",
+	"3y+QBmk143Mhl6mMR7G/q7fa21aWZcoTkbMMfpTiA26AkqnZO3s11NBYluHiVWmr7MWlkKla7h2kOorG",
+	"IqSqTwhyV9Q6lUyuXJaGOyDf5tM1H3M/gSuPRKWJZcIg9qt0NaCGP5frfQq9sEo5jqlXX5nKQTGhznLh",
+	"gWsf5zwvU7nL9SLTkHtzXWpCQ359zRM7gvPaYeRMC0gVdztPUbjKi1SbFFWnT7K6qE2cMFD18ZtKXwdX",
+	"XQ/prEUiIx0hKlMeBZrP6z3RfPLoVPa7bBtmoW5H931oI0f3FVBN9tqdBVPZ9RU1sYtA5EXGStd1h2yj",
+	"9fecwTSgPkpuAa7hw9p9R5bn5gxMkQkLGdNzrqEsMsV8M6eTDx/INHIn6sYRBtJSs1m2Cl1dquYkzWZY",
+	"FPw0U1lKakZENwe2e249HT+BPtU2u+4Tg8hfwXXy4cM2D5nnnfv8Yz9K8XPJQVS5tgHnzhpN10IrjuqC",
+	"jZ3dM/fUGO72i21EXzsArthDHYGvKGXJXKNQVyK2E86Kd+wEt+moGw+fvf94HB2f3HV56TazYguWICvA",
+	"A0B0pdtT1TUJgGk5Hj9JZszwr0+hId3od9dE9eAWpQft9en42df7NvsT+Rk3mhJ/cTd+cTeuBdc/drQE",
+	"fvf+7v1Wn6S79DKERFw/O+V1sS2OyPUZm12U/Vz0ueOTpc56k94RGV1+rI+bXZVdnwrKHmpEbajkzFMs",
+	"JQNsMgdcDN0E7v2o1Mu3paM3xvBr2BzlbaMnX5eXlhov1uMExX5zoB+cAJHzjVZ/fV+AYqLqilETtRrY",
+	"DM5aebzUwam5AS7RcWNK1yguosmE66oXmqA5C2GtRZgfrtHx6e793f8PAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
