@@ -103,3 +103,51 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 		t.Fatalf("role after grant-admin = %q, %v", claims.Role, err)
 	}
 }
+
+// TestAdminAPIRebuildsAndSwitchesInTheBackground: an admin (granted with
+// `biosync users grant-admin`) starts a rebuild over HTTP; the server
+// projects the new generation and switches reads when it has caught up.
+func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
+	env := backendEnv(t)
+	s := startServer(t, env)
+	defer s.stop()
+	c := &client{t: t, base: s.url}
+	email := fmt.Sprintf("admin-%d@example.com", time.Now().UnixNano())
+	c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "UTC"}, nil)
+	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
+	c.token = login["access_token"].(string)
+	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
+		t.Fatalf("a user without the admin role = %d, want 403", code)
+	}
+	getenv := func(k string) string { return env[k] }
+	if err := run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
+	c.token = login["access_token"].(string)
+	code, _, started := c.do("POST", "/v1/admin/projections/metrics/rebuild", nil, nil)
+	if code != 202 || started["generation"] != 2.0 {
+		t.Fatalf("rebuild = %d %v", code, started)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, list := c.do("GET", "/v1/admin/projections", nil, nil)
+		live := ""
+		for _, p := range list["projections"].([]any) {
+			m := p.(map[string]any)
+			if m["name"] == "metrics" && m["state"] == "live" {
+				live = fmt.Sprint(m["generation"])
+			}
+		}
+		if live == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics@2 never went live: %v", list)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, _, dl := c.do("GET", "/v1/admin/dead-letters", nil, nil); code != 200 {
+		t.Fatalf("dead letters = %d %v", code, dl)
+	}
+}

@@ -121,6 +121,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Ingestor: p.handlers,
 		Queries:  p.reader,
 		Tokens:   p.tokens,
+		Roles:    roles{p.tokens},
+		Admin:    admin{p: p, life: ctx},
 		Webhooks: webhooks.Verifier{Keys: keys},
 		Logger:   log,
 		Registry: tel.registry,
