@@ -175,7 +175,7 @@ func (req eventsRequest) run(ctx context.Context, p *platform, stdout, stderr io
 	}
 	var finish func(error)
 	if !req.follow {
-		req.opts.Progress, finish = progressReporter(stderr, req.out == "" && isTerminal(stdout))
+		req.opts.Progress, finish = progressReporter(stderr, req.out == "" && isTerminal(stdout), "exporting")
 	}
 	start := time.Now()
 	st, err := eventexport.Export(ctx, p.eventLog, p.codec, req.filter, req.opts, w)
@@ -216,7 +216,7 @@ func isTerminal(w io.Writer) bool {
 // events/s and the remaining time (unless the events themselves scroll on
 // that terminal); otherwise it prints a plain line every progressInterval,
 // which reads well in CI logs and files.
-func progressReporter(stderr io.Writer, dataOnTerminal bool) (func(done, total int64), func(error)) {
+func progressReporter(stderr io.Writer, dataOnTerminal bool, label string) (func(done, total int64), func(error)) {
 	if isTerminal(stderr) {
 		if dataOnTerminal {
 			return nil, nil
@@ -229,7 +229,7 @@ func progressReporter(stderr io.Writer, dataOnTerminal bool) (func(done, total i
 			if bar == nil {
 				bar = progressbar.NewOptions64(total,
 					progressbar.OptionSetWriter(stderr),
-					progressbar.OptionSetDescription("exporting"),
+					progressbar.OptionSetDescription(label),
 					progressbar.OptionSetItsString("events"),
 					progressbar.OptionShowIts(),
 					progressbar.OptionShowCount(),
@@ -264,8 +264,7 @@ func progressReporter(stderr io.Writer, dataOnTerminal bool) (func(done, total i
 			return
 		}
 		last = now
-		rate := float64(done) / max(now.Sub(start).Seconds(), 1e-3)
-		fmt.Fprintf(stderr, "exported %d/%d events, %.0f/s\n", done, total, rate)
+		fmt.Fprintln(stderr, progressLine(label, done, total, now.Sub(start)))
 	}
 	return progress, func(error) {}
 }

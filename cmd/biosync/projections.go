@@ -53,9 +53,9 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 			if err != nil {
 				return fmt.Errorf("--as-of: %w", err)
 			}
-			return withPlatform(ctx, getenv, stderr, func(p *platform) error { return buildAsOf(ctx, p, name, *into, at, stdout) })
+			return withPlatform(ctx, getenv, stderr, func(p *platform) error { return buildAsOf(ctx, p, name, *into, at, stdout, stderr) })
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout) })
+		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout, stderr) })
 	case "rollback":
 		name, err := oneArg(flag.NewFlagSet("rollback", flag.ContinueOnError), args[1:], "NAME")
 		if err != nil {
@@ -159,7 +159,7 @@ func (p *platform) rebuilder() *projections.Rebuilder {
 // old generation stays (standby) until dropped, so `rollback` can undo the
 // switch. This process projects the new generation itself (a running
 // server shares the work through partition locks).
-func rebuild(ctx context.Context, p *platform, name string, switchReads bool, out io.Writer) error {
+func rebuild(ctx context.Context, p *platform, name string, switchReads bool, out, stderr io.Writer) error {
 	b := p.rebuilder()
 	v, err := b.Start(ctx, name)
 	if err != nil {
@@ -179,10 +179,9 @@ func rebuild(ctx context.Context, p *platform, name string, switchReads bool, ou
 			halted <- err
 		}
 	}()
-	start := time.Now()
-	err = b.Await(ctx, name, v.Generation, switchReads, func(done, head int64) {
-		fmt.Fprintln(out, progressLine(key, done, head, time.Since(start)))
-	}, halted)
+	progress, finish := progressReporter(stderr, false, "rebuilding "+key)
+	err = b.Await(ctx, name, v.Generation, switchReads, progress, halted)
+	finish(err)
 	if err != nil {
 		return fmt.Errorf("%w (drop it with: biosync projections drop %s)", err, key)
 	}
@@ -210,13 +209,12 @@ func progressLine(key string, done, head int64, elapsed time.Duration) string {
 
 // buildAsOf builds a projection as it was at a point in time into its own
 // schema (see projections.AsOf).
-func buildAsOf(ctx context.Context, p *platform, name, schema string, at time.Time, out io.Writer) error {
-	start := time.Now()
+func buildAsOf(ctx context.Context, p *platform, name, schema string, at time.Time, out, stderr io.Writer) error {
 	key := fmt.Sprintf("%s as of %s into %s", name, at.Format(time.RFC3339), schema)
 	build := projections.AsOf{DSN: p.cfg.DatabaseURL, Log: p.eventLog, Codec: p.codec, Logger: p.log}
-	err := build.Build(ctx, name, schema, at, func(done, total int64) {
-		fmt.Fprintln(out, progressLine(key, done, total, time.Since(start)))
-	})
+	progress, finish := progressReporter(stderr, false, "building "+key)
+	err := build.Build(ctx, name, schema, at, progress)
+	finish(err)
 	if err == nil {
 		fmt.Fprintf(out, "built %s (tables %s.*_g1)\n", key, schema)
 	}
