@@ -151,7 +151,7 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 				t.Errorf("row %d payload %s lost its timezone", i+1, rows[i+1][9])
 			}
 		}
-		if !regexp.MustCompile(`exported \d+/4 events, \d+/s`).MatchString(errs) {
+		if !regexp.MustCompile(`exporting: \d+/4 events \([0-9.]+%\), \d+ events/s, ETA`).MatchString(errs) {
 			t.Errorf("no plain progress line on stderr:\n%s", errs)
 		}
 		leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(file), ".*partial"))
