@@ -35,10 +35,24 @@
 //
 // It prints a table (metric | system | baseline | ratio | target | result)
 // and writes every figure as JSON to $BENCH_OUT (default
-// bench-results.json). A missed target is printed as MISSED but is not a
-// failure: the exit status is non-zero only when a measurement could not be
-// taken. --cpuprofile writes a CPU profile of the server process during the
-// ingest rounds (the server binary is then built with a build-time overlay
-// that adds a signal-triggered profiler; the project's sources are not
-// changed).
+// bench-results.json), including per-round raw figures and, per load phase,
+// a breakdown read from the server's /metrics (server CPU, mean push and
+// Kafka append time, projector batch size and time) and /proc/stat (how
+// busy the whole machine was). A missed target is printed as MISSED but is
+// not a failure: the exit status is non-zero only when a measurement could
+// not be taken.
+//
+// --cpuprofile PATH writes three CPU profiles named after PATH: -rebuild
+// (this process's projectors in the last rebuild round), -ingest and
+// -dashboard (the server process during those saturation rounds), and
+// prints their `go tool pprof -top`. For the server, the binary is then
+// built with a build-time overlay (go build -overlay) that adds a
+// SIGUSR1-toggled profiler to package main; the project's sources are not
+// changed and a normal build does not contain it.
+//
+// The load generator is net/http in this process, on the same CPUs as the
+// servers (like the brief's wrk figures); saturation phases are closed loops
+// at --concurrency, half-rate phases are open loops (constant rate on the
+// same number of connections, latency measured from each request's
+// scheduled start).
 package main

@@ -69,9 +69,11 @@ type httpResult struct {
 	DashboardBaselineHalf     []latencySummary `json:"dashboard_baseline_half_rate_latency"`
 
 	IngestServer        []serverBreakdown `json:"ingest_server"`
+	IngestBaselineIdle  []serverBreakdown `json:"ingest_baseline_rounds_server"`
 	IngestCatchUpS      []float64         `json:"ingest_catch_up_s"`
 	IngestHalfServer    []serverBreakdown `json:"ingest_half_rate_server"`
 	DashboardServer     []serverBreakdown `json:"dashboard_server"`
+	DashboardBaseIdle   []serverBreakdown `json:"dashboard_baseline_rounds_server"`
 	DashboardHalfServer []serverBreakdown `json:"dashboard_half_rate_server"`
 
 	FirstErrors []string          `json:"first_errors,omitempty"`
@@ -241,7 +243,7 @@ func observed(ctx context.Context, c *http.Client, base string, f func()) server
 
 // describe is a one-line summary of a breakdown for the progress output.
 func (b serverBreakdown) describe() string {
-	out := fmt.Sprintf("server %.2f cores", b.CPUCores)
+	out := fmt.Sprintf("machine %.0f%% busy, server %.2f cores", b.MachineBusy*100, b.CPUCores)
 	if b.PushMeanMs > 0 {
 		out += fmt.Sprintf(", push mean %.1f ms (Kafka append %.1f ms)", b.PushMeanMs, b.AppendMeanMs)
 	}
@@ -281,7 +283,9 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		}
 		res.IngestCatchUpS = append(res.IngestCatchUpS, round3(time.Since(caught).Seconds()))
 		res.IngestServer = append(res.IngestServer, sb)
-		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush)
+		var bl loadResult
+		bb := observed(ctx, setup, sysURL, func() { bl = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush) })
+		res.IngestBaselineIdle = append(res.IngestBaselineIdle, bb)
 		res.IngestReqPerS = append(res.IngestReqPerS, s.rate())
 		res.IngestBaselineReqPerS = append(res.IngestBaselineReqPerS, bl.rate())
 		res.IngestErrors += s.Errors
@@ -289,8 +293,8 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		res.IngestSaturation = append(res.IngestSaturation, summarize(s.Lat))
 		res.noteErr("ingest", s)
 		res.noteErr("ingest baseline", bl)
-		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s; projector caught up %.2fs after the load\n",
-			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), res.IngestCatchUpS[r])
+		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  system: %s; projector caught up %.2fs after the load\n  baseline: %s\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), res.IngestCatchUpS[r], bb.describe())
 	}
 	if err := stopProfile(ctx, hc, srv, res, "ingest"); err != nil {
 		return err
@@ -449,9 +453,13 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysU
 			})
 		})
 		res.DashboardServer = append(res.DashboardServer, sb)
-		bl := closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
-			return a.getDashboard(ctx, baseC, baseURL, seq)
+		var bl loadResult
+		bb := observed(ctx, setup, sysURL, func() {
+			bl = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
+				return a.getDashboard(ctx, baseC, baseURL, seq)
+			})
 		})
+		res.DashboardBaseIdle = append(res.DashboardBaseIdle, bb)
 		res.DashboardReqPerS = append(res.DashboardReqPerS, s.rate())
 		res.DashboardBaselineReqPerS = append(res.DashboardBaselineReqPerS, bl.rate())
 		res.DashboardErrors += s.Errors
@@ -459,8 +467,8 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysU
 		res.DashboardSaturation = append(res.DashboardSaturation, summarize(s.Lat))
 		res.noteErr("dashboard", s)
 		res.noteErr("dashboard baseline", bl)
-		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  %s\n",
-			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe())
+		fmt.Fprintf(progress, "dashboard round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  system: %s\n  baseline: %s\n",
+			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), bb.describe())
 	}
 	if err := stopProfile(ctx, hc, srv, res, "dashboard"); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,30 @@ import (
 type promSnapshot struct {
 	at   time.Time
 	vals map[string]float64
+	cpu  cpuTimes // the whole machine's CPU counters at the same moment
+}
+
+// cpuTimes are the machine's aggregate CPU counters from /proc/stat, in
+// clock ticks.
+type cpuTimes struct{ busy, idle, steal float64 }
+
+// readCPUTimes reads /proc/stat (zero values where it is unavailable).
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var v [8]float64
+	for i := range v {
+		v[i], _ = strconv.ParseFloat(f[i+1], 64)
+	}
+	// user nice system idle iowait irq softirq steal
+	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3] + v[4], steal: v[7]}
 }
 
 // promKey maps one exposition line (name and labels) to a short key, or ""
@@ -96,7 +121,7 @@ func scrape(ctx context.Context, c *http.Client, base string) (promSnapshot, err
 	if _, err := sc.WriteTo(&sb); err != nil {
 		return promSnapshot{}, err
 	}
-	return promSnapshot{at: time.Now(), vals: parseProm(sb.String())}, nil
+	return promSnapshot{at: time.Now(), vals: parseProm(sb.String()), cpu: readCPUTimes()}, nil
 }
 
 // serverBreakdown says where the server spent a phase: its CPU use (in
@@ -105,6 +130,8 @@ func scrape(ctx context.Context, c *http.Client, base string) (promSnapshot, err
 type serverBreakdown struct {
 	WallS                   float64 `json:"wall_s"`
 	CPUCores                float64 `json:"server_cpu_cores"` // server process CPU seconds / wall seconds (the embedded PostgreSQL is a separate process)
+	MachineBusy             float64 `json:"machine_busy"`     // fraction of all CPUs busy (every process: load generator, server, PostgreSQL, neighbours)
+	MachineSteal            float64 `json:"machine_steal"`    // fraction of CPU time stolen by the hypervisor
 	PushMeanMs              float64 `json:"push_request_mean_ms,omitempty"`
 	AppendMeanMs            float64 `json:"kafka_append_mean_ms,omitempty"`
 	Appends                 float64 `json:"appends,omitempty"`
@@ -120,9 +147,12 @@ func breakdown(a, b promSnapshot) serverBreakdown {
 	d := func(k string) float64 { return b.vals[k] - a.vals[k] }
 	meanMs := func(k string) float64 { return round3(ratio(d(k+"_sum"), d(k+"_count")) * 1000) }
 	wall := b.at.Sub(a.at).Seconds()
+	busy, idle, steal := b.cpu.busy-a.cpu.busy, b.cpu.idle-a.cpu.idle, b.cpu.steal-a.cpu.steal
 	return serverBreakdown{
 		WallS:                   round3(wall),
 		CPUCores:                round3(ratio(d("cpu"), wall)),
+		MachineBusy:             round3(ratio(busy, busy+idle+steal)),
+		MachineSteal:            round3(ratio(steal, busy+idle+steal)),
 		PushMeanMs:              meanMs("push"),
 		AppendMeanMs:            meanMs("append"),
 		Appends:                 d("append_count"),
