@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,7 +82,15 @@ type Handlers struct {
 	CheckPassword func(string) error
 	Now           func() time.Time
 	Logger        *slog.Logger
+
+	// known caches user ids whose account is active, so a push does not
+	// cost a PostgreSQL round trip. Accounts are never deactivated yet;
+	// erasure (a later issue) must call Forget.
+	known sync.Map
 }
+
+// Forget drops a user from the active-account cache (after erasure).
+func (h *Handlers) Forget(userID uuid.UUID) { h.known.Delete(userID) }
 
 func (h *Handlers) now() time.Time {
 	if h.Now != nil {
@@ -224,10 +233,13 @@ func (h *Handlers) Push(ctx context.Context, cmd PushSamples) (Accepted, error) 
 		}
 		userID = id
 	}
-	if _, err := h.Accounts.ByID(ctx, userID); errors.Is(err, domain.ErrNotFound) {
-		return Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/user_id", Detail: "no such user"}}}
-	} else if err != nil {
-		return Accepted{}, err
+	if _, ok := h.known.Load(userID); !ok {
+		if _, err := h.Accounts.ByID(ctx, userID); errors.Is(err, domain.ErrNotFound) {
+			return Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/user_id", Detail: "no such user"}}}
+		} else if err != nil {
+			return Accepted{}, err
+		}
+		h.known.Store(userID, struct{}{})
 	}
 	var id uuid.UUID
 	switch {

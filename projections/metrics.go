@@ -34,6 +34,12 @@ type Metrics struct {
 	Gen int
 	// Cache, when set, is refreshed after each commit.
 	Cache *DashboardCache
+	// history caches users' timezone histories (this projector is the
+	// only writer of tz_history; entries are replaced when it applies a
+	// timezone fact), saving a query per batch.
+	historyMu sync.Mutex
+	history   map[uuid.UUID][]metric.TimezoneChange
+
 	// Derivation overrides the normalization (and the version stored with
 	// its results); zero means domain/ingest.Normalize at
 	// metric.NormalizationVersion. A new derivation is deployed by building
@@ -118,12 +124,13 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 		return err
 	}
 	var (
-		tzUsers, tzZones []string
-		tzFrom           []time.Time
-		samples          = map[sampleKey]sampleRow{}
-		nights           = map[sleepKey]sleepRow{}
-		fresh            = map[freshKey][2]time.Time{}
-		touched          = map[dayKey]bool{}
+		tzZones []string
+		tzUsers [][16]byte
+		tzFrom  []time.Time
+		samples = map[sampleKey]sampleRow{}
+		nights  = map[sleepKey]sleepRow{}
+		fresh   = map[freshKey][2]time.Time{}
+		touched = map[dayKey]bool{}
 	)
 	for _, e := range events {
 		switch e.Type {
@@ -133,7 +140,10 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 			history[e.UserID] = addChange(history[e.UserID], metric.TimezoneChange{From: r.RegisteredAt, Zone: r.Timezone})
-			tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID.String()), append(tzFrom, r.RegisteredAt), append(tzZones, r.Timezone)
+			// A rolled-back batch is applied again, so caching its facts now
+			// is safe: they are in the log and will be in the table.
+			m.remember([][16]byte{e.UserID}, history)
+			tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, r.RegisteredAt), append(tzZones, r.Timezone)
 		case ingest.EventPushed:
 			var p ingest.Pushed
 			if err := json.Unmarshal(e.Payload, &p); err != nil {
@@ -189,7 +199,8 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 			return fmt.Errorf("timezone history: %w", err)
 		}
 	}
-	if err := m.upsertSamples(ctx, tx, samples, touched); err != nil {
+	moved, err := m.upsertSamples(ctx, tx, samples, touched)
+	if err != nil {
 		return err
 	}
 	if err := m.upsertSleep(ctx, tx, nights); err != nil {
@@ -198,7 +209,7 @@ func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 	if err := m.upsertFreshness(ctx, tx, fresh); err != nil {
 		return err
 	}
-	return m.recomputeRollups(ctx, tx, touched)
+	return m.recomputeRollups(ctx, tx, touched, moved)
 }
 
 func addChange(h []metric.TimezoneChange, c metric.TimezoneChange) []metric.TimezoneChange {
@@ -226,17 +237,28 @@ func loadZone(name string) *time.Location {
 	return loc
 }
 
-// loadHistory reads the timezone history of every user in the batch.
+// loadHistory returns the timezone history of every user in the batch,
+// from the cache or (for users not cached) one query.
 func (m *Metrics) loadHistory(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) (map[uuid.UUID][]metric.TimezoneChange, error) {
 	seen := map[uuid.UUID]bool{}
-	var ids []string
-	for _, e := range events {
-		if !seen[e.UserID] {
-			seen[e.UserID] = true
-			ids = append(ids, e.UserID.String())
-		}
-	}
 	out := map[uuid.UUID][]metric.TimezoneChange{}
+	var ids [][16]byte
+	m.historyMu.Lock()
+	for _, e := range events {
+		if seen[e.UserID] {
+			continue
+		}
+		seen[e.UserID] = true
+		if h, ok := m.history[e.UserID]; ok {
+			out[e.UserID] = h
+			continue
+		}
+		ids = append(ids, e.UserID)
+	}
+	m.historyMu.Unlock()
+	if len(ids) == 0 {
+		return out, nil
+	}
 	rows, err := tx.Query(ctx, `SELECT user_id, valid_from, zone FROM `+m.table("tz_history")+` WHERE user_id = ANY($1::uuid[]) ORDER BY user_id, valid_from`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load timezone history: %w", err)
@@ -250,21 +272,43 @@ func (m *Metrics) loadHistory(ctx context.Context, tx pgx.Tx, events []eventstor
 		}
 		out[id] = append(out[id], c)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	m.remember(ids, out)
+	return out, nil
 }
 
-func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow, touched map[dayKey]bool) error {
-	if len(samples) == 0 {
-		return nil
+// maxHistories bounds the timezone history cache.
+const maxHistories = 100_000
+
+func (m *Metrics) remember(ids [][16]byte, h map[uuid.UUID][]metric.TimezoneChange) {
+	m.historyMu.Lock()
+	defer m.historyMu.Unlock()
+	if m.history == nil || len(m.history) > maxHistories {
+		m.history = map[uuid.UUID][]metric.TimezoneChange{}
 	}
+	for _, id := range ids {
+		m.history[uuid.UUID(id)] = h[uuid.UUID(id)]
+	}
+}
+
+// upsertSamples writes samples and reports whether any sample moved to
+// another local day (its old day was added to touched).
+func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow, touched map[dayKey]bool) (bool, error) {
+	if len(samples) == 0 {
+		return false, nil
+	}
+	moved := false
 	n := len(samples)
-	users, types, sources, units, eventIDs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	users, eventIDs := make([][16]byte, 0, n), make([][16]byte, 0, n)
+	types, sources, units := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	starts, ends, dayStarts, dayEnds, dates := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]string, 0, n)
 	values := make([]float64, 0, n)
 	offsets, dayOffsets, parts := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
 	logOffsets := make([]int64, 0, n)
 	for _, s := range samples {
-		users = append(users, s.key.user.String())
+		users = append(users, s.key.user)
 		types = append(types, string(s.key.typ))
 		starts = append(starts, s.key.start)
 		ends = append(ends, s.key.end)
@@ -278,7 +322,7 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 		dayOffsets = append(dayOffsets, int32(s.day.Offset))
 		parts = append(parts, s.partition)
 		logOffsets = append(logOffsets, s.logOffset)
-		eventIDs = append(eventIDs, s.eventID.String())
+		eventIDs = append(eventIDs, s.eventID)
 	}
 	t := m.table("samples")
 	// A corrected sample can move to another local day (same instant, new
@@ -288,21 +332,22 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 		ON s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so
 		WHERE s.local_date <> x.ld::date`, users, types, starts, ends, sources, dates)
 	if err != nil {
-		return fmt.Errorf("find moved samples: %w", err)
+		return false, fmt.Errorf("find moved samples: %w", err)
 	}
 	for rows.Next() {
 		var k dayKey
 		var typ string
 		if err := rows.Scan(&k.user, &typ, &k.date); err != nil {
 			rows.Close()
-			return err
+			return false, err
 		}
 		k.typ = metric.Type(typ)
 		touched[k] = true
+		moved = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return false, err
 	}
 	// A redelivered identical sample leaves its row untouched (byte-
 	// identical read models); a changed value from a later position wins.
@@ -319,22 +364,23 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 				IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.unit, EXCLUDED.utc_offset, EXCLUDED.local_date, EXCLUDED.norm_version)`,
 		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayEnds, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
 	if err != nil {
-		return fmt.Errorf("upsert samples: %w", err)
+		return false, fmt.Errorf("upsert samples: %w", err)
 	}
-	return nil
+	return moved, nil
 }
 
 func (m *Metrics) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleepKey]sleepRow) error {
 	if len(nights) == 0 {
 		return nil
 	}
-	var users, sources, wakes, eventIDs []string
+	var users, eventIDs [][16]byte
+	var sources, wakes []string
 	var starts, ends []time.Time
 	var offsets []int32
 	var awake, light, deep, rem []float64
 	var logOffsets []int64
 	for _, s := range nights {
-		users = append(users, s.key.user.String())
+		users = append(users, s.key.user)
 		starts = append(starts, s.key.start)
 		ends = append(ends, s.key.end)
 		sources = append(sources, s.key.source)
@@ -345,7 +391,7 @@ func (m *Metrics) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleepKe
 		deep = append(deep, s.minutes["deep"])
 		rem = append(rem, s.minutes["rem"])
 		logOffsets = append(logOffsets, s.logOffset)
-		eventIDs = append(eventIDs, s.eventID.String())
+		eventIDs = append(eventIDs, s.eventID)
 	}
 	t := m.table("sleep_sessions")
 	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, start_at, end_at, source, wake_date, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, log_offset, event_id, algorithm_version)
@@ -368,10 +414,11 @@ func (m *Metrics) upsertFreshness(ctx context.Context, tx pgx.Tx, fresh map[fres
 	if len(fresh) == 0 {
 		return nil
 	}
-	var users, providers, devices []string
+	var users [][16]byte
+	var providers, devices []string
 	var lastSample, lastReceived []time.Time
 	for k, v := range fresh {
-		users, providers, devices = append(users, k.user.String()), append(providers, k.provider), append(devices, k.device)
+		users, providers, devices = append(users, k.user), append(providers, k.provider), append(devices, k.device)
 		lastSample, lastReceived = append(lastSample, v[0]), append(lastReceived, v[1])
 	}
 	t := m.table("source_freshness")
@@ -400,21 +447,24 @@ func cumulativeTypes() []string {
 	return out
 }
 
-func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[dayKey]bool) error {
+func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[dayKey]bool, moved bool) error {
 	if len(touched) == 0 {
 		return nil
 	}
-	var users, types, dates []string
+	var users [][16]byte
+	var types, dates []string
 	for k := range touched {
-		users, types, dates = append(users, k.user.String()), append(types, string(k.typ)), append(dates, k.date)
+		users, types, dates = append(users, k.user), append(types, string(k.typ)), append(dates, k.date)
 	}
 	s, d := m.table("samples"), m.table("daily_rollups")
 	// Days left without samples (their samples moved to another day) lose
 	// their rollup.
-	if _, err := tx.Exec(ctx, `DELETE FROM `+d+` r USING unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
+	if moved {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+d+` r USING unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
 		WHERE r.user_id = x.u AND r.type = x.ty AND r.local_date = x.ld::date
 			AND NOT EXISTS (SELECT 1 FROM `+s+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.local_date = x.ld::date)`, users, types, dates); err != nil {
-		return fmt.Errorf("delete empty rollups: %w", err)
+			return fmt.Errorf("delete empty rollups: %w", err)
+		}
 	}
 	_, err := tx.Exec(ctx, `WITH touched AS (
 			SELECT u AS user_id, ty AS type, ld::date AS local_date FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)

@@ -498,6 +498,12 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 	newlyParked := map[uuid.UUID]bool{}
 	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
 		applied, newlyParked = nil, map[uuid.UUID]bool{}
+		// Read models are derived and the checkpoint commits with them: a
+		// commit lost in a server crash is simply projected again, so the
+		// transaction need not wait for its WAL flush.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
 			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
 			r.Projector.Name(), r.Projector.Generation(), p, expected, next)

@@ -30,7 +30,8 @@ func (u Users) Tables() []string { return []string{"users"} }
 // Apply upserts one row per registered user; the later log position wins.
 func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
 	table := fmt.Sprintf("users_g%d", u.Generation())
-	var ids, emails, zones []string
+	var ids [][16]byte
+	var emails, zones []string
 	var created []any
 	var offsets []int64
 	seen := map[string]int{} // user -> index: one row per user per statement
@@ -47,7 +48,7 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 			continue
 		}
 		seen[e.UserID.String()] = len(ids)
-		ids = append(ids, e.UserID.String())
+		ids = append(ids, e.UserID)
 		emails = append(emails, r.Email)
 		zones = append(zones, r.Timezone)
 		created = append(created, r.RegisteredAt)
