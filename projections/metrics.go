@@ -349,8 +349,9 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 	if err := rows.Err(); err != nil {
 		return false, err
 	}
-	// A redelivered identical sample leaves its row untouched (byte-
-	// identical read models); a changed value from a later position wins.
+	// The later log position always wins (also for an identical resend),
+	// so the final rows depend only on the log, never on where batch
+	// boundaries fell: a clean rebuild is byte-identical.
 	_, err = tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_end, day_offset, log_partition, log_offset, event_id, norm_version)
 		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, de, dof, lp, lo, ev, $16::smallint
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], $14::bigint[], $15::uuid[])
@@ -359,9 +360,7 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 			value = EXCLUDED.value, unit = EXCLUDED.unit, utc_offset = EXCLUDED.utc_offset, local_date = EXCLUDED.local_date,
 			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
 			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, norm_version = EXCLUDED.norm_version
-		WHERE `+t+`.log_offset <= EXCLUDED.log_offset
-			AND (`+t+`.value, `+t+`.unit, `+t+`.utc_offset, `+t+`.local_date, `+t+`.norm_version)
-				IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.unit, EXCLUDED.utc_offset, EXCLUDED.local_date, EXCLUDED.norm_version)`,
+		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
 		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayEnds, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
 	if err != nil {
 		return false, fmt.Errorf("upsert samples: %w", err)

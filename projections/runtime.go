@@ -33,6 +33,14 @@ type Projector interface {
 	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error
 }
 
+// Selective is implemented by projectors that read only some event types.
+// A batch with none of them does not cost a transaction: the checkpoint
+// advances in memory and is written with the next applied batch, or after
+// a second at the latest (a crash then only re-reads irrelevant events).
+type Selective interface {
+	Wants(eventType string) bool
+}
+
 // AfterCommitter is implemented by projectors with work to do once a batch
 // is durable (refreshing Redis). Losing it loses nothing: caches are rebuilt
 // from PostgreSQL on a miss.
@@ -62,7 +70,7 @@ type Runtime struct {
 	Codec     *eventstore.Codec
 	Projector Projector
 	BatchSize int           // max events per transaction (default 2000)
-	BatchWait time.Duration // max time to fill a batch (default 20ms)
+	BatchWait time.Duration // max time to fill a batch (default 50ms: fewer, larger transactions)
 	Logger    *slog.Logger
 	Observer  Observer
 	// Retry is how long to wait before retrying after a failure
@@ -94,7 +102,7 @@ func (r *Runtime) defaults() {
 		r.BatchSize = 2000
 	}
 	if r.BatchWait == 0 {
-		r.BatchWait = 20 * time.Millisecond
+		r.BatchWait = 50 * time.Millisecond
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
@@ -296,6 +304,9 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 	}
 	retryTick := time.NewTicker(time.Second)
 	defer retryTick.Stop()
+	stored := next // the checkpoint in PostgreSQL; next may run ahead over irrelevant events
+	lastWrite := time.Now()
+	sel, selective := r.Projector.(Selective)
 	batch := make([]eventstore.Record, 0, r.BatchSize)
 	for {
 		batch = batch[:0]
@@ -304,6 +315,12 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-retryTick.C:
+			if next > stored { // persist progress over irrelevant events
+				if _, err := r.applyWithRetry(ctx, log, p, stored, nil, parked, next); err != nil {
+					return err
+				}
+				stored, lastWrite = next, time.Now()
+			}
 			if len(parked) > 0 {
 				if err := r.processRetries(ctx, log, p, parked); err != nil {
 					return err
@@ -347,12 +364,27 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				return ctx.Err()
 			}
 		}
-		newNext, err := r.applyWithRetry(ctx, log, p, next, batch, parked)
+		if selective && time.Since(lastWrite) < time.Second && !wanted(sel, batch) {
+			next = batch[len(batch)-1].Position.Offset + 1
+			continue
+		}
+		newNext, err := r.applyWithRetry(ctx, log, p, stored, batch, parked, 0)
 		if err != nil {
 			return err
 		}
-		next = newNext
+		next, stored, lastWrite = newNext, newNext, time.Now()
 	}
+}
+
+func wanted(sel Selective, b []eventstore.Record) bool {
+	for _, rec := range b {
+		for _, h := range rec.Headers {
+			if h.Key == eventstore.HeaderEventType && sel.Wants(string(h.Value)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func keepBefore(b []eventstore.Record, stop int64) []eventstore.Record {
@@ -400,7 +432,10 @@ func (r *Runtime) lagLoop(ctx context.Context) {
 
 // applyWithRetry decodes a batch and applies it; PostgreSQL failures are
 // retried with the same batch (nothing is skipped), decode failures halt.
-func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record, parked map[uuid.UUID]bool) (int64, error) {
+// applyWithRetry applies recs with the checkpoint moving from next (the
+// stored one) past them; with no records it only moves the checkpoint to
+// advanceTo.
+func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record, parked map[uuid.UUID]bool, advanceTo int64) (int64, error) {
 	events := make([]eventstore.Stored, 0, len(recs))
 	for _, rec := range recs {
 		s, err := r.Codec.Decode(ctx, rec)
@@ -414,7 +449,10 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 			events = append(events, s)
 		}
 	}
-	newNext := recs[len(recs)-1].Position.Offset + 1
+	newNext := advanceTo
+	if len(recs) > 0 {
+		newNext = recs[len(recs)-1].Position.Offset + 1
+	}
 	// One span per batch, linked to the request spans that produced its
 	// events (trace context travels in the envelope), so a trace shows the
 	// HTTP request, the append and the projection that made it visible.

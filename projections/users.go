@@ -24,6 +24,9 @@ func (u Users) Name() string { return NameUsers }
 // Generation implements Projector.
 func (u Users) Generation() int { return max(u.Gen, 1) }
 
+// Wants implements Selective: only registrations matter to this read model.
+func (u Users) Wants(eventType string) bool { return eventType == identity.EventRegistered }
+
 // Tables implements Projector.
 func (u Users) Tables() []string { return []string{"users"} }
 
