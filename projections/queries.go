@@ -401,6 +401,8 @@ type DashboardCache struct {
 
 	once sync.Once
 	sem  chan struct{}
+	mu   sync.Mutex
+	last map[uuid.UUID]time.Time // last recompute per user
 }
 
 // Refresh recomputes and stores the dashboards of users from generation gen,
@@ -428,6 +430,33 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 		_ = c.Reader.Cache.Del(ctx, keys...)
 		return
 	}
+	// Recompute a user at most once per second; within that window the
+	// entry is only invalidated and the next read recomputes it. A busy
+	// user would otherwise cost a summary query set per batch.
+	now := time.Now()
+	var due []uuid.UUID
+	var stale []string
+	c.mu.Lock()
+	if c.last == nil || len(c.last) > 100_000 {
+		c.last = map[uuid.UUID]time.Time{}
+	}
+	for _, u := range users {
+		if now.Sub(c.last[u]) >= time.Second {
+			c.last[u] = now
+			due = append(due, u)
+		} else {
+			stale = append(stale, dashboardKey(u))
+		}
+	}
+	c.mu.Unlock()
+	if len(stale) > 0 {
+		_ = c.Reader.Cache.Del(ctx, stale...)
+	}
+	if len(due) == 0 {
+		<-c.sem
+		return
+	}
+	users = due
 	go func() {
 		defer func() { <-c.sem }()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

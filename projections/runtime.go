@@ -539,12 +539,21 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 		// Read models are derived and the checkpoint commits with them: a
 		// commit lost in a server crash is simply projected again, so the
 		// transaction need not wait for its WAL flush.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
+		// Both statements go in one round trip.
+		b := &pgx.Batch{}
+		b.Queue(`SET LOCAL synchronous_commit = off`)
+		b.Queue(`UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
 			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
 			r.Projector.Name(), r.Projector.Generation(), p, expected, next)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		tag, err := br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return err
 		}
