@@ -70,7 +70,7 @@ type Runtime struct {
 	Codec     *eventstore.Codec
 	Projector Projector
 	BatchSize int           // max events per transaction (default 2000)
-	BatchWait time.Duration // max time to fill a batch (default 50ms: fewer, larger transactions)
+	BatchWait time.Duration // max time to fill a batch (default 100ms: fewer, larger transactions)
 	Logger    *slog.Logger
 	Observer  Observer
 	// Retry is how long to wait before retrying after a failure
@@ -102,7 +102,7 @@ func (r *Runtime) defaults() {
 		r.BatchSize = 2000
 	}
 	if r.BatchWait == 0 {
-		r.BatchWait = 50 * time.Millisecond
+		r.BatchWait = 100 * time.Millisecond
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
