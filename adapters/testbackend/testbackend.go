@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
+	"github.com/biosync/biosync/adapters/postgres"
 	"os"
 	"strings"
 	"sync"
@@ -148,17 +148,17 @@ func Postgres(t testing.TB) string {
 	name := UniqueName(t, "biosync_test_")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := adminExec(ctx, server, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := postgres.Exec(ctx, server, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("testbackend: create test database %s: %v\nTo fix: %s", name, err, postgresHelp)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := adminExec(ctx, server, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		if err := postgres.Exec(ctx, server, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("testbackend: drop test database %s: %v", name, err)
 		}
 	})
-	dsn, err := withDatabase(server, name)
+	dsn, err := postgres.WithDatabase(server, name)
 	if err != nil {
 		t.Fatalf("testbackend: %v", err)
 	}
@@ -175,7 +175,7 @@ func postgresServer(t testing.TB) string {
 		defer cancel()
 		if env != "" {
 			pgServerDSN = env
-			if err := adminExec(ctx, env, "SELECT 1"); err != nil {
+			if err := postgres.Exec(ctx, env, "SELECT 1"); err != nil {
 				pgErr = fmt.Errorf("%s is set but PostgreSQL does not answer: %w", EnvDatabaseURL, err)
 			}
 			return
@@ -191,31 +191,6 @@ func postgresServer(t testing.TB) string {
 		t.Fatalf("testbackend: %v\nTo fix: %s", pgErr, postgresHelp)
 	}
 	return pgServerDSN
-}
-
-func adminExec(ctx context.Context, dsn, sql string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-// withDatabase returns dsn with its database replaced by name; dsn may be a
-// URL or a libpq keyword/value string.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("parse %s: %w", EnvDatabaseURL, err)
-		}
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String(), nil
-	}
-	return dsn + " dbname=" + name, nil
 }
 
 // Redis returns a Redis URL for this test. With BIOSYNC_REDIS_URL set it is

@@ -2,6 +2,7 @@ package testbackend
 
 import (
 	"context"
+	"github.com/biosync/biosync/adapters/postgres"
 	"os"
 	"os/exec"
 	"regexp"
@@ -160,11 +161,11 @@ func TestRedis(t *testing.T) {
 }
 
 func TestWithDatabase(t *testing.T) {
-	got, err := withDatabase("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "db1")
+	got, err := postgres.WithDatabase("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "db1")
 	if err != nil || got != "postgres://u:p@127.0.0.1:5432/db1?sslmode=disable" {
 		t.Fatalf("url: %q %v", got, err)
 	}
-	got, _ = withDatabase("host=127.0.0.1 dbname=postgres", "db1")
+	got, _ = postgres.WithDatabase("host=127.0.0.1 dbname=postgres", "db1")
 	if cfg, err := pgx.ParseConfig(got); err != nil || cfg.Database != "db1" {
 		t.Fatalf("keyword/value: %q -> %v %v", got, cfg, err)
 	}

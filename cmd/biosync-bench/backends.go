@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
+	"github.com/biosync/biosync/adapters/postgres"
 	"os"
 	"strings"
 	"time"
@@ -73,7 +73,7 @@ func openBackends(ctx context.Context, getenv func(string) string, startEmbedded
 	}
 	if dsn := strings.TrimSpace(getenv(envDatabaseURL)); dsn != "" {
 		b.pgServer, b.pgEnv = dsn, true
-		if err := adminExec(ctx, dsn, "SELECT 1"); err != nil {
+		if err := postgres.Exec(ctx, dsn, "SELECT 1"); err != nil {
 			return nil, fmt.Errorf("%s is set but PostgreSQL does not answer: %w", envDatabaseURL, err)
 		}
 	} else if startEmbedded {
@@ -107,11 +107,11 @@ func (b *backends) describe() map[string]string {
 // createDB creates a fresh database and returns its DSN.
 func (b *backends) createDB(ctx context.Context, prefix string) (name, dsn string, err error) {
 	name = uniqueName(prefix)
-	if err := adminExec(ctx, b.pgServer, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := postgres.Exec(ctx, b.pgServer, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	b.databases = append(b.databases, name)
-	dsn, err = withDatabase(b.pgServer, name)
+	dsn, err = postgres.WithDatabase(b.pgServer, name)
 	return name, dsn, err
 }
 
@@ -123,7 +123,7 @@ func (b *backends) dropDB(ctx context.Context, name string) error {
 			break
 		}
 	}
-	return adminExec(ctx, b.pgServer, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	return postgres.Exec(ctx, b.pgServer, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
 // deleteTopic removes a topic of this run (only on a real cluster: the
@@ -158,32 +158,6 @@ func (b *backends) close() {
 		b.closers[i]()
 	}
 	b.closers = nil
-}
-
-// adminExec runs one statement on its own connection.
-func adminExec(ctx context.Context, dsn, sql string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-// withDatabase returns dsn with its database replaced by name; dsn may be a
-// URL or a libpq keyword/value string.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("parse %s: %w", envDatabaseURL, err)
-		}
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String(), nil
-	}
-	return dsn + " dbname=" + name, nil
 }
 
 // uniqueName returns prefix + 12 random hex digits: a valid unquoted SQL

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 
@@ -180,7 +179,7 @@ func (p *platform) backends(ctx context.Context) error {
 			return fmt.Errorf("embedded postgres: %w", err)
 		}
 		p.onClose(pg.Close)
-		dsn, err := ensureDatabase(ctx, pg.DSN(), "biosync")
+		dsn, err := postgres.EnsureDatabase(ctx, pg.DSN(), "biosync")
 		if err != nil {
 			return err
 		}
@@ -203,30 +202,6 @@ func (p *platform) backends(ctx context.Context) error {
 	p.onClose(rc.Close)
 	p.cfg = *cfg
 	return nil
-}
-
-// ensureDatabase creates the named database on the embedded server once and
-// returns its DSN.
-func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, adminDSN)
-	if err != nil {
-		return "", fmt.Errorf("embedded postgres: %w", err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return "", err
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
-			return "", err
-		}
-	}
-	cfg, err := pgx.ParseConfig(adminDSN)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
 }
 
 // runProjectors runs every registered projector generation until ctx ends;
