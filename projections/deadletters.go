@@ -2,9 +2,9 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,7 +35,7 @@ const maxDeadLetterError = 2000
 
 func (r *Runtime) deadLetter(ctx context.Context, tx pgx.Tx, e eventstore.Stored, state, msg string) error {
 	if len(msg) > maxDeadLetterError {
-		msg = msg[:maxDeadLetterError]
+		msg = strings.ToValidUTF8(msg[:maxDeadLetterError], "")
 	}
 	var errText *string
 	if msg != "" {
@@ -146,7 +146,7 @@ func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user
 		if applyErr != nil {
 			msg := applyErr.Error()
 			if len(msg) > maxDeadLetterError {
-				msg = msg[:maxDeadLetterError]
+				msg = strings.ToValidUTF8(msg[:maxDeadLetterError], "")
 			}
 			_, err := r.Pool.Exec(ctx, `UPDATE projection_dead_letters SET state = CASE WHEN log_offset = $4 THEN 'failed' ELSE 'parked' END,
 					error = CASE WHEN log_offset = $4 THEN $6 ELSE error END, updated_at = now()
@@ -200,26 +200,50 @@ func (d DeadLetters) Retry(ctx context.Context, name string, user uuid.UUID) (in
 	return tag.RowsAffected(), nil
 }
 
-// Skip gives up on one failed event (kept for audit as 'skipped') and asks
-// the projector to re-apply the events parked behind it.
+// Skip gives up on one failed event (kept for audit as 'skipped') in every
+// projector generation where it failed, and asks each to re-apply the
+// events parked behind it. It returns one of the skipped dead letters.
 func (d DeadLetters) Skip(ctx context.Context, eventID uuid.UUID) (DeadLetter, error) {
-	var x DeadLetter
-	var n string
-	var g int
+	var out DeadLetter
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE projection_dead_letters SET state = 'skipped', updated_at = now()
+		rows, err := tx.Query(ctx, `UPDATE projection_dead_letters SET state = 'skipped', updated_at = now()
 			WHERE event_id = $1 AND state IN ('failed', 'retry')
-			RETURNING name, generation, partition, log_offset, user_id, event_type`, eventID).Scan(&n, &g, &x.Partition, &x.Offset, &x.UserID, &x.EventType)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("no failed dead letter with event id %s: %w", eventID, domain.ErrNotFound)
-		}
+			RETURNING name, generation, partition, log_offset, user_id, event_type`, eventID)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE projection_dead_letters SET state = 'retry', updated_at = now()
-			WHERE name = $1 AND generation = $2 AND user_id = $3 AND state = 'parked'`, n, g, x.UserID)
-		return err
+		type target struct {
+			name string
+			gen  int
+			user uuid.UUID
+		}
+		var targets []target
+		for rows.Next() {
+			var x DeadLetter
+			var n string
+			var g int
+			if err := rows.Scan(&n, &g, &x.Partition, &x.Offset, &x.UserID, &x.EventType); err != nil {
+				rows.Close()
+				return err
+			}
+			x.Projector, x.EventID, x.State = fmt.Sprintf("%s@%d", n, g), eventID, "skipped"
+			out = x
+			targets = append(targets, target{n, g, x.UserID})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			return fmt.Errorf("no failed dead letter with event id %s: %w", eventID, domain.ErrNotFound)
+		}
+		for _, t := range targets {
+			if _, err := tx.Exec(ctx, `UPDATE projection_dead_letters SET state = 'retry', updated_at = now()
+				WHERE name = $1 AND generation = $2 AND user_id = $3 AND state = 'parked'`, t.name, t.gen, t.user); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	x.Projector, x.EventID, x.State = fmt.Sprintf("%s@%d", n, g), eventID, "skipped"
-	return x, err
+	return out, err
 }

@@ -117,8 +117,23 @@ type dayKey struct {
 	date string
 }
 
-// Apply implements Projector.
-func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
+// Apply implements Projector. If it fails, the timezone histories it may
+// have cached for the batch's users are forgotten (the transaction rolls
+// back; the next attempt reloads them).
+func (m *Metrics) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) (err error) {
+	defer func() {
+		if err != nil {
+			m.historyMu.Lock()
+			for _, e := range events {
+				delete(m.history, e.UserID)
+			}
+			m.historyMu.Unlock()
+		}
+	}()
+	return m.apply(ctx, tx, events)
+}
+
+func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
 	history, err := m.loadHistory(ctx, tx, events)
 	if err != nil {
 		return err

@@ -399,10 +399,18 @@ func (r *Reader) today(zone string) string {
 type DashboardCache struct {
 	Reader *Reader
 
-	once sync.Once
-	sem  chan struct{}
-	mu   sync.Mutex
-	last map[uuid.UUID]time.Time // last recompute per user
+	once     sync.Once
+	sem      chan struct{}
+	mu       sync.Mutex
+	last     map[uuid.UUID]time.Time // last recompute per user
+	newest   map[refreshKey]int64    // newest committed position seen per user
+	trailing map[uuid.UUID]bool      // a trailing recompute is scheduled
+}
+
+type refreshKey struct {
+	user      uuid.UUID
+	gen       int
+	partition int32
 }
 
 // Refresh recomputes and stores the dashboards of users from generation gen,
@@ -438,14 +446,28 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 	var stale []string
 	c.mu.Lock()
 	if c.last == nil || len(c.last) > 100_000 {
-		c.last = map[uuid.UUID]time.Time{}
+		c.last, c.newest, c.trailing = map[uuid.UUID]time.Time{}, map[refreshKey]int64{}, map[uuid.UUID]bool{}
 	}
 	for _, u := range users {
+		if k := (refreshKey{u, gen, partition}); next > c.newest[k] {
+			c.newest[k] = next
+		}
 		if now.Sub(c.last[u]) >= time.Second {
 			c.last[u] = now
 			due = append(due, u)
-		} else {
-			stale = append(stale, dashboardKey(u))
+			continue
+		}
+		stale = append(stale, dashboardKey(u))
+		if !c.trailing[u] { // recompute once more when the window ends
+			c.trailing[u] = true
+			u := u
+			time.AfterFunc(time.Second, func() {
+				c.mu.Lock()
+				delete(c.trailing, u)
+				n := c.newest[refreshKey{u, gen, partition}]
+				c.mu.Unlock()
+				c.Refresh(context.WithoutCancel(ctx), []uuid.UUID{u}, gen, partition, n, false)
+			})
 		}
 	}
 	c.mu.Unlock()
@@ -465,6 +487,12 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 			d, err := c.Reader.computeDashboard(rctx, u, gen)
 			if err != nil {
 				_ = c.Reader.Cache.Del(rctx, dashboardKey(u))
+				continue
+			}
+			c.mu.Lock()
+			newer := c.newest[refreshKey{u, gen, partition}] > next
+			c.mu.Unlock()
+			if newer { // a later commit happened meanwhile: its refresh will store
 				continue
 			}
 			c.Reader.store(rctx, cachedDashboard{Generation: gen, Partition: partition, Next: next, Dashboard: d})

@@ -54,6 +54,15 @@ func (b *Rebuilder) Await(ctx context.Context, name string, gen int, promote boo
 			return fmt.Errorf("rebuild of %s@%d failed (the live generation is untouched): %w", name, gen, err)
 		case <-tick.C:
 		}
+		var state, halt string
+		if err := b.Pool.QueryRow(ctx, `SELECT state, COALESCE(error, '') FROM projection_versions WHERE name = $1 AND generation = $2`, name, gen).Scan(&state, &halt); err == nil {
+			if state == "dropped" {
+				return fmt.Errorf("rebuild of %s@%d: the generation was dropped", name, gen)
+			}
+			if halt != "" {
+				return fmt.Errorf("rebuild of %s@%d failed (the live generation is untouched): %s", name, gen, halt)
+			}
+		}
 		heads, err := b.Heads(ctx)
 		if err != nil {
 			continue

@@ -11,12 +11,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -84,8 +86,8 @@ type Runtime struct {
 	// projection "as of" a point in time (see AsOf).
 	StopAt map[int32]int64
 	// FailOnPoison halts instead of parking a user's events behind a dead
-	// letter while the generation is not live: a rebuild must fail loudly
-	// rather than build a generation with holes.
+	// letter while the generation is building (not live, not standby): a
+	// rebuild must fail loudly rather than build a generation with holes.
 	FailOnPoison bool
 	// Versions, when set, limits after-commit side effects (cache refresh)
 	// to the live generation: a rebuilding generation must not touch what
@@ -259,6 +261,13 @@ func (r *Runtime) runOwned(ctx context.Context, log *slog.Logger) error {
 // checkpoint reads (creating at 0) the partition's next offset.
 func (r *Runtime) checkpoint(ctx context.Context, p int32) (int64, error) {
 	name, gen := r.Projector.Name(), r.Projector.Generation()
+	if r.Versions != nil {
+		// A dropped generation must not come back through a worker that
+		// restarts before its supervisor stops it.
+		if st, err := r.Versions.State(ctx, name, gen); err == nil && st == "dropped" {
+			return 0, &FatalError{Err: fmt.Errorf("%s was dropped", Key(r.Projector))}
+		}
+	}
 	if _, err := r.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, generation, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`, name, gen, p); err != nil {
 		return 0, err
 	}
@@ -322,6 +331,11 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				stored, lastWrite = next, time.Now()
 			}
 			if len(parked) > 0 {
+				// The table is the truth (an operator may have skipped the
+				// last failed event of a user): reload, then retry.
+				if reloaded, err := r.parkedUsers(ctx, p); err == nil {
+					parked = reloaded
+				}
 				if err := r.processRetries(ctx, log, p, parked); err != nil {
 					return err
 				}
@@ -364,7 +378,7 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				return ctx.Err()
 			}
 		}
-		if selective && time.Since(lastWrite) < time.Second && !wanted(sel, batch) {
+		if selective && r.StopAt == nil && time.Since(lastWrite) < time.Second && !wanted(sel, batch) {
 			next = batch[len(batch)-1].Position.Offset + 1
 			continue
 		}
@@ -463,7 +477,7 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 		start := time.Now()
 		applied, err := r.apply(ctx, p, next, newNext, events, parked, false)
 		if permanent(err) {
-			if r.FailOnPoison && !r.live(ctx) {
+			if r.FailOnPoison && r.rebuilding(ctx) {
 				return 0, &FatalError{Err: fmt.Errorf("%s cannot apply a batch of partition %d at %d..%d: %w", Key(r.Projector), p, next, newNext-1, err)}
 			}
 			// A poison event: apply user by user, park the users whose
@@ -491,6 +505,17 @@ func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32,
 		case <-time.After(r.Retry):
 		}
 	}
+}
+
+// rebuilding reports whether this generation is being built (or is not
+// registered at all): neither live nor standby, so a poison event must fail
+// the build instead of leaving a hole.
+func (r *Runtime) rebuilding(ctx context.Context) bool {
+	if r.Versions == nil {
+		return true
+	}
+	st, err := r.Versions.State(ctx, r.Projector.Name(), r.Projector.Generation())
+	return err == nil && st != StateLive && st != StateStandby
 }
 
 // live reports whether this runtime's generation is the one readers see.
@@ -577,7 +602,9 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 			applied = live
 			return r.Projector.Apply(ctx, tx, live)
 		}
-		for _, group := range byUser(live) {
+		groups := byUser(live)
+		failedGroups := 0
+		for _, group := range groups {
 			poison, err := r.applyInSavepoint(ctx, tx, group)
 			if err != nil {
 				return err
@@ -585,6 +612,10 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 			if poison == nil {
 				applied = append(applied, group...)
 				continue
+			}
+			failedGroups++
+			if failedGroups == len(groups) && len(groups) > 1 {
+				return errEveryUserFailed
 			}
 			for i, e := range group { // find the first event that fails
 				poison, err := r.applyInSavepoint(ctx, tx, group[i:i+1])
@@ -661,5 +692,20 @@ func permanent(err error) bool {
 	if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	return !transient(err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Only data exceptions and integrity violations are about the
+		// event; a missing table, a permission, a lock timeout or an I/O
+		// error is about the system and must not park anybody.
+		switch pgErr.Code[:2] {
+		case "22", "23":
+			return true
+		}
+		return false
+	}
+	return !transient(err) // the projector rejected the event itself (e.g. its JSON)
 }
+
+// errEveryUserFailed: when every user of a multi-user batch fails, the
+// cause is the system, not their events: retry instead of parking them all.
+var errEveryUserFailed = fmt.Errorf("every user's events in the batch failed: %w", domain.ErrUnavailable)

@@ -68,8 +68,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 					continue
 				}
 				seen[key] = true
-				if _, ok := active[key]; ok {
-					continue
+				if _, ok := active[key]; ok || v.Error != "" {
+					continue // running, or halted (not restarted until dropped)
 				}
 				p, err := New(v.Name, v.Generation, s.Cache)
 				if err != nil {
@@ -78,23 +78,35 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				}
 				log, closeLog, err := s.OpenLog()
 				if err != nil {
-					s.Logger.Warn("cannot open the event log, retrying", "err", err)
-					break
+					s.Logger.Warn("cannot open the event log, retrying", "projector", key, "err", err)
+					continue
 				}
 				rctx, rcancel := context.WithCancel(ctx)
 				done := make(chan struct{})
 				rt := &Runtime{Pool: s.Pool, Log: log, Codec: s.Codec, Projector: p, Logger: s.Logger, Observer: s.Observer, Versions: s.Versions,
-					FailOnPoison: v.State == StateBuilding}
-				go func() {
+					FailOnPoison: true} // only while building: see Runtime.FailOnPoison
+				go func(v Version) {
 					defer close(done)
 					defer closeLog()
-					if err := rt.Run(rctx); err != nil {
-						select {
-						case fatal <- err:
-						default:
-						}
+					err := rt.Run(rctx)
+					if err == nil {
+						return
 					}
-				}()
+					// A generation nobody reads from halts alone: record why
+					// (rebuild waiters and Promote see it) and keep the live
+					// read models flowing. A live one halts everything, loudly.
+					if live, lerr := s.Versions.Live(context.WithoutCancel(ctx), v.Name); lerr == nil && live != v.Generation {
+						s.Logger.Error("projector generation halted; it stays stopped until dropped", "projector", v.Key(), "err", err)
+						if herr := s.Versions.Halted(context.WithoutCancel(ctx), v.Name, v.Generation, err); herr != nil {
+							s.Logger.Error("cannot record the halt", "projector", v.Key(), "err", herr)
+						}
+						return
+					}
+					select {
+					case fatal <- err:
+					default:
+					}
+				}(v)
 				active[key] = running{rcancel, done}
 				s.Logger.Info("projector started", "projector", key, "state", v.State)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type Version struct {
 	State      string
 	CreatedAt  time.Time
 	PromotedAt *time.Time
+	Error      string // set when a non-live generation halted
 }
 
 // Key is "name@generation".
@@ -42,6 +44,7 @@ type Versions struct {
 
 	mu     sync.Mutex
 	live   map[string]int
+	states map[string]string // "name@gen" -> state
 	loaded time.Time
 }
 
@@ -51,34 +54,71 @@ func (v *Versions) Live(ctx context.Context, name string) (int, error) {
 	if v == nil {
 		return 1, nil
 	}
+	if err := v.load(ctx); err != nil {
+		return 0, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return liveOr1(v.live, name), nil
+}
+
+// State returns the state of one generation ("" when not registered).
+func (v *Versions) State(ctx context.Context, name string, gen int) (string, error) {
+	if v == nil {
+		return StateLive, nil
+	}
+	if err := v.load(ctx); err != nil {
+		return "", err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.states[fmt.Sprintf("%s@%d", name, gen)], nil
+}
+
+// load refreshes the cached registry when it is older than CacheFor. The
+// query runs without the lock; on failure the last good answer is kept
+// (and an error returned only if there never was one).
+func (v *Versions) load(ctx context.Context) error {
 	ttl := v.CacheFor
 	if ttl == 0 {
 		ttl = time.Second
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.live == nil || time.Since(v.loaded) > ttl {
-		rows, err := v.Pool.Query(ctx, `SELECT name, generation FROM projection_versions WHERE state = 'live'`)
-		if err != nil {
-			if v.live != nil {
-				return liveOr1(v.live, name), nil // serve the last known answer while PostgreSQL blips
-			}
-			return 0, unavailable(err)
-		}
-		live := map[string]int{}
+	fresh := v.live != nil && time.Since(v.loaded) <= ttl
+	v.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	live, states := map[string]int{}, map[string]string{}
+	rows, err := v.Pool.Query(ctx, `SELECT name, generation, state FROM projection_versions`)
+	if err == nil {
 		for rows.Next() {
-			var n string
+			var n, st string
 			var g int
-			if err := rows.Scan(&n, &g); err != nil {
-				rows.Close()
-				return 0, err
+			if err = rows.Scan(&n, &g, &st); err != nil {
+				break
 			}
-			live[n] = g
+			states[fmt.Sprintf("%s@%d", n, g)] = st
+			if st == StateLive {
+				live[n] = g
+			}
 		}
 		rows.Close()
-		v.live, v.loaded = live, time.Now()
+		if err == nil {
+			err = rows.Err()
+		}
 	}
-	return liveOr1(v.live, name), nil
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err != nil {
+		if v.live != nil {
+			v.loaded = time.Now() // keep serving the last answer; retry after ttl
+			return nil
+		}
+		return unavailable(err)
+	}
+	v.live, v.states, v.loaded = live, states, time.Now()
+	return nil
 }
 
 // liveOr1 answers for projectors the registry does not know: 1 when the
@@ -103,7 +143,8 @@ func (v *Versions) Forget() {
 
 // List returns every registered generation, by name and generation.
 func (v *Versions) List(ctx context.Context) ([]Version, error) {
-	rows, err := v.Pool.Query(ctx, `SELECT name, generation, state, created_at, promoted_at FROM projection_versions ORDER BY name, generation`)
+	rows, err := v.Pool.Query(ctx, `SELECT name, generation, state, created_at, promoted_at, COALESCE(error, '') FROM projection_versions
+		WHERE state <> 'dropped' ORDER BY name, generation`)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -111,7 +152,7 @@ func (v *Versions) List(ctx context.Context) ([]Version, error) {
 	var out []Version
 	for rows.Next() {
 		var x Version
-		if err := rows.Scan(&x.Name, &x.Generation, &x.State, &x.CreatedAt, &x.PromotedAt); err != nil {
+		if err := rows.Scan(&x.Name, &x.Generation, &x.State, &x.CreatedAt, &x.PromotedAt, &x.Error); err != nil {
 			return nil, err
 		}
 		out = append(out, x)
@@ -128,11 +169,15 @@ func (v *Versions) Create(ctx context.Context, p Projector) (int, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projection_versions:' || $1))`, p.Name()); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(generation), 0) + 1 FROM projection_versions WHERE name = $1`, p.Name()).Scan(&gen); err != nil {
+		// Numbers are never reused (dropped rows stay); the live
+		// generation's tables are the template (generation 1 may be gone).
+		var template int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(generation), 0) + 1,
+				COALESCE(max(generation) FILTER (WHERE state = 'live'), 1) FROM projection_versions WHERE name = $1`, p.Name()).Scan(&gen, &template); err != nil {
 			return err
 		}
 		for _, base := range p.Tables() {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s_g%d (LIKE %s_g1 INCLUDING ALL)`, base, gen, base)); err != nil {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s_g%d (LIKE %s_g%d INCLUDING ALL)`, base, gen, base, template)); err != nil {
 				return fmt.Errorf("create %s_g%d: %w", base, gen, err)
 			}
 		}
@@ -146,15 +191,20 @@ func (v *Versions) Create(ctx context.Context, p Projector) (int, error) {
 // standby. One transaction: readers switch atomically.
 func (v *Versions) Promote(ctx context.Context, name string, gen int) error {
 	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
-		var state string
-		if err := tx.QueryRow(ctx, `SELECT state FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, name, gen).Scan(&state); err != nil {
+		var state, halted string
+		if err := tx.QueryRow(ctx, `SELECT state, COALESCE(error, '') FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, name, gen).Scan(&state, &halted); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("%s@%d: %w", name, gen, domain.ErrNotFound)
 			}
 			return err
 		}
-		if state == StateLive {
+		switch {
+		case state == StateLive:
 			return nil
+		case state == "dropped":
+			return fmt.Errorf("%s@%d was dropped: %w", name, gen, domain.ErrNotFound)
+		case halted != "":
+			return fmt.Errorf("%s@%d halted (%s); it cannot serve reads: %w", name, gen, halted, domain.ErrConflict)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'standby' WHERE name = $1 AND state = 'live'`, name); err != nil {
 			return err
@@ -180,13 +230,16 @@ func (v *Versions) Rollback(ctx context.Context, name string) (int, error) {
 	return gen, v.Promote(ctx, name, gen)
 }
 
-// Drop removes a generation that is not live: its tables, checkpoints and
-// registry row.
+// Drop removes a generation that is not live: it is marked dropped (so its
+// number is never reused and supervisors stop it), its checkpoints and dead
+// letters are deleted, then its tables are dropped in a second transaction
+// (never holding the checkpoint rows and the tables' locks together, which
+// a running projector takes in the other order).
 func (v *Versions) Drop(ctx context.Context, p Projector) error {
 	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
 		var state string
 		err := tx.QueryRow(ctx, `SELECT state FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, p.Name(), p.Generation()).Scan(&state)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, pgx.ErrNoRows) || state == "dropped" {
 			return fmt.Errorf("%s: %w", Key(p), domain.ErrNotFound)
 		}
 		if err != nil {
@@ -195,17 +248,39 @@ func (v *Versions) Drop(ctx context.Context, p Projector) error {
 		if state == StateLive {
 			return fmt.Errorf("%s is live; promote or roll back to another generation first: %w", Key(p), domain.ErrConflict)
 		}
+		for _, q := range []string{
+			`UPDATE projection_versions SET state = 'dropped' WHERE name = $1 AND generation = $2`,
+			`DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2`,
+			`DELETE FROM projection_dead_letters WHERE name = $1 AND generation = $2`,
+		} {
+			if _, err := tx.Exec(ctx, q, p.Name(), p.Generation()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	v.Forget()
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
 		for _, base := range p.Tables() {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %s_g%d`, base, p.Generation())); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2`, p.Name(), p.Generation()); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM projection_versions WHERE name = $1 AND generation = $2`, p.Name(), p.Generation())
-		return err
+		return nil
 	})
+}
+
+// Halted records why a non-live generation stopped; supervisors do not
+// restart it and Promote refuses it.
+func (v *Versions) Halted(ctx context.Context, name string, gen int, cause error) error {
+	msg := cause.Error()
+	if len(msg) > maxDeadLetterError {
+		msg = strings.ToValidUTF8(msg[:maxDeadLetterError], "")
+	}
+	_, err := v.Pool.Exec(ctx, `UPDATE projection_versions SET error = $3 WHERE name = $1 AND generation = $2`, name, gen, msg)
 	v.Forget()
 	return err
 }
