@@ -170,7 +170,10 @@ func rebuild(ctx context.Context, p *platform, name string, switchReads bool, ou
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	halted := make(chan error, 1)
+	stopped := make(chan struct{})
+	defer func() { cancel(); <-stopped }() // before the platform closes the pool and the log
 	go func() {
+		defer close(stopped)
 		err := p.supervisor(map[string]bool{key: true}).Run(rctx)
 		if err == nil && rctx.Err() == nil {
 			err = errors.New("projector stopped")
