@@ -71,7 +71,7 @@ func (r *Runtime) parkedUsers(ctx context.Context, p int32) (map[uuid.UUID]bool,
 // batches, so it never races the live stream. A user whose events all apply
 // flows normally again; a failure records the new error and keeps the rest
 // parked.
-func (r *Runtime) processRetries(ctx context.Context, log *slog.Logger, p int32, parked map[uuid.UUID]bool) error {
+func (r *Runtime) processRetries(ctx context.Context, log *slog.Logger, p int32, parked map[uuid.UUID]bool, stored int64) error {
 	rows, err := r.Pool.Query(ctx, `SELECT DISTINCT user_id FROM projection_dead_letters
 		WHERE name = $1 AND generation = $2 AND partition = $3 AND state = 'retry'`, r.Projector.Name(), r.Projector.Generation(), p)
 	if err != nil {
@@ -88,14 +88,17 @@ func (r *Runtime) processRetries(ctx context.Context, log *slog.Logger, p int32,
 	}
 	rows.Close()
 	for _, u := range users {
-		if err := r.retryUser(ctx, log, p, u, parked); err != nil {
+		if err := r.retryUser(ctx, log, p, u, parked, stored); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user uuid.UUID, parked map[uuid.UUID]bool) error {
+// retryUser re-applies one user's held-back events; each transaction locks
+// the partition's checkpoint row at the offset this worker holds, so a
+// stale owner is fenced out exactly as for batches.
+func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user uuid.UUID, parked map[uuid.UUID]bool, stored int64) error {
 	rows, err := r.Pool.Query(ctx, `SELECT log_offset FROM projection_dead_letters
 		WHERE name = $1 AND generation = $2 AND partition = $3 AND user_id = $4 AND state IN ('failed', 'parked', 'retry')
 		ORDER BY log_offset`, r.Projector.Name(), r.Projector.Generation(), p, user)
@@ -126,6 +129,14 @@ func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user
 		}
 		var applyErr error
 		err = pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+			var held int64
+			if err := tx.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND partition = $3 FOR UPDATE`,
+				r.Projector.Name(), r.Projector.Generation(), p).Scan(&held); err != nil || held != stored {
+				if err == nil {
+					err = ErrFenced
+				}
+				return err
+			}
 			if !e.Erased {
 				poison, err := r.applyInSavepoint(ctx, tx, []eventstore.Stored{e})
 				if err != nil {

@@ -336,7 +336,7 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 				if reloaded, err := r.parkedUsers(ctx, p); err == nil {
 					parked = reloaded
 				}
-				if err := r.processRetries(ctx, log, p, parked); err != nil {
+				if err := r.processRetries(ctx, log, p, parked, stored); err != nil {
 					return err
 				}
 			}
