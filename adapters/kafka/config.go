@@ -73,8 +73,8 @@ func NewSaramaConfig(c Config) *sarama.Config {
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Retry.Max = 2
-	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Retry.Max = 3 // leader moves (NOT_LEADER) heal within the ~2 s budget
+	sc.Producer.Retry.Backoff = 150 * time.Millisecond
 	sc.Producer.Timeout = 1500 * time.Millisecond
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -28,7 +29,10 @@ func EnsureTopic(c Config) error {
 		if d.NumPartitions != c.Partitions {
 			return fmt.Errorf("kafka topic %s has %d partitions, configuration says %d: refusing to remap users", c.Topic, d.NumPartitions, c.Partitions)
 		}
-		return checkRetention(admin, c.Topic)
+		if err := checkRetention(admin, c.Topic); err != nil {
+			return err
+		}
+		return waitForLeaders(c)
 	}
 	entries := map[string]*string{
 		"retention.ms":      ptr("-1"),
@@ -40,17 +44,48 @@ func EnsureTopic(c Config) error {
 		entries["min.insync.replicas"] = ptr("2")
 	}
 	err = admin.CreateTopic(c.Topic, &sarama.TopicDetail{NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor, ConfigEntries: entries}, false)
-	if errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return nil
-	}
 	var te *sarama.TopicError
-	if errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists {
-		return nil
+	if errors.Is(err, sarama.ErrTopicAlreadyExists) || (errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
+		err = nil
 	}
 	if err != nil {
 		return fmt.Errorf("kafka create topic %s: %w", c.Topic, err)
 	}
-	return nil
+	return waitForLeaders(c)
+}
+
+// waitForLeaders returns once every partition of a new topic has a leader:
+// a broker acknowledges CreateTopics before the leaders are elected, and a
+// produce in between fails with NOT_LEADER_OR_FOLLOWER.
+func waitForLeaders(c Config) error {
+	client, err := sarama.NewClient(c.Brokers, NewSaramaConfig(c))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", unavailable(err))
+	}
+	defer client.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := client.RefreshMetadata(c.Topic)
+		if err == nil {
+			var parts []int32
+			if parts, err = client.Partitions(c.Topic); err == nil && len(parts) == int(c.Partitions) {
+				for _, p := range parts {
+					if _, err = client.Leader(c.Topic, p); err != nil {
+						break
+					}
+				}
+			} else if err == nil {
+				err = fmt.Errorf("%d of %d partitions visible", len(parts), c.Partitions)
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kafka topic %s has no leader for every partition yet: %w", c.Topic, unavailable(err))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func ptr(s string) *string { return &s }
