@@ -98,7 +98,6 @@ type Keyring struct {
 	store KeyStore
 	keks  map[string]cipher.AEAD
 	cur   string
-	rand  io.Reader
 
 	mu    sync.RWMutex
 	cache map[uuid.UUID]cipher.AEAD
@@ -110,7 +109,7 @@ const maxCachedKeys = 200_000
 
 // NewKeyring builds a key ring over store with the given master keys.
 func NewKeyring(store KeyStore, mk MasterKeys) (*Keyring, error) {
-	k := &Keyring{store: store, keks: map[string]cipher.AEAD{}, cur: mk.Current, rand: rand.Reader, cache: map[uuid.UUID]cipher.AEAD{}}
+	k := &Keyring{store: store, keks: map[string]cipher.AEAD{}, cur: mk.Current, cache: map[uuid.UUID]cipher.AEAD{}}
 	for id, key := range mk.Keys {
 		a, err := newGCM(key)
 		if err != nil {
@@ -123,9 +122,6 @@ func NewKeyring(store KeyStore, mk MasterKeys) (*Keyring, error) {
 	}
 	return k, nil
 }
-
-// SetRand replaces the randomness source (for golden tests only).
-func (k *Keyring) SetRand(r io.Reader) { k.rand = r }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
@@ -231,7 +227,7 @@ func (k *Keyring) Seal(ctx context.Context, userID, eventID uuid.UUID, typ strin
 		return nil, err
 	}
 	out := make([]byte, a.NonceSize(), a.NonceSize()+len(plaintext)+a.Overhead())
-	if _, err := io.ReadFull(k.rand, out); err != nil {
+	if _, err := io.ReadFull(rand.Reader, out); err != nil {
 		return nil, err
 	}
 	return a.Seal(out, out, plaintext, aad(eventID, typ)), nil

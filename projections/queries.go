@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,7 +123,7 @@ func transient(err error) bool {
 	var netErr net.Error
 	return errors.Is(err, domain.ErrUnavailable) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
 		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed")
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // Me returns the profile of a user.

@@ -103,10 +103,6 @@ func (k *Kafka) Brokers() []string {
 	return append([]string(nil), k.brokers...)
 }
 
-// Cluster exposes the underlying kfake cluster, so tests can use kfake's
-// controls (fault injection, ApplyRetention, Compact).
-func (k *Kafka) Cluster() *kfake.Cluster { return k.cluster }
-
 // Close stops the broker, persists its state (with a data dir), removes the
 // brokers file and releases the data-dir lock. It is safe to call twice.
 func (k *Kafka) Close() error {

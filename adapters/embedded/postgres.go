@@ -170,9 +170,6 @@ func (p *Postgres) Port() int { return p.port }
 // the requested data dir, see [StartPostgres]); useful for diagnostics.
 func (p *Postgres) DataDir() string { return p.pgdata }
 
-// LogPath returns the server log file, to print when something goes wrong.
-func (p *Postgres) LogPath() string { return p.logPath }
-
 // Close shuts the server down (fast shutdown: SIGINT, which rolls back open
 // transactions and disconnects clients; then SIGQUIT and SIGKILL if it does
 // not stop in time) and waits for it. A throwaway cluster's directory is

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,8 +19,33 @@ import (
 var migrations embed.FS
 
 // Migrate brings the schema to the newest version. It runs as the owner
-// role (`biosync migrate`, or at start of the embedded default).
+// role (`biosync migrate`, `serve`, or the embedded default).
 func Migrate(ctx context.Context, dsn string) error {
+	return withProvider(dsn, func(p *goose.Provider) error {
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	})
+}
+
+// CheckCurrent fails when migrations are pending: tools that only read and
+// write rows must not change the schema, and must not run against an older
+// one either.
+func CheckCurrent(ctx context.Context, dsn string) error {
+	return withProvider(dsn, func(p *goose.Provider) error {
+		pending, err := p.HasPending(ctx)
+		if err != nil {
+			return fmt.Errorf("check schema version: %w", err)
+		}
+		if pending {
+			return errors.New("the database schema is behind this binary: run `biosync migrate` first")
+		}
+		return nil
+	})
+}
+
+func withProvider(dsn string, f func(*goose.Provider) error) error {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("database url: %w", err)
@@ -36,10 +62,7 @@ func Migrate(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := provider.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
+	return f(provider)
 }
 
 // Open connects a pool and checks it answers. Connection failures wrap

@@ -287,3 +287,17 @@ func TestAccounts(t *testing.T) {
 		}
 	})
 }
+
+func TestToolsRefuseASchemaThatIsBehind(t *testing.T) {
+	ctx := context.Background()
+	dsn := testbackend.Postgres(t)
+	if err := postgres.CheckCurrent(ctx, dsn); err == nil {
+		t.Fatal("an unmigrated database must be reported as behind")
+	}
+	if err := postgres.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.CheckCurrent(ctx, dsn); err != nil {
+		t.Fatalf("after migrating: %v", err)
+	}
+}

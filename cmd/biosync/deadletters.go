@@ -32,7 +32,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 	}
 	switch args[0] {
 	case "list":
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 			list, err := projections.DeadLetters{Pool: p.pool}.List(ctx, *projector)
 			if err != nil {
 				return err
@@ -55,7 +55,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 				return fmt.Errorf("--user: %w", err)
 			}
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 			n, err := projections.DeadLetters{Pool: p.pool}.Retry(ctx, *projector, uid)
 			if err == nil {
 				fmt.Fprintf(stdout, "marked %d event(s) for retry; the projector re-applies them in log order\n", n)
@@ -70,7 +70,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 		if err != nil {
 			return fmt.Errorf("EVENT_ID: %w", err)
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 			d, err := projections.DeadLetters{Pool: p.pool}.Skip(ctx, id)
 			if err == nil {
 				fmt.Fprintf(stdout, "skipped %s of user %s in %s; the events parked behind it will be re-applied\n", id, d.UserID, d.Projector)

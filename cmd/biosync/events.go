@@ -61,7 +61,7 @@ func runEvents(ctx context.Context, args []string, getenv func(string) string, s
 			return errors.New("--pseudonymize needs BIOSYNC_PSEUDONYM_KEY (base64 of at least 32 random bytes) with a configured backend")
 		}
 	}
-	return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+	return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 		if req.opts.Pseudonymize {
 			key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(p.cfg.PseudonymKey))
 			if err != nil || len(key) < eventexport.MinPseudonymKeyLen {

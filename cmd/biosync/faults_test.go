@@ -996,7 +996,7 @@ func openFaultPlatform(t *testing.T, env map[string]string) (*platform, func() s
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := openPlatform(ctx, cfg, newLogger(lw, "warn"), newTelemetry(), false)
+	p, err := openPlatform(ctx, cfg, newLogger(lw, "warn"), newTelemetry(), roleServer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,11 +61,26 @@ func (p *platform) close() {
 	p.closers = nil
 }
 
-// openPlatform starts (embedded) or connects to (production) the backends,
-// migrates the schema, and builds the core. With attach set (CLI tools),
-// an embedded default that is already running in another process (a
-// `biosync serve` on the same data dir) is joined instead of started.
-func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *telemetry, attach bool) (_ *platform, err error) {
+// role says how a command uses the backends.
+type role int
+
+const (
+	// roleServer (serve): start or connect, create the topic, migrate.
+	roleServer role = iota
+	// roleMigrator (migrate): like a tool, but creates the topic and migrates.
+	roleMigrator
+	// roleTool (projections, events, deadletters, users): joins a running
+	// embedded server; against real clusters it changes no schema and
+	// creates no topic, it only checks the schema is current.
+	roleTool
+)
+
+// openPlatform starts (embedded) or connects to (production) the backends
+// and builds the core. Commands other than serve join an embedded default
+// that is already running in another process (a `biosync serve` on the
+// same data dir) instead of starting one.
+func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *telemetry, r role) (_ *platform, err error) {
+	attach := r != roleServer
 	p := &platform{cfg: cfg, log: log, metrics: tel}
 	defer func() {
 		if err != nil {
@@ -90,10 +105,14 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	}
 	cfg = p.cfg // now with the addresses of the embedded servers
 	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
-	if err := kafka.EnsureTopic(p.kcfg); err != nil {
-		return nil, err
-	}
-	if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if r != roleTool || embeddedNow { // a tool that started the embedded backends itself sets them up too
+		if err := kafka.EnsureTopic(p.kcfg); err != nil {
+			return nil, err
+		}
+		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	} else if err := postgres.CheckCurrent(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
 	if p.pool, err = postgres.Open(ctx, cfg.DatabaseURL, 20); err != nil {

@@ -33,9 +33,9 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 	}
 	switch args[0] {
 	case "run":
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return p.runProjectors(ctx) })
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error { return p.runProjectors(ctx) })
 	case "list":
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return listProjections(ctx, p, stdout) })
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error { return listProjections(ctx, p, stdout) })
 	case "rebuild":
 		fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 		noSwitch := fs.Bool("no-switch", false, "leave the new generation building/standby-ready without switching reads")
@@ -53,15 +53,15 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 			if err != nil {
 				return fmt.Errorf("--as-of: %w", err)
 			}
-			return withPlatform(ctx, getenv, stderr, func(p *platform) error { return buildAsOf(ctx, p, name, *into, at, stdout, stderr) })
+			return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error { return buildAsOf(ctx, p, name, *into, at, stdout, stderr) })
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout, stderr) })
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error { return rebuild(ctx, p, name, !*noSwitch, stdout, stderr) })
 	case "rollback":
 		name, err := oneArg(flag.NewFlagSet("rollback", flag.ContinueOnError), args[1:], "NAME")
 		if err != nil {
 			return err
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 			gen, err := p.versions.Rollback(ctx, name)
 			if err == nil {
 				fmt.Fprintf(stdout, "%s@%d is live again\n", name, gen)
@@ -78,7 +78,7 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 		if !ok || convErr != nil || gen < 1 {
 			return fmt.Errorf("drop wants NAME@GENERATION, e.g. metrics@1, got %q", key)
 		}
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 			pj, err := projections.New(name, gen, nil)
 			if err != nil {
 				return err

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, getenv, stdout, stderr, nil)
 	case "migrate":
-		return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+		return withPlatform(ctx, roleMigrator, getenv, stderr, func(p *platform) error {
 			p.log.Info("schema migrated and event topic ensured", "topic", p.kcfg.Topic, "partitions", p.kcfg.Partitions)
 			return nil
 		})
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func withPlatform(ctx context.Context, getenv func(string) string, stderr io.Writer, f func(*platform) error) error {
+func withPlatform(ctx context.Context, r role, getenv func(string) string, stderr io.Writer, f func(*platform) error) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func withPlatform(ctx context.Context, getenv func(string) string, stderr io.Wri
 	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }); err != nil {
 		return err
 	}
-	p, err := openPlatform(ctx, cfg, log, newTelemetry(), true)
+	p, err := openPlatform(ctx, cfg, log, newTelemetry(), r)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer shutdownTracing(context.Background())
 	tel := newTelemetry()
-	p, err := openPlatform(ctx, cfg, log, tel, false)
+	p, err := openPlatform(ctx, cfg, log, tel, roleServer)
 	if err != nil {
 		return err
 	}

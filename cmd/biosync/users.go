@@ -16,7 +16,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) != 2 || args[0] != "grant-admin" {
 		return errors.New("usage: biosync users grant-admin EMAIL")
 	}
-	return withPlatform(ctx, getenv, stderr, func(p *platform) error {
+	return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 		key := p.handlers.EmailKey(identity.NormalizeEmail(args[1]))
 		tag, err := p.pool.Exec(ctx, `UPDATE accounts SET role = 'admin', updated_at = now() WHERE email_key = $1 AND status = 'active'`, key)
 		if err != nil {
