@@ -37,19 +37,8 @@ type world struct {
 // means "Kafka is down" (nothing listens there).
 func newWorld(t *testing.T, kafkaUp bool) *world {
 	t.Helper()
-	ctx := context.Background()
-	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, dsn, 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	mk, _ := eventstore.ParseMasterKeys("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-	kr, _ := eventstore.NewKeyring(postgres.NewKeyStore(pool), mk)
-	w := &world{accounts: postgres.NewAccounts(pool), codec: eventstore.NewCodec(kr)}
+	pool, codec := testbackend.Store(t, 30)
+	w := &world{accounts: postgres.NewAccounts(pool), codec: codec}
 	w.cfg = kafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "down"}
 	if kafkaUp {
 		w.cfg = kafka.Config{Brokers: testbackend.Kafka(t), Topic: testbackend.UniqueName(t, "events"), Partitions: 4}

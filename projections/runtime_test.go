@@ -23,8 +23,6 @@ import (
 
 func TestMain(m *testing.M) { testbackend.Main(m) }
 
-const master = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-
 // stack is a fresh topic and database with the real adapters on top.
 type stack struct {
 	t        *testing.T
@@ -37,28 +35,15 @@ type stack struct {
 
 func newStack(t *testing.T, brokers []string) *stack {
 	t.Helper()
-	ctx := context.Background()
-	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, dsn, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	mk, _ := eventstore.ParseMasterKeys(master)
-	kr, err := eventstore.NewKeyring(postgres.NewKeyStore(pool), mk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{t: t, pool: pool, codec: eventstore.NewCodec(kr)}
+	pool, codec := testbackend.Store(t, 16)
+	s := &stack{t: t, pool: pool, codec: codec}
 	s.cfg = kafka.Config{Brokers: brokers, Topic: testbackend.UniqueName(t, "events"), Partitions: 4}
 	if err := kafka.EnsureTopic(s.cfg); err != nil {
 		t.Fatal(err)
 	}
 	s.appender = kafka.NewAppender(s.cfg, s.codec)
 	t.Cleanup(func() { s.appender.Close() })
+	var err error
 	if s.log, err = kafka.NewLog(s.cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/adapters/kafka"
-	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
@@ -23,26 +22,9 @@ import (
 
 func TestMain(m *testing.M) { testbackend.Main(m) }
 
-const master = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-
 func codec(t *testing.T) *eventstore.Codec {
-	t.Helper()
-	ctx := context.Background()
-	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, dsn, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	mk, _ := eventstore.ParseMasterKeys(master)
-	kr, err := eventstore.NewKeyring(postgres.NewKeyStore(pool), mk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eventstore.NewCodec(kr)
+	_, c := testbackend.Store(t, 4)
+	return c
 }
 
 func TestEventStoreContract(t *testing.T) {
