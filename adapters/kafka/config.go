@@ -73,8 +73,12 @@ func NewSaramaConfig(c Config) *sarama.Config {
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Retry.Max = 3 // leader moves (NOT_LEADER) heal within the ~2 s budget
-	sc.Producer.Retry.Backoff = 150 * time.Millisecond
+	// Leader moves (NOT_LEADER_OR_FOLLOWER) heal within the append's 2 s
+	// budget: 100, 200, 400, 800 ms between tries.
+	sc.Producer.Retry.Max = 4
+	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return 50 * time.Millisecond << min(retries, 4) // retries counts from 1
+	}
 	sc.Producer.Timeout = 1500 * time.Millisecond
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true

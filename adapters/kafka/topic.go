@@ -54,9 +54,9 @@ func EnsureTopic(c Config) error {
 	return waitForLeaders(c)
 }
 
-// waitForLeaders returns once every partition of a new topic has a leader:
-// a broker acknowledges CreateTopics before the leaders are elected, and a
-// produce in between fails with NOT_LEADER_OR_FOLLOWER.
+// waitForLeaders returns once every partition of a new topic has a leader
+// that answers as one: a broker acknowledges CreateTopics before the leaders
+// are elected, and a produce in between fails with NOT_LEADER_OR_FOLLOWER.
 func waitForLeaders(c Config) error {
 	client, err := sarama.NewClient(c.Brokers, NewSaramaConfig(c))
 	if err != nil {
@@ -70,7 +70,14 @@ func waitForLeaders(c Config) error {
 			var parts []int32
 			if parts, err = client.Partitions(c.Topic); err == nil && len(parts) == int(c.Partitions) {
 				for _, p := range parts {
+					// The metadata names a leader before that broker acts
+					// as one (KRaft applies the change asynchronously);
+					// ListOffsets goes to the leader and answers
+					// NOT_LEADER_OR_FOLLOWER until it does.
 					if _, err = client.Leader(c.Topic, p); err != nil {
+						break
+					}
+					if _, err = client.GetOffset(c.Topic, p, sarama.OffsetNewest); err != nil {
 						break
 					}
 				}
