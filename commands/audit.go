@@ -1,0 +1,49 @@
+package commands
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// AuditEntry is one security-relevant fact: a login, a failed login, a
+// refresh-token reuse, a role change, an erasure, or someone reading another
+// user's personal data. Entries go to an append-only, hash-chained log that
+// the application cannot rewrite, so they hold up when an incident is
+// investigated. Detail must never carry secrets, tokens or health data.
+type AuditEntry struct {
+	// Action is a stable dotted name such as "auth.login_failed".
+	Action string
+	// Actor is who acted (uuid.Nil when unknown, e.g. a failed login).
+	Actor uuid.UUID
+	// Subject is whose account or data the action concerned.
+	Subject uuid.UUID
+	// IP is the client address as the HTTP layer determined it.
+	IP string
+	// At is when it happened; zero means now.
+	At time.Time
+	// Detail holds short non-secret facts (reason, route, family id).
+	Detail map[string]string
+}
+
+// Audit records AuditEntry values. It is a port so commands state what
+// happened while the storage (hash chain, database role that may only
+// insert) stays in an adapter.
+type Audit interface {
+	// Record appends one entry; an error means it was not stored.
+	Record(ctx context.Context, e AuditEntry) error
+}
+
+// Well-known audit actions. Keeping them as constants lets the audit
+// query filter on values that cannot drift between writers.
+const (
+	AuditLogin          = "auth.login"
+	AuditLoginFailed    = "auth.login_failed"
+	AuditRefreshReuse   = "auth.refresh_reuse"
+	AuditLogoutAll      = "auth.logout_all"
+	AuditPasswordChange = "auth.password_changed"
+	AuditRoleChange     = "account.role_changed"
+	AuditErasure        = "account.erasure"
+	AuditPIIRead        = "pii.read"
+)
