@@ -35,6 +35,33 @@ type Audit interface {
 	Record(ctx context.Context, e AuditEntry) error
 }
 
+// AuditRecord is one stored audit entry with its place in the chain.
+type AuditRecord struct {
+	AuditEntry
+	// Seq is the entry's position in the chain (1, 2, ...; no gaps).
+	Seq int64
+	// PrevHash and Hash link the chain: Hash = SHA-256(PrevHash ||
+	// canonical JSON of the entry), PrevHash = the previous entry's Hash.
+	PrevHash, Hash []byte
+}
+
+// AuditFilter selects audit entries; zero fields do not filter. Entries
+// come in chain order, After is the cursor (the last Seq already seen).
+type AuditFilter struct {
+	Action         string
+	Actor, Subject uuid.UUID
+	From, To       time.Time
+	After          int64
+	Limit          int
+}
+
+// AuditTrail reads the audit log for operators. It is a port so the
+// admin API lists entries without knowing how the chain is stored.
+type AuditTrail interface {
+	// List returns the entries matching f in chain order.
+	List(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+}
+
 // Well-known audit actions. Keeping them as constants lets the audit
 // query filter on values that cannot drift between writers.
 const (

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/adapters/webhooks"
 )
 
@@ -61,6 +62,9 @@ type Deps struct {
 	// Admin serves the /v1/admin routes; nil answers them 503 (after the
 	// token and role checks).
 	Admin Admin
+	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
+	// (after the token and role checks).
+	Audit commands.AuditTrail
 	// Roles verifies the bearer token of role-restricted (/v1/admin)
 	// routes and tells its role claim; required when Admin is set.
 	Roles RoleVerifier

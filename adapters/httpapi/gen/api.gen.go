@@ -243,6 +243,35 @@ type Accepted struct {
 	EventId   openapi_types.UUID `json:"event_id"`
 }
 
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	Action string `json:"action"`
+
+	// Actor Who acted; absent when unknown (e.g. a failed login).
+	Actor  *openapi_types.UUID `json:"actor,omitempty"`
+	At     time.Time           `json:"at"`
+	Detail map[string]string   `json:"detail"`
+
+	// Hash Hex SHA-256 of prev_hash and this entry.
+	Hash string `json:"hash"`
+	Ip   string `json:"ip"`
+
+	// PrevHash Hex SHA-256 of the previous entry (zeros for the first).
+	PrevHash string `json:"prev_hash"`
+	Seq      int64  `json:"seq"`
+
+	// Subject Whose account or data the entry concerns.
+	Subject *openapi_types.UUID `json:"subject,omitempty"`
+}
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+
+	// NextAfter Pass as `after` for the next page; absent on the last page.
+	NextAfter *int64 `json:"next_after,omitempty"`
+}
+
 // Baseline defines model for Baseline.
 type Baseline struct {
 	Avg28d *float64  `json:"avg_28d"`
@@ -635,6 +664,28 @@ type UnprocessableEntity = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ListAuditEntriesParams defines parameters for ListAuditEntries.
+type ListAuditEntriesParams struct {
+	// Action Only this action, e.g. `auth.login_failed`.
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// Actor Only entries where this user acted.
+	Actor *openapi_types.UUID `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Subject Only entries about this user's account or data.
+	Subject *openapi_types.UUID `form:"subject,omitempty" json:"subject,omitempty"`
+
+	// From Only entries at or after this instant.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only entries before this instant.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// After Cursor; only entries with a larger `seq`.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int   `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListDeadLettersParams defines parameters for ListDeadLetters.
 type ListDeadLettersParams struct {
 	// Projector Only this projector's dead letters (a name such as `metrics`); all when absent.
@@ -731,6 +782,9 @@ type ServerInterface interface {
 	// Readyz Readiness; 200 only when every dependency answers.
 	// (GET /readyz)
 	Readyz(ctx echo.Context) error
+	// ListAuditEntries The audit log of security events and of reads of other users' personal data.
+	// (GET /v1/admin/audit)
+	ListAuditEntries(ctx echo.Context, params ListAuditEntriesParams) error
 	// ListDeadLetters Events a projector could not apply, and the events held back behind them.
 	// (GET /v1/admin/dead-letters)
 	ListDeadLetters(ctx echo.Context, params ListDeadLettersParams) error
@@ -816,6 +870,66 @@ func (w *ServerInterfaceWrapper) Readyz(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Readyz(ctx)
+	return err
+}
+
+// ListAuditEntries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditEntries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditEntriesParams
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// ------------- Optional query parameter "actor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor", ctx.QueryParams(), &params.Actor, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter actor: %s", err))
+	}
+
+	// ------------- Optional query parameter "subject" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subject", ctx.QueryParams(), &params.Subject, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subject: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditEntries(ctx, params)
 	return err
 }
 
@@ -1266,6 +1380,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/admin/dead-letters", wrapper.ListDeadLetters, options.OperationMiddlewares["listDeadLetters"]...)
 	router.POST(options.BaseURL+"/v1/admin/dead-letters/retry", wrapper.RetryDeadLetters, options.OperationMiddlewares["retryDeadLetters"]...)
 	router.POST(options.BaseURL+"/v1/admin/dead-letters/:event_id/skip", wrapper.SkipDeadLetter, options.OperationMiddlewares["skipDeadLetter"]...)
+	router.GET(options.BaseURL+"/v1/admin/audit", wrapper.ListAuditEntries, options.OperationMiddlewares["listAuditEntries"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["readyz"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.Metrics, options.OperationMiddlewares["metrics"]...)
@@ -1278,154 +1393,164 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0Nc9s2tuhfOaO3byrdpWTZcbobee7Mc7NNN7tJm4nd7Z0X5ZkQCUu4JgEWAK2oGf/3N+cA4IdEfdh1",
-	"0vZuZna2sUgCB8D5/sLHXqLyQkkurelNPvYWnKVc0z+fK2mEsVwmK/wz5SbRorBCyd6k90Zzw6WF5YJL",
-	"sAsOmv9ccmOBfo3/a9j4enipbriMzyDWnCULnsbNz1gKuUp5ZiBh5XxhoSwiiK3IuSpt482ZKmXKU1gy",
-	"YUEzCaq0wGRKD1NmGeRsBVJZMAu1pF+XWlgOK25HvahnkgXPGa6EyzLvTd71PDS9qOdn672PenZV8N6k",
-	"Z6wWct67u4t6b7nVq+H5teV6cx8ueKJkasAqB9iMXyuNy7J6JeS8PbEfW0jL51zT4D/99NPwvLQLLq1I",
-	"mOWbM3zDmeYakgXLMi7nHPpvXzyHr//ydDzoHL0BeccpbI7/Q8F+LjlYfArqmjYuU3MolBH4igG7EAYS",
-	"lee420utLD/DY04B18uSG1ASfi65Fpz2gY50pUoNaindGewG9C7qFUyznNtNzNsC9LmH91qrHFgFnOam",
-	"UNLwM1oFwrSiYzHQ9+gzgFJakQH+1sS9BbvlNQLCUtgFCDuCc7hlGW7PglkQxuFXmSyAeQiEgdPxGBco",
-	"EDBHP72oJ1mOi+w6guZe5OzDKy7ndtGbnI6ffd2Ffy+0yjsQzzJtw3lpRoghZJKVRtzyQQSIJE+ePHlW",
-	"QUa7UQOGO9eC5FrpnNnepJcyy4dIEb0uaN5o9d88sUp/T+NsHkwRXvjKAM4VAR/NRxDn3GqRmBiUhrg0",
-	"XJu4gq1gdlGDRv+JeshRhOZpb2J1yZug/knz696k97+Oat515J6aozZ8CPGl2gTzW5mu7R3/cPjeWXX/",
-	"nbvDBTnsJBw/TxJeWFwdsmBpubT4T1YUGTICoeTRfxtFqH/YwqsBaa72ci+RfzKbLBBd01KzWbYC4fgq",
-	"v0WOjRTfVxqWzADLkDJWxF4a8mALN+mCyX911PUJgfcNS986gbFj/YVWs4znf77fPrxxX23bhiCnEiaR",
-	"lmccCqYNT6E/00TQ/7j44fsI2Zyc078BTzKCnGV4zjwFt7jBqHcXIae6zkTy261CZZlIuXEMi38Qxgo5",
-	"B2OZRZzOmcjCcYLmczwJzdMI5lxyTfCBsSLLIEPMpyW9UHom0tQd7udaE7FZkQJLEm6MZ624JhTyRKUq",
-	"4/QPVQTAPX8w0I9ZmgsZwzWylqPb4yP39zoCd8naXdi78T4B/lJariXLvtVa6c+7R7Ny7iRbyi2erDBI",
-	"t3OeAso23dLDRBqB5Ldcoy5SaslTOt3vlX2BkvBzAv69sgvESrvgmtMhIaAJ6jOagHrDVpli6aVSr5ie",
-	"889NTDOVrnAvFe7WMbwW3xBUl14p/KxHnPKCyxTZJaQiJXWDSbPkmti1yPlZQ91BhVfpSu8lHWbGuVO6",
-	"LJcRGOVUUccfcNsNyzks+Wyh1M1QpPj9y5TnhXI8+p98RYv/UbLSLpQWv/DPiivPNU+R3lhmojY3QOHk",
-	"wAYj5pLZUnPIhTGIWvgQOfYnofgfJbtlImOzjP9myNCvxHRExs6MGT5ApC0lmTEI3BliAVEaSnGPAyMg",
-	"+wUyZpHaWtuzZtns2pnmq35TCq3weHDmb6UVdvU5N+cnnmVDL5CFLEhKMAszzdmNAQa6xP2IOTJpE0Mm",
-	"jDWo6ugVXAuepR7JTVkUSluevuapYJeks/02zAcJOF7X/uIRabB+qHW1sdAoDK1wCmVaum87lPJLXfJg",
-	"SKMCyFHa6xX0d/KBgVMG/YTesq1xTPJlC89qnXemVMaZxB0mrL0SaUtNLkuRdtoWtcb/rv4yaqysts/V",
-	"DLX8HqmShmdC8s0dYbfzq5O/tudOVYlkHPVkmXmKdtaFH1eW+QxRPKKv//LQj5HanG7LsuyH697k3W4k",
-	"+Rtb/QvtzN7d+/XR76JeKYXttvCbO+bnrCCPqg3wI3TuXpnccOtQ5pqVmTNj0NZpo1Cs2TL2qoQJgqTI",
-	"OP07Nzy75eYM4oUqdUxemThlqxjYfK75HJVRb22g4fcVqi0Jy0ieId5UDhm2RAalSjSgEYpNf0zU+xsz",
-	"i5liuoMEWGLFLb9C3Xa+eqzNT7tJSqVstbYoXA78oiStqWUUbmB71PswnKvhxuKuNTcLyY3ZnPEnpF9k",
-	"9WBUqRMOGTM20DLq9EYBAyMylBNmJRPIlDHkDDNkyFqem33M6kU1/10FMtOarfBvbzTw9IrZQ+3eqLfQ",
-	"t1c6NybdN3dFyEQ/xl5JMV/cg4YuMs6LizLPmV51H6XmZB5dLTjT9krvUAi6YDKWF+axsAp3C1FlP1kH",
-	"/AkfBECiNXRvbVpz2zvX3US1tZPtYhPVYjbFjt/Fh+G7Q+WOTYh6t2G+Tfa7xm67N8x937kYztJX3Hqt",
-	"p72cRPMGhndQYO0yQeGXcpYOMxqLp2fAZsEprjlJ9BuplhL6+JFX49U1UumNKAYbXGIrCfFgaq7Ds2qA",
-	"c81E1oABzSx6YJxmxDQHJbMVLHiWktt21DnV4QI7vGy91rTxWF1fG97mFELar0/roSpPOHmArXALa7//",
-	"5KT7/eDn6+DNC157IRuujghiyXL+f+pf4s49IO9JM1DgtrZHQN5wR1GWHIJ4kAVPOwUVSoUHqT710prb",
-	"Uu1nPXLU1JIahxGWsBv5XwmnoazRM2fplcNo+vsgsdGgqA25sU6dzfG7AHyB6nnlXFkHzjKRdSIbafWb",
-	"uEAevEIh4qAJbZWPJaWrCOKjGIqsRHOhij94l7XSwLyjj34Z7T00N38UQOxcWVO4ry/sVmzhg8TVNU+4",
-	"uL2n5KUvnZp2r+8KrW5F6rjjXkx1b25M1gF315b8nbPMLjb3A/G3NE0aVDfd0bkmOP6rroleqbmQDZcz",
-	"S1MiK5a9aUx8zTLDozVYyIu6Fqs5eXratXHMmKXSHWj4fcsTB7MVMLkCLlNCTcSuxuDH45PTveYRAdWY",
-	"smvRr/k+AXeg/Mm3Ud2BguJwbcexMr+4hs7TALt7pVaL5A1uZseSVSk7xPmFN2C8Ej8jS2jUKWy4TA/f",
-	"rZx9OEhtiXq5kAe+WetJm6JuKaQkp78zC0jBSMq8zBiqh4B2ilWWZcTVasvtK+O/aKotEgxiKsv8MwNL",
-	"VGUSlc8EuZC7xaW+BzI9WK9z87jDCMO4PXR7HvmD3o4fFxSj3kSQWWUE77QF3FtI54hnh0vHJnJ2mFVB",
-	"f9o/BPmnGv6ANdcpk0oKtKvxOeKB83fRTu0XYF5zoLGjsCXVWrdvanCarTsvXbyXomcj+CcvLPCfSzT6",
-	"nQhOVc6E/MqQa44YIlhubNMdsG7fpMJYJhPunJi1JdM0dfDfJpVym9WjuSmEZlbpVfjJ3Ah5ZXlOgaVS",
-	"8ysUxszrXKZQJw2Ta8nJvOpS94Kfb2Mr3r54Ds9On/4FvP/QR2/IKN+m3qwr+szCkkiUwpLemS9MiPaM",
-	"tloNHY6Ebwkr1PU1lynyDec+7Z+enERgVM6RcCmpYXC426DW2ToQXEh/bp3sKwSsCmYXnevwL3hVenOA",
-	"+L+GXrAPX6ZxFdZ3P0VkCHk371ZtvzTdQ//98vINuBcgUSnvlg5W2KxjcRcLpS0Y55AIYN0Il3ngcaET",
-	"IttJUReWzTIOgsIj18KZkh1DhnyLUsvJTCizksnEP5pQkHWr5dPNENzqol3Klc+5EEp+V5lWm1x23nq2",
-	"uY3SJ5TshsonhzQG2w1Rt5VTVM8PZ+P1mBduK/aZOs1JdgN5YTudjPGsFBnSaDwBzfEPCzNuROpC4RmK",
-	"dyV55LKSuL5F+z/Gn+NJ/TcSXzpbxRP6qND8VqjSuK+bxvEN8uik1Dq4DxholWXBVRC4coAJVXxx6zED",
-	"J9jGFdubtqmdLXhyUwTNbYNVSWuCMU9OzjLPeepCtbScYB+bljtlu5/hIfrvPsxFQ3Er8F69pMjdr4Y+",
-	"Y/MONMH5YxhCXO9lPAneH5ffYVXYxQNn2kKNJLJytdNFpjlLjXNPm6WwyYKnTuoL00C4M5BlloEgJrby",
-	"uQqpSLe6xbYEXTr8NodTMT+Av4SBoyaq+kN3J9LCqvYO7aD7R0mhg75UjU0drJmSXz8hDbmyLNFgtJZr",
-	"nOf/vWPDX97j/42Hz67e/8efulD/TWkW3zCbLPYazWuLsJBxxAAlg8GBUJuM8wIMN4ZYDrOQK2PhZDwe",
-	"j5FSWJZtqkU+0nQwo3aGnTfFXrovaIZN1YTgufLw3GMGCjW4r16i+nTYZJURt3Ns99aG9eN+7sKnt5yl",
-	"otuvRBhrtp9d7V8pC9Sw1VJ2svGNOTsdNGg91KkSh7progBl99pI3lC2a1fU+4FKRYeTt5Jre+HeziK6",
-	"V+DS7n6l86liicE5stsbtS3g8qguqgZn+eser097rpfn35/X4dIWj/u2xPUffcN1JpyW2mRnp+vs7J5e",
-	"sgZQu86qC9N+cydYN8BWr2rvu3kYkrViKfdIrm7FONaqCmS2chLfB8edNnLmfRL+R/I4Oe9TS+zfM0yy",
-	"dWdeu3jNxlnm1e+dKpt7TDowBXoOUpnWoPNTdIHm5dM9GcF9XJD3dMk9lgfq3HmeqpShkOqJ40Pf0fes",
-	"yJ3+Qs66oypvt/bSRBDf/MO9c5OwzD1u+YIGZ5AoectRJAR/UtLyfo0e1fNYB9U6HJBbU2u8ftCVppJw",
-	"Y65syKDf9Nx8KITm5krI7QVHroyFAsvNLEn/6RZHBb5SxWuD4HMFRvvFXgvs1mAtiDu3YkNfehDyb6iY",
-	"Tnk8hYUqtQF2bbkGOqXDY+vGsjm/r+aH33R5uu5Fdzvc2/v2sNup8avU2H8Jvtzr0ahm2AcgjbaJ+Nlc",
-	"aWEX+dUt14E22of6L/cg+La8vZAo7RLImUXjKC0TTnV/hoMj2S0Iz5x+nwtZWgfCAbEWtmQ3/J7fdCeJ",
-	"vaIsN3xWL4ZrWKobDmUBSj48USy9/7ruJUGEvJrx9J4zZGK+sPf8RvP8nl/syBl6LPqLwmH4uTYwaWOD",
-	"1tFmfTPWTqy97qiDMrZTGDGfT6s8zFsCglYWVuRX4lbQaSv+ykOYr4va7Tvhc/02+cznJvvfJw3/ockx",
-	"EGCLKjeocCdRrVPgOoXucKlcVIu6B5XVSTxNS/nkr3tSbDY8qJrXNe2JyrmhMudgILOiyPjVghJn4ghi",
-	"VWr2a+3kCpyuvfjJFQk82BMIRWkWvvw0WARo/5HZT46G2JuR8Rffn/P9/YrkwTo3cCt6Izg8KbWwqwuc",
-	"2CdBkBlwXrp0LPfXizD1P3663CgJOG/aHVSIH7/54eISqACztIujTM2FjEfw2hVpRSCkq/JU2tspqfva",
-	"wJxbOB0fu8h2vF6GFVf9A6i8xNkr1bIW1ha4Zb6Y5SIUh3WGUGXKdAoepU1dSRaBVXNuF6iehVK5uC6P",
-	"8TUN4QcKkVuWF7FPEjRbGwCET6qZasBZIf7JV64wSMjrjjL1b4S6WMkEjFWaGyi4Nkhz4KjfcYh+KMSg",
-	"I1hyptkM/0SAi4WS3ERT2fK7mwEwfA5cJnpFlnpdBI6fUeiw3R+Bgo9TSXMIO4JLKiRSSZnjh8KXhFQZ",
-	"SFaXtqZ2CqOfv3npIpDfqamkGTQ5BhykWpWWw1KQns90FZnkKfg5I/eec3AZfGcqfTybp8DmTEhjQVhg",
-	"FnTpiiVHUzmVz5XE1eHCJ/j3f8B5llVpB822ETBTqeA0tiv97m9WZEXw4+WL4V8Ho6kE8O625neZyIV3",
-	"S1ApKfRPj58Am6lb10RicEZ+VYWohkPEz12x2fByVfAYlARWwUa1YXNuDZwePx0h5C53gzI7cNOZhM3s",
-	"knAobeCbxWuxg95Xx717P6Lk1ZgYsnE1JmvpIRNg0EqldU1Ino2PBzhSlVjbgrwfH3ncPBoflVLYeNBI",
-	"uvXxz0baLY6EKFMwu6BzcQ086t4gOCKiDIq9I0QLHNDjWCNZFwfBsTxpQr+zHc1gBN/UFf80H7l0TLA9",
-	"6xYAOBj5sPCAT8fjM1geUH4I/VK6/H/a3gj8nzhaIzkqAlXaoboeukYUBANVdp6enBBUzdrFcMjXqpQp",
-	"YcSPzTkcCmruouWU0zOgwqCcGQPMIBPyuKFVxuPIoUHORIaGh7gWPI0jGI1Gg9AgwWSiALvQqpwvaMJL",
-	"Sg/CeUKbDMcxGTmfMpEICz9ePgeXrT6Ct6HrBdwgD3Kx8IRlOLV7J2w4sjNEtJStfDamc+YYJGlXMZaL",
-	"lApcnDJE0J+MT74eHh8PT8aX4/GE/vfn8bPJeBw7jiGsgZjLNMY99cWKIShPxdAOCByLGfc2zRqP4KX0",
-	"KOhkrUGGqVIO8Z9jfDf+3yffxA2yjI9uj2PHNYUBk6iidk+SwuPX2XTYTUAqQnicP2Gamugw97pwJ9zo",
-	"aFB3PzDQ917q+MPQp/kM8Uwn4Jsf0BF5SnCfKW0mIdiOLFOutVtYKMPBIQYkGRM5LsP3VsBR+rGfiMAz",
-	"MNdM2iE9h29fn798FUc4vCQ5IqTjyYMR/OT7ODCiI5qrURBDDXSOo4BExBhdu4fT8RMUNHzlo1IglSfr",
-	"IPxG8NNC+MYQXqQsmMEtdVDNWHLDZQqJktdiXmrnNVrRWbvZn46fNE6wEgThJNZyy6iQhyLaXNrIhS8E",
-	"iT8GZqG0rVeoriF+dz78vy68Proavo8j4JnhwKh0Vkk+OAsfZ8Y7sZXWPHPtLUSKg5HkT2udpCrpqXkt",
-	"KwouU0Oy7i1n6XClSj2kvktm4vnGeoOk5gI3WeNoKs895uds1e711KQcx2DPmttP5+9bLjE7leShfQoG",
-	"1XxfYTpo+K5bKgZfCGrnxayffMFu+TTUmbuzCyupIkojeOnZNfUFK6WB0DPEg0QJMFPpDtzAyXhcbydp",
-	"UMIS1oReYtUeueVNZdzYoQlUncn6hKpLgUTTeiN0ORv4msyMzedCzmklPvcEUj7XLCWtzReFuCwuHz4X",
-	"mbAravWQCeTXtClItXT0U+k6m1kFMw63wohZ5nqO4ZG6Sv+prHL3aj3y/M3LXtSrnK+949F4NKZSrYJL",
-	"VojepPdkNB49oZCpXZBdcOTo7RcXbSdzvuJCL9PexNdw/NJba3B0Mh4/Wm8jXybS1SQhE7d81LJpepN3",
-	"76OeCc6h3itxy3GDz9zRVwzD41XQdlFJJS8ymxvKZ6hYbe89Dn/ks2+27sNr/3zvPlj+wR4VGRNrO9DR",
-	"Mqq9WD/D7uW+0SpHQ6Y0XsuoUtBwXpTRvrEbOMNy55o9XoxWLM+2Lvw7bn8ouDx/8/Ki4Mn98MAP3N0b",
-	"wY9aqbS7F94ySXauivohNRF6LQqMCvCe3hsRJEjkXlcSBiiHJXBqLw0CrzgLvM64yAajYs1S87qDj6P+",
-	"ulVPtLbHbx3In5DG6iyiDsyj6alnxtPxk88zZSuDrHEadMhLuRsXqpEd0VPhK0lrJw4bw3mxsBNfgv51",
-	"1Cj3NVvR5xxiVzAae7O677sJGm9xxQNYKFTWSaCSQowsO8h2dT2VlYh1iqCsQl++qLUfu1JUL2MKrodO",
-	"w9QpqVRTecMLSx03rV7FlNEQJCYqfkEhBGZunJKq+RAPcjWCFwT8VPq3E4UWldDGjiCEXI8pX49LEjgj",
-	"MoOpExd5Tbyqiiqck0JtTH4ljG1krPTazR/fbU8kaWZF4kGAPwjoM2f2ub6Mps6TRFs7y9azTLo6+jVL",
-	"bh/WZ/D9JyTNtZrdLZ1kmntCpHrqQOgauQL1qNGJjz453v9JqzcUffRk/0d1Wzn84uTkkGk2OwwRAzpg",
-	"Ve0mbTXb2ruwKnuRvjnd/03oEkbcqOI/PpGINUg2UWXmG3ohnUWVvunprKrLrxVhXx/i2RLRVe991Gsb",
-	"fL2Jf7KdVR25cvXJx16hTAfHek3cgYg3cC5yd3oeUzMm4sXEaPpK1xVm+MtUEplVrnyya4jmBnUi1VlQ",
-	"vPyeeKYjfBuZqRTOeHRsbMbtknPpQgfIZ87d3M5QDcwsy9yGwnWmlmYqJWo1WbZy5ucI4tyvghKOTHPL",
-	"vQXdH1ddhjXaETSIb1nn+6cN7snk1vPyelUZ0zcqXT2iAO1O/7trRwXq9idN/nTyuGD4XLstzCmcluZ+",
-	"1/egglOgstXvnZEdH/DFentD+u7pIeB1tCf7d+Ce5+amxTob6gmxySGxSYdSETR5xiPxy4+hr8bdkbkR",
-	"xXbOWaE2GMtWrpjVJz6yMhWW1BHfJCSGPvkjyT+VKTlHptnMt3Y1XcYORnA6PkWdBllQfBSA8c3QpfK9",
-	"XkjiT6UDmlwYpCc5eER6T5Z1cSOKRh+PDbWso1Fzo/vI9mbN+8KXn0dx2saX/Nk0laffO8s5hK6qNq//",
-	"DuziO3Hr8+lIP/HEQch51hT3Tp0J6pWwPlji5U76cN6xVk3aaRX+IDkZTCs01pr9l/uzrORHc825HEx8",
-	"9SbFD6h+MzTU59pEU1kXhOIbM478IRSGUpiU7MZmZ3jkjL5kVFgcIVSDUvsqqgH1VxY4O7Sq2QPPqzar",
-	"QqcylIV6R26qFdLQqFV/WMWEyzzAUi/6K1Sx+AfrYy++9S6qcnVFZAS+rnFtlEzN8fOFmC+GS7KbybiN",
-	"IM7YPIb/hM5ySO/EqcshK2/s4AH265vGgX9C9rVWxbyFhdXbaiIUI2QL4+nVD0afkT/9Uewz3eyI3iTI",
-	"yqypFJAIKg9OodVcc2MehVkcfcSzujtqnODRx/qPO8dFMt6VW3w6flZrCI2OZs2gVFUk3mQ3SLz+2g5N",
-	"RJAry6vAGzFQoY0dnJESUl2/UmtjPsJmymQxlQ0cux8Z/U2rorNvwIbi0XW+9SsbNUmdmkqrVm+7rpKz",
-	"DyIv896EHFzjMWXR+V86Kn42VZfTbhWxsf/CwJxahP4PUzLGz/Z/UN2W8O+glSCCA2seffMOGSLLPnIU",
-	"authIqiFlc+IIuakV05rGDwqw3E6Q7rdrgmFkKZN+18ZILHdWBQaOLVW0ljRVKJ65Qvju9pWmAGts47L",
-	"ngCzoGTCKeofksS+anh+jYsv03zI40jn8Ukk4zP6NkRz3V0+Uxku8wk5Qk3FqBkkdo0KjG9eYBWxUFIo",
-	"p9JqJg1zgdv+riYaMOMuYbdSs3z6AypeNMN/Uo5s7Bm009xwF1pq1qy0hCShkcAIXqgsU0sXFwgiyCdL",
-	"fvetT7lcP+x4BOcyJB3VeziVlHHRsC8RJ+J7O7joEGoO/gh8ey1Z06mh1XkgVJIvW5J647zRDOj7PANA",
-	"7j7Y5vF3x9Fy91cdsFv9Japu5h3s/jFdaK06972qHlDzp0p9QRQKVPjFfv2DSQp/9i2X13ZrrmkvPq5Q",
-	"8Fbdbm+XZ2ydTM/ZriGuEfh8zQwjEHIq8acGRx11MKNdaqcb61donm/9Oh+Pd73/LDZgQ0fezx6CrkGH",
-	"INVy9IXCf0MKb8kyF/V3Ao2i6ZonXNpsVcn7DiJ7EKVXRRhNkl7zZtDjTxOdavXcPSgk9XhkE4rvuxJL",
-	"2nmvn1dcfokXPR55bcn9+fZDsqBUen/9nUwh9H9xDsz1829QVmkXjZwfpJ+gZG2Xis8zJnIfV3Yzpinp",
-	"52TduOTckPetSmm/Ms7D4tzSo6l8629VOR0/qwVfGESYjgv8ujVyD+inCjW32xgdRM/Hjz79dt3Y7667",
-	"BNGchSR0q6i4rOPQGxdhvVJJ1UNqWzkm2h6FVtcio2YjMPPZy/1Q/dAc/6FX8z7oMs0HMa/7umu+MK5P",
-	"zriek6/EoxLi8nbWlIZLkI5MXQTfGXd66+xn1Iur9oF11j30KY01rdrUNrzHlJkOXKpyvhhsZqR+x211",
-	"FVOoxL+vHr1x0fOnjQZXN0dtCwa7Zawxh7V70HeRaPPVh5Pmg5T0e6rcfwi12V2yxSwwmGdMJrxJEP7G",
-	"8ZomXKO/fUTg22bWJNCJ2a/57xyXX/NtSOxl1Bck/r0gcXXXrfNkh8PZgcdHja4H3TrnBcvDjd7MIXa4",
-	"GzVcmlwlYk42m4RRna9zJrtkTuNrfevsTVd1fHIyICdyvHY1ZAw5u8EhQs2RYdd8UheG3fBVw4NV57E3",
-	"rpMk3y2TaSjM4ilFAJxPu7rxcUJO3Ni19loynZoRoFoLdSdzNwhO9HT8xBXeMs1xW6rroP3emKOiNIu4",
-	"S3l+U5rF65W/EWRfSvpzqskaJgtlUFhSQ3brO7wL49pduG53DH788eXfBlFHMejWhgFrW91bi0/WPT+f",
-	"7mrtO51+ODkeTqcf/vLt+z//aVva1eObCXWXkMNzUHdTVX2v/Rcz/Y/tBUPcAObZlvdoV5xRLWV1pWif",
-	"+lag7WxaLm4h53iqDU5JCu3RR0TuuweqwBRsBFd8LwzE71yzHasG8RnEVsVT6QNDFIaSaumS46n/AP7y",
-	"F0jZyoQ0KvxiFJ7mpbEw41PZeFgn/ldzhjbYT47dUMS4NFvGETx7Uv00lY3rVU/H48a7dNeqK5k3VPVf",
-	"+9MdIDO+Uo5NMjtoxQUbnQhC04HqW+q1MIKYehKEjK6pbCRj+TJ9BKJx5ZBr69GnS1OiduvOaCrDNS6D",
-	"aiNyziRU1bRd/JlUssYVPodkp/rWlNuzPQ5td3oX7VX+XmiV9w5471LVGSprAcnqxp3DAAy3ER0w6efW",
-	"TBvntM3QoqcRqCylq1+UkNbXmP0B1db/6Xz7B8kDm2hxbZ+16Rp5EzPbqddSD6KjZr+tB3Fr79n315pS",
-	"awLZ5tpTiXwW1rh2tJNl13cRBM46mso4Zbbie74Dya5unluyRZsdw8y97cp7spbfFS/Y6Fm7lR+4zak4",
-	"whde8EewZttdxe7JDlpG2XZL94XSENoTmgjNQaqwmWmRzl32lkh43bzDCNJClB7BhZhLX5A/lZut3/p/",
-	"f33+fHjx9/OTp1870GORjqrObqOZSlfxwBu1oXkbJU+FUn8lvRq3hNnK8oqfMLly1YOCag4MTyPXfyGM",
-	"PZVeMSTghISn4LtSVn2PQ+pbkqnkBvpcUHZuKrTLBRhEzuwNtzXGt8dRXINpqG/LzPWp8S0vDE80qoda",
-	"WWb5CKjLwZIuh5zKayYyyrAQ1qniodFUTDog9FmWwen4eDCZys6bxUKbO0+Bw9z1/MMvQ2uuuiA0OnAQ",
-	"3y+QBmk143Mhl6mMR7G/q7fa21aWZcoTkbMMfpTiA26AkqnZO3s11NBYluHiVWmr7MWlkKla7h2kOorG",
-	"IqSqTwhyV9Q6lUyuXJaGOyDf5tM1H3M/gSuPRKWJZcIg9qt0NaCGP5frfQq9sEo5jqlXX5nKQTGhznLh",
-	"gWsf5zwvU7nL9SLTkHtzXWpCQ359zRM7gvPaYeRMC0gVdztPUbjKi1SbFFWnT7K6qE2cMFD18ZtKXwdX",
-	"XQ/prEUiIx0hKlMeBZrP6z3RfPLoVPa7bBtmoW5H931oI0f3FVBN9tqdBVPZ9RU1sYtA5EXGStd1h2yj",
-	"9fecwTSgPkpuAa7hw9p9R5bn5gxMkQkLGdNzrqEsMsV8M6eTDx/INHIn6sYRBtJSs1m2Cl1dquYkzWZY",
-	"FPw0U1lKakZENwe2e249HT+BPtU2u+4Tg8hfwXXy4cM2D5nnnfv8Yz9K8XPJQVS5tgHnzhpN10IrjuqC",
-	"jZ3dM/fUGO72i21EXzsArthDHYGvKGXJXKNQVyK2E86Kd+wEt+moGw+fvf94HB2f3HV56TazYguWICvA",
-	"A0B0pdtT1TUJgGk5Hj9JZszwr0+hId3od9dE9eAWpQft9en42df7NvsT+Rk3mhJ/cTd+cTeuBdc/drQE",
-	"fvf+7v1Wn6S79DKERFw/O+V1sS2OyPUZm12U/Vz0ueOTpc56k94RGV1+rI+bXZVdnwrKHmpEbajkzFMs",
-	"JQNsMgdcDN0E7v2o1Mu3paM3xvBr2BzlbaMnX5eXlhov1uMExX5zoB+cAJHzjVZ/fV+AYqLqilETtRrY",
-	"DM5aebzUwam5AS7RcWNK1yguosmE66oXmqA5C2GtRZgfrtHx6e793f8PAAD//w==",
+	"7H2Nc9s2tu+/gtG7byLdpWTZcdqNPTvznGzSZjdpM7G7vfOiPBMiYQnXJMACoGU1k//9zTkH4IdEfdh1",
+	"0vZuZna2sUji83zjnB8+9hKdF1oJ5Wzv5GNvLngqDP7zuVZWWidUsoQ/U2ETIwsnteqd9N4aYYVybDEX",
+	"irm5YEb8UgrrGP4a/9ew8fXwQl8LFZ+y2AiezEUaNz/jKct1KjLLEl7O5o6VRcRiJ3OhS9d4c6pLlYqU",
+	"Lbh0zHDFdOkYVyk+TLnjLOdLprRjdq4X+OvCSCfYUrhRL+rZZC5yDjMRqsx7J+97fjS9qOd7632Iem5Z",
+	"iN5Jzzoj1az36VPUeyecWQ7Prpww6+twLhKtUsucpoFNxZU2MC1nllLN2h37tqVyYiYMNv7zzz8Pz0o3",
+	"F8rJhDux3sMzwY0wLJnzLBNqJlj/3cvn7Jtvn4wHna03Rt6xC+vt/1jwX0rBHDxl+goXLtMzVmgr4RXL",
+	"3Fxalug8h9VeGO3EKWxzymC+PLlmWrFfSmGkwHXALV3q0jC9ULQH2wf6KeoV3PBcuHXK2zDoMz/eK6Nz",
+	"xqvBGWELraw4xVnAmJa4LZb1PfkMWKmczBj81qS9Ob8RNQGyhXRzJt2InbEbnsHyzLlj0hJ9lcmccT8C",
+	"adnxeAwTlDAw4p9e1FM8h0l2bUFzLXJ++1qomZv3To7HT7/por+XRucdhOe4cWG/DEfCkCrJSitvxCBi",
+	"QCSPHz9+Wo0MV6MeGKxcayRX2uTc9U56KXdiCBzR6xrNW6P/WyROmx+wnfWNKcILjyyDviImRrMRi3Ph",
+	"jExszLRhcWmFsXE1toK7eT00/E/UA4kijUh7J86UojnU/zDiqnfS+18Htew6oKf2oD0+GPGFXh/mC5Wu",
+	"rJ243X/tnL77yn2CCRF1Io2fJYkoHMwORLByQjn4Jy+KDASB1Orgv61G0t9v4lWD2Fd7uhcgP7lL5kCu",
+	"aWn4NFsySXJV3IDEBo7va8MW3DKeAWcsUbw09MEGadI1Jv/VQdcnOLxnPH1HCmPL/Aujp5nI/3K3dXhL",
+	"X21ahqCnEq6Al6eCFdxYkbL+1CBD/+P8xx8iEHNqhv9msJMRy3kG+yxSRpMbjHqfIpBUV5lMfr9Z6CyT",
+	"qbAksMSttE6qGbOOO6DpnMssbCczYgY7YUQasZlQwuD4mHUyy1gGlI9TeqnNVKYpbe6XmhOKWZkyniTC",
+	"Wi9aYU6g5JFLdSbwH7oIA/fywbJ+zNNcqphdgWg5uDk8oL9XCbhL126j3rX3ceCvlBNG8eyFMdp82TWa",
+	"ljPSbKlwsLPSAt/ORMpAt5mWHSbTiClxIwzYIqVRIsXd/UG7l6AJv+TAf9BuDlTp5sII3CQYaAL2jMFB",
+	"veXLTPP0QuvX3MzEl2amqU6XsJYaVuuQvZHPcFQX3ij8olucikKoFMQlS2WK5gZXdiEMimuZi9OGuQMG",
+	"rzaV3Ys2zFQIMrqcUBGzmkxRkg+w7Jbngi3EdK719VCm8P2rVOSFJhn9T7HEyf+keOnm2shfxRelledG",
+	"pMBvPLNRWxqAcqJhMytnirvSCJZLa4G04CFI7M/C8T8pfsNlxqeZ+N2IoV+p6QidnSm3YgBEWyp0Y2Bw",
+	"p0AFyGmgxT0NjBj6LyzjDrittTwrns22lWm+6helMBq2B3p+oZx0yy+5OD+LLBt6hSxVgVqCOzY1gl9b",
+	"xpkpYT1iAULaxiyT1lkwdcySXUmRpZ7IbVkU2jiRvhGp5Bdos/0+wgcYOF61/uIRWrC+qVWzsTCgDJ0k",
+	"gzIt6dsOo/zClCI40mAACtD2Zsn6W+XAgIxB36H3bGsaU2LRorPa5p1qnQmuYIWRai9l2jKTy1Kmnb5F",
+	"bfG/r7+MGjOr/XM9BSsfujgrU+leKGeW62vCE1qBNZ8zgke6w5//ea4ZT5xITxmf1hGOUl0r8Gb76Mtw",
+	"dsVlJlJgR6nQzNgxuajH3b6uAlAJqHecQJqiE86zt62JrX2ytixzbufr0/te3LLz78+GR0++Af+nMOLm",
+	"Et70gRRpmYCVHHWNShadPVdt7OwN1A+8LXXp+2H9X4XRtrIJrqSxbtDZuxW/tBZQKvfNcf1iFVOJerak",
+	"RejaWyuAoHWpHBA8Ro3QB8LBJFolwii7x36uECsMDrc4CiSHy1XtZHOV/NZsJOXXkpyiNiXDCP0/pRO5",
+	"3ekN1lxRUwc3huPfSty6S94d0XrLrWXcshifx9XewDes4DNRcYYmBzLjlh601m3T/qyyuZ9X13I841Zk",
+	"UokOvr6ZXR79tS1VUl2Cgo56qsy8rqa4gW9XlfmUCAS+/va+H4MepQ3iWfbjVe/k/faN+Dtf/otnpeh9",
+	"+rDa+qeoVyrpumN3zUXyfVYjj6oF8C10rl6ZXAvPBVe8zEjqLHurSig2fBF7J8EGE7HIBP47tyK7EfaU",
+	"xXNdmhjFRJzyZcz4bGbEDNxMH0corTCPwCFJeIaWKpBDFWrlCyB8XRrony87Iq1R7+/czqeam7RbkN+I",
+	"S/BaZ8uHWvy0W1nqlC9XJgXTYb9q1SZx/H51HlHvdjjTw7XJXRlh50pY2yWXhGJgxDGrS5N4jvJaGrx1",
+	"qxlnVmbAdHapEpZpazHMjbJqL4Hwsuq/Qx74cIBIL++ipubm5tLk1qa7+q4YGfnHukslZ/M78NB5JkRx",
+	"XuY5B3HWtZVGYODjci64cZdmi6nfNSbrRGEfiqpgtYBUdrN1oJ/wQRhItELurUVrLnvnvJuktrKzXWKi",
+	"msy6QelX8X70TqTcaTHchP7Wxe+KuO1eMPq+czKCp6+F83qtPZ3EiAaFd3BgHQwFszYVPB1m2FbbGDQC",
+	"bXVvD8JH3kHXV8Cl17IYrEmJjSwkQhBpdTzLxnDI2KzGAAoZH1jyebgRTKtsyeYiS/FAptOAuoMpHl52",
+	"3h9ae6yvrqxwe9pjBTdOBju8+f7jo+73QwS/QzajBekfN4KYEYsVz8X/qX+Ju41I52k66CVa2h4O8loQ",
+	"RzkM9cNGFiLtVFSgFe7l1NRTay5LtZ51y1HT/2lsRpjCduLvNiGBoi+Jove3IxsctaY3Vrmz2X7XAF+C",
+	"412FTVcHF1yedc0Jn63TAsbmCw2EY5hUTvtT4nQZsfggZkVWWsZZdbLoD6O0YdyH8PGX0c5No/4rW75z",
+	"Zk3lvjqxG7lBDqJUNyIR8uaOmhe/JDPtTt8VRt/IlKTjTkqlN9c66xh315J8L3jm5uvrAfRb2iYP6uvu",
+	"c/eWg0VfdXX0GnzwxmFSt8t8xTMrolWnKvc01ziFPXpy3LVw3NqFNh1k+EMrxs6mS8bVkgmVImkCdTUa",
+	"PxwfHe8MfOTeYwxddk36jdil4PbUP/kmrttTUexv7ZAo85Nr2DyNYXfP1BmZvIXF7JgyePIdZ+PegfFG",
+	"/BQ9oVGnshEq3X+1cn67l9kS9XKp9nyztpPWVd1CKoXHeeQWoIGRlHmZcTAPGfgpTjueoVSrPbdH1n/R",
+	"jmFZoFSe+WeWLcCUSXQ+lXg41K0uzR2I6d52HfVDmxGaoTWkNY/8Rm+mj3MRoiNtAplWTvBWX4DeAj4H",
+	"OttfOzaJs8OtCvbT7iYw8tyIB6wcinCllQS/Gp4DHVAkG1dqtwLzlgO2HYUlqea6eVFDOHz1WIIyOfBc",
+	"fMT+KQrHxC8lOP2kglOdc6keWQy6o0BkTljXDAes+jeptI6rRNDxRO3JNF0d+LdNldrk9RhhC2m402YZ",
+	"frLXUl06keORcWnEJShj7m0uW+ijhsu1EOhedZl7IYK/thTvXj5nT4+ffMv8yYA/l0WnfJN5s2roc8cW",
+	"yKKYcOCP6aQN57ijjV5DRyDhBVKFvroSKgW5QQcj/eOjo4hZnQtgXExXGuwfNqhttg4Cl8rvW6f4CkfR",
+	"BXfzznn4F7wpvd5A/F9Dr9iHr9K4StihnyJ0hPwBzkZrv7TdTX9/cfGW0Qss0ano1g5OuqxjcudzbRyz",
+	"FJAIw7qWlFPkaaFzRK6To84dn2aCSTz4vJLkSnY0GTKpSqNOplLbpUpO/KMTTJ/Y6Pl0CwSaXbTNuPLZ",
+	"VFKr7yrXal3KzlrP1pdR+VSx7aPyaV+NxraPqNvLKarn+4vxus1zWopdrk6zk+2DPHedQcZ4WsoMeDQ+",
+	"YUbAH45NhZUpJblkoN61EhHlGwpzA/5/DD/HJ/XfwHzpdBmftI9W8Oumc3wNMjopjQnhA86MzrIQKghS",
+	"OYwJTHx54ykDOtgkFduLtm6dzUVyXQTLbU1UKWeDM49BzjLPRUpJGDid4B/bvc4VonvZv7soFxzFjYP3",
+	"5iWeyf/m0Wd81kEm0H/Mhiyu1zI+CdEfytxyOqzinj1t4EZUWbneGiIzgqeWwtN2IV0yFylpfWkbBHfK",
+	"VJllTKIQW/ospFSmG8NiGw5dOuI2+3Ox2EO+hIajJqn6TacdaVFVe4W28P2DJMeyvtKNRR2suJLfPEYL",
+	"ufIswWF0Thjo5/+958NfP8D/jYdPLz/85390kf7b0s6fcZfMdzrNK5NwLBNAAVoFhwNGbTMhCmaFtShy",
+	"uGO5to4djcfjMXAKz7J1s8ifNO0tqMmx867YK/oCe1g3TXA8l348d+gBjxroq1dgPu3XWeXEbW2b3lrz",
+	"fujnLnp6J3gqu+NKSLF2W45AEOslHkTrheoU42t9dgZowHuok6D2DddEYZTdc0N9g3nsXfks9zQqOoK8",
+	"lV7bOe7NIqJ7BpRQ+xuDT5VIDMGR7dGoTQcuDxqiakiWv+6I+rT7enX2w1l9XNqScS9KmP/BM2EySVZq",
+	"U5wdr4qzO0bJGoPatlddlPa7B8G6B+zMso6+2/sRWess5Q5lE60zjpV6IZUtSeP7w3GyRk59TML/iBEn",
+	"ij7dPZ2mHvXGlXlD5zVre5lXv3eabPQYbWA86LlPyorvomtoXj/dURDcJQR5x5DcQ0WgzijyVCUDhqQg",
+	"aN8nxcXTIif7BYN1B1VGfh2liVh8/Q965zrhGT1uxYIGpyzR6kaASgjxpKQV/Ro9aOSxPlTrCEBuTK3x",
+	"9kFXmkoirL10oTZmPXJzW0gj7KVUm0sJqUAND5ab+c/+0w2BCnilOq8Nio9KB3ervdawW421Rty5FGv2",
+	"0r2If83EJOPxmM11aSzDVDSGu7T/2bp1fCbuavnBN12Rrjvx3Zbw9q417A5q/CYz9l9SLHZGNKoedg0Q",
+	"W1sn/GymjXTz/PJGmMAb7U39Fz0IsS3vLyTaUGkId+AcpWUisKLXCkYsu4HgOdn3uVSloyHscdbCF/xa",
+	"3PGb7iSx15jlBs/qyQjDFvpasLJgWt0/USy9+7zupEGkupyK9I49ZHI2d3f8xoj8jl9syRl6KP6Lwmb4",
+	"vtYoaW2BVslmdTFWdqw976iDMzZzGAqfz2s8zFoKAmcWZuRnQjPo9BV/4ybMVlXt5pXwuX7rcuZLs/0f",
+	"k4f/1OwYGLDFlWtcuJWpVjlwlUO3hFTOq0ndgcvqJJ6mp3z01x0pNmsRVCNqtIpE58IigEFwkHlRZOJy",
+	"jokzccRiXRr+W/3kajhda/Ezlf/cOxLIitLOfWF58AjA/0O3HwMNsXcj46+xP4r9/YbkwTo3cCN5Y51M",
+	"UhrplufQsU+CQDfgrKR0LPrrZej6Hz9frJUEnDX9DoTYiN/+eH7BsLS6dPMDrHuKR+wNlV9GTCqq39bG",
+	"+ykpfW3ZTDh2PD6kk+14tcAyrpBBsHCM/JVqWnPnClgyX6Z2Hso+O49QVcpNyjxJ27pGNGJOz4Sbg3kW",
+	"imDjuvDN1zSEH/CI3PG8iH2SoN0I7RE+qXqqB84L+U+xpJI/qa46ACieSX2+VAmzThthWSGMBZ5jxP0k",
+	"IfqhEAO3YCG44VP4EwZczLUSNpqoVtzdDhiH50yoxCzRU6/hHeAzPDpsI5/g4eNEYR/SjdgFlgjqpMzh",
+	"Q+lLQqoMJGdKV3M7HqOfvX1FJ5Df6YnCHgwGBmikRpdOsIVEO5+b6mRSpMz3GdF7FOCy8M5E+fNskTI+",
+	"41JZx6Rj3DFTUhn0aKIm6rlWMDuY+An8/Z/sLMuqtIMmIAyb6lQKbJtAHfrrtZYR++ni5fCvg9FEMebD",
+	"bc3vMplLH5bAInHWPz58zPhU3xA8zOAU46oaSA2aiJ9TGenwYlmImGnFeDU2rPqcCWfZ8eGTEYyccjcw",
+	"swMWnSu2nl0SNqU9+GZZakyj93Wv7z+MMHk1RoFsqcZkJT3khHHWSqUleKGn48MBtFQl1rZG3o8PPG0e",
+	"jA9KJV08aCTd+vPPRtottAQkU3BHpYYEzVOj/kCLQDKg9g6ALKBBT2ONZF1oBNryrMn6nUBTgxF7VmN5",
+	"YH8Y0rHB96zBPaAxjGHBBh+Px6dssUdhMeuHelBc3iiUh0JrjeSoiOnSDfXVkCBmcAxYs318dISjalYl",
+	"h02+0qVKkSJ+avZBJGgEnZZjTs8AC4NyKtcDIeRpw+hMxBGRQc5lBo6HvJIijSM2Go0GAfrEZrJgbm50",
+	"OZtjhxeYHgT9BAAckpgcg0+ZTKRjP108Z5StPmLvAp4NuwYZRGfhCc+ga3onLDiIMyC0lC99NiYFcyyw",
+	"NFWM5TLFAhcyhnD0R+Ojb4aHh8Oj8cV4fIL/+8v46cl4HJPEkM6yWKg0hjX1ZcjhUB5hDmgQ0Ba39Db2",
+	"Go/YK+VJkHStBYGpU8Hiv8RY+/i/j57FDbaMD24OY5Ka0jKb6KIOT6LB4+fZDNidMKWR4KH/hBuEx+L0",
+	"uqQdbmCV1LgmlvV9lDq+Hfo0nyHs6QnzsCa4RZ4T6DNt7Ek4bAeRqVaAVLDwlQiDJRmXOUzDo6ZAK/3Y",
+	"d4TDs2xmuHJDfM5evDl79TqOoHmFekQqksmDEfvZI7Rw5CPsq1EQg9BYh1EgIhSMBORyPH4MikYs/akU",
+	"U9qzdVB+I/bzXHrIF69S5tzCktKopjy5FipliVZXclYaihotca+p9yfjx40drBRB2ImV3DIs5METbaFc",
+	"RMcXEtUfZ3aujatnqK9Y/P5s+H/peH10OfwQR0xkVjCORfFaicFp+DizPoitjREZAdfIFBpDzZ/WNklV",
+	"0lPLWl4UQqUWdd07wdPhUpdmiIhq9sTLjVXos+YE10XjaKLOPOXnfNlGcWtyDgnY0+by4/57MDXuJgoj",
+	"tE+YBTPfV5gOGrHrlokh5hLry7nznc/5jZgEBAnauzCT6kRpxF55cY2If6WyLKAB+SFhAsxE0YZbdjQe",
+	"18uJFpR0SDUBJbBaI5reRMWNFTphFeZgH0l1IYFpWm8E/MKBr8nM+Gwm1Qxn4nNPWCpmhqdotfmiEMri",
+	"8sfnMpNuiSAumQR5jYsCXItbP1GEWeg0mwp2I62cZoQmCFtKGB4TVeXu1Xbk2dtXvahXBV97h6PxaIyl",
+	"WoVQvJC9k97j0Xj0GI9M3Rz9ggPit1/ptB3d+UoKvUqxfp+er0CXHY3HD4Za5stEuuBPMnkjRi2fpnfy",
+	"/kPUsyE41HstbwQs8CltfSUwPF0FaxeMVIwi85nFfIZK1PY+QPMHPvtm4zq88c93roMTt+6gyLhcWYEO",
+	"MLj2ZH0P26f71ugcHJnSeiujSkGDfkFHe8hGRo7l1jl7uhgteZ5tnPh3wv1YCHX29tV5IZK70YFvuBv1",
+	"xLdambTbJ95ySbbOCpHOmgS9cgoMBvAOVJ2IJcDk3laSlmEOS5DUXhsEWXEaZJ2lkw1CBimNqLG5iPtr",
+	"EK5oZY3f0ZA/I4/VWUQdlIfdIxrOk/HjL9NlK4OssRu4yQu1nRaqlonpsfAVtTWpw0ZzXi1spZdgfx3w",
+	"MqVz7266IZQKjNkBzyVzLhXTBvySfmzFL2A1JuRWDdCyIUvJThTp8CGOE/TQnNv5EL8HMz6GP2P2tyZM",
+	"SlxhhWBsYqIqhJKgdpI5OBRpxIzI9Y3AsIsROBzw+BHMBNEBWFkwqSaqMu9wmgwdgmU8Ym/5TPjIjEf7",
+	"+FsN6UHzskKo0USFFaBkTrAxwHpIjHA2CqEeOuuvLbh3AaAPFVsA6QMDkHRYmw9eS+sq1BKJYdwmKuz7",
+	"zXkoBLlSRVFLNx9hgOqSqnvjTTCeFVRLJxzrN8drKZWXH/7Sn0xG/p+DrrzKT1HnOD3Mia8fr7JnCGpo",
+	"y/iwUrgDaXRTwHBr53xK9lOdurOChbNpIAFR5wGHgn3SsT4OiCpJ3AOj1W4dg4dq3qf7+wC+rnX+vDRW",
+	"m1MSWRVBkFLJuJkJQyy3kRwQr6dzHCFzKZdK5mXeOxl3ZTF97GwWw1qtZiu8mMPxGAPg1OYhhr+rLg47",
+	"uvjwGbVYDY7UoVJ+VAIhiLA2jpYWddoxDaCr3WqgBw0wWvzkcPcnLXhE/Ojx7o9qZFX44uhon27WQfZQ",
+	"U+8xqzZOaa3fd06sSvPFb453fxOAMlFtN4w24dUNqEJ9xYJGD54up+ImqinQVxQ4pQDEozogHuRSUOGo",
+	"RXofol47OAL8gU/aar2B4mE3avczFntN4aPlfQ//bX0gNR6wuc5SS34yKUiQXH4i+op0NHrOFN9RVUaL",
+	"x6rox4Qw4V3HQpghBY7QhgBD4VoUDiHynVnGmKho65Wq4jyM22uKPRkxBGZajthLHPxE+bfRSEEktREL",
+	"mVSHmIYfOKOlmdk+irmRiLq/Xm4WO8BGML8RrM8pmktA6rYufxicMp5lq8mjXVKriaRxP2DwzymrVqA4",
+	"NkA/Ntfkq7T6faWVzw/mDZZNdJl5BF7gs6gKI3k+q+B26viWL/v8zaLqgFBoTj72Cm07JNYblA7IvEFy",
+	"4SmmlzG1YEIXCwVNX5u6cBx+mShks+qEHsOVyHODOj/6NMRT/Jp4oSM9OtxESYoJkxibCrcQQlFGAMiZ",
+	"M+qb4s9BmGUZLSi7yvTCTpQCKyYD92jGpRqxOPezQNvUNpfcB8b74+paECPYgmMjHmPaAx4P7ijkVtPt",
+	"e1V18jOdLh/QL+7O6v/UPuyvUc2a8unoYYfhU+g3CKewW0b4Vd9BChQXyZZ/dEF2uMcXq3jk+N2TfYbX",
+	"gSf87yA9z+x1S3Q2zBMUk0MUk0RSEWvKjAeSlx8DXNanA3tNQLXdkrMibWYdXxJGha9nIGMVzBGP/RWz",
+	"Ph4z4rFTptUMhGazjIpKta0bjNjx+BhsGhBB8UEYjL+9SOmAFwxjnigaNJ5MEOQujkemdxRZ59eyaMBz",
+	"rZllHTerNEDFNt+ussuz/zKG0ya55PemaTz90UXOPnxV3cvw7yAuvpM3Pk0e7RPPHEicp011T+ZMMK+k",
+	"8zkQXu+k95cdKyARnV7hjyrgQheiiTXI+tOsFAczI4QanHhQBkwLQFiGcAOWMDaaqBrnAd6YCpAPAe8B",
+	"s5/Qb2xe5QSS0SNBSActBJAHRKVEaIcqcCWapfjMy6p1sIeJCmgP/nw2NRp4aNSCFahSvco8jKWe9CMw",
+	"scSt8ykV/q4MMOVqoIOIebiClVYyPYPP53I2Hy7Qb0bnNmJxxmcx+xvrRDnwZzM1ykF1yDq4h//6trHh",
+	"n1F8rYCTbBBh9bLaCNQI+sKwe/WD0ReUT38W/8w0rzBqMmTl1lQGSMSqCE5h9MwIax9EWBx8hL36dNDY",
+	"wYOP9R+fSIpkoqtk6Hj8tLYQGkClzVyTCvulKW6Aef09ewaZINdOVPk0KEARNv8UjZDqvsTaGvOJM7ZM",
+	"5hPVoLG7sdHfjS464YDWDI+u/a1fWSs17rRUWiX4m22VVnD6PvHp424TsbH+0rIZIn//DzMyxk93f1Bd",
+	"b/bvYJUAgTPe3PrmpY/Iln2QKIjWZSNWKyuf6IzCySz9We2DChyyGdLNfk3AN7Bt3n9k6d6GxqTAwamt",
+	"ksaMJgrMK49304VGZQc4zzrd6gjP8VQi8Mg75H4/akR+LaWNYX8g49Dm8bmh41P8NiRp0eWbExVu3wyp",
+	"v03DqJn7RfhD1p8fOI0iFA3KiXKGK0vHu5TZtwkbi00F1eFUZpbPagTDC3v4G5a+xF5Ak+UGq9Ays6al",
+	"QyIJ+EAj9lJnmV7QuUBQQf6k/bsXvpJidbPjETurr5qp1nCiMJGy4V8CTcR3DnDhJtQS/AHk9koNBpmh",
+	"1X7QpSGLlqZe229wA/r+wJGBdB9sPITG5rsPKluwUdX1Qx3i/iFDaC34mp2mHkNMx8p8ARIKXPjVf/2T",
+	"aQq/962Q12ZvrukvPqxS8F7d9miXF2ydQo9813CuEeR8LQwjzB6CnxoSddQhjLaZndTWb7A83/l5Ppzs",
+	"+vBFfMCGjbxbPARbAzdB6cXoK4f/jhze0mV06k8KDU/TjUiEctmy0vcdTHYvTq9qK5ssvRLNwMef53Sq",
+	"BaW/15HUw7FNwNTpyhdtl7N8WXX59bzo4dhrQ0rvi1tKaGX+vmqVsgDrRgHM1f1vcFbp5o1UXuCfYGRt",
+	"1orPMy5zf65MPaYp2ufo3VDNTSjn0qVyjyxFWCgsPZqod/6ytOPx01rxhUak7bhxu9si9wP9XEfNbXTC",
+	"vfj58MG732wbh+RTvLXcnobaMqexZrxj0xs3177WSQUNuQllAXyPwugrmSGGGJv6oqR+KGpstj8YtTyL",
+	"9Ur8h7z9/l7C667hmq+C67MLrucYK/GkBLS8WTSl4W7DA1tj23SeO70j/xns4goVuC6mY32sTkkr9PlG",
+	"9BgLzphQupzNB+uFJt8JV92wGAB27mpHNwja0/NnPQ2uLoTcdBhM01gRDo1B7mLR5qv3Z817Gel3NLn/",
+	"HDm/eHcmd4yzWcZVIpoM8UtJl7RUPEH4vbuYwKNh1yzQSdlvxB+clt+ITUTsddRXIv4DJa4nPMtCJDts",
+	"zhY6PmiAGXXbnOc8Fx4piRNhe/gYDArr0tWJmCfr2J8I30HBZErmtB7Co87eJDCRo6MBBpHjlbvcY5bz",
+	"a2gilBJbfiVO6nrva7FsRLDqPPbG/e8Yu8V6NDoAECmeAFBMu7qi/QSDuDGV9iy4Se2IgVnL6gtK6qK2",
+	"J+PHhKfBjYBlAWMfMRH82tiDorTzuMt4flva+Zulv+hrV0r6cyy1HiZzbUFZ4j0rzl/cIi2hWIWb3X/6",
+	"6dXfB1EHxsNGHKCVpd5UT3b05Mk2xP7J5PbocDiZ3H774sNf/mNT2tXDuwk1+Nf+OajbuerMU8xXN/3P",
+	"HgUD2mDciy0f0a4ko16o6qbwPsJRge9sWyFuqWawqw1JiQbtwUcg7k/3NIGpvpYwdaRl8XvC0HN6EJ+y",
+	"2Ol4ovzBEB5DKb2g5HiEFYJfvmUpX1b1f/DFKDzNS+vYVExU42Gd+F/1GW63eHxITaHgMnwRR+zp4+qn",
+	"iWrcmn48HjfexSvUCQnHIphPHU+ngUzFUpOY5G7QOhdsAAwFLKHqW4RQGrEYoYZCRtdENZKxPPoODKJx",
+	"kyChdfXxLrSojcgdTVS4nW1QLUQuuGIVSEaXfEaTrHEz3z7ZqR5xenO2x74o5p+incbfS6Pz3h7vXeje",
+	"psLJ6iK9/QYYLhnco9MvbZk29mmTo4VPI6azFG9001I5X2P2JzRb/6fL7R+VCGKiJbV91ibdz4HCbKtd",
+	"i9CCB00YzXtJax/Z97eVI+KQakvtiQI5y1akdrRVZNdXDAXJOpqoOOWuknseWGwbSPeGbNEmEKi9s195",
+	"R9Hyh5IFa1D0G+UBLU4lEb7Kgj+DN9sGC72jOGg5ZZs93ZfasIA6bCNwB7HCZmpkOqPsLZmIGpPLSrRC",
+	"tBmxczlTHmdnotYRXfvfvzl7Pjz//gxxUmDosUxHFWDraKrTZTzwTm3AZMXkqYDgo5U34xZsunQ1BARX",
+	"S6oelFhzYEUaEaxSaHuivGGIg5OKPWEebLq6ziCkviWZTq5ZX0jMzk2loVyAQURub7iEOb45jOJ6mBbh",
+	"2KYEP+eRrDy8CjPacSdGDMGLFnjn80RdcZlhhoV0ZIoH/MgYbUDW51nGjseHg5OJ6rwwNKDXeg4c5gTl",
+	"C18GxM26IDTasxEPA4yNtDB26chlouJR7K/gr9a2lWWZikTmPGM/KXkLC6BVanf2XjU1tI5nMHlduip7",
+	"cSFVqhc7G6m2ojEJpesdYjkVtU4UV0vK0qAN8rgzhClKPxEezxCMJp5JC9Sv0+UAcfwuVuGHvbJKBbRp",
+	"lo9sFaA4QcDY8IBQYSnyMlHbQi+EMoRlZ6VBMhRXVyJxI3ZWB4zItWCpFrTyeApXRZFql6IC8EavC9Ff",
+	"pWUVPO9E+Tq46tZn8haRjUwEpIx5FOA+r0Kd+uTRiep3+TbcsRpl9oeADovXEGFN9spVRBPV9RVi00ZM",
+	"5kXGSwLTQ99o9T1ymAYIj0gTIMCHlWsMncjtKbNFJl2AbCmLTHOP0Xh0e4uuEe0otSMtS0vDp9kygLVV",
+	"mGNNjMsAF1UqxBjEC4HbUJpPxo9ZH2ubCX1iEHkwpqPb200RMi87d8XHflLyl1IwWeXaBpo7bWCpBoSt",
+	"6t6sraDYO2oMt8fFdkLpNMVDfQJfccqCE/53A1pp0zgr2bF1uM1A3Xj49MPHw+jw6NNe8E/nBU9AFMAG",
+	"ALnipej6ChXApByPHydTbsU3x6yh3fB3Ed8JeXyvtT4eP/1m12J/pjjj2l0DX8ONX8ONK4frHzuQ/t9/",
+	"+PRhY0yS7rIORyIEU6u9LbYhELnaY/NyBN8Xfk5ysjRZ76R3gE6Xb+vj+mUJhFOB2UONUxssOQvYXdD+",
+	"unCAyYCaDXFUhOhv2eiNNvwc1lt514Da7YrSBggl304w7Dvg0UiBqNkagm/fF6DYqLo53EYtAJvBaSuP",
+	"F1HOmgtAiY5rXRL+a4SdSQLLDdim5CGsIH/65hpAjp8+fPr/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

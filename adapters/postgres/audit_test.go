@@ -1,0 +1,147 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/commands"
+)
+
+func TestConcurrentAuditEntriesFormOneVerifiableChain(t *testing.T) {
+	ctx := context.Background()
+	log := postgres.NewAuditLog(migrated(t))
+	alice, admin := uuid.New(), uuid.New()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			e := commands.AuditEntry{Action: commands.AuditLoginFailed, Subject: alice, IP: fmt.Sprintf("203.0.113.%d", i), Detail: map[string]string{"reason": "wrong password"}}
+			if i%5 == 0 {
+				e = commands.AuditEntry{Action: commands.AuditPIIRead, Actor: admin, Subject: alice, Detail: map[string]string{"route": "GET /v1/admin/users/{id}"}}
+			}
+			if err := log.Record(ctx, e); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n, brk, err := log.Verify(ctx)
+	if err != nil || brk != nil || n != 20 {
+		t.Fatalf("Verify = %d entries, break %+v, err %v; want 20 entries, intact", n, brk, err)
+	}
+	reads, err := log.List(ctx, postgres.AuditFilter{Actor: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 4 {
+		t.Fatalf("entries by the admin = %d, want 4", len(reads))
+	}
+	for _, r := range reads {
+		if r.Action != commands.AuditPIIRead || r.Subject != alice || r.Detail["route"] == "" {
+			t.Errorf("entry %d = %+v, want a PII read of alice's data with its route", r.Seq, r.AuditEntry)
+		}
+	}
+	page, err := log.List(ctx, postgres.AuditFilter{Action: commands.AuditLoginFailed, After: reads[1].Seq, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 3 || page[0].Seq <= reads[1].Seq {
+		t.Errorf("a page of 3 failed logins after entry %d = %d entries starting at %d", reads[1].Seq, len(page), page[0].Seq)
+	}
+}
+
+func TestNobodyRewritesTheAuditLogQuietly(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	log := postgres.NewAuditLog(pool)
+	for i := range 5 {
+		if err := log.Record(ctx, commands.AuditEntry{Action: commands.AuditLogin, Subject: uuid.New(), IP: fmt.Sprintf("198.51.100.%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Even the table owner is refused by the triggers.
+	for _, stmt := range []string{`UPDATE audit_log SET ip = '10.0.0.1' WHERE seq = 3`, `DELETE FROM audit_log WHERE seq = 5`, `TRUNCATE audit_log`} {
+		if _, err := pool.Exec(ctx, stmt); !isPGCode(err, "42501") {
+			t.Errorf("owner ran %q: err = %v, want it refused (42501)", stmt, err)
+		}
+	}
+	// An operator who disables the triggers on purpose is caught by the chain.
+	tamper := func(stmt string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `ALTER TABLE audit_log DISABLE TRIGGER USER; `+stmt+`; ALTER TABLE audit_log ENABLE TRIGGER USER`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tamper(`UPDATE audit_log SET ip = '10.0.0.1' WHERE seq = 3`)
+	if _, brk, err := log.Verify(ctx); err != nil || brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "contents") {
+		t.Fatalf("after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
+	}
+	tamper(`DELETE FROM audit_log WHERE seq = 3`)
+	if _, brk, err := log.Verify(ctx); err != nil || brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "missing") {
+		t.Fatalf("after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
+	}
+}
+
+// TestTheApplicationRoleMayOnlyAppendToTheAuditLog connects as a role set up
+// the way docs/operations.md tells operators to run the server (LOGIN, not
+// superuser, not the owner, SELECT and INSERT on audit_log) and shows it
+// can append and read but never change or remove an entry.
+func TestTheApplicationRoleMayOnlyAppendToTheAuditLog(t *testing.T) {
+	ctx := context.Background()
+	dsn := testbackend.Postgres(t)
+	if err := postgres.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	role := testbackend.UniqueName(t, "biosync_app_")
+	owner, err := postgres.Open(ctx, dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	r := pgx.Identifier{role}.Sanitize()
+	if _, err := owner.Exec(ctx, `CREATE ROLE `+r+` LOGIN NOSUPERUSER; GRANT SELECT, INSERT ON audit_log TO `+r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = owner.Exec(context.Background(), `DROP OWNED BY `+r+`; DROP ROLE `+r)
+	})
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.User = role
+	app, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	log := postgres.NewAuditLog(app)
+	who := uuid.New()
+	if err := log.Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Actor: who, Subject: who, At: time.Now(), Detail: map[string]string{"role": "admin"}}); err != nil {
+		t.Fatalf("the application role cannot append: %v", err)
+	}
+	for _, stmt := range []string{`UPDATE audit_log SET ip = 'x'`, `DELETE FROM audit_log`, `TRUNCATE audit_log`, `ALTER TABLE audit_log DISABLE TRIGGER USER`, `DROP TABLE audit_log`} {
+		if _, err := app.Exec(ctx, stmt); !isPGCode(err, "42501") {
+			t.Errorf("application role ran %q: err = %v, want permission denied (42501)", stmt, err)
+		}
+	}
+	if n, brk, err := log.Verify(ctx); err != nil || brk != nil || n != 1 {
+		t.Errorf("Verify as the application role = %d, %+v, %v; want 1 intact entry", n, brk, err)
+	}
+}
+
+func isPGCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
