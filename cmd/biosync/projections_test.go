@@ -150,4 +150,16 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 	if code, _, dl := c.do("GET", "/v1/admin/dead-letters", nil, nil); code != 200 {
 		t.Fatalf("dead letters = %d %v", code, dl)
 	}
+
+	// The role change is in the audit log, readable by the admin API, and
+	// the chain verifies from the command line.
+	code, _, audit := c.do("GET", "/v1/admin/audit?action=account.role_changed", nil, nil)
+	entries, _ := audit["entries"].([]any)
+	if code != 200 || len(entries) != 1 || entries[0].(map[string]any)["subject"] == nil || entries[0].(map[string]any)["detail"].(map[string]any)["role"] != "admin" {
+		t.Fatalf("audit of the role change = %d %v", code, audit)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"audit", "verify"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "audit chain intact") {
+		t.Fatalf("audit verify: %v\n%s", err, out.String())
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/httpapi"
+	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/schemas"
 )
@@ -23,6 +24,7 @@ commands:
   deadletters ...   list | retry --projector NAME [--user ID] | skip EVENT_ID
   users grant-admin EMAIL
                     give an account the admin role (admin API)
+  audit ...         verify (walk the audit log's hash chain) | list [--action A] [--subject ID] [--actor ID] [--limit N]
   simulate          register users on a running server and push synthetic data
                     (--users N --days D --url URL --secret whsec_...)
   events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDeadLetters(ctx, args[1:], getenv, stdout, stderr)
 	case "users":
 		return runUsers(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], getenv, stdout)
 	case "events":
@@ -123,6 +127,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Tokens:   p.tokens,
 		Roles:    roles{p.tokens},
 		Admin:    admin{p: p, life: ctx},
+		Audit:    postgres.NewAuditLog(p.pool),
 		Webhooks: webhooks.Verifier{Keys: keys},
 		Logger:   log,
 		Registry: tel.registry,

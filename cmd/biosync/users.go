@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain/identity"
 )
 
@@ -18,12 +23,19 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
 		key := p.handlers.EmailKey(identity.NormalizeEmail(args[1]))
-		tag, err := p.pool.Exec(ctx, `UPDATE accounts SET role = 'admin', updated_at = now() WHERE email_key = $1 AND status = 'active'`, key)
+		var user uuid.UUID
+		err := p.pool.QueryRow(ctx, `UPDATE accounts SET role = 'admin', updated_at = now() WHERE email_key = $1 AND status = 'active' RETURNING user_id`, key).Scan(&user)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("no active account for that email address")
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("no active account for that email address")
+		// A role change is a security event; the operator at the console
+		// has no account, so the entry has a subject and no actor.
+		if err := postgres.NewAuditLog(p.pool).Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Subject: user,
+			Detail: map[string]string{"role": "admin", "via": "biosync users grant-admin"}}); err != nil {
+			return fmt.Errorf("admin role granted, but the audit entry was not written: %w", err)
 		}
 		fmt.Fprintln(stdout, "granted the admin role; it is in access tokens issued from the next login on")
 		return nil
