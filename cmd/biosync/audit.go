@@ -47,7 +47,15 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			if brk != nil {
 				return fmt.Errorf("audit chain broken at entry %d: %s (%d entries before it verified)", brk.Seq, brk.Reason, n)
 			}
-			fmt.Fprintf(stdout, "audit chain intact: %d entries verified\n", n)
+			head := ""
+			if n > 0 {
+				last, err := postgres.NewAuditLog(p.pool).List(ctx, commands.AuditFilter{After: n - 1, Limit: 1})
+				if err != nil {
+					return err
+				}
+				head = fmt.Sprintf("; head %d %s (keep it elsewhere: a later verify must reach it)", n, hex.EncodeToString(last[0].Hash))
+			}
+			fmt.Fprintf(stdout, "audit chain intact: %d entries verified%s\n", n, head)
 			return nil
 		})
 	case "list":
