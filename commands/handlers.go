@@ -82,6 +82,18 @@ type Handlers struct {
 	CheckPassword func(string) error
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// Mail sends account mail (verification, reset, notices); nil sends none.
+	Mail Mailer
+	// EmailTokens keeps the single-use tokens mailed to users; required
+	// for verification and reset.
+	EmailTokens EmailTokens
+	// Sessions ends a user's sessions after a password reset; nil skips it.
+	Sessions SessionRevoker
+	// Audit receives security events; nil records none.
+	Audit Audit
+	// AppURL is the frontend's base URL for links in mail
+	// (BIOSYNC_APP_URL), e.g. https://app.example.com.
+	AppURL string
 
 	// known caches user ids whose account is active, so a push does not
 	// cost a PostgreSQL round trip. Accounts are never deactivated yet;
@@ -153,6 +165,9 @@ func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, 
 	email := identity.NormalizeEmail(cmd.Email)
 	userID := uuid.New()
 	if err := h.Accounts.Claim(ctx, Account{UserID: userID, EmailKey: h.emailKey(email), PasswordHash: hash}); err != nil {
+		if errors.Is(err, domain.ErrConflict) {
+			h.noticeRegistrationAttempt(email)
+		}
 		return Registered{}, err
 	}
 	e, err := h.newEvent(ctx, uuid.New(), userID, identity.EventRegistered, identity.Registered{Email: email, Timezone: cmd.Timezone, RegisteredAt: h.now().UTC()})
@@ -188,6 +203,10 @@ func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, 
 			return Registered{}, cerr
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if err := h.sendVerification(sctx, userID, email); err != nil && h.Logger != nil {
+		// The account exists; the user can ask for a new link later.
+		h.Logger.Error("verification mail not prepared", "user_id", userID, "err", err)
 	}
 	return Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: eventstore.Token{pos}}, nil
 }

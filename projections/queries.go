@@ -133,8 +133,8 @@ func (r *Reader) Me(ctx context.Context, userID uuid.UUID) (UserView, error) {
 	if err != nil {
 		return u, err
 	}
-	err = r.Pool.QueryRow(ctx, `SELECT email, timezone, created_at FROM `+tbl("users", gen)+` WHERE user_id = $1`, userID).
-		Scan(&u.Email, &u.Timezone, &u.CreatedAt)
+	err = r.Pool.QueryRow(ctx, `SELECT email, timezone, created_at, email_verified_at FROM `+tbl("users", gen)+` WHERE user_id = $1`, userID).
+		Scan(&u.Email, &u.Timezone, &u.CreatedAt, &u.EmailVerifiedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, domain.ErrNotFound
 	}

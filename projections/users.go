@@ -25,7 +25,9 @@ func (u Users) Name() string { return NameUsers }
 func (u Users) Generation() int { return max(u.Gen, 1) }
 
 // Wants implements Selective: only registrations matter to this read model.
-func (u Users) Wants(eventType string) bool { return eventType == identity.EventRegistered }
+func (u Users) Wants(eventType string) bool {
+	return eventType == identity.EventRegistered || eventType == identity.EventEmailVerified
+}
 
 // Tables implements Projector.
 func (u Users) Tables() []string { return []string{"users"} }
@@ -38,7 +40,18 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 	var created []any
 	var offsets []int64
 	seen := map[string]int{} // user -> index: one row per user per statement
+	var verifiedIDs [][16]byte
+	var verifiedAt []any
 	for _, e := range events {
+		if e.Type == identity.EventEmailVerified {
+			var v identity.EmailVerified
+			if err := json.Unmarshal(e.Payload, &v); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			verifiedIDs = append(verifiedIDs, e.UserID)
+			verifiedAt = append(verifiedAt, v.VerifiedAt)
+			continue
+		}
 		if e.Type != identity.EventRegistered {
 			continue
 		}
@@ -57,9 +70,25 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 		created = append(created, r.RegisteredAt)
 		offsets = append(offsets, e.Offset)
 	}
-	if len(ids) == 0 {
+	if len(ids) > 0 {
+		if err := u.register(ctx, tx, table, ids, emails, zones, created, offsets); err != nil {
+			return err
+		}
+	}
+	if len(verifiedIDs) == 0 {
 		return nil
 	}
+	// A user's registration precedes the verification in the log (one
+	// partition per user), so the row exists; the first verification
+	// time is kept when an address is verified twice.
+	_, err := tx.Exec(ctx, `UPDATE `+table+` t SET email_verified_at = v.at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(user_id, at)
+		WHERE t.user_id = v.user_id AND (t.email_verified_at IS NULL OR t.email_verified_at > v.at)`, verifiedIDs, verifiedAt)
+	return err
+}
+
+// register upserts the registrations of a batch.
+func (u Users) register(ctx context.Context, tx pgx.Tx, table string, ids [][16]byte, emails, zones []string, created []any, offsets []int64) error {
 	// The registration is in the log: an account whose append outcome was
 	// unknown to its handler becomes active now (command-side table, same
 	// transaction; idempotent).

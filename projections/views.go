@@ -21,6 +21,8 @@ type UserView struct {
 	Email     string
 	Timezone  string
 	CreatedAt time.Time
+	// EmailVerifiedAt is when the address was verified; nil until then.
+	EmailVerifiedAt *time.Time
 }
 
 // MetricQuery asks for one metric of one user over [From, To).

@@ -77,6 +77,12 @@ func TestUserRegisteredV1WireFormat(t *testing.T) {
 	golden(t, "user.registered.v1.json", raw)
 }
 
+func TestUserEmailVerifiedV1WireFormat(t *testing.T) {
+	raw, _ := json.MarshalIndent(identity.EmailVerified{VerifiedAt: at}, "", "  ")
+	validate(t, compile(t, "user.email_verified.v1.schema.json"), raw)
+	golden(t, "user.email_verified.v1.json", raw)
+}
+
 func TestSamplesPushedV1WireFormat(t *testing.T) {
 	p := ingest.Pushed{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Channel: "webhook", ReceivedAt: at, Batch: ingest.Batch{
 		UserID: "0b7c2c9e-2f8e-4a39-9f62-8f3c4c3f7a10",

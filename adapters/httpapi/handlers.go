@@ -139,7 +139,7 @@ func (s *server) GetMe(c echo.Context, params gen.GetMeParams) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, gen.Me{Id: u.ID, Email: u.Email, Timezone: u.Timezone, CreatedAt: u.CreatedAt})
+	return c.JSON(http.StatusOK, gen.Me{Id: u.ID, Email: u.Email, EmailVerified: u.EmailVerifiedAt != nil, Timezone: u.Timezone, CreatedAt: u.CreatedAt})
 }
 
 // GetMetricSeries returns one metric of the caller (GET /v1/metrics/{type}).

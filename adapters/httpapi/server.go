@@ -62,6 +62,9 @@ type Deps struct {
 	// Admin serves the /v1/admin routes; nil answers them 503 (after the
 	// token and role checks).
 	Admin Admin
+	// Recovery serves email verification and password reset; nil answers
+	// those routes 503.
+	Recovery Recovery
 	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
 	// (after the token and role checks).
 	Audit commands.AuditTrail

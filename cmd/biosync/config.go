@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/eventstore"
 )
@@ -34,6 +36,12 @@ type config struct {
 	LogLevel          string
 	ConsistencyWait   time.Duration
 	CORSOrigins       []string
+	// SMTPURL is the mail relay, smtp://[user:pass@]host:port[?tls=starttls|tls|none];
+	// empty starts the embedded relay (inbox <data dir>/mail) on the
+	// embedded default and disables account mail otherwise.
+	SMTPURL  string
+	MailFrom string // sender of account mail
+	AppURL   string // the frontend's base URL, for links in mail
 }
 
 // embedded reports whether every backend runs in-process (the default with
@@ -55,6 +63,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OTLPEndpoint:    getenv("BIOSYNC_OTLP_ENDPOINT"),
 		LogLevel:        envOr(getenv, "BIOSYNC_LOG_LEVEL", "info"),
 		ConsistencyWait: 5 * time.Second,
+		SMTPURL:         getenv("BIOSYNC_SMTP_URL"),
+		MailFrom:        envOr(getenv, "BIOSYNC_MAIL_FROM", "BioSync <no-reply@localhost>"),
+		AppURL:          envOr(getenv, "BIOSYNC_APP_URL", "http://localhost:3000"),
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)
@@ -80,7 +91,32 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("BIOSYNC_CONSISTENCY_WAIT: %w", err)
 		}
 	}
+	if c.SMTPURL != "" {
+		if _, err := parseSMTPURL(c.SMTPURL, c.MailFrom); err != nil {
+			return c, fmt.Errorf("BIOSYNC_SMTP_URL: %w", err)
+		}
+	}
 	return c, nil
+}
+
+// parseSMTPURL reads smtp://[user:pass@]host:port[?tls=starttls|tls|none]
+// (default starttls: credentials never cross the network in clear).
+func parseSMTPURL(raw, from string) (mail.Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "smtp" || u.Hostname() == "" {
+		return mail.Config{}, errors.New("want smtp://[user:pass@]host:port[?tls=starttls|tls|none]")
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port <= 0 {
+		return mail.Config{}, errors.New("missing or bad port")
+	}
+	c := mail.Config{Host: u.Hostname(), Port: port, From: from, TLS: u.Query().Get("tls")}
+	if u.User != nil {
+		c.Username = u.User.Username()
+		c.Password, _ = u.User.Password()
+	}
+	_, err = mail.New(c)
+	return c, err
 }
 
 // secrets fills in missing secrets. On the embedded default each is

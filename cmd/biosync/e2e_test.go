@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/simulator"
+	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/eventstore"
@@ -302,6 +303,15 @@ func TestEmbeddedDefaultKeepsEverythingAcrossRestarts(t *testing.T) {
 	code, h, reg := c.do("POST", "/v1/auth/register", map[string]string{"email": "restart@example.com", "password": "correct horse battery", "timezone": "Europe/Berlin"}, nil)
 	if code != 201 {
 		t.Fatalf("register = %d %v", code, reg)
+	}
+	// The embedded relay delivered the verification mail into the data dir.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if msgs, _ := embedded.ReadInbox(dir + "/mail"); len(msgs) == 1 && msgs[0].Header.Get("To") == "<restart@example.com>" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the embedded default's mail relay did not deliver the verification mail into <data dir>/mail")
+		}
 	}
 	secret, err := os.ReadFile(dir + "/push_secret")
 	if err != nil {

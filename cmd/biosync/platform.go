@@ -19,6 +19,7 @@ import (
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/kafka"
+	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/postgres"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
@@ -156,10 +157,49 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		EmailIndexKey: emailIndexKey(mk),
 		CheckPassword: auth.CheckPassword,
 		Logger:        log,
+		EmailTokens:   postgres.NewEmailTokens(p.pool),
+		Audit:         postgres.NewAuditLog(p.pool),
+		AppURL:        cfg.AppURL,
+	}
+	if r == roleServer {
+		if err := p.mailer(embeddedNow); err != nil {
+			return nil, err
+		}
 	}
 	p.versions = &projections.Versions{Pool: p.pool}
 	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions}
 	return p, nil
+}
+
+// mailer connects account mail: the configured relay, or on the embedded
+// default an in-process relay whose inbox is <data dir>/mail. Production
+// without BIOSYNC_SMTP_URL runs without account mail (verification and
+// reset answer 503) and says so at start.
+func (p *platform) mailer(embeddedDefault bool) error {
+	relay := p.cfg.SMTPURL
+	if relay == "" && embeddedDefault {
+		s, err := embedded.StartSMTP(filepath.Join(p.cfg.DataDir, "mail"), p.log)
+		if err != nil {
+			return err
+		}
+		p.onClose(s.Close)
+		relay = "smtp://" + s.Addr() + "?tls=none"
+		p.log.Info("embedded mail relay started; account mail lands in the inbox directory", "inbox", s.Inbox())
+	}
+	if relay == "" {
+		p.log.Warn("BIOSYNC_SMTP_URL not set: account mail is off (email verification and password reset answer 503)")
+		return nil
+	}
+	mc, err := parseSMTPURL(relay, p.cfg.MailFrom)
+	if err != nil {
+		return fmt.Errorf("BIOSYNC_SMTP_URL: %w", err)
+	}
+	sender, err := mail.New(mc)
+	if err != nil {
+		return err
+	}
+	p.handlers.Mail = sender
+	return nil
 }
 
 // decodeKey accepts a base64 key (as generated) or raw bytes.

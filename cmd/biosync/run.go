@@ -12,6 +12,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/schemas"
 )
 
@@ -33,6 +34,15 @@ configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_
 BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
 BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL
 (see docs/operations.md)`
+
+// recovery serves verification and reset when account mail is on; nil
+// makes those routes answer 503.
+func recovery(h *commands.Handlers) httpapi.Recovery {
+	if h.Mail == nil {
+		return nil
+	}
+	return h
+}
 
 // run is the whole program: it reads configuration through getenv, wires
 // every component and shuts them down in reverse order.
@@ -128,6 +138,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Roles:    roles{p.tokens},
 		Admin:    admin{p: p, life: ctx},
 		Audit:    postgres.NewAuditLog(p.pool),
+		Recovery: recovery(p.handlers),
 		Webhooks: webhooks.Verifier{Keys: keys},
 		Logger:   log,
 		Registry: tel.registry,

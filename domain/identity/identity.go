@@ -21,6 +21,16 @@ type Registered struct {
 	RegisteredAt time.Time `json:"registered_at"`
 }
 
+// EventEmailVerified is the stable type name of EmailVerified.
+const EventEmailVerified = "user.email_verified"
+
+// EmailVerified is the body of user.email_verified (schema version 1): the
+// user presented the single-use token mailed to the registered address.
+// The token is not in the event; only the fact and its time are.
+type EmailVerified struct {
+	VerifiedAt time.Time `json:"verified_at"`
+}
+
 // NormalizeEmail lower-cases and trims an address so the uniqueness claim
 // does not depend on spelling.
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -28,12 +38,18 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 // ValidateRegistration checks the registration fields that are pure rules
 // (password strength is checked by the hasher's policy).
 func ValidateRegistration(email, timezone string, v *domain.ValidationError) {
+	ValidateEmail(email, v)
+	if err := ValidateTimezone(timezone); err != nil {
+		v.Add("/timezone", "%v", err)
+	}
+}
+
+// ValidateEmail checks the shape of an address (one mailbox, a dotted
+// domain, at most 254 bytes) and reports it at /email.
+func ValidateEmail(email string, v *domain.ValidationError) {
 	e := NormalizeEmail(email)
 	if a, err := mail.ParseAddress(e); err != nil || a.Address != e || len(e) > 254 || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
 		v.Add("/email", "must be a valid email address")
-	}
-	if err := ValidateTimezone(timezone); err != nil {
-		v.Add("/timezone", "%v", err)
 	}
 }
 

@@ -367,10 +367,13 @@ type LoginRequest struct {
 
 // Me defines model for Me.
 type Me struct {
-	CreatedAt time.Time          `json:"created_at"`
-	Email     string             `json:"email"`
-	Id        openapi_types.UUID `json:"id"`
-	Timezone  string             `json:"timezone"`
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+
+	// EmailVerified The user confirmed the address (POST /v1/auth/verify-email).
+	EmailVerified bool               `json:"email_verified"`
+	Id            openapi_types.UUID `json:"id"`
+	Timezone      string             `json:"timezone"`
 }
 
 // MetricPoint defines model for MetricPoint.
@@ -402,6 +405,18 @@ type MetricSeries struct {
 
 // MetricType A metric type. Kept equal to the domain's list by a test.
 type MetricType string
+
+// PasswordResetConfirm defines model for PasswordResetConfirm.
+type PasswordResetConfirm struct {
+	// Password The new password (same policy as registration). Never returned.
+	Password string `json:"password"`
+	Token    string `json:"token"`
+}
+
+// PasswordResetRequest defines model for PasswordResetRequest.
+type PasswordResetRequest struct {
+	Email string `json:"email"`
+}
 
 // Problem RFC 9457 problem details.
 type Problem struct {
@@ -614,6 +629,11 @@ type Source struct {
 	Provider string `json:"provider"`
 }
 
+// TokenRequest defines model for TokenRequest.
+type TokenRequest struct {
+	Token string `json:"token"`
+}
+
 // WebhookPushBatch A push batch for the user named by `user_id`.
 type WebhookPushBatch struct {
 	Samples       *[]Sample            `json:"samples,omitempty"`
@@ -759,8 +779,17 @@ type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetRequest
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
+
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterRequest
+
+// VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
+type VerifyEmailJSONRequestBody = TokenRequest
 
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
@@ -809,9 +838,21 @@ type ServerInterface interface {
 	// Login Exchange email and password for an access token.
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
+	// RequestPasswordReset Mail a password-reset link.
+	// (POST /v1/auth/password-reset)
+	RequestPasswordReset(ctx echo.Context) error
+	// ConfirmPasswordReset Set a new password with a reset token.
+	// (POST /v1/auth/password-reset/confirm)
+	ConfirmPasswordReset(ctx echo.Context) error
 	// Register Create an account.
 	// (POST /v1/auth/register)
 	Register(ctx echo.Context) error
+	// VerifyEmail Confirm the account's email address with the token mailed to it.
+	// (POST /v1/auth/verify-email)
+	VerifyEmail(ctx echo.Context) error
+	// ResendVerificationEmail Mail a new verification link to the caller's address.
+	// (POST /v1/auth/verify-email/resend)
+	ResendVerificationEmail(ctx echo.Context) error
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
@@ -1059,12 +1100,48 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	return err
 }
 
+// RequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestPasswordReset(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestPasswordReset(ctx)
+	return err
+}
+
+// ConfirmPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmPasswordReset(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmPasswordReset(ctx)
+	return err
+}
+
 // Register converts echo context to params.
 func (w *ServerInterfaceWrapper) Register(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Register(ctx)
+	return err
+}
+
+// VerifyEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyEmail(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyEmail(ctx)
+	return err
+}
+
+// ResendVerificationEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) ResendVerificationEmail(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResendVerificationEmail(ctx)
 	return err
 }
 
@@ -1373,6 +1450,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
+	router.POST(options.BaseURL+"/v1/auth/verify-email", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
+	router.POST(options.BaseURL+"/v1/auth/verify-email/resend", wrapper.ResendVerificationEmail, options.OperationMiddlewares["resendVerificationEmail"]...)
+	router.POST(options.BaseURL+"/v1/auth/password-reset", wrapper.RequestPasswordReset, options.OperationMiddlewares["requestPasswordReset"]...)
+	router.POST(options.BaseURL+"/v1/auth/password-reset/confirm", wrapper.ConfirmPasswordReset, options.OperationMiddlewares["confirmPasswordReset"]...)
 	router.GET(options.BaseURL+"/v1/admin/projections", wrapper.ListProjections, options.OperationMiddlewares["listProjections"]...)
 	router.POST(options.BaseURL+"/v1/admin/projections/:name/rebuild", wrapper.RebuildProjection, options.OperationMiddlewares["rebuildProjection"]...)
 	router.POST(options.BaseURL+"/v1/admin/projections/:name/rollback", wrapper.RollbackProjection, options.OperationMiddlewares["rollbackProjection"]...)
@@ -1393,164 +1474,177 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Nc9s2tu+/gtG7byLdpWTZcdqNPTvznGzSZjdpM7G7vfOiPBMiYQnXJMACoGU1k//9zTkH4IdEfdh1",
-	"0vZuZna2sUji83zjnB8+9hKdF1oJ5Wzv5GNvLngqDP7zuVZWWidUsoQ/U2ETIwsnteqd9N4aYYVybDEX",
-	"irm5YEb8UgrrGP4a/9ew8fXwQl8LFZ+y2AiezEUaNz/jKct1KjLLEl7O5o6VRcRiJ3OhS9d4c6pLlYqU",
-	"Lbh0zHDFdOkYVyk+TLnjLOdLprRjdq4X+OvCSCfYUrhRL+rZZC5yDjMRqsx7J+97fjS9qOd7632Iem5Z",
-	"iN5Jzzoj1az36VPUeyecWQ7Prpww6+twLhKtUsucpoFNxZU2MC1nllLN2h37tqVyYiYMNv7zzz8Pz0o3",
-	"F8rJhDux3sMzwY0wLJnzLBNqJlj/3cvn7Jtvn4wHna03Rt6xC+vt/1jwX0rBHDxl+goXLtMzVmgr4RXL",
-	"3Fxalug8h9VeGO3EKWxzymC+PLlmWrFfSmGkwHXALV3q0jC9ULQH2wf6KeoV3PBcuHXK2zDoMz/eK6Nz",
-	"xqvBGWELraw4xVnAmJa4LZb1PfkMWKmczBj81qS9Ob8RNQGyhXRzJt2InbEbnsHyzLlj0hJ9lcmccT8C",
-	"adnxeAwTlDAw4p9e1FM8h0l2bUFzLXJ++1qomZv3To7HT7/por+XRucdhOe4cWG/DEfCkCrJSitvxCBi",
-	"QCSPHz9+Wo0MV6MeGKxcayRX2uTc9U56KXdiCBzR6xrNW6P/WyROmx+wnfWNKcILjyyDviImRrMRi3Ph",
-	"jExszLRhcWmFsXE1toK7eT00/E/UA4kijUh7J86UojnU/zDiqnfS+18Htew6oKf2oD0+GPGFXh/mC5Wu",
-	"rJ243X/tnL77yn2CCRF1Io2fJYkoHMwORLByQjn4Jy+KDASB1Orgv61G0t9v4lWD2Fd7uhcgP7lL5kCu",
-	"aWn4NFsySXJV3IDEBo7va8MW3DKeAWcsUbw09MEGadI1Jv/VQdcnOLxnPH1HCmPL/Aujp5nI/3K3dXhL",
-	"X21ahqCnEq6Al6eCFdxYkbL+1CBD/+P8xx8iEHNqhv9msJMRy3kG+yxSRpMbjHqfIpBUV5lMfr9Z6CyT",
-	"qbAksMSttE6qGbOOO6DpnMssbCczYgY7YUQasZlQwuD4mHUyy1gGlI9TeqnNVKYpbe6XmhOKWZkyniTC",
-	"Wi9aYU6g5JFLdSbwH7oIA/fywbJ+zNNcqphdgWg5uDk8oL9XCbhL126j3rX3ceCvlBNG8eyFMdp82TWa",
-	"ljPSbKlwsLPSAt/ORMpAt5mWHSbTiClxIwzYIqVRIsXd/UG7l6AJv+TAf9BuDlTp5sII3CQYaAL2jMFB",
-	"veXLTPP0QuvX3MzEl2amqU6XsJYaVuuQvZHPcFQX3ij8olucikKoFMQlS2WK5gZXdiEMimuZi9OGuQMG",
-	"rzaV3Ys2zFQIMrqcUBGzmkxRkg+w7Jbngi3EdK719VCm8P2rVOSFJhn9T7HEyf+keOnm2shfxRelledG",
-	"pMBvPLNRWxqAcqJhMytnirvSCJZLa4G04CFI7M/C8T8pfsNlxqeZ+N2IoV+p6QidnSm3YgBEWyp0Y2Bw",
-	"p0AFyGmgxT0NjBj6LyzjDrittTwrns22lWm+6helMBq2B3p+oZx0yy+5OD+LLBt6hSxVgVqCOzY1gl9b",
-	"xpkpYT1iAULaxiyT1lkwdcySXUmRpZ7IbVkU2jiRvhGp5Bdos/0+wgcYOF61/uIRWrC+qVWzsTCgDJ0k",
-	"gzIt6dsOo/zClCI40mAACtD2Zsn6W+XAgIxB36H3bGsaU2LRorPa5p1qnQmuYIWRai9l2jKTy1Kmnb5F",
-	"bfG/r7+MGjOr/XM9BSsfujgrU+leKGeW62vCE1qBNZ8zgke6w5//ea4ZT5xITxmf1hGOUl0r8Gb76Mtw",
-	"dsVlJlJgR6nQzNgxuajH3b6uAlAJqHecQJqiE86zt62JrX2ytixzbufr0/te3LLz78+GR0++Af+nMOLm",
-	"Et70gRRpmYCVHHWNShadPVdt7OwN1A+8LXXp+2H9X4XRtrIJrqSxbtDZuxW/tBZQKvfNcf1iFVOJerak",
-	"RejaWyuAoHWpHBA8Ro3QB8LBJFolwii7x36uECsMDrc4CiSHy1XtZHOV/NZsJOXXkpyiNiXDCP0/pRO5",
-	"3ekN1lxRUwc3huPfSty6S94d0XrLrWXcshifx9XewDes4DNRcYYmBzLjlh601m3T/qyyuZ9X13I841Zk",
-	"UokOvr6ZXR79tS1VUl2Cgo56qsy8rqa4gW9XlfmUCAS+/va+H4MepQ3iWfbjVe/k/faN+Dtf/otnpeh9",
-	"+rDa+qeoVyrpumN3zUXyfVYjj6oF8C10rl6ZXAvPBVe8zEjqLHurSig2fBF7J8EGE7HIBP47tyK7EfaU",
-	"xXNdmhjFRJzyZcz4bGbEDNxMH0corTCPwCFJeIaWKpBDFWrlCyB8XRrony87Iq1R7+/czqeam7RbkN+I",
-	"S/BaZ8uHWvy0W1nqlC9XJgXTYb9q1SZx/H51HlHvdjjTw7XJXRlh50pY2yWXhGJgxDGrS5N4jvJaGrx1",
-	"qxlnVmbAdHapEpZpazHMjbJqL4Hwsuq/Qx74cIBIL++ipubm5tLk1qa7+q4YGfnHukslZ/M78NB5JkRx",
-	"XuY5B3HWtZVGYODjci64cZdmi6nfNSbrRGEfiqpgtYBUdrN1oJ/wQRhItELurUVrLnvnvJuktrKzXWKi",
-	"msy6QelX8X70TqTcaTHchP7Wxe+KuO1eMPq+czKCp6+F83qtPZ3EiAaFd3BgHQwFszYVPB1m2FbbGDQC",
-	"bXVvD8JH3kHXV8Cl17IYrEmJjSwkQhBpdTzLxnDI2KzGAAoZH1jyebgRTKtsyeYiS/FAptOAuoMpHl52",
-	"3h9ae6yvrqxwe9pjBTdOBju8+f7jo+73QwS/QzajBekfN4KYEYsVz8X/qX+Ju41I52k66CVa2h4O8loQ",
-	"RzkM9cNGFiLtVFSgFe7l1NRTay5LtZ51y1HT/2lsRpjCduLvNiGBoi+Jove3IxsctaY3Vrmz2X7XAF+C",
-	"412FTVcHF1yedc0Jn63TAsbmCw2EY5hUTvtT4nQZsfggZkVWWsZZdbLoD6O0YdyH8PGX0c5No/4rW75z",
-	"Zk3lvjqxG7lBDqJUNyIR8uaOmhe/JDPtTt8VRt/IlKTjTkqlN9c66xh315J8L3jm5uvrAfRb2iYP6uvu",
-	"c/eWg0VfdXX0GnzwxmFSt8t8xTMrolWnKvc01ziFPXpy3LVw3NqFNh1k+EMrxs6mS8bVkgmVImkCdTUa",
-	"PxwfHe8MfOTeYwxddk36jdil4PbUP/kmrttTUexv7ZAo85Nr2DyNYXfP1BmZvIXF7JgyePIdZ+PegfFG",
-	"/BQ9oVGnshEq3X+1cn67l9kS9XKp9nyztpPWVd1CKoXHeeQWoIGRlHmZcTAPGfgpTjueoVSrPbdH1n/R",
-	"jmFZoFSe+WeWLcCUSXQ+lXg41K0uzR2I6d52HfVDmxGaoTWkNY/8Rm+mj3MRoiNtAplWTvBWX4DeAj4H",
-	"OttfOzaJs8OtCvbT7iYw8tyIB6wcinCllQS/Gp4DHVAkG1dqtwLzlgO2HYUlqea6eVFDOHz1WIIyOfBc",
-	"fMT+KQrHxC8lOP2kglOdc6keWQy6o0BkTljXDAes+jeptI6rRNDxRO3JNF0d+LdNldrk9RhhC2m402YZ",
-	"frLXUl06keORcWnEJShj7m0uW+ijhsu1EOhedZl7IYK/thTvXj5nT4+ffMv8yYA/l0WnfJN5s2roc8cW",
-	"yKKYcOCP6aQN57ijjV5DRyDhBVKFvroSKgW5QQcj/eOjo4hZnQtgXExXGuwfNqhttg4Cl8rvW6f4CkfR",
-	"BXfzznn4F7wpvd5A/F9Dr9iHr9K4StihnyJ0hPwBzkZrv7TdTX9/cfGW0Qss0ano1g5OuqxjcudzbRyz",
-	"FJAIw7qWlFPkaaFzRK6To84dn2aCSTz4vJLkSnY0GTKpSqNOplLbpUpO/KMTTJ/Y6Pl0CwSaXbTNuPLZ",
-	"VFKr7yrXal3KzlrP1pdR+VSx7aPyaV+NxraPqNvLKarn+4vxus1zWopdrk6zk+2DPHedQcZ4WsoMeDQ+",
-	"YUbAH45NhZUpJblkoN61EhHlGwpzA/5/DD/HJ/XfwHzpdBmftI9W8Oumc3wNMjopjQnhA86MzrIQKghS",
-	"OYwJTHx54ykDOtgkFduLtm6dzUVyXQTLbU1UKWeDM49BzjLPRUpJGDid4B/bvc4VonvZv7soFxzFjYP3",
-	"5iWeyf/m0Wd81kEm0H/Mhiyu1zI+CdEfytxyOqzinj1t4EZUWbneGiIzgqeWwtN2IV0yFylpfWkbBHfK",
-	"VJllTKIQW/ospFSmG8NiGw5dOuI2+3Ox2EO+hIajJqn6TacdaVFVe4W28P2DJMeyvtKNRR2suJLfPEYL",
-	"ufIswWF0Thjo5/+958NfP8D/jYdPLz/85390kf7b0s6fcZfMdzrNK5NwLBNAAVoFhwNGbTMhCmaFtShy",
-	"uGO5to4djcfjMXAKz7J1s8ifNO0tqMmx867YK/oCe1g3TXA8l348d+gBjxroq1dgPu3XWeXEbW2b3lrz",
-	"fujnLnp6J3gqu+NKSLF2W45AEOslHkTrheoU42t9dgZowHuok6D2DddEYZTdc0N9g3nsXfks9zQqOoK8",
-	"lV7bOe7NIqJ7BpRQ+xuDT5VIDMGR7dGoTQcuDxqiakiWv+6I+rT7enX2w1l9XNqScS9KmP/BM2EySVZq",
-	"U5wdr4qzO0bJGoPatlddlPa7B8G6B+zMso6+2/sRWess5Q5lE60zjpV6IZUtSeP7w3GyRk59TML/iBEn",
-	"ij7dPZ2mHvXGlXlD5zVre5lXv3eabPQYbWA86LlPyorvomtoXj/dURDcJQR5x5DcQ0WgzijyVCUDhqQg",
-	"aN8nxcXTIif7BYN1B1VGfh2liVh8/Q965zrhGT1uxYIGpyzR6kaASgjxpKQV/Ro9aOSxPlTrCEBuTK3x",
-	"9kFXmkoirL10oTZmPXJzW0gj7KVUm0sJqUAND5ab+c/+0w2BCnilOq8Nio9KB3ervdawW421Rty5FGv2",
-	"0r2If83EJOPxmM11aSzDVDSGu7T/2bp1fCbuavnBN12Rrjvx3Zbw9q417A5q/CYz9l9SLHZGNKoedg0Q",
-	"W1sn/GymjXTz/PJGmMAb7U39Fz0IsS3vLyTaUGkId+AcpWUisKLXCkYsu4HgOdn3uVSloyHscdbCF/xa",
-	"3PGb7iSx15jlBs/qyQjDFvpasLJgWt0/USy9+7zupEGkupyK9I49ZHI2d3f8xoj8jl9syRl6KP6Lwmb4",
-	"vtYoaW2BVslmdTFWdqw976iDMzZzGAqfz2s8zFoKAmcWZuRnQjPo9BV/4ybMVlXt5pXwuX7rcuZLs/0f",
-	"k4f/1OwYGLDFlWtcuJWpVjlwlUO3hFTOq0ndgcvqJJ6mp3z01x0pNmsRVCNqtIpE58IigEFwkHlRZOJy",
-	"jokzccRiXRr+W/3kajhda/Ezlf/cOxLIitLOfWF58AjA/0O3HwMNsXcj46+xP4r9/YbkwTo3cCN5Y51M",
-	"UhrplufQsU+CQDfgrKR0LPrrZej6Hz9frJUEnDX9DoTYiN/+eH7BsLS6dPMDrHuKR+wNlV9GTCqq39bG",
-	"+ykpfW3ZTDh2PD6kk+14tcAyrpBBsHCM/JVqWnPnClgyX6Z2Hso+O49QVcpNyjxJ27pGNGJOz4Sbg3kW",
-	"imDjuvDN1zSEH/CI3PG8iH2SoN0I7RE+qXqqB84L+U+xpJI/qa46ACieSX2+VAmzThthWSGMBZ5jxP0k",
-	"IfqhEAO3YCG44VP4EwZczLUSNpqoVtzdDhiH50yoxCzRU6/hHeAzPDpsI5/g4eNEYR/SjdgFlgjqpMzh",
-	"Q+lLQqoMJGdKV3M7HqOfvX1FJ5Df6YnCHgwGBmikRpdOsIVEO5+b6mRSpMz3GdF7FOCy8M5E+fNskTI+",
-	"41JZx6Rj3DFTUhn0aKIm6rlWMDuY+An8/Z/sLMuqtIMmIAyb6lQKbJtAHfrrtZYR++ni5fCvg9FEMebD",
-	"bc3vMplLH5bAInHWPz58zPhU3xA8zOAU46oaSA2aiJ9TGenwYlmImGnFeDU2rPqcCWfZ8eGTEYyccjcw",
-	"swMWnSu2nl0SNqU9+GZZakyj93Wv7z+MMHk1RoFsqcZkJT3khHHWSqUleKGn48MBtFQl1rZG3o8PPG0e",
-	"jA9KJV08aCTd+vPPRtottAQkU3BHpYYEzVOj/kCLQDKg9g6ALKBBT2ONZF1oBNryrMn6nUBTgxF7VmN5",
-	"YH8Y0rHB96zBPaAxjGHBBh+Px6dssUdhMeuHelBc3iiUh0JrjeSoiOnSDfXVkCBmcAxYs318dISjalYl",
-	"h02+0qVKkSJ+avZBJGgEnZZjTs8AC4NyKtcDIeRpw+hMxBGRQc5lBo6HvJIijSM2Go0GAfrEZrJgbm50",
-	"OZtjhxeYHgT9BAAckpgcg0+ZTKRjP108Z5StPmLvAp4NuwYZRGfhCc+ga3onLDiIMyC0lC99NiYFcyyw",
-	"NFWM5TLFAhcyhnD0R+Ojb4aHh8Oj8cV4fIL/+8v46cl4HJPEkM6yWKg0hjX1ZcjhUB5hDmgQ0Ba39Db2",
-	"Go/YK+VJkHStBYGpU8Hiv8RY+/i/j57FDbaMD24OY5Ka0jKb6KIOT6LB4+fZDNidMKWR4KH/hBuEx+L0",
-	"uqQdbmCV1LgmlvV9lDq+Hfo0nyHs6QnzsCa4RZ4T6DNt7Ek4bAeRqVaAVLDwlQiDJRmXOUzDo6ZAK/3Y",
-	"d4TDs2xmuHJDfM5evDl79TqOoHmFekQqksmDEfvZI7Rw5CPsq1EQg9BYh1EgIhSMBORyPH4MikYs/akU",
-	"U9qzdVB+I/bzXHrIF69S5tzCktKopjy5FipliVZXclYaihotca+p9yfjx40drBRB2ImV3DIs5METbaFc",
-	"RMcXEtUfZ3aujatnqK9Y/P5s+H/peH10OfwQR0xkVjCORfFaicFp+DizPoitjREZAdfIFBpDzZ/WNklV",
-	"0lPLWl4UQqUWdd07wdPhUpdmiIhq9sTLjVXos+YE10XjaKLOPOXnfNlGcWtyDgnY0+by4/57MDXuJgoj",
-	"tE+YBTPfV5gOGrHrlokh5hLry7nznc/5jZgEBAnauzCT6kRpxF55cY2If6WyLKAB+SFhAsxE0YZbdjQe",
-	"18uJFpR0SDUBJbBaI5reRMWNFTphFeZgH0l1IYFpWm8E/MKBr8nM+Gwm1Qxn4nNPWCpmhqdotfmiEMri",
-	"8sfnMpNuiSAumQR5jYsCXItbP1GEWeg0mwp2I62cZoQmCFtKGB4TVeXu1Xbk2dtXvahXBV97h6PxaIyl",
-	"WoVQvJC9k97j0Xj0GI9M3Rz9ggPit1/ptB3d+UoKvUqxfp+er0CXHY3HD4Za5stEuuBPMnkjRi2fpnfy",
-	"/kPUsyE41HstbwQs8CltfSUwPF0FaxeMVIwi85nFfIZK1PY+QPMHPvtm4zq88c93roMTt+6gyLhcWYEO",
-	"MLj2ZH0P26f71ugcHJnSeiujSkGDfkFHe8hGRo7l1jl7uhgteZ5tnPh3wv1YCHX29tV5IZK70YFvuBv1",
-	"xLdambTbJ95ySbbOCpHOmgS9cgoMBvAOVJ2IJcDk3laSlmEOS5DUXhsEWXEaZJ2lkw1CBimNqLG5iPtr",
-	"EK5oZY3f0ZA/I4/VWUQdlIfdIxrOk/HjL9NlK4OssRu4yQu1nRaqlonpsfAVtTWpw0ZzXi1spZdgfx3w",
-	"MqVz7266IZQKjNkBzyVzLhXTBvySfmzFL2A1JuRWDdCyIUvJThTp8CGOE/TQnNv5EL8HMz6GP2P2tyZM",
-	"SlxhhWBsYqIqhJKgdpI5OBRpxIzI9Y3AsIsROBzw+BHMBNEBWFkwqSaqMu9wmgwdgmU8Ym/5TPjIjEf7",
-	"+FsN6UHzskKo0USFFaBkTrAxwHpIjHA2CqEeOuuvLbh3AaAPFVsA6QMDkHRYmw9eS+sq1BKJYdwmKuz7",
-	"zXkoBLlSRVFLNx9hgOqSqnvjTTCeFVRLJxzrN8drKZWXH/7Sn0xG/p+DrrzKT1HnOD3Mia8fr7JnCGpo",
-	"y/iwUrgDaXRTwHBr53xK9lOdurOChbNpIAFR5wGHgn3SsT4OiCpJ3AOj1W4dg4dq3qf7+wC+rnX+vDRW",
-	"m1MSWRVBkFLJuJkJQyy3kRwQr6dzHCFzKZdK5mXeOxl3ZTF97GwWw1qtZiu8mMPxGAPg1OYhhr+rLg47",
-	"uvjwGbVYDY7UoVJ+VAIhiLA2jpYWddoxDaCr3WqgBw0wWvzkcPcnLXhE/Ojx7o9qZFX44uhon27WQfZQ",
-	"U+8xqzZOaa3fd06sSvPFb453fxOAMlFtN4w24dUNqEJ9xYJGD54up+ImqinQVxQ4pQDEozogHuRSUOGo",
-	"RXofol47OAL8gU/aar2B4mE3avczFntN4aPlfQ//bX0gNR6wuc5SS34yKUiQXH4i+op0NHrOFN9RVUaL",
-	"x6rox4Qw4V3HQpghBY7QhgBD4VoUDiHynVnGmKho65Wq4jyM22uKPRkxBGZajthLHPxE+bfRSEEktREL",
-	"mVSHmIYfOKOlmdk+irmRiLq/Xm4WO8BGML8RrM8pmktA6rYufxicMp5lq8mjXVKriaRxP2DwzymrVqA4",
-	"NkA/Ntfkq7T6faWVzw/mDZZNdJl5BF7gs6gKI3k+q+B26viWL/v8zaLqgFBoTj72Cm07JNYblA7IvEFy",
-	"4SmmlzG1YEIXCwVNX5u6cBx+mShks+qEHsOVyHODOj/6NMRT/Jp4oSM9OtxESYoJkxibCrcQQlFGAMiZ",
-	"M+qb4s9BmGUZLSi7yvTCTpQCKyYD92jGpRqxOPezQNvUNpfcB8b74+paECPYgmMjHmPaAx4P7ijkVtPt",
-	"e1V18jOdLh/QL+7O6v/UPuyvUc2a8unoYYfhU+g3CKewW0b4Vd9BChQXyZZ/dEF2uMcXq3jk+N2TfYbX",
-	"gSf87yA9z+x1S3Q2zBMUk0MUk0RSEWvKjAeSlx8DXNanA3tNQLXdkrMibWYdXxJGha9nIGMVzBGP/RWz",
-	"Ph4z4rFTptUMhGazjIpKta0bjNjx+BhsGhBB8UEYjL+9SOmAFwxjnigaNJ5MEOQujkemdxRZ59eyaMBz",
-	"rZllHTerNEDFNt+ussuz/zKG0ya55PemaTz90UXOPnxV3cvw7yAuvpM3Pk0e7RPPHEicp011T+ZMMK+k",
-	"8zkQXu+k95cdKyARnV7hjyrgQheiiTXI+tOsFAczI4QanHhQBkwLQFiGcAOWMDaaqBrnAd6YCpAPAe8B",
-	"s5/Qb2xe5QSS0SNBSActBJAHRKVEaIcqcCWapfjMy6p1sIeJCmgP/nw2NRp4aNSCFahSvco8jKWe9CMw",
-	"scSt8ykV/q4MMOVqoIOIebiClVYyPYPP53I2Hy7Qb0bnNmJxxmcx+xvrRDnwZzM1ykF1yDq4h//6trHh",
-	"n1F8rYCTbBBh9bLaCNQI+sKwe/WD0ReUT38W/8w0rzBqMmTl1lQGSMSqCE5h9MwIax9EWBx8hL36dNDY",
-	"wYOP9R+fSIpkoqtk6Hj8tLYQGkClzVyTCvulKW6Aef09ewaZINdOVPk0KEARNv8UjZDqvsTaGvOJM7ZM",
-	"5hPVoLG7sdHfjS464YDWDI+u/a1fWSs17rRUWiX4m22VVnD6PvHp424TsbH+0rIZIn//DzMyxk93f1Bd",
-	"b/bvYJUAgTPe3PrmpY/Iln2QKIjWZSNWKyuf6IzCySz9We2DChyyGdLNfk3AN7Bt3n9k6d6GxqTAwamt",
-	"ksaMJgrMK49304VGZQc4zzrd6gjP8VQi8Mg75H4/akR+LaWNYX8g49Dm8bmh41P8NiRp0eWbExVu3wyp",
-	"v03DqJn7RfhD1p8fOI0iFA3KiXKGK0vHu5TZtwkbi00F1eFUZpbPagTDC3v4G5a+xF5Ak+UGq9Ays6al",
-	"QyIJ+EAj9lJnmV7QuUBQQf6k/bsXvpJidbPjETurr5qp1nCiMJGy4V8CTcR3DnDhJtQS/AHk9koNBpmh",
-	"1X7QpSGLlqZe229wA/r+wJGBdB9sPITG5rsPKluwUdX1Qx3i/iFDaC34mp2mHkNMx8p8ARIKXPjVf/2T",
-	"aQq/962Q12ZvrukvPqxS8F7d9miXF2ydQo9813CuEeR8LQwjzB6CnxoSddQhjLaZndTWb7A83/l5Ppzs",
-	"+vBFfMCGjbxbPARbAzdB6cXoK4f/jhze0mV06k8KDU/TjUiEctmy0vcdTHYvTq9qK5ssvRLNwMef53Sq",
-	"BaW/15HUw7FNwNTpyhdtl7N8WXX59bzo4dhrQ0rvi1tKaGX+vmqVsgDrRgHM1f1vcFbp5o1UXuCfYGRt",
-	"1orPMy5zf65MPaYp2ufo3VDNTSjn0qVyjyxFWCgsPZqod/6ytOPx01rxhUak7bhxu9si9wP9XEfNbXTC",
-	"vfj58MG732wbh+RTvLXcnobaMqexZrxj0xs3177WSQUNuQllAXyPwugrmSGGGJv6oqR+KGpstj8YtTyL",
-	"9Ur8h7z9/l7C667hmq+C67MLrucYK/GkBLS8WTSl4W7DA1tj23SeO70j/xns4goVuC6mY32sTkkr9PlG",
-	"9BgLzphQupzNB+uFJt8JV92wGAB27mpHNwja0/NnPQ2uLoTcdBhM01gRDo1B7mLR5qv3Z817Gel3NLn/",
-	"HDm/eHcmd4yzWcZVIpoM8UtJl7RUPEH4vbuYwKNh1yzQSdlvxB+clt+ITUTsddRXIv4DJa4nPMtCJDts",
-	"zhY6PmiAGXXbnOc8Fx4piRNhe/gYDArr0tWJmCfr2J8I30HBZErmtB7Co87eJDCRo6MBBpHjlbvcY5bz",
-	"a2gilBJbfiVO6nrva7FsRLDqPPbG/e8Yu8V6NDoAECmeAFBMu7qi/QSDuDGV9iy4Se2IgVnL6gtK6qK2",
-	"J+PHhKfBjYBlAWMfMRH82tiDorTzuMt4flva+Zulv+hrV0r6cyy1HiZzbUFZ4j0rzl/cIi2hWIWb3X/6",
-	"6dXfB1EHxsNGHKCVpd5UT3b05Mk2xP7J5PbocDiZ3H774sNf/mNT2tXDuwk1+Nf+OajbuerMU8xXN/3P",
-	"HgUD2mDciy0f0a4ko16o6qbwPsJRge9sWyFuqWawqw1JiQbtwUcg7k/3NIGpvpYwdaRl8XvC0HN6EJ+y",
-	"2Ol4ovzBEB5DKb2g5HiEFYJfvmUpX1b1f/DFKDzNS+vYVExU42Gd+F/1GW63eHxITaHgMnwRR+zp4+qn",
-	"iWrcmn48HjfexSvUCQnHIphPHU+ngUzFUpOY5G7QOhdsAAwFLKHqW4RQGrEYoYZCRtdENZKxPPoODKJx",
-	"kyChdfXxLrSojcgdTVS4nW1QLUQuuGIVSEaXfEaTrHEz3z7ZqR5xenO2x74o5p+incbfS6Pz3h7vXeje",
-	"psLJ6iK9/QYYLhnco9MvbZk29mmTo4VPI6azFG9001I5X2P2JzRb/6fL7R+VCGKiJbV91ibdz4HCbKtd",
-	"i9CCB00YzXtJax/Z97eVI+KQakvtiQI5y1akdrRVZNdXDAXJOpqoOOWuknseWGwbSPeGbNEmEKi9s195",
-	"R9Hyh5IFa1D0G+UBLU4lEb7Kgj+DN9sGC72jOGg5ZZs93ZfasIA6bCNwB7HCZmpkOqPsLZmIGpPLSrRC",
-	"tBmxczlTHmdnotYRXfvfvzl7Pjz//gxxUmDosUxHFWDraKrTZTzwTm3AZMXkqYDgo5U34xZsunQ1BARX",
-	"S6oelFhzYEUaEaxSaHuivGGIg5OKPWEebLq6ziCkviWZTq5ZX0jMzk2loVyAQURub7iEOb45jOJ6mBbh",
-	"2KYEP+eRrDy8CjPacSdGDMGLFnjn80RdcZlhhoV0ZIoH/MgYbUDW51nGjseHg5OJ6rwwNKDXeg4c5gTl",
-	"C18GxM26IDTasxEPA4yNtDB26chlouJR7K/gr9a2lWWZikTmPGM/KXkLC6BVanf2XjU1tI5nMHlduip7",
-	"cSFVqhc7G6m2ojEJpesdYjkVtU4UV0vK0qAN8rgzhClKPxEezxCMJp5JC9Sv0+UAcfwuVuGHvbJKBbRp",
-	"lo9sFaA4QcDY8IBQYSnyMlHbQi+EMoRlZ6VBMhRXVyJxI3ZWB4zItWCpFrTyeApXRZFql6IC8EavC9Ff",
-	"pWUVPO9E+Tq46tZn8haRjUwEpIx5FOA+r0Kd+uTRiep3+TbcsRpl9oeADovXEGFN9spVRBPV9RVi00ZM",
-	"5kXGSwLTQ99o9T1ymAYIj0gTIMCHlWsMncjtKbNFJl2AbCmLTHOP0Xh0e4uuEe0otSMtS0vDp9kygLVV",
-	"mGNNjMsAF1UqxBjEC4HbUJpPxo9ZH2ubCX1iEHkwpqPb200RMi87d8XHflLyl1IwWeXaBpo7bWCpBoSt",
-	"6t6sraDYO2oMt8fFdkLpNMVDfQJfccqCE/53A1pp0zgr2bF1uM1A3Xj49MPHw+jw6NNe8E/nBU9AFMAG",
-	"ALnipej6ChXApByPHydTbsU3x6yh3fB3Ed8JeXyvtT4eP/1m12J/pjjj2l0DX8ONX8ONK4frHzuQ/t9/",
-	"+PRhY0yS7rIORyIEU6u9LbYhELnaY/NyBN8Xfk5ysjRZ76R3gE6Xb+vj+mUJhFOB2UONUxssOQvYXdD+",
-	"unCAyYCaDXFUhOhv2eiNNvwc1lt514Da7YrSBggl304w7Dvg0UiBqNkagm/fF6DYqLo53EYtAJvBaSuP",
-	"F1HOmgtAiY5rXRL+a4SdSQLLDdim5CGsIH/65hpAjp8+fPr/AQAA//8=",
+	"7H0Lcxs3tuZfQXHvlsk7TYqS5cxYqqlaxWMnnokTl+VMbm3oVYPdEImrJtAB0KI5Lv/3rXMO0A8SfEiR",
+	"neSOq6YmFrsbz/PGOR8+9DK9KLUSytne2YfeXPBcGPznM62stE6obAV/5sJmRpZOatU76702wgrl2HIu",
+	"FHNzwYz4pRLWMfw1/a9h6+vhW30jVHrOUiN4Nhd52v6M52yhc1FYlvFqNnesKhOWOrkQunKtN6e6UrnI",
+	"2ZJLxwxXTFeOcZXjw5w7zhZ8xZR2zM71En9dGukEWwk36iU9m83FgsNMhKoWvbOfe340vaTne+u9S3pu",
+	"VYreWc86I9Ws9/Fj0nsjnFkNL66dMJvrcCkyrXLLnKaBTcW1NjAtZ1ZSzbod+7alcmImDDb+008/DS8q",
+	"NxfKyYw7sdnD14IbYVg250Uh1Eyw/psXz9hXf34yHkRbb408sgub7f9Q8l8qwRw8ZfoaF67QM1ZqK+EV",
+	"y9xcWpbpxQJWe2m0E+ewzTmD+fLshmnFfqmEkQLXAbd0pSvD9FLRHuwe6MekV3LDF8JtUt6WQV/48V4b",
+	"vWC8HpwRttTKinOcBYxphdtiWd+Tz4BVysmCwW9t2pvzW9EQIFtKN2fSjdgFu+UFLM+cOyYt0VeVzRn3",
+	"I5CWnY7HMEEJAyP+6SU9xRcwydgWtNdiwd9/J9TMzXtnp+OnX8Xo74XRiwjhOW5c2C/DkTCkyorKylsx",
+	"SBgQyePHj5/WI8PVaAYGK9cZybU2C+56Z72cOzEEjujFRvPa6P8WmdPme2xnc2PK8MIjy6CvhInRbMTS",
+	"hXBGZjZl2rC0ssLYtB5byd28GRr+J+mBRJFG5L0zZyrRHup/GHHdO+v9r6NGdh3RU3vUHR+M+K3eHOZz",
+	"la+tnXh/+No5ffeV+wgTIupEGr/IMlE6mB2IYOWEcvBPXpYFCAKp1dF/W42kf9jE6waxr+5034L85C6b",
+	"A7nmleHTYsUkyVVxCxIbOL6vDVtyy3gBnLFC8dLSB1ukSWxM/quj2Cc4vK95/oYUxo75l0ZPC7H4093W",
+	"4TV9tW0Zgp7KuAJengpWcmNFzvpTgwz998sfvk9AzKkZ/pvBTiZswQvYZ5Ezmtxg1PuYgKS6LmT2281C",
+	"F4XMhSWBJd5L66SaMeu4A5pecFmE7WRGzGAnjMgTNhNKGBwfs04WBSuA8nFKL7SZyjynzf1cc0IxK3PG",
+	"s0xY60UrzAmUPHKpLgT+Q5dh4F4+WNZPeb6QKmXXIFqObo+P6O91Ao7p2l3Uu/E+DvylcsIoXjw3RpvP",
+	"u0bTakaaLRcOdlZa4NuZyBnoNtOxw2SeMCVuhQFbpDJK5Li732v3AjTh5xz499rNgSrdXBiBmwQDzcCe",
+	"MTio13xVaJ6/1fo7bmbiczPTVOcrWEsNq3XMXsmvcVRvvVH4Wbc4F6VQOYhLlssczQ2u7FIYFNdyIc5b",
+	"5g4YvNrUdi/aMFMhyOhyQiXMajJFST7Aslu+EGwppnOtb4Yyh+9f5mJRapLR/xArnPyPilduro38l/is",
+	"tPLMiBz4jRc26UoDUE40bGblTHFXGcEW0logLXgIEvuTcPyPit9yWfBpIX4zYujXajpBZ2fKrRgA0VYK",
+	"3RgY3DlQAXIaaHFPAyOG/gsruANu6yzPmmeza2Xar/pFKY2G7YGenysn3epzLs5PoiiGXiFLVaKW4I5N",
+	"jeA3lnFmKliPVICQtikrpHUWTB2zYtdSFLkncluVpTZO5K9ELvlbtNl+G+EDDJyuW3/pCC1Y39S62Vga",
+	"UIZOkkGZV/RtxCh/ayoRHGkwAAVoe7Ni/Z1yYEDGoO/Qe7YNjSmx7NBZY/NOtS4EV7DCSLVXMu+YyVUl",
+	"86hv0Vj8PzdfJq2ZNf65noKVD11cVLl0z5Uzq8014RmtwIbPmcAjHfHnf5prxjMn8nPGp02Eo1I3CrzZ",
+	"PvoynF1zWYgc2FEqNDP2TC7pcXeoqwBUAuodJ5Dn6ITz4nVnYhufbCzLnNv55vS+Fe/Z5bcXw5MnX4H/",
+	"UxpxewVv+kCKtEzASo5io5JltOe6jb29gfqBt6WufD+s/y9htK1tgmtprBtEe7fil84CSuW+Om1erGMq",
+	"Sc9WtAixvbUCCFpXygHBY9QIfSAcTKZVJoyyB+znGrHC4HCLk0ByuFz1TrZXyW/NVlL+TpJT1KVkGKH/",
+	"p3RiYfd6gw1XNNTBjeH4txLv3RWPR7Rec2sZtyzF52m9N/ANK/lM1JyhyYEsuKUHnXXbtj/rbO7nFVuO",
+	"r7kVhVQiwte3s6uTv3SlSq4rUNBJT1WF19UUN/DtqmoxJQKBr/98349Bj9IG8aL44bp39vPujfgbX/2T",
+	"F5XofXy33vrHpFcp6eKxu/Yi+T7rkSf1AvgWoqtXZTfCc8E1rwqSOqveuhJKDV+m3kmwwUQsC4H/XlhR",
+	"3Ap7ztK5rkyKYiLN+SplfDYzYgZupo8jVFaYR+CQZLxASxXIoQ618iUQvq4M9M9XkUhr0vsbt/Op5iaP",
+	"C/JbcQVe62z1UIufx5WlzvlqbVIwHfYvrbokjt+vzyPpvR/O9HBjctdG2LkS1sbkklAMjDhmdWUyz1Fe",
+	"S4O3bjXjzMoCmM6uVMYKbS2GuVFWHSQQXtT9R+SBDweI/Oouampubq/Mwtp8X981IyP/WHel5Gx+Bx66",
+	"LIQoL6vFgoM4i22lERj4uJoLbtyV2WHqx8ZknSjtQ1EVrBaQyn62DvQTPggDSdbIvbNo7WWPzrtNams7",
+	"GxMT9WQ2DUq/ivejdyLlqMVwG/rbFL9r4ja+YPR9dDKC598J5/VadzqZES0Kj3BgEwwFszYXPB8W2FbX",
+	"GDQCbXVvD8JH3kHX18ClN7IcbEiJrSwkQhBpfTyr1nDI2KzHAAoZH1jyebgRTKtixeaiyPFAJmpA3cEU",
+	"Dy877w9tPNbX11a4A+2xkhsngx3efv/xSfz9EMGPyGa0IP3jVhAzYaniC/F/ml/SuBHpPE0HvURL28NB",
+	"3gjiKIehftjIUuRRRQVa4V5OTTO19rLU69m0nLT9n9ZmhCnsJv64CQkUfUUUfbgd2eKoDb2xzp3t9mMD",
+	"fAGOdx02XR9ccHk2NSd8tkkLGJsvNRCOYVI57U+J81XC0qOUlUVlGWf1yaI/jNKGcR/Cx19GezeN+q9t",
+	"+ejM2sp9fWK3coscRKluRCbk7R01L35JZtqdviuNvpU5Sce9lEpvbnQWGXdsSb4VvHDzzfUA+q1smwf1",
+	"TfzcveNg0Vexjr4DH7x1mBR3ma95YUWy7lQtPM21TmFPnpzGFo5bu9QmQobfd2LsbLpiXK2YUDmSJlBX",
+	"q/Hj8cnp3sDHwnuMocvYpF+JfQruQP2z2MZ1+OTqVhh5LUUeF8UgrcBrvpYYh0NdmOdGWMv6r3+4fMvw",
+	"LKZy8yNsZzXERgfxUNGBmulw84pkp1/Ntel0rK7WwsXX2hmZvYbtjCy6rlTEoLj0LpR3I6boi42i6k6o",
+	"/PD9WvD3BxlOSW8h1YFvNpba5g4vpVJ4oEiOCZo4WbWoCg4GKgNPyWnHC5Srje/4yPovulE0C7zCC//M",
+	"siUYU5leTCUeT8UVtrkDOd/bsqR+aDNCM7SGtOaJ3+jt9HEpQnymSyDT2g3f6Y3QWyBpgM4O189t4ow4",
+	"dsGC298Exr5bEYm1YxmutJLg2cNzoAOKpeNK7Veh3nbBtpOwJPVcty9qCMivH4xQLgmezI/YP0TpmPil",
+	"4gXzRkCuF1yqRxbD/iiSmRPWtQMS6x5WLq3jKhN0QNL4Um1nC/5tc6W2+V1G2FIa7rRZhZ/sjVRXTizw",
+	"0Loy4grMAe6tPlvqk5bTtxTo4MUMztdeF7wRVrhnJHDvqOu2a7C3GNxbsvAG6+MZYakLma0Ytz5xgOzq",
+	"wYh9v3aqvF/DJT0XskXar578BVms/nsvFfnsqZ2asbNUn9YsiCru6Jj8EdDG0r958Yw9PX3yZ+aPlvzB",
+	"PkZ1ttnH654id2yJEhYzVvw5r7QhEWC01e2MRKKeI1Pr62uhchD7dLLWPz05SZjVCwFyF/PdBofHnRqj",
+	"PyKfpPJsF6XKkMtQcjePzsO/4H2xzQbS/xp6Ehi+zNM644t+StCT9ieAW93Fysab/vbt29eMXmCZzkVc",
+	"uTvpisjkLufaOGYpohWGdSMpKc3TQnRELioQLx2fFoJJPDm/lhSLiDQZUvEqo86mUtuVys78ozPMv9nq",
+	"OsflOc0u2WWd+3Q8qdU3tW++qSRnnWeby6h8ruHuUfm8wVZju0cUd5PL+vnhWrhp85KWYp+v3O5k9yAv",
+	"XTRKnU4rWQCPpmfMCPjDsamwMqcsqQKsM61EQgmrwtyK/Jyl8HN61vwNzJdPV+lZ92wOv25HV25AxWaV",
+	"MSH+xJnRRRFiTUGphjGBjyhvPWVAB3Gltr5om8b1XGQ3ZTC8N0SVcjZEgzBKXi3AC8EsHpxOCLDYgw6m",
+	"kns5UPsody54vnXw3jvApI5fPfqCzyJkAv2nbMjSZi3TsxA+pNQ/p8MqHtjTFm5ElbXQO2OsRvDc0vmG",
+	"XUqXzcFt1KSwmqU8Z6oqCiZRiK18Glsu861x1S2ndpHA3+FcLA6QL6HhpE2qftNpRzpU1V2hHXz/INnV",
+	"rK90a1EHa5baV4/Xra+SOycM9PP/fubDf72D/xsPn169+8//iJH+68rOv+Yum+81r9Ym4VghgAK0Cv4i",
+	"jNoWQpTMCmtR5HDHFto6djIej8fAKbwoNs0if1R5sKAmv9x70i/pC+xh0zTB8Vz58dyhBzyroq9egvl0",
+	"WGe1D76zbXprw3mln2P09EbwXMYDk0ixdleSSRDrFWYy6KWKivGNPqMRPnD+miy6Q+N9SRhlfG6ob7AQ",
+	"IpYQdU+jInJKUOu1vePeLiLiM6CM7F/pptQiMQS7dvst207sHjTG2ZIsf9kTxev29fLi+4vmvL0j455X",
+	"MP+jr4UpJFmpbXF2ejdnciPM2hrUrr2KUdr2KOqnDWruGbAzq+b4xt6PyDqHcXeou+kckq0VnKliRRrf",
+	"Z1eQNXLuQ0r+RwwYUvDw7vlYzai3rswrOvDb2MtF/XvUZKPHaAPjSeF9cp58F7Ghef10R0FwlwjyHSOq",
+	"DxVAvKDAYZ1NGrLKoH2fVZlOywXZLxhrPapLOpogW8LSm7/TOzcZL+hxJ5Q3OGeZVrcCVEIIB2ad4OXo",
+	"QQPHzalsJH68NTfL2wexPKdMWHtVh8s2IzfvS2mEvZJqey0qVTjiaUw7gd5/uiVQAa/UB/5B8VHt6X61",
+	"1xl2p7HOiKNLsWEv3Yv4N0xMMh5P2VxXxjLMZWS4S4cnZ1jHZ+Kulh98E4t03YnvdpxO7FvDeFDjV5mx",
+	"/5RiuTeiUfewb4DY2ibhFzNtpJsvrm6FCbzR3dR/0oMQ2/L+QqYN1RZxB85RXmV0EmkFI5bdQvCc7PuF",
+	"VJWjIRxwVMaX/Ebc8Zt4luF3mCYJz5rJCMOW+kawqmRa3T/TML/7vO6kQaS6mor8jj0UcjZ3d/zGiMUd",
+	"v9iRdPZQ/JeEzfB9bVDSxgKtk836YqztWHfeSYQztnMYCp9PazzMOgoCZxZm5GdCM4j6ir9yE2brqnb7",
+	"Svhk0U0587nZ/vfJw39odgwM2OHKDS7cyVTrHLjOoTtCKpf1pO7AZU0W2PoB6M4crY0IqhEN3EmmF8Ii",
+	"AkZwkHlZFuJqjplXacJSXRn+a/3kejixtcCK/vs5lg94Ihwb2U9U2XbvGCUrKzv3mAnBV8F0J8UXFAJJ",
+	"vYObfolKUlTyV+TFNmmvWxkPS8Cyyki3uoSOfXYNOigXFWUa0l8vQtd//+ntRrXLRdsjQvSYtJuphiV9",
+	"6Yi9osrihElF0ATaeA8qp68tmwnHTsfHdOaertcOpzXoDSa6kSdVT2vuXAlL5iswL0NFc/RwV+Xc5MyT",
+	"tG3KnxPm9Ey4ORiOob47bWo6fblO+AEP7x1flKnPf7VbUWvCJ3VPzcB5Kf8hVlTNKtV1BFvla6kvVypj",
+	"1mkjLCuFscBzjOQSya5+qDHCLVgKbvgU/oQBl3OthE0mqnMiYAeMw3MmVGZWGENokEvgMzzU7IL64LHo",
+	"RGEf0o3YW6x+1Vm1gA+lr3aqU9ucqVzD7XjAf/H6JZ2NfqMnCnswGLKgkRpdOcGWEj0QbuozU5Ez32dC",
+	"75GEtPDORPmTdpEzPuNSWcekY9wxU1GF/2iiJuqZVjA7mPgZ/P2f7KIo6oSINtYRm+pcCmyb8Er6m2XE",
+	"Cfvx7YvhXwajiWLMy+v2d4VcSB8wQfwD1j89fsz4VN8S8tHgHCO+GkgNmkifUYX08O2qFCnTivF6bFjQ",
+	"PBPOstPjJyMYOWWVYM4JLDpXbDPvJWxKd/DtiuuURu9Lun9+N8K87BQFsqXyqbXElTPGWSdLnJCzno6P",
+	"B9BSnTPeGXk/PfK0eTQ+qpR06aCVT+5PZlsZ5dASkEzJHVXREupUA2gFLQLJgEI+ArKABj2NtfLQoRFo",
+	"y7Mm60cx1AYj9nUDU4P9YbDJBq+4wa2BxjC6Bht8Oh6fs+UBNfOsH0qdcXmTUPkMrbWy7hKmKzfU10NC",
+	"T8IxIBzB6ckJjqpdcB82+VpXKkeK+LHdB5GgEXSOj9lGA6x5W1AlKgghTxtGFyJNiAw6Cb1pwkaj0SCg",
+	"+thClszNja5mc+zwLSYuQT8B24kkJsewWCEz6diPb58xKsQYsTcBqondgAyiU/qMF9A1vRMWHMQZEFrO",
+	"Vz7Nl8JMFliaiiEXMsfaLTLTcPQn45OvhsfHw5Px2/H4DP/3p/HTs/E4JYkhnWWpUHkKa+or7EO6AGbn",
+	"0SCgLW7pbew1HbGXypMg6VoLAlPngqV/SrGs93+ffJ222DI9uj1OSWpKy2ymyyZwigaPn2c7lHjGlEaC",
+	"h/4zbhD5jdPrkna4BcPTQPZY1vfx8/T90CcgDWFPz5hH7MEt8pxAn2ljz0IaAIhMtYYRhDXdRBgsK7hc",
+	"wDQ8IBC00k99Rzg8y2aGKzfE5+z5q4uX36UJNK9Qj0hFMnkwYj958CGOfIR9tWq9EPXtOAlEhIKRMIpO",
+	"x49B0YiVPy9jSnu2DspvxH6aS49m5FXKnFtYUhrVlGc3QuWUWD+rDMWzVrjX1PuT8ePWDtaKIOzEWtYb",
+	"1qjhWbtQLqGDFYnqjzM718Y1M9TXLP35Yvh/6eB/dDV8lyZMFFYwjimiWonBefi4sD68ro0RBWEyyRwa",
+	"Q82fNzZJXa3WyFpelkLlFnXdG8Hz4UpXZohggfbMy411VL/2BDdF42iiLjzlL/iqC1DY5hwSsOft5cf9",
+	"9ziB3E0Uxo6fMAtmvi+eHrSi6h0TQ8wlQidw5zuf81sxCeAovirCz6Q+6xqxl15cI5hlpSwLQFd+SJia",
+	"M1G04ZadjMfNcqIFJR1STQDArNeIpjdRaWuFzlgNp9lHUl1KYJrOGwGac+DLjQs+m0k1w5n4rBiWi5nh",
+	"OVptvt6J8sv8wb4spFshPlEhQV7jogDX4tZPFMFxOs2mgt1KK6cFAWXClhI8zUTVWYWNHXnx+mUv6dVh",
+	"4d7xaDwaYxViKRQvZe+s93g0Hj3Gw1w3R7/giPjtX5QHgL5pLYVe5ghNQc/XUPlOxuMHA+TzFVAxZJ9C",
+	"3opRx6fpnf38LunZELbqfSdvBSzwOW19LTA8XQVrF4xUjG/zmcVMi1rU9t5B80c+L2jrOrzyz/eugxPv",
+	"3VFZcLm2AhGcw+5kfQ+7p/va6AU4MpX1VkadHAf9go72aKSMHMudc/Z0MVrxRbF14t8I90Mp1MXrl5el",
+	"yO5GB77hOKCPb7U2aXdPvOOS7JwVgvi1CXrtfBoM4D2AUQnLgMm9rSQtw+yaIKm9Ngiy4jzIOktnLgR6",
+	"UxnRwM4R97crAbpr/IaG/Al5rMlvilAedo9AT0/Gjz9Pl53cttZu4CYv1W5aqFsmpseabtTWpA5bzXm1",
+	"sJNegv11xKucTuTjdEMALBhNBJ7L5lwqpg34Jf3Uil/AaszIrRqgZUOWkp0o0uFDHCfooTm38yF+D2Z8",
+	"Cn+m7K9tBKC0hsHB2MRE1eA7Qe1kc3Ao8oQZsdC3AsMuRuBwwONHnB4EvmBVyaSaqNq8w2kyKjRMR+w1",
+	"nwkfmfFANn9t0GpoXlYINZqosAKUZgo2BlgPmRHOJiHUQ1kIjQX3JmBPomIL+JNgAJIO6/LBd9K6GpBH",
+	"YoC5DXj88/YMGUITquO7lZuPMEB1RYXr6TaE2hqFKIo0/NXpRrLn1bs/9SeTkf/nIJbx+TGJjtMj+Hho",
+	"hDqvh1C0dowPi+AjILrbAoY7O+dTsp+apKI1mKdtAwlgUQ84FOyTEg5wQFTj4h4YiHnnGDwK+SHd3wfL",
+	"eKPzZ5Wx2pyTyKoJgpRKwc1MGGK5reSAUFTRcYScqoVUclEtemfjWH7Vh2izGNbqNFtDIR2PxxgApzaP",
+	"Mfxdd3Ec6eLdJ9RiDe5XRKX8oASia2HRJS0t6rRTGkCs3XqgRy2cZfzkeP8nHeRP/Ojx/o8a0GD44uTk",
+	"kG428SNRUx8wqy4Eb6Pf906sTkDGb073fxMwYFFtt4w24dUNqEJ9zYJGD54up7IrqnbQ1xQ4pQDEoyYg",
+	"HuRSUOGoRXrvkl43OAL8gU+6ar0FUGO3avcLlnpN4aPlfY9sb30gNR2wuS5yS34yKUiQXH4i+pp0NHrO",
+	"FN9Rda6Nh2HppwSe4l3HUpghBY7QhgBD4UaUDm9/cGaVYgqlbVaqjvMwbm8o9mTEEJhpNWIvcPAT5d9G",
+	"IwVBAkcs5HgdY4FA4IyOZmaHKOZWiuzherldhgEbwfxGsD6naC7dEWCbwozBOeNFsZ7WGpNabZCY+2He",
+	"f0pZtYYyswXVtL0mX6TVbyutfOYyb7FspqvCg0sDnyV1GMnzWY0k1cS3fEHqrxZVRwSwdPahV2obkViv",
+	"UDog8wbJhaeYXsY0ggldLBQ0fW0aRAL4ZaKQzeoTegxXIs8Nmszt8xBP8WvihY70wIcTJSkmTGJsKtxS",
+	"CEUZASBnLqhvij8HYVYUtKDsutBLO1EKrJgC3KMZl2rE0oWfBdqmtr3kPjDeH9c33hjBlhwb8fDpHst7",
+	"cEcht14I0Kvrpr/W+eoB/eJ4vcHH7mF/A9jXlk8nDzsMn9y/RTiF3TLCr/oeUqC4SLH6vQuy4wO+WIfa",
+	"x++eHDK8CFT2v4P0vLA3HdHZMk9QTA5RTBJJJawtMx5IXn4ISHAfj+wNYTDHJWdN2sw6viLwE19pQcYq",
+	"mCMe1i5lfTxmxGOnQqsZCM12gRcVkVs3GLHT8SnYNCCC0qMwGH8xl9IBChvGPFE0aDyZIDRpHI/M7yiy",
+	"Lm9k2UKe2zDLIpcGtfDytl8ctM+z/zyG0za55PembTz93kXOIXxVXzny7yAuvpG3PoEf7RPPHEic5211",
+	"T+ZMMK+k8zkQXu/k95cda/AVUa/wBxUgz0vRhtFk/WlRiaOZEUINzjxcBKYFIGBEuNxNGJtMVINAAW9M",
+	"BciHgESB2U/oN7ZvKQPJ6DEqpIMWAvwEAq4i6EQduBJtkADmZdUmDMVEBRwKfz6bGw08NOoAHtSpXtUi",
+	"jKWZ9CMwscR751Mq/DUwYMo1EAwJ80AKa60Uegafz+VsPlyi34zObcLSgs9S9lcWxV/wZzMN/kJ9yDq4",
+	"h//6urXhn1B8rcGmbBFhzbLaBNQI+sKwe82D0WeUT38U/8y0b+dqM2Tt1tQGSMLqCE5p9MwIax9EWBx9",
+	"gL36eNTawaMPzR8fSYoUIlbMdDp+2lgILQzedq5JjUrTFjfAvP4KSYNMsNBO1Pk0KEDxRohzNELqq0Ab",
+	"a8wnztgqm09Ui8buxkZ/M7qMAhVtGB6x/W1e2SiCjloqHXCA7bZKJzh9n/j0adxEbK2/tGyGoPb/w4yM",
+	"8dP9H9Q39/07WCVA4Iy3t759nymyZR8kCuKI2YQ1ysonOhMC4Mqf1T6owCGbId/u1wTkBdvl/UeWriRp",
+	"TQocnMYqac1oosC88kg8MZwsO8B5NulWJ3iOpzKBR94h9/tRK/JrKW0M+wMZhzaPzw0dn+O3IUmL7pWd",
+	"qHCxbEj9bRtG7dwvQkay/vzAaRShaFBOlDNcWTrepcy+bahdbCqoQqg2s3xWIxhe2MNfsfQl9QKaLDdY",
+	"hY6ZNa0cEklALhqxF7oo9JLOBYIK8ift3zz3lRTrm52O2EVzi1K9hhOFiZQt/xJoIr1zgAs3oZHgDyC3",
+	"12owyAyt98N5yMy2pt7Yb3AD+v7AkYF0H2w9hMbm4weVHUCrGi45Iu4fMoTWAdbZa+oxadvmC5BQ4MIv",
+	"/usfTFP4ve+EvLZ7c21/8WGVgvfqdke7vGCLCj3yXcO5RpDzjTBMMHsIfmpJ1FFEGO0yO6mtX2F5vvHz",
+	"fDjZ9e6z+IAtG3m/eAi2Bm6C0svRFw7/DTm8o8vo1J8UGp6mG5EJ5YpVre8jTHYvTq9rK9ssvRbNwMef",
+	"5nSqc0vEQUdSD8c2Ae0nli/aLWf5vOryy3nRw7HXlpTe5+8poZX5q9hV3sCsYwBzff9bnFW5eSuVF/gn",
+	"fDo0wl+/FNeNF8WSr2zHmyHQ3nYFoL+pAwuCKNxi0NCXbqKosiTkUDbpATiJmRZUrhIut+DZzcyA/MT8",
+	"H8yI9YVKoZTNyQWFh28FL8INsj6ZWKqbR6GaS9qJslLNCjGsrAjljTJH1T3XVUgx9Pa38InWS21ubNwz",
+	"QBbpYMJ/IgETxZ0//Ox7DQTxunOZysZ24KrhleUK13fJ7384/UUKfHIp8Ap5n3XZF/fwTgx/lDU3P8QZ",
+	"/7nKQ9GtL5tvlW8C7ZwxI7B4KyS207HTrb4hx22i2uLIMmltVd/93KnTJe710q1VpOo0RQbq/MhRqPZN",
+	"WGW9exgBUqizDE9PTiaqNsHxjfS8tXqdomU0y+miCio5Pznx5vtEpfXy+dNuLCdCOUMH5BVS1iAmOPwd",
+	"G59dcIS7PQ4SHFsCvPVCYYEPllOch+pWf3bwRVj8foXFpXC+2rbeSJ9JT2LjEEMhRGO2S4pnBZcLn4BG",
+	"ponXNRgGpeLctuB4ZOkohs6vRxP1xl8YfDp+2njIoREsD8aCtVZgKK6g/UA/VU5aF2D5ILY6fvDutwfR",
+	"QpWKeC+tszWbOo0yMWIdengI6Pk7ndXo1tuAopCMjL6WBcKgsqmvXu4H9IN2+4NRJwS5CdkTKbvetgR+",
+	"nEexT3At7uXl3PVc54u4+uTi6hkeqrTM0z2iqX0T4L4zHx8/gldtMHpDqWrjJZBK75OjEBBfzydqq6cw",
+	"CBEPL65G7DWIVuUQOabGJpgoTCAerSGNnDfHHAuR0iEQVSSuYZKcTRQImJT1EYvA0X1Em8AFdRCGQDhc",
+	"OHkCw+TOphNbs5xiQvefuAXPPYj4p5C7HVy4X2PLtBRKWNY1Kfhby6QvIubTixgyitfMka7ZUp+rkjRY",
+	"UN4dHp3eQSAdoRzYcRb9nJtCCoOiyDLrdIkiBaMZF61wy1pMpSVs8MgzGEeBps8Pia7E7ScYLzK059SG",
+	"rfcFGS7QOnjASML9Ivp3jc9/YbhPcCjgIxRAELctYiLqqGH0i4JKq73a3MpXObfzqeYmP7INDm80E/UN",
+	"naiDaqxvMGrgdVgf8Sry+qa8Vj4ZRTGE0tVsPtiEnvhGuL+FUQQw4LuerLW0hFcSnzQ/PAx3a3o4TWNN",
+	"/7UGuU/vtV+9vw3+OZj8j1EFrHO+AmONs1nBVSbaDPFLRfcB1zxBdw3tYwJ/c1fDAlHKfiV+57T8Smwj",
+	"Yu+MfiHi31Epey3YW5uzg46PWvDGcSvpEpwRwk7mRNgeUBbNNDBu6tLMs817ShDQk4LIVN5pPahnU88Z",
+	"Yr0DTCtLX+ZiUWoy5/8hsMT8BpoI4GKWX4uzxk26EatWTktT2W6b62kwm4vi4WjViZzMOsxyyyviC2gT",
+	"HTyEr1hyk9sRAz+KNZepNjA3T8aPCWGTGwHLcq0NoST6tbFHZWXnUYftdWXnr1b+Tvl9RerPEHxtmM21",
+	"BWWJd8I6f8mstIRrTRfucPbjjy//NkgiqI9bkYHXlnobwszJkye7bhecTN6fHA8nk/d/fv7uT/+xrRDr",
+	"E8Taazjww0/mdnPVhaeYLwf3f3QTGGiDcS+2/KlZLRn1UrEAWd1HgGrGy9J2kt6kmsGutiQlGrRHH4C4",
+	"P97TBKZjNhNO2dKfCe/f6UF6zlKn04nyqaKYmKr0ksrlEWgYfvkzy/mqRgSCL0bh6aKyjk3FRLUeNmf9",
+	"dZ/hJs7Hx9QUCi7Dl2nCnj6uf5qodK4rQyl3p+Nx692cr1KPjWsR3rcJUtFApmKlSUxyN+hkCrcghwO6",
+	"cBPgWpUCJoPgw6HGa6Ja5VkejxcGkVWLquBO3gqP393Ha/eT7u1hyUTlkm4kHzRJD4IrVsNmxuQzmmQw",
+	"0EsRh/eKVIH427G2138ceuPax2Sv8ffC6EXvgPfe6t42KCVayoMRSb6m1w8Z3Oe2TFv7tM3RwqcJ00WO",
+	"t89rqZxHnfkDmq3/0+X2D0oEMdGR2r6Ok+4SRWG2067FywaO2hdr3Eta+1w/S1kKiEGsulJ7okDOsjWp",
+	"newU2c11yEGyjiYqzbmr5Z6HGt91odiW+tH21SD2zn7lHUXL70oWbFybt1Ue0OLUEuGLLPgjeLPd60Pu",
+	"KA46Ttl2T/eFNizckGQTcAcRc2NqZD6jei6ZiQal20q0QrQZsUs5Ux55d6I273jpf/vq4tnw8tsLRE6F",
+	"oacyH9VXuIymOl+lA+/Uhlta8GwhYPpq5c24JZuuXAMKydWK8IQkohBYkSd0cBLanihvGOLgpGJPmL8Y",
+	"q756MRTDZYXOblhfSDzsyKWh6oBBQm6vFbfC8IKlt8dJ2gzTIkD7lADpPba1B1xlRjvuxIghnPGSrzCf",
+	"7JrLApMgpSNTPNwokaINyPq8KNjp+HhwNlFpZdSZT0U/8++dhftsPAcOF3S5D3wZ7uBoIKKSAxvxFwNh",
+	"I51bd+iIeqLSUYo3ffBmbTt1l7nI5IIX7Ecl38MCaJXbvb3XTQ2t4wVMXleurmdcSpXr5d5G6q1oTULp",
+	"ZofYgmCuJoqrFdVt0AZ5JFq6ZYR+IoTeIRhNvJAWqF/nqwEi+79dv5DIK6tcQJtm9cjWAYozTHAKD+ie",
+	"GIq8TNSu0AvhDiMQTWWQDMX1tcjciF00ASNyLViuBa08ptusZwyy9Ki+0gu9LrwPRlpWX9gzUR4ZJ9cL",
+	"LtUj671FZCOTACljZQW4z+uXn/hD/Ynqx3wb7lhz78z34b4YvDIZUdrWrk2eqNhXeFtNwuSiLHhF8Pro",
+	"G62/Rw7TAC9MoAkQBGSwMfA2MIb3ip0zWxbSBRDXqiw097c2nLx/j66R9ceU0I60LK8MnxarcHxZo5C3",
+	"b70IANKVwlsHQPCvXa7xZPyY9RHtjPAoB4mHZz55/35bhMzLzn3xsR+V/KUSTNbVt4Hmzlu3qwTM7fqO",
+	"753XZO1BHdodF9sLrtsWD02qXc0pS043grXAlreNs5YdO4fbDtSNh0/ffThOjk8+HgQIfVnyDEQBbACQ",
+	"awFspq9RAUyq8fhxNuVWfHXKWtoNfxfpne4iO2itT8dPv9q32J8ozrhx++CXcOOXcONaisuHyN1/P7/7",
+	"+G5rTJJKeMKRCF1co70ttiUQud5j+7pE3xd+TnKyMkXvrHeETpdv68Pm9YmEXIlpwu1SgVELzRva3xQO",
+	"MBlQsyGOipf2dWz0Vht+DputvGldvhOL0gZQZd9OMOwjgOmkQNRs406fvoeksAkLdcg26UDaDs47lb1Y",
+	"lNReACp93OiSboRJsDNJ1+eE207IQ1i7C8Q317ra4eO7j/8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
