@@ -91,6 +91,11 @@ type Handlers struct {
 	Sessions SessionRevoker
 	// Audit receives security events; nil records none.
 	Audit Audit
+	// Erasure keeps deletion requests; nil answers erasure commands 503.
+	Erasure ErasureStore
+	// ErasureGracePeriod is how long a deletion request waits
+	// (BIOSYNC_ERASURE_GRACE_PERIOD); zero means DefaultErasureGracePeriod.
+	ErasureGracePeriod time.Duration
 	// AppURL is the frontend's base URL for links in mail
 	// (BIOSYNC_APP_URL), e.g. https://app.example.com.
 	AppURL string
@@ -132,13 +137,28 @@ func (h *Handlers) newEvent(ctx context.Context, id, userID uuid.UUID, typ strin
 	now := h.now().UTC()
 	e := eventstore.Event{ID: id, Type: typ, SchemaVersion: 1, UserID: userID, OccurredAt: now, RecordedAt: now, Payload: payload}
 	if h.CorrelationID != nil {
-		e.CorrelationID = h.CorrelationID(ctx)
+		e.CorrelationID = logSafeCorrelation(h.CorrelationID(ctx))
 		e.CausationID = e.CorrelationID
 	}
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	e.TraceParent, e.TraceState = carrier["traceparent"], carrier["tracestate"]
 	return e, nil
+}
+
+// logSafeCorrelation keeps a request id that is a UUID (what the server
+// generates) and replaces any other caller-chosen id with its UUIDv5: the
+// envelope is not encrypted and the log is immutable, so a caller's string
+// (which could carry a name) must not outlive an erasure there. The same
+// caller id always maps to the same UUID, so correlation still works.
+func logSafeCorrelation(id string) string {
+	if id == "" {
+		return ""
+	}
+	if u, err := uuid.Parse(id); err == nil && len(id) == 36 {
+		return u.String()
+	}
+	return eventstore.DeterministicID("correlation", id).String()
 }
 
 // Register creates an account: validate, claim the email synchronously,

@@ -230,3 +230,29 @@ func TestDeterministicIDsAreStablePerIdentity(t *testing.T) {
 		t.Fatal("identity parts must not run together")
 	}
 }
+
+// TestAnotherInstanceStopsReadingAnErasedUserWithinTheCacheAge: an instance
+// that missed the erasure broadcast keeps the key it had loaded for at most
+// KeyCacheMaxAge, then sees the tombstone like everyone else.
+func TestAnotherInstanceStopsReadingAnErasedUserWithinTheCacheAge(t *testing.T) {
+	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	ctx := context.Background()
+	eraser, other := newCodec(t, store, testMaster), newCodec(t, store, testMaster)
+	clock := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	eventstore.SetClock(other.Keys(), func() time.Time { return clock })
+	rec, _ := eraser.Encode(ctx, event(ada, `{"n":"`+canary+`"}`))
+	if got, err := other.Decode(ctx, rec); err != nil || got.Erased {
+		t.Fatalf("before erasure: %+v %v", got, err)
+	}
+	if err := eraser.Keys().Destroy(ctx, ada); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(eventstore.KeyCacheMaxAge - time.Second)
+	if got, _ := other.Decode(ctx, rec); got.Erased {
+		t.Fatal("the cached key should still be in use just before the cache age (this test relies on it)")
+	}
+	clock = clock.Add(2 * time.Second)
+	if got, err := other.Decode(ctx, rec); err != nil || !got.Erased || got.Payload != nil {
+		t.Fatalf("after the cache age the erased user's event must be a tombstone: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -100,16 +101,29 @@ type Keyring struct {
 	cur   string
 
 	mu    sync.RWMutex
-	cache map[uuid.UUID]cipher.AEAD
+	cache map[uuid.UUID]cachedKey
 	epoch uint64 // bumped by Forget: a key loaded before it is not cached
+	now   func() time.Time
 }
+
+// cachedKey is an unwrapped data key and when it was loaded.
+type cachedKey struct {
+	aead     cipher.AEAD
+	loadedAt time.Time
+}
+
+// KeyCacheMaxAge bounds how long an instance uses a data key it loaded
+// without checking the store again. Erasure tells every instance to forget
+// the key at once (a broadcast); this bound is the guarantee when a
+// broadcast is lost, and the erasure workflow purges a second time after it.
+const KeyCacheMaxAge = time.Minute
 
 // maxCachedKeys bounds memory; when exceeded the cache is simply reset.
 const maxCachedKeys = 200_000
 
 // NewKeyring builds a key ring over store with the given master keys.
 func NewKeyring(store KeyStore, mk MasterKeys) (*Keyring, error) {
-	k := &Keyring{store: store, keks: map[string]cipher.AEAD{}, cur: mk.Current, cache: map[uuid.UUID]cipher.AEAD{}}
+	k := &Keyring{store: store, keks: map[string]cipher.AEAD{}, cur: mk.Current, cache: map[uuid.UUID]cachedKey{}, now: time.Now}
 	for id, key := range mk.Keys {
 		a, err := newGCM(key)
 		if err != nil {
@@ -135,12 +149,13 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // is set. It returns ErrErased for a destroyed key and ErrNoKey for a user
 // without one when create is false.
 func (k *Keyring) aead(ctx context.Context, userID uuid.UUID, create bool) (cipher.AEAD, error) {
+	now := k.now()
 	k.mu.RLock()
-	a, ok := k.cache[userID]
+	c, ok := k.cache[userID]
 	epoch := k.epoch
 	k.mu.RUnlock()
-	if ok {
-		return a, nil
+	if ok && now.Sub(c.loadedAt) < KeyCacheMaxAge {
+		return c.aead, nil
 	}
 	w, err := k.store.LoadKey(ctx, userID)
 	if errors.Is(err, ErrNoKey) && create {
@@ -160,16 +175,16 @@ func (k *Keyring) aead(ctx context.Context, userID uuid.UUID, create bool) (ciph
 	if err != nil {
 		return nil, fmt.Errorf("%w: user %s key wrapped by %q", ErrKeyUnwrap, userID, w.KEKID)
 	}
-	a, err = newGCM(dk)
+	a, err := newGCM(dk)
 	if err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
 	if len(k.cache) >= maxCachedKeys {
-		k.cache = map[uuid.UUID]cipher.AEAD{}
+		k.cache = map[uuid.UUID]cachedKey{}
 	}
 	if k.epoch == epoch { // no erasure raced with this load
-		k.cache[userID] = a
+		k.cache[userID] = cachedKey{aead: a, loadedAt: now}
 	}
 	k.mu.Unlock()
 	return a, nil

@@ -78,6 +78,7 @@ func samplePath(p string) string {
 		"{name}", "metrics",
 		"{generation}", "2",
 		"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a",
+		"{id}", "6a1f0c3e-9b2d-4e5f-8a7b-1c2d3e4f5a6b",
 	).Replace(p)
 }
 

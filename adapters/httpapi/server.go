@@ -65,6 +65,8 @@ type Deps struct {
 	// Recovery serves email verification and password reset; nil answers
 	// those routes 503.
 	Recovery Recovery
+	// Erasure serves /v1/me/deletion-requests; nil answers them 503.
+	Erasure Erasure
 	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
 	// (after the token and role checks).
 	Audit commands.AuditTrail

@@ -14,6 +14,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -42,6 +43,11 @@ type config struct {
 	SMTPURL  string
 	MailFrom string // sender of account mail
 	AppURL   string // the frontend's base URL, for links in mail
+	// ErasureGrace is how long a deletion request can be cancelled
+	// (BIOSYNC_ERASURE_GRACE_PERIOD); ErasureRepurge separates the two
+	// purges of an erasure (BIOSYNC_ERASURE_REPURGE_AFTER) and must exceed
+	// the key cache age (eventstore.KeyCacheMaxAge).
+	ErasureGrace, ErasureRepurge time.Duration
 }
 
 // embedded reports whether every backend runs in-process (the default with
@@ -89,6 +95,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if w := getenv("BIOSYNC_CONSISTENCY_WAIT"); w != "" {
 		if c.ConsistencyWait, err = time.ParseDuration(w); err != nil {
 			return c, fmt.Errorf("BIOSYNC_CONSISTENCY_WAIT: %w", err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		into *time.Duration
+		def  time.Duration
+	}{
+		{"BIOSYNC_ERASURE_GRACE_PERIOD", &c.ErasureGrace, commands.DefaultErasureGracePeriod},
+		{"BIOSYNC_ERASURE_REPURGE_AFTER", &c.ErasureRepurge, 3 * eventstore.KeyCacheMaxAge},
+	} {
+		*d.into = d.def
+		if v := getenv(d.name); v != "" {
+			if *d.into, err = time.ParseDuration(v); err != nil || *d.into <= 0 {
+				return c, fmt.Errorf("%s must be a positive Go duration such as 168h", d.name)
+			}
 		}
 	}
 	if c.SMTPURL != "" {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/biosync/biosync/adapters/simulator"
 	"github.com/biosync/biosync/adapters/embedded"
+	"github.com/biosync/biosync/adapters/simulator"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/eventstore"

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 
@@ -160,6 +161,9 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		EmailTokens:   postgres.NewEmailTokens(p.pool),
 		Audit:         postgres.NewAuditLog(p.pool),
 		AppURL:        cfg.AppURL,
+		Erasure:       postgres.NewDeletionRequests(p.pool),
+
+		ErasureGracePeriod: cfg.ErasureGrace,
 	}
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
@@ -268,7 +272,39 @@ func (p *platform) backends(ctx context.Context) error {
 // halted projector means misconfiguration or corruption, never something to
 // paper over).
 func (p *platform) runProjectors(ctx context.Context) error {
+	go p.followErasures(ctx)
 	return p.supervisor(nil).Run(ctx)
+}
+
+// forget drops an erased user from this process's memory: the data key
+// (so nothing of theirs is decrypted or encrypted again) and the
+// active-account cache (so pushes for them are refused).
+func (p *platform) forget(user uuid.UUID) {
+	p.codec.Keys().Forget(user)
+	p.handlers.Forget(user)
+}
+
+// followErasures applies erasures carried out by any instance until ctx
+// ends (Redis pub/sub; a missed message is covered by the key cache's age
+// bound and the erasure's second purge).
+func (p *platform) followErasures(ctx context.Context) {
+	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
+}
+
+// eraser carries out due erasure requests (run by serve).
+func (p *platform) eraser() *commands.Eraser {
+	every := min(10*time.Second, p.cfg.ErasureGrace/4, p.cfg.ErasureRepurge/4)
+	return &commands.Eraser{
+		Store:        postgres.NewDeletionRequests(p.pool),
+		Keys:         p.codec.Keys(),
+		Caches:       bredis.Erasures{C: p.redis},
+		Broadcast:    bredis.Erasures{C: p.redis},
+		Audit:        postgres.NewAuditLog(p.pool),
+		Forget:       p.forget,
+		RepurgeAfter: p.cfg.ErasureRepurge,
+		Every:        max(every, 100*time.Millisecond),
+		Logger:       p.log,
+	}
 }
 
 // supervisor builds a projector supervisor; only limits it to some

@@ -139,6 +139,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Admin:    admin{p: p, life: ctx},
 		Audit:    postgres.NewAuditLog(p.pool),
 		Recovery: recovery(p.handlers),
+		Erasure:  p.handlers,
 		Webhooks: webhooks.Verifier{Keys: keys},
 		Logger:   log,
 		Registry: tel.registry,
@@ -163,6 +164,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			errc <- err
 		}
 	}()
+	eraserDone := make(chan struct{})
+	go func() { defer close(eraserDone); p.eraser().Run(ctx) }()
 	projectorsDone := make(chan struct{})
 	if getenv("BIOSYNC_PROJECTORS") != "off" {
 		go func() {
@@ -176,6 +179,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			}
 		}()
 	} else {
+		go p.followErasures(ctx) // the API's own key cache and account cache
 		close(projectorsDone)
 	}
 	log.Info("biosync serving", "addr", ln.Addr().String(), "embedded", cfg.embedded(), "data_dir", cfg.DataDir)
@@ -194,6 +198,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	_ = srv.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
+	<-eraserDone
 	return err
 }
 

@@ -65,6 +65,30 @@ func (e DeadLetterState) Valid() bool {
 	}
 }
 
+// Defines values for DeletionRequestStatus.
+const (
+	Cancelled DeletionRequestStatus = "cancelled"
+	Completed DeletionRequestStatus = "completed"
+	Purging   DeletionRequestStatus = "purging"
+	Scheduled DeletionRequestStatus = "scheduled"
+)
+
+// Valid indicates whether the value is a known member of the DeletionRequestStatus enum.
+func (e DeletionRequestStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Completed:
+		return true
+	case Purging:
+		return true
+	case Scheduled:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusOk HealthStatus = "ok"
@@ -331,6 +355,31 @@ type DeadLetterState string
 // DeadLetterList defines model for DeadLetterList.
 type DeadLetterList struct {
 	DeadLetters []DeadLetter `json:"dead_letters"`
+}
+
+// DeletionRequest defines model for DeletionRequest.
+type DeletionRequest struct {
+	CancelledAt  *time.Time         `json:"cancelled_at,omitempty"`
+	CompletedAt  *time.Time         `json:"completed_at,omitempty"`
+	ExecuteAfter time.Time          `json:"execute_after"`
+	Id           openapi_types.UUID `json:"id"`
+	RequestedAt  time.Time          `json:"requested_at"`
+
+	// Status `scheduled` until `execute_after` (cancellable); `purging` once
+	// the data key is destroyed and the data purged (a second purge
+	// follows); `completed` when nothing of the account is left.
+	Status DeletionRequestStatus `json:"status"`
+}
+
+// DeletionRequestStatus `scheduled` until `execute_after` (cancellable); `purging` once
+// the data key is destroyed and the data purged (a second purge
+// follows); `completed` when nothing of the account is left.
+type DeletionRequestStatus string
+
+// ErasureRequest defines model for ErasureRequest.
+type ErasureRequest struct {
+	// Password The account's current password (re-authentication).
+	Password string `json:"password"`
 }
 
 // FieldError defines model for FieldError.
@@ -791,6 +840,9 @@ type RegisterJSONRequestBody = RegisterRequest
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = TokenRequest
 
+// RequestErasureJSONRequestBody defines body for RequestErasure for application/json ContentType.
+type RequestErasureJSONRequestBody = ErasureRequest
+
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
 
@@ -859,6 +911,15 @@ type ServerInterface interface {
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
+	// RequestErasure Ask for the account and all its data to be erased (GDPR art. 17).
+	// (POST /v1/me/deletion-requests)
+	RequestErasure(ctx echo.Context) error
+	// CancelErasure Cancel a scheduled erasure during its grace period.
+	// (DELETE /v1/me/deletion-requests/{id})
+	CancelErasure(ctx echo.Context, id openapi_types.UUID) error
+	// GetErasure The progress of one of the caller's erasure requests.
+	// (GET /v1/me/deletion-requests/{id})
+	GetErasure(ctx echo.Context, id openapi_types.UUID) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -1203,6 +1264,47 @@ func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 	return err
 }
 
+// RequestErasure converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestErasure(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestErasure(ctx)
+	return err
+}
+
+// CancelErasure converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelErasure(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelErasure(ctx, id)
+	return err
+}
+
+// GetErasure converts echo context to params.
+func (w *ServerInterfaceWrapper) GetErasure(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetErasure(ctx, id)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -1447,6 +1549,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
+	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
+	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
+	router.GET(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.GetErasure, options.OperationMiddlewares["getErasure"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
@@ -1474,177 +1579,190 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0Lcxs3tuZfQXHvlsk7TYqS5cxYqqlaxWMnnokTl+VMbm3oVYPdEImrJtAB0KI5Lv/3rXMO0A8SfEiR",
-	"neSOq6YmFrsbz/PGOR8+9DK9KLUSytne2YfeXPBcGPznM62stE6obAV/5sJmRpZOatU76702wgrl2HIu",
-	"FHNzwYz4pRLWMfw1/a9h6+vhW30jVHrOUiN4Nhd52v6M52yhc1FYlvFqNnesKhOWOrkQunKtN6e6UrnI",
-	"2ZJLxwxXTFeOcZXjw5w7zhZ8xZR2zM71En9dGukEWwk36iU9m83FgsNMhKoWvbOfe340vaTne+u9S3pu",
-	"VYreWc86I9Ws9/Fj0nsjnFkNL66dMJvrcCkyrXLLnKaBTcW1NjAtZ1ZSzbod+7alcmImDDb+008/DS8q",
-	"NxfKyYw7sdnD14IbYVg250Uh1Eyw/psXz9hXf34yHkRbb408sgub7f9Q8l8qwRw8ZfoaF67QM1ZqK+EV",
-	"y9xcWpbpxQJWe2m0E+ewzTmD+fLshmnFfqmEkQLXAbd0pSvD9FLRHuwe6MekV3LDF8JtUt6WQV/48V4b",
-	"vWC8HpwRttTKinOcBYxphdtiWd+Tz4BVysmCwW9t2pvzW9EQIFtKN2fSjdgFu+UFLM+cOyYt0VeVzRn3",
-	"I5CWnY7HMEEJAyP+6SU9xRcwydgWtNdiwd9/J9TMzXtnp+OnX8Xo74XRiwjhOW5c2C/DkTCkyorKylsx",
-	"SBgQyePHj5/WI8PVaAYGK9cZybU2C+56Z72cOzEEjujFRvPa6P8WmdPme2xnc2PK8MIjy6CvhInRbMTS",
-	"hXBGZjZl2rC0ssLYtB5byd28GRr+J+mBRJFG5L0zZyrRHup/GHHdO+v9r6NGdh3RU3vUHR+M+K3eHOZz",
-	"la+tnXh/+No5ffeV+wgTIupEGr/IMlE6mB2IYOWEcvBPXpYFCAKp1dF/W42kf9jE6waxr+5034L85C6b",
-	"A7nmleHTYsUkyVVxCxIbOL6vDVtyy3gBnLFC8dLSB1ukSWxM/quj2Cc4vK95/oYUxo75l0ZPC7H4093W",
-	"4TV9tW0Zgp7KuAJengpWcmNFzvpTgwz998sfvk9AzKkZ/pvBTiZswQvYZ5Ezmtxg1PuYgKS6LmT2281C",
-	"F4XMhSWBJd5L66SaMeu4A5pecFmE7WRGzGAnjMgTNhNKGBwfs04WBSuA8nFKL7SZyjynzf1cc0IxK3PG",
-	"s0xY60UrzAmUPHKpLgT+Q5dh4F4+WNZPeb6QKmXXIFqObo+P6O91Ao7p2l3Uu/E+DvylcsIoXjw3RpvP",
-	"u0bTakaaLRcOdlZa4NuZyBnoNtOxw2SeMCVuhQFbpDJK5Li732v3AjTh5xz499rNgSrdXBiBmwQDzcCe",
-	"MTio13xVaJ6/1fo7bmbiczPTVOcrWEsNq3XMXsmvcVRvvVH4Wbc4F6VQOYhLlssczQ2u7FIYFNdyIc5b",
-	"5g4YvNrUdi/aMFMhyOhyQiXMajJFST7Aslu+EGwppnOtb4Yyh+9f5mJRapLR/xArnPyPilduro38l/is",
-	"tPLMiBz4jRc26UoDUE40bGblTHFXGcEW0logLXgIEvuTcPyPit9yWfBpIX4zYujXajpBZ2fKrRgA0VYK",
-	"3RgY3DlQAXIaaHFPAyOG/gsruANu6yzPmmeza2Xar/pFKY2G7YGenysn3epzLs5PoiiGXiFLVaKW4I5N",
-	"jeA3lnFmKliPVICQtikrpHUWTB2zYtdSFLkncluVpTZO5K9ELvlbtNl+G+EDDJyuW3/pCC1Y39S62Vga",
-	"UIZOkkGZV/RtxCh/ayoRHGkwAAVoe7Ni/Z1yYEDGoO/Qe7YNjSmx7NBZY/NOtS4EV7DCSLVXMu+YyVUl",
-	"86hv0Vj8PzdfJq2ZNf65noKVD11cVLl0z5Uzq8014RmtwIbPmcAjHfHnf5prxjMn8nPGp02Eo1I3CrzZ",
-	"PvoynF1zWYgc2FEqNDP2TC7pcXeoqwBUAuodJ5Dn6ITz4nVnYhufbCzLnNv55vS+Fe/Z5bcXw5MnX4H/",
-	"UxpxewVv+kCKtEzASo5io5JltOe6jb29gfqBt6WufD+s/y9htK1tgmtprBtEe7fil84CSuW+Om1erGMq",
-	"Sc9WtAixvbUCCFpXygHBY9QIfSAcTKZVJoyyB+znGrHC4HCLk0ByuFz1TrZXyW/NVlL+TpJT1KVkGKH/",
-	"p3RiYfd6gw1XNNTBjeH4txLv3RWPR7Rec2sZtyzF52m9N/ANK/lM1JyhyYEsuKUHnXXbtj/rbO7nFVuO",
-	"r7kVhVQiwte3s6uTv3SlSq4rUNBJT1WF19UUN/DtqmoxJQKBr/98349Bj9IG8aL44bp39vPujfgbX/2T",
-	"F5XofXy33vrHpFcp6eKxu/Yi+T7rkSf1AvgWoqtXZTfCc8E1rwqSOqveuhJKDV+m3kmwwUQsC4H/XlhR",
-	"3Ap7ztK5rkyKYiLN+SplfDYzYgZupo8jVFaYR+CQZLxASxXIoQ618iUQvq4M9M9XkUhr0vsbt/Op5iaP",
-	"C/JbcQVe62z1UIufx5WlzvlqbVIwHfYvrbokjt+vzyPpvR/O9HBjctdG2LkS1sbkklAMjDhmdWUyz1Fe",
-	"S4O3bjXjzMoCmM6uVMYKbS2GuVFWHSQQXtT9R+SBDweI/Oouampubq/Mwtp8X981IyP/WHel5Gx+Bx66",
-	"LIQoL6vFgoM4i22lERj4uJoLbtyV2WHqx8ZknSjtQ1EVrBaQyn62DvQTPggDSdbIvbNo7WWPzrtNams7",
-	"GxMT9WQ2DUq/ivejdyLlqMVwG/rbFL9r4ja+YPR9dDKC598J5/VadzqZES0Kj3BgEwwFszYXPB8W2FbX",
-	"GDQCbXVvD8JH3kHX18ClN7IcbEiJrSwkQhBpfTyr1nDI2KzHAAoZH1jyebgRTKtixeaiyPFAJmpA3cEU",
-	"Dy877w9tPNbX11a4A+2xkhsngx3efv/xSfz9EMGPyGa0IP3jVhAzYaniC/F/ml/SuBHpPE0HvURL28NB",
-	"3gjiKIehftjIUuRRRQVa4V5OTTO19rLU69m0nLT9n9ZmhCnsJv64CQkUfUUUfbgd2eKoDb2xzp3t9mMD",
-	"fAGOdx02XR9ccHk2NSd8tkkLGJsvNRCOYVI57U+J81XC0qOUlUVlGWf1yaI/jNKGcR/Cx19GezeN+q9t",
-	"+ejM2sp9fWK3coscRKluRCbk7R01L35JZtqdviuNvpU5Sce9lEpvbnQWGXdsSb4VvHDzzfUA+q1smwf1",
-	"TfzcveNg0Vexjr4DH7x1mBR3ma95YUWy7lQtPM21TmFPnpzGFo5bu9QmQobfd2LsbLpiXK2YUDmSJlBX",
-	"q/Hj8cnp3sDHwnuMocvYpF+JfQruQP2z2MZ1+OTqVhh5LUUeF8UgrcBrvpYYh0NdmOdGWMv6r3+4fMvw",
-	"LKZy8yNsZzXERgfxUNGBmulw84pkp1/Ntel0rK7WwsXX2hmZvYbtjCy6rlTEoLj0LpR3I6boi42i6k6o",
-	"/PD9WvD3BxlOSW8h1YFvNpba5g4vpVJ4oEiOCZo4WbWoCg4GKgNPyWnHC5Srje/4yPovulE0C7zCC//M",
-	"siUYU5leTCUeT8UVtrkDOd/bsqR+aDNCM7SGtOaJ3+jt9HEpQnymSyDT2g3f6Y3QWyBpgM4O189t4ow4",
-	"dsGC298Exr5bEYm1YxmutJLg2cNzoAOKpeNK7Veh3nbBtpOwJPVcty9qCMivH4xQLgmezI/YP0TpmPil",
-	"4gXzRkCuF1yqRxbD/iiSmRPWtQMS6x5WLq3jKhN0QNL4Um1nC/5tc6W2+V1G2FIa7rRZhZ/sjVRXTizw",
-	"0Loy4grMAe6tPlvqk5bTtxTo4MUMztdeF7wRVrhnJHDvqOu2a7C3GNxbsvAG6+MZYakLma0Ytz5xgOzq",
-	"wYh9v3aqvF/DJT0XskXar578BVms/nsvFfnsqZ2asbNUn9YsiCru6Jj8EdDG0r958Yw9PX3yZ+aPlvzB",
-	"PkZ1ttnH654id2yJEhYzVvw5r7QhEWC01e2MRKKeI1Pr62uhchD7dLLWPz05SZjVCwFyF/PdBofHnRqj",
-	"PyKfpPJsF6XKkMtQcjePzsO/4H2xzQbS/xp6Ehi+zNM644t+StCT9ieAW93Fysab/vbt29eMXmCZzkVc",
-	"uTvpisjkLufaOGYpohWGdSMpKc3TQnRELioQLx2fFoJJPDm/lhSLiDQZUvEqo86mUtuVys78ozPMv9nq",
-	"OsflOc0u2WWd+3Q8qdU3tW++qSRnnWeby6h8ruHuUfm8wVZju0cUd5PL+vnhWrhp85KWYp+v3O5k9yAv",
-	"XTRKnU4rWQCPpmfMCPjDsamwMqcsqQKsM61EQgmrwtyK/Jyl8HN61vwNzJdPV+lZ92wOv25HV25AxWaV",
-	"MSH+xJnRRRFiTUGphjGBjyhvPWVAB3Gltr5om8b1XGQ3ZTC8N0SVcjZEgzBKXi3AC8EsHpxOCLDYgw6m",
-	"kns5UPsody54vnXw3jvApI5fPfqCzyJkAv2nbMjSZi3TsxA+pNQ/p8MqHtjTFm5ElbXQO2OsRvDc0vmG",
-	"XUqXzcFt1KSwmqU8Z6oqCiZRiK18Glsu861x1S2ndpHA3+FcLA6QL6HhpE2qftNpRzpU1V2hHXz/INnV",
-	"rK90a1EHa5baV4/Xra+SOycM9PP/fubDf72D/xsPn169+8//iJH+68rOv+Yum+81r9Ym4VghgAK0Cv4i",
-	"jNoWQpTMCmtR5HDHFto6djIej8fAKbwoNs0if1R5sKAmv9x70i/pC+xh0zTB8Vz58dyhBzyroq9egvl0",
-	"WGe1D76zbXprw3mln2P09EbwXMYDk0ixdleSSRDrFWYy6KWKivGNPqMRPnD+miy6Q+N9SRhlfG6ob7AQ",
-	"IpYQdU+jInJKUOu1vePeLiLiM6CM7F/pptQiMQS7dvst207sHjTG2ZIsf9kTxev29fLi+4vmvL0j455X",
-	"MP+jr4UpJFmpbXF2ejdnciPM2hrUrr2KUdr2KOqnDWruGbAzq+b4xt6PyDqHcXeou+kckq0VnKliRRrf",
-	"Z1eQNXLuQ0r+RwwYUvDw7vlYzai3rswrOvDb2MtF/XvUZKPHaAPjSeF9cp58F7Ghef10R0FwlwjyHSOq",
-	"DxVAvKDAYZ1NGrLKoH2fVZlOywXZLxhrPapLOpogW8LSm7/TOzcZL+hxJ5Q3OGeZVrcCVEIIB2ad4OXo",
-	"QQPHzalsJH68NTfL2wexPKdMWHtVh8s2IzfvS2mEvZJqey0qVTjiaUw7gd5/uiVQAa/UB/5B8VHt6X61",
-	"1xl2p7HOiKNLsWEv3Yv4N0xMMh5P2VxXxjLMZWS4S4cnZ1jHZ+Kulh98E4t03YnvdpxO7FvDeFDjV5mx",
-	"/5RiuTeiUfewb4DY2ibhFzNtpJsvrm6FCbzR3dR/0oMQ2/L+QqYN1RZxB85RXmV0EmkFI5bdQvCc7PuF",
-	"VJWjIRxwVMaX/Ebc8Zt4luF3mCYJz5rJCMOW+kawqmRa3T/TML/7vO6kQaS6mor8jj0UcjZ3d/zGiMUd",
-	"v9iRdPZQ/JeEzfB9bVDSxgKtk836YqztWHfeSYQztnMYCp9PazzMOgoCZxZm5GdCM4j6ir9yE2brqnb7",
-	"Svhk0U0587nZ/vfJw39odgwM2OHKDS7cyVTrHLjOoTtCKpf1pO7AZU0W2PoB6M4crY0IqhEN3EmmF8Ii",
-	"AkZwkHlZFuJqjplXacJSXRn+a/3kejixtcCK/vs5lg94Ihwb2U9U2XbvGCUrKzv3mAnBV8F0J8UXFAJJ",
-	"vYObfolKUlTyV+TFNmmvWxkPS8Cyyki3uoSOfXYNOigXFWUa0l8vQtd//+ntRrXLRdsjQvSYtJuphiV9",
-	"6Yi9osrihElF0ATaeA8qp68tmwnHTsfHdOaertcOpzXoDSa6kSdVT2vuXAlL5iswL0NFc/RwV+Xc5MyT",
-	"tG3KnxPm9Ey4ORiOob47bWo6fblO+AEP7x1flKnPf7VbUWvCJ3VPzcB5Kf8hVlTNKtV1BFvla6kvVypj",
-	"1mkjLCuFscBzjOQSya5+qDHCLVgKbvgU/oQBl3OthE0mqnMiYAeMw3MmVGZWGENokEvgMzzU7IL64LHo",
-	"RGEf0o3YW6x+1Vm1gA+lr3aqU9ucqVzD7XjAf/H6JZ2NfqMnCnswGLKgkRpdOcGWEj0QbuozU5Ez32dC",
-	"75GEtPDORPmTdpEzPuNSWcekY9wxU1GF/2iiJuqZVjA7mPgZ/P2f7KIo6oSINtYRm+pcCmyb8Er6m2XE",
-	"Cfvx7YvhXwajiWLMy+v2d4VcSB8wQfwD1j89fsz4VN8S8tHgHCO+GkgNmkifUYX08O2qFCnTivF6bFjQ",
-	"PBPOstPjJyMYOWWVYM4JLDpXbDPvJWxKd/DtiuuURu9Lun9+N8K87BQFsqXyqbXElTPGWSdLnJCzno6P",
-	"B9BSnTPeGXk/PfK0eTQ+qpR06aCVT+5PZlsZ5dASkEzJHVXREupUA2gFLQLJgEI+ArKABj2NtfLQoRFo",
-	"y7Mm60cx1AYj9nUDU4P9YbDJBq+4wa2BxjC6Bht8Oh6fs+UBNfOsH0qdcXmTUPkMrbWy7hKmKzfU10NC",
-	"T8IxIBzB6ckJjqpdcB82+VpXKkeK+LHdB5GgEXSOj9lGA6x5W1AlKgghTxtGFyJNiAw6Cb1pwkaj0SCg",
-	"+thClszNja5mc+zwLSYuQT8B24kkJsewWCEz6diPb58xKsQYsTcBqondgAyiU/qMF9A1vRMWHMQZEFrO",
-	"Vz7Nl8JMFliaiiEXMsfaLTLTcPQn45OvhsfHw5Px2/H4DP/3p/HTs/E4JYkhnWWpUHkKa+or7EO6AGbn",
-	"0SCgLW7pbew1HbGXypMg6VoLAlPngqV/SrGs93+ffJ222DI9uj1OSWpKy2ymyyZwigaPn2c7lHjGlEaC",
-	"h/4zbhD5jdPrkna4BcPTQPZY1vfx8/T90CcgDWFPz5hH7MEt8pxAn2ljz0IaAIhMtYYRhDXdRBgsK7hc",
-	"wDQ8IBC00k99Rzg8y2aGKzfE5+z5q4uX36UJNK9Qj0hFMnkwYj958CGOfIR9tWq9EPXtOAlEhIKRMIpO",
-	"x49B0YiVPy9jSnu2DspvxH6aS49m5FXKnFtYUhrVlGc3QuWUWD+rDMWzVrjX1PuT8ePWDtaKIOzEWtYb",
-	"1qjhWbtQLqGDFYnqjzM718Y1M9TXLP35Yvh/6eB/dDV8lyZMFFYwjimiWonBefi4sD68ro0RBWEyyRwa",
-	"Q82fNzZJXa3WyFpelkLlFnXdG8Hz4UpXZohggfbMy411VL/2BDdF42iiLjzlL/iqC1DY5hwSsOft5cf9",
-	"9ziB3E0Uxo6fMAtmvi+eHrSi6h0TQ8wlQidw5zuf81sxCeAovirCz6Q+6xqxl15cI5hlpSwLQFd+SJia",
-	"M1G04ZadjMfNcqIFJR1STQDArNeIpjdRaWuFzlgNp9lHUl1KYJrOGwGac+DLjQs+m0k1w5n4rBiWi5nh",
-	"OVptvt6J8sv8wb4spFshPlEhQV7jogDX4tZPFMFxOs2mgt1KK6cFAWXClhI8zUTVWYWNHXnx+mUv6dVh",
-	"4d7xaDwaYxViKRQvZe+s93g0Hj3Gw1w3R7/giPjtX5QHgL5pLYVe5ghNQc/XUPlOxuMHA+TzFVAxZJ9C",
-	"3opRx6fpnf38LunZELbqfSdvBSzwOW19LTA8XQVrF4xUjG/zmcVMi1rU9t5B80c+L2jrOrzyz/eugxPv",
-	"3VFZcLm2AhGcw+5kfQ+7p/va6AU4MpX1VkadHAf9go72aKSMHMudc/Z0MVrxRbF14t8I90Mp1MXrl5el",
-	"yO5GB77hOKCPb7U2aXdPvOOS7JwVgvi1CXrtfBoM4D2AUQnLgMm9rSQtw+yaIKm9Ngiy4jzIOktnLgR6",
-	"UxnRwM4R97crAbpr/IaG/Al5rMlvilAedo9AT0/Gjz9Pl53cttZu4CYv1W5aqFsmpseabtTWpA5bzXm1",
-	"sJNegv11xKucTuTjdEMALBhNBJ7L5lwqpg34Jf3Uil/AaszIrRqgZUOWkp0o0uFDHCfooTm38yF+D2Z8",
-	"Cn+m7K9tBKC0hsHB2MRE1eA7Qe1kc3Ao8oQZsdC3AsMuRuBwwONHnB4EvmBVyaSaqNq8w2kyKjRMR+w1",
-	"nwkfmfFANn9t0GpoXlYINZqosAKUZgo2BlgPmRHOJiHUQ1kIjQX3JmBPomIL+JNgAJIO6/LBd9K6GpBH",
-	"YoC5DXj88/YMGUITquO7lZuPMEB1RYXr6TaE2hqFKIo0/NXpRrLn1bs/9SeTkf/nIJbx+TGJjtMj+Hho",
-	"hDqvh1C0dowPi+AjILrbAoY7O+dTsp+apKI1mKdtAwlgUQ84FOyTEg5wQFTj4h4YiHnnGDwK+SHd3wfL",
-	"eKPzZ5Wx2pyTyKoJgpRKwc1MGGK5reSAUFTRcYScqoVUclEtemfjWH7Vh2izGNbqNFtDIR2PxxgApzaP",
-	"Mfxdd3Ec6eLdJ9RiDe5XRKX8oASia2HRJS0t6rRTGkCs3XqgRy2cZfzkeP8nHeRP/Ojx/o8a0GD44uTk",
-	"kG428SNRUx8wqy4Eb6Pf906sTkDGb073fxMwYFFtt4w24dUNqEJ9zYJGD54up7IrqnbQ1xQ4pQDEoyYg",
-	"HuRSUOGoRXrvkl43OAL8gU+6ar0FUGO3avcLlnpN4aPlfY9sb30gNR2wuS5yS34yKUiQXH4i+pp0NHrO",
-	"FN9Rda6Nh2HppwSe4l3HUpghBY7QhgBD4UaUDm9/cGaVYgqlbVaqjvMwbm8o9mTEEJhpNWIvcPAT5d9G",
-	"IwVBAkcs5HgdY4FA4IyOZmaHKOZWiuzherldhgEbwfxGsD6naC7dEWCbwozBOeNFsZ7WGpNabZCY+2He",
-	"f0pZtYYyswXVtL0mX6TVbyutfOYyb7FspqvCg0sDnyV1GMnzWY0k1cS3fEHqrxZVRwSwdPahV2obkViv",
-	"UDog8wbJhaeYXsY0ggldLBQ0fW0aRAL4ZaKQzeoTegxXIs8Nmszt8xBP8WvihY70wIcTJSkmTGJsKtxS",
-	"CEUZASBnLqhvij8HYVYUtKDsutBLO1EKrJgC3KMZl2rE0oWfBdqmtr3kPjDeH9c33hjBlhwb8fDpHst7",
-	"cEcht14I0Kvrpr/W+eoB/eJ4vcHH7mF/A9jXlk8nDzsMn9y/RTiF3TLCr/oeUqC4SLH6vQuy4wO+WIfa",
-	"x++eHDK8CFT2v4P0vLA3HdHZMk9QTA5RTBJJJawtMx5IXn4ISHAfj+wNYTDHJWdN2sw6viLwE19pQcYq",
-	"mCMe1i5lfTxmxGOnQqsZCM12gRcVkVs3GLHT8SnYNCCC0qMwGH8xl9IBChvGPFE0aDyZIDRpHI/M7yiy",
-	"Lm9k2UKe2zDLIpcGtfDytl8ctM+z/zyG0za55PembTz93kXOIXxVXzny7yAuvpG3PoEf7RPPHEic5211",
-	"T+ZMMK+k8zkQXu/k95cda/AVUa/wBxUgz0vRhtFk/WlRiaOZEUINzjxcBKYFIGBEuNxNGJtMVINAAW9M",
-	"BciHgESB2U/oN7ZvKQPJ6DEqpIMWAvwEAq4i6EQduBJtkADmZdUmDMVEBRwKfz6bGw08NOoAHtSpXtUi",
-	"jKWZ9CMwscR751Mq/DUwYMo1EAwJ80AKa60Uegafz+VsPlyi34zObcLSgs9S9lcWxV/wZzMN/kJ9yDq4",
-	"h//6urXhn1B8rcGmbBFhzbLaBNQI+sKwe82D0WeUT38U/8y0b+dqM2Tt1tQGSMLqCE5p9MwIax9EWBx9",
-	"gL36eNTawaMPzR8fSYoUIlbMdDp+2lgILQzedq5JjUrTFjfAvP4KSYNMsNBO1Pk0KEDxRohzNELqq0Ab",
-	"a8wnztgqm09Ui8buxkZ/M7qMAhVtGB6x/W1e2SiCjloqHXCA7bZKJzh9n/j0adxEbK2/tGyGoPb/w4yM",
-	"8dP9H9Q39/07WCVA4Iy3t759nymyZR8kCuKI2YQ1ysonOhMC4Mqf1T6owCGbId/u1wTkBdvl/UeWriRp",
-	"TQocnMYqac1oosC88kg8MZwsO8B5NulWJ3iOpzKBR94h9/tRK/JrKW0M+wMZhzaPzw0dn+O3IUmL7pWd",
-	"qHCxbEj9bRtG7dwvQkay/vzAaRShaFBOlDNcWTrepcy+bahdbCqoQqg2s3xWIxhe2MNfsfQl9QKaLDdY",
-	"hY6ZNa0cEklALhqxF7oo9JLOBYIK8ift3zz3lRTrm52O2EVzi1K9hhOFiZQt/xJoIr1zgAs3oZHgDyC3",
-	"12owyAyt98N5yMy2pt7Yb3AD+v7AkYF0H2w9hMbm4weVHUCrGi45Iu4fMoTWAdbZa+oxadvmC5BQ4MIv",
-	"/usfTFP4ve+EvLZ7c21/8WGVgvfqdke7vGCLCj3yXcO5RpDzjTBMMHsIfmpJ1FFEGO0yO6mtX2F5vvHz",
-	"fDjZ9e6z+IAtG3m/eAi2Bm6C0svRFw7/DTm8o8vo1J8UGp6mG5EJ5YpVre8jTHYvTq9rK9ssvRbNwMef",
-	"5nSqc0vEQUdSD8c2Ae0nli/aLWf5vOryy3nRw7HXlpTe5+8poZX5q9hV3sCsYwBzff9bnFW5eSuVF/gn",
-	"fDo0wl+/FNeNF8WSr2zHmyHQ3nYFoL+pAwuCKNxi0NCXbqKosiTkUDbpATiJmRZUrhIut+DZzcyA/MT8",
-	"H8yI9YVKoZTNyQWFh28FL8INsj6ZWKqbR6GaS9qJslLNCjGsrAjljTJH1T3XVUgx9Pa38InWS21ubNwz",
-	"QBbpYMJ/IgETxZ0//Ox7DQTxunOZysZ24KrhleUK13fJ7384/UUKfHIp8Ap5n3XZF/fwTgx/lDU3P8QZ",
-	"/7nKQ9GtL5tvlW8C7ZwxI7B4KyS207HTrb4hx22i2uLIMmltVd/93KnTJe710q1VpOo0RQbq/MhRqPZN",
-	"WGW9exgBUqizDE9PTiaqNsHxjfS8tXqdomU0y+miCio5Pznx5vtEpfXy+dNuLCdCOUMH5BVS1iAmOPwd",
-	"G59dcIS7PQ4SHFsCvPVCYYEPllOch+pWf3bwRVj8foXFpXC+2rbeSJ9JT2LjEEMhRGO2S4pnBZcLn4BG",
-	"ponXNRgGpeLctuB4ZOkohs6vRxP1xl8YfDp+2njIoREsD8aCtVZgKK6g/UA/VU5aF2D5ILY6fvDutwfR",
-	"QpWKeC+tszWbOo0yMWIdengI6Pk7ndXo1tuAopCMjL6WBcKgsqmvXu4H9IN2+4NRJwS5CdkTKbvetgR+",
-	"nEexT3At7uXl3PVc54u4+uTi6hkeqrTM0z2iqX0T4L4zHx8/gldtMHpDqWrjJZBK75OjEBBfzydqq6cw",
-	"CBEPL65G7DWIVuUQOabGJpgoTCAerSGNnDfHHAuR0iEQVSSuYZKcTRQImJT1EYvA0X1Em8AFdRCGQDhc",
-	"OHkCw+TOphNbs5xiQvefuAXPPYj4p5C7HVy4X2PLtBRKWNY1Kfhby6QvIubTixgyitfMka7ZUp+rkjRY",
-	"UN4dHp3eQSAdoRzYcRb9nJtCCoOiyDLrdIkiBaMZF61wy1pMpSVs8MgzGEeBps8Pia7E7ScYLzK059SG",
-	"rfcFGS7QOnjASML9Ivp3jc9/YbhPcCjgIxRAELctYiLqqGH0i4JKq73a3MpXObfzqeYmP7INDm80E/UN",
-	"naiDaqxvMGrgdVgf8Sry+qa8Vj4ZRTGE0tVsPtiEnvhGuL+FUQQw4LuerLW0hFcSnzQ/PAx3a3o4TWNN",
-	"/7UGuU/vtV+9vw3+OZj8j1EFrHO+AmONs1nBVSbaDPFLRfcB1zxBdw3tYwJ/c1fDAlHKfiV+57T8Smwj",
-	"Yu+MfiHi31Epey3YW5uzg46PWvDGcSvpEpwRwk7mRNgeUBbNNDBu6tLMs817ShDQk4LIVN5pPahnU88Z",
-	"Yr0DTCtLX+ZiUWoy5/8hsMT8BpoI4GKWX4uzxk26EatWTktT2W6b62kwm4vi4WjViZzMOsxyyyviC2gT",
-	"HTyEr1hyk9sRAz+KNZepNjA3T8aPCWGTGwHLcq0NoST6tbFHZWXnUYftdWXnr1b+Tvl9RerPEHxtmM21",
-	"BWWJd8I6f8mstIRrTRfucPbjjy//NkgiqI9bkYHXlnobwszJkye7bhecTN6fHA8nk/d/fv7uT/+xrRDr",
-	"E8Taazjww0/mdnPVhaeYLwf3f3QTGGiDcS+2/KlZLRn1UrEAWd1HgGrGy9J2kt6kmsGutiQlGrRHH4C4",
-	"P97TBKZjNhNO2dKfCe/f6UF6zlKn04nyqaKYmKr0ksrlEWgYfvkzy/mqRgSCL0bh6aKyjk3FRLUeNmf9",
-	"dZ/hJs7Hx9QUCi7Dl2nCnj6uf5qodK4rQyl3p+Nx692cr1KPjWsR3rcJUtFApmKlSUxyN+hkCrcghwO6",
-	"cBPgWpUCJoPgw6HGa6Ja5VkejxcGkVWLquBO3gqP393Ha/eT7u1hyUTlkm4kHzRJD4IrVsNmxuQzmmQw",
-	"0EsRh/eKVIH427G2138ceuPax2Sv8ffC6EXvgPfe6t42KCVayoMRSb6m1w8Z3Oe2TFv7tM3RwqcJ00WO",
-	"t89rqZxHnfkDmq3/0+X2D0oEMdGR2r6Ok+4SRWG2067FywaO2hdr3Eta+1w/S1kKiEGsulJ7okDOsjWp",
-	"newU2c11yEGyjiYqzbmr5Z6HGt91odiW+tH21SD2zn7lHUXL70oWbFybt1Ue0OLUEuGLLPgjeLPd60Pu",
-	"KA46Ttl2T/eFNizckGQTcAcRc2NqZD6jei6ZiQal20q0QrQZsUs5Ux55d6I273jpf/vq4tnw8tsLRE6F",
-	"oacyH9VXuIymOl+lA+/Uhlta8GwhYPpq5c24JZuuXAMKydWK8IQkohBYkSd0cBLanihvGOLgpGJPmL8Y",
-	"q756MRTDZYXOblhfSDzsyKWh6oBBQm6vFbfC8IKlt8dJ2gzTIkD7lADpPba1B1xlRjvuxIghnPGSrzCf",
-	"7JrLApMgpSNTPNwokaINyPq8KNjp+HhwNlFpZdSZT0U/8++dhftsPAcOF3S5D3wZ7uBoIKKSAxvxFwNh",
-	"I51bd+iIeqLSUYo3ffBmbTt1l7nI5IIX7Ecl38MCaJXbvb3XTQ2t4wVMXleurmdcSpXr5d5G6q1oTULp",
-	"ZofYgmCuJoqrFdVt0AZ5JFq6ZYR+IoTeIRhNvJAWqF/nqwEi+79dv5DIK6tcQJtm9cjWAYozTHAKD+ie",
-	"GIq8TNSu0AvhDiMQTWWQDMX1tcjciF00ASNyLViuBa08ptusZwyy9Ki+0gu9LrwPRlpWX9gzUR4ZJ9cL",
-	"LtUj671FZCOTACljZQW4z+uXn/hD/Ynqx3wb7lhz78z34b4YvDIZUdrWrk2eqNhXeFtNwuSiLHhF8Pro",
-	"G62/Rw7TAC9MoAkQBGSwMfA2MIb3ip0zWxbSBRDXqiw097c2nLx/j66R9ceU0I60LK8MnxarcHxZo5C3",
-	"b70IANKVwlsHQPCvXa7xZPyY9RHtjPAoB4mHZz55/35bhMzLzn3xsR+V/KUSTNbVt4Hmzlu3qwTM7fqO",
-	"753XZO1BHdodF9sLrtsWD02qXc0pS043grXAlreNs5YdO4fbDtSNh0/ffThOjk8+HgQIfVnyDEQBbACQ",
-	"awFspq9RAUyq8fhxNuVWfHXKWtoNfxfpne4iO2itT8dPv9q32J8ozrhx++CXcOOXcONaisuHyN1/P7/7",
-	"+G5rTJJKeMKRCF1co70ttiUQud5j+7pE3xd+TnKyMkXvrHeETpdv68Pm9YmEXIlpwu1SgVELzRva3xQO",
-	"MBlQsyGOipf2dWz0Vht+DputvGldvhOL0gZQZd9OMOwjgOmkQNRs406fvoeksAkLdcg26UDaDs47lb1Y",
-	"lNReACp93OiSboRJsDNJ1+eE207IQ1i7C8Q317ra4eO7j/8/AAD//w==",
+	"7H2Nc9s2tu+/gtG7byLdpWTZcbobe3bmuWnSzW7TZuJ0e+dVeSZEHku4pgAWAK1oM/nf3+AcgAQl6sOu",
+	"k7Z3M7OzjUUSn+ccnC/8zodephalkiCt6Z196M2B56Dxn8+UNMJYkNnK/ZmDybQorVCyd9Z7rcGAtGw5",
+	"B8nsHJiGXyowluGv6X8No6+Hb9UNyPScpRp4Noc8jT/jOVuoHArDMl7N5pZVZcJSKxagKhu9OVWVzCFn",
+	"Sy4s01wyVVnGZY4Pc245W/AVk8oyM1dL/HWphQW2AjvqJT2TzWHB3UxAVove2c89P5pe0vO99d4lPbsq",
+	"oXfWM1YLOet9/Jj03oDVq+HFtQW9uQ6XkCmZG2YVDWwK10q7aVm9EnLW7ti3LaSFGWhs/KeffhpeVHYO",
+	"0oqMW9js4WvgGjTL5rwoQM6A9d+8eMa++vOT8aCz9WjkHbuw2f4PJf+lAmbdU6auceEKNWOlMsK9Ypid",
+	"C8MytVi41V5qZeHcbXPO3Hx5dsOUZL9UoAXgOuCWrlSlmVpK2oPdA/2Y9Equ+QLsJuVtGfSFH++1VgvG",
+	"68FpMKWSBs5xFm5MK9wWw/qefAasklYUzP0W096c30JDgGwp7JwJO2IX7JYXbnnm3DJhiL6qbM64H4Ew",
+	"7HQ8dhMUbmDEP72kJ/nCTbJrC+K1WPD334Gc2Xnv7HT89Ksu+nuh1aKD8CzXNuyX5kgYQmZFZcQtDBLm",
+	"iOTx48dP65HhajQDcyvXGsm10gtue2e9nFsYOo7odY3mtVb/DZlV+ntsZ3NjyvDCI8NcXwmD0WzE0gVY",
+	"LTKTMqVZWhnQJq3HVnI7b4aG/0l6TqIIDXnvzOoK4qH+h4br3lnvfx01suuInpqj9vjciN+qzWE+l/na",
+	"2sH7w9fOqruv3Ec3IaJOpPGLLIPSutk5ESwtSOv+ycuycIJAKHn030Yh6R828bpB7Ks93bdOfnKbzR25",
+	"5pXm02LFBMlVuHUS23F8X2m25IbxwnHGCsVLdB5skSZdY/JfHXV9gsP7mudv6MDYMf9Sq2kBiz/dbR1e",
+	"01fbliGcUxmXjpenwEquDeSsP9XI0H+//OH7xIk5OcN/M7eTCVvwwu0z5IwmNxj1PiZOUl0XIvvtZqGK",
+	"QuRgSGDBe2GskDNmLLeOphdcFGE7mYaZ2wkNecJmIEHj+JixoihY4Sgfp/RC6anIc9rczzUnFLMiZzzL",
+	"wBgvWt2c3CGPXKoKwH+oMgzcywfD+inPF0Km7NqJlqPb4yP6e52Au87aXdS78T4O/KW0oCUvnmut9Odd",
+	"o2k1o5MtB+t2VhjHtzPImTvbdEsPE3nCJNyCdrpIpSXkuLvfK/vCnYSfc+DfKzt3VGnnoAE3yQ00c/qM",
+	"xkG95qtC8fytUt9xPYPPzUxTla/cWiq3WsfslfgaR/XWK4WfdYtzKEHmTlyyXOSobnBplqBRXIsFnEfq",
+	"jlN4la71XtRhpgCkdFmQCTOKVFGSD27ZDV8AW8J0rtTNUOTu+5c5LEpFMvofsMLJ/yh5ZedKi3/BZ6WV",
+	"Zxpyx2+8MElbGrjDiYbNjJhJbisNbCGMcaTlHjqJ/Uk4/kfJb7ko+LSA34wY+vUxnaCxM+UGBo5oK4lm",
+	"jBvcuaMC5DR3insaGDG0X1jBreO21vKsWTa7ViZ+1S9KqZXbHtfzc2mFXX3OxfkJimLoD2QhSzwluGVT",
+	"DfzGMM505dYjBSekTcoKYaxxqo5esWsBRe6J3FRlqbSF/BXkgr9Fne23ET6OgdN17S8doQbrm1pXG0vt",
+	"DkMrSKHMK/q2Qyl/qysIhrRTAMGd9nrF+jvlwICUQd+ht2wbGpOwbNFZo/NOlSqAS7fCSLVXIm+pyVUl",
+	"8k7botH4f26+TKKZNfa5mjot33VxUeXCPpdWrzbXhGe0Ahs2Z+IeqQ57/qe5YjyzkJ8zPm08HJW8kc6a",
+	"7aMtw9k1FwXkjh2FRDVjz+SSHreHmgqOStzxjhPIczTCefG6NbGNTzaWZc7NfHN6f4P37PJvF8OTJ185",
+	"+6fUcHvl3vSOFGEYuJUcdY1KlJ09123s7c0dP+5toSrfD+v/C7QytU5wLbSxg87eDfzSWkAh7VenzYu1",
+	"TyXpmYoWoWtvDTiCVpW0juDRa4Q2EA4mUzIDLc0B+7lGrG5wuMVJIDlcrnon41XyW7OVlL8TZBS1KdmN",
+	"0P9TWFiYvdZgwxUNdXCtOf4t4b294t0erdfcGMYNS/F5Wu+N+4aVfAY1ZygyIAtu6EFr3bbtzzqb+3l1",
+	"LcfX3EAhJHTw9e3s6uQvbamSq8od0ElPVoU/q8lv4NuV1WJKBOK+/vN9P3bnKG0QL4ofrntnP+/eiG/4",
+	"6p+8qKD38d166x+TXiWF7fbdxYvk+6xHntQL4FvoXL0quwHPBde8KkjqrHrrh1Cq+TL1RoIJKmJZAP57",
+	"YaC4BXPO0rmqdIpiIs35KmV8NtMwc2am9yNUBvQjZ5BkvEBN1ZFD7WrlS0f4qtKuf77q8LQmvW+4mU8V",
+	"13m3IL+FK2e1zlYPtfh592Gpcr5am5SbDvuXkm0Sx+/X55H03g9nargxuWsNZi7BmC65BJI5JY4ZVenM",
+	"c5Q/pZ21bhTjzIjCMZ1ZyYwVyhh0c6OsOkggvKj775AH3h0A+dVdjqm5vr3SC2PyfX3XjIz8Y+yVFLP5",
+	"HXjosgAoL6vFgjtx1rWVGtDxcTUHru2V3qHqd43JWCjNQ1GVWy1HKvvZOtBP+CAMJFkj99aixcveOe+Y",
+	"1NZ2tktM1JPZVCj9Kt6P3omUOzWG29DfpvhdE7fdC0bfd04GeP4dWH+utaeTaYgovIMDG2eoU2tz4Pmw",
+	"wLbayqAG1NW9Pug+8ga6unZceiPKwYaU2MpCEJxI6+NZRcMhZbMegzuQ8YEhm4drYEoWKzaHIseATKcC",
+	"dQdVPLxsvT208VhdXxuwB+pjJddWBD08fv/xSff7wYPfIZtRg/SPIydmwlLJF/B/ml/SbiXSepoO5xIt",
+	"bQ8HeQPEURZd/W4jS8g7Dyp3KtzLqGmmFi9LvZ5Ny0ls/0SbEaawm/i7VUhH0VdE0YfrkRFHbZwb69wZ",
+	"t989wALchCPP/xqLcplBUdzxGHKjLuCuhxe8h6yy0GjBh312IP94L+wdx+T2tupQEFK3G3lVQJ768GXa",
+	"Gn7K+n7p3Ek0OGdpWemZkLOUOZNmIusQ+Q2gsyEHY7VaQd4OoLuvIGd9zgyGtemHibxWRaGWxjVcL7aP",
+	"zAdvgDfvgnElDCvg2o4mMlIC61n0kmarHSfQYHvRVnZH4mNqw3X3C7a23uub20WLzzU3lYaIFLtN7Wte",
+	"GEjW6LTkxiwV6ambAsqvwSPDskprJ7HD+6yvYcgb/6JQ5DyIgsDH45PTvVIkdN81sRcCiryOTaxLgOBX",
+	"2FRP3Web88EAWKmcdNZMSKt8Kka+Slh6lLKyqAzjrA7f+4iv0oz7OBn+MtorGan/2mDunFmsQa9P7FZs",
+	"UTZQddKQgbi9Izfil2QL3em7UqtbkZNQ2Xsc0JsbnXWMu2tJ/ga8sPPN9WgESeA9dbOfpfxXXR19p2ZC",
+	"3o9ZMAi5lupw8uS0a+G2stX3rUAWm64YlysGMkfSvAcL0aCS3az0CvZpkQceNYttXIdPrm5Bi2sBW8SJ",
+	"UwlYpuS1QGc3Stk812AM67/+4fItw4BnZedH2M5qiI0Ouv2xBx5fh9swpKD41VybTsu0iRaue62tFtlr",
+	"t50di+7kaUcKjPdTeFt9ig6PUadOCTI/fL8W/P1B1knSWwh54JuNObS5w0shJUbtyfpHOyKrFlXBnRXI",
+	"cr5iVlleoFxtHDSPjP+i7ao2jld44Z8ZtnQWS6YWU4Ex4G61Q9+BnO9tvlE/tBmhGVpDWvPEb/R2+riE",
+	"4ARtE8i09nXtNPnpLSdpHJ0drgTHxNnhPQlm0v4mMMAUuf3WYp9cKikyXjD33NEBBaxwpfYfod5AwLaT",
+	"sCT1XLcvaoh6rUcfKWEL019G7B9QWga/VLxgXgnI1YIL+chgbA1FMrNgbOz1W3dj5MJYp/dRFLJxWMQe",
+	"Dfdvk0u5zbmhwZRCc6v0KvxkboS8srDAzJBKw5VTB7g3rUypTiLPyhLQi9Jl1b32Z8EbMGCfkcB9UMVQ",
+	"wjJSBTEQX6pCZCvGjc/O0V4pZN+vpW7sP+GSng0pWfGrJ39BFqv/3ktFPkVx58nYWqpPqxZ0HtydY/Jx",
+	"1o2lf/PiGXt6+uTPzMdvffYMuk636cfr7hhu2RIlLKaF+WQKYUK2zWirb6fDmnuOTK2ur0HmTuxT+Lp/",
+	"enKSMKMW4OQuJpUODnfuNkp/h3wS0rNdJ1WGhKGS2/lohy3rHR6bDaT/NfQkMHyZp3VaJf2UoLvKh9lH",
+	"dzF6XdN/e/v2NaMXWKZy6D7crbBFx+Qu50pbZshtHIZ1Iyjz09NC54hsp0C8tM64ZgLTU64FOfw6mgz5",
+	"rpWWZ1OhzEpmZ/7RGSa5bfVPdctzml2ySzv3Oa9CyW9rB9jmITlrPdtcRukTenePyifnRo3tHlG3L6qs",
+	"nx9+CjdtXtJS7HNIxZ3sHuSl7QwFpdNKFI5H0zOmwf1h2RSMyCkVsXDamZKQUFY46FvIz1nqfk7Pmr8d",
+	"8+XTVXrWDoDj17EL88YdscFlcI0mtFZFERy64VANY3I2orj1lOE66D7U1hdtU7meQ3ZTBsV7Q1RJa4LL",
+	"FUNR1cJZIZgqh9MJXkxzUPQ3uZcBtY9y58DzrYP31gFmTv3q0Rd81kEmrv+UDVnarGV6Fnz0lF9rVVjF",
+	"A3vawo14ZC3UzkCGBp4bCiKapbDZ3JmNig6sZinPmayKggkUYiufK5qLfGvwYktovMO7fjgXwwHyJTSc",
+	"xKTqN512pEVV7RXawfcPcoWB9aWKFnXdnffV43Xtq+TWgnb9/L+f+fBf79z/jYdPr9795390kf7rysy/",
+	"5jab71Wv1iZhWQGOApQM9qIbtSkASmbAGBQ53LKFMpadjMfjseMUXhSbapHPBzhYUJNd7i3pl/QF9rCp",
+	"muB4rvx47tADBoTpq5dOfTqss9oG39k2vbVhvNLPXfT0Bnguuh2TSLFmVyZXEOsVpguppewU4xt9dnr4",
+	"nPHXpKoe6u9Lwii754bnDd426so6vKdS0RGKq8+1vePeLiK6Z0DXHn6lmVKLxODs2m23bAuLP6iPM5Is",
+	"f9njxWv39fLi+4smqaUl455Xbv5HX4MuBGmpsTg7vZsxueFmjQa1a6+6KG27F/XTOjX3DNjqVRMjNfeM",
+	"J8UR7ztcbmtFotdudcpiRSe+T2EibeTcu5T8j+gwJOfh3ZMem1FvXZlXFFXf2MtF/XunykaPUQfGcPx9",
+	"Egt9F11D8+fTHQXBXTzId/SoPpQD8YIch3XKdkjddO371OV0Wi5If0Ff61F9b6pxsiUsvfk7vXOT8YIe",
+	"t1x5g3OWKXkL7kgI7sCs5bwcPajjuEl96PAfb02A9PpBVzJhBsZc1e6yjtyAUmgwV0Juv/BNcXgf825u",
+	"qfhPtzgq3Ct1Vk04+OiC9/5jrzXsVmOtEXcuxYa+dC/i31AxSXk8ZXNVacMw2s5wlw7PgDKWz+Cump/7",
+	"psvTdSe+2xGd2LeG3U6NX6XG/lPAcq9Ho+5h3wCxtU3CL2ZKCztfXN2CDrzR3tR/0oPg2/L2QqY0XeDj",
+	"1hlHeZVRJNIAI5bdQvCc9PuFkJWlIRwQKuNLfgN3/KY7lfc7zEV2z5rJgGZLdQOsKpmS90/nze8+rzud",
+	"IEJeTSG/Yw+FmM3tHb/RsLjjFzsyOx+K/5KwGb6vDUraWKB1sllfjLUda8876eCM7RyGwufTKg+z1gGB",
+	"Mwsz8jOhGXTair9yE2brR+32lfAZ2Zty5nOz/e+Th//Q7BgYsMWVG1y4k6nWOXCdQ3e4VC7rSd2By5os",
+	"sPUA6M4crQ0PqoYmJTJTCzAIMxMMZF6WBVzNMfMqTViqKs1/rZ1cD6drLRA2436G5QNGhLtG9hNdH723",
+	"j5KVlZl7YJJgq2C6k+QLcoGk3sBNv3glySv5K5LPm9zyrYyH9yyzSgu7unQd++waNFAuKso0pL9ehK7/",
+	"/tPbjStlF7FFhBBNaTtTDe/NpiP2iq7vJ0xIwv9Q2ltQOX1t2AwsOx0fU8w9Xb+gn9bIUpjoRpZUPa25",
+	"taVbMn/N+TLABnQGd2XOdc48SZsGYyBhVs3Azp3iGEAU0ubitL8TF37A4L3lizL1+a9mKzRU+KTuqRk4",
+	"L8U/YEVXxoW87gAw+lqoy5XMmLFKg2ElaON4jpFcItnVDxf5cAuWwDWfuj/dgMu5kmCSiWxFBMyAcfec",
+	"gcz0Cn0IDTyQ+wyDmm3kLAyLTiT2IeyIvcUr5iqrFkCJ4Kh616ltVle24XYM8F+8fkmx0W/VRGIPGl0W",
+	"NFKtKgtsKdAC4bqOmULOfJ8JvUcS0rh3JtJH2iFnfMaFNJYJy7hluiIYjdFETuQzJd3s3MTP3N//yS6K",
+	"ok6IiAHF2FTlArBtAgXqb97VT9iPb18M/zIYTSRjXl7H3xViIbzDBEFGWP/0+DHjU3VL8GKDc/T4Kkdq",
+	"ron0GcEQDN+uSkiZkozXY0PUgBlYw06Pn4zcyCmrBHNO3KJzyTbzXsKmtAcfwxqkNHqPm/DzuxHmZaco",
+	"kA3dUVxLXDljnLWyxAme7un4eOBaqnPGWyPvp0eeNo/GR5UUNh1E+eQ+MhtllLuWHMmU3NJVdYJ2a1Dj",
+	"XIuOZNyBfOTIwjXoaSzKQ3eNuLY8a7J+J1DhYMS+brCgsD90NplgFTfgUK4x9K65DT4dj8/Z8gBgCtYP",
+	"eAK4vEmAF3CtRVl3CVOVHarrIUGU4RgQ8+P05ARHFaNahE2+VpXMkSJ+jPsgEtRAcXzMNhrgxdIFXfd2",
+	"QsjThlYFpAmRQSuhN03YaDQaBOgsU4iS2blW1WyOHb7FxCXXTwBQI4nJ0S1WiExY9uPbZ4xuO43Ym4CH",
+	"xm6cDKIofcYL1zW9ExbciTNHaDlf+TRfcjMZx9J043ghcrwgSWoajv5kfPLV8Ph4eDJ+Ox6f4f/+NH56",
+	"Nh6nJDGENSwFmaduTT2MRUgXwOw8GoRrixt6G3tNR+yl9CRIZ61xAlPlwNI/pXh3/n+ffJ1GbJke3R6n",
+	"JDWFYSZTZeM4RYWnuT5TH5xnTCokeNd/xjXCK3J6XdAOR1hXDS6WYX3vP0/fD30C0tDt6RnzsFi4RZ4T",
+	"6DOlzVlIA8BLQWtAXAicQITBsoKLhZuGR91yrfRT3xEOz7CZ5tIO8Tl7/uri5Xdp4pqXeI4ISTJ5MGI/",
+	"eYQvjnyEfUUXKhFa8TgJRISCkYDATseP3UEDKx8vY1J5tg6H34j9NBceMswfKXNu3JLSqKY8uwGZU2L9",
+	"rNLkz1rhXlPvT8aPox2sD4KwE2tZb3gRFGPtIG1CgRWBxx9nZq60bWaorln688Xw/1Lgf3Q1fJcmDAoD",
+	"jGOKqJIwOA8fF8a715XWUBDwmchdY3jy541OUl8JbWQtL0uQuWF9R76mPagff3z5DTI5LutSuO7pa/fk",
+	"9okbpjtajXKLRmBdw8wRgmQW3ltG6Kn4iWumkpHOIG+hUCUEshaLRUXZc4WaDfDofQM8H65UpYcIEGrO",
+	"vBhbR/KM13tTUo8m8sIz4oKv2qCkMSOTvD+PqQHJ0WODcjuR6Mp+woyzOjxgwiBy8rc0HpgLvDbHre98",
+	"zm9hEgCR/CUNP5M69DZiL/3pgQC2lTQsgNv5IWGm0EQS/Rl2Mh43u4sKnbBIxOHOXr1GNL2JTKMVOmM1",
+	"hG6/2eL2GwGOd+AhBgo+mwk5w5n4JB2Ww0zzHJVIf/2K0t18noEohF0hJlkh3PGBi+KEiCcMguC1ik2B",
+	"3QojHBFoQMwPD0mFVwR9Cmet1l68ftlLerWXunc8Go/GePO4BMlL0TvrPR6NR48xtmznaKYcEfv/i9IS",
+	"0FSuheLLHOFo6PkaEufJePxgIJz+QlYXmlchbmHUMrF6Zz+/S3omeNF634lbcAt8Tltfyy9PV0H5djoz",
+	"utv5zGDiRy35e+9c80c+TWnrOrzyz/eug+Pzo7LgYm0FOrBN25P1Peye7mutFs6uqoxXeupcPZQv8D4g",
+	"EDOyc3fO2dPFaMUXxdaJfwv2hxLkxeuXlyVkd6MD33A3iJdvtdawd0+8ZSHtnBUCd8YEvRYud/r4HpC4",
+	"hGWOyb3qJgzDZJ9wcPjDKciK8yDrDIWACOiq0tBATRL3xxcT2mv8hob8CXmsSbfqoDzsHsHdnowff54u",
+	"W6l20W7gJi/lblqoWyamRxwHPKfpOIya88fCTnoJ6uARr3JKEOimGwJdQuem47lszoVkSjszqZ8a+MUp",
+	"sRlZeQNUtEhxMxNJKsUQx+nOoTk38yF+76yK1P2Zsr/GqF9pDX2FrhK6jI6AW+HYyebOvskTpmGhbgG9",
+	"QBpwOKhMWKdnz9XSsKpkQk5krW3iNBnde0xH7DWfgXcU+Xvxf20QqmheBkCOJjKsAGW9Oh3DaQ+ZBmuS",
+	"4HmipIhGoXwT8GbxYAuYs04fpTOszQffCWNrEC6B/u4Y5Pzn7Qk7hCBWu5srOx+hv+yKwCrSbajUNfJY",
+	"J7r4V6cbuadX7/7Un0xG/p+DrgTUj0nnOD1ql4dDqdOMCDlvx/gQ+KIDOHub/3Jn53xK+lOT47QG7bZt",
+	"IAEg7gGHgn1S/gMOiK7c2AcGX985Bl954JDu74NfvtH5s0obpc9JZNUEQYdKwfUMNLHcVnJAbIbOcYQU",
+	"r4WQYlEtemfjrnSvD53Nopet1WwNf3Y8HqM/nto8Rm983cVxRxfvPuEp1mD9dRwpP0hARD28A0pLi2fa",
+	"KQ2gq916oEcRtjp+crz/kxbaL370eP9HDVC4++Lk5JBuNjFj8aQ+YFZt2O3mfN87sTofGr853f9NwH3G",
+	"YztS2sAfN+4oVNcsnOjB8OZ0C4wuX6hrsqvJH/Ko8c8HuRSOcDxFeu+SXttX4/gDn7SP9QiUymw93S9Y",
+	"6k8K77zv+2oWxvt10wGbqyI3ZCfTAekkl5+IuqYzGi1ncjfJOvXHQy/1UwJM8qZjCXpIfizUIZyicAOl",
+	"xYovVq9SzOg0zUrVbifGzQ25wjQMHTOtRuwFDn4i/duopCAw6IiFlLNjvK8QOKN1MrNDDuYoY/fwczm+",
+	"FeI2gvmNYH1OzmWqC2KaeyKDc8aLYj3LtktqxcBQ96tz8Sll1Rqy1BYk43hNvkir31Za+URqHrFspqrC",
+	"A8o7PktqN5Lnsxo9rvFv+fuxv1pUHRGo2tmHXqlMh8R6hdIBmTdILgyqehnTCCY0sVDQ9JVuABLcLxOJ",
+	"bFYnDKCXE3lu0CSSnwd/il8TL3SEBzudSEEuahJjU7BLAEkJCk7OXFDf5A4PwqwoaEHZdaGWZiKl02IK",
+	"Zx7NuJAjli78LFA3NfGSez99f1xXudLAlhwb8SUTPH7/4I5Cbv1eQgOR9bXKVw9oF3dff/jYzj1oQDpj",
+	"+XTysMPwdw22CKewWxr8qu8hBfKLFKvfuyA7PuCL9fIa+N2TQ4bXAY//7yA9L8xNS3RG6gmKySGKSSKp",
+	"hMUy44Hk5YeA/vjxyNwQ7nq35KxJmxnLV4TF4i9+kLLq1BEPZZmyPkY9MQpWKDlzQjO+b0Z32o0djNjp",
+	"+NTpNE4EpUdhMDXkX4C/d2OeSBo0RiYIQR7HI/I7iqzLG1FGaJMballHobAII3N7sbB9lv3nUZy2ySW/",
+	"N7Hy9HsXOYfwVV1m6N9BXHwrbv19AtRPPHMgcZ7Hxz2pM0G9EtanZPhzJ7+/7FhD0+i0Cn+QocxBCTF0",
+	"LutPiwqOZhpADs48egVmKSB+RSjoCNokE9kAYrg3puDkQwDGwGQstBvjyoROMnrIDGFdCwENA0GWEQOj",
+	"dlxBjFnAvKzaRMWYyACL4eOzuVaOh0Yt/IU686xahLE0k37kVCx4b32Ghy/95FS5BhEiYR7XYa2VQs3c",
+	"53Mxmw+XaDejcZuwtOCzlP2VdcJB+NhMAwdRB1kH97BfX0cb/gnF1xqKyxYR1iyrSdwxgraw273mwegz",
+	"yqc/in2m44p8MUPWZk2tgCSs9uCUWs00GPMgwuLog9urj0fRDh59aP74SFKkgK67Vafjp42GEOFux1km",
+	"NUhOLG4c8/qysRqZYKEs1Ok9KECxCsw5KiF1+d9GG/N5PKbK5hMZ0djd2OgbrcpO3KQNxaNrf5tXNu5k",
+	"d2oqLayC7bpKyzl9H//0abeKGK2/MGyGhSz+hykZ46f7P6irdf47aCWOwBmPtz6uYYxs2XcSBROzTMKa",
+	"w8rnXRMg4crHah9U4JDOkG+3awIQhGnz/iNDZYiiSTkDp9FKohlNpFOvPDBQF2yXGeA8m3SrE4zjyQww",
+	"5B1S0R9Fnl9DaWPYn5NxqPP4VNXxOX4bkrSolvREhmLSIRM5Vozi3C8CajI+fmAVilBUKCfSai4NhXcp",
+	"0XAbiBibAl1YqtUsn2TpFC/s4a94Eyf1Apo0N7cKLTVrWlkkkgCkNGIvEAGe4gLhCPKR9m+f+4sd65ud",
+	"jthFUzmtXsOJxLzOyL50NJHe2cGFm9BI8AeQ22tXQkgNrffDegTP+KTe2G9nBvR9wJE56T7YGoTG5rsD",
+	"lS18rRq9uUPcP6QLrYXzs1fVY8LE6osjocCFX+zXP9hJ4fe+5fLabs3F9uLDHgreqtvt7fKCrVPoke0a",
+	"4hpBzjfCMMHsIfdTJFFHHcJol9pJbf0KzfONn+fDya53n8UGjHTk/eIh6Bq4CVItR184/Dfk8NZZRlF/",
+	"OtAwmq4hA2mLVX3edzDZvTi9vuoZs/SaNwMff5roVKtoxUEhqYdjmwA+1JUv2r5d83mPyy/xoodjry0p",
+	"vc/fU0Irw9tzdNs2oL6jA3N9/yPOquw8SuV1/BM+HWrwJde6z8aLYslXpmXNEIZwfCHRFw7B+0nkbtGo",
+	"6As7kXSzJORQNukBOImZArquEmpt8Oxmpp38xPwfzIj196bCzTorFuQevgVehDpRPplYyJtH4XKZMBNp",
+	"hJwVMKwMhNuWIseje66qkGLo9W/widZLpW9Mt2WALNKCqP9EAqYTBv/w2PcaJuN1q7bLxnbgqrkj1Snf",
+	"1rAlv39w+osU+ORS4BXyPmuzL+7hnRj+KGsKUXQz/nOZhzvA/hb/WjG2M6YBL2+FxHYKO92qGzLcJjIW",
+	"R4YJY6q63nvr2jBxr5du0Z1Zq8gzUOdHjsLl44RVxpuHHbgOdZbh6cnJRNYqOL6Rnker17pDjWo51c2g",
+	"G/AnJ159n8i0Xj4f7cbrRChnKEBeIWUNugSHL/nx2QVHKDVykODY4uCtFwov+OB1ivNw2dbHDr4Ii9+v",
+	"sLgE6y//1hvpM+lJbByiKARvzHZJ8azgYuET0Eg18WcNukH9XWHbqmCIoRiKX48m8o0vEn46ftpYyKER",
+	"vK2MF9Yix1D3Ae0H+qly0tp4zwex1fGDd7/diRZuqcB7Yayp2dQqlIkd2qFHq3A9f6eyGmx7G24VkpFW",
+	"16JAVFY29beX+wGMIW5/MGq5IDcRhDquXW9bAj/Oo65PcC3uZeXcNa7zRVx9cnH1DIMqkXq6RzTFhQn3",
+	"xXy8/8i9aoLSG66qNlYCHel9MhQCAO35RG61FAbB4+HF1Yi9dqJVWgSyqaESJhITiEdrwCfnTZhjASkF",
+	"gehG4hpEytlEOgGTsj5iEVgqj7QJXFA7YQgTxIbIk1NM7qw6sTXNqUvo/hO34LnHNP8UcrcFU/drdJno",
+	"QAnLuiYFf2uZ9EXEfHoRQ0rxmjrSVlvquCpJgwXl3WHo9A4C6QjlwI5Y9HOuCwEaRZFhxqoSRQp6My4i",
+	"d8uaTyUSNhjyDMpRoOnzQ7wr3fqTGy8ytOfUhq33ORkuUDt4QE/C/Tz6d/XPf2G4TxAU8B4KRxC3ETER",
+	"ddSo/kVBV6v9sbmVr3Ju5lPFdX5kGljgzkzUNxRRd0djXVCpgddhfcSryOvCfVE+GXkxQKpqNh9sQk98",
+	"C/abMIqATXzXyFp0SvhD4pPmh4fhbk0Pp2msnX/RIPede/Gr99fBPweT/zFuAaucr5yyxtms4DKDmCF+",
+	"qag8cc0TVPpoHxP4QmINC3RS9iv4ndPyK9hGxN4Y/ULEv6Or7LVgjzZnBx0fYRqwUHIYYFa360vfB/Sv",
+	"SHGr3Vp4KZL1udOjCljDGeQFprt5fEnKPI6sTA9FA5qbSoMHb0P4QDbTPANWghYqn8h+Cu8hqyxcEQxM",
+	"wv7Mcr5qY7vlFSLKLucim7P0m+ffPX/7PGWZY+rCaWwIZet9XB5fBEHYboCgfcBYrVaQJ76JBb+B4IhH",
+	"h9lEej98c4d+DQqPVdJxvfsziVDdaqS5xK1FNgeT1AC99WvBiySsgeIa3fRlpWdBr/TbhH75UBEydTTi",
+	"1jRPm6v0zkJWJb7j6wAjjgs13j8dPx3sCLI9p634RBalb/03ulT6jaf4Vvcdt+88NSKu5xzyqtgwVw9x",
+	"2vn1e9Rk+Me+u91Ous8rEb/4434nN1QDhnZgVvTiFwWadCipCHXRESjkrP/tN6/fMK7tiB3/uZ24R9/v",
+	"FvdHH0S+9z4I5sPaiCnm3FACIYF6gcy7IOOeocyNZcknu455EEvTGVBA3pR3/11bx1+uPqxxBxEU441E",
+	"rinSn/qOR2KdoZsfku26Ox7h3i8d8ljisHnMBa1Sca5p9AfNlAS64+STgkTeuqERm99dR/C3YH8/LPPH",
+	"YJR/B4yqWn3waCleB631/UCUQbBvo/z9t+9/7b375rSJSrl0mxSXfAG+TowHqfbFM5AFnQlQ476cbdZk",
+	"xOIFlKFC2DHGFzBowGJCIskA76ykL3NYlIpiBf8AxK+6cU0E5GLDr+GsicE4k6BJmG9gs0xTihOPRkq2",
+	"QZcx5OQzxis0eUXs6drE6BGaLUuuczNiTqVmvpwFXngKGJpPxo+pmoDT/blBMYKI8H5tzFFZmXlnNOh1",
+	"ZeavVpd+2fcgYD1DZOeA/S1yQKYgwhKGavhQcVFCFR8kHQj3W6ugrC31NvjKkydPdlVSn0zenxwPJ5P3",
+	"f37+7k//sQ3l4RMk8tSljw63TnZz9oWnmC9ZwX90aexog3EvttbFsFpKFsrz9LEYD+NlaVqKuZAzt6uR",
+	"Xo7e8qMPjrg/3tO/Tj4UHVL40p+ptplVg/ScpValE+ldJHjrTaolYXFhURX3S3ClkJ7jvhiFp4vKWDaF",
+	"iYweRo6N0Cf3rofHx9QUCi7Nl2nCnj6uf5rIdK4qTfd5Tsfj6N2cr1JfB8RgKZMmAk4DmcJKkZjkdtC6",
+	"hhiVVwmVVJro+aoENxkstBIAJCYywn7wtUfcILJqURXcilvwtYr6xkJpknal5GQic2Gs00cHTUY1cNmU",
+	"Xdii2xGE+iV0Ywd3HMe+EvD2A/nQ6tIfk72e5RdaLXoHvPdW9bbhtNJSHgx3+DW9fsjgPrfbO9qnbVEc",
+	"fJowVeToYVNCWg9p+Qf0if9Pl9s/SAhioiW1PUgMYuWTMNvpNMfCakdxEcF7SevL4PhF2xALnMi21J5I",
+	"J2fZmtROdorspBbCQbKOJjLNua3lni+rtKt48hZwmrgMorlz0OqOouV3JQs2SoRvlQe0OLVE+CIL/gih",
+	"snapxDuKg5ZRtt3SfaE0C9VgTeLMQQT0m2qRzwgsQmTQRIGMQC1E6RG7FDPpy3pM5GY9y/7fXl08G17+",
+	"7QLLMrihpyIf1eUqR1OVr9KBN2pDRUp0VIWCIUp6NW7JpivbIM5zuSKwUoEQZwbyhLKyQtsT6RVDHJyQ",
+	"7AnzRYDrMvMBaSMrVHbD+iAwkyoXmq4eDxIyew3cguYFS2+Pk7QZpsHqT1MqvuUL5/hqDkwryy2MGNZK",
+	"WfIVXla55qJA5zRGEAmdAqvnpagDsj4vCnY6Ph6cTWRaaXnm77me+ffOQu1Oz4HDBRUydV+GeoMN/mxy",
+	"YCO+CCo20qowSn7GiUxHKVY15M3atlyGOWRiwQv2oxTv3QIomZu9vddNDY3lhZu8qmwNlrIUMlfLvY3U",
+	"WxFNQqpmh9iCMHQnkssVXQqnDfJlLqiiIv1E5T+GTmnihTCO+lW+orJhb9eLr/rDKgfXpl49MrWD4gxv",
+	"T4QHVBOTPC8Tucv1QkVNEOWy0kiGcH0NmR2xi8ZhRKYFyxXQymMu//p1JJYe1eWL0erC2pfCsLo46UR6",
+	"2M1cLbiQj4y3FpGNdIgsa3Dm83qhR58xPJH9LtuGW9bU2Pw+1MaspCBkl9ov5YNIE9n1FVbmTJhYlAWv",
+	"qHYX2kbr75HBNMBqbDQBwpcPOgZWPmZYQ/mcmbIQNlSIqMpC8dzg3p68f4+mkfE5kK4dYVheaT4tViGA",
+	"Xpc4iiv8heo0GE/P5uicbxcSfDJ+zPoIpUxg94PE1345ef9+m4fMy859/rEfpfilAiZqaJ9Ac+dRJclQ",
+	"0AeHsLck8B7X6m6/2N7KHbF4aO7x1Jyy5FT9OKrksm2ctezYOdzYUTcePn334Tg5Pvl4ULWZy5JnThS4",
+	"DXDkWjg2U9d4AEyq8fhxNuUGvjpl0emGv0N6p7rLB6316fjpV/sW+xP5GTcqrX9xN35xN67lz3/oqHP+",
+	"87uP77b6JAkfIIREqCqm8rrYFkfkeo9xaXjfF35OcrLSRe+sd4RGl2/rw2apeILFx+yF+B7yKCoV5Nrf",
+	"FA4t5by+KG/AWizJizdnKNoVt+VjXJvNubVxp3Zwy2K985bKHzXjl2SzlTdRodAup28oAOPbCXZCR3En",
+	"Oo/kbKP+aN/D55mEBcwkk7TKbwzOWyhECKAQrwHBtGx0SdUrE+xMUKnPUJmRDI61uoW+uagM3cd3H/9/",
+	"AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/biosync/biosync/adapters/kafka"
+	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/projections"
+)
+
+// TestErasureLeavesNoCanaryAnywhere is the erasure proof of issue 4: a user
+// whose every free-text field carries a unique canary string asks for
+// erasure; after the grace period the workflow destroys the key and purges;
+// then every projection is rebuilt from the whole log. No canary may be
+// left in PostgreSQL (any table, any schema), Redis (keys and values), the
+// Kafka log (keys, headers, values) or an export, and another user's read
+// models must be unchanged.
+func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
+	env := backendEnv(t)
+	env["BIOSYNC_ERASURE_GRACE_PERIOD"] = "1500ms"
+	env["BIOSYNC_ERASURE_REPURGE_AFTER"] = "1s"
+	newInbox(t, env)
+	s := startServer(t, env)
+	defer s.stop()
+	ctx := context.Background()
+	getenv := func(k string) string { return env[k] }
+
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	canary := "cnry" + hex.EncodeToString(rnd[:])
+	const password = "correct horse battery"
+
+	// The canary user: the canary in the address, the source, the device,
+	// the delivery ids, the Idempotency-Key and the request id.
+	victim := &client{t: t, base: s.url}
+	email := canary + "@example.com"
+	code, _, reg := victim.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Europe/Lisbon"},
+		map[string]string{"X-Request-Id": "req-" + canary})
+	if code != 201 {
+		t.Fatalf("register = %d %v", code, reg)
+	}
+	victimID := reg["id"].(string)
+	_, _, login := victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
+	victim.token = login["access_token"].(string)
+	batch := func(user, provider, device string) []byte {
+		prefix := ""
+		if user != "" {
+			prefix = `"user_id":"` + user + `",`
+		}
+		return []byte(`{` + prefix + `"source":{"provider":"` + provider + `","device":"` + device + `"},"samples":[` +
+			`{"type":"heart_rate","start":"2026-11-20T08:00:00Z","end":"2026-11-20T08:00:00Z","value":61,"unit":"bpm"},` +
+			`{"type":"steps","start":"2026-11-20T08:00:00Z","end":"2026-11-20T08:15:00Z","value":900,"unit":"count"}],` +
+			`"sleep_sessions":[{"start":"2026-11-19T23:00:00Z","end":"2026-11-20T06:30:00Z","stages":[{"stage":"deep","start":"2026-11-19T23:00:00Z","end":"2026-11-20T00:30:00Z"}]}]}`)
+	}
+	if code, _, p := signedPush(t, victim, "msg-"+canary, batch(victimID, "prov-"+canary, "dev-"+canary)); code != 202 {
+		t.Fatalf("webhook push = %d %v", code, p)
+	}
+	code, ph, p := victim.do("POST", "/v1/me/samples", batch("", "app-"+canary, "phone-"+canary),
+		map[string]string{"Idempotency-Key": "idem-" + canary, "X-Request-Id": "req2-" + canary})
+	if code != 202 {
+		t.Fatalf("app push = %d %v", code, p)
+	}
+	tok := map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}
+	if code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok); code != 200 {
+		t.Fatalf("dashboard = %d %v", code, d) // also fills the Redis cache
+	}
+
+	// Another user, whose read models must not change.
+	other := &client{t: t, base: s.url}
+	otherEmail := fmt.Sprintf("bystander-%d@example.com", time.Now().UnixNano())
+	_, _, oreg := other.do("POST", "/v1/auth/register", map[string]string{"email": otherEmail, "password": password, "timezone": "Asia/Tokyo"}, nil)
+	otherID := oreg["id"].(string)
+	_, oh, _ := signedPush(t, other, "msg-bystander-"+otherID, batch(otherID, "oura", "ring"))
+	_, _, ologin := other.do("POST", "/v1/auth/login", map[string]string{"email": otherEmail, "password": password}, nil)
+	other.token = ologin["access_token"].(string)
+	if code, _, _ := other.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")}); code != 200 {
+		t.Fatal("bystander's dashboard")
+	}
+
+	pool, err := postgres.Open(ctx, env["BIOSYNC_DATABASE_URL"], 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	before := userChecksums(t, pool, otherID)
+	if len(before) < 4 {
+		t.Fatalf("the bystander has rows in only %d read models: %v", len(before), before)
+	}
+
+	// Re-authentication is required; then the request waits out the grace period.
+	if code, _, p := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": "not my password"}, nil); code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/password") {
+		t.Fatalf("erasure with a wrong password = %d %v; want 422 naming /password", code, p)
+	}
+	code, _, req := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil)
+	if code != 202 || req["status"] != "scheduled" {
+		t.Fatalf("erasure request = %d %v", code, req)
+	}
+	if code, _, _ := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil); code != 409 {
+		t.Fatalf("a second open request = %d, want 409", code)
+	}
+	if code, _, _ := other.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 404 {
+		t.Fatalf("another user reading the request = %d, want 404", code)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, st := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil)
+		if code == 200 && st["status"] == "completed" && st["completed_at"] != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("erasure never completed: %d %v", code, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, _, _ := victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil); code != 401 {
+		t.Fatalf("login after erasure = %d, want 401", code)
+	}
+	if code, _, _ := signedPush(t, victim, "msg-late-"+canary, batch(victimID, "late", "late")); code != 422 {
+		t.Fatalf("a push for the erased user = %d, want 422 (no such user)", code)
+	}
+
+	// Replay the whole log into fresh projections.
+	for _, name := range projections.Names {
+		var out bytes.Buffer
+		if err := run(ctx, []string{"projections", "rebuild", name}, getenv, &out, &bytes.Buffer{}); err != nil {
+			t.Fatalf("rebuild %s: %v\n%s", name, err, out.String())
+		}
+	}
+
+	if n := canariesInPostgres(t, pool, canary); len(n) > 0 {
+		t.Errorf("canary found in PostgreSQL: %v", n)
+	}
+	if n := canariesInRedis(t, env["BIOSYNC_REDIS_URL"], canary); len(n) > 0 {
+		t.Errorf("canary found in Redis: %v", n)
+	}
+	if n := canariesInKafka(t, env, canary); n > 0 {
+		t.Errorf("canary found in %d Kafka records", n)
+	}
+	var export bytes.Buffer
+	if err := run(ctx, []string{"events", "export", "--user", victimID}, getenv, &export, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(export.String(), canary) || !strings.Contains(export.String(), `"erased":true`) {
+		t.Errorf("the export of the erased user must hold tombstones only:\n%s", export.String())
+	}
+	after := userChecksums(t, pool, otherID)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the bystander's read models changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+var generationSuffix = regexp.MustCompile(`_g[0-9]+$`)
+
+// userChecksums fingerprints a user's rows in every live projection table
+// (by base name, so a rebuilt generation compares with the old one).
+func userChecksums(t *testing.T, pool interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, user string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `SELECT v.name || '_g' || v.generation FROM projection_versions v WHERE v.state = 'live'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, gen := range live {
+		name, g, _ := strings.Cut(gen, "_g")
+		p, err := projections.New(name, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, base := range p.Tables() {
+			table := base + "_g" + g
+			var sum *string
+			if err := pool.QueryRow(ctx, `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM `+pgx.Identifier{table}.Sanitize()+` t WHERE user_id = $1`, user).Scan(&sum); err != nil {
+				t.Fatalf("%s: %v", table, err)
+			}
+			if sum != nil {
+				out[generationSuffix.ReplaceAllString(table, "")] = *sum
+			}
+		}
+	}
+	return out
+}
+
+// canariesInPostgres lists every table (any schema) with a row containing canary.
+func canariesInPostgres(t *testing.T, pool interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, canary string) []string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `SELECT table_schema, table_name FROM information_schema.tables
+		WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tbl struct{ schema, name string }
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tbl, error) {
+		var x tbl
+		return x, r.Scan(&x.schema, &x.name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, x := range tables {
+		var n int
+		id := pgx.Identifier{x.schema, x.name}.Sanitize()
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+id+` t WHERE t::text ILIKE '%' || $1 || '%'`, canary).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if n > 0 {
+			found = append(found, fmt.Sprintf("%s (%d rows)", id, n))
+		}
+	}
+	return found
+}
+
+// canariesInRedis lists every key whose name or value contains canary.
+func canariesInRedis(t *testing.T, url, canary string) []string {
+	t.Helper()
+	ctx := context.Background()
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	var found []string
+	iter := c.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		var val string
+		switch c.Type(ctx, key).Val() {
+		case "string":
+			val = c.Get(ctx, key).Val()
+		case "hash":
+			val = fmt.Sprint(c.HGetAll(ctx, key).Val())
+		case "list":
+			val = fmt.Sprint(c.LRange(ctx, key, 0, -1).Val())
+		case "set":
+			val = fmt.Sprint(c.SMembers(ctx, key).Val())
+		case "zset":
+			val = fmt.Sprint(c.ZRange(ctx, key, 0, -1).Val())
+		}
+		if strings.Contains(strings.ToLower(key+val), canary) {
+			found = append(found, key)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// canariesInKafka counts raw records (key, headers, value) containing canary.
+func canariesInKafka(t *testing.T, env map[string]string, canary string) int {
+	t.Helper()
+	ctx := context.Background()
+	kcfg := kafka.Config{Brokers: strings.Split(env["BIOSYNC_KAFKA_BROKERS"], ","), Topic: env["BIOSYNC_KAFKA_TOPIC"], Partitions: 4}
+	log, err := kafka.NewLog(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	found, seen := 0, 0
+	for p := int32(0); p < 4; p++ {
+		hw, err := log.HighWater(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offsets := make([]int64, hw)
+		for i := range offsets {
+			offsets[i] = int64(i)
+		}
+		if len(offsets) == 0 {
+			continue
+		}
+		recs, err := log.Fetch(ctx, p, offsets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			seen++
+			raw := append(append([]byte{}, r.Key...), r.Value...)
+			for _, h := range r.Headers {
+				raw = append(append(raw, h.Key...), h.Value...)
+			}
+			if bytes.Contains(bytes.ToLower(raw), []byte(canary)) {
+				found++
+			}
+		}
+	}
+	if seen < 5 {
+		t.Fatalf("read only %d records from the log; the scan did not see the events", seen)
+	}
+	return found
+}
