@@ -1,0 +1,82 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/adapters/testbackend"
+)
+
+func TestMain(m *testing.M) { testbackend.Main(m) }
+
+// TestEveryInstanceHearsOfAnErasureAndItsKeysGo: two instances subscribe;
+// an erasure broadcast by a third reaches both, and PurgeUser removes
+// every key naming the user while other users' keys stay.
+func TestEveryInstanceHearsOfAnErasureAndItsKeysGo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := testbackend.Redis(t)
+	clients := make([]bredis.Erasures, 3)
+	for i := range clients {
+		c, err := bredis.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = bredis.Erasures{C: c}
+	}
+	erased, kept := uuid.New(), uuid.New()
+	var mu sync.Mutex
+	heard := map[int][]uuid.UUID{}
+	for i := range 2 {
+		go clients[i].Subscribe(ctx, func(u uuid.UUID) { mu.Lock(); heard[i] = append(heard[i], u); mu.Unlock() }, nil)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Subscriptions start asynchronously: publish until both heard it.
+		if err := clients[2].Broadcast(ctx, erased); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		done := len(heard[0]) > 0 && len(heard[1]) > 0
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broadcast not heard by every instance: %v", heard)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	for i, ids := range heard {
+		for _, id := range ids {
+			if id != erased {
+				t.Errorf("instance %d heard %s, want only %s", i, id, erased)
+			}
+		}
+	}
+	mu.Unlock()
+
+	c := clients[2].C
+	for _, k := range []string{"biosync:dashboard:v1:" + erased.String(), "biosync:idempotency:v1:" + erased.String() + ":k1", "biosync:dashboard:v1:" + kept.String()} {
+		if err := c.Set(ctx, k, "x", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := clients[2].PurgeUser(ctx, erased); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "biosync:dashboard:v1:"+kept.String() {
+		t.Fatalf("keys after purging %s: %v; want only the other user's", erased, keys)
+	}
+}
