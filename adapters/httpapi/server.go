@@ -61,6 +61,12 @@ type Deps struct {
 	// Admin serves the /v1/admin routes; nil answers them 503 (after the
 	// token and role checks).
 	Admin Admin
+	// Settings and SettingsQueries serve /v1/me/settings and
+	// /v1/me/notification-preferences (503 while either is nil);
+	// SettingsQueries also tells metric answers the caller's unit system
+	// (metric when nil).
+	Settings        SettingsCommands
+	SettingsQueries SettingsQueries
 	// Roles verifies the bearer token of role-restricted (/v1/admin)
 	// routes and tells its role claim; required when Admin is set.
 	Roles RoleVerifier

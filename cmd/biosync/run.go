@@ -121,14 +121,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Ingestor: p.handlers,
 		Queries:  p.reader,
 		Tokens:   p.tokens,
-		Roles:    roles{p.tokens},
-		Admin:    admin{p: p, life: ctx},
-		Webhooks: webhooks.Verifier{Keys: keys},
-		Logger:   log,
-		Registry: tel.registry,
-		Gatherer: tel.registry,
-		Health:   p.healthChecks(),
-		Spec:     spec,
+		// Settings: commands and the settings read model.
+		Settings:        p.handlers,
+		SettingsQueries: p.reader,
+		Roles:           roles{p.tokens},
+		Admin:           admin{p: p, life: ctx},
+		Webhooks:        webhooks.Verifier{Keys: keys},
+		Logger:          log,
+		Registry:        tel.registry,
+		Gatherer:        tel.registry,
+		Health:          p.healthChecks(),
+		Spec:            spec,
 	})
 	if err != nil {
 		return err

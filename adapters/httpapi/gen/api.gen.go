@@ -236,6 +236,24 @@ func (e SleepStageStage) Valid() bool {
 	}
 }
 
+// Defines values for Units.
+const (
+	Imperial Units = "imperial"
+	Metric   Units = "metric"
+)
+
+// Valid indicates whether the value is a known member of the Units enum.
+func (e Units) Valid() bool {
+	switch e {
+	case Imperial:
+		return true
+	case Metric:
+		return true
+	default:
+		return false
+	}
+}
+
 // Accepted defines model for Accepted.
 type Accepted struct {
 	// Duplicate True when this delivery (webhook-id or Idempotency-Key) was accepted before; nothing new was written.
@@ -243,7 +261,7 @@ type Accepted struct {
 	EventId   openapi_types.UUID `json:"event_id"`
 }
 
-// Baseline defines model for Baseline.
+// Baseline Values in `unit`, the caller's unit system.
 type Baseline struct {
 	Avg28d *float64  `json:"avg_28d"`
 	Avg7d  *float64  `json:"avg_7d"`
@@ -254,6 +272,14 @@ type Baseline struct {
 // Bucket `raw` returns the samples themselves; `hour` and `day` aggregate in the user's local time.
 type Bucket string
 
+// DailySummary defines model for DailySummary.
+type DailySummary struct {
+	Enabled bool `json:"enabled"`
+
+	// Time Local time `HH:MM` (24 h) in the user's timezone.
+	Time string `json:"time"`
+}
+
 // Dashboard defines model for Dashboard.
 type Dashboard struct {
 	ActiveEnergy *DayValue `json:"active_energy"`
@@ -262,20 +288,27 @@ type Dashboard struct {
 	Date string `json:"date"`
 
 	// Freshness When each source last delivered, so a silent sync loss shows.
-	Freshness        []Freshness   `json:"freshness"`
-	GeneratedAt      time.Time     `json:"generated_at"`
-	HrvRmssd         Baseline      `json:"hrv_rmssd"`
-	LastNight        *SleepSummary `json:"last_night"`
-	RestingHeartRate Baseline      `json:"resting_heart_rate"`
-	Steps            *DayValue     `json:"steps"`
-	Timezone         string        `json:"timezone"`
+	Freshness   []Freshness `json:"freshness"`
+	GeneratedAt time.Time   `json:"generated_at"`
+
+	// HrvRmssd Values in `unit`, the caller's unit system.
+	HrvRmssd  Baseline      `json:"hrv_rmssd"`
+	LastNight *SleepSummary `json:"last_night"`
+
+	// RestingHeartRate Values in `unit`, the caller's unit system.
+	RestingHeartRate Baseline  `json:"resting_heart_rate"`
+	Steps            *DayValue `json:"steps"`
+	Timezone         string    `json:"timezone"`
 }
 
 // DayValue defines model for DayValue.
 type DayValue struct {
 	Date   string  `json:"date"`
 	Source *string `json:"source,omitempty"`
-	Value  float64 `json:"value"`
+
+	// Unit Unit of `value`, in the caller's unit system.
+	Unit  *string `json:"unit,omitempty"`
+	Value float64 `json:"value"`
 }
 
 // DeadLetter defines model for DeadLetter.
@@ -367,12 +400,40 @@ type MetricSeries struct {
 	// Type A metric type. Kept equal to the domain's list by a test.
 	Type MetricType `json:"type"`
 
-	// Unit Canonical unit of every value.
+	// Unit Unit of every value (`value`, `min`, `max`) - the canonical unit, or for a caller with `imperial` units `mi` (distance), `lb` (weight) and `degF` (temperature deviation).
 	Unit string `json:"unit"`
 }
 
 // MetricType A metric type. Kept equal to the domain's list by a test.
 type MetricType string
+
+// NotificationChannels defines model for NotificationChannels.
+type NotificationChannels struct {
+	Email bool `json:"email"`
+	Push  bool `json:"push"`
+}
+
+// NotificationPreferences defines model for NotificationPreferences.
+type NotificationPreferences struct {
+	Channels     NotificationChannels `json:"channels"`
+	DailySummary DailySummary         `json:"daily_summary"`
+	QuietHours   *QuietHours          `json:"quiet_hours"`
+
+	// Version Version of the document (also the `ETag`); 0 for the defaults.
+	Version int64 `json:"version"`
+}
+
+// NotificationPreferencesInput The whole notification preferences document; every broken rule is listed (422).
+type NotificationPreferencesInput struct {
+	Channels     NotificationChannels `json:"channels"`
+	DailySummary DailySummary         `json:"daily_summary"`
+
+	// QuietHours `null` for no quiet hours.
+	QuietHours *QuietHours `json:"quiet_hours"`
+
+	// Version Optional; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
 
 // Problem RFC 9457 problem details.
 type Problem struct {
@@ -441,6 +502,15 @@ type PushBatch struct {
 	Samples       *[]Sample            `json:"samples,omitempty"`
 	SleepSessions *[]SleepSessionInput `json:"sleep_sessions,omitempty"`
 	Source        Source               `json:"source"`
+}
+
+// QuietHours A local window without notifications; `end` before `start` spans midnight.
+type QuietHours struct {
+	// End Local time `HH:MM`.
+	End string `json:"end"`
+
+	// Start Local time `HH:MM`.
+	Start string `json:"start"`
 }
 
 // Readiness defines model for Readiness.
@@ -523,6 +593,36 @@ type Session struct {
 // SessionTokenType defines model for Session.TokenType.
 type SessionTokenType string
 
+// Settings defines model for Settings.
+type Settings struct {
+	// DisplayName Empty when not set.
+	DisplayName string `json:"display_name"`
+
+	// Timezone IANA time zone name, e.g. `Europe/Berlin`.
+	Timezone string `json:"timezone"`
+
+	// Units How values are shown; stored data is always metric.
+	Units Units `json:"units"`
+
+	// Version Version of the document (also the `ETag`); 0 for the defaults.
+	Version int64 `json:"version"`
+}
+
+// SettingsInput The whole settings document; the rules are checked by the server and every broken one is listed (422).
+type SettingsInput struct {
+	// DisplayName At most 64 characters, no control characters; `""` for none.
+	DisplayName string `json:"display_name"`
+
+	// Timezone IANA time zone name, e.g. `Europe/Berlin`.
+	Timezone string `json:"timezone"`
+
+	// Units `metric` or `imperial`.
+	Units string `json:"units"`
+
+	// Version Optional; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
+
 // SleepSessionInput defines model for SleepSessionInput.
 type SleepSessionInput struct {
 	// End At most 24 hours after start.
@@ -584,6 +684,9 @@ type Source struct {
 	// Provider Where the data comes from, e.g. `apple_health`, `oura`.
 	Provider string `json:"provider"`
 }
+
+// Units How values are shown; stored data is always metric.
+type Units string
 
 // WebhookPushBatch A push batch for the user named by `user_id`.
 type WebhookPushBatch struct {
@@ -659,10 +762,34 @@ type GetMeParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// GetNotificationPreferencesParams defines parameters for GetNotificationPreferences.
+type GetNotificationPreferencesParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// PutNotificationPreferencesParams defines parameters for PutNotificationPreferences.
+type PutNotificationPreferencesParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"` (`"0"` for the defaults). Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
 // PushMySamplesParams defines parameters for PushMySamples.
 type PushMySamplesParams struct {
 	// IdempotencyKey Client-chosen identity of this push (e.g. a UUID), scoped to the user.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// GetSettingsParams defines parameters for GetSettings.
+type GetSettingsParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// PutSettingsParams defines parameters for PutSettings.
+type PutSettingsParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"` (`"0"` for the defaults). Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
 }
 
 // GetMetricSeriesParams defines parameters for GetMetricSeries.
@@ -711,8 +838,14 @@ type LoginJSONRequestBody = LoginRequest
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterRequest
 
+// PutNotificationPreferencesJSONRequestBody defines body for PutNotificationPreferences for application/json ContentType.
+type PutNotificationPreferencesJSONRequestBody = NotificationPreferencesInput
+
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
+
+// PutSettingsJSONRequestBody defines body for PutSettings for application/json ContentType.
+type PutSettingsJSONRequestBody = SettingsInput
 
 // PushWebhookJSONRequestBody defines body for PushWebhook for application/json ContentType.
 type PushWebhookJSONRequestBody = WebhookPushBatch
@@ -764,9 +897,21 @@ type ServerInterface interface {
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
+	// GetNotificationPreferences The caller's notification preferences.
+	// (GET /v1/me/notification-preferences)
+	GetNotificationPreferences(ctx echo.Context, params GetNotificationPreferencesParams) error
+	// PutNotificationPreferences Replace the caller's notification preferences.
+	// (PUT /v1/me/notification-preferences)
+	PutNotificationPreferences(ctx echo.Context, params PutNotificationPreferencesParams) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
+	// GetSettings The caller's settings (display name, timezone, units).
+	// (GET /v1/me/settings)
+	GetSettings(ctx echo.Context, params GetSettingsParams) error
+	// PutSettings Replace the caller's settings.
+	// (PUT /v1/me/settings)
+	PutSettings(ctx echo.Context, params PutSettingsParams) error
 	// GetMetricSeries One metric of the caller over a time range.
 	// (GET /v1/metrics/{type})
 	GetMetricSeries(ctx echo.Context, pType MetricType, params GetMetricSeriesParams) error
@@ -1012,6 +1157,64 @@ func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 	return err
 }
 
+// GetNotificationPreferences converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNotificationPreferences(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetNotificationPreferencesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNotificationPreferences(ctx, params)
+	return err
+}
+
+// PutNotificationPreferences converts echo context to params.
+func (w *ServerInterfaceWrapper) PutNotificationPreferences(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PutNotificationPreferencesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutNotificationPreferences(ctx, params)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -1038,6 +1241,64 @@ func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PushMySamples(ctx, params)
+	return err
+}
+
+// GetSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSettings(ctx, params)
+	return err
+}
+
+// PutSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) PutSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PutSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutSettings(ctx, params)
 	return err
 }
 
@@ -1254,6 +1515,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
+	router.GET(options.BaseURL+"/v1/me/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
+	router.PUT(options.BaseURL+"/v1/me/settings", wrapper.PutSettings, options.OperationMiddlewares["putSettings"]...)
+	router.GET(options.BaseURL+"/v1/me/notification-preferences", wrapper.GetNotificationPreferences, options.OperationMiddlewares["getNotificationPreferences"]...)
+	router.PUT(options.BaseURL+"/v1/me/notification-preferences", wrapper.PutNotificationPreferences, options.OperationMiddlewares["putNotificationPreferences"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
@@ -1278,154 +1543,183 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0Nc9s2tuhfOaO3byrdpWTZcbobee7Mc7NNN7tJm4nd7Z0X5ZkQCUu4JgEWAK2oGf/3N+cA4IdEfdh1",
-	"0vZuZna2sUgCB8D5/sLHXqLyQkkurelNPvYWnKVc0z+fK2mEsVwmK/wz5SbRorBCyd6k90Zzw6WF5YJL",
-	"sAsOmv9ccmOBfo3/a9j4enipbriMzyDWnCULnsbNz1gKuUp5ZiBh5XxhoSwiiK3IuSpt482ZKmXKU1gy",
-	"YUEzCaq0wGRKD1NmGeRsBVJZMAu1pF+XWlgOK25HvahnkgXPGa6EyzLvTd71PDS9qOdn672PenZV8N6k",
-	"Z6wWct67u4t6b7nVq+H5teV6cx8ueKJkasAqB9iMXyuNy7J6JeS8PbEfW0jL51zT4D/99NPwvLQLLq1I",
-	"mOWbM3zDmeYakgXLMi7nHPpvXzyHr//ydDzoHL0BeccpbI7/Q8F+LjlYfArqmjYuU3MolBH4igG7EAYS",
-	"lee420utLD/DY04B18uSG1ASfi65Fpz2gY50pUoNaindGewG9C7qFUyznNtNzNsC9LmH91qrHFgFnOam",
-	"UNLwM1oFwrSiYzHQ9+gzgFJakQH+1sS9BbvlNQLCUtgFCDuCc7hlGW7PglkQxuFXmSyAeQiEgdPxGBco",
-	"EDBHP72oJ1mOi+w6guZe5OzDKy7ndtGbnI6ffd2Ffy+0yjsQzzJtw3lpRoghZJKVRtzyQQSIJE+ePHlW",
-	"QUa7UQOGO9eC5FrpnNnepJcyy4dIEb0uaN5o9d88sUp/T+NsHkwRXvjKAM4VAR/NRxDn3GqRmBiUhrg0",
-	"XJu4gq1gdlGDRv+JeshRhOZpb2J1yZug/knz696k97+Oat515J6aozZ8CPGl2gTzW5mu7R3/cPjeWXX/",
-	"nbvDBTnsJBw/TxJeWFwdsmBpubT4T1YUGTICoeTRfxtFqH/YwqsBaa72ci+RfzKbLBBd01KzWbYC4fgq",
-	"v0WOjRTfVxqWzADLkDJWxF4a8mALN+mCyX911PUJgfcNS986gbFj/YVWs4znf77fPrxxX23bhiCnEiaR",
-	"lmccCqYNT6E/00TQ/7j44fsI2Zyc078BTzKCnGV4zjwFt7jBqHcXIae6zkTy261CZZlIuXEMi38Qxgo5",
-	"B2OZRZzOmcjCcYLmczwJzdMI5lxyTfCBsSLLIEPMpyW9UHom0tQd7udaE7FZkQJLEm6MZ624JhTyRKUq",
-	"4/QPVQTAPX8w0I9ZmgsZwzWylqPb4yP39zoCd8naXdi78T4B/lJariXLvtVa6c+7R7Ny7iRbyi2erDBI",
-	"t3OeAso23dLDRBqB5Ldcoy5SaslTOt3vlX2BkvBzAv69sgvESrvgmtMhIaAJ6jOagHrDVpli6aVSr5ie",
-	"889NTDOVrnAvFe7WMbwW3xBUl14p/KxHnPKCyxTZJaQiJXWDSbPkmti1yPlZQ91BhVfpSu8lHWbGuVO6",
-	"LJcRGOVUUccfcNsNyzks+Wyh1M1QpPj9y5TnhXI8+p98RYv/UbLSLpQWv/DPiivPNU+R3lhmojY3QOHk",
-	"wAYj5pLZUnPIhTGIWvgQOfYnofgfJbtlImOzjP9myNCvxHRExs6MGT5ApC0lmTEI3BliAVEaSnGPAyMg",
-	"+wUyZpHaWtuzZtns2pnmq35TCq3weHDmb6UVdvU5N+cnnmVDL5CFLEhKMAszzdmNAQa6xP2IOTJpE0Mm",
-	"jDWo6ugVXAuepR7JTVkUSluevuapYJeks/02zAcJOF7X/uIRabB+qHW1sdAoDK1wCmVaum87lPJLXfJg",
-	"SKMCyFHa6xX0d/KBgVMG/YTesq1xTPJlC89qnXemVMaZxB0mrL0SaUtNLkuRdtoWtcb/rv4yaqysts/V",
-	"DLX8HqmShmdC8s0dYbfzq5O/tudOVYlkHPVkmXmKdtaFH1eW+QxRPKKv//LQj5HanG7LsuyH697k3W4k",
-	"+Rtb/QvtzN7d+/XR76JeKYXttvCbO+bnrCCPqg3wI3TuXpnccOtQ5pqVmTNj0NZpo1Cs2TL2qoQJgqTI",
-	"OP07Nzy75eYM4oUqdUxemThlqxjYfK75HJVRb22g4fcVqi0Jy0ieId5UDhm2RAalSjSgEYpNf0zU+xsz",
-	"i5liuoMEWGLFLb9C3Xa+eqzNT7tJSqVstbYoXA78oiStqWUUbmB71PswnKvhxuKuNTcLyY3ZnPEnpF9k",
-	"9WBUqRMOGTM20DLq9EYBAyMylBNmJRPIlDHkDDNkyFqem33M6kU1/10FMtOarfBvbzTw9IrZQ+3eqLfQ",
-	"t1c6NybdN3dFyEQ/xl5JMV/cg4YuMs6LizLPmV51H6XmZB5dLTjT9krvUAi6YDKWF+axsAp3C1FlP1kH",
-	"/AkfBECiNXRvbVpz2zvX3US1tZPtYhPVYjbFjt/Fh+G7Q+WOTYh6t2G+Tfa7xm67N8x937kYztJX3Hqt",
-	"p72cRPMGhndQYO0yQeGXcpYOMxqLp2fAZsEprjlJ9BuplhL6+JFX49U1UumNKAYbXGIrCfFgaq7Ds2qA",
-	"c81E1oABzSx6YJxmxDQHJbMVLHiWktt21DnV4QI7vGy91rTxWF1fG97mFELar0/roSpPOHmArXALa7//",
-	"5KT7/eDn6+DNC157IRuujghiyXL+f+pf4s49IO9JM1DgtrZHQN5wR1GWHIJ4kAVPOwUVSoUHqT710prb",
-	"Uu1nPXLU1JIahxGWsBv5XwmnoazRM2fplcNo+vsgsdGgqA25sU6dzfG7AHyB6nnlXFkHzjKRdSIbafWb",
-	"uEAevEIh4qAJbZWPJaWrCOKjGIqsRHOhij94l7XSwLyjj34Z7T00N38UQOxcWVO4ry/sVmzhg8TVNU+4",
-	"uL2n5KUvnZp2r+8KrW5F6rjjXkx1b25M1gF315b8nbPMLjb3A/G3NE0aVDfd0bkmOP6rroleqbmQDZcz",
-	"S1MiK5a9aUx8zTLDozVYyIu6Fqs5eXratXHMmKXSHWj4fcsTB7MVMLkCLlNCTcSuxuDH45PTveYRAdWY",
-	"smvRr/k+AXeg/Mm3Ud2BguJwbcexMr+4hs7TALt7pVaL5A1uZseSVSk7xPmFN2C8Ej8jS2jUKWy4TA/f",
-	"rZx9OEhtiXq5kAe+WetJm6JuKaQkp78zC0jBSMq8zBiqh4B2ilWWZcTVasvtK+O/aKotEgxiKsv8MwNL",
-	"VGUSlc8EuZC7xaW+BzI9WK9z87jDCMO4PXR7HvmD3o4fFxSj3kSQWWUE77QF3FtI54hnh0vHJnJ2mFVB",
-	"f9o/BPmnGv6ANdcpk0oKtKvxOeKB83fRTu0XYF5zoLGjsCXVWrdvanCarTsvXbyXomcj+CcvLPCfSzT6",
-	"nQhOVc6E/MqQa44YIlhubNMdsG7fpMJYJhPunJi1JdM0dfDfJpVym9WjuSmEZlbpVfjJ3Ah5ZXlOgaVS",
-	"8ysUxszrXKZQJw2Ta8nJvOpS94Kfb2Mr3r54Ds9On/4FvP/QR2/IKN+m3qwr+szCkkiUwpLemS9MiPaM",
-	"tloNHY6Ebwkr1PU1lynyDec+7Z+enERgVM6RcCmpYXC426DW2ToQXEh/bp3sKwSsCmYXnevwL3hVenOA",
-	"+L+GXrAPX6ZxFdZ3P0VkCHk371ZtvzTdQ//98vINuBcgUSnvlg5W2KxjcRcLpS0Y55AIYN0Il3ngcaET",
-	"IttJUReWzTIOgsIj18KZkh1DhnyLUsvJTCizksnEP5pQkHWr5dPNENzqol3Klc+5EEp+V5lWm1x23nq2",
-	"uY3SJ5TshsonhzQG2w1Rt5VTVM8PZ+P1mBduK/aZOs1JdgN5YTudjPGsFBnSaDwBzfEPCzNuROpC4RmK",
-	"dyV55LKSuL5F+z/Gn+NJ/TcSXzpbxRP6qND8VqjSuK+bxvEN8uik1Dq4DxholWXBVRC4coAJVXxx6zED",
-	"J9jGFdubtqmdLXhyUwTNbYNVSWuCMU9OzjLPeepCtbScYB+bljtlu5/hIfrvPsxFQ3Er8F69pMjdr4Y+",
-	"Y/MONMH5YxhCXO9lPAneH5ffYVXYxQNn2kKNJLJytdNFpjlLjXNPm6WwyYKnTuoL00C4M5BlloEgJrby",
-	"uQqpSLe6xbYEXTr8NodTMT+Av4SBoyaq+kN3J9LCqvYO7aD7R0mhg75UjU0drJmSXz8hDbmyLNFgtJZr",
-	"nOf/vWPDX97j/42Hz67e/8efulD/TWkW3zCbLPYazWuLsJBxxAAlg8GBUJuM8wIMN4ZYDrOQK2PhZDwe",
-	"j5FSWJZtqkU+0nQwo3aGnTfFXrovaIZN1YTgufLw3GMGCjW4r16i+nTYZJURt3Ns99aG9eN+7sKnt5yl",
-	"otuvRBhrtp9d7V8pC9Sw1VJ2svGNOTsdNGg91KkSh7progBl99pI3lC2a1fU+4FKRYeTt5Jre+HeziK6",
-	"V+DS7n6l86liicE5stsbtS3g8qguqgZn+eser097rpfn35/X4dIWj/u2xPUffcN1JpyW2mRnp+vs7J5e",
-	"sgZQu86qC9N+cydYN8BWr2rvu3kYkrViKfdIrm7FONaqCmS2chLfB8edNnLmfRL+R/I4Oe9TS+zfM0yy",
-	"dWdeu3jNxlnm1e+dKpt7TDowBXoOUpnWoPNTdIHm5dM9GcF9XJD3dMk9lgfq3HmeqpShkOqJ40Pf0fes",
-	"yJ3+Qs66oypvt/bSRBDf/MO9c5OwzD1u+YIGZ5AoectRJAR/UtLyfo0e1fNYB9U6HJBbU2u8ftCVppJw",
-	"Y65syKDf9Nx8KITm5krI7QVHroyFAsvNLEn/6RZHBb5SxWuD4HMFRvvFXgvs1mAtiDu3YkNfehDyb6iY",
-	"Tnk8hYUqtQF2bbkGOqXDY+vGsjm/r+aH33R5uu5Fdzvc2/v2sNup8avU2H8Jvtzr0ahm2AcgjbaJ+Nlc",
-	"aWEX+dUt14E22of6L/cg+La8vZAo7RLImUXjKC0TTnV/hoMj2S0Iz5x+nwtZWgfCAbEWtmQ3/J7fdCeJ",
-	"vaIsN3xWL4ZrWKobDmUBSj48USy9/7ruJUGEvJrx9J4zZGK+sPf8RvP8nl/syBl6LPqLwmH4uTYwaWOD",
-	"1tFmfTPWTqy97qiDMrZTGDGfT6s8zFsCglYWVuRX4lbQaSv+ykOYr4va7Tvhc/02+cznJvvfJw3/ockx",
-	"EGCLKjeocCdRrVPgOoXucKlcVIu6B5XVSTxNS/nkr3tSbDY8qJrXNe2JyrmhMudgILOiyPjVghJn4ghi",
-	"VWr2a+3kCpyuvfjJFQk82BMIRWkWvvw0WARo/5HZT46G2JuR8Rffn/P9/YrkwTo3cCt6Izg8KbWwqwuc",
-	"2CdBkBlwXrp0LPfXizD1P3663CgJOG/aHVSIH7/54eISqACztIujTM2FjEfw2hVpRSCkq/JU2tspqfva",
-	"wJxbOB0fu8h2vF6GFVf9A6i8xNkr1bIW1ha4Zb6Y5SIUh3WGUGXKdAoepU1dSRaBVXNuF6iehVK5uC6P",
-	"8TUN4QcKkVuWF7FPEjRbGwCET6qZasBZIf7JV64wSMjrjjL1b4S6WMkEjFWaGyi4Nkhz4KjfcYh+KMSg",
-	"I1hyptkM/0SAi4WS3ERT2fK7mwEwfA5cJnpFlnpdBI6fUeiw3R+Bgo9TSXMIO4JLKiRSSZnjh8KXhFQZ",
-	"SFaXtqZ2CqOfv3npIpDfqamkGTQ5BhykWpWWw1KQns90FZnkKfg5I/eec3AZfGcqfTybp8DmTEhjQVhg",
-	"FnTpiiVHUzmVz5XE1eHCJ/j3f8B5llVpB822ETBTqeA0tiv97m9WZEXw4+WL4V8Ho6kE8O625neZyIV3",
-	"S1ApKfRPj58Am6lb10RicEZ+VYWohkPEz12x2fByVfAYlARWwUa1YXNuDZwePx0h5C53gzI7cNOZhM3s",
-	"knAobeCbxWuxg95Xx717P6Lk1ZgYsnE1JmvpIRNg0EqldU1Ino2PBzhSlVjbgrwfH3ncPBoflVLYeNBI",
-	"uvXxz0baLY6EKFMwu6BzcQ086t4gOCKiDIq9I0QLHNDjWCNZFwfBsTxpQr+zHc1gBN/UFf80H7l0TLA9",
-	"6xYAOBj5sPCAT8fjM1geUH4I/VK6/H/a3gj8nzhaIzkqAlXaoboeukYUBANVdp6enBBUzdrFcMjXqpQp",
-	"YcSPzTkcCmruouWU0zOgwqCcGQPMIBPyuKFVxuPIoUHORIaGh7gWPI0jGI1Gg9AgwWSiALvQqpwvaMJL",
-	"Sg/CeUKbDMcxGTmfMpEICz9ePgeXrT6Ct6HrBdwgD3Kx8IRlOLV7J2w4sjNEtJStfDamc+YYJGlXMZaL",
-	"lApcnDJE0J+MT74eHh8PT8aX4/GE/vfn8bPJeBw7jiGsgZjLNMY99cWKIShPxdAOCByLGfc2zRqP4KX0",
-	"KOhkrUGGqVIO8Z9jfDf+3yffxA2yjI9uj2PHNYUBk6iidk+SwuPX2XTYTUAqQnicP2Gamugw97pwJ9zo",
-	"aFB3PzDQ917q+MPQp/kM8Uwn4Jsf0BF5SnCfKW0mIdiOLFOutVtYKMPBIQYkGRM5LsP3VsBR+rGfiMAz",
-	"MNdM2iE9h29fn798FUc4vCQ5IqTjyYMR/OT7ODCiI5qrURBDDXSOo4BExBhdu4fT8RMUNHzlo1IglSfr",
-	"IPxG8NNC+MYQXqQsmMEtdVDNWHLDZQqJktdiXmrnNVrRWbvZn46fNE6wEgThJNZyy6iQhyLaXNrIhS8E",
-	"iT8GZqG0rVeoriF+dz78vy68Proavo8j4JnhwKh0Vkk+OAsfZ8Y7sZXWPHPtLUSKg5HkT2udpCrpqXkt",
-	"KwouU0Oy7i1n6XClSj2kvktm4vnGeoOk5gI3WeNoKs895uds1e711KQcx2DPmttP5+9bLjE7leShfQoG",
-	"1XxfYTpo+K5bKgZfCGrnxayffMFu+TTUmbuzCyupIkojeOnZNfUFK6WB0DPEg0QJMFPpDtzAyXhcbydp",
-	"UMIS1oReYtUeueVNZdzYoQlUncn6hKpLgUTTeiN0ORv4msyMzedCzmklPvcEUj7XLCWtzReFuCwuHz4X",
-	"mbAravWQCeTXtClItXT0U+k6m1kFMw63wohZ5nqO4ZG6Sv+prHL3aj3y/M3LXtSrnK+949F4NKZSrYJL",
-	"VojepPdkNB49oZCpXZBdcOTo7RcXbSdzvuJCL9PexNdw/NJba3B0Mh4/Wm8jXybS1SQhE7d81LJpepN3",
-	"76OeCc6h3itxy3GDz9zRVwzD41XQdlFJJS8ymxvKZ6hYbe89Dn/ks2+27sNr/3zvPlj+wR4VGRNrO9DR",
-	"Mqq9WD/D7uW+0SpHQ6Y0XsuoUtBwXpTRvrEbOMNy55o9XoxWLM+2Lvw7bn8ouDx/8/Ki4Mn98MAP3N0b",
-	"wY9aqbS7F94ySXauivohNRF6LQqMCvCe3hsRJEjkXlcSBiiHJXBqLw0CrzgLvM64yAajYs1S87qDj6P+",
-	"ulVPtLbHbx3In5DG6iyiDsyj6alnxtPxk88zZSuDrHEadMhLuRsXqpEd0VPhK0lrJw4bw3mxsBNfgv51",
-	"1Cj3NVvR5xxiVzAae7O677sJGm9xxQNYKFTWSaCSQowsO8h2dT2VlYh1iqCsQl++qLUfu1JUL2MKrodO",
-	"w9QpqVRTecMLSx03rV7FlNEQJCYqfkEhBGZunJKq+RAPcjWCFwT8VPq3E4UWldDGjiCEXI8pX49LEjgj",
-	"MoOpExd5Tbyqiiqck0JtTH4ljG1krPTazR/fbU8kaWZF4kGAPwjoM2f2ub6Mps6TRFs7y9azTLo6+jVL",
-	"bh/WZ/D9JyTNtZrdLZ1kmntCpHrqQOgauQL1qNGJjz453v9JqzcUffRk/0d1Wzn84uTkkGk2OwwRAzpg",
-	"Ve0mbTXb2ruwKnuRvjnd/03oEkbcqOI/PpGINUg2UWXmG3ohnUWVvunprKrLrxVhXx/i2RLRVe991Gsb",
-	"fL2Jf7KdVR25cvXJx16hTAfHek3cgYg3cC5yd3oeUzMm4sXEaPpK1xVm+MtUEplVrnyya4jmBnUi1VlQ",
-	"vPyeeKYjfBuZqRTOeHRsbMbtknPpQgfIZ87d3M5QDcwsy9yGwnWmlmYqJWo1WbZy5ucI4tyvghKOTHPL",
-	"vQXdH1ddhjXaETSIb1nn+6cN7snk1vPyelUZ0zcqXT2iAO1O/7trRwXq9idN/nTyuGD4XLstzCmcluZ+",
-	"1/egglOgstXvnZEdH/DFentD+u7pIeB1tCf7d+Ce5+amxTob6gmxySGxSYdSETR5xiPxy4+hr8bdkbkR",
-	"xXbOWaE2GMtWrpjVJz6yMhWW1BHfJCSGPvkjyT+VKTlHptnMt3Y1XcYORnA6PkWdBllQfBSA8c3QpfK9",
-	"XkjiT6UDmlwYpCc5eER6T5Z1cSOKRh+PDbWso1Fzo/vI9mbN+8KXn0dx2saX/Nk0laffO8s5hK6qNq//",
-	"DuziO3Hr8+lIP/HEQch51hT3Tp0J6pWwPlji5U76cN6xVk3aaRX+IDkZTCs01pr9l/uzrORHc825HEx8",
-	"9SbFD6h+MzTU59pEU1kXhOIbM478IRSGUpiU7MZmZ3jkjL5kVFgcIVSDUvsqqgH1VxY4O7Sq2QPPqzar",
-	"QqcylIV6R26qFdLQqFV/WMWEyzzAUi/6K1Sx+AfrYy++9S6qcnVFZAS+rnFtlEzN8fOFmC+GS7KbybiN",
-	"IM7YPIb/hM5ySO/EqcshK2/s4AH265vGgX9C9rVWxbyFhdXbaiIUI2QL4+nVD0afkT/9Uewz3eyI3iTI",
-	"yqypFJAIKg9OodVcc2MehVkcfcSzujtqnODRx/qPO8dFMt6VW3w6flZrCI2OZs2gVFUk3mQ3SLz+2g5N",
-	"RJAry6vAGzFQoY0dnJESUl2/UmtjPsJmymQxlQ0cux8Z/U2rorNvwIbi0XW+9SsbNUmdmkqrVm+7rpKz",
-	"DyIv896EHFzjMWXR+V86Kn42VZfTbhWxsf/CwJxahP4PUzLGz/Z/UN2W8O+glSCCA2seffMOGSLLPnIU",
-	"authIqiFlc+IIuakV05rGDwqw3E6Q7rdrgmFkKZN+18ZILHdWBQaOLVW0ljRVKJ65Qvju9pWmAGts47L",
-	"ngCzoGTCKeofksS+anh+jYsv03zI40jn8Ukk4zP6NkRz3V0+Uxku8wk5Qk3FqBkkdo0KjG9eYBWxUFIo",
-	"p9JqJg1zgdv+riYaMOMuYbdSs3z6AypeNMN/Uo5s7Bm009xwF1pq1qy0hCShkcAIXqgsU0sXFwgiyCdL",
-	"fvetT7lcP+x4BOcyJB3VeziVlHHRsC8RJ+J7O7joEGoO/gh8ey1Z06mh1XkgVJIvW5J647zRDOj7PANA",
-	"7j7Y5vF3x9Fy91cdsFv9Japu5h3s/jFdaK06972qHlDzp0p9QRQKVPjFfv2DSQp/9i2X13ZrrmkvPq5Q",
-	"8Fbdbm+XZ2ydTM/ZriGuEfh8zQwjEHIq8acGRx11MKNdaqcb61donm/9Oh+Pd73/LDZgQ0fezx6CrkGH",
-	"INVy9IXCf0MKb8kyF/V3Ao2i6ZonXNpsVcn7DiJ7EKVXRRhNkl7zZtDjTxOdavXcPSgk9XhkE4rvuxJL",
-	"2nmvn1dcfokXPR55bcn9+fZDsqBUen/9nUwh9H9xDsz1829QVmkXjZwfpJ+gZG2Xis8zJnIfV3Yzpinp",
-	"52TduOTckPetSmm/Ms7D4tzSo6l8629VOR0/qwVfGESYjgv8ujVyD+inCjW32xgdRM/Hjz79dt3Y7667",
-	"BNGchSR0q6i4rOPQGxdhvVJJ1UNqWzkm2h6FVtcio2YjMPPZy/1Q/dAc/6FX8z7oMs0HMa/7umu+MK5P",
-	"zriek6/EoxLi8nbWlIZLkI5MXQTfGXd66+xn1Iur9oF11j30KY01rdrUNrzHlJkOXKpyvhhsZqR+x211",
-	"FVOoxL+vHr1x0fOnjQZXN0dtCwa7Zawxh7V70HeRaPPVh5Pmg5T0e6rcfwi12V2yxSwwmGdMJrxJEP7G",
-	"8ZomXKO/fUTg22bWJNCJ2a/57xyXX/NtSOxl1Bck/r0gcXXXrfNkh8PZgcdHja4H3TrnBcvDjd7MIXa4",
-	"GzVcmlwlYk42m4RRna9zJrtkTuNrfevsTVd1fHIyICdyvHY1ZAw5u8EhQs2RYdd8UheG3fBVw4NV57E3",
-	"rpMk3y2TaSjM4ilFAJxPu7rxcUJO3Ni19loynZoRoFoLdSdzNwhO9HT8xBXeMs1xW6rroP3emKOiNIu4",
-	"S3l+U5rF65W/EWRfSvpzqskaJgtlUFhSQ3brO7wL49pduG53DH788eXfBlFHMejWhgFrW91bi0/WPT+f",
-	"7mrtO51+ODkeTqcf/vLt+z//aVva1eObCXWXkMNzUHdTVX2v/Rcz/Y/tBUPcAObZlvdoV5xRLWV1pWif",
-	"+lag7WxaLm4h53iqDU5JCu3RR0TuuweqwBRsBFd8LwzE71yzHasG8RnEVsVT6QNDFIaSaumS46n/AP7y",
-	"F0jZyoQ0KvxiFJ7mpbEw41PZeFgn/ldzhjbYT47dUMS4NFvGETx7Uv00lY3rVU/H48a7dNeqK5k3VPVf",
-	"+9MdIDO+Uo5NMjtoxQUbnQhC04HqW+q1MIKYehKEjK6pbCRj+TJ9BKJx5ZBr69GnS1OiduvOaCrDNS6D",
-	"aiNyziRU1bRd/JlUssYVPodkp/rWlNuzPQ5td3oX7VX+XmiV9w5471LVGSprAcnqxp3DAAy3ER0w6efW",
-	"TBvntM3QoqcRqCylq1+UkNbXmP0B1db/6Xz7B8kDm2hxbZ+16Rp5EzPbqddSD6KjZr+tB3Fr79n315pS",
-	"awLZ5tpTiXwW1rh2tJNl13cRBM46mso4Zbbie74Dya5unluyRZsdw8y97cp7spbfFS/Y6Fm7lR+4zak4",
-	"whde8EewZttdxe7JDlpG2XZL94XSENoTmgjNQaqwmWmRzl32lkh43bzDCNJClB7BhZhLX5A/lZut3/p/",
-	"f33+fHjx9/OTp1870GORjqrObqOZSlfxwBu1oXkbJU+FUn8lvRq3hNnK8oqfMLly1YOCag4MTyPXfyGM",
-	"PZVeMSTghISn4LtSVn2PQ+pbkqnkBvpcUHZuKrTLBRhEzuwNtzXGt8dRXINpqG/LzPWp8S0vDE80qoda",
-	"WWb5CKjLwZIuh5zKayYyyrAQ1qniodFUTDog9FmWwen4eDCZys6bxUKbO0+Bw9z1/MMvQ2uuuiA0OnAQ",
-	"3y+QBmk143Mhl6mMR7G/q7fa21aWZcoTkbMMfpTiA26AkqnZO3s11NBYluHiVWmr7MWlkKla7h2kOorG",
-	"IqSqTwhyV9Q6lUyuXJaGOyDf5tM1H3M/gSuPRKWJZcIg9qt0NaCGP5frfQq9sEo5jqlXX5nKQTGhznLh",
-	"gWsf5zwvU7nL9SLTkHtzXWpCQ359zRM7gvPaYeRMC0gVdztPUbjKi1SbFFWnT7K6qE2cMFD18ZtKXwdX",
-	"XQ/prEUiIx0hKlMeBZrP6z3RfPLoVPa7bBtmoW5H931oI0f3FVBN9tqdBVPZ9RU1sYtA5EXGStd1h2yj",
-	"9fecwTSgPkpuAa7hw9p9R5bn5gxMkQkLGdNzrqEsMsV8M6eTDx/INHIn6sYRBtJSs1m2Cl1dquYkzWZY",
-	"FPw0U1lKakZENwe2e249HT+BPtU2u+4Tg8hfwXXy4cM2D5nnnfv8Yz9K8XPJQVS5tgHnzhpN10IrjuqC",
-	"jZ3dM/fUGO72i21EXzsArthDHYGvKGXJXKNQVyK2E86Kd+wEt+moGw+fvf94HB2f3HV56TazYguWICvA",
-	"A0B0pdtT1TUJgGk5Hj9JZszwr0+hId3od9dE9eAWpQft9en42df7NvsT+Rk3mhJ/cTd+cTeuBdc/drQE",
-	"fvf+7v1Wn6S79DKERFw/O+V1sS2OyPUZm12U/Vz0ueOTpc56k94RGV1+rI+bXZVdnwrKHmpEbajkzFMs",
-	"JQNsMgdcDN0E7v2o1Mu3paM3xvBr2BzlbaMnX5eXlhov1uMExX5zoB+cAJHzjVZ/fV+AYqLqilETtRrY",
-	"DM5aebzUwam5AS7RcWNK1yguosmE66oXmqA5C2GtRZgfrtHx6e793f8PAAD//w==",
+	"7L0Nc9s21i/+Vc7ov/+JtEvJsuK0jTw7c900abPbtLmx8/SZW+WaEAlJeEwCLABa1mby3e/gACBBiXpz",
+	"nTTdzczONpZEEC/n/Rz8zvtOIvJCcMq16ozfdxaUpFTiP58JrpjSlCcr82dKVSJZoZngnXHntaSKcg3L",
+	"BeWgFxQk/a2kSgN+Gv93P3i6fyVuKI/PIZaUJAuaxuFjJIVcpDRTkJByvtBQFhHEmuVUlDr45VSUPKUp",
+	"LAnTIAkHUWogPMUvU6IJ5GQFXGhQC7HET5eSaQorqgedqKOSBc2JWQnlZd4Z/9pxs+lEHfe2zruoo1cF",
+	"7Yw7SkvG550PH6LOG6rlqn8x01Ru7sMlTQRPFWhhJzalMyHNsrRcMT5vvtiNzbimcypx8F9++aV/UeoF",
+	"5ZolRNPNN3xLiaQSkgXJMsrnFLpvXjyDr75+Muy1jh7MvOUUNsf/uSC/lRS0+RbEDDcuE3MohGLmJwr0",
+	"gilIRJ6b3V5Koem5OeYUzHpJcgOCw28llYziPuCRrkQpQSy5PYPdE/0QdQoiSU71JuVtmfSFm+9MihxI",
+	"NTlJVSG4oue4CjOnFR6Lgq4jnx6UXLMMzGch7S3ILa0JEJZML4DpAVzALcnM9iyIBqYsfZXJAoibAVNw",
+	"NhyaBTIzMcs/najDSW4W2XYE4V7k5O5Hyud60RmfDZ9+1UZ/L6TIWwhPE6n9eUmChMF4kpWK3dJeBIZI",
+	"Hj9+/LSaGe5GPTGzc42ZzITMie6MOynRtG84otM2m9dS/A9NtJA/4TibB1P4HzxSYN4VAR3MBxDnVEuW",
+	"qBiEhLhUVKq4mltB9KKeGv4n6hiJwiRNO2MtSxpO9S+Szjrjzv93UsuuE/utOmnOz8z4SmxO8zlP1/aO",
+	"3h2+d1ocv3MfzIIsdSKNXyQJLbRZnRHBXFOuzT9JUWRGEDDBT/5HCST9wxZeDYjvai73yshPopOFIde0",
+	"lGSarYBZuUpvjcQ2HN8VEpZEAckMZ6xQvAT6YIs0aZuTe+qk7RGc3rckfWMVxo71F1JMM5r/7bh9eG2f",
+	"2rYNXk8lhBtenlIoiFQ0he5UIkP/4/LnnyIj5vgc/w3mJCPISWbOmaZgF9cbdD5ERlLNMpb8casQWcZS",
+	"qqzAondMacbnoDTRhqZzwjJ/nCDp3JyEpGkEc8qpxPmB0izLIDOUj0t6IeSUpak93E+1JhSzLAWSJFQp",
+	"J1rNmoySRy4VGcV/iMJP3MkHBd2YpDnjMcyMaDm5PT2xf68TcJuu3UW9G7/Hib/kmkpOsudSCvlp92ha",
+	"zq1mS6k2J8uU4ds5TcHoNtmww1gaAae3VBpbpJScpni6Pwn9wmjCTznxn4ReGKrUCyopHpKZaGLsGYmT",
+	"ek1WmSDplRA/Ejmnn5qZpiJdmb0UZrdO4RX7Fmd15YzCT3rEKS0oT424hJSlaG4QrpZUorhmOT0PzB1j",
+	"8ApZ2b1ow0wptUaXpjwCJawpauWD2XZFcgpLOl0IcdNnqXn+ZUrzQlgZ/U+6wsW/5aTUCyHZv+gnpZVn",
+	"kqaG30imoqY0MMrJThsUm3OiS0khZ0oZ0jJfGon9UTj+LSe3hGVkmtE/jBi6lZqO0NmZEkV7hmhLjm6M",
+	"mdy5oQLkNKPFHQ0MAP0XyIg23NbYnjXPZtfOhD91m1JIYY7HvPk510yvPuXm/EKzrO8UMuMFagmiYSop",
+	"uVFAQJZmP2JqhLSKIWNKK2PqyBXMGM1SR+SqLAohNU1f0ZSRK7TZ/hjhYxg4Xrf+4gFasG6odbOxkEYZ",
+	"amYNyrS0z7YY5VeypN6RNgYgNdperqC7Uw70rDHoXug825rGOF026Ky2eadCZJRws8NItdcsbZjJZcnS",
+	"Vt+itvh/rZ+MgpXV/rmYGiu/g6akohnjLcv+L+O5KSM445IzHUeB3nlkOIdpUCulaW4m39xNcju/Hn3T",
+	"nHcqSiMCog4vMycNrGfi5sTLfGrYI8Knv77vw4ZTrV1MsuznWWf8624C+46scKWdD+/WR/8Qdcwq26MD",
+	"4W67d1Yzj6oNcCO07nyZ3FBt931Gysy6QMZPap5DLMkydmaI8kqoyCj+O1c0u6XqHOKFKGWMEZ04JasY",
+	"yHwu6dwYss5TMU7jI2PyJCRDXWiOrQrmkKURbqI0zreZxWYsJ+p8R1i2uizznEiUViRNMcZBstfB6c9I",
+	"pug6QVButjUNtjIgc/T5Nujvx2qiEP/ww/jVqxi6ozNY9NYWZH7xL8HpYD9TuEm4N7YdyndELaaCyBYJ",
+	"QRLNbum1Mf3nq4eir7Rd4oiUrFqWCX6dDZ95Y91R564/F/2N85tJqhacKrX5xl+MeDOaEJQoZUIhI0p7",
+	"UWdcHiWAgGKZUaNqxRPIhFIYK1To52uaq32y/EX1/g/VlImUZGX+dj4VTa+JPjQsEHUW8vZa5kql+95d",
+	"yTkUEUpfczZfHCEmLjNKC0/7rUcpKXqP1wtKpL6WO+yltjkpTQv1UFTlWWK/5PL04x/wE4nWyL2xaeG2",
+	"t647JLW1k21nOreYTa3sdvF+9G5JuWUTarne5IK3RqeJGcQYtYwjz4LblN7GsLd+GZuKa01RtZ+Dfb51",
+	"jyhJf6Ta2ZrNXUokDRinhbHrQJUxOVJK0n6GY9H0HMjUpyIkRTvqhoslh655yDlPYmaY/4YVvQ3hs5Uz",
+	"qXfw1+ezCqYzIywL5mCcW/xCWXuUSAqCZytY0CzFYHnrrh9hJvkfa2erbnwtZjNFmwKIcf3VWT1UlX/A",
+	"uLtmdmHN3z8etf/eR1dbRP6C1rHfIMAUQcxJTv9X/UncugcYswrTM3ZrOzjJG2oZVWMY1hxkQdNWFW+U",
+	"zb0Mznpp4bZU+1mPHIW2aXAYfgm7if9HZm27NTFBSXptKRr/PkgbBRy1oY7WuTMcv22CL4xTVIW01ien",
+	"CctaiQ19qU1awLhpIQzhSGBcC5fBS1cRxCcxFFlpnLQq6+MSBUICceFV/GS/QWTfH/kptq4stBnWF3bL",
+	"tohXVBaSJpTdHqnQ8Ulr4B71XCHFLUutdNxLqfaXGy9rmXfblvxASaYXm/th6LdUIQ+Km/acaDgd91Tb",
+	"i34Uc8aDQP8x9nbuaC7IkI2enLVtHFFqKWQLGf7UiH/CdAWEr4DyFEnTUFcw+OlwdLbX/sZJBa9sW/Qr",
+	"uk/BHah/8m1cd6CiONyIsqLMLS4wpYJpt69US5a8NpvZsmRR8hZ1fulcP2eYTNGHHLQqG8rTw3crJ3cH",
+	"mS1RJ2f8wF/W5temqlsyzjHVYr0NNDCSMi8zYqxOMO6PFppkKNVqn/eRck+EZgsHZSiVZO47BUtjyiQi",
+	"nzIM3LerS3kEMd3brrPvsYfhh7F7aPc8cge9nT4usTJgk0CmVfhgp4thf2X43NDZ4doxJM4Wb83bT/uH",
+	"wKjgXovbxhZtsUC3Mr/jnHH8D7mLe9B3tjgXnCUkQ2Mc6WOGms8a6TZUH7O8oJKRLMZfKTNSDN2UKU14",
+	"QnsRxNk0hu6SGoem58ImdP4ihq6mOSbJSknBqDg0unr7lamzYnCdkT+eat+3H7APm66Hr23GH/OnA/gn",
+	"LTTQ30qSgTMHUpETxh8pDM6icAZNlQ6DOusunF++DWPXzlrozZl/q5TzbY6dpKpgkmghV/4jdcP4dbBr",
+	"19WumS8LMQq8SrvhrabnT0KzmQvfPlsQzmmm7qv1NmNMRakWbd9sU1Hm521nFs7ytaQzKilP2vgzCZaw",
+	"i0tal42RIZatrlUdbdsdDggicx+izm8lo/p6IUp5REzhf5uHfsBnWqMKt1Qq5+usRYrtF74kJBVJmRvZ",
+	"3CWZssQaP78i87h3DsMqgemCnqrhUW5ztTa85XBvmsuN6p2vp3zESb7kRbnf2mrRaAuRof9cDQpFPWq1",
+	"KedO1LlyCVlmFBPRTGmaQvdsNOpthtP/9LS0FtE2pGXrDbgAHB9w/EHnGLL7ubDHc+6NAK6BachLVYnK",
+	"BQX3OOYxXs76r4hOFvFHJLo2UvNJrI0lvHnxDJ6ePfkaXHLMlSaoTRKovcj1eArRsERLCGtuXKaaKV/K",
+	"MNganGkJAz9H2hSzGeWpMc9sbtBQZQRK5NTYR1ix1zs86Fu7xi12BONOJbVaib4aoyB60boO9wMXsdgc",
+	"IP7vvvOf+i/TuKpZsx9FSIEuh7k1qFKq9qF/uLp6DfYHkIiUthvhmumsZXGXCyE1OFry07phtqzO0ULr",
+	"jHSrsXCpDccAw9z/jNmIXcuQvpiwlHw8ZUKteDJ2X42xgmhrgKnd1rGri3b5sK6gkAn+fRXB2lSW88Z3",
+	"m9vIXbXk7lm5ysdgsN0zag8mFdX3h1vL9ZiXdiv2RZTCl+ye5KVuTRHF05JlhkfjMUhq/tAwpYqlts4r",
+	"M16U4DSyJbdU3tL0HGLzcTyu/zbMl05X8RgfKiS9ZaJU9ukwBnljzM+klNJHaQlIkWU+IusNTj+nTtQx",
+	"Q1jKMC9oNfg2Nq3FhqLJTeEd5A1RxbXyMVNMUZV5TlNbh4TL8WHIw2yM6F5hhn2Uu6Ak3Tp558VjWcrv",
+	"nn1G5i1kYt4fQx/iei/jsQ+y2+JFLfwuHvimLdyIKisXOzMRkpJU2eSiWjKdLGhqHRqmAoI7B2MFAEMh",
+	"tnKFeClLt2YftlQFtITHD+dieoB88QNHIam6Q7cn0qCq5g7t4PsHqQ+HLhfBpvbWInZfPcZARBXAizoF",
+	"0ZpK857/+yvp/+ud+b9h/+n1u7/+pY30X5dq8a0xp460li80ZNRQgOA+rmNmrTJKC1BUKRQ5REMulIbR",
+	"cDgcGk4hWbZpFrlSiIMFtY2fuYjXS/sEvmHTNMH5XLv5HPEGTBTbp6wvcdDLqljZzrHtrzaCTPbjNnoK",
+	"7PAjD8kViiwZT8WyKiYO/Rt1DjHlaexv7cQY7IpBFYQryFmK2eLNM3OByX3VHrvjdvd4ekdorm3r3lCS",
+	"svbMBzL7jh2tMwBl0Yk6qVjyVg248c7WFELUKYMSykMTCpGfZfvaUFXjLZi2arh72mMtacjKJNg77+3S",
+	"tX0Fthz/d6ZHKm3iAz+78yXbKg0eNIkSCOVv9uQlmu96efHTRV0n1FAPz0uz/pNvqcyYNfBDTXC2rgmO",
+	"zOMEk9p1Vm2U9oenadonrOWqzg+r+xFZI9t/xKWrRhZ+LeTBs5U1llxVmDXkfFDJfYjhEJsfaVhMRyby",
+	"t+7MK1tRsHGWefV5q7Vrv0b3AUsR7hOEca9om5pT7cfWJR6RJDsyafRQOZILW3ZUlRL7CKoZH7qWv6dF",
+	"bk0/TCedVPd56th9BPHNP+xvbhLiwm+NDEHvHBLBb6lRCT7L0My2PGzNU1320ZIi21o260yrtvrMhCp1",
+	"rf3Nus2g113BJFXXjG+/iGyvt2LpU3h7wj26JcZjflJVFHnFZy8e71d7jWk3BmvMuH0rtGZ83laawVSR",
+	"kdU1b/UinueFXlkpYaMD7Qf7QIqmtfZurxn9Fn/0eWUdwk1tJPrtinanG/xh/b78gnKjBPkEjGiWGVVY",
+	"LodGnzU0MG1OpbE/CE+beQdzbHvTDrup6MI5aF+dQbIgkiRGU0bAhZEiWoos+Pgc4kln0vEx/9Zi7U9A",
+	"cGuxEeszW5lYJYzbZdznkoPYQ4KthLfhkN5LRbYf/ujMZm6AzDSVgLL88BpRpcmcHutam2faUglHaecj",
+	"fcFwD9ujxr8rTvBfjC73hoyrN+ybII62qR6zuZBML/LrQyWqC8gkQtrrp0RDIUVaJhRRQxQFq9i3qEVi",
+	"Ayg546W2UzigZogsyQ098pn2OxQ2JGC+qxdDJSzFDYWyAMHvf48iPX5dR9mZjF9PaXrkGzI2X+gjn5E0",
+	"P/KJHSX1D8V/kT8M964NStrYoHWyWd+MtRNrrjtq4YztHIbC5+O6GPOGGYkr8ytyK7EraI0o/c5DmK8b",
+	"5Nt3oi4mWJMzn5rtP08e/lOzo2fABlducOFOplrnwHUO3RGzvqwWdQSX1cXoYTxt9M2eUvGNFJWkNSJW",
+	"InKqECTJG5ukKDJ6vcAC8DiCWJSS/N5oWjWdtr142266/iCWtljSGv1qIZb8HJQWkqZ27kwByZZkpVwd",
+	"YZimtZ8YOeqM3lZR8ou93XzvLA8UpVo43BzvfpXK3U1AByV2ca74S17H5nV+x/2b+nrNVs4y06FJKZle",
+	"XZoXuzpijFNclPZGg/3rhX/1P3652riPfBEGRhBBLH798+UVIHJMqRcnmZgbTwxeWXSJCBi38DRCukBK",
+	"ap9WMKcazoanrmh3HT8iroDPsGTTBlSqZS20LsyWuVv4lx7VorU8hqdEpuBIWtUQGBFoMad64QuHMWxQ",
+	"3+t3F6r9B1j+pElexO6ejdqKXOYfqd5UT5wU7J90ZRENGJ+14Gt9y8TliieWoRUUVCrDc2AFj2Xwrr8F",
+	"jkewpESSKQYBeArFQnCqoglv5FRVD4j5HihP5ApDiTV6lXkMgwVNYDcsLJlwfAfTA7hCBAQfamHuPnpV",
+	"xK9lqWtuxxKpi9cvbXXJ92LCXTjCbISdqRSlprBk6GIYUVZdFgX3zsj+zkbgUdxNuKtVoimQOWFcoc9N",
+	"NMjSorwMJnzCnwluVmcWPjZ//xUusqwqKQvx7mAqUuZEKd696m5CSUTw9upF/5veYMIBXD4gfC5jOXNx",
+	"U8TAge7Z6WMgU3Fr0e9655j4EYbUzBDxM4uS0b9aFTQGwYFUc0NQiznVCs5OnwzMzG1dHlbtoWTnsFk5",
+	"WMW/4m2oG7GdvYP1+PXdAO9/xSiQlb39vVb6NwYCjdtoFj3x6fC0Z0aq7qY1Zt6NTxxtngxPEDqiF9xb",
+	"c7Utwc01M5IhmYLoBZ6LRR6sQQ3NiIZkjMY9MWRhBnQ0Ftx3M4OYsRxrQrcVR7M3gG9rqDJ8n9Okzu2t",
+	"scvMYBhkNwd8Nhyew/IA3BToltxeocXtjcD9aUYLavojEKXui1nfIujhHBCS5mw0wlmFoCv+kGei5ClS",
+	"xNvwHZYEJbWVUDach1f2c6IUEGWEkKMNKTIaR5YMcsIy4/OwGaNpHMFgMOh5ZDeVsQL0QopyvsAXXmHp",
+	"p3mPx/ezEpNgdDxjCdPw9uoZ2AufA3jj4frgxsggW+eUkMy82v6mitwSTQyhpWTlLjTZOJIyLG2rEHwx",
+	"gbXDcPaj4eir/ulpfzS8Gg7H+L+/DZ+Oh8PYSgy89YHlCaxCWfEFV4jiZCdhxiLK/trWLwzgJXckaHWt",
+	"MgJTpBTiv8Xmt/H/P/o2DtgyPrk9ja3UZApUIoo6f4IGj1tnmFEYAxdI8Ob9CZGI/knsz5k94QCKrYZt",
+	"U9B1abT4ru9KOPvmTMfgUNvwiBwn2MeEVGNfSGVEJl/DiVsIRcESBiQZYblZhgOFM6N0Y/cinJ6CuSRc",
+	"9/F7eP7q4uWPFhqGox5h3Mrk3gB+cTUjBPkI3xXcKUfkz9PIExEKRotTdzZ8bBQNXbm0OXDh2NorvwH8",
+	"smAO0c6plAVRZkvtrKYkuaE8hUTwGZuX0gasVnjW9u1Pho+DE6wUgT+JtbphvAuP1UqU68iGehmqP2Js",
+	"b6nrFYoZxL9e9P+PLZ0aXPffxRHQTFEgiPkjOO2d+4d9oiIRUtLMXhpgqRnMmfKVTVLdiq9lLSkKylOF",
+	"uu4NJWl/JUrZR8BYNXZyYx3ZNVzgpmgcTPiFo/ycrJogtSHnWAF7Hm4/nr/DiiV6wjE4/ASUMfNdzqUX",
+	"JNcaJgZdMMQhJtq9fEFu6cQDZNmz8yupUt4DeOnENQIal1yBBzt0U8Lixgm3B65gNBzW22ldJI1U40GQ",
+	"qz2yy5vwONihMVSQyl0k1SUzTNP4hYdn7jm0lIzM54zPcSWurhBSOpckRavN3au2FbquvodlTK8Qoy5j",
+	"Rl7jphiuxaOfcAvJrAVMKdwyxaaZBUs2R2ohyia8qsuu7ciL1y+D7NS4czoYDoaIdlBQTgrWGXceD4aD",
+	"x1jToRfoF5xYfvuXLQfCSEIlhV6mxgd1368hs46GwwcDZXU3rdvQ3TJ2SwcNn6Yz/vVd1KkuuXR+ZLfU",
+	"bPC5PfpKYDi68tauMVIxgE3mCguuKlHbeWeGP3GVlVv34ZX7fu8+aHqnT4qMsLUdaMG6bS7WvWH3cl9L",
+	"kRtHpvQef1VebN5rdLRDpAbrWO5cs6OLwYrk2daFf0/1zwXlF69fXhY0OY4O3MDtoG5u1Mqk3b3whkuy",
+	"c1UI5BoS9Fpa3BjAe0ADI0gMkztbiakq32rVmNUGXlace1mnbFKFIN5JKWkNPWq5v8YYjdb2+I2d8kfk",
+	"sbrMsYXy8PUI9vdk+PjTvLJRHRycBh7yku+mhWpky/SIHYPa2qrDYDinFnbSi7e/TgLEHLWVfC4gtpgr",
+	"sXOruw4GXTmPK+7BQhhjHRUqGsRGZHvdLmYTXqlYawjyKuvmcGG6sUVzcTqmoLJvLUyZokk14Te00Ngq",
+	"QMtVjCVXXmMaw88bhEDUjTVSJe2bg1wN4AVOfsLdrxNhPComlR6Az/aeYi025ahwBugGI4QwRk2cqWpM",
+	"OKuFmpT8I1M6KKnrNFHrf91e6RZWvJuDAHcQ0CXW7bOA8qqugTe+dpatl8G1QZGHqDX3A0h/9xFZcw32",
+	"ZgsEZrgnyKpndgptI1dTPQkgxPGR0/2PNEBt8aHH+x+q8bDNE6PRIa/ZhEZFAXTAqpro0rXY2ruwqrwa",
+	"nznb/4yHN0ZpVMkfV+lIApZNRJk5JGLDZ1Flbzo+q6CtakPY3f1zYgn5qvMu6jQdvs7YfbNdVJ1YxKfx",
+	"+04hVIvEeoXSAZnXSy4MdzoZUwsmlMUoaLpC1nAN5pMJRzarQvno1yDP9epKz3NveLk9cUKHOQzLCWfW",
+	"ebRibEr1klJuUwdGzlzYd1tH1QuzLLMbCrNMLNWEc2PVZNnKup8DiHO3CqyIVOGWOw+6O6zao0jjR+Ag",
+	"DmvbAT/3jhRy64XDneqK6rciXT2gAm2vT/7QzArUwIShfBo97DRcMfAW4eRPS1K363tIwRpQ2epzF2Sn",
+	"BzyxjsuOzz05ZHotuMr/CdLzQt00RGdgnqCY7KOYtCSF2IyVzHggefneQ9N9OFE3rNguOSvSBqXJqqqj",
+	"xJLqMmUazRGHsxdDF+ORGJ/KBJ8boRleCLH3dZXuDeBseGZsGiOC4hM/mdiX6jq4RNT4E24njSEMtJPs",
+	"fFh6pMi6vGFFAIW3YZa1dJgJAPy2d5nZl778NIbTNrnkziY0nj53kXMIX1X9Kf4TxMX37NaV8qF94pgD",
+	"ifM8VPfWnPHmFdMuWeL0Tnp/2bGGFNDqFf7MKTpMK+OshY1jutOspCdzSSnvjd3NfMwf4N183wmMShVN",
+	"eH3Z3/xiSo188Jf+MU2KfmPY0spIRgcHwLQZwd/0RwRYvN/vbm1aP7S6jw1OVm3e+J9wf+XfBXJTKQwP",
+	"DRp3y6uccJn7udSLfmRMLHqnXe7F9Qwxplx92z0Cd2d9bZRMzM3jCzZf9JfoN6NzG0GckXkMf4fWq+4u",
+	"iFNfda+isb17+K+vgwP/iOJrDaFiiwirt1VFRo2gL2xOr/5i8Anl05/FP5NhK6eQISu3pjJAIqgiOIUU",
+	"c0mVehBhcfLenNWHk+AET97Xf3ywUiSjbWXNZ8OntYUQgAKHSakKACQUN4Z5Xb9BiUyQC02rxBsKUCaV",
+	"7p2jEVL1jaytMZdhU2WymPCAxo5jo++kKFoxYTYMj7bzrX+ycWmy1VJpXCbebqvk5I7lZd4ZY4BrOMQC",
+	"PvdJy52MTdPlrN1EDPafKZjjvZd/MyNj+HT/A1Wbt/8Eq8QQOJDw6MPml8iWXSNRELJJRVArK1cRhcJJ",
+	"rqzV0HtQgWNthnS7X+Nvaqsm7z9SgGo7WJRxcGqrJFjRhOM1NAt60gZJpCzcZp2XHQHRIHhCMevvi8Qe",
+	"BZFfZfPL+D4j49DmcUUkw3N81mdzbRPSCfddSH2NUGgYhUliC0KjHDCNFihC0aCccC0JV8Qmbru7AJJg",
+	"Sm2tcGVmufIHY3jhG/6ONbKxE9DWcjO70DCzphZgAzxIzABeiCwTS5sX8CrIFUt+/9yVXK4fdjyAC+6L",
+	"juo9nHCsuAj8S0MT8dEBLjyEWoI/gNxeK9a0Zmh1HmZWnC4bmnrjvI0b0HV1BmCke29bxN8eRyPcX7Xf",
+	"aWAH1Qih7z5qCK0BxLHX1AME9qvMF0NCngu/+K9/Mk3hzr4R8truzYX+4sMqBefV7Y52OcHWKvSs7+rz",
+	"Gl7O18IwAsYn3HwUSNRBizDaZXbasX6H5fnGrfPhZNe7T+IDBjbyfvHgbQ08BC6Wgy8c/gdyeEOX2ay/",
+	"VWiYTZc0oVxnq0rftzDZvTi9uoQRsvRaNAO//jjZqUbbioNSUg/HNh4dpK2wpFn3+mnV5Zd80cOx15ba",
+	"n+d3yQJL6V3fbp6CB6iyAcz18w84q9SLoObH8I83srZrxWcZYbnLK9s3pina5+jd2OJcX/ctSq4fKRth",
+	"sWHpwYS/cS0dz4ZPa8XnB2GqpfN4u0XuJvqxUs1NnLWD+Pn0wV+/3TZ2u2u7t6tzX4SuBV4uazn0oIPv",
+	"jyKpQO623QQ1vkchxYxliIYEU1e93PW3H8Lxe4OGZ7F5Za+tpf+e3sFtj+Be3Et4HRuu+SK4Prrgeoax",
+	"EkdKhpa3i6bUtyc9CcD8W/NOb6z/bOziChq2rrqHLpaxphUEeRA9xsp0oFyU80VvsyL1e6qrJqmXFRj+",
+	"cXZ0QNCOnj9qNrjq6botGWyXsSYcgknuY9Hwp/dnzXsZ6Uea3H8Ks9m2vyUaCMwzwhMaMsRvpW2IVPGE",
+	"xabaxwQOErlmgVbKfkU/c1p+RbcRsdNRX4j4cyHisG9scDg76PgkRFfuF83uQvsI3CPDNWgcLtB+8TaS",
+	"rRWqUfCA6An34GTDcdWcHssQuA4ubNkq88Ji1nexFUrQvmI24UTD8JvxcBiF/VxgNBoPh/3h1/gFF+C6",
+	"pPQGwXVSdyu065t8r/fc9SBnvYED9AOi0KCP3a5VK28zj7+nelvLps+b07fNegv7b2s89EDyIOqYrW8P",
+	"Dfq7N4+UB7ozRIABjW486TyedOI9dvEXafOg0mYXLXjx45mm8w6bo7VhqrMbCvHrtzbNFPIZdC0YpT/4",
+	"KEA1BO8bjif8bPRNBRzPdFQ7ukqTjPYi5yXT1HA0ZtxQTQ/C+V8H87+2Dr6vTB/AG4S97J6NRva2PF5e",
+	"aYBc9uzFTStpvISxoCV4ZTw2jmI8ejx+8jQ+n/A4aOqEpUyNVlWcRhBc/nRw91gyT3kaT3jKZjMqoUv4",
+	"Icj4vTZ59bo8XF619DuyAtKlDbxkR3FqYyNMwZQomoJhUotpZDkUWXXoITpDJVEXSqXnWAuD5f0JtUAU",
+	"aomJqLPRN1uhUDxtdNZKLkLApNbq0IePZuzs+faJQ5VHCviwmRxR7oJ4VCW5mURN7458Tepvl93BM15o",
+	"f/YhjHsJ/X/3uMfZ6JsdlBmiwByVg8K2dS0UGQh8ZiQaIj3h7aD4r3Fv7MSNskC4WJm4JpBWKJG9LBr8",
+	"iZK2RUYS2jRRj1S4tcEfwJy1B5kvzdZZDDVnuztgqUqxVjevxpuw5QjsY6tH7O0t5cB96utaFmZoNOph",
+	"1Uj8MqV5ISyf/pPiDdIbM4QHGVBkRsc1EsQNXQUp6/riqqrR6rFYg/DUIzHQFEt+bBFLWloaNWPKksYW",
+	"RnhJZKoGYCQ/1G3p7CDmRU+Gjy3SjiGh0Blwe6NOilIt4nb1qhavVq6L9j6N+gxBGPrJQijKXXc97dr1",
+	"MWXx7Sz+PoG3b19+14ta0F+2q8XmVm/TjqMnT3b1aZpM7kan/cnk7uvn7/72l84n06Q1LODhl85289uF",
+	"o5gvebk/e9rb0AYQJ7acLVrJSrHk4KHrughUZ9wA1ahpYUZ36KakDHodfIxQyIR3uQCHr+4A5i16A5Zj",
+	"uusLVTAi8lBeiLveawZSsI7R2+KuHts5xO435+vgOhMeaFQtvLkeNjbYEt2omkB83uGMaprbYvDrjQ2+",
+	"BC7+8wIXFRF01xix4jrLbscFMuruGTVGoo0TIHheD6S16Syj+mJcfF0zLuFftRGHCHgXDd6ESLkKWpBY",
+	"8CaH6WRk0jiIi6yDoo2+qariqmFtewlr/VSLcLMAxYyJ1VUip0aa0kzRRwpoyjQsBe+5tN7Z8OmEbww8",
+	"drh12l6bdxXo9sptHTYYwM+zCU8E95tjBq8jCVjt56UfvSOJzlYWLq1MEko9RtlasAZaYjVx2OAirnpA",
+	"fnU24Xt7jICQkDFOHRpjBKqU0vACYnCpAk/YWIxaMmy12nU9Sf6OoZ3eOcSezmIgHLDnSAgwMuFrzUbO",
+	"IUZ6jGFLKxG4gNjti49rTzhiZDIFwrUOMXse1e1DovXmIQFxee/ebOdFxRVeWVT36IXFN8spUYh9V1no",
+	"uUDCsSoZt9Q8J/gYKJEZo7LSzB6zkUmHwJiSlbI17cECJxzXXylDQz1ViroCVFOIT210K7b6xi4oOYuj",
+	"CV9SNl9gvX2cTV0FKc1Rw5XS6OZb5lAPzU9SOn+xxajfoQW/BMnuq6r/kKjYPjuhkn7rMTCz6V8iYF8i",
+	"YF8iYH9EBMybRvsiXliJdPLe8NSHe9YuWe9Kekkd/2obNGjRMwpZi3jCq/y2FsDF0qZoEDjafPI1KrMq",
+	"N6NFPPDf4mFNjZKuv6wRm6p3ervk8akdCgNQkizjCJ4+rj6a8HghSmn12tlwGPw2JavYYR07k6i6CGEn",
+	"MqUrYcNdRPcaF7oCCGmPFl09iyDZA4gRTNq7nhMe3KJ3+MpmEkmZlxnR7JY6PPau0rRQUbMpZDThXnH3",
+	"qo3IKeF1JmyLY2pRKy9tlcMhsCKu6eH2a7qHNtL8EO11fl9IkXcO+N2VqK8Wr90ks1t5MHDct/bnh0zu",
+	"U5cUBee01Ts330YgspQqbdHgHTjgn7De6N89/vYzp15MNKJvDm7DNlJEYbazIAmbR5yEjVLuJa3dlQxl",
+	"7yZh2Is3pfaEGzkLa1I72imyo0oIe8k6mPA4JbqSe5Xjsr0D3BaYj7DVy/FxtSNFy+cVpVvvc7hVHtjN",
+	"qSTCF1nwp4ivNdrBHCkOGsm17RnLF0KCb2mlItCyRGi0qWTp3F67ZwmtUdcVQytEyAFcsjl3SMoTvtmz",
+	"p/vDq4tn/csfLkZPvrJTj1k6qFryDKYiXRnD247quu7grXeP0ey8fEmWMF1pWskTwldV3WNBpDI+JQJn",
+	"+7En3BmGODnG4Qm4TmZVr0yPWZBkIrmBLmUIq5IyaS9x9iKbvlT0lkqSQXx7GsX1NBUC7k9tgwGHVa5o",
+	"Io15KIUmmg4A4amXZIUgRjPCMsxhGLfX3fPHDiEx2oDQJVkGZ8PT3njC41LysbsxOHa/G/v+RI4D+86B",
+	"MU/6nio1kmd04CCu0RMO0uiiZO/KTHg8iLFzC6n3tgGPkdKE5SSDt5zdmQ0QPFV7314N1ce6shi6otQV",
+	"7MSS8VQs9w5SHUWwCC7qE4LcopFOOOEre73WHpCLENmuMfYjsLiWCoNkzPh3hjZ7GLa7Wm8wxXweyowp",
+	"V49UlWgeY0sg/0UYSZrwXSl0nvpL07NSIhnS2YwmGsORPvFvXQtIBbU7j9enqmqA2qWoWrSh1+Vjl1UD",
+	"pgl3AIapyAnjj5TL+iEbyciQMl6ANb7+ejMbh/ox4d0234ZoqPsI/eT7/2AnfATTXeuGP+FtT2H3oQhY",
+	"XmSktO0S0Dda/511mHrYAMMuwCJ1exsDu7sB9ok7B1VkTENG5JxKKItMEBfhHt3doWtkT9SOwxSkpSTT",
+	"bOULmytU+bCLCd5aUxNecuwiYQT/Wl7gyfAxdBGU1sKG9yLAakcY3d1tq3RwsnNfUPQtZ7+VFFgFkuJp",
+	"7jzoluMx1HEKe9ue7QGH3F3fsBFxa5lwJR7qq5MVpyyJ7fBmI3k751nJjp3TDQsuhv2n796fRqejD23V",
+	"FptwJgVJjCgwB2DINTNsJmaoACblcPg4mRJFvzqDQLvh57b73cG95Q7a67Ph06/2bfZHCipvdJP8Ujby",
+	"pWxk7Vbk+5Zejr+++/Bua20JXuuuSttsIyLhbLEtBSXrbwzbX7p34eNWTpYy64w7J+h0ubHeb7bDtADj",
+	"eO07qL7DWKjjWLzFuSkc2pPfZqBtFYXQdRFkmlapEBXW3/eCt1YB2M03m200Ct7n+7D9Y8M7CMZxu7c5",
+	"ypugjVNbnQ/26qrH8S7F5kA/W9XF5xvdoboOs0xF4IFqVNToedA7b0C/YNOPcOstNsbGK21voQhfxmwj",
+	"Jt83x/oma11l3HBBk5AP7z78vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
