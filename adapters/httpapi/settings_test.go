@@ -248,7 +248,6 @@ func TestSettingsCommandFailures(t *testing.T) {
 	problemOf(t, h.do(req(http.MethodGet, "/v1/me/settings", nil, bearer(aliceToken)...)), 503, "unavailable")
 }
 
-
 func TestGetSettingsHonoursTheConsistencyToken(t *testing.T) {
 	f := newFakeSettings()
 	var waited []string
