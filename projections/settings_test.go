@@ -121,3 +121,26 @@ func TestATimezoneChangeAppliesToDataMeasuredAfterIt(t *testing.T) {
 		t.Fatalf("dashboard = %+v, %v; want today in Tokyo with its 300 steps", d, err)
 	}
 }
+
+func TestTheProfileTimezoneFollowsSettingsChanges(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx := context.Background()
+	sameBatch, later := uuid.New(), uuid.New()
+	register(t, s, sameBatch, "Europe/Berlin", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	changeSettings(t, s, sameBatch, settings.Profile{Timezone: "Asia/Tokyo", Units: metric.Metric}, 1, time.Now().UTC())
+	register(t, s, later, "UTC", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctx2, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	rt := runtime(s, projections.Users{}, 500)
+	go func() { _ = rt.Run(ctx2) }()
+	s.waitCaughtUp(t, projections.Users{})
+	changeSettings(t, s, later, settings.Profile{Timezone: "America/Chicago", Units: metric.Metric}, 1, time.Now().UTC())
+	s.waitCaughtUp(t, projections.Users{})
+
+	r := &projections.Reader{Pool: s.pool, Partitions: s.cfg.Partitions}
+	for user, want := range map[uuid.UUID]string{sameBatch: "Asia/Tokyo", later: "America/Chicago"} {
+		if u, err := r.Me(ctx, user); err != nil || u.Timezone != want {
+			t.Fatalf("profile = %+v, %v; want timezone %s", u, err, want)
+		}
+	}
+}

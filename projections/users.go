@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 )
 
 // Users projects user.registered into users_g<N>: the profile behind
-// GET /v1/me.
+// GET /v1/me, whose timezone follows user.settings_changed.
 type Users struct{ Gen int }
 
 // NameUsers is the stable name of the users projector.
@@ -24,8 +26,11 @@ func (u Users) Name() string { return NameUsers }
 // Generation implements Projector.
 func (u Users) Generation() int { return max(u.Gen, 1) }
 
-// Wants implements Selective: only registrations matter to this read model.
-func (u Users) Wants(eventType string) bool { return eventType == identity.EventRegistered }
+// Wants implements Selective: registrations, and settings changes for the
+// profile's current timezone.
+func (u Users) Wants(eventType string) bool {
+	return eventType == identity.EventRegistered || eventType == settings.EventProfileChanged
+}
 
 // Tables implements Projector.
 func (u Users) Tables() []string { return []string{"users"} }
@@ -58,7 +63,7 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 		offsets = append(offsets, e.Offset)
 	}
 	if len(ids) == 0 {
-		return nil
+		return u.applyTimezones(ctx, tx, table, events)
 	}
 	// The registration is in the log: an account whose append outcome was
 	// unknown to its handler becomes active now (command-side table, same
@@ -71,5 +76,38 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, timezone = EXCLUDED.timezone,
 			created_at = EXCLUDED.created_at, log_offset = EXCLUDED.log_offset
 		WHERE `+table+`.log_offset <= EXCLUDED.log_offset`, ids, emails, zones, created, offsets)
+	if err != nil {
+		return err
+	}
+	// After the registrations: a change in the same batch applies to them.
+	return u.applyTimezones(ctx, tx, table, events)
+}
+
+// applyTimezones keeps the profile's timezone the current one: the last
+// user.settings_changed in log order wins (the row's log_offset moves with
+// it, so a replayed registration cannot bring the old zone back).
+func (u Users) applyTimezones(ctx context.Context, tx pgx.Tx, table string, events []eventstore.Stored) error {
+	last := map[uuid.UUID]int{}
+	for i, e := range events {
+		if e.Type == settings.EventProfileChanged {
+			last[e.UserID] = i
+		}
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	var ids [][16]byte
+	var zones []string
+	var offsets []int64
+	for id, i := range last {
+		var c settings.ProfileChanged
+		if err := json.Unmarshal(events[i].Payload, &c); err != nil {
+			return fmt.Errorf("event %s: %w", events[i].ID, err)
+		}
+		ids, zones, offsets = append(ids, id), append(zones, c.Timezone), append(offsets, events[i].Offset)
+	}
+	_, err := tx.Exec(ctx, `UPDATE `+table+` t SET timezone = x.tz, log_offset = x.lo
+		FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS x(u, tz, lo)
+		WHERE t.user_id = x.u AND t.log_offset <= x.lo`, ids, zones, offsets)
 	return err
 }

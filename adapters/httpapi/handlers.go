@@ -164,7 +164,7 @@ func (s *server) GetMetricSeries(c echo.Context, typ gen.MetricType, params gen.
 	if err != nil {
 		return err
 	}
-	tok, err := s.awaitToken(c, params.XConsistencyToken, s.metricReadModels()...)
+	tok, err := s.awaitToken(c, params.XConsistencyToken, ReadModelMetrics)
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSumm
 	if err != nil {
 		return err
 	}
-	tok, err := s.awaitToken(c, params.XConsistencyToken, s.metricReadModels()...)
+	tok, err := s.awaitToken(c, params.XConsistencyToken, ReadModelMetrics)
 	if err != nil {
 		return err
 	}

@@ -241,23 +241,19 @@ func notificationsOut(n settings.Notifications, version int64) gen.NotificationP
 	return out
 }
 
-// unitSystem is the caller's unit system for a metric answer; fresh when
-// the request carried a consistency token (a units change just made must
-// show). Without a settings backend every answer is metric.
+// unitSystem is the caller's unit system for a metric answer. fresh (the
+// request carried a consistency token) reads the settings read model
+// instead of a value cached for a second. The wait itself is only on the
+// metrics read model: waiting on the selective settings projector would
+// cost up to a second for every push token (its checkpoint moves lazily
+// when a batch holds nothing it reads). A client that just changed its
+// units reads GET /v1/me/settings with the token first, or sees the change
+// within a second. Without a settings backend every answer is metric.
 func (s *server) unitSystem(ctx context.Context, uid uuid.UUID, fresh bool) (metric.System, error) {
 	if s.deps.SettingsQueries == nil {
 		return metric.Metric, nil
 	}
 	return s.deps.SettingsQueries.Units(ctx, uid, fresh)
-}
-
-// metricReadModels are the read models behind metric answers: the values
-// and, when configured, the unit system they are shown in.
-func (s *server) metricReadModels() []string {
-	if s.deps.SettingsQueries == nil {
-		return []string{ReadModelMetrics}
-	}
-	return []string{ReadModelMetrics, ReadModelSettings}
 }
 
 // displaySeries converts a series (value, min, max of every point) into

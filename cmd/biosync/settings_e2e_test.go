@@ -62,6 +62,10 @@ func TestSettingsEndToEnd(t *testing.T) {
 		t.Fatalf("read model = %d %v, want the winner %v", code, doc, winner)
 	}
 
+	if code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": winnerToken}); code != 200 || me["timezone"] != winner["timezone"] {
+		t.Fatalf("GET /v1/me after the change = %d %v, want the timezone %v", code, me, winner["timezone"])
+	}
+
 	push := []byte(`{"user_id":"` + userID + `","source":{"provider":"bridge","device":"watch"},"samples":[
 		{"type":"distance","start":"2026-11-20T08:00:00-05:00","end":"2026-11-20T08:30:00-05:00","value":1.609344,"unit":"km"}]}`)
 	code, ph, _ := signedPush(t, c, "msg_settings_e2e", push)
