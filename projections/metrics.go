@@ -239,18 +239,30 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 }
 
 // timezoneChange reads a settings change as a timezone fact: a zone other
-// than the one in force when the change was made applies from that moment
-// (the event's occurred time) on. Samples measured before it keep their
-// days; later ones (with UTC timestamps) land on the new zone's days.
+// than the latest one applies from the moment of the change (the event's
+// occurred time, in microseconds like the table) on. Samples measured
+// before it keep their days; later ones (with UTC timestamps) land on the
+// new zone's days. Log order decides between changes: one stamped before
+// the latest change (clock skew between instances) takes effect just
+// after it instead.
 func timezoneChange(e eventstore.Stored, history []metric.TimezoneChange) (metric.TimezoneChange, bool, error) {
 	var c settings.ProfileChanged
 	if err := json.Unmarshal(e.Payload, &c); err != nil {
 		return metric.TimezoneChange{}, false, fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	if c.Timezone == "" || c.Timezone == metric.ZoneAt(history, e.OccurredAt) {
+	from := e.OccurredAt.UTC().Truncate(time.Microsecond)
+	if n := len(history); n > 0 {
+		if c.Timezone == history[n-1].Zone {
+			return metric.TimezoneChange{}, false, nil
+		}
+		if !from.After(history[n-1].From) {
+			from = history[n-1].From.Add(time.Microsecond)
+		}
+	}
+	if c.Timezone == "" {
 		return metric.TimezoneChange{}, false, nil
 	}
-	return metric.TimezoneChange{From: e.OccurredAt, Zone: c.Timezone}, true, nil
+	return metric.TimezoneChange{From: from, Zone: c.Timezone}, true, nil
 }
 
 func addChange(h []metric.TimezoneChange, c metric.TimezoneChange) []metric.TimezoneChange {

@@ -144,3 +144,26 @@ func TestTheProfileTimezoneFollowsSettingsChanges(t *testing.T) {
 		}
 	}
 }
+
+func TestLogOrderDecidesBetweenTimezoneChangesStampedOutOfOrder(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx := context.Background()
+	user := uuid.New()
+	register(t, s, user, "Europe/Berlin", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	changeSettings(t, s, user, settings.Profile{Timezone: "Asia/Tokyo", Units: metric.Metric}, 1, at)
+	// Appended later, but stamped earlier by an instance whose clock is behind.
+	changeSettings(t, s, user, settings.Profile{Timezone: "America/Chicago", Units: metric.Metric}, 2, at.Add(-time.Hour))
+	push(t, s, user, ingest.Batch{Source: ingest.Source{Provider: "bridge"}, Samples: []ingest.Sample{
+		sample("steps", "2026-11-20T16:00:00Z", "2026-11-20T16:10:00Z", 10, "count"), // 10:00 on the 20th in Chicago, 01:00 on the 21st in Tokyo
+	}})
+	project(t, s, &projections.Metrics{})
+	var date string
+	if err := s.pool.QueryRow(ctx, `SELECT local_date::text FROM samples_g1 WHERE user_id = $1`, user).Scan(&date); err != nil || date != "2026-11-20" {
+		t.Fatalf("local date %q (%v); want Chicago's 2026-11-20", date, err)
+	}
+	var zone string
+	if err := s.pool.QueryRow(ctx, `SELECT zone FROM tz_history_g1 WHERE user_id = $1 ORDER BY valid_from DESC LIMIT 1`, user).Scan(&zone); err != nil || zone != "America/Chicago" {
+		t.Fatalf("latest zone %q (%v); the change later in the log must be the current one", zone, err)
+	}
+}
