@@ -73,6 +73,10 @@ type Handlers struct {
 	Passwords PasswordHasher
 	Tokens    TokenIssuer
 	Dedup     Dedup // optional
+	// Versions is the compare-and-set of editable documents (settings,
+	// notification preferences); required by ChangeProfile and
+	// ChangeNotifications.
+	Versions DocumentVersions
 	// EmailIndexKey keys the hash under which email addresses are claimed
 	// (no plaintext address in the claim table).
 	EmailIndexKey []byte

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/kafka"
@@ -28,6 +29,7 @@ var cheap = auth.Hasher{Params: auth.Params{Memory: 64, Iterations: 1, Paralleli
 
 type world struct {
 	h        *commands.Handlers
+	pool     *pgxpool.Pool
 	accounts *postgres.Accounts
 	codec    *eventstore.Codec
 	cfg      kafka.Config
@@ -38,7 +40,7 @@ type world struct {
 func newWorld(t *testing.T, kafkaUp bool) *world {
 	t.Helper()
 	pool, codec := testbackend.Store(t, 30)
-	w := &world{accounts: postgres.NewAccounts(pool), codec: codec}
+	w := &world{pool: pool, accounts: postgres.NewAccounts(pool), codec: codec}
 	w.cfg = kafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "down"}
 	if kafkaUp {
 		w.cfg = kafka.Config{Brokers: testbackend.Kafka(t), Topic: testbackend.UniqueName(t, "events"), Partitions: 4}
@@ -49,7 +51,8 @@ func newWorld(t *testing.T, kafkaUp bool) *world {
 	app := kafka.NewAppender(w.cfg, w.codec)
 	t.Cleanup(func() { app.Close() })
 	tokens, _ := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), "biosync", "biosync-api", 15*time.Minute)
-	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword}
+	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword,
+		Versions: postgres.NewDocumentVersions(pool)}
 	return w
 }
 

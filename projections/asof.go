@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,8 +22,8 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // PostgreSQL schema, for analysis, without touching the live read models:
 // every statement runs with search_path set to that schema only, which
 // holds copies (structure, no rows) of the projector's tables, of the
-// checkpoint and dead-letter tables and of the accounts table the users
-// projector settles. Each partition stops at the first offset recorded at
+// checkpoint and dead-letter tables and of the command-side tables
+// projectors settle (see commandSide). Each partition stops at the first offset recorded at
 // or after At (Kafka offsets-for-times).
 type AsOf struct {
 	DSN    string // the database (the schema is created in it)
@@ -30,6 +31,11 @@ type AsOf struct {
 	Codec  *eventstore.Codec
 	Logger *slog.Logger
 }
+
+// commandSide are the unversioned tables copied into an as-of schema:
+// checkpoints, dead letters, and the command-side tables projectors settle
+// (accounts by users, document_versions by settings).
+var commandSide = []string{"projection_checkpoints", "projection_dead_letters", "accounts", "document_versions"}
 
 // Build creates schema (which must not exist) and projects name into it up
 // to at; progress reports done/total events.
@@ -50,9 +56,9 @@ func (a AsOf) Build(ctx context.Context, name, schema string, at time.Time, prog
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
 			return err
 		}
-		for _, base := range append(append([]string{}, p.Tables()...), "projection_checkpoints", "projection_dead_letters", "accounts") {
+		for _, base := range append(append([]string{}, p.Tables()...), commandSide...) {
 			src := base
-			if base != "projection_checkpoints" && base != "projection_dead_letters" && base != "accounts" {
+			if !slices.Contains(commandSide, base) {
 				src = base + "_g1"
 			}
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s.%s (LIKE public.%s INCLUDING ALL)`, schema, src, src)); err != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 // Names lists BioSync's projectors, in the order they are started.
-var Names = []string{NameUsers, NameMetrics}
+var Names = []string{NameUsers, NameMetrics, NameSettings}
 
 // New returns the projector called name at generation gen. cache may be nil
 // (no dashboard refresh).
@@ -17,6 +17,8 @@ func New(name string, gen int, cache *DashboardCache) (Projector, error) {
 		return Users{Gen: gen}, nil
 	case NameMetrics:
 		return &Metrics{Gen: gen, Cache: cache}, nil
+	case NameSettings:
+		return Settings{Gen: gen}, nil
 	}
 	return nil, fmt.Errorf("unknown projector %q (known: %v): %w", name, Names, domain.ErrNotFound)
 }

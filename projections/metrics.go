@@ -14,6 +14,7 @@ import (
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -25,7 +26,7 @@ const NameMetrics = "metrics"
 const RollupVersion = 1
 
 // Metrics projects samples.pushed (and the timezone facts of
-// user.registered) into normalized samples, daily rollups per local day,
+// user.registered and user.settings_changed) into normalized samples, daily rollups per local day,
 // sleep sessions and source freshness. Every write is an upsert on a natural
 // key where the later log position wins, and rollups of each touched day are
 // recomputed from the samples (never incremented), so replays and duplicate
@@ -159,6 +160,16 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 			// is safe: they are in the log and will be in the table.
 			m.remember([][16]byte{e.UserID}, history)
 			tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, r.RegisteredAt), append(tzZones, r.Timezone)
+		case settings.EventProfileChanged:
+			c, changed, err := timezoneChange(e, history[e.UserID])
+			if err != nil {
+				return err
+			}
+			if changed {
+				history[e.UserID] = addChange(history[e.UserID], c)
+				m.remember([][16]byte{e.UserID}, history)
+				tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, c.From), append(tzZones, c.Zone)
+			}
 		case ingest.EventPushed:
 			var p ingest.Pushed
 			if err := json.Unmarshal(e.Payload, &p); err != nil {
@@ -225,6 +236,33 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 		return err
 	}
 	return m.recomputeRollups(ctx, tx, touched, moved)
+}
+
+// timezoneChange reads a settings change as a timezone fact: a zone other
+// than the latest one applies from the moment of the change (the event's
+// occurred time, in microseconds like the table) on. Samples measured
+// before it keep their days; later ones (with UTC timestamps) land on the
+// new zone's days. Log order decides between changes: one stamped before
+// the latest change (clock skew between instances) takes effect just
+// after it instead.
+func timezoneChange(e eventstore.Stored, history []metric.TimezoneChange) (metric.TimezoneChange, bool, error) {
+	var c settings.ProfileChanged
+	if err := json.Unmarshal(e.Payload, &c); err != nil {
+		return metric.TimezoneChange{}, false, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	from := e.OccurredAt.UTC().Truncate(time.Microsecond)
+	if n := len(history); n > 0 {
+		if c.Timezone == history[n-1].Zone {
+			return metric.TimezoneChange{}, false, nil
+		}
+		if !from.After(history[n-1].From) {
+			from = history[n-1].From.Add(time.Microsecond)
+		}
+	}
+	if c.Timezone == "" {
+		return metric.TimezoneChange{}, false, nil
+	}
+	return metric.TimezoneChange{From: from, Zone: c.Timezone}, true, nil
 }
 
 func addChange(h []metric.TimezoneChange, c metric.TimezoneChange) []metric.TimezoneChange {

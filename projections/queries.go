@@ -53,6 +53,10 @@ type Reader struct {
 	// a consistency token is never served from an older one.
 	l1     sync.Map // uuid.UUID -> l1Entry
 	l1Size atomic.Int64
+
+	// units holds recently read unit systems (see Units).
+	units     sync.Map // uuid.UUID -> unitsEntry
+	unitsSize atomic.Int64
 }
 
 type l1Entry struct {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -24,9 +26,10 @@ func (u Users) Name() string { return NameUsers }
 // Generation implements Projector.
 func (u Users) Generation() int { return max(u.Gen, 1) }
 
-// Wants implements Selective: only registrations matter to this read model.
+// Wants implements Selective: registrations, verified addresses, and
+// settings changes for the profile's current timezone.
 func (u Users) Wants(eventType string) bool {
-	return eventType == identity.EventRegistered || eventType == identity.EventEmailVerified
+	return eventType == identity.EventRegistered || eventType == identity.EventEmailVerified || eventType == settings.EventProfileChanged
 }
 
 // Tables implements Projector.
@@ -75,6 +78,10 @@ func (u Users) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored)
 			return err
 		}
 	}
+	// After the registrations: a change in the same batch applies to them.
+	if err := u.applyTimezones(ctx, tx, table, events); err != nil {
+		return err
+	}
 	if len(verifiedIDs) == 0 {
 		return nil
 	}
@@ -100,5 +107,34 @@ func (u Users) register(ctx context.Context, tx pgx.Tx, table string, ids [][16]
 		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, timezone = EXCLUDED.timezone,
 			created_at = EXCLUDED.created_at, log_offset = EXCLUDED.log_offset
 		WHERE `+table+`.log_offset <= EXCLUDED.log_offset`, ids, emails, zones, created, offsets)
+	return err
+}
+
+// applyTimezones keeps the profile's timezone the current one: the last
+// user.settings_changed in log order wins (the row's log_offset moves with
+// it, so a replayed registration cannot bring the old zone back).
+func (u Users) applyTimezones(ctx context.Context, tx pgx.Tx, table string, events []eventstore.Stored) error {
+	last := map[uuid.UUID]int{}
+	for i, e := range events {
+		if e.Type == settings.EventProfileChanged {
+			last[e.UserID] = i
+		}
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	var ids [][16]byte
+	var zones []string
+	var offsets []int64
+	for id, i := range last {
+		var c settings.ProfileChanged
+		if err := json.Unmarshal(events[i].Payload, &c); err != nil {
+			return fmt.Errorf("event %s: %w", events[i].ID, err)
+		}
+		ids, zones, offsets = append(ids, id), append(zones, c.Timezone), append(offsets, events[i].Offset)
+	}
+	_, err := tx.Exec(ctx, `UPDATE `+table+` t SET timezone = x.tz, log_offset = x.lo
+		FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS x(u, tz, lo)
+		WHERE t.user_id = x.u AND t.log_offset <= x.lo`, ids, zones, offsets)
 	return err
 }

@@ -71,11 +71,13 @@ type SleepSession struct {
 	AlgorithmVersion int
 }
 
-// DayValue is a value attributed to one local day.
+// DayValue is a value attributed to one local day. Unit is filled on the
+// way out (the reader's unit system); read models hold canonical units.
 type DayValue struct {
 	Date   string  `json:"date"`
 	Value  float64 `json:"value"`
 	Source string  `json:"source,omitempty"`
+	Unit   string  `json:"unit,omitempty"`
 }
 
 // Baseline compares the latest daily value with its 7- and 28-day averages.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/schemas"
 )
 
@@ -111,6 +113,57 @@ func TestSamplesPushedV1WireFormat(t *testing.T) {
 	}
 	if len(back.Batch.Samples) != 2 || back.Batch.SleepSessions[0].Stages[1].Stage != "deep" {
 		t.Fatalf("decoded golden differs: %+v", back)
+	}
+}
+
+// decodesStrictly checks that a stored golden file still decodes into
+// today's struct (old versions stay readable forever).
+func decodesStrictly(t *testing.T, name string, v any) {
+	t.Helper()
+	stored, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(stored))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUserSettingsChangedV1WireFormat(t *testing.T) {
+	c := settings.ProfileChanged{Profile: settings.Profile{DisplayName: "Ada Lovelace", Timezone: "Europe/London", Units: metric.Imperial}, Version: 3}
+	raw, _ := json.MarshalIndent(c, "", "  ")
+	validate(t, compile(t, "user.settings_changed.v1.schema.json"), raw)
+	golden(t, "user.settings_changed.v1.json", raw)
+	var back settings.ProfileChanged
+	decodesStrictly(t, "user.settings_changed.v1.json", &back)
+	if back != c {
+		t.Fatalf("decoded golden differs: %+v", back)
+	}
+}
+
+func TestUserNotificationPreferencesChangedV1WireFormat(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		quiet  *settings.QuietHours
+	}{
+		{"user.notification_preferences_changed.v1.json", &settings.QuietHours{Start: "22:30", End: "06:45"}},
+		{"user.notification_preferences_changed.v1.no_quiet_hours.json", nil},
+	} {
+		c := settings.NotificationsChanged{Notifications: settings.Notifications{
+			DailySummary: settings.DailySummary{Enabled: true, Time: "07:30"},
+			QuietHours:   tc.quiet,
+			Channels:     settings.Channels{Email: false, Push: true},
+		}, Version: 2}
+		raw, _ := json.MarshalIndent(c, "", "  ")
+		validate(t, compile(t, "user.notification_preferences_changed.v1.schema.json"), raw)
+		golden(t, tc.golden, raw)
+		var back settings.NotificationsChanged
+		decodesStrictly(t, tc.golden, &back)
+		if back.Version != 2 || back.DailySummary != c.DailySummary || (back.QuietHours == nil) != (tc.quiet == nil) {
+			t.Fatalf("decoded golden differs: %+v", back)
+		}
 	}
 }
 

@@ -164,7 +164,12 @@ func (s *server) GetMetricSeries(c echo.Context, typ gen.MetricType, params gen.
 	if err != nil {
 		return err
 	}
-	if _, err := s.awaitToken(c, params.XConsistencyToken, ReadModelMetrics); err != nil {
+	tok, err := s.awaitToken(c, params.XConsistencyToken, ReadModelMetrics)
+	if err != nil {
+		return err
+	}
+	system, err := s.unitSystem(c.Request().Context(), uid, tok != nil)
+	if err != nil {
 		return err
 	}
 	series, err := s.deps.Queries.Metrics(c.Request().Context(), projections.MetricQuery{
@@ -194,6 +199,7 @@ func (s *server) GetMetricSeries(c echo.Context, typ gen.MetricType, params gen.
 		}
 		out.Points = append(out.Points, mp)
 	}
+	displaySeries(&out, def, system)
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -239,6 +245,10 @@ func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSumm
 	if err != nil {
 		return err
 	}
+	system, err := s.unitSystem(c.Request().Context(), uid, tok != nil)
+	if err != nil {
+		return err
+	}
 	d, err := s.deps.Queries.Dashboard(c.Request().Context(), uid, tok)
 	if err != nil {
 		return err
@@ -246,7 +256,7 @@ func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSumm
 	if d.Freshness == nil {
 		d.Freshness = []projections.Freshness{}
 	}
-	return c.JSON(http.StatusOK, d)
+	return c.JSON(http.StatusOK, displayDashboard(d, system))
 }
 
 // Healthz reports liveness (GET /healthz).

@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
-	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -70,6 +70,12 @@ type Deps struct {
 	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
 	// (after the token and role checks).
 	Audit commands.AuditTrail
+	// Settings and SettingsQueries serve /v1/me/settings and
+	// /v1/me/notification-preferences (503 while either is nil);
+	// SettingsQueries also tells metric answers the caller's unit system
+	// (metric when nil).
+	Settings        SettingsCommands
+	SettingsQueries SettingsQueries
 	// Roles verifies the bearer token of role-restricted (/v1/admin)
 	// routes and tells its role claim; required when Admin is set.
 	Roles RoleVerifier

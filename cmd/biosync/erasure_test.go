@@ -71,6 +71,11 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("app push = %d %v", code, p)
 	}
+	// The display name, in the settings document (version 0 before any change).
+	if code, _, p := victim.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + canary, "timezone": "Europe/Lisbon", "units": "imperial"},
+		map[string]string{"If-Match": `"0"`}); code != 200 {
+		t.Fatalf("settings = %d %v", code, p)
+	}
 	tok := map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}
 	if code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok); code != 200 {
 		t.Fatalf("dashboard = %d %v", code, d) // also fills the Redis cache

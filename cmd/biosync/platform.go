@@ -155,6 +155,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		Passwords:     auth.Hasher{Params: auth.DefaultParams},
 		Tokens:        p.tokens,
 		Dedup:         dedup,
+		Versions:      postgres.NewDocumentVersions(p.pool),
 		EmailIndexKey: emailIndexKey(mk),
 		CheckPassword: auth.CheckPassword,
 		Logger:        log,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,7 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 		t.Fatalf("after the switch the rebuilt generation must answer the same: %v vs %v", after, before)
 	}
 	out.Reset()
-	if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "metrics@2  live") || !strings.Contains(out.String(), "metrics@1  standby") {
+	if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil || !regexp.MustCompile(`metrics@2\s+live`).MatchString(out.String()) || !regexp.MustCompile(`metrics@1\s+standby`).MatchString(out.String()) {
 		t.Fatalf("list: %v\n%s", err, out.String())
 	}
 	if err := run(context.Background(), []string{"projections", "drop", "metrics@2"}, getenv, &out, &bytes.Buffer{}); err == nil {

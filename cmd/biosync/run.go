@@ -131,21 +131,23 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	p.handlers.CorrelationID = httpapi.CorrelationID
 	spec, _ := schemas.OpenAPI()
 	e, err := httpapi.New(httpapi.Config{ConsistencyWait: cfg.ConsistencyWait, CORSOrigins: cfg.CORSOrigins}, httpapi.Deps{
-		Accounts: p.handlers,
-		Ingestor: p.handlers,
-		Queries:  p.reader,
-		Tokens:   p.tokens,
-		Roles:    roles{p.tokens},
-		Admin:    admin{p: p, life: ctx},
-		Audit:    postgres.NewAuditLog(p.pool),
-		Recovery: recovery(p.handlers),
-		Erasure:  p.handlers,
-		Webhooks: webhooks.Verifier{Keys: keys},
-		Logger:   log,
-		Registry: tel.registry,
-		Gatherer: tel.registry,
-		Health:   p.healthChecks(),
-		Spec:     spec,
+		Accounts:        p.handlers,
+		Ingestor:        p.handlers,
+		Queries:         p.reader,
+		Tokens:          p.tokens,
+		Roles:           roles{p.tokens},
+		Admin:           admin{p: p, life: ctx},
+		Audit:           postgres.NewAuditLog(p.pool),
+		Recovery:        recovery(p.handlers),
+		Erasure:         p.handlers,
+		Settings:        p.handlers,
+		SettingsQueries: p.reader,
+		Webhooks:        webhooks.Verifier{Keys: keys},
+		Logger:          log,
+		Registry:        tel.registry,
+		Gatherer:        tel.registry,
+		Health:          p.healthChecks(),
+		Spec:            spec,
 	})
 	if err != nil {
 		return err

@@ -260,6 +260,24 @@ func (e SleepStageStage) Valid() bool {
 	}
 }
 
+// Defines values for Units.
+const (
+	Imperial Units = "imperial"
+	Metric   Units = "metric"
+)
+
+// Valid indicates whether the value is a known member of the Units enum.
+func (e Units) Valid() bool {
+	switch e {
+	case Imperial:
+		return true
+	case Metric:
+		return true
+	default:
+		return false
+	}
+}
+
 // Accepted defines model for Accepted.
 type Accepted struct {
 	// Duplicate True when this delivery (webhook-id or Idempotency-Key) was accepted before; nothing new was written.
@@ -296,7 +314,7 @@ type AuditList struct {
 	NextAfter *int64 `json:"next_after,omitempty"`
 }
 
-// Baseline defines model for Baseline.
+// Baseline Values in `unit`, the caller's unit system.
 type Baseline struct {
 	Avg28d *float64  `json:"avg_28d"`
 	Avg7d  *float64  `json:"avg_7d"`
@@ -307,6 +325,14 @@ type Baseline struct {
 // Bucket `raw` returns the samples themselves; `hour` and `day` aggregate in the user's local time.
 type Bucket string
 
+// DailySummary defines model for DailySummary.
+type DailySummary struct {
+	Enabled bool `json:"enabled"`
+
+	// Time Local time `HH:MM` (24 h) in the user's timezone.
+	Time string `json:"time"`
+}
+
 // Dashboard defines model for Dashboard.
 type Dashboard struct {
 	ActiveEnergy *DayValue `json:"active_energy"`
@@ -315,20 +341,27 @@ type Dashboard struct {
 	Date string `json:"date"`
 
 	// Freshness When each source last delivered, so a silent sync loss shows.
-	Freshness        []Freshness   `json:"freshness"`
-	GeneratedAt      time.Time     `json:"generated_at"`
-	HrvRmssd         Baseline      `json:"hrv_rmssd"`
-	LastNight        *SleepSummary `json:"last_night"`
-	RestingHeartRate Baseline      `json:"resting_heart_rate"`
-	Steps            *DayValue     `json:"steps"`
-	Timezone         string        `json:"timezone"`
+	Freshness   []Freshness `json:"freshness"`
+	GeneratedAt time.Time   `json:"generated_at"`
+
+	// HrvRmssd Values in `unit`, the caller's unit system.
+	HrvRmssd  Baseline      `json:"hrv_rmssd"`
+	LastNight *SleepSummary `json:"last_night"`
+
+	// RestingHeartRate Values in `unit`, the caller's unit system.
+	RestingHeartRate Baseline  `json:"resting_heart_rate"`
+	Steps            *DayValue `json:"steps"`
+	Timezone         string    `json:"timezone"`
 }
 
 // DayValue defines model for DayValue.
 type DayValue struct {
 	Date   string  `json:"date"`
 	Source *string `json:"source,omitempty"`
-	Value  float64 `json:"value"`
+
+	// Unit Unit of `value`, in the caller's unit system.
+	Unit  *string `json:"unit,omitempty"`
+	Value float64 `json:"value"`
 }
 
 // DeadLetter defines model for DeadLetter.
@@ -448,12 +481,40 @@ type MetricSeries struct {
 	// Type A metric type. Kept equal to the domain's list by a test.
 	Type MetricType `json:"type"`
 
-	// Unit Canonical unit of every value.
+	// Unit Unit of every value (`value`, `min`, `max`) - the canonical unit, or for a caller with `imperial` units `mi` (distance), `lb` (weight) and `degF` (temperature deviation).
 	Unit string `json:"unit"`
 }
 
 // MetricType A metric type. Kept equal to the domain's list by a test.
 type MetricType string
+
+// NotificationChannels defines model for NotificationChannels.
+type NotificationChannels struct {
+	Email bool `json:"email"`
+	Push  bool `json:"push"`
+}
+
+// NotificationPreferences defines model for NotificationPreferences.
+type NotificationPreferences struct {
+	Channels     NotificationChannels `json:"channels"`
+	DailySummary DailySummary         `json:"daily_summary"`
+	QuietHours   *QuietHours          `json:"quiet_hours"`
+
+	// Version Version of the document (also the `ETag`); 0 for the defaults.
+	Version int64 `json:"version"`
+}
+
+// NotificationPreferencesInput The whole notification preferences document; every broken rule is listed (422).
+type NotificationPreferencesInput struct {
+	Channels     NotificationChannels `json:"channels"`
+	DailySummary DailySummary         `json:"daily_summary"`
+
+	// QuietHours `null` for no quiet hours.
+	QuietHours *QuietHours `json:"quiet_hours"`
+
+	// Version Optional; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
 
 // PasswordResetConfirm defines model for PasswordResetConfirm.
 type PasswordResetConfirm struct {
@@ -536,6 +597,15 @@ type PushBatch struct {
 	Source        Source               `json:"source"`
 }
 
+// QuietHours A local window without notifications; `end` before `start` spans midnight.
+type QuietHours struct {
+	// End Local time `HH:MM`.
+	End string `json:"end"`
+
+	// Start Local time `HH:MM`.
+	Start string `json:"start"`
+}
+
 // Readiness defines model for Readiness.
 type Readiness struct {
 	Checks map[string]ReadinessChecks `json:"checks"`
@@ -616,6 +686,36 @@ type Session struct {
 // SessionTokenType defines model for Session.TokenType.
 type SessionTokenType string
 
+// Settings defines model for Settings.
+type Settings struct {
+	// DisplayName Empty when not set.
+	DisplayName string `json:"display_name"`
+
+	// Timezone IANA time zone name, e.g. `Europe/Berlin`.
+	Timezone string `json:"timezone"`
+
+	// Units How values are shown; stored data is always metric.
+	Units Units `json:"units"`
+
+	// Version Version of the document (also the `ETag`); 0 for the defaults.
+	Version int64 `json:"version"`
+}
+
+// SettingsInput The whole settings document; the rules are checked by the server and every broken one is listed (422).
+type SettingsInput struct {
+	// DisplayName At most 64 characters, no control characters; `""` for none.
+	DisplayName string `json:"display_name"`
+
+	// Timezone IANA time zone name, e.g. `Europe/Berlin`.
+	Timezone string `json:"timezone"`
+
+	// Units `metric` or `imperial`.
+	Units string `json:"units"`
+
+	// Version Optional; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
+
 // SleepSessionInput defines model for SleepSessionInput.
 type SleepSessionInput struct {
 	// End At most 24 hours after start.
@@ -682,6 +782,9 @@ type Source struct {
 type TokenRequest struct {
 	Token string `json:"token"`
 }
+
+// Units How values are shown; stored data is always metric.
+type Units string
 
 // WebhookPushBatch A push batch for the user named by `user_id`.
 type WebhookPushBatch struct {
@@ -779,10 +882,34 @@ type GetMeParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// GetNotificationPreferencesParams defines parameters for GetNotificationPreferences.
+type GetNotificationPreferencesParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// PutNotificationPreferencesParams defines parameters for PutNotificationPreferences.
+type PutNotificationPreferencesParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"` (`"0"` for the defaults). Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
 // PushMySamplesParams defines parameters for PushMySamples.
 type PushMySamplesParams struct {
 	// IdempotencyKey Client-chosen identity of this push (e.g. a UUID), scoped to the user.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// GetSettingsParams defines parameters for GetSettings.
+type GetSettingsParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// PutSettingsParams defines parameters for PutSettings.
+type PutSettingsParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"` (`"0"` for the defaults). Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
 }
 
 // GetMetricSeriesParams defines parameters for GetMetricSeries.
@@ -843,8 +970,14 @@ type VerifyEmailJSONRequestBody = TokenRequest
 // RequestErasureJSONRequestBody defines body for RequestErasure for application/json ContentType.
 type RequestErasureJSONRequestBody = ErasureRequest
 
+// PutNotificationPreferencesJSONRequestBody defines body for PutNotificationPreferences for application/json ContentType.
+type PutNotificationPreferencesJSONRequestBody = NotificationPreferencesInput
+
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
+
+// PutSettingsJSONRequestBody defines body for PutSettings for application/json ContentType.
+type PutSettingsJSONRequestBody = SettingsInput
 
 // PushWebhookJSONRequestBody defines body for PushWebhook for application/json ContentType.
 type PushWebhookJSONRequestBody = WebhookPushBatch
@@ -920,9 +1053,21 @@ type ServerInterface interface {
 	// GetErasure The progress of one of the caller's erasure requests.
 	// (GET /v1/me/deletion-requests/{id})
 	GetErasure(ctx echo.Context, id openapi_types.UUID) error
+	// GetNotificationPreferences The caller's notification preferences.
+	// (GET /v1/me/notification-preferences)
+	GetNotificationPreferences(ctx echo.Context, params GetNotificationPreferencesParams) error
+	// PutNotificationPreferences Replace the caller's notification preferences.
+	// (PUT /v1/me/notification-preferences)
+	PutNotificationPreferences(ctx echo.Context, params PutNotificationPreferencesParams) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
+	// GetSettings The caller's settings (display name, timezone, units).
+	// (GET /v1/me/settings)
+	GetSettings(ctx echo.Context, params GetSettingsParams) error
+	// PutSettings Replace the caller's settings.
+	// (PUT /v1/me/settings)
+	PutSettings(ctx echo.Context, params PutSettingsParams) error
 	// GetMetricSeries One metric of the caller over a time range.
 	// (GET /v1/metrics/{type})
 	GetMetricSeries(ctx echo.Context, pType MetricType, params GetMetricSeriesParams) error
@@ -1305,6 +1450,64 @@ func (w *ServerInterfaceWrapper) GetErasure(ctx echo.Context) error {
 	return err
 }
 
+// GetNotificationPreferences converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNotificationPreferences(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetNotificationPreferencesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNotificationPreferences(ctx, params)
+	return err
+}
+
+// PutNotificationPreferences converts echo context to params.
+func (w *ServerInterfaceWrapper) PutNotificationPreferences(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PutNotificationPreferencesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutNotificationPreferences(ctx, params)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -1331,6 +1534,64 @@ func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PushMySamples(ctx, params)
+	return err
+}
+
+// GetSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSettings(ctx, params)
+	return err
+}
+
+// PutSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) PutSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PutSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutSettings(ctx, params)
 	return err
 }
 
@@ -1547,6 +1808,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
+	router.GET(options.BaseURL+"/v1/me/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
+	router.PUT(options.BaseURL+"/v1/me/settings", wrapper.PutSettings, options.OperationMiddlewares["putSettings"]...)
+	router.GET(options.BaseURL+"/v1/me/notification-preferences", wrapper.GetNotificationPreferences, options.OperationMiddlewares["getNotificationPreferences"]...)
+	router.PUT(options.BaseURL+"/v1/me/notification-preferences", wrapper.PutNotificationPreferences, options.OperationMiddlewares["putNotificationPreferences"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
@@ -1579,190 +1844,220 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Nc9s2tu+/gtG7byLdpWTZcbobe3bmuWnSzW7TZuJ0e+dVeSZEHku4pgAWAK1oM/nf3+AcgAQl6sOu",
-	"k7Z3M7OzjUUSn+ccnC/8zodephalkiCt6Z196M2B56Dxn8+UNMJYkNnK/ZmDybQorVCyd9Z7rcGAtGw5",
-	"B8nsHJiGXyowluGv6X8No6+Hb9UNyPScpRp4Noc8jT/jOVuoHArDMl7N5pZVZcJSKxagKhu9OVWVzCFn",
-	"Sy4s01wyVVnGZY4Pc245W/AVk8oyM1dL/HWphQW2AjvqJT2TzWHB3UxAVove2c89P5pe0vO99d4lPbsq",
-	"oXfWM1YLOet9/Jj03oDVq+HFtQW9uQ6XkCmZG2YVDWwK10q7aVm9EnLW7ti3LaSFGWhs/KeffhpeVHYO",
-	"0oqMW9js4WvgGjTL5rwoQM6A9d+8eMa++vOT8aCz9WjkHbuw2f4PJf+lAmbdU6auceEKNWOlMsK9Ypid",
-	"C8MytVi41V5qZeHcbXPO3Hx5dsOUZL9UoAXgOuCWrlSlmVpK2oPdA/2Y9Equ+QLsJuVtGfSFH++1VgvG",
-	"68FpMKWSBs5xFm5MK9wWw/qefAasklYUzP0W096c30JDgGwp7JwJO2IX7JYXbnnm3DJhiL6qbM64H4Ew",
-	"7HQ8dhMUbmDEP72kJ/nCTbJrC+K1WPD334Gc2Xnv7HT89Ksu+nuh1aKD8CzXNuyX5kgYQmZFZcQtDBLm",
-	"iOTx48dP65HhajQDcyvXGsm10gtue2e9nFsYOo7odY3mtVb/DZlV+ntsZ3NjyvDCI8NcXwmD0WzE0gVY",
-	"LTKTMqVZWhnQJq3HVnI7b4aG/0l6TqIIDXnvzOoK4qH+h4br3lnvfx01suuInpqj9vjciN+qzWE+l/na",
-	"2sH7w9fOqruv3Ec3IaJOpPGLLIPSutk5ESwtSOv+ycuycIJAKHn030Yh6R828bpB7Ks93bdOfnKbzR25",
-	"5pXm02LFBMlVuHUS23F8X2m25IbxwnHGCsVLdB5skSZdY/JfHXV9gsP7mudv6MDYMf9Sq2kBiz/dbR1e",
-	"01fbliGcUxmXjpenwEquDeSsP9XI0H+//OH7xIk5OcN/M7eTCVvwwu0z5IwmNxj1PiZOUl0XIvvtZqGK",
-	"QuRgSGDBe2GskDNmLLeOphdcFGE7mYaZ2wkNecJmIEHj+JixoihY4Sgfp/RC6anIc9rczzUnFLMiZzzL",
-	"wBgvWt2c3CGPXKoKwH+oMgzcywfD+inPF0Km7NqJlqPb4yP6e52Au87aXdS78T4O/KW0oCUvnmut9Odd",
-	"o2k1o5MtB+t2VhjHtzPImTvbdEsPE3nCJNyCdrpIpSXkuLvfK/vCnYSfc+DfKzt3VGnnoAE3yQ00c/qM",
-	"xkG95qtC8fytUt9xPYPPzUxTla/cWiq3WsfslfgaR/XWK4WfdYtzKEHmTlyyXOSobnBplqBRXIsFnEfq",
-	"jlN4la71XtRhpgCkdFmQCTOKVFGSD27ZDV8AW8J0rtTNUOTu+5c5LEpFMvofsMLJ/yh5ZedKi3/BZ6WV",
-	"Zxpyx2+8MElbGrjDiYbNjJhJbisNbCGMcaTlHjqJ/Uk4/kfJb7ko+LSA34wY+vUxnaCxM+UGBo5oK4lm",
-	"jBvcuaMC5DR3insaGDG0X1jBreO21vKsWTa7ViZ+1S9KqZXbHtfzc2mFXX3OxfkJimLoD2QhSzwluGVT",
-	"DfzGMM505dYjBSekTcoKYaxxqo5esWsBRe6J3FRlqbSF/BXkgr9Fne23ET6OgdN17S8doQbrm1pXG0vt",
-	"DkMrSKHMK/q2Qyl/qysIhrRTAMGd9nrF+jvlwICUQd+ht2wbGpOwbNFZo/NOlSqAS7fCSLVXIm+pyVUl",
-	"8k7botH4f26+TKKZNfa5mjot33VxUeXCPpdWrzbXhGe0Ahs2Z+IeqQ57/qe5YjyzkJ8zPm08HJW8kc6a",
-	"7aMtw9k1FwXkjh2FRDVjz+SSHreHmgqOStzxjhPIczTCefG6NbGNTzaWZc7NfHN6f4P37PJvF8OTJ185",
-	"+6fUcHvl3vSOFGEYuJUcdY1KlJ09123s7c0dP+5toSrfD+v/C7QytU5wLbSxg87eDfzSWkAh7VenzYu1",
-	"TyXpmYoWoWtvDTiCVpW0juDRa4Q2EA4mUzIDLc0B+7lGrG5wuMVJIDlcrnon41XyW7OVlL8TZBS1KdmN",
-	"0P9TWFiYvdZgwxUNdXCtOf4t4b294t0erdfcGMYNS/F5Wu+N+4aVfAY1ZygyIAtu6EFr3bbtzzqb+3l1",
-	"LcfX3EAhJHTw9e3s6uQvbamSq8od0ElPVoU/q8lv4NuV1WJKBOK+/vN9P3bnKG0QL4ofrntnP+/eiG/4",
-	"6p+8qKD38d166x+TXiWF7fbdxYvk+6xHntQL4FvoXL0quwHPBde8KkjqrHrrh1Cq+TL1RoIJKmJZAP57",
-	"YaC4BXPO0rmqdIpiIs35KmV8NtMwc2am9yNUBvQjZ5BkvEBN1ZFD7WrlS0f4qtKuf77q8LQmvW+4mU8V",
-	"13m3IL+FK2e1zlYPtfh592Gpcr5am5SbDvuXkm0Sx+/X55H03g9nargxuWsNZi7BmC65BJI5JY4ZVenM",
-	"c5Q/pZ21bhTjzIjCMZ1ZyYwVyhh0c6OsOkggvKj775AH3h0A+dVdjqm5vr3SC2PyfX3XjIz8Y+yVFLP5",
-	"HXjosgAoL6vFgjtx1rWVGtDxcTUHru2V3qHqd43JWCjNQ1GVWy1HKvvZOtBP+CAMJFkj99aixcveOe+Y",
-	"1NZ2tktM1JPZVCj9Kt6P3omUOzWG29DfpvhdE7fdC0bfd04GeP4dWH+utaeTaYgovIMDG2eoU2tz4Pmw",
-	"wLbayqAG1NW9Pug+8ga6unZceiPKwYaU2MpCEJxI6+NZRcMhZbMegzuQ8YEhm4drYEoWKzaHIseATKcC",
-	"dQdVPLxsvT208VhdXxuwB+pjJddWBD08fv/xSff7wYPfIZtRg/SPIydmwlLJF/B/ml/SbiXSepoO5xIt",
-	"bQ8HeQPEURZd/W4jS8g7Dyp3KtzLqGmmFi9LvZ5Ny0ls/0SbEaawm/i7VUhH0VdE0YfrkRFHbZwb69wZ",
-	"t989wALchCPP/xqLcplBUdzxGHKjLuCuhxe8h6yy0GjBh312IP94L+wdx+T2tupQEFK3G3lVQJ768GXa",
-	"Gn7K+n7p3Ek0OGdpWemZkLOUOZNmIusQ+Q2gsyEHY7VaQd4OoLuvIGd9zgyGtemHibxWRaGWxjVcL7aP",
-	"zAdvgDfvgnElDCvg2o4mMlIC61n0kmarHSfQYHvRVnZH4mNqw3X3C7a23uub20WLzzU3lYaIFLtN7Wte",
-	"GEjW6LTkxiwV6ambAsqvwSPDskprJ7HD+6yvYcgb/6JQ5DyIgsDH45PTvVIkdN81sRcCiryOTaxLgOBX",
-	"2FRP3Web88EAWKmcdNZMSKt8Kka+Slh6lLKyqAzjrA7f+4iv0oz7OBn+MtorGan/2mDunFmsQa9P7FZs",
-	"UTZQddKQgbi9Izfil2QL3em7UqtbkZNQ2Xsc0JsbnXWMu2tJ/ga8sPPN9WgESeA9dbOfpfxXXR19p2ZC",
-	"3o9ZMAi5lupw8uS0a+G2stX3rUAWm64YlysGMkfSvAcL0aCS3az0CvZpkQceNYttXIdPrm5Bi2sBW8SJ",
-	"UwlYpuS1QGc3Stk812AM67/+4fItw4BnZedH2M5qiI0Ouv2xBx5fh9swpKD41VybTsu0iRaue62tFtlr",
-	"t50di+7kaUcKjPdTeFt9ig6PUadOCTI/fL8W/P1B1knSWwh54JuNObS5w0shJUbtyfpHOyKrFlXBnRXI",
-	"cr5iVlleoFxtHDSPjP+i7ao2jld44Z8ZtnQWS6YWU4Ex4G61Q9+BnO9tvlE/tBmhGVpDWvPEb/R2+riE",
-	"4ARtE8i09nXtNPnpLSdpHJ0drgTHxNnhPQlm0v4mMMAUuf3WYp9cKikyXjD33NEBBaxwpfYfod5AwLaT",
-	"sCT1XLcvaoh6rUcfKWEL019G7B9QWga/VLxgXgnI1YIL+chgbA1FMrNgbOz1W3dj5MJYp/dRFLJxWMQe",
-	"Dfdvk0u5zbmhwZRCc6v0KvxkboS8srDAzJBKw5VTB7g3rUypTiLPyhLQi9Jl1b32Z8EbMGCfkcB9UMVQ",
-	"wjJSBTEQX6pCZCvGjc/O0V4pZN+vpW7sP+GSng0pWfGrJ39BFqv/3ktFPkVx58nYWqpPqxZ0HtydY/Jx",
-	"1o2lf/PiGXt6+uTPzMdvffYMuk636cfr7hhu2RIlLKaF+WQKYUK2zWirb6fDmnuOTK2ur0HmTuxT+Lp/",
-	"enKSMKMW4OQuJpUODnfuNkp/h3wS0rNdJ1WGhKGS2/lohy3rHR6bDaT/NfQkMHyZp3VaJf2UoLvKh9lH",
-	"dzF6XdN/e/v2NaMXWKZy6D7crbBFx+Qu50pbZshtHIZ1Iyjz09NC54hsp0C8tM64ZgLTU64FOfw6mgz5",
-	"rpWWZ1OhzEpmZ/7RGSa5bfVPdctzml2ySzv3Oa9CyW9rB9jmITlrPdtcRukTenePyifnRo3tHlG3L6qs",
-	"nx9+CjdtXtJS7HNIxZ3sHuSl7QwFpdNKFI5H0zOmwf1h2RSMyCkVsXDamZKQUFY46FvIz1nqfk7Pmr8d",
-	"8+XTVXrWDoDj17EL88YdscFlcI0mtFZFERy64VANY3I2orj1lOE66D7U1hdtU7meQ3ZTBsV7Q1RJa4LL",
-	"FUNR1cJZIZgqh9MJXkxzUPQ3uZcBtY9y58DzrYP31gFmTv3q0Rd81kEmrv+UDVnarGV6Fnz0lF9rVVjF",
-	"A3vawo14ZC3UzkCGBp4bCiKapbDZ3JmNig6sZinPmayKggkUYiufK5qLfGvwYktovMO7fjgXwwHyJTSc",
-	"xKTqN512pEVV7RXawfcPcoWB9aWKFnXdnffV43Xtq+TWgnb9/L+f+fBf79z/jYdPr9795390kf7rysy/",
-	"5jab71Wv1iZhWQGOApQM9qIbtSkASmbAGBQ53LKFMpadjMfjseMUXhSbapHPBzhYUJNd7i3pl/QF9rCp",
-	"muB4rvx47tADBoTpq5dOfTqss9oG39k2vbVhvNLPXfT0Bnguuh2TSLFmVyZXEOsVpguppewU4xt9dnr4",
-	"nPHXpKoe6u9Lwii754bnDd426so6vKdS0RGKq8+1vePeLiK6Z0DXHn6lmVKLxODs2m23bAuLP6iPM5Is",
-	"f9njxWv39fLi+4smqaUl455Xbv5HX4MuBGmpsTg7vZsxueFmjQa1a6+6KG27F/XTOjX3DNjqVRMjNfeM",
-	"J8UR7ztcbmtFotdudcpiRSe+T2EibeTcu5T8j+gwJOfh3ZMem1FvXZlXFFXf2MtF/XunykaPUQfGcPx9",
-	"Egt9F11D8+fTHQXBXTzId/SoPpQD8YIch3XKdkjddO371OV0Wi5If0Ff61F9b6pxsiUsvfk7vXOT8YIe",
-	"t1x5g3OWKXkL7kgI7sCs5bwcPajjuEl96PAfb02A9PpBVzJhBsZc1e6yjtyAUmgwV0Juv/BNcXgf825u",
-	"qfhPtzgq3Ct1Vk04+OiC9/5jrzXsVmOtEXcuxYa+dC/i31AxSXk8ZXNVacMw2s5wlw7PgDKWz+Cump/7",
-	"psvTdSe+2xGd2LeG3U6NX6XG/lPAcq9Ho+5h3wCxtU3CL2ZKCztfXN2CDrzR3tR/0oPg2/L2QqY0XeDj",
-	"1hlHeZVRJNIAI5bdQvCc9PuFkJWlIRwQKuNLfgN3/KY7lfc7zEV2z5rJgGZLdQOsKpmS90/nze8+rzud",
-	"IEJeTSG/Yw+FmM3tHb/RsLjjFzsyOx+K/5KwGb6vDUraWKB1sllfjLUda8876eCM7RyGwufTKg+z1gGB",
-	"Mwsz8jOhGXTair9yE2brR+32lfAZ2Zty5nOz/e+Th//Q7BgYsMWVG1y4k6nWOXCdQ3e4VC7rSd2By5os",
-	"sPUA6M4crQ0PqoYmJTJTCzAIMxMMZF6WBVzNMfMqTViqKs1/rZ1cD6drLRA2436G5QNGhLtG9hNdH723",
-	"j5KVlZl7YJJgq2C6k+QLcoGk3sBNv3glySv5K5LPm9zyrYyH9yyzSgu7unQd++waNFAuKso0pL9ehK7/",
-	"/tPbjStlF7FFhBBNaTtTDe/NpiP2iq7vJ0xIwv9Q2ltQOX1t2AwsOx0fU8w9Xb+gn9bIUpjoRpZUPa25",
-	"taVbMn/N+TLABnQGd2XOdc48SZsGYyBhVs3Azp3iGEAU0ubitL8TF37A4L3lizL1+a9mKzRU+KTuqRk4",
-	"L8U/YEVXxoW87gAw+lqoy5XMmLFKg2ElaON4jpFcItnVDxf5cAuWwDWfuj/dgMu5kmCSiWxFBMyAcfec",
-	"gcz0Cn0IDTyQ+wyDmm3kLAyLTiT2IeyIvcUr5iqrFkCJ4Kh616ltVle24XYM8F+8fkmx0W/VRGIPGl0W",
-	"NFKtKgtsKdAC4bqOmULOfJ8JvUcS0rh3JtJH2iFnfMaFNJYJy7hluiIYjdFETuQzJd3s3MTP3N//yS6K",
-	"ok6IiAHF2FTlArBtAgXqb97VT9iPb18M/zIYTSRjXl7H3xViIbzDBEFGWP/0+DHjU3VL8GKDc/T4Kkdq",
-	"ron0GcEQDN+uSkiZkozXY0PUgBlYw06Pn4zcyCmrBHNO3KJzyTbzXsKmtAcfwxqkNHqPm/DzuxHmZaco",
-	"kA3dUVxLXDljnLWyxAme7un4eOBaqnPGWyPvp0eeNo/GR5UUNh1E+eQ+MhtllLuWHMmU3NJVdYJ2a1Dj",
-	"XIuOZNyBfOTIwjXoaSzKQ3eNuLY8a7J+J1DhYMS+brCgsD90NplgFTfgUK4x9K65DT4dj8/Z8gBgCtYP",
-	"eAK4vEmAF3CtRVl3CVOVHarrIUGU4RgQ8+P05ARHFaNahE2+VpXMkSJ+jPsgEtRAcXzMNhrgxdIFXfd2",
-	"QsjThlYFpAmRQSuhN03YaDQaBOgsU4iS2blW1WyOHb7FxCXXTwBQI4nJ0S1WiExY9uPbZ4xuO43Ym4CH",
-	"xm6cDKIofcYL1zW9ExbciTNHaDlf+TRfcjMZx9J043ghcrwgSWoajv5kfPLV8Ph4eDJ+Ox6f4f/+NH56",
-	"Nh6nJDGENSwFmaduTT2MRUgXwOw8GoRrixt6G3tNR+yl9CRIZ61xAlPlwNI/pXh3/n+ffJ1GbJke3R6n",
-	"JDWFYSZTZeM4RYWnuT5TH5xnTCokeNd/xjXCK3J6XdAOR1hXDS6WYX3vP0/fD30C0tDt6RnzsFi4RZ4T",
-	"6DOlzVlIA8BLQWtAXAicQITBsoKLhZuGR91yrfRT3xEOz7CZ5tIO8Tl7/uri5Xdp4pqXeI4ISTJ5MGI/",
-	"eYQvjnyEfUUXKhFa8TgJRISCkYDATseP3UEDKx8vY1J5tg6H34j9NBceMswfKXNu3JLSqKY8uwGZU2L9",
-	"rNLkz1rhXlPvT8aPox2sD4KwE2tZb3gRFGPtIG1CgRWBxx9nZq60bWaorln688Xw/1Lgf3Q1fJcmDAoD",
-	"jGOKqJIwOA8fF8a715XWUBDwmchdY3jy541OUl8JbWQtL0uQuWF9R76mPagff3z5DTI5LutSuO7pa/fk",
-	"9okbpjtajXKLRmBdw8wRgmQW3ltG6Kn4iWumkpHOIG+hUCUEshaLRUXZc4WaDfDofQM8H65UpYcIEGrO",
-	"vBhbR/KM13tTUo8m8sIz4oKv2qCkMSOTvD+PqQHJ0WODcjuR6Mp+woyzOjxgwiBy8rc0HpgLvDbHre98",
-	"zm9hEgCR/CUNP5M69DZiL/3pgQC2lTQsgNv5IWGm0EQS/Rl2Mh43u4sKnbBIxOHOXr1GNL2JTKMVOmM1",
-	"hG6/2eL2GwGOd+AhBgo+mwk5w5n4JB2Ww0zzHJVIf/2K0t18noEohF0hJlkh3PGBi+KEiCcMguC1ik2B",
-	"3QojHBFoQMwPD0mFVwR9Cmet1l68ftlLerWXunc8Go/GePO4BMlL0TvrPR6NR48xtmznaKYcEfv/i9IS",
-	"0FSuheLLHOFo6PkaEufJePxgIJz+QlYXmlchbmHUMrF6Zz+/S3omeNF634lbcAt8Tltfyy9PV0H5djoz",
-	"utv5zGDiRy35e+9c80c+TWnrOrzyz/eug+Pzo7LgYm0FOrBN25P1Peye7mutFs6uqoxXeupcPZQv8D4g",
-	"EDOyc3fO2dPFaMUXxdaJfwv2hxLkxeuXlyVkd6MD33A3iJdvtdawd0+8ZSHtnBUCd8YEvRYud/r4HpC4",
-	"hGWOyb3qJgzDZJ9wcPjDKciK8yDrDIWACOiq0tBATRL3xxcT2mv8hob8CXmsSbfqoDzsHsHdnowff54u",
-	"W6l20W7gJi/lblqoWyamRxwHPKfpOIya88fCTnoJ6uARr3JKEOimGwJdQuem47lszoVkSjszqZ8a+MUp",
-	"sRlZeQNUtEhxMxNJKsUQx+nOoTk38yF+76yK1P2Zsr/GqF9pDX2FrhK6jI6AW+HYyebOvskTpmGhbgG9",
-	"QBpwOKhMWKdnz9XSsKpkQk5krW3iNBnde0xH7DWfgXcU+Xvxf20QqmheBkCOJjKsAGW9Oh3DaQ+ZBmuS",
-	"4HmipIhGoXwT8GbxYAuYs04fpTOszQffCWNrEC6B/u4Y5Pzn7Qk7hCBWu5srOx+hv+yKwCrSbajUNfJY",
-	"J7r4V6cbuadX7/7Un0xG/p+DrgTUj0nnOD1ql4dDqdOMCDlvx/gQ+KIDOHub/3Jn53xK+lOT47QG7bZt",
-	"IAEg7gGHgn1S/gMOiK7c2AcGX985Bl954JDu74NfvtH5s0obpc9JZNUEQYdKwfUMNLHcVnJAbIbOcYQU",
-	"r4WQYlEtemfjrnSvD53Nopet1WwNf3Y8HqM/nto8Rm983cVxRxfvPuEp1mD9dRwpP0hARD28A0pLi2fa",
-	"KQ2gq916oEcRtjp+crz/kxbaL370eP9HDVC4++Lk5JBuNjFj8aQ+YFZt2O3mfN87sTofGr853f9NwH3G",
-	"YztS2sAfN+4oVNcsnOjB8OZ0C4wuX6hrsqvJH/Ko8c8HuRSOcDxFeu+SXttX4/gDn7SP9QiUymw93S9Y",
-	"6k8K77zv+2oWxvt10wGbqyI3ZCfTAekkl5+IuqYzGi1ncjfJOvXHQy/1UwJM8qZjCXpIfizUIZyicAOl",
-	"xYovVq9SzOg0zUrVbifGzQ25wjQMHTOtRuwFDn4i/duopCAw6IiFlLNjvK8QOKN1MrNDDuYoY/fwczm+",
-	"FeI2gvmNYH1OzmWqC2KaeyKDc8aLYj3LtktqxcBQ96tz8Sll1Rqy1BYk43hNvkir31Za+URqHrFspqrC",
-	"A8o7PktqN5Lnsxo9rvFv+fuxv1pUHRGo2tmHXqlMh8R6hdIBmTdILgyqehnTCCY0sVDQ9JVuABLcLxOJ",
-	"bFYnDKCXE3lu0CSSnwd/il8TL3SEBzudSEEuahJjU7BLAEkJCk7OXFDf5A4PwqwoaEHZdaGWZiKl02IK",
-	"Zx7NuJAjli78LFA3NfGSez99f1xXudLAlhwb8SUTPH7/4I5Cbv1eQgOR9bXKVw9oF3dff/jYzj1oQDpj",
-	"+XTysMPwdw22CKewWxr8qu8hBfKLFKvfuyA7PuCL9fIa+N2TQ4bXAY//7yA9L8xNS3RG6gmKySGKSSKp",
-	"hMUy44Hk5YeA/vjxyNwQ7nq35KxJmxnLV4TF4i9+kLLq1BEPZZmyPkY9MQpWKDlzQjO+b0Z32o0djNjp",
-	"+NTpNE4EpUdhMDXkX4C/d2OeSBo0RiYIQR7HI/I7iqzLG1FGaJMballHobAII3N7sbB9lv3nUZy2ySW/",
-	"N7Hy9HsXOYfwVV1m6N9BXHwrbv19AtRPPHMgcZ7Hxz2pM0G9EtanZPhzJ7+/7FhD0+i0Cn+QocxBCTF0",
-	"LutPiwqOZhpADs48egVmKSB+RSjoCNokE9kAYrg3puDkQwDGwGQstBvjyoROMnrIDGFdCwENA0GWEQOj",
-	"dlxBjFnAvKzaRMWYyACL4eOzuVaOh0Yt/IU686xahLE0k37kVCx4b32Ghy/95FS5BhEiYR7XYa2VQs3c",
-	"53Mxmw+XaDejcZuwtOCzlP2VdcJB+NhMAwdRB1kH97BfX0cb/gnF1xqKyxYR1iyrSdwxgraw273mwegz",
-	"yqc/in2m44p8MUPWZk2tgCSs9uCUWs00GPMgwuLog9urj0fRDh59aP74SFKkgK67Vafjp42GEOFux1km",
-	"NUhOLG4c8/qysRqZYKEs1Ok9KECxCsw5KiF1+d9GG/N5PKbK5hMZ0djd2OgbrcpO3KQNxaNrf5tXNu5k",
-	"d2oqLayC7bpKyzl9H//0abeKGK2/MGyGhSz+hykZ46f7P6irdf47aCWOwBmPtz6uYYxs2XcSBROzTMKa",
-	"w8rnXRMg4crHah9U4JDOkG+3awIQhGnz/iNDZYiiSTkDp9FKohlNpFOvPDBQF2yXGeA8m3SrE4zjyQww",
-	"5B1S0R9Fnl9DaWPYn5NxqPP4VNXxOX4bkrSolvREhmLSIRM5Vozi3C8CajI+fmAVilBUKCfSai4NhXcp",
-	"0XAbiBibAl1YqtUsn2TpFC/s4a94Eyf1Apo0N7cKLTVrWlkkkgCkNGIvEAGe4gLhCPKR9m+f+4sd65ud",
-	"jthFUzmtXsOJxLzOyL50NJHe2cGFm9BI8AeQ22tXQkgNrffDegTP+KTe2G9nBvR9wJE56T7YGoTG5rsD",
-	"lS18rRq9uUPcP6QLrYXzs1fVY8LE6osjocCFX+zXP9hJ4fe+5fLabs3F9uLDHgreqtvt7fKCrVPoke0a",
-	"4hpBzjfCMMHsIfdTJFFHHcJol9pJbf0KzfONn+fDya53n8UGjHTk/eIh6Bq4CVItR184/Dfk8NZZRlF/",
-	"OtAwmq4hA2mLVX3edzDZvTi9vuoZs/SaNwMff5roVKtoxUEhqYdjmwA+1JUv2r5d83mPyy/xoodjry0p",
-	"vc/fU0Irw9tzdNs2oL6jA3N9/yPOquw8SuV1/BM+HWrwJde6z8aLYslXpmXNEIZwfCHRFw7B+0nkbtGo",
-	"6As7kXSzJORQNukBOImZArquEmpt8Oxmpp38xPwfzIj196bCzTorFuQevgVehDpRPplYyJtH4XKZMBNp",
-	"hJwVMKwMhNuWIseje66qkGLo9W/widZLpW9Mt2WALNKCqP9EAqYTBv/w2PcaJuN1q7bLxnbgqrkj1Snf",
-	"1rAlv39w+osU+ORS4BXyPmuzL+7hnRj+KGsKUXQz/nOZhzvA/hb/WjG2M6YBL2+FxHYKO92qGzLcJjIW",
-	"R4YJY6q63nvr2jBxr5du0Z1Zq8gzUOdHjsLl44RVxpuHHbgOdZbh6cnJRNYqOL6Rnker17pDjWo51c2g",
-	"G/AnJ159n8i0Xj4f7cbrRChnKEBeIWUNugSHL/nx2QVHKDVykODY4uCtFwov+OB1ivNw2dbHDr4Ii9+v",
-	"sLgE6y//1hvpM+lJbByiKARvzHZJ8azgYuET0Eg18WcNukH9XWHbqmCIoRiKX48m8o0vEn46ftpYyKER",
-	"vK2MF9Yix1D3Ae0H+qly0tp4zwex1fGDd7/diRZuqcB7Yayp2dQqlIkd2qFHq3A9f6eyGmx7G24VkpFW",
-	"16JAVFY29beX+wGMIW5/MGq5IDcRhDquXW9bAj/Oo65PcC3uZeXcNa7zRVx9cnH1DIMqkXq6RzTFhQn3",
-	"xXy8/8i9aoLSG66qNlYCHel9MhQCAO35RG61FAbB4+HF1Yi9dqJVWgSyqaESJhITiEdrwCfnTZhjASkF",
-	"gehG4hpEytlEOgGTsj5iEVgqj7QJXFA7YQgTxIbIk1NM7qw6sTXNqUvo/hO34LnHNP8UcrcFU/drdJno",
-	"QAnLuiYFf2uZ9EXEfHoRQ0rxmjrSVlvquCpJgwXl3WHo9A4C6QjlwI5Y9HOuCwEaRZFhxqoSRQp6My4i",
-	"d8uaTyUSNhjyDMpRoOnzQ7wr3fqTGy8ytOfUhq33ORkuUDt4QE/C/Tz6d/XPf2G4TxAU8B4KRxC3ETER",
-	"ddSo/kVBV6v9sbmVr3Ju5lPFdX5kGljgzkzUNxRRd0djXVCpgddhfcSryOvCfVE+GXkxQKpqNh9sQk98",
-	"C/abMIqATXzXyFp0SvhD4pPmh4fhbk0Pp2msnX/RIPede/Gr99fBPweT/zFuAaucr5yyxtms4DKDmCF+",
-	"qag8cc0TVPpoHxP4QmINC3RS9iv4ndPyK9hGxN4Y/ULEv6Or7LVgjzZnBx0fYRqwUHIYYFa360vfB/Sv",
-	"SHGr3Vp4KZL1udOjCljDGeQFprt5fEnKPI6sTA9FA5qbSoMHb0P4QDbTPANWghYqn8h+Cu8hqyxcEQxM",
-	"wv7Mcr5qY7vlFSLKLucim7P0m+ffPX/7PGWZY+rCaWwIZet9XB5fBEHYboCgfcBYrVaQJ76JBb+B4IhH",
-	"h9lEej98c4d+DQqPVdJxvfsziVDdaqS5xK1FNgeT1AC99WvBiySsgeIa3fRlpWdBr/TbhH75UBEydTTi",
-	"1jRPm6v0zkJWJb7j6wAjjgs13j8dPx3sCLI9p634RBalb/03ulT6jaf4Vvcdt+88NSKu5xzyqtgwVw9x",
-	"2vn1e9Rk+Me+u91Ous8rEb/4434nN1QDhnZgVvTiFwWadCipCHXRESjkrP/tN6/fMK7tiB3/uZ24R9/v",
-	"FvdHH0S+9z4I5sPaiCnm3FACIYF6gcy7IOOeocyNZcknu455EEvTGVBA3pR3/11bx1+uPqxxBxEU441E",
-	"rinSn/qOR2KdoZsfku26Ox7h3i8d8ljisHnMBa1Sca5p9AfNlAS64+STgkTeuqERm99dR/C3YH8/LPPH",
-	"YJR/B4yqWn3waCleB631/UCUQbBvo/z9t+9/7b375rSJSrl0mxSXfAG+TowHqfbFM5AFnQlQ476cbdZk",
-	"xOIFlKFC2DHGFzBowGJCIskA76ykL3NYlIpiBf8AxK+6cU0E5GLDr+GsicE4k6BJmG9gs0xTihOPRkq2",
-	"QZcx5OQzxis0eUXs6drE6BGaLUuuczNiTqVmvpwFXngKGJpPxo+pmoDT/blBMYKI8H5tzFFZmXlnNOh1",
-	"ZeavVpd+2fcgYD1DZOeA/S1yQKYgwhKGavhQcVFCFR8kHQj3W6ugrC31NvjKkydPdlVSn0zenxwPJ5P3",
-	"f37+7k//sQ3l4RMk8tSljw63TnZz9oWnmC9ZwX90aexog3EvttbFsFpKFsrz9LEYD+NlaVqKuZAzt6uR",
-	"Xo7e8qMPjrg/3tO/Tj4UHVL40p+ptplVg/ScpValE+ldJHjrTaolYXFhURX3S3ClkJ7jvhiFp4vKWDaF",
-	"iYweRo6N0Cf3rofHx9QUCi7Nl2nCnj6uf5rIdK4qTfd5Tsfj6N2cr1JfB8RgKZMmAk4DmcJKkZjkdtC6",
-	"hhiVVwmVVJro+aoENxkstBIAJCYywn7wtUfcILJqURXcilvwtYr6xkJpknal5GQic2Gs00cHTUY1cNmU",
-	"Xdii2xGE+iV0Ywd3HMe+EvD2A/nQ6tIfk72e5RdaLXoHvPdW9bbhtNJSHgx3+DW9fsjgPrfbO9qnbVEc",
-	"fJowVeToYVNCWg9p+Qf0if9Pl9s/SAhioiW1PUgMYuWTMNvpNMfCakdxEcF7SevL4PhF2xALnMi21J5I",
-	"J2fZmtROdorspBbCQbKOJjLNua3lni+rtKt48hZwmrgMorlz0OqOouV3JQs2SoRvlQe0OLVE+CIL/gih",
-	"snapxDuKg5ZRtt3SfaE0C9VgTeLMQQT0m2qRzwgsQmTQRIGMQC1E6RG7FDPpy3pM5GY9y/7fXl08G17+",
-	"7QLLMrihpyIf1eUqR1OVr9KBN2pDRUp0VIWCIUp6NW7JpivbIM5zuSKwUoEQZwbyhLKyQtsT6RVDHJyQ",
-	"7AnzRYDrMvMBaSMrVHbD+iAwkyoXmq4eDxIyew3cguYFS2+Pk7QZpsHqT1MqvuUL5/hqDkwryy2MGNZK",
-	"WfIVXla55qJA5zRGEAmdAqvnpagDsj4vCnY6Ph6cTWRaaXnm77me+ffOQu1Oz4HDBRUydV+GeoMN/mxy",
-	"YCO+CCo20qowSn7GiUxHKVY15M3atlyGOWRiwQv2oxTv3QIomZu9vddNDY3lhZu8qmwNlrIUMlfLvY3U",
-	"WxFNQqpmh9iCMHQnkssVXQqnDfJlLqiiIv1E5T+GTmnihTCO+lW+orJhb9eLr/rDKgfXpl49MrWD4gxv",
-	"T4QHVBOTPC8Tucv1QkVNEOWy0kiGcH0NmR2xi8ZhRKYFyxXQymMu//p1JJYe1eWL0erC2pfCsLo46UR6",
-	"2M1cLbiQj4y3FpGNdIgsa3Dm83qhR58xPJH9LtuGW9bU2Pw+1MaspCBkl9ov5YNIE9n1FVbmTJhYlAWv",
-	"qHYX2kbr75HBNMBqbDQBwpcPOgZWPmZYQ/mcmbIQNlSIqMpC8dzg3p68f4+mkfE5kK4dYVheaT4tViGA",
-	"Xpc4iiv8heo0GE/P5uicbxcSfDJ+zPoIpUxg94PE1345ef9+m4fMy859/rEfpfilAiZqaJ9Ac+dRJclQ",
-	"0AeHsLck8B7X6m6/2N7KHbF4aO7x1Jyy5FT9OKrksm2ctezYOdzYUTcePn334Tg5Pvl4ULWZy5JnThS4",
-	"DXDkWjg2U9d4AEyq8fhxNuUGvjpl0emGv0N6p7rLB6316fjpV/sW+xP5GTcqrX9xN35xN67lz3/oqHP+",
-	"87uP77b6JAkfIIREqCqm8rrYFkfkeo9xaXjfF35OcrLSRe+sd4RGl2/rw2apeILFx+yF+B7yKCoV5Nrf",
-	"FA4t5by+KG/AWizJizdnKNoVt+VjXJvNubVxp3Zwy2K985bKHzXjl2SzlTdRodAup28oAOPbCXZCR3En",
-	"Oo/kbKP+aN/D55mEBcwkk7TKbwzOWyhECKAQrwHBtGx0SdUrE+xMUKnPUJmRDI61uoW+uagM3cd3H/9/",
-	"AAAA//8=",
+	"7L2Lc9s2uij+r2D0299EOkvLiuN0G3t25rpp0uZs0+bGyemZW+WaEPlJwjEFsABoRdvJ/34H3weQoEQ9",
+	"7DppupuZnW0sknh+7+dvvUwtSiVBWtM7+603B56Dxn8+VdIIY0FmK/dnDibTorRCyd5Z75UGA9Ky5Rwk",
+	"s3NgGn6twFiGv6b/fRR9ffRGXYNMz1mqgWdzyNP4M56zhcqhMCzj1WxuWVUmLLViAaqy0ZsTVckccrbk",
+	"wjLNJVOVZVzm+DDnlrMFXzGpLDNztcRfl1pYYCuww17SM9kcFtztBGS16J390vOr6SU9P1vvXdKzqxJ6",
+	"Zz1jtZCz3ocPSe81WL06upha0JvncAmZkrlhVtHCJjBV2m3L6pWQs/bEfmwhLcxA4+A///zz0UVl5yCt",
+	"yLiFzRm+Aa5Bs2zOiwLkDFj/9fOn7Ku/PR4NOkePVt5xC5vj/1TyXytg1j1laooHV6gZK5UR7hXD7FwY",
+	"lqnFwp32UisL5+6ac+b2y7NrpiT7tQItAM8Br3SlKs3UUtId7F7oh6RXcs0XYDchb8uiL/x6p1otGK8X",
+	"p8GUSho4x124Na3wWgzre/AZsEpaUTD3Wwx7c34DDQCypbBzJuyQXbAbXrjjmXPLhCH4qrI5434FwrDT",
+	"0chtULiFEf70kp7kC7fJriuIz2LB3/8AcmbnvbPT0ZOvuuDvuVaLDsCzXNtwX5ojYAiZFZURNzBImAOS",
+	"R48ePalXhqfRLMydXGslU6UX3PbOejm3cOQwote1mlda/Q9kVukfcZzNiynDCw8Mc3MlDIazIUsXYLXI",
+	"TMqUZmllQJu0XlvJ7bxZGv4n6TmKIjTkvTOrK4iX+hcN095Z7/87bmjXMT01x+31uRW/UZvLfCbztbOD",
+	"94efnVW3P7kPbkMEnQjjF1kGpXW7cyRYWpDW/ZOXZeEIgVDy+H+MQtA/bOP1gDhXe7tvHP3kNps7cM0r",
+	"zSfFigmiq3DjKLbD+L7SbMkN44XDjBWSl4gfbKEmXWvyXx13fYLL+4bnr4lh7Nh/qdWkgMVfb3cOr+ir",
+	"bccQ+FTGpcPlCbCSawM56080IvR/Xv70Y+LInJzhv5m7yYQteOHuGXJGmxsMex8SR6mmhcj+uF2oohA5",
+	"GCJY8F4YK+SMGcutg+kFF0W4TqZh5m5CQ56wGUjQuD5mrCgKVjjIxy09V3oi8pwu91PtCcmsyBnPMjDG",
+	"k1a3J8fkEUtVAfgPVYaFe/pgWD/l+ULIlE0daTm+eXhMf68DcBev3QW9G+/jwl9IC1ry4pnWSn/aM5pU",
+	"M+JsOVh3s8I4vJ1Bzhxv0y05TOQJk3AD2skilZaQ4+3+qOxzxwk/5cJ/VHbuoNLOQQNeklto5uQZjYt6",
+	"xVeF4vkbpX7gegafGpkmKl+5s1TutB6yl+IbXNUbLxR+0ivOoQSZO3LJcpGjuMGlWYJGci0WcB6JO07g",
+	"VbqWe1GGmQCQ0GVBJswoEkWJPrhjN3wBbAmTuVLXRyJ337/IYVEqotH/gBVu/q3klZ0rLf4JnxRWnmrI",
+	"Hb7xwiRtauCYEy2bGTGT3FYa2EIY40DLPXQU+6Ng/FvJb7go+KSAPwwY+jWbTlDZmXADAwe0lUQ1xi3u",
+	"3EEBYprj4h4Ghgz1F1Zw67CtdTxrms2uk4lf9YdSauWux838TFphV5/ycH6GojjyDFnIErkEt2yigV8b",
+	"xpmu3Hmk4Ii0SVkhjDVO1NErNhVQ5B7ITVWWSlvIX0Iu+BuU2f4Y4uMQOF2X/tIhSrB+qHWxsdSOGVpB",
+	"AmVe0bcdQvkbXUFQpJ0ACI7b6xXr76QDAxIG/YRes21gTMKyBWeNzDtRqgAu3Qkj1F6JvCUmV5XIO3WL",
+	"RuL/pfkyiXbW6Odq4qR8N8VFlQv7TFq92jwTntEJbOiciXukOvT5n+eK8cxCfs74pLFwVPJaOm22j7oM",
+	"Z1MuCsgdOgqJYsaezSU9bg9VFRyUOPaOG8hzVMJ58aq1sY1PNo5lzs18c3vfw3t2+f3F0cnjr5z+U2q4",
+	"uXJvekOKMAzcSQ67ViXKzpnrMfbO5tiPe1uoys/D+v8ErUwtE0yFNnbQObuBX1sHKKT96rR5sbapJD1T",
+	"0SF03a0BB9CqktYBPFqNUAfCxWRKZqClOeA+14DVLQ6vOAkgh8dV32R8Sv5qtoLyD4KUojYkuxX6fwoL",
+	"C7NXG2ywooEOrjXHvyW8t1e826L1ihvDuGEpPk/ru3HfsJLPoMYMRQpkwQ09aJ3btvtZR3O/r67j+IYb",
+	"KITsIGj/xYsKjBOJ0koKmyaRRPnA8URhmVkZC4shnn2LJtzMrk6+blOkXFWOuSc9WRWez5PNwa9JVosJ",
+	"AZf7+m93/djxYLpcXhQ/TXtnv+y+xG/5Cnfa+/BuffQPSc/tstvuFx+wn7NeeVIfgB+h8+Sr7Bo8Bk15",
+	"VRDFWvXWGViq+TL1CoYJ4mVZAP57YaC4AXPO0rmqdIokJs35KmV8NtMwcyqqt0FUBu+tUBkvUMp111ab",
+	"afnSIY2qtJufrzqstEnvWy6K1WW1WHDiA92Ec8oLA8kGarljzaOjjBgYkugN+PuhXihLv//+7OXLlPVP",
+	"Ttl8sLYh98Y/lYThfnbnF+Fn7LqUb7mZTxTXeTefu4Erp9TPVvcFX3m3LKFyvurYJgv7bLG4jX0nvfdH",
+	"M3W0cX9TDWYuwZgusg2SORmXGVXpzBMcL8RAjkoOZ0YUjiaZlcxYoYxBLwCS8oPo5fN6/g5y6a0lkF/d",
+	"hovP9c2VXhiT75u7pnNIIoy9kmI2vwWZuCwAygD7nVepAe1CV3Pg2l7pHZpQ15qMhdLcF1QFlNhPuQL8",
+	"hA/CQpI1cG8dWnzsnfuOQW3tZruRzm9mU972p3g3eCdQ7hSoAl1vY8Fbx9PUlKXoj0iTgILbmN7GsDdh",
+	"G5uMa41Rdd8Dfd95RsDzH8B6aaJ9SpmGCHE6ELsxQTtlIgeeHxU4VlsE14AakpfC3UfeLKKmDvmvRTnY",
+	"ID5bMROC6W59PatoOSTi12twYhA+MKRpcg1MyWLF5lDk6AbrPPVbKEDhZeu10I3Hajo1YA+UgkuurQja",
+	"T/z+o5Pu94PfpIPko9zuH0em44Slki/gfzW/pN2iu/WoEjg6HW0PF3kNhKgWHSzuIkvIO1m8YzZ3UiWb",
+	"rcXHUp9nM3ISa53RZYQt7Ab+bsHdQfQVQfTh0nuEURvsaB074/G7F1iA23Dkb1lDUS4zKIpbcje36gJu",
+	"yxPhPWSVhUb3OOyzA/HH275vuSZ3t1WH3JG628irAvLUO43T1vJT1vdH5xjc4JylZaVnQs5S5hTJsawD",
+	"E64BTTw5GKvVCvJ22IL7CnLW58xgMAH9MJZTVRRqadzA9WH7eIhgg/FKdVBphWEFTO1wLCPxud5FL2mu",
+	"2mECLbYXXWV3/EMMbXju/sDWznv9crtg8ZnmptIQgeIt5PSSG7NUJP5uEih/Bg8MyyqtHcUO77O+hiPe",
+	"WHWFIpNN5Hp/ODo53UtFwvRdG3suoMhrj9A6BQjWnE2p1322uR90O5bKUWfNhLTKB8Dkq4Slxykri8ow",
+	"zuqgCe9nV5px753EX/ZrHTR/babo3FksmK9v7EZskWFQItOQgbi5JTbil6RF3uq7UqsbkRNR2csO6M2N",
+	"yTrW3XUk3wMv7HzzPBpCEnBPXe9HKf9V10Q/qJmQd0MWdP2uBZicPD7tOritaPVjy33IJivG5YqBzBE0",
+	"74BCtKhkNyq9hH1S5IGsZrEN6/DJ1Q1oMRWwhZw4kYBlSk4FuhiQyua5BmNY/9VPl28YupkrOz/GcVZH",
+	"OOig2wp+IPs6XDUiAcWf5tp2WhpTdHDdZ221yF656+w4dEdPOwKPvIXH6x8TNBUNO2VKkPnh97Xg7w/S",
+	"TpLeQsgD32y0rM0bXgopMVaCjAqoR2TVoiq4Uy5ZzlfMKssLpKuNaeuB8V+0HQTG4Qov/DPDlk5jydRi",
+	"ItDz3i126FuA853VN5qHLiMMQ2dIZ574i94OH5cQTM9tAJnUVsKdlgR6y1EaB2eHC8ExcHYYZYKatH8I",
+	"dOvtVazJOUjRfv1ay04XQuJ/+Pt0wI68yi2VFBkvUOdG+Jgi7yVdnHztqViUoAUvUnzLuJFS1s+FsU4I",
+	"GyQsLSYp6y9BzOZ24K2jMHuesr6FBUa5VBqYY7KNzLKbLHhlBfeZhOupz337BQe/57r/mUL2MABqyP4B",
+	"pWXwa8UL5gWSXC24kA8MeleRPTALxsa223VLTdg++aEbm0xstHH/NrmU2+w3GkwpNLdKr8JP5lrIq+jU",
+	"rupTcw9LdRIZj+jAOzXMH5UVUy8iPp1zKaEwd+W7m1ygrMhHtv5kG5OstniJ4lW+0jAFDTLrws8s2sIu",
+	"LOncNhqARbG6Mo1RfbfVLzLAf0h6v1YC7NVcVfoWpsP/7T76Hr/pNB7egDbepLHmEKIHQSHKVVYtHG3u",
+	"88IQsKbP3vBZOjhno9qj5X0b5i5+q/bZtLebNCffLPkWN/lCltV+ea+Do81VgWayelBWNqPWh3LuSZ2P",
+	"d9RVAag5CqfJsf7pyclg02v2p4elNd3egRb5NqViOD7D8Ye924DdTyVdz3kQApwSbtmiMjWpnAPzn6O7",
+	"8sX06CW32Tz9iEDXBWqvvMj9GgzYpyTX3qv+LWEZadwYZVaqQmQrxo0PPdWej7Ef1+IS9ysSSc+GeOP4",
+	"1ZOvUZKp/97LIH38/U4FpHVUH1f76iT9nWvyQUQbR//6+VP25PTx35gPTvKhoWYTgxszxLrVm1u2REEW",
+	"Y559pKAwIZR0uNWE3mE0e4akRU2nIHMnXVNsliMqCTNqAU68xYyJweGuuca20iEGCuklik6oDNGwJbfz",
+	"4Q6Tobcrbw6Q/veRB4GjF3la5wzQTwkSEB9DNryNbdEN/f2bN68YvcAylUO3DmWFLTo2dzlX2jJPCsKy",
+	"rgWlNXhY6FyR7ZT1Lq0jeExg7OVUkF+lY8iQzFFpeTYRyqxkduYfnWEE91Y3QLeoSrtLdhlBfEKHUPK7",
+	"2s+wKevMWs82j1H6bJXdq/KZJ9Fgu1fUbfIv6+eHKzvNmJd0FPvs/vEkuxd5aTsd+emkEoXD0fSMaXB/",
+	"WDYBI3KKsy+cEqwkJJTyBPoG8nOWup/Ts+Zvh3z5ZJWetaO78OvYU3TttIdgmSVtSauiCH6zoC+ENfWS",
+	"nhuCIMNN0CmvbxxahwgM2XUZ7BsbpEpaEzxbGEhQLRaQUxw4bic4iw4TEZM72an2Qe4ceL518d4Ig2HB",
+	"v3v1BZ91gImbP2VHLG3OMj0LrlBKHrEqnOKBM23BRmRZC7XTX6yB54ZCQMxS2GwOOemjwkQAd86cEMcE",
+	"ErGVT4TIRb7VR7wldqvDiXk4FsMB9CUMnMSg6i+dbqQFVe0T2oH395Kfx/pSRYe67jX56tG69FVya0G7",
+	"ef7vL/zon+/c/42Only9+4+/dIH+q8rMv3HS8C2VnQvLCnAQoGQwy7lVmwKgZAaMQZLDLVsoY9nJaDQa",
+	"OUzhRbEpFvmAtYMJNZk/vcHyBX2BM2yKJrieK7+eW8yA4Tz0FamCB01Wmzp3jk1vbdgI6ecueIrUqFte",
+	"kg/nWwqZq2WdzBWrp+acpSDzNGRNp2irTJkpuTRsIXKM6dm8M29X3heTt9vseoevd1hWu47uNfBcdLvO",
+	"ENnNrgjvwBErDCNWS9nJATfm7PRBJb0qSmE51COVhFV27w1ZNWYhd2Uj3FEe6wgWqUWCveveTl27d0Dp",
+	"kL9Tw6u5SbDb7Vb5tsWD3asXLiLKX+/xM7XnenHx40UTzdliD88qt//jb0AXggT8mBOc3k4P33AERova",
+	"dVddkLbdz/dx3W57Fmz1qoniMXeMeIhjsm6R9N6KlVqzWMliRcKSj90lQS7YBP2PaM0i99btkyGaVW89",
+	"mZcU97Vxl4v6905plx6j+oABY3exofkpupbmWftto8fzW4Ua3cbnd18urgsKDq1TuYIB3I3vU5rSSbkg",
+	"0Q+9gcd1PnXjeklYev2f9M51xr31tOXgGZyzTMkbcCwhOInazrL7jUxtgvM6PJxbkxu8aNUVRZ+BMVe1",
+	"pbEjeq0UGsyVkNsLwVCkmI/KarJX/adbbDzulTruMzA+Kvyyn+21lt0arLXi7qOwVshZV2yPMGXBV1ey",
+	"U4t4tijtqg5FYwa6L/aeGE1nhPReMfotvvR5OY3iQ23FadCOdnuLwmX9PveQ8aNE7iC0aFYFGAxqRqGP",
+	"BA2MegDt5A8u87bbyF3bXq/Rbii68AraV6csm3PNM8cpEyaVoyJWqyL6+Zyl4964F1w2nSk1nwDg1mwj",
+	"pDMTTaz9/d007nNxIe0BwU7A21BI78Qiuy//5JQcbwyjRhnS8sMj+Y3lM7itau2+6XIl3Io731IXjM+w",
+	"22r8u+wE/yVguddkXM+wb4E42iZ7LGZKCztfXB1KUb1BJlOayn9wy0qt8iqjiDoDjBj7FrbIyYCyELKy",
+	"tIQDQr74kl/DLb/pznQjk4B71mwGNFuqa2BVyZS8e7Zbfvt93UrOFPJqAvktZyjEbG5v+Y2GxS2/2JH4",
+	"dF/4l4TL8HNtQNLGAa2DzfphrN1Ye99JB2ZsxzAkPh9XxZi1xEjcWdiR3wntoNOi9DsvYbYukG8/iSYW",
+	"ZI3OfGq0/zxx+E+NjgEBW1i5gYU7kWodA9cxdIfN+rLe1C2wrMlmWI8w2ZlrsOGi0tCk9mRqAQaLVAZh",
+	"k5dlAVdzzCBIE5aqSvPfa02rl9N1Flh0727mp3sMuela2dtuofp7taQoXFJHzFwt5TkzVmnI6VSFYbxY",
+	"8pXxAaqxA5l+cRTei+OdRO5nqntzZ/8TKysz9xUVg2KIGQNOrEbVKfUWuPSLx4k8Tr8jf7NJz9yK81gg",
+	"Jqu0sKtLN7EPUEcLykVFyTr01/Mw9X/+/GajnsVFbLLB2rJpO9kDC/6kQ/aS6o4lTEgqXKi0N/Hk9LVh",
+	"M7DsdPTQR4OvVxZL65K4GAtMpp56W3NrS3dkvj7TZah31hm4I3Ouc+ZB2jTF0RJm1QzsPESko0Gjqfjk",
+	"C3KEHzAwy/JFmfoUMrO1pm34pJ6pWTgvxT9gRbWuhJx2VF79RqjLlcwIoQ0rQRuHc4xIIiF4P1QRwStY",
+	"Atd8guYJmbNyriSYZCxb3l4zYNw9ZyAzvUIjZ1PX1H2GZox2yV8MeRlLnEPYIXuDtbGCEUj4eiZ1dojV",
+	"lW2wHYO3Ll69oLiX79RYekOJOwhaqVaVBbYUqPw4UlYXG2B+zoTeI+KM5G4sfRQV5IzPuJAGrQHcMl1R",
+	"/b/hWI7lUyXd7tzGz9zf/8EuiqIOdosrIbOJyoUnpZhW2N8sMpawt2+eH309GI4lY55VxN8VYiG8RRer",
+	"I7L+6cNHjE/UDdVFHpyjS0o5UHNDpE+pftrRm1UJKVOS8XptWO5sBtaw04ePh27lFDGI8YRI2SXbjGms",
+	"LXPptnpsKa3eF3z75d0QUxtTJMiGqoesBSWeMc5aiZZUV/vJ6OHAjVSnXbZW3k+PPWwej46x9NAgSsn0",
+	"UTdRUqYbyYFMyS3V2KKa1E25azeiAxknCxw7sHADehiLUjndIG4sj5qs31lhfTBk3zRFbHE+z0m9Qt5U",
+	"tXWDofnfXfDpaHTOlgdU1GP9UAgNjzcJddHcaFGySMJUZY/U9IhqK+MasFjh6ckJriouxxcueaoqmSNE",
+	"vI3nIBDUQDFaZGjEki8LqlPliJCHDa0KSBMCg1ZOXJqw4XA4CDV/TSFKZudaVbM5TvgGg1LdPKHyM1FM",
+	"jnb7QmTCsrdvnjIqGDBkr0MhZ3btaBBFYGW8cFPTO7VNmVvuAC3nK58pRxYu41Ca4iNCmANJiLj6k9HJ",
+	"V0cPHx6djN6MRmf4v7+OnpyNRilRDEwnwsAJUdffC6FgGHlNi3BjcUNvU2TFkL2QHgSJ1xpHMFUOLP1r",
+	"ikW//v+Tb9IILdPjm4cpUU1hmMlU2Xh2UOBpMtBrxnnGpEKAd/NnXGNdeE6vC7rhqEhvU9DXsL538KXv",
+	"j3xw6ZG70zPm6/niFXlMoM+UNmchxAvz6tcqCGPFNwIMlhVcLNw2fLlgN0o/9RPh8gybaS7tET5nz15e",
+	"vPiBSotJ5CNCEk0eDNnPPpqFIx7hXFFNEqwJ/zAJQISEkSoYn44eOUYDK+/QZ1J5tA7Mb8h+ngtf69iz",
+	"lDk37khpVROeXYPMKTd1Vmkypa3wrmn2x6NH0Q3WjCDcxFpEM9ZSwTgqkDYhI7RA9sed7K1ts0M1Zekv",
+	"F0f/h4K6hldH79KEQWGAcQz/VxIG5+Hj4ELJlNZQUDaKyN1gXpSvZZK6qkpDa3lZgswN6zvwNe1FvX37",
+	"4ltEcjzWpXDT09fuyc1jt0zHWo1CTwKm5B1lDhAks/DeMmr7gJ+4YSoZyQzyBgpVQgBrsVhUFBldqNkA",
+	"We9r4PnRSlX6CDsbmDNPxtZbEMTnvUmph2N54RFxwVftbgoxIhO9P4+hAcHRNzXgdizRiv6YGad1eOfU",
+	"IPJCtiQemAusPMGtn3zOb2AcKrn6PGe/kzo2YMheeO6BnTcqaVioyu2XhFGgY0nwZ9jJaNTcLmlsFoE4",
+	"lL2oz4i2N5ZpdEJnrO790W+uuP1G6CMy8MW/Cj6bCTnDnfgATJbDTPMchUhfwYBCmX0glCiEXWEx5UI4",
+	"9oGH4oiIBwzqHWIVmwC7EUY4INCAxQp9LV2ssuHD82ux9uLVi8iNd9Z7OBwNR1i8pwTJS9E76z0ajoaP",
+	"MPjFzlFNOSb0/yfFTaGWXhPFFznW0aTnay0ETkaje+se4GsadJUhLsQNDFsqVu/sl3dJr07m6v0gbsAd",
+	"8DldfU2/PFwF4dvJzGjp5zODkWk15e+9c8Mf+xDUrefw0j/few4Oz4/Lgou1E+hoytDerJ9h93ZfabVw",
+	"elUVDBB1HDbSF3gfWqcw0nN37tnDxXDFF8XWjX8H9qcS5MWrF5clZLeDAz9wd/VhP2otYe/eeEtD2rkr",
+	"7DgQA/Ra/ICTx/dUt05Y5pDci27C1I5p4qrEnAKtOA+0zpD3iSr0VhqaGvmE/XHSWfuMX9OSPyKONfGg",
+	"HZCH02NV6sejR59mylYYdXQbeMlLuRsW6pEJ6bEUGvJpYofRcJ4t7ISXIA4e8yqnCKZuuKFqsWhXdTiX",
+	"zbmQTGmnJvVTA786ITYjLW+AghYJbmYsSaQ4wnU6PjTnZn6E3zutInV/puzvcbnitK7Zi6YSqueElYID",
+	"28nmTr/JE6ZhoW4ArUAacDkoTFgnZ8/V0rCqZEKOZS1t4jYZlQ5Jh+wVn4E3FPnSUn9vSuvSvgyAHI5l",
+	"OAHKaHAyhpMeMg3WJMHyRFFbjUD5OjTKQMYWmmU4eZR4WBsPfhDG1tWDBZra4+5Mv2yPKKTSx7Wlu7Lz",
+	"IdrLrqjeW7qtnU5dMrmzLdJXpxt5BVfv/tofj4f+n4Ou5IIPSec6fblhX1GwjoOkkt871oe14zo6/myz",
+	"X+6cnE9IfmqCMNdqUm9bSKhsfY9LwTkp9AIXROmU9p67Ru1cgw/+P2T6uzRe2pj8aaWN0udEsmqAIKZS",
+	"cD0DTSi3FRywvFnnOkIQzkJIsagWvbNRV0DOb53DopWtNWxde/nhaIT2eBrzIVrj6ykedkzx7iNysaZI",
+	"eQdL+UkClgLHgip0tMjTTmkBXePWCz2OmkLhJw/3f9JqU4IfPdr/UdPhyH1xcnLINJvNLpBTH7Crdr+g",
+	"hr/v3VidsIHfnO7/JjSsQbYdCW3g2Y1jhWrKAkcPijenDF9KrFNT0qvJHvKgsc8HuhRYOHKR3ruk17bV",
+	"OPzAJ222HtV1NVu5+wVLPafwxvu+b8NnvF03HbC5KnJDejIxSEe5/EbUlHg0as5kbpJ11JGvXtpPqeao",
+	"Vx1L0Edkx0IZwgkK11BabFVp9SrFkHPTnFRtdmLcXJMpTMORQ6bVkD3HxY+lfxuFFOxoMGQh2u0h5qIF",
+	"zGhxZnYIY45SCg7ny3HGn7sI5i+C9TkZl6mhoWlyAAfnjBfFehpAF9WKa6verUHfx6RVa8VZt7Rgic/k",
+	"C7X6Y6mVz/TgEcpmqip8JyyHZ0ltRvJ4VhdgbuxbvvbB7yZVx1SX+Oy3XqlMB8V6idQBkTdQLnSqehrT",
+	"ECZUsZDQ9JVuqo25X8YS0awOGEArJ+LcoMl0OQ/2FH8mnugI32lhLAWZqImMTcAuASQFKDg6c0Fzkzk8",
+	"ELOioANl00ItzVhKJ8UUTj2acSGHLF34XaBsauIj93b6/qhuz6uBLTkO4nu9+cZjg1sSufXEqabK7Dcq",
+	"X92jXtydn/WhHXvQlM+P6dPJ/S7DJ0NtIU7htjT4U98DCmQXKVafOyF7eMAX630B8bvHhyyvo6/XvwP1",
+	"vDDXLdIZiSdIJo+QTBJIYQeBmmbcE738LRRQ/3BsrqlhVDflrEGbGctXdR4JppShsOrEEV8NPmV99Hqi",
+	"F6xQcuaIZpwQS/VKjB0M2eno1Mk0jgSlx2ExddXs0LfLrXksadHomaDWV7gekd+SZF1eizIq2L4hlnV0",
+	"OI7KzG/vcrxPs/80gtM2uuTvJhaePneScwhe1f1R/x3IxXfixqcyoHzikQOB8zxm9yTOBPFKWB+S4flO",
+	"fnfasVYpqVMr/EmG/mwlxN0nWH9SVHA80wBycOYrE2GUAtYmCp3oQZtkLJtiR+6NCTj6EIoeYTAW6o1x",
+	"S3VHGX05JGHdCKHSEfYpwfpGteEK4no0zNOqzYpHYxlKHnn/bK6Vw6Fhq7ZOHXlWLcJamk0/cCIWvLc+",
+	"wsP3rHWiXFPtJ2G+Zs/aKIWauc/nYjY/WqLejMptwtKCz1L2d9ZZ6sf7ZppSP7WTdXAH/fVVdOEfkXyt",
+	"VejaQsKaYzWJYyOoC7vbax4MPyF9+rPoZzpuJR4jZK3W1AKID4ERVGZrpsGYeyEWx7+5u/pwHN3g8W/N",
+	"Hx+IihTQldZ1OnrSSAhR65o4yqQugBaTG4e8pGcqjUiwUBbq8B4koNi+8hyFkKAYRdKYj+MxVTYfywjG",
+	"bodG32pVdtbE2xA8uu63eWWjaESnpNIqprJdVmkZp+9inz7tFhGj8xeGzTDv919MyBg92f/BUyWnhaC0",
+	"iX95qcQBOOPx1aMN1/dIRrTsO4qCgVkmYQ2z8nHXVGx25X2190pwSGbIt+s1oVKNaeP+A0P9U6NNOQWn",
+	"kUqiHY0lpuFT0beukoyGqsU34VYn6MeTGaDLO4SiP4gsv4bCxnA+R+NQ5vGhqqNz/DYEaWW8ms3tWFZl",
+	"E8TlBINYMIpjv6gIn/H+A6uQhKJAOZZWc2nIvUuBhtsKRLIJUK5ULWb5IEsneOEMf8dMnNQTaJLc3Cm0",
+	"xKwJFRhjoUjekD3HJkrkFwgsyHvav3vmEzvWLzsdsoum5XN9hmOJcZ2RfulgIr21gQsvoaHg90C311JC",
+	"SAyt78P66swxp964b6cG9L3DkTnqPtjqhMbhux2VrdqJTYH7dx/VhNYqRLZX1GPCxOKLA6GAhV/01z8Z",
+	"p/B33zJ5bdfmYn3xfpmC1+p2W7s8YeskeqS7Br9GoPMNMUwwesj9FFHUYQcx2iV20li/Q/J87fd5f7Tr",
+	"3SfRASMZeT95CLIGXoJUy+EXDP8DMbzFy8jrTwwNvekaMpC2WNX8vgPJ7oTpdapnjNJr1gx8/HG8U62+",
+	"bwe5pO4PbUJ1tK540XZ2zadll1/8RfeHXltCep+9p4BWhtlzlG0bOnqgAXP9/iPMquw8CuV1+BM+PdLg",
+	"uxZ388YLSuWPtRmqDx8nJPree5ifROYWjYK+sGNJmSUhhrIJD8BNzBRQukpoV8ez65l29BPjfzAi1udN",
+	"hcw6KxZkHr4BXoRWqz6YWMjrByG5TJixNELOCjiqDIRsS5Ej656rKoQYevkbfKD1Uulr060ZIIq02o98",
+	"JALT2eLkcN/3Wmm1aas94sZ14Kk5luqEb2vYkt/dOf2FCnx0KvAScZ+10Rfv8FYIf5w1TYa6Ef+ZzEMO",
+	"sM/iX+tnfMY0YPJWCGwnt9ONuibFbSxjcmSYMKZCiwm6ZeK0YcJeT92inFmryDJQx0cOQ/Jxwirj1cOO",
+	"ug51lOHpyclY1iI4vpGeR6fXyqFGsZx6IlEG/MmJF9/HMq2Pz3u7MZ0I6Qw5yCuErEEX4fDtnD454Qht",
+	"pA4iHFsMvPVBYYIPplOch2Rb7zv4Qiw+X2JxCdYn/9YX6SPpiWwcIigEa8x2SvG04GLhA9BINPG8Bs2g",
+	"PlfYtpqAoyuG/NfDsXyNwSKGnY6eNBpyGASzlTFhLTIMdTNov9CPFZPWLkh/EFo9vPfptxvRQpYKvBfG",
+	"mhpNrUKa2CEd+moVbuYfVFZ3A9hWMgvBSKupKLBsNJv47OV+KMYQjz8YtkyQmxWEOtKutx2BX+dx1yd4",
+	"FnfScm7r1/lCrj46uXqKTpVIPN1DmuLe3vt8Pt5+5F41QegNqaqNlkAsvU+KQqh9ez6WWzWFQbB4eHI1",
+	"ZK8caZUWC9nUpRLGEgOIh2uFT84bN8cCUnICUUbiWomUs7F0BCZlfaxFYKn13WbhgtoIQzVBbPA8OcHk",
+	"1qITW5Ocuojuf+EVPPNNFz4G3W1VyPs9skzEUMKxrlHBP5omfSExH5/EkFC8Jo60xZbar0rUYEFxd+g6",
+	"vQVBOkY6sMMX/YzrQoBGUmSYsapEkoLWjIvI3LJmU4mIDbo8g3AUYPr8EOtKt/zk1osI7TG1Qet9RoYL",
+	"lA7u0ZJwN4v+be3zXxDuIzgFvIXCAcRNBEwEHXXbkaKg1GrPNrfiVc7NfKK4zo+j7tSdkaivyaPuWGPd",
+	"LK8pr8P6WK8ir5uyRvFkZMUAqarZfLBZeuI7sN+GVVzW3Z1v51mLuIRnEh81Pjwsd2t4OG1jjf9Fi9zH",
+	"9+JX7y6Dfwok/3NkAaucr5ywxtms4DKDGCF+rQArPdQ4Qd069iGBbxLZoEAnZL+EzxyWX8I2IPbK6Bcg",
+	"/oxS2WvCHl3ODjg+xjBgoeRRKLO6XV76MVT/igS32qyFSZGsz50cVcBanUFeYLibry9JkceRlulL0YDm",
+	"ptLgi7dh+UA20zwDVoIWKh/LfgrvIassXFEZmIT9jeV81a7tlldYUXY5F9mcpd8+++HZm2cpyxxSF05i",
+	"w1K23sbl64tgEbZroNI+YKxWK8gTP8SCX0MwxKPBbCy9Hb7JoV8rhccq6bDe/ZlEVd3qSnOJO4tsDiap",
+	"C/TWrwUrkrAGiima6ctKz4Jc6a8J7fKh22/qYMSdaZ42qfROQ1YlvuN7vGMdFxq8fzp6MtjhZHtGV/GR",
+	"NEo/+h+UVPqth/jW9B3Zdx4asa7nHPKq2FBXDzHa+fN70ET4x7a73Ua6T0sRv9jjPpMM1VBDOyArWvGL",
+	"AlU6pFRUddEBKOSs/923r14zru2QPfxbO3CPvt9N7o9/E/nefBCMh7URUsy5oQBCKuoFMu8qGfcUaW5M",
+	"Sz5aOuZBKE08oIC6pvhnrh1/SX1Yww4CKMYbilxDpOf6DkdimaEbH5LtsjuycG+XDnEssds8xoJWL0s3",
+	"NNqDZkoC5Tj5oCCRtzI0YvW7iwV/B/bzQZk/B6L8O9SoqsUHXy3Fy6C1vB+AMhD2bZC/P/v+9+bdN9wm",
+	"bmZ/VGqYggaZgTlEew6NOFsKNCM7Z+CMc1/ZOjQdZdyOZegFOToLwWmU9SxthLBU1Kq0WJq2n3NRrGrD",
+	"lJpOx5JbNvr6bDRK2K+VAOubMJ6cnI1GR6O/4QOpMCRDQuEUmLpGvi913/d98oOCUF9U6Ck5GPr+qYwb",
+	"JBWpP7V651uow4/Rqb6KDvXzNiNsW/UWwhODDotA556MDUnPHX23nypU8H1gQl9RBwQYP91Px71H4146",
+	"+JwE9395U8YuWAgkLiAN0biqg7b8IK6Bpa/eBndvg2esT71/w8UnURNZFgjh2ViennyNogF6dGzShMsY",
+	"ywsYJN7ZDLnDaLR4kNM5Xv9VtP4rH9HlC2EN2WvsMtw/PTmhFiBYK6/VU3hA5d+J0gQKQ52YsA9G6pSD",
+	"9OTR2eMn6flYpki8rpB4YeWEVFZF0XQJTqIuAb4HBlXoApmnY5mL6RQ063Pp+2l4ISi8akouTd2ho9Og",
+	"8Ko6nF5toqInkJ7XBcpuW8GKE1SDmsK6hKGIqqPQETlmEk1dhvwc5UWsJpYBddcxS8x7Oz35emt/pwAb",
+	"uyrydhajuX9Lypaj9U3KPm1mxC0JfIQHDLVJpdHm5n2/QgcHlvFZKhHV3067o28C0f7sA6G+WGs65PLT",
+	"k693QGbc2upWKW/uqy6IjAi+cBQN29dhMcL0P9LBmSc3hvqOYyGUNYK0QoocaNHwT5QjWhbcW3fuynAb",
+	"gT/q3djtQ7h0R0eNIb3s7rvl1Yy1LvR4ttE5ibqVUUg6FYs0vmNZUx0yRI4PMEk9fZHDolSEp/8ALFh7",
+	"7YYIrUoMn8JZE3R1DasoQ7apk4slyAF74KAtjKLrA7PAIBHMmc8rglE3JoaLoZ9iyXVuhsxRfub712GF",
+	"g1A0//HoEbUPcyAUKwP+bMxxWZl52s1ezfzl6tIf+x6O+hRbuYRmPyIHxDbirsJQ084+MlFqIzRIOlpa",
+	"bWeL7aPexh1PHj9e75Aal68fj9+fPDwaj9//7dm7v/6l98k4adPr9HB3xG58u/AQ8yUN8M9ufnGwwbgn",
+	"W+t2F7WULPTj7GP3TacGmJYlXjje0TbE1+TzI5lCxrIvFcuFKQtOpbsS749qgnEjY0QS+hNWUlgzaBtS",
+	"yD3rZXFf/skrxP6d8/UWXWMZcVSrgrhuI/V6i3XjMhzM523OqJe5LcDHP2/1A/piuPj3MlzUQNBfQ8Qa",
+	"6wjdbmfIcFO0DRZYhFCvqCPogGmS6QhRQ+0fnK5tlwhTbdghItxFgZf66NiGCGBesO8M52jSWWQXWe/0",
+	"ePJ1HcdeD3uOdhOSfupN+FUwI5yI1TdqAY6aQmHggWGQC8uWSg58zODp6EmTWlgPfNYE3mNAChW8ogq/",
+	"jdlgyH6ajmWmZDgcN3hjSUD7eqB+8J5ntlhRD8gqywByQ50O14w1rMNWk/p7v6LqI9zHZnx1OpbZnGue",
+	"OcpFlmQlrVYFa35mCkOTwadHJsxUGmOHMSHSlHjDTmK0WiwWHsfHvZT9HU07g3OWBjhLGZfsxcWPF61+",
+	"BmOZPqu0KuH4G9CFkOk5SxEe0xDAmbo1pKFVfOp4TurPJdi1xxIb/wrDVEnt4d2Z+0aZ1DMTQQh+rTiZ",
+	"3iPgCtq9O86LGisCs6jLdityey8APRx5I6EvFAIOsWQ8UvedkmcMfGx34MyhEa3Qvq1szleGSmhFGxxL",
+	"3H/NDB301PGvdVtGgykijrdajnYjydKFSJOxXIKYzTHaOy0mvmANLJDDoY8SboRv5epeyWH2fItQv4ML",
+	"fjGS3ZVV/yFWsX1yQk391m1g7tC/WMC+WMC+WMD+CAtYEI32WbwwzeH4N4dTH+6YGEHalQ6UOv3FsbeE",
+	"WTVwDNmqdCxr/7ZVTKoluWiwG777JcTAet+MVekwPMXLmjgm3TyMIlLDnEEuefSQhkIDlObLNGFPHtU/",
+	"jWU6V5UmvnY6GkXv5nyV+gbuXiSqUxdpIRNYKTJ3cTto1Y+M+uKHFvhN2uOqBLcZ7JAfVM+xjIp2+6bx",
+	"bhFZtagKbsUN4GCG9Y2F0iTYd/EGrkCCnq2SsQyMe9CUwgEuG0/YFsWUet9eQnfTx444CiS0uyIpdkfd",
+	"u9mIjnxI9iq/z7Va9A54743qbWuwR0d5cJ+qb+j1Qxb3qfMVonvaqp27pwlTRY6h0UpI63uR/QmTGf7V",
+	"7W8/SQhkomV989X9UXEgYrYz28EUAOVxCLi/M7W+DBH7GNSHZi/Zptpj6egsW6PayU6SndREOFDW4Vim",
+	"Obc13asVF0u8CrcDmi3Vte9Ssa2rwKV7Myz71na1W5KWz8tKF+18V6uDABQ1RfhCC/4U9jV3vU0Kze3I",
+	"Qcu5tt1j+VxpVmp1I7BVCrO6wk5MEy3yGVX5FmiI8aKEESiFKD1kl2ImfT/2sby0XOZc5+xnPy3rf//y",
+	"4unR5fcX2E/bLT0V+RCjeyxflMOJyldO8KZRZxJtCBhhHDq9ey1f8yWbrGzTKpjLVR33WHJtnE6J6fRh",
+	"7LH0giEuTkj2mC2ErNwQnsDWJdKzQmXXrA8CU+Bzoalm7CAh96WBG9C8YOnNwyRtlmnYgq/c+Bh2uZyL",
+	"AkIbbqaV5RaGDJvcL/kKq4xNuSjQh4GpX1RW3GkqLEUZkPV5UbDT0cPB2VimlZZnvkDpmX/vzN/mkcfA",
+	"I6/AuC8Z/RY1DkwOHERIdNfiIGl4iP2yMEB8LNNhmmCH6OZsW7HeOWRiwQv2Vor37gCUzM3e2euhjjCu",
+	"LGV9Vdm6yv1SyFwt9w5SX0W0CamaG2ILan44llyuqJovXZC3EC21kjP/E/VtPzJoJBNOv3OwOUCzHRqg",
+	"4qMRwQ/lxtSrB6Z2NJ9h2avwILYkjeUuFzp1o8f2ZJVGMITpFDKL5sjg+CfVguUK6OSxCNN6HTmWHof3",
+	"SesKtkvvlXcr8f3ScrXgQj4w3uuHaKRDSqAGp+ubpp0Lgqov9TKW/S7dhluWhviI4x9JtSH7P/XuDPEF",
+	"3hI3ll1fudfThIlFWfDKiEkBDHWj9fdIYXI3dOE3QI2Bg4xxgn12hYWFOWemLIQNrb2rslDcW7hP3r9H",
+	"1cj44hVuHGFYXmk+KVYhsJnawmFxwJ8R0UNBcWHGEhMhszlmVbT9Ao9Hj1gfe2BSl+JB4pv2n7x/vy3S",
+	"wdPOfUbRt1L8WgETdU+GAHPnTVyHkv72cAlbzZgNZO/r77IjvmFvy/WYPDQF2GpMWXKDiBu14N+2zpp2",
+	"7FxuHHAxOnry7reHycOTD385pDv8ZckzRwrcBThwLRyaqSkygHE1Gj3KJtzAV6cs4m74O6R7F18Tp0PP",
+	"+nT05Kt9h/2RjMoeFL+EjXwJG9la+Oi3ANmXNWCf/fLuw7utsSVU2DmEtmH/GKu8LLYloGR9xglwDfqi",
+	"ctjg58LPiU5Wuuid9Y5R6fJjbVQSynw/Y0w7jQvIDhuMxRIxm8ShJZzXFY5rLziWPKM0pXgsn5y0Z7jW",
+	"KNsCFFnfG6Qhrz0rJg7nH0QT1/bczZndrTh5IbgP3ZxtZSMax1/G5iivm4z/zrChnFsejRM0lM2BfiJO",
+	"KGfrhQQcB8UeHyZhoc2GSVod2wfnrcYVWHM7Pn2q7L8x5ffACztPcDIhsba4t4Z4VUe0Q1v8cDXPNr0P",
+	"7z78vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,0 +1,303 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/domain/settings"
+	"github.com/biosync/biosync/projections"
+)
+
+// SettingsCommands changes the caller's versioned documents. It is a port
+// so the compare-and-set (row lock around the append) stays on the command
+// side.
+//
+// Both methods return a *domain.ValidationError (422) for a document that
+// breaks a rule, a *commands.StaleVersion (domain.ErrConflict, 409) when
+// IfMatch is not the current version, and domain.ErrUnavailable (503,
+// nothing changed) while the log or the database is down.
+type SettingsCommands interface {
+	// ChangeProfile replaces the settings document.
+	ChangeProfile(ctx context.Context, cmd commands.ChangeProfile) (commands.ProfileSaved, error)
+	// ChangeNotifications replaces the notification preferences.
+	ChangeNotifications(ctx context.Context, cmd commands.ChangeNotifications) (commands.NotificationsSaved, error)
+}
+
+// SettingsQueries reads the settings read model. It is separate from
+// Queries so the metric and dashboard answers can learn the caller's unit
+// system without the HTTP layer knowing where it is stored.
+type SettingsQueries interface {
+	// Profile returns the settings document; domain.ErrNotFound when there
+	// is none yet.
+	Profile(ctx context.Context, userID uuid.UUID) (projections.ProfileView, error)
+	// Notifications returns the notification preferences;
+	// domain.ErrNotFound when there are none yet.
+	Notifications(ctx context.Context, userID uuid.UUID) (projections.NotificationsView, error)
+	// Units returns the caller's unit system (metric when unknown); fresh
+	// asks for the read model itself rather than a value cached for a
+	// second (a read that carries a consistency token).
+	Units(ctx context.Context, userID uuid.UUID, fresh bool) (metric.System, error)
+}
+
+// ReadModelSettings serves the settings documents and the unit system of
+// metric answers (see Queries.WaitFor).
+const ReadModelSettings = "settings"
+
+// Header names of optimistic concurrency (RFC 9110).
+const (
+	headerETag    = "ETag"
+	headerIfMatch = "If-Match"
+)
+
+// kindPreconditionRequired answers a change without If-Match (RFC 6585):
+// an unconditional overwrite would lose concurrent edits silently.
+var kindPreconditionRequired = kind{http.StatusPreconditionRequired, "precondition-required", "Precondition required"}
+
+// etag is the strong entity tag of a document version.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch reads the version a change is based on: 428 when If-Match is
+// absent or `*` (a settings document always exists, so `*` would be an
+// unconditional overwrite), 400 when it is not one strong tag of ours.
+func ifMatch(h *string) (int64, error) {
+	if h == nil || strings.TrimSpace(*h) == "" || strings.TrimSpace(*h) == "*" {
+		return 0, &httpError{kind: kindPreconditionRequired,
+			detail: "send If-Match with the ETag you read (GET the document first; \"0\" for the defaults)",
+			fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is required and must name one version"}}}
+	}
+	v := strings.TrimSpace(*h)
+	digits, ok := strings.CutPrefix(v, `"`)
+	digits, ok2 := strings.CutSuffix(digits, `"`)
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || !ok2 || err != nil || n < 0 || digits != strconv.FormatInt(n, 10) {
+		return 0, &domain.MalformedError{Field: headerIfMatch, Detail: `must be one ETag this API returned, e.g. "3"`}
+	}
+	return n, nil
+}
+
+// stale turns a lost race into the 409 the client can act on.
+func stale(err error) error {
+	var sv *commands.StaleVersion
+	if errors.As(err, &sv) {
+		return &httpError{kind: kindConflict,
+			detail: fmt.Sprintf("the document changed since you read it (current version %d); read it again and reapply your change", sv.Current),
+			fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is not the current version"}}, cause: err}
+	}
+	return err
+}
+
+// bodyVersion rejects a body version that contradicts If-Match: the client
+// would believe it changed another version than it did.
+func bodyVersion(body *int64, ifMatch int64) error {
+	if body != nil && *body != ifMatch {
+		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/version", Detail: "must equal the version in If-Match (or be left out)"}}}
+	}
+	return nil
+}
+
+func (s *server) settingsPorts() (SettingsCommands, SettingsQueries, error) {
+	if s.deps.Settings == nil || s.deps.SettingsQueries == nil {
+		return nil, nil, fmt.Errorf("httpapi: no settings backend configured: %w", domain.ErrUnavailable)
+	}
+	return s.deps.Settings, s.deps.SettingsQueries, nil
+}
+
+// GetSettings returns the caller's settings (GET /v1/me/settings).
+func (s *server) GetSettings(c echo.Context, params gen.GetSettingsParams) error {
+	uid, err := s.user(c)
+	if err != nil {
+		return err
+	}
+	_, q, err := s.settingsPorts()
+	if err != nil {
+		return err
+	}
+	if _, err := s.awaitToken(c, params.XConsistencyToken, ReadModelSettings); err != nil {
+		return err
+	}
+	p, err := q.Profile(c.Request().Context(), uid)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(headerETag, etag(p.Version))
+	return c.JSON(http.StatusOK, settingsOut(p.Profile, p.Version))
+}
+
+// PutSettings replaces the caller's settings (PUT /v1/me/settings).
+func (s *server) PutSettings(c echo.Context, params gen.PutSettingsParams) error {
+	uid, err := s.user(c)
+	if err != nil {
+		return err
+	}
+	cmds, _, err := s.settingsPorts()
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(params.IfMatch)
+	if err != nil {
+		return err
+	}
+	var in gen.SettingsInput
+	if err := decodeStrict(rawBody(c), &in); err != nil {
+		return err
+	}
+	if err := bodyVersion(in.Version, version); err != nil {
+		return err
+	}
+	saved, err := cmds.ChangeProfile(c.Request().Context(), commands.ChangeProfile{UserID: uid, IfMatch: version,
+		Profile: settings.Profile{DisplayName: in.DisplayName, Timezone: in.Timezone, Units: metric.System(in.Units)}})
+	if err != nil {
+		return stale(err)
+	}
+	setToken(c, saved.Token)
+	c.Response().Header().Set(headerETag, etag(saved.Version))
+	return c.JSON(http.StatusOK, settingsOut(saved.Profile, saved.Version))
+}
+
+func settingsOut(p settings.Profile, version int64) gen.Settings {
+	return gen.Settings{DisplayName: p.DisplayName, Timezone: p.Timezone, Units: gen.Units(p.Units), Version: version}
+}
+
+// GetNotificationPreferences returns the caller's notification preferences
+// (GET /v1/me/notification-preferences).
+func (s *server) GetNotificationPreferences(c echo.Context, params gen.GetNotificationPreferencesParams) error {
+	uid, err := s.user(c)
+	if err != nil {
+		return err
+	}
+	_, q, err := s.settingsPorts()
+	if err != nil {
+		return err
+	}
+	if _, err := s.awaitToken(c, params.XConsistencyToken, ReadModelSettings); err != nil {
+		return err
+	}
+	n, err := q.Notifications(c.Request().Context(), uid)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(headerETag, etag(n.Version))
+	return c.JSON(http.StatusOK, notificationsOut(n.Notifications, n.Version))
+}
+
+// PutNotificationPreferences replaces the caller's notification
+// preferences (PUT /v1/me/notification-preferences).
+func (s *server) PutNotificationPreferences(c echo.Context, params gen.PutNotificationPreferencesParams) error {
+	uid, err := s.user(c)
+	if err != nil {
+		return err
+	}
+	cmds, _, err := s.settingsPorts()
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(params.IfMatch)
+	if err != nil {
+		return err
+	}
+	var in gen.NotificationPreferencesInput
+	if err := decodeStrict(rawBody(c), &in); err != nil {
+		return err
+	}
+	if err := bodyVersion(in.Version, version); err != nil {
+		return err
+	}
+	doc := settings.Notifications{
+		DailySummary: settings.DailySummary{Enabled: in.DailySummary.Enabled, Time: in.DailySummary.Time},
+		Channels:     settings.Channels{Email: in.Channels.Email, Push: in.Channels.Push},
+	}
+	if q := in.QuietHours; q != nil {
+		doc.QuietHours = &settings.QuietHours{Start: q.Start, End: q.End}
+	}
+	saved, err := cmds.ChangeNotifications(c.Request().Context(), commands.ChangeNotifications{UserID: uid, IfMatch: version, Notifications: doc})
+	if err != nil {
+		return stale(err)
+	}
+	setToken(c, saved.Token)
+	c.Response().Header().Set(headerETag, etag(saved.Version))
+	return c.JSON(http.StatusOK, notificationsOut(saved.Notifications, saved.Version))
+}
+
+func notificationsOut(n settings.Notifications, version int64) gen.NotificationPreferences {
+	out := gen.NotificationPreferences{
+		DailySummary: gen.DailySummary{Enabled: n.DailySummary.Enabled, Time: n.DailySummary.Time},
+		Channels:     gen.NotificationChannels{Email: n.Channels.Email, Push: n.Channels.Push},
+		Version:      version,
+	}
+	if q := n.QuietHours; q != nil {
+		out.QuietHours = &gen.QuietHours{Start: q.Start, End: q.End}
+	}
+	return out
+}
+
+// unitSystem is the caller's unit system for a metric answer. fresh (the
+// request carried a consistency token) reads the settings read model
+// instead of a value cached for a second. The wait itself is only on the
+// metrics read model: waiting on the selective settings projector would
+// cost up to a second for every push token (its checkpoint moves lazily
+// when a batch holds nothing it reads). A client that just changed its
+// units reads GET /v1/me/settings with the token first, or sees the change
+// within a second. Without a settings backend every answer is metric.
+func (s *server) unitSystem(ctx context.Context, uid uuid.UUID, fresh bool) (metric.System, error) {
+	if s.deps.SettingsQueries == nil {
+		return metric.Metric, nil
+	}
+	return s.deps.SettingsQueries.Units(ctx, uid, fresh)
+}
+
+// displaySeries converts a series (value, min, max of every point) into
+// the caller's unit system.
+func displaySeries(out *gen.MetricSeries, def metric.Definition, system metric.System) {
+	unit, conv := def.Display(system)
+	out.Unit = unit
+	for i := range out.Points {
+		p := &out.Points[i]
+		p.Value, p.Min, p.Max = conv(p.Value), conv(p.Min), conv(p.Max)
+	}
+}
+
+// displayDashboard returns d with every value in the caller's unit system
+// and its unit stated. d may be a cached summary shared with other
+// requests, so nothing it points to is modified: changed values are copies.
+func displayDashboard(d projections.Dashboard, system metric.System) projections.Dashboard {
+	day := func(v *projections.DayValue, typ metric.Type) *projections.DayValue {
+		if v == nil {
+			return nil
+		}
+		def, _ := metric.Lookup(typ)
+		unit, conv := def.Display(system)
+		c := *v
+		c.Value, c.Unit = conv(c.Value), unit
+		return &c
+	}
+	baseline := func(b projections.Baseline, typ metric.Type) projections.Baseline {
+		def, _ := metric.Lookup(typ)
+		unit, conv := def.Display(system)
+		out := projections.Baseline{Unit: unit, Latest: day(b.Latest, typ)}
+		if b.Avg7 != nil {
+			v := conv(*b.Avg7)
+			out.Avg7 = &v
+		}
+		if b.Avg28 != nil {
+			v := conv(*b.Avg28)
+			out.Avg28 = &v
+		}
+		return out
+	}
+	d.Steps = day(d.Steps, metric.Steps)
+	d.ActiveEnergy = day(d.ActiveEnergy, metric.ActiveEnergy)
+	d.HRV = baseline(d.HRV, metric.HRVRMSSD)
+	d.RestingHR = baseline(d.RestingHR, metric.RestingHeartRate)
+	return d
+}
