@@ -153,7 +153,7 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if !validIdempotencyKey(key) {
-			return &domain.MalformedError{Field: HeaderIdempotencyKey, Detail: "must be 1 to 255 visible ASCII characters, e.g. a UUID"}
+			return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "must be 1 to 255 visible ASCII characters, e.g. a UUID"}}}
 		}
 		ctx := req.Context()
 		sum := sha256.Sum256([]byte(key))
