@@ -32,7 +32,7 @@ var wantSecurityHeaders = map[string]string{
 // No response sets a cookie (bearer tokens only: no CSRF surface).
 func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
 	h := newHarness(t, limits(map[string]RateLimit{
-		RateClassAuth: {PerIP: Rate{100, time.Minute}, PerAccount: Rate{3, time.Hour}, FailClosed: true},
+		RateClassAuth:    {PerIP: Rate{100, time.Minute}, PerAccount: Rate{3, time.Hour}, FailClosed: true},
 		RateClassWebhook: {}, RateClassExpensive: {},
 	}), func(c *Config, _ *Deps) { c.CORSOrigins = []string{"https://app.example"} })
 	countRegistrations(h)

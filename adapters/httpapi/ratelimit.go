@@ -94,7 +94,7 @@ type RateLimit struct {
 func DefaultRateLimits() map[string]RateLimit {
 	return map[string]RateLimit{
 		RateClassAuth:      {PerIP: Rate{30, time.Minute}, PerAccount: Rate{10, 15 * time.Minute}, FailClosed: true},
-		RateClassWebhook:   {PerIP: Rate{1200, time.Minute}},
+		RateClassWebhook:   {PerIP: Rate{6000, time.Minute}},
 		RateClassExpensive: {PerIP: Rate{300, time.Minute}, PerAccount: Rate{120, time.Minute}},
 	}
 }

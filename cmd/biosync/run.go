@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/httpapi"
+	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/schemas"
 )
@@ -116,7 +117,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	p.handlers.CorrelationID = httpapi.CorrelationID
 	spec, _ := schemas.OpenAPI()
-	e, err := httpapi.New(httpapi.Config{ConsistencyWait: cfg.ConsistencyWait, CORSOrigins: cfg.CORSOrigins}, httpapi.Deps{
+	e, err := httpapi.New(httpapi.Config{
+		ConsistencyWait: cfg.ConsistencyWait,
+		CORSOrigins:     cfg.CORSOrigins,
+		RateLimits:      cfg.RateLimits,
+		TrustedProxies:  cfg.TrustedProxies,
+		HSTSMaxAge:      cfg.HSTSMaxAge,
+	}, httpapi.Deps{
 		Accounts: p.handlers,
 		Ingestor: p.handlers,
 		Queries:  p.reader,
@@ -129,6 +136,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Gatherer: tel.registry,
 		Health:   p.healthChecks(),
 		Spec:     spec,
+		// Idempotency-Key outcomes and abuse limits are shared by every
+		// instance through Redis.
+		Idempotency: bredis.Idempotency{C: p.redis},
+		Limiter:     bredis.NewLimiter(p.redis, ""),
+		EmailKey:    p.handlers.EmailKey,
 	})
 	if err != nil {
 		return err
