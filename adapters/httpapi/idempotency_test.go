@@ -15,6 +15,7 @@ import (
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections"
 )
 
 // idempotencyExempt are the only POSTs allowed to declare
@@ -290,5 +291,26 @@ func TestAdminCommandsTakeIdempotencyKeys(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("retry ran %d times", n)
+	}
+}
+
+// TestAPanickingCommandFreesItsKey: a 500 (here a panic) stores nothing
+// and leaves no lock behind, so the client's retry runs at once.
+func TestAPanickingCommandFreesItsKey(t *testing.T) {
+	h := newHarness(t)
+	var n int
+	h.admin.skip = func(context.Context, uuid.UUID) (projections.DeadLetter, error) {
+		n++
+		if n == 1 {
+			panic("boom")
+		}
+		return projections.DeadLetter{EventID: uuid.MustParse("3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a"), Projector: "metrics", State: "skipped"}, nil
+	}
+	send := func() *httptest.ResponseRecorder {
+		return h.do(req(http.MethodPost, "/v1/admin/dead-letters/3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a/skip", nil, append(bearer(rootToken), HeaderIdempotencyKey, "p-1")...))
+	}
+	problemOf(t, send(), 500, "internal")
+	if rec := send(); rec.Code != http.StatusOK || rec.Header().Get(HeaderIdempotentReplayed) != "" || n != 2 {
+		t.Fatalf("retry after a panic: %d %s (calls %d)", rec.Code, rec.Body, n)
 	}
 }

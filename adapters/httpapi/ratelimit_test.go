@@ -254,3 +254,41 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10/1m", "off", "0", "5/15m", "1/1ns", "x", "/", "9999999999999999999/1h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil || r.IsZero() {
+			return
+		}
+		if r.N < 1 || r.Per <= 0 {
+			t.Fatalf("ParseRate(%q) = %+v", s, r)
+		}
+		if back, err := ParseRate(r.String()); err != nil || back != r {
+			t.Fatalf("%+v does not round-trip: %+v %v", r, back, err)
+		}
+	})
+}
+
+// FuzzIPKey: whatever the extractor hands over, the key is an address or
+// a /64, never the raw text (which could smuggle ':' separators).
+func FuzzIPKey(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1", "", "x:y", "fe80::1%eth0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k := ipKey(s)
+		if k == "unknown" {
+			return
+		}
+		if _, err := netip.ParseAddr(k); err == nil {
+			return
+		}
+		if p, err := netip.ParsePrefix(k); err != nil || p.Bits() != 64 {
+			t.Fatalf("ipKey(%q) = %q", s, k)
+		}
+	})
+}
