@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -50,6 +51,10 @@ type ErasureStore interface {
 	// PurgeUser deletes every row of the user from the read models and the
 	// command-side tables, keeping the key tombstone and the request.
 	PurgeUser(ctx context.Context, user uuid.UUID) (int64, error)
+	// EmailKey returns the keyed hash of the user's address while the
+	// account exists (domain.ErrNotFound after): caches key anonymous
+	// requests (a registration's stored response) by it.
+	EmailKey(ctx context.Context, user uuid.UUID) ([]byte, error)
 }
 
 // KeyShredder destroys a user's data key (crypto-shredding): every event
@@ -60,7 +65,10 @@ type KeyShredder interface {
 
 // CachePurger removes a user's entries from shared caches (Redis).
 type CachePurger interface {
-	PurgeUser(ctx context.Context, user uuid.UUID) error
+	// PurgeUser deletes every entry whose key names the user's id or one
+	// of aliases (other strings that stand for the user in keys, such as
+	// the hex of the email key).
+	PurgeUser(ctx context.Context, user uuid.UUID, aliases ...string) error
 }
 
 // ErasureBroadcaster tells every instance that a user was erased, so each
@@ -185,6 +193,12 @@ func (e *Eraser) Run(ctx context.Context) {
 // wrote with a key it still held in memory) and completes the request.
 func (e *Eraser) step(ctx context.Context, d DeletionRequest) error {
 	first := d.Status == ErasureScheduled
+	var aliases []string
+	if ek, err := e.Store.EmailKey(ctx, d.UserID); err == nil {
+		aliases = append(aliases, hex.EncodeToString(ek))
+	} else if !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
 	if first {
 		if err := e.Keys.Destroy(ctx, d.UserID); err != nil {
 			return fmt.Errorf("destroy key: %w", err)
@@ -208,7 +222,7 @@ func (e *Eraser) step(ctx context.Context, d DeletionRequest) error {
 		return err
 	}
 	if e.Caches != nil {
-		if err := e.Caches.PurgeUser(ctx, d.UserID); err != nil {
+		if err := e.Caches.PurgeUser(ctx, d.UserID, aliases...); err != nil {
 			return fmt.Errorf("purge caches: %w", err)
 		}
 	}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
+	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -250,6 +254,9 @@ type harness struct {
 	logs     *bytes.Buffer
 	routes   map[string]*route
 	spec     *openapi3.T
+	// redisPrefix isolates this harness's idempotency keys and rate
+	// counters in a shared (real) Redis.
+	redisPrefix string
 }
 
 type option func(*Config, *Deps)
@@ -278,6 +285,15 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		Registry: h.registry,
 		Now:      func() time.Time { return testNow },
 	}
+	rc, err := bredis.Open(testbackend.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
+	deps.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
+	deps.Limiter = bredis.NewLimiter(rc, h.redisPrefix)
+	deps.EmailKey = testEmailKey
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -293,6 +309,14 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// testEmailKey stands in for commands.Handlers.EmailKey: a keyed hash of
+// the normalized address.
+func testEmailKey(email string) []byte {
+	m := hmac.New(sha256.New, []byte("test-email-index-key"))
+	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	return m.Sum(nil)
 }
 
 type syncWriter struct {

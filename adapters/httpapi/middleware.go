@@ -97,6 +97,8 @@ func (s *server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 
 // securityHeaders follows the OWASP REST security cheat sheet: responses
 // are data, never rendered, framed or cached (health data is sensitive).
+// It runs second, so every response has them, errors and preflights
+// included. HSTS only when configured: it is meaningful behind TLS.
 func (s *server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
@@ -105,7 +107,9 @@ func (s *server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		if s.hsts != "" {
+			h.Set("Strict-Transport-Security", s.hsts)
+		}
 		return next(c)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +48,17 @@ type Config struct {
 	CORSOrigins []string
 	// ReadinessTimeout bounds the health checks of GET /readyz.
 	ReadinessTimeout time.Duration
+	// RateLimits are the abuse-limit classes operations name with
+	// x-biosync-rate-limit; nil means DefaultRateLimits(). A class the spec
+	// names but this map lacks makes New fail.
+	RateLimits map[string]RateLimit
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for per-IP limits); empty means the connection's peer is
+	// the client.
+	TrustedProxies []netip.Prefix
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security: set it
+	// when clients reach the API over TLS (directly or through a proxy).
+	HSTSMaxAge time.Duration
 }
 
 // Deps are the collaborators of the HTTP API. Accounts, Ingestor, Queries
@@ -97,6 +110,16 @@ type Deps struct {
 	Spec []byte
 	// Now is the clock for default query ranges; nil means time.Now.
 	Now func() time.Time
+	// Idempotency stores Idempotency-Key outcomes (adapters/redis); nil
+	// behaves like a store that is down (see x-biosync-idempotent).
+	Idempotency IdempotencyStore
+	// Limiter enforces Config.RateLimits (adapters/redis); nil behaves like
+	// a limiter that is down: fail-closed classes answer 503.
+	Limiter RateLimiter
+	// EmailKey is the keyed hash of an address (commands.Handlers.EmailKey)
+	// that keys per-account limits on anonymous routes; required with
+	// Limiter.
+	EmailKey func(email string) []byte
 }
 
 // Operation ids of the spec that the code treats specially.
@@ -137,12 +160,19 @@ type route struct {
 	// problem, and the webhook signature must be checked before parsing).
 	domainBody bool
 	webhook    bool // Standard Webhooks signature required
+	// idem is the operation's x-biosync-idempotent; idemDeclared tells
+	// whether it made a choice at all (every POST must).
+	idem         idemMode
+	idemDeclared bool
+	rateClass    string // x-biosync-rate-limit ("" = none)
 }
 
 // server implements gen.ServerInterface and the middleware.
 type server struct {
 	cfg      Config
 	deps     Deps
+	limits   map[string]RateLimit
+	hsts     string // Strict-Transport-Security value, "" = not sent
 	log      *slog.Logger
 	now      func() time.Time
 	spec     *openapi3.T
@@ -163,6 +193,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		return nil, errors.New("httpapi: Accounts, Ingestor, Queries and Tokens are required")
 	case deps.Admin != nil && deps.Roles == nil:
 		return nil, errors.New("httpapi: Admin needs Roles to tell administrators from other callers")
+	case deps.Limiter != nil && deps.EmailKey == nil:
+		return nil, errors.New("httpapi: Limiter needs EmailKey to key per-account limits")
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -202,6 +234,19 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if s.routes, err = buildRoutes(s.spec); err != nil {
 		return nil, err
 	}
+	if cfg.HSTSMaxAge > 0 {
+		s.hsts = "max-age=" + strconv.Itoa(int(cfg.HSTSMaxAge/time.Second)) + "; includeSubDomains"
+	}
+	s.limits = cfg.RateLimits
+	if s.limits == nil {
+		s.limits = DefaultRateLimits()
+	}
+	for _, r := range s.routes {
+		if _, ok := s.limits[r.rateClass]; r.rateClass != "" && !ok {
+			return nil, fmt.Errorf("httpapi: %s %s: %s %q is not configured (configured: %s)",
+				r.method, r.path, rateLimitExtension, r.rateClass, strings.Join(sortedKeys(s.limits), ", "))
+		}
+	}
 	// The global provider delegates, so a provider installed after New is
 	// still used.
 	s.tracer = otel.Tracer(instrumentationName)
@@ -212,6 +257,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	// Used only when the caller runs e.Start; a caller with its own
 	// http.Server should copy these.
 	e.Server.ReadHeaderTimeout = 10 * time.Second
@@ -225,12 +271,12 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowHeaders:  []string{"Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match", "X-Consistency-Token", "X-Request-Id"},
-			ExposeHeaders: []string{"X-Consistency-Token", "ETag", "Consistency", "Location", "Retry-After", "X-Request-Id"},
+			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", "X-Consistency-Token", "X-Request-Id"},
+			ExposeHeaders: []string{"X-Consistency-Token", "ETag", "Consistency", "Location", "Retry-After", "X-Request-Id", HeaderIdempotentReplayed},
 			MaxAge:        600,
 		}))
 	}
-	e.Use(s.authenticate, s.authorize, s.checkContentType, s.readBody, s.verifyWebhook, s.validateRequest)
+	e.Use(s.authenticate, s.authorize, s.checkContentType, s.readBody, s.rateLimit, s.verifyWebhook, s.validateRequest, s.idempotency)
 	gen.RegisterHandlers(e, s)
 	return e, nil
 }
@@ -276,6 +322,13 @@ func buildRoutes(spec *openapi3.T) (map[string]*route, error) {
 				return nil, fmt.Errorf("httpapi: %s %s must declare %s: %s", method, path, roleExtension, RoleAdmin)
 			}
 			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples
+			var err error
+			if r.idem, r.idemDeclared, err = parseIdempotent(op); err != nil {
+				return nil, fmt.Errorf("httpapi: %s %s: %w", method, path, err)
+			}
+			if r.rateClass, err = parseRateClass(op); err != nil {
+				return nil, fmt.Errorf("httpapi: %s %s: %w", method, path, err)
+			}
 			out[method+" "+echoPath(path)] = r
 		}
 	}

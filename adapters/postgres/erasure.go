@@ -94,6 +94,20 @@ func (s *DeletionRequests) Due(ctx context.Context, repurgeAfter time.Duration, 
 	})
 }
 
+// EmailKey returns the user's email claim key; domain.ErrNotFound once the
+// account is gone.
+func (s *DeletionRequests) EmailKey(ctx context.Context, user uuid.UUID) ([]byte, error) {
+	var k []byte
+	err := s.pool.QueryRow(ctx, `SELECT email_key FROM accounts WHERE user_id = $1`, user).Scan(&k)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domain.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read email key: %w", projections.ClassifyPG(err))
+	}
+	return k, nil
+}
+
 // retainedOnErasure are tables with a user_id column that an erasure
 // keeps: the destroyed key's tombstone (it is what makes the user's events
 // unreadable) and the request itself (proof of completion).

@@ -2,4 +2,10 @@
 // summary cache (projections.Cache) and the delivery dedup store
 // (commands.Dedup). Redis is never a source of truth: losing it loses
 // nothing, reads fall back to PostgreSQL.
+//
+// It also holds the HTTP edge's shared short-lived state: Idempotency-Key
+// outcomes (Idempotency: a SET NX lock, then the response for 24 h) and
+// abuse-limit counters (Limiter, go-redis/redis_rate). Losing those forgets
+// replays and resets counters; while Redis is down the HTTP layer refuses
+// what it cannot do safely without them (see adapters/httpapi).
 package redis

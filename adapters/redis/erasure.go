@@ -19,18 +19,21 @@ type Erasures struct{ C *goredis.Client }
 // erasureChannel carries the ids of erased users to every instance.
 const erasureChannel = "biosync:erasures:v1"
 
-// PurgeUser deletes every key whose name contains the user's id: the
-// dashboard cache, stored idempotent responses, and whatever a later
+// PurgeUser deletes every key whose name contains the user's id or an
+// alias (the hex email key of anonymous requests): the dashboard cache,
+// stored idempotent responses, rate-limit counters, and whatever a later
 // feature keys by user. Every BioSync key that belongs to a user carries
-// the id in its name for this reason.
-func (e Erasures) PurgeUser(ctx context.Context, user uuid.UUID) error {
-	iter := e.C.Scan(ctx, 0, "*"+user.String()+"*", 500).Iterator()
+// one of them in its name for this reason.
+func (e Erasures) PurgeUser(ctx context.Context, user uuid.UUID, aliases ...string) error {
 	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("redis scan: %w: %v", domain.ErrUnavailable, err)
+	for _, name := range append([]string{user.String()}, aliases...) {
+		iter := e.C.Scan(ctx, 0, "*"+name+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("redis scan: %w: %v", domain.ErrUnavailable, err)
+		}
 	}
 	for len(keys) > 0 {
 		n := min(len(keys), 500)

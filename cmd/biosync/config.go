@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/mail"
+	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
@@ -48,7 +50,20 @@ type config struct {
 	// purges of an erasure (BIOSYNC_ERASURE_REPURGE_AFTER) and must exceed
 	// the key cache age (eventstore.KeyCacheMaxAge).
 	ErasureGrace, ErasureRepurge time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (BIOSYNC_TRUSTED_PROXIES, CIDRs or addresses).
+	TrustedProxies []netip.Prefix
+	// HSTSMaxAge: Strict-Transport-Security is sent when positive; on by
+	// default with real backends (production is served over TLS), off on
+	// the embedded default (plain HTTP on localhost).
+	HSTSMaxAge time.Duration
+	// RateLimits are the abuse-limit classes (httpapi.DefaultRateLimits,
+	// adjusted by BIOSYNC_RATE_LIMIT_<CLASS>_{IP,ACCOUNT,FAIL}).
+	RateLimits map[string]httpapi.RateLimit
 }
+
+// defaultHSTSMaxAge is two years, the preload list's expectation.
+const defaultHSTSMaxAge = 2 * 365 * 24 * time.Hour
 
 // embedded reports whether every backend runs in-process (the default with
 // no configuration).
@@ -117,6 +132,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("BIOSYNC_SMTP_URL: %w", err)
 		}
 	}
+	for _, s := range splitList(getenv("BIOSYNC_TRUSTED_PROXIES")) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("BIOSYNC_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if !c.embedded() {
+		c.HSTSMaxAge = defaultHSTSMaxAge
+	}
+	if v := getenv("BIOSYNC_HSTS_MAX_AGE"); v != "" {
+		if c.HSTSMaxAge, err = time.ParseDuration(v); err != nil || c.HSTSMaxAge < 0 {
+			return c, fmt.Errorf("BIOSYNC_HSTS_MAX_AGE: want a Go duration such as 17520h, or 0 to disable")
+		}
+	}
+	if c.RateLimits, err = rateLimits(getenv); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -138,6 +171,51 @@ func parseSMTPURL(raw, from string) (mail.Config, error) {
 	}
 	_, err = mail.New(c)
 	return c, err
+}
+
+// parsePrefix reads a CIDR or a single address (its /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// rateLimits starts from the safe defaults and applies, per class,
+// BIOSYNC_RATE_LIMIT_<CLASS>_IP and _ACCOUNT ("N/duration" or "off") and
+// _FAIL ("open" or "closed": what happens while Redis is down).
+func rateLimits(getenv func(string) string) (map[string]httpapi.RateLimit, error) {
+	out := httpapi.DefaultRateLimits()
+	for class, l := range out {
+		prefix := "BIOSYNC_RATE_LIMIT_" + strings.ToUpper(class) + "_"
+		for _, r := range []struct {
+			suffix string
+			dst    *httpapi.Rate
+		}{{"IP", &l.PerIP}, {"ACCOUNT", &l.PerAccount}} {
+			if v := getenv(prefix + r.suffix); v != "" {
+				rate, err := httpapi.ParseRate(v)
+				if err != nil {
+					return nil, fmt.Errorf("%s%s: %w", prefix, r.suffix, err)
+				}
+				*r.dst = rate
+			}
+		}
+		switch v := strings.ToLower(getenv(prefix + "FAIL")); v {
+		case "":
+		case "closed":
+			l.FailClosed = true
+		case "open":
+			l.FailClosed = false
+		default:
+			return nil, fmt.Errorf("%sFAIL: want open or closed, got %q", prefix, v)
+		}
+		out[class] = l
+	}
+	return out, nil
 }
 
 // secrets fills in missing secrets. On the embedded default each is

@@ -231,14 +231,15 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 	}
 
 	// A phone app pushes with the user's bearer token (no user_id in the
-	// body); an Idempotency-Key retry is recognised.
+	// body); an Idempotency-Key retry gets the stored answer, marked as a
+	// replay, and appends nothing.
 	app := []byte(`{"source":{"provider":"health_connect","device":"phone"},"samples":[{"type":"resting_heart_rate","start":"2026-11-20T07:00:00+09:00","end":"2026-11-20T07:00:00+09:00","value":52,"unit":"bpm"}]}`)
 	code, ah, ab := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"})
 	if code != 202 {
 		t.Fatalf("app push = %d %v", code, ab)
 	}
-	if code, _, retry := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"}); code != 202 || retry["duplicate"] != true || retry["event_id"] != ab["event_id"] {
-		t.Fatalf("app retry = %d %v, want the same event marked duplicate", code, retry)
+	if code, rh, retry := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"}); code != 202 || rh.Get("Idempotent-Replayed") != "true" || retry["event_id"] != ab["event_id"] || rh.Get("X-Consistency-Token") != ah.Get("X-Consistency-Token") {
+		t.Fatalf("app retry = %d %v %v, want the original answer replayed", code, rh, retry)
 	}
 	code, _, rhr := c.do("GET", "/v1/metrics/resting_heart_rate?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=raw", nil, map[string]string{"X-Consistency-Token": ah.Get("X-Consistency-Token")})
 	if code != 200 || len(rhr["points"].([]any)) != 1 {

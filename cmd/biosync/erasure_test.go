@@ -42,11 +42,12 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	const password = "correct horse battery"
 
 	// The canary user: the canary in the address, the source, the device,
-	// the delivery ids, the Idempotency-Key and the request id.
+	// the delivery ids, the Idempotency-Keys (a stored registration holds
+	// the address) and the request id.
 	victim := &client{t: t, base: s.url}
 	email := canary + "@example.com"
 	code, _, reg := victim.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Europe/Lisbon"},
-		map[string]string{"X-Request-Id": "req-" + canary})
+		map[string]string{"X-Request-Id": "req-" + canary, "Idempotency-Key": "reg-" + canary})
 	if code != 201 {
 		t.Fatalf("register = %d %v", code, reg)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/postgres"
+	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/schemas"
@@ -130,7 +131,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	p.handlers.CorrelationID = httpapi.CorrelationID
 	spec, _ := schemas.OpenAPI()
-	e, err := httpapi.New(httpapi.Config{ConsistencyWait: cfg.ConsistencyWait, CORSOrigins: cfg.CORSOrigins}, httpapi.Deps{
+	e, err := httpapi.New(httpapi.Config{
+		ConsistencyWait: cfg.ConsistencyWait,
+		CORSOrigins:     cfg.CORSOrigins,
+		RateLimits:      cfg.RateLimits,
+		TrustedProxies:  cfg.TrustedProxies,
+		HSTSMaxAge:      cfg.HSTSMaxAge,
+	}, httpapi.Deps{
 		Accounts:        p.handlers,
 		Ingestor:        p.handlers,
 		Queries:         p.reader,
@@ -148,6 +155,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Gatherer:        tel.registry,
 		Health:          p.healthChecks(),
 		Spec:            spec,
+		// Idempotency-Key outcomes and abuse limits are shared by every
+		// instance through Redis.
+		Idempotency: bredis.Idempotency{C: p.redis},
+		Limiter:     bredis.NewLimiter(p.redis, ""),
+		EmailKey:    p.handlers.EmailKey,
 	})
 	if err != nil {
 		return err

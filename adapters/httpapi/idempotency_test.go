@@ -1,0 +1,316 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections"
+)
+
+// idempotencyExempt are the only POSTs allowed to declare
+// `x-biosync-idempotent: false`, each with the reason.
+var idempotencyExempt = map[string]string{
+	opLogin:       "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
+	opPushWebhook: "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
+}
+
+// TestEveryCommandPostDeclaresIdempotency walks the route table: every
+// POST declares x-biosync-idempotent, so a new command route cannot ship
+// without deciding; the exemptions are the listed ones; a marked operation
+// documents the protocol's answers and returns no credentials (its
+// response is stored in Redis).
+func TestEveryCommandPostDeclaresIdempotency(t *testing.T) {
+	h := newHarness(t)
+	for _, r := range h.routes {
+		if r.method != http.MethodPost {
+			continue
+		}
+		if !r.idemDeclared {
+			t.Errorf("%s %s (%s) does not declare %s: true, event-id, or false (exempt)", r.method, r.path, r.opID, idempotentExtension)
+			continue
+		}
+		_, exempt := idempotencyExempt[r.opID]
+		if (r.idem == idemNone) != exempt {
+			t.Errorf("%s %s: %s is %v, but the exemption list says exempt=%v", r.method, r.path, idempotentExtension, r.idem != idemNone, exempt)
+		}
+		if r.idem == idemNone {
+			continue
+		}
+		op := r.kin.Operation
+		for _, code := range []string{"409", "422", "503"} {
+			if op.Responses.Value(code) == nil {
+				t.Errorf("%s %s takes Idempotency-Key but does not document %s", r.method, r.path, code)
+			}
+		}
+		for code, resp := range op.Responses.Map() {
+			if !strings.HasPrefix(code, "2") || resp.Value == nil {
+				continue
+			}
+			for _, mt := range resp.Value.Content {
+				if name := credentialProperty(mt.Schema, 0); name != "" {
+					t.Errorf("%s %s: its %s response holds %q; a stored response must not carry credentials (declare the operation exempt)", r.method, r.path, code, name)
+				}
+			}
+		}
+	}
+}
+
+// credentialProperty finds a property that looks like a credential.
+func credentialProperty(ref *openapi3.SchemaRef, depth int) string {
+	if ref == nil || ref.Value == nil || depth > 8 {
+		return ""
+	}
+	for name, p := range ref.Value.Properties {
+		n := strings.ToLower(name)
+		if strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "password") || strings.Contains(n, "recovery_code") {
+			return name
+		}
+		if found := credentialProperty(p, depth+1); found != "" {
+			return found
+		}
+	}
+	return credentialProperty(ref.Value.Items, depth+1)
+}
+
+// countRegistrations makes register succeed and counts its calls.
+func countRegistrations(h *harness) *int {
+	var mu sync.Mutex
+	n := new(int)
+	h.accounts.register = func(_ context.Context, cmd commands.RegisterUser) (commands.Registered, error) {
+		mu.Lock()
+		*n++
+		mu.Unlock()
+		return commands.Registered{UserID: uuid.New(), Email: cmd.Email, Timezone: cmd.Timezone, Token: acceptedToken}, nil
+	}
+	return n
+}
+
+func TestARetryWithTheSameKeyGetsTheStoredResponseAndRunsOnce(t *testing.T) {
+	h := newHarness(t)
+	calls := countRegistrations(h)
+	key := []string{HeaderIdempotencyKey, "7f0b3c1e-5d2a-4f8e-9b6c-1a2b3c4d5e6f"}
+	first := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
+	if first.Code != http.StatusCreated || first.Header().Get(HeaderIdempotentReplayed) != "" {
+		t.Fatalf("first: %d %v %s", first.Code, first.Header(), first.Body)
+	}
+	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
+	if *calls != 1 {
+		t.Fatalf("the command ran %d times", *calls)
+	}
+	if again.Code != first.Code || again.Body.String() != first.Body.String() {
+		t.Fatalf("replay %d %s, original %d %s", again.Code, again.Body, first.Code, first.Body)
+	}
+	for _, hdr := range []string{"Location", HeaderConsistencyToken, "Content-Type"} {
+		if again.Header().Get(hdr) == "" || again.Header().Get(hdr) != first.Header().Get(hdr) {
+			t.Errorf("replayed %s = %q, original %q", hdr, again.Header().Get(hdr), first.Header().Get(hdr))
+		}
+	}
+	if again.Header().Get(HeaderIdempotentReplayed) != "true" {
+		t.Fatalf("replay not marked: %v", again.Header())
+	}
+	if again.Header().Get(HeaderRequestID) == first.Header().Get(HeaderRequestID) {
+		t.Fatal("the replay must carry its own request id")
+	}
+}
+
+func TestTheSameKeyWithADifferentRequestGets422NamingTheHeader(t *testing.T) {
+	h := newHarness(t)
+	calls := countRegistrations(h)
+	key := []string{HeaderIdempotencyKey, "k-1"}
+	h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
+	other := strings.Replace(registerBody, "Asia/Tokyo", "Europe/Berlin", 1)
+	p := problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", other, key...)), 422, "idempotency-key-reused")
+	hasField(t, p, HeaderIdempotencyKey)
+	if *calls != 1 {
+		t.Fatalf("the command ran %d times", *calls)
+	}
+}
+
+func TestAKeyWhoseFirstRequestIsStillRunningGets409(t *testing.T) {
+	h := newHarness(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h.ingestor.push = func(_ context.Context, cmd commands.PushSamples) (commands.Accepted, error) {
+		entered <- struct{}{}
+		<-release
+		return commands.Accepted{EventID: uuid.New(), Token: acceptedToken}, nil
+	}
+	send := func() *httptest.ResponseRecorder {
+		return h.do(req(http.MethodPost, "/v1/me/samples", appBody, append(bearer(aliceToken), HeaderIdempotencyKey, "slow-1")...))
+	}
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- send() }()
+	<-entered
+	rec := send()
+	p := problemOf(t, rec, 409, "idempotency-key-in-flight")
+	hasField(t, p, HeaderIdempotencyKey)
+	if rec.Header().Get("Retry-After") == "" {
+		t.Fatal("409 without Retry-After")
+	}
+	close(release)
+	first := <-done
+	if first.Code != http.StatusAccepted {
+		t.Fatalf("first: %d %s", first.Code, first.Body)
+	}
+	if again := send(); again.Code != http.StatusAccepted || again.Header().Get(HeaderIdempotentReplayed) != "true" || again.Body.String() != first.Body.String() {
+		t.Fatalf("after completion: %d %v %s", again.Code, again.Header(), again.Body)
+	}
+	if n := h.ingestor.count(); n != 1 {
+		t.Fatalf("the command ran %d times", n)
+	}
+}
+
+func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
+	h := newHarness(t)
+	acceptAll(h)
+	for _, tok := range []string{aliceToken, bobToken} {
+		rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, append(bearer(tok), HeaderIdempotencyKey, "shared-key")...))
+		if rec.Code != http.StatusAccepted || rec.Header().Get(HeaderIdempotentReplayed) != "" {
+			t.Fatalf("%s: %d %v", tok, rec.Code, rec.Header())
+		}
+	}
+	if n := h.ingestor.count(); n != 2 {
+		t.Fatalf("two users with one key ran %d commands, want 2", n)
+	}
+	// The generic layer sits in front of the command's own key-derived
+	// event id: the key still reaches the command as the delivery id.
+	for _, c := range h.ingestor.calls {
+		if c.DeliveryID != "shared-key" {
+			t.Fatalf("delivery id %q", c.DeliveryID)
+		}
+	}
+}
+
+func TestCommandOutcomesAreStoredButServerErrorsAreNot(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var errs []error
+	calls := 0
+	h.accounts.register = func(context.Context, commands.RegisterUser) (commands.Registered, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		err := errs[0]
+		errs = errs[1:]
+		return commands.Registered{}, err
+	}
+	errs = []error{domain.ErrUnavailable, domain.ErrConflict, nil}
+	key := []string{HeaderIdempotencyKey, "outcomes"}
+	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...)), 503, "unavailable")
+	// 5xx was not stored: the retry runs the command, which now decides 409.
+	first := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
+	problemOf(t, first, 409, "conflict")
+	// The 409 is the command's answer: it is replayed, not recomputed.
+	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
+	problemOf(t, again, 409, "conflict")
+	if again.Header().Get(HeaderIdempotentReplayed) != "true" || calls != 2 {
+		t.Fatalf("replayed=%q calls=%d", again.Header().Get(HeaderIdempotentReplayed), calls)
+	}
+}
+
+func TestRequestsRejectedBeforeTheCommandDoNotUseTheKey(t *testing.T) {
+	h := newHarness(t)
+	calls := countRegistrations(h)
+	key := []string{HeaderIdempotencyKey, "fix-and-retry"}
+	bad := strings.Replace(registerBody, `"timezone"`, `"role":"admin","timezone"`, 1)
+	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", bad, key...)), 422, "validation")
+	// The same key with the corrected body is not "reused": nothing ran.
+	if rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...)); rec.Code != http.StatusCreated || *calls != 1 {
+		t.Fatalf("%d %s calls=%d", rec.Code, rec.Body, *calls)
+	}
+}
+
+func TestAMalformedIdempotencyKeyIs422(t *testing.T) {
+	h := newHarness(t)
+	for _, k := range []string{"has space", strings.Repeat("k", 256), "ümlaut"} {
+		p := problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, k)), 422, "validation")
+		hasField(t, p, HeaderIdempotencyKey)
+	}
+}
+
+// downRedis is a client of a port nobody listens on: every command fails
+// at once, like a Redis that is down.
+func downRedis(t *testing.T) *goredis.Client {
+	t.Helper()
+	ln := httptest.NewUnstartedServer(nil).Listener // reserve, then free a port
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := bredis.Open("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestWithoutTheKeyStoreOnlyKeyDerivedCommandsRun: while Redis is down a
+// command whose event id derives from the key (POST /v1/me/samples) still
+// runs (a repeat is recognised downstream); any other keyed command gets
+// 503 and does not run, rather than risk running twice. Without a key the
+// request does not need the store.
+func TestWithoutTheKeyStoreOnlyKeyDerivedCommandsRun(t *testing.T) {
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Idempotency = bredis.Idempotency{C: downRedis(t)} })
+	acceptAll(h)
+	calls := countRegistrations(h)
+	rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "k"))
+	problemOf(t, rec, 503, "unavailable")
+	if rec.Header().Get("Retry-After") == "" || *calls != 0 {
+		t.Fatalf("Retry-After %q, command ran %d times", rec.Header().Get("Retry-After"), *calls)
+	}
+	if rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody)); rec.Code != http.StatusCreated {
+		t.Fatalf("without a key: %d %s", rec.Code, rec.Body)
+	}
+	rec = h.do(req(http.MethodPost, "/v1/me/samples", appBody, append(bearer(aliceToken), HeaderIdempotencyKey, "k")...))
+	if rec.Code != http.StatusAccepted || h.ingestor.calls[0].DeliveryID != "k" {
+		t.Fatalf("key-derived push: %d %s", rec.Code, rec.Body)
+	}
+	if !strings.Contains(h.logs.String(), "idempotency store unavailable") {
+		t.Fatal("running without the store is not logged")
+	}
+}
+
+func TestAdminCommandsTakeIdempotencyKeys(t *testing.T) {
+	h := newHarness(t)
+	var n int
+	h.admin.retry = func(context.Context, string, uuid.UUID) (int64, error) { n++; return 3, nil }
+	for range 2 {
+		rec := h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"metrics"}`, append(bearer(rootToken), HeaderIdempotencyKey, "ops-1")...))
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("retry ran %d times", n)
+	}
+}
+
+// TestAPanickingCommandFreesItsKey: a 500 (here a panic) stores nothing
+// and leaves no lock behind, so the client's retry runs at once.
+func TestAPanickingCommandFreesItsKey(t *testing.T) {
+	h := newHarness(t)
+	var n int
+	h.admin.skip = func(context.Context, uuid.UUID) (projections.DeadLetter, error) {
+		n++
+		if n == 1 {
+			panic("boom")
+		}
+		return projections.DeadLetter{EventID: uuid.MustParse("3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a"), Projector: "metrics", State: "skipped"}, nil
+	}
+	send := func() *httptest.ResponseRecorder {
+		return h.do(req(http.MethodPost, "/v1/admin/dead-letters/3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a/skip", nil, append(bearer(rootToken), HeaderIdempotencyKey, "p-1")...))
+	}
+	problemOf(t, send(), 500, "internal")
+	if rec := send(); rec.Code != http.StatusOK || rec.Header().Get(HeaderIdempotentReplayed) != "" || n != 2 {
+		t.Fatalf("retry after a panic: %d %s (calls %d)", rec.Code, rec.Body, n)
+	}
+}
