@@ -52,9 +52,10 @@ type PasswordHasher interface {
 	DummyVerify(password string)
 }
 
-// TokenIssuer issues access tokens.
+// TokenIssuer issues access tokens. sessionID becomes the token's sid, so
+// revoking the session revokes the token.
 type TokenIssuer interface {
-	Issue(userID uuid.UUID, role string) (string, time.Duration, error)
+	Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (string, time.Duration, error)
 }
 
 // Dedup remembers the tokens of accepted deliveries so a redelivery answers
@@ -73,6 +74,14 @@ type Handlers struct {
 	Passwords PasswordHasher
 	Tokens    TokenIssuer
 	Dedup     Dedup // optional
+	// Sessions keeps refresh-token families; required by Login and the
+	// session commands.
+	Sessions SessionStore
+	// RefreshTTL is the absolute lifetime of a session; zero means
+	// DefaultRefreshTTL.
+	RefreshTTL time.Duration
+	// Audit records security events; nil means auditing is not configured.
+	Audit Audit
 	// EmailIndexKey keys the hash under which email addresses are claimed
 	// (no plaintext address in the claim table).
 	EmailIndexKey []byte
@@ -193,12 +202,13 @@ func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, 
 }
 
 // Login checks credentials against the command-side account (so it works
-// right after registration) and issues an access token. Unknown addresses
-// take as long as wrong passwords and get the same error.
+// right after registration), starts a session and issues its token pair.
+// Unknown addresses take as long as wrong passwords and get the same error.
 func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 	acc, err := h.Accounts.ByEmailKey(ctx, h.emailKey(cmd.Email))
 	if errors.Is(err, domain.ErrNotFound) {
 		h.Passwords.DummyVerify(cmd.Password)
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, IP: cmd.IP, Detail: map[string]string{"reason": "unknown_account"}})
 		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
 	}
 	if err != nil {
@@ -206,18 +216,23 @@ func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 	}
 	ok, rehash, err := h.Passwords.Verify(cmd.Password, acc.PasswordHash)
 	if err != nil || !ok {
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: acc.UserID, IP: cmd.IP, Detail: map[string]string{"reason": "wrong_password"}})
 		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
 	}
 	if rehash {
 		if nh, err := h.Passwords.Hash(cmd.Password); err == nil {
-			_ = h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh)
+			if h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh) == nil {
+				acc.PasswordHash = nh
+			}
 		}
 	}
-	tok, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role)
+	s, err := h.startSession(ctx, acc, cmd.UserAgent, cmd.IP)
 	if err != nil {
 		return Session{}, err
 	}
-	return Session{AccessToken: tok, ExpiresIn: ttl}, nil
+	h.audit(ctx, AuditEntry{Action: AuditLogin, Actor: acc.UserID, Subject: acc.UserID, IP: cmd.IP,
+		Detail: map[string]string{"session_id": s.SessionID.String()}})
+	return s, nil
 }
 
 // Push appends one samples.pushed event. The event id derives from the
