@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -34,6 +35,9 @@ type config struct {
 	LogLevel          string
 	ConsistencyWait   time.Duration
 	CORSOrigins       []string
+	// RefreshTTL is the absolute lifetime of a session (refresh-token
+	// family): rotation never extends it.
+	RefreshTTL time.Duration
 }
 
 // embedded reports whether every backend runs in-process (the default with
@@ -55,6 +59,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OTLPEndpoint:    getenv("BIOSYNC_OTLP_ENDPOINT"),
 		LogLevel:        envOr(getenv, "BIOSYNC_LOG_LEVEL", "info"),
 		ConsistencyWait: 5 * time.Second,
+		RefreshTTL:      commands.DefaultRefreshTTL,
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)
@@ -78,6 +83,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if w := getenv("BIOSYNC_CONSISTENCY_WAIT"); w != "" {
 		if c.ConsistencyWait, err = time.ParseDuration(w); err != nil {
 			return c, fmt.Errorf("BIOSYNC_CONSISTENCY_WAIT: %w", err)
+		}
+	}
+	if v := getenv("BIOSYNC_REFRESH_TTL"); v != "" {
+		if c.RefreshTTL, err = time.ParseDuration(v); err != nil || c.RefreshTTL <= 0 {
+			return c, errors.New("BIOSYNC_REFRESH_TTL must be a positive Go duration, e.g. 720h")
 		}
 	}
 	return c, nil

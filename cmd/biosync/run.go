@@ -120,8 +120,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Accounts: p.handlers,
 		Ingestor: p.handlers,
 		Queries:  p.reader,
-		Tokens:   p.tokens,
-		Roles:    roles{p.tokens},
+		Sessions: p.handlers,
+		Tokens:   p.verifier,
+		Roles:    p.verifier,
 		Admin:    admin{p: p, life: ctx},
 		Webhooks: webhooks.Verifier{Keys: keys},
 		Logger:   log,
@@ -146,6 +147,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
+	}()
+	// The revocation view: until it is live every token is checked against
+	// PostgreSQL, so serving before it is loaded is safe.
+	revocationsDone := make(chan struct{})
+	go func() {
+		defer close(revocationsDone)
+		_ = p.revocations.Run(ctx)
 	}()
 	projectorsDone := make(chan struct{})
 	if getenv("BIOSYNC_PROJECTORS") != "off" {
@@ -178,6 +186,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	_ = srv.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
+	<-revocationsDone
 	return err
 }
 

@@ -254,6 +254,15 @@ type Baseline struct {
 // Bucket `raw` returns the samples themselves; `hour` and `day` aggregate in the user's local time.
 type Bucket string
 
+// ChangePasswordRequest defines model for ChangePasswordRequest.
+type ChangePasswordRequest struct {
+	// CurrentPassword Never returned by any endpoint.
+	CurrentPassword string `json:"current_password"`
+
+	// NewPassword Same policy as at registration. Never returned by any endpoint.
+	NewPassword string `json:"new_password"`
+}
+
 // Dashboard defines model for Dashboard.
 type Dashboard struct {
 	ActiveEnergy *DayValue `json:"active_energy"`
@@ -465,6 +474,11 @@ type RebuildStarted struct {
 // RebuildStartedState defines model for RebuildStarted.State.
 type RebuildStartedState string
 
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
 	Email string `json:"email"`
@@ -516,12 +530,41 @@ type Session struct {
 	AccessToken string `json:"access_token"`
 
 	// ExpiresIn Seconds until the access token expires.
-	ExpiresIn int              `json:"expires_in"`
-	TokenType SessionTokenType `json:"token_type"`
+	ExpiresIn int `json:"expires_in"`
+
+	// RefreshToken Opaque, single-use; exchange it at `POST /v1/auth/refresh` for the next pair. Keep it secret (it is as good as the password until the session ends).
+	RefreshToken string           `json:"refresh_token"`
+	TokenType    SessionTokenType `json:"token_type"`
 }
 
 // SessionTokenType defines model for Session.TokenType.
 type SessionTokenType string
+
+// SessionInfo defines model for SessionInfo.
+type SessionInfo struct {
+	// CreatedAt When the login happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current True for the session of the access token that asked.
+	Current bool `json:"current"`
+
+	// Id The session id (the `sid` claim of its access tokens).
+	Id openapi_types.UUID `json:"id"`
+
+	// Ip The client address of the login.
+	Ip string `json:"ip"`
+
+	// LastUsedAt When the session's refresh token was last exchanged (the login time until then).
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The User-Agent of the login, truncated to 256 bytes.
+	UserAgent string `json:"user_agent"`
+}
+
+// SessionList defines model for SessionList.
+type SessionList struct {
+	Sessions []SessionInfo `json:"sessions"`
+}
 
 // SleepSessionInput defines model for SleepSessionInput.
 type SleepSessionInput struct {
@@ -708,8 +751,14 @@ type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// RefreshSessionJSONRequestBody defines body for RefreshSession for application/json ContentType.
+type RefreshSessionJSONRequestBody = RefreshRequest
+
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterRequest
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = ChangePasswordRequest
 
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
@@ -752,18 +801,33 @@ type ServerInterface interface {
 	// RollbackProjection Switch reads back to the most recently promoted standby generation.
 	// (POST /v1/admin/projections/{name}/rollback)
 	RollbackProjection(ctx echo.Context, name ProjectorName) error
-	// Login Exchange email and password for an access token.
+	// Login Exchange email and password for an access token and a refresh token.
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
+	// Logout End the current session.
+	// (POST /v1/auth/logout)
+	Logout(ctx echo.Context) error
+	// LogoutAll End every session of the caller ("log out everywhere").
+	// (POST /v1/auth/logout-all)
+	LogoutAll(ctx echo.Context) error
+	// RefreshSession Exchange a refresh token for a new token pair.
+	// (POST /v1/auth/refresh)
+	RefreshSession(ctx echo.Context) error
 	// Register Create an account.
 	// (POST /v1/auth/register)
 	Register(ctx echo.Context) error
+	// ListSessions The caller's live sessions.
+	// (GET /v1/auth/sessions)
+	ListSessions(ctx echo.Context) error
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
+	// ChangePassword Change the caller's password.
+	// (POST /v1/me/password)
+	ChangePassword(ctx echo.Context) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -945,12 +1009,48 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	return err
 }
 
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// LogoutAll converts echo context to params.
+func (w *ServerInterfaceWrapper) LogoutAll(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LogoutAll(ctx)
+	return err
+}
+
+// RefreshSession converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshSession(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshSession(ctx)
+	return err
+}
+
 // Register converts echo context to params.
 func (w *ServerInterfaceWrapper) Register(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Register(ctx)
+	return err
+}
+
+// ListSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSessions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSessions(ctx)
 	return err
 }
 
@@ -1009,6 +1109,15 @@ func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetMe(ctx, params)
+	return err
+}
+
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx)
 	return err
 }
 
@@ -1253,6 +1362,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshSession, options.OperationMiddlewares["refreshSession"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout-all", wrapper.LogoutAll, options.OperationMiddlewares["logoutAll"]...)
+	router.GET(options.BaseURL+"/v1/auth/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
+	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
@@ -1278,154 +1392,175 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0Nc9s2tuhfOaO3byrdpWTZcbobee7Mc7NNN7tJm4nd7Z0X5ZkQCUu4JgEWAK2oGf/3N+cA4IdEfdh1",
-	"0vZuZna2sUgCB8D5/sLHXqLyQkkurelNPvYWnKVc0z+fK2mEsVwmK/wz5SbRorBCyd6k90Zzw6WF5YJL",
-	"sAsOmv9ccmOBfo3/a9j4enipbriMzyDWnCULnsbNz1gKuUp5ZiBh5XxhoSwiiK3IuSpt482ZKmXKU1gy",
-	"YUEzCaq0wGRKD1NmGeRsBVJZMAu1pF+XWlgOK25HvahnkgXPGa6EyzLvTd71PDS9qOdn672PenZV8N6k",
-	"Z6wWct67u4t6b7nVq+H5teV6cx8ueKJkasAqB9iMXyuNy7J6JeS8PbEfW0jL51zT4D/99NPwvLQLLq1I",
-	"mOWbM3zDmeYakgXLMi7nHPpvXzyHr//ydDzoHL0BeccpbI7/Q8F+LjlYfArqmjYuU3MolBH4igG7EAYS",
-	"lee420utLD/DY04B18uSG1ASfi65Fpz2gY50pUoNaindGewG9C7qFUyznNtNzNsC9LmH91qrHFgFnOam",
-	"UNLwM1oFwrSiYzHQ9+gzgFJakQH+1sS9BbvlNQLCUtgFCDuCc7hlGW7PglkQxuFXmSyAeQiEgdPxGBco",
-	"EDBHP72oJ1mOi+w6guZe5OzDKy7ndtGbnI6ffd2Ffy+0yjsQzzJtw3lpRoghZJKVRtzyQQSIJE+ePHlW",
-	"QUa7UQOGO9eC5FrpnNnepJcyy4dIEb0uaN5o9d88sUp/T+NsHkwRXvjKAM4VAR/NRxDn3GqRmBiUhrg0",
-	"XJu4gq1gdlGDRv+JeshRhOZpb2J1yZug/knz696k97+Oat515J6aozZ8CPGl2gTzW5mu7R3/cPjeWXX/",
-	"nbvDBTnsJBw/TxJeWFwdsmBpubT4T1YUGTICoeTRfxtFqH/YwqsBaa72ci+RfzKbLBBd01KzWbYC4fgq",
-	"v0WOjRTfVxqWzADLkDJWxF4a8mALN+mCyX911PUJgfcNS986gbFj/YVWs4znf77fPrxxX23bhiCnEiaR",
-	"lmccCqYNT6E/00TQ/7j44fsI2Zyc078BTzKCnGV4zjwFt7jBqHcXIae6zkTy261CZZlIuXEMi38Qxgo5",
-	"B2OZRZzOmcjCcYLmczwJzdMI5lxyTfCBsSLLIEPMpyW9UHom0tQd7udaE7FZkQJLEm6MZ624JhTyRKUq",
-	"4/QPVQTAPX8w0I9ZmgsZwzWylqPb4yP39zoCd8naXdi78T4B/lJariXLvtVa6c+7R7Ny7iRbyi2erDBI",
-	"t3OeAso23dLDRBqB5Ldcoy5SaslTOt3vlX2BkvBzAv69sgvESrvgmtMhIaAJ6jOagHrDVpli6aVSr5ie",
-	"889NTDOVrnAvFe7WMbwW3xBUl14p/KxHnPKCyxTZJaQiJXWDSbPkmti1yPlZQ91BhVfpSu8lHWbGuVO6",
-	"LJcRGOVUUccfcNsNyzks+Wyh1M1QpPj9y5TnhXI8+p98RYv/UbLSLpQWv/DPiivPNU+R3lhmojY3QOHk",
-	"wAYj5pLZUnPIhTGIWvgQOfYnofgfJbtlImOzjP9myNCvxHRExs6MGT5ApC0lmTEI3BliAVEaSnGPAyMg",
-	"+wUyZpHaWtuzZtns2pnmq35TCq3weHDmb6UVdvU5N+cnnmVDL5CFLEhKMAszzdmNAQa6xP2IOTJpE0Mm",
-	"jDWo6ugVXAuepR7JTVkUSluevuapYJeks/02zAcJOF7X/uIRabB+qHW1sdAoDK1wCmVaum87lPJLXfJg",
-	"SKMCyFHa6xX0d/KBgVMG/YTesq1xTPJlC89qnXemVMaZxB0mrL0SaUtNLkuRdtoWtcb/rv4yaqysts/V",
-	"DLX8HqmShmdC8s0dYbfzq5O/tudOVYlkHPVkmXmKdtaFH1eW+QxRPKKv//LQj5HanG7LsuyH697k3W4k",
-	"+Rtb/QvtzN7d+/XR76JeKYXttvCbO+bnrCCPqg3wI3TuXpnccOtQ5pqVmTNj0NZpo1Cs2TL2qoQJgqTI",
-	"OP07Nzy75eYM4oUqdUxemThlqxjYfK75HJVRb22g4fcVqi0Jy0ieId5UDhm2RAalSjSgEYpNf0zU+xsz",
-	"i5liuoMEWGLFLb9C3Xa+eqzNT7tJSqVstbYoXA78oiStqWUUbmB71PswnKvhxuKuNTcLyY3ZnPEnpF9k",
-	"9WBUqRMOGTM20DLq9EYBAyMylBNmJRPIlDHkDDNkyFqem33M6kU1/10FMtOarfBvbzTw9IrZQ+3eqLfQ",
-	"t1c6NybdN3dFyEQ/xl5JMV/cg4YuMs6LizLPmV51H6XmZB5dLTjT9krvUAi6YDKWF+axsAp3C1FlP1kH",
-	"/AkfBECiNXRvbVpz2zvX3US1tZPtYhPVYjbFjt/Fh+G7Q+WOTYh6t2G+Tfa7xm67N8x937kYztJX3Hqt",
-	"p72cRPMGhndQYO0yQeGXcpYOMxqLp2fAZsEprjlJ9BuplhL6+JFX49U1UumNKAYbXGIrCfFgaq7Ds2qA",
-	"c81E1oABzSx6YJxmxDQHJbMVLHiWktt21DnV4QI7vGy91rTxWF1fG97mFELar0/roSpPOHmArXALa7//",
-	"5KT7/eDn6+DNC157IRuujghiyXL+f+pf4s49IO9JM1DgtrZHQN5wR1GWHIJ4kAVPOwUVSoUHqT710prb",
-	"Uu1nPXLU1JIahxGWsBv5XwmnoazRM2fplcNo+vsgsdGgqA25sU6dzfG7AHyB6nnlXFkHzjKRdSIbafWb",
-	"uEAevEIh4qAJbZWPJaWrCOKjGIqsRHOhij94l7XSwLyjj34Z7T00N38UQOxcWVO4ry/sVmzhg8TVNU+4",
-	"uL2n5KUvnZp2r+8KrW5F6rjjXkx1b25M1gF315b8nbPMLjb3A/G3NE0aVDfd0bkmOP6rroleqbmQDZcz",
-	"S1MiK5a9aUx8zTLDozVYyIu6Fqs5eXratXHMmKXSHWj4fcsTB7MVMLkCLlNCTcSuxuDH45PTveYRAdWY",
-	"smvRr/k+AXeg/Mm3Ud2BguJwbcexMr+4hs7TALt7pVaL5A1uZseSVSk7xPmFN2C8Ej8jS2jUKWy4TA/f",
-	"rZx9OEhtiXq5kAe+WetJm6JuKaQkp78zC0jBSMq8zBiqh4B2ilWWZcTVasvtK+O/aKotEgxiKsv8MwNL",
-	"VGUSlc8EuZC7xaW+BzI9WK9z87jDCMO4PXR7HvmD3o4fFxSj3kSQWWUE77QF3FtI54hnh0vHJnJ2mFVB",
-	"f9o/BPmnGv6ANdcpk0oKtKvxOeKB83fRTu0XYF5zoLGjsCXVWrdvanCarTsvXbyXomcj+CcvLPCfSzT6",
-	"nQhOVc6E/MqQa44YIlhubNMdsG7fpMJYJhPunJi1JdM0dfDfJpVym9WjuSmEZlbpVfjJ3Ah5ZXlOgaVS",
-	"8ysUxszrXKZQJw2Ta8nJvOpS94Kfb2Mr3r54Ds9On/4FvP/QR2/IKN+m3qwr+szCkkiUwpLemS9MiPaM",
-	"tloNHY6Ebwkr1PU1lynyDec+7Z+enERgVM6RcCmpYXC426DW2ToQXEh/bp3sKwSsCmYXnevwL3hVenOA",
-	"+L+GXrAPX6ZxFdZ3P0VkCHk371ZtvzTdQ//98vINuBcgUSnvlg5W2KxjcRcLpS0Y55AIYN0Il3ngcaET",
-	"IttJUReWzTIOgsIj18KZkh1DhnyLUsvJTCizksnEP5pQkHWr5dPNENzqol3Klc+5EEp+V5lWm1x23nq2",
-	"uY3SJ5TshsonhzQG2w1Rt5VTVM8PZ+P1mBduK/aZOs1JdgN5YTudjPGsFBnSaDwBzfEPCzNuROpC4RmK",
-	"dyV55LKSuL5F+z/Gn+NJ/TcSXzpbxRP6qND8VqjSuK+bxvEN8uik1Dq4DxholWXBVRC4coAJVXxx6zED",
-	"J9jGFdubtqmdLXhyUwTNbYNVSWuCMU9OzjLPeepCtbScYB+bljtlu5/hIfrvPsxFQ3Er8F69pMjdr4Y+",
-	"Y/MONMH5YxhCXO9lPAneH5ffYVXYxQNn2kKNJLJytdNFpjlLjXNPm6WwyYKnTuoL00C4M5BlloEgJrby",
-	"uQqpSLe6xbYEXTr8NodTMT+Av4SBoyaq+kN3J9LCqvYO7aD7R0mhg75UjU0drJmSXz8hDbmyLNFgtJZr",
-	"nOf/vWPDX97j/42Hz67e/8efulD/TWkW3zCbLPYazWuLsJBxxAAlg8GBUJuM8wIMN4ZYDrOQK2PhZDwe",
-	"j5FSWJZtqkU+0nQwo3aGnTfFXrovaIZN1YTgufLw3GMGCjW4r16i+nTYZJURt3Ns99aG9eN+7sKnt5yl",
-	"otuvRBhrtp9d7V8pC9Sw1VJ2svGNOTsdNGg91KkSh7progBl99pI3lC2a1fU+4FKRYeTt5Jre+HeziK6",
-	"V+DS7n6l86liicE5stsbtS3g8qguqgZn+eser097rpfn35/X4dIWj/u2xPUffcN1JpyW2mRnp+vs7J5e",
-	"sgZQu86qC9N+cydYN8BWr2rvu3kYkrViKfdIrm7FONaqCmS2chLfB8edNnLmfRL+R/I4Oe9TS+zfM0yy",
-	"dWdeu3jNxlnm1e+dKpt7TDowBXoOUpnWoPNTdIHm5dM9GcF9XJD3dMk9lgfq3HmeqpShkOqJ40Pf0fes",
-	"yJ3+Qs66oypvt/bSRBDf/MO9c5OwzD1u+YIGZ5AoectRJAR/UtLyfo0e1fNYB9U6HJBbU2u8ftCVppJw",
-	"Y65syKDf9Nx8KITm5krI7QVHroyFAsvNLEn/6RZHBb5SxWuD4HMFRvvFXgvs1mAtiDu3YkNfehDyb6iY",
-	"Tnk8hYUqtQF2bbkGOqXDY+vGsjm/r+aH33R5uu5Fdzvc2/v2sNup8avU2H8Jvtzr0ahm2AcgjbaJ+Nlc",
-	"aWEX+dUt14E22of6L/cg+La8vZAo7RLImUXjKC0TTnV/hoMj2S0Iz5x+nwtZWgfCAbEWtmQ3/J7fdCeJ",
-	"vaIsN3xWL4ZrWKobDmUBSj48USy9/7ruJUGEvJrx9J4zZGK+sPf8RvP8nl/syBl6LPqLwmH4uTYwaWOD",
-	"1tFmfTPWTqy97qiDMrZTGDGfT6s8zFsCglYWVuRX4lbQaSv+ykOYr4va7Tvhc/02+cznJvvfJw3/ockx",
-	"EGCLKjeocCdRrVPgOoXucKlcVIu6B5XVSTxNS/nkr3tSbDY8qJrXNe2JyrmhMudgILOiyPjVghJn4ghi",
-	"VWr2a+3kCpyuvfjJFQk82BMIRWkWvvw0WARo/5HZT46G2JuR8Rffn/P9/YrkwTo3cCt6Izg8KbWwqwuc",
-	"2CdBkBlwXrp0LPfXizD1P3663CgJOG/aHVSIH7/54eISqACztIujTM2FjEfw2hVpRSCkq/JU2tspqfva",
-	"wJxbOB0fu8h2vF6GFVf9A6i8xNkr1bIW1ha4Zb6Y5SIUh3WGUGXKdAoepU1dSRaBVXNuF6iehVK5uC6P",
-	"8TUN4QcKkVuWF7FPEjRbGwCET6qZasBZIf7JV64wSMjrjjL1b4S6WMkEjFWaGyi4Nkhz4KjfcYh+KMSg",
-	"I1hyptkM/0SAi4WS3ERT2fK7mwEwfA5cJnpFlnpdBI6fUeiw3R+Bgo9TSXMIO4JLKiRSSZnjh8KXhFQZ",
-	"SFaXtqZ2CqOfv3npIpDfqamkGTQ5BhykWpWWw1KQns90FZnkKfg5I/eec3AZfGcqfTybp8DmTEhjQVhg",
-	"FnTpiiVHUzmVz5XE1eHCJ/j3f8B5llVpB822ETBTqeA0tiv97m9WZEXw4+WL4V8Ho6kE8O625neZyIV3",
-	"S1ApKfRPj58Am6lb10RicEZ+VYWohkPEz12x2fByVfAYlARWwUa1YXNuDZwePx0h5C53gzI7cNOZhM3s",
-	"knAobeCbxWuxg95Xx717P6Lk1ZgYsnE1JmvpIRNg0EqldU1Ino2PBzhSlVjbgrwfH3ncPBoflVLYeNBI",
-	"uvXxz0baLY6EKFMwu6BzcQ086t4gOCKiDIq9I0QLHNDjWCNZFwfBsTxpQr+zHc1gBN/UFf80H7l0TLA9",
-	"6xYAOBj5sPCAT8fjM1geUH4I/VK6/H/a3gj8nzhaIzkqAlXaoboeukYUBANVdp6enBBUzdrFcMjXqpQp",
-	"YcSPzTkcCmruouWU0zOgwqCcGQPMIBPyuKFVxuPIoUHORIaGh7gWPI0jGI1Gg9AgwWSiALvQqpwvaMJL",
-	"Sg/CeUKbDMcxGTmfMpEICz9ePgeXrT6Ct6HrBdwgD3Kx8IRlOLV7J2w4sjNEtJStfDamc+YYJGlXMZaL",
-	"lApcnDJE0J+MT74eHh8PT8aX4/GE/vfn8bPJeBw7jiGsgZjLNMY99cWKIShPxdAOCByLGfc2zRqP4KX0",
-	"KOhkrUGGqVIO8Z9jfDf+3yffxA2yjI9uj2PHNYUBk6iidk+SwuPX2XTYTUAqQnicP2Gamugw97pwJ9zo",
-	"aFB3PzDQ917q+MPQp/kM8Uwn4Jsf0BF5SnCfKW0mIdiOLFOutVtYKMPBIQYkGRM5LsP3VsBR+rGfiMAz",
-	"MNdM2iE9h29fn798FUc4vCQ5IqTjyYMR/OT7ODCiI5qrURBDDXSOo4BExBhdu4fT8RMUNHzlo1IglSfr",
-	"IPxG8NNC+MYQXqQsmMEtdVDNWHLDZQqJktdiXmrnNVrRWbvZn46fNE6wEgThJNZyy6iQhyLaXNrIhS8E",
-	"iT8GZqG0rVeoriF+dz78vy68Proavo8j4JnhwKh0Vkk+OAsfZ8Y7sZXWPHPtLUSKg5HkT2udpCrpqXkt",
-	"KwouU0Oy7i1n6XClSj2kvktm4vnGeoOk5gI3WeNoKs895uds1e711KQcx2DPmttP5+9bLjE7leShfQoG",
-	"1XxfYTpo+K5bKgZfCGrnxayffMFu+TTUmbuzCyupIkojeOnZNfUFK6WB0DPEg0QJMFPpDtzAyXhcbydp",
-	"UMIS1oReYtUeueVNZdzYoQlUncn6hKpLgUTTeiN0ORv4msyMzedCzmklPvcEUj7XLCWtzReFuCwuHz4X",
-	"mbAravWQCeTXtClItXT0U+k6m1kFMw63wohZ5nqO4ZG6Sv+prHL3aj3y/M3LXtSrnK+949F4NKZSrYJL",
-	"VojepPdkNB49oZCpXZBdcOTo7RcXbSdzvuJCL9PexNdw/NJba3B0Mh4/Wm8jXybS1SQhE7d81LJpepN3",
-	"76OeCc6h3itxy3GDz9zRVwzD41XQdlFJJS8ymxvKZ6hYbe89Dn/ks2+27sNr/3zvPlj+wR4VGRNrO9DR",
-	"Mqq9WD/D7uW+0SpHQ6Y0XsuoUtBwXpTRvrEbOMNy55o9XoxWLM+2Lvw7bn8ouDx/8/Ki4Mn98MAP3N0b",
-	"wY9aqbS7F94ySXauivohNRF6LQqMCvCe3hsRJEjkXlcSBiiHJXBqLw0CrzgLvM64yAajYs1S87qDj6P+",
-	"ulVPtLbHbx3In5DG6iyiDsyj6alnxtPxk88zZSuDrHEadMhLuRsXqpEd0VPhK0lrJw4bw3mxsBNfgv51",
-	"1Cj3NVvR5xxiVzAae7O677sJGm9xxQNYKFTWSaCSQowsO8h2dT2VlYh1iqCsQl++qLUfu1JUL2MKrodO",
-	"w9QpqVRTecMLSx03rV7FlNEQJCYqfkEhBGZunJKq+RAPcjWCFwT8VPq3E4UWldDGjiCEXI8pX49LEjgj",
-	"MoOpExd5Tbyqiiqck0JtTH4ljG1krPTazR/fbU8kaWZF4kGAPwjoM2f2ub6Mps6TRFs7y9azTLo6+jVL",
-	"bh/WZ/D9JyTNtZrdLZ1kmntCpHrqQOgauQL1qNGJjz453v9JqzcUffRk/0d1Wzn84uTkkGk2OwwRAzpg",
-	"Ve0mbTXb2ruwKnuRvjnd/03oEkbcqOI/PpGINUg2UWXmG3ohnUWVvunprKrLrxVhXx/i2RLRVe991Gsb",
-	"fL2Jf7KdVR25cvXJx16hTAfHek3cgYg3cC5yd3oeUzMm4sXEaPpK1xVm+MtUEplVrnyya4jmBnUi1VlQ",
-	"vPyeeKYjfBuZqRTOeHRsbMbtknPpQgfIZ87d3M5QDcwsy9yGwnWmlmYqJWo1WbZy5ucI4tyvghKOTHPL",
-	"vQXdH1ddhjXaETSIb1nn+6cN7snk1vPyelUZ0zcqXT2iAO1O/7trRwXq9idN/nTyuGD4XLstzCmcluZ+",
-	"1/egglOgstXvnZEdH/DFentD+u7pIeB1tCf7d+Ce5+amxTob6gmxySGxSYdSETR5xiPxy4+hr8bdkbkR",
-	"xXbOWaE2GMtWrpjVJz6yMhWW1BHfJCSGPvkjyT+VKTlHptnMt3Y1XcYORnA6PkWdBllQfBSA8c3QpfK9",
-	"XkjiT6UDmlwYpCc5eER6T5Z1cSOKRh+PDbWso1Fzo/vI9mbN+8KXn0dx2saX/Nk0laffO8s5hK6qNq//",
-	"DuziO3Hr8+lIP/HEQch51hT3Tp0J6pWwPlji5U76cN6xVk3aaRX+IDkZTCs01pr9l/uzrORHc825HEx8",
-	"9SbFD6h+MzTU59pEU1kXhOIbM478IRSGUpiU7MZmZ3jkjL5kVFgcIVSDUvsqqgH1VxY4O7Sq2QPPqzar",
-	"QqcylIV6R26qFdLQqFV/WMWEyzzAUi/6K1Sx+AfrYy++9S6qcnVFZAS+rnFtlEzN8fOFmC+GS7KbybiN",
-	"IM7YPIb/hM5ySO/EqcshK2/s4AH265vGgX9C9rVWxbyFhdXbaiIUI2QL4+nVD0afkT/9Uewz3eyI3iTI",
-	"yqypFJAIKg9OodVcc2MehVkcfcSzujtqnODRx/qPO8dFMt6VW3w6flZrCI2OZs2gVFUk3mQ3SLz+2g5N",
-	"RJAry6vAGzFQoY0dnJESUl2/UmtjPsJmymQxlQ0cux8Z/U2rorNvwIbi0XW+9SsbNUmdmkqrVm+7rpKz",
-	"DyIv896EHFzjMWXR+V86Kn42VZfTbhWxsf/CwJxahP4PUzLGz/Z/UN2W8O+glSCCA2seffMOGSLLPnIU",
-	"authIqiFlc+IIuakV05rGDwqw3E6Q7rdrgmFkKZN+18ZILHdWBQaOLVW0ljRVKJ65Qvju9pWmAGts47L",
-	"ngCzoGTCKeofksS+anh+jYsv03zI40jn8Ukk4zP6NkRz3V0+Uxku8wk5Qk3FqBkkdo0KjG9eYBWxUFIo",
-	"p9JqJg1zgdv+riYaMOMuYbdSs3z6AypeNMN/Uo5s7Bm009xwF1pq1qy0hCShkcAIXqgsU0sXFwgiyCdL",
-	"fvetT7lcP+x4BOcyJB3VeziVlHHRsC8RJ+J7O7joEGoO/gh8ey1Z06mh1XkgVJIvW5J647zRDOj7PANA",
-	"7j7Y5vF3x9Fy91cdsFv9Japu5h3s/jFdaK06972qHlDzp0p9QRQKVPjFfv2DSQp/9i2X13ZrrmkvPq5Q",
-	"8Fbdbm+XZ2ydTM/ZriGuEfh8zQwjEHIq8acGRx11MKNdaqcb61donm/9Oh+Pd73/LDZgQ0fezx6CrkGH",
-	"INVy9IXCf0MKb8kyF/V3Ao2i6ZonXNpsVcn7DiJ7EKVXRRhNkl7zZtDjTxOdavXcPSgk9XhkE4rvuxJL",
-	"2nmvn1dcfokXPR55bcn9+fZDsqBUen/9nUwh9H9xDsz1829QVmkXjZwfpJ+gZG2Xis8zJnIfV3Yzpinp",
-	"52TduOTckPetSmm/Ms7D4tzSo6l8629VOR0/qwVfGESYjgv8ujVyD+inCjW32xgdRM/Hjz79dt3Y7667",
-	"BNGchSR0q6i4rOPQGxdhvVJJ1UNqWzkm2h6FVtcio2YjMPPZy/1Q/dAc/6FX8z7oMs0HMa/7umu+MK5P",
-	"zriek6/EoxLi8nbWlIZLkI5MXQTfGXd66+xn1Iur9oF11j30KY01rdrUNrzHlJkOXKpyvhhsZqR+x211",
-	"FVOoxL+vHr1x0fOnjQZXN0dtCwa7Zawxh7V70HeRaPPVh5Pmg5T0e6rcfwi12V2yxSwwmGdMJrxJEP7G",
-	"8ZomXKO/fUTg22bWJNCJ2a/57xyXX/NtSOxl1Bck/r0gcXXXrfNkh8PZgcdHja4H3TrnBcvDjd7MIXa4",
-	"GzVcmlwlYk42m4RRna9zJrtkTuNrfevsTVd1fHIyICdyvHY1ZAw5u8EhQs2RYdd8UheG3fBVw4NV57E3",
-	"rpMk3y2TaSjM4ilFAJxPu7rxcUJO3Ni19loynZoRoFoLdSdzNwhO9HT8xBXeMs1xW6rroP3emKOiNIu4",
-	"S3l+U5rF65W/EWRfSvpzqskaJgtlUFhSQ3brO7wL49pduG53DH788eXfBlFHMejWhgFrW91bi0/WPT+f",
-	"7mrtO51+ODkeTqcf/vLt+z//aVva1eObCXWXkMNzUHdTVX2v/Rcz/Y/tBUPcAObZlvdoV5xRLWV1pWif",
-	"+lag7WxaLm4h53iqDU5JCu3RR0TuuweqwBRsBFd8LwzE71yzHasG8RnEVsVT6QNDFIaSaumS46n/AP7y",
-	"F0jZyoQ0KvxiFJ7mpbEw41PZeFgn/ldzhjbYT47dUMS4NFvGETx7Uv00lY3rVU/H48a7dNeqK5k3VPVf",
-	"+9MdIDO+Uo5NMjtoxQUbnQhC04HqW+q1MIKYehKEjK6pbCRj+TJ9BKJx5ZBr69GnS1OiduvOaCrDNS6D",
-	"aiNyziRU1bRd/JlUssYVPodkp/rWlNuzPQ5td3oX7VX+XmiV9w5471LVGSprAcnqxp3DAAy3ER0w6efW",
-	"TBvntM3QoqcRqCylq1+UkNbXmP0B1db/6Xz7B8kDm2hxbZ+16Rp5EzPbqddSD6KjZr+tB3Fr79n315pS",
-	"awLZ5tpTiXwW1rh2tJNl13cRBM46mso4Zbbie74Dya5unluyRZsdw8y97cp7spbfFS/Y6Fm7lR+4zak4",
-	"whde8EewZttdxe7JDlpG2XZL94XSENoTmgjNQaqwmWmRzl32lkh43bzDCNJClB7BhZhLX5A/lZut3/p/",
-	"f33+fHjx9/OTp1870GORjqrObqOZSlfxwBu1oXkbJU+FUn8lvRq3hNnK8oqfMLly1YOCag4MTyPXfyGM",
-	"PZVeMSTghISn4LtSVn2PQ+pbkqnkBvpcUHZuKrTLBRhEzuwNtzXGt8dRXINpqG/LzPWp8S0vDE80qoda",
-	"WWb5CKjLwZIuh5zKayYyyrAQ1qniodFUTDog9FmWwen4eDCZys6bxUKbO0+Bw9z1/MMvQ2uuuiA0OnAQ",
-	"3y+QBmk143Mhl6mMR7G/q7fa21aWZcoTkbMMfpTiA26AkqnZO3s11NBYluHiVWmr7MWlkKla7h2kOorG",
-	"IqSqTwhyV9Q6lUyuXJaGOyDf5tM1H3M/gSuPRKWJZcIg9qt0NaCGP5frfQq9sEo5jqlXX5nKQTGhznLh",
-	"gWsf5zwvU7nL9SLTkHtzXWpCQ359zRM7gvPaYeRMC0gVdztPUbjKi1SbFFWnT7K6qE2cMFD18ZtKXwdX",
-	"XQ/prEUiIx0hKlMeBZrP6z3RfPLoVPa7bBtmoW5H931oI0f3FVBN9tqdBVPZ9RU1sYtA5EXGStd1h2yj",
-	"9fecwTSgPkpuAa7hw9p9R5bn5gxMkQkLGdNzrqEsMsV8M6eTDx/INHIn6sYRBtJSs1m2Cl1dquYkzWZY",
-	"FPw0U1lKakZENwe2e249HT+BPtU2u+4Tg8hfwXXy4cM2D5nnnfv8Yz9K8XPJQVS5tgHnzhpN10IrjuqC",
-	"jZ3dM/fUGO72i21EXzsArthDHYGvKGXJXKNQVyK2E86Kd+wEt+moGw+fvf94HB2f3HV56TazYguWICvA",
-	"A0B0pdtT1TUJgGk5Hj9JZszwr0+hId3od9dE9eAWpQft9en42df7NvsT+Rk3mhJ/cTd+cTeuBdc/drQE",
-	"fvf+7v1Wn6S79DKERFw/O+V1sS2OyPUZm12U/Vz0ueOTpc56k94RGV1+rI+bXZVdnwrKHmpEbajkzFMs",
-	"JQNsMgdcDN0E7v2o1Mu3paM3xvBr2BzlbaMnX5eXlhov1uMExX5zoB+cAJHzjVZ/fV+AYqLqilETtRrY",
-	"DM5aebzUwam5AS7RcWNK1yguosmE66oXmqA5C2GtRZgfrtHx6e793f8PAAD//w==",
+	"7L0Ncxs3si78V7r4nrdMZocUJcvJmqpTdRWvnfVZO3FZyubcG/pqwBmIxNEQmAAYUdyU//stdAPzxeGH",
+	"FNmb7Lpqa2NxZoAG0N3obnQ/+LWXqGWuJJfW9Ca/9hacpVzjP18oaYSxXCZr92fKTaJFboWSvUnvneaG",
+	"SwurBZdgFxw0/6XgxgL+Gv/3sPb18FLdcBmfQaw5SxY8jeufsRSWKuWZgYQV84WFIo8gtmLJVWFrb85U",
+	"IVOewooJC5pJUIUFJlN8mDLLYMnWIJUFs1Ar/HWlheWw5nbUi3omWfAlcyPhslj2Jj/3PDW9qOd7632I",
+	"enad896kZ6wWct77+DHqvedWr4fn15brzXm44ImSqQGriLAZv1baDcvqtZDzZse+bSEtn3ONjf/000/D",
+	"88IuuLQiYZZv9vAtZ5prSBYsy7icc+i/f/UCvv7m2XjQ2XqN8o5V2Gz/h5z9UnCw7imoa5y4TM0hV0a4",
+	"VwzYhTCQqOXSzfZKK8vP3DKn4MbLkhtQEn4puBYc5wGXdK0KDWolaQ12E/ox6uVMsyW3m5y3hehzT++1",
+	"VktgJXGam1xJw89wFI6mNS6Lgb5nnwEU0ooM3G913luwW14xIKyEXYCwIziHW5a56VkwC8IQfxXJApin",
+	"QBg4HY/dAIUjjOSnF/UkW7pBdi1BfS6W7O4Nl3O76E1Ox8+/7uK/V1otOxjPMm3DemmGjCFkkhVG3PJB",
+	"BI5Jnj59+rykDGejIszNXIOSa6WXzPYmvZRZPnQS0eui5p1W/8MTq/T32M7mwuThhScGXF8R8NF8BPGS",
+	"Wy0SE4PSEBeGaxOXtOXMLirS8D9Rz2kUoXnam1hd8Dqp/6H5dW/S+/+OKt11RE/NUZM+R/Gl2iTzpUxb",
+	"c8fvDp87q+4/cx/dgIg7kcfPk4Tn1o3OqWBpubTunyzPM6cIhJJH/2MUsv5hAy8bxL6aw710+pPZZOHY",
+	"NS00m2VrEKRX+a3T2E7i+0rDihlgmZOMNaqX2n6wRZt00eS/Our6BMn7lqXvacPYMf5cq1nGl3+63zy8",
+	"o6+2TUPYpxImnSzPOORMG55Cf6ZRoP/r4ofvI6fm5Bz/DW4lI1iyzK0zT4EGNxj1PkZOU11nIvnnjUJl",
+	"mUi5IYXF74SxQs7BWGYdTy+ZyMJyguZztxKapxHMueQa6QNjRZZB5jgfh/RK6ZlIU1rczzUmVLMiBZYk",
+	"3BivWt2Y3CaPUqoyjv9QeSDc6wcD/ZilSyFjuHaq5ej2+Ij+bjNw1167i3s33kfCX0vLtWTZS62V/rxz",
+	"NCvmtLOl3LqVFcbJ7Zyn4PY23bDDRBqB5LdcO1uk0JKnuLrfK/vK7YSfk/DvlV04rrQLrjkukiM0cfaM",
+	"RqLesXWmWHqp1Bum5/xzC9NMpWs3l8rN1jG8Fd8iVZfeKPysS5zynMvUqUtIRYrmBpNmxTWqa7HkZzVz",
+	"xxm8Spd2L9owM87J6LJcRmAUmaKkH9y0G7bksOKzhVI3Q5G671+nfJkr0tF/42sc/I+SFXahtPgH/6y8",
+	"8kLz1Mkby0zU1AZucyKywYi5ZLbQHJbCGMda7qHT2J9E4n+U7JaJjM0y/k9jhn65TUfo7MyY4QPHtIVE",
+	"N8YRd+a4ACXN7eKeB0aA/gtkzDppa0xPy7PZNTP1V/2k5Fq55XE9v5RW2PXnnJyfeJYN/YYsZI67BLMw",
+	"05zdGGCgCzcfMXdK2sSQCWONM3X0Gq4Fz1LP5KbIc6UtT9/yVLBLtNn+OcrHCXDctv7iEVqwvqm22Zhr",
+	"txlaQQZlWtC3HUb5pS54cKSdAcjdbq/X0N+pBwZkDPoOvWdb8ZjkqwafVTbvTKmMM+lmGLn2SqQNM7ko",
+	"RNrpW1QW/8/Vl1FtZJV/rmbOyu+hKWl4JiTfnBF2O786+XOz71QVToyjniwyL9HkXfh2ZbGcORaP8Otv",
+	"HvqxkzaybVmW/XDdm/y8m0n+wtZ/d35m7+OHdusfo14hhe328Osz5vssKY/KCfAtdM5ekdxwSyxzzYqM",
+	"3Bjn6zRZKNZsFXtTwoSNJM84/ntpeHbLzRnEC1XoGKMyccrWMbD5XPO5M0a9t+EcvyfObElYhvuZ45sy",
+	"IMNWTkGpwjnQjorNeEzUe7FwDts7ZsxK6boXwdIUAxYse1djg2uWGR61OCMptHbslftWNkXm+4bpBLM1",
+	"MLkGLtNcCYnxpJrnfjw+Oe2gVPLVjh4u3Eacq0wka3ByZr2BTtbtCB5AwVLI8MOf98nXxhS06O1ilr8w",
+	"s5gppju0D0usuOVXzq2Yrx+L79NubaZStm7xk+Mk+IeSyE4Nf3xD0US9u+FcDTdW61pzs5DcmM0ef3Kq",
+	"0+2yYFShEw4ZMzaoUedOGQUMjMjcFm3WMoFMGYNxSIMxBMuXZt8+8ars/2NJMtOard3f3l/j6RWzh4Yc",
+	"ot5C317ppTHpvr5LHYqqy9grKeaLe6ivi4zz/KJYLpledy+l5uiZXi040/ZK77DFumgylufmsbjKzZZj",
+	"lf0aNfBP+CAQErXYvTFp9WnvHHed1Vor2y10fjCbO76fxYfxO7FyxyREvdvQ3+bO19rpuieMvu8cDGfp",
+	"G269wdlSyprXOLxDAqtolbM7Us7SYYZt8fQM2CycR2iOxtSNVCsJffeR96DUtZPSG5EPNrTEVhHiwctv",
+	"07OukXPNRFajwXm4+MCQUco0ByWzNSx4lmLEfNTZ1eG2UnjZeoN147G6vja8qSmEtF+fVk2VhxAYfLeC",
+	"BtZ8/+lJ9/shxNqhmxe8CgDXokwRxJIt+f+qfok75wADV/UzGpraHhJ5w0miLMZi3ULmPO20Edyu8CCr",
+	"sxpafVrK+axajuoGam0xwhB2M/8bQSZLS545S6+Io/Hvg7aNmkRt7Btt6ay330XgK+cZlXGtNnGWiayT",
+	"2dCh2uQFDJ6isYLRC6v8MV66jiA+iiHPCueplUc//rRAaWA+xoq/jPYuGvUfBRI7R1bf3NsDuxVb9CBq",
+	"dc0TLm7vufPil2Qh3+u7XKtbkZJ23Mup9OZGZx10d03JXznLnKXYng/Hv4Wpy6C66T4YrZPjv+rq6I2a",
+	"C/kwOx0D2K1jspNnXbb2p7Tk254pElXrsmvQb/m+De7A/We5TeoO3CgOt3ZIlfnB1WyeGtndI7VaJO/c",
+	"ZHYMWRXSdvo+6Dt6I36GTuioc7PhMj18tpbs7iCzBV2lA9+s7KTNrW4lpMTzFnIL0MBIimWRMWcegvNT",
+	"rLIsQ61WOc1PjP+ibrZIMI5TWeafGVg5UyZRy5nA6H33dqnvwUwPtuuoH1qM0AzNIc155Bd6O39cYHrA",
+	"JoPMyvjDTl+A3nJy7vjs8N2xzpwdblWwn/Y3gaHBWiimFbVmUkmRsAzcc8cHFGrEmdq/gXnLAduOwpSU",
+	"Y90+qSFe2Y4b01E7HlyO4G88t8B/KVgGfgtO1ZIJ+cRgVBQVIlhubD0S0/ZvUmEskwmn+HHlydRdHfdv",
+	"k0q5zevR3ORCM6v0OvxkboS8snyJZ3qF5lduM2be5jK5Oqm5XCuO7lWXuRdCrBtT8f7VC3h++uwb8KFb",
+	"f3CGTvk286Zt6DMLKxRRPBH25yjChIO20VavoSOQ8BK5Ql1fc5k6vUGR6/7pyUkERi25E1zMJxkcHjao",
+	"bLYOBhfSr1un+gpnhTmzi85x+Be8Kb3ZQPzfQ7+xD1+ncZlRQT9F6Aj5CPtWa78w3U3/9fLyHdALkKiU",
+	"d+8OVtisY3AXC6UtGApIBLJuBCV9eF7opMh2StSFZbOMg8CTqWtBrmRHkyHVpdByMhPKrGUy8Y8meL69",
+	"1fPpVgg0umiXceXTXYSS35Wu1aaWnTeebU6j9Lk8u6nyeTm1xnZT1O3l5OXzw9V41eYFTcU+V6feyW4i",
+	"L2xnkDGeFSJzMhpPQHP3h4UZNyKlLITMbe9K8ogSwri+df5/7H6OJ9XfTvjS2Tqe4Ee55rdCFYa+rjvH",
+	"N05H+4gsSg0DrbIshAqCVg40ORNf3HrOcB1s04rNSdu0zhY8ucmD5bahqqQ1wZnHIGexXPKUTslxOME/",
+	"No1wyvY4w0Ps332c6xzFrcR78xIPTX8z9Rmbd7CJ6z+GIcTVXMaTEP2h1Bqrwiwe2NMWacQta6l2hsg0",
+	"Z6mh8LRZCZsseEq7vjA1hjsDWWQZCFRia58mkop0a1hsy3lXR9zmcCnmB+iX0HBUZ1W/6LQiDa5qztAO",
+	"uX+U7EXoS1Wb1EHLlfz6aeNA5tg5jNZy7fr5vz+z4T8+uP8bD59fffjqP7pY/11hFt8ymyz2Os2tQVjI",
+	"uOMAJYPD4ag2Gec5GG4MqhxmYamMhZPxeDx2ksKybNMs8od8Bytqcuy8K/aavsAeNk0TpOfK03OPHvCo",
+	"gb567cynwzornbidbdNbG94P/dzFT+85S0V3XAk51mxfuyq+UuTOwlYr2anGN/rsDNA476HKUjk0XBMF",
+	"KrvHhvsNJhp3JRw80KjoCPKW+9peureriO4R4EnLw2JPmj6+siHRtRGD+rot3LvpbjbWTStlZ/7GQFmp",
+	"vkMgZ3fkbNvh0KOG03YeSzcjVM2+Xp9/f14d7Tb08cvCjf/oW64zQRZ1XfWe3m91NiJ6NaJ2rVWXVPzT",
+	"A3bdBFu9rk4KzMOYrHHuc48c/MZ5TKv4RGZrsk78QT5ZTmc+fuJ/xOgYRcoaJso9j3S2zsxbOlvaWMtl",
+	"+XuneUmP0V7HQ6mDzLsWdb6LLtL8XnpPRXCfcOk9w4ePFS07pyhZmVkWMoJd+9An+Z7lS7K1MLB4VKZ3",
+	"VxGlCOKb/6J3bhKW0eNG3GpwBomSt9xtXyH2lTQidaNHjZJWB4AdwdKtGVjelulKqUm4MdX+sxllusuF",
+	"5uZKyO11aVTthIfg9WRa/2l3UGVj5+sqGIvACDnP+LAw/Az4XYJpWeDW1UL87oeLS8BM/MIujnyDcbnS",
+	"kt9ZyJnQI/ibs0qF86ETzS30BZZZMQNzpVL3X3LWSDHXhuMNR7fzmEF3LMeRXx6RB1uDyun2WxqN2W80",
+	"1pj46ICtvbRWr9UDsx4yNRcSFizPuT8KOExifUhhS0ZoWI0wlT6o1WAUSmAwN40DiFqC57bIYGhTpJSC",
+	"ERuRxpBkTCxdP8KaRj9mcIBij3oi7+4tyQSXFliaatdkVcUo5Gjr8Wxh9k27H8QTA36RQ2EK8z52YHs/",
+	"SFomNFhKRpX3SDbBbZLNu1dsweFHw/Xw3D1vDDECqwuZMK/mTp59DbO1bUj3Lgui4UA3ZqZBEc5+xVI7",
+	"GL077nd/T68mNvvifWXjnWRtuIwP2lM3vGzyn09hoQptgF1brgGV/+Erbiyb8/s6v+6brmD/vbbzHSd8",
+	"++bwsda31uTfBV893iJja5v7aTZXWtjF8uqW67DlNhf17/QgSJcPmSRKU/kSs5BrlRYJx6pzw4EsgS37",
+	"KKMQx1LIwhIJBxw3sxW74ff8pjtP9g3mWLtn1WC4hpW64VDkoOTDc2XT+4/rXoapkFcznt6zh0zMF/ae",
+	"32i+vOcXO9ImH0v+orAYvq8NTtqYoDbbtCejtWLNcUcdkrFdwlD5fFqfZN4w2HBkYUR+JDSCznDZb1yE",
+	"eduC3z4TPt15U898brH/fcrwH1ocgwA2pHJDCncKVVsC2xK6I6p8UQ7qHlJW5THWA3Anf96TZbhh+mpe",
+	"IaokaskNgmyEuBvL84xfLTB3MI4gVoVmvzX8VpLTNRc/UYnagw9DIC/MwoMfBIfHWbUYTcT4ZeyjU/GX",
+	"4w86/vgN+dNVevRW9nbk8KTQwq4vXMc+Dwzd8vOCMlLpr1eh6//66XKjIO287qUiDEwr6ICuUTyCt1Qi",
+	"HIGQhDGgtA9/pN73hDm3cDo+puSeuF0EHJfoNej7UvygHNbC2txNmS+lvAilyZ1ZJDJlOgXP0qaqY47A",
+	"qjm3C2eehULtuCrO9BV14QfMErJsmcc+T9pshZ8Jn5Q9VYSzXPyNr6ksVfjQRAt5SKiLtUzAWKW5gZxr",
+	"42QOSPpJQ/RDGSAuwYozzWbuT0dwvlCSm2gqG0ePZoDlbhK4TPQaA4AVBIn7DLMnmug8mH8xldiHsCO4",
+	"xDJWlRRL96HwBYllEqbVha2kHTOJzt+9piSM79RUYg8a441EqVaF5bASaOczXSZn8BR8nxG9R3Fz496Z",
+	"Sp/Sw1NgcyaksT76pQsKAoymcipfKOlG5wY+cX9/BedZVmZe1UGLYKZSwbFtAh7pb9YDR/Dj5avhnwej",
+	"qQTwUfz6d5lYCh8GQCAD6J8ePwU2U7cEYTQ4w+Ma5VjNNRG/oFLn4eU65zEoCaykDSuT59waOD1+NnKU",
+	"U/oaJrdhkE7CZoJdWJQm8fXS6Zio97XZP38YYf5+jArZUJldK0NuAgwa1QQEgfV8fDxwLZW1BQ3K+/GR",
+	"582j8VEhhY0HtboDnwJSqzxwLTmWyZld4LoQfFSFTOVadCzjtr0jxxauQc9jtXoF14hry4sm9DvB0AYj",
+	"+LbCm8H+MFJcBq8qABrXGIbG3QKfjsdnsDqg+B36haQSKJzeCPyfrrVafmgEqrBDdT0kGCSkAXEFTk9O",
+	"kKp65XxY5GtVyBQ54sd6H8SCmlPCEKY1DrA2csmMAWacEvK8oVXG44jYYMlE5hwPcS14GkcwGo0GAZ7H",
+	"ZCIHu9CqmC+ww0vMkHT9BJAm0pgMY9qZSISFHy9fABXsjOB9wFyCG6eDKGaWsMx1Te+ECXfqzDFaytY+",
+	"IZ2COViaS/XKS5FijR8ZQ0j9yfjk6+Hx8fBkfDkeT/B/fxo/n4zHMWkMYQ3EXKaxm1NfKh/ykhCKg4hw",
+	"bTFDb2Ov8QheS8+CtNcapzBVyiH+U+zejf//k2/jmljGR7fHMWlNYcAkKq9OPdDg6QjvTkAqZHjXf8I0",
+	"Qrgxel3QCtfwdCrsHQN9f/gV3w19puPQrekEPPQOLpGXBPpMaTMJ+UZOZcoW2M9CGQ7EGD5OLAx4ZB/X",
+	"Sj/2HSF5BuaaSTvE5/Dy7fnrN3GE8VbcR4QknTwYwU8eRYihHPmgdlkTiPBtx1FgIlSMBDZ0On7qNhq+",
+	"9ofdIJUX67D5jeCnhfCwRH5LWTDjppSomrHkhssUEiWvxbzQFDVa41pT78/GT2srWG4EYSVa6bUYY8ak",
+	"Hi5tRKei/rgEzEJpW41QXUP88/nw/1CG0ehq+CGOgGeGA0PgBiX54Cx8nBl/Nqa05hmBK4nUNYY7f1rZ",
+	"JGVVY6Vr8UwiNbjXvecsHa5VoYeI+mcmXm+04fnqA9xUjaOpPPecv2TrJtJgXXJIwZ7Vpx/X3wP+MTuV",
+	"GKF9BsaZ+R7fYFA7Q2qYGHwhEEySWd/5gt3yaUA5obULIykPqkfw2qtrRKUspIGAWOVJwhzAqaQFN3Ay",
+	"HlfTiRaUsMg1AcmynCMa3lTGtRmaQImL2UdWXQknNI03AsbmwJelZ2w+F3KOI/Hpd5DyuWYpWm2+Lo4S",
+	"WX0GkciEXSPQEJ2r4KQ4qcWln0rC1bQKZhxuhRGzjBAv3ZISzsxUlunLlR15/u51L+qVwdfe8Wg8GmO1",
+	"as4ly0Vv0ns6Go+eYiaGXaBfcETy9g9KOEJ3vtRCr9PexJex/aPXgtc7GY8fDVnPV8p1QfRk4paPGj5N",
+	"b/Lzh6hnQnCo90bccjfBZ7T0pcLwfBWsXWekYhSZzQ2mdJWqtvfBNX/kExC3zsNb/3zvPFh+Z4/yjInW",
+	"DHQAFjYH63vYPdx3Wi2dI1MYb2WUWbiuX7dHe1hRIMdy55g9X4zWbJltHfh33P6Qc3n+7vVFzpP78YFv",
+	"uBuZx7damrS7B95wSXaOCtH46gzdSi5xBvAe5KcIEifk3lYSBjCNL2hqvxsEXXEWdJ2hkw2G9eqF5hV+",
+	"HEl/BRQXteb4PZH8CWWsSqTs4DzsHhGbno2ffp4uG0m0tdXARV7J3bxQtkxCj7X/uFvTdlhrzm8LO/kl",
+	"2F9HNcQDs5V9ziGmmvnYu9V9j2VrvMcVD2ChnLGOGyoaxE5lh71dXU9lucWSISjLoy9f19+PqRrf7zE5",
+	"10OyMHWKJtVU3vDcIt6z1esYE6XCjukMv2AQUmIBYQYP3UKuR/AKiZ9K/3ainEcltLEjCEeux5iyzCVu",
+	"OCN0gxEHEqMm3lR1JhztQk1OfiOMrSXC9ZrQwz9vz0+rJ4a7hQC/ENBn5PYRKrCpUsWdr51l7eS1LjzZ",
+	"OurAw1BuP3xC0WzBFmzBMavPCYrqKZHQ1XJJ6lENBxY/Od7/SQOZED96uv+jCtTUfXFyckg3m/h2qIAO",
+	"GFUTIrRSW3sHViZw4zen+78JGJWojUr94/MTWU1kE1VkHk7SyVlU2ptezkpoksoQ9iVyXi2hXPU+RL2m",
+	"w9eb+CfbVdURIXZMfu3lynRorLeoHVB4g+bCcKfXMZViQl2MiqavdFVk636ZShSzMpSPfg3K3KDKzzwL",
+	"hpefE690hAcxm0pBziOpsRm3K84lHR04PXNOfZOjGpRZltGEwnWmVmYqpbNqsmxN7ucI4qUfBeYxmvqU",
+	"ew+6Py4x7rXzI7ARD5jq0TsH91Ry7XTfXlnJ+a1K14+4gXZnFX9sngpUCFB1/XTyuGT4FN4tyimsluZ+",
+	"1vewAhlQ2fr3rsiOD/iiDa6L3z07hLwOcMx/B+15bm4aqrNmnqCaHKKaJJaKoK4zHklf/hqghT4emRtK",
+	"eezWnCVrg7FsTfX8Pp+aFamwaI54nKQY+hiPxPhUpuTcKc16GQeVtRo7GMHp+NTZNE4FxUeBGH8Vh1Qe",
+	"7gp3/KkkojGEgXYS0SPSe6qsixuR16CMNsyyjmsCagBM268K2Hd8+XkMp216ya9N3Xj6vaucQ+SqBBn/",
+	"d1AX34lbn0+H9okXDmTOs/p2T+ZMMK+E9Yclft9JH647WgX1nV7hD5Kjw7R2zlod/b8/ywp+NNecy8HE",
+	"F7Dj+QGWsIfrXLg20VRWNfHujRl3+iHUxuMxKfqN9XtJnGb0VfPCuhZCQTylUAvEK8cLc8gPLcuWweuq",
+	"zcL4qQyV8T6Qm2rlZGjUKMEuz4SLZaClGvQTZ2LxO+vPXjzwuzPlqqLwCHxpd6uVTM3d5wsxXwxX6Dej",
+	"cxtBnLF5DP8JnRXhPohTVYSX0djBA/zXd7UF/4TqqwXksEWFVdNqIreNoC/sVq96MPqM+umP4p/p+n0c",
+	"dYEs3ZrSAImgjODkWs01N+ZRlMXRr26tPh7VVvDo1+qPj6RFMt6VW3w6fl5ZCDVQx/qhVImTUVc3Tnj9",
+	"pVEahWCpLC8P3lCBCm3s4AyNkPLyr8oa8ydspkgWU1njsfuJ0V+0yjuhUzYMj671rV7ZKHXstFQa5crb",
+	"bZUluxPLYtmbYIBrPMYsOv9LRyHhpuly2m0i1uZfGJgjSvK/mJExfr7/g/Kunn8Hq8QxOLD60tdvMEOx",
+	"7DuNgshGJoJqs/IZUYRFviarYfCoCodshnS7XxPqq01T9p8YKhysDco5OJVVUhvRVDrzypc2dSH3mAGO",
+	"szqXPQFmQcmE46l/SBJ7Uov8Gjpfxv6cjkObxyeRjM/w23CaSzfJTWW4Si7kCNUNo/ohMWG1GI/fYhWq",
+	"UDQop9JqJg2jg9v+LhwhmHFK2C3NLJ/+4Awv7OE/MUc29gqaLDc3Cw0za1ZYZJKApTKCVyrL1IrOBcIW",
+	"5JMlv3vpUy7bix2P4FyGpKNqDqcSMy5q/qXjifjeAS5chEqDP4LebiVrkhlargdVra4aO/XGejs3oO/z",
+	"DMBp98G2iD8tRyPcX96/0IDYKUstO9T9Y4bQGlAfe009QPy70nxxLBSk8Iv/+gfbKfzaN0Je2725ur/4",
+	"uJuC9+p2R7u8YutUeuS7hnONoOcrZRiBkFPpfqpp1FGHMtpldlJbv8HyfO/H+Xi668Nn8QFrNvJ+9RBs",
+	"DVwEqVajLxL+T5Twxl5Gp/60oeFpuuYJlzZbl/t9h5A9SNLLIoztIn3hE2xLuIC+D2HP1jXTwjUUigfi",
+	"wdkmSIFjMwPHz8BXV0UNWIOAdBZ/+/qHi//9/Yur9y9fvX958dery8s3MfSfjiFl60aK4GYCDGKYf6Jj",
+	"tAY++kFnZ48n3wF8pCsDppWgGxTrFlCEz7vvfzn4ejw9sSWJ6WWAdPG3yMq0gmHBSGwHf7A2T9TURmEX",
+	"tYQmrxz8/Zrb3MBbdeO31V0YJYig3qfceZHGg4m/3RspmUr/klW5gZXSN1gMFri50ZCwhmfX+IxicL5O",
+	"pnkP5XVTu9RLHtAnOh0fB1cyAuWTvsqio4DIPII3ChNzMWGYrqbxTRLmir+1l+Ol9+S3TyWTVH7TGRqm",
+	"6Tw0KhR6c5YNdvLwTfqPEXT1Kx7cXD/+g3h0yLJsP58Sz7Q4la65jehw1BmfeEl7ytOzwBhNbBkUowZT",
+	"GlOU1y+S4+W5LcQrtvLCeZYdxA4vG4T/OzHEjiWD/rSHJ/uFpdfwaqlpb7CHY/xy7mKX2npTUkoFpeXL",
+	"Een+bqyu+2Y8HkxqJStTWRXqSL6CuAFAVTlAoVAECFwvhSIfwYUvq2NttkOdU7v8vQZtJAxYH0cjOK5r",
+	"O/F1AAuV1aCeHGs6SUhJGUu+4mhfttm7An/yytmgdg7KOQTmfA4DHVtW1VNYaXK5UpAoGWTZ9xHuQS/z",
+	"V32f/nwRf0qY4ZOp5HcscUavmyWscaTJzJnQZD3SgYTP2mJuaOXqkLj7NNmAp2sUfPUV1UsYWBbGhkW9",
+	"RiAA16bQgdCvvoI+xvbC5AgJ/j2n+jFzO/IklDWnWGLidl7a3Qxaqm4yfBFeVJY194O17OR4j/2LsEU0",
+	"Fg8mtWkQR7BQK8T9VNeWXOO13/ho3tNB5MZCi09zhCwXWDzLsMa6XAS3RQYY/s7wHjYbjNNPlb3WAIf9",
+	"HRneyInEuo4fK5w2TDMO29YXc/tf09xu2dD+OoAmS+zdgig0u30PepExsfTZqGTee+g8VL1U0hfsY6cC",
+	"nxg6l6VkltFUvvc3AZ+On1fhstCIqLaRKkrcLeie0E8l4k1M5YNk/PjRu98eUfezC/xOGGvOQumqVagu",
+	"Wx5W6/L2Nyopwbe3gbjglqbVtcgQ+RRmvuaxH2qm6+0PRo3ziE2gj45izX3Xxnd9gnPxINV130PeL2rr",
+	"k6utF2gZelZyvLxHNdUBbzoz1S6C6VJenSq58IYQ2ReyAnCJgpGJyukMYm8QhpKjYAdvixqMOvOrAgm9",
+	"T7//78qswuB5mK9/cV/ssnS7npj2wLfxUxpuIz8yFRRbJ0+9p1PcBa/d41HVfkMfiynT8r6oWg4TbcRc",
+	"qmK+6AgLf8dteSd6wIO772lOTUF6/fhJc5LLK9y3pSTTMFqbTY3IfSq//urDVf2DjoruefDzx5AMvO0e",
+	"vcJ5hoHDmkD8UtC1iqVM0I0b+4TA319TiUAnZ7/lv3Nefsu3MbG3eb4w8e9RvdcWZwcfH9WvINkWSBvS",
+	"9TWNuG55SNE/PTmpTvb946vwmE75p1JYSBWntLgls8liEEGtFCwkwtG5dtl2rjKRrP056lR6SJVWl5Kv",
+	"qu4GHp1GdwWLo6nciA9PGkA2VWCLwlTU6qj0v6Yy5NCWNHp/ckWgXizhtcsrlewMG7/AT95V16B8Cq+s",
+	"2cm9fLMtRxnlkBEJgaKWbCO6245rfy6B/uK1/A40EDFdLbzvFFGQoq0m5pIf1SBAt+QwsCX3+KL+tgoP",
+	"uojipgpbVSVPNr0QBL2j8CtVNhsfoa9KmQmC7+RkgBmV8euUL3NFDvXfOKIrYDQ6APAYds0nVbzwhq9r",
+	"6VwVqIOp7l/BREYm04BSxFNMh6UEz7QgOXdt6oL7gPGK6dSMwOkFqG42pUZcR8/GTwmFzjlwzGAQC5HE",
+	"/NyYo7wwi7hLB70rzOLt2t8Qvg+f4QUG3IfJQhlns+MFrdbf+CoMYb/SjTIMfvzx9V8GUQcy2lb0zNZU",
+	"91rJ+tW9Ws92XfU3nd6dHA+n07tvXn74039sq0F8fD1bQeYeXpC9W7TOPcd8iT3/0dWh4w1gXm01jj2f",
+	"GFArCQHWtY8grs4iMo2DTyHnblVrmhL96qNfHXN/fKAnjpn3QEiUwkD8MyFPWzWIzyC2Kp5KfyKFOdlS",
+	"rQgpAsE43S/f+JMrOit3X4zCUzySm/GprD2s0kDKPsNh2dNjagoVl2arOILnT8ufpjJeqELTYevpeFx7",
+	"N2Xr2ONHmpY9SITM+FqRmmR20EiSr8FyBgTO8lsEHh1BjACdobxxKmuViR6z0hGRFMsiY1bcco9x28dL",
+	"1KPm9VjRVIZr3QflRCw5k1BCy3XpZ/QMa1f6H1Kq7e9N2l76dOiVYh+jvT7oK62WvQPeu1RVuVYrO7+8",
+	"gf8wAr+l1w8h7nM7yLV12hbvwacRqCzFq+CVkD6c+kf0nv/V9fYPkgc10UxWoRJmunsKldlO9xoBuffH",
+	"4vdp62asHnE6ZVNrT6XTs9DS2tFOlV3dTRw062gq45TZUu95ON5dV9tsKZ2uw+ebe4e37qlafle6YOMC",
+	"p636gCan1AhfdMEfIajWhNi/pzpoOGXbPd1XSkO4q8PgpXOUq69FOqdSRpHwCsnWCLRClB7BhZhLnx47",
+	"lZv3IPT/+vb8xfDir+cnz74m0mORjsprDkYzla5jnwRX3mSAlYQB91JJb8at6Oq7oE+YXBOUlkAADsNT",
+	"yu4q255KbxgicUJCWURQJfr6OtAkU8kN9P1pZCo0FcYMInJ7Db/lmmUQ3x5HcUWmQRDjmc/FI/xXuuvS",
+	"+Dy/ESDk54qtERjimokMY1XCkikeUNdjtAGhz7IMTsfHg8lUxoWWE1+FMfHvTcKdD14Ch0u6AMN9GXDq",
+	"K3S06MBG/OUZ2EjjZgrKJJjKeBQjGj6r5rZRcpzyRCxZBj9KcecmQMnU7O29bGpoLMvc4FVhy1LelZCp",
+	"Wu1tpFyK2iCkqlaIwr5YMizX4fDRLZC/84aQ+P39pIQV5owmlgnjuF+la0rDu2xf2uE3q5S7NvX6iSkD",
+	"FBPM8gkP6C4FirxM5a7Qi0xDIdp1oZEN+fU1T+wIzquAEbkWVVQbk0vKKFLlUpTX3qDXhXcmCAPlpRZT",
+	"6UGhUrVkQj4x3ltEMdKRY2UsKnLuc/uCAJ+ZPJX9Lt+GWajuZvg+3KmAdwIjQGHrXuCp7PoKb3SIQCzz",
+	"jBUEQY2+Ufs9cpgGCCpOAyD002Bj4I05gHfvnIHJM2EhY3rONRR5pphHNj+5u0PXiFaU2hEG0kKzWbYO",
+	"EMclUm8dGR6j+GYqC4nI3E7xtwDon42fQh+B/giKdRCBxGzLk7u7bREyrzv3xcd+lOKXgoMoC88Dz53V",
+	"biAIuLTlJdY7r5LZA7i1Oy62kVTUQXCpHqrEslJSVoxuzSG8pJ10lrpjJ7n1QN14+PzDr8fR8cnHrijd",
+	"Zol4zhKnCtwCOHbNnJipa9wApsV4/DSZMcO/PoXa7oa/041CB9/Xc9Bcn46ff71vsj9RnHHjhq4v4cYv",
+	"4cZWztivHfdj/fzh44etMUnKeg1HInS5g/K22JZAZLvH+pVivi/8nPRkobPepHeETpdv69fNK8Z8+n+r",
+	"JgeTkrzE4oHRpnJwg3HbbIij4sVWDRu91oYfw2Yr72sXVHRFafEWkqqdYNhvNvQDbSByvnHvRd+jsZgI",
+	"Qgm+iRpozoOzRlE7wpnXJ4Cqfje6pFsTIuxM0BUT4UYA8hBaePm+uRr8+ccPH/9fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
