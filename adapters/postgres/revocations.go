@@ -17,6 +17,10 @@ import (
 	"github.com/biosync/biosync/domain"
 )
 
+// ListenerName is the application_name of the connection a Revocations
+// view listens on.
+const ListenerName = "biosync-revocations"
+
 // Revocations is an instance's in-memory view of the revoked sessions
 // whose access tokens could still be unexpired, so checking a token costs a
 // map lookup instead of a database round trip.
@@ -121,6 +125,10 @@ func (r *Revocations) listen(ctx context.Context) error {
 	}
 	conn := pc.Hijack() // a dedicated connection: it stays in LISTEN mode
 	defer conn.Close(context.Background())
+	// Named, so operators (and tests) can find the listener in pg_stat_activity.
+	if _, err := conn.Exec(ctx, `SET application_name = '`+ListenerName+`'`); err != nil {
+		return err
+	}
 	if _, err := conn.Exec(ctx, `LISTEN `+RevocationChannel); err != nil {
 		return err
 	}
