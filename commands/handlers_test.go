@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/kafka"
@@ -31,6 +32,10 @@ type world struct {
 	accounts *postgres.Accounts
 	codec    *eventstore.Codec
 	cfg      kafka.Config
+	sessions *postgres.Sessions
+	pool     *pgxpool.Pool
+	audit    *recordingAudit
+	tokens   *auth.Tokens
 }
 
 // newWorld wires the handlers on a fresh database and topic; brokers nil
@@ -49,7 +54,12 @@ func newWorld(t *testing.T, kafkaUp bool) *world {
 	app := kafka.NewAppender(w.cfg, w.codec)
 	t.Cleanup(func() { app.Close() })
 	tokens, _ := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), "biosync", "biosync-api", 15*time.Minute)
-	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword}
+	w.sessions = postgres.NewSessions(pool)
+	w.pool = pool
+	w.audit = &recordingAudit{}
+	w.tokens = tokens
+	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, Sessions: w.sessions, Audit: w.audit,
+		EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword}
 	return w
 }
 
