@@ -70,7 +70,7 @@ func (s *server) Login(c echo.Context) error {
 		return err
 	}
 	sess, err := s.deps.Accounts.Login(c.Request().Context(), commands.Login{
-		Email: in.Email, Password: in.Password, UserAgent: c.Request().UserAgent(), IP: c.RealIP(),
+		Email: in.Email, Password: in.Password, UserAgent: c.Request().UserAgent(), IP: clientIP(c),
 	})
 	if err != nil {
 		return err

@@ -66,6 +66,13 @@ func sessionBody(s commands.Session) gen.Session {
 	}
 }
 
+// clientIP is the caller's address as kept with sessions and audit entries.
+// It is echo's RealIP: the configured IPExtractor when the server sits
+// behind trusted proxies, otherwise (echo's default) X-Forwarded-For /
+// X-Real-IP before the peer address, which a client can spoof; set
+// Echo.IPExtractor where the deployment's proxies are known.
+func clientIP(c echo.Context) string { return c.RealIP() }
+
 func (s *server) sessions() (Sessions, error) {
 	if s.deps.Sessions == nil {
 		return nil, &httpError{kind: kindUnavailable, detail: "sessions not configured"}
@@ -83,7 +90,7 @@ func (s *server) RefreshSession(c echo.Context) error {
 	if err := decodeStrict(rawBody(c), &in); err != nil {
 		return err
 	}
-	sess, err := svc.Refresh(c.Request().Context(), commands.Refresh{RefreshToken: in.RefreshToken, IP: c.RealIP()})
+	sess, err := svc.Refresh(c.Request().Context(), commands.Refresh{RefreshToken: in.RefreshToken, IP: clientIP(c)})
 	if err != nil {
 		return err
 	}
@@ -120,7 +127,7 @@ func (s *server) LogoutAll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := svc.LogoutAll(c.Request().Context(), uid, c.RealIP()); err != nil {
+	if err := svc.LogoutAll(c.Request().Context(), uid, clientIP(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -167,7 +174,7 @@ func (s *server) ChangePassword(c echo.Context) error {
 		return err
 	}
 	if err := svc.ChangePassword(c.Request().Context(), commands.ChangePassword{
-		UserID: uid, CurrentPassword: in.CurrentPassword, NewPassword: in.NewPassword, IP: c.RealIP(),
+		UserID: uid, CurrentPassword: in.CurrentPassword, NewPassword: in.NewPassword, IP: clientIP(c),
 	}); err != nil {
 		return err
 	}

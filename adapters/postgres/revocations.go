@@ -37,7 +37,8 @@ type Revocations struct {
 	log    *slog.Logger
 
 	mu      sync.RWMutex
-	revoked map[uuid.UUID]time.Time // session id -> revoked at
+	revoked map[uuid.UUID]revocation
+	heard   chan struct{} // closed and replaced whenever the feed delivers
 	live    atomic.Bool
 
 	// KeepAlive is how often an idle listening connection is checked with
@@ -46,6 +47,17 @@ type Revocations struct {
 	KeepAlive time.Duration
 	// QueryTimeout bounds the per-request lookup while the view is not live.
 	QueryTimeout time.Duration
+	// BroadcastWait bounds how long Committed waits for the instance's own
+	// notification to come back.
+	BroadcastWait time.Duration
+}
+
+// revocation is one revoked session in the view.
+type revocation struct {
+	at time.Time
+	// heard: the feed delivered it (or the reload loaded it), so
+	// PostgreSQL has also sent it to every other listening instance.
+	heard bool
 }
 
 // NewRevocations builds a view. window is how long a revoked session must
@@ -55,8 +67,8 @@ func NewRevocations(pool *pgxpool.Pool, window time.Duration, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revocations{pool: pool, window: window, log: log, revoked: map[uuid.UUID]time.Time{},
-		KeepAlive: 5 * time.Second, QueryTimeout: time.Second}
+	return &Revocations{pool: pool, window: window, log: log, revoked: map[uuid.UUID]revocation{}, heard: make(chan struct{}),
+		KeepAlive: 5 * time.Second, QueryTimeout: time.Second, BroadcastWait: time.Second}
 }
 
 // Live reports whether the view is current (subscribed and loaded).
@@ -85,12 +97,51 @@ func (r *Revocations) Revoked(sid uuid.UUID) (bool, error) {
 	return revoked, nil
 }
 
-// Add records revocations this instance committed itself, so its own
-// verifier rejects the session without waiting for the notification.
-func (r *Revocations) Add(ids []uuid.UUID, at time.Time) {
+// Committed is told of every revocation this instance committed (wire it
+// to Sessions.OnRevoke). The view applies it at once, then waits (at most
+// BroadcastWait) until the revocation's notification came back through
+// PostgreSQL: PostgreSQL sends it to every listening instance at the same
+// moment, so when logout answers, the other instances have it too (in
+// practice within a millisecond; see docs/architecture.md). A view that is
+// not live does not wait: it checks PostgreSQL per request anyway.
+func (r *Revocations) Committed(ids []uuid.UUID, at time.Time) {
+	r.add(ids, at, false)
+	ctx, cancel := context.WithTimeout(context.Background(), r.BroadcastWait)
+	defer cancel()
+	for {
+		r.mu.RLock()
+		all := true
+		for _, id := range ids {
+			all = all && r.revoked[id].heard
+		}
+		ch := r.heard
+		r.mu.RUnlock()
+		if all || !r.live.Load() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("own session revocation not echoed by PostgreSQL in time", "sessions", len(ids))
+			return
+		case <-ch:
+		}
+	}
+}
+
+// add records revocations; heard says they came through the feed.
+func (r *Revocations) add(ids []uuid.UUID, at time.Time, heard bool) {
 	r.mu.Lock()
 	for _, id := range ids {
-		r.revoked[id] = at
+		e := r.revoked[id]
+		if e.at.IsZero() {
+			e.at = at
+		}
+		e.heard = e.heard || heard
+		r.revoked[id] = e
+	}
+	if heard {
+		close(r.heard)
+		r.heard = make(chan struct{})
 	}
 	r.mu.Unlock()
 }
@@ -167,7 +218,7 @@ func (r *Revocations) reload(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return err
 	}
-	fresh := map[uuid.UUID]time.Time{}
+	fresh := map[uuid.UUID]revocation{}
 	for rows.Next() {
 		var id uuid.UUID
 		var at time.Time
@@ -175,13 +226,15 @@ func (r *Revocations) reload(ctx context.Context, conn *pgx.Conn) error {
 			rows.Close()
 			return err
 		}
-		fresh[id] = at
+		fresh[id] = revocation{at: at, heard: true}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.revoked = fresh
+	close(r.heard)
+	r.heard = make(chan struct{})
 	r.mu.Unlock()
 	return nil
 }
@@ -195,7 +248,7 @@ func (r *Revocations) apply(payload string) {
 			ids = append(ids, id)
 		}
 	}
-	r.Add(ids, now)
+	r.add(ids, now, true)
 }
 
 // pruneLoop forgets sessions revoked longer than the window ago: their
@@ -210,8 +263,8 @@ func (r *Revocations) pruneLoop(ctx context.Context) {
 		case <-t.C:
 			cutoff := time.Now().Add(-r.window)
 			r.mu.Lock()
-			for id, at := range r.revoked {
-				if at.Before(cutoff) {
+			for id, e := range r.revoked {
+				if e.at.Before(cutoff) {
 					delete(r.revoked, id)
 				}
 			}

@@ -32,7 +32,7 @@ type Sessions struct {
 	pool *pgxpool.Pool
 	// OnRevoke, when set, is told about every committed revocation, so the
 	// instance that revoked does not have to wait for its own notification
-	// to reach its verifier (Revocations.Add).
+	// to reach its verifier (Revocations.Committed).
 	OnRevoke func(ids []uuid.UUID, at time.Time)
 }
 

@@ -158,7 +158,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	// between PostgreSQL and this host.
 	p.revocations = postgres.NewRevocations(p.pool, p.tokens.TTL+auth.Leeway+time.Minute, log)
 	p.sessions = postgres.NewSessions(p.pool)
-	p.sessions.OnRevoke = p.revocations.Add
+	p.sessions.OnRevoke = p.revocations.Committed
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.handlers = &commands.Handlers{
 		Log:           p.appender,
