@@ -18,8 +18,17 @@ import (
 )
 
 // ListenerName is the application_name of the connection a Revocations
-// view listens on.
+// view listens on; Committed counts these connections to know how many
+// acknowledgements to wait for.
 const ListenerName = "biosync-revocations"
+
+// AckChannel is where every view acknowledges a revocation notification
+// once it has applied it (the payload is the notification's own).
+const AckChannel = "biosync_session_revoked_ack"
+
+// ackMemory is how long acknowledgements are counted for: far longer than
+// any wait in Committed.
+const ackMemory = time.Minute
 
 // Revocations is an instance's in-memory view of the revoked sessions
 // whose access tokens could still be unexpired, so checking a token costs a
@@ -31,14 +40,20 @@ const ListenerName = "biosync-revocations"
 // is missed. While the connection is down (or before the first load) the
 // view is not live and Revoked asks PostgreSQL for every token: it fails
 // closed (domain.ErrUnavailable, 503) rather than trust a stale view.
+//
+// A revocation is effective on every instance before the revoking request
+// answers: each view acknowledges what it applied (AckChannel), and
+// Committed waits until every view that was listening when the revocation
+// committed has done so.
 type Revocations struct {
 	pool   *pgxpool.Pool
 	window time.Duration
 	log    *slog.Logger
 
 	mu      sync.RWMutex
-	revoked map[uuid.UUID]revocation
-	heard   chan struct{} // closed and replaced whenever the feed delivers
+	revoked map[uuid.UUID]time.Time // session id -> when this view learnt it
+	acks    map[uuid.UUID]ackCount
+	changed chan struct{} // closed and replaced whenever acks arrive
 	live    atomic.Bool
 
 	// KeepAlive is how often an idle listening connection is checked with
@@ -47,17 +62,15 @@ type Revocations struct {
 	KeepAlive time.Duration
 	// QueryTimeout bounds the per-request lookup while the view is not live.
 	QueryTimeout time.Duration
-	// BroadcastWait bounds how long Committed waits for the instance's own
-	// notification to come back.
+	// BroadcastWait bounds how long Committed waits for acknowledgements
+	// (a listener that died silently never sends one).
 	BroadcastWait time.Duration
 }
 
-// revocation is one revoked session in the view.
-type revocation struct {
-	at time.Time
-	// heard: the feed delivered it (or the reload loaded it), so
-	// PostgreSQL has also sent it to every other listening instance.
-	heard bool
+// ackCount is how many views acknowledged one revoked session.
+type ackCount struct {
+	n    int
+	seen time.Time
 }
 
 // NewRevocations builds a view. window is how long a revoked session must
@@ -67,7 +80,8 @@ func NewRevocations(pool *pgxpool.Pool, window time.Duration, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revocations{pool: pool, window: window, log: log, revoked: map[uuid.UUID]revocation{}, heard: make(chan struct{}),
+	return &Revocations{pool: pool, window: window, log: log,
+		revoked: map[uuid.UUID]time.Time{}, acks: map[uuid.UUID]ackCount{}, changed: make(chan struct{}),
 		KeepAlive: 5 * time.Second, QueryTimeout: time.Second, BroadcastWait: time.Second}
 }
 
@@ -98,50 +112,54 @@ func (r *Revocations) Revoked(sid uuid.UUID) (bool, error) {
 }
 
 // Committed is told of every revocation this instance committed (wire it
-// to Sessions.OnRevoke). The view applies it at once, then waits (at most
-// BroadcastWait) until the revocation's notification came back through
-// PostgreSQL: PostgreSQL sends it to every listening instance at the same
-// moment, so when logout answers, the other instances have it too (in
-// practice within a millisecond; see docs/architecture.md). A view that is
-// not live does not wait: it checks PostgreSQL per request anyway.
-func (r *Revocations) Committed(ids []uuid.UUID, at time.Time) {
-	r.add(ids, at, false)
+// to Sessions.OnRevoke; committedAt is the revoking transaction's time).
+// The view applies it at once, then waits, at most BroadcastWait, until
+// every view that was listening when the transaction started has
+// acknowledged it, so when logout answers, no live instance accepts the
+// session's tokens any more. Views that were not listening then reload (or
+// check PostgreSQL per request) and need no acknowledgement.
+func (r *Revocations) Committed(ids []uuid.UUID, committedAt time.Time) {
+	r.add(ids)
 	ctx, cancel := context.WithTimeout(context.Background(), r.BroadcastWait)
 	defer cancel()
+	var listeners int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database() AND backend_start < $2`,
+		ListenerName, committedAt).Scan(&listeners); err != nil {
+		r.log.Warn("cannot count revocation listeners; not waiting for acknowledgements", "err", err)
+		return
+	}
 	for {
 		r.mu.RLock()
-		all := true
+		missing := 0
 		for _, id := range ids {
-			all = all && r.revoked[id].heard
+			if r.acks[id].n < listeners {
+				missing++
+			}
 		}
-		ch := r.heard
+		ch := r.changed
 		r.mu.RUnlock()
-		if all || !r.live.Load() {
+		if missing == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			r.log.Warn("own session revocation not echoed by PostgreSQL in time", "sessions", len(ids))
+			r.log.Warn("session revocation not acknowledged by every listening instance in time",
+				"listeners", listeners, "sessions_unacknowledged", missing)
 			return
 		case <-ch:
 		}
 	}
 }
 
-// add records revocations; heard says they came through the feed.
-func (r *Revocations) add(ids []uuid.UUID, at time.Time, heard bool) {
+// add records revoked sessions in the view.
+func (r *Revocations) add(ids []uuid.UUID) {
+	now := time.Now()
 	r.mu.Lock()
 	for _, id := range ids {
-		e := r.revoked[id]
-		if e.at.IsZero() {
-			e.at = at
+		if _, ok := r.revoked[id]; !ok {
+			r.revoked[id] = now
 		}
-		e.heard = e.heard || heard
-		r.revoked[id] = e
-	}
-	if heard {
-		close(r.heard)
-		r.heard = make(chan struct{})
 	}
 	r.mu.Unlock()
 }
@@ -176,11 +194,11 @@ func (r *Revocations) listen(ctx context.Context) error {
 	}
 	conn := pc.Hijack() // a dedicated connection: it stays in LISTEN mode
 	defer conn.Close(context.Background())
-	// Named, so operators (and tests) can find the listener in pg_stat_activity.
+	// Named, so operators (and Committed) can find listeners in pg_stat_activity.
 	if _, err := conn.Exec(ctx, `SET application_name = '`+ListenerName+`'`); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+RevocationChannel); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+RevocationChannel+`; LISTEN `+AckChannel); err != nil {
 		return err
 	}
 	if err := r.reload(ctx, conn); err != nil {
@@ -193,8 +211,18 @@ func (r *Revocations) listen(ctx context.Context) error {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
+		case err == nil && n.Channel == AckChannel:
+			r.acked(n.Payload)
 		case err == nil:
-			r.apply(n.Payload)
+			r.add(parseIDs(n.Payload))
+			// Acknowledge on the listening connection itself: it is ours
+			// alone, and a failure here is a feed failure.
+			actx, acancel := context.WithTimeout(ctx, r.KeepAlive)
+			_, aerr := conn.Exec(actx, `SELECT pg_notify($1, $2)`, AckChannel, n.Payload)
+			acancel()
+			if aerr != nil {
+				return aerr
+			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
@@ -213,59 +241,73 @@ func (r *Revocations) listen(ctx context.Context) error {
 
 // reload replaces the view with every session revoked within the window.
 func (r *Revocations) reload(ctx context.Context, conn *pgx.Conn) error {
-	rows, err := conn.Query(ctx, `SELECT id, revoked_at FROM refresh_families
+	rows, err := conn.Query(ctx, `SELECT id FROM refresh_families
 		WHERE revoked_at IS NOT NULL AND revoked_at > now() - $1::interval`, r.window.String())
 	if err != nil {
 		return err
 	}
-	fresh := map[uuid.UUID]revocation{}
-	for rows.Next() {
-		var id uuid.UUID
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return err
-		}
-		fresh[id] = revocation{at: at, heard: true}
-	}
-	if err := rows.Err(); err != nil {
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
 		return err
+	}
+	now := time.Now()
+	fresh := make(map[uuid.UUID]time.Time, len(ids))
+	for _, id := range ids {
+		fresh[id] = now
 	}
 	r.mu.Lock()
 	r.revoked = fresh
-	close(r.heard)
-	r.heard = make(chan struct{})
 	r.mu.Unlock()
 	return nil
 }
 
-// apply adds the ids of one notification.
-func (r *Revocations) apply(payload string) {
+// acked counts one view's acknowledgement of a notification.
+func (r *Revocations) acked(payload string) {
 	now := time.Now()
+	r.mu.Lock()
+	for _, id := range parseIDs(payload) {
+		a := r.acks[id]
+		a.n++
+		a.seen = now
+		r.acks[id] = a
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// parseIDs reads a notification payload: session ids separated by commas.
+// Anything else is ignored (only the revoking transaction writes here).
+func parseIDs(payload string) []uuid.UUID {
 	var ids []uuid.UUID
 	for _, s := range strings.Split(payload, ",") {
 		if id, err := uuid.Parse(s); err == nil {
 			ids = append(ids, id)
 		}
 	}
-	r.add(ids, now, true)
+	return ids
 }
 
-// pruneLoop forgets sessions revoked longer than the window ago: their
-// tokens have all expired.
+// pruneLoop forgets sessions revoked longer than the window ago (their
+// tokens have all expired) and old acknowledgement counts.
 func (r *Revocations) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(max(r.window/4, time.Second))
+	t := time.NewTicker(max(min(r.window, ackMemory)/4, time.Second))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cutoff := time.Now().Add(-r.window)
+			now := time.Now()
 			r.mu.Lock()
-			for id, e := range r.revoked {
-				if e.at.Before(cutoff) {
+			for id, at := range r.revoked {
+				if now.Sub(at) > r.window {
 					delete(r.revoked, id)
+				}
+			}
+			for id, a := range r.acks {
+				if now.Sub(a.seen) > ackMemory {
+					delete(r.acks, id)
 				}
 			}
 			r.mu.Unlock()

@@ -287,3 +287,32 @@ func TestANotLiveViewWithoutPostgreSQLRefusesToGuess(t *testing.T) {
 		t.Fatalf("revocation check without a database = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	views := make([]*postgres.Revocations, 3)
+	for i := range views {
+		views[i] = postgres.NewRevocations(pool, time.Hour, nil)
+		views[i].BroadcastWait = 10 * time.Second // a missing acknowledgement would show as a slow revoke
+		waitLive(t, views[i])
+	}
+	s := postgres.NewSessions(pool)
+	s.OnRevoke = views[0].Committed
+	user := activeAccount(t, pool, "h")
+	for round := range 5 {
+		sid := newSession(t, s, user, "h", "tok"+string(rune('a'+round)))
+		start := time.Now()
+		if err := s.Revoke(ctx, user, sid, commands.RevokeLogout); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("revoke took %v: it waited for an acknowledgement that never came", took)
+		}
+		for i, v := range views {
+			if !revoked(t, v, sid) {
+				t.Fatalf("round %d: view %d still accepts the session when the revocation returned", round, i)
+			}
+		}
+	}
+}
