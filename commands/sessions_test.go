@@ -85,10 +85,11 @@ func TestLoginIssuesAnAccessTokenOfANewSessionAndAnOpaqueRefreshToken(t *testing
 	if len(s.RefreshToken) < 43 || strings.Count(s.RefreshToken, ".") != 0 {
 		t.Fatalf("refresh token %q: want >= 256 bits, opaque (no JWT)", s.RefreshToken)
 	}
-	var stored int
-	if err := w.pool.QueryRow(context.Background(), `SELECT count(*) FROM refresh_tokens WHERE token_hash = $1::bytea OR encode(token_hash, 'escape') = $2`,
-		[]byte(s.RefreshToken), s.RefreshToken).Scan(&stored); err != nil || stored != 0 {
-		t.Fatalf("refresh token stored in plaintext (%d rows, %v)", stored, err)
+	var hashed, plain int
+	if err := w.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE token_hash = sha256(convert_to($1, 'UTF8'))),
+			count(*) FILTER (WHERE position(convert_to($1, 'UTF8') IN token_hash) > 0) FROM refresh_tokens`,
+		s.RefreshToken).Scan(&hashed, &plain); err != nil || hashed != 1 || plain != 0 {
+		t.Fatalf("refresh token storage: %d rows by SHA-256, %d holding the plaintext (%v)", hashed, plain, err)
 	}
 	if got := w.audit.actions(commands.AuditLogin); len(got) != 1 || got[0].Subject != user || got[0].IP != "198.51.100.7" {
 		t.Fatalf("login audit = %+v", got)

@@ -84,6 +84,7 @@ func (s *Sessions) Rotate(ctx context.Context, oldHash, newHash []byte) (command
 			return err
 		}
 		if dead {
+			rot = commands.Rotation{}
 			return nil
 		}
 		var used bool
