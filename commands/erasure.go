@@ -57,6 +57,14 @@ type ErasureStore interface {
 	EmailKey(ctx context.Context, user uuid.UUID) ([]byte, error)
 }
 
+// SessionRevoker ends every session of a user (refresh tokens, and access
+// tokens issued before now, on every instance). It is a port so the
+// erasure workflow ends sessions without knowing how they are kept;
+// Handlers.RevokeAll implements it.
+type SessionRevoker interface {
+	RevokeAll(ctx context.Context, user uuid.UUID, reason string) error
+}
+
 // KeyShredder destroys a user's data key (crypto-shredding): every event
 // of the user in the immutable log becomes unreadable.
 type KeyShredder interface {
@@ -92,7 +100,7 @@ func (h *Handlers) RequestErasure(ctx context.Context, user uuid.UUID, password,
 		return DeletionRequest{}, err
 	}
 	if ok, _, err := h.Passwords.Verify(password, acc.PasswordHash); err != nil || !ok {
-		h.record(ctx, AuditEntry{Action: AuditLoginFailed, Subject: user, IP: ip, Detail: map[string]string{"reason": "re-authentication for erasure failed"}})
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: user, IP: ip, Detail: map[string]string{"reason": "re-authentication for erasure failed"}})
 		return DeletionRequest{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the account's password"}}}
 	}
 	now := h.now().UTC()
@@ -104,7 +112,7 @@ func (h *Handlers) RequestErasure(ctx context.Context, user uuid.UUID, password,
 	if err != nil {
 		return d, err
 	}
-	h.record(ctx, AuditEntry{Action: AuditErasure, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"step": "requested", "request": d.ID.String(), "execute_after": d.ExecuteAfter.Format(time.RFC3339)}})
+	h.audit(ctx, AuditEntry{Action: AuditErasure, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"step": "requested", "request": d.ID.String(), "execute_after": d.ExecuteAfter.Format(time.RFC3339)}})
 	return d, nil
 }
 
@@ -125,7 +133,7 @@ func (h *Handlers) CancelErasure(ctx context.Context, user, id uuid.UUID, ip str
 	if err != nil {
 		return d, err
 	}
-	h.record(ctx, AuditEntry{Action: AuditErasure, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"step": "cancelled", "request": id.String()}})
+	h.audit(ctx, AuditEntry{Action: AuditErasure, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"step": "cancelled", "request": id.String()}})
 	return d, nil
 }
 

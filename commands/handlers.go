@@ -52,9 +52,10 @@ type PasswordHasher interface {
 	DummyVerify(password string)
 }
 
-// TokenIssuer issues access tokens.
+// TokenIssuer issues access tokens. sessionID becomes the token's sid, so
+// revoking the session revokes the token.
 type TokenIssuer interface {
-	Issue(userID uuid.UUID, role string) (string, time.Duration, error)
+	Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (string, time.Duration, error)
 }
 
 // Dedup remembers the tokens of accepted deliveries so a redelivery answers
@@ -77,6 +78,14 @@ type Handlers struct {
 	// notification preferences); required by ChangeProfile and
 	// ChangeNotifications.
 	Versions DocumentVersions
+	// Sessions keeps refresh-token families; required by Login and the
+	// session commands.
+	Sessions SessionStore
+	// RefreshTTL is the absolute lifetime of a session; zero means
+	// DefaultRefreshTTL.
+	RefreshTTL time.Duration
+	// Audit records security events; nil means auditing is not configured.
+	Audit Audit
 	// EmailIndexKey keys the hash under which email addresses are claimed
 	// (no plaintext address in the claim table).
 	EmailIndexKey []byte
@@ -91,10 +100,6 @@ type Handlers struct {
 	// EmailTokens keeps the single-use tokens mailed to users; required
 	// for verification and reset.
 	EmailTokens EmailTokens
-	// Sessions ends a user's sessions after a password reset; nil skips it.
-	Sessions SessionRevoker
-	// Audit receives security events; nil records none.
-	Audit Audit
 	// Erasure keeps deletion requests; nil answers erasure commands 503.
 	Erasure ErasureStore
 	// ErasureGracePeriod is how long a deletion request waits
@@ -236,12 +241,13 @@ func (h *Handlers) Register(ctx context.Context, cmd RegisterUser) (Registered, 
 }
 
 // Login checks credentials against the command-side account (so it works
-// right after registration) and issues an access token. Unknown addresses
-// take as long as wrong passwords and get the same error.
+// right after registration), starts a session and issues its token pair.
+// Unknown addresses take as long as wrong passwords and get the same error.
 func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 	acc, err := h.Accounts.ByEmailKey(ctx, h.emailKey(cmd.Email))
 	if errors.Is(err, domain.ErrNotFound) {
 		h.Passwords.DummyVerify(cmd.Password)
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, IP: cmd.IP, Detail: map[string]string{"reason": "unknown_account"}})
 		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
 	}
 	if err != nil {
@@ -249,18 +255,23 @@ func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 	}
 	ok, rehash, err := h.Passwords.Verify(cmd.Password, acc.PasswordHash)
 	if err != nil || !ok {
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: acc.UserID, IP: cmd.IP, Detail: map[string]string{"reason": "wrong_password"}})
 		return Session{}, fmt.Errorf("invalid email or password: %w", domain.ErrUnauthorized)
 	}
 	if rehash {
 		if nh, err := h.Passwords.Hash(cmd.Password); err == nil {
-			_ = h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh)
+			if h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh) == nil {
+				acc.PasswordHash = nh
+			}
 		}
 	}
-	tok, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role)
+	s, err := h.startSession(ctx, acc, cmd.UserAgent, cmd.IP)
 	if err != nil {
 		return Session{}, err
 	}
-	return Session{AccessToken: tok, ExpiresIn: ttl}, nil
+	h.audit(ctx, AuditEntry{Action: AuditLogin, Actor: acc.UserID, Subject: acc.UserID, IP: cmd.IP,
+		Detail: map[string]string{"session_id": s.SessionID.String()}})
+	return s, nil
 }
 
 // Push appends one samples.pushed event. The event id derives from the

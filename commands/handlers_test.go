@@ -33,6 +33,9 @@ type world struct {
 	accounts *postgres.Accounts
 	codec    *eventstore.Codec
 	cfg      kafka.Config
+	sessions *postgres.Sessions
+	audit    *recordingAudit
+	tokens   *auth.Tokens
 }
 
 // newWorld wires the handlers on a fresh database and topic; brokers nil
@@ -51,8 +54,11 @@ func newWorld(t *testing.T, kafkaUp bool) *world {
 	app := kafka.NewAppender(w.cfg, w.codec)
 	t.Cleanup(func() { app.Close() })
 	tokens, _ := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), "biosync", "biosync-api", 15*time.Minute)
-	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword,
-		Versions: postgres.NewDocumentVersions(pool)}
+	w.sessions = postgres.NewSessions(pool)
+	w.audit = &recordingAudit{}
+	w.tokens = tokens
+	w.h = &commands.Handlers{Log: app, Accounts: w.accounts, Passwords: cheap, Tokens: tokens, Sessions: w.sessions, Audit: w.audit,
+		EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword, Versions: postgres.NewDocumentVersions(pool)}
 	return w
 }
 

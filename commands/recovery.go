@@ -42,13 +42,6 @@ type EmailTokens interface {
 	Consume(ctx context.Context, purpose, token string) (uuid.UUID, error)
 }
 
-// SessionRevoker ends every session of a user (refresh tokens, and access
-// tokens issued before now). It is a port so a password reset can log the
-// user out everywhere without knowing how sessions are kept.
-type SessionRevoker interface {
-	RevokeAll(ctx context.Context, user uuid.UUID, reason string) error
-}
-
 // newMailToken returns 256 random bits, URL-safe.
 func newMailToken() (string, error) {
 	var b [32]byte
@@ -203,27 +196,20 @@ func (h *Handlers) ConfirmPasswordReset(ctx context.Context, token, password, ip
 	if err != nil {
 		return err
 	}
-	if err := h.Accounts.UpdatePasswordHash(ctx, user, hash); err != nil {
+	acc, err := h.Accounts.ByID(ctx, user)
+	if err != nil {
+		return err
+	}
+	if h.Sessions == nil {
+		return errors.New("commands: no session store configured")
+	}
+	// The new password and the end of every session commit together, as
+	// for a password change.
+	if err := h.Sessions.ChangePassword(ctx, user, acc.PasswordHash, hash); err != nil {
 		return fmt.Errorf("store new password: %w", err)
 	}
-	if h.Sessions != nil {
-		if err := h.Sessions.RevokeAll(ctx, user, "password_reset"); err != nil {
-			return err
-		}
-	}
-	h.record(ctx, AuditEntry{Action: AuditPasswordChange, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"via": "password_reset"}})
+	h.audit(ctx, AuditEntry{Action: AuditPasswordChange, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"via": "password_reset"}})
 	return nil
-}
-
-// record writes an audit entry; a failure is logged, never hidden, but
-// does not undo what already happened.
-func (h *Handlers) record(ctx context.Context, e AuditEntry) {
-	if h.Audit == nil {
-		return
-	}
-	if err := h.Audit.Record(context.WithoutCancel(ctx), e); err != nil && h.Logger != nil {
-		h.Logger.Error("audit entry not written", "action", e.Action, "err", err)
-	}
 }
 
 // ResendVerification mails a new verification link to email (the user's

@@ -25,16 +25,23 @@ type Registered struct {
 	Token    eventstore.Token
 }
 
-// Login exchanges credentials for an access token.
+// Login exchanges credentials for an access token and a refresh token.
+// UserAgent and IP are kept with the session for the session list.
 type Login struct {
-	Email    string
-	Password string
+	Email     string
+	Password  string
+	UserAgent string
+	IP        string
 }
 
-// Session is an issued access token.
+// Session is an issued token pair: a short-lived access token carrying
+// SessionID as its sid, and the opaque refresh token of that session.
 type Session struct {
-	AccessToken string
-	ExpiresIn   time.Duration
+	AccessToken  string
+	ExpiresIn    time.Duration
+	RefreshToken string
+	SessionID    uuid.UUID
+	UserID       uuid.UUID
 }
 
 // PushSamples appends one batch of samples and sleep sessions for one user.

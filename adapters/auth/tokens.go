@@ -47,8 +47,11 @@ type Claims struct {
 	UserID uuid.UUID
 	// Role is the "role" claim used by authorization policies.
 	Role string
-	// ID is the "jti" claim, unique per token, for logging and revocation.
+	// ID is the "jti" claim, unique per token, for logging.
 	ID string
+	// SessionID is the "sid" claim: the session (refresh-token family) the
+	// token belongs to. Revoking the session revokes the token.
+	SessionID uuid.UUID
 	// IssuedAt, NotBefore and ExpiresAt are the iat, nbf and exp claims.
 	IssuedAt, NotBefore, ExpiresAt time.Time
 }
@@ -57,6 +60,7 @@ type Claims struct {
 type jwtClaims struct {
 	jwt.RegisteredClaims
 	Role string `json:"role"`
+	SID  string `json:"sid"`
 }
 
 // Tokens issues and verifies HS256 access tokens. One value is built at
@@ -70,8 +74,8 @@ type Tokens struct {
 	// Audience is written to and required in the "aud" claim, so tokens
 	// minted for another service sharing the key are refused.
 	Audience string
-	// TTL is the access-token lifetime; keep it short (minutes) because
-	// access tokens are not revocable, refresh tokens are.
+	// TTL is the access-token lifetime; keep it short (minutes): it bounds
+	// how long a revoked session must be remembered by verifiers.
 	TTL time.Duration
 	// Now is the clock; nil means time.Now. Tests set it to be deterministic.
 	Now func() time.Time
@@ -122,14 +126,17 @@ func (t *Tokens) now() time.Time {
 }
 
 // Issue signs an access token for userID with the given role (RoleUser when
-// empty). expiresIn is the token lifetime, returned so the HTTP layer can
+// empty) in session sessionID (the sid claim). expiresIn is the token lifetime, returned so the HTTP layer can
 // fill the OAuth "expires_in" field without recomputing it.
-func (t *Tokens) Issue(userID uuid.UUID, role string) (token string, expiresIn time.Duration, err error) {
+func (t *Tokens) Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (token string, expiresIn time.Duration, err error) {
 	if err := t.check(); err != nil {
 		return "", 0, err
 	}
 	if userID == uuid.Nil {
 		return "", 0, errors.New("auth: cannot issue a token for the nil user id")
+	}
+	if sessionID == uuid.Nil {
+		return "", 0, errors.New("auth: cannot issue a token outside a session (nil sid)")
 	}
 	if role == "" {
 		role = RoleUser
@@ -153,6 +160,7 @@ func (t *Tokens) Issue(userID uuid.UUID, role string) (token string, expiresIn t
 			ID:        jti,
 		},
 		Role: role,
+		SID:  sessionID.String(),
 	}
 	tok := jwt.NewWithClaims(signingMethod, claims)
 	tok.Header["typ"] = AccessTokenType
@@ -175,8 +183,9 @@ func (t *Tokens) VerifyAccess(token string) (uuid.UUID, error) {
 
 // Verify checks an access token completely: HS256 only, signature with
 // t.Key, typ at+jwt, no unknown critical headers, iss and aud equal to t's,
-// exp/iat/nbf present and valid within Leeway, jti present, sub a canonical
-// non-nil UUID and role non-empty. Every rejection wraps
+// exp/iat/nbf present and valid within Leeway, jti present, sub and sid
+// canonical non-nil UUIDs and role non-empty. It does not know about
+// revoked sessions: Verifier adds that. Every rejection wraps
 // domain.ErrUnauthorized (and the JWT library's error when there is one), so
 // callers map it to 401 with a single errors.Is.
 func (t *Tokens) Verify(token string) (Claims, error) {
@@ -216,12 +225,17 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if wc.Role == "" {
 		return Claims{}, unauthorized("missing role")
 	}
-	uid, err := parseSubject(wc.Subject)
+	uid, err := parseUUID("sub", wc.Subject)
+	if err != nil {
+		return Claims{}, err
+	}
+	sid, err := parseUUID("sid", wc.SID)
 	if err != nil {
 		return Claims{}, err
 	}
 	return Claims{
 		UserID:    uid,
+		SessionID: sid,
 		Role:      wc.Role,
 		ID:        wc.ID,
 		IssuedAt:  wc.IssuedAt.Time,
@@ -250,19 +264,19 @@ func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
 	return t.Key, nil
 }
 
-// parseSubject accepts only the canonical lowercase hyphenated UUID form that
+// parseUUID accepts only the canonical lowercase hyphenated UUID form that
 // Issue writes (uuid.Parse alone would also accept urn:uuid:, braces and
-// bare hex), so each user has exactly one valid subject spelling.
-func parseSubject(sub string) (uuid.UUID, error) {
-	if sub == "" {
-		return uuid.Nil, unauthorized("missing sub")
+// bare hex), so each user and session has exactly one valid spelling.
+func parseUUID(claim, s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, unauthorized("missing %s", claim)
 	}
-	id, err := uuid.Parse(sub)
-	if err != nil || id.String() != sub {
-		return uuid.Nil, unauthorized("sub is not a canonical UUID")
+	id, err := uuid.Parse(s)
+	if err != nil || id.String() != s {
+		return uuid.Nil, unauthorized("%s is not a canonical UUID", claim)
 	}
 	if id == uuid.Nil {
-		return uuid.Nil, unauthorized("sub is the nil UUID")
+		return uuid.Nil, unauthorized("%s is the nil UUID", claim)
 	}
 	return id, nil
 }

@@ -28,6 +28,8 @@ var (
 	testKey  = []byte("0123456789abcdef0123456789abcdef-test-key")
 	testNow  = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	testUser = uuid.MustParse("7d444840-9dc0-11d1-b245-5ffdce74fad2")
+	// testSession is the sid of the tokens the tests issue.
+	testSession = uuid.MustParse("3f0e5c2a-6b1d-4c8e-9a7f-2d4b6c8e0a1b")
 )
 
 func newTestTokens(t testing.TB) *Tokens {
@@ -52,6 +54,7 @@ func validClaims() jwt.MapClaims {
 		"exp":  testNow.Add(15 * time.Minute).Unix(),
 		"jti":  "abc",
 		"role": RoleUser,
+		"sid":  testSession.String(),
 	}
 }
 
@@ -83,7 +86,7 @@ func with(k string, v any) jwt.MapClaims {
 
 func TestIssueVerifyRoundtrip(t *testing.T) {
 	tk := newTestTokens(t)
-	tok, exp, err := tk.Issue(testUser, "")
+	tok, exp, err := tk.Issue(testUser, "", testSession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.UserID != testUser || c.Role != RoleUser || c.ID == "" ||
+	if c.UserID != testUser || c.SessionID != testSession || c.Role != RoleUser || c.ID == "" ||
 		!c.IssuedAt.Equal(testNow) || !c.NotBefore.Equal(testNow) || !c.ExpiresAt.Equal(testNow.Add(15*time.Minute)) {
 		t.Fatalf("unexpected claims %+v", c)
 	}
@@ -111,7 +114,7 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 	}
 
 	// Explicit role survives; jti is unique.
-	tok2, _, _ := tk.Issue(testUser, "admin")
+	tok2, _, _ := tk.Issue(testUser, "admin", testSession)
 	c2, err := tk.Verify(tok2)
 	if err != nil || c2.Role != "admin" || c2.ID == c.ID {
 		t.Fatalf("second token: %+v, %v", c2, err)
@@ -120,7 +123,7 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 
 func TestVerifyLeeway(t *testing.T) {
 	tk := newTestTokens(t)
-	tok, _, _ := tk.Issue(testUser, "")
+	tok, _, _ := tk.Issue(testUser, "", testSession)
 	for _, d := range []time.Duration{15*time.Minute + 29*time.Second, -29 * time.Second} {
 		tk.Now = func() time.Time { return testNow.Add(d) }
 		if _, err := tk.Verify(tok); err != nil {
@@ -147,7 +150,7 @@ func TestVerifyRejects(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 
 	noneTok := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, AccessTokenType, validClaims())
-	good, _, _ := tk.Issue(testUser, "")
+	good, _, _ := tk.Issue(testUser, "", testSession)
 	parts := strings.Split(good, ".")
 
 	cases := map[string]string{
@@ -203,6 +206,10 @@ func TestVerifyRejects(t *testing.T) {
 		"sub urn uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", "urn:uuid:"+testUser.String())),
 		"sub uppercase uuid":                  sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", strings.ToUpper(testUser.String()))),
 		"sub not a string":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sub", 42)),
+		"missing sid":                         sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", nil)),
+		"sid not a uuid":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", "session-1")),
+		"sid nil uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", uuid.Nil.String())),
+		"sid not a string":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", 7)),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -263,7 +270,7 @@ func TestNewTokensValidation(t *testing.T) {
 	// The key is copied: mutating the caller's slice does not change it.
 	key := append([]byte(nil), testKey...)
 	tk, _ := NewTokens(key, testIssuer, testAudience, time.Minute)
-	tok, _, _ := tk.Issue(testUser, "")
+	tok, _, _ := tk.Issue(testUser, "", testSession)
 	key[0] ^= 0xff
 	if _, err := tk.Verify(tok); err != nil {
 		t.Fatalf("key not copied: %v", err)
@@ -271,14 +278,17 @@ func TestNewTokensValidation(t *testing.T) {
 
 	// A struct literal with a weak key fails closed too.
 	weak := &Tokens{Key: []byte("short"), Issuer: testIssuer, Audience: testAudience, TTL: time.Minute}
-	if _, _, err := weak.Issue(testUser, ""); err == nil {
+	if _, _, err := weak.Issue(testUser, "", testSession); err == nil {
 		t.Error("Issue with short key succeeded")
 	}
 	if _, err := weak.Verify(tok); err == nil {
 		t.Error("Verify with short key succeeded")
 	}
-	if _, _, err := tk.Issue(uuid.Nil, ""); err == nil {
+	if _, _, err := tk.Issue(uuid.Nil, "", testSession); err == nil {
 		t.Error("Issue for nil user succeeded")
+	}
+	if _, _, err := tk.Issue(testUser, "", uuid.Nil); err == nil {
+		t.Error("Issue outside a session succeeded")
 	}
 }
 

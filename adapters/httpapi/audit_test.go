@@ -73,5 +73,3 @@ func TestAdminReadsTheAuditLogPageByPage(t *testing.T) {
 	}
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/audit?limit=5000", nil, bearer(rootToken)...)), 422, "validation")
 }
-
-func TestMain(m *testing.M) { testbackend.Main(m) }

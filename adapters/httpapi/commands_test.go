@@ -126,12 +126,13 @@ func TestLogin(t *testing.T) {
 	h := newHarness(t)
 	h.accounts.login = func(_ context.Context, cmd commands.Login) (commands.Session, error) {
 		if cmd.Email == "ada@example.org" && cmd.Password == "right" {
-			return commands.Session{AccessToken: "jwt", ExpiresIn: 15 * time.Minute}, nil
+			return commands.Session{AccessToken: "jwt", ExpiresIn: 15 * time.Minute, RefreshToken: "opaque"}, nil
 		}
 		return commands.Session{}, domain.ErrUnauthorized
 	}
 	rec := h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.org","password":"right"}`))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token_type":"Bearer"`) || !strings.Contains(rec.Body.String(), `"expires_in":900`) {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token_type":"Bearer"`) || !strings.Contains(rec.Body.String(), `"expires_in":900`) ||
+		!strings.Contains(rec.Body.String(), `"refresh_token":"opaque"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.org","password":"wrong"}`)), 401, "invalid-credentials")

@@ -39,6 +39,7 @@ var (
 	kindMalformed          = kind{http.StatusBadRequest, "malformed-request", "Malformed request"}
 	kindUnauthorized       = kind{http.StatusUnauthorized, "unauthorized", "Authentication required"}
 	kindInvalidCredentials = kind{http.StatusUnauthorized, "invalid-credentials", "Invalid credentials"}
+	kindInvalidRefresh     = kind{http.StatusUnauthorized, "invalid-refresh-token", "Invalid refresh token"}
 	kindWebhookMissing     = kind{http.StatusUnauthorized, "webhook-headers-missing", "Webhook signature headers missing"}
 	kindWebhookInvalid     = kind{http.StatusUnauthorized, "webhook-headers-invalid", "Webhook headers malformed"}
 	kindWebhookStale       = kind{http.StatusUnauthorized, "webhook-timestamp-stale", "Webhook timestamp outside the tolerance window"}
@@ -170,6 +171,10 @@ func classify(err error, op string) (k kind, detail string, fields []domain.Fiel
 	case errors.Is(err, domain.ErrUnauthorized):
 		if op == opLogin {
 			return kindInvalidCredentials, "email or password is wrong", nil, nil
+		}
+		if op == opRefreshSession {
+			// One answer for unknown, expired, revoked and reused tokens.
+			return kindInvalidRefresh, "the refresh token is invalid, expired or revoked; log in again", nil, nil
 		}
 		return kindUnauthorized, "the access token is missing, invalid or expired", nil, bearerChallenge(true)
 	case errors.Is(err, domain.ErrNotFound):

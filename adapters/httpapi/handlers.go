@@ -63,21 +63,19 @@ func (s *server) Register(c echo.Context) error {
 	return c.JSON(http.StatusCreated, gen.Registered{Id: reg.UserID, Email: reg.Email, Timezone: reg.Timezone})
 }
 
-// Login issues an access token (POST /v1/auth/login).
+// Login starts a session and issues its token pair (POST /v1/auth/login).
 func (s *server) Login(c echo.Context) error {
 	var in gen.LoginRequest
 	if err := decodeStrict(rawBody(c), &in); err != nil {
 		return err
 	}
-	sess, err := s.deps.Accounts.Login(c.Request().Context(), commands.Login{Email: in.Email, Password: in.Password})
+	sess, err := s.deps.Accounts.Login(c.Request().Context(), commands.Login{
+		Email: in.Email, Password: in.Password, UserAgent: c.Request().UserAgent(), IP: clientIP(c),
+	})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, gen.Session{
-		AccessToken: sess.AccessToken,
-		TokenType:   "Bearer",
-		ExpiresIn:   int(sess.ExpiresIn / time.Second),
-	})
+	return c.JSON(http.StatusOK, sessionBody(sess))
 }
 
 // PushWebhook accepts a signed server-to-server batch (POST

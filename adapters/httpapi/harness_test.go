@@ -135,10 +135,17 @@ const (
 	rootToken  = "token-root"
 )
 
-func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, error) {
+// VerifyAccess gives each user one session, derived from the user id.
+func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, uuid.UUID, error) {
 	id, _, err := fakeTokens{}.VerifyRole(tok)
-	return id, err
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	return id, sessionOf(id), nil
 }
+
+// sessionOf is the session of a fake token's user.
+func sessionOf(user uuid.UUID) uuid.UUID { return uuid.NewSHA1(uuid.NameSpaceOID, user[:]) }
 
 // VerifyRole gives alice and bob the user role and root the admin role.
 func (fakeTokens) VerifyRole(tok string) (uuid.UUID, string, error) {

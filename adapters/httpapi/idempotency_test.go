@@ -21,8 +21,9 @@ import (
 // idempotencyExempt are the only POSTs allowed to declare
 // `x-biosync-idempotent: false`, each with the reason.
 var idempotencyExempt = map[string]string{
-	opLogin:       "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
-	opPushWebhook: "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
+	opLogin:          "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
+	opPushWebhook:    "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
+	opRefreshSession: "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
 }
 
 // TestEveryCommandPostDeclaresIdempotency walks the route table: every

@@ -290,12 +290,11 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		req := c.Request()
-		scheme, token, ok := strings.Cut(req.Header.Get(echo.HeaderAuthorization), " ")
-		token = strings.TrimSpace(token)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		token, ok := bearerToken(req.Header.Get(echo.HeaderAuthorization))
+		if !ok {
 			return &httpError{kind: kindUnauthorized, detail: "send an access token: Authorization: Bearer <token>", header: bearerChallenge(false)}
 		}
-		var uid uuid.UUID
+		var uid, sid uuid.UUID
 		var err error
 		if r.role != "" && s.deps.Roles != nil {
 			var role string
@@ -303,7 +302,7 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Set(roleKey, role)
 			}
 		} else {
-			uid, err = s.deps.Tokens.VerifyAccess(token)
+			uid, sid, err = s.deps.Tokens.VerifyAccess(token)
 		}
 		if err != nil {
 			if errors.Is(err, domain.ErrUnavailable) {
@@ -314,7 +313,7 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.role != "" {
 			c.Set(actorKey, uid)
 		}
-		c.SetRequest(req.WithContext(withUser(req.Context(), uid)))
+		c.SetRequest(req.WithContext(withSession(withUser(req.Context(), uid), sid)))
 		return next(c)
 	}
 }

@@ -56,9 +56,11 @@ type Queries interface {
 // TokenVerifier checks access tokens. It is a port so JWT details (keys,
 // algorithms, audiences) live in the auth adapter only.
 type TokenVerifier interface {
-	// VerifyAccess returns the user the token was issued to, or
-	// domain.ErrUnauthorized.
-	VerifyAccess(token string) (uuid.UUID, error)
+	// VerifyAccess returns the user the token was issued to and its
+	// session (sid), or domain.ErrUnauthorized (also for a token of a
+	// revoked session), or domain.ErrUnavailable when revocation cannot be
+	// checked.
+	VerifyAccess(token string) (userID, sessionID uuid.UUID, err error)
 }
 
 // RoleVerifier tells the role of an access token's bearer. It is a port so

@@ -27,7 +27,7 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 // token (and, for /v1/admin, the admin role). Without a token it gets 401,
 // and with a token lacking the role 403, before any port is called.
 func TestEveryV1RouteHasAPolicy(t *testing.T) {
-	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opPushWebhook: "webhook signature",
+	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opRefreshSession: "refresh token", opPushWebhook: "webhook signature",
 		"verifyEmail": "mailed token", "requestPasswordReset": "anonymous", "confirmPasswordReset": "mailed token"}
 	h := newHarness(t) // every port fake fails if called
 	for _, r := range h.routes {

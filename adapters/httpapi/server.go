@@ -72,6 +72,9 @@ type Deps struct {
 	Queries Queries
 	// Tokens verifies the bearer token of every /v1 route that needs one.
 	Tokens TokenVerifier
+	// Sessions serves refresh, logout, the session list and password
+	// change; nil answers them 503.
+	Sessions Sessions
 	// Admin serves the /v1/admin routes; nil answers them 503 (after the
 	// token and role checks).
 	Admin Admin

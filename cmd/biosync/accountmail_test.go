@@ -187,6 +187,9 @@ func TestAccountMailVerifiesAddressesAndResetsPasswords(t *testing.T) {
 	if code, _, _ := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": "yet another passphrase"}, nil); code != 422 {
 		t.Fatalf("the reset token worked twice: %d", code)
 	}
+	if code, _, _ := c.do("GET", "/v1/me", nil, nil); code != 401 {
+		t.Fatalf("an access token from before the reset still works: %d, want 401", code)
+	}
 	if code, _, _ := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil); code != 401 {
 		t.Fatalf("login with the old password = %d, want 401", code)
 	}

@@ -5,20 +5,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections"
 )
-
-// roles adapts the token verifier to the admin API's role check.
-type roles struct{ tokens *auth.Tokens }
-
-// VerifyRole implements httpapi.RoleVerifier.
-func (r roles) VerifyRole(token string) (uuid.UUID, string, error) {
-	c, err := r.tokens.Verify(token)
-	return c.UserID, c.Role, err
-}
 
 // admin implements httpapi.Admin over the projector registry, the dead
 // letters and the rebuilder. Rebuilds started over HTTP run in the server's

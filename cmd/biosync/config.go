@@ -5,16 +5,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/httpapi"
+	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
@@ -60,6 +60,9 @@ type config struct {
 	// RateLimits are the abuse-limit classes (httpapi.DefaultRateLimits,
 	// adjusted by BIOSYNC_RATE_LIMIT_<CLASS>_{IP,ACCOUNT,FAIL}).
 	RateLimits map[string]httpapi.RateLimit
+	// RefreshTTL is the absolute lifetime of a session (refresh-token
+	// family): rotation never extends it.
+	RefreshTTL time.Duration
 }
 
 // defaultHSTSMaxAge is two years, the preload list's expectation.
@@ -87,6 +90,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SMTPURL:         getenv("BIOSYNC_SMTP_URL"),
 		MailFrom:        envOr(getenv, "BIOSYNC_MAIL_FROM", "BioSync <no-reply@localhost>"),
 		AppURL:          envOr(getenv, "BIOSYNC_APP_URL", "http://localhost:3000"),
+		RefreshTTL:      commands.DefaultRefreshTTL,
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)
@@ -149,6 +153,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.RateLimits, err = rateLimits(getenv); err != nil {
 		return c, err
+	}
+	if v := getenv("BIOSYNC_REFRESH_TTL"); v != "" {
+		if c.RefreshTTL, err = time.ParseDuration(v); err != nil || c.RefreshTTL <= 0 {
+			return c, errors.New("BIOSYNC_REFRESH_TTL must be a positive Go duration, e.g. 720h")
+		}
 	}
 	return c, nil
 }

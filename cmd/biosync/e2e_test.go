@@ -178,10 +178,15 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 		t.Fatalf("second registration of the same address = %d, want 409", code)
 	}
 	code, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
-	if code != 200 || login["token_type"] != "Bearer" {
+	if code != 200 || login["token_type"] != "Bearer" || login["refresh_token"] == nil {
 		t.Fatalf("login right after 201 = %d %v", code, login)
 	}
-	c.token = login["access_token"].(string)
+	// The session rotates its refresh token; the new access token works.
+	code, _, refreshed := c.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": login["refresh_token"].(string)}, nil)
+	if code != 200 || refreshed["refresh_token"] == login["refresh_token"] {
+		t.Fatalf("refresh = %d %v", code, refreshed)
+	}
+	c.token = refreshed["access_token"].(string)
 	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
 	if code != 200 || me["id"] != userID || me["timezone"] != "Asia/Tokyo" {
 		t.Fatalf("GET /v1/me with the token = %d %v", code, me)
@@ -254,6 +259,14 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 	other.token = ol["access_token"].(string)
 	if code, _, os := other.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil); code != 200 || len(os["points"].([]any)) != 0 {
 		t.Fatalf("other user sees %d %v", code, os)
+	}
+
+	// Logging out ends the session: its access token is refused at once.
+	if code, _, lo := c.do("POST", "/v1/auth/logout", nil, nil); code != 204 {
+		t.Fatalf("logout = %d %v", code, lo)
+	}
+	if code, _, _ := c.do("GET", "/v1/me", nil, nil); code != 401 {
+		t.Fatalf("GET /v1/me after logout = %d, want 401", code)
 	}
 }
 

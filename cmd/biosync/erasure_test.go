@@ -118,16 +118,26 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	if code, _, _ := other.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 404 {
 		t.Fatalf("another user reading the request = %d, want 404", code)
 	}
+	if code, _, st := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 200 || st["status"] != "scheduled" {
+		t.Fatalf("during the grace period the request reads %d %v", code, st)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, _, st := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil)
-		if code == 200 && st["status"] == "completed" && st["completed_at"] != nil {
+		var status string
+		if err := pool.QueryRow(ctx, `SELECT status FROM deletion_requests WHERE id = $1`, req["id"]).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		if status == "completed" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("erasure never completed: %d %v", code, st)
+			t.Fatalf("erasure never completed: %s", status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Every session ended with the erasure: the old access token is refused.
+	if code, _, _ := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 401 {
+		t.Fatalf("the erased user's access token still works: %d", code)
 	}
 	if code, _, _ := victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil); code != 401 {
 		t.Fatalf("login after erasure = %d, want 401", code)

@@ -44,7 +44,13 @@ type platform struct {
 	reader   *projections.Reader
 	versions *projections.Versions
 	tokens   *auth.Tokens
-	metrics  *telemetry
+	// sessions stores refresh-token families; revocations is this
+	// instance's view of revoked sessions (kept current by runRevocations),
+	// and verifier checks access tokens against both the key and that view.
+	sessions    *postgres.Sessions
+	revocations *postgres.Revocations
+	verifier    auth.Verifier
+	metrics     *telemetry
 
 	halted atomic.Pointer[error] // set when the projectors halted
 
@@ -149,11 +155,20 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		dedup = bredis.Dedup{C: p.redis}
 		cache = bredis.Cache{C: p.redis}
 	}
+	// A revoked session is remembered as long as one of its access tokens
+	// could still pass verification, plus a minute for clock differences
+	// between PostgreSQL and this host.
+	p.revocations = postgres.NewRevocations(p.pool, p.tokens.TTL+auth.Leeway+time.Minute, log)
+	p.sessions = postgres.NewSessions(p.pool)
+	p.sessions.OnRevoke = p.revocations.Committed
+	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.handlers = &commands.Handlers{
 		Log:           p.appender,
 		Accounts:      postgres.NewAccounts(p.pool),
 		Passwords:     auth.Hasher{Params: auth.DefaultParams},
 		Tokens:        p.tokens,
+		Sessions:      p.sessions,
+		RefreshTTL:    cfg.RefreshTTL,
 		Dedup:         dedup,
 		Versions:      postgres.NewDocumentVersions(p.pool),
 		EmailIndexKey: emailIndexKey(mk),
@@ -300,6 +315,7 @@ func (p *platform) eraser() *commands.Eraser {
 		Keys:         p.codec.Keys(),
 		Caches:       bredis.Erasures{C: p.redis},
 		Broadcast:    bredis.Erasures{C: p.redis},
+		Sessions:     p.handlers,
 		Audit:        postgres.NewAuditLog(p.pool),
 		Forget:       p.forget,
 		RepurgeAfter: p.cfg.ErasureRepurge,

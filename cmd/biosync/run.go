@@ -141,8 +141,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Accounts:        p.handlers,
 		Ingestor:        p.handlers,
 		Queries:         p.reader,
-		Tokens:          p.tokens,
-		Roles:           roles{p.tokens},
+		Sessions:        p.handlers,
+		Tokens:          p.verifier,
+		Roles:           p.verifier,
 		Admin:           admin{p: p, life: ctx},
 		Audit:           postgres.NewAuditLog(p.pool),
 		Recovery:        recovery(p.handlers),
@@ -180,6 +181,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}()
 	eraserDone := make(chan struct{})
 	go func() { defer close(eraserDone); p.eraser().Run(ctx) }()
+	// The revocation view: until it is live every token is checked against
+	// PostgreSQL, so serving before it is loaded is safe.
+	revocationsDone := make(chan struct{})
+	go func() {
+		defer close(revocationsDone)
+		_ = p.revocations.Run(ctx)
+	}()
 	projectorsDone := make(chan struct{})
 	if getenv("BIOSYNC_PROJECTORS") != "off" {
 		go func() {
@@ -213,6 +221,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
 	<-eraserDone
+	<-revocationsDone
 	return err
 }
 

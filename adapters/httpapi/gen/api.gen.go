@@ -325,6 +325,15 @@ type Baseline struct {
 // Bucket `raw` returns the samples themselves; `hour` and `day` aggregate in the user's local time.
 type Bucket string
 
+// ChangePasswordRequest defines model for ChangePasswordRequest.
+type ChangePasswordRequest struct {
+	// CurrentPassword Never returned by any endpoint.
+	CurrentPassword string `json:"current_password"`
+
+	// NewPassword Same policy as at registration. Never returned by any endpoint.
+	NewPassword string `json:"new_password"`
+}
+
 // DailySummary defines model for DailySummary.
 type DailySummary struct {
 	Enabled bool `json:"enabled"`
@@ -628,6 +637,11 @@ type RebuildStarted struct {
 // RebuildStartedState defines model for RebuildStarted.State.
 type RebuildStartedState string
 
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
 	Email string `json:"email"`
@@ -679,12 +693,41 @@ type Session struct {
 	AccessToken string `json:"access_token"`
 
 	// ExpiresIn Seconds until the access token expires.
-	ExpiresIn int              `json:"expires_in"`
-	TokenType SessionTokenType `json:"token_type"`
+	ExpiresIn int `json:"expires_in"`
+
+	// RefreshToken Opaque, single-use; exchange it at `POST /v1/auth/refresh` for the next pair. Keep it secret (it is as good as the password until the session ends).
+	RefreshToken string           `json:"refresh_token"`
+	TokenType    SessionTokenType `json:"token_type"`
 }
 
 // SessionTokenType defines model for Session.TokenType.
 type SessionTokenType string
+
+// SessionInfo defines model for SessionInfo.
+type SessionInfo struct {
+	// CreatedAt When the login happened.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current True for the session of the access token that asked.
+	Current bool `json:"current"`
+
+	// Id The session id (the `sid` claim of its access tokens).
+	Id openapi_types.UUID `json:"id"`
+
+	// Ip The client address of the login.
+	Ip string `json:"ip"`
+
+	// LastUsedAt When the session's refresh token was last exchanged (the login time until then).
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The User-Agent of the login, truncated to 256 bytes.
+	UserAgent string `json:"user_agent"`
+}
+
+// SessionList defines model for SessionList.
+type SessionList struct {
+	Sessions []SessionInfo `json:"sessions"`
+}
 
 // Settings defines model for Settings.
 type Settings struct {
@@ -964,6 +1007,9 @@ type RequestPasswordResetJSONRequestBody = PasswordResetRequest
 // ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
 type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
 
+// RefreshSessionJSONRequestBody defines body for RefreshSession for application/json ContentType.
+type RefreshSessionJSONRequestBody = RefreshRequest
+
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterRequest
 
@@ -975,6 +1021,9 @@ type RequestErasureJSONRequestBody = ErasureRequest
 
 // PutNotificationPreferencesJSONRequestBody defines body for PutNotificationPreferences for application/json ContentType.
 type PutNotificationPreferencesJSONRequestBody = NotificationPreferencesInput
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = ChangePasswordRequest
 
 // PushMySamplesJSONRequestBody defines body for PushMySamples for application/json ContentType.
 type PushMySamplesJSONRequestBody = PushBatch
@@ -1023,18 +1072,30 @@ type ServerInterface interface {
 	// RollbackProjection Switch reads back to the most recently promoted standby generation.
 	// (POST /v1/admin/projections/{name}/rollback)
 	RollbackProjection(ctx echo.Context, name ProjectorName) error
-	// Login Exchange email and password for an access token.
+	// Login Exchange email and password for an access token and a refresh token.
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
+	// Logout End the current session.
+	// (POST /v1/auth/logout)
+	Logout(ctx echo.Context) error
+	// LogoutAll End every session of the caller ("log out everywhere").
+	// (POST /v1/auth/logout-all)
+	LogoutAll(ctx echo.Context) error
 	// RequestPasswordReset Mail a password-reset link.
 	// (POST /v1/auth/password-reset)
 	RequestPasswordReset(ctx echo.Context) error
 	// ConfirmPasswordReset Set a new password with a reset token.
 	// (POST /v1/auth/password-reset/confirm)
 	ConfirmPasswordReset(ctx echo.Context) error
+	// RefreshSession Exchange a refresh token for a new token pair.
+	// (POST /v1/auth/refresh)
+	RefreshSession(ctx echo.Context) error
 	// Register Create an account.
 	// (POST /v1/auth/register)
 	Register(ctx echo.Context) error
+	// ListSessions The caller's live sessions.
+	// (GET /v1/auth/sessions)
+	ListSessions(ctx echo.Context) error
 	// VerifyEmail Confirm the account's email address with the token mailed to it.
 	// (POST /v1/auth/verify-email)
 	VerifyEmail(ctx echo.Context) error
@@ -1062,6 +1123,9 @@ type ServerInterface interface {
 	// PutNotificationPreferences Replace the caller's notification preferences.
 	// (PUT /v1/me/notification-preferences)
 	PutNotificationPreferences(ctx echo.Context, params PutNotificationPreferencesParams) error
+	// ChangePassword Change the caller's password.
+	// (POST /v1/me/password)
+	ChangePassword(ctx echo.Context) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -1309,6 +1373,24 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	return err
 }
 
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// LogoutAll converts echo context to params.
+func (w *ServerInterfaceWrapper) LogoutAll(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LogoutAll(ctx)
+	return err
+}
+
 // RequestPasswordReset converts echo context to params.
 func (w *ServerInterfaceWrapper) RequestPasswordReset(ctx echo.Context) error {
 	var err error
@@ -1327,12 +1409,30 @@ func (w *ServerInterfaceWrapper) ConfirmPasswordReset(ctx echo.Context) error {
 	return err
 }
 
+// RefreshSession converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshSession(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshSession(ctx)
+	return err
+}
+
 // Register converts echo context to params.
 func (w *ServerInterfaceWrapper) Register(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Register(ctx)
+	return err
+}
+
+// ListSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSessions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSessions(ctx)
 	return err
 }
 
@@ -1508,6 +1608,15 @@ func (w *ServerInterfaceWrapper) PutNotificationPreferences(ctx echo.Context) er
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PutNotificationPreferences(ctx, params)
+	return err
+}
+
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx)
 	return err
 }
 
@@ -1810,6 +1919,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshSession, options.OperationMiddlewares["refreshSession"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout-all", wrapper.LogoutAll, options.OperationMiddlewares["logoutAll"]...)
+	router.GET(options.BaseURL+"/v1/auth/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
+	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.GET(options.BaseURL+"/v1/me/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PUT(options.BaseURL+"/v1/me/settings", wrapper.PutSettings, options.OperationMiddlewares["putSettings"]...)
@@ -1847,241 +1961,263 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lc9s2ujj6r2B0z51IZylZdpxuK8/OXDdNmpxtHjdOt+fcKteEyE8SjilABUDL2k7+99/g+wASlChZ",
-	"dh6bdjOzs41FEs/v/fy9k6nFUkmQ1nRGv3fmwHPQ+M/HShphLMhs7f7MwWRaLK1QsjPqvNZgQFq2moNk",
-	"dg5Mw28lGMvw1/S/+9HX/bfqCmR6xlINPJtDnsaf8ZwtVA6FYRkvZ3PLymXCUisWoEobvTlRpcwhZysu",
-	"LNNcMlVaxmWOD3NuOVvwNZPKMjNXK/x1pYUFtgY76CQdk81hwd1OQJaLzujXjl9NJ+n42Trvko5dL6Ez",
-	"6hirhZx13r9POm/A6nX/fGpBb5/DBWRK5oZZRQubwFRpty2r10LOmhP7sYW0MAONg//yyy/989LOQVqR",
-	"cQvbM3wPXINm2ZwXBcgZsO6bp4/ZN399NOy1jh6tvOUWtsd/teS/lcCse8rUFA+uUDO2VEa4Vwyzc2FY",
-	"phYLd9orrSycuWvOmdsvz66Ykuy3ErQAPAe80rUqNVMrSXewf6Hvk86Sa74Auw15OxZ97tc71WrBeLU4",
-	"DWappIEz3IVb0xqvxbCuB58eK6UVBXO/xbA359dQAyBbCTtnwg7YObvmhTueObdMGIKvMpsz7lcgDDsd",
-	"Dt0GhVsY4U8n6Ui+cJtsu4L4LBb85ieQMzvvjE6H333TBn9PtVq0AJ7l2ob70hwBQ8isKI24hl7CHJA8",
-	"fPjwu2pleBr1wtzJNVYyVXrBbWfUybmFvsOITttqXmv1v5BZpV/iONsXswwvPDDMzZUwGMwGLF2A1SIz",
-	"KVOapaUBbdJqbUtu5/XS8D9Jx1EUoSHvjKwuIV7qf2iYdkad/+uopl1H9NQcNdfnVvxWbS/zicw3zg5u",
-	"Dj87q+5+cu/dhgg6EcbPswyW1u3OkWBpQVr3T75cFo4QCCWP/tcoBP3DNl4NiHM1t/vW0U9us7kD17zU",
-	"fFKsmSC6CteOYjuM7yrNVtwwXjjMWCN5ifjBDmrStib/1VHbJ7i873n+hhjGnv0vtZoUsPjL3c7hNX21",
-	"6xgCn8q4dLg8Abbk2kDOuhONCP1fF69eJo7MyRn+m7mbTNiCF+6eIWe0ud6g8z5xlGpaiOxftwtVFCIH",
-	"QwQLboSxQs6Ysdw6mF5wUYTrZBpm7iY05AmbgQSN62PGiqJgBUG+0ggTU6GNrSbBsd3Phi+Apc9zWCwV",
-	"XenfYZ06mKJBdCmlm76bllqOJkKZtcxG/gBGIvruCtZ9IfvTQszmNk2IXzrGrW2xpqN9qvRE5DkB2ec6",
-	"WyT3Imc8y8AYT+Ld/p2wgdRCFYD/UMtwgJ5OGdZNeb4QMmVTR+KOro+P6O9NRGrj+fuwaOt9XPhzaUFL",
-	"XjzRWunPe0aTckYcNgfrIEwYRz9mkDPHY3VDHhR5wiRcg3Z3XGoJOd7uS2WfOo78ORf+Utm5A087Bw14",
-	"SW6hmZOrNC7qNV8XiudvlfqJ6xl8bqSeqHztzlK50zpmL8T3uKq3Xjj9rFecwxJk7nCV5SJHsYdLswKN",
-	"bEMs4CwSu5zgrXQlf6MsNQEg4c+CTJhRHsWbtGQFk7lSV32Ru+83CAttXqkXXK49szCf9RAk45PSACvE",
-	"QlSiVoX3DwzLCm4c2t/0Pa3raycB4Ptpz10l3Mx5aawjuRW8FcIx3Oev3ZbDjzzLVCntmT8l7pQNlkaa",
-	"R8oMaRobtGRDOdlHRuJXcbs/S17audLin/BZ8fCxhtzRMl6YpElpnQBCIMGMmEluSw1sIYxxaOseOq78",
-	"Sajpz5Jfc1HwSQH/MkTrVqJYggrthBtAKColqqpucWcOw5CKOUnN49eA4d2yglvQA3ZeGMW8di48u9rA",
-	"LWasU1OVZl1kVg4QUqZVacH0CCId6BMo+5ed6KhW8qMC4FIrd/1uZ0+kFXb9OQ//FyiKvhfqhFwih+eW",
-	"TTTwK8M406U77xQcgzUpK4SxxonLes2mAop8wA6SczSUBvKUdSVfuIvbEqB6tZHjCtaxCM7cl0gkOMvF",
-	"dAra3apnrUgff5amXC6VtpC/gFzwt6h2/Gv4lqP96aYCkw5QCfNDbWo+S+3oqRWkE+UlfduiV77VJYRj",
-	"coAITmDVa9bdy0J6dJh+Qm+cqVFIwqqBRrXaNlGqAC7dCSNSXoq8oemVpchb1eNaaf21/jKJdlabmNTE",
-	"KapuivMyF/aJtHq9fSY8oxPYMpsk7pFqMUn9MleMZxbyM8YntZGulFdSrSTrojrO2ZSLAnJHbYRECfWW",
-	"zSUdbg/Vdh2UOMkQN5DnaEfixevGxrY+2TqWOTfz7e09gxt28ey8f/LoG8eTlxquL92b3hbomK47yUHb",
-	"qsSydeZqjFtnczjq3haq9POw7j9BK1NxclSdeq2zG/itcYBC2m9O6xcrs2DSMSUdQtvdmkpacACPhk9U",
-	"43ExmZIZaGkOuM8NYHWLwytOAsjhcVU3GZ+Sv5qdoPyTIL2+Ccluhf6fwsLC3GrQqLGihg6uNce/JdzY",
-	"S95ulH3txDJuWMpJdAp3475hSz6DCjMUkd2CG3rQOLdd97OJ5n5fbcfxPTdQCNlC0P7BixKMk6bTUgqn",
-	"A9fKyAPH8h3fXRsLiwGefYMmXM8uT75tUqRclU52STqyLLwYQ2YzvyZZLiYEXO7rv973Yydi0OXyong1",
-	"7Yx+3X+JP/A17rTz/t3m6O+Tjttlu+k6PmA/Z7XypDoAP0LryZfZFXgMmvKyIIq17mwysFTzVep1UxM0",
-	"k2UB+O+FgeIazBlL56rUKZKYNOfrlPHZTMOMWwhmtNLgvRUq4wUqSO7aKk8DXzmkUaV28/N1i6Mh6fzA",
-	"RbG+KBcLTnygnXBOeWEg2UItd6x5dJQRA0MSvQV/P1ULZemzZ6MXL1LWPTll897Ghtwb/1QSBrezO78I",
-	"P2PbpfzAzXyiuM7b+dw1XIIEPVt/LPjK22UJlfN1yzZZ2GeDxW3tO+nc9Geqv3V/Uw1mLsGYNrINkjkR",
-	"nhlV6swTHC/EOOXQKMaZEYWjSU6YZIUyBh1ZSMoPopdPq/lbyKU3+EF+eRcuPtfXl3phTH7b3BWdQxJh",
-	"7KUUs/kdyMRFAbAMsN96lRrQtHk5B67tpd6j6LWtyVhYmo8FVQElbqdcAX7CB2EhyQa4Nw4tPvbWfceg",
-	"tnGz7UjnN7Mtb/tTvB+8Eyi3ClSBrjex4GdJZpQUXWppElBwF9PbGvY6bGObcW0wqvZ7oO9bzwh4/hNY",
-	"L000TynTECFOC2LXXhSnTOTA836BYzVFcA2oIXkpHHVssqipqUP+K7HsbRGfnZgJweq7uZ51tBwS8as1",
-	"ODEIHxhSdLkGpmSxZnMocvTktp76HRSg8LL1WujWYzWdGrAHSsFLrq0I2k/8/sOT9veD66+F5KPc7h9H",
-	"3o+EpZIv4P+pf0nbRXfrUSVwdDraDi7yCghRLfoI3UUuIW9l8Y7Z3EuVrLcWH0t1nvXISax1RpcRtrAf",
-	"+NsFdwfRlwTRh0vvEUZtsaNN7IzHb19gAW7DkctwA0W5zKAo7sjd3KoLuCtPhBvISgu17nHYZwfij7ft",
-	"3HFN7m7LFrkjdbeRlwXkqY97SBvLT1nXH51jcL0zli5LPRNyljKnSI5lFVtzBWjiycFYrdaQNyNv3FeQ",
-	"sy73Vmr6YSynqijUyriBq8P2IT3BBuOV6qDSCsMKmNrBWEbic7WLTlJftcMEWmwnusr2EJ4Y2vDc/YFt",
-	"nPfm5bbB4hPNTakhAsU7yOlLbsxKkfi7TaD8GTwwLCs1WvrC+6yroc9ro7VQZLKJokeOhyent1KRMH3b",
-	"xp4KKPLKmbhJAYI1Z1vqdZ9t7wc950vlqLNmQlrlY7jydcLSo5Qti9Iwzqq4Hx8qgpZOshfjL7drHTR/",
-	"ZaZo3VksmG9u7FrskGFQItOQgbi+Izbil6RF3um7pVbXIieicis7oDe3JmtZd9uRPANe2Pn2edSEJOCe",
-	"urodpfxXbRP9pGZC3g9ZMHphI0bq5NFp28HtRKuXDc8zm6wZl2sGMkfQvAcK0aKS/aj0Am6TIg9kNYtd",
-	"WIdPLq9Bi6mAHeTEiQQsU3Iq0MOBVDbPNRjDuq9fXbxlGKFQ2vkRjrPu46C9div4gezrcNWIBBR/mhvb",
-	"aWhM0cG1n7XVInvtrrPl0B09bYmd8xYer39M0FQ0aJUpQeaH39eC3xyknSSdhZAHvllrWds3vBIUb+ON",
-	"CqhHZOWiLLhTLlnO18wqy4sqrofoxAPjv2g6CIzDFV74Z4atnMaSqcVEYNBGu9ih7wDO91bfaB66jDAM",
-	"nSGdeeIvejd8XEAwPTcBZFJZCfdaEugtR2kcnB0uBMfA2WKUCWrS7UOgW+9WxZp8kxSw2q207HQhJP6H",
-	"36Q91vcqt1RSZLxAnTsJoQjc6+IUppGKxRK04EWKbxk3Usq6uTDWCWG9hKXFJGXdFYjZ3Pa8dRRmT1PW",
-	"tbDAQIlSA3NMtpZZ9pMFr6zgPpNwPdW5777g4PfcdK9T1CnG8A3Y32FpGfxW8oJ5gSRXCy7kA4POXWQP",
-	"zKJrtRY+Ny01YfvkBq9tMrHRxv3b5FLust9oMEuhuVV6HX4yV0JeRqd2WZ2ae7hUJ5HxiA68VcN8qayY",
-	"ehHx8ZxLCYW5L9/d5gLLknxkm092Mclyh5coXuVrDejXztrwM4u2sA9LWreNBmBRrC9NbVTfb/WLDPDv",
-	"k85vpQB7OVelvoPp8P91Hz3Db1qNh9egjTdpbDiE6EFQiHKVlQtHm7u8MASs6ZO3fJb2ztiw8mh534a5",
-	"j9+qeTbN7Sb1yddLvsNNPpfL8nZ5r4WjzVWBZrJqULasR60O5cyTOh+yq8sCw1McEjs19PTkpLftNfvD",
-	"w9KGbu9Ai3ybUjEcn+H4g85dwO7Vkq7nLAgBTgm3bFGailTOgfnP0V35fNp/wW02Tz8h0LWB2msvcr8B",
-	"A/YxybUfVf+WsIo0bgxQXKpCZGvGjY+e1p6PsZcbIa23KxJJx4aQ+fjVk29Rkqn+vpVB+hSSvQpI46g+",
-	"rfbVSvpb1+SDiLaO/s3Tx+y700d/ZT44yUcVm20Mrs0Qm1ZvbtkKBVkM2/dBpsLUoVK7TOgtRrMnSFrU",
-	"dAoyd9I1hYY5opIwoxbgxFtM+ukd7pqrbSstYqCQXqJohcoQSL3kdj7YYzL0duXtAdL/7nsQ6D/P0yrt",
-	"hX6iuFQfQza4i23RDf3s7dvXjF5gmcqhXYeywhYtm7uYK22ZJwVhWVeCMnM8LLSuyLbKehfWETwmMLR0",
-	"Ksiv0jJkyEdqC93D4P+dboB2UZV2l+wzgvicJKHkj5WfYVvWmTWebR+j9AlX+1flk6eiwfavqN3kv6ye",
-	"H67s1GNe0FHcZvePJ9m/yAvb6shPJ6UoHI6mI6bB/WHZBIzIKea1cEqwkpBQ1h7oa8jPWOp+Tkf13w75",
-	"8sk6HTWju/Dr2FN05bSHYJklbUmrogh+s6AvhDV1ko4bgiDDTdAqr28dWosIDNnVMtg3tkiVtCZ4tjCQ",
-	"oFwsIKcUAtxOcBYdJiIm97JT3Qa5c+D5zsV7IwxGPX/w6gs+awETN3/K+iytzzIdBVcopS5ZFU7xwJl2",
-	"YCOyrIXa6y/WwHNDISBmJWw2h5z0UWEigDtjTohjAonY2ufQ5CLf6SPeEbvV4sQ8HIvhAPoSBk5iUPWX",
-	"TjfSgKrmCe3B+4+SYsq6UkWHuuk1+ebhpvS15NaCdvP8/7/y/j/fuf8b9r+7fPef/9EG+q9LM//eScN3",
-	"VHbOLSvAQYCSwSznVm0KgCUzYAySHG7ZQhnLTobD4dBhCi+KbbHIB6wdTKjJ/OkNls/pC5xhWzTB9Vz6",
-	"9dxhBgznoa9IFTxossrUuXdsemvLRkg/t8FTpEbd8ZJ8ON9KyFytqjzAWD01ZywFmach8T9FW2XKzJJL",
-	"wxYix5ie7TvzduXbYvL2m13v8fUey2rb0b0Bnot21xkiu9kX4R04YolhxGolWzng1pytPqikU0YZOod6",
-	"pJKwyva9IavGRPq2bIR7ymMtwSKVSHDrundT1/YdUEbvB2p4FTcJdrv9Kt+ueLCP6oWLiPK3t/iZmnM9",
-	"P395XkdzNtjDk9Lt/+h70IUgAT/mBKd308O3HIHRovbdVRuk7fbzfVq32y0LtnpdR/GYe0Y8xDFZd6jb",
-	"0IiV2rBYyWJNwpKP3SVBLtgE/Y9ozSL31t2TIepV7zyZFxT3tXWXi+r3VmmXHqP6gAFj97Gh+SnaluZZ",
-	"+12jx/M7hRrdxef3sVxc5xQcWqVyBQO4G9+nNKWT5YJEP/QGHlWp+LXrJWHp1X/RO1cZ99bThoOnd8Yy",
-	"Ja/BsYTgJGo6yz5uZGodnNfi4dyZ3OBFq7Yo+gyMuawsjS3Ra0uhwVwKubuWEUWK+aisOjnXf7rDxuNe",
-	"qeI+A+Oj2kW3s73GshuDNVbcfhTWCjlri+0RZlnw9aVs1SKeLJZ2XYWiMQPtF/uRGE1rhPStYvTP+NKX",
-	"5TSKD7URp0E72u8tCpf1Ye4h40eJ3EFo0SwLMBjUjEIfCRoY9QDayR9c5k23kbu2W71G+6Ho3Cto35yy",
-	"bM41zxynTJhUjopYrYro5zOWjjvjTnDZtKbUfAaA27CNkM5MNLHy97fTuC/FhXQLCLYC3pZCei8W2X75",
-	"J6fkePNlG5CWHx7JbyyfwV1Va/dNmyvhTtz5jrpgfIbtVuMPshP8Q8DqVpNxNcNtC8TRttljMVNa2Pni",
-	"8lCK6g0ymdJUOYZbttQqLzOKqDPAiLHvYIucDCgLIUtLSzgg5Iuv+BXc8Zv2TDcyCbhn9WZAs5W6AlYu",
-	"mZL3z3bL776vO8mZQl5OIL/jDFhO6o7faFjc8Ys9iU8fC/+ScBl+ri1I2jqgTbDZPIyNG2vuO2nBjN0Y",
-	"hsTn06oYs4YYiTsLO/I7oR20WpQ+8BJmmwL57pOoY0E26MznRvsvE4f/0OgYELCBlVtYuBepNjFwE0P3",
-	"2Kwvqk3dAcvqbIbNCJO9uQZbLioNdWpPphZgsM5qEDb5clnA5RwzCNKEparU/EOtadVy2s4C60bez/z0",
-	"EUNu2lb2c7tQ/UytKAqX1BEzVyt5RlWUcjpVYRgvVnxtfIBq7ECmXxyF9+J4K5H7here3Nv/xJalmfui",
-	"oEExxIwBJ1aj6pR6C1z61eNEHqcPyN+s0zN34jwWiMlKLez6wk3sA9TRgnJeUrIO/fU0TP1fv7zdqmdx",
-	"HptssDxy2kz2wII/6YC9oLJqCROSal4q7U08OX1t2AwsOx0e+2jwzcJpaVXVGWOBydRTbWtu7dIdma/P",
-	"dBHKubUG7sic65x5kDZ17beEWTUDOw8R6WjQqCs++YIc4QcMzLJ8sUx9CpnZWZY5fFLNVC+cL8XfYU21",
-	"roScthQP/l6oi7XMCKENW4I2DucYkURC8G6oIoJXsAKu+QTNEzJny7mSYJKxbHh7TY9x95yBzPQajZx1",
-	"aV73GZoxmlWrMeRlLHEOYQfsLdbGCkYg4euZVNkhVpe2xnYM3jp//ZziXn5UY+kNJe4gaKVYEI6tBCo/",
-	"jpRVxQaYnzOh93x5RvfOWPooKsgZn3EhDVoDuGW6pNKRg7Ecy8dKut25jY/c3//JzouiCnaLi3mzicqF",
-	"J6WYVtjdLjKWsJ/fPu1/2xuMJWOeVcTfYR07suhiYU3WPT1+yPhEXVNp794ZuqSUAzU3RPqY6qf1366X",
-	"kDIlGa/WhuXOZmANOz1+NHArp4hBjCdEyi7ZdkxjZZlLd9VjS2n1vt7cr+8GmNqYIkE2VD1kIyhxxDhr",
-	"JFpSafjvhsc9N1KVdtlYeTc98rB5NDzC0kO9KCXTR91ESZluJAcyS26pxhaVVa8rtrsRHcg4WeDIgUVa",
-	"FxKOUjndIG4sj5qs29okoDdg39d1mHE+z0m9Ql4XZnaDofnfXfDpcHjGVgcU9GPdUAgNjzcJddHcaFGy",
-	"SMJUaftq2qfy4LgGrMV4enKCq4qrAYZLnqpS5ggRP8dzEAhqoBgtMjRiyZcF1alyRMjDhlYFpAmBQSMn",
-	"Lk3YYDDohbLVphBLZudalbM5TvgWg1LdPKF4OVFMjnb7QmTCsp/fPmZUMGDA3oRa5OzK0SCKwMp44aam",
-	"dyqbMrfcAVrO1z5TjixcxqE0xUeEMAeSEHH1J8OTb/rHx/2T4dvhcIT/+8vwu9FwmBLFwHQiDJwQVf29",
-	"EAqGkde0CDcWN/Q2RVYM2HPpQZB4rXEEU+XA0r+kWPTr/z75Po3QMj26Pk6JagrDTKaWtWcHBZ46A71i",
-	"nCMmFQK8mz/jGlsbcHpd0A1H9Z3rmrCGdb2DL64JqwoYMV8KGq/IYwJ9prQZhRAvzKvfKD6NFd8IMFhW",
-	"cLFw2/CVpt0o3dRPhMszbKa5tH18zp68OH/+E5UWk8hHhCSa3BuwX3w0C0c8wrmimiTY1uA4CUCEhJGK",
-	"X58OHzpGA2vv0GdSebQOzG/AfqnqjnqWMufGHSmtasKzK5A55abOSk2mtDXeNc3+aPiQDnmr1nj3+ZO3",
-	"T1mu+dSyMfoENiubIlt7RnQH467Hnd7IjU24WtftRtqgS2miSsbkX3QAF24Sobm+zKq4p03P2HH/5NEj",
-	"di2MmBTAzi8eP3/ecANw9vPPz39gwrhBJmBsb8D+DmuvFRwEiWfIe6SS64UqTQ01BGxpqOme9sJA1ePE",
-	"15yhooRyBnqphbTEGLKizKnEGTEFqubg6X9W1+cdsPPWws1XsE48xZyrPEFcSTxaurFwUPeJkLV5HHkm",
-	"DkGaUGDwCMUUsZOEEgE/KeKQjqm08YkkOLZwFrykChBs/w0sC76GfOREHiAxUapQnAKmU8i80yjsxgO6",
-	"G2ir0Kpn9icnbFcF17Oo0i4WgHTjVBXQN8rjJ+x06Klzo8LzgGFkw8nNDa739OamxoiK/VWAqsMxjrzb",
-	"gbNHNzee3bsLI8h2yI4U+Ze4xGyjoG8Sg1QgXyh6oojdtXMQSK/C3Dlo4SRRYX3sBRNeHvTjB0uBI5EL",
-	"COJGikJJdRR0/khYTIT3THOkNXbOJdPCXFVdBexKZEB7iQryewmjFs9o34aVpuTFgKWk71AxblgsLesK",
-	"ayJaM1eOQ2dxTerVXGRzPGKKuqWD7hHnMsojNG7PKxLmyKnTKes2tBMHhL7WkiOdPaRp53VNcTNqO/q2",
-	"auIj9vin84uLlGFoQwRdqH5ENcW7z19ff4O/HX1zSim57o9QXgXLTiFheYB7cGQHhbWYysSLiqsGCOml",
-	"kpQK1iHjmGtlbQF5NYWxtOnw+2rOLYSAbtJFegP2yv/ixvA7PD1pwwo3ayh9zjCdhWpV+9rreLsJHUid",
-	"oJXUeVwaDNiEkRyV+acvnp73mIZpaULrjEfDh26QGo3pgqI2Id6pfEYgS/MTCZWsgIpYmHAqTjJjRIgQ",
-	"e7ncYlV0YEFJima1SiGs+N5PXh1XsliTsnb++jkzjiiRnsRzQy5ndSXA4OVQjwMsyuwW9PjizVNmSj3l",
-	"GZyxiVYrlBV8+VOlxUxIuuDvn7+6+J+Xjy8fv3pzcfnqzfMfn7+8SNmCr0kUKgrkje5pUgXERsjjRH9C",
-	"6RlYtyj3ZqWOuzFIKgu0PyG1yQSelCeVvJU+5tkcHO23WhVOJOsjInr5GLlCpaP1yQlt3GtGiumUGMdT",
-	"p6TUz3548vJ//Ofh4wtvc+m/xlS/UYiO6BudsQdSSXhwxqY4DJcZuBUY/3tKVCR3ADsFrUFXg0jV1/63",
-	"lHVRs3p28faiLvSdw7JQayf1I1Ek1f7tTxe9SHKtFODqRJqZXIjMGD8O0iY0tkB+w6mVSi3ZqSlLfz3v",
-	"/38UzD647L9LEwaFAcYx7VFJ6J2Fj0PoSKa0hoKEJZET8UbGXckCVTW5WsfkyyXI3LCuE9tNc1FOGsLT",
-	"RxBZCTc9fe2eXD9yyxQW4deBM5Yi6GdOAJbMwo3DMQcSJhCOUka2EnkNhVpCYJRisSgpI6xQsx6aHN4A",
-	"z/trVeo+NiUzIy8SbnYPi897W/IYjOW5l3QWfN1shBYrMATzZ7EUjLTC9yPjdiwxeuARM2yyDmDXi6Kv",
-	"GpYemAuU0bj1k8/5NYxDAX1f38XvpIqJHLDnXmvGpnmOMwa+6ZeE7Hgsg5RxMhzWt0uWaovCeyj3VZ0R",
-	"bW8s0+iERqxq29etr7j5RmgB2PNFTws+mwk5w534xBOWw0zzHI1nvnITpXD5AHBRCLvG/iPE9vBQnPLk",
-	"AYPa/lnlqHYQzp1M5K6UWiRgdTGflliZ885fP4/Cl0ad48FwMMSihUuQfCk6o87DwXDwEIN+7RzNs0ek",
-	"9vyT4sXRO1Exz+c51g+n5xvdv06Gw4/W+MvXcmrrLlGIaxg0TMud0a/vkk6VxN75SVyDO+AzuvqK/Xm4",
-	"CpTJKVUY4cBnBiPyKwmh884Nf+RTb3aewwv//NZzcHh+tCy42DiBln5qzc36GfZv97VWTmWBMjheqvwz",
-	"pC9wE7oeMrLv792zh4vBmi+KnRv/EeyrJcjz188vlpDdDQ78wO1dF/yolWVx/8YbluG9u8LGEzFAb8RN",
-	"8mx+W9MSx8OzOXiTlTBVQB4pWcScAq04C7TOUNQNdSYoSXqhtlKE/XGyffOM39CSPyGO1XkwLZCH02M3",
-	"jkfDh59nykb6WHQbVY+WfbBQjUxIjyVgkU8TO4yG82xhL7wEM9gRL3OK3G6HG6qSj/5kh3PZnAvJlHbK",
-	"Wzc18FvKuMnIut0jSR8NVmYsSaTo4zodH5pzM+/j95Czbur+TNnf4jYNadWrAHV/qmOJHRIC28nmXCJk",
-	"aVioa0DvlwZcDgoTvh3dyrByyYQcy8rKhtskfWKdDthrPgOvtviSmn+rWwrQvgyA08HDCZBO6WQMJz1k",
-	"GqxJKhFfNw1pb0JvOWRsob+cUyaJhzXx4CdhbNU1QWCIQdxY9dfdmRTU8qHy8Jd2PkDN6pLq3Ka7OmFW",
-	"rSJaO5p+c7qVT3n57i/d8Xjg/9lrS6p8n7Su07dZqKxaPv+DWp3sWR/WzG1p1rnLb7t3cj4h+alOPtno",
-	"xbFrIaGjx0dcCs5Jth9cEJWRsB+54eveNfikx0Omv0/P1K3JH5faKH1GJKsCCGIqBdcz0IRyO8EBy7q2",
-	"riMEHy+EFIty0RkN2wKRf28dFrX2xrBVz4nj4RDjEGjMY4xCqKY4bpni3SfkYnVzlhaW8koCtkDBQnJ0",
-	"tMjTTmkBbeNWCz2K+rniJ8e3f9LoPocfPbz9o7opqPvi5OSQabZ7jCGnPmBXzRabNX+/dWNVoip+c3r7",
-	"N6HHI7LtSGgDz24cK1RTFjh6ULw5VTYhC5CaetMU+oEe1HEJgS4FFo5cpPMu6TR9VA4/8EmTrUf17M1O",
-	"7n7OUs8pvEW46ztoG+/PTnve0Ip6MjFIR7n8RtSUeDRqzuRmk1W0ta/a3k2p1rpXHZeg++Q1QRnCCQpX",
-	"sLTYZd7qdYr2VFOfVOVuY9xckeNFQ98h03rAnuLix9K/jUIKGvIHLET5H2MOfsCMBmdmhzDmKJXycL4c",
-	"VzpwF8H8RbAuJ6c69SI3de2D3hnjRbGZ/thGteKa8vfrrf0padVGUfodrefiM/lKrf611MpnuPIIZTNV",
-	"Fr55rMOzpDIjeTyrGk/U9i1f8+mDSdUR9WMY/d5ZKtNCsV4gdUDkDZQLTbmextSECVUsJDRdpesqq+6X",
-	"sUQ0qwIl0cqJONerM3zPgj3Fn4knOsJ3mBpLQa55ImMTsCsASYGZgP5XnJvCAAIxKwo6UDYt1MqMpXRS",
-	"TOHUI/T3sXThd4GyqYmP3HuZusPKFq2BrTgO4tsj+169vTsSuc2E8bq6/vcqX39Evbg9L/19M+aybhsU",
-	"06eTj7sMnwS+gziF29LgT/0WUAj9z790Qjb87vYvqsb47oPjA6bY7L2N3z06ZD8tDVD/Hcjtublq0NpI",
-	"nkG62ke6SjCIrZYqInMLga1DXEIlqbsT399DF5r3R+aKum62k+EKT7zf2CfjYl4+Sr5OtvEtdVLWxdAx",
-	"dHYWSs4cBY6ripAHFcNsToenVbTGUVhM1XokND91ax5LWjS6Oah/qI9puCP9u7gSy6jrzZaMhzLYktt5",
-	"LYJFvXqalOsuZoLPI4XtInL+bmJJ7IunXwfg3Etln6pS5vcjeH922vOjuPYJpCgdeWxCaD6LhQ0SpoJw",
-	"J6wPhPVcL/80hGijdmWrvvpKho65S4j7gbHupCjhaKYBZG/ka0ViBBdWiyQii7EMyVjW5SfdGxNwxCaU",
-	"oazCoTBqNTilHQn2BSqFdSOE2pPYOQ4rTlYmNYgrBDJP+LZrUI5lKELpPce5Vg4hB41qh1UuQLkIa6k3",
-	"/cAJf3BjfcytofqLTsis6y8mzFdR3BilUDP3+VzM5v0VavSodicsLfgsZX9jrcUXvdeoLr5YuX9799Cs",
-	"X0cX/glp4UbN1B30sD5WkziehFq6u736weAzErs/iuaI4S6hQlaMkJXCVUk6PihZUOHTmQZj7q8yRsTi",
-	"6Hd3V++Pohs8+r3+4z1RkQLaEu1Ph9/V4kbUTDCOf6lK0sbkxiEvacBKIxIslIUq4BqJKzYUP0OJpgof",
-	"qsU+H1ltymw+lhGM3Q2NftBq2VqleEuKabvf+pWtMl6tYk+jvN1uwadhNr+P5fy0Xd6Mzl8YNsNKLF8l",
-	"lj+3xOIAnPH46tG6jLqEJbTsYuQlpuklrGZWIcgSo0vX3ov8UQkOyQz5biUp1A40Tdx/YKijfbQppy3V",
-	"Ukm0o7HEwkhUhretSLahYOE6EOwEPYwyA3TGh+TAB5FN2ge/4nyOxqHM45OHhmf4bQgfy3g5m9uxLJd1",
-	"eJkTDGLBKI5Ko7LIxns2rEISisLmWFrNpSHHM4VA7irZzSZA2euVmOXTXpzghTP8DXOjU0+gSXJzp9AQ",
-	"syZU8pWFssUD9hTbWpLHIrAgHwPw4xOfart52emAncuQbFaf4Vhipk2krDqYSO9sesNLqCn4R6DbG0m6",
-	"JIZW92F9v4yYU2/dt1MRut4VipkYvZ3ucRy+3YXaqGZdtxx690mNe43SsLeKekyYWHzBDBiPhV9Zywew",
-	"ltOTAyZ7q9QLLtf+7MwfhiV5IGsY8XarjbFi+iF6c5VS0hl14GYJ0lCTgnszL6997jfxeQLcSpxJxw6e",
-	"ocCPaqKdYPyV+ymi/IMWorlPPKaxPkBCfuP3+fFo7LvPoqtGsvztZCzIRHgJUq2+Eq8/u1zc4OsUm0HM",
-	"HWMeNGQgbbGuZJ8WRP7oRryqSElMUjasPvj40/gXGx2LD3Iqfjy0DXV92yJ+m3nhnxcz/2gOvD+j3LAj",
-	"mPvJDYUyM8zMpITPkPuIBuJNuImwtbTz3cjqy0btEB3w2wbKhln7mHG5Wxw4p7pXsaJJzZTi6h0+5RST",
-	"2sgSplEHE3YsKR0pBN7WMSW4/5kCynEKvZ15djXTjv6HtMiQ7FSVobBiQZb7a+AF81EQPgJdyKsHoRKD",
-	"MGNphJwV0C8NhNIkIkdpZa7KEJfqVSPw0fkrpa9Mu9KGgNfo1feJaFprP8DDAyY26hBPG1nBW9eBp+ak",
-	"CKcXWcNW/AMiGv7soQb/RpTqBdIn1qQTCCyHE6W96sxtNOkoq5uGttOmJzIPNX18Va6oJocD7xHTgEmJ",
-	"IWGDHJrX6orU/rGMia1hwpgS7W3o1IvLABGB8bQ7qoFjFdmVqrjfQSgmlLDSeONCS522Knr29ORkLCvF",
-	"CN9Iz6Jzb9REQmWJepxuFLkYy7Q6Ph94UdUO8LEaJcJyr422+fasn522hbawB9G2He6B6qAwcQ3ThM5C",
-	"8RzvefpKz77Ss84FWJ89X0GMT0UhynZHeeuOpC2YG3cTs8cFFwsf+0myoefYaOf3afoRbXtgyNdIwRuD",
-	"sXyDoVWGytUE00pVDMQwXmCuaGT5bBdz/EI/VThoswfWQZh//NGn320lDglicCOMNRUlsQrJdot47otl",
-	"uJlDFaR9VXoRALWaigI71bCJLxzQDfXf4vF7g4aNfbtoaUvFg11H4Nd51PYJnsVXAvnvTSAfo7cxUg4+",
-	"GTGkbNx+1UdtnxvVmzrdqyYoKyEvvdbuSM7pkoIXKpidjeVODa8qwOYJ5IC9dmxAWqzWWdVFGUvMFhhs",
-	"VHc8qz2HC0jJr0rpxxt1IEdjSSXNulh4xFJ/7+0qJZUtjwof2uDMddLaneVJtiFOtpH5f+AVPPGd5T4F",
-	"pW+UAf8QAS9iYeFYN+juVyr4lQp+NCpIKsmGpNWUyKqYCCI7C4qnxbCHz0Izj5BU7YlAecJ1IUAjtTTM",
-	"WLVEqoeGsvPIkrdhrovoIQY6BIkxoN3ZIYa7dqHSrfcfUVG3mvLcZr86R5HpYxqp7uXs+uSuq6804Qvy",
-	"s3njl4O8uBQhgWHVZ7IoqKaEFyE+Aern3Mwniuv8yNTNa1pD5N9QqI8TMKq+6nVFMtbFEj8588PEga5k",
-	"IAOpytm8t12t50ewP4RVhA46d3WlR7zWs9pPmgUTlrszCYa2sSFFRIu8TXqIX72/1PA56NAfo3CCyvna",
-	"ibyczQouM4hR6bcSsDhOVb6IGjvehgRYVSFGgVbIfgFfOCy/gF1A7I0IX4H4C6r+UbGE6HL2wPER5icI",
-	"JfuhGu1uke5lKJgYSaWVIRPzyFmXO1GvgI2S9LzAOFxfGpdSIiIt31fvAs1NqcHXu8RK82ymeQZsCVqo",
-	"fCy7KdxAVlq4pMpZCfsry/m6WQ4zL7H5CJVkTn948tOTt09SljmkLpxQiV1PvG3Sl2TCupVXQNXQwFit",
-	"1pCHqs4LfgXBx4OGzrH0Lp667MhG9VBWSof17s8kKoRZFedM3Flkc6y863u5VK8F65+wBoopeoCWpZ4F",
-	"0ddfE7p8pI/CSR2MuDPN07r6iJJY2l1WdVYbVZ1Ph9/19riYn9BVfCK93I/+L8rD/8FDfGP6lhxjD43Y",
-	"AmIOeVlsKf2HGFv9+T2oU49im+t+4+rnpYhftYU/sLZwbq6qNk0BydFrg+W3PYWjArcOsCFn3R9/eP2G",
-	"cW0H7PivzQBh+v5jKA9tDObod5HfmhqHqQE2QsM5NxTiTJUXQeZtdT0fI5WPqdcnS3M/iIgQ1ymganj1",
-	"ZzMZ/NmjXQmgGK95QAWRXs5w2BVLKa2Y9D7ZrS2g0OD9CSFuLI4BibGgLvXth0Yj2UxJoHRPH78n8kay",
-	"WmwqaGP6P4L9clDmj4Eo/w6FBCuBxZe0Cg1lgoYRgDIQ9l2Qf3tVkw+tZ1JzG6lsZSrrL7GjAsgMzCH6",
-	"ugFrhZw1VXZGxt/AU+e+/YDXNgzjdix9BXg2HIVgUCoAIW2EsFR5EFtFSdbNuSjWlSlMTadjyS0bfjsa",
-	"DhP2WynA+hZIJyej4bA//Cs+kArjiyQUTmWqGrj5Pmzd9Nmz0YsXaVBJqouyYgH/VBJ6A98DiXGDpKLq",
-	"txN2voM6vIxO9XV0qF+24WLXqncQnhh0WAQ6H8m8kXTc0bf7F0OZ9QfoXzRYWPm3EtMnuum483DcSXtf",
-	"kqrwpzee7IOFQOIC0hCNK1toy0/iClj6+ufgpq/xjHVXc1XUF5+w9Pm0/4LbbJ6yQAhHY3l68m3VM0fY",
-	"pA6sMpYX0Et8kADkDqPRxkLBAvH6L6P1X/rwRF+tcMDelAUYbDBJ/SmxoKleswm11HREg3p0EKUJFIba",
-	"BGOTxtSpFenJw9Gj79KzsUyReF0i8cIiMqksiyJFciOVhCRq5eIbNFIZRZB5OpbUSo11ufTNHr0QFF41",
-	"Sy5N1T6y1YTxujycXm2joieQntcFym4bkbcTVKDq6ueEoYiqQ/ePoIgFJlGXqMnPUF7Eko8ZUOtXs8IU",
-	"4NOTb3c2Hw6wsa9semuRr49vu9lxtL6D9udNfrojgY/wgKE2qTRa+bwrXejgbDM+SS2i+rtpd/RNINpf",
-	"fMjcV/tQq33o2z2QGfddvlNWrfuqDSIjgi8cRcPe6lgxNv3PtDfy5MawRWks1YTaIEhrpMiBFg3+QFns",
-	"y4J76859GW4t8PtWkbu9Fhfu6LA4bmgd5hsuVoy1qsY72mqmSq20Kb+CKvoa3067LuEb0iB6WK9juwEt",
-	"+g+w7CQ2HzB8CqNmJ9E6h78uZm58Z1m83AzOsG5b1Ve1tUkqNeXjRehTqX1PU6cZ7G512kt8YXUHenU7",
-	"p7jp51jmaiV73lmvIVMzKUxdQbNq6Ul9PputPX2SS2BzGPODhU/ykrAL/EIGzDEq5nvBY20a7xLBVovY",
-	"ittBfKy7NJtptksDZv5ifeGh5BYB4DG2BwsN5AS2KLRrEgaEYW4S1kWeT63peklLU97dXLwJGbuY+cmj",
-	"R1i3Kvx93GyJMh7fnBz3x+Obvz5595f/6Hw2xu8O8nsUQg731+wnD+cewDtf2dhXN8dhvMMBIeOenG/a",
-	"o9RKMs8OWHc5VxKcemQavg3heOoe10YntDHuHFADJWZDgTd9IjvTWHalYrkwjnYjV0q8e7GOUI8sPYlv",
-	"VsdKKazpNa1UvisuKTq+zKC3Nvh3zjabVI5lJK5YFXQhG9kudpiOLsLBfNm2omqZu+K1/PNGR7yvVqF/",
-	"L6tQBQTdDUSssI7Q7W5WIjdF0xqExW71mk0FFHmP5LjMVx0KNeZwuqbRJ0y1ZeSJcBe1CeokZ2sigEUO",
-	"fG9UR5NGkdGJZGKSKIUTdL+tm9qHYc/QKEVicrUJvwpmhMyAdY1agCPJUBh4YBjkwrKVqqTK0+F3dRJy",
-	"NfCozkbB+CLfvRpL1tc2mQF7NR3LTMlwOG7w2kyDzotA/eCGZ7ZYUxfkMssAckO9fjcsYazFEJb6e7+k",
-	"6lHch9p8czqW2ZxrnjnKRWZ66kHN6p+ZwmB48InUCTOlxmh1TJ02S7xhJ99aLRYLj+PjTsr+hnaz3hlL",
-	"A5yl2Br8/OV5o6PPWKZPSq2WcPQ96ELI9IylCI9piMdN3RpSsViCFrxIHc9J/bkEp8FYTpwQLgxTCJ+o",
-	"TeS+VTR1jUYQgt9KTn6NCLiC6cQd53mFFYFZVI0rFEUjLADdR5G2sFAIOMTX8Ujdd0qOGPhsgsDerwCW",
-	"3maDzg+MAqNSjdEGxxL3XzFDBz1VOHPVmNhg3pTjrZajUU6ydCHSZCxXIGZzzC9Ii4kvOAYL5HDoAIZr",
-	"4Zveu1dymD3doYLs4YJfLZD3ZdX/EpPjbXJCRf02DYzu0L+aF7+aF7+aF/8V5sUgGt1mTsSslaPfHU69",
-	"v2eeC2lXOlDq9FfH3hJmVc8xZKvSsayCB6xiUq3I/+VeQ90qhDR7x5dV6SA8xcuaOCZdP4wCjMOcQS55",
-	"eExDoblM81WasO8eVj+NZTpXpSa+djocRu/mfJ2ySZldgfUiUZXPSwuZwFpRl2Rue406xZ7VuhMkcTHO",
-	"BV4vwW3mmhclBNVzLKPmEDQnLiIrF2XBrbgGHMywrrGwNAl2Hr6GS5CgZ+tkLAPj7tV1vYDL2s24QzGl",
-	"7u8X0N72uCVIBQntvjCV/UkUbjaiI++TW5Xfp1otOge891Z1drWYpaM8uFPj9/T6IYv73Okn0T3t1M7d",
-	"04SpIsdIdyWk9d04/4C5KX/22LJXEgKZaJjwfBcZVByImO1NXjEFwPIo5E/cm1pfhAQMjJhEs5dsUu2x",
-	"dHSWbVDtZC/JTioiHCjrYCzTnNuK7lWKiyVehdsBzVbqyndK2tW95sK9GZZ9Z7vaHUnLl2Wli3a+r6VO",
-	"AIqKInylBX8I+5q73joj6m7koOEK3O0Ofqo0W2p1LbAlF7O6xPaBEy3yGXWTEGiI8aKEESiFKD1gF2Im",
-	"gSp2jeWF5TLnOme/+GlZ99mL88f9i2fnJ4++oaWnIh9g6JTli+VgovK1E7xp1JlEGwKGb2PnELJUkRi3",
-	"YpO1rZvlc7mugkqXXBunU2LphzD2WHrBMPiGH7GFkKUbwhPYqhVHVqjsinVBYNGFXGiq+d1LyE1r4Bo0",
-	"L1h6fZyk9TINW/C1Gx9jWslJbCDTTjzUynILA/aEZ3O24musRzjlokAfBmbyUfsKp6mwFGVA1uVFwU6H",
-	"x73RWKalliPvaRn590b+NvseA/tegXFfMvotap2bHDiIkOhcxkHS8BCbPGL0/VimgzRhKgAdnm0jkD6H",
-	"TCx4wX6W4sYdgJK5uXX2aqg+Bu2lrKtKW3VTWQmZq9Wtg1RXEW1CqvqG2ILa/44ll2uqxk4X5C1EK63k",
-	"zP/EqJGsQSMZ+fFVvu6h2Q4NUPHRiOCHcmPq9QNTucVHWLcuPIgtSWO528uPmOVr7E9LjWAI0ylkFs2R",
-	"IaqCVAuWK6CTx1pomxUnWXoU3ietK9gufQyBW4kPUcjVggv5wHjXIaKRDhmeGpyub+q2YQiqvv7RWHbb",
-	"dBtuWRqCT45ekmpD9n/qXh2CN7wlbizbvnKvpwkTi2XBSyMmBTDUjTbfI4XJ3dC53wC1xg8yxgl2mhcW",
-	"FuaMmWUhLCu4noFm5bJQ3Fu4T25uUDUyvlyKG0cYlpeaT4p1iBqnYA4sI/pLFQ2CJejMWGJeazbHlJWm",
-	"X+DR8CHrUoAKhpP0EoahpOzk5mZXXIannbcZRX+W4rcSmKh6/wSYO6uDZpT0t4dL2GnGrCH7tj5ie6Ix",
-	"tixuLQuuyENdB7HClBU3iLhkydu7zop27F1uHB4y7H/37vfj5PjkfVtsyHaXniXPHClwF+DAtXBopqbI",
-	"AMblcPgwm3AD35yyiLvh75DeuviKOB161qfD77657bA/kVHZg+KfJMjla8zKl1Tc6/eAERcVQox+fff+",
-	"3c7AFqpuH+INsb+ZVV6Gu1M0y/6K/H5VBOqN9U6Aa9DnpcNBv1KcnKhzqYvOqHOEqp5fyVbFLApj8ZVj",
-	"4wLXg5pOUKZw8ntr3mwobBSKxFe+d6w+SJln8Vg+3+yW4Rqj7Io5ZV1vBoe88ueYOEOjF01cWZG3Z3Z3",
-	"6qSU4LR0czZVnGgcf5Xbo7ypy0a0Rjzl3PJonKAXbQ/0ivivnG1Wo3B8GxtLmYSF5kwmiftzm95Zo90R",
-	"ti2IT5/6sWxN+Qx4YecJTiYktmfwNhivYIlmQI0frpIUTOf9u/f/JwAA//8=",
+	"7L0Jc9tGtij8V07xu1+ZnAEpSpadhKqpeopjx77j7Vn25N4X+glNoEn2FdiNdDdEcVL+76/6nG4sJEhR",
+	"suRxMq6amlgE0OvZ1987iVrkSnJpTWf0e2fOWco1/vOJkkYYy2Wycn+m3CRa5FYo2Rl13mpuuLSwnHMJ",
+	"ds5B898Kbizgr/F/9Wtf99+rCy7jE4g1Z8mcp3H9M5bCQqU8M5CwYja3UOQRxFYsuCps7c2JKmTKU1gy",
+	"YUEzCaqwwGSKD1NmGSzYCqSyYOZqib8utbAcVtwOOlHHJHO+YG4nXBaLzujXjl9NJ+r42Tofo45d5bwz",
+	"6hirhZx1Pn2KOu+41av+6dRyvXkOZzxRMjVgFS1swqdKu21ZvRJy1pzYjy2k5TOucfBffvmlf1rYOZdW",
+	"JMzyzRl+5ExzDcmcZRmXMw7dd8+ewOPvHg17raPXVt5yC5vjv8nZbwUH656CmuLBZWoGuTLCvWLAzoWB",
+	"RC0W7rSXWll+4q45BbdfllyAkvBbwbXgeA54pStVaFBLSXewe6Gfok7ONFtwuwl5WxZ96tc71WoBrFyc",
+	"5iZX0vAT3IVb0wqvxUDXg08PCmlFBu63OuzN2SWvABCWws5B2AGcwiXL3PHMmQVhCL6KZA7Mr0AYOB4O",
+	"3QaFWxjhTyfqSLZwm2y7gvpZLNjVSy5ndt4ZHQ9/eNwGf8+0WrQAnmXahvvSDAFDyCQrjLjkvQgckDx8",
+	"+PCHcmV4GtXC3Mk1VjJVesFsZ9RJmeV9hxGdttW81ep/eGKVfo3jbF5MHl54YMDNFQEfzAYQL7jVIjEx",
+	"KA1xYbg2cbm2nNl5tTT8T9RxFEVonnZGVhe8vtT/0HzaGXX+v4OKdh3QU3PQXJ9b8Xu1ucynMl07O361",
+	"/9lZdfOT++Q2RNCJMH6aJDy3bneOBEvLpXX/ZHmeOUIglDz4H6MQ9PfbeDkgztXc7ntHP5lN5g5c00Kz",
+	"SbYCQXSVXzqK7TC+qzQsmQGWOcxYIXmp8YMt1KRtTf6rg7ZPcHk/svQdMYwd+8+1mmR88debncNb+mrb",
+	"MQQ+lTDpcHnCIWfa8BS6E40I/Z9nb15HjszJGf4b3E1GsGCZu2eeAm2uN+h8ihylmmYi+dftQmWZSLkh",
+	"gsWvhLFCzsBYZh1ML5jIwnWC5jN3E5qnEcy45BrXB8aKLIOMIF9phImp0MaWk+DY7mfDFhziFylf5Iqu",
+	"9O98FTuYokF0IaWbvhsXWo4mQpmVTEb+AEai9t0FX/WF7E8zMZvbOCJ+6Ri3ttmKjvaZ0hORpgRkX+ps",
+	"kdyLFFiScGM8iXf7d8IGUguVcfyHysMBejploBuzdCFkDFNH4g4uDw/o73VEauP5u7Bo431c+AtpuZYs",
+	"e6q10l/2jCbFjDhsyq2DMGEc/ZjxFByP1Q15UKQRSH7JtbvjQkue4u2+VvaZ48hfcuGvlZ078LRzrjle",
+	"klto4uQqjYt6y1aZYul7pV4yPeNfGqknKl25s1TutA7hlfgRV/XeC6df9IpTnnOZOlyFVKQo9jBpllwj",
+	"2xALflITu5zgrXQpf6MsNeGchD/LZQRGeRRv0pIln8yVuuiL1H2/Rlho80q9YnLlmYX5oocggU0KwyET",
+	"C1GKWiXePzCQZMw4tL/qe1rX104CwPfjnrtKfjVnhbGO5JbwlgnHcF+8dVsOP7IkUYW0J/6UmFM2IK5p",
+	"HjEY0jTWaMmacrKLjNRfxe1+kKywc6XFP/kXxcMnmqeOlrHMRE1K6wQQAgkwYiaZLTSHhTDGoa176Ljy",
+	"vVDTD5JdMpGxScb/ZYjWLUWxCBXaCTMcoaiQqKq6xZ04DEMq5iQ1j18DwLuFjFmuB3CaGQVeOxeeXa3h",
+	"Fhjr1FSloYvMygFCDFoVlpseQaQDfQJl/7ITHdVS3ikA5lq563c7eyqtsKsvefi/8Czre6FOyBw5PLMw",
+	"0ZxdGGCgC3feMXcM1sSQCWONE5f1CqaCZ+kA9pJzNC8MT2PoSrZwF7chQPUqI8cFX9VFcHBfIpFgkIrp",
+	"lGt3q561In38IE2R50pbnr7iqWDvUe341/AtR/vjdQUmHqAS5oda13xy7eipFaQTpQV926JXvtcFD8fk",
+	"AJE7gVWvoLuThfToMP2E3jhToZDkywYaVWrbRKmMM+lOGJHyXKQNTa8oRNqqHldK66/Vl1FtZ5WJSU2c",
+	"ouqmOC1SYZ9Kq1ebZ8ISOoENs0nkHqkWk9QvcwUssTw9ATapjHSFvJBqKaGL6jiDKRMZTx21ERIl1Gs2",
+	"F3WY3VfbdVDiJEPcQJqiHYllbxsb2/hk41jmzMw3t/ecX8HZ89P+0aPHjifnml+euze9LdAxXXeSg7ZV",
+	"ibx15nKMa2dzOOreFqrw80D3n1wrU3JyVJ16rbMb/lvjAIW0j4+rF0uzYNQxBR1C292aUlpwAI+GT1Tj",
+	"cTGJkgnX0uxxn2vA6haHVxwFkMPjKm+yfkr+araC8ktBen0Tkt0K/T+F5QtzrUGjwooKOpjWDP+W/Mqe",
+	"s3aj7FsnljEDMSPRKdyN+wZyNuMlZigiuxkz9KBxbtvuZx3N/b7ajuNHZngmZAtB+wfLCm6cNB0XUjgd",
+	"uFJGHjiW7/juyli+GODZN2jC5ez86PsmRUpV4WSXqCOLzIsxZDbza5LFYkLA5b7+7rYfOxGDLpdl2Ztp",
+	"Z/Tr7kv8ia1wp51PH9dH/xR13C7bTdf1A/ZzliuPygPwI7SefJFccI9BU1ZkRLFWnXUGFmu2jL1uaoJm",
+	"kmcc/70wPLvk5gTiuSp0jCQmTtkqBjabaT5jlgczWmHw3jKVsAwVJHdtpaeBLR3SqEK7+dmqxdEQdZ7M",
+	"mZxxB7tLpevmsXYKOmWZ4euQkRTaiQjnuR9lE+5eN3RxmKyAyRVwmeZKSHSU1EzSh8Oj45aVSr7cMcOZ",
+	"0+xylYlk5ZCQWW95IrVpALdYwULI8MP31xGyjSNYW28bsPzERLY6KxYLRiz4BifOpYPotAbFNdkBuePG",
+	"Ab0sYQTi589Hr17F0D06hnlvDZbcG/9Ukg+ulzT8IvyM7Vs084liOm0XMS75OZdcz1Z3hdppuxinUrZq",
+	"2SaEfTaki419R52r/kz1NwByqrmZS25MG8fkEpz2BEYVOvG03suPTi83ChgYkTl24OR4yJQx6ENELroX",
+	"q3pWzt/CqbytlafnNxGg5vryXC+MSa+bu2QxSJ2NPZdiNr8BhT7LOM8D7LdepeZoVT6fc6btud6hY7et",
+	"yViem7uCqoAS1zONAD/hg7CQaA3cG4dWP/bWfddBbe1m25HOb2ZT1fGneDt4J1BulWUDS21iwQdJFqwY",
+	"vZlxFFBwm7yxMexl2MamzLAmI7TfA33fekacpS+59YLcGjvTvIY4LYhdObCcHpdylvYzHKup/WiOyqlX",
+	"gNC8QcZMNXXIfyHy3gbx2YqZPBjc19ezqi2HtKtyDU4CxQeGbAxMc1AyW8GcZyk60VtP/Qa6Z3jZegPA",
+	"xmM1nRpu91RAcqatCIpn/f2HR+3vB69rC8lHlck/rjmeIoglW/D/Vf0St2tN1qNKEKboaDu4yAtOiGrR",
+	"PesuMudpq3TlmM2ttPhqa/VjKc+zGjmqK/y1ywhb2A387TqTg+hzguj9FacaRm2wo3XsrI/fvsCMuw3X",
+	"xNE1FGUy4Vl2Q+7mVp3xm/JEfsWTwvJK7dvvsz3xx5vVbrgmd7dFi9wRu9tIi4ynsQ85iRvLj6Hrj84x",
+	"uN4JxHmhZ0LOYnA6/FiWYU0XHK1rKTdWqxVPm0FP7iueQpd5BwH9MJZTlWVqadzA5WH7aKpg/vL2jGBN",
+	"EAYyPrWDsaxpLuUuOlF11Q4TaLGd2lW2R0/VoQ3P3R/Y2nmvX24bLD7VzBSa304z2q6vvK/O4IEBrz5A",
+	"eB+6mvdZ5S8Qiqxl12lJ61Rkl/rxTPAsLf246xQgGNI2pV732eZ+MGgBdSn01lnlw+fSVQTxQQx5Vhhg",
+	"UIZc+SgdNDKTqR5/uV7roPlLC1HrzuqC+frGLsUWGQYlMs0TLi5viI34JSnwN/ou1+pSpERUrmUH9ObG",
+	"ZC3rbjuS55xldr55HhUhCbinLq5HKf9V20Qv1UzI2yELBo6shacdPWozBdynoWFdyV14O+QuVHrFr5Mi",
+	"92Q1i21Yh0/OL7kWU8G3kBMnEkCi5FSgcwmpbJpqbgx03745ew8YHFLY+QGOs+rjoL12B8Se7Gt/1YgE",
+	"FH+aa9tpaEy1g2s/a6tF8tZdZ8uhO3raahxC45rXPyZopRu0ypRcpvvf14Jd7aWdoC1pzzcrLWvzhpeC",
+	"Qp28UQH1iKRYFBlzyiWkbAVWWZaVIVVEJx4Y/0XTN2McrrDMPzOwdBpLohYTgfEy7WKHvgE431p9o3no",
+	"MsIwdIZ05pG/6O3wccaD1b8JIJPSQLvTkkBvOUrj4Gx/IbgOnC1GmaAmXT8EelSvVazJLUyxwt1Sy44X",
+	"QuJ/2FXcg75XuaWSImEZ6txRiAJhXhenCJlYLHKuBctifMu4kWLopsJYJ4T1IoizSQzdJRezue15wzSf",
+	"PYuha/kCY1QKzcEx2Upm2U0WvLKC+4zC9ZTnvv2Cg8t5PbKBAn4xfHIAf+e5Bf5bwTLwAkmqFkzIBwb9",
+	"6sgewKJXuxI+1y01YfsUgVDZZOpGG/dvk0q5zX6jucmFZlbpVfjJXAh5Xju18/LU3MNcHdWMR3TgrRrm",
+	"a2XF1IuIT+ZMSp6Z2/LdTS6QF+SeXH+yjUkWWxx09VW+1RxDCpI2/ExqW9iFJa3bRgOwyFbnpjKq77b6",
+	"1Qzwn6LOb4Xg9nyuCn0D0+H/dh89x29ajYeXXBtv0ljzxdGDoBClKikWjjZ3WWYIWOOn79ks7p3AsHQm",
+	"ereSuY3LsHk2ze1G1clXS77BTb6QeXG9vNfC0eYqQzNZOSjk1ajloZx4UuejpXWRYWSQQ2Knhh4fHfU2",
+	"HZZ/eFha0+0daJFbWSrA8QHHH3RuAnZvcrqekyAEOCXcwqIwJamcc/Cfo6f4xbT/itlkHt8j0LWBWuWU",
+	"NNw+Ibn2TvVvyZc1jds0PYh192Fv3X+4n8fShmyF+qtH3zc8i4fXMkifvbNTAWkc1f1qX62kv3VNPn5r",
+	"4+jfPXsCPxw/+g58XJgP6DabGFyZIdat3szCEgVZzJjw8b3CVFFq20zoLUazp0ha1HTKZeqka4rKc0Ql",
+	"AqMW3Im3mG/V2981V9lWWsRAIb1E0QqVIYY9Z3Y+2GEy9HblzQHi/+p7EOi/SOMy44h+opBgH743uIlt",
+	"0Q39/P37t0AvQKJS3q5DWWGzls2dzZW24ElBWNaFoKQoDwutK7Ktst6ZdQQPBEb1TgX5VVqGDKlgbVGT",
+	"mHex1Q3QLqrS7qJdRhCfDiaU/Ln0M2zKOrPGs81jlD7XbfeqfN5abbDdK2o3+efl8/2VnWrMMzqK6+z+",
+	"9Ul2L/LMtjry40khMoej8Qg0d39YmHAjUgo3zpwSrCSPKGGS60uenkDsfo5H1d8O+dLJKh41A+vw67qn",
+	"6MJpD8EyS9qSVlkW/GZBXwhr6kQdNwRBhpugVV7fOLQWEZgnF3mwb2yQKmlN8GxhIEGxWPCUsjdwO8FZ",
+	"tJ+IGN3KTnUd5M45S7cu3hthMOD8s1efsVkLmLj5Y+hDXJ1lPAquUMoasyqc4p4zbcFGZFkLtdNfrDlL",
+	"DYWAmKWwyZynpI8KUwO4E3BCHAgkYiufvpSKdKuPeEvYXIsTc38s5nvQlzBwVAdVf+l0Iw2oap7QDry/",
+	"k+xe6EpVO9R1r8njh+vSV86s5drN839/Zf1/fnT/N+z/cP7xL//RBvpvCzP/0UnDN1R2Ti1k3EGAksEs",
+	"51ZtMs5zMNwYJDnMwkIZC0fD4XDoMIVl2aZY5GMF9ybUZP70BssX9AXOsCma4HrO/XpuMAOG89BXpAru",
+	"NVlp6tw5Nr21YSOkn9vgqaZG3fCSfCTlUshULcsUzLp6ak4g5jKNQ82FGG2VMZicSQMLkWJMz+adebvy",
+	"dTF5u82ut/h6h2W17ejecZaKdtcZIrvZFVwfOGKBEdxqKVs54MacrT6oqFPUkqP29UhFYZXte0NWjTUM",
+	"2hJBbimPtQSLlCLBteveTl3bd4CBYLdT8DR9fN6mlR49enwzrbQ5WPtaKfH7M7XRkvMFG+Nu9XRb7Nqd",
+	"egx3BgY3fWLNuV6cvj6tIk8brOxp4fZ/8CPXmSBlpM61jm92OxtOy9qidt1VG1Zs90ner4vwmgVbvaoi",
+	"jswtozPq8WM3KO/RiOtas67JbEWCnY8zJqEz2C/9j2h5I1fczXNmqlVvPZlXFKO2cZeL8vdWyZweo6qD",
+	"wW23sff5KdqW5sWQm0a6pzcKi7qJf/Ku3HGnFMhaZvwFY70b32e+xZN8QWIqei4PyooNlZsogvjiP+md",
+	"i4R5S2/DGdU7gUTJS+7YV3BoNR17dxtFWwUStnhjt+bAeDGwLeI/4cZU/Kcl0i4XmptzIbeXvKKoNh9B",
+	"VuVw+0/b7VEbnK+tFlUERshZxvuF4SfArxJMjAF3rxbiZvyEH3Ajx0voAfzdCfTCguGJ5ha6AmPcmIGZ",
+	"Uqn7L+m53upcbcfL3I7zmPZMPlx+GWobZA2q1HW9pNE4/cZgjYOP9mDtpaA/VbeMnsb8T5izPOfemr5n",
+	"BCdZY7Zk6obbCEdZhRpWgEKB0OaiEeGwEfeyafkMY4qUQrljI9IYkoyJhZtHWNOYx+yX3EqpoZuz+XIN",
+	"IXynKpAm5GBrBFphrjt2v4kHBvwlh1ozzJsnAtj7TdI1ocBSAqq8QdA6skk2a7+xOYcPhuv+6QxzImtb",
+	"jMDqQibMk7mjR49hsrIN7N4lQTRsD42TaazIZ5oGkNoB6O0m05sryTW0uc5UWg7evixrhZy1hTcKk2ds",
+	"dS5bDSlPF7ldldG4YHg7v7gj+bU1SeTaQ/qAL31dfvP6oTZC1WhHux3m4bI+z0Nu/Cg1jzg6dYqMG8zr",
+	"QL2X9BfCdO3UGibTpufcXdu1jvPdUHTqbVSPjyGZM80SJ4BHIJUTTqxWWe3nE4jHnXEneK1bswq/AMCt",
+	"mYfJbEiiVhny1C46fS1e9GtAsBXwNmxyt5K82y//6JhiD3zRIBQR9+cLxrIZv6l10X3T5k29kdB/Q3NY",
+	"/QzvigvUhvyH4MvPZAXro21K3dlMaWHni/N9Kaq3SSdKU90yZiHXKi0SCio2HEhf2CJtM7IhL4QsLC1h",
+	"j6hXtmQX/IbftCf7klXUPas2wzUs1QWHIgclb5/wm958XzdSX4U8n/D0hjNgMcMbfqP54oZf7Mj9vCv8",
+	"i8Jl+Lk2IGnjgNbBZv0w1m6sue+oBTO2YxgSn/u1XMwaah3uLOzI74R20GpU/8xLmK3r+dtPogqHW6Mz",
+	"Xxrtv04c/kOjY0DABlZuYOFOpFrHwHUM3eG2Oys3dQMsqxK61oPsdqZbbSjImlfZjYlacINVvoOwyfI8",
+	"4+dzTKKKI4hVodnnGunL5bSdBVYtvp1V+w6jDttW9qFdqH6ulpSIQOqImaulPKEafimdqjDAsiVbGR+j",
+	"X4+hoV8chffieCuR+4Wqrt3aBQ95Yea+JHVQDDFpyonVqDrF3rAff3O6k9P9M1LYqwz1rTiP5cmSQgu7",
+	"OnMT+xwdtGieFpSvSH89C1P/5y/vN6opndYNfFicf81ei1aleACvqKhnBEJSxWWlveU49WY7mHELx8ND",
+	"nxCzXrYzLnsKoNmQTK/ltubW5u7IfHXAs1BMtDV2UaZMp+BB2lSVRyOwasbtPCTloEGjqjfoy0GFHzA2",
+	"1bJFHvssWrO1KUD4pJypWjjLxd/5iiotCm/VXesHIdTZSiaE0AZyro3DOSCSSAjeDTWs8AqWnGk2QfOE",
+	"TCGfK8lNNJaNgBfTw1pNErhM9Ap9J1VhePcZmjGaPRMw6m8scQ5hB/AeKzMGI5Dw1bTKBDmrC1thO8av",
+	"nr59QaF/P6ux9IYSdxC0UixHCkuByo8jZWW9FfBzRvSeLw7s3hlLH0jKU2AzJqSx3nGgC7KfDsZyLJ8o",
+	"6XbnNj5yf/8FTrOsjPett5KAiUqFJ6WYWd3dLHEZwYf3z/rf9wZjCeBZRf07rKJKFlQs6wzd48OHwCbq",
+	"khpL9E7Q060cqLkh4idUvbP/fpXzGJQEVq4Ni23OuDVwfPho4FZOQdMYUo2UXcJmWHdpmYu3VQONafW+",
+	"2umvHweY3R0jQTZUQGktLnsEDBq55tSY5IfhYc+NVGaeN1bejQ88bB4MD7DwXa+Wle4DD2t56W4kBzI5",
+	"s1ThkZp6VP1C3IgOZJwscODAIq7K2Ney2d0gbiyPmtBtbVHTG8CPVRcAnM9zUq+QV20B3GDoVXQXfDwc",
+	"nsByj3Ky0A1lOPF4o1CV041Wy5eLQBW2r6Z9ak6Ba8BKwMdHR7iqei3acMlTVcgUIeJDfQ4CQc0pTJUM",
+	"jVj1akFVEh0R8rChVcbjiMCgkRYcRzAYDHqhaYLJRA52rlUxm+OE7zEu380TWmcQxWToDsxEIix8eP8E",
+	"qGbKAN6FThhw4WgQuRsSlrmp6Z3Spswsc4CWspVPFiYLF9aVoxCxEOlFEiKu/mh49Lh/eNg/Gr4fDkf4",
+	"v78OfxgNhzFRDMyoxNgxUVZ/DdGwmHxCi3BjMUNvU3DZAF5ID4LEa40jmCrlEP81xpKT///Rj3ENLeOD",
+	"y8OYqKYwYBKVVw5jFHhaPGMjkAoB3s2fMI2NdRi9LuiGa90FqorkBro+bqBekVxlfAS+EQFekccE+kxp",
+	"MwpRrlhaZK31AdYbJcDwLjZhwPc5cKN0Yz8RLs/ATDNp+/gcnr46ffGSCltK5CNCEk3uDeAXH9DHEI+8",
+	"P7Asy4RNdQ6jAERIGKn1wvHwoWM0fOXjhEAqj9aB+Q3gl7LqtWcpc2bckdKqJiy54DKl9PxZocmUtsK7",
+	"ptkfDR/SIW90uui+ePr+GaSaTS2M0SewXlcb2dpzojuYejLu9EZubMLVqmsE0gZdSFOro09hCw7gwk0i",
+	"NFeXWZaWtvEJHPaPHj2CS2HEJONwevbkxYuGG4DBhw8vfgJh3CATbmxvAH/nK68V7AWJJ8h7pJKrhSpM",
+	"BTUEbHHoKBL3wkDl48iX3aKSuHLGda6FtMQYkqxIqcAmMQUqaOPpf1JVhx/AaWvbgAu+ijzFnKs0QlyJ",
+	"PFq6sXBQ94mQlXkceSYOQZpQYPAIxRS0GIUqKS8VcUjHVNr4RBQcWzgLXlIJCLb/jucZW/F05EQeTmKi",
+	"VKE+D59OeeKdRmE3HtDdQBtlvj2zPzqCbfXDT2p13rH8sBun7L+x1pwlguOhp86N/gIDwICpo6srXO/x",
+	"1VWFESX7KwFVh2McebcDg0dXV57duwsjyHbIjhT5l3qB80Y5+agOUoF8oeiJInbXzrlAehXmTrkWThIV",
+	"1od0gfDyoB8/WAociVzwIG7EKJSUR0Hnj4TF1PAeNENaY+dMghbmouxpY5ci4bSXWjsYL2FU4hnt20Bh",
+	"CpYNICZ9h1pB8EWOUSimRmvmynHopN4RYTkXyRyPmBIP6KB7xLmM8giN2/OKhDlw6nQM3YZ24oDQl5tz",
+	"pLOHNO206mhhRm1H39bLYgRPXp6encWAEVM16EL1o9bRovvi7eVj/O3g8TFVJXB/hApTGMmAhOUB7sGR",
+	"HRTW6lSmvqh64RQhvVQSU81OZBxzrazNeFpOYSxtOvy+nDPLQ04L6SK9Abzxv7gx/A6Pj9qwws0aGm8A",
+	"ZvRRpwTf+YNiJOhAqhzVqAoq0txwGwHJUYl/+urZaQ80nxYmNG56NHzoBqnQmC6o1qTKO5VPCGRpfiKh",
+	"EjJeEgsTTsVJZkCECLGXyQ1WRQcWlKTarFYphBXfedCr40pmK1LWTt++AOOIEulJLDXkclYXghu8HOqw",
+	"gy0B3IKenL17BqbQU5bwE5hotURZwRffVlrMhKQL/vHFm7P/fv3k/Mmbd2fnb969+PnF67MYFmxFolCW",
+	"IW90T6MyJ6CGPE70J5SecesW5d4s1XE3BkllgfZHpDaZwJPSqJS34icsmXNH+61WmRPJ+oiIXj5GrlDq",
+	"aH1yQhv3mpFiOiXG8cwpKdWzn56+/m//efj4zNtc+m8x23kUoiP6RifwQCrJH5zAFIdhMuFuBcb/HhMV",
+	"SR3ATrnWXJeDSNXX/rcYuqhZPT97f1a1mUh5nqmVk/qRKJJq//7lWa8muZYKcHkizWRWRGZMoeHSRjS2",
+	"j7CjRl6VZKemEP962v8/lM8zOO9/jCPgmeHAMPNbSd47CR+H0JFEac0zEpZESsQbGXcpC5QFNSsdE8PY",
+	"UgNdJ7ab5qKcNISnjyCyFG56+to9uXxEwWMIvw6csRpLP3ECsATLrxyOOZAwgXAUsmYrkZc8UzkPjFIs",
+	"FgUlxWZq1kOTwzvO0v5KFbqPLTHNyIuE670r6+e9KXkMxvLUSzoLtmq24awrMATzJ3UpGGmF74bJ7Fhi",
+	"9MAjMDBZBbDr1aIgG5YePhcoozHrJ5+zSz4O7Vt8iSu/kzLUegAvvNaMLVsdZwx80y8J2fFYBinjaDis",
+	"bpcs1RaF91DxsDwj2t5YxrUTGkHZNLZbXXHzjdCAtufrPmdsNhNyhjvxuXeQ8plmKRrPfPE6ymL1OTAi",
+	"E3aF3a+I7eGhOOXJAwY1nbXKUe0gnDuZyF0pNejBAos+M7s0552+fVELXxp1DgfDwRDrtuZcslx0Rp2H",
+	"g+HgIeYS2DmaZw9I7fknpcygd6Jkni9S7F5Bz9d6Tx4Nh3fWdtKXs2vrbZSJSz5omJY7o18/Rp2yjkfn",
+	"pbjk7oBP6OpL9ufhKlAmp1RhhAObGUxKKiWEzkc3/IHPPtx6Dq/882vPweH5QZ4xsXYCLd08m5v1M+ze",
+	"7lutnMrCi+B4KVNwkb7wq9BzF8i+v3PPHi4GK7bItm78Z27f5Fyevn1xlvPkZnDgB27v+eNHLS2Luzfe",
+	"sAzv3BW2PaoD9FrcJEvm17XMcjw8mXNvshKmDMgjJYuYU6AVJ4HWGYq6ob44BUkv1NSQsL9eb6R5xu9o",
+	"yfeIY1UqYAvk4fTYC+rR8OGXmbKRQVu7jbJD2C5YKEcmpMcq2MiniR3WhvNsYSe8BDPYAStSSghphxvq",
+	"0YL+ZIdzyZwJCUo75a0bG/5bDMwkZN3ukaSPBiszliRS9HGdjg/NmZn38XueQjd2f8bwt3qToLjslIO6",
+	"P5Xyxf48ge340O4INF+oS47eL81xOShM+GaoSwNFDkKOZWllw22SPrGKB/CWzbhXW3xV4b9VDW1oX4Zz",
+	"p4OHEyCd0skYK58YYaJSxNdNQ9q70NkUGVvobuqUSeJhTTx4KYwte/YIDDGot/X+dXuCFjUcKj38hZ0P",
+	"ULM6p1Lf8bY+zGWjotZ+2o+PN1LKzz/+tTseD/w/e2155Z+i1nX6Jj+lVcunlVGjrR3rw7LhLa2it/lt",
+	"d07OJiQ/VTlta52gti0k9JO6w6XgnGT7wQVRJR17x+3Gd67B533vM/1tOnZvTP6k0EbpEyJZJUAQU8mY",
+	"nnFNKLcVHLCydes6QvDxQkixKBad0bAtEPn31mFRa28MW3Y8OhwOMQ6BxjzEKIRyisOWKT7eIxerWoO1",
+	"sJQ3kmMDLqylSUeLPO2YFtA2brnQg1o3cfzk8PpPGr1P8aOH139UtaR2Xxwd7TPNZodL5NR77KrZ4Lni",
+	"79durMzVx2+Or/8mdBhGtl0T2rhnN44VqikEjh4Ub0bFncgCpKbeNIV+oAdVXEKgS4GFIxfpfIw6TR+V",
+	"ww980mTrtZYeZit3P4XYcwpvEe4iVpKXz51e3POGVtSTiUE6yuU3oqbEo1FzJjebLKOtfeOKbkztJrzq",
+	"mHPdJ68JyhBOULjguT2BGO3fMdpTTXVSpbuNMt6cfqh53yHTagDPcPFj6d9GIQUN+QMIUf6HWIYkYEaD",
+	"M8M+jLmWob0/X64Xe3EXAf4ioMvIqW6KZI5ez1D+pXcCLMvWs6rbqFa9rcbeXUjrqd/3SqvW+nJsaXxa",
+	"P5Nv1OpfS6184jyroWyiisy3Lnd4FpVmJI9nZe+dyr7ly959Nqk6oJY0o987uTItFOsVUgdE3kC50JTr",
+	"aUxFmFDFQkLTVboqNO1+GUtEszJQEq2ciHO9qnDASbCn+DPxREf4/oZjKcg1T2Rswu2Sc0mBmRz9rzg3",
+	"hQEEYpZldKAwzdTSjKV0Ukzm1CP090G88LtA2dTUj9x7mbrD0hatOSwZDuKb8/tO8b0bErn1OhRVg5Ef",
+	"Vbq6Q724vdzFp2bMZdU5rU6fju52Gb62xBbiFG5Lc3/q14AC2UWy1ddOyIY/XP/FEyWnmaAo6ePDPaZ4",
+	"y1aZYul7pV46QZ6+e7TPflrab/87kNtTc9GgtTV5BulqH+kqwSB2myuJzDUEtgpxCcX0bk58fw+NuD4d",
+	"mAtK7G8nwyWeeL+xT8bFch8o+TrZxncVi6GLoWPo7MyUnDkKXC9WRB5UDLM5Hh6X0RoHYTFl96XQetut",
+	"eSxp0ejmoO7VPqbhhvTv7ELktcZfGzIeymA5s/NKBKu1K2tSrpuYCb6MFLaNyPm7qUtiXz392gPnXiv7",
+	"TBUyvR3B+7PTnp/FpU8gRenIYxNC80ld2CBhKgh3wvpAWM/10vshRGvle1v11Tcy9GvPeb0lInQnWcEP",
+	"Zppz2Rv5crkYwYUFc4nIYixDNJZVBV73xoQ7YhMq8ZbhUBi1WqvoEWr0CutGCOV3qeqIO9XSpMbrRVLB",
+	"E77NMrxjGerwes9xqpVDyEGj4GuZC1AswlqqTT9wwh+/sj7m1lAJWidkViVoI/CFZNdGydTMfT4Xs3l/",
+	"iRo9qt0RxBmbxfA3aK0/671GVf3Z0v3bu4Vm/bZ24fdIC9fKRm+hh9WxmsjxJNTS3e1VDwZfkNj9UTRH",
+	"DHcJhffqCFkqXKWk44OSBdV+nmluzO1VxhqxOPjd3dWng9oNHvxe/fGJqEjG2xLtj4c/VOJGrZ9qPf6l",
+	"rMpdJzcOeUkDVhqRYKEsLwOukbgKbWzvBCWaMnyoEvt8ZLUpkvlY1mDsZmj0k1Z5a6H2DSmm7X6rVzaq",
+	"A7aKPY0Kn9sFn4bZ/DaW8+N2ebN2/sLADCuxfJNY/twSiwNwYPWrR+sy6hKW0LKLkZeYphdBxaxCkCVG",
+	"l668F/lOCQ7JDOl2JSmUJDVN3H9gqNZebVNOW6qkktqOxhILI1E1sLY+AYaChatAsCP0MMqEozM+JAc+",
+	"qNmkffArzudoHMo8PnloeILfhvCxhBWzuR3LIq/Cy5xgUBeM6lFpVBneeM+GVUhCUdgcS6uZNOR4phDI",
+	"bV0LYMIpe70Us3zaixO8cIa/YW507Ak0SW7uFBpi1oSqXkOo3D6AZ9jZlzwWgQX5GICfn/pU2/XLjgdw",
+	"KkOyWXWGY4mZNjVl1cFEfGPTG15CRcHvgG6vJemSGFreh/Utg+qceuO+nYrQ9a5QzMTobXWP4/DtLtRG",
+	"Qf+q69rHezXuNapjXyvqgTB18QUzYDwWfmMtn8Fajo/2mOy9Uq+YXPmzM38YluSBrGHE26421hXTz9Gb",
+	"y5SSzqjDr3IuDfVpuTXz8trnbhOfJ8CtxJl07OAZCvyoItoRxl+5n2qUf9BCNHeJxzTWZ0jI7/w+747G",
+	"fvwiumpNlr+ejAWZCC9BquU34vVnl4sbfJ1iM4i5Y8yD5gmXNluVsk8LIt+5Ea8sUrKdpJz5BPSyEnHX",
+	"+w0mq5oI5gYKxTXi3slm/eMM0xgPH4EvyRQ1KiaH/jNlStS7p8/ePT17fv7+/csYug+HkLJVI3djMzIZ",
+	"O8DfkyO00V1+L+/n3dGXUNe8LTR5LYE9EPYt9Za/LIn5o3ki/4wC0Jao9KehyjymmFLmakjiREt3C1yx",
+	"dViqkaLCzrdTIl8Ta4tchN+u0yNFRWO3aeiX6sJLErsqrmNt3C6VsxBp3BuhGdNvYiz9S1blBpZKX2C2",
+	"eECgxkDCGp5NazWNfemaxkuhhmkgaPUqJKiuHg8Pg5YfgfIJAGUdoNCacwAvFSZpYfIYpmiEIamCfIY5",
+	"I8Blyr171o4lk5Ta2Wq1p+Pc12AXZnPCHE7yORb0b+rLHRntPVgGM4m/pP1xcKdqsg0F+yzLrkdDQok1",
+	"RKR80oh8/Fj726ccnwS4bzYCCPVAKpwzpkDj2dRXTyiRKVjKtoL6aZbtBe1PGwv/Bu9fGbzvgCvojjsY",
+	"YVNYeg3zVMad3r0hROCOfSxxsB0pTqnQZN2ySw1c6+WyfI0HzCIn15NGo6ewY0n5vyHTpWJIyKdnilNS",
+	"sc+jdDrETDuFK9QhCNnFZd0nKxbkKr/kLAMfduhTvoS8eFDh21hWfWhCLTCRIvLOVRESQbwtkvt0OMc4",
+	"TbuVFEGu0R/8nmTz1h7k+0corhX+nzbKcGxcB54aIFHD812yzwgh/LPH9v0bSdSvUI6GJp1AYPlCNOkA",
+	"K3zpxXba9FSmW7i1B+9RU8IPpfQcm08ptbPRaWiNR9clXiIwoZNVVXTOKnLklIk2g1C9L4LCeGt+S2HU",
+	"Ml3l+OhoLEtLJL4Rn9TOvVGEEK2TWCRkvarUWMbl8flIx7JYjw+OLBCWe2207Qmd9BenbX7e/WjbFvG+",
+	"PCjMFMe83JNQrc6HenyjZ9/oWeeMW1+upoQYn/tJlO2GNoAbkjZPh3YpHxuEak160coyy6lK6w/fDYe9",
+	"Ua3k4lhWhSbdHuNG77nKQRIK/gDlIKdQ5AM482Vh2boSg7Rn6SSGoKSXXc2EAevjAagKz9SOfAEV32bJ",
+	"d3kzJcFFy4UXtTaVparvm7dkGDRlBEtGCDDwlJbCLytCjCV63i+xc1LQKf0cIcm3JLl+Th8niT8lzPDR",
+	"WPIrlthshaeEBDYAjNBRVXAu5MUwt7Xydkh59ImIoQu5UfCXv1ChGUMtjfylTrG6P2B1vLDQv/wFuhij",
+	"EA5HSPDvMQe7Viy4L5BVFXDD2jxOIidTkEFLsjuMkg0F7tMN1mynFV5jn8ZUZ9qL7yO3abCOYK6WWI1A",
+	"TS25zlaeZ9K5p73I7aXktnRaJRtkWbbGCoeHoRhuuwCOwwbj8X3lBzX6Qn9FhnGERAJdB49Vi0ZM5Azm",
+	"k2/m8G/Mrm4OX7Nxe929CUr3Z/gOUS3b2d6TjImFTzEky73XU5Ha+2pwNYn+gaGQVsoRGIzlO8zgMVQV",
+	"NXjwy5qTFeeqAmzaaYtf6H1RlWYH973IyuGdT789GCnUIeFXwlhTys9WIYVec544ePE1Gd3ModjurmYw",
+	"yEW1mooM+yzDxNen64Yy4/Xxe4NGKNdmb4yWwnrbjsCv86DtEzyLb2rBvzelfIJCbM0kdm8qQL0rTWta",
+	"0VmQz8gvhgWEhZf2SIiSVZeVKEjSSA5PIPZSb6hcEYT9bX7EQWsyTFhC5/6FnF1pMBhBFM7r9u6LP0yZ",
+	"FnICPDDrG1+HxAY8URGxPrLN66K/fYSWe9UEk28op1dpmQQdXTKTh8LrJ2O51U5e1o33DHcAb50yLS02",
+	"GSnLuY4lFjkYrDWlOKmibRY8pnBwqpq21r5iNJZUib2L9VIx4K6tuGoZgkT9GmzwrDmF6MZWOVgzyrWJ",
+	"Df/AK3iKN3A/kkOje9nnmMlqIlE41jU+/o2rfuOqd8ZVybC7Jrk3JfzSKENkZ0FpwJitcW88uE4zD5BU",
+	"7Uicecp0JrhGatk0Rg3gtOYPXXN61ugh5mcEDSSg3ck+7s92JcWt9x+1WvQV5bnOC0jmg7t09d0qnODe",
+	"I26/0YSvSLTxLkQHefUOCgSGXnIoRZ8gQtwD6qfMzCeK6fTAVD13W0Xwd5Sh5ASMUBKtVkgduliZOAU/",
+	"TD0/l4wsXKpiNm8J5f2Z25/CKkLj35tmANR4rWe191q8Iyx3a+0O2saaFFFb5HXSQ/3V20sNX4IO/TEU",
+	"CZWyFXkKZhlGXtZQ6beCY03fUoVY8H2QAItB1lGgFbJf8a8cll/xbUDsjVLfgPhr1IZrl7MDjg+wrIJQ",
+	"sh+cYttFutehz0NNKi3dwVj+DrrMiXoZXw8Yz9A15zv6UCWHmtXIFx3nmplCc9+mAxvkwUyzhEPOtVDp",
+	"WHZjfsWTwvJzKvgdwXcbmSCQFtgzlTpJxT89ffn0/dMYEofUmRMqsVmrt3X7StLYbuOCUxF3bqxWK56G",
+	"ZlQLVsW1ouF8LL1dqKqWutb0BArpsN79GdX6d5Q9RSJ3FskcGwYFu1Ut1hytySHMXHPICz0Loq+/JnQv",
+	"Sp88FDsYcWeaxlXRVLRf5fgOtYdpNKM6Hv7Q2xGo95Su4p70cj/6v6h84E8e4hvTt5RG89CInSvnPC2y",
+	"DaV/H+O9P78HVcWUug1/t7H+y1LEb9rCH1hbODUXpVM7IDl6AbFrmKdw1JfHATZPofvzT2/fAdN2AIff",
+	"NUOl6fu7UB7aGMzB7yK9tqIPVjSwNTScM0OZ2dQwwsfmb8TiIZWvU697q863FxEhrpPxsk/3n81k8GdP",
+	"0iWAAlbxgBIivZzhsKsupbRi0qdou7aAQoMfDKvD1Qaj2lM+B0+kjco5GC8WxL1B1WU0rE8X0kQ7I3yB",
+	"/AvdZhxvI1ctOAFCRkFN9FNLyTUYzs1YxuXxxA474xLuY3Cc8AS8hFIGtSVKp7V2dmNZbz/vRaoqLLhF",
+	"UPmZ268Hzf8YyP3v0LOhFLJ89fBGotADUyGHZ0bbsPX6ArKfWzq24pBS2dK818+xeSWXCTf72BgMt1bI",
+	"WdPMAGSwDlg+950evYZkgNmx9M32YDgKaUBUa1PaWhtEavKAXbkldFMmslVpvlPT6VgyC8PvR8NhBL8V",
+	"glvfbfroaDQc9off4QOpMLJc8sypeWWvfN/yvhs/fz569SoOOF9elBUL/k8leW/g200DM0gIy9bGYedb",
+	"qMPr2qm+rR3q121s2bbqLYSnDjpQA507MslEHXf07T7R0NHuAfpEKWL3twIrVXTjcefhuBP3vib15k9v",
+	"8NkFC4HEBaQhGle00JaX4oJD/PZDCC2o8Ay6FJweLj6C+MW0/4rZZB5DIISjsTw++r5sTyxsVAUXGssy",
+	"J0lQYAPFvqNdiAIc6us/r63/3EfN+8YQA3hXZNxA9/joCEuOG+wdo1cw0ZR6L3mP2qESpQkUBgs8xcPh",
+	"aDiMnSoUHz0cPfohPhnLGInXORIvrNcbyyLLYiQ3UskQN04tVVEJ8R0ruEzjsaSu9dBlkn4JKVDhVZMz",
+	"aWAhUilmc9tqdnlb7E+vNlHRE0jP6wJlt42cqwkqfVWjOcJQRNWh+0dQHgOTqKoBpyeUXjAxHMvMhXxW",
+	"nsLx0fdlWTkiIBV/DLCxq0Ndaz31u7c3bTnaFzIvvniU+g0JfA0PADVgheFrQW4WOjgIQwGAGtXfTrtr",
+	"3wSi/dWHjX6zabXatL7fAZk+H+SvNy5g5r5qg8gawReOohnj5Mauk8r+EvdGntz4ZB0sv71GkCjHJdCi",
+	"wR+oYGCeMW+Rui3DrQT+4DTZFXjYxzK4plHno3S2dBshdv7xeZXC6tjtWAoLqeJkLFi4WyPeG5rehMK6",
+	"fv1hbJ8ia30BAd+ifm1KyZfVdL0IvDOipQRINJYbVT9GIUSenEZlLFM9v3BQyg1jGWpyl2v0bG2pJDBA",
+	"c4kfgyZqzdLFT0IC7T05NpqT3EXkYUuCbq3y0LZqJd/I6zeXwfWmTUKiBkkrse8eAomcLsEWecZ3uJjP",
+	"HM/ABmw+MRaWfDJX6qLUKMqOb6PN0HzHcXwSKXWNMz43t2oTFzL/e1gTOn4RdpKs+n/n2LkS81A1pwa3",
+	"hk35qIpsvuCrWp3YqmEmJd/m6JuQCT+hZGCrV7hsIct4cJof0wu0mAnJMi9Mg3YcZsXRyV2uyvbf+Z9H",
+	"WMTZkVpq3ul47nIuMro/ty4UDbFwS6qWsucjqzRP1EwKU3VpCi2WIOVaXPK02pAbheo6BPkeAzSxuHZa",
+	"EE3kfiEDcISTisL4+ufef/1o+HAsdZFRCYi60cZfpTnICzOP29UgM3+1OvNQco3m8wQzg/vJXBkuQaQc",
+	"0Za0IGHATQJdVHYYfPjw4qdeBCZROYXJBhjZrr40IWObFnP06BH2Rgh/Hzbbbo/HV0eH/fH46runH//6",
+	"H50vpvG4g/wRta/9neu7acipB/BvDOYbg9mTwTggBObJ+bohXi0leHYA3XzuxEOW56bhiBZOmdjhh6Ym",
+	"bn20r19bZ7vOhoJQfk8G9rHsSgWpMI52I1eKNgTumok7AgqXhUIKa3pN8zyFRnkLj29l482s/p0TwMQe",
+	"YSmDR8ixrOlpVgVp2daMtlts5mfhYL5uI3m5zG3Btf55td1v5vB/O3N4CQTdNUQssY7Q7WbmcTdF0wyO",
+	"DdX0CqaCZ2mP5LiENxV3nK5p7Q5TbVi3a7iLZpSEaU2SmycC5PdH4Qdp0qhmba8VtXHE4vjo+1JnL4c9",
+	"8Vp1nR6UuqURMuHQNWrBHUnmmeEPDPBUWKdtB6nyePhDVXerHHhUpQ6iXk9VS6gtamWMHsCb6VjWKs24",
+	"wSv7NBoKAvWrl5QxRZJwnhqsz7LuAoAWD0Ds7/2cOhSEmi2Pj8cymTPNEke5yD+ppNUqg+pnUJi5xH3t",
+	"sAhMoTG1CKuFmRxvGIvgaLFYeBwfd2L4GzoMeicQBziLgUl4cfr6tNE1fizjp4VWOT/4ketMyPgEYoTH",
+	"OCRPUCCFWORcC5bFjufE/lyCt3QsJ04IFwYUwidqExi36vOUIwIh/lvByKFbA65gM3bHeVpiRWAWpZ1I",
+	"UejYgqPfvKYtLBQCDvF1PFL3nZIj4D71K7D3C85zb6xGry+G7FI7oNoGxxL3XzJDBz1l7gmUqI9Jro63",
+	"Yn1kdxDxQsTRWC45FvtxP2QTX7OJL5DDYbQOvxTUWQ5fSfns2RYVZAcX/OZ6uS2r/pf4Wq6TE0rqt+5Z",
+	"8bW2vvlVvvlVvvlVvrhfJYhG1/lRMMXw4HeHU59umZRI2pUOlDr+1bG3CKzqOYZsVTyWZdSUVSDVkhz/",
+	"7jXUrUL+iff4WxUPwlO8rIlj0tXDWjZImDPIJQ8PaSg0l2m2jCP44WH501jGc1Vo4mvHw2Ht3ZStYpgU",
+	"yQW3Zs1NQwuZ8JWSqRP4mO01euF5VutOkMTFeuGGVc7dZi5ZVvCgeo5lrQExzYmLSIpFkTErLjkOZqBr",
+	"LM9NBCxxP55zyfVsFY1lYNy9qpQ1Z7KKr9iimL7ChZ5R+tI+0XlIaHfF5+3OeHOzER35FF2r/D7TatHZ",
+	"4733qurKutaEj46ys+8Cf6TX91ncl84VrN3TVu3cPY1AZSmmJSkhfSGeP2Ii4Z89qPaN5IFMNIvuU6dy",
+	"VByImO3MNDQZ5/n1VZyuo9bNKk+cYsUbVHssHZ2FNaod7STZUUmEA2UdjGWcMlvSvVJxsb7uqdsO17BU",
+	"F74b/7YO6WfuzVplqJvZ1W5IWr4uK11t57vqVQWgKCnCN1rwh7Cvueut0ldvRg4arsDt7uBnSkOu1aVI",
+	"0VRjdUGt5rRIZ9SxWKAhJvQ5EyiFKD2AMzGTPr9kLM8skynTKfzip4Xu81enT/pnz0+PHj2mpcciHWDM",
+	"qGWLfDBR6Sr2NaKNmEm0IWBBGgzLIUsViXFLmKwsL+kJk6symj5n2jidEuv0hLHH0guGwTdc9sCrmkb5",
+	"ds9JppIL6Po6dqnQ1FeyF5Gb1vBLrlkG8eVhFFfLNLBgKzc+BvOTk9jwRDvxkMpgD+ApS+awZCsswT9l",
+	"IkMfBqZdU4tkp6lAjDIgdFmWwfHwsDcay7jQcuQ9LSP/3sjfZt9jYN8rMO5LoN9Q0J24BfWiPQcREp3L",
+	"OEgcHrq/qfTaWMaDOAIVgA7PtpEflfJELFgGH6S4cgegZGqunb0cqo/RyjF0VWHLjt1LIVO1vHaQ8ipq",
+	"m5CquiGKxsLO4HIVyta5C/IWoqVWcuZ/cjvUvG/QSEZ+fJWuqEo1GqDqRyOCH8qNqVcPTOkWH2Ex2/Cg",
+	"bkkay+1efsQs38d1WmgEQz6d8sSiOTJEVZBqUQWbYSHU9SYLEB+E90nrCrZLH0PgVuJDFFK1YEI+MN51",
+	"iGikQzq+5k7XDxbfAKo+T20su226DbMQh+CTg9ek2pD9H9dbBm94S9xYtn3lXo8jEIs8Y4URk4wD6kbr",
+	"75HC5G7o1G9grrK0UvSOhsPhEITlC3MCJs+EhYzpGddQ5Jli3sJ9dHWFqpHxta3cOMJAWmg2yVYhXYaC",
+	"ObBzxi9lNAgG15mxxCIEyRzzC5t+gUfDh9ClABUMJ+lFgDH0cHR1tS0uw9PO64yiH6T4reAgyv7yAeZO",
+	"qqCZ0O4OcAlbzZgVZO/U5HZHY2xY3FoWXJKHqghyiSlLZhBxyZK3c50l7di53Hp4yLD/w8ffD6PDo09t",
+	"sSGbneBzljhS4C7AgWvm0ExNkQGMi+HwYTJhhj8+hhp3w995fO3iS+K071kfD394fN1h35NR2YPinyTI",
+	"5VvMytdUifH3gBFnJUKMfv346ePWwBYqCh/iDbF7p1VehrtRNMvu+vB+VQTqjfVOONNcnxYOB/1KcXKi",
+	"zoXOOqPOAap6fiUb5Q2T0JNjre0iWmA9naBQzuj31iIHoQpd6ItW+t4xVJlSbutj+UTba4ZrjLIt2B66",
+	"3gzO09KfY+qpab3axKUVeXNmd6dOSglOSzdnU8WpjeOvcnOUd1WNn9aIp5RZVhsn6EWbA70h/utLAtRK",
+	"Bzm+PSlElpoItG+MbyJI3RsZd6zF9E4aLfWxU1/99Knn98aUzznL7DzCyYTEjoTeBuMVLNEMqPHDlZKC",
+	"6Xz6+On/BQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBearerTokenParsing(t *testing.T) {
+	cases := map[string]struct {
+		header, token string
+		ok            bool
+	}{
+		"jwt":                {"Bearer eyJh.eyJz.c2ln", "eyJh.eyJz.c2ln", true},
+		"scheme any case":    {"bEARER abc", "abc", true},
+		"padding":            {"Bearer abc==", "abc==", true},
+		"surrounding spaces": {"Bearer   abc  ", "abc", true},
+		"no scheme":          {"abc", "", false},
+		"basic":              {"Basic YWxhZGRpbjpvcGVuc2VzYW1l", "", false},
+		"empty token":        {"Bearer ", "", false},
+		"scheme only":        {"Bearer", "", false},
+		"two tokens":         {"Bearer abc def", "", false},
+		"padding inside":     {"Bearer ab=c", "", false},
+		"only padding":       {"Bearer ==", "", false},
+		"control char":       {"Bearer abc\x00", "", false},
+		"non-ascii":          {"Bearer äbc", "", false},
+		"quote":              {`Bearer "abc"`, "", false},
+		"oversize":           {"Bearer " + strings.Repeat("a", maxBearerLen+1), "", false},
+	}
+	for name, c := range cases {
+		tok, ok := bearerToken(c.header)
+		if tok != c.token || ok != c.ok {
+			t.Errorf("%s: bearerToken(%q) = %q, %v; want %q, %v", name, c.header, tok, ok, c.token, c.ok)
+		}
+	}
+}
+
+// FuzzBearerToken feeds arbitrary Authorization headers to the parser: it
+// must never panic, and whatever it accepts is a non-empty RFC 6750
+// b64token within the length limit that the header really carried.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "Bearer eyJh.eyJz.c2ln", "bearer a==", "Bearer", "Bearer  ", "Basic x", "Bearer a b", "Bearer =", "Bearer \xff", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		tok, ok := bearerToken(header)
+		if !ok {
+			if tok != "" {
+				t.Fatalf("rejected header returned token %q", tok)
+			}
+			return
+		}
+		if tok == "" || len(tok) > maxBearerLen || !strings.Contains(header, tok) {
+			t.Fatalf("accepted %q from %q", tok, header)
+		}
+		body := strings.TrimRight(tok, "=")
+		if body == "" || strings.ContainsFunc(body, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~+/", r))
+		}) {
+			t.Fatalf("accepted a token outside the b64token syntax: %q", tok)
+		}
+	})
+}

@@ -1,0 +1,318 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+)
+
+// activeAccount seeds an active account with the given password hash.
+func activeAccount(t *testing.T, pool *pgxpool.Pool, hash string) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	accounts := postgres.NewAccounts(pool)
+	id := uuid.New()
+	key := sha256.Sum256(id[:])
+	if err := accounts.Claim(ctx, postgres.Account{UserID: id, EmailKey: key[:], PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	if err := accounts.Complete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func tokenHash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+// newSession stores a session for user with first token tok.
+func newSession(t *testing.T, s *postgres.Sessions, user uuid.UUID, hash, tok string) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	if err := s.Create(context.Background(), commands.NewSession{ID: id, UserID: user, TokenHash: tokenHash(tok),
+		ExpiresAt: time.Now().Add(time.Hour), UserAgent: "test", IP: "192.0.2.1", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestASessionIsCreatedOnlyWhileTheVerifiedPasswordIsCurrent(t *testing.T) {
+	pool := migrated(t)
+	s := postgres.NewSessions(pool)
+	user := activeAccount(t, pool, "hash-1")
+	newSession(t, s, user, "hash-1", "t1")
+	err := s.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: tokenHash("t2"),
+		ExpiresAt: time.Now().Add(time.Hour), PasswordHash: "hash-0"})
+	if !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("login that verified a replaced password = %v, want ErrUnauthorized", err)
+	}
+}
+
+func TestRotationIsSingleUseAndReuseRevokesTheFamily(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	s := postgres.NewSessions(pool)
+	var announced []uuid.UUID
+	s.OnRevoke = func(ids []uuid.UUID, _ time.Time) { announced = append(announced, ids...) }
+	user := activeAccount(t, pool, "h")
+	sid := newSession(t, s, user, "h", "t1")
+
+	rot, err := s.Rotate(ctx, tokenHash("t1"), tokenHash("t2"))
+	if err != nil || rot.Outcome != commands.Rotated || rot.SessionID != sid || rot.UserID != user {
+		t.Fatalf("first rotation = %+v, %v", rot, err)
+	}
+	rot, err = s.Rotate(ctx, tokenHash("t1"), tokenHash("t3"))
+	if err != nil || rot.Outcome != commands.RotationReused || rot.SessionID != sid {
+		t.Fatalf("replayed token = %+v, %v, want reuse", rot, err)
+	}
+	if len(announced) != 1 || announced[0] != sid {
+		t.Fatalf("revocations announced = %v, want [%v]", announced, sid)
+	}
+	// The newest token of the family is dead too.
+	if rot, err := s.Rotate(ctx, tokenHash("t2"), tokenHash("t4")); err != nil || rot.Outcome != commands.RotationInvalid {
+		t.Fatalf("token of the revoked family = %+v, %v, want invalid", rot, err)
+	}
+	var reason string
+	if err := pool.QueryRow(ctx, `SELECT revoke_reason FROM refresh_families WHERE id = $1`, sid).Scan(&reason); err != nil || reason != commands.RevokeReuse {
+		t.Fatalf("revoke reason = %q, %v", reason, err)
+	}
+	if rot, err := s.Rotate(ctx, tokenHash("never issued"), tokenHash("t5")); err != nil || rot.Outcome != commands.RotationInvalid {
+		t.Fatalf("unknown token = %+v, %v", rot, err)
+	}
+}
+
+func TestAnExpiredSessionCannotRotate(t *testing.T) {
+	pool := migrated(t)
+	s := postgres.NewSessions(pool)
+	user := activeAccount(t, pool, "h")
+	if err := s.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: tokenHash("old"),
+		ExpiresAt: time.Now().Add(-time.Second), PasswordHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if rot, err := s.Rotate(context.Background(), tokenHash("old"), tokenHash("new")); err != nil || rot.Outcome != commands.RotationInvalid {
+		t.Fatalf("expired session = %+v, %v", rot, err)
+	}
+}
+
+func TestConcurrentRotationsOfOneTokenExactlyOneWins(t *testing.T) {
+	pool := migrated(t)
+	s := postgres.NewSessions(pool)
+	user := activeAccount(t, pool, "h")
+	newSession(t, s, user, "h", "t")
+	const n = 8
+	outcomes := make([]commands.RotationOutcome, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			rot, err := s.Rotate(context.Background(), tokenHash("t"), tokenHash("next-"+string(rune('a'+i))))
+			if err != nil {
+				t.Error(err)
+			}
+			outcomes[i] = rot.Outcome
+		}()
+	}
+	close(start)
+	wg.Wait()
+	count := map[commands.RotationOutcome]int{}
+	for _, o := range outcomes {
+		count[o]++
+	}
+	if count[commands.Rotated] != 1 || count[commands.RotationReused] < 1 || count[commands.Rotated]+count[commands.RotationReused]+count[commands.RotationInvalid] != n {
+		t.Fatalf("outcomes %v: want exactly one rotation, the rest reuse (or invalid once revoked)", count)
+	}
+}
+
+func TestPasswordChangeRevokesEverySessionInTheSameTransaction(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	s := postgres.NewSessions(pool)
+	user := activeAccount(t, pool, "old")
+	other := activeAccount(t, pool, "x")
+	newSession(t, s, user, "old", "a")
+	newSession(t, s, user, "old", "b")
+	keep := newSession(t, s, other, "x", "c")
+	if err := s.ChangePassword(ctx, user, "stale", "new"); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("change from a stale hash = %v, want ErrConflict", err)
+	}
+	if err := s.ChangePassword(ctx, user, "old", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.List(ctx, user); err != nil || len(list) != 0 {
+		t.Fatalf("sessions after password change = %v, %v", list, err)
+	}
+	if list, err := s.List(ctx, other); err != nil || len(list) != 1 || list[0].ID != keep {
+		t.Fatalf("another user's sessions = %v, %v", list, err)
+	}
+}
+
+// waitLive runs r until the test ends and waits for its first load.
+func waitLive(t *testing.T, r *postgres.Revocations) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 5*time.Second, "revocation view live", r.Live)
+}
+
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func revoked(t *testing.T, r *postgres.Revocations, sid uuid.UUID) bool {
+	t.Helper()
+	ok, err := r.Revoked(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestEveryViewLearnsOfARevocationWhenItCommits(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	s := postgres.NewSessions(pool) // no OnRevoke: both views learn only through PostgreSQL
+	a := postgres.NewRevocations(pool, time.Hour, nil)
+	b := postgres.NewRevocations(pool, time.Hour, nil)
+	waitLive(t, a)
+	waitLive(t, b)
+	user := activeAccount(t, pool, "h")
+	s1 := newSession(t, s, user, "h", "1")
+	s2 := newSession(t, s, user, "h", "2")
+	if revoked(t, a, s1) || revoked(t, b, s2) {
+		t.Fatal("live sessions reported revoked")
+	}
+	if err := s.Revoke(ctx, user, s1, commands.RevokeLogout); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 2*time.Second, "view b learns of the logout", func() bool { return revoked(t, b, s1) })
+	t.Logf("propagation to the other view took %v", took)
+	if revoked(t, b, s2) {
+		t.Fatal("logout revoked another session")
+	}
+	if _, err := s.RevokeAll(ctx, user, commands.RevokeLogoutAll); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "view a learns of logout-all", func() bool { return revoked(t, a, s2) })
+
+	// Another user's logout does not touch this one's session.
+	other := activeAccount(t, pool, "h")
+	s3 := newSession(t, s, other, "h", "3")
+	if err := s.Revoke(ctx, user, s3, commands.RevokeLogout); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if revoked(t, a, s3) {
+		t.Fatal("a user revoked another user's session")
+	}
+}
+
+func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	s := postgres.NewSessions(pool)
+	r := postgres.NewRevocations(pool, time.Hour, nil)
+	user := activeAccount(t, pool, "h")
+	live := newSession(t, s, user, "h", "1")
+	gone := newSession(t, s, user, "h", "2")
+
+	// Not running: every answer comes from PostgreSQL.
+	if r.Live() {
+		t.Fatal("live before Run")
+	}
+	if err := s.Revoke(ctx, user, gone, commands.RevokeLogout); err != nil {
+		t.Fatal(err)
+	}
+	if revoked(t, r, live) || !revoked(t, r, gone) || !revoked(t, r, uuid.New()) {
+		t.Fatal("not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	}
+
+	waitLive(t, r)
+	if !revoked(t, r, gone) {
+		t.Fatal("the first load missed a revocation")
+	}
+	// Kill the listening connection; revoke while the view reconnects.
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, postgres.ListenerName); err != nil {
+		t.Fatal(err)
+	}
+	// The view notices at once (the server says goodbye); a connection that
+	// dies silently is noticed by the keep-alive query instead.
+	eventually(t, 2*time.Second, "view notices its feed is gone", func() bool { return !r.Live() })
+	if err := s.Revoke(ctx, user, live, commands.RevokeLogout); err != nil {
+		t.Fatal(err)
+	}
+	// The revocation must hold: from PostgreSQL while not live, from the
+	// reload (or the notification) once live again.
+	if !revoked(t, r, live) {
+		t.Fatal("revocation committed while the feed was down was accepted")
+	}
+	eventually(t, 10*time.Second, "view live again", r.Live)
+	if !revoked(t, r, live) || !revoked(t, r, gone) {
+		t.Fatal("reload after reconnect missed a revocation")
+	}
+}
+
+func TestANotLiveViewWithoutPostgreSQLRefusesToGuess(t *testing.T) {
+	pool := migrated(t)
+	dsn := pool.Config().ConnString()
+	dead, err := postgres.Open(context.Background(), dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	r := postgres.NewRevocations(dead, time.Hour, nil)
+	if _, err := r.Revoked(uuid.New()); !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("revocation check without a database = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	views := make([]*postgres.Revocations, 3)
+	for i := range views {
+		views[i] = postgres.NewRevocations(pool, time.Hour, nil)
+		views[i].BroadcastWait = 10 * time.Second // a missing acknowledgement would show as a slow revoke
+		waitLive(t, views[i])
+	}
+	s := postgres.NewSessions(pool)
+	s.OnRevoke = views[0].Committed
+	user := activeAccount(t, pool, "h")
+	for round := range 5 {
+		sid := newSession(t, s, user, "h", "tok"+string(rune('a'+round)))
+		start := time.Now()
+		if err := s.Revoke(ctx, user, sid, commands.RevokeLogout); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("revoke took %v: it waited for an acknowledgement that never came", took)
+		}
+		for i, v := range views {
+			if !revoked(t, v, sid) {
+				t.Fatalf("round %d: view %d still accepts the session when the revocation returned", round, i)
+			}
+		}
+	}
+}
