@@ -2,10 +2,13 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"os"
@@ -75,14 +78,29 @@ func (s *SMTP) deliver(from string, to []string, raw []byte) error {
 	if err := os.WriteFile(filepath.Join(s.inbox, name), raw, 0o600); err != nil {
 		return err
 	}
-	subject := ""
+	subject, text := "", ""
 	if m, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
-		subject = m.Header.Get("Subject")
+		subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+		text = MessageText(m)
 	}
-	// The embedded relay is the developer's mailbox: showing where a
-	// message went is its purpose. Production SMTP never logs this.
-	s.log.Info("dev mail delivered", "to", strings.Join(to, ", "), "subject", subject, "file", filepath.Join(s.inbox, name))
+	// The embedded relay is the developer's mailbox: showing the message
+	// (links included) is its purpose. Production SMTP never logs mail.
+	s.log.Info("dev mail delivered", "to", strings.Join(to, ", "), "subject", subject, "text", text, "file", filepath.Join(s.inbox, name))
 	return nil
+}
+
+// MessageText returns a plain-text message's body with its transfer
+// encoding (quoted-printable or base64) undone; it consumes m.Body.
+func MessageText(m *mail.Message) string {
+	var r io.Reader = m.Body
+	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(r)
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, r)
+	}
+	b, _ := io.ReadAll(r)
+	return string(b)
 }
 
 // ReadInbox returns the messages in dir (an SMTP inbox), oldest first.

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
-	"io"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -80,26 +77,7 @@ func decodeSubject(m *mail.Message) string {
 
 func readText(t *testing.T, m *mail.Message) string {
 	t.Helper()
-	body, err := io.ReadAll(m.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(body)
-	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
-	case "quoted-printable":
-		b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(text)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		text = string(b)
-	case "base64":
-		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		text = string(b)
-	}
-	return text
+	return embedded.MessageText(m)
 }
 
 var tokenInLink = regexp.MustCompile(`https://app\.example\.com/(verify-email|password-reset)\?token=([A-Za-z0-9_-]{43})`)
