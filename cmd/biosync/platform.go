@@ -307,6 +307,25 @@ func (p *platform) followErasures(ctx context.Context) {
 	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
 }
 
+// housekeeping prunes ended sessions and spent mailed tokens every interval
+// until ctx ends (every serve runs it; the deletes are idempotent).
+func (p *platform) housekeeping(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := postgres.Prune(ctx, p.pool, postgres.PruneRetention); err != nil && ctx.Err() == nil {
+			p.log.Warn("housekeeping failed; retrying later", "err", err)
+		} else if n > 0 {
+			p.log.Info("pruned ended sessions and spent mailed tokens", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // eraser carries out due erasure requests (run by serve).
 func (p *platform) eraser() *commands.Eraser {
 	every := min(10*time.Second, p.cfg.ErasureGrace/4, p.cfg.ErasureRepurge/4)
