@@ -101,7 +101,7 @@ func (r *Runtime) processRetries(ctx context.Context, log *slog.Logger, p int32,
 func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user uuid.UUID, parked map[uuid.UUID]bool, stored int64) error {
 	rows, err := r.Pool.Query(ctx, `SELECT log_offset FROM projection_dead_letters
 		WHERE name = $1 AND generation = $2 AND partition = $3 AND user_id = $4 AND state IN ('failed', 'parked', 'retry')
-		ORDER BY log_offset`, r.Projector.Name(), r.Projector.Generation(), p, user)
+		ORDER BY log_offset LIMIT $5`, r.Projector.Name(), r.Projector.Generation(), p, user, r.RetryChunk+1)
 	if err != nil {
 		return err
 	}
@@ -115,6 +115,10 @@ func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user
 		offsets = append(offsets, o)
 	}
 	rows.Close()
+	more := len(offsets) > r.RetryChunk
+	if more {
+		offsets = offsets[:r.RetryChunk]
+	}
 	recs, err := r.Log.Fetch(ctx, p, offsets)
 	if err != nil {
 		return err
@@ -166,6 +170,15 @@ func (r *Runtime) retryUser(ctx context.Context, log *slog.Logger, p int32, user
 			log.Warn("retried dead letter failed again", "user_id", user, "offset", rec.Position.Offset, "remaining", len(recs)-i)
 			return err
 		}
+	}
+	if more {
+		// The rest (and events parked since the retry began) go in the
+		// next turn; the user stays parked so new events queue behind.
+		_, err := r.Pool.Exec(ctx, `UPDATE projection_dead_letters SET state = 'retry', updated_at = now()
+			WHERE name = $1 AND generation = $2 AND partition = $3 AND user_id = $4 AND state = 'parked'`,
+			r.Projector.Name(), r.Projector.Generation(), p, user)
+		log.Info("dead letters of a user partly re-applied; continuing next turn", "user_id", user, "events", len(recs))
+		return err
 	}
 	delete(parked, user)
 	log.Info("dead letters of a user re-applied; the user flows again", "user_id", user, "events", len(recs))

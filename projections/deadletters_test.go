@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,6 +121,51 @@ func TestAPoisonEventParksOnlyItsUser(t *testing.T) {
 	eventually(t, "alice flows again", func() bool { return len(seen(t, s, alice)) == 5 })
 	if list, _ := dl.List(ctx, "picky"); len(list) != 0 {
 		t.Fatalf("dead letters left after a successful retry: %+v", list)
+	}
+}
+
+// TestALongRetryGoesInChunksAndKeepsTheUsersOrder: with a chunk of 2, a
+// user with 7 held-back events is re-applied over several turns of the
+// worker; an event that arrives meanwhile queues behind them; another user
+// on the same partition keeps flowing throughout.
+func TestALongRetryGoesInChunksAndKeepsTheUsersOrder(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := uuid.New(), uuid.New()
+	for projections.PartitionOf(bob, s.cfg.Partitions) != projections.PartitionOf(alice, s.cfg.Partitions) {
+		bob = uuid.New()
+	}
+	say := func(u uuid.UUID, body string) {
+		s.append(t, eventstore.Event{Type: "test.said", UserID: u, Payload: []byte(`"` + body + `"`)})
+	}
+	say(alice, "poison")
+	for i := 1; i <= 6; i++ {
+		say(alice, fmt.Sprintf("a%d", i))
+	}
+	p := &picky{}
+	rt := runtime(s, p, 100)
+	rt.RetryChunk = 2
+	go func() { _ = rt.Run(ctx) }()
+	s.waitCaughtUp(t, p)
+	dl := projections.DeadLetters{Pool: s.pool}
+	p.cured.Store(true)
+	if n, err := dl.Retry(ctx, "picky", alice); err != nil || n != 7 {
+		t.Fatalf("retry marked %d, %v", n, err)
+	}
+	say(alice, "a7")
+	say(bob, "b1")
+	eventually(t, "alice's held-back events are re-applied", func() bool { return len(seen(t, s, alice)) == 8 })
+	want := []string{`"poison"`, `"a1"`, `"a2"`, `"a3"`, `"a4"`, `"a5"`, `"a6"`, `"a7"`}
+	if got := seen(t, s, alice); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alice's events = %v; want %v (log order)", got, want)
+	}
+	eventually(t, "bob flows", func() bool { return len(seen(t, s, bob)) == 1 })
+	if list, _ := dl.List(ctx, "picky"); len(list) != 0 {
+		t.Fatalf("dead letters left: %+v", list)
 	}
 }
 

@@ -89,6 +89,12 @@ type Runtime struct {
 	// letter while the generation is building (not live, not standby): a
 	// rebuild must fail loudly rather than build a generation with holes.
 	FailOnPoison bool
+	// RetryChunk bounds how many held-back events of one user a retry
+	// re-applies per turn of the partition's worker (default 200), so a
+	// user parked for days does not stall the partition: live batches run
+	// between chunks, and the user's new events stay parked behind the
+	// rest, in order.
+	RetryChunk int
 	// Versions, when set, limits after-commit side effects (cache refresh)
 	// to the live generation: a rebuilding generation must not touch what
 	// readers see.
@@ -111,6 +117,9 @@ func (r *Runtime) defaults() {
 	}
 	if r.Retry == 0 {
 		r.Retry = 500 * time.Millisecond
+	}
+	if r.RetryChunk == 0 {
+		r.RetryChunk = 200
 	}
 }
 
