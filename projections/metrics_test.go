@@ -187,7 +187,7 @@ func TestDashboardIsCachedWithItsLogPositionAndRefreshedAfterCommit(t *testing.T
 	}
 	// The cache now holds the summary with the position it reflects; a
 	// cache hit must not touch PostgreSQL, so close the pool's tables away.
-	raw, err := rc.Get(ctx, "biosync:dashboard:v1:"+user.String()).Bytes()
+	raw, err := redis.Cache{C: rc}.Get(ctx, "biosync:dashboard:v1:"+user.String())
 	if err != nil {
 		t.Fatalf("dashboard not cached after commit: %v", err)
 	}

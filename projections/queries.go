@@ -24,11 +24,29 @@ import (
 
 // Cache is the summary cache port (Redis in production). Losing it loses
 // nothing: every entry can be recomputed from PostgreSQL.
+//
+// Entries are versioned by the read model position they reflect, so that
+// several instances refreshing the same entry cannot replace a newer one
+// with an older one: the cache is shared, the computations are not ordered.
 type Cache interface {
-	// Get returns ErrCacheMiss when the key is absent.
+	// Get returns ErrCacheMiss when the key is absent or only marks a
+	// version (see Invalidate).
 	Get(ctx context.Context, key string) ([]byte, error)
-	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	Del(ctx context.Context, keys ...string) error
+	// Put stores value unless the entry holds a newer version of the same
+	// generation (a larger Next); it reports whether it stored.
+	Put(ctx context.Context, key string, v CacheVersion, value []byte, ttl time.Duration) (bool, error)
+	// Invalidate replaces the entries of keys by version marks unless they
+	// are newer: readers miss, and a computation older than v that
+	// finishes later cannot store its result.
+	Invalidate(ctx context.Context, v CacheVersion, ttl time.Duration, keys ...string) error
+}
+
+// CacheVersion is the read model position a cached entry reflects: the
+// projector generation and that generation's checkpoint (next offset) of
+// the user's partition.
+type CacheVersion struct {
+	Generation int
+	Next       int64
 }
 
 // ErrCacheMiss is returned by Cache.Get for an absent key.
@@ -383,11 +401,14 @@ func (r *Reader) store(ctx context.Context, c cachedDashboard) {
 	if err != nil {
 		return
 	}
-	ttl := r.CacheTTL
-	if ttl == 0 {
-		ttl = 10 * time.Minute
+	_, _ = r.Cache.Put(ctx, dashboardKey(c.Dashboard.UserID), CacheVersion{c.Generation, c.Next}, raw, r.cacheTTL())
+}
+
+func (r *Reader) cacheTTL() time.Duration {
+	if r.CacheTTL == 0 {
+		return 10 * time.Minute
 	}
-	_ = r.Cache.Set(ctx, dashboardKey(c.Dashboard.UserID), raw, ttl)
+	return r.CacheTTL
 }
 
 func (r *Reader) today(zone string) string {
@@ -431,14 +452,15 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 	for _, u := range users {
 		c.Reader.l1.Delete(u)
 	}
+	mark := CacheVersion{Generation: gen, Next: next}
 	if catchingUp {
-		_ = c.Reader.Cache.Del(ctx, keys...)
+		_ = c.Reader.Cache.Invalidate(ctx, mark, c.Reader.cacheTTL(), keys...)
 		return
 	}
 	select {
 	case c.sem <- struct{}{}:
 	default:
-		_ = c.Reader.Cache.Del(ctx, keys...)
+		_ = c.Reader.Cache.Invalidate(ctx, mark, c.Reader.cacheTTL(), keys...)
 		return
 	}
 	// Recompute a user at most once per second; within that window the
@@ -475,7 +497,7 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 	}
 	c.mu.Unlock()
 	if len(stale) > 0 {
-		_ = c.Reader.Cache.Del(ctx, stale...)
+		_ = c.Reader.Cache.Invalidate(ctx, mark, c.Reader.cacheTTL(), stale...)
 	}
 	if len(due) == 0 {
 		<-c.sem
@@ -489,7 +511,7 @@ func (c *DashboardCache) Refresh(ctx context.Context, users []uuid.UUID, gen int
 		for _, u := range users {
 			d, err := c.Reader.computeDashboard(rctx, u, gen)
 			if err != nil {
-				_ = c.Reader.Cache.Del(rctx, dashboardKey(u))
+				_ = c.Reader.Cache.Invalidate(rctx, mark, c.Reader.cacheTTL(), dashboardKey(u))
 				continue
 			}
 			c.mu.Lock()

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -26,25 +27,66 @@ func Open(url string) (*goredis.Client, error) {
 	return goredis.NewClient(opt), nil
 }
 
-// Cache implements projections.Cache.
+// Cache implements projections.Cache. Values are stored as
+// "<generation>:<next>:<payload>"; a mark (Invalidate) has an empty
+// payload. Put and Invalidate compare versions in a Lua script, so the
+// check and the write are one atomic step for every instance.
 type Cache struct{ C *goredis.Client }
 
-// Get returns projections.ErrCacheMiss for absent keys.
+// putScript stores ARGV[3] under KEYS[1] versioned (ARGV[1] generation,
+// ARGV[2] next) for ARGV[4] ms, unless the stored entry has the same
+// generation and a larger next. Another generation always replaces it (a
+// switch or a rollback makes the other generation's entries useless).
+var putScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local g, n = string.match(cur, '^(%d+):(%-?%d+):')
+  if g and tonumber(g) == tonumber(ARGV[1]) and tonumber(n) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
+return 1`)
+
+// Get returns the payload, or projections.ErrCacheMiss for an absent key,
+// a mark or an entry in another format.
 func (c Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := c.C.Get(ctx, key).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, projections.ErrCacheMiss
 	}
-	return b, err
+	if err != nil {
+		return nil, err
+	}
+	_, rest, ok := bytes.Cut(b, []byte(":"))
+	if !ok {
+		return nil, projections.ErrCacheMiss
+	}
+	if _, payload, ok := bytes.Cut(rest, []byte(":")); ok && len(payload) > 0 {
+		return payload, nil
+	}
+	return nil, projections.ErrCacheMiss
 }
 
-// Set stores value with a TTL.
-func (c Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return c.C.Set(ctx, key, value, ttl).Err()
+// Put stores value unless a newer entry of the same generation is there.
+func (c Cache) Put(ctx context.Context, key string, v projections.CacheVersion, value []byte, ttl time.Duration) (bool, error) {
+	n, err := putScript.Run(ctx, c.C, []string{key}, v.Generation, v.Next, value, ttl.Milliseconds()).Int()
+	return n == 1, err
 }
 
-// Del removes keys.
-func (c Cache) Del(ctx context.Context, keys ...string) error { return c.C.Del(ctx, keys...).Err() }
+// Invalidate writes version marks (empty payloads) in one pipeline.
+func (c Cache) Invalidate(ctx context.Context, v projections.CacheVersion, ttl time.Duration, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := c.C.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, k := range keys {
+			putScript.Eval(ctx, p, []string{k}, v.Generation, v.Next, "", ttl.Milliseconds()) // EVALSHA cannot fall back inside a pipeline
+		}
+		return nil
+	})
+	return err
+}
 
 // Dedup implements commands.Dedup with keys that expire after TTL (default
 // 7 days, longer than any provider's redelivery window).
