@@ -216,6 +216,50 @@ func (v *Versions) Promote(ctx context.Context, name string, gen int) error {
 	return err
 }
 
+// MarkSwitchPending records that a building generation must become live
+// once it has caught up (see PromotePending), so the intent survives the
+// process that started the rebuild.
+func (v *Versions) MarkSwitchPending(ctx context.Context, name string, gen int) error {
+	_, err := v.Pool.Exec(ctx, `UPDATE projection_versions SET switch_pending = true WHERE name = $1 AND generation = $2 AND state = 'building'`, name, gen)
+	return unavailable(err)
+}
+
+// PendingSwitches lists building generations whose switch is pending and
+// that have not halted: what a (re)starting server must finish.
+func (v *Versions) PendingSwitches(ctx context.Context) ([]Version, error) {
+	rows, err := v.Pool.Query(ctx, `SELECT name, generation FROM projection_versions
+		WHERE state = 'building' AND switch_pending AND error IS NULL ORDER BY name, generation`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		x := Version{State: StateBuilding}
+		if err := rows.Scan(&x.Name, &x.Generation); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// PromotePending switches reads to gen if it is still building with its
+// switch pending, and clears the mark; otherwise (already promoted by
+// another server, dropped, or rolled back since) it does nothing.
+func (v *Versions) PromotePending(ctx context.Context, name string, gen int) error {
+	var pending bool
+	err := v.Pool.QueryRow(ctx, `SELECT state = 'building' AND switch_pending FROM projection_versions WHERE name = $1 AND generation = $2`, name, gen).Scan(&pending)
+	if err != nil || !pending {
+		return unavailable(err)
+	}
+	if err := v.Promote(ctx, name, gen); err != nil {
+		return err
+	}
+	_, err = v.Pool.Exec(ctx, `UPDATE projection_versions SET switch_pending = false WHERE name = $1 AND generation = $2`, name, gen)
+	return unavailable(err)
+}
+
 // Rollback makes the most recently promoted standby generation live again
 // and returns it.
 func (v *Versions) Rollback(ctx context.Context, name string) (int, error) {

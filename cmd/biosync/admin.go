@@ -43,18 +43,17 @@ func (a admin) Projections(ctx context.Context) ([]httpapi.ProjectionStatus, err
 // Rebuild registers a new generation and returns at once; the switch
 // happens in the background when it has caught up (unless promote is off).
 func (a admin) Rebuild(ctx context.Context, name string, promote bool) (projections.Version, error) {
-	b := a.p.rebuilder()
-	v, err := b.Start(ctx, name)
+	v, err := a.p.rebuilder().Start(ctx, name)
 	if err != nil {
 		return v, err
 	}
-	go func() {
-		if err := b.Await(a.life, name, v.Generation, promote, nil, nil); err != nil {
-			a.p.log.Error("rebuild did not complete", "projector", v.Key(), "err", err)
-			return
+	if promote {
+		// Stored, so a restarted server finishes the switch (resumeSwitches).
+		if err := a.p.versions.MarkSwitchPending(ctx, name, v.Generation); err != nil {
+			return v, err
 		}
-		a.p.log.Info("rebuild caught up", "projector", v.Key(), "switched", promote)
-	}()
+	}
+	go a.p.awaitSwitch(a.life, v, promote)
 	return v, nil
 }
 

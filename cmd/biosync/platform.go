@@ -307,6 +307,37 @@ func (p *platform) followErasures(ctx context.Context) {
 	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
 }
 
+// awaitSwitch waits until a rebuilt generation has caught up and, when
+// switch is set, makes it live (only if its switch is still pending: an
+// operator may have rolled back or dropped it meanwhile).
+func (p *platform) awaitSwitch(ctx context.Context, v projections.Version, switchReads bool) {
+	if err := p.rebuilder().Await(ctx, v.Name, v.Generation, false, nil, nil); err != nil {
+		p.log.Error("rebuild did not complete", "projector", v.Key(), "err", err)
+		return
+	}
+	if switchReads {
+		if err := p.versions.PromotePending(ctx, v.Name, v.Generation); err != nil {
+			p.log.Error("rebuild caught up but reads did not switch", "projector", v.Key(), "err", err)
+			return
+		}
+	}
+	p.log.Info("rebuild caught up", "projector", v.Key(), "switched", switchReads)
+}
+
+// resumeSwitches finishes the switches that admin-API rebuilds left pending
+// when the server that accepted them stopped.
+func (p *platform) resumeSwitches(ctx context.Context) {
+	pending, err := p.versions.PendingSwitches(ctx)
+	if err != nil {
+		p.log.Warn("could not read pending rebuild switches", "err", err)
+		return
+	}
+	for _, v := range pending {
+		p.log.Info("resuming a rebuild whose switch is pending", "projector", v.Key())
+		go p.awaitSwitch(ctx, v, true)
+	}
+}
+
 // housekeeping prunes ended sessions and spent mailed tokens every interval
 // until ctx ends (every serve runs it; the deletes are idempotent).
 func (p *platform) housekeeping(ctx context.Context, every time.Duration) {

@@ -164,3 +164,46 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 		t.Fatalf("audit verify: %v\n%s", err, out.String())
 	}
 }
+
+// TestAnAdminRebuildSwitchesEvenIfTheServerRestarts: the server that
+// accepted a rebuild over the admin API stops before the new generation
+// has caught up; the next server to start finishes the switch.
+func TestAnAdminRebuildSwitchesEvenIfTheServerRestarts(t *testing.T) {
+	env := backendEnv(t)
+	env["BIOSYNC_ADMIN_REQUIRE_MFA"] = "false"
+	s := startServer(t, env)
+	c := &client{t: t, base: s.url}
+	email := fmt.Sprintf("restart-admin-%d@example.com", time.Now().UnixNano())
+	c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "UTC"}, nil)
+	getenv := func(k string) string { return env[k] }
+	if err := run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
+	c.token = login["access_token"].(string)
+	if code, _, started := c.do("POST", "/v1/admin/projections/users/rebuild", nil, nil); code != 202 || started["generation"] != 2.0 {
+		t.Fatalf("rebuild = %d %v", code, started)
+	}
+	s.stop() // at once: the switch needs two progress polls a second apart
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil || !regexp.MustCompile(`users@2\s+building`).MatchString(out.String()) {
+		t.Fatalf("after the stop users@2 should still be building: %v\n%s", err, out.String())
+	}
+	s = startServer(t, env)
+	defer s.stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out.Reset()
+		if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`users@2\s+live`).MatchString(out.String()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted server never switched to users@2:\n%s", out.String())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
