@@ -75,7 +75,12 @@ func (s *SMTP) deliver(from string, to []string, raw []byte) error {
 	s.seq++
 	name := fmt.Sprintf("%s-%04d.eml", time.Now().UTC().Format("20060102T150405.000000000"), s.seq)
 	s.mu.Unlock()
-	if err := os.WriteFile(filepath.Join(s.inbox, name), raw, 0o600); err != nil {
+	// Write then rename: a reader of the inbox never sees half a message.
+	tmp := filepath.Join(s.inbox, "."+name+".tmp")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.inbox, name)); err != nil {
 		return err
 	}
 	subject, text := "", ""
