@@ -211,6 +211,8 @@ func TestVerifyRejects(t *testing.T) {
 		"sid not a uuid":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", "session-1")),
 		"sid nil uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", uuid.Nil.String())),
 		"sid not a string":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", 7)),
+		"amr not a list":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", "otp")),
+		"amr not strings":                     sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", []any{"pwd", 1})),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -335,4 +337,42 @@ func flip(sig string) string {
 		b[0] = 'A'
 	}
 	return string(b)
+}
+
+// TestAMRSaysHowTheSessionWasOpened: amr (RFC 8176) is ["pwd"] for a
+// password session and ["pwd","otp"] for one opened with a code; only the
+// latter counts as MFA, and a token without amr (issued before amr existed)
+// counts as password only.
+func TestAMRSaysHowTheSessionWasOpened(t *testing.T) {
+	tk := newTestTokens(t)
+	for _, mfa := range []bool{false, true} {
+		tok, _, err := tk.Issue(testUser, "admin", testSession, mfa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tk.Verify(tok)
+		want := []string{AMRPassword}
+		if mfa {
+			want = append(want, AMROTP)
+		}
+		if err != nil || !reflect.DeepEqual(c.AMR, want) || c.MFA() != mfa {
+			t.Fatalf("mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
+		}
+	}
+	old := sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", nil))
+	if c, err := tk.Verify(old); err != nil || c.MFA() || len(c.AMR) != 0 {
+		t.Fatalf("token without amr: %+v, %v", c, err)
+	}
+	// amr is signed: editing it breaks the signature.
+	tok, _, _ := tk.Issue(testUser, "admin", testSession, false)
+	parts := strings.Split(tok, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := strings.Replace(string(payload), `"amr":["pwd"]`, `"amr":["pwd","otp"]`, 1)
+	if forged == string(payload) {
+		t.Fatalf("payload %s has no amr", payload)
+	}
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
+	if _, err := tk.Verify(strings.Join(parts, ".")); !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("a token with amr edited in = %v, want 401", err)
+	}
 }
