@@ -73,4 +73,10 @@ const (
 	AuditRoleChange     = "account.role_changed"
 	AuditErasure        = "account.erasure"
 	AuditPIIRead        = "pii.read"
+
+	AuditMFAEnrolmentStarted     = "auth.mfa_enrolment_started"
+	AuditMFAEnabled              = "auth.mfa_enabled"
+	AuditMFADisabled             = "auth.mfa_disabled"
+	AuditMFARecoveryCodeUsed     = "auth.mfa_recovery_code_used"
+	AuditMFARecoveryCodesRenewed = "auth.mfa_recovery_codes_renewed"
 )

@@ -53,9 +53,10 @@ type PasswordHasher interface {
 }
 
 // TokenIssuer issues access tokens. sessionID becomes the token's sid, so
-// revoking the session revokes the token.
+// revoking the session revokes the token; mfa says the session was opened
+// with a second factor (the token's amr claim), which admin routes require.
 type TokenIssuer interface {
-	Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (string, time.Duration, error)
+	Issue(userID uuid.UUID, role string, sessionID uuid.UUID, mfa bool) (string, time.Duration, error)
 }
 
 // Dedup remembers the tokens of accepted deliveries so a redelivery answers
@@ -105,6 +106,17 @@ type Handlers struct {
 	// ErasureGracePeriod is how long a deletion request waits
 	// (BIOSYNC_ERASURE_GRACE_PERIOD); zero means DefaultErasureGracePeriod.
 	ErasureGracePeriod time.Duration
+	// MFA keeps TOTP secrets, accepted time steps and recovery codes; nil
+	// answers the MFA commands 503 and logs in without a second factor.
+	MFA MFAStore
+	// TOTP generates and checks TOTP codes (adapters/auth); required with MFA.
+	TOTP TOTP
+	// Secrets seals TOTP secrets at rest with the user's data key
+	// (eventstore.Keyring); required with MFA.
+	Secrets SecretSealer
+	// RecoveryCodeKey keys the HMAC under which recovery codes are stored;
+	// required with MFA.
+	RecoveryCodeKey []byte
 	// AppURL is the frontend's base URL for links in mail
 	// (BIOSYNC_APP_URL), e.g. https://app.example.com.
 	AppURL string
@@ -265,7 +277,11 @@ func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 			}
 		}
 	}
-	s, err := h.startSession(ctx, acc, cmd.UserAgent, cmd.IP)
+	mfa, err := h.secondFactor(ctx, acc.UserID, cmd)
+	if err != nil {
+		return Session{}, err
+	}
+	s, err := h.startSession(ctx, acc, cmd.UserAgent, cmd.IP, mfa)
 	if err != nil {
 		return Session{}, err
 	}

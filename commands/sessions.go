@@ -36,6 +36,7 @@ const (
 	RevokeLogoutAll      = "logout_all"
 	RevokeReuse          = "refresh_reuse"
 	RevokePasswordChange = "password_change"
+	RevokeMFAChange      = "mfa_change"
 )
 
 // NewSession is one login: a refresh-token family and its first token.
@@ -50,6 +51,10 @@ type NewSession struct {
 	// only if it is still the account's current hash, so a login racing a
 	// password change cannot outlive it.
 	PasswordHash string
+	// MFA records that the login presented a second factor. A session
+	// without it is created only while the account has MFA off, so a login
+	// racing an MFA enrolment cannot outlive it.
+	MFA bool
 }
 
 // RotationOutcome says what presenting a refresh token did.
@@ -70,6 +75,9 @@ type Rotation struct {
 	Outcome   RotationOutcome
 	UserID    uuid.UUID
 	SessionID uuid.UUID
+	// MFA is whether the session was opened with a second factor; the new
+	// access token keeps saying so.
+	MFA bool
 }
 
 // SessionInfo is one live session as the session list shows it.
@@ -88,7 +96,8 @@ type SessionInfo struct {
 // once on every instance.
 type SessionStore interface {
 	// Create stores a new session; domain.ErrUnauthorized when the account
-	// is no longer active or its password hash is no longer s.PasswordHash.
+	// is no longer active, its password hash is no longer s.PasswordHash,
+	// or s.MFA is false while the account has MFA on.
 	Create(ctx context.Context, s NewSession) error
 	// Rotate exchanges the token hashed as oldHash for newHash in one
 	// transaction with the token row locked: of two concurrent rotations of
@@ -149,7 +158,7 @@ func hashRefreshToken(tok string) []byte {
 }
 
 // startSession creates a session for a verified login and issues its pair.
-func (h *Handlers) startSession(ctx context.Context, acc Account, userAgent, ip string) (Session, error) {
+func (h *Handlers) startSession(ctx context.Context, acc Account, userAgent, ip string, mfa bool) (Session, error) {
 	if h.Sessions == nil {
 		return Session{}, errors.New("commands: no session store configured")
 	}
@@ -163,11 +172,11 @@ func (h *Handlers) startSession(ctx context.Context, acc Account, userAgent, ip 
 	sid := uuid.New()
 	if err := h.Sessions.Create(ctx, NewSession{
 		ID: sid, UserID: acc.UserID, TokenHash: hash, ExpiresAt: h.now().Add(h.refreshTTL()),
-		UserAgent: userAgent, IP: ip, PasswordHash: acc.PasswordHash,
+		UserAgent: userAgent, IP: ip, PasswordHash: acc.PasswordHash, MFA: mfa,
 	}); err != nil {
 		return Session{}, err
 	}
-	access, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role, sid)
+	access, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role, sid, mfa)
 	if err != nil {
 		return Session{}, err
 	}
@@ -211,7 +220,7 @@ func (h *Handlers) Refresh(ctx context.Context, cmd Refresh) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	access, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role, rot.SessionID)
+	access, ttl, err := h.Tokens.Issue(acc.UserID, acc.Role, rot.SessionID, rot.MFA)
 	if err != nil {
 		return Session{}, err
 	}
@@ -241,7 +250,7 @@ func (h *Handlers) LogoutAll(ctx context.Context, userID uuid.UUID, ip string) e
 
 // RevokeAll ends every session of userID for reason: refresh tokens stop
 // working and access tokens issued before are rejected at once on every
-// instance. Password change uses it; MFA changes and erasure will.
+// instance. Password change, MFA changes and erasure use it.
 func (h *Handlers) RevokeAll(ctx context.Context, userID uuid.UUID, reason string) error {
 	_, err := h.revokeAll(ctx, userID, reason)
 	return err

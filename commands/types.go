@@ -32,6 +32,10 @@ type Login struct {
 	Password  string
 	UserAgent string
 	IP        string
+	// OTP is the current TOTP code, RecoveryCode a recovery code; one of
+	// them is required when the account has MFA on.
+	OTP          string
+	RecoveryCode string
 }
 
 // Session is an issued token pair: a short-lived access token carrying

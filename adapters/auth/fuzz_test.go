@@ -17,7 +17,7 @@ import (
 // fuzzer cannot forge the HMAC).
 func FuzzVerifyAccess(f *testing.F) {
 	tk := newTestTokens(f)
-	good, _, err := tk.Issue(testUser, "", testSession)
+	good, _, err := tk.Issue(testUser, "", testSession, false)
 	if err != nil {
 		f.Fatal(err)
 	}

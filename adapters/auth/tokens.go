@@ -52,15 +52,39 @@ type Claims struct {
 	// SessionID is the "sid" claim: the session (refresh-token family) the
 	// token belongs to. Revoking the session revokes the token.
 	SessionID uuid.UUID
+	// AMR is the "amr" claim (RFC 8176): how the session was
+	// authenticated, ["pwd"] or ["pwd", "otp"].
+	AMR []string
 	// IssuedAt, NotBefore and ExpiresAt are the iat, nbf and exp claims.
 	IssuedAt, NotBefore, ExpiresAt time.Time
+}
+
+// RFC 8176 authentication method references written into "amr".
+const (
+	// AMRPassword: the session was opened with the password.
+	AMRPassword = "pwd"
+	// AMROTP: the session was opened with a one-time code too (a TOTP or
+	// a recovery code).
+	AMROTP = "otp"
+)
+
+// MFA reports whether the session was opened with a second factor, which
+// the admin routes require.
+func (c Claims) MFA() bool {
+	for _, m := range c.AMR {
+		if m == AMROTP {
+			return true
+		}
+	}
+	return false
 }
 
 // jwtClaims is the wire form of an access token's payload.
 type jwtClaims struct {
 	jwt.RegisteredClaims
-	Role string `json:"role"`
-	SID  string `json:"sid"`
+	Role string   `json:"role"`
+	SID  string   `json:"sid"`
+	AMR  []string `json:"amr,omitempty"`
 }
 
 // Tokens issues and verifies HS256 access tokens. One value is built at
@@ -126,9 +150,10 @@ func (t *Tokens) now() time.Time {
 }
 
 // Issue signs an access token for userID with the given role (RoleUser when
-// empty) in session sessionID (the sid claim). expiresIn is the token lifetime, returned so the HTTP layer can
-// fill the OAuth "expires_in" field without recomputing it.
-func (t *Tokens) Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (token string, expiresIn time.Duration, err error) {
+// empty) in session sessionID (the sid claim); amr is ["pwd","otp"] when mfa
+// is set, else ["pwd"]. expiresIn is the token lifetime, returned so the
+// HTTP layer can fill the OAuth "expires_in" field without recomputing it.
+func (t *Tokens) Issue(userID uuid.UUID, role string, sessionID uuid.UUID, mfa bool) (token string, expiresIn time.Duration, err error) {
 	if err := t.check(); err != nil {
 		return "", 0, err
 	}
@@ -161,6 +186,10 @@ func (t *Tokens) Issue(userID uuid.UUID, role string, sessionID uuid.UUID) (toke
 		},
 		Role: role,
 		SID:  sessionID.String(),
+		AMR:  []string{AMRPassword},
+	}
+	if mfa {
+		claims.AMR = append(claims.AMR, AMROTP)
 	}
 	tok := jwt.NewWithClaims(signingMethod, claims)
 	tok.Header["typ"] = AccessTokenType
@@ -238,6 +267,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		SessionID: sid,
 		Role:      wc.Role,
 		ID:        wc.ID,
+		AMR:       wc.AMR,
 		IssuedAt:  wc.IssuedAt.Time,
 		NotBefore: wc.NotBefore.Time,
 		ExpiresAt: wc.ExpiresAt.Time,

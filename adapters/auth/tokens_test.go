@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func with(k string, v any) jwt.MapClaims {
 
 func TestIssueVerifyRoundtrip(t *testing.T) {
 	tk := newTestTokens(t)
-	tok, exp, err := tk.Issue(testUser, "", testSession)
+	tok, exp, err := tk.Issue(testUser, "", testSession, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 	}
 
 	// Explicit role survives; jti is unique.
-	tok2, _, _ := tk.Issue(testUser, "admin", testSession)
+	tok2, _, _ := tk.Issue(testUser, "admin", testSession, false)
 	c2, err := tk.Verify(tok2)
 	if err != nil || c2.Role != "admin" || c2.ID == c.ID {
 		t.Fatalf("second token: %+v, %v", c2, err)
@@ -123,7 +124,7 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 
 func TestVerifyLeeway(t *testing.T) {
 	tk := newTestTokens(t)
-	tok, _, _ := tk.Issue(testUser, "", testSession)
+	tok, _, _ := tk.Issue(testUser, "", testSession, false)
 	for _, d := range []time.Duration{15*time.Minute + 29*time.Second, -29 * time.Second} {
 		tk.Now = func() time.Time { return testNow.Add(d) }
 		if _, err := tk.Verify(tok); err != nil {
@@ -150,7 +151,7 @@ func TestVerifyRejects(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 
 	noneTok := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, AccessTokenType, validClaims())
-	good, _, _ := tk.Issue(testUser, "", testSession)
+	good, _, _ := tk.Issue(testUser, "", testSession, false)
 	parts := strings.Split(good, ".")
 
 	cases := map[string]string{
@@ -210,6 +211,8 @@ func TestVerifyRejects(t *testing.T) {
 		"sid not a uuid":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", "session-1")),
 		"sid nil uuid":                        sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", uuid.Nil.String())),
 		"sid not a string":                    sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("sid", 7)),
+		"amr not a list":                      sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", "otp")),
+		"amr not strings":                     sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", []any{"pwd", 1})),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -218,7 +221,7 @@ func TestVerifyRejects(t *testing.T) {
 				t.Fatalf("want ErrUnauthorized, got %v (claims %+v)", err, c)
 			}
 			t.Log(err)
-			if c != (Claims{}) {
+			if !reflect.DeepEqual(c, Claims{}) {
 				t.Fatalf("claims leaked on error: %+v", c)
 			}
 			id, err := tk.VerifyAccess(tok)
@@ -270,7 +273,7 @@ func TestNewTokensValidation(t *testing.T) {
 	// The key is copied: mutating the caller's slice does not change it.
 	key := append([]byte(nil), testKey...)
 	tk, _ := NewTokens(key, testIssuer, testAudience, time.Minute)
-	tok, _, _ := tk.Issue(testUser, "", testSession)
+	tok, _, _ := tk.Issue(testUser, "", testSession, false)
 	key[0] ^= 0xff
 	if _, err := tk.Verify(tok); err != nil {
 		t.Fatalf("key not copied: %v", err)
@@ -278,16 +281,16 @@ func TestNewTokensValidation(t *testing.T) {
 
 	// A struct literal with a weak key fails closed too.
 	weak := &Tokens{Key: []byte("short"), Issuer: testIssuer, Audience: testAudience, TTL: time.Minute}
-	if _, _, err := weak.Issue(testUser, "", testSession); err == nil {
+	if _, _, err := weak.Issue(testUser, "", testSession, false); err == nil {
 		t.Error("Issue with short key succeeded")
 	}
 	if _, err := weak.Verify(tok); err == nil {
 		t.Error("Verify with short key succeeded")
 	}
-	if _, _, err := tk.Issue(uuid.Nil, "", testSession); err == nil {
+	if _, _, err := tk.Issue(uuid.Nil, "", testSession, false); err == nil {
 		t.Error("Issue for nil user succeeded")
 	}
-	if _, _, err := tk.Issue(testUser, "", uuid.Nil); err == nil {
+	if _, _, err := tk.Issue(testUser, "", uuid.Nil, false); err == nil {
 		t.Error("Issue outside a session succeeded")
 	}
 }
@@ -334,4 +337,42 @@ func flip(sig string) string {
 		b[0] = 'A'
 	}
 	return string(b)
+}
+
+// TestAMRSaysHowTheSessionWasOpened: amr (RFC 8176) is ["pwd"] for a
+// password session and ["pwd","otp"] for one opened with a code; only the
+// latter counts as MFA, and a token without amr (issued before amr existed)
+// counts as password only.
+func TestAMRSaysHowTheSessionWasOpened(t *testing.T) {
+	tk := newTestTokens(t)
+	for _, mfa := range []bool{false, true} {
+		tok, _, err := tk.Issue(testUser, "admin", testSession, mfa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tk.Verify(tok)
+		want := []string{AMRPassword}
+		if mfa {
+			want = append(want, AMROTP)
+		}
+		if err != nil || !reflect.DeepEqual(c.AMR, want) || c.MFA() != mfa {
+			t.Fatalf("mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
+		}
+	}
+	old := sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", nil))
+	if c, err := tk.Verify(old); err != nil || c.MFA() || len(c.AMR) != 0 {
+		t.Fatalf("token without amr: %+v, %v", c, err)
+	}
+	// amr is signed: editing it breaks the signature.
+	tok, _, _ := tk.Issue(testUser, "admin", testSession, false)
+	parts := strings.Split(tok, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := strings.Replace(string(payload), `"amr":["pwd"]`, `"amr":["pwd","otp"]`, 1)
+	if forged == string(payload) {
+		t.Fatalf("payload %s has no amr", payload)
+	}
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
+	if _, err := tk.Verify(strings.Join(parts, ".")); !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("a token with amr edited in = %v, want 401", err)
+	}
 }

@@ -57,8 +57,9 @@ func (v Verifier) VerifyAccess(token string) (userID, sessionID uuid.UUID, err e
 	return c.UserID, c.SessionID, err
 }
 
-// VerifyRole returns the user and role claim of a valid access token.
-func (v Verifier) VerifyRole(token string) (uuid.UUID, string, error) {
+// VerifyRole returns the user and role claim of a valid access token and
+// whether its session was opened with a second factor (amr has "otp").
+func (v Verifier) VerifyRole(token string) (userID uuid.UUID, role string, mfa bool, err error) {
 	c, err := v.Verify(token)
-	return c.UserID, c.Role, err
+	return c.UserID, c.Role, c.MFA(), err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections"
 )
@@ -168,6 +169,10 @@ func classify(err error, op string) (k kind, detail string, fields []domain.Fiel
 	case errors.Is(err, webhooks.ErrNoMatchingSignature):
 		return kindWebhookSignature, "no signature in webhook-signature matches the raw body under a live secret", nil, nil
 
+	case errors.Is(err, commands.ErrMFARequired):
+		return kindMFARequired, "this account uses multi-factor authentication: send the login again with otp (or recovery_code)", nil, nil
+	case errors.Is(err, commands.ErrInvalidSecondFactor):
+		return kindInvalidCredentials, "the one-time code or recovery code is wrong or was already used", nil, nil
 	case errors.Is(err, domain.ErrUnauthorized):
 		if op == opLogin {
 			return kindInvalidCredentials, "email or password is wrong", nil, nil

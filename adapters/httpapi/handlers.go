@@ -71,6 +71,7 @@ func (s *server) Login(c echo.Context) error {
 	}
 	sess, err := s.deps.Accounts.Login(c.Request().Context(), commands.Login{
 		Email: in.Email, Password: in.Password, UserAgent: c.Request().UserAgent(), IP: clientIP(c),
+		OTP: deref(in.Otp), RecoveryCode: deref(in.RecoveryCode),
 	})
 	if err != nil {
 		return err

@@ -133,11 +133,13 @@ const (
 	aliceToken = "token-alice"
 	bobToken   = "token-bob"
 	rootToken  = "token-root"
+	// rootPwdToken is root's token of a session opened without MFA.
+	rootPwdToken = "token-root-pwd"
 )
 
 // VerifyAccess gives each user one session, derived from the user id.
 func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, uuid.UUID, error) {
-	id, _, err := fakeTokens{}.VerifyRole(tok)
+	id, _, _, err := fakeTokens{}.VerifyRole(tok)
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
@@ -147,17 +149,20 @@ func (fakeTokens) VerifyAccess(tok string) (uuid.UUID, uuid.UUID, error) {
 // sessionOf is the session of a fake token's user.
 func sessionOf(user uuid.UUID) uuid.UUID { return uuid.NewSHA1(uuid.NameSpaceOID, user[:]) }
 
-// VerifyRole gives alice and bob the user role and root the admin role.
-func (fakeTokens) VerifyRole(tok string) (uuid.UUID, string, error) {
+// VerifyRole gives alice and bob the user role and root the admin role;
+// root's rootToken session was opened with MFA, its rootPwdToken one not.
+func (fakeTokens) VerifyRole(tok string) (uuid.UUID, string, bool, error) {
 	switch tok {
 	case aliceToken:
-		return alice, "user", nil
+		return alice, "user", false, nil
 	case bobToken:
-		return bob, "user", nil
+		return bob, "user", false, nil
 	case rootToken:
-		return root, RoleAdmin, nil
+		return root, RoleAdmin, true, nil
+	case rootPwdToken:
+		return root, RoleAdmin, false, nil
 	}
-	return uuid.Nil, "", domain.ErrUnauthorized
+	return uuid.Nil, "", false, domain.ErrUnauthorized
 }
 
 // fakeAdmin counts its calls so tests can show refused requests reach no

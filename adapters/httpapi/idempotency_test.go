@@ -24,6 +24,10 @@ var idempotencyExempt = map[string]string{
 	opLogin:          "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
 	opPushWebhook:    "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
 	opRefreshSession: "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
+	// MFA: answers that carry secrets are never stored in Redis.
+	"startTotpEnrolment":   "its answer is the TOTP secret; a repeat replaces the pending secret, which is harmless",
+	"confirmTotpEnrolment": "its answer is the recovery codes; a repeat finds MFA on (409) and changes nothing",
+	"renewRecoveryCodes":   "its answer is the new recovery codes; a repeat needs a fresh code and issues another set, voiding this one",
 }
 
 // TestEveryCommandPostDeclaresIdempotency walks the route table: every

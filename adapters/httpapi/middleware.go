@@ -276,6 +276,7 @@ func (s *server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 const (
 	actorKey = "httpapi.actor" // uuid.UUID, for the audit line of the access log
 	roleKey  = "httpapi.role"  // string, the token's role claim
+	mfaKey   = "httpapi.mfa"   // bool, the token's session was opened with MFA
 )
 
 // authenticate requires a valid access token on every operation whose
@@ -298,8 +299,10 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		var err error
 		if r.role != "" && s.deps.Roles != nil {
 			var role string
-			if uid, role, err = s.deps.Roles.VerifyRole(token); err == nil {
+			var mfa bool
+			if uid, role, mfa, err = s.deps.Roles.VerifyRole(token); err == nil {
 				c.Set(roleKey, role)
+				c.Set(mfaKey, mfa)
 			}
 		} else {
 			uid, sid, err = s.deps.Tokens.VerifyAccess(token)
@@ -319,8 +322,9 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // authorize lets a role-restricted operation through only for a token with
-// that role: 403 for any other authenticated caller, before the body is
-// read or any port is called. Without an admin backend (Deps.Roles or
+// that role, of a session opened with MFA and from an allowed network
+// (adminAllowed): 403 for any other authenticated caller, before the body
+// is read or any port is called. Without an admin backend (Deps.Roles or
 // Deps.Admin unset) the admin routes answer 503.
 func (s *server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -335,6 +339,9 @@ func (s *server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if role, _ := c.Get(roleKey).(string); role != r.role {
 			return &httpError{kind: kindForbidden, detail: "this operation needs an access token with the " + r.role + " role",
 				header: http.Header{"Www-Authenticate": {`Bearer realm="biosync", error="insufficient_scope"`}}}
+		}
+		if err := s.adminAllowed(c); err != nil {
+			return err
 		}
 		if s.deps.Admin == nil {
 			return notConfigured

@@ -68,8 +68,10 @@ type TokenVerifier interface {
 // JWTs; it is separate from TokenVerifier so that port stays one method.
 type RoleVerifier interface {
 	// VerifyRole checks token like TokenVerifier.VerifyAccess and returns
-	// its user and role claim (e.g. RoleAdmin), or domain.ErrUnauthorized.
-	VerifyRole(token string) (uuid.UUID, string, error)
+	// its user and role claim (e.g. RoleAdmin) and whether its session was
+	// opened with a second factor (amr has "otp"), or
+	// domain.ErrUnauthorized.
+	VerifyRole(token string) (userID uuid.UUID, role string, mfa bool, err error)
 }
 
 // RoleAdmin is the role claim that opens the /v1/admin routes (operations

@@ -59,6 +59,13 @@ type Config struct {
 	// HSTSMaxAge, when positive, sends Strict-Transport-Security: set it
 	// when clients reach the API over TLS (directly or through a proxy).
 	HSTSMaxAge time.Duration
+	// AdminMFAOptional lets admin tokens of sessions opened without a
+	// second factor through (BIOSYNC_ADMIN_REQUIRE_MFA=false, for local
+	// development); the zero value requires MFA.
+	AdminMFAOptional bool
+	// AdminNetworks, when set, are the only client networks admin routes
+	// answer (BIOSYNC_ADMIN_IPS); others get 403.
+	AdminNetworks []netip.Prefix
 }
 
 // Deps are the collaborators of the HTTP API. Accounts, Ingestor, Queries
@@ -83,6 +90,8 @@ type Deps struct {
 	Recovery Recovery
 	// Erasure serves /v1/me/deletion-requests; nil answers them 503.
 	Erasure Erasure
+	// MFA serves /v1/auth/mfa; nil answers those routes 503.
+	MFA MFA
 	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
 	// (after the token and role checks).
 	Audit commands.AuditTrail

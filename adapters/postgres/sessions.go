@@ -49,14 +49,26 @@ func (s *Sessions) Create(ctx context.Context, n commands.NewSession) error {
 	return s.tx(ctx, "create session", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `WITH acc AS (
 				SELECT user_id FROM accounts WHERE user_id = $2 AND status = 'active' AND password_hash = $6 FOR SHARE)
-			INSERT INTO refresh_families (id, user_id, expires_at, user_agent, ip)
-			SELECT $1, user_id, $3, $4, $5 FROM acc`,
-			n.ID, n.UserID, n.ExpiresAt, n.UserAgent, n.IP, n.PasswordHash)
+			INSERT INTO refresh_families (id, user_id, expires_at, user_agent, ip, mfa)
+			SELECT $1, user_id, $3, $4, $5, $7 FROM acc`,
+			n.ID, n.UserID, n.ExpiresAt, n.UserAgent, n.IP, n.PasswordHash, n.MFA)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("account changed during login: %w", domain.ErrUnauthorized)
+		}
+		if !n.MFA {
+			// A new statement, so a fresh snapshot taken after the share
+			// lock: an MFA enrolment holds the account row FOR UPDATE until
+			// it commits, so it is either seen here or revokes this session.
+			var on bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = $1 AND enabled_at IS NOT NULL)`, n.UserID).Scan(&on); err != nil {
+				return err
+			}
+			if on {
+				return fmt.Errorf("mfa turned on during login: %w", domain.ErrUnauthorized)
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, n.TokenHash, n.ID)
 		return err
@@ -74,9 +86,9 @@ func (s *Sessions) Rotate(ctx context.Context, oldHash, newHash []byte) (command
 	err := s.tx(ctx, "rotate refresh token", func(tx pgx.Tx) error {
 		rot = commands.Rotation{}
 		var dead bool
-		err := tx.QueryRow(ctx, `SELECT f.id, f.user_id, f.revoked_at IS NOT NULL OR f.expires_at <= now()
+		err := tx.QueryRow(ctx, `SELECT f.id, f.user_id, f.mfa, f.revoked_at IS NOT NULL OR f.expires_at <= now()
 			FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id
-			WHERE t.token_hash = $1 FOR UPDATE OF f`, oldHash).Scan(&rot.SessionID, &rot.UserID, &dead)
+			WHERE t.token_hash = $1 FOR UPDATE OF f`, oldHash).Scan(&rot.SessionID, &rot.UserID, &rot.MFA, &dead)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // unknown: RotationInvalid
 		}

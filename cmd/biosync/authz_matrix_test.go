@@ -36,6 +36,7 @@ var routePolicies = map[string]policy{
 	"getNotificationPreferences": ownData, "putNotificationPreferences": ownData,
 	"pushMySamples": ownData, "requestErasure": ownData, "resendVerificationEmail": ownData,
 	"getMetricSeries": ownData, "listSleepSessions": ownData, "getDashboardSummary": ownData,
+	"startTotpEnrolment": ownData, "confirmTotpEnrolment": ownData, "disableTotp": ownData, "renewRecoveryCodes": ownData,
 	"getErasure": ownResource, "cancelErasure": ownResource,
 	"listProjections": adminOnly, "rebuildProjection": adminOnly, "rollbackProjection": adminOnly,
 	"dropProjectionGeneration": adminOnly, "listDeadLetters": adminOnly, "retryDeadLetters": adminOnly,

@@ -63,6 +63,13 @@ type config struct {
 	// RefreshTTL is the absolute lifetime of a session (refresh-token
 	// family): rotation never extends it.
 	RefreshTTL time.Duration
+	// AdminRequireMFA makes admin routes require a session opened with
+	// MFA (BIOSYNC_ADMIN_REQUIRE_MFA, default true everywhere, the
+	// embedded default included: a dev turns it off explicitly).
+	AdminRequireMFA bool
+	// AdminNetworks, when set, are the only client networks admin routes
+	// answer (BIOSYNC_ADMIN_IPS, CIDRs or addresses).
+	AdminNetworks []netip.Prefix
 }
 
 // defaultHSTSMaxAge is two years, the preload list's expectation.
@@ -91,6 +98,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MailFrom:        envOr(getenv, "BIOSYNC_MAIL_FROM", "BioSync <no-reply@localhost>"),
 		AppURL:          envOr(getenv, "BIOSYNC_APP_URL", "http://localhost:3000"),
 		RefreshTTL:      commands.DefaultRefreshTTL,
+		AdminRequireMFA: true,
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)
@@ -142,6 +150,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("BIOSYNC_TRUSTED_PROXIES: %w", err)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	for _, s := range splitList(getenv("BIOSYNC_ADMIN_IPS")) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("BIOSYNC_ADMIN_IPS: %w", err)
+		}
+		c.AdminNetworks = append(c.AdminNetworks, p)
+	}
+	if v := getenv("BIOSYNC_ADMIN_REQUIRE_MFA"); v != "" {
+		if c.AdminRequireMFA, err = strconv.ParseBool(v); err != nil {
+			return c, errors.New("BIOSYNC_ADMIN_REQUIRE_MFA must be true or false")
+		}
 	}
 	if !c.embedded() {
 		c.HSTSMaxAge = defaultHSTSMaxAge

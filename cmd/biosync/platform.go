@@ -180,6 +180,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		Erasure:       postgres.NewDeletionRequests(p.pool),
 
 		ErasureGracePeriod: cfg.ErasureGrace,
+
+		MFA:             p.sessions,
+		TOTP:            auth.TOTP{Issuer: "BioSync"},
+		Secrets:         keys,
+		RecoveryCodeKey: derivedKey(mk, "biosync mfa recovery codes v1"),
 	}
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
@@ -235,8 +240,18 @@ func decodeKey(s string) []byte {
 // docs/operations.md: rotating the master key must re-key
 // accounts.email_key (not built yet; rotation itself comes later).
 func emailIndexKey(mk eventstore.MasterKeys) []byte {
+	return derivedKey(mk, "biosync email index v1")
+}
+
+// derivedKey derives a purpose-bound key from the current master key
+// (HMAC-SHA256 with the purpose as message), so one configured secret
+// yields independent keys that never need their own configuration. Like
+// the email index, keys derived this way change with the current master
+// key: rotating it voids recovery codes (users renew them with a TOTP
+// code) and must carry the email index along.
+func derivedKey(mk eventstore.MasterKeys, purpose string) []byte {
 	m := hmac.New(sha256.New, mk.Keys[mk.Current])
-	m.Write([]byte("biosync email index v1"))
+	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
 

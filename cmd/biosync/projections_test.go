@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/biosync/biosync/adapters/auth"
 )
 
@@ -126,6 +128,12 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 	}
 	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
+	// The admin role alone is not enough: admin routes need a session
+	// opened with MFA (BIOSYNC_ADMIN_REQUIRE_MFA defaults to true).
+	if code, _, p := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
+		t.Fatalf("admin without an MFA session = %d %v, want 403", code, p)
+	}
+	enrolMFAAndLogIn(t, c, email)
 	code, _, started := c.do("POST", "/v1/admin/projections/metrics/rebuild", nil, nil)
 	if code != 202 || started["generation"] != 2.0 {
 		t.Fatalf("rebuild = %d %v", code, started)
@@ -206,4 +214,42 @@ func TestAnAdminRebuildSwitchesEvenIfTheServerRestarts(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// enrolMFAAndLogIn turns TOTP MFA on for the logged-in c end to end, the
+// way a user does, and logs in again with a code: c.token is then an
+// access token whose session was opened with MFA.
+func enrolMFAAndLogIn(t *testing.T, c *client, email string) {
+	t.Helper()
+	code, _, en := c.do("POST", "/v1/auth/mfa/totp", nil, nil)
+	secret, _ := en["secret"].(string)
+	if code != 200 || secret == "" || !strings.HasPrefix(fmt.Sprint(en["otpauth_url"]), "otpauth://totp/") {
+		t.Fatalf("start enrolment = %d %v", code, en)
+	}
+	now := time.Now()
+	otp, _ := totp.GenerateCodeCustom(secret, now, auth.TOTPOpts)
+	code, _, conf := c.do("POST", "/v1/auth/mfa/totp/confirm", map[string]string{"code": otp}, nil)
+	if codes, _ := conf["recovery_codes"].([]any); code != 200 || len(codes) != 10 {
+		t.Fatalf("confirm = %d %v", code, conf)
+	}
+	// Turning MFA on ended every session, this one included.
+	if code, _, _ := c.do("GET", "/v1/auth/sessions", nil, nil); code != 401 {
+		t.Fatalf("the session that enabled MFA still works: %d", code)
+	}
+	creds := map[string]string{"email": email, "password": "correct horse battery"}
+	if code, _, p := c.do("POST", "/v1/auth/login", creds, nil); code != 401 || p["type"] != "urn:biosync:problem:mfa-required" {
+		t.Fatalf("login without a code = %d %v, want 401 mfa-required", code, p)
+	}
+	// The confirming code's step is spent; the next step's code (within
+	// the one-step skew) opens the session, without waiting 30 s.
+	creds["otp"] = otp
+	if code, _, p := c.do("POST", "/v1/auth/login", creds, nil); code != 401 || p["type"] != "urn:biosync:problem:invalid-credentials" {
+		t.Fatalf("login replaying the confirming code = %d %v, want 401 invalid-credentials", code, p)
+	}
+	creds["otp"], _ = totp.GenerateCodeCustom(secret, now.Add(auth.TOTPPeriod), auth.TOTPOpts)
+	code, _, login := c.do("POST", "/v1/auth/login", creds, nil)
+	if code != 200 {
+		t.Fatalf("login with a code = %d %v", code, login)
+	}
+	c.token = login["access_token"].(string)
 }

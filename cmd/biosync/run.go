@@ -137,6 +137,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		RateLimits:      cfg.RateLimits,
 		TrustedProxies:  cfg.TrustedProxies,
 		HSTSMaxAge:      cfg.HSTSMaxAge,
+
+		AdminMFAOptional: !cfg.AdminRequireMFA,
+		AdminNetworks:    cfg.AdminNetworks,
 	}, httpapi.Deps{
 		Accounts:        p.handlers,
 		Ingestor:        p.handlers,
@@ -148,6 +151,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Audit:           postgres.NewAuditLog(p.pool),
 		Recovery:        recovery(p.handlers),
 		Erasure:         p.handlers,
+		MFA:             p.handlers,
 		Settings:        p.handlers,
 		SettingsQueries: p.reader,
 		Webhooks:        webhooks.Verifier{Keys: keys},

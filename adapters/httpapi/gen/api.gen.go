@@ -452,8 +452,14 @@ type HealthStatus string
 type LoginRequest struct {
 	Email string `json:"email"`
 
+	// Otp The current 6-digit TOTP code; required (or `recovery_code`) when the account has MFA on. Each code works once.
+	Otp *string `json:"otp,omitempty"`
+
 	// Password Never returned by any endpoint.
 	Password string `json:"password"`
+
+	// RecoveryCode An unused recovery code, instead of `otp` (it is spent).
+	RecoveryCode *string `json:"recovery_code,omitempty"`
 }
 
 // Me defines model for Me.
@@ -496,6 +502,15 @@ type MetricSeries struct {
 
 // MetricType A metric type. Kept equal to the domain's list by a test.
 type MetricType string
+
+// MfaReauthRequest defines model for MfaReauthRequest.
+type MfaReauthRequest struct {
+	// Code A current 6-digit TOTP code or an unused recovery code.
+	Code string `json:"code"`
+
+	// Password Never returned by any endpoint.
+	Password string `json:"password"`
+}
 
 // NotificationChannels defines model for NotificationChannels.
 type NotificationChannels struct {
@@ -636,6 +651,12 @@ type RebuildStarted struct {
 
 // RebuildStartedState defines model for RebuildStarted.State.
 type RebuildStartedState string
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// RecoveryCodes Single-use codes (`xxxxx-xxxxx`), each accepted once in place of a TOTP code; stored only as keyed hashes, never shown again.
+	RecoveryCodes []string `json:"recovery_codes"`
+}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -826,6 +847,21 @@ type TokenRequest struct {
 	Token string `json:"token"`
 }
 
+// TotpConfirmRequest defines model for TotpConfirmRequest.
+type TotpConfirmRequest struct {
+	// Code The current 6-digit code of the pending secret.
+	Code string `json:"code"`
+}
+
+// TotpEnrolment defines model for TotpEnrolment.
+type TotpEnrolment struct {
+	// OtpauthUrl The same secret as an `otpauth://totp/...` key URI, for a QR code.
+	OtpauthUrl string `json:"otpauth_url"`
+
+	// Secret Base32 TOTP secret (160 bits), for manual entry in an authenticator app.
+	Secret string `json:"secret"`
+}
+
 // Units How values are shown; stored data is always metric.
 type Units string
 
@@ -1001,6 +1037,15 @@ type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// RenewRecoveryCodesJSONRequestBody defines body for RenewRecoveryCodes for application/json ContentType.
+type RenewRecoveryCodesJSONRequestBody = MfaReauthRequest
+
+// ConfirmTotpEnrolmentJSONRequestBody defines body for ConfirmTotpEnrolment for application/json ContentType.
+type ConfirmTotpEnrolmentJSONRequestBody = TotpConfirmRequest
+
+// DisableTotpJSONRequestBody defines body for DisableTotp for application/json ContentType.
+type DisableTotpJSONRequestBody = MfaReauthRequest
+
 // RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
 type RequestPasswordResetJSONRequestBody = PasswordResetRequest
 
@@ -1081,6 +1126,18 @@ type ServerInterface interface {
 	// LogoutAll End every session of the caller ("log out everywhere").
 	// (POST /v1/auth/logout-all)
 	LogoutAll(ctx echo.Context) error
+	// RenewRecoveryCodes Replace the recovery codes.
+	// (POST /v1/auth/mfa/recovery-codes)
+	RenewRecoveryCodes(ctx echo.Context) error
+	// StartTotpEnrolment Start a TOTP enrolment (multi-factor authentication).
+	// (POST /v1/auth/mfa/totp)
+	StartTotpEnrolment(ctx echo.Context) error
+	// ConfirmTotpEnrolment Turn MFA on with a code of the pending secret.
+	// (POST /v1/auth/mfa/totp/confirm)
+	ConfirmTotpEnrolment(ctx echo.Context) error
+	// DisableTotp Turn MFA off.
+	// (POST /v1/auth/mfa/totp/disable)
+	DisableTotp(ctx echo.Context) error
 	// RequestPasswordReset Mail a password-reset link.
 	// (POST /v1/auth/password-reset)
 	RequestPasswordReset(ctx echo.Context) error
@@ -1388,6 +1445,42 @@ func (w *ServerInterfaceWrapper) LogoutAll(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.LogoutAll(ctx)
+	return err
+}
+
+// RenewRecoveryCodes converts echo context to params.
+func (w *ServerInterfaceWrapper) RenewRecoveryCodes(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RenewRecoveryCodes(ctx)
+	return err
+}
+
+// StartTotpEnrolment converts echo context to params.
+func (w *ServerInterfaceWrapper) StartTotpEnrolment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartTotpEnrolment(ctx)
+	return err
+}
+
+// ConfirmTotpEnrolment converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmTotpEnrolment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmTotpEnrolment(ctx)
+	return err
+}
+
+// DisableTotp converts echo context to params.
+func (w *ServerInterfaceWrapper) DisableTotp(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DisableTotp(ctx)
 	return err
 }
 
@@ -1924,6 +2017,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/logout-all", wrapper.LogoutAll, options.OperationMiddlewares["logoutAll"]...)
 	router.GET(options.BaseURL+"/v1/auth/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
 	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
+	router.POST(options.BaseURL+"/v1/auth/mfa/totp", wrapper.StartTotpEnrolment, options.OperationMiddlewares["startTotpEnrolment"]...)
+	router.POST(options.BaseURL+"/v1/auth/mfa/totp/confirm", wrapper.ConfirmTotpEnrolment, options.OperationMiddlewares["confirmTotpEnrolment"]...)
+	router.POST(options.BaseURL+"/v1/auth/mfa/totp/disable", wrapper.DisableTotp, options.OperationMiddlewares["disableTotp"]...)
+	router.POST(options.BaseURL+"/v1/auth/mfa/recovery-codes", wrapper.RenewRecoveryCodes, options.OperationMiddlewares["renewRecoveryCodes"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.GET(options.BaseURL+"/v1/me/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PUT(options.BaseURL+"/v1/me/settings", wrapper.PutSettings, options.OperationMiddlewares["putSettings"]...)
@@ -1961,263 +2058,287 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L0Jc9tGtij8V07xu1+ZnAEpSpadhKqpeopjx77j7Vn25N4X+glNoEn2FdiNdDdEcVL+76/6nG4sJEhR",
-	"suRxMq6amlgE0OvZ1987iVrkSnJpTWf0e2fOWco1/vOJkkYYy2Wycn+m3CRa5FYo2Rl13mpuuLSwnHMJ",
-	"ds5B898Kbizgr/F/9Wtf99+rCy7jE4g1Z8mcp3H9M5bCQqU8M5CwYja3UOQRxFYsuCps7c2JKmTKU1gy",
-	"YUEzCaqwwGSKD1NmGSzYCqSyYOZqib8utbAcVtwOOlHHJHO+YG4nXBaLzujXjl9NJ+r42Tofo45d5bwz",
-	"6hirhZx1Pn2KOu+41av+6dRyvXkOZzxRMjVgFS1swqdKu21ZvRJy1pzYjy2k5TOucfBffvmlf1rYOZdW",
-	"JMzyzRl+5ExzDcmcZRmXMw7dd8+ewOPvHg17raPXVt5yC5vjv8nZbwUH656CmuLBZWoGuTLCvWLAzoWB",
-	"RC0W7rSXWll+4q45BbdfllyAkvBbwbXgeA54pStVaFBLSXewe6Gfok7ONFtwuwl5WxZ96tc71WoBrFyc",
-	"5iZX0vAT3IVb0wqvxUDXg08PCmlFBu63OuzN2SWvABCWws5B2AGcwiXL3PHMmQVhCL6KZA7Mr0AYOB4O",
-	"3QaFWxjhTyfqSLZwm2y7gvpZLNjVSy5ndt4ZHQ9/eNwGf8+0WrQAnmXahvvSDAFDyCQrjLjkvQgckDx8",
-	"+PCHcmV4GtXC3Mk1VjJVesFsZ9RJmeV9hxGdttW81ep/eGKVfo3jbF5MHl54YMDNFQEfzAYQL7jVIjEx",
-	"KA1xYbg2cbm2nNl5tTT8T9RxFEVonnZGVhe8vtT/0HzaGXX+v4OKdh3QU3PQXJ9b8Xu1ucynMl07O361",
-	"/9lZdfOT++Q2RNCJMH6aJDy3bneOBEvLpXX/ZHmeOUIglDz4H6MQ9PfbeDkgztXc7ntHP5lN5g5c00Kz",
-	"SbYCQXSVXzqK7TC+qzQsmQGWOcxYIXmp8YMt1KRtTf6rg7ZPcHk/svQdMYwd+8+1mmR88debncNb+mrb",
-	"MQQ+lTDpcHnCIWfa8BS6E40I/Z9nb15HjszJGf4b3E1GsGCZu2eeAm2uN+h8ihylmmYi+dftQmWZSLkh",
-	"gsWvhLFCzsBYZh1ML5jIwnWC5jN3E5qnEcy45BrXB8aKLIOMIF9phImp0MaWk+DY7mfDFhziFylf5Iqu",
-	"9O98FTuYokF0IaWbvhsXWo4mQpmVTEb+AEai9t0FX/WF7E8zMZvbOCJ+6Ri3ttmKjvaZ0hORpgRkX+ps",
-	"kdyLFFiScGM8iXf7d8IGUguVcfyHysMBejploBuzdCFkDFNH4g4uDw/o73VEauP5u7Bo431c+AtpuZYs",
-	"e6q10l/2jCbFjDhsyq2DMGEc/ZjxFByP1Q15UKQRSH7JtbvjQkue4u2+VvaZ48hfcuGvlZ078LRzrjle",
-	"klto4uQqjYt6y1aZYul7pV4yPeNfGqknKl25s1TutA7hlfgRV/XeC6df9IpTnnOZOlyFVKQo9jBpllwj",
-	"2xALflITu5zgrXQpf6MsNeGchD/LZQRGeRRv0pIln8yVuuiL1H2/Rlho80q9YnLlmYX5oocggU0KwyET",
-	"C1GKWiXePzCQZMw4tL/qe1rX104CwPfjnrtKfjVnhbGO5JbwlgnHcF+8dVsOP7IkUYW0J/6UmFM2IK5p",
-	"HjEY0jTWaMmacrKLjNRfxe1+kKywc6XFP/kXxcMnmqeOlrHMRE1K6wQQAgkwYiaZLTSHhTDGoa176Ljy",
-	"vVDTD5JdMpGxScb/ZYjWLUWxCBXaCTMcoaiQqKq6xZ04DEMq5iQ1j18DwLuFjFmuB3CaGQVeOxeeXa3h",
-	"Fhjr1FSloYvMygFCDFoVlpseQaQDfQJl/7ITHdVS3ikA5lq563c7eyqtsKsvefi/8Czre6FOyBw5PLMw",
-	"0ZxdGGCgC3feMXcM1sSQCWONE5f1CqaCZ+kA9pJzNC8MT2PoSrZwF7chQPUqI8cFX9VFcHBfIpFgkIrp",
-	"lGt3q561In38IE2R50pbnr7iqWDvUe341/AtR/vjdQUmHqAS5oda13xy7eipFaQTpQV926JXvtcFD8fk",
-	"AJE7gVWvoLuThfToMP2E3jhToZDkywYaVWrbRKmMM+lOGJHyXKQNTa8oRNqqHldK66/Vl1FtZ5WJSU2c",
-	"ouqmOC1SYZ9Kq1ebZ8ISOoENs0nkHqkWk9QvcwUssTw9ATapjHSFvJBqKaGL6jiDKRMZTx21ERIl1Gs2",
-	"F3WY3VfbdVDiJEPcQJqiHYllbxsb2/hk41jmzMw3t/ecX8HZ89P+0aPHjifnml+euze9LdAxXXeSg7ZV",
-	"ibx15nKMa2dzOOreFqrw80D3n1wrU3JyVJ16rbMb/lvjAIW0j4+rF0uzYNQxBR1C292aUlpwAI+GT1Tj",
-	"cTGJkgnX0uxxn2vA6haHVxwFkMPjKm+yfkr+araC8ktBen0Tkt0K/T+F5QtzrUGjwooKOpjWDP+W/Mqe",
-	"s3aj7FsnljEDMSPRKdyN+wZyNuMlZigiuxkz9KBxbtvuZx3N/b7ajuNHZngmZAtB+wfLCm6cNB0XUjgd",
-	"uFJGHjiW7/juyli+GODZN2jC5ez86PsmRUpV4WSXqCOLzIsxZDbza5LFYkLA5b7+7rYfOxGDLpdl2Ztp",
-	"Z/Tr7kv8ia1wp51PH9dH/xR13C7bTdf1A/ZzliuPygPwI7SefJFccI9BU1ZkRLFWnXUGFmu2jL1uaoJm",
-	"kmcc/70wPLvk5gTiuSp0jCQmTtkqBjabaT5jlgczWmHw3jKVsAwVJHdtpaeBLR3SqEK7+dmqxdEQdZ7M",
-	"mZxxB7tLpevmsXYKOmWZ4euQkRTaiQjnuR9lE+5eN3RxmKyAyRVwmeZKSHSU1EzSh8Oj45aVSr7cMcOZ",
-	"0+xylYlk5ZCQWW95IrVpALdYwULI8MP31xGyjSNYW28bsPzERLY6KxYLRiz4BifOpYPotAbFNdkBuePG",
-	"Ab0sYQTi589Hr17F0D06hnlvDZbcG/9Ukg+ulzT8IvyM7Vs084liOm0XMS75OZdcz1Z3hdppuxinUrZq",
-	"2SaEfTaki419R52r/kz1NwByqrmZS25MG8fkEpz2BEYVOvG03suPTi83ChgYkTl24OR4yJQx6ENELroX",
-	"q3pWzt/CqbytlafnNxGg5vryXC+MSa+bu2QxSJ2NPZdiNr8BhT7LOM8D7LdepeZoVT6fc6btud6hY7et",
-	"yViem7uCqoAS1zONAD/hg7CQaA3cG4dWP/bWfddBbe1m25HOb2ZT1fGneDt4J1BulWUDS21iwQdJFqwY",
-	"vZlxFFBwm7yxMexl2MamzLAmI7TfA33fekacpS+59YLcGjvTvIY4LYhdObCcHpdylvYzHKup/WiOyqlX",
-	"gNC8QcZMNXXIfyHy3gbx2YqZPBjc19ezqi2HtKtyDU4CxQeGbAxMc1AyW8GcZyk60VtP/Qa6Z3jZegPA",
-	"xmM1nRpu91RAcqatCIpn/f2HR+3vB69rC8lHlck/rjmeIoglW/D/Vf0St2tN1qNKEKboaDu4yAtOiGrR",
-	"PesuMudpq3TlmM2ttPhqa/VjKc+zGjmqK/y1ywhb2A387TqTg+hzguj9FacaRm2wo3XsrI/fvsCMuw3X",
-	"xNE1FGUy4Vl2Q+7mVp3xm/JEfsWTwvJK7dvvsz3xx5vVbrgmd7dFi9wRu9tIi4ynsQ85iRvLj6Hrj84x",
-	"uN4JxHmhZ0LOYnA6/FiWYU0XHK1rKTdWqxVPm0FP7iueQpd5BwH9MJZTlWVqadzA5WH7aKpg/vL2jGBN",
-	"EAYyPrWDsaxpLuUuOlF11Q4TaLGd2lW2R0/VoQ3P3R/Y2nmvX24bLD7VzBSa304z2q6vvK/O4IEBrz5A",
-	"eB+6mvdZ5S8Qiqxl12lJ61Rkl/rxTPAsLf246xQgGNI2pV732eZ+MGgBdSn01lnlw+fSVQTxQQx5Vhhg",
-	"UIZc+SgdNDKTqR5/uV7roPlLC1HrzuqC+frGLsUWGQYlMs0TLi5viI34JSnwN/ou1+pSpERUrmUH9ObG",
-	"ZC3rbjuS55xldr55HhUhCbinLq5HKf9V20Qv1UzI2yELBo6shacdPWozBdynoWFdyV14O+QuVHrFr5Mi",
-	"92Q1i21Yh0/OL7kWU8G3kBMnEkCi5FSgcwmpbJpqbgx03745ew8YHFLY+QGOs+rjoL12B8Se7Gt/1YgE",
-	"FH+aa9tpaEy1g2s/a6tF8tZdZ8uhO3raahxC45rXPyZopRu0ypRcpvvf14Jd7aWdoC1pzzcrLWvzhpeC",
-	"Qp28UQH1iKRYFBlzyiWkbAVWWZaVIVVEJx4Y/0XTN2McrrDMPzOwdBpLohYTgfEy7WKHvgE431p9o3no",
-	"MsIwdIZ05pG/6O3wccaD1b8JIJPSQLvTkkBvOUrj4Gx/IbgOnC1GmaAmXT8EelSvVazJLUyxwt1Sy44X",
-	"QuJ/2FXcg75XuaWSImEZ6txRiAJhXhenCJlYLHKuBctifMu4kWLopsJYJ4T1IoizSQzdJRezue15wzSf",
-	"PYuha/kCY1QKzcEx2Upm2U0WvLKC+4zC9ZTnvv2Cg8t5PbKBAn4xfHIAf+e5Bf5bwTLwAkmqFkzIBwb9",
-	"6sgewKJXuxI+1y01YfsUgVDZZOpGG/dvk0q5zX6jucmFZlbpVfjJXAh5Xju18/LU3MNcHdWMR3TgrRrm",
-	"a2XF1IuIT+ZMSp6Z2/LdTS6QF+SeXH+yjUkWWxx09VW+1RxDCpI2/ExqW9iFJa3bRgOwyFbnpjKq77b6",
-	"1Qzwn6LOb4Xg9nyuCn0D0+H/dh89x29ajYeXXBtv0ljzxdGDoBClKikWjjZ3WWYIWOOn79ks7p3AsHQm",
-	"ereSuY3LsHk2ze1G1clXS77BTb6QeXG9vNfC0eYqQzNZOSjk1ajloZx4UuejpXWRYWSQQ2Knhh4fHfU2",
-	"HZZ/eFha0+0daJFbWSrA8QHHH3RuAnZvcrqekyAEOCXcwqIwJamcc/Cfo6f4xbT/itlkHt8j0LWBWuWU",
-	"NNw+Ibn2TvVvyZc1jds0PYh192Fv3X+4n8fShmyF+qtH3zc8i4fXMkifvbNTAWkc1f1qX62kv3VNPn5r",
-	"4+jfPXsCPxw/+g58XJgP6DabGFyZIdat3szCEgVZzJjw8b3CVFFq20zoLUazp0ha1HTKZeqka4rKc0Ql",
-	"AqMW3Im3mG/V2981V9lWWsRAIb1E0QqVIYY9Z3Y+2GEy9HblzQHi/+p7EOi/SOMy44h+opBgH743uIlt",
-	"0Q39/P37t0AvQKJS3q5DWWGzls2dzZW24ElBWNaFoKQoDwutK7Ktst6ZdQQPBEb1TgX5VVqGDKlgbVGT",
-	"mHex1Q3QLqrS7qJdRhCfDiaU/Ln0M2zKOrPGs81jlD7XbfeqfN5abbDdK2o3+efl8/2VnWrMMzqK6+z+",
-	"9Ul2L/LMtjry40khMoej8Qg0d39YmHAjUgo3zpwSrCSPKGGS60uenkDsfo5H1d8O+dLJKh41A+vw67qn",
-	"6MJpD8EyS9qSVlkW/GZBXwhr6kQdNwRBhpugVV7fOLQWEZgnF3mwb2yQKmlN8GxhIEGxWPCUsjdwO8FZ",
-	"tJ+IGN3KTnUd5M45S7cu3hthMOD8s1efsVkLmLj5Y+hDXJ1lPAquUMoasyqc4p4zbcFGZFkLtdNfrDlL",
-	"DYWAmKWwyZynpI8KUwO4E3BCHAgkYiufvpSKdKuPeEvYXIsTc38s5nvQlzBwVAdVf+l0Iw2oap7QDry/",
-	"k+xe6EpVO9R1r8njh+vSV86s5drN839/Zf1/fnT/N+z/cP7xL//RBvpvCzP/0UnDN1R2Ti1k3EGAksEs",
-	"51ZtMs5zMNwYJDnMwkIZC0fD4XDoMIVl2aZY5GMF9ybUZP70BssX9AXOsCma4HrO/XpuMAOG89BXpAru",
-	"NVlp6tw5Nr21YSOkn9vgqaZG3fCSfCTlUshULcsUzLp6ak4g5jKNQ82FGG2VMZicSQMLkWJMz+adebvy",
-	"dTF5u82ut/h6h2W17ejecZaKdtcZIrvZFVwfOGKBEdxqKVs54MacrT6oqFPUkqP29UhFYZXte0NWjTUM",
-	"2hJBbimPtQSLlCLBteveTl3bd4CBYLdT8DR9fN6mlR49enwzrbQ5WPtaKfH7M7XRkvMFG+Nu9XRb7Nqd",
-	"egx3BgY3fWLNuV6cvj6tIk8brOxp4fZ/8CPXmSBlpM61jm92OxtOy9qidt1VG1Zs90ner4vwmgVbvaoi",
-	"jswtozPq8WM3KO/RiOtas67JbEWCnY8zJqEz2C/9j2h5I1fczXNmqlVvPZlXFKO2cZeL8vdWyZweo6qD",
-	"wW23sff5KdqW5sWQm0a6pzcKi7qJf/Ku3HGnFMhaZvwFY70b32e+xZN8QWIqei4PyooNlZsogvjiP+md",
-	"i4R5S2/DGdU7gUTJS+7YV3BoNR17dxtFWwUStnhjt+bAeDGwLeI/4cZU/Kcl0i4XmptzIbeXvKKoNh9B",
-	"VuVw+0/b7VEbnK+tFlUERshZxvuF4SfArxJMjAF3rxbiZvyEH3Ajx0voAfzdCfTCguGJ5ha6AmPcmIGZ",
-	"Uqn7L+m53upcbcfL3I7zmPZMPlx+GWobZA2q1HW9pNE4/cZgjYOP9mDtpaA/VbeMnsb8T5izPOfemr5n",
-	"BCdZY7Zk6obbCEdZhRpWgEKB0OaiEeGwEfeyafkMY4qUQrljI9IYkoyJhZtHWNOYx+yX3EqpoZuz+XIN",
-	"IXynKpAm5GBrBFphrjt2v4kHBvwlh1ozzJsnAtj7TdI1ocBSAqq8QdA6skk2a7+xOYcPhuv+6QxzImtb",
-	"jMDqQibMk7mjR49hsrIN7N4lQTRsD42TaazIZ5oGkNoB6O0m05sryTW0uc5UWg7evixrhZy1hTcKk2ds",
-	"dS5bDSlPF7ldldG4YHg7v7gj+bU1SeTaQ/qAL31dfvP6oTZC1WhHux3m4bI+z0Nu/Cg1jzg6dYqMG8zr",
-	"QL2X9BfCdO3UGibTpufcXdu1jvPdUHTqbVSPjyGZM80SJ4BHIJUTTqxWWe3nE4jHnXEneK1bswq/AMCt",
-	"mYfJbEiiVhny1C46fS1e9GtAsBXwNmxyt5K82y//6JhiD3zRIBQR9+cLxrIZv6l10X3T5k29kdB/Q3NY",
-	"/QzvigvUhvyH4MvPZAXro21K3dlMaWHni/N9Kaq3SSdKU90yZiHXKi0SCio2HEhf2CJtM7IhL4QsLC1h",
-	"j6hXtmQX/IbftCf7klXUPas2wzUs1QWHIgclb5/wm958XzdSX4U8n/D0hjNgMcMbfqP54oZf7Mj9vCv8",
-	"i8Jl+Lk2IGnjgNbBZv0w1m6sue+oBTO2YxgSn/u1XMwaah3uLOzI74R20GpU/8xLmK3r+dtPogqHW6Mz",
-	"Xxrtv04c/kOjY0DABlZuYOFOpFrHwHUM3eG2Oys3dQMsqxK61oPsdqZbbSjImlfZjYlacINVvoOwyfI8",
-	"4+dzTKKKI4hVodnnGunL5bSdBVYtvp1V+w6jDttW9qFdqH6ulpSIQOqImaulPKEafimdqjDAsiVbGR+j",
-	"X4+hoV8chffieCuR+4Wqrt3aBQ95Yea+JHVQDDFpyonVqDrF3rAff3O6k9P9M1LYqwz1rTiP5cmSQgu7",
-	"OnMT+xwdtGieFpSvSH89C1P/5y/vN6opndYNfFicf81ei1aleACvqKhnBEJSxWWlveU49WY7mHELx8ND",
-	"nxCzXrYzLnsKoNmQTK/ltubW5u7IfHXAs1BMtDV2UaZMp+BB2lSVRyOwasbtPCTloEGjqjfoy0GFHzA2",
-	"1bJFHvssWrO1KUD4pJypWjjLxd/5iiotCm/VXesHIdTZSiaE0AZyro3DOSCSSAjeDTWs8AqWnGk2QfOE",
-	"TCGfK8lNNJaNgBfTw1pNErhM9Ap9J1VhePcZmjGaPRMw6m8scQ5hB/AeKzMGI5Dw1bTKBDmrC1thO8av",
-	"nr59QaF/P6ux9IYSdxC0UixHCkuByo8jZWW9FfBzRvSeLw7s3hlLH0jKU2AzJqSx3nGgC7KfDsZyLJ8o",
-	"6XbnNj5yf/8FTrOsjPett5KAiUqFJ6WYWd3dLHEZwYf3z/rf9wZjCeBZRf07rKJKFlQs6wzd48OHwCbq",
-	"khpL9E7Q060cqLkh4idUvbP/fpXzGJQEVq4Ni23OuDVwfPho4FZOQdMYUo2UXcJmWHdpmYu3VQONafW+",
-	"2umvHweY3R0jQTZUQGktLnsEDBq55tSY5IfhYc+NVGaeN1bejQ88bB4MD7DwXa+Wle4DD2t56W4kBzI5",
-	"s1ThkZp6VP1C3IgOZJwscODAIq7K2Ney2d0gbiyPmtBtbVHTG8CPVRcAnM9zUq+QV20B3GDoVXQXfDwc",
-	"nsByj3Ky0A1lOPF4o1CV041Wy5eLQBW2r6Z9ak6Ba8BKwMdHR7iqei3acMlTVcgUIeJDfQ4CQc0pTJUM",
-	"jVj1akFVEh0R8rChVcbjiMCgkRYcRzAYDHqhaYLJRA52rlUxm+OE7zEu380TWmcQxWToDsxEIix8eP8E",
-	"qGbKAN6FThhw4WgQuRsSlrmp6Z3Spswsc4CWspVPFiYLF9aVoxCxEOlFEiKu/mh49Lh/eNg/Gr4fDkf4",
-	"v78OfxgNhzFRDMyoxNgxUVZ/DdGwmHxCi3BjMUNvU3DZAF5ID4LEa40jmCrlEP81xpKT///Rj3ENLeOD",
-	"y8OYqKYwYBKVVw5jFHhaPGMjkAoB3s2fMI2NdRi9LuiGa90FqorkBro+bqBekVxlfAS+EQFekccE+kxp",
-	"MwpRrlhaZK31AdYbJcDwLjZhwPc5cKN0Yz8RLs/ATDNp+/gcnr46ffGSCltK5CNCEk3uDeAXH9DHEI+8",
-	"P7Asy4RNdQ6jAERIGKn1wvHwoWM0fOXjhEAqj9aB+Q3gl7LqtWcpc2bckdKqJiy54DKl9PxZocmUtsK7",
-	"ptkfDR/SIW90uui+ePr+GaSaTS2M0SewXlcb2dpzojuYejLu9EZubMLVqmsE0gZdSFOro09hCw7gwk0i",
-	"NFeXWZaWtvEJHPaPHj2CS2HEJONwevbkxYuGG4DBhw8vfgJh3CATbmxvAH/nK68V7AWJJ8h7pJKrhSpM",
-	"BTUEbHHoKBL3wkDl48iX3aKSuHLGda6FtMQYkqxIqcAmMQUqaOPpf1JVhx/AaWvbgAu+ijzFnKs0QlyJ",
-	"PFq6sXBQ94mQlXkceSYOQZpQYPAIxRS0GIUqKS8VcUjHVNr4RBQcWzgLXlIJCLb/jucZW/F05EQeTmKi",
-	"VKE+D59OeeKdRmE3HtDdQBtlvj2zPzqCbfXDT2p13rH8sBun7L+x1pwlguOhp86N/gIDwICpo6srXO/x",
-	"1VWFESX7KwFVh2McebcDg0dXV57duwsjyHbIjhT5l3qB80Y5+agOUoF8oeiJInbXzrlAehXmTrkWThIV",
-	"1od0gfDyoB8/WAociVzwIG7EKJSUR0Hnj4TF1PAeNENaY+dMghbmouxpY5ci4bSXWjsYL2FU4hnt20Bh",
-	"CpYNICZ9h1pB8EWOUSimRmvmynHopN4RYTkXyRyPmBIP6KB7xLmM8giN2/OKhDlw6nQM3YZ24oDQl5tz",
-	"pLOHNO206mhhRm1H39bLYgRPXp6encWAEVM16EL1o9bRovvi7eVj/O3g8TFVJXB/hApTGMmAhOUB7sGR",
-	"HRTW6lSmvqh64RQhvVQSU81OZBxzrazNeFpOYSxtOvy+nDPLQ04L6SK9Abzxv7gx/A6Pj9qwws0aGm8A",
-	"ZvRRpwTf+YNiJOhAqhzVqAoq0txwGwHJUYl/+urZaQ80nxYmNG56NHzoBqnQmC6o1qTKO5VPCGRpfiKh",
-	"EjJeEgsTTsVJZkCECLGXyQ1WRQcWlKTarFYphBXfedCr40pmK1LWTt++AOOIEulJLDXkclYXghu8HOqw",
-	"gy0B3IKenL17BqbQU5bwE5hotURZwRffVlrMhKQL/vHFm7P/fv3k/Mmbd2fnb969+PnF67MYFmxFolCW",
-	"IW90T6MyJ6CGPE70J5SecesW5d4s1XE3BkllgfZHpDaZwJPSqJS34icsmXNH+61WmRPJ+oiIXj5GrlDq",
-	"aH1yQhv3mpFiOiXG8cwpKdWzn56+/m//efj4zNtc+m8x23kUoiP6RifwQCrJH5zAFIdhMuFuBcb/HhMV",
-	"SR3ATrnWXJeDSNXX/rcYuqhZPT97f1a1mUh5nqmVk/qRKJJq//7lWa8muZYKcHkizWRWRGZMoeHSRjS2",
-	"j7CjRl6VZKemEP962v8/lM8zOO9/jCPgmeHAMPNbSd47CR+H0JFEac0zEpZESsQbGXcpC5QFNSsdE8PY",
-	"UgNdJ7ab5qKcNISnjyCyFG56+to9uXxEwWMIvw6csRpLP3ECsATLrxyOOZAwgXAUsmYrkZc8UzkPjFIs",
-	"FgUlxWZq1kOTwzvO0v5KFbqPLTHNyIuE670r6+e9KXkMxvLUSzoLtmq24awrMATzJ3UpGGmF74bJ7Fhi",
-	"9MAjMDBZBbDr1aIgG5YePhcoozHrJ5+zSz4O7Vt8iSu/kzLUegAvvNaMLVsdZwx80y8J2fFYBinjaDis",
-	"bpcs1RaF91DxsDwj2t5YxrUTGkHZNLZbXXHzjdCAtufrPmdsNhNyhjvxuXeQ8plmKRrPfPE6ymL1OTAi",
-	"E3aF3a+I7eGhOOXJAwY1nbXKUe0gnDuZyF0pNejBAos+M7s0552+fVELXxp1DgfDwRDrtuZcslx0Rp2H",
-	"g+HgIeYS2DmaZw9I7fknpcygd6Jkni9S7F5Bz9d6Tx4Nh3fWdtKXs2vrbZSJSz5omJY7o18/Rp2yjkfn",
-	"pbjk7oBP6OpL9ufhKlAmp1RhhAObGUxKKiWEzkc3/IHPPtx6Dq/882vPweH5QZ4xsXYCLd08m5v1M+ze",
-	"7lutnMrCi+B4KVNwkb7wq9BzF8i+v3PPHi4GK7bItm78Z27f5Fyevn1xlvPkZnDgB27v+eNHLS2Luzfe",
-	"sAzv3BW2PaoD9FrcJEvm17XMcjw8mXNvshKmDMgjJYuYU6AVJ4HWGYq6ob44BUkv1NSQsL9eb6R5xu9o",
-	"yfeIY1UqYAvk4fTYC+rR8OGXmbKRQVu7jbJD2C5YKEcmpMcq2MiniR3WhvNsYSe8BDPYAStSSghphxvq",
-	"0YL+ZIdzyZwJCUo75a0bG/5bDMwkZN3ukaSPBiszliRS9HGdjg/NmZn38XueQjd2f8bwt3qToLjslIO6",
-	"P5Xyxf48ge340O4INF+oS47eL81xOShM+GaoSwNFDkKOZWllw22SPrGKB/CWzbhXW3xV4b9VDW1oX4Zz",
-	"p4OHEyCd0skYK58YYaJSxNdNQ9q70NkUGVvobuqUSeJhTTx4KYwte/YIDDGot/X+dXuCFjUcKj38hZ0P",
-	"ULM6p1Lf8bY+zGWjotZ+2o+PN1LKzz/+tTseD/w/e2155Z+i1nX6Jj+lVcunlVGjrR3rw7LhLa2it/lt",
-	"d07OJiQ/VTlta52gti0k9JO6w6XgnGT7wQVRJR17x+3Gd67B533vM/1tOnZvTP6k0EbpEyJZJUAQU8mY",
-	"nnFNKLcVHLCydes6QvDxQkixKBad0bAtEPn31mFRa28MW3Y8OhwOMQ6BxjzEKIRyisOWKT7eIxerWoO1",
-	"sJQ3kmMDLqylSUeLPO2YFtA2brnQg1o3cfzk8PpPGr1P8aOH139UtaR2Xxwd7TPNZodL5NR77KrZ4Lni",
-	"79durMzVx2+Or/8mdBhGtl0T2rhnN44VqikEjh4Ub0bFncgCpKbeNIV+oAdVXEKgS4GFIxfpfIw6TR+V",
-	"ww980mTrtZYeZit3P4XYcwpvEe4iVpKXz51e3POGVtSTiUE6yuU3oqbEo1FzJjebLKOtfeOKbkztJrzq",
-	"mHPdJ68JyhBOULjguT2BGO3fMdpTTXVSpbuNMt6cfqh53yHTagDPcPFj6d9GIQUN+QMIUf6HWIYkYEaD",
-	"M8M+jLmWob0/X64Xe3EXAf4ioMvIqW6KZI5ez1D+pXcCLMvWs6rbqFa9rcbeXUjrqd/3SqvW+nJsaXxa",
-	"P5Nv1OpfS6184jyroWyiisy3Lnd4FpVmJI9nZe+dyr7ly959Nqk6oJY0o987uTItFOsVUgdE3kC50JTr",
-	"aUxFmFDFQkLTVboqNO1+GUtEszJQEq2ciHO9qnDASbCn+DPxREf4/oZjKcg1T2Rswu2Sc0mBmRz9rzg3",
-	"hQEEYpZldKAwzdTSjKV0Ukzm1CP090G88LtA2dTUj9x7mbrD0hatOSwZDuKb8/tO8b0bErn1OhRVg5Ef",
-	"Vbq6Q724vdzFp2bMZdU5rU6fju52Gb62xBbiFG5Lc3/q14AC2UWy1ddOyIY/XP/FEyWnmaAo6ePDPaZ4",
-	"y1aZYul7pV46QZ6+e7TPflrab/87kNtTc9GgtTV5BulqH+kqwSB2myuJzDUEtgpxCcX0bk58fw+NuD4d",
-	"mAtK7G8nwyWeeL+xT8bFch8o+TrZxncVi6GLoWPo7MyUnDkKXC9WRB5UDLM5Hh6X0RoHYTFl96XQetut",
-	"eSxp0ejmoO7VPqbhhvTv7ELktcZfGzIeymA5s/NKBKu1K2tSrpuYCb6MFLaNyPm7qUtiXz392gPnXiv7",
-	"TBUyvR3B+7PTnp/FpU8gRenIYxNC80ld2CBhKgh3wvpAWM/10vshRGvle1v11Tcy9GvPeb0lInQnWcEP",
-	"Zppz2Rv5crkYwYUFc4nIYixDNJZVBV73xoQ7YhMq8ZbhUBi1WqvoEWr0CutGCOV3qeqIO9XSpMbrRVLB",
-	"E77NMrxjGerwes9xqpVDyEGj4GuZC1AswlqqTT9wwh+/sj7m1lAJWidkViVoI/CFZNdGydTMfT4Xs3l/",
-	"iRo9qt0RxBmbxfA3aK0/671GVf3Z0v3bu4Vm/bZ24fdIC9fKRm+hh9WxmsjxJNTS3e1VDwZfkNj9UTRH",
-	"DHcJhffqCFkqXKWk44OSBdV+nmluzO1VxhqxOPjd3dWng9oNHvxe/fGJqEjG2xLtj4c/VOJGrZ9qPf6l",
-	"rMpdJzcOeUkDVhqRYKEsLwOukbgKbWzvBCWaMnyoEvt8ZLUpkvlY1mDsZmj0k1Z5a6H2DSmm7X6rVzaq",
-	"A7aKPY0Kn9sFn4bZ/DaW8+N2ebN2/sLADCuxfJNY/twSiwNwYPWrR+sy6hKW0LKLkZeYphdBxaxCkCVG",
-	"l668F/lOCQ7JDOl2JSmUJDVN3H9gqNZebVNOW6qkktqOxhILI1E1sLY+AYaChatAsCP0MMqEozM+JAc+",
-	"qNmkffArzudoHMo8PnloeILfhvCxhBWzuR3LIq/Cy5xgUBeM6lFpVBneeM+GVUhCUdgcS6uZNOR4phDI",
-	"bV0LYMIpe70Us3zaixO8cIa/YW507Ak0SW7uFBpi1oSqXkOo3D6AZ9jZlzwWgQX5GICfn/pU2/XLjgdw",
-	"KkOyWXWGY4mZNjVl1cFEfGPTG15CRcHvgG6vJemSGFreh/Utg+qceuO+nYrQ9a5QzMTobXWP4/DtLtRG",
-	"Qf+q69rHezXuNapjXyvqgTB18QUzYDwWfmMtn8Fajo/2mOy9Uq+YXPmzM38YluSBrGHE26421hXTz9Gb",
-	"y5SSzqjDr3IuDfVpuTXz8trnbhOfJ8CtxJl07OAZCvyoItoRxl+5n2qUf9BCNHeJxzTWZ0jI7/w+747G",
-	"fvwiumpNlr+ejAWZCC9BquU34vVnl4sbfJ1iM4i5Y8yD5gmXNluVsk8LIt+5Ea8sUrKdpJz5BPSyEnHX",
-	"+w0mq5oI5gYKxTXi3slm/eMM0xgPH4EvyRQ1KiaH/jNlStS7p8/ePT17fv7+/csYug+HkLJVI3djMzIZ",
-	"O8DfkyO00V1+L+/n3dGXUNe8LTR5LYE9EPYt9Za/LIn5o3ki/4wC0Jao9KehyjymmFLmakjiREt3C1yx",
-	"dViqkaLCzrdTIl8Ta4tchN+u0yNFRWO3aeiX6sJLErsqrmNt3C6VsxBp3BuhGdNvYiz9S1blBpZKX2C2",
-	"eECgxkDCGp5NazWNfemaxkuhhmkgaPUqJKiuHg8Pg5YfgfIJAGUdoNCacwAvFSZpYfIYpmiEIamCfIY5",
-	"I8Blyr171o4lk5Ta2Wq1p+Pc12AXZnPCHE7yORb0b+rLHRntPVgGM4m/pP1xcKdqsg0F+yzLrkdDQok1",
-	"RKR80oh8/Fj726ccnwS4bzYCCPVAKpwzpkDj2dRXTyiRKVjKtoL6aZbtBe1PGwv/Bu9fGbzvgCvojjsY",
-	"YVNYeg3zVMad3r0hROCOfSxxsB0pTqnQZN2ySw1c6+WyfI0HzCIn15NGo6ewY0n5vyHTpWJIyKdnilNS",
-	"sc+jdDrETDuFK9QhCNnFZd0nKxbkKr/kLAMfduhTvoS8eFDh21hWfWhCLTCRIvLOVRESQbwtkvt0OMc4",
-	"TbuVFEGu0R/8nmTz1h7k+0corhX+nzbKcGxcB54aIFHD812yzwgh/LPH9v0bSdSvUI6GJp1AYPlCNOkA",
-	"K3zpxXba9FSmW7i1B+9RU8IPpfQcm08ptbPRaWiNR9clXiIwoZNVVXTOKnLklIk2g1C9L4LCeGt+S2HU",
-	"Ml3l+OhoLEtLJL4Rn9TOvVGEEK2TWCRkvarUWMbl8flIx7JYjw+OLBCWe2207Qmd9BenbX7e/WjbFvG+",
-	"PCjMFMe83JNQrc6HenyjZ9/oWeeMW1+upoQYn/tJlO2GNoAbkjZPh3YpHxuEak160coyy6lK6w/fDYe9",
-	"Ua3k4lhWhSbdHuNG77nKQRIK/gDlIKdQ5AM482Vh2boSg7Rn6SSGoKSXXc2EAevjAagKz9SOfAEV32bJ",
-	"d3kzJcFFy4UXtTaVparvm7dkGDRlBEtGCDDwlJbCLytCjCV63i+xc1LQKf0cIcm3JLl+Th8niT8lzPDR",
-	"WPIrlthshaeEBDYAjNBRVXAu5MUwt7Xydkh59ImIoQu5UfCXv1ChGUMtjfylTrG6P2B1vLDQv/wFuhij",
-	"EA5HSPDvMQe7Viy4L5BVFXDD2jxOIidTkEFLsjuMkg0F7tMN1mynFV5jn8ZUZ9qL7yO3abCOYK6WWI1A",
-	"TS25zlaeZ9K5p73I7aXktnRaJRtkWbbGCoeHoRhuuwCOwwbj8X3lBzX6Qn9FhnGERAJdB49Vi0ZM5Azm",
-	"k2/m8G/Mrm4OX7Nxe929CUr3Z/gOUS3b2d6TjImFTzEky73XU5Ha+2pwNYn+gaGQVsoRGIzlO8zgMVQV",
-	"NXjwy5qTFeeqAmzaaYtf6H1RlWYH973IyuGdT789GCnUIeFXwlhTys9WIYVec544ePE1Gd3ModjurmYw",
-	"yEW1mooM+yzDxNen64Yy4/Xxe4NGKNdmb4yWwnrbjsCv86DtEzyLb2rBvzelfIJCbM0kdm8qQL0rTWta",
-	"0VmQz8gvhgWEhZf2SIiSVZeVKEjSSA5PIPZSb6hcEYT9bX7EQWsyTFhC5/6FnF1pMBhBFM7r9u6LP0yZ",
-	"FnICPDDrG1+HxAY8URGxPrLN66K/fYSWe9UEk28op1dpmQQdXTKTh8LrJ2O51U5e1o33DHcAb50yLS02",
-	"GSnLuY4lFjkYrDWlOKmibRY8pnBwqpq21r5iNJZUib2L9VIx4K6tuGoZgkT9GmzwrDmF6MZWOVgzyrWJ",
-	"Df/AK3iKN3A/kkOje9nnmMlqIlE41jU+/o2rfuOqd8ZVybC7Jrk3JfzSKENkZ0FpwJitcW88uE4zD5BU",
-	"7Uicecp0JrhGatk0Rg3gtOYPXXN61ugh5mcEDSSg3ck+7s92JcWt9x+1WvQV5bnOC0jmg7t09d0qnODe",
-	"I26/0YSvSLTxLkQHefUOCgSGXnIoRZ8gQtwD6qfMzCeK6fTAVD13W0Xwd5Sh5ASMUBKtVkgduliZOAU/",
-	"TD0/l4wsXKpiNm8J5f2Z25/CKkLj35tmANR4rWe191q8Iyx3a+0O2saaFFFb5HXSQ/3V20sNX4IO/TEU",
-	"CZWyFXkKZhlGXtZQ6beCY03fUoVY8H2QAItB1lGgFbJf8a8cll/xbUDsjVLfgPhr1IZrl7MDjg+wrIJQ",
-	"sh+cYttFutehz0NNKi3dwVj+DrrMiXoZXw8Yz9A15zv6UCWHmtXIFx3nmplCc9+mAxvkwUyzhEPOtVDp",
-	"WHZjfsWTwvJzKvgdwXcbmSCQFtgzlTpJxT89ffn0/dMYEofUmRMqsVmrt3X7StLYbuOCUxF3bqxWK56G",
-	"ZlQLVsW1ouF8LL1dqKqWutb0BArpsN79GdX6d5Q9RSJ3FskcGwYFu1Ut1hytySHMXHPICz0Loq+/JnQv",
-	"Sp88FDsYcWeaxlXRVLRf5fgOtYdpNKM6Hv7Q2xGo95Su4p70cj/6v6h84E8e4hvTt5RG89CInSvnPC2y",
-	"DaV/H+O9P78HVcWUug1/t7H+y1LEb9rCH1hbODUXpVM7IDl6AbFrmKdw1JfHATZPofvzT2/fAdN2AIff",
-	"NUOl6fu7UB7aGMzB7yK9tqIPVjSwNTScM0OZ2dQwwsfmb8TiIZWvU697q863FxEhrpPxsk/3n81k8GdP",
-	"0iWAAlbxgBIivZzhsKsupbRi0qdou7aAQoMfDKvD1Qaj2lM+B0+kjco5GC8WxL1B1WU0rE8X0kQ7I3yB",
-	"/AvdZhxvI1ctOAFCRkFN9FNLyTUYzs1YxuXxxA474xLuY3Cc8AS8hFIGtSVKp7V2dmNZbz/vRaoqLLhF",
-	"UPmZ268Hzf8YyP3v0LOhFLJ89fBGotADUyGHZ0bbsPX6ArKfWzq24pBS2dK818+xeSWXCTf72BgMt1bI",
-	"WdPMAGSwDlg+950evYZkgNmx9M32YDgKaUBUa1PaWhtEavKAXbkldFMmslVpvlPT6VgyC8PvR8NhBL8V",
-	"glvfbfroaDQc9off4QOpMLJc8sypeWWvfN/yvhs/fz569SoOOF9elBUL/k8leW/g200DM0gIy9bGYedb",
-	"qMPr2qm+rR3q121s2bbqLYSnDjpQA507MslEHXf07T7R0NHuAfpEKWL3twIrVXTjcefhuBP3vib15k9v",
-	"8NkFC4HEBaQhGle00JaX4oJD/PZDCC2o8Ay6FJweLj6C+MW0/4rZZB5DIISjsTw++r5sTyxsVAUXGssy",
-	"J0lQYAPFvqNdiAIc6us/r63/3EfN+8YQA3hXZNxA9/joCEuOG+wdo1cw0ZR6L3mP2qESpQkUBgs8xcPh",
-	"aDiMnSoUHz0cPfohPhnLGInXORIvrNcbyyLLYiQ3UskQN04tVVEJ8R0ruEzjsaSu9dBlkn4JKVDhVZMz",
-	"aWAhUilmc9tqdnlb7E+vNlHRE0jP6wJlt42cqwkqfVWjOcJQRNWh+0dQHgOTqKoBpyeUXjAxHMvMhXxW",
-	"nsLx0fdlWTkiIBV/DLCxq0Ndaz31u7c3bTnaFzIvvniU+g0JfA0PADVgheFrQW4WOjgIQwGAGtXfTrtr",
-	"3wSi/dWHjX6zabXatL7fAZk+H+SvNy5g5r5qg8gawReOohnj5Mauk8r+EvdGntz4ZB0sv71GkCjHJdCi",
-	"wR+oYGCeMW+Rui3DrQT+4DTZFXjYxzK4plHno3S2dBshdv7xeZXC6tjtWAoLqeJkLFi4WyPeG5rehMK6",
-	"fv1hbJ8ia30BAd+ifm1KyZfVdL0IvDOipQRINJYbVT9GIUSenEZlLFM9v3BQyg1jGWpyl2v0bG2pJDBA",
-	"c4kfgyZqzdLFT0IC7T05NpqT3EXkYUuCbq3y0LZqJd/I6zeXwfWmTUKiBkkrse8eAomcLsEWecZ3uJjP",
-	"HM/ABmw+MRaWfDJX6qLUKMqOb6PN0HzHcXwSKXWNMz43t2oTFzL/e1gTOn4RdpKs+n/n2LkS81A1pwa3",
-	"hk35qIpsvuCrWp3YqmEmJd/m6JuQCT+hZGCrV7hsIct4cJof0wu0mAnJMi9Mg3YcZsXRyV2uyvbf+Z9H",
-	"WMTZkVpq3ul47nIuMro/ty4UDbFwS6qWsucjqzRP1EwKU3VpCi2WIOVaXPK02pAbheo6BPkeAzSxuHZa",
-	"EE3kfiEDcISTisL4+ufef/1o+HAsdZFRCYi60cZfpTnICzOP29UgM3+1OvNQco3m8wQzg/vJXBkuQaQc",
-	"0Za0IGHATQJdVHYYfPjw4qdeBCZROYXJBhjZrr40IWObFnP06BH2Rgh/Hzbbbo/HV0eH/fH46runH//6",
-	"H50vpvG4g/wRta/9neu7acipB/BvDOYbg9mTwTggBObJ+bohXi0leHYA3XzuxEOW56bhiBZOmdjhh6Ym",
-	"bn20r19bZ7vOhoJQfk8G9rHsSgWpMI52I1eKNgTumok7AgqXhUIKa3pN8zyFRnkLj29l482s/p0TwMQe",
-	"YSmDR8ixrOlpVgVp2daMtlts5mfhYL5uI3m5zG3Btf55td1v5vB/O3N4CQTdNUQssY7Q7WbmcTdF0wyO",
-	"DdX0CqaCZ2mP5LiENxV3nK5p7Q5TbVi3a7iLZpSEaU2SmycC5PdH4Qdp0qhmba8VtXHE4vjo+1JnL4c9",
-	"8Vp1nR6UuqURMuHQNWrBHUnmmeEPDPBUWKdtB6nyePhDVXerHHhUpQ6iXk9VS6gtamWMHsCb6VjWKs24",
-	"wSv7NBoKAvWrl5QxRZJwnhqsz7LuAoAWD0Ds7/2cOhSEmi2Pj8cymTPNEke5yD+ppNUqg+pnUJi5xH3t",
-	"sAhMoTG1CKuFmRxvGIvgaLFYeBwfd2L4GzoMeicQBziLgUl4cfr6tNE1fizjp4VWOT/4ketMyPgEYoTH",
-	"OCRPUCCFWORcC5bFjufE/lyCt3QsJ04IFwYUwidqExi36vOUIwIh/lvByKFbA65gM3bHeVpiRWAWpZ1I",
-	"UejYgqPfvKYtLBQCDvF1PFL3nZIj4D71K7D3C85zb6xGry+G7FI7oNoGxxL3XzJDBz1l7gmUqI9Jro63",
-	"Yn1kdxDxQsTRWC45FvtxP2QTX7OJL5DDYbQOvxTUWQ5fSfns2RYVZAcX/OZ6uS2r/pf4Wq6TE0rqt+5Z",
-	"8bW2vvlVvvlVvvlVvrhfJYhG1/lRMMXw4HeHU59umZRI2pUOlDr+1bG3CKzqOYZsVTyWZdSUVSDVkhz/",
-	"7jXUrUL+iff4WxUPwlO8rIlj0tXDWjZImDPIJQ8PaSg0l2m2jCP44WH501jGc1Vo4mvHw2Ht3ZStYpgU",
-	"yQW3Zs1NQwuZ8JWSqRP4mO01euF5VutOkMTFeuGGVc7dZi5ZVvCgeo5lrQExzYmLSIpFkTErLjkOZqBr",
-	"LM9NBCxxP55zyfVsFY1lYNy9qpQ1Z7KKr9iimL7ChZ5R+tI+0XlIaHfF5+3OeHOzER35FF2r/D7TatHZ",
-	"4733qurKutaEj46ys+8Cf6TX91ncl84VrN3TVu3cPY1AZSmmJSkhfSGeP2Ii4Z89qPaN5IFMNIvuU6dy",
-	"VByImO3MNDQZ5/n1VZyuo9bNKk+cYsUbVHssHZ2FNaod7STZUUmEA2UdjGWcMlvSvVJxsb7uqdsO17BU",
-	"F74b/7YO6WfuzVplqJvZ1W5IWr4uK11t57vqVQWgKCnCN1rwh7Cvueut0ldvRg4arsDt7uBnSkOu1aVI",
-	"0VRjdUGt5rRIZ9SxWKAhJvQ5EyiFKD2AMzGTPr9kLM8skynTKfzip4Xu81enT/pnz0+PHj2mpcciHWDM",
-	"qGWLfDBR6Sr2NaKNmEm0IWBBGgzLIUsViXFLmKwsL+kJk6symj5n2jidEuv0hLHH0guGwTdc9sCrmkb5",
-	"ds9JppIL6Po6dqnQ1FeyF5Gb1vBLrlkG8eVhFFfLNLBgKzc+BvOTk9jwRDvxkMpgD+ApS+awZCsswT9l",
-	"IkMfBqZdU4tkp6lAjDIgdFmWwfHwsDcay7jQcuQ9LSP/3sjfZt9jYN8rMO5LoN9Q0J24BfWiPQcREp3L",
-	"OEgcHrq/qfTaWMaDOAIVgA7PtpEflfJELFgGH6S4cgegZGqunb0cqo/RyjF0VWHLjt1LIVO1vHaQ8ipq",
-	"m5CquiGKxsLO4HIVyta5C/IWoqVWcuZ/cjvUvG/QSEZ+fJWuqEo1GqDqRyOCH8qNqVcPTOkWH2Ex2/Cg",
-	"bkkay+1efsQs38d1WmgEQz6d8sSiOTJEVZBqUQWbYSHU9SYLEB+E90nrCrZLH0PgVuJDFFK1YEI+MN51",
-	"iGikQzq+5k7XDxbfAKo+T20su226DbMQh+CTg9ek2pD9H9dbBm94S9xYtn3lXo8jEIs8Y4URk4wD6kbr",
-	"75HC5G7o1G9grrK0UvSOhsPhEITlC3MCJs+EhYzpGddQ5Jli3sJ9dHWFqpHxta3cOMJAWmg2yVYhXYaC",
-	"ObBzxi9lNAgG15mxxCIEyRzzC5t+gUfDh9ClABUMJ+lFgDH0cHR1tS0uw9PO64yiH6T4reAgyv7yAeZO",
-	"qqCZ0O4OcAlbzZgVZO/U5HZHY2xY3FoWXJKHqghyiSlLZhBxyZK3c50l7di53Hp4yLD/w8ffD6PDo09t",
-	"sSGbneBzljhS4C7AgWvm0ExNkQGMi+HwYTJhhj8+hhp3w995fO3iS+K071kfD394fN1h35NR2YPinyTI",
-	"5VvMytdUifH3gBFnJUKMfv346ePWwBYqCh/iDbF7p1VehrtRNMvu+vB+VQTqjfVOONNcnxYOB/1KcXKi",
-	"zoXOOqPOAap6fiUb5Q2T0JNjre0iWmA9naBQzuj31iIHoQpd6ItW+t4xVJlSbutj+UTba4ZrjLIt2B66",
-	"3gzO09KfY+qpab3axKUVeXNmd6dOSglOSzdnU8WpjeOvcnOUd1WNn9aIp5RZVhsn6EWbA70h/utLAtRK",
-	"Bzm+PSlElpoItG+MbyJI3RsZd6zF9E4aLfWxU1/99Knn98aUzznL7DzCyYTEjoTeBuMVLNEMqPHDlZKC",
-	"6Xz6+On/BQAA//8=",
+	"7L0Lc9tGuiD6V77iPbdMzoAUJctOQtVUXcWxE52xY68ln+ze0Cs0gSbZK7Ab6W6I5qT837f6+7rxIEGK",
+	"UiSPk6NTpyYWAfTzez9/7yRqkSvJpTWd0e+dOWcp1/jPF0oaYSyXycr9mXKTaJFboWRn1HmnueHSwnLO",
+	"Jdg5B81/K7ixgL/G/7Nf+7p/oa64jE8g1pwlc57G9c9YCguV8sxAworZ3EKRRxBbseCqsLU3J6qQKU9h",
+	"yYQFzSSowgKTKT5MmWWwYCuQyoKZqyX+utTCclhxO+hEHZPM+YK5nXBZLDqjXzt+NZ2o42frfIw6dpXz",
+	"zqhjrBZy1vn8Oeq851av+qdTy/XmOZzzRMnUgFW0sAmfKu22ZfVKyFlzYj+2kJbPuMbBf/nll/5pYedc",
+	"WpEwyzdn+J4zzTUkc5ZlXM44dN+/egHPv3k27LWOXlt5yy1sjv82Z78VHKx7CmqKB5epGeTKCPeKATsX",
+	"BhK1WLjTXmpl+Ym75hTcfllyBUrCbwXXguM54JWuVKFBLSXdwe6Ffo46OdNswe0m5G1Z9Klf71SrBbBy",
+	"cZqbXEnDT3AXbk0rvBYDXQ8+PSikFRm43+qwN2fXvAJAWAo7B2EHcArXLHPHM2cWhCH4KpI5ML8CYeB4",
+	"OHQbFG5hhD+dqCPZwm2y7QrqZ7Fgn15zObPzzuh4+N3zNvh7pdWiBfAs0zbcl2YIGEImWWHENe9F4IDk",
+	"6dOn35Urw9OoFuZOrrGSqdILZjujTsos7zuM6LSt5p1W/4cnVumfcZzNi8nDC08MuLki4IPZAOIFt1ok",
+	"JgalIS4M1yYu15YzO6+Whv+JOo6iCM3TzsjqgteX+h+aTzujzv9zUNGuA3pqDprrcyu+UJvLfCnTtbPj",
+	"n/Y/O6tuf3Kf3YYIOhHGT5OE59btzpFgabm07p8szzNHCISSB//HKAT9/TZeDohzNbd74egns8ncgWta",
+	"aDbJViCIrvJrR7EdxneVhiUzwDKHGSskLzV+sIWatK3Jf3XQ9gku73uWvieGsWP/uVaTjC/+frtzeEdf",
+	"bTuGwKcSJh0uTzjkTBueQneiEaH/8/ztz5Ejc3KG/wZ3kxEsWObumadAm+sNOp8jR6mmmUj+fbtQWSZS",
+	"bohg8U/CWCFnYCyzDqYXTGThOkHzmbsJzdMIZlxyjesDY0WWQUaQrzTCxFRoY8tJcGz3s2ELDvFZyhe5",
+	"oiv9J1/FDqZoEF1I6abvxoWWo4lQZiWTkT+Akah9d8VXfSH700zM5jaOiF86xq1ttqKjfaX0RKQpAdmX",
+	"Olsk9yIFliTcGE/i3f6dsIHUQmUc/6HycICeThnoxixdCBnD1JG4g+vDA/p7HZHaeP4uLNp4Hxd+Ji3X",
+	"kmUvtVb6y57RpJgRh025dRAmjKMfM56C47G6IQ+KNALJr7l2d1xoyVO83Z+VfeU48pdc+M/Kzh142jnX",
+	"HC/JLTRxcpXGRb1jq0yx9EKp10zP+JdG6olKV+4slTutQ3gjvsdVXXjh9IteccpzLlOHq5CKFMUeJs2S",
+	"a2QbYsFPamKXE7yVLuVvlKUmnJPwZ7mMwCiP4k1asuSTuVJXfZG679cIC21eqTdMrjyzMF/0ECSwSWE4",
+	"ZGIhSlGrxPsnBpKMGYf2n/qe1vW1kwDw/bjnrpJ/mrPCWEdyS3jLhGO4Z+/clsOPLElUIe2JPyXmlA2I",
+	"a5pHDIY0jTVasqac7CIj9Vdxux8kK+xcafEv/kXx8IXmqaNlLDNRk9I6AYRAAoyYSWYLzWEhjHFo6x46",
+	"rvwg1PSDZNdMZGyS8X8bonVLUSxChXbCDEcoKiSqqm5xJw7DkIo5Sc3j1wDwbiFjlusBnGZGgdfOhWdX",
+	"a7gFxjo1VWnoIrNygBCDVoXlpkcQ6UCfQNm/7ERHtZT3CoC5Vu763c5eSivs6kse/i88y/peqBMyRw7P",
+	"LEw0Z1cGGOjCnXfMHYM1MWTCWOPEZb2CqeBZOoC95BzNC8PTGLqSLdzFbQhQvcrIccVXdREc3JdIJBik",
+	"Yjrl2t2qZ61IHz9IU+S50panb3gq2AWqHf8evuVof7yuwMQDVML8UOuaT64dPbWCdKK0oG9b9MoLXfBw",
+	"TA4QuRNY9Qq6O1lIjw7TT+iNMxUKSb5soFGltk2UyjiT7oQRKS9F2tD0ikKkrepxpbT+Wn0Z1XZWmZjU",
+	"xCmqborTIhX2pbR6tXkmLKET2DCbRO6RajFJ/TJXwBLL0xNgk8pIV8grqZYSuqiOM5gykfHUURshUUK9",
+	"YXNRh9l9tV0HJU4yxA2kKdqRWPausbGNTzaOZc7MfHN7P/FPcP7Taf/o2XPHk3PNry/dm94W6JiuO8lB",
+	"26pE3jpzOcaNszkcdW8LVfh5oPsvrpUpOTmqTr3W2Q3/rXGAQtrnx9WLpVkw6piCDqHtbk0pLTiAR8Mn",
+	"qvG4mETJhGtp9rjPNWB1i8MrjgLI4XGVN1k/JX81W0H5tSC9vgnJboX+n8LyhbnRoFFhRQUdTGuGf0v+",
+	"yV6ydqPsOyeWMQMxI9Ep3I37BnI24yVmKCK7GTP0oHFu2+5nHc39vtqO43tmeCZkC0H7L5YV3DhpOi6k",
+	"cDpwpYw8cSzf8d2VsXwxwLNv0ITr2eXRt02KlKrCyS5RRxaZF2PIbObXJIvFhIDLff3NXT92IgZdLsuy",
+	"t9PO6Nfdl/gDW+FOO58/ro/+Oeq4XbabrusH7OcsVx6VB+BHaD35IrniHoOmrMiIYq066wws1mwZe93U",
+	"BM0kzzj+e2F4ds3NCcRzVegYSUycslUMbDbTfMYsD2a0wuC9ZSphGSpI7tpKTwNbOqRRhXbzs1WLoyHq",
+	"vJgzOeMOdpdK181j7RR0yjLD1yEjKbQTES5zP8om3P3c0MVhsgImV8Blmish0VFSM0kfDo+OW1Yq+XLH",
+	"DOdOs8tVJpKVQ0JmveWJ1KYB3GEFCyHDD9/eRMg2jmBtvW3A8gMT2eq8WCwYseBbnDiXDqLTGhTXZAfk",
+	"jhsH9LqEEYh/+mn05k0M3aNjmPfWYMm98S8l+eBmScMvws/YvkUznyim03YR45pfcsn1bHVfqJ22i3Eq",
+	"ZauWbULYZ0O62Nh31PnUn6n+BkBONTdzyY1p45hcgtOewKhCJ57We/nR6eVGAQMjMscOnBwPmTIGfYjI",
+	"RfdiVa/K+Vs4lbe18vTyNgLUXF9f6oUx6U1zlywGqbOxl1LM5reg0OcZ53mA/dar1BytypdzzrS91Dt0",
+	"7LY1Gctzc19QFVDiZqYR4Cd8EBYSrYF749Dqx9667zqord1sO9L5zWyqOv4U7wbvBMqtsmxgqU0s+CDJ",
+	"ghWjNzOOAgpukzc2hr0O29iUGdZkhPZ7oO9bz4iz9DW3XpBbY2ea1xCnBbErB5bT41LO0n6GYzW1H81R",
+	"OfUKEJo3yJippg75r0Te2yA+WzGTB4P7+npWteWQdlWuwUmg+MCQjYFpDkpmK5jzLEUneuup30L3DC9b",
+	"bwDYeKymU8PtngpIzrQVQfGsv//0qP394HVtIfmoMvnHNcdTBLFkC/7/Vb/E7VqT9agShCk62g4u8ooT",
+	"olp0z7qLzHnaKl05ZnMnLb7aWv1YyvOsRo7qCn/tMsIWdgN/u87kIPqSIHp/xamGURvsaB076+O3LzDj",
+	"bsM1cXQNRZlMeJbdkru5VWf8tjyRf+JJYXml9u332Z74481qt1yTu9uiRe6I3W2kRcbT2IecxI3lx9D1",
+	"R+cYXO8E4rzQMyFnMTgdfizLsKYrjta1lBur1YqnzaAn9xVPocu8g4B+GMupyjK1NG7g8rB9NFUwf3l7",
+	"RrAmCAMZn9rBWNY0l3IXnai6aocJtNhO7Srbo6fq0Ibn7g9s7bzXL7cNFl9qZgrN76YZbddXLqozeGLA",
+	"qw8Q3oeu5n1W+QuEImvZTVrSOhXZpX68EjxLSz/uOgUIhrRNqdd9trkfDFpAXQq9dVb58Ll0FUF8EEOe",
+	"FQYYlCFXPkoHjcxkqsdfbtY6aP7SQtS6s7pgvr6xa7FFhkGJTPOEi+tbYiN+SQr8rb7LtboWKRGVG9kB",
+	"vbkxWcu6247kJ84yO988j4qQBNxTVzejlP+qbaLXaibk3ZAFA0fWwtOOnrWZApTN2zEq4NHzfipmwsLF",
+	"24t3kKiUn4SAiRQDjmLNE3XN9erSPaz7QgJdmjMDb16dgpIDeOkUOfciLJW+Mkgq17DxedsyH9Ye0thC",
+	"S0ychEKiJye8iFtwQrixnGEkWqxsHkNXIBk2OZe2d/O+1q0AC2+o3UVr3vCbxOw9efFiG1nCJ5fXXIup",
+	"4FvorZOZIFFyKtD7htedppobA913b88vAKNnCjs/wHFWfRy01+6h2ZO/7687kgTnT3NtOw2VsnZw7Wdt",
+	"tUjeOUBqOXQH3K3WM7Q+egVtgmbMQavQzWW6/30t2Ke91Dc0tu35ZqWGbt7wUlAsmLe6oKKVFIsiY077",
+	"hpStwCrLsjLmjAjpE+O/aDqvjMNSlvlnBpZOpUvUYiIwoKhdLtO3AOc767c0D11GGIbOkM488he9HT7O",
+	"eXCLNAFkUlqwd5pa6C1H4xyc7a8l1IGzxWoV9Mibh0CX842WB/KbUzB1tzRDxAsh8T/sU9yDvrdJSCVF",
+	"wjI0SkQhTIZ5YwWFEMVikXMtWBbjW8aNFEM3FcY6KbUXQZxNYuguuZjNbc9b7vnsVQxdyxcYxFNoDk4K",
+	"qYS63WTBa3O4zyhcT3nu2y84+OTXQz8oIhrjSwfwT55b4L8VLAMvsaVqwYR8YjDwABkTWHT7V9L5uikr",
+	"bJ9CNCqjVd2q5f5tUim3Gbg0N7nQzCq9Cj+ZKyEva6d2WZ6ae5iro5p1jQ68VQV/M2XvuSPqd/RttDPX",
+	"7ZIGirTtvPffLTNs0w4i2mUbLP2srJh6DeTFnEnJM3NXsW6Th+YFeb/Xn2wTMYot/t/6Kt9pjhErSRt1",
+	"S2pb2EVjWreN/gWRrS5N5bPZbVSu+Xc+R53fCsHt5VwV+haW6f/hPvoJv2m1TV9zbbzFbM3VSw+Cvp2q",
+	"pFg4gO2yzBCqxy8v2CzuncCw9FV7r6W5i0e6eTbN7UbVyVdLvsVNnsm8uBlzW+SBucrQClsOCnk1anko",
+	"J55R+GB8XWQYeOZIoFMYjo+Oepv+8D89LK2ZjhxoUdSCVIDjA44/6NwG7N7mdD0nQYSSFoSFRWFKRjPn",
+	"4D/HQISzaf8Ns8k8fkCgawO1yudtuH1BWsG9mnckX9YMOqbpoK57p3vr7un9FEAbkmHqrx5923BcH94o",
+	"XvjksJ3qW+OoHla5byX9rWvy4YEbR//+1Qv47vjZN+DDDn2+gNnE4MrKte5UYRaWqAZgQo4PHxemCoLc",
+	"5qFpscm+RNKiplMuU6ebUNCnIyoRGLXgTjnAdL7e/p7fynTXIkQ7BR/lsVaoDCkSObPzwQ6LtHdbbA4Q",
+	"/8++B4H+WRqXCW30E0Wc++jQwW1M127ony4u3gG9UApMmxqoFTZr2dz5XGkLnhSEZV0JyrnzsNC6Itsq",
+	"KZ9bR/BAYND4VJDbrmXIkGnYFpSLaT1bvUztgj7tLtplY/PZhkLJH0s31qasM2s82zxG6VMpd6/Kp0XW",
+	"Btu9onaPUl4+319VrMY8p6O4ya1Un2T3Is9ta5xIPClE5nA0HoHm7g8LE25EStHsmbjmoCSPKB+X62ue",
+	"nkDsfo5H1d8O+dLJKh414zbx67oj8srpXkGNIF1TqywLbtmgbYU1daKOG4Igw03Qqu1sHFqLCMyTqzxY",
+	"hzZIlbQmOE4xTqVYLHhKyUG4neCL3E9EjO5k5bsJcuecpVsX701YmM/wh1efsVkLmLj5Y+hDXJ1lPAqe",
+	"dkpKtCqc4p4zbcFGZFkLtTMcQXOWGoowMkthkzlPSZsXpgZwJ+CEOBBIxFY+Oy4V6dYQhC1RmS0+8v2x",
+	"mO9BX8LAUR1U/aXTjTSgqnlCO/D+XpLHoStV7VA3zOVP16WvnFnLtZvnf//K+v/66P5n2P/u8uPf/qMN",
+	"9N8VZv69k4ZvqeycWsi4gwAlg1HTrdpknOdguDFIcpiFhTIWjobD4dBhCsuyTbHIh6LuTajJeOzNvWf0",
+	"Bc6wKZrgei79em4xA0aL0VekCu41WWko3jk2vbVhYaWf2+Cppkbd8pJ8oO5SyFQtywzfunpqTiDmMo1D",
+	"SY8YLb0xmJxJAwuRYsjY5p15q/xNIZ+7jdZ3+HqHXbrt6N5zlop2zywiu9mVuxE4YoEJAmopWzngxpyt",
+	"Ls6oU9Ry7/Z1eEZhle17Q1aNJTLa8ozuKI+1xCKVIsGN695OXdt3QMbKFyptM541HI4tEvy5kLOM9wvD",
+	"UXjHHFX3f33837gXUURsmRilZIKB7HnGgq+m5q/F9L+U4tWYgSu+4inMmZlzE3K7zVwtJbAZE7KhOrW5",
+	"oTypOBwiga79tVOkXNty+6FhcObdtGJNH1+2qfJHz57fTpVvDta+VirG8AdV+FJcCIbZ3Tr9tnjSezV1",
+	"7wzWb7phm3Odnf58WkWDN/j/y8Lt/+B7rjNBGtya9f42t7PhJ68tatddtZGS7W7wh/VK37Bgq1dVFKC5",
+	"Y8RUPabzFiV3GrGWayZJR0JQGvax/ySpB6Ov/xHNleT9vX0eW7XqrSfzhuJGN+5yUf7eqs7QY9QPMeD0",
+	"LkZSP0Xb0rzsdtvsk/RWoYq3cYnflwf4lILLS2YTPBxufJ+NGk/yBcn26Cw/KKuoVJ7JCOKr/6R3rhLm",
+	"zeMN/2fvBBIlr7nj+cGH2vQl329kexXc2xIAsDUvzcvObVk4CTem4j8t0a+50NxcCrm9DB1Fmvroqaqu",
+	"gv+03Yi3wfna6sNFYEqZ4gT4pwST1cDdq4W4GbLjB9zIuxR6AP90WpCwYHiiuQ0BT8zATKnU/ZeMA95U",
+	"X23HKyqO85j27Fpcfhn+HgQ0qp53s3jWOP3GYI2Dj/Zg7aV2NFV3zGjAnGyYszzn3gWxZ1Q1mbC2ZM+H",
+	"2whHWYX/VoBCyQnmqhFUsxFqtWkuDmOKlNIrYiPSGJKMiYWbR1jTmMfsl3AutsUWUgmVEDFWFS0UcrA1",
+	"KrQwNx2738QTA/6SQ/0n5m06Aez9JumaUGApAVXeIpEE2SSbtd/YnMMHw3X/dIZ5yrUtRmB1IRPmydzR",
+	"s+cwWdkGdu+SIBoGm8bJNFbks78DSO0A9HY78+0tCzW0ucm+XA7evixrhZy1hRwLk2dsdSlbrU8vF7ld",
+	"lRHyYHg7v7gn+bU1cevGQ/qAL31dwQb1Q21ER9KOdkcZhMv6Y2EFxo9SCyNAT1iRcYO5VmgsIP2FMF07",
+	"tYbJtBlu4K7txmiD3VB06g17z48hmTPNEieARyCVE06sVlnt5xOIx51xJ7j6WzN9vwDArdnUydZKolYZ",
+	"ZdcuOn0toQc3gGAr4G0YMu8kebdf/tExBWz4Ql4oIu7PF4xlM35bk6z7ps0FfSuh/5Y2xPoZ3hcXqA35",
+	"X4Iv/yArWB9tU+rOZkoLO19c7ktRvSE/UZpqCTILuVZpkVAcu+FA+sIWaZuR4X0hZGFpCXsEWrMlu+K3",
+	"/KY9AZ9Mye5ZtRmuYamuOBQ5KHn3JPz09vu6lfoq5OWEp7ecAQuM3vIbzRe3/GJHPvZ94V8ULsPPtQFJ",
+	"Gwe0Djbrh7F2Y819Ry2YsR3DkPg8rOVi1lDrcGdhR34ntINWT8QfvITZup6//SSqGMI1OvOl0f7rxOE/",
+	"NToGBGxg5QYW7kSqdQxcx9Advs7zclO3wLIqyXI9MnFnCuSGgqx5lXGcqAU3WHk/CJsszzN+OcfExjiC",
+	"WBWa/VEjfbmctrPASuJ3s2rfY6hm+8ps7iNY7zPLoS2jklIcfE06H9FIZrVbZw5uTTpw23kptcoWvC2H",
+	"TdmcFXZ+Wehsi12ILXiw9TEDTGKio/tmdHBglc0PBoNBjCnuH96fRT746n+8X485rBfRc4O1tMlghj89",
+	"IrdlMC4ePh/CRFjTo4EXTDrVgyrlCelWU0vsdjPn+R6OdVpA1Nh829l9aNevflJLSoMizRQ9p6WPFRFM",
+	"GGDZkq2MzxCqx6DRL47Ze82sld/9QkUx7xzCAnlh5r5jQLARYMqm07BQi469jyd+DFqhoJU/UGGkKiCy",
+	"lfwT4Bda2NW5m9hnCKJx+7SgdHL661WY+j9/udgodndat/Vi75Q10z0aGOMBvKGayxEISQXxlfZOhNRb",
+	"cGHGLRwPD3063npV5bhs+YIWZLLCl9uaW5u7I/PFW89DrefW2F+ZMp2CB2lTFYaOwKoZt/OQEoi2raoc",
+	"rK/WF37A2G7LFnnsixyYrT1bwiflTNXCWS7+yVdUCFd4A/8aHRLqfCUTQmgDOdfG4RwQdyQE74YSg3gF",
+	"S840m6ClSqaQz5XkJhrLRsCY6XnyyWWiV+hGq/p2uM/QotVsaYNRs2OJcwg7gAssnBvsgcIXOyzTc60u",
+	"bIXtGP99+u6MQmd/VGPpbWbuIGilWC0algL1YEfKynJY4OeM6D1fu929M5Y+EJunFC1irPch6YJM6YOx",
+	"HMsXSrrduY2P3N9/g9MsK+Pl651+YKJS4UkpFr7oblYgjuDDxav+t73BWAJ4rlz/DotckzEdq+5D9/jw",
+	"KbCJuqa+P70TDHpQDtTcEPELKq7cv1jlPAYlgZVrw1rIM24NHB8+G7iVU9IBpiQgZZewmRZRGmnjbcWa",
+	"Y1q9L0b968cBFt+IkSAbiuZZy2sYAYNGKRDqG/Xd8LDnRioLgzRW3o0PPGweDA+wLmmvVjTEB+7Wyoa4",
+	"kRzI5MxSAV7quVS1c3IjOpBxYuGBA4u46jJSKzbiBnFjedSEbmsHsd4Avq+atOB8npN6Majq2uIGQwez",
+	"u+Dj4fAElntU+4ZuqJKMxxuFoslutFq2bgSqsH017VPvIFwDFmo/PjrCVdVLhYdLnqpCpggRH+pzEAhq",
+	"TmHeZHPGooQLKmLriJCHDa0yHkcEBo2iBHEEg8GgF3ramEzkYOdaFbM5TniBeS1untDZiCgmQ89wJhJh",
+	"4cPFC6CSVgN4HxoVwZWjQeR5SljmpqZ3SvcCs8wBWspWvlQBGTux7CeFWIZISVIWcPVHw6Pn/cPD/tHw",
+	"Yjgc4f//ffjdaDiMiWJgPjfGXoqyOHeIJkeJkhbhxmKG3qbgzAGcSQ+CxGuNI5hOTo7/HmNF4P/36Pu4",
+	"hpbxwfVhTFRTGDCJyqvYARR4WpykI5AKAd7NnzCNfc8YvS7ohmvNX6qGEQa6PoSk3jBCZXwEvk8MXpHH",
+	"BPpMaTMKUeJY+WmtMw2WgybA8N5WYcC3oXGjdGM/ES7PwEwzafv4HF6+OT17TXWHJfIR4SP4er4sHrEe",
+	"vxjJUwKaN69OHZ1a6Bg9Go6GU/WSEyhkhmtDj1KeqRUCLoWOIUI6hFPTKabjR1Wll9rLhDm0QMktVnmJ",
+	"gFVdM4h2YXHeAfzi43ZZ6b4uK/thX7bDKAA6Em/s3hMBc2MEj3UI/cUKM9o3lPOv+wXA8fCpY5985QPh",
+	"QCpPrAJLH8AvZasFzyjnzDhAoa1MWHLFZUolT2aFJlvxCiGY1vts+JRAZ6O9Uvfs5cUrSDWbWhijVrXe",
+	"zAGZ9U9ETTEhbdzpjdzYRIGqVkV4AbqQpta8heJyHBoF+EQcrUC07Gdg4xM47B89ewbXwohJxuH0/MXZ",
+	"WcPPxeDDh7MfQBg3yIQb2xvAP/nK6zp74dcJclSp5GqhClPhAqFQHNpYxb0wUPk48rUeqQ67nHGdayEt",
+	"gUySFSlVdSZWR1XUPFdLqpYkAzht7VVzxVeR5wNzlUZIASJPbNxYOKj7RMjK/4OSAA5B+l0QWxA3KZQ5",
+	"CqW5Xivi+45VtnG/KHhucRa8pBIQbP89zzO24unICXKchF+pQlE4Pp3yxHtFw248ariBNnpLeBHm6Ai2",
+	"Na04qTUXwZr3bpyy6dNaR7AIjoee5zSa2gwAIwKPPn3C9R5/+lRhRMnUS0DV4RhH3q/G4NmnT16IcRdG",
+	"kI1ByG6cX+pdNRo9TKI6SAWijAI1Kg5dO+cCqXCYO+VaOPlaWB+zCMJLuX78YApzhH/BgxAVo6hVHgWd",
+	"P9IWU8N70AzJjZ0zCVqYq7KRml2KhNNeaj3IvNxUCZ20bwOFKVg2gJi0OOo/xBc5hlmZGq2ZKyd3JPU2",
+	"PMu5SOZ4xD6gGw+6F0EmruiS37w6XcNFChaiIQmWguUFQyRr5TYM8XWjPGHAY/JqljnICzOPodvQ3Rww",
+	"+xkc0e4hbTyt2jGZUdsVtjViGsGL16fn545bFbIOpaic1doxdc/eXT/H3w6eH1PFGPdHKEOGIT9IoJ7g",
+	"Hhz5QlG2Tq2ax1MVtRLSy2wxFZwmbqiVtRlPyymMpU2H35dzZnnImCNNrTeAt/4XN4bf4fFRG3a5WUPX",
+	"KMB8YWrz49tWUTARHUiVAR9V0XeaG24jICkz8U/fvDrtgebTwoSug8+GT90gFTmgC6p1WPTRFycE+jQ/",
+	"kWIJGS+Jjgmn4uRWIIKGVIDJDZZHBxZUyNqsVimEFd821xsrlMxWpMqevjsD44gbaZEsNRSboa6EA1OK",
+	"kSFKQVz+xfn7V2AKPWUJP4GJVkuUpHznCKXFzElA7oK/P3t7/r9+fnH54u3788u3789+PPv5PIYFW5Gg",
+	"mGXIY93TqBQ7akjoFCMiDTNu3aLcm6Wxwo1BMmvgIREplSbwtjQqpdH4BUvm3PEQq1XmBNY+IrTXHpC7",
+	"lBpsn6I1jHvNSDGdEgN65VS46tkPL3/+X/7z8PG5t0j132EthVEII+obncATqSR/cgJTHIbJhLsVGP97",
+	"TNQodQA75VpzXQ4iVV/732Loot750/nFeZu0SHIcGj4uXp/3anJ9aR4oT6SZKo/IjAl6XFovifpQVOpC",
+	"iaAYWiLHv572/3/KFhxc9j/GEfDMcGBYV0JJ3jsJH4cYq0RpzTMSukRKTAAFgFKmKKtBVxo4xnumBrpO",
+	"qTHNRTmpCk8fQWQp3PT0tXty/YyiLBF+HThjpax+4tQDCZZ/cjjmQMIEwlHImiVJXvNM5aUzQSwWBaXc",
+	"Z2rWQ4PMe87S/koVuo/9nM3Ii5brjZfr570pwQzG8tRLTAu2avaQrqt3BPMndWkaaYVv5czsWGKYzTMw",
+	"MFkFsOvVwoUbdjA+FyjrMesnn7NrPg69x3z5Qb+TMidhAGfepoD9xh2HDfzXLwnZ+lgGaeVoOKxul+z4",
+	"VLsylOstz4i2N5Zx7YRGUHY871ZX3HwjdE/v+aYFGZvNhJzhTnxmL6R8plmKpkVfeZVy5H2GnciEXZ1U",
+	"+hQeilMtPWBQx3SrHNUOQr6TrdyVUnc5rA7s6z6Uxs7Td2e1OL9R53AwHAyxPGjOJctFZ9R5OhgOnmLS",
+	"jZ2j8fqA1Kd/UUIeenRK5nmWYusler7WOPloOLy3nsm+FmtbY75MXPNBw/DeGf36MeqUVYI6r8U1dwd8",
+	"Qldfsj8PV4EyOeUMvUpsZjDlsZQQOh/d8Ac+t3nrObzxz288B4fnB3nGxNoJtLSibm7Wz7B7u++0cqoP",
+	"L4JbqkzwR/rCP4WG8UDej5179nAxWLFFtnXjP3L7Nufy9N3Zec6T28GBH7i9YZ0ftbS77t54w26+c1fY",
+	"s68O0GsBxiyZ39Tv0fHwZM69QU+YMnI1CNhYWsXTipNA6wyFp1FTt4KkF+rIS9hfr2bUPOP3tOQHxLEq",
+	"0bgF8nB6bGT4bPj0y0zZyM+v3UbZ3nIXLJQjE9JjSizyaWKHteE8W9gJL8FIeMCKlDKn2uGGGoxh4IXD",
+	"uWTOhASlnRLYjQ3/LQZmErL990jSR3OeGUsSKfqUuispa7eP3/MUurH7M4Z/1DvcxWWbN7QhUB16dJkH",
+	"tuNzICLQfKGueUraHi4HhQnfyXtpoMhByLEsbZC4TdInVvEA3rEZ92qLL4n/j6obG+3LcO50+XACpJs6",
+	"GWPlVU0TlSK+bhrk3oe23MjYQmtup0wSD2viwWthbNlwTmAsTuXEwHJu2zIZqVteGQpT2PkANatL6lMR",
+	"l25GlD0qL2PZZa+C6bWYjbWCFZcf/94djwf+n722qhWfo9Z1+g51pXXM519Sl8gd68OeF9XybvRq75yc",
+	"TUh+qpI/19oYbltIaIZ4j0vBOcmGhAuiOl122wqmWi3ap98ZPLZzDb6qxD7TW3UPk78otFH6hEhWCRDE",
+	"VDKmZ1wTym0FB2zL0LqOEKW/EFIsikVnNGyL2P+9dVjU2hvDlu36DodDjNKgMQ8xRqOc4rBlio8PyMWq",
+	"vpYtLOWt5Ng9Eusc09EiTzumBbSNWy704HtW9vrDTw5v/qTRuBs/enrzR6+Unog05ZjHd3x0tM80m+2Z",
+	"kVPvsasz6UgXy8rSeM/2WWO9Czd+c3zzN6E9PrLtmtDGPbtxrFBNIXD0oHgzKh1HFiA19aYp9JI9qaI2",
+	"Al0KLBy5SOdj1Gl68Bx+4JMmW6/1ozJbufspxJ5TeMtyF7GSfKDu9OKeN9iinkwM0lEuvxE1JR6NmjM5",
+	"IWWZluC7LnVj6pXkVcec6z55X1CGcILCFc/tCcRoR4/RnmqqkyqdkZQa6vRDzfsOmVYDeIWLH0v/Ngop",
+	"6BAYQEiHOcQiRwEzGpwZ9mHMtVIG+/PleikpdxHgLwK6jEIOTJHM0Sccikv1ToBl2Xr5gTaqVe8JtXcL",
+	"7XqNhAelVWtNpbZ07a6fySO1+vdSK19hgtVQNlFFlpLpxuFZVJqRPJ6VjeMq+5YvqvmHSdUB9VMb/d7J",
+	"lWmhWG+QOiDyBsqFplxPYyrChCoWEpqu0lUTAPfLWCKalWGkaOVEnOtVFTZOgj3Fn4knOsI35x1LQYEL",
+	"RMYm3C45lxS2ytGPi3NTkEQgZllGBwrTTC3NWEonxWROPUK/IcQLvwuUTU39yL2XqTssbdGaw5LhINRR",
+	"CwmjU5VuSeTWC7ZU3bG+V+nqHvXi9rown5sRqVXbzzp9OrrfZfgiLFuIU7gtzf2p3wAKZBfJVl87IRt+",
+	"d/MXL5ScZoJiyI8P95jiHVtliqUXSr12gjx992yf/fjqwDx9w1PBQhmXvzy5PTVXDVpbk2eQrvaRrhIM",
+	"YqvUksjcQGCrUJlQqvP2xPf30EXy84G5ogoY7WS4xBPvN/ZZ65hCgZKvk218S8wYuhhYh87OTMmZo8D1",
+	"ql7kQcVwnePhcRn1cRAWU7YO9J1NUXwYS1o0ujlQ6AqxEbekf+dXIq91rdyQ8VAGy5mdVyJYrddmk3Ld",
+	"xkzwZaSwbUTO301dEvvq6dceOPezsq9UIdO7Eby/Ou35UVz7TGuUjjw2ITSf1IUNEqaCcCesDxP2XC99",
+	"GEK0Vhy8VV99K709GKNjqnqW0J1kBT+Yac5lb+SLcWMkGJbjJiKLsQzRWFb1vd0bE+6ITajzXYZVYUxv",
+	"rfRNqAAurBshFPem8jzuVEuTGq+XYAZP+DaLfI9lqPLtPcepVg4hB41y0mWmRLEIa6k2/cQJf/yT9RHJ",
+	"hgpcOyGzKnAdgS9TvTZKpmbu87mYzftL1OhR7Y4gztgshn9Aa3Vr7zWqqluX7t/eHTTrd7ULf0BauFaU",
+	"fgs9rI7VRI4noZbubq96MPiCxO7PojliuEuoUFlHyFLhKiUdHw4tqLL8THNj7q4y1ojFwe/urj4f1G7w",
+	"4Pfqj89ERTLeVpHiePhdJW7UmoHX41/Kmv91cuOQlzRgpREJFsryMnYbiavQxvZOUKIpw4cqsc9HaJsi",
+	"mY9lDcZuh0Y/aJW3toHYkGLa7rd6ZaOMZqvY06gfvF3waZjN72I5P26XN2vnLwzMsGTRo8Ty15ZYHIAD",
+	"q189WpdRl7CEll2MvMQkxggqZhWCLDG6dOW9yPdKcEhmSLcrSaF2r2ni/hNDRSlrm3LaUiWV1HY0llhB",
+	"jMrmtXUhMRQsXAWCHaGHUSYcnfEhdfJJzSbtg19xPkfjUObxqVXDE1+Pm8LHElbM5nYsi7wKL5v7rsFB",
+	"MKpHpVHfCeM9G1YhCUVhcyytZtKQ45lCILf1RIEJpzIPpZjVo2wbJ3jhDP/AzPHYE2iS3NwpNMSsCdXU",
+	"h9AXYgCvsC09eSwCC/IxAD++9InI65cdDwBbKFPWXHmGY4k5PjVl1cFEfGvTG15CRcHvgW6vpTCTGFre",
+	"h/UNyeqceuO+nYrQ9a5QzOjobXWP4/DtLtRGu5Cqp+PHBzXuNWrv3yjqgTB18QUzaTwWPrKWP8Bajo/2",
+	"mOxCqTdMrvzZmT8NS/JA1jDibVcb64rpH9Gby5SSzqjDP+VcGuoCdWfm5bXP3SY+T4BbiTPp2MEzFPhR",
+	"RbQjjL9yP9Uo/6CFaO4Sj2msPyAhv/f7vD8a+/GL6Ko1Wf5mMhZkIrwEqZaPxOuvLhc3+DrFZhBzx5gH",
+	"zRMubbYqZZ8WRL53I15ZwmU7STn36fllAnTX+w0mq5oI5gYKpUfi3kktR3csKS0mw3zIw2fgi5dFjdri",
+	"ob1VmRP1/uWr9y/Pf7q8uHgdj2X36RBStmpkb2CeSZmyGWIDHRHC1GwZVam7WEcWc20oFBTTz1GgHcsg",
+	"epb9a3pYyLbRPiauMse5sHOuMcNcac0TO5Zl/hvlwIYSN6GOA1aVaO0xuZiyflDJ3SYp6tZHGdaq2i+Z",
+	"gVC6AeNxhAXLswwDAMJLc5VhkgjSFXcCwuAhsFBXAjdIJcinmVpCqrjpjYCZq7KIC1Y+wCBeTLWpapZ7",
+	"X/epL5ihNLAMg9cBW6Xjd2H3Yxn7IkD9WrKak8nrBd3BsBXM1bIBBW6jVDoAXfVUNADLkHx7+M3z3gji",
+	"X8edfJmOOx+p3HD4Mxp3lM3dzyehFnsoRiFsqy0Tgf5hvOY49q1c5ffHjEK3iLY49rVaEEEK2FLF/svy",
+	"oz+b2/qvKC1vSWF4GXp3YD4ypTkHooNukRa4YuuwVONbhZ1vZ1u+vNwWIRq/XWdeikpxbzPnXKsrL3bu",
+	"6mOBFce7VBlGpHFvhDZvv4nAwoxVuYGl0ldYoiAgUGMgYQ3PprVK8b4KVOOlUBk6ML96QR/kHY6JeJNQ",
+	"BMpni5QltUKX6AG8VpjRh5mG9RosPtXe02guU+59+XYsmaQ84C1k0R3nvtbdMJtjujjJH3G3POq69+Th",
+	"8WAZBBt/Sfvj4E49dhsK9lmW3YyGhBJriEjJxxEFhGBHBZ+ffhLgvtleJRShqXDOmAItrVNfsqNEpmBW",
+	"3Qrqp1m2F7S/bCz8Ed6/MnjfAVfQHXcwHMsJ7+41TGoad3oPhhCLKTsI6kO/bLi5RbtiC4zSoOak6FNI",
+	"Bd5eDF3WLIpCsnYoNmFyLm3vJERlGV9dwNdaOxxStTsl0oB1nOlMcE2VcsELigZjwQZjifV2nDIVVIfp",
+	"dAA/KwvVQfSxkeeoXjSL8gzCKsdYOs20W80lXzablD6M8P1myt5zdw3/JgG8ucctZiB3Uev1bqgjqqeB",
+	"yZd2k/7Vw0z/4tZt6sNLyd11sHo4wdsROavsjnDTF+gADXSpUWcbC4sePf12hInEhxE8ByxRbiJ4OgRH",
+	"k3huemMZ1Iv1otto1ZhQAe+YBiWrNlbPGMtazfAYPrx/vVYmHM5CCGwog47hXGO5Vtw47PEgoQLt8Qny",
+	"FGrjInzlMNB0+gbYWK6VVYd1qhokciWh6+k8enMx7gTp7VjuQXBD3axQhkuYRhWu1ohZy7RtVmd/QCrY",
+	"nGgLFVyvQf8FRam/MDHAiw79uHm4A+guisyK/hSztOsYJZTsPTyZCCi0g1x4CajUW7a3K4AuVmKyPHfP",
+	"k0wlV2NprvjSW2dhyVa9CEgsImOwDyyhnw6H69x3LNfYL3Sp/h/miqjpNBOSn1DZZCwx6lXzRgt0En96",
+	"A7goNFbj81NjjaaGhNqi64x8RdWxJKpCIQ7K5vGgUVbxAO3RlfsNTylVnIJrFswm87HE7nC1yxclpTvZ",
+	"QZL2pz9rTKaF3PiWFpsE5/4lvpYOGl+bzFea40/WNJV1RfJR3HsU925OVS+0DLTFF2TY3drlgUm7F2R2",
+	"WX+Cfttwa3UbdC38HPvgOF+JciyJZY1qnKF01QHJh4VEzbipLNdGH0tPNjHifaGuS4Mw9Zkp663VqRqZ",
+	"cEvSPZY3024vEHaXZZVpzxACzR3LmnbdFhpMJ+ko2lelHrcYxKqNPNK0R5p2jzRtOn0ww1wgMX0sVLud",
+	"Xp1SM6V6fC4pkPWWEL5SL9YCpQQCjSKYsGNJVRxDTELlKUIH2swJa448+Gp4E5ZczbQqZBqqyYYakWVv",
+	"AysWlPB0zVkGPnncF+4S8upJZQgfy6rtfuh3IVKkVnNVhHI+PqKU+6JmKNG2W+0QjN75c3uPx/YwhKkx",
+	"x+3zzNf6HE8bxZQ3rgNPjSQyPN8l+wOJ4I905y/j6n6DDm5o0gkEli9Ek25Wk19uKJM1f7YD71HT9R7a",
+	"xVyrK4qWbrqizZrzrO6KJgLjnf+1xipWUTh+WS5pEDrUROSiQMlps/lXWXTo+OhoLEvBD9+IT+qxTPVG",
+	"OygyYqnn9R4DTqwrpUbKVy9Lrnv7XoGw3NuhoX5x2ubnvbPgdVEXobHeJ1ZXPAkyqE/Ye6Rnj/Ssc+60",
+	"GzS/V7GEpDASZbtlcM4tSZunQ7v0wg1CtSa9aGWZ5eQw+O6b4bBXN0aNZdVMye0x9hNeEkUppa5Qth2o",
+	"kmQKRT6Ac68ls/XoAqQ9S1YZxriPf0Jssz6ri2qpT+3Il8Geq6wKh8EIBCK4GFLkRa3NKAb3sBElazDG",
+	"KIQYhTQxT2l9H9KSEGMA7MVSQaLKKNYq+LHZjMbP6bPd8aeEGT4aS/6JJTZb4SkhgQ0AI3RUtR8J1Y2Y",
+	"21p5OxTV4cvJBfXYKPjb36hcuKHIW3+pU2xmDNgrJSz0b39DY251CRidiu8xbNMkFty3OajacGCFdSeR",
+	"U4yWKaOBSzYUuE83xCQ7jXR3kDEF3tJeqNMFbAYdRzBXS/S0qKklC+zK80w697QXub2U3JZOq2SDLMvW",
+	"WOHwMAQKtwvgOGyI6nyoKk84yVcYsYqQSKDr4LGMU/Zdgn1c02Oc6iOzq8eprgWfet29CUoPZxYNuYk7",
+	"PF0ZEwtfKI5Car2eitTe9/SoSfRPDDmIqdLLYCzfez9W6cppdA6qOFeVJtlOW/xCH4qq0PC3IiuH9z79",
+	"9pTSkDHCPwljTSk/W4UUei2q2cGL76zjZg6t13b1vkcuqtVUZI7XSpj4LiPd0EqzPn5v0EjI3ez/3NIe",
+	"ZdsR+HUetH2CZ/GoFvz3ppQUmVMziT2YClDvvN5aHKoMQ6SAdWwnJ7y0R0KUrDqJR0GSRnJ4ArGXekP9",
+	"4SDsbwvwH7SWNApL6Dy8kLOrmBHmgYbzunswzJ+m2DZF5z4x6xtfh8QGPFEriD6yzZtqePg8W/eqCSbf",
+	"0BSl0jIJOrpkJg9tOE/GcqudvOwi6hnuAN45ZVpabKRdNuUaSyxVO1hrvHxS5UwueExFPaj3xVqL5tFY",
+	"Ul/ObpmK19oiq0wkpZ7ENoS8O4Xo1lY5WDPKtYkN/4VX8BJv4KECOq64/KP+yYumSBSOdY2PP3LVR656",
+	"b1yVDLtrkntTwi+NMkR2FlTMEWvuPBgPrtPMAyRVO8ofvfRJAo5aNo1RAzit+UPXnJ41eohVdoIGEtDu",
+	"ZB/3Z7uS4tb7X7WOohXluckLSOaD+3T13Sku4cHrJjzShK9ItPEuRAd59T64BIZecihFnyBCPADqp8zM",
+	"J4rp9KBc2xYR/D3VmXICRmhsUWuHCV3sL5eCH6ZeZZGMLFyqYjbvbQrXP3L7Q1jFuV/Ebeu41HitZ7UP",
+	"WoI5LHdrBWbaxpoUUVvkTdJD/dW7Sw1fgg79ORQJlbIVeQpmGaZE11Dpt4JjZ7ZShVjwfZAAW/rUUaAV",
+	"st/wrxyW3/CteRdklHoE4q9RG65dzg44PsDiuELJfnCKbRfpfg7demtSaekO9hGrzIl6GV+v5JCha873",
+	"Zad6vDWrkW8dyTUzhea+2TLFvc40SzjkXAuVjmU35p94Ulh+SW0bI/hmo5oPpIV2qiclNMU/vHz98uJl",
+	"DIlD6swJlRZnI5nR9wPEpslXnFpxcmO1WvE05EQtWJVwjobzsfR2oarn1Vrraiikw3r3Z1SLCi47Q0fu",
+	"LJI5ZmsGu1WtCARak0P9B80hL/QsiL7+mtC9KH0JqNjBiDvTNK5aX6H9Ksd3qMl3jn0XafDu8fC73o5A",
+	"vZd0FQ+kl/vR/01NYH7wEN+YvqXBhYdGYcB9mRbZhtK/j/Hen9+Tqu513Ya/21j/+THs+VFb2L+xTHBq",
+	"ByRHL2CWobaKFI66qzvA5il0f/zh3Xtg2g7g8Jtm4h59fx/KQxuDOfhdpDfWZcfUOVtDwzkzVF+T2v76",
+	"vICNWDyk8nXq9WA9VvYiIsR1MswpwRf/aiaDv3qpRQIoYBUPKCHSyxkOu+pSSismfY62awsoNPjBsMdH",
+	"bTDqIOCz10XaqH9ORQe9uDeAsoBhWJ8upIl2RvgC+Re6zTjeRhGp4AQIGQU10U8tJddgODdjGZfHQ+X0",
+	"SriPsczICXgJpQxqS5ROQ40q3EiQUjCazQcilGHBLYLKj9x+PWj+50Du/w6dd0shy/eAbFTweWIq5PDM",
+	"aBu23twG7I82AKs4pFS2NO/1c82nXHOZcLOPjcFwa4WcNc0MQAbreiVTi31XUUMywOxYXnONFGE4CmlA",
+	"1DFJWt+SqFRwVG6NQ8luykS2Ks13ajodS2Zh+O1oOIzgt0JwS05PODoaDYf94Tf4QCqMLJc8c2qeWHCi",
+	"MJlKWOY0up9+Gr15EwecLy/KigX/l5K8N4D45QWbxcAMEsLYn1q58y3U4efaqb6rHerXbWzZtupt9X9q",
+	"r0MNdO7JJBN13NG3+0RTlRQLjpzAw5IDAqw33I3HnafjTtz7mtSbv7zBZxcsBBIXkIZoXNFCW16LKw7x",
+	"uw8htKDCM+hScHq4+Ajis2n/DbPJPIZACEdjeXz0LYTEZWGjKrjQWJY5SYICGyj2He1CFOBQX/9lbf2X",
+	"Pmret/cdwPsi44bSsjNhrMEO4HoFE001MSXvjZB+EKUJFAbL9MfD4Wg4jJ0qFB89HT37Lj4ZyxiJ1yUS",
+	"L+y6Fssiy2IkN1LJEDe+FIYq3GtfJCjmMo3HMhXTKdfQZZJ+CSlQ4VWTM2lgIVIpZnPbanZ5V+xPrzZR",
+	"0RNIz+sCZbeNnKsJKn0OSflgNgCPoYiqQ/ePoDwGJlH1dEtPKL1gYjg2Cwn5rDyF46Nvy+YgREAq/hhg",
+	"o7PWHeo1lzM774yeH2/pinn/9qYtR3sm8+KLR6nfksDX8ABQA1YYvhbkZqGDgzBU5qxR/e20u/ZNINpf",
+	"fdjoo02r1ab17Q7I9Pkgf791Gwr3VRtE1gi+cBTNGCc3dp1U9re4N/LkxifrYBPFNYJEOS6BFg3+lIXx",
+	"7spwK4E/OE32LXQScrK2FDzxjy+rFFYqESLsWj0n4r2hdXloj+bXH8b2KbLWFxBwpMIpUs0pJV9W0/Ui",
+	"8M6Iltq80VjeVOakjGWq5xfWa52EzorlGj1bWyoJDNBc4segiVqzdPGTkED7QI6N5iT3EXnYkqBbKwn+",
+	"WCnl0WVwd9MmIVGDpJXY9wCBRE6XYIs8u7GK8YRh82QiUks+mSt1VWoUqCtcijQebYbmO47jk0jRcoER",
+	"z0iwwkdl5n8PO/vFZ2Enyar/T76KydmLpZAxH9iwKR9Vkc1XfFXr9uV+IRcwJd/m6JuQCT+hZGCrV7hs",
+	"Ict4cJof0wu0mAnJslAPD4t/rjg6uc+qwnnv/c8jbMXnSG2GDZsdz13ORUb359ZFZQaFGctULWXPR1Zp",
+	"nqiZFKbqtR8a5UPKtbjmabUhNwrVdQjyPQZoYv3AtCCayP1CBuAIJxWF8V0svf/62fDpWOoioxIQdaON",
+	"v0pzkBdmHrerQWb+ZnXuoeQGzecFZgb3k7kyXILA/jB2RVqQMOAmgS4qOww+fDj7oReBSVROYbIBRrar",
+	"L03I2KbFHD17hh1uw9+HbtHWIXZn1Pnfv47Hn44O++Pxp29efvz7f3S+mMbjDvJ71L72d67vpiGnHsAf",
+	"Gcwjg9mTwTggBObJ+bohXi0leHYA3XzuxEOW56bhiBZOmdjhh+4gLeujff3Gbol1NhSE8gcysI9lVypI",
+	"hXG0G7lStCFw10zcEVC4LBRSWNNrmucpNMpbeHxDcm9m9e+cACb2CEsZPEKOZU1PsypIy7ZmtN1iMz8P",
+	"B/N1G8nLZW4LrvXPq+0+msP/25nDSyDoriFiiXWEbrczj7spmmZw6JIuNhU8S3tVEfe64o7TNa3dYaoN",
+	"63YNd9GMQo0GbUUEyO+Pwg/SpFHN2l6vsCycoPttqbOXw554rbpOD0rd0giqWa0W3JFknhn+xABPhXXa",
+	"dpAqj4ffVXW3yoFHVeog6vVUtcSh+apmjB7A2+lY1irNuMEr+zQaCgL1q5eUMUWScJ4arM+y7gKAFg9A",
+	"7O/9kvrMhpotz4/HMpkzzRJHucg/qaTVKoPqZ1CYucR97bAITKExtQirhZmcyvRrDlaLxcLj+LgTwz/Q",
+	"YdA7gTjAWQxMwtnpz6dkEDMF6jZjGb8stMr5wfdcZ0LGJxAjPMYheYICKcQi51qwLHY8J/bnErylY4lN",
+	"KYUBhfCJ2gTGrfo85YhAiP9WMHLo1oAr2IzdcZ6WWBGYRWknUhQ6tuDoN69pCwuFgEN8HY/UfafkqOwP",
+	"E9g7dk8kYzV6fTFklxph1jY4lrj/khk66ClzT6BEfUxydbwVG5e5g4gXIo7Gcsmx2I/7IZv4mk18gRwO",
+	"o3X4tUBeg77sOOWzV1tUkB1c8NH1cldW/W/xtdwkJ5TUb92z4mttPfpVHv0qj36VL+5XCaLRTX4UTDE8",
+	"+N3h1Oc7JiWSdqUDpY5/dewtAqt6jiFbFY9lGTVlFUi1JMe/ew11q5B/4j3+VsWD8BQva+KYdPWwlg0S",
+	"5gxyydNDGgrNZZot4wi+e1r+NJbxXBWa+NrxcFh7N2WrGCZFcsWtWXPT0EImfIX17+2cWbJ7FlTPIbBa",
+	"bCwtzFrhhlXO3WauWVbwoHqOpSkWgdvRnLiIpFgUGbPimuNgBrrYeSkClrgfL7nkeraKxjIw7l5Vypoz",
+	"WcVXbFFM3+BCzyl9aZ/oPCS0u+Lzdme8udmIjnyOblR+X2m16Ozx3oXCt3C1vxUck1j9cukoO/su8Ht6",
+	"fZ/Ffelcwdo9bdXO3dMIVJZiWpIS0hfi+TMmEv7Vg2rfSh7IRLMbprrm2tfVJGK2M9PQZJznN1dxuola",
+	"N6s8cYoVb1DtsXR0FtaodrSTZEclEQ6UdTCWccpsSfdKxcX6uqduO1zDUl1xKHJAPaq9KJR7s1YZ6nZ2",
+	"tVuSlq/LSlfb+a56VQEoSorwSAv+FPY1d71V+urtyEHDFbjdHfxKaci1uhYpmmqsLozlKUy0SGfISK5F",
+	"wqvUWSNQClF6AOdiJn1+yVieWyZTplP4xU8L3Z/enL7on/90evTsOS09FukAY0YtW+SDiUpXsa8RbcRM",
+	"og0BC9JgWA5ZqkiMW8JkZXlJT5hcldH0OdPG6ZRYpyeMPZZeMAy+4WewELJwQ5Td3PU1HjE2pIOur2OX",
+	"Cs0T7LIXkZvW8GuuWQbx9WEUV8s0sGArNz4G85OTmBoUGV8GewAvsf8cW2EJ/ikTGfowMO16KUMdYYhR",
+	"BoQuyzI4Hh72RmMZF1qOvKdl5N8b+dvsewzsewUGGw/TbyjoTtyCetGegwiJzmUcJA4P3d9Uem0s40Ec",
+	"Yd+m6mwb+VEpT8SCZfBBik++B5S5cfZyqD5GK8fQVYU1IiWyvxQyVcsbBymvorYJqaobomgsbsaSyVUo",
+	"W0dtONFCtNSqalGoNGjeN2gkIz++SldUpRoNUPWjEcEP5cbUqyemdIuPsJhteFC3JI3ldi8/YpaDDKlg",
+	"WmgEQz6d8sSiOTJEVZBqUQWbYSHU9SYLEB+E90nrCrZLH0PgVuJDFFK1YEI+Md51iGikQzq+5k7XDxbf",
+	"AKo+T20su226DbMQh+CTg59JtSH7P663DN7wlrixbPvKvR5HIBZ5xgojJhkH1I3W3yOFyd3Qqd+A77Xq",
+	"ZYyj4XA4BGH5wpyAyTNhIWN6xjUUeaaYt3AfffqEqpHxta0sdWdNC80m2Sqky1AwB3bO+KWMBsHgOjOW",
+	"WIQgmWN+YdMv8Gz4FLoUoILhJL3It309+vRpW1yGp503GUU/SPFbwUGkgZoFmDupgmaU9LeHS9hqxqwg",
+	"e6cmtzsaY8Pi1rLgkjxURZBLTFkyg4hLlryd6yxpx87l1sNDhv3vPv5+GB0efW6LDdlY6nnOEkcK3AU4",
+	"cM0cmqkpMoBxMRw+TSbM8OfHUONu+DuPb1x8SZz2Pevj4XfPbzrsBzIqe1D8iwS5PMasfE2VGH8PGHFe",
+	"IsTo14+fP24NbKGi8CHe0EluTsmkf90qmmV3fXi/KgL1xnonnGmuTwuHg36lODlR50JnnVHnAFU9v5KN",
+	"8oZJ6Mkh00ZAJVpgPZ2gUM7o99YiB6EKXeiLVvreMVSZUm7rY/lE2xuGa4yyLdgeut4MztPSn2PqqWm9",
+	"2sSlFXlzZnen2OzUOy3dnE0VpzaOv8rNUd5XNX5aI55SZlltnKAXbQ70lvivLwlQKx3k+PakEFlqItAq",
+	"yyYsuTIRpO6NjDvWYnonELN0IWTs3uDYqa9++u5Ry5Q/cZbZeYSTCYkdCb0NxitYohlQ44crJQXT+fzx",
+	"8/8NAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

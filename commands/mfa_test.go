@@ -1,0 +1,348 @@
+package commands_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/biosync/biosync/adapters/auth"
+	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// mfaWorld is a world whose handlers do MFA, on a clock the test moves, so
+// codes of any time step can be generated without waiting.
+type mfaWorld struct {
+	*world
+	clock *atomic.Pointer[time.Time]
+}
+
+var mfaT0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC) // a step boundary
+
+func newMFAWorld(t *testing.T) *mfaWorld {
+	t.Helper()
+	w := newWorld(t, false)
+	mk, err := eventstore.ParseMasterKeys(testbackend.MasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(w.pool), mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mfaWorld{world: w, clock: &atomic.Pointer[time.Time]{}}
+	m.at(mfaT0)
+	w.h.MFA = w.sessions
+	w.h.TOTP = auth.TOTP{Issuer: "BioSync"}
+	w.h.Secrets = keys
+	w.h.RecoveryCodeKey = []byte("recovery-code-key-for-tests-0123")
+	w.h.Now = func() time.Time { return *m.clock.Load() }
+	return m
+}
+
+func (m *mfaWorld) at(t time.Time) { m.clock.Store(&t) }
+
+func code(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(secret, at, auth.TOTPOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// enrol turns MFA on for the account of email and returns the secret and
+// the recovery codes (the confirming code is of step mfaT0).
+func (m *mfaWorld) enrol(t *testing.T, email string) (string, []string) {
+	t.Helper()
+	s := m.login(t, email, "Firefox")
+	ctx := context.Background()
+	en, err := m.h.StartTOTP(ctx, s.UserID, "198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Code: code(t, en.Secret, mfaT0)})
+	if err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	return en.Secret, codes
+}
+
+func (m *mfaWorld) loginWith(email, otp, recovery string) (commands.Session, error) {
+	return m.h.Login(context.Background(), commands.Login{Email: email, Password: password, OTP: otp, RecoveryCode: recovery, IP: "198.51.100.7"})
+}
+
+func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "ada@example.com")
+	before := m.login(t, "ada@example.com", "Phone")
+	ctx := context.Background()
+
+	en, err := m.h.StartTOTP(ctx, user, "")
+	if err != nil || len(en.Secret) != 32 || !regexp.MustCompile(`^otpauth://totp/BioSync:.*secret=`+en.Secret).MatchString(en.URL) {
+		t.Fatalf("enrolment %+v, %v", en, err)
+	}
+	// Pending: logins still need no code, and a wrong code does not confirm.
+	if _, err := m.loginWith("ada@example.com", "", ""); err != nil {
+		t.Fatalf("login while pending: %v", err)
+	}
+	var v *domain.ValidationError
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
+		t.Fatalf("confirm with a stale code = %v, want 422 on /code", err)
+	}
+	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, en.Secret, mfaT0)})
+	if err != nil || len(codes) != 10 {
+		t.Fatalf("confirm = %v, %v", codes, err)
+	}
+	seen := map[string]bool{}
+	for _, c := range codes {
+		if !regexp.MustCompile(`^[a-z2-9]{5}-[a-z2-9]{5}$`).MatchString(c) || seen[c] {
+			t.Fatalf("recovery codes %v: want 10 distinct xxxxx-xxxxx", codes)
+		}
+		seen[c] = true
+	}
+	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: before.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("a session from before MFA still refreshes: %v", err)
+	}
+	if _, err := m.h.StartTOTP(ctx, user, ""); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("start while on = %v, want ErrConflict", err)
+	}
+	if len(m.audit.actions(commands.AuditMFAEnabled)) != 1 {
+		t.Fatal("enabling MFA is not audited")
+	}
+
+	if _, err := m.loginWith("ada@example.com", "", ""); !errors.Is(err, commands.ErrMFARequired) {
+		t.Fatalf("login without a code = %v, want ErrMFARequired", err)
+	}
+	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0), ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
+		t.Fatalf("login with the confirming code = %v, want it refused (step spent)", err)
+	}
+	m.at(mfaT0.Add(31 * time.Second))
+	next := code(t, en.Secret, mfaT0.Add(30*time.Second))
+	s, err := m.loginWith("ada@example.com", next, "")
+	if err != nil {
+		t.Fatalf("login with the next code: %v", err)
+	}
+	claims, err := m.tokens.Verify(s.AccessToken)
+	if err != nil || !claims.MFA() || len(claims.AMR) != 2 || claims.AMR[0] != "pwd" || claims.AMR[1] != "otp" {
+		t.Fatalf("access token amr = %v (%v), want [pwd otp]", claims.AMR, err)
+	}
+	if _, err := m.loginWith("ada@example.com", next, ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
+		t.Fatalf("replayed code = %v, want refused", err)
+	}
+	// A code one step ahead (clock skew) works; two steps ahead does not.
+	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0.Add(90*time.Second)), ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
+		t.Fatalf("code two steps ahead = %v, want refused", err)
+	}
+	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0.Add(60*time.Second)), ""); err != nil {
+		t.Fatalf("code one step ahead: %v", err)
+	}
+	// Refresh keeps the session's amr.
+	r, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := m.tokens.Verify(r.AccessToken); err != nil || !c.MFA() {
+		t.Fatalf("refreshed token amr = %v (%v), want otp kept", c.AMR, err)
+	}
+}
+
+func TestAPasswordOnlySessionsTokensSayPwdOnlyAcrossRefreshes(t *testing.T) {
+	m := newMFAWorld(t)
+	m.account(t, "bo@example.com")
+	s := m.login(t, "bo@example.com", "Firefox")
+	c, err := m.tokens.Verify(s.AccessToken)
+	if err != nil || c.MFA() || len(c.AMR) != 1 || c.AMR[0] != "pwd" {
+		t.Fatalf("amr = %v (%v), want [pwd]", c.AMR, err)
+	}
+	r, _ := m.h.Refresh(context.Background(), commands.Refresh{RefreshToken: s.RefreshToken})
+	if c, err := m.tokens.Verify(r.AccessToken); err != nil || c.MFA() {
+		t.Fatalf("refresh turned a password session into an MFA one: %v", c.AMR)
+	}
+}
+
+func TestConcurrentLoginsWithTheSameCodeExactlyOneWins(t *testing.T) {
+	m := newMFAWorld(t)
+	m.account(t, "cy@example.com")
+	secret, _ := m.enrol(t, "cy@example.com")
+	otp := code(t, secret, mfaT0.Add(30*time.Second))
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.loginWith("cy@example.com", otp, "")
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, commands.ErrInvalidSecondFactor):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || refused.Load() != 7 {
+		t.Fatalf("%d logins succeeded, %d refused; want exactly one winner", ok.Load(), refused.Load())
+	}
+}
+
+func TestARecoveryCodeLogsInOnceAndIsAudited(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "di@example.com")
+	_, codes := m.enrol(t, "di@example.com")
+	// Any case, without the hyphen, through either field.
+	s, err := m.loginWith("di@example.com", "", "  "+string(bytes.ToUpper([]byte(codes[3][:5]+codes[3][6:])))+" ")
+	if err != nil {
+		t.Fatalf("login with a recovery code: %v", err)
+	}
+	if c, _ := m.tokens.Verify(s.AccessToken); !c.MFA() {
+		t.Fatal("a recovery-code login is not an MFA session")
+	}
+	if _, err := m.loginWith("di@example.com", "", codes[3]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
+		t.Fatalf("second use of a recovery code = %v, want refused", err)
+	}
+	if _, err := m.loginWith("di@example.com", codes[4], ""); err != nil {
+		t.Fatalf("recovery code in the otp field: %v", err)
+	}
+	used := m.audit.actions(commands.AuditMFARecoveryCodeUsed)
+	if len(used) != 2 || used[0].Subject != user {
+		t.Fatalf("recovery code uses audited: %+v", used)
+	}
+	failed := m.audit.actions(commands.AuditLoginFailed)
+	if len(failed) != 1 || failed[0].Detail["reason"] != "wrong_second_factor" {
+		t.Fatalf("failed second factor audited: %+v", failed)
+	}
+}
+
+func TestDisableNeedsPasswordAndACodeAndEndsEverySession(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "ed@example.com")
+	secret, codes := m.enrol(t, "ed@example.com")
+	ctx := context.Background()
+	m.at(mfaT0.Add(30 * time.Second))
+	s, err := m.loginWith("ed@example.com", code(t, secret, mfaT0.Add(30*time.Second)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v *domain.ValidationError
+	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: "wrong password!", Code: codes[0]})
+	if !errors.As(err, &v) || v.Problems[0].Field != "/password" {
+		t.Fatalf("disable with a wrong password = %v", err)
+	}
+	// The step of the login is spent: the same code cannot disable.
+	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
+	if !errors.As(err, &v) || v.Problems[0].Field != "/code" {
+		t.Fatalf("disable with a spent code = %v", err)
+	}
+	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[0]}); err != nil {
+		t.Fatalf("disable with a recovery code: %v", err)
+	}
+	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("a session survived disabling MFA: %v", err)
+	}
+	if _, err := m.loginWith("ed@example.com", "", ""); err != nil {
+		t.Fatalf("login after disable needs no code: %v", err)
+	}
+	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[1]}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("disable while off = %v, want ErrConflict", err)
+	}
+	var rows int
+	if err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1) + (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1)`, user).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("rows left after disable: %d (%v)", rows, err)
+	}
+}
+
+func TestNewRecoveryCodesVoidTheOldSet(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "fa@example.com")
+	secret, old := m.enrol(t, "fa@example.com")
+	m.at(mfaT0.Add(30 * time.Second))
+	fresh, err := m.h.RenewRecoveryCodes(context.Background(), commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
+	if err != nil || len(fresh) != 10 {
+		t.Fatalf("renew = %v, %v", fresh, err)
+	}
+	if _, err := m.loginWith("fa@example.com", "", old[1]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
+		t.Fatalf("an old recovery code still works: %v", err)
+	}
+	if _, err := m.loginWith("fa@example.com", "", fresh[1]); err != nil {
+		t.Fatalf("a new recovery code: %v", err)
+	}
+}
+
+func TestSecretsAndRecoveryCodesAreNotStoredInThePlain(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "gu@example.com")
+	secret, codes := m.enrol(t, "gu@example.com")
+	ctx := context.Background()
+	var sealed []byte
+	if err := m.pool.QueryRow(ctx, `SELECT secret FROM mfa_totp WHERE user_id = $1`, user).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(secret)) || len(sealed) < len(secret)+28 {
+		t.Fatalf("the TOTP secret is stored in the plain (%d bytes)", len(sealed))
+	}
+	for _, c := range codes {
+		var n int
+		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes WHERE position(convert_to($1, 'UTF8') IN code_hash) > 0
+			OR position(convert_to($2, 'UTF8') IN code_hash) > 0`, c, c[:5]+c[6:]).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("recovery code %q stored in the plain", c)
+		}
+	}
+	// Erasure destroys the data key: the secret can no longer be opened.
+	mk, _ := eventstore.ParseMasterKeys(testbackend.MasterKey)
+	keys, _ := eventstore.NewKeyring(postgres.NewKeyStore(m.pool), mk)
+	if err := keys.Destroy(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Open(ctx, user, user, "mfa.totp_secret", sealed); err == nil {
+		t.Fatal("the TOTP secret opens after the data key was destroyed")
+	}
+}
+
+func TestALoginWithoutACodeCannotStartASessionOnceMFAIsOn(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "hu@example.com")
+	acc, err := m.accounts.ByID(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.enrol(t, "hu@example.com")
+	// A login that checked before MFA was on and creates its session after.
+	err = m.sessions.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: []byte("h"),
+		ExpiresAt: time.Now().Add(time.Hour), PasswordHash: acc.PasswordHash})
+	if !errors.Is(err, domain.ErrUnauthorized) {
+		t.Fatalf("session without MFA created after enrolment: %v", err)
+	}
+}
+
+func TestStartingAgainReplacesAPendingSecret(t *testing.T) {
+	m := newMFAWorld(t)
+	user := m.account(t, "io@example.com")
+	ctx := context.Background()
+	first, _ := m.h.StartTOTP(ctx, user, "")
+	second, err := m.h.StartTOTP(ctx, user, "")
+	if err != nil || second.Secret == first.Secret {
+		t.Fatalf("second start = %+v, %v", second, err)
+	}
+	var v *domain.ValidationError
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
+		t.Fatalf("confirm with the replaced secret = %v, want 422", err)
+	}
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, second.Secret, mfaT0)}); err != nil {
+		t.Fatal(err)
+	}
+}
