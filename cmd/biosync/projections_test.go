@@ -171,6 +171,27 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 	if err := run(context.Background(), []string{"audit", "verify"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "audit chain intact") {
 		t.Fatalf("audit verify: %v\n%s", err, out.String())
 	}
+
+	// The device and the codes are lost: an operator resets MFA. Every
+	// session ends, the password alone logs in again, and it is audited.
+	if err := run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 401 {
+		t.Fatalf("a token from before the MFA reset = %d, want 401", code)
+	}
+	code, _, l := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
+	if code != 200 {
+		t.Fatalf("password-only login after the reset = %d %v", code, l)
+	}
+	c.token = l["access_token"].(string)
+	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
+		t.Fatalf("a password-only session on the admin API = %d, want 403 (MFA required)", code)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "list", "--action", "auth.mfa_disabled"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "via=biosync users reset-mfa") {
+		t.Fatalf("the MFA reset is not in the audit log: %v\n%s", err, out.String())
+	}
 }
 
 // TestAnAdminRebuildSwitchesEvenIfTheServerRestarts: the server that

@@ -24,8 +24,7 @@ commands:
   migrate           apply database migrations and create the event topic, then exit
   projections ...   run | list | rebuild NAME | rollback NAME | drop NAME@GEN (blue/green rebuilds)
   deadletters ...   list | retry --projector NAME [--user ID] | skip EVENT_ID
-  users grant-admin EMAIL
-                    give an account the admin role (admin API)
+  users ...         grant-admin EMAIL (admin role) | reset-mfa EMAIL (MFA off, sessions ended)
   audit ...         verify (walk the audit log's hash chain) | list [--action A] [--subject ID] [--actor ID] [--limit N]
   simulate          register users on a running server and push synthetic data
                     (--users N --days D --url URL --secret whsec_...)
