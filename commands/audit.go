@@ -56,8 +56,11 @@ type AuditFilter struct {
 }
 
 // AuditTrail reads the audit log for operators. It is a port so the
-// admin API lists entries without knowing how the chain is stored.
+// admin API lists entries without knowing how the chain is stored. It also
+// records: entries carry other users' IP addresses and ids, so reading
+// them is itself a read of personal data by someone else.
 type AuditTrail interface {
+	Audit
 	// List returns the entries matching f in chain order.
 	List(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 }

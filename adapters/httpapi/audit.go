@@ -2,13 +2,16 @@ package httpapi
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/domain"
 )
 
 // ListAuditEntries returns one page of the audit log (GET /v1/admin/audit).
@@ -40,9 +43,24 @@ func (s *server) ListAuditEntries(c echo.Context, params gen.ListAuditEntriesPar
 	if params.Limit != nil {
 		f.Limit = *params.Limit
 	}
-	list, err := s.deps.Audit.List(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	list, err := s.deps.Audit.List(ctx, f)
 	if err != nil {
 		return err
+	}
+	// The entries hold other users' ids and IP addresses: the read is
+	// audited before anything is shown, and refused if it cannot be.
+	admin, err := s.user(c)
+	if err != nil {
+		return err
+	}
+	read := commands.AuditEntry{Action: commands.AuditPIIRead, Actor: admin, Subject: f.Subject, IP: c.RealIP(),
+		Detail: map[string]string{"route": "GET /v1/admin/audit", "entries": strconv.Itoa(len(list))}}
+	if f.Action != "" {
+		read.Detail["action"] = f.Action
+	}
+	if err := s.deps.Audit.Record(ctx, read); err != nil {
+		return fmt.Errorf("the read could not be audited, so it is refused: %w", domain.ErrUnavailable)
 	}
 	out := gen.AuditList{Entries: make([]gen.AuditEntry, 0, len(list))}
 	for _, r := range list {

@@ -72,4 +72,14 @@ func TestAdminReadsTheAuditLogPageByPage(t *testing.T) {
 		t.Errorf("a stranger has %d entries", len(got.Entries))
 	}
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/audit?limit=5000", nil, bearer(rootToken)...)), 422, "validation")
+
+	// Every read above was itself audited, naming the administrator and
+	// whose entries were read.
+	reads := page("/v1/admin/audit?action=pii.read&actor=" + root.String())
+	if len(reads.Entries) != 4 {
+		t.Fatalf("audited reads of the audit log = %d, want 4: %+v", len(reads.Entries), reads.Entries)
+	}
+	if e := reads.Entries[0]; e.Subject == nil || *e.Subject != alice || e.Detail["route"] != "GET /v1/admin/audit" {
+		t.Errorf("first audited read = %+v; want alice as subject and the route", e)
+	}
 }
