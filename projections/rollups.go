@@ -132,9 +132,13 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 		logOffset int64
 	}
 	old := make([]*stored, n)
-	q, err := tx.Query(ctx, `SELECT x.i, s.value, s.local_date::text, s.log_offset, s.day_start, s.day_end, s.day_offset, s.unit FROM `+t+` s
-		JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS x(u, ty, st, en, so, i)
-		ON s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so`, users, types, starts, ends, sources)
+	// LATERAL pins the plan to one primary key probe per sample: a plan
+	// made while the table was small (a hash join over a sequential scan)
+	// would otherwise be kept by the prepared statement as the table grows.
+	q, err := tx.Query(ctx, `SELECT x.i, s.value, s.local_date::text, s.log_offset, s.day_start, s.day_end, s.day_offset, s.unit
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS x(u, ty, st, en, so, i)
+		CROSS JOIN LATERAL (SELECT * FROM `+t+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so) s`,
+		users, types, starts, ends, sources)
 	if err != nil {
 		return nil, fmt.Errorf("read stored samples: %w", err)
 	}
