@@ -132,12 +132,13 @@ func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[samp
 		logOffset int64
 	}
 	old := make([]*stored, n)
-	// LATERAL pins the plan to one primary key probe per sample: a plan
-	// made while the table was small (a hash join over a sequential scan)
-	// would otherwise be kept by the prepared statement as the table grows.
+	// One primary key probe per sample, whatever the planner believes
+	// about the table: LIMIT keeps the LATERAL subquery from being
+	// flattened into a join, which a large batch would turn into a hash
+	// join over a sequential scan of every sample ever stored.
 	q, err := tx.Query(ctx, `SELECT x.i, s.value, s.local_date::text, s.log_offset, s.day_start, s.day_end, s.day_offset, s.unit
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS x(u, ty, st, en, so, i)
-		CROSS JOIN LATERAL (SELECT * FROM `+t+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so) s`,
+		CROSS JOIN LATERAL (SELECT * FROM `+t+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so LIMIT 1) s`,
 		users, types, starts, ends, sources)
 	if err != nil {
 		return nil, fmt.Errorf("read stored samples: %w", err)
@@ -215,9 +216,10 @@ func (m *Metrics) updateRollups(ctx context.Context, tx pgx.Tx, change rollupCha
 		keys.add(k)
 	}
 	have := make(map[srcKey]partial, len(change))
-	q, err := tx.Query(ctx, `SELECT p.user_id, p.type, p.local_date::text, p.source, p.count, p.min, p.max, p.day_start, p.day_end, p.day_offset, p.unit FROM `+p+` p
-		JOIN unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS x(u, ty, ld, so)
-		ON p.user_id = x.u AND p.type = x.ty AND p.local_date = x.ld::date AND p.source = x.so`, keys.users, keys.types, keys.dates, keys.sources)
+	q, err := tx.Query(ctx, `SELECT p.user_id, p.type, p.local_date::text, p.source, p.count, p.min, p.max, p.day_start, p.day_end, p.day_offset, p.unit
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS x(u, ty, ld, so)
+		CROSS JOIN LATERAL (SELECT * FROM `+p+` p WHERE p.user_id = x.u AND p.type = x.ty AND p.local_date = x.ld::date AND p.source = x.so LIMIT 1) p`,
+		keys.users, keys.types, keys.dates, keys.sources)
 	if err != nil {
 		return fmt.Errorf("read source rollups: %w", err)
 	}
