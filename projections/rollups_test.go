@@ -191,3 +191,25 @@ func TestABusyDayUpdatedInSmallBatchesHasTheRollupsOfOneCleanRebuild(t *testing.
 		t.Errorf("SpO2 days = %+v; want only 2026-11-19 (the sample left 2026-11-18)", spo2.Points)
 	}
 }
+
+// TestGoAndPostgreSQLTurnValuesIntoTheSameNanoUnits: the projector adds and
+// subtracts sums computed in Go; a recompute (and migration 00006) computes
+// them in SQL. Both must agree on every value, including halfway cases and
+// converted units.
+func TestGoAndPostgreSQLTurnValuesIntoTheSameNanoUnits(t *testing.T) {
+	pool, _ := testbackend.Store(t, 2)
+	rng := rand.New(rand.NewPCG(3, 4))
+	values := []float64{0, 0.5e-9, 1.5e-9, 2.5e-9, -2.5e-9, 100.0 / 4.184, 418.4 / 4.184, 150 * 0.45359237, 1609.344 * 3.3, 499999.999999999, 0.1 + 0.2}
+	for range 2000 {
+		values = append(values, float64(rng.IntN(1_000_000_000_000))/1e9*float64(1+rng.IntN(500)), float64(rng.IntN(200_000))/4.184)
+	}
+	var got []int64
+	if err := pool.QueryRow(context.Background(), `SELECT array_agg(round(v * 1e9::float8)::bigint ORDER BY i) FROM unnest($1::float8[]) WITH ORDINALITY AS x(v, i)`, values).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		if want, ok := projections.NanoUnits(v); !ok || got[i] != want {
+			t.Errorf("%v: PostgreSQL %d, Go %d (ok %v)", v, got[i], want, ok)
+		}
+	}
+}
