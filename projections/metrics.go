@@ -28,9 +28,10 @@ const RollupVersion = 1
 // Metrics projects samples.pushed (and the timezone facts of
 // user.registered and user.settings_changed) into normalized samples, daily rollups per local day,
 // sleep sessions and source freshness. Every write is an upsert on a natural
-// key where the later log position wins, and rollups of each touched day are
-// recomputed from the samples (never incremented), so replays and duplicate
-// deliveries change nothing.
+// key where the later log position wins, so replays and duplicate
+// deliveries change nothing. Daily rollups are kept per source by the exact
+// difference each batch makes against the stored samples (see rollups.go),
+// so a batch costs what it holds, not what its days already hold.
 type Metrics struct {
 	Gen int
 	// Cache, when set, is refreshed after each commit.
@@ -69,7 +70,7 @@ func (m *Metrics) Generation() int { return max(m.Gen, 1) }
 
 // Tables implements Projector.
 func (m *Metrics) Tables() []string {
-	return []string{"tz_history", "samples", "daily_rollups", "sleep_sessions", "source_freshness"}
+	return []string{"tz_history", "samples", "daily_rollups", "daily_source_rollups", "sleep_sessions", "source_freshness"}
 }
 
 func (m *Metrics) table(base string) string { return fmt.Sprintf("%s_g%d", base, m.Generation()) }
@@ -146,7 +147,6 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 		samples = map[sampleKey]sampleRow{}
 		nights  = map[sleepKey]sleepRow{}
 		fresh   = map[freshKey][2]time.Time{}
-		touched = map[dayKey]bool{}
 	)
 	for _, e := range events {
 		switch e.Type {
@@ -190,7 +190,6 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 				}
 				k := sampleKey{e.UserID, pt.Type, pt.Start, pt.End, source}
 				samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
-				touched[dayKey{e.UserID, pt.Type, day.Date}] = true
 				if pt.End.After(lastSample) {
 					lastSample = pt.End
 				}
@@ -225,7 +224,7 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 			return fmt.Errorf("timezone history: %w", err)
 		}
 	}
-	moved, err := m.upsertSamples(ctx, tx, samples, touched)
+	change, err := m.upsertSamples(ctx, tx, samples)
 	if err != nil {
 		return err
 	}
@@ -235,7 +234,7 @@ func (m *Metrics) apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stor
 	if err := m.upsertFreshness(ctx, tx, fresh); err != nil {
 		return err
 	}
-	return m.recomputeRollups(ctx, tx, touched, moved)
+	return m.updateRollups(ctx, tx, change)
 }
 
 // timezoneChange reads a settings change as a timezone fact: a zone other
@@ -346,81 +345,6 @@ func (m *Metrics) remember(ids [][16]byte, h map[uuid.UUID][]metric.TimezoneChan
 	}
 }
 
-// upsertSamples writes samples and reports whether any sample moved to
-// another local day (its old day was added to touched).
-func (m *Metrics) upsertSamples(ctx context.Context, tx pgx.Tx, samples map[sampleKey]sampleRow, touched map[dayKey]bool) (bool, error) {
-	if len(samples) == 0 {
-		return false, nil
-	}
-	moved := false
-	n := len(samples)
-	users, eventIDs := make([][16]byte, 0, n), make([][16]byte, 0, n)
-	types, sources, units := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	starts, ends, dayStarts, dayEnds, dates := make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n), make([]string, 0, n)
-	values := make([]float64, 0, n)
-	offsets, dayOffsets, parts := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
-	logOffsets := make([]int64, 0, n)
-	for _, s := range samples {
-		users = append(users, s.key.user)
-		types = append(types, string(s.key.typ))
-		starts = append(starts, s.key.start)
-		ends = append(ends, s.key.end)
-		sources = append(sources, s.key.source)
-		values = append(values, s.value)
-		units = append(units, s.unit)
-		offsets = append(offsets, int32(s.offset))
-		dates = append(dates, s.day.Date)
-		dayStarts = append(dayStarts, s.day.Start)
-		dayEnds = append(dayEnds, s.day.End)
-		dayOffsets = append(dayOffsets, int32(s.day.Offset))
-		parts = append(parts, s.partition)
-		logOffsets = append(logOffsets, s.logOffset)
-		eventIDs = append(eventIDs, s.eventID)
-	}
-	t := m.table("samples")
-	// A corrected sample can move to another local day (same instant, new
-	// offset): the day it leaves must be recomputed too.
-	rows, err := tx.Query(ctx, `SELECT s.user_id, s.type, s.local_date::text FROM `+t+` s
-		JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[]) AS x(u, ty, st, en, so, ld)
-		ON s.user_id = x.u AND s.type = x.ty AND s.start_at = x.st AND s.end_at = x.en AND s.source = x.so
-		WHERE s.local_date <> x.ld::date`, users, types, starts, ends, sources, dates)
-	if err != nil {
-		return false, fmt.Errorf("find moved samples: %w", err)
-	}
-	for rows.Next() {
-		var k dayKey
-		var typ string
-		if err := rows.Scan(&k.user, &typ, &k.date); err != nil {
-			rows.Close()
-			return false, err
-		}
-		k.typ = metric.Type(typ)
-		touched[k] = true
-		moved = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	// The later log position always wins (also for an identical resend),
-	// so the final rows depend only on the log, never on where batch
-	// boundaries fell: a clean rebuild is byte-identical.
-	_, err = tx.Exec(ctx, `INSERT INTO `+t+` (user_id, type, start_at, end_at, source, value, unit, utc_offset, local_date, day_start, day_end, day_offset, log_partition, log_offset, event_id, norm_version)
-		SELECT u, ty, st, en, so, va, un, uo, ld::date, ds, de, dof, lp, lo, ev, $16::smallint
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::float8[], $7::text[], $8::int[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], $14::bigint[], $15::uuid[])
-			AS x(u, ty, st, en, so, va, un, uo, ld, ds, de, dof, lp, lo, ev)
-		ON CONFLICT (user_id, type, start_at, end_at, source) DO UPDATE SET
-			value = EXCLUDED.value, unit = EXCLUDED.unit, utc_offset = EXCLUDED.utc_offset, local_date = EXCLUDED.local_date,
-			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, log_partition = EXCLUDED.log_partition,
-			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, norm_version = EXCLUDED.norm_version
-		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
-		users, types, starts, ends, sources, values, units, offsets, dates, dayStarts, dayEnds, dayOffsets, parts, logOffsets, eventIDs, m.derivation().Version)
-	if err != nil {
-		return false, fmt.Errorf("upsert samples: %w", err)
-	}
-	return moved, nil
-}
-
 func (m *Metrics) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleepKey]sleepRow) error {
 	if len(nights) == 0 {
 		return nil
@@ -482,72 +406,6 @@ func (m *Metrics) upsertFreshness(ctx context.Context, tx pgx.Tx, fresh map[fres
 		users, providers, devices, lastSample, lastReceived)
 	if err != nil {
 		return fmt.Errorf("upsert freshness: %w", err)
-	}
-	return nil
-}
-
-// cumulativeTypes lists the types whose day value is a sum. A day total
-// takes ONE source per (user, type, day), the one with the largest total,
-// rather than adding phone and watch (source priority comes later).
-func cumulativeTypes() []string {
-	var out []string
-	for _, t := range metric.Types() {
-		if d, _ := metric.Lookup(t); d.Cumulative() {
-			out = append(out, string(t))
-		}
-	}
-	return out
-}
-
-func (m *Metrics) recomputeRollups(ctx context.Context, tx pgx.Tx, touched map[dayKey]bool, moved bool) error {
-	if len(touched) == 0 {
-		return nil
-	}
-	var users [][16]byte
-	var types, dates []string
-	for k := range touched {
-		users, types, dates = append(users, k.user), append(types, string(k.typ)), append(dates, k.date)
-	}
-	s, d := m.table("samples"), m.table("daily_rollups")
-	// Days left without samples (their samples moved to another day) lose
-	// their rollup.
-	if moved {
-		if _, err := tx.Exec(ctx, `DELETE FROM `+d+` r USING unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
-		WHERE r.user_id = x.u AND r.type = x.ty AND r.local_date = x.ld::date
-			AND NOT EXISTS (SELECT 1 FROM `+s+` s WHERE s.user_id = x.u AND s.type = x.ty AND s.local_date = x.ld::date)`, users, types, dates); err != nil {
-			return fmt.Errorf("delete empty rollups: %w", err)
-		}
-	}
-	_, err := tx.Exec(ctx, `WITH touched AS (
-			SELECT u AS user_id, ty AS type, ld::date AS local_date FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
-		), per_source AS (
-			SELECT s.user_id, s.type, s.local_date, s.source, sum(s.value) AS total, min(s.value) AS mn, max(s.value) AS mx,
-				count(*) AS n, min(s.day_start) AS day_start, min(s.day_end) AS day_end, min(s.day_offset) AS day_offset, min(s.unit) AS unit
-			FROM `+s+` s JOIN touched t ON s.user_id = t.user_id AND s.type = t.type AND s.local_date = t.local_date
-			GROUP BY 1, 2, 3, 4
-		), cumulative AS (
-			SELECT DISTINCT ON (user_id, type, local_date) user_id, type, local_date, day_start, day_end, day_offset,
-				total AS value, mn, mx, n, source, unit
-			FROM per_source WHERE type = ANY($4::text[])
-			ORDER BY user_id, type, local_date, total DESC, source
-		), level AS (
-			SELECT user_id, type, local_date, min(day_start) AS day_start, min(day_end) AS day_end, min(day_offset) AS day_offset,
-				sum(total) / sum(n) AS value, min(mn) AS mn, max(mx) AS mx, sum(n) AS n,
-				(array_agg(source ORDER BY n DESC, source))[1] AS source, min(unit) AS unit
-			FROM per_source WHERE NOT (type = ANY($4::text[]))
-			GROUP BY 1, 2, 3
-		)
-		INSERT INTO `+d+` (user_id, type, local_date, day_start, day_end, day_offset, value, min, max, count, source, unit, algorithm_version)
-		SELECT user_id, type, local_date, day_start, day_end, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM cumulative
-		UNION ALL
-		SELECT user_id, type, local_date, day_start, day_end, day_offset, value, mn, mx, n, source, unit, $5::smallint FROM level
-		ON CONFLICT (user_id, type, local_date) DO UPDATE SET
-			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, value = EXCLUDED.value, min = EXCLUDED.min,
-			max = EXCLUDED.max, count = EXCLUDED.count, source = EXCLUDED.source, unit = EXCLUDED.unit,
-			algorithm_version = EXCLUDED.algorithm_version`,
-		users, types, dates, cumulativeTypes(), RollupVersion)
-	if err != nil {
-		return fmt.Errorf("recompute rollups: %w", err)
 	}
 	return nil
 }

@@ -573,9 +573,14 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 		// Read models are derived and the checkpoint commits with them: a
 		// commit lost in a server crash is simply projected again, so the
 		// transaction need not wait for its WAL flush.
-		// Both statements go in one round trip.
+		// Every statement is planned for the tables as they are now: a
+		// cached generic plan, made while a table was nearly empty, keeps
+		// sequential scans as the table grows (measured: 60 ms instead of
+		// 1 ms per batch for primary key probes on a day of 3,000 samples);
+		// JIT compilation (20-80 ms) never pays off for statements this
+		// short. Both statements go in one round trip.
 		b := &pgx.Batch{}
-		b.Queue(`SET LOCAL synchronous_commit = off`)
+		b.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)`)
 		b.Queue(`UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
 			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
 			r.Projector.Name(), r.Projector.Generation(), p, expected, next)

@@ -1255,6 +1255,7 @@ func expectRows(t *testing.T, pool *pgxpool.Pool, want map[string]int64) {
 var metricsTables = []struct{ base, pk string }{
 	{"samples", "user_id, type, start_at, end_at, source"},
 	{"daily_rollups", "user_id, type, local_date"},
+	{"daily_source_rollups", "user_id, type, local_date, source"},
 	{"sleep_sessions", "user_id, start_at, end_at, source"},
 	{"source_freshness", "user_id, provider, device"},
 	{"tz_history", "user_id, valid_from"},
