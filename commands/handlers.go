@@ -42,7 +42,9 @@ type Accounts interface {
 	// ByEmailKey and ByID return domain.ErrNotFound for unknown or pending accounts.
 	ByEmailKey(ctx context.Context, key []byte) (Account, error)
 	ByID(ctx context.Context, id uuid.UUID) (Account, error)
-	UpdatePasswordHash(ctx context.Context, id uuid.UUID, hash string) error
+	// UpdatePasswordHash replaces the hash only while it is still old, so a
+	// rehash at login can never undo a concurrent password change or reset.
+	UpdatePasswordHash(ctx context.Context, id uuid.UUID, old, hash string) error
 }
 
 // PasswordHasher hashes and checks passwords (Argon2id in adapters/auth).
@@ -163,7 +165,9 @@ func (h *Handlers) newEvent(ctx context.Context, id, userID uuid.UUID, typ strin
 	}
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	e.TraceParent, e.TraceState = carrier["traceparent"], carrier["tracestate"]
+	// Only traceparent (ids and flags): tracestate is free text a caller
+	// can set, and the envelope is unencrypted and immutable.
+	e.TraceParent = carrier["traceparent"]
 	return e, nil
 }
 
@@ -272,7 +276,7 @@ func (h *Handlers) Login(ctx context.Context, cmd Login) (Session, error) {
 	}
 	if rehash {
 		if nh, err := h.Passwords.Hash(cmd.Password); err == nil {
-			if h.Accounts.UpdatePasswordHash(ctx, acc.UserID, nh) == nil {
+			if h.Accounts.UpdatePasswordHash(ctx, acc.UserID, acc.PasswordHash, nh) == nil {
 				acc.PasswordHash = nh
 			}
 		}

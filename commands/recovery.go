@@ -78,7 +78,9 @@ func (h *Handlers) mailLater(m Mail, what string) {
 			}
 			if attempt == 3 {
 				if h.Logger != nil {
-					h.Logger.Error("could not send account mail", "mail", what, "err", err)
+					// SMTP errors quote the recipient: keep the address out of the log.
+					msg := strings.ReplaceAll(err.Error(), m.To, "<recipient>")
+					h.Logger.Error("could not send account mail", "mail", what, "err", msg)
 				}
 				return
 			}
@@ -157,17 +159,26 @@ func (h *Handlers) RequestPasswordReset(ctx context.Context, email string) error
 	if err != nil {
 		return err
 	}
-	tok, err := newMailToken()
-	if err != nil {
-		return err
-	}
-	if err := h.EmailTokens.Issue(ctx, acc.UserID, PurposeResetPassword, tok, ResetPasswordTTL); err != nil {
-		return err
-	}
-	h.mailLater(Mail{To: email, Subject: "Reset your BioSync password",
-		Text: "Someone asked to reset the password of the BioSync account with this address.\n\n" +
-			"To choose a new password, open the link below within one hour:\n\n" + h.link("/password-reset", tok) +
-			"\n\nIf it was not you, ignore this message: your password stays as it is.\n"}, "reset_password")
+	// Issuing the token happens in the background too: a known address
+	// must not answer measurably later than an unknown one.
+	go func() {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		tok, err := newMailToken()
+		if err == nil {
+			err = h.EmailTokens.Issue(ictx, acc.UserID, PurposeResetPassword, tok, ResetPasswordTTL)
+		}
+		if err != nil {
+			if h.Logger != nil {
+				h.Logger.Error("password reset not prepared", "user_id", acc.UserID, "err", err)
+			}
+			return
+		}
+		h.mailLater(Mail{To: email, Subject: "Reset your BioSync password",
+			Text: "Someone asked to reset the password of the BioSync account with this address.\n\n" +
+				"To choose a new password, open the link below within one hour:\n\n" + h.link("/password-reset", tok) +
+				"\n\nIf it was not you, ignore this message: your password stays as it is.\n"}, "reset_password")
+	}()
 	return nil
 }
 

@@ -88,8 +88,16 @@ func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, err
 	return acc, nil
 }
 
-// UpdatePasswordHash stores a rehashed password (Argon2 parameters changed).
-func (a *Accounts) UpdatePasswordHash(ctx context.Context, id uuid.UUID, hash string) error {
-	_, err := a.pool.Exec(ctx, `UPDATE accounts SET password_hash = $2, updated_at = now() WHERE user_id = $1`, id, hash)
-	return err
+// UpdatePasswordHash stores a rehashed password (Argon2 parameters
+// changed) only while the stored hash is still old: a password change or
+// reset that committed meanwhile wins, and the rehash reports ErrConflict.
+func (a *Accounts) UpdatePasswordHash(ctx context.Context, id uuid.UUID, old, hash string) error {
+	tag, err := a.pool.Exec(ctx, `UPDATE accounts SET password_hash = $3, updated_at = now() WHERE user_id = $1 AND password_hash = $2`, id, old, hash)
+	if err != nil {
+		return fmt.Errorf("rehash password: %w", projections.ClassifyPG(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("password changed meanwhile: %w", domain.ErrConflict)
+	}
+	return nil
 }

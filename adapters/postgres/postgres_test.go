@@ -301,3 +301,29 @@ func TestToolsRefuseASchemaThatIsBehind(t *testing.T) {
 		t.Fatalf("after migrating: %v", err)
 	}
 }
+
+// TestARehashNeverUndoesAPasswordChange: a login that verified the old
+// password and rehashes it (Argon2 parameters changed) loses against a
+// password change or reset that committed meanwhile.
+func TestARehashNeverUndoesAPasswordChange(t *testing.T) {
+	ctx := context.Background()
+	accounts := postgres.NewAccounts(migrated(t))
+	user := uuid.New()
+	if err := accounts.Claim(ctx, postgres.Account{UserID: user, EmailKey: []byte("rehash-" + user.String()), PasswordHash: "old-params(old password)"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := accounts.Complete(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	// The reset lands first ...
+	if err := accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new password"); err != nil {
+		t.Fatal(err)
+	}
+	// ... then the login's rehash of the old password, which must not win.
+	if err := accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new-params(old password)"); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("stale rehash = %v, want ErrConflict", err)
+	}
+	if acc, err := accounts.ByID(ctx, user); err != nil || acc.PasswordHash != "new password" {
+		t.Fatalf("password hash = %q, %v; the reset must stand", acc.PasswordHash, err)
+	}
+}
