@@ -304,6 +304,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	t.Cleanup(func() { rc.Close() })
 	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
 	deps.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
+	deps.FingerprintKey = []byte("the test fingerprint key, 32+ bytes long")
 	deps.Limiter = bredis.NewLimiter(rc, h.redisPrefix)
 	deps.EmailKey = testEmailKey
 	for _, o := range opts {

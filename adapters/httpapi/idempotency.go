@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -163,7 +164,7 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := req.Context()
 		sum := sha256.Sum256([]byte(key))
 		storeKey := s.idempotencyScope(c, r) + ":" + hex.EncodeToString(sum[:])
-		fp := fingerprint(req, rawBody(c))
+		fp := fingerprint(s.deps.FingerprintKey, req, rawBody(c))
 
 		var claim bredis.Claim
 		err := errNoIdempotencyStore
@@ -206,9 +207,12 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 var errNoIdempotencyStore = fmt.Errorf("no idempotency store configured: %w", domain.ErrUnavailable)
 
 // fingerprint identifies the request a key was first used for: method,
-// path with query, and the body's hash.
-func fingerprint(req *http.Request, body []byte) string {
-	h := sha256.New()
+// path with query, and the body, under HMAC-SHA256 with a server key. Keyed,
+// because bodies hold passwords and the fingerprint is stored in Redis for
+// a day: a plain hash would let anyone who reads Redis test password
+// guesses at SHA-256 speed.
+func fingerprint(key []byte, req *http.Request, body []byte) string {
+	h := hmac.New(sha256.New, key)
 	fmt.Fprintf(h, "%s\n%s\n", req.Method, req.URL.RequestURI())
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))

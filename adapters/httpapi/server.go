@@ -128,6 +128,10 @@ type Deps struct {
 	// Limiter enforces Config.RateLimits (adapters/redis); nil behaves like
 	// a limiter that is down: fail-closed classes answer 503.
 	Limiter RateLimiter
+	// FingerprintKey keys the fingerprints of idempotent requests (required
+	// with Idempotency; the same on every instance, so a retry may reach
+	// any of them).
+	FingerprintKey []byte
 	// EmailKey is the keyed hash of an address (commands.Handlers.EmailKey)
 	// that keys per-account limits on anonymous routes; required with
 	// Limiter.
@@ -205,6 +209,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		return nil, errors.New("httpapi: Accounts, Ingestor, Queries and Tokens are required")
 	case deps.Admin != nil && deps.Roles == nil:
 		return nil, errors.New("httpapi: Admin needs Roles to tell administrators from other callers")
+	case deps.Idempotency != nil && len(deps.FingerprintKey) < 32:
+		return nil, errors.New("httpapi: Idempotency needs a FingerprintKey of at least 32 bytes")
 	case deps.Limiter != nil && deps.EmailKey == nil:
 		return nil, errors.New("httpapi: Limiter needs EmailKey to key per-account limits")
 	}

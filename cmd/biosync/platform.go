@@ -32,18 +32,21 @@ import (
 // projectors and the query side. serve, migrate and projections run each
 // build one and use the parts they need.
 type platform struct {
-	cfg      config
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	redis    *goredis.Client
-	kcfg     kafka.Config
-	codec    *eventstore.Codec
-	appender *kafka.Appender
-	eventLog *kafka.Log
-	handlers *commands.Handlers
-	reader   *projections.Reader
-	versions *projections.Versions
-	tokens   *auth.Tokens
+	cfg config
+	log *slog.Logger
+	// fingerprintKey keys idempotency fingerprints (derived from the master
+	// key, so every instance computes the same).
+	fingerprintKey []byte
+	pool           *pgxpool.Pool
+	redis          *goredis.Client
+	kcfg           kafka.Config
+	codec          *eventstore.Codec
+	appender       *kafka.Appender
+	eventLog       *kafka.Log
+	handlers       *commands.Handlers
+	reader         *projections.Reader
+	versions       *projections.Versions
+	tokens         *auth.Tokens
 	// sessions stores refresh-token families; revocations is this
 	// instance's view of revoked sessions (kept current by runRevocations),
 	// and verifier checks access tokens against both the key and that view.
@@ -162,6 +165,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.sessions = postgres.NewSessions(p.pool)
 	p.sessions.OnRevoke = p.revocations.Committed
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
+	p.fingerprintKey = derivedKey(mk, "biosync idempotency fingerprint v1")
 	p.handlers = &commands.Handlers{
 		Log:           p.appender,
 		Accounts:      postgres.NewAccounts(p.pool),

@@ -161,9 +161,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Spec:            spec,
 		// Idempotency-Key outcomes and abuse limits are shared by every
 		// instance through Redis.
-		Idempotency: bredis.Idempotency{C: p.redis},
-		Limiter:     bredis.NewLimiter(p.redis, ""),
-		EmailKey:    p.handlers.EmailKey,
+		Idempotency:    bredis.Idempotency{C: p.redis},
+		FingerprintKey: p.fingerprintKey,
+		Limiter:        bredis.NewLimiter(p.redis, ""),
+		EmailKey:       p.handlers.EmailKey,
 	})
 	if err != nil {
 		return err
