@@ -32,6 +32,11 @@ type DeletionRequest struct {
 	ExecuteAfter time.Time
 	CancelledAt  *time.Time
 	CompletedAt  *time.Time
+	// EmailKey is the keyed hash of the account's address, taken when the
+	// request was made (the account row goes with the first purge): caches
+	// key anonymous requests, such as a stored registration, by it. It is
+	// cleared when the erasure completes.
+	EmailKey []byte
 }
 
 // ErasureStore keeps deletion requests and purges a user's rows. It is a
@@ -51,10 +56,6 @@ type ErasureStore interface {
 	// PurgeUser deletes every row of the user from the read models and the
 	// command-side tables, keeping the key tombstone and the request.
 	PurgeUser(ctx context.Context, user uuid.UUID) (int64, error)
-	// EmailKey returns the keyed hash of the user's address while the
-	// account exists (domain.ErrNotFound after): caches key anonymous
-	// requests (a registration's stored response) by it.
-	EmailKey(ctx context.Context, user uuid.UUID) ([]byte, error)
 }
 
 // SessionRevoker ends every session of a user (refresh tokens, and access
@@ -202,10 +203,8 @@ func (e *Eraser) Run(ctx context.Context) {
 func (e *Eraser) step(ctx context.Context, d DeletionRequest) error {
 	first := d.Status == ErasureScheduled
 	var aliases []string
-	if ek, err := e.Store.EmailKey(ctx, d.UserID); err == nil {
-		aliases = append(aliases, hex.EncodeToString(ek))
-	} else if !errors.Is(err, domain.ErrNotFound) {
-		return err
+	if len(d.EmailKey) > 0 {
+		aliases = append(aliases, hex.EncodeToString(d.EmailKey))
 	}
 	if first {
 		if err := e.Keys.Destroy(ctx, d.UserID); err != nil {

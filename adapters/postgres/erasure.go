@@ -23,11 +23,11 @@ type DeletionRequests struct{ pool *pgxpool.Pool }
 // NewDeletionRequests wraps a pool.
 func NewDeletionRequests(pool *pgxpool.Pool) *DeletionRequests { return &DeletionRequests{pool: pool} }
 
-const deletionColumns = `id, user_id, status, requested_at, execute_after, cancelled_at, completed_at`
+const deletionColumns = `id, user_id, status, requested_at, execute_after, cancelled_at, completed_at, email_key`
 
 func scanDeletion(row pgx.Row) (commands.DeletionRequest, error) {
 	var d commands.DeletionRequest
-	err := row.Scan(&d.ID, &d.UserID, &d.Status, &d.RequestedAt, &d.ExecuteAfter, &d.CancelledAt, &d.CompletedAt)
+	err := row.Scan(&d.ID, &d.UserID, &d.Status, &d.RequestedAt, &d.ExecuteAfter, &d.CancelledAt, &d.CompletedAt, &d.EmailKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, domain.ErrNotFound
 	}
@@ -40,8 +40,8 @@ func scanDeletion(row pgx.Row) (commands.DeletionRequest, error) {
 // Create schedules a request; domain.ErrConflict when the user already
 // has an open one.
 func (s *DeletionRequests) Create(ctx context.Context, d commands.DeletionRequest) (commands.DeletionRequest, error) {
-	out, err := scanDeletion(s.pool.QueryRow(ctx, `INSERT INTO deletion_requests (id, user_id, status, requested_at, execute_after)
-		VALUES ($1, $2, 'scheduled', $3, $4) RETURNING `+deletionColumns, d.ID, d.UserID, d.RequestedAt, d.ExecuteAfter))
+	out, err := scanDeletion(s.pool.QueryRow(ctx, `INSERT INTO deletion_requests (id, user_id, status, requested_at, execute_after, email_key)
+		VALUES ($1, $2, 'scheduled', $3, $4, (SELECT email_key FROM accounts WHERE user_id = $2)) RETURNING `+deletionColumns, d.ID, d.UserID, d.RequestedAt, d.ExecuteAfter))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return out, fmt.Errorf("an erasure of this account is already under way: %w", domain.ErrConflict)
@@ -88,30 +88,24 @@ func (s *DeletionRequests) Due(ctx context.Context, repurgeAfter time.Duration, 
 			_, err = tx.Exec(ctx, `UPDATE deletion_requests SET status = 'purging', purge_again_at = now() + $2::interval, updated_at = now() WHERE id = $1`,
 				d.ID, repurgeAfter.String())
 		} else {
-			_, err = tx.Exec(ctx, `UPDATE deletion_requests SET status = 'completed', completed_at = now(), updated_at = now() WHERE id = $1`, d.ID)
+			_, err = tx.Exec(ctx, `UPDATE deletion_requests SET status = 'completed', completed_at = now(), email_key = NULL, updated_at = now() WHERE id = $1`, d.ID)
 		}
 		return err
 	})
 }
 
-// EmailKey returns the user's email claim key; domain.ErrNotFound once the
-// account is gone.
-func (s *DeletionRequests) EmailKey(ctx context.Context, user uuid.UUID) ([]byte, error) {
-	var k []byte
-	err := s.pool.QueryRow(ctx, `SELECT email_key FROM accounts WHERE user_id = $1`, user).Scan(&k)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, domain.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read email key: %w", projections.ClassifyPG(err))
-	}
-	return k, nil
-}
 
 // retainedOnErasure are tables with a user_id column that an erasure
 // keeps: the destroyed key's tombstone (it is what makes the user's events
 // unreadable) and the request itself (proof of completion).
-var retainedOnErasure = map[string]bool{"data_keys": true, "deletion_requests": true}
+var retainedOnErasure = map[string]bool{"data_keys": true, "deletion_requests": true, "refresh_families": true}
+
+// anonymizeOnErasure runs instead of a delete for retained tables that
+// hold personal data: ended sessions stay (revoked) until housekeeping
+// prunes them, because every instance's revocation view reloads revoked
+// sessions from there and must keep refusing their access tokens; the
+// user agent and IP address go now.
+const anonymizeOnErasure = `UPDATE refresh_families SET user_agent = '', ip = '' WHERE user_id = $1`
 
 // PurgeUser deletes every row of user from every table that has a user_id
 // column, in every schema of the database except the system ones: live,
@@ -146,6 +140,9 @@ func (s *DeletionRequests) PurgeUser(ctx context.Context, user uuid.UUID) (int64
 	}
 	var n int64
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, anonymizeOnErasure, user); err != nil {
+			return fmt.Errorf("anonymize sessions: %w", err)
+		}
 		for _, t := range tables {
 			tag, err := tx.Exec(ctx, `DELETE FROM `+t.Sanitize()+` WHERE user_id = $1`, user)
 			if err != nil {
