@@ -108,9 +108,11 @@ type SessionStore interface {
 	Revoke(ctx context.Context, userID, sessionID uuid.UUID, reason string) error
 	// RevokeAll ends every session of userID and returns how many were live.
 	RevokeAll(ctx context.Context, userID uuid.UUID, reason string) (int, error)
-	// ChangePassword replaces oldHash by newHash and revokes every session
-	// in the same transaction; domain.ErrConflict when the stored hash is no
-	// longer oldHash (a concurrent change won).
+	// ChangePassword replaces oldHash by newHash, revokes every session
+	// and retires the user's unused PurposeResetPassword tokens (a reset
+	// link mailed before the change must not undo it) in the same
+	// transaction; domain.ErrConflict when the stored hash is no longer
+	// oldHash (a concurrent change won).
 	ChangePassword(ctx context.Context, userID uuid.UUID, oldHash, newHash string) error
 	// List returns the live (not revoked, not expired) sessions, newest first.
 	List(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error)

@@ -54,8 +54,11 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 				if _, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, user); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, user)
-				return err
+				if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, user); err != nil {
+					return err
+				}
+				// As when the user turns MFA off: reset links mailed before stop working.
+				return postgres.RetirePasswordResets(ctx, tx, user)
 			})
 			if err != nil {
 				return err
