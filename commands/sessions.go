@@ -282,8 +282,9 @@ func (h *Handlers) ListSessions(ctx context.Context, userID, current uuid.UUID) 
 }
 
 // ChangePassword re-checks the current password, applies the password
-// policy to the new one, stores its hash and revokes every session (this
-// one included: the client logs in again with the new password). A wrong
+// policy to the new one, stores its hash, revokes every session (this one
+// included: the client logs in again with the new password) and retires
+// reset links mailed before (SessionStore.ChangePassword). A wrong
 // current password is a *domain.ValidationError on /current_password: the
 // caller is authenticated, so 401 would wrongly say the token is bad.
 func (h *Handlers) ChangePassword(ctx context.Context, cmd ChangePassword) error {
