@@ -57,8 +57,9 @@ type TOTPState struct {
 
 // MFAStore keeps TOTP enrolments and recovery codes (PostgreSQL in
 // adapters/postgres). Turning MFA on or off revokes every session of the
-// user in the same transaction, like a password change, so no session
-// opened under the old rule survives.
+// user and retires their unused password-reset tokens in the same
+// transaction, like a password change, so no session opened and no reset
+// link mailed under the old rule survives.
 type MFAStore interface {
 	// TOTPState returns the enrolment of userID; domain.ErrNotFound when
 	// there is none.
@@ -68,11 +69,12 @@ type MFAStore interface {
 	StartTOTP(ctx context.Context, userID uuid.UUID, sealed []byte) error
 	// EnableTOTP confirms the pending secret sealed (domain.ErrConflict
 	// when MFA is already on or the pending secret is no longer sealed),
-	// records step as used, replaces the recovery codes and revokes every
-	// session.
+	// records step as used, replaces the recovery codes, revokes every
+	// session and retires the unused PurposeResetPassword tokens.
 	EnableTOTP(ctx context.Context, userID uuid.UUID, sealed []byte, step int64, codeHashes [][]byte) error
-	// DisableTOTP removes the enrolment and the recovery codes and revokes
-	// every session; domain.ErrConflict when MFA is off.
+	// DisableTOTP removes the enrolment and the recovery codes, revokes
+	// every session and retires the unused PurposeResetPassword tokens;
+	// domain.ErrConflict when MFA is off.
 	DisableTOTP(ctx context.Context, userID uuid.UUID) error
 	// AcceptStep records step as the last used one if it is later than the
 	// stored one (a conditional UPDATE: of two concurrent uses of one code
@@ -111,11 +113,16 @@ type TOTPEnrolment struct {
 	URL    string
 }
 
-// ConfirmTOTP turns MFA on with a code from the pending secret.
+// ConfirmTOTP turns MFA on with a code from the pending secret. The
+// account's current password is asked again: an access token alone (15
+// minutes, possibly stolen) must not be able to enrol another
+// authenticator, which would end every session and hand the recovery codes
+// to whoever holds the token.
 type ConfirmTOTP struct {
-	UserID uuid.UUID
-	Code   string
-	IP     string
+	UserID   uuid.UUID
+	Password string
+	Code     string
+	IP       string
 }
 
 // MFAChange re-authenticates a change to MFA (disable, new recovery codes)
@@ -162,12 +169,17 @@ func (h *Handlers) StartTOTP(ctx context.Context, userID uuid.UUID, ip string) (
 	return TOTPEnrolment{Secret: secret, URL: url}, nil
 }
 
-// ConfirmTOTP checks a code of the pending secret, turns MFA on, ends
-// every session (the client logs in again, with a code) and returns the
-// recovery codes, shown this once. A wrong code or no pending enrolment is
-// a *domain.ValidationError on /code; domain.ErrConflict when MFA is on.
+// ConfirmTOTP re-checks the password, checks a code of the pending secret,
+// turns MFA on, ends every session (the client logs in again, with a code)
+// and returns the recovery codes, shown this once. A wrong or missing
+// password is a *domain.ValidationError on /password (checked first, and
+// audited); a wrong code or no pending enrolment is one on /code;
+// domain.ErrConflict when MFA is on.
 func (h *Handlers) ConfirmTOTP(ctx context.Context, cmd ConfirmTOTP) ([]string, error) {
 	if err := h.mfaConfigured(); err != nil {
+		return nil, err
+	}
+	if err := h.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa enrolment"); err != nil {
 		return nil, err
 	}
 	st, err := h.MFA.TOTPState(ctx, cmd.UserID)
@@ -237,16 +249,8 @@ func (h *Handlers) reauthenticateMFA(ctx context.Context, cmd MFAChange) error {
 	if err := h.mfaConfigured(); err != nil {
 		return err
 	}
-	acc, err := h.Accounts.ByID(ctx, cmd.UserID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return fmt.Errorf("account: %w", domain.ErrUnauthorized)
-	}
-	if err != nil {
+	if err := h.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa change"); err != nil {
 		return err
-	}
-	ok, _, err := h.Passwords.Verify(cmd.Password, acc.PasswordHash)
-	if err != nil || !ok {
-		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the current password"}}}
 	}
 	st, err := h.MFA.TOTPState(ctx, cmd.UserID)
 	if errors.Is(err, domain.ErrNotFound) || err == nil && !st.Enabled {
@@ -255,12 +259,33 @@ func (h *Handlers) reauthenticateMFA(ctx context.Context, cmd MFAChange) error {
 	if err != nil {
 		return err
 	}
-	ok, err = h.checkCode(ctx, cmd.UserID, st, cmd.Code, "", cmd.IP)
+	ok, err := h.checkCode(ctx, cmd.UserID, st, cmd.Code, "", cmd.IP)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return codeProblem("is not a current one-time code or an unused recovery code")
+	}
+	return nil
+}
+
+// reauthenticate checks that password is the current password of the
+// authenticated user before a change a stolen access token must not be
+// able to make. A wrong (or empty) password is a *domain.ValidationError
+// on /password (422: the token is fine, so not 401) and is audited as a
+// failed login, as for erasure, so guessing through a stolen token shows
+// in the log.
+func (h *Handlers) reauthenticate(ctx context.Context, userID uuid.UUID, password, ip, what string) error {
+	acc, err := h.Accounts.ByID(ctx, userID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return fmt.Errorf("account: %w", domain.ErrUnauthorized)
+	}
+	if err != nil {
+		return err
+	}
+	if ok, _, err := h.Passwords.Verify(password, acc.PasswordHash); err != nil || !ok {
+		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: userID, IP: ip, Detail: map[string]string{"reason": "re-authentication for " + what + " failed"}})
+		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the current password"}}}
 	}
 	return nil
 }

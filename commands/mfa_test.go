@@ -72,7 +72,7 @@ func (m *mfaWorld) enrol(t *testing.T, email string) (string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Code: code(t, en.Secret, mfaT0)})
+	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Password: password, Code: code(t, en.Secret, mfaT0)})
 	if err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
@@ -98,10 +98,10 @@ func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) 
 		t.Fatalf("login while pending: %v", err)
 	}
 	var v *domain.ValidationError
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
 		t.Fatalf("confirm with a stale code = %v, want 422 on /code", err)
 	}
-	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, en.Secret, mfaT0)})
+	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0)})
 	if err != nil || len(codes) != 10 {
 		t.Fatalf("confirm = %v, %v", codes, err)
 	}
@@ -339,10 +339,10 @@ func TestStartingAgainReplacesAPendingSecret(t *testing.T) {
 		t.Fatalf("second start = %+v, %v", second, err)
 	}
 	var v *domain.ValidationError
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
 		t.Fatalf("confirm with the replaced secret = %v, want 422", err)
 	}
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Code: code(t, second.Secret, mfaT0)}); err != nil {
+	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, second.Secret, mfaT0)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -108,9 +108,11 @@ type SessionStore interface {
 	Revoke(ctx context.Context, userID, sessionID uuid.UUID, reason string) error
 	// RevokeAll ends every session of userID and returns how many were live.
 	RevokeAll(ctx context.Context, userID uuid.UUID, reason string) (int, error)
-	// ChangePassword replaces oldHash by newHash and revokes every session
-	// in the same transaction; domain.ErrConflict when the stored hash is no
-	// longer oldHash (a concurrent change won).
+	// ChangePassword replaces oldHash by newHash, revokes every session
+	// and retires the user's unused PurposeResetPassword tokens (a reset
+	// link mailed before the change must not undo it) in the same
+	// transaction; domain.ErrConflict when the stored hash is no longer
+	// oldHash (a concurrent change won).
 	ChangePassword(ctx context.Context, userID uuid.UUID, oldHash, newHash string) error
 	// List returns the live (not revoked, not expired) sessions, newest first.
 	List(ctx context.Context, userID uuid.UUID) ([]SessionInfo, error)
@@ -280,8 +282,9 @@ func (h *Handlers) ListSessions(ctx context.Context, userID, current uuid.UUID) 
 }
 
 // ChangePassword re-checks the current password, applies the password
-// policy to the new one, stores its hash and revokes every session (this
-// one included: the client logs in again with the new password). A wrong
+// policy to the new one, stores its hash, revokes every session (this one
+// included: the client logs in again with the new password) and retires
+// reset links mailed before (SessionStore.ChangePassword). A wrong
 // current password is a *domain.ValidationError on /current_password: the
 // caller is authenticated, so 401 would wrongly say the token is bad.
 func (h *Handlers) ChangePassword(ctx context.Context, cmd ChangePassword) error {

@@ -16,15 +16,16 @@ import (
 // port so the HTTP layer never sees secrets at rest or code checking.
 //
 // StartTOTP and ConfirmTOTP return domain.ErrConflict (409) when MFA is
-// already on; ConfirmTOTP, DisableTOTP and RenewRecoveryCodes return a
-// *domain.ValidationError naming /code or /password (422); DisableTOTP and
+// already on; ConfirmTOTP, DisableTOTP and RenewRecoveryCodes re-check the
+// password and return a *domain.ValidationError naming /code or /password
+// (422); DisableTOTP and
 // RenewRecoveryCodes return domain.ErrConflict when MFA is off. Every
 // method returns domain.ErrUnavailable (503) while the database is down.
 type MFA interface {
 	// StartTOTP creates (or replaces) a pending secret.
 	StartTOTP(ctx context.Context, userID uuid.UUID, ip string) (commands.TOTPEnrolment, error)
-	// ConfirmTOTP turns MFA on, ends every session and returns the
-	// recovery codes.
+	// ConfirmTOTP re-checks the password, turns MFA on, ends every
+	// session and returns the recovery codes.
 	ConfirmTOTP(ctx context.Context, cmd commands.ConfirmTOTP) ([]string, error)
 	// DisableTOTP turns MFA off and ends every session.
 	DisableTOTP(ctx context.Context, cmd commands.MFAChange) error
@@ -74,7 +75,7 @@ func (s *server) ConfirmTotpEnrolment(c echo.Context) error {
 	if err := decodeStrict(rawBody(c), &in); err != nil {
 		return err
 	}
-	codes, err := svc.ConfirmTOTP(c.Request().Context(), commands.ConfirmTOTP{UserID: uid, Code: in.Code, IP: clientIP(c)})
+	codes, err := svc.ConfirmTOTP(c.Request().Context(), commands.ConfirmTOTP{UserID: uid, Password: in.Password, Code: in.Code, IP: clientIP(c)})
 	if err != nil {
 		return err
 	}

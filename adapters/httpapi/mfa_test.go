@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -60,8 +61,8 @@ func TestMFARoutesActForTheCallerAndAnswerAsSpecified(t *testing.T) {
 	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &en) != nil || len(f.started) != 1 || f.started[0] != alice {
 		t.Fatalf("start = %d %s; port saw %v", rec.Code, rec.Body, f.started)
 	}
-	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"code":"123456"}`, bearer(aliceToken)...))
-	if rec.Code != 200 || len(f.confirm) != 1 || f.confirm[0].UserID != alice || f.confirm[0].Code != "123456" {
+	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"pw","code":"123456"}`, bearer(aliceToken)...))
+	if rec.Code != 200 || len(f.confirm) != 1 || f.confirm[0].UserID != alice || f.confirm[0].Password != "pw" || f.confirm[0].Code != "123456" {
 		t.Fatalf("confirm = %d %s; port saw %+v", rec.Code, rec.Body, f.confirm)
 	}
 	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/recovery-codes", `{"password":"pw","code":"abcde-fghij"}`, bearer(bobToken)...))
@@ -73,10 +74,30 @@ func TestMFARoutesActForTheCallerAndAnswerAsSpecified(t *testing.T) {
 		t.Fatalf("disable = %d %s", rec.Code, rec.Body)
 	}
 	// Unknown fields are refused before the port; anonymous callers get 401.
-	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"code":"1","user_id":"x"}`, bearer(aliceToken)...)), 422, "validation")
+	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"pw","code":"1","user_id":"x"}`, bearer(aliceToken)...)), 422, "validation")
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp", nil)), 401, "unauthorized")
 	f.err = domain.ErrConflict
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp", nil, bearer(aliceToken)...)), 409, "conflict")
+}
+
+// TestConfirmingMFAWithoutThePasswordNeverReachesThePort: the access
+// token alone cannot turn MFA on; a body without the password is a 422
+// naming /password before any command runs, and a wrong one is the port's
+// 422 naming /password.
+func TestConfirmingMFAWithoutThePasswordNeverReachesThePort(t *testing.T) {
+	f := &fakeMFA{}
+	h := newHarness(t, withMFA(f))
+	rec := h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"code":"123456"}`, bearer(aliceToken)...))
+	problemOf(t, rec, 422, "validation")
+	if !strings.Contains(rec.Body.String(), `"/password"`) || len(f.confirm) != 0 {
+		t.Fatalf("confirm without a password = %s; port saw %+v", rec.Body, f.confirm)
+	}
+	f.err = &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the current password"}}}
+	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"wrong","code":"123456"}`, bearer(aliceToken)...))
+	problemOf(t, rec, 422, "validation")
+	if !strings.Contains(rec.Body.String(), `"/password"`) || strings.Contains(rec.Body.String(), "abcde-") {
+		t.Fatalf("confirm with a wrong password = %s", rec.Body)
+	}
 }
 
 func TestLoginWithMFAAnswersMFARequiredOrInvalidCredentials(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections"
 )
@@ -56,4 +57,14 @@ func (t *EmailTokens) Consume(ctx context.Context, purpose, token string) (uuid.
 		return uuid.Nil, fmt.Errorf("spend email token: %w", projections.ClassifyPG(err))
 	}
 	return user, nil
+}
+
+// RetirePasswordResets spends every unused password-reset token of user
+// inside tx. A credential change (password, MFA on or off, an operator's
+// MFA reset) calls it in the transaction that makes the change, so a reset
+// link mailed before the change can never undo it afterwards.
+func RetirePasswordResets(ctx context.Context, tx pgx.Tx, user uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`,
+		user, commands.PurposeResetPassword)
+	return err
 }

@@ -47,8 +47,8 @@ func (s *Sessions) StartTOTP(ctx context.Context, userID uuid.UUID, sealed []byt
 	return nil
 }
 
-// EnableTOTP confirms the pending secret, stores the recovery codes and
-// revokes every session, in one transaction holding the account row (so a
+// EnableTOTP confirms the pending secret, stores the recovery codes,
+// retires unused reset links and revokes every session, in one transaction holding the account row (so a
 // login without a code either finished before and is revoked, or sees MFA
 // on and fails).
 func (s *Sessions) EnableTOTP(ctx context.Context, userID uuid.UUID, sealed []byte, step int64, codeHashes [][]byte) error {
@@ -69,6 +69,9 @@ func (s *Sessions) EnableTOTP(ctx context.Context, userID uuid.UUID, sealed []by
 		if err := replaceCodes(ctx, tx, userID, codeHashes); err != nil {
 			return err
 		}
+		if err := RetirePasswordResets(ctx, tx, userID); err != nil {
+			return err
+		}
 		ids, at, err = revoke(ctx, tx, `user_id = $2`, []any{userID}, commands.RevokeMFAChange)
 		return err
 	})
@@ -79,8 +82,8 @@ func (s *Sessions) EnableTOTP(ctx context.Context, userID uuid.UUID, sealed []by
 	return nil
 }
 
-// DisableTOTP removes the enrolment and recovery codes and revokes every
-// session in one transaction.
+// DisableTOTP removes the enrolment and recovery codes, retires unused
+// reset links and revokes every session in one transaction.
 func (s *Sessions) DisableTOTP(ctx context.Context, userID uuid.UUID) error {
 	var ids []uuid.UUID
 	var at time.Time
@@ -96,6 +99,9 @@ func (s *Sessions) DisableTOTP(ctx context.Context, userID uuid.UUID) error {
 			return fmt.Errorf("mfa is off: %w", domain.ErrConflict)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		if err := RetirePasswordResets(ctx, tx, userID); err != nil {
 			return err
 		}
 		ids, at, err = revoke(ctx, tx, `user_id = $2`, []any{userID}, commands.RevokeMFAChange)

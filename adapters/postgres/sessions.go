@@ -157,9 +157,9 @@ func (s *Sessions) RevokeAll(ctx context.Context, userID uuid.UUID, reason strin
 	return len(ids), nil
 }
 
-// ChangePassword swaps the hash and revokes every session in one
-// transaction: a password change that committed has always logged every
-// session out.
+// ChangePassword swaps the hash, retires unused reset links and revokes
+// every session in one transaction: a password change that committed has
+// always logged every session out and left no older reset link usable.
 func (s *Sessions) ChangePassword(ctx context.Context, userID uuid.UUID, oldHash, newHash string) error {
 	var ids []uuid.UUID
 	var at time.Time
@@ -171,6 +171,9 @@ func (s *Sessions) ChangePassword(ctx context.Context, userID uuid.UUID, oldHash
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("password changed concurrently: %w", domain.ErrConflict)
+		}
+		if err := RetirePasswordResets(ctx, tx, userID); err != nil {
+			return err
 		}
 		ids, at, err = revoke(ctx, tx, `user_id = $2`, []any{userID}, commands.RevokePasswordChange)
 		return err

@@ -316,3 +316,46 @@ func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
 		}
 	}
 }
+
+// TestAPasswordChangeRetiresOnlyThatUsersResetLinksAndOnlyIfItCommits:
+// the user's unused reset tokens die with the change, in its transaction:
+// a change that loses a race (ErrConflict) retires nothing; verification
+// tokens and other users' reset tokens are untouched.
+func TestAPasswordChangeRetiresOnlyThatUsersResetLinksAndOnlyIfItCommits(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	s := postgres.NewSessions(pool)
+	mail := postgres.NewEmailTokens(pool)
+	user := activeAccount(t, pool, "hash-1")
+	other := activeAccount(t, pool, "hash-1")
+	issue := func(u uuid.UUID, purpose, tok string) {
+		t.Helper()
+		if err := mail.Issue(ctx, u, purpose, tok, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue(user, commands.PurposeResetPassword, "reset-user")
+	issue(user, commands.PurposeVerifyEmail, "verify-user")
+	issue(other, commands.PurposeResetPassword, "reset-other")
+
+	if err := s.ChangePassword(ctx, user, "hash-1", "hash-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mail.Consume(ctx, commands.PurposeResetPassword, "reset-user"); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("the user's reset link after the change = %v, want ErrNotFound", err)
+	}
+	for _, tc := range []struct{ purpose, tok string }{{commands.PurposeVerifyEmail, "verify-user"}, {commands.PurposeResetPassword, "reset-other"}} {
+		if _, err := mail.Consume(ctx, tc.purpose, tc.tok); err != nil {
+			t.Fatalf("%s retired by someone else's password change: %v", tc.tok, err)
+		}
+	}
+
+	// A change that loses the race retires nothing: the link survives it.
+	issue(user, commands.PurposeResetPassword, "reset-again")
+	if err := s.ChangePassword(ctx, user, "hash-1", "hash-3"); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("change from a stale hash = %v, want ErrConflict", err)
+	}
+	if _, err := mail.Consume(ctx, commands.PurposeResetPassword, "reset-again"); err != nil {
+		t.Fatalf("a refused password change retired the reset link: %v", err)
+	}
+}

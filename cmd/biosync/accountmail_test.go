@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"mime"
 	"net/mail"
@@ -177,5 +179,66 @@ func TestAccountMailVerifiesAddressesAndResetsPasswords(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a mail to the stranger would have arrived by now
 	if n := box.count(stranger); n != 0 {
 		t.Fatalf("an address without an account got %d mails", n)
+	}
+}
+
+// TestAccountMailResetLinksDieWithTheCredentialsTheyWereMailedFor: a reset
+// link mailed before a password change, or before an operator's
+// `biosync users reset-mfa`, is refused like a used one (422 naming
+// /token) and cannot undo the change; a link asked for afterwards works.
+func TestAccountMailResetLinksDieWithTheCredentialsTheyWereMailedFor(t *testing.T) {
+	env := backendEnv(t)
+	// A dozen auth requests; their limits are tested elsewhere and must not
+	// eat the per-IP budget other tests on a shared Redis count on.
+	env["BIOSYNC_RATE_LIMIT_AUTH_IP"], env["BIOSYNC_RATE_LIMIT_AUTH_ACCOUNT"] = "off", "off"
+	box := newInbox(t, env)
+	s := startServer(t, env)
+	defer s.stop()
+	c := &client{t: t, base: s.url}
+	email := fmt.Sprintf("hedy-%d@example.com", time.Now().UnixNano())
+	const password, changed = "correct horse battery", "a brand new passphrase"
+	if code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "UTC"}, nil); code != 201 {
+		t.Fatalf("register = %d", code)
+	}
+	box.waitFor(email, 1) // the verification mail
+	mails := 1
+	resetLink := func() string {
+		t.Helper()
+		if code, _, _ := c.do("POST", "/v1/auth/password-reset", map[string]string{"email": email}, nil); code != 202 {
+			t.Fatalf("password-reset = %d, want 202", code)
+		}
+		mails++
+		_, text := box.waitFor(email, mails)
+		return linkToken(t, text, "password-reset")
+	}
+	refused := func(tok, why string) {
+		t.Helper()
+		code, _, p := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": tok, "password": "an attacker's passphrase"}, nil)
+		if code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/token") {
+			t.Fatalf("a reset link mailed before %s = %d %v; want 422 naming /token", why, code, p)
+		}
+	}
+
+	stale := resetLink()
+	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
+	c.token, _ = login["access_token"].(string)
+	if code, _, p := c.do("POST", "/v1/me/password", map[string]string{"current_password": password, "new_password": changed}, nil); code != 204 {
+		t.Fatalf("password change = %d %v", code, p)
+	}
+	refused(stale, "the password change")
+
+	stale = resetLink()
+	getenv := func(k string) string { return env[k] }
+	if err := run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	refused(stale, "an operator's MFA reset")
+	if code, _, _ := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": changed}, nil); code != 200 {
+		t.Fatalf("login with the changed password = %d, want 200", code)
+	}
+
+	fresh := resetLink()
+	if code, _, p := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": fresh, "password": "a third good passphrase"}, nil); code != 204 {
+		t.Fatalf("a link asked for after the changes = %d %v", code, p)
 	}
 }

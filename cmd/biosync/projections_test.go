@@ -249,7 +249,17 @@ func enrolMFAAndLogIn(t *testing.T, c *client, email string) {
 	}
 	now := time.Now()
 	otp, _ := totp.GenerateCodeCustom(secret, now, auth.TOTPOpts)
-	code, _, conf := c.do("POST", "/v1/auth/mfa/totp/confirm", map[string]string{"code": otp}, nil)
+	// The access token alone cannot turn MFA on: the password is asked
+	// again, and a refusal leaves MFA off and this session working.
+	for _, body := range []map[string]string{{"code": otp}, {"password": "not my password", "code": otp}} {
+		if code, _, p := c.do("POST", "/v1/auth/mfa/totp/confirm", body, nil); code != 422 || !strings.Contains(fmt.Sprint(p), "/password") {
+			t.Fatalf("confirm with %v = %d %v; want 422 naming /password", body, code, p)
+		}
+	}
+	if code, _, _ := c.do("GET", "/v1/auth/sessions", nil, nil); code != 200 {
+		t.Fatalf("a refused confirm ended the session: %d", code)
+	}
+	code, _, conf := c.do("POST", "/v1/auth/mfa/totp/confirm", map[string]string{"password": "correct horse battery", "code": otp}, nil)
 	if codes, _ := conf["recovery_codes"].([]any); code != 200 || len(codes) != 10 {
 		t.Fatalf("confirm = %d %v", code, conf)
 	}

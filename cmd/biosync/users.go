@@ -17,7 +17,8 @@ import (
 const usersUsage = `usage: biosync users <command> EMAIL
   grant-admin EMAIL   give an account the admin role (in access tokens from the next login on)
   reset-mfa EMAIL     turn MFA off for a user who lost both the device and the recovery codes
-                      (verify their identity out of band first); ends every session`
+                      (verify their identity out of band first); ends every session and
+                      voids unused password-reset links`
 
 // runUsers implements `biosync users grant-admin|reset-mfa EMAIL`, the
 // operator's account commands. Both are security events in the audit log;
@@ -54,8 +55,11 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 				if _, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, user); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, user)
-				return err
+				if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, user); err != nil {
+					return err
+				}
+				// As when the user turns MFA off: reset links mailed before stop working.
+				return postgres.RetirePasswordResets(ctx, tx, user)
 			})
 			if err != nil {
 				return err
