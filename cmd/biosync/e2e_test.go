@@ -96,7 +96,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func backendEnv(t *testing.T) map[string]string {
-	return map[string]string{
+	env := map[string]string{
 		"BIOSYNC_KAFKA_BROKERS":    strings.Join(testbackend.Kafka(t), ","),
 		"BIOSYNC_DATABASE_URL":     testbackend.Postgres(t),
 		"BIOSYNC_REDIS_URL":        testbackend.Redis(t),
@@ -106,6 +106,14 @@ func backendEnv(t *testing.T) map[string]string {
 		"BIOSYNC_JWT_KEY":          testJWT,
 		"BIOSYNC_PUSH_SECRET":      testPush,
 	}
+	// Every server of the suite shares one Redis and one client address
+	// (127.0.0.1), so the per-IP abuse limits would count all the tests'
+	// logins together; they are tested in adapters/httpapi with isolated
+	// key prefixes, and config_edge_test checks the variables.
+	for _, class := range []string{"AUTH", "EXPENSIVE", "WEBHOOK"} {
+		env["BIOSYNC_RATE_LIMIT_"+class+"_IP"], env["BIOSYNC_RATE_LIMIT_"+class+"_ACCOUNT"] = "off", "off"
+	}
+	return env
 }
 
 type client struct {
