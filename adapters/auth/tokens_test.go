@@ -376,3 +376,28 @@ func TestAMRSaysHowTheSessionWasOpened(t *testing.T) {
 		t.Fatalf("a token with amr edited in = %v, want 401", err)
 	}
 }
+
+// TestAVerifiedTokenIsStillCheckedForTimeOnEveryUse: the verified-token
+// cache skips parsing, never the clock: a token accepted once is refused
+// once the clock is outside its validity (either way, beyond the leeway).
+func TestAVerifiedTokenIsStillCheckedForTimeOnEveryUse(t *testing.T) {
+	tk := newTestTokens(t)
+	tok, _, _ := tk.Issue(testUser, "", testSession, false)
+	if _, err := tk.Verify(tok); err != nil { // now cached
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{-31 * time.Second, 15*time.Minute + 31*time.Second} {
+		tk.Now = func() time.Time { return testNow.Add(d) }
+		if _, err := tk.Verify(tok); !errors.Is(err, domain.ErrUnauthorized) {
+			t.Errorf("clock %+v after a cached verification: got %v, want 401", d, err)
+		}
+		tk.Now = func() time.Time { return testNow }
+		if _, err := tk.Verify(tok); err != nil {
+			t.Fatalf("back at issue time: %v", err)
+		}
+	}
+	// A token with a changed signature is never served from the cache.
+	if _, err := tk.Verify(tok[:len(tok)-2] + "AA"); !errors.Is(err, domain.ErrUnauthorized) {
+		t.Errorf("tampered signature accepted: %v", err)
+	}
+}
