@@ -91,15 +91,17 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // when an endpoint is configured.
 func setupTracing(ctx context.Context, endpoint string) (func(context.Context) error, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	opts := []sdktrace.TracerProviderOption{}
-	if endpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+	if endpoint == "" {
+		// No exporter: keep OTel's no-op provider. Recording spans nobody
+		// exports cost ~10 % of the server's CPU on cached dashboard
+		// reads; a caller's traceparent still flows into the events.
+		return func(context.Context) error { return nil }, nil
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+	if err != nil {
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }
