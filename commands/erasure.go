@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -156,10 +157,7 @@ type Eraser struct {
 	RepurgeAfter time.Duration
 	// Every is the polling interval of Run.
 	Every  time.Duration
-	Logger interface {
-		Info(msg string, args ...any)
-		Error(msg string, args ...any)
-	}
+	Logger *slog.Logger // optional
 }
 
 // RunOnce carries out every step that is due and returns how many ran.

@@ -190,13 +190,24 @@ func (v *Versions) Create(ctx context.Context, p Projector) (int, error) {
 // Promote makes gen the live generation; the previous live one becomes
 // standby. One transaction: readers switch atomically.
 func (v *Versions) Promote(ctx context.Context, name string, gen int) error {
+	return v.promote(ctx, name, gen, false)
+}
+
+// promote switches reads to gen in one transaction; onlyPending makes it a
+// no-op unless gen is still building with its switch pending (checked
+// under the same row lock, so a rollback or drop in between wins).
+func (v *Versions) promote(ctx context.Context, name string, gen int, onlyPending bool) error {
 	err := pgx.BeginFunc(ctx, v.Pool, func(tx pgx.Tx) error {
 		var state, halted string
-		if err := tx.QueryRow(ctx, `SELECT state, COALESCE(error, '') FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, name, gen).Scan(&state, &halted); err != nil {
+		var pending bool
+		if err := tx.QueryRow(ctx, `SELECT state, COALESCE(error, ''), switch_pending FROM projection_versions WHERE name = $1 AND generation = $2 FOR UPDATE`, name, gen).Scan(&state, &halted, &pending); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("%s@%d: %w", name, gen, domain.ErrNotFound)
 			}
 			return err
+		}
+		if onlyPending && (state != StateBuilding || !pending) {
+			return nil
 		}
 		switch {
 		case state == StateLive:
@@ -209,7 +220,7 @@ func (v *Versions) Promote(ctx context.Context, name string, gen int) error {
 		if _, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'standby' WHERE name = $1 AND state = 'live'`, name); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'live', promoted_at = now() WHERE name = $1 AND generation = $2`, name, gen)
+		_, err := tx.Exec(ctx, `UPDATE projection_versions SET state = 'live', promoted_at = now(), switch_pending = false WHERE name = $1 AND generation = $2`, name, gen)
 		return err
 	})
 	v.Forget()
@@ -248,16 +259,7 @@ func (v *Versions) PendingSwitches(ctx context.Context) ([]Version, error) {
 // switch pending, and clears the mark; otherwise (already promoted by
 // another server, dropped, or rolled back since) it does nothing.
 func (v *Versions) PromotePending(ctx context.Context, name string, gen int) error {
-	var pending bool
-	err := v.Pool.QueryRow(ctx, `SELECT state = 'building' AND switch_pending FROM projection_versions WHERE name = $1 AND generation = $2`, name, gen).Scan(&pending)
-	if err != nil || !pending {
-		return unavailable(err)
-	}
-	if err := v.Promote(ctx, name, gen); err != nil {
-		return err
-	}
-	_, err = v.Pool.Exec(ctx, `UPDATE projection_versions SET switch_pending = false WHERE name = $1 AND generation = $2`, name, gen)
-	return unavailable(err)
+	return v.promote(ctx, name, gen, true)
 }
 
 // Rollback makes the most recently promoted standby generation live again

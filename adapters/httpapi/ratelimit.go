@@ -183,6 +183,22 @@ func (s *server) accountKey(c echo.Context) string {
 	if uid, ok := userFrom(c.Request().Context()); ok {
 		return "u:" + uid.String()
 	}
+	// The rate limiter and the idempotency layer both ask: decode the body
+	// and hash the address once per request.
+	if k, ok := c.Get(accountKeyKey).(string); ok {
+		return k
+	}
+	k := s.bodyAccountKey(c)
+	c.Set(accountKeyKey, k)
+	return k
+}
+
+// accountKeyKey caches accountKey's answer in the echo context.
+const accountKeyKey = "biosync.accountKey"
+
+// bodyAccountKey is accountKey for anonymous requests: the keyed hash of
+// the body's `email`.
+func (s *server) bodyAccountKey(c echo.Context) string {
 	body := rawBody(c)
 	if len(body) == 0 || s.deps.EmailKey == nil {
 		return ""

@@ -94,7 +94,6 @@ func (s *DeletionRequests) Due(ctx context.Context, repurgeAfter time.Duration, 
 	})
 }
 
-
 // retainedOnErasure are tables with a user_id column that an erasure
 // keeps: the destroyed key's tombstone (it is what makes the user's events
 // unreadable) and the request itself (proof of completion).

@@ -47,7 +47,7 @@ func (b *inbox) waitFor(rcpt string, n int) (subject, text string) {
 		for _, m := range msgs {
 			if to, _ := m.Header.AddressList("To"); len(to) == 1 && to[0].Address == rcpt {
 				if seen++; seen == n {
-					return decodeSubject(m), readText(b.t, m)
+					return decodeSubject(m), embedded.MessageText(m)
 				}
 			}
 		}
@@ -75,11 +75,6 @@ func decodeSubject(m *mail.Message) string {
 		return m.Header.Get("Subject")
 	}
 	return s
-}
-
-func readText(t *testing.T, m *mail.Message) string {
-	t.Helper()
-	return embedded.MessageText(m)
 }
 
 var tokenInLink = regexp.MustCompile(`https://app\.example\.com/(verify-email|password-reset)\?token=([A-Za-z0-9_-]{43})`)

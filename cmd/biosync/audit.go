@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
 )
 
@@ -40,7 +39,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	switch args[0] {
 	case "verify":
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			n, brk, err := postgres.NewAuditLog(p.pool).Verify(ctx)
+			n, brk, err := p.audit.Verify(ctx)
 			if err != nil {
 				return err
 			}
@@ -49,7 +48,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			head := ""
 			if n > 0 {
-				last, err := postgres.NewAuditLog(p.pool).List(ctx, commands.AuditFilter{After: n - 1, Limit: 1})
+				last, err := p.audit.List(ctx, commands.AuditFilter{After: n - 1, Limit: 1})
 				if err != nil {
 					return err
 				}
@@ -74,7 +73,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			*id.into = u
 		}
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			list, err := postgres.NewAuditLog(p.pool).List(ctx, f)
+			list, err := p.audit.List(ctx, f)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,9 @@ import (
 type platform struct {
 	cfg config
 	log *slog.Logger
+	// audit is the hash-chained audit log, shared by commands, the admin
+	// API, the erasure worker and the operator commands.
+	audit *postgres.AuditLog
 	// fingerprintKey keys idempotency fingerprints (derived from the master
 	// key, so every instance computes the same).
 	fingerprintKey []byte
@@ -165,6 +168,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.sessions = postgres.NewSessions(p.pool)
 	p.sessions.OnRevoke = p.revocations.Committed
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
+	p.audit = postgres.NewAuditLog(p.pool)
 	p.fingerprintKey = derivedKey(mk, "biosync idempotency fingerprint v1")
 	p.handlers = &commands.Handlers{
 		Log:           p.appender,
@@ -179,7 +183,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		CheckPassword: auth.CheckPassword,
 		Logger:        log,
 		EmailTokens:   postgres.NewEmailTokens(p.pool),
-		Audit:         postgres.NewAuditLog(p.pool),
+		Audit:         p.audit,
 		AppURL:        cfg.AppURL,
 		Erasure:       postgres.NewDeletionRequests(p.pool),
 
@@ -385,7 +389,7 @@ func (p *platform) eraser() *commands.Eraser {
 		Caches:       bredis.Erasures{C: p.redis},
 		Broadcast:    bredis.Erasures{C: p.redis},
 		Sessions:     p.handlers,
-		Audit:        postgres.NewAuditLog(p.pool),
+		Audit:        p.audit,
 		Forget:       p.forget,
 		RepurgeAfter: p.cfg.ErasureRepurge,
 		Every:        max(every, 100*time.Millisecond),

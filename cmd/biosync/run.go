@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/httpapi"
-	"github.com/biosync/biosync/adapters/postgres"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
@@ -147,7 +146,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Tokens:          p.verifier,
 		Roles:           p.verifier,
 		Admin:           admin{p: p, life: ctx},
-		Audit:           postgres.NewAuditLog(p.pool),
+		Audit:           p.audit,
 		Recovery:        recovery(p.handlers),
 		Erasure:         p.handlers,
 		MFA:             p.handlers,

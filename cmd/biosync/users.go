@@ -39,13 +39,12 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		audit := postgres.NewAuditLog(p.pool)
 		switch args[0] {
 		case "grant-admin":
 			if _, err := p.pool.Exec(ctx, `UPDATE accounts SET role = 'admin', updated_at = now() WHERE user_id = $1`, user); err != nil {
 				return err
 			}
-			if err := audit.Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Subject: user,
+			if err := p.audit.Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Subject: user,
 				Detail: map[string]string{"role": "admin", "via": "biosync users grant-admin"}}); err != nil {
 				return fmt.Errorf("admin role granted, but the audit entry was not written: %w", err)
 			}
@@ -68,7 +67,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			if err := p.handlers.RevokeAll(ctx, user, commands.RevokeMFAChange); err != nil {
 				return fmt.Errorf("MFA reset, but sessions were not ended: %w", err)
 			}
-			if err := audit.Record(ctx, commands.AuditEntry{Action: commands.AuditMFADisabled, Subject: user,
+			if err := p.audit.Record(ctx, commands.AuditEntry{Action: commands.AuditMFADisabled, Subject: user,
 				Detail: map[string]string{"via": "biosync users reset-mfa"}}); err != nil {
 				return fmt.Errorf("MFA reset, but the audit entry was not written: %w", err)
 			}
