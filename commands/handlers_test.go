@@ -152,7 +152,7 @@ func TestPushNeedsAnExistingUserAndRedeliveryIsRecognised(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.h.Dedup = redis.Dedup{C: rc}
+	w.h.Dedup = redis.NewDedup(rc, 0)
 	batch := ingest.Batch{Source: ingest.Source{Provider: "bridge"}, Samples: []ingest.Sample{{Type: "steps", Start: "2026-11-20T08:00:00Z", End: "2026-11-20T08:15:00Z", Value: 10, Unit: "count"}}}
 
 	_, err = w.h.Push(ctx, commands.PushSamples{UserID: uuid.New(), Batch: batch, DeliveryID: "msg_1", Channel: "webhook"})

@@ -142,8 +142,10 @@ func (s *server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if !lim.PerIP.IsZero() {
 			budgets = append(budgets, budget{r.rateClass + ":ip:" + ipKey(c.RealIP()), lim.PerIP})
 		}
-		if acct := s.accountKey(c); acct != "" && !lim.PerAccount.IsZero() {
-			budgets = append(budgets, budget{r.rateClass + ":acct:" + acct, lim.PerAccount})
+		if !lim.PerAccount.IsZero() { // decoding the body for a key nobody counts is waste
+			if acct := s.accountKey(c); acct != "" {
+				budgets = append(budgets, budget{r.rateClass + ":acct:" + acct, lim.PerAccount})
+			}
 		}
 		for _, b := range budgets {
 			var res *redis_rate.Result

@@ -88,33 +88,42 @@ func (c Cache) Invalidate(ctx context.Context, v projections.CacheVersion, ttl t
 	return err
 }
 
-// Dedup implements commands.Dedup with keys that expire after TTL (default
-// 7 days, longer than any provider's redelivery window).
+// Dedup implements commands.Dedup with keys that expire after a TTL
+// longer than any provider's redelivery window. Concurrent deliveries share
+// round trips (batcher), so a busy ingest pays a fraction of a round trip
+// per question instead of one each.
 type Dedup struct {
-	C   *goredis.Client
-	TTL time.Duration
+	ttl time.Duration
+	b   batcher
+}
+
+// NewDedup remembers deliveries in c for ttl (0: 7 days).
+func NewDedup(c *goredis.Client, ttl time.Duration) *Dedup {
+	if ttl == 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	return &Dedup{ttl: ttl, b: batcher{c: c}}
 }
 
 func dedupKey(id uuid.UUID) string { return "biosync:delivery:v1:" + id.String() }
 
 // Lookup returns the token of an accepted delivery.
-func (d Dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, bool) {
-	s, err := d.C.Get(ctx, dedupKey(id)).Result()
-	if err != nil {
+func (d *Dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, bool) {
+	cmd := goredis.NewStringCmd(ctx, "get", dedupKey(id))
+	if d.b.do(ctx, cmd) != nil {
 		return nil, false
 	}
-	t, err := eventstore.ParseToken(s)
+	t, err := eventstore.ParseToken(cmd.Val())
 	if err != nil || len(t) == 0 {
 		return nil, false
 	}
 	return t, true
 }
 
-// Remember stores the token of an accepted delivery (best effort).
-func (d Dedup) Remember(ctx context.Context, id uuid.UUID, t eventstore.Token) {
-	ttl := d.TTL
-	if ttl == 0 {
-		ttl = 7 * 24 * time.Hour
-	}
-	_ = d.C.Set(ctx, dedupKey(id), t.String(), ttl).Err()
+// Remember stores the token of an accepted delivery (best effort: a
+// delivery Redis forgot is appended again under the same event id, which
+// projectors apply once). It returns once Redis answered, so a redelivery
+// after the 2xx is recognised.
+func (d *Dedup) Remember(ctx context.Context, id uuid.UUID, t eventstore.Token) {
+	_ = d.b.do(ctx, goredis.NewStatusCmd(ctx, "set", dedupKey(id), t.String(), "px", d.ttl.Milliseconds()))
 }

@@ -37,11 +37,14 @@ type httpResult struct {
 	Users        int     `json:"users"`
 	ServerStartS float64 `json:"server_start_s"`
 
-	IngestReqPerS         []float64        `json:"ingest_req_per_s"`
-	IngestBaselineReqPerS []float64        `json:"ingest_baseline_req_per_s"`
-	IngestErrors          int              `json:"ingest_errors"`
-	IngestBaselineErrors  int              `json:"ingest_baseline_errors"`
-	IngestSaturation      []latencySummary `json:"ingest_saturation_latency"`
+	// IngestReqPerS is the command side alone (projectors stopped);
+	// IngestSustainedReqPerS the whole system with them applying.
+	IngestReqPerS          []float64        `json:"ingest_req_per_s"`
+	IngestSustainedReqPerS []float64        `json:"ingest_sustained_req_per_s"`
+	IngestBaselineReqPerS  []float64        `json:"ingest_baseline_req_per_s"`
+	IngestErrors           int              `json:"ingest_errors"`
+	IngestBaselineErrors   int              `json:"ingest_baseline_errors"`
+	IngestSaturation       []latencySummary `json:"ingest_saturation_latency"`
 
 	IngestHalfRate         float64          `json:"ingest_half_rate_req_per_s"`
 	IngestHalf             []latencySummary `json:"ingest_half_rate_latency"`
@@ -68,13 +71,15 @@ type httpResult struct {
 	DashboardBaselineHalfRate float64          `json:"dashboard_baseline_half_rate_req_per_s"`
 	DashboardBaselineHalf     []latencySummary `json:"dashboard_baseline_half_rate_latency"`
 
-	IngestServer        []serverBreakdown `json:"ingest_server"`
-	IngestBaselineIdle  []serverBreakdown `json:"ingest_baseline_rounds_server"`
-	IngestCatchUpS      []float64         `json:"ingest_catch_up_s"`
-	IngestHalfServer    []serverBreakdown `json:"ingest_half_rate_server"`
-	DashboardServer     []serverBreakdown `json:"dashboard_server"`
-	DashboardBaseIdle   []serverBreakdown `json:"dashboard_baseline_rounds_server"`
-	DashboardHalfServer []serverBreakdown `json:"dashboard_half_rate_server"`
+	IngestServer          []serverBreakdown `json:"ingest_server"`
+	IngestBaselineIdle    []serverBreakdown `json:"ingest_baseline_rounds_server"`
+	IngestCatchUpS        []float64         `json:"ingest_catch_up_s"`
+	IngestSustainedServer []serverBreakdown `json:"ingest_sustained_server"`
+	IngestBacklogCatchUpS []float64         `json:"ingest_backlog_catch_up_s"` // after the command-side round
+	IngestHalfServer      []serverBreakdown `json:"ingest_half_rate_server"`
+	DashboardServer       []serverBreakdown `json:"dashboard_server"`
+	DashboardBaseIdle     []serverBreakdown `json:"dashboard_baseline_rounds_server"`
+	DashboardHalfServer   []serverBreakdown `json:"dashboard_half_rate_server"`
 
 	FirstErrors []string          `json:"first_errors,omitempty"`
 	Profiles    map[string]string `json:"server_cpu_profiles,omitempty"` // phase -> file
@@ -150,6 +155,10 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 		"BIOSYNC_RATE_LIMIT_WEBHOOK_IP":        "off",
 		"BIOSYNC_RATE_LIMIT_EXPENSIVE_IP":      "off",
 		"BIOSYNC_RATE_LIMIT_EXPENSIVE_ACCOUNT": "off",
+		// The projectors run beside the API in their own process (`biosync
+		// projections run`, the split deployment), so the ingest phase can
+		// pause them: the command side is measured alone and with them.
+		"BIOSYNC_PROJECTORS": "off",
 	}
 	if b.kafkaEnv {
 		topic := uniqueName("bench_serve_")
@@ -190,6 +199,18 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 		return res, err
 	}
 	res.ServerStartS = time.Since(start).Seconds()
+	// It joins the server's embedded services through the data dir (or the
+	// same real clusters), like any other command.
+	projector, err := startProc(ctx, "biosync projections run", bin, []string{"projections", "run"}, env, nil, time.Minute)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		_ = projector.signal(syscall.SIGCONT) // never leave it stopped
+		if perr := projector.stop(30 * time.Second); perr != nil && err == nil {
+			err = fmt.Errorf("projector: %w\n%s", perr, projector.logs.String())
+		}
+	}()
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -224,12 +245,12 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 	fmt.Fprintf(progress, "http: registered and logged in %d users in %.1fs\n", hc.users, time.Since(start).Seconds())
 
 	if hc.ingest {
-		if err := ingestPhases(ctx, hc, a, srv, sysURL, baseURL, setup, &res, progress); err != nil {
+		if err := ingestPhases(ctx, hc, a, srv, projector, sysURL, baseURL, setup, &res, progress); err != nil {
 			return res, err
 		}
 	}
 	if hc.dashboard {
-		if err := dashboardPhases(ctx, hc, a, srv, sysURL, baseURL, setup, &res, progress); err != nil {
+		if err := dashboardPhases(ctx, hc, a, srv, projector, sysURL, baseURL, setup, &res, progress); err != nil {
 			return res, err
 		}
 	}
@@ -238,19 +259,23 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 
 // observed runs f and returns the server's breakdown of that time (zero
 // when /metrics could not be read: the figures do not depend on it).
-func observed(ctx context.Context, c *http.Client, base string, f func()) serverBreakdown {
+func observed(ctx context.Context, c *http.Client, base string, f func(), projector *proc) serverBreakdown {
 	before, err1 := scrape(ctx, c, base)
+	pb := procCPUSeconds(projector)
 	f()
+	pa := procCPUSeconds(projector)
 	after, err2 := scrape(ctx, c, base)
 	if err1 != nil || err2 != nil {
 		return serverBreakdown{}
 	}
-	return breakdown(before, after)
+	b := breakdown(before, after)
+	b.ProjectorCPUCores = round3(ratio(pa-pb, b.WallS))
+	return b
 }
 
 // describe is a one-line summary of a breakdown for the progress output.
 func (b serverBreakdown) describe() string {
-	out := fmt.Sprintf("machine %.0f%% busy, server %.2f cores", b.MachineBusy*100, b.CPUCores)
+	out := fmt.Sprintf("machine %.0f%% busy, server %.2f cores, projectors %.2f cores", b.MachineBusy*100, b.CPUCores, b.ProjectorCPUCores)
 	if b.PushMeanMs > 0 {
 		out += fmt.Sprintf(", push mean %.1f ms (Kafka append %.1f ms)", b.PushMeanMs, b.AppendMeanMs)
 	}
@@ -265,7 +290,7 @@ func (b serverBreakdown) describe() string {
 
 // ingestPhases measures webhook ingest at saturation (system and baseline
 // alternating), then latency and freshness at half the system's rate.
-func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
+func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv, projector *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
 	sysC, baseC := newClient(hc.concurrency), newClient(hc.concurrency)
 	sysPush := func(ctx context.Context, seq uint64) error {
 		info, err := a.push(ctx, sysC, sysURL, seq)
@@ -282,34 +307,63 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 		return err
 	}
 	for r := range hc.rounds {
+		// The whole system: the projectors apply the pushes as they come.
 		var s loadResult
-		sb := observed(ctx, setup, sysURL, func() { s = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush) })
+		sb := observed(ctx, setup, sysURL, func() {
+			s = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush)
+		}, projector)
 		caught := time.Now()
 		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
 			return err
 		}
 		res.IngestCatchUpS = append(res.IngestCatchUpS, round3(time.Since(caught).Seconds()))
-		res.IngestServer = append(res.IngestServer, sb)
+		res.IngestSustainedServer = append(res.IngestSustainedServer, sb)
+
+		// The command side alone (what a 2xx costs: signature, validation,
+		// encryption, Kafka ack): the projector process is stopped and
+		// catches up afterwards, as after a burst.
+		var c loadResult
+		if err := projector.signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		cb := observed(ctx, setup, sysURL, func() {
+			c = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, sysPush)
+		}, projector)
+		if err := projector.signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		caught = time.Now()
+		if err := a.waitProjected(ctx, setup, sysURL, 3*time.Minute); err != nil {
+			return err
+		}
+		res.IngestBacklogCatchUpS = append(res.IngestBacklogCatchUpS, round3(time.Since(caught).Seconds()))
+		res.IngestServer = append(res.IngestServer, cb)
+
 		var bl loadResult
-		bb := observed(ctx, setup, sysURL, func() { bl = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush) })
+		bb := observed(ctx, setup, sysURL, func() { bl = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, basePush) }, projector)
 		res.IngestBaselineIdle = append(res.IngestBaselineIdle, bb)
-		res.IngestReqPerS = append(res.IngestReqPerS, s.rate())
+		res.IngestReqPerS = append(res.IngestReqPerS, c.rate())
+		res.IngestSustainedReqPerS = append(res.IngestSustainedReqPerS, s.rate())
 		res.IngestBaselineReqPerS = append(res.IngestBaselineReqPerS, bl.rate())
-		res.IngestErrors += s.Errors
+		res.IngestErrors += s.Errors + c.Errors
 		res.IngestBaselineErrors += bl.Errors
-		res.IngestSaturation = append(res.IngestSaturation, summarize(s.Lat))
-		res.noteErr("ingest", s)
+		res.IngestSaturation = append(res.IngestSaturation, summarize(c.Lat))
+		res.noteErr("ingest", c)
+		res.noteErr("ingest with projectors", s)
 		res.noteErr("ingest baseline", bl)
-		fmt.Fprintf(progress, "ingest round %d: system %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n  system: %s; projector caught up %.2fs after the load\n  baseline: %s\n",
-			r+1, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors, sb.describe(), res.IngestCatchUpS[r], bb.describe())
+		fmt.Fprintf(progress, "ingest round %d: command side %.0f req/s (p99 %.1f ms, %d errors), with projectors %.0f req/s (p99 %.1f ms, %d errors) | baseline %.0f req/s (%d errors)\n"+
+			"  command side: %s; projectors caught up %.1fs after the load\n  with projectors: %s; caught up %.2fs after the load\n  baseline: %s\n",
+			r+1, c.rate(), summarize(c.Lat).P99, c.Errors, s.rate(), summarize(s.Lat).P99, s.Errors, bl.rate(), bl.Errors,
+			cb.describe(), res.IngestBacklogCatchUpS[r], sb.describe(), res.IngestCatchUpS[r], bb.describe())
 	}
 	if err := stopProfile(ctx, hc, srv, res, "ingest"); err != nil {
 		return err
 	}
 
-	// Half the measured system rate, open loop; a sample of the pushes is
-	// followed until it shows in the summary.
-	res.IngestHalfRate = median(res.IngestReqPerS) / 2
+	// Half the rate the whole system sustains (projectors keeping up), open
+	// loop; a sample of the pushes is followed until it shows in the
+	// summary.
+	res.IngestHalfRate = median(res.IngestSustainedReqPerS) / 2
 	openSys, probeC := newClient(hc.concurrency), newClient(256)
 	var pooled []float64
 	for r := range hc.rounds {
@@ -356,7 +410,7 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL,
 				}
 				return nil
 			})
-		})
+		}, projector)
 		pwg.Wait()
 		res.IngestHalfServer = append(res.IngestHalfServer, sb)
 		if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
@@ -435,7 +489,7 @@ func stopProfile(ctx context.Context, hc httpConfig, srv *proc, res *httpResult,
 // dashboardPhases measures the summary on a warm cache against the
 // baseline's bare GET at the same concurrency, then latency at half the
 // system's rate.
-func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
+func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv, projector *proc, sysURL, baseURL string, setup *http.Client, res *httpResult, progress io.Writer) error {
 	if err := a.waitProjected(ctx, setup, sysURL, 2*time.Minute); err != nil {
 		return err
 	}
@@ -458,14 +512,14 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysU
 			s = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 				return a.getDashboard(ctx, sysC, sysURL, seq)
 			})
-		})
+		}, projector)
 		res.DashboardServer = append(res.DashboardServer, sb)
 		var bl loadResult
 		bb := observed(ctx, setup, sysURL, func() {
 			bl = closedLoop(ctx, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 				return a.getDashboard(ctx, baseC, baseURL, seq)
 			})
-		})
+		}, projector)
 		res.DashboardBaseIdle = append(res.DashboardBaseIdle, bb)
 		res.DashboardReqPerS = append(res.DashboardReqPerS, s.rate())
 		res.DashboardBaselineReqPerS = append(res.DashboardBaselineReqPerS, bl.rate())
@@ -488,7 +542,7 @@ func dashboardPhases(ctx context.Context, hc httpConfig, a *api, srv *proc, sysU
 			s = openLoop(ctx, res.DashboardHalfRate, hc.concurrency, hc.warmup, hc.duration, func(ctx context.Context, seq uint64) error {
 				return a.getDashboard(ctx, openSys, sysURL, seq)
 			})
-		})
+		}, projector)
 		res.DashboardHalfServer = append(res.DashboardHalfServer, sb)
 		ls := summarize(s.Lat)
 		res.DashboardHalf = append(res.DashboardHalf, ls)

@@ -29,7 +29,8 @@ type proc struct {
 }
 
 // startProc starts bin with args and env and waits until a line of its
-// standard output satisfies ready. The child gets SIGKILL if this process
+// standard output satisfies ready (nil: at once; readiness is then the
+// caller's to check). The child gets SIGKILL if this process
 // dies, so an interrupted benchmark leaves no server behind.
 func startProc(ctx context.Context, name, bin string, args []string, env map[string]string, ready func(string) bool, timeout time.Duration) (*proc, error) {
 	cmd := exec.Command(bin, args...)
@@ -51,7 +52,7 @@ func startProc(ctx context.Context, name, bin string, args []string, env map[str
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.Write([]byte(line + "\n"))
-			if !signalled && ready(line) {
+			if !signalled && ready != nil && ready(line) {
 				signalled = true
 				close(readyc)
 			}
@@ -62,6 +63,9 @@ func startProc(ctx context.Context, name, bin string, args []string, env map[str
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if ready == nil {
+		return p, nil
+	}
 	select {
 	case <-readyc:
 		return p, nil

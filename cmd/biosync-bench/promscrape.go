@@ -129,9 +129,10 @@ func scrape(ctx context.Context, c *http.Client, base string) (promSnapshot, err
 // measures itself.
 type serverBreakdown struct {
 	WallS                   float64 `json:"wall_s"`
-	CPUCores                float64 `json:"server_cpu_cores"` // server process CPU seconds / wall seconds (the embedded PostgreSQL is a separate process)
-	MachineBusy             float64 `json:"machine_busy"`     // fraction of all CPUs busy (every process: load generator, server, PostgreSQL, neighbours)
-	MachineSteal            float64 `json:"machine_steal"`    // fraction of CPU time stolen by the hypervisor
+	CPUCores                float64 `json:"server_cpu_cores"`    // server process CPU seconds / wall seconds (the embedded PostgreSQL is a separate process)
+	ProjectorCPUCores       float64 `json:"projector_cpu_cores"` // the `projections run` process, from /proc/<pid>/stat
+	MachineBusy             float64 `json:"machine_busy"`        // fraction of all CPUs busy (every process: load generator, server, PostgreSQL, neighbours)
+	MachineSteal            float64 `json:"machine_steal"`       // fraction of CPU time stolen by the hypervisor
 	PushMeanMs              float64 `json:"push_request_mean_ms,omitempty"`
 	AppendMeanMs            float64 `json:"kafka_append_mean_ms,omitempty"`
 	Appends                 float64 `json:"appends,omitempty"`
@@ -163,3 +164,35 @@ func breakdown(a, b promSnapshot) serverBreakdown {
 		ProjectorBatches:        d("batch_count"),
 	}
 }
+
+// procCPUSeconds is the user+system CPU time of p so far, from
+// /proc/<pid>/stat (0 where that is unavailable).
+func procCPUSeconds(p *proc) float64 {
+	if p == nil || p.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields after its closing
+	// parenthesis are fixed: utime and stime are fields 14 and 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times (100 on
+// every Linux architecture Go supports).
+const clockTicks = 100

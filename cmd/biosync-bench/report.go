@@ -23,6 +23,7 @@ type target struct {
 var targets = []target{
 	{"rebuild_ratio", true, 0.5},
 	{"ingest_ratio", true, 0.35},
+	{"ingest_sustained_ratio", true, 0.35},
 	{"ingest_p99_ms", false, 50},
 	{"freshness_p99_ms", false, 250},
 	{"dashboard_ratio", true, 0.8},
@@ -85,18 +86,23 @@ type runConfig struct {
 // report is the JSON written to BENCH_OUT. The six headline figures come
 // first; the raw per-round figures follow.
 type report struct {
-	RebuildRatio   float64 `json:"rebuild_ratio"`
-	IngestRatio    float64 `json:"ingest_ratio"`
-	IngestP99Ms    float64 `json:"ingest_p99_ms"`
-	FreshnessP99Ms float64 `json:"freshness_p99_ms"`
-	DashboardRatio float64 `json:"dashboard_ratio"`
-	DashboardP99Ms float64 `json:"dashboard_p99_ms"`
+	RebuildRatio float64 `json:"rebuild_ratio"`
+	IngestRatio  float64 `json:"ingest_ratio"`
+	// IngestSustainedRatio is ingest with the projectors applying every
+	// push on the same machine (not one of the brief's six; reported so
+	// the command-side figure is never read as the system's capacity).
+	IngestSustainedRatio float64 `json:"ingest_sustained_ratio"`
+	IngestP99Ms          float64 `json:"ingest_p99_ms"`
+	FreshnessP99Ms       float64 `json:"freshness_p99_ms"`
+	DashboardRatio       float64 `json:"dashboard_ratio"`
+	DashboardP99Ms       float64 `json:"dashboard_p99_ms"`
 
 	RebuildRatioUnit         string  `json:"rebuild_ratio_unit"`
 	RebuildEventsPerS        float64 `json:"rebuild_events_per_s"`
 	RebuildRowsPerS          float64 `json:"rebuild_rows_per_s"`
 	RebuildCopyRowsPerS      float64 `json:"rebuild_copy_rows_per_s"`
 	IngestReqPerS            float64 `json:"ingest_req_per_s"`
+	IngestSustainedReqPerS   float64 `json:"ingest_sustained_req_per_s"`
 	IngestBaselineReqPerS    float64 `json:"ingest_baseline_req_per_s"`
 	IngestBaselineP99Ms      float64 `json:"ingest_baseline_p99_ms"`
 	FreshnessPooledP99Ms     float64 `json:"freshness_pooled_p99_ms"`
@@ -148,6 +154,9 @@ func (r *report) fill() {
 			r.IngestBaselineReqPerS = median(h.IngestBaselineReqPerS)
 			r.IngestRatio = ratio(r.IngestReqPerS, r.IngestBaselineReqPerS)
 			r.Measured["ingest_ratio"] = true
+			r.IngestSustainedReqPerS = median(h.IngestSustainedReqPerS)
+			r.IngestSustainedRatio = ratio(r.IngestSustainedReqPerS, r.IngestBaselineReqPerS)
+			r.Measured["ingest_sustained_ratio"] = true
 		}
 		if len(h.IngestHalf) > 0 {
 			r.IngestP99Ms = medianP99(h.IngestHalf)
@@ -176,7 +185,7 @@ func (r *report) fill() {
 		r.Targets[t.key] = t.String()
 		r.Pass[t.key] = r.Measured[t.key] && t.met(r.figure(t.key))
 	}
-	for _, p := range []*float64{&r.RebuildRatio, &r.IngestRatio, &r.IngestP99Ms, &r.FreshnessP99Ms, &r.DashboardRatio, &r.DashboardP99Ms,
+	for _, p := range []*float64{&r.RebuildRatio, &r.IngestRatio, &r.IngestSustainedRatio, &r.IngestSustainedReqPerS, &r.IngestP99Ms, &r.FreshnessP99Ms, &r.DashboardRatio, &r.DashboardP99Ms,
 		&r.RebuildEventsPerS, &r.RebuildRowsPerS, &r.RebuildCopyRowsPerS, &r.IngestReqPerS, &r.IngestBaselineReqPerS, &r.IngestBaselineP99Ms,
 		&r.FreshnessPooledP99Ms, &r.DashboardReqPerS, &r.DashboardBaselineReqPerS, &r.DashboardBaselineP99Ms} {
 		*p = round3(*p)
@@ -190,6 +199,8 @@ func (r *report) figure(key string) float64 {
 		return r.RebuildRatio
 	case "ingest_ratio":
 		return r.IngestRatio
+	case "ingest_sustained_ratio":
+		return r.IngestSustainedRatio
 	case "ingest_p99_ms":
 		return r.IngestP99Ms
 	case "freshness_p99_ms":
@@ -227,7 +238,8 @@ func (r *report) printTable(w io.Writer) {
 	if r.Measured["rebuild_ratio"] {
 		fmt.Fprintf(tw, "  rebuild (events/s)\t%s\t\t\t\t\n", f0(r.RebuildEventsPerS))
 	}
-	row("ingest_ratio", fmt.Sprintf("ingest (req/s, %d conc.)", r.Config.Concurrency), f0(r.IngestReqPerS), f0(r.IngestBaselineReqPerS)+" (echo POST)", f2(r.IngestRatio))
+	row("ingest_ratio", fmt.Sprintf("ingest, command side (req/s, %d conc.)", r.Config.Concurrency), f0(r.IngestReqPerS), f0(r.IngestBaselineReqPerS)+" (echo POST)", f2(r.IngestRatio))
+	row("ingest_sustained_ratio", "  with projectors applying (req/s)", f0(r.IngestSustainedReqPerS), f0(r.IngestBaselineReqPerS)+" (echo POST)", f2(r.IngestSustainedRatio))
 	row("ingest_p99_ms", "ingest p99 at half rate (ms)", f1(r.IngestP99Ms), f1(r.IngestBaselineP99Ms)+" (echo, its half rate)", "-")
 	row("freshness_p99_ms", "freshness p99, 2xx -> summary (ms)", f1(r.FreshnessP99Ms), "-", "-")
 	row("dashboard_ratio", fmt.Sprintf("dashboard cache hit (req/s, %d conc.)", r.Config.Concurrency), f0(r.DashboardReqPerS), f0(r.DashboardBaselineReqPerS)+" (echo GET)", f2(r.DashboardRatio))

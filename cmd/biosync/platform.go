@@ -158,7 +158,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	var dedup commands.Dedup
 	var cache projections.Cache
 	if p.redis != nil {
-		dedup = bredis.Dedup{C: p.redis}
+		dedup = bredis.NewDedup(p.redis, 0)
 		cache = bredis.Cache{C: p.redis}
 	}
 	// A revoked session is remembered as long as one of its access tokens

@@ -1,0 +1,85 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/eventstore"
+)
+
+// TestConcurrentDeliveriesEachGetTheirOwnAnswer: many deliveries arrive at
+// once and share pipelines; each one must still see exactly its own
+// remembered token, never a neighbour's, and an unknown one none.
+func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
+	ctx := context.Background()
+	c, err := bredis.Open(testbackend.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := bredis.NewDedup(c, time.Minute)
+
+	const n = 500
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	token := func(i int) eventstore.Token {
+		return eventstore.Token{{Partition: int32(i % 3), Offset: int64(i)}}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, ok := d.Lookup(ctx, ids[i]); ok {
+				t.Errorf("delivery %d: seen before it was remembered", i)
+			}
+			d.Remember(ctx, ids[i], token(i))
+			got, ok := d.Lookup(ctx, ids[i])
+			if !ok || got.String() != token(i).String() {
+				t.Errorf("delivery %d: lookup after remember = %v %v, want %v", i, got, ok, token(i))
+			}
+		})
+	}
+	wg.Wait()
+	if ttl := c.PTTL(ctx, "biosync:delivery:v1:"+ids[0].String()).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("remembered delivery expires in %v, want within the configured minute", ttl)
+	}
+}
+
+// TestACallerThatGivesUpDoesNotSpoilTheBatch: one caller's cancelled
+// context ends only its own wait; the commands queued beside it are
+// answered.
+func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
+	c, err := bredis.Open(testbackend.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := bredis.NewDedup(c, time.Minute)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			id, tok := uuid.New(), eventstore.Token{{Partition: 0, Offset: int64(i)}}
+			if i%2 == 0 {
+				d.Remember(cancelled, id, tok)
+				if _, ok := d.Lookup(cancelled, id); ok {
+					t.Errorf("a cancelled lookup answered")
+				}
+				return
+			}
+			d.Remember(context.Background(), id, tok)
+			if got, ok := d.Lookup(context.Background(), id); !ok || got.String() != tok.String() {
+				t.Errorf("lookup beside cancelled callers = %v %v", got, ok)
+			}
+		})
+	}
+	wg.Wait()
+}
