@@ -64,6 +64,9 @@ type Reader struct {
 	// Versions tells which generation of each projector is live; nil
 	// means generation 1.
 	Versions *Versions
+	// Progress, when followed (Checkpoints.Follow), ends consistency waits
+	// at the projector's commit instead of the next poll.
+	Progress *Checkpoints
 
 	// l1 holds recently read dashboards in this process for l1TTL, in
 	// front of Redis: a hit costs neither a round trip nor JSON decoding.
@@ -171,6 +174,16 @@ func (r *Reader) WaitFor(ctx context.Context, token eventstore.Token, readModels
 	}
 	delay := 5 * time.Millisecond
 	for {
+		var woken <-chan struct{}
+		wait := delay
+		if r.Progress != nil {
+			var live bool
+			if woken, live = r.Progress.Changed(); live {
+				// Announcements end the wait; the timer only guards
+				// against a feed that died without an error.
+				wait = 250 * time.Millisecond
+			}
+		}
 		ok, err := r.reached(ctx, token, readModels)
 		if err != nil {
 			return err
@@ -181,7 +194,8 @@ func (r *Reader) WaitFor(ctx context.Context, token eventstore.Token, readModels
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for consistency token: %w", domain.ErrTimeout)
-		case <-time.After(delay):
+		case <-woken:
+		case <-time.After(wait):
 		}
 		delay = min(delay*2, 50*time.Millisecond)
 	}

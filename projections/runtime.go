@@ -584,12 +584,17 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 		b.Queue(`UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
 			WHERE name = $1 AND generation = $2 AND partition = $3 AND next_offset = $4`,
 			r.Projector.Name(), r.Projector.Generation(), p, expected, next)
+		// Delivered at commit, to readers waiting for this progress.
+		b.Queue(`SELECT pg_notify('`+CheckpointChannel+`', $1)`, r.Projector.Name())
 		br := tx.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return err
 		}
 		tag, err := br.Exec()
+		if err == nil {
+			_, err = br.Exec()
+		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}

@@ -200,7 +200,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		}
 	}
 	p.versions = &projections.Versions{Pool: p.pool}
-	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions}
+	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions, Progress: &projections.Checkpoints{}}
 	return p, nil
 }
 

@@ -185,6 +185,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	eraserDone := make(chan struct{})
 	go func() { defer close(eraserDone); p.eraser().Run(ctx) }()
 	go p.housekeeping(ctx, time.Hour)
+	go p.reader.Progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
 	p.resumeSwitches(ctx)
 	// The revocation view: until it is live every token is checked against
 	// PostgreSQL, so serving before it is loaded is safe.

@@ -1,0 +1,75 @@
+package projections_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
+)
+
+// TestAConsistencyWaitEndsAtTheProjectorsCommit: a dashboard read carrying
+// a consistency token waits for the projector; with the checkpoint feed
+// live, the wait ends when the projector commits, not at the next poll
+// (which, with the feed live, comes only every 250 ms).
+func TestAConsistencyWaitEndsAtTheProjectorsCommit(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed := &projections.Checkpoints{}
+	go feed.Follow(ctx, s.pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, live := feed.Changed(); live {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the checkpoint feed did not start listening within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := &projections.Reader{Pool: s.pool, Partitions: s.cfg.Partitions, Progress: feed}
+	register(t, s, uuid.New(), "UTC", time.Now())
+	go func() { _ = runtime(s, projections.Users{}, 100).Run(ctx) }()
+	s.waitCaughtUp(t, projections.Users{})
+
+	for round := range 3 {
+		user := uuid.New()
+		pos := register(t, s, user, "UTC", time.Now())
+		returned := make(chan time.Time, 1)
+		go func() {
+			if err := r.WaitFor(ctx, eventstore.Token{pos}, projections.NameUsers); err != nil {
+				t.Error(err)
+			}
+			returned <- time.Now()
+		}()
+		// Watch the checkpoint closely to learn when the commit happened.
+		var committed time.Time
+		for deadline := time.Now().Add(10 * time.Second); committed.IsZero(); {
+			var next int64
+			if err := s.pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = 1 AND partition = $2`,
+				projections.NameUsers, pos.Partition).Scan(&next); err != nil {
+				t.Fatal(err)
+			}
+			if next > pos.Offset {
+				committed = time.Now()
+			} else if time.Now().After(deadline) {
+				t.Fatal("the projector did not apply the registration within 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		select {
+		case at := <-returned:
+			if late := at.Sub(committed); late > 60*time.Millisecond {
+				t.Fatalf("round %d: the wait ended %v after the commit; want within a few ms of it", round, late)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the wait did not end within 5s of the commit")
+		}
+	}
+}
