@@ -265,7 +265,6 @@ func (m *Metrics) writeSamples(ctx context.Context, tx pgx.Tx, fresh, replaced [
 var sampleColumns = []string{"user_id", "type", "start_at", "end_at", "source", "value", "unit", "utc_offset",
 	"local_date", "day_start", "day_end", "day_offset", "log_partition", "log_offset", "event_id", "norm_version"}
 
-
 // keyArrays is a set of partial keys as query parameters.
 type keyArrays struct {
 	users        [][16]byte
