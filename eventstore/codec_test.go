@@ -55,7 +55,7 @@ func (k *keyTable) DestroyKey(_ context.Context, id uuid.UUID) error {
 
 const testMaster = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-func newCodec(t *testing.T, store eventstore.KeyStore, master string) *eventstore.Codec {
+func newCodec(t testing.TB, store eventstore.KeyStore, master string) *eventstore.Codec {
 	t.Helper()
 	mk, err := eventstore.ParseMasterKeys(master)
 	if err != nil {
