@@ -199,6 +199,40 @@ func TestDashboardIsCachedWithItsLogPositionAndRefreshedAfterCommit(t *testing.T
 	if cached.P != last.Partition || cached.Next <= last.Offset {
 		t.Fatalf("cached position %+v does not cover the last write %+v", cached, last)
 	}
+
+	// The API keeps its encoding of a cached summary beside it; a newer
+	// summary must start without it (never the older rendering).
+	hit, err := r.Dashboard(ctx, user, eventstore.Token{last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit.Rendered.Store("metric", []byte("rendered at the first position"))
+	if again, err := r.Dashboard(ctx, user, nil); err != nil {
+		t.Fatal(err)
+	} else if b, ok := again.Rendered.Load("metric"); !ok || string(b) != "rendered at the first position" {
+		t.Fatal("a second hit on the same cached summary lost its rendering")
+	}
+	newer := push(t, s, user, ingest.Batch{Source: ingest.Source{Provider: "oura", Device: "ring"}, Samples: []ingest.Sample{
+		sample("steps", "2026-11-20T12:00:00+09:00", "2026-11-20T13:00:00+09:00", 1000, "count"),
+	}})
+	if err := r.WaitFor(ctx, eventstore.Token{newer}, projections.NameMetrics); err != nil {
+		t.Fatal(err)
+	}
+	d, err = r.Dashboard(ctx, user, eventstore.Token{newer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Steps == nil || d.Steps.Value != 5321 {
+		t.Fatalf("steps after the newer push = %+v, want 5321", d.Steps)
+	}
+	for range 2 { // as computed, then from the in-process cache
+		if _, ok := d.Rendered.Load("metric"); ok {
+			t.Fatal("the newer summary came with the older summary's rendering")
+		}
+		if d, err = r.Dashboard(ctx, user, eventstore.Token{newer}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func metricType(s string) metric.Type { return metric.Type(s) }

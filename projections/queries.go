@@ -94,6 +94,7 @@ func (r *Reader) l1Put(c cachedDashboard) {
 		r.l1.Clear()
 		r.l1Size.Store(0)
 	}
+	c.Dashboard.Rendered = &Rendered{}
 	r.l1.Store(c.Dashboard.UserID, l1Entry{c: c, exp: time.Now().Add(l1TTL)})
 }
 

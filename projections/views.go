@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,6 +110,34 @@ type Dashboard struct {
 	RestingHR    Baseline      `json:"resting_heart_rate"`
 	Freshness    []Freshness   `json:"freshness"`
 	GeneratedAt  time.Time     `json:"generated_at"`
+	// Rendered is where the API layer keeps its encodings of this exact
+	// summary (one per unit system): a summary served from the
+	// in-process cache thousands of times a second is encoded once. Every
+	// cached summary gets a fresh one, so a newer summary never meets an
+	// older rendering. Nil-safe.
+	Rendered *Rendered `json:"-"`
+}
+
+// Rendered memoizes renderings of one summary, keyed by the renderer.
+type Rendered struct{ m sync.Map }
+
+// Load returns the rendering stored under key.
+func (r *Rendered) Load(key string) ([]byte, bool) {
+	if r == nil {
+		return nil, false
+	}
+	b, ok := r.m.Load(key)
+	if !ok {
+		return nil, false
+	}
+	return b.([]byte), true
+}
+
+// Store keeps a rendering under key; b must not be changed afterwards.
+func (r *Rendered) Store(key string, b []byte) {
+	if r != nil {
+		r.m.Store(key, b)
+	}
 }
 
 // SleepSummary is last night's sleep on the dashboard.

@@ -252,10 +252,19 @@ func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSumm
 	if err != nil {
 		return err
 	}
+	if body, ok := d.Rendered.Load(string(system)); ok {
+		return c.JSONBlob(http.StatusOK, body)
+	}
 	if d.Freshness == nil {
 		d.Freshness = []projections.Freshness{}
 	}
-	return c.JSON(http.StatusOK, displayDashboard(d, system))
+	body, err := json.Marshal(displayDashboard(d, system))
+	if err != nil {
+		return err
+	}
+	body = append(body, '\n') // as c.JSON writes it
+	d.Rendered.Store(string(system), body)
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 // Healthz reports liveness (GET /healthz).
