@@ -399,15 +399,26 @@ func (r *Runtime) worker(ctx context.Context, log *slog.Logger, p int32) error {
 	}
 }
 
+// wanted reports whether any record of b is wanted by sel.
 func wanted(sel Selective, b []eventstore.Record) bool {
 	for _, rec := range b {
-		for _, h := range rec.Headers {
-			if h.Key == eventstore.HeaderEventType && sel.Wants(string(h.Value)) {
-				return true
-			}
+		if wantedRecord(sel, rec) {
+			return true
 		}
 	}
 	return false
+}
+
+// wantedRecord reports whether rec's type header names a type sel wants.
+// A record without one is wanted: only Decode can tell what it is (and
+// halt on it if it is corrupt).
+func wantedRecord(sel Selective, rec eventstore.Record) bool {
+	for _, h := range rec.Headers {
+		if h.Key == eventstore.HeaderEventType {
+			return sel.Wants(string(h.Value))
+		}
+	}
+	return true
 }
 
 func keepBefore(b []eventstore.Record, stop int64) []eventstore.Record {
@@ -460,7 +471,13 @@ func (r *Runtime) lagLoop(ctx context.Context) {
 // advanceTo.
 func (r *Runtime) applyWithRetry(ctx context.Context, log *slog.Logger, p int32, next int64, recs []eventstore.Record, parked map[uuid.UUID]bool, advanceTo int64) (int64, error) {
 	events := make([]eventstore.Stored, 0, len(recs))
+	sel, selective := r.Projector.(Selective)
 	for _, rec := range recs {
+		if selective && !wantedRecord(sel, rec) {
+			// Apply would ignore it: skip the decryption and decoding (most
+			// of a selective projector's CPU, since pushes dominate the log).
+			continue
+		}
 		s, err := r.Codec.Decode(ctx, rec)
 		if err != nil {
 			if fatalDecode(err) {

@@ -17,6 +17,7 @@ import (
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections"
 )
@@ -323,5 +324,46 @@ func TestAStaleOwnerIsFencedByTheCheckpoint(t *testing.T) {
 	s.waitCaughtUp(t, p)
 	if got := counts(t, s.pool)[user]; got != 1+2 {
 		t.Fatalf("user counted %d times; want 3 (1 before, then only the 2 events after the other owner's checkpoint)", got)
+	}
+}
+
+// TestASelectiveProjectorNeverDecryptsWhatItIgnores: the users projector
+// reads registrations only; the pushes that fill most of the log pass by
+// undecrypted (most of its CPU used to go into decrypting and decoding
+// them). Proof: with a master key that opens nothing it still moves past a
+// log of pushes, and halts at the first registration it must read.
+func TestASelectiveProjectorNeverDecryptsWhatItIgnores(t *testing.T) {
+	s := newStack(t, testbackend.Kafka(t))
+	mk, _ := eventstore.ParseMasterKeys("k1:ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=")
+	kr, _ := eventstore.NewKeyring(postgres.NewKeyStore(s.pool), mk)
+	rt := runtime(s, projections.Users{}, 10)
+	rt.Codec = eventstore.NewCodec(kr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- rt.Run(ctx) }()
+	// Idle for over a second first: then the pushes' batch is not merely
+	// skipped as irrelevant but applied, to persist the checkpoint.
+	time.Sleep(1500 * time.Millisecond)
+	user := uuid.New()
+	for i := range 20 {
+		push(t, s, user, ingest.Batch{Source: ingest.Source{Provider: "oura"}, Samples: []ingest.Sample{
+			sample("steps", fmt.Sprintf("2026-11-20T08:%02d:00Z", i), fmt.Sprintf("2026-11-20T08:%02d:30Z", i), 10, "count"),
+		}})
+	}
+	s.waitCaughtUp(t, projections.Users{})
+	select {
+	case err := <-errc:
+		t.Fatalf("the users projector stopped on pushes it ignores: %v", err)
+	default:
+	}
+	register(t, s, uuid.New(), "UTC", time.Now())
+	select {
+	case err := <-errc:
+		if !errors.Is(err, eventstore.ErrKeyUnwrap) {
+			t.Fatalf("a registration it cannot decrypt must halt it with ErrKeyUnwrap, got %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the users projector did not read the registration")
 	}
 }

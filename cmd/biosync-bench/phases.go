@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -201,7 +202,11 @@ func runHTTP(ctx context.Context, hc httpConfig, progress io.Writer) (res httpRe
 	res.ServerStartS = time.Since(start).Seconds()
 	// It joins the server's embedded services through the data dir (or the
 	// same real clusters), like any other command.
-	projector, err := startProc(ctx, "biosync projections run", bin, []string{"projections", "run"}, env, nil, time.Minute)
+	penv := maps.Clone(env)
+	if hc.cpuProfile != "" {
+		penv[profileEnv] = filepath.Join(tmp, "projector-cpu.pprof")
+	}
+	projector, err := startProc(ctx, "biosync projections run", bin, []string{"projections", "run"}, penv, nil, time.Minute)
 	if err != nil {
 		return res, err
 	}
@@ -306,6 +311,9 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv, projector *pr
 	if err := startProfile(hc, srv); err != nil {
 		return err
 	}
+	if err := startProfile(hc, projector); err != nil {
+		return err
+	}
 	for r := range hc.rounds {
 		// The whole system: the projectors apply the pushes as they come.
 		var s loadResult
@@ -357,6 +365,9 @@ func ingestPhases(ctx context.Context, hc httpConfig, a *api, srv, projector *pr
 			cb.describe(), res.IngestBacklogCatchUpS[r], sb.describe(), res.IngestCatchUpS[r], bb.describe())
 	}
 	if err := stopProfile(ctx, hc, srv, res, "ingest"); err != nil {
+		return err
+	}
+	if err := stopProfile(ctx, hc, projector, res, "ingest-projector"); err != nil {
 		return err
 	}
 
