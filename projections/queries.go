@@ -67,6 +67,10 @@ type Reader struct {
 	// Progress, when followed (Checkpoints.Follow), ends consistency waits
 	// at the projector's commit instead of the next poll.
 	Progress *Checkpoints
+	// LiveRecheck is how often a consistency wait re-checks on its own
+	// while Progress is live, in case the feed died without an error
+	// (default 250ms).
+	LiveRecheck time.Duration
 
 	// l1 holds recently read dashboards in this process for l1TTL, in
 	// front of Redis: a hit costs neither a round trip nor JSON decoding.
@@ -182,7 +186,10 @@ func (r *Reader) WaitFor(ctx context.Context, token eventstore.Token, readModels
 			if woken, live = r.Progress.Changed(); live {
 				// Announcements end the wait; the timer only guards
 				// against a feed that died without an error.
-				wait = 250 * time.Millisecond
+				wait = r.LiveRecheck
+				if wait <= 0 {
+					wait = 250 * time.Millisecond
+				}
 			}
 		}
 		ok, err := r.reached(ctx, token, readModels)
