@@ -15,10 +15,23 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// gcPercent is the collector's target unless the operator set GOGC.
+// BioSync's processes keep small live heaps (every cache is bounded) and
+// allocate per request, so Go's default of 100 runs the collector many
+// times a second under load; at 400 the dashboard's p99 at half
+// saturation was 3.0-4.2 ms instead of 5.0-6.2 (make bench, alternating
+// runs) for a few times the heap's small live size in memory. GOMEMLIMIT,
+// when set, still bounds the total.
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
