@@ -93,6 +93,13 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	if code, _, _ := other.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")}); code != 200 {
 		t.Fatal("bystander's dashboard")
 	}
+	// The settings projector holds rows of the bystander too: the snapshot
+	// below must not be taken before it has caught up with them.
+	for _, path := range []string{"/v1/me/settings", "/v1/me/notification-preferences"} {
+		if code, h, _ := other.do("GET", path, nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")}); code != 200 || h.Get("Consistency") != "reached" {
+			t.Fatalf("bystander's %s = %d, consistency %q", path, code, h.Get("Consistency"))
+		}
+	}
 
 	pool, err := postgres.Open(ctx, env["BIOSYNC_DATABASE_URL"], 4)
 	if err != nil {
