@@ -188,8 +188,11 @@ const copyFrom = 64
 // found by the probe in the same transaction) and replaced ones (a stored
 // version at an earlier log position). Only this partition's worker writes
 // these users' samples, and the checkpoint row it locked first fences off
-// any other instance; should a fresh sample exist after all, COPY fails on
-// the primary key and the batch is retried, never half-applied.
+// any other instance, so a fresh sample cannot appear between the probe and
+// the COPY. Were it to happen anyway, COPY fails on the primary key (a
+// permanent error): the batch is applied again user by user and the user
+// whose sample collided is parked with the error in `biosync deadletters
+// list`; nothing is half-written or silently lost.
 func (m *Metrics) writeSamples(ctx context.Context, tx pgx.Tx, fresh, replaced []sampleRow) error {
 	t := m.table("samples")
 	version := m.derivation().Version

@@ -71,7 +71,7 @@ type Runtime struct {
 	Log       eventstore.Log
 	Codec     *eventstore.Codec
 	Projector Projector
-	BatchSize int           // max events per transaction (default 2000)
+	BatchSize int // max events per transaction (default 2000)
 	// BatchWait is the longest a batch waits to fill after its first record
 	// (default 50ms). The broker already gathers records for up to 50 ms
 	// per fetch (adapters/kafka), so 50 here keeps batches large under load

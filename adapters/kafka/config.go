@@ -97,8 +97,9 @@ func NewSaramaConfig(c Config) *sarama.Config {
 	// under load each fetch carries several records per partition instead
 	// of one or two (at half the sustained ingest rate the projector
 	// process's CPU per push fell from ~225 to ~135 us and the ingest p99
-	// from 51-89 to 31-39 ms); an idle partition's first record waits at
-	// most 50 ms more, inside the runtime's own batch fill.
+	// from 51-89 to 31-39 ms). An idle partition's first record can wait
+	// up to 50 ms here before the runtime's own batch fill (BatchWait, 50
+	// ms) starts: both count in freshness.
 	sc.Consumer.MaxWaitTime = 50 * time.Millisecond
 	sc.Consumer.Fetch.Min = 32 << 10
 	sc.ChannelBufferSize = 1024

@@ -43,9 +43,8 @@ const (
 	maxBatch = 256
 )
 
-// do runs cmd in the next pipeline and waits for its answer (or ctx). A
-// caller that gives up leaves its command queued; it is sent anyway and
-// its answer dropped.
+// do runs cmd in the next pipeline and waits for its answer (or ctx). The
+// command of a caller that gave up before its pipeline left is dropped.
 func (b *batcher) do(ctx context.Context, cmd goredis.Cmder) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -76,10 +75,22 @@ func (b *batcher) send() {
 			b.mu.Unlock()
 			return
 		}
-		batch := make([]*batched, n)
-		copy(batch, b.queue)
+		batch := make([]*batched, 0, n)
+		for _, q := range b.queue[:n] {
+			if q.ctx.Err() != nil {
+				// Its caller gave up: do not send it (a slow Redis must not
+				// build a backlog).
+				q.cmd.SetErr(q.ctx.Err())
+				close(q.done)
+				continue
+			}
+			batch = append(batch, q)
+		}
 		b.queue = append(b.queue[:0], b.queue[n:]...)
 		b.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
 
 		// The pipeline belongs to every caller in it: it runs without any
 		// one caller's cancellation (go-redis's own timeouts bound it) and

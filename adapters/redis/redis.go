@@ -107,8 +107,15 @@ func NewDedup(c *goredis.Client, ttl time.Duration) *Dedup {
 
 func dedupKey(id uuid.UUID) string { return "biosync:delivery:v1:" + id.String() }
 
+// dedupWait bounds each dedup question: dedup is best effort, so a slow
+// Redis costs a delivery at most this long (then it is treated as new, or
+// not remembered) and queued questions never pile up behind it.
+const dedupWait = 500 * time.Millisecond
+
 // Lookup returns the token of an accepted delivery.
 func (d *Dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, bool) {
+	ctx, cancel := context.WithTimeout(ctx, dedupWait)
+	defer cancel()
 	cmd := goredis.NewStringCmd(ctx, "get", dedupKey(id))
 	if d.b.do(ctx, cmd) != nil {
 		return nil, false
@@ -125,5 +132,7 @@ func (d *Dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, boo
 // projectors apply once). It returns once Redis answered, so a redelivery
 // after the 2xx is recognised.
 func (d *Dedup) Remember(ctx context.Context, id uuid.UUID, t eventstore.Token) {
-	_ = d.b.do(ctx, goredis.NewStatusCmd(ctx, "set", dedupKey(id), t.String(), "px", d.ttl.Milliseconds()))
+	ctx, cancel := context.WithTimeout(ctx, dedupWait)
+	defer cancel()
+	_ = d.b.do(ctx, goredis.NewStatusCmd(ctx, "set", dedupKey(id), t.String(), "px", max(d.ttl.Milliseconds(), 1)))
 }
