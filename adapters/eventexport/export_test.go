@@ -23,6 +23,7 @@ import (
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections"
 )
 
 func TestMain(m *testing.M) { testbackend.Main(m) }
@@ -511,7 +512,13 @@ func nextLine(t *testing.T, w *lineWriter, what string) line {
 // ends quietly when its context is cancelled.
 func TestFollowDeliversNewEventsUntilCancelled(t *testing.T) {
 	s := newStack(t)
+	// kai shares jon's partition, so kai's record is read (and skipped)
+	// before jon's next one: the skip count cannot depend on how records
+	// of different partitions interleave.
 	jon, kai := uuid.New(), uuid.New()
+	for projections.PartitionOf(kai, 4) != projections.PartitionOf(jon, 4) {
+		kai = uuid.New()
+	}
 	first := s.add(t, jon, "user.registered", time.Now().UTC(), registered("jon@example.test"))
 
 	w := &lineWriter{lines: make(chan string, 64)}
