@@ -91,7 +91,9 @@ type pgIdentity struct {
 // When the process runs as root, initdb and postgres run as the "postgres" OS
 // user (PostgreSQL refuses root). If that user cannot traverse dataDir, the
 // cluster is placed in <os.TempDir()>/biosync-pg-<hash of dataDir>, stable
-// across restarts, and [PostgresLocationFile] in dataDir points to it.
+// across restarts, and [PostgresLocationFile] in dataDir points to it. A
+// data dir without that file is new (or was deleted to start over), so a
+// cluster found at the hashed place is removed first.
 //
 // The server gets SIGKILL if this process dies (Pdeathsig), so it never
 // outlives BioSync; a stale postmaster.pid left that way is cleared on the
@@ -223,9 +225,19 @@ func (p *Postgres) layout(dataDir string, id *pgIdentity) error {
 		}
 		p.base = abs
 		if id != nil && !id.canTraverse(abs) {
+			_, statErr := os.Stat(filepath.Join(abs, PostgresLocationFile))
 			base, err := relocatedBase(abs, tmpRoot)
 			if err != nil {
 				return err
+			}
+			if errors.Is(statErr, os.ErrNotExist) {
+				// A data dir without its pointer file is new, or was deleted
+				// to start over: a cluster at the hashed place belongs to
+				// its predecessor. Reused, it would pair that database
+				// (checkpoints, keys) with a new, empty event log.
+				if err := os.RemoveAll(base); err != nil {
+					return fmt.Errorf("remove the cluster of a deleted data dir at %s: %w", base, err)
+				}
 			}
 			if err := prepareRelocatedBase(base, id); err != nil {
 				return err

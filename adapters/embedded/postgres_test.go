@@ -129,6 +129,26 @@ func TestPostgresRelocatedAsRoot(t *testing.T) {
 	if strings.TrimSpace(string(b)) != pg.DataDir() {
 		t.Errorf("pointer file says %q, cluster is in %s", b, pg.DataDir())
 	}
+
+	// Deleting the data dir starts over: the relocated cluster of the old
+	// one must not come back under the same path (it would pair old
+	// checkpoints and keys with a new, empty event log).
+	if err := pg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	again, err := StartPostgres(ctx, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if got := queryOne(t, ctx, again.DSN(), "select count(*)::text from pg_tables where tablename = 'survivor'"); got != "0" {
+		t.Fatal("a new data dir at the same path got the deleted one's database back")
+	}
 }
 
 func TestPostgresEphemeral(t *testing.T) {
