@@ -1,5 +1,5 @@
 # BioSync developer and CI entry points. Nothing here is machine-specific:
-# services for tests come from the environment (see adapters/testbackend) or
+# services for tests come from the environment (see deploy/testbackend) or
 # from in-process stand-ins; `make ci` provisions real ones first.
 
 GO ?= go

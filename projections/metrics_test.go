@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/metric"

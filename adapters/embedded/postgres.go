@@ -34,8 +34,9 @@ const (
 	// of the actual PGDATA directory.
 	PostgresLocationFile = "PGDATA_LOCATION"
 
-	// PostgresBinEnv names the environment variable that overrides where the
-	// PostgreSQL server binaries (initdb, postgres) are looked up.
+	// PostgresBinEnv names the environment variable that the configuration
+	// reads to override where the PostgreSQL server binaries (initdb,
+	// postgres) are looked up; its value reaches StartPostgres as binDir.
 	PostgresBinEnv = "BIOSYNC_PG_BIN"
 
 	// ephemeralPrefix names the temporary directories of clusters started
@@ -85,7 +86,8 @@ type pgIdentity struct {
 //
 // The cluster trusts connections on its unix socket (inside the data
 // directory) and on 127.0.0.1, with superuser [PostgresSuperuser]. The
-// binaries are found via $BIOSYNC_PG_BIN, then PATH, then the newest
+// binaries are found in binDir (the configured BIOSYNC_PG_BIN) when it is
+// not empty, then on PATH, then in the newest
 // /usr/lib/postgresql/<version>/bin.
 //
 // When the process runs as root, initdb and postgres run as the "postgres" OS
@@ -98,8 +100,8 @@ type pgIdentity struct {
 // The server gets SIGKILL if this process dies (Pdeathsig), so it never
 // outlives BioSync; a stale postmaster.pid left that way is cleared on the
 // next start. Call Close for a clean shutdown.
-func StartPostgres(ctx context.Context, dataDir string) (*Postgres, error) {
-	bin, err := findPostgresBin()
+func StartPostgres(ctx context.Context, dataDir, binDir string) (*Postgres, error) {
+	bin, err := findPostgresBin(binDir)
 	if err != nil {
 		return nil, err
 	}
@@ -497,9 +499,9 @@ func (id *pgIdentity) canTraverse(path string) bool {
 }
 
 // findPostgresBin returns the directory holding initdb and postgres:
-// $BIOSYNC_PG_BIN, else the directory of initdb on PATH, else the newest
-// /usr/lib/postgresql/<version>/bin.
-func findPostgresBin() (string, error) {
+// override (the configured BIOSYNC_PG_BIN) when set, else the directory of
+// initdb on PATH, else the newest /usr/lib/postgresql/<version>/bin.
+func findPostgresBin(override string) (string, error) {
 	has := func(dir string) bool {
 		for _, name := range []string{"initdb", "postgres"} {
 			fi, err := os.Stat(filepath.Join(dir, name))
@@ -509,7 +511,7 @@ func findPostgresBin() (string, error) {
 		}
 		return true
 	}
-	if dir := os.Getenv(PostgresBinEnv); dir != "" {
+	if dir := override; dir != "" {
 		if has(dir) {
 			return dir, nil
 		}

@@ -49,7 +49,7 @@ func testRestart(t *testing.T, dataDir string) *Postgres {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	pg, err := StartPostgres(ctx, dataDir)
+	pg, err := StartPostgres(ctx, dataDir, testPGBin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func testRestart(t *testing.T, dataDir string) *Postgres {
 		t.Fatalf("second close: %v", err)
 	}
 
-	pg2, err := StartPostgres(ctx, dataDir)
+	pg2, err := StartPostgres(ctx, dataDir, testPGBin())
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
@@ -141,7 +141,7 @@ func TestPostgresRelocatedAsRoot(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	again, err := StartPostgres(ctx, dataDir)
+	again, err := StartPostgres(ctx, dataDir, testPGBin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestPostgresRelocatedAsRoot(t *testing.T) {
 func TestPostgresEphemeral(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg, err := StartPostgres(ctx, "")
+	pg, err := StartPostgres(ctx, "", testPGBin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestPostgresDiesWithParent(t *testing.T) {
 	// The next throwaway start sweeps the orphaned directory.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg, err := StartPostgres(ctx, "")
+	pg, err := StartPostgres(ctx, "", testPGBin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestHelperStartPostgres(t *testing.T) {
 	if os.Getenv("BIOSYNC_EMBEDDED_HELPER") != "1" {
 		return // only meaningful as a helper process
 	}
-	pg, err := StartPostgres(context.Background(), "")
+	pg, err := StartPostgres(context.Background(), "", testPGBin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,3 +269,7 @@ func TestHelperStartPostgres(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// testPGBin is the test configuration's BIOSYNC_PG_BIN (empty: search PATH
+// and /usr/lib/postgresql), read where the tests are configured.
+func testPGBin() string { return os.Getenv(PostgresBinEnv) }

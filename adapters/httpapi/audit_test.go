@@ -11,8 +11,8 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/deploy/testbackend"
 )
 
 // TestAdminReadsTheAuditLogPageByPage serves the real audit log (PostgreSQL)

@@ -25,9 +25,9 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections"

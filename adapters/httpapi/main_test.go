@@ -3,7 +3,7 @@ package httpapi
 import (
 	"testing"
 
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 )
 
 // TestMain stops the throwaway PostgreSQL cluster (used by the session

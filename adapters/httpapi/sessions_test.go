@@ -22,8 +22,8 @@ import (
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/projections"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/adapters/kafka"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/eventstore/eventstoretest"

@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/deploy/testbackend"
 )
 
 func TestConcurrentAuditEntriesFormOneVerifiableChain(t *testing.T) {

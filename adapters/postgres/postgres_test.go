@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 )

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/projections"
 )
 

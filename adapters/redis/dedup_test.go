@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 )
 
 func newIdempotency(t *testing.T) bredis.Idempotency {

@@ -79,7 +79,7 @@ func openBackends(ctx context.Context, getenv func(string) string, startEmbedded
 	} else if startEmbedded {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
-		pg, err := embedded.StartPostgres(sctx, "")
+		pg, err := embedded.StartPostgres(sctx, "", strings.TrimSpace(getenv(embedded.PostgresBinEnv)))
 		if err != nil {
 			return nil, fmt.Errorf("throwaway PostgreSQL cluster (set %s to use a running server): %w", envDatabaseURL, err)
 		}

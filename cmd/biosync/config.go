@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/webhooks"
@@ -23,11 +24,14 @@ import (
 // config is everything BioSync reads from its environment, in one struct
 // filled in run (no os.Getenv anywhere else).
 type config struct {
-	DataDir           string
-	HTTPAddr          string
-	KafkaBrokers      []string
-	DatabaseURL       string
-	RedisURL          string
+	DataDir      string
+	HTTPAddr     string
+	KafkaBrokers []string
+	DatabaseURL  string
+	RedisURL     string
+	// PostgresBin is where the embedded default finds initdb and postgres
+	// (BIOSYNC_PG_BIN; empty: PATH, then /usr/lib/postgresql/*/bin).
+	PostgresBin       string
 	Topic             string
 	Partitions        int32
 	ReplicationFactor int16
@@ -87,6 +91,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:        envOr(getenv, "BIOSYNC_HTTP_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:     getenv("BIOSYNC_DATABASE_URL"),
 		RedisURL:        getenv("BIOSYNC_REDIS_URL"),
+		PostgresBin:     getenv(embedded.PostgresBinEnv),
 		Topic:           envOr(getenv, "BIOSYNC_KAFKA_TOPIC", "biosync.events.v1"),
 		MasterKey:       getenv("BIOSYNC_MASTER_KEY"),
 		JWTKey:          getenv("BIOSYNC_JWT_KEY"),

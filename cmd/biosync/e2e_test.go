@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/embedded"
-	"github.com/biosync/biosync/adapters/simulator"
-	"github.com/biosync/biosync/adapters/testbackend"
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/cmd/biosync/internal/simulator"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/biosync/biosync/adapters/eventexport"
+	"github.com/biosync/biosync/eventstore/eventexport"
 )
 
 const eventsUsage = `usage:

@@ -276,7 +276,7 @@ func (p *platform) backends(ctx context.Context) error {
 		p.log.Info("embedded kafka (kfake) started", "brokers", cfg.KafkaBrokers)
 	}
 	if cfg.DatabaseURL == "" {
-		pg, err := embedded.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"))
+		pg, err := embedded.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), cfg.PostgresBin)
 		if err != nil {
 			return fmt.Errorf("embedded postgres: %w", err)
 		}

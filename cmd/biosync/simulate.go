@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/biosync/biosync/adapters/simulator"
+	"github.com/biosync/biosync/cmd/biosync/internal/simulator"
 )
 
 // runSimulate implements "biosync simulate": it fills a running BioSync

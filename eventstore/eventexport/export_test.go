@@ -18,11 +18,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/adapters/eventexport"
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/adapters/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/eventstore/eventexport"
 	"github.com/biosync/biosync/projections"
 )
 

@@ -74,6 +74,7 @@ var (
 // they must use their own topic and group names ([UniqueName]).
 func Kafka(t testing.TB) []string {
 	t.Helper()
+	integration(t, "Kafka")
 	if brokers := envBrokers(); len(brokers) > 0 {
 		return realKafka(t, brokers)
 	}
@@ -86,6 +87,7 @@ func Kafka(t testing.TB) []string {
 // real thing in CI.
 func KafkaTargets(t testing.TB) []Target {
 	t.Helper()
+	integration(t, "Kafka")
 	targets := []Target{{Name: "kfake", Brokers: kfakeBrokers(t)}}
 	if brokers := envBrokers(); len(brokers) > 0 {
 		targets = append(targets, Target{Name: "kafka", Brokers: realKafka(t, brokers)})
@@ -93,14 +95,53 @@ func KafkaTargets(t testing.TB) []Target {
 	return targets
 }
 
-func envBrokers() []string {
-	var brokers []string
-	for _, b := range strings.Split(os.Getenv(EnvKafkaBrokers), ",") {
+// Settings is the test configuration: which real services the tests use.
+// It is read from the environment once, in [LoadSettings], and nowhere else.
+type Settings struct {
+	KafkaBrokers []string // BIOSYNC_KAFKA_BROKERS; empty: in-process kfake
+	DatabaseURL  string   // BIOSYNC_DATABASE_URL; empty: throwaway cluster
+	RedisURL     string   // BIOSYNC_REDIS_URL; empty: in-process miniredis
+	PostgresBin  string   // BIOSYNC_PG_BIN; empty: PATH, then /usr/lib/postgresql
+}
+
+// LoadSettings reads the test configuration from getenv (os.Getenv in
+// tests).
+func LoadSettings(getenv func(string) string) Settings {
+	s := Settings{
+		DatabaseURL: strings.TrimSpace(getenv(EnvDatabaseURL)),
+		RedisURL:    strings.TrimSpace(getenv(EnvRedisURL)),
+		PostgresBin: strings.TrimSpace(getenv(embedded.PostgresBinEnv)),
+	}
+	for _, b := range strings.Split(getenv(EnvKafkaBrokers), ",") {
 		if b = strings.TrimSpace(b); b != "" {
-			brokers = append(brokers, b)
+			s.KafkaBrokers = append(s.KafkaBrokers, b)
 		}
 	}
-	return brokers
+	return s
+}
+
+var (
+	settingsOnce sync.Once
+	settings     Settings
+)
+
+// current is this test binary's configuration, loaded on first use.
+func current() Settings {
+	settingsOnce.Do(func() { settings = LoadSettings(os.Getenv) })
+	return settings
+}
+
+func envBrokers() []string { return current().KafkaBrokers }
+
+// integration marks t as an integration test: under `go test -short` (the
+// unit layer, which runs on the in-memory event store and fakes) it is
+// skipped with a note saying how to run it; otherwise the backend is
+// provided or the test fails.
+func integration(t testing.TB, backend string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("integration test (needs %s): runs in `make test`, not in the -short unit layer", backend)
+	}
 }
 
 func kfakeBrokers(t testing.TB) []string {
@@ -144,6 +185,7 @@ func pingKafka(brokers []string) error {
 // server do not collide.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	integration(t, "PostgreSQL")
 	server := postgresServer(t)
 	name := UniqueName(t, "biosync_test_")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -169,7 +211,7 @@ func Postgres(t testing.TB) string {
 // databases on.
 func postgresServer(t testing.TB) string {
 	t.Helper()
-	env := strings.TrimSpace(os.Getenv(EnvDatabaseURL))
+	env := current().DatabaseURL
 	pgOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -180,7 +222,7 @@ func postgresServer(t testing.TB) string {
 			}
 			return
 		}
-		pgEmbedded, pgErr = embedded.StartPostgres(ctx, "")
+		pgEmbedded, pgErr = embedded.StartPostgres(ctx, "", current().PostgresBin)
 		if pgErr == nil {
 			pgServerDSN = pgEmbedded.DSN()
 		} else {
@@ -200,7 +242,8 @@ func postgresServer(t testing.TB) string {
 // miniredis for this test alone, closed when the test ends.
 func Redis(t testing.TB) string {
 	t.Helper()
-	if env := strings.TrimSpace(os.Getenv(EnvRedisURL)); env != "" {
+	integration(t, "Redis")
+	if env := current().RedisURL; env != "" {
 		realRedisOnce.Do(func() { realRedisErr = pingRedis(env) })
 		if realRedisErr != nil {
 			t.Fatalf("testbackend: %s=%s is set but Redis does not answer PING: %v\nTo fix: %s", EnvRedisURL, env, realRedisErr, redisHelp)
