@@ -2,7 +2,6 @@ package testbackend
 
 import (
 	"context"
-	"github.com/biosync/biosync/adapters/postgres"
 	"os"
 	"os/exec"
 	"regexp"
@@ -13,7 +12,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/biosync/biosync/adapters/postgres"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -25,18 +28,13 @@ func TestUniqueName(t *testing.T) {
 	for _, prefix := range []string{"", "events.", "Projector-Group", "9lives", strings.Repeat("x", 100)} {
 		for range 100 {
 			n := UniqueName(t, prefix)
-			if !identRE.MatchString(n) || len(n) > 63 {
-				t.Fatalf("UniqueName(%q) = %q: not a valid identifier/topic", prefix, n)
-			}
-			if seen[n] {
-				t.Fatalf("duplicate name %q", n)
-			}
+			require.Regexp(t, identRE, n, "UniqueName(%q) is not a valid identifier/topic", prefix)
+			require.LessOrEqual(t, len(n), 63, "UniqueName(%q) = %q is too long for an identifier", prefix, n)
+			require.False(t, seen[n], "duplicate name %q", n)
 			seen[n] = true
 		}
 	}
-	if n := UniqueName(t, "events."); !strings.HasPrefix(n, "events_") {
-		t.Errorf("UniqueName(events.) = %q", n)
-	}
+	assert.True(t, strings.HasPrefix(UniqueName(t, "events."), "events_"), "dots become underscores")
 }
 
 func ptr(s string) *string { return &s }
