@@ -81,42 +81,35 @@ func goList(t *testing.T) (ours []listed, all map[string]listed) {
 	return ours, all
 }
 
-// Dependencies point inward: the domain knows nothing but itself and the
-// standard library, the application layers know no technology, and only
-// cmd wires adapters together.
-func TestDependenciesPointInward(t *testing.T) {
-	ours, all := goList(t)
-	rules := []struct {
-		name    string
-		applies func(rel string) bool
-		allowed func(dep listed) bool
-	}{
-		{
-			name:    "domain imports only the standard library and domain",
-			applies: func(rel string) bool { return within(rel, "domain") },
-			allowed: func(dep listed) bool { return dep.Standard || within(dep.rel(), "domain") },
-		},
-		{
-			name:    "commands import no adapters and no cmd",
-			applies: func(rel string) bool { return within(rel, "commands") },
-			allowed: func(dep listed) bool { return !within(dep.rel(), "adapters", "cmd") },
-		},
-		{
-			name:    "projections import no adapters and no cmd",
-			applies: func(rel string) bool { return within(rel, "projections") },
-			allowed: func(dep listed) bool { return !within(dep.rel(), "adapters", "cmd") },
-		},
-		{
-			name:    "eventstore imports no adapters, commands or projections",
-			applies: func(rel string) bool { return within(rel, "eventstore") },
-			allowed: func(dep listed) bool { return !within(dep.rel(), "adapters", "commands", "projections", "cmd") },
-		},
-		{
-			name:    "only cmd imports cmd",
-			applies: func(rel string) bool { return !within(rel, "cmd") },
-			allowed: func(dep listed) bool { return !within(dep.rel(), "cmd") },
-		},
+// pgerr is the one adapter package the inner layers may use: a leaf that
+// only classifies pgx errors (transient, permanent, unavailable), imported
+// like pgx itself by the projection packages, which speak SQL by design.
+const pgerr = "adapters/postgres/pgerr"
+
+// room is the first path element below root ("commands/ingest/x" under
+// "commands" is "ingest"); "" for root itself or a path outside it.
+func room(rel, root string) string {
+	rest, ok := strings.CutPrefix(rel, root+"/")
+	if !ok {
+		return ""
 	}
+	first, _, _ := strings.Cut(rest, "/")
+	return first
+}
+
+// rule is one dependency rule: for every package it applies to, every
+// package it depends on (directly or not, non-test builds) must be allowed.
+type rule struct {
+	name    string
+	applies func(rel string) bool
+	allowed func(p, dep listed) bool
+}
+
+// checkRules runs each rule as a subtest; a rule that applies to no package
+// fails, so a renamed layer cannot silently switch a rule off.
+func checkRules(t *testing.T, rules []rule) {
+	t.Helper()
+	ours, all := goList(t)
 	for _, r := range rules {
 		t.Run(r.name, func(t *testing.T) {
 			checked := 0
@@ -131,7 +124,7 @@ func TestDependenciesPointInward(t *testing.T) {
 						t.Errorf("%s depends on %s, which go list did not describe", p.ImportPath, path)
 						continue
 					}
-					if !r.allowed(dep) {
+					if !r.allowed(p, dep) {
 						t.Errorf("%s depends on %s", p.ImportPath, path)
 					}
 				}
@@ -140,6 +133,120 @@ func TestDependenciesPointInward(t *testing.T) {
 				t.Error("the rule applies to no package: a layer was renamed or moved")
 			}
 		})
+	}
+}
+
+// Dependencies point inward: the domain knows nothing but itself and the
+// standard library, the application layers know no technology, and only
+// cmd wires adapters together.
+func TestDependenciesPointInward(t *testing.T) {
+	checkRules(t, []rule{
+		{
+			name:    "domain imports only the standard library and domain",
+			applies: func(rel string) bool { return within(rel, "domain") },
+			allowed: func(_, dep listed) bool { return dep.Standard || within(dep.rel(), "domain") },
+		},
+		{
+			name:    "commands import no adapters and no cmd",
+			applies: func(rel string) bool { return within(rel, "commands") },
+			allowed: func(_, dep listed) bool { return !within(dep.rel(), "adapters", "cmd") },
+		},
+		{
+			name:    "projections import no adapters (but the pgerr leaf) and no cmd",
+			applies: func(rel string) bool { return within(rel, "projections") },
+			allowed: func(_, dep listed) bool {
+				return !within(dep.rel(), "adapters", "cmd") || dep.rel() == pgerr
+			},
+		},
+		{
+			name:    "eventstore imports no adapters, commands or projections",
+			applies: func(rel string) bool { return within(rel, "eventstore") },
+			allowed: func(_, dep listed) bool { return !within(dep.rel(), "adapters", "commands", "projections", "cmd") },
+		},
+		{
+			name:    "only cmd imports cmd",
+			applies: func(rel string) bool { return !within(rel, "cmd") },
+			allowed: func(_, dep listed) bool { return !within(dep.rel(), "cmd") },
+		},
+	})
+}
+
+// One room per concept: each concept's package may use the shared kernel of
+// its layer, never a sibling concept, so a new concept (journal, scores,
+// connections) lands in a room of its own and rooms stay small.
+func TestRoomsKeepToThemselves(t *testing.T) {
+	checkRules(t, []rule{
+		{
+			name:    "command packages do not import each other (the commands kernel is shared)",
+			applies: func(rel string) bool { return room(rel, "commands") != "" },
+			allowed: func(p, dep listed) bool {
+				return !within(dep.rel(), "commands") || dep.rel() == "commands" ||
+					room(dep.rel(), "commands") == room(p.rel(), "commands")
+			},
+		},
+		{
+			name:    "the projection engine imports no read model",
+			applies: func(rel string) bool { return within(rel, "projections/engine") },
+			allowed: func(_, dep listed) bool {
+				return !within(dep.rel(), "projections") || within(dep.rel(), "projections/engine")
+			},
+		},
+		{
+			name: "read models do not import each other (the engine is shared; the catalog knows them all)",
+			applies: func(rel string) bool {
+				r := room(rel, "projections")
+				return r != "" && r != "engine" && r != "catalog"
+			},
+			allowed: func(p, dep listed) bool {
+				return !within(dep.rel(), "projections") || within(dep.rel(), "projections/engine") ||
+					room(dep.rel(), "projections") == room(p.rel(), "projections")
+			},
+		},
+		{
+			name:    "adapters implement ports; they do not call sideways into other adapters",
+			applies: func(rel string) bool { return room(rel, "adapters") != "" },
+			allowed: func(p, dep listed) bool {
+				return !within(dep.rel(), "adapters") || dep.rel() == pgerr ||
+					room(dep.rel(), "adapters") == room(p.rel(), "adapters")
+			},
+		},
+	})
+}
+
+// Configuration is read in one place and passed down: the environment is
+// read only by the programs' main files (which hand os.Getenv to run) and by
+// the test configuration of deploy/testbackend.
+func TestEnvironmentIsReadInOnePlace(t *testing.T) {
+	ours, _ := goList(t)
+	fset := token.NewFileSet()
+	readers := map[string]bool{"Getenv": true, "LookupEnv": true} // os.Environ handed to a child process is not configuration
+	checked := 0
+	for _, p := range ours {
+		for _, name := range p.GoFiles {
+			file := relPath(p, name)
+			if (within(p.rel(), "cmd") && name == "main.go") || file == "deploy/testbackend/testbackend.go" {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked++
+			ast.Inspect(f, func(n ast.Node) bool {
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok || !readers[sel.Sel.Name] {
+					return true
+				}
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "os" {
+					t.Errorf("%s:%d: os.%s outside configuration loading: read it in the program's configuration and pass the value down",
+						file, fset.Position(sel.Pos()).Line, sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no files checked")
 	}
 }
 
