@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/eventstore/memstore"
 )
 
 // FuzzDecodeRecord: whatever bytes a record holds (a corrupt log, a record
@@ -19,7 +20,7 @@ import (
 // within 30 s on a malformed record, so the codec stays on encoding/json;
 // keep this test for any future candidate.)
 func FuzzDecodeRecord(f *testing.F) {
-	c := newCodec(f, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(f, memstore.NewKeyStore(), testMaster)
 	rec, err := c.Encode(context.Background(), event(ada, `{"email":"`+canary+`"}`))
 	if err != nil {
 		f.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,43 +14,11 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/eventstore/memstore"
 	"github.com/biosync/biosync/schemas"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// keyTable is a test fake of the key store port: a map behind a mutex. The
-// real store (adapters/postgres) runs in the Kafka contract suite.
-type keyTable struct {
-	mu   sync.Mutex
-	keys map[uuid.UUID]eventstore.WrappedKey
-}
-
-func (k *keyTable) LoadKey(_ context.Context, id uuid.UUID) (eventstore.WrappedKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	w, ok := k.keys[id]
-	if !ok {
-		return w, eventstore.ErrNoKey
-	}
-	return w, nil
-}
-
-func (k *keyTable) CreateKey(ctx context.Context, w eventstore.WrappedKey) (eventstore.WrappedKey, error) {
-	k.mu.Lock()
-	if _, ok := k.keys[w.UserID]; !ok {
-		k.keys[w.UserID] = w
-	}
-	k.mu.Unlock()
-	return k.LoadKey(ctx, w.UserID)
-}
-
-func (k *keyTable) DestroyKey(_ context.Context, id uuid.UUID) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys[id] = eventstore.WrappedKey{UserID: id, Destroyed: true}
-	return nil
-}
 
 const testMaster = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
@@ -85,7 +52,7 @@ func event(user uuid.UUID, payload string) eventstore.Event {
 }
 
 func TestEncryptedRoundTripKeepsEveryEnvelopeField(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	e := event(ada, `{"email":"`+canary+`"}`)
 	rec, err := c.Encode(context.Background(), e)
 	if err != nil {
@@ -108,7 +75,7 @@ func TestEncryptedRoundTripKeepsEveryEnvelopeField(t *testing.T) {
 }
 
 func TestPayloadIsBoundToItsEventIDAndType(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	rec, _ := c.Encode(context.Background(), event(ada, `{"a":1}`))
 	var env map[string]any
 	_ = json.Unmarshal(rec.Value, &env)
@@ -120,7 +87,7 @@ func TestPayloadIsBoundToItsEventIDAndType(t *testing.T) {
 }
 
 func TestErasedUserIsUnreadableButOthersAreNot(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	c := newCodec(t, store, testMaster)
 	ctx := context.Background()
 	ra, _ := c.Encode(ctx, event(ada, `{"n":"`+canary+`"}`))
@@ -141,7 +108,7 @@ func TestErasedUserIsUnreadableButOthersAreNot(t *testing.T) {
 }
 
 func TestWrongMasterKeyHaltsInsteadOfLookingErased(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	rec, _ := newCodec(t, store, testMaster).Encode(context.Background(), event(ada, `{}`))
 	other := "k1:" + "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY="
 	_, err := newCodec(t, store, other).Decode(context.Background(), rec)
@@ -151,7 +118,7 @@ func TestWrongMasterKeyHaltsInsteadOfLookingErased(t *testing.T) {
 }
 
 func TestMasterKeyRotationStillUnwrapsOldKeys(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	rec, _ := newCodec(t, store, testMaster).Encode(context.Background(), event(ada, `{"x":1}`))
 	rotated := "k2:ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=," + testMaster
 	got, err := newCodec(t, store, rotated).Decode(context.Background(), rec)
@@ -164,7 +131,7 @@ func TestMasterKeyRotationStillUnwrapsOldKeys(t *testing.T) {
 // with the random data key and nonce, so they are blanked) and checks it
 // against schemas/events/envelope.v1.schema.json.
 func TestEnvelopeWireFormat(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	rec, err := c.Encode(context.Background(), event(ada, `{"email":"ada@example.com"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +202,7 @@ func TestDeterministicIDsAreStablePerIdentity(t *testing.T) {
 // that missed the erasure broadcast keeps the key it had loaded for at most
 // KeyCacheMaxAge, then sees the tombstone like everyone else.
 func TestAnotherInstanceStopsReadingAnErasedUserWithinTheCacheAge(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	ctx := context.Background()
 	eraser, other := newCodec(t, store, testMaster), newCodec(t, store, testMaster)
 	clock := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
