@@ -11,11 +11,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/biosync/biosync/deploy/testlayer"
 )
 
 func ptr(s string) *string { return &s }
 
 func TestKafkaPersistsAcrossRestart(t *testing.T) {
+	testlayer.Integration(t, "kfake on a data dir")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -134,6 +137,7 @@ func TestKafkaPersistsAcrossRestart(t *testing.T) {
 }
 
 func TestKafkaInMemory(t *testing.T) {
+	testlayer.Integration(t, "kfake")
 	k, err := StartKafka("")
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +165,7 @@ func TestKafkaInMemory(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
+	testlayer.Integration(t, "miniredis")
 	r, err := StartRedis()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/biosync/biosync/deploy/testlayer"
 )
 
 func queryOne(t *testing.T, ctx context.Context, dsn, sql string) string {
@@ -82,6 +84,7 @@ func testRestart(t *testing.T, dataDir string) *Postgres {
 }
 
 func TestPostgresRestart(t *testing.T) {
+	testlayer.Integration(t, "PostgreSQL")
 	// t.TempDir makes 0700 directories; open them up so that, as root, the
 	// postgres OS user can reach the data dir and no relocation happens.
 	dir := t.TempDir()
@@ -100,6 +103,7 @@ func TestPostgresRestart(t *testing.T) {
 // the postgres OS user: the cluster must move to a postgres-owned temp dir,
 // stably, with a pointer file left in the requested dir.
 func TestPostgresRelocatedAsRoot(t *testing.T) {
+	testlayer.Integration(t, "PostgreSQL")
 	if os.Geteuid() != 0 {
 		t.Log("not root: relocation does not apply; checking a plain restart instead")
 		testRestart(t, filepath.Join(t.TempDir(), "private", "pg"))
@@ -152,6 +156,7 @@ func TestPostgresRelocatedAsRoot(t *testing.T) {
 }
 
 func TestPostgresEphemeral(t *testing.T) {
+	testlayer.Integration(t, "PostgreSQL")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pg, err := StartPostgres(ctx, "", testPGBin())
@@ -192,6 +197,7 @@ func TestPostgresDiesWithParent(t *testing.T) {
 	if os.Getenv("BIOSYNC_EMBEDDED_HELPER") == "1" {
 		return // running as the helper below, not as a test
 	}
+	testlayer.Integration(t, "PostgreSQL in a child process")
 	cmd := osexec.Command(os.Args[0], "-test.run=^TestHelperStartPostgres$", "-test.v")
 	cmd.Env = append(os.Environ(), "BIOSYNC_EMBEDDED_HELPER=1")
 	out, err := cmd.StdoutPipe()

@@ -18,6 +18,7 @@ import (
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/eventstore/eventstoretest"
+	"github.com/biosync/biosync/eventstore/memstore"
 )
 
 func TestMain(m *testing.M) { testbackend.Main(m) }
@@ -71,11 +72,15 @@ func TestEnsureTopicIsIdempotentAndRefusesRepartitioning(t *testing.T) {
 // HTTP layer turns that into 503), never hangs and never succeeds.
 func TestAppendAnswersUnavailableFastWhenKafkaIsDown(t *testing.T) {
 	cfg := kafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "nowhere"}
-	app := kafka.NewAppender(cfg, codec(t))
+	c, err := memstore.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := kafka.NewAppender(cfg, c)
 	defer app.Close()
 	start := time.Now()
 	now := time.Now()
-	_, err := app.Append(context.Background(), eventstore.Event{ID: uuid.New(), Type: "test.happened", SchemaVersion: 1, UserID: uuid.New(), OccurredAt: now, RecordedAt: now, Payload: []byte(`{}`)})
+	_, err = app.Append(context.Background(), eventstore.Event{ID: uuid.New(), Type: "test.happened", SchemaVersion: 1, UserID: uuid.New(), OccurredAt: now, RecordedAt: now, Payload: []byte(`{}`)})
 	if !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("want ErrUnavailable, got %v", err)
 	}
@@ -88,6 +93,7 @@ func TestAppendAnswersUnavailableFastWhenKafkaIsDown(t *testing.T) {
 // 2xx), comes back on the same address with its log, and appends succeed
 // again without restarting the appender; nothing acknowledged is lost.
 func TestAppendRecoversWhenKafkaComesBack(t *testing.T) {
+	testbackend.Integration(t, "kfake on a data dir")
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

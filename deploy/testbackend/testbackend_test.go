@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/biosync/biosync/adapters/postgres"
@@ -90,6 +90,7 @@ func TestKafkaTargets(t *testing.T) {
 }
 
 func TestPostgresFreshDatabasePerTest(t *testing.T) {
+	Integration(t, "PostgreSQL")
 	var first string
 	t.Run("a", func(t *testing.T) {
 		first = Postgres(t)
@@ -172,6 +173,7 @@ func TestWithDatabase(t *testing.T) {
 // An unreachable configured backend fails the test with instructions; it is
 // never skipped. Checked in a child process so the failure is observable.
 func TestUnreachableBackendFails(t *testing.T) {
+	Integration(t, "child test processes")
 	if os.Getenv("TESTBACKEND_CHILD") != "" {
 		return
 	}
