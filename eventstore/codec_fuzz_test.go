@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/eventstore/memstore"
 )
 
 // FuzzDecodeRecord: whatever bytes a record holds (a corrupt log, a record
@@ -19,7 +21,7 @@ import (
 // within 30 s on a malformed record, so the codec stays on encoding/json;
 // keep this test for any future candidate.)
 func FuzzDecodeRecord(f *testing.F) {
-	c := newCodec(f, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(f, memstore.NewKeyStore(), testMaster)
 	rec, err := c.Encode(context.Background(), event(ada, `{"email":"`+canary+`"}`))
 	if err != nil {
 		f.Fatal(err)
@@ -37,12 +39,10 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		stdErr := json.Unmarshal(value, &std)
 		if err == nil {
-			if stdErr != nil {
-				t.Fatalf("decoded a record encoding/json rejects (%v): %q", stdErr, value)
-			}
-			if got.ID != std.ID || got.Type != std.Type || got.UserID != std.UserID {
-				t.Fatalf("decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
-			}
+			require.NoError(t, stdErr, "decoded a record encoding/json rejects (%v): %q", stdErr, value)
+			require.Equal(t, std.ID, got.ID, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
+			require.Equal(t, std.Type, got.Type, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
+			require.Equal(t, std.UserID, got.UserID, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
 		} else if !errors.Is(err, eventstore.ErrCorrupt) && stdErr != nil {
 			t.Fatalf("a record that is not an envelope must be ErrCorrupt, got %v", err)
 		}

@@ -4,67 +4,31 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/eventstore/memstore"
 	"github.com/biosync/biosync/schemas"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// keyTable is a test fake of the key store port: a map behind a mutex. The
-// real store (adapters/postgres) runs in the Kafka contract suite.
-type keyTable struct {
-	mu   sync.Mutex
-	keys map[uuid.UUID]eventstore.WrappedKey
-}
-
-func (k *keyTable) LoadKey(_ context.Context, id uuid.UUID) (eventstore.WrappedKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	w, ok := k.keys[id]
-	if !ok {
-		return w, eventstore.ErrNoKey
-	}
-	return w, nil
-}
-
-func (k *keyTable) CreateKey(ctx context.Context, w eventstore.WrappedKey) (eventstore.WrappedKey, error) {
-	k.mu.Lock()
-	if _, ok := k.keys[w.UserID]; !ok {
-		k.keys[w.UserID] = w
-	}
-	k.mu.Unlock()
-	return k.LoadKey(ctx, w.UserID)
-}
-
-func (k *keyTable) DestroyKey(_ context.Context, id uuid.UUID) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys[id] = eventstore.WrappedKey{UserID: id, Destroyed: true}
-	return nil
-}
 
 const testMaster = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 func newCodec(t testing.TB, store eventstore.KeyStore, master string) *eventstore.Codec {
 	t.Helper()
 	mk, err := eventstore.ParseMasterKeys(master)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	kr, err := eventstore.NewKeyring(store, mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return eventstore.NewCodec(kr)
 }
 
@@ -85,103 +49,89 @@ func event(user uuid.UUID, payload string) eventstore.Event {
 }
 
 func TestEncryptedRoundTripKeepsEveryEnvelopeField(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	e := event(ada, `{"email":"`+canary+`"}`)
 	rec, err := c.Encode(context.Background(), e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(rec.Value, []byte(canary)) || bytes.Contains(rec.Value, []byte("lovelace")) {
-		t.Fatal("plaintext leaked into the record")
-	}
-	if string(rec.Key) != ada.String() {
-		t.Fatalf("record key = %q, want the user id", rec.Key)
-	}
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(rec.Value, []byte(canary)), "plaintext leaked into the record")
+	require.False(t, bytes.Contains(rec.Value, []byte("lovelace")), "plaintext leaked into the record")
+	require.Equal(t, ada.String(), string(rec.Key), "record key = %q, want the user id", rec.Key)
 	got, err := c.Decode(context.Background(), rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Erased || string(got.Payload) != string(e.Payload) || got.ID != e.ID || got.Type != e.Type ||
-		got.UserID != ada || !got.OccurredAt.Equal(recAt) || got.TraceParent != e.TraceParent || got.CorrelationID != "req-1" {
-		t.Fatalf("round trip changed the event: %+v", got)
-	}
+	require.NoError(t, err)
+	require.False(t, got.Erased, "round trip changed the event: %+v", got)
+	require.Equal(t, string(e.Payload), string(got.Payload), "round trip changed the event: %+v", got)
+	require.Equal(t, e.ID, got.ID, "round trip changed the event: %+v", got)
+	require.Equal(t, e.Type, got.Type, "round trip changed the event: %+v", got)
+	require.Equal(t, ada, got.UserID, "round trip changed the event: %+v", got)
+	require.True(t, got.OccurredAt.Equal(recAt), "round trip changed the event: %+v", got)
+	require.Equal(t, e.TraceParent, got.TraceParent, "round trip changed the event: %+v", got)
+	require.Equal(t, "req-1", got.CorrelationID, "round trip changed the event: %+v", got)
 }
 
 func TestPayloadIsBoundToItsEventIDAndType(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	rec, _ := c.Encode(context.Background(), event(ada, `{"a":1}`))
 	var env map[string]any
 	_ = json.Unmarshal(rec.Value, &env)
 	env["type"] = "samples.pushed"
 	rec.Value, _ = json.Marshal(env)
-	if _, err := c.Decode(context.Background(), rec); !errors.Is(err, eventstore.ErrDecrypt) {
-		t.Fatalf("moving a payload to another event type must fail authentication, got %v", err)
-	}
+	_, err := c.Decode(context.Background(), rec)
+	require.ErrorIs(t, err, eventstore.ErrDecrypt, "moving a payload to another event type must fail authentication, got %v", err)
 }
 
 func TestErasedUserIsUnreadableButOthersAreNot(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	c := newCodec(t, store, testMaster)
 	ctx := context.Background()
 	ra, _ := c.Encode(ctx, event(ada, `{"n":"`+canary+`"}`))
 	rb, _ := c.Encode(ctx, event(bob, `{"n":"bob"}`))
-	if err := c.Keys().Destroy(ctx, ada); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Keys().Destroy(ctx, ada))
 	// A fresh instance (no cache) as well as this one must agree.
 	for _, codec := range []*eventstore.Codec{c, newCodec(t, store, testMaster)} {
 		got, err := codec.Decode(ctx, ra)
-		if err != nil || !got.Erased || got.Payload != nil {
-			t.Fatalf("erased user's event: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
-		}
-		if got, err := codec.Decode(ctx, rb); err != nil || got.Erased || string(got.Payload) != `{"n":"bob"}` {
-			t.Fatalf("other user's event must stay readable: %+v %v", got, err)
-		}
+		require.NoError(t, err, "erased user's event: erased=%v payload=%q err=", got.Erased, got.Payload)
+		require.True(t, got.Erased, "erased user's event: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
+		require.Nil(t, got.Payload, "erased user's event: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
+		got, err = codec.Decode(ctx, rb)
+		require.NoError(t, err, "other user's event must stay readable: %+v", got)
+		require.False(t, got.Erased, "other user's event must stay readable: %+v %v", got, err)
+		require.Equal(t, `{"n":"bob"}`, string(got.Payload), "other user's event must stay readable: %+v %v", got, err)
 	}
 }
 
 func TestWrongMasterKeyHaltsInsteadOfLookingErased(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	rec, _ := newCodec(t, store, testMaster).Encode(context.Background(), event(ada, `{}`))
 	other := "k1:" + "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY="
 	_, err := newCodec(t, store, other).Decode(context.Background(), rec)
-	if !errors.Is(err, eventstore.ErrKeyUnwrap) {
-		t.Fatalf("want ErrKeyUnwrap, got %v", err)
-	}
+	require.ErrorIs(t, err, eventstore.ErrKeyUnwrap, "want ErrKeyUnwrap, got %v", err)
 }
 
 func TestMasterKeyRotationStillUnwrapsOldKeys(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	rec, _ := newCodec(t, store, testMaster).Encode(context.Background(), event(ada, `{"x":1}`))
 	rotated := "k2:ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=," + testMaster
 	got, err := newCodec(t, store, rotated).Decode(context.Background(), rec)
-	if err != nil || string(got.Payload) != `{"x":1}` {
-		t.Fatalf("old key after rotation: %v", err)
-	}
+	require.NoError(t, err, "old key after rotation")
+	require.Equal(t, `{"x":1}`, string(got.Payload), "old key after rotation: %v", err)
 }
 
 // TestEnvelopeWireFormat pins the record value shape (payload bytes vary
 // with the random data key and nonce, so they are blanked) and checks it
 // against schemas/events/envelope.v1.schema.json.
 func TestEnvelopeWireFormat(t *testing.T) {
-	c := newCodec(t, &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}, testMaster)
+	c := newCodec(t, memstore.NewKeyStore(), testMaster)
 	rec, err := c.Encode(context.Background(), event(ada, `{"email":"ada@example.com"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	raw, _ := schemas.Events.ReadFile("events/envelope.v1.schema.json")
 	doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	comp := jsonschema.NewCompiler()
 	comp.AssertFormat()
 	_ = comp.AddResource("envelope.json", doc)
 	sch, err := comp.Compile("envelope.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(rec.Value))
-	if err := sch.Validate(inst); err != nil {
-		t.Fatalf("envelope does not match its schema: %v", err)
-	}
+	require.NoError(t, sch.Validate(inst), "envelope does not match its schema")
 	var env map[string]any
 	_ = json.Unmarshal(rec.Value, &env)
 	env["payload"] = "<sealed>"
@@ -197,62 +147,51 @@ func TestEnvelopeWireFormat(t *testing.T) {
 		_ = os.WriteFile(path, got, 0o644)
 	}
 	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./eventstore -update creates it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Fatalf("envelope wire format changed:\n%s\nwant:\n%s", got, want)
-	}
+	require.NoError(t, err, "%v (go test ./eventstore -update creates it)", err)
+	require.Equal(t, got, want, "envelope wire format changed:\n%s\nwant:\n%s", got, want)
 }
 
 func TestConsistencyTokenRoundTrip(t *testing.T) {
 	tok := eventstore.Token{{Partition: 3, Offset: 41}, {Partition: 0, Offset: 7}, {Partition: 3, Offset: 12}}
 	back, err := eventstore.ParseToken(tok.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(back) != 2 || back[0] != (eventstore.Position{Partition: 0, Offset: 7}) || back[1] != (eventstore.Position{Partition: 3, Offset: 41}) {
-		t.Fatalf("token = %v", back)
-	}
+	require.NoError(t, err)
+	require.Len(t, back, 2, "token = %v", back)
+	require.Equal(t, (eventstore.Position{Partition: 0, Offset: 7}), back[0], "token = %v", back)
+	require.Equal(t, (eventstore.Position{Partition: 3, Offset: 41}), back[1], "token = %v", back)
 	for _, bad := range []string{"v1.", "v2.MzozMw", "v1.!!", "v1." + "MzotMQ", "x"} {
-		if _, err := eventstore.ParseToken(bad); err == nil {
-			t.Errorf("ParseToken(%q) accepted a malformed token", bad)
-		}
+		_, err := eventstore.ParseToken(bad)
+		assert.Error(t, err, "ParseToken(%q) accepted a malformed token", bad)
 	}
 }
 
 func TestDeterministicIDsAreStablePerIdentity(t *testing.T) {
 	a := eventstore.DeterministicID("push.webhook", "msg_1")
-	if a != eventstore.DeterministicID("push.webhook", "msg_1") || a == eventstore.DeterministicID("push.webhook", "msg_2") || a.Version() != 5 {
-		t.Fatal("ids must be UUIDv5 of the natural identity")
-	}
-	if eventstore.DeterministicID("a", "bc") == eventstore.DeterministicID("ab", "c") {
-		t.Fatal("identity parts must not run together")
-	}
+	require.Equal(t, eventstore.DeterministicID("push.webhook", "msg_1"), a, "ids must be UUIDv5 of the natural identity")
+	require.NotEqual(t, eventstore.DeterministicID("push.webhook", "msg_2"), a, "ids must be UUIDv5 of the natural identity")
+	require.EqualValues(t, 5, a.Version(), "ids must be UUIDv5 of the natural identity")
+	require.NotEqual(t, eventstore.DeterministicID("ab", "c"), eventstore.DeterministicID("a", "bc"), "identity parts must not run together")
 }
 
 // TestAnotherInstanceStopsReadingAnErasedUserWithinTheCacheAge: an instance
 // that missed the erasure broadcast keeps the key it had loaded for at most
 // KeyCacheMaxAge, then sees the tombstone like everyone else.
 func TestAnotherInstanceStopsReadingAnErasedUserWithinTheCacheAge(t *testing.T) {
-	store := &keyTable{keys: map[uuid.UUID]eventstore.WrappedKey{}}
+	store := memstore.NewKeyStore()
 	ctx := context.Background()
 	eraser, other := newCodec(t, store, testMaster), newCodec(t, store, testMaster)
 	clock := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	eventstore.SetClock(other.Keys(), func() time.Time { return clock })
 	rec, _ := eraser.Encode(ctx, event(ada, `{"n":"`+canary+`"}`))
-	if got, err := other.Decode(ctx, rec); err != nil || got.Erased {
-		t.Fatalf("before erasure: %+v %v", got, err)
-	}
-	if err := eraser.Keys().Destroy(ctx, ada); err != nil {
-		t.Fatal(err)
-	}
+	got, err := other.Decode(ctx, rec)
+	require.NoError(t, err, "before erasure: %+v", got)
+	require.False(t, got.Erased, "before erasure: %+v %v", got, err)
+	require.NoError(t, eraser.Keys().Destroy(ctx, ada))
 	clock = clock.Add(eventstore.KeyCacheMaxAge - time.Second)
-	if got, _ := other.Decode(ctx, rec); got.Erased {
-		t.Fatal("the cached key should still be in use just before the cache age (this test relies on it)")
-	}
+	got, _ = other.Decode(ctx, rec)
+	require.False(t, got.Erased, "the cached key should still be in use just before the cache age (this test relies on it)")
 	clock = clock.Add(2 * time.Second)
-	if got, err := other.Decode(ctx, rec); err != nil || !got.Erased || got.Payload != nil {
-		t.Fatalf("after the cache age the erased user's event must be a tombstone: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
-	}
+	got, err = other.Decode(ctx, rec)
+	require.NoError(t, err, "after the cache age the erased user's event must be a tombstone: erased=%v payload=%q err=", got.Erased, got.Payload)
+	require.True(t, got.Erased, "after the cache age the erased user's event must be a tombstone: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
+	require.Nil(t, got.Payload, "after the cache age the erased user's event must be a tombstone: erased=%v payload=%q err=%v", got.Erased, got.Payload, err)
 }

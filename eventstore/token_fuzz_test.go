@@ -1,9 +1,10 @@
 package eventstore
 
 import (
-	"errors"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzConsistencyToken feeds arbitrary client input to ParseToken (it
@@ -22,28 +23,22 @@ func FuzzConsistencyToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := ParseToken(s)
 		if err != nil {
-			if !errors.Is(err, ErrBadToken) {
-				t.Fatalf("error %v does not wrap ErrBadToken", err)
-			}
+			require.ErrorIs(t, err, ErrBadToken, "error %v does not wrap ErrBadToken", err)
 			return
 		}
 		if s == "" {
-			if len(tok) != 0 {
-				t.Fatalf("empty input gave %v", tok)
-			}
+			require.Len(t, tok, 0, "empty input gave %v", tok)
 			return
 		}
 		for i, p := range tok {
-			if p.Partition < 0 || p.Offset < 0 {
-				t.Fatalf("negative position %v", p)
-			}
+			require.True(t, p.Partition >= 0, "negative position %v", p)
+			require.True(t, p.Offset >= 0, "negative position %v", p)
 			if i > 0 && tok[i-1].Partition >= p.Partition {
 				t.Fatalf("not normalized: %v", tok)
 			}
 		}
 		again, err := ParseToken(tok.String())
-		if err != nil || !slices.Equal(again, tok) {
-			t.Fatalf("round trip %q -> %v -> %q -> %v (%v)", s, tok, tok.String(), again, err)
-		}
+		require.NoError(t, err, "round trip %q -> %v -> %q -> %v (%v)", s, tok, tok.String(), again, err)
+		require.True(t, slices.Equal(again, tok), "round trip %q -> %v -> %q -> %v (%v)", s, tok, tok.String(), again, err)
 	})
 }

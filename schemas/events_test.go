@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
@@ -26,20 +27,12 @@ func compile(t *testing.T, name string) *jsonschema.Schema {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
 	raw, err := schemas.Events.ReadFile("events/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource(name, doc); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.AddResource(name, doc))
 	s, err := c.Compile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
@@ -47,25 +40,17 @@ func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(path, got, 0o644))
 	}
 	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./schemas -update to create it)", err)
-	}
-	if !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(got)) {
-		t.Fatalf("wire format of %s changed: a payload change needs a new schema version and an upcaster\n got: %s\nwant: %s", name, got, want)
-	}
+	require.NoError(t, err, "%v (run go test ./schemas -update to create it)", err)
+	require.Equal(t, bytes.TrimSpace(got), bytes.TrimSpace(want), "wire format of %s changed: a payload change needs a new schema version and an upcaster\n got: %s\nwant: %s", name, got, want)
 }
 
 func validate(t *testing.T, s *jsonschema.Schema, raw []byte) {
 	t.Helper()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if err := s.Validate(v); err != nil {
 		t.Fatalf("payload does not match its schema: %v\n%s", err, raw)
 	}
@@ -108,12 +93,9 @@ func TestSamplesPushedV1WireFormat(t *testing.T) {
 	var back ingest.Pushed
 	dec := json.NewDecoder(bytes.NewReader(stored))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&back); err != nil {
-		t.Fatal(err)
-	}
-	if len(back.Batch.Samples) != 2 || back.Batch.SleepSessions[0].Stages[1].Stage != "deep" {
-		t.Fatalf("decoded golden differs: %+v", back)
-	}
+	require.NoError(t, dec.Decode(&back))
+	require.Len(t, back.Batch.Samples, 2, "decoded golden differs: %+v", back)
+	require.Equal(t, "deep", back.Batch.SleepSessions[0].Stages[1].Stage, "decoded golden differs: %+v", back)
 }
 
 // decodesStrictly checks that a stored golden file still decodes into
@@ -121,14 +103,10 @@ func TestSamplesPushedV1WireFormat(t *testing.T) {
 func decodesStrictly(t *testing.T, name string, v any) {
 	t.Helper()
 	stored, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dec := json.NewDecoder(bytes.NewReader(stored))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, dec.Decode(v))
 }
 
 func TestUserSettingsChangedV1WireFormat(t *testing.T) {
@@ -138,9 +116,7 @@ func TestUserSettingsChangedV1WireFormat(t *testing.T) {
 	golden(t, "user.settings_changed.v1.json", raw)
 	var back settings.ProfileChanged
 	decodesStrictly(t, "user.settings_changed.v1.json", &back)
-	if back != c {
-		t.Fatalf("decoded golden differs: %+v", back)
-	}
+	require.Equal(t, c, back, "decoded golden differs: %+v", back)
 }
 
 func TestUserNotificationPreferencesChangedV1WireFormat(t *testing.T) {
@@ -161,17 +137,15 @@ func TestUserNotificationPreferencesChangedV1WireFormat(t *testing.T) {
 		golden(t, tc.golden, raw)
 		var back settings.NotificationsChanged
 		decodesStrictly(t, tc.golden, &back)
-		if back.Version != 2 || back.DailySummary != c.DailySummary || (back.QuietHours == nil) != (tc.quiet == nil) {
-			t.Fatalf("decoded golden differs: %+v", back)
-		}
+		require.EqualValues(t, 2, back.Version, "decoded golden differs: %+v", back)
+		require.Equal(t, c.DailySummary, back.DailySummary, "decoded golden differs: %+v", back)
+		require.Equal(t, (tc.quiet == nil), (back.QuietHours == nil), "decoded golden differs: %+v", back)
 	}
 }
 
 func TestEverySchemaIsValidJSONSchema(t *testing.T) {
 	entries, err := schemas.Events.ReadDir("events")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".schema.json") {
 			t.Errorf("%s: event schemas are named <type>.v<N>.schema.json", e.Name())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/domain"
 )
@@ -32,14 +33,10 @@ func FuzzVerifyAccess(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		id, err := tk.VerifyAccess(tok)
 		if err != nil {
-			if !errors.Is(err, domain.ErrUnauthorized) {
-				t.Fatalf("rejection does not wrap ErrUnauthorized: %v", err)
-			}
+			require.ErrorIs(t, err, domain.ErrUnauthorized, "rejection does not wrap ErrUnauthorized: %v", err)
 			return
 		}
-		if id != testUser {
-			t.Fatalf("accepted token for unexpected user %v: %q", id, tok)
-		}
+		require.Equal(t, testUser, id, "accepted token for unexpected user %v: %q", id, tok)
 	})
 }
 
@@ -63,26 +60,21 @@ func FuzzVerifyPHC(f *testing.F) {
 		}
 		start := time.Now()
 		ok, rehash, err := h.Verify(pw, phc)
-		if (perr == nil) != (err == nil) {
-			t.Fatalf("parse err %v but Verify err %v", perr, err)
-		}
+		require.Equal(t, (err == nil), (perr == nil), "parse err %v but Verify err %v", perr, err)
 		if err != nil && (ok || rehash || !errors.Is(err, ErrMalformedHash)) {
 			t.Fatalf("malformed hash: ok=%v rehash=%v err=%v", ok, rehash, err)
 		}
 		if rehash && !ok {
 			t.Fatal("rehash without ok")
 		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("Verify too slow for %q", phc)
-		}
+		require.LessOrEqual(t, time.Since(start), 5*time.Second, "Verify too slow for %q", phc)
 		if len(pw) <= MaxPasswordLen {
 			fresh, err := h.Hash(pw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok, rehash, err := h.Verify(pw, fresh); !ok || rehash || err != nil {
-				t.Fatalf("fresh hash does not verify: %v %v %v", ok, rehash, err)
-			}
+			require.NoError(t, err)
+			ok, rehash, err := h.Verify(pw, fresh)
+			require.True(t, ok, "fresh hash does not verify: %v %v %v", ok, rehash, err)
+			require.False(t, rehash, "fresh hash does not verify: %v %v %v", ok, rehash, err)
+			require.NoError(t, err, "fresh hash does not verify: %v %v", ok, rehash)
 		}
 	})
 }

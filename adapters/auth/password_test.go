@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/biosync/biosync/domain"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testParams are deliberately cheap so the suite stays fast; production uses
@@ -14,50 +16,41 @@ var testParams = Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, 
 
 func TestDefaultParamsMeetOWASPFloor(t *testing.T) {
 	p := DefaultParams
-	if p.Memory < 19456 || p.Iterations < 2 || p.Parallelism < 1 || p.SaltLen < 16 || p.KeyLen < 32 {
-		t.Fatalf("DefaultParams below OWASP minimum: %+v", p)
-	}
-	if err := p.validate(); err != nil {
-		t.Fatal(err)
-	}
+	require.True(t, p.Memory >= 19456, "DefaultParams below OWASP minimum: %+v", p)
+	require.True(t, p.Iterations >= 2, "DefaultParams below OWASP minimum: %+v", p)
+	require.True(t, p.Parallelism >= 1, "DefaultParams below OWASP minimum: %+v", p)
+	require.True(t, p.SaltLen >= 16, "DefaultParams below OWASP minimum: %+v", p)
+	require.True(t, p.KeyLen >= 32, "DefaultParams below OWASP minimum: %+v", p)
+	require.NoError(t, p.validate())
 }
 
 func TestHashFormatAndRoundtrip(t *testing.T) {
 	h := Hasher{Params: testParams}
 	phc, err := h.Hash("correct horse battery staple")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(phc, "$argon2id$v=19$m=64,t=1,p=1$") {
-		t.Fatalf("unexpected PHC prefix: %s", phc)
-	}
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(phc, "$argon2id$v=19$m=64,t=1,p=1$"), "unexpected PHC prefix: %s", phc)
 	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || len(parts[4]) != 22 || len(parts[5]) != 43 || strings.Count(phc, "=") != 4 { // only v=, m=, t=, p=: no base64 padding
-		t.Fatalf("unexpected PHC shape: %s", phc)
-	}
+	require.Len(t, parts, 6, "unexpected PHC shape: %s", phc)
+	require.Len(t, parts[4], 22, "unexpected PHC shape: %s", phc)
+	require.Len(t, parts[5], 43, "unexpected PHC shape: %s", phc)
+	require.EqualValues(t, 4, strings.Count(phc, "="), "unexpected PHC shape: %s", phc)
 	ok, rehash, err := h.Verify("correct horse battery staple", phc)
-	if err != nil || !ok || rehash {
-		t.Fatalf("Verify = %v, %v, %v; want true, false, nil", ok, rehash, err)
-	}
+	require.NoError(t, err, "Verify = %v, %v, %v; want true, false, nil", ok, rehash, err)
+	require.True(t, ok, "Verify = %v, %v, %v; want true, false, nil", ok, rehash, err)
+	require.False(t, rehash, "Verify = %v, %v, %v; want true, false, nil", ok, rehash, err)
 	phc2, _ := h.Hash("correct horse battery staple")
-	if phc2 == phc {
-		t.Fatal("two hashes of the same password are equal: salt not random")
-	}
+	require.NotEqual(t, phc, phc2, "two hashes of the same password are equal: salt not random")
 }
 
 func TestDefaultHasherFormat(t *testing.T) {
 	var h Hasher // zero value must use DefaultParams
 	phc, err := h.Hash("correct horse battery staple")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(phc, "$argon2id$v=19$m=19456,t=2,p=1$") {
-		t.Fatalf("unexpected PHC prefix: %s", phc)
-	}
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(phc, "$argon2id$v=19$m=19456,t=2,p=1$"), "unexpected PHC prefix: %s", phc)
 	ok, rehash, err := Hasher{Params: DefaultParams}.Verify("correct horse battery staple", phc)
-	if err != nil || !ok || rehash {
-		t.Fatalf("Verify = %v, %v, %v", ok, rehash, err)
-	}
+	require.NoError(t, err, "Verify = %v, %v,", ok, rehash)
+	require.True(t, ok, "Verify = %v, %v, %v", ok, rehash, err)
+	require.False(t, rehash, "Verify = %v, %v, %v", ok, rehash, err)
 }
 
 func TestVerifyWrongPassword(t *testing.T) {
@@ -89,9 +82,8 @@ func TestVerifyReferenceVectors(t *testing.T) {
 		if err != nil || !ok || rehash {
 			t.Errorf("Verify(%s) = %v, %v, %v; want true, false, nil", v.phc, ok, rehash, err)
 		}
-		if ok, _, _ := (Hasher{Params: v.params}).Verify(pw+"x", v.phc); ok {
-			t.Errorf("wrong password accepted for %s", v.phc)
-		}
+		ok, _, _ = (Hasher{Params: v.params}).Verify(pw+"x", v.phc)
+		assert.False(t, ok, "wrong password accepted for %s", v.phc)
 		p, salt, key, err := parsePHC(v.phc)
 		if err != nil || encodePHC(p, salt, key) != v.phc {
 			t.Errorf("parse/encode not canonical for %s", v.phc)
@@ -113,23 +105,20 @@ func TestRehashDetection(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cur := Hasher{Params: p}
 			ok, rehash, err := cur.Verify("correct horse battery staple", phc)
-			if err != nil || !ok || !rehash {
-				t.Fatalf("Verify = %v, %v, %v; want true, true, nil", ok, rehash, err)
-			}
+			require.NoError(t, err, "Verify = %v, %v, %v; want true, true, nil", ok, rehash, err)
+			require.True(t, ok, "Verify = %v, %v, %v; want true, true, nil", ok, rehash, err)
+			require.True(t, rehash, "Verify = %v, %v, %v; want true, true, nil", ok, rehash, err)
 			// The rehashed value verifies without a further rehash.
 			phc2, err := cur.Hash("correct horse battery staple")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			ok, rehash, err = cur.Verify("correct horse battery staple", phc2)
-			if err != nil || !ok || rehash {
-				t.Fatalf("after rehash Verify = %v, %v, %v", ok, rehash, err)
-			}
+			require.NoError(t, err, "after rehash Verify = %v, %v,", ok, rehash)
+			require.True(t, ok, "after rehash Verify = %v, %v, %v", ok, rehash, err)
+			require.False(t, rehash, "after rehash Verify = %v, %v, %v", ok, rehash, err)
 			// A wrong password never asks for a rehash.
 			ok, rehash, _ = cur.Verify("wrong password!", phc)
-			if ok || rehash {
-				t.Fatalf("wrong password: ok=%v rehash=%v", ok, rehash)
-			}
+			require.False(t, ok, "wrong password: ok=%v rehash=%v", ok, rehash)
+			require.False(t, rehash, "wrong password: ok=%v rehash=%v", ok, rehash)
 		})
 	}
 }
@@ -179,12 +168,9 @@ func TestVerifyMalformedPHC(t *testing.T) {
 	for name, phc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ok, rehash, err := h.Verify("correct horse battery staple", phc)
-			if ok || rehash {
-				t.Fatalf("malformed PHC accepted: %q", phc)
-			}
-			if !errors.Is(err, ErrMalformedHash) {
-				t.Fatalf("want ErrMalformedHash, got %v", err)
-			}
+			require.False(t, ok, "malformed PHC accepted: %q", phc)
+			require.False(t, rehash, "malformed PHC accepted: %q", phc)
+			require.ErrorIs(t, err, ErrMalformedHash, "want ErrMalformedHash, got %v", err)
 		})
 	}
 }
@@ -197,9 +183,8 @@ func TestHashRejectsInvalidParams(t *testing.T) {
 		"short key":  {Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 8},
 		"m < 8p":     {Memory: 8, Iterations: 1, Parallelism: 2, SaltLen: 16, KeyLen: 32},
 	} {
-		if _, err := (Hasher{Params: p}).Hash("correct horse battery staple"); err == nil {
-			t.Errorf("%s: Hash accepted invalid params %+v", name, p)
-		}
+		_, err := (Hasher{Params: p}).Hash("correct horse battery staple")
+		assert.Error(t, err, "%s: Hash accepted invalid params %+v", name, p)
 	}
 }
 
@@ -249,9 +234,7 @@ func TestCheckPassword(t *testing.T) {
 			if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Field != "/password" {
 				t.Errorf("want ValidationError on /password, got %#v", err)
 			}
-			if !strings.Contains(err.Error(), "bytes") {
-				t.Errorf("error not descriptive: %v", err)
-			}
+			assert.Contains(t, err.Error(), "bytes", "error not descriptive: %v", err)
 		}
 	}
 }

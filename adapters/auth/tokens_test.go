@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/domain"
 )
@@ -36,9 +37,7 @@ var (
 func newTestTokens(t testing.TB) *Tokens {
 	t.Helper()
 	tk, err := NewTokens(testKey, testIssuer, testAudience, 15*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tk.Now = func() time.Time { return testNow }
 	return tk
 }
@@ -69,9 +68,7 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, typ any, claims jwt.MapCla
 		tok.Header["typ"] = typ
 	}
 	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
@@ -88,38 +85,32 @@ func with(k string, v any) jwt.MapClaims {
 func TestIssueVerifyRoundtrip(t *testing.T) {
 	tk := newTestTokens(t)
 	tok, exp, err := tk.Issue(testUser, "", testSession, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if exp != 15*time.Minute {
-		t.Fatalf("expiresIn = %v", exp)
-	}
+	require.NoError(t, err)
+	require.Equal(t, 15*time.Minute, exp, "expiresIn = %v", exp)
 	c, err := tk.Verify(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.UserID != testUser || c.SessionID != testSession || c.Role != RoleUser || c.ID == "" ||
-		!c.IssuedAt.Equal(testNow) || !c.NotBefore.Equal(testNow) || !c.ExpiresAt.Equal(testNow.Add(15*time.Minute)) {
-		t.Fatalf("unexpected claims %+v", c)
-	}
+	require.NoError(t, err)
+	require.Equal(t, testUser, c.UserID, "unexpected claims %+v", c)
+	require.Equal(t, testSession, c.SessionID, "unexpected claims %+v", c)
+	require.Equal(t, RoleUser, c.Role, "unexpected claims %+v", c)
+	require.NotEqual(t, "", c.ID, "unexpected claims %+v", c)
+	require.True(t, c.IssuedAt.Equal(testNow), "unexpected claims %+v", c)
+	require.True(t, c.NotBefore.Equal(testNow), "unexpected claims %+v", c)
+	require.True(t, c.ExpiresAt.Equal(testNow.Add(15*time.Minute)), "unexpected claims %+v", c)
 	id, err := tk.VerifyAccess(tok)
-	if err != nil || id != testUser {
-		t.Fatalf("VerifyAccess = %v, %v", id, err)
-	}
+	require.NoError(t, err, "VerifyAccess = %v,", id)
+	require.Equal(t, testUser, id, "VerifyAccess = %v, %v", id, err)
 
 	// Header is exactly HS256 + at+jwt.
 	hdr, _, _ := strings.Cut(tok, ".")
 	raw, _ := base64.RawURLEncoding.DecodeString(hdr)
-	if string(raw) != `{"alg":"HS256","typ":"at+jwt"}` {
-		t.Fatalf("header = %s", raw)
-	}
+	require.Equal(t, `{"alg":"HS256","typ":"at+jwt"}`, string(raw), "header = %s", raw)
 
 	// Explicit role survives; jti is unique.
 	tok2, _, _ := tk.Issue(testUser, "admin", testSession, false)
 	c2, err := tk.Verify(tok2)
-	if err != nil || c2.Role != "admin" || c2.ID == c.ID {
-		t.Fatalf("second token: %+v, %v", c2, err)
-	}
+	require.NoError(t, err, "second token: %+v,", c2)
+	require.Equal(t, "admin", c2.Role, "second token: %+v, %v", c2, err)
+	require.NotEqual(t, c.ID, c2.ID, "second token: %+v, %v", c2, err)
 }
 
 func TestVerifyLeeway(t *testing.T) {
@@ -127,15 +118,13 @@ func TestVerifyLeeway(t *testing.T) {
 	tok, _, _ := tk.Issue(testUser, "", testSession, false)
 	for _, d := range []time.Duration{15*time.Minute + 29*time.Second, -29 * time.Second} {
 		tk.Now = func() time.Time { return testNow.Add(d) }
-		if _, err := tk.Verify(tok); err != nil {
-			t.Errorf("clock %+v: within leeway but rejected: %v", d, err)
-		}
+		_, err := tk.Verify(tok)
+		assert.NoError(t, err, "clock %+v: within leeway but rejected", d)
 	}
 	for _, d := range []time.Duration{15*time.Minute + 31*time.Second, -31 * time.Second} {
 		tk.Now = func() time.Time { return testNow.Add(d) }
-		if _, err := tk.Verify(tok); !errors.Is(err, domain.ErrUnauthorized) {
-			t.Errorf("clock %+v: beyond leeway but got %v", d, err)
-		}
+		_, err := tk.Verify(tok)
+		assert.ErrorIs(t, err, domain.ErrUnauthorized, "clock %+v: beyond leeway but got %v", d, err)
 	}
 }
 
@@ -143,9 +132,7 @@ func TestVerifyRejects(t *testing.T) {
 	tk := newTestTokens(t)
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	rsaPubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -217,17 +204,12 @@ func TestVerifyRejects(t *testing.T) {
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
 			c, err := tk.Verify(tok)
-			if !errors.Is(err, domain.ErrUnauthorized) {
-				t.Fatalf("want ErrUnauthorized, got %v (claims %+v)", err, c)
-			}
+			require.ErrorIs(t, err, domain.ErrUnauthorized, "want ErrUnauthorized, got %v (claims %+v)", err, c)
 			t.Log(err)
-			if !reflect.DeepEqual(c, Claims{}) {
-				t.Fatalf("claims leaked on error: %+v", c)
-			}
+			require.True(t, reflect.DeepEqual(c, Claims{}), "claims leaked on error: %+v", c)
 			id, err := tk.VerifyAccess(tok)
-			if !errors.Is(err, domain.ErrUnauthorized) || id != uuid.Nil {
-				t.Fatalf("VerifyAccess = %v, %v", id, err)
-			}
+			require.ErrorIs(t, err, domain.ErrUnauthorized, "VerifyAccess = %v, %v", id, err)
+			require.Equal(t, uuid.Nil, id, "VerifyAccess = %v, %v", id, err)
 		})
 	}
 }
@@ -235,18 +217,16 @@ func TestVerifyRejects(t *testing.T) {
 func TestVerifyAcceptsRFC9068MediaType(t *testing.T) {
 	tk := newTestTokens(t)
 	for _, typ := range []string{"at+jwt", "AT+JWT", "application/at+jwt"} {
-		if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, typ, validClaims())); err != nil {
-			t.Errorf("typ %q rejected: %v", typ, err)
-		}
+		_, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, typ, validClaims()))
+		assert.NoError(t, err, "typ %q rejected", typ)
 	}
 }
 
 func TestExpiredWrapsLibraryError(t *testing.T) {
 	tk := newTestTokens(t)
 	_, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("exp", testNow.Add(-time.Hour).Unix())))
-	if !errors.Is(err, domain.ErrUnauthorized) || !errors.Is(err, jwt.ErrTokenExpired) {
-		t.Fatalf("got %v", err)
-	}
+	require.ErrorIs(t, err, domain.ErrUnauthorized, "got %v", err)
+	require.ErrorIs(t, err, jwt.ErrTokenExpired, "got %v", err)
 }
 
 func TestNewTokensValidation(t *testing.T) {
@@ -262,37 +242,30 @@ func TestNewTokensValidation(t *testing.T) {
 		"zero ttl":     {testKey, testIssuer, testAudience, 0},
 		"negative ttl": {testKey, testIssuer, testAudience, -time.Minute},
 	} {
-		if _, err := NewTokens(tc.key, tc.iss, tc.aud, tc.ttl); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+		_, err := NewTokens(tc.key, tc.iss, tc.aud, tc.ttl)
+		assert.Error(t, err, "%s: accepted", name)
 	}
-	if _, err := NewTokens(testKey[:32], testIssuer, testAudience, time.Minute); err != nil {
-		t.Errorf("32-byte key rejected: %v", err)
-	}
+	_, err := NewTokens(testKey[:32], testIssuer, testAudience, time.Minute)
+	assert.NoError(t, err, "32-byte key rejected")
 
 	// The key is copied: mutating the caller's slice does not change it.
 	key := append([]byte(nil), testKey...)
 	tk, _ := NewTokens(key, testIssuer, testAudience, time.Minute)
 	tok, _, _ := tk.Issue(testUser, "", testSession, false)
 	key[0] ^= 0xff
-	if _, err := tk.Verify(tok); err != nil {
-		t.Fatalf("key not copied: %v", err)
-	}
+	_, err = tk.Verify(tok)
+	require.NoError(t, err, "key not copied")
 
 	// A struct literal with a weak key fails closed too.
 	weak := &Tokens{Key: []byte("short"), Issuer: testIssuer, Audience: testAudience, TTL: time.Minute}
-	if _, _, err := weak.Issue(testUser, "", testSession, false); err == nil {
-		t.Error("Issue with short key succeeded")
-	}
-	if _, err := weak.Verify(tok); err == nil {
-		t.Error("Verify with short key succeeded")
-	}
-	if _, _, err := tk.Issue(uuid.Nil, "", testSession, false); err == nil {
-		t.Error("Issue for nil user succeeded")
-	}
-	if _, _, err := tk.Issue(testUser, "", uuid.Nil, false); err == nil {
-		t.Error("Issue outside a session succeeded")
-	}
+	_, _, err = weak.Issue(testUser, "", testSession, false)
+	assert.Error(t, err, "Issue with short key succeeded")
+	_, err = weak.Verify(tok)
+	assert.Error(t, err, "Verify with short key succeeded")
+	_, _, err = tk.Issue(uuid.Nil, "", testSession, false)
+	assert.Error(t, err, "Issue for nil user succeeded")
+	_, _, err = tk.Issue(testUser, "", uuid.Nil, false)
+	assert.Error(t, err, "Issue outside a session succeeded")
 }
 
 // rewriteHeader replaces the header of tok; with resign it signs the new
@@ -303,9 +276,7 @@ func rewriteHeader(t testing.TB, tok, header string, resign bool) string {
 	parts[0] = base64.RawURLEncoding.EncodeToString([]byte(header))
 	if resign {
 		sig, err := jwt.SigningMethodHS256.Sign(parts[0]+"."+parts[1], testKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		parts[2] = base64.RawURLEncoding.EncodeToString(sig)
 	}
 	return strings.Join(parts, ".")
@@ -323,9 +294,7 @@ func signWithHeader(t testing.TB, k string, v any) string {
 	tok.Header["typ"] = AccessTokenType
 	tok.Header[k] = v
 	s, err := tok.SignedString(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
@@ -347,34 +316,30 @@ func TestAMRSaysHowTheSessionWasOpened(t *testing.T) {
 	tk := newTestTokens(t)
 	for _, mfa := range []bool{false, true} {
 		tok, _, err := tk.Issue(testUser, "admin", testSession, mfa)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		c, err := tk.Verify(tok)
 		want := []string{AMRPassword}
 		if mfa {
 			want = append(want, AMROTP)
 		}
-		if err != nil || !reflect.DeepEqual(c.AMR, want) || c.MFA() != mfa {
-			t.Fatalf("mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
-		}
+		require.NoError(t, err, "mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
+		require.True(t, reflect.DeepEqual(c.AMR, want), "mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
+		require.Equal(t, mfa, c.MFA(), "mfa=%v: amr %v (%v), want %v", mfa, c.AMR, err, want)
 	}
 	old := sign(t, jwt.SigningMethodHS256, testKey, AccessTokenType, with("amr", nil))
-	if c, err := tk.Verify(old); err != nil || c.MFA() || len(c.AMR) != 0 {
-		t.Fatalf("token without amr: %+v, %v", c, err)
-	}
+	c, err := tk.Verify(old)
+	require.NoError(t, err, "token without amr: %+v,", c)
+	require.False(t, c.MFA(), "token without amr: %+v, %v", c, err)
+	require.Len(t, c.AMR, 0, "token without amr: %+v, %v", c, err)
 	// amr is signed: editing it breaks the signature.
 	tok, _, _ := tk.Issue(testUser, "admin", testSession, false)
 	parts := strings.Split(tok, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	forged := strings.Replace(string(payload), `"amr":["pwd"]`, `"amr":["pwd","otp"]`, 1)
-	if forged == string(payload) {
-		t.Fatalf("payload %s has no amr", payload)
-	}
+	require.NotEqual(t, string(payload), forged, "payload %s has no amr", payload)
 	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
-	if _, err := tk.Verify(strings.Join(parts, ".")); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("a token with amr edited in = %v, want 401", err)
-	}
+	_, err = tk.Verify(strings.Join(parts, "."))
+	require.ErrorIs(t, err, domain.ErrUnauthorized, "a token with amr edited in = %v, want 401", err)
 }
 
 // TestAVerifiedTokenIsStillCheckedForTimeOnEveryUse: the verified-token
@@ -383,21 +348,17 @@ func TestAMRSaysHowTheSessionWasOpened(t *testing.T) {
 func TestAVerifiedTokenIsStillCheckedForTimeOnEveryUse(t *testing.T) {
 	tk := newTestTokens(t)
 	tok, _, _ := tk.Issue(testUser, "", testSession, false)
-	if _, err := tk.Verify(tok); err != nil { // now cached
-		t.Fatal(err)
-	}
+	_, err := tk.Verify(tok)
+	require.NoError(t, err)
 	for _, d := range []time.Duration{-31 * time.Second, 15*time.Minute + 31*time.Second} {
 		tk.Now = func() time.Time { return testNow.Add(d) }
-		if _, err := tk.Verify(tok); !errors.Is(err, domain.ErrUnauthorized) {
-			t.Errorf("clock %+v after a cached verification: got %v, want 401", d, err)
-		}
+		_, err := tk.Verify(tok)
+		assert.ErrorIs(t, err, domain.ErrUnauthorized, "clock %+v after a cached verification: got %v, want 401", d, err)
 		tk.Now = func() time.Time { return testNow }
-		if _, err := tk.Verify(tok); err != nil {
-			t.Fatalf("back at issue time: %v", err)
-		}
+		_, err = tk.Verify(tok)
+		require.NoError(t, err, "back at issue time")
 	}
 	// A token with a changed signature is never served from the cache.
-	if _, err := tk.Verify(tok[:len(tok)-2] + "AA"); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Errorf("tampered signature accepted: %v", err)
-	}
+	_, err = tk.Verify(tok[:len(tok)-2] + "AA")
+	assert.ErrorIs(t, err, domain.ErrUnauthorized, "tampered signature accepted: %v", err)
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestTOTPAcceptsOneStepOfSkewAndOnlyLaterSteps: a code matches its own
@@ -14,22 +16,23 @@ import (
 func TestTOTPAcceptsOneStepOfSkewAndOnlyLaterSteps(t *testing.T) {
 	tp := TOTP{Issuer: "BioSync"}
 	secret, raw, err := tp.Generate("user-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	u, err := url.Parse(raw)
 	q := u.Query()
-	if err != nil || u.Scheme != "otpauth" || u.Host != "totp" || q.Get("secret") != secret || q.Get("issuer") != "BioSync" ||
-		q.Get("algorithm") != "SHA1" || q.Get("digits") != "6" || q.Get("period") != "30" || len(secret) != 32 {
-		t.Fatalf("key URI %s (%v)", raw, err)
-	}
+	require.NoError(t, err, "key URI %s (%v)", raw, err)
+	require.Equal(t, "otpauth", u.Scheme, "key URI %s (%v)", raw, err)
+	require.Equal(t, "totp", u.Host, "key URI %s (%v)", raw, err)
+	require.Equal(t, secret, q.Get("secret"), "key URI %s (%v)", raw, err)
+	require.Equal(t, "BioSync", q.Get("issuer"), "key URI %s (%v)", raw, err)
+	require.Equal(t, "SHA1", q.Get("algorithm"), "key URI %s (%v)", raw, err)
+	require.Equal(t, "6", q.Get("digits"), "key URI %s (%v)", raw, err)
+	require.Equal(t, "30", q.Get("period"), "key URI %s (%v)", raw, err)
+	require.Len(t, secret, 32, "key URI %s (%v)", raw, err)
 	now := time.Date(2026, 11, 26, 9, 0, 10, 0, time.UTC)
 	step := now.Unix() / 30
 	codeAt := func(s int64) string {
 		c, err := totp.GenerateCodeCustom(secret, time.Unix(s*30, 0), TOTPOpts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return c
 	}
 	for _, d := range []int64{-1, 0, 1} {
@@ -38,16 +41,13 @@ func TestTOTPAcceptsOneStepOfSkewAndOnlyLaterSteps(t *testing.T) {
 		}
 	}
 	for _, d := range []int64{-2, 2} {
-		if _, ok := tp.Match(secret, codeAt(step+d), now, 0); ok {
-			t.Errorf("code of step %+d accepted", d)
-		}
+		_, ok := tp.Match(secret, codeAt(step+d), now, 0)
+		assert.False(t, ok, "code of step %+d accepted", d)
 	}
-	if _, ok := tp.Match(secret, codeAt(step), now, step); ok {
-		t.Error("a code of the last accepted step matched again")
-	}
+	_, ok := tp.Match(secret, codeAt(step), now, step)
+	assert.False(t, ok, "a code of the last accepted step matched again")
 	for _, bad := range []string{"", "12345", "1234567", codeAt(step) + " "} {
-		if _, ok := tp.Match(secret, bad, now, 0); ok {
-			t.Errorf("%q accepted", bad)
-		}
+		_, ok := tp.Match(secret, bad, now, 0)
+		assert.False(t, ok, "%q accepted", bad)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
@@ -30,32 +31,24 @@ func TestConcurrentAuditEntriesFormOneVerifiableChain(t *testing.T) {
 			if i%5 == 0 {
 				e = commands.AuditEntry{Action: commands.AuditPIIRead, Actor: admin, Subject: alice, Detail: map[string]string{"route": "GET /v1/admin/users/{id}"}}
 			}
-			if err := log.Record(ctx, e); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, log.Record(ctx, e))
 		})
 	}
 	wg.Wait()
 	n, brk, err := log.Verify(ctx)
-	if err != nil || brk != nil || n != 20 {
-		t.Fatalf("Verify = %d entries, break %+v, err %v; want 20 entries, intact", n, brk, err)
-	}
+	require.NoError(t, err, "Verify = %d entries, break %+v, err %v; want 20 entries, intact", n, brk, err)
+	require.Nil(t, brk, "Verify = %d entries, break %+v, err %v; want 20 entries, intact", n, brk, err)
+	require.EqualValues(t, 20, n, "Verify = %d entries, break %+v, err %v; want 20 entries, intact", n, brk, err)
 	reads, err := log.List(ctx, postgres.AuditFilter{Actor: admin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reads) != 4 {
-		t.Fatalf("entries by the admin = %d, want 4", len(reads))
-	}
+	require.NoError(t, err)
+	require.Len(t, reads, 4, "entries by the admin = %d, want 4", len(reads))
 	for _, r := range reads {
 		if r.Action != commands.AuditPIIRead || r.Subject != alice || r.Detail["route"] == "" {
 			t.Errorf("entry %d = %+v, want a PII read of alice's data with its route", r.Seq, r.AuditEntry)
 		}
 	}
 	page, err := log.List(ctx, postgres.AuditFilter{Action: commands.AuditLoginFailed, After: reads[1].Seq, Limit: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if len(page) != 3 || page[0].Seq <= reads[1].Seq {
 		t.Errorf("a page of 3 failed logins after entry %d = %d entries starting at %d", reads[1].Seq, len(page), page[0].Seq)
 	}
@@ -66,31 +59,31 @@ func TestNobodyRewritesTheAuditLogQuietly(t *testing.T) {
 	pool := migrated(t)
 	log := postgres.NewAuditLog(pool)
 	for i := range 5 {
-		if err := log.Record(ctx, commands.AuditEntry{Action: commands.AuditLogin, Subject: uuid.New(), IP: fmt.Sprintf("198.51.100.%d", i)}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, log.Record(ctx, commands.AuditEntry{Action: commands.AuditLogin, Subject: uuid.New(), IP: fmt.Sprintf("198.51.100.%d", i)}))
 	}
 	// Even the table owner is refused by the triggers.
 	for _, stmt := range []string{`UPDATE audit_log SET ip = '10.0.0.1' WHERE seq = 3`, `DELETE FROM audit_log WHERE seq = 5`, `TRUNCATE audit_log`} {
-		if _, err := pool.Exec(ctx, stmt); !isPGCode(err, "42501") {
-			t.Errorf("owner ran %q: err = %v, want it refused (42501)", stmt, err)
-		}
+		_, err := pool.Exec(ctx, stmt)
+		assert.True(t, isPGCode(err, "42501"), "owner ran %q: err = %v, want it refused (42501)", stmt, err)
 	}
 	// An operator who disables the triggers on purpose is caught by the chain.
 	tamper := func(stmt string) {
 		t.Helper()
-		if _, err := pool.Exec(ctx, `ALTER TABLE audit_log DISABLE TRIGGER USER; `+stmt+`; ALTER TABLE audit_log ENABLE TRIGGER USER`); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pool.Exec(ctx, `ALTER TABLE audit_log DISABLE TRIGGER USER; `+stmt+`; ALTER TABLE audit_log ENABLE TRIGGER USER`)
+		require.NoError(t, err)
 	}
 	tamper(`UPDATE audit_log SET ip = '10.0.0.1' WHERE seq = 3`)
-	if _, brk, err := log.Verify(ctx); err != nil || brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "contents") {
-		t.Fatalf("after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
-	}
+	_, brk, err := log.Verify(ctx)
+	require.NoError(t, err, "after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
+	require.NotNil(t, brk, "after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
+	require.EqualValues(t, 3, brk.Seq, "after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
+	require.Contains(t, brk.Reason, "contents", "after rewriting entry 3 Verify says break %+v, err %v; want entry 3's contents", brk, err)
 	tamper(`DELETE FROM audit_log WHERE seq = 3`)
-	if _, brk, err := log.Verify(ctx); err != nil || brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "missing") {
-		t.Fatalf("after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
-	}
+	_, brk, err = log.Verify(ctx)
+	require.NoError(t, err, "after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
+	require.NotNil(t, brk, "after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
+	require.EqualValues(t, 3, brk.Seq, "after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
+	require.Contains(t, brk.Reason, "missing", "after deleting entry 3 Verify says break %+v, err %v; want entry 3 missing", brk, err)
 }
 
 // TestTheApplicationRoleMayOnlyAppendToTheAuditLog connects as a role set up
@@ -100,41 +93,29 @@ func TestNobodyRewritesTheAuditLogQuietly(t *testing.T) {
 func TestTheApplicationRoleMayOnlyAppendToTheAuditLog(t *testing.T) {
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, dsn))
 	role := testbackend.UniqueName(t, "biosync_app_")
 	owner, err := postgres.Open(ctx, dsn, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer owner.Close()
 	r := pgx.Identifier{role}.Sanitize()
-	if _, err := owner.Exec(ctx, `CREATE ROLE `+r+` LOGIN NOSUPERUSER; GRANT SELECT, INSERT ON audit_log TO `+r); err != nil {
-		t.Fatal(err)
-	}
+	_, err = owner.Exec(ctx, `CREATE ROLE `+r+` LOGIN NOSUPERUSER; GRANT SELECT, INSERT ON audit_log TO `+r)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		_, _ = owner.Exec(context.Background(), `DROP OWNED BY `+r+`; DROP ROLE `+r)
 	})
 	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.ConnConfig.User = role
 	app, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer app.Close()
 	log := postgres.NewAuditLog(app)
 	who := uuid.New()
-	if err := log.Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Actor: who, Subject: who, At: time.Now(), Detail: map[string]string{"role": "admin"}}); err != nil {
-		t.Fatalf("the application role cannot append: %v", err)
-	}
+	require.NoError(t, log.Record(ctx, commands.AuditEntry{Action: commands.AuditRoleChange, Actor: who, Subject: who, At: time.Now(), Detail: map[string]string{"role": "admin"}}), "the application role cannot append")
 	for _, stmt := range []string{`UPDATE audit_log SET ip = 'x'`, `DELETE FROM audit_log`, `TRUNCATE audit_log`, `ALTER TABLE audit_log DISABLE TRIGGER USER`, `DROP TABLE audit_log`} {
-		if _, err := app.Exec(ctx, stmt); !isPGCode(err, "42501") {
-			t.Errorf("application role ran %q: err = %v, want permission denied (42501)", stmt, err)
-		}
+		_, err := app.Exec(ctx, stmt)
+		assert.True(t, isPGCode(err, "42501"), "application role ran %q: err = %v, want permission denied (42501)", stmt, err)
 	}
 	if n, brk, err := log.Verify(ctx); err != nil || brk != nil || n != 1 {
 		t.Errorf("Verify as the application role = %d, %+v, %v; want 1 intact entry", n, brk, err)

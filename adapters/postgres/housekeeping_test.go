@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 )
@@ -27,23 +29,16 @@ func TestPruneDeletesOnlySessionsAndTokensThatEndedLongAgo(t *testing.T) {
 		if f.revoked == "NULL" {
 			reason = "NULL"
 		}
-		if _, err := pool.Exec(ctx, `INSERT INTO refresh_families (id, user_id, expires_at, revoked_at, revoke_reason) VALUES ($1, $2, `+f.expires+`, `+f.revoked+`, `+reason+`)`, f.id, user); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, f.id[:], f.id); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pool.Exec(ctx, `INSERT INTO refresh_families (id, user_id, expires_at, revoked_at, revoke_reason) VALUES ($1, $2, `+f.expires+`, `+f.revoked+`, `+reason+`)`, f.id, user)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, f.id[:], f.id)
+		require.NoError(t, err)
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES ('\x01', $1, 'verify_email', now() - interval '9 days'), ('\x02', $1, 'verify_email', now() + interval '1 day')`, user); err != nil {
-		t.Fatal(err)
-	}
+	_, err := pool.Exec(ctx, `INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES ('\x01', $1, 'verify_email', now() - interval '9 days'), ('\x02', $1, 'verify_email', now() + interval '1 day')`, user)
+	require.NoError(t, err)
 	n, err := postgres.Prune(ctx, pool, postgres.PruneRetention)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 2 {
-		t.Errorf("pruned %d rows, want the old session and the old mailed token", n)
-	}
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "pruned %d rows, want the old session and the old mailed token", n)
 	var families, tokens, mailed int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM refresh_families), (SELECT count(*) FROM refresh_tokens), (SELECT count(*) FROM email_tokens)`).Scan(&families, &tokens, &mailed)
 	if families != 2 || tokens != 2 || mailed != 1 {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -24,13 +26,9 @@ func migrated(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, dsn), "Migrate")
 	pool, err := postgres.Open(ctx, dsn, 30)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	require.NoError(t, err, "Open")
 	t.Cleanup(pool.Close)
 	return pool
 }
@@ -39,30 +37,18 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
 	for run := 1; run <= 2; run++ {
-		if err := postgres.Migrate(ctx, dsn); err != nil {
-			t.Fatalf("Migrate, run %d: %v", run, err)
-		}
+		require.NoError(t, postgres.Migrate(ctx, dsn), "Migrate, run %d", run)
 	}
 	pool, err := postgres.Open(ctx, dsn, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pool.Close()
 	var applied int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM goose_db_version WHERE version_id = 1 AND is_applied`).Scan(&applied); err != nil {
-		t.Fatal(err)
-	}
-	if applied != 1 {
-		t.Errorf("migration 1 recorded %d times, want once", applied)
-	}
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM goose_db_version WHERE version_id = 1 AND is_applied`).Scan(&applied))
+	assert.EqualValues(t, 1, applied, "migration 1 recorded %d times, want once", applied)
 	for _, table := range []string{"data_keys", "accounts", "projection_checkpoints", "samples_g1", "daily_rollups_g1"} {
 		var exists bool
-		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
-			t.Fatal(err)
-		}
-		if !exists {
-			t.Errorf("table %s missing after Migrate", table)
-		}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
+		assert.True(t, exists, "table %s missing after Migrate", table)
 	}
 }
 
@@ -74,14 +60,10 @@ func TestKeyStore(t *testing.T) {
 	t.Run("the first created key wins", func(t *testing.T) {
 		user := uuid.New()
 		first, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("first wrapped key")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// A second writer racing on the first event of this user.
 		second, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k2", Wrapped: []byte("second wrapped key")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for name, got := range map[string]eventstore.WrappedKey{"first CreateKey": first, "second CreateKey": second} {
 			if got.UserID != user || got.KEKID != "k1" || string(got.Wrapped) != "first wrapped key" || got.Destroyed {
 				t.Errorf("%s returned %+v, want the first key", name, got)
@@ -94,75 +76,52 @@ func TestKeyStore(t *testing.T) {
 	})
 
 	t.Run("a user without a key", func(t *testing.T) {
-		if _, err := keys.LoadKey(ctx, uuid.New()); !errors.Is(err, eventstore.ErrNoKey) {
-			t.Errorf("LoadKey = %v, want ErrNoKey", err)
-		}
+		_, err := keys.LoadKey(ctx, uuid.New())
+		assert.ErrorIs(t, err, eventstore.ErrNoKey, "LoadKey = %v, want ErrNoKey", err)
 	})
 
 	t.Run("destroying a key erases the wrapped bytes, twice is fine", func(t *testing.T) {
 		user := uuid.New()
-		if _, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("wrapped")}); err != nil {
-			t.Fatal(err)
-		}
-		if err := keys.DestroyKey(ctx, user); err != nil {
-			t.Fatalf("DestroyKey: %v", err)
-		}
+		_, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("wrapped")})
+		require.NoError(t, err)
+		require.NoError(t, keys.DestroyKey(ctx, user), "DestroyKey")
 		first := destroyedAt(t, pool, user)
-		if err := keys.DestroyKey(ctx, user); err != nil {
-			t.Fatalf("DestroyKey again: %v", err)
-		}
-		if again := destroyedAt(t, pool, user); !again.Equal(first) {
-			t.Errorf("second DestroyKey moved destroyed_at from %v to %v", first, again)
-		}
+		require.NoError(t, keys.DestroyKey(ctx, user), "DestroyKey again")
+		again := destroyedAt(t, pool, user)
+		assert.True(t, again.Equal(first), "second DestroyKey moved destroyed_at from %v to %v", first, again)
 		w, err := keys.LoadKey(ctx, user)
-		if err != nil {
-			t.Fatalf("LoadKey: %v", err)
-		}
+		require.NoError(t, err, "LoadKey")
 		if !w.Destroyed || len(w.Wrapped) != 0 {
 			t.Errorf("LoadKey = %+v, want Destroyed without wrapped bytes", w)
 		}
-		if !wrappedIsNull(t, pool, user) {
-			t.Error("data_keys.wrapped still holds bytes after DestroyKey")
-		}
+		assert.True(t, wrappedIsNull(t, pool, user), "data_keys.wrapped still holds bytes after DestroyKey")
 	})
 
 	t.Run("a destroyed key is never created again", func(t *testing.T) {
 		user := uuid.New()
 		// Erasure can come before the user's first event (it raced ahead).
-		if err := keys.DestroyKey(ctx, user); err != nil {
-			t.Fatalf("DestroyKey of a user without a key: %v", err)
-		}
+		require.NoError(t, keys.DestroyKey(ctx, user), "DestroyKey of a user without a key")
 		w, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("new key")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if !w.Destroyed || len(w.Wrapped) != 0 {
 			t.Errorf("CreateKey after DestroyKey = %+v, want the destroyed key", w)
 		}
-		if !wrappedIsNull(t, pool, user) {
-			t.Error("CreateKey wrote bytes over a destroyed key")
-		}
+		assert.True(t, wrappedIsNull(t, pool, user), "CreateKey wrote bytes over a destroyed key")
 	})
 }
 
 func destroyedAt(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) time.Time {
 	t.Helper()
 	var at *time.Time
-	if err := pool.QueryRow(context.Background(), `SELECT destroyed_at FROM data_keys WHERE user_id = $1`, user).Scan(&at); err != nil {
-		t.Fatal(err)
-	}
-	if at == nil {
-		t.Fatal("destroyed_at is NULL after DestroyKey")
-	}
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT destroyed_at FROM data_keys WHERE user_id = $1`, user).Scan(&at))
+	require.NotNil(t, at, "destroyed_at is NULL after DestroyKey")
 	return *at
 }
 
 func wrappedIsNull(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) bool {
 	t.Helper()
 	var null bool
-	if err := pool.QueryRow(context.Background(), `SELECT wrapped IS NULL FROM data_keys WHERE user_id = $1`, user).Scan(&null); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT wrapped IS NULL FROM data_keys WHERE user_id = $1`, user).Scan(&null))
 	return null
 }
 
@@ -178,12 +137,9 @@ func TestAccounts(t *testing.T) {
 
 	t.Run("an email address is claimed once", func(t *testing.T) {
 		first, second := account("ada@example.com"), account("ada@example.com")
-		if err := accounts.Claim(ctx, first); err != nil {
-			t.Fatalf("first Claim: %v", err)
-		}
-		if err := accounts.Claim(ctx, second); !errors.Is(err, domain.ErrConflict) {
-			t.Errorf("second Claim = %v, want ErrConflict", err)
-		}
+		require.NoError(t, accounts.Claim(ctx, first), "first Claim")
+		err := accounts.Claim(ctx, second)
+		assert.ErrorIs(t, err, domain.ErrConflict, "second Claim = %v, want ErrConflict", err)
 	})
 
 	t.Run("twenty registrations race for one address", func(t *testing.T) {
@@ -217,26 +173,16 @@ func TestAccounts(t *testing.T) {
 
 	t.Run("a pending account is invisible until complete", func(t *testing.T) {
 		acc := account("barbara@example.com")
-		if err := accounts.Claim(ctx, acc); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := accounts.ByEmailKey(ctx, acc.EmailKey); !errors.Is(err, domain.ErrNotFound) {
-			t.Errorf("pending ByEmailKey = %v, want ErrNotFound", err)
-		}
-		if _, err := accounts.ByID(ctx, acc.UserID); !errors.Is(err, domain.ErrNotFound) {
-			t.Errorf("pending ByID = %v, want ErrNotFound", err)
-		}
-		if err := accounts.Complete(ctx, acc.UserID); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, accounts.Claim(ctx, acc))
+		_, err := accounts.ByEmailKey(ctx, acc.EmailKey)
+		assert.ErrorIs(t, err, domain.ErrNotFound, "pending ByEmailKey = %v, want ErrNotFound", err)
+		_, err = accounts.ByID(ctx, acc.UserID)
+		assert.ErrorIs(t, err, domain.ErrNotFound, "pending ByID = %v, want ErrNotFound", err)
+		require.NoError(t, accounts.Complete(ctx, acc.UserID))
 		byEmail, err := accounts.ByEmailKey(ctx, acc.EmailKey)
-		if err != nil {
-			t.Fatalf("ByEmailKey after Complete: %v", err)
-		}
+		require.NoError(t, err, "ByEmailKey after Complete")
 		byID, err := accounts.ByID(ctx, acc.UserID)
-		if err != nil {
-			t.Fatalf("ByID after Complete: %v", err)
-		}
+		require.NoError(t, err, "ByID after Complete")
 		for name, got := range map[string]postgres.Account{"ByEmailKey": byEmail, "ByID": byID} {
 			if got.UserID != acc.UserID || !bytes.Equal(got.EmailKey, acc.EmailKey) || got.PasswordHash != acc.PasswordHash || got.Role != "user" || !got.Active {
 				t.Errorf("%s = %+v, want the active account %+v with role user", name, got, acc)
@@ -245,23 +191,17 @@ func TestAccounts(t *testing.T) {
 	})
 
 	t.Run("unknown accounts are not found", func(t *testing.T) {
-		if _, err := accounts.ByEmailKey(ctx, []byte("hmac:nobody@example.com")); !errors.Is(err, domain.ErrNotFound) {
-			t.Errorf("ByEmailKey = %v, want ErrNotFound", err)
-		}
-		if _, err := accounts.ByID(ctx, uuid.New()); !errors.Is(err, domain.ErrNotFound) {
-			t.Errorf("ByID = %v, want ErrNotFound", err)
-		}
+		_, err := accounts.ByEmailKey(ctx, []byte("hmac:nobody@example.com"))
+		assert.ErrorIs(t, err, domain.ErrNotFound, "ByEmailKey = %v, want ErrNotFound", err)
+		_, err = accounts.ByID(ctx, uuid.New())
+		assert.ErrorIs(t, err, domain.ErrNotFound, "ByID = %v, want ErrNotFound", err)
 	})
 
 	t.Run("release frees a pending claim", func(t *testing.T) {
 		failed := account("edsger@example.com")
-		if err := accounts.Claim(ctx, failed); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, accounts.Claim(ctx, failed))
 		// The user.registered event could not be appended.
-		if err := accounts.Release(ctx, failed.UserID); err != nil {
-			t.Fatalf("Release: %v", err)
-		}
+		require.NoError(t, accounts.Release(ctx, failed.UserID), "Release")
 		retry := account("edsger@example.com")
 		if err := accounts.Claim(ctx, retry); err != nil {
 			t.Errorf("Claim after Release = %v, want the address free again", err)
@@ -270,36 +210,22 @@ func TestAccounts(t *testing.T) {
 
 	t.Run("release keeps an active account", func(t *testing.T) {
 		acc := account("margaret@example.com")
-		if err := accounts.Claim(ctx, acc); err != nil {
-			t.Fatal(err)
-		}
-		if err := accounts.Complete(ctx, acc.UserID); err != nil {
-			t.Fatal(err)
-		}
-		if err := accounts.Release(ctx, acc.UserID); err != nil {
-			t.Fatalf("Release: %v", err)
-		}
-		if _, err := accounts.ByID(ctx, acc.UserID); err != nil {
-			t.Errorf("ByID after Release of an active account = %v, want it kept", err)
-		}
-		if err := accounts.Claim(ctx, account("margaret@example.com")); !errors.Is(err, domain.ErrConflict) {
-			t.Errorf("Claim of a released active address = %v, want ErrConflict", err)
-		}
+		require.NoError(t, accounts.Claim(ctx, acc))
+		require.NoError(t, accounts.Complete(ctx, acc.UserID))
+		require.NoError(t, accounts.Release(ctx, acc.UserID), "Release")
+		_, err := accounts.ByID(ctx, acc.UserID)
+		assert.NoError(t, err, "ByID after Release of an active account = %v, want it kept", err)
+		err = accounts.Claim(ctx, account("margaret@example.com"))
+		assert.ErrorIs(t, err, domain.ErrConflict, "Claim of a released active address = %v, want ErrConflict", err)
 	})
 }
 
 func TestToolsRefuseASchemaThatIsBehind(t *testing.T) {
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.CheckCurrent(ctx, dsn); err == nil {
-		t.Fatal("an unmigrated database must be reported as behind")
-	}
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.CheckCurrent(ctx, dsn); err != nil {
-		t.Fatalf("after migrating: %v", err)
-	}
+	require.Error(t, postgres.CheckCurrent(ctx, dsn), "an unmigrated database must be reported as behind")
+	require.NoError(t, postgres.Migrate(ctx, dsn))
+	require.NoError(t, postgres.CheckCurrent(ctx, dsn), "after migrating")
 }
 
 // TestARehashNeverUndoesAPasswordChange: a login that verified the old
@@ -309,21 +235,14 @@ func TestARehashNeverUndoesAPasswordChange(t *testing.T) {
 	ctx := context.Background()
 	accounts := postgres.NewAccounts(migrated(t))
 	user := uuid.New()
-	if err := accounts.Claim(ctx, postgres.Account{UserID: user, EmailKey: []byte("rehash-" + user.String()), PasswordHash: "old-params(old password)"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := accounts.Complete(ctx, user); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, accounts.Claim(ctx, postgres.Account{UserID: user, EmailKey: []byte("rehash-" + user.String()), PasswordHash: "old-params(old password)"}))
+	require.NoError(t, accounts.Complete(ctx, user))
 	// The reset lands first ...
-	if err := accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new password"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new password"))
 	// ... then the login's rehash of the old password, which must not win.
-	if err := accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new-params(old password)"); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("stale rehash = %v, want ErrConflict", err)
-	}
-	if acc, err := accounts.ByID(ctx, user); err != nil || acc.PasswordHash != "new password" {
-		t.Fatalf("password hash = %q, %v; the reset must stand", acc.PasswordHash, err)
-	}
+	err := accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new-params(old password)")
+	require.ErrorIs(t, err, domain.ErrConflict, "stale rehash = %v, want ErrConflict", err)
+	acc, err := accounts.ByID(ctx, user)
+	require.NoError(t, err, "password hash = %q, %v; the reset must stand", acc.PasswordHash, err)
+	require.Equal(t, "new password", acc.PasswordHash, "password hash = %q, %v; the reset must stand", acc.PasswordHash, err)
 }

@@ -3,13 +3,14 @@ package postgres_test
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
@@ -23,12 +24,8 @@ func activeAccount(t *testing.T, pool *pgxpool.Pool, hash string) uuid.UUID {
 	accounts := postgres.NewAccounts(pool)
 	id := uuid.New()
 	key := sha256.Sum256(id[:])
-	if err := accounts.Claim(ctx, postgres.Account{UserID: id, EmailKey: key[:], PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	if err := accounts.Complete(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, accounts.Claim(ctx, postgres.Account{UserID: id, EmailKey: key[:], PasswordHash: hash}))
+	require.NoError(t, accounts.Complete(ctx, id))
 	return id
 }
 
@@ -38,10 +35,8 @@ func tokenHash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 func newSession(t *testing.T, s *postgres.Sessions, user uuid.UUID, hash, tok string) uuid.UUID {
 	t.Helper()
 	id := uuid.New()
-	if err := s.Create(context.Background(), commands.NewSession{ID: id, UserID: user, TokenHash: tokenHash(tok),
-		ExpiresAt: time.Now().Add(time.Hour), UserAgent: "test", IP: "192.0.2.1", PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Create(context.Background(), commands.NewSession{ID: id, UserID: user, TokenHash: tokenHash(tok),
+		ExpiresAt: time.Now().Add(time.Hour), UserAgent: "test", IP: "192.0.2.1", PasswordHash: hash}))
 	return id
 }
 
@@ -52,9 +47,7 @@ func TestASessionIsCreatedOnlyWhileTheVerifiedPasswordIsCurrent(t *testing.T) {
 	newSession(t, s, user, "hash-1", "t1")
 	err := s.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: tokenHash("t2"),
 		ExpiresAt: time.Now().Add(time.Hour), PasswordHash: "hash-0"})
-	if !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("login that verified a replaced password = %v, want ErrUnauthorized", err)
-	}
+	require.ErrorIs(t, err, domain.ErrUnauthorized, "login that verified a replaced password = %v, want ErrUnauthorized", err)
 }
 
 func TestRotationIsSingleUseAndReuseRevokesTheFamily(t *testing.T) {
@@ -67,40 +60,38 @@ func TestRotationIsSingleUseAndReuseRevokesTheFamily(t *testing.T) {
 	sid := newSession(t, s, user, "h", "t1")
 
 	rot, err := s.Rotate(ctx, tokenHash("t1"), tokenHash("t2"))
-	if err != nil || rot.Outcome != commands.Rotated || rot.SessionID != sid || rot.UserID != user {
-		t.Fatalf("first rotation = %+v, %v", rot, err)
-	}
+	require.NoError(t, err, "first rotation = %+v,", rot)
+	require.Equal(t, commands.Rotated, rot.Outcome, "first rotation = %+v, %v", rot, err)
+	require.Equal(t, sid, rot.SessionID, "first rotation = %+v, %v", rot, err)
+	require.Equal(t, user, rot.UserID, "first rotation = %+v, %v", rot, err)
 	rot, err = s.Rotate(ctx, tokenHash("t1"), tokenHash("t3"))
-	if err != nil || rot.Outcome != commands.RotationReused || rot.SessionID != sid {
-		t.Fatalf("replayed token = %+v, %v, want reuse", rot, err)
-	}
-	if len(announced) != 1 || announced[0] != sid {
-		t.Fatalf("revocations announced = %v, want [%v]", announced, sid)
-	}
+	require.NoError(t, err, "replayed token = %+v, %v, want reuse", rot, err)
+	require.Equal(t, commands.RotationReused, rot.Outcome, "replayed token = %+v, %v, want reuse", rot, err)
+	require.Equal(t, sid, rot.SessionID, "replayed token = %+v, %v, want reuse", rot, err)
+	require.Len(t, announced, 1, "revocations announced = %v, want [%v]", announced, sid)
+	require.Equal(t, sid, announced[0], "revocations announced = %v, want [%v]", announced, sid)
 	// The newest token of the family is dead too.
-	if rot, err := s.Rotate(ctx, tokenHash("t2"), tokenHash("t4")); err != nil || rot.Outcome != commands.RotationInvalid {
-		t.Fatalf("token of the revoked family = %+v, %v, want invalid", rot, err)
-	}
+	rot, err = s.Rotate(ctx, tokenHash("t2"), tokenHash("t4"))
+	require.NoError(t, err, "token of the revoked family = %+v, %v, want invalid", rot, err)
+	require.Equal(t, commands.RotationInvalid, rot.Outcome, "token of the revoked family = %+v, %v, want invalid", rot, err)
 	var reason string
-	if err := pool.QueryRow(ctx, `SELECT revoke_reason FROM refresh_families WHERE id = $1`, sid).Scan(&reason); err != nil || reason != commands.RevokeReuse {
-		t.Fatalf("revoke reason = %q, %v", reason, err)
-	}
-	if rot, err := s.Rotate(ctx, tokenHash("never issued"), tokenHash("t5")); err != nil || rot.Outcome != commands.RotationInvalid {
-		t.Fatalf("unknown token = %+v, %v", rot, err)
-	}
+	err = pool.QueryRow(ctx, `SELECT revoke_reason FROM refresh_families WHERE id = $1`, sid).Scan(&reason)
+	require.NoError(t, err, "revoke reason = %q,", reason)
+	require.Equal(t, commands.RevokeReuse, reason, "revoke reason = %q, %v", reason, err)
+	rot, err = s.Rotate(ctx, tokenHash("never issued"), tokenHash("t5"))
+	require.NoError(t, err, "unknown token = %+v,", rot)
+	require.Equal(t, commands.RotationInvalid, rot.Outcome, "unknown token = %+v, %v", rot, err)
 }
 
 func TestAnExpiredSessionCannotRotate(t *testing.T) {
 	pool := migrated(t)
 	s := postgres.NewSessions(pool)
 	user := activeAccount(t, pool, "h")
-	if err := s.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: tokenHash("old"),
-		ExpiresAt: time.Now().Add(-time.Second), PasswordHash: "h"}); err != nil {
-		t.Fatal(err)
-	}
-	if rot, err := s.Rotate(context.Background(), tokenHash("old"), tokenHash("new")); err != nil || rot.Outcome != commands.RotationInvalid {
-		t.Fatalf("expired session = %+v, %v", rot, err)
-	}
+	require.NoError(t, s.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: tokenHash("old"),
+		ExpiresAt: time.Now().Add(-time.Second), PasswordHash: "h"}))
+	rot, err := s.Rotate(context.Background(), tokenHash("old"), tokenHash("new"))
+	require.NoError(t, err, "expired session = %+v,", rot)
+	require.Equal(t, commands.RotationInvalid, rot.Outcome, "expired session = %+v, %v", rot, err)
 }
 
 func TestConcurrentRotationsOfOneTokenExactlyOneWins(t *testing.T) {
@@ -118,9 +109,7 @@ func TestConcurrentRotationsOfOneTokenExactlyOneWins(t *testing.T) {
 			defer wg.Done()
 			<-start
 			rot, err := s.Rotate(context.Background(), tokenHash("t"), tokenHash("next-"+string(rune('a'+i))))
-			if err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, err)
 			outcomes[i] = rot.Outcome
 		}()
 	}
@@ -130,9 +119,9 @@ func TestConcurrentRotationsOfOneTokenExactlyOneWins(t *testing.T) {
 	for _, o := range outcomes {
 		count[o]++
 	}
-	if count[commands.Rotated] != 1 || count[commands.RotationReused] < 1 || count[commands.Rotated]+count[commands.RotationReused]+count[commands.RotationInvalid] != n {
-		t.Fatalf("outcomes %v: want exactly one rotation, the rest reuse (or invalid once revoked)", count)
-	}
+	require.EqualValues(t, 1, count[commands.Rotated], "outcomes %v: want exactly one rotation, the rest reuse (or invalid once revoked)", count)
+	require.True(t, count[commands.RotationReused] >= 1, "outcomes %v: want exactly one rotation, the rest reuse (or invalid once revoked)", count)
+	require.Equal(t, n, count[commands.Rotated]+count[commands.RotationReused]+count[commands.RotationInvalid], "outcomes %v: want exactly one rotation, the rest reuse (or invalid once revoked)", count)
 }
 
 func TestPasswordChangeRevokesEverySessionInTheSameTransaction(t *testing.T) {
@@ -144,18 +133,16 @@ func TestPasswordChangeRevokesEverySessionInTheSameTransaction(t *testing.T) {
 	newSession(t, s, user, "old", "a")
 	newSession(t, s, user, "old", "b")
 	keep := newSession(t, s, other, "x", "c")
-	if err := s.ChangePassword(ctx, user, "stale", "new"); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("change from a stale hash = %v, want ErrConflict", err)
-	}
-	if err := s.ChangePassword(ctx, user, "old", "new"); err != nil {
-		t.Fatal(err)
-	}
-	if list, err := s.List(ctx, user); err != nil || len(list) != 0 {
-		t.Fatalf("sessions after password change = %v, %v", list, err)
-	}
-	if list, err := s.List(ctx, other); err != nil || len(list) != 1 || list[0].ID != keep {
-		t.Fatalf("another user's sessions = %v, %v", list, err)
-	}
+	err := s.ChangePassword(ctx, user, "stale", "new")
+	require.ErrorIs(t, err, domain.ErrConflict, "change from a stale hash = %v, want ErrConflict", err)
+	require.NoError(t, s.ChangePassword(ctx, user, "old", "new"))
+	list, err := s.List(ctx, user)
+	require.NoError(t, err, "sessions after password change = %v,", list)
+	require.Len(t, list, 0, "sessions after password change = %v, %v", list, err)
+	list, err = s.List(ctx, other)
+	require.NoError(t, err, "another user's sessions = %v,", list)
+	require.Len(t, list, 1, "another user's sessions = %v, %v", list, err)
+	require.Equal(t, keep, list[0].ID, "another user's sessions = %v, %v", list, err)
 }
 
 // waitLive runs r until the test ends and waits for its first load.
@@ -172,9 +159,7 @@ func eventually(t *testing.T, within time.Duration, what string, ok func() bool)
 	t.Helper()
 	start := time.Now()
 	for !ok() {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
-		}
+		require.LessOrEqual(t, time.Since(start), within, "%s: not within %v", what, within)
 		time.Sleep(time.Millisecond)
 	}
 	return time.Since(start)
@@ -183,9 +168,7 @@ func eventually(t *testing.T, within time.Duration, what string, ok func() bool)
 func revoked(t *testing.T, r *postgres.Revocations, sid uuid.UUID) bool {
 	t.Helper()
 	ok, err := r.Revoked(sid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return ok
 }
 
@@ -200,32 +183,22 @@ func TestEveryViewLearnsOfARevocationWhenItCommits(t *testing.T) {
 	user := activeAccount(t, pool, "h")
 	s1 := newSession(t, s, user, "h", "1")
 	s2 := newSession(t, s, user, "h", "2")
-	if revoked(t, a, s1) || revoked(t, b, s2) {
-		t.Fatal("live sessions reported revoked")
-	}
-	if err := s.Revoke(ctx, user, s1, commands.RevokeLogout); err != nil {
-		t.Fatal(err)
-	}
+	require.False(t, revoked(t, a, s1), "live sessions reported revoked")
+	require.False(t, revoked(t, b, s2), "live sessions reported revoked")
+	require.NoError(t, s.Revoke(ctx, user, s1, commands.RevokeLogout))
 	took := eventually(t, 2*time.Second, "view b learns of the logout", func() bool { return revoked(t, b, s1) })
 	t.Logf("propagation to the other view took %v", took)
-	if revoked(t, b, s2) {
-		t.Fatal("logout revoked another session")
-	}
-	if _, err := s.RevokeAll(ctx, user, commands.RevokeLogoutAll); err != nil {
-		t.Fatal(err)
-	}
+	require.False(t, revoked(t, b, s2), "logout revoked another session")
+	_, err := s.RevokeAll(ctx, user, commands.RevokeLogoutAll)
+	require.NoError(t, err)
 	eventually(t, 2*time.Second, "view a learns of logout-all", func() bool { return revoked(t, a, s2) })
 
 	// Another user's logout does not touch this one's session.
 	other := activeAccount(t, pool, "h")
 	s3 := newSession(t, s, other, "h", "3")
-	if err := s.Revoke(ctx, user, s3, commands.RevokeLogout); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Revoke(ctx, user, s3, commands.RevokeLogout))
 	time.Sleep(50 * time.Millisecond)
-	if revoked(t, a, s3) {
-		t.Fatal("a user revoked another user's session")
-	}
+	require.False(t, revoked(t, a, s3), "a user revoked another user's session")
 }
 
 func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
@@ -238,54 +211,39 @@ func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
 	gone := newSession(t, s, user, "h", "2")
 
 	// Not running: every answer comes from PostgreSQL.
-	if r.Live() {
-		t.Fatal("live before Run")
-	}
-	if err := s.Revoke(ctx, user, gone, commands.RevokeLogout); err != nil {
-		t.Fatal(err)
-	}
-	if revoked(t, r, live) || !revoked(t, r, gone) || !revoked(t, r, uuid.New()) {
-		t.Fatal("not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
-	}
+	require.False(t, r.Live(), "live before Run")
+	require.NoError(t, s.Revoke(ctx, user, gone, commands.RevokeLogout))
+	require.False(t, revoked(t, r, live), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	require.True(t, revoked(t, r, gone), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	require.True(t, revoked(t, r, uuid.New()), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
 
 	waitLive(t, r)
-	if !revoked(t, r, gone) {
-		t.Fatal("the first load missed a revocation")
-	}
+	require.True(t, revoked(t, r, gone), "the first load missed a revocation")
 	// Kill the listening connection; revoke while the view reconnects.
-	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE application_name = $1 AND datname = current_database()`, postgres.ListenerName); err != nil {
-		t.Fatal(err)
-	}
+	_, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, postgres.ListenerName)
+	require.NoError(t, err)
 	// The view notices at once (the server says goodbye); a connection that
 	// dies silently is noticed by the keep-alive query instead.
 	eventually(t, 2*time.Second, "view notices its feed is gone", func() bool { return !r.Live() })
-	if err := s.Revoke(ctx, user, live, commands.RevokeLogout); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Revoke(ctx, user, live, commands.RevokeLogout))
 	// The revocation must hold: from PostgreSQL while not live, from the
 	// reload (or the notification) once live again.
-	if !revoked(t, r, live) {
-		t.Fatal("revocation committed while the feed was down was accepted")
-	}
+	require.True(t, revoked(t, r, live), "revocation committed while the feed was down was accepted")
 	eventually(t, 10*time.Second, "view live again", r.Live)
-	if !revoked(t, r, live) || !revoked(t, r, gone) {
-		t.Fatal("reload after reconnect missed a revocation")
-	}
+	require.True(t, revoked(t, r, live), "reload after reconnect missed a revocation")
+	require.True(t, revoked(t, r, gone), "reload after reconnect missed a revocation")
 }
 
 func TestANotLiveViewWithoutPostgreSQLRefusesToGuess(t *testing.T) {
 	pool := migrated(t)
 	dsn := pool.Config().ConnString()
 	dead, err := postgres.Open(context.Background(), dsn, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dead.Close()
 	r := postgres.NewRevocations(dead, time.Hour, nil)
-	if _, err := r.Revoked(uuid.New()); !errors.Is(err, domain.ErrUnavailable) {
-		t.Fatalf("revocation check without a database = %v, want ErrUnavailable", err)
-	}
+	_, err = r.Revoked(uuid.New())
+	require.ErrorIs(t, err, domain.ErrUnavailable, "revocation check without a database = %v, want ErrUnavailable", err)
 }
 
 func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
@@ -303,16 +261,11 @@ func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
 	for round := range 5 {
 		sid := newSession(t, s, user, "h", "tok"+string(rune('a'+round)))
 		start := time.Now()
-		if err := s.Revoke(ctx, user, sid, commands.RevokeLogout); err != nil {
-			t.Fatal(err)
-		}
-		if took := time.Since(start); took > 2*time.Second {
-			t.Fatalf("revoke took %v: it waited for an acknowledgement that never came", took)
-		}
+		require.NoError(t, s.Revoke(ctx, user, sid, commands.RevokeLogout))
+		took := time.Since(start)
+		require.LessOrEqual(t, took, 2*time.Second, "revoke took %v: it waited for an acknowledgement that never came", took)
 		for i, v := range views {
-			if !revoked(t, v, sid) {
-				t.Fatalf("round %d: view %d still accepts the session when the revocation returned", round, i)
-			}
+			require.True(t, revoked(t, v, sid), "round %d: view %d still accepts the session when the revocation returned", round, i)
 		}
 	}
 }
@@ -330,32 +283,24 @@ func TestAPasswordChangeRetiresOnlyThatUsersResetLinksAndOnlyIfItCommits(t *test
 	other := activeAccount(t, pool, "hash-1")
 	issue := func(u uuid.UUID, purpose, tok string) {
 		t.Helper()
-		if err := mail.Issue(ctx, u, purpose, tok, time.Hour); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, mail.Issue(ctx, u, purpose, tok, time.Hour))
 	}
 	issue(user, commands.PurposeResetPassword, "reset-user")
 	issue(user, commands.PurposeVerifyEmail, "verify-user")
 	issue(other, commands.PurposeResetPassword, "reset-other")
 
-	if err := s.ChangePassword(ctx, user, "hash-1", "hash-2"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mail.Consume(ctx, commands.PurposeResetPassword, "reset-user"); !errors.Is(err, domain.ErrNotFound) {
-		t.Fatalf("the user's reset link after the change = %v, want ErrNotFound", err)
-	}
+	require.NoError(t, s.ChangePassword(ctx, user, "hash-1", "hash-2"))
+	_, err := mail.Consume(ctx, commands.PurposeResetPassword, "reset-user")
+	require.ErrorIs(t, err, domain.ErrNotFound, "the user's reset link after the change = %v, want ErrNotFound", err)
 	for _, tc := range []struct{ purpose, tok string }{{commands.PurposeVerifyEmail, "verify-user"}, {commands.PurposeResetPassword, "reset-other"}} {
-		if _, err := mail.Consume(ctx, tc.purpose, tc.tok); err != nil {
-			t.Fatalf("%s retired by someone else's password change: %v", tc.tok, err)
-		}
+		_, err := mail.Consume(ctx, tc.purpose, tc.tok)
+		require.NoError(t, err, "%s retired by someone else's password change", tc.tok)
 	}
 
 	// A change that loses the race retires nothing: the link survives it.
 	issue(user, commands.PurposeResetPassword, "reset-again")
-	if err := s.ChangePassword(ctx, user, "hash-1", "hash-3"); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("change from a stale hash = %v, want ErrConflict", err)
-	}
-	if _, err := mail.Consume(ctx, commands.PurposeResetPassword, "reset-again"); err != nil {
-		t.Fatalf("a refused password change retired the reset link: %v", err)
-	}
+	err = s.ChangePassword(ctx, user, "hash-1", "hash-3")
+	require.ErrorIs(t, err, domain.ErrConflict, "change from a stale hash = %v, want ErrConflict", err)
+	_, err = mail.Consume(ctx, commands.PurposeResetPassword, "reset-again")
+	require.NoError(t, err, "a refused password change retired the reset link")
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -29,13 +31,9 @@ import (
 func TestMigration6FillsSourceRollupsOfEveryGenerationAsTheProjectorWould(t *testing.T) {
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, dsn))
 	pool, err := postgres.Open(ctx, dsn, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
 	user := uuid.New()
@@ -58,22 +56,16 @@ func TestMigration6FillsSourceRollupsOfEveryGenerationAsTheProjectorWould(t *tes
 	}
 	versions := &projections.Versions{Pool: pool}
 	gen2, err := versions.Create(ctx, &projections.Metrics{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, m := range []*projections.Metrics{{}, {Gen: gen2}} {
 		for i := 0; i < len(log); i += 7 {
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return m.Apply(ctx, tx, log[i:min(i+7, len(log))]) }); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return m.Apply(ctx, tx, log[i:min(i+7, len(log))]) }))
 		}
 	}
 	digest := func(table string) string {
 		var sum string
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT md5(coalesce(string_agg(x::text, E'\n' ORDER BY x::text), '')), count(*) FROM `+table+` x`).Scan(&sum, &n); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT md5(coalesce(string_agg(x::text, E'\n' ORDER BY x::text), '')), count(*) FROM `+table+` x`).Scan(&sum, &n))
 		return fmt.Sprintf("%s (%d rows)", sum, n)
 	}
 	want := map[string]string{}
@@ -87,33 +79,23 @@ func TestMigration6FillsSourceRollupsOfEveryGenerationAsTheProjectorWould(t *tes
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := provider.DownTo(ctx, 5); err != nil { // back to just before 00006
-		t.Fatal(err)
-	}
-	if exists(t, pool, "daily_source_rollups_g1") {
-		t.Fatal("down did not drop daily_source_rollups_g1")
-	}
-	if _, err := pool.Exec(ctx, `UPDATE daily_rollups_g1 SET value = value * (1 + 1e-15)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := provider.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = provider.DownTo(ctx, 5)
+	require.NoError(t, err)
+	require.False(t, exists(t, pool, "daily_source_rollups_g1"), "down did not drop daily_source_rollups_g1")
+	_, err = pool.Exec(ctx, `UPDATE daily_rollups_g1 SET value = value * (1 + 1e-15)`)
+	require.NoError(t, err)
+	_, err = provider.Up(ctx)
+	require.NoError(t, err)
 	for _, tb := range tables {
-		if got := digest(tb); got != want[tb] {
-			t.Errorf("%s after migration 00006: %s, the projector made %s", tb, got, want[tb])
-		}
+		got := digest(tb)
+		assert.Equal(t, want[tb], got, "%s after migration 00006: %s, the projector made %s", tb, got, want[tb])
 	}
 }
 
 func exists(t *testing.T, pool *pgxpool.Pool, table string) bool {
 	t.Helper()
 	var ok bool
-	if err := pool.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok))
 	return ok
 }

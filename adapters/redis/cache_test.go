@@ -8,6 +8,7 @@ import (
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/projections"
+	"github.com/stretchr/testify/require"
 )
 
 // TestAnOlderSummaryNeverReplacesANewerOne: two instances refresh the same
@@ -18,9 +19,7 @@ func TestAnOlderSummaryNeverReplacesANewerOne(t *testing.T) {
 	ctx := context.Background()
 	url := testbackend.Redis(t)
 	a, err := bredis.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer a.Close()
 	b, _ := bredis.Open(url)
 	defer b.Close()
@@ -32,30 +31,24 @@ func TestAnOlderSummaryNeverReplacesANewerOne(t *testing.T) {
 		if err == projections.ErrCacheMiss {
 			return "miss"
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return string(v)
 	}
-	if ok, err := one.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("at 120"), ttl); !ok || err != nil {
-		t.Fatalf("first put: %v %v", ok, err)
-	}
-	if ok, _ := two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 100}, []byte("at 100"), ttl); ok || got() != "at 120" {
-		t.Fatalf("an older summary replaced a newer one: stored=%v, now %q", ok, got())
-	}
-	if ok, _ := two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("also at 120"), ttl); !ok || got() != "also at 120" {
-		t.Fatalf("an equally fresh summary must replace: %v %q", ok, got())
-	}
-	if err := one.Invalidate(ctx, projections.CacheVersion{Generation: 1, Next: 130}, ttl, key); err != nil {
-		t.Fatal(err)
-	}
-	if got() != "miss" {
-		t.Fatalf("after invalidation the entry must miss, got %q", got())
-	}
-	if ok, _ := two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 125}, []byte("at 125"), ttl); ok || got() != "miss" {
-		t.Fatalf("a summary computed before the invalidation was stored: %v %q", ok, got())
-	}
-	if ok, _ := two.Put(ctx, key, projections.CacheVersion{Generation: 2, Next: 3}, []byte("gen 2"), ttl); !ok || got() != "gen 2" {
-		t.Fatalf("another generation always replaces: %v %q", ok, got())
-	}
+	ok, err := one.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("at 120"), ttl)
+	require.True(t, ok, "first put: %v %v", ok, err)
+	require.NoError(t, err, "first put: %v", ok)
+	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 100}, []byte("at 100"), ttl)
+	require.False(t, ok, "an older summary replaced a newer one: stored=%v, now %q", ok, got())
+	require.Equal(t, "at 120", got(), "an older summary replaced a newer one: stored=%v, now %q", ok, got())
+	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("also at 120"), ttl)
+	require.True(t, ok, "an equally fresh summary must replace: %v %q", ok, got())
+	require.Equal(t, "also at 120", got(), "an equally fresh summary must replace: %v %q", ok, got())
+	require.NoError(t, one.Invalidate(ctx, projections.CacheVersion{Generation: 1, Next: 130}, ttl, key))
+	require.Equal(t, "miss", got(), "after invalidation the entry must miss, got %q", got())
+	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 125}, []byte("at 125"), ttl)
+	require.False(t, ok, "a summary computed before the invalidation was stored: %v %q", ok, got())
+	require.Equal(t, "miss", got(), "a summary computed before the invalidation was stored: %v %q", ok, got())
+	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 2, Next: 3}, []byte("gen 2"), ttl)
+	require.True(t, ok, "another generation always replaces: %v %q", ok, got())
+	require.Equal(t, "gen 2", got(), "another generation always replaces: %v %q", ok, got())
 }

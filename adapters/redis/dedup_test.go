@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -19,9 +21,7 @@ import (
 func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 	ctx := context.Background()
 	c, err := bredis.Open(testbackend.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	d := bredis.NewDedup(c, time.Minute)
 
@@ -36,9 +36,8 @@ func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			if _, ok := d.Lookup(ctx, ids[i]); ok {
-				t.Errorf("delivery %d: seen before it was remembered", i)
-			}
+			_, ok := d.Lookup(ctx, ids[i])
+			assert.False(t, ok, "delivery %d: seen before it was remembered", i)
 			d.Remember(ctx, ids[i], token(i))
 			got, ok := d.Lookup(ctx, ids[i])
 			if !ok || got.String() != token(i).String() {
@@ -47,9 +46,9 @@ func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if ttl := c.PTTL(ctx, "biosync:delivery:v1:"+ids[0].String()).Val(); ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("remembered delivery expires in %v, want within the configured minute", ttl)
-	}
+	ttl := c.PTTL(ctx, "biosync:delivery:v1:"+ids[0].String()).Val()
+	require.Greater(t, ttl, time.Duration(0), "remembered delivery expires in %v, want within the configured minute", ttl)
+	require.LessOrEqual(t, ttl, time.Minute, "remembered delivery expires in %v, want within the configured minute", ttl)
 }
 
 // TestACallerThatGivesUpDoesNotSpoilTheBatch: one caller's cancelled
@@ -57,9 +56,7 @@ func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 // answered.
 func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
 	c, err := bredis.Open(testbackend.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	d := bredis.NewDedup(c, time.Minute)
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -70,9 +67,8 @@ func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
 			id, tok := uuid.New(), eventstore.Token{{Partition: 0, Offset: int64(i)}}
 			if i%2 == 0 {
 				d.Remember(cancelled, id, tok)
-				if _, ok := d.Lookup(cancelled, id); ok {
-					t.Errorf("a cancelled lookup answered")
-				}
+				_, ok := d.Lookup(cancelled, id)
+				assert.False(t, ok, "a cancelled lookup answered")
 				return
 			}
 			d.Remember(context.Background(), id, tok)

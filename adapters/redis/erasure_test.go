@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -24,9 +26,7 @@ func TestEveryInstanceHearsOfAnErasureAndItsKeysGo(t *testing.T) {
 	clients := make([]bredis.Erasures, 3)
 	for i := range clients {
 		c, err := bredis.Open(url)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer c.Close()
 		clients[i] = bredis.Erasures{C: c}
 	}
@@ -39,26 +39,20 @@ func TestEveryInstanceHearsOfAnErasureAndItsKeysGo(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		// Subscriptions start asynchronously: publish until both heard it.
-		if err := clients[2].Broadcast(ctx, erased); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, clients[2].Broadcast(ctx, erased))
 		mu.Lock()
 		done := len(heard[0]) > 0 && len(heard[1]) > 0
 		mu.Unlock()
 		if done {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broadcast not heard by every instance: %v", heard)
-		}
+		require.False(t, time.Now().After(deadline), "broadcast not heard by every instance: %v", heard)
 		time.Sleep(50 * time.Millisecond)
 	}
 	mu.Lock()
 	for i, ids := range heard {
 		for _, id := range ids {
-			if id != erased {
-				t.Errorf("instance %d heard %s, want only %s", i, id, erased)
-			}
+			assert.Equal(t, erased, id, "instance %d heard %s, want only %s", i, id, erased)
 		}
 	}
 	mu.Unlock()
@@ -67,19 +61,13 @@ func TestEveryInstanceHearsOfAnErasureAndItsKeysGo(t *testing.T) {
 	gone := []string{"biosync:dashboard:v1:" + erased.String(), "biosync:idem:v1:u:" + erased.String() + ":k1", "rate:rl:v1:auth:acct:e:" + erased.String()[:8] + "alias"}
 	keep := "biosync:dashboard:v1:" + kept.String()
 	for _, k := range append(gone, keep) {
-		if err := c.Set(ctx, k, "x", time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Set(ctx, k, "x", time.Minute).Err())
 	}
-	if err := clients[2].PurgeUser(ctx, erased, erased.String()[:8]+"alias"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, clients[2].PurgeUser(ctx, erased, erased.String()[:8]+"alias"))
 	for _, k := range gone {
-		if n := c.Exists(ctx, k).Val(); n != 0 {
-			t.Errorf("%s survived the purge of %s", k, erased)
-		}
+		n := c.Exists(ctx, k).Val()
+		assert.EqualValues(t, 0, n, "%s survived the purge of %s", k, erased)
 	}
-	if n := c.Exists(ctx, keep).Val(); n != 1 {
-		t.Errorf("another user's key %s was purged", keep)
-	}
+	n := c.Exists(ctx, keep).Val()
+	assert.EqualValues(t, 1, n, "another user's key %s was purged", keep)
 }

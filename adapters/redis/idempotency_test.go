@@ -2,20 +2,18 @@ package redis_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/deploy/testbackend"
+	"github.com/stretchr/testify/require"
 )
 
 func newIdempotency(t *testing.T) bredis.Idempotency {
 	t.Helper()
 	c, err := bredis.Open(testbackend.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return bredis.Idempotency{C: c, Prefix: testbackend.UniqueName(t, "idem") + ":"}
 }
@@ -24,35 +22,31 @@ func TestAKeyIsClaimedOnceThenReplayed(t *testing.T) {
 	ctx := context.Background()
 	s := newIdempotency(t)
 	first, err := s.Claim(ctx, "u:1:k", "fp1")
-	if err != nil || first.State != bredis.Claimed {
-		t.Fatalf("first claim %+v %v", first, err)
-	}
+	require.NoError(t, err, "first claim %+v", first)
+	require.Equal(t, bredis.Claimed, first.State, "first claim %+v %v", first, err)
 	busy, err := s.Claim(ctx, "u:1:k", "fp1")
-	if err != nil || busy.State != bredis.InFlight || busy.Fingerprint != "fp1" {
-		t.Fatalf("while running %+v %v", busy, err)
-	}
-	if err := s.Complete(ctx, "u:1:k", first, []byte(`{"status":201} with spaces`)); err != nil {
-		t.Fatal(err)
-	}
-	if ttl := s.C.TTL(ctx, s.Prefix+"idem:v1:u:1:k").Val(); ttl < 23*time.Hour || ttl > bredis.DefaultIdempotencyTTL {
-		t.Fatalf("a completed response lives %v, want 24 h", ttl)
-	}
+	require.NoError(t, err, "while running %+v", busy)
+	require.Equal(t, bredis.InFlight, busy.State, "while running %+v %v", busy, err)
+	require.Equal(t, "fp1", busy.Fingerprint, "while running %+v %v", busy, err)
+	require.NoError(t, s.Complete(ctx, "u:1:k", first, []byte(`{"status":201} with spaces`)))
+	ttl := s.C.TTL(ctx, s.Prefix+"idem:v1:u:1:k").Val()
+	require.GreaterOrEqual(t, ttl, 23*time.Hour, "a completed response lives %v, want 24 h", ttl)
+	require.LessOrEqual(t, ttl, bredis.DefaultIdempotencyTTL, "a completed response lives %v, want 24 h", ttl)
 	done, err := s.Claim(ctx, "u:1:k", "fp2")
-	if err != nil || done.State != bredis.Completed || done.Fingerprint != "fp1" || string(done.Response) != `{"status":201} with spaces` {
-		t.Fatalf("after completion %+v %v", done, err)
-	}
+	require.NoError(t, err, "after completion %+v", done)
+	require.Equal(t, bredis.Completed, done.State, "after completion %+v %v", done, err)
+	require.Equal(t, "fp1", done.Fingerprint, "after completion %+v %v", done, err)
+	require.Equal(t, `{"status":201} with spaces`, string(done.Response), "after completion %+v %v", done, err)
 }
 
 func TestAReleasedKeyCanBeClaimedAgain(t *testing.T) {
 	ctx := context.Background()
 	s := newIdempotency(t)
 	c, _ := s.Claim(ctx, "k", "fp")
-	if err := s.Release(ctx, "k", c); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := s.Claim(ctx, "k", "fp"); err != nil || again.State != bredis.Claimed {
-		t.Fatalf("%+v %v", again, err)
-	}
+	require.NoError(t, s.Release(ctx, "k", c))
+	again, err := s.Claim(ctx, "k", "fp")
+	require.NoError(t, err, "%+v", again)
+	require.Equal(t, bredis.Claimed, again.State, "%+v %v", again, err)
 }
 
 // TestAnExpiredLockIsNeverOverwritten: a request that outlived its lock
@@ -63,30 +57,22 @@ func TestAnExpiredLockIsNeverOverwritten(t *testing.T) {
 	slow, _ := s.Claim(ctx, "k", "fp")
 	// The lock runs out (miniredis does not expire keys by the wall clock,
 	// so the expiry is played by deleting the record).
-	if err := s.C.Del(ctx, s.Prefix+"idem:v1:k").Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.C.Del(ctx, s.Prefix+"idem:v1:k").Err())
 	next, err := s.Claim(ctx, "k", "fp")
-	if err != nil || next.State != bredis.Claimed {
-		t.Fatalf("claim after expiry %+v %v", next, err)
-	}
-	if err := s.Complete(ctx, "k", slow, []byte("late")); !errors.Is(err, bredis.ErrLockLost) {
-		t.Fatalf("Complete after expiry = %v, want ErrLockLost", err)
-	}
-	if err := s.Release(ctx, "k", slow); !errors.Is(err, bredis.ErrLockLost) {
-		t.Fatalf("Release after expiry = %v, want ErrLockLost", err)
-	}
-	if err := s.Complete(ctx, "k", next, []byte("mine")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Claim(ctx, "k", "fp"); got.State != bredis.Completed || string(got.Response) != "mine" {
-		t.Fatalf("stored %+v", got)
-	}
+	require.NoError(t, err, "claim after expiry %+v", next)
+	require.Equal(t, bredis.Claimed, next.State, "claim after expiry %+v %v", next, err)
+	err = s.Complete(ctx, "k", slow, []byte("late"))
+	require.ErrorIs(t, err, bredis.ErrLockLost, "Complete after expiry = %v, want ErrLockLost", err)
+	err = s.Release(ctx, "k", slow)
+	require.ErrorIs(t, err, bredis.ErrLockLost, "Release after expiry = %v, want ErrLockLost", err)
+	require.NoError(t, s.Complete(ctx, "k", next, []byte("mine")))
+	got, _ := s.Claim(ctx, "k", "fp")
+	require.Equal(t, bredis.Completed, got.State, "stored %+v", got)
+	require.Equal(t, "mine", string(got.Response), "stored %+v", got)
 }
 
 func TestFingerprintsWithSpacesAreRefused(t *testing.T) {
 	s := newIdempotency(t)
-	if _, err := s.Claim(context.Background(), "k", "a b"); err == nil {
-		t.Fatal("accepted")
-	}
+	_, err := s.Claim(context.Background(), "k", "a b")
+	require.Error(t, err, "accepted")
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzVerify feeds arbitrary header values and bodies to Verify. Verify must
@@ -40,20 +42,15 @@ func FuzzVerify(f *testing.F) {
 
 		d, err := v.Verify(h, body)
 		if err == nil {
-			if d.ID != id {
-				t.Fatalf("Delivery.ID = %q, want %q", d.ID, id)
-			}
-			if d.Timestamp.Unix() > now.Add(DefaultTolerance).Unix() || d.Timestamp.Before(now.Add(-DefaultTolerance)) {
-				t.Fatalf("accepted timestamp %v outside tolerance", d.Timestamp)
-			}
+			require.Equal(t, id, d.ID, "Delivery.ID = %q, want %q", d.ID, id)
+			require.LessOrEqual(t, d.Timestamp.Unix(), now.Add(DefaultTolerance).Unix(), "accepted timestamp %v outside tolerance", d.Timestamp)
+			require.False(t, d.Timestamp.Before(now.Add(-DefaultTolerance)), "accepted timestamp %v outside tolerance", d.Timestamp)
 		} else {
 			known := false
 			for _, s := range sentinels {
 				known = known || errors.Is(err, s)
 			}
-			if !known {
-				t.Fatalf("error %v wraps no sentinel", err)
-			}
+			require.True(t, known, "error %v wraps no sentinel", err)
 		}
 
 		// A correct signature for this id and body must always verify,
@@ -63,8 +60,7 @@ func FuzzVerify(f *testing.F) {
 		}
 		h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 		h.Set(HeaderSignature, sig+" "+Sign(key, id, now, body))
-		if _, err := v.Verify(h, body); err != nil {
-			t.Fatalf("correctly signed delivery rejected: %v", err)
-		}
+		_, err = v.Verify(h, body)
+		require.NoError(t, err, "correctly signed delivery rejected")
 	})
 }

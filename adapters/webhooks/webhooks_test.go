@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Reference vector shared by the Standard Webhooks libraries
@@ -35,9 +38,7 @@ var refTime = time.Unix(refTimestamp, 0)
 func mustKey(t testing.TB, s string) []byte {
 	t.Helper()
 	k, err := ParseSecret(s)
-	if err != nil {
-		t.Fatalf("ParseSecret(%q): %v", s, err)
-	}
+	require.NoError(t, err, "ParseSecret(%q)", s)
 	return k
 }
 
@@ -53,20 +54,17 @@ func refHeaders() http.Header {
 
 func TestSignReferenceVector(t *testing.T) {
 	key := mustKey(t, refSecret)
-	if got := Sign(key, refMsgID, refTime, []byte(refPayload)); got != refSignature {
-		t.Fatalf("Sign = %q, want %q", got, refSignature)
-	}
+	got := Sign(key, refMsgID, refTime, []byte(refPayload))
+	require.Equal(t, refSignature, got, "Sign = %q, want %q", got, refSignature)
 }
 
 func TestVerifyReferenceVector(t *testing.T) {
 	v := Verifier{Keys: [][]byte{mustKey(t, refSecret)}, Now: fixedNow(refTime)}
 	d, err := v.Verify(refHeaders(), []byte(refPayload))
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	if d.ID != refMsgID || !d.Timestamp.Equal(refTime) || d.Timestamp.Location() != time.UTC {
-		t.Fatalf("Delivery = %+v", d)
-	}
+	require.NoError(t, err, "Verify")
+	require.Equal(t, refMsgID, d.ID, "Delivery = %+v", d)
+	require.True(t, d.Timestamp.Equal(refTime), "Delivery = %+v", d)
+	require.Equal(t, time.UTC, d.Timestamp.Location(), "Delivery = %+v", d)
 }
 
 func TestVerifyReferenceFailures(t *testing.T) {
@@ -90,9 +88,7 @@ func TestVerifyReferenceFailures(t *testing.T) {
 			h := refHeaders()
 			tc.edit(h)
 			_, err := v.Verify(h, []byte(refPayload))
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			}
+			require.ErrorIs(t, err, tc.wantErr, "err = %v, want %v", err, tc.wantErr)
 		})
 	}
 }
@@ -106,16 +102,13 @@ func TestVerifyReferenceMultiSignature(t *testing.T) {
 		refSignature,
 		"v1," + refOtherSignature,
 	}, " "))
-	if _, err := v.Verify(h, []byte(refPayload)); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	_, err := v.Verify(h, []byte(refPayload))
+	require.NoError(t, err, "Verify")
 }
 
 func TestParseSecret(t *testing.T) {
 	key := mustKey(t, refSecret)
-	if len(key) != 24 {
-		t.Fatalf("reference key length = %d, want 24", len(key))
-	}
+	require.Len(t, key, 24, "reference key length = %d, want 24", len(key))
 	for _, bad := range []string{
 		"",
 		"whsec_",
@@ -125,39 +118,28 @@ func TestParseSecret(t *testing.T) {
 		"whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65)), // too long
 		" whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	} {
-		if _, err := ParseSecret(bad); !errors.Is(err, ErrInvalidSecret) {
-			t.Errorf("ParseSecret(%q) err = %v, want ErrInvalidSecret", bad, err)
-		}
+		_, err := ParseSecret(bad)
+		assert.ErrorIs(t, err, ErrInvalidSecret, "ParseSecret(%q) err = %v, want ErrInvalidSecret", bad, err)
 	}
 }
 
 func TestNewSecret(t *testing.T) {
 	a, err := NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a == b {
-		t.Fatal("two NewSecret calls returned the same secret")
-	}
+	require.NoError(t, err)
+	require.NotEqual(t, b, a, "two NewSecret calls returned the same secret")
 	key := mustKey(t, a)
-	if len(key) != 32 {
-		t.Fatalf("key length = %d, want 32", len(key))
-	}
+	require.Len(t, key, 32, "key length = %d, want 32", len(key))
 }
 
 func TestNewMessageID(t *testing.T) {
 	a, err := NewMessageID()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := NewMessageID()
-	if a == b || !strings.HasPrefix(a, "msg_") || strings.Contains(a, ".") {
-		t.Fatalf("ids %q %q", a, b)
-	}
+	require.NotEqual(t, b, a, "ids %q %q", a, b)
+	require.True(t, strings.HasPrefix(a, "msg_"), "ids %q %q", a, b)
+	require.NotContains(t, a, ".", "ids %q %q", a, b)
 }
 
 // sample is a signed delivery built with SetHeaders for the scenario tests.
@@ -171,9 +153,7 @@ type sample struct {
 func newSample(t *testing.T, signedAt time.Time) sample {
 	t.Helper()
 	secret, err := NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := sample{
 		key:  mustKey(t, secret),
 		now:  time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC),
@@ -197,12 +177,9 @@ func (s sample) verifier(keys ...[]byte) Verifier {
 func TestVerifyValid(t *testing.T) {
 	s := newSample(t, time.Time{})
 	d, err := s.verifier().Verify(s.h, s.body)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	if d.ID != "msg_1" || !d.Timestamp.Equal(s.now) {
-		t.Fatalf("Delivery = %+v", d)
-	}
+	require.NoError(t, err, "Verify")
+	require.Equal(t, "msg_1", d.ID, "Delivery = %+v", d)
+	require.True(t, d.Timestamp.Equal(s.now), "Delivery = %+v", d)
 }
 
 func TestVerifyGarbledHeaders(t *testing.T) {
@@ -236,9 +213,8 @@ func TestVerifyGarbledHeaders(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSample(t, time.Time{})
 			tc.edit(s.h)
-			if _, err := s.verifier().Verify(s.h, s.body); !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			}
+			_, err := s.verifier().Verify(s.h, s.body)
+			require.ErrorIs(t, err, tc.wantErr, "err = %v, want %v", err, tc.wantErr)
 		})
 	}
 }
@@ -246,39 +222,31 @@ func TestVerifyGarbledHeaders(t *testing.T) {
 func TestVerifyWrongSecret(t *testing.T) {
 	s := newSample(t, time.Time{})
 	other, _ := NewSecret()
-	if _, err := s.verifier(mustKey(t, other)).Verify(s.h, s.body); !errors.Is(err, ErrNoMatchingSignature) {
-		t.Fatalf("err = %v, want ErrNoMatchingSignature", err)
-	}
+	_, err := s.verifier(mustKey(t, other)).Verify(s.h, s.body)
+	require.ErrorIs(t, err, ErrNoMatchingSignature, "err = %v, want ErrNoMatchingSignature", err)
 }
 
 func TestVerifyNoKeys(t *testing.T) {
 	s := newSample(t, time.Time{})
 	for _, keys := range [][][]byte{nil, {{}}} {
 		v := Verifier{Keys: keys, Now: fixedNow(s.now)}
-		if _, err := v.Verify(s.h, s.body); !errors.Is(err, ErrNoMatchingSignature) {
-			t.Fatalf("keys %v: err = %v, want ErrNoMatchingSignature", keys, err)
-		}
+		_, err := v.Verify(s.h, s.body)
+		require.ErrorIs(t, err, ErrNoMatchingSignature, "keys %v: err = %v, want ErrNoMatchingSignature", keys, err)
 	}
 }
 
 func TestVerifyReserialisedBodyFails(t *testing.T) {
 	s := newSample(t, time.Time{})
 	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, s.body, "", "  "); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Indent(&pretty, s.body, "", "  "))
 	var a, b any
 	_ = json.Unmarshal(s.body, &a)
 	_ = json.Unmarshal(pretty.Bytes(), &b)
-	if !jsonEqual(a, b) {
-		t.Fatal("test setup: indented JSON is not the same document")
-	}
-	if _, err := s.verifier().Verify(s.h, pretty.Bytes()); !errors.Is(err, ErrNoMatchingSignature) {
-		t.Fatalf("err = %v, want ErrNoMatchingSignature", err)
-	}
-	if _, err := s.verifier().Verify(s.h, append(s.body, '\n')); !errors.Is(err, ErrNoMatchingSignature) {
-		t.Fatalf("trailing newline: err = %v, want ErrNoMatchingSignature", err)
-	}
+	require.True(t, jsonEqual(a, b), "test setup: indented JSON is not the same document")
+	_, err := s.verifier().Verify(s.h, pretty.Bytes())
+	require.ErrorIs(t, err, ErrNoMatchingSignature, "err = %v, want ErrNoMatchingSignature", err)
+	_, err = s.verifier().Verify(s.h, append(s.body, '\n'))
+	require.ErrorIs(t, err, ErrNoMatchingSignature, "trailing newline: err = %v, want ErrNoMatchingSignature", err)
 }
 
 func jsonEqual(a, b any) bool {
@@ -324,9 +292,8 @@ func TestVerifyTolerance(t *testing.T) {
 
 func TestVerifyDefaultClock(t *testing.T) {
 	s := newSample(t, time.Now())
-	if _, err := (Verifier{Keys: [][]byte{s.key}}).Verify(s.h, s.body); err != nil {
-		t.Fatalf("Verify with real clock: %v", err)
-	}
+	_, err := (Verifier{Keys: [][]byte{s.key}}).Verify(s.h, s.body)
+	require.NoError(t, err, "Verify with real clock")
 }
 
 func TestVerifyKeyRotation(t *testing.T) {
@@ -334,23 +301,19 @@ func TestVerifyKeyRotation(t *testing.T) {
 	newSecret, _ := NewSecret()
 	newKey := mustKey(t, newSecret)
 
-	if _, err := s.verifier(newKey, s.key).Verify(s.h, s.body); err != nil {
-		t.Fatalf("old signature with both keys live: %v", err)
-	}
-	if _, err := s.verifier(newKey).Verify(s.h, s.body); !errors.Is(err, ErrNoMatchingSignature) {
-		t.Fatalf("old signature after old key retired: err = %v", err)
-	}
+	_, err := s.verifier(newKey, s.key).Verify(s.h, s.body)
+	require.NoError(t, err, "old signature with both keys live")
+	_, err = s.verifier(newKey).Verify(s.h, s.body)
+	require.ErrorIs(t, err, ErrNoMatchingSignature, "old signature after old key retired: err = %v", err)
 
 	// Sender signs with the new key: verifies while both keys are live and
 	// after the old key is retired.
 	h := http.Header{}
 	SetHeaders(h, newKey, "msg_1", s.now, s.body)
-	if _, err := s.verifier(s.key, newKey).Verify(h, s.body); err != nil {
-		t.Fatalf("new signature with both keys live: %v", err)
-	}
-	if _, err := s.verifier(newKey).Verify(h, s.body); err != nil {
-		t.Fatalf("new signature with new key only: %v", err)
-	}
+	_, err = s.verifier(s.key, newKey).Verify(h, s.body)
+	require.NoError(t, err, "new signature with both keys live")
+	_, err = s.verifier(newKey).Verify(h, s.body)
+	require.NoError(t, err, "new signature with new key only")
 }
 
 func TestVerifySeveralSignatures(t *testing.T) {
@@ -364,9 +327,8 @@ func TestVerifySeveralSignatures(t *testing.T) {
 	// knows only one of the keys accepts.
 	s.h.Set(HeaderSignature, "v1a,aGVsbG8= "+oldSig+"  "+newSig)
 	for name, v := range map[string]Verifier{"old": s.verifier(), "new": s.verifier(newKey)} {
-		if _, err := v.Verify(s.h, s.body); err != nil {
-			t.Errorf("receiver with %s key: %v", name, err)
-		}
+		_, err := v.Verify(s.h, s.body)
+		assert.NoError(t, err, "receiver with %s key", name)
 	}
 
 	// Signatures split over several header fields by a proxy.
@@ -375,9 +337,8 @@ func TestVerifySeveralSignatures(t *testing.T) {
 	h.Set(HeaderTimestamp, s.h.Get(HeaderTimestamp))
 	h.Add(HeaderSignature, "v1,"+refOtherSignature)
 	h.Add(HeaderSignature, newSig)
-	if _, err := s.verifier(newKey).Verify(h, s.body); err != nil {
-		t.Errorf("multi-field header: %v", err)
-	}
+	_, err := s.verifier(newKey).Verify(h, s.body)
+	assert.NoError(t, err, "multi-field header")
 }
 
 func TestVerifyHeaderCaseInsensitive(t *testing.T) {
@@ -388,7 +349,6 @@ func TestVerifyHeaderCaseInsensitive(t *testing.T) {
 	h.Set("Webhook-Id", s.h.Get(HeaderID))
 	h.Set("WEBHOOK-TIMESTAMP", s.h.Get(HeaderTimestamp))
 	h.Set("webhook-signature", s.h.Get(HeaderSignature))
-	if _, err := s.verifier().Verify(h, s.body); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	_, err := s.verifier().Verify(h, s.body)
+	require.NoError(t, err, "Verify")
 }

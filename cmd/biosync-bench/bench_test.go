@@ -5,34 +5,30 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestPercentileNearestRank(t *testing.T) {
 	xs := []float64{15, 20, 35, 40, 50}
 	cases := []struct{ p, want float64 }{{5, 15}, {30, 20}, {40, 20}, {50, 35}, {99, 50}, {100, 50}}
 	for _, c := range cases {
-		if got := percentile(xs, c.p); got != c.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", xs, c.p, got, c.want)
-		}
+		got := percentile(xs, c.p)
+		assert.Equal(t, c.want, got, "percentile(%v, %v) = %v, want %v", xs, c.p, got, c.want)
 	}
 	hundred := make([]float64, 100)
 	for i := range hundred {
 		hundred[i] = float64(100 - i) // unsorted on purpose
 	}
-	if got := percentile(hundred, 99); got != 99 {
-		t.Errorf("p99 of 1..100 = %v, want 99", got)
-	}
-	if hundred[0] != 100 {
-		t.Error("percentile sorted its argument in place")
-	}
-	if got := percentile(nil, 99); got != 0 {
-		t.Errorf("percentile(nil) = %v, want 0", got)
-	}
+	got := percentile(hundred, 99)
+	assert.EqualValues(t, 99, got, "p99 of 1..100 = %v, want 99", got)
+	assert.EqualValues(t, 100, hundred[0], "percentile sorted its argument in place")
+	got = percentile(nil, 99)
+	assert.EqualValues(t, 0, got, "percentile(nil) = %v, want 0", got)
 }
 
 func TestMedian(t *testing.T) {
@@ -41,9 +37,8 @@ func TestMedian(t *testing.T) {
 		want float64
 	}{{nil, 0}, {[]float64{7}, 7}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}}
 	for _, c := range cases {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
-		}
+		got := median(c.xs)
+		assert.Equal(t, c.want, got, "median(%v) = %v, want %v", c.xs, got, c.want)
 	}
 }
 
@@ -84,40 +79,31 @@ func TestReportJSONHasTheHeadlineKeys(t *testing.T) {
 	r := sampleReport()
 	r.fill()
 	raw, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var got map[string]any
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(raw, &got))
 	for _, k := range []string{"rebuild_ratio", "ingest_ratio", "ingest_sustained_ratio", "ingest_sustained_req_per_s", "ingest_p99_ms", "freshness_p99_ms", "dashboard_ratio", "dashboard_p99_ms",
 		"rebuild_events_per_s", "rebuild_rows_per_s", "rebuild_copy_rows_per_s", "ingest_req_per_s", "ingest_baseline_req_per_s",
 		"dashboard_req_per_s", "dashboard_baseline_req_per_s", "rounds", "machine", "config", "targets", "pass", "rebuild", "http"} {
-		if _, ok := got[k]; !ok {
-			t.Errorf("JSON lacks %q", k)
-		}
+		_, ok := got[k]
+		assert.True(t, ok, "JSON lacks %q", k)
 	}
 	m, _ := got["machine"].(map[string]any)
 	for _, k := range []string{"goos", "goarch", "num_cpu", "go_version"} {
-		if _, ok := m[k]; !ok {
-			t.Errorf("machine lacks %q", k)
-		}
+		_, ok := m[k]
+		assert.True(t, ok, "machine lacks %q", k)
 	}
 	want := map[string]float64{"rebuild_ratio": 0.5, "ingest_ratio": 1100.0 / 21000, "ingest_sustained_ratio": 600.0 / 21000, "ingest_p99_ms": 45, "freshness_p99_ms": 200,
 		"dashboard_ratio": 31000.0 / 37000, "dashboard_p99_ms": 4}
 	for k, w := range want {
-		if g := got[k].(float64); g != round3(w) {
-			t.Errorf("%s = %v, want %v", k, g, round3(w))
-		}
+		g := got[k].(float64)
+		assert.Equal(t, round3(w), g, "%s = %v, want %v", k, g, round3(w))
 	}
 	pass := got["pass"].(map[string]any)
 	wantPass := map[string]bool{"rebuild_ratio": true, "ingest_ratio": false, "ingest_sustained_ratio": false, "ingest_p99_ms": true, "freshness_p99_ms": true,
 		"dashboard_ratio": true, "dashboard_p99_ms": true}
 	for k, w := range wantPass {
-		if pass[k] != w {
-			t.Errorf("pass[%s] = %v, want %v", k, pass[k], w)
-		}
+		assert.Equal(t, w, pass[k], "pass[%s] = %v, want %v", k, pass[k], w)
 	}
 }
 
@@ -129,9 +115,7 @@ func TestTableSaysMissedAndNotMeasured(t *testing.T) {
 	r.printTable(&buf)
 	out := buf.String()
 	for _, want := range []string{"metric", "system", "baseline", "ratio", "target", "result", "MISSED", "NOT MEASURED", ">= 0.35", "< 250 ms"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "table lacks %q:\n%s", want, out)
 	}
 	if r.Pass["dashboard_p99_ms"] {
 		t.Error("a figure that was not measured passed")
@@ -140,9 +124,7 @@ func TestTableSaysMissedAndNotMeasured(t *testing.T) {
 
 func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 	u, err := newDataUser("2d6f0f5e-3c1a-4f7e-9a51-0c3b6a1e2f44", "Asia/Kolkata", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 2))
 	sawSleep := false
 	starts := map[string]bool{}
@@ -157,35 +139,24 @@ func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 		}
 		body := appendBatchJSON(nil, b)
 		got, err := ingest.Parse(body, true)
-		if err != nil {
-			t.Fatalf("the server would reject a generated batch: %v\n%s", err, body)
-		}
-		if !reflect.DeepEqual(got, b) {
-			t.Fatalf("decoded batch differs:\n got %+v\nwant %+v", got, b)
-		}
-		if n := len(b.Samples); n < 1 || n > 20 {
-			t.Fatalf("batch of %d samples, want 1..20", n)
-		}
+		require.NoError(t, err, "the server would reject a generated batch: %v\n%s", err, body)
+		require.True(t, reflect.DeepEqual(got, b), "decoded batch differs:\n got %+v\nwant %+v", got, b)
+		n := len(b.Samples)
+		require.GreaterOrEqual(t, n, 1, "batch of %d samples, want 1..20", n)
+		require.LessOrEqual(t, n, 20, "batch of %d samples, want 1..20", n)
 	}
-	if !sawSleep {
-		t.Error("no batch carried a sleep session")
-	}
-	if next := u.nextBatch(rng, false); next.UserID != "" {
-		t.Error("user_id set on a bearer-shaped batch")
-	}
+	assert.True(t, sawSleep, "no batch carried a sleep session")
+	next := u.nextBatch(rng, false)
+	assert.Equal(t, "", next.UserID, "user_id set on a bearer-shaped batch")
 }
 
 func TestAppendStringMatchesJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "tab\tnew\nline\x01", "°C", "日本", "bad\xffutf8"} {
 		var got, want string
-		if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
-			t.Fatalf("appendString(%q) is not JSON: %v", s, err)
-		}
+		require.NoError(t, json.Unmarshal(appendString(nil, s), &got), "appendString(%q) is not JSON", s)
 		b, _ := json.Marshal(s)
 		_ = json.Unmarshal(b, &want)
-		if got != want {
-			t.Errorf("appendString(%q) decodes to %q, encoding/json gives %q", s, got, want)
-		}
+		assert.Equal(t, want, got, "appendString(%q) decodes to %q, encoding/json gives %q", s, got, want)
 	}
 }
 
@@ -204,9 +175,7 @@ biosync_projector_batch_events_count{projector="users@1"} 99
 `
 	v := parseProm(text)
 	want := map[string]float64{"cpu": 12.5, "append_sum": 3, "append_count": 1000, "push_sum": 5, "push_count": 1000, "events_sum": 500, "events_count": 10}
-	if !reflect.DeepEqual(v, want) {
-		t.Errorf("parseProm = %v, want %v", v, want)
-	}
+	assert.True(t, reflect.DeepEqual(v, want), "parseProm = %v, want %v", v, want)
 	a := promSnapshot{at: time.Unix(0, 0), vals: map[string]float64{"cpu": 10}}
 	b := promSnapshot{at: time.Unix(2, 0), vals: v}
 	bd := breakdown(a, b)
@@ -218,8 +187,7 @@ biosync_projector_batch_events_count{projector="users@1"} 99
 func TestProfilePath(t *testing.T) {
 	cases := map[string]string{"/tmp/cpu.pprof": "/tmp/cpu-ingest.pprof", "/tmp/cpu": "/tmp/cpu-ingest.pprof", "a/b.prof": "a/b-ingest.prof"}
 	for in, want := range cases {
-		if got := profilePath(in, "ingest"); got != want {
-			t.Errorf("profilePath(%q) = %q, want %q", in, got, want)
-		}
+		got := profilePath(in, "ingest")
+		assert.Equal(t, want, got, "profilePath(%q) = %q, want %q", in, got, want)
 	}
 }

@@ -14,6 +14,11 @@
 //   - A test that cannot get its backend fails (t.Fatalf) with a message
 //     saying how to provide it. It never skips: a skipped backend test would
 //     pass CI without testing anything.
+//   - Under `go test -short` (the unit layer) every function here that
+//     provides a backend skips the test instead, with a note that it runs in
+//     `make test`: the unit layer uses eventstore/memstore and fakes. A test
+//     that starts a service or waits for seconds by other means calls
+//     [Integration] first.
 //
 // Packages run in parallel as separate processes against the same real
 // services, so each test isolates itself: [Postgres] creates a fresh database

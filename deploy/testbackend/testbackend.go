@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/embedded"
+	"github.com/biosync/biosync/deploy/testlayer"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -74,7 +75,7 @@ var (
 // they must use their own topic and group names ([UniqueName]).
 func Kafka(t testing.TB) []string {
 	t.Helper()
-	integration(t, "Kafka")
+	Integration(t, "Kafka")
 	if brokers := envBrokers(); len(brokers) > 0 {
 		return realKafka(t, brokers)
 	}
@@ -87,7 +88,7 @@ func Kafka(t testing.TB) []string {
 // real thing in CI.
 func KafkaTargets(t testing.TB) []Target {
 	t.Helper()
-	integration(t, "Kafka")
+	Integration(t, "Kafka")
 	targets := []Target{{Name: "kfake", Brokers: kfakeBrokers(t)}}
 	if brokers := envBrokers(); len(brokers) > 0 {
 		targets = append(targets, Target{Name: "kafka", Brokers: realKafka(t, brokers)})
@@ -133,15 +134,16 @@ func current() Settings {
 
 func envBrokers() []string { return current().KafkaBrokers }
 
-// integration marks t as an integration test: under `go test -short` (the
-// unit layer, which runs on the in-memory event store and fakes) it is
-// skipped with a note saying how to run it; otherwise the backend is
-// provided or the test fails.
-func integration(t testing.TB, backend string) {
+// Integration marks t as an integration test that needs backend
+// ("PostgreSQL", "Kafka", "Redis", "a child process"): under `go test -short`
+// (the unit layer, which runs on the in-memory event store and fakes) it is
+// skipped with a note saying it runs in `make test`; otherwise the test runs
+// and must get its backend or fail. Every backend function here calls it, so
+// a test that takes one of them is gated already; a test that starts a
+// service or waits for seconds by other means calls it first.
+func Integration(t testing.TB, backend string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skipf("integration test (needs %s): runs in `make test`, not in the -short unit layer", backend)
-	}
+	testlayer.Integration(t, backend)
 }
 
 func kfakeBrokers(t testing.TB) []string {
@@ -185,7 +187,7 @@ func pingKafka(brokers []string) error {
 // server do not collide.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	integration(t, "PostgreSQL")
+	Integration(t, "PostgreSQL")
 	server := postgresServer(t)
 	name := UniqueName(t, "biosync_test_")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -242,7 +244,7 @@ func postgresServer(t testing.TB) string {
 // miniredis for this test alone, closed when the test ends.
 func Redis(t testing.TB) string {
 	t.Helper()
-	integration(t, "Redis")
+	Integration(t, "Redis")
 	if env := current().RedisURL; env != "" {
 		realRedisOnce.Do(func() { realRedisErr = pingRedis(env) })
 		if realRedisErr != nil {

@@ -29,7 +29,7 @@ func TestUniqueName(t *testing.T) {
 		for range 100 {
 			n := UniqueName(t, prefix)
 			require.Regexp(t, identRE, n, "UniqueName(%q) is not a valid identifier/topic", prefix)
-			require.LessOrEqual(t, len(n), 63, "UniqueName(%q) = %q is too long for an identifier", prefix, n)
+			require.True(t, len(n) <= 63, "UniqueName(%q) = %q is too long for an identifier", prefix, n)
 			require.False(t, seen[n], "duplicate name %q", n)
 			seen[n] = true
 		}
@@ -41,12 +41,9 @@ func ptr(s string) *string { return &s }
 
 func TestKafkaTargets(t *testing.T) {
 	targets := KafkaTargets(t)
-	if targets[0].Name != "kfake" {
-		t.Fatalf("first target = %+v, want kfake", targets[0])
-	}
-	if want := 1 + min(1, len(envBrokers())); len(targets) != want {
-		t.Fatalf("got %d targets, want %d", len(targets), want)
-	}
+	require.Equal(t, "kfake", targets[0].Name, "first target = %+v, want kfake", targets[0])
+	want := 1 + min(1, len(envBrokers()))
+	require.Len(t, targets, want, "got %d targets, want %d", len(targets), want)
 	if got := Kafka(t); len(envBrokers()) > 0 && strings.Join(got, ",") != strings.Join(envBrokers(), ",") {
 		t.Errorf("Kafka() = %v with %s set", got, EnvKafkaBrokers)
 	}
@@ -57,9 +54,7 @@ func TestKafkaTargets(t *testing.T) {
 			topic := UniqueName(t, "testbackend.")
 			cl, err := kgo.NewClient(kgo.SeedBrokers(tg.Brokers...),
 				kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer cl.Close()
 			adm := kadm.NewClient(cl)
 			// The event log's topic configs are accepted by both targets.
@@ -71,107 +66,78 @@ func TestKafkaTargets(t *testing.T) {
 			if err == nil {
 				err = resp.Err
 			}
-			if err != nil {
-				t.Fatalf("create topic: %v", err)
-			}
+			require.NoError(t, err, "create topic")
 			defer adm.DeleteTopics(context.Background(), topic)
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
-				t.Fatalf("produce: %v", err)
-			}
+			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(), "produce")
 			fs := cl.PollRecords(ctx, 1)
-			if errs := fs.Errors(); len(errs) > 0 {
-				t.Fatalf("fetch: %v", errs)
-			}
-			if fs.NumRecords() != 1 {
-				t.Fatalf("consumed %d records", fs.NumRecords())
-			}
+			errs := fs.Errors()
+			require.LessOrEqual(t, len(errs), 0, "fetch: %v", errs)
+			require.EqualValues(t, 1, fs.NumRecords(), "consumed %d records", fs.NumRecords())
 		})
 	}
 }
 
 func TestPostgresFreshDatabasePerTest(t *testing.T) {
+	Integration(t, "PostgreSQL")
 	var first string
 	t.Run("a", func(t *testing.T) {
 		first = Postgres(t)
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, first)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "create table only_in_a (id int)"); err != nil {
-			t.Fatal(err)
-		}
+		_, err = conn.Exec(ctx, "create table only_in_a (id int)")
+		require.NoError(t, err)
 		second := Postgres(t)
-		if second == first {
-			t.Fatal("two calls returned the same database")
-		}
+		require.NotEqual(t, first, second, "two calls returned the same database")
 		conn2, err := pgx.Connect(ctx, second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer conn2.Close(ctx)
 		var n int
-		if err := conn2.QueryRow(ctx, "select count(*) from pg_tables where tablename = 'only_in_a'").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
-			t.Fatal("database not fresh: sees another test's table")
-		}
+		require.NoError(t, conn2.QueryRow(ctx, "select count(*) from pg_tables where tablename = 'only_in_a'").Scan(&n))
+		require.EqualValues(t, 0, n, "database not fresh: sees another test's table")
 	})
 
 	// After the subtest, its databases are gone.
 	cfg, err := pgx.ParseConfig(first)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, postgresServer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close(ctx)
 	var exists bool
-	if err := conn.QueryRow(ctx, "select exists(select 1 from pg_database where datname = $1)", cfg.Database).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if exists {
-		t.Fatalf("database %s still exists after its test ended", cfg.Database)
-	}
+	require.NoError(t, conn.QueryRow(ctx, "select exists(select 1 from pg_database where datname = $1)", cfg.Database).Scan(&exists))
+	require.False(t, exists, "database %s still exists after its test ended", cfg.Database)
 }
 
 func TestRedis(t *testing.T) {
 	opts, err := redis.ParseURL(Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cl := redis.NewClient(opts)
 	defer cl.Close()
 	ctx := context.Background()
 	key := UniqueName(t, "testbackend_") + ":k"
-	if err := cl.Set(ctx, key, "v", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cl.Set(ctx, key, "v", time.Minute).Err())
 	defer cl.Del(ctx, key)
-	if v, err := cl.Get(ctx, key).Result(); err != nil || v != "v" {
-		t.Fatalf("get = %q, %v", v, err)
-	}
+	v, err := cl.Get(ctx, key).Result()
+	require.NoError(t, err, "get = %q,", v)
+	require.Equal(t, "v", v, "get = %q, %v", v, err)
 }
 
 func TestWithDatabase(t *testing.T) {
 	got, err := postgres.WithDatabase("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "db1")
-	if err != nil || got != "postgres://u:p@127.0.0.1:5432/db1?sslmode=disable" {
-		t.Fatalf("url: %q %v", got, err)
-	}
+	require.NoError(t, err, "url: %q", got)
+	require.Equal(t, "postgres://u:p@127.0.0.1:5432/db1?sslmode=disable", got, "url: %q %v", got, err)
 	got, _ = postgres.WithDatabase("host=127.0.0.1 dbname=postgres", "db1")
-	if cfg, err := pgx.ParseConfig(got); err != nil || cfg.Database != "db1" {
-		t.Fatalf("keyword/value: %q -> %v %v", got, cfg, err)
-	}
+	cfg, err := pgx.ParseConfig(got)
+	require.NoError(t, err, "keyword/value: %q -> %v", got, cfg)
+	require.Equal(t, "db1", cfg.Database, "keyword/value: %q -> %v %v", got, cfg, err)
 }
 
 // An unreachable configured backend fails the test with instructions; it is
 // never skipped. Checked in a child process so the failure is observable.
 func TestUnreachableBackendFails(t *testing.T) {
+	Integration(t, "child test processes")
 	if os.Getenv("TESTBACKEND_CHILD") != "" {
 		return
 	}

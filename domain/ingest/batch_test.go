@@ -12,6 +12,8 @@ import (
 
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Pieces of push bodies as bridges send them.
@@ -102,33 +104,19 @@ func TestParse(t *testing.T) {
 			var ve *domain.ValidationError
 			switch c.want.status {
 			case 400:
-				if !errors.As(err, &me) {
-					t.Fatalf("Parse = %v (%T), want a MalformedError", err, err)
-				}
-				if me.Field != c.want.fields[0] {
-					t.Errorf("malformed at %q, want %q (%v)", me.Field, c.want.fields[0], err)
-				}
+				require.ErrorAs(t, err, &me, "Parse = %v (%T), want a MalformedError", err, err)
+				assert.Equal(t, c.want.fields[0], me.Field, "malformed at %q, want %q (%v)", me.Field, c.want.fields[0], err)
 			case 422:
-				if !errors.As(err, &ve) {
-					t.Fatalf("Parse = %v (%T), want a ValidationError naming %v", err, err, c.want.fields)
-				}
+				require.ErrorAs(t, err, &ve, "Parse = %v (%T), want a ValidationError naming %v", err, err, c.want.fields)
 				var fields []string
 				for _, p := range ve.Problems {
 					fields = append(fields, p.Field)
-					if p.Detail == "" {
-						t.Errorf("problem at %s has no detail", p.Field)
-					}
+					assert.NotEqual(t, "", p.Detail, "problem at %s has no detail", p.Field)
 				}
-				if !reflect.DeepEqual(fields, c.want.fields) {
-					t.Errorf("problems at %v, want %v\n%v", fields, c.want.fields, err)
-				}
+				assert.True(t, reflect.DeepEqual(fields, c.want.fields), "problems at %v, want %v\n%v", fields, c.want.fields, err)
 			default:
-				if err != nil {
-					t.Fatalf("Parse = %v, want the batch accepted", err)
-				}
-				if len(b.Samples)+len(b.SleepSessions) == 0 {
-					t.Error("accepted batch holds nothing")
-				}
+				require.NoError(t, err, "Parse = %v, want the batch accepted", err)
+				assert.NotEqualValues(t, 0, len(b.Samples)+len(b.SleepSessions), "accepted batch holds nothing")
 			}
 		})
 	}
@@ -139,9 +127,7 @@ func TestParse(t *testing.T) {
 func TestParseKeepsTheBatchAsSent(t *testing.T) {
 	body := `{` + user + source + `,"samples":[` + pulse + `],"sleep_sessions":[` + night + `]}`
 	got, err := Parse([]byte(body), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := Batch{
 		UserID:  userID,
 		Source:  Source{Provider: "oura", Device: "ring"},
@@ -151,9 +137,7 @@ func TestParseKeepsTheBatchAsSent(t *testing.T) {
 			Stages: []Stage{{Stage: "deep", Start: "2026-11-19T23:30:00+09:00", End: "2026-11-20T00:30:00+09:00"}},
 		}},
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Parse =\n%+v\nwant\n%+v", got, want)
-	}
+	assert.True(t, reflect.DeepEqual(got, want), "Parse =\n%+v\nwant\n%+v", got, want)
 }
 
 // pointerAt is checked directly for what Parse cannot reach: keys that need
@@ -174,18 +158,15 @@ func TestPointerAt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if !strings.HasPrefix(doc, c.after) {
-				t.Fatalf("%q is not a prefix of the document", c.after)
-			}
+			require.True(t, strings.HasPrefix(doc, c.after), "%q is not a prefix of the document", c.after)
 			got, ok := pointerAt([]byte(doc), int64(len(c.after)))
 			if !ok || got != c.want {
 				t.Errorf("pointerAt(%d) = %q, %v; want %q", len(c.after), got, ok, c.want)
 			}
 		})
 	}
-	if got, ok := pointerAt([]byte(doc), 3); ok {
-		t.Errorf("pointerAt inside a key = %q, want no value", got)
-	}
+	got, ok := pointerAt([]byte(doc), 3)
+	assert.False(t, ok, "pointerAt inside a key = %q, want no value", got)
 }
 
 // FuzzMalformedFieldIsExactPointer checks the pointer Parse reports for a
@@ -209,9 +190,8 @@ func FuzzMalformedFieldIsExactPointer(f *testing.F) {
 			return
 		}
 		var me *domain.MalformedError
-		if _, err := Parse(body, false); !errors.As(err, &me) {
-			t.Fatalf("Parse = %v, want a MalformedError", err)
-		}
+		_, err := Parse(body, false)
+		require.ErrorAs(t, err, &me, "Parse = %v, want a MalformedError", err)
 		var named []string
 		for _, seg := range strings.Split(me.Field, "/")[1:] {
 			if strings.Trim(seg, "0123456789") != "" {
@@ -220,9 +200,8 @@ func FuzzMalformedFieldIsExactPointer(f *testing.F) {
 		}
 		// Keys match fields case-insensitively; the pointer keeps the
 		// spelling of the body, which is what the client sent.
-		if got, want := strings.Join(named, "."), typ.Field; !strings.EqualFold(got, want) {
-			t.Fatalf("field %q names %q, encoding/json says %q", me.Field, got, want)
-		}
+		got, want := strings.Join(named, "."), typ.Field
+		require.True(t, strings.EqualFold(got, want), "field %q names %q, encoding/json says %q", me.Field, got, want)
 	})
 }
 
@@ -251,9 +230,9 @@ func TestNormalize(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			points, nights, skipped := Normalize(Batch{Source: Source{Provider: "oura"}, Samples: []Sample{c.sample}})
-			if len(points) != 1 || len(nights) != 0 || skipped != 0 {
-				t.Fatalf("Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
-			}
+			require.Len(t, points, 1, "Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
+			require.Len(t, nights, 0, "Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
+			require.EqualValues(t, 0, skipped, "Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
 			p := points[0]
 			if p.Type != c.wantType || p.Value != c.wantValue || p.Unit != c.wantUnit {
 				t.Errorf("point = %s %v %s, want %s %v %s", p.Type, p.Value, p.Unit, c.wantType, c.wantValue, c.wantUnit)
@@ -261,9 +240,7 @@ func TestNormalize(t *testing.T) {
 			if want, _ := time.Parse(time.RFC3339, c.wantStart); !p.Start.Equal(want) || p.Start.Location() != time.UTC {
 				t.Errorf("Start = %s, want %s in UTC", p.Start, c.wantStart)
 			}
-			if p.End.Sub(p.Start) != time.Hour {
-				t.Errorf("End - Start = %v, want 1h", p.End.Sub(p.Start))
-			}
+			assert.Equal(t, time.Hour, p.End.Sub(p.Start), "End - Start = %v, want 1h", p.End.Sub(p.Start))
 			if p.Offset != c.wantOffset || p.HasOffset != c.hasOffset {
 				t.Errorf("Offset = %d (HasOffset %v), want %d (%v)", p.Offset, p.HasOffset, c.wantOffset, c.hasOffset)
 			}
@@ -284,25 +261,18 @@ func TestNormalizeSumsStageMinutes(t *testing.T) {
 		},
 	}
 	_, nights, skipped := Normalize(Batch{Source: Source{Provider: "oura"}, SleepSessions: []SleepSession{session}})
-	if len(nights) != 1 || skipped != 0 {
-		t.Fatalf("Normalize = %d nights, %d skipped; want one night", len(nights), skipped)
-	}
+	require.Len(t, nights, 1, "Normalize = %d nights, %d skipped; want one night", len(nights), skipped)
+	require.EqualValues(t, 0, skipped, "Normalize = %d nights, %d skipped; want one night", len(nights), skipped)
 	n := nights[0]
 	want := map[string]float64{"light": 40 + 90.5, "deep": 45 + 30, "rem": 20, "awake": 10}
 	for stage, minutes := range want {
-		if math.Abs(n.StageMinutes[stage]-minutes) > 1e-9 {
-			t.Errorf("%s = %v minutes, want %v", stage, n.StageMinutes[stage], minutes)
-		}
+		assert.LessOrEqual(t, math.Abs(n.StageMinutes[stage]-minutes), 1e-9, "%s = %v minutes, want %v", stage, n.StageMinutes[stage], minutes)
 	}
-	if len(n.StageMinutes) != len(want) {
-		t.Errorf("StageMinutes = %v, want only %v", n.StageMinutes, want)
-	}
+	assert.Len(t, n.StageMinutes, len(want), "StageMinutes = %v, want only %v", n.StageMinutes, want)
 	if n.Offset != 9*3600 || !n.HasOffset {
 		t.Errorf("Offset = %d (HasOffset %v), want +09:00 kept", n.Offset, n.HasOffset)
 	}
-	if n.End.Sub(n.Start) != 7*time.Hour+30*time.Minute {
-		t.Errorf("night lasts %v, want 7h30m", n.End.Sub(n.Start))
-	}
+	assert.Equal(t, 7*time.Hour+30*time.Minute, n.End.Sub(n.Start), "night lasts %v, want 7h30m", n.End.Sub(n.Start))
 }
 
 // Rules may tighten after an event was stored; an item that no longer

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/biosync/biosync/domain"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzPushBody feeds arbitrary bytes to Parse, the first thing that reads
@@ -43,32 +44,26 @@ func FuzzPushBody(f *testing.F) {
 					t.Fatalf("malformed field %q is not a JSON pointer", me.Field)
 				}
 			case errors.As(err, &ve):
-				if len(ve.Problems) == 0 {
-					t.Fatal("validation error without problems")
-				}
+				require.NotEqualValues(t, 0, len(ve.Problems), "validation error without problems")
 				for _, p := range ve.Problems {
-					if !strings.HasPrefix(p.Field, "/") || p.Detail == "" {
-						t.Fatalf("problem %+v", p)
-					}
+					require.True(t, strings.HasPrefix(p.Field, "/"), "problem %+v", p)
+					require.NotEqual(t, "", p.Detail, "problem %+v", p)
 				}
 			default:
 				t.Fatalf("unclassified error %T: %v", err, err)
 			}
 			return
 		}
-		if n := len(b.Samples) + len(b.SleepSessions); n == 0 || n > MaxItems {
-			t.Fatalf("accepted a batch of %d items", n)
-		}
+		n := len(b.Samples) + len(b.SleepSessions)
+		require.NotEqualValues(t, 0, n, "accepted a batch of %d items", n)
+		require.LessOrEqual(t, n, MaxItems, "accepted a batch of %d items", n)
 		points, nights, skipped := Normalize(b)
-		if skipped != 0 || len(points) != len(b.Samples) || len(nights) != len(b.SleepSessions) {
-			t.Fatalf("accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
-		}
+		require.EqualValues(t, 0, skipped, "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
+		require.Len(t, points, len(b.Samples), "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
+		require.Len(t, nights, len(b.SleepSessions), "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
 		enc, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("accepted batch does not encode: %v", err)
-		}
-		if _, err := Parse(enc, requireUserID); err != nil {
-			t.Fatalf("re-encoded batch rejected: %v\n%s", err, enc)
-		}
+		require.NoError(t, err, "accepted batch does not encode")
+		_, err = Parse(enc, requireUserID)
+		require.NoError(t, err, "re-encoded batch rejected: %v\n%s", err, enc)
 	})
 }

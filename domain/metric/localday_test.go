@@ -4,23 +4,22 @@ import (
 	"testing"
 	"time"
 	_ "time/tzdata" // the zones below must not depend on the machine's zoneinfo
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
 	t.Helper()
 	ts, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return ts
 }
 
 func mustZone(t *testing.T, name string) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return loc
 }
 
@@ -96,15 +95,9 @@ func TestAttributeDay(t *testing.T) {
 			got := AttributeDay(at, off, hasOffset, zone)
 			wantStart := mustTime(t, c.wantStart)
 			_, wantOffset := wantStart.Zone()
-			if got.Date != c.wantDate {
-				t.Errorf("Date = %s, want %s", got.Date, c.wantDate)
-			}
-			if !got.Start.Equal(wantStart) {
-				t.Errorf("Start = %s, want %s", got.Start.Format(time.RFC3339), c.wantStart)
-			}
-			if got.Offset != wantOffset {
-				t.Errorf("Offset = %d, want %d", got.Offset, wantOffset)
-			}
+			assert.Equal(t, c.wantDate, got.Date, "Date = %s, want %s", got.Date, c.wantDate)
+			assert.True(t, got.Start.Equal(wantStart), "Start = %s, want %s", got.Start.Format(time.RFC3339), c.wantStart)
+			assert.Equal(t, wantOffset, got.Offset, "Offset = %d, want %d", got.Offset, wantOffset)
 		})
 	}
 }
@@ -126,9 +119,8 @@ func TestLocalDayLengthAcrossDST(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			day := AttributeDay(mustTime(t, c.noon), 0, false, ny)
 			next := AttributeDay(mustTime(t, c.nextNoon), 0, false, ny)
-			if got := next.Start.Sub(day.Start); got != c.want {
-				t.Errorf("%s lasts %v, want %v", day.Date, got, c.want)
-			}
+			got := next.Start.Sub(day.Start)
+			assert.Equal(t, c.want, got, "%s lasts %v, want %v", day.Date, got, c.want)
 		})
 	}
 }
@@ -154,9 +146,8 @@ func TestZoneAt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := ZoneAt(c.history, c.at); got != c.want {
-				t.Errorf("ZoneAt(%s) = %s, want %s", c.at.Format(time.RFC3339Nano), got, c.want)
-			}
+			got := ZoneAt(c.history, c.at)
+			assert.Equal(t, c.want, got, "ZoneAt(%s) = %s, want %s", c.at.Format(time.RFC3339Nano), got, c.want)
 		})
 	}
 }
@@ -185,13 +176,9 @@ func TestTravellerKeepsTheDayOfWhereTheyWere(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			at := mustTime(t, c.at)
 			zone := ZoneAt(history, at)
-			if zone != c.wantZone {
-				t.Fatalf("ZoneAt = %s, want %s", zone, c.wantZone)
-			}
+			require.Equal(t, c.wantZone, zone, "ZoneAt = %s, want %s", zone, c.wantZone)
 			got := AttributeDay(at, 0, false, mustZone(t, zone))
-			if got.Date != c.wantDate {
-				t.Errorf("Date = %s, want %s", got.Date, c.wantDate)
-			}
+			assert.Equal(t, c.wantDate, got.Date, "Date = %s, want %s", got.Date, c.wantDate)
 			if local := got.Start.In(mustZone(t, c.wantZone)); local.Hour() != 0 || local.Minute() != 0 {
 				t.Errorf("Start = %s, want midnight in %s", got.Start, c.wantZone)
 			}

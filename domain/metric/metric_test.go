@@ -2,8 +2,10 @@ package metric
 
 import (
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestConvertToCanonicalUnit(t *testing.T) {
@@ -38,16 +40,10 @@ func TestConvertToCanonicalUnit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			def, ok := Lookup(c.typ)
-			if !ok {
-				t.Fatalf("Lookup(%q): unknown type", c.typ)
-			}
+			require.True(t, ok, "Lookup(%q): unknown type", c.typ)
 			got, err := def.Convert(c.value, c.unit)
-			if err != nil {
-				t.Fatalf("Convert(%v, %q): %v", c.value, c.unit, err)
-			}
-			if got != c.want {
-				t.Errorf("Convert(%v %s) = %v %s, want %v", c.value, c.unit, got, def.Unit, c.want)
-			}
+			require.NoError(t, err, "Convert(%v, %q)", c.value, c.unit)
+			assert.Equal(t, c.want, got, "Convert(%v %s) = %v %s, want %v", c.value, c.unit, got, def.Unit, c.want)
 		})
 	}
 }
@@ -70,13 +66,9 @@ func TestConvertRejectsUnknownUnitNamingAcceptedOnes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			def, _ := Lookup(c.typ)
 			_, err := def.Convert(1, c.unit)
-			if err == nil {
-				t.Fatalf("Convert(1, %q) for %s: accepted, want an error", c.unit, c.typ)
-			}
+			require.Error(t, err, "Convert(1, %q) for %s: accepted, want an error", c.unit, c.typ)
 			for _, want := range []string{string(c.typ), "(accepted: " + c.accepted + ")"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not mention %q", err, want)
-				}
+				assert.Contains(t, err.Error(), want, "error %q does not mention %q", err, want)
 			}
 		})
 	}
@@ -111,12 +103,8 @@ func TestCheckRangeRejectsImplausibleValues(t *testing.T) {
 				t.Errorf("CheckRange(%v %s) = %v, want nil", c.value, def.Unit, err)
 			}
 			if !c.ok {
-				if err == nil {
-					t.Fatalf("CheckRange(%v %s) = nil, want out of range", c.value, def.Unit)
-				}
-				if !strings.Contains(err.Error(), "plausible range") {
-					t.Errorf("error %q does not say it is a range problem", err)
-				}
+				require.Error(t, err, "CheckRange(%v %s) = nil, want out of range", c.value, def.Unit)
+				assert.Contains(t, err.Error(), "plausible range", "error %q does not say it is a range problem", err)
 			}
 		})
 	}
@@ -124,47 +112,31 @@ func TestCheckRangeRejectsImplausibleValues(t *testing.T) {
 
 func TestTypesAreSortedAndKeepHRVKindsApart(t *testing.T) {
 	types := Types()
-	if !slices.IsSorted(types) {
-		t.Errorf("Types() = %v, not sorted", types)
-	}
-	if len(types) != len(definitions) {
-		t.Errorf("Types() has %d entries, %d are defined", len(types), len(definitions))
-	}
+	assert.True(t, slices.IsSorted(types), "Types() = %v, not sorted", types)
+	assert.Len(t, types, len(definitions), "Types() has %d entries, %d are defined", len(types), len(definitions))
 	for _, hrv := range []Type{"hrv_rmssd", "hrv_sdnn"} {
-		if !slices.Contains(types, hrv) {
-			t.Errorf("Types() = %v, missing %s", types, hrv)
-		}
+		assert.True(t, slices.Contains(types, hrv), "Types() = %v, missing %s", types, hrv)
 		def, ok := Lookup(hrv)
 		if !ok || def.Type != hrv || def.Unit != "ms" {
 			t.Errorf("Lookup(%s) = %+v, %v; want its own definition in ms", hrv, def, ok)
 		}
 	}
-	if HRVRMSSD == HRVSDNN {
-		t.Error("RMSSD and SDNN share one type name; they must never be averaged together")
-	}
+	assert.NotEqual(t, HRVSDNN, HRVRMSSD, "RMSSD and SDNN share one type name; they must never be averaged together")
 }
 
 func TestEveryDefinitionIsConsistent(t *testing.T) {
 	for _, typ := range Types() {
 		t.Run(string(typ), func(t *testing.T) {
 			def, ok := Lookup(typ)
-			if !ok {
-				t.Fatalf("Types() lists %s but Lookup does not know it", typ)
-			}
-			if def.Type != typ {
-				t.Errorf("definition of %s says Type %q", typ, def.Type)
-			}
-			if f := def.Accepts[def.Unit]; f != 1 {
-				t.Errorf("canonical unit %q converts by %v, want 1", def.Unit, f)
-			}
-			if def.Min >= def.Max {
-				t.Errorf("range [%v, %v] is empty", def.Min, def.Max)
-			}
+			require.True(t, ok, "Types() lists %s but Lookup does not know it", typ)
+			assert.Equal(t, typ, def.Type, "definition of %s says Type %q", typ, def.Type)
+			f := def.Accepts[def.Unit]
+			assert.EqualValues(t, 1, f, "canonical unit %q converts by %v, want 1", def.Unit, f)
+			assert.Less(t, def.Min, def.Max, "range [%v, %v] is empty", def.Min, def.Max)
 		})
 	}
-	if _, ok := Lookup("blood_glucose"); ok {
-		t.Error("Lookup(blood_glucose) = ok, want unknown")
-	}
+	_, ok := Lookup("blood_glucose")
+	assert.False(t, ok, "Lookup(blood_glucose) = ok, want unknown")
 }
 
 func TestOnlyStepsEnergyAndDistanceAreCumulative(t *testing.T) {
@@ -173,12 +145,8 @@ func TestOnlyStepsEnergyAndDistanceAreCumulative(t *testing.T) {
 		t.Run(string(typ), func(t *testing.T) {
 			def, _ := Lookup(typ)
 			want := slices.Contains(cumulative, typ)
-			if def.Cumulative() != want {
-				t.Errorf("%s.Cumulative() = %v, want %v", typ, def.Cumulative(), want)
-			}
-			if want != (def.Aggregation == Sum) {
-				t.Errorf("%s aggregates by %v, want Sum only for cumulative types", typ, def.Aggregation)
-			}
+			assert.Equal(t, want, def.Cumulative(), "%s.Cumulative() = %v, want %v", typ, def.Cumulative(), want)
+			assert.Equal(t, (def.Aggregation == Sum), want, "%s aggregates by %v, want Sum only for cumulative types", typ, def.Aggregation)
 		})
 	}
 }

@@ -3,6 +3,8 @@ package metric
 import (
 	"math"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestImperialReadersSeeMilesPoundsAndFahrenheitDifferences(t *testing.T) {
@@ -30,9 +32,8 @@ func TestImperialReadersSeeMilesPoundsAndFahrenheitDifferences(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			def, _ := Lookup(c.typ)
 			unit, conv := def.Display(c.system)
-			if unit != c.wantUnit || conv(c.value) != c.want {
-				t.Fatalf("%v %s in %s = %v %s, want %v %s", c.value, def.Unit, c.system, conv(c.value), unit, c.want, c.wantUnit)
-			}
+			require.Equal(t, c.wantUnit, unit, "%v %s in %s = %v %s, want %v %s", c.value, def.Unit, c.system, conv(c.value), unit, c.want, c.wantUnit)
+			require.Equal(t, c.want, conv(c.value), "%v %s in %s = %v %s, want %v %s", c.value, def.Unit, c.system, conv(c.value), unit, c.want, c.wantUnit)
 		})
 	}
 }
@@ -41,18 +42,16 @@ func TestDisplayInvertsIngestionForEveryImperialUnit(t *testing.T) {
 	for typ, x := range display {
 		def, _ := Lookup(typ)
 		canonical, err := def.Convert(3.25, x.unit)
-		if err != nil {
-			t.Fatalf("%s: the displayed unit %s must be accepted on ingest: %v", typ, x.unit, err)
-		}
+		require.NoError(t, err, "%s: the displayed unit %s must be accepted on ingest", typ, x.unit)
 		// Ingestion stores nanounits, so the round trip holds to 1e-8.
-		if _, conv := def.Display(Imperial); math.Abs(conv(canonical)-3.25) > 1e-8 {
-			t.Fatalf("%s: 3.25 %s -> %v %s -> %v %s", typ, x.unit, canonical, def.Unit, conv(canonical), x.unit)
-		}
+		_, conv := def.Display(Imperial)
+		require.LessOrEqual(t, math.Abs(conv(canonical)-3.25), 1e-8, "%s: 3.25 %s -> %v %s -> %v %s", typ, x.unit, canonical, def.Unit, conv(canonical), x.unit)
 	}
 }
 
 func TestSystemValid(t *testing.T) {
-	if !Metric.Valid() || !Imperial.Valid() || System("").Valid() || System("Metric").Valid() {
-		t.Fatal("only metric and imperial are unit systems")
-	}
+	require.True(t, Metric.Valid(), "only metric and imperial are unit systems")
+	require.True(t, Imperial.Valid(), "only metric and imperial are unit systems")
+	require.False(t, System("").Valid(), "only metric and imperial are unit systems")
+	require.False(t, System("Metric").Valid(), "only metric and imperial are unit systems")
 }

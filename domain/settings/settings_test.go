@@ -7,6 +7,7 @@ import (
 
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
+	"github.com/stretchr/testify/require"
 )
 
 func fields(v *domain.ValidationError) []string {
@@ -48,17 +49,15 @@ func TestProfileRules(t *testing.T) {
 			c.edit(&p)
 			v := &domain.ValidationError{}
 			p.Validate(v)
-			if got := fields(v); !slices.Equal(got, c.want) {
-				t.Fatalf("fields %v, want %v (%v)", got, c.want, v.Problems)
-			}
+			got := fields(v)
+			require.True(t, slices.Equal(got, c.want), "fields %v, want %v (%v)", got, c.want, v.Problems)
 		})
 	}
 }
 
 func TestNormalizeTrimsTheDisplayName(t *testing.T) {
-	if got := (Profile{DisplayName: "  Ada \t"}).Normalize().DisplayName; got != "Ada" {
-		t.Fatalf("normalized %q", got)
-	}
+	got := (Profile{DisplayName: "  Ada \t"}).Normalize().DisplayName
+	require.Equal(t, "Ada", got, "normalized %q", got)
 }
 
 func TestNotificationRules(t *testing.T) {
@@ -90,9 +89,8 @@ func TestNotificationRules(t *testing.T) {
 			c.edit(&n)
 			v := &domain.ValidationError{}
 			n.Validate(v)
-			if got := fields(v); !slices.Equal(got, c.want) {
-				t.Fatalf("fields %v, want %v (%v)", got, c.want, v.Problems)
-			}
+			got := fields(v)
+			require.True(t, slices.Equal(got, c.want), "fields %v, want %v (%v)", got, c.want, v.Problems)
 		})
 	}
 }
@@ -102,10 +100,8 @@ func TestDefaultsAreValidAndOptIn(t *testing.T) {
 	DefaultProfile("Asia/Tokyo").Validate(v)
 	d := DefaultNotifications()
 	d.Validate(v)
-	if err := v.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if d.DailySummary.Enabled || d.Channels.Email || d.Channels.Push {
-		t.Fatalf("defaults must send nothing until the user opts in: %+v", d)
-	}
+	require.NoError(t, v.Err())
+	require.False(t, d.DailySummary.Enabled, "defaults must send nothing until the user opts in: %+v", d)
+	require.False(t, d.Channels.Email, "defaults must send nothing until the user opts in: %+v", d)
+	require.False(t, d.Channels.Push, "defaults must send nothing until the user opts in: %+v", d)
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
@@ -67,24 +69,16 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, dsn))
 	pool, err := postgres.Open(ctx, dsn, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	mk, _ := eventstore.ParseMasterKeys(master)
 	writerKeys, err := eventstore.NewKeyring(postgres.NewKeyStore(pool), mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := &stack{keys: &countingKeys{KeyStore: postgres.NewKeyStore(pool), loaded: map[uuid.UUID]int{}}}
 	cfg := kafka.Config{Brokers: testbackend.Kafka(t), Topic: testbackend.UniqueName(t, "events"), Partitions: 4}
-	if err := kafka.EnsureTopic(cfg); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, kafka.EnsureTopic(cfg))
 	s.appender = kafka.NewAppender(cfg, eventstore.NewCodec(writerKeys))
 	t.Cleanup(func() { s.appender.Close() })
 	if s.log, err = kafka.NewLog(cfg); err != nil {
@@ -102,9 +96,7 @@ func (s *stack) freshCodec(t *testing.T) *eventstore.Codec {
 	t.Helper()
 	mk, _ := eventstore.ParseMasterKeys(master)
 	kr, err := eventstore.NewKeyring(s.keys, mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return eventstore.NewCodec(kr)
 }
 
@@ -112,9 +104,8 @@ func (s *stack) freshCodec(t *testing.T) *eventstore.Codec {
 func (s *stack) add(t *testing.T, user uuid.UUID, typ string, at time.Time, payload string) eventstore.Event {
 	t.Helper()
 	e := eventstore.Event{ID: uuid.New(), Type: typ, SchemaVersion: 1, UserID: user, OccurredAt: at.Add(-time.Second), RecordedAt: at, Payload: []byte(payload)}
-	if _, err := s.appender.Append(context.Background(), e); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.appender.Append(context.Background(), e)
+	require.NoError(t, err)
 	s.sent = append(s.sent, e)
 	return e
 }
@@ -151,9 +142,7 @@ func export(t *testing.T, s *stack, f eventexport.Filter, o eventexport.Options)
 	defer cancel()
 	var out bytes.Buffer
 	st, err := eventexport.Export(ctx, s.log, s.codec, f, o, &out)
-	if err != nil {
-		t.Fatalf("export: %v", err)
-	}
+	require.NoError(t, err, "export")
 	return out.String(), st
 }
 
@@ -179,14 +168,11 @@ func parseJSONL(t *testing.T, out string) []line {
 func parseCSV(t *testing.T, out string, userColumn string) []line {
 	t.Helper()
 	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if err != nil {
-		t.Fatalf("output is not CSV: %v\n%s", err, out)
-	}
+	require.NoError(t, err, "output is not CSV: %v\n%s", err, out)
 	want := append([]string(nil), eventexport.Columns...)
 	want[3] = userColumn
-	if len(rows) == 0 || !slices.Equal(rows[0], want) {
-		t.Fatalf("CSV header = %v, want %v", rows[0], want)
-	}
+	require.NotEqualValues(t, 0, len(rows), "CSV header = %v, want %v", rows[0], want)
+	require.True(t, slices.Equal(rows[0], want), "CSV header = %v, want %v", rows[0], want)
 	var lines []line
 	for _, r := range rows[1:] {
 		var l line
@@ -226,12 +212,8 @@ func idsOf(events []eventstore.Event, keep func(eventstore.Event) bool) []string
 func sameJSON(t *testing.T, got, want []byte) bool {
 	t.Helper()
 	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("payload %s is not JSON: %v", got, err)
-	}
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(got, &g), "payload %s is not JSON", got)
+	require.NoError(t, json.Unmarshal(want, &w))
 	return reflect.DeepEqual(g, w)
 }
 
@@ -276,16 +258,10 @@ func TestExportFiltersByUserTypeAndTimeRange(t *testing.T) {
 			out, st := export(t, s, c.filter, eventexport.Options{})
 			got := parseJSONL(t, out)
 			want := idsOf(s.sent, c.keep)
-			if !slices.Equal(ids(got), want) {
-				t.Fatalf("exported %v\nwant      %v", ids(got), want)
-			}
-			if st.Events != int64(len(want)) {
-				t.Errorf("Stats.Events = %d, want %d", st.Events, len(want))
-			}
+			require.True(t, slices.Equal(ids(got), want), "exported %v\nwant      %v", ids(got), want)
+			assert.Equal(t, int64(len(want)), st.Events, "Stats.Events = %d, want %d", st.Events, len(want))
 			for i := 1; i < len(got); i++ {
-				if got[i].RecordedAt.Before(got[i-1].RecordedAt) {
-					t.Errorf("line %d recorded at %v comes after %v", i+1, got[i].RecordedAt, got[i-1].RecordedAt)
-				}
+				assert.False(t, got[i].RecordedAt.Before(got[i-1].RecordedAt), "line %d recorded at %v comes after %v", i+1, got[i].RecordedAt, got[i-1].RecordedAt)
 			}
 		})
 	}
@@ -295,15 +271,11 @@ func TestExportFiltersByUserTypeAndTimeRange(t *testing.T) {
 		s.keys.reset()
 		_, st := export(t, s, eventexport.Filter{Users: []uuid.UUID{carol}}, eventexport.Options{})
 		loaded := s.keys.reset()
-		if loaded[alice] != 0 || loaded[bob] != 0 {
-			t.Fatalf("exporting carol loaded alice's key %d times and bob's %d times", loaded[alice], loaded[bob])
-		}
-		if loaded[carol] == 0 {
-			t.Fatal("carol's key was never loaded, yet her events were exported")
-		}
-		if st.Events != 2 || st.Skipped != 7 {
-			t.Fatalf("stats %+v, want 2 events and 7 skipped", st)
-		}
+		require.EqualValues(t, 0, loaded[alice], "exporting carol loaded alice's key %d times and bob's %d times", loaded[alice], loaded[bob])
+		require.EqualValues(t, 0, loaded[bob], "exporting carol loaded alice's key %d times and bob's %d times", loaded[alice], loaded[bob])
+		require.NotEqualValues(t, 0, loaded[carol], "carol's key was never loaded, yet her events were exported")
+		require.EqualValues(t, 2, st.Events, "stats %+v, want 2 events and 7 skipped", st)
+		require.EqualValues(t, 7, st.Skipped, "stats %+v, want 2 events and 7 skipped", st)
 	})
 }
 
@@ -321,9 +293,7 @@ func TestJSONLAndCSVRoundTrip(t *testing.T) {
 	csvOut, _ := export(t, s, eventexport.Filter{}, eventexport.Options{Format: eventexport.FormatCSV})
 	for name, lines := range map[string][]line{"jsonl": parseJSONL(t, jsonl), "csv": parseCSV(t, csvOut, "user_id")} {
 		t.Run(name, func(t *testing.T) {
-			if len(lines) != len(s.sent) {
-				t.Fatalf("%d lines, want %d:\n%s", len(lines), len(s.sent), jsonl)
-			}
+			require.Len(t, lines, len(s.sent), "%d lines, want %d:\n%s", len(lines), len(s.sent), jsonl)
 			for i, e := range s.sent {
 				l := lines[i]
 				if l.EventID != e.ID.String() || l.Type != e.Type || l.SchemaVersion != 1 || l.UserID != e.UserID.String() {
@@ -372,20 +342,14 @@ func TestPseudonymizedExportLeaksNoEmailOrUserID(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			o := eventexport.Options{Format: format, Pseudonymize: true, PseudonymKey: key}
 			out, st := export(t, s, eventexport.Filter{}, o)
-			if st.Events != 4 {
-				t.Fatalf("exported %d events, want 4", st.Events)
-			}
+			require.EqualValues(t, 4, st.Events, "exported %d events, want 4", st.Events)
 			lower := strings.ToLower(out)
 			for _, secret := range []string{canaryFay, canaryGus, canaryCarer, "@example.test",
 				fay.String(), gus.String(), strings.ReplaceAll(fay.String(), "-", ""), strings.ReplaceAll(gus.String(), "-", "")} {
-				if strings.Contains(lower, strings.ToLower(secret)) {
-					t.Errorf("pseudonymized %s output contains %q:\n%s", format, secret, out)
-				}
+				assert.NotContains(t, lower, strings.ToLower(secret), "pseudonymized %s output contains %q:\n%s", format, secret, out)
 			}
 			again, _ := export(t, s, eventexport.Filter{}, o)
-			if again != out {
-				t.Errorf("two pseudonymized exports of the same log differ:\n%s\n---\n%s", out, again)
-			}
+			assert.Equal(t, out, again, "two pseudonymized exports of the same log differ:\n%s\n---\n%s", out, again)
 
 			var lines []line
 			if format == eventexport.FormatCSV {
@@ -435,9 +399,8 @@ func TestPseudonymizedExportLeaksNoEmailOrUserID(t *testing.T) {
 	t.Run("another key gives other pseudonyms", func(t *testing.T) {
 		other := []byte("another analyst key, also 32 b!!")
 		out, _ := export(t, s, eventexport.Filter{}, eventexport.Options{Pseudonymize: true, PseudonymKey: other})
-		if strings.Contains(out, pseudonym(key, fay)) || !strings.Contains(out, pseudonym(other, fay)) {
-			t.Fatalf("the pseudonym does not depend on the key:\n%s", out)
-		}
+		require.NotContains(t, out, pseudonym(key, fay), "the pseudonym does not depend on the key:\n%s", out)
+		require.Contains(t, out, pseudonym(other, fay), "the pseudonym does not depend on the key:\n%s", out)
 	})
 }
 
@@ -450,17 +413,12 @@ func TestErasedUserIsExportedAsErasedWithoutPayload(t *testing.T) {
 	s.add(t, hana, "user.registered", base, registered("hana@example.test"))
 	s.add(t, ivo, "user.registered", base.Add(time.Second), registered("ivo@example.test"))
 	s.add(t, hana, "samples.pushed", base.Add(2*time.Second), pushed(hana, 42))
-	if err := s.codec.Keys().Destroy(context.Background(), hana); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.codec.Keys().Destroy(context.Background(), hana))
 
 	out, st := export(t, s, eventexport.Filter{}, eventexport.Options{})
-	if st.Events != 3 || st.Erased != 2 {
-		t.Fatalf("stats %+v, want 3 events of which 2 erased", st)
-	}
-	if strings.Contains(out, "hana@example.test") {
-		t.Fatalf("an erased user's e-mail is in the export:\n%s", out)
-	}
+	require.EqualValues(t, 3, st.Events, "stats %+v, want 3 events of which 2 erased", st)
+	require.EqualValues(t, 2, st.Erased, "stats %+v, want 3 events of which 2 erased", st)
+	require.NotContains(t, out, "hana@example.test", "an erased user's e-mail is in the export:\n%s", out)
 	for _, l := range parseJSONL(t, out) {
 		erased := l.UserID == hana.String()
 		if l.Erased != erased || l.hasPayload == erased {
@@ -533,23 +491,19 @@ func TestFollowDeliversNewEventsUntilCancelled(t *testing.T) {
 		st, err := eventexport.Export(ctx, s.log, s.codec, eventexport.Filter{Users: []uuid.UUID{jon}}, eventexport.Options{Follow: true}, w)
 		done <- result{st, err}
 	}()
-	if l := nextLine(t, w, "the backlog"); l.EventID != first.ID.String() {
-		t.Fatalf("first line is event %s, want the backlog event %s", l.EventID, first.ID)
-	}
+	l := nextLine(t, w, "the backlog")
+	require.Equal(t, first.ID.String(), l.EventID, "first line is event %s, want the backlog event %s", l.EventID, first.ID)
 	s.add(t, kai, "user.registered", time.Now().UTC(), registered("kai@example.test")) // filtered out
 	live := s.add(t, jon, "samples.pushed", time.Now().UTC(), pushed(jon, 77))
-	if l := nextLine(t, w, "the event appended after the start"); l.EventID != live.ID.String() || !sameJSON(t, l.Payload, live.Payload) {
-		t.Fatalf("live line is event %s %s, want %s", l.EventID, l.Payload, live.ID)
-	}
+	l = nextLine(t, w, "the event appended after the start")
+	require.Equal(t, live.ID.String(), l.EventID, "live line is event %s %s, want %s", l.EventID, l.Payload, live.ID)
+	require.True(t, sameJSON(t, l.Payload, live.Payload), "live line is event %s %s, want %s", l.EventID, l.Payload, live.ID)
 	cancel()
 	select {
 	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("a cancelled tail returned %v, want nil", r.err)
-		}
-		if r.st.Events != 2 || r.st.Skipped != 1 {
-			t.Fatalf("stats %+v, want 2 events and kai's skipped", r.st)
-		}
+		require.NoError(t, r.err, "a cancelled tail returned %v, want nil", r.err)
+		require.EqualValues(t, 2, r.st.Events, "stats %+v, want 2 events and kai's skipped", r.st)
+		require.EqualValues(t, 1, r.st.Skipped, "stats %+v, want 2 events and kai's skipped", r.st)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Export kept running 10s after its context was cancelled")
 	}
@@ -576,13 +530,10 @@ func TestFollowFromNowStartsAtTheHead(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond) // let the tail resolve its start offsets
 	live := s.add(t, lea, "samples.pushed", time.Now().UTC(), pushed(lea, 5))
-	if l := nextLine(t, w, "the new event"); l.EventID != live.ID.String() {
-		t.Fatalf("first line is %s, want the new event %s (the backlog must be skipped)", l.EventID, live.ID)
-	}
+	l := nextLine(t, w, "the new event")
+	require.Equal(t, live.ID.String(), l.EventID, "first line is %s, want the new event %s (the backlog must be skipped)", l.EventID, live.ID)
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 }
 
 func TestExportRefusesUnusableOptions(t *testing.T) {
@@ -601,9 +552,8 @@ func TestExportRefusesUnusableOptions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if _, err := eventexport.Export(context.Background(), s.log, s.codec, c.f, c.o, &out); err == nil {
-				t.Fatalf("Export accepted %s and wrote %q", c.name, out.String())
-			}
+			_, err := eventexport.Export(context.Background(), s.log, s.codec, c.f, c.o, &out)
+			require.Error(t, err, "Export accepted %s and wrote %q", c.name, out.String())
 		})
 	}
 }

@@ -5,17 +5,17 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func mustLoc(t testing.TB, name string) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return loc
 }
 
@@ -58,12 +58,10 @@ func TestGenerateDayStepsInRange(t *testing.T) {
 	forEachDay(t, func(t *testing.T, p Profile, day time.Time, pl PushPayload) {
 		var steps, kcal, dist float64
 		for _, s := range samplesOf(pl, MetricSteps) {
-			if s.End.Sub(s.Start) != 15*time.Minute || s.Value <= 0 || s.Unit != UnitCount {
-				t.Fatalf("%s: bad step bucket %+v", day.Format(time.DateOnly), s)
-			}
-			if s.Value > 15*185 {
-				t.Fatalf("%s: %v steps in 15 minutes is faster than a sprint cadence", day.Format(time.DateOnly), s.Value)
-			}
+			require.Equal(t, 15*time.Minute, s.End.Sub(s.Start), "%s: bad step bucket %+v", day.Format(time.DateOnly), s)
+			require.True(t, s.Value > 0, "%s: bad step bucket %+v", day.Format(time.DateOnly), s)
+			require.Equal(t, UnitCount, s.Unit, "%s: bad step bucket %+v", day.Format(time.DateOnly), s)
+			require.LessOrEqual(t, s.Value, float64(15*185), "%s: %v steps in 15 minutes is faster than a sprint cadence", day.Format(time.DateOnly), s.Value)
 			steps += s.Value
 		}
 		for _, s := range samplesOf(pl, MetricActiveEnergy) {
@@ -72,52 +70,45 @@ func TestGenerateDayStepsInRange(t *testing.T) {
 		for _, s := range samplesOf(pl, MetricDistance) {
 			dist += s.Value
 		}
-		if steps < minDailySteps || steps > maxDailySteps {
-			t.Fatalf("%s: %v steps, want %d..%d", day.Format(time.DateOnly), steps, minDailySteps, maxDailySteps)
-		}
-		if m := dist / steps; m < 0.6 || m > 1.1 {
-			t.Fatalf("%s: %.2f m per step", day.Format(time.DateOnly), m)
-		}
-		if k := kcal / steps; k < 0.025 || k > 0.08 {
-			t.Fatalf("%s: %.3f kcal per step", day.Format(time.DateOnly), k)
-		}
-		if n := len(samplesOf(pl, MetricActiveEnergy)); n != len(samplesOf(pl, MetricSteps)) || n != len(samplesOf(pl, MetricDistance)) {
-			t.Fatalf("%s: energy/distance buckets do not match step buckets", day.Format(time.DateOnly))
-		}
+		require.GreaterOrEqual(t, steps, float64(minDailySteps), "%s: %v steps, want %d..%d", day.Format(time.DateOnly), steps, minDailySteps, maxDailySteps)
+		require.LessOrEqual(t, steps, float64(maxDailySteps), "%s: %v steps, want %d..%d", day.Format(time.DateOnly), steps, minDailySteps, maxDailySteps)
+		m := dist / steps
+		require.GreaterOrEqual(t, m, 0.6, "%s: %.2f m per step", day.Format(time.DateOnly), m)
+		require.LessOrEqual(t, m, 1.1, "%s: %.2f m per step", day.Format(time.DateOnly), m)
+		k := kcal / steps
+		require.GreaterOrEqual(t, k, 0.025, "%s: %.3f kcal per step", day.Format(time.DateOnly), k)
+		require.LessOrEqual(t, k, 0.08, "%s: %.3f kcal per step", day.Format(time.DateOnly), k)
+		n := len(samplesOf(pl, MetricActiveEnergy))
+		require.Equal(t, len(samplesOf(pl, MetricSteps)), n, "%s: energy/distance buckets do not match step buckets", day.Format(time.DateOnly))
+		require.Equal(t, len(samplesOf(pl, MetricDistance)), n, "%s: energy/distance buckets do not match step buckets", day.Format(time.DateOnly))
 	})
 }
 
 func TestGenerateDaySleepSession(t *testing.T) {
 	var deepEarly, deepLate, remEarly, remLate time.Duration
 	forEachDay(t, func(t *testing.T, p Profile, day time.Time, pl PushPayload) {
-		if len(pl.SleepSessions) != 1 {
-			t.Fatalf("%s: %d sleep sessions, want 1", day.Format(time.DateOnly), len(pl.SleepSessions))
-		}
+		require.Len(t, pl.SleepSessions, 1, "%s: %d sleep sessions, want 1", day.Format(time.DateOnly), len(pl.SleepSessions))
 		ss := pl.SleepSessions[0]
 		d := ss.End.Sub(ss.Start)
-		if d < 6*time.Hour || d > 8*time.Hour+30*time.Minute {
-			t.Fatalf("%s: session lasts %v", day.Format(time.DateOnly), d)
-		}
+		require.GreaterOrEqual(t, d, 6*time.Hour, "%s: session lasts %v", day.Format(time.DateOnly), d)
+		require.LessOrEqual(t, d, 8*time.Hour+30*time.Minute, "%s: session lasts %v", day.Format(time.DateOnly), d)
 		bed := ss.Start.In(p.Location)
 		bedMin := bed.Hour()*60 + bed.Minute()
 		if bedMin < 22*60+30 && bedMin > 30 {
 			t.Fatalf("%s: bedtime %s outside 22:30-00:30", day.Format(time.DateOnly), bed.Format("15:04"))
 		}
-		if end := ss.End.In(p.Location); end.YearDay() != day.YearDay() {
-			t.Fatalf("%s: session ends on %s, not this morning", day.Format(time.DateOnly), end)
-		}
-		if len(ss.Stages) == 0 || !ss.Stages[0].Start.Equal(ss.Start) || !ss.Stages[len(ss.Stages)-1].End.Equal(ss.End) {
-			t.Fatalf("%s: stages do not span the session", day.Format(time.DateOnly))
-		}
+		end := ss.End.In(p.Location)
+		require.Equal(t, day.YearDay(), end.YearDay(), "%s: session ends on %s, not this morning", day.Format(time.DateOnly), end)
+		require.NotEqualValues(t, 0, len(ss.Stages), "%s: stages do not span the session", day.Format(time.DateOnly))
+		require.True(t, ss.Stages[0].Start.Equal(ss.Start), "%s: stages do not span the session", day.Format(time.DateOnly))
+		require.True(t, ss.Stages[len(ss.Stages)-1].End.Equal(ss.End), "%s: stages do not span the session", day.Format(time.DateOnly))
 		mid := ss.Start.Add(d / 2)
 		var asleep time.Duration
 		for i, st := range ss.Stages {
-			if !slices.Contains([]string{StageAwake, StageLight, StageDeep, StageREM}, st.Stage) {
-				t.Fatalf("unknown stage %q", st.Stage)
-			}
-			if !st.End.After(st.Start) || st.Start.Before(ss.Start) || st.End.After(ss.End) {
-				t.Fatalf("%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
-			}
+			require.True(t, slices.Contains([]string{StageAwake, StageLight, StageDeep, StageREM}, st.Stage), "unknown stage %q", st.Stage)
+			require.True(t, st.End.After(st.Start), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
+			require.False(t, st.Start.Before(ss.Start), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
+			require.False(t, st.End.After(ss.End), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
 			if i > 0 && !st.Start.Equal(ss.Stages[i-1].End) {
 				t.Fatalf("%s: gap or overlap before stage %d", day.Format(time.DateOnly), i)
 			}
@@ -141,32 +132,27 @@ func TestGenerateDaySleepSession(t *testing.T) {
 				remLate += late
 			}
 		}
-		if f := float64(asleep) / float64(d); f < 0.85 {
-			t.Fatalf("%s: sleep efficiency %.2f", day.Format(time.DateOnly), f)
-		}
+		f := float64(asleep) / float64(d)
+		require.GreaterOrEqual(t, f, 0.85, "%s: sleep efficiency %.2f", day.Format(time.DateOnly), f)
 	})
-	if deepEarly < 2*deepLate {
-		t.Errorf("deep sleep early %v vs late %v: want clearly front-loaded", deepEarly, deepLate)
-	}
-	if remLate < 2*remEarly {
-		t.Errorf("REM early %v vs late %v: want clearly back-loaded", remEarly, remLate)
-	}
+	assert.GreaterOrEqual(t, deepEarly, 2*deepLate, "deep sleep early %v vs late %v: want clearly front-loaded", deepEarly, deepLate)
+	assert.GreaterOrEqual(t, remLate, 2*remEarly, "REM early %v vs late %v: want clearly back-loaded", remEarly, remLate)
 }
 
 func TestGenerateDayHeartRate(t *testing.T) {
 	forEachDay(t, func(t *testing.T, p Profile, day time.Time, pl PushPayload) {
 		hr := samplesOf(pl, MetricHeartRate)
 		dayLen := day.AddDate(0, 0, 1).Sub(day)
-		if want := int(dayLen / (5 * time.Minute)); len(hr) != want {
-			t.Fatalf("%s: %d heart-rate samples, want %d", day.Format(time.DateOnly), len(hr), want)
-		}
+		want := int(dayLen / (5 * time.Minute))
+		require.Len(t, hr, want, "%s: %d heart-rate samples, want %d", day.Format(time.DateOnly), len(hr), want)
 		ss := pl.SleepSessions[0]
 		var sleepSum, awakeSum float64
 		var sleepN, awakeN int
 		for i, s := range hr {
-			if !s.Start.Equal(s.End) || s.Unit != UnitBPM || s.Value < 38 || s.Value > 195 {
-				t.Fatalf("bad heart rate sample %+v", s)
-			}
+			require.True(t, s.Start.Equal(s.End), "bad heart rate sample %+v", s)
+			require.Equal(t, UnitBPM, s.Unit, "bad heart rate sample %+v", s)
+			require.True(t, s.Value >= 38, "bad heart rate sample %+v", s)
+			require.True(t, s.Value <= 195, "bad heart rate sample %+v", s)
 			if i > 0 && s.Start.Sub(hr[i-1].Start) != 5*time.Minute {
 				t.Fatalf("heart rate not every 5 minutes at %s", s.Start)
 			}
@@ -181,12 +167,11 @@ func TestGenerateDayHeartRate(t *testing.T) {
 			}
 		}
 		sleepMean, awakeMean := sleepSum/float64(sleepN), awakeSum/float64(awakeN)
-		if sleepMean >= awakeMean-5 {
-			t.Fatalf("%s: mean HR asleep %.1f not well below awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
-		}
-		if sleepMean < 45 || sleepMean > 72 || awakeMean < 62 || awakeMean > 100 {
-			t.Fatalf("%s: implausible means asleep %.1f awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
-		}
+		require.Less(t, sleepMean, awakeMean-5, "%s: mean HR asleep %.1f not well below awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
+		require.True(t, sleepMean >= 45, "%s: implausible means asleep %.1f awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
+		require.True(t, sleepMean <= 72, "%s: implausible means asleep %.1f awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
+		require.True(t, awakeMean >= 62, "%s: implausible means asleep %.1f awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
+		require.True(t, awakeMean <= 100, "%s: implausible means asleep %.1f awake %.1f", day.Format(time.DateOnly), sleepMean, awakeMean)
 	})
 }
 
@@ -210,13 +195,13 @@ func TestGenerateDayNightlyMetrics(t *testing.T) {
 			got := samplesOf(pl, typ)
 			if typ == MetricWeight {
 				weighIns += len(got)
-			} else if len(got) != 1 {
-				t.Fatalf("%s: %d %s samples, want 1", day.Format(time.DateOnly), len(got), typ)
+			} else {
+				require.Len(t, got, 1, "%s: %d %s samples, want 1", day.Format(time.DateOnly), len(got), typ)
 			}
 			for _, s := range got {
-				if s.Value < r[0] || s.Value > r[1] || s.Unit != units[typ] {
-					t.Fatalf("%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
-				}
+				require.GreaterOrEqual(t, s.Value, r[0], "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
+				require.LessOrEqual(t, s.Value, r[1], "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
+				require.Equal(t, units[typ], s.Unit, "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
 				if typ != MetricWeight && (!s.Start.Equal(ss.Start) || !s.End.Equal(ss.End)) {
 					t.Fatalf("%s: %s does not cover the night", day.Format(time.DateOnly), typ)
 				}
@@ -245,12 +230,10 @@ func TestGenerateDayHRVFollowsSleep(t *testing.T) {
 			longN++
 		}
 	})
-	if shortN == 0 || longN == 0 {
-		t.Fatalf("no short (%d) or long (%d) nights to compare", shortN, longN)
-	}
-	if short, long := shortSum/float64(shortN), longSum/float64(longN); short >= long {
-		t.Errorf("relative HRV after short nights %.2f, after long nights %.2f", short, long)
-	}
+	require.NotEqualValues(t, 0, shortN, "no short (%d) or long (%d) nights to compare", shortN, longN)
+	require.NotEqualValues(t, 0, longN, "no short (%d) or long (%d) nights to compare", shortN, longN)
+	short, long := shortSum/float64(shortN), longSum/float64(longN)
+	assert.Less(t, short, long, "relative HRV after short nights %.2f, after long nights %.2f", short, long)
 }
 
 func TestGenerateDayOffsetsAndLimits(t *testing.T) {
@@ -258,38 +241,26 @@ func TestGenerateDayOffsetsAndLimits(t *testing.T) {
 	day := time.Date(2025, 6, 2, 0, 0, 0, 0, p.Location)
 	until := time.Date(2025, 6, 2, 14, 7, 31, 0, time.UTC).In(p.Location) // 19:37:31 IST
 	pl := GenerateDay(p, day, until, DayRand(p, day))
-	if len(pl.Samples) == 0 {
-		t.Fatal("no samples")
-	}
+	require.NotEqualValues(t, 0, len(pl.Samples), "no samples")
 	for _, s := range pl.Samples {
-		if s.End.After(until) || s.End.Before(s.Start) {
-			t.Fatalf("sample %+v ends after %s", s, until)
-		}
+		require.False(t, s.End.After(until), "sample %+v ends after %s", s, until)
+		require.False(t, s.End.Before(s.Start), "sample %+v ends after %s", s, until)
 	}
 	body, err := json.Marshal(pl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(body, []byte(`"start":"2025-06-02T00:00:00+05:30"`)) {
-		t.Fatalf("times do not carry the local offset: %.300s", body)
-	}
-	if bytes.Contains(body, []byte("Z\"")) {
-		t.Fatal("found a UTC timestamp; want local offsets only")
-	}
-	if bytes.Contains(body, []byte(`"sleep_sessions":null`)) || bytes.Contains(body, []byte(`"samples":null`)) {
-		t.Fatal("null arrays in payload")
-	}
+	require.NoError(t, err)
+	require.True(t, bytes.Contains(body, []byte(`"start":"2025-06-02T00:00:00+05:30"`)), "times do not carry the local offset: %.300s", body)
+	require.False(t, bytes.Contains(body, []byte("Z\"")), "found a UTC timestamp; want local offsets only")
+	require.False(t, bytes.Contains(body, []byte(`"sleep_sessions":null`)), "null arrays in payload")
+	require.False(t, bytes.Contains(body, []byte(`"samples":null`)), "null arrays in payload")
 
 	// Before the day starts there is nothing to send.
 	empty := GenerateDay(p, day, day.Add(-time.Hour), DayRand(p, day))
-	if len(empty.Samples) != 0 || len(empty.SleepSessions) != 0 {
-		t.Fatal("data before the day started")
-	}
+	require.Len(t, empty.Samples, 0, "data before the day started")
+	require.Len(t, empty.SleepSessions, 0, "data before the day started")
 	// At 05:00 the night is still running: no session yet, but sleep HR.
 	early := GenerateDay(p, day, day.Add(5*time.Hour), DayRand(p, day))
-	if len(early.SleepSessions) != 0 || len(samplesOf(early, MetricHeartRate)) != 61 {
-		t.Fatalf("early morning: %d sessions, %d HR samples", len(early.SleepSessions), len(samplesOf(early, MetricHeartRate)))
-	}
+	require.Len(t, early.SleepSessions, 0, "early morning: %d sessions, %d HR samples", len(early.SleepSessions), len(samplesOf(early, MetricHeartRate)))
+	require.Len(t, samplesOf(early, MetricHeartRate), 61, "early morning: %d sessions, %d HR samples", len(early.SleepSessions), len(samplesOf(early, MetricHeartRate)))
 }
 
 func TestGenerateDayDeterministic(t *testing.T) {
@@ -300,34 +271,22 @@ func TestGenerateDayDeterministic(t *testing.T) {
 		for i := range 7 {
 			day := time.Date(2025, 10, 20+i, 0, 0, 0, 0, loc)
 			b, err := json.Marshal(GenerateDay(p, day, time.Time{}, DayRand(p, day)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			all = append(all, b...)
 		}
 		return all
 	}
 	a, b, c := gen(42), gen(42), gen(43)
-	if !bytes.Equal(a, b) {
-		t.Fatal("same seed gave different data")
-	}
-	if bytes.Equal(a, c) {
-		t.Fatal("different seeds gave identical data")
-	}
+	require.Equal(t, b, a, "same seed gave different data")
+	require.False(t, bytes.Equal(a, c), "different seeds gave identical data")
 }
 
 func TestGenerateDayBodySize(t *testing.T) {
 	forEachDay(t, func(t *testing.T, p Profile, day time.Time, pl PushPayload) {
 		b, err := json.Marshal(pl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > 256<<10 {
-			t.Fatalf("%s: payload is %d bytes, want well under 1 MiB", day.Format(time.DateOnly), len(b))
-		}
-		if strings.Contains(string(b), "NaN") {
-			t.Fatal("NaN in payload")
-		}
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(b), 256<<10, "%s: payload is %d bytes, want well under 1 MiB", day.Format(time.DateOnly), len(b))
+		require.NotContains(t, string(b), "NaN", "NaN in payload")
 	})
 }
 
@@ -349,14 +308,10 @@ func TestNightsAgreeAcrossDays(t *testing.T) {
 		for _, s := range samplesOf(evening, MetricHeartRate) {
 			if !s.Start.Before(ss.Start) {
 				asleep++
-				if s.Value > 85 {
-					t.Fatalf("seed %d: heart rate %v at %s although asleep", seed, s.Value, s.Start)
-				}
+				require.True(t, s.Value <= 85, "seed %d: heart rate %v at %s although asleep", seed, s.Value, s.Start)
 			}
 		}
-		if asleep == 0 {
-			t.Fatalf("seed %d: the evening before a bedtime of %s has no heart rate during sleep", seed, ss.Start)
-		}
+		require.NotEqualValues(t, 0, asleep, "seed %d: the evening before a bedtime of %s has no heart rate during sleep", seed, ss.Start)
 		return
 	}
 	t.Fatal("no profile among 50 seeds goes to bed before midnight; the sleep model changed")

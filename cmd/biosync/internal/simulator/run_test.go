@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // wirePayload is the push contract as the server sees it, decoded strictly
@@ -81,9 +82,7 @@ type fakeServer struct {
 
 func newFake(t *testing.T, secret string) (*fakeServer, *httptest.Server) {
 	key, err := webhooks.ParseSecret(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f := &fakeServer{
 		t:        t,
 		verifier: webhooks.Verifier{Keys: [][]byte{key}},
@@ -253,9 +252,7 @@ func (f *fakeServer) checkPayload(p wirePayload) error {
 
 func testSecret(t *testing.T) string {
 	s, err := webhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
@@ -272,59 +269,38 @@ func TestRunEndToEnd(t *testing.T) {
 		BaseURL: srv.URL + "/", PushSecret: secret + "\n", Users: 3, Days: 4, Seed: 1,
 		HTTPClient: srv.Client(), Now: testNow,
 	}, &out)
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, err, "Run: %v\n%s", err, out.String())
 
-	if len(f.users) != 3 || f.registers != 4 {
-		t.Fatalf("%d users from %d register calls, want 3 from 4 (one 409)", len(f.users), f.registers)
-	}
-	if f.logins != 3 {
-		t.Errorf("%d logins, want 3", f.logins)
-	}
-	if len(f.deliveries) != 12 || f.pushCalls != 13 {
-		t.Fatalf("%d deliveries from %d push calls, want 12 from 13 (one 503 retried)", len(f.deliveries), f.pushCalls)
-	}
+	require.Len(t, f.users, 3, "%d users from %d register calls, want 3 from 4 (one 409)", len(f.users), f.registers)
+	require.EqualValues(t, 4, f.registers, "%d users from %d register calls, want 3 from 4 (one 409)", len(f.users), f.registers)
+	assert.EqualValues(t, 3, f.logins, "%d logins, want 3", f.logins)
+	require.Len(t, f.deliveries, 12, "%d deliveries from %d push calls, want 12 from 13 (one 503 retried)", len(f.deliveries), f.pushCalls)
+	require.EqualValues(t, 13, f.pushCalls, "%d deliveries from %d push calls, want 12 from 13 (one 503 retried)", len(f.deliveries), f.pushCalls)
 	ids := map[string]bool{}
 	perUser := map[string]int{}
 	zones := map[string]bool{}
 	for _, d := range f.deliveries {
 		ids[d.webhookID] = true
 		perUser[d.payload.UserID]++
-		if len(d.body) > 512<<10 {
-			t.Errorf("delivery of %d bytes; want well under 1 MiB", len(d.body))
-		}
+		assert.LessOrEqual(t, len(d.body), 512<<10, "delivery of %d bytes; want well under 1 MiB", len(d.body))
 		for _, s := range d.payload.Samples {
-			if end, _ := time.Parse(time.RFC3339, s.End); end.After(testNow) {
-				t.Errorf("sample ends at %s, after Now", s.End)
-			}
+			end, _ := time.Parse(time.RFC3339, s.End)
+			assert.False(t, end.After(testNow), "sample ends at %s, after Now", s.End)
 		}
 	}
-	if len(ids) != 12 {
-		t.Errorf("%d distinct webhook ids over 12 deliveries", len(ids))
-	}
+	assert.Len(t, ids, 12, "%d distinct webhook ids over 12 deliveries", len(ids))
 	for _, u := range f.users {
 		zones[u.loc.String()] = true
-		if perUser[u.id] != 4 {
-			t.Errorf("user %s got %d deliveries, want 4", u.email, perUser[u.id])
-		}
+		assert.EqualValues(t, 4, perUser[u.id], "user %s got %d deliveries, want 4", u.email, perUser[u.id])
 		for _, want := range []string{u.email, u.password, u.id, u.loc.String()} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("output lacks %q", want)
-			}
+			assert.Contains(t, out.String(), want, "output lacks %q", want)
 		}
 	}
-	if len(zones) != 3 {
-		t.Errorf("time zones %v, want 3 different", zones)
-	}
+	assert.Len(t, zones, 3, "time zones %v, want 3 different", zones)
 	for _, want := range []string{"EMAIL", "PASSWORD", "USER ID", "TIMEZONE", "curl", srv.URL + "/v1/auth/login", "Bearer", "consistency token ct-"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks %q:\n%s", want, out.String())
 	}
-	if strings.Contains(out.String(), secret) {
-		t.Error("output leaks the push secret")
-	}
+	assert.NotContains(t, out.String(), secret, "output leaks the push secret")
 	t.Logf("output:\n%s", out.String())
 }
 
@@ -337,9 +313,7 @@ func TestRunDeterministic(t *testing.T) {
 			BaseURL: srv.URL, PushSecret: secret, Users: 2, Days: 2, Seed: seed,
 			HTTPClient: srv.Client(), Now: testNow,
 		}, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var bodies [][]byte
 		for _, d := range f.deliveries {
 			bodies = append(bodies, d.body)
@@ -347,17 +321,12 @@ func TestRunDeterministic(t *testing.T) {
 		return bodies
 	}
 	a, b, c := run(9), run(9), run(10)
-	if len(a) != 4 || len(a) != len(b) {
-		t.Fatalf("deliveries: %d and %d", len(a), len(b))
-	}
+	require.Len(t, a, 4, "deliveries: %d and %d", len(a), len(b))
+	require.Len(t, a, len(b), "deliveries: %d and %d", len(a), len(b))
 	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			t.Fatalf("delivery %d differs between runs with the same seed", i)
-		}
+		require.Equal(t, b[i], a[i], "delivery %d differs between runs with the same seed", i)
 	}
-	if bytes.Equal(a[0], c[0]) {
-		t.Fatal("different seeds pushed identical data")
-	}
+	require.False(t, bytes.Equal(a[0], c[0]), "different seeds pushed identical data")
 }
 
 func TestRunPushErrorShowsProblem(t *testing.T) {
@@ -367,9 +336,9 @@ func TestRunPushErrorShowsProblem(t *testing.T) {
 	err := Run(context.Background(), Config{
 		BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
 	}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), `"title":"sample value out of range"`) {
-		t.Fatalf("err = %v, want the 422 and its problem body", err)
-	}
+	require.Error(t, err, "err = %v, want the 422 and its problem body", err)
+	require.Contains(t, err.Error(), "422", "err = %v, want the 422 and its problem body", err)
+	require.Contains(t, err.Error(), `"title":"sample value out of range"`, "err = %v, want the 422 and its problem body", err)
 }
 
 func TestRunWrongSecretRejected(t *testing.T) {
@@ -377,9 +346,9 @@ func TestRunWrongSecretRejected(t *testing.T) {
 	err := Run(context.Background(), Config{
 		BaseURL: srv.URL, PushSecret: testSecret(t), Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
 	}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "no matching signature") {
-		t.Fatalf("err = %v, want 401 signature problem", err)
-	}
+	require.Error(t, err, "err = %v, want 401 signature problem", err)
+	require.Contains(t, err.Error(), "401", "err = %v, want 401 signature problem", err)
+	require.Contains(t, err.Error(), "no matching signature", "err = %v, want 401 signature problem", err)
 }
 
 func TestRunGivesUpAfterRetries(t *testing.T) {
@@ -395,12 +364,9 @@ func TestRunGivesUpAfterRetries(t *testing.T) {
 	err := Run(context.Background(), Config{
 		BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client(), Now: testNow,
 	}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "503") {
-		t.Fatalf("err = %v, want 503", err)
-	}
-	if f.pushCalls != maxAttempts {
-		t.Errorf("%d push attempts, want %d", f.pushCalls, maxAttempts)
-	}
+	require.Error(t, err, "err = %v, want 503", err)
+	require.Contains(t, err.Error(), "503", "err = %v, want 503", err)
+	assert.Equal(t, maxAttempts, f.pushCalls, "%d push attempts, want %d", f.pushCalls, maxAttempts)
 }
 
 func TestRunCancelled(t *testing.T) {
@@ -409,9 +375,7 @@ func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := Run(ctx, Config{BaseURL: srv.URL, PushSecret: secret, Users: 1, Days: 1, HTTPClient: srv.Client()}, io.Discard)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
+	require.ErrorIs(t, err, context.Canceled, "err = %v, want context.Canceled", err)
 }
 
 func TestRunBadConfig(t *testing.T) {
@@ -424,9 +388,7 @@ func TestRunBadConfig(t *testing.T) {
 		"no users":      {BaseURL: "http://127.0.0.1:1", PushSecret: secret, Users: 0, Days: 1},
 		"negative days": {BaseURL: "http://127.0.0.1:1", PushSecret: secret, Users: 1, Days: -1},
 	} {
-		if err := Run(context.Background(), cfg, io.Discard); err == nil {
-			t.Errorf("%s: Run accepted %+v", name, cfg)
-		}
+		assert.Error(t, Run(context.Background(), cfg, io.Discard), "%s: Run accepted %+v", name, cfg)
 	}
 }
 
@@ -435,22 +397,18 @@ func TestRunServerDown(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	err := Run(context.Background(), Config{BaseURL: url, PushSecret: testSecret(t), Users: 1, Days: 1}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "reachable") {
-		t.Fatalf("err = %v, want a hint that the server is not reachable", err)
-	}
+	require.Error(t, err, "err = %v, want a hint that the server is not reachable", err)
+	require.Contains(t, err.Error(), "reachable", "err = %v, want a hint that the server is not reachable", err)
 }
 
 func TestBackoff(t *testing.T) {
-	if d := backoff(1, "2"); d != 2*time.Second {
-		t.Errorf("Retry-After 2 -> %v", d)
-	}
-	if d := backoff(1, "3600"); d != maxBackoff {
-		t.Errorf("Retry-After 3600 -> %v, want cap", d)
-	}
+	d := backoff(1, "2")
+	assert.Equal(t, 2*time.Second, d, "Retry-After 2 -> %v", d)
+	d = backoff(1, "3600")
+	assert.Equal(t, maxBackoff, d, "Retry-After 3600 -> %v, want cap", d)
 	if d := backoff(1, ""); d < 250*time.Millisecond || d > 375*time.Millisecond {
 		t.Errorf("first backoff %v", d)
 	}
-	if d := backoff(30, "soon"); d != maxBackoff {
-		t.Errorf("late backoff %v, want cap", d)
-	}
+	d = backoff(30, "soon")
+	assert.Equal(t, maxBackoff, d, "late backoff %v, want cap", d)
 }
