@@ -24,8 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"

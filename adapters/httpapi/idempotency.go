@@ -14,7 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
-	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -64,19 +64,6 @@ func parseIdempotent(op *openapi3.Operation) (mode idemMode, declared bool, err 
 		return idemEventID, true, nil
 	}
 	return idemNone, true, fmt.Errorf("unknown %s %v (want true, false or event-id)", idempotentExtension, v)
-}
-
-// IdempotencyStore keeps the outcome of requests made with an
-// Idempotency-Key (adapters/redis.Idempotency). Errors mean the store is
-// unreachable.
-type IdempotencyStore interface {
-	// Claim takes key for a request with fingerprint, or reports the
-	// request holding it (in flight or completed, with its response).
-	Claim(ctx context.Context, key, fingerprint string) (bredis.Claim, error)
-	// Complete stores the response of a request that claimed key.
-	Complete(ctx context.Context, key string, c bredis.Claim, response []byte) error
-	// Release frees key after a request whose outcome is not stored.
-	Release(ctx context.Context, key string, c bredis.Claim) error
 }
 
 // Problem kinds of the Idempotency-Key protocol (titles as in the draft).
@@ -166,7 +153,7 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		storeKey := s.idempotencyScope(c, r) + ":" + hex.EncodeToString(sum[:])
 		fp := fingerprint(s.deps.FingerprintKey, req, rawBody(c))
 
-		var claim bredis.Claim
+		var claim commands.Claim
 		err := errNoIdempotencyStore
 		if s.deps.Idempotency != nil {
 			claim, err = s.deps.Idempotency.Claim(ctx, storeKey, fp)
@@ -185,14 +172,14 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		reused := &httpError{kind: kindIdempotencyReused, detail: "this Idempotency-Key was used for a different request; send a new key",
 			fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "already used with another method, path or body"}}}
 		switch claim.State {
-		case bredis.InFlight:
+		case commands.InFlight:
 			if claim.Fingerprint != fp {
 				return reused
 			}
 			return &httpError{kind: kindIdempotencyInFlight, detail: "the first request with this Idempotency-Key is still running; retry shortly",
 				fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "a request with this key is in progress"}},
 				header: http.Header{"Retry-After": {"1"}}}
-		case bredis.Completed:
+		case commands.Completed:
 			if claim.Fingerprint != fp {
 				return reused
 			}
@@ -220,7 +207,7 @@ func fingerprint(key []byte, req *http.Request, body []byte) string {
 
 // runOnce runs the command holding the claim, records the response as it
 // is written, and stores it (or frees the key for a retry).
-func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string, claim bredis.Claim) (err error) {
+func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string, claim commands.Claim) (err error) {
 	ctx := c.Request().Context()
 	resp := c.Response()
 	tee := &teeWriter{ResponseWriter: resp.Writer}

@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/domain"
 )
 

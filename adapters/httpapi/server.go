@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 )
 
@@ -124,7 +124,7 @@ type Deps struct {
 	Now func() time.Time
 	// Idempotency stores Idempotency-Key outcomes (adapters/redis); nil
 	// behaves like a store that is down (see x-biosync-idempotent).
-	Idempotency IdempotencyStore
+	Idempotency commands.IdempotencyStore
 	// Limiter enforces Config.RateLimits (adapters/redis); nil behaves like
 	// a limiter that is down: fail-closed classes answer 503.
 	Limiter RateLimiter

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"

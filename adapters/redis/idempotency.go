@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/biosync/biosync/commands"
 )
 
 // Default lifetimes of Idempotency records.
@@ -21,30 +23,6 @@ const (
 	// the IETF draft's usual 24 hours, longer than any client retries.
 	DefaultIdempotencyTTL = 24 * time.Hour
 )
-
-// ClaimState says what Idempotency.Claim found under a key.
-type ClaimState int
-
-// The outcomes of a claim.
-const (
-	// Claimed: the key was free and now belongs to the caller, who runs
-	// the command and then calls Complete or Release.
-	Claimed ClaimState = iota + 1
-	// InFlight: another request holds the key and has not finished.
-	InFlight
-	// Completed: a request finished under the key; Response is its answer.
-	Completed
-)
-
-// Claim is the state of one idempotency key. Fingerprint is the request
-// fingerprint stored with it (the caller's own after a successful claim),
-// so the caller can tell a retry from a different request reusing the key.
-type Claim struct {
-	State       ClaimState
-	Fingerprint string
-	Response    []byte // Completed only: the stored response, opaque here
-	token       string // Claimed only: proves ownership of the lock
-}
 
 // Idempotency stores the outcome of requests made with an Idempotency-Key:
 // first a lock (SET NX with LockTTL) while the command runs, then the
@@ -74,9 +52,9 @@ func (s Idempotency) key(k string) string {
 }
 
 // Claim takes key for a request with fingerprint, or reports what holds it.
-func (s Idempotency) Claim(ctx context.Context, key, fingerprint string) (Claim, error) {
+func (s Idempotency) Claim(ctx context.Context, key, fingerprint string) (commands.Claim, error) {
 	if strings.ContainsRune(fingerprint, ' ') || fingerprint == "" {
-		return Claim{}, errors.New("redis: idempotency fingerprint must be non-empty and contain no spaces")
+		return commands.Claim{}, errors.New("redis: idempotency fingerprint must be non-empty and contain no spaces")
 	}
 	lockTTL := s.LockTTL
 	if lockTTL <= 0 {
@@ -84,7 +62,7 @@ func (s Idempotency) Claim(ctx context.Context, key, fingerprint string) (Claim,
 	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return Claim{}, err
+		return commands.Claim{}, err
 	}
 	token := hex.EncodeToString(b[:])
 	rk := s.key(key)
@@ -93,37 +71,37 @@ func (s Idempotency) Claim(ctx context.Context, key, fingerprint string) (Claim,
 	for range 2 {
 		ok, err := s.C.SetNX(ctx, rk, string(lockedMark)+token+" "+fingerprint, lockTTL).Result()
 		if err != nil {
-			return Claim{}, err
+			return commands.Claim{}, err
 		}
 		if ok {
-			return Claim{State: Claimed, Fingerprint: fingerprint, token: token}, nil
+			return commands.Claim{State: commands.Claimed, Fingerprint: fingerprint, Lock: token}, nil
 		}
 		v, err := s.C.Get(ctx, rk).Result()
 		if errors.Is(err, goredis.Nil) {
 			continue
 		}
 		if err != nil {
-			return Claim{}, err
+			return commands.Claim{}, err
 		}
 		return parseRecord(v)
 	}
-	return Claim{}, errors.New("redis: idempotency key changed hands twice during one claim")
+	return commands.Claim{}, errors.New("redis: idempotency key changed hands twice during one claim")
 }
 
-func parseRecord(v string) (Claim, error) {
+func parseRecord(v string) (commands.Claim, error) {
 	if v == "" {
-		return Claim{}, errors.New("redis: empty idempotency record")
+		return commands.Claim{}, errors.New("redis: empty idempotency record")
 	}
 	head, rest, ok := strings.Cut(v[1:], " ")
 	switch {
 	case !ok:
-		return Claim{}, errors.New("redis: malformed idempotency record")
+		return commands.Claim{}, errors.New("redis: malformed idempotency record")
 	case v[0] == lockedMark:
-		return Claim{State: InFlight, Fingerprint: rest}, nil
+		return commands.Claim{State: commands.InFlight, Fingerprint: rest}, nil
 	case v[0] == doneMark:
-		return Claim{State: Completed, Fingerprint: head, Response: []byte(rest)}, nil
+		return commands.Claim{State: commands.Completed, Fingerprint: head, Response: []byte(rest)}, nil
 	}
-	return Claim{}, errors.New("redis: unknown idempotency record")
+	return commands.Claim{}, errors.New("redis: unknown idempotency record")
 }
 
 // completeScript replaces the lock with the response only while the caller
@@ -148,15 +126,15 @@ return 0`)
 var ErrLockLost = errors.New("redis: idempotency lock expired before the request finished")
 
 // Complete stores response as the outcome of a request that claimed key.
-func (s Idempotency) Complete(ctx context.Context, key string, c Claim, response []byte) error {
-	if c.State != Claimed {
+func (s Idempotency) Complete(ctx context.Context, key string, c commands.Claim, response []byte) error {
+	if c.State != commands.Claimed {
 		return errors.New("redis: Complete needs a claim this request owns")
 	}
 	ttl := s.TTL
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
 	}
-	lock := string(lockedMark) + c.token + " " + c.Fingerprint
+	lock := string(lockedMark) + c.Lock + " " + c.Fingerprint
 	done := string(doneMark) + c.Fingerprint + " " + string(response)
 	n, err := completeScript.Run(ctx, s.C, []string{s.key(key)}, lock, done, ttl.Milliseconds()).Int()
 	if err != nil {
@@ -170,11 +148,11 @@ func (s Idempotency) Complete(ctx context.Context, key string, c Claim, response
 
 // Release frees key after a request whose outcome must not be replayed
 // (a 5xx: the client may retry and the command run again).
-func (s Idempotency) Release(ctx context.Context, key string, c Claim) error {
-	if c.State != Claimed {
+func (s Idempotency) Release(ctx context.Context, key string, c commands.Claim) error {
+	if c.State != commands.Claimed {
 		return errors.New("redis: Release needs a claim this request owns")
 	}
-	lock := string(lockedMark) + c.token + " " + c.Fingerprint
+	lock := string(lockedMark) + c.Lock + " " + c.Fingerprint
 	n, err := releaseScript.Run(ctx, s.C, []string{s.key(key)}, lock).Int()
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/stretchr/testify/require"
 )
@@ -23,10 +24,10 @@ func TestAKeyIsClaimedOnceThenReplayed(t *testing.T) {
 	s := newIdempotency(t)
 	first, err := s.Claim(ctx, "u:1:k", "fp1")
 	require.NoError(t, err, "first claim %+v", first)
-	require.Equal(t, bredis.Claimed, first.State, "first claim %+v %v", first, err)
+	require.Equal(t, commands.Claimed, first.State, "first claim %+v %v", first, err)
 	busy, err := s.Claim(ctx, "u:1:k", "fp1")
 	require.NoError(t, err, "while running %+v", busy)
-	require.Equal(t, bredis.InFlight, busy.State, "while running %+v %v", busy, err)
+	require.Equal(t, commands.InFlight, busy.State, "while running %+v %v", busy, err)
 	require.Equal(t, "fp1", busy.Fingerprint, "while running %+v %v", busy, err)
 	require.NoError(t, s.Complete(ctx, "u:1:k", first, []byte(`{"status":201} with spaces`)))
 	ttl := s.C.TTL(ctx, s.Prefix+"idem:v1:u:1:k").Val()
@@ -34,7 +35,7 @@ func TestAKeyIsClaimedOnceThenReplayed(t *testing.T) {
 	require.LessOrEqual(t, ttl, bredis.DefaultIdempotencyTTL, "a completed response lives %v, want 24 h", ttl)
 	done, err := s.Claim(ctx, "u:1:k", "fp2")
 	require.NoError(t, err, "after completion %+v", done)
-	require.Equal(t, bredis.Completed, done.State, "after completion %+v %v", done, err)
+	require.Equal(t, commands.Completed, done.State, "after completion %+v %v", done, err)
 	require.Equal(t, "fp1", done.Fingerprint, "after completion %+v %v", done, err)
 	require.Equal(t, `{"status":201} with spaces`, string(done.Response), "after completion %+v %v", done, err)
 }
@@ -46,7 +47,7 @@ func TestAReleasedKeyCanBeClaimedAgain(t *testing.T) {
 	require.NoError(t, s.Release(ctx, "k", c))
 	again, err := s.Claim(ctx, "k", "fp")
 	require.NoError(t, err, "%+v", again)
-	require.Equal(t, bredis.Claimed, again.State, "%+v %v", again, err)
+	require.Equal(t, commands.Claimed, again.State, "%+v %v", again, err)
 }
 
 // TestAnExpiredLockIsNeverOverwritten: a request that outlived its lock
@@ -60,14 +61,14 @@ func TestAnExpiredLockIsNeverOverwritten(t *testing.T) {
 	require.NoError(t, s.C.Del(ctx, s.Prefix+"idem:v1:k").Err())
 	next, err := s.Claim(ctx, "k", "fp")
 	require.NoError(t, err, "claim after expiry %+v", next)
-	require.Equal(t, bredis.Claimed, next.State, "claim after expiry %+v %v", next, err)
+	require.Equal(t, commands.Claimed, next.State, "claim after expiry %+v %v", next, err)
 	err = s.Complete(ctx, "k", slow, []byte("late"))
 	require.ErrorIs(t, err, bredis.ErrLockLost, "Complete after expiry = %v, want ErrLockLost", err)
 	err = s.Release(ctx, "k", slow)
 	require.ErrorIs(t, err, bredis.ErrLockLost, "Release after expiry = %v, want ErrLockLost", err)
 	require.NoError(t, s.Complete(ctx, "k", next, []byte("mine")))
 	got, _ := s.Claim(ctx, "k", "fp")
-	require.Equal(t, bredis.Completed, got.State, "stored %+v", got)
+	require.Equal(t, commands.Completed, got.State, "stored %+v", got)
 	require.Equal(t, "mine", string(got.Response), "stored %+v", got)
 }
 

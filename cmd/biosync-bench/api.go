@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
 )

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/eventstore"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/httpapi"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/adapters/mail"
-	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
 )

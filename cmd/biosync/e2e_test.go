@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/embedded"
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/cmd/biosync/internal/simulator"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/httpapi"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/adapters/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/schemas"
 )

@@ -17,7 +17,7 @@ import (
 	"time"
 	_ "time/tzdata" // simulated users live in many zones; do not depend on the host's zoneinfo
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 )
 
 // API paths of the BioSync server the simulator drives.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/biosync/biosync/adapters/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 )
 
 // A sender signs the raw body; the receiver verifies the same raw bytes.
