@@ -12,6 +12,7 @@ import (
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/deploy/testbackend/projectiontest"
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/projections/catalog"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/projections/metrics"
 )
@@ -41,7 +42,7 @@ func TestAsOfBuildsTheProjectionAsItWasIntoItsOwnSchema(t *testing.T) {
 	require.NoError(t, err)
 	defer log.Close()
 	dsn := s.Pool.Config().ConnString()
-	build := engine.AsOf{DSN: dsn, Log: log, Codec: s.Codec}
+	build := engine.AsOf{DSN: dsn, Log: log, Codec: s.Codec, Catalog: catalog.Catalog{}}
 	require.NoError(t, build.Build(ctx, metrics.Name, "asof_test", mark, nil))
 	var inSchema, live int
 	_ = s.Pool.QueryRow(ctx, `SELECT count(*) FROM asof_test.samples_g1`).Scan(&inSchema)
