@@ -16,12 +16,19 @@ import (
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	settingsrm "github.com/biosync/biosync/projections/settings"
 )
 
 // projectSettings runs the settings projector for the rest of the test and
 // returns a reader of its read model.
-func projectSettings(t *testing.T, w *world) *projections.Reader {
+// settingsReader reads the settings read model and waits for its progress.
+type settingsReader struct {
+	*settingsrm.Reader
+	*engine.Consistency
+}
+
+func projectSettings(t *testing.T, w *world) *settingsReader {
 	t.Helper()
 	l, err := kafka.NewLog(w.cfg)
 	if err != nil {
@@ -29,18 +36,18 @@ func projectSettings(t *testing.T, w *world) *projections.Reader {
 	}
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := &projections.Runtime{Pool: w.pool, Log: l, Codec: w.codec, Projector: projections.Settings{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
+	rt := &engine.Runtime{Pool: w.pool, Log: l, Codec: w.codec, Projector: settingsrm.Projector{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rt.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &projections.Reader{Pool: w.pool, Partitions: w.cfg.Partitions}
+	return &settingsReader{Reader: &settingsrm.Reader{Pool: w.pool}, Consistency: &engine.Consistency{Pool: w.pool}}
 }
 
-func waitFor(t *testing.T, r *projections.Reader, tok eventstore.Token) {
+func waitFor(t *testing.T, r *settingsReader, tok eventstore.Token) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := r.WaitFor(ctx, tok, projections.NameSettings); err != nil {
+	if err := r.WaitFor(ctx, tok, settingsrm.Name); err != nil {
 		t.Fatal(err)
 	}
 }

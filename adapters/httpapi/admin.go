@@ -8,7 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 // The /v1/admin handlers. authenticate and authorize have already checked
@@ -124,7 +124,7 @@ func (s *server) SkipDeadLetter(c echo.Context, eventID uuid.UUID) error {
 
 // deadLetterView is the wire form of a dead letter; an empty error and an
 // unknown creation time are left out.
-func deadLetterView(d projections.DeadLetter) gen.DeadLetter {
+func deadLetterView(d engine.DeadLetter) gen.DeadLetter {
 	v := gen.DeadLetter{
 		Projector: d.Projector,
 		Partition: d.Partition,

@@ -11,7 +11,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 var (
@@ -41,8 +43,8 @@ var adminCases = map[string]adminCase{
 	"listAuditEntries": {http.MethodGet, "/v1/admin/audit?action=auth.login", nil, 503},
 }
 
-func sampleDeadLetter() projections.DeadLetter {
-	return projections.DeadLetter{
+func sampleDeadLetter() engine.DeadLetter {
+	return engine.DeadLetter{
 		Projector: "metrics@1", Partition: 3, Offset: 1042, UserID: alice, EventID: failedEvent,
 		EventType: "samples.pushed", State: "failed", Error: "apply: value out of range", CreatedAt: createdAt,
 	}
@@ -51,29 +53,29 @@ func sampleDeadLetter() projections.DeadLetter {
 // answerAll makes every admin port method succeed.
 func answerAll(h *harness) {
 	promoted := createdAt.Add(time.Hour)
-	h.admin.projections = func(context.Context) ([]ProjectionStatus, error) {
-		return []ProjectionStatus{
-			{Version: projections.Version{Name: "metrics", Generation: 1, State: projections.StateStandby, CreatedAt: createdAt, PromotedAt: &createdAt}, Checkpoint: 500, Head: 500},
-			{Version: projections.Version{Name: "metrics", Generation: 2, State: projections.StateLive, CreatedAt: createdAt, PromotedAt: &promoted}, Checkpoint: 480, Head: 500},
-			{Version: projections.Version{Name: "users", Generation: 3, State: projections.StateBuilding, CreatedAt: createdAt}, Checkpoint: 20, Head: 500},
+	h.admin.projections = func(context.Context) ([]engine.Status, error) {
+		return []engine.Status{
+			{Version: engine.Version{Name: "metrics", Generation: 1, State: engine.StateStandby, CreatedAt: createdAt, PromotedAt: &createdAt}, Checkpoint: 500, Head: 500},
+			{Version: engine.Version{Name: "metrics", Generation: 2, State: engine.StateLive, CreatedAt: createdAt, PromotedAt: &promoted}, Checkpoint: 480, Head: 500},
+			{Version: engine.Version{Name: "users", Generation: 3, State: engine.StateBuilding, CreatedAt: createdAt}, Checkpoint: 20, Head: 500},
 		}, nil
 	}
-	h.admin.rebuild = func(_ context.Context, name string, _ bool) (projections.Version, error) {
-		return projections.Version{Name: name, Generation: 3, State: projections.StateBuilding, CreatedAt: testNow}, nil
+	h.admin.rebuild = func(_ context.Context, name string, _ bool) (engine.Version, error) {
+		return engine.Version{Name: name, Generation: 3, State: engine.StateBuilding, CreatedAt: testNow}, nil
 	}
-	h.admin.rollback = func(_ context.Context, name string) (projections.Version, error) {
-		return projections.Version{Name: name, Generation: 1, State: projections.StateLive, CreatedAt: createdAt, PromotedAt: &testNow}, nil
+	h.admin.rollback = func(_ context.Context, name string) (engine.Version, error) {
+		return engine.Version{Name: name, Generation: 1, State: engine.StateLive, CreatedAt: createdAt, PromotedAt: &testNow}, nil
 	}
 	h.admin.drop = func(context.Context, string, int) error { return nil }
-	h.admin.deadLetters = func(context.Context, string) ([]projections.DeadLetter, error) {
+	h.admin.deadLetters = func(context.Context, string) ([]engine.DeadLetter, error) {
 		parked := sampleDeadLetter()
 		parked.Offset, parked.EventID, parked.State, parked.Error = 1043, uuid.New(), "parked", ""
-		return []projections.DeadLetter{sampleDeadLetter(), parked}, nil
+		return []engine.DeadLetter{sampleDeadLetter(), parked}, nil
 	}
 	h.admin.retry = func(context.Context, string, uuid.UUID) (int64, error) { return 2, nil }
-	h.admin.skip = func(_ context.Context, id uuid.UUID) (projections.DeadLetter, error) {
-		// As projections.DeadLetters.Skip: no error text, no creation time.
-		return projections.DeadLetter{Projector: "metrics@1", Partition: 3, Offset: 1042, UserID: alice, EventID: id, EventType: "samples.pushed", State: "skipped"}, nil
+	h.admin.skip = func(_ context.Context, id uuid.UUID) (engine.DeadLetter, error) {
+		// As engine.DeadLetters.Skip: no error text, no creation time.
+		return engine.DeadLetter{Projector: "metrics@1", Partition: 3, Offset: 1042, UserID: alice, EventID: id, EventType: "samples.pushed", State: "skipped"}, nil
 	}
 }
 
@@ -144,12 +146,12 @@ func TestAdminRebuild(t *testing.T) {
 	h := newHarness(t)
 	var names []string
 	var promotes []bool
-	h.admin.rebuild = func(_ context.Context, name string, promote bool) (projections.Version, error) {
-		if name != projections.NameMetrics && name != projections.NameUsers {
-			return projections.Version{}, domain.ErrNotFound
+	h.admin.rebuild = func(_ context.Context, name string, promote bool) (engine.Version, error) {
+		if name != metrics.Name && name != users.Name {
+			return engine.Version{}, domain.ErrNotFound
 		}
 		names, promotes = append(names, name), append(promotes, promote)
-		return projections.Version{Name: name, Generation: 2, State: projections.StateBuilding, CreatedAt: testNow}, nil
+		return engine.Version{Name: name, Generation: 2, State: engine.StateBuilding, CreatedAt: testNow}, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/projections/metrics/rebuild", nil, bearer(rootToken)...))
 	if rec.Code != 202 || strings.TrimSpace(rec.Body.String()) != `{"generation":2,"name":"metrics","state":"building"}` {
@@ -187,11 +189,11 @@ func TestAdminRebuild(t *testing.T) {
 
 func TestAdminRollback(t *testing.T) {
 	h := newHarness(t)
-	h.admin.rollback = func(_ context.Context, name string) (projections.Version, error) {
+	h.admin.rollback = func(_ context.Context, name string) (engine.Version, error) {
 		if name == "users" {
-			return projections.Version{}, domain.ErrNotFound
+			return engine.Version{}, domain.ErrNotFound
 		}
-		return projections.Version{Name: name, Generation: 1, State: projections.StateLive}, nil
+		return engine.Version{Name: name, Generation: 1, State: engine.StateLive}, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/projections/metrics/rollback", nil, bearer(rootToken)...))
 	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"generation":1,"name":"metrics"}` {
@@ -239,7 +241,7 @@ func TestAdminDeadLetters(t *testing.T) {
 	answerAll(h)
 	var filter []string
 	list := h.admin.deadLetters
-	h.admin.deadLetters = func(ctx context.Context, projector string) ([]projections.DeadLetter, error) {
+	h.admin.deadLetters = func(ctx context.Context, projector string) ([]engine.DeadLetter, error) {
 		filter = append(filter, projector)
 		return list(ctx, projector)
 	}
@@ -305,9 +307,9 @@ func TestAdminSkipDeadLetter(t *testing.T) {
 	h := newHarness(t)
 	answerAll(h)
 	skip := h.admin.skip
-	h.admin.skip = func(ctx context.Context, id uuid.UUID) (projections.DeadLetter, error) {
+	h.admin.skip = func(ctx context.Context, id uuid.UUID) (engine.DeadLetter, error) {
 		if id != failedEvent {
-			return projections.DeadLetter{}, domain.ErrNotFound
+			return engine.DeadLetter{}, domain.ErrNotFound
 		}
 		return skip(ctx, id)
 	}

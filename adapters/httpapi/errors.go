@@ -14,7 +14,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/catalog"
 )
 
 // ProblemTypePrefix starts every problem `type`. The types are URNs: stable
@@ -126,7 +126,7 @@ func (w wording) fields() []domain.FieldProblem {
 // domain.ErrConflict by operation id.
 var (
 	notFoundWording = map[string]wording{
-		opRebuildProjection:        {"no projector has this name", "/name", "unknown projector (known: " + strings.Join(projections.Names, ", ") + ")"},
+		opRebuildProjection:        {"no projector has this name", "/name", "unknown projector (known: " + strings.Join(catalog.Names, ", ") + ")"},
 		opRollbackProjection:       {"the projector has no standby generation to roll back to", "/name", "no standby generation"},
 		opDropProjectionGeneration: {"the projector has no such generation", "/generation", "no such generation"},
 		opSkipDeadLetter:           {"no failed dead letter has this event id", "/event_id", "no failed dead letter"},

@@ -21,7 +21,7 @@ import (
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
 )
 
 // Header names of the read-your-writes protocol.
@@ -151,11 +151,11 @@ func (s *server) GetMetricSeries(c echo.Context, typ gen.MetricType, params gen.
 	if !ok { // the spec's enum catches this first; kept for a spec that lags the domain
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/type", Detail: "unknown metric type"}}}
 	}
-	bucket := projections.BucketDay
+	bucket := metrics.BucketDay
 	if params.Bucket != nil {
 		bucket = string(*params.Bucket)
 	}
-	limit := map[string]time.Duration{projections.BucketRaw: maxRangeRaw, projections.BucketHour: maxRangeHour, projections.BucketDay: maxRangeDay}[bucket]
+	limit := map[string]time.Duration{metrics.BucketRaw: maxRangeRaw, metrics.BucketHour: maxRangeHour, metrics.BucketDay: maxRangeDay}[bucket]
 	if limit == 0 {
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/bucket", Detail: "must be raw, hour or day"}}}
 	}
@@ -171,7 +171,7 @@ func (s *server) GetMetricSeries(c echo.Context, typ gen.MetricType, params gen.
 	if err != nil {
 		return err
 	}
-	series, err := s.deps.Queries.Metrics(c.Request().Context(), projections.MetricQuery{
+	series, err := s.deps.Queries.Metrics(c.Request().Context(), metrics.MetricQuery{
 		UserID: uid, Type: def.Type, From: from, To: to, Bucket: bucket,
 	})
 	if err != nil {
@@ -233,8 +233,8 @@ func (s *server) ListSleepSessions(c echo.Context, params gen.ListSleepSessionsP
 }
 
 // GetDashboardSummary returns the caller's summary (GET
-// /v1/dashboard/summary). The projection's JSON tags are the wire shape; a
-// test validates it against the spec.
+// /v1/dashboard/summary); dashboardJSON is the wire shape, a test
+// validates it against the spec.
 func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSummaryParams) error {
 	uid, err := s.user(c)
 	if err != nil {
@@ -252,18 +252,10 @@ func (s *server) GetDashboardSummary(c echo.Context, params gen.GetDashboardSumm
 	if err != nil {
 		return err
 	}
-	if body, ok := d.Rendered.Load(string(system)); ok {
-		return c.JSONBlob(http.StatusOK, body)
-	}
-	if d.Freshness == nil {
-		d.Freshness = []projections.Freshness{}
-	}
-	body, err := json.Marshal(displayDashboard(d, system))
+	body, err := s.rendered.body(d, system)
 	if err != nil {
 		return err
 	}
-	body = append(body, '\n') // as c.JSON writes it
-	d.Rendered.Store(string(system), body)
 	return c.JSONBlob(http.StatusOK, body)
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // securityHeaders are what every response must carry (OWASP REST
@@ -36,7 +36,7 @@ func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
 		RateClassWebhook: {}, RateClassExpensive: {},
 	}), func(c *Config, _ *Deps) { c.CORSOrigins = []string{"https://app.example"} })
 	countRegistrations(h)
-	h.queries.me = func(context.Context, uuid.UUID) (projections.UserView, error) { panic("boom") }
+	h.queries.me = func(context.Context, uuid.UUID) (users.UserView, error) { panic("boom") }
 	h.ingestor.push = func(context.Context, commands.PushSamples) (commands.Accepted, error) {
 		return commands.Accepted{}, domain.ErrUnavailable
 	}

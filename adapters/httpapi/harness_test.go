@@ -30,7 +30,9 @@ import (
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // Fakes of the ports: function fields, nil means "must not be called".
@@ -77,37 +79,37 @@ func (f *fakeIngestor) count() int {
 }
 
 type fakeQueries struct {
-	me        func(context.Context, uuid.UUID) (projections.UserView, error)
-	metrics   func(context.Context, projections.MetricQuery) (projections.MetricSeries, error)
-	sleep     func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error)
-	dashboard func(context.Context, uuid.UUID, eventstore.Token) (projections.Dashboard, error)
+	me        func(context.Context, uuid.UUID) (users.UserView, error)
+	metrics   func(context.Context, metrics.MetricQuery) (metrics.MetricSeries, error)
+	sleep     func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error)
+	dashboard func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error)
 	waitFor   func(context.Context, eventstore.Token, ...string) error
 }
 
-func (f *fakeQueries) Me(ctx context.Context, id uuid.UUID) (projections.UserView, error) {
+func (f *fakeQueries) Me(ctx context.Context, id uuid.UUID) (users.UserView, error) {
 	if f.me == nil {
-		return projections.UserView{}, errors.New("unexpected Me call")
+		return users.UserView{}, errors.New("unexpected Me call")
 	}
 	return f.me(ctx, id)
 }
 
-func (f *fakeQueries) Metrics(ctx context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
+func (f *fakeQueries) Metrics(ctx context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error) {
 	if f.metrics == nil {
-		return projections.MetricSeries{}, errors.New("unexpected Metrics call")
+		return metrics.MetricSeries{}, errors.New("unexpected Metrics call")
 	}
 	return f.metrics(ctx, q)
 }
 
-func (f *fakeQueries) SleepSessions(ctx context.Context, id uuid.UUID, from, to time.Time) ([]projections.SleepSession, error) {
+func (f *fakeQueries) SleepSessions(ctx context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
 	if f.sleep == nil {
 		return nil, errors.New("unexpected SleepSessions call")
 	}
 	return f.sleep(ctx, id, from, to)
 }
 
-func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (projections.Dashboard, error) {
+func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {
 	if f.dashboard == nil {
-		return projections.Dashboard{}, errors.New("unexpected Dashboard call")
+		return metrics.Dashboard{}, errors.New("unexpected Dashboard call")
 	}
 	return f.dashboard(ctx, id, tok)
 }
@@ -170,13 +172,13 @@ func (fakeTokens) VerifyRole(tok string) (uuid.UUID, string, bool, error) {
 type fakeAdmin struct {
 	mu          sync.Mutex
 	calls       int
-	projections func(context.Context) ([]ProjectionStatus, error)
-	rebuild     func(context.Context, string, bool) (projections.Version, error)
-	rollback    func(context.Context, string) (projections.Version, error)
+	projections func(context.Context) ([]engine.Status, error)
+	rebuild     func(context.Context, string, bool) (engine.Version, error)
+	rollback    func(context.Context, string) (engine.Version, error)
 	drop        func(context.Context, string, int) error
-	deadLetters func(context.Context, string) ([]projections.DeadLetter, error)
+	deadLetters func(context.Context, string) ([]engine.DeadLetter, error)
 	retry       func(context.Context, string, uuid.UUID) (int64, error)
-	skip        func(context.Context, uuid.UUID) (projections.DeadLetter, error)
+	skip        func(context.Context, uuid.UUID) (engine.DeadLetter, error)
 }
 
 func (f *fakeAdmin) called() {
@@ -191,7 +193,7 @@ func (f *fakeAdmin) count() int {
 	return f.calls
 }
 
-func (f *fakeAdmin) Projections(ctx context.Context) ([]ProjectionStatus, error) {
+func (f *fakeAdmin) Projections(ctx context.Context) ([]engine.Status, error) {
 	f.called()
 	if f.projections == nil {
 		return nil, errors.New("unexpected Projections call")
@@ -199,18 +201,18 @@ func (f *fakeAdmin) Projections(ctx context.Context) ([]ProjectionStatus, error)
 	return f.projections(ctx)
 }
 
-func (f *fakeAdmin) Rebuild(ctx context.Context, name string, promote bool) (projections.Version, error) {
+func (f *fakeAdmin) Rebuild(ctx context.Context, name string, promote bool) (engine.Version, error) {
 	f.called()
 	if f.rebuild == nil {
-		return projections.Version{}, errors.New("unexpected Rebuild call")
+		return engine.Version{}, errors.New("unexpected Rebuild call")
 	}
 	return f.rebuild(ctx, name, promote)
 }
 
-func (f *fakeAdmin) Rollback(ctx context.Context, name string) (projections.Version, error) {
+func (f *fakeAdmin) Rollback(ctx context.Context, name string) (engine.Version, error) {
 	f.called()
 	if f.rollback == nil {
-		return projections.Version{}, errors.New("unexpected Rollback call")
+		return engine.Version{}, errors.New("unexpected Rollback call")
 	}
 	return f.rollback(ctx, name)
 }
@@ -223,7 +225,7 @@ func (f *fakeAdmin) Drop(ctx context.Context, name string, gen int) error {
 	return f.drop(ctx, name, gen)
 }
 
-func (f *fakeAdmin) DeadLetters(ctx context.Context, projector string) ([]projections.DeadLetter, error) {
+func (f *fakeAdmin) DeadLetters(ctx context.Context, projector string) ([]engine.DeadLetter, error) {
 	f.called()
 	if f.deadLetters == nil {
 		return nil, errors.New("unexpected DeadLetters call")
@@ -239,10 +241,10 @@ func (f *fakeAdmin) RetryDeadLetters(ctx context.Context, projector string, user
 	return f.retry(ctx, projector, user)
 }
 
-func (f *fakeAdmin) SkipDeadLetter(ctx context.Context, id uuid.UUID) (projections.DeadLetter, error) {
+func (f *fakeAdmin) SkipDeadLetter(ctx context.Context, id uuid.UUID) (engine.DeadLetter, error) {
 	f.called()
 	if f.skip == nil {
-		return projections.DeadLetter{}, errors.New("unexpected SkipDeadLetter call")
+		return engine.DeadLetter{}, errors.New("unexpected SkipDeadLetter call")
 	}
 	return f.skip(ctx, id)
 }

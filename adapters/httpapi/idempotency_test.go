@@ -15,7 +15,7 @@ import (
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 // idempotencyExempt are the only POSTs allowed to declare
@@ -304,12 +304,12 @@ func TestAdminCommandsTakeIdempotencyKeys(t *testing.T) {
 func TestAPanickingCommandFreesItsKey(t *testing.T) {
 	h := newHarness(t)
 	var n int
-	h.admin.skip = func(context.Context, uuid.UUID) (projections.DeadLetter, error) {
+	h.admin.skip = func(context.Context, uuid.UUID) (engine.DeadLetter, error) {
 		n++
 		if n == 1 {
 			panic("boom")
 		}
-		return projections.DeadLetter{EventID: uuid.MustParse("3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a"), Projector: "metrics", State: "skipped"}, nil
+		return engine.DeadLetter{EventID: uuid.MustParse("3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a"), Projector: "metrics", State: "skipped"}, nil
 	}
 	send := func() *httptest.ResponseRecorder {
 		return h.do(req(http.MethodPost, "/v1/admin/dead-letters/3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a/skip", nil, append(bearer(rootToken), HeaderIdempotencyKey, "p-1")...))

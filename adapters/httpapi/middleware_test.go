@@ -20,7 +20,8 @@ import (
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 func TestRequestIDIsTheCorrelationID(t *testing.T) {
@@ -74,7 +75,7 @@ func TestAccessLogHasNoSecretsOrPII(t *testing.T) {
 
 func TestPanicBecomesProblem(t *testing.T) {
 	h := newHarness(t)
-	h.queries.me = func(context.Context, uuid.UUID) (projections.UserView, error) {
+	h.queries.me = func(context.Context, uuid.UUID) (users.UserView, error) {
 		panic("boom: secret detail")
 	}
 	rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
@@ -86,8 +87,8 @@ func TestPanicBecomesProblem(t *testing.T) {
 		t.Fatalf("panic not logged with its stack: %s", h.logs)
 	}
 	// The server keeps serving.
-	h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
-		return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
+		return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 	}
 	if rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...)); rec.Code != 200 {
 		t.Fatal(rec.Code)
@@ -129,8 +130,8 @@ func TestCORS(t *testing.T) {
 	if rec.Code != http.StatusNoContent || rec.Header().Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Fatalf("preflight %d %v", rec.Code, rec.Header())
 	}
-	h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
-		return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
+		return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 	}
 	rec = h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), "Origin", "https://app.example")...))
 	expose := rec.Header().Get("Access-Control-Expose-Headers")
@@ -180,8 +181,8 @@ func TestTracingSpanReachesTheCommand(t *testing.T) {
 
 func TestREDMetricsPerRouteTemplate(t *testing.T) {
 	h := newHarness(t)
-	h.queries.metrics = func(_ context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
-		return projections.MetricSeries{Type: q.Type, Unit: "bpm", Bucket: q.Bucket}, nil
+	h.queries.metrics = func(_ context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error) {
+		return metrics.MetricSeries{Type: q.Type, Unit: "bpm", Bucket: q.Bucket}, nil
 	}
 	h.do(req(http.MethodGet, "/v1/metrics/steps", nil, bearer(aliceToken)...))
 	h.do(req(http.MethodGet, "/v1/metrics/heart_rate", nil, bearer(aliceToken)...))

@@ -8,7 +8,9 @@ import (
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // Accounts is the command side of identity. It is a port so the HTTP layer
@@ -40,14 +42,14 @@ type Ingestor interface {
 // independent of PostgreSQL and Redis; every method is scoped to one user.
 type Queries interface {
 	// Me returns the profile; domain.ErrNotFound when there is none.
-	Me(ctx context.Context, userID uuid.UUID) (projections.UserView, error)
+	Me(ctx context.Context, userID uuid.UUID) (users.UserView, error)
 	// Metrics returns one metric series.
-	Metrics(ctx context.Context, q projections.MetricQuery) (projections.MetricSeries, error)
+	Metrics(ctx context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error)
 	// SleepSessions returns the sessions ending in [from, to).
-	SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]projections.SleepSession, error)
+	SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error)
 	// Dashboard returns the summary; token (possibly empty) says how fresh a
 	// cached summary must be to be served.
-	Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (projections.Dashboard, error)
+	Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (metrics.Dashboard, error)
 	// WaitFor blocks until every named read model has passed token, bounded
 	// by ctx; domain.ErrTimeout otherwise.
 	WaitFor(ctx context.Context, token eventstore.Token, readModels ...string) error
@@ -85,38 +87,28 @@ const RoleAdmin = "admin"
 // domain.ErrUnavailable (503).
 type Admin interface {
 	// Projections returns every registered generation with its progress.
-	Projections(ctx context.Context) ([]ProjectionStatus, error)
+	Projections(ctx context.Context) ([]engine.Status, error)
 	// Rebuild registers the next generation of the projector called name
 	// (domain.ErrNotFound for an unknown name) and returns it as building.
 	// It returns at once: waiting for the generation to catch up and, when
 	// promote is set, switching reads to it run in the background of the
 	// server process, detached from ctx (which ends with the request).
-	Rebuild(ctx context.Context, name string, promote bool) (projections.Version, error)
+	Rebuild(ctx context.Context, name string, promote bool) (engine.Version, error)
 	// Rollback makes the most recently promoted standby generation live
 	// again and returns it; domain.ErrNotFound when there is none.
-	Rollback(ctx context.Context, name string) (projections.Version, error)
+	Rollback(ctx context.Context, name string) (engine.Version, error)
 	// Drop removes a generation that is not live: domain.ErrConflict when
 	// it is live, domain.ErrNotFound when it does not exist.
 	Drop(ctx context.Context, name string, generation int) error
 	// DeadLetters lists the dead letters of one projector (all when
 	// projector is "").
-	DeadLetters(ctx context.Context, projector string) ([]projections.DeadLetter, error)
+	DeadLetters(ctx context.Context, projector string) ([]engine.DeadLetter, error)
 	// RetryDeadLetters marks the held-back events of user (every user when
 	// uuid.Nil) for re-application and returns how many were marked.
 	RetryDeadLetters(ctx context.Context, projector string, user uuid.UUID) (int64, error)
 	// SkipDeadLetter gives up on one failed event and returns it;
 	// domain.ErrNotFound when no failed dead letter has that event id.
-	SkipDeadLetter(ctx context.Context, eventID uuid.UUID) (projections.DeadLetter, error)
-}
-
-// ProjectionStatus is one projector generation and its progress, as shown
-// by GET /v1/admin/projections.
-type ProjectionStatus struct {
-	projections.Version
-	// Checkpoint is the sum of the generation's next offsets over all
-	// partitions; Head the sum of the log's high-water marks. Head minus
-	// Checkpoint is the lag.
-	Checkpoint, Head int64
+	SkipDeadLetter(ctx context.Context, eventID uuid.UUID) (engine.DeadLetter, error)
 }
 
 // HealthCheck is one dependency probed by GET /readyz, so a load balancer

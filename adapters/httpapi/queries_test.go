@@ -15,7 +15,8 @@ import (
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 var tokyo = time.FixedZone("", 9*3600)
@@ -85,11 +86,11 @@ func samplePath(p string) string {
 func TestMeIsScopedToTheToken(t *testing.T) {
 	h := newHarness(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
+	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
 		if id == bob {
-			return projections.UserView{}, domain.ErrNotFound
+			return users.UserView{}, domain.ErrNotFound
 		}
-		return projections.UserView{ID: id, Email: "ada@example.org", Timezone: "Asia/Tokyo", CreatedAt: created}, nil
+		return users.UserView{ID: id, Email: "ada@example.org", Timezone: "Asia/Tokyo", CreatedAt: created}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), alice.String()) || !strings.Contains(rec.Body.String(), `"created_at":"2026-01-02T03:04:05Z"`) {
@@ -100,11 +101,11 @@ func TestMeIsScopedToTheToken(t *testing.T) {
 
 func TestMetricSeries(t *testing.T) {
 	h := newHarness(t)
-	var got projections.MetricQuery
-	h.queries.metrics = func(_ context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
+	var got metrics.MetricQuery
+	h.queries.metrics = func(_ context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error) {
 		got = q
 		day := time.Date(2026, 11, 20, 0, 0, 0, 0, tokyo)
-		return projections.MetricSeries{Type: q.Type, Unit: "count", Bucket: q.Bucket, Points: []projections.MetricPoint{
+		return metrics.MetricSeries{Type: q.Type, Unit: "count", Bucket: q.Bucket, Points: []metrics.MetricPoint{
 			// End comes back from the database in UTC; the response writes it in Start's offset.
 			{Start: day, End: day.AddDate(0, 0, 1).UTC(), Value: 8000, Min: 10, Max: 900, Count: 24, Source: "apple_health"},
 			{Start: day.AddDate(0, 0, 1), End: day.AddDate(0, 0, 2), Value: 5000, Min: 10, Max: 700, Count: 20},
@@ -171,11 +172,11 @@ func TestMetricSeriesRejects(t *testing.T) {
 
 func TestSleepSessions(t *testing.T) {
 	h := newHarness(t)
-	h.queries.sleep = func(_ context.Context, id uuid.UUID, from, to time.Time) ([]projections.SleepSession, error) {
+	h.queries.sleep = func(_ context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
 		if id != alice || !to.Equal(testNow) || !from.Equal(testNow.AddDate(0, 0, -7)) {
 			t.Errorf("query %v %v %v", id, from, to)
 		}
-		return []projections.SleepSession{{
+		return []metrics.SleepSession{{
 			Start: time.Date(2026, 11, 19, 23, 0, 0, 0, tokyo), End: time.Date(2026, 11, 20, 6, 30, 0, 0, tokyo),
 			Date: "2026-11-20", Source: "oura", AsleepMinutes: 400, InBedMinutes: 450, AwakeMinutes: 50,
 			LightMinutes: 200, DeepMinutes: 100, REMMinutes: 100, AlgorithmVersion: 1,
@@ -185,7 +186,7 @@ func TestSleepSessions(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"date":"2026-11-20"`) || !strings.Contains(rec.Body.String(), `"start":"2026-11-19T23:00:00+09:00"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
-	h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error) {
+	h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error) {
 		return nil, nil
 	}
 	rec = h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
@@ -197,17 +198,17 @@ func TestSleepSessions(t *testing.T) {
 func TestDashboardMatchesTheSpec(t *testing.T) {
 	h := newHarness(t)
 	avg := 48.5
-	h.queries.dashboard = func(_ context.Context, id uuid.UUID, tok eventstore.Token) (projections.Dashboard, error) {
+	h.queries.dashboard = func(_ context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {
 		if id != alice || tok != nil {
 			t.Errorf("dashboard(%v, %v)", id, tok)
 		}
-		return projections.Dashboard{
+		return metrics.Dashboard{
 			UserID: id, Date: "2026-11-20", Timezone: "Asia/Tokyo",
-			Steps:       &projections.DayValue{Date: "2026-11-20", Value: 8000, Source: "apple_health"},
-			LastNight:   &projections.SleepSummary{Date: "2026-11-20", Start: testNow.Add(-9 * time.Hour), End: testNow, AsleepMinutes: 420, Source: "oura"},
-			HRV:         projections.Baseline{Latest: &projections.DayValue{Date: "2026-11-20", Value: 50}, Avg7: &avg, Unit: "ms"},
-			RestingHR:   projections.Baseline{Unit: "bpm"},
-			Freshness:   []projections.Freshness{{Provider: "oura", LastSampleAt: testNow, LastReceivedAt: testNow}},
+			Steps:       &metrics.DayValue{Date: "2026-11-20", Value: 8000, Source: "apple_health"},
+			LastNight:   &metrics.SleepSummary{Date: "2026-11-20", Start: testNow.Add(-9 * time.Hour), End: testNow, AsleepMinutes: 420, Source: "oura"},
+			HRV:         metrics.Baseline{Latest: &metrics.DayValue{Date: "2026-11-20", Value: 50}, Avg7: &avg, Unit: "ms"},
+			RestingHR:   metrics.Baseline{Unit: "bpm"},
+			Freshness:   []metrics.Freshness{{Provider: "oura", LastSampleAt: testNow, LastReceivedAt: testNow}},
 			GeneratedAt: testNow,
 		}, nil
 	}
@@ -215,8 +216,8 @@ func TestDashboardMatchesTheSpec(t *testing.T) {
 	if rec.Code != 200 || strings.Contains(rec.Body.String(), alice.String()) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
-	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (projections.Dashboard, error) {
-		return projections.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
+	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error) {
+		return metrics.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
 	}
 	if rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...)); rec.Code != 200 {
 		t.Fatalf("empty dashboard: %d %s", rec.Code, rec.Body)
@@ -236,12 +237,12 @@ func TestConsistencyTokenWait(t *testing.T) {
 			order = append(order, "wait")
 			return nil
 		}
-		h.queries.dashboard = func(_ context.Context, _ uuid.UUID, got eventstore.Token) (projections.Dashboard, error) {
+		h.queries.dashboard = func(_ context.Context, _ uuid.UUID, got eventstore.Token) (metrics.Dashboard, error) {
 			order = append(order, "read")
 			if !slices.Equal(got, tok) {
 				t.Errorf("dashboard got token %v", got)
 			}
-			return projections.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
+			return metrics.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
 		}
 		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
 		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}) {
@@ -257,8 +258,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 			}
 			return nil
 		}
-		h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
-			return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+		h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
+			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
 		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
 		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" {
@@ -272,7 +273,7 @@ func TestConsistencyTokenWait(t *testing.T) {
 			<-ctx.Done()
 			return domain.ErrTimeout
 		}
-		h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]projections.SleepSession, error) {
+		h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error) {
 			return nil, nil
 		}
 		start := time.Now()
@@ -301,8 +302,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 
 	t.Run("no token, no wait", func(t *testing.T) {
 		h := newHarness(t) // WaitFor fails if called
-		h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
-			return projections.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
+		h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
+			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
 		rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
 		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "" {

@@ -196,6 +196,8 @@ type server struct {
 	gatherer prometheus.Gatherer
 	metrics  *httpMetrics
 	tracer   trace.Tracer
+	// rendered keeps dashboard encodings (see renderedDashboards).
+	rendered renderedDashboards
 
 	validateOpts       *openapi3filter.Options
 	validateNoBodyOpts *openapi3filter.Options

@@ -24,7 +24,7 @@ import (
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/deploy/testbackend"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // The session tests run the real stack below the router (commands, the
@@ -97,8 +97,8 @@ func (c *cluster) instance(pool *pgxpool.Pool, live bool) *instance {
 		d.Accounts, d.Sessions, d.Tokens, d.Roles = cmd, cmd, verifier, verifier
 		d.Now = time.Now
 	})
-	h.queries.me = func(_ context.Context, id uuid.UUID) (projections.UserView, error) {
-		return projections.UserView{ID: id, Email: adaEmail, Timezone: "UTC", CreatedAt: time.Now().UTC().Truncate(time.Second)}, nil
+	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
+		return users.UserView{ID: id, Email: adaEmail, Timezone: "UTC", CreatedAt: time.Now().UTC().Truncate(time.Second)}, nil
 	}
 	if live {
 		ctx, cancel := context.WithCancel(context.Background())

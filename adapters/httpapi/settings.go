@@ -16,7 +16,7 @@ import (
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/domain/settings"
-	"github.com/biosync/biosync/projections"
+	settingsrm "github.com/biosync/biosync/projections/settings"
 )
 
 // SettingsCommands changes the caller's versioned documents. It is a port
@@ -40,10 +40,10 @@ type SettingsCommands interface {
 type SettingsQueries interface {
 	// Profile returns the settings document; domain.ErrNotFound when there
 	// is none yet.
-	Profile(ctx context.Context, userID uuid.UUID) (projections.ProfileView, error)
+	Profile(ctx context.Context, userID uuid.UUID) (settingsrm.ProfileView, error)
 	// Notifications returns the notification preferences;
 	// domain.ErrNotFound when there are none yet.
-	Notifications(ctx context.Context, userID uuid.UUID) (projections.NotificationsView, error)
+	Notifications(ctx context.Context, userID uuid.UUID) (settingsrm.NotificationsView, error)
 	// Units returns the caller's unit system (metric when unknown); fresh
 	// asks for the read model itself rather than a value cached for a
 	// second (a read that carries a consistency token).
@@ -265,39 +265,4 @@ func displaySeries(out *gen.MetricSeries, def metric.Definition, system metric.S
 		p := &out.Points[i]
 		p.Value, p.Min, p.Max = conv(p.Value), conv(p.Min), conv(p.Max)
 	}
-}
-
-// displayDashboard returns d with every value in the caller's unit system
-// and its unit stated. d may be a cached summary shared with other
-// requests, so nothing it points to is modified: changed values are copies.
-func displayDashboard(d projections.Dashboard, system metric.System) projections.Dashboard {
-	day := func(v *projections.DayValue, typ metric.Type) *projections.DayValue {
-		if v == nil {
-			return nil
-		}
-		def, _ := metric.Lookup(typ)
-		unit, conv := def.Display(system)
-		c := *v
-		c.Value, c.Unit = conv(c.Value), unit
-		return &c
-	}
-	baseline := func(b projections.Baseline, typ metric.Type) projections.Baseline {
-		def, _ := metric.Lookup(typ)
-		unit, conv := def.Display(system)
-		out := projections.Baseline{Unit: unit, Latest: day(b.Latest, typ)}
-		if b.Avg7 != nil {
-			v := conv(*b.Avg7)
-			out.Avg7 = &v
-		}
-		if b.Avg28 != nil {
-			v := conv(*b.Avg28)
-			out.Avg28 = &v
-		}
-		return out
-	}
-	d.Steps = day(d.Steps, metric.Steps)
-	d.ActiveEnergy = day(d.ActiveEnergy, metric.ActiveEnergy)
-	d.HRV = baseline(d.HRV, metric.HRVRMSSD)
-	d.RestingHR = baseline(d.RestingHR, metric.RestingHeartRate)
-	return d
 }

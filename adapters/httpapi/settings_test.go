@@ -17,7 +17,8 @@ import (
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
+	settingsrm "github.com/biosync/biosync/projections/settings"
 )
 
 // fakeSettings is both settings ports: an in-memory document per user
@@ -25,8 +26,8 @@ import (
 // lock; see commands and adapters/postgres for it on real backends).
 type fakeSettings struct {
 	mu       sync.Mutex
-	profiles map[uuid.UUID]projections.ProfileView
-	notes    map[uuid.UUID]projections.NotificationsView
+	profiles map[uuid.UUID]settingsrm.ProfileView
+	notes    map[uuid.UUID]settingsrm.NotificationsView
 	units    map[uuid.UUID]metric.System
 	fresh    []bool // the fresh argument of every Units call
 	fail     error  // returned by the commands when set
@@ -34,7 +35,7 @@ type fakeSettings struct {
 }
 
 func newFakeSettings() *fakeSettings {
-	return &fakeSettings{profiles: map[uuid.UUID]projections.ProfileView{}, notes: map[uuid.UUID]projections.NotificationsView{}, units: map[uuid.UUID]metric.System{}}
+	return &fakeSettings{profiles: map[uuid.UUID]settingsrm.ProfileView{}, notes: map[uuid.UUID]settingsrm.NotificationsView{}, units: map[uuid.UUID]metric.System{}}
 }
 
 func withSettings(f *fakeSettings) option {
@@ -57,7 +58,7 @@ func (f *fakeSettings) ChangeProfile(_ context.Context, cmd commands.ChangeProfi
 	if cur != cmd.IfMatch {
 		return commands.ProfileSaved{}, &commands.StaleVersion{Document: settings.DocProfile, Current: cur}
 	}
-	f.profiles[cmd.UserID] = projections.ProfileView{Profile: p, Version: cur + 1}
+	f.profiles[cmd.UserID] = settingsrm.ProfileView{Profile: p, Version: cur + 1}
 	f.units[cmd.UserID] = p.Units
 	f.offset++
 	return commands.ProfileSaved{ProfileChanged: settings.ProfileChanged{Profile: p, Version: cur + 1}, Token: eventstore.Token{{Partition: 1, Offset: f.offset}}}, nil
@@ -78,27 +79,27 @@ func (f *fakeSettings) ChangeNotifications(_ context.Context, cmd commands.Chang
 	if cur != cmd.IfMatch {
 		return commands.NotificationsSaved{}, &commands.StaleVersion{Document: settings.DocNotifications, Current: cur}
 	}
-	f.notes[cmd.UserID] = projections.NotificationsView{Notifications: cmd.Notifications, Version: cur + 1}
+	f.notes[cmd.UserID] = settingsrm.NotificationsView{Notifications: cmd.Notifications, Version: cur + 1}
 	f.offset++
 	return commands.NotificationsSaved{NotificationsChanged: settings.NotificationsChanged{Notifications: cmd.Notifications, Version: cur + 1}, Token: eventstore.Token{{Partition: 1, Offset: f.offset}}}, nil
 }
 
-func (f *fakeSettings) Profile(_ context.Context, id uuid.UUID) (projections.ProfileView, error) {
+func (f *fakeSettings) Profile(_ context.Context, id uuid.UUID) (settingsrm.ProfileView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p, ok := f.profiles[id]
 	if !ok {
-		return projections.ProfileView{Profile: settings.DefaultProfile("Asia/Tokyo")}, nil
+		return settingsrm.ProfileView{Profile: settings.DefaultProfile("Asia/Tokyo")}, nil
 	}
 	return p, nil
 }
 
-func (f *fakeSettings) Notifications(_ context.Context, id uuid.UUID) (projections.NotificationsView, error) {
+func (f *fakeSettings) Notifications(_ context.Context, id uuid.UUID) (settingsrm.NotificationsView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, ok := f.notes[id]
 	if !ok {
-		return projections.NotificationsView{Notifications: settings.DefaultNotifications()}, nil
+		return settingsrm.NotificationsView{Notifications: settings.DefaultNotifications()}, nil
 	}
 	return n, nil
 }
@@ -269,10 +270,10 @@ func TestImperialUsersSeeMilesAndPounds(t *testing.T) {
 	f.units[alice] = metric.Imperial
 	h := newHarness(t, withSettings(f))
 	day := time.Date(2026, 11, 20, 0, 0, 0, 0, tokyo)
-	h.queries.metrics = func(_ context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
+	h.queries.metrics = func(_ context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error) {
 		def, _ := metric.Lookup(q.Type)
 		v := map[metric.Type]float64{metric.Distance: 1609.344, metric.Weight: 45.359237, metric.Steps: 1000}[q.Type]
-		return projections.MetricSeries{Type: q.Type, Unit: def.Unit, Bucket: q.Bucket, Points: []projections.MetricPoint{
+		return metrics.MetricSeries{Type: q.Type, Unit: def.Unit, Bucket: q.Bucket, Points: []metrics.MetricPoint{
 			{Start: day, End: day.AddDate(0, 0, 1), Value: v, Min: v / 2, Max: v, Count: 2},
 		}}, nil
 	}
@@ -301,9 +302,9 @@ func TestImperialUsersSeeMilesAndPounds(t *testing.T) {
 	}
 
 	avg := 61.5
-	cached := projections.Dashboard{Date: "2026-11-20", Timezone: "Asia/Tokyo", Steps: &projections.DayValue{Date: "2026-11-20", Value: 8000},
-		RestingHR: projections.Baseline{Latest: &projections.DayValue{Date: "2026-11-20", Value: 60}, Avg7: &avg, Unit: "bpm"}, HRV: projections.Baseline{Unit: "ms"}}
-	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (projections.Dashboard, error) { return cached, nil }
+	cached := metrics.Dashboard{Date: "2026-11-20", Timezone: "Asia/Tokyo", Steps: &metrics.DayValue{Date: "2026-11-20", Value: 8000},
+		RestingHR: metrics.Baseline{Latest: &metrics.DayValue{Date: "2026-11-20", Value: 60}, Avg7: &avg, Unit: "bpm"}, HRV: metrics.Baseline{Unit: "ms"}}
+	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error) { return cached, nil }
 	rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"steps":{"date":"2026-11-20","value":8000,"unit":"count"}`) ||
 		!strings.Contains(rec.Body.String(), `"latest":{"date":"2026-11-20","value":60,"unit":"bpm"}`) {
@@ -322,8 +323,8 @@ func TestAMetricReadWithATokenReadsTheUnitsFresh(t *testing.T) {
 		waited = models
 		return nil
 	}
-	h.queries.metrics = func(_ context.Context, q projections.MetricQuery) (projections.MetricSeries, error) {
-		return projections.MetricSeries{Type: q.Type, Unit: "m", Bucket: q.Bucket, Points: []projections.MetricPoint{}}, nil
+	h.queries.metrics = func(_ context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error) {
+		return metrics.MetricSeries{Type: q.Type, Unit: "m", Bucket: q.Bucket, Points: []metrics.MetricPoint{}}, nil
 	}
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
 	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, HeaderConsistencyToken, rec.Header().Get(HeaderConsistencyToken))...))

@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
 )
 
 // Account is the command-side record of a user (commands.Account).
@@ -38,7 +38,7 @@ func (a *Accounts) Claim(ctx context.Context, acc Account) error {
 		return fmt.Errorf("email address: %w", domain.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("claim email: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("claim email: %w", pgerr.Classify(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("email address: %w", domain.ErrConflict)
@@ -54,7 +54,7 @@ const ClaimTakeover = 2 * time.Minute
 // Complete marks a claimed account active once its event is in the log.
 func (a *Accounts) Complete(ctx context.Context, userID uuid.UUID) error {
 	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = $1`, userID); err != nil {
-		return fmt.Errorf("complete account: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("complete account: %w", pgerr.Classify(err))
 	}
 	return nil
 }
@@ -83,7 +83,7 @@ func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, err
 		return acc, domain.ErrNotFound
 	}
 	if err != nil {
-		return acc, fmt.Errorf("read account: %w", projections.ClassifyPG(err))
+		return acc, fmt.Errorf("read account: %w", pgerr.Classify(err))
 	}
 	return acc, nil
 }
@@ -94,7 +94,7 @@ func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, err
 func (a *Accounts) UpdatePasswordHash(ctx context.Context, id uuid.UUID, old, hash string) error {
 	tag, err := a.pool.Exec(ctx, `UPDATE accounts SET password_hash = $3, updated_at = now() WHERE user_id = $1 AND password_hash = $2`, id, old, hash)
 	if err != nil {
-		return fmt.Errorf("rehash password: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("rehash password: %w", pgerr.Classify(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("password changed meanwhile: %w", domain.ErrConflict)

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
-	"github.com/biosync/biosync/projections"
 )
 
 // AuditLog is the append-only, hash-chained audit_log table. It implements
@@ -135,7 +135,7 @@ func (a *AuditLog) List(ctx context.Context, f AuditFilter) ([]AuditRecord, erro
 	rows, err := a.pool.Query(ctx, `SELECT seq, at, action, actor, subject, ip, detail, prev_hash, hash FROM audit_log WHERE `+
 		strings.Join(where, " AND ")+fmt.Sprintf(` ORDER BY seq LIMIT %d`, limit), args...)
 	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", projections.ClassifyPG(err))
+		return nil, fmt.Errorf("read audit log: %w", pgerr.Classify(err))
 	}
 	return scanAudit(rows)
 }
@@ -159,7 +159,7 @@ func scanAudit(rows pgx.Rows) ([]AuditRecord, error) {
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read audit log: %w", projections.ClassifyPG(err))
+		return nil, fmt.Errorf("read audit log: %w", pgerr.Classify(err))
 	}
 	return out, nil
 }

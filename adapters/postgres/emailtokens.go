@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
 )
 
 // EmailTokens is the email_tokens table: single-use tokens mailed to users
@@ -37,7 +37,7 @@ func (t *EmailTokens) Issue(ctx context.Context, user uuid.UUID, purpose, token 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store email token: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("store email token: %w", pgerr.Classify(err))
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func (t *EmailTokens) Consume(ctx context.Context, purpose, token string) (uuid.
 		return uuid.Nil, domain.ErrNotFound
 	}
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("spend email token: %w", projections.ClassifyPG(err))
+		return uuid.Nil, fmt.Errorf("spend email token: %w", pgerr.Classify(err))
 	}
 	return user, nil
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
 )
 
 // DeletionRequests is the deletion_requests table and the purge of a
@@ -32,7 +32,7 @@ func scanDeletion(row pgx.Row) (commands.DeletionRequest, error) {
 		return d, domain.ErrNotFound
 	}
 	if err != nil {
-		return d, fmt.Errorf("deletion request: %w", projections.ClassifyPG(err))
+		return d, fmt.Errorf("deletion request: %w", pgerr.Classify(err))
 	}
 	return d, nil
 }
@@ -120,7 +120,7 @@ func (s *DeletionRequests) PurgeUser(ctx context.Context, user uuid.UUID) (int64
 		  AND c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.table_schema NOT LIKE 'pg_toast%'
 		ORDER BY 1, 2`)
 	if err != nil {
-		return 0, fmt.Errorf("find tables to purge: %w", projections.ClassifyPG(err))
+		return 0, fmt.Errorf("find tables to purge: %w", pgerr.Classify(err))
 	}
 	var tables []pgx.Identifier
 	for rows.Next() {
@@ -152,7 +152,7 @@ func (s *DeletionRequests) PurgeUser(ctx context.Context, user uuid.UUID) (int64
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purge user: %w", projections.ClassifyPG(err))
+		return 0, fmt.Errorf("purge user: %w", pgerr.Classify(err))
 	}
 	return n, nil
 }

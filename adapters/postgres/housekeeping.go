@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 )
 
 // PruneRetention is how long ended sessions and spent or expired mailed
@@ -28,7 +28,7 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, retention time.Duration) (in
 	} {
 		tag, err := pool.Exec(ctx, q, retention.String())
 		if err != nil {
-			return n, fmt.Errorf("prune: %w", projections.ClassifyPG(err))
+			return n, fmt.Errorf("prune: %w", pgerr.Classify(err))
 		}
 		n += tag.RowsAffected()
 	}

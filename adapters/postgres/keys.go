@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
 )
 
 // KeyStore stores wrapped data keys in the data_keys table. It implements
@@ -29,7 +29,7 @@ func (s *KeyStore) LoadKey(ctx context.Context, userID uuid.UUID) (eventstore.Wr
 		return w, eventstore.ErrNoKey
 	}
 	if err != nil {
-		return w, fmt.Errorf("load data key: %w", projections.ClassifyPG(err))
+		return w, fmt.Errorf("load data key: %w", pgerr.Classify(err))
 	}
 	return w, nil
 }
@@ -37,7 +37,7 @@ func (s *KeyStore) LoadKey(ctx context.Context, userID uuid.UUID) (eventstore.Wr
 // CreateKey inserts w unless a key exists, then returns the stored key.
 func (s *KeyStore) CreateKey(ctx context.Context, w eventstore.WrappedKey) (eventstore.WrappedKey, error) {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO data_keys (user_id, kek_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING`, w.UserID, w.KEKID, w.Wrapped); err != nil {
-		return w, fmt.Errorf("create data key: %w", projections.ClassifyPG(err))
+		return w, fmt.Errorf("create data key: %w", pgerr.Classify(err))
 	}
 	return s.LoadKey(ctx, w.UserID)
 }
@@ -47,7 +47,7 @@ func (s *KeyStore) DestroyKey(ctx context.Context, userID uuid.UUID) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO data_keys (user_id, kek_id, wrapped, destroyed_at) VALUES ($1, '', NULL, now())
 		ON CONFLICT (user_id) DO UPDATE SET wrapped = NULL, destroyed_at = COALESCE(data_keys.destroyed_at, now())`, userID)
 	if err != nil {
-		return fmt.Errorf("destroy data key: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("destroy data key: %w", pgerr.Classify(err))
 	}
 	return nil
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
 )
 
 // Sessions also implements commands.MFAStore (tables mfa_totp and
@@ -28,7 +28,7 @@ func (s *Sessions) TOTPState(ctx context.Context, userID uuid.UUID) (commands.TO
 		return commands.TOTPState{}, fmt.Errorf("mfa: %w", domain.ErrNotFound)
 	}
 	if err != nil {
-		return commands.TOTPState{}, fmt.Errorf("mfa state: %w", projections.ClassifyPG(err))
+		return commands.TOTPState{}, fmt.Errorf("mfa state: %w", pgerr.Classify(err))
 	}
 	return st, nil
 }
@@ -39,7 +39,7 @@ func (s *Sessions) StartTOTP(ctx context.Context, userID uuid.UUID, sealed []byt
 		ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = now(), last_step = 0
 		WHERE mfa_totp.enabled_at IS NULL`, userID, sealed)
 	if err != nil {
-		return fmt.Errorf("start mfa: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("start mfa: %w", pgerr.Classify(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("mfa is already on: %w", domain.ErrConflict)
@@ -121,7 +121,7 @@ func (s *Sessions) AcceptStep(ctx context.Context, userID uuid.UUID, step int64)
 	tag, err := s.pool.Exec(ctx, `UPDATE mfa_totp SET last_step = $2
 		WHERE user_id = $1 AND enabled_at IS NOT NULL AND last_step < $2`, userID, step)
 	if err != nil {
-		return false, fmt.Errorf("accept totp step: %w", projections.ClassifyPG(err))
+		return false, fmt.Errorf("accept totp step: %w", pgerr.Classify(err))
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -132,7 +132,7 @@ func (s *Sessions) UseRecoveryCode(ctx context.Context, userID uuid.UUID, hash [
 	tag, err := s.pool.Exec(ctx, `UPDATE mfa_recovery_codes SET used_at = now()
 		WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL`, userID, hash)
 	if err != nil {
-		return false, fmt.Errorf("use recovery code: %w", projections.ClassifyPG(err))
+		return false, fmt.Errorf("use recovery code: %w", pgerr.Classify(err))
 	}
 	return tag.RowsAffected() == 1, nil
 }

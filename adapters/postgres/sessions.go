@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
-	"github.com/biosync/biosync/projections"
 )
 
 // RevocationChannel is the LISTEN/NOTIFY channel on which revoked session
@@ -194,7 +194,7 @@ func (s *Sessions) List(ctx context.Context, userID uuid.UUID) ([]commands.Sessi
 		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
 		ORDER BY created_at DESC, id LIMIT $2`, userID, maxListedSessions)
 	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", projections.ClassifyPG(err))
+		return nil, fmt.Errorf("list sessions: %w", pgerr.Classify(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (commands.SessionInfo, error) {
 		var si commands.SessionInfo
@@ -202,7 +202,7 @@ func (s *Sessions) List(ctx context.Context, userID uuid.UUID) ([]commands.Sessi
 		return si, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", projections.ClassifyPG(err))
+		return nil, fmt.Errorf("list sessions: %w", pgerr.Classify(err))
 	}
 	return out, nil
 }
@@ -248,7 +248,7 @@ func (s *Sessions) revoked(ids []uuid.UUID, at time.Time) {
 }
 
 // tx runs f in a transaction; database failures wrap domain.ErrUnavailable
-// where they are transient (projections.ClassifyPG).
+// where they are transient (pgerr.Classify).
 func (s *Sessions) tx(ctx context.Context, what string, f func(pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, f)
 	if err == nil {
@@ -257,5 +257,5 @@ func (s *Sessions) tx(ctx context.Context, what string, f func(pgx.Tx) error) er
 	if errors.Is(err, domain.ErrUnauthorized) || errors.Is(err, domain.ErrConflict) {
 		return err
 	}
-	return fmt.Errorf("%s: %w", what, projections.ClassifyPG(err))
+	return fmt.Errorf("%s: %w", what, pgerr.Classify(err))
 }

@@ -21,7 +21,8 @@ import (
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
 )
 
 // TestMigration6FillsSourceRollupsOfEveryGenerationAsTheProjectorWould:
@@ -54,10 +55,10 @@ func TestMigration6FillsSourceRollupsOfEveryGenerationAsTheProjectorWould(t *tes
 			s("steps", "count", float64(i*37%101)), s("active_energy", "kJ", float64(i%9)+0.7), s("heart_rate", "bpm", float64(50+i%40)), s("skin_temperature_deviation", "degF", float64(i%5)/3-0.5),
 		}}})
 	}
-	versions := &projections.Versions{Pool: pool}
-	gen2, err := versions.Create(ctx, &projections.Metrics{})
+	versions := &engine.Versions{Pool: pool}
+	gen2, err := versions.Create(ctx, &metrics.Projector{})
 	require.NoError(t, err)
-	for _, m := range []*projections.Metrics{{}, {Gen: gen2}} {
+	for _, m := range []*metrics.Projector{{}, {Gen: gen2}} {
 		for i := 0; i < len(log); i += 7 {
 			require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return m.Apply(ctx, tx, log[i:min(i+7, len(log))]) }))
 		}

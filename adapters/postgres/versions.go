@@ -10,10 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/settings"
-	"github.com/biosync/biosync/projections"
 )
 
 // DocumentVersions is the document_versions table (commands.DocumentVersions).
@@ -34,7 +34,7 @@ const LockWait = 5 * time.Second
 func (d *DocumentVersions) Change(ctx context.Context, user uuid.UUID, doc settings.Document, expected int64, write func(ctx context.Context, next int64) error) (err error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("document version: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("document version: %w", pgerr.Classify(err))
 	}
 	defer func() {
 		if err != nil {
@@ -42,7 +42,7 @@ func (d *DocumentVersions) Change(ctx context.Context, user uuid.UUID, doc setti
 		}
 	}()
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, LockWait.Milliseconds())); err != nil {
-		return fmt.Errorf("document version: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("document version: %w", pgerr.Classify(err))
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO document_versions (user_id, document, version) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`, user, string(doc)); err != nil {
 		return lockErr(err)
@@ -63,10 +63,10 @@ func (d *DocumentVersions) Change(ctx context.Context, user uuid.UUID, doc setti
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, err := tx.Exec(cctx, `UPDATE document_versions SET version = $3, updated_at = now() WHERE user_id = $1 AND document = $2`, user, string(doc), current+1); err != nil {
-		return fmt.Errorf("document version: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("document version: %w", pgerr.Classify(err))
 	}
 	if err := tx.Commit(cctx); err != nil {
-		return fmt.Errorf("document version: %w", projections.ClassifyPG(err))
+		return fmt.Errorf("document version: %w", pgerr.Classify(err))
 	}
 	return nil
 }
@@ -78,5 +78,5 @@ func lockErr(err error) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
 		return fmt.Errorf("%w: another change of this document is in progress", domain.ErrUnavailable)
 	}
-	return fmt.Errorf("document version: %w", projections.ClassifyPG(err))
+	return fmt.Errorf("document version: %w", pgerr.Classify(err))
 }

@@ -7,7 +7,7 @@ import (
 
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/deploy/testbackend"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,27 +28,27 @@ func TestAnOlderSummaryNeverReplacesANewerOne(t *testing.T) {
 	got := func() string {
 		t.Helper()
 		v, err := one.Get(ctx, key)
-		if err == projections.ErrCacheMiss {
+		if err == metrics.ErrCacheMiss {
 			return "miss"
 		}
 		require.NoError(t, err)
 		return string(v)
 	}
-	ok, err := one.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("at 120"), ttl)
+	ok, err := one.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 120}, []byte("at 120"), ttl)
 	require.True(t, ok, "first put: %v %v", ok, err)
 	require.NoError(t, err, "first put: %v", ok)
-	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 100}, []byte("at 100"), ttl)
+	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 100}, []byte("at 100"), ttl)
 	require.False(t, ok, "an older summary replaced a newer one: stored=%v, now %q", ok, got())
 	require.Equal(t, "at 120", got(), "an older summary replaced a newer one: stored=%v, now %q", ok, got())
-	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 120}, []byte("also at 120"), ttl)
+	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 120}, []byte("also at 120"), ttl)
 	require.True(t, ok, "an equally fresh summary must replace: %v %q", ok, got())
 	require.Equal(t, "also at 120", got(), "an equally fresh summary must replace: %v %q", ok, got())
-	require.NoError(t, one.Invalidate(ctx, projections.CacheVersion{Generation: 1, Next: 130}, ttl, key))
+	require.NoError(t, one.Invalidate(ctx, metrics.CacheVersion{Generation: 1, Next: 130}, ttl, key))
 	require.Equal(t, "miss", got(), "after invalidation the entry must miss, got %q", got())
-	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 1, Next: 125}, []byte("at 125"), ttl)
+	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 125}, []byte("at 125"), ttl)
 	require.False(t, ok, "a summary computed before the invalidation was stored: %v %q", ok, got())
 	require.Equal(t, "miss", got(), "a summary computed before the invalidation was stored: %v %q", ok, got())
-	ok, _ = two.Put(ctx, key, projections.CacheVersion{Generation: 2, Next: 3}, []byte("gen 2"), ttl)
+	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 2, Next: 3}, []byte("gen 2"), ttl)
 	require.True(t, ok, "another generation always replaces: %v %q", ok, got())
 	require.Equal(t, "gen 2", got(), "another generation always replaces: %v %q", ok, got())
 }

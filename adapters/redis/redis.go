@@ -10,7 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/metrics"
 )
 
 // Open connects to the Redis at url (redis://host:port/db) with short
@@ -27,7 +27,7 @@ func Open(url string) (*goredis.Client, error) {
 	return goredis.NewClient(opt), nil
 }
 
-// Cache implements projections.Cache. Values are stored as
+// Cache implements metrics.Cache. Values are stored as
 // "<generation>:<next>:<payload>"; a mark (Invalidate) has an empty
 // payload. Put and Invalidate compare versions in a Lua script, so the
 // check and the write are one atomic step for every instance.
@@ -48,34 +48,34 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
 return 1`)
 
-// Get returns the payload, or projections.ErrCacheMiss for an absent key,
+// Get returns the payload, or metrics.ErrCacheMiss for an absent key,
 // a mark or an entry in another format.
 func (c Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := c.C.Get(ctx, key).Bytes()
 	if errors.Is(err, goredis.Nil) {
-		return nil, projections.ErrCacheMiss
+		return nil, metrics.ErrCacheMiss
 	}
 	if err != nil {
 		return nil, err
 	}
 	_, rest, ok := bytes.Cut(b, []byte(":"))
 	if !ok {
-		return nil, projections.ErrCacheMiss
+		return nil, metrics.ErrCacheMiss
 	}
 	if _, payload, ok := bytes.Cut(rest, []byte(":")); ok && len(payload) > 0 {
 		return payload, nil
 	}
-	return nil, projections.ErrCacheMiss
+	return nil, metrics.ErrCacheMiss
 }
 
 // Put stores value unless a newer entry of the same generation is there.
-func (c Cache) Put(ctx context.Context, key string, v projections.CacheVersion, value []byte, ttl time.Duration) (bool, error) {
+func (c Cache) Put(ctx context.Context, key string, v metrics.CacheVersion, value []byte, ttl time.Duration) (bool, error) {
 	n, err := putScript.Run(ctx, c.C, []string{key}, v.Generation, v.Next, value, ttl.Milliseconds()).Int()
 	return n == 1, err
 }
 
 // Invalidate writes version marks (empty payloads) in one pipeline.
-func (c Cache) Invalidate(ctx context.Context, v projections.CacheVersion, ttl time.Duration, keys ...string) error {
+func (c Cache) Invalidate(ctx context.Context, v metrics.CacheVersion, ttl time.Duration, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}

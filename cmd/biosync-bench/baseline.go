@@ -15,8 +15,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/domain/ingest"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/projections/metrics"
 )
 
 // baselineAccepted is the baseline's 202 body, shaped like the API's.
@@ -27,19 +29,19 @@ type baselineAccepted struct {
 
 // dashboardFixture is what the baseline's GET endpoint encodes on every
 // request: a summary of the same shape and size as a real one.
-func dashboardFixture() projections.Dashboard {
+func dashboardFixture() metrics.Dashboard {
 	avg7, avg28 := 48.2, 51.7
 	rhr7, rhr28 := 58.1, 57.4
 	now := time.Date(2026, 11, 20, 7, 30, 0, 0, time.UTC)
-	return projections.Dashboard{
+	return metrics.Dashboard{
 		Date: "2026-11-20", Timezone: "Europe/Berlin",
-		Steps:        &projections.DayValue{Date: "2026-11-20", Value: 8342, Source: "garmin/fenix-7"},
-		ActiveEnergy: &projections.DayValue{Date: "2026-11-20", Value: 412.5, Source: "garmin/fenix-7"},
-		LastNight: &projections.SleepSummary{Date: "2026-11-20", Start: now.Add(-8 * time.Hour), End: now,
+		Steps:        &metrics.DayValue{Date: "2026-11-20", Value: 8342, Source: "garmin/fenix-7"},
+		ActiveEnergy: &metrics.DayValue{Date: "2026-11-20", Value: 412.5, Source: "garmin/fenix-7"},
+		LastNight: &metrics.SleepSummary{Date: "2026-11-20", Start: now.Add(-8 * time.Hour), End: now,
 			AsleepMinutes: 431, DeepMinutes: 82, REMMinutes: 101, LightMinutes: 248, AwakeMinutes: 49, Source: "garmin/fenix-7"},
-		HRV:       projections.Baseline{Latest: &projections.DayValue{Date: "2026-11-20", Value: 46}, Avg7: &avg7, Avg28: &avg28, Unit: "ms"},
-		RestingHR: projections.Baseline{Latest: &projections.DayValue{Date: "2026-11-20", Value: 57}, Avg7: &rhr7, Avg28: &rhr28, Unit: "bpm"},
-		Freshness: []projections.Freshness{
+		HRV:       metrics.Baseline{Latest: &metrics.DayValue{Date: "2026-11-20", Value: 46}, Avg7: &avg7, Avg28: &avg28, Unit: "ms"},
+		RestingHR: metrics.Baseline{Latest: &metrics.DayValue{Date: "2026-11-20", Value: 57}, Avg7: &rhr7, Avg28: &rhr28, Unit: "bpm"},
+		Freshness: []metrics.Freshness{
 			{Provider: "garmin", Device: "fenix-7", LastSampleAt: now, LastReceivedAt: now},
 			{Provider: "apple_health", Device: "iphone", LastSampleAt: now, LastReceivedAt: now},
 		},
@@ -66,7 +68,7 @@ func runBaselineServer(args []string) error {
 		}
 		return c.JSON(http.StatusAccepted, baselineAccepted{EventID: uuid.New()})
 	})
-	fixture := dashboardFixture()
+	fixture := httpapi.NewDashboardJSON(dashboardFixture(), metric.Metric) // the wire form, encoded per request
 	e.GET("/v1/dashboard/summary", func(c echo.Context) error { return c.JSON(http.StatusOK, fixture) })
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 

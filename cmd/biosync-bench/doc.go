@@ -8,7 +8,7 @@
 //
 //   - Rebuild: a fresh topic is filled with samples.pushed events (small
 //     batches from several hundred users, encrypted by the real codec), then
-//     the projections.Runtime (users and metrics projectors) replays it from
+//     the engine.Runtime (users and metrics projectors) replays it from
 //     offset 0 into a fresh database until every checkpoint reaches the high
 //     water mark. The ratio is normalized sample rows per second of the
 //     projector over pgx CopyFrom of the same rows into an identical fresh

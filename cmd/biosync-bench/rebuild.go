@@ -24,7 +24,9 @@ import (
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // rebuildConfig sizes the rebuild benchmark.
@@ -170,7 +172,7 @@ func fillTopic(ctx context.Context, kcfg kafka.Config, codec *eventstore.Codec, 
 		firstErr error
 	)
 	produce := func(rec eventstore.Record, user uuid.UUID) {
-		r := &kgo.Record{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: projections.PartitionOf(user, kcfg.Partitions)}
+		r := &kgo.Record{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: engine.PartitionOf(user, kcfg.Partitions)}
 		for _, h := range rec.Headers {
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
@@ -286,7 +288,7 @@ func rebuildOnce(ctx context.Context, b *backends, kcfg kafka.Config, mk eventst
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	projectors := []projections.Projector{projections.Users{Gen: 1}, &projections.Metrics{Gen: 1}}
+	projectors := []engine.Projector{users.Projector{Gen: 1}, &metrics.Projector{Gen: 1}}
 	errc := make(chan error, len(projectors))
 	var logs []*kafka.Log
 	defer func() {
@@ -312,7 +314,7 @@ func rebuildOnce(ctx context.Context, b *backends, kcfg kafka.Config, mk eventst
 		}
 	}
 	for i, p := range projectors {
-		rt := &projections.Runtime{Pool: pool, Log: logs[i], Codec: codec, Projector: p, Logger: logger}
+		rt := &engine.Runtime{Pool: pool, Log: logs[i], Codec: codec, Projector: p, Logger: logger}
 		go func() { errc <- rt.Run(rctx) }()
 	}
 	elapsed, err := waitCaughtUp(ctx, pool, projectors, records, errc, max(2*time.Minute, time.Duration(records)*2*time.Millisecond))
@@ -345,7 +347,7 @@ func rebuildOnce(ctx context.Context, b *backends, kcfg kafka.Config, mk eventst
 // add up to the number of records in the topic (the topic is fresh, so
 // that is when each partition's checkpoint equals its high water mark), and
 // returns the time since it was called.
-func waitCaughtUp(ctx context.Context, pool *pgxpool.Pool, projectors []projections.Projector, records int64, errc <-chan error, timeout time.Duration) (time.Duration, error) {
+func waitCaughtUp(ctx context.Context, pool *pgxpool.Pool, projectors []engine.Projector, records int64, errc <-chan error, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 const deadLettersUsage = `usage: biosync deadletters <command>
@@ -18,7 +18,7 @@ const deadLettersUsage = `usage: biosync deadletters <command>
   retry --projector NAME [--user USER_ID]  re-apply the held-back events in log order (all users without --user)
   skip EVENT_ID                            give up on one failed event; the events behind it are re-applied`
 
-// runDeadLetters implements `biosync deadletters ...` (see projections.DeadLetters).
+// runDeadLetters implements `biosync deadletters ...` (see engine.DeadLetters).
 func runDeadLetters(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, deadLettersUsage)
@@ -33,7 +33,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 	switch args[0] {
 	case "list":
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			list, err := projections.DeadLetters{Pool: p.pool}.List(ctx, *projector)
+			list, err := engine.DeadLetters{Pool: p.pool}.List(ctx, *projector)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 			}
 		}
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			n, err := projections.DeadLetters{Pool: p.pool}.Retry(ctx, *projector, uid)
+			n, err := engine.DeadLetters{Pool: p.pool}.Retry(ctx, *projector, uid)
 			if err == nil {
 				fmt.Fprintf(stdout, "marked %d event(s) for retry; the projector re-applies them in log order\n", n)
 			}
@@ -71,7 +71,7 @@ func runDeadLetters(ctx context.Context, args []string, getenv func(string) stri
 			return fmt.Errorf("EVENT_ID: %w", err)
 		}
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			d, err := projections.DeadLetters{Pool: p.pool}.Skip(ctx, id)
+			d, err := engine.DeadLetters{Pool: p.pool}.Skip(ctx, id)
 			if err == nil {
 				fmt.Fprintf(stdout, "skipped %s of user %s in %s; the events parked behind it will be re-applied\n", id, d.UserID, d.Projector)
 			}

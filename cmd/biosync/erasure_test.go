@@ -16,7 +16,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/catalog"
 )
 
 // TestErasureLeavesNoCanaryAnywhere is the erasure proof of issue 4: a user
@@ -154,7 +154,7 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	}
 
 	// Replay the whole log into fresh projections.
-	for _, name := range projections.Names {
+	for _, name := range catalog.Names {
 		var out bytes.Buffer
 		if err := run(ctx, []string{"projections", "rebuild", name}, getenv, &out, &bytes.Buffer{}); err != nil {
 			t.Fatalf("rebuild %s: %v\n%s", name, err, out.String())
@@ -204,7 +204,7 @@ func userChecksums(t *testing.T, pool interface {
 	out := map[string]string{}
 	for _, gen := range live {
 		name, g, _ := strings.Cut(gen, "_g")
-		p, err := projections.New(name, 1, nil)
+		p, err := catalog.Catalog{}.New(name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,7 +33,8 @@ import (
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
 )
 
 // childEnv, set to "projections" on a re-executed copy of this test binary,
@@ -173,7 +174,7 @@ func TestKillingTheProjectorProcessRepeatedlyLosesAndDuplicatesNothing(t *testin
 		}
 		k := kill{life: time.Since(child.begun), committed: midStream, openTx: open, whileProducing: wasProducing}
 		snaps = append(snaps, takeSnapshot(ctx, t, p.pool, 1)...)
-		k.done, k.head = progress(ctx, t, p, projections.NameMetrics, 1)
+		k.done, k.head = progress(ctx, t, p, metrics.Name, 1)
 		kills = append(kills, k)
 		if len(kills) == minKills {
 			openGate()
@@ -601,7 +602,7 @@ func TestTripleDeliveryAndARewindOf1000OffsetsLeaveReadModelsByteIdentical(t *te
 	before := digests(ctx, t, p.pool, 1)
 
 	// Rewind while the projectors are stopped.
-	heads, err := p.heads(ctx)
+	heads, err := p.rebuilder().Heads(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +618,7 @@ func TestTripleDeliveryAndARewindOf1000OffsetsLeaveReadModelsByteIdentical(t *te
 	if tag.RowsAffected() != int64(len(heads)) {
 		t.Fatalf("rewound %d checkpoints, want %d", tag.RowsAffected(), len(heads))
 	}
-	if done, head := progress(ctx, t, p, projections.NameMetrics, 1); head-done != rewind*int64(len(heads)) {
+	if done, head := progress(ctx, t, p, metrics.Name, 1); head-done != rewind*int64(len(heads)) {
 		t.Fatalf("after the rewind the projector is %d records behind, want %d", head-done, rewind*int64(len(heads)))
 	}
 
@@ -679,15 +680,15 @@ func TestASlowTransactionHeldOpenSkipsNoEvent(t *testing.T) {
 	waitCaughtUp(t, p, 30*time.Second, "metrics@1", "users@1")
 
 	// P: the partition of user 0; Q: another partition, through user v.
-	P := projections.PartitionOf(st.users[0].id, parts)
+	P := engine.PartitionOf(st.users[0].id, parts)
 	var v faultUser
 	for _, u := range st.users {
-		if projections.PartitionOf(u.id, parts) != P {
+		if engine.PartitionOf(u.id, parts) != P {
 			v = u
 			break
 		}
 	}
-	Q := projections.PartitionOf(v.id, parts)
+	Q := engine.PartitionOf(v.id, parts)
 	holdP, err := p.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -758,7 +759,7 @@ func TestASlowTransactionHeldOpenSkipsNoEvent(t *testing.T) {
 		}
 		s := takeSnapshot(ctx, t, p.pool, 1)
 		snaps = append(snaps, s...)
-		heads, err := p.heads(ctx)
+		heads, err := p.rebuilder().Heads(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1125,11 +1126,11 @@ func lastLines(s string, n int) string {
 // progress is a projector generation's checkpoint sum and the log's head sum.
 func progress(ctx context.Context, t *testing.T, p *platform, name string, gen int) (done, head int64) {
 	t.Helper()
-	heads, err := p.heads(ctx)
+	heads, err := p.rebuilder().Heads(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, head, err = projections.Progress(ctx, p.pool, heads, name, gen)
+	done, head, err = engine.Progress(ctx, p.pool, heads, name, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1158,11 +1159,11 @@ func waitCaughtUp(t *testing.T, p *platform, limit time.Duration, keys ...string
 			name, g, _ := strings.Cut(key, "@")
 			var gen int
 			fmt.Sscan(g, &gen)
-			heads, err := p.heads(ctx)
+			heads, err := p.rebuilder().Heads(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			done, head, err := projections.Progress(ctx, p.pool, heads, name, gen)
+			done, head, err := engine.Progress(ctx, p.pool, heads, name, gen)
 			if err == nil && done < head {
 				behind += fmt.Sprintf(" %s: %d of %d", key, done, head)
 			} else if err != nil {

@@ -25,7 +25,11 @@ import (
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/eventstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/catalog"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/metrics"
+	settingsrm "github.com/biosync/biosync/projections/settings"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // platform is the wired core: backends, the event store, command handlers,
@@ -47,9 +51,13 @@ type platform struct {
 	appender       *kafka.Appender
 	eventLog       *kafka.Log
 	handlers       *commands.Handlers
-	reader         *projections.Reader
-	versions       *projections.Versions
-	tokens         *auth.Tokens
+	// versions is the projector registry; queries, settings and progress
+	// are the query side (settings also serves the unit system).
+	versions *engine.Versions
+	queries  queries
+	settings *settingsrm.Reader
+	progress *engine.Checkpoints
+	tokens   *auth.Tokens
 	// sessions stores refresh-token families; revocations is this
 	// instance's view of revoked sessions (kept current by runRevocations),
 	// and verifier checks access tokens against both the key and that view.
@@ -156,7 +164,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
 	var dedup commands.Dedup
-	var cache projections.Cache
+	var cache metrics.Cache
 	if p.redis != nil {
 		dedup = bredis.NewDedup(p.redis, 0)
 		cache = bredis.Cache{C: p.redis}
@@ -199,9 +207,38 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 			return nil, err
 		}
 	}
-	p.versions = &projections.Versions{Pool: p.pool}
-	p.reader = &projections.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions, Progress: &projections.Checkpoints{}}
+	p.versions = &engine.Versions{Pool: p.pool}
+	p.progress = &engine.Checkpoints{}
+	p.queries = queries{
+		Reader:      &users.Reader{Pool: p.pool, Versions: p.versions},
+		metrics:     &metrics.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions},
+		Consistency: &engine.Consistency{Pool: p.pool, Versions: p.versions, Progress: p.progress},
+	}
+	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions}
 	return p, nil
+}
+
+// queries is the HTTP adapter's Queries port: the users and metrics read
+// models' readers and the consistency wait, side by side.
+type queries struct {
+	*users.Reader
+	metrics *metrics.Reader
+	*engine.Consistency
+}
+
+// Metrics reads one metric series.
+func (q queries) Metrics(ctx context.Context, mq metrics.MetricQuery) (metrics.MetricSeries, error) {
+	return q.metrics.Metrics(ctx, mq)
+}
+
+// SleepSessions lists sessions that ended in [from, to).
+func (q queries) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
+	return q.metrics.SleepSessions(ctx, userID, from, to)
+}
+
+// Dashboard returns the summary (see metrics.Reader.Dashboard).
+func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (metrics.Dashboard, error) {
+	return q.metrics.Dashboard(ctx, userID, token)
 }
 
 // mailer connects account mail: the configured relay, or on the embedded
@@ -330,37 +367,6 @@ func (p *platform) followErasures(ctx context.Context) {
 	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
 }
 
-// awaitSwitch waits until a rebuilt generation has caught up and, when
-// switch is set, makes it live (only if its switch is still pending: an
-// operator may have rolled back or dropped it meanwhile).
-func (p *platform) awaitSwitch(ctx context.Context, v projections.Version, switchReads bool) {
-	if err := p.rebuilder().Await(ctx, v.Name, v.Generation, false, nil, nil); err != nil {
-		p.log.Error("rebuild did not complete", "projector", v.Key(), "err", err)
-		return
-	}
-	if switchReads {
-		if err := p.versions.PromotePending(ctx, v.Name, v.Generation); err != nil {
-			p.log.Error("rebuild caught up but reads did not switch", "projector", v.Key(), "err", err)
-			return
-		}
-	}
-	p.log.Info("rebuild caught up", "projector", v.Key(), "switched", switchReads)
-}
-
-// resumeSwitches finishes the switches that admin-API rebuilds left pending
-// when the server that accepted them stopped.
-func (p *platform) resumeSwitches(ctx context.Context) {
-	pending, err := p.versions.PendingSwitches(ctx)
-	if err != nil {
-		p.log.Warn("could not read pending rebuild switches", "err", err)
-		return
-	}
-	for _, v := range pending {
-		p.log.Info("resuming a rebuild whose switch is pending", "projector", v.Key())
-		go p.awaitSwitch(ctx, v, true)
-	}
-}
-
 // housekeeping prunes ended sessions and spent mailed tokens every interval
 // until ctx ends (every serve runs it; the deletes are idempotent).
 func (p *platform) housekeeping(ctx context.Context, every time.Duration) {
@@ -399,8 +405,8 @@ func (p *platform) eraser() *commands.Eraser {
 
 // supervisor builds a projector supervisor; only limits it to some
 // generations ("name@gen").
-func (p *platform) supervisor(only map[string]bool) *projections.Supervisor {
-	return &projections.Supervisor{
+func (p *platform) supervisor(only map[string]bool) *engine.Supervisor {
+	return &engine.Supervisor{
 		Pool: p.pool, Versions: p.versions, Codec: p.codec,
 		// One Log (client, connection, consumer) per projector: see kafka.Log.Subscribe.
 		OpenLog: func() (eventstore.Log, func(), error) {
@@ -410,7 +416,7 @@ func (p *platform) supervisor(only map[string]bool) *projections.Supervisor {
 			}
 			return l, func() { l.Close() }, nil
 		},
-		Cache:    &projections.DashboardCache{Reader: p.reader},
+		Catalog:  catalog.Catalog{Dashboards: &metrics.DashboardCache{Reader: p.queries.metrics}},
 		Logger:   p.log,
 		Observer: p.metrics,
 		Only:     only,
@@ -455,4 +461,10 @@ func readEndpoints(dataDir string) (endpoints, bool) {
 		return endpoints{}, false
 	}
 	return ep, true
+}
+
+// rebuilder drives rebuilds, switches and progress reports over this
+// platform's registry and event log.
+func (p *platform) rebuilder() *engine.Rebuilder {
+	return &engine.Rebuilder{Pool: p.pool, Versions: p.versions, Catalog: catalog.Catalog{}, Log: p.eventLog}
 }

@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/catalog"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 const projectionsUsage = `usage: biosync projections <command>
@@ -79,7 +80,7 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 			return fmt.Errorf("drop wants NAME@GENERATION, e.g. metrics@1, got %q", key)
 		}
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			pj, err := projections.New(name, gen, nil)
+			pj, err := catalog.Catalog{}.New(name, gen)
 			if err != nil {
 				return err
 			}
@@ -114,44 +115,17 @@ func oneArg(fs *flag.FlagSet, args []string, what string) (string, error) {
 	return pos[0], nil
 }
 
-// heads snapshots the log's high-water mark of every partition.
-func (p *platform) heads(ctx context.Context) (map[int32]int64, error) {
-	parts, err := p.eventLog.Partitions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int32]int64{}
-	for _, part := range parts {
-		if out[part], err = p.eventLog.HighWater(ctx, part); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 func listProjections(ctx context.Context, p *platform, out io.Writer) error {
-	versions, err := p.versions.List(ctx)
-	if err != nil {
-		return err
-	}
-	heads, err := p.heads(ctx)
+	list, err := p.rebuilder().Statuses(ctx)
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PROJECTOR\tSTATE\tCHECKPOINT\tHEAD\tLAG\tCREATED")
-	for _, v := range versions {
-		done, head, err := projections.Progress(ctx, p.pool, heads, v.Name, v.Generation)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\n", v.Key(), v.State, done, head, head-done, v.CreatedAt.UTC().Format(time.RFC3339))
+	for _, s := range list {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\n", s.Key(), s.State, s.Checkpoint, s.Head, s.Head-s.Checkpoint, s.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
-}
-
-func (p *platform) rebuilder() *projections.Rebuilder {
-	return &projections.Rebuilder{Pool: p.pool, Versions: p.versions, Heads: p.heads}
 }
 
 // rebuild builds a new generation of a projector from offset 0 while the
@@ -167,23 +141,8 @@ func rebuild(ctx context.Context, p *platform, name string, switchReads bool, ou
 	}
 	key := v.Key()
 	fmt.Fprintf(out, "building %s from offset 0 (reads stay on the live generation)\n", key)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	halted := make(chan error, 1)
-	stopped := make(chan struct{})
-	defer func() { cancel(); <-stopped }() // before the platform closes the pool and the log
-	go func() {
-		defer close(stopped)
-		err := p.supervisor(map[string]bool{key: true}).Run(rctx)
-		if err == nil && rctx.Err() == nil {
-			err = errors.New("projector stopped")
-		}
-		if err != nil {
-			halted <- err
-		}
-	}()
 	progress, finish := progressReporter(stderr, false, "rebuilding "+key)
-	err = b.Await(ctx, name, v.Generation, switchReads, progress, halted)
+	err = b.Build(ctx, v, switchReads, *p.supervisor(nil), progress)
 	finish(err)
 	if err != nil {
 		return fmt.Errorf("%w (drop it with: biosync projections drop %s)", err, key)
@@ -211,10 +170,10 @@ func progressLine(key string, done, head int64, elapsed time.Duration) string {
 }
 
 // buildAsOf builds a projection as it was at a point in time into its own
-// schema (see projections.AsOf).
+// schema (see engine.AsOf).
 func buildAsOf(ctx context.Context, p *platform, name, schema string, at time.Time, out, stderr io.Writer) error {
 	key := fmt.Sprintf("%s as of %s into %s", name, at.Format(time.RFC3339), schema)
-	build := projections.AsOf{DSN: p.cfg.DatabaseURL, Log: p.eventLog, Codec: p.codec, Logger: p.log}
+	build := engine.AsOf{DSN: p.cfg.DatabaseURL, Log: p.eventLog, Codec: p.codec, Logger: p.log, Catalog: catalog.Catalog{}}
 	progress, finish := progressReporter(stderr, false, "building "+key)
 	err := build.Build(ctx, name, schema, at, progress)
 	finish(err)

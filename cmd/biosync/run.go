@@ -13,6 +13,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/schemas"
 )
 
@@ -141,17 +142,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}, httpapi.Deps{
 		Accounts:        p.handlers,
 		Ingestor:        p.handlers,
-		Queries:         p.reader,
+		Queries:         p.queries,
 		Sessions:        p.handlers,
 		Tokens:          p.verifier,
 		Roles:           p.verifier,
-		Admin:           admin{p: p, life: ctx},
+		Admin:           engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
 		Audit:           p.audit,
 		Recovery:        recovery(p.handlers),
 		Erasure:         p.handlers,
 		MFA:             p.handlers,
 		Settings:        p.handlers,
-		SettingsQueries: p.reader,
+		SettingsQueries: p.settings,
 		Webhooks:        webhooks.Verifier{Keys: keys},
 		Logger:          log,
 		Registry:        tel.registry,
@@ -185,8 +186,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	eraserDone := make(chan struct{})
 	go func() { defer close(eraserDone); p.eraser().Run(ctx) }()
 	go p.housekeeping(ctx, time.Hour)
-	go p.reader.Progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
-	p.resumeSwitches(ctx)
+	go p.progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
+	p.rebuilder().ResumeSwitches(ctx, log)
 	// The revocation view: until it is live every token is checked against
 	// PostgreSQL, so serving before it is loaded is safe.
 	revocationsDone := make(chan struct{})

@@ -59,13 +59,13 @@ func (t *telemetry) observeAppend(d time.Duration, err error) {
 	t.appendDur.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
-// Batch implements projections.Observer.
+// Batch implements engine.Observer.
 func (t *telemetry) Batch(projector string, partition int32, size int, d time.Duration) {
 	t.batchSize.WithLabelValues(projector).Observe(float64(size))
 	t.batchDur.WithLabelValues(projector).Observe(d.Seconds())
 }
 
-// Lag implements projections.Observer.
+// Lag implements engine.Observer.
 func (t *telemetry) Lag(projector string, partition int32, lag int64) {
 	t.projectorLg.WithLabelValues(projector, strconv.Itoa(int(partition))).Set(float64(lag))
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/eventstore/eventexport"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 func TestMain(m *testing.M) { testbackend.Main(m) }
@@ -474,7 +474,7 @@ func TestFollowDeliversNewEventsUntilCancelled(t *testing.T) {
 	// before jon's next one: the skip count cannot depend on how records
 	// of different partitions interleave.
 	jon, kai := uuid.New(), uuid.New()
-	for projections.PartitionOf(kai, 4) != projections.PartitionOf(jon, 4) {
+	for engine.PartitionOf(kai, 4) != engine.PartitionOf(jon, 4) {
 		kai = uuid.New()
 	}
 	first := s.add(t, jon, "user.registered", time.Now().UTC(), registered("jon@example.test"))

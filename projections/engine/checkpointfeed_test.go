@@ -1,0 +1,85 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/biosync/biosync/deploy/testbackend"
+	"github.com/biosync/biosync/deploy/testbackend/projectiontest"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/users"
+)
+
+// TestAConsistencyWaitEndsAtTheProjectorsCommit: a dashboard read carrying
+// a consistency token waits for the projector; with the checkpoint feed
+// live, the wait ends when the projector commits, not at the next poll
+// (which, with the feed live, comes only every LiveRecheck: 5 s here, so
+// a wait that missed the commit cannot pass for one that heard it).
+func TestAConsistencyWaitEndsAtTheProjectorsCommit(t *testing.T) {
+	s := projectiontest.New(t, testbackend.Kafka(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed := &engine.Checkpoints{}
+	go feed.Follow(ctx, s.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, live := feed.Changed(); live {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the checkpoint feed did not start listening within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := &engine.Consistency{Pool: s.Pool, Progress: feed, LiveRecheck: 5 * time.Second}
+	s.Register(t, uuid.New(), "UTC", time.Now())
+	go func() { _ = s.Runtime(users.Projector{}, 100).Run(ctx) }()
+	s.WaitCaughtUp(t, users.Projector{})
+
+	for round := range 3 {
+		user := uuid.New()
+		pos := s.Register(t, user, "UTC", time.Now())
+		type result struct {
+			at  time.Time
+			err error
+		}
+		returned := make(chan result, 1)
+		go func() {
+			err := r.WaitFor(ctx, eventstore.Token{pos}, users.Name)
+			returned <- result{time.Now(), err}
+		}()
+		// Watch the checkpoint closely to learn when the commit happened.
+		var committed time.Time
+		for deadline := time.Now().Add(10 * time.Second); committed.IsZero(); {
+			var next int64 // no row yet: the partition's worker has not started
+			if err := s.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = 1 AND partition = $2`,
+				users.Name, pos.Partition).Scan(&next); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				t.Fatal(err)
+			}
+			if next > pos.Offset {
+				committed = time.Now()
+			} else if time.Now().After(deadline) {
+				t.Fatal("the projector did not apply the registration within 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		select {
+		case got := <-returned:
+			if got.err != nil {
+				t.Fatal(got.err)
+			}
+			if late := got.at.Sub(committed); late > time.Second {
+				t.Fatalf("round %d: the wait ended %v after the commit; want within a few ms of it", round, late)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the wait did not end within 5s of the commit")
+		}
+	}
+}

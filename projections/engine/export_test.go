@@ -1,0 +1,4 @@
+package engine
+
+// TraceLinks exposes links to the external test package.
+var TraceLinks = links

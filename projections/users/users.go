@@ -1,0 +1,146 @@
+package users
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/domain/settings"
+	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections/engine"
+)
+
+// Projector projects user.registered, user.email_verified and the
+// timezone of user.settings_changed into users_g<N>: the profile behind
+// GET /v1/me.
+type Projector struct{ Gen int }
+
+// Name is the stable name of the users projector (checkpoints, registry,
+// consistency waits).
+const Name = "users"
+
+// Name implements engine.Projector.
+func (u Projector) Name() string { return Name }
+
+// Generation implements engine.Projector.
+func (u Projector) Generation() int { return max(u.Gen, 1) }
+
+// Wants implements engine.Selective: registrations, verified addresses, and
+// settings changes for the profile's current timezone.
+func (u Projector) Wants(eventType string) bool {
+	return eventType == identity.EventRegistered || eventType == identity.EventEmailVerified || eventType == settings.EventProfileChanged
+}
+
+// Tables implements engine.Projector.
+func (u Projector) Tables() []string { return Tables() }
+
+// Tables lists the base names of the users read model's tables.
+func Tables() []string { return []string{"users"} }
+
+// Apply upserts one row per registered user; the later log position wins.
+func (u Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
+	table := engine.Table("users", u.Generation())
+	var ids [][16]byte
+	var emails, zones []string
+	var created []any
+	var offsets []int64
+	seen := map[string]int{} // user -> index: one row per user per statement
+	var verifiedIDs [][16]byte
+	var verifiedAt []any
+	for _, e := range events {
+		if e.Type == identity.EventEmailVerified {
+			var v identity.EmailVerified
+			if err := json.Unmarshal(e.Payload, &v); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			verifiedIDs = append(verifiedIDs, e.UserID)
+			verifiedAt = append(verifiedAt, v.VerifiedAt)
+			continue
+		}
+		if e.Type != identity.EventRegistered {
+			continue
+		}
+		var r identity.Registered
+		if err := json.Unmarshal(e.Payload, &r); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		if i, ok := seen[e.UserID.String()]; ok { // later log position wins
+			emails[i], zones[i], created[i], offsets[i] = r.Email, r.Timezone, r.RegisteredAt, e.Offset
+			continue
+		}
+		seen[e.UserID.String()] = len(ids)
+		ids = append(ids, e.UserID)
+		emails = append(emails, r.Email)
+		zones = append(zones, r.Timezone)
+		created = append(created, r.RegisteredAt)
+		offsets = append(offsets, e.Offset)
+	}
+	if len(ids) > 0 {
+		if err := u.register(ctx, tx, table, ids, emails, zones, created, offsets); err != nil {
+			return err
+		}
+	}
+	// After the registrations: a change in the same batch applies to them.
+	if err := u.applyTimezones(ctx, tx, table, events); err != nil {
+		return err
+	}
+	if len(verifiedIDs) == 0 {
+		return nil
+	}
+	// A user's registration precedes the verification in the log (one
+	// partition per user), so the row exists; the first verification
+	// time is kept when an address is verified twice.
+	_, err := tx.Exec(ctx, `UPDATE `+table+` t SET email_verified_at = v.at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(user_id, at)
+		WHERE t.user_id = v.user_id AND (t.email_verified_at IS NULL OR t.email_verified_at > v.at)`, verifiedIDs, verifiedAt)
+	return err
+}
+
+// register upserts the registrations of a batch.
+func (u Projector) register(ctx context.Context, tx pgx.Tx, table string, ids [][16]byte, emails, zones []string, created []any, offsets []int64) error {
+	// The registration is in the log: an account whose append outcome was
+	// unknown to its handler becomes active now (command-side table, same
+	// transaction; idempotent).
+	if _, err := tx.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = ANY($1::uuid[]) AND status = 'pending'`, ids); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (user_id, email, timezone, created_at, log_offset)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
+		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, timezone = EXCLUDED.timezone,
+			created_at = EXCLUDED.created_at, log_offset = EXCLUDED.log_offset
+		WHERE `+table+`.log_offset <= EXCLUDED.log_offset`, ids, emails, zones, created, offsets)
+	return err
+}
+
+// applyTimezones keeps the profile's timezone the current one: the last
+// user.settings_changed in log order wins (the row's log_offset moves with
+// it, so a replayed registration cannot bring the old zone back).
+func (u Projector) applyTimezones(ctx context.Context, tx pgx.Tx, table string, events []eventstore.Stored) error {
+	last := map[uuid.UUID]int{}
+	for i, e := range events {
+		if e.Type == settings.EventProfileChanged {
+			last[e.UserID] = i
+		}
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	var ids [][16]byte
+	var zones []string
+	var offsets []int64
+	for id, i := range last {
+		var c settings.ProfileChanged
+		if err := json.Unmarshal(events[i].Payload, &c); err != nil {
+			return fmt.Errorf("event %s: %w", events[i].ID, err)
+		}
+		ids, zones, offsets = append(ids, id), append(zones, c.Timezone), append(offsets, events[i].Offset)
+	}
+	_, err := tx.Exec(ctx, `UPDATE `+table+` t SET timezone = x.tz, log_offset = x.lo
+		FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS x(u, tz, lo)
+		WHERE t.user_id = x.u AND t.log_offset <= x.lo`, ids, zones, offsets)
+	return err
+}
