@@ -15,7 +15,7 @@ import (
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/eventstore/eventstoretest"
 	"github.com/biosync/biosync/eventstore/memstore"
-	"github.com/biosync/biosync/projections"
+	"github.com/biosync/biosync/projections/engine"
 )
 
 func newStore(t *testing.T, partitions int32) *memstore.Store {
@@ -47,7 +47,7 @@ func pushed(user uuid.UUID) eventstore.Event {
 }
 
 // A user's events land where the production producer puts them, so the
-// readers' partition lookup (projections.PartitionOf) finds them.
+// readers' partition lookup (engine.PartitionOf) finds them.
 func TestUsersLandOnTheProductionPartitions(t *testing.T) {
 	const partitions = 12
 	s := newStore(t, partitions)
@@ -55,7 +55,7 @@ func TestUsersLandOnTheProductionPartitions(t *testing.T) {
 		user := uuid.New()
 		at, err := s.Append(context.Background(), pushed(user))
 		require.NoError(t, err)
-		require.Equal(t, projections.PartitionOf(user, partitions), at.Partition, "user %s", user)
+		require.Equal(t, engine.PartitionOf(user, partitions), at.Partition, "user %s", user)
 	}
 }
 
