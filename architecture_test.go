@@ -102,6 +102,13 @@ func TestDependenciesPointInward(t *testing.T) {
 			allowed: func(dep listed) bool { return !within(dep.rel(), "adapters", "cmd") },
 		},
 		{
+			name:    "command packages do not import each other",
+			applies: func(rel string) bool { return strings.HasPrefix(rel, "commands/") },
+			allowed: func(dep listed) bool {
+				return !strings.HasPrefix(dep.rel(), "commands/") || within(dep.rel(), "commands/internal")
+			},
+		},
+		{
 			name:    "projections import no adapters and no cmd",
 			applies: func(rel string) bool { return within(rel, "projections") },
 			allowed: func(dep listed) bool { return !within(dep.rel(), "adapters", "cmd") },

@@ -1,109 +1,45 @@
-package commands_test
+package sessions_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
-
-// recordingAudit is the audit port as a list, so tests can see what was
-// recorded; fail makes Record fail (an audit store that is down).
-type recordingAudit struct {
-	mu      sync.Mutex
-	entries []commands.AuditEntry
-	fail    bool
-}
-
-func (a *recordingAudit) Record(_ context.Context, e commands.AuditEntry) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.fail {
-		return errors.New("audit store down")
-	}
-	a.entries = append(a.entries, e)
-	return nil
-}
-
-func (a *recordingAudit) actions(action string) []commands.AuditEntry {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []commands.AuditEntry
-	for _, e := range a.entries {
-		if e.Action == action {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-const password = "correct horse battery"
-
-// account seeds an active account directly in the command-side table (no
-// log needed for sessions) and returns its id.
-func (w *world) account(t *testing.T, email string) uuid.UUID {
-	t.Helper()
-	ctx := context.Background()
-	hash, err := cheap.Hash(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := uuid.New()
-	if err := w.accounts.Claim(ctx, commands.Account{UserID: id, EmailKey: w.h.EmailKey(email), PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.accounts.Complete(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func (w *world) login(t *testing.T, email, ua string) commands.Session {
-	t.Helper()
-	s, err := w.h.Login(context.Background(), commands.Login{Email: email, Password: password, UserAgent: ua, IP: "198.51.100.7"})
-	if err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	return s
-}
 
 func TestLoginIssuesAnAccessTokenOfANewSessionAndAnOpaqueRefreshToken(t *testing.T) {
 	w := newWorld(t, false)
 	user := w.account(t, "ada@example.com")
 	s := w.login(t, "ada@example.com", "Firefox")
 	claims, err := w.tokens.Verify(s.AccessToken)
-	if err != nil || claims.UserID != user || claims.SessionID != s.SessionID || s.SessionID == uuid.Nil {
-		t.Fatalf("access token claims %+v (%v), session %v", claims, err, s.SessionID)
-	}
-	if len(s.RefreshToken) < 43 || strings.Count(s.RefreshToken, ".") != 0 {
-		t.Fatalf("refresh token %q: want >= 256 bits, opaque (no JWT)", s.RefreshToken)
-	}
+	require.Falsef(t, err != nil || claims.UserID != user || claims.SessionID != s.SessionID || s.SessionID == uuid.Nil, "access token claims %+v (%v), session %v", claims, err, s.SessionID)
+	require.Falsef(t, len(s.RefreshToken) < 43 || strings.Count(s.RefreshToken, ".") != 0, "refresh token %q: want >= 256 bits, opaque (no JWT)", s.RefreshToken)
 	var hashed, plain int
 	if err := w.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE token_hash = sha256(convert_to($1, 'UTF8'))),
 			count(*) FILTER (WHERE position(convert_to($1, 'UTF8') IN token_hash) > 0) FROM refresh_tokens`,
 		s.RefreshToken).Scan(&hashed, &plain); err != nil || hashed != 1 || plain != 0 {
-		t.Fatalf("refresh token storage: %d rows by SHA-256, %d holding the plaintext (%v)", hashed, plain, err)
+		require.FailNow(t, fmt.Sprintf("refresh token storage: %d rows by SHA-256, %d holding the plaintext (%v)", hashed, plain, err))
 	}
 	if got := w.audit.actions(commands.AuditLogin); len(got) != 1 || got[0].Subject != user || got[0].IP != "198.51.100.7" {
-		t.Fatalf("login audit = %+v", got)
+		require.FailNow(t, fmt.Sprintf("login audit = %+v", got))
 	}
 	if _, err := w.h.Login(context.Background(), commands.Login{Email: "ada@example.com", Password: "wrong password"}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	if _, err := w.h.Login(context.Background(), commands.Login{Email: "nobody@example.com", Password: password}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	failed := w.audit.actions(commands.AuditLoginFailed)
-	if len(failed) != 2 || failed[0].Subject != user || failed[1].Subject != uuid.Nil {
-		t.Fatalf("failed-login audit = %+v", failed)
-	}
+	require.Falsef(t, len(failed) != 2 || failed[0].Subject != user || failed[1].Subject != uuid.Nil, "failed-login audit = %+v", failed)
 }
 
 func TestAFailingAuditStoreDoesNotFailALogin(t *testing.T) {
@@ -120,36 +56,26 @@ func TestRefreshRotatesAndAReplayedTokenRevokesTheWholeSession(t *testing.T) {
 	first := w.login(t, "ada@example.com", "")
 
 	second, err := w.h.Refresh(ctx, commands.Refresh{RefreshToken: first.RefreshToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.SessionID != first.SessionID || second.RefreshToken == first.RefreshToken || second.AccessToken == "" {
-		t.Fatalf("rotation: %+v after %+v", second, first)
-	}
+	require.NoError(t, err)
+	require.Falsef(t, second.SessionID != first.SessionID || second.RefreshToken == first.RefreshToken || second.AccessToken == "", "rotation: %+v after %+v", second, first)
 	if c, err := w.tokens.Verify(second.AccessToken); err != nil || c.SessionID != first.SessionID || c.UserID != user {
-		t.Fatalf("refreshed access token %+v, %v", c, err)
+		require.FailNow(t, fmt.Sprintf("refreshed access token %+v, %v", c, err))
 	}
 
 	// The attacker (or a confused client) presents the used token again.
 	_, reuseErr := w.h.Refresh(ctx, commands.Refresh{RefreshToken: first.RefreshToken, IP: "203.0.113.9"})
-	if !errors.Is(reuseErr, domain.ErrUnauthorized) {
-		t.Fatalf("replayed refresh token = %v, want ErrUnauthorized", reuseErr)
-	}
+	require.Falsef(t, !errors.Is(reuseErr, domain.ErrUnauthorized), "replayed refresh token = %v, want ErrUnauthorized", reuseErr)
 	reuse := w.audit.actions(commands.AuditRefreshReuse)
-	if len(reuse) != 1 || reuse[0].Subject != user || reuse[0].IP != "203.0.113.9" || reuse[0].Detail["session_id"] != first.SessionID.String() {
-		t.Fatalf("reuse audit = %+v", reuse)
-	}
+	require.Falsef(t, len(reuse) != 1 || reuse[0].Subject != user || reuse[0].IP != "203.0.113.9" || reuse[0].Detail["session_id"] != first.SessionID.String(), "reuse audit = %+v", reuse)
 	// The legitimate holder of the newest token is logged out too.
 	_, revokedErr := w.h.Refresh(ctx, commands.Refresh{RefreshToken: second.RefreshToken})
 	_, unknownErr := w.h.Refresh(ctx, commands.Refresh{RefreshToken: "never-issued-never-issued-never-issued-xyz"})
 	_, emptyErr := w.h.Refresh(ctx, commands.Refresh{})
 	for _, err := range []error{revokedErr, unknownErr, emptyErr} {
-		if !errors.Is(err, domain.ErrUnauthorized) || err.Error() != reuseErr.Error() {
-			t.Fatalf("error %v differs from the reuse error %v: an oracle", err, reuseErr)
-		}
+		require.Falsef(t, !errors.Is(err, domain.ErrUnauthorized) || err.Error() != reuseErr.Error(), "error %v differs from the reuse error %v: an oracle", err, reuseErr)
 	}
 	if list, _ := w.h.ListSessions(ctx, user, uuid.Nil); len(list) != 0 {
-		t.Fatalf("sessions after reuse: %+v", list)
+		require.FailNow(t, fmt.Sprintf("sessions after reuse: %+v", list))
 	}
 }
 
@@ -175,15 +101,13 @@ func TestTwoConcurrentRefreshesOfOneTokenGiveExactlyOnePair(t *testing.T) {
 		if err == nil {
 			ok++
 		} else if !errors.Is(err, domain.ErrUnauthorized) {
-			t.Fatal(err)
+			require.NoError(t, err)
 		}
 	}
-	if ok != 1 {
-		t.Fatalf("%d of 2 concurrent refreshes succeeded, want exactly 1: %v", ok, results)
-	}
+	require.Falsef(t, ok != 1, "%d of 2 concurrent refreshes succeeded, want exactly 1: %v", ok, results)
 	// Strict RFC 9700: the loser counts as reuse and the session is gone.
 	if n := len(w.audit.actions(commands.AuditRefreshReuse)); n != 1 {
-		t.Fatalf("%d reuse audit entries, want 1", n)
+		require.FailNow(t, fmt.Sprintf("%d reuse audit entries, want 1", n))
 	}
 }
 
@@ -192,10 +116,12 @@ func TestASessionEndsAtItsAbsoluteExpiryHoweverOftenItIsRefreshed(t *testing.T) 
 	w.account(t, "ada@example.com")
 	w.h.RefreshTTL = time.Hour
 	w.h.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } // logged in two hours ago
+	w.rebuild(t)
 	s := w.login(t, "ada@example.com", "")
 	w.h.Now = nil
+	w.rebuild(t)
 	if _, err := w.h.Refresh(context.Background(), commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("refresh after the absolute expiry = %v", err)
+		require.FailNow(t, fmt.Sprintf("refresh after the absolute expiry = %v", err))
 	}
 }
 
@@ -209,37 +135,29 @@ func TestLogoutEndsOneSessionAndLogoutAllEndsEvery(t *testing.T) {
 	tablet := w.login(t, "ada@example.com", "Tablet")
 
 	list, err := w.h.ListSessions(ctx, user, laptop.SessionID)
-	if err != nil || len(list) != 3 {
-		t.Fatalf("sessions = %+v, %v", list, err)
-	}
+	require.Falsef(t, err != nil || len(list) != 3, "sessions = %+v, %v", list, err)
 	for _, si := range list {
-		if si.Current != (si.ID == laptop.SessionID) || si.IP != "198.51.100.7" || len(si.UserAgent) > 256 || !strings.HasPrefix(si.UserAgent, "Phone") && !strings.HasPrefix(si.UserAgent, "Laptop") && !strings.HasPrefix(si.UserAgent, "Tablet") {
-			t.Fatalf("session %+v", si)
-		}
+		require.Falsef(t, si.Current != (si.ID == laptop.SessionID) || si.IP != "198.51.100.7" || len(si.UserAgent) > 256 || !strings.HasPrefix(si.UserAgent, "Phone") && !strings.HasPrefix(si.UserAgent, "Laptop") && !strings.HasPrefix(si.UserAgent, "Tablet"), "session %+v", si)
 	}
 
-	if err := w.h.Logout(ctx, user, phone.SessionID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.h.Logout(ctx, user, phone.SessionID))
 	if _, err := w.h.Refresh(ctx, commands.Refresh{RefreshToken: phone.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("refresh after logout = %v", err)
+		require.FailNow(t, fmt.Sprintf("refresh after logout = %v", err))
 	}
 	if err := w.h.Logout(ctx, user, phone.SessionID); err != nil {
-		t.Fatalf("second logout = %v, want idempotent", err)
+		require.FailNow(t, fmt.Sprintf("second logout = %v, want idempotent", err))
 	}
 	if list, _ := w.h.ListSessions(ctx, user, uuid.Nil); len(list) != 2 {
-		t.Fatalf("after logout: %+v", list)
+		require.FailNow(t, fmt.Sprintf("after logout: %+v", list))
 	}
-	if err := w.h.LogoutAll(ctx, user, "198.51.100.7"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.h.LogoutAll(ctx, user, "198.51.100.7"))
 	for _, s := range []commands.Session{laptop, tablet} {
 		if _, err := w.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-			t.Fatalf("refresh after logout-all = %v", err)
+			require.FailNow(t, fmt.Sprintf("refresh after logout-all = %v", err))
 		}
 	}
 	if got := w.audit.actions(commands.AuditLogoutAll); len(got) != 1 || got[0].Detail["sessions"] != "2" {
-		t.Fatalf("logout-all audit = %+v", got)
+		require.FailNow(t, fmt.Sprintf("logout-all audit = %+v", got))
 	}
 }
 
@@ -252,32 +170,26 @@ func TestPasswordChangeRechecksThePasswordAndEndsEverySession(t *testing.T) {
 
 	var v *domain.ValidationError
 	err := w.h.ChangePassword(ctx, commands.ChangePassword{UserID: user, CurrentPassword: "not my password", NewPassword: "a brand new passphrase"})
-	if !errors.As(err, &v) || v.Problems[0].Field != "/current_password" {
-		t.Fatalf("wrong current password = %v", err)
-	}
+	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/current_password", "wrong current password = %v", err)
 	err = w.h.ChangePassword(ctx, commands.ChangePassword{UserID: user, CurrentPassword: password, NewPassword: "short"})
-	if !errors.As(err, &v) || v.Problems[0].Field != "/new_password" {
-		t.Fatalf("weak new password = %v", err)
-	}
+	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/new_password", "weak new password = %v", err)
 	if list, _ := w.h.ListSessions(ctx, user, uuid.Nil); len(list) != 2 {
-		t.Fatal("a refused change ended sessions")
+		require.FailNow(t, "a refused change ended sessions")
 	}
-	if err := w.h.ChangePassword(ctx, commands.ChangePassword{UserID: user, CurrentPassword: password, NewPassword: "a brand new passphrase"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.h.ChangePassword(ctx, commands.ChangePassword{UserID: user, CurrentPassword: password, NewPassword: "a brand new passphrase"}))
 	for _, s := range []commands.Session{a, b} {
 		if _, err := w.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-			t.Fatalf("refresh after password change = %v", err)
+			require.FailNow(t, fmt.Sprintf("refresh after password change = %v", err))
 		}
 	}
 	if _, err := w.h.Login(ctx, commands.Login{Email: "ada@example.com", Password: password}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("login with the old password = %v", err)
+		require.FailNow(t, fmt.Sprintf("login with the old password = %v", err))
 	}
 	if _, err := w.h.Login(ctx, commands.Login{Email: "ada@example.com", Password: "a brand new passphrase"}); err != nil {
-		t.Fatalf("login with the new password = %v", err)
+		require.FailNow(t, fmt.Sprintf("login with the new password = %v", err))
 	}
 	if got := w.audit.actions(commands.AuditPasswordChange); len(got) != 1 || got[0].Subject != user {
-		t.Fatalf("password audit = %+v", got)
+		require.FailNow(t, fmt.Sprintf("password audit = %+v", got))
 	}
 }
 
@@ -286,10 +198,8 @@ func TestRevokeAllIsThereForMFAAndErasure(t *testing.T) {
 	ctx := context.Background()
 	user := w.account(t, "ada@example.com")
 	s := w.login(t, "ada@example.com", "")
-	if err := w.h.RevokeAll(ctx, user, "mfa_changed"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.h.RevokeAll(ctx, user, "mfa_changed"))
 	if _, err := w.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("refresh after RevokeAll = %v", err)
+		require.FailNow(t, fmt.Sprintf("refresh after RevokeAll = %v", err))
 	}
 }

@@ -1,4 +1,4 @@
-package commands_test
+package preferences_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/commands"
@@ -24,9 +26,7 @@ import (
 func projectSettings(t *testing.T, w *world) *projections.Reader {
 	t.Helper()
 	l, err := kafka.NewLog(w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &projections.Runtime{Pool: w.pool, Log: l, Codec: w.codec, Projector: projections.Settings{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
@@ -40,17 +40,13 @@ func waitFor(t *testing.T, r *projections.Reader, tok eventstore.Token) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := r.WaitFor(ctx, tok, projections.NameSettings); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, r.WaitFor(ctx, tok, projections.NameSettings))
 }
 
 func registerUser(t *testing.T, w *world, email, tz string) commands.Registered {
 	t.Helper()
 	reg, err := w.h.Register(context.Background(), commands.RegisterUser{Email: email, Password: "correct horse battery", Timezone: tz})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return reg
 }
 
@@ -60,7 +56,7 @@ func TestConcurrentEditsWithTheSameIfMatchExactlyOneWinsAndNoUpdateIsLost(t *tes
 	reg := registerUser(t, w, "race@example.com", "Europe/Berlin")
 	waitFor(t, r, reg.Token)
 	if p, err := r.Profile(context.Background(), reg.UserID); err != nil || p.Version != 0 || p.Timezone != "Europe/Berlin" || p.Units != metric.Metric {
-		t.Fatalf("defaults after registration = %+v, %v", p, err)
+		require.FailNow(t, fmt.Sprintf("defaults after registration = %+v, %v", p, err))
 	}
 
 	const n = 8
@@ -81,32 +77,22 @@ func TestConcurrentEditsWithTheSameIfMatchExactlyOneWinsAndNoUpdateIsLost(t *tes
 				case err == nil:
 					wins = append(wins, saved)
 				case errors.As(err, &stale) && errors.Is(err, domain.ErrConflict):
-					if stale.Current != ifMatch+1 {
-						t.Errorf("409 names version %d, want %d", stale.Current, ifMatch+1)
-					}
+					assert.Falsef(t, stale.Current != ifMatch+1, "409 names version %d, want %d", stale.Current, ifMatch+1)
 					conflicts++
 				default:
-					t.Errorf("unexpected error: %v", err)
+					assert.Fail(t, fmt.Sprintf("unexpected error: %v", err))
 				}
 			})
 		}
 		wg.Wait()
-		if len(wins) != 1 || conflicts != n-1 {
-			t.Fatalf("round %d: %d wins and %d conflicts, want exactly one winner", round, len(wins), conflicts)
-		}
-		if wins[0].Version != ifMatch+1 {
-			t.Fatalf("the winner got version %d, want %d", wins[0].Version, ifMatch+1)
-		}
+		require.Falsef(t, len(wins) != 1 || conflicts != n-1, "round %d: %d wins and %d conflicts, want exactly one winner", round, len(wins), conflicts)
+		require.Falsef(t, wins[0].Version != ifMatch+1, "the winner got version %d, want %d", wins[0].Version, ifMatch+1)
 		last = wins[0]
 	}
 	waitFor(t, r, last.Token)
 	got, err := r.Profile(context.Background(), reg.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Profile != last.Profile || got.Version != 3 {
-		t.Fatalf("read model = %+v, want exactly the last winner's document %+v at version 3", got, last.ProfileChanged)
-	}
+	require.NoError(t, err)
+	require.Falsef(t, got.Profile != last.Profile || got.Version != 3, "read model = %+v, want exactly the last winner's document %+v at version 3", got, last.ProfileChanged)
 }
 
 func TestAFailedAppendChangesNothing(t *testing.T) {
@@ -116,16 +102,16 @@ func TestAFailedAppendChangesNothing(t *testing.T) {
 	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
 		return eventstore.Position{}, fmt.Errorf("kafka: %w: %w", domain.ErrUnavailable, eventstore.ErrNotAppended)
 	})
+	w.rebuild(t)
 	doc := settings.Profile{DisplayName: "Ada", Timezone: "UTC", Units: metric.Imperial}
 	if _, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc}); !errors.Is(err, domain.ErrUnavailable) {
-		t.Fatalf("change with the log down = %v, want 503", err)
+		require.FailNow(t, fmt.Sprintf("change with the log down = %v, want 503", err))
 	}
 	w.h.Log = real
+	w.rebuild(t)
 	// The version did not move: the same If-Match still applies.
 	saved, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc})
-	if err != nil || saved.Version != 1 {
-		t.Fatalf("retry after the outage = %+v, %v; want version 1", saved, err)
-	}
+	require.Falsef(t, err != nil || saved.Version != 1, "retry after the outage = %+v, %v; want version 1", saved, err)
 }
 
 func TestAnAppendThatLandedDespiteATimeoutIsShownAndItsVersionAccepted(t *testing.T) {
@@ -142,37 +128,32 @@ func TestAnAppendThatLandedDespiteATimeoutIsShownAndItsVersionAccepted(t *testin
 		landed = eventstore.Token{pos}
 		return eventstore.Position{}, fmt.Errorf("kafka append: %w: deadline exceeded", domain.ErrUnavailable) // ...but the handler hears a timeout
 	})
+	w.rebuild(t)
 	ghost := settings.Notifications{DailySummary: settings.DailySummary{Enabled: true, Time: "06:30"}, Channels: settings.Channels{Push: true}}
 	if _, err := w.h.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: 0, Notifications: ghost}); !errors.Is(err, domain.ErrUnavailable) {
-		t.Fatalf("change = %v, want 503", err)
+		require.FailNow(t, fmt.Sprintf("change = %v, want 503", err))
 	}
 	w.h.Log = real
+	w.rebuild(t)
 	waitFor(t, r, landed)
 	got, err := r.Notifications(context.Background(), reg.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Version != 1 || got.DailySummary != ghost.DailySummary || got.QuietHours != nil {
-		t.Fatalf("read model = %+v, want the landed document at version 1", got)
-	}
+	require.NoError(t, err)
+	require.Falsef(t, got.Version != 1 || got.DailySummary != ghost.DailySummary || got.QuietHours != nil, "read model = %+v, want the landed document at version 1", got)
 	// What clients read is what the command side accepts: no endless 409.
 	next := ghost
 	next.Channels.Email = true
 	saved, err := w.h.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: got.Version, Notifications: next})
-	if err != nil || saved.Version != 2 {
-		t.Fatalf("edit based on the landed version = %+v, %v; want version 2", saved, err)
-	}
+	require.Falsef(t, err != nil || saved.Version != 2, "edit based on the landed version = %+v, %v; want version 2", saved, err)
 }
 
 func TestAnInvalidDocumentNamesEveryFieldAndWritesNothing(t *testing.T) {
 	w := newWorld(t, true)
 	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
-		t.Fatal("an invalid document must not be appended")
+		require.FailNow(t, "an invalid document must not be appended")
 		return eventstore.Position{}, nil
 	})
+	w.rebuild(t)
 	_, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: uuid.New(), Profile: settings.Profile{DisplayName: "a\x07b", Timezone: "Nowhere/Else", Units: "cubits"}})
 	var v *domain.ValidationError
-	if !errors.As(err, &v) || len(v.Problems) != 3 {
-		t.Fatalf("err = %v, want 422 naming /display_name, /timezone and /units", err)
-	}
+	require.Falsef(t, !errors.As(err, &v) || len(v.Problems) != 3, "err = %v, want 422 naming /display_name, /timezone and /units", err)
 }

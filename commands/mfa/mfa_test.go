@@ -1,9 +1,10 @@
-package commands_test
+package mfa_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pquerna/otp/totp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/postgres"
@@ -34,13 +37,9 @@ func newMFAWorld(t *testing.T) *mfaWorld {
 	t.Helper()
 	w := newWorld(t, false)
 	mk, err := eventstore.ParseMasterKeys(testbackend.MasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(w.pool), mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m := &mfaWorld{world: w, clock: &atomic.Pointer[time.Time]{}}
 	m.at(mfaT0)
 	w.h.MFA = w.sessions
@@ -48,6 +47,7 @@ func newMFAWorld(t *testing.T) *mfaWorld {
 	w.h.Secrets = keys
 	w.h.RecoveryCodeKey = []byte("recovery-code-key-for-tests-0123")
 	w.h.Now = func() time.Time { return *m.clock.Load() }
+	w.rebuild(t)
 	return m
 }
 
@@ -56,9 +56,7 @@ func (m *mfaWorld) at(t time.Time) { m.clock.Store(&t) }
 func code(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
 	c, err := totp.GenerateCodeCustom(secret, at, auth.TOTPOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -69,13 +67,9 @@ func (m *mfaWorld) enrol(t *testing.T, email string) (string, []string) {
 	s := m.login(t, email, "Firefox")
 	ctx := context.Background()
 	en, err := m.h.StartTOTP(ctx, s.UserID, "198.51.100.7")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Password: password, Code: code(t, en.Secret, mfaT0)})
-	if err != nil {
-		t.Fatalf("confirm: %v", err)
-	}
+	require.Falsef(t, err != nil, "confirm: %v", err)
 	return en.Secret, codes
 }
 
@@ -90,71 +84,59 @@ func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) 
 	ctx := context.Background()
 
 	en, err := m.h.StartTOTP(ctx, user, "")
-	if err != nil || len(en.Secret) != 32 || !regexp.MustCompile(`^otpauth://totp/BioSync:.*secret=`+en.Secret).MatchString(en.URL) {
-		t.Fatalf("enrolment %+v, %v", en, err)
-	}
+	require.Falsef(t, err != nil || len(en.Secret) != 32 || !regexp.MustCompile(`^otpauth://totp/BioSync:.*secret=`+en.Secret).MatchString(en.URL), "enrolment %+v, %v", en, err)
 	// Pending: logins still need no code, and a wrong code does not confirm.
 	if _, err := m.loginWith("ada@example.com", "", ""); err != nil {
-		t.Fatalf("login while pending: %v", err)
+		require.FailNow(t, fmt.Sprintf("login while pending: %v", err))
 	}
 	var v *domain.ValidationError
 	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
-		t.Fatalf("confirm with a stale code = %v, want 422 on /code", err)
+		require.FailNow(t, fmt.Sprintf("confirm with a stale code = %v, want 422 on /code", err))
 	}
 	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0)})
-	if err != nil || len(codes) != 10 {
-		t.Fatalf("confirm = %v, %v", codes, err)
-	}
+	require.Falsef(t, err != nil || len(codes) != 10, "confirm = %v, %v", codes, err)
 	seen := map[string]bool{}
 	for _, c := range codes {
 		if !regexp.MustCompile(`^[a-z2-9]{5}-[a-z2-9]{5}$`).MatchString(c) || seen[c] {
-			t.Fatalf("recovery codes %v: want 10 distinct xxxxx-xxxxx", codes)
+			require.FailNow(t, fmt.Sprintf("recovery codes %v: want 10 distinct xxxxx-xxxxx", codes))
 		}
 		seen[c] = true
 	}
 	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: before.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("a session from before MFA still refreshes: %v", err)
+		require.FailNow(t, fmt.Sprintf("a session from before MFA still refreshes: %v", err))
 	}
 	if _, err := m.h.StartTOTP(ctx, user, ""); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("start while on = %v, want ErrConflict", err)
+		require.FailNow(t, fmt.Sprintf("start while on = %v, want ErrConflict", err))
 	}
-	if len(m.audit.actions(commands.AuditMFAEnabled)) != 1 {
-		t.Fatal("enabling MFA is not audited")
-	}
+	require.False(t, len(m.audit.actions(commands.AuditMFAEnabled)) != 1, "enabling MFA is not audited")
 
 	if _, err := m.loginWith("ada@example.com", "", ""); !errors.Is(err, commands.ErrMFARequired) {
-		t.Fatalf("login without a code = %v, want ErrMFARequired", err)
+		require.FailNow(t, fmt.Sprintf("login without a code = %v, want ErrMFARequired", err))
 	}
 	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0), ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
-		t.Fatalf("login with the confirming code = %v, want it refused (step spent)", err)
+		require.FailNow(t, fmt.Sprintf("login with the confirming code = %v, want it refused (step spent)", err))
 	}
 	m.at(mfaT0.Add(31 * time.Second))
 	next := code(t, en.Secret, mfaT0.Add(30*time.Second))
 	s, err := m.loginWith("ada@example.com", next, "")
-	if err != nil {
-		t.Fatalf("login with the next code: %v", err)
-	}
+	require.Falsef(t, err != nil, "login with the next code: %v", err)
 	claims, err := m.tokens.Verify(s.AccessToken)
-	if err != nil || !claims.MFA() || len(claims.AMR) != 2 || claims.AMR[0] != "pwd" || claims.AMR[1] != "otp" {
-		t.Fatalf("access token amr = %v (%v), want [pwd otp]", claims.AMR, err)
-	}
+	require.Falsef(t, err != nil || !claims.MFA() || len(claims.AMR) != 2 || claims.AMR[0] != "pwd" || claims.AMR[1] != "otp", "access token amr = %v (%v), want [pwd otp]", claims.AMR, err)
 	if _, err := m.loginWith("ada@example.com", next, ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
-		t.Fatalf("replayed code = %v, want refused", err)
+		require.FailNow(t, fmt.Sprintf("replayed code = %v, want refused", err))
 	}
 	// A code one step ahead (clock skew) works; two steps ahead does not.
 	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0.Add(90*time.Second)), ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
-		t.Fatalf("code two steps ahead = %v, want refused", err)
+		require.FailNow(t, fmt.Sprintf("code two steps ahead = %v, want refused", err))
 	}
 	if _, err := m.loginWith("ada@example.com", code(t, en.Secret, mfaT0.Add(60*time.Second)), ""); err != nil {
-		t.Fatalf("code one step ahead: %v", err)
+		require.FailNow(t, fmt.Sprintf("code one step ahead: %v", err))
 	}
 	// Refresh keeps the session's amr.
 	r, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if c, err := m.tokens.Verify(r.AccessToken); err != nil || !c.MFA() {
-		t.Fatalf("refreshed token amr = %v (%v), want otp kept", c.AMR, err)
+		require.FailNow(t, fmt.Sprintf("refreshed token amr = %v (%v), want otp kept", c.AMR, err))
 	}
 }
 
@@ -163,12 +145,10 @@ func TestAPasswordOnlySessionsTokensSayPwdOnlyAcrossRefreshes(t *testing.T) {
 	m.account(t, "bo@example.com")
 	s := m.login(t, "bo@example.com", "Firefox")
 	c, err := m.tokens.Verify(s.AccessToken)
-	if err != nil || c.MFA() || len(c.AMR) != 1 || c.AMR[0] != "pwd" {
-		t.Fatalf("amr = %v (%v), want [pwd]", c.AMR, err)
-	}
+	require.Falsef(t, err != nil || c.MFA() || len(c.AMR) != 1 || c.AMR[0] != "pwd", "amr = %v (%v), want [pwd]", c.AMR, err)
 	r, _ := m.h.Refresh(context.Background(), commands.Refresh{RefreshToken: s.RefreshToken})
 	if c, err := m.tokens.Verify(r.AccessToken); err != nil || c.MFA() {
-		t.Fatalf("refresh turned a password session into an MFA one: %v", c.AMR)
+		require.FailNow(t, fmt.Sprintf("refresh turned a password session into an MFA one: %v", c.AMR))
 	}
 }
 
@@ -190,14 +170,12 @@ func TestConcurrentLoginsWithTheSameCodeExactlyOneWins(t *testing.T) {
 			case errors.Is(err, commands.ErrInvalidSecondFactor):
 				refused.Add(1)
 			default:
-				t.Error(err)
+				assert.Fail(t, "unexpected error", "%v", err)
 			}
 		}()
 	}
 	wg.Wait()
-	if ok.Load() != 1 || refused.Load() != 7 {
-		t.Fatalf("%d logins succeeded, %d refused; want exactly one winner", ok.Load(), refused.Load())
-	}
+	require.Falsef(t, ok.Load() != 1 || refused.Load() != 7, "%d logins succeeded, %d refused; want exactly one winner", ok.Load(), refused.Load())
 }
 
 func TestARecoveryCodeLogsInOnceAndIsAudited(t *testing.T) {
@@ -206,26 +184,20 @@ func TestARecoveryCodeLogsInOnceAndIsAudited(t *testing.T) {
 	_, codes := m.enrol(t, "di@example.com")
 	// Any case, without the hyphen, through either field.
 	s, err := m.loginWith("di@example.com", "", "  "+string(bytes.ToUpper([]byte(codes[3][:5]+codes[3][6:])))+" ")
-	if err != nil {
-		t.Fatalf("login with a recovery code: %v", err)
-	}
+	require.Falsef(t, err != nil, "login with a recovery code: %v", err)
 	if c, _ := m.tokens.Verify(s.AccessToken); !c.MFA() {
-		t.Fatal("a recovery-code login is not an MFA session")
+		require.FailNow(t, "a recovery-code login is not an MFA session")
 	}
 	if _, err := m.loginWith("di@example.com", "", codes[3]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
-		t.Fatalf("second use of a recovery code = %v, want refused", err)
+		require.FailNow(t, fmt.Sprintf("second use of a recovery code = %v, want refused", err))
 	}
 	if _, err := m.loginWith("di@example.com", codes[4], ""); err != nil {
-		t.Fatalf("recovery code in the otp field: %v", err)
+		require.FailNow(t, fmt.Sprintf("recovery code in the otp field: %v", err))
 	}
 	used := m.audit.actions(commands.AuditMFARecoveryCodeUsed)
-	if len(used) != 2 || used[0].Subject != user {
-		t.Fatalf("recovery code uses audited: %+v", used)
-	}
+	require.Falsef(t, len(used) != 2 || used[0].Subject != user, "recovery code uses audited: %+v", used)
 	failed := m.audit.actions(commands.AuditLoginFailed)
-	if len(failed) != 1 || failed[0].Detail["reason"] != "wrong_second_factor" {
-		t.Fatalf("failed second factor audited: %+v", failed)
-	}
+	require.Falsef(t, len(failed) != 1 || failed[0].Detail["reason"] != "wrong_second_factor", "failed second factor audited: %+v", failed)
 }
 
 func TestDisableNeedsPasswordAndACodeAndEndsEverySession(t *testing.T) {
@@ -235,34 +207,28 @@ func TestDisableNeedsPasswordAndACodeAndEndsEverySession(t *testing.T) {
 	ctx := context.Background()
 	m.at(mfaT0.Add(30 * time.Second))
 	s, err := m.loginWith("ed@example.com", code(t, secret, mfaT0.Add(30*time.Second)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var v *domain.ValidationError
 	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: "wrong password!", Code: codes[0]})
-	if !errors.As(err, &v) || v.Problems[0].Field != "/password" {
-		t.Fatalf("disable with a wrong password = %v", err)
-	}
+	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/password", "disable with a wrong password = %v", err)
 	// The step of the login is spent: the same code cannot disable.
 	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
-	if !errors.As(err, &v) || v.Problems[0].Field != "/code" {
-		t.Fatalf("disable with a spent code = %v", err)
-	}
+	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/code", "disable with a spent code = %v", err)
 	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[0]}); err != nil {
-		t.Fatalf("disable with a recovery code: %v", err)
+		require.FailNow(t, fmt.Sprintf("disable with a recovery code: %v", err))
 	}
 	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("a session survived disabling MFA: %v", err)
+		require.FailNow(t, fmt.Sprintf("a session survived disabling MFA: %v", err))
 	}
 	if _, err := m.loginWith("ed@example.com", "", ""); err != nil {
-		t.Fatalf("login after disable needs no code: %v", err)
+		require.FailNow(t, fmt.Sprintf("login after disable needs no code: %v", err))
 	}
 	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[1]}); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("disable while off = %v, want ErrConflict", err)
+		require.FailNow(t, fmt.Sprintf("disable while off = %v, want ErrConflict", err))
 	}
 	var rows int
 	if err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1) + (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1)`, user).Scan(&rows); err != nil || rows != 0 {
-		t.Fatalf("rows left after disable: %d (%v)", rows, err)
+		require.FailNow(t, fmt.Sprintf("rows left after disable: %d (%v)", rows, err))
 	}
 }
 
@@ -272,14 +238,12 @@ func TestNewRecoveryCodesVoidTheOldSet(t *testing.T) {
 	secret, old := m.enrol(t, "fa@example.com")
 	m.at(mfaT0.Add(30 * time.Second))
 	fresh, err := m.h.RenewRecoveryCodes(context.Background(), commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
-	if err != nil || len(fresh) != 10 {
-		t.Fatalf("renew = %v, %v", fresh, err)
-	}
+	require.Falsef(t, err != nil || len(fresh) != 10, "renew = %v, %v", fresh, err)
 	if _, err := m.loginWith("fa@example.com", "", old[1]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
-		t.Fatalf("an old recovery code still works: %v", err)
+		require.FailNow(t, fmt.Sprintf("an old recovery code still works: %v", err))
 	}
 	if _, err := m.loginWith("fa@example.com", "", fresh[1]); err != nil {
-		t.Fatalf("a new recovery code: %v", err)
+		require.FailNow(t, fmt.Sprintf("a new recovery code: %v", err))
 	}
 }
 
@@ -289,27 +253,21 @@ func TestSecretsAndRecoveryCodesAreNotStoredInThePlain(t *testing.T) {
 	secret, codes := m.enrol(t, "gu@example.com")
 	ctx := context.Background()
 	var sealed []byte
-	if err := m.pool.QueryRow(ctx, `SELECT secret FROM mfa_totp WHERE user_id = $1`, user).Scan(&sealed); err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(sealed, []byte(secret)) || len(sealed) < len(secret)+28 {
-		t.Fatalf("the TOTP secret is stored in the plain (%d bytes)", len(sealed))
-	}
+	require.NoError(t, m.pool.QueryRow(ctx, `SELECT secret FROM mfa_totp WHERE user_id = $1`, user).Scan(&sealed))
+	require.Falsef(t, bytes.Contains(sealed, []byte(secret)) || len(sealed) < len(secret)+28, "the TOTP secret is stored in the plain (%d bytes)", len(sealed))
 	for _, c := range codes {
 		var n int
 		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes WHERE position(convert_to($1, 'UTF8') IN code_hash) > 0
 			OR position(convert_to($2, 'UTF8') IN code_hash) > 0`, c, c[:5]+c[6:]).Scan(&n); err != nil || n != 0 {
-			t.Fatalf("recovery code %q stored in the plain", c)
+			require.FailNow(t, fmt.Sprintf("recovery code %q stored in the plain", c))
 		}
 	}
 	// Erasure destroys the data key: the secret can no longer be opened.
 	mk, _ := eventstore.ParseMasterKeys(testbackend.MasterKey)
 	keys, _ := eventstore.NewKeyring(postgres.NewKeyStore(m.pool), mk)
-	if err := keys.Destroy(ctx, user); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, keys.Destroy(ctx, user))
 	if _, err := keys.Open(ctx, user, user, "mfa.totp_secret", sealed); err == nil {
-		t.Fatal("the TOTP secret opens after the data key was destroyed")
+		require.FailNow(t, "the TOTP secret opens after the data key was destroyed")
 	}
 }
 
@@ -317,16 +275,12 @@ func TestALoginWithoutACodeCannotStartASessionOnceMFAIsOn(t *testing.T) {
 	m := newMFAWorld(t)
 	user := m.account(t, "hu@example.com")
 	acc, err := m.accounts.ByID(context.Background(), user)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m.enrol(t, "hu@example.com")
 	// A login that checked before MFA was on and creates its session after.
 	err = m.sessions.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: []byte("h"),
 		ExpiresAt: time.Now().Add(time.Hour), PasswordHash: acc.PasswordHash})
-	if !errors.Is(err, domain.ErrUnauthorized) {
-		t.Fatalf("session without MFA created after enrolment: %v", err)
-	}
+	require.Falsef(t, !errors.Is(err, domain.ErrUnauthorized), "session without MFA created after enrolment: %v", err)
 }
 
 func TestStartingAgainReplacesAPendingSecret(t *testing.T) {
@@ -335,14 +289,11 @@ func TestStartingAgainReplacesAPendingSecret(t *testing.T) {
 	ctx := context.Background()
 	first, _ := m.h.StartTOTP(ctx, user, "")
 	second, err := m.h.StartTOTP(ctx, user, "")
-	if err != nil || second.Secret == first.Secret {
-		t.Fatalf("second start = %+v, %v", second, err)
-	}
+	require.Falsef(t, err != nil || second.Secret == first.Secret, "second start = %+v, %v", second, err)
 	var v *domain.ValidationError
 	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
-		t.Fatalf("confirm with the replaced secret = %v, want 422", err)
+		require.FailNow(t, fmt.Sprintf("confirm with the replaced secret = %v, want 422", err))
 	}
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, second.Secret, mfaT0)}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, second.Secret, mfaT0)})
+	require.NoError(t, err)
 }
