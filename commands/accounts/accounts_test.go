@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/biosync/biosync/deploy/commandworld"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,23 +19,23 @@ import (
 )
 
 func TestRegisteredUserCanLogInImmediately(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	ctx := context.Background()
-	reg, err := w.h.Register(ctx, commands.RegisterUser{Email: " Ada@Example.com ", Password: "correct horse battery", Timezone: "Europe/Berlin"})
+	reg, err := w.H.Register(ctx, commands.RegisterUser{Email: " Ada@Example.com ", Password: "correct horse battery", Timezone: "Europe/Berlin"})
 	require.NoError(t, err)
 	require.Falsef(t, reg.Email != "ada@example.com" || len(reg.Token) != 1, "registered = %+v", reg)
-	s, err := w.h.Login(ctx, commands.Login{Email: "ADA@example.com", Password: "correct horse battery"})
+	s, err := w.H.Login(ctx, commands.Login{Email: "ADA@example.com", Password: "correct horse battery"})
 	require.Falsef(t, err != nil || s.AccessToken == "", "login right after registration: %v", err)
 	for _, bad := range []commands.Login{{Email: "ada@example.com", Password: "wrong password!"}, {Email: "nobody@example.com", Password: "correct horse battery"}} {
-		if _, err := w.h.Login(ctx, bad); !errors.Is(err, domain.ErrUnauthorized) {
+		if _, err := w.H.Login(ctx, bad); !errors.Is(err, domain.ErrUnauthorized) {
 			require.FailNow(t, fmt.Sprintf("login %v = %v, want ErrUnauthorized (same for unknown address and wrong password)", bad.Email, err))
 		}
 	}
 }
 
 func TestInvalidRegistrationListsEveryField(t *testing.T) {
-	w := newWorld(t, true)
-	_, err := w.h.Register(context.Background(), commands.RegisterUser{Email: "not-an-email", Password: "short", Timezone: "Mars/Olympus"})
+	w := commandworld.New(t, true)
+	_, err := w.H.Register(context.Background(), commands.RegisterUser{Email: "not-an-email", Password: "short", Timezone: "Mars/Olympus"})
 	var v *domain.ValidationError
 	require.Falsef(t, !errors.As(err, &v), "want ValidationError, got %v", err)
 	fields := map[string]bool{}
@@ -46,7 +48,7 @@ func TestInvalidRegistrationListsEveryField(t *testing.T) {
 }
 
 func TestConcurrentRegistrationsOfOneAddressExactlyOneWins(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	wins, conflicts := 0, 0
@@ -54,7 +56,7 @@ func TestConcurrentRegistrationsOfOneAddressExactlyOneWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := w.h.Register(context.Background(), commands.RegisterUser{Email: "race@example.com", Password: "correct horse battery", Timezone: "UTC"})
+			_, err := w.H.Register(context.Background(), commands.RegisterUser{Email: "race@example.com", Password: "correct horse battery", Timezone: "UTC"})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -72,30 +74,30 @@ func TestConcurrentRegistrationsOfOneAddressExactlyOneWins(t *testing.T) {
 }
 
 func TestRegistrationWhileTheLogIsDownReleasesTheAddress(t *testing.T) {
-	down := newWorld(t, false)
-	_, err := down.h.Register(context.Background(), commands.RegisterUser{Email: "later@example.com", Password: "correct horse battery", Timezone: "UTC"})
+	down := commandworld.New(t, false)
+	_, err := down.H.Register(context.Background(), commands.RegisterUser{Email: "later@example.com", Password: "correct horse battery", Timezone: "UTC"})
 	require.Falsef(t, !errors.Is(err, domain.ErrUnavailable), "register with Kafka down = %v, want ErrUnavailable (503)", err)
 	// Nothing half-written: the address is free again, and no account can log in.
-	if _, err := down.h.Login(context.Background(), commands.Login{Email: "later@example.com", Password: "correct horse battery"}); !errors.Is(err, domain.ErrUnauthorized) {
+	if _, err := down.H.Login(context.Background(), commands.Login{Email: "later@example.com", Password: "correct horse battery"}); !errors.Is(err, domain.ErrUnauthorized) {
 		require.FailNow(t, fmt.Sprintf("login after a failed registration = %v", err))
 	}
 	key := []byte("probe")
-	require.NoError(t, down.accounts.Claim(context.Background(), commands.Account{UserID: uuid.New(), EmailKey: key, PasswordHash: "x"}))
+	require.NoError(t, down.Accounts.Claim(context.Background(), commands.Account{UserID: uuid.New(), EmailKey: key, PasswordHash: "x"}))
 }
 
 func TestAnAppendWithUnknownOutcomeKeepsTheAddressClaimed(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	ctx := context.Background()
-	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
+	w.H.Log = commandworld.AppenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
 		return eventstore.Position{}, fmt.Errorf("kafka append: %w: deadline exceeded", domain.ErrUnavailable)
 	})
-	w.rebuild(t)
-	if _, err := w.h.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "correct horse battery", Timezone: "UTC"}); !errors.Is(err, domain.ErrUnavailable) {
+	w.Rebuild(t)
+	if _, err := w.H.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "correct horse battery", Timezone: "UTC"}); !errors.Is(err, domain.ErrUnavailable) {
 		require.FailNow(t, fmt.Sprintf("register = %v, want 503", err))
 	}
 	// The record may still land, so the address must not be handed to
 	// someone else within the takeover window.
-	if _, err := w.h.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "another password!", Timezone: "UTC"}); !errors.Is(err, domain.ErrConflict) {
+	if _, err := w.H.Register(ctx, commands.RegisterUser{Email: "maybe@example.com", Password: "another password!", Timezone: "UTC"}); !errors.Is(err, domain.ErrConflict) {
 		require.FailNow(t, fmt.Sprintf("second registration during the takeover window = %v, want 409", err))
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/biosync/biosync/deploy/commandworld"
+
 	"github.com/google/uuid"
 	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/assert"
@@ -27,7 +29,7 @@ import (
 // mfaWorld is a world whose handlers do MFA, on a clock the test moves, so
 // codes of any time step can be generated without waiting.
 type mfaWorld struct {
-	*world
+	*commandworld.World
 	clock *atomic.Pointer[time.Time]
 }
 
@@ -35,19 +37,19 @@ var mfaT0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC) // a step boundary
 
 func newMFAWorld(t *testing.T) *mfaWorld {
 	t.Helper()
-	w := newWorld(t, false)
+	w := commandworld.New(t, false)
 	mk, err := eventstore.ParseMasterKeys(testbackend.MasterKey)
 	require.NoError(t, err)
-	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(w.pool), mk)
+	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(w.Pool), mk)
 	require.NoError(t, err)
-	m := &mfaWorld{world: w, clock: &atomic.Pointer[time.Time]{}}
+	m := &mfaWorld{World: w, clock: &atomic.Pointer[time.Time]{}}
 	m.at(mfaT0)
-	w.h.MFA = w.sessions
-	w.h.TOTP = auth.TOTP{Issuer: "BioSync"}
-	w.h.Secrets = keys
-	w.h.RecoveryCodeKey = []byte("recovery-code-key-for-tests-0123")
-	w.h.Now = func() time.Time { return *m.clock.Load() }
-	w.rebuild(t)
+	w.H.MFA = w.Sessions
+	w.H.TOTP = auth.TOTP{Issuer: "BioSync"}
+	w.H.Secrets = keys
+	w.H.RecoveryCodeKey = []byte("recovery-code-key-for-tests-0123")
+	w.H.Now = func() time.Time { return *m.clock.Load() }
+	w.Rebuild(t)
 	return m
 }
 
@@ -64,36 +66,36 @@ func code(t *testing.T, secret string, at time.Time) string {
 // the recovery codes (the confirming code is of step mfaT0).
 func (m *mfaWorld) enrol(t *testing.T, email string) (string, []string) {
 	t.Helper()
-	s := m.login(t, email, "Firefox")
+	s := m.Login(t, email, "Firefox")
 	ctx := context.Background()
-	en, err := m.h.StartTOTP(ctx, s.UserID, "198.51.100.7")
+	en, err := m.H.StartTOTP(ctx, s.UserID, "198.51.100.7")
 	require.NoError(t, err)
-	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Password: password, Code: code(t, en.Secret, mfaT0)})
+	codes, err := m.H.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: s.UserID, Password: commandworld.Password, Code: code(t, en.Secret, mfaT0)})
 	require.Falsef(t, err != nil, "confirm: %v", err)
 	return en.Secret, codes
 }
 
 func (m *mfaWorld) loginWith(email, otp, recovery string) (commands.Session, error) {
-	return m.h.Login(context.Background(), commands.Login{Email: email, Password: password, OTP: otp, RecoveryCode: recovery, IP: "198.51.100.7"})
+	return m.H.Login(context.Background(), commands.Login{Email: email, Password: commandworld.Password, OTP: otp, RecoveryCode: recovery, IP: "198.51.100.7"})
 }
 
 func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "ada@example.com")
-	before := m.login(t, "ada@example.com", "Phone")
+	user := m.Account(t, "ada@example.com")
+	before := m.Login(t, "ada@example.com", "Phone")
 	ctx := context.Background()
 
-	en, err := m.h.StartTOTP(ctx, user, "")
+	en, err := m.H.StartTOTP(ctx, user, "")
 	require.Falsef(t, err != nil || len(en.Secret) != 32 || !regexp.MustCompile(`^otpauth://totp/BioSync:.*secret=`+en.Secret).MatchString(en.URL), "enrolment %+v, %v", en, err)
 	// Pending: logins still need no code, and a wrong code does not confirm.
 	if _, err := m.loginWith("ada@example.com", "", ""); err != nil {
 		require.FailNow(t, fmt.Sprintf("login while pending: %v", err))
 	}
 	var v *domain.ValidationError
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
+	if _, err := m.H.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: commandworld.Password, Code: code(t, en.Secret, mfaT0.Add(-5*time.Minute))}); !errors.As(err, &v) || v.Problems[0].Field != "/code" {
 		require.FailNow(t, fmt.Sprintf("confirm with a stale code = %v, want 422 on /code", err))
 	}
-	codes, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, en.Secret, mfaT0)})
+	codes, err := m.H.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: commandworld.Password, Code: code(t, en.Secret, mfaT0)})
 	require.Falsef(t, err != nil || len(codes) != 10, "confirm = %v, %v", codes, err)
 	seen := map[string]bool{}
 	for _, c := range codes {
@@ -102,13 +104,13 @@ func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) 
 		}
 		seen[c] = true
 	}
-	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: before.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
+	if _, err := m.H.Refresh(ctx, commands.Refresh{RefreshToken: before.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
 		require.FailNow(t, fmt.Sprintf("a session from before MFA still refreshes: %v", err))
 	}
-	if _, err := m.h.StartTOTP(ctx, user, ""); !errors.Is(err, domain.ErrConflict) {
+	if _, err := m.H.StartTOTP(ctx, user, ""); !errors.Is(err, domain.ErrConflict) {
 		require.FailNow(t, fmt.Sprintf("start while on = %v, want ErrConflict", err))
 	}
-	require.False(t, len(m.audit.actions(commands.AuditMFAEnabled)) != 1, "enabling MFA is not audited")
+	require.False(t, len(m.Audit.Actions(commands.AuditMFAEnabled)) != 1, "enabling MFA is not audited")
 
 	if _, err := m.loginWith("ada@example.com", "", ""); !errors.Is(err, commands.ErrMFARequired) {
 		require.FailNow(t, fmt.Sprintf("login without a code = %v, want ErrMFARequired", err))
@@ -120,7 +122,7 @@ func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) 
 	next := code(t, en.Secret, mfaT0.Add(30*time.Second))
 	s, err := m.loginWith("ada@example.com", next, "")
 	require.Falsef(t, err != nil, "login with the next code: %v", err)
-	claims, err := m.tokens.Verify(s.AccessToken)
+	claims, err := m.Tokens.Verify(s.AccessToken)
 	require.Falsef(t, err != nil || !claims.MFA() || len(claims.AMR) != 2 || claims.AMR[0] != "pwd" || claims.AMR[1] != "otp", "access token amr = %v (%v), want [pwd otp]", claims.AMR, err)
 	if _, err := m.loginWith("ada@example.com", next, ""); !errors.Is(err, commands.ErrInvalidSecondFactor) {
 		require.FailNow(t, fmt.Sprintf("replayed code = %v, want refused", err))
@@ -133,28 +135,28 @@ func TestEnrolmentTurnsMFAOnEndsEverySessionAndEachCodeLogsInOnce(t *testing.T) 
 		require.FailNow(t, fmt.Sprintf("code one step ahead: %v", err))
 	}
 	// Refresh keeps the session's amr.
-	r, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken})
+	r, err := m.H.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken})
 	require.NoError(t, err)
-	if c, err := m.tokens.Verify(r.AccessToken); err != nil || !c.MFA() {
+	if c, err := m.Tokens.Verify(r.AccessToken); err != nil || !c.MFA() {
 		require.FailNow(t, fmt.Sprintf("refreshed token amr = %v (%v), want otp kept", c.AMR, err))
 	}
 }
 
 func TestAPasswordOnlySessionsTokensSayPwdOnlyAcrossRefreshes(t *testing.T) {
 	m := newMFAWorld(t)
-	m.account(t, "bo@example.com")
-	s := m.login(t, "bo@example.com", "Firefox")
-	c, err := m.tokens.Verify(s.AccessToken)
+	m.Account(t, "bo@example.com")
+	s := m.Login(t, "bo@example.com", "Firefox")
+	c, err := m.Tokens.Verify(s.AccessToken)
 	require.Falsef(t, err != nil || c.MFA() || len(c.AMR) != 1 || c.AMR[0] != "pwd", "amr = %v (%v), want [pwd]", c.AMR, err)
-	r, _ := m.h.Refresh(context.Background(), commands.Refresh{RefreshToken: s.RefreshToken})
-	if c, err := m.tokens.Verify(r.AccessToken); err != nil || c.MFA() {
+	r, _ := m.H.Refresh(context.Background(), commands.Refresh{RefreshToken: s.RefreshToken})
+	if c, err := m.Tokens.Verify(r.AccessToken); err != nil || c.MFA() {
 		require.FailNow(t, fmt.Sprintf("refresh turned a password session into an MFA one: %v", c.AMR))
 	}
 }
 
 func TestConcurrentLoginsWithTheSameCodeExactlyOneWins(t *testing.T) {
 	m := newMFAWorld(t)
-	m.account(t, "cy@example.com")
+	m.Account(t, "cy@example.com")
 	secret, _ := m.enrol(t, "cy@example.com")
 	otp := code(t, secret, mfaT0.Add(30*time.Second))
 	var wg sync.WaitGroup
@@ -180,12 +182,12 @@ func TestConcurrentLoginsWithTheSameCodeExactlyOneWins(t *testing.T) {
 
 func TestARecoveryCodeLogsInOnceAndIsAudited(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "di@example.com")
+	user := m.Account(t, "di@example.com")
 	_, codes := m.enrol(t, "di@example.com")
 	// Any case, without the hyphen, through either field.
 	s, err := m.loginWith("di@example.com", "", "  "+string(bytes.ToUpper([]byte(codes[3][:5]+codes[3][6:])))+" ")
 	require.Falsef(t, err != nil, "login with a recovery code: %v", err)
-	if c, _ := m.tokens.Verify(s.AccessToken); !c.MFA() {
+	if c, _ := m.Tokens.Verify(s.AccessToken); !c.MFA() {
 		require.FailNow(t, "a recovery-code login is not an MFA session")
 	}
 	if _, err := m.loginWith("di@example.com", "", codes[3]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
@@ -194,50 +196,50 @@ func TestARecoveryCodeLogsInOnceAndIsAudited(t *testing.T) {
 	if _, err := m.loginWith("di@example.com", codes[4], ""); err != nil {
 		require.FailNow(t, fmt.Sprintf("recovery code in the otp field: %v", err))
 	}
-	used := m.audit.actions(commands.AuditMFARecoveryCodeUsed)
+	used := m.Audit.Actions(commands.AuditMFARecoveryCodeUsed)
 	require.Falsef(t, len(used) != 2 || used[0].Subject != user, "recovery code uses audited: %+v", used)
-	failed := m.audit.actions(commands.AuditLoginFailed)
+	failed := m.Audit.Actions(commands.AuditLoginFailed)
 	require.Falsef(t, len(failed) != 1 || failed[0].Detail["reason"] != "wrong_second_factor", "failed second factor audited: %+v", failed)
 }
 
 func TestDisableNeedsPasswordAndACodeAndEndsEverySession(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "ed@example.com")
+	user := m.Account(t, "ed@example.com")
 	secret, codes := m.enrol(t, "ed@example.com")
 	ctx := context.Background()
 	m.at(mfaT0.Add(30 * time.Second))
 	s, err := m.loginWith("ed@example.com", code(t, secret, mfaT0.Add(30*time.Second)), "")
 	require.NoError(t, err)
 	var v *domain.ValidationError
-	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: "wrong password!", Code: codes[0]})
+	err = m.H.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: "wrong password!", Code: codes[0]})
 	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/password", "disable with a wrong password = %v", err)
 	// The step of the login is spent: the same code cannot disable.
-	err = m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
+	err = m.H.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: commandworld.Password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
 	require.Falsef(t, !errors.As(err, &v) || v.Problems[0].Field != "/code", "disable with a spent code = %v", err)
-	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[0]}); err != nil {
+	if err := m.H.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: commandworld.Password, Code: codes[0]}); err != nil {
 		require.FailNow(t, fmt.Sprintf("disable with a recovery code: %v", err))
 	}
-	if _, err := m.h.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
+	if _, err := m.H.Refresh(ctx, commands.Refresh{RefreshToken: s.RefreshToken}); !errors.Is(err, domain.ErrUnauthorized) {
 		require.FailNow(t, fmt.Sprintf("a session survived disabling MFA: %v", err))
 	}
 	if _, err := m.loginWith("ed@example.com", "", ""); err != nil {
 		require.FailNow(t, fmt.Sprintf("login after disable needs no code: %v", err))
 	}
-	if err := m.h.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: password, Code: codes[1]}); !errors.Is(err, domain.ErrConflict) {
+	if err := m.H.DisableTOTP(ctx, commands.MFAChange{UserID: user, Password: commandworld.Password, Code: codes[1]}); !errors.Is(err, domain.ErrConflict) {
 		require.FailNow(t, fmt.Sprintf("disable while off = %v, want ErrConflict", err))
 	}
 	var rows int
-	if err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1) + (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1)`, user).Scan(&rows); err != nil || rows != 0 {
+	if err := m.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1) + (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1)`, user).Scan(&rows); err != nil || rows != 0 {
 		require.FailNow(t, fmt.Sprintf("rows left after disable: %d (%v)", rows, err))
 	}
 }
 
 func TestNewRecoveryCodesVoidTheOldSet(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "fa@example.com")
+	user := m.Account(t, "fa@example.com")
 	secret, old := m.enrol(t, "fa@example.com")
 	m.at(mfaT0.Add(30 * time.Second))
-	fresh, err := m.h.RenewRecoveryCodes(context.Background(), commands.MFAChange{UserID: user, Password: password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
+	fresh, err := m.H.RenewRecoveryCodes(context.Background(), commands.MFAChange{UserID: user, Password: commandworld.Password, Code: code(t, secret, mfaT0.Add(30*time.Second))})
 	require.Falsef(t, err != nil || len(fresh) != 10, "renew = %v, %v", fresh, err)
 	if _, err := m.loginWith("fa@example.com", "", old[1]); !errors.Is(err, commands.ErrInvalidSecondFactor) {
 		require.FailNow(t, fmt.Sprintf("an old recovery code still works: %v", err))
@@ -249,22 +251,22 @@ func TestNewRecoveryCodesVoidTheOldSet(t *testing.T) {
 
 func TestSecretsAndRecoveryCodesAreNotStoredInThePlain(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "gu@example.com")
+	user := m.Account(t, "gu@example.com")
 	secret, codes := m.enrol(t, "gu@example.com")
 	ctx := context.Background()
 	var sealed []byte
-	require.NoError(t, m.pool.QueryRow(ctx, `SELECT secret FROM mfa_totp WHERE user_id = $1`, user).Scan(&sealed))
+	require.NoError(t, m.Pool.QueryRow(ctx, `SELECT secret FROM mfa_totp WHERE user_id = $1`, user).Scan(&sealed))
 	require.Falsef(t, bytes.Contains(sealed, []byte(secret)) || len(sealed) < len(secret)+28, "the TOTP secret is stored in the plain (%d bytes)", len(sealed))
 	for _, c := range codes {
 		var n int
-		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes WHERE position(convert_to($1, 'UTF8') IN code_hash) > 0
+		if err := m.Pool.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes WHERE position(convert_to($1, 'UTF8') IN code_hash) > 0
 			OR position(convert_to($2, 'UTF8') IN code_hash) > 0`, c, c[:5]+c[6:]).Scan(&n); err != nil || n != 0 {
 			require.FailNow(t, fmt.Sprintf("recovery code %q stored in the plain", c))
 		}
 	}
 	// Erasure destroys the data key: the secret can no longer be opened.
 	mk, _ := eventstore.ParseMasterKeys(testbackend.MasterKey)
-	keys, _ := eventstore.NewKeyring(postgres.NewKeyStore(m.pool), mk)
+	keys, _ := eventstore.NewKeyring(postgres.NewKeyStore(m.Pool), mk)
 	require.NoError(t, keys.Destroy(ctx, user))
 	if _, err := keys.Open(ctx, user, user, "mfa.totp_secret", sealed); err == nil {
 		require.FailNow(t, "the TOTP secret opens after the data key was destroyed")
@@ -273,27 +275,27 @@ func TestSecretsAndRecoveryCodesAreNotStoredInThePlain(t *testing.T) {
 
 func TestALoginWithoutACodeCannotStartASessionOnceMFAIsOn(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "hu@example.com")
-	acc, err := m.accounts.ByID(context.Background(), user)
+	user := m.Account(t, "hu@example.com")
+	acc, err := m.Accounts.ByID(context.Background(), user)
 	require.NoError(t, err)
 	m.enrol(t, "hu@example.com")
 	// A login that checked before MFA was on and creates its session after.
-	err = m.sessions.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: []byte("h"),
+	err = m.Sessions.Create(context.Background(), commands.NewSession{ID: uuid.New(), UserID: user, TokenHash: []byte("h"),
 		ExpiresAt: time.Now().Add(time.Hour), PasswordHash: acc.PasswordHash})
 	require.Falsef(t, !errors.Is(err, domain.ErrUnauthorized), "session without MFA created after enrolment: %v", err)
 }
 
 func TestStartingAgainReplacesAPendingSecret(t *testing.T) {
 	m := newMFAWorld(t)
-	user := m.account(t, "io@example.com")
+	user := m.Account(t, "io@example.com")
 	ctx := context.Background()
-	first, _ := m.h.StartTOTP(ctx, user, "")
-	second, err := m.h.StartTOTP(ctx, user, "")
+	first, _ := m.H.StartTOTP(ctx, user, "")
+	second, err := m.H.StartTOTP(ctx, user, "")
 	require.Falsef(t, err != nil || second.Secret == first.Secret, "second start = %+v, %v", second, err)
 	var v *domain.ValidationError
-	if _, err := m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
+	if _, err := m.H.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: commandworld.Password, Code: code(t, first.Secret, mfaT0)}); !errors.As(err, &v) {
 		require.FailNow(t, fmt.Sprintf("confirm with the replaced secret = %v, want 422", err))
 	}
-	_, err = m.h.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: password, Code: code(t, second.Secret, mfaT0)})
+	_, err = m.H.ConfirmTOTP(ctx, commands.ConfirmTOTP{UserID: user, Password: commandworld.Password, Code: code(t, second.Secret, mfaT0)})
 	require.NoError(t, err)
 }

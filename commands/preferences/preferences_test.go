@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/biosync/biosync/deploy/commandworld"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,17 +25,17 @@ import (
 
 // projectSettings runs the settings projector for the rest of the test and
 // returns a reader of its read model.
-func projectSettings(t *testing.T, w *world) *projections.Reader {
+func projectSettings(t *testing.T, w *commandworld.World) *projections.Reader {
 	t.Helper()
-	l, err := kafka.NewLog(w.cfg)
+	l, err := kafka.NewLog(w.Cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := &projections.Runtime{Pool: w.pool, Log: l, Codec: w.codec, Projector: projections.Settings{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
+	rt := &projections.Runtime{Pool: w.Pool, Log: l, Codec: w.Codec, Projector: projections.Settings{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rt.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &projections.Reader{Pool: w.pool, Partitions: w.cfg.Partitions}
+	return &projections.Reader{Pool: w.Pool, Partitions: w.Cfg.Partitions}
 }
 
 func waitFor(t *testing.T, r *projections.Reader, tok eventstore.Token) {
@@ -43,15 +45,15 @@ func waitFor(t *testing.T, r *projections.Reader, tok eventstore.Token) {
 	require.NoError(t, r.WaitFor(ctx, tok, projections.NameSettings))
 }
 
-func registerUser(t *testing.T, w *world, email, tz string) commands.Registered {
+func registerUser(t *testing.T, w *commandworld.World, email, tz string) commands.Registered {
 	t.Helper()
-	reg, err := w.h.Register(context.Background(), commands.RegisterUser{Email: email, Password: "correct horse battery", Timezone: tz})
+	reg, err := w.H.Register(context.Background(), commands.RegisterUser{Email: email, Password: "correct horse battery", Timezone: tz})
 	require.NoError(t, err)
 	return reg
 }
 
 func TestConcurrentEditsWithTheSameIfMatchExactlyOneWinsAndNoUpdateIsLost(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	r := projectSettings(t, w)
 	reg := registerUser(t, w, "race@example.com", "Europe/Berlin")
 	waitFor(t, r, reg.Token)
@@ -69,7 +71,7 @@ func TestConcurrentEditsWithTheSameIfMatchExactlyOneWinsAndNoUpdateIsLost(t *tes
 		for i := range n {
 			wg.Go(func() {
 				doc := settings.Profile{DisplayName: fmt.Sprintf("writer %d of round %d", i, round), Timezone: []string{"Asia/Tokyo", "America/New_York"}[i%2], Units: []metric.System{metric.Metric, metric.Imperial}[i%2]}
-				saved, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: ifMatch, Profile: doc})
+				saved, err := w.H.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: ifMatch, Profile: doc})
 				mu.Lock()
 				defer mu.Unlock()
 				var stale *commands.StaleVersion
@@ -96,31 +98,31 @@ func TestConcurrentEditsWithTheSameIfMatchExactlyOneWinsAndNoUpdateIsLost(t *tes
 }
 
 func TestAFailedAppendChangesNothing(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	reg := registerUser(t, w, "down@example.com", "UTC")
-	real := w.h.Log
-	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
+	real := w.H.Log
+	w.H.Log = commandworld.AppenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
 		return eventstore.Position{}, fmt.Errorf("kafka: %w: %w", domain.ErrUnavailable, eventstore.ErrNotAppended)
 	})
-	w.rebuild(t)
+	w.Rebuild(t)
 	doc := settings.Profile{DisplayName: "Ada", Timezone: "UTC", Units: metric.Imperial}
-	if _, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc}); !errors.Is(err, domain.ErrUnavailable) {
+	if _, err := w.H.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc}); !errors.Is(err, domain.ErrUnavailable) {
 		require.FailNow(t, fmt.Sprintf("change with the log down = %v, want 503", err))
 	}
-	w.h.Log = real
-	w.rebuild(t)
+	w.H.Log = real
+	w.Rebuild(t)
 	// The version did not move: the same If-Match still applies.
-	saved, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc})
+	saved, err := w.H.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: reg.UserID, IfMatch: 0, Profile: doc})
 	require.Falsef(t, err != nil || saved.Version != 1, "retry after the outage = %+v, %v; want version 1", saved, err)
 }
 
 func TestAnAppendThatLandedDespiteATimeoutIsShownAndItsVersionAccepted(t *testing.T) {
-	w := newWorld(t, true)
+	w := commandworld.New(t, true)
 	r := projectSettings(t, w)
 	reg := registerUser(t, w, "ghost@example.com", "UTC")
-	real := w.h.Log
+	real := w.H.Log
 	var landed eventstore.Token
-	w.h.Log = appenderFunc(func(ctx context.Context, e eventstore.Event) (eventstore.Position, error) {
+	w.H.Log = commandworld.AppenderFunc(func(ctx context.Context, e eventstore.Event) (eventstore.Position, error) {
 		pos, err := real.Append(ctx, e) // it lands...
 		if err != nil {
 			return pos, err
@@ -128,13 +130,13 @@ func TestAnAppendThatLandedDespiteATimeoutIsShownAndItsVersionAccepted(t *testin
 		landed = eventstore.Token{pos}
 		return eventstore.Position{}, fmt.Errorf("kafka append: %w: deadline exceeded", domain.ErrUnavailable) // ...but the handler hears a timeout
 	})
-	w.rebuild(t)
+	w.Rebuild(t)
 	ghost := settings.Notifications{DailySummary: settings.DailySummary{Enabled: true, Time: "06:30"}, Channels: settings.Channels{Push: true}}
-	if _, err := w.h.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: 0, Notifications: ghost}); !errors.Is(err, domain.ErrUnavailable) {
+	if _, err := w.H.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: 0, Notifications: ghost}); !errors.Is(err, domain.ErrUnavailable) {
 		require.FailNow(t, fmt.Sprintf("change = %v, want 503", err))
 	}
-	w.h.Log = real
-	w.rebuild(t)
+	w.H.Log = real
+	w.Rebuild(t)
 	waitFor(t, r, landed)
 	got, err := r.Notifications(context.Background(), reg.UserID)
 	require.NoError(t, err)
@@ -142,18 +144,18 @@ func TestAnAppendThatLandedDespiteATimeoutIsShownAndItsVersionAccepted(t *testin
 	// What clients read is what the command side accepts: no endless 409.
 	next := ghost
 	next.Channels.Email = true
-	saved, err := w.h.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: got.Version, Notifications: next})
+	saved, err := w.H.ChangeNotifications(context.Background(), commands.ChangeNotifications{UserID: reg.UserID, IfMatch: got.Version, Notifications: next})
 	require.Falsef(t, err != nil || saved.Version != 2, "edit based on the landed version = %+v, %v; want version 2", saved, err)
 }
 
 func TestAnInvalidDocumentNamesEveryFieldAndWritesNothing(t *testing.T) {
-	w := newWorld(t, true)
-	w.h.Log = appenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
+	w := commandworld.New(t, true)
+	w.H.Log = commandworld.AppenderFunc(func(context.Context, eventstore.Event) (eventstore.Position, error) {
 		require.FailNow(t, "an invalid document must not be appended")
 		return eventstore.Position{}, nil
 	})
-	w.rebuild(t)
-	_, err := w.h.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: uuid.New(), Profile: settings.Profile{DisplayName: "a\x07b", Timezone: "Nowhere/Else", Units: "cubits"}})
+	w.Rebuild(t)
+	_, err := w.H.ChangeProfile(context.Background(), commands.ChangeProfile{UserID: uuid.New(), Profile: settings.Profile{DisplayName: "a\x07b", Timezone: "Nowhere/Else", Units: "cubits"}})
 	var v *domain.ValidationError
 	require.Falsef(t, !errors.As(err, &v) || len(v.Problems) != 3, "err = %v, want 422 naming /display_name, /timezone and /units", err)
 }
