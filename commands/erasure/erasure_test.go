@@ -33,7 +33,7 @@ func TestARequestWithAWrongPasswordIsRefusedOnPasswordAndAudited(t *testing.T) {
 	audit := &commandstest.Audit{}
 	s, err := erasure.New(erasure.Deps{Accounts: &commandstest.Accounts{ByIDFunc: account}, Passwords: &commandstest.Passwords{}, Audit: audit,
 		Store: requests{create: func(context.Context, commands.DeletionRequest) (commands.DeletionRequest, error) {
-			t.Error("a refused request must not be stored")
+			assert.Fail(t, "a refused request must not be stored")
 			return commands.DeletionRequest{}, nil
 		}}})
 	require.NoError(t, err)

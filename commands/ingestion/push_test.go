@@ -77,7 +77,7 @@ func TestADedupHitAnswersDuplicateWithoutAppending(t *testing.T) {
 	s := newPushes(t, ingestion.Deps{Log: log, Accounts: everyoneExists(), Dedup: dedup{
 		lookup: func(_ context.Context, id uuid.UUID) (eventstore.Token, bool) { asked = id; return original, true },
 		remember: func(context.Context, uuid.UUID, eventstore.Token) {
-			t.Error("a duplicate must not be remembered again")
+			assert.Fail(t, "a duplicate must not be remembered again")
 		},
 	}})
 	user := uuid.New()

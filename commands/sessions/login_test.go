@@ -68,7 +68,7 @@ func TestLoginAsksTheSecondFactorAndStartsNoSessionWithoutIt(t *testing.T) {
 	var asked string
 	s, err := sessions.New(sessions.Deps{Accounts: adaAccount(user), Passwords: &commandstest.Passwords{}, Tokens: issuer{},
 		Store: store{create: func(context.Context, commands.NewSession) error {
-			t.Error("a login refused by the second factor must not create a session")
+			assert.Fail(t, "a login refused by the second factor must not create a session")
 			return nil
 		}},
 		EmailIndex: index,
