@@ -1,6 +1,20 @@
-// Package commands holds BioSync's command handlers: each validates its
-// input with domain rules, decides, and appends exactly one event to the log
-// (one command, one record, so nothing is ever half-written). A handler
-// answers only after the log acknowledged the append and returns the
-// consistency token of what it wrote.
+// Package commands is the shared kernel of BioSync's command side: the
+// command and outcome types the HTTP layer exchanges with the concept
+// packages below it, the records their ports exchange with adapters, the
+// ports several concepts share (Accounts, PasswordHasher, Audit), and the
+// envelope every appended event gets (Envelope).
+//
+// The commands themselves live in one package per concept, so each states
+// its own dependencies and a wiring mistake is found at start:
+// commands/ingestion (pushes, appending samples.pushed), commands/accounts
+// (registration, email verification, password change and reset),
+// commands/sessions (login, refresh-token rotation, logout; synchronous
+// session state only), commands/mfa (TOTP enrolment and recovery codes;
+// synchronous state only), commands/preferences (the settings documents,
+// compare-and-set then append) and commands/erasure (deletion requests
+// and the worker that carries them out). Commands that append write
+// exactly one event (one command, one record, so nothing is ever
+// half-written) and answer only after the log acknowledged it; the others
+// change command-side state in PostgreSQL synchronously. Concept packages
+// import this kernel, never each other; cmd/biosync wires them together.
 package commands

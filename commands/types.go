@@ -1,11 +1,14 @@
 package commands
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -66,3 +69,101 @@ type Accepted struct {
 	Token     eventstore.Token
 	Duplicate bool
 }
+
+// Refresh exchanges a refresh token for a new pair.
+type Refresh struct {
+	RefreshToken string
+	IP           string
+}
+
+// ChangePassword replaces the caller's password after re-checking it.
+type ChangePassword struct {
+	UserID          uuid.UUID
+	CurrentPassword string
+	NewPassword     string
+	IP              string
+}
+
+// ChangeProfile replaces the settings document of a user. IfMatch is the
+// version the client read (0 for the defaults nobody has edited yet).
+type ChangeProfile struct {
+	UserID  uuid.UUID
+	IfMatch int64
+	Profile settings.Profile
+}
+
+// ChangeNotifications replaces the notification preferences of a user.
+type ChangeNotifications struct {
+	UserID        uuid.UUID
+	IfMatch       int64
+	Notifications settings.Notifications
+}
+
+// ProfileSaved is the outcome of ChangeProfile: the document as stored
+// (normalized), its new version and where its event landed.
+type ProfileSaved struct {
+	settings.ProfileChanged
+	Token eventstore.Token
+}
+
+// NotificationsSaved is the outcome of ChangeNotifications.
+type NotificationsSaved struct {
+	settings.NotificationsChanged
+	Token eventstore.Token
+}
+
+// StaleVersion is the answer to an edit based on an old version: someone
+// else changed the document since the client read it.
+type StaleVersion struct {
+	Document settings.Document
+	Current  int64
+}
+
+// Error names the current version so the client knows to read again.
+func (e *StaleVersion) Error() string {
+	return fmt.Sprintf("%s changed: the current version is %d", e.Document, e.Current)
+}
+
+// Is makes a StaleVersion a domain.ErrConflict (409).
+func (e *StaleVersion) Is(target error) bool { return target == domain.ErrConflict }
+
+// TOTPEnrolment is a started enrolment: the secret to put into an
+// authenticator app, also as an otpauth:// URL for a QR code.
+type TOTPEnrolment struct {
+	Secret string
+	URL    string
+}
+
+// ConfirmTOTP turns MFA on with a code from the pending secret. The
+// account's current password is asked again: an access token alone (15
+// minutes, possibly stolen) must not be able to enrol another
+// authenticator, which would end every session and hand the recovery codes
+// to whoever holds the token.
+type ConfirmTOTP struct {
+	UserID   uuid.UUID
+	Password string
+	Code     string
+	IP       string
+}
+
+// MFAChange re-authenticates a change to MFA (disable, new recovery codes)
+// with the password and a second factor (a TOTP or a recovery code).
+type MFAChange struct {
+	UserID   uuid.UUID
+	Password string
+	Code     string
+	IP       string
+}
+
+// ErrMFARequired is the answer to a correct password of an account with MFA
+// on when the login carries no code. It wraps domain.ErrUnauthorized; the
+// HTTP layer gives it its own problem type (mfa-required) so the client
+// knows to ask for the code. It tells a password holder that MFA is on, as
+// every two-step TOTP login does; it is only ever returned after the
+// password was verified.
+var ErrMFARequired = fmt.Errorf("a one-time code is required: %w", domain.ErrUnauthorized)
+
+// ErrInvalidSecondFactor is a login whose password was right but whose
+// one-time or recovery code was wrong or already used. It wraps
+// domain.ErrUnauthorized (401 like a wrong password).
+var ErrInvalidSecondFactor = fmt.Errorf("the one-time code or recovery code is wrong or already used: %w", domain.ErrUnauthorized)

@@ -8,7 +8,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/mfa"
 )
 
 // TOTP parameters. They are the defaults every authenticator app supports
@@ -30,13 +30,13 @@ const (
 // generate codes with totp.GenerateCodeCustom and these).
 var TOTPOpts = totp.ValidateOpts{Period: uint(TOTPPeriod / time.Second), Digits: TOTPDigits, Algorithm: otp.AlgorithmSHA1}
 
-// TOTP implements commands.TOTP with pquerna/otp. Issuer is the name the
+// TOTP implements mfa.TOTP with pquerna/otp. Issuer is the name the
 // authenticator app shows for the entry.
 type TOTP struct {
 	Issuer string
 }
 
-var _ commands.TOTP = TOTP{}
+var _ mfa.TOTP = TOTP{}
 
 // Generate returns a new random secret (base32, 160 bits) and its
 // otpauth:// key URI for a QR code.

@@ -65,11 +65,15 @@ func (s *server) Register(c echo.Context) error {
 
 // Login starts a session and issues its token pair (POST /v1/auth/login).
 func (s *server) Login(c echo.Context) error {
+	svc, err := s.sessions()
+	if err != nil {
+		return err
+	}
 	var in gen.LoginRequest
 	if err := decodeStrict(rawBody(c), &in); err != nil {
 		return err
 	}
-	sess, err := s.deps.Accounts.Login(c.Request().Context(), commands.Login{
+	sess, err := svc.Login(c.Request().Context(), commands.Login{
 		Email: in.Email, Password: in.Password, UserAgent: c.Request().UserAgent(), IP: clientIP(c),
 		OTP: deref(in.Otp), RecoveryCode: deref(in.RecoveryCode),
 	})

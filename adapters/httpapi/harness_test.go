@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
@@ -54,6 +57,29 @@ func (f *fakeAccounts) Login(ctx context.Context, cmd commands.Login) (commands.
 		return commands.Session{}, errors.New("unexpected Login call")
 	}
 	return f.login(ctx, cmd)
+}
+
+// The rest of the Accounts and Sessions ports: the harness serves both
+// with one fake, and these must not be called.
+
+func (f *fakeAccounts) ChangePassword(context.Context, commands.ChangePassword) error {
+	return errors.New("unexpected ChangePassword call")
+}
+
+func (f *fakeAccounts) Refresh(context.Context, commands.Refresh) (commands.Session, error) {
+	return commands.Session{}, errors.New("unexpected Refresh call")
+}
+
+func (f *fakeAccounts) Logout(context.Context, uuid.UUID, uuid.UUID) error {
+	return errors.New("unexpected Logout call")
+}
+
+func (f *fakeAccounts) LogoutAll(context.Context, uuid.UUID, string) error {
+	return errors.New("unexpected LogoutAll call")
+}
+
+func (f *fakeAccounts) ListSessions(context.Context, uuid.UUID, uuid.UUID) ([]commands.SessionInfo, error) {
+	return nil, errors.New("unexpected ListSessions call")
 }
 
 type fakeIngestor struct {
@@ -289,6 +315,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	cfg := Config{ConsistencyWait: 200 * time.Millisecond}
 	deps := Deps{
 		Accounts: h.accounts,
+		Sessions: h.accounts,
 		Ingestor: h.ingestor,
 		Queries:  h.queries,
 		Tokens:   fakeTokens{},
@@ -300,9 +327,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		Now:      func() time.Time { return testNow },
 	}
 	rc, err := bredis.Open(testbackend.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { rc.Close() })
 	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
 	deps.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
@@ -313,20 +338,18 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		o(&cfg, &deps)
 	}
 	e, err := New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h.e = e
 	if h.spec, err = gen.GetSpec(); err != nil {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	if h.routes, err = buildRoutes(h.spec); err != nil {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	return h
 }
 
-// testEmailKey stands in for commands.Handlers.EmailKey: a keyed hash of
+// testEmailKey stands in for commands.EmailIndex.Key: a keyed hash of
 // the normalized address.
 func testEmailKey(email string) []byte {
 	m := hmac.New(sha256.New, []byte("test-email-index-key"))
@@ -379,19 +402,15 @@ func (h *harness) do(r *http.Request) *httptest.ResponseRecorder {
 
 	if rec.Code >= 400 && r.URL.Path != "/readyz" { // /readyz answers 503 with its own document
 		if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
-			h.t.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", r.Method, r.URL.Path, rec.Code, ct)
+			assert.Fail(h.t, fmt.Sprintf("%s %s: status %d with Content-Type %q, want application/problem+json", r.Method, r.URL.Path, rec.Code, ct))
 		}
 		var p problem
 		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-			h.t.Errorf("problem body does not decode: %v: %s", err, rec.Body)
+			assert.Fail(h.t, fmt.Sprintf("problem body does not decode: %v: %s", err, rec.Body))
 		}
-		if p.Status != rec.Code || !strings.HasPrefix(p.Type, ProblemTypePrefix) || p.Title == "" || p.RequestID == "" {
-			h.t.Errorf("incomplete problem: %+v", p)
-		}
+		assert.Falsef(h.t, p.Status != rec.Code || !strings.HasPrefix(p.Type, ProblemTypePrefix) || p.Title == "" || p.RequestID == "", "incomplete problem: %+v", p)
 	}
-	if rec.Header().Get(HeaderRequestID) == "" {
-		h.t.Errorf("no %s on the response", HeaderRequestID)
-	}
+	assert.Falsef(h.t, rec.Header().Get(HeaderRequestID) == "", "no %s on the response", HeaderRequestID)
 	h.validateResponse(r, reqBody, rec)
 	return rec
 }
@@ -418,23 +437,17 @@ func (h *harness) validateResponse(r *http.Request, reqBody []byte, rec *httptes
 	}
 	in.SetBodyBytes(rec.Body.Bytes())
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		h.t.Errorf("%s %s -> %d does not match the spec: %v\nbody: %s", r.Method, r.URL.Path, rec.Code, err, rec.Body)
+		assert.Fail(h.t, fmt.Sprintf("%s %s -> %d does not match the spec: %v\nbody: %s", r.Method, r.URL.Path, rec.Code, err, rec.Body))
 	}
 }
 
 // problemOf decodes a problem response and checks status and type.
 func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int, slug string) problem {
 	t.Helper()
-	if rec.Code != status {
-		t.Fatalf("status %d, want %d; body %s", rec.Code, status, rec.Body)
-	}
+	require.Falsef(t, rec.Code != status, "status %d, want %d; body %s", rec.Code, status, rec.Body)
 	var p problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.Type != ProblemTypePrefix+slug {
-		t.Fatalf("problem type %q, want %q; %s", p.Type, ProblemTypePrefix+slug, rec.Body)
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+	require.Falsef(t, p.Type != ProblemTypePrefix+slug, "problem type %q, want %q; %s", p.Type, ProblemTypePrefix+slug, rec.Body)
 	return p
 }
 
@@ -446,14 +459,12 @@ func hasField(t *testing.T, p problem, field string) {
 			return
 		}
 	}
-	t.Fatalf("problem does not name %q: %+v", field, p.Errors)
+	require.FailNow(t, fmt.Sprintf("problem does not name %q: %+v", field, p.Errors))
 }
 
 func specBytes(t *testing.T) []byte {
 	t.Helper()
 	b, err := os.ReadFile("../../schemas/openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }

@@ -13,18 +13,21 @@ import (
 	"github.com/biosync/biosync/projections/users"
 )
 
-// Accounts is the command side of identity. It is a port so the HTTP layer
-// never touches password hashing or the email claim directly.
+// Accounts is the command side of an account's credentials
+// (commands/accounts). It is a port so the HTTP layer never touches
+// password hashing or the email claim directly.
 //
 // Register returns domain.ErrConflict (409) when the email is taken, a
 // *domain.ValidationError (422) for bad input and domain.ErrUnavailable (503)
-// when the log or database is down. Login returns domain.ErrUnauthorized
-// (401) for unknown email or wrong password alike.
+// when the log or database is down. ChangePassword returns a
+// *domain.ValidationError naming /current_password or /new_password (422)
+// and domain.ErrConflict (409) when a concurrent change won.
 type Accounts interface {
 	// Register creates an account and returns its consistency token.
 	Register(ctx context.Context, cmd commands.RegisterUser) (commands.Registered, error)
-	// Login checks credentials and issues an access token.
-	Login(ctx context.Context, cmd commands.Login) (commands.Session, error)
+	// ChangePassword re-checks the password, stores the new one and
+	// revokes every session.
+	ChangePassword(ctx context.Context, cmd commands.ChangePassword) error
 }
 
 // Ingestor appends push batches to the event log. It is a port so ingestion

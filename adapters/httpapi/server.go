@@ -68,10 +68,13 @@ type Config struct {
 	AdminNetworks []netip.Prefix
 }
 
-// Deps are the collaborators of the HTTP API. Accounts, Ingestor, Queries
-// and Tokens are required; the rest have defaults.
+// Deps are the collaborators of the HTTP API: one port per command
+// concept (Accounts, Sessions, Ingestor, Settings, MFA, Erasure; Recovery
+// is the mail-dependent part of Accounts), the queries and the edge's
+// infrastructure. Accounts, Ingestor, Queries and Tokens are required; the
+// rest have defaults.
 type Deps struct {
-	// Accounts serves register and login.
+	// Accounts serves register and password change.
 	Accounts Accounts
 	// Ingestor serves both push endpoints.
 	Ingestor Ingestor
@@ -79,14 +82,15 @@ type Deps struct {
 	Queries Queries
 	// Tokens verifies the bearer token of every /v1 route that needs one.
 	Tokens TokenVerifier
-	// Sessions serves refresh, logout, the session list and password
-	// change; nil answers them 503.
+	// Sessions serves login, refresh, logout and the session list; nil
+	// answers them 503.
 	Sessions Sessions
 	// Admin serves the /v1/admin routes; nil answers them 503 (after the
 	// token and role checks).
 	Admin Admin
-	// Recovery serves email verification and password reset; nil answers
-	// those routes 503.
+	// Recovery serves email verification and password reset (the
+	// accounts commands that need account mail); nil, while mail is off,
+	// answers those routes 503.
 	Recovery Recovery
 	// Erasure serves /v1/me/deletion-requests; nil answers them 503.
 	Erasure Erasure
@@ -132,7 +136,7 @@ type Deps struct {
 	// with Idempotency; the same on every instance, so a retry may reach
 	// any of them).
 	FingerprintKey []byte
-	// EmailKey is the keyed hash of an address (commands.Handlers.EmailKey)
+	// EmailKey is the keyed hash of an address (commands.EmailIndex.Key)
 	// that keys per-account limits on anonymous routes; required with
 	// Limiter.
 	EmailKey func(email string) []byte

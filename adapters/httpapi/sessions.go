@@ -12,17 +12,18 @@ import (
 	"github.com/biosync/biosync/commands"
 )
 
-// Sessions is the command side of sessions: refresh-token rotation,
-// logout, the session list and password change. It is a port so the HTTP
-// layer never sees refresh-token storage.
+// Sessions is the command side of sessions (commands/sessions): login,
+// refresh-token rotation, logout and the session list. It is a port so the
+// HTTP layer never sees credentials checks or refresh-token storage.
 //
-// Refresh returns domain.ErrUnauthorized for unknown, expired, revoked and
-// reused tokens alike (answered with one 401 problem, no oracle).
-// ChangePassword returns a *domain.ValidationError naming /current_password
-// or /new_password (422) and domain.ErrConflict (409) when a concurrent
-// change won. Every method returns domain.ErrUnavailable (503) while the
+// Login returns domain.ErrUnauthorized (401) for unknown email or wrong
+// password alike. Refresh returns domain.ErrUnauthorized for unknown,
+// expired, revoked and reused tokens alike (answered with one 401 problem,
+// no oracle). Every method returns domain.ErrUnavailable (503) while the
 // database is down.
 type Sessions interface {
+	// Login checks credentials and issues an access token.
+	Login(ctx context.Context, cmd commands.Login) (commands.Session, error)
 	// Refresh rotates a refresh token and issues a new pair.
 	Refresh(ctx context.Context, cmd commands.Refresh) (commands.Session, error)
 	// Logout revokes one session of userID.
@@ -31,9 +32,6 @@ type Sessions interface {
 	LogoutAll(ctx context.Context, userID uuid.UUID, ip string) error
 	// ListSessions returns the live sessions, current marked.
 	ListSessions(ctx context.Context, userID, current uuid.UUID) ([]commands.SessionInfo, error)
-	// ChangePassword re-checks the password, stores the new one and
-	// revokes every session.
-	ChangePassword(ctx context.Context, cmd commands.ChangePassword) error
 }
 
 // opRefreshSession gets its own 401 wording: it carries no bearer token.
@@ -161,10 +159,6 @@ func (s *server) ListSessions(c echo.Context) error {
 // ChangePassword replaces the caller's password and ends every session
 // (POST /v1/me/password).
 func (s *server) ChangePassword(c echo.Context) error {
-	svc, err := s.sessions()
-	if err != nil {
-		return err
-	}
 	uid, err := s.user(c)
 	if err != nil {
 		return err
@@ -173,7 +167,7 @@ func (s *server) ChangePassword(c echo.Context) error {
 	if err := decodeStrict(rawBody(c), &in); err != nil {
 		return err
 	}
-	if err := svc.ChangePassword(c.Request().Context(), commands.ChangePassword{
+	if err := s.deps.Accounts.ChangePassword(c.Request().Context(), commands.ChangePassword{
 		UserID: uid, CurrentPassword: in.CurrentPassword, NewPassword: in.NewPassword, IP: clientIP(c),
 	}); err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,11 +21,15 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/accounts"
+	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/deploy/testbackend"
+	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/users"
 )
 
@@ -56,18 +62,12 @@ func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testbackend.Postgres(t)
-	if err := postgres.Migrate(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, dsn))
 	pool, err := postgres.Open(ctx, dsn, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	tokens, err := auth.NewTokens(jwtKey, jwtIssuer, jwtAudience, 15*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &cluster{t: t, pool: pool, dsn: dsn, tokens: tokens}
 }
 
@@ -75,7 +75,7 @@ func newCluster(t *testing.T) *cluster {
 // view and router.
 type instance struct {
 	*harness
-	cmd  *commands.Handlers
+	cmd  *sessions.Service
 	revs *postgres.Revocations
 }
 
@@ -86,15 +86,23 @@ func (c *cluster) instance(pool *pgxpool.Pool, live bool) *instance {
 	t := c.t
 	t.Helper()
 	revs := postgres.NewRevocations(pool, c.tokens.TTL+auth.Leeway+time.Minute, nil)
-	sessions := postgres.NewSessions(pool)
-	sessions.OnRevoke = revs.Committed
-	cmd := &commands.Handlers{
-		Accounts: postgres.NewAccounts(pool), Passwords: cheapPasswords, Tokens: c.tokens, Sessions: sessions,
-		EmailIndexKey: []byte("index-key"), CheckPassword: auth.CheckPassword,
-	}
+	store := postgres.NewSessions(pool)
+	store.OnRevoke = revs.Committed
+	accts := postgres.NewAccounts(pool)
+	cmd, err := sessions.New(sessions.Deps{
+		Accounts: accts, Passwords: cheapPasswords, Tokens: c.tokens, Store: store, EmailIndex: testEmailIndex,
+	})
+	require.NoError(t, err)
+	// The password change is an accounts command; it appends nothing, so
+	// its log is one that is never reached.
+	acc, err := accounts.New(accounts.Deps{
+		Log: noLog{}, Accounts: accts, Passwords: cheapPasswords, PasswordPolicy: auth.CheckPassword,
+		EmailIndex: testEmailIndex, Credentials: store,
+	})
+	require.NoError(t, err)
 	verifier := auth.Verifier{Tokens: c.tokens, Revocations: revs}
 	h := newHarness(t, func(_ *Config, d *Deps) {
-		d.Accounts, d.Sessions, d.Tokens, d.Roles = cmd, cmd, verifier, verifier
+		d.Accounts, d.Sessions, d.Tokens, d.Roles = acc, cmd, verifier, verifier
 		d.Now = time.Now
 	})
 	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
@@ -107,9 +115,7 @@ func (c *cluster) instance(pool *pgxpool.Pool, live bool) *instance {
 		t.Cleanup(func() { cancel(); <-done })
 		deadline := time.Now().Add(5 * time.Second)
 		for !revs.Live() {
-			if time.Now().After(deadline) {
-				t.Fatal("revocation view did not go live")
-			}
+			require.False(t, time.Now().After(deadline), "revocation view did not go live")
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -121,19 +127,24 @@ func (c *cluster) account(email string) uuid.UUID {
 	c.t.Helper()
 	ctx := context.Background()
 	hash, err := cheapPasswords.Hash(adaPassword)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	id := uuid.New()
 	accounts := postgres.NewAccounts(c.pool)
-	key := (&commands.Handlers{EmailIndexKey: []byte("index-key")}).EmailKey(email)
-	if err := accounts.Claim(ctx, commands.Account{UserID: id, EmailKey: key, PasswordHash: hash}); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := accounts.Complete(ctx, id); err != nil {
-		c.t.Fatal(err)
-	}
+	key := testEmailIndex.Key(email)
+	require.NoError(c.t, accounts.Claim(ctx, commands.Account{UserID: id, EmailKey: key, PasswordHash: hash}))
+	require.NoError(c.t, accounts.Complete(ctx, id))
 	return id
+}
+
+// testEmailIndex keys the email claims of the instances' accounts.
+var testEmailIndex = commands.EmailIndex("index-key")
+
+// noLog is an event log that is never reached: the session commands
+// append nothing.
+type noLog struct{}
+
+func (noLog) Append(context.Context, eventstore.Event) (eventstore.Position, error) {
+	return eventstore.Position{}, errors.New("unexpected append")
 }
 
 type pair struct {
@@ -145,16 +156,10 @@ type pair struct {
 
 func decodePair(t *testing.T, rec *httptest.ResponseRecorder) pair {
 	t.Helper()
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != http.StatusOK, "status %d: %s", rec.Code, rec.Body)
 	var p pair
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.AccessToken == "" || p.RefreshToken == "" || p.TokenType != "Bearer" || p.ExpiresIn != 900 {
-		t.Fatalf("incomplete token pair %s", rec.Body)
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+	require.Falsef(t, p.AccessToken == "" || p.RefreshToken == "" || p.TokenType != "Bearer" || p.ExpiresIn != 900, "incomplete token pair %s", rec.Body)
 	return p
 }
 
@@ -180,9 +185,7 @@ func sameProblem(t *testing.T, a, b *httptest.ResponseRecorder) {
 	_ = json.Unmarshal(a.Body.Bytes(), &pa)
 	_ = json.Unmarshal(b.Body.Bytes(), &pb)
 	pa.RequestID, pb.RequestID = "", ""
-	if a.Code != b.Code || pa.Type != pb.Type || pa.Title != pb.Title || pa.Detail != pb.Detail {
-		t.Fatalf("answers differ (an oracle):\n%d %s\n%d %s", a.Code, a.Body, b.Code, b.Body)
-	}
+	require.Falsef(t, a.Code != b.Code || pa.Type != pb.Type || pa.Title != pb.Title || pa.Detail != pb.Detail, "answers differ (an oracle):\n%d %s\n%d %s", a.Code, a.Body, b.Code, b.Body)
 }
 
 func TestRefreshRotatesAndAReplayRevokesTheSessionWithOneAnswerForEveryBadToken(t *testing.T) {
@@ -191,12 +194,8 @@ func TestRefreshRotatesAndAReplayRevokesTheSessionWithOneAnswerForEveryBadToken(
 	a := c.instance(c.pool, true)
 	first := a.login(t, "Firefox")
 	second := decodePair(t, a.refresh(first.RefreshToken))
-	if second.RefreshToken == first.RefreshToken {
-		t.Fatal("refresh token not rotated")
-	}
-	if a.me(second.AccessToken) != http.StatusOK {
-		t.Fatal("refreshed access token refused")
-	}
+	require.False(t, second.RefreshToken == first.RefreshToken, "refresh token not rotated")
+	require.False(t, a.me(second.AccessToken) != http.StatusOK, "refreshed access token refused")
 
 	reuse := a.refresh(first.RefreshToken)
 	problemOf(t, reuse, 401, "invalid-refresh-token")
@@ -208,7 +207,7 @@ func TestRefreshRotatesAndAReplayRevokesTheSessionWithOneAnswerForEveryBadToken(
 		sameProblem(t, reuse, other)
 	}
 	if code := a.me(second.AccessToken); code != http.StatusUnauthorized {
-		t.Fatalf("access token of a session revoked for reuse = %d, want 401", code)
+		require.FailNow(t, fmt.Sprintf("access token of a session revoked for reuse = %d, want 401", code))
 	}
 }
 
@@ -232,9 +231,7 @@ func TestTwoConcurrentRefreshesOverHTTPGiveExactlyOneNewPair(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if !(codes[0] == 200 && codes[1] == 401 || codes[0] == 401 && codes[1] == 200) {
-		t.Fatalf("concurrent refreshes answered %v, want one 200 and one 401", codes)
-	}
+	require.Falsef(t, !(codes[0] == 200 && codes[1] == 401 || codes[0] == 401 && codes[1] == 200), "concurrent refreshes answered %v, want one 200 and one 401", codes)
 }
 
 // TestLogoutOnOneInstanceRejectsTheTokenOnTheOther: two server instances
@@ -245,27 +242,23 @@ func TestLogoutOnOneInstanceRejectsTheTokenOnTheOther(t *testing.T) {
 	c.account(adaEmail)
 	a, b := c.instance(c.pool, true), c.instance(c.pool, true)
 	phone, laptop := a.login(t, "Phone"), a.login(t, "Laptop")
-	if b.me(phone.AccessToken) != 200 || b.me(laptop.AccessToken) != 200 {
-		t.Fatal("valid tokens refused by the other instance")
-	}
+	require.False(t, b.me(phone.AccessToken) != 200 || b.me(laptop.AccessToken) != 200, "valid tokens refused by the other instance")
 
 	// Logout ends this session only.
 	if rec := a.do(req(http.MethodPost, "/v1/auth/logout", nil, bearer(phone.AccessToken)...)); rec.Code != http.StatusNoContent {
-		t.Fatalf("logout = %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("logout = %d %s", rec.Code, rec.Body))
 	}
 	if code := a.me(phone.AccessToken); code != 401 {
-		t.Fatalf("instance a after its own logout = %d", code)
+		require.FailNow(t, fmt.Sprintf("instance a after its own logout = %d", code))
 	}
 	rejectedAtOnce(t, b, phone.AccessToken)
-	if b.me(laptop.AccessToken) != 200 {
-		t.Fatal("logout ended another session")
-	}
+	require.False(t, b.me(laptop.AccessToken) != 200, "logout ended another session")
 	problemOf(t, b.refresh(phone.RefreshToken), 401, "invalid-refresh-token")
 
 	// Logout-all on b ends every session; a refuses them.
 	tablet := b.login(t, "Tablet")
 	if rec := b.do(req(http.MethodPost, "/v1/auth/logout-all", nil, bearer(laptop.AccessToken)...)); rec.Code != http.StatusNoContent {
-		t.Fatalf("logout-all = %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("logout-all = %d %s", rec.Code, rec.Body))
 	}
 	rejectedAtOnce(t, a, laptop.AccessToken)
 	rejectedAtOnce(t, a, tablet.AccessToken)
@@ -273,9 +266,7 @@ func TestLogoutOnOneInstanceRejectsTheTokenOnTheOther(t *testing.T) {
 	// A password change on a ends every session; b refuses them.
 	desk := b.login(t, "Desk")
 	rec := a.do(req(http.MethodPost, "/v1/me/password", `{"current_password":"`+adaPassword+`","new_password":"another fine passphrase"}`, bearer(desk.AccessToken)...))
-	if rec.Code != http.StatusNoContent {
-		t.Fatalf("password change = %d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != http.StatusNoContent, "password change = %d %s", rec.Code, rec.Body)
 	rejectedAtOnce(t, b, desk.AccessToken)
 	problemOf(t, b.refresh(desk.RefreshToken), 401, "invalid-refresh-token")
 }
@@ -286,7 +277,7 @@ func TestLogoutOnOneInstanceRejectsTheTokenOnTheOther(t *testing.T) {
 func rejectedAtOnce(t *testing.T, in *instance, tok string) {
 	t.Helper()
 	if code := in.me(tok); code != http.StatusUnauthorized {
-		t.Fatalf("the other instance answered %d for the token of a revoked session, want 401", code)
+		require.FailNow(t, fmt.Sprintf("the other instance answered %d for the token of a revoked session, want 401", code))
 	}
 }
 
@@ -295,17 +286,13 @@ func TestAnInstanceWhoseFeedIsDownChecksPostgreSQLAndFailsClosed(t *testing.T) {
 	c.account(adaEmail)
 	a := c.instance(c.pool, true)
 	ownPool, err := postgres.Open(context.Background(), c.dsn, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	deaf := c.instance(ownPool, false) // never subscribed: not live
 	p, q := a.login(t, ""), a.login(t, "")
-	if deaf.me(p.AccessToken) != 200 {
-		t.Fatal("valid token refused")
-	}
+	require.False(t, deaf.me(p.AccessToken) != 200, "valid token refused")
 	a.do(req(http.MethodPost, "/v1/auth/logout", nil, bearer(p.AccessToken)...))
 	if code := deaf.me(p.AccessToken); code != 401 {
-		t.Fatalf("not-live instance accepted a revoked session's token: %d", code)
+		require.FailNow(t, fmt.Sprintf("not-live instance accepted a revoked session's token: %d", code))
 	}
 	ownPool.Close() // and now PostgreSQL is unreachable for it too
 	rec := deaf.do(req(http.MethodGet, "/v1/me", nil, bearer(q.AccessToken)...))
@@ -322,9 +309,7 @@ func TestTheSessionListShowsLiveSessionsAndMarksTheCurrentOne(t *testing.T) {
 	a.do(req(http.MethodPost, "/v1/auth/logout", nil, bearer(gone.AccessToken)...))
 
 	rec := a.do(req(http.MethodGet, "/v1/auth/sessions", nil, bearer(laptop.AccessToken)...))
-	if rec.Code != 200 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200, "%d %s", rec.Code, rec.Body)
 	var list struct {
 		Sessions []struct {
 			ID         uuid.UUID `json:"id"`
@@ -335,30 +320,20 @@ func TestTheSessionListShowsLiveSessionsAndMarksTheCurrentOne(t *testing.T) {
 			LastUsedAt time.Time `json:"last_used_at"`
 		} `json:"sessions"`
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Sessions) != 2 {
-		t.Fatalf("want the 2 live sessions: %s", rec.Body)
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &list))
+	require.Falsef(t, len(list.Sessions) != 2, "want the 2 live sessions: %s", rec.Body)
 	laptopClaims, _ := c.tokens.Verify(laptop.AccessToken)
 	phoneClaims, _ := c.tokens.Verify(phone.AccessToken)
 	for _, s := range list.Sessions {
 		switch s.ID {
 		case laptopClaims.SessionID:
-			if !s.Current || !strings.HasPrefix(s.UserAgent, "Laptop/2.0") || len(s.UserAgent) > 256 {
-				t.Fatalf("laptop session %+v", s)
-			}
+			require.Falsef(t, !s.Current || !strings.HasPrefix(s.UserAgent, "Laptop/2.0") || len(s.UserAgent) > 256, "laptop session %+v", s)
 		case phoneClaims.SessionID:
-			if s.Current || s.UserAgent != "Phone/1.0" {
-				t.Fatalf("phone session %+v", s)
-			}
+			require.Falsef(t, s.Current || s.UserAgent != "Phone/1.0", "phone session %+v", s)
 		default:
-			t.Fatalf("unexpected session %+v", s)
+			require.FailNow(t, fmt.Sprintf("unexpected session %+v", s))
 		}
-		if s.IP == "" || s.CreatedAt.IsZero() || s.LastUsedAt.IsZero() {
-			t.Fatalf("session %+v", s)
-		}
+		require.Falsef(t, s.IP == "" || s.CreatedAt.IsZero() || s.LastUsedAt.IsZero(), "session %+v", s)
 	}
 }
 
@@ -373,15 +348,11 @@ func TestPasswordChangeOverHTTPNamesTheFieldThatIsWrong(t *testing.T) {
 	hasField(t, problemOf(t, pw(`{"current_password":"wrong","new_password":"another fine passphrase"}`), 422, "validation"), "/current_password")
 	hasField(t, problemOf(t, pw(`{"current_password":"`+adaPassword+`","new_password":"short"}`), 422, "validation"), "/new_password")
 	hasField(t, problemOf(t, pw(`{"current_password":"`+adaPassword+`","new_password":"another fine passphrase","role":"admin"}`), 422, "validation"), "/role")
-	if a.me(p.AccessToken) != 200 {
-		t.Fatal("a refused password change ended the session")
-	}
+	require.False(t, a.me(p.AccessToken) != 200, "a refused password change ended the session")
 	if rec := pw(`{"current_password":"` + adaPassword + `","new_password":"another fine passphrase"}`); rec.Code != 204 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("%d %s", rec.Code, rec.Body))
 	}
-	if a.me(p.AccessToken) != 401 {
-		t.Fatal("the session that changed the password is still live")
-	}
+	require.False(t, a.me(p.AccessToken) != 401, "the session that changed the password is still live")
 	problemOf(t, a.do(req(http.MethodPost, "/v1/auth/login", `{"email":"`+adaEmail+`","password":"`+adaPassword+`"}`)), 401, "invalid-credentials")
 }
 
@@ -394,16 +365,12 @@ func TestJWTNegativeTable(t *testing.T) {
 	a := c.instance(c.pool, true)
 	live := a.login(t, "")
 	claims, err := c.tokens.Verify(live.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	revoked := a.login(t, "")
 	a.do(req(http.MethodPost, "/v1/auth/logout", nil, bearer(revoked.AccessToken)...))
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	rsaPubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -428,14 +395,12 @@ func TestJWTNegativeTable(t *testing.T) {
 		tok := jwt.NewWithClaims(m, cl)
 		tok.Header["typ"] = typ
 		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return s
 	}
 
 	if code := a.me(forge(jwt.SigningMethodHS256, jwtKey, "at+jwt", valid())); code != 200 {
-		t.Fatalf("control token (forged with the real key) = %d; the table would prove nothing", code)
+		require.FailNow(t, fmt.Sprintf("control token (forged with the real key) = %d; the table would prove nothing", code))
 	}
 	cases := map[string]string{
 		"alg none":                          forge(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "at+jwt", valid()),
@@ -456,12 +421,8 @@ func TestJWTNegativeTable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rec := a.do(req(http.MethodGet, "/v1/me", nil, bearer(tok)...))
 			problemOf(t, rec, 401, "unauthorized")
-			if !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
-				t.Fatalf("WWW-Authenticate = %q", rec.Header().Get("WWW-Authenticate"))
-			}
+			require.Falsef(t, !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`), "WWW-Authenticate = %q", rec.Header().Get("WWW-Authenticate"))
 		})
 	}
-	if a.me(live.AccessToken) != 200 {
-		t.Fatal("the live session's token stopped working")
-	}
+	require.False(t, a.me(live.AccessToken) != 200, "the live session's token stopped working")
 }

@@ -1,6 +1,6 @@
 // Package mail sends BioSync's transactional email (verification links,
 // password resets, notices about registration attempts) over SMTP with
-// wneessen/go-mail. It implements commands.Mailer; the embedded default
+// wneessen/go-mail. It implements accounts.Mailer; the embedded default
 // points it at the in-process relay of package embedded, production at a
 // real relay, so there is one sending path everywhere.
 package mail
@@ -11,7 +11,7 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
-	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/accounts"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -52,7 +52,7 @@ func New(cfg Config) (*Sender, error) {
 }
 
 // Send delivers m; a relay that cannot be reached is domain.ErrUnavailable.
-func (s *Sender) Send(ctx context.Context, m commands.Mail) error {
+func (s *Sender) Send(ctx context.Context, m accounts.Mail) error {
 	msg := gomail.NewMsg()
 	if err := msg.From(s.cfg.From); err != nil {
 		return fmt.Errorf("mail: sender: %w", err)

@@ -17,7 +17,7 @@ import (
 )
 
 // EmailTokens is the email_tokens table: single-use tokens mailed to users
-// (commands.EmailTokens). Only hashes are stored.
+// (accounts.EmailTokens). Only hashes are stored.
 type EmailTokens struct{ pool *pgxpool.Pool }
 
 // NewEmailTokens wraps a pool.

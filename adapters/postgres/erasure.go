@@ -17,7 +17,7 @@ import (
 )
 
 // DeletionRequests is the deletion_requests table and the purge of a
-// user's rows (commands.ErasureStore).
+// user's rows (erasure.Store).
 type DeletionRequests struct{ pool *pgxpool.Pool }
 
 // NewDeletionRequests wraps a pool.

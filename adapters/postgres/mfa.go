@@ -11,13 +11,14 @@ import (
 
 	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/domain"
 )
 
-// Sessions also implements commands.MFAStore (tables mfa_totp and
+// Sessions also implements mfa.Store (tables mfa_totp and
 // mfa_recovery_codes): turning MFA on or off must revoke every session in
 // the same transaction and announce it like any revocation.
-var _ commands.MFAStore = (*Sessions)(nil)
+var _ mfa.Store = (*Sessions)(nil)
 
 // TOTPState returns the user's enrolment; domain.ErrNotFound when none.
 func (s *Sessions) TOTPState(ctx context.Context, userID uuid.UUID) (commands.TOTPState, error) {

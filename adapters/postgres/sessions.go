@@ -13,6 +13,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -26,7 +27,7 @@ const RevocationChannel = "biosync_session_revoked"
 // PostgreSQL's 8000-byte payload limit.
 const notifyChunk = 150
 
-// Sessions implements commands.SessionStore on the refresh_families and
+// Sessions implements sessions.SessionStore on the refresh_families and
 // refresh_tokens tables.
 type Sessions struct {
 	pool *pgxpool.Pool
@@ -36,7 +37,7 @@ type Sessions struct {
 	OnRevoke func(ids []uuid.UUID, at time.Time)
 }
 
-var _ commands.SessionStore = (*Sessions)(nil)
+var _ sessions.SessionStore = (*Sessions)(nil)
 
 // NewSessions wraps a pool.
 func NewSessions(pool *pgxpool.Pool) *Sessions { return &Sessions{pool: pool} }

@@ -16,7 +16,7 @@ import (
 	"github.com/biosync/biosync/domain/settings"
 )
 
-// DocumentVersions is the document_versions table (commands.DocumentVersions).
+// DocumentVersions is the document_versions table (preferences.DocumentVersions).
 type DocumentVersions struct{ pool *pgxpool.Pool }
 
 // NewDocumentVersions wraps a pool.
@@ -27,7 +27,7 @@ func NewDocumentVersions(pool *pgxpool.Pool) *DocumentVersions { return &Documen
 // few seconds) before answering 503.
 const LockWait = 5 * time.Second
 
-// Change implements commands.DocumentVersions: in one transaction it
+// Change implements preferences.DocumentVersions: in one transaction it
 // creates the row at version 0 if absent, locks it (FOR UPDATE), compares,
 // runs write while holding the lock, then stores the next version and
 // commits. Concurrent edits queue on the lock and then see the new version.

@@ -17,7 +17,8 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/adapters/mail"
-	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/erasure"
+	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
 )
 
@@ -102,7 +103,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SMTPURL:         getenv("BIOSYNC_SMTP_URL"),
 		MailFrom:        envOr(getenv, "BIOSYNC_MAIL_FROM", "BioSync <no-reply@localhost>"),
 		AppURL:          envOr(getenv, "BIOSYNC_APP_URL", "http://localhost:3000"),
-		RefreshTTL:      commands.DefaultRefreshTTL,
+		RefreshTTL:      sessions.DefaultRefreshTTL,
 		AdminRequireMFA: true,
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
@@ -134,7 +135,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		into *time.Duration
 		def  time.Duration
 	}{
-		{"BIOSYNC_ERASURE_GRACE_PERIOD", &c.ErasureGrace, commands.DefaultErasureGracePeriod},
+		{"BIOSYNC_ERASURE_GRACE_PERIOD", &c.ErasureGrace, erasure.DefaultErasureGracePeriod},
 		{"BIOSYNC_ERASURE_REPURGE_AFTER", &c.ErasureRepurge, 3 * eventstore.KeyCacheMaxAge},
 	} {
 		*d.into = d.def

@@ -19,11 +19,18 @@ import (
 
 	"github.com/biosync/biosync/adapters/auth"
 	"github.com/biosync/biosync/adapters/embedded"
+	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/adapters/postgres"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
+	"github.com/biosync/biosync/commands/accounts"
+	"github.com/biosync/biosync/commands/erasure"
+	"github.com/biosync/biosync/commands/ingestion"
+	"github.com/biosync/biosync/commands/mfa"
+	"github.com/biosync/biosync/commands/preferences"
+	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/catalog"
 	"github.com/biosync/biosync/projections/engine"
@@ -32,7 +39,7 @@ import (
 	"github.com/biosync/biosync/projections/users"
 )
 
-// platform is the wired core: backends, the event store, command handlers,
+// platform is the wired core: backends, the event store, the command concepts,
 // projectors and the query side. serve, migrate and projections run each
 // build one and use the parts they need.
 type platform struct {
@@ -50,7 +57,13 @@ type platform struct {
 	codec          *eventstore.Codec
 	appender       *kafka.Appender
 	eventLog       *kafka.Log
-	handlers       *commands.Handlers
+	// emailIndex keys email claims (derived from the master key);
+	// operators' tools and per-account rate limits key by it too.
+	emailIndex commands.EmailIndex
+	// mail sends account mail; nil while it is off.
+	mail accounts.Mailer
+	// cmds are the command concepts, wired by wireCommands.
+	cmds commandServices
 	// versions is the projector registry; queries, settings and progress
 	// are the query side (settings also serves the unit system).
 	versions *engine.Versions
@@ -163,7 +176,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	if p.tokens, err = auth.NewTokens(jwtKey, "biosync", "biosync-api", 15*time.Minute); err != nil {
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
-	var dedup commands.Dedup
+	var dedup ingestion.Dedup
 	var cache metrics.Cache
 	if p.redis != nil {
 		dedup = bredis.NewDedup(p.redis, 0)
@@ -178,34 +191,14 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.audit = postgres.NewAuditLog(p.pool)
 	p.fingerprintKey = derivedKey(mk, "biosync idempotency fingerprint v1")
-	p.handlers = &commands.Handlers{
-		Log:           p.appender,
-		Accounts:      postgres.NewAccounts(p.pool),
-		Passwords:     auth.Hasher{Params: auth.DefaultParams},
-		Tokens:        p.tokens,
-		Sessions:      p.sessions,
-		RefreshTTL:    cfg.RefreshTTL,
-		Dedup:         dedup,
-		Versions:      postgres.NewDocumentVersions(p.pool),
-		EmailIndexKey: emailIndexKey(mk),
-		CheckPassword: auth.CheckPassword,
-		Logger:        log,
-		EmailTokens:   postgres.NewEmailTokens(p.pool),
-		Audit:         p.audit,
-		AppURL:        cfg.AppURL,
-		Erasure:       postgres.NewDeletionRequests(p.pool),
-
-		ErasureGracePeriod: cfg.ErasureGrace,
-
-		MFA:             p.sessions,
-		TOTP:            auth.TOTP{Issuer: "BioSync"},
-		Secrets:         keys,
-		RecoveryCodeKey: derivedKey(mk, "biosync mfa recovery codes v1"),
-	}
+	p.emailIndex = commands.EmailIndex(emailIndexKey(mk))
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.wireCommands(keys, mk, dedup); err != nil {
+		return nil, err
 	}
 	p.versions = &engine.Versions{Pool: p.pool}
 	p.progress = &engine.Checkpoints{}
@@ -241,6 +234,59 @@ func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventsto
 	return q.metrics.Dashboard(ctx, userID, token)
 }
 
+// commandServices are the command concepts of one process, each built by
+// its constructor, which names a missing dependency at start.
+type commandServices struct {
+	ingestion   *ingestion.Service
+	accounts    *accounts.Service
+	sessions    *sessions.Service
+	mfa         *mfa.Service
+	preferences *preferences.Service
+	erasure     *erasure.Service
+}
+
+// wireCommands builds the command concepts on the platform's adapters;
+// MFA's second-factor check is handed to sessions here, so neither
+// package knows the other.
+func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKeys, dedup ingestion.Dedup) (err error) {
+	cfg, c := p.cfg, &p.cmds
+	envelope := commands.Envelope{CorrelationID: httpapi.CorrelationID}
+	accts := postgres.NewAccounts(p.pool)
+	passwords := auth.Hasher{Params: auth.DefaultParams}
+	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Envelope: envelope}); err != nil {
+		return err
+	}
+	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {
+		return err
+	}
+	if c.accounts, err = accounts.New(accounts.Deps{
+		Log: p.appender, Accounts: accts, Passwords: passwords, PasswordPolicy: auth.CheckPassword,
+		EmailIndex: p.emailIndex, Credentials: p.sessions,
+		Mail:  accounts.MailDeps{Sender: p.mail, Tokens: postgres.NewEmailTokens(p.pool), AppURL: cfg.AppURL},
+		Audit: p.audit, Logger: p.log, Envelope: envelope,
+	}); err != nil {
+		return err
+	}
+	if c.mfa, err = mfa.New(mfa.Deps{
+		Store: p.sessions, TOTP: auth.TOTP{Issuer: "BioSync"}, Secrets: keys,
+		RecoveryCodeKey: derivedKey(mk, "biosync mfa recovery codes v1"),
+		Accounts:        accts, Passwords: passwords, Audit: p.audit, Logger: p.log,
+	}); err != nil {
+		return err
+	}
+	if c.sessions, err = sessions.New(sessions.Deps{
+		Accounts: accts, Passwords: passwords, Tokens: p.tokens, Store: p.sessions, EmailIndex: p.emailIndex,
+		SecondFactor: c.mfa, RefreshTTL: cfg.RefreshTTL, Audit: p.audit, Logger: p.log,
+	}); err != nil {
+		return err
+	}
+	c.erasure, err = erasure.New(erasure.Deps{
+		Store: postgres.NewDeletionRequests(p.pool), Accounts: accts, Passwords: passwords,
+		GracePeriod: cfg.ErasureGrace, Audit: p.audit, Logger: p.log,
+	})
+	return err
+}
+
 // mailer connects account mail: the configured relay, or on the embedded
 // default an in-process relay whose inbox is <data dir>/mail. Production
 // without BIOSYNC_SMTP_URL runs without account mail (verification and
@@ -268,7 +314,7 @@ func (p *platform) mailer(embeddedDefault bool) error {
 	if err != nil {
 		return err
 	}
-	p.handlers.Mail = sender
+	p.mail = sender
 	return nil
 }
 
@@ -357,7 +403,7 @@ func (p *platform) runProjectors(ctx context.Context) error {
 // active-account cache (so pushes for them are refused).
 func (p *platform) forget(user uuid.UUID) {
 	p.codec.Keys().Forget(user)
-	p.handlers.Forget(user)
+	p.cmds.ingestion.Forget(user)
 }
 
 // followErasures applies erasures carried out by any instance until ctx
@@ -387,20 +433,20 @@ func (p *platform) housekeeping(ctx context.Context, every time.Duration) {
 }
 
 // eraser carries out due erasure requests (run by serve).
-func (p *platform) eraser() *commands.Eraser {
+func (p *platform) eraser() (*erasure.Eraser, error) {
 	every := min(10*time.Second, p.cfg.ErasureGrace/4, p.cfg.ErasureRepurge/4)
-	return &commands.Eraser{
+	return erasure.NewEraser(erasure.EraserDeps{
 		Store:        postgres.NewDeletionRequests(p.pool),
 		Keys:         p.codec.Keys(),
 		Caches:       bredis.Erasures{C: p.redis},
 		Broadcast:    bredis.Erasures{C: p.redis},
-		Sessions:     p.handlers,
+		Sessions:     p.cmds.sessions,
 		Audit:        p.audit,
 		Forget:       p.forget,
 		RepurgeAfter: p.cfg.ErasureRepurge,
 		Every:        max(every, 100*time.Millisecond),
 		Logger:       p.log,
-	}
+	})
 }
 
 // supervisor builds a projector supervisor; only limits it to some

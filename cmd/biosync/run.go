@@ -12,7 +12,6 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
-	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/schemas"
 )
@@ -37,11 +36,11 @@ BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LO
 
 // recovery serves verification and reset when account mail is on; nil
 // makes those routes answer 503.
-func recovery(h *commands.Handlers) httpapi.Recovery {
-	if h.Mail == nil {
+func recovery(p *platform) httpapi.Recovery {
+	if p.mail == nil {
 		return nil
 	}
-	return h
+	return p.cmds.accounts
 }
 
 // run is the whole program: it reads configuration through getenv, wires
@@ -128,7 +127,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		keys = append(keys, k)
 	}
-	p.handlers.CorrelationID = httpapi.CorrelationID
 	spec, _ := schemas.OpenAPI()
 	e, err := httpapi.New(httpapi.Config{
 		ConsistencyWait: cfg.ConsistencyWait,
@@ -140,18 +138,18 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		AdminMFAOptional: !cfg.AdminRequireMFA,
 		AdminNetworks:    cfg.AdminNetworks,
 	}, httpapi.Deps{
-		Accounts:        p.handlers,
-		Ingestor:        p.handlers,
+		Accounts:        p.cmds.accounts,
+		Ingestor:        p.cmds.ingestion,
 		Queries:         p.queries,
-		Sessions:        p.handlers,
+		Sessions:        p.cmds.sessions,
 		Tokens:          p.verifier,
 		Roles:           p.verifier,
 		Admin:           engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
 		Audit:           p.audit,
-		Recovery:        recovery(p.handlers),
-		Erasure:         p.handlers,
-		MFA:             p.handlers,
-		Settings:        p.handlers,
+		Recovery:        recovery(p),
+		Erasure:         p.cmds.erasure,
+		MFA:             p.cmds.mfa,
+		Settings:        p.cmds.preferences,
 		SettingsQueries: p.settings,
 		Webhooks:        webhooks.Verifier{Keys: keys},
 		Logger:          log,
@@ -164,8 +162,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Idempotency:    bredis.Idempotency{C: p.redis},
 		FingerprintKey: p.fingerprintKey,
 		Limiter:        bredis.NewLimiter(p.redis, ""),
-		EmailKey:       p.handlers.EmailKey,
+		EmailKey:       p.emailIndex.Key,
 	})
+	if err != nil {
+		return err
+	}
+	eraser, err := p.eraser()
 	if err != nil {
 		return err
 	}
@@ -184,7 +186,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 	}()
 	eraserDone := make(chan struct{})
-	go func() { defer close(eraserDone); p.eraser().Run(ctx) }()
+	go func() { defer close(eraserDone); eraser.Run(ctx) }()
 	go p.housekeeping(ctx, time.Hour)
 	go p.progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
 	p.rebuilder().ResumeSwitches(ctx, log)

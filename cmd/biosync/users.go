@@ -30,7 +30,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("usage: biosync users grant-admin|reset-mfa EMAIL")
 	}
 	return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-		key := p.handlers.EmailKey(identity.NormalizeEmail(args[1]))
+		key := p.emailIndex.Key(identity.NormalizeEmail(args[1]))
 		var user uuid.UUID
 		err := p.pool.QueryRow(ctx, `SELECT user_id FROM accounts WHERE email_key = $1 AND status = 'active'`, key).Scan(&user)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -64,7 +64,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 				return err
 			}
 			// An MFA change ends every session, as when the user turns it off.
-			if err := p.handlers.RevokeAll(ctx, user, commands.RevokeMFAChange); err != nil {
+			if err := p.cmds.sessions.RevokeAll(ctx, user, commands.RevokeMFAChange); err != nil {
 				return fmt.Errorf("MFA reset, but sessions were not ended: %w", err)
 			}
 			if err := p.audit.Record(ctx, commands.AuditEntry{Action: commands.AuditMFADisabled, Subject: user,

@@ -1,4 +1,10 @@
-package commands
+// Package mfa runs TOTP multi-factor authentication: enrolment and its
+// confirmation, turning it off, renewing recovery codes, and the second
+// factor of a login (CheckLogin, which commands/sessions reaches through
+// its SecondFactor port). It keeps synchronous command-side state in
+// PostgreSQL (secrets sealed with the user's data key, spent time steps,
+// hashed recovery codes) and appends no events.
+package mfa
 
 import (
 	"context"
@@ -7,26 +13,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
-
-// ErrMFARequired is the answer to a correct password of an account with MFA
-// on when the login carries no code. It wraps domain.ErrUnauthorized; the
-// HTTP layer gives it its own problem type (mfa-required) so the client
-// knows to ask for the code. It tells a password holder that MFA is on, as
-// every two-step TOTP login does; it is only ever returned after the
-// password was verified.
-var ErrMFARequired = fmt.Errorf("a one-time code is required: %w", domain.ErrUnauthorized)
-
-// ErrInvalidSecondFactor is a login whose password was right but whose
-// one-time or recovery code was wrong or already used. It wraps
-// domain.ErrUnauthorized (401 like a wrong password).
-var ErrInvalidSecondFactor = fmt.Errorf("the one-time code or recovery code is wrong or already used: %w", domain.ErrUnauthorized)
 
 // RecoveryCodeCount is how many recovery codes a set has.
 const RecoveryCodeCount = 10
@@ -47,23 +42,15 @@ const totpSecretType = "mfa.totp_secret"
 // maxCodeLen bounds what is normalised and hashed at all.
 const maxCodeLen = 64
 
-// TOTPState is a user's TOTP enrolment as stored: the sealed secret,
-// whether it is confirmed (MFA on), and the last accepted time step.
-type TOTPState struct {
-	Secret   []byte
-	Enabled  bool
-	LastStep int64
-}
-
-// MFAStore keeps TOTP enrolments and recovery codes (PostgreSQL in
+// Store keeps TOTP enrolments and recovery codes (PostgreSQL in
 // adapters/postgres). Turning MFA on or off revokes every session of the
 // user and retires their unused password-reset tokens in the same
 // transaction, like a password change, so no session opened and no reset
 // link mailed under the old rule survives.
-type MFAStore interface {
+type Store interface {
 	// TOTPState returns the enrolment of userID; domain.ErrNotFound when
 	// there is none.
-	TOTPState(ctx context.Context, userID uuid.UUID) (TOTPState, error)
+	TOTPState(ctx context.Context, userID uuid.UUID) (commands.TOTPState, error)
 	// StartTOTP stores a pending secret, replacing a pending one;
 	// domain.ErrConflict when MFA is already on.
 	StartTOTP(ctx context.Context, userID uuid.UUID, sealed []byte) error
@@ -106,67 +93,71 @@ type SecretSealer interface {
 	Open(ctx context.Context, userID, id uuid.UUID, typ string, sealed []byte) ([]byte, error)
 }
 
-// TOTPEnrolment is a started enrolment: the secret to put into an
-// authenticator app, also as an otpauth:// URL for a QR code.
-type TOTPEnrolment struct {
-	Secret string
-	URL    string
+// Deps are what MFA needs; all but Audit, Logger and Now are required
+// (without MFA, cmd wires no Service: the MFA routes answer 503 and logins
+// need no second factor).
+type Deps struct {
+	// Store keeps enrolments, spent steps and recovery codes.
+	Store Store
+	// TOTP generates secrets and checks codes.
+	TOTP TOTP
+	// Secrets seals TOTP secrets at rest with the user's data key.
+	Secrets SecretSealer
+	// RecoveryCodeKey keys the HMAC under which recovery codes are stored.
+	RecoveryCodeKey []byte
+	// Accounts and Passwords re-check the password before a change.
+	Accounts  commands.Accounts
+	Passwords commands.PasswordHasher
+	// Audit records MFA changes and failed re-checks; nil means auditing
+	// is not configured.
+	Audit commands.Audit
+	// Logger reports audit entries that could not be stored; nil discards.
+	Logger *slog.Logger
+	// Now is the clock codes are checked against.
+	Now commands.Clock
 }
 
-// ConfirmTOTP turns MFA on with a code from the pending secret. The
-// account's current password is asked again: an access token alone (15
-// minutes, possibly stolen) must not be able to enrol another
-// authenticator, which would end every session and hand the recovery codes
-// to whoever holds the token.
-type ConfirmTOTP struct {
-	UserID   uuid.UUID
-	Password string
-	Code     string
-	IP       string
-}
+// Service runs the MFA commands.
+type Service struct{ d Deps }
 
-// MFAChange re-authenticates a change to MFA (disable, new recovery codes)
-// with the password and a second factor (a TOTP or a recovery code).
-type MFAChange struct {
-	UserID   uuid.UUID
-	Password string
-	Code     string
-	IP       string
-}
-
-func (h *Handlers) mfaConfigured() error {
-	if h.MFA == nil || h.TOTP == nil || h.Secrets == nil || len(h.RecoveryCodeKey) == 0 {
-		return fmt.Errorf("mfa not configured: %w", domain.ErrUnavailable)
+// New checks d and returns the service; a missing required dependency is
+// an error naming it.
+func New(d Deps) (*Service, error) {
+	if err := commands.Required("mfa", "Store", d.Store, "TOTP", d.TOTP, "Secrets", d.Secrets,
+		"RecoveryCodeKey", d.RecoveryCodeKey, "Accounts", d.Accounts, "Passwords", d.Passwords); err != nil {
+		return nil, err
 	}
-	return nil
+	return &Service{d: d}, nil
+}
+
+// audit records a security event (see commands.RecordAudit).
+func (s *Service) audit(ctx context.Context, e commands.AuditEntry) {
+	commands.RecordAudit(ctx, s.d.Audit, s.d.Logger, s.d.Now.Now(), e)
 }
 
 // StartTOTP creates a new TOTP secret for the caller, pending until
 // ConfirmTOTP; a second call replaces a pending secret. domain.ErrConflict
 // when MFA is already on (disable it first).
-func (h *Handlers) StartTOTP(ctx context.Context, userID uuid.UUID, ip string) (TOTPEnrolment, error) {
-	if err := h.mfaConfigured(); err != nil {
-		return TOTPEnrolment{}, err
-	}
-	if st, err := h.MFA.TOTPState(ctx, userID); err == nil && st.Enabled {
-		return TOTPEnrolment{}, fmt.Errorf("mfa is already on: %w", domain.ErrConflict)
+func (s *Service) StartTOTP(ctx context.Context, userID uuid.UUID, ip string) (commands.TOTPEnrolment, error) {
+	if st, err := s.d.Store.TOTPState(ctx, userID); err == nil && st.Enabled {
+		return commands.TOTPEnrolment{}, fmt.Errorf("mfa is already on: %w", domain.ErrConflict)
 	} else if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return TOTPEnrolment{}, err
+		return commands.TOTPEnrolment{}, err
 	}
 	// The label is the user id: the command side keeps no plaintext email.
-	secret, url, err := h.TOTP.Generate(userID.String())
+	secret, url, err := s.d.TOTP.Generate(userID.String())
 	if err != nil {
-		return TOTPEnrolment{}, err
+		return commands.TOTPEnrolment{}, err
 	}
-	sealed, err := h.Secrets.Seal(ctx, userID, userID, totpSecretType, []byte(secret))
+	sealed, err := s.d.Secrets.Seal(ctx, userID, userID, totpSecretType, []byte(secret))
 	if err != nil {
-		return TOTPEnrolment{}, err
+		return commands.TOTPEnrolment{}, err
 	}
-	if err := h.MFA.StartTOTP(ctx, userID, sealed); err != nil {
-		return TOTPEnrolment{}, err
+	if err := s.d.Store.StartTOTP(ctx, userID, sealed); err != nil {
+		return commands.TOTPEnrolment{}, err
 	}
-	h.audit(ctx, AuditEntry{Action: AuditMFAEnrolmentStarted, Actor: userID, Subject: userID, IP: ip})
-	return TOTPEnrolment{Secret: secret, URL: url}, nil
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditMFAEnrolmentStarted, Actor: userID, Subject: userID, IP: ip})
+	return commands.TOTPEnrolment{Secret: secret, URL: url}, nil
 }
 
 // ConfirmTOTP re-checks the password, checks a code of the pending secret,
@@ -175,14 +166,11 @@ func (h *Handlers) StartTOTP(ctx context.Context, userID uuid.UUID, ip string) (
 // password is a *domain.ValidationError on /password (checked first, and
 // audited); a wrong code or no pending enrolment is one on /code;
 // domain.ErrConflict when MFA is on.
-func (h *Handlers) ConfirmTOTP(ctx context.Context, cmd ConfirmTOTP) ([]string, error) {
-	if err := h.mfaConfigured(); err != nil {
+func (s *Service) ConfirmTOTP(ctx context.Context, cmd commands.ConfirmTOTP) ([]string, error) {
+	if err := s.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa enrolment"); err != nil {
 		return nil, err
 	}
-	if err := h.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa enrolment"); err != nil {
-		return nil, err
-	}
-	st, err := h.MFA.TOTPState(ctx, cmd.UserID)
+	st, err := s.d.Store.TOTPState(ctx, cmd.UserID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil, codeProblem("no enrolment is pending: start one first")
 	}
@@ -192,74 +180,71 @@ func (h *Handlers) ConfirmTOTP(ctx context.Context, cmd ConfirmTOTP) ([]string, 
 	if st.Enabled {
 		return nil, fmt.Errorf("mfa is already on: %w", domain.ErrConflict)
 	}
-	secret, err := h.openSecret(ctx, cmd.UserID, st)
+	secret, err := s.openSecret(ctx, cmd.UserID, st)
 	if err != nil {
 		return nil, err
 	}
-	step, ok := h.TOTP.Match(secret, cmd.Code, h.now(), st.LastStep)
+	step, ok := s.d.TOTP.Match(secret, cmd.Code, s.d.Now.Now(), st.LastStep)
 	if !ok {
 		return nil, codeProblem("does not match the pending secret")
 	}
-	codes, hashes, err := h.newRecoveryCodes(cmd.UserID)
+	codes, hashes, err := s.newRecoveryCodes(cmd.UserID)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.MFA.EnableTOTP(ctx, cmd.UserID, st.Secret, step, hashes); err != nil {
+	if err := s.d.Store.EnableTOTP(ctx, cmd.UserID, st.Secret, step, hashes); err != nil {
 		return nil, err
 	}
-	h.audit(ctx, AuditEntry{Action: AuditMFAEnabled, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditMFAEnabled, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
 	return codes, nil
 }
 
 // DisableTOTP turns MFA off after re-checking the password (422 on
 // /password) and a TOTP or recovery code (422 on /code), and ends every
 // session. domain.ErrConflict when MFA is off.
-func (h *Handlers) DisableTOTP(ctx context.Context, cmd MFAChange) error {
-	if err := h.reauthenticateMFA(ctx, cmd); err != nil {
+func (s *Service) DisableTOTP(ctx context.Context, cmd commands.MFAChange) error {
+	if err := s.reauthenticateMFA(ctx, cmd); err != nil {
 		return err
 	}
-	if err := h.MFA.DisableTOTP(ctx, cmd.UserID); err != nil {
+	if err := s.d.Store.DisableTOTP(ctx, cmd.UserID); err != nil {
 		return err
 	}
-	h.audit(ctx, AuditEntry{Action: AuditMFADisabled, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditMFADisabled, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
 	return nil
 }
 
 // RenewRecoveryCodes replaces the recovery codes (the old ones stop
 // working) after the same re-checks as DisableTOTP.
-func (h *Handlers) RenewRecoveryCodes(ctx context.Context, cmd MFAChange) ([]string, error) {
-	if err := h.reauthenticateMFA(ctx, cmd); err != nil {
+func (s *Service) RenewRecoveryCodes(ctx context.Context, cmd commands.MFAChange) ([]string, error) {
+	if err := s.reauthenticateMFA(ctx, cmd); err != nil {
 		return nil, err
 	}
-	codes, hashes, err := h.newRecoveryCodes(cmd.UserID)
+	codes, hashes, err := s.newRecoveryCodes(cmd.UserID)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.MFA.ReplaceRecoveryCodes(ctx, cmd.UserID, hashes); err != nil {
+	if err := s.d.Store.ReplaceRecoveryCodes(ctx, cmd.UserID, hashes); err != nil {
 		return nil, err
 	}
-	h.audit(ctx, AuditEntry{Action: AuditMFARecoveryCodesRenewed, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditMFARecoveryCodesRenewed, Actor: cmd.UserID, Subject: cmd.UserID, IP: cmd.IP})
 	return codes, nil
 }
 
 // reauthenticateMFA checks the password and a second factor of an account
 // with MFA on. The caller is authenticated, so wrong answers are 422 on the
 // field, not 401 (which would say the access token is bad).
-func (h *Handlers) reauthenticateMFA(ctx context.Context, cmd MFAChange) error {
-	if err := h.mfaConfigured(); err != nil {
+func (s *Service) reauthenticateMFA(ctx context.Context, cmd commands.MFAChange) error {
+	if err := s.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa change"); err != nil {
 		return err
 	}
-	if err := h.reauthenticate(ctx, cmd.UserID, cmd.Password, cmd.IP, "mfa change"); err != nil {
-		return err
-	}
-	st, err := h.MFA.TOTPState(ctx, cmd.UserID)
+	st, err := s.d.Store.TOTPState(ctx, cmd.UserID)
 	if errors.Is(err, domain.ErrNotFound) || err == nil && !st.Enabled {
 		return fmt.Errorf("mfa is off: %w", domain.ErrConflict)
 	}
 	if err != nil {
 		return err
 	}
-	ok, err := h.checkCode(ctx, cmd.UserID, st, cmd.Code, "", cmd.IP)
+	ok, err := s.checkCode(ctx, cmd.UserID, st, cmd.Code, "", cmd.IP)
 	if err != nil {
 		return err
 	}
@@ -275,49 +260,43 @@ func (h *Handlers) reauthenticateMFA(ctx context.Context, cmd MFAChange) error {
 // on /password (422: the token is fine, so not 401) and is audited as a
 // failed login, as for erasure, so guessing through a stolen token shows
 // in the log.
-func (h *Handlers) reauthenticate(ctx context.Context, userID uuid.UUID, password, ip, what string) error {
-	acc, err := h.Accounts.ByID(ctx, userID)
+func (s *Service) reauthenticate(ctx context.Context, userID uuid.UUID, password, ip, what string) error {
+	acc, err := s.d.Accounts.ByID(ctx, userID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("account: %w", domain.ErrUnauthorized)
 	}
 	if err != nil {
 		return err
 	}
-	if ok, _, err := h.Passwords.Verify(password, acc.PasswordHash); err != nil || !ok {
-		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: userID, IP: ip, Detail: map[string]string{"reason": "re-authentication for " + what + " failed"}})
+	if ok, _, err := s.d.Passwords.Verify(password, acc.PasswordHash); err != nil || !ok {
+		s.audit(ctx, commands.AuditEntry{Action: commands.AuditLoginFailed, Subject: userID, IP: ip, Detail: map[string]string{"reason": "re-authentication for " + what + " failed"}})
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the current password"}}}
 	}
 	return nil
 }
 
-// secondFactor decides the MFA part of a login whose password was right:
-// accounts without MFA pass (false); with MFA the login needs a current,
-// unused TOTP code or an unused recovery code (true), else
-// ErrMFARequired or ErrInvalidSecondFactor.
-func (h *Handlers) secondFactor(ctx context.Context, userID uuid.UUID, cmd Login) (bool, error) {
-	if h.MFA == nil {
-		return false, nil
-	}
-	st, err := h.MFA.TOTPState(ctx, userID)
+// CheckLogin decides the MFA part of a login whose password was right
+// (sessions.SecondFactor): accounts without MFA pass (false); with MFA the
+// login needs a current, unused TOTP code or an unused recovery code
+// (true), else commands.ErrMFARequired or commands.ErrInvalidSecondFactor.
+func (s *Service) CheckLogin(ctx context.Context, userID uuid.UUID, otp, recoveryCode, ip string) (bool, error) {
+	st, err := s.d.Store.TOTPState(ctx, userID)
 	if errors.Is(err, domain.ErrNotFound) || err == nil && !st.Enabled {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if err := h.mfaConfigured(); err != nil {
-		return false, err
+	if otp == "" && recoveryCode == "" {
+		return false, commands.ErrMFARequired
 	}
-	if cmd.OTP == "" && cmd.RecoveryCode == "" {
-		return false, ErrMFARequired
-	}
-	ok, err := h.checkCode(ctx, userID, st, cmd.OTP, cmd.RecoveryCode, cmd.IP)
+	ok, err := s.checkCode(ctx, userID, st, otp, recoveryCode, ip)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		h.audit(ctx, AuditEntry{Action: AuditLoginFailed, Subject: userID, IP: cmd.IP, Detail: map[string]string{"reason": "wrong_second_factor"}})
-		return false, ErrInvalidSecondFactor
+		s.audit(ctx, commands.AuditEntry{Action: commands.AuditLoginFailed, Subject: userID, IP: ip, Detail: map[string]string{"reason": "wrong_second_factor"}})
+		return false, commands.ErrInvalidSecondFactor
 	}
 	return true, nil
 }
@@ -325,17 +304,17 @@ func (h *Handlers) secondFactor(ctx context.Context, userID uuid.UUID, cmd Login
 // checkCode accepts otp as a TOTP code (spending its time step) or, when
 // it is not six digits, as a recovery code; recovery (from the login's
 // own field) is always a recovery code. A spent recovery code is audited.
-func (h *Handlers) checkCode(ctx context.Context, userID uuid.UUID, st TOTPState, otp, recovery, ip string) (bool, error) {
+func (s *Service) checkCode(ctx context.Context, userID uuid.UUID, st commands.TOTPState, otp, recovery, ip string) (bool, error) {
 	if otp != "" && isTOTPCode(otp) {
-		secret, err := h.openSecret(ctx, userID, st)
+		secret, err := s.openSecret(ctx, userID, st)
 		if err != nil {
 			return false, err
 		}
-		step, ok := h.TOTP.Match(secret, otp, h.now(), st.LastStep)
+		step, ok := s.d.TOTP.Match(secret, otp, s.d.Now.Now(), st.LastStep)
 		if !ok {
 			return false, nil
 		}
-		return h.MFA.AcceptStep(ctx, userID, step)
+		return s.d.Store.AcceptStep(ctx, userID, step)
 	}
 	if recovery == "" {
 		recovery = otp
@@ -344,16 +323,16 @@ func (h *Handlers) checkCode(ctx context.Context, userID uuid.UUID, st TOTPState
 	if !ok {
 		return false, nil
 	}
-	used, err := h.MFA.UseRecoveryCode(ctx, userID, h.recoveryCodeHash(userID, norm))
+	used, err := s.d.Store.UseRecoveryCode(ctx, userID, s.recoveryCodeHash(userID, norm))
 	if err != nil || !used {
 		return false, err
 	}
-	h.audit(ctx, AuditEntry{Action: AuditMFARecoveryCodeUsed, Actor: userID, Subject: userID, IP: ip})
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditMFARecoveryCodeUsed, Actor: userID, Subject: userID, IP: ip})
 	return true, nil
 }
 
-func (h *Handlers) openSecret(ctx context.Context, userID uuid.UUID, st TOTPState) (string, error) {
-	pt, err := h.Secrets.Open(ctx, userID, userID, totpSecretType, st.Secret)
+func (s *Service) openSecret(ctx context.Context, userID uuid.UUID, st commands.TOTPState) (string, error) {
+	pt, err := s.d.Secrets.Open(ctx, userID, userID, totpSecretType, st.Secret)
 	if err != nil {
 		return "", fmt.Errorf("open totp secret: %w", err)
 	}
@@ -361,7 +340,7 @@ func (h *Handlers) openSecret(ctx context.Context, userID uuid.UUID, st TOTPStat
 }
 
 // newRecoveryCodes returns a fresh set as shown to the user and as stored.
-func (h *Handlers) newRecoveryCodes(userID uuid.UUID) ([]string, [][]byte, error) {
+func (s *Service) newRecoveryCodes(userID uuid.UUID) ([]string, [][]byte, error) {
 	codes := make([]string, RecoveryCodeCount)
 	hashes := make([][]byte, RecoveryCodeCount)
 	b := make([]byte, recoveryCodeChars)
@@ -374,7 +353,7 @@ func (h *Handlers) newRecoveryCodes(userID uuid.UUID) ([]string, [][]byte, error
 		}
 		norm := string(b)
 		codes[i] = norm[:recoveryCodeChars/2] + "-" + norm[recoveryCodeChars/2:]
-		hashes[i] = h.recoveryCodeHash(userID, norm)
+		hashes[i] = s.recoveryCodeHash(userID, norm)
 	}
 	return codes, hashes, nil
 }
@@ -385,8 +364,8 @@ func (h *Handlers) newRecoveryCodes(userID uuid.UUID) ([]string, [][]byte, error
 // that lives outside the database a table dump alone reveals nothing, and
 // a lookup stays one indexed equality (Argon2id would cost 10 slow hashes
 // per attempt, one per stored code, on a rate-limited but public route).
-func (h *Handlers) recoveryCodeHash(userID uuid.UUID, norm string) []byte {
-	m := hmac.New(sha256.New, h.RecoveryCodeKey)
+func (s *Service) recoveryCodeHash(userID uuid.UUID, norm string) []byte {
+	m := hmac.New(sha256.New, s.d.RecoveryCodeKey)
 	m.Write(userID[:])
 	m.Write([]byte(norm))
 	return m.Sum(nil)

@@ -1,4 +1,4 @@
-package commands
+package accounts
 
 import (
 	"context"
@@ -12,16 +12,24 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/eventstore"
 )
 
-// Purposes of mailed tokens (EmailTokens).
-const (
-	PurposeVerifyEmail   = "verify_email"
-	PurposeResetPassword = "reset_password"
-)
+// Mail is one plain-text transactional message.
+type Mail struct {
+	To, Subject, Text string
+}
+
+// Mailer delivers transactional email. It is a port so commands decide
+// what to say and when, while SMTP details stay in adapters/mail.
+type Mailer interface {
+	// Send delivers m or returns an error (domain.ErrUnavailable when the
+	// relay cannot be reached).
+	Send(ctx context.Context, m Mail) error
+}
 
 // Lifetimes of mailed tokens: a verification link may wait in an inbox for
 // a day; a reset link grants account access and lives one hour (OWASP
@@ -42,6 +50,23 @@ type EmailTokens interface {
 	Consume(ctx context.Context, purpose, token string) (uuid.UUID, error)
 }
 
+// MailDeps is account mail: the relay, the mailed tokens and the
+// frontend the links point to. Its zero value is mail off: registration
+// sends nothing and the mailed-token commands answer domain.ErrUnavailable
+// (cmd then wires no Recovery port either, so those routes answer 503).
+type MailDeps struct {
+	// Sender delivers the messages; Tokens is required with it.
+	Sender Mailer
+	// Tokens keeps the single-use tokens mailed to users.
+	Tokens EmailTokens
+	// AppURL is the frontend's base URL for links in mail
+	// (BIOSYNC_APP_URL), e.g. https://app.example.com.
+	AppURL string
+}
+
+// errMailOff answers the mailed-token commands while account mail is off.
+var errMailOff = fmt.Errorf("account mail not configured: %w", domain.ErrUnavailable)
+
 // newMailToken returns 256 random bits, URL-safe.
 func newMailToken() (string, error) {
 	var b [32]byte
@@ -53,8 +78,8 @@ func newMailToken() (string, error) {
 
 // link builds the frontend URL that carries a mailed token, e.g.
 // https://app.example.com/verify-email?token=...
-func (h *Handlers) link(path, token string) string {
-	base := strings.TrimRight(h.AppURL, "/")
+func (s *Service) link(path, token string) string {
+	base := strings.TrimRight(s.d.Mail.AppURL, "/")
 	if base == "" {
 		base = "http://localhost:3000"
 	}
@@ -64,23 +89,23 @@ func (h *Handlers) link(path, token string) string {
 // mailLater sends m in the background (the request does not wait on the
 // relay, and a reset answers the same whether or not mail goes out). Three
 // attempts over about a minute; a failure is logged without the address.
-func (h *Handlers) mailLater(m Mail, what string) {
-	if h.Mail == nil {
+func (s *Service) mailLater(m Mail, what string) {
+	if s.d.Mail.Sender == nil {
 		return
 	}
 	go func() {
 		for attempt, wait := 1, 2*time.Second; ; attempt, wait = attempt+1, wait*4 {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			err := h.Mail.Send(ctx, m)
+			err := s.d.Mail.Sender.Send(ctx, m)
 			cancel()
 			if err == nil {
 				return
 			}
 			if attempt == 3 {
-				if h.Logger != nil {
+				if s.d.Logger != nil {
 					// SMTP errors quote the recipient: keep the address out of the log.
 					msg := strings.ReplaceAll(err.Error(), m.To, "<recipient>")
-					h.Logger.Error("could not send account mail", "mail", what, "err", msg)
+					s.d.Logger.Error("could not send account mail", "mail", what, "err", msg)
 				}
 				return
 			}
@@ -90,20 +115,20 @@ func (h *Handlers) mailLater(m Mail, what string) {
 }
 
 // sendVerification mails a fresh verification link to a new address.
-func (h *Handlers) sendVerification(ctx context.Context, user uuid.UUID, email string) error {
-	if h.Mail == nil || h.EmailTokens == nil {
+func (s *Service) sendVerification(ctx context.Context, user uuid.UUID, email string) error {
+	if s.d.Mail.Sender == nil || s.d.Mail.Tokens == nil {
 		return nil
 	}
 	tok, err := newMailToken()
 	if err != nil {
 		return err
 	}
-	if err := h.EmailTokens.Issue(ctx, user, PurposeVerifyEmail, tok, VerifyEmailTTL); err != nil {
+	if err := s.d.Mail.Tokens.Issue(ctx, user, commands.PurposeVerifyEmail, tok, VerifyEmailTTL); err != nil {
 		return err
 	}
-	h.mailLater(Mail{To: email, Subject: "Confirm your email address for BioSync",
+	s.mailLater(Mail{To: email, Subject: "Confirm your email address for BioSync",
 		Text: "Welcome to BioSync.\n\nConfirm this address by opening the link below within 24 hours:\n\n" +
-			h.link("/verify-email", tok) + "\n\nIf you did not create a BioSync account, ignore this message.\n"}, "verify_email")
+			s.link("/verify-email", tok) + "\n\nIf you did not create a BioSync account, ignore this message.\n"}, "verify_email")
 	return nil
 }
 
@@ -111,33 +136,36 @@ func (h *Handlers) sendVerification(ctx context.Context, user uuid.UUID, email s
 // tried to register it again. Registration answers 409 (the address is
 // taken, which the route's rate limit keeps from becoming an enumeration
 // tool); the owner learns about it from this mail.
-func (h *Handlers) noticeRegistrationAttempt(email string) {
-	h.mailLater(Mail{To: email, Subject: "Someone tried to create a BioSync account with your address",
+func (s *Service) noticeRegistrationAttempt(email string) {
+	s.mailLater(Mail{To: email, Subject: "Someone tried to create a BioSync account with your address",
 		Text: "Someone tried to register a new BioSync account with this email address, which already has an account.\n\n" +
-			"If it was you, log in instead, or reset your password at " + h.link("/password-reset", "") + ".\n" +
+			"If it was you, log in instead, or reset your password at " + s.link("/password-reset", "") + ".\n" +
 			"If it was not you, nothing changed: your account is safe.\n"}, "registration_attempt")
 }
 
 // VerifyEmail spends a verification token and appends user.email_verified.
 // Unknown, spent and expired tokens get one answer: 422 naming /token.
-func (h *Handlers) VerifyEmail(ctx context.Context, token string) (Accepted, error) {
-	user, err := h.EmailTokens.Consume(ctx, PurposeVerifyEmail, token)
+func (s *Service) VerifyEmail(ctx context.Context, token string) (commands.Accepted, error) {
+	if s.d.Mail.Tokens == nil {
+		return commands.Accepted{}, errMailOff
+	}
+	user, err := s.d.Mail.Tokens.Consume(ctx, commands.PurposeVerifyEmail, token)
 	if errors.Is(err, domain.ErrNotFound) {
-		return Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/token", Detail: "unknown, used or expired token; request a new one"}}}
+		return commands.Accepted{}, &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/token", Detail: "unknown, used or expired token; request a new one"}}}
 	}
 	if err != nil {
-		return Accepted{}, err
+		return commands.Accepted{}, err
 	}
 	id := eventstore.DeterministicID("user.email_verified", user.String(), token)
-	e, err := h.newEvent(ctx, id, user, identity.EventEmailVerified, identity.EmailVerified{VerifiedAt: h.now().UTC()})
+	e, err := s.d.Envelope.Event(ctx, id, user, identity.EventEmailVerified, identity.EmailVerified{VerifiedAt: s.d.Envelope.Now.Now().UTC()})
 	if err != nil {
-		return Accepted{}, err
+		return commands.Accepted{}, err
 	}
-	pos, err := h.Log.Append(ctx, e)
+	pos, err := s.d.Log.Append(ctx, e)
 	if err != nil {
-		return Accepted{}, err
+		return commands.Accepted{}, err
 	}
-	return Accepted{EventID: id, Token: eventstore.Token{pos}}, nil
+	return commands.Accepted{EventID: id, Token: eventstore.Token{pos}}, nil
 }
 
 // RequestPasswordReset mails a reset link when email belongs to an active
@@ -145,14 +173,17 @@ func (h *Handlers) VerifyEmail(ctx context.Context, token string) (Accepted, err
 // goes out in the background, so neither the answer nor its timing tells
 // whether an account exists. A malformed address is a 422 (no oracle: it
 // cannot be anyone's address).
-func (h *Handlers) RequestPasswordReset(ctx context.Context, email string) error {
+func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	if s.d.Mail.Tokens == nil {
+		return errMailOff
+	}
 	v := &domain.ValidationError{}
 	identity.ValidateEmail(email, v)
 	if err := v.Err(); err != nil {
 		return err
 	}
 	email = identity.NormalizeEmail(email)
-	acc, err := h.Accounts.ByEmailKey(ctx, h.emailKey(email))
+	acc, err := s.d.Accounts.ByEmailKey(ctx, s.d.EmailIndex.Key(email))
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil
 	}
@@ -166,17 +197,17 @@ func (h *Handlers) RequestPasswordReset(ctx context.Context, email string) error
 		defer cancel()
 		tok, err := newMailToken()
 		if err == nil {
-			err = h.EmailTokens.Issue(ictx, acc.UserID, PurposeResetPassword, tok, ResetPasswordTTL)
+			err = s.d.Mail.Tokens.Issue(ictx, acc.UserID, commands.PurposeResetPassword, tok, ResetPasswordTTL)
 		}
 		if err != nil {
-			if h.Logger != nil {
-				h.Logger.Error("password reset not prepared", "user_id", acc.UserID, "err", err)
+			if s.d.Logger != nil {
+				s.d.Logger.Error("password reset not prepared", "user_id", acc.UserID, "err", err)
 			}
 			return
 		}
-		h.mailLater(Mail{To: email, Subject: "Reset your BioSync password",
+		s.mailLater(Mail{To: email, Subject: "Reset your BioSync password",
 			Text: "Someone asked to reset the password of the BioSync account with this address.\n\n" +
-				"To choose a new password, open the link below within one hour:\n\n" + h.link("/password-reset", tok) +
+				"To choose a new password, open the link below within one hour:\n\n" + s.link("/password-reset", tok) +
 				"\n\nIf it was not you, ignore this message: your password stays as it is.\n"}, "reset_password")
 	}()
 	return nil
@@ -186,9 +217,12 @@ func (h *Handlers) RequestPasswordReset(ctx context.Context, email string) error
 // session of the user (refresh tokens and earlier access tokens) and
 // records the change in the audit log. Unknown, spent and expired tokens
 // get one answer: 422 naming /token.
-func (h *Handlers) ConfirmPasswordReset(ctx context.Context, token, password, ip string) error {
-	if h.CheckPassword != nil {
-		if err := h.CheckPassword(password); err != nil {
+func (s *Service) ConfirmPasswordReset(ctx context.Context, token, password, ip string) error {
+	if s.d.Mail.Tokens == nil {
+		return errMailOff
+	}
+	if s.d.PasswordPolicy != nil {
+		if err := s.d.PasswordPolicy(password); err != nil {
 			var pv *domain.ValidationError
 			if errors.As(err, &pv) {
 				return pv
@@ -196,39 +230,36 @@ func (h *Handlers) ConfirmPasswordReset(ctx context.Context, token, password, ip
 			return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: err.Error()}}}
 		}
 	}
-	user, err := h.EmailTokens.Consume(ctx, PurposeResetPassword, token)
+	user, err := s.d.Mail.Tokens.Consume(ctx, commands.PurposeResetPassword, token)
 	if errors.Is(err, domain.ErrNotFound) {
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/token", Detail: "unknown, used or expired token; request a new one"}}}
 	}
 	if err != nil {
 		return err
 	}
-	hash, err := h.Passwords.Hash(password)
+	hash, err := s.d.Passwords.Hash(password)
 	if err != nil {
 		return err
 	}
-	acc, err := h.Accounts.ByID(ctx, user)
+	acc, err := s.d.Accounts.ByID(ctx, user)
 	if err != nil {
 		return err
-	}
-	if h.Sessions == nil {
-		return errors.New("commands: no session store configured")
 	}
 	// The new password and the end of every session commit together, as
 	// for a password change.
-	if err := h.Sessions.ChangePassword(ctx, user, acc.PasswordHash, hash); err != nil {
+	if err := s.d.Credentials.ChangePassword(ctx, user, acc.PasswordHash, hash); err != nil {
 		return fmt.Errorf("store new password: %w", err)
 	}
-	h.audit(ctx, AuditEntry{Action: AuditPasswordChange, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"via": "password_reset"}})
+	s.audit(ctx, commands.AuditEntry{Action: commands.AuditPasswordChange, Actor: user, Subject: user, IP: ip, Detail: map[string]string{"via": "password_reset"}})
 	return nil
 }
 
 // ResendVerification mails a new verification link to email (the user's
 // registered address, read by the caller from the user's own profile);
 // earlier links stop working.
-func (h *Handlers) ResendVerification(ctx context.Context, user uuid.UUID, email string) error {
-	if h.Mail == nil || h.EmailTokens == nil {
-		return fmt.Errorf("account mail not configured: %w", domain.ErrUnavailable)
+func (s *Service) ResendVerification(ctx context.Context, user uuid.UUID, email string) error {
+	if s.d.Mail.Sender == nil || s.d.Mail.Tokens == nil {
+		return errMailOff
 	}
-	return h.sendVerification(ctx, user, email)
+	return s.sendVerification(ctx, user, email)
 }
