@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/biosync/biosync/domain/identity"
+	"github.com/biosync/biosync/eventstore"
 )
 
 // Account is the command-side record of a user (see Accounts).
@@ -22,6 +23,9 @@ type Account struct {
 	PasswordHash string
 	Role         string
 	Active       bool
+	// Registration is where the account's user.registered event landed
+	// in the log; empty for accounts completed before it was recorded.
+	Registration eventstore.Token
 }
 
 // Accounts is the synchronous, cross-user state commands need: the email
@@ -33,7 +37,9 @@ type Accounts interface {
 	// pending claim older than the takeover window (an append whose outcome
 	// stayed unknown and never landed) can be claimed again.
 	Claim(ctx context.Context, a Account) error
-	Complete(ctx context.Context, userID uuid.UUID) error
+	// Complete activates a claim once its registration event is in the
+	// log at registration (kept, so reads can wait for it to be projected).
+	Complete(ctx context.Context, userID uuid.UUID, registration eventstore.Token) error
 	Release(ctx context.Context, userID uuid.UUID) error
 	// ByEmailKey and ByID return domain.ErrNotFound for unknown or pending accounts.
 	ByEmailKey(ctx context.Context, key []byte) (Account, error)

@@ -22,6 +22,7 @@ import (
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/metrics"
+	"github.com/biosync/biosync/projections/users"
 )
 
 // Header names of the read-your-writes protocol.
@@ -139,10 +140,47 @@ func (s *server) GetMe(c echo.Context, params gen.GetMeParams) error {
 		return err
 	}
 	u, err := s.deps.Queries.Me(c.Request().Context(), uid)
+	if errors.Is(err, domain.ErrNotFound) {
+		u, err = s.meOnceProjected(c, uid)
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, gen.Me{Id: u.ID, Email: u.Email, EmailVerified: u.EmailVerifiedAt != nil, Timezone: u.Timezone, CreatedAt: u.CreatedAt})
+}
+
+// meOnceProjected answers GET /v1/me when the users read model has no
+// profile yet. The caller holds a live session, so the account exists: its
+// registration has not been projected yet (a frontend asks right after
+// login, with no consistency token). The read waits for the registration's
+// position as it would for a token, bounded by the same wait; a profile
+// still missing then is a retryable 503, never a 404 that would tell the
+// frontend the account does not exist. An account that is gone (erased
+// meanwhile) stays 404.
+func (s *server) meOnceProjected(c echo.Context, uid uuid.UUID) (users.UserView, error) {
+	ctx := c.Request().Context()
+	registration, err := s.deps.Accounts.Registration(ctx, uid)
+	if err != nil {
+		return users.UserView{}, err
+	}
+	if len(registration) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.ConsistencyWait)
+		err := s.deps.Queries.WaitFor(wctx, registration, ReadModelUsers)
+		cancel()
+		switch {
+		case err == nil:
+			u, err := s.deps.Queries.Me(ctx, uid)
+			if !errors.Is(err, domain.ErrNotFound) {
+				return u, err
+			}
+		case ctx.Err() != nil:
+			return users.UserView{}, ctx.Err() // the client left
+		case !errors.Is(err, domain.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded):
+			return users.UserView{}, err
+		}
+	}
+	return users.UserView{}, &httpError{kind: kindUnavailable, detail: "your profile is still being prepared; retry shortly",
+		header: http.Header{"Retry-After": {"1"}}}
 }
 
 // GetMetricSeries returns one metric of the caller (GET /v1/metrics/{type}).

@@ -41,8 +41,9 @@ import (
 // Fakes of the ports: function fields, nil means "must not be called".
 
 type fakeAccounts struct {
-	register func(context.Context, commands.RegisterUser) (commands.Registered, error)
-	login    func(context.Context, commands.Login) (commands.Session, error)
+	register     func(context.Context, commands.RegisterUser) (commands.Registered, error)
+	login        func(context.Context, commands.Login) (commands.Session, error)
+	registration func(context.Context, uuid.UUID) (eventstore.Token, error)
 }
 
 func (f *fakeAccounts) Register(ctx context.Context, cmd commands.RegisterUser) (commands.Registered, error) {
@@ -57,6 +58,13 @@ func (f *fakeAccounts) Login(ctx context.Context, cmd commands.Login) (commands.
 		return commands.Session{}, errors.New("unexpected Login call")
 	}
 	return f.login(ctx, cmd)
+}
+
+func (f *fakeAccounts) Registration(ctx context.Context, id uuid.UUID) (eventstore.Token, error) {
+	if f.registration == nil {
+		return nil, errors.New("unexpected Registration call")
+	}
+	return f.registration(ctx, id)
 }
 
 // The rest of the Accounts and Sessions ports: the harness serves both

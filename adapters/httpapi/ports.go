@@ -28,6 +28,11 @@ type Accounts interface {
 	// ChangePassword re-checks the password, stores the new one and
 	// revokes every session.
 	ChangePassword(ctx context.Context, cmd commands.ChangePassword) error
+	// Registration returns where the user's registration landed in the
+	// log (empty for accounts registered before it was recorded), so a
+	// profile asked for right after login can wait until it is projected;
+	// domain.ErrNotFound when the account is gone.
+	Registration(ctx context.Context, userID uuid.UUID) (eventstore.Token, error)
 }
 
 // Ingestor appends push batches to the event log. It is a port so ingestion

@@ -96,6 +96,8 @@ func TestMeIsScopedToTheToken(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), alice.String()) || !strings.Contains(rec.Body.String(), `"created_at":"2026-01-02T03:04:05Z"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
+	// Bob's token is valid but his account is gone (erased meanwhile).
+	h.accounts.registration = func(context.Context, uuid.UUID) (eventstore.Token, error) { return nil, domain.ErrNotFound }
 	problemOf(t, h.do(req(http.MethodGet, "/v1/me", nil, bearer(bobToken)...)), 404, "not-found")
 }
 

@@ -132,7 +132,7 @@ func (c *cluster) account(email string) uuid.UUID {
 	accounts := postgres.NewAccounts(c.pool)
 	key := testEmailIndex.Key(email)
 	require.NoError(c.t, accounts.Claim(ctx, commands.Account{UserID: id, EmailKey: key, PasswordHash: hash}))
-	require.NoError(c.t, accounts.Complete(ctx, id))
+	require.NoError(c.t, accounts.Complete(ctx, id, nil))
 	return id
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/biosync/biosync/adapters/postgres/pgerr"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/eventstore"
 )
 
 // Account is the command-side record of a user (commands.Account).
@@ -51,9 +52,11 @@ func (a *Accounts) Claim(ctx context.Context, acc Account) error {
 // stay in flight (the producer gives up after seconds).
 const ClaimTakeover = 2 * time.Minute
 
-// Complete marks a claimed account active once its event is in the log.
-func (a *Accounts) Complete(ctx context.Context, userID uuid.UUID) error {
-	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = $1`, userID); err != nil {
+// Complete marks a claimed account active once its event is in the log,
+// and keeps where it landed (registration).
+func (a *Accounts) Complete(ctx context.Context, userID uuid.UUID, registration eventstore.Token) error {
+	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET status = 'active', registration = $2, updated_at = now() WHERE user_id = $1`,
+		userID, registration.String()); err != nil {
 		return fmt.Errorf("complete account: %w", pgerr.Classify(err))
 	}
 	return nil
@@ -77,13 +80,19 @@ func (a *Accounts) ByID(ctx context.Context, id uuid.UUID) (Account, error) {
 
 func (a *Accounts) one(ctx context.Context, where string, arg any) (Account, error) {
 	var acc Account
-	err := a.pool.QueryRow(ctx, `SELECT user_id, email_key, password_hash, role, status = 'active' FROM accounts `+where, arg).
-		Scan(&acc.UserID, &acc.EmailKey, &acc.PasswordHash, &acc.Role, &acc.Active)
+	var registration string
+	err := a.pool.QueryRow(ctx, `SELECT user_id, email_key, password_hash, role, status = 'active', registration FROM accounts `+where, arg).
+		Scan(&acc.UserID, &acc.EmailKey, &acc.PasswordHash, &acc.Role, &acc.Active, &registration)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return acc, domain.ErrNotFound
 	}
 	if err != nil {
 		return acc, fmt.Errorf("read account: %w", pgerr.Classify(err))
+	}
+	if registration != "" {
+		// A token this table wrote; one that no longer parses only costs
+		// the wait it would have bought.
+		acc.Registration, _ = eventstore.ParseToken(registration)
 	}
 	return acc, nil
 }

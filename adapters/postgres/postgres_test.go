@@ -178,7 +178,8 @@ func TestAccounts(t *testing.T) {
 		assert.ErrorIs(t, err, domain.ErrNotFound, "pending ByEmailKey = %v, want ErrNotFound", err)
 		_, err = accounts.ByID(ctx, acc.UserID)
 		assert.ErrorIs(t, err, domain.ErrNotFound, "pending ByID = %v, want ErrNotFound", err)
-		require.NoError(t, accounts.Complete(ctx, acc.UserID))
+		registration := eventstore.Token{{Partition: 3, Offset: 41}}
+		require.NoError(t, accounts.Complete(ctx, acc.UserID, registration))
 		byEmail, err := accounts.ByEmailKey(ctx, acc.EmailKey)
 		require.NoError(t, err, "ByEmailKey after Complete")
 		byID, err := accounts.ByID(ctx, acc.UserID)
@@ -187,6 +188,7 @@ func TestAccounts(t *testing.T) {
 			if got.UserID != acc.UserID || !bytes.Equal(got.EmailKey, acc.EmailKey) || got.PasswordHash != acc.PasswordHash || got.Role != "user" || !got.Active {
 				t.Errorf("%s = %+v, want the active account %+v with role user", name, got, acc)
 			}
+			assert.Equal(t, registration, got.Registration, "%s keeps where the registration landed", name)
 		}
 	})
 
@@ -211,7 +213,7 @@ func TestAccounts(t *testing.T) {
 	t.Run("release keeps an active account", func(t *testing.T) {
 		acc := account("margaret@example.com")
 		require.NoError(t, accounts.Claim(ctx, acc))
-		require.NoError(t, accounts.Complete(ctx, acc.UserID))
+		require.NoError(t, accounts.Complete(ctx, acc.UserID, nil))
 		require.NoError(t, accounts.Release(ctx, acc.UserID), "Release")
 		_, err := accounts.ByID(ctx, acc.UserID)
 		assert.NoError(t, err, "ByID after Release of an active account = %v, want it kept", err)
@@ -236,7 +238,7 @@ func TestARehashNeverUndoesAPasswordChange(t *testing.T) {
 	accounts := postgres.NewAccounts(migrated(t))
 	user := uuid.New()
 	require.NoError(t, accounts.Claim(ctx, postgres.Account{UserID: user, EmailKey: []byte("rehash-" + user.String()), PasswordHash: "old-params(old password)"}))
-	require.NoError(t, accounts.Complete(ctx, user))
+	require.NoError(t, accounts.Complete(ctx, user, nil))
 	// The reset lands first ...
 	require.NoError(t, accounts.UpdatePasswordHash(ctx, user, "old-params(old password)", "new password"))
 	// ... then the login's rehash of the old password, which must not win.

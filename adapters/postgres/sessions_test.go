@@ -25,7 +25,7 @@ func activeAccount(t *testing.T, pool *pgxpool.Pool, hash string) uuid.UUID {
 	id := uuid.New()
 	key := sha256.Sum256(id[:])
 	require.NoError(t, accounts.Claim(ctx, postgres.Account{UserID: id, EmailKey: key[:], PasswordHash: hash}))
-	require.NoError(t, accounts.Complete(ctx, id))
+	require.NoError(t, accounts.Complete(ctx, id, nil))
 	return id
 }
 

@@ -126,8 +126,9 @@ func (s *Service) Register(ctx context.Context, cmd commands.RegisterUser) (comm
 		// again (see Accounts.Claim).
 		return commands.Registered{}, err
 	}
+	registration := eventstore.Token{pos}
 	for attempt := 0; ; attempt++ {
-		cerr := s.d.Accounts.Complete(sctx, userID)
+		cerr := s.d.Accounts.Complete(sctx, userID, registration)
 		if cerr == nil {
 			break
 		}
@@ -142,7 +143,20 @@ func (s *Service) Register(ctx context.Context, cmd commands.RegisterUser) (comm
 		// The account exists; the user can ask for a new link later.
 		s.d.Logger.Error("verification mail not prepared", "user_id", userID, "err", err)
 	}
-	return commands.Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: eventstore.Token{pos}}, nil
+	return commands.Registered{UserID: userID, Email: email, Timezone: cmd.Timezone, Token: registration}, nil
+}
+
+// Registration returns where the user's registration landed in the log, so
+// a read of their profile can wait until it is projected (a frontend asks
+// for it right after login, before the users read model may have caught
+// up). It is empty for accounts registered before it was recorded, and
+// domain.ErrNotFound for unknown or pending accounts.
+func (s *Service) Registration(ctx context.Context, userID uuid.UUID) (eventstore.Token, error) {
+	acc, err := s.d.Accounts.ByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return acc.Registration, nil
 }
 
 // ChangePassword re-checks the current password, applies the password

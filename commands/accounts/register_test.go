@@ -31,13 +31,17 @@ func (c credentials) ChangePassword(ctx context.Context, userID uuid.UUID, oldHa
 // claims is an Accounts fake that records what happened to claims.
 type claims struct {
 	claimed, released, completed []uuid.UUID
+	registrations                []eventstore.Token
 }
 
 func (c *claims) fake() *commandstest.Accounts {
 	return &commandstest.Accounts{
-		ClaimFunc:    func(_ context.Context, a commands.Account) error { c.claimed = append(c.claimed, a.UserID); return nil },
-		ReleaseFunc:  func(_ context.Context, id uuid.UUID) error { c.released = append(c.released, id); return nil },
-		CompleteFunc: func(_ context.Context, id uuid.UUID) error { c.completed = append(c.completed, id); return nil },
+		ClaimFunc:   func(_ context.Context, a commands.Account) error { c.claimed = append(c.claimed, a.UserID); return nil },
+		ReleaseFunc: func(_ context.Context, id uuid.UUID) error { c.released = append(c.released, id); return nil },
+		CompleteFunc: func(_ context.Context, id uuid.UUID, at eventstore.Token) error {
+			c.completed, c.registrations = append(c.completed, id), append(c.registrations, at)
+			return nil
+		},
 	}
 }
 
@@ -59,6 +63,7 @@ func TestRegisterClaimsAppendsAndCompletes(t *testing.T) {
 	assert.Equal(t, "ada@example.com", reg.Email)
 	assert.Equal(t, []uuid.UUID{reg.UserID}, c.claimed)
 	assert.Equal(t, []uuid.UUID{reg.UserID}, c.completed)
+	assert.Equal(t, []eventstore.Token{reg.Token}, c.registrations, "the claim keeps where the registration landed")
 	assert.Empty(t, c.released)
 	events := log.Appended()
 	require.Len(t, events, 1)

@@ -47,7 +47,7 @@ func (l *Log) Appended() []eventstore.Event {
 // Accounts fakes commands.Accounts.
 type Accounts struct {
 	ClaimFunc              func(ctx context.Context, a commands.Account) error
-	CompleteFunc           func(ctx context.Context, userID uuid.UUID) error
+	CompleteFunc           func(ctx context.Context, userID uuid.UUID, registration eventstore.Token) error
 	ReleaseFunc            func(ctx context.Context, userID uuid.UUID) error
 	ByEmailKeyFunc         func(ctx context.Context, key []byte) (commands.Account, error)
 	ByIDFunc               func(ctx context.Context, id uuid.UUID) (commands.Account, error)
@@ -67,11 +67,11 @@ func (f *Accounts) Claim(ctx context.Context, a commands.Account) error {
 }
 
 // Complete calls CompleteFunc.
-func (f *Accounts) Complete(ctx context.Context, userID uuid.UUID) error {
+func (f *Accounts) Complete(ctx context.Context, userID uuid.UUID, registration eventstore.Token) error {
 	if f.CompleteFunc == nil {
 		return unexpected("Complete")
 	}
-	return f.CompleteFunc(ctx, userID)
+	return f.CompleteFunc(ctx, userID, registration)
 }
 
 // Release calls ReleaseFunc.

@@ -140,7 +140,7 @@ func (w *World) Account(t *testing.T, email string) uuid.UUID {
 	require.NoError(t, err)
 	id := uuid.New()
 	require.NoError(t, w.Accounts.Claim(ctx, commands.Account{UserID: id, EmailKey: EmailIndex.Key(email), PasswordHash: hash}))
-	require.NoError(t, w.Accounts.Complete(ctx, id))
+	require.NoError(t, w.Accounts.Complete(ctx, id, nil))
 	return id
 }
 
