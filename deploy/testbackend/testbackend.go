@@ -238,11 +238,10 @@ func postgresServer(t testing.TB) string {
 }
 
 // Redis returns a Redis URL for this test. With BIOSYNC_REDIS_URL set (and
-// not -short) it is
-// that server (checked once per test binary), shared with every other test
-// and package running at the same time: use keys under a [UniqueName]
-// prefix and never FLUSHDB/FLUSHALL. Otherwise it is a fresh in-process
-// miniredis for this test alone, closed when the test ends.
+// not -short) it is that server (checked once per test binary), shared with
+// every other test and package running at the same time: use keys under a
+// [UniqueName] prefix and never FLUSHDB/FLUSHALL. Otherwise it is a fresh
+// in-process miniredis for this test alone, closed when the test ends.
 //
 // Under -short (the unit layer) it is always a fresh miniredis: it runs in
 // process in microseconds, so the HTTP edge's tests (idempotency, limits)
