@@ -3,7 +3,6 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"github.com/google/uuid"
@@ -23,9 +22,7 @@ import (
 func FuzzDecodeRecord(f *testing.F) {
 	c := newCodec(f, memstore.NewKeyStore(), testMaster)
 	rec, err := c.Encode(context.Background(), event(ada, `{"email":"`+canary+`"}`))
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Add(rec.Value)
 	f.Add([]byte(`{"id":"0b7c2c9e-2f8e-4a39-9f62-8f3c4c3f7a10","payload":"AAAA"}`))
 	f.Add([]byte(`{"id":1e999}`))
@@ -43,8 +40,8 @@ func FuzzDecodeRecord(f *testing.F) {
 			require.Equal(t, std.ID, got.ID, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
 			require.Equal(t, std.Type, got.Type, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
 			require.Equal(t, std.UserID, got.UserID, "decoded %v/%q/%v, encoding/json reads %v/%q/%v", got.ID, got.Type, got.UserID, std.ID, std.Type, std.UserID)
-		} else if !errors.Is(err, eventstore.ErrCorrupt) && stdErr != nil {
-			t.Fatalf("a record that is not an envelope must be ErrCorrupt, got %v", err)
+		} else if stdErr != nil {
+			require.ErrorIs(t, err, eventstore.ErrCorrupt, "a record that is not an envelope must be ErrCorrupt")
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/domain/identity"
@@ -51,9 +52,7 @@ func validate(t *testing.T, s *jsonschema.Schema, raw []byte) {
 	t.Helper()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	require.NoError(t, err)
-	if err := s.Validate(v); err != nil {
-		t.Fatalf("payload does not match its schema: %v\n%s", err, raw)
-	}
+	require.NoError(t, s.Validate(v), "payload does not match its schema:\n%s", raw)
 }
 
 var at = time.Date(2026, 11, 20, 7, 30, 0, 0, time.UTC)
@@ -147,8 +146,7 @@ func TestEverySchemaIsValidJSONSchema(t *testing.T) {
 	entries, err := schemas.Events.ReadDir("events")
 	require.NoError(t, err)
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".schema.json") {
-			t.Errorf("%s: event schemas are named <type>.v<N>.schema.json", e.Name())
+		if !assert.True(t, strings.HasSuffix(e.Name(), ".schema.json"), "%s: event schemas are named <type>.v<N>.schema.json", e.Name()) {
 			continue
 		}
 		compile(t, e.Name())

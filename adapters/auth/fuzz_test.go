@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +18,7 @@ import (
 func FuzzVerifyAccess(f *testing.F) {
 	tk := newTestTokens(f)
 	good, _, err := tk.Issue(testUser, "", testSession, false)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Add(good)
 	f.Add("")
 	f.Add("a.b.c")
@@ -61,20 +58,22 @@ func FuzzVerifyPHC(f *testing.F) {
 		start := time.Now()
 		ok, rehash, err := h.Verify(pw, phc)
 		require.Equal(t, (err == nil), (perr == nil), "parse err %v but Verify err %v", perr, err)
-		if err != nil && (ok || rehash || !errors.Is(err, ErrMalformedHash)) {
-			t.Fatalf("malformed hash: ok=%v rehash=%v err=%v", ok, rehash, err)
+		if err != nil {
+			require.ErrorIs(t, err, ErrMalformedHash, "malformed hash")
+			require.False(t, ok, "malformed hash verified: %v", err)
+			require.False(t, rehash, "malformed hash asks for a rehash: %v", err)
 		}
-		if rehash && !ok {
-			t.Fatal("rehash without ok")
+		if rehash {
+			require.True(t, ok, "rehash without ok")
 		}
 		require.LessOrEqual(t, time.Since(start), 5*time.Second, "Verify too slow for %q", phc)
 		if len(pw) <= MaxPasswordLen {
 			fresh, err := h.Hash(pw)
 			require.NoError(t, err)
 			ok, rehash, err := h.Verify(pw, fresh)
-			require.True(t, ok, "fresh hash does not verify: %v %v %v", ok, rehash, err)
-			require.False(t, rehash, "fresh hash does not verify: %v %v %v", ok, rehash, err)
-			require.NoError(t, err, "fresh hash does not verify: %v %v", ok, rehash)
+			require.NoError(t, err, "fresh hash does not verify")
+			require.True(t, ok, "fresh hash does not verify")
+			require.False(t, rehash, "fresh hash asks for a rehash")
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -58,9 +57,9 @@ func TestVerifyWrongPassword(t *testing.T) {
 	phc, _ := h.Hash("correct horse battery staple")
 	for _, pw := range []string{"", "correct horse battery stapl", "Correct horse battery staple", "correct horse battery staple "} {
 		ok, rehash, err := h.Verify(pw, phc)
-		if err != nil || ok || rehash {
-			t.Errorf("Verify(%q) = %v, %v, %v; want false, false, nil", pw, ok, rehash, err)
-		}
+		assert.NoError(t, err, "Verify(%q)", pw)
+		assert.False(t, ok, "Verify(%q) accepted a wrong password", pw)
+		assert.False(t, rehash, "Verify(%q) asks for a rehash", pw)
 	}
 }
 
@@ -79,14 +78,14 @@ func TestVerifyReferenceVectors(t *testing.T) {
 	}
 	for _, v := range vectors {
 		ok, rehash, err := Hasher{Params: v.params}.Verify(pw, v.phc)
-		if err != nil || !ok || rehash {
-			t.Errorf("Verify(%s) = %v, %v, %v; want true, false, nil", v.phc, ok, rehash, err)
-		}
+		assert.NoError(t, err, "Verify(%s)", v.phc)
+		assert.True(t, ok, "Verify(%s) rejected the right password", v.phc)
+		assert.False(t, rehash, "Verify(%s) asks for a rehash", v.phc)
 		ok, _, _ = (Hasher{Params: v.params}).Verify(pw+"x", v.phc)
 		assert.False(t, ok, "wrong password accepted for %s", v.phc)
 		p, salt, key, err := parsePHC(v.phc)
-		if err != nil || encodePHC(p, salt, key) != v.phc {
-			t.Errorf("parse/encode not canonical for %s", v.phc)
+		if assert.NoError(t, err, "parse %s", v.phc) {
+			assert.Equal(t, v.phc, encodePHC(p, salt, key), "parse/encode not canonical")
 		}
 	}
 }
@@ -225,16 +224,17 @@ func TestCheckPassword(t *testing.T) {
 		{"ääääö", true}, // 10 bytes in UTF-8
 	} {
 		err := CheckPassword(tc.pw)
-		if (err == nil) != tc.ok {
-			t.Errorf("CheckPassword(len %d) = %v, want ok=%v", len(tc.pw), err, tc.ok)
+		if tc.ok {
+			assert.NoError(t, err, "CheckPassword(len %d)", len(tc.pw))
 			continue
 		}
-		if err != nil {
-			var ve *domain.ValidationError
-			if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Field != "/password" {
-				t.Errorf("want ValidationError on /password, got %#v", err)
-			}
-			assert.Contains(t, err.Error(), "bytes", "error not descriptive: %v", err)
+		var ve *domain.ValidationError
+		if !assert.ErrorAs(t, err, &ve, "CheckPassword(len %d) must be a ValidationError", len(tc.pw)) {
+			continue
 		}
+		if assert.Len(t, ve.Problems, 1, "problems of %#v", err) {
+			assert.Equal(t, "/password", ve.Problems[0].Field, "the problem's field")
+		}
+		assert.Contains(t, err.Error(), "bytes", "error not descriptive: %v", err)
 	}
 }

@@ -93,14 +93,15 @@ func TestKafkaPersistsAcrossRestart(t *testing.T) {
 	assert.Len(t, want, 0, "configs missing after restart: %v", want)
 	fetched, err := adm.FetchOffsets(ctx, "projector")
 	require.NoError(t, err)
-	if o, ok := fetched.Lookup(topic, 0); !ok || o.At != 2 {
-		t.Errorf("group offset after restart = %+v (found %v), want 2", o, ok)
+	o, ok := fetched.Lookup(topic, 0)
+	if assert.True(t, ok, "no group offset after restart") {
+		assert.EqualValues(t, 2, o.At, "group offset after restart")
 	}
 	var n int
 	for n < 2 {
 		fs := cl.PollFetches(ctx)
 		require.NoError(t, ctx.Err(), "consumed %d records before timeout", n)
-		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachError(func(_ string, _ int32, err error) { require.NoError(t, err, "fetch") })
 		n += fs.NumRecords()
 	}
 }

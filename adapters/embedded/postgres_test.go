@@ -174,13 +174,10 @@ func TestPostgresDiesWithParent(t *testing.T) {
 
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	deadline := time.Now().Add(15 * time.Second)
-	for isPostgresProcess(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("postmaster %d survived its parent", pid)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !assert.Eventually(t, func() bool { return !isPostgresProcess(pid) }, 15*time.Second, 50*time.Millisecond,
+		"postmaster %d survived its parent", pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.FailNow()
 	}
 
 	// The next throwaway start sweeps the orphaned directory.

@@ -43,14 +43,14 @@ func TestConcurrentAuditEntriesFormOneVerifiableChain(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, reads, 4, "entries by the admin = %d, want 4", len(reads))
 	for _, r := range reads {
-		if r.Action != commands.AuditPIIRead || r.Subject != alice || r.Detail["route"] == "" {
-			t.Errorf("entry %d = %+v, want a PII read of alice's data with its route", r.Seq, r.AuditEntry)
-		}
+		assert.Equal(t, commands.AuditPIIRead, r.Action, "entry %d: want a PII read", r.Seq)
+		assert.Equal(t, alice, r.Subject, "entry %d: want alice's data read", r.Seq)
+		assert.NotEmpty(t, r.Detail["route"], "entry %d: want the route", r.Seq)
 	}
 	page, err := log.List(ctx, postgres.AuditFilter{Action: commands.AuditLoginFailed, After: reads[1].Seq, Limit: 3})
 	require.NoError(t, err)
-	if len(page) != 3 || page[0].Seq <= reads[1].Seq {
-		t.Errorf("a page of 3 failed logins after entry %d = %d entries starting at %d", reads[1].Seq, len(page), page[0].Seq)
+	if assert.Len(t, page, 3, "a page of 3 failed logins after entry %d", reads[1].Seq) {
+		assert.Greater(t, page[0].Seq, reads[1].Seq, "the page starts after the cursor")
 	}
 }
 
@@ -117,8 +117,10 @@ func TestTheApplicationRoleMayOnlyAppendToTheAuditLog(t *testing.T) {
 		_, err := app.Exec(ctx, stmt)
 		assert.True(t, isPGCode(err, "42501"), "application role ran %q: err = %v, want permission denied (42501)", stmt, err)
 	}
-	if n, brk, err := log.Verify(ctx); err != nil || brk != nil || n != 1 {
-		t.Errorf("Verify as the application role = %d, %+v, %v; want 1 intact entry", n, brk, err)
+	n, brk, err := log.Verify(ctx)
+	if assert.NoError(t, err, "Verify as the application role") {
+		assert.Nil(t, brk, "Verify as the application role: want the chain intact")
+		assert.EqualValues(t, 1, n, "Verify as the application role: entries")
 	}
 }
 

@@ -41,7 +41,7 @@ func TestPruneDeletesOnlySessionsAndTokensThatEndedLongAgo(t *testing.T) {
 	assert.EqualValues(t, 2, n, "pruned %d rows, want the old session and the old mailed token", n)
 	var families, tokens, mailed int
 	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM refresh_families), (SELECT count(*) FROM refresh_tokens), (SELECT count(*) FROM email_tokens)`).Scan(&families, &tokens, &mailed)
-	if families != 2 || tokens != 2 || mailed != 1 {
-		t.Errorf("left %d sessions, %d refresh tokens, %d mailed tokens; want 2, 2, 1", families, tokens, mailed)
-	}
+	assert.Equal(t, 2, families, "sessions left")
+	assert.Equal(t, 2, tokens, "refresh tokens left")
+	assert.Equal(t, 1, mailed, "mailed tokens left")
 }

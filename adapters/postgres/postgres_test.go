@@ -1,9 +1,7 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -64,15 +62,13 @@ func TestKeyStore(t *testing.T) {
 		// A second writer racing on the first event of this user.
 		second, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k2", Wrapped: []byte("second wrapped key")})
 		require.NoError(t, err)
-		for name, got := range map[string]eventstore.WrappedKey{"first CreateKey": first, "second CreateKey": second} {
-			if got.UserID != user || got.KEKID != "k1" || string(got.Wrapped) != "first wrapped key" || got.Destroyed {
-				t.Errorf("%s returned %+v, want the first key", name, got)
-			}
-		}
+		want := eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("first wrapped key")}
+		assert.Equal(t, want, first, "first CreateKey returns the first key")
+		assert.Equal(t, want, second, "second CreateKey returns the first key")
 		loaded, err := keys.LoadKey(ctx, user)
-		if err != nil || loaded.KEKID != "k1" || string(loaded.Wrapped) != "first wrapped key" {
-			t.Errorf("LoadKey = %+v, %v; want the first key", loaded, err)
-		}
+		require.NoError(t, err, "LoadKey")
+		assert.Equal(t, "k1", loaded.KEKID, "LoadKey returns the first key")
+		assert.Equal(t, "first wrapped key", string(loaded.Wrapped), "LoadKey returns the first key")
 	})
 
 	t.Run("a user without a key", func(t *testing.T) {
@@ -91,9 +87,8 @@ func TestKeyStore(t *testing.T) {
 		assert.True(t, again.Equal(first), "second DestroyKey moved destroyed_at from %v to %v", first, again)
 		w, err := keys.LoadKey(ctx, user)
 		require.NoError(t, err, "LoadKey")
-		if !w.Destroyed || len(w.Wrapped) != 0 {
-			t.Errorf("LoadKey = %+v, want Destroyed without wrapped bytes", w)
-		}
+		assert.True(t, w.Destroyed, "LoadKey = %+v, want Destroyed", w)
+		assert.Empty(t, w.Wrapped, "LoadKey of a destroyed key returns wrapped bytes")
 		assert.True(t, wrappedIsNull(t, pool, user), "data_keys.wrapped still holds bytes after DestroyKey")
 	})
 
@@ -103,9 +98,8 @@ func TestKeyStore(t *testing.T) {
 		require.NoError(t, keys.DestroyKey(ctx, user), "DestroyKey of a user without a key")
 		w, err := keys.CreateKey(ctx, eventstore.WrappedKey{UserID: user, KEKID: "k1", Wrapped: []byte("new key")})
 		require.NoError(t, err)
-		if !w.Destroyed || len(w.Wrapped) != 0 {
-			t.Errorf("CreateKey after DestroyKey = %+v, want the destroyed key", w)
-		}
+		assert.True(t, w.Destroyed, "CreateKey after DestroyKey = %+v, want the destroyed key", w)
+		assert.Empty(t, w.Wrapped, "CreateKey after DestroyKey returns wrapped bytes")
 		assert.True(t, wrappedIsNull(t, pool, user), "CreateKey wrote bytes over a destroyed key")
 	})
 }
@@ -157,18 +151,16 @@ func TestAccounts(t *testing.T) {
 		wg.Wait()
 		won, conflicts := 0, 0
 		for _, err := range errs {
-			switch {
-			case err == nil:
+			if err == nil {
 				won++
-			case errors.Is(err, domain.ErrConflict):
+				continue
+			}
+			if assert.ErrorIs(t, err, domain.ErrConflict, "Claim: want success or ErrConflict") {
 				conflicts++
-			default:
-				t.Errorf("Claim = %v, want success or ErrConflict", err)
 			}
 		}
-		if won != 1 || conflicts != n-1 {
-			t.Errorf("%d claims won and %d conflicted, want 1 and %d", won, conflicts, n-1)
-		}
+		assert.Equal(t, 1, won, "claims won")
+		assert.Equal(t, n-1, conflicts, "claims conflicted")
 	})
 
 	t.Run("a pending account is invisible until complete", func(t *testing.T) {
@@ -184,12 +176,10 @@ func TestAccounts(t *testing.T) {
 		require.NoError(t, err, "ByEmailKey after Complete")
 		byID, err := accounts.ByID(ctx, acc.UserID)
 		require.NoError(t, err, "ByID after Complete")
-		for name, got := range map[string]postgres.Account{"ByEmailKey": byEmail, "ByID": byID} {
-			if got.UserID != acc.UserID || !bytes.Equal(got.EmailKey, acc.EmailKey) || got.PasswordHash != acc.PasswordHash || got.Role != "user" || !got.Active {
-				t.Errorf("%s = %+v, want the active account %+v with role user", name, got, acc)
-			}
-			assert.Equal(t, registration, got.Registration, "%s keeps where the registration landed", name)
-		}
+		want := acc
+		want.Role, want.Active, want.Registration = "user", true, registration
+		assert.Equal(t, want, byEmail, "ByEmailKey: the active account with role user, and where its registration landed")
+		assert.Equal(t, want, byID, "ByID: the active account with role user, and where its registration landed")
 	})
 
 	t.Run("unknown accounts are not found", func(t *testing.T) {
@@ -205,9 +195,7 @@ func TestAccounts(t *testing.T) {
 		// The user.registered event could not be appended.
 		require.NoError(t, accounts.Release(ctx, failed.UserID), "Release")
 		retry := account("edsger@example.com")
-		if err := accounts.Claim(ctx, retry); err != nil {
-			t.Errorf("Claim after Release = %v, want the address free again", err)
-		}
+		assert.NoError(t, accounts.Claim(ctx, retry), "Claim after Release: want the address free again")
 	})
 
 	t.Run("release keeps an active account", func(t *testing.T) {

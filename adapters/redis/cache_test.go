@@ -21,11 +21,12 @@ func TestAnOlderSummaryNeverReplacesANewerOne(t *testing.T) {
 	a, err := bredis.Open(url)
 	require.NoError(t, err)
 	defer a.Close()
-	b, _ := bredis.Open(url)
+	b, err := bredis.Open(url)
+	require.NoError(t, err)
 	defer b.Close()
 	one, two := bredis.Cache{C: a}, bredis.Cache{C: b}
 	key, ttl := testbackend.UniqueName(t, "biosync:dashboard:v1:"), time.Minute
-	got := func() string {
+	entry := func() string {
 		t.Helper()
 		v, err := one.Get(ctx, key)
 		if err == metrics.ErrCacheMiss {
@@ -34,21 +35,32 @@ func TestAnOlderSummaryNeverReplacesANewerOne(t *testing.T) {
 		require.NoError(t, err)
 		return string(v)
 	}
-	ok, err := one.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 120}, []byte("at 120"), ttl)
-	require.True(t, ok, "first put: %v %v", ok, err)
-	require.NoError(t, err, "first put: %v", ok)
-	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 100}, []byte("at 100"), ttl)
-	require.False(t, ok, "an older summary replaced a newer one: stored=%v, now %q", ok, got())
-	require.Equal(t, "at 120", got(), "an older summary replaced a newer one: stored=%v, now %q", ok, got())
-	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 120}, []byte("also at 120"), ttl)
-	require.True(t, ok, "an equally fresh summary must replace: %v %q", ok, got())
-	require.Equal(t, "also at 120", got(), "an equally fresh summary must replace: %v %q", ok, got())
-	require.NoError(t, one.Invalidate(ctx, metrics.CacheVersion{Generation: 1, Next: 130}, ttl, key))
-	require.Equal(t, "miss", got(), "after invalidation the entry must miss, got %q", got())
-	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 1, Next: 125}, []byte("at 125"), ttl)
-	require.False(t, ok, "a summary computed before the invalidation was stored: %v %q", ok, got())
-	require.Equal(t, "miss", got(), "a summary computed before the invalidation was stored: %v %q", ok, got())
-	ok, _ = two.Put(ctx, key, metrics.CacheVersion{Generation: 2, Next: 3}, []byte("gen 2"), ttl)
-	require.True(t, ok, "another generation always replaces: %v %q", ok, got())
-	require.Equal(t, "gen 2", got(), "another generation always replaces: %v %q", ok, got())
+	// Each step either puts a summary computed at a version or, with
+	// invalidate, marks an invalidation at that version; then the entry
+	// must read as then ("miss": none).
+	for _, step := range []struct {
+		what       string
+		by         bredis.Cache
+		invalidate bool
+		at         metrics.CacheVersion
+		body       string
+		stored     bool
+		then       string
+	}{
+		{what: "first put", by: one, at: metrics.CacheVersion{Generation: 1, Next: 120}, body: "at 120", stored: true, then: "at 120"},
+		{what: "an older summary never replaces a newer one", by: two, at: metrics.CacheVersion{Generation: 1, Next: 100}, body: "at 100", stored: false, then: "at 120"},
+		{what: "an equally fresh summary replaces", by: two, at: metrics.CacheVersion{Generation: 1, Next: 120}, body: "also at 120", stored: true, then: "also at 120"},
+		{what: "after invalidation the entry misses", by: one, invalidate: true, at: metrics.CacheVersion{Generation: 1, Next: 130}, then: "miss"},
+		{what: "a summary computed before the invalidation stays out", by: two, at: metrics.CacheVersion{Generation: 1, Next: 125}, body: "at 125", stored: false, then: "miss"},
+		{what: "another generation always replaces", by: two, at: metrics.CacheVersion{Generation: 2, Next: 3}, body: "gen 2", stored: true, then: "gen 2"},
+	} {
+		if step.invalidate {
+			require.NoError(t, step.by.Invalidate(ctx, step.at, ttl, key), step.what)
+		} else {
+			stored, err := step.by.Put(ctx, key, step.at, []byte(step.body), ttl)
+			require.NoError(t, err, step.what)
+			require.Equal(t, step.stored, stored, "%s: stored", step.what)
+		}
+		require.Equal(t, step.then, entry(), step.what)
+	}
 }

@@ -40,9 +40,8 @@ func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 			assert.False(t, ok, "delivery %d: seen before it was remembered", i)
 			d.Remember(ctx, ids[i], token(i))
 			got, ok := d.Lookup(ctx, ids[i])
-			if !ok || got.String() != token(i).String() {
-				t.Errorf("delivery %d: lookup after remember = %v %v, want %v", i, got, ok, token(i))
-			}
+			assert.True(t, ok, "delivery %d: not found after remember", i)
+			assert.Equal(t, token(i).String(), got.String(), "delivery %d: lookup after remember", i)
 		})
 	}
 	wg.Wait()
@@ -72,9 +71,9 @@ func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
 				return
 			}
 			d.Remember(context.Background(), id, tok)
-			if got, ok := d.Lookup(context.Background(), id); !ok || got.String() != tok.String() {
-				t.Errorf("lookup beside cancelled callers = %v %v", got, ok)
-			}
+			got, ok := d.Lookup(context.Background(), id)
+			assert.True(t, ok, "lookup beside cancelled callers: not found")
+			assert.Equal(t, tok.String(), got.String(), "lookup beside cancelled callers")
 		})
 	}
 	wg.Wait()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
-	"reflect"
 	"testing"
 	"time"
 
@@ -48,12 +47,12 @@ func TestSummarize(t *testing.T) {
 		ds = append(ds, time.Duration(i)*time.Millisecond)
 	}
 	s := summarize(ds)
-	if s.N != 200 || s.P50 != 100 || s.P99 != 198 || s.Max != 200 || s.Mean != 100.5 {
-		t.Errorf("summarize = %+v", s)
-	}
-	if got := summarize(nil); got.N != 0 || got.P99 != 0 {
-		t.Errorf("summarize(nil) = %+v", got)
-	}
+	assert.Equal(t, 200, s.N, "N")
+	assert.Equal(t, 100.0, s.P50, "p50 ms")
+	assert.Equal(t, 198.0, s.P99, "p99 ms")
+	assert.Equal(t, 200.0, s.Max, "max ms")
+	assert.Equal(t, 100.5, s.Mean, "mean ms")
+	assert.Zero(t, summarize(nil), "summarize(nil)")
 }
 
 // sampleReport is a report with every phase measured.
@@ -117,9 +116,7 @@ func TestTableSaysMissedAndNotMeasured(t *testing.T) {
 	for _, want := range []string{"metric", "system", "baseline", "ratio", "target", "result", "MISSED", "NOT MEASURED", ">= 0.35", "< 250 ms"} {
 		assert.Contains(t, out, want, "table lacks %q:\n%s", want, out)
 	}
-	if r.Pass["dashboard_p99_ms"] {
-		t.Error("a figure that was not measured passed")
-	}
+	assert.False(t, r.Pass["dashboard_p99_ms"], "a figure that was not measured passed")
 }
 
 func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
@@ -132,15 +129,13 @@ func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 		b := u.nextBatch(rng, true)
 		sawSleep = sawSleep || len(b.SleepSessions) > 0
 		for _, s := range b.Samples {
-			if starts[s.Start] {
-				t.Fatalf("sample start %s repeats: rows would collapse into one", s.Start)
-			}
+			require.False(t, starts[s.Start], "sample start %s repeats: rows would collapse into one", s.Start)
 			starts[s.Start] = true
 		}
 		body := appendBatchJSON(nil, b)
 		got, err := ingest.Parse(body, true)
 		require.NoError(t, err, "the server would reject a generated batch: %v\n%s", err, body)
-		require.True(t, reflect.DeepEqual(got, b), "decoded batch differs:\n got %+v\nwant %+v", got, b)
+		require.Equal(t, b, got, "decoded batch differs")
 		n := len(b.Samples)
 		require.GreaterOrEqual(t, n, 1, "batch of %d samples, want 1..20", n)
 		require.LessOrEqual(t, n, 20, "batch of %d samples, want 1..20", n)
@@ -175,13 +170,14 @@ biosync_projector_batch_events_count{projector="users@1"} 99
 `
 	v := parseProm(text)
 	want := map[string]float64{"cpu": 12.5, "append_sum": 3, "append_count": 1000, "push_sum": 5, "push_count": 1000, "events_sum": 500, "events_count": 10}
-	assert.True(t, reflect.DeepEqual(v, want), "parseProm = %v, want %v", v, want)
+	assert.Equal(t, want, v, "parseProm")
 	a := promSnapshot{at: time.Unix(0, 0), vals: map[string]float64{"cpu": 10}}
 	b := promSnapshot{at: time.Unix(2, 0), vals: v}
 	bd := breakdown(a, b)
-	if bd.CPUCores != 1.25 || bd.AppendMeanMs != 3 || bd.PushMeanMs != 5 || bd.ProjectorEventsPerBatch != 50 {
-		t.Errorf("breakdown = %+v", bd)
-	}
+	assert.Equal(t, 1.25, bd.CPUCores, "server CPU cores")
+	assert.Equal(t, 3.0, bd.AppendMeanMs, "mean Kafka append ms")
+	assert.Equal(t, 5.0, bd.PushMeanMs, "mean push ms")
+	assert.Equal(t, 50.0, bd.ProjectorEventsPerBatch, "projector events per batch")
 }
 
 func TestProfilePath(t *testing.T) {

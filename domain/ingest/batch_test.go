@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +112,7 @@ func TestParse(t *testing.T) {
 					fields = append(fields, p.Field)
 					assert.NotEqual(t, "", p.Detail, "problem at %s has no detail", p.Field)
 				}
-				assert.True(t, reflect.DeepEqual(fields, c.want.fields), "problems at %v, want %v\n%v", fields, c.want.fields, err)
+				assert.Equal(t, c.want.fields, fields, "fields of the problems in\n%v", err)
 			default:
 				require.NoError(t, err, "Parse = %v, want the batch accepted", err)
 				assert.NotEqualValues(t, 0, len(b.Samples)+len(b.SleepSessions), "accepted batch holds nothing")
@@ -137,7 +136,7 @@ func TestParseKeepsTheBatchAsSent(t *testing.T) {
 			Stages: []Stage{{Stage: "deep", Start: "2026-11-19T23:30:00+09:00", End: "2026-11-20T00:30:00+09:00"}},
 		}},
 	}
-	assert.True(t, reflect.DeepEqual(got, want), "Parse =\n%+v\nwant\n%+v", got, want)
+	assert.Equal(t, want, got, "Parse")
 }
 
 // pointerAt is checked directly for what Parse cannot reach: keys that need
@@ -160,9 +159,8 @@ func TestPointerAt(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			require.True(t, strings.HasPrefix(doc, c.after), "%q is not a prefix of the document", c.after)
 			got, ok := pointerAt([]byte(doc), int64(len(c.after)))
-			if !ok || got != c.want {
-				t.Errorf("pointerAt(%d) = %q, %v; want %q", len(c.after), got, ok, c.want)
-			}
+			assert.True(t, ok, "pointerAt(%d) found no pointer", len(c.after))
+			assert.Equal(t, c.want, got, "pointerAt(%d)", len(c.after))
 		})
 	}
 	got, ok := pointerAt([]byte(doc), 3)
@@ -234,16 +232,15 @@ func TestNormalize(t *testing.T) {
 			require.Len(t, nights, 0, "Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
 			require.EqualValues(t, 0, skipped, "Normalize = %d points, %d nights, %d skipped; want one point", len(points), len(nights), skipped)
 			p := points[0]
-			if p.Type != c.wantType || p.Value != c.wantValue || p.Unit != c.wantUnit {
-				t.Errorf("point = %s %v %s, want %s %v %s", p.Type, p.Value, p.Unit, c.wantType, c.wantValue, c.wantUnit)
-			}
-			if want, _ := time.Parse(time.RFC3339, c.wantStart); !p.Start.Equal(want) || p.Start.Location() != time.UTC {
-				t.Errorf("Start = %s, want %s in UTC", p.Start, c.wantStart)
-			}
+			assert.Equal(t, c.wantType, p.Type, "point type")
+			assert.Equal(t, c.wantValue, p.Value, "point value in %s", c.wantUnit)
+			assert.Equal(t, c.wantUnit, p.Unit, "point unit")
+			want, _ := time.Parse(time.RFC3339, c.wantStart)
+			assert.True(t, p.Start.Equal(want), "Start = %s, want %s", p.Start, c.wantStart)
+			assert.Equal(t, time.UTC, p.Start.Location(), "Start = %s, want it in UTC", p.Start)
 			assert.Equal(t, time.Hour, p.End.Sub(p.Start), "End - Start = %v, want 1h", p.End.Sub(p.Start))
-			if p.Offset != c.wantOffset || p.HasOffset != c.hasOffset {
-				t.Errorf("Offset = %d (HasOffset %v), want %d (%v)", p.Offset, p.HasOffset, c.wantOffset, c.hasOffset)
-			}
+			assert.Equal(t, c.wantOffset, p.Offset, "Offset (seconds east of UTC as sent)")
+			assert.Equal(t, c.hasOffset, p.HasOffset, "HasOffset")
 		})
 	}
 }
@@ -269,9 +266,8 @@ func TestNormalizeSumsStageMinutes(t *testing.T) {
 		assert.LessOrEqual(t, math.Abs(n.StageMinutes[stage]-minutes), 1e-9, "%s = %v minutes, want %v", stage, n.StageMinutes[stage], minutes)
 	}
 	assert.Len(t, n.StageMinutes, len(want), "StageMinutes = %v, want only %v", n.StageMinutes, want)
-	if n.Offset != 9*3600 || !n.HasOffset {
-		t.Errorf("Offset = %d (HasOffset %v), want +09:00 kept", n.Offset, n.HasOffset)
-	}
+	assert.Equal(t, 9*3600, n.Offset, "Offset: want +09:00 kept")
+	assert.True(t, n.HasOffset, "HasOffset: want +09:00 kept")
 	assert.Equal(t, 7*time.Hour+30*time.Minute, n.End.Sub(n.Start), "night lasts %v, want 7h30m", n.End.Sub(n.Start))
 }
 
@@ -289,7 +285,9 @@ func TestNormalizeSkipsWhatNoLongerValidates(t *testing.T) {
 		SleepSessions: []SleepSession{{Start: "2026-11-20T07:00:00Z", End: "2026-11-20T06:00:00Z"}},
 	}
 	points, nights, skipped := Normalize(b)
-	if len(points) != 1 || points[0].Type != metric.HeartRate || len(nights) != 0 || skipped != 4 {
-		t.Errorf("Normalize = %+v, %d nights, %d skipped; want the heart rate only and 4 skipped", points, len(nights), skipped)
+	if assert.Len(t, points, 1, "Normalize points = %+v; want the heart rate only", points) {
+		assert.Equal(t, metric.HeartRate, points[0].Type, "the point kept")
 	}
+	assert.Empty(t, nights, "nights kept")
+	assert.Equal(t, 4, skipped, "samples and nights skipped")
 }

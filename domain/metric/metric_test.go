@@ -99,13 +99,12 @@ func TestCheckRangeRejectsImplausibleValues(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			def, _ := Lookup(c.typ)
 			err := def.CheckRange(c.value)
-			if c.ok && err != nil {
-				t.Errorf("CheckRange(%v %s) = %v, want nil", c.value, def.Unit, err)
+			if c.ok {
+				assert.NoError(t, err, "CheckRange(%v %s)", c.value, def.Unit)
+				return
 			}
-			if !c.ok {
-				require.Error(t, err, "CheckRange(%v %s) = nil, want out of range", c.value, def.Unit)
-				assert.Contains(t, err.Error(), "plausible range", "error %q does not say it is a range problem", err)
-			}
+			require.Error(t, err, "CheckRange(%v %s) = nil, want out of range", c.value, def.Unit)
+			assert.Contains(t, err.Error(), "plausible range", "error %q does not say it is a range problem", err)
 		})
 	}
 }
@@ -117,8 +116,9 @@ func TestTypesAreSortedAndKeepHRVKindsApart(t *testing.T) {
 	for _, hrv := range []Type{"hrv_rmssd", "hrv_sdnn"} {
 		assert.True(t, slices.Contains(types, hrv), "Types() = %v, missing %s", types, hrv)
 		def, ok := Lookup(hrv)
-		if !ok || def.Type != hrv || def.Unit != "ms" {
-			t.Errorf("Lookup(%s) = %+v, %v; want its own definition in ms", hrv, def, ok)
+		if assert.True(t, ok, "Lookup(%s) found no definition", hrv) {
+			assert.Equal(t, hrv, def.Type, "Lookup(%s) gives another type's definition", hrv)
+			assert.Equal(t, "ms", def.Unit, "Lookup(%s) unit", hrv)
 		}
 	}
 	assert.NotEqual(t, HRVSDNN, HRVRMSSD, "RMSSD and SDNN share one type name; they must never be averaged together")

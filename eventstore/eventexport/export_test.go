@@ -9,8 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,9 +79,8 @@ func newStack(t *testing.T) *stack {
 	require.NoError(t, kafka.EnsureTopic(cfg))
 	s.appender = kafka.NewAppender(cfg, eventstore.NewCodec(writerKeys))
 	t.Cleanup(func() { s.appender.Close() })
-	if s.log, err = kafka.NewLog(cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.log, err = kafka.NewLog(cfg)
+	require.NoError(t, err)
 	t.Cleanup(func() { s.log.Close() })
 	// The exporter's own key ring (no shared cache with the writer), so
 	// every key it needs is loaded, and counted, here.
@@ -154,9 +151,7 @@ func parseJSONL(t *testing.T, out string) []line {
 			continue
 		}
 		var l line
-		if err := json.Unmarshal([]byte(raw), &l); err != nil {
-			t.Fatalf("line %d is not JSON: %v\n%s", i+1, err, raw)
-		}
+		require.NoError(t, json.Unmarshal([]byte(raw), &l), "line %d is not JSON:\n%s", i+1, raw)
 		var members map[string]json.RawMessage
 		_ = json.Unmarshal([]byte(raw), &members)
 		_, l.hasPayload = members["payload"]
@@ -171,8 +166,8 @@ func parseCSV(t *testing.T, out string, userColumn string) []line {
 	require.NoError(t, err, "output is not CSV: %v\n%s", err, out)
 	want := append([]string(nil), eventexport.Columns...)
 	want[3] = userColumn
-	require.NotEqualValues(t, 0, len(rows), "CSV header = %v, want %v", rows[0], want)
-	require.True(t, slices.Equal(rows[0], want), "CSV header = %v, want %v", rows[0], want)
+	require.NotEmpty(t, rows, "CSV output has no header")
+	require.Equal(t, want, rows[0], "CSV header")
 	var lines []line
 	for _, r := range rows[1:] {
 		var l line
@@ -200,21 +195,13 @@ func ids(lines []line) []string {
 }
 
 func idsOf(events []eventstore.Event, keep func(eventstore.Event) bool) []string {
-	var out []string
+	out := []string{}
 	for _, e := range events {
 		if keep(e) {
 			out = append(out, e.ID.String())
 		}
 	}
 	return out
-}
-
-func sameJSON(t *testing.T, got, want []byte) bool {
-	t.Helper()
-	var g, w any
-	require.NoError(t, json.Unmarshal(got, &g), "payload %s is not JSON", got)
-	require.NoError(t, json.Unmarshal(want, &w))
-	return reflect.DeepEqual(g, w)
 }
 
 // A morning of three users: registrations and pushes a minute apart, half
@@ -258,7 +245,7 @@ func TestExportFiltersByUserTypeAndTimeRange(t *testing.T) {
 			out, st := export(t, s, c.filter, eventexport.Options{})
 			got := parseJSONL(t, out)
 			want := idsOf(s.sent, c.keep)
-			require.True(t, slices.Equal(ids(got), want), "exported %v\nwant      %v", ids(got), want)
+			require.Equal(t, want, ids(got), "exported events")
 			assert.Equal(t, int64(len(want)), st.Events, "Stats.Events = %d, want %d", st.Events, len(want))
 			for i := 1; i < len(got); i++ {
 				assert.False(t, got[i].RecordedAt.Before(got[i-1].RecordedAt), "line %d recorded at %v comes after %v", i+1, got[i].RecordedAt, got[i-1].RecordedAt)
@@ -296,21 +283,20 @@ func TestJSONLAndCSVRoundTrip(t *testing.T) {
 			require.Len(t, lines, len(s.sent), "%d lines, want %d:\n%s", len(lines), len(s.sent), jsonl)
 			for i, e := range s.sent {
 				l := lines[i]
-				if l.EventID != e.ID.String() || l.Type != e.Type || l.SchemaVersion != 1 || l.UserID != e.UserID.String() {
-					t.Errorf("line %d = %s %s v%d %s, want %s %s v1 %s", i+1, l.EventID, l.Type, l.SchemaVersion, l.UserID, e.ID, e.Type, e.UserID)
-				}
-				if !l.RecordedAt.Equal(e.RecordedAt) || !l.OccurredAt.Equal(e.OccurredAt) {
-					t.Errorf("line %d recorded %v occurred %v, want %v and %v", i+1, l.RecordedAt, l.OccurredAt, e.RecordedAt, e.OccurredAt)
-				}
-				if l.Erased || !sameJSON(t, l.Payload, e.Payload) {
-					t.Errorf("line %d payload %s (erased %v), want %s", i+1, l.Payload, l.Erased, e.Payload)
-				}
+				assert.Equal(t, e.ID.String(), l.EventID, "line %d: event id", i+1)
+				assert.Equal(t, e.Type, l.Type, "line %d: type", i+1)
+				assert.Equal(t, 1, l.SchemaVersion, "line %d: schema version", i+1)
+				assert.Equal(t, e.UserID.String(), l.UserID, "line %d: user", i+1)
+				assert.True(t, l.RecordedAt.Equal(e.RecordedAt), "line %d recorded %v, want %v", i+1, l.RecordedAt, e.RecordedAt)
+				assert.True(t, l.OccurredAt.Equal(e.OccurredAt), "line %d occurred %v, want %v", i+1, l.OccurredAt, e.OccurredAt)
+				assert.False(t, l.Erased, "line %d is marked erased", i+1)
+				assert.JSONEq(t, string(e.Payload), string(l.Payload), "line %d payload", i+1)
 			}
-			// Positions point back into the log.
+			// Positions point back into the log: a 4-partition topic.
 			for _, l := range lines {
-				if l.Partition < 0 || l.Partition > 3 || l.Offset < 0 {
-					t.Errorf("event %s at %d/%d is not a position of a 4-partition topic", l.EventID, l.Partition, l.Offset)
-				}
+				assert.GreaterOrEqual(t, l.Partition, int32(0), "partition of event %s", l.EventID)
+				assert.Less(t, l.Partition, int32(4), "partition of event %s", l.EventID)
+				assert.GreaterOrEqual(t, l.Offset, int64(0), "offset of event %s", l.EventID)
 			}
 		})
 	}
@@ -360,19 +346,18 @@ func TestPseudonymizedExportLeaksNoEmailOrUserID(t *testing.T) {
 			} else {
 				lines = parseJSONL(t, out)
 			}
+			require.Len(t, lines, len(s.sent))
 			for i, e := range s.sent {
-				if lines[i].UserID != "" || lines[i].Pseudonym != pseudonym(key, e.UserID) {
-					t.Errorf("line %d: user_id %q pseudonym %q, want only pseudonym %q", i+1, lines[i].UserID, lines[i].Pseudonym, pseudonym(key, e.UserID))
-				}
+				assert.Empty(t, lines[i].UserID, "line %d: want only the pseudonym, no user_id", i+1)
+				assert.Equal(t, pseudonym(key, e.UserID), lines[i].Pseudonym, "line %d: pseudonym", i+1)
 			}
 			var reg struct {
 				Email    *string `json:"email"`
 				Timezone string  `json:"timezone"`
 			}
 			_ = json.Unmarshal(lines[0].Payload, &reg)
-			if reg.Email != nil || reg.Timezone != "Europe/Berlin" {
-				t.Errorf("registration payload %s: want the email dropped and the timezone kept", lines[0].Payload)
-			}
+			assert.Nil(t, reg.Email, "registration payload %s: want the email dropped", lines[0].Payload)
+			assert.Equal(t, "Europe/Berlin", reg.Timezone, "registration payload %s: want the timezone kept", lines[0].Payload)
 			var push struct {
 				Batch struct {
 					UserID  string `json:"user_id"`
@@ -382,16 +367,19 @@ func TestPseudonymizedExportLeaksNoEmailOrUserID(t *testing.T) {
 				} `json:"batch"`
 			}
 			_ = json.Unmarshal(lines[2].Payload, &push)
-			if push.Batch.UserID != pseudonym(key, fay) || len(push.Batch.Samples) != 1 || push.Batch.Samples[0].Value != 4321 {
-				t.Errorf("push payload %s: want batch.user_id = the pseudonym %s and the samples intact", lines[2].Payload, pseudonym(key, fay))
+			assert.Equal(t, pseudonym(key, fay), push.Batch.UserID, "push payload %s: batch.user_id must be the pseudonym", lines[2].Payload)
+			if assert.Len(t, push.Batch.Samples, 1, "push payload %s: the samples intact", lines[2].Payload) {
+				assert.Equal(t, 4321.0, push.Batch.Samples[0].Value, "push payload %s: the samples intact", lines[2].Payload)
 			}
 			var grant struct {
 				Owner  string `json:"owner"`
 				Grants []map[string]any
 			}
 			_ = json.Unmarshal(lines[3].Payload, &grant)
-			if grant.Owner != pseudonym(key, fay) || len(grant.Grants) != 1 || grant.Grants[0]["user_id"] != pseudonym(key, gus) {
-				t.Errorf("grant payload %s: want the owner and the grantee pseudonymized consistently with the user column", lines[3].Payload)
+			// Owner and grantee pseudonymized consistently with the user column.
+			assert.Equal(t, pseudonym(key, fay), grant.Owner, "grant payload %s: owner", lines[3].Payload)
+			if assert.Len(t, grant.Grants, 1, "grant payload %s", lines[3].Payload) {
+				assert.Equal(t, pseudonym(key, gus), grant.Grants[0]["user_id"], "grant payload %s: grantee", lines[3].Payload)
 			}
 		})
 	}
@@ -421,15 +409,14 @@ func TestErasedUserIsExportedAsErasedWithoutPayload(t *testing.T) {
 	require.NotContains(t, out, "hana@example.test", "an erased user's e-mail is in the export:\n%s", out)
 	for _, l := range parseJSONL(t, out) {
 		erased := l.UserID == hana.String()
-		if l.Erased != erased || l.hasPayload == erased {
-			t.Errorf("event %s of %s: erased=%v payload present=%v; want erased=%v", l.EventID, l.UserID, l.Erased, l.hasPayload, erased)
-		}
+		assert.Equal(t, erased, l.Erased, "event %s of %s: erased", l.EventID, l.UserID)
+		assert.Equal(t, !erased, l.hasPayload, "event %s of %s: payload present", l.EventID, l.UserID)
 	}
 	csvOut, _ := export(t, s, eventexport.Filter{}, eventexport.Options{Format: eventexport.FormatCSV})
 	for _, l := range parseCSV(t, csvOut, "user_id") {
-		if erased := l.UserID == hana.String(); l.Erased != erased || l.hasPayload == erased {
-			t.Errorf("CSV event %s of %s: erased=%v payload present=%v", l.EventID, l.UserID, l.Erased, l.hasPayload)
-		}
+		erased := l.UserID == hana.String()
+		assert.Equal(t, erased, l.Erased, "CSV event %s of %s: erased", l.EventID, l.UserID)
+		assert.Equal(t, !erased, l.hasPayload, "CSV event %s of %s: payload present", l.EventID, l.UserID)
 	}
 }
 
@@ -461,7 +448,7 @@ func nextLine(t *testing.T, w *lineWriter, what string) line {
 	case raw := <-w.lines:
 		return parseJSONL(t, raw)[0]
 	case <-time.After(20 * time.Second):
-		t.Fatalf("no line for %s within 20s", what)
+		require.FailNow(t, "no line within 20s", "waiting for %s", what)
 	}
 	return line{}
 }
@@ -497,7 +484,7 @@ func TestFollowDeliversNewEventsUntilCancelled(t *testing.T) {
 	live := s.add(t, jon, "samples.pushed", time.Now().UTC(), pushed(jon, 77))
 	l = nextLine(t, w, "the event appended after the start")
 	require.Equal(t, live.ID.String(), l.EventID, "live line is event %s %s, want %s", l.EventID, l.Payload, live.ID)
-	require.True(t, sameJSON(t, l.Payload, live.Payload), "live line is event %s %s, want %s", l.EventID, l.Payload, live.ID)
+	assert.JSONEq(t, string(live.Payload), string(l.Payload), "payload of the live line")
 	cancel()
 	select {
 	case r := <-done:
@@ -505,11 +492,11 @@ func TestFollowDeliversNewEventsUntilCancelled(t *testing.T) {
 		require.EqualValues(t, 2, r.st.Events, "stats %+v, want 2 events and kai's skipped", r.st)
 		require.EqualValues(t, 1, r.st.Skipped, "stats %+v, want 2 events and kai's skipped", r.st)
 	case <-time.After(10 * time.Second):
-		t.Fatal("Export kept running 10s after its context was cancelled")
+		require.FailNow(t, "Export kept running 10s after its context was cancelled")
 	}
 	select {
 	case extra := <-w.lines:
-		t.Fatalf("unexpected line after the tail: %s", extra)
+		assert.Fail(t, "unexpected line after the tail", "%s", extra)
 	default:
 	}
 }

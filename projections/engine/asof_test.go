@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/kafka"
@@ -47,18 +48,11 @@ func TestAsOfBuildsTheProjectionAsItWasIntoItsOwnSchema(t *testing.T) {
 	var inSchema, live int
 	_ = s.Pool.QueryRow(ctx, `SELECT count(*) FROM asof_test.samples_g1`).Scan(&inSchema)
 	_ = s.Pool.QueryRow(ctx, `SELECT count(*) FROM public.samples_g1`).Scan(&live)
-	if inSchema != 3 || live != 0 {
-		t.Fatalf("as-of schema holds %d samples (want the 3 before the mark), live holds %d (want untouched: 0)", inSchema, live)
-	}
+	assert.Equal(t, 3, inSchema, "samples in the as-of schema: the 3 before the mark")
+	assert.Equal(t, 0, live, "samples in the live tables: untouched")
 	var total float64
 	_ = s.Pool.QueryRow(ctx, `SELECT value FROM asof_test.daily_rollups_g1 WHERE user_id = $1`, user).Scan(&total)
-	if total != 300 {
-		t.Fatalf("as-of day total = %v, want 300", total)
-	}
-	if err := build.Build(ctx, metrics.Name, "asof_test", mark, nil); err == nil {
-		t.Fatal("building into an existing schema must be refused")
-	}
-	if err := build.Build(ctx, metrics.Name, "public", mark, nil); err == nil {
-		t.Fatal("building into public must be refused")
-	}
+	assert.Equal(t, 300.0, total, "as-of day total")
+	assert.Error(t, build.Build(ctx, metrics.Name, "asof_test", mark, nil), "building into an existing schema must be refused")
+	assert.Error(t, build.Build(ctx, metrics.Name, "public", mark, nil), "building into public must be refused")
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/deploy/testbackend/projectiontest"
@@ -29,15 +31,8 @@ func TestAConsistencyWaitEndsAtTheProjectorsCommit(t *testing.T) {
 	defer cancel()
 	feed := &engine.Checkpoints{}
 	go feed.Follow(ctx, s.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, live := feed.Changed(); live {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the checkpoint feed did not start listening within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { _, live := feed.Changed(); return live },
+		10*time.Second, 5*time.Millisecond, "the checkpoint feed did not start listening within 10s")
 	r := &engine.Consistency{Pool: s.Pool, Progress: feed, LiveRecheck: 5 * time.Second}
 	s.Register(t, uuid.New(), "UTC", time.Now())
 	go func() { _ = s.Runtime(users.Projector{}, 100).Run(ctx) }()
@@ -57,29 +52,23 @@ func TestAConsistencyWaitEndsAtTheProjectorsCommit(t *testing.T) {
 		}()
 		// Watch the checkpoint closely to learn when the commit happened.
 		var committed time.Time
-		for deadline := time.Now().Add(10 * time.Second); committed.IsZero(); {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			var next int64 // no row yet: the partition's worker has not started
-			if err := s.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = 1 AND partition = $2`,
-				users.Name, pos.Partition).Scan(&next); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				t.Fatal(err)
+			err := s.Pool.QueryRow(ctx, `SELECT next_offset FROM projection_checkpoints WHERE name = $1 AND generation = 1 AND partition = $2`,
+				users.Name, pos.Partition).Scan(&next)
+			if !errors.Is(err, pgx.ErrNoRows) {
+				require.NoError(c, err)
 			}
-			if next > pos.Offset {
-				committed = time.Now()
-			} else if time.Now().After(deadline) {
-				t.Fatal("the projector did not apply the registration within 10s")
-			}
-			time.Sleep(time.Millisecond)
-		}
+			require.Greater(c, next, pos.Offset, "checkpoint of partition %d", pos.Partition)
+			committed = time.Now()
+		}, 10*time.Second, time.Millisecond, "the projector did not apply the registration within 10s")
 		select {
 		case got := <-returned:
-			if got.err != nil {
-				t.Fatal(got.err)
-			}
-			if late := got.at.Sub(committed); late > time.Second {
-				t.Fatalf("round %d: the wait ended %v after the commit; want within a few ms of it", round, late)
-			}
+			require.NoError(t, got.err)
+			assert.LessOrEqual(t, got.at.Sub(committed), time.Second,
+				"round %d: the wait ended too long after the commit; want within a few ms of it", round)
 		case <-time.After(5 * time.Second):
-			t.Fatal("the wait did not end within 5s of the commit")
+			require.FailNow(t, "the wait did not end within 5s of the commit")
 		}
 	}
 }

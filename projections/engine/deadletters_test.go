@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -38,9 +39,13 @@ func (p *picky) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored
 	return nil
 }
 
+// seen asserts rather than requires: it also runs as the condition of
+// Eventually, on a goroutine of its own, where FailNow must not be called.
 func seen(t *testing.T, s *projectiontest.Stack, user uuid.UUID) []string {
 	rows, err := s.Pool.Query(context.Background(), `SELECT body FROM seen WHERE user_id = $1 ORDER BY log_offset`, user)
-	require.NoError(t, err)
+	if !assert.NoError(t, err) {
+		return nil
+	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
@@ -58,9 +63,8 @@ func TestAPoisonEventParksOnlyItsUser(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`)
+	require.NoError(t, err)
 	alice := uuid.New()
 	bob := uuid.New()
 	for engine.PartitionOf(bob, s.Cfg.Partitions) != engine.PartitionOf(alice, s.Cfg.Partitions) {
@@ -79,38 +83,30 @@ func TestAPoisonEventParksOnlyItsUser(t *testing.T) {
 	p := &picky{}
 	go func() { _ = s.Runtime(p, 100).Run(ctx) }()
 	s.WaitCaughtUp(t, p)
-	if got := seen(t, s, bob); len(got) != 3 {
-		t.Fatalf("bob saw %v; other users must keep flowing", got)
-	}
-	if got := seen(t, s, alice); len(got) != 1 || got[0] != `"a1"` {
-		t.Fatalf("alice saw %v; want only a1 (the rest parked behind the poison)", got)
-	}
+	assert.Len(t, seen(t, s, bob), 3, "other users must keep flowing")
+	assert.Equal(t, []string{`"a1"`}, seen(t, s, alice), "alice sees only a1 (the rest parked behind the poison)")
 	dl := engine.DeadLetters{Pool: s.Pool}
 	list, err := dl.List(ctx, "picky")
-	if err != nil || len(list) != 2 || list[0].State != "failed" || list[0].Error == "" || list[1].State != "parked" {
-		t.Fatalf("dead letters = %+v, %v", list, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, list, 2, "dead letters = %+v", list)
+	assert.Equal(t, "failed", list[0].State, "the poison event")
+	assert.NotEmpty(t, list[0].Error, "the poison event keeps its error")
+	assert.Equal(t, "parked", list[1].State, "the event behind the poison")
 	// New events of a parked user are parked too, in order.
 	say(alice, "a4")
 	s.WaitCaughtUp(t, p)
-	if got := seen(t, s, alice); len(got) != 1 {
-		t.Fatalf("alice saw %v while parked", got)
-	}
+	assert.Len(t, seen(t, s, alice), 1, "alice's events while parked")
 
 	p.cured.Store(true)
-	if n, err := dl.Retry(ctx, "picky", alice); err != nil || n != 3 {
-		t.Fatalf("retry marked %d, %v", n, err)
-	}
+	n, err := dl.Retry(ctx, "picky", alice)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n, "retry marked")
 	projectiontest.Eventually(t, "alice's parked events are re-applied", func() bool { return len(seen(t, s, alice)) == 4 })
-	got := seen(t, s, alice)
-	if got[1] != `"poison"` || got[2] != `"a3"` || got[3] != `"a4"` {
-		t.Fatalf("alice's events after retry = %v; order must be kept", got)
-	}
+	assert.Equal(t, []string{`"a1"`, `"poison"`, `"a3"`, `"a4"`}, seen(t, s, alice), "alice's events after retry; order must be kept")
 	say(alice, "a5")
 	projectiontest.Eventually(t, "alice flows again", func() bool { return len(seen(t, s, alice)) == 5 })
-	if list, _ := dl.List(ctx, "picky"); len(list) != 0 {
-		t.Fatalf("dead letters left after a successful retry: %+v", list)
-	}
+	list, _ = dl.List(ctx, "picky")
+	assert.Empty(t, list, "dead letters left after a successful retry")
 }
 
 // TestALongRetryGoesInChunksAndKeepsTheUsersOrder: with a chunk of 2, a
@@ -121,9 +117,8 @@ func TestALongRetryGoesInChunksAndKeepsTheUsersOrder(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`)
+	require.NoError(t, err)
 	alice, bob := uuid.New(), uuid.New()
 	for engine.PartitionOf(bob, s.Cfg.Partitions) != engine.PartitionOf(alice, s.Cfg.Partitions) {
 		bob = uuid.New()
@@ -142,29 +137,25 @@ func TestALongRetryGoesInChunksAndKeepsTheUsersOrder(t *testing.T) {
 	s.WaitCaughtUp(t, p)
 	dl := engine.DeadLetters{Pool: s.Pool}
 	p.cured.Store(true)
-	if n, err := dl.Retry(ctx, "picky", alice); err != nil || n != 7 {
-		t.Fatalf("retry marked %d, %v", n, err)
-	}
+	n, err := dl.Retry(ctx, "picky", alice)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, n, "retry marked")
 	say(alice, "a7")
 	say(bob, "b1")
 	projectiontest.Eventually(t, "alice's held-back events are re-applied", func() bool { return len(seen(t, s, alice)) == 8 })
 	want := []string{`"poison"`, `"a1"`, `"a2"`, `"a3"`, `"a4"`, `"a5"`, `"a6"`, `"a7"`}
-	if got := seen(t, s, alice); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("alice's events = %v; want %v (log order)", got, want)
-	}
+	assert.Equal(t, want, seen(t, s, alice), "alice's events (log order)")
 	projectiontest.Eventually(t, "bob flows", func() bool { return len(seen(t, s, bob)) == 1 })
-	if list, _ := dl.List(ctx, "picky"); len(list) != 0 {
-		t.Fatalf("dead letters left: %+v", list)
-	}
+	list, _ := dl.List(ctx, "picky")
+	assert.Empty(t, list, "dead letters left")
 }
 
 func TestSkippingAPoisonEventReleasesTheEventsBehindIt(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`)
+	require.NoError(t, err)
 	u := uuid.New()
 	s.Append(t, eventstore.Event{Type: "test.said", UserID: u, Payload: []byte(`"poison"`)})
 	s.Append(t, eventstore.Event{Type: "test.said", UserID: u, Payload: []byte(`"after"`)})
@@ -173,12 +164,9 @@ func TestSkippingAPoisonEventReleasesTheEventsBehindIt(t *testing.T) {
 	s.WaitCaughtUp(t, p)
 	dl := engine.DeadLetters{Pool: s.Pool}
 	list, _ := dl.List(ctx, "picky")
-	if len(list) != 2 {
-		t.Fatalf("dead letters = %+v", list)
-	}
-	if _, err := dl.Skip(ctx, list[0].EventID); err != nil {
-		t.Fatal(err)
-	}
+	require.Len(t, list, 2, "dead letters = %+v", list)
+	_, err = dl.Skip(ctx, list[0].EventID)
+	require.NoError(t, err)
 	projectiontest.Eventually(t, "the event behind the skipped one is applied", func() bool {
 		got := seen(t, s, u)
 		return len(got) == 1 && got[0] == `"after"`
@@ -189,15 +177,12 @@ func TestARebuildingGenerationFailsLoudlyOnPoison(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE seen (user_id uuid, log_offset bigint, body text, PRIMARY KEY (user_id, log_offset))`)
+	require.NoError(t, err)
 	s.Append(t, eventstore.Event{Type: "test.said", UserID: uuid.New(), Payload: []byte(`"poison"`)})
 	rt := s.Runtime(&picky{}, 100)
 	rt.FailOnPoison = true
 	rt.Versions = &engine.Versions{Pool: s.Pool} // "picky" has no live generation registered
 	var fatal *engine.FatalError
-	if err := rt.Run(ctx); !errors.As(err, &fatal) {
-		t.Fatalf("a rebuild must halt on a poison event, got %v", err)
-	}
+	assert.ErrorAs(t, rt.Run(ctx), &fatal, "a rebuild must halt on a poison event")
 }

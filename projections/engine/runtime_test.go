@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
@@ -90,9 +90,8 @@ func seed(t *testing.T, s *projectiontest.Stack, users, each int) map[uuid.UUID]
 
 func crashes(t *testing.T, s *projectiontest.Stack) {
 	ctx := context.Background()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
 	want := seed(t, s, 8, 40)
 	p := &counter{failEvery: 3} // every third transaction fails after writing
 	// Stop the runtime repeatedly at arbitrary moments (a crash between
@@ -113,23 +112,14 @@ func crashes(t *testing.T, s *projectiontest.Stack) {
 	s.WaitCaughtUp(t, p)
 	cancel()
 	require.NoError(t, <-done)
-	got := counts(t, s.Pool)
-	if len(got) != len(want) {
-		t.Fatalf("counted %d users, want %d", len(got), len(want))
-	}
-	for id, n := range want {
-		if got[id] != n {
-			t.Fatalf("user %s counted %d times, want %d (lost or double-applied events)", id, got[id], n)
-		}
-	}
+	assert.Equal(t, want, counts(t, s.Pool), "times each user was counted (lost or double-applied events)")
 }
 
 func twoInstances(t *testing.T, s *projectiontest.Stack) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
 	p := &counter{}
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
@@ -140,19 +130,17 @@ func twoInstances(t *testing.T, s *projectiontest.Stack) {
 	s.WaitCaughtUp(t, p)
 	cancel()
 	wg.Wait()
+	got := counts(t, s.Pool)
 	for id, n := range want {
-		if got := counts(t, s.Pool)[id]; got != n {
-			t.Fatalf("user %s counted %d, want %d", id, got, n)
-		}
+		assert.Equal(t, n, got[id], "user %s counted", id)
 	}
 }
 
 func erasure(t *testing.T, s *projectiontest.Stack) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
 	want := seed(t, s, 3, 4)
 	var gone uuid.UUID
 	for id := range want {
@@ -164,12 +152,10 @@ func erasure(t *testing.T, s *projectiontest.Stack) {
 	go func() { _ = s.Runtime(p, 100).Run(ctx) }()
 	s.WaitCaughtUp(t, p)
 	got := counts(t, s.Pool)
-	if _, ok := got[gone]; ok {
-		t.Fatal("an erased user's events were projected")
-	}
+	assert.NotContains(t, got, gone, "an erased user's events were projected")
 	for id, n := range want {
-		if id != gone && got[id] != n {
-			t.Fatalf("user %s counted %d, want %d", id, got[id], n)
+		if id != gone {
+			assert.Equal(t, n, got[id], "user %s counted", id)
 		}
 	}
 }
@@ -180,15 +166,12 @@ func wrongKey(t *testing.T, s *projectiontest.Stack) {
 	seed(t, s, 1, 1)
 	mk, _ := eventstore.ParseMasterKeys("k1:ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=")
 	kr, _ := eventstore.NewKeyring(postgres.NewKeyStore(s.Pool), mk)
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
 	rt := s.Runtime(&counter{}, 10)
 	rt.Codec = eventstore.NewCodec(kr)
-	err := rt.Run(ctx)
-	if !errors.Is(err, eventstore.ErrKeyUnwrap) {
-		t.Fatalf("a wrong master key must halt the projector with ErrKeyUnwrap, got %v", err)
-	}
+	err = rt.Run(ctx)
+	assert.ErrorIs(t, err, eventstore.ErrKeyUnwrap, "a wrong master key must halt the projector")
 }
 
 func TestBatchSpansLinkToTheRequestThatWroteTheEvent(t *testing.T) {
@@ -196,9 +179,8 @@ func TestBatchSpansLinkToTheRequestThatWroteTheEvent(t *testing.T) {
 	// on the projector's batch span.
 	ev := eventstore.Stored{Event: eventstore.Event{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
 	got := engine.TraceLinks([]eventstore.Stored{ev, {}})
-	if len(got) != 1 || got[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
-		t.Fatalf("links = %+v", got)
-	}
+	require.Len(t, got, 1, "links = %+v", got)
+	assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", got[0].SpanContext.TraceID().String(), "the link's trace")
 }
 
 // TestAStaleOwnerIsFencedByTheCheckpoint: another owner advanced the
@@ -209,25 +191,21 @@ func TestAStaleOwnerIsFencedByTheCheckpoint(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := s.Pool.Exec(ctx, `CREATE TABLE counts (user_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
 	user := uuid.New()
 	first := s.Append(t, eventstore.Event{Type: "test.counted", UserID: user, Payload: []byte(`{}`)})
 	p := &counter{}
 	go func() { _ = s.Runtime(p, 100).Run(ctx) }()
 	s.WaitCaughtUp(t, p)
 	// "Another owner" applied three events this worker has not seen.
-	if _, err := s.Pool.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = next_offset + 3 WHERE name = 'counter' AND partition = $1`, first.Partition); err != nil {
-		t.Fatal(err)
-	}
+	_, err = s.Pool.Exec(ctx, `UPDATE projection_checkpoints SET next_offset = next_offset + 3 WHERE name = 'counter' AND partition = $1`, first.Partition)
+	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		s.Append(t, eventstore.Event{Type: "test.counted", UserID: user, Payload: []byte(`{}`)})
 	}
 	s.WaitCaughtUp(t, p)
-	if got := counts(t, s.Pool)[user]; got != 1+2 {
-		t.Fatalf("user counted %d times; want 3 (1 before, then only the 2 events after the other owner's checkpoint)", got)
-	}
+	assert.Equal(t, 1+2, counts(t, s.Pool)[user], "times the user was counted: 1 before, then only the 2 events after the other owner's checkpoint")
 }
 
 // TestASelectiveProjectorNeverDecryptsWhatItIgnores: the users projector
@@ -257,16 +235,14 @@ func TestASelectiveProjectorNeverDecryptsWhatItIgnores(t *testing.T) {
 	s.WaitCaughtUp(t, users.Projector{})
 	select {
 	case err := <-errc:
-		t.Fatalf("the users projector stopped on pushes it ignores: %v", err)
+		require.Failf(t, "the users projector stopped on pushes it ignores", "%v", err)
 	default:
 	}
 	s.Register(t, uuid.New(), "UTC", time.Now())
 	select {
 	case err := <-errc:
-		if !errors.Is(err, eventstore.ErrKeyUnwrap) {
-			t.Fatalf("a registration it cannot decrypt must halt it with ErrKeyUnwrap, got %v", err)
-		}
+		assert.ErrorIs(t, err, eventstore.ErrKeyUnwrap, "a registration it cannot decrypt must halt it")
 	case <-ctx.Done():
-		t.Fatal("the users projector did not read the registration")
+		require.FailNow(t, "the users projector did not read the registration")
 	}
 }

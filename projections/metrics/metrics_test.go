@@ -82,44 +82,48 @@ func TestMetricsReadModels(t *testing.T) {
 	}
 
 	steps := day(tokyo, "steps", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z")
-	if len(steps) != 1 || steps[0].Value != 1500 || steps[0].Source != "apple_health/watch" {
-		t.Fatalf("Tokyo steps = %+v; want one day of 1500 from the watch only (duplicates and the phone not added)", steps)
-	}
-	if got := steps[0].Start.Format(time.RFC3339); got != "2026-11-20T00:00:00+09:00" {
-		t.Fatalf("day bucket starts %s, want local midnight 2026-11-20T00:00:00+09:00", got)
-	}
-	if d := day(tokyo, "distance", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z"); len(d) != 1 || d[0].Value != 1200 {
-		t.Fatalf("distance = %+v, want 1200 m (km converted)", d)
-	}
-	if rm, sd := day(tokyo, "hrv_rmssd", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z"), day(tokyo, "hrv_sdnn", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z"); len(rm) != 1 || rm[0].Value != 40 || len(sd) != 1 || sd[0].Value != 90 {
-		t.Fatalf("RMSSD %+v and SDNN %+v must stay separate", rm, sd)
-	}
+	require.Len(t, steps, 1, "Tokyo steps = %+v; want one day", steps)
+	assert.Equal(t, 1500.0, steps[0].Value, "Tokyo steps: the watch only (duplicates and the phone not added)")
+	assert.Equal(t, "apple_health/watch", steps[0].Source, "Tokyo steps come from the watch only")
+	assert.Equal(t, "2026-11-20T00:00:00+09:00", steps[0].Start.Format(time.RFC3339), "a day bucket starts at local midnight")
+
+	d := day(tokyo, "distance", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z")
+	require.Len(t, d, 1, "distance = %+v", d)
+	assert.Equal(t, 1200.0, d[0].Value, "distance in m (km converted)")
+
+	// RMSSD and SDNN must stay separate.
+	rm := day(tokyo, "hrv_rmssd", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z")
+	sd := day(tokyo, "hrv_sdnn", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z")
+	require.Len(t, rm, 1, "RMSSD = %+v", rm)
+	require.Len(t, sd, 1, "SDNN = %+v", sd)
+	assert.Equal(t, 40.0, rm[0].Value, "RMSSD")
+	assert.Equal(t, 90.0, sd[0].Value, "SDNN")
 
 	nyDays := day(ny, "steps", "2026-03-01T00:00:00Z", "2026-12-01T00:00:00Z")
 	want := map[string]float64{"2026-03-08T00:00:00-05:00": 10, "2026-03-09T00:00:00-04:00": 20, "2026-11-20T00:00:00-05:00": 50}
-	if len(nyDays) != len(want) {
-		t.Fatalf("New York days = %+v", nyDays)
-	}
+	require.Len(t, nyDays, len(want), "New York days = %+v", nyDays)
 	for _, p := range nyDays {
-		if want[p.Start.Format(time.RFC3339)] != p.Value {
-			t.Fatalf("New York day %s = %v, want %v", p.Start.Format(time.RFC3339), p.Value, want)
-		}
+		assert.Equal(t, want[p.Start.Format(time.RFC3339)], p.Value, "New York day %s, want %v", p.Start.Format(time.RFC3339), want)
 	}
-	if w := day(ny, "weight", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z"); len(w) != 1 || w[0].Value < 68.03 || w[0].Value > 68.04 {
-		t.Fatalf("weight = %+v, want 68.04 kg", w)
-	}
+	w := day(ny, "weight", "2026-11-19T00:00:00Z", "2026-11-22T00:00:00Z")
+	require.Len(t, w, 1, "weight = %+v", w)
+	assert.InDelta(t, 68.035, w[0].Value, 0.005, "weight, want 68.04 kg (150 lb converted)")
 
 	sessions, err := r.SleepSessions(ctx, tokyo, time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
 	require.NoError(t, err)
-	if len(sessions) != 1 || sessions[0].Date != "2026-11-20" || sessions[0].DeepMinutes != 90 || sessions[0].REMMinutes != 90 || sessions[0].AwakeMinutes != 10 || sessions[0].AsleepMinutes != 440 {
-		t.Fatalf("sleep = %+v; want the night counted on the wake-up date with stage minutes", sessions)
-	}
+	require.Len(t, sessions, 1, "sleep = %+v", sessions)
+	night := sessions[0]
+	assert.Equal(t, "2026-11-20", night.Date, "the night is counted on the wake-up date")
+	assert.Equal(t, 90.0, night.DeepMinutes, "deep minutes")
+	assert.Equal(t, 90.0, night.REMMinutes, "REM minutes")
+	assert.Equal(t, 10.0, night.AwakeMinutes, "awake minutes")
+	assert.Equal(t, 440.0, night.AsleepMinutes, "asleep minutes")
 
 	hours, err := r.Metrics(ctx, metrics.MetricQuery{UserID: tokyo, Type: "steps", From: time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketHour})
 	require.NoError(t, err)
-	if len(hours.Points) != 2 || hours.Points[0].Start.Format(time.RFC3339) != "2026-11-20T08:00:00+09:00" || hours.Points[0].Value != 1200 {
-		t.Fatalf("hour buckets = %+v", hours.Points)
-	}
+	require.Len(t, hours.Points, 2, "hour buckets = %+v", hours.Points)
+	assert.Equal(t, "2026-11-20T08:00:00+09:00", hours.Points[0].Start.Format(time.RFC3339), "first hour bucket")
+	assert.Equal(t, 1200.0, hours.Points[0].Value, "first hour bucket")
 
 	me, err := (&users.Reader{Pool: s.Pool}).Me(ctx, tokyo)
 	require.NoError(t, err)
@@ -150,29 +154,28 @@ func TestDashboardIsCachedWithItsLogPositionAndRefreshedAfterCommit(t *testing.T
 	require.NoError(t, (&engine.Consistency{Pool: s.Pool}).WaitFor(ctx, eventstore.Token{last}, metrics.Name))
 	d, err := r.Dashboard(ctx, user, eventstore.Token{last})
 	require.NoError(t, err)
-	if d.Date != "2026-11-20" || d.Steps == nil || d.Steps.Value != 4321 {
-		t.Fatalf("dashboard = %+v; want today's (Tokyo) steps 4321", d)
-	}
-	if d.HRV.Latest == nil || d.HRV.Latest.Value != 39 || d.HRV.Avg7 == nil || *d.HRV.Avg7 != 36 || d.HRV.Avg28 == nil || *d.HRV.Avg28 != 34.5 {
-		t.Fatalf("HRV baseline = %+v", d.HRV)
-	}
-	if len(d.Freshness) != 1 || d.Freshness[0].Provider != "oura" {
-		t.Fatalf("freshness = %+v", d.Freshness)
-	}
+	assert.Equal(t, "2026-11-20", d.Date, "dashboard date is today in Tokyo")
+	require.NotNil(t, d.Steps, "dashboard = %+v; want today's steps", d)
+	assert.Equal(t, 4321.0, d.Steps.Value, "today's (Tokyo) steps")
+	require.NotNil(t, d.HRV.Latest, "HRV baseline = %+v", d.HRV)
+	require.NotNil(t, d.HRV.Avg7, "HRV baseline = %+v", d.HRV)
+	require.NotNil(t, d.HRV.Avg28, "HRV baseline = %+v", d.HRV)
+	assert.Equal(t, 39.0, d.HRV.Latest.Value, "latest HRV")
+	assert.Equal(t, 36.0, *d.HRV.Avg7, "7-day HRV average")
+	assert.Equal(t, 34.5, *d.HRV.Avg28, "28-day HRV average")
+	require.Len(t, d.Freshness, 1, "freshness = %+v", d.Freshness)
+	assert.Equal(t, "oura", d.Freshness[0].Provider, "freshness")
 	// The cache now holds the summary with the position it reflects; a
 	// cache hit must not touch PostgreSQL, so close the pool's tables away.
 	raw, err := redis.Cache{C: rc}.Get(ctx, "biosync:dashboard:v1:"+user.String())
-	if err != nil {
-		t.Fatalf("dashboard not cached after commit: %v", err)
-	}
+	require.NoError(t, err, "dashboard not cached after commit")
 	var cached struct {
 		P    int32 `json:"p"`
 		Next int64 `json:"next"`
 	}
 	_ = json.Unmarshal(raw, &cached)
-	if cached.P != last.Partition || cached.Next <= last.Offset {
-		t.Fatalf("cached position %+v does not cover the last write %+v", cached, last)
-	}
+	assert.Equal(t, last.Partition, cached.P, "cached position %+v is on another partition than the last write %+v", cached, last)
+	assert.Greater(t, cached.Next, last.Offset, "cached position %+v does not cover the last write %+v", cached, last)
 
 	// The API keeps its encoding of a cached summary under its stamp; a
 	// newer summary must come with another stamp (never the older
@@ -189,14 +192,12 @@ func TestDashboardIsCachedWithItsLogPositionAndRefreshedAfterCommit(t *testing.T
 	require.NoError(t, (&engine.Consistency{Pool: s.Pool}).WaitFor(ctx, eventstore.Token{newer}, metrics.Name))
 	d, err = r.Dashboard(ctx, user, eventstore.Token{newer})
 	require.NoError(t, err)
-	if d.Steps == nil || d.Steps.Value != 5321 {
-		t.Fatalf("steps after the newer push = %+v, want 5321", d.Steps)
-	}
+	require.NotNil(t, d.Steps, "steps after the newer push")
+	assert.Equal(t, 5321.0, d.Steps.Value, "steps after the newer push")
 	for range 2 { // as computed, then from the in-process cache
 		assert.NotEqual(t, hit.Stamp, d.Stamp, "the newer summary has a stamp of its own")
-		if d, err = r.Dashboard(ctx, user, eventstore.Token{newer}); err != nil {
-			t.Fatal(err)
-		}
+		d, err = r.Dashboard(ctx, user, eventstore.Token{newer})
+		require.NoError(t, err)
 	}
 }
 
@@ -219,14 +220,10 @@ func TestACorrectedOffsetMovesTheSampleToItsNewDayOnly(t *testing.T) {
 	r := &metrics.Reader{Pool: s.Pool, Partitions: s.Cfg.Partitions}
 	series, err := r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "steps", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay})
 	require.NoError(t, err)
-	if len(series.Points) != 2 {
-		t.Fatalf("days = %+v; want the DST day and 2026-11-21 only", series.Points)
-	}
+	require.Len(t, series.Points, 2, "days = %+v; want the DST day and 2026-11-21 only", series.Points)
 	dst, moved := series.Points[0], series.Points[1]
-	if got := dst.End.Sub(dst.Start); got != 23*time.Hour || dst.Start.Format(time.RFC3339) != "2026-03-29T00:00:00+01:00" {
-		t.Fatalf("DST day %s lasts %v, want 23h", dst.Start.Format(time.RFC3339), got)
-	}
-	if moved.Start.Format("2006-01-02") != "2026-11-21" || moved.Value != 100 {
-		t.Fatalf("corrected sample = %+v, want 100 steps on 2026-11-21 only", moved)
-	}
+	assert.Equal(t, "2026-03-29T00:00:00+01:00", dst.Start.Format(time.RFC3339), "the DST day starts at local midnight")
+	assert.Equal(t, 23*time.Hour, dst.End.Sub(dst.Start), "the DST day %s lasts 23h", dst.Start.Format(time.RFC3339))
+	assert.Equal(t, "2026-11-21", moved.Start.Format("2006-01-02"), "corrected sample = %+v, want it on 2026-11-21 only", moved)
+	assert.Equal(t, 100.0, moved.Value, "corrected sample = %+v, want 100 steps", moved)
 }

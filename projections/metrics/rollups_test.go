@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -41,9 +42,7 @@ func busyDayLog(t *testing.T, user uuid.UUID) []eventstore.Stored {
 	}
 	pushBatch := func(src ingest.Source, samples ...ingest.Sample) {
 		b := ingest.Batch{Source: src, Samples: samples}
-		if err := b.Validate(false); err != nil {
-			t.Fatalf("test batch invalid: %v", err)
-		}
+		require.NoError(t, b.Validate(false), "test batch invalid")
 		add(ingest.EventPushed, ingest.Pushed{Channel: "app", ReceivedAt: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Batch: b})
 	}
 	add(identity.EventRegistered, identity.Registered{Email: "busy@example.com", Timezone: "Europe/Berlin", RegisteredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
@@ -109,9 +108,8 @@ func applyBatches(t *testing.T, pool *pgxpool.Pool, m *metrics.Projector, log []
 	ctx := context.Background()
 	for i, k := 0, 0; i < len(log); k++ {
 		j := min(i+sizes[k%len(sizes)], len(log))
-		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return m.Apply(ctx, tx, log[i:j]) }); err != nil {
-			t.Fatalf("apply events %d..%d: %v", i, j-1, err)
-		}
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return m.Apply(ctx, tx, log[i:j]) })
+		require.NoError(t, err, "apply events %d..%d", i, j-1)
 		i = j
 	}
 }
@@ -153,39 +151,38 @@ func TestABusyDayUpdatedInSmallBatchesHasTheRollupsOfOneCleanRebuild(t *testing.
 
 	for _, base := range live.Tables() {
 		a, b := tableDigest(t, pool, base+"_g1"), tableDigest(t, pool, fmt.Sprintf("%s_g%d", base, gen))
-		if a != b {
-			t.Errorf("%s: small batches give %s, a clean rebuild %s", base, a, b)
-		}
+		assert.Equal(t, b, a, "%s: small batches (actual) against a clean rebuild (expected)", base)
 	}
 
 	// The source aggregates are what the samples say.
 	var wrong int
-	if err := pool.QueryRow(ctx, `WITH fresh AS (
+	require.NoError(t, pool.QueryRow(ctx, `WITH fresh AS (
 			SELECT user_id, type, local_date, source, sum(round(value * 1e9::float8)::bigint) AS total_nano, count(*)::int AS count,
 				min(value) + 0::float8 AS min, max(value) + 0::float8 AS max, min(day_start) AS day_start, min(day_end) AS day_end, min(day_offset) AS day_offset, min(unit) AS unit
 			FROM samples_g1 GROUP BY 1, 2, 3, 4)
-		SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT SELECT * FROM daily_source_rollups_g1) UNION ALL (SELECT * FROM daily_source_rollups_g1 EXCEPT SELECT * FROM fresh)) x`).Scan(&wrong); err != nil {
-		t.Fatal(err)
-	}
-	if wrong != 0 {
-		t.Errorf("%d source aggregates differ from the samples", wrong)
-	}
+		SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT SELECT * FROM daily_source_rollups_g1) UNION ALL (SELECT * FROM daily_source_rollups_g1 EXCEPT SELECT * FROM fresh)) x`).Scan(&wrong))
+	assert.Zero(t, wrong, "source aggregates that differ from the samples")
 
 	r := &metrics.Reader{Pool: pool, Partitions: 1}
 	series, err := r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "steps", From: time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay})
 	require.NoError(t, err)
-	if len(series.Points) != 2 || series.Points[0].Source != "garmin/fenix" || series.Points[1].Source != "apple_health/iphone" || series.Points[1].Value != 150 {
-		t.Errorf("steps days = %+v; want 2026-11-20 from the watch (the phone was corrected down) and the moved phone sample alone on 2026-11-21", series.Points)
+	if assert.Len(t, series.Points, 2, "steps days = %+v", series.Points) {
+		assert.Equal(t, "garmin/fenix", series.Points[0].Source, "2026-11-20 counts the watch (the phone was corrected down)")
+		assert.Equal(t, "apple_health/iphone", series.Points[1].Source, "2026-11-21 has the moved phone sample alone")
+		assert.Equal(t, 150.0, series.Points[1].Value, "2026-11-21 has the moved phone sample alone")
 	}
 	hr, err := r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "heart_rate", From: time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay})
 	require.NoError(t, err)
-	if len(hr.Points) != 2 || hr.Points[0].Count != 1399 || hr.Points[0].Max == 200 || hr.Points[0].Min == 30 || hr.Points[1].Count != 1 {
-		t.Errorf("heart rate days = %+v; want 1399 samples on 2026-11-20 without the corrected extremes, the moved one on 2026-11-21", hr.Points)
+	if assert.Len(t, hr.Points, 2, "heart rate days = %+v", hr.Points) {
+		assert.Equal(t, 1399, hr.Points[0].Count, "heart rate samples on 2026-11-20")
+		assert.NotEqual(t, 200.0, hr.Points[0].Max, "the corrected highest heart rate still counts on 2026-11-20")
+		assert.NotEqual(t, 30.0, hr.Points[0].Min, "the corrected lowest heart rate still counts on 2026-11-20")
+		assert.Equal(t, 1, hr.Points[1].Count, "heart rate samples on 2026-11-21 (the moved one)")
 	}
 	spo2, err := r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "spo2", From: time.Date(2026, 11, 17, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay})
 	require.NoError(t, err)
-	if len(spo2.Points) != 1 || spo2.Points[0].Start.Format("2006-01-02") != "2026-11-19" {
-		t.Errorf("SpO2 days = %+v; want only 2026-11-19 (the sample left 2026-11-18)", spo2.Points)
+	if assert.Len(t, spo2.Points, 1, "SpO2 days = %+v; want only 2026-11-19 (the sample left 2026-11-18)", spo2.Points) {
+		assert.Equal(t, "2026-11-19", spo2.Points[0].Start.Format("2006-01-02"), "SpO2 day (the sample left 2026-11-18)")
 	}
 }
 
@@ -202,9 +199,11 @@ func TestGoAndPostgreSQLTurnValuesIntoTheSameNanoUnits(t *testing.T) {
 	}
 	var got []int64
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT array_agg(round(v * 1e9::float8)::bigint ORDER BY i) FROM unnest($1::float8[]) WITH ORDINALITY AS x(v, i)`, values).Scan(&got))
+	require.Len(t, got, len(values))
 	for i, v := range values {
-		if want, ok := metrics.NanoUnits(v); !ok || got[i] != want {
-			t.Errorf("%v: PostgreSQL %d, Go %d (ok %v)", v, got[i], want, ok)
+		want, ok := metrics.NanoUnits(v)
+		if assert.True(t, ok, "%v: Go has no nano units for it", v) {
+			assert.Equal(t, want, got[i], "%v: PostgreSQL (actual) against Go (expected)", v)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -40,22 +41,24 @@ func TestRebuildWithANewDerivationVersionSwitchesReadsAtomically(t *testing.T) {
 		t.Helper()
 		q := metrics.MetricQuery{UserID: user, Type: "steps", From: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay}
 		series, err := reader.Metrics(ctx, q)
-		if err != nil || len(series.Points) != 1 {
-			t.Fatalf("steps = %+v, %v", series, err)
-		}
+		require.NoError(t, err)
+		require.Len(t, series.Points, 1, "steps = %+v", series)
 		gen, _ := versions.Live(ctx, metrics.Name)
 		var v int
 		require.NoError(t, s.Pool.QueryRow(ctx, "SELECT norm_version FROM samples_g"+itoa(gen)+" WHERE user_id = $1", user).Scan(&v))
 		return series.Points[0].Value, v
 	}
-	if v, ver := steps(); v != 1000 || ver != 1 {
-		t.Fatalf("before the rebuild: %v steps at version %d", v, ver)
+	readsSteps := func(when string, want float64, wantVersion int) {
+		t.Helper()
+		v, ver := steps()
+		assert.Equal(t, want, v, "%s: steps", when)
+		assert.Equal(t, wantVersion, ver, "%s: derivation version", when)
 	}
+	readsSteps("before the rebuild", 1000, 1)
 
 	gen, err := versions.Create(ctx, live)
-	if err != nil || gen != 2 {
-		t.Fatalf("create generation = %d, %v", gen, err)
-	}
+	require.NoError(t, err, "create generation")
+	require.Equal(t, 2, gen, "created generation")
 	v2 := metrics.Derivation{Version: 2, Normalize: func(b ingest.Batch) ([]ingest.Point, []ingest.Night, int) {
 		points, nights, skipped := ingest.Normalize(b)
 		for i := range points {
@@ -66,30 +69,18 @@ func TestRebuildWithANewDerivationVersionSwitchesReadsAtomically(t *testing.T) {
 	next := &metrics.Projector{Gen: 2, Derivation: v2}
 	go func() { _ = s.Runtime(next, 100).Run(runCtx) }()
 	s.WaitCaughtUp(t, next)
-	if v, ver := steps(); v != 1000 || ver != 1 {
-		t.Fatalf("while the new generation is building, reads must stay on the old one: %v at version %d", v, ver)
-	}
+	readsSteps("while the new generation is building, reads stay on the old one", 1000, 1)
 	require.NoError(t, versions.Promote(ctx, metrics.Name, 2))
-	if v, ver := steps(); v != 2000 || ver != 2 {
-		t.Fatalf("after the switch: %v steps at version %d, want 2000 at version 2", v, ver)
-	}
-	if back, err := versions.Rollback(ctx, metrics.Name); err != nil || back != 1 {
-		t.Fatalf("rollback = %d, %v", back, err)
-	}
-	if v, ver := steps(); v != 1000 || ver != 1 {
-		t.Fatalf("after rollback: %v at version %d", v, ver)
-	}
-	if err := versions.Drop(ctx, live); err == nil {
-		t.Fatal("dropping the live generation must be refused")
-	}
-	if err := versions.Drop(ctx, next); err != nil {
-		t.Fatalf("drop the standby generation: %v", err)
-	}
+	readsSteps("after the switch", 2000, 2)
+	back, err := versions.Rollback(ctx, metrics.Name)
+	require.NoError(t, err, "rollback")
+	assert.Equal(t, 1, back, "rollback returns to generation")
+	readsSteps("after rollback", 1000, 1)
+	assert.Error(t, versions.Drop(ctx, live), "dropping the live generation must be refused")
+	require.NoError(t, versions.Drop(ctx, next), "drop the standby generation")
 	var n int
 	_ = s.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%_g2'").Scan(&n)
-	if n != 0 {
-		t.Fatalf("%d tables of the dropped generation remain", n)
-	}
+	assert.Zero(t, n, "tables of the dropped generation remain")
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -94,9 +94,7 @@ func TestGenerateDaySleepSession(t *testing.T) {
 		require.LessOrEqual(t, d, 8*time.Hour+30*time.Minute, "%s: session lasts %v", day.Format(time.DateOnly), d)
 		bed := ss.Start.In(p.Location)
 		bedMin := bed.Hour()*60 + bed.Minute()
-		if bedMin < 22*60+30 && bedMin > 30 {
-			t.Fatalf("%s: bedtime %s outside 22:30-00:30", day.Format(time.DateOnly), bed.Format("15:04"))
-		}
+		require.True(t, bedMin >= 22*60+30 || bedMin <= 30, "%s: bedtime %s outside 22:30-00:30", day.Format(time.DateOnly), bed.Format("15:04"))
 		end := ss.End.In(p.Location)
 		require.Equal(t, day.YearDay(), end.YearDay(), "%s: session ends on %s, not this morning", day.Format(time.DateOnly), end)
 		require.NotEqualValues(t, 0, len(ss.Stages), "%s: stages do not span the session", day.Format(time.DateOnly))
@@ -109,14 +107,13 @@ func TestGenerateDaySleepSession(t *testing.T) {
 			require.True(t, st.End.After(st.Start), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
 			require.False(t, st.Start.Before(ss.Start), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
 			require.False(t, st.End.After(ss.End), "%s: stage %d %+v empty or outside session", day.Format(time.DateOnly), i, st)
-			if i > 0 && !st.Start.Equal(ss.Stages[i-1].End) {
-				t.Fatalf("%s: gap or overlap before stage %d", day.Format(time.DateOnly), i)
+			if i > 0 {
+				prev := ss.Stages[i-1]
+				require.True(t, st.Start.Equal(prev.End), "%s: gap or overlap before stage %d", day.Format(time.DateOnly), i)
+				require.NotEqual(t, prev.Stage, st.Stage, "%s: stage %d repeats", day.Format(time.DateOnly), i)
 			}
-			if i > 0 && st.Stage == ss.Stages[i-1].Stage {
-				t.Fatalf("%s: stage %d repeats %q", day.Format(time.DateOnly), i, st.Stage)
-			}
-			if st.Stage == StageAwake && i > 0 && i < len(ss.Stages)-1 && st.End.Sub(st.Start) > 10*time.Minute {
-				t.Fatalf("%s: mid-night awakening of %v", day.Format(time.DateOnly), st.End.Sub(st.Start))
+			if st.Stage == StageAwake && i > 0 && i < len(ss.Stages)-1 {
+				require.LessOrEqual(t, st.End.Sub(st.Start), 10*time.Minute, "%s: mid-night awakening", day.Format(time.DateOnly))
 			}
 			if st.Stage != StageAwake {
 				asleep += st.End.Sub(st.Start)
@@ -153,8 +150,8 @@ func TestGenerateDayHeartRate(t *testing.T) {
 			require.Equal(t, UnitBPM, s.Unit, "bad heart rate sample %+v", s)
 			require.True(t, s.Value >= 38, "bad heart rate sample %+v", s)
 			require.True(t, s.Value <= 195, "bad heart rate sample %+v", s)
-			if i > 0 && s.Start.Sub(hr[i-1].Start) != 5*time.Minute {
-				t.Fatalf("heart rate not every 5 minutes at %s", s.Start)
+			if i > 0 {
+				require.Equal(t, 5*time.Minute, s.Start.Sub(hr[i-1].Start), "heart rate not every 5 minutes at %s", s.Start)
 			}
 			local := s.Start.In(p.Location)
 			switch {
@@ -202,16 +199,15 @@ func TestGenerateDayNightlyMetrics(t *testing.T) {
 				require.GreaterOrEqual(t, s.Value, r[0], "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
 				require.LessOrEqual(t, s.Value, r[1], "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
 				require.Equal(t, units[typ], s.Unit, "%s: %s = %v %s outside %v", day.Format(time.DateOnly), typ, s.Value, s.Unit, r)
-				if typ != MetricWeight && (!s.Start.Equal(ss.Start) || !s.End.Equal(ss.End)) {
-					t.Fatalf("%s: %s does not cover the night", day.Format(time.DateOnly), typ)
+				if typ != MetricWeight {
+					require.True(t, s.Start.Equal(ss.Start), "%s: %s starts at %s, not with the night at %s", day.Format(time.DateOnly), typ, s.Start, ss.Start)
+					require.True(t, s.End.Equal(ss.End), "%s: %s ends at %s, not with the night at %s", day.Format(time.DateOnly), typ, s.End, ss.End)
 				}
 			}
 		}
 	})
 	// 18 profiles x 45 days, weighed every third day.
-	if weighIns < 18*14 || weighIns > 18*16 {
-		t.Errorf("%d weigh-ins, want about one every three days", weighIns)
-	}
+	assert.InDelta(t, 18*15, weighIns, 18, "weigh-ins: want about one every three days")
 }
 
 // TestGenerateDayHRVFollowsSleep checks HRV is lower after short nights.
@@ -314,5 +310,5 @@ func TestNightsAgreeAcrossDays(t *testing.T) {
 		require.NotEqualValues(t, 0, asleep, "seed %d: the evening before a bedtime of %s has no heart rate during sleep", seed, ss.Start)
 		return
 	}
-	t.Fatal("no profile among 50 seeds goes to bed before midnight; the sleep model changed")
+	require.FailNow(t, "no profile among 50 seeds goes to bed before midnight; the sleep model changed")
 }

@@ -103,14 +103,15 @@ func problem(w http.ResponseWriter, status int, title string) {
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
-		f.t.Errorf("%s %s with content type %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+	// A handler runs on the server's goroutine: assert, never require.
+	post := assert.Equal(f.t, http.MethodPost, r.Method, "method of %s", r.URL.Path)
+	jsonBody := assert.Equal(f.t, "application/json", r.Header.Get("Content-Type"), "content type of %s %s", r.Method, r.URL.Path)
+	if !post || !jsonBody {
 		problem(w, http.StatusUnsupportedMediaType, "bad request")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		f.t.Errorf("%s: body over 1 MiB: %v", r.URL.Path, err)
+	if !assert.NoError(f.t, err, "%s: body over 1 MiB", r.URL.Path) {
 		problem(w, http.StatusRequestEntityTooLarge, "too large")
 		return
 	}
@@ -134,13 +135,15 @@ func (f *fakeServer) register(w http.ResponseWriter, body []byte) {
 		return
 	}
 	loc, err := time.LoadLocation(req.Timezone)
-	if err != nil || req.Timezone == "" || req.Timezone == "Local" {
-		f.t.Errorf("register: bad timezone %q", req.Timezone)
+	if !assert.NoError(f.t, err, "register: unknown timezone %q", req.Timezone) ||
+		!assert.NotContains(f.t, []string{"", "Local"}, req.Timezone, "register: want a named timezone") {
 		problem(w, http.StatusUnprocessableEntity, "bad timezone")
 		return
 	}
-	if !strings.HasPrefix(req.Email, "sim-") || !strings.HasSuffix(req.Email, "@example.com") || len(req.Password) < 12 {
-		f.t.Errorf("register: bad credentials %q / %q", req.Email, req.Password)
+	simAddress := assert.True(f.t, strings.HasPrefix(req.Email, "sim-"), "register: email %q is not a simulator's", req.Email)
+	simAddress = assert.True(f.t, strings.HasSuffix(req.Email, "@example.com"), "register: email %q is not at example.com", req.Email) && simAddress
+	longPassword := assert.GreaterOrEqual(f.t, len(req.Password), 12, "register: password %q too short", req.Password)
+	if !simAddress || !longPassword {
 		problem(w, http.StatusUnprocessableEntity, "bad credentials")
 		return
 	}
@@ -187,13 +190,11 @@ func (f *fakeServer) push(w http.ResponseWriter, h http.Header, body []byte) {
 	var p wirePayload
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		f.t.Errorf("push: payload does not match the contract: %v", err)
+	if err := dec.Decode(&p); !assert.NoError(f.t, err, "push: payload does not match the contract") {
 		problem(w, http.StatusBadRequest, "bad payload")
 		return
 	}
-	if err := f.checkPayload(p); err != nil {
-		f.t.Errorf("push: %v", err)
+	if err := f.checkPayload(p); !assert.NoError(f.t, err, "push") {
 		problem(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
@@ -406,9 +407,9 @@ func TestBackoff(t *testing.T) {
 	assert.Equal(t, 2*time.Second, d, "Retry-After 2 -> %v", d)
 	d = backoff(1, "3600")
 	assert.Equal(t, maxBackoff, d, "Retry-After 3600 -> %v, want cap", d)
-	if d := backoff(1, ""); d < 250*time.Millisecond || d > 375*time.Millisecond {
-		t.Errorf("first backoff %v", d)
-	}
+	d = backoff(1, "")
+	assert.GreaterOrEqual(t, d, 250*time.Millisecond, "first backoff")
+	assert.LessOrEqual(t, d, 375*time.Millisecond, "first backoff")
 	d = backoff(30, "soon")
 	assert.Equal(t, maxBackoff, d, "late backoff %v, want cap", d)
 }
