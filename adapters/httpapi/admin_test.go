@@ -325,7 +325,7 @@ func TestAdminSkipDeadLetter(t *testing.T) {
 // TestAdminNotConfigured: a server without an admin backend still
 // authenticates and authorizes, then answers 503.
 func TestAdminNotConfigured(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Admin, d.Roles = nil, nil })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Admin.ReadModels, d.Edge.Roles = nil, nil })
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil)), 401, "unauthorized")
 	for _, tok := range []string{aliceToken, rootToken} {
 		p := problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(tok)...)), 503, "unavailable")
@@ -334,11 +334,11 @@ func TestAdminNotConfigured(t *testing.T) {
 		}
 	}
 
-	h = newHarness(t, func(_ *Config, d *Deps) { d.Admin = nil })
+	h = newHarness(t, func(_ *Config, d *Deps) { d.Admin.ReadModels = nil })
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(aliceToken)...)), 403, "forbidden")
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(rootToken)...)), 503, "unavailable")
 
-	if _, err := New(Config{}, Deps{Accounts: &fakeAccounts{}, Ingestor: &fakeIngestor{}, Queries: &fakeQueries{}, Tokens: fakeTokens{}, Admin: &fakeAdmin{}}); err == nil {
+	if _, err := New(Config{}, minimalDeps(func(d *Deps) { d.Admin.ReadModels = &fakeAdmin{} })); err == nil {
 		t.Fatal("Admin without Roles must be refused: nobody could be told apart")
 	}
 }

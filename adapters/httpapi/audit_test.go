@@ -37,7 +37,7 @@ func TestAdminReadsTheAuditLogPageByPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Audit = log })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Admin.Audit = log })
 
 	page := func(target string) gen.AuditList {
 		t.Helper()

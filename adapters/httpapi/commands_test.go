@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
@@ -30,7 +31,7 @@ func TestRegister(t *testing.T) {
 	if got.Email != "ada@example.org" || got.Password != "correct horse battery" || got.Timezone != "Asia/Tokyo" {
 		t.Fatalf("command %+v", got)
 	}
-	if rec.Header().Get(HeaderConsistencyToken) != acceptedToken.String() || rec.Header().Get("Location") != "/v1/me" {
+	if rec.Header().Get(edge.HeaderConsistencyToken) != acceptedToken.String() || rec.Header().Get("Location") != "/v1/me" {
 		t.Fatalf("headers %v", rec.Header())
 	}
 	if !strings.Contains(rec.Body.String(), id.String()) || strings.Contains(rec.Body.String(), "password") {
@@ -147,7 +148,7 @@ func TestPushMySamples(t *testing.T) {
 	h := newHarness(t)
 	acceptAll(h)
 	rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, "Authorization", "Bearer "+aliceToken, "Idempotency-Key", "batch-2026-11-20-1"))
-	if rec.Code != http.StatusAccepted || rec.Header().Get(HeaderConsistencyToken) == "" {
+	if rec.Code != http.StatusAccepted || rec.Header().Get(edge.HeaderConsistencyToken) == "" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
 	cmd := h.ingestor.calls[0]

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -23,7 +24,7 @@ import (
 var idempotencyExempt = map[string]string{
 	opLogin:          "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
 	opPushWebhook:    "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
-	opRefreshSession: "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
+	"refreshSession": "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
 	// MFA: answers that carry secrets are never stored in Redis.
 	"startTotpEnrolment":   "its answer is the TOTP secret; a repeat replaces the pending secret, which is harmless",
 	"confirmTotpEnrolment": "its answer is the recovery codes; a repeat finds MFA on (409) and changes nothing",
@@ -116,7 +117,7 @@ func TestARetryWithTheSameKeyGetsTheStoredResponseAndRunsOnce(t *testing.T) {
 	if again.Code != first.Code || again.Body.String() != first.Body.String() {
 		t.Fatalf("replay %d %s, original %d %s", again.Code, again.Body, first.Code, first.Body)
 	}
-	for _, hdr := range []string{"Location", HeaderConsistencyToken, "Content-Type"} {
+	for _, hdr := range []string{"Location", edge.HeaderConsistencyToken, "Content-Type"} {
 		if again.Header().Get(hdr) == "" || again.Header().Get(hdr) != first.Header().Get(hdr) {
 			t.Errorf("replayed %s = %q, original %q", hdr, again.Header().Get(hdr), first.Header().Get(hdr))
 		}
@@ -264,7 +265,7 @@ func downRedis(t *testing.T) *goredis.Client {
 // 503 and does not run, rather than risk running twice. Without a key the
 // request does not need the store.
 func TestWithoutTheKeyStoreOnlyKeyDerivedCommandsRun(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Idempotency = bredis.Idempotency{C: downRedis(t)} })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Edge.Idempotency = bredis.Idempotency{C: downRedis(t)} })
 	acceptAll(h)
 	calls := countRegistrations(h)
 	rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "k"))

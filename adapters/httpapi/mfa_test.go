@@ -51,7 +51,7 @@ func tenCodes() []string {
 	return out
 }
 
-func withMFA(f *fakeMFA) option { return func(_ *Config, d *Deps) { d.MFA = f } }
+func withMFA(f *fakeMFA) option { return func(_ *Config, d *Deps) { d.Accounts.MFA = f } }
 
 func TestMFARoutesActForTheCallerAndAnswerAsSpecified(t *testing.T) {
 	f := &fakeMFA{}

@@ -12,12 +12,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections/metrics"
@@ -43,7 +45,7 @@ func TestRequestIDIsTheCorrelationID(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"request_id":"req-123.abc_X"`) {
 		t.Fatalf("access log lacks the request id: %s", h.logs)
 	}
-	if CorrelationID(context.Background()) != "" || CorrelationID(WithCorrelationID(context.Background(), "x")) != "x" {
+	if CorrelationID(context.Background()) != "" || CorrelationID(edge.WithCorrelationID(context.Background(), "x")) != "x" {
 		t.Fatal("CorrelationID helpers")
 	}
 }
@@ -230,7 +232,7 @@ func TestReadiness(t *testing.T) {
 		{Name: "kafka", Check: func(context.Context) error { return nil }},
 		{Name: "postgres", Check: func(context.Context) error { return nil }},
 	}
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Health = checks })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Ops.Health = checks })
 	rec := h.do(req(http.MethodGet, "/readyz", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"kafka":"up"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -241,7 +243,7 @@ func TestReadiness(t *testing.T) {
 		time.Sleep(5 * time.Second) // ignores ctx: the probe must not hang
 		return nil
 	}})
-	h = newHarness(t, func(c *Config, d *Deps) { d.Health = checks; c.ReadinessTimeout = 50 * time.Millisecond })
+	h = newHarness(t, func(c *Config, d *Deps) { d.Ops.Health = checks; c.ReadinessTimeout = 50 * time.Millisecond })
 	rec = h.do(req(http.MethodGet, "/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"postgres":"down"`) || !strings.Contains(rec.Body.String(), `"redis":"down"`) ||
 		!strings.Contains(rec.Body.String(), `"kafka":"up"`) || strings.Contains(rec.Body.String(), "10.1.2.3") {
@@ -254,7 +256,7 @@ func TestReadiness(t *testing.T) {
 
 func TestServesTheSpec(t *testing.T) {
 	raw := specBytes(t)
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Spec = raw })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Ops.Spec = raw })
 	rec := h.do(req(http.MethodGet, "/openapi.yaml", nil))
 	if rec.Code != 200 || rec.Body.String() != string(raw) || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/yaml") {
 		t.Fatalf("%d %q", rec.Code, rec.Header())
@@ -273,26 +275,28 @@ func TestNewRequiresPorts(t *testing.T) {
 }
 
 func TestErrorTable(t *testing.T) {
+	reworded := edge.Reword(domain.ErrConflict, domain.ErrConflict, edge.KindConflict, edge.Wording{Detail: "taken", Field: "/email", FieldDetail: "in use"})
 	cases := []struct {
 		err    error
-		op     string
 		status int
 	}{
-		{domain.ErrNotFound, "", 404},
-		{domain.ErrConflict, opRegister, 409},
-		{domain.ErrUnauthorized, opLogin, 401},
-		{domain.ErrUnauthorized, "getMe", 401},
-		{domain.ErrUnavailable, "", 503},
-		{domain.ErrTimeout, "", 504},
-		{context.DeadlineExceeded, "", 504},
-		{context.Canceled, "", 499},
-		{&domain.ValidationError{}, "", 422},
-		{&domain.MalformedError{Detail: "x"}, "", 400},
-		{errors.New("anything else"), "", 500},
+		{domain.ErrNotFound, 404},
+		{domain.ErrConflict, 409},
+		{reworded, 409},
+		{domain.ErrUnauthorized, 401},
+		{domain.ErrUnavailable, 503},
+		{domain.ErrTimeout, 504},
+		{context.DeadlineExceeded, 504},
+		{context.Canceled, 499},
+		{&domain.ValidationError{}, 422},
+		{&domain.MalformedError{Detail: "x"}, 400},
+		{errors.New("anything else"), 500},
 	}
 	for _, tc := range cases {
-		if k, _, _, _ := classify(tc.err, tc.op); k.status != tc.status {
-			t.Errorf("%v on %q: %d, want %d", tc.err, tc.op, k.status, tc.status)
-		}
+		k, _, _, _ := classify(tc.err)
+		assert.Equal(t, tc.status, k.Status, "%v", tc.err)
 	}
+	_, detail, fields, _ := classify(reworded)
+	assert.Equal(t, "taken", detail)
+	assert.Equal(t, []domain.FieldProblem{{Field: "/email", Detail: "in use"}}, fields)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
@@ -28,7 +29,7 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 // token (and, for /v1/admin, the admin role). Without a token it gets 401,
 // and with a token lacking the role 403, before any port is called.
 func TestEveryV1RouteHasAPolicy(t *testing.T) {
-	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opRefreshSession: "refresh token", opPushWebhook: "webhook signature",
+	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", "refreshSession": "refresh token", opPushWebhook: "webhook signature",
 		"verifyEmail": "mailed token", "requestPasswordReset": "anonymous", "confirmPasswordReset": "mailed token"}
 	h := newHarness(t) // every port fake fails if called
 	for _, r := range h.routes {
@@ -158,14 +159,14 @@ func TestMetricSeriesRejects(t *testing.T) {
 		{"raw over 31 days", "/v1/metrics/heart_rate?bucket=raw&from=2026-09-01T00:00:00Z&to=2026-11-01T00:00:00Z", 422, "validation", "/from"},
 		{"from not RFC 3339", "/v1/metrics/steps?from=yesterday", 422, "validation", "/from"},
 		{"unencoded plus", "/v1/metrics/steps?from=2026-11-01T00:00:00+09:00", 422, "validation", "/from"},
-		{"bad consistency token", "/v1/metrics/steps", 400, "malformed-request", HeaderConsistencyToken},
+		{"bad consistency token", "/v1/metrics/steps", 400, "malformed-request", edge.HeaderConsistencyToken},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			r := req(http.MethodGet, tc.target, nil, bearer(aliceToken)...)
-			if tc.field == HeaderConsistencyToken {
-				r.Header.Set(HeaderConsistencyToken, "v2.nope")
+			if tc.field == edge.HeaderConsistencyToken {
+				r.Header.Set(edge.HeaderConsistencyToken, "v2.nope")
 			}
 			hasField(t, problemOf(t, h.do(r), tc.status, tc.slug), tc.field)
 		})
@@ -246,8 +247,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 			}
 			return metrics.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
 		}
-		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}) {
+		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}) {
 			t.Fatalf("%d %v %v", rec.Code, rec.Header(), order)
 		}
 	})
@@ -263,8 +264,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 		h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
 			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
-		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" {
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached" {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
 	})
@@ -279,8 +280,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 			return nil, nil
 		}
 		start := time.Now()
-		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "timeout" {
+		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		if rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "timeout" {
 			t.Fatalf("%d %v", rec.Code, rec.Header())
 		}
 		if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
@@ -291,14 +292,14 @@ func TestConsistencyTokenWait(t *testing.T) {
 	t.Run("malformed token is 400", func(t *testing.T) {
 		h := newHarness(t)
 		// Passes the spec's pattern, fails to decode.
-		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, "v1.bm9wZQ")...))
-		hasField(t, problemOf(t, rec, 400, "malformed-request"), HeaderConsistencyToken)
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, "v1.bm9wZQ")...))
+		hasField(t, problemOf(t, rec, 400, "malformed-request"), edge.HeaderConsistencyToken)
 	})
 
 	t.Run("read model down is 503", func(t *testing.T) {
 		h := newHarness(t)
 		h.queries.waitFor = func(context.Context, eventstore.Token, ...string) error { return domain.ErrUnavailable }
-		rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
 		problemOf(t, rec, 503, "unavailable")
 	})
 
@@ -308,7 +309,7 @@ func TestConsistencyTokenWait(t *testing.T) {
 			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
 		rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "" {
+		if rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "" {
 			t.Fatalf("%d %v", rec.Code, rec.Header())
 		}
 	})

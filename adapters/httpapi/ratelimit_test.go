@@ -151,7 +151,7 @@ func TestBearerRoutesAreLimitedPerUser(t *testing.T) {
 // 503 without trying the password; a push (class expensive) goes through
 // and the outage is logged.
 func TestAuthLimitsFailClosedOthersFailOpen(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Limiter = redis.NewLimiter(downRedis(t), "") })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Edge.Limiter = redis.NewLimiter(downRedis(t), "") })
 	attempts := countLogins(h)
 	rec := h.do(loginFrom("192.0.2.9", "ada@example.org"))
 	problemOf(t, rec, 503, "unavailable")
@@ -235,7 +235,7 @@ func TestSensitiveOperationsDeclareALimitClass(t *testing.T) {
 
 func TestAClassTheSpecNamesMustBeConfigured(t *testing.T) {
 	_, err := New(Config{RateLimits: map[string]RateLimit{RateClassWebhook: {}, RateClassExpensive: {}}},
-		Deps{Accounts: &fakeAccounts{}, Ingestor: &fakeIngestor{}, Queries: &fakeQueries{}, Tokens: fakeTokens{}, Registry: prometheus.NewRegistry()})
+		minimalDeps(func(d *Deps) { d.Ops.Registry = prometheus.NewRegistry() }))
 	if err == nil || !strings.Contains(err.Error(), `"auth" is not configured`) {
 		t.Fatalf("New = %v", err)
 	}

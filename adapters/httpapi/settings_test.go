@@ -12,6 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
+	"github.com/biosync/biosync/adapters/httpapi/preferences"
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
@@ -39,7 +42,10 @@ func newFakeSettings() *fakeSettings {
 }
 
 func withSettings(f *fakeSettings) option {
-	return func(_ *Config, d *Deps) { d.Settings, d.SettingsQueries = f, f }
+	return func(_ *Config, d *Deps) {
+		d.Settings = preferences.Deps{Commands: f, Queries: f}
+		d.Queries.Units = f
+	}
 }
 
 func (f *fakeSettings) ChangeProfile(_ context.Context, cmd commands.ChangeProfile) (commands.ProfileSaved, error) {
@@ -140,7 +146,7 @@ func TestPutSettingsWithTheCurrentETagReplacesTheDocument(t *testing.T) {
 	f := newFakeSettings()
 	h := newHarness(t, withSettings(f))
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	if rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || rec.Header().Get(HeaderConsistencyToken) == "" {
+	if rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || rec.Header().Get(edge.HeaderConsistencyToken) == "" {
 		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	if got := strings.TrimSpace(rec.Body.String()); got != `{"display_name":"Ada Lovelace","timezone":"Europe/London","units":"imperial","version":1}` {
@@ -241,7 +247,7 @@ func TestSettingsCommandFailures(t *testing.T) {
 	h := newHarness(t, withSettings(f))
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
 	problemOf(t, rec, 503, "unavailable")
-	if rec.Header().Get("ETag") != "" || rec.Header().Get(HeaderConsistencyToken) != "" {
+	if rec.Header().Get("ETag") != "" || rec.Header().Get(edge.HeaderConsistencyToken) != "" {
 		t.Fatalf("a failed change must not look written: %v", rec.Header())
 	}
 	// Without a settings backend the routes answer 503 and metrics are metric.
@@ -258,9 +264,9 @@ func TestGetSettingsHonoursTheConsistencyToken(t *testing.T) {
 		return nil
 	}
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	tok := rec.Header().Get(HeaderConsistencyToken)
-	rec = h.do(req(http.MethodGet, "/v1/me/settings", nil, headers(aliceToken, HeaderConsistencyToken, tok)...))
-	if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || len(waited) != 1 || waited[0] != ReadModelSettings {
+	tok := rec.Header().Get(edge.HeaderConsistencyToken)
+	rec = h.do(req(http.MethodGet, "/v1/me/settings", nil, headers(aliceToken, edge.HeaderConsistencyToken, tok)...))
+	if rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached" || len(waited) != 1 || waited[0] != preferences.ReadModelSettings {
 		t.Fatalf("%d %v waited on %v", rec.Code, rec.Header(), waited)
 	}
 }
@@ -327,11 +333,11 @@ func TestAMetricReadWithATokenReadsTheUnitsFresh(t *testing.T) {
 		return metrics.MetricSeries{Type: q.Type, Unit: "m", Bucket: q.Bucket, Points: []metrics.MetricPoint{}}, nil
 	}
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, HeaderConsistencyToken, rec.Header().Get(HeaderConsistencyToken))...))
+	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, edge.HeaderConsistencyToken, rec.Header().Get(edge.HeaderConsistencyToken))...))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unit":"mi"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
-	if len(waited) != 1 || waited[0] != ReadModelMetrics || !f.fresh[len(f.fresh)-1] {
+	if len(waited) != 1 || waited[0] != queries.ReadModelMetrics || !f.fresh[len(f.fresh)-1] {
 		t.Fatalf("a read with a token must wait for metrics (%v) and read the units fresh, not cached (%v)", waited, f.fresh)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -43,7 +44,7 @@ func TestWebhookValidDelivery(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	if got := rec.Header().Get(HeaderConsistencyToken); got != acceptedToken.String() {
+	if got := rec.Header().Get(edge.HeaderConsistencyToken); got != acceptedToken.String() {
 		t.Fatalf("consistency token %q, want %q", got, acceptedToken.String())
 	}
 	var out struct {
@@ -233,7 +234,7 @@ func TestWebhookReplayIsAcceptedWithoutEffect(t *testing.T) {
 		if dup := strings.Contains(rec.Body.String(), `"duplicate":true`); dup != wantDup {
 			t.Fatalf("delivery %d: %s", i, rec.Body)
 		}
-		if rec.Header().Get(HeaderConsistencyToken) == "" {
+		if rec.Header().Get(edge.HeaderConsistencyToken) == "" {
 			t.Fatalf("delivery %d: a duplicate still returns a consistency token", i)
 		}
 	}
@@ -264,7 +265,7 @@ func TestWebhookCommandFailures(t *testing.T) {
 				if rec.Header().Get("Retry-After") == "" {
 					t.Fatal("503 without Retry-After")
 				}
-				if rec.Header().Get(HeaderConsistencyToken) != "" {
+				if rec.Header().Get(edge.HeaderConsistencyToken) != "" {
 					t.Fatal("a failed append must not hand out a consistency token")
 				}
 			}
