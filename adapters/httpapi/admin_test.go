@@ -3,12 +3,15 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections/engine"
@@ -90,7 +93,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 			continue
 		}
 		if _, ok := adminCases[r.opID]; !ok {
-			t.Errorf("admin operation %s has no case in adminCases", r.opID)
+			assert.Fail(t, fmt.Sprintf("admin operation %s has no case in adminCases", r.opID))
 		}
 	}
 	for op, tc := range adminCases {
@@ -102,15 +105,11 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 			rec := h.do(req(tc.method, tc.target, tc.body, bearer(aliceToken)...))
 			problemOf(t, rec, 403, "forbidden")
 			if got := rec.Header().Get("WWW-Authenticate"); !strings.Contains(got, "insufficient_scope") {
-				t.Errorf("403 challenge %q", got)
+				assert.Fail(t, fmt.Sprintf("403 challenge %q", got))
 			}
-			if h.admin.count() != before {
-				t.Fatal("a refused request reached the admin port")
-			}
+			require.False(t, h.admin.count() != before, "a refused request reached the admin port")
 			rec = h.do(req(tc.method, tc.target, tc.body, bearer(rootToken)...)) // the harness validates the answer against the spec
-			if rec.Code != tc.status {
-				t.Fatalf("admin: %d, want %d: %s", rec.Code, tc.status, rec.Body)
-			}
+			require.Falsef(t, rec.Code != tc.status, "admin: %d, want %d: %s", rec.Code, tc.status, rec.Body)
 		})
 	}
 }
@@ -131,15 +130,11 @@ func TestAdminListProjections(t *testing.T) {
 		} `json:"projections"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Projections) != 3 {
-		t.Fatalf("%v %s", err, rec.Body)
+		require.FailNow(t, fmt.Sprintf("%v %s", err, rec.Body))
 	}
 	live, building := out.Projections[1], out.Projections[2]
-	if live.State != "live" || live.Lag != 20 || live.PromotedAt == nil || building.State != "building" || building.Lag != 480 || building.PromotedAt != nil {
-		t.Fatalf("%+v", out.Projections)
-	}
-	if !strings.Contains(rec.Body.String(), `"promoted_at":null`) {
-		t.Fatalf("a never promoted generation must say promoted_at null: %s", rec.Body)
-	}
+	require.Falsef(t, live.State != "live" || live.Lag != 20 || live.PromotedAt == nil || building.State != "building" || building.Lag != 480 || building.PromotedAt != nil, "%+v", out.Projections)
+	require.Falsef(t, !strings.Contains(rec.Body.String(), `"promoted_at":null`), "a never promoted generation must say promoted_at null: %s", rec.Body)
 }
 
 func TestAdminRebuild(t *testing.T) {
@@ -154,37 +149,25 @@ func TestAdminRebuild(t *testing.T) {
 		return engine.Version{Name: name, Generation: 2, State: engine.StateBuilding, CreatedAt: testNow}, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/projections/metrics/rebuild", nil, bearer(rootToken)...))
-	if rec.Code != 202 || strings.TrimSpace(rec.Body.String()) != `{"generation":2,"name":"metrics","state":"building"}` {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 202 || strings.TrimSpace(rec.Body.String()) != `{"generation":2,"name":"metrics","state":"building"}`, "%d %s", rec.Code, rec.Body)
 	rec = h.do(req(http.MethodPost, "/v1/admin/projections/users/rebuild?switch=false", nil, bearer(rootToken)...))
-	if rec.Code != 202 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
-	if strings.Join(names, ",") != "metrics,users" || !promotes[0] || promotes[1] {
-		t.Fatalf("calls %v %v: switch defaults to true, switch=false leaves it unpromoted", names, promotes)
-	}
+	require.Falsef(t, rec.Code != 202, "%d %s", rec.Code, rec.Body)
+	require.Falsef(t, strings.Join(names, ",") != "metrics,users" || !promotes[0] || promotes[1], "calls %v %v: switch defaults to true, switch=false leaves it unpromoted", names, promotes)
 
 	p := problemOf(t, h.do(req(http.MethodPost, "/v1/admin/projections/sleep/rebuild", nil, bearer(rootToken)...)), 404, "not-found")
 	hasField(t, p, "/name")
-	if !strings.Contains(p.Errors[0].Detail, "metrics") {
-		t.Errorf("the 404 should list the known projectors: %+v", p)
-	}
+	assert.Falsef(t, !strings.Contains(p.Errors[0].Detail, "metrics"), "the 404 should list the known projectors: %+v", p)
 	p = problemOf(t, h.do(req(http.MethodPost, "/v1/admin/projections/Metrics%40x/rebuild", nil, bearer(rootToken)...)), 422, "validation")
 	hasField(t, p, "/name")
 	p = problemOf(t, h.do(req(http.MethodPost, "/v1/admin/projections/metrics/rebuild?switch=maybe", nil, bearer(rootToken)...)), 400, "malformed-request")
 	hasField(t, p, "/switch")
-	if len(names) != 2 {
-		t.Fatalf("invalid requests reached the port: %v", names)
-	}
+	require.Falsef(t, len(names) != 2, "invalid requests reached the port: %v", names)
 
 	// The audit trail names the administrator and what changed, never the
 	// token.
 	logs := h.logs.String()
-	if !strings.Contains(logs, `"msg":"admin action: rebuild started"`) || !strings.Contains(logs, `"actor_id":"`+root.String()+`"`) ||
-		!strings.Contains(logs, `"projector":"metrics"`) || strings.Contains(logs, rootToken) {
-		t.Fatalf("audit log:\n%s", logs)
-	}
+	require.Falsef(t, !strings.Contains(logs, `"msg":"admin action: rebuild started"`) || !strings.Contains(logs, `"actor_id":"`+root.String()+`"`) ||
+		!strings.Contains(logs, `"projector":"metrics"`) || strings.Contains(logs, rootToken), "audit log:\n%s", logs)
 }
 
 func TestAdminRollback(t *testing.T) {
@@ -196,14 +179,10 @@ func TestAdminRollback(t *testing.T) {
 		return engine.Version{Name: name, Generation: 1, State: engine.StateLive}, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/projections/metrics/rollback", nil, bearer(rootToken)...))
-	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"generation":1,"name":"metrics"}` {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"generation":1,"name":"metrics"}`, "%d %s", rec.Code, rec.Body)
 	p := problemOf(t, h.do(req(http.MethodPost, "/v1/admin/projections/users/rollback", nil, bearer(rootToken)...)), 404, "not-found")
 	hasField(t, p, "/name")
-	if !strings.Contains(p.Detail, "standby") {
-		t.Fatalf("detail %q", p.Detail)
-	}
+	require.Falsef(t, !strings.Contains(p.Detail, "standby"), "detail %q", p.Detail)
 }
 
 func TestAdminDropGeneration(t *testing.T) {
@@ -220,20 +199,14 @@ func TestAdminDropGeneration(t *testing.T) {
 		return nil
 	}
 	rec := h.do(req(http.MethodDelete, "/v1/admin/projections/metrics/generations/1", nil, bearer(rootToken)...))
-	if rec.Code != 204 || rec.Body.Len() != 0 || len(dropped) != 1 || dropped[0] != 1 {
-		t.Fatalf("%d %q %v", rec.Code, rec.Body, dropped)
-	}
+	require.Falsef(t, rec.Code != 204 || rec.Body.Len() != 0 || len(dropped) != 1 || dropped[0] != 1, "%d %q %v", rec.Code, rec.Body, dropped)
 	p := problemOf(t, h.do(req(http.MethodDelete, "/v1/admin/projections/metrics/generations/2", nil, bearer(rootToken)...)), 409, "conflict")
 	hasField(t, p, "/generation")
-	if !strings.Contains(p.Detail, "live") {
-		t.Fatalf("detail %q", p.Detail)
-	}
+	require.Falsef(t, !strings.Contains(p.Detail, "live"), "detail %q", p.Detail)
 	problemOf(t, h.do(req(http.MethodDelete, "/v1/admin/projections/metrics/generations/9", nil, bearer(rootToken)...)), 404, "not-found")
 	hasField(t, problemOf(t, h.do(req(http.MethodDelete, "/v1/admin/projections/metrics/generations/two", nil, bearer(rootToken)...)), 400, "malformed-request"), "/generation")
 	hasField(t, problemOf(t, h.do(req(http.MethodDelete, "/v1/admin/projections/metrics/generations/0", nil, bearer(rootToken)...)), 422, "validation"), "/generation")
-	if len(dropped) != 1 {
-		t.Fatalf("dropped %v", dropped)
-	}
+	require.Falsef(t, len(dropped) != 1, "dropped %v", dropped)
 }
 
 func TestAdminDeadLetters(t *testing.T) {
@@ -250,22 +223,18 @@ func TestAdminDeadLetters(t *testing.T) {
 		DeadLetters []map[string]any `json:"dead_letters"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.DeadLetters) != 2 {
-		t.Fatalf("%d %v %s", rec.Code, err, rec.Body)
+		require.FailNow(t, fmt.Sprintf("%d %v %s", rec.Code, err, rec.Body))
 	}
 	first := out.DeadLetters[0]
-	if first["projector"] != "metrics@1" || first["event_id"] != failedEvent.String() || first["user_id"] != alice.String() ||
-		first["state"] != "failed" || first["error"] != "apply: value out of range" || first["created_at"] != "2026-11-19T07:00:00Z" || first["offset"] != 1042.0 {
-		t.Fatalf("%v", first)
-	}
+	require.Falsef(t, first["projector"] != "metrics@1" || first["event_id"] != failedEvent.String() || first["user_id"] != alice.String() ||
+		first["state"] != "failed" || first["error"] != "apply: value out of range" || first["created_at"] != "2026-11-19T07:00:00Z" || first["offset"] != 1042.0, "%v", first)
 	if _, ok := out.DeadLetters[1]["error"]; ok {
-		t.Fatalf("a parked event has no error: %v", out.DeadLetters[1])
+		require.FailNow(t, fmt.Sprintf("a parked event has no error: %v", out.DeadLetters[1]))
 	}
 	h.do(req(http.MethodGet, "/v1/admin/dead-letters", nil, bearer(rootToken)...))
-	if strings.Join(filter, "|") != "metrics|" {
-		t.Fatalf("filters %q", filter)
-	}
+	require.Falsef(t, strings.Join(filter, "|") != "metrics|", "filters %q", filter)
 	if rec := h.do(req(http.MethodGet, "/v1/admin/dead-letters?projector=metrics%40x", nil, bearer(rootToken)...)); rec.Code != 422 {
-		t.Fatalf("%d", rec.Code)
+		require.FailNow(t, fmt.Sprintf("%d", rec.Code))
 	}
 }
 
@@ -281,26 +250,16 @@ func TestAdminRetryDeadLetters(t *testing.T) {
 		return 3, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"metrics"}`, bearer(rootToken)...))
-	if rec.Code != 202 || strings.TrimSpace(rec.Body.String()) != `{"marked":3}` {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 202 || strings.TrimSpace(rec.Body.String()) != `{"marked":3}`, "%d %s", rec.Code, rec.Body)
 	rec = h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"users","user_id":"`+bob.String()+`"}`, bearer(rootToken)...))
-	if rec.Code != 202 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
-	if len(calls) != 2 || calls[0] != (call{"metrics", uuid.Nil}) || calls[1] != (call{"users", bob}) {
-		t.Fatalf("calls %v", calls)
-	}
+	require.Falsef(t, rec.Code != 202, "%d %s", rec.Code, rec.Body)
+	require.Falsef(t, len(calls) != 2 || calls[0] != (call{"metrics", uuid.Nil}) || calls[1] != (call{"users", bob}), "calls %v", calls)
 	hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{}`, bearer(rootToken)...)), 422, "validation"), "/projector")
 	hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"metrics","all":true}`, bearer(rootToken)...)), 422, "validation"), "/all")
 	hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"metrics","user_id":"x"}`, bearer(rootToken)...)), 422, "validation"), "/user_id")
 	problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", nil, bearer(rootToken)...)), 415, "unsupported-media-type")
-	if len(calls) != 2 {
-		t.Fatalf("invalid requests reached the port: %v", calls)
-	}
-	if strings.Contains(h.logs.String(), bob.String()) {
-		t.Fatalf("the audit log names the user whose events were retried:\n%s", h.logs)
-	}
+	require.Falsef(t, len(calls) != 2, "invalid requests reached the port: %v", calls)
+	require.Falsef(t, strings.Contains(h.logs.String(), bob.String()), "the audit log names the user whose events were retried:\n%s", h.logs)
 }
 
 func TestAdminSkipDeadLetter(t *testing.T) {
@@ -314,9 +273,7 @@ func TestAdminSkipDeadLetter(t *testing.T) {
 		return skip(ctx, id)
 	}
 	rec := h.do(req(http.MethodPost, "/v1/admin/dead-letters/"+failedEvent.String()+"/skip", nil, bearer(rootToken)...))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"state":"skipped"`) || !strings.Contains(rec.Body.String(), failedEvent.String()) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"state":"skipped"`) || !strings.Contains(rec.Body.String(), failedEvent.String()), "%d %s", rec.Code, rec.Body)
 	p := problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/"+uuid.NewString()+"/skip", nil, bearer(rootToken)...)), 404, "not-found")
 	hasField(t, p, "/event_id")
 	hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/admin/dead-letters/not-a-uuid/skip", nil, bearer(rootToken)...)), 422, "validation"), "/event_id")
@@ -325,21 +282,19 @@ func TestAdminSkipDeadLetter(t *testing.T) {
 // TestAdminNotConfigured: a server without an admin backend still
 // authenticates and authorizes, then answers 503.
 func TestAdminNotConfigured(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Admin, d.Roles = nil, nil })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Admin.ReadModels, d.Edge.Roles = nil, nil })
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil)), 401, "unauthorized")
 	for _, tok := range []string{aliceToken, rootToken} {
 		p := problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(tok)...)), 503, "unavailable")
-		if p.Detail != "admin API not configured" {
-			t.Fatalf("detail %q", p.Detail)
-		}
+		require.Falsef(t, p.Detail != "admin API not configured", "detail %q", p.Detail)
 	}
 
-	h = newHarness(t, func(_ *Config, d *Deps) { d.Admin = nil })
+	h = newHarness(t, func(_ *Config, d *Deps) { d.Admin.ReadModels = nil })
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(aliceToken)...)), 403, "forbidden")
 	problemOf(t, h.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(rootToken)...)), 503, "unavailable")
 
-	if _, err := New(Config{}, Deps{Accounts: &fakeAccounts{}, Ingestor: &fakeIngestor{}, Queries: &fakeQueries{}, Tokens: fakeTokens{}, Admin: &fakeAdmin{}}); err == nil {
-		t.Fatal("Admin without Roles must be refused: nobody could be told apart")
+	if _, err := New(Config{}, minimalDeps(func(d *Deps) { d.Admin.ReadModels = &fakeAdmin{} })); err == nil {
+		require.FailNow(t, "Admin without Roles must be refused: nobody could be told apart")
 	}
 }
 
@@ -353,18 +308,12 @@ func TestAdminAccessLogNamesTheActor(t *testing.T) {
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
 		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(l), &m))
 		if m["msg"] == "http request" {
 			lines = append(lines, m)
 		}
 	}
-	if len(lines) != 2 || lines[0]["actor_id"] != root.String() || lines[0]["status"] != 200.0 ||
-		lines[1]["actor_id"] != bob.String() || lines[1]["status"] != 403.0 || lines[0]["route"] != "/v1/admin/projections" {
-		t.Fatalf("access log: %v", lines)
-	}
-	if strings.Contains(h.logs.String(), rootToken) || strings.Contains(h.logs.String(), bobToken) {
-		t.Fatalf("tokens in the log:\n%s", h.logs)
-	}
+	require.Falsef(t, len(lines) != 2 || lines[0]["actor_id"] != root.String() || lines[0]["status"] != 200.0 ||
+		lines[1]["actor_id"] != bob.String() || lines[1]["status"] != 403.0 || lines[0]["route"] != "/v1/admin/projections", "access log: %v", lines)
+	require.Falsef(t, strings.Contains(h.logs.String(), rootToken) || strings.Contains(h.logs.String(), bobToken), "tokens in the log:\n%s", h.logs)
 }

@@ -2,13 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
@@ -24,22 +27,12 @@ func TestRegister(t *testing.T) {
 		return commands.Registered{UserID: id, Email: cmd.Email, Timezone: cmd.Timezone, Token: acceptedToken}, nil
 	}
 	rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody))
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
-	}
-	if got.Email != "ada@example.org" || got.Password != "correct horse battery" || got.Timezone != "Asia/Tokyo" {
-		t.Fatalf("command %+v", got)
-	}
-	if rec.Header().Get(HeaderConsistencyToken) != acceptedToken.String() || rec.Header().Get("Location") != "/v1/me" {
-		t.Fatalf("headers %v", rec.Header())
-	}
-	if !strings.Contains(rec.Body.String(), id.String()) || strings.Contains(rec.Body.String(), "password") {
-		t.Fatalf("body %s", rec.Body)
-	}
+	require.Falsef(t, rec.Code != http.StatusCreated, "status %d: %s", rec.Code, rec.Body)
+	require.Falsef(t, got.Email != "ada@example.org" || got.Password != "correct horse battery" || got.Timezone != "Asia/Tokyo", "command %+v", got)
+	require.Falsef(t, rec.Header().Get(edge.HeaderConsistencyToken) != acceptedToken.String() || rec.Header().Get("Location") != "/v1/me", "headers %v", rec.Header())
+	require.Falsef(t, !strings.Contains(rec.Body.String(), id.String()) || strings.Contains(rec.Body.String(), "password"), "body %s", rec.Body)
 	// The access log must not carry the email or the password.
-	if strings.Contains(h.logs.String(), "ada@example.org") || strings.Contains(h.logs.String(), "horse") {
-		t.Fatalf("PII in logs: %s", h.logs)
-	}
+	require.Falsef(t, strings.Contains(h.logs.String(), "ada@example.org") || strings.Contains(h.logs.String(), "horse"), "PII in logs: %s", h.logs)
 }
 
 func TestRegisterRejectsBadInput(t *testing.T) {
@@ -107,12 +100,8 @@ func TestRegisterCommandErrors(t *testing.T) {
 			rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody))
 			p := problemOf(t, rec, tc.status, tc.slug)
 			if tc.status == 500 {
-				if strings.Contains(rec.Body.String(), "10.0.0.7") || p.Detail != "internal error" {
-					t.Fatalf("internal error leaked: %s", rec.Body)
-				}
-				if !strings.Contains(h.logs.String(), "10.0.0.7") || !strings.Contains(h.logs.String(), p.RequestID) {
-					t.Fatalf("internal error not logged with its request id: %s", h.logs)
-				}
+				require.Falsef(t, strings.Contains(rec.Body.String(), "10.0.0.7") || p.Detail != "internal error", "internal error leaked: %s", rec.Body)
+				require.Falsef(t, !strings.Contains(h.logs.String(), "10.0.0.7") || !strings.Contains(h.logs.String(), p.RequestID), "internal error not logged with its request id: %s", h.logs)
 			}
 		})
 	}
@@ -131,10 +120,8 @@ func TestLogin(t *testing.T) {
 		return commands.Session{}, domain.ErrUnauthorized
 	}
 	rec := h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.org","password":"right"}`))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token_type":"Bearer"`) || !strings.Contains(rec.Body.String(), `"expires_in":900`) ||
-		!strings.Contains(rec.Body.String(), `"refresh_token":"opaque"`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token_type":"Bearer"`) || !strings.Contains(rec.Body.String(), `"expires_in":900`) ||
+		!strings.Contains(rec.Body.String(), `"refresh_token":"opaque"`), "%d %s", rec.Code, rec.Body)
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.org","password":"wrong"}`)), 401, "invalid-credentials")
 	p := problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.org","password":"x","role":"admin"}`)), 422, "validation")
 	hasField(t, p, "/role")
@@ -147,18 +134,14 @@ func TestPushMySamples(t *testing.T) {
 	h := newHarness(t)
 	acceptAll(h)
 	rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, "Authorization", "Bearer "+aliceToken, "Idempotency-Key", "batch-2026-11-20-1"))
-	if rec.Code != http.StatusAccepted || rec.Header().Get(HeaderConsistencyToken) == "" {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != http.StatusAccepted || rec.Header().Get(edge.HeaderConsistencyToken) == "", "%d %s", rec.Code, rec.Body)
 	cmd := h.ingestor.calls[0]
-	if cmd.UserID != alice || cmd.Channel != "app" || cmd.DeliveryID != "batch-2026-11-20-1" || cmd.Batch.Source.Provider != "apple_health" {
-		t.Fatalf("command %+v", cmd)
-	}
+	require.Falsef(t, cmd.UserID != alice || cmd.Channel != "app" || cmd.DeliveryID != "batch-2026-11-20-1" || cmd.Batch.Source.Provider != "apple_health", "command %+v", cmd)
 
 	// Without Idempotency-Key the push has no delivery identity.
 	h.do(req(http.MethodPost, "/v1/me/samples", appBody, "Authorization", "Bearer "+bobToken))
 	if cmd := h.ingestor.calls[1]; cmd.UserID != bob || cmd.DeliveryID != "" {
-		t.Fatalf("command %+v", cmd)
+		require.FailNow(t, fmt.Sprintf("command %+v", cmd))
 	}
 }
 
@@ -192,12 +175,8 @@ func TestPushMySamplesRejects(t *testing.T) {
 			if tc.field != "" {
 				hasField(t, p, tc.field)
 			}
-			if tc.status == 401 && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
-				t.Fatalf("401 without a Bearer challenge: %v", rec.Header())
-			}
-			if h.ingestor.count() != 0 {
-				t.Fatal("rejected push reached the command")
-			}
+			require.Falsef(t, tc.status == 401 && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer"), "401 without a Bearer challenge: %v", rec.Header())
+			require.False(t, h.ingestor.count() != 0, "rejected push reached the command")
 		})
 	}
 }

@@ -26,7 +26,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/accounts"
+	"github.com/biosync/biosync/adapters/httpapi/admin"
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/adapters/httpapi/ingest"
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
@@ -322,26 +327,29 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	}
 	cfg := Config{ConsistencyWait: 200 * time.Millisecond}
 	deps := Deps{
-		Accounts: h.accounts,
-		Sessions: h.accounts,
-		Ingestor: h.ingestor,
-		Queries:  h.queries,
-		Tokens:   fakeTokens{},
-		Admin:    h.admin,
-		Roles:    fakeTokens{},
-		Webhooks: webhooks.Verifier{Keys: [][]byte{oldKey, newKey}, Now: func() time.Time { return testNow }},
-		Logger:   slog.New(slog.NewJSONHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry: h.registry,
-		Now:      func() time.Time { return testNow },
+		Accounts: accounts.Deps{Accounts: h.accounts, Sessions: h.accounts},
+		Ingest:   ingest.Deps{Ingestor: h.ingestor},
+		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }},
+		Admin:    admin.Deps{ReadModels: h.admin},
+		Edge: EdgeDeps{
+			Tokens:      fakeTokens{},
+			Roles:       fakeTokens{},
+			Webhooks:    webhooks.Verifier{Keys: [][]byte{oldKey, newKey}, Now: func() time.Time { return testNow }},
+			Consistency: h.queries,
+		},
+		Ops: OpsDeps{
+			Logger:   slog.New(slog.NewJSONHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Registry: h.registry,
+		},
 	}
 	rc, err := bredis.Open(testbackend.Redis(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { rc.Close() })
 	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
-	deps.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
-	deps.FingerprintKey = []byte("the test fingerprint key, 32+ bytes long")
-	deps.Limiter = bredis.NewLimiter(rc, h.redisPrefix)
-	deps.EmailKey = testEmailKey
+	deps.Edge.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
+	deps.Edge.FingerprintKey = []byte("the test fingerprint key, 32+ bytes long")
+	deps.Edge.Limiter = bredis.NewLimiter(rc, h.redisPrefix)
+	deps.Edge.EmailKey = testEmailKey
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -355,6 +363,22 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		require.NoError(t, err)
 	}
 	return h
+}
+
+// minimalDeps are the required ports only (fakes that must not be
+// called), changed by each of change.
+func minimalDeps(change ...func(*Deps)) Deps {
+	q := &fakeQueries{}
+	d := Deps{
+		Accounts: accounts.Deps{Accounts: &fakeAccounts{}},
+		Ingest:   ingest.Deps{Ingestor: &fakeIngestor{}},
+		Queries:  queries.Deps{Reader: q, Registrations: &fakeAccounts{}},
+		Edge:     EdgeDeps{Tokens: fakeTokens{}, Consistency: q},
+	}
+	for _, c := range change {
+		c(&d)
+	}
+	return d
 }
 
 // testEmailKey stands in for commands.EmailIndex.Key: a keyed hash of
@@ -412,11 +436,11 @@ func (h *harness) do(r *http.Request) *httptest.ResponseRecorder {
 		if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 			assert.Fail(h.t, fmt.Sprintf("%s %s: status %d with Content-Type %q, want application/problem+json", r.Method, r.URL.Path, rec.Code, ct))
 		}
-		var p problem
+		var p edge.Problem
 		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 			assert.Fail(h.t, fmt.Sprintf("problem body does not decode: %v: %s", err, rec.Body))
 		}
-		assert.Falsef(h.t, p.Status != rec.Code || !strings.HasPrefix(p.Type, ProblemTypePrefix) || p.Title == "" || p.RequestID == "", "incomplete problem: %+v", p)
+		assert.Falsef(h.t, p.Status != rec.Code || !strings.HasPrefix(p.Type, edge.ProblemTypePrefix) || p.Title == "" || p.RequestID == "", "incomplete problem: %+v", p)
 	}
 	assert.Falsef(h.t, rec.Header().Get(HeaderRequestID) == "", "no %s on the response", HeaderRequestID)
 	h.validateResponse(r, reqBody, rec)
@@ -450,17 +474,17 @@ func (h *harness) validateResponse(r *http.Request, reqBody []byte, rec *httptes
 }
 
 // problemOf decodes a problem response and checks status and type.
-func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int, slug string) problem {
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int, slug string) edge.Problem {
 	t.Helper()
 	require.Falsef(t, rec.Code != status, "status %d, want %d; body %s", rec.Code, status, rec.Body)
-	var p problem
+	var p edge.Problem
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
-	require.Falsef(t, p.Type != ProblemTypePrefix+slug, "problem type %q, want %q; %s", p.Type, ProblemTypePrefix+slug, rec.Body)
+	require.Falsef(t, p.Type != edge.ProblemTypePrefix+slug, "problem type %q, want %q; %s", p.Type, edge.ProblemTypePrefix+slug, rec.Body)
 	return p
 }
 
 // hasField checks that a problem names field.
-func hasField(t *testing.T, p problem, field string) {
+func hasField(t *testing.T, p edge.Problem, field string) {
 	t.Helper()
 	for _, f := range p.Errors {
 		if f.Field == field {

@@ -14,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
@@ -68,14 +69,14 @@ func parseIdempotent(op *openapi3.Operation) (mode idemMode, declared bool, err 
 
 // Problem kinds of the Idempotency-Key protocol (titles as in the draft).
 var (
-	kindIdempotencyReused   = kind{http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key is already used"}
-	kindIdempotencyInFlight = kind{http.StatusConflict, "idempotency-key-in-flight", "A request is outstanding for this Idempotency-Key"}
+	kindIdempotencyReused   = edge.Kind{Status: http.StatusUnprocessableEntity, Slug: "idempotency-key-reused", Title: "Idempotency-Key is already used"}
+	kindIdempotencyInFlight = edge.Kind{Status: http.StatusConflict, Slug: "idempotency-key-in-flight", Title: "A request is outstanding for this Idempotency-Key"}
 )
 
 // storedHeaders are the response headers replayed with a stored response:
 // the ones that carry the command's result. Per-request headers
 // (X-Request-Id, security headers, CORS) are set afresh.
-var storedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, "ETag", HeaderConsistencyToken}
+var storedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, "ETag", edge.HeaderConsistencyToken}
 
 // storedResponse is what the store keeps for one key.
 type storedResponse struct {
@@ -93,7 +94,7 @@ func storable(status int) bool {
 	switch {
 	case status >= 200 && status < 300:
 		return true
-	case status == statusClientClosedRequest, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+	case status == edge.StatusClientClosedRequest, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
 		return false
 	}
 	return status >= 400 && status < 500
@@ -151,34 +152,34 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := req.Context()
 		sum := sha256.Sum256([]byte(key))
 		storeKey := s.idempotencyScope(c, r) + ":" + hex.EncodeToString(sum[:])
-		fp := fingerprint(s.deps.FingerprintKey, req, rawBody(c))
+		fp := fingerprint(s.deps.Edge.FingerprintKey, req, edge.Body(c))
 
 		var claim commands.Claim
 		err := errNoIdempotencyStore
-		if s.deps.Idempotency != nil {
-			claim, err = s.deps.Idempotency.Claim(ctx, storeKey, fp)
+		if s.deps.Edge.Idempotency != nil {
+			claim, err = s.deps.Edge.Idempotency.Claim(ctx, storeKey, fp)
 		}
 		if err != nil {
 			if r.idem == idemEventID {
 				// The command derives its event id from the key: a repeat
 				// is recognised by the log's consumers, so availability wins.
 				s.log.LogAttrs(ctx, slog.LevelWarn, "idempotency store unavailable; running a key-derived command without it",
-					slog.String("request_id", CorrelationID(ctx)), slog.String("route", r.path), slog.String("error", err.Error()))
+					slog.String("request_id", edge.CorrelationID(ctx)), slog.String("route", r.path), slog.String("error", err.Error()))
 				return next(c)
 			}
-			return &httpError{kind: kindUnavailable, detail: "the Idempotency-Key store is unavailable; nothing was done, retry later",
-				header: http.Header{"Retry-After": {retryAfterSeconds}}, cause: err}
+			return &edge.Error{Kind: edge.KindUnavailable, Detail: "the Idempotency-Key store is unavailable; nothing was done, retry later",
+				Header: http.Header{"Retry-After": {edge.RetryAfterSeconds}}, Cause: err}
 		}
-		reused := &httpError{kind: kindIdempotencyReused, detail: "this Idempotency-Key was used for a different request; send a new key",
-			fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "already used with another method, path or body"}}}
+		reused := &edge.Error{Kind: kindIdempotencyReused, Detail: "this Idempotency-Key was used for a different request; send a new key",
+			Fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "already used with another method, path or body"}}}
 		switch claim.State {
 		case commands.InFlight:
 			if claim.Fingerprint != fp {
 				return reused
 			}
-			return &httpError{kind: kindIdempotencyInFlight, detail: "the first request with this Idempotency-Key is still running; retry shortly",
-				fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "a request with this key is in progress"}},
-				header: http.Header{"Retry-After": {"1"}}}
+			return &edge.Error{Kind: kindIdempotencyInFlight, Detail: "the first request with this Idempotency-Key is still running; retry shortly",
+				Fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "a request with this key is in progress"}},
+				Header: http.Header{"Retry-After": {"1"}}}
 		case commands.Completed:
 			if claim.Fingerprint != fp {
 				return reused
@@ -219,7 +220,7 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 	defer func() {
 		resp.Writer = tee.ResponseWriter
 		if !done { // a panic: free the key, the retry runs again
-			_ = s.deps.Idempotency.Release(bg, storeKey, claim)
+			_ = s.deps.Edge.Idempotency.Release(bg, storeKey, claim)
 		}
 	}()
 	if herr := next(c); herr != nil {
@@ -228,8 +229,8 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 	done = true
 	status := resp.Status
 	if !resp.Committed || !storable(status) {
-		if rerr := s.deps.Idempotency.Release(bg, storeKey, claim); rerr != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "idempotency key not released", slog.String("request_id", CorrelationID(ctx)), slog.String("error", rerr.Error()))
+		if rerr := s.deps.Edge.Idempotency.Release(bg, storeKey, claim); rerr != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "idempotency key not released", slog.String("request_id", edge.CorrelationID(ctx)), slog.String("error", rerr.Error()))
 		}
 		return nil
 	}
@@ -241,12 +242,12 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 	}
 	b, merr := json.Marshal(rec)
 	if merr == nil {
-		merr = s.deps.Idempotency.Complete(bg, storeKey, claim, b)
+		merr = s.deps.Edge.Idempotency.Complete(bg, storeKey, claim, b)
 	}
 	if merr != nil {
 		// The command ran and the client has its answer; a retry within
 		// the lock's lifetime gets 409, later it runs again.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "idempotent response not stored", slog.String("request_id", CorrelationID(ctx)), slog.String("error", merr.Error()))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "idempotent response not stored", slog.String("request_id", edge.CorrelationID(ctx)), slog.String("error", merr.Error()))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +12,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -23,7 +27,7 @@ import (
 var idempotencyExempt = map[string]string{
 	opLogin:          "its answer is an access token; credentials are never stored, and a repeated login has no effect to deduplicate",
 	opPushWebhook:    "Standard Webhooks: webhook-id is the delivery's idempotency key (the event id derives from it)",
-	opRefreshSession: "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
+	"refreshSession": "its answer is a new token pair, which must never be stored; a repeated refresh is a reuse by design (RFC 9700)",
 	// MFA: answers that carry secrets are never stored in Redis.
 	"startTotpEnrolment":   "its answer is the TOTP secret; a repeat replaces the pending secret, which is harmless",
 	"confirmTotpEnrolment": "its answer is the recovery codes; a repeat finds MFA on (409) and changes nothing",
@@ -42,21 +46,17 @@ func TestEveryCommandPostDeclaresIdempotency(t *testing.T) {
 			continue
 		}
 		if !r.idemDeclared {
-			t.Errorf("%s %s (%s) does not declare %s: true, event-id, or false (exempt)", r.method, r.path, r.opID, idempotentExtension)
+			assert.Fail(t, fmt.Sprintf("%s %s (%s) does not declare %s: true, event-id, or false (exempt)", r.method, r.path, r.opID, idempotentExtension))
 			continue
 		}
 		_, exempt := idempotencyExempt[r.opID]
-		if (r.idem == idemNone) != exempt {
-			t.Errorf("%s %s: %s is %v, but the exemption list says exempt=%v", r.method, r.path, idempotentExtension, r.idem != idemNone, exempt)
-		}
+		assert.Falsef(t, (r.idem == idemNone) != exempt, "%s %s: %s is %v, but the exemption list says exempt=%v", r.method, r.path, idempotentExtension, r.idem != idemNone, exempt)
 		if r.idem == idemNone {
 			continue
 		}
 		op := r.kin.Operation
 		for _, code := range []string{"409", "422", "503"} {
-			if op.Responses.Value(code) == nil {
-				t.Errorf("%s %s takes Idempotency-Key but does not document %s", r.method, r.path, code)
-			}
+			assert.Falsef(t, op.Responses.Value(code) == nil, "%s %s takes Idempotency-Key but does not document %s", r.method, r.path, code)
 		}
 		for code, resp := range op.Responses.Map() {
 			if !strings.HasPrefix(code, "2") || resp.Value == nil {
@@ -64,7 +64,7 @@ func TestEveryCommandPostDeclaresIdempotency(t *testing.T) {
 			}
 			for _, mt := range resp.Value.Content {
 				if name := credentialProperty(mt.Schema, 0); name != "" {
-					t.Errorf("%s %s: its %s response holds %q; a stored response must not carry credentials (declare the operation exempt)", r.method, r.path, code, name)
+					assert.Fail(t, fmt.Sprintf("%s %s: its %s response holds %q; a stored response must not carry credentials (declare the operation exempt)", r.method, r.path, code, name))
 				}
 			}
 		}
@@ -106,27 +106,15 @@ func TestARetryWithTheSameKeyGetsTheStoredResponseAndRunsOnce(t *testing.T) {
 	calls := countRegistrations(h)
 	key := []string{HeaderIdempotencyKey, "7f0b3c1e-5d2a-4f8e-9b6c-1a2b3c4d5e6f"}
 	first := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
-	if first.Code != http.StatusCreated || first.Header().Get(HeaderIdempotentReplayed) != "" {
-		t.Fatalf("first: %d %v %s", first.Code, first.Header(), first.Body)
-	}
+	require.Falsef(t, first.Code != http.StatusCreated || first.Header().Get(HeaderIdempotentReplayed) != "", "first: %d %v %s", first.Code, first.Header(), first.Body)
 	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
-	if *calls != 1 {
-		t.Fatalf("the command ran %d times", *calls)
+	require.Falsef(t, *calls != 1, "the command ran %d times", *calls)
+	require.Falsef(t, again.Code != first.Code || again.Body.String() != first.Body.String(), "replay %d %s, original %d %s", again.Code, again.Body, first.Code, first.Body)
+	for _, hdr := range []string{"Location", edge.HeaderConsistencyToken, "Content-Type"} {
+		assert.Falsef(t, again.Header().Get(hdr) == "" || again.Header().Get(hdr) != first.Header().Get(hdr), "replayed %s = %q, original %q", hdr, again.Header().Get(hdr), first.Header().Get(hdr))
 	}
-	if again.Code != first.Code || again.Body.String() != first.Body.String() {
-		t.Fatalf("replay %d %s, original %d %s", again.Code, again.Body, first.Code, first.Body)
-	}
-	for _, hdr := range []string{"Location", HeaderConsistencyToken, "Content-Type"} {
-		if again.Header().Get(hdr) == "" || again.Header().Get(hdr) != first.Header().Get(hdr) {
-			t.Errorf("replayed %s = %q, original %q", hdr, again.Header().Get(hdr), first.Header().Get(hdr))
-		}
-	}
-	if again.Header().Get(HeaderIdempotentReplayed) != "true" {
-		t.Fatalf("replay not marked: %v", again.Header())
-	}
-	if again.Header().Get(HeaderRequestID) == first.Header().Get(HeaderRequestID) {
-		t.Fatal("the replay must carry its own request id")
-	}
+	require.Falsef(t, again.Header().Get(HeaderIdempotentReplayed) != "true", "replay not marked: %v", again.Header())
+	require.False(t, again.Header().Get(HeaderRequestID) == first.Header().Get(HeaderRequestID), "the replay must carry its own request id")
 }
 
 func TestTheSameKeyWithADifferentRequestGets422NamingTheHeader(t *testing.T) {
@@ -137,9 +125,7 @@ func TestTheSameKeyWithADifferentRequestGets422NamingTheHeader(t *testing.T) {
 	other := strings.Replace(registerBody, "Asia/Tokyo", "Europe/Berlin", 1)
 	p := problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", other, key...)), 422, "idempotency-key-reused")
 	hasField(t, p, HeaderIdempotencyKey)
-	if *calls != 1 {
-		t.Fatalf("the command ran %d times", *calls)
-	}
+	require.Falsef(t, *calls != 1, "the command ran %d times", *calls)
 }
 
 func TestAKeyWhoseFirstRequestIsStillRunningGets409(t *testing.T) {
@@ -159,19 +145,15 @@ func TestAKeyWhoseFirstRequestIsStillRunningGets409(t *testing.T) {
 	rec := send()
 	p := problemOf(t, rec, 409, "idempotency-key-in-flight")
 	hasField(t, p, HeaderIdempotencyKey)
-	if rec.Header().Get("Retry-After") == "" {
-		t.Fatal("409 without Retry-After")
-	}
+	require.False(t, rec.Header().Get("Retry-After") == "", "409 without Retry-After")
 	close(release)
 	first := <-done
-	if first.Code != http.StatusAccepted {
-		t.Fatalf("first: %d %s", first.Code, first.Body)
-	}
+	require.Falsef(t, first.Code != http.StatusAccepted, "first: %d %s", first.Code, first.Body)
 	if again := send(); again.Code != http.StatusAccepted || again.Header().Get(HeaderIdempotentReplayed) != "true" || again.Body.String() != first.Body.String() {
-		t.Fatalf("after completion: %d %v %s", again.Code, again.Header(), again.Body)
+		require.FailNow(t, fmt.Sprintf("after completion: %d %v %s", again.Code, again.Header(), again.Body))
 	}
 	if n := h.ingestor.count(); n != 1 {
-		t.Fatalf("the command ran %d times", n)
+		require.FailNow(t, fmt.Sprintf("the command ran %d times", n))
 	}
 }
 
@@ -180,19 +162,15 @@ func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
 	acceptAll(h)
 	for _, tok := range []string{aliceToken, bobToken} {
 		rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, append(bearer(tok), HeaderIdempotencyKey, "shared-key")...))
-		if rec.Code != http.StatusAccepted || rec.Header().Get(HeaderIdempotentReplayed) != "" {
-			t.Fatalf("%s: %d %v", tok, rec.Code, rec.Header())
-		}
+		require.Falsef(t, rec.Code != http.StatusAccepted || rec.Header().Get(HeaderIdempotentReplayed) != "", "%s: %d %v", tok, rec.Code, rec.Header())
 	}
 	if n := h.ingestor.count(); n != 2 {
-		t.Fatalf("two users with one key ran %d commands, want 2", n)
+		require.FailNow(t, fmt.Sprintf("two users with one key ran %d commands, want 2", n))
 	}
 	// The generic layer sits in front of the command's own key-derived
 	// event id: the key still reaches the command as the delivery id.
 	for _, c := range h.ingestor.calls {
-		if c.DeliveryID != "shared-key" {
-			t.Fatalf("delivery id %q", c.DeliveryID)
-		}
+		require.Falsef(t, c.DeliveryID != "shared-key", "delivery id %q", c.DeliveryID)
 	}
 }
 
@@ -218,9 +196,7 @@ func TestCommandOutcomesAreStoredButServerErrorsAreNot(t *testing.T) {
 	// The 409 is the command's answer: it is replayed, not recomputed.
 	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...))
 	problemOf(t, again, 409, "conflict")
-	if again.Header().Get(HeaderIdempotentReplayed) != "true" || calls != 2 {
-		t.Fatalf("replayed=%q calls=%d", again.Header().Get(HeaderIdempotentReplayed), calls)
-	}
+	require.Falsef(t, again.Header().Get(HeaderIdempotentReplayed) != "true" || calls != 2, "replayed=%q calls=%d", again.Header().Get(HeaderIdempotentReplayed), calls)
 }
 
 func TestRequestsRejectedBeforeTheCommandDoNotUseTheKey(t *testing.T) {
@@ -231,7 +207,7 @@ func TestRequestsRejectedBeforeTheCommandDoNotUseTheKey(t *testing.T) {
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", bad, key...)), 422, "validation")
 	// The same key with the corrected body is not "reused": nothing ran.
 	if rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, key...)); rec.Code != http.StatusCreated || *calls != 1 {
-		t.Fatalf("%d %s calls=%d", rec.Code, rec.Body, *calls)
+		require.FailNow(t, fmt.Sprintf("%d %s calls=%d", rec.Code, rec.Body, *calls))
 	}
 }
 
@@ -251,9 +227,7 @@ func downRedis(t *testing.T) *goredis.Client {
 	addr := ln.Addr().String()
 	ln.Close()
 	c, err := bredis.Open("redis://" + addr + "/0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -264,24 +238,18 @@ func downRedis(t *testing.T) *goredis.Client {
 // 503 and does not run, rather than risk running twice. Without a key the
 // request does not need the store.
 func TestWithoutTheKeyStoreOnlyKeyDerivedCommandsRun(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Idempotency = bredis.Idempotency{C: downRedis(t)} })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Edge.Idempotency = bredis.Idempotency{C: downRedis(t)} })
 	acceptAll(h)
 	calls := countRegistrations(h)
 	rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "k"))
 	problemOf(t, rec, 503, "unavailable")
-	if rec.Header().Get("Retry-After") == "" || *calls != 0 {
-		t.Fatalf("Retry-After %q, command ran %d times", rec.Header().Get("Retry-After"), *calls)
-	}
+	require.Falsef(t, rec.Header().Get("Retry-After") == "" || *calls != 0, "Retry-After %q, command ran %d times", rec.Header().Get("Retry-After"), *calls)
 	if rec := h.do(req(http.MethodPost, "/v1/auth/register", registerBody)); rec.Code != http.StatusCreated {
-		t.Fatalf("without a key: %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("without a key: %d %s", rec.Code, rec.Body))
 	}
 	rec = h.do(req(http.MethodPost, "/v1/me/samples", appBody, append(bearer(aliceToken), HeaderIdempotencyKey, "k")...))
-	if rec.Code != http.StatusAccepted || h.ingestor.calls[0].DeliveryID != "k" {
-		t.Fatalf("key-derived push: %d %s", rec.Code, rec.Body)
-	}
-	if !strings.Contains(h.logs.String(), "idempotency store unavailable") {
-		t.Fatal("running without the store is not logged")
-	}
+	require.Falsef(t, rec.Code != http.StatusAccepted || h.ingestor.calls[0].DeliveryID != "k", "key-derived push: %d %s", rec.Code, rec.Body)
+	require.False(t, !strings.Contains(h.logs.String(), "idempotency store unavailable"), "running without the store is not logged")
 }
 
 func TestAdminCommandsTakeIdempotencyKeys(t *testing.T) {
@@ -290,13 +258,9 @@ func TestAdminCommandsTakeIdempotencyKeys(t *testing.T) {
 	h.admin.retry = func(context.Context, string, uuid.UUID) (int64, error) { n++; return 3, nil }
 	for range 2 {
 		rec := h.do(req(http.MethodPost, "/v1/admin/dead-letters/retry", `{"projector":"metrics"}`, append(bearer(rootToken), HeaderIdempotencyKey, "ops-1")...))
-		if rec.Code != http.StatusAccepted {
-			t.Fatalf("%d %s", rec.Code, rec.Body)
-		}
+		require.Falsef(t, rec.Code != http.StatusAccepted, "%d %s", rec.Code, rec.Body)
 	}
-	if n != 1 {
-		t.Fatalf("retry ran %d times", n)
-	}
+	require.Falsef(t, n != 1, "retry ran %d times", n)
 }
 
 // TestAPanickingCommandFreesItsKey: a 500 (here a panic) stores nothing
@@ -316,6 +280,6 @@ func TestAPanickingCommandFreesItsKey(t *testing.T) {
 	}
 	problemOf(t, send(), 500, "internal")
 	if rec := send(); rec.Code != http.StatusOK || rec.Header().Get(HeaderIdempotentReplayed) != "" || n != 2 {
-		t.Fatalf("retry after a panic: %d %s (calls %d)", rec.Code, rec.Body, n)
+		require.FailNow(t, fmt.Sprintf("retry after a panic: %d %s (calls %d)", rec.Code, rec.Body, n))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/users"
@@ -31,7 +32,7 @@ func TestAProfileNotYetProjectedWaitsForTheRegistration(t *testing.T) {
 		}
 		h.queries.waitFor = func(_ context.Context, tok eventstore.Token, readModels ...string) error {
 			assert.Equal(t, registered, tok, "waits for the registration's position")
-			assert.Equal(t, []string{ReadModelUsers}, readModels)
+			assert.Equal(t, []string{queries.ReadModelUsers}, readModels)
 			projected.Store(true)
 			return nil
 		}

@@ -3,12 +3,14 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -51,28 +53,20 @@ func tenCodes() []string {
 	return out
 }
 
-func withMFA(f *fakeMFA) option { return func(_ *Config, d *Deps) { d.MFA = f } }
+func withMFA(f *fakeMFA) option { return func(_ *Config, d *Deps) { d.Accounts.MFA = f } }
 
 func TestMFARoutesActForTheCallerAndAnswerAsSpecified(t *testing.T) {
 	f := &fakeMFA{}
 	h := newHarness(t, withMFA(f))
 	rec := h.do(req(http.MethodPost, "/v1/auth/mfa/totp", nil, bearer(aliceToken)...))
 	var en struct{ Secret, OtpauthURL string }
-	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &en) != nil || len(f.started) != 1 || f.started[0] != alice {
-		t.Fatalf("start = %d %s; port saw %v", rec.Code, rec.Body, f.started)
-	}
+	require.Falsef(t, rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &en) != nil || len(f.started) != 1 || f.started[0] != alice, "start = %d %s; port saw %v", rec.Code, rec.Body, f.started)
 	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"pw","code":"123456"}`, bearer(aliceToken)...))
-	if rec.Code != 200 || len(f.confirm) != 1 || f.confirm[0].UserID != alice || f.confirm[0].Password != "pw" || f.confirm[0].Code != "123456" {
-		t.Fatalf("confirm = %d %s; port saw %+v", rec.Code, rec.Body, f.confirm)
-	}
+	require.Falsef(t, rec.Code != 200 || len(f.confirm) != 1 || f.confirm[0].UserID != alice || f.confirm[0].Password != "pw" || f.confirm[0].Code != "123456", "confirm = %d %s; port saw %+v", rec.Code, rec.Body, f.confirm)
 	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/recovery-codes", `{"password":"pw","code":"abcde-fghij"}`, bearer(bobToken)...))
-	if rec.Code != 200 || len(f.renewed) != 1 || f.renewed[0].UserID != bob || f.renewed[0].Password != "pw" || f.renewed[0].Code != "abcde-fghij" {
-		t.Fatalf("renew = %d %s; port saw %+v", rec.Code, rec.Body, f.renewed)
-	}
+	require.Falsef(t, rec.Code != 200 || len(f.renewed) != 1 || f.renewed[0].UserID != bob || f.renewed[0].Password != "pw" || f.renewed[0].Code != "abcde-fghij", "renew = %d %s; port saw %+v", rec.Code, rec.Body, f.renewed)
 	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/disable", `{"password":"pw","code":"123456"}`, bearer(aliceToken)...))
-	if rec.Code != 204 || len(f.disabled) != 1 || f.disabled[0].UserID != alice {
-		t.Fatalf("disable = %d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 204 || len(f.disabled) != 1 || f.disabled[0].UserID != alice, "disable = %d %s", rec.Code, rec.Body)
 	// Unknown fields are refused before the port; anonymous callers get 401.
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"pw","code":"1","user_id":"x"}`, bearer(aliceToken)...)), 422, "validation")
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/mfa/totp", nil)), 401, "unauthorized")
@@ -89,15 +83,11 @@ func TestConfirmingMFAWithoutThePasswordNeverReachesThePort(t *testing.T) {
 	h := newHarness(t, withMFA(f))
 	rec := h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"code":"123456"}`, bearer(aliceToken)...))
 	problemOf(t, rec, 422, "validation")
-	if !strings.Contains(rec.Body.String(), `"/password"`) || len(f.confirm) != 0 {
-		t.Fatalf("confirm without a password = %s; port saw %+v", rec.Body, f.confirm)
-	}
+	require.Falsef(t, !strings.Contains(rec.Body.String(), `"/password"`) || len(f.confirm) != 0, "confirm without a password = %s; port saw %+v", rec.Body, f.confirm)
 	f.err = &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/password", Detail: "does not match the current password"}}}
 	rec = h.do(req(http.MethodPost, "/v1/auth/mfa/totp/confirm", `{"password":"wrong","code":"123456"}`, bearer(aliceToken)...))
 	problemOf(t, rec, 422, "validation")
-	if !strings.Contains(rec.Body.String(), `"/password"`) || strings.Contains(rec.Body.String(), "abcde-") {
-		t.Fatalf("confirm with a wrong password = %s", rec.Body)
-	}
+	require.Falsef(t, !strings.Contains(rec.Body.String(), `"/password"`) || strings.Contains(rec.Body.String(), "abcde-"), "confirm with a wrong password = %s", rec.Body)
 }
 
 func TestLoginWithMFAAnswersMFARequiredOrInvalidCredentials(t *testing.T) {
@@ -116,9 +106,7 @@ func TestLoginWithMFAAnswersMFARequiredOrInvalidCredentials(t *testing.T) {
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.com","password":"pw"}`)), 401, "mfa-required")
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.com","password":"pw","otp":"000000"}`)), 401, "invalid-credentials")
 	rec := h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"ada@example.com","password":"pw","recovery_code":"abcde-fghij"}`))
-	if rec.Code != 200 || got.RecoveryCode != "abcde-fghij" || got.OTP != "" {
-		t.Fatalf("login with a recovery code = %d %s (port saw %+v)", rec.Code, rec.Body, got)
-	}
+	require.Falsef(t, rec.Code != 200 || got.RecoveryCode != "abcde-fghij" || got.OTP != "", "login with a recovery code = %d %s (port saw %+v)", rec.Code, rec.Body, got)
 }
 
 // TestAdminRoutesNeedASessionOpenedWithMFA: an admin token of a session
@@ -132,17 +120,15 @@ func TestAdminRoutesNeedASessionOpenedWithMFA(t *testing.T) {
 		before := h.admin.count()
 		rec := h.do(req(tc.method, tc.target, tc.body, bearer(rootPwdToken)...))
 		problemOf(t, rec, 403, "forbidden")
-		if h.admin.count() != before {
-			t.Fatalf("%s: a session without MFA reached the admin port", op)
-		}
+		require.Falsef(t, h.admin.count() != before, "%s: a session without MFA reached the admin port", op)
 		if rec := h.do(req(tc.method, tc.target, tc.body, bearer(rootToken)...)); rec.Code != tc.status {
-			t.Fatalf("%s with an MFA session = %d %s", op, rec.Code, rec.Body)
+			require.FailNow(t, fmt.Sprintf("%s with an MFA session = %d %s", op, rec.Code, rec.Body))
 		}
 	}
 	dev := newHarness(t, func(c *Config, _ *Deps) { c.AdminMFAOptional = true })
 	answerAll(dev)
 	if rec := dev.do(req(http.MethodGet, "/v1/admin/projections", nil, bearer(rootPwdToken)...)); rec.Code != 200 {
-		t.Fatalf("with BIOSYNC_ADMIN_REQUIRE_MFA=false = %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("with BIOSYNC_ADMIN_REQUIRE_MFA=false = %d %s", rec.Code, rec.Body))
 	}
 }
 
@@ -168,12 +154,10 @@ func TestAdminRoutesAnswerOnlyTheAllowedNetworks(t *testing.T) {
 	before := h.admin.count()
 	problemOf(t, h.do(from("198.51.100.7:4000", "")), 403, "forbidden")
 	problemOf(t, h.do(from("198.51.100.7:4000", "203.0.113.5")), 403, "forbidden")
-	if h.admin.count() != before {
-		t.Fatal("a refused network reached the admin port")
-	}
+	require.False(t, h.admin.count() != before, "a refused network reached the admin port")
 	for _, r := range []*http.Request{from("203.0.113.9:4000", ""), from("[2001:db8::7]:4000", ""), from("10.0.0.1:4000", "203.0.113.5")} {
 		if rec := h.do(r); rec.Code != 200 {
-			t.Fatalf("from %s (XFF %q) = %d %s", r.RemoteAddr, r.Header.Get("X-Forwarded-For"), rec.Code, rec.Body)
+			require.FailNow(t, fmt.Sprintf("from %s (XFF %q) = %d %s", r.RemoteAddr, r.Header.Get("X-Forwarded-For"), rec.Code, rec.Body))
 		}
 	}
 }

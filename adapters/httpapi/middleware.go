@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/biosync/biosync/adapters/httpapi/webhooks"
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -31,36 +31,6 @@ const instrumentationName = "github.com/biosync/biosync/adapters/httpapi"
 
 // HeaderRequestID carries the request id in both directions.
 const HeaderRequestID = "X-Request-Id"
-
-type ctxKey int
-
-const (
-	correlationKey ctxKey = iota
-	userKey
-)
-
-// CorrelationID returns the id of the request that started the work in ctx
-// ("" outside a request). Commands store it in the event envelope so one
-// id follows a request through the log, the projectors and the logs.
-func CorrelationID(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey).(string)
-	return id
-}
-
-// WithCorrelationID returns ctx carrying id, so work that does not start
-// with an HTTP request (workers, tests) can set one the same way.
-func WithCorrelationID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, correlationKey, id)
-}
-
-func withUser(ctx context.Context, id uuid.UUID) context.Context {
-	return context.WithValue(ctx, userKey, id)
-}
-
-func userFrom(ctx context.Context) (uuid.UUID, bool) {
-	id, ok := ctx.Value(userKey).(uuid.UUID)
-	return id, ok
-}
 
 // validRequestID accepts a caller's id only when it is short and harmless in
 // logs and headers; anything else is replaced by a fresh UUID.
@@ -84,13 +54,14 @@ func (s *server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		if r, ok := s.routes[req.Method+" "+c.Path()]; ok {
 			c.Set(routeKey, r)
+			edge.SetRoute(c, r.path)
 		}
 		id := req.Header.Get(HeaderRequestID)
 		if !validRequestID(id) {
 			id = uuid.NewString()
 		}
 		c.Response().Header().Set(HeaderRequestID, id)
-		c.SetRequest(req.WithContext(WithCorrelationID(req.Context(), id)))
+		c.SetRequest(req.WithContext(edge.WithCorrelationID(req.Context(), id)))
 		return next(c)
 	}
 }
@@ -121,11 +92,11 @@ func (s *server) tracing(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-		name := req.Method + " " + routeLabel(c)
+		name := req.Method + " " + edge.RouteLabel(c)
 		attrs := []attribute.KeyValue{
 			attribute.String("http.request.method", req.Method),
-			attribute.String("http.route", routeLabel(c)),
-			attribute.String("biosync.request_id", CorrelationID(ctx)),
+			attribute.String("http.route", edge.RouteLabel(c)),
+			attribute.String("biosync.request_id", edge.CorrelationID(ctx)),
 		}
 		if r := routeOf(c); r != nil {
 			attrs = append(attrs, attribute.String("biosync.operation", r.opID))
@@ -213,7 +184,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		elapsed := time.Since(start)
 		req, resp := c.Request(), c.Response()
-		route := routeLabel(c)
+		route := edge.RouteLabel(c)
 		status := resp.Status
 		s.metrics.requests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
@@ -226,7 +197,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 		attrs := []slog.Attr{
-			slog.String("request_id", CorrelationID(ctx)),
+			slog.String("request_id", edge.CorrelationID(ctx)),
 			slog.String("method", req.Method),
 			slog.String("route", route),
 			slog.Int("status", status),
@@ -237,7 +208,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
-		if actor, ok := c.Get(actorKey).(uuid.UUID); ok {
+		if actor, ok := edge.Actor(c); ok {
 			attrs = append(attrs, slog.String("actor_id", actor.String()))
 		}
 		s.log.LogAttrs(ctx, level, "http request", attrs...)
@@ -272,17 +243,17 @@ func (s *server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Echo context keys of the caller of a role-restricted route.
+// Echo context keys of the caller of a role-restricted route (its id is
+// edge.Actor, for the audit line of the access log).
 const (
-	actorKey = "httpapi.actor" // uuid.UUID, for the audit line of the access log
-	roleKey  = "httpapi.role"  // string, the token's role claim
-	mfaKey   = "httpapi.mfa"   // bool, the token's session was opened with MFA
+	roleKey = "httpapi.role" // string, the token's role claim
+	mfaKey  = "httpapi.mfa"  // bool, the token's session was opened with MFA
 )
 
 // authenticate requires a valid access token on every operation whose
 // security names bearerAuth and puts its user into the context: every /v1
 // read and write is scoped to that user. On role-restricted routes it also
-// learns the token's role (through Deps.Roles) for authorize, and records
+// learns the token's role (through Deps.Edge.Roles) for authorize, and records
 // the caller for the access log.
 func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -293,30 +264,30 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		token, ok := bearerToken(req.Header.Get(echo.HeaderAuthorization))
 		if !ok {
-			return &httpError{kind: kindUnauthorized, detail: "send an access token: Authorization: Bearer <token>", header: bearerChallenge(false)}
+			return &edge.Error{Kind: edge.KindUnauthorized, Detail: "send an access token: Authorization: Bearer <token>", Header: edge.BearerChallenge(false)}
 		}
 		var uid, sid uuid.UUID
 		var err error
-		if r.role != "" && s.deps.Roles != nil {
+		if r.role != "" && s.deps.Edge.Roles != nil {
 			var role string
 			var mfa bool
-			if uid, role, mfa, err = s.deps.Roles.VerifyRole(token); err == nil {
+			if uid, role, mfa, err = s.deps.Edge.Roles.VerifyRole(token); err == nil {
 				c.Set(roleKey, role)
 				c.Set(mfaKey, mfa)
 			}
 		} else {
-			uid, sid, err = s.deps.Tokens.VerifyAccess(token)
+			uid, sid, err = s.deps.Edge.Tokens.VerifyAccess(token)
 		}
 		if err != nil {
 			if errors.Is(err, domain.ErrUnavailable) {
 				return err
 			}
-			return &httpError{kind: kindUnauthorized, detail: "the access token is invalid or expired", header: bearerChallenge(true), cause: err}
+			return &edge.Error{Kind: edge.KindUnauthorized, Detail: "the access token is invalid or expired", Header: edge.BearerChallenge(true), Cause: err}
 		}
 		if r.role != "" {
-			c.Set(actorKey, uid)
+			edge.SetActor(c, uid)
 		}
-		c.SetRequest(req.WithContext(withSession(withUser(req.Context(), uid), sid)))
+		c.SetRequest(req.WithContext(edge.WithSession(edge.WithUser(req.Context(), uid), sid)))
 		return next(c)
 	}
 }
@@ -324,26 +295,26 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // authorize lets a role-restricted operation through only for a token with
 // that role, of a session opened with MFA and from an allowed network
 // (adminAllowed): 403 for any other authenticated caller, before the body
-// is read or any port is called. Without an admin backend (Deps.Roles or
-// Deps.Admin unset) the admin routes answer 503.
+// is read or any port is called. Without an admin backend (Deps.Edge.Roles
+// or Deps.Admin.ReadModels unset) the admin routes answer 503.
 func (s *server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := routeOf(c)
 		if r == nil || r.role == "" {
 			return next(c)
 		}
-		notConfigured := &httpError{kind: kindUnavailable, detail: "admin API not configured"}
-		if s.deps.Roles == nil {
+		notConfigured := edge.NotConfigured("admin API")
+		if s.deps.Edge.Roles == nil {
 			return notConfigured // no way to tell an administrator
 		}
 		if role, _ := c.Get(roleKey).(string); role != r.role {
-			return &httpError{kind: kindForbidden, detail: "this operation needs an access token with the " + r.role + " role",
-				header: http.Header{"Www-Authenticate": {`Bearer realm="biosync", error="insufficient_scope"`}}}
+			return &edge.Error{Kind: edge.KindForbidden, Detail: "this operation needs an access token with the " + r.role + " role",
+				Header: http.Header{"Www-Authenticate": {`Bearer realm="biosync", error="insufficient_scope"`}}}
 		}
 		if err := s.adminAllowed(c); err != nil {
 			return err
 		}
-		if s.deps.Admin == nil {
+		if s.deps.Admin.ReadModels == nil {
 			return notConfigured
 		}
 		return next(c)
@@ -361,16 +332,14 @@ func (s *server) checkContentType(next echo.HandlerFunc) echo.HandlerFunc {
 		ct := c.Request().Header.Get(echo.HeaderContentType)
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return &httpError{kind: kindUnsupportedMedia, detail: "the body must be application/json"}
+			return &edge.Error{Kind: edge.KindUnsupportedMedia, Detail: "the body must be application/json"}
 		}
 		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-			return &httpError{kind: kindUnsupportedMedia, detail: "the body must be UTF-8 encoded"}
+			return &edge.Error{Kind: edge.KindUnsupportedMedia, Detail: "the body must be UTF-8 encoded"}
 		}
 		return next(c)
 	}
 }
-
-const rawBodyKey = "httpapi.body"
 
 // readBody reads the whole body once, bounded by Config.BodyLimit (413
 // above it), so the signature check, the validator and the handler all see
@@ -383,7 +352,7 @@ func (s *server) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req := c.Request()
 		limit := s.cfg.BodyLimit
-		tooLarge := &httpError{kind: kindTooLarge, detail: "the body is over " + strconv.FormatInt(limit, 10) + " bytes; split the upload"}
+		tooLarge := &edge.Error{Kind: edge.KindTooLarge, Detail: "the body is over " + strconv.FormatInt(limit, 10) + " bytes; split the upload"}
 		if req.ContentLength > limit {
 			return tooLarge
 		}
@@ -394,19 +363,12 @@ func (s *server) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if int64(len(body)) > limit {
 			return tooLarge
 		}
-		c.Set(rawBodyKey, body)
+		edge.SetBody(c, body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.ContentLength = int64(len(body))
 		return next(c)
 	}
 }
-
-func rawBody(c echo.Context) []byte {
-	b, _ := c.Get(rawBodyKey).([]byte)
-	return b
-}
-
-const deliveryKey = "httpapi.delivery"
 
 // verifyWebhook checks the Standard Webhooks signature over the raw bytes
 // before anything parses them: an unsigned body is never even decoded.
@@ -416,16 +378,41 @@ func (s *server) verifyWebhook(next echo.HandlerFunc) echo.HandlerFunc {
 		if r == nil || !r.webhook {
 			return next(c)
 		}
-		d, err := s.deps.Webhooks.Verify(c.Request().Header, rawBody(c))
+		d, err := s.deps.Edge.Webhooks.Verify(c.Request().Header, edge.Body(c))
 		if err != nil {
 			return err
 		}
-		c.Set(deliveryKey, d)
+		edge.SetDelivery(c, d)
 		return next(c)
 	}
 }
 
-func deliveryOf(c echo.Context) (webhooks.Delivery, bool) {
-	d, ok := c.Get(deliveryKey).(webhooks.Delivery)
-	return d, ok
+// adminAllowed applies the admin gate beyond the role: a session opened
+// with MFA (unless Config.AdminMFAOptional) and, when Config.AdminNetworks
+// is set, a client IP in one of them. The IP is the one the rate limiter
+// keys on (edge.ClientIP, X-Forwarded-For only through trusted proxies).
+func (s *server) adminAllowed(c echo.Context) error {
+	if !s.cfg.AdminMFAOptional {
+		if mfa, _ := c.Get(mfaKey).(bool); !mfa {
+			return &edge.Error{Kind: edge.KindForbidden, Detail: "admin operations need a session opened with a one-time code: enable MFA and log in again with otp",
+				Header: http.Header{"Www-Authenticate": {`Bearer realm="biosync", error="insufficient_user_authentication"`}}}
+		}
+	}
+	if len(s.cfg.AdminNetworks) > 0 {
+		ip, err := netip.ParseAddr(edge.ClientIP(c))
+		allowed := false
+		if err == nil {
+			ip = ip.Unmap()
+			for _, p := range s.cfg.AdminNetworks {
+				if p.Contains(ip) {
+					allowed = true
+					break
+				}
+			}
+		}
+		if !allowed {
+			return &edge.Error{Kind: edge.KindForbidden, Detail: "admin operations are not allowed from this network"}
+		}
+	}
+	return nil
 }

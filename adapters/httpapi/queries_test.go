@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,7 +12,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
@@ -28,7 +32,7 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 // token (and, for /v1/admin, the admin role). Without a token it gets 401,
 // and with a token lacking the role 403, before any port is called.
 func TestEveryV1RouteHasAPolicy(t *testing.T) {
-	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", opRefreshSession: "refresh token", opPushWebhook: "webhook signature",
+	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", "refreshSession": "refresh token", opPushWebhook: "webhook signature",
 		"verifyEmail": "mailed token", "requestPasswordReset": "anonymous", "confirmPasswordReset": "mailed token"}
 	h := newHarness(t) // every port fake fails if called
 	for _, r := range h.routes {
@@ -36,22 +40,16 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			continue
 		}
 		if policy, ok := public[r.opID]; ok {
-			if r.bearer || r.role != "" {
-				t.Errorf("%s is listed as %s but requires a bearer token", r.opID, policy)
-			}
+			assert.Falsef(t, r.bearer || r.role != "", "%s is listed as %s but requires a bearer token", r.opID, policy)
 			continue
 		}
 		if !r.bearer {
-			t.Errorf("%s %s has no access policy", r.method, r.path)
+			assert.Fail(t, fmt.Sprintf("%s %s has no access policy", r.method, r.path))
 			continue
 		}
-		if strings.HasPrefix(r.path, "/v1/admin/") != (r.role == RoleAdmin) {
-			t.Errorf("%s %s: role %q; every /v1/admin operation, and only those, require %q", r.method, r.path, r.role, RoleAdmin)
-		}
+		assert.Falsef(t, strings.HasPrefix(r.path, "/v1/admin/") != (r.role == RoleAdmin), "%s %s: role %q; every /v1/admin operation, and only those, require %q", r.method, r.path, r.role, RoleAdmin)
 		path := samplePath(r.path)
-		if strings.Contains(path, "{") {
-			t.Errorf("samplePath does not fill %s", path)
-		}
+		assert.Falsef(t, strings.Contains(path, "{"), "samplePath does not fill %s", path)
 		var body any
 		if r.body {
 			body = appBody
@@ -68,7 +66,7 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 		}
 	}
 	if n := h.admin.count() + h.ingestor.count(); n != 0 {
-		t.Fatalf("refused requests reached a port %d times", n)
+		require.FailNow(t, fmt.Sprintf("refused requests reached a port %d times", n))
 	}
 }
 
@@ -93,9 +91,7 @@ func TestMeIsScopedToTheToken(t *testing.T) {
 		return users.UserView{ID: id, Email: "ada@example.org", Timezone: "Asia/Tokyo", CreatedAt: created}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), alice.String()) || !strings.Contains(rec.Body.String(), `"created_at":"2026-01-02T03:04:05Z"`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), alice.String()) || !strings.Contains(rec.Body.String(), `"created_at":"2026-01-02T03:04:05Z"`), "%d %s", rec.Code, rec.Body)
 	// Bob's token is valid but his account is gone (erased meanwhile).
 	h.accounts.registration = func(context.Context, uuid.UUID) (eventstore.Token, error) { return nil, domain.ErrNotFound }
 	problemOf(t, h.do(req(http.MethodGet, "/v1/me", nil, bearer(bobToken)...)), 404, "not-found")
@@ -114,35 +110,23 @@ func TestMetricSeries(t *testing.T) {
 		}}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, bearer(aliceToken)...))
-	if rec.Code != 200 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
-	if got.UserID != alice || got.Type != metric.Steps || got.Bucket != "day" || !got.To.Equal(testNow) || !got.From.Equal(testNow.AddDate(0, 0, -7)) {
-		t.Fatalf("query %+v", got)
-	}
+	require.Falsef(t, rec.Code != 200, "%d %s", rec.Code, rec.Body)
+	require.Falsef(t, got.UserID != alice || got.Type != metric.Steps || got.Bucket != "day" || !got.To.Equal(testNow) || !got.From.Equal(testNow.AddDate(0, 0, -7)), "query %+v", got)
 	var out struct {
 		Type, Unit, Bucket string
 		Points             []map[string]any
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-		t.Fatal(err)
-	}
-	if out.Type != "steps" || out.Unit != "count" || out.Bucket != "day" || len(out.Points) != 2 {
-		t.Fatalf("%s", rec.Body)
-	}
-	if out.Points[0]["start"] != "2026-11-20T00:00:00+09:00" || out.Points[0]["end"] != "2026-11-21T00:00:00+09:00" || out.Points[0]["source"] != "apple_health" {
-		t.Fatalf("offsets not kept: %v", out.Points[0])
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	require.Falsef(t, out.Type != "steps" || out.Unit != "count" || out.Bucket != "day" || len(out.Points) != 2, "%s", rec.Body)
+	require.Falsef(t, out.Points[0]["start"] != "2026-11-20T00:00:00+09:00" || out.Points[0]["end"] != "2026-11-21T00:00:00+09:00" || out.Points[0]["source"] != "apple_health", "offsets not kept: %v", out.Points[0])
 	if _, ok := out.Points[1]["source"]; ok {
-		t.Fatalf("empty source must be omitted: %v", out.Points[1])
+		require.FailNow(t, fmt.Sprintf("empty source must be omitted: %v", out.Points[1]))
 	}
 
 	q := url.Values{"from": {"2026-11-01T00:00:00+09:00"}, "to": {"2026-11-02T00:00:00+09:00"}, "bucket": {"hour"}}
 	rec = h.do(req(http.MethodGet, "/v1/metrics/heart_rate?"+q.Encode(), nil, bearer(bobToken)...))
-	if rec.Code != 200 || got.UserID != bob || got.Type != metric.HeartRate || got.Bucket != "hour" ||
-		!got.From.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, tokyo)) || !got.To.Equal(time.Date(2026, 11, 2, 0, 0, 0, 0, tokyo)) {
-		t.Fatalf("%d %+v", rec.Code, got)
-	}
+	require.Falsef(t, rec.Code != 200 || got.UserID != bob || got.Type != metric.HeartRate || got.Bucket != "hour" ||
+		!got.From.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, tokyo)) || !got.To.Equal(time.Date(2026, 11, 2, 0, 0, 0, 0, tokyo)), "%d %+v", rec.Code, got)
 }
 
 func TestMetricSeriesRejects(t *testing.T) {
@@ -158,14 +142,14 @@ func TestMetricSeriesRejects(t *testing.T) {
 		{"raw over 31 days", "/v1/metrics/heart_rate?bucket=raw&from=2026-09-01T00:00:00Z&to=2026-11-01T00:00:00Z", 422, "validation", "/from"},
 		{"from not RFC 3339", "/v1/metrics/steps?from=yesterday", 422, "validation", "/from"},
 		{"unencoded plus", "/v1/metrics/steps?from=2026-11-01T00:00:00+09:00", 422, "validation", "/from"},
-		{"bad consistency token", "/v1/metrics/steps", 400, "malformed-request", HeaderConsistencyToken},
+		{"bad consistency token", "/v1/metrics/steps", 400, "malformed-request", edge.HeaderConsistencyToken},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			r := req(http.MethodGet, tc.target, nil, bearer(aliceToken)...)
-			if tc.field == HeaderConsistencyToken {
-				r.Header.Set(HeaderConsistencyToken, "v2.nope")
+			if tc.field == edge.HeaderConsistencyToken {
+				r.Header.Set(edge.HeaderConsistencyToken, "v2.nope")
 			}
 			hasField(t, problemOf(t, h.do(r), tc.status, tc.slug), tc.field)
 		})
@@ -175,9 +159,7 @@ func TestMetricSeriesRejects(t *testing.T) {
 func TestSleepSessions(t *testing.T) {
 	h := newHarness(t)
 	h.queries.sleep = func(_ context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
-		if id != alice || !to.Equal(testNow) || !from.Equal(testNow.AddDate(0, 0, -7)) {
-			t.Errorf("query %v %v %v", id, from, to)
-		}
+		assert.Falsef(t, id != alice || !to.Equal(testNow) || !from.Equal(testNow.AddDate(0, 0, -7)), "query %v %v %v", id, from, to)
 		return []metrics.SleepSession{{
 			Start: time.Date(2026, 11, 19, 23, 0, 0, 0, tokyo), End: time.Date(2026, 11, 20, 6, 30, 0, 0, tokyo),
 			Date: "2026-11-20", Source: "oura", AsleepMinutes: 400, InBedMinutes: 450, AwakeMinutes: 50,
@@ -185,25 +167,19 @@ func TestSleepSessions(t *testing.T) {
 		}}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"date":"2026-11-20"`) || !strings.Contains(rec.Body.String(), `"start":"2026-11-19T23:00:00+09:00"`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"date":"2026-11-20"`) || !strings.Contains(rec.Body.String(), `"start":"2026-11-19T23:00:00+09:00"`), "%d %s", rec.Code, rec.Body)
 	h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error) {
 		return nil, nil
 	}
 	rec = h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
-	if !strings.Contains(rec.Body.String(), `"sessions":[]`) {
-		t.Fatalf("no sessions must be an empty list: %s", rec.Body)
-	}
+	require.Falsef(t, !strings.Contains(rec.Body.String(), `"sessions":[]`), "no sessions must be an empty list: %s", rec.Body)
 }
 
 func TestDashboardMatchesTheSpec(t *testing.T) {
 	h := newHarness(t)
 	avg := 48.5
 	h.queries.dashboard = func(_ context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {
-		if id != alice || tok != nil {
-			t.Errorf("dashboard(%v, %v)", id, tok)
-		}
+		assert.Falsef(t, id != alice || tok != nil, "dashboard(%v, %v)", id, tok)
 		return metrics.Dashboard{
 			UserID: id, Date: "2026-11-20", Timezone: "Asia/Tokyo",
 			Steps:       &metrics.DayValue{Date: "2026-11-20", Value: 8000, Source: "apple_health"},
@@ -215,14 +191,12 @@ func TestDashboardMatchesTheSpec(t *testing.T) {
 		}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...)) // the harness validates the body against the spec
-	if rec.Code != 200 || strings.Contains(rec.Body.String(), alice.String()) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || strings.Contains(rec.Body.String(), alice.String()), "%d %s", rec.Code, rec.Body)
 	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error) {
 		return metrics.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
 	}
 	if rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...)); rec.Code != 200 {
-		t.Fatalf("empty dashboard: %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("empty dashboard: %d %s", rec.Code, rec.Body))
 	}
 }
 
@@ -233,40 +207,30 @@ func TestConsistencyTokenWait(t *testing.T) {
 		h := newHarness(t)
 		var order []string
 		h.queries.waitFor = func(_ context.Context, got eventstore.Token, models ...string) error {
-			if !slices.Equal(got, tok) || !slices.Equal(models, []string{"metrics"}) {
-				t.Errorf("WaitFor(%v, %v)", got, models)
-			}
+			assert.Falsef(t, !slices.Equal(got, tok) || !slices.Equal(models, []string{"metrics"}), "WaitFor(%v, %v)", got, models)
 			order = append(order, "wait")
 			return nil
 		}
 		h.queries.dashboard = func(_ context.Context, _ uuid.UUID, got eventstore.Token) (metrics.Dashboard, error) {
 			order = append(order, "read")
-			if !slices.Equal(got, tok) {
-				t.Errorf("dashboard got token %v", got)
-			}
+			assert.Falsef(t, !slices.Equal(got, tok), "dashboard got token %v", got)
 			return metrics.Dashboard{Date: "2026-11-20", Timezone: "UTC", GeneratedAt: testNow}, nil
 		}
-		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}) {
-			t.Fatalf("%d %v %v", rec.Code, rec.Header(), order)
-		}
+		rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		require.Falsef(t, rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached" || !slices.Equal(order, []string{"wait", "read"}), "%d %v %v", rec.Code, rec.Header(), order)
 	})
 
 	t.Run("users read model for /v1/me", func(t *testing.T) {
 		h := newHarness(t)
 		h.queries.waitFor = func(_ context.Context, _ eventstore.Token, models ...string) error {
-			if !slices.Equal(models, []string{"users"}) {
-				t.Errorf("models %v", models)
-			}
+			assert.Falsef(t, !slices.Equal(models, []string{"users"}), "models %v", models)
 			return nil
 		}
 		h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
 			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
-		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" {
-			t.Fatalf("%d %s", rec.Code, rec.Body)
-		}
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		require.Falsef(t, rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached", "%d %s", rec.Code, rec.Body)
 	})
 
 	t.Run("timeout serves the data with Consistency: timeout", func(t *testing.T) {
@@ -279,26 +243,24 @@ func TestConsistencyTokenWait(t *testing.T) {
 			return nil, nil
 		}
 		start := time.Now()
-		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "timeout" {
-			t.Fatalf("%d %v", rec.Code, rec.Header())
-		}
+		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
+		require.Falsef(t, rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "timeout", "%d %v", rec.Code, rec.Header())
 		if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
-			t.Fatalf("waited %v", d)
+			require.FailNow(t, fmt.Sprintf("waited %v", d))
 		}
 	})
 
 	t.Run("malformed token is 400", func(t *testing.T) {
 		h := newHarness(t)
 		// Passes the spec's pattern, fails to decode.
-		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), HeaderConsistencyToken, "v1.bm9wZQ")...))
-		hasField(t, problemOf(t, rec, 400, "malformed-request"), HeaderConsistencyToken)
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, "v1.bm9wZQ")...))
+		hasField(t, problemOf(t, rec, 400, "malformed-request"), edge.HeaderConsistencyToken)
 	})
 
 	t.Run("read model down is 503", func(t *testing.T) {
 		h := newHarness(t)
 		h.queries.waitFor = func(context.Context, eventstore.Token, ...string) error { return domain.ErrUnavailable }
-		rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, append(bearer(aliceToken), HeaderConsistencyToken, tok.String())...))
+		rec := h.do(req(http.MethodGet, "/v1/metrics/steps", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))
 		problemOf(t, rec, 503, "unavailable")
 	})
 
@@ -308,8 +270,6 @@ func TestConsistencyTokenWait(t *testing.T) {
 			return users.UserView{ID: id, Email: "a@b.org", Timezone: "UTC", CreatedAt: testNow}, nil
 		}
 		rec := h.do(req(http.MethodGet, "/v1/me", nil, bearer(aliceToken)...))
-		if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "" {
-			t.Fatalf("%d %v", rec.Code, rec.Header())
-		}
+		require.Falsef(t, rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "", "%d %v", rec.Code, rec.Header())
 	})
 }

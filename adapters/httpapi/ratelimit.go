@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
@@ -107,7 +108,7 @@ type RateLimiter interface {
 }
 
 // kindRateLimited is the 429 of an exhausted budget.
-var kindRateLimited = kind{http.StatusTooManyRequests, "rate-limited", "Too many requests"}
+var kindRateLimited = edge.Kind{Status: http.StatusTooManyRequests, Slug: "rate-limited", Title: "Too many requests"}
 
 // parseRateClass reads x-biosync-rate-limit; New checks that the class
 // is configured.
@@ -150,19 +151,19 @@ func (s *server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		for _, b := range budgets {
 			var res *redis_rate.Result
 			err := errors.New("no rate limiter configured")
-			if s.deps.Limiter != nil {
-				res, err = s.deps.Limiter.Allow(ctx, b.key, b.rate.limit())
+			if s.deps.Edge.Limiter != nil {
+				res, err = s.deps.Edge.Limiter.Allow(ctx, b.key, b.rate.limit())
 			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if lim.FailClosed {
-					return &httpError{kind: kindUnavailable, detail: "abuse limits cannot be checked right now; retry later",
-						header: http.Header{"Retry-After": {retryAfterSeconds}}, cause: err}
+					return &edge.Error{Kind: edge.KindUnavailable, Detail: "abuse limits cannot be checked right now; retry later",
+						Header: http.Header{"Retry-After": {edge.RetryAfterSeconds}}, Cause: err}
 				}
 				s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter unavailable; request let through",
-					slog.String("request_id", CorrelationID(ctx)), slog.String("class", r.rateClass), slog.String("error", err.Error()))
+					slog.String("request_id", edge.CorrelationID(ctx)), slog.String("class", r.rateClass), slog.String("error", err.Error()))
 				return next(c)
 			}
 			if res.Allowed == 0 {
@@ -170,8 +171,8 @@ func (s *server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 				if secs < 1 {
 					secs = 1
 				}
-				return &httpError{kind: kindRateLimited, detail: fmt.Sprintf("too many requests; retry in %d seconds", secs),
-					header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
+				return &edge.Error{Kind: kindRateLimited, Detail: fmt.Sprintf("too many requests; retry in %d seconds", secs),
+					Header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
 			}
 		}
 		return next(c)
@@ -182,7 +183,7 @@ func (s *server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 // on anonymous routes the keyed hash of the body's `email` (never the
 // address itself: Redis keys are not secret). "" when there is neither.
 func (s *server) accountKey(c echo.Context) string {
-	if uid, ok := userFrom(c.Request().Context()); ok {
+	if uid, ok := edge.User(c.Request().Context()); ok {
 		return "u:" + uid.String()
 	}
 	// The rate limiter and the idempotency layer both ask: decode the body
@@ -201,8 +202,8 @@ const accountKeyKey = "biosync.accountKey"
 // bodyAccountKey is accountKey for anonymous requests: the keyed hash of
 // the body's `email`.
 func (s *server) bodyAccountKey(c echo.Context) string {
-	body := rawBody(c)
-	if len(body) == 0 || s.deps.EmailKey == nil {
+	body := edge.Body(c)
+	if len(body) == 0 || s.deps.Edge.EmailKey == nil {
 		return ""
 	}
 	var in struct {
@@ -211,7 +212,7 @@ func (s *server) bodyAccountKey(c echo.Context) string {
 	if json.NewDecoder(bytes.NewReader(body)).Decode(&in) != nil || in.Email == "" {
 		return "" // the validator answers for a malformed body
 	}
-	return "e:" + hex.EncodeToString(s.deps.EmailKey(in.Email))
+	return "e:" + hex.EncodeToString(s.deps.Edge.EmailKey(in.Email))
 }
 
 // ipKey is the client's address, or its /64 for IPv6: one host usually

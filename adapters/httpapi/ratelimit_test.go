@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/commands"
@@ -56,24 +58,20 @@ func TestLoginThrottlePerAccountHoldsAcrossManyIPs(t *testing.T) {
 			throttled++
 			problemOf(t, rec, 429, "rate-limited")
 			if s, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || s < 1 {
-				t.Fatalf("Retry-After %q", rec.Header().Get("Retry-After"))
+				require.FailNow(t, fmt.Sprintf("Retry-After %q", rec.Header().Get("Retry-After")))
 			}
 		default:
-			t.Fatalf("attempt %d: %d %s", i, rec.Code, rec.Body)
+			require.FailNow(t, fmt.Sprintf("attempt %d: %d %s", i, rec.Code, rec.Body))
 		}
 	}
-	if throttled != 10 || attempts.Load() != 10 {
-		t.Fatalf("throttled %d of 20, %d reached the command; want 10 and 10", throttled, attempts.Load())
-	}
+	require.Falsef(t, throttled != 10 || attempts.Load() != 10, "throttled %d of 20, %d reached the command; want 10 and 10", throttled, attempts.Load())
 	// The same address in another spelling is the same account.
 	problemOf(t, h.do(loginFrom("203.0.113.7", " ada@example.ORG")), 429, "rate-limited")
 	if rec := h.do(loginFrom("203.0.113.7", "grace@example.org")); rec.Code != http.StatusUnauthorized {
-		t.Fatalf("another account throttled too: %d", rec.Code)
+		require.FailNow(t, fmt.Sprintf("another account throttled too: %d", rec.Code))
 	}
 	for _, k := range []string{"ada@example.org", "Ada@Example.org"} {
-		if strings.Contains(h.logs.String(), k) {
-			t.Fatal("the address reached the logs")
-		}
+		require.False(t, strings.Contains(h.logs.String(), k), "the address reached the logs")
 	}
 }
 
@@ -90,25 +88,19 @@ func TestLoginThrottlePerIP(t *testing.T) {
 		if i >= 3 {
 			want = http.StatusTooManyRequests
 		}
-		if rec.Code != want {
-			t.Fatalf("attempt %d: %d, want %d", i, rec.Code, want)
-		}
+		require.Falsef(t, rec.Code != want, "attempt %d: %d, want %d", i, rec.Code, want)
 		if want == http.StatusTooManyRequests {
 			// 3 per minute: the next slot opens 20 s later, in whole seconds.
 			if s, _ := strconv.Atoi(rec.Header().Get("Retry-After")); s < 1 || s > 20 {
-				t.Fatalf("Retry-After %q", rec.Header().Get("Retry-After"))
+				require.FailNow(t, fmt.Sprintf("Retry-After %q", rec.Header().Get("Retry-After")))
 			}
 		}
 	}
-	if attempts.Load() != 3 {
-		t.Fatalf("%d attempts reached the command", attempts.Load())
-	}
+	require.Falsef(t, attempts.Load() != 3, "%d attempts reached the command", attempts.Load())
 	// IPv6 clients are counted per /64.
 	for i := range 4 {
 		rec := h.do(loginFrom(fmt.Sprintf("[2001:db8:1:2::%x]", i+1), "v6@example.org"))
-		if i == 3 && rec.Code != http.StatusTooManyRequests {
-			t.Fatalf("fourth address of one /64: %d", rec.Code)
-		}
+		require.Falsef(t, i == 3 && rec.Code != http.StatusTooManyRequests, "fourth address of one /64: %d", rec.Code)
 	}
 }
 
@@ -124,9 +116,7 @@ func TestRegistrationIsLimitedPerAddressBeingRegistered(t *testing.T) {
 		r := req(http.MethodPost, "/v1/auth/register", registerBody)
 		r.RemoteAddr = fmt.Sprintf("198.51.100.%d:1", i+1)
 		rec := h.do(r)
-		if i < 2 && rec.Code != http.StatusConflict || i == 2 && rec.Code != http.StatusTooManyRequests {
-			t.Fatalf("attempt %d: %d", i, rec.Code)
-		}
+		require.Falsef(t, i < 2 && rec.Code != http.StatusConflict || i == 2 && rec.Code != http.StatusTooManyRequests, "attempt %d: %d", i, rec.Code)
 	}
 }
 
@@ -143,7 +133,7 @@ func TestBearerRoutesAreLimitedPerUser(t *testing.T) {
 		}
 	}
 	if rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, bearer(bobToken)...)); rec.Code != http.StatusAccepted {
-		t.Fatalf("bob throttled by alice's pushes: %d", rec.Code)
+		require.FailNow(t, fmt.Sprintf("bob throttled by alice's pushes: %d", rec.Code))
 	}
 }
 
@@ -151,21 +141,17 @@ func TestBearerRoutesAreLimitedPerUser(t *testing.T) {
 // 503 without trying the password; a push (class expensive) goes through
 // and the outage is logged.
 func TestAuthLimitsFailClosedOthersFailOpen(t *testing.T) {
-	h := newHarness(t, func(_ *Config, d *Deps) { d.Limiter = redis.NewLimiter(downRedis(t), "") })
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Edge.Limiter = redis.NewLimiter(downRedis(t), "") })
 	attempts := countLogins(h)
 	rec := h.do(loginFrom("192.0.2.9", "ada@example.org"))
 	problemOf(t, rec, 503, "unavailable")
-	if rec.Header().Get("Retry-After") == "" || attempts.Load() != 0 {
-		t.Fatalf("Retry-After %q, %d attempts reached the command", rec.Header().Get("Retry-After"), attempts.Load())
-	}
+	require.Falsef(t, rec.Header().Get("Retry-After") == "" || attempts.Load() != 0, "Retry-After %q, %d attempts reached the command", rec.Header().Get("Retry-After"), attempts.Load())
 	problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", registerBody)), 503, "unavailable")
 	acceptAll(h)
 	if rec := h.do(req(http.MethodPost, "/v1/me/samples", appBody, bearer(aliceToken)...)); rec.Code != http.StatusAccepted {
-		t.Fatalf("push with the limiter down: %d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("push with the limiter down: %d %s", rec.Code, rec.Body))
 	}
-	if !strings.Contains(h.logs.String(), "rate limiter unavailable") {
-		t.Fatal("failing open is not logged")
-	}
+	require.False(t, !strings.Contains(h.logs.String(), "rate limiter unavailable"), "failing open is not logged")
 }
 
 // TestForwardedForIsTrustedOnlyFromConfiguredProxies: behind a trusted
@@ -188,13 +174,13 @@ func TestForwardedForIsTrustedOnlyFromConfiguredProxies(t *testing.T) {
 	countLogins(behindProxy)
 	for i := range 5 {
 		if code := send(behindProxy, "10.1.2.3", i); code != http.StatusUnauthorized {
-			t.Fatalf("forwarded client %d through the trusted proxy: %d", i, code)
+			require.FailNow(t, fmt.Sprintf("forwarded client %d through the trusted proxy: %d", i, code))
 		}
 	}
 	for _, peer := range []string{"203.0.113.5", "10.2.0.1"} {
 		for i := range 3 {
 			if code := send(behindProxy, peer, i); i == 2 && code != http.StatusTooManyRequests {
-				t.Fatalf("untrusted peer %s escaped its budget with X-Forwarded-For: %d", peer, code)
+				require.FailNow(t, fmt.Sprintf("untrusted peer %s escaped its budget with X-Forwarded-For: %d", peer, code))
 			}
 		}
 	}
@@ -203,7 +189,7 @@ func TestForwardedForIsTrustedOnlyFromConfiguredProxies(t *testing.T) {
 	for _, peer := range []string{"127.0.0.1", "192.168.1.1"} {
 		for i := range 3 {
 			if code := send(direct, peer, i); i == 2 && code != http.StatusTooManyRequests {
-				t.Fatalf("without trusted proxies, %s escaped its budget with X-Forwarded-For: %d", peer, code)
+				require.FailNow(t, fmt.Sprintf("without trusted proxies, %s escaped its budget with X-Forwarded-For: %d", peer, code))
 			}
 		}
 	}
@@ -216,41 +202,31 @@ func TestForwardedForIsTrustedOnlyFromConfiguredProxies(t *testing.T) {
 func TestSensitiveOperationsDeclareALimitClass(t *testing.T) {
 	h := newHarness(t)
 	for _, r := range h.routes {
-		if r.method == http.MethodPost && strings.HasPrefix(r.path, "/v1/auth/") && r.rateClass != RateClassAuth {
-			t.Errorf("%s %s must declare %s: %s", r.method, r.path, rateLimitExtension, RateClassAuth)
-		}
-		if r.webhook && r.rateClass == "" {
-			t.Errorf("%s %s (webhook) declares no %s", r.method, r.path, rateLimitExtension)
-		}
+		assert.Falsef(t, r.method == http.MethodPost && strings.HasPrefix(r.path, "/v1/auth/") && r.rateClass != RateClassAuth, "%s %s must declare %s: %s", r.method, r.path, rateLimitExtension, RateClassAuth)
+		assert.Falsef(t, r.webhook && r.rateClass == "", "%s %s (webhook) declares no %s", r.method, r.path, rateLimitExtension)
 		if r.rateClass == "" {
 			continue
 		}
 		for _, code := range []string{"429", "503"} {
-			if r.kin.Operation.Responses.Value(code) == nil {
-				t.Errorf("%s %s is rate limited but does not document %s", r.method, r.path, code)
-			}
+			assert.Falsef(t, r.kin.Operation.Responses.Value(code) == nil, "%s %s is rate limited but does not document %s", r.method, r.path, code)
 		}
 	}
 }
 
 func TestAClassTheSpecNamesMustBeConfigured(t *testing.T) {
 	_, err := New(Config{RateLimits: map[string]RateLimit{RateClassWebhook: {}, RateClassExpensive: {}}},
-		Deps{Accounts: &fakeAccounts{}, Ingestor: &fakeIngestor{}, Queries: &fakeQueries{}, Tokens: fakeTokens{}, Registry: prometheus.NewRegistry()})
-	if err == nil || !strings.Contains(err.Error(), `"auth" is not configured`) {
-		t.Fatalf("New = %v", err)
-	}
+		minimalDeps(func(d *Deps) { d.Ops.Registry = prometheus.NewRegistry() }))
+	require.Falsef(t, err == nil || !strings.Contains(err.Error(), `"auth" is not configured`), "New = %v", err)
 }
 
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]Rate{"10/1m": {10, time.Minute}, " 5 / 15m ": {5, 15 * time.Minute}, "off": {}, "0": {}} {
 		got, err := ParseRate(in)
-		if err != nil || got != want {
-			t.Errorf("ParseRate(%q) = %v, %v", in, got, err)
-		}
+		assert.Falsef(t, err != nil || got != want, "ParseRate(%q) = %v, %v", in, got, err)
 	}
 	for _, in := range []string{"10", "x/1m", "10/x", "-1/1m", "10/-1m", ""} {
 		if _, err := ParseRate(in); err == nil {
-			t.Errorf("ParseRate(%q) accepted", in)
+			assert.Fail(t, fmt.Sprintf("ParseRate(%q) accepted", in))
 		}
 	}
 }
@@ -264,11 +240,9 @@ func FuzzParseRate(f *testing.F) {
 		if err != nil || r.IsZero() {
 			return
 		}
-		if r.N < 1 || r.Per <= 0 {
-			t.Fatalf("ParseRate(%q) = %+v", s, r)
-		}
+		require.Falsef(t, r.N < 1 || r.Per <= 0, "ParseRate(%q) = %+v", s, r)
 		if back, err := ParseRate(r.String()); err != nil || back != r {
-			t.Fatalf("%+v does not round-trip: %+v %v", r, back, err)
+			require.FailNow(t, fmt.Sprintf("%+v does not round-trip: %+v %v", r, back, err))
 		}
 	})
 }
@@ -288,7 +262,7 @@ func FuzzIPKey(f *testing.F) {
 			return
 		}
 		if p, err := netip.ParsePrefix(k); err != nil || p.Bits() != 64 {
-			t.Fatalf("ipKey(%q) = %q", s, k)
+			require.FailNow(t, fmt.Sprintf("ipKey(%q) = %q", s, k))
 		}
 	})
 }

@@ -19,7 +19,14 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/biosync/biosync/adapters/httpapi/accounts"
+	"github.com/biosync/biosync/adapters/httpapi/admin"
+	"github.com/biosync/biosync/adapters/httpapi/edge"
+	"github.com/biosync/biosync/adapters/httpapi/erasure"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
+	"github.com/biosync/biosync/adapters/httpapi/ingest"
+	"github.com/biosync/biosync/adapters/httpapi/preferences"
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 )
@@ -68,49 +75,67 @@ type Config struct {
 	AdminNetworks []netip.Prefix
 }
 
-// Deps are the collaborators of the HTTP API: one port per command
-// concept (Accounts, Sessions, Ingestor, Settings, MFA, Erasure; Recovery
-// is the mail-dependent part of Accounts), the queries and the edge's
-// infrastructure. Accounts, Ingestor, Queries and Tokens are required; the
-// rest have defaults.
+// Deps are the collaborators of the HTTP API, grouped by who uses them:
+// one group per concept's handlers (each holds only the ports those
+// handlers call), the edge's own ports (authentication, abuse limits,
+// idempotency, consistency) and operations (logs, metrics, readiness).
+// Accounts.Accounts, Ingest.Ingestor, Queries.Reader,
+// Queries.Registrations, Edge.Tokens and Edge.Consistency are required;
+// the rest have defaults or answer their routes 503 while unset.
 type Deps struct {
-	// Accounts serves register and password change.
-	Accounts Accounts
-	// Ingestor serves both push endpoints.
-	Ingestor Ingestor
-	// Queries serves every read and the consistency wait.
-	Queries Queries
-	// Tokens verifies the bearer token of every /v1 route that needs one.
+	// Accounts serves registration, login, sessions, password, MFA and
+	// account mail; Profiles nil means Queries.Reader.
+	Accounts accounts.Deps
+	// Erasure serves /v1/me/deletion-requests.
+	Erasure erasure.Deps
+	// Ingest serves both push endpoints.
+	Ingest ingest.Deps
+	// Queries serves the caller's reads.
+	Queries queries.Deps
+	// Settings serves /v1/me/settings and /v1/me/notification-preferences.
+	Settings preferences.Deps
+	// Admin serves the /v1/admin routes; with ReadModels nil they answer
+	// 503 (after the token and role checks).
+	Admin admin.Deps
+	// Edge are the ports of the middleware every request passes.
+	Edge EdgeDeps
+	// Ops are the logs, metrics and probes.
+	Ops OpsDeps
+}
+
+// EdgeDeps are the ports of the middleware and of the read-your-writes
+// wait every query shares.
+type EdgeDeps struct {
+	// Tokens verifies the bearer token of every /v1 route that needs one
+	// (required).
 	Tokens TokenVerifier
-	// Sessions serves login, refresh, logout and the session list; nil
-	// answers them 503.
-	Sessions Sessions
-	// Admin serves the /v1/admin routes; nil answers them 503 (after the
-	// token and role checks).
-	Admin Admin
-	// Recovery serves email verification and password reset (the
-	// accounts commands that need account mail); nil, while mail is off,
-	// answers those routes 503.
-	Recovery Recovery
-	// Erasure serves /v1/me/deletion-requests; nil answers them 503.
-	Erasure Erasure
-	// MFA serves /v1/auth/mfa; nil answers those routes 503.
-	MFA MFA
-	// Audit lists the audit log on GET /v1/admin/audit; nil answers it 503
-	// (after the token and role checks).
-	Audit commands.AuditTrail
-	// Settings and SettingsQueries serve /v1/me/settings and
-	// /v1/me/notification-preferences (503 while either is nil);
-	// SettingsQueries also tells metric answers the caller's unit system
-	// (metric when nil).
-	Settings        SettingsCommands
-	SettingsQueries SettingsQueries
 	// Roles verifies the bearer token of role-restricted (/v1/admin)
-	// routes and tells its role claim; required when Admin is set.
+	// routes and tells its role claim; required with Admin.ReadModels.
 	Roles RoleVerifier
 	// Webhooks verifies Standard Webhooks signatures on /v1/webhooks/push;
 	// its zero value (no keys) rejects every delivery.
 	Webhooks webhooks.Verifier
+	// Consistency waits for read models to pass a client's consistency
+	// token (required).
+	Consistency edge.Waiter
+	// Idempotency stores Idempotency-Key outcomes (adapters/redis); nil
+	// behaves like a store that is down (see x-biosync-idempotent).
+	Idempotency commands.IdempotencyStore
+	// FingerprintKey keys the fingerprints of idempotent requests (required
+	// with Idempotency; the same on every instance, so a retry may reach
+	// any of them).
+	FingerprintKey []byte
+	// Limiter enforces Config.RateLimits (adapters/redis); nil behaves like
+	// a limiter that is down: fail-closed classes answer 503.
+	Limiter RateLimiter
+	// EmailKey is the keyed hash of an address (commands.EmailIndex.Key)
+	// that keys per-account limits on anonymous routes; required with
+	// Limiter.
+	EmailKey func(email string) []byte
+}
+
+// OpsDeps are what operators read: logs, metrics, readiness and the spec.
+type OpsDeps struct {
 	// Logger receives the JSON access log and error reports; nil discards.
 	Logger *slog.Logger
 	// Registry receives the HTTP RED metrics; nil means the default
@@ -124,35 +149,14 @@ type Deps struct {
 	// Spec is the raw schemas/openapi.yaml served at GET /openapi.yaml; nil
 	// serves the spec embedded in package gen (as JSON, which is YAML too).
 	Spec []byte
-	// Now is the clock for default query ranges; nil means time.Now.
-	Now func() time.Time
-	// Idempotency stores Idempotency-Key outcomes (adapters/redis); nil
-	// behaves like a store that is down (see x-biosync-idempotent).
-	Idempotency commands.IdempotencyStore
-	// Limiter enforces Config.RateLimits (adapters/redis); nil behaves like
-	// a limiter that is down: fail-closed classes answer 503.
-	Limiter RateLimiter
-	// FingerprintKey keys the fingerprints of idempotent requests (required
-	// with Idempotency; the same on every instance, so a retry may reach
-	// any of them).
-	FingerprintKey []byte
-	// EmailKey is the keyed hash of an address (commands.EmailIndex.Key)
-	// that keys per-account limits on anonymous routes; required with
-	// Limiter.
-	EmailKey func(email string) []byte
 }
 
-// Operation ids of the spec that the code treats specially.
+// Operation ids of the spec that the route table treats specially.
 const (
 	opRegister      = "register"
 	opLogin         = "login"
 	opPushWebhook   = "pushWebhook"
 	opPushMySamples = "pushMySamples"
-
-	opRebuildProjection        = "rebuildProjection"
-	opRollbackProjection       = "rollbackProjection"
-	opDropProjectionGeneration = "dropProjectionGeneration"
-	opSkipDeadLetter           = "skipDeadLetter"
 )
 
 // roleExtension names the role an operation requires (besides a bearer
@@ -187,38 +191,63 @@ type route struct {
 	rateClass    string // x-biosync-rate-limit ("" = none)
 }
 
-// server implements gen.ServerInterface and the middleware.
+// The concept handlers, under names of their own so the server can embed
+// them all (an embedded field is named after its type).
+type (
+	accountsHandlers    = accounts.Handlers
+	erasureHandlers     = erasure.Handlers
+	ingestHandlers      = ingest.Handlers
+	queriesHandlers     = queries.Handlers
+	preferencesHandlers = preferences.Handlers
+	adminHandlers       = admin.Handlers
+)
+
+// server implements gen.ServerInterface: each concept's handlers are
+// embedded, so their methods are promoted and together with the
+// operational routes (ops.go) they form the whole interface; a method
+// two concepts both declared would be promoted by neither and fail the
+// build. The server itself is the middleware.
 type server struct {
+	*accountsHandlers
+	*erasureHandlers
+	*ingestHandlers
+	*queriesHandlers
+	*preferencesHandlers
+	*adminHandlers
+
 	cfg      Config
 	deps     Deps
 	limits   map[string]RateLimit
 	hsts     string // Strict-Transport-Security value, "" = not sent
 	log      *slog.Logger
-	now      func() time.Time
 	spec     *openapi3.T
 	routes   map[string]*route // method + " " + echo path
 	gatherer prometheus.Gatherer
 	metrics  *httpMetrics
 	tracer   trace.Tracer
-	// rendered keeps dashboard encodings (see renderedDashboards).
-	rendered renderedDashboards
 
 	validateOpts       *openapi3filter.Options
 	validateNoBodyOpts *openapi3filter.Options
 }
 
+var _ gen.ServerInterface = (*server)(nil)
+
 // New builds the echo instance serving the whole API. It fails on missing
 // ports or a metrics registry that holds conflicting collectors.
 func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	switch {
-	case deps.Accounts == nil, deps.Ingestor == nil, deps.Queries == nil, deps.Tokens == nil:
-		return nil, errors.New("httpapi: Accounts, Ingestor, Queries and Tokens are required")
-	case deps.Admin != nil && deps.Roles == nil:
-		return nil, errors.New("httpapi: Admin needs Roles to tell administrators from other callers")
-	case deps.Idempotency != nil && len(deps.FingerprintKey) < 32:
-		return nil, errors.New("httpapi: Idempotency needs a FingerprintKey of at least 32 bytes")
-	case deps.Limiter != nil && deps.EmailKey == nil:
-		return nil, errors.New("httpapi: Limiter needs EmailKey to key per-account limits")
+	case deps.Accounts.Accounts == nil, deps.Ingest.Ingestor == nil, deps.Queries.Reader == nil,
+		deps.Queries.Registrations == nil, deps.Edge.Tokens == nil, deps.Edge.Consistency == nil:
+		return nil, errors.New("httpapi: Accounts.Accounts, Ingest.Ingestor, Queries.Reader, Queries.Registrations, Edge.Tokens and Edge.Consistency are required")
+	case deps.Admin.ReadModels != nil && deps.Edge.Roles == nil:
+		return nil, errors.New("httpapi: Admin.ReadModels needs Edge.Roles to tell administrators from other callers")
+	case deps.Edge.Idempotency != nil && len(deps.Edge.FingerprintKey) < 32:
+		return nil, errors.New("httpapi: Edge.Idempotency needs a FingerprintKey of at least 32 bytes")
+	case deps.Edge.Limiter != nil && deps.Edge.EmailKey == nil:
+		return nil, errors.New("httpapi: Edge.Limiter needs EmailKey to key per-account limits")
+	}
+	if deps.Accounts.Profiles == nil {
+		deps.Accounts.Profiles = deps.Queries.Reader
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -229,18 +258,15 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if cfg.ReadinessTimeout <= 0 {
 		cfg.ReadinessTimeout = DefaultReadinessTimeout
 	}
-	s := &server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	s := &server{cfg: cfg, deps: deps, log: deps.Ops.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	reg := deps.Registry
+	reg := deps.Ops.Registry
 	if reg == nil {
 		reg = prometheus.DefaultRegisterer
 	}
-	s.gatherer = deps.Gatherer
+	s.gatherer = deps.Ops.Gatherer
 	if s.gatherer == nil {
 		if g, ok := reg.(prometheus.Gatherer); ok {
 			s.gatherer = g
@@ -277,6 +303,14 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	s.validateOpts = validationOptions(false)
 	s.validateNoBodyOpts = validationOptions(true)
 
+	consistency := &edge.Consistency{Waiter: deps.Edge.Consistency, Wait: cfg.ConsistencyWait, Log: s.log, Observed: s.metrics.consistency}
+	s.accountsHandlers = accounts.New(deps.Accounts)
+	s.erasureHandlers = erasure.New(deps.Erasure)
+	s.ingestHandlers = ingest.New(deps.Ingest)
+	s.queriesHandlers = queries.New(deps.Queries, consistency)
+	s.preferencesHandlers = preferences.New(deps.Settings, consistency)
+	s.adminHandlers = admin.New(deps.Admin, s.log)
+
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -295,8 +329,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", "X-Consistency-Token", "X-Request-Id"},
-			ExposeHeaders: []string{"X-Consistency-Token", "ETag", "Consistency", "Location", "Retry-After", "X-Request-Id", HeaderIdempotentReplayed},
+			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", edge.HeaderConsistencyToken, HeaderRequestID},
+			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed},
 			MaxAge:        600,
 		}))
 	}
@@ -401,17 +435,9 @@ func echoPath(p string) string {
 const routeKey = "httpapi.route"
 
 // routeOf returns the spec operation the request was routed to, or nil for
-// unknown paths, wrong methods and CORS preflights.
+// unknown paths, wrong methods and CORS preflights (edge.RouteLabel names
+// it for handlers).
 func routeOf(c echo.Context) *route {
 	r, _ := c.Get(routeKey).(*route)
 	return r
-}
-
-// routeLabel is the low-cardinality name of the route for logs, metrics and
-// span names: the spec's path template, never the concrete path.
-func routeLabel(c echo.Context) string {
-	if r := routeOf(c); r != nil {
-		return r.path
-	}
-	return "unmatched"
 }

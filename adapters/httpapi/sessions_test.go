@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/auth"
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/commands/accounts"
@@ -102,8 +103,9 @@ func (c *cluster) instance(pool *pgxpool.Pool, live bool) *instance {
 	require.NoError(t, err)
 	verifier := auth.Verifier{Tokens: c.tokens, Revocations: revs}
 	h := newHarness(t, func(_ *Config, d *Deps) {
-		d.Accounts, d.Sessions, d.Tokens, d.Roles = acc, cmd, verifier, verifier
-		d.Now = time.Now
+		d.Accounts.Accounts, d.Accounts.Sessions, d.Queries.Registrations = acc, cmd, acc
+		d.Edge.Tokens, d.Edge.Roles = verifier, verifier
+		d.Queries.Now = time.Now
 	})
 	h.queries.me = func(_ context.Context, id uuid.UUID) (users.UserView, error) {
 		return users.UserView{ID: id, Email: adaEmail, Timezone: "UTC", CreatedAt: time.Now().UTC().Truncate(time.Second)}, nil
@@ -181,7 +183,7 @@ func (in *instance) me(tok string) int {
 // request id: an attacker learns nothing from which one they got.
 func sameProblem(t *testing.T, a, b *httptest.ResponseRecorder) {
 	t.Helper()
-	var pa, pb problem
+	var pa, pb edge.Problem
 	_ = json.Unmarshal(a.Body.Bytes(), &pa)
 	_ = json.Unmarshal(b.Body.Bytes(), &pb)
 	pa.RequestID, pb.RequestID = "", ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,7 +12,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
+	"github.com/biosync/biosync/adapters/httpapi/preferences"
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
@@ -39,7 +44,10 @@ func newFakeSettings() *fakeSettings {
 }
 
 func withSettings(f *fakeSettings) option {
-	return func(_ *Config, d *Deps) { d.Settings, d.SettingsQueries = f, f }
+	return func(_ *Config, d *Deps) {
+		d.Settings = preferences.Deps{Commands: f, Queries: f}
+		d.Queries.Units = f
+	}
 }
 
 func (f *fakeSettings) ChangeProfile(_ context.Context, cmd commands.ChangeProfile) (commands.ProfileSaved, error) {
@@ -123,16 +131,14 @@ const adaSettings = `{"display_name":"  Ada Lovelace ","timezone":"Europe/London
 func TestSettingsStartAsDefaultsWithAnETag(t *testing.T) {
 	h := newHarness(t, withSettings(newFakeSettings()))
 	rec := h.do(req(http.MethodGet, "/v1/me/settings", nil, bearer(aliceToken)...))
-	if rec.Code != 200 || rec.Header().Get("ETag") != `"0"` {
-		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || rec.Header().Get("ETag") != `"0"`, "%d %v %s", rec.Code, rec.Header(), rec.Body)
 	if got := strings.TrimSpace(rec.Body.String()); got != `{"display_name":"","timezone":"Asia/Tokyo","units":"metric","version":0}` {
-		t.Fatalf("defaults = %s", got)
+		require.FailNow(t, fmt.Sprintf("defaults = %s", got))
 	}
 	rec = h.do(req(http.MethodGet, "/v1/me/notification-preferences", nil, bearer(aliceToken)...))
 	if got := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || rec.Header().Get("ETag") != `"0"` ||
 		got != `{"channels":{"email":false,"push":false},"daily_summary":{"enabled":false,"time":"08:00"},"quiet_hours":{"end":"07:00","start":"22:00"},"version":0}` {
-		t.Fatalf("%d %s", rec.Code, got)
+		require.FailNow(t, fmt.Sprintf("%d %s", rec.Code, got))
 	}
 }
 
@@ -140,25 +146,19 @@ func TestPutSettingsWithTheCurrentETagReplacesTheDocument(t *testing.T) {
 	f := newFakeSettings()
 	h := newHarness(t, withSettings(f))
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	if rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || rec.Header().Get(HeaderConsistencyToken) == "" {
-		t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || rec.Header().Get(edge.HeaderConsistencyToken) == "", "%d %v %s", rec.Code, rec.Header(), rec.Body)
 	if got := strings.TrimSpace(rec.Body.String()); got != `{"display_name":"Ada Lovelace","timezone":"Europe/London","units":"imperial","version":1}` {
-		t.Fatalf("stored document = %s (display name trimmed)", got)
+		require.FailNow(t, fmt.Sprintf("stored document = %s (display name trimmed)", got))
 	}
 	// The version in the body may be sent back as read.
 	rec = h.do(req(http.MethodPut, "/v1/me/settings", `{"display_name":"Ada","timezone":"UTC","units":"metric","version":1}`, headers(aliceToken, ifMatchHeader(`"1"`)...)...))
-	if rec.Code != 200 || rec.Header().Get("ETag") != `"2"` {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || rec.Header().Get("ETag") != `"2"`, "%d %s", rec.Code, rec.Body)
 	// Bob's documents are his own.
 	if p, _ := f.Profile(context.Background(), bob); p.Version != 0 {
-		t.Fatalf("bob's settings changed: %+v", p)
+		require.FailNow(t, fmt.Sprintf("bob's settings changed: %+v", p))
 	}
 	rec = h.do(req(http.MethodPut, "/v1/me/notification-preferences", `{"daily_summary":{"enabled":true,"time":"07:30"},"quiet_hours":null,"channels":{"email":false,"push":true}}`, headers(bobToken, ifMatchHeader(`"0"`)...)...))
-	if rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || !strings.Contains(rec.Body.String(), `"quiet_hours":null`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
+	require.Falsef(t, rec.Code != 200 || rec.Header().Get("ETag") != `"1"` || !strings.Contains(rec.Body.String(), `"quiet_hours":null`), "%d %s", rec.Code, rec.Body)
 }
 
 func TestAChangeWithoutIfMatchIsPreconditionRequired(t *testing.T) {
@@ -177,13 +177,11 @@ func TestAChangeWithoutIfMatchIsPreconditionRequired(t *testing.T) {
 func TestAStaleIfMatchGets409NamingIfMatch(t *testing.T) {
 	h := newHarness(t, withSettings(newFakeSettings()))
 	if rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...)); rec.Code != 200 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
+		require.FailNow(t, fmt.Sprintf("%d %s", rec.Code, rec.Body))
 	}
 	p := problemOf(t, h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...)), 409, "conflict")
 	hasField(t, p, "If-Match")
-	if !strings.Contains(p.Detail, "current version 1") {
-		t.Fatalf("the 409 must say which version is current: %q", p.Detail)
-	}
+	require.Falsef(t, !strings.Contains(p.Detail, "current version 1"), "the 409 must say which version is current: %q", p.Detail)
 }
 
 func TestConcurrentPutsWithOneETagExactlyOneSucceeds(t *testing.T) {
@@ -202,9 +200,7 @@ func TestConcurrentPutsWithOneETagExactlyOneSucceeds(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if codes[200] != 1 || codes[409] != 7 {
-		t.Fatalf("statuses %v, want one 200 and seven 409", codes)
-	}
+	require.Falsef(t, codes[200] != 1 || codes[409] != 7, "statuses %v, want one 200 and seven 409", codes)
 }
 
 func TestBadSettingsNameEveryField(t *testing.T) {
@@ -241,9 +237,7 @@ func TestSettingsCommandFailures(t *testing.T) {
 	h := newHarness(t, withSettings(f))
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
 	problemOf(t, rec, 503, "unavailable")
-	if rec.Header().Get("ETag") != "" || rec.Header().Get(HeaderConsistencyToken) != "" {
-		t.Fatalf("a failed change must not look written: %v", rec.Header())
-	}
+	require.Falsef(t, rec.Header().Get("ETag") != "" || rec.Header().Get(edge.HeaderConsistencyToken) != "", "a failed change must not look written: %v", rec.Header())
 	// Without a settings backend the routes answer 503 and metrics are metric.
 	h = newHarness(t)
 	problemOf(t, h.do(req(http.MethodGet, "/v1/me/settings", nil, bearer(aliceToken)...)), 503, "unavailable")
@@ -258,11 +252,9 @@ func TestGetSettingsHonoursTheConsistencyToken(t *testing.T) {
 		return nil
 	}
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	tok := rec.Header().Get(HeaderConsistencyToken)
-	rec = h.do(req(http.MethodGet, "/v1/me/settings", nil, headers(aliceToken, HeaderConsistencyToken, tok)...))
-	if rec.Code != 200 || rec.Header().Get(HeaderConsistency) != "reached" || len(waited) != 1 || waited[0] != ReadModelSettings {
-		t.Fatalf("%d %v waited on %v", rec.Code, rec.Header(), waited)
-	}
+	tok := rec.Header().Get(edge.HeaderConsistencyToken)
+	rec = h.do(req(http.MethodGet, "/v1/me/settings", nil, headers(aliceToken, edge.HeaderConsistencyToken, tok)...))
+	require.Falsef(t, rec.Code != 200 || rec.Header().Get(edge.HeaderConsistency) != "reached" || len(waited) != 1 || waited[0] != preferences.ReadModelSettings, "%d %v waited on %v", rec.Code, rec.Header(), waited)
 }
 
 func TestImperialUsersSeeMilesAndPounds(t *testing.T) {
@@ -294,11 +286,9 @@ func TestImperialUsersSeeMilesAndPounds(t *testing.T) {
 			Points []struct{ Value, Min, Max float64 }
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
-			t.Fatalf("%d %s", rec.Code, rec.Body)
+			require.FailNow(t, fmt.Sprintf("%d %s", rec.Code, rec.Body))
 		}
-		if out.Unit != tc.unit || out.Points[0].Value != tc.value || out.Points[0].Min != tc.minVal || out.Points[0].Max != tc.value {
-			t.Fatalf("%s for %s = %s, want %v %s", tc.typ, tc.user, rec.Body, tc.value, tc.unit)
-		}
+		require.Falsef(t, out.Unit != tc.unit || out.Points[0].Value != tc.value || out.Points[0].Min != tc.minVal || out.Points[0].Max != tc.value, "%s for %s = %s, want %v %s", tc.typ, tc.user, rec.Body, tc.value, tc.unit)
 	}
 
 	avg := 61.5
@@ -306,13 +296,9 @@ func TestImperialUsersSeeMilesAndPounds(t *testing.T) {
 		RestingHR: metrics.Baseline{Latest: &metrics.DayValue{Date: "2026-11-20", Value: 60}, Avg7: &avg, Unit: "bpm"}, HRV: metrics.Baseline{Unit: "ms"}}
 	h.queries.dashboard = func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error) { return cached, nil }
 	rec := h.do(req(http.MethodGet, "/v1/dashboard/summary", nil, bearer(aliceToken)...))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"steps":{"date":"2026-11-20","value":8000,"unit":"count"}`) ||
-		!strings.Contains(rec.Body.String(), `"latest":{"date":"2026-11-20","value":60,"unit":"bpm"}`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
-	if cached.Steps.Unit != "" || cached.RestingHR.Latest.Unit != "" {
-		t.Fatal("the dashboard served from the cache must not be modified")
-	}
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"steps":{"date":"2026-11-20","value":8000,"unit":"count"}`) ||
+		!strings.Contains(rec.Body.String(), `"latest":{"date":"2026-11-20","value":60,"unit":"bpm"}`), "%d %s", rec.Code, rec.Body)
+	require.False(t, cached.Steps.Unit != "" || cached.RestingHR.Latest.Unit != "", "the dashboard served from the cache must not be modified")
 }
 
 func TestAMetricReadWithATokenReadsTheUnitsFresh(t *testing.T) {
@@ -327,11 +313,7 @@ func TestAMetricReadWithATokenReadsTheUnitsFresh(t *testing.T) {
 		return metrics.MetricSeries{Type: q.Type, Unit: "m", Bucket: q.Bucket, Points: []metrics.MetricPoint{}}, nil
 	}
 	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
-	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, HeaderConsistencyToken, rec.Header().Get(HeaderConsistencyToken))...))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unit":"mi"`) {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
-	}
-	if len(waited) != 1 || waited[0] != ReadModelMetrics || !f.fresh[len(f.fresh)-1] {
-		t.Fatalf("a read with a token must wait for metrics (%v) and read the units fresh, not cached (%v)", waited, f.fresh)
-	}
+	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, edge.HeaderConsistencyToken, rec.Header().Get(edge.HeaderConsistencyToken))...))
+	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unit":"mi"`), "%d %s", rec.Code, rec.Body)
+	require.Falsef(t, len(waited) != 1 || waited[0] != queries.ReadModelMetrics || !f.fresh[len(f.fresh)-1], "a read with a token must wait for metrics (%v) and read the units fresh, not cached (%v)", waited, f.fresh)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -57,7 +58,7 @@ func (s *server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			Route:      r.kin,
 			Options:    opts,
 		})
-		if body := rawBody(c); body != nil {
+		if body := edge.Body(c); body != nil {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		if err != nil {
@@ -81,7 +82,7 @@ func translateValidation(err error) error {
 		first := t.fields[0]
 		me := &domain.MalformedError{Field: first.Field, Detail: first.Detail}
 		if len(t.fields) > 1 {
-			return &httpError{kind: kindMalformed, detail: "the request cannot be parsed; see errors", fields: t.fields, cause: me}
+			return &edge.Error{Kind: edge.KindMalformed, Detail: "the request cannot be parsed; see errors", Fields: t.fields, Cause: me}
 		}
 		return me
 	}

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -40,23 +43,19 @@ func TestWebhookValidDelivery(t *testing.T) {
 	h := newHarness(t)
 	acceptAll(h)
 	rec := h.do(signed(webhookBody, newKey, "msg_1", testNow))
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
-	}
-	if got := rec.Header().Get(HeaderConsistencyToken); got != acceptedToken.String() {
-		t.Fatalf("consistency token %q, want %q", got, acceptedToken.String())
+	require.Falsef(t, rec.Code != http.StatusAccepted, "status %d: %s", rec.Code, rec.Body)
+	if got := rec.Header().Get(edge.HeaderConsistencyToken); got != acceptedToken.String() {
+		require.FailNow(t, fmt.Sprintf("consistency token %q, want %q", got, acceptedToken.String()))
 	}
 	var out struct {
 		EventID   uuid.UUID `json:"event_id"`
 		Duplicate bool      `json:"duplicate"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.EventID != eventstore.DeterministicID("push", "msg_1") || out.Duplicate {
-		t.Fatalf("body %s (%v)", rec.Body, err)
+		require.FailNow(t, fmt.Sprintf("body %s (%v)", rec.Body, err))
 	}
 	cmd := h.ingestor.calls[0]
-	if cmd.UserID != alice || cmd.DeliveryID != "msg_1" || cmd.Channel != "webhook" || len(cmd.Batch.Samples) != 1 || len(cmd.Batch.SleepSessions) != 1 {
-		t.Fatalf("command %+v", cmd)
-	}
+	require.Falsef(t, cmd.UserID != alice || cmd.DeliveryID != "msg_1" || cmd.Channel != "webhook" || len(cmd.Batch.Samples) != 1 || len(cmd.Batch.SleepSessions) != 1, "command %+v", cmd)
 }
 
 func TestWebhookBadInput(t *testing.T) {
@@ -185,7 +184,7 @@ func TestWebhookBadInput(t *testing.T) {
 				hasField(t, p, tc.field)
 			}
 			if n := h.ingestor.count(); n != 0 {
-				t.Fatalf("the command ran %d times for a rejected delivery", n)
+				require.FailNow(t, fmt.Sprintf("the command ran %d times for a rejected delivery", n))
 			}
 		})
 	}
@@ -211,7 +210,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 			h := newHarness(t)
 			acceptAll(h)
 			if rec := h.do(build()); rec.Code != http.StatusAccepted {
-				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+				require.FailNow(t, fmt.Sprintf("status %d: %s", rec.Code, rec.Body))
 			}
 		})
 	}
@@ -227,15 +226,11 @@ func TestWebhookReplayIsAcceptedWithoutEffect(t *testing.T) {
 	}
 	for i, wantDup := range []bool{false, true, true} {
 		rec := h.do(signed(webhookBody, newKey, "msg_7", testNow.Add(time.Duration(i)*time.Second)))
-		if rec.Code != http.StatusAccepted {
-			t.Fatalf("delivery %d: status %d", i, rec.Code)
-		}
+		require.Falsef(t, rec.Code != http.StatusAccepted, "delivery %d: status %d", i, rec.Code)
 		if dup := strings.Contains(rec.Body.String(), `"duplicate":true`); dup != wantDup {
-			t.Fatalf("delivery %d: %s", i, rec.Body)
+			require.FailNow(t, fmt.Sprintf("delivery %d: %s", i, rec.Body))
 		}
-		if rec.Header().Get(HeaderConsistencyToken) == "" {
-			t.Fatalf("delivery %d: a duplicate still returns a consistency token", i)
-		}
+		require.Falsef(t, rec.Header().Get(edge.HeaderConsistencyToken) == "", "delivery %d: a duplicate still returns a consistency token", i)
 	}
 }
 
@@ -261,12 +256,8 @@ func TestWebhookCommandFailures(t *testing.T) {
 				hasField(t, p, tc.field)
 			}
 			if tc.status == 503 {
-				if rec.Header().Get("Retry-After") == "" {
-					t.Fatal("503 without Retry-After")
-				}
-				if rec.Header().Get(HeaderConsistencyToken) != "" {
-					t.Fatal("a failed append must not hand out a consistency token")
-				}
+				require.False(t, rec.Header().Get("Retry-After") == "", "503 without Retry-After")
+				require.False(t, rec.Header().Get(edge.HeaderConsistencyToken) != "", "a failed append must not hand out a consistency token")
 			}
 		})
 	}
@@ -276,7 +267,5 @@ func TestWebhookLimitIsConfigurable(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Deps) { c.BodyLimit = 100 })
 	acceptAll(h)
 	problemOf(t, h.do(signed(webhookBody, newKey, "msg_1", testNow)), 413, "payload-too-large")
-	if !bytes.Contains([]byte(h.logs.String()), []byte(`"status":413`)) {
-		t.Fatal("the 413 was not access-logged")
-	}
+	require.False(t, !bytes.Contains([]byte(h.logs.String()), []byte(`"status":413`)), "the 413 was not access-logged")
 }

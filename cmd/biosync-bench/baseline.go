@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/biosync/biosync/adapters/httpapi"
+	httpqueries "github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/projections/metrics"
@@ -68,7 +68,7 @@ func runBaselineServer(args []string) error {
 		}
 		return c.JSON(http.StatusAccepted, baselineAccepted{EventID: uuid.New()})
 	})
-	fixture := httpapi.NewDashboardJSON(dashboardFixture(), metric.Metric) // the wire form, encoded per request
+	fixture := httpqueries.NewDashboardJSON(dashboardFixture(), metric.Metric) // the wire form, encoded per request
 	e.GET("/v1/dashboard/summary", func(c echo.Context) error { return c.JSON(http.StatusOK, fixture) })
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 

@@ -10,6 +10,12 @@ import (
 	"time"
 
 	"github.com/biosync/biosync/adapters/httpapi"
+	httpaccounts "github.com/biosync/biosync/adapters/httpapi/accounts"
+	httpadmin "github.com/biosync/biosync/adapters/httpapi/admin"
+	httperasure "github.com/biosync/biosync/adapters/httpapi/erasure"
+	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
+	httppreferences "github.com/biosync/biosync/adapters/httpapi/preferences"
+	httpqueries "github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/projections/engine"
@@ -138,31 +144,40 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		AdminMFAOptional: !cfg.AdminRequireMFA,
 		AdminNetworks:    cfg.AdminNetworks,
 	}, httpapi.Deps{
-		Accounts:        p.cmds.accounts,
-		Ingestor:        p.cmds.ingestion,
-		Queries:         p.queries,
-		Sessions:        p.cmds.sessions,
-		Tokens:          p.verifier,
-		Roles:           p.verifier,
-		Admin:           engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
-		Audit:           p.audit,
-		Recovery:        recovery(p),
-		Erasure:         p.cmds.erasure,
-		MFA:             p.cmds.mfa,
-		Settings:        p.cmds.preferences,
-		SettingsQueries: p.settings,
-		Webhooks:        webhooks.Verifier{Keys: keys},
-		Logger:          log,
-		Registry:        tel.registry,
-		Gatherer:        tel.registry,
-		Health:          p.healthChecks(),
-		Spec:            spec,
-		// Idempotency-Key outcomes and abuse limits are shared by every
-		// instance through Redis.
-		Idempotency:    bredis.Idempotency{C: p.redis},
-		FingerprintKey: p.fingerprintKey,
-		Limiter:        bredis.NewLimiter(p.redis, ""),
-		EmailKey:       p.emailIndex.Key,
+		Accounts: httpaccounts.Deps{
+			Accounts: p.cmds.accounts,
+			Sessions: p.cmds.sessions,
+			MFA:      p.cmds.mfa,
+			Recovery: recovery(p),
+			Profiles: p.queries,
+		},
+		Erasure:  httperasure.Deps{Erasure: p.cmds.erasure},
+		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion},
+		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings},
+		Settings: httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
+		Admin: httpadmin.Deps{
+			ReadModels: engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
+			Audit:      p.audit,
+		},
+		Edge: httpapi.EdgeDeps{
+			Tokens:      p.verifier,
+			Roles:       p.verifier,
+			Webhooks:    webhooks.Verifier{Keys: keys},
+			Consistency: p.queries,
+			// Idempotency-Key outcomes and abuse limits are shared by every
+			// instance through Redis.
+			Idempotency:    bredis.Idempotency{C: p.redis},
+			FingerprintKey: p.fingerprintKey,
+			Limiter:        bredis.NewLimiter(p.redis, ""),
+			EmailKey:       p.emailIndex.Key,
+		},
+		Ops: httpapi.OpsDeps{
+			Logger:   log,
+			Registry: tel.registry,
+			Gatherer: tel.registry,
+			Health:   p.healthChecks(),
+			Spec:     spec,
+		},
 	})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package httpapi
+package erasure
 
 import (
 	"context"
@@ -7,9 +7,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/commands"
 )
+
+// Deps are the ports of the erasure routes.
+type Deps struct {
+	// Erasure serves /v1/me/deletion-requests; nil answers them 503.
+	Erasure Erasure
+}
 
 // Erasure is the account-deletion workflow (GDPR art. 17). It is a port so
 // the HTTP layer only relays requests; the grace period and the purge are
@@ -25,11 +32,19 @@ type Erasure interface {
 	CancelErasure(ctx context.Context, user, id uuid.UUID, ip string) (commands.DeletionRequest, error)
 }
 
-func (s *server) erasure() (Erasure, error) {
-	if s.deps.Erasure == nil {
-		return nil, &httpError{kind: kindUnavailable, detail: "erasure not configured"}
+// Handlers serves the erasure routes; the assembled server embeds it.
+type Handlers struct {
+	deps Deps
+}
+
+// New returns the erasure handlers over deps.
+func New(deps Deps) *Handlers { return &Handlers{deps: deps} }
+
+func (h *Handlers) erasure() (Erasure, error) {
+	if h.deps.Erasure == nil {
+		return nil, edge.NotConfigured("erasure")
 	}
-	return s.deps.Erasure, nil
+	return h.deps.Erasure, nil
 }
 
 func deletionOut(d commands.DeletionRequest) gen.DeletionRequest {
@@ -39,17 +54,17 @@ func deletionOut(d commands.DeletionRequest) gen.DeletionRequest {
 
 // RequestErasure schedules the erasure of the caller's account (POST
 // /v1/me/deletion-requests).
-func (s *server) RequestErasure(c echo.Context) error {
-	e, err := s.erasure()
+func (h *Handlers) RequestErasure(c echo.Context) error {
+	e, err := h.erasure()
 	if err != nil {
 		return err
 	}
-	uid, err := s.user(c)
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
 	var in gen.ErasureRequest
-	if err := decodeStrict(rawBody(c), &in); err != nil {
+	if err := edge.DecodeStrict(edge.Body(c), &in); err != nil {
 		return err
 	}
 	d, err := e.RequestErasure(c.Request().Context(), uid, in.Password, c.RealIP())
@@ -62,12 +77,12 @@ func (s *server) RequestErasure(c echo.Context) error {
 
 // GetErasure reads one of the caller's requests (GET
 // /v1/me/deletion-requests/{id}).
-func (s *server) GetErasure(c echo.Context, id uuid.UUID) error {
-	e, err := s.erasure()
+func (h *Handlers) GetErasure(c echo.Context, id uuid.UUID) error {
+	e, err := h.erasure()
 	if err != nil {
 		return err
 	}
-	uid, err := s.user(c)
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
@@ -80,12 +95,12 @@ func (s *server) GetErasure(c echo.Context, id uuid.UUID) error {
 
 // CancelErasure cancels a scheduled request (DELETE
 // /v1/me/deletion-requests/{id}).
-func (s *server) CancelErasure(c echo.Context, id uuid.UUID) error {
-	e, err := s.erasure()
+func (h *Handlers) CancelErasure(c echo.Context, id uuid.UUID) error {
+	e, err := h.erasure()
 	if err != nil {
 		return err
 	}
-	uid, err := s.user(c)
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package admin
 
 import (
 	"encoding/hex"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -17,9 +18,9 @@ import (
 // ListAuditEntries returns one page of the audit log (GET /v1/admin/audit).
 // authorize has checked the admin role; reading the audit log is itself an
 // operator action and lands in the access log with the operator's id.
-func (s *server) ListAuditEntries(c echo.Context, params gen.ListAuditEntriesParams) error {
-	if s.deps.Audit == nil {
-		return &httpError{kind: kindUnavailable, detail: "audit log not configured"}
+func (h *Handlers) ListAuditEntries(c echo.Context, params gen.ListAuditEntriesParams) error {
+	if h.deps.Audit == nil {
+		return edge.NotConfigured("audit log")
 	}
 	f := commands.AuditFilter{Limit: 100}
 	if params.Action != nil {
@@ -44,13 +45,13 @@ func (s *server) ListAuditEntries(c echo.Context, params gen.ListAuditEntriesPar
 		f.Limit = *params.Limit
 	}
 	ctx := c.Request().Context()
-	list, err := s.deps.Audit.List(ctx, f)
+	list, err := h.deps.Audit.List(ctx, f)
 	if err != nil {
 		return err
 	}
 	// The entries hold other users' ids and IP addresses: the read is
 	// audited before anything is shown, and refused if it cannot be.
-	admin, err := s.user(c)
+	admin, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func (s *server) ListAuditEntries(c echo.Context, params gen.ListAuditEntriesPar
 	if f.Action != "" {
 		read.Detail["action"] = f.Action
 	}
-	if err := s.deps.Audit.Record(ctx, read); err != nil {
+	if err := h.deps.Audit.Record(ctx, read); err != nil {
 		return fmt.Errorf("the read could not be audited, so it is refused: %w", domain.ErrUnavailable)
 	}
 	out := gen.AuditList{Entries: make([]gen.AuditEntry, 0, len(list))}

@@ -1,4 +1,4 @@
-package httpapi
+package preferences
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -18,6 +19,27 @@ import (
 	"github.com/biosync/biosync/domain/settings"
 	settingsrm "github.com/biosync/biosync/projections/settings"
 )
+
+// Deps are the ports of the settings routes; while either is nil they
+// answer 503.
+type Deps struct {
+	// Commands changes the documents.
+	Commands SettingsCommands
+	// Queries reads them.
+	Queries SettingsQueries
+}
+
+// Handlers serves the settings routes; the assembled server embeds it.
+type Handlers struct {
+	deps        Deps
+	consistency *edge.Consistency
+}
+
+// New returns the settings handlers over deps; consistency is the edge's
+// read-your-writes wait.
+func New(deps Deps, consistency *edge.Consistency) *Handlers {
+	return &Handlers{deps: deps, consistency: consistency}
+}
 
 // SettingsCommands changes the caller's versioned documents. It is a port
 // so the compare-and-set (row lock around the append) stays on the command
@@ -34,9 +56,8 @@ type SettingsCommands interface {
 	ChangeNotifications(ctx context.Context, cmd commands.ChangeNotifications) (commands.NotificationsSaved, error)
 }
 
-// SettingsQueries reads the settings read model. It is separate from
-// Queries so the metric and dashboard answers can learn the caller's unit
-// system without the HTTP layer knowing where it is stored.
+// SettingsQueries reads the settings read model. It is a port so the HTTP
+// layer does not know where the documents are stored.
 type SettingsQueries interface {
 	// Profile returns the settings document; domain.ErrNotFound when there
 	// is none yet.
@@ -44,14 +65,10 @@ type SettingsQueries interface {
 	// Notifications returns the notification preferences;
 	// domain.ErrNotFound when there are none yet.
 	Notifications(ctx context.Context, userID uuid.UUID) (settingsrm.NotificationsView, error)
-	// Units returns the caller's unit system (metric when unknown); fresh
-	// asks for the read model itself rather than a value cached for a
-	// second (a read that carries a consistency token).
-	Units(ctx context.Context, userID uuid.UUID, fresh bool) (metric.System, error)
 }
 
-// ReadModelSettings serves the settings documents and the unit system of
-// metric answers (see Queries.WaitFor).
+// ReadModelSettings serves the settings documents (the read model a
+// consistency token is awaited on).
 const ReadModelSettings = "settings"
 
 // Header names of optimistic concurrency (RFC 9110).
@@ -62,7 +79,7 @@ const (
 
 // kindPreconditionRequired answers a change without If-Match (RFC 6585):
 // an unconditional overwrite would lose concurrent edits silently.
-var kindPreconditionRequired = kind{http.StatusPreconditionRequired, "precondition-required", "Precondition required"}
+var kindPreconditionRequired = edge.Kind{Status: http.StatusPreconditionRequired, Slug: "precondition-required", Title: "Precondition required"}
 
 // etag is the strong entity tag of a document version.
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
@@ -72,9 +89,9 @@ func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + 
 // unconditional overwrite), 400 when it is not one strong tag of ours.
 func ifMatch(h *string) (int64, error) {
 	if h == nil || strings.TrimSpace(*h) == "" || strings.TrimSpace(*h) == "*" {
-		return 0, &httpError{kind: kindPreconditionRequired,
-			detail: "send If-Match with the ETag you read (GET the document first; \"0\" for the defaults)",
-			fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is required and must name one version"}}}
+		return 0, &edge.Error{Kind: kindPreconditionRequired,
+			Detail: "send If-Match with the ETag you read (GET the document first; \"0\" for the defaults)",
+			Fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is required and must name one version"}}}
 	}
 	v := strings.TrimSpace(*h)
 	digits, ok := strings.CutPrefix(v, `"`)
@@ -90,9 +107,9 @@ func ifMatch(h *string) (int64, error) {
 func stale(err error) error {
 	var sv *commands.StaleVersion
 	if errors.As(err, &sv) {
-		return &httpError{kind: kindConflict,
-			detail: fmt.Sprintf("the document changed since you read it (current version %d); read it again and reapply your change", sv.Current),
-			fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is not the current version"}}, cause: err}
+		return &edge.Error{Kind: edge.KindConflict,
+			Detail: fmt.Sprintf("the document changed since you read it (current version %d); read it again and reapply your change", sv.Current),
+			Fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is not the current version"}}, Cause: err}
 	}
 	return err
 }
@@ -106,24 +123,24 @@ func bodyVersion(body *int64, ifMatch int64) error {
 	return nil
 }
 
-func (s *server) settingsPorts() (SettingsCommands, SettingsQueries, error) {
-	if s.deps.Settings == nil || s.deps.SettingsQueries == nil {
+func (h *Handlers) ports() (SettingsCommands, SettingsQueries, error) {
+	if h.deps.Commands == nil || h.deps.Queries == nil {
 		return nil, nil, fmt.Errorf("httpapi: no settings backend configured: %w", domain.ErrUnavailable)
 	}
-	return s.deps.Settings, s.deps.SettingsQueries, nil
+	return h.deps.Commands, h.deps.Queries, nil
 }
 
 // GetSettings returns the caller's settings (GET /v1/me/settings).
-func (s *server) GetSettings(c echo.Context, params gen.GetSettingsParams) error {
-	uid, err := s.user(c)
+func (h *Handlers) GetSettings(c echo.Context, params gen.GetSettingsParams) error {
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
-	_, q, err := s.settingsPorts()
+	_, q, err := h.ports()
 	if err != nil {
 		return err
 	}
-	if _, err := s.awaitToken(c, params.XConsistencyToken, ReadModelSettings); err != nil {
+	if _, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelSettings); err != nil {
 		return err
 	}
 	p, err := q.Profile(c.Request().Context(), uid)
@@ -135,12 +152,12 @@ func (s *server) GetSettings(c echo.Context, params gen.GetSettingsParams) error
 }
 
 // PutSettings replaces the caller's settings (PUT /v1/me/settings).
-func (s *server) PutSettings(c echo.Context, params gen.PutSettingsParams) error {
-	uid, err := s.user(c)
+func (h *Handlers) PutSettings(c echo.Context, params gen.PutSettingsParams) error {
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
-	cmds, _, err := s.settingsPorts()
+	cmds, _, err := h.ports()
 	if err != nil {
 		return err
 	}
@@ -149,7 +166,7 @@ func (s *server) PutSettings(c echo.Context, params gen.PutSettingsParams) error
 		return err
 	}
 	var in gen.SettingsInput
-	if err := decodeStrict(rawBody(c), &in); err != nil {
+	if err := edge.DecodeStrict(edge.Body(c), &in); err != nil {
 		return err
 	}
 	if err := bodyVersion(in.Version, version); err != nil {
@@ -160,7 +177,7 @@ func (s *server) PutSettings(c echo.Context, params gen.PutSettingsParams) error
 	if err != nil {
 		return stale(err)
 	}
-	setToken(c, saved.Token)
+	edge.SetToken(c, saved.Token)
 	c.Response().Header().Set(headerETag, etag(saved.Version))
 	return c.JSON(http.StatusOK, settingsOut(saved.Profile, saved.Version))
 }
@@ -171,16 +188,16 @@ func settingsOut(p settings.Profile, version int64) gen.Settings {
 
 // GetNotificationPreferences returns the caller's notification preferences
 // (GET /v1/me/notification-preferences).
-func (s *server) GetNotificationPreferences(c echo.Context, params gen.GetNotificationPreferencesParams) error {
-	uid, err := s.user(c)
+func (h *Handlers) GetNotificationPreferences(c echo.Context, params gen.GetNotificationPreferencesParams) error {
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
-	_, q, err := s.settingsPorts()
+	_, q, err := h.ports()
 	if err != nil {
 		return err
 	}
-	if _, err := s.awaitToken(c, params.XConsistencyToken, ReadModelSettings); err != nil {
+	if _, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelSettings); err != nil {
 		return err
 	}
 	n, err := q.Notifications(c.Request().Context(), uid)
@@ -193,12 +210,12 @@ func (s *server) GetNotificationPreferences(c echo.Context, params gen.GetNotifi
 
 // PutNotificationPreferences replaces the caller's notification
 // preferences (PUT /v1/me/notification-preferences).
-func (s *server) PutNotificationPreferences(c echo.Context, params gen.PutNotificationPreferencesParams) error {
-	uid, err := s.user(c)
+func (h *Handlers) PutNotificationPreferences(c echo.Context, params gen.PutNotificationPreferencesParams) error {
+	uid, err := edge.Caller(c)
 	if err != nil {
 		return err
 	}
-	cmds, _, err := s.settingsPorts()
+	cmds, _, err := h.ports()
 	if err != nil {
 		return err
 	}
@@ -207,7 +224,7 @@ func (s *server) PutNotificationPreferences(c echo.Context, params gen.PutNotifi
 		return err
 	}
 	var in gen.NotificationPreferencesInput
-	if err := decodeStrict(rawBody(c), &in); err != nil {
+	if err := edge.DecodeStrict(edge.Body(c), &in); err != nil {
 		return err
 	}
 	if err := bodyVersion(in.Version, version); err != nil {
@@ -224,7 +241,7 @@ func (s *server) PutNotificationPreferences(c echo.Context, params gen.PutNotifi
 	if err != nil {
 		return stale(err)
 	}
-	setToken(c, saved.Token)
+	edge.SetToken(c, saved.Token)
 	c.Response().Header().Set(headerETag, etag(saved.Version))
 	return c.JSON(http.StatusOK, notificationsOut(saved.Notifications, saved.Version))
 }
@@ -239,30 +256,4 @@ func notificationsOut(n settings.Notifications, version int64) gen.NotificationP
 		out.QuietHours = &gen.QuietHours{Start: q.Start, End: q.End}
 	}
 	return out
-}
-
-// unitSystem is the caller's unit system for a metric answer. fresh (the
-// request carried a consistency token) reads the settings read model
-// instead of a value cached for a second. The wait itself is only on the
-// metrics read model: waiting on the selective settings projector would
-// cost up to a second for every push token (its checkpoint moves lazily
-// when a batch holds nothing it reads). A client that just changed its
-// units reads GET /v1/me/settings with the token first, or sees the change
-// within a second. Without a settings backend every answer is metric.
-func (s *server) unitSystem(ctx context.Context, uid uuid.UUID, fresh bool) (metric.System, error) {
-	if s.deps.SettingsQueries == nil {
-		return metric.Metric, nil
-	}
-	return s.deps.SettingsQueries.Units(ctx, uid, fresh)
-}
-
-// displaySeries converts a series (value, min, max of every point) into
-// the caller's unit system.
-func displaySeries(out *gen.MetricSeries, def metric.Definition, system metric.System) {
-	unit, conv := def.Display(system)
-	out.Unit = unit
-	for i := range out.Points {
-		p := &out.Points[i]
-		p.Value, p.Min, p.Max = conv(p.Value), conv(p.Min), conv(p.Max)
-	}
 }
