@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -172,8 +169,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	}
 	p.onClose(p.eventLog.Close)
 
-	jwtKey := decodeKey(cfg.JWTKey)
-	if p.tokens, err = auth.NewTokens(jwtKey, "biosync", "biosync-api", 15*time.Minute); err != nil {
+	if p.tokens, err = auth.NewTokens(auth.DecodeKey(cfg.JWTKey), "biosync", "biosync-api", 15*time.Minute); err != nil {
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
 	var dedup ingestion.Dedup
@@ -190,8 +186,8 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.sessions.OnRevoke = p.revocations.Committed
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.audit = postgres.NewAuditLog(p.pool)
-	p.fingerprintKey = derivedKey(mk, "biosync idempotency fingerprint v1")
-	p.emailIndex = commands.EmailIndex(emailIndexKey(mk))
+	p.fingerprintKey = mk.Derive(eventstore.PurposeIdempotencyFingerprint)
+	p.emailIndex = commands.EmailIndex(mk.Derive(eventstore.PurposeEmailIndex))
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
 			return nil, err
@@ -269,7 +265,7 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	}
 	if c.mfa, err = mfa.New(mfa.Deps{
 		Store: p.sessions, TOTP: auth.TOTP{Issuer: "BioSync"}, Secrets: keys,
-		RecoveryCodeKey: derivedKey(mk, "biosync mfa recovery codes v1"),
+		RecoveryCodeKey: mk.Derive(eventstore.PurposeRecoveryCodes),
 		Accounts:        accts, Passwords: passwords, Audit: p.audit, Logger: p.log,
 	}); err != nil {
 		return err
@@ -316,34 +312,6 @@ func (p *platform) mailer(embeddedDefault bool) error {
 	}
 	p.mail = sender
 	return nil
-}
-
-// decodeKey accepts a base64 key (as generated) or raw bytes.
-func decodeKey(s string) []byte {
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) >= 32 {
-		return b
-	}
-	return []byte(s)
-}
-
-// emailIndexKey derives the key of the email claim hash from the current
-// master key, so no extra secret is needed. Consequence, documented in
-// docs/operations.md: rotating the master key must re-key
-// accounts.email_key (not built yet; rotation itself comes later).
-func emailIndexKey(mk eventstore.MasterKeys) []byte {
-	return derivedKey(mk, "biosync email index v1")
-}
-
-// derivedKey derives a purpose-bound key from the current master key
-// (HMAC-SHA256 with the purpose as message), so one configured secret
-// yields independent keys that never need their own configuration. Like
-// the email index, keys derived this way change with the current master
-// key: rotating it voids recovery codes (users renew them with a TOTP
-// code) and must carry the email index along.
-func derivedKey(mk eventstore.MasterKeys, purpose string) []byte {
-	m := hmac.New(sha256.New, mk.Keys[mk.Current])
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
 }
 
 // backends starts the in-process servers for anything not configured.
