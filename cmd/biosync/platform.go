@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -120,7 +118,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		}
 	}()
 	if attach && cfg.embedded() {
-		if ep, ok := readEndpoints(cfg.DataDir); ok {
+		if ep, ok := embedded.ReadEndpoints(cfg.DataDir); ok {
 			p.cfg.KafkaBrokers, p.cfg.DatabaseURL, p.cfg.RedisURL = ep.KafkaBrokers, ep.DatabaseURL, ep.RedisURL
 			log.Info("attached to the running embedded server", "data_dir", cfg.DataDir)
 		}
@@ -130,10 +128,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		return nil, err
 	}
 	if embeddedNow {
-		if err := writeEndpoints(p.cfg); err != nil {
+		ep := embedded.Endpoints{KafkaBrokers: p.cfg.KafkaBrokers, DatabaseURL: p.cfg.DatabaseURL, RedisURL: p.cfg.RedisURL}
+		if err := embedded.WriteEndpoints(p.cfg.DataDir, ep); err != nil {
 			return nil, err
 		}
-		p.onClose(func() error { return os.Remove(filepath.Join(p.cfg.DataDir, endpointsFile)) })
+		p.onClose(func() error { return embedded.RemoveEndpoints(p.cfg.DataDir) })
 	}
 	cfg = p.cfg // now with the addresses of the embedded servers
 	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
@@ -318,7 +317,7 @@ func (p *platform) mailer(embeddedDefault bool) error {
 func (p *platform) backends(ctx context.Context) error {
 	cfg := &p.cfg
 	if len(cfg.KafkaBrokers) == 0 {
-		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, "kafka"))
+		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, embedded.KafkaDir))
 		if err != nil {
 			return fmt.Errorf("embedded kafka: %w", err)
 		}
@@ -435,46 +434,6 @@ func (p *platform) supervisor(only map[string]bool) *engine.Supervisor {
 		Observer: p.metrics,
 		Only:     only,
 	}
-}
-
-// endpointsFile, in the data dir, tells CLI tools where the in-process
-// servers of a running embedded default listen (their ports are random).
-const endpointsFile = "endpoints.json"
-
-type endpoints struct {
-	KafkaBrokers []string `json:"kafka_brokers"`
-	DatabaseURL  string   `json:"database_url"`
-	RedisURL     string   `json:"redis_url"`
-}
-
-func writeEndpoints(cfg config) error {
-	b, err := json.Marshal(endpoints{cfg.KafkaBrokers, cfg.DatabaseURL, cfg.RedisURL})
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(cfg.DataDir, endpointsFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(cfg.DataDir, endpointsFile))
-}
-
-// readEndpoints returns the endpoints of a running embedded server: the
-// file must exist and the embedded Kafka's lock must be held by a live
-// process (otherwise the file is a leftover of a crash).
-func readEndpoints(dataDir string) (endpoints, bool) {
-	if _, err := embedded.DiscoverKafka(filepath.Join(dataDir, "kafka")); err != nil {
-		return endpoints{}, false
-	}
-	b, err := os.ReadFile(filepath.Join(dataDir, endpointsFile))
-	if err != nil {
-		return endpoints{}, false
-	}
-	var ep endpoints
-	if json.Unmarshal(b, &ep) != nil || len(ep.KafkaBrokers) == 0 || ep.DatabaseURL == "" {
-		return endpoints{}, false
-	}
-	return ep, true
 }
 
 // rebuilder drives rebuilds, switches and progress reports over this
