@@ -24,6 +24,7 @@ import (
 	"github.com/biosync/biosync/commands/erasure"
 	"github.com/biosync/biosync/commands/ingestion"
 	"github.com/biosync/biosync/commands/mfa"
+	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
@@ -238,6 +239,7 @@ type commandServices struct {
 	mfa         *mfa.Service
 	preferences *preferences.Service
 	erasure     *erasure.Service
+	operators   *operators.Service
 }
 
 // wireCommands builds the command concepts on the platform's adapters;
@@ -275,9 +277,14 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	}); err != nil {
 		return err
 	}
-	c.erasure, err = erasure.New(erasure.Deps{
+	if c.erasure, err = erasure.New(erasure.Deps{
 		Store: postgres.NewDeletionRequests(p.pool), Accounts: accts, Passwords: passwords,
 		GracePeriod: cfg.ErasureGrace, Audit: p.audit, Logger: p.log,
+	}); err != nil {
+		return err
+	}
+	c.operators, err = operators.New(operators.Deps{
+		EmailIndex: p.emailIndex, Accounts: accts, MFA: p.sessions, Sessions: c.sessions, Audit: p.audit,
 	})
 	return err
 }
