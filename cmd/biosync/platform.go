@@ -37,47 +37,65 @@ import (
 
 // platform is the wired core: backends, the event store, the command concepts,
 // projectors and the query side. serve, migrate and projections run each
-// build one and use the parts they need.
+// build one and use the parts they need. Its parts are grouped by what
+// they are; the groups are embedded so each part reads as p.pool, p.audit,
+// p.queries.
 type platform struct {
 	cfg config
 	log *slog.Logger
+	backends
+	security
+	// mail sends account mail; nil while it is off.
+	mail accounts.Mailer
+	// cmds are the command concepts, wired by wireCommands.
+	cmds commandServices
+	querySide
+	metrics *telemetry
+
+	halted atomic.Pointer[error] // set when the projectors halted
+
+	closers []func() error // run last-in-first-out by close
+}
+
+// backends are the connections to PostgreSQL, Redis and the event log.
+type backends struct {
+	pool     *pgxpool.Pool
+	redis    *goredis.Client
+	kcfg     kafka.Config
+	codec    *eventstore.Codec
+	appender *kafka.Appender
+	eventLog *kafka.Log
+}
+
+// security holds the keys, tokens, sessions and audit log the command
+// concepts and the HTTP adapter share.
+type security struct {
 	// audit is the hash-chained audit log, shared by commands, the admin
 	// API, the erasure worker and the operator commands.
 	audit *postgres.AuditLog
 	// fingerprintKey keys idempotency fingerprints (derived from the master
 	// key, so every instance computes the same).
 	fingerprintKey []byte
-	pool           *pgxpool.Pool
-	redis          *goredis.Client
-	kcfg           kafka.Config
-	codec          *eventstore.Codec
-	appender       *kafka.Appender
-	eventLog       *kafka.Log
 	// emailIndex keys email claims (derived from the master key);
 	// operators' tools and per-account rate limits key by it too.
 	emailIndex commands.EmailIndex
-	// mail sends account mail; nil while it is off.
-	mail accounts.Mailer
-	// cmds are the command concepts, wired by wireCommands.
-	cmds commandServices
-	// versions is the projector registry; queries, settings and progress
-	// are the query side (settings also serves the unit system).
+	tokens     *auth.Tokens
+	// sessions stores refresh-token families; revocations is this
+	// instance's view of revoked sessions (kept current by its Run), and
+	// verifier checks access tokens against both the key and that view.
+	sessions    *postgres.Sessions
+	revocations *postgres.Revocations
+	verifier    auth.Verifier
+}
+
+// querySide is the projector registry (versions) and what reads the read
+// models: queries, settings (which also serves the unit system) and
+// progress, this process's view of the projectors' checkpoints.
+type querySide struct {
 	versions *engine.Versions
 	queries  queries
 	settings *settingsrm.Reader
 	progress *engine.Checkpoints
-	tokens   *auth.Tokens
-	// sessions stores refresh-token families; revocations is this
-	// instance's view of revoked sessions (kept current by runRevocations),
-	// and verifier checks access tokens against both the key and that view.
-	sessions    *postgres.Sessions
-	revocations *postgres.Revocations
-	verifier    auth.Verifier
-	metrics     *telemetry
-
-	halted atomic.Pointer[error] // set when the projectors halted
-
-	closers []func() error // run last-in-first-out by close
 }
 
 func (p *platform) onClose(f func() error) { p.closers = append(p.closers, f) }
@@ -125,7 +143,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		}
 	}
 	embeddedNow := p.cfg.embedded()
-	if err := p.backends(ctx); err != nil {
+	if err := p.startBackends(ctx); err != nil {
 		return nil, err
 	}
 	if embeddedNow {
@@ -320,8 +338,9 @@ func (p *platform) mailer(embeddedDefault bool) error {
 	return nil
 }
 
-// backends starts the in-process servers for anything not configured.
-func (p *platform) backends(ctx context.Context) error {
+// startBackends starts the in-process servers for anything not configured
+// and connects Redis.
+func (p *platform) startBackends(ctx context.Context) error {
 	cfg := &p.cfg
 	if len(cfg.KafkaBrokers) == 0 {
 		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, embedded.KafkaDir))
@@ -385,25 +404,6 @@ func (p *platform) forget(user uuid.UUID) {
 // bound and the erasure's second purge).
 func (p *platform) followErasures(ctx context.Context) {
 	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
-}
-
-// housekeeping prunes ended sessions and spent mailed tokens every interval
-// until ctx ends (every serve runs it; the deletes are idempotent).
-func (p *platform) housekeeping(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if n, err := postgres.Prune(ctx, p.pool, postgres.PruneRetention); err != nil && ctx.Err() == nil {
-			p.log.Warn("housekeeping failed; retrying later", "err", err)
-		} else if n > 0 {
-			p.log.Info("pruned ended sessions and spent mailed tokens", "rows", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // eraser carries out due erasure requests (run by serve).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
+	"github.com/biosync/biosync/adapters/postgres"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/schemas"
@@ -187,7 +188,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}()
 	eraserDone := make(chan struct{})
 	go func() { defer close(eraserDone); eraser.Run(ctx) }()
-	go p.housekeeping(ctx, time.Hour)
+	go postgres.Housekeep(ctx, p.pool, time.Hour, log)
 	go p.progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
 	p.rebuilder().ResumeSwitches(ctx, log)
 	// The revocation view: until it is live every token is checked against
@@ -198,7 +199,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		_ = p.revocations.Run(ctx)
 	}()
 	projectorsDone := make(chan struct{})
-	if getenv("BIOSYNC_PROJECTORS") != "off" {
+	if cfg.RunProjectors {
 		go func() {
 			defer close(projectorsDone)
 			if err := p.runProjectors(ctx); err != nil {
