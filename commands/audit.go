@@ -45,6 +45,16 @@ type AuditRecord struct {
 	PrevHash, Hash []byte
 }
 
+// AuditBreak describes the first place where the audit chain does not
+// hold (see the adapter's Verify).
+type AuditBreak struct {
+	// Seq is the first entry that fails the check.
+	Seq int64
+	// Reason says what failed: a gap in the sequence, a previous-hash link
+	// that does not match, or a hash that does not match the entry.
+	Reason string
+}
+
 // AuditFilter selects audit entries; zero fields do not filter. Entries
 // come in chain order, After is the cursor (the last Seq already seen).
 type AuditFilter struct {

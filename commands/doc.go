@@ -11,8 +11,9 @@
 // commands/sessions (login, refresh-token rotation, logout; synchronous
 // session state only), commands/mfa (TOTP enrolment and recovery codes;
 // synchronous state only), commands/preferences (the settings documents,
-// compare-and-set then append) and commands/erasure (deletion requests
-// and the worker that carries them out). Commands that append write
+// compare-and-set then append), commands/erasure (deletion requests
+// and the worker that carries them out) and commands/operators (the
+// console's grant-admin, reset-mfa and audit verify/list). Commands that append write
 // exactly one event (one command, one record, so nothing is ever
 // half-written) and answer only after the log acknowledged it; the others
 // change command-side state in PostgreSQL synchronously. Concept packages

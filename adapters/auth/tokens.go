@@ -136,6 +136,18 @@ func NewTokens(key []byte, issuer, audience string, ttl time.Duration) (*Tokens,
 	return t, nil
 }
 
+// DecodeKey reads the configured signing key (BIOSYNC_JWT_KEY): standard
+// base64 of at least 32 bytes, as the embedded default generates it, or
+// else the string's raw bytes, so an operator's passphrase keeps working.
+// The result signs every access token: a different decoding would log
+// every user out.
+func DecodeKey(s string) []byte {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) >= 32 {
+		return b
+	}
+	return []byte(s)
+}
+
 // check rejects a configuration that would make tokens forgeable or
 // unverifiable; it guards Issue and Verify too, because Tokens may also be
 // built as a struct literal.

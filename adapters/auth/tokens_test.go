@@ -361,3 +361,12 @@ func TestAVerifiedTokenIsStillCheckedForTimeOnEveryUse(t *testing.T) {
 	_, err = tk.Verify(tok[:len(tok)-2] + "AA")
 	assert.ErrorIs(t, err, domain.ErrUnauthorized, "tampered signature accepted: %v", err)
 }
+
+// The signing key's decoding is pinned: base64 of at least 32 bytes is
+// decoded, anything else is taken as raw bytes (a different reading would
+// invalidate every issued token).
+func TestDecodeKeyIsPinned(t *testing.T) {
+	assert.Equal(t, "secret-key-of-the-e2e-test-32-bytes!!", string(DecodeKey("c2VjcmV0LWtleS1vZi10aGUtZTJlLXRlc3QtMzItYnl0ZXMhIQ==")))
+	assert.Equal(t, "c2hvcnQ=", string(DecodeKey("c2hvcnQ=")), "base64 of fewer than 32 bytes is taken as raw bytes")
+	assert.Equal(t, "not base64 at all, but long enough", string(DecodeKey("not base64 at all, but long enough")))
+}

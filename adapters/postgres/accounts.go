@@ -110,3 +110,12 @@ func (a *Accounts) UpdatePasswordHash(ctx context.Context, id uuid.UUID, old, ha
 	}
 	return nil
 }
+
+// SetRole replaces the account's role (operators.Accounts); it shows in
+// access tokens issued from the account's next login on.
+func (a *Accounts) SetRole(ctx context.Context, id uuid.UUID, role string) error {
+	if _, err := a.pool.Exec(ctx, `UPDATE accounts SET role = $2, updated_at = now() WHERE user_id = $1`, id, role); err != nil {
+		return fmt.Errorf("set role: %w", pgerr.Classify(err))
+	}
+	return nil
+}

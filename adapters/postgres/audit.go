@@ -164,14 +164,8 @@ func scanAudit(rows pgx.Rows) ([]AuditRecord, error) {
 	return out, nil
 }
 
-// AuditBreak describes the first place where the chain does not hold.
-type AuditBreak struct {
-	// Seq is the first entry that fails the check.
-	Seq int64
-	// Reason says what failed: a gap in the sequence, a previous-hash link
-	// that does not match, or a hash that does not match the entry.
-	Reason string
-}
+// AuditBreak is commands.AuditBreak.
+type AuditBreak = commands.AuditBreak
 
 // Verify walks the whole chain in order, recomputing every hash. It
 // returns the number of entries checked and, if the chain is broken, where.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,4 +34,25 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, retention time.Duration) (in
 		n += tag.RowsAffected()
 	}
 	return n, nil
+}
+
+// Housekeep runs Prune with PruneRetention now and then every interval
+// until ctx ends (every serve runs it; the deletes are idempotent, so
+// instances need not take turns). A failed round is logged and retried at
+// the next tick.
+func Housekeep(ctx context.Context, pool *pgxpool.Pool, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := Prune(ctx, pool, PruneRetention); err != nil && ctx.Err() == nil {
+			log.Warn("housekeeping failed; retrying later", "err", err)
+		} else if n > 0 {
+			log.Info("pruned ended sessions and spent mailed tokens", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -44,4 +47,39 @@ func TestPruneDeletesOnlySessionsAndTokensThatEndedLongAgo(t *testing.T) {
 	assert.Equal(t, 2, families, "sessions left")
 	assert.Equal(t, 2, tokens, "refresh tokens left")
 	assert.Equal(t, 1, mailed, "mailed tokens left")
+}
+
+// Housekeep prunes at once and then on every tick, logging what it
+// deleted, until its context ends.
+func TestHousekeepPrunesAtOnceAndOnEveryTickUntilCancelled(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	user := uuid.New()
+	insertOld := func(hash byte) {
+		t.Helper()
+		_, err := pool.Exec(ctx, `INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES ($1, $2, 'verify_email', now() - interval '9 days')`, []byte{hash}, user)
+		require.NoError(t, err)
+	}
+	left := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM email_tokens WHERE user_id = $1`, user).Scan(&n))
+		return n
+	}
+	insertOld(0x11)
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil)) // read only after Housekeep returned
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); postgres.Housekeep(hctx, pool, 50*time.Millisecond, log) }()
+
+	require.Eventually(t, func() bool { return left() == 0 }, 10*time.Second, 10*time.Millisecond, "the first round runs at once")
+	insertOld(0x12)
+	require.Eventually(t, func() bool { return left() == 0 }, 10*time.Second, 10*time.Millisecond, "later rounds run on the ticker")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Housekeep did not return after its context ended")
+	}
+	assert.Contains(t, logged.String(), "pruned ended sessions and spent mailed tokens")
 }

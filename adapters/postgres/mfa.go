@@ -115,6 +115,22 @@ func (s *Sessions) DisableTOTP(ctx context.Context, userID uuid.UUID) error {
 	return nil
 }
 
+// ResetTOTP is the operator's reset (operators.MFA): the enrolment,
+// pending or on, and the recovery codes go and unused reset links are
+// retired, in one transaction. Unlike DisableTOTP it does not require MFA
+// to be on and leaves ending the sessions to the caller (commands/sessions).
+func (s *Sessions) ResetTOTP(ctx context.Context, userID uuid.UUID) error {
+	return s.tx(ctx, "reset mfa", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		return RetirePasswordResets(ctx, tx, userID)
+	})
+}
+
 // AcceptStep records step if it is later than the last accepted one; the
 // row is updated only then, so two concurrent uses of a code cannot both
 // succeed.

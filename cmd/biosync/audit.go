@@ -21,7 +21,7 @@ const auditUsage = `usage: biosync audit <command>
   list [--action A] [--subject ID] [--actor ID] [--after SEQ] [--limit N]
                                                   entries in chain order`
 
-// runAudit implements `biosync audit verify|list` (see postgres.AuditLog).
+// runAudit implements `biosync audit verify|list` (see commands/operators).
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, auditUsage)
@@ -39,22 +39,18 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	switch args[0] {
 	case "verify":
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			n, brk, err := p.audit.Verify(ctx)
+			c, err := p.cmds.operators.VerifyAudit(ctx)
 			if err != nil {
 				return err
 			}
-			if brk != nil {
-				return fmt.Errorf("audit chain broken at entry %d: %s (%d entries before it verified)", brk.Seq, brk.Reason, n)
+			if c.Break != nil {
+				return fmt.Errorf("audit chain broken at entry %d: %s (%d entries before it verified)", c.Break.Seq, c.Break.Reason, c.Entries)
 			}
 			head := ""
-			if n > 0 {
-				last, err := p.audit.List(ctx, commands.AuditFilter{After: n - 1, Limit: 1})
-				if err != nil {
-					return err
-				}
-				head = fmt.Sprintf("; head %d %s (keep it elsewhere: a later verify must reach it)", n, hex.EncodeToString(last[0].Hash))
+			if c.Entries > 0 {
+				head = fmt.Sprintf("; head %d %s (keep it elsewhere: a later verify must reach it)", c.Entries, hex.EncodeToString(c.Head))
 			}
-			fmt.Fprintf(stdout, "audit chain intact: %d entries verified%s\n", n, head)
+			fmt.Fprintf(stdout, "audit chain intact: %d entries verified%s\n", c.Entries, head)
 			return nil
 		})
 	case "list":
@@ -73,7 +69,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			*id.into = u
 		}
 		return withPlatform(ctx, roleTool, getenv, stderr, func(p *platform) error {
-			list, err := p.audit.List(ctx, f)
+			list, err := p.cmds.operators.ListAudit(ctx, f)
 			if err != nil {
 				return err
 			}

@@ -75,6 +75,10 @@ type config struct {
 	// AdminNetworks, when set, are the only client networks admin routes
 	// answer (BIOSYNC_ADMIN_IPS, CIDRs or addresses).
 	AdminNetworks []netip.Prefix
+	// RunProjectors makes serve run the projectors beside the API; false
+	// with BIOSYNC_PROJECTORS=off (they run elsewhere, e.g. in
+	// `biosync projections run`).
+	RunProjectors bool
 }
 
 // defaultHSTSMaxAge is two years, the preload list's expectation.
@@ -105,6 +109,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AppURL:          envOr(getenv, "BIOSYNC_APP_URL", "http://localhost:3000"),
 		RefreshTTL:      sessions.DefaultRefreshTTL,
 		AdminRequireMFA: true,
+		RunProjectors:   getenv("BIOSYNC_PROJECTORS") != "off",
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/biosync/biosync/adapters/httpapi"
 )
 
@@ -16,31 +19,32 @@ func TestAbuseLimitsAndEdgeSettingsComeFromTheEnvironment(t *testing.T) {
 		"BIOSYNC_TRUSTED_PROXIES":         "10.0.0.0/8, 192.0.2.7",
 	}
 	c, err := loadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	auth := c.RateLimits[httpapi.RateClassAuth]
-	if auth.PerAccount != (httpapi.Rate{N: 3, Per: 5 * time.Minute}) || auth.PerIP != httpapi.DefaultRateLimits()[httpapi.RateClassAuth].PerIP || !auth.FailClosed {
-		t.Fatalf("auth %+v", auth)
-	}
-	if wh := c.RateLimits[httpapi.RateClassWebhook]; !wh.PerIP.IsZero() || !wh.FailClosed {
-		t.Fatalf("webhook %+v", wh)
-	}
-	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
-	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != want[0] || c.TrustedProxies[1] != want[1] {
-		t.Fatalf("proxies %v", c.TrustedProxies)
-	}
-	if c.HSTSMaxAge != 0 {
-		t.Fatal("HSTS on the embedded default (plain HTTP)")
-	}
+	require.Equal(t, httpapi.Rate{N: 3, Per: 5 * time.Minute}, auth.PerAccount, "auth %+v", auth)
+	require.Equal(t, httpapi.DefaultRateLimits()[httpapi.RateClassAuth].PerIP, auth.PerIP, "auth %+v", auth)
+	require.True(t, auth.FailClosed, "auth %+v", auth)
+	wh := c.RateLimits[httpapi.RateClassWebhook]
+	require.True(t, wh.PerIP.IsZero(), "webhook %+v", wh)
+	require.True(t, wh.FailClosed, "webhook %+v", wh)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}, c.TrustedProxies)
+	require.Zero(t, c.HSTSMaxAge, "HSTS on the embedded default (plain HTTP)")
 
 	env = map[string]string{"BIOSYNC_REDIS_URL": "redis://x:6379/0"}
-	if c, _ = loadConfig(func(k string) string { return env[k] }); c.HSTSMaxAge != defaultHSTSMaxAge {
-		t.Fatalf("production HSTS %v", c.HSTSMaxAge)
-	}
+	c, _ = loadConfig(func(k string) string { return env[k] })
+	require.Equal(t, defaultHSTSMaxAge, c.HSTSMaxAge, "production HSTS")
 	for k, v := range map[string]string{"BIOSYNC_RATE_LIMIT_AUTH_IP": "lots", "BIOSYNC_RATE_LIMIT_AUTH_FAIL": "maybe", "BIOSYNC_TRUSTED_PROXIES": "not-an-ip", "BIOSYNC_HSTS_MAX_AGE": "2y"} {
-		if _, err := loadConfig(func(key string) string { return map[string]string{k: v}[key] }); err == nil {
-			t.Errorf("%s=%s accepted", k, v)
-		}
+		_, err := loadConfig(func(key string) string { return map[string]string{k: v}[key] })
+		assert.Error(t, err, "%s=%s accepted", k, v)
+	}
+}
+
+// serve runs the projectors unless BIOSYNC_PROJECTORS=off; the variable is
+// read with the rest of the configuration.
+func TestProjectorsRunUnlessTurnedOff(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "on": true, "off": false} {
+		c, err := loadConfig(func(k string) string { return map[string]string{"BIOSYNC_PROJECTORS": v}[k] })
+		require.NoError(t, err)
+		assert.Equal(t, want, c.RunProjectors, "BIOSYNC_PROJECTORS=%q", v)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/cmd/biosync/internal/simulator"
@@ -57,9 +60,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 		s := &server{url: "http://" + addr}
 		s.stop = func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve returned %v", err)
-			}
+			assert.NoError(t, <-done, "serve returned")
 		}
 		// Poll /healthz like an orchestrator would.
 		for i := 0; ; i++ {
@@ -67,18 +68,17 @@ func startServer(t *testing.T, env map[string]string) *server {
 				res.Body.Close()
 				break
 			}
-			if i > 100 {
-				t.Fatal("server never became healthy")
-			}
+			require.LessOrEqual(t, i, 100, "server never became healthy")
 			time.Sleep(50 * time.Millisecond)
 		}
 		return s
 	case err := <-done:
 		cancel()
-		t.Fatalf("serve failed to start: %v", err)
+		require.NoError(t, err, "serve failed to start")
+		require.Fail(t, "serve returned before it was ready")
 	case <-time.After(60 * time.Second):
 		cancel()
-		t.Fatal("serve did not start within 60s")
+		require.Fail(t, "serve did not start within 60s")
 	}
 	return nil
 }
@@ -146,8 +146,9 @@ func (c *client) do(method, path string, body any, headers map[string]string) (i
 		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
+	// assert, not require: some tests call do from several goroutines.
+	if !assert.NoError(c.t, err) {
+		return 0, http.Header{}, nil
 	}
 	defer res.Body.Close()
 	var out map[string]any
@@ -159,9 +160,7 @@ func (c *client) do(method, path string, body any, headers map[string]string) (i
 func signedPush(t *testing.T, c *client, id string, body []byte) (int, http.Header, map[string]any) {
 	t.Helper()
 	key, err := webhooks.ParseSecret(testPush)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	now := time.Now()
 	return c.do("POST", "/v1/webhooks/push", body, map[string]string{
 		"webhook-id": id, "webhook-timestamp": fmt.Sprint(now.Unix()), "webhook-signature": webhooks.Sign(key, id, now, body),
@@ -178,27 +177,24 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 
 	email := fmt.Sprintf("ada-%d@example.com", time.Now().UnixNano())
 	code, h, body := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "Asia/Tokyo"}, nil)
-	if code != 201 || h.Get("X-Consistency-Token") == "" {
-		t.Fatalf("register = %d %v", code, body)
-	}
+	require.Equal(t, 201, code, "register: %v", body)
+	require.NotEmpty(t, h.Get("X-Consistency-Token"), "register: %v", body)
 	userID := body["id"].(string)
-	if code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": "another password 1", "timezone": "UTC"}, nil); code != 409 {
-		t.Fatalf("second registration of the same address = %d, want 409", code)
-	}
+	code, _, _ = c.do("POST", "/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": "another password 1", "timezone": "UTC"}, nil)
+	require.Equal(t, 409, code, "second registration of the same address")
 	code, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
-	if code != 200 || login["token_type"] != "Bearer" || login["refresh_token"] == nil {
-		t.Fatalf("login right after 201 = %d %v", code, login)
-	}
+	require.Equal(t, 200, code, "login right after 201: %v", login)
+	require.Equal(t, "Bearer", login["token_type"], "login right after 201: %v", login)
+	require.NotNil(t, login["refresh_token"], "login right after 201: %v", login)
 	// The session rotates its refresh token; the new access token works.
 	code, _, refreshed := c.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": login["refresh_token"].(string)}, nil)
-	if code != 200 || refreshed["refresh_token"] == login["refresh_token"] {
-		t.Fatalf("refresh = %d %v", code, refreshed)
-	}
+	require.Equal(t, 200, code, "refresh: %v", refreshed)
+	require.NotEqual(t, login["refresh_token"], refreshed["refresh_token"], "refresh: %v", refreshed)
 	c.token = refreshed["access_token"].(string)
 	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
-	if code != 200 || me["id"] != userID || me["timezone"] != "Asia/Tokyo" {
-		t.Fatalf("GET /v1/me with the token = %d %v", code, me)
-	}
+	require.Equal(t, 200, code, "GET /v1/me with the token: %v", me)
+	require.Equal(t, userID, me["id"], "GET /v1/me with the token: %v", me)
+	require.Equal(t, "Asia/Tokyo", me["timezone"], "GET /v1/me with the token: %v", me)
 
 	push := []byte(`{"user_id":"` + userID + `","source":{"provider":"bridge","device":"watch"},"samples":[
 		{"type":"steps","start":"2026-11-20T08:00:00+09:00","end":"2026-11-20T08:15:00+09:00","value":1200,"unit":"count"},
@@ -207,57 +203,51 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 		"sleep_sessions":[{"start":"2026-11-19T23:00:00+09:00","end":"2026-11-20T06:30:00+09:00","stages":[
 		{"stage":"deep","start":"2026-11-19T23:00:00+09:00","end":"2026-11-20T01:00:00+09:00"}]}]}`)
 	code, ph, pb := signedPush(t, c, "msg_e2e_1", push)
-	if code != 202 || ph.Get("X-Consistency-Token") == "" {
-		t.Fatalf("signed push = %d %v", code, pb)
-	}
+	require.Equal(t, 202, code, "signed push: %v", pb)
+	require.NotEmpty(t, ph.Get("X-Consistency-Token"), "signed push: %v", pb)
 	// Redelivery of the same webhook-id: accepted, no effect.
-	if code, _, again := signedPush(t, c, "msg_e2e_1", push); code/100 != 2 {
-		t.Fatalf("redelivery = %d %v", code, again)
-	}
+	code, _, again := signedPush(t, c, "msg_e2e_1", push)
+	require.Equal(t, 2, code/100, "redelivery = %d %v", code, again)
 	// A push for a user that does not exist is 422 naming user_id.
 	ghost := bytes.Replace(push, []byte(userID), []byte("00000000-0000-4000-8000-000000000000"), 1)
-	if code, _, prob := signedPush(t, c, "msg_e2e_ghost", ghost); code != 422 || !strings.Contains(fmt.Sprint(prob), "/user_id") {
-		t.Fatalf("push for unknown user = %d %v", code, prob)
-	}
+	code, _, prob := signedPush(t, c, "msg_e2e_ghost", ghost)
+	require.Equal(t, 422, code, "push for unknown user: %v", prob)
+	require.Contains(t, fmt.Sprint(prob), "/user_id", "push for unknown user")
 
 	tok := ph.Get("X-Consistency-Token")
 	code, _, series := c.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, map[string]string{"X-Consistency-Token": tok})
 	points, _ := series["points"].([]any)
-	if code != 200 || len(points) != 1 {
-		t.Fatalf("metrics = %d %v", code, series)
-	}
+	require.Equal(t, 200, code, "metrics: %v", series)
+	require.Len(t, points, 1, "metrics: %v", series)
 	p := points[0].(map[string]any)
-	if p["value"] != 1500.0 || p["start"] != "2026-11-20T00:00:00+09:00" {
-		t.Fatalf("day point = %v; want 1500 steps starting at local midnight", p)
-	}
+	require.Equal(t, 1500.0, p["value"], "day point %v; want 1500 steps starting at local midnight", p)
+	require.Equal(t, "2026-11-20T00:00:00+09:00", p["start"], "day point %v; want 1500 steps starting at local midnight", p)
 	code, _, energy := c.do("GET", "/v1/metrics/active_energy?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil)
-	if code != 200 || energy["unit"] != "kcal" || energy["points"].([]any)[0].(map[string]any)["value"] != 100.0 {
-		t.Fatalf("energy = %v; want 100 kcal converted from 418.4 kJ", energy)
-	}
+	require.Equal(t, 200, code, "energy: %v", energy)
+	require.Equal(t, "kcal", energy["unit"], "energy %v; want 100 kcal converted from 418.4 kJ", energy)
+	require.Equal(t, 100.0, energy["points"].([]any)[0].(map[string]any)["value"], "energy %v; want 100 kcal converted from 418.4 kJ", energy)
 	code, _, sleep := c.do("GET", "/v1/sleep/sessions?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z", nil, nil)
-	if code != 200 || len(sleep["sessions"].([]any)) != 1 {
-		t.Fatalf("sleep = %d %v", code, sleep)
-	}
+	require.Equal(t, 200, code, "sleep: %v", sleep)
+	require.Len(t, sleep["sessions"].([]any), 1, "sleep: %v", sleep)
 	code, _, dash := c.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": tok})
-	if code != 200 || dash["timezone"] != "Asia/Tokyo" || len(dash["freshness"].([]any)) != 1 {
-		t.Fatalf("dashboard = %d %v", code, dash)
-	}
+	require.Equal(t, 200, code, "dashboard: %v", dash)
+	require.Equal(t, "Asia/Tokyo", dash["timezone"], "dashboard: %v", dash)
+	require.Len(t, dash["freshness"].([]any), 1, "dashboard: %v", dash)
 
 	// A phone app pushes with the user's bearer token (no user_id in the
 	// body); an Idempotency-Key retry gets the stored answer, marked as a
 	// replay, and appends nothing.
 	app := []byte(`{"source":{"provider":"health_connect","device":"phone"},"samples":[{"type":"resting_heart_rate","start":"2026-11-20T07:00:00+09:00","end":"2026-11-20T07:00:00+09:00","value":52,"unit":"bpm"}]}`)
 	code, ah, ab := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"})
-	if code != 202 {
-		t.Fatalf("app push = %d %v", code, ab)
-	}
-	if code, rh, retry := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"}); code != 202 || rh.Get("Idempotent-Replayed") != "true" || retry["event_id"] != ab["event_id"] || rh.Get("X-Consistency-Token") != ah.Get("X-Consistency-Token") {
-		t.Fatalf("app retry = %d %v %v, want the original answer replayed", code, rh, retry)
-	}
+	require.Equal(t, 202, code, "app push: %v", ab)
+	code, rh, retry := c.do("POST", "/v1/me/samples", app, map[string]string{"Idempotency-Key": "phone-sync-1"})
+	require.Equal(t, 202, code, "app retry %v %v, want the original answer replayed", rh, retry)
+	require.Equal(t, "true", rh.Get("Idempotent-Replayed"), "app retry %v %v, want the original answer replayed", rh, retry)
+	require.Equal(t, ab["event_id"], retry["event_id"], "app retry %v %v, want the original answer replayed", rh, retry)
+	require.Equal(t, ah.Get("X-Consistency-Token"), rh.Get("X-Consistency-Token"), "app retry %v %v, want the original answer replayed", rh, retry)
 	code, _, rhr := c.do("GET", "/v1/metrics/resting_heart_rate?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=raw", nil, map[string]string{"X-Consistency-Token": ah.Get("X-Consistency-Token")})
-	if code != 200 || len(rhr["points"].([]any)) != 1 {
-		t.Fatalf("resting HR after app push = %d %v", code, rhr)
-	}
+	require.Equal(t, 200, code, "resting HR after app push: %v", rhr)
+	require.Len(t, rhr["points"].([]any), 1, "resting HR after app push: %v", rhr)
 
 	// Another user's token never sees this user's data.
 	other := &client{t: t, base: s.url}
@@ -265,17 +255,15 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 	other.do("POST", "/v1/auth/register", map[string]string{"email": oe, "password": "correct horse battery", "timezone": "UTC"}, nil)
 	_, _, ol := other.do("POST", "/v1/auth/login", map[string]string{"email": oe, "password": "correct horse battery"}, nil)
 	other.token = ol["access_token"].(string)
-	if code, _, os := other.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil); code != 200 || len(os["points"].([]any)) != 0 {
-		t.Fatalf("other user sees %d %v", code, os)
-	}
+	code, _, os := other.do("GET", "/v1/metrics/steps?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, nil)
+	require.Equal(t, 200, code, "other user sees %v", os)
+	require.Empty(t, os["points"].([]any), "other user sees %v", os)
 
 	// Logging out ends the session: its access token is refused at once.
-	if code, _, lo := c.do("POST", "/v1/auth/logout", nil, nil); code != 204 {
-		t.Fatalf("logout = %d %v", code, lo)
-	}
-	if code, _, _ := c.do("GET", "/v1/me", nil, nil); code != 401 {
-		t.Fatalf("GET /v1/me after logout = %d, want 401", code)
-	}
+	code, _, lo := c.do("POST", "/v1/auth/logout", nil, nil)
+	require.Equal(t, 204, code, "logout: %v", lo)
+	code, _, _ = c.do("GET", "/v1/me", nil, nil)
+	require.Equal(t, 401, code, "GET /v1/me after logout")
 }
 
 // TestSimulatorFillsARunningServer runs `biosync simulate` against the
@@ -285,18 +273,14 @@ func TestSimulatorFillsARunningServer(t *testing.T) {
 	defer s.stop()
 	var out bytes.Buffer
 	err := simulator.Run(context.Background(), simulator.Config{BaseURL: s.url, PushSecret: testPush, Users: 1, Days: 3, Seed: 7, Now: time.Now()}, &out)
-	if err != nil {
-		t.Fatalf("simulate: %v\n%s", err, out.String())
-	}
+	require.NoError(t, err, "simulate:\n%s", out.String())
 	var email, password string
 	for _, line := range strings.Split(out.String(), "\n") {
 		if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(f[0], "sim-") && strings.Contains(f[0], "@") {
 			email, password = f[0], f[1]
 		}
 	}
-	if email == "" {
-		t.Fatalf("no login printed:\n%s", out.String())
-	}
+	require.NotEmpty(t, email, "no login printed:\n%s", out.String())
 	c := &client{t: t, base: s.url}
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
 	c.token, _ = login["access_token"].(string)
@@ -306,9 +290,7 @@ func TestSimulatorFillsARunningServer(t *testing.T) {
 		if code == 200 && len(hr["points"].([]any)) > 24 {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("simulated heart rate never appeared: %d %v", code, hr)
-		}
+		require.False(t, time.Now().After(deadline), "simulated heart rate never appeared: %d %v", code, hr)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
@@ -323,52 +305,40 @@ func TestEmbeddedDefaultKeepsEverythingAcrossRestarts(t *testing.T) {
 	s := startServer(t, env)
 	c := &client{t: t, base: s.url}
 	code, h, reg := c.do("POST", "/v1/auth/register", map[string]string{"email": "restart@example.com", "password": "correct horse battery", "timezone": "Europe/Berlin"}, nil)
-	if code != 201 {
-		t.Fatalf("register = %d %v", code, reg)
-	}
+	require.Equal(t, 201, code, "register: %v", reg)
 	// The embedded relay delivered the verification mail into the data dir.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if msgs, _ := embedded.ReadInbox(dir + "/mail"); len(msgs) == 1 && msgs[0].Header.Get("To") == "<restart@example.com>" {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the embedded default's mail relay did not deliver the verification mail into <data dir>/mail")
-		}
+		require.False(t, time.Now().After(deadline), "the embedded default's mail relay did not deliver the verification mail into <data dir>/mail")
 	}
 	secret, err := os.ReadFile(dir + "/push_secret")
-	if err != nil {
-		t.Fatalf("the embedded default must generate a push secret into the data dir: %v", err)
-	}
+	require.NoError(t, err, "the embedded default must generate a push secret into the data dir")
 	key, _ := webhooks.ParseSecret(strings.TrimSpace(string(secret)))
 	body := []byte(`{"user_id":"` + reg["id"].(string) + `","source":{"provider":"bridge"},"samples":[{"type":"weight","start":"2026-11-20T07:00:00+01:00","end":"2026-11-20T07:00:00+01:00","value":154.3,"unit":"lb"}]}`)
 	now := time.Now()
 	code, ph, _ := c.do("POST", "/v1/webhooks/push", body, map[string]string{"webhook-id": "msg_restart", "webhook-timestamp": fmt.Sprint(now.Unix()), "webhook-signature": webhooks.Sign(key, "msg_restart", now, body)})
-	if code != 202 {
-		t.Fatalf("push = %d", code)
-	}
+	require.Equal(t, 202, code, "push")
 	tok, _ := eventstore.ParseToken(ph.Get("X-Consistency-Token"))
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": "restart@example.com", "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
-	if code, _, _ := c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, map[string]string{"X-Consistency-Token": tok.String()}); code != 200 {
-		t.Fatalf("metrics before restart = %d", code)
-	}
+	code, _, _ = c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, map[string]string{"X-Consistency-Token": tok.String()})
+	require.Equal(t, 200, code, "metrics before restart")
 	s.stop()
 
 	s = startServer(t, env)
 	defer s.stop()
 	c.base = s.url
 	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": "restart@example.com", "password": "correct horse battery"}, nil)
-	if login["access_token"] == nil {
-		t.Fatalf("login after restart failed: %v (the account or the JWT key was lost)", login)
-	}
+	require.NotNil(t, login["access_token"], "login after restart failed: %v (the account or the JWT key was lost)", login)
 	c.token = login["access_token"].(string)
 	code, _, w := c.do("GET", "/v1/metrics/weight?from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z", nil, nil)
 	pts, _ := w["points"].([]any)
-	if code != 200 || len(pts) != 1 || pts[0].(map[string]any)["value"].(float64) < 69.98 || pts[0].(map[string]any)["value"].(float64) > 69.99 {
-		t.Fatalf("weight after restart = %d %v; want one day of 69.99 kg", code, w)
-	}
+	require.Equal(t, 200, code, "weight after restart %v; want one day of 69.99 kg", w)
+	require.Len(t, pts, 1, "weight after restart %v; want one day of 69.99 kg", w)
+	require.InDelta(t, 69.985, pts[0].(map[string]any)["value"].(float64), 0.005, "weight after restart %v; want one day of 69.99 kg", w)
 	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
-	if code != 200 || me["email"] != "restart@example.com" {
-		t.Fatalf("profile after restart = %d %v", code, me)
-	}
+	require.Equal(t, 200, code, "profile after restart: %v", me)
+	require.Equal(t, "restart@example.com", me["email"], "profile after restart: %v", me)
 }

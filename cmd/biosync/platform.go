@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -29,6 +24,7 @@ import (
 	"github.com/biosync/biosync/commands/erasure"
 	"github.com/biosync/biosync/commands/ingestion"
 	"github.com/biosync/biosync/commands/mfa"
+	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
@@ -41,47 +37,65 @@ import (
 
 // platform is the wired core: backends, the event store, the command concepts,
 // projectors and the query side. serve, migrate and projections run each
-// build one and use the parts they need.
+// build one and use the parts they need. Its parts are grouped by what
+// they are; the groups are embedded so each part reads as p.pool, p.audit,
+// p.queries.
 type platform struct {
 	cfg config
 	log *slog.Logger
+	backends
+	security
+	// mail sends account mail; nil while it is off.
+	mail accounts.Mailer
+	// cmds are the command concepts, wired by wireCommands.
+	cmds commandServices
+	querySide
+	metrics *telemetry
+
+	halted atomic.Pointer[error] // set when the projectors halted
+
+	closers []func() error // run last-in-first-out by close
+}
+
+// backends are the connections to PostgreSQL, Redis and the event log.
+type backends struct {
+	pool     *pgxpool.Pool
+	redis    *goredis.Client
+	kcfg     kafka.Config
+	codec    *eventstore.Codec
+	appender *kafka.Appender
+	eventLog *kafka.Log
+}
+
+// security holds the keys, tokens, sessions and audit log the command
+// concepts and the HTTP adapter share.
+type security struct {
 	// audit is the hash-chained audit log, shared by commands, the admin
 	// API, the erasure worker and the operator commands.
 	audit *postgres.AuditLog
 	// fingerprintKey keys idempotency fingerprints (derived from the master
 	// key, so every instance computes the same).
 	fingerprintKey []byte
-	pool           *pgxpool.Pool
-	redis          *goredis.Client
-	kcfg           kafka.Config
-	codec          *eventstore.Codec
-	appender       *kafka.Appender
-	eventLog       *kafka.Log
 	// emailIndex keys email claims (derived from the master key);
 	// operators' tools and per-account rate limits key by it too.
 	emailIndex commands.EmailIndex
-	// mail sends account mail; nil while it is off.
-	mail accounts.Mailer
-	// cmds are the command concepts, wired by wireCommands.
-	cmds commandServices
-	// versions is the projector registry; queries, settings and progress
-	// are the query side (settings also serves the unit system).
+	tokens     *auth.Tokens
+	// sessions stores refresh-token families; revocations is this
+	// instance's view of revoked sessions (kept current by its Run), and
+	// verifier checks access tokens against both the key and that view.
+	sessions    *postgres.Sessions
+	revocations *postgres.Revocations
+	verifier    auth.Verifier
+}
+
+// querySide is the projector registry (versions) and what reads the read
+// models: queries, settings (which also serves the unit system) and
+// progress, this process's view of the projectors' checkpoints.
+type querySide struct {
 	versions *engine.Versions
 	queries  queries
 	settings *settingsrm.Reader
 	progress *engine.Checkpoints
-	tokens   *auth.Tokens
-	// sessions stores refresh-token families; revocations is this
-	// instance's view of revoked sessions (kept current by runRevocations),
-	// and verifier checks access tokens against both the key and that view.
-	sessions    *postgres.Sessions
-	revocations *postgres.Revocations
-	verifier    auth.Verifier
-	metrics     *telemetry
-
-	halted atomic.Pointer[error] // set when the projectors halted
-
-	closers []func() error // run last-in-first-out by close
 }
 
 func (p *platform) onClose(f func() error) { p.closers = append(p.closers, f) }
@@ -123,20 +137,21 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		}
 	}()
 	if attach && cfg.embedded() {
-		if ep, ok := readEndpoints(cfg.DataDir); ok {
+		if ep, ok := embedded.ReadEndpoints(cfg.DataDir); ok {
 			p.cfg.KafkaBrokers, p.cfg.DatabaseURL, p.cfg.RedisURL = ep.KafkaBrokers, ep.DatabaseURL, ep.RedisURL
 			log.Info("attached to the running embedded server", "data_dir", cfg.DataDir)
 		}
 	}
 	embeddedNow := p.cfg.embedded()
-	if err := p.backends(ctx); err != nil {
+	if err := p.startBackends(ctx); err != nil {
 		return nil, err
 	}
 	if embeddedNow {
-		if err := writeEndpoints(p.cfg); err != nil {
+		ep := embedded.Endpoints{KafkaBrokers: p.cfg.KafkaBrokers, DatabaseURL: p.cfg.DatabaseURL, RedisURL: p.cfg.RedisURL}
+		if err := embedded.WriteEndpoints(p.cfg.DataDir, ep); err != nil {
 			return nil, err
 		}
-		p.onClose(func() error { return os.Remove(filepath.Join(p.cfg.DataDir, endpointsFile)) })
+		p.onClose(func() error { return embedded.RemoveEndpoints(p.cfg.DataDir) })
 	}
 	cfg = p.cfg // now with the addresses of the embedded servers
 	p.kcfg = kafka.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.Topic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}.WithDefaults()
@@ -172,8 +187,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	}
 	p.onClose(p.eventLog.Close)
 
-	jwtKey := decodeKey(cfg.JWTKey)
-	if p.tokens, err = auth.NewTokens(jwtKey, "biosync", "biosync-api", 15*time.Minute); err != nil {
+	if p.tokens, err = auth.NewTokens(auth.DecodeKey(cfg.JWTKey), "biosync", "biosync-api", 15*time.Minute); err != nil {
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
 	var dedup ingestion.Dedup
@@ -190,8 +204,8 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.sessions.OnRevoke = p.revocations.Committed
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.audit = postgres.NewAuditLog(p.pool)
-	p.fingerprintKey = derivedKey(mk, "biosync idempotency fingerprint v1")
-	p.emailIndex = commands.EmailIndex(emailIndexKey(mk))
+	p.fingerprintKey = mk.Derive(eventstore.PurposeIdempotencyFingerprint)
+	p.emailIndex = commands.EmailIndex(mk.Derive(eventstore.PurposeEmailIndex))
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
 			return nil, err
@@ -243,6 +257,7 @@ type commandServices struct {
 	mfa         *mfa.Service
 	preferences *preferences.Service
 	erasure     *erasure.Service
+	operators   *operators.Service
 }
 
 // wireCommands builds the command concepts on the platform's adapters;
@@ -269,7 +284,7 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	}
 	if c.mfa, err = mfa.New(mfa.Deps{
 		Store: p.sessions, TOTP: auth.TOTP{Issuer: "BioSync"}, Secrets: keys,
-		RecoveryCodeKey: derivedKey(mk, "biosync mfa recovery codes v1"),
+		RecoveryCodeKey: mk.Derive(eventstore.PurposeRecoveryCodes),
 		Accounts:        accts, Passwords: passwords, Audit: p.audit, Logger: p.log,
 	}); err != nil {
 		return err
@@ -280,9 +295,14 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	}); err != nil {
 		return err
 	}
-	c.erasure, err = erasure.New(erasure.Deps{
+	if c.erasure, err = erasure.New(erasure.Deps{
 		Store: postgres.NewDeletionRequests(p.pool), Accounts: accts, Passwords: passwords,
 		GracePeriod: cfg.ErasureGrace, Audit: p.audit, Logger: p.log,
+	}); err != nil {
+		return err
+	}
+	c.operators, err = operators.New(operators.Deps{
+		EmailIndex: p.emailIndex, Accounts: accts, MFA: p.sessions, Sessions: c.sessions, Audit: p.audit,
 	})
 	return err
 }
@@ -318,39 +338,12 @@ func (p *platform) mailer(embeddedDefault bool) error {
 	return nil
 }
 
-// decodeKey accepts a base64 key (as generated) or raw bytes.
-func decodeKey(s string) []byte {
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) >= 32 {
-		return b
-	}
-	return []byte(s)
-}
-
-// emailIndexKey derives the key of the email claim hash from the current
-// master key, so no extra secret is needed. Consequence, documented in
-// docs/operations.md: rotating the master key must re-key
-// accounts.email_key (not built yet; rotation itself comes later).
-func emailIndexKey(mk eventstore.MasterKeys) []byte {
-	return derivedKey(mk, "biosync email index v1")
-}
-
-// derivedKey derives a purpose-bound key from the current master key
-// (HMAC-SHA256 with the purpose as message), so one configured secret
-// yields independent keys that never need their own configuration. Like
-// the email index, keys derived this way change with the current master
-// key: rotating it voids recovery codes (users renew them with a TOTP
-// code) and must carry the email index along.
-func derivedKey(mk eventstore.MasterKeys, purpose string) []byte {
-	m := hmac.New(sha256.New, mk.Keys[mk.Current])
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
-}
-
-// backends starts the in-process servers for anything not configured.
-func (p *platform) backends(ctx context.Context) error {
+// startBackends starts the in-process servers for anything not configured
+// and connects Redis.
+func (p *platform) startBackends(ctx context.Context) error {
 	cfg := &p.cfg
 	if len(cfg.KafkaBrokers) == 0 {
-		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, "kafka"))
+		k, err := embedded.StartKafka(filepath.Join(cfg.DataDir, embedded.KafkaDir))
 		if err != nil {
 			return fmt.Errorf("embedded kafka: %w", err)
 		}
@@ -413,25 +406,6 @@ func (p *platform) followErasures(ctx context.Context) {
 	bredis.Erasures{C: p.redis}.Subscribe(ctx, p.forget, p.log)
 }
 
-// housekeeping prunes ended sessions and spent mailed tokens every interval
-// until ctx ends (every serve runs it; the deletes are idempotent).
-func (p *platform) housekeeping(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if n, err := postgres.Prune(ctx, p.pool, postgres.PruneRetention); err != nil && ctx.Err() == nil {
-			p.log.Warn("housekeeping failed; retrying later", "err", err)
-		} else if n > 0 {
-			p.log.Info("pruned ended sessions and spent mailed tokens", "rows", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // eraser carries out due erasure requests (run by serve).
 func (p *platform) eraser() (*erasure.Eraser, error) {
 	every := min(10*time.Second, p.cfg.ErasureGrace/4, p.cfg.ErasureRepurge/4)
@@ -467,46 +441,6 @@ func (p *platform) supervisor(only map[string]bool) *engine.Supervisor {
 		Observer: p.metrics,
 		Only:     only,
 	}
-}
-
-// endpointsFile, in the data dir, tells CLI tools where the in-process
-// servers of a running embedded default listen (their ports are random).
-const endpointsFile = "endpoints.json"
-
-type endpoints struct {
-	KafkaBrokers []string `json:"kafka_brokers"`
-	DatabaseURL  string   `json:"database_url"`
-	RedisURL     string   `json:"redis_url"`
-}
-
-func writeEndpoints(cfg config) error {
-	b, err := json.Marshal(endpoints{cfg.KafkaBrokers, cfg.DatabaseURL, cfg.RedisURL})
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(cfg.DataDir, endpointsFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(cfg.DataDir, endpointsFile))
-}
-
-// readEndpoints returns the endpoints of a running embedded server: the
-// file must exist and the embedded Kafka's lock must be held by a live
-// process (otherwise the file is a leftover of a crash).
-func readEndpoints(dataDir string) (endpoints, bool) {
-	if _, err := embedded.DiscoverKafka(filepath.Join(dataDir, "kafka")); err != nil {
-		return endpoints{}, false
-	}
-	b, err := os.ReadFile(filepath.Join(dataDir, endpointsFile))
-	if err != nil {
-		return endpoints{}, false
-	}
-	var ep endpoints
-	if json.Unmarshal(b, &ep) != nil || len(ep.KafkaBrokers) == 0 || ep.DatabaseURL == "" {
-		return endpoints{}, false
-	}
-	return ep, true
 }
 
 // rebuilder drives rebuilds, switches and progress reports over this

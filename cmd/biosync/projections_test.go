@@ -100,7 +100,7 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
-	tokens, _ := auth.NewTokens(decodeKey(testJWT), "biosync", "biosync-api", time.Minute)
+	tokens, _ := auth.NewTokens(auth.DecodeKey(testJWT), "biosync", "biosync-api", time.Minute)
 	claims, err := tokens.Verify(login["access_token"].(string))
 	if err != nil || claims.Role != "admin" {
 		t.Fatalf("role after grant-admin = %q, %v", claims.Role, err)

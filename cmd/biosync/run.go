@@ -17,6 +17,7 @@ import (
 	httppreferences "github.com/biosync/biosync/adapters/httpapi/preferences"
 	httpqueries "github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
+	"github.com/biosync/biosync/adapters/postgres"
 	bredis "github.com/biosync/biosync/adapters/redis"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/schemas"
@@ -202,7 +203,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}()
 	eraserDone := make(chan struct{})
 	go func() { defer close(eraserDone); eraser.Run(ctx) }()
-	go p.housekeeping(ctx, time.Hour)
+	go postgres.Housekeep(ctx, p.pool, time.Hour, log)
 	go p.progress.Follow(ctx, p.pool, log) // consistency waits end at the projector's commit
 	p.rebuilder().ResumeSwitches(ctx, log)
 	// The revocation view: until it is live every token is checked against
@@ -213,7 +214,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		_ = p.revocations.Run(ctx)
 	}()
 	projectorsDone := make(chan struct{})
-	if getenv("BIOSYNC_PROJECTORS") != "off" {
+	if cfg.RunProjectors {
 		go func() {
 			defer close(projectorsDone)
 			if err := p.runProjectors(ctx); err != nil {

@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSettingsEndToEnd runs the settings documents through `serve`:
@@ -17,21 +20,20 @@ func TestSettingsEndToEnd(t *testing.T) {
 	c := &client{t: t, base: s.url}
 	email := fmt.Sprintf("grace-%d@example.com", time.Now().UnixNano())
 	code, h, body := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "America/New_York"}, nil)
-	if code != 201 {
-		t.Fatalf("register = %d %v", code, body)
-	}
+	require.Equal(t, 201, code, "register: %v", body)
 	userID := body["id"].(string)
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
 
 	code, gh, doc := c.do("GET", "/v1/me/settings", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
-	if code != 200 || gh.Get("ETag") != `"0"` || doc["timezone"] != "America/New_York" || doc["units"] != "metric" || doc["display_name"] != "" {
-		t.Fatalf("defaults = %d %v %v", code, gh, doc)
-	}
+	require.Equal(t, 200, code, "defaults: %v %v", gh, doc)
+	require.Equal(t, `"0"`, gh.Get("ETag"), "defaults: %v", doc)
+	require.Equal(t, "America/New_York", doc["timezone"], "defaults: %v", doc)
+	require.Equal(t, "metric", doc["units"], "defaults: %v", doc)
+	require.Equal(t, "", doc["display_name"], "defaults: %v", doc)
 	edit := map[string]any{"display_name": "Grace", "timezone": "America/New_York", "units": "imperial"}
-	if code, _, p := c.do("PUT", "/v1/me/settings", edit, nil); code != 428 {
-		t.Fatalf("PUT without If-Match = %d %v", code, p)
-	}
+	code, _, p := c.do("PUT", "/v1/me/settings", edit, nil)
+	require.Equal(t, 428, code, "PUT without If-Match: %v", p)
 
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -47,44 +49,43 @@ func TestSettingsEndToEnd(t *testing.T) {
 			codes[code]++
 			if code == 200 {
 				winner, winnerToken = doc, h.Get("X-Consistency-Token")
-				if h.Get("ETag") != `"1"` || out["version"] != 1.0 {
-					t.Errorf("winner's answer %v %v", h, out)
-				}
+				// assert, not require: this runs on another goroutine.
+				assert.Equal(t, `"1"`, h.Get("ETag"), "winner's answer %v", out)
+				assert.Equal(t, 1.0, out["version"], "winner's answer %v", out)
 			}
 		})
 	}
 	wg.Wait()
-	if codes[200] != 1 || codes[409] != 5 {
-		t.Fatalf("concurrent PUTs on one ETag: %v, want one 200 and five 409", codes)
-	}
+	require.Equal(t, map[int]int{200: 1, 409: 5}, codes, "concurrent PUTs on one ETag: want one 200 and five 409")
 	code, gh, doc = c.do("GET", "/v1/me/settings", nil, map[string]string{"X-Consistency-Token": winnerToken})
-	if code != 200 || gh.Get("ETag") != `"1"` || doc["display_name"] != winner["display_name"] || doc["timezone"] != winner["timezone"] || doc["units"] != "imperial" {
-		t.Fatalf("read model = %d %v, want the winner %v", code, doc, winner)
-	}
+	require.Equal(t, 200, code, "read model: %v", doc)
+	require.Equal(t, `"1"`, gh.Get("ETag"), "read model: %v", doc)
+	require.Equal(t, winner["display_name"], doc["display_name"], "read model %v, want the winner %v", doc, winner)
+	require.Equal(t, winner["timezone"], doc["timezone"], "read model %v, want the winner %v", doc, winner)
+	require.Equal(t, "imperial", doc["units"], "read model: %v", doc)
 
-	if code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": winnerToken}); code != 200 || me["timezone"] != winner["timezone"] {
-		t.Fatalf("GET /v1/me after the change = %d %v, want the timezone %v", code, me, winner["timezone"])
-	}
+	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": winnerToken})
+	require.Equal(t, 200, code, "GET /v1/me after the change: %v", me)
+	require.Equal(t, winner["timezone"], me["timezone"], "GET /v1/me after the change")
 
 	push := []byte(`{"user_id":"` + userID + `","source":{"provider":"bridge","device":"watch"},"samples":[
 		{"type":"distance","start":"2026-11-20T08:00:00-05:00","end":"2026-11-20T08:30:00-05:00","value":1.609344,"unit":"km"}]}`)
 	code, ph, _ := signedPush(t, c, "msg_settings_e2e", push)
-	if code != 202 {
-		t.Fatalf("push = %d", code)
-	}
+	require.Equal(t, 202, code, "push")
 	code, _, series := c.do("GET", "/v1/metrics/distance?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z&bucket=day", nil, map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")})
 	points, _ := series["points"].([]any)
-	if code != 200 || series["unit"] != "mi" || len(points) != 1 || points[0].(map[string]any)["value"] != 1.0 {
-		t.Fatalf("distance for an imperial user = %d %v, want 1 mi", code, series)
-	}
+	require.Equal(t, 200, code, "distance for an imperial user: %v", series)
+	require.Equal(t, "mi", series["unit"], "distance for an imperial user: %v", series)
+	require.Len(t, points, 1, "distance for an imperial user: %v", series)
+	require.Equal(t, 1.0, points[0].(map[string]any)["value"], "distance for an imperial user: want 1 mi")
 
 	prefs := map[string]any{"daily_summary": map[string]any{"enabled": true, "time": "07:00"}, "quiet_hours": nil, "channels": map[string]any{"email": false, "push": true}}
 	code, nh, np := c.do("PUT", "/v1/me/notification-preferences", prefs, map[string]string{"If-Match": `"0"`})
-	if code != 200 || nh.Get("ETag") != `"1"` {
-		t.Fatalf("PUT notification preferences = %d %v", code, np)
-	}
+	require.Equal(t, 200, code, "PUT notification preferences: %v", np)
+	require.Equal(t, `"1"`, nh.Get("ETag"), "PUT notification preferences: %v", np)
 	code, _, np = c.do("GET", "/v1/me/notification-preferences", nil, map[string]string{"X-Consistency-Token": nh.Get("X-Consistency-Token")})
-	if code != 200 || np["quiet_hours"] != nil || np["daily_summary"].(map[string]any)["enabled"] != true || np["version"] != 1.0 {
-		t.Fatalf("notification preferences = %d %v", code, np)
-	}
+	require.Equal(t, 200, code, "notification preferences: %v", np)
+	require.Nil(t, np["quiet_hours"], "notification preferences: %v", np)
+	require.Equal(t, true, np["daily_summary"].(map[string]any)["enabled"], "notification preferences: %v", np)
+	require.Equal(t, 1.0, np["version"], "notification preferences: %v", np)
 }
