@@ -10,9 +10,11 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const module = "github.com/biosync/biosync"
@@ -58,26 +60,22 @@ func goList(t *testing.T) (ours []listed, all map[string]listed) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
+	require.NoError(t, err, "go list: %s", stderr.String())
 	all = map[string]listed{}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
 		var p listed
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+		err := dec.Decode(&p)
+		if errors.Is(err, io.EOF) {
 			break
-		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
 		}
+		require.NoError(t, err, "go list output")
 		all[p.ImportPath] = p
 		if !p.DepOnly && p.rel() != "" {
 			ours = append(ours, p)
 		}
 	}
-	if len(ours) == 0 {
-		t.Fatal("go list found no packages of the module")
-	}
+	require.NotEmpty(t, ours, "go list found no packages of the module")
 	return ours, all
 }
 
@@ -121,17 +119,13 @@ func checkRules(t *testing.T, rules []rule) {
 				for _, path := range p.Deps {
 					dep, ok := all[path]
 					if !ok {
-						t.Errorf("%s depends on %s, which go list did not describe", p.ImportPath, path)
+						assert.Failf(t, "unknown dependency", "%s depends on %s, which go list did not describe", p.ImportPath, path)
 						continue
 					}
-					if !r.allowed(p, dep) {
-						t.Errorf("%s depends on %s", p.ImportPath, path)
-					}
+					assert.True(t, r.allowed(p, dep), "%s depends on %s", p.ImportPath, path)
 				}
 			}
-			if checked == 0 {
-				t.Error("the rule applies to no package: a layer was renamed or moved")
-			}
+			assert.NotZero(t, checked, "the rule applies to no package: a layer was renamed or moved")
 		})
 	}
 }
@@ -228,9 +222,7 @@ func TestEnvironmentIsReadInOnePlace(t *testing.T) {
 				continue
 			}
 			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			checked++
 			ast.Inspect(f, func(n ast.Node) bool {
 				sel, ok := n.(*ast.SelectorExpr)
@@ -238,16 +230,14 @@ func TestEnvironmentIsReadInOnePlace(t *testing.T) {
 					return true
 				}
 				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "os" {
-					t.Errorf("%s:%d: os.%s outside configuration loading: read it in the program's configuration and pass the value down",
+					assert.Failf(t, "environment read outside configuration loading", "%s:%d: os.%s: read it in the program's configuration and pass the value down",
 						file, fset.Position(sel.Pos()).Line, sel.Sel.Name)
 				}
 				return true
 			})
 		}
 	}
-	if checked == 0 {
-		t.Fatal("no files checked")
-	}
+	require.NotZero(t, checked, "no files checked")
 }
 
 // Every package says what it owns, and every exported name has a sentence,
@@ -262,9 +252,7 @@ func TestEveryPackageAndExportedNameIsDocumented(t *testing.T) {
 			for _, name := range p.GoFiles {
 				path := filepath.Join(p.Dir, name)
 				f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				if ast.IsGenerated(f) {
 					continue
 				}
@@ -273,12 +261,10 @@ func TestEveryPackageAndExportedNameIsDocumented(t *testing.T) {
 				}
 				for _, missing := range undocumented(f) {
 					pos := fset.Position(missing.Pos())
-					t.Errorf("%s:%d: exported %s has no doc comment", filepath.ToSlash(relPath(p, name)), pos.Line, missing.Name)
+					assert.Failf(t, "undocumented name", "%s:%d: exported %s has no doc comment", filepath.ToSlash(relPath(p, name)), pos.Line, missing.Name)
 				}
 			}
-			if !hasDoc {
-				t.Errorf("package %s has no package doc comment (add a doc.go saying what it owns)", p.ImportPath)
-			}
+			assert.True(t, hasDoc, "package %s has no package doc comment (add a doc.go saying what it owns)", p.ImportPath)
 		})
 	}
 }
@@ -346,16 +332,12 @@ func TestUndocumentedFindsMissingDocs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := parser.ParseFile(token.NewFileSet(), "x.go", "package x\n"+c.src, parser.ParseComments)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			var got []string
 			for _, id := range undocumented(f) {
 				got = append(got, id.Name)
 			}
-			if !slices.Equal(got, c.want) {
-				t.Errorf("undocumented = %v, want %v", got, c.want)
-			}
+			assert.Equal(t, c.want, got, "undocumented names")
 		})
 	}
 }
