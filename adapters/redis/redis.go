@@ -88,7 +88,7 @@ func (c Cache) Invalidate(ctx context.Context, v metrics.CacheVersion, ttl time.
 	return err
 }
 
-// Dedup implements commands.Dedup with keys that expire after a TTL
+// Dedup implements ingestion.Dedup with keys that expire after a TTL
 // longer than any provider's redelivery window. Concurrent deliveries share
 // round trips (batcher), so a busy ingest pays a fraction of a round trip
 // per question instead of one each.
