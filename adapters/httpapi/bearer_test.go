@@ -3,6 +3,9 @@ package httpapi
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestBearerTokenParsing(t *testing.T) {
@@ -28,9 +31,8 @@ func TestBearerTokenParsing(t *testing.T) {
 	}
 	for name, c := range cases {
 		tok, ok := bearerToken(c.header)
-		if tok != c.token || ok != c.ok {
-			t.Errorf("%s: bearerToken(%q) = %q, %v; want %q, %v", name, c.header, tok, ok, c.token, c.ok)
-		}
+		assert.Equal(t, c.token, tok, "%s: token of bearerToken(%q)", name, c.header)
+		assert.Equal(t, c.ok, ok, "%s: bearerToken(%q) accepted", name, c.header)
 	}
 }
 
@@ -44,19 +46,16 @@ func FuzzBearerToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		tok, ok := bearerToken(header)
 		if !ok {
-			if tok != "" {
-				t.Fatalf("rejected header returned token %q", tok)
-			}
+			require.Empty(t, tok, "rejected header returned a token")
 			return
 		}
-		if tok == "" || len(tok) > maxBearerLen || !strings.Contains(header, tok) {
-			t.Fatalf("accepted %q from %q", tok, header)
-		}
+		require.NotEmpty(t, tok, "accepted an empty token from %q", header)
+		require.LessOrEqual(t, len(tok), maxBearerLen, "accepted an oversize token from %q", header)
+		require.Contains(t, header, tok, "accepted a token the header does not carry")
 		body := strings.TrimRight(tok, "=")
-		if body == "" || strings.ContainsFunc(body, func(r rune) bool {
+		require.NotEmpty(t, body, "accepted a token of padding only: %q", tok)
+		require.False(t, strings.ContainsFunc(body, func(r rune) bool {
 			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~+/", r))
-		}) {
-			t.Fatalf("accepted a token outside the b64token syntax: %q", tok)
-		}
+		}), "accepted a token outside the b64token syntax: %q", tok)
 	})
 }

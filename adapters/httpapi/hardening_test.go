@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
@@ -65,29 +66,20 @@ func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
 	}
 	for _, tc := range cases {
 		rec := h.do(tc.r)
-		if rec.Code != tc.status {
-			t.Errorf("%s: status %d, want %d: %s", tc.name, rec.Code, tc.status, rec.Body)
-		}
+		assert.Equal(t, tc.status, rec.Code, "%s: status: %s", tc.name, rec.Body)
 		for k, v := range wantSecurityHeaders {
-			if got := rec.Header().Get(k); got != v {
-				t.Errorf("%s (%d): %s = %q, want %q", tc.name, rec.Code, k, got, v)
-			}
+			assert.Equal(t, v, rec.Header().Get(k), "%s (%d): %s", tc.name, rec.Code, k)
 		}
-		if c := rec.Header().Values("Set-Cookie"); len(c) > 0 {
-			t.Errorf("%s sets a cookie: %v", tc.name, c)
-		}
-		if hsts := rec.Header().Get("Strict-Transport-Security"); hsts != "" {
-			t.Errorf("%s: HSTS %q without it being configured", tc.name, hsts)
-		}
+		assert.Empty(t, rec.Header().Values("Set-Cookie"), "%s sets a cookie", tc.name)
+		assert.Empty(t, rec.Header().Get("Strict-Transport-Security"), "%s: HSTS without it being configured", tc.name)
 	}
 }
 
 func TestHSTSIsSentWhenTheDeploymentServesTLS(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Deps) { c.HSTSMaxAge = 730 * 24 * time.Hour })
 	for _, path := range []string{"/healthz", "/v1/nope"} {
-		if got := h.do(req(http.MethodGet, path, nil)).Header().Get("Strict-Transport-Security"); got != "max-age=63072000; includeSubDomains" {
-			t.Fatalf("%s: HSTS %q", path, got)
-		}
+		got := h.do(req(http.MethodGet, path, nil)).Header().Get("Strict-Transport-Security")
+		assert.Equal(t, "max-age=63072000; includeSubDomains", got, "%s: HSTS", path)
 	}
 }
 
@@ -102,27 +94,21 @@ func TestCORSPreflightOnlyForAllowedOrigins(t *testing.T) {
 	}
 	h := newHarness(t, func(c *Config, _ *Deps) { c.CORSOrigins = []string{"https://app.example"} })
 	ok := preflight(h, "https://app.example")
-	if ok.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		!strings.Contains(ok.Header.Get("Access-Control-Allow-Headers"), HeaderIdempotencyKey) ||
-		ok.Header.Get("Access-Control-Allow-Credentials") != "" {
-		t.Fatalf("allowed origin: %v", ok.Header)
-	}
+	assert.Equal(t, "https://app.example", ok.Header.Get("Access-Control-Allow-Origin"), "allowed origin: %v", ok.Header)
+	assert.Contains(t, ok.Header.Get("Access-Control-Allow-Headers"), HeaderIdempotencyKey, "allowed origin: %v", ok.Header)
+	assert.Empty(t, ok.Header.Get("Access-Control-Allow-Credentials"), "allowed origin: %v", ok.Header)
 	rec := h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"a@b.org","password":"x"}`, "Origin", "https://app.example"))
-	if expose := rec.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(expose, "Retry-After") || !strings.Contains(expose, HeaderIdempotentReplayed) {
-		t.Fatalf("exposed headers %q", expose)
-	}
+	expose := rec.Header().Get("Access-Control-Expose-Headers")
+	assert.Contains(t, expose, "Retry-After", "exposed headers")
+	assert.Contains(t, expose, HeaderIdempotentReplayed, "exposed headers")
 	for _, origin := range []string{"https://evil.example", "https://app.example.evil.example", "null"} {
 		for k := range preflight(h, origin).Header {
-			if strings.HasPrefix(k, "Access-Control-") {
-				t.Fatalf("origin %s got %s", origin, k)
-			}
+			assert.False(t, strings.HasPrefix(k, "Access-Control-"), "origin %s got %s", origin, k)
 		}
 	}
 	closed := newHarness(t)
 	for k := range preflight(closed, "https://app.example").Header {
-		if strings.HasPrefix(k, "Access-Control-") {
-			t.Fatalf("CORS not configured, yet the preflight got %s", k)
-		}
+		assert.False(t, strings.HasPrefix(k, "Access-Control-"), "CORS not configured, yet the preflight got %s", k)
 	}
 }
 
@@ -156,9 +142,7 @@ func TestEveryBodyRouteRefusesOtherContentTypesAndOversizedBodies(t *testing.T) 
 		streamed.ContentLength = -1
 		problemOf(t, h.do(streamed), 413, "payload-too-large")
 	}
-	if n := h.ingestor.count() + h.admin.count(); n != 0 {
-		t.Fatalf("refused bodies reached a port %d times", n)
-	}
+	assert.Zero(t, h.ingestor.count()+h.admin.count(), "refused bodies reached a port")
 }
 
 // TestRegisterRejectsMassAssignment: fields a client must never set are
@@ -172,7 +156,5 @@ func TestRegisterRejectsMassAssignment(t *testing.T) {
 		hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/auth/register", body)), 422, "validation"), "/"+field)
 	}
 	hasField(t, problemOf(t, h.do(req(http.MethodPost, "/v1/auth/login", `{"email":"a@b.org","password":"x","role":"admin"}`)), 422, "validation"), "/role")
-	if *calls != 0 {
-		t.Fatalf("mass assignment reached the command %d times", *calls)
-	}
+	assert.Zero(t, *calls, "mass assignment reached the command")
 }

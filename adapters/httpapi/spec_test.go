@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/domain/ingest"
@@ -16,36 +18,30 @@ import (
 func loadSpecFile(t *testing.T) *openapi3.T {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(specBytes(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "loading schemas/openapi.yaml")
 	return doc
 }
 
 func TestSpecIsValid(t *testing.T) {
-	if err := loadSpecFile(t).Validate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, loadSpecFile(t).Validate(context.Background()))
 }
 
 // TestGeneratedCodeIsCurrent fails when schemas/openapi.yaml changed but
 // `go generate ./adapters/httpapi/gen` was not run.
 func TestGeneratedCodeIsCurrent(t *testing.T) {
 	embedded, err := gen.GetSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// oapi-codegen capitalises operation ids in what it embeds.
 	for _, item := range embedded.Paths.Map() {
 		for _, op := range item.Operations() {
 			op.OperationID = lowerFirst(op.OperationID)
 		}
 	}
-	a, _ := json.Marshal(embedded)
-	b, _ := json.Marshal(loadSpecFile(t))
-	if string(a) != string(b) {
-		t.Fatal("adapters/httpapi/gen is stale: run go generate ./adapters/httpapi/gen")
-	}
+	a, err := json.Marshal(embedded)
+	require.NoError(t, err)
+	b, err := json.Marshal(loadSpecFile(t))
+	require.NoError(t, err)
+	assert.JSONEq(t, string(b), string(a), "adapters/httpapi/gen is stale: run go generate ./adapters/httpapi/gen")
 }
 
 // TestMetricTypeEnumMatchesDomain keeps the published enum equal to
@@ -53,9 +49,8 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 // advertises one it does not.
 func TestMetricTypeEnumMatchesDomain(t *testing.T) {
 	schema := loadSpecFile(t).Components.Schemas["MetricType"]
-	if schema == nil || schema.Value == nil {
-		t.Fatal("spec has no MetricType schema")
-	}
+	require.NotNil(t, schema, "spec has no MetricType schema")
+	require.NotNil(t, schema.Value, "spec has no MetricType schema")
 	var spec []string
 	for _, v := range schema.Value.Enum {
 		spec = append(spec, v.(string))
@@ -65,9 +60,7 @@ func TestMetricTypeEnumMatchesDomain(t *testing.T) {
 		domain = append(domain, string(ty))
 	}
 	slices.Sort(spec)
-	if !slices.Equal(spec, domain) {
-		t.Fatalf("spec MetricType enum %v != metric.Types() %v", spec, domain)
-	}
+	assert.Equal(t, domain, spec, "spec MetricType enum (sorted) != metric.Types()")
 }
 
 // TestSleepStageEnumMatchesDomain does the same for sleep stages.
@@ -77,9 +70,7 @@ func TestSleepStageEnumMatchesDomain(t *testing.T) {
 	for _, v := range schema.Enum {
 		spec = append(spec, v.(string))
 	}
-	if !slices.Equal(spec, ingest.SleepStages) {
-		t.Fatalf("spec stages %v != ingest.SleepStages %v", spec, ingest.SleepStages)
-	}
+	assert.Equal(t, ingest.SleepStages, spec, "spec SleepStage stages != ingest.SleepStages")
 }
 
 // TestPushExamplesAgree checks that the push bodies the tests send are
@@ -89,14 +80,9 @@ func TestPushExamplesAgree(t *testing.T) {
 	doc := loadSpecFile(t)
 	for name, body := range map[string]string{"WebhookPushBatch": webhookBody, "PushBatch": appBody} {
 		var v any
-		if err := json.Unmarshal([]byte(body), &v); err != nil {
-			t.Fatal(err)
-		}
-		if err := doc.Components.Schemas[name].Value.VisitJSON(v); err != nil {
-			t.Errorf("%s example rejected by the spec: %v", name, err)
-		}
-		if _, err := ingest.Parse([]byte(body), name == "WebhookPushBatch"); err != nil {
-			t.Errorf("%s example rejected by the domain: %v", name, err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(body), &v), "%s example", name)
+		assert.NoError(t, doc.Components.Schemas[name].Value.VisitJSON(v), "%s example rejected by the spec", name)
+		_, err := ingest.Parse([]byte(body), name == "WebhookPushBatch")
+		assert.NoError(t, err, "%s example rejected by the domain", name)
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/biosync/biosync/adapters/embedded"
 )
 
@@ -25,9 +28,7 @@ func newInbox(t *testing.T, env map[string]string) *inbox {
 	t.Helper()
 	dir := t.TempDir()
 	relay, err := embedded.StartSMTP(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "starting the mail relay")
 	t.Cleanup(func() { _ = relay.Close() })
 	env["BIOSYNC_SMTP_URL"] = "smtp://" + relay.Addr() + "?tls=none"
 	env["BIOSYNC_APP_URL"] = "https://app.example.com"
@@ -40,9 +41,7 @@ func (b *inbox) waitFor(rcpt string, n int) (subject, text string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		msgs, err := embedded.ReadInbox(b.dir)
-		if err != nil {
-			b.t.Fatal(err)
-		}
+		require.NoError(b.t, err, "reading the inbox")
 		var seen int
 		for _, m := range msgs {
 			if to, _ := m.Header.AddressList("To"); len(to) == 1 && to[0].Address == rcpt {
@@ -51,9 +50,7 @@ func (b *inbox) waitFor(rcpt string, n int) (subject, text string) {
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("message %d to %s never arrived (%d messages in the inbox)", n, rcpt, len(msgs))
-		}
+		require.False(b.t, time.Now().After(deadline), "message %d to %s never arrived (%d messages in the inbox)", n, rcpt, len(msgs))
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -87,7 +84,7 @@ func linkToken(t *testing.T, text, path string) string {
 			return m[2]
 		}
 	}
-	t.Fatalf("no %s link in the mail:\n%s", path, text)
+	require.Failf(t, "no link in the mail", "no %s link in the mail:\n%s", path, text)
 	return ""
 }
 
@@ -105,76 +102,57 @@ func TestAccountMailVerifiesAddressesAndResetsPasswords(t *testing.T) {
 	const password = "correct horse battery"
 
 	code, reg, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "UTC"}, nil)
-	if code != 201 {
-		t.Fatalf("register = %d", code)
-	}
+	require.Equal(t, 201, code, "register")
 	subject, text := box.waitFor(email, 1)
-	if !strings.Contains(subject, "Confirm your email") {
-		t.Fatalf("first mail: %q", subject)
-	}
+	assert.Contains(t, subject, "Confirm your email", "first mail")
 	verify := linkToken(t, text, "verify-email")
 
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
 	c.token = login["access_token"].(string)
-	if code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": reg.Get("X-Consistency-Token")}); code != 200 || me["email_verified"] != false {
-		t.Fatalf("before verification /v1/me = %d %v", code, me)
-	}
+	code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": reg.Get("X-Consistency-Token")})
+	assert.Equal(t, 200, code, "before verification /v1/me: %v", me)
+	assert.Equal(t, false, me["email_verified"], "before verification /v1/me: %v", me)
 	code, h, _ := c.do("POST", "/v1/auth/verify-email", map[string]string{"token": verify}, nil)
-	if code != 204 || h.Get("X-Consistency-Token") == "" {
-		t.Fatalf("verify-email = %d", code)
-	}
-	if code, _, me := c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")}); code != 200 || me["email_verified"] != true {
-		t.Fatalf("after verification /v1/me = %d %v", code, me)
-	}
+	require.Equal(t, 204, code, "verify-email")
+	require.NotEmpty(t, h.Get("X-Consistency-Token"), "verify-email")
+	code, _, me = c.do("GET", "/v1/me", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
+	assert.Equal(t, 200, code, "after verification /v1/me: %v", me)
+	assert.Equal(t, true, me["email_verified"], "after verification /v1/me: %v", me)
 	code, _, p := c.do("POST", "/v1/auth/verify-email", map[string]string{"token": verify}, nil)
-	if code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/token") {
-		t.Fatalf("a spent verification token = %d %v; want 422 naming /token", code, p)
-	}
+	assert.Equal(t, 422, code, "a spent verification token: %v", p)
+	assert.Contains(t, fmt.Sprint(p["errors"]), "/token", "a spent verification token must be refused naming /token")
 
 	// Someone registers the address again: 409, and the owner hears of it.
-	if code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": "another long password", "timezone": "UTC"}, nil); code != 409 {
-		t.Fatalf("second registration = %d, want 409", code)
-	}
-	if subject, _ := box.waitFor(email, 2); !strings.Contains(subject, "tried to create") {
-		t.Fatalf("notice of the attempt: %q", subject)
-	}
+	code, _, _ = c.do("POST", "/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": "another long password", "timezone": "UTC"}, nil)
+	assert.Equal(t, 409, code, "second registration")
+	subject, _ = box.waitFor(email, 2)
+	assert.Contains(t, subject, "tried to create", "notice of the attempt")
 
 	// Reset: the same answer for an unknown address, which gets no mail.
 	stranger := fmt.Sprintf("nobody-%d@example.com", time.Now().UnixNano())
 	for _, addr := range []string{email, stranger} {
-		if code, _, _ := c.do("POST", "/v1/auth/password-reset", map[string]string{"email": addr}, nil); code != 202 {
-			t.Fatalf("password-reset for %s = %d, want 202", addr, code)
-		}
+		code, _, _ := c.do("POST", "/v1/auth/password-reset", map[string]string{"email": addr}, nil)
+		require.Equal(t, 202, code, "password-reset for %s", addr)
 	}
 	subject, text = box.waitFor(email, 3)
-	if !strings.Contains(subject, "Reset your BioSync password") {
-		t.Fatalf("reset mail: %q", subject)
-	}
+	assert.Contains(t, subject, "Reset your BioSync password", "reset mail")
 	reset := linkToken(t, text, "password-reset")
 	code, _, p = c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": "short"}, nil)
-	if code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/password") {
-		t.Fatalf("a weak new password = %d %v; want 422 naming /password", code, p)
-	}
+	assert.Equal(t, 422, code, "a weak new password: %v", p)
+	assert.Contains(t, fmt.Sprint(p["errors"]), "/password", "a weak new password must be refused naming /password")
 	const newPassword = "a brand new passphrase"
-	if code, _, p := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": newPassword}, nil); code != 204 {
-		t.Fatalf("confirm = %d %v", code, p)
-	}
-	if code, _, _ := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": "yet another passphrase"}, nil); code != 422 {
-		t.Fatalf("the reset token worked twice: %d", code)
-	}
-	if code, _, _ := c.do("GET", "/v1/me", nil, nil); code != 401 {
-		t.Fatalf("an access token from before the reset still works: %d, want 401", code)
-	}
-	if code, _, _ := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil); code != 401 {
-		t.Fatalf("login with the old password = %d, want 401", code)
-	}
-	if code, _, _ := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": newPassword}, nil); code != 200 {
-		t.Fatalf("login with the new password = %d, want 200", code)
-	}
+	code, _, p = c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": newPassword}, nil)
+	require.Equal(t, 204, code, "confirm: %v", p)
+	code, _, _ = c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": reset, "password": "yet another passphrase"}, nil)
+	assert.Equal(t, 422, code, "the reset token worked twice")
+	code, _, _ = c.do("GET", "/v1/me", nil, nil)
+	assert.Equal(t, 401, code, "an access token from before the reset still works")
+	code, _, _ = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
+	assert.Equal(t, 401, code, "login with the old password")
+	code, _, _ = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": newPassword}, nil)
+	assert.Equal(t, 200, code, "login with the new password")
 	time.Sleep(300 * time.Millisecond) // a mail to the stranger would have arrived by now
-	if n := box.count(stranger); n != 0 {
-		t.Fatalf("an address without an account got %d mails", n)
-	}
+	assert.Zero(t, box.count(stranger), "an address without an account got mail")
 }
 
 // TestAccountMailResetLinksDieWithTheCredentialsTheyWereMailedFor: a reset
@@ -192,16 +170,14 @@ func TestAccountMailResetLinksDieWithTheCredentialsTheyWereMailedFor(t *testing.
 	c := &client{t: t, base: s.url}
 	email := fmt.Sprintf("hedy-%d@example.com", time.Now().UnixNano())
 	const password, changed = "correct horse battery", "a brand new passphrase"
-	if code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "UTC"}, nil); code != 201 {
-		t.Fatalf("register = %d", code)
-	}
+	code, _, _ := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "UTC"}, nil)
+	require.Equal(t, 201, code, "register")
 	box.waitFor(email, 1) // the verification mail
 	mails := 1
 	resetLink := func() string {
 		t.Helper()
-		if code, _, _ := c.do("POST", "/v1/auth/password-reset", map[string]string{"email": email}, nil); code != 202 {
-			t.Fatalf("password-reset = %d, want 202", code)
-		}
+		code, _, _ := c.do("POST", "/v1/auth/password-reset", map[string]string{"email": email}, nil)
+		require.Equal(t, 202, code, "password-reset")
 		mails++
 		_, text := box.waitFor(email, mails)
 		return linkToken(t, text, "password-reset")
@@ -209,31 +185,26 @@ func TestAccountMailResetLinksDieWithTheCredentialsTheyWereMailedFor(t *testing.
 	refused := func(tok, why string) {
 		t.Helper()
 		code, _, p := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": tok, "password": "an attacker's passphrase"}, nil)
-		if code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/token") {
-			t.Fatalf("a reset link mailed before %s = %d %v; want 422 naming /token", why, code, p)
-		}
+		// require: a link that worked has changed the password the rest relies on.
+		require.Equal(t, 422, code, "a reset link mailed before %s: %v", why, p)
+		require.Contains(t, fmt.Sprint(p["errors"]), "/token", "a reset link mailed before %s must be refused naming /token", why)
 	}
 
 	stale := resetLink()
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
 	c.token, _ = login["access_token"].(string)
-	if code, _, p := c.do("POST", "/v1/me/password", map[string]string{"current_password": password, "new_password": changed}, nil); code != 204 {
-		t.Fatalf("password change = %d %v", code, p)
-	}
+	code, _, p := c.do("POST", "/v1/me/password", map[string]string{"current_password": password, "new_password": changed}, nil)
+	require.Equal(t, 204, code, "password change: %v", p)
 	refused(stale, "the password change")
 
 	stale = resetLink()
 	getenv := func(k string) string { return env[k] }
-	if err := run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}), "biosync users reset-mfa")
 	refused(stale, "an operator's MFA reset")
-	if code, _, _ := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": changed}, nil); code != 200 {
-		t.Fatalf("login with the changed password = %d, want 200", code)
-	}
+	code, _, _ = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": changed}, nil)
+	assert.Equal(t, 200, code, "login with the changed password")
 
 	fresh := resetLink()
-	if code, _, p := c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": fresh, "password": "a third good passphrase"}, nil); code != 204 {
-		t.Fatalf("a link asked for after the changes = %d %v", code, p)
-	}
+	code, _, p = c.do("POST", "/v1/auth/password-reset/confirm", map[string]string{"token": fresh, "password": "a third good passphrase"}, nil)
+	assert.Equal(t, 204, code, "a link asked for after the changes: %v", p)
 }

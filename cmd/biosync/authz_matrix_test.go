@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 )
 
@@ -67,55 +70,40 @@ func TestAuthorizationMatrix(t *testing.T) {
 	ownerEmail := marker + "@example.com"
 	anon := &client{t: t, base: s.url}
 	code, rh, reg := anon.do("POST", "/v1/auth/register", map[string]string{"email": ownerEmail, "password": password, "timezone": "Europe/Oslo"}, nil)
-	if code != 201 {
-		t.Fatalf("register owner = %d %v", code, reg)
-	}
+	require.Equal(t, 201, code, "register owner: %v", reg)
 	ownerID := reg["id"].(string)
 	for _, e := range []string{"other-" + marker[3:], "admin-" + marker[3:]} {
-		if code, _, _ := anon.do("POST", "/v1/auth/register", map[string]string{"email": e + "@example.org", "password": password, "timezone": "UTC"}, nil); code != 201 {
-			t.Fatalf("register %s = %d", e, code)
-		}
+		code, _, _ := anon.do("POST", "/v1/auth/register", map[string]string{"email": e + "@example.org", "password": password, "timezone": "UTC"}, nil)
+		require.Equal(t, 201, code, "register %s", e)
 	}
-	if err := run(context.Background(), []string{"users", "grant-admin", "admin-" + marker[3:] + "@example.org"}, getenv, io.Discard, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "grant-admin", "admin-" + marker[3:] + "@example.org"}, getenv, io.Discard, io.Discard), "biosync users grant-admin")
 	login := func(email string) *client {
 		t.Helper()
 		c := &client{t: t, base: s.url}
 		code, _, l := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
-		if code != 200 {
-			t.Fatalf("login %s = %d %v", email, code, l)
-		}
+		require.Equal(t, 200, code, "login %s: %v", email, l)
 		c.token = l["access_token"].(string)
 		return c
 	}
 	owner := login(ownerEmail)
-	if code, _, p := owner.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + marker, "timezone": "Europe/Oslo", "units": "metric"},
-		map[string]string{"If-Match": `"0"`, "X-Consistency-Token": rh.Get("X-Consistency-Token")}); code != 200 {
-		t.Fatalf("owner settings = %d %v", code, p)
-	}
+	code, _, p := owner.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + marker, "timezone": "Europe/Oslo", "units": "metric"},
+		map[string]string{"If-Match": `"0"`, "X-Consistency-Token": rh.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "owner settings: %v", p)
 	body := []byte(`{"source":{"provider":"prov-` + marker + `","device":"dev-` + marker + `"},"samples":[` +
 		`{"type":"heart_rate","start":"2026-11-20T08:00:00Z","end":"2026-11-20T08:00:00Z","value":61,"unit":"bpm"}],` +
 		`"sleep_sessions":[{"start":"2026-11-19T23:00:00Z","end":"2026-11-20T06:30:00Z","stages":[{"stage":"deep","start":"2026-11-19T23:00:00Z","end":"2026-11-20T00:30:00Z"}]}]}`)
 	code, ph, _ := owner.do("POST", "/v1/me/samples", body, map[string]string{"Idempotency-Key": "seed-" + marker})
-	if code != 202 {
-		t.Fatalf("owner push = %d", code)
-	}
+	require.Equal(t, 202, code, "owner push")
 	code, _, del := owner.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil)
-	if code != 202 {
-		t.Fatalf("owner deletion request = %d %v", code, del)
-	}
+	require.Equal(t, 202, code, "owner deletion request: %v", del)
 	deletionID := del["id"].(string)
 	// Wait until the owner's data is readable, so a leak would show.
-	if code, _, _ := owner.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}); code != 200 {
-		t.Fatal("owner dashboard")
-	}
+	code, _, _ = owner.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "owner dashboard")
 	secrets := []string{marker, ownerEmail}
 
 	spec, err := gen.GetSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type op struct{ id, method, path string }
 	var ops []op
 	for path, item := range spec.Paths.Map() {
@@ -123,17 +111,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 			// The embedded spec capitalises operation ids (oapi-codegen).
 			id := strings.ToLower(o.OperationID[:1]) + o.OperationID[1:]
 			ops = append(ops, op{id, method, path})
-			pol, ok := routePolicies[id]
-			if !ok {
-				t.Errorf("%s %s (%s) has no declared policy in routePolicies", method, path, id)
+			if !assert.Contains(t, routePolicies, id, "%s %s (%s) has no declared policy in routePolicies", method, path, id) {
 				continue
 			}
+			pol := routePolicies[id]
 			anonymous := o.Security != nil && len(*o.Security) == 0
 			signed := o.Security != nil && len(*o.Security) == 1 && (*o.Security)[0]["webhookSignature"] != nil
 			role, _ := o.Extensions["x-biosync-role"].(string)
-			if (pol == public) != anonymous || (pol == webhookSigned) != signed || (pol == adminOnly) != (role == "admin") {
-				t.Errorf("%s: declared policy %d disagrees with the spec (security [] = %v, webhook signature = %v, role %q)", id, pol, anonymous, signed, role)
-			}
+			assert.Equal(t, anonymous, pol == public, "%s: declared policy %d disagrees with the spec on anonymous access (security [])", id, pol)
+			assert.Equal(t, signed, pol == webhookSigned, "%s: declared policy %d disagrees with the spec on the webhook signature", id, pol)
+			assert.Equal(t, role == "admin", pol == adminOnly, "%s: declared policy %d disagrees with the spec's role %q", id, pol, role)
 		}
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
@@ -163,9 +150,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
 		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "%s %s", o.method, o.path)
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
@@ -173,9 +158,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	leaks := func(who string, o op, body string) {
 		t.Helper()
 		for _, s := range secrets {
-			if strings.Contains(body, s) {
-				t.Errorf("%s %s as %s: the answer contains the owner's data %q", o.method, o.path, who, s)
-			}
+			assert.NotContains(t, body, s, "%s %s as %s: the answer contains the owner's data", o.method, o.path, who)
 		}
 	}
 	var ownerSaw bytes.Buffer
@@ -193,29 +176,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 			denied := code == 401 || code == 403
 			switch {
 			case pol == webhookSigned:
-				if code != 401 {
-					t.Errorf("%s %s as %s without a signature = %d, want 401", o.method, o.path, who, code)
-				}
+				assert.Equal(t, 401, code, "%s %s as %s without a signature", o.method, o.path, who)
 			case pol == public:
-				if denied {
-					t.Errorf("%s %s is public; as %s it answered %d", o.method, o.path, who, code)
-				}
+				assert.False(t, denied, "%s %s is public; as %s it answered %d", o.method, o.path, who, code)
 			case who == "anonymous":
-				if code != 401 {
-					t.Errorf("%s %s anonymously = %d, want 401", o.method, o.path, code)
-				}
+				assert.Equal(t, 401, code, "%s %s anonymously", o.method, o.path)
 			case pol == adminOnly && who != "admin":
-				if code != 403 {
-					t.Errorf("%s %s as %s = %d, want 403", o.method, o.path, who, code)
-				}
+				assert.Equal(t, 403, code, "%s %s as %s", o.method, o.path, who)
 			case pol == ownResource && who != "owner":
-				if code != 404 {
-					t.Errorf("%s %s (the owner's resource) as %s = %d, want 404", o.method, o.path, who, code)
-				}
+				assert.Equal(t, 404, code, "%s %s (the owner's resource) as %s", o.method, o.path, who)
 			default:
-				if denied {
-					t.Errorf("%s %s as %s = %d; the policy allows it", o.method, o.path, who, code)
-				}
+				assert.False(t, denied, "%s %s as %s = %d; the policy allows it", o.method, o.path, who, code)
 			}
 			if who == "owner" {
 				ownerSaw.WriteString(body)
@@ -227,9 +198,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// The owner's own answers did carry the markers: the leak check looked
 	// for data that really was there.
 	for _, s := range secrets {
-		if !strings.Contains(ownerSaw.String(), s) {
-			t.Errorf("no answer to the owner contained %q; the leak check would prove nothing", s)
-		}
+		assert.Contains(t, ownerSaw.String(), s, "no answer to the owner contained the marker; the leak check would prove nothing")
 	}
 	_ = ownerID
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
@@ -48,9 +50,7 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	email := canary + "@example.com"
 	code, _, reg := victim.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Europe/Lisbon"},
 		map[string]string{"X-Request-Id": "req-" + canary, "Idempotency-Key": "reg-" + canary})
-	if code != 201 {
-		t.Fatalf("register = %d %v", code, reg)
-	}
+	require.Equal(t, 201, code, "register: %v", reg)
 	victimID := reg["id"].(string)
 	_, _, login := victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
 	victim.token = login["access_token"].(string)
@@ -64,23 +64,18 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 			`{"type":"steps","start":"2026-11-20T08:00:00Z","end":"2026-11-20T08:15:00Z","value":900,"unit":"count"}],` +
 			`"sleep_sessions":[{"start":"2026-11-19T23:00:00Z","end":"2026-11-20T06:30:00Z","stages":[{"stage":"deep","start":"2026-11-19T23:00:00Z","end":"2026-11-20T00:30:00Z"}]}]}`)
 	}
-	if code, _, p := signedPush(t, victim, "msg-"+canary, batch(victimID, "prov-"+canary, "dev-"+canary)); code != 202 {
-		t.Fatalf("webhook push = %d %v", code, p)
-	}
+	code, _, p := signedPush(t, victim, "msg-"+canary, batch(victimID, "prov-"+canary, "dev-"+canary))
+	require.Equal(t, 202, code, "webhook push: %v", p)
 	code, ph, p := victim.do("POST", "/v1/me/samples", batch("", "app-"+canary, "phone-"+canary),
 		map[string]string{"Idempotency-Key": "idem-" + canary, "X-Request-Id": "req2-" + canary})
-	if code != 202 {
-		t.Fatalf("app push = %d %v", code, p)
-	}
+	require.Equal(t, 202, code, "app push: %v", p)
 	// The display name, in the settings document (version 0 before any change).
-	if code, _, p := victim.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + canary, "timezone": "Europe/Lisbon", "units": "imperial"},
-		map[string]string{"If-Match": `"0"`}); code != 200 {
-		t.Fatalf("settings = %d %v", code, p)
-	}
+	code, _, p = victim.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + canary, "timezone": "Europe/Lisbon", "units": "imperial"},
+		map[string]string{"If-Match": `"0"`})
+	require.Equal(t, 200, code, "settings: %v", p)
 	tok := map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}
-	if code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok); code != 200 {
-		t.Fatalf("dashboard = %d %v", code, d) // also fills the Redis cache
-	}
+	code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok) // also fills the Redis cache
+	require.Equal(t, 200, code, "dashboard: %v", d)
 
 	// Another user, whose read models must not change.
 	other := &client{t: t, base: s.url}
@@ -90,97 +85,71 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	_, oh, _ := signedPush(t, other, "msg-bystander-"+otherID, batch(otherID, "oura", "ring"))
 	_, _, ologin := other.do("POST", "/v1/auth/login", map[string]string{"email": otherEmail, "password": password}, nil)
 	other.token = ologin["access_token"].(string)
-	if code, _, _ := other.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")}); code != 200 {
-		t.Fatal("bystander's dashboard")
-	}
+	code, _, _ = other.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "bystander's dashboard")
 	// The settings projector holds rows of the bystander too: the snapshot
 	// below must not be taken before it has caught up with them.
 	for _, path := range []string{"/v1/me/settings", "/v1/me/notification-preferences"} {
-		if code, h, _ := other.do("GET", path, nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")}); code != 200 || h.Get("Consistency") != "reached" {
-			t.Fatalf("bystander's %s = %d, consistency %q", path, code, h.Get("Consistency"))
-		}
+		code, h, _ := other.do("GET", path, nil, map[string]string{"X-Consistency-Token": oh.Get("X-Consistency-Token")})
+		require.Equal(t, 200, code, "bystander's %s", path)
+		require.Equal(t, "reached", h.Get("Consistency"), "bystander's %s", path)
 	}
 
 	pool, err := postgres.Open(ctx, env["BIOSYNC_DATABASE_URL"], 4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pool.Close()
 	before := userChecksums(t, pool, otherID)
-	if len(before) < 4 {
-		t.Fatalf("the bystander has rows in only %d read models: %v", len(before), before)
-	}
+	require.GreaterOrEqual(t, len(before), 4, "the bystander has rows in too few read models: %v", before)
 
 	// Re-authentication is required; then the request waits out the grace period.
-	if code, _, p := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": "not my password"}, nil); code != 422 || !strings.Contains(fmt.Sprint(p["errors"]), "/password") {
-		t.Fatalf("erasure with a wrong password = %d %v; want 422 naming /password", code, p)
-	}
+	code, _, p = victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": "not my password"}, nil)
+	require.Equal(t, 422, code, "erasure with a wrong password: %v", p)
+	require.Contains(t, fmt.Sprint(p["errors"]), "/password", "erasure with a wrong password must be refused naming /password")
 	code, _, req := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil)
-	if code != 202 || req["status"] != "scheduled" {
-		t.Fatalf("erasure request = %d %v", code, req)
-	}
-	if code, _, _ := victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil); code != 409 {
-		t.Fatalf("a second open request = %d, want 409", code)
-	}
-	if code, _, _ := other.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 404 {
-		t.Fatalf("another user reading the request = %d, want 404", code)
-	}
-	if code, _, st := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 200 || st["status"] != "scheduled" {
-		t.Fatalf("during the grace period the request reads %d %v", code, st)
-	}
+	require.Equal(t, 202, code, "erasure request: %v", req)
+	require.Equal(t, "scheduled", req["status"], "erasure request: %v", req)
+	code, _, _ = victim.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil)
+	assert.Equal(t, 409, code, "a second open request")
+	code, _, _ = other.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil)
+	assert.Equal(t, 404, code, "another user reading the request")
+	code, _, st := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil)
+	assert.Equal(t, 200, code, "during the grace period the request reads %v", st)
+	assert.Equal(t, "scheduled", st["status"], "during the grace period the request reads %v", st)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var status string
-		if err := pool.QueryRow(ctx, `SELECT status FROM deletion_requests WHERE id = $1`, req["id"]).Scan(&status); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM deletion_requests WHERE id = $1`, req["id"]).Scan(&status))
 		if status == "completed" {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("erasure never completed: %s", status)
-		}
+		require.False(t, time.Now().After(deadline), "erasure never completed: %s", status)
 		time.Sleep(200 * time.Millisecond)
 	}
 	// Every session ended with the erasure: the old access token is refused.
-	if code, _, _ := victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil); code != 401 {
-		t.Fatalf("the erased user's access token still works: %d", code)
-	}
-	if code, _, _ := victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil); code != 401 {
-		t.Fatalf("login after erasure = %d, want 401", code)
-	}
-	if code, _, _ := signedPush(t, victim, "msg-late-"+canary, batch(victimID, "late", "late")); code != 422 {
-		t.Fatalf("a push for the erased user = %d, want 422 (no such user)", code)
-	}
+	code, _, _ = victim.do("GET", "/v1/me/deletion-requests/"+req["id"].(string), nil, nil)
+	assert.Equal(t, 401, code, "the erased user's access token still works")
+	code, _, _ = victim.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": password}, nil)
+	assert.Equal(t, 401, code, "login after erasure")
+	code, _, _ = signedPush(t, victim, "msg-late-"+canary, batch(victimID, "late", "late"))
+	assert.Equal(t, 422, code, "a push for the erased user (no such user)")
 
 	// Replay the whole log into fresh projections.
 	for _, name := range catalog.Names {
 		var out bytes.Buffer
-		if err := run(ctx, []string{"projections", "rebuild", name}, getenv, &out, &bytes.Buffer{}); err != nil {
-			t.Fatalf("rebuild %s: %v\n%s", name, err, out.String())
-		}
+		err := run(ctx, []string{"projections", "rebuild", name}, getenv, &out, &bytes.Buffer{})
+		require.NoError(t, err, "rebuild %s:\n%s", name, out.String())
 	}
 
-	if n := canariesInPostgres(t, pool, canary); len(n) > 0 {
-		t.Errorf("canary found in PostgreSQL: %v", n)
-	}
-	if n := canariesInRedis(t, env["BIOSYNC_REDIS_URL"], canary); len(n) > 0 {
-		t.Errorf("canary found in Redis: %v", n)
-	}
-	if n := canariesInKafka(t, env, canary); n > 0 {
-		t.Errorf("canary found in %d Kafka records", n)
-	}
+	assert.Empty(t, canariesInPostgres(t, pool, canary), "canary found in PostgreSQL")
+	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], canary), "canary found in Redis")
+	assert.Zero(t, canariesInKafka(t, env, canary), "Kafka records with the canary")
 	var export bytes.Buffer
-	if err := run(ctx, []string{"events", "export", "--user", victimID}, getenv, &export, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(export.String(), canary) || !strings.Contains(export.String(), `"erased":true`) {
-		t.Errorf("the export of the erased user must hold tombstones only:\n%s", export.String())
-	}
+	require.NoError(t, run(ctx, []string{"events", "export", "--user", victimID}, getenv, &export, &bytes.Buffer{}), "events export")
+	// The export of the erased user must hold tombstones only.
+	assert.NotContains(t, export.String(), canary, "the export of the erased user")
+	assert.Contains(t, export.String(), `"erased":true`, "the export of the erased user")
 	after := userChecksums(t, pool, otherID)
-	if fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("the bystander's read models changed:\nbefore %v\nafter  %v", before, after)
-	}
+	assert.Equal(t, before, after, "the bystander's read models changed")
 }
 
 var generationSuffix = regexp.MustCompile(`_g[0-9]+$`)
@@ -194,26 +163,19 @@ func userChecksums(t *testing.T, pool interface {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := pool.Query(ctx, `SELECT v.name || '_g' || v.generation FROM projection_versions v WHERE v.state = 'live'`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	out := map[string]string{}
 	for _, gen := range live {
 		name, g, _ := strings.Cut(gen, "_g")
 		p, err := catalog.Catalog{}.New(name, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "projection %s", name)
 		for _, base := range p.Tables() {
 			table := base + "_g" + g
 			var sum *string
-			if err := pool.QueryRow(ctx, `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM `+pgx.Identifier{table}.Sanitize()+` t WHERE user_id = $1`, user).Scan(&sum); err != nil {
-				t.Fatalf("%s: %v", table, err)
-			}
+			err := pool.QueryRow(ctx, `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM `+pgx.Identifier{table}.Sanitize()+` t WHERE user_id = $1`, user).Scan(&sum)
+			require.NoError(t, err, table)
 			if sum != nil {
 				out[generationSuffix.ReplaceAllString(table, "")] = *sum
 			}
@@ -231,24 +193,18 @@ func canariesInPostgres(t *testing.T, pool interface {
 	ctx := context.Background()
 	rows, err := pool.Query(ctx, `SELECT table_schema, table_name FROM information_schema.tables
 		WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type tbl struct{ schema, name string }
 	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tbl, error) {
 		var x tbl
 		return x, r.Scan(&x.schema, &x.name)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var found []string
 	for _, x := range tables {
 		var n int
 		id := pgx.Identifier{x.schema, x.name}.Sanitize()
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+id+` t WHERE t::text ILIKE '%' || $1 || '%'`, canary).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM `+id+` t WHERE t::text ILIKE '%' || $1 || '%'`, canary).Scan(&n), id)
 		if n > 0 {
 			found = append(found, fmt.Sprintf("%s (%d rows)", id, n))
 		}
@@ -261,9 +217,7 @@ func canariesInRedis(t *testing.T, url, canary string) []string {
 	t.Helper()
 	ctx := context.Background()
 	opt, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := goredis.NewClient(opt)
 	defer c.Close()
 	var found []string
@@ -287,9 +241,7 @@ func canariesInRedis(t *testing.T, url, canary string) []string {
 			found = append(found, key)
 		}
 	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, iter.Err(), "scanning Redis")
 	return found
 }
 
@@ -299,16 +251,12 @@ func canariesInKafka(t *testing.T, env map[string]string, canary string) int {
 	ctx := context.Background()
 	kcfg := kafka.Config{Brokers: strings.Split(env["BIOSYNC_KAFKA_BROKERS"], ","), Topic: env["BIOSYNC_KAFKA_TOPIC"], Partitions: 4}
 	log, err := kafka.NewLog(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer log.Close()
 	found, seen := 0, 0
 	for p := int32(0); p < 4; p++ {
 		hw, err := log.HighWater(ctx, p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "high water of partition %d", p)
 		offsets := make([]int64, hw)
 		for i := range offsets {
 			offsets[i] = int64(i)
@@ -317,9 +265,7 @@ func canariesInKafka(t *testing.T, env map[string]string, canary string) int {
 			continue
 		}
 		recs, err := log.Fetch(ctx, p, offsets)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "fetching partition %d", p)
 		for _, r := range recs {
 			seen++
 			raw := append(append([]byte{}, r.Key...), r.Value...)
@@ -331,8 +277,6 @@ func canariesInKafka(t *testing.T, env map[string]string, canary string) int {
 			}
 		}
 	}
-	if seen < 5 {
-		t.Fatalf("read only %d records from the log; the scan did not see the events", seen)
-	}
+	require.GreaterOrEqual(t, seen, 5, "records read from the log; the scan did not see the events")
 	return found
 }

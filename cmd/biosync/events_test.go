@@ -12,13 +12,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
@@ -46,23 +46,15 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 
 	// Write a few events through the same stack the server uses.
 	ctx := context.Background()
-	if err := postgres.Migrate(ctx, env["BIOSYNC_DATABASE_URL"]); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, postgres.Migrate(ctx, env["BIOSYNC_DATABASE_URL"]))
 	pool, err := postgres.Open(ctx, env["BIOSYNC_DATABASE_URL"], 4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pool.Close()
 	mk, _ := eventstore.ParseMasterKeys(env["BIOSYNC_MASTER_KEY"])
 	keys, err := eventstore.NewKeyring(postgres.NewKeyStore(pool), mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	kcfg := kafka.Config{Brokers: strings.Split(env["BIOSYNC_KAFKA_BROKERS"], ","), Topic: env["BIOSYNC_KAFKA_TOPIC"], Partitions: 4}
-	if err := kafka.EnsureTopic(kcfg); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, kafka.EnsureTopic(kcfg))
 	app := kafka.NewAppender(kcfg, eventstore.NewCodec(keys))
 	defer app.Close()
 	mia, noa := uuid.New(), uuid.New()
@@ -71,9 +63,8 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 	add := func(user uuid.UUID, typ string, at time.Time, payload string) {
 		t.Helper()
 		e := eventstore.Event{ID: uuid.New(), Type: typ, SchemaVersion: 1, UserID: user, OccurredAt: at, RecordedAt: at, Payload: []byte(payload)}
-		if _, err := app.Append(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+		_, err := app.Append(ctx, e)
+		require.NoError(t, err, "appending %s", typ)
 		sent = append(sent, e)
 	}
 	add(mia, "user.registered", yesterday, `{"email":"mia.canary@example.test","timezone":"Europe/Vienna","registered_at":"2026-03-01T07:00:00Z"}`)
@@ -86,9 +77,8 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 		var out, errs bytes.Buffer
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := run(rctx, append([]string{"events"}, args...), getenv, &out, &errs); err != nil {
-			t.Fatalf("biosync events %s: %v\n%s", strings.Join(args, " "), err, errs.String())
-		}
+		err := run(rctx, append([]string{"events"}, args...), getenv, &out, &errs)
+		require.NoError(t, err, "biosync events %s:\n%s", strings.Join(args, " "), errs.String())
 		return out.String(), errs.String()
 	}
 
@@ -101,23 +91,14 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 				UserID  string          `json:"user_id"`
 				Payload json.RawMessage `json:"payload"`
 			}
-			if err := json.Unmarshal([]byte(raw), &l); err != nil {
-				t.Fatalf("not a JSON line: %q (%v)", raw, err)
-			}
-			if l.UserID != mia.String() || len(l.Payload) == 0 {
-				t.Errorf("line %s: user %s payload %s", l.EventID, l.UserID, l.Payload)
-			}
+			require.NoError(t, json.Unmarshal([]byte(raw), &l), "not a JSON line: %q", raw)
+			assert.Equal(t, mia.String(), l.UserID, "line %s: user", l.EventID)
+			assert.NotEmpty(t, l.Payload, "line %s: payload", l.EventID)
 			got = append(got, l.EventID)
 		}
-		if want := []string{sent[0].ID.String(), sent[2].ID.String()}; !slices.Equal(got, want) {
-			t.Fatalf("exported %v, want mia's events %v", got, want)
-		}
-		if !strings.Contains(out, "mia.canary@example.test") {
-			t.Error("a plain export must carry the decrypted payload, e-mail included")
-		}
-		if !strings.Contains(errs, "exported 2 events to stdout (2 skipped by filters, 0 of erased users)") {
-			t.Errorf("no summary on stderr:\n%s", errs)
-		}
+		require.Equal(t, []string{sent[0].ID.String(), sent[2].ID.String()}, got, "exported events, want mia's")
+		assert.Contains(t, out, "mia.canary@example.test", "a plain export must carry the decrypted payload, e-mail included")
+		assert.Contains(t, errs, "exported 2 events to stdout (2 skipped by filters, 0 of erased users)", "no summary on stderr")
 	})
 
 	t.Run("registrations pseudonymized as CSV into a file, with progress lines", func(t *testing.T) {
@@ -126,46 +107,33 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "registrations.csv")
 		_, errs := events(t, "export", "--type", "user.registered", "--pseudonymize", "--format", "csv", "--out", file)
 		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, secret := range []string{mia.String(), noa.String(), "canary@example.test"} {
-			if strings.Contains(string(data), secret) {
-				t.Errorf("pseudonymized export contains %q:\n%s", secret, data)
-			}
+			assert.NotContains(t, string(data), secret, "pseudonymized export")
 		}
 		rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rows) != 3 || rows[0][1] != "type" || rows[0][3] != "pseudonym" {
-			t.Fatalf("want a header and two registrations, got:\n%s", data)
-		}
+		require.NoError(t, err)
+		require.Len(t, rows, 3, "want a header and two registrations, got:\n%s", data)
+		require.Equal(t, "type", rows[0][1], "header:\n%s", data)
+		require.Equal(t, "pseudonym", rows[0][3], "header:\n%s", data)
 		for i, user := range []uuid.UUID{mia, noa} {
 			m := hmac.New(sha256.New, pseudonymKey)
 			m.Write([]byte(user.String()))
-			if want := hex.EncodeToString(m.Sum(nil))[:32]; rows[i+1][3] != want || rows[i+1][1] != "user.registered" {
-				t.Errorf("row %d = %v, want a registration of pseudonym %s", i+1, rows[i+1], want)
-			}
-			if !strings.Contains(rows[i+1][9], `"timezone"`) {
-				t.Errorf("row %d payload %s lost its timezone", i+1, rows[i+1][9])
-			}
+			want := hex.EncodeToString(m.Sum(nil))[:32]
+			assert.Equal(t, want, rows[i+1][3], "row %d: pseudonym of %v", i+1, rows[i+1])
+			assert.Equal(t, "user.registered", rows[i+1][1], "row %d: type of %v", i+1, rows[i+1])
+			assert.Contains(t, rows[i+1][9], `"timezone"`, "row %d payload lost its timezone", i+1)
 		}
-		if !regexp.MustCompile(`exporting: \d+/4 events \([0-9.]+%\), \d+ events/s, ETA`).MatchString(errs) {
-			t.Errorf("no plain progress line on stderr:\n%s", errs)
-		}
+		assert.Regexp(t, `exporting: \d+/4 events \([0-9.]+%\), \d+ events/s, ETA`, errs, "no plain progress line on stderr")
 		leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(file), ".*partial"))
-		if len(leftovers) != 0 {
-			t.Errorf("temporary files left behind: %v", leftovers)
-		}
+		assert.Empty(t, leftovers, "temporary files left behind")
 	})
 
 	t.Run("a time range", func(t *testing.T) {
 		out, _ := events(t, "export", "--from", yesterday.Add(time.Hour).Format(time.RFC3339), "--to", yesterday.Add(3*time.Hour).Format(time.RFC3339))
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 1 || !strings.Contains(lines[0], sent[2].ID.String()) {
-			t.Fatalf("want only mia's push (recorded in [+1h, +3h)), got:\n%s", out)
-		}
+		require.Len(t, lines, 1, "want only mia's push (recorded in [+1h, +3h)), got:\n%s", out)
+		assert.Contains(t, lines[0], sent[2].ID.String(), "want only mia's push (recorded in [+1h, +3h))")
 	})
 
 	t.Run("unusable flags are refused", func(t *testing.T) {
@@ -176,9 +144,8 @@ func TestEventsExportReadsTheLogThroughTheCLI(t *testing.T) {
 			{"tail", "--out", "x.jsonl"},
 			{"replay"},
 		} {
-			if err := run(ctx, append([]string{"events"}, args...), getenv, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-				t.Errorf("biosync events %s succeeded", strings.Join(args, " "))
-			}
+			err := run(ctx, append([]string{"events"}, args...), getenv, &bytes.Buffer{}, &bytes.Buffer{})
+			assert.Error(t, err, "biosync events %s succeeded", strings.Join(args, " "))
 		}
 	})
 }

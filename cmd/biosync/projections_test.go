@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/auth"
 )
@@ -35,15 +37,12 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 	}
 	body := []byte(`{"user_id":"` + reg["id"].(string) + `","source":{"provider":"bridge"},"samples":[` + strings.Join(samples, ",") + `]}`)
 	code, ph, _ := signedPush(t, c, "msg_rebuild", body)
-	if code != 202 {
-		t.Fatalf("push = %d", code)
-	}
+	require.Equal(t, 202, code, "push")
 	_ = h
 	query := "/v1/metrics/steps?from=2026-11-01T00:00:00Z&to=2026-11-10T00:00:00Z&bucket=day"
 	code, _, before := c.do("GET", query, nil, map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")})
-	if code != 200 || len(before["points"].([]any)) == 0 {
-		t.Fatalf("before = %d %v", code, before)
-	}
+	require.Equal(t, 200, code, "before: %v", before)
+	require.NotEmpty(t, before["points"], "before: %v", before)
 
 	// A reader queries throughout the rebuild.
 	var stop atomic.Bool
@@ -53,6 +52,8 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Not the test's goroutine: rc.do only asserts, and bad answers
+		// are counted for the test to check below.
 		rc := &client{t: t, base: s.url, token: c.token}
 		for !stop.Load() {
 			code, _, got := rc.do("GET", query, nil, nil)
@@ -67,44 +68,32 @@ func TestBlueGreenRebuildFromTheCLIWhileReadsContinue(t *testing.T) {
 	err := run(context.Background(), []string{"projections", "rebuild", "metrics"}, getenv, &out, &bytes.Buffer{})
 	stop.Store(true)
 	wg.Wait()
-	if err != nil {
-		t.Fatalf("rebuild: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "metrics@2 is live") {
-		t.Fatalf("rebuild output:\n%s", out.String())
-	}
-	if bad.Load() != 0 || reads.Load() == 0 {
-		t.Fatalf("%d of %d reads during the rebuild failed or were incomplete", bad.Load(), reads.Load())
-	}
-	if code, _, after := c.do("GET", query, nil, nil); code != 200 || fmt.Sprint(after["points"]) != fmt.Sprint(before["points"]) {
-		t.Fatalf("after the switch the rebuilt generation must answer the same: %v vs %v", after, before)
-	}
+	require.NoError(t, err, "rebuild:\n%s", out.String())
+	require.Contains(t, out.String(), "metrics@2 is live", "rebuild output")
+	require.NotZero(t, reads.Load(), "no read ran during the rebuild")
+	require.Zero(t, bad.Load(), "of %d reads during the rebuild, some failed or were incomplete", reads.Load())
+	code, _, after := c.do("GET", query, nil, nil)
+	require.Equal(t, 200, code, "after the switch: %v", after)
+	require.Equal(t, before["points"], after["points"], "after the switch the rebuilt generation must answer the same")
 	out.Reset()
-	if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil || !regexp.MustCompile(`metrics@2\s+live`).MatchString(out.String()) || !regexp.MustCompile(`metrics@1\s+standby`).MatchString(out.String()) {
-		t.Fatalf("list: %v\n%s", err, out.String())
-	}
-	if err := run(context.Background(), []string{"projections", "drop", "metrics@2"}, getenv, &out, &bytes.Buffer{}); err == nil {
-		t.Fatal("dropping the live generation must fail")
-	}
+	require.NoError(t, run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}), "list")
+	require.Regexp(t, `metrics@2\s+live`, out.String(), "list")
+	require.Regexp(t, `metrics@1\s+standby`, out.String(), "list")
+	require.Error(t, run(context.Background(), []string{"projections", "drop", "metrics@2"}, getenv, &out, &bytes.Buffer{}), "dropping the live generation must fail")
 	for _, args := range [][]string{{"projections", "rollback", "metrics"}, {"projections", "drop", "metrics@2"}, {"deadletters", "list"}} {
-		if err := run(context.Background(), args, getenv, &out, &bytes.Buffer{}); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
+		require.NoError(t, run(context.Background(), args, getenv, &out, &bytes.Buffer{}), "%v", args)
 	}
-	if code, _, after := c.do("GET", query, nil, nil); code != 200 || fmt.Sprint(after["points"]) != fmt.Sprint(before["points"]) {
-		t.Fatalf("after rollback and drop: %d %v", code, after)
-	}
+	code, _, after = c.do("GET", query, nil, nil)
+	assert.Equal(t, 200, code, "after rollback and drop: %v", after)
+	assert.Equal(t, before["points"], after["points"], "after rollback and drop")
 
 	// users grant-admin: the next login carries the admin role.
-	if err := run(context.Background(), []string{"users", "grant-admin", strings.ToUpper(email)}, getenv, &out, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "grant-admin", strings.ToUpper(email)}, getenv, &out, &bytes.Buffer{}), "users grant-admin")
 	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	tokens, _ := auth.NewTokens(auth.DecodeKey(testJWT), "biosync", "biosync-api", time.Minute)
 	claims, err := tokens.Verify(login["access_token"].(string))
-	if err != nil || claims.Role != "admin" {
-		t.Fatalf("role after grant-admin = %q, %v", claims.Role, err)
-	}
+	require.NoError(t, err, "the access token after grant-admin")
+	assert.Equal(t, "admin", claims.Role, "role after grant-admin")
 }
 
 // TestAdminAPIRebuildsAndSwitchesInTheBackground: an admin (granted with
@@ -119,25 +108,20 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 	c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "UTC"}, nil)
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
-	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
-		t.Fatalf("a user without the admin role = %d, want 403", code)
-	}
+	code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil)
+	assert.Equal(t, 403, code, "a user without the admin role")
 	getenv := func(k string) string { return env[k] }
-	if err := run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}), "users grant-admin")
 	_, _, login = c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
 	// The admin role alone is not enough: admin routes need a session
 	// opened with MFA (BIOSYNC_ADMIN_REQUIRE_MFA defaults to true).
-	if code, _, p := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
-		t.Fatalf("admin without an MFA session = %d %v, want 403", code, p)
-	}
+	code, _, p := c.do("GET", "/v1/admin/projections", nil, nil)
+	assert.Equal(t, 403, code, "admin without an MFA session: %v", p)
 	enrolMFAAndLogIn(t, c, email)
 	code, _, started := c.do("POST", "/v1/admin/projections/metrics/rebuild", nil, nil)
-	if code != 202 || started["generation"] != 2.0 {
-		t.Fatalf("rebuild = %d %v", code, started)
-	}
+	require.Equal(t, 202, code, "rebuild: %v", started)
+	require.Equal(t, 2.0, started["generation"], "rebuild: %v", started)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, _, list := c.do("GET", "/v1/admin/projections", nil, nil)
@@ -151,47 +135,41 @@ func TestAdminAPIRebuildsAndSwitchesInTheBackground(t *testing.T) {
 		if live == "2" {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics@2 never went live: %v", list)
-		}
+		require.False(t, time.Now().After(deadline), "metrics@2 never went live: %v", list)
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code, _, dl := c.do("GET", "/v1/admin/dead-letters", nil, nil); code != 200 {
-		t.Fatalf("dead letters = %d %v", code, dl)
-	}
+	code, _, dl := c.do("GET", "/v1/admin/dead-letters", nil, nil)
+	assert.Equal(t, 200, code, "dead letters: %v", dl)
 
 	// The role change is in the audit log, readable by the admin API, and
 	// the chain verifies from the command line.
 	code, _, audit := c.do("GET", "/v1/admin/audit?action=account.role_changed", nil, nil)
 	entries, _ := audit["entries"].([]any)
-	if code != 200 || len(entries) != 1 || entries[0].(map[string]any)["subject"] == nil || entries[0].(map[string]any)["detail"].(map[string]any)["role"] != "admin" {
-		t.Fatalf("audit of the role change = %d %v", code, audit)
+	if assert.Equal(t, 200, code, "audit of the role change: %v", audit) && assert.Len(t, entries, 1, "audit of the role change: %v", audit) {
+		entry, _ := entries[0].(map[string]any)
+		detail, _ := entry["detail"].(map[string]any)
+		assert.NotNil(t, entry["subject"], "audit of the role change: %v", entry)
+		assert.Equal(t, "admin", detail["role"], "audit of the role change: %v", entry)
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"audit", "verify"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "audit chain intact") {
-		t.Fatalf("audit verify: %v\n%s", err, out.String())
-	}
+	err := run(context.Background(), []string{"audit", "verify"}, getenv, &out, &bytes.Buffer{})
+	assert.NoError(t, err, "audit verify:\n%s", out.String())
+	assert.Contains(t, out.String(), "audit chain intact", "audit verify")
 
 	// The device and the codes are lost: an operator resets MFA. Every
 	// session ends, the password alone logs in again, and it is audited.
-	if err := run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &out, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 401 {
-		t.Fatalf("a token from before the MFA reset = %d, want 401", code)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "reset-mfa", email}, getenv, &out, &bytes.Buffer{}), "users reset-mfa")
+	code, _, _ = c.do("GET", "/v1/admin/projections", nil, nil)
+	assert.Equal(t, 401, code, "a token from before the MFA reset")
 	code, _, l := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
-	if code != 200 {
-		t.Fatalf("password-only login after the reset = %d %v", code, l)
-	}
+	require.Equal(t, 200, code, "password-only login after the reset: %v", l)
 	c.token = l["access_token"].(string)
-	if code, _, _ := c.do("GET", "/v1/admin/projections", nil, nil); code != 403 {
-		t.Fatalf("a password-only session on the admin API = %d, want 403 (MFA required)", code)
-	}
+	code, _, _ = c.do("GET", "/v1/admin/projections", nil, nil)
+	assert.Equal(t, 403, code, "a password-only session on the admin API (MFA required)")
 	out.Reset()
-	if err := run(context.Background(), []string{"audit", "list", "--action", "auth.mfa_disabled"}, getenv, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "via=biosync users reset-mfa") {
-		t.Fatalf("the MFA reset is not in the audit log: %v\n%s", err, out.String())
-	}
+	err = run(context.Background(), []string{"audit", "list", "--action", "auth.mfa_disabled"}, getenv, &out, &bytes.Buffer{})
+	assert.NoError(t, err, "audit list:\n%s", out.String())
+	assert.Contains(t, out.String(), "via=biosync users reset-mfa", "the MFA reset is not in the audit log")
 }
 
 // TestAnAdminRebuildSwitchesEvenIfTheServerRestarts: the server that
@@ -205,34 +183,27 @@ func TestAnAdminRebuildSwitchesEvenIfTheServerRestarts(t *testing.T) {
 	email := fmt.Sprintf("restart-admin-%d@example.com", time.Now().UnixNano())
 	c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "UTC"}, nil)
 	getenv := func(k string) string { return env[k] }
-	if err := run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), []string{"users", "grant-admin", email}, getenv, &bytes.Buffer{}, &bytes.Buffer{}), "users grant-admin")
 	_, _, login := c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	c.token = login["access_token"].(string)
-	if code, _, started := c.do("POST", "/v1/admin/projections/users/rebuild", nil, nil); code != 202 || started["generation"] != 2.0 {
-		t.Fatalf("rebuild = %d %v", code, started)
-	}
+	code, _, started := c.do("POST", "/v1/admin/projections/users/rebuild", nil, nil)
+	require.Equal(t, 202, code, "rebuild: %v", started)
+	require.Equal(t, 2.0, started["generation"], "rebuild: %v", started)
 	s.stop() // at once: the switch needs two progress polls a second apart
 
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil || !regexp.MustCompile(`users@2\s+building`).MatchString(out.String()) {
-		t.Fatalf("after the stop users@2 should still be building: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}), "list after the stop")
+	require.Regexp(t, `users@2\s+building`, out.String(), "after the stop users@2 should still be building")
 	s = startServer(t, env)
 	defer s.stop()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out.Reset()
-		if err := run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, run(context.Background(), []string{"projections", "list"}, getenv, &out, &bytes.Buffer{}), "list")
 		if regexp.MustCompile(`users@2\s+live`).MatchString(out.String()) {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted server never switched to users@2:\n%s", out.String())
-		}
+		require.False(t, time.Now().After(deadline), "the restarted server never switched to users@2:\n%s", out.String())
 		time.Sleep(300 * time.Millisecond)
 	}
 }
@@ -244,43 +215,40 @@ func enrolMFAAndLogIn(t *testing.T, c *client, email string) {
 	t.Helper()
 	code, _, en := c.do("POST", "/v1/auth/mfa/totp", nil, nil)
 	secret, _ := en["secret"].(string)
-	if code != 200 || secret == "" || !strings.HasPrefix(fmt.Sprint(en["otpauth_url"]), "otpauth://totp/") {
-		t.Fatalf("start enrolment = %d %v", code, en)
-	}
+	require.Equal(t, 200, code, "start enrolment: %v", en)
+	require.NotEmpty(t, secret, "start enrolment: %v", en)
+	require.True(t, strings.HasPrefix(fmt.Sprint(en["otpauth_url"]), "otpauth://totp/"), "start enrolment: %v", en)
 	now := time.Now()
 	otp, _ := totp.GenerateCodeCustom(secret, now, auth.TOTPOpts)
 	// The access token alone cannot turn MFA on: the password is asked
 	// again, and a refusal leaves MFA off and this session working.
 	for _, body := range []map[string]string{{"code": otp}, {"password": "not my password", "code": otp}} {
-		if code, _, p := c.do("POST", "/v1/auth/mfa/totp/confirm", body, nil); code != 422 || !strings.Contains(fmt.Sprint(p), "/password") {
-			t.Fatalf("confirm with %v = %d %v; want 422 naming /password", body, code, p)
-		}
+		// require: a confirm that went through has turned MFA on already.
+		code, _, p := c.do("POST", "/v1/auth/mfa/totp/confirm", body, nil)
+		require.Equal(t, 422, code, "confirm with %v: %v", body, p)
+		require.Contains(t, fmt.Sprint(p), "/password", "confirm with %v must be refused naming /password", body)
 	}
-	if code, _, _ := c.do("GET", "/v1/auth/sessions", nil, nil); code != 200 {
-		t.Fatalf("a refused confirm ended the session: %d", code)
-	}
+	code, _, _ = c.do("GET", "/v1/auth/sessions", nil, nil)
+	require.Equal(t, 200, code, "a refused confirm ended the session")
 	code, _, conf := c.do("POST", "/v1/auth/mfa/totp/confirm", map[string]string{"password": "correct horse battery", "code": otp}, nil)
-	if codes, _ := conf["recovery_codes"].([]any); code != 200 || len(codes) != 10 {
-		t.Fatalf("confirm = %d %v", code, conf)
-	}
+	require.Equal(t, 200, code, "confirm: %v", conf)
+	codes, _ := conf["recovery_codes"].([]any)
+	assert.Len(t, codes, 10, "recovery codes")
 	// Turning MFA on ended every session, this one included.
-	if code, _, _ := c.do("GET", "/v1/auth/sessions", nil, nil); code != 401 {
-		t.Fatalf("the session that enabled MFA still works: %d", code)
-	}
+	code, _, _ = c.do("GET", "/v1/auth/sessions", nil, nil)
+	assert.Equal(t, 401, code, "the session that enabled MFA still works")
 	creds := map[string]string{"email": email, "password": "correct horse battery"}
-	if code, _, p := c.do("POST", "/v1/auth/login", creds, nil); code != 401 || p["type"] != "urn:biosync:problem:mfa-required" {
-		t.Fatalf("login without a code = %d %v, want 401 mfa-required", code, p)
-	}
+	code, _, p := c.do("POST", "/v1/auth/login", creds, nil)
+	assert.Equal(t, 401, code, "login without a code: %v", p)
+	assert.Equal(t, "urn:biosync:problem:mfa-required", p["type"], "login without a code: %v", p)
 	// The confirming code's step is spent; the next step's code (within
 	// the one-step skew) opens the session, without waiting 30 s.
 	creds["otp"] = otp
-	if code, _, p := c.do("POST", "/v1/auth/login", creds, nil); code != 401 || p["type"] != "urn:biosync:problem:invalid-credentials" {
-		t.Fatalf("login replaying the confirming code = %d %v, want 401 invalid-credentials", code, p)
-	}
+	code, _, p = c.do("POST", "/v1/auth/login", creds, nil)
+	assert.Equal(t, 401, code, "login replaying the confirming code: %v", p)
+	assert.Equal(t, "urn:biosync:problem:invalid-credentials", p["type"], "login replaying the confirming code: %v", p)
 	creds["otp"], _ = totp.GenerateCodeCustom(secret, now.Add(auth.TOTPPeriod), auth.TOTPOpts)
 	code, _, login := c.do("POST", "/v1/auth/login", creds, nil)
-	if code != 200 {
-		t.Fatalf("login with a code = %d %v", code, login)
-	}
+	require.Equal(t, 200, code, "login with a code: %v", login)
 	c.token = login["access_token"].(string)
 }
