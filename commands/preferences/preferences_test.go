@@ -38,7 +38,7 @@ func projectSettings(t *testing.T, w *commandworld.World) *settingsReader {
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := &engine.Runtime{Pool: w.Pool, Log: l, Codec: w.Codec, Projector: settingsrm.Projector{}, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
+	rt := &engine.Runtime{Pool: w.Pool, Log: l, Codec: w.Codec, Projector: settingsrm.Projector{}, Tuning: engine.Tuning{BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rt.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

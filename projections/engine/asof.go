@@ -102,7 +102,7 @@ func (a AsOf) Build(ctx context.Context, name, schema string, at time.Time, prog
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rt := &Runtime{Pool: pool, Log: a.Log, Codec: a.Codec, Projector: p, Logger: a.Logger, StopAt: stop, LockSpace: schema + "/", FailOnPoison: true, Versions: &Versions{Pool: pool}}
+	rt := &Runtime{Pool: pool, Log: a.Log, Codec: a.Codec, Projector: p, Logger: a.Logger, Scope: Scope{StopAt: stop, LockSpace: schema + "/", FailOnPoison: true}, Versions: &Versions{Pool: pool}}
 	errc := make(chan error, 1)
 	go func() { errc <- rt.Run(rctx) }()
 	tick := time.NewTicker(500 * time.Millisecond)

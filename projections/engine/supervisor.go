@@ -86,7 +86,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				rctx, rcancel := context.WithCancel(ctx)
 				done := make(chan struct{})
 				rt := &Runtime{Pool: s.Pool, Log: log, Codec: s.Codec, Projector: p, Logger: s.Logger, Observer: s.Observer, Versions: s.Versions,
-					FailOnPoison: true} // only while building: see Runtime.FailOnPoison
+					Scope: Scope{FailOnPoison: true}} // only while building: see Scope.FailOnPoison
 				go func(v Version) {
 					defer close(done)
 					defer closeLog()

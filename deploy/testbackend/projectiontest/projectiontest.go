@@ -107,7 +107,7 @@ func (s *Stack) Runtime(p engine.Projector, batch int) *engine.Runtime {
 	l, err := kafka.NewLog(s.Cfg)
 	require.NoError(s.T, err)
 	s.T.Cleanup(func() { l.Close() })
-	return &engine.Runtime{Pool: s.Pool, Log: l, Codec: s.Codec, Projector: p, BatchSize: batch, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}
+	return &engine.Runtime{Pool: s.Pool, Log: l, Codec: s.Codec, Projector: p, Tuning: engine.Tuning{BatchSize: batch, BatchWait: 5 * time.Millisecond, Retry: 20 * time.Millisecond}}
 }
 
 // Register appends a user.registered event.
