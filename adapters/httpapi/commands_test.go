@@ -164,6 +164,9 @@ func TestPushMySamplesRejects(t *testing.T) {
 		{"implausible value", strings.Replace(appBody, `1200`, `-5`, 1), auth, 422, "validation", "/samples/0/value"},
 		{"empty batch", `{"source":{"provider":"x"}}`, auth, 422, "validation", "/samples"},
 		{"malformed JSON", `{"source":`, auth, 400, "malformed-request", ""},
+		{"an offset beyond ±18:00", strings.ReplaceAll(appBody, "+09:00", "+24:00"), auth, 422, "validation", "/samples/0/start"},
+		{"a sample from the year 2100", strings.ReplaceAll(appBody, "2026-11-20", "2100-11-20"), auth, 422, "validation", "/samples/0/end"},
+		{"a body that is not UTF-8", strings.Replace(appBody, "iPhone", "iPh\xffone", 1), auth, 400, "malformed-request", ""},
 		{"empty Idempotency-Key", appBody, append([]string{"Idempotency-Key", " "}, auth...), 422, "validation", "Idempotency-Key"},
 	}
 	for _, tc := range cases {

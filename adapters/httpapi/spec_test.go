@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/assert"
@@ -82,7 +83,7 @@ func TestPushExamplesAgree(t *testing.T) {
 		var v any
 		require.NoError(t, json.Unmarshal([]byte(body), &v), "%s example", name)
 		assert.NoError(t, doc.Components.Schemas[name].Value.VisitJSON(v), "%s example rejected by the spec", name)
-		_, err := ingest.Parse([]byte(body), name == "WebhookPushBatch")
+		_, err := ingest.Parse([]byte(body), name == "WebhookPushBatch", time.Time{})
 		assert.NoError(t, err, "%s example rejected by the domain", name)
 	}
 }

@@ -133,7 +133,7 @@ func TestBatchJSONDecodesToTheSameBatch(t *testing.T) {
 			starts[s.Start] = true
 		}
 		body := appendBatchJSON(nil, b)
-		got, err := ingest.Parse(body, true)
+		got, err := ingest.Parse(body, true, time.Time{})
 		require.NoError(t, err, "the server would reject a generated batch: %v\n%s", err, body)
 		require.Equal(t, b, got, "decoded batch differs")
 		n := len(b.Samples)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/embedded"
 	"github.com/biosync/biosync/adapters/httpapi"
+	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/adapters/mail"
 	"github.com/biosync/biosync/commands/erasure"
@@ -55,6 +56,9 @@ type config struct {
 	// purges of an erasure (BIOSYNC_ERASURE_REPURGE_AFTER) and must exceed
 	// the key cache age (eventstore.KeyCacheMaxAge).
 	ErasureGrace, ErasureRepurge time.Duration
+	// MaxFutureSkew is how far ahead of the receiving clock a pushed value
+	// may lie (BIOSYNC_MAX_FUTURE_SKEW, default a day).
+	MaxFutureSkew time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (BIOSYNC_TRUSTED_PROXIES, CIDRs or addresses).
 	TrustedProxies []netip.Prefix
@@ -142,6 +146,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}{
 		{"BIOSYNC_ERASURE_GRACE_PERIOD", &c.ErasureGrace, erasure.DefaultErasureGracePeriod},
 		{"BIOSYNC_ERASURE_REPURGE_AFTER", &c.ErasureRepurge, 3 * eventstore.KeyCacheMaxAge},
+		{"BIOSYNC_MAX_FUTURE_SKEW", &c.MaxFutureSkew, httpingest.DefaultMaxFutureSkew},
 	} {
 		*d.into = d.def
 		if v := getenv(d.name); v != "" {

@@ -830,7 +830,7 @@ func newFaultStream(users, pushes int, seed uint64) *faultStream {
 // received_at is derived from i so a rebuild has nothing to differ on).
 func (s *faultStream) push(u faultUser, provider, device string, samples []ingest.Sample, nights []ingest.SleepSession, i int) eventstore.Event {
 	b := ingest.Batch{UserID: u.id.String(), Source: ingest.Source{Provider: provider, Device: device}, Samples: samples, SleepSessions: nights}
-	if err := b.Validate(true); err != nil {
+	if err := b.Validate(true, time.Time{}); err != nil {
 		panic(fmt.Sprintf("fault stream builds an invalid batch: %v", err))
 	}
 	body, _ := json.Marshal(ingest.Pushed{DeliveryID: fmt.Sprintf("fault-%d", i), Channel: "webhook",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,10 +69,16 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 
 // Parse decodes and validates a push body. requireUserID selects the webhook
 // shape (user_id required) or the bearer shape (user_id forbidden: the token
-// decides whose data it is, never the body). It returns a
-// *domain.MalformedError for bytes that are not the expected JSON and a
-// *domain.ValidationError listing every rule broken.
-func Parse(body []byte, requireUserID bool) (Batch, error) {
+// decides whose data it is, never the body); notAfter is the latest instant
+// a value may lie at (the receiving clock plus the allowed skew; zero: no
+// bound). It returns a *domain.MalformedError for bytes that are not the
+// expected JSON and a *domain.ValidationError listing every rule broken.
+func Parse(body []byte, requireUserID bool, notAfter time.Time) (Batch, error) {
+	if !utf8.Valid(body) {
+		// encoding/json would turn invalid bytes into U+FFFD silently: the
+		// stored text would not be what was signed and sent.
+		return Batch{}, &domain.MalformedError{Detail: "the body is not valid UTF-8"}
+	}
 	var b Batch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -81,7 +88,7 @@ func Parse(body []byte, requireUserID bool) (Batch, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Batch{}, &domain.MalformedError{Detail: "unexpected data after the JSON object"}
 	}
-	return b, b.Validate(requireUserID)
+	return b, b.Validate(requireUserID, notAfter)
 }
 
 func malformed(body []byte, err error) error {
@@ -177,8 +184,11 @@ func pointerAt(body []byte, offset int64) (string, bool) {
 // and '/' becomes ~1, in one pass so an escape is never escaped again.
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
-// Validate checks every rule and reports all broken ones.
-func (b Batch) Validate(requireUserID bool) error {
+// Validate checks every rule and reports all broken ones. notAfter bounds
+// how far into the future a value may lie (zero: no bound); the rules that
+// do not depend on the clock are the ones Normalize applies again when the
+// log is replayed.
+func (b Batch) Validate(requireUserID bool, notAfter time.Time) error {
 	v := &domain.ValidationError{}
 	switch {
 	case requireUserID && b.UserID == "":
@@ -215,7 +225,9 @@ func (b Batch) Validate(requireUserID bool) error {
 		} else if err := def.CheckRange(c); err != nil {
 			v.Add(p+"/value", "%v", err)
 		}
-		checkInterval(v, p, s.Start, s.End)
+		if _, end, ok := checkInterval(v, p, s.Start, s.End); ok {
+			checkNotAfter(v, p+"/end", end, notAfter)
+		}
 	}
 	for i, ss := range b.SleepSessions {
 		p := fmt.Sprintf("/sleep_sessions/%d", i)
@@ -223,6 +235,10 @@ func (b Batch) Validate(requireUserID bool) error {
 		if ok && end.Sub(start) > 24*time.Hour {
 			v.Add(p+"/end", "a sleep session lasts at most 24 hours")
 		}
+		if ok {
+			checkNotAfter(v, p+"/end", end, notAfter)
+		}
+		var stages []stageSpan
 		for j, st := range ss.Stages {
 			q := fmt.Sprintf("%s/stages/%d", p, j)
 			if !validStage(st.Stage) {
@@ -232,7 +248,11 @@ func (b Batch) Validate(requireUserID bool) error {
 			if ok && ok2 && (s2.Before(start) || e2.After(end)) {
 				v.Add(q, "stage lies outside its session")
 			}
+			if ok2 {
+				stages = append(stages, stageSpan{j, s2, e2})
+			}
 		}
+		checkOverlaps(v, p, stages)
 	}
 	return v.Err()
 }
@@ -260,6 +280,36 @@ func validStage(s string) bool {
 	return false
 }
 
+// stageSpan is one parsed stage of a session and its index on the wire.
+type stageSpan struct {
+	index      int
+	start, end time.Time
+}
+
+// checkOverlaps reports stages of one session that overlap an earlier one
+// (touching ends are fine): a person is in one stage at a time, and
+// overlapping stages would count the same minutes twice.
+func checkOverlaps(v *domain.ValidationError, p string, stages []stageSpan) {
+	sorted := slices.Clone(stages)
+	slices.SortStableFunc(sorted, func(a, b stageSpan) int { return a.start.Compare(b.start) })
+	var reach stageSpan // of the stages so far, the one that ends last
+	for i, cur := range sorted {
+		if i > 0 && cur.start.Before(reach.end) {
+			v.Add(fmt.Sprintf("%s/stages/%d", p, cur.index), "overlaps stage %d: stages of a session must not overlap", reach.index)
+		}
+		if i == 0 || cur.end.After(reach.end) {
+			reach = cur
+		}
+	}
+}
+
+// checkNotAfter reports a value that lies beyond notAfter (zero: no bound).
+func checkNotAfter(v *domain.ValidationError, field string, t, notAfter time.Time) {
+	if !notAfter.IsZero() && t.After(notAfter) {
+		v.Add(field, "lies in the future (after %s)", notAfter.UTC().Format(time.RFC3339))
+	}
+}
+
 func checkInterval(v *domain.ValidationError, p, start, end string) (time.Time, time.Time, bool) {
 	s, err1 := ParseTime(start)
 	if err1 != nil {
@@ -279,8 +329,27 @@ func checkInterval(v *domain.ValidationError, p, start, end string) (time.Time, 
 	return s, e, true
 }
 
+// The instants a value may carry, whatever the clock says: from the Unix
+// epoch to the end of 2199 in UTC. The upper bound leaves every derived
+// instant (hour and day buckets, local days up to 18 hours ahead, JSON
+// encoding, PostgreSQL's timestamptz) far inside what each can represent;
+// the edge adds a tighter bound from the receiving clock.
+var (
+	earliest = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	latest   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// maxOffset is the largest UTC offset ISO 8601 and RFC 3339 timestamps may
+// carry in practice (±18:00, as java.time and JSON Schema validators allow);
+// real zones stay within -12:00..+14:00.
+const maxOffset = 18 * 60 * 60
+
 // ParseTime parses an RFC 3339 timestamp and insists on an explicit offset
-// ("Z" counts), since a time without one cannot be put on a local day.
+// ("Z" counts), since a time without one cannot be put on a local day. The
+// offset must be within ±18:00 and the instant (in UTC) within 1970..2199,
+// so every value accepted can be bucketed, attributed and encoded again.
+// These rules do not depend on the clock: Normalize applies them again on
+// replay.
 func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errors.New("is required (RFC 3339 with offset)")
@@ -289,8 +358,11 @@ func ParseTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("must be an RFC 3339 timestamp with offset, e.g. 2026-11-20T07:30:00+09:00")
 	}
-	if t.Year() < 1970 || t.Year() > 9999 {
-		return time.Time{}, errors.New("is out of range")
+	if _, off := t.Zone(); off > maxOffset || off < -maxOffset {
+		return time.Time{}, errors.New("has a UTC offset beyond ±18:00")
+	}
+	if u := t.UTC(); u.Before(earliest) || !u.Before(latest) {
+		return time.Time{}, errors.New("is out of range (1970 to 2199, in UTC)")
 	}
 	return t, nil
 }

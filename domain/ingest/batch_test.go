@@ -98,7 +98,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Parse([]byte(c.body), c.webhook)
+			b, err := Parse([]byte(c.body), c.webhook, time.Time{})
 			var me *domain.MalformedError
 			var ve *domain.ValidationError
 			switch c.want.status {
@@ -125,7 +125,7 @@ func TestParse(t *testing.T) {
 // the body as sent: times stay strings with their offsets, units unconverted.
 func TestParseKeepsTheBatchAsSent(t *testing.T) {
 	body := `{` + user + source + `,"samples":[` + pulse + `],"sleep_sessions":[` + night + `]}`
-	got, err := Parse([]byte(body), true)
+	got, err := Parse([]byte(body), true, time.Time{})
 	require.NoError(t, err)
 	want := Batch{
 		UserID:  userID,
@@ -188,7 +188,7 @@ func FuzzMalformedFieldIsExactPointer(f *testing.F) {
 			return
 		}
 		var me *domain.MalformedError
-		_, err := Parse(body, false)
+		_, err := Parse(body, false, time.Time{})
 		require.ErrorAs(t, err, &me, "Parse = %v, want a MalformedError", err)
 		var named []string
 		for _, seg := range strings.Split(me.Field, "/")[1:] {

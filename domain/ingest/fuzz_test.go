@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/biosync/biosync/domain"
 	"github.com/stretchr/testify/require"
@@ -34,7 +35,7 @@ func FuzzPushBody(f *testing.F) {
 		f.Add([]byte(s), false)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, requireUserID bool) {
-		b, err := Parse(body, requireUserID)
+		b, err := Parse(body, requireUserID, time.Time{})
 		if err != nil {
 			var me *domain.MalformedError
 			var ve *domain.ValidationError
@@ -61,9 +62,31 @@ func FuzzPushBody(f *testing.F) {
 		require.EqualValues(t, 0, skipped, "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
 		require.Len(t, points, len(b.Samples), "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
 		require.Len(t, nights, len(b.SleepSessions), "accepted batch does not normalize: %d points, %d nights, %d skipped", len(points), len(nights), skipped)
+		// Every accepted instant can be read back: encoded as sent (its own
+		// offset), in UTC, and as the day buckets and local days derived from
+		// it (up to a day and ±18 hours around it).
+		for _, p := range points {
+			readable(t, p.Start, p.Offset)
+			readable(t, p.End, p.Offset)
+		}
+		for _, n := range nights {
+			readable(t, n.Start, n.Offset)
+			readable(t, n.End, n.Offset)
+		}
 		enc, err := json.Marshal(b)
 		require.NoError(t, err, "accepted batch does not encode")
-		_, err = Parse(enc, requireUserID)
+		_, err = Parse(enc, requireUserID, time.Time{})
 		require.NoError(t, err, "re-encoded batch rejected: %v\n%s", err, enc)
 	})
+}
+
+// readable fails t unless the instant t0 (sent with offset seconds east of
+// UTC) and what the read models derive from it encode as JSON.
+func readable(t *testing.T, t0 time.Time, offset int) {
+	t.Helper()
+	zone := time.FixedZone("", offset)
+	for _, x := range []time.Time{t0, t0.In(zone), t0.Truncate(time.Hour).Add(time.Hour), t0.Add(24 * time.Hour).In(zone), t0.Add(-24 * time.Hour).In(zone)} {
+		_, err := x.MarshalJSON()
+		require.NoError(t, err, "an accepted instant %v cannot be read back", x)
+	}
 }

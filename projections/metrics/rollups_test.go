@@ -42,7 +42,7 @@ func busyDayLog(t *testing.T, user uuid.UUID) []eventstore.Stored {
 	}
 	pushBatch := func(src ingest.Source, samples ...ingest.Sample) {
 		b := ingest.Batch{Source: src, Samples: samples}
-		require.NoError(t, b.Validate(false), "test batch invalid")
+		require.NoError(t, b.Validate(false, time.Time{}), "test batch invalid")
 		add(ingest.EventPushed, ingest.Pushed{Channel: "app", ReceivedAt: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Batch: b})
 	}
 	add(identity.EventRegistered, identity.Registered{Email: "busy@example.com", Timezone: "Europe/Berlin", RegisteredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -25,6 +26,30 @@ const (
 type Deps struct {
 	// Ingestor serves both push endpoints (required).
 	Ingestor Ingestor
+	// Now is the receiving clock; nil means time.Now.
+	Now func() time.Time
+	// MaxFutureSkew is how far after Now a value may lie
+	// (BIOSYNC_MAX_FUTURE_SKEW; zero means DefaultMaxFutureSkew): device
+	// clocks run ahead a little, but a sample from next year is a bug that
+	// would sit on the dashboard forever.
+	MaxFutureSkew time.Duration
+}
+
+// DefaultMaxFutureSkew lets a value lie up to a day ahead of the receiving
+// clock: enough for a device whose clock or zone is set wrong by hours,
+// not enough for a wrong year.
+const DefaultMaxFutureSkew = 24 * time.Hour
+
+// notAfter is the latest instant a pushed value may lie at.
+func (h *Handlers) notAfter() time.Time {
+	now, skew := time.Now, h.deps.MaxFutureSkew
+	if h.deps.Now != nil {
+		now = h.deps.Now
+	}
+	if skew <= 0 {
+		skew = DefaultMaxFutureSkew
+	}
+	return now().Add(skew)
 }
 
 // Ingestor appends push batches to the event log. It is a port so ingestion
@@ -54,7 +79,7 @@ func (h *Handlers) PushWebhook(c echo.Context, _ gen.PushWebhookParams) error {
 	if !ok {
 		return errors.New("httpapi: webhook route reached without a verified delivery")
 	}
-	batch, err := ingest.Parse(edge.Body(c), true)
+	batch, err := ingest.Parse(edge.Body(c), true, h.notAfter())
 	if err != nil {
 		return err
 	}
@@ -72,7 +97,7 @@ func (h *Handlers) PushMySamples(c echo.Context, params gen.PushMySamplesParams)
 	if err != nil {
 		return err
 	}
-	batch, err := ingest.Parse(edge.Body(c), false)
+	batch, err := ingest.Parse(edge.Body(c), false, h.notAfter())
 	if err != nil {
 		return err
 	}

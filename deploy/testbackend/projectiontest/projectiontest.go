@@ -121,7 +121,7 @@ func (s *Stack) Register(t *testing.T, user uuid.UUID, tz string, at time.Time) 
 // Push appends a samples.pushed event of a valid batch.
 func (s *Stack) Push(t *testing.T, user uuid.UUID, b ingest.Batch) eventstore.Position {
 	t.Helper()
-	require.NoError(t, b.Validate(false), "test batch invalid")
+	require.NoError(t, b.Validate(false, time.Time{}), "test batch invalid")
 	body, err := json.Marshal(ingest.Pushed{Channel: "app", ReceivedAt: time.Now().UTC(), Batch: b})
 	require.NoError(t, err)
 	return s.Append(t, eventstore.Event{Type: ingest.EventPushed, UserID: user, Payload: body})
