@@ -8,14 +8,17 @@ import (
 	"github.com/biosync/biosync/domain"
 )
 
-// RevocationChecker tells whether a session was revoked. It is consulted on
-// every authenticated request, so implementations answer from memory while
-// they are sure their view is current (adapters/postgres.Revocations).
+// RevocationChecker tells whether a session may carry a user's tokens. It is
+// consulted on every authenticated request, so implementations answer from
+// memory while they are sure their view is current
+// (adapters/postgres.Revocations).
 type RevocationChecker interface {
-	// Revoked reports whether the session sid was revoked. An error means
-	// the answer is unknown (it wraps domain.ErrUnavailable); callers must
-	// then refuse the token rather than guess.
-	Revoked(sid uuid.UUID) (bool, error)
+	// Revoked reports whether session sid cannot carry a token of user:
+	// it was revoked, does not exist, or belongs to someone else (the
+	// session check is a second line behind the signature). An error
+	// means the answer is unknown (it wraps domain.ErrUnavailable);
+	// callers must then refuse the token rather than guess.
+	Revoked(sid, user uuid.UUID) (bool, error)
 }
 
 // Verifier checks access tokens completely: the JWT itself (Tokens.Verify)
@@ -38,7 +41,7 @@ func (v Verifier) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	revoked, err := v.Revocations.Revoked(c.SessionID)
+	revoked, err := v.Revocations.Revoked(c.SessionID, c.UserID)
 	if err != nil {
 		if !errors.Is(err, domain.ErrUnavailable) {
 			err = errors.Join(domain.ErrUnavailable, err)
@@ -46,7 +49,7 @@ func (v Verifier) Verify(token string) (Claims, error) {
 		return Claims{}, err
 	}
 	if revoked {
-		return Claims{}, unauthorized("session revoked")
+		return Claims{}, unauthorized("session revoked or not the token's")
 	}
 	return c, nil
 }

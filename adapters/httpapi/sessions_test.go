@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/auth"
@@ -427,4 +428,28 @@ func TestJWTNegativeTable(t *testing.T) {
 		})
 	}
 	require.False(t, a.me(live.AccessToken) != 200, "the live session's token stopped working")
+}
+
+// A token signed with the server's key is refused unless its session is a
+// live session of its subject: a made-up session id, or another user's,
+// gets 401 (the session check is the second line behind the signature).
+func TestAnAccessTokenIsBoundToItsSessionsUser(t *testing.T) {
+	c := newCluster(t)
+	ada := c.account(adaEmail)
+	bob := c.account("bob@example.org")
+	for _, live := range []bool{true, false} {
+		a := c.instance(c.pool, live)
+		p := a.login(t, "")
+		claims, err := c.tokens.Verify(p.AccessToken)
+		require.NoError(t, err)
+		require.Equal(t, ada, claims.UserID)
+		assert.Equal(t, 200, a.me(p.AccessToken), "live view %v: Ada's own token", live)
+
+		foreign, _, err := c.tokens.Issue(bob, "user", claims.SessionID, false)
+		require.NoError(t, err)
+		assert.Equal(t, 401, a.me(foreign), "live view %v: Bob's token naming Ada's session", live)
+		madeUp, _, err := c.tokens.Issue(ada, "user", uuid.New(), false)
+		require.NoError(t, err)
+		assert.Equal(t, 401, a.me(madeUp), "live view %v: a token naming a session that does not exist", live)
+	}
 }

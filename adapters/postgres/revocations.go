@@ -32,7 +32,10 @@ const ackMemory = time.Minute
 
 // Revocations is an instance's in-memory view of the revoked sessions
 // whose access tokens could still be unexpired, so checking a token costs a
-// map lookup instead of a database round trip.
+// map lookup instead of a database round trip. It also binds a token to its
+// session: a session id that does not exist, or whose session belongs to
+// another user, counts as revoked. The owner of each session is read once
+// per instance (a session never changes hands) and kept beside the view.
 //
 // PostgreSQL is the source of truth. The view listens on RevocationChannel
 // over its own connection; after every (re)connect it LISTENs first and then
@@ -52,6 +55,7 @@ type Revocations struct {
 
 	mu      sync.RWMutex
 	revoked map[uuid.UUID]time.Time // session id -> when this view learnt it
+	owners  map[uuid.UUID]uuid.UUID // session id -> its user, for sessions seen live
 	acks    map[uuid.UUID]ackCount
 	changed chan struct{} // closed and replaced whenever acks arrive
 	live    atomic.Bool
@@ -81,34 +85,59 @@ func NewRevocations(pool *pgxpool.Pool, window time.Duration, log *slog.Logger) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Revocations{pool: pool, window: window, log: log,
-		revoked: map[uuid.UUID]time.Time{}, acks: map[uuid.UUID]ackCount{}, changed: make(chan struct{}),
+		revoked: map[uuid.UUID]time.Time{}, owners: map[uuid.UUID]uuid.UUID{}, acks: map[uuid.UUID]ackCount{}, changed: make(chan struct{}),
 		KeepAlive: 5 * time.Second, QueryTimeout: time.Second, BroadcastWait: time.Second}
 }
 
 // Live reports whether the view is current (subscribed and loaded).
 func (r *Revocations) Live() bool { return r.live.Load() }
 
-// Revoked reports whether session sid was revoked. While the view is not
-// live it reads PostgreSQL; a session it does not know is treated as
-// revoked there (fail closed).
-func (r *Revocations) Revoked(sid uuid.UUID) (bool, error) {
-	if r.live.Load() {
+// maxOwners bounds the remembered session owners; when full the memory
+// starts over (each live session then costs one more query).
+const maxOwners = 100_000
+
+// Revoked reports whether session sid cannot carry a token of user: it was
+// revoked, it does not exist, or it is another user's (a token signed with
+// the server's key but naming a foreign or made-up session). While the view
+// is live a known session costs two map lookups and an unknown one a single
+// query; while it is not live every check reads PostgreSQL, and a session
+// it does not find counts as revoked (fail closed).
+func (r *Revocations) Revoked(sid, user uuid.UUID) (bool, error) {
+	live := r.live.Load()
+	if live {
 		r.mu.RLock()
-		_, ok := r.revoked[sid]
+		_, revoked := r.revoked[sid]
+		owner, known := r.owners[sid]
 		r.mu.RUnlock()
-		return ok, nil
+		if revoked {
+			return true, nil
+		}
+		if known {
+			return owner != user, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.QueryTimeout)
 	defer cancel()
+	var owner uuid.UUID
 	var revoked bool
-	err := r.pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = $1`, sid).Scan(&revoked)
+	err := r.pool.QueryRow(ctx, `SELECT user_id, revoked_at IS NOT NULL FROM refresh_families WHERE id = $1`, sid).Scan(&owner, &revoked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return true, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("%w: revocation check: %v", domain.ErrUnavailable, err)
 	}
-	return revoked, nil
+	if !revoked && live {
+		// A revocation that lands after this read still reaches the
+		// revoked set, which is checked first.
+		r.mu.Lock()
+		if len(r.owners) >= maxOwners {
+			r.owners = map[uuid.UUID]uuid.UUID{}
+		}
+		r.owners[sid] = owner
+		r.mu.Unlock()
+	}
+	return revoked || owner != user, nil
 }
 
 // Committed is told of every revocation this instance committed (wire it

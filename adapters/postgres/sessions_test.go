@@ -165,9 +165,9 @@ func eventually(t *testing.T, within time.Duration, what string, ok func() bool)
 	return time.Since(start)
 }
 
-func revoked(t *testing.T, r *postgres.Revocations, sid uuid.UUID) bool {
+func revoked(t *testing.T, r *postgres.Revocations, sid, user uuid.UUID) bool {
 	t.Helper()
-	ok, err := r.Revoked(sid)
+	ok, err := r.Revoked(sid, user)
 	require.NoError(t, err)
 	return ok
 }
@@ -183,22 +183,43 @@ func TestEveryViewLearnsOfARevocationWhenItCommits(t *testing.T) {
 	user := activeAccount(t, pool, "h")
 	s1 := newSession(t, s, user, "h", "1")
 	s2 := newSession(t, s, user, "h", "2")
-	require.False(t, revoked(t, a, s1), "live sessions reported revoked")
-	require.False(t, revoked(t, b, s2), "live sessions reported revoked")
+	require.False(t, revoked(t, a, s1, user), "live sessions reported revoked")
+	require.False(t, revoked(t, b, s2, user), "live sessions reported revoked")
 	require.NoError(t, s.Revoke(ctx, user, s1, commands.RevokeLogout))
-	took := eventually(t, 2*time.Second, "view b learns of the logout", func() bool { return revoked(t, b, s1) })
+	took := eventually(t, 2*time.Second, "view b learns of the logout", func() bool { return revoked(t, b, s1, user) })
 	t.Logf("propagation to the other view took %v", took)
-	require.False(t, revoked(t, b, s2), "logout revoked another session")
+	require.False(t, revoked(t, b, s2, user), "logout revoked another session")
 	_, err := s.RevokeAll(ctx, user, commands.RevokeLogoutAll)
 	require.NoError(t, err)
-	eventually(t, 2*time.Second, "view a learns of logout-all", func() bool { return revoked(t, a, s2) })
+	eventually(t, 2*time.Second, "view a learns of logout-all", func() bool { return revoked(t, a, s2, user) })
 
 	// Another user's logout does not touch this one's session.
 	other := activeAccount(t, pool, "h")
 	s3 := newSession(t, s, other, "h", "3")
 	require.NoError(t, s.Revoke(ctx, user, s3, commands.RevokeLogout))
 	time.Sleep(50 * time.Millisecond)
-	require.False(t, revoked(t, a, s3), "a user revoked another user's session")
+	require.False(t, revoked(t, a, s3, other), "a user revoked another user's session")
+}
+
+// A token signed with the server's key is still refused when its session
+// is made up or belongs to another user: the session check is a second
+// line behind the signature, live view or not.
+func TestASessionCarriesOnlyItsOwnUsersTokens(t *testing.T) {
+	pool := migrated(t)
+	s := postgres.NewSessions(pool)
+	ada, bob := activeAccount(t, pool, "h"), activeAccount(t, pool, "h")
+	adas := newSession(t, s, ada, "h", "1")
+	for _, stage := range []string{"not live", "live"} {
+		r := postgres.NewRevocations(pool, time.Hour, nil)
+		if stage == "live" {
+			waitLive(t, r)
+		}
+		for range 2 { // the second answer of a live view comes from memory
+			assert.False(t, revoked(t, r, adas, ada), "%s: Ada's token of her session", stage)
+			assert.True(t, revoked(t, r, adas, bob), "%s: Bob's token naming Ada's session", stage)
+			assert.True(t, revoked(t, r, uuid.New(), ada), "%s: a token naming a session that does not exist", stage)
+		}
+	}
 }
 
 func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
@@ -213,12 +234,12 @@ func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
 	// Not running: every answer comes from PostgreSQL.
 	require.False(t, r.Live(), "live before Run")
 	require.NoError(t, s.Revoke(ctx, user, gone, commands.RevokeLogout))
-	require.False(t, revoked(t, r, live), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
-	require.True(t, revoked(t, r, gone), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
-	require.True(t, revoked(t, r, uuid.New()), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	require.False(t, revoked(t, r, live, user), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	require.True(t, revoked(t, r, gone, user), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
+	require.True(t, revoked(t, r, uuid.New(), user), "not-live view must read PostgreSQL (and treat unknown sessions as revoked)")
 
 	waitLive(t, r)
-	require.True(t, revoked(t, r, gone), "the first load missed a revocation")
+	require.True(t, revoked(t, r, gone, user), "the first load missed a revocation")
 	// Kill the listening connection; revoke while the view reconnects.
 	_, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE application_name = $1 AND datname = current_database()`, postgres.ListenerName)
@@ -229,10 +250,10 @@ func TestAViewThatLostItsFeedFailsClosedAndReloadsOnReconnect(t *testing.T) {
 	require.NoError(t, s.Revoke(ctx, user, live, commands.RevokeLogout))
 	// The revocation must hold: from PostgreSQL while not live, from the
 	// reload (or the notification) once live again.
-	require.True(t, revoked(t, r, live), "revocation committed while the feed was down was accepted")
+	require.True(t, revoked(t, r, live, user), "revocation committed while the feed was down was accepted")
 	eventually(t, 10*time.Second, "view live again", r.Live)
-	require.True(t, revoked(t, r, live), "reload after reconnect missed a revocation")
-	require.True(t, revoked(t, r, gone), "reload after reconnect missed a revocation")
+	require.True(t, revoked(t, r, live, user), "reload after reconnect missed a revocation")
+	require.True(t, revoked(t, r, gone, user), "reload after reconnect missed a revocation")
 }
 
 func TestANotLiveViewWithoutPostgreSQLRefusesToGuess(t *testing.T) {
@@ -242,7 +263,7 @@ func TestANotLiveViewWithoutPostgreSQLRefusesToGuess(t *testing.T) {
 	require.NoError(t, err)
 	dead.Close()
 	r := postgres.NewRevocations(dead, time.Hour, nil)
-	_, err = r.Revoked(uuid.New())
+	_, err = r.Revoked(uuid.New(), uuid.New())
 	require.ErrorIs(t, err, domain.ErrUnavailable, "revocation check without a database = %v, want ErrUnavailable", err)
 }
 
@@ -265,7 +286,7 @@ func TestARevocationAnswersOnlyAfterEveryListeningViewAppliedIt(t *testing.T) {
 		took := time.Since(start)
 		require.LessOrEqual(t, took, 2*time.Second, "revoke took %v: it waited for an acknowledgement that never came", took)
 		for i, v := range views {
-			require.True(t, revoked(t, v, sid), "round %d: view %d still accepts the session when the revocation returned", round, i)
+			require.True(t, revoked(t, v, sid, user), "round %d: view %d still accepts the session when the revocation returned", round, i)
 		}
 	}
 }
