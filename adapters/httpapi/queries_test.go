@@ -257,6 +257,12 @@ func TestConsistencyTokenWait(t *testing.T) {
 		hasField(t, problemOf(t, rec, 400, "malformed-request"), edge.HeaderConsistencyToken)
 	})
 
+	t.Run("an oversized token is 400 too, as the spec says", func(t *testing.T) {
+		h := newHarness(t)
+		rec := h.do(req(http.MethodGet, "/v1/me", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, "v1."+strings.Repeat("A", 5000))...))
+		hasField(t, problemOf(t, rec, 400, "malformed-request"), edge.HeaderConsistencyToken)
+	})
+
 	t.Run("read model down is 503", func(t *testing.T) {
 		h := newHarness(t)
 		h.queries.waitFor = func(context.Context, eventstore.Token, ...string) error { return domain.ErrUnavailable }
