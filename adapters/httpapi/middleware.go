@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/biosync/biosync/adapters/httpapi/edge"
+	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/domain"
 )
 
@@ -381,6 +382,13 @@ func (s *server) verifyWebhook(next echo.HandlerFunc) echo.HandlerFunc {
 		d, err := s.deps.Edge.Webhooks.Verify(c.Request().Header, edge.Body(c))
 		if err != nil {
 			return err
+		}
+		// The verifier reads signatures split over several header lines as
+		// one space-separated list; hand the rest of the chain the same one
+		// line, so what the signature check accepted is not refused later
+		// for its shape.
+		if sigs := c.Request().Header.Values(webhooks.HeaderSignature); len(sigs) > 1 {
+			c.Request().Header.Set(webhooks.HeaderSignature, strings.Join(sigs, " "))
 		}
 		edge.SetDelivery(c, d)
 		return next(c)

@@ -269,3 +269,24 @@ func TestWebhookLimitIsConfigurable(t *testing.T) {
 	problemOf(t, h.do(signed(webhookBody, newKey, "msg_1", testNow)), 413, "payload-too-large")
 	require.False(t, !bytes.Contains([]byte(h.logs.String()), []byte(`"status":413`)), "the 413 was not access-logged")
 }
+
+// The signature check accepts signatures split over several
+// webhook-signature header lines (as a proxy may send them); what it
+// accepts, the rest of the request's path accepts too, instead of passing
+// the signature check and then failing with 400.
+func TestAWebhookSignatureSplitOverHeaderLinesIsOneDelivery(t *testing.T) {
+	h := newHarness(t)
+	acceptAll(h)
+	r := signed(webhookBody, newKey, "msg_split", testNow)
+	sig := r.Header.Get(webhooks.HeaderSignature)
+	r.Header.Del(webhooks.HeaderSignature)
+	r.Header.Add(webhooks.HeaderSignature, "v1,c2lnbmVkIGJ5IGFub3RoZXIga2V5")
+	r.Header.Add(webhooks.HeaderSignature, sig)
+	rec := h.do(r)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+
+	// Split, but no line carries a valid signature: the signature check says no.
+	bad := signed(webhookBody, []byte("a key nobody configured, 32 bytes!"), "msg_split_bad", testNow)
+	bad.Header.Add(webhooks.HeaderSignature, "v1,c2lnbmVkIGJ5IGFub3RoZXIga2V5")
+	problemOf(t, h.do(bad), http.StatusUnauthorized, "webhook-signature-invalid")
+}
