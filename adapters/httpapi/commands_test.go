@@ -166,6 +166,9 @@ func TestPushMySamplesRejects(t *testing.T) {
 		{"malformed JSON", `{"source":`, auth, 400, "malformed-request", ""},
 		{"an offset beyond ±18:00", strings.ReplaceAll(appBody, "+09:00", "+24:00"), auth, 422, "validation", "/samples/0/start"},
 		{"a sample from the year 2100", strings.ReplaceAll(appBody, "2026-11-20", "2100-11-20"), auth, 422, "validation", "/samples/0/end"},
+		{"a member sent twice", strings.Replace(appBody, `"value":1200`, `"value":1200,"value":0`, 1), auth, 422, "validation", "/samples/0/value"},
+		{"a sample without a value", strings.Replace(appBody, `"value":1200,`, ``, 1), auth, 422, "validation", "/samples/0/value"},
+		{"a sample whose value is null", strings.Replace(appBody, `"value":1200`, `"value":null`, 1), auth, 422, "validation", "/samples/0/value"},
 		{"a body that is not UTF-8", strings.Replace(appBody, "iPhone", "iPh\xffone", 1), auth, 400, "malformed-request", ""},
 		{"empty Idempotency-Key", appBody, append([]string{"Idempotency-Key", " "}, auth...), 422, "validation", "Idempotency-Key"},
 	}

@@ -79,6 +79,9 @@ func Parse(body []byte, requireUserID bool, notAfter time.Time) (Batch, error) {
 		// stored text would not be what was signed and sent.
 		return Batch{}, &domain.MalformedError{Detail: "the body is not valid UTF-8"}
 	}
+	if err := checkStrict(body); err != nil {
+		return Batch{}, err
+	}
 	var b Batch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
