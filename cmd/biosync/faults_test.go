@@ -33,6 +33,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/adapters/kafka"
+	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/eventstore"
@@ -876,7 +877,7 @@ func appendAll(ctx context.Context, t *testing.T, p *platform, events []eventsto
 					case <-time.After(time.Until(began.Add(pace * time.Duration(i) / time.Duration(len(events))))):
 					}
 				}
-				pp, err := app.Append(ctx, events[i])
+				pp, err := testbackend.Append(ctx, app, events[i])
 				if err != nil {
 					failed.Store(true)
 					if ctx.Err() == nil {
