@@ -129,8 +129,10 @@ func (r *Revocations) Revoked(sid, user uuid.UUID) (bool, error) {
 	}
 	if !revoked && live {
 		// A revocation that lands after this read still reaches the
-		// revoked set, which is checked first.
+		// revoked set, which is checked first; one that reached it while
+		// the query ran is honoured here.
 		r.mu.Lock()
+		_, revoked = r.revoked[sid]
 		if len(r.owners) >= maxOwners {
 			r.owners = map[uuid.UUID]uuid.UUID{}
 		}

@@ -79,9 +79,6 @@ func Parse(body []byte, requireUserID bool, notAfter time.Time) (Batch, error) {
 		// stored text would not be what was signed and sent.
 		return Batch{}, &domain.MalformedError{Detail: "the body is not valid UTF-8"}
 	}
-	if err := checkStrict(body); err != nil {
-		return Batch{}, err
-	}
 	var b Batch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -90,6 +87,11 @@ func Parse(body []byte, requireUserID bool, notAfter time.Time) (Batch, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Batch{}, &domain.MalformedError{Detail: "unexpected data after the JSON object"}
+	}
+	// The decoder has judged the syntax and the types; nothing it decoded
+	// is used before the body is known to say one thing.
+	if err := checkStrict(body); err != nil {
+		return Batch{}, err
 	}
 	return b, b.Validate(requireUserID, notAfter)
 }

@@ -14,6 +14,13 @@ import (
 // refuses it as the wrong shape.
 const maxStrictDepth = 32
 
+// maxStrictMembers is the most members checkStrict compares in one object.
+// No object of a push body has more than five fields and unknown fields are
+// refused, so a longer object is already invalid: stopping there keeps the
+// pairwise comparison cheap on any body (a body of many keys in one object
+// would otherwise cost time quadratic in their number).
+const maxStrictMembers = 16
+
 // strictFrame is one open object or array while checkStrict walks a body.
 type strictFrame struct {
 	object bool
@@ -25,21 +32,26 @@ type strictFrame struct {
 	sample, hasValue, nullValue bool
 }
 
-// checkStrict walks body once, before anything decodes it, and refuses what
-// encoding/json would otherwise settle silently:
+// checkStrict walks a body the decoder accepted and refuses what
+// encoding/json settled silently:
 //
-//   - an object with the same key twice (compared decoded, so
-//     "\u0075ser_id" is "user_id"): the decoder would keep the last one, so
-//     a signed body could say two things and mean the second;
-//   - a sample whose value is missing or null: the decoder would keep 0, and
-//     a missing heart rate is not a heart rate of 0.
+//   - an object with the same member twice, compared the way the decoder
+//     matches field names: decoded ("\u0075ser_id") and without regard to
+//     case ("USER_ID", "uſer_id"); the decoder kept the last one, so a
+//     signed body could say two things and mean the second;
+//   - a sample whose value is missing or null: the decoder kept 0, and a
+//     missing heart rate is not a heart rate of 0.
 //
-// It reports these as a *domain.ValidationError naming the field. Bytes it
-// cannot follow are left to the decoder, which reports them precisely, so
-// checkStrict returns nil for anything that is not well-formed JSON.
+// It reports these as a *domain.ValidationError naming the field, and
+// nothing for a body it cannot follow to its end (the decoder has judged
+// the syntax already: Parse calls this only after a clean decode).
 func checkStrict(body []byte) error {
 	s := strictScanner{b: body}
 	s.value()
+	s.ws()
+	if s.dup == "" && (s.broken || s.i != len(s.b)) {
+		return nil
+	}
 	if s.dup != "" {
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: s.dup, Detail: "appears twice in its object: send each member once"}}}
 	}
@@ -132,8 +144,12 @@ func (s *strictScanner) object() {
 		}
 		f := &s.stack[len(s.stack)-1]
 		f.key = key
+		if len(f.keys) == maxStrictMembers {
+			s.broken = true
+			return
+		}
 		for _, k := range f.keys {
-			if bytes.Equal(k, key) {
+			if bytes.EqualFold(k, key) {
 				s.dup = s.pointer()
 				return
 			}
@@ -147,7 +163,7 @@ func (s *strictScanner) object() {
 		}
 		s.i++
 		s.ws()
-		if f.sample && string(key) == "value" {
+		if f.sample && bytes.EqualFold(key, []byte("value")) {
 			f.hasValue = true
 			f.nullValue = bytes.HasPrefix(s.b[s.i:], []byte("null"))
 		}
@@ -223,7 +239,7 @@ func (s *strictScanner) closeFrame() {
 // the top-level samples array.
 func (s *strictScanner) atSampleElement() bool {
 	n := len(s.stack)
-	return n == 2 && s.stack[0].object && string(s.stack[0].key) == "samples" && !s.stack[1].object
+	return n == 2 && s.stack[0].object && bytes.EqualFold(s.stack[0].key, []byte("samples")) && !s.stack[1].object
 }
 
 // str reads a JSON string at the cursor and returns it decoded (a slice of

@@ -47,12 +47,15 @@ func (h *Handlers) GetMe(c echo.Context, params gen.GetMeParams) error {
 	if err != nil {
 		return err
 	}
+	// One bound for every wait of this read: the client's token and, if
+	// the profile is still missing, the registration.
+	deadline := time.Now().Add(h.consistency.Wait)
 	if _, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelUsers); err != nil {
 		return err
 	}
 	u, err := h.deps.Reader.Me(c.Request().Context(), uid)
 	if errors.Is(err, domain.ErrNotFound) {
-		u, err = h.meOnceProjected(c, uid)
+		u, err = h.meOnceProjected(c, uid, deadline)
 	}
 	if err != nil {
 		return err
@@ -67,15 +70,16 @@ func (h *Handlers) GetMe(c echo.Context, params gen.GetMeParams) error {
 // position as it would for a token, bounded by the same wait; a profile
 // still missing then is a retryable 503, never a 404 that would tell the
 // frontend the account does not exist. An account that is gone (erased
-// meanwhile) stays 404.
-func (h *Handlers) meOnceProjected(c echo.Context, uid uuid.UUID) (users.UserView, error) {
+// meanwhile) stays 404. The wait ends at deadline, shared with the
+// client's own token wait.
+func (h *Handlers) meOnceProjected(c echo.Context, uid uuid.UUID, deadline time.Time) (users.UserView, error) {
 	ctx := c.Request().Context()
 	registration, err := h.deps.Registrations.Registration(ctx, uid)
 	if err != nil {
 		return users.UserView{}, err
 	}
 	if len(registration) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, h.consistency.Wait)
+		wctx, cancel := context.WithDeadline(ctx, deadline)
 		err := h.consistency.Waiter.WaitFor(wctx, registration, ReadModelUsers)
 		cancel()
 		switch {
