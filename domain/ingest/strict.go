@@ -168,19 +168,7 @@ func (s *strictScanner) object() {
 			f.nullValue = bytes.HasPrefix(s.b[s.i:], []byte("null"))
 		}
 		s.value()
-		s.ws()
-		if s.i >= len(s.b) {
-			s.broken = true
-			return
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return
-		default:
-			s.broken = true
+		if !s.more('}') {
 			return
 		}
 	}
@@ -201,23 +189,28 @@ func (s *strictScanner) array() {
 	}
 	for !s.broken && s.dup == "" {
 		s.value()
-		s.ws()
-		if s.i >= len(s.b) {
-			s.broken = true
+		if !s.more(']') {
 			return
 		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.stack[len(s.stack)-1].index++
-		case ']':
-			s.i++
-			return
-		default:
-			s.broken = true
-			return
-		}
+		s.stack[len(s.stack)-1].index++
 	}
+}
+
+// more reads what follows a member or an element: a comma (true: another
+// follows) or the closing delimiter (false); anything else ends the scan
+// as broken.
+func (s *strictScanner) more(closing byte) bool {
+	s.ws()
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == ',':
+		s.i++
+		return true
+	case s.i < len(s.b) && s.b[s.i] == closing:
+		s.i++
+	default:
+		s.broken = true
+	}
+	return false
 }
 
 // closeFrame pops an object and, for a sample, reports a missing or null
