@@ -126,7 +126,7 @@ func TestKafkaInMemory(t *testing.T) {
 
 func TestRedis(t *testing.T) {
 	testlayer.Integration(t, "miniredis")
-	r, err := StartRedis()
+	r, err := StartRedis("")
 	require.NoError(t, err)
 	defer r.Close()
 	require.True(t, strings.HasPrefix(r.URL(), "redis://127.0.0.1:"), "URL = %q", r.URL())

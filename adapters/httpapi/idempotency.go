@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -69,7 +70,6 @@ func parseIdempotent(op *openapi3.Operation) (mode idemMode, declared bool, err 
 
 // Problem kinds of the Idempotency-Key protocol (titles as in the draft).
 var (
-	kindIdempotencyReused   = edge.Kind{Status: http.StatusUnprocessableEntity, Slug: "idempotency-key-reused", Title: "Idempotency-Key is already used"}
 	kindIdempotencyInFlight = edge.Kind{Status: http.StatusConflict, Slug: "idempotency-key-in-flight", Title: "A request is outstanding for this Idempotency-Key"}
 )
 
@@ -170,7 +170,7 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 			return &edge.Error{Kind: edge.KindUnavailable, Detail: "the Idempotency-Key store is unavailable; nothing was done, retry later",
 				Header: http.Header{"Retry-After": {edge.RetryAfterSeconds}}, Cause: err}
 		}
-		reused := &edge.Error{Kind: kindIdempotencyReused, Detail: "this Idempotency-Key was used for a different request; send a new key",
+		reused := &edge.Error{Kind: edge.KindIdempotencyReused, Detail: "this Idempotency-Key was used for a different request; send a new key",
 			Fields: []domain.FieldProblem{{Field: HeaderIdempotencyKey, Detail: "already used with another method, path or body"}}}
 		switch claim.State {
 		case commands.InFlight:
@@ -223,12 +223,19 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 			_ = s.deps.Edge.Idempotency.Release(bg, storeKey, claim)
 		}
 	}()
-	if herr := next(c); herr != nil {
+	herr := next(c)
+	if herr != nil {
 		s.writeError(c, herr) // written here so the problem is recorded too
 	}
 	done = true
 	status := resp.Status
-	if !resp.Committed || !storable(status) {
+	// A command that found the key already used (its durable record knew
+	// the key after this store forgot it) answered for another request:
+	// storing that answer under this request's fingerprint would refuse
+	// the key's true retries.
+	var he *edge.Error
+	keyTaken := errors.As(herr, &he) && he.Kind == edge.KindIdempotencyReused
+	if !resp.Committed || !storable(status) || keyTaken {
 		if rerr := s.deps.Edge.Idempotency.Release(bg, storeKey, claim); rerr != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "idempotency key not released", slog.String("request_id", edge.CorrelationID(ctx)), slog.String("error", rerr.Error()))
 		}

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	bredis "github.com/biosync/biosync/adapters/redis"
+	"github.com/biosync/biosync/commands/ingestion"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/eventstore"
 )
@@ -30,22 +32,22 @@ func TestConcurrentDeliveriesEachGetTheirOwnAnswer(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
-	token := func(i int) eventstore.Token {
-		return eventstore.Token{{Partition: int32(i % 3), Offset: int64(i)}}
+	delivery := func(i int) ingestion.Delivery {
+		return ingestion.Delivery{Digest: sha256.Sum256([]byte{byte(i), byte(i >> 8)}), Token: eventstore.Token{{Partition: int32(i % 3), Offset: int64(i)}}}
 	}
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			_, ok := d.Lookup(ctx, ids[i])
 			assert.False(t, ok, "delivery %d: seen before it was remembered", i)
-			d.Remember(ctx, ids[i], token(i))
+			d.Remember(ctx, ids[i], delivery(i))
 			got, ok := d.Lookup(ctx, ids[i])
 			assert.True(t, ok, "delivery %d: not found after remember", i)
-			assert.Equal(t, token(i).String(), got.String(), "delivery %d: lookup after remember", i)
+			assert.Equal(t, delivery(i), got, "delivery %d: lookup after remember", i)
 		})
 	}
 	wg.Wait()
-	ttl := c.PTTL(ctx, "biosync:delivery:v1:"+ids[0].String()).Val()
+	ttl := c.PTTL(ctx, "biosync:delivery:v2:"+ids[0].String()).Val()
 	require.Greater(t, ttl, time.Duration(0), "remembered delivery expires in %v, want within the configured minute", ttl)
 	require.LessOrEqual(t, ttl, time.Minute, "remembered delivery expires in %v, want within the configured minute", ttl)
 }
@@ -63,7 +65,7 @@ func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
-			id, tok := uuid.New(), eventstore.Token{{Partition: 0, Offset: int64(i)}}
+			id, tok := uuid.New(), ingestion.Delivery{Token: eventstore.Token{{Partition: 0, Offset: int64(i)}}}
 			if i%2 == 0 {
 				d.Remember(cancelled, id, tok)
 				_, ok := d.Lookup(cancelled, id)
@@ -73,7 +75,7 @@ func TestACallerThatGivesUpDoesNotSpoilTheBatch(t *testing.T) {
 			d.Remember(context.Background(), id, tok)
 			got, ok := d.Lookup(context.Background(), id)
 			assert.True(t, ok, "lookup beside cancelled callers: not found")
-			assert.Equal(t, tok.String(), got.String(), "lookup beside cancelled callers")
+			assert.Equal(t, tok, got, "lookup beside cancelled callers")
 		})
 	}
 	wg.Wait()

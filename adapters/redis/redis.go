@@ -3,12 +3,15 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/biosync/biosync/commands/ingestion"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/metrics"
 )
@@ -105,34 +108,45 @@ func NewDedup(c *goredis.Client, ttl time.Duration) *Dedup {
 	return &Dedup{ttl: ttl, b: batcher{c: c}}
 }
 
-func dedupKey(id uuid.UUID) string { return "biosync:delivery:v1:" + id.String() }
+// dedupKey names a delivery's record. v2 values are "<hex digest>
+// <token>"; v1 keys (token only) are left to expire, and their deliveries
+// are answered by the durable record meanwhile.
+func dedupKey(id uuid.UUID) string { return "biosync:delivery:v2:" + id.String() }
 
 // dedupWait bounds each dedup question: dedup is best effort, so a slow
 // Redis costs a delivery at most this long (then it is treated as new, or
 // not remembered) and queued questions never pile up behind it.
 const dedupWait = 500 * time.Millisecond
 
-// Lookup returns the token of an accepted delivery.
-func (d *Dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, bool) {
+// Lookup returns what is remembered of an accepted delivery.
+func (d *Dedup) Lookup(ctx context.Context, id uuid.UUID) (ingestion.Delivery, bool) {
 	ctx, cancel := context.WithTimeout(ctx, dedupWait)
 	defer cancel()
 	cmd := goredis.NewStringCmd(ctx, "get", dedupKey(id))
 	if d.b.do(ctx, cmd) != nil {
-		return nil, false
+		return ingestion.Delivery{}, false
 	}
-	t, err := eventstore.ParseToken(cmd.Val())
+	sum, tok, ok := strings.Cut(cmd.Val(), " ")
+	var out ingestion.Delivery
+	if !ok || hex.DecodedLen(len(sum)) != len(out.Digest) {
+		return ingestion.Delivery{}, false
+	}
+	if _, err := hex.Decode(out.Digest[:], []byte(sum)); err != nil {
+		return ingestion.Delivery{}, false
+	}
+	t, err := eventstore.ParseToken(tok)
 	if err != nil || len(t) == 0 {
-		return nil, false
+		return ingestion.Delivery{}, false
 	}
-	return t, true
+	out.Token = t
+	return out, true
 }
 
-// Remember stores the token of an accepted delivery (best effort: a
-// delivery Redis forgot is appended again under the same event id, which
-// projectors apply once). It returns once Redis answered, so a redelivery
-// after the 2xx is recognised.
-func (d *Dedup) Remember(ctx context.Context, id uuid.UUID, t eventstore.Token) {
+// Remember stores an accepted delivery (best effort: one Redis forgot is
+// answered by the durable record). It returns once Redis answered, so a
+// redelivery after the 2xx is recognised.
+func (d *Dedup) Remember(ctx context.Context, id uuid.UUID, del ingestion.Delivery) {
 	ctx, cancel := context.WithTimeout(ctx, dedupWait)
 	defer cancel()
-	_ = d.b.do(ctx, goredis.NewStatusCmd(ctx, "set", dedupKey(id), t.String(), "px", max(d.ttl.Milliseconds(), 1)))
+	_ = d.b.do(ctx, goredis.NewStatusCmd(ctx, "set", dedupKey(id), hex.EncodeToString(del.Digest[:])+" "+del.Token.String(), "px", max(d.ttl.Milliseconds(), 1)))
 }

@@ -268,7 +268,7 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	envelope := commands.Envelope{CorrelationID: httpapi.CorrelationID}
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
-	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Envelope: envelope}); err != nil {
+	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: postgres.NewDeliveries(p.pool), Envelope: envelope, Logger: p.log}); err != nil {
 		return err
 	}
 	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {
@@ -365,7 +365,7 @@ func (p *platform) startBackends(ctx context.Context) error {
 		p.log.Info("embedded postgres started", "port", pg.Port())
 	}
 	if cfg.RedisURL == "" {
-		r, err := embedded.StartRedis()
+		r, err := embedded.StartRedis(filepath.Join(cfg.DataDir, "redis", "snapshot.json"))
 		if err != nil {
 			return fmt.Errorf("embedded redis: %w", err)
 		}

@@ -7,6 +7,7 @@ package ingestion
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/google/uuid"
@@ -17,13 +18,35 @@ import (
 	"github.com/biosync/biosync/eventstore"
 )
 
-// Dedup remembers the tokens of accepted deliveries so a redelivery answers
-// with the original token without appending again. It is an optimisation:
-// read models are idempotent by natural keys, so a Dedup that forgets (or a
-// Redis outage) costs a harmless duplicate record, never a double count.
+// Delivery is what is known about an accepted delivery: what its batch
+// said (Digest, see ingest.Batch.Digest) and where its event landed
+// (Token; empty while the append is not confirmed).
+type Delivery struct {
+	Digest [32]byte
+	Token  eventstore.Token
+}
+
+// Dedup is the fast path of redelivery detection (Redis): it answers a
+// redelivery with the original token without a PostgreSQL round trip. It
+// may forget (a TTL, a flush, an in-memory server restarted); Deliveries
+// is the record that does not.
 type Dedup interface {
-	Lookup(ctx context.Context, eventID uuid.UUID) (eventstore.Token, bool)
-	Remember(ctx context.Context, eventID uuid.UUID, t eventstore.Token)
+	Lookup(ctx context.Context, eventID uuid.UUID) (Delivery, bool)
+	Remember(ctx context.Context, eventID uuid.UUID, d Delivery)
+}
+
+// Deliveries is the durable record of the deliveries that carried an id
+// (PostgreSQL): one row per event id with the digest of its batch, written
+// before the append, so a delivery id that comes back with another batch
+// is refused across restarts and beyond any cache's lifetime, and the log
+// never holds two different events under one id.
+type Deliveries interface {
+	// Reserve records eventID (of userID) with digest unless it is
+	// recorded already. It returns the record holding eventID afterwards
+	// and whether the caller's call created it.
+	Reserve(ctx context.Context, eventID, userID uuid.UUID, digest [32]byte) (d Delivery, created bool, err error)
+	// Confirm stores where the event of a reserved delivery landed.
+	Confirm(ctx context.Context, eventID uuid.UUID, t eventstore.Token) error
 }
 
 // Deps are what pushes need. Log and Accounts are required.
@@ -32,10 +55,17 @@ type Deps struct {
 	Log eventstore.Appender
 	// Accounts tells whether the pushing user exists (ByID).
 	Accounts commands.Accounts
-	// Dedup recognises redeliveries early; nil appends them again (harmless).
+	// Dedup recognises redeliveries early; nil asks Deliveries every time.
 	Dedup Dedup
+	// Deliveries is the durable record of deliveries with an id; nil
+	// leaves redeliveries to Dedup and the projectors (a process whose
+	// deliveries must be refused across restarts sets it).
+	Deliveries Deliveries
 	// Envelope stamps the appended events.
 	Envelope commands.Envelope
+	// Logger hears about deliveries appended but not confirmed; nil
+	// means slog.Default().
+	Logger *slog.Logger
 }
 
 // Service runs pushes.
@@ -62,8 +92,9 @@ func (s *Service) Forget(userID uuid.UUID) { s.known.Delete(userID) }
 
 // Push appends one samples.pushed event. The event id derives from the
 // delivery identity (webhook-id, or the caller's Idempotency-Key scoped to
-// the user), so redeliveries are recognised; read models are idempotent by
-// natural keys in any case.
+// the user). A delivery whose id is known answers with the original token
+// (Duplicate) when its batch is the same, and ingest.ErrDeliveryReused
+// when it is not: Dedup answers first, Deliveries when Dedup does not know.
 func (s *Service) Push(ctx context.Context, cmd commands.PushSamples) (commands.Accepted, error) {
 	userID := cmd.UserID
 	if userID == uuid.Nil {
@@ -92,13 +123,72 @@ func (s *Service) Push(ctx context.Context, cmd commands.PushSamples) (commands.
 	default:
 		id = uuid.New()
 	}
-	if s.d.Dedup != nil && cmd.DeliveryID != "" {
-		if t, ok := s.d.Dedup.Lookup(ctx, id); ok {
-			return commands.Accepted{EventID: id, Token: t, Duplicate: true}, nil
-		}
-	}
 	batch := cmd.Batch
 	batch.UserID = userID.String()
+	if cmd.DeliveryID == "" {
+		return s.appendPush(ctx, id, userID, cmd, batch)
+	}
+	digest := batch.Digest()
+	if s.d.Dedup != nil {
+		if d, ok := s.d.Dedup.Lookup(ctx, id); ok {
+			return seen(id, d, digest)
+		}
+	}
+	if s.d.Deliveries == nil {
+		acc, err := s.appendPush(ctx, id, userID, cmd, batch)
+		if err == nil && s.d.Dedup != nil {
+			s.d.Dedup.Remember(ctx, id, Delivery{Digest: digest, Token: acc.Token})
+		}
+		return acc, err
+	}
+	d, created, err := s.d.Deliveries.Reserve(ctx, id, userID, digest)
+	if err != nil {
+		return commands.Accepted{}, err
+	}
+	if !created && (d.Digest != digest || len(d.Token) > 0) {
+		if s.d.Dedup != nil && d.Digest == digest {
+			s.d.Dedup.Remember(ctx, id, d)
+		}
+		return seen(id, d, digest)
+	}
+	// Reserved now, or reserved earlier with this batch by an attempt
+	// that never confirmed (it failed, crashed or is still running):
+	// append. A second append of one batch under one id is a redelivery
+	// that the projectors apply once.
+	acc, err := s.appendPush(ctx, id, userID, cmd, batch)
+	if err != nil {
+		return commands.Accepted{}, err
+	}
+	if err := s.d.Deliveries.Confirm(ctx, id, acc.Token); err != nil {
+		// The event is durable; an unconfirmed record only makes a later
+		// redelivery append again, which the projectors absorb.
+		s.logger().Warn("delivery appended but not confirmed", "event_id", id, "error", err)
+	}
+	if s.d.Dedup != nil {
+		s.d.Dedup.Remember(ctx, id, Delivery{Digest: digest, Token: acc.Token})
+	}
+	return acc, nil
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.d.Logger == nil {
+		return slog.Default()
+	}
+	return s.d.Logger
+}
+
+// seen answers a delivery whose id is known: the same batch is a
+// redelivery (the original token, Duplicate), another batch is refused.
+func seen(id uuid.UUID, d Delivery, digest [32]byte) (commands.Accepted, error) {
+	if d.Digest != digest {
+		return commands.Accepted{}, ingest.ErrDeliveryReused
+	}
+	return commands.Accepted{EventID: id, Token: d.Token, Duplicate: true}, nil
+}
+
+// appendPush appends one samples.pushed event and returns once the log
+// acknowledged it.
+func (s *Service) appendPush(ctx context.Context, id, userID uuid.UUID, cmd commands.PushSamples, batch ingest.Batch) (commands.Accepted, error) {
 	e, err := s.d.Envelope.Event(ctx, id, userID, ingest.EventPushed, ingest.Pushed{DeliveryID: cmd.DeliveryID, Channel: cmd.Channel, ReceivedAt: s.d.Envelope.Now.Now().UTC(), Batch: batch})
 	if err != nil {
 		return commands.Accepted{}, err
@@ -107,9 +197,5 @@ func (s *Service) Push(ctx context.Context, cmd commands.PushSamples) (commands.
 	if err != nil {
 		return commands.Accepted{}, err
 	}
-	t := eventstore.Token{pos}
-	if s.d.Dedup != nil && cmd.DeliveryID != "" {
-		s.d.Dedup.Remember(ctx, id, t)
-	}
-	return commands.Accepted{EventID: id, Token: t}, nil
+	return commands.Accepted{EventID: id, Token: eventstore.Token{pos}}, nil
 }

@@ -3,11 +3,13 @@ package ingestion_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/biosync/biosync/deploy/commandworld"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/redis"
@@ -42,4 +44,56 @@ func TestPushNeedsAnExistingUserAndRedeliveryIsRecognised(t *testing.T) {
 	a, _ := w.H.Push(ctx, commands.PushSamples{UserID: reg.UserID, Batch: batch, DeliveryID: "key-1", Channel: "app"})
 	b, _ := w.H.Push(ctx, commands.PushSamples{UserID: other.UserID, Batch: batch, DeliveryID: "key-1", Channel: "app"})
 	require.False(t, a.EventID == b.EventID || b.Duplicate, "Idempotency-Keys must be scoped to the caller")
+}
+
+// The durable record in PostgreSQL, raced: many deliveries of one id,
+// half with another batch, arriving at once (nothing in any fast store).
+// Exactly one batch gets in; the other is refused every time. Copies of
+// the winner that arrive while its first append is unconfirmed append it
+// again (the record cannot tell "still running" from "crashed"), which
+// the projectors skip as copies of an applied event.
+func TestConcurrentDeliveriesOfOneIDAppendOneBatch(t *testing.T) {
+	w := commandworld.New(t, true)
+	ctx := context.Background()
+	reg, err := w.H.Register(ctx, commands.RegisterUser{Email: "racer@example.com", Password: "correct horse battery", Timezone: "UTC"})
+	require.NoError(t, err)
+	batch := func(v float64) ingest.Batch {
+		return ingest.Batch{Source: ingest.Source{Provider: "bridge"}, Samples: []ingest.Sample{{Type: "steps", Start: "2026-11-20T08:00:00Z", End: "2026-11-20T08:15:00Z", Value: v, Unit: "count"}}}
+	}
+	type answer struct {
+		value float64
+		acc   commands.Accepted
+		err   error
+	}
+	answers := make(chan answer, 20)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		v := float64(10 + i%2)
+		wg.Go(func() {
+			acc, err := w.H.Push(ctx, commands.PushSamples{UserID: reg.UserID, Batch: batch(v), DeliveryID: "race", Channel: "webhook"})
+			answers <- answer{v, acc, err}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	winners := map[float64]bool{}
+	var all []answer
+	for a := range answers {
+		all = append(all, a)
+		if a.err == nil {
+			winners[a.value] = true
+		}
+	}
+	require.Len(t, winners, 1, "exactly one batch gets in: %+v", all)
+	var winner float64
+	for v := range winners {
+		winner = v
+	}
+	for _, a := range all {
+		if a.value == winner {
+			assert.NoError(t, a.err, "the winning batch's other deliveries are duplicates")
+		} else {
+			assert.ErrorIs(t, a.err, ingest.ErrDeliveryReused, "the other batch is refused")
+		}
+	}
 }

@@ -72,8 +72,8 @@ func TestAPushTheLogRefusedIsNotRememberedAsAccepted(t *testing.T) {
 	log := memstore.New(codec, 4)
 	remembered := 0
 	s := newPushes(t, ingestion.Deps{Log: log, Accounts: everyoneExists(), Dedup: dedup{
-		lookup:   func(context.Context, uuid.UUID) (eventstore.Token, bool) { return nil, false },
-		remember: func(context.Context, uuid.UUID, eventstore.Token) { remembered++ },
+		lookup:   func(context.Context, uuid.UUID) (ingestion.Delivery, bool) { return ingestion.Delivery{}, false },
+		remember: func(context.Context, uuid.UUID, ingestion.Delivery) { remembered++ },
 	}})
 	log.Inject(memstore.Faults{Append: func(context.Context, eventstore.Event) error {
 		return fmt.Errorf("broker down: %w: %w", domain.ErrUnavailable, eventstore.ErrNotAppended)

@@ -18,16 +18,16 @@ import (
 
 // dedup fakes ingestion.Dedup with function fields.
 type dedup struct {
-	lookup   func(ctx context.Context, id uuid.UUID) (eventstore.Token, bool)
-	remember func(ctx context.Context, id uuid.UUID, t eventstore.Token)
+	lookup   func(ctx context.Context, id uuid.UUID) (ingestion.Delivery, bool)
+	remember func(ctx context.Context, id uuid.UUID, d ingestion.Delivery)
 }
 
-func (d dedup) Lookup(ctx context.Context, id uuid.UUID) (eventstore.Token, bool) {
+func (d dedup) Lookup(ctx context.Context, id uuid.UUID) (ingestion.Delivery, bool) {
 	return d.lookup(ctx, id)
 }
 
-func (d dedup) Remember(ctx context.Context, id uuid.UUID, t eventstore.Token) {
-	d.remember(ctx, id, t)
+func (d dedup) Remember(ctx context.Context, id uuid.UUID, del ingestion.Delivery) {
+	d.remember(ctx, id, del)
 }
 
 // everyoneExists answers ByID for any user.
@@ -74,13 +74,16 @@ func TestADedupHitAnswersDuplicateWithoutAppending(t *testing.T) {
 	log := &commandstest.Log{}
 	original := eventstore.Token{{Partition: 3, Offset: 41}}
 	var asked uuid.UUID
+	user := uuid.New()
 	s := newPushes(t, ingestion.Deps{Log: log, Accounts: everyoneExists(), Dedup: dedup{
-		lookup: func(_ context.Context, id uuid.UUID) (eventstore.Token, bool) { asked = id; return original, true },
-		remember: func(context.Context, uuid.UUID, eventstore.Token) {
+		lookup: func(_ context.Context, id uuid.UUID) (ingestion.Delivery, bool) {
+			asked = id
+			return ingestion.Delivery{Digest: ingest.Batch{UserID: user.String()}.Digest(), Token: original}, true
+		},
+		remember: func(context.Context, uuid.UUID, ingestion.Delivery) {
 			assert.Fail(t, "a duplicate must not be remembered again")
 		},
 	}})
-	user := uuid.New()
 	acc, err := s.Push(context.Background(), commands.PushSamples{UserID: user, DeliveryID: "msg_9", Channel: "webhook"})
 	require.NoError(t, err)
 	assert.True(t, acc.Duplicate)
@@ -92,8 +95,8 @@ func TestADedupHitAnswersDuplicateWithoutAppending(t *testing.T) {
 func TestAnAcceptedDeliveryIsRememberedWithItsToken(t *testing.T) {
 	var remembered eventstore.Token
 	s := newPushes(t, ingestion.Deps{Log: &commandstest.Log{}, Accounts: everyoneExists(), Dedup: dedup{
-		lookup:   func(context.Context, uuid.UUID) (eventstore.Token, bool) { return nil, false },
-		remember: func(_ context.Context, _ uuid.UUID, tok eventstore.Token) { remembered = tok },
+		lookup:   func(context.Context, uuid.UUID) (ingestion.Delivery, bool) { return ingestion.Delivery{}, false },
+		remember: func(_ context.Context, _ uuid.UUID, d ingestion.Delivery) { remembered = d.Token },
 	}})
 	acc, err := s.Push(context.Background(), commands.PushSamples{UserID: uuid.New(), DeliveryID: "k", Channel: "app"})
 	require.NoError(t, err)

@@ -111,7 +111,7 @@ func (w *World) Rebuild(t *testing.T) {
 	h := w.H
 	env := commands.Envelope{Now: h.Now}
 	var err error
-	h.ingestionService, err = ingestion.New(ingestion.Deps{Log: h.Log, Accounts: w.Accounts, Dedup: h.Dedup, Envelope: env})
+	h.ingestionService, err = ingestion.New(ingestion.Deps{Log: h.Log, Accounts: w.Accounts, Dedup: h.Dedup, Deliveries: postgres.NewDeliveries(w.Pool), Envelope: env})
 	require.NoError(t, err)
 	h.preferencesService, err = preferences.New(preferences.Deps{Log: h.Log, Versions: postgres.NewDocumentVersions(w.Pool), Envelope: env})
 	require.NoError(t, err)

@@ -255,7 +255,7 @@ func Redis(t testing.TB) string {
 		}
 		return env
 	}
-	r, err := embedded.StartRedis()
+	r, err := embedded.StartRedis("")
 	if err != nil {
 		t.Fatalf("testbackend: in-process miniredis did not start: %v", err)
 	}

@@ -280,3 +280,15 @@ func (d DeadLetters) Skip(ctx context.Context, eventID uuid.UUID) (DeadLetter, e
 	})
 	return out, err
 }
+
+// Refuse records that projector p would not apply e and went on without it
+// (state 'refused', with reason): a projector that recognises an event it
+// must not apply (another event under an id it applied before) says so
+// where operators look, in its own transaction tx, without parking the
+// user's later events behind it. Listed with the other dead letters.
+func Refuse(ctx context.Context, tx pgx.Tx, p Projector, e eventstore.Stored, reason string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO projection_dead_letters (name, generation, partition, log_offset, user_id, event_id, event_type, state, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'refused', $8) ON CONFLICT (name, generation, partition, log_offset) DO NOTHING`,
+		p.Name(), p.Generation(), e.Partition, e.Offset, e.UserID, e.ID, e.Type, truncateError(reason))
+	return err
+}

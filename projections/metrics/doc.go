@@ -12,7 +12,10 @@
 // TimescaleDB hypertable there when the extension is usable), and
 // daily_source_rollups, created and filled for every existing generation
 // by 00006_source_rollups.sql (whose value-to-1e-9-units expression must
-// stay the one in rollups.go).
+// stay the one in rollups.go), and pushes_applied (the samples.pushed
+// event ids applied, with their batch digests, so a copy is skipped and a
+// different event under an applied id is refused: pushes.go), created by
+// 00016_deliveries.sql.
 //
 // The table SQL stays in adapters/postgres/migrations: goose numbers one
 // sequence for the whole database, 00001 defines these tables together

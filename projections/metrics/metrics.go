@@ -75,7 +75,7 @@ func (m *Projector) Tables() []string { return Tables() }
 
 // Tables lists the base names of the metrics read model's tables.
 func Tables() []string {
-	return []string{"tz_history", "samples", "daily_rollups", "daily_source_rollups", "sleep_sessions", "source_freshness"}
+	return []string{"tz_history", "samples", "daily_rollups", "daily_source_rollups", "sleep_sessions", "source_freshness", "pushes_applied"}
 }
 
 func (m *Projector) table(base string) string { return engine.Table(base, m.Generation()) }
@@ -145,6 +145,10 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 	if err != nil {
 		return err
 	}
+	pushes, err := m.admit(ctx, tx, events)
+	if err != nil {
+		return err
+	}
 	var (
 		tzZones []string
 		tzUsers [][16]byte
@@ -153,7 +157,7 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 		nights  = map[sleepKey]sleepRow{}
 		fresh   = map[freshKey][2]time.Time{}
 	)
-	for _, e := range events {
+	for i, e := range events {
 		switch e.Type {
 		case identity.EventRegistered:
 			var r identity.Registered
@@ -176,9 +180,9 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 				tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, c.From), append(tzZones, c.Zone)
 			}
 		case ingest.EventPushed:
-			var p ingest.Pushed
-			if err := json.Unmarshal(e.Payload, &p); err != nil {
-				return fmt.Errorf("event %s: %w", e.ID, err)
+			p, ok := pushes[i]
+			if !ok {
+				continue // skipped or refused by admit
 			}
 			source := p.Batch.Source.Provider
 			if p.Batch.Source.Device != "" {

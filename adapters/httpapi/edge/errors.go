@@ -43,6 +43,8 @@ var (
 	KindNotFound           = Kind{http.StatusNotFound, "not-found", "Not found"}
 	KindMethodNotAllowed   = Kind{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
 	KindConflict           = Kind{http.StatusConflict, "conflict", "Conflict"}
+	KindDeliveryReused     = Kind{http.StatusConflict, "delivery-id-reused", "Delivery id already used"}
+	KindIdempotencyReused  = Kind{http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key is already used"}
 	KindTooLarge           = Kind{http.StatusRequestEntityTooLarge, "payload-too-large", "Request body too large"}
 	KindUnsupportedMedia   = Kind{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"}
 	KindValidation         = Kind{http.StatusUnprocessableEntity, "validation", "Invalid input"}

@@ -110,9 +110,26 @@ func (h *Handlers) PushMySamples(c echo.Context, params gen.PushMySamplesParams)
 
 func (h *Handlers) push(c echo.Context, cmd commands.PushSamples) error {
 	acc, err := h.deps.Ingestor.Push(c.Request().Context(), cmd)
+	if errors.Is(err, ingest.ErrDeliveryReused) {
+		return reused(cmd.Channel)
+	}
 	if err != nil {
 		return err
 	}
 	edge.SetToken(c, acc.Token)
 	return c.JSON(http.StatusAccepted, gen.Accepted{EventId: acc.EventID, Duplicate: acc.Duplicate})
+}
+
+// reused words a delivery id that came back with another batch: the
+// webhook's id is the sender's (409, as a Standard Webhooks sender reads
+// a conflict), the app's is an Idempotency-Key (422, as the key store
+// answers a reused key, so the answer does not depend on which of the two
+// remembered it).
+func reused(channel string) error {
+	if channel == channelWebhook {
+		return &edge.Error{Kind: edge.KindDeliveryReused, Detail: "this webhook-id was accepted with a different body; nothing was written",
+			Fields: []domain.FieldProblem{{Field: "webhook-id", Detail: "already used for a different batch"}}}
+	}
+	return &edge.Error{Kind: edge.KindIdempotencyReused, Detail: "this Idempotency-Key was used for a different request; send a new key",
+		Fields: []domain.FieldProblem{{Field: "Idempotency-Key", Detail: "already used with another body"}}}
 }
