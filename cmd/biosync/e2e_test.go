@@ -37,7 +37,7 @@ type server struct {
 	stop func()
 }
 
-func startServer(t *testing.T, env map[string]string) *server {
+func startServer(t testing.TB, env map[string]string) *server {
 	t.Helper()
 	env["BIOSYNC_HTTP_ADDR"] = "127.0.0.1:0"
 	env["BIOSYNC_LOG_LEVEL"] = "warn"
@@ -95,7 +95,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func backendEnv(t *testing.T) map[string]string {
+func backendEnv(t testing.TB) map[string]string {
 	env := map[string]string{
 		"BIOSYNC_KAFKA_BROKERS":    strings.Join(testbackend.Kafka(t), ","),
 		"BIOSYNC_DATABASE_URL":     testbackend.Postgres(t),
@@ -117,7 +117,7 @@ func backendEnv(t *testing.T) map[string]string {
 }
 
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
