@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: run test bench lint generate ci
+.PHONY: run test fuzz-roundtrip bench lint generate ci
 
 ## run: start the single binary with its embedded defaults (kfake, PostgreSQL, miniredis)
 run:
@@ -14,6 +14,14 @@ run:
 ## number of throwaway PostgreSQL clusters running at once
 test:
 	$(GO) test -p 2 -count=1 -timeout 25m ./...
+	$(MAKE) --no-print-directory fuzz-roundtrip
+
+## fuzz-roundtrip: a bounded budget of the round-trip fuzz target (any accepted
+## push reads back through every query); the committed corpus already ran in
+## the line above. Longer: FUZZTIME=10m make fuzz-roundtrip
+FUZZTIME ?= 150x
+fuzz-roundtrip:
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzAcceptedPushesReadBack$$' -fuzztime $(FUZZTIME) -parallel 2 ./cmd/biosync/
 
 ## bench: the ratio benchmarks (rebuild, ingest, freshness, dashboard), each
 ## beside a baseline measured in the same run; table on stdout, JSON in
