@@ -41,12 +41,21 @@ const (
 	DefaultConsistencyWait = 5 * time.Second
 	// DefaultReadinessTimeout bounds every dependency probe of GET /readyz.
 	DefaultReadinessTimeout = 2 * time.Second
+	// DefaultMaxHeaderBytes bounds the request line and header section (431
+	// above it). The largest headers the API reads (a bearer token, webhook
+	// signatures during a key rotation, trace context, a consistency token)
+	// stay far below; 64 KiB still lets a browser's cookies for the parent
+	// domain through, and is a sixteenth of net/http's 1 MiB default.
+	DefaultMaxHeaderBytes = 64 << 10
 )
 
 // Config holds the tunables of the HTTP API; the zero value is usable.
 type Config struct {
 	// BodyLimit is the largest request body in bytes (413 above it).
 	BodyLimit int64
+	// MaxHeaderBytes bounds the request line and headers of e.Server (431
+	// above it; net/http allows 4 KiB of slack).
+	MaxHeaderBytes int
 	// ConsistencyWait bounds the wait for X-Consistency-Token on queries;
 	// when it runs out the query answers with `Consistency: timeout`.
 	ConsistencyWait time.Duration
@@ -258,6 +267,9 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if cfg.ReadinessTimeout <= 0 {
 		cfg.ReadinessTimeout = DefaultReadinessTimeout
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	s := &server{cfg: cfg, deps: deps, log: deps.Ops.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -316,11 +328,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	// Used only when the caller runs e.Start; a caller with its own
-	// http.Server should copy these.
-	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Server.ReadTimeout = 60 * time.Second
-	e.Server.IdleTimeout = 120 * time.Second
+	// e.Server is the production http.Server; Serve runs it.
+	s.configureHTTPServer(e.Server, e)
 
 	// Outermost first. Everything up to writeErrors sees the final status;
 	// everything inside it may fail by returning an error.

@@ -191,13 +191,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// e.Server carries the API's timeouts and header limit; Serve also
+		// answers net/http's own refusals (bad Host, oversized headers, ...)
+		// as problems with the security headers.
+		if err := httpapi.Serve(e, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -242,7 +244,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	_ = srv.Shutdown(sctx)
+	_ = e.Server.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
 	<-eraserDone
