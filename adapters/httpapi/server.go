@@ -332,7 +332,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", edge.HeaderConsistencyToken, HeaderRequestID},
-			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed},
+			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed, queries.HeaderLink},
 			MaxAge:        600,
 		}))
 	}
