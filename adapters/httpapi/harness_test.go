@@ -120,7 +120,7 @@ func (f *fakeIngestor) count() int {
 type fakeQueries struct {
 	me        func(context.Context, uuid.UUID) (users.UserView, error)
 	metrics   func(context.Context, metrics.MetricQuery) (metrics.MetricSeries, error)
-	sleep     func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error)
+	sleep     func(context.Context, metrics.SleepQuery) (metrics.SleepPage, error)
 	dashboard func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error)
 	waitFor   func(context.Context, eventstore.Token, ...string) error
 }
@@ -139,11 +139,11 @@ func (f *fakeQueries) Metrics(ctx context.Context, q metrics.MetricQuery) (metri
 	return f.metrics(ctx, q)
 }
 
-func (f *fakeQueries) SleepSessions(ctx context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
+func (f *fakeQueries) SleepSessions(ctx context.Context, q metrics.SleepQuery) (metrics.SleepPage, error) {
 	if f.sleep == nil {
-		return nil, errors.New("unexpected SleepSessions call")
+		return metrics.SleepPage{}, errors.New("unexpected SleepSessions call")
 	}
-	return f.sleep(ctx, id, from, to)
+	return f.sleep(ctx, q)
 }
 
 func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {
@@ -329,7 +329,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	deps := Deps{
 		Accounts: accounts.Deps{Accounts: h.accounts, Sessions: h.accounts},
 		Ingest:   ingest.Deps{Ingestor: h.ingestor},
-		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }},
+		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }, CursorKey: testCursorKey},
 		Admin:    admin.Deps{ReadModels: h.admin},
 		Edge: EdgeDeps{
 			Tokens:      fakeTokens{},
@@ -372,7 +372,7 @@ func minimalDeps(change ...func(*Deps)) Deps {
 	d := Deps{
 		Accounts: accounts.Deps{Accounts: &fakeAccounts{}},
 		Ingest:   ingest.Deps{Ingestor: &fakeIngestor{}},
-		Queries:  queries.Deps{Reader: q, Registrations: &fakeAccounts{}},
+		Queries:  queries.Deps{Reader: q, Registrations: &fakeAccounts{}, CursorKey: testCursorKey},
 		Edge:     EdgeDeps{Tokens: fakeTokens{}, Consistency: q},
 	}
 	for _, c := range change {
@@ -380,6 +380,9 @@ func minimalDeps(change ...func(*Deps)) Deps {
 	}
 	return d
 }
+
+// testCursorKey signs the page cursors of the servers tests build.
+var testCursorKey = []byte("the test page cursor key, 32+ bytes long")
 
 // testEmailKey stands in for commands.EmailIndex.Key: a keyed hash of
 // the normalized address.

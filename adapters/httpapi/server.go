@@ -250,6 +250,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		return nil, errors.New("httpapi: Accounts.Accounts, Ingest.Ingestor, Queries.Reader, Queries.Registrations, Edge.Tokens and Edge.Consistency are required")
 	case deps.Admin.ReadModels != nil && deps.Edge.Roles == nil:
 		return nil, errors.New("httpapi: Admin.ReadModels needs Edge.Roles to tell administrators from other callers")
+	case len(deps.Queries.CursorKey) < 32:
+		return nil, errors.New("httpapi: Queries.CursorKey must be at least 32 bytes (it signs page cursors)")
 	case deps.Edge.Idempotency != nil && len(deps.Edge.FingerprintKey) < 32:
 		return nil, errors.New("httpapi: Edge.Idempotency needs a FingerprintKey of at least 32 bytes")
 	case deps.Edge.Limiter != nil && deps.Edge.EmailKey == nil:
@@ -339,7 +341,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", edge.HeaderConsistencyToken, HeaderRequestID},
-			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed},
+			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed, queries.HeaderLink},
 			MaxAge:        600,
 		}))
 	}

@@ -76,6 +76,9 @@ type security struct {
 	// fingerprintKey keys idempotency fingerprints (derived from the master
 	// key, so every instance computes the same).
 	fingerprintKey []byte
+	// cursorKey signs the HTTP API's page cursors (derived from the master
+	// key, so a next page may be read from any instance).
+	cursorKey []byte
 	// emailIndex keys email claims (derived from the master key);
 	// operators' tools and per-account rate limits key by it too.
 	emailIndex commands.EmailIndex
@@ -205,6 +208,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.audit = postgres.NewAuditLog(p.pool)
 	p.fingerprintKey = mk.Derive(eventstore.PurposeIdempotencyFingerprint)
+	p.cursorKey = mk.Derive(eventstore.PurposePageCursor)
 	p.emailIndex = commands.EmailIndex(mk.Derive(eventstore.PurposeEmailIndex))
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
@@ -238,9 +242,10 @@ func (q queries) Metrics(ctx context.Context, mq metrics.MetricQuery) (metrics.M
 	return q.metrics.Metrics(ctx, mq)
 }
 
-// SleepSessions lists sessions that ended in [from, to).
-func (q queries) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
-	return q.metrics.SleepSessions(ctx, userID, from, to)
+// SleepSessions lists one page of the sessions that ended in [q.From,
+// q.To).
+func (q queries) SleepSessions(ctx context.Context, sq metrics.SleepQuery) (metrics.SleepPage, error) {
+	return q.metrics.SleepSessions(ctx, sq)
 }
 
 // Dashboard returns the summary (see metrics.Reader.Dashboard).

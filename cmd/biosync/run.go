@@ -154,7 +154,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		},
 		Erasure:  httperasure.Deps{Erasure: p.cmds.erasure},
 		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion, MaxFutureSkew: p.cfg.MaxFutureSkew},
-		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings},
+		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
 		Settings: httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
 		Admin: httpadmin.Deps{
 			ReadModels: engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
