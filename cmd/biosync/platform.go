@@ -26,6 +26,7 @@ import (
 	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
+	"github.com/biosync/biosync/commands/samples"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/catalog"
@@ -252,6 +253,7 @@ func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventsto
 // its constructor, which names a missing dependency at start.
 type commandServices struct {
 	ingestion   *ingestion.Service
+	samples     *samples.Service
 	accounts    *accounts.Service
 	sessions    *sessions.Service
 	mfa         *mfa.Service
@@ -269,6 +271,9 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
 	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Envelope: envelope}); err != nil {
+		return err
+	}
+	if c.samples, err = samples.New(samples.Deps{Log: p.appender, Envelope: envelope}); err != nil {
 		return err
 	}
 	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {

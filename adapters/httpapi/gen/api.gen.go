@@ -65,6 +65,54 @@ func (e DeadLetterState) Valid() bool {
 	}
 }
 
+// Defines values for DeletableType.
+const (
+	DeletableTypeActiveEnergy             DeletableType = "active_energy"
+	DeletableTypeDistance                 DeletableType = "distance"
+	DeletableTypeHeartRate                DeletableType = "heart_rate"
+	DeletableTypeHrvRmssd                 DeletableType = "hrv_rmssd"
+	DeletableTypeHrvSdnn                  DeletableType = "hrv_sdnn"
+	DeletableTypeRespiratoryRate          DeletableType = "respiratory_rate"
+	DeletableTypeRestingHeartRate         DeletableType = "resting_heart_rate"
+	DeletableTypeSkinTemperatureDeviation DeletableType = "skin_temperature_deviation"
+	DeletableTypeSleep                    DeletableType = "sleep"
+	DeletableTypeSpo2                     DeletableType = "spo2"
+	DeletableTypeSteps                    DeletableType = "steps"
+	DeletableTypeWeight                   DeletableType = "weight"
+)
+
+// Valid indicates whether the value is a known member of the DeletableType enum.
+func (e DeletableType) Valid() bool {
+	switch e {
+	case DeletableTypeActiveEnergy:
+		return true
+	case DeletableTypeDistance:
+		return true
+	case DeletableTypeHeartRate:
+		return true
+	case DeletableTypeHrvRmssd:
+		return true
+	case DeletableTypeHrvSdnn:
+		return true
+	case DeletableTypeRespiratoryRate:
+		return true
+	case DeletableTypeRestingHeartRate:
+		return true
+	case DeletableTypeSkinTemperatureDeviation:
+		return true
+	case DeletableTypeSleep:
+		return true
+	case DeletableTypeSpo2:
+		return true
+	case DeletableTypeSteps:
+		return true
+	case DeletableTypeWeight:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeletionRequestStatus.
 const (
 	Cancelled DeletionRequestStatus = "cancelled"
@@ -106,43 +154,43 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for MetricType.
 const (
-	ActiveEnergy             MetricType = "active_energy"
-	Distance                 MetricType = "distance"
-	HeartRate                MetricType = "heart_rate"
-	HrvRmssd                 MetricType = "hrv_rmssd"
-	HrvSdnn                  MetricType = "hrv_sdnn"
-	RespiratoryRate          MetricType = "respiratory_rate"
-	RestingHeartRate         MetricType = "resting_heart_rate"
-	SkinTemperatureDeviation MetricType = "skin_temperature_deviation"
-	Spo2                     MetricType = "spo2"
-	Steps                    MetricType = "steps"
-	Weight                   MetricType = "weight"
+	MetricTypeActiveEnergy             MetricType = "active_energy"
+	MetricTypeDistance                 MetricType = "distance"
+	MetricTypeHeartRate                MetricType = "heart_rate"
+	MetricTypeHrvRmssd                 MetricType = "hrv_rmssd"
+	MetricTypeHrvSdnn                  MetricType = "hrv_sdnn"
+	MetricTypeRespiratoryRate          MetricType = "respiratory_rate"
+	MetricTypeRestingHeartRate         MetricType = "resting_heart_rate"
+	MetricTypeSkinTemperatureDeviation MetricType = "skin_temperature_deviation"
+	MetricTypeSpo2                     MetricType = "spo2"
+	MetricTypeSteps                    MetricType = "steps"
+	MetricTypeWeight                   MetricType = "weight"
 )
 
 // Valid indicates whether the value is a known member of the MetricType enum.
 func (e MetricType) Valid() bool {
 	switch e {
-	case ActiveEnergy:
+	case MetricTypeActiveEnergy:
 		return true
-	case Distance:
+	case MetricTypeDistance:
 		return true
-	case HeartRate:
+	case MetricTypeHeartRate:
 		return true
-	case HrvRmssd:
+	case MetricTypeHrvRmssd:
 		return true
-	case HrvSdnn:
+	case MetricTypeHrvSdnn:
 		return true
-	case RespiratoryRate:
+	case MetricTypeRespiratoryRate:
 		return true
-	case RestingHeartRate:
+	case MetricTypeRestingHeartRate:
 		return true
-	case SkinTemperatureDeviation:
+	case MetricTypeSkinTemperatureDeviation:
 		return true
-	case Spo2:
+	case MetricTypeSpo2:
 		return true
-	case Steps:
+	case MetricTypeSteps:
 		return true
-	case Weight:
+	case MetricTypeWeight:
 		return true
 	default:
 		return false
@@ -399,6 +447,9 @@ type DeadLetterList struct {
 	DeadLetters []DeadLetter `json:"dead_letters"`
 }
 
+// DeletableType What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+type DeletableType string
+
 // DeletionRequest defines model for DeletionRequest.
 type DeletionRequest struct {
 	CancelledAt  *time.Time         `json:"cancelled_at,omitempty"`
@@ -436,8 +487,10 @@ type FieldError struct {
 type Freshness struct {
 	Device         *string   `json:"device,omitempty"`
 	LastReceivedAt time.Time `json:"last_received_at"`
-	LastSampleAt   time.Time `json:"last_sample_at"`
-	Provider       string    `json:"provider"`
+
+	// LastSampleAt The latest end of the source's stored samples and sleep sessions; `0001-01-01T00:00:00Z` when the caller deleted every one of them (`DELETE /v1/me/samples`).
+	LastSampleAt time.Time `json:"last_sample_at"`
+	Provider     string    `json:"provider"`
 }
 
 // Health defines model for Health.
@@ -707,6 +760,20 @@ type Sample struct {
 	// Unit A unit accepted for the type (e.g. `bpm` or `count/min` for heart_rate, `kJ` or `kcal` for active_energy); converted to the canonical unit.
 	Unit  string  `json:"unit"`
 	Value float64 `json:"value"`
+}
+
+// SampleDeletion defines model for SampleDeletion.
+type SampleDeletion struct {
+	// EventId The `samples.deleted` event in the caller's log.
+	EventId openapi_types.UUID `json:"event_id"`
+	From    time.Time          `json:"from"`
+
+	// Source The provider whose data is deleted; absent for every source.
+	Source *string   `json:"source,omitempty"`
+	To     time.Time `json:"to"`
+
+	// Type What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+	Type *DeletableType `json:"type,omitempty"`
 }
 
 // Session defines model for Session.
@@ -979,6 +1046,24 @@ type PutNotificationPreferencesParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// DeleteMySamplesParams defines parameters for DeleteMySamples.
+type DeleteMySamplesParams struct {
+	// From Start of the range (inclusive), RFC 3339 with offset; compared with each sample's and session's start.
+	From time.Time `form:"from" json:"from"`
+
+	// To End of the range (exclusive), RFC 3339 with offset.
+	To time.Time `form:"to" json:"to"`
+
+	// Source Only data pushed with this `source.provider` (every device of it); absent deletes every source's data.
+	Source *string `form:"source,omitempty" json:"source,omitempty"`
+
+	// Type Only this metric type, or `sleep` for sleep sessions only; absent deletes every type and sleep sessions.
+	Type *DeletableType `form:"type,omitempty" json:"type,omitempty"`
+
+	// IdempotencyKey Client-chosen identity of this deletion (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // PushMySamplesParams defines parameters for PushMySamples.
 type PushMySamplesParams struct {
 	// IdempotencyKey Client-chosen identity of this push (e.g. a UUID), scoped to the user.
@@ -1186,6 +1271,9 @@ type ServerInterface interface {
 	// ChangePassword Change the caller's password.
 	// (POST /v1/me/password)
 	ChangePassword(ctx echo.Context) error
+	// DeleteMySamples Delete the caller's own samples and sleep sessions of a time range.
+	// (DELETE /v1/me/samples)
+	DeleteMySamples(ctx echo.Context, params DeleteMySamplesParams) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -1716,6 +1804,62 @@ func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	return err
 }
 
+// DeleteMySamples converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMySamples(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteMySamplesParams
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMySamples(ctx, params)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -2030,6 +2174,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me/notification-preferences", wrapper.GetNotificationPreferences, options.OperationMiddlewares["getNotificationPreferences"]...)
 	router.PUT(options.BaseURL+"/v1/me/notification-preferences", wrapper.PutNotificationPreferences, options.OperationMiddlewares["putNotificationPreferences"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/me/samples", wrapper.DeleteMySamples, options.OperationMiddlewares["deleteMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
 	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
@@ -2061,295 +2206,314 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L0Lc9u2uij6VzC6+06ktShZdpy0kWbNXDd1Wu+V14md1X1ulWNCJCThmAJYALSs1cmPun/h/rIz+D4A",
-	"JCXqYcdO027v2bMaiySe3/v5eyuR81wKJoxuDX5vzRhNmYJ/vpRCc22YSJb2z5TpRPHccClag9Z7xTQT",
-	"hixmTBAzY0Sx3wqmDYFf4//qVr7uXsgrJuIhiRWjyYylcfUzmpK5TFmmSUKL6cyQIo9IbPicycJU3hzL",
-	"QqQsJQvKDVFUEFkYQkUKD1NqKJnTJRHSED2TC/h1obhhZMlMrxW1dDJjc2p3wkQxbw1+bbnVtKKWm631",
-	"KWqZZc5ag5Y2iotp6/PnqPWBGbXsnkwMU+vncM4SKVJNjMSFjdlEKrsto5ZcTOsTu7G5MGzKFAz+yy+/",
-	"dE8KM2PC8IQatj7DD4wqpkgyo1nGxJSR9odXL8nz7571O42jV1becAvr47/L6W8FI8Y+JXICB5fJKcml",
-	"5vYVTcyMa5LI+dye9kJJw4b2mlNi90uTKyIF+a1gijM4B7jSpSwUkQuBd7B9oZ+jVk4VnTOzDnkbFn3i",
-	"1jtRck5oWJxiOpdCsyHswq5pCdeiSduBT4cUwvCM2N+qsDej16wEQLLgZka46ZETck0zezwzagjXCF9F",
-	"MiPUraDNRZIVKRdTIoU9OTFlyr4uyHH/xXN7b4omdmcd+/1xv28Pg9tNIK61opagc3sgTde1/YJfKTlv",
-	"gElDlfFXqSjADKxS82vWiYiFn6dPn74IC4GDKtdhD7U28USqOTWtQSulhnUtsrSaEOW9kv+bJUaqtzDO",
-	"+p3l/oUnmti5IsJ60x6J58wonuiYSEXiQjOl47C2nJpZuTT4T9SyxIYrlrYGRhWsutT/UGzSGrT+r4OS",
-	"rB3gU31QX59d8YVcX+apSFfOjt3sf3ZG3v7kPtsNIeAC+J8kCcuN3Z2lzsIwYew/aZ5nlkZwKQ7+t5aA",
-	"FfttPAwIc9W3e2FJKzXJzEJnWig6zpaEI8ll15aYW2LQloosqCY0s0izBMpTYRUbCE3TmtxXB02fwPJ+",
-	"oOkH5CVb9p8rOc7Y/O+3O4f3+NWmY/AsLKHCovmYkZwqzVLSHivA9f88f/c2shRQTOHfxN5kROY0s/fM",
-	"UoKb6/RanyNLxCYZT/64Xcgs4ynTSMvYDdfGEiltqLEwPac889dJFJvam1AsjciUCaZgfUQbnmUkQ8iX",
-	"CmBiwpU2YRIY2/6s6ZyR+Cxl81zilf6TLWMLUziIKoSw07fjQonBmEu9FMnAHcCAV767YssuF91Jxqcz",
-	"E0fISi1PVyZb4tG+kmrM0xSB7GudLXACnhKaJExrR/3t/q0cAtRCZgz+IXN/gI5OadKOaTrnIiYTS+IO",
-	"rg8P8O9VRGoSB7Zh0dr7sPAzYZgSNDtVSqqve0bjYorMN2XGQhjXln5MWUos+1U1UZGnERHsmil7x4US",
-	"LIXbfSvNK8usv+bC30ozs+BpZkwxuCS70MSKXAoW9Z4uM0nTCylfUzVlXxupxzJd2rOU9rQOyRv+A6zq",
-	"wsmtX/WKU5YzkVpcJSlPQSKiQi+YArbB52xYkcisTC5VEM1BzBozhnKhYSIiWjoUr9OSBRvPpLzq8tR+",
-	"v0JYcPNSvqFi6ZiF/qqHIAgdF5qRjM95ELUC3j/RJMmotmh/03W0rqusBADvxyAJspsZLbSxJDfAW8Yt",
-	"wz17b7fsf6RJIgthhu6UqNVDSFxRSmKiUQlZoSUress2MlJ9Fbb7UdDCzKTi/2ZfFQ9fKpZaWkYzHdUp",
-	"rRVAECSI5lNBTaEYmXOtQfJWyJUfhJp+FPSa8oyOM/aHIVo7iGIR6LpjqhlAUSFAi7WLG1oMAypmJTWH",
-	"Xz0Cd0syapjqkZNMS+IUd+7Y1QpuEW2sBisVaQOzsoAQEyULw3QHIdKCPoKye9mKjnIh7hUAcyXt9dud",
-	"nQrDzfJrHv4vLMu6TqjjIgcOTw0ZK0avNKFEFfa8Y2YZrI5JxrXRVlxWSzLhLEt7ZC85R7FCszQmbUHn",
-	"9uLWBKhOaf+4YsuqCE7sl0AkKEn5ZMKUvVXHWoE+fhS6yHOpDEvfsJTTC1A7/hi+ZWl/vKrAxD1QwtxQ",
-	"q5pPriw9NRx1orTAbxv0ygtVMH9MFhCZFVjVkrS3spAOHqab0NltShQSbFFDo1JtG0uZMSrsCQNSXvK0",
-	"pukVBU8b1eNSaf21/DKq7Ky0PsmxVVTtFCdFys2pMGq5fiY0wRNYswxE9pFssFb9MpOEJoalQ0LHpf2u",
-	"EFdCLgRpgzpOyYTyjKWW2nABEuqOzUUtavbVdi2UWMkQNpCmYGKi2fvaxtY+WTuWGdWz9e39zG7I+c8n",
-	"3aNnzy1PzhW7vrRvOjOhZbr2JHtNq+J548xhjJ2zWRy1b3NZuHlI+99MSR04OahOncbZNfutdoBcmOfH",
-	"5YvBYhi1dIGH0HS3OkgLFuDBJgpqPCwmkSJhSug97nMFWO3i4IojD3JwXOEmq6fkrmYjKL/mqNfXIdmu",
-	"0P2TGzbXOw0aJVaU0EGVovC3YDfmkjbba99bsYxqElMUnfzd2G9ITqcsYIZEsptRjQ9q57bpflbR3O2r",
-	"6Th+oJplXDQQtH/RrGDaStNxIbjVgUtl5Ill+ZbvLrVh8x6cfY0mXE8vj76vU6RUFlZ2iVqiyJwYg2Yz",
-	"tyZRzMcIXPbr7+76sRUx8HJplr2btAa/br/EH+kSdtr6/Gl19M9Ry+6y2ehZPWA3Z1h5FA7AjdB48kVy",
-	"xRwGTWiRIcVatlYZWKzoIna6qfaaSZ4x+Pdcs+ya6SGJZ7JQMZCYOKXLmNDpVLEpNcyb0QoN95bJhGag",
-	"INlrC04IurBIIwtl56fLBh9E1Ho5o2LKLOwupKqax5op6IRmmq1CRlIoKyJc5m6Udbh7W9PFyXhJqFgS",
-	"JtJccgE+lDm9ec3E1Mxag8P+0XHDSgVbbJnh3Gp2ucx4srRISI2zPKHa1CN3WMGcC//D97sI2doRrKy3",
-	"CVh+pDxbnhfzOUUWfIsTZ8JCdFqB4orsANxx7YBeBxgh8c8/D968iUn76JjMOiuwZN/4txSst1vScItw",
-	"MzZvUc/Gkqq0WcS4ZpdMMDVd3hdqp81inEzpsmGbxO+zJl2s7Ttq3XSnsrsGkBPF9EwwrZs4JhPEak9E",
-	"y0IljtY7+dHq5VoSSjTPLDuwcjzJpNbgXgQuuherehXmb+BUztbK0svbCFAzdX2p5lqnu+YOLAaoszaX",
-	"gk9nt6DQ5xljuYf9xqtUDKzKlzNGlblUW3TspjVpw3J9X1DlUWI30/Dw4z/wC4lWwL12aNVjb9x3FdRW",
-	"brYZ6dxm1lUdd4p3g3cE5UZZ1rPUOhZ8FGjBisHRGUceBTfJG2vDXvttrMsMKzJC8z3g941nxGj6mhkn",
-	"yK2wM8UqiNOA2KUDy+pxKaNpN4Ox6tqPYqCcOgUIzBtozJQTi/xXPO+sEZ+NmMm8wX11PcvKclC7Cmuw",
-	"Eig80GhjoIoRKbIlmbEsBf9646nfQvf0LxtnAFh7LCcTzcyeCkhOleFe8ay+//So+X3vdW0g+aAyuccV",
-	"x1NEYkHn7P8pf4mbtSbjUMULU3i0LVjkFUNENeCetReZs7RRurLM5k5afLm16rGE8yxHjqoKf+Uy/Ba2",
-	"A3+zzmQh+hIhen/FqYJRa+xoFTur4zcvMGN2wxVxdAVFqUhYlt2Su9lVZ+y2PJHdsKQwrFT79vtsT/xx",
-	"ZrVbrsnebdEgd8T2NtIiY2nsolHi2vJj0nZHZxlcZ0jivFBTLqYxsTr8SISIpysG1rWUaaPkkqX1eCj7",
-	"FUtJmzoHAf4wEhOZZXKh7cDhsF2glTd/OXuGtyZwTTI2Mb2RqGguYRetqLxqiwm42FblKpsDq6rQBufu",
-	"DmzlvFcvtwkWTxXVhWJ304w26ysX5Rk80cSpD8S/T9qKdWnpL+ASrWW7tKRVKrJN/XjFWZYGP+4qBfCG",
-	"tHWp1362vh8IWgBdCrx1RrrIunQZkfggJnlWaEJJiMZyUTpgZEZTPfyyW+vA+YOFqHFnVcF8dWPXfIMM",
-	"AxKZYgnj17fERvgSFfhbfZcrec1TJCo72QG+uTZZw7qbjuRnRjMzWz+PkpB43JNXu1HKfdU00Ws55eJu",
-	"yAKBI/YfFSg/etZkCpAmb8Yoj0fPuymfckMu3l28J4lM2dAHTKQQcBQrlshrppaX9mHVF+Lp0oxq8ubV",
-	"CZGiR06tImdfJAuprjSQyhVsfN60zIe1h9S20BATJ0ghwJPjX4QtWCFcG0YhEi2WJo9JmwMZ1jkTprN7",
-	"X6tWgLkz1G6jNW/YLjF7T14830SW4MnlNVN8wtkGemtlJpJIMeHgfYPrTlPFtCbt9+/OLwhEzxRmdgDj",
-	"LLswaKfZQ7Mnf99fd0QJzp3mynZqKmXl4JrP2iievLeA1HDoFrgbrWdgfXQK2hjMmL1GoZuJdP/7mtOb",
-	"vdQ3MLbt+Waphq7f8IJjLJizuoCilRTzIqNW+yYpXRIjDc1CzBkS0ifafVF3XmmLpTRzzzRZWJUukfMx",
-	"h4CiZrlM3QKc76zf4jx4GX4YPEM888hd9Gb4OGfeLVIHkHGwYG81teBblsZZONtfS6gCZ4PVyuuRu4cA",
-	"l/NOywP6zTHOuh3MEPGcC/gPvYk7pOtsEkIKntAMjBKRD5OhzliBIUQxn+dMcZrF8Ja2I8WknXJtrJTa",
-	"iUicjWPSXjA+nZmOs9yz6auYtA2bQxBPoRixUkgp1G0nC06bg31G/nrCuW++YO+TXw39wIhoiC/tkX+y",
-	"3BD2W0Ez4iS2VM4pF080BB4AYyIG3P6ldL5qyvLbxxCN0mhVtWrZf+tUiE0GLsV0zhU1Ui39T/qKi8vK",
-	"qV2GU7MPc3lUsa7hgTeq4G8m9AOzRP2Ovo1m5rpZ0gCRtpn3/tEywybtIMJdNsHSW2n4xGkgL2dUCJbp",
-	"u4p16zw0L9D7vfpkk4hRbPD/Vlf5XjGIWEmaqFtS2cI2GtO4bfAv8Gx5qUufzXajcsW/8zlq/VZwZi5n",
-	"slC3sEz/D/vRz/BNo236mintLGYrrl584PXtVCbF3AJsm2YaUT0+vaDTuDMk/eCrdl5LfRePdP1s6tuN",
-	"ypMvl3yLmzwTebEbcxvkgZnMwAobBiV5OWo4lKFjFC4YXxUZBJ5ZEmgVhuOjo866P/xPD0srpiMLWhi1",
-	"ICSB8QmM32vdBuze5Xg9Qy9CCUO4IfNCB0YzY8R9DoEIZ5PuG2qSWfyAQNcEaqXPWzPzErWCezXvCLao",
-	"GHR03UFd9U53Vt3T+ymAxifDVF89+r7muD7cKV64XLCt6lvtqB5WuW8k/Y1rcuGBa0f/4dVL8uL42XfE",
-	"hR26fAG9jsGllWvVqUINWYAaAAk5Lnyc6zIIcpOHpsEmewqkRU4mTEAuHwZ9WqISES3nzCoHkL3X2d/z",
-	"W5ruGoRoq+CDPNYIlT5FIqdm1ttikXZui/UB4v/qOhDonqVxSGjDnzDi3EWH9m5jurZD/3xx8Z7gC0Fg",
-	"WtdADTdZw+bOZ1IZ4kiBX9YVx5w7BwuNKzKNkvK5sQSPcAgan3B02zUM6TMNm4JyIa1no5epWdDH3UXb",
-	"bGwu25BL8VNwY63LOtPas/VjFC6VcvuqXFpkZbDtK2r2KOXh+f6qYjnmOR7FLrdSdZLtizw3jXEi8bjg",
-	"mcXReEAUs38YMmaapxjNnvFrRqRgEabqMnXN0iGJ7c/xoPzbIl86XsaDetwmfF11RF5Z3curEahrKpll",
-	"3i3rtS2/plbUskMgZNgJGrWdtUNrEIFZcpV769AaqRJGe8cpxKkU8zlLMTkItuN9kfuJiNGdrHy7IHfG",
-	"aLpx8c6EBfkMX7z6jE4bwMTOH5MuicuzjAfe045JiUb6U9xzpg3YCCxrLreGIyhGU40RRnrBTTJjKWrz",
-	"XFcAbkisEEc4ELGly45LeboxBGFDVGaDj3x/LGZ70Bc/cFQFVXfpeCM1qKqf0Ba8v5fkcdIWsnKoa+by",
-	"p6vSV06NYcrO879+pd1/f7L/0+++uPz0t/9oAv33hZ79YKXhWyo7J4ZkzEKAFN6oaVetM8ZyopnWQHKo",
-	"IXOpDTnq9/t9iyk0y9bFIheKujehRuOxM/ee4Rcww7poAuu5dOu5xQwQLYZfoSq412TBULx1bHxrzcKK",
-	"PzfBU0WNuuUluUDdBRepXIQM36p6qockZiKNfbWPGCy9MdE5FZrMeQohY+t35qzyu0I+txut7/D1Frt0",
-	"09F9YDTlzZ5ZQHa9LXfDc8QCEgTkQjRywLU5G12cUauo5N7t6/CM/Cqb9wasGkpkNOUZ3VEea4hFCiLB",
-	"znVvpq7NO0Bj5UuZNhnPag7HBgn+nItpxrqFZiC8Q46q/b8u/G/ciTAiNiRGSZFAIHueUe+rqfhrIf0v",
-	"xXg1qskVW7KUzKieMe1zu/VMLgShU8pFTXVqckM5UnHYBwJd+WurSLmy5eZDg+DMu2nFCj++bFLlj549",
-	"v50qXx+sea1YjOELVfggLnjD7HadflM86b2aurcG69fdsPW5zk7enpTR4DX+f1rY/R/8wFTGUYNbsd7f",
-	"5nbW/OSVRW27qyZSstkN/rBe6R0LNmpZRgHqO0ZMVWM6b1FypxZruWKStCQEpGEX+4+Sujf6uh/BXIne",
-	"39vnsZWr3ngybzBudO0u5+H3RnUGH4N+CAGndzGSuimaluZkt9tmn6S3ClW8jUv8vjzAJxhcHpiN93DY",
-	"8V02ajzO5yjbg7P8IFRRKT2TEYmv/hPfuUqoM4/X/J+dIUmkuGaW53sfat2XfL+R7WVwb0MAwMa8NCc7",
-	"N2XhJEzrkv80RL/mXDF9ycXmCnUYaeqip8q6Cu7TZiPeGudrKh0XER1kiiFhNwkkqxF7r4bE9ZAdN+Ba",
-	"3iVXPfJPqwVxQzRLFDM+4IlqMpUytf9F44Az1ZfbcYqK5Ty6ObsWlh/C372AhoX1dotntdOvDVY7+GgP",
-	"1h60o4m8Y0YD5GSTGc1z5lwQe0ZVowlrQ/a8vw1/lGX4bwkomJygr2pBNWuhVuvmYj8mTzG9ItY8jUmS",
-	"UT6383Cja/Po/RLO+abYQiyh4iPGynqGXPQ2RoUWetexu0080cRdsq//RJ1Nx4O92yReEwgsAVDFLRJJ",
-	"gE3SafONzRj5qJnqnkwhT7myxYgYVYiEOjJ39Ow5GS9NDbu3SRA1g03tZGorctnfHqS2AHqznfn2loUK",
-	"2uyyL4fBm5dlDBfTppBjrvOMLi9Fo/XpdJ6bZYiQJ5o184t7kl8bE7d2HtJHeOnbCjaoHmotOhJ3tD3K",
-	"wF/Wl4UVaDdKJYwAPGFFxjTkWoGxAPUXxHRl1Roq0nq4gb22ndEG26HoxBn2nh9XqoJGREgrnBgls8rP",
-	"QxKPWqOWd/U3Zvp+BYBbsamjrRVFrRBl1yw6fSuhBztAsBHw1gyZd5K8my//6BgDNlwhLxAR9+cL2tAp",
-	"u61J1n7T5IK+ldB/Sxti9QzviwtUhvwXZ4svZAWro61L3dlUKm5m88t9Kaoz5CdSYS1BakiuZFokGMeu",
-	"GUF9YYO0TdHwPueiMLiEPQKt6YJesVt+05yAj6Zk+6zcDFNkIa8YKXIixd2T8NPb7+tW6isXl2OW3nIG",
-	"KDB6y28Um9/yiy352PeFf5G/DDfXGiStHdAq2KwexsqN1fcdNWDGZgwD4vOwlotpTa2DnfkduZ3gDho9",
-	"EV94CdNVPX/zSZQxhCt05muj/beJw39qdPQIWMPKNSzcilSrGLiKoVt8nedhU7fAsjLJcjUycWsK5JqC",
-	"rFiZcZzIOdNQlN8LmzTPM3Y5g8TGOCKxLBT9UiN9WE7TWUAl8btZte8xVLN5ZSZ3Eaz3meXQlFGJKQ6u",
-	"Jp2LaESz2pdlN2zPh75T/aYvz36w53oqlMzmrCmZTpqcFmZ2Wahsg4GKzpk3OlJNqICMS/vN4ODASJMf",
-	"9Hq9GHLtP344i1wU2P/4sBr8WK3mZwdraOVBNXt6hP5Tb+U8fN4nY250BweeU2F1ICzZx4VdTSXD3M6c",
-	"53t4+HEBUW3zTWf3sVnR+1kuMB8LVWRw4QZnL2A614RmC7rULlWpGgyHv1ipw6mIjYz3F6zOeedYGpIX",
-	"euZaF3hjBeSOWlUPYC92zqb4MXoGo2e+oNRJWclkIx9CwC8UN8tzO7FLVQQr+0mBee341ys/9X/+crFW",
-	"de+kanSG/i4rPgSwdMY98gaLP0eEC6zML5XzZqTOlEymzJDj/qHLC1wt7xyHtjRgykZ3QNjWzJjcHpmr",
-	"Invui043BiGLlKqUOJDWZYXqiBg5ZWbmcxPByFbWpXVlA/0PEGRu6DyPXbUFvbFXjP8kzFQunOb8n2yJ",
-	"FXm58zSs0CEuz5ciQYTWJGdKW5wjyKYRwdu+1iFcwYJRRcdgMhMpyWdSMB2NRC1yTXcc+WQiUUvw55UN",
-	"ROxnYFqrt92B8N2RgDm46ZELqODrDZPcVV0MecJGFabEdghEP3l/hjG8P8mRcMY7exC4UihbTRYcFHJL",
-	"ykJdLuLmjPA9V0TevjMSLiKcpRi2oo1zZqkCbfq9kRiJl1LY3dmND+zffyMnWRYC96vdiMhYptyRUqjA",
-	"0V4vhRyRjxevut93eiNBiBMPqt9BtW206kP5f9I+PnxK6FheY2+izhBYrbSgZoeIX2KV5+7FMmcxkYLQ",
-	"sDYoyjxlRpPjw2c9u3LMfoDcCKDsgqznZwRrcbypanSMq3dVsX/91IMqIDEQZI1hRSsJFgNCSa0mCfa2",
-	"etE/7NiRQoWS2srb8YGDzYP+ARRI7VSql7gI4kr9EjuSBZmcGqwEjH2hypZTdkQLMlY+PbBgEZftTipV",
-	"T+wgdiyHmqTd2OWs0yM/lN1iYD7HSZ08VraPsYOBp9te8HG/PySLPcqOk7Yv1wzHG/nqzXa0StpwRGRh",
-	"unLSxSZGsAbsQHV0BKuq1iz3lzyRhUgBIj5W50AQVAzjzdH4DdUR51hN1xIhBxtKZiyOEAxq1RHiiPR6",
-	"vY5vrqMznhMzU7KYzmDCC0iwsfP4FktIMSm4qDOecEM+XrwkWFurRz74jknkytIgdIElNLNT4zvBz0EN",
-	"tYCW0qWrmYBWV6g/irGePmQTtRZY/VH/6Hn38LB71L/o9wfw/3/vvxj0+zFSDEgshyBQHqqE+7B2kChx",
-	"EXYsqvFtjBLtkTPhQBB5rbYE0wrs8d9jKE38fx/9EMOZQIoTRUFnTpckoUot7VYAD+TEdaQBykHax/0+",
-	"4v+Ca9YZAqXSdn48x8rpwS9ckP///zv8ftDv23OggmBGkiFtLuy7HaSQhy++6wOg4l2Ro8MXL+AAhCST",
-	"QgFrozNXqqR0oEALDJlcYSc0MwMsTFmeySVACoUSVKQd/3D27vx/vn15+ebkvy5ffbz4+OH08vyfp7/Y",
-	"U8YbW3oXVGdox3AsB+zgdsku74Or4GjGxRlIKMhonltqg8THE8e2kUUCda64JhMu7GkhIrigbHdiopgz",
-	"i0+uJgFpl/0mAEYwGdOVt+93hvZM5mw+Zgr9GmbBMXhSCkZQTCLtmVyAlsQNXA5QFq4J0wnNWToIFZnQ",
-	"JaLpEr6Gslydsh+dLIzfuoazRYeWw2/XTsByNy1DUa8QZpNQgQ0hkLIAa6BphRPEB9eHMTJqrolOZF7G",
-	"zYCM3RAgMLC7tzTWrsZCKrAufJ3j4JXGR2WzFE3aLnyq2ixFZmxAXI8koAqO+OJnUumBz5CAqmcrXZmg",
-	"FDrSIhdpwDVxLZgAAGI3ESxPk6miwnThOTl9c3L2GmtuCxBduIte7biSkAhmbjFWzQVoefPqxLLGuYrB",
-	"m2fFBqzcMySFyGBt4E0NGIA6MqIWtcRqAqUoorLKUeVlJNa4QMEMVDiyGBI6xiC7hMLUPfKLi1mnIXQj",
-	"VLWEFoSHkaetgBLQuSoiFNDLIZEPe4fqSsr1WXSvuwWQ4/5TK7GxpdP4iZCOP3opskd+CW1GnGw2oxZd",
-	"3FbGNLliIsVyP9NCoZ9kCUQT1/us/xRBZ621WPvs9OIVSRWdGDICRX61kQnIhz8jA4dkzFGrM7BjI66X",
-	"bbrgAlQhdKVxESKLpdwePgHlSxANvTxMPCSH3aNnz8g113ycMXJy/vLsrObjpeTjx7MfCQeUHzNtOj3y",
-	"T7Z06vVe+DUEIU5IsZzLQpe4gCgU+xZucccPFB5Hrs4p9iAQU6ZyxYVBkEmyIsWK5kh1sIKgE6SSsh2P",
-	"JT1NfZqu2DJyosdMphFQgMjxNzsWDOr4TfB9gvAJQ6BJwUvKgJsYxh/5snSvJYqaVjprErgiH7UAs8Al",
-	"BUAw3Q8sz+gS6KqyJNxxLlcQkU0mLHERAX43DjWAX632VXFSc0lh18ByWGmsA/0egDb7hmcr3fAictx3",
-	"Yk6toVOPQDTs0c0NrPf45qbEiCBHBkBV/hgHzqdMybObGyc32wtDyIYAfDvOL9WOMrX+PVEVpDxRBh0O",
-	"dNU28Fkg727ulCluVTpuXLwu4U6xcuN7M7Al/HPm5fYYpPtwFHj+QFt0Be+JokBuQIJQXF+FJoLAV3Ev",
-	"lf57TlQv9RzctyaFLmjWIzEaDrD3FpvnEGKoK7RmJq2om1RbUC1mPJnBEbtkBjjoTkQyfoWX/ObVyQou",
-	"YqAcDukECWfsg/DgSqkZjaKklo4wwDE5zV4fWLEvJu2aucACs5vBEu0O0MaTshWZHjRdYVMTsgF5+frk",
-	"/Nxyq0JUoRTsAZVWZO2z99fP4beD58dYLcn+4UvwQbgbEKgnsAdLvkB7qlKr+vGUBd24cGpCjMXWvaBp",
-	"TMbSMIU2uGn/+2JGDfPZomgc6PTIO/eLHcPt8PioCbvsrL5jGoFceWxx5Vq2YSAdHkhZ/SEqI08V08xE",
-	"BBWbxD198+qkQxSbFNp33HzWfwrCdyAHeEGV7qIu8miIoI/zIykWJGOB6OiK+G31HoQBK4uINZaHB+at",
-	"FpVZjZQAK66btLOPSZEtUeI8eX9GtCVuaLigqca4JHnFLZhifBhSCuTyL88/vCK6UBOasCEZK7kAScp1",
-	"TZGKT60EZC/YS/gv3304v3z34eyns7fnsdVnUFDMMuCx9mkUxI4KElpdHEnDlBm7KPtmsI/ZMVBm9Twk",
-	"QjuG9rwtjYI0Gr+kyYxZHmKUzKzA2gWEdgorcJdgNOlipJK2r2nBJxNkQK8UnVee/Xj69n+6z/3H584I",
-	"2n0PdUQGXn/papWQJ0IK9mRIJjAMFQmzK9Du9xipUWoBdsKUYioMImRXud9i0gZTx8/nF+dN0iLKcWBr",
-	"u3h93qnI9cEiFU6kXiYCkBmSU5kwThJ1YdjYgRVA0XcKj3896f6/mCnbu+x+iiPCMs2s3sQWdpTO0H/s",
-	"4wsTqRTLUOjiKTIBEACCTBEqoZdGH4h1TjVpU9BvaouyUhWcflB8faC4fXL9DCOMnRbkqsR1E6seCGLY",
-	"jcUxCxLaE45CVIyX4pplMg+OND6fF1huIpPTDtgAPzCadpeyUF1oc64HTrRc7UdePe91CaY3EidOYrJa",
-	"fq21etWigDA/rErTQCtch3NqRgJCzJ4RXVWbK6HyNdMrm3GQ9ahxk8/oNRv5vnuu9KbbScjH6ZEzZ8aC",
-	"NvyWw3r+65YEbH0kvLRy1O+Xt4uuI6zb6ktVhzPC7Y1EXDmhAXGt+WPSLq+4/oZr4x93XMOOjE6nXExh",
-	"Jy6rnaRsqmgK1mxXdRjrQ7jsUp5xsxyW+hQcilUtHWDA7Vq5esyCkG9lK3ul2FkRKmO7mifBvn7y/qwS",
-	"4zpoHfb6vT6Uxs2ZoDlvDVpPe/3eU0g4MzPwlxyg+vRvTEYFJ2JgnmcptB3D5ytNw4/6/XvrF+7qEDc1",
-	"pcz4NevVfD2twa+folaokNV6za+ZPeAhXn1gfw6uPGWyyhk4MulUQ7pvkBBan+zwBy6vf+M5vHHPd56D",
-	"xfODPKN85QQa2rDXN+tm2L7d90pa1YcV3hMailsAfWE3udTg0yTocNu6ZwcXvSWdZxs3/hMz73ImTt6f",
-	"necsuR0cuIGbmzW6UYOpf/vGa66arbuCfpVVgF4JrqfJbFevU8vDkxlzNmSuQ9S2F7ChrJCjFUNP6zSG",
-	"ZmJDwwKlF+xGjdhfreRVP+MPuOQHxLEyyb4B8mB6aOL5rP/060xZq01RuY3Q2nUbLISREekhHRz4NLLD",
-	"ynCOLWyFF28kPKBFilmDzXCDzfUg6MjiXDKjXBCprBLYjjX7LSZUJ+hu6qCkD+Y8PRIoUnQxbV1gxnoX",
-	"vmcpacf2z5j8o9rdMQ4tDsGGgD0YIErDsx2X/xMRxebymqWo7cFyQJhwXewXmhQ54WIkgg0Ston6xDLu",
-	"kfd06izQvknhP8pOhLgvzZjV5f0JoG4K3gGnauooiPiqbpD74FvSA2PzbemtMok8rI4Hr7k2odkihzi0",
-	"0m8GpQw3ZfFip8gQBlaYWQ80q0vs0RIHzzbIHqVjO3SYLGF6JV5ppVjL5ae/t0ejnvtnp6liy+eocZ2u",
-	"O2OwjrncY+yQumV90O+lXN7OQIqtk9Mxyk9l4vNKC89NC/GNQO9xKTAn2pBgQc4jtGkFEyXnzdNvDZzc",
-	"ugZXUWWf6Y28h8lfFkpLNUSSFQACmUpG1ZQpRLmN4AAtSRrX4TNU5lzweTFvDfpN2Sq/Nw4LWntt2NCq",
-	"8rDfh8AgHPMQwoLCFIcNU3x6QC5W9nRtYCnvBIPOqVDjG48WeNoxLqBp3LDQgx9o6HMJnxzu/qTWtB4+",
-	"err7o1dSjXmaMshhPT462mea9dbkwKn32NWZsKSLZqEs5LN91ljtQA/fHO/+5gJlIWTbFaGNOXZjWaGc",
-	"EM/RveJNsWwiWoDkxJmmwEv2pAwU8nTJs3DgIq1PUavuwbP4AU/qbL3Si01v5O4nJHacwlmW24CV6Ha3",
-	"pxd3nMEW9GRkkJZyuY3ICfJo0JzRCSlCSo7rONaOsU+YUx1zprrofQEZwgoKVyw3QxKDHT0Ge6ouTyo4",
-	"IzEt2uqHinUtMi175BUsfiTc2yCkgEOgR3wq2CEU+PKYUePMZB/GXCnjsT9frpZRsxdB3EWQNkVftC6S",
-	"GYQh+MJqnSGhWbZaeqOJalX7oe3dPr5aH+RBadVKQ7UNHeurZ/JIrf5YauWqq9AKyiayyDC8A/AsCmYk",
-	"h2ehaWJp33IFZb+YVB1gL8HB761c6gaK9QaoAyCvp1xgynU0piRMoGIBoWlLVTbAsL+MBKBZiFwGKyfg",
-	"XKesLjP09hR3Jo7ocNeYeiQ4Bi4gGRszs2BMYKQ0Az8uzI1BEp6YZRkeKJlkcqFHQlgpJrPqEfgNSTx3",
-	"uwDZVFeP3HmZ2v1gi1aMLCgMgoEnQBitqnRLIrdarKjsDPeDTJf3qBc310T6XA+CLlveVunT0f0uwxUg",
-	"2kCc/G0p5k59ByigXSRbfuuErP9i9xcvpZhkHNMWjg/3mOI9XWaSphdSvraCPH73bJ/9uMrYLH3DUk59",
-	"CaO/PLk90Vc1WluRZ4CudoGuIgxCm+BAZHYQ2DJUxpepvT3x/d13UP18oK+w+kszGQ544vzGrmIDZO2A",
-	"5GtlG9cONiZtiOUEZ2cmxdRS4Gr6EnpQIVznuH8coj4O/GJC20zX1RfEh5HARYObA4QuHxtxS/p3fsXz",
-	"SsfWNRkPZLCcmlkpglX6zNYp123MBF9HCttE5NzdVCWxb55+7YFzb6V5JQuR3o3g/dVpz0/82lUZAOnI",
-	"YRNA87AqbKAw5YU7blxkuuN66cMQopXC+I366jvh7MEQHVPWciXtcVawg6liTHQGrhA9RIJBKXokshDL",
-	"EI1EWdvevjFmltj4GvchrArCyCtln3z1e27sCL6wPZamsqcaTGqsWn6cOMK3XuB+JHyFe+c5TpW0CNmr",
-	"lVIPyTnF3K+l3PQTK/yxG+PizTUWd7dCZlncPSKuRPvKKJmc2s9nfDrrLkCjB7U7InFGpzH5B2ms7O68",
-	"RmVl9+D+7dxBs35fufAHpIUrDRk20MPyWHVkeRJo6fb2yge9r0js/iyaI4S7+OqsVYQMCleQdFw4NMeu",
-	"ClPFtL67ylghFge/27v6fFC5wYPfyz8+IxXJWFM1luP+i1LcqDTCr8a/hH4XVXJjkRc1YKkACebSsBC7",
-	"DcSVK206Q5BoQvhQKfa5CG1dJLORqMDY7dDoRyXzxhYoa1JM0/2Wr6yVkG0Ue2q1szcLPjWz+V0s58fN",
-	"8mbl/LkmUyjX9Six/LUlFgvghFavHqzLLhsI0LINkZeQNxuRkln5IEuILl06L/K9EhyUGdLNSpKvW63r",
-	"uP9EY0HWyqastlRKJZUdjQRUz8OSkU0deDQGC5eBYEfgYRQJA2e8z9Z9UrFJu+BXmM/SOJB5XM5af+hq",
-	"0WP4WEKL6cyMRJGX4WXVNDQrGFWj0rDninaeDSOBhIKwORJGUaHR8YwhkJv6AZExwxInQczqYLaNFbxg",
-	"hn9AsYLYEWiU3Owp1MSsMfaTIL4nSo+8klkmF+ix8CzIxQD8dOpy31cvO+4RaB+OiZrhDEcCcnwqyqqF",
-	"ifjWpje4hJKC3wPdXsmaRzE03IdxzfiqnHrtvq2K0HauUMjo6Gx0j8PwzS7UWqucsp/ppwc17tX6TuwU",
-	"9QjXVfEFMmkcFj6yli9gLcdHe0x2IeUbKpbu7PSfhiU5IKsZ8TarjVXF9Ev05pBS0hq02E3OhMYOaHdm",
-	"Xk773G7icwS4kTijju09Q54flUQ7gvgrSKstKX+vgWhuE49xrC+QkD+4fd4fjf30VXTViiy/m4x5mQgu",
-	"QcjFI/H6q8vFNb6OsRnI3CHmQbGECZMtg+zTgMj3bsQLVYM2k5RzVxEiJEC3nd9gvKyIYHYgX+0m7gwr",
-	"ObojgWkxGeRDHj4jrnBfVKur71u7hZyoD6evPpye/3x5cfE6Hon20z5J6bKWvQF5JiFl08cGWiIEqdki",
-	"WikYALk2GAoK6ecg0I6EFz1D76YOFHGutU6Ky8xxxs2MKcgwl0qxxIxEyH/DHFhfVcmXDoFCJo39VecT",
-	"2vUqud0kRt26KMNKR4cF1cRXC4F4HG6IYVkGAQD+pZnMIEkE6Io9Aa7hEKgvZQIbxPL7k0wuSCqZ7gwI",
-	"1VehbhAU24AgXki1Kev1O1/3iavRIhWhGQSvk0KzFL/zux+J2NWd6laS1axMXm1mAPUbZnJRgwK7USwd",
-	"AK56LBoAlW++P/zueWdA4l9HrXyRjlqfsNS2/zMataTJ7c9D34fA1z/hptGWCUD/MF5zGPtWrvL7Y0a+",
-	"U0pTHPtKLQgvBWzo4PB1+dGfzW39V5SWN6QwnPq+NZCPjGnOnuiAW6QBrugqLFX4VmFmm9mWq2i4QYiG",
-	"b1eZl8Qy9JvMOdfyyomd23q4QFWaNhYj4mncGYDN223CszBtZK7JQqorKFHgEag2EDeaZZNKlwRXW6f2",
-	"UigI5JhftYYU8A7LRJxJKCLSZYuEKm6+Q3qPvJaQ0QeZhtUaLC7V3tFoJlLmfPlmJKjAPOANZNEe577W",
-	"XT+bZbowyZe4Wx513Xvy8Diw9IKNu6T9cXCrHrsJBbs0y3ajoaslVUdETD6OMCAEuom4/PShh/t6ayFf",
-	"hKbEOa0LsLROXMmOgEzerLoR1E+ybC9oP60t/BHevzF43wJXpD1qQTiWFd7ta5DUNGp1Hgwh5hN64NWH",
-	"bmg2u0G7onOI0sDGvOBTSDncXkzatF4UBWVtX2xC50xA5TeMytKuuoAr73fYxwKLkqce6xhVGWcKizMT",
-	"JyhqiAXrjQTU27HKlFcdJpMeeSsNKQ+iC01sB9WiWZhn4Fc5gmp9utlqLtii3qD3YYTvNxP6gdlr+IME",
-	"8PoeN5iB7EWt1rvBbsCOBiZf2036Vw8z/Ytbt7EHNSZ3V8Hq4QRvS+SMNFvCTV+CA9TTpVppd6hle/T0",
-	"+wEkEh9G5DmB8vw6Ik/7xNIkluvOSHj1YrXOO1g1xlgzPsZB0aoN1TNGolKmPiYfP7xeqUxPznwIrG8B",
-	"AOFcI7FST9vv8SDB5gTxEHgKtjDirnIYUXj6mtCRWGkpQFapqpfIpSBtR+fBmwtxJ0BvR2IPguvrZvky",
-	"XFzXqnA1Rswaqky9IcADUsH6RBuo4Gr/ha8oSv2FiQFctO9Fz/wdkPa8yAzvTiBLu4pRXIrOw5MJj0Lb",
-	"VAQvBJmtvTSgyHLpjfI/x0PQbOuWiMxqE2D8dYXFAOGMJHlhfODXSNTJi6zZkzuu3CkN62joIGIVcyRs",
-	"UCHKsNy+gFV+9RVbOKMxWdDlsFYj8QCMy0AhRoIbMMnCUufQvAEaHFbukAeC1emRCxD60NSNNlsvCB72",
-	"dwkXpI3VDSETRk4mGRdsOBJQCxgqqDrLAxcEOQvYFsA4jhPb1bupoQJVsE+AUNmgyg1qBWNdAAcWgQ2H",
-	"6K+yC3XkSMbFlQabize5bKOn+xPPFQ7ZQCtdL5p1ann/4mpD65tvTWANvoThipq1qgU/yqqPsuruPPtC",
-	"CU86QnhaoO1oO97epOmBGZUTy/ZlVLvYkgv1c3U1RwIZ8KDCUILjkaC0WwjQ8+uqf2X0kXB8A+L35/I6",
-	"mLexUVOoHlclc2iQvgupbi9CzWxgAF9GsOVk0hgTjYduqeE3ZRdosASWG3mkh4/08B7p4WTyYBbJOqJu",
-	"Jm0n2LisGpiMmnO1/YorUQxFUDFzQoHMys1IYPlKLzyXLjLwHE6tdGspiSsDOKbJ1VTJQqS+jK4vjhn6",
-	"iBg+x0yva0Yz367BVSzj4upJ6QEYCc3FNGPdQjPfW4anQNhmsvB1jFwoLXPV3Hy3AJhtJGr+vUqEmyfx",
-	"6AeFymGOCrh8WCmgrnMzbXMg+d6N8gGu4GGIXG2O2yfrrzRKn9QqUq9dLdwASoZwVwv6Bdn0jzTsLxMv",
-	"8AaiBEiDcPCV6NtuW8NpEIQaggIseA/q8Qu+zdO1vMKQ87o/X694IKv+fCRWLoKi0hDJSMxpCDWner6z",
-	"VIR+HhDY1pv2hcpNx0dHIxHkTXgjHlYDwqoNsoCMQb3s1UYNVpoMwiom/Ye69c5IWgAsd7Zoyl+dtrl5",
-	"7yzEXVTJOhRNhRKVQy/6uqzHR3r2SM9a51apAh9GGZCJZRCRst0ywumWpM3RoW3q6BqhWpGElDTUMPS6",
-	"vPiu3+9UjWIjUXaksnuM3YSXSFGCBOdr3xMsx5mSIu+Rc6ec09UQDaA9C1oa6JgLIgNsMy41DgvST8zA",
-	"1RKfyayMKYIwDiS4EJflxLb1UBD7sBZqXNdBfa6do7Suf3AgxBBFfLGQJJEhFLiMIK139HFzupIB8FNC",
-	"NRuMBLuhicmwIRkQWA8wXEVlDxdfIorarYXbwdAYV5PPa+Vakr/9DWuua9fvDC91At3QXWM3t9C//Q0s",
-	"z+UlQIgvvAdt8gyfM9crouxlAmXqrXSPgW46hFQHNuS5T9sHdlvtdnukNkYv416wXQhZj9yOiO/0JicG",
-	"Zeyl45l47mknsnsJ3BZPK7BBmmUrrLB/6KOtmwVwGNaHxj5UqSyY5BsM+wVIRNC18BiCvV13bxcc9hjs",
-	"+8jsqsG+KxG8zg5QB6WHs8b6BM8t0QUZ5XNXbQ/jkp2eCtTeNUapexLBy47lcnoj8cF5y4KFstZ+qeRc",
-	"Za5pM21xC30oqoLD34qsHN779Jvzcn3aDbvh2uggPxsJFHrFIWvhxbUnsjP7/nXrl/tL6MoHXFTJCc8Y",
-	"NOccu1Ytbd8Ctzp+p1fLal7v297QY2bTEbh1HjR9AmfxqBb896aUGN5UMYk9mArgxa+NFbZCLCdG/UNP",
-	"Pu6kPRSihFRenIu8JA3kcEhiJ/X6Is5e2N+UJdFrrAvll9B6eCFnW0UoSKb153X3iKI/TcVyDHF+olc3",
-	"vgqJNXjCfhpdYJu7CqG4ZGX7qvYmX99ZptQyETraaHL3vUyHI7HR5h5asTqG2yPvrTItDDZn9gx8JKDe",
-	"b2+lYfqwTDydsxgDdLCByEpr9cFIYHPTdshnbOwzFrJxsbGz8XkDViG6tVWOrBjlmsSGf8EVnMINPFRg",
-	"yRUTX+rrvKiLRP5YV/j4I1d95Kr3xlXRsLsiudcl/GCUQbIzx4qYULjowXhwlWYeAKnaUkPq1GVaNAVE",
-	"nFR8qysO1Ao9hFJFXgPxaDfcx5XarKTY9f6r0pa1pDy7vIBoPrhPV9+dYhwevPjEI034hkQb50K0kFdt",
-	"Joxg6CSHIPp4EeIBUD+lejaWVKUHYW0bRPAPWKzLChi+O0ilpyhpQ5O+lLhhqqUq0cjChCyms866cP0T",
-	"Mz/6VZy7Rdy2GE6F1zpW+6B1rP1yN5axxm2sSBGVRe6SHqqv3l1q+Bp06M+hSMiULtFTMM0gr7yCSr8V",
-	"DNrbBRVizvZBAuiLVEWBHjkJhhxsCgRdO9BJgU6DaldxELSdB6FSprmCUhCPgrWt0X1Ub0qOrX/Rv0Ha",
-	"Y3shVveF7vSUJCUEOdPRSHChjSuTiK4xK8Qf94+HhE8crmIJZcerFSvthna2kShtjhjFxDV0619vtI4V",
-	"teaMipqNErg+1EhtYOI/MfOGfeOo/4ZtzPXBq3/E+W/ReFC5nC1ofwAFmbkUXe9D3CwBv/UdoitCfBnk",
-	"jXHF1ErGGWvK2RmJhAqLZlgDumJkc+1KmaK6UMxhOUYnTxVNGMmZ4jIdiXbMblhSGHaJrUIj8t1aBSmS",
-	"Fgoj/XgyI/GPp69PL05jklgamFkZ3MBsiOKuByU06r5i2P6VaaPk0tIVHGJOyyIH4GcYCWdGK/usrbRL",
-	"J4WwRM3+GVVit0M38sieRTKDJB5v5qsUHgHju685ohjJCzX1moK7JvDGCld2LLYwYs80jct2a2Duy+Ed",
-	"bCyfQ69PHLx93H/R2RLXeIpX8UBmDDf6H9R46EcH8bXpG5qqOGi0HMKKeUW2ZiPZx9fhzu9JWWu96vLY",
-	"7tv4/Bhx/qhc7d/MyMcAeCQHp2mWgXIPFA47+lvAZilp//Tj+w+EKtMjh9/Vk0Xx+/vQtZoYzMHvPN3Z",
-	"CwASGk0FDa1kqLGcMJHKp2SshS4Cla9Srwfr67MXEUGuk0HmD7z4V7Ow/NXLeyJAEVrygACRTs6w2FWV",
-	"Uhox6XO0WbkCocENBn1lKoNh1wpXMYGntZr7WOjSiXs9Eopm+vWpQuhoa0A0QXdMux72XCtc5n0mPpmj",
-	"IvrJhWCKaMb0SMTheLCEY4D7GErbDImTUEIMYCJV6uuiOUUPpRQI/nNxGyGKullz+nbQ/M+B3P8duj0H",
-	"Icv1Ha1VjXqiS+RwzGgTtu5uPfelTedKDimkCdbQbq7YhCkmEqb3McloZgwX0zWrjGCLWvVcA71+QUPS",
-	"hJqRuGYKKEJ/4DOwsEuXMK4NVlBwZG60Rcl2Snm2DNZOOZmMBDWk//2g34/IbwVnBn3E5Oho0O93+9/B",
-	"AyEhEF+wzKp5fM6QwmQyoZnV6H7+efDmTexxPlyU4XP2bylYp0fi0ws6jQlFy0/sTi3sfAN1eFs51feV",
-	"Q/22jS2bVr2p5lTldVIBnXsyyUQte/TNLuRUJsWcASdwsGSBAGpct+NR6+moFXe+JfXmL2/w2QYLnsR5",
-	"pEEaVzTQltf8ipH4/UcfiVHiGWljLL+/+IjEZ5PuG2qSWUw8IRyMxPHR98Snl3MTlbGY2tDMShIYB4Kp",
-	"AmAXwniQ6vovK+u/dEkGrqV0j3woMqYxeT7j2mjoOq+WZKywDqtgnQHQD6Q0nsJAa4i43x/0+7FVheKj",
-	"p4NnL+LhSMRAvC6BeEGnv1gUWRYDuRFS+DD7BdfYVUG5wlQxE2k8EimfTJgibSrwF2/b9q/qnApN5jwV",
-	"fDozjWaX98X+9GodFR2BdLzOU3ZTS1Ebg9JnkZT1pj3iMBRQtW//4ZVHzyTKPoLpELMxxppBgxqfSsxS",
-	"cnz0fWhIgwSk5I8eNlorHcleMzE1s9bg+fGGTqz3b2/acLRnIi++elD/LQl8BQ8IaMASov283MyV96f6",
-	"arAVqr+Zdle+8UT7m4+yfbRpNdq0vt8CmS595u+3bn1iv2qCyArB55aiaW3lxraVyv4WdwYhlx6rc0F2",
-	"VZ0gYUqQp0W9P2Uxxrsy3FLg906TfcvR7KiW5h5flhm/G2qPIe/17fJJzTUbxnYZxcbVbrCkwipS9SkF",
-	"W5TT+XJqqqkedDQSe9UNC3kBbtQeeX+XijS+8edKeYeRWEhBKAHTipsPF9WYAA3f+NzkB3KC1Ce5j6DO",
-	"htznSsn6x4I2j+6Fu5tBUY6skb+AqQ8Qo2X1DjrPs51VtsdQU9EZOBZsPJPyKmgfoFdc8jQerGc9WO7k",
-	"8nPBygHB5EDc/EehqEIHOk/GZ34nybL7T7aM0TEMFRoh1VrTCRuUQeNXbFnpRmd/QXcx5jXn4McQCRti",
-	"nrVRS1g2FyHUHueHzA3Fp1zQzIegQHHaJQOH+FlZG/GD+3kArSItWc6gobjlz4sZz/D+7LqwUCTXI5HK",
-	"hei4QBjFEjkVXGMbqNCFnvCUpEzxa5aWG7KjYMkMrwtA7CsExaQF0kTmFtIjlnBi7Z4yDsiO8qz/dCRU",
-	"kWF1jaqBx12lPsgLPYubVSY9e7M8d1CyQ0t6CUnX3WQmNROEQ/8is0SNiWtiJyFtUIwo+fjx7MdORHQi",
-	"c4xA9jCyWdWpQ8Ymjefo2TPowOz/PrSLNhaxW4PW//p1NLo5OuyORjffnX76+3+0vpp2ZA/yB9DU9nfE",
-	"b6chJw7AHxnMI4PZk8FYICTUkfNVo71cCOLYAWnnMytK0jzXNac1t4rHFp91C2hZF2zxO7t5VtmQF+Af",
-	"yBg/Em0hScq1pd3AlaI14bxiDo8IRiKTQnCjO3VTPoZROWuQa5jvTLLunSGBnCluMDmKi5Go6HRGeoOR",
-	"qRh4N9jXz/3BfNsG9bDMTXHL7nm53UfT+X8703kAgvYKIgasQ3S7nSndTlE3mZM26mITzrK0UzYZqCr5",
-	"MF3dMu6nWrOEV3AXTC7YCNOURABjBED4AZo0qFjmV4Kaj4++D/p9GHboTAlVehB0S82x6ricM0uSWabZ",
-	"E01Yyg1ZyCBVHvdflCXNwsCDMisTbABYEMai+bJiuO6Rd5ORqBTxsYOXtmwwKnjqV63Wo4skYSzVUPpm",
-	"1V1AGrwFsbv3S+yD7MvhPD8eiWRGFU0s5UJfphRGyYyUPxMJSWHMlWWLiC4UZG1hEfkc20goRozi87nD",
-	"8VErJv8A50JnSGIPZzGhgpydvD1B45kuQLcZifi0UDJnBz8wlXERD0kM8Bj7vBQMuuDznClOs9jynNid",
-	"i/esjgQ0TeWaSIBP0CYgxtWlgEcIQuy3gqLztwJc3r5sj/MkYIVnFsGmJDHMbM7Ax17RFuYSAAf5Ohyp",
-	"/U6KQehf5Nk7dPdEwzZ4iCG8Fxu1VjY4ErD/wAwt9IS0HhJQH/KHLW+Fxnr2IOI5j6ORWDBIUbA/ZGNX",
-	"DovNgcNBZA+75sBrwO8dp2z6aoMKsoULPrpp7sqq/xC/zC45IVC/VS+MK2P26IN59ME8+mC+ug/Gi0a7",
-	"fC6QvXnwu8Wpz3fM90TtSnlKHf9q2VtEjOxYhmxkPBIhwspIIuQCgwTsa6Bb+VwVFx1gZNzzT+GyxpZJ",
-	"lw8rmSN+Ti+XPD3EocBcpugijsiLp+GnkYhnslDI1477/cq7KV3GZFwkV8zoFZcOLmTMltDRwMyoQbtn",
-	"gaUyPKuFxudcr9TEWObMbuaaZgXzqudI6GLuuR3OCYtIinmRUcOvGQymSRs6g0WEJvbHSyaYmi6jkfCM",
-	"u1NWHGdUlLEYGxPq7ELPMdVpn0g+ILTbYvm2Z8fZ2ZCOfI52Kr+vlJy39njvQsJbsNrfCgb5wW65eJSt",
-	"fRf4A76+z+K+dl5h5Z42auf2aURklkIKk+TC1Tj6MyYd/tUDcN8J5slEvVurvGbKlSxFYrY1K1FnjOW7",
-	"C2Ttotb1AloM48prVHskLJ0lK1Q72kqyo0CEPWXtjUScUhPoXlBcjCspa7fDFFnIK0aKnIAe1Vxvy75Z",
-	"Kbp1O7vaLUnLt2Wlq+x8WykwDxSBIjzSgj+Ffc1eb5nqejtyUHMFbnYHv5KK5Epe8xRMNUYV2rCUjBVP",
-	"p8BIrnnCyjRbzUEKkapHzvlUuFyUkTg3VKRUpeQXNy1p//zm5GX3/OeTo2fPcekxT3sQX2roPO+NZbqM",
-	"XfltzacCbAiQ9Q8hPGipQjFuQcZLwwI9oWIZIu9zqrTVKaEEkh97JJxg6H3Dz8ici8IO4Qis3RccMTYm",
-	"bLsSgSlXLIEukBG6aTW7ZopmJL4+jOJymZrM6dKOD4H/6CTGllPaVRjvkVNoIEiX0N1gQjlWaYAU7YXw",
-	"JZpJDDIgadMsI8f9w85gJOJCiYHztAzcewN3m12HgV2nwEBjbPwNBN2xXVAn2nMQLsC5DIPE/qH9G6va",
-	"jUTciyPoxFWebS2XKmUJn9OMfBT8xnX10jtnD0N1IbI5Jm1ZGM1TJPsLLlK52DlIuIrKJoQsbwgjt5ge",
-	"CSqWviIgtokFC9FCydBIze5Qsa4GIxn68WW6xALgYICqHg33fig7plo+0cEtPoA6wf5B1ZI0Epu9/IBZ",
-	"FjKEJJNCARiyyYQlBsyRPqoCVYsyMA1qzK72ryDxgX8ftS5vu3QxBHYlLkQhlXPKxRPtXIeARsqn7itm",
-	"dX1v8fWg6nLaRqLdpNtQQ2IffHLwFlUbtP/DekPwhrPEjUTTV/b1OCJ8nme00HycMQK60ep7qDDZGzpx",
-	"G3C9gJ2McdTv9/uEGzbXQ6LzjBuSUTVlihR5JqmzcB/d3FTqjuA4XJO0UHScLX1qDQZzQFOSX0I0CATi",
-	"6ZGAggXJDFuprhU7aWOACoSTdCLXlvjo5mZTXIajnbuMoh8F/61ghKeemnmYG5ZBM1K424MlbDRjlpC9",
-	"VZPbHo2xZnFrWHAgD2WdmIApC6oBcdGSt3WdgXZsXW41PKTfffHp98Po8OhzU2zI2lLPc5pYUmAvwIJr",
-	"ZtFMToABjIp+/2kyppo9PyYV7ga/s3jn4gNx2vesj/svnu867AcyKjtQ/IsEuTzGrHxLRS5/9xhxHhBi",
-	"8Ounz582BrZgvX0fb2glN6tk4r9uFc2yvfS+WxWCem29Y0YVUyeFxUG3UpgcqXOhstagdQCqnlvJWuXI",
-	"xLc7EWktoBIssI5OYChn9HtjQQRf4M+3nAu+dwhVxvTc6lguKXfHcLVRNgXmk7Yzg7M0+HN0NY2tU5k4",
-	"WJHXZ7Z3Cu1rndPSzllXcSrjuKtcH+VDWQ+oMeIppYZWxvF60fpA75D/uvIBlTJDlm+PC56lOiJKZtmY",
-	"Jlc6Iql9I2OWtejOkMQ0nXMR2zcYNFSsnr591DDlz4xmZhbBZFxA40hng3EKFq8H1LjhgqSgW58/ff4/",
-	"AQAA//8=",
+	"7L2Pchu3ki/8Kih++5XJc4YUJctOTNap+hTHTrzHTnwtebP3hr4akAOSuBoCDIARzZPyQ91X2Cf7Ct0N",
+	"zAw5pCjZcpyst7ZOLJKDwZ9G//119++tiV4stRLK2dbg99Zc8EwY+OdTray0TqjJ2v+ZCTsxcumkVq1B",
+	"67URVijHVnOhmJsLZsRvhbCOwafpf3YrT3cv9JVQ6ZClRvDJXGRp9TGesYXORG7ZhBezuWPFMmGpkwuh",
+	"C1f55VgXKhMZW3HpmOGK6cIxrjL4MuOOswVfM6Uds3O9gk9XRjrB1sL1WknLTuZiwf1KhCoWrcGvLZpN",
+	"K2nR21rvkpZbL0Vr0LLOSDVrffiQtN4IZ9bds6kTZnsfzsVEq8wyp3FiYzHVxi/LmbVUs/qLaWypnJgJ",
+	"A4P/8ssv3bPCzYVycsKd2H7Dd4IbYdhkzvNcqJlg7TfPn7LH3zzqdxpHr8y84RS2x/95yX8rBHP+W6an",
+	"sHG5nrGlttL/xDI3l5ZN9GLhd3tltBNDf8wZ8+vlkyumFfutEEYK2Ac40rUuDNMrhWewf6IfktaSG74Q",
+	"bpvydkz6jOY7NXrBeJycEXaplRVDWIWf0xqOxbI2kU+HFcrJnPnPqrQ359eiJEC2km7OpOuxM3bNc789",
+	"c+6YtEhfxWTOOM2gLdUkLzKpZkwrv3NqJoz/uWKn/SeP/bkZPvEr6/jnT/t9vxnSLwLvWitpKb7wG9J0",
+	"XPsP+LnRiwaadNy4cJSGA83ALK28Fp2Eefp5+PDhkzgR2KhyHn5Tay+earPgrjVoZdyJrr8sraaL8tro",
+	"/yMmTpufYJztM1uGHzywzL8rYaI367F0IZyRE5sybVhaWGFsGue25G5eTg3+k7Q8s5FGZK2BM4WoTvXf",
+	"jJi2Bq3/56hka0f4rT2qz8/P+EJvT/OZyjb2Trw/fO+cvv3OffALQsIF8j+bTMTS+dV57qycUM7/ky+X",
+	"uecRUquj/2M13IrDFh4HhHfVl3vhWSt3k7mnzqwwfJyvmUSWK649M/fMoK0NW3HLeO4vzRo4T0VU7GA0",
+	"TXOip46aHoHpfcezNyhL9qx/afQ4F4u/324fXuNTu7YhiLAJV/6ajwVbcmNFxtpjA3f9389//inxHFDN",
+	"4N/Mn2TCFjz35ywyhovr9FofEs/Eprmc/HGr0HkuM2GRl4n30jrPpKzjztP0gss8HCczYuZPwogsYTOh",
+	"hIH5MetknrMcKV8boImpNNbFl8DY/mPLF4KlLzKxWGo80n+KdeppCgcxhVL+9e20MGowltqu1WRAGzCQ",
+	"leeuxLorVXeay9ncpQmKUi/TjcvXuLXPtRnLLEMi+1x7C5JAZoxPJsJa4v5+/V4PAW6hcwH/0MuwgcSn",
+	"LGunPFtIlbKpZ3FH18dH+PfmRWpSB/bdoq3fw8RfKCeM4vkzY7T5vHs0LmYofDPhPIVJ6/nHTGTMi19T",
+	"UxVlljAlroXxZ1wYJTI43Z+0e+6F9eec+E/azT15urkwAg7JT3TiVS4Dk3rN17nm2YXWL7mZic99qcc6",
+	"W/u91H63jtkr+R3M6oL01s96xJlYCpX5u8oymYFGxJVdCQNiQy7EsKKReZ1cm6iag5o1FgL1QidUwqym",
+	"K17nJSsxnmt91ZWZf36DseDitX7F1ZqEhf2sm6AYHxdWsFwuZFS14r1/YNkk59Zf+/dd4nVd4zUA+H0K",
+	"mqB4P+eFdZ7lRnrLpRe4L177JYcP+WSiC+WGtEvc2yEsrRglKbNohGzwkg27ZR8bqf4UlvtW8cLNtZH/",
+	"Ep/1Hj41IvO8jOc2qXNar4AgSTArZ4q7wgi2kNaC5m1QKt8LN32r+DWXOR/n4g+7aO2oiiVg6465FUBF",
+	"hQIr1k9u6G8YcDGvqdH96jE4W5ZzJ0yPneVWMzLcJYmrjbvFrPMWrDasDcLKE0LKjC6csB2kSE/6SMr0",
+	"Y6866pX6pAS4NNofv1/ZM+WkW3/Ozf9F5HmXlDqpliDhuWNjI/iVZZyZwu93KryAtSnLpXXWq8tmzaZS",
+	"5FmPHaTnGFFYkaWsrfjCH9yWAtUp/R9XYl1VwZl/EpgEZ5mcToXxp0qiFfjjW2WL5VIbJ7JXIpP8AsyO",
+	"P0Zued6fbhowaQ+MMBpq0/JZGs9PnUSbKCvw2Qa78sIUImyTJ0ThFVazZu29IqSDm0kvJL9NeYWUWNWu",
+	"UWm2jbXOBVd+h+FSXsqsZukVhcwazePSaP21fDKprKz0PumxN1T9K86KTLpnypn19p7wCe7Almcg8V/p",
+	"Bm/VL3PN+MSJbMj4uPTfFepK6ZVibTDHOZtymYvMcxupQEO9YXFJi7tDrV1PJV4zhAVkGbiYeP66trCt",
+	"R7a2Zc7tfHt5P4r37PzHs+7Jo8deJi+NuL70vyQ3oRe6fid7TbOSy8Y3xzFufJu/o/7XUhf0Htb+lzDa",
+	"RkkOplOn8e1W/FbbQKnc49Pyh9FjmLRsgZvQdLY2ague4MEnCmY8TGai1UQYZQ84zw1i9ZODI04CycF2",
+	"xZOs7hIdzU5SfinRrq9Tsp8h/VM6sbA3OjTKW1FSBzeGw99KvHeXvNlf+9qrZdyylKPqFM7GP8OWfCbi",
+	"zdDIdnNu8Yvavu06n81rTutq2o7vuBW5VA0M7T94Xgjrtem0UNLbwKUx8sCLfC9319aJRQ/2vsYTrmeX",
+	"J9/WOVKmC6+7JC1V5KTGoNuM5qSKxRiJyz/9zV0f9ioGHi7P85+nrcGv+w/xe76GlbY+vNsc/UPS8qts",
+	"dnpWN5jeGWeexA2gERp3vphcCbpBU17kyLHWrU0Blhq+Ssk2tcEyWeYC/r2wIr8WdsjSuS5MCiwmzfg6",
+	"ZXw2M2LGnQhutMLCueV6wnMwkPyxxSAEX/lLowvj38/XDTGIpPV0ztVMeNpdaVN1jzVz0CnPrdikjElh",
+	"vIpwuaRRtunup5otzsZrxtWaCZUttVQQQ1nw9y+Fmrl5a3DcPzltmKkSqz1vOPeW3VLncrL2l5A78jyh",
+	"2dRjd5jBQqrwwbc3MbKtLdiYbxOxfM9lvj4vFguOIvgWOy6Up+isQsUV3QGk49YGvYw0wtIffxy8epWy",
+	"9skpm3c2aMn/4l9aid7NmgZNgt7YvEQ7H2tusmYV41pcCiXMbP2prnbWrMbpjK8blsnCOmvaxda6k9b7",
+	"7kx3twhyaoSdK2Ftk8QUinnriVldmAnxetIfvV1uNePMytyLA6/Hs1xbC+FFkKIHiarn8f0Nkop8rSK7",
+	"vI0CNTfXl2ZhbXbTu6OIAe5s3aWSs/ktOPR5LsQy0H7jURoBXuXLueDGXZo9NnbTnKwTS/upqCpciZuF",
+	"RqCf8ECYSLJB7rVNq25747qrpLZxss2XjhazberQLt6N3pGUG3XZIFLrt+CtQg9WCoHONAlXcJe+sTXs",
+	"dVjGts6woSM0nwM+37hHgmcvhSNFbkOcGVG5OA0XuwxgeTsuEzzr5jBW3foxAoxTMoDAvYHOTD31l/9K",
+	"LjtbzGfnzRTB4b45n3VlOmhdxTl4DRS+sOhj4EYwrfI1m4s8g/h6467fwvYMP3bkANj6Wk+nVrgDDZAl",
+	"N04Gw7P6+4cnzb8PUdcGlg8mE31dCTwlLFV8If6/8pO02WpydFWCMoVb24JJXgm8qA7Cs/4glyJr1K68",
+	"sLmTFV8urbotcT/LkZOqwV85jLCE/cTfbDN5ir5Eij7ccKrcqC1xtHk7q+M3TzAXzrPg4FjaJHpPzF6c",
+	"CoiFQQiAG6NXzGnWZZxh2J+CqNqw1Hp5gzYZ/JNZYa3UyvbYP8XSMfFb4bUjjQEmveBSeb1aWgeqInPg",
+	"+ip16012nknruJoIdFOWjLvK2f2/babULiZvhF1Kw5026/CRvZLq0okFuP8LIy4zcS050QIsxP93qU8q",
+	"kmYlQKo0keP3tGMVNX+D9fk15PkttQZPDbm4ra4h3otJ4URpTh/22IF8idyVt5yTvzNFgz6XeirPilxk",
+	"KaF80tr0U9amrfNU2xmydFmYmVSzlGk1ESMVkWRXAryWmbDO6LXI6jgz/5TIWJtT4AU/GKmpznO9sn7g",
+	"uNkEYAtuRfITBS+NtCwXU9cbqQrVxlW0kvKoPYfBybYqR9kMWKveYth32rCN/d483KY7/sxwWxhxN4tz",
+	"tx14Ue7BA8vILGPh96xtRJeXcRip0Qt5k/W5yZ33mXXPpcizGB/f5KzBQbltTfjHttcDYBCwUSEKShxq",
+	"rLN1wtKjlC3zwjLOIsqN0E/gvMcQCHxyszWH74+et8aVVQ2ezYVdyx26IWi6RkyEvL7lbYQn0THSqIxd",
+	"gBPNs2ZvyIcbgGrqA4sBpCx6VvxFq/P+IUv7/f5xF/7/ot8fwP//rwoyFDVVlDQiozCMVoLetWDt9Ptn",
+	"L59dPGNH18dHC3FEL0tvodktjb6WGbLAG5UC/OXW1jTsctMB/ih47ubbp1eyvcAp9NXNDICeanrRSz2T",
+	"6m5XG+BD/h+VO3nyqMkhpN2ymSbCrX/czeRMOnbx88VrNtGZGAbYTAaws9SIifZHeum/rEbEAhedc8te",
+	"PT9jWvXYM2/O+x+ylTZXFhj7Bu943DTN+/WK1ZbQgIxUrFAQzws/hCV4U8w6weHSpNotU9aWIDTsUijX",
+	"uXldm76gBbnr93HGV+ImY+tAzWGxi4nCN5fXwsipFDukg9ec2USrqYQYLBx3lhlhLWu//vn8Aq6ylxFH",
+	"MM66C4N2muN0B2ojh3sQUI+n3dxYTs2xUNm45r32GvBrT0gNm+6Ju9GHCpySzPQxOLN7jaaXUNnh57Xg",
+	"7w8y4sHleuAvS2fE9gmvJCICyfcG5vakWBQ590o7y/iaOe14HpGHyEi9yIAn6iFM628pz+k7y1besJ/o",
+	"xVgCrKxZizS3IOc7eznwPXgYYRjcQ9zzhA56N32cixAcqxPIOMYx9jrc8Feex3k6O9xWrBJng+8yeBNu",
+	"HgLswxv9Tyi2EW3fjs6odCEV/Ie/TzusS/JeaSUnPAfXVBLAUjwoAgAkS6W3xyTPU/iV9SOlrB1MwE7C",
+	"0nycsjYaYh2K34jZ85S1K7Yci7Zc52btjGx6WGcSjifu++4Dbjagz6oG8p/ZAj7Y8n015W+EZ+p3jHA1",
+	"C9fdmgYo4M2y94/WGXbZMgmusomWftJOTsleejrnSonc3lWt25ahywIxEJvf7FIxih0ogOosXxsBuKVJ",
+	"E3ebVJawj8c0LhuiTDJfX9oycrc/tFCJ8n1IWr8VUrjLuS7MLeIT/8M/9CM80xihuBbGkt90I+CPXwTb",
+	"KNOTYuEJts1zi1c9fXbBZ2lnyPoRsUCxa3sXXEJ9b+rLTcqdL6d8i5N8oZbFzTe3QR+Y6xx88XFQtixH",
+	"jZsyJEFBKRmmyAF+6FmgNxhOT04626iIPz0tbTi6PGmhn1RpBuMzGL/Xug3Z/bzE4xkGFUo5Jh1bFDYK",
+	"mrlg9DjAUV5Mu6+4m8zTeyS6JlIrkQ9WuKdoFXxSZ5QSq4r7ydZhClWMQmcTpHCYAehCSlT1pyff1uAL",
+	"xzeqF5QRuNd8q23V/Rr3jay/cU4EEt3a+jfPn7Inp4++YQQ+pawRu32DS59cQ5RhBWYApGVREoG0JRR2",
+	"V5yuwYP8DF1H06lQkNGJ0F/PVBJm9UJ44wByODuHx/9LR2ODEu0NfNDHGqkyJMosuZv39vjPKXi1PUD6",
+	"n10ige6LLI1pjfgR5h0QRrh3G0e7H/rHi4vXDH8QFaZtC9RJlzcs7nyujWPECsK0riS6B4kWGmfkGjXl",
+	"cwhDMQmpA1OJwduGIUO+aRM0G5K7dsYamxV9XF2yz8dGOadSqx9iMHNb15nVvtveRkUJtftnRcmxlcH2",
+	"z6g5rriM3x9uKpZjnuNW3BRcrL5k/yTPXSNaKB0XMvd3NB0wI/wfjo2FlRnmNOTyWjCtRIIJ28Jci2zI",
+	"Uv9xOij/9pcvG6/TQR29C09Xw9FX3vYKZgTamkbneQjOB2srzKmVtPwQSBn+BY3WztamNajAYnK1DN6h",
+	"LValnA3hc0ArFYuFyDBFDJYTItKHqYjJnbx8N1HuXPBs5+TJhQVZLR89+5zPGsjEvz9lXZaWe5kOAt4C",
+	"U1OdDrt44Jt23EYQWQu9F5RiBM8s4szsSrrJXGRozUtbIbgh80ock8DE1pQjmclsZ7hiBza3ASlx+C0W",
+	"B/CXMHBSJVU6dDyRGlXVd2jPvf8kJQRYW+nKpm65yx9ual9L7pww/j3/+1fe/dc7/z/97pPLd3/7tybS",
+	"f13Y+XdeG76lsXPmWC48BWgVnJpsE/GQMO7YQlvHTvr9ft/fFJ7n22oRRbIOZtToPCZ37wt8At6wrZrA",
+	"fC5DFO7wNwBmEJ9CU/Cgl0VH8d6x8VdbHlb8uImeKmbULQ+J4NorqTK9inneVfPUDlkqVJaGmi8peHpT",
+	"ZpdcWbaQGQAHt8+MvPI3AX/3O63v8PQev3TT1r0RPJPNcWS47HZfBk+QiAWkieiVapSAW+9sDHEmraKS",
+	"gXlowDMJs2xeG4hqKJTSlG12R32sAZEWVYIb572buzavAJ2VT3XW5DyrBRwbNPhzqWa56BZWgPIOmcr+",
+	"/7rwv2knQVx0TI/TagLpDMuch1hNJV5LMXxALXLLrsRaZGzO7VzYkOFv53qlGJ9xqWqmU1MYiljFcR8Y",
+	"dOWvvSrlxpKbNw0gunezig0+fNlkyp88enw7U74+WPNcsSTHR5rwUV0Ijtn9Nv0uVPEndXXvTdmoh2Hr",
+	"73px9tNZmRNQk//PCr/+o++EySVacBve+9uczlacvDKpfWfVxEp2h8HvNyp9w4SdWZdYUHtHfFcV2XuL",
+	"wks1xO2GS9KzENCGKQMENfXg9KUPwV2J0d/bZzOWs965M68QPbx1lov4eaM5g1+DfQiw47s4SekVTVMj",
+	"3e22OUjZrYCVtwmJf6oI8BmmGERhEyIcfnzKSU7HywXq9hAsP4q1dMrIZMLSq3/H31xNOLnHa/HPzpBN",
+	"tLoWXuaHGGo9lvxp8xtKiHcDAGBndiIecwABNzCUCvC/weNHFkGP0HApJR1sJnXkenZQYveUKswdSEB7",
+	"8B4BF8dWkKgMSFpM1xduOx3CrAnK0ewG1J+WSutQ9j3J+lQaz+nmo0OzpymNbiKsLVWHBpj1UhphL6Xa",
+	"XWISIc0EfCsLo9Cjzf7XLaWlqfZjwmxUB4dMvJ9AtinzV9KxtI62ogG3Eqel6bF/egNWOmbFxAgXsGrc",
+	"spnWmf8v+nUoylIuh2xMrzTYzo7zvhIq5q8E3RorY96sWdd2vzZYbeOTA7SyaNhO9R1TkqCoApvz5VJQ",
+	"9OhA+D56H3eUvwinEbayxJmXhILZRfaqhofaQsltX9wwpswwPyq1MkvZJOdy4d8jna29xx5WMULugoVi",
+	"DaQA9isLkkrV2wk/LuxN206LeGAZHXIo4MbJHRfInhaJxwS6ZiRUdQu8MGg4fNZ8YnPB3lphumczKDRQ",
+	"WWLCnCnUhJOEOnn0mI3Xrna79yl/NV9bbWdqM6LyDYGk9hB6c4jg9k6hyrW5KTQQB2+elnNSzZqw7dIu",
+	"c76+VI2Ow2eLpVvHVAxmRbOo/0SmR2Pm5Y2b9BZ+9GXhRKqbWgO24or2A0TCYX0cIsTSKBUECAQxC0gX",
+	"MIKBnwdNT7zpxlukXGV1pIg/thuBIvup6Ix8so9PK2V9E6a01yud0Xnl4yFLR61RK6A0lPhjCG4jHIJu",
+	"ctSSI0CyWev9UlAjN5BgI+Ft+aDvZDQ1H/7JKWJtqBIfaPeHywXr+Ezc1pvun2lCD9zKXrul+7e6h59K",
+	"ClSG/A8pVh8pCjZH29a685k20s0Xl4dyVIrBTLTBYqDcebMlKyaYgmAFQ1Nvh7bNMWaykKpwOIUDMPJ8",
+	"xa/ELZ9prqCBUQD/XbkYb2/pK8GKJdPq7lU0stuv61aeB6kuxyK75RugQvAtnzFiccsn9hRU+FT3LwmH",
+	"Qe/aoqStDdokm83N2Dix+rqThpux+4YB87lfp9OsZtbBysKKaCW4gsYg0kcewmzTRbN7J0r45waf+dzX",
+	"/su8w3/q6xguYO1Wbt3CvZdq8wZu3tA9YerzuKhb3LIym3cTVLo3e3XLQDaiTG2f6IWw0FUjKJt8uczF",
+	"5RxyUtOEpbow/GPjK3E6TXsBrQDuFpD4hCjb5pm5JYGPP2WCSlMyLGanUFFJAqOiW+3jElP2J97fqQDb",
+	"xyeu+H19pozOF6IpD1K7JS/c/LIw+Q4HFV+I4HTklnEFybL+mcHRkdNuedTr9VIo6vD2zYuEAHz/480m",
+	"brVajtMP1tCLh1vx8ARD38HLefy4z8bS2Q4OvODK20BYc1MqP5tKKQP/5uXyAHAGTiCpLb5p7942G3o/",
+	"6hWm0qGJDNH3GKcPrneer/jaUpZZFceIn3itg0zERsH7C5bXvTMMii0LO6feI8FZAWm/3tQD2kspTph+",
+	"BT4h8OkjahWVpYh2yiEk/MJItz73L6YsU/CynxVYkgD/eh5e/e+/XGyVzTyrOp2hQdNGDAE8nWmPvcLq",
+	"7QmTCltraEPRjIxcyWwmHDvtH1NK52Z99jT2lQJXNoYD4rLmzi39llEZ6PNQNb4RP64ybjJGJG3LEvMJ",
+	"c3om3DyklYKTrSwsTXU/wweQH+D4YplSWQ+7s9lTeCS+qZw4X8p/ijWW1JYUadjgQ1Kfr9UEL7RlS2Gs",
+	"v3MMxTRe8HYoqQFHsBLc8HGosLGcayVsMlL1UhsdYp9CTcx6SbU0qAMQFOYQ5lrU+2YB8nqk4B3S9dgF",
+	"lOAOjklpK8U+QJ6ZwpW3HXIIzl6/QPj1D3qkyHnnNwJnCnXn2UqCQe5ZWSysx+idCf6OukD434wUgflF",
+	"hogj6yiYZQr06fdGaqSeauVX5xc+8H//jZ3lecy5qLYTY2OdSWKlUOqlvV3LPGFvL553v+30RooxUg+q",
+	"z0G5fPTqQ/8O1j49fsj4WF9jc7HOEESt9qTmh0ifYpn27sV6KVKmFeNxblBVfSacZafHj3p+5pi4Amkt",
+	"wNkV206tid7idFfZ9xRnT2Xtf33Xg3IzKTBki4iwjdyYAeOsVvwGm9M96R93/EixFE5t5u00VGA56h9B",
+	"heNOpUwOgb8rhXL8SJ5kltxhKW9s7Fb2jPMjepLx+umRJ4u07FdUKa/jB/Fj0dVk7cY2hZ0e+65s9wTv",
+	"I0lK+ljZ/8kPBiAFf8Cn/f6QrQ7oG8Daod46bG8Syq/70eol0QrX1dMudiGDOWALuZMTmFW16UA45Kku",
+	"VAYU8bb6DiRBIzBVAJ3fUN50geWwPRMi2jA6F2mCZFArbJEmrNfrdUJ3LJvLJXNzo4vZHF54AblR/j2h",
+	"RxpyTA4h6lxOpGNvL54yLI7XY29CyzN25XkQhsAmPPevxt/EOAd33BNaxtdU7gK9rlBAGGG6AW2LVgvM",
+	"/qR/8rh7fNw96ceiQX/vPxn0+ylyDKgJAPhdGcv8B5gEaJQ4CT8Wt/hrBPj22AtFJIiy1nqG6RX29O8p",
+	"1Bb/f0++S2FPqAYeKDoLvmYTbszaLwXugZ5SSyngHKx92u/j/V9JKzpD4FTWvx/3sbJ78IlU7L/+7/G3",
+	"g37f7wNXDJPJHGtL5X/bQQ55/OSbPhAqnhU7OX7yBDZAaTYtDIg2PqcqM2UABXrY6MkVtjJ0c7iFmVjm",
+	"eg2UwqHWGWun3734+fx//vT08tXZf14+f3vx9s2zy/N/PvvF7zKe2DqEoDpDPwaJHPCD+ylTyo40MdCM",
+	"k3OQC5Lz5dJzG2Q+gTm2nS4mUFBNWjaVyu8WgUYQT087poqF8PeJykmwdtkwBmgE82ipP0W/M/R7shCL",
+	"sTAY13AribhXqCYFahJrz/UKrCTp4HCAs0jLhJ3wpcgGsfQXhkQsx1pUUP+tUzaU1IULS7ewtxjQovtN",
+	"/UC8dLM6Vo+LCKkJV9jRBTkLiAaeVSRBenR9nKKglpbZiV6WkCfQsRsAAgO/es9j/Ww8pYLowp9LHLzS",
+	"uazsdmRZm5Bv1W5HOhcDRk3OgCsQ88XHtLGDkNwC5fU22qoBRAh5ESENpGXUQw0IIKUXwfQsmxmuXBe+",
+	"Z89enb14iUXzFagukoDHHarpimRGk/FmLlDLq+dnXjQuTArRPK82YNGlIStUDnODaGq8AWgj49XinllN",
+	"oYpIUhaoqvwYmTVOUAkHxan8DYktn1BcQr2yHvuF0g14hG7EsrTQQ/Q4CbwVrgS0nksYh+tFlyhkLEBh",
+	"LEONUunnNAF22n/oNTaxJoufKU3yMWiRPfZL7BNEutmc++tCSxnzyZVQGVZqmhUG4yRrYJo430f9h0g6",
+	"W70B2y+eXTxnmeFTx0ZgyG92IgL98EcU4JBHO2p1Bn5sKvEW++zBAZhC2UrnMbwsnnMH+oQrX5JobMbj",
+	"0iE77p48esSupZXjXLCz86cvXtRivJy9ffvieybhyo+FdZ0e+6dYk3l90P0aghKntFovdGHLu4BXKA09",
+	"GNNOGCh+nVChYmwiombCLI1UDklmkhcZtiRAroOlKkmRmpT9tDzraWq0diXWCakec50lwAESkm9+LBiU",
+	"5E2MfYLyCUOgSyFoynA3MQMjCfUPX2pUNb121qRwJQG1AG+BQ4qE4LpvxDLna+CrxrNwklxUeVNMp2JC",
+	"iICwGroaIK82GyOR1lxy2C2yHFY6Y0HDFuDNoWPhRjvLhJ32Sc2pdWTrMQAyn7x/D/M9ff++vBFRj4yE",
+	"asI2DiimzNmj9+9Jb/YHhpQNuRN+nF+qLaFqDbiSKkkFpgw2HNiqbZCzwN7p3Zkw0pt00tkAFCXDisYP",
+	"buDNyonAasJW4P4Db7GVe88MB3YDGoSR9ip2AQW5imupNNAkVb20c3DdlhW24HmPpeg4wOZ5YrEEiKGt",
+	"8Jq59qrupNpDbjWXkzlsMeWhwEZ3EpbLKzzkV8/PNu4iAuVwSFIkyNkHyO5KlSCLqqTVxBhgm8iyt0de",
+	"7UtZu+Yu8MRMb/BMuwO88azsJWgHTUfY1EVwwJ6+PDs/99KqUFUqBX9ApZdg+8Xr68fw2dHjUyx05f8I",
+	"1RMB7gYM6gGswbMvsJ6q3Kq+PWUtPqnITEixW0JQNJ3LRRZfYR0uOny+mnMnQqIvOgc6PfYzfeLHoBWe",
+	"njTdLv/W0PKQAegZe9RRz0UE0uGGlIU7khJ5aoQVLmFo2Ezo21fPzzrMiGlhQ8vcR/2HoHxHdoAHVGkP",
+	"TMijIZI+vh9ZsWK5iEzHVtRvb/cgDXhdRG2JPNyw4LWovNVpDbRC7eDJP6ZVvkaN8+z1C2Y9c0PHBc8s",
+	"4pL0lfRkivgw5BQo5Z+ev3nObGGmfCKGbGz0CjQpanukjZx5DcgfcNDwn/785vzy5zcvfnjx03nq7RlU",
+	"FPMcZKz/NolqR+USelscWcNMOD8p/8voH/NjoM4aZEiCfgwbZFuWRG00fconc+FliDM69wprFy40Gawg",
+	"XaLTpItIJet/ZpWcTlEAPTd8Ufnu+2c//U96PDx8Tk7Q7msoATMI9kvXmgl7oLQSD4ZsCsNwNRF+BpY+",
+	"T5EbZZ5gp8IYYeIgSncNfZayNrg6fjy/OG/SFlGPA1/bxcvzTkWvjx6puCP1Ch9wmSGvWChHmijBsLGF",
+	"MpBiaPWf/nrW/V+Y5Ny77L5LEyZyK7zdJFZ+lM4wPBzwhRNtjMhR6ZIZCgFQAKJOEVsZlE4fwDpnlrU5",
+	"2De1SXmtCnY/Gr4BKO6/uX6ECGOygih9oTvx5oFiTrz3d8yThA2Mo1AV56W6FrlexkCaXCwKrBSS61kH",
+	"fIBvBM+6a12Y7spIJ+yAVMsgH5v2e1uD6Y3UGWlM3sq3AtwLoBzXPApI88OqNg28YsX9DW9zN1IAMXvE",
+	"bNVsrkDla65XMZeg63FHL5/zazEKjTOpaiqtJKZS9dgLcmNxSRI2yF+aEoj1kQraykm/X54uho6w5G6o",
+	"iR73CJc3UmllhwbgxdCFS1m7POL6L/AIs7RDHXdyPptJNYOVUEEClomZ4Rl4s6m8NZb2oMRgmUu3Hpb2",
+	"FGyKNy2JMOB0vV49FlHJ97qVP1JsjQol2KlcTfSvn71+UcG4DlrHvX6vD1WNl0LxpWwNWg97/d5DyBV0",
+	"c4iXHKH59C/MI4YgYhSeLzLoG4jfb3T9P+n3P1nDfyoh3dRVNpfXoleL9bQGv75LWrG4WeulvBZ+g4d4",
+	"9FH8EV0FzuSNMwhk8pmFTO2oIbTe+eGPqCTDzn14Rd/fuA/+nh8tcy43dmAz4LW1WHrD/uW+NtqbPqII",
+	"kdBYlwT4i3i/1BZimgwDbnvXTHTRW/NFvnPhPwj381Kos9cvzpdicjs6oIGbu63SqNHVv3/htVDN3lVB",
+	"w9kqQW+A6/lkflOzYi/DJ3NBPmRpI2o7KNhQEYp4xTDwOovQTOxIWqD2gu3k8fZXi7DV9/gNTvke71hZ",
+	"H6GB8uD10IX3Uf/h53llraxI5TRib+Z9tBBHxksPmfwgp1EcVoYjsbCXXoKT8IgXGSZ8NtMNdscE0JG/",
+	"c5M5l4pp443AdmrFbynjdoLhpg5q+uDOsyOFKkUXKw4oLDbQhedFxtqp/zNl/6i2Z01jj1LwIWCzD0Bp",
+	"BLFD+T8JM2Khr0WG1h5MB5QJb4lD7zdWLJlUIxV9kLBMtCfWaY+95jPyQIcuo/8oW4niuqwQ3pYPO4C2",
+	"KUQHyNS0SVTxTd0h9waD+iTYyCcKxiTKsPo9eCmti91SJeDQyrgZVKHclYCNrV4jDKxw8x5YVpfYZCmN",
+	"kW3QPcrAdmwRW9L0Bl5po87O5bu/t0ejHv2z01Rs50PSOE9qrxq9Y5Q2ji2O98wPGjaV07sRSLH35XyM",
+	"+lOZs77Rg3fXREIn3084FXgn+pBgQhQR2jUDymZteP1e4OTeOVAxnENe7/QnePnTwlhthsiyIkGgUMm5",
+	"mQmDV24nOUDvm8Z5hAyVhVRyUSxag35TtsrvjcOC1V4bNvaaPe73ARiEYx4DLCi+4rjhFe/uUYqVTZkb",
+	"RMrPSkDrYyjPjlsLMu0UJ9A0bpzo0Xc8NqqFR45vfuSt8mxGG/kvkeFDD29+6Lk2Y5llAnJYT09ODnkN",
+	"qbLeFnymnJeHIKkPWNUL5VkXz2NFz0eHzPFtpYARPHN68zMXqAuh2K4obYLEjReFesqCRA+GN8eKl+gB",
+	"0lNyTUGU7EEJFAp8KYhwkCKtd0mrHsHz9wO+qYv1SjNFu1O6n7GUJAV5lttwKzHs7ncv7ZDDFuxkR22C",
+	"YjNEPUUZDZYzBiFVTMmhloHtFBv9kem4FKaL0RfQIbyicCWWbshS8KOn4E+15U7FYCSmRXv70Iiuv0zr",
+	"HnsOkx8p+jUoKRAQ6LGQCnYMtdnCzahJZnaIYK5UYDlcLlcr4PmDYHQQrM0xFm2LyRxgCKEmXmfIeJ5v",
+	"Vk1p4lrVhoaH8Y+N0i73yqs2OiJ+aDaCqnvylVv9sdyKCuPwypWd6CJHeAfcsyS6keiexa6npX+LagF/",
+	"NKs6wmagg99bS20bONYr4A5weQPnAlcu8ZiSMYGJBYymrU3Zu8R/MlJwzSJyGbyccOc6ZWGgYfCn0J4Q",
+	"05HUWX6kJAIXkI2NhVsJoRApLSCOC+9GkERgZnmOG8qmuV7ZkVJei8m9eQRxQ5YuaBWgm9rqllOUqd2P",
+	"vmgj2IrDIAg8AcboTaVbMrnNOlNlC8LvdLb+hHZxczmrD3UQdNmzusqfTj7tNKh21A7mFE7LCNr1G0gB",
+	"/SL5+ktnZP0nNz/xVKtpLjFt4fT4gFe85utc8+xC65dekcfnHh2yHipqLrJXIpM8VJ/6y7PbM3tV47UV",
+	"fQb4ahf4KtIg9PmOTOYGBltCZUKF4dsz399DGaUPR/YKq780s+F4TyhuTBUbIGsHNF+v21A/55S1AcsJ",
+	"wc5cq5nnwNX0JYygAlzntH8aUR9HYTKxPyu15Qb1YaRw0hDmAKUrYCNuyf/Or+Sy0nJ5S8cDHWzJ3bxU",
+	"wSrFpuqc6zZugs+jhe1icnQ2VU3si+dfB9y5n7R7rguV3Y3h/dV5zw/ymqoMgHZEtwmoeVhVNlCZCsqd",
+	"dIRMJ6mX3Q8j2uhp0Giv/qzIHwzomLIML2uP80IczYwQqjOgHgKABIMuAshkAcuQjFTZlsD/Yiw8swnt",
+	"CSKsCmDklbJPoXGBdH6E0JMAS1P5XY0uNVGtHM+I8W33Jhip0JyAIseZ0f5C9mpV8GNyTrEIcykX/cAr",
+	"f+K9I7y5xbr8Xsks6/InjKrrb4yS65l/fC5n8+4KLHowuxOW5nyWsn+wxqL8FDUqi/LH8G/nDpb168qB",
+	"3yMv3OilsYMflttqEy+TwEr3p1d+0fuMzO7PYjkC3CUU1q1eyGhwRU2H4NASG2LMjLD27iZjhVkc/e7P",
+	"6sNR5QSPfi//+IBcJBdN1VhO+09KdaN8Jq3iX2Krkiq78ZcXLWBt4BIstBMRuw3MVRrrOkPQaCJ8qFT7",
+	"CKFti8l8pCo0drtr9L3Ry8buNVtaTNP5lj/Zqv7bqPbUyp7vVnxqbvO7eM5Pm/XNyv5Ly2ZQruurxvLX",
+	"1lg8gTNePXrwLlM2EFzLNiAvIW82YaWwCiBLQJeuKYr8SRkO6gzZbiMplBy39bv/wGJB1sqivLVUaiWV",
+	"FY0UVM/DkpFNzZMsgoVLINgJRBjVREAwPmTrPqj4pAn8Cu/zPA50HspZ6w+pjQDCxya8mM3dSBXLEl5W",
+	"TUPzilEVlYbtcixFNpwGFgrK5kg5w5XFwDNCIHe1cmJjgSVOoprVwWwbr3jBG/4BxQpSYtCoufldqKlZ",
+	"Y2wFwkI7mx57rvNcrzBiEUQQYQB+eEa575uHnfYYdH7HRM24hyMFOT4VY9XTRHpr1xscQsnBPwHf3sia",
+	"RzU0noejPopVSb113t5EaFMoFDI6OjvD4zB8cwi11uWobEX77l6de7WWITeqekzaqvoCmTR0C7+Klo8Q",
+	"LacnB7zsQutXXK1p7+yfRiQRkdWceLvNxqph+jF2c0wpaQ1a4v1SKIvN6+4svMj63O/iIwbcyJzRxg6R",
+	"oSCPSqadAP4K0mpLzt9rYJr71GMc6yM05De0zk/HY999Flu1osvfzMaCTgSHoPTqK/P6q+vFNbmO2AwU",
+	"7oB5MGIilMvXUfdpuMif3IkXqwbtZinnVBEiJkC3KW4wXldUMD9QqHaTdoaVHN2RwrSYHPIhjx8xKtyX",
+	"1Orqh658MSfqzbPnb56d/3h5cfEyHan2wz7L+LqWvQF5JjFlM2ADPROC1GyVbBQMgFwbhIJC+jkotCMV",
+	"VM/YdqsDRZxrXa/SMnNcSDcXBjLMtTFi4kYq5r9hDmyoqhRKh0Ahk8bWuIsp7waT3C8SUbeEMqx0dFhx",
+	"y0K1EMDjSMecyHMAAIQfzXUOSSLAV/wOSAubwEMpE1gglt+f5nrFMi1sZ8C4vYp1g6DYBoB4IdWmrNdP",
+	"se4zqtGiDeM5gNdZYUWGz4XVj1RKdae6lWQ1r5NXmxlA/Ya5XtWowC8USwdAqB6LBkDlm2+Pv3ncGbD0",
+	"11FrucpGrXdYajv8mYxa2i39x8PQhyDUP5Gu0ZcJRH8/UXMY+1ah8k8njEKnlCYc+0YtiKAF7Ojg8Hnl",
+	"0Z8tbP1X1JZ3pDA8C31rIB8Z05wD04GwSANd8U1aqsitws13iy2qaLhDiYZnN4WXxjL0u9w51/qK1M59",
+	"PVygKk0bixHJLO0MwOdNiwgizDq9tGylzRWUKAgXqDaQdFbk00qXBKqtU/tRLAhEwq9aQwpkhxci5BJK",
+	"mKZskVjFLTS377GXGjL6INOwWoOFUu2JRwuVCYrlu5HiCvOAd7BFv52HenfD27zQhZd8TLjlq637iSI8",
+	"RJZBsaFDOvwO7rVjd13BLs/zm68h1ZKqX0RMPk4QEALdRCg/fRjovt5aKBShKe+ctQV4WqdUsiNepuBW",
+	"3UnqZ3l+ELU/q038K71/YfS+h65Ye9QCOJZX3v3PIKlp1Orc24VYTPlRMB+6sU/wDuuKLwClgT2VIaaQ",
+	"STi9lLV5vSgK6tqh2IRdCgWV3xCVZam6AJX3O+5jgUUts3DrBDe5FAaLMzNSFC1gwXojBfV2vDEVTIfp",
+	"tMd+0o6VG9GF/sODatEszDMIsxxBtT7b7DVXYlXvrXw/yverKX8j/DH8QQp4fY073ED+oDbr3WAjZ+KB",
+	"k88dJv2rw0z/4t5tbB+Oyd1Vsro/xdszOafdHrjpUwiABr5UK+0OtWxPHn47gETi44Q9ZlCe3ybsYZ95",
+	"niSWtjNSwbzYrPMOXo0x1oxPcVD0akP1jJGqlKlP2ds3Lzcq07MXAQIbWgAAnGukNupphzUeTbA5QToE",
+	"mYItjCRVDmMGd98yPlIbLQXYJlcNGrlWrE18HqK5gDsBfjtSBzDcUDcrlOGStlaFqxEx67hx9YYA98gF",
+	"6y/awQU3+y98RlXqL8wM4KAZxwsnwhmw9qLInexOIUu7eqOkVp37ZxPhCu0zEYIS5Pb20oAiy2U0Knyc",
+	"DsGyrXsicm9NgPOXCovBhXOaLQsXgF8jVWcvuuZP7lC5Ux7n0dBBxBvmyNigQpQTS/8DrPJrr8SKnMZs",
+	"xdfDWo3EI3AuA4cYKenAJQtTXUDzBmhwWDlDGRlWp8cuQOlDVzf6bIMieNy/SblgbaxuCJkwejrNpRLD",
+	"kYJawFBBlTwPUjGULOBbAOc4vtjPnl4NFaiifwKUygZTblArGEsADiwCGzcxHGUX6sixXKorCz6X4HLZ",
+	"x08PZ54bErKBV1Ivmm1u+enV1YbWN1+awhpjCcMNM2vTCv6qq37VVW/Osy+MCqwjwtMib0ff8f4mTfcs",
+	"qEgtO1RQ3SSWCOpHdTVHCgXwoCJQYuCRobZbKLDz66Z/ZfSRIrkB+P2Fvo7ubWzUFKvHVdkcOqTvwqrb",
+	"q1gzGwTAxzFsPZ02YqJx0z03/KL8Ag2ewHIhX/nhV374CfnhdHpvHsn6Rd3N2s6wcVkVmIyWc7X9CpUo",
+	"hiKomDlhQGeVbqSwfGVQnssQGUQOZ1679ZyEygCO+eRqZnShslBGNxTHjH1EnFxgpte14Hlo10AVy6S6",
+	"elBGAEbKSjXLRbewIvSWkRkwtrkuQh0jgtIKquYWugXA20aqFt+rINwCi8c4KFQOIy5A+bBaQV3nZt5G",
+	"JPmaRnkDR3A/TK72jtsn6280Sp/WKlJvHS2cAGqGcFYr/hHZ9F952F8GL/AKUAKsQTn4TPztZl/Ds6gI",
+	"NYACPHkP6viF0ObpWl8h5Lwez7cbEchqPB+ZFSEoKg2RnMachlhzqhc6SyUY5wGFbbtpX6zcdHpyMlJR",
+	"34RfpMMqIKzaIAvYGNTL3mzU4LXJqKxi0n+sW09O0gJoubPHUv7svI3ee2cl7qLK1qFoKpSoHAbVl7Ie",
+	"v/Kzr/ysde6NKohhlIBMLIOInO2WCKdbsjbiQ/vM0S1GtaEJGe24Exh1efJNv9+pOsVGquxI5deY0gsv",
+	"kaNEDS7UvmdYjjNjxbLHzsk455sQDeA9K1466ASByOC2OUqNw4L0UzegWuJznZeYIoBxIMMFXBapbdtQ",
+	"EP9lDWpct0FDrh1xWuofHBkxoIgvVppNdIQClwjSekcfeieVDICPJtyKwUiJ93zicmxIBgw2EIw0SdnD",
+	"JZSI4n5p8XQQGkM1+YJVbjX729+w5rqlfmd4qFPohk6N3Wiif/sbeJ7LQwCIL/wO2uQ5uRDUK6LsZQJl",
+	"6r12j0A3GyHVUQwF6dMOwG5v3e5HaiN6GdeC7ULYNnI7YaHTm5461LHXJDNx37NO4tcSpS3uVhSDPM83",
+	"RGH/OKCtmxVwGDZAY++rVBa85AuE/QIlIul6eoxgb+ruTeCwr2Dfr8KuCvbdQPCSH6BOSvfnjQ0JnnvQ",
+	"BTmXC6q2h7hkslOB21NjlHokEaLsWC6nN1JvKFoWPZS19kul5CpzTZt5C030vrgKDn8rtnL8yV+/Oy83",
+	"pN2I99I6G/Vnp4FDbwRkPb1QeyL/5tC/bvtwf4ld+UCKGj2VuYDmnGNq1dIOLXCr43d6tazm7b7tDT1m",
+	"dm0BzfOo6RHYi69mwX9vTonwpopL7N5MgKB+7aywFbGciPqHnnyStD1UopQ2QZ1LgiYN7HDIUtJ6QxHn",
+	"oOzvypLoNdaFClNo3b+Ss68iFCTThv26O6LoT1OxHCHOD+zmwjcpsUZP2E+jC2LzpkIolKzsf2qDyzd0",
+	"limtTKSONrrcQy/T4Ujt9LnHVqwkcHvstTemlcPmzEGAjxTU++1tNEwflomnC5EiQAcbiGy0Vh+MFDY3",
+	"bcd8xsY+YzEbFxs7u5A34A2iW3vl2IZTrklt+A84gmdwAvcFLLkS6mNjnRd1lShs64Yc/ypVv0rVTyZV",
+	"0bG7obnXNfzolEG2s8CKmFC46N5kcJVnHgGr2lND6hllWjQBIs4qsdWNAGqFH0KpomCBhGs3PCSU2myk",
+	"+Pn+R6Uta8l5booCovvgU4b67oRxuPfiE195whek2lAI0VNetZkwkiFpDlH1CSrEPVz9jNv5WHOTHcW5",
+	"7VDB32CxLq9ghO4glZ6irA1N+jJGw1RLVaKTRShdzOadbeX6B+G+D7M4p0ncthhORdaSqL3XOtZhujvL",
+	"WOMyNrSIyiRv0h6qP7271vA5+NCfw5DQGV9jpGCWQ1555Sr9VghobxdNiIU45BJAX6TqFeixs+jIwaZA",
+	"0LUDgxQYNKh2FQdFmyIIlTLNlSsFeBSsbY3ho3pTcmz9i/EN1h77A/G2L3Sn52xSUhC5jkZKKuuoTCKG",
+	"xrwSf9o/HTI5pbuKJZRJVhtR+g3920aq9Dkiikla6Na/3WgdK2otBFc1HyVIfaiR2iDEfxDulfjCr/4r",
+	"sTPXB4/+653/Ep0HlcPZc+2PoCCz1KobYoi7NeCfQofoihJfgrwRV8y9ZpyLppydkZpw5a8Z1oCuONmo",
+	"Xakw3BZG0C1HdPLM8IlgS2GkzkaqnYr3YlI4cYmtQhP2zVYFKZYVBpF+cjJn6ffPXj67eJayieeBudfB",
+	"HbwNrzj1oIRG3VcC278K64xee76CQyx4WeQA4gwjRW60ss/aRrt0VijP1PyfSQW7HbuRJ34vJnNI4glu",
+	"vkrhEXC+h5ojRrBlYWbBUqBjgmisorJjqacRv6dZWrZbA3ffEn6DjeWX0OsTB2+f9p909uAan+FR3JMb",
+	"g0b/gxoPfU8UX3t9Q1MVokYvIbyaV+RbPpJDYh20fw/KWuvVkMf+2MaHr4jzr8bV4c2MAgYgXHIImuY5",
+	"GPfA4bCjvydskbH2D9+/fsO4cT12/E09WRSf/xS2VpOAOfpdZjf2AoCERle5hl4ztFhOmGkTUjK2oIvA",
+	"5avc6976+hzERFDq5JD5Az/8q3lY/urlPZGgGC9lQKRI0jP87apqKY036UOy27gCpYEGg74ylcGwawVV",
+	"TJBZreY+Frokda/HYtHMMD9TKJvsBUQzDMe067DnWuGyEDMJyRwV1U+vlDDMCmFHKo3bgyUcI92nUNpm",
+	"yEhDiRjAiTZZqItGhh5qKQD+I9xGRFE3W05fzjX/c1zu/w7dnqOSRX1Ha1WjHtjycpAw2nVbb24997FN",
+	"50oJqbSL3tDu0oipMEJNhD3EJWOFc1LNtrwySqxq1XMd9PoFC8ky7kbqWhjgCP1ByMDCLl3KURusaODo",
+	"pbP+SrYzLvN19Hbq6XSkuGP9bwf9fsJ+K6RwGCNmJyeDfr/b/wa+UBqA+Erk3syTC4EcJtcTnnuL7scf",
+	"B69epeHOx4NyciH+pZXo9Fj67ILPUsbR85PSrsWV7+AOP1V29XVlU79sZ8uuWe+qOVX5OauQzidyySQt",
+	"v/XNIeRMT4qFAElAtOSJAGpct9NR6+GolXa+JPPmL+/w2UcLgcWFS4M8rmjgLS/llWDp67cBiVHeM9ZG",
+	"LH84+ISlL6bdV9xN5ikLjHAwUqcn37KQXi5dUmIxreO51yQQB4KpAuAXQjxIdf6XlflfUpIBtZTusTdF",
+	"Liwmz+fSOgtd582ajQ3WYVWiMwD+gZwmcBhoDZH2+4N+P/WmUHrycPDoSTocqRSY1yUwL+j0l6oiz1Ng",
+	"N0qrALNfSYtdFQwVpkqFytKRyuR0Kgxrc4WfBN92+KldcmXZQmZKzuau0e3yujicX21fRWKQJOsCZ3e1",
+	"FLUxGH3+korerMfohsJV7ft/BOMxCImyj2A2xGyMsRXQoCakEouMnZ58GxvSIAMp5WOgjdZGR7KXQs3c",
+	"vDV4fLqjE+un9zft2NoXall8dlD/LRl85R4wsIA1oP2C3ixNiKeGarAVrr+bd1eeCUz7i0fZfvVpNfq0",
+	"vt1DmZQ+8/dbtz7xTzVRZIXhS8/RrPV6Y9trZX9LO4OYS4/VuSC7qs6QMCUo8KLen7IY410Fbqnwh6DJ",
+	"oeVobqiWRl9flhm/O2qPoewN7fJZLTQbx6aMYke1Gzyr8IZU/ZVKrMrXhXJqpqkedDJSB9UNi3kBNGqP",
+	"vb5LRZrQ+HOjvMNIrbRinIFrhd6Hk2pMgIZnQm7yPQVB6i/5FKDOhtznSsn6rwVtvoYX7u4GRT2yxv7i",
+	"Tb0HjJa3O/himSPF7woUXEBkFmDeGN+oTs/qwnitaVnYuVeZQO3lDIcluLtnkoultlaCD5Y7KNd1zfMC",
+	"68nii21Agvv5sNVcV8wAz0yxrc2v3r5ImNOdMr/a5kIsyxDv9qMIOUlGCowTuqgwcRb7NKf4QZpUmtvR",
+	"2sAdjAscKWJr3IUnekujr2UmTMraMQ4kruVE2E5S9oWGVkbaJDRC6v9Ok+BAQ+Ab/Ujla9aGH/wDlpYO",
+	"NpaI2QFDxmvP5YJfC7u5GwAKwOzk1K+MbCqnU3JBk0XJ6NtgVTmdJjFh+bSPmcgjxZfcOOxnmmuvhThm",
+	"YtIjzzCXYBjABwtoKqCY9XvA8+h/xp3BLu5+O6Ri//V/j78d9PsbEhDnBP4op9NOj52pkQrdSXEPqfSb",
+	"WCzdOp6iZ86VgaS3Z1FpQg/YSE0LV1C9EZ7neoX1LtHvD2XuSyoGguChKKlw2MlppDxpYQ48WHSl4x37",
+	"AiIl93Argl295YHL9WwwUif9E8I0IVoqKwwfYwKIEawNUKi5zEXssygtoh8mc4A/eA3iWhh28v59B7EQ",
+	"zckaiLLgLIce+HBikMxORZxBX9ErtOhn0Na7vDH+1wNmAdySeHJgTjueW9Y2wjO5wvn7wS2TU7JxYeHx",
+	"Ss95RqWWx0IoulCdZIu2w7WOCNIeOwvXFU4o19YfZFnYgM7JCC9sqBxAJW0mF1MH7QFybt0l/viSu+gN",
+	"jS96YD2LEHauhLWsbYVg6fPwt6e+l7Btfv+X2ko47pVUdoCMMbCIsg1ZlSigWa+nASZVbGsMdwfW55UF",
+	"A42knFkD9oX7xyVsPZ9MxNKVVXI2x/YHMFPSEjTwG7qs7ehCSLMCNSgxgA63aRL90dje0rP3zhBusTPr",
+	"shYBdwlcsLgk6qOTe7aA5Q8mXhnS0zBboA4ZjGggCK9xwg5t78wg4pSwTRpoWAUUkLCOr6GnZj20oCZm",
+	"DXuBCKDgRI+AHkuhd7iZb8RScMiM4rUN88r6nJtFDgctHVvpIs+wz52BwpBsNedupFY8yDZPLWPhVkIo",
+	"jNNBXhRXLH0RhO9k3f2nWKeDuI0r6OIcM5yuBNUQgkRBI2dS8TwgHqEW+ro5VRoCZOLV+pyk9Q3eqvNq",
+	"V1Zkz22wCqy8Fp2EvXn+lD18+PAJSj5kxBg85CaEC6GgMd6VBwibKpudgWjd1SPZc4zDYjZeE+g6uRAN",
+	"gZukoe7UxorE+/0r2jVBp+9hej97oV3hAhXzp0FPQIaKWoJflXT+7o0hLhS0oaqaQuC5nW2p4Uf7XIAL",
+	"qcKfx4euBiZfUTCAEaSokQCb2dA0SCdpWgXoJ0BDtUd2npCfX3Kb4DFUQAXzYnsxT6EUTHfi1ULFJHRV",
+	"dGskJkAiEltok+769u2L7/0Nn+gl5kaFGN1uJ2ydAew6iJNHjzZPYsmdNzlag9b//nU0en9y3B2N3n/z",
+	"7N3f/621w297T3A95CwhEL/LT1ploUFFISGK2k2uZ0OCS0Z/wxZgnCmNyqMBdbGmLHjt40vLkfzaouoP",
+	"tIlR9NV1Zq/8B61ym6tgxX3PuEm9qljOEkyWj+5D/iHZ15NqDB0ICA6wEuO51lcxVgdRuEuZpYPtGgGe",
+	"nZD6CpgASL0GQyg8FEsQgim0rXqggg/9DKAwmeVTMWA1BaQ0b/0nCK62pYap1UQMsSpZ0GCkionpN6sv",
+	"I9UuZ+W6b+hjUjs7CZkebW0qFo2fF7ZVkHakMr1SHTKEKprteF1hNDJjmTDy2mu8YUF+FCwwGdReyBQF",
+	"c3tT/+2x73S2xkq3ZdaMH+VR/+FImSIn27ACh6CjtEdexKfNAUY7P1hLu0Eu+Zf8SWTSPVSsLOz8O4hr",
+	"Hg5b389dzojAv7pjv7pjDxQ9nggZJ3a+CXGryqD2cq6VYHy5tJ3bSJsW8LIuINduljkVp20Id90TdG2k",
+	"2kqzTFrPu0EqJVuhrAp4LAlWQqGks5068A1NesJOSHwPAZjoN0O0pKVDH7O3+CsRUKcDvMJV4FA70Gjn",
+	"YWO+bPhZnOauLF/6vlzuV6DZfzugWSSC9sZFjLcOr9vtgGf+FXWAWfBGTKXIs07Zkq8aEofX1XFk4VVb",
+	"uLHK3QWAwoQbg5obMQFE1IPyQz7lEse2kQJ8evJtjAXEYYcUeK/ygxiJtRJ7dOmF8CxZ5FY8sExk4OKL",
+	"WuVp/0lZADwOPChrGEHEHMun+mu+rsC8euzn6UhVSt76wUvkF3icA/er1ra1xWQiRIYRg01wHWvA1qV0",
+	"7pf+3NMYi3l8OlKTOTd84jkXIn+1ckbnrPyYaSihIqiIecJsYaDGCbZcW2LTRSOYM3KxoDs+aqXsHwDF",
+	"6wxZGugsZVyxF2c/nSHUxBZg24xU+qwweimOvhMmlyodshToMQ1VHDBsIxdLYSTPUy9zUtqXNEZhxl4J",
+	"l5ZpoE+wJiAjlAqmJUhC4reCo5e3QlwBjeW38yzeiiAsIgJDo1duIQCRXrEWFhoIB+U6bKl/TqtB7PYb",
+	"xPuVty4RBgZ4avCu99gvYFjEBY4UrD8KQ089MbLA4tVHl0cmsQ2934h0IdNkpFYCEvr9B/mYgptiARIO",
+	"8mDEtQRZAyGsNBOz5ztMkD1S8Cuo8a6i+g9BMd6kJ0Tut4lZpNjYV8TiV8TiV8TiZ0csBtXoJoQi1Do6",
+	"+t3fqQ93rI6E1pUJnLoKjxkChmOkYj6S00zpFYIDEFfhdKzsUKI+euFbOKyxF9I1SEiosxDeGfSSh8c4",
+	"FLjLDF+lCXvyMH40UulcFwblWoCT4G8zvk7ZuJhcCWcb4R9jsYb+f27OHfo9AwKkCn+pIz7SIwCH9FgK",
+	"OKNgeo6ULRZB2uE7YRKTYlHk3MlrAYNZ1oY+2gnjE//hpVDCzNbJSAXB3Sn7cwmuysyFneVn/ETPsTDI",
+	"IXlvFALbHabcX0vGv62Mh91g/D43etE64HcXGn7VFLHDrTw4Zvcd/vyQyX3uKjyVc9ppnSPGQecZFPzQ",
+	"UlFF4D9jiZ6/errqzyW6rubCY/pamJ1xoq0aPhBiurmc9E3cul5uWmAWdo1rjxRg8za4drKXZW8D9Xoj",
+	"lWbcRb4XDRcKpcFyhGErfSVYsWRgRzVXp/a/rJSovp1f7Zas5cvy0lVWvq9wdiCKyBG+8oI/hX9tI2h8",
+	"K3ZQCwXuTjB5rg0LsB+bMGcKCyg+I7MZQunkRJRFqawELUSbHjuXM0UoopE6d1xl3GTsF3ota//46uxp",
+	"9/zHs5NHj3Hqqcx6kI3p+GLZG+tsnVKzKitnCnwIUCMPEl7QU4Vq3IqN105EfsLVOuapL7mx3qaEgsFh",
+	"7JEixTDEhh+xhVSFH4IYLEIEH1hCzLapoH4mjZj4jUGE6kgRKpil18dJWk7TsgVf+/EBSIRBYmzQbKkf",
+	"V489g3b7AEEdqSmXWNMQCpqtVGhoFADCAMs+7R93BiOVFkYNKNIyoN8N6DS7dAO7ZMD4Jxl+BoouIJs6",
+	"yYGDSAXBZRgkDV/6vxEUP1JpL0VsZbm3tcojmZjIBc/ZWyXfUw9se+Pb41BdyANOWVsXLsJNV1JlenXj",
+	"IPEoKotQujwhzHMSgNVdh/r5/oDIQwT46NBUWxtmRNeCkwzj+DpbdyJuurY1MsShEPf6wMawOGIqIyC2",
+	"4klC8HRzlB9ulqcMpdm0MECGYjoVEwfuyICqQNOiTOOCjiyb3R5ZehR+j1ZX8F0ShsDPhCAKmV5wqR5Y",
+	"Ch3CNTKh0B2hlMnjG0iVKsCMVLvJtuGOpSFV4+inI8odKJR0MN8I3iBP3Eg1PeV/niZMLpY5LzAXA2yj",
+	"zd+hweRP6IwWMNd5Vhp6J/1+v8+kEws7ZHaZS8dybmbCsGKZa04e7pP37ytVOnGcPaixHvtlA98+UhWA",
+	"e0Np0DYCVABO0klYxL/vwmUQ77zJKfpWyd8KwWREmwaaG5agGa0iJN5hMd5GN2ZJ2Xstuf1ojBuxmlX2",
+	"UFZVjTdlxS1cXPTk7Z1n5B17p1uFh/S7T979fpwcn3z4t0NAsudLPvGswB8AILj9NdNTEACjot9/OBlz",
+	"Kx6fsop0g89FeuPkI3M6dK9P+08e37TZ9+RUJlL8i4BcvmJWvqSWEL+HG3EeL8Tg13cf3u0EtmB3uoA3",
+	"hOQOp0mHuxWaZX+jOpoVknptvmPBjTBnhb+DNFN4OXLnwuStQesITD2ayVafhUloDqqyGqASPLDEJzDx",
+	"Mfm9sXxgKIcfGrTH2Dsk9mIxq+pYVMLqhuFqo+xKY2dtcoOLLMZzbLXoS6fy4uhF3n6zP1OvpezGxVbG",
+	"oaPcHuVNWT23EfEUshBonGAXNWQQoPylYnuVorxebo8LmWc2YUbn+ZhPrmzCMv+LXHjRYjtDlvJsIVXq",
+	"f4EJkdXd9181vPJHwXM3T+BlUgkbQ7HBwJJ1QA0NFzUF2/rw7sP/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
