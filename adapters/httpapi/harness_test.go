@@ -117,6 +117,30 @@ func (f *fakeIngestor) count() int {
 	return len(f.calls)
 }
 
+// fakeDeleter counts its calls so tests can show refused deletions reach
+// no port.
+type fakeDeleter struct {
+	mu     sync.Mutex
+	calls  []commands.DeleteSamples
+	delete func(context.Context, commands.DeleteSamples) (commands.Accepted, error)
+}
+
+func (f *fakeDeleter) DeleteSamples(ctx context.Context, cmd commands.DeleteSamples) (commands.Accepted, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, cmd)
+	f.mu.Unlock()
+	if f.delete == nil {
+		return commands.Accepted{}, errors.New("unexpected DeleteSamples call")
+	}
+	return f.delete(ctx, cmd)
+}
+
+func (f *fakeDeleter) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
 type fakeQueries struct {
 	me        func(context.Context, uuid.UUID) (users.UserView, error)
 	metrics   func(context.Context, metrics.MetricQuery) (metrics.MetricSeries, error)
@@ -301,6 +325,7 @@ type harness struct {
 	e        *echo.Echo
 	accounts *fakeAccounts
 	ingestor *fakeIngestor
+	deleter  *fakeDeleter
 	queries  *fakeQueries
 	admin    *fakeAdmin
 	registry *prometheus.Registry
@@ -320,6 +345,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		t:        t,
 		accounts: &fakeAccounts{},
 		ingestor: &fakeIngestor{},
+		deleter:  &fakeDeleter{},
 		queries:  &fakeQueries{},
 		admin:    &fakeAdmin{},
 		registry: prometheus.NewRegistry(),
@@ -328,7 +354,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	cfg := Config{ConsistencyWait: 200 * time.Millisecond}
 	deps := Deps{
 		Accounts: accounts.Deps{Accounts: h.accounts, Sessions: h.accounts},
-		Ingest:   ingest.Deps{Ingestor: h.ingestor},
+		Ingest:   ingest.Deps{Ingestor: h.ingestor, Deleter: h.deleter},
 		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }, CursorKey: testCursorKey},
 		Admin:    admin.Deps{ReadModels: h.admin},
 		Edge: EdgeDeps{

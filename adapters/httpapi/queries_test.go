@@ -66,7 +66,7 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			}
 		}
 	}
-	if n := h.admin.count() + h.ingestor.count(); n != 0 {
+	if n := h.admin.count() + h.ingestor.count() + h.deleter.count(); n != 0 {
 		require.FailNow(t, fmt.Sprintf("refused requests reached a port %d times", n))
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
+	"github.com/biosync/biosync/commands/samples"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/catalog"
@@ -257,6 +258,7 @@ func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventsto
 // its constructor, which names a missing dependency at start.
 type commandServices struct {
 	ingestion   *ingestion.Service
+	samples     *samples.Service
 	accounts    *accounts.Service
 	sessions    *sessions.Service
 	mfa         *mfa.Service
@@ -274,6 +276,9 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
 	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: postgres.NewDeliveries(p.pool), Envelope: envelope, Logger: p.log}); err != nil {
+		return err
+	}
+	if c.samples, err = samples.New(samples.Deps{Log: p.appender, Envelope: envelope}); err != nil {
 		return err
 	}
 	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {

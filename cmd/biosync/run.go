@@ -153,7 +153,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			Profiles: p.queries,
 		},
 		Erasure:  httperasure.Deps{Erasure: p.cmds.erasure},
-		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion, MaxFutureSkew: p.cfg.MaxFutureSkew},
+		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion, Deleter: p.cmds.samples, MaxFutureSkew: p.cfg.MaxFutureSkew},
 		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
 		Settings: httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
 		Admin: httpadmin.Deps{

@@ -65,6 +65,54 @@ func (e DeadLetterState) Valid() bool {
 	}
 }
 
+// Defines values for DeletableType.
+const (
+	DeletableTypeActiveEnergy             DeletableType = "active_energy"
+	DeletableTypeDistance                 DeletableType = "distance"
+	DeletableTypeHeartRate                DeletableType = "heart_rate"
+	DeletableTypeHrvRmssd                 DeletableType = "hrv_rmssd"
+	DeletableTypeHrvSdnn                  DeletableType = "hrv_sdnn"
+	DeletableTypeRespiratoryRate          DeletableType = "respiratory_rate"
+	DeletableTypeRestingHeartRate         DeletableType = "resting_heart_rate"
+	DeletableTypeSkinTemperatureDeviation DeletableType = "skin_temperature_deviation"
+	DeletableTypeSleep                    DeletableType = "sleep"
+	DeletableTypeSpo2                     DeletableType = "spo2"
+	DeletableTypeSteps                    DeletableType = "steps"
+	DeletableTypeWeight                   DeletableType = "weight"
+)
+
+// Valid indicates whether the value is a known member of the DeletableType enum.
+func (e DeletableType) Valid() bool {
+	switch e {
+	case DeletableTypeActiveEnergy:
+		return true
+	case DeletableTypeDistance:
+		return true
+	case DeletableTypeHeartRate:
+		return true
+	case DeletableTypeHrvRmssd:
+		return true
+	case DeletableTypeHrvSdnn:
+		return true
+	case DeletableTypeRespiratoryRate:
+		return true
+	case DeletableTypeRestingHeartRate:
+		return true
+	case DeletableTypeSkinTemperatureDeviation:
+		return true
+	case DeletableTypeSleep:
+		return true
+	case DeletableTypeSpo2:
+		return true
+	case DeletableTypeSteps:
+		return true
+	case DeletableTypeWeight:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeletionRequestStatus.
 const (
 	Cancelled DeletionRequestStatus = "cancelled"
@@ -106,43 +154,43 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for MetricType.
 const (
-	ActiveEnergy             MetricType = "active_energy"
-	Distance                 MetricType = "distance"
-	HeartRate                MetricType = "heart_rate"
-	HrvRmssd                 MetricType = "hrv_rmssd"
-	HrvSdnn                  MetricType = "hrv_sdnn"
-	RespiratoryRate          MetricType = "respiratory_rate"
-	RestingHeartRate         MetricType = "resting_heart_rate"
-	SkinTemperatureDeviation MetricType = "skin_temperature_deviation"
-	Spo2                     MetricType = "spo2"
-	Steps                    MetricType = "steps"
-	Weight                   MetricType = "weight"
+	MetricTypeActiveEnergy             MetricType = "active_energy"
+	MetricTypeDistance                 MetricType = "distance"
+	MetricTypeHeartRate                MetricType = "heart_rate"
+	MetricTypeHrvRmssd                 MetricType = "hrv_rmssd"
+	MetricTypeHrvSdnn                  MetricType = "hrv_sdnn"
+	MetricTypeRespiratoryRate          MetricType = "respiratory_rate"
+	MetricTypeRestingHeartRate         MetricType = "resting_heart_rate"
+	MetricTypeSkinTemperatureDeviation MetricType = "skin_temperature_deviation"
+	MetricTypeSpo2                     MetricType = "spo2"
+	MetricTypeSteps                    MetricType = "steps"
+	MetricTypeWeight                   MetricType = "weight"
 )
 
 // Valid indicates whether the value is a known member of the MetricType enum.
 func (e MetricType) Valid() bool {
 	switch e {
-	case ActiveEnergy:
+	case MetricTypeActiveEnergy:
 		return true
-	case Distance:
+	case MetricTypeDistance:
 		return true
-	case HeartRate:
+	case MetricTypeHeartRate:
 		return true
-	case HrvRmssd:
+	case MetricTypeHrvRmssd:
 		return true
-	case HrvSdnn:
+	case MetricTypeHrvSdnn:
 		return true
-	case RespiratoryRate:
+	case MetricTypeRespiratoryRate:
 		return true
-	case RestingHeartRate:
+	case MetricTypeRestingHeartRate:
 		return true
-	case SkinTemperatureDeviation:
+	case MetricTypeSkinTemperatureDeviation:
 		return true
-	case Spo2:
+	case MetricTypeSpo2:
 		return true
-	case Steps:
+	case MetricTypeSteps:
 		return true
-	case Weight:
+	case MetricTypeWeight:
 		return true
 	default:
 		return false
@@ -399,6 +447,9 @@ type DeadLetterList struct {
 	DeadLetters []DeadLetter `json:"dead_letters"`
 }
 
+// DeletableType What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+type DeletableType string
+
 // DeletionRequest defines model for DeletionRequest.
 type DeletionRequest struct {
 	CancelledAt  *time.Time         `json:"cancelled_at,omitempty"`
@@ -436,8 +487,10 @@ type FieldError struct {
 type Freshness struct {
 	Device         *string   `json:"device,omitempty"`
 	LastReceivedAt time.Time `json:"last_received_at"`
-	LastSampleAt   time.Time `json:"last_sample_at"`
-	Provider       string    `json:"provider"`
+
+	// LastSampleAt The latest end of the source's stored samples and sleep sessions; `0001-01-01T00:00:00Z` when the caller deleted every one of them (`DELETE /v1/me/samples`).
+	LastSampleAt time.Time `json:"last_sample_at"`
+	Provider     string    `json:"provider"`
 }
 
 // Health defines model for Health.
@@ -710,6 +763,20 @@ type Sample struct {
 	// Unit A unit accepted for the type (e.g. `bpm` or `count/min` for heart_rate, `kJ` or `kcal` for active_energy); converted to the canonical unit.
 	Unit  string  `json:"unit"`
 	Value float64 `json:"value"`
+}
+
+// SampleDeletion defines model for SampleDeletion.
+type SampleDeletion struct {
+	// EventId The `samples.deleted` event in the caller's log.
+	EventId openapi_types.UUID `json:"event_id"`
+	From    time.Time          `json:"from"`
+
+	// Source The provider whose data is deleted; absent for every source.
+	Source *string   `json:"source,omitempty"`
+	To     time.Time `json:"to"`
+
+	// Type What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+	Type *DeletableType `json:"type,omitempty"`
 }
 
 // Session defines model for Session.
@@ -987,6 +1054,24 @@ type PutNotificationPreferencesParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// DeleteMySamplesParams defines parameters for DeleteMySamples.
+type DeleteMySamplesParams struct {
+	// From Start of the range (inclusive), RFC 3339 with offset; compared with each sample's and session's start.
+	From time.Time `form:"from" json:"from"`
+
+	// To End of the range (exclusive), RFC 3339 with offset.
+	To time.Time `form:"to" json:"to"`
+
+	// Source Only data pushed with this `source.provider` (every device of it); absent deletes every source's data.
+	Source *string `form:"source,omitempty" json:"source,omitempty"`
+
+	// Type Only this metric type, or `sleep` for sleep sessions only; absent deletes every type and sleep sessions.
+	Type *DeletableType `form:"type,omitempty" json:"type,omitempty"`
+
+	// IdempotencyKey Client-chosen identity of this deletion (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // PushMySamplesParams defines parameters for PushMySamples.
 type PushMySamplesParams struct {
 	// IdempotencyKey Client-chosen identity of this push (e.g. a UUID), scoped to the user.
@@ -1232,6 +1317,9 @@ type ServerInterface interface {
 	// ChangePassword Change the caller's password.
 	// (POST /v1/me/password)
 	ChangePassword(ctx echo.Context) error
+	// DeleteMySamples Delete the caller's own samples and sleep sessions of a time range.
+	// (DELETE /v1/me/samples)
+	DeleteMySamples(ctx echo.Context, params DeleteMySamplesParams) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -1762,6 +1850,62 @@ func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	return err
 }
 
+// DeleteMySamples converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMySamples(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteMySamplesParams
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMySamples(ctx, params)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -2104,6 +2248,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me/notification-preferences", wrapper.GetNotificationPreferences, options.OperationMiddlewares["getNotificationPreferences"]...)
 	router.PUT(options.BaseURL+"/v1/me/notification-preferences", wrapper.PutNotificationPreferences, options.OperationMiddlewares["putNotificationPreferences"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/me/samples", wrapper.DeleteMySamples, options.OperationMiddlewares["deleteMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
 	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
@@ -2135,320 +2280,340 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2LchtHlij4KxnY2RDgLoAgRckWEB2xtCy1NS3ZGpEaz11Dl5WoSgA5LGSWM7MIoh36qP2F/bIbec7J",
-	"egAFEKQe7fZwYqItoqryed7P3zuJXuZaCeVsZ/R7ZyF4Kgz887lWVlonVLL2f6bCJkbmTmrVGXXeGmGF",
-	"cmy1EIq5hWBG/FYI6xj8Gv9Xv/Z1/0JfCRWPWWwETxYijeuf8ZQtdSoyyxJezBeOFXnEYieXQheu9uZU",
-	"FyoVKVtx6ZjhiunCMa5SeJhyx9mSr5nSjtmFXsGvKyOdYGvhBp2oY5OFWHK/E6GKZWf0a4dW04k6NFvn",
-	"Q9Rx61x0Rh3rjFTzzsePUee1VFfbB/Du5XP23cl337FMqivmNEyoxI1jOZ+LiMWTYjh8nLx/9xr+IcbM",
-	"iOyvk45/ZdKJI/b+3WvGLZOKxf63eMxyOlNxwxOXretbT9dswS292dzN9oLfCWfW/bOZE2Z73eci0Sq1",
-	"fsVwklMx08bfgzNrqeatY0vlxFwYGPyXX37pnxVuIZSTCXdie4bvBTfCsGTBs0youWBdf1ZPv30y7N22",
-	"8haw2R7/55z/Vgjm/FOmZ3BCmZ6zXFvpX7HMLaRliV4uPXisjHZi7OEyZX6/PLliWrHfCmGkgHMAGFzr",
-	"wjC9Ugg0+xf6Merk3PClcNuosmPRZ7TemdFLxsvFGWFzrawYwy78mtZwLZZ1Cd57rFBOZsz/VkeWBb8W",
-	"FcawlXQLJt2AnbFrnvnjWXDHpEWEKJIF47SCrlRJVqRSzZlW/uTUXBj/umKnw2dP/b0Znvid9fz3p8Oh",
-	"PwzpN4HEoRN1FF/6A2m7rv0X/LwwVrdA5S8LYQTjgDvMOm6cHTGP43jXtS1pla0ZN0ZeC488VqaC8YlC",
-	"zPBINWAvdZbpFSEL4Jg/iTFLNZzGtJBZyjRAqAfPBNZkBxPVdnZcsULxzAkjUnoVgU5advb2FevOuZlm",
-	"Io0myplCeZRIIyZSCf+tn+7J8PS72ulGfglWzpVICQknygOBFeZamEeWLbl1wrAr4UHCMqOdHztcClN8",
-	"6e8wPsJFxWN/DLRAJM0eJLjSbiEMgRasw0/ib146lmjlpCqEZV16caISj7YmYkKluZbKRWwpnJEJ87cZ",
-	"sWmRXAkXsdhDcuz3EDsd46pOTmhVE1Uua8BeSFjBiq8jvFrG51wSKvjFzKSxSDY9+OJ3E5VqgTcgbnJp",
-	"xIC94MkCAcTjga3ofrjhQDA5DjZRElFmxDizfJlnAo5cWCs1vVcBEpsKtxJCMZ7nghvraQSfqIz7O4BZ",
-	"5cxPY7VxlnFPXGEFdOIemQFcHONZxuAsV9KK8USt/ET+Bh0CeZYx7uHCEwFhS2qvVSIG7FwQR7N8KSaq",
-	"lZHizYprf6Owsi5unzNE0AhWkvuT1rOAGj1P6YBoiPIckRIQvCPdm6iA7AAxFa7jPm9B75dGL1tYjsOl",
-	"IMMHnEMiZOW16EXMs4fHjx8/G+yY2gNKY+KZNkvuOqNOyp3oe+bdaWPcb43+b5E4bX6CcbZJch5eeGQ9",
-	"4IqIicF8wGIEeIvQXVhhbFyuLeduUS0N/hN1vPAjjUg7I2cKUV/qvxkx64w6/9dRJWYd4VN71FyfX/GF",
-	"3l7mC5VunJ24OfzsnL77yX30G0K+BNztLElE7vzuvLSonFDO/5PneeZFAKnV0X9bDUzvsI2XA8Jcze1e",
-	"eHmHu2ThITotDJ9ma4+efv/i2tM1z+u72gBK8cwj+BoEi5roukOOaFsTfXXU9gks73uevkPZds/+c6On",
-	"mVj+5W7n8Ba/2nUMQaROuAK+JTxOW5Gy7tQAK//3859/iryAo+bwbyLRS575exYp0YPeoONZr1azTCb/",
-	"vF3oLJOpsES9bqR1nn9Zz9VYVyy5zMJ1MiPm/iaMZ6FzoYSB9THrZJaxDCFfmxrzCJPA2IF8svhVKpa5",
-	"xiv9u1jHHqZwEFMo5afvxoVRo6nUdq2SER3ASNa+uxLrvlT9WSbnCxdHKCl7HcO4bI1H+1KbqUxTBLKv",
-	"dbYgrMiU8SQR1pJw5/fv9SKgFjoTyOzzcIBEpyzrxjxdShWzmSdxR9fHR/j3JiK1Sfv7sGjrfVj4K+WE",
-	"UTx7YQwKf1/vjKbFHGXrVDgPYdJ6+jEXKfPStWmorjKNmPJs1d9xYZRI4XZ/0u6ll8W/5sJ/0m7hwRNF",
-	"hhnBOopmsKi3fJ1pnl5o/ZqbufjaSA0aqbRM+9M6Zm/k97CqC9Kjv+oVpyIXKvW4ylJJUpiyK2GAbcil",
-	"GNcUriVfe8oRTAUgEE292OfFHydUxKwmFG/SkpWYLrS+6ktQHTYIC25e6zdcrYlZ2K96CIrxaWEFy+RS",
-	"lqJWifePLEsybj3a3/SJ1vWNlwDgfZTexc2CFxa0lhLeMukZ7qu3fsvhR54kulBuTKeEknBcsznEzKKN",
-	"YYOWbJgl9pGR+quw3feKF26hjfyH+Kp4+NyI1NMyntmoSWm9AIIgAUocd4URbCmtBcXaIFf+ItT0veLX",
-	"XGZ8mol/GqJ1S1EsAh1syq0AKCoUWNX84sYew4CKeUmN8GvA4G4Z6FUDdpZZTdrqQhK72sAtZp02oLl1",
-	"gVl5QIiZ0YUTtocQ6UEfQZle9qKjXqnPCoC50f76/c5eKCfd+mse/i8iy/ok1EmVA4fnjk2N4Fde8TOF",
-	"P+9YeAZrY5ZJ6yxpiDMpsnTADpJzjCisSGPWDcaFTQGqVxklg10iyGz+SyASnKVyNhPG3yqxVqCP75Ut",
-	"8lwbJ9I3IpX8AtSOfw7f8rQ/3lRg4gEoYTTUpuaTG09PnUSdKC3w2xa98sIUIhyTB0ThBVazZt29LKSH",
-	"h0kTkkWoQiElVg00qtS2qdaZ4MqfMCDlpUwbml5RyLRVPa6U1l+rL6PazipruJ56RdVPcVak0r1Qzqy3",
-	"z4QneAJbloHIP2o3+2nGEyfSMePTyp9QqCulV4p1QR3nbMZlJlJPbaQCCfWWzUUd7g7Vdj2UeMkQNpCm",
-	"YEHm2dvGxrY+2TqWBbeL7e39KG7Y+Y9n/ZMnTz1Pzo24vvRvktvCM11/koO2Vcm8deZyjFtn8zjq35a6",
-	"oHlY9x/CaFtyclCdeq2zW/Fb4wClck9PqxdLh0DUsQUeQtvd2lJa8AAPtjpQ42ExiVaJMMoecJ8bwOoX",
-	"B1ccBZCD4ypvsn5KdDU7Qfm1RL2+Ccl+hfRP6cTS3mrQqLCigg5uDIe/lbhxl7zdHfPWi2Xcspij6BTu",
-	"pvQklZihkexmPNhK6+e263420Zz21XYc33MrMqlaCNp/8qxAG2lcKOl14EoZeeRZvue7a+vEcgBn36AJ",
-	"1/PLk++aFCnVhZddoo4qMhJj0GxGa1LFcorA5b/+9r4fexEDL5dn2c+zzujX/Zf4A1/DTjsfP2yO/jHq",
-	"+F22Gz3rB0xzliuPygOgEVpPHkzqeO4zXmRIsdadTQYWG76KSTe1QTPJMwH/XlqRXQs7ZvFCFyYGEhOn",
-	"fB0zPp8bMedOBDNaYeHeMp3wDBQkf22lU5SvPNLowvj5+brFJxp1noPnxMPuSpu6eaydgs54ZsUmZCSF",
-	"8SLCZU6jbMPdTw1dnE3XjKt16Zfwi17ym9dCzd2iMzoenpy2rFSJ1Z4Zzr1ml+tMJmuPhNyR5QnVpgG7",
-	"xwqWUoUfvruNkG0dwcZ624DlBy6z9XmxXHJkwXc4caE8RKc1KK7JDsAdtw7odQkjLP7xx9GbNzHrnpyy",
-	"RW8Dlvwb/9BKDG6XNGgRNGP7Fu1iqrlJ20WMa3EplDDz9edC7bRdjNMpX7dsk4V9NqSLrX1HnZv+XPe3",
-	"AHJmhF0oYW2rE1Shd8bqwiRE60l+9Hq51YwzKzPPDrwczzJtLYQ7ABc9iFW9LOdv4VRkaxXp5V0EqIW5",
-	"vjRLa9Pb5i5ZDFBn6y6VnC/uQKHPMyHyAPutV2kEWJUvF4Ibd2n26Nhta7JO5PZzQVVAiduZRoCf8EFY",
-	"SLQB7o1Dqx97677roLZxs+1IR5vZVnXoFO8H7wjKrbJsYKlNLHiv0IIVgy8+jgIK7pI3toa9DtvYlhk2",
-	"ZIT2e8DvW89I8PS1cCTIbbAzI2qI04LYlQPL63Gp4Gk/g7Ga2o8RoJySAgTmDTRm6plH/iuZ97aIz07M",
-	"FMHgvrmedW05qF2Va/ASKDywwUUuMOhiIbIUwmdaT/0Oumd42ZEBYOuxns2scAcqIDk3TgbFs/7+45P2",
-	"94PXtYXkg8pEj2uOp4jFii/F/1P9ErdrTY5QJQhTeLQdWOSVQER14J71F5mLtFW68szmXlp8tbX6sZTn",
-	"WY0c1RX+2mWELewH/nadyUP0JUL04YpTDaO22NEmdtbHb19gJvyGa+LoBopylYgsuyN386vOxF15orgR",
-	"SeFEpfYd9tmB+ENmtTuuyd9t0SJ3xP420iITaUzBZnFj+THr0tF5BtcbszgvzFyqeQxBKxi2BNr9lQDr",
-	"WiqsM3ot0mZ8pv9KpKzLyUGAP0zUDOK1rB+4PGwK/AzmL7JnBGuCtCwTM4fRKgHZyl10ouqqPSbgYju1",
-	"q2wP9KxDG5w7HdjGeW9ebhssvjDcFkbcTzPara9cVGfwyDJSH1h4n3WN6PPKXyA1Wstu05I2qcg+9eOl",
-	"FFla+nE3KUAwpG1Lvf6z7f1A0ALoUuCtoyjaqU7XEYuPYpZnhYWoQAq2pCgdMDKjqR5+uV3rwPlLC1Hr",
-	"zuqC+ebGruUOGQYkMiMSIa/viI3wJSrwd/ouN/papkhUbmUH+ObWZC3rbjuSHwXP3GL7PCpCEnBPX92O",
-	"UvRV20Sv9Vyq+yELBI74f9Sg/ORJmylAu7wdowIePe2nci4du/j54i1LdAox27h+CDiKjUj0tTDrS/+w",
-	"7gsJdGnBLXvz8oxpReGK/kW20ubKYnxfExufti3zy9pDGltoiYlTrFDgyQkvwha8EG6d4BCJFmuXxyHm",
-	"0OZCud7t+9q0AizJULuP1rwRt4nZB/Li5S6yBE8ur4WRMyl20FsvM7FEq5kE7xtcd5oaYS3rvv35/IJB",
-	"9EzhFkcwzroPg/baPTQH8vfDdUeU4Og0N7bTUClrB9d+1s7I5K0HpJZD98Ddaj0D6yMpaBgZPGgVuoVK",
-	"D7+vJb85SH0DY9uBb1Zq6PYNryTGgpHVBRStpFgWGffaN0v5mjnteFbGnCEhfWTpi6bzynos5Rk9s2zl",
-	"VbpEL6cSAora5TJzB3C+t36L8+BlhGHwDPHMI7ro3fBxLoJbpAkg09KCvdfUgm+RR6QlpYavmMWsDFA4",
-	"++TdtzornGA5dwvWhagcCHLtBanwdl8JyKFasYUuMFTb3ylO1XojQFAP12LqyNNiVQt67u1DgEv8VssI",
-	"+vUxVaFbmknipVTwH34T9+jsEq60kgnPwGgShTAeTsYUDHGK5TIXRvIshresHylm3VRa56XoXsTibBqz",
-	"7krI+cL1yLMg5i9j1nViCUFGhRHMS0mV0LmfbJG2CfuMAviU574bAEPMwGZoSi1FYcD+LnLHxG8Fz0Je",
-	"VqqXXKpHFgIjgHEyB2EJlfawaWoL28cQksqoVre6+X/bVKldBjgjbC4Nd9qsw0/2SqrL2qldlqfmH+b6",
-	"pGb9wwNvNRG8mfF3wjOde/pe2pn/bkkIRO522eCfLdPs0l4i3GUbLP2knZyRhvR8wZUSmb2v2LnN4/MC",
-	"vfObT3aJQMUO/3R9lW+NgIiapI36JrUt7KMxrdsG/4fM1pe28intN3rX/E8fo85vhRTu0hPWO1jO/8N/",
-	"9CN802o7vxbGkkVvwxWNDwLlT3VSLD3AdnlmEdXjFxd8HvfGbFj60smrau/jMW+eTXO7UXXy1ZLvcJOv",
-	"VF7cjrkt8spCZ2AlLgdleTVqeShjYhSULGCKDALjPAn0Cs3pyUlv21//Lw9LG6YtD1oYVaE0g/FBCABY",
-	"OBzsfs7xesZBxFOOSceWhS0ZzUIw+hwCJV7N+m+4SxbxFwS6NlCrfPJWuOeotXxW85MSq5rByTYd6HXv",
-	"eW/TfX6YgupCsk791ZPvGo7141vFC0pF3ateNo7qyxofWkl/65oofLE13fzZ6ZNvGYVFUj6D3cbgygq3",
-	"6fThjq1ATYGEIQpvhxxJCtLc5UFqsRm/ANKiZzOhIJUYg1I9UYmY1UvhlRfIU+0d7pmuTIstQrRUJI+1",
-	"QmVI4fA6wmCPxZzcKtsDxP/VJxDov0rjMuEOf8KIeIpeHdzFtO6H/vHi4i3DF0qBaVtDdtJlLZs7X2jj",
-	"GJGCsKwriTmBBAutK3KtkvK58wSPSQhqn0lhdgwZMiHbgoYh7WinF6xd0MfdRftsgJQNKbX6W+lm25Z1",
-	"5o1n28eoKNVz/6oobbM22P4VtXu88vL54apiNeY5HsVtbq/6JPsXee5a41hiyHeXah6PmBH+D8emAvLm",
-	"QUeW15AOjknDkHyejlnsf45H1d8e+dLpOh4140rh67qj9MrrXkGNQF3T6CwLbuOgbYU1daKOHwIhw0/Q",
-	"qu1sHVqLCCySqzxYr7ZIlXI2OHYhjqZYLkWKyUuwneArPUxEjO5lhbwNcheCpzsXTyY2yLf45NVnfN4C",
-	"Jn7+mPVZXJ1lPAqRAJg06XQ4xQNn2oGNwLKWem+4BOb4gwXHrqRLFiJFbV7aGsCNmRfimAQitqbsvVSm",
-	"O0MkdkSNtvjwD8dicQB9CQNHdVClS8cbaUBV84T24P1nSW5nXaVrh7plzn+8KX3l3Dlh/Dz/+1fe/8cH",
-	"/z/D/rPLD9/8Wxvovy3s4nsvDd9R2TlzLBMeArQS9QoOmRB5qOMQMe7YUlvHTobD4dBjCs+ybbGIQmUP",
-	"JtRo3CZz9Cv8AmbYFk1gPZe0njvMANFs+BWqggdNVhqy946Nb21ZgPHnNniqqVF3vCQKJF5JlepVmYFc",
-	"V0/tmMVCpXEoNhSDJTpmNufKsqVMIaRt+87Ia3BbSOp+o/o9vt5jN287uneCp7LdcwzIbvfllgSOWEAC",
-	"g16pVg64NWerCzbqFLXcwEMdslFYZfvegFVDCY+2PKh7ymMtsVKlSHDrundT1/YdoLHyuU7bjGcNh2iL",
-	"BH8u1TwT/cIKEN4hh9b/Xx/+N+5FGLFbJm5plUCgfZ7x4Euq+ZMhPTGlIkaWXYm1SNmC24WwIffcLvRK",
-	"YYmchurU5iYjUnE8BAJd+2uvSLmx5fZDg+DR+2nFBj++bFPlT548vZsq3xysfa1YLOITVfhSXAiG2f06",
-	"/a54189q6t6bTNB0EzfnenX201kVrd7g/y8Kv/+j74XJJGpwG9b7u9zOlh+/tqh9d9VGSna76b+s1/yW",
-	"BTuzrqIU7T0juuoxp3coCdSIBd0wSXoSAtIw5SagpB6MvvQjmCvRKXr3PLtq1TtP5g3GtW7d5bL8vVWd",
-	"wcegH0JA7H2MpDRF29JIdrtrdkx6p1DKu7jsP5cH+AyD30tmEzwcfnzKlo2nOZVlA2f+UVnlpfJMRiy+",
-	"+nd85yrhZB5v+D97Y5ZodS08zw8+1KYv+fNG3lfBxy0BCjvz5kh2bssSSoS1Ff9pic7NpRH2UqrdBTIx",
-	"Epaiu6q6D/RpuxFvi/O1Va6MmC1lijETN1SGUELxuLgZUkQDbuWFSjNgf/dakHTMisQIVxaBs2yudcqw",
-	"3lxlqq+2EwrgCZXa9uxfWH4Znh8ENKzrebt41jj9xmCNg48OYO2ldjTT98y4gJxxtuB5LsgFcWDUN5qw",
-	"dmT3h9sIR1mFJ1eAgskT9qoR9LMVCrZtLg5jyhTTP2Ir05glGZdLP490tjGPPSwhXu6KfcQSLyGirSqn",
-	"KtVgZ9RqYW87dtrEI8vokkN9Kk42nQD2tEm8JhBYSkBVd0h0ATbJ5+03thDsvRWmfzaH2KDaFiNW1uz0",
-	"ZO7kyVM2XbvWoKA2CaJhsGmcTGNFlJ0eQGoPoLfbme9uWaihzW325XLw9mU5J9W8LSRa2jzj60vVan16",
-	"sczduozgZ1a084vPJL+2Jpbdekjv4aU/VrBB/VAb0Zu4o/1RBuGyPi2swNIotTAC8IQVmbCQCwbGAtRf",
-	"qnK1EBTWCDeACrO3RRvsh6IzMuw9PW2UzVUa6tYandV+HrN40pl0gqu/NRP5KwDchk0dba0oapVRdu2i",
-	"0x8l9OAWEGwFvC1D5r0k7/bLPznFgA0qNAYi4uF8wTo+F3c1yfpv2lzQdxL672hDrJ9hOxdoj5m9+EwR",
-	"sjuqwHyCSfs/pVh9IvfZHG1b0M/m2ki3WF4eSsTJd5Bog+UVuWO50WmRYGi/FQxVlB0CPkdb/1KqwuES",
-	"Dog95yt+Je74TXtNArRe+2fVZoRhK30lWJEzre5flyC9+77upDFLdTkV6R1ngJqrd/zGiOUdv9iTov65",
-	"UD4Kl0FzbUHS1gFtgs3mYWzcWHPfUQtm7MYwoHdf1lgyb2iSsLOwI9oJ7qDV+fGJlzDfNC3sPokqbHGD",
-	"znxttP9j4vC/NDoGBGxg5RYW7kWqTQzcxNA97tXzclN3wLIq73QzGHJvVmhba40yCRubDsyMLmO8eJ5n",
-	"4nIBuZ5xxGJdGP6pfoFyOW1nAcXV72dI/4zRoe0rczkFzX7OxIq2JFPMqqAyfRREiZa8T0uo2J8ifq+S",
-	"Vp+ecOHP9YUyOluKtvxC7XJeuMVlYbIdNjG+FMHOyS3jCpJQ/TejoyOnXX40GAxiKD/w/t2riALP/uPd",
-	"ZrxlXbT1g7U0L+JWPD5Bl20wrB4/HbKpdLaHAy+58moXVjGUyq+mlnTvZ87zA4IKcAFRY/NtZ/e+Xbf8",
-	"Ua8wBQy1cvAal/5lwHRpGc9WfG0pO6oef4e/eKmDtNJWxvsLFiy9d/gOywu7oG4OwT4C6bReuwTYi8m/",
-	"FT8E7GDAzidUf6mKu+zkQwj4hZFufe4npuxNMOyfFZjqj3+9DFP/+y8XW4UIz+p2bmjjs+G2AONqPGBv",
-	"sB52xKTCZgXakAMlJes1mwvHTofHlIq4WfG66nUG1nP0QJTbWjiX+yOjwrrnoQ53a9yzSrlJGYG0rYp2",
-	"R8zpucAWRaHie1yV6qVKiuEHiGt3fJnHVIDC7uyOFT4pZ6oWznP5d7HGIsWSnBsbdEjq87VKEKEty4Wx",
-	"HucYsmlE8G4o/whXsBLc8ClY6VTK8oVWwkYT1QiWsz0in0IlZg0uxKqniv8MrHnNRmMQMTxRMId0A3YB",
-	"RY2DLVRSIcoyddqZwlXYDrHvZ29fYdjw3/REkb3QHwSuFCp5s5UEhdyTsrJUGaM5I3yP6ur7dyaKgtBF",
-	"ipEy1pH/zBToRhhM1EQ918rvzm985P/+hp1lWZkrUO+/xqY6lURKoShJd7s6dMTeX7zsf9cbTBRjJB7U",
-	"v4MC5OhIgI4IrHt6/Jjxqb7GDku9MbBaarPFWPwcC1/3L9a5iKHfVLk2qFM9F86y0+MnA79yTLiAdAyg",
-	"7Iptp4SUBup4VyHtGFdPhcJ//TCAwigxEGSLkUwbOR0jxlmjTAt283s2PO75kcqiLY2Vd+Mjgs2j4RHU",
-	"jO3VCrpQ0HKtpIsfyYMMGLD8vWC7sqrJnh/Rg4yXT4+g81jVAaZWCMYP4sci1GTd1v5ZvQH7vmqgA/MR",
-	"JyV5rOqo4wcD57q/4NPhcMxWB1RiZ91QwRqONwoFrf1ojWZqunB9PetjXydYQ9lIza+qXsY9XPJMFyoF",
-	"iHhfnwNB0AgMcUd7OxSMXGKBYU+ECDaMzkQcIRg0CkbEERsMBr3Qb8hmMmduYXQxX8CEF5DT4+cJXadC",
-	"jzlP1DOZSMfeXzxnWG5swN6FJlLsytMg9LolPPNT4zula4U77gEt5WsqI0FNAD1KY3hpiBJFrQVWfzI8",
-	"edo/Pu6fDC+GwxH8/1+Gz0bDYYwUA3LZIe5UloXTQyQ9SJS4CD8WtJCzITB1wF4pAkHktdYTTC+wx3+B",
-	"hoLx/33yfQxnAllVHAWdJV+zhBuz9lsBPNAzatIDlIN1T4fDqjVcbwyUyvr58Rxrpwe/SMX+///v+LvR",
-	"cAh95RTDJCjHulL5d3tIIY+ffTsEQMW7YifHz55RQzo2KwywNr6g6i2NFoNJppOrsiugHyMVeabXACkc",
-	"qnKxbvz9q5/P/9dPzy/fnP3X5cv3F+/fvbg8//uLX/wp442tg9erN/ZjEMsB03to0egWQla990K3PH0t",
-	"TMbz3FMbJD6BOHadLhIo/SUtm0nlTwsRgeLA6cRUsRQen6gMAutWLTgARjD/kyr+D3tjfyZLsZwKapLo",
-	"VhLjNbUSDMUk1l3oFWhJ0sHlAGWRlgmb8Fyko6onK3hhLF/D11CprFd14NSFC1u3cLboQ2s0SgTuZnVZ",
-	"56yM7Em4wh4ZSFmANfC0xgnio+vjGBm1tMwmOq9CdUDGbolJGPndexrrV+MhFVgXvi5x8FovqKp/jGVd",
-	"itiq94/RmRgxahsFVIGIL36mjR2FpAwoBLfRqAqqwyMtouAGaRl1pQIAiGkiWJ5lc8OV68Nz9uLN2avX",
-	"WIZcgegiKWC2R1UyEcxoMV7NBWh58/LMs8alicGB6MUGLGY0ZoXKYG3gwC0xAHVkRC3uidUMql9EVeGn",
-	"2stIrHGBSjgo+uQxpGyig+wSanUP2C8UJs/LaJGy0Cf09zyOmv07/UFFjAN6ERKFSHsoOGWosyy9Tgtg",
-	"p8PHXmITa9L4mdLEH4MUOWC/lJ1XSDZbcI8utJUpT66ESrEC0rww6CdZA9HE9T4ZPkbQ2eq21n314uIl",
-	"Sw2fOTYBRX6ztwvIhz8iA4f8z0mnN/JjI65XncvgAkyhbK2XEyILNP8k+ASUr0C0bG/i4jE77p88ecKu",
-	"pZXTTLCz8+evXjXcypy9f//qByYB5afCut6A/V2sSb0+CL/GIMQprdZLXdgKFxCF4tDVDntxNjo0RVT6",
-	"FdsyqLkwuZHKIchAk05bUR0sqkiCVFJ1KPKkp6111ZVYRyR6LHQaAQWIiL/5sWBQ4jeluxWETxgCTQpB",
-	"UgbcxMyBKFTqe61R1PTSWZvAFYVACZgFLqkEBNd/J/KMr4GuGk/CiXNRjUgxm4mEghDCbgg1gF9ttpoh",
-	"qbmisFtgOa71GoIWGECbQw+4jQaBETsdkpjT6HE1YBCAe3JzA+s9vbmpMKKUI0tANeEYR+TG5uzJzQ3J",
-	"zf7CELIh5t+P80u9yU6jpVFUB6lAlEGHA121C3wWyDvNnQrqcOsoRJjJtGq960GDzMCe8C9FkNtjkO7L",
-	"o8DzB9pia3jPDAdyAxKEkfaq7KsIfBX3UmtJSKJ6pefgvi0rbMGzAYvRcIDtyMQyh6hGW6M1C+1F3aTe",
-	"lWu1kMkCjpjyJ+CgexHL5BVe8puXZxu4iLF5OCQJEmTsg4jkWnUbi6Kk1UQY4JhIs7dHXuyLWbdhLvDA",
-	"TDN4ot0D2nhWdWezo7YrbOvLNmLPX5+dn3tuVag6lII9oNadrfvq7fVT+O3o6SkWaPJ/hKqEEGEHBOoR",
-	"7MGTL9Ce6tSqeTxVjTupSE2Isf58EDSdy0RaTmEdbjr8vlpwJ0KCKhoHegP2M/3ix6Adnp60YZefNTSR",
-	"Y5Cej12/qIsdxu7hgVQFJ6Iq2NUIK1zEULFJ6Ombl2c9ZsSssKEJ6ZPhYxC+S3KAF1RruErBTmMEfZwf",
-	"SbFimSiJjq2J317vQRjwsojaYnl4YMFqUZvVaQ2wQv3zyT6mVbZGifPs7StmPXFDwwVPLYZC6SvpwRRD",
-	"0pBSIJd/fv7uJbOFmfFEjNnU6BVIUhT6oY2cewnIX3CQ8J///O788ud3r/726qfz2OszKChmGfBY/zQq",
-	"xY4aEnpdHEnDXDi/KP9maR/zY6DMGnhIhHYMG3hbGpXSaPycJwvheYgzOvMCax8QmhRW4C6l0aSPwVHW",
-	"v2aVnM2QAb00fFl79sOLn/4XfR4+PicjaP8tlC4ZBf2lb03CHimtxKMxm8EwXCXCr8DS7zFSo9QD7EwY",
-	"I0w5iNJ9Q7/FrAumjh/PL87bpEWU48DWdvH6nGhESRVLy5nniyaAIzT/ZVCvYwZluCibEoxKAXlBYrAs",
-	"8eK1ihhEKhKFCxaEUJM5GEnAQhWFn5F3KIXpzTBWpq3nXF55bW+XWzYc7tMO4hESiqoTcdhaJhXk8IZO",
-	"5bzeMzFYieMftXV4ZQl1LQZOHq4P3VNxL2Knx9+ybixucpE42H8fS677BSgWv4AHcGW6YlTx8XDYD63v",
-	"YZTHx6wb45L6aE7pO637GTdzAWUTYPFIthRWEwynB2n4T0/Z3+X3vYg9GfqRiqrTXd8ZruxMmD5YEKAM",
-	"A0AQiy/CkxfhSWORyaJQVyKNYdQnqBItnMv7FNDRV9r1y3niHhBKK0oZZCqgybzzymVN0ATI25A+vWgB",
-	"CjKUxwMFpVI0SxNpiaLNUinAXSBBWyhHqlHoRw9dkoE2YkzojMW/nvX/X8wWH1z2P8QRE5lfNNQV0qDm",
-	"08chxjbRxogMtQCZolQCEmkp5JbdCiorJMT7p5Z1OSjcjUV5MT8qQWIl/fT4tX9y/QSj7Ektp0qJfUQo",
-	"5sSNJ/qeRtmALYWqWdPVtch0Xnp25XJZYMmVTM97YJR+J3jaX+vC9KHjvh2RrhMEtrbz3hapBxN1RiL8",
-	"EmpZgr0LtLWGiQvBdFxX74B5rbhnOV3uJgrCLJ8wW7fj1NJFGr4AsZBAJrijyRf8WkxCb0wqj0s7KXPS",
-	"BuwV2VW5JJEvCIS0JJAzJyqA7slwWN0u+jKxtnIgXeUZ4fYmKq6d0AjMarpwMetWV9x8A68QkAua6mR8",
-	"PpdqDjuhyg4sFXPDU3CvUGVwrJFCGdYyk249rhR8OBQlREqAAbfr0W8qSq3TC/v+SrH7KVSvp7o/pcPn",
-	"7O2rWpz3qHM8GA6GUL46F4rnsjPqPB4MB48h6dItwIF3hPr8PzAhG7zaJW6/SqE1ID7faOx/Mhx+tp7+",
-	"VCu8rXFsJq/FoOF87Ix+/RB1yipxndfyWvgDHuPVl/IYwVVglZ4ngmedzy2kvJcErPPBD39EtS12nsMb",
-	"en7rOXg8P8ozLjdOYNMDu7VZmmH/dt8a7XVxUQTXfFngBeiLuMm1BSc7Qw/w3j0TXAzWfJnt3PjfhPs5",
-	"F+rs7avzXCR3gwMauL2hKo1a+p72b7zhO9y7K+gpWwfojQQTnixu60fshcpkIcipAUIRZi4EjQ9KaxGt",
-	"GAdaZzFWGJuOFihOY8d4xP56NbvmGb/DJX9BHKsKTbRAHkwPjXafDB9/nSkb9Vlqt1G2X94HC+XIiPRQ",
-	"EgH4NLLD2nDEFvbCS7BaH/EixczZdrjBBpgQBedxLllwqZg2qTCsG1vxW8y4TdD/iRIV2pftRKFI0cfS",
-	"DQqrNvThe5F60YzbRcz+Wu/AGpdtSMGohX1SIGwosB3KgYuYEUt9LVI0P8ByQJhwZo3t3ViRM6kmqjSK",
-	"wzZRwV3HA/aWz8klEhqJ/rWK78d9WSHUYKLCCaCxBNxVZPuwUalzmqaF+B1GmRBjIyM9WDeQhzXx4LW0",
-	"rmyIKiEwsnLkQjnPXZns2M21jEss3GIAqv4lCfVlqAXIHlWkRdkFtoLpjQC6jYJFlx/+0p1MBvTPXlvV",
-	"oo9R6zqpg2pprqX8e+xivGd90JOpWt6tkT17J+dTlJ+q5P+NNru7FhKa9X7GpcCcaNSEBZGLctcKZkYv",
-	"26ffG8m7dw2kBx8yvdOfYfLnhbHajJFklQCBTAVURoMotxMcoG1Q6zpCltZSKrkslp3RsC1j6/fWYcGM",
-	"1Bi2bCd7PBxCpBqOeQxxauUUxy1TfPiCXKzqu9zCUn5WAiv261k4WuBpp7iAtnHLhR59z8tetPDJ8e2f",
-	"vFeezGgj/yFS/Ojx7R+91GYq01RAHvfpyckh05Ao63XBF8p5fgic+oBdvVKedPGsLI365JA1vq9VgoJv",
-	"Tm//5gJlIWTbNaFNELvxrFDPWODoQfHmWDoUTZJ6RlYMcNs+qiLXAl0KLBy4SOdD1Gm6lD1+wJMmW6/1",
-	"S7Q7ufsZi4lTkKsDc+EwDsSfXtwjDwLoycggPeWijegZ8mjQnNErrsocMeoK2I2xlx+pjrkwfXQHggzh",
-	"BYUrkbsxi8GxE4OB31YnVXrHsTSA1w+N6HtkWg/YS1j8RNHbIKSAh2rAQjrkMRS5C5jR4MzsEMZcK2Vz",
-	"OF+ulxL0F8HoIliXY3CELZIFxMWE4oK9MeNZtll+po1q1XsWHkY/NmrkfFFatdH08GO7ElQ/kwdq9c+l",
-	"VlRhiNdQNtFFhvFGgGelqTtgZdnYtLJvUVHlTyZVR9jvc/R7J9e2hWK9AeoAyBsoF/gWiMZUhAlULCA0",
-	"XW2qJjD+l4kCNCtD6cHKCTjXqyosjYM9hc6EiI6k5vETJTGSBsnYVLiVEApD9wUEFsDcGLUTiFmW4YGy",
-	"WaZXdqKUl2Iyrx6BI5vFS9oFyKa2fuTk9uwOS+eIEWzFYRCMhALC6FWlOxK5zYJdVffG73W6/ox6cXtd",
-	"sI/NqPyqLXWdPp183mVQEa4dxCnclhF06reAAtpFsvUfnZANn93+xXPyHsEHxwdM8ZavM83TC61fe0Ee",
-	"v3tyyH5KT8wbkUoeynj96cntmb1q0NqaPAN0tQ90FWEQWnmXROYWAlvFboVSzXcnvr+HLscfj+wVVkBq",
-	"J8MlnlAgA1UtgTQykHy9bEMtm2PWheBi8L5nWs09Ba7n06FLH+LHToenZRjSUVhM2dqWOm+D+DBRuGhw",
-	"c4DQFYJ17kj/zq9kXuuqvCXjgQyWc7eoRLBaL+gm5bqLmeDrSGG7iBzdTV0S+8PTrwNw7iftXupCpfcj",
-	"eH922vM3eU1lL0A6ImwCaB7XhQ0UpoJwJx2lShDXS78MIdpoDtGqr/6syB4M4VpVPWPWnWaFOJobIVRv",
-	"RM0YIDQR2jEgkYXwg2iiqv4O/o2p8MQm9Hko4/wgr6FW+ix0gJDOjxCaO2B5Nn+qpUlN1EvwMyJ8200e",
-	"Jip0eSDPcWq0R8hBo51AmS1WLMNaqk0/8sKfuHGUAEGRFV7IrBocRIzaFGyMkum5/3wh54v+CjR6ULsj",
-	"Fmd8HrO/stbuBuQ1qroblO7f3j0067e1C/+CtHCjKckOelgdq408TwIt3d9e9WDwFYndv4rmCOEuoUJx",
-	"HSFLhauUdCg+X2JnkbkR1t5fZawRi6Pf/V19PKrd4NHv1R8fkYpkoq080OnwWSVuVN/E9fiXsudLndx4",
-	"5EUNWBtAgqV2okwmAOIqjXW9MUg0ZTxbJfZRyoAtksVE1WDsbmj0g9F5axugLSmm7X6rV7bKKLeKPY36",
-	"8bsFn4bZ/D6W89N2ebN2/tKyOZSse5BY/twSiwdwxutXD9ZlSk8DtOxCKDAkckesYlYh6hfCndfkRf6s",
-	"BAdlhnS3khRqt9sm7j+yWF6utimvLVVSSW1HEwUVJLFsalsXKovR61Ug2Al4GFUiwBkf0scf1WzSFI0N",
-	"83kaBzIPJVEOx9SPAcPHEl7MF26iirwKL6vnRXrBqB6Vhn2HLHk2nAYSCsLmREFcJzqeMQRyV08sNhVY",
-	"c6cUs3qY/uUFL5jhr1A9IyYCjZKbP4WGmDXFnios9AUasJc6y/QKPRaBBVEMwN9eUDGGzcuOBwxa/GPm",
-	"cHmGEwVJZzVl1cNEfGfTG1xCRcE/A93eKOOAYmh5H44aUtY59dZ9exWhS65QSDHq7XSPw/DtLtRGu6iq",
-	"p++HL2rca/ReuVXUw9jwUnyB1C7CwgfW8gms5fTkgMkutH7D1ZrOzv7LsCQCsoYRb7faWFdMP0VvLnOc",
-	"OqOOuMmFstgF8N7Mi7TP/SY+IsCtxBl17OAZCvyoItoRxF9BnndF+QctRHOfeIxjfYKE/I72+flo7Iev",
-	"oqvWZPnbyViQieASlF49EK8/u1zc4OsYm4HMHWIejEiEctm6lH1aEPmzG/HKMla7Sco5lSgpM/K75DeY",
-	"rmsimB8olF+Ke+Na0vhEYVpMBgm6x08YVZKMGr0lQnvDMknv3YuX716c/3h5cfE6nqju4yFL+bqRvQF5",
-	"JmUOcYgN9EQIagWoaKOCBeTaYCgo1EMAgXaiguhZ9i/rQSHzRvuwuCplIKRbYEoXpOwkbqLKhExMyg5l",
-	"vkImGlTWac8om/F+UMn9JjHqlqIMa11NVtyyUL4G4nGkY05kGQQAhJcWOoMkEaAr/gSkhUPgobYObBBb",
-	"UMwyvWKpFrY3YtxelYWsoPoLBPFCqk3Vs4J83WdUNEgbxjMIXmeQowffhd1PVEwpbv1a9qSXyesNPaCg",
-	"yEKvGlDgN4q1LMBVj1UsoBTTd8ffPu2NWPzrpJOv0knnA5abD39Gk452uf95HHpxhII80rXaMgHov4zX",
-	"HMa+k6v88zGj0C2oLY59ozhJkAJ2dDH5uvzoX81t/WeUlnekMLwIvZsgQR7z7gPRAbdIC1zxTViq8a3C",
-	"LXazLSqxuUOIhm83mZfGVgy7zDnX+orEzn19jKBMUherY8k07o3A5k2bCCzMOp1bttLmCmpmBARqDCSd",
-	"Fdms1imEij01XiorVBHzqxc1A97hmQiZhCKmKVukLCuI4d+JGLDXGjL6INOwXhSIaj8QjRYqFeTLdxPF",
-	"FSam7yCL/jgPte6G2TzThUk+xd3yoOt+Jg8PgWUQbOiSDsfBvXrsLhTs8yy7HQ2puFkTETH5OMKAEOio",
-	"QwUTxgHum+21QlWkCuesLapKAWAfImQKZtWdoH6WZQdB+4vGwh/g/Q8G73vginUnHQjH8sK7fw2Smiad",
-	"3hdDiOWMHwX1oV82XN6hXfElRGlgc2rwKaQSbi9mXd6s0oOydqh+YnOhoBQhRmVZqi5A9SaPh1jxU8s0",
-	"YJ3gJpPCYLVwRoKihViwwURBASivTAXVYTYbsJ+0Y9VB9KGR86hexQ3zDMIqJ1A+0rZbzZVYNZtUfxnh",
-	"+82MvxP+Gv5JAnhzjzvMQP6iNgswYUdsooHJ13aT/tnDTP/k1m3sw47J3XWw+nKCtydyTrs94abPwQEa",
-	"6FKj1wAUVz55/N0IEomPI/aUQb8IG7HHQ+Zpkshtb6KCerHZeACsGlNsYhDjoGjVhuoZE1XrmxCz9+9e",
-	"b7RKYK9CCGzoSQHhXBO1UeA97PEowW4Z8Rh4CvbUklTKjhk8fcv4RG30uGCbVDVI5FqxLtF58OZC3AnQ",
-	"24k6gOCGQm6hLpy0jbJwrRGzjhvX7FDxBalgc6IdVHCzIchXFKX+xMQALppxRDgR7oB1l0XmZH8GWdp1",
-	"jJJa9b48mQgotE9FCEKQ29vcBap+V96o8HM8Bs22aYnIvDYBxl+qdAcI5zTLCxcCvyaqSV50w57co/q7",
-	"vFxHS0sbr5gjYYMKUU7k/gUsO22vxIqMxmzF1+NG0c4jMC4DhZgo6cAkC0tdQjcRaPJZu0NZEqzegF2A",
-	"0IembrTZBkHweHibcMG6WG4TMmH0bJZJJcYTBcWpoaQvWR6kYshZwLYAxnGc2K+epoYKVKV9AoTKFlVu",
-	"1KhgTAEcWJW4PMRwlX0obMgyqa4s2FyCyWUfPT2ceG5wyBZaSc2Rtqnl5xdXW3ox/dEE1tKXMN5Qsza1",
-	"4AdZ9UFWvT3PvjAqkI4yPK2k7Wg73t817AszKhLLDmVUt7ElCvWjQq8ThQx4VGMopeORobRbKNDzm6p/",
-	"bfSJIr4B8ftLfV2at7FzWFk9rk7m0CB9H1LdXZVF3IEBfBrB1rNZa0w0Hrqnhn8ou0CLJbDayAM9fKCH",
-	"n5EezmZfzCLZRNTdpO0MO+nVA5NRc673A6Ka2VAEFTMnDMis0k0Ulq8MwnPlIgPP4dxLt56SUBnAKU+u",
-	"5kYXKg11nUNxzLKxjZNLzPS6FjwL/UOoYplUV48qD8BEWanmmegXVoRmRzIFwrbQRahjRKG0gqq5hfYV",
-	"MNtENfx7tQi3QOLRDwqVw4gKUD6sVlBovJ22EUi+pVHewRV8GSLXmOPuyfpNYKBypqFE+tbVwg2gZAh3",
-	"teKfkE3/QMP+NPECbyBKgLUIB1+Jvt1ua3hRCkItQQEevEfN+IXQd+xaX2HIedOfbzc8kHV/PhIriqCo",
-	"dehyGnMayppTg9DqLEI/Dwhs210ky8pNpycnE1XKm/BGPK4HhNU7tgEZgwLum51DvDRZCquY9F82UiAj",
-	"aQGw3NujKX912kbz3luIu6iTdSiaCiUqx0H0pazHB3r2QM86516pAh9GFZCJZRCRst0xwumOpI3o0D51",
-	"dItQbUhCRjvuBHpdnn07HPbqRrGJqlqk+T3GNOElUpRSggu17xmW40xZkQ/YOSnnfDNEA2jPilcGOkFB",
-	"ZIBtjlLjsCD9zI2olvhCZ1VMEYRxIMGFuCwS27ZDQfzDRqhxUwcNuXZEaamhdUmIIYr4YqVZostQ4CqC",
-	"tNliiuakkgHwU8KtGE2UuOGJy7BDHhDYADDSRFVToVAiivutlbeDoTFUky9o5Vazb77BmuuWGvDhpc6g",
-	"PT91GqSFfvMNWJ6rS4AQX3gP+jY6uRTUvKRqrgNl6r10j4FutgypLtlQ4D7dENjttdv9kdoYvYx7wf41",
-	"bDtyO2Kh9aCeOZSx18Qz8dzTXuT3UnJbPK2SDfIs22CFw+MQbd0ugMOwITT2S5XKgkn+gGG/AIkIuh4e",
-	"y2BvajdPwWEPwb4PzK4e7LsRwUt2gCYofTlrbEjw3BNdkHG5pGp7GJdMeipQe2qM0vQkgpcdy+UMJuod",
-	"ectKC2WjH1jFuapc03baQgv9UlQFh78TWTn+7NPvzssNaTfiRlpnS/nZaaDQGw5ZDy/UUcjPHBoqbl/u",
-	"L2WbSOCiRs9kJqBb7JRatXRDT+b6+L1BI6t5q8R1p6XHzK4joHUetX0CZ/GgFvzPppQY3lQziX0xFSCI",
-	"XzsrbJWxnBj1D00iJUl7KEQpbYI4FwVJGsjhmMUk9YYizkHY35UlMWitCxWW0PnyQs6+ilCQTBvO6/4R",
-	"Rf8yFcsxxPmR3dz4JiQ24An7afSBbd5WCIWSlf2rNph8Q2eZSstE6OiiyT001x1P1E6be9kbmBjugL31",
-	"yrRy2C08MPCJgnq/g40O/uMq8XQpYgzQwQYiG73+RxOF3Xa7ZT5ja5+xMhsXO427kDfgFaI7W+XYhlGu",
-	"TWz4T7iCF3ADXyqw5EqoT/V1XjRFonCsG3z8gas+cNXPxlXRsLshuTcl/NIog2RniRUxoXDRF+PBdZp5",
-	"BKRqTw2pF5Rp0RYQcVbzrW44UGv0EEoVBQ0koN34EFdqu5Li1/uftT7BFeW5zQuI5oPP6eq7V4zDFy8+",
-	"8UAT/kCiDbkQPeTVu1sjGJLkUIo+QYT4AqifcruYam7So3JtO0Twd1isywsYoTtIraco60KTvpTRMPVS",
-	"lWhkEUoX80VvW7j+m3A/hFWc0yLuWgynxmuJ1X7ROtZhuTvLWOM2NqSI2iJvkx7qr95favgadOhfQ5HQ",
-	"KV+jp2CeQV55DZV+KwS0tytViKU4BAmgL1IdBQbsrDTkYFMg6NqBTgp0GtTb3IOgTR6EWpnmGkpBPArW",
-	"tkb3UbNLPrb+Rf8G6079hXjdN5NXAiIZSwgi09FESWUdlUlE15gX4k+Hp2MmZ4SrWEKZeLURld3QzzZR",
-	"lc0Ro5ikZU+Gj1s6/2NFraXgqmGjBK4PNVJbmPjfhHsj/uCo/0bszPXBq3/A+T+i8aB2OXvQ/ggKMkut",
-	"Qv/7PWnNP4UO0TUhvgryxrhi7iXjTLTl7ExUwpVHM6wBXTOyUbtSYbgtjCAsx+jkueGJYLkwUqcT1Y3F",
-	"jUgKJy6xVWjEvt2qIMXSwmCkn0wWLP7hxesXFy9ilngamHkZ3MFsiOLUgxIadV8JbP8qrDN67ekKDrHk",
-	"VZED8DNMFJnRqj5rG+3SWaE8UfN/RrXY7bIbeeTPIllAEk8w89UKj4DxPdQcMYLlhZkHTaFs6A8GEiw7",
-	"FnsY8WeaxlW7NTD35fAONpbPodcnDt49HT7r7YlrfIFX8YXMGDT6P6nx0A8E8Y3pW5qqEDR6DuHFvCLb",
-	"spEc4uug83tU1Vqvuzz2+zY+PkScPyhXhzczCjEAAcnBaZploNwDhcOO/h6wRcq6f/vh7TvGjRuw42+b",
-	"yaL4/efQtdoYzNHvMr21FwAkNLoaGnrJ0GI5YaZNSMnYCl0EKl+nXl+sr89BRAS5TgaZP/Din83C8mcv",
-	"74kAxXjFA0qIJDnDY1ddSmnFpI/RbuUKhAYaDPrK1AbDrhVUMUGmjZr7WOiSxL0BK4tmhvWZQtlob0A0",
-	"Q3dMtxn23ChcFnwmIZmjJvrplRKGWSHsRMXl8WAJxxLuYyhtM2YkoZQxgIk2aaiLRooeSikQ/EdxG2UU",
-	"dbvm9MdB838N5P6f0O25FLKo72ijatQjWyEHMaNd2Hp767lPbTpXcUilXWkN7edGzIQRKhH2EJOMFc5J",
-	"Nd+yyiixalTPddDrFzQky7ibqGthgCIMRyEDC7t0KUdtsEoFR+fOepTsplxm69LaqWezieKODb8bDYcR",
-	"+62QwqGPmJ2cjIbD/vBbeKA0BOIrkXk1Ty4FUphMJzzzGt2PP47evIkDzpcX5eRS/EMr0Ruw+MUFn8eM",
-	"o+UnplMrd76DOvxUO9W3tUP9Yxtbdq16V82p2uusBjqfySQTdfzRt7uQU50USwGcgGDJAwHUuO7Gk87j",
-	"SSfu/ZHUmz+9wWcfLAQSF5AGaVzRQlteyyvB4rfvQyRGhWesi7H84eIjFr+a9d9wlyxiFgjhaKJOT75j",
-	"Ib1cuqiKxbSOZ16SwDgQTBUAuxDGg9TXf1lb/yUlGVBL6QF7V2TCYvJ8Jq2z0HXerNnUYB1WJXojoB9I",
-	"aQKFgdYQ8XA4Gg5jrwrFJ49HT57F44mKgXhdAvGCTn+xKrIsBnKjtAph9itpsauCocJUsVBpPFGpnM2E",
-	"YV2u8Jdg2w6v2pwry5YyVXK+cK1ml7fF4fRqGxWJQBKvC5TdNVLUpqD0eSQVg/mAEYYCqg79P4LyGJhE",
-	"1UcwHWM2xtQKaFATUolFyk5Pvisb0iABqfhjgI3ORkey10LN3aIzenq6oxPr57c37TjaVyovvnpQ/x0J",
-	"fA0PGGjAGqL9gtwsTfCnhmqwNaq/m3bXvglE+w8fZftg02q1aX23BzIpfeYvd2594r9qg8gawZeeolnr",
-	"5caul8q+iXujMpceq3NBdlWTIGFKUKBFg3/JYoz3ZbiVwB+cJoeWo7mlWho9vqwyfnfUHkPeG9rls4Zr",
-	"thybMood1W7wpMIrUs0plVhV04VyaqatHnQ0UQfVDSvzAmjUAXt7n4o0ofHnRnmHiVppxTgD0wrNh4tq",
-	"TYCGb0Ju8hdygjQn+RxBnS25z7WS9Q8FbR7cC/c3g6Ic2SB/JaZ+gRgtr3fwZZ7dWmV7CjUVycCxEtOF",
-	"1lel9gF6xaVM49F21oPnTpSfC1YOCCYH4hY+Kosq9KDzZPwq7CRZ9/8u1jE6hqFCI6RaWz4Toypo/Eqs",
-	"a93o/C/oLsa85hz8GCoRY8yzdmYNy5aqDLXH+SFzw8i5VDwLIShQnHYtwCH+qqqN+I5+HkGrSE+WM2go",
-	"7vnzaiEzvD+/LiwUKe1EpXqlehQIY0Si50pabANVdqFnMmWpMPJapNWG/ChYMiPoAhD7CkExaYE0UdBC",
-	"0LtfHgplGqDWBO50aOcksYBFa08lWTv6K7HuY+pwXFW72LybqLlS3C90vqYYvQVak+baOc8quxD+v46Y",
-	"EaC09WoDpIUBEz0arcsSdoVdjGums4kKuefMswmsVFRFPflPngwfM1NkWEoE558oMGcR4NojP2rcriDa",
-	"xZv1OeHELTrhc0gx7ycLbf1uoVuTW+PKpYWlsy6ogZy9f//qh17EbKJzjLcOGLFbsWue9S797uTJE+g3",
-	"Hf4+9ot2nox1Rp3//etkcnNy3J9Mbr598eEv/9b5arqgP8jvQS89POxgP8U8I3R+YKcP7PRAduqBkHFi",
-	"XpsuCr1SjJgf6+YLLzjzPLcNF730atYeD30HKHcfPA+39i6tM92grnwh18NEdZVmqbSeUwEPjrZUkZrx",
-	"P2IYd80KJZ3tNR0XyFbI9iVxHjJA0ztjBhli0mEqmFSeU5QarNPBPOZq5uwd3oTzcDB/bPdBucxdUdr0",
-	"vNrug6Pgf5yjoASC7gYilliH6HY3x4GfoukgYF3UPGdSZGmvaqlQN2nAdE0/QJhqy+5fw10wMGHbT1cR",
-	"AYyIAOEHaNKo5ofYCOE+PfmutGaUw47JcFKnB6UmbSXWWNdL4UmyyKx4ZJlIpWMrXcrQp8NnVQG3cuBR",
-	"lYMKFg8sf+PRfF0z0w/Yz7OJqpUs8oNXlnswoQTqV69NZIskESK1UOhn0znCWnwjMd37JXZ9DsV/np5O",
-	"VLLghieecqHnVitndMaqn5mGFDhBRegiZgsDOWpYMj/HphlGMGfkckk4PunE7K/gSumNWRzgLGZcsVdn",
-	"P52hqdAWoMlNVPyiMDoXR98Lk0kVj1kM8BiHLBwMMZHLXBjJs9jznJjOJfiRK51CA3yC7pSS+G/BeQUg",
-	"JH4rOLq6a8AVrOn+OM9KrAjMorSgaQyqWwqIKKjpRksNgIN8HY7Uf6fVqOzWFNg79DJFMz74wyGYGdvS",
-	"1jY4UbD/khl66CmTmFiJ+pAt7XkrtBH0BxEvZRxN1EpAQob/IZtS8S+xBA4HcUziWgKvAS9/nIr5yx0q",
-	"yB4u+OCUui+r/qd4oW6TE0rqt+lzoqJtDx6nB4/Tg8fpq3ucgmh0m4cJclWPfvc49fGe2a2oXZlAqeNf",
-	"PXuLmNM9z5CdjieqjCdzmim9wpAI/xroViEzh2IhnI4H4Slc1tQz6ephLU8mzBnkksfHOBREfxm+iiP2",
-	"7HH500TFC10Y5Gunw2Ht3ZSvYzYtkivh7IYDCxcyFWvo3+AW3KGVt8DCIIHVQpt3aTcqgKxz4TdzzbNC",
-	"BNVzomyxDNwO54RFJMWyyLiT1wIGs6wLfdAixhP/46VQwszX0UQFxt2r6qsLrqrIExBHvvnmHV8xC2lc",
-	"LNFLYPM5nwv7zTeQ4xjqOIKWH1d2BLqriToeRsPhMCrffAJ/9yKmTQrsc7oOgSvk1oOYFvz3RMVWFyaB",
-	"3vn+2dJfX5hkprNMryIqrz4XLBQhjZW4Cb3cJip+LdXViE2K4fBxMhgM4B9izIzI/jrp+Fc960eSTn3i",
-	"T777rrdRtvP9u9dUYZRPrc4K5+d0pTXFDwOLiJgciAEaPqtcnN8KQQb3iSKgBOh1OmYzeePF1pmEuH2p",
-	"yoTQNfMCRhBGRNord5QUxmpDhu6MW5warB9UtGnAXsLpAAThcWCYJagNsAnUWrB+Hbns4GDDlhAvKsE/",
-	"8ZpTZjUpLdZ/w7PyNuwCzMyYNDFmVggW1gmAuYKyUgx/mijuV4dZaF6MBJjyV8Id9NZaGek8meUpgNxU",
-	"uJUQasB+1IUhgRRbWUsS/yk5lzwJ0uDyLesG1NUzdHNEJdL2JgpTVqBfAUA3KJRR5dCBkxuV4A2h5rQn",
-	"vExoftVEWARHklZ3JuF6dD/H9MhDon9BXNkX/7s/o9bPhtz4Y3SrCeml0cvOAe9daHgLVgsAXi0XCVLn",
-	"0AV+j6/D4jaYRkV+oA5UnzQe60rAI00VMCDQHXY83KA6w+Fwo21auNPCWZkKdjwYwFu9Upjf2BMaMutb",
-	"osk6I5zNC/ZyWSw7oyf0t1T493Ep5UvlxFyYg+7hOUDaITfxtRO0a8DbIkP9HG6j7FAP99flzJS32WOk",
-	"aoV6zfjKoobegZN6XpGlkFGqpaKSc5/NjuiZw22fwDtfV67/s+dOeBghmafZaFtfC0PVppGE700ot5kQ",
-	"+e21DW8TPZu1DwWmBDVE0IkCXr0hgkZ75c+K/ASOM5ioOOWuFOJKK4yjauB+O8Kwlb4SrMgZGYW++aZc",
-	"4AEyWEkDn9Qo4EQ9aZG7KklrUwbbFrvKbl8PgtfnF7ya6XIHSl5USL08Kam8RL8he7UJIFBr04NareDm",
-	"3bxMdxQRtu0zyMEDQLWy8CebDPwg/n0f9v1ki3n/aXl3/dp31UDd5t94TSUffuDAf5LsxcrQ48Giho93",
-	"YsKNaKLd8XMvtWG50dcyBW+PM4V1ng8Zmc5BAryWiajqklgJhgxtBuxczhUl707UueMq5SZlv9C0rPvj",
-	"m7Pn/fMfz06ePMWlxzIdQEKO48t8MNXpOqZ+JVbOFbghoEwSxDyjswvp7opN117vDD2Y1LpMVcy5sSJF",
-	"pleOPVFkWwrBdE/YUqrCD1EJv9dwxNjJuUs1lVNpRAJtsyOMawtEPb4+juJqmV4FXvvxgWtgVB326LTU",
-	"kmXAXkDHZb6GdlAzLrGsFdS0WanQ04LFYEZiXZ5l7HR43BtNVGvsG91mn1CvTzZQ/2Xg1ZIcIa4XHTiI",
-	"VBCfBoPE4aH/G4PzJioexBG0Lq3OtpF8nopELnnG3it5Q21Q7a2zl0P1IRUsZt3ALEDzkCrVq1sHKa+i",
-	"tgmlqxvCUHfhWbtahxLK2FcfnEwro8vOs36HRvQt+Nkw8FGna+yYAj6s+tHIEMrixzTrR7aMrBtBY4Xw",
-	"gHWDBDBREOHTa7indsdJovHFiy6azQqDfczFbCYSVwuhbLmuKpaSQopA5JpBbWNE0tPhs/bIyrDovkw3",
-	"oiobExFS1DKFKdpxFM4j2H3K1H4Mm1yz7ltt3dyI8/94HdFq3olU2hC0O0OpzS1CjQFpqac3T4y2NoRk",
-	"UhOImYNOkmuqoIR1m9fgAw6Bu2jPrXIfoI3BZos0Fh+F9/Fwg8OYAjdFOlEUBZvqJZfqkaXDBcJjQnUo",
-	"I3JtSjd7QG4qmzBR3TaDMncsDvHNRz+hPRmDLmC9ZXwwuT8nqu0r/3ocMbnMM15YOc0EA4P05ntopfYw",
-	"fUYboNMlSe5kOBwOmXRiacfM5pl0LONmLgwr8kxzCis4ubmplbYroSxcMmVvY7ww9L37pQw4hlwPO1FQ",
-	"EytZYLf+rXp6XYyBhojlXsQgpZOd3NzsCoYlbnObJ/q9kr8VgskybjcA/LiS07Wi24Ml7PQdV+iw1/C3",
-	"PwR2y83ZsuCSoFalCEvasuIWSB26T/eus6S2e5dbj8kd9p99+P04Oj752BaQu7XU85wnnnj6C/Dgmnk0",
-	"0zNgmahkTrkVT09ZTR5AnTO+dfElOT/0rE+Hz57edthfyJNPoPgQWfwQWfzPL7z+e0Ch8xKDRr9++Phh",
-	"Z/gx9oAKOTBeOGZOk5h8p5jj/e2gaFWIG431TgU3wpwVHmlppTA5kvPCZJ1R5wi0cFrJVjXzJLTg8wJC",
-	"vZbRoCIsmF7Uavuoik6HNshlhCSkz2HJmPpYVCjmluEao+xKFmVdClbwIhNF3dh6aYVebeLS1789s79T",
-	"L9YEL4yfs6lF1sahq2xx71Q1Klvj0lPueG2coHpuD/QzMmxyv9VKX3pGPy1kltqIGZ1lU55c2Yil/o1M",
-	"eF5ke2MW83QpVezfEOBoqp++f9Qy5Y+CZ24RwWRSQTNzMi6TDiubYc80XCla2M7HDx//TwAAAP//",
+	"7L2Pchu3ki/8Kih++5XJnCFFybITk3WqPsWRT7zHTryWvNl7w1wNyAFJXA0BBsCI4kn5oe4r3Cf7Ct0N",
+	"zAw5pCjbcv6st7ZOLHI4+Nfov7/u/q010YulVkI52xr81poLngkD/3yulZXWCTVZ+z8zYSdGLp3UqjVo",
+	"vTHCCuXYai4Uc3PBjPi1ENYx+DT9r27l191LfS1UOmSpEXwyF1la/RnP2EJnIrdswovZ3LFimbDUyYXQ",
+	"has8OdaFykTGVlw6ZrhiunCMqwy+zLjjbMHXTGnH7Fyv4NOVkU6wtXC9VtKyk7lYcL8SoYpFa/Bzi2bT",
+	"Slo0WuuXpOXWS9EatKwzUs1a798nrVdSXW9vwNsXz9k3J998w3KprpnTMKASt44t+UwkLB0V/f7jybu3",
+	"r+AfYsiMyP8+avlHRq00Ye/evmLcMqlY6j9Lh2xJeypu+cTl6+rSszWbc0tP1lezPeG3wpl192zqhNme",
+	"94WYaJVZP2PYybGYauPPwZm1VLPGd0vlxEwYePlPP/3UPSvcXCgnJ9yJ7RG+FdwIwyZznudCzQRr+716",
+	"+vWTfueumTeQzfb7f1zyXwvBnP+W6SnsUK5nbKmt9I9Y5ubSsoleLDx5rIx2YujpMmN+vXxyzbRivxbC",
+	"SAH7ADS41oVheqWQaPZP9H3SWnLDF8JtX5Udkz6j+U6NXjAeJ2eEXWplxRBW4ee0hmOxrE303mGFcjJn",
+	"/rPqZZnzG1HeGLaSbs6k67EzdsNzvz1z7pi0eCGKyZxxmkFbqkleZFLNmFZ+59RMGP+4Yqf9Z0/9uRk+",
+	"8Svr+N+f9vt+M6RfBDKHVtJSfOE3pOm49h/w88JY3UCVP82FEYzD3WHWcePsgPk7jmddWZJW+ZpxY+SN",
+	"8JfHykwwPlJ4M/yl6rEXOs/1ii4L3DG/E0OWadiNcSHzjGmgUE+eE5iT7Y1U095xxQrFcyeMyOhRJDpp",
+	"2dmbl6w942aciywZKWcK5a9EljCRSfhvdXdP+qffVHY38VOwcqZERpdwpDwRWGFuhHlk2YJbJwy7Fp4k",
+	"LDPa+XeHQ2GKL/wZpkc4qXTot4EmiKzZkwRX2s2FIdKCefhB/MlLxyZaOakKYVmbHhypib+2JmFCZUst",
+	"lUvYQjgjJ8yfZsLGxeRauISlnpJTv4bU6RRndXJCsxqpOK0eO5cwgxVfJ3i0jM+4pKvgJzOVxiLb9OSL",
+	"vxupTAs8AXG7lEb02DmfzJFA/D2wJd8PJxwYJseXjZTEKzNgnFm+WOYCtlxYKzU9VxISGwu3EkIxvlwK",
+	"bqznEXykcu7PAEaVUz+M1cZZxj1zhRnQjvvLDOTiGM9zBnu5klYMR2rlB/In6JDI85xxTxeeCQgbub1W",
+	"E9FjF4IkmuULMVKNghRPVtz4E4WZtXH5nOEFTWAmS7/TehquRsdzOmAaIu4jcgKid+R7IxUuO1BMeddx",
+	"nXdc7xdGLxpEjsOpoMCHO4dMyMob0UmYFw+PHz9+1tsxtCeU2sBTbRbctQatjDvR9cK71SS43xj9v8XE",
+	"afMDvGebJS/DA4+sJ1yRMNGb9ViKBG+RugsrjE3j3JbczcupwX+Slld+pBFZa+BMIapT/Tcjpq1B6/85",
+	"KtWsI/zWHtXn52d8qbenea6yjb0Tt4fvndP337n3fkEol0C6nU0mYun86ry2qJxQzv+TL5e5VwGkVkf/",
+	"22oQeoctPL4Qxqov99LrO9xN5p6is8Lwcb7219OvX9x4vuZlfVsbuFI89xd8DYpFRXXdoUc0zYl+ddT0",
+	"E5jetzx7i7rtnvUvjR7nYvG3++3DG/zVrm0IKvWEK5Bbwt9pKzLWHhsQ5f9+8eMPiVdw1Az+TSx6wXN/",
+	"ziIjftDptbzo1Wqay8nvtwqd5zITlrjXrbTOyy/rpRpriwWXeThOZsTMn4TxInQmlDAwP2adzHOWI+Vr",
+	"UxEeYRB4d2CfLH2ZicVS45H+U6xTT1P4ElMo5Ydvp4VRg7HUdq0mA9qAgaz87lqsu1J1p7mczV2aoKbs",
+	"bQzj8jVu7QttxjLLkMg+196CsiIzxicTYS0pd3793i4CbqFzgcJ+GTaQ+JRl7ZRnC6lSNvUs7ujm+Aj/",
+	"3rxITdr+vlu09TxM/KVywiienxuDyt/n26NxMUPdOhPOU5i0nn/MRMa8dm1qpqvMEqa8WPVnXBglMjjd",
+	"H7R74XXxzznxH7Sbe/JElWFKtI6qGUzqDV/nmmeXWr/iZiY+96UGi1Rapv1uHbPX8luY1SXZ0Z/1iDOx",
+	"FCrzd5VlkrQwZVfCgNiQCzGsGFwLvvacI7gKQCEae7XPqz9OqIRZTVe8zktWYjzX+rorwXTYYCy4eK1f",
+	"c7UmYWE/6yYoxseFFSyXCxlVrXjvH1k2ybn11/62S7yua7wGAM+j9i5u57ywYLVEesulF7gv3/glhw/5",
+	"ZKIL5Ya0S6gJpxWfQ8os+hg2eMmGW2IfG6k+Cst9p3jh5trIf4nPeg+fG5F5XsZzm9Q5rVdAkCTAiOOu",
+	"MIItpLVgWBuUyg/CTd8pfsNlzse5+N0uWjuqYgnYYGNuBVBRocCr5ic39DcMuJjX1Oh+9RicLQO7qsfO",
+	"cqvJWp1LElcbd4tZpw1Ybm0QVp4QUmZ04YTtIEV60kdSpoe96qhX6pMS4NJof/x+ZefKSbf+nJv/k8jz",
+	"Lil1Ui1BwnPHxkbwa2/4mcLvdyq8gLUpy6V1lizEqRR51mMH6TlGFFZkKWsH58KmAtUpnZLBLxF0Nv9L",
+	"YBKcZXI6FcafKolW4I/vlC2WS22cyF6LTPJLMDt+H7nleX+6acCkPTDC6FWbls/SeH7qJNpEWYG/bbAr",
+	"L00hwjZ5QhReYTVr1t4rQjq4mTQgeYTKK6TEqnaNSrNtrHUuuPI7DJfySmY1S68oZNZoHpdG68/lL5PK",
+	"ykpvuB57Q9UPcVZk0p0rZ9bbe8InuANbnoHEf9Xs9tOMT5zIhoyPy3hCoa6VXinWBnOcsymXucg8t5EK",
+	"NNQ7Fpe0uDvU2vVU4jVDWECWgQeZ529qC9v6yda2zLmdby/ve3HLLr4/6548eepl8tKImyv/JIUtvND1",
+	"O9lrmpVcNo4c33HnaP6O+qelLmgc1v6XMNpGSQ6mU6dxdCt+rW2gVO7paflgDAgkLVvgJjSdrY3agid4",
+	"8NWBGQ+TmWg1EUbZA85zg1j95OCIk0BysF3xJKu7REezk5RfSbTr65TsZ0j/lE4s7J0OjfJWlNTBjeHw",
+	"txK37oo3h2PeeLWMW5ZyVJ3C2cRIUrwZGtluzoOvtLpvu85n85rTupq241tuRS5VA0P7T54X6CNNCyW9",
+	"DVwaI4+8yPdyd22dWPRg72s84WZ2dfJNnSNluvC6S9JSRU5qDLrNaE6qWIyRuPyvv/7QH3sVAw+X5/mP",
+	"09bg5/2H+B1fw0pb73/ZfPv7pOVX2ez0rG4wjRlnnsQNoDc07jy41HHfp7zIkWOtW5sCLDV8lZJtaoNl",
+	"sswF/HthRX4j7JClc12YFFhMmvF1yvhsZsSMOxHcaIWFc8v1hOdgIPlji0FRvvKXRhfGj8/XDTHRpPUc",
+	"IieedlfaVN1jzRx0ynMrNiljUhivIlwt6S3bdPdDzRZn4zXjah3jEn7SC377SqiZm7cGx/2T04aZKrHa",
+	"M8KFt+yWOpeTtb+E3JHnCc2mHvuAGSykCh98cxcj29qCjfk2Ect3XObri2Kx4CiC77HjQnmKzipUXNEd",
+	"QDpubdCrSCMs/f77wevXKWufnLJ5Z4OW/BP/0kr07tY0aBI0YvMS7XysucmaVYwbcSWUMLP1p7raWbMa",
+	"pzO+blgmC+usaRdb605at92Z7m4R5NQIO1fC2sYgqMLojNWFmRCvJ/3R2+VWM86szL048Ho8y7W1AHcA",
+	"KXqQqHoRx2+QVORrFdnVfRSoubm5Mgtrs7vGjiIGuLN1V0rO5vfg0Be5EMtA+41HaQR4la/mght3ZfbY",
+	"2E1zsk4s7aeiqnAl7hYagX7CD8JEkg1yr21addsb110ltY2Tbb50tJhtU4d28cPoHUm5UZcNIrV+C94p",
+	"9GClEItPk3AFd+kbW6+9CcvY1hk2dITmc8DfN+6R4Nkr4UiR2xBnRlQuTsPFLgNY3o7LBM+6Obyrbv0Y",
+	"AcYpGUDg3kBnpp76y38tl50t5rPzZorgcN+cz7oyHbSu4hy8Bgpf2BAiFwi6mIs8A/hM467fw/YMDzty",
+	"AGx9radTK9yBBsiSGyeD4Vl9/vFJ8/Mh6trA8sFkoq8rgaeEpYovxP9XfpI2W02OrkpQpnBrWzDJa4EX",
+	"1UF41h/kUmSN2pUXNh9kxZdLq25L3M/yzUnV4K8cRljCfuJvtpk8RV8hRR9uOFVu1JY42ryd1fc3TzAX",
+	"zrPg4FjaJHpPzF6cCoiFQQiAG6NXzGnWZbyOc9GGpdbLG7TJ4J8BO2J77J9i6Zj4tfDaEWL/Mr3gUnm9",
+	"WloHqiJz4PoqdetNdp5J67iaCHRTloy7ytn9v22m1C4mb4RdSsOdNuvwkb2W6sqJBbj/CyOuMnEjOdEC",
+	"LMT/d6lPKpJmJUCqNJHjd7RjFTV/g/X5NeT5PbUGTw25uK+uIW7FpHCiNKcP+9mBfInclfeck78zRYM+",
+	"l3oqz4pcZCmB+NLa9FPWpq3zVNsZsnRZmJlUsxTAQAgHA6/JtQCvZSasM3otsjru1f9KZKzNKfCCH4zU",
+	"FHBw1r84bjYBaoNbkfxEwUsjLcvF1CEKKFBtXEUrKY/acxicbKtylM0A2uothn2nDdvY783Dbbrj54bb",
+	"wogPszh324GX5R48sozMMhaeZ20juryMw0iNXsi7rM9N7rzPrHshRZ7F+PgmZw0Oym1rwv9sez0ABgEb",
+	"FaKgxKHGOlsnLD1K2TIvLKAtCcRK6Cdw3mMIBD6525rD8aPnrXFlVYNnc2E3coduCJquERMhb+55G+GX",
+	"6BhpVMYuwYnmWbM35MMNQDX1kcUAUhY9K/6i1Xn/kKX9fv+4C/9/2e8P4P//ZwWpjpoqShqRURhGK0Fj",
+	"LVg7/e781fnlOTu6OT5aiCMaLL2HZrc0+kZmyALvVArwya2tadjlpgP8XvDczbdPr2R7gVPo67sZAP2q",
+	"aaBXeibVh11tgA/5f1Tu5MmTJoeQdstmmgi3/mk3kzPp2OWPl2/YRGeA3Mf5A+wsNWKi/ZFe+S+rEbHA",
+	"RefcstcvzphWBFr1D7KVNtcWUZ513vG0aZoP6xWrLaEBGalYoSCeFx6EJXhTzDrB4dKk2i3TgDy1S6Fc",
+	"5+51bfqCFuSu38cZX4u7jK0DNYfFLiYK31zdCCOnUuyQDl5zZhOtphJisHDcWWaEtaz95seLS7jKXkYc",
+	"wXvWXXhppzlOd6A2crgHAfV42s2N5dQcC5WNa95rrwG/8YTUsOmeuBt9qMApyUxHfHiv0fQSKjv8vBb8",
+	"9iAjHlyuBz5ZOiO2T3glERFIvjcwtyfFosi5V9pZxtfMacfziDxERupFBvyiHsK0/pbynL6zbOUN+4le",
+	"jCXAypq1SHMPcv5gLweOg4cRXoN7iHue0EHvpo8LEYJjdQIZxzjGXocbPkVxsYbEKr5iFnNzwO3QJYyH",
+	"1XnhBFtyN2dtwGYB1LkTJPjdETMQ5lqxuS4QsO/PFIdqPBFgqIfbstXL0+BbDd6Ou18B9uud/jFUKzBh",
+	"pR2dZelCKvgPv007tHcTrrSSE56D6ywJYC4eFBXYzFR6e1HyPIWnrH9TytrBRO0kLM3HKWujodih+JKY",
+	"vUhZu2Jrsmhrdu7WHsnnAOtMAvnEfd9NgM0G/lnVgP8zW+gHW+avp/yt8ELnAyNwzcJ/tyYEBkKzbvB7",
+	"6zS7bK0EV9lESz9oJ6dkzz2fc6VEbj9U7dyW8csCMRqb3+xSgYodKIXqLN8YAbiqSRP3nVSWsI/HNC4b",
+	"omAyX1/ZMrK4P/RRiUK+T1q/FlK4K89Y7xE/+Q//o+/hN40RlBthLPl1NwAJ+EXg/JmeFAtPsG2eW7zq",
+	"6fkln6WdIetHRAXF1u2H4Cbqe1NfblLufDnle5zkS7Us7r65DfrKXOcQK4gvZcvyrXFThiQoKGXEFDnA",
+	"Iz0L9AbN6clJZxu18aenpQ1HnCct9OMqzeD9oAQALRxOdj8u8XiGQcVTjknHFoWNgmYuGP0c4DIvp93X",
+	"3E3m6QMSXROplcgMK9xztFo+qbNMiVXFPWbrMIoqhqKzCaI4zEB1IWWr+ujJNzV4xfGd6gUlJO81L2tb",
+	"9bDOh0bW3zgnArE2Fh14dvrka0bgWMpqsds3uPQZNkRBVmCmQNoYJTlApixBdXfFERs83Ofo2ppOhYKE",
+	"coQme6aSMKsXwhsvkK3cORyfUDpCG5RoqUgfa6TKkMjjbYTeHv8+Bde2X5D+V5dIoPsyS2PaJX6EeRGE",
+	"Ye7dJxDgX/395eUbhg9EhWnbQnbS5Q2Lu5hr4xixgjCta4nuS6KFxhm5Rk35AsJkTEJqw1QKs+OVIR+2",
+	"CToOyWc7Y6HNij6uLtnnA6ScWKnVP2KwdVvXmdW+295GRQm/+2dFybuVl+2fUXPccxm/P9xULN95gVtx",
+	"V/CzOsj+SV64RjRTClUPpJqlA2aE/8OxsYDqCWAjyxsoCoCp41CCIBuy1H+cDsq//eXLxut0UEcXw6+r",
+	"4fJrb3sFMwJtTaPzPIAHgrUV5tRKWv4VSBl+gEZrZ2vTGlRgMbleBu/VFqtSzobwPqCpisVCZJjCBssJ",
+	"EfPDVMTkg7yQd1HuXPBs5+TJxQZZNx89+5zPGsjEj5+yLkvLvUwHAQ+CqbNOh108cKQdtxFE1kLvBc1g",
+	"pQfw4NiVdJO5yNCal7ZCcEPmlTgmgYmtKYczk9nOcMoO7HADkuPwWywO4C/hxUmVVOnQ8URqVFXfoT33",
+	"/pOUOGBtpSubuuXOf7ypfS25c8L4cf7Xz7z7r1/8//S7z65++erfmkj/TWHn33pt+J7GzpljufAUoJWo",
+	"1vGoRuUSxh1baOvYSb/f7/ubwvN8Wy2iSNvBjBqd2+SOfom/gBG2VROYz1WIEh4+AmAa8VdoCh40WHRk",
+	"7303PrXlAcaPm+ipYkbd85AITr6SKtOrmIdeNU/tkKVCZWkoOZWCJzpldsmVZQuZAbBx+8woanAXMHm/",
+	"U/0Dfr3Hb960dW8Fz2RznBsuu92XYRQkYgFpLHqlGiXg1piNIdikVVQyRA8NyCZhls1rA1ENhVyasuE+",
+	"UB9rQMxFleDOee/mrs0rQGflc501Oc9qAdEGDf5CqlkuuoUVoLxDJrX/vy78b9pJELcd0/e0mkC6xTLn",
+	"IZZUiScTxgBLWVl2LdYiY3Nu58KGCgR2rlcKCyXVTKemMBmxiuM+MOjKX3tVyo0lN28aQIg/zCo2+OOr",
+	"JlP+5MnT+5ny9Zc1zxVLhnykCR/VheCY3W/T70I9f1JX996UknqYuD7Wy7MfzsqchZr8Py/8+o++FSaX",
+	"aMFteO/vczpbcfzKpPadVRMr2R2mf9io+R0TdmZdYlXtB+LPqsjjexSGqiGCN1ySnoWANkwZKqipB6cv",
+	"fQjuSgyK3j/bspz1zp15jejmrbNcxM8bzRn8GuxDgEV/iJOUhmiaGulu982Ryu4F/LxPyP5TRYDPMAUi",
+	"CpsQ4fDvp5zpdLyk4nwQzD+KtX7KyGTC0ut/x2euJ5zc47X4Z2fIJlrdCC/zQwy1Hkv+tPkXJQS9AaCw",
+	"M3sSjzmAlBsYSiUxocHjRxZBj9B6KSVFbCad5Hp2UOL5lCrgHUhAe/AoAbfHVpBIDUhfLCcg3Ha6hlkT",
+	"1KTZDag/LZXWofZ7iglQ6T6nm48OzZ6mNL+JsLZUHRpg4EtphL2SaneFW4RcEzCvLNxCP232v24pLU2l",
+	"ZxNmozo4ZOKW6ohKqP6Y1tFg9MKtxG5peuyf3oCVjlkxMcLFKo6WzbTOGBaMLKMs5XJCBUuhMtvZcd7X",
+	"QsX8mqBbY2HeuzXr2u7XXlbb+OQArSwatlP9gSlTUPSBzflyKSh6dGB6AXofd5TnCKcRtrLEwZeEgtlP",
+	"9rqG19pC8W1f3PBOmWH+VmpllrJJzuXCjyOdrY1jD6toIXfBVrFGUwAjlvWQperthEcX9q5tp0U8sowO",
+	"ORSY4+SOC2RPi8RjAl0zEqq6B54ZNBw+az6xuWDvrDDdsxnAuipLTFgsuusl1MmTp2y8do14riblr+Zr",
+	"q+1MbUZUXiKQ1B5Cbw4R3N8pVLk2d4UG4subp+WcVLMm7L20y5yvr1Sj4/B8sXTrmCrCrGgW9Z/I9GjM",
+	"DL1zk97BQ38snEh1U2vAW1zRfoBIOKyPQ4RYeksFAQJBzALSGYxg4OdB07OsNw14vhpSBEpE3wUU2U9F",
+	"Z+STfXpaq3utNBSeNjqvfDxk6ag1agWUhhK/D8FthEPQTY5acgRINmu9fxTUyB0k2Eh4Wz7oDzKamg//",
+	"5BSxNlQpELT7w+WCdXwm7utN979pQg/cy167p/u3uofNUqAZ7nz5icDNO8o4fUQ04j+lWH2k9Nl827ai",
+	"n8+0kW6+uDqUiVPYZ6IN1kflzltKWTHBrAwrGFqXOxR8jmGahVSFwykckDbAV/xa3PM3zUVFMPDgvysX",
+	"4008fS1YsWRafXhhkez+67qXs0Oqq7HI7jkCFE2+52+MWNzzF3tqTHyqK5+Ew6Cxtihpa4M2yWZzMzZO",
+	"rL7upOFm7L5hwO8e1s81q1mSsLKwIloJrqAxbvWRhzDb9Art3okScbrBZz73tf9j3uE/9XUMF7B2K7du",
+	"4d5LtXkDN2/onsj4RVzUPW5ZmeC8iWPdm9Db1BsnZvtj15Cp0RGex5fLXFzNIU03TViqC8M/NqQTp9O0",
+	"F9Ad4cNiIJ8Q2Ns8M7ckvPOnzIlpyg/GhBiqs0n4V/TkfVwuzP5aBB9Uk+7jc2X8vp4ro/OFaEoN1W7J",
+	"Cze/Kky+wyfGFyL4ObllXEH+sP/N4OjIabc86vV6KdS5ePf2ZUKYwf94uwmVraq2/mUN3ce4FY9PMNoe",
+	"HKvHT/tsLJ3t4IsXXHmzC8uQSuVnU6nu4EdeLg/Ag+AEktrim/buXbNt+b1eYfYeWuUQ8I/QgODt5/mK",
+	"ry0ltlWhk/iJ1zrIKm0UvD9hxeEPRl6xZWHn1I4l+EcgE9pbl0B7KYUm0y9YK8RafUT5prI60045hIRf",
+	"GOnWF35gSrwFx/5ZgVUa8K8XYeh//+lyq5LoWdXPDX24NsIW4FxNe+w1FrRPmFTYbUQbCqBk5L1mM+HY",
+	"af+Yskg3S9aXzQrBe44RiLisuXNLv2VUGfsiFNJvhKyrjJuMEUnbsup+wpyeCewxFlo2pGWtbSqFGj6A",
+	"lATHF8uUKp3Yne3twk/iSOXE+VL+U6yxyrik4MYGH5L6Yq0meKEtWwpj/Z1jKKbxgrdDlRE4gpXgho9D",
+	"0ZHlXCthk5GqVx/pEPsUamLWSyovQk2RoFaJMDei3ikQwN4jBWNI12OXUJU8+EKlrdQ/AXlmClfedkhb",
+	"OHvzEhHf/9AjRf5CvxE4UyjFz1YSDHLPymKtQUZjJvgcNcbwz4wU5Q+IDEFO1lH8zBQYRuiN1Eg918qv",
+	"zi984P/+ip3leUzzqDZQZGOdSWKlUP2mvV3ePWHvLl90v+n0RooxUg+qv4MOAhhIgJYmrH16/Jjxsb7B",
+	"FmmdIYha6pPHWPocK9d3L9dLkULDuDg3KDQ/E86y0+MnPT9zzJWBTBrg7IptZ/NEB3W6qxJ+irOnSv8/",
+	"/9KDCjwpMGSLILSNdJwB46xWDwjbcT7rH3f8m2J1oNrM22koSnPUP4Kiz51K5SDCm1dqB/k3eZIBB5Y/",
+	"F+w3WHbJ9G/0JOP10yNoHVi2cKpUHPIv8e+iq8najQ3wOj32bdkBC8YjSUr6WNkSy78McBH+gE/7/SFb",
+	"HdBKgbVDCXrY3iRUpPdvq1eJK1xXT7vYmA3mEDsh+llV+zCEQ57qQmVAEe+qYyAJGoHZCehvh4qvC6wQ",
+	"7pkQ0YbRuUgTJINarY80Yb1erxMahtlcLpmbG13M5jDgJaRj+XFC27jQJNIz9VxOpGPvLp8zrBfYY29D",
+	"Fzh27XkQRt0mPPdD4zMxtMId94SW8TVVAKEunv5KIzI4AHzRaoHZn/RPnnaPj7sn/VhH6W/9Z4N+P0WO",
+	"AWUIADIsY+eDgMwAjRIn4d8FPSBtwBT32EtFJIiy1nqG6RX29G/QETT9f0++TWFPqCwgKDoLvmYTbsza",
+	"LwXugZ5Sly3gHKx92u+XvR07Q+BU1o+P+1jZPfhEKvZ//8/xN4N+HxpDKob5a461pfLPdpBDHj/7ug+E",
+	"imfFTo6fPaOOkmxaGBBtfE6Fd2o9Qie5nlzHtp7+HZlY5noNlMKh/Btrp9++/PHif/zw/Or12X9dvXh3",
+	"+e7t+dXFP89/8ruMJ7YOUa/O0L+DRA643kOPVTcXsmyeGdpd6hthcr5cem6DzCcwx7bTxQRqzEnLplL5",
+	"3SKcCkL4acdUsRD+PlEFC9Yue+gAjWDqLrXs6HeGfk8WYjEW1OXUrSRCbaHAFqhJrD3XK7CSpIPDAc4i",
+	"LRN2wpciG5RNlSEKYzmW54KSeJ2yha4uXFi6hb3FGFqt0ylIN6tjQb0IyppwhU1ukLOAaOBZRRKkRzfH",
+	"KQpqaZmd6GWJsgIduwGTMPCr9zzWz8ZTKogufFziyyvN3MoGUJa1CWxXbQClczFg1PcNuAIxX/yZNnYQ",
+	"8mmg4uBGpzlAJSEvInCDtIzaygEBpDQQTM+ymeHKdeF7dv767OUr7COgQHWRhHXuUJlbJDOajDdzgVpe",
+	"vzjzonFhUgggerUB61ANWaFymBsEcOMNQBsZrxb3zGoKhUuSsmZX5WFk1jhBJRzU6/I3JHbBQnEJJdx6",
+	"7CfKcOARLRIr9UKD3uOk3oDXb1TCOFwvukQhSQJqhRlqDU2P0wTYaf+x19jEmix+pjTJx6BF9thPsXUS",
+	"6WZz7q8LLWXMJ9dCZVi8alYYjJOsgWnifJ/0HyPpbLVLbL88v3zBMsOnjo3AkN9szgT64fcowCF1d9Tq",
+	"DPy7qepdbD0IB2AKZSvN2PCyQPdeok+48iWJxv5ELh2y4+7JkyfsRlo5zgU7u3j+8mUtrMzZu3cvv2MS",
+	"rvxYWNfpsX+KNZnXB92vIShxSqv1Qhe2vAt4hdLQlhKb6dZarCVUuxn7qqiZMEsjlUOSgS67tuQ6WL2T",
+	"FKlJ2WLMs56m3nPXYp2Q6jHXWQIcICH55t8FLyV5E8OtoHzCK9ClEDRluJuY9JGEkpCvNKqaXjtrUriS",
+	"AJSAUeCQIiG47luxzPka+KrxLJwkFxUjFdOpmBAIIayGrgbIq81eUaQ1lxx2iyyHlWZh0MMGeHNo4rjR",
+	"4TNhp31Sc2pN6noMsNMnt7cw39Pb2/JGRD0yEqoJ2zigMDZnT25vSW/2B4aUDeka/j0/Vbtk1XqSJVWS",
+	"CkwZbDiwVdsgZ4G909iZoBbVzgZsalb2zvakQW7gzWKSwGrCVuD+A2+xlXvPDAd2AxqEkfY6NkYFuYpr",
+	"qfQUJVW9tHNw3ZYVtuB5j6XoOMB+gmKxBFSjrfCaufaq7qTaVm81l5M5bDGlvsBGdxKWy2s85Ncvzjbu",
+	"ImLz8JWkSJCzD8DklcJEFlVJq4kxwDaRZW+PvNqXsnbNXeCJmUbwTLsDvPGsbK9oB01H2NRYccCevzq7",
+	"uPDSqlBVKgV/QKW9Yvvlm5un8NnR01OsreX/CAUlAWEHDOoRrMGzL7Ceqtyqvj1leUKpyExIsYFEUDSd",
+	"y0UWh7AOFx0+X825EyG3GJ0DnR77kT7x76AVnp403S4/augCyQBnjW37qA0lYvdwQ8paIUkJdjXCCpcw",
+	"NGwm9O3rF2cdZsS0sKGL8JP+Y1C+IzvAA6p0TCaw0xBJH8dHVqxYLiLTsRX129s9SANeF1FbIg83LHgt",
+	"KqM6rYFWEGcb/GNa5WvUOM/evGTWMzd0XPDMIhRKX0tPpghJQ06BUv75xdsXzBZmyidiyMZGr0CTIuiH",
+	"NnLmNSB/wEHDf/7j24urH9++/MfLHy5Sb8+gopjnIGP9t0lUOyqX0NviyBpmwvlJ+Sejf8y/A3XWIEMS",
+	"9GPYINuyJGqj6XM+mQsvQ5zRuVdYu3ChyWAF6RKdJl0ER1n/mFVyOkUB9MLwReW7785/+B/08/DjC3KC",
+	"dt9A1ZlBsF+61kzYI6WVeDRkU3gNVxPhZ2Dp8xS5UeYJdiqMESa+ROmuoc9S1gZXx/cXlxdN2iLqceBr",
+	"u3x1QTwicsXoOfNy0QRyhO7dDEqtTKGCGiXCglMpXF7QGCybePVaJQyQisThggchFP8OThLwUCXhY5Qd",
+	"SmFmOrwr19ZLLm+8Nve7jh3Du7SCdICMomwlHpaWSwXp1zi417oqTU+Dlzj9XluHRzahtuMgycPxYXgq",
+	"7STs9Phr1k7F7VJMHKy/iz0T/AQUS8/hCzgyXQqq9Ljf73oLQKpCwFseH7N2ilPqojul67Tu5tzMBFS8",
+	"gMkj21JYCDLsHlRQeHrK/im/7STsSd+/qShbVXad4cpOhemCBwEqaAAFsfQyfHMevqlNcjIv1LXIUnjr",
+	"EzSJ5s4tuwTo6CrtunGctAOM0oqog4xFrr0g9sZlRdEEytvQPr1qAQYyVDYEA6U0NKOLNF7RepUbkC6Q",
+	"Wy+UI9OIUhGwzTnwRsSETln681n3f2Kif++q+0uaMJH7SUNJKA1mPv04YGwn2hiRoxUgM9RKQCONSm5s",
+	"N1J6IQHvn1nW5mBw1ybl1fwkksRK+uHx1/6bmyeIsieznFJ4unihmBO3nul7HmXDbSlUxZuubkSulzGy",
+	"KxeLAqvl5HrWAaf0W8Gz7loXprsy0gk7IFsnKGxN+72tUvdG6oxU+AWUIQV/F1hrNRcXkumwat6B8Fpx",
+	"L3La3I0UwCyfMFv141TSRWqxADGXwCa4o8Hn/EaMQnNbqmxMK4nphD32kvyqXJLKFxRCmhLomSMVSPek",
+	"3y9PF2OZWBY7sK64R7i8kUorOzQAt5ouXMra5RHXn8AjhMsFXbFyPptJNYOVUFEOlomZ4RmEV6gEPZa3",
+	"oeR4mUu3HpYGPmyKEiIjwoDT9ddvLKLV6ZV9f6TYvhjaJFDJphjwOXvzsoLzHrSOe/1eHyqPL4XiS9ka",
+	"tB73+r3HkC/r5hDAO0J7/l+YSw9R7Xi3X2bQ2xO/x2qi4JP1D530+3s66N6vcy6VeW/q/JzLG9GrBR9b",
+	"g59/SVqxwF/rlbwRfoOHePRRHyO6CqLSy0SIrPOZhWoFkYG1fvGvP6KyJDv34TV9f+c++Ht+tMy53NiB",
+	"zQjs1mJphP3LfWO0t8VFEULzsTYP8Bdxu9QWguwMI8B710x00VvzRb5z4f8Q7selUGdvXl4sxeR+dEAv",
+	"bu6ITG+Nsaf9C6/FDveuCppCVwl6I8GET+Z3NRT3SuVkLiioAUoRZi4Eiw+qohGvGAZeZxErjF2DC1Sn",
+	"cz2beSXV3/5qIcL6Hr/FKT/gHStrhDRQHgwPnbKf9B9/niFrpXUqpxH7p++jhfhmvPRQzQLkNIrDyutI",
+	"LOyll+C1PuJFhknPzXSDHWwBBefv3GTOpWLaZMKwdmrFrynjdoLxT9So0L9sRwpVii5W3VBYcKMLvxeZ",
+	"V824nafs79UWymnsIwxOLWzIA7ChIHYoBy5hRiz0jcjQ/QDTAWXCmTX2Z2TFkkk1UtEpDstEA3ed9tgb",
+	"PqOQSOgE/PcS34/rskKo3kiFHUBnCYSryPdhk2hzmrqH+C2iTEiwkZMevBsow+r34JW0LnY0lgCMLAO5",
+	"UIl1VxECbMcccYmFm/fA1L8ipT5CLUD3KJEWsY1zSdMbALqNWlNXv/ytPRr16J+dpoJT75PGeVIL5Oiu",
+	"pdIJ2IZ8z/ygqVo5vTuRPXsH52PUn8q6DRt9sndNJHTb/oRTgTHRqQkTohDlrhlQRnfD8HuRvHvnQHbw",
+	"IcM7/QkGf14Yq80QWVYkCBQqYDIavHI7yQH6UzXOI2RpLaSSi2LRGvSbMrZ+a3wtuJFqr439oI/7fUCq",
+	"4TuPAacWhzhuGOKXB5RiZeP0BpHyoxLYbEFPw9aCTDvFCTS9N0706Fsem0nDT47v/sk75dmMNvJfIsMf",
+	"Pb77Ry+0GcssE5DHfXpycsgwpMp6W/BcOS8PQVIfsKqXyrMunseqtk8OmeO7ShEv+M3p3b+5RF0IxXZF",
+	"aRMkbrwo1FMWJHowvDlWfUWXpJ6SFwPCto9K5FrgS0GEgxRp/ZK06iFlfz/gm7pYrzQ8tTul+xlLSVJQ",
+	"qANz4RAH4ncv7VAEAexkR628YsNSPUUZDZYzRsVVzBGjtp7tFJtxkum4FKaL4UDQIbyicC2WbshSCOyk",
+	"4OC35U7F6DiWBvD2oRFdf5nWPfYCJj9S9DQoKRCh6rGQDnkM9QnDzahJZnaIYK5UITpcLlerQPqDYHQQ",
+	"rM0RHGGLyRxwMaEuZGfIeJ5vVg5q4lrVpqOH8Y+N8kYPyqs2upa+bzaCqnvyhVv9vtyKikPxypWd6CJH",
+	"vBHcs+jqDrcydiYu/VtUD/ujWdURNuwd/NZaatvAsV4Dd4DLGzgXxBaIx5SMCUwsYDRtbcr+Pf6TkYJr",
+	"FqH04OWEO9cpi2MNgz+F9oSYjkTWsRgpiUgaZGNj4VZCKITuCwAWwNiI2gnMLM9xQ9k01ys7UsprMbk3",
+	"jyCQzdIFrQJ0U1vdcgp7tvsxOGIEW3F4CSKhgDF6U+meTG6z1lrZJvRbna0/oV3cXNLtfR2VX/aVr/Kn",
+	"k087DaqftoM5hdMygnb9DlJAv0i+/qMzsv6zu3/xnKJH8IPjA4Z4w9e55tml1q+8Io+/e3LIemIk5rXI",
+	"JA8V2P7y7PbMXtd4bUWfAb7aBb6KNAi9+COTuYPBltitUGX7/sz3t1BK7P2RvcYKSM1sON4TAjJQ1RJI",
+	"IwPN1+s21HM9ZW0AF0P0Pddq5jlwNZ8OQ/qAHzvtn0YY0lGYTOyhTK3zQX0YKZw0hDlA6QpgnXvyv4tr",
+	"uay0Rd/S8UAHW3I3L1WwSsG1Oue6j5vg82hhu5gcnU1VE/vD868D7twP2r3Qhco+jOH91XnPP+QNlb0A",
+	"7YhuE1DzsKpsoDIVlDt/myFVgqRe9jCMaKOvR6O9+qMifzDAtcpS1Kw9zgtxNDNCqM6A+mgANBE6aSCT",
+	"BfhBMlJlaw7/xFh4ZhNadEScH+Q1VEqfheYd0vk3hL4cWJ7N72p0qYlq9wRGjG+7P8dIhQYdFDnOjPYX",
+	"slfrBBGzxYpFmEu56Ede+RO3jhIgCFnhlcyyN0XCqMPExltyPfM/n8vZvLsCix7M7oSlOZ+l7O+ssTEF",
+	"RY3KxhQx/Nv5AMv6TeXAH5AXbvST2cEPy221iZdJYKX70yu/6H1GZvdnsRwB7hKKS1cvZDS4oqZD+HyJ",
+	"TWFmRlj74SZjhVkc/ebP6v1R5QSPfiv/eI9cJBdN5YFO+89KdaP8TVrFv8R2PVV24y8vWsDawCVYaCdi",
+	"MgEwV2ms6wxBo4l4tlLto5QBW0zmI1Whsftdo++MXjZ2cNrSYprOt3xkqwJ2o9pTK/2/W/Gpuc0/xHN+",
+	"2qxvVvZfWjaDknVfNJa/tsbiCZzx6tGDd5nS0+BatgEKDIncCSuFVUD9Atx5TVHkT8pwUGfIdhtJoey+",
+	"rd/9RxbLy1UW5a2lUiuprGikoIIklk1taiBmEb1eAsFOIMKoJgKC8SF9/FHFJ01obBjP8zjQeSiJsj+k",
+	"VhoIH5vwYjZ3I1UsS3hZNS/SK0ZVVBq2jLIU2XAaWCgomyMFuE4MPCMEclc7MzYWWHMnqlkdTP/yiheM",
+	"8HeonpESg0bNze9CTc0aYzscFlo69dgLned6hRGLIIIIA/CPcyrGsHnYaY+dqZCOXO7hSEHSWcVY9TSR",
+	"3tv1BodQcvBPwLc3yjigGhrPw1Ev0aqk3jpvbyK0KRQKKUadneFxeH1zCLXW6atsx/zLgzr3am1z7lT1",
+	"EBse1RdI7aJb+EW0fIRoOT05YLBLrV9ztaa9s38akUREVnPi7TYbq4bpx9jNMcepNWiJ26VQFhs4frDw",
+	"Iutzv4uPGHAjc0YbO0SGgjwqmXYC+CvI8y45f6+Bae5Tj/FdH6Ehv6V1fjoe+8tnsVUruvzdbCzoRHAI",
+	"Sq++MK+/ul5ck+uIzUDhDpgHIyZCuXwddZ+Gi/zJnXixjNVulnJBJUpiRn6b4gbjdUUF8y8K5ZfSzrCS",
+	"ND5SmBaTQ4Lu8RNGlSSTWm+J0JkyJum9PX/x9vzi+6vLy1fpSLUf91nG17XsDcgziTnEARvomRDUClDJ",
+	"RgULyLVBKCjUQwCFdqSC6hlbz3WgkHmt81taljIQ0s0xpQtSdiZupGJCJiZlhzJfIRMNKus0Z5RNeTeY",
+	"5H6RiLollGGlq8mKWxbK1wAeRzrmRJ4DACA8NNc5JIkAX/E7IC1sAg+1dWCB2IJimusVy7SwnQHj9joW",
+	"soLqLwDihVSbsmcFxbrPqGiQNoznAF5nkKMHvwurH6mUUty6lexJr5NXG3pAQZG5XtWowC8Ua1lAqB6r",
+	"WEAppm+Ov37aGbD051FrucpGrV+w3Hz4Mxm1tFv6j4ehF0coyCNdoy8TiP5houbw7nuFyj+dMArdgppw",
+	"7BvFSYIWsKOLyeeVR3+2sPVfUVvekcJwHno3QYI85t0HpgNhkQa64pu0VJFbhZvvFltUYnOHEg2/3RRe",
+	"Glsx7HLn3OhrUjv39TGCMkltrI4ls7QzAJ83LSKIMOv00rKVNtdQMyNcoNqLpLMin1Y6hVCxp9pDsUIV",
+	"Cb9qUTOQHV6IkEsoYZqyRWJZQYR/T0SPvdKQ0QeZhtWiQFT7gXi0UJmgWL4bKa4wMX0HW/Tbeah3N4zm",
+	"hS4M8jHhli+27ieK8BBZBsWGDunwO7jXjt11Bbs8z+++hlTcrH4RMfk4QUAIdNShggnDQPf19lqhKlJ5",
+	"56wtykoB4B+iyxTcqjtJ/SzPD6L289rEv9D7H4ze99AVa49aAMfyyrt/DJKaRq3Og12IxZQfBfOhG3tl",
+	"77Cu+AJQGthXHGIKmYTTS1mb16v0oK4dqp/YpVBQihBRWZaqC1C9yeM+VvzUMgu3TnCTS2GwWjgjRdEC",
+	"Fqw3UlAAyhtTwXSYTnvsB+1YuRFd6ME9qFZxwzyDMMsRlI+0zV5zJVb1/uIPo3y/nvK3wh/D76SA19e4",
+	"ww3kD2qzABM2MyceOPncYdK/Osz0L+7dxhb6mNxdJauHU7w9k3Pa7YGbPocAaOBLtV4DUFz55PE3A0gk",
+	"Pk7YUwb9ImzCHveZ50liaTsjFcyLzcYD4NUYYxODFF+KXm2onjFSlb4JKXv39tVGqwT2MkBgQ08KgHON",
+	"1EaB97DGowl2y0iHIFOwp5akUnbM4O5bxkdqo8cF2+SqQSPXirWJz0M0F3AnwG9H6gCGGwq5hbpw0tbK",
+	"wjUiZh03rt6h4gG5YH2gHVxwsyHIZ1Sl/sLMAA6acbxwIpwBay+K3MnuFLK0qzdKatV5eDYRrtA+EyEo",
+	"QW5vcxeo+l1Go8LH6RAs27onIvfWBDh/qdIdXDin2bJwAfg1UnX2omv+5A7V3+VxHg0tbbxhjowNKkQ5",
+	"sfQPYNlpey1W5DRmK74e1op2HoFzGTjESEkHLlmY6gK6iUCTz8oZysiwOj12CUofurrRZxsUweP+XcoF",
+	"a2O5TciE0dNpLpUYjhQUp4aSvuR5kIqhZAHfAjjHcWA/exoaKlBF/wQolQ2m3KBWwZgAHFiVOG5iOMou",
+	"FDZkuVTXFnwuweWyj58ezjw3JGQDr6TmSNvc8tOrqw29mP5oCmuMJQw3zKxNK/iLrvpFV707z74wKrCO",
+	"CE+LvB19x/u7hj2woCK17FBBdZdYIqgfFXodKRTAg4pAiYFHhtpuocDOr5v+lbePFMkNwO8v9E10b2Pn",
+	"sFg9rsrm0CH9Iay6vYpF3EEAfBzD1tNpIyYaN91zwz+UX6DBE1gu5As//MIPPyE/nE4fzCNZv6i7WdsZ",
+	"dtKrApPRcq72A6Ka2VAEFTMnDOis0o0Ulq8MynMZIoPI4cxrt56TUBnAMZ9cz4wuVBbqOofimLGxjZML",
+	"zPS6ETwP/UOoYplU14/KCMBIWalmuegWVoRmRzIDxjbXRahjRFBaQdXcQvsKGG2kavG9CsItsHiMg0Ll",
+	"MOIClA+rFRQab+ZtRJJv6C1v4QgehsnVxrh/sn6dGKicaSiRvnW0cAKoGcJZrfhHZNN/4WF/GbzAa0AJ",
+	"sAbl4DPxt7t9DedREWoABXjyHtTxC6Hv2I2+Rsh5PZ5vNyKQ1Xg+MitCUFQ6dDmNOQ2x5lQvtDpLMM4D",
+	"Ctt2F8lYuen05GSkor4JT6TDKiCs2rEN2BgUcN/sHOK1yaisYtJ/bKRATtICaLmzx1L+7LyNxv1gJe6y",
+	"ytahaCqUqBwG1ZeyHr/wsy/8rHXhjSqIYZSATCyDiJztngine7I24kP7zNEtRrWhCRntuBMYdXn2db/f",
+	"qTrFRqpskebXmNKAV8hRogYXat8zLMeZsWLZYxdknPNNiAbwnhUvHXSCQGRw2xylxmFB+qkbUC3xuc5L",
+	"TBHAOJDhAi6L1LZtKIj/sgY1rtugIdeOOC01tI6MGFDElyvNJjpCgUsEab3FFI1JJQPgowm3YjBS4pZP",
+	"XI4d8oDBBoKRJimbCoUSUdwvLZ4OQmOoJl+wyq1mX32FNdctNeDDQ51Ce37qNEgT/eor8DyXhwAQX3gO",
+	"+jY6uRDUvKRsrgNl6r12j0A3GyHVUQwF6dMOwG5v3e5HaiN6GdeC/WvYNnI7YaH1oJ461LHXJDNx37NO",
+	"4tcSpS3uVhSDPM83RGH/OKCtmxVweG2Axj5UqSwY5A8I+wVKRNL19BjB3tRunsBhX8C+X4RdFey7geAl",
+	"P0CdlB7OGxsSPPegC3IuF1RtD3HJZKcCt6fGKPVIIkTZsVxOb6TeUrQseihr/cBKyVXmmjbzFproQ3EV",
+	"fP292MrxJx9+d15uSLsRt9I6G/Vnp4FDbwRkPb1QRyE/cmiouH24P8U2kSBFjZ7KXEC32DG1ammHnszV",
+	"93d6tazmrRLXrYYeM7u2gOZ51PQT2IsvZsF/b06J8KaKS+zBTICgfu2ssBWxnIj6hyaRkrQ9VKKUNkGd",
+	"S4ImDexwyFLSekMR56Ds78qS6DXWhQpTaD28krOvIhQk04b9+nBE0Z+mYjlCnB/ZzYVvUmKNnrCfRhfE",
+	"5l2FUChZ2T9qg8s3dJYprUykjja63ENz3eFI7fS5x97AJHB77I03ppXDbuFBgI8U1PvtbXTwH5aJpwuR",
+	"IkAHG4hs9PofjBR2223HfMbGPmMxGxc7jbuQN+ANont75diGU65JbfhPOIJzOIGHApZcC/Wxsc7LukoU",
+	"tnVDjn+Rql+k6ieTqujY3dDc6xp+dMog21lgRUwoXPRgMrjKM4+AVe2pIXVOmRZNgIizSmx1I4Ba4YdQ",
+	"qihYIOHaDQ8JpTYbKX6+/1npE1xynruigOg++JShvg/CODx48YkvPOEPpNpQCNFTXrW7NZIhaQ5R9Qkq",
+	"xANc/Yzb+Vhzkx3Fue1Qwd9isS6vYITuIJWeoqwNTfoyRq+plqpEJ4tQupjNO9vK9T+E+y7M4oImcd9i",
+	"OBVZS6L2QetYh+nuLGONy9jQIiqTvEt7qD764VrD5+BDfw5DQmd8jZGCWQ555ZWr9GshoL1dNCEW4pBL",
+	"AH2Rqlegx86iIwebAkHXDgxSYNCg2uYeFG2KIFTKNFeuFOBRsLY1ho/qXfKx9S/GN1h77A/E2765vBaA",
+	"ZIwURK6jkZLKOiqTiKExr8Sf9k+HTE7prmIJZZLVRpR+Qz/aSJU+R0QxScue9B83dP7HiloLwVXNRwlS",
+	"H2qkNgjxfwj3WvzBr/5rsTPXB4/+y53/IzoPKoez59ofQUFmqVXof78nrfmH0CG6osSXIG/EFXOvGeei",
+	"KWdnpCZc+WuGNaArTjZqVyoMt4URdMsRnTwzfCLYUhips5Fqp+JWTAonrrBVaMK+3qogxbLCINJPTuYs",
+	"/e781fnlecomngfmXgd3MBpecepBCY26rwW2fxXWGb32fAVfseBlkQOIM4wUudHKPmsb7dJZoTxT838m",
+	"Fex27Eae+L2YzCGJJ7j5KoVHwPkeao4YwZaFmQVLITb0BwcJlh1LPY34Pc3Sst0auPuW8Aw2ll9Cr098",
+	"efu0/6yzB9d4jkfxQG4Mevvv1HjoO6L42vANTVWIGr2E8GpekW/5SA6JddD+PSprrVdDHvtjG++/IM6/",
+	"GFeHNzMKGIBwySFomudg3AOHw47+nrBFxtr/+O7NW8aN67Hjr+vJovj7T2FrNQmYo99kdmcvAEhodJVr",
+	"6DVDi+WEmTYhJWMLughcvsq9Hqyvz0FMBKVODpk/8OBfzcPyVy/viQTFeCkDIkWSnuFvV1VLabxJ75Pd",
+	"xhUoDfQy6CtTeRl2raCKCTKr1dzHQpek7vVYLJoZ5mcKZZO9gGiG4Zh2HfZcK1wWYiYhmaOi+umVEoZZ",
+	"IexIpXF7sIRjpPsUStsMGWkoEQM40SYLddHI0EMtBcB/hNuIKOpmy+mPc83/HJf7v0O356hkUd/RWtWo",
+	"R7a8HCSMdt3Wu1vPfWzTuVJCKu2iN7S7NGIqjFATYQ9xyVjhnFSzLa+MEqta9VwHvX7BQrKMu5G6EQY4",
+	"Qn8QMrCwS5dy1AYrGjh66ay/ku2My3wdvZ16Oh0p7lj/m0G/n7BfCykcxojZycmg3+/2v4YvlAYgvhK5",
+	"N/PkQiCHyfWE596i+/77wevXabjz8aCcXIh/aSU6PZaeX/JZyjh6flLatbjyHdzhh8quvqls6h/b2bJr",
+	"1rtqTlUeZxXS+UQumaTlt745hJzpSbEQIAmIljwRQI3rdjpqPR610s4fybz5yzt89tFCYHHh0iCPKxp4",
+	"yyt5LVj65l1AYpT3jLURyx8OPmHpy2n3NXeTecoCIxyM1OnJNyykl0uXlFhM63juNQnEgWCqAPiFEA9S",
+	"nf9VZf5XlGRALaV77G2RC4vJ87m0zkLXebNmY4N1WJXoDIB/IKcJHAZaQ6T9/qDfT70plJ48Hjx5lg5H",
+	"KgXmdQXMCzr9parI8xTYjdIqwOxX0mJXBUOFqVKhsnSkMjmdCsPaXOEnwbcdHrVLrixbyEzJ2dw1ul3e",
+	"FIfzq+2rSAySZF3g7K6WojYGo89fUtGb9RjdULiqff+PYDwGIVH2EcyGmI0xtgIa1IRUYpGx05NvYkMa",
+	"ZCClfAy00droSPZKqJmbtwZPT3d0Yv30/qYdW/tSLYvPDuq/J4Ov3AMGFrAGtF/Qm6UJ8dRQDbbC9Xfz",
+	"7spvAtP+w6Nsv/i0Gn1a3+yhTEqf+du9W5/4XzVRZIXhS8/RrPV6Y9trZV+lnUHMpcfqXJBdVWdImBIU",
+	"eFHvT1mM8UMFbqnwh6DJoeVo7qiWRl9flRm/O2qPoewN7fJZLTQb300ZxY5qN3hW4Q2p+pBKrMrhQjk1",
+	"01QPOhmpg+qGxbwAemuPvfmQijSh8edGeYeRWmnFOAPXCo2Hk2pMgIbfhNzkBwqC1Af5FKDOhtznSsn6",
+	"LwVtvoQXPtwNinpkjf3Fm/oAGC1vd/DFMkeK3xUouITILMC8Mb5RnZ7VhfFa07Kwc68ygdrLGb6W4O6e",
+	"SS6W2loJPljuoFzXDc8LrCeLA9uABPfzYau5rpgBnpliW5ufvX2RMKc7ZX61zYVYliHe7Z8i5CQZKTBO",
+	"6KLCxFns05ziB2lSaW5HawN3MC5wpIitcRd+0VsafSMzYVLWjnEgcSMnwnaSsi80tDLSJqE3pP7vNAkO",
+	"NAS+0UMqX7M2PPB3WFo62FgiZgcMGa/9Lhf8RtjN3QBQAGYnp35lZFM5nZILmixKRt8Gq8rpNIkJy6d9",
+	"zEQeKb7kxmE/01x7LcQxE5MeeYa5BMMAPlhAUwHFrN8Dnkf/M+4MdnH32yEV+7//5/ibQb+/IQFxTuCP",
+	"cjrt9NiZGqnQnRT3kEq/icXSreMpeuZceZH09iwqTegBG6lp4QqqN8LzXK+w3iX6/aHMfUnFQBA8FCUV",
+	"Djs5jZQnLcyBB4uudLxjX0Ck5B5uRbCrtzxwuZ4NRuqkf0KYJkRLZYXhY0wAMYK1AQo1l7mIfRalRfTD",
+	"ZA7wB69B3AjDTm5vO4iFaE7WQJQFZzn0wIcTg2R2KuIM+opeoUU/g7be5Y3xTw+YBXBL4smBOe14blnb",
+	"CM/kCufvB7dMTsnGhYXHKz3nGZVaHguh6EJ1ki3aDtc6Ikh77CxcVzihXFt/kGVhAzonI7ywoXIAlbSZ",
+	"XEwdtAfIuXVX+PAVd9EbGgd6ZD2LEHauhLWsbYVg6Yvwt6e+V7Btfv+X2ko47pVUdoCMMbCIsg1ZlSig",
+	"Wa+nASZVbGsMdwfW55UFA42knFkD9oX7n0vYej6ZiKUrq+RsvtsfwExJS9DAr+mytqMLIc0K1KDEADrc",
+	"pkn0R2N7S8/eO0O4xc6sy1oE3CVwweKSqI9O7tkClj+YeGVIT8NsgTpkMKKBILzGCTu0vTODiFPCNmmg",
+	"YRVQQMI6voaemvXQgpqYNewFIoCCEz0CeiyF3uFmvhVLwSEzitc2zCvrc24WORy0dGylizzDPncGCkOy",
+	"1Zy7kVrxINs8tYyFWwmhME4HeVFcsfRlEL6TdfefYp0O4jauoItzzHC6FlRDCBIFjZxJxfOAeIRa6Ovm",
+	"VGkIkInX6wuS1nd4qy6qXVmRPbfBKrDyRnQS9vbFc/b48eNnKPmQEWPwkJsQLoSCxnhXHiFsqmx2BqJ1",
+	"V49kzzEOi9l4TaDr5EI0BG6ShrpTGysSt/tXtGuCTj/A9H70QrvCBSrmT4OegAwVtQS/Kun83RtDXCho",
+	"Q1U1hcBzO9tSw0P7XIALqcKfx4euBiZfUTCAEaSokQCb2dA0SCdpWgXoJ0BDtZ/sPCE/v+Q+wWOogArm",
+	"xfZinkMpmO7Eq4WKSeiq6NZITIBEJLbQJt313buX3/kbPtFLzI0KMbrdTtg6A9h1ECdPnmyexJI7b3K0",
+	"Bq3/9fNodHty3B2Nbr8+/+Vv/9ba4bd9ILgecpYQiN/lJ62y0KCikBBF7SbXsyHBJaO/YQswzpRG5dGA",
+	"ulhTFrz28UfLkfzSoup3tIlR9NV1Zq/8B61ym6tgxX3PuEm9qljOEkyWj+5D/j7Z15NqDB0ICA6wEuO5",
+	"1tcxVgdRuCuZpYPtGgGenZD6CpgASL0GQyj8KJYgBFNoW/VABR/6GUBhMsunYsBqCkhp3vpPEFxtSw1T",
+	"q4kYYlWyoMFIFRPT71ZfRqpdzsp139LHpHZ2EjI92tpULBo/L2yrIO1IZXqlOmQIVTTb8brCaGTGMmHk",
+	"jdd4w4L8W7DAZFB7IVMUzO1N/Rc1zbgplJePMUYAn0PzY7IiGzsQy8rWX4t1FwttpWVtyM2zSeozxfWC",
+	"/4Ey2uaIvZhp54QaqTYky68TZgQoXJ3KC5D5ior27UhxHlaAJiMVKrWxb/1yoMhAmSPkf+ItS1PkZAjD",
+	"+CMF4A8iXHvk35o2h1Pt/GCd9A4p7Af5k0jgB6jPWdj5txDFPRykv5+XntF1/uJ8/uJ8PlDQeiJknITX",
+	"JqCvKnHby7lWgvHl0nbuI1tbwLm7gNO7W8JWXNQhuPdAQL2RaivNMmm9pAIZnGwF7ipQuSTYRIWSznbq",
+	"MD8UK4QUkTgOwbXomSH6DaRDj7pUXlLEeK/TAUziKuCvHdi7i7Axf2ywXZzmrpxm+r5c7hdY3X87WF0k",
+	"gvbGRYy3Dq/b/WB2fog6nC74XqZS5FmnbEBYBQDAcHXUXBhqCyVXubsAx5hwY1BPJSaA+QOg/JAHvUTt",
+	"bSQ8n558EyMf8bVDghlU+UGMO1uJHcn0QniWLHIrHlkmMnBoRh36tP+sLHceXzwoKzYBPgCLxfprvq6A",
+	"2nrsx+lIVQr8+peXODfwrwfuV63ka4vJRIgM4yObUELWgCRM6dyv/LmnMfL09HSkJnNu+MRzLsQ5a+WM",
+	"zln5MdNQMEZQyfaE2cJARRdsMLfEFpNGMGfkYkF3fNRK2d8BeNgZsjTQWcq4Yi/PfjhDYI0twJIbqfS8",
+	"MHopjr4VJpcqHbIU6DENNSswSCUXS2Ekz1Mvc1LalzTGnIJNoYE+wXbKSP23APUEEhK/Fhx92hXiCtgz",
+	"v51n8VYEYRHxJhp9kAsB+PuKbbTQQDgo12FL/e+0GsTexkG8X3tbGkFvgB6HWEKP/QRmVFzgSMH6ozD0",
+	"1BPjKCxefXTwZBKb7vuNSBcyTUZqJaB8gf8gH1MoVyxAwkHWj7iRIGsgYJdmYvZihwmyRwp+gXB+qKj+",
+	"XTCbd+kJkfttIjQpEvgFn/kFn/kFn/nZ8ZlBNboLjwmVnY5+83fq/QfWgkLrygROXQUDDQGxMlIx+8pp",
+	"pvQKoRCIInE61rEoMS698C0c1tgL6RoAJlSVCGMGveTxMb4KcqUMX6UJe/Y4fjRS6VwXBuVaAM/gsxlf",
+	"p2xcTK6Fs41gl7FYQ7dDN+cOvbwB71IF+9TxLekRQGF6LAVUVTA9R8oWiyDtcEyYxKRYFDl38kbAyyxr",
+	"Q9fwhPGJ//BKKGFm62SkguDulN3IBFdlngaoI1999ZavCBcCaALofctnwn71FfjiQ9cDsPLT0o9AZzVS",
+	"x/2k3++XcKMn8HcnYdpkID7H64DnIhAsZIDgv0cqgH4oOxdAR2GQqc5zvUqoGdlMsNCyI1XiNnQ+H6n0",
+	"lVTXAzYq+v3Hk16vB/8QQ2ZE/vdRyz/qRT+ydOwG8s3JN990NppcvHv7ivpx8LHVeeH8mC56U/xrYBIJ",
+	"kz3RQ8dnWbkCgqAEGdiEak3lrVdbpxKy3KWK5ZPWzCsYQRkRWSeuaFIYqw05unNucWjwflCJ4x57AbsD",
+	"FITbgXgKMBtgEWi1YLV3Ckgj1qYWii8V/4m3nHKryWgh3Fc8DTvnCKzyZzlkALCheQJhrqAIM8OPRgqA",
+	"WRji8Wok0JQ/Eu6gE/XKSOfZLM9EBZzRY9/rwpBCCt06sUWL57hYyooiCdLg9C1rh6urpxjmSOKl7SAe",
+	"iWN3P6BuMCiTMqADOzeI5A2J2bSmiP9YbFxYJEfSVneWrPLX/QKLCR2SK0th893Qhv31p/xoZQz9DhfS",
+	"C6MXrQOeu9TwVFOUHxnSwXH+b/HxhgB/hf0AdrJLFk9EhtlgqcINCHyHHfc3uE6/399oMh7OtHAA2Tru",
+	"9eCpzi7kAjoyq0uiwVoDHM0r9nJRLFqDJ/S3VPh3icuQyomZMAedw3OgtENO4nOXM6sQb4MO9WM4DWIk",
+	"dH5tzkw8zQ4jUyt0N8JH5pXrHSSplxV5BvWXtFRUoP2T+RG9cLjrJ/DM59Xr/+qVBn4sgdG1eATTN8Ls",
+	"DPFvlV8DdMDdnQDuUj3rnQIEFtCoqaAjBbJ6QwVN9uqf2xjr3kilGXdRiYteGEJBwHKEYSt9LVixZOQU",
+	"+uqrOMEDdLDIA59UOOBIPWnQu0pNa1MH21a7Ym/sL4rXp1e86sVlDtS8qO1Y3CmpvEa/oXs1KSDQmcKT",
+	"WqU9xf2iTPdUEbb9MyjBS3hhgwh/sinAD5LfHyK+n2wJ77+s7K4e+66OIdvyG48pyuEvEvgvUuundPRs",
+	"oOzuJYRraKLdGbkvtGEBJ20T5kxhIe3ByGyGuQdyIsoqnlaCI0ObHruQM0Ww65G6cFxl3GTsJxqWtb9/",
+	"ffa8e/H92cmTpzj1VGY9KF/h+GLZG+tsnVJ3TytnCsIQUFQYMoQx2IV8d8XGa293ho7Fah0L+yy5sSJD",
+	"oRffPVLkWwpguidsIVXhX1EqvzewxZhi1KYORJk0YuI3BlN6Sqae3hwnaTlNbwKv/ftBaiCqzoqJEc5S",
+	"A9MeO+eTOVtBzs5ITbnEItBQAXalQgfIkFEFeWyn/ePOYKQasW90ml26el3ygfpfBlktKRDiOsmBL5EK",
+	"8GnwkjR86f9GcN5Ipb0Uk1HKva2VasvERC54zt4pees3QKvM3jl6fFUXCqekrB2EBVgeUmV6dedL4lFU",
+	"FqF0eUKYGC4guWkdGg75A6IgEySU0Ud+hUZ0LcTZEPios3UnJprVtkYGKAsmCj2yEVmHSSgxg6gdNICR",
+	"AoRPpxae2o2TROeLV100mxbG0+VIielUTFwFQtlwXCWWkiBFoHJNoRMQXtLT/rNmZGWYdFdmG6jK2kB0",
+	"KSp1tQjtOKikIlGSIxXCC5j19htt3cyIi/94ldBs3opM2gDanaLW5uahIp+0bK7zzDI+MdraAMmklomQ",
+	"1cTVmuoNY5ejNcSAA3AX/bllpQBo+rfZUJylR+F53NwQMCbgpshGilCwmV5wqR5Z2lxgPCbUUqZEOFIc",
+	"w+WmIoMj1W5yKHPH0pANfPTDEaWnFko6mG/EB1P4c6SafuUfTxMmF8ucF5juCw7pzefQS+1p+owWQLtL",
+	"mtxJv9/vM+nEwg6ZXebSsZybmTCsWOaaE6zg5Pa2Ugg+UtmuxARvp9RTKEeqkkPZUH2+jRhoQCx3EhZT",
+	"LHeBYUna3BWJfqfkr4VgMuJ2A8EPSz1dq5h16bDfQ2PsuLwOex1/+yGwd6YDVRlqWbg/8pYVt8DqMHy6",
+	"d56R2+6dbhWT2+8+++W34+T45P2/HZKHdbHkE888/QFAkqC/ZnoKIhONzDG34ukpq+gDaHOmd04+svND",
+	"9/q0/+zpXZv9QJF8IsUvyOIvyOLfv03Zb+EKXcQbNPj5l/e/7IQfY8fkkAMDCcdOk5p8L8zx/ubJNCu8",
+	"G7X5jgU3wpwV/tLSTGFwZOeFyVuD1hFY4TSTrd5fk9Cw3isI1cq/vZKxYDGORt9H2aIJX5SUCEkoNoMF",
+	"VqvvorKqd7yu9pZdpZVYm8AKXmUi1I2tFiLsVAaOsf7tkf2ZerVmd65W5T10lA3hnbKjQyMuPWTG0nuC",
+	"6dmQ1YoCm8JvlUYRXtCPC5lnNmFG5/mYT65twjL/RC68LLKdIUt5tpAq9U9gkY7q7vuvGob8XvDczRMY",
+	"TCphI2Au2LCyDnum10XVwrbe//L+/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
