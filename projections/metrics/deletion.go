@@ -22,14 +22,10 @@ import (
 // stored), so replays change nothing.
 //
 // Later log position wins, as for every natural key: a push after the
-// deletion stores what it carries, even inside the deleted range. That
-// includes a record of an older delivery that lands after the deletion (a
-// redelivery the push command's deduplication no longer recognised, after
-// its 7 days or a Redis loss; within them no record is appended): the log
-// says the source sent those samples after the user deleted them, and a
-// rebuild agrees with the live read model because both follow the log.
-// Telling such a record apart would need a table of applied event ids,
-// which the read models deliberately do not keep; the user deletes again.
+// deletion stores what it carries, even inside the deleted range. A
+// record of an older delivery that lands after the deletion (a copy of an
+// event applied before it) is skipped by admit (pushes.go), so the
+// deletion holds, live and in a rebuild alike.
 //
 // What the deletion corrects besides the rows:
 //   - daily_source_rollups of every (type, local day, source) it removed

@@ -125,7 +125,8 @@ func at(day, hour, min int) string {
 // type's whole day across sources, the far-future day, one provider's
 // sleep, and a provider's remaining data altogether. Around them: pushes
 // after a deletion that re-add data inside its range, a redelivery of an
-// older push after the deletion that removed its samples, and a provider
+// older push after the deletion that removed its samples (a copy of an
+// applied event: skipped, so the deletion holds), and a provider
 // whose name continues another's ("garmin/x" is not a device of garmin).
 func deletionsLog(t *testing.T, user uuid.UUID) []eventstore.Stored {
 	l := &userLog{t: t, user: user}
@@ -174,7 +175,8 @@ func deletionsLog(t *testing.T, user uuid.UUID) []eventstore.Stored {
 	l.delete(ingest.Deletion{From: time.Date(2026, 11, 19, 12, 0, 0, 0, berlin), To: time.Date(2026, 11, 20, 12, 0, 0, 0, berlin), Provider: "oura", Type: ingest.SleepType})
 	l.delete(ingest.Deletion{From: time.Date(2026, 11, 15, 0, 0, 0, 0, berlin), To: time.Date(2026, 11, 22, 0, 0, 0, 0, berlin), Provider: "oura"})
 	// A redelivery of the push with the extremes, after the deletion
-	// that removed them: the later log position wins, they are back.
+	// that removed them: a copy of an event the read model applied, so it
+	// is skipped and the extremes stay deleted.
 	l.again(extremes)
 	return l.events
 }
@@ -209,6 +211,9 @@ func TestDeletionsLeaveTheTablesOfACleanBuildWithoutTheDeletedData(t *testing.T)
 	for _, base := range live.Tables() {
 		got := tableDigest(t, pool, base+"_g1")
 		assert.Equal(t, tableDigest(t, pool, fmt.Sprintf("%s_g%d", base, rebuildGen)), got, "%s: live (actual) against a clean rebuild of the same log (expected)", base)
+		if base == "pushes_applied" {
+			continue // the other log's pushes have other bodies, hence other digests
+		}
 		assert.Equal(t, tableDigest(t, pool, fmt.Sprintf("%s_g%d", base, neverGen)), got, "%s: live (actual) against a build that never saw the deleted data (expected)", base)
 	}
 
@@ -228,7 +233,7 @@ func TestDeletionsLeaveTheTablesOfACleanBuildWithoutTheDeletedData(t *testing.T)
 	}
 	hr := day("heart_rate", nov(19), nov(20))
 	if assert.Len(t, hr, 1) {
-		assert.Equal(t, 200.0, hr[0].Max, "the redelivered extremes are back (later log position wins)")
+		assert.Less(t, hr[0].Max, 200.0, "the redelivered copy of the push with the extremes is skipped: they stay deleted")
 	}
 	assert.Empty(t, day("steps", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2099, 12, 1, 0, 0, 0, 0, time.UTC)), "the far-future steps are gone")
 	raw, err := r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "heart_rate", From: nov(19).Add(10 * time.Hour), To: nov(19).Add(14 * time.Hour), Bucket: metrics.BucketRaw})
@@ -237,8 +242,8 @@ func TestDeletionsLeaveTheTablesOfACleanBuildWithoutTheDeletedData(t *testing.T)
 	for _, p := range raw.Points {
 		sources[p.Source]++
 	}
-	assert.Equal(t, map[string]int{"garmin/fenix": 3, "garmin/x": 1}, sources,
-		"garmin's afternoon of the 19th: the sample pushed after the deletion and the two redelivered extremes; the lookalike provider's sample untouched")
+	assert.Equal(t, map[string]int{"garmin/fenix": 1, "garmin/x": 1}, sources,
+		"garmin's afternoon of the 19th: only the sample pushed after the deletion (the redelivered extremes are a skipped copy); the lookalike provider's sample untouched")
 	page, err := r.SleepSessions(ctx, metrics.SleepQuery{UserID: user, From: nov(17), To: nov(22)})
 	require.NoError(t, err)
 	nights := page.Sessions
@@ -317,7 +322,8 @@ func TestADeletionIsReadWithItsTokenAndAPushAfterItSurvives(t *testing.T) {
 	assert.Empty(t, far.Points, "the far-future steps are gone")
 
 	// A push after the deletion, inside its range, and the old far-future
-	// delivery once more: both later in the log than the deletion.
+	// delivery once more: both later in the log than the deletion; the
+	// second is a copy of an applied event.
 	s.Push(t, user, ingest.Batch{Source: watch, Samples: []ingest.Sample{projectiontest.Sample("steps", at(20, 9, 0), at(20, 10, 0), 900, "count")}})
 	redelivered := s.Append(t, eventstore.Event{ID: wrongID, Type: ingest.EventPushed, UserID: user, Payload: wrongClock})
 	require.NoError(t, (&engine.Consistency{Pool: s.Pool}).WaitFor(ctx, eventstore.Token{redelivered}, metrics.Name))
@@ -327,5 +333,5 @@ func TestADeletionIsReadWithItsTokenAndAPushAfterItSurvives(t *testing.T) {
 	assert.Equal(t, 2900.0, d.Steps.Value, "the 09:00 sample pushed after the deletion counts")
 	far, err = r.Metrics(ctx, metrics.MetricQuery{UserID: user, Type: "steps", From: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2099, 12, 1, 0, 0, 0, 0, time.UTC), Bucket: metrics.BucketDay})
 	require.NoError(t, err)
-	assert.Len(t, far.Points, 1, "a redelivery landing after the deletion is a later position: its sample is back")
+	assert.Empty(t, far.Points, "a redelivered copy of an applied push is skipped: the deletion holds")
 }
