@@ -28,9 +28,10 @@ import (
 // GET /v1/me/settings) and has a verification mail re-sent to the address;
 // the users and settings read models are rebuilt from the log. Then no
 // column of any table in any schema (text, JSON and bytea alike) holds
-// either marker in plain text. After the user's erasure the sealed values
-// that were stored cannot be opened any more, with the server's own master
-// key.
+// either marker in plain text, nor does any Redis key or value (the
+// registration's answer is stored for its Idempotency-Key). After the
+// user's erasure the sealed values that were stored cannot be opened any
+// more, with the server's own master key.
 func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	env := backendEnv(t)
 	env["BIOSYNC_ERASURE_GRACE_PERIOD"] = "1500ms"
@@ -50,7 +51,9 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	name := "Ada " + nameMarker
 	const password = "correct horse battery"
 	c := &client{t: t, base: s.url}
-	code, h, reg := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Atlantic/Azores"}, nil)
+	code, h, reg := c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Atlantic/Azores"},
+		map[string]string{"Idempotency-Key": "registration-" + addressMarker[:8]}) // a stored answer holds the address
+
 	require.Equal(t, 201, code, "register: %v", reg)
 	assert.Equal(t, email, reg["email"], "the registration's answer")
 	userID := uuid.MustParse(reg["id"].(string))
@@ -82,6 +85,8 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	assert.Empty(t, plaintextIn(t, pool, addressMarker), "columns holding the address in plain text")
 	assert.Empty(t, plaintextIn(t, pool, nameMarker), "columns holding the display name in plain text")
 	assert.NotEmpty(t, plaintextIn(t, pool, "Atlantic/Azores"), "the scan did not even find the user's timezone, which is kept in plain text")
+	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], addressMarker), "Redis keys holding the address in plain text")
+	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], nameMarker), "Redis keys holding the display name in plain text")
 
 	// The sealed values as they are stored in both generations of each
 	// table, then the erasure.
