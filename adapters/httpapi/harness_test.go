@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -335,6 +336,8 @@ type harness struct {
 	// redisPrefix isolates this harness's idempotency keys and rate
 	// counters in a shared (real) Redis.
 	redisPrefix string
+	// redis is that Redis, for tests that look at what is stored.
+	redis *goredis.Client
 }
 
 type option func(*Config, *Deps)
@@ -372,6 +375,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	require.NoError(t, err)
 	t.Cleanup(func() { rc.Close() })
 	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
+	h.redis = rc
 	deps.Edge.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
 	deps.Edge.FingerprintKey = []byte("the test fingerprint key, 32+ bytes long")
 	deps.Edge.Limiter = bredis.NewLimiter(rc, h.redisPrefix)

@@ -222,11 +222,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.versions = &engine.Versions{Pool: p.pool}
 	p.progress = &engine.Checkpoints{}
 	p.queries = queries{
-		Reader:      &users.Reader{Pool: p.pool, Versions: p.versions},
+		Reader:      &users.Reader{Pool: p.pool, Versions: p.versions, Fields: keys},
 		metrics:     &metrics.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions},
 		Consistency: &engine.Consistency{Pool: p.pool, Versions: p.versions, Progress: p.progress},
 	}
-	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions}
+	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions, Fields: keys}
 	return p, nil
 }
 

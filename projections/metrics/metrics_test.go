@@ -126,7 +126,7 @@ func TestMetricsReadModels(t *testing.T) {
 	assert.Equal(t, "2026-11-20T08:00:00+09:00", hours.Points[0].Start.Format(time.RFC3339), "first hour bucket")
 	assert.Equal(t, 1200.0, hours.Points[0].Value, "first hour bucket")
 
-	me, err := (&users.Reader{Pool: s.Pool}).Me(ctx, tokyo)
+	me, err := (&users.Reader{Pool: s.Pool, Fields: s.Codec.Keys()}).Me(ctx, tokyo)
 	require.NoError(t, err)
 	assert.Equal(t, "Asia/Tokyo", me.Timezone)
 }
