@@ -130,7 +130,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }); err != nil {
 		return err
 	}
-	shutdownTracing, err := setupTracing(ctx, cfg.OTLPEndpoint)
+	shutdownTracing, err := setupTracing(ctx, cfg.OTLPEndpoint, log)
 	if err != nil {
 		return err
 	}
