@@ -160,6 +160,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 
 		AdminMFAOptional: !cfg.AdminRequireMFA,
 		AdminNetworks:    cfg.AdminNetworks,
+		MetricsNetworks:  cfg.MetricsNetworks,
 	}, httpapi.Deps{
 		Accounts: httpaccounts.Deps{
 			Accounts: p.cmds.accounts,
