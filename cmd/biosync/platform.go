@@ -191,9 +191,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	}
 	p.onClose(p.eventLog.Close)
 
-	if p.tokens, err = auth.NewTokens(auth.DecodeKey(cfg.JWTKey), "biosync", "biosync-api", 15*time.Minute); err != nil {
+	signing, previous := auth.DecodeKeys(cfg.JWTKey)
+	if p.tokens, err = auth.NewTokens(signing, "biosync", "biosync-api", 15*time.Minute); err != nil {
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
+	p.tokens.Previous = previous
 	var dedup ingestion.Dedup
 	var cache metrics.Cache
 	if p.redis != nil {
