@@ -164,6 +164,8 @@ type DeleteJournalEntry struct {
 // its event landed.
 type JournalEntrySaved struct {
 	journal.EntryWritten
+	// At is when the event was written (its occurred time).
+	At    time.Time
 	Token eventstore.Token
 }
 

@@ -77,7 +77,7 @@ func (s *Service) Write(ctx context.Context, cmd commands.WriteJournalEntry) (co
 	var out commands.JournalEntrySaved
 	err = s.d.Days.Create(ctx, cmd.UserID, e.Date, id, func(ctx context.Context) error {
 		out.EntryWritten = journal.EntryWritten{ID: id.String(), Entry: e, Version: 1}
-		return s.append(ctx, cmd.UserID, journal.EventEntryWritten, out.EntryWritten, &out.Token)
+		return s.append(ctx, cmd.UserID, journal.EventEntryWritten, out.EntryWritten, &out)
 	})
 	return out, err
 }
@@ -95,7 +95,7 @@ func (s *Service) Replace(ctx context.Context, cmd commands.ReplaceJournalEntry)
 	var out commands.JournalEntrySaved
 	err = s.d.Days.Change(ctx, cmd.UserID, cmd.EntryID, cmd.IfMatch, e.Date, func(ctx context.Context, next int64) error {
 		out.EntryWritten = journal.EntryWritten{ID: cmd.EntryID.String(), Entry: e, Version: next}
-		return s.append(ctx, cmd.UserID, journal.EventEntryWritten, out.EntryWritten, &out.Token)
+		return s.append(ctx, cmd.UserID, journal.EventEntryWritten, out.EntryWritten, &out)
 	})
 	return out, err
 }
@@ -107,7 +107,7 @@ func (s *Service) Delete(ctx context.Context, cmd commands.DeleteJournalEntry) (
 	var out commands.JournalEntrySaved
 	err := s.d.Days.Delete(ctx, cmd.UserID, cmd.EntryID, cmd.IfMatch, func(ctx context.Context, next int64, date string) error {
 		out.EntryWritten = journal.EntryWritten{ID: cmd.EntryID.String(), Entry: journal.Entry{Date: date, Tags: []journal.Tag{}}, Version: next}
-		return s.append(ctx, cmd.UserID, journal.EventEntryDeleted, journal.EntryDeleted{ID: cmd.EntryID.String(), Date: date, Version: next}, &out.Token)
+		return s.append(ctx, cmd.UserID, journal.EventEntryDeleted, journal.EntryDeleted{ID: cmd.EntryID.String(), Date: date, Version: next}, &out)
 	})
 	return out, err
 }
@@ -122,7 +122,7 @@ func (s *Service) valid(e journal.Entry) (journal.Entry, error) {
 // append appends one event; an error leaves the caller's claim to be
 // rolled back. An append whose outcome is unknown (a timeout) may still
 // land: the journal projector then shows it and raises the claim to it.
-func (s *Service) append(ctx context.Context, user uuid.UUID, typ string, body any, tok *eventstore.Token) error {
+func (s *Service) append(ctx context.Context, user uuid.UUID, typ string, body any, out *commands.JournalEntrySaved) error {
 	e, err := s.d.Envelope.Event(ctx, uuid.New(), user, typ, body)
 	if err != nil {
 		return err
@@ -131,6 +131,6 @@ func (s *Service) append(ctx context.Context, user uuid.UUID, typ string, body a
 	if err != nil {
 		return err
 	}
-	*tok = eventstore.Token{pos}
+	out.Token, out.At = eventstore.Token{pos}, e.OccurredAt
 	return nil
 }

@@ -501,6 +501,96 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// JournalEntry defines model for JournalEntry.
+type JournalEntry struct {
+	// CreatedAt When the entry was first written (absent in the answer of a `PUT`).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Date The local day, `YYYY-MM-DD`.
+	Date   string             `json:"date"`
+	Energy *int               `json:"energy,omitempty"`
+	Id     openapi_types.UUID `json:"id"`
+	Mood   *int               `json:"mood,omitempty"`
+
+	// Note Absent when there is none.
+	Note   *string `json:"note,omitempty"`
+	Stress *int    `json:"stress,omitempty"`
+	Tags   []struct {
+		Amount float64 `json:"amount"`
+		Name   string  `json:"name"`
+	} `json:"tags"`
+
+	// UpdatedAt When the entry was last written.
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+
+	// Version Version of the entry (also the `ETag`); 1 when created.
+	Version int64 `json:"version"`
+}
+
+// JournalEntryInput The whole entry; the rules are checked by the server and every broken one is listed (422).
+type JournalEntryInput struct {
+	// Date The local day the entry is about, `YYYY-MM-DD`.
+	Date string `json:"date"`
+
+	// Energy 1 (drained) to 10 (full of energy).
+	Energy *int `json:"energy,omitempty"`
+
+	// Mood 1 (worst) to 10 (best).
+	Mood *int `json:"mood,omitempty"`
+
+	// Note Free text, at most 10,000 characters; absent or `""` = none.
+	Note *string `json:"note,omitempty"`
+
+	// Stress 1 (calm) to 10 (very stressed).
+	Stress *int `json:"stress,omitempty"`
+
+	// Tags At most 50, each name once; absent = none.
+	Tags *[]JournalTag `json:"tags,omitempty"`
+
+	// Version Optional on `PUT`; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// JournalEntryList defines model for JournalEntryList.
+type JournalEntryList struct {
+	Entries []JournalEntry `json:"entries"`
+
+	// Next The absolute path (with query) of the next page; absent on the last page.
+	Next *string `json:"next,omitempty"`
+}
+
+// JournalTag defines model for JournalTag.
+type JournalTag struct {
+	// Amount How much (drinks, cups, minutes); from 0 to 1,000,000; 1 when left out.
+	Amount *float64 `json:"amount,omitempty"`
+
+	// Name lower_snake_case, e.g. `alcohol_drinks`, at most 64 characters.
+	Name string `json:"name"`
+}
+
+// JournalTags defines model for JournalTags.
+type JournalTags struct {
+	// Catalog Suggested tags.
+	Catalog []struct {
+		DisplayName string `json:"display_name"`
+		Name        string `json:"name"`
+
+		// Unit What the amount counts (`drinks`, `cups`, `minutes`, `mg`); absent = times.
+		Unit *string `json:"unit,omitempty"`
+	} `json:"catalog"`
+
+	// Tags The caller's tags, most used first.
+	Tags []struct {
+		// Count Entries that have the tag.
+		Count int64 `json:"count"`
+
+		// LastUsed The latest local day with the tag, `YYYY-MM-DD`.
+		LastUsed    string  `json:"last_used"`
+		Name        string  `json:"name"`
+		TotalAmount float64 `json:"total_amount"`
+	} `json:"tags"`
+}
+
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
 	Email string `json:"email"`
@@ -615,6 +705,9 @@ type Problem struct {
 
 	// Errors Every offending input (422, sometimes 400).
 	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// ExistingId On a 409 of a creation that collides with an existing resource (a journal entry for the same day), that resource's id.
+	ExistingId *string `json:"existing_id,omitempty"`
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
@@ -1036,6 +1129,67 @@ type GetDashboardSummaryParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// ListJournalEntriesParams defines parameters for ListJournalEntries.
+type ListJournalEntriesParams struct {
+	// From First local day (inclusive), `YYYY-MM-DD`.
+	From *openapi_types.Date `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last local day (inclusive), `YYYY-MM-DD`.
+	To *openapi_types.Date `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit The most entries on one page (default 100, at most 500; 422 naming `/limit` outside 1..500).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where a page starts: an opaque value that only arrives inside a
+	// `next` URL. Follow `next` as it is; do not build or change cursors.
+	// A value that is not an unaltered cursor of this API (garbled,
+	// truncated, edited, longer than 2048 characters, or signed before
+	// the server's master key was rotated) is 400 naming `/cursor`; a
+	// cursor sent with another query than the one it continues (another
+	// caller, endpoint, metric type, bucket, `from` or `to`) is 422 naming
+	// `/cursor`. Either way, start again from the first page. A cursor
+	// does not expire. Each page reads the data as it is when that page
+	// is read: a sample or session that arrives in between appears on a
+	// later page if it sorts after the cursor and not at all otherwise;
+	// what was there all along comes exactly once. Send the same
+	// `X-Consistency-Token` with every page (it is a header, not part of
+	// `next`) to have each page include that write.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// CreateJournalEntryParams defines parameters for CreateJournalEntry.
+type CreateJournalEntryParams struct {
+	// IdempotencyKey Client-chosen identity of this request (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteJournalEntryParams defines parameters for DeleteJournalEntry.
+type DeleteJournalEntryParams struct {
+	// IfMatch The `ETag` of the version being deleted, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// GetJournalEntryParams defines parameters for GetJournalEntry.
+type GetJournalEntryParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// ReplaceJournalEntryParams defines parameters for ReplaceJournalEntry.
+type ReplaceJournalEntryParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// ListJournalTagsParams defines parameters for ListJournalTags.
+type ListJournalTagsParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
 // GetMeParams defines parameters for GetMe.
 type GetMeParams struct {
 	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
@@ -1195,6 +1349,12 @@ type RegisterJSONRequestBody = RegisterRequest
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = TokenRequest
 
+// CreateJournalEntryJSONRequestBody defines body for CreateJournalEntry for application/json ContentType.
+type CreateJournalEntryJSONRequestBody = JournalEntryInput
+
+// ReplaceJournalEntryJSONRequestBody defines body for ReplaceJournalEntry for application/json ContentType.
+type ReplaceJournalEntryJSONRequestBody = JournalEntryInput
+
 // RequestErasureJSONRequestBody defines body for RequestErasure for application/json ContentType.
 type RequestErasureJSONRequestBody = ErasureRequest
 
@@ -1296,6 +1456,24 @@ type ServerInterface interface {
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
+	// ListJournalEntries The caller's journal entries over a range of local days.
+	// (GET /v1/journal/entries)
+	ListJournalEntries(ctx echo.Context, params ListJournalEntriesParams) error
+	// CreateJournalEntry Write the journal entry of one local day.
+	// (POST /v1/journal/entries)
+	CreateJournalEntry(ctx echo.Context, params CreateJournalEntryParams) error
+	// DeleteJournalEntry Delete one of the caller's journal entries.
+	// (DELETE /v1/journal/entries/{id})
+	DeleteJournalEntry(ctx echo.Context, id openapi_types.UUID, params DeleteJournalEntryParams) error
+	// GetJournalEntry One of the caller's journal entries.
+	// (GET /v1/journal/entries/{id})
+	GetJournalEntry(ctx echo.Context, id openapi_types.UUID, params GetJournalEntryParams) error
+	// ReplaceJournalEntry Replace one of the caller's journal entries as a whole.
+	// (PUT /v1/journal/entries/{id})
+	ReplaceJournalEntry(ctx echo.Context, id openapi_types.UUID, params ReplaceJournalEntryParams) error
+	// ListJournalTags The caller's journal tags with counts, and the suggested catalog.
+	// (GET /v1/journal/tags)
+	ListJournalTags(ctx echo.Context, params ListJournalTagsParams) error
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
@@ -1710,6 +1888,228 @@ func (w *ServerInterfaceWrapper) GetDashboardSummary(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetDashboardSummary(ctx, params)
+	return err
+}
+
+// ListJournalEntries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalEntries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalEntriesParams
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalEntries(ctx, params)
+	return err
+}
+
+// CreateJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateJournalEntry(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateJournalEntry(ctx, params)
+	return err
+}
+
+// DeleteJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteJournalEntry(ctx, id, params)
+	return err
+}
+
+// GetJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJournalEntry(ctx, id, params)
+	return err
+}
+
+// ReplaceJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplaceJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceJournalEntry(ctx, id, params)
+	return err
+}
+
+// ListJournalTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalTagsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalTags(ctx, params)
 	return err
 }
 
@@ -2255,6 +2655,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.GetErasure, options.OperationMiddlewares["getErasure"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries", wrapper.ListJournalEntries, options.OperationMiddlewares["listJournalEntries"]...)
+	router.POST(options.BaseURL+"/v1/journal/entries", wrapper.CreateJournalEntry, options.OperationMiddlewares["createJournalEntry"]...)
+	router.DELETE(options.BaseURL+"/v1/journal/entries/:id", wrapper.DeleteJournalEntry, options.OperationMiddlewares["deleteJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries/:id", wrapper.GetJournalEntry, options.OperationMiddlewares["getJournalEntry"]...)
+	router.PUT(options.BaseURL+"/v1/journal/entries/:id", wrapper.ReplaceJournalEntry, options.OperationMiddlewares["replaceJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/tags", wrapper.ListJournalTags, options.OperationMiddlewares["listJournalTags"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email/resend", wrapper.ResendVerificationEmail, options.OperationMiddlewares["resendVerificationEmail"]...)
@@ -2280,340 +2686,378 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Pchu3ki/8Kih++5XJnCFFybITk3WqPsWRT7zHTryWvNl7w1wNyAFJXA0BBsCI4kn5oe4r3Cf7Ct0N",
-	"zAw5pCjbcv6st7ZOLHI4+Nfov7/u/q010YulVkI52xr81poLngkD/3yulZXWCTVZ+z8zYSdGLp3UqjVo",
-	"vTHCCuXYai4Uc3PBjPi1ENYx+DT9r27l191LfS1UOmSpEXwyF1la/RnP2EJnIrdswovZ3LFimbDUyYXQ",
-	"has8OdaFykTGVlw6ZrhiunCMqwy+zLjjbMHXTGnH7Fyv4NOVkU6wtXC9VtKyk7lYcL8SoYpFa/Bzi2bT",
-	"Slo0WuuXpOXWS9EatKwzUs1a798nrVdSXW9vwNsXz9k3J998w3KprpnTMKASt44t+UwkLB0V/f7jybu3",
-	"r+AfYsiMyP8+avlHRq00Ye/evmLcMqlY6j9Lh2xJeypu+cTl6+rSszWbc0tP1lezPeG3wpl192zqhNme",
-	"94WYaJVZP2PYybGYauPPwZm1VLPGd0vlxEwYePlPP/3UPSvcXCgnJ9yJ7RG+FdwIwyZznudCzQRr+716",
-	"+vWTfueumTeQzfb7f1zyXwvBnP+W6SnsUK5nbKmt9I9Y5ubSsoleLDx5rIx2YujpMmN+vXxyzbRivxbC",
-	"SAH7ADS41oVheqWQaPZP9H3SWnLDF8JtX5Udkz6j+U6NXjAeJ2eEXWplxRBW4ee0hmOxrE303mGFcjJn",
-	"/rPqZZnzG1HeGLaSbs6k67EzdsNzvz1z7pi0eCGKyZxxmkFbqkleZFLNmFZ+59RMGP+4Yqf9Z0/9uRk+",
-	"8Svr+N+f9vt+M6RfBDKHVtJSfOE3pOm49h/w88JY3UCVP82FEYzD3WHWcePsgPk7jmddWZJW+ZpxY+SN",
-	"8JfHykwwPlJ4M/yl6rEXOs/1ii4L3DG/E0OWadiNcSHzjGmgUE+eE5iT7Y1U095xxQrFcyeMyOhRJDpp",
-	"2dmbl6w942aciywZKWcK5a9EljCRSfhvdXdP+qffVHY38VOwcqZERpdwpDwRWGFuhHlk2YJbJwy7Fp4k",
-	"LDPa+XeHQ2GKL/wZpkc4qXTot4EmiKzZkwRX2s2FIdKCefhB/MlLxyZaOakKYVmbHhypib+2JmFCZUst",
-	"lUvYQjgjJ8yfZsLGxeRauISlnpJTv4bU6RRndXJCsxqpOK0eO5cwgxVfJ3i0jM+4pKvgJzOVxiLb9OSL",
-	"vxupTAs8AXG7lEb02DmfzJFA/D2wJd8PJxwYJseXjZTEKzNgnFm+WOYCtlxYKzU9VxISGwu3EkIxvlwK",
-	"bqznEXykcu7PAEaVUz+M1cZZxj1zhRnQjvvLDOTiGM9zBnu5klYMR2rlB/In6JDI85xxTxeeCQgbub1W",
-	"E9FjF4IkmuULMVKNghRPVtz4E4WZtXH5nOEFTWAmS7/TehquRsdzOmAaIu4jcgKid+R7IxUuO1BMeddx",
-	"nXdc7xdGLxpEjsOpoMCHO4dMyMob0UmYFw+PHz9+1tsxtCeU2sBTbRbctQatjDvR9cK71SS43xj9v8XE",
-	"afMDvGebJS/DA4+sJ1yRMNGb9ViKBG+RugsrjE3j3JbczcupwX+Slld+pBFZa+BMIapT/Tcjpq1B6/85",
-	"KtWsI/zWHtXn52d8qbenea6yjb0Tt4fvndP337n3fkEol0C6nU0mYun86ry2qJxQzv+TL5e5VwGkVkf/",
-	"22oQeoctPL4Qxqov99LrO9xN5p6is8Lwcb7219OvX9x4vuZlfVsbuFI89xd8DYpFRXXdoUc0zYl+ddT0",
-	"E5jetzx7i7rtnvUvjR7nYvG3++3DG/zVrm0IKvWEK5Bbwt9pKzLWHhsQ5f9+8eMPiVdw1Az+TSx6wXN/",
-	"ziIjftDptbzo1Wqay8nvtwqd5zITlrjXrbTOyy/rpRpriwWXeThOZsTMn4TxInQmlDAwP2adzHOWI+Vr",
-	"UxEeYRB4d2CfLH2ZicVS45H+U6xTT1P4ElMo5Ydvp4VRg7HUdq0mA9qAgaz87lqsu1J1p7mczV2aoKbs",
-	"bQzj8jVu7QttxjLLkMg+196CsiIzxicTYS0pd3793i4CbqFzgcJ+GTaQ+JRl7ZRnC6lSNvUs7ujm+Aj/",
-	"3rxITdr+vlu09TxM/KVywiienxuDyt/n26NxMUPdOhPOU5i0nn/MRMa8dm1qpqvMEqa8WPVnXBglMjjd",
-	"H7R74XXxzznxH7Sbe/JElWFKtI6qGUzqDV/nmmeXWr/iZiY+96UGi1Rapv1uHbPX8luY1SXZ0Z/1iDOx",
-	"FCrzd5VlkrQwZVfCgNiQCzGsGFwLvvacI7gKQCEae7XPqz9OqIRZTVe8zktWYjzX+rorwXTYYCy4eK1f",
-	"c7UmYWE/6yYoxseFFSyXCxlVrXjvH1k2ybn11/62S7yua7wGAM+j9i5u57ywYLVEesulF7gv3/glhw/5",
-	"ZKIL5Ya0S6gJpxWfQ8os+hg2eMmGW2IfG6k+Cst9p3jh5trIf4nPeg+fG5F5XsZzm9Q5rVdAkCTAiOOu",
-	"MIItpLVgWBuUyg/CTd8pfsNlzse5+N0uWjuqYgnYYGNuBVBRocCr5ic39DcMuJjX1Oh+9RicLQO7qsfO",
-	"cqvJWp1LElcbd4tZpw1Ybm0QVp4QUmZ04YTtIEV60kdSpoe96qhX6pMS4NJof/x+ZefKSbf+nJv/k8jz",
-	"Lil1Ui1BwnPHxkbwa2/4mcLvdyq8gLUpy6V1lizEqRR51mMH6TlGFFZkKWsH58KmAtUpnZLBLxF0Nv9L",
-	"YBKcZXI6FcafKolW4I/vlC2WS22cyF6LTPJLMDt+H7nleX+6acCkPTDC6FWbls/SeH7qJNpEWYG/bbAr",
-	"L00hwjZ5QhReYTVr1t4rQjq4mTQgeYTKK6TEqnaNSrNtrHUuuPI7DJfySmY1S68oZNZoHpdG68/lL5PK",
-	"ykpvuB57Q9UPcVZk0p0rZ9bbe8InuANbnoHEf9Xs9tOMT5zIhoyPy3hCoa6VXinWBnOcsymXucg8t5EK",
-	"NNQ7Fpe0uDvU2vVU4jVDWECWgQeZ529qC9v6yda2zLmdby/ve3HLLr4/6548eepl8tKImyv/JIUtvND1",
-	"O9lrmpVcNo4c33HnaP6O+qelLmgc1v6XMNpGSQ6mU6dxdCt+rW2gVO7paflgDAgkLVvgJjSdrY3agid4",
-	"8NWBGQ+TmWg1EUbZA85zg1j95OCIk0BysF3xJKu7REezk5RfSbTr65TsZ0j/lE4s7J0OjfJWlNTBjeHw",
-	"txK37oo3h2PeeLWMW5ZyVJ3C2cRIUrwZGtluzoOvtLpvu85n85rTupq241tuRS5VA0P7T54X6CNNCyW9",
-	"DVwaI4+8yPdyd22dWPRg72s84WZ2dfJNnSNluvC6S9JSRU5qDLrNaE6qWIyRuPyvv/7QH3sVAw+X5/mP",
-	"09bg5/2H+B1fw0pb73/ZfPv7pOVX2ez0rG4wjRlnnsQNoDc07jy41HHfp7zIkWOtW5sCLDV8lZJtaoNl",
-	"sswF/HthRX4j7JClc12YFFhMmvF1yvhsZsSMOxHcaIWFc8v1hOdgIPlji0FRvvKXRhfGj8/XDTHRpPUc",
-	"IieedlfaVN1jzRx0ynMrNiljUhivIlwt6S3bdPdDzRZn4zXjah3jEn7SC377SqiZm7cGx/2T04aZKrHa",
-	"M8KFt+yWOpeTtb+E3JHnCc2mHvuAGSykCh98cxcj29qCjfk2Ect3XObri2Kx4CiC77HjQnmKzipUXNEd",
-	"QDpubdCrSCMs/f77wevXKWufnLJ5Z4OW/BP/0kr07tY0aBI0YvMS7XysucmaVYwbcSWUMLP1p7raWbMa",
-	"pzO+blgmC+usaRdb605at92Z7m4R5NQIO1fC2sYgqMLojNWFmRCvJ/3R2+VWM86szL048Ho8y7W1AHcA",
-	"KXqQqHoRx2+QVORrFdnVfRSoubm5Mgtrs7vGjiIGuLN1V0rO5vfg0Be5EMtA+41HaQR4la/mght3ZfbY",
-	"2E1zsk4s7aeiqnAl7hYagX7CD8JEkg1yr21addsb110ltY2Tbb50tJhtU4d28cPoHUm5UZcNIrV+C94p",
-	"9GClEItPk3AFd+kbW6+9CcvY1hk2dITmc8DfN+6R4Nkr4UiR2xBnRlQuTsPFLgNY3o7LBM+6Obyrbv0Y",
-	"AcYpGUDg3kBnpp76y38tl50t5rPzZorgcN+cz7oyHbSu4hy8Bgpf2BAiFwi6mIs8A/hM467fw/YMDzty",
-	"AGx9radTK9yBBsiSGyeD4Vl9/vFJ8/Mh6trA8sFkoq8rgaeEpYovxP9XfpI2W02OrkpQpnBrWzDJa4EX",
-	"1UF41h/kUmSN2pUXNh9kxZdLq25L3M/yzUnV4K8cRljCfuJvtpk8RV8hRR9uOFVu1JY42ryd1fc3TzAX",
-	"zrPg4FjaJHpPzF6cCoiFQQiAG6NXzGnWZbyOc9GGpdbLG7TJ4J8BO2J77J9i6Zj4tfDaEWL/Mr3gUnm9",
-	"WloHqiJz4PoqdetNdp5J67iaCHRTloy7ytn9v22m1C4mb4RdSsOdNuvwkb2W6sqJBbj/CyOuMnEjOdEC",
-	"LMT/d6lPKpJmJUCqNJHjd7RjFTV/g/X5NeT5PbUGTw25uK+uIW7FpHCiNKcP+9mBfInclfeck78zRYM+",
-	"l3oqz4pcZCmB+NLa9FPWpq3zVNsZsnRZmJlUsxTAQAgHA6/JtQCvZSasM3otsjru1f9KZKzNKfCCH4zU",
-	"FHBw1r84bjYBaoNbkfxEwUsjLcvF1CEKKFBtXEUrKY/acxicbKtylM0A2uothn2nDdvY783Dbbrj54bb",
-	"wogPszh324GX5R48sozMMhaeZ20juryMw0iNXsi7rM9N7rzPrHshRZ7F+PgmZw0Oym1rwv9sez0ABgEb",
-	"FaKgxKHGOlsnLD1K2TIvLKAtCcRK6Cdw3mMIBD6525rD8aPnrXFlVYNnc2E3coduCJquERMhb+55G+GX",
-	"6BhpVMYuwYnmWbM35MMNQDX1kcUAUhY9K/6i1Xn/kKX9fv+4C/9/2e8P4P//ZwWpjpoqShqRURhGK0Fj",
-	"LVg7/e781fnlOTu6OT5aiCMaLL2HZrc0+kZmyALvVArwya2tadjlpgP8XvDczbdPr2R7gVPo67sZAP2q",
-	"aaBXeibVh11tgA/5f1Tu5MmTJoeQdstmmgi3/mk3kzPp2OWPl2/YRGeA3Mf5A+wsNWKi/ZFe+S+rEbHA",
-	"RefcstcvzphWBFr1D7KVNtcWUZ513vG0aZoP6xWrLaEBGalYoSCeFx6EJXhTzDrB4dKk2i3TgDy1S6Fc",
-	"5+51bfqCFuSu38cZX4u7jK0DNYfFLiYK31zdCCOnUuyQDl5zZhOtphJisHDcWWaEtaz95seLS7jKXkYc",
-	"wXvWXXhppzlOd6A2crgHAfV42s2N5dQcC5WNa95rrwG/8YTUsOmeuBt9qMApyUxHfHiv0fQSKjv8vBb8",
-	"9iAjHlyuBz5ZOiO2T3glERFIvjcwtyfFosi5V9pZxtfMacfziDxERupFBvyiHsK0/pbynL6zbOUN+4le",
-	"jCXAypq1SHMPcv5gLweOg4cRXoN7iHue0EHvpo8LEYJjdQIZxzjGXocbPkVxsYbEKr5iFnNzwO3QJYyH",
-	"1XnhBFtyN2dtwGYB1LkTJPjdETMQ5lqxuS4QsO/PFIdqPBFgqIfbstXL0+BbDd6Ou18B9uud/jFUKzBh",
-	"pR2dZelCKvgPv007tHcTrrSSE56D6ywJYC4eFBXYzFR6e1HyPIWnrH9TytrBRO0kLM3HKWujodih+JKY",
-	"vUhZu2Jrsmhrdu7WHsnnAOtMAvnEfd9NgM0G/lnVgP8zW+gHW+avp/yt8ELnAyNwzcJ/tyYEBkKzbvB7",
-	"6zS7bK0EV9lESz9oJ6dkzz2fc6VEbj9U7dyW8csCMRqb3+xSgYodKIXqLN8YAbiqSRP3nVSWsI/HNC4b",
-	"omAyX1/ZMrK4P/RRiUK+T1q/FlK4K89Y7xE/+Q//o+/hN40RlBthLPl1NwAJ+EXg/JmeFAtPsG2eW7zq",
-	"6fkln6WdIetHRAXF1u2H4Cbqe1NfblLufDnle5zkS7Us7r65DfrKXOcQK4gvZcvyrXFThiQoKGXEFDnA",
-	"Iz0L9AbN6clJZxu18aenpQ1HnCct9OMqzeD9oAQALRxOdj8u8XiGQcVTjknHFoWNgmYuGP0c4DIvp93X",
-	"3E3m6QMSXROplcgMK9xztFo+qbNMiVXFPWbrMIoqhqKzCaI4zEB1IWWr+ujJNzV4xfGd6gUlJO81L2tb",
-	"9bDOh0bW3zgnArE2Fh14dvrka0bgWMpqsds3uPQZNkRBVmCmQNoYJTlApixBdXfFERs83Ofo2ppOhYKE",
-	"coQme6aSMKsXwhsvkK3cORyfUDpCG5RoqUgfa6TKkMjjbYTeHv8+Bde2X5D+V5dIoPsyS2PaJX6EeRGE",
-	"Ye7dJxDgX/395eUbhg9EhWnbQnbS5Q2Lu5hr4xixgjCta4nuS6KFxhm5Rk35AsJkTEJqw1QKs+OVIR+2",
-	"CToOyWc7Y6HNij6uLtnnA6ScWKnVP2KwdVvXmdW+295GRQm/+2dFybuVl+2fUXPccxm/P9xULN95gVtx",
-	"V/CzOsj+SV64RjRTClUPpJqlA2aE/8OxsYDqCWAjyxsoCoCp41CCIBuy1H+cDsq//eXLxut0UEcXw6+r",
-	"4fJrb3sFMwJtTaPzPIAHgrUV5tRKWv4VSBl+gEZrZ2vTGlRgMbleBu/VFqtSzobwPqCpisVCZJjCBssJ",
-	"EfPDVMTkg7yQd1HuXPBs5+TJxQZZNx89+5zPGsjEj5+yLkvLvUwHAQ+CqbNOh108cKQdtxFE1kLvBc1g",
-	"pQfw4NiVdJO5yNCal7ZCcEPmlTgmgYmtKYczk9nOcMoO7HADkuPwWywO4C/hxUmVVOnQ8URqVFXfoT33",
-	"/pOUOGBtpSubuuXOf7ypfS25c8L4cf7Xz7z7r1/8//S7z65++erfmkj/TWHn33pt+J7GzpljufAUoJWo",
-	"1vGoRuUSxh1baOvYSb/f7/ubwvN8Wy2iSNvBjBqd2+SOfom/gBG2VROYz1WIEh4+AmAa8VdoCh40WHRk",
-	"7303PrXlAcaPm+ipYkbd85AITr6SKtOrmIdeNU/tkKVCZWkoOZWCJzpldsmVZQuZAbBx+8woanAXMHm/",
-	"U/0Dfr3Hb960dW8Fz2RznBsuu92XYRQkYgFpLHqlGiXg1piNIdikVVQyRA8NyCZhls1rA1ENhVyasuE+",
-	"UB9rQMxFleDOee/mrs0rQGflc501Oc9qAdEGDf5CqlkuuoUVoLxDJrX/vy78b9pJELcd0/e0mkC6xTLn",
-	"IZZUiScTxgBLWVl2LdYiY3Nu58KGCgR2rlcKCyXVTKemMBmxiuM+MOjKX3tVyo0lN28aQIg/zCo2+OOr",
-	"JlP+5MnT+5ny9Zc1zxVLhnykCR/VheCY3W/T70I9f1JX996UknqYuD7Wy7MfzsqchZr8Py/8+o++FSaX",
-	"aMFteO/vczpbcfzKpPadVRMr2R2mf9io+R0TdmZdYlXtB+LPqsjjexSGqiGCN1ySnoWANkwZKqipB6cv",
-	"fQjuSgyK3j/bspz1zp15jejmrbNcxM8bzRn8GuxDgEV/iJOUhmiaGulu982Ryu4F/LxPyP5TRYDPMAUi",
-	"CpsQ4fDvp5zpdLyk4nwQzD+KtX7KyGTC0ut/x2euJ5zc47X4Z2fIJlrdCC/zQwy1Hkv+tPkXJQS9AaCw",
-	"M3sSjzmAlBsYSiUxocHjRxZBj9B6KSVFbCad5Hp2UOL5lCrgHUhAe/AoAbfHVpBIDUhfLCcg3Ha6hlkT",
-	"1KTZDag/LZXWofZ7iglQ6T6nm48OzZ6mNL+JsLZUHRpg4EtphL2SaneFW4RcEzCvLNxCP232v24pLU2l",
-	"ZxNmozo4ZOKW6ohKqP6Y1tFg9MKtxG5peuyf3oCVjlkxMcLFKo6WzbTOGBaMLKMs5XJCBUuhMtvZcd7X",
-	"QsX8mqBbY2HeuzXr2u7XXlbb+OQArSwatlP9gSlTUPSBzflyKSh6dGB6AXofd5TnCKcRtrLEwZeEgtlP",
-	"9rqG19pC8W1f3PBOmWH+VmpllrJJzuXCjyOdrY1jD6toIXfBVrFGUwAjlvWQperthEcX9q5tp0U8sowO",
-	"ORSY4+SOC2RPi8RjAl0zEqq6B54ZNBw+az6xuWDvrDDdsxnAuipLTFgsuusl1MmTp2y8do14riblr+Zr",
-	"q+1MbUZUXiKQ1B5Cbw4R3N8pVLk2d4UG4subp+WcVLMm7L20y5yvr1Sj4/B8sXTrmCrCrGgW9Z/I9GjM",
-	"DL1zk97BQ38snEh1U2vAW1zRfoBIOKyPQ4RYeksFAQJBzALSGYxg4OdB07OsNw14vhpSBEpE3wUU2U9F",
-	"Z+STfXpaq3utNBSeNjqvfDxk6ag1agWUhhK/D8FthEPQTY5acgRINmu9fxTUyB0k2Eh4Wz7oDzKamg//",
-	"5BSxNlQpELT7w+WCdXwm7utN979pQg/cy167p/u3uofNUqAZ7nz5icDNO8o4fUQ04j+lWH2k9Nl827ai",
-	"n8+0kW6+uDqUiVPYZ6IN1kflzltKWTHBrAwrGFqXOxR8jmGahVSFwykckDbAV/xa3PM3zUVFMPDgvysX",
-	"4008fS1YsWRafXhhkez+67qXs0Oqq7HI7jkCFE2+52+MWNzzF3tqTHyqK5+Ew6Cxtihpa4M2yWZzMzZO",
-	"rL7upOFm7L5hwO8e1s81q1mSsLKwIloJrqAxbvWRhzDb9Art3okScbrBZz73tf9j3uE/9XUMF7B2K7du",
-	"4d5LtXkDN2/onsj4RVzUPW5ZmeC8iWPdm9Db1BsnZvtj15Cp0RGex5fLXFzNIU03TViqC8M/NqQTp9O0",
-	"F9Ad4cNiIJ8Q2Ns8M7ckvPOnzIlpyg/GhBiqs0n4V/TkfVwuzP5aBB9Uk+7jc2X8vp4ro/OFaEoN1W7J",
-	"Cze/Kky+wyfGFyL4ObllXEH+sP/N4OjIabc86vV6KdS5ePf2ZUKYwf94uwmVraq2/mUN3ce4FY9PMNoe",
-	"HKvHT/tsLJ3t4IsXXHmzC8uQSuVnU6nu4EdeLg/Ag+AEktrim/buXbNt+b1eYfYeWuUQ8I/QgODt5/mK",
-	"ry0ltlWhk/iJ1zrIKm0UvD9hxeEPRl6xZWHn1I4l+EcgE9pbl0B7KYUm0y9YK8RafUT5prI60045hIRf",
-	"GOnWF35gSrwFx/5ZgVUa8K8XYeh//+lyq5LoWdXPDX24NsIW4FxNe+w1FrRPmFTYbUQbCqBk5L1mM+HY",
-	"af+Yskg3S9aXzQrBe44RiLisuXNLv2VUGfsiFNJvhKyrjJuMEUnbsup+wpyeCewxFlo2pGWtbSqFGj6A",
-	"lATHF8uUKp3Yne3twk/iSOXE+VL+U6yxyrik4MYGH5L6Yq0meKEtWwpj/Z1jKKbxgrdDlRE4gpXgho9D",
-	"0ZHlXCthk5GqVx/pEPsUamLWSyovQk2RoFaJMDei3ikQwN4jBWNI12OXUJU8+EKlrdQ/AXlmClfedkhb",
-	"OHvzEhHf/9AjRf5CvxE4UyjFz1YSDHLPymKtQUZjJvgcNcbwz4wU5Q+IDEFO1lH8zBQYRuiN1Eg918qv",
-	"zi984P/+ip3leUzzqDZQZGOdSWKlUP2mvV3ePWHvLl90v+n0RooxUg+qv4MOAhhIgJYmrH16/Jjxsb7B",
-	"FmmdIYha6pPHWPocK9d3L9dLkULDuDg3KDQ/E86y0+MnPT9zzJWBTBrg7IptZ/NEB3W6qxJ+irOnSv8/",
-	"/9KDCjwpMGSLILSNdJwB46xWDwjbcT7rH3f8m2J1oNrM22koSnPUP4Kiz51K5SDCm1dqB/k3eZIBB5Y/",
-	"F+w3WHbJ9G/0JOP10yNoHVi2cKpUHPIv8e+iq8najQ3wOj32bdkBC8YjSUr6WNkSy78McBH+gE/7/SFb",
-	"HdBKgbVDCXrY3iRUpPdvq1eJK1xXT7vYmA3mEDsh+llV+zCEQ57qQmVAEe+qYyAJGoHZCehvh4qvC6wQ",
-	"7pkQ0YbRuUgTJINarY80Yb1erxMahtlcLpmbG13M5jDgJaRj+XFC27jQJNIz9VxOpGPvLp8zrBfYY29D",
-	"Fzh27XkQRt0mPPdD4zMxtMId94SW8TVVAKEunv5KIzI4AHzRaoHZn/RPnnaPj7sn/VhH6W/9Z4N+P0WO",
-	"AWUIADIsY+eDgMwAjRIn4d8FPSBtwBT32EtFJIiy1nqG6RX29G/QETT9f0++TWFPqCwgKDoLvmYTbsza",
-	"LwXugZ5Sly3gHKx92u+XvR07Q+BU1o+P+1jZPfhEKvZ//8/xN4N+HxpDKob5a461pfLPdpBDHj/7ug+E",
-	"imfFTo6fPaOOkmxaGBBtfE6Fd2o9Qie5nlzHtp7+HZlY5noNlMKh/Btrp9++/PHif/zw/Or12X9dvXh3",
-	"+e7t+dXFP89/8ruMJ7YOUa/O0L+DRA643kOPVTcXsmyeGdpd6hthcr5cem6DzCcwx7bTxQRqzEnLplL5",
-	"3SKcCkL4acdUsRD+PlEFC9Yue+gAjWDqLrXs6HeGfk8WYjEW1OXUrSRCbaHAFqhJrD3XK7CSpIPDAc4i",
-	"LRN2wpciG5RNlSEKYzmW54KSeJ2yha4uXFi6hb3FGFqt0ylIN6tjQb0IyppwhU1ukLOAaOBZRRKkRzfH",
-	"KQpqaZmd6GWJsgIduwGTMPCr9zzWz8ZTKogufFziyyvN3MoGUJa1CWxXbQClczFg1PcNuAIxX/yZNnYQ",
-	"8mmg4uBGpzlAJSEvInCDtIzaygEBpDQQTM+ymeHKdeF7dv767OUr7COgQHWRhHXuUJlbJDOajDdzgVpe",
-	"vzjzonFhUgggerUB61ANWaFymBsEcOMNQBsZrxb3zGoKhUuSsmZX5WFk1jhBJRzU6/I3JHbBQnEJJdx6",
-	"7CfKcOARLRIr9UKD3uOk3oDXb1TCOFwvukQhSQJqhRlqDU2P0wTYaf+x19jEmix+pjTJx6BF9thPsXUS",
-	"6WZz7q8LLWXMJ9dCZVi8alYYjJOsgWnifJ/0HyPpbLVLbL88v3zBMsOnjo3AkN9szgT64fcowCF1d9Tq",
-	"DPy7qepdbD0IB2AKZSvN2PCyQPdeok+48iWJxv5ELh2y4+7JkyfsRlo5zgU7u3j+8mUtrMzZu3cvv2MS",
-	"rvxYWNfpsX+KNZnXB92vIShxSqv1Qhe2vAt4hdLQlhKb6dZarCVUuxn7qqiZMEsjlUOSgS67tuQ6WL2T",
-	"FKlJ2WLMs56m3nPXYp2Q6jHXWQIcICH55t8FLyV5E8OtoHzCK9ClEDRluJuY9JGEkpCvNKqaXjtrUriS",
-	"AJSAUeCQIiG47luxzPka+KrxLJwkFxUjFdOpmBAIIayGrgbIq81eUaQ1lxx2iyyHlWZh0MMGeHNo4rjR",
-	"4TNhp31Sc2pN6noMsNMnt7cw39Pb2/JGRD0yEqoJ2zigMDZnT25vSW/2B4aUDeka/j0/Vbtk1XqSJVWS",
-	"CkwZbDiwVdsgZ4G909iZoBbVzgZsalb2zvakQW7gzWKSwGrCVuD+A2+xlXvPDAd2AxqEkfY6NkYFuYpr",
-	"qfQUJVW9tHNw3ZYVtuB5j6XoOMB+gmKxBFSjrfCaufaq7qTaVm81l5M5bDGlvsBGdxKWy2s85Ncvzjbu",
-	"ImLz8JWkSJCzD8DklcJEFlVJq4kxwDaRZW+PvNqXsnbNXeCJmUbwTLsDvPGsbK9oB01H2NRYccCevzq7",
-	"uPDSqlBVKgV/QKW9Yvvlm5un8NnR01OsreX/CAUlAWEHDOoRrMGzL7Ceqtyqvj1leUKpyExIsYFEUDSd",
-	"y0UWh7AOFx0+X825EyG3GJ0DnR77kT7x76AVnp403S4/augCyQBnjW37qA0lYvdwQ8paIUkJdjXCCpcw",
-	"NGwm9O3rF2cdZsS0sKGL8JP+Y1C+IzvAA6p0TCaw0xBJH8dHVqxYLiLTsRX129s9SANeF1FbIg83LHgt",
-	"KqM6rYFWEGcb/GNa5WvUOM/evGTWMzd0XPDMIhRKX0tPpghJQ06BUv75xdsXzBZmyidiyMZGr0CTIuiH",
-	"NnLmNSB/wEHDf/7j24urH9++/MfLHy5Sb8+gopjnIGP9t0lUOyqX0NviyBpmwvlJ+Sejf8y/A3XWIEMS",
-	"9GPYINuyJGqj6XM+mQsvQ5zRuVdYu3ChyWAF6RKdJl0ER1n/mFVyOkUB9MLwReW7785/+B/08/DjC3KC",
-	"dt9A1ZlBsF+61kzYI6WVeDRkU3gNVxPhZ2Dp8xS5UeYJdiqMESa+ROmuoc9S1gZXx/cXlxdN2iLqceBr",
-	"u3x1QTwicsXoOfNy0QRyhO7dDEqtTKGCGiXCglMpXF7QGCybePVaJQyQisThggchFP8OThLwUCXhY5Qd",
-	"SmFmOrwr19ZLLm+8Nve7jh3Du7SCdICMomwlHpaWSwXp1zi417oqTU+Dlzj9XluHRzahtuMgycPxYXgq",
-	"7STs9Phr1k7F7VJMHKy/iz0T/AQUS8/hCzgyXQqq9Ljf73oLQKpCwFseH7N2ilPqojul67Tu5tzMBFS8",
-	"gMkj21JYCDLsHlRQeHrK/im/7STsSd+/qShbVXad4cpOhemCBwEqaAAFsfQyfHMevqlNcjIv1LXIUnjr",
-	"EzSJ5s4tuwTo6CrtunGctAOM0oqog4xFrr0g9sZlRdEEytvQPr1qAQYyVDYEA6U0NKOLNF7RepUbkC6Q",
-	"Wy+UI9OIUhGwzTnwRsSETln681n3f2Kif++q+0uaMJH7SUNJKA1mPv04YGwn2hiRoxUgM9RKQCONSm5s",
-	"N1J6IQHvn1nW5mBw1ybl1fwkksRK+uHx1/6bmyeIsieznFJ4unihmBO3nul7HmXDbSlUxZuubkSulzGy",
-	"KxeLAqvl5HrWAaf0W8Gz7loXprsy0gk7IFsnKGxN+72tUvdG6oxU+AWUIQV/F1hrNRcXkumwat6B8Fpx",
-	"L3La3I0UwCyfMFv141TSRWqxADGXwCa4o8Hn/EaMQnNbqmxMK4nphD32kvyqXJLKFxRCmhLomSMVSPek",
-	"3y9PF2OZWBY7sK64R7i8kUorOzQAt5ouXMra5RHXn8AjhMsFXbFyPptJNYOVUFEOlomZ4RmEV6gEPZa3",
-	"oeR4mUu3HpYGPmyKEiIjwoDT9ddvLKLV6ZV9f6TYvhjaJFDJphjwOXvzsoLzHrSOe/1eHyqPL4XiS9ka",
-	"tB73+r3HkC/r5hDAO0J7/l+YSw9R7Xi3X2bQ2xO/x2qi4JP1D530+3s66N6vcy6VeW/q/JzLG9GrBR9b",
-	"g59/SVqxwF/rlbwRfoOHePRRHyO6CqLSy0SIrPOZhWoFkYG1fvGvP6KyJDv34TV9f+c++Ht+tMy53NiB",
-	"zQjs1mJphP3LfWO0t8VFEULzsTYP8Bdxu9QWguwMI8B710x00VvzRb5z4f8Q7selUGdvXl4sxeR+dEAv",
-	"bu6ITG+Nsaf9C6/FDveuCppCVwl6I8GET+Z3NRT3SuVkLiioAUoRZi4Eiw+qohGvGAZeZxErjF2DC1Sn",
-	"cz2beSXV3/5qIcL6Hr/FKT/gHStrhDRQHgwPnbKf9B9/niFrpXUqpxH7p++jhfhmvPRQzQLkNIrDyutI",
-	"LOyll+C1PuJFhknPzXSDHWwBBefv3GTOpWLaZMKwdmrFrynjdoLxT9So0L9sRwpVii5W3VBYcKMLvxeZ",
-	"V824nafs79UWymnsIwxOLWzIA7ChIHYoBy5hRiz0jcjQ/QDTAWXCmTX2Z2TFkkk1UtEpDstEA3ed9tgb",
-	"PqOQSOgE/PcS34/rskKo3kiFHUBnCYSryPdhk2hzmrqH+C2iTEiwkZMevBsow+r34JW0LnY0lgCMLAO5",
-	"UIl1VxECbMcccYmFm/fA1L8ipT5CLUD3KJEWsY1zSdMbALqNWlNXv/ytPRr16J+dpoJT75PGeVIL5Oiu",
-	"pdIJ2IZ8z/ygqVo5vTuRPXsH52PUn8q6DRt9sndNJHTb/oRTgTHRqQkTohDlrhlQRnfD8HuRvHvnQHbw",
-	"IcM7/QkGf14Yq80QWVYkCBQqYDIavHI7yQH6UzXOI2RpLaSSi2LRGvSbMrZ+a3wtuJFqr439oI/7fUCq",
-	"4TuPAacWhzhuGOKXB5RiZeP0BpHyoxLYbEFPw9aCTDvFCTS9N0706Fsem0nDT47v/sk75dmMNvJfIsMf",
-	"Pb77Ry+0GcssE5DHfXpycsgwpMp6W/BcOS8PQVIfsKqXyrMunseqtk8OmeO7ShEv+M3p3b+5RF0IxXZF",
-	"aRMkbrwo1FMWJHowvDlWfUWXpJ6SFwPCto9K5FrgS0GEgxRp/ZK06iFlfz/gm7pYrzQ8tTul+xlLSVJQ",
-	"qANz4RAH4ncv7VAEAexkR628YsNSPUUZDZYzRsVVzBGjtp7tFJtxkum4FKaL4UDQIbyicC2WbshSCOyk",
-	"4OC35U7F6DiWBvD2oRFdf5nWPfYCJj9S9DQoKRCh6rGQDnkM9QnDzahJZnaIYK5UITpcLlerQPqDYHQQ",
-	"rM0RHGGLyRxwMaEuZGfIeJ5vVg5q4lrVpqOH8Y+N8kYPyqs2upa+bzaCqnvyhVv9vtyKikPxypWd6CJH",
-	"vBHcs+jqDrcydiYu/VtUD/ujWdURNuwd/NZaatvAsV4Dd4DLGzgXxBaIx5SMCUwsYDRtbcr+Pf6TkYJr",
-	"FqH04OWEO9cpi2MNgz+F9oSYjkTWsRgpiUgaZGNj4VZCKITuCwAWwNiI2gnMLM9xQ9k01ys7UsprMbk3",
-	"jyCQzdIFrQJ0U1vdcgp7tvsxOGIEW3F4CSKhgDF6U+meTG6z1lrZJvRbna0/oV3cXNLtfR2VX/aVr/Kn",
-	"k087DaqftoM5hdMygnb9DlJAv0i+/qMzsv6zu3/xnKJH8IPjA4Z4w9e55tml1q+8Io+/e3LIemIk5rXI",
-	"JA8V2P7y7PbMXtd4bUWfAb7aBb6KNAi9+COTuYPBltitUGX7/sz3t1BK7P2RvcYKSM1sON4TAjJQ1RJI",
-	"IwPN1+s21HM9ZW0AF0P0Pddq5jlwNZ8OQ/qAHzvtn0YY0lGYTOyhTK3zQX0YKZw0hDlA6QpgnXvyv4tr",
-	"uay0Rd/S8UAHW3I3L1WwSsG1Oue6j5vg82hhu5gcnU1VE/vD868D7twP2r3Qhco+jOH91XnPP+QNlb0A",
-	"7YhuE1DzsKpsoDIVlDt/myFVgqRe9jCMaKOvR6O9+qMifzDAtcpS1Kw9zgtxNDNCqM6A+mgANBE6aSCT",
-	"BfhBMlJlaw7/xFh4ZhNadEScH+Q1VEqfheYd0vk3hL4cWJ7N72p0qYlq9wRGjG+7P8dIhQYdFDnOjPYX",
-	"slfrBBGzxYpFmEu56Ede+RO3jhIgCFnhlcyyN0XCqMPExltyPfM/n8vZvLsCix7M7oSlOZ+l7O+ssTEF",
-	"RY3KxhQx/Nv5AMv6TeXAH5AXbvST2cEPy221iZdJYKX70yu/6H1GZvdnsRwB7hKKS1cvZDS4oqZD+HyJ",
-	"TWFmRlj74SZjhVkc/ebP6v1R5QSPfiv/eI9cJBdN5YFO+89KdaP8TVrFv8R2PVV24y8vWsDawCVYaCdi",
-	"MgEwV2ms6wxBo4l4tlLto5QBW0zmI1Whsftdo++MXjZ2cNrSYprOt3xkqwJ2o9pTK/2/W/Gpuc0/xHN+",
-	"2qxvVvZfWjaDknVfNJa/tsbiCZzx6tGDd5nS0+BatgEKDIncCSuFVUD9Atx5TVHkT8pwUGfIdhtJoey+",
-	"rd/9RxbLy1UW5a2lUiuprGikoIIklk1taiBmEb1eAsFOIMKoJgKC8SF9/FHFJ01obBjP8zjQeSiJsj+k",
-	"VhoIH5vwYjZ3I1UsS3hZNS/SK0ZVVBq2jLIU2XAaWCgomyMFuE4MPCMEclc7MzYWWHMnqlkdTP/yiheM",
-	"8HeonpESg0bNze9CTc0aYzscFlo69dgLned6hRGLIIIIA/CPcyrGsHnYaY+dqZCOXO7hSEHSWcVY9TSR",
-	"3tv1BodQcvBPwLc3yjigGhrPw1Ev0aqk3jpvbyK0KRQKKUadneFxeH1zCLXW6atsx/zLgzr3am1z7lT1",
-	"EBse1RdI7aJb+EW0fIRoOT05YLBLrV9ztaa9s38akUREVnPi7TYbq4bpx9jNMcepNWiJ26VQFhs4frDw",
-	"Iutzv4uPGHAjc0YbO0SGgjwqmXYC+CvI8y45f6+Bae5Tj/FdH6Ehv6V1fjoe+8tnsVUruvzdbCzoRHAI",
-	"Sq++MK+/ul5ck+uIzUDhDpgHIyZCuXwddZ+Gi/zJnXixjNVulnJBJUpiRn6b4gbjdUUF8y8K5ZfSzrCS",
-	"ND5SmBaTQ4Lu8RNGlSSTWm+J0JkyJum9PX/x9vzi+6vLy1fpSLUf91nG17XsDcgziTnEARvomRDUClDJ",
-	"RgULyLVBKCjUQwCFdqSC6hlbz3WgkHmt81taljIQ0s0xpQtSdiZupGJCJiZlhzJfIRMNKus0Z5RNeTeY",
-	"5H6RiLollGGlq8mKWxbK1wAeRzrmRJ4DACA8NNc5JIkAX/E7IC1sAg+1dWCB2IJimusVy7SwnQHj9joW",
-	"soLqLwDihVSbsmcFxbrPqGiQNoznAF5nkKMHvwurH6mUUty6lexJr5NXG3pAQZG5XtWowC8Ua1lAqB6r",
-	"WEAppm+Ov37aGbD051FrucpGrV+w3Hz4Mxm1tFv6j4ehF0coyCNdoy8TiP5houbw7nuFyj+dMArdgppw",
-	"7BvFSYIWsKOLyeeVR3+2sPVfUVvekcJwHno3QYI85t0HpgNhkQa64pu0VJFbhZvvFltUYnOHEg2/3RRe",
-	"Glsx7HLn3OhrUjv39TGCMkltrI4ls7QzAJ83LSKIMOv00rKVNtdQMyNcoNqLpLMin1Y6hVCxp9pDsUIV",
-	"Cb9qUTOQHV6IkEsoYZqyRWJZQYR/T0SPvdKQ0QeZhtWiQFT7gXi0UJmgWL4bKa4wMX0HW/Tbeah3N4zm",
-	"hS4M8jHhli+27ieK8BBZBsWGDunwO7jXjt11Bbs8z+++hlTcrH4RMfk4QUAIdNShggnDQPf19lqhKlJ5",
-	"56wtykoB4B+iyxTcqjtJ/SzPD6L289rEv9D7H4ze99AVa49aAMfyyrt/DJKaRq3Og12IxZQfBfOhG3tl",
-	"77Cu+AJQGthXHGIKmYTTS1mb16v0oK4dqp/YpVBQihBRWZaqC1C9yeM+VvzUMgu3TnCTS2GwWjgjRdEC",
-	"Fqw3UlAAyhtTwXSYTnvsB+1YuRFd6ME9qFZxwzyDMMsRlI+0zV5zJVb1/uIPo3y/nvK3wh/D76SA19e4",
-	"ww3kD2qzABM2MyceOPncYdK/Osz0L+7dxhb6mNxdJauHU7w9k3Pa7YGbPocAaOBLtV4DUFz55PE3A0gk",
-	"Pk7YUwb9ImzCHveZ50liaTsjFcyLzcYD4NUYYxODFF+KXm2onjFSlb4JKXv39tVGqwT2MkBgQ08KgHON",
-	"1EaB97DGowl2y0iHIFOwp5akUnbM4O5bxkdqo8cF2+SqQSPXirWJz0M0F3AnwG9H6gCGGwq5hbpw0tbK",
-	"wjUiZh03rt6h4gG5YH2gHVxwsyHIZ1Sl/sLMAA6acbxwIpwBay+K3MnuFLK0qzdKatV5eDYRrtA+EyEo",
-	"QW5vcxeo+l1Go8LH6RAs27onIvfWBDh/qdIdXDin2bJwAfg1UnX2omv+5A7V3+VxHg0tbbxhjowNKkQ5",
-	"sfQPYNlpey1W5DRmK74e1op2HoFzGTjESEkHLlmY6gK6iUCTz8oZysiwOj12CUofurrRZxsUweP+XcoF",
-	"a2O5TciE0dNpLpUYjhQUp4aSvuR5kIqhZAHfAjjHcWA/exoaKlBF/wQolQ2m3KBWwZgAHFiVOG5iOMou",
-	"FDZkuVTXFnwuweWyj58ezjw3JGQDr6TmSNvc8tOrqw29mP5oCmuMJQw3zKxNK/iLrvpFV707z74wKrCO",
-	"CE+LvB19x/u7hj2woCK17FBBdZdYIqgfFXodKRTAg4pAiYFHhtpuocDOr5v+lbePFMkNwO8v9E10b2Pn",
-	"sFg9rsrm0CH9Iay6vYpF3EEAfBzD1tNpIyYaN91zwz+UX6DBE1gu5As//MIPPyE/nE4fzCNZv6i7WdsZ",
-	"dtKrApPRcq72A6Ka2VAEFTMnDOis0o0Ulq8MynMZIoPI4cxrt56TUBnAMZ9cz4wuVBbqOofimLGxjZML",
-	"zPS6ETwP/UOoYplU14/KCMBIWalmuegWVoRmRzIDxjbXRahjRFBaQdXcQvsKGG2kavG9CsItsHiMg0Ll",
-	"MOIClA+rFRQab+ZtRJJv6C1v4QgehsnVxrh/sn6dGKicaSiRvnW0cAKoGcJZrfhHZNN/4WF/GbzAa0AJ",
-	"sAbl4DPxt7t9DedREWoABXjyHtTxC6Hv2I2+Rsh5PZ5vNyKQ1Xg+MitCUFQ6dDmNOQ2x5lQvtDpLMM4D",
-	"Ctt2F8lYuen05GSkor4JT6TDKiCs2rEN2BgUcN/sHOK1yaisYtJ/bKRATtICaLmzx1L+7LyNxv1gJe6y",
-	"ytahaCqUqBwG1ZeyHr/wsy/8rHXhjSqIYZSATCyDiJztngine7I24kP7zNEtRrWhCRntuBMYdXn2db/f",
-	"qTrFRqpskebXmNKAV8hRogYXat8zLMeZsWLZYxdknPNNiAbwnhUvHXSCQGRw2xylxmFB+qkbUC3xuc5L",
-	"TBHAOJDhAi6L1LZtKIj/sgY1rtugIdeOOC01tI6MGFDElyvNJjpCgUsEab3FFI1JJQPgowm3YjBS4pZP",
-	"XI4d8oDBBoKRJimbCoUSUdwvLZ4OQmOoJl+wyq1mX32FNdctNeDDQ51Ce37qNEgT/eor8DyXhwAQX3gO",
-	"+jY6uRDUvKRsrgNl6r12j0A3GyHVUQwF6dMOwG5v3e5HaiN6GdeC/WvYNnI7YaH1oJ461LHXJDNx37NO",
-	"4tcSpS3uVhSDPM83RGH/OKCtmxVweG2Axj5UqSwY5A8I+wVKRNL19BjB3tRunsBhX8C+X4RdFey7geAl",
-	"P0CdlB7OGxsSPPegC3IuF1RtD3HJZKcCt6fGKPVIIkTZsVxOb6TeUrQseihr/cBKyVXmmjbzFproQ3EV",
-	"fP292MrxJx9+d15uSLsRt9I6G/Vnp4FDbwRkPb1QRyE/cmiouH24P8U2kSBFjZ7KXEC32DG1ammHnszV",
-	"93d6tazmrRLXrYYeM7u2gOZ51PQT2IsvZsF/b06J8KaKS+zBTICgfu2ssBWxnIj6hyaRkrQ9VKKUNkGd",
-	"S4ImDexwyFLSekMR56Ds78qS6DXWhQpTaD28krOvIhQk04b9+nBE0Z+mYjlCnB/ZzYVvUmKNnrCfRhfE",
-	"5l2FUChZ2T9qg8s3dJYprUykjja63ENz3eFI7fS5x97AJHB77I03ppXDbuFBgI8U1PvtbXTwH5aJpwuR",
-	"IkAHG4hs9PofjBR2223HfMbGPmMxGxc7jbuQN+ANont75diGU65JbfhPOIJzOIGHApZcC/Wxsc7LukoU",
-	"tnVDjn+Rql+k6ieTqujY3dDc6xp+dMog21lgRUwoXPRgMrjKM4+AVe2pIXVOmRZNgIizSmx1I4Ba4YdQ",
-	"qihYIOHaDQ8JpTYbKX6+/1npE1xynruigOg++JShvg/CODx48YkvPOEPpNpQCNFTXrW7NZIhaQ5R9Qkq",
-	"xANc/Yzb+Vhzkx3Fue1Qwd9isS6vYITuIJWeoqwNTfoyRq+plqpEJ4tQupjNO9vK9T+E+y7M4oImcd9i",
-	"OBVZS6L2QetYh+nuLGONy9jQIiqTvEt7qD764VrD5+BDfw5DQmd8jZGCWQ555ZWr9GshoL1dNCEW4pBL",
-	"AH2Rqlegx86iIwebAkHXDgxSYNCg2uYeFG2KIFTKNFeuFOBRsLY1ho/qXfKx9S/GN1h77A/E2765vBaA",
-	"ZIwURK6jkZLKOiqTiKExr8Sf9k+HTE7prmIJZZLVRpR+Qz/aSJU+R0QxScue9B83dP7HiloLwVXNRwlS",
-	"H2qkNgjxfwj3WvzBr/5rsTPXB4/+y53/IzoPKoez59ofQUFmqVXof78nrfmH0CG6osSXIG/EFXOvGeei",
-	"KWdnpCZc+WuGNaArTjZqVyoMt4URdMsRnTwzfCLYUhips5Fqp+JWTAonrrBVaMK+3qogxbLCINJPTuYs",
-	"/e781fnlecomngfmXgd3MBpecepBCY26rwW2fxXWGb32fAVfseBlkQOIM4wUudHKPmsb7dJZoTxT838m",
-	"Fex27Eae+L2YzCGJJ7j5KoVHwPkeao4YwZaFmQVLITb0BwcJlh1LPY34Pc3Sst0auPuW8Aw2ll9Cr098",
-	"efu0/6yzB9d4jkfxQG4Mevvv1HjoO6L42vANTVWIGr2E8GpekW/5SA6JddD+PSprrVdDHvtjG++/IM6/",
-	"GFeHNzMKGIBwySFomudg3AOHw47+nrBFxtr/+O7NW8aN67Hjr+vJovj7T2FrNQmYo99kdmcvAEhodJVr",
-	"6DVDi+WEmTYhJWMLughcvsq9Hqyvz0FMBKVODpk/8OBfzcPyVy/viQTFeCkDIkWSnuFvV1VLabxJ75Pd",
-	"xhUoDfQy6CtTeRl2raCKCTKr1dzHQpek7vVYLJoZ5mcKZZO9gGiG4Zh2HfZcK1wWYiYhmaOi+umVEoZZ",
-	"IexIpXF7sIRjpPsUStsMGWkoEQM40SYLddHI0EMtBcB/hNuIKOpmy+mPc83/HJf7v0O356hkUd/RWtWo",
-	"R7a8HCSMdt3Wu1vPfWzTuVJCKu2iN7S7NGIqjFATYQ9xyVjhnFSzLa+MEqta9VwHvX7BQrKMu5G6EQY4",
-	"Qn8QMrCwS5dy1AYrGjh66ay/ku2My3wdvZ16Oh0p7lj/m0G/n7BfCykcxojZycmg3+/2v4YvlAYgvhK5",
-	"N/PkQiCHyfWE596i+/77wevXabjz8aCcXIh/aSU6PZaeX/JZyjh6flLatbjyHdzhh8quvqls6h/b2bJr",
-	"1rtqTlUeZxXS+UQumaTlt745hJzpSbEQIAmIljwRQI3rdjpqPR610s4fybz5yzt89tFCYHHh0iCPKxp4",
-	"yyt5LVj65l1AYpT3jLURyx8OPmHpy2n3NXeTecoCIxyM1OnJNyykl0uXlFhM63juNQnEgWCqAPiFEA9S",
-	"nf9VZf5XlGRALaV77G2RC4vJ87m0zkLXebNmY4N1WJXoDIB/IKcJHAZaQ6T9/qDfT70plJ48Hjx5lg5H",
-	"KgXmdQXMCzr9parI8xTYjdIqwOxX0mJXBUOFqVKhsnSkMjmdCsPaXOEnwbcdHrVLrixbyEzJ2dw1ul3e",
-	"FIfzq+2rSAySZF3g7K6WojYGo89fUtGb9RjdULiqff+PYDwGIVH2EcyGmI0xtgIa1IRUYpGx05NvYkMa",
-	"ZCClfAy00droSPZKqJmbtwZPT3d0Yv30/qYdW/tSLYvPDuq/J4Ov3AMGFrAGtF/Qm6UJ8dRQDbbC9Xfz",
-	"7spvAtP+w6Nsv/i0Gn1a3+yhTEqf+du9W5/4XzVRZIXhS8/RrPV6Y9trZV+lnUHMpcfqXJBdVWdImBIU",
-	"eFHvT1mM8UMFbqnwh6DJoeVo7qiWRl9flRm/O2qPoewN7fJZLTQb300ZxY5qN3hW4Q2p+pBKrMrhQjk1",
-	"01QPOhmpg+qGxbwAemuPvfmQijSh8edGeYeRWmnFOAPXCo2Hk2pMgIbfhNzkBwqC1Af5FKDOhtznSsn6",
-	"LwVtvoQXPtwNinpkjf3Fm/oAGC1vd/DFMkeK3xUouITILMC8Mb5RnZ7VhfFa07Kwc68ygdrLGb6W4O6e",
-	"SS6W2loJPljuoFzXDc8LrCeLA9uABPfzYau5rpgBnpliW5ufvX2RMKc7ZX61zYVYliHe7Z8i5CQZKTBO",
-	"6KLCxFns05ziB2lSaW5HawN3MC5wpIitcRd+0VsafSMzYVLWjnEgcSMnwnaSsi80tDLSJqE3pP7vNAkO",
-	"NAS+0UMqX7M2PPB3WFo62FgiZgcMGa/9Lhf8RtjN3QBQAGYnp35lZFM5nZILmixKRt8Gq8rpNIkJy6d9",
-	"zEQeKb7kxmE/01x7LcQxE5MeeYa5BMMAPlhAUwHFrN8Dnkf/M+4MdnH32yEV+7//5/ibQb+/IQFxTuCP",
-	"cjrt9NiZGqnQnRT3kEq/icXSreMpeuZceZH09iwqTegBG6lp4QqqN8LzXK+w3iX6/aHMfUnFQBA8FCUV",
-	"Djs5jZQnLcyBB4uudLxjX0Ck5B5uRbCrtzxwuZ4NRuqkf0KYJkRLZYXhY0wAMYK1AQo1l7mIfRalRfTD",
-	"ZA7wB69B3AjDTm5vO4iFaE7WQJQFZzn0wIcTg2R2KuIM+opeoUU/g7be5Y3xTw+YBXBL4smBOe14blnb",
-	"CM/kCufvB7dMTsnGhYXHKz3nGZVaHguh6EJ1ki3aDtc6Ikh77CxcVzihXFt/kGVhAzonI7ywoXIAlbSZ",
-	"XEwdtAfIuXVX+PAVd9EbGgd6ZD2LEHauhLWsbYVg6Yvwt6e+V7Btfv+X2ko47pVUdoCMMbCIsg1ZlSig",
-	"Wa+nASZVbGsMdwfW55UFA42knFkD9oX7n0vYej6ZiKUrq+RsvtsfwExJi63lpN+D+FuZsXZ0JaRZgZqU",
-	"GECn2zSJfmlsc+nZPFEQH6mJXq49i5IOdx4Ijji13wWu1isOeB57LZdLHD6gcEYK/OQxphUnDLVkEYwE",
-	"W4aNFDZvxkgJNTFrWDaCfYK/PGJ3LEXZ4RK+FUvBIQmK1/bG6+VzbhY5nKl0bKWLPMOWdgZqQLLVnLuR",
-	"WvEgxvxUxsKthFAYkoMUKK5Y+jLI2cm6+0+xTgfA95xZAxujQhTeIrsWVC4IcgKNnEnF8wBuhLLn6+as",
-	"aIiFidfrCxLMdzimLqoNWJETt8EAsPJGdBL29sVz9vjx42co5JDnYpyQmxAZhNrFeC0eIUKq7GsGUnRX",
-	"O2TPHA4Lz3ih33VyIRpiNElDiamNFYnb/SvaNUGnH2B6P3r5XLnwFUunQSVA3okKAV6lzhC9fKXiU9VI",
-	"CCe3swM1PLTP27eQKvx5fOhqYPIVXSIBkYvKB/gsN5QKUj+aVgGqCNBQ7Sc7T8jPL7lPnBiKnYIlsb2Y",
-	"51D1pTvxGqBiEhooujUSE4AOiS20SU199+7ld/6GT/QS06BCOG63v7XOAHYdxMmTJ5snseTOWxetQet/",
-	"/Twa3Z4cd0ej26/Pf/nbv7V2uGgfCJmHnCXE3He5RKssNGgjxKFRkcn1bEjIyOha2MKGM6VRTzSgGdb0",
-	"Aq9o/NHSIb90o/odzV8UfXX12Ov5QYHc5ipYXN8zbtKkKkayBOvko1uOv0/2tZ8aQ7MBivyvxHiu9XUM",
-	"y0HA7Upm6WC7HIBnJ6SpQvgfsqzB5gk/itUGwerZVj1Ql4fWBVCDzPKpGLCaAlJasv4TxFHbUpnUaiKG",
-	"WIAsaDBSxRz0u9WXkWqXs3Ldt/QxaZadhKyMtjYV48XPCzsoSK+l6pXqkM1TV2JLRiMzlgkjb0RWLsi/",
-	"BWtJBs0WkkLBst5UcVHTjJtCKfgYTgScOfQ5JoOxsdmwrGz9tVh3saZWWpaB3DybpD5TXC+4Gih5bY4w",
-	"i5l2TqiRakNe/DphRoDC1am8AJmvIDRXrO1e2PmwgikZqVCUjX3rlwP1BMp0IP8Tb0SaIiebF8YfKcB5",
-	"EOHaI//WtDlyaucH66R3SGE/yJ9EAj9AKc7Czr+FgO3hePz9vPSMrvMXP/MXP/OBgtYTIeMkvDaxe1WJ",
-	"217OtRKML5e2cx/Z2gLO3QVI3t0StuKNDnG8B8LkjVRbaZZJ6yUVyOBkK0ZXQcUlwSYqlHS2U0f0oVgh",
-	"UIjEcQiZRc8M0W8gHTrPpfKSIoZ2nQ64EVfBee2A2V2Ejflj4+riNHelL9P35XK/IOj+2yHoIhG0Ny5i",
-	"vHV43e6HqPND1JFzwfcylSLPOmWvwWqsH4arA+TCUFuAuMrdBeTFhBuDeioxAUwVAOWHnOUlQG8jt/n0",
-	"5JsY5IivHRKioMoPYojZSmw+phfCs2SRW/HIMpGBQzPq0Kf9Z2Vl8/jiQVmcCaAAWBfWX/N1Bb/WYz9O",
-	"R6pSy9e/vIS0gSs9cL9q0V5bTCZCZBgK2UQNsgbQYErnfuXPPY1BpqenIzWZc8MnnnMhpFkrZ3TOyo+Z",
-	"htowgqqzJ8wWBoq3YC+5JXaTNII5IxcLuuOjVsr+DhjDzpClgc5SxhV7efbDGWJobAGW3Eil54XRS3H0",
-	"rTC5VOmQpUCPaShPgfEouVgKI3meepmT0r6kMbwUbAoN9Am2U0bqvwVUJ5CQ+LXg6NOuEFeAmfntPIu3",
-	"IgiLCC3R6INcCIDaV2yjhQbCQbkOW+p/p9UgtjEO4v3a29KIbwOgOMT4euwnMKPiAkcK1h+FoaeeGDJh",
-	"8eqjgyeT2F/fb0S6kGkyUisBlQr8B/mYorZiARIOEnzEjQRZA7G5NBOzFztMkD1S8Ata80NF9e8Cz7xL",
-	"T4jcbxOMSUG/L1DML1DML1DMzw7FDKrRXdBLKOJ09Ju/U+8/sOwTWlcmcOoq7mcI4JSRiolWTjOlV4h6",
-	"QMCI07FkRQln6YVv4bDGXkjXsC6hgEQYM+glj4/xVZAWZfgqTdizx/GjkUrnujAo1wJOBp/N+Dpl42Jy",
-	"LZxtxLWMxRoaG7o5d+jlDdCWKq6nDmVJjwD10mMpAKiC6TlStlgEaYdjwiQmxaLIuZM3Al5mWRsahCeM",
-	"T/yHV0IJM1snIxUEd6dsPCa4KlMyQB356qu3fEUQEAAMQJtbPhP2q6/AFx8aHICVn5Z+BDqrkTruJ/1+",
-	"v0QWPYG/OwnTJgPxOV4H6BbhXSHZA/89UgHfQ4m4gC8Kg0x1nutVQn3HZoKF7hypErehyflIpa+kuh6w",
-	"UdHvP570ej34hxgyI/K/j1r+US/6kaVj449vTr75prPRz+Ld21fUeoOPrc4L58d00ZviXwOTSJjsiR46",
-	"PssiFRAEJcjAJiprKm+92jqVkNAuVayUtGZewQjKiMg6cUWTwlhtyNGdc4tDg/eDqhn32AvYHaAg3A7E",
-	"U4DZAItAqwULu1NAGmE1tVB8qfhPvOWUW01GC0G84mnYOUcMlT/LIQMsDc0TCHMF9ZYZfjRSgMHCEI9X",
-	"I4Gm/JFwB02nV0Y6z2Z5JirgjB77XheGFFJozIndWDzHxapVFEmQBqdvWTtcXT3FMEcSL20HoUccG/kB",
-	"dYNBmZQBHdi5QSRvyMGmNUX8x2LjwiI5kra6szqVv+4XWDfokLRYCpvvhjbsLzXlRytj6He4kF4YvWgd",
-	"8NylhqeaovzIkA6O83+LjzcE+CvsB2CSXbJ4IgjMBksVbkDgO+y4v8F1+v3+Rj/xcKaFA3TWca8HT3V2",
-	"IRfQkVldEg3WGuBoXrGXi2LRGjyhv6XCv0tchlROzIQ56ByeA6UdchKfu3JZhXgbdKgfw2kQI6Hza3Nm",
-	"4ml2GJlaoZERPjKvXO8gSb2syDMotaSlolrsn8yP6IXDXT+BZz6vXv9XLyrwY4mBrsUjmL4RZmeIf6vS",
-	"GqAD7i76f5fqWW8KILBWRk0FHSmQ1RsqaLJX/9yGU/dGKs24i0pc9MIQCgKWIwxb6WvBiiUjp9BXX8UJ",
-	"HqCDRR74pMIBR+pJg95ValqbOti22hXbYH9RvD694lWvI3Og5kUdxuJOSeU1+g3dq0kBgSYUntQqnSju",
-	"F2W6p4qw7Z9BCV7CCxtE+JNNAX6Q/P4Q8f1kS3j/ZWV39dh3NQfZlt94TFEOf5HAf5GyPqWjZwNldy8h",
-	"XEMT7U6+faENCzhpmzBnCgsZDkZmM9AAIYWqTPKS4MjQpscu5EwR7HqkLhxXGTcZ+4mGZe3vX5897158",
-	"f3by5ClOPZVZDypVOL5Y9sY6W6fUyNPKmYIwBNQPhmRgDHYh312x8drbnaE5sVrHGj5LbqzIUOjFd48U",
-	"+ZYCmO4JW0hV+FeUyu8NbDFmE7Wp2VAmjZj4jcHci5KppzfHSVpO05vAa/9+kBqIqrNiYoSz1Ku0x875",
-	"ZM5WkJ4zUlMusd4zFHtdqdDsMSRPQcraaf+4MxipRuwbnWaXrl6XfKD+l0FWSwqEuE5y4EukAnwavCQN",
-	"X/q/EZw3UmkvBQw6L/e2VpUtExO54Dl7p+St3wCtMnvn6PFVXaiRkrJ2EBZgeUiV6dWdL4lHUVmE0uUJ",
-	"YQ64gDymdegt5A+IgkyQO0Yf+RUa0bUQZ0Pgo87WnZhTVtsaGaAsmNfzyEZkHSahxISfdtAARgoQPp1a",
-	"eGo3ThKdL1510WxaGE+XIyWmUzFxFQhlw3GVWEqCFIHKNYWmP3hJT/vPmpGVYdJdmW2gKmsD0aWolNAi",
-	"tOMg7Efw+8SadwGz3n6jrZsZcfEfrxKazVuRSRtAu1PU2tw8FN+TFhOUGJ8YbW2AZFJ3REjt4mpNpYWx",
-	"odEaYsABuIv+3LIoAPT32+wdztKj8DxubggYE3BTZCNFKNhML7hUjyxtLjAeE8omU84bKY7hclM9wZFq",
-	"NzmUuWNpSPw9+uGIMlELJR3MN+KDKfw5Uk2/8o+nCZOLZc4LzOwFh/Tmc+il9jR9Rgug3SVN7qTf7/eZ",
-	"dGJhh8wuc+lYzs1MGFYsc80JVnBye1up+R6pbFdigrdT6tmSI1VJl2woNN9GDDQgljsJi9mUu8CwJG3u",
-	"ikS/U/LXQjAZcbuB4Ielnq5VTLB02NqhMXZcXoe9jr/9ENg704GqDLWs0R95y4pbYHUYPt07z8ht9063",
-	"isntd5/98ttxcnzy/t8OycO6WPKJZ57+ACBJ0F8zPQWRiUbmmFvx9JRV9AG0OdM7Jx/Z+aF7fdp/9vSu",
-	"zX6gSD6R4hdk8Rdk8e/fkey3cIUu4g0a/PzL+192wo+xOXLIgfHKMXOa1OR7YY7390mmWeHdqM13LLgR",
-	"5qzwl5ZmCoMjOy9M3hq0jsAKp5lstfmahN70XkGoFvntlYwF6240+j7Kbkz4oqRESEJdGaylWn0XVVC9",
-	"43W1t+yqosTaBFbwKhOhbmy15mCnMnCM9W+P7M/UqzW7c7Uq76GjbAjvlM0bGnHpITOW3hNMz4asVhTY",
-	"FH6r9ITwgn5cyDyzCTM6z8d8cm0TlvkncuFlke0MWcqzhVSpfwLrcVR333/VMOT3gudunsBgUgkbAXPB",
-	"hpV12DO9LqoWtvX+l/f/fwAAAP//",
+	"7L2Nchs3ti76KijefctkpklRsuzEZE3VVRx74hk78bbknT0nzFVD3SCJrSbAAGjRnKk81HmF82SnsNYC",
+	"uptsUpT8M07Gp86eWFI3Gj8L639965+dTC+WWgnlbGf0z85c8FwY+OdTray0Tqhs7X/Mhc2MXDqpVWfU",
+	"eW2EFcqx1Vwo5uaCGfFrKaxj8Nv0v/u1t/sX+lqodMxSI3g2F3laf43nbKFzUViW8XI2d6xcJix1ciF0",
+	"6WpPXulS5SJnKy4dM1wxXTrGVQ5/zLnjbMHXTGnH7Fyv4LcrI51ga+EGnaRjs7lYcL8SocpFZ/Rzh2bT",
+	"STr0tc4vScetl6Iz6lhnpJp1fvst6byU6np7A948f8q+OfnmG1ZIdc2chg8q8c6xJZ+JhKWTcjh8mL19",
+	"8xL+IcbMiOLPk45/ZNJJE/b2zUvGLZOKpf536ZgtaU/FO565Yl1fer5mc27pyeZqtif8Rjiz7p9NnTDb",
+	"8z4XmVa59TOGnbwSU238OTizlmrWOrZUTsyEgcF/+umn/lnp5kI5mXEntr/wreBGGJbNeVEINROs6/fq",
+	"8dePhr3bZt5CNtvj/7jkv5aCOf9XpqewQ4WesaW20j9imZtLyzK9WHjyWBntxNjTZc78enl2zbRiv5bC",
+	"SAH7ADS41qVheqWQaPZP9Leks+SGL4Tbvio7Jn1G850avWA8Ts4Iu9TKijGsws9pDcdiWZfovcdK5WTB",
+	"/O/ql2XOb0R1Y9hKujmTbsDO2A0v/PbMuWPS4oUosznjNIOuVFlR5lLNmFZ+59RMGP+4YqfDJ4/9uRme",
+	"+ZX1/Punw6HfDOkXgcyhk3QUX/gNaTuu/Qf8tDRWt1DlT3NhBONwd5h13Dg7Yv6O41nXlqRVsWbcGHkj",
+	"/OWxMheMTxTeDH+pBuy5Lgq9ossCd8zvxJjlGnbjqpRFzjRQqCfPDOZkBxPVtndcsVLxwgkjcnoUiU5a",
+	"dvb6BevOuLkqRJ5MlDOl8lciT5jIJfy3vrsnw9Nvarub+ClYOVMip0s4UZ4IrDA3wjywbMGtE4ZdC08S",
+	"lhnt/NjhUJjiC3+G6RFOKh37baAJImv2JMGVdnNhiLRgHv4j/uSlY5lWTqpSWNalBycq89fWJEyofKml",
+	"cglbCGdkxvxpJuyqzK6FS1jqKTn1a0idTnFWJyc0q4mK0xqwZxJmsOLrBI+W8RmXdBX8ZKbSWGSbnnzx",
+	"vYnKtcATEO+W0ogBe8azORKIvwe24vvhhAPD5DjYREm8MiPGmeWLZSFgy4W1UtNzFSGxK+FWQijGl0vB",
+	"jfU8gk9Uwf0ZwFfl1H/GauMs4565wgxox/1lBnJxjBcFg71cSSvGE7XyH/In6JDIi4JxTxeeCQgbub1W",
+	"mRiwc0ESzfKFmKhWQYonK278icLMurh8zvCCJjCTpd9pPQ1Xo+c5HTANEfcROQHRO/K9iQqXHSimuuu4",
+	"zluu93OjFy0ix+FUUODDnUMmZOWN6CXMi4eHDx8+Gez4tCeUxoen2iy464w6OXei74V3p01wvzb6f0Tm",
+	"tPkBxtlmycvwwAPrCVckTAxmA5YiwVuk7tIKY9M4tyV382pq8J+k45UfaUTeGTlTivpU/8OIaWfU+X+O",
+	"KjXrCP9qj5rz8zO+0NvTfKbyjb0T7w7fO6fvvnO/+QWhXALpdpZlYun86ry2qJxQzv+TL5eFVwGkVkf/",
+	"YzUIvcMWHgeEbzWXe+H1He6yuafovDT8qlj76+nXL248X/OyvqsNXCle+Au+BsWiprru0CPa5kRvHbW9",
+	"AtP7ludvULfds/6l0VeFWPzpbvvwGt/atQ1Bpc64Arkl/J22ImfdKwOi/K/nP/6QeAVHzeDfxKIXvPDn",
+	"LHLiB71Bx4teraaFzP51q9BFIXNhiXu9k9Z5+WW9VGNdseCyCMfJjJj5kzBehM6EEgbmx6yTRcEKpHxt",
+	"asIjfATGDuyTpS9ysVhqPNK/iXXqaQoHMaVS/vPdtDRqdCW1XatsRBswkrX3rsW6L1V/WsjZ3KUJasre",
+	"xjCuWOPWPtfmSuY5Etmn2ltQVmTOeJYJa0m58+v3dhFwC10IFPbLsIHEpyzrpjxfSJWyqWdxRzfHR/jz",
+	"5kVq0/b33aKt52HiL5QTRvHimTGo/H26PboqZ6hb58J5CpPW84+ZyJnXrk3DdJV5wpQXq/6MS6NEDqf7",
+	"g3bPvS7+KSf+g3ZzT56oMkyJ1lE1g0m95utC8/xC65fczMSnvtRgkUrLtN+tY/ZKfguzuiA7+pMecS6W",
+	"QuX+rrJckham7EoYEBtyIcY1g2vB155zBFcBKERXXu3z6o8TKmFW0xVv8pKVuJprfd2XYDpsMBZcvNav",
+	"uFqTsLCfdBMU41elFayQCxlVrXjvH1iWFdz6a/+uT7yub7wGAM+j9i7ezXlpwWqJ9FZIL3BfvPZLDr/k",
+	"WaZL5ca0S6gJpzWfQ8os+hg2eMmGW2IfG6k/Cst9q3jp5trIf4hPeg+fGpF7XsYLmzQ5rVdAkCTAiOOu",
+	"NIItpLVgWBuUyh+Fm75V/IbLgl8V4l920bpRFUvABrviVgAVlQq8an5yY3/DgIt5TY3u14DB2TKwqwbs",
+	"rLCarNW5JHG1cbeYddqA5dYFYeUJIWVGl07YHlKkJ30kZXrYq456pT4oAS6N9sfvV/ZMOenWn3LzfxJF",
+	"0SelTqolSHju2JUR/Nobfqb0+50KL2BtygppnSULcSpFkQ/YQXqOEaUVecq6wbmwqUD1Kqdk8EsEnc2/",
+	"CUyCs1xOp8L4UyXRCvzxrbLlcqmNE/krkUt+AWbHv0Zued6fbhow6QCMMBpq0/JZGs9PnUSbKC/x3Ra7",
+	"8sKUImyTJ0ThFVazZt29IqSHm0kfJI9QdYWUWDWuUWW2XWldCK78DsOlvJR5w9IrS5m3mseV0fpz9WZS",
+	"W1nlDddX3lD1nzgrc+meKWfW23vCM9yBLc9A4v/U7vbTjGdO5GPGr6p4QqmulV4p1gVznLMpl4XIPbeR",
+	"CjTUWxaXdLg71Nr1VOI1Q1hAnoMHmRevGwvbemVrW+bczreX9714x86/P+ufPHrsZfLSiJtL/ySFLbzQ",
+	"9Ts5aJuVXLZ+OY5x69f8HfVPS13Sd1j3H8JoGyU5mE691q9b8WtjA6Vyj0+rB2NAIOnYEjeh7Wxt1BY8",
+	"wYOvDsx4mEymVSaMsgec5wax+snBESeB5GC74knWd4mOZicpv5Ro1zcp2c+Q/imdWNhbHRrVraiogxvD",
+	"4Wcl3rlL3h6Oee3VMm5ZylF1CmcTI0nxZmhkuwUPvtL6vu06n81rTutq245vuRWFVC0M7b94UaKPNC2V",
+	"9DZwZYw88CLfy921dWIxgL1v8ISb2eXJN02OlOvS6y5JR5UFqTHoNqM5qXJxhcTl3/76vi97FQMPlxfF",
+	"j9PO6Of9h/gdX8NKO7/9sjn6b0nHr7Ld6VnfYPpmnHkSN4BGaN15cKnjvk95WSDHWnc2BVhq+Col29QG",
+	"y2RZCPj3woriRtgxS+e6NCmwmDTn65Tx2cyIGXciuNFKC+dW6IwXYCD5Y4tBUb7yl0aXxn+fr1tioknn",
+	"KUROPO2utKm7x9o56JQXVmxSRlYaryJcLmmUbbr7oWGLs6s142od4xJ+0gv+7qVQMzfvjI6HJ6ctM1Vi",
+	"tecL596yW+pCZmt/CbkjzxOaTQN2jxkspAq/+OY2Rra1BRvzbSOW77gs1uflYsFRBN9hx4XyFJ3XqLim",
+	"O4B03Nqgl5FGWPr996NXr1LWPTll894GLfkn/qGVGNyuadAk6IvtS7TzK81N3q5i3IhLoYSZrT/U1c7b",
+	"1Tid83XLMllYZ0O72Fp30nnXn+n+FkFOjbBzJaxtDYIqjM5YXZqMeD3pj94ut5pxZmXhxYHX41mhrYV0",
+	"B5CiB4mq5/H7LZKKfK0iv7yLAjU3N5dmYW1+27ejiAHubN2lkrP5HTj0eSHEMtB+61EaAV7ly7ngxl2a",
+	"PTZ225ysE0v7oagqXInbhUagn/BCmEiyQe6NTatve+u666S2cbLtl44Ws23q0C7ej96RlFt12SBSm7fg",
+	"rUIPVgqx+DQJV3CXvrE17E1YxrbOsKEjtJ8Dvt+6R4LnL4UjRW5DnBlRuzgtF7sKYHk7Lhc87xcwVtP6",
+	"MQKMUzKAwL2Bzkw99Zf/Wi57W8xn580UweG+OZ91bTpoXcU5eA0U/mBDiFxg0sVcFDmkz7Tu+h1sz/Cw",
+	"IwfA1p/1dGqFO9AAWXLjZDA8688/PGl/PkRdW1g+mEz051rgKWGp4gvx/1W/SdutJkdXJShTuLUdmOS1",
+	"wIvqIDzrD3Ip8lbtygube1nx1dLq2xL3sxo5qRv8tcMIS9hP/O02k6foS6Toww2n2o3aEkebt7M+fvsE",
+	"C+E8Cw6OpU2i98TsxamAWBiEALgxesWcZn3Gm3ku2rDUenmDNhn8M+SO2AH7m1g6Jn4tvXaEuX+5XnCp",
+	"vF4trQNVkTlwfVW69SY7z6V1XGUC3ZQV465zdv9vmyu1i8kbYZfScKfNOvzKXkt16cQC3P+lEZe5uJGc",
+	"aAEW4v+71Cc1SbMSIFXayPE72rGamr/B+vwaiuKOWoOnhkLcVdcQ70RWOlGZ04e9diBfInflHefk70zZ",
+	"os+lnsrzshB5Skl8aWP6KevS1nmq7Y1ZuizNTKpZCslAmA4GXpNrAV7LXFhn9FrkzbxX/5bIWZdT4AV/",
+	"MVFTyIOzfuC42ZRQG9yK5CcKXhppWSGmDrOAAtXGVXSS6qg9h8HJdmpH2Z5AW7/FsO+0YRv7vXm4bXf8",
+	"meG2NOJ+FuduO/Ci2oMHlpFZxsLzrGtEn1dxGKnRC3mb9bnJnfeZdc+lKPIYH9/krMFBuW1N+Ne21wPJ",
+	"IGCjQhSUONSVztcJS49StixKC9mWlMRK2U/gvMcQCPzmdmsOvx89b60rqxs8mwu7kTt0Q9B0jciEvLnj",
+	"bYQ30THSqoxdgBPNs2ZvyIcbgGrqA4sBpDx6VvxFa/L+MUuHw+FxH/7/xXA4gv//v2qZ6qipoqQROYVh",
+	"tBL0rQXrpt89e/ns4hk7ujk+Wogj+lh6B81uafSNzJEF3qoU4JNbW9Oyy20H+L3ghZtvn17F9gKn0Ne3",
+	"MwB6q+1Df9UlZIm0RxcOU7DBtewVbMwLonAJ65JyS7ZEXaVOX7+9uMvO7/AWQBJ6xguWc3/J/v73v/+9",
+	"/+pV/7vv2lXFyoOxraEeKKwWWuftAyjdNsWzq0bFBoZJVbvTxvNoQ3d2e3zHZ00Vb8NJs/CM9CALLOQp",
+	"3kbElGdJI7cRz6Yro1zmdyEXcLXUgmuH0cKNMJYsjw2XOf4hcBcKv/DCIidOn13wWdobs2M8DqLt+7j0",
+	"MWZHFrk/l2pWt92xF2pZ3i5Dt+l8NdcFrQlzq0wJrNIIls1Fdo2e0iqXHZgockFKXIT0c9SUveJyenLS",
+	"2w4dHHDRapsrLeNXunR3unvNoY9ZNzdcKpFDsvTxkHWnZVH4Q8RX6rGy2nUIF3FrtJU21sWxrkQz2nbr",
+	"hX1uhGBOvHMJ444ttHXseJgMh8NaFUEVHjIsnXQmnZT9+ZBLvTXXjBeLOFU4K3xY5DvmHJjABpOhiT4a",
+	"JujK9DcX1Nk402p+B5mIRLEXfNZ2zXfewB+XSNFMK2TxY7xqKAYcW5Q2GnBzwWgcCHK9mPZfcZfN0/vc",
+	"x3yX/Vy/eR8m6tiQlzvijjt03Suri9IJtuRuzrqQ6QaJ473AsQ6LP97m6t8dbayd6t2U+Eq4bES/9Yot",
+	"ymzu77BU1zZhWbm0CVtIBZlCY6w3GQKJ+0vk/y8yYG/1MF26Juu/VWg1p1DolTCXVvFrcZlxG8sJeJHp",
+	"uS4ucWJpdZsfn9Zu8u37CV/dv5m2zTp3vNCzluBXOZuB8cX8VW7cxw1GLO2y4OvLHaJ6pwzf5eEFTwyo",
+	"YXCWDOwuy7pp3KDUn53/L50e/BMEZuQhXiQfumdJcwmHqA/t3O2i7of2jyR4kJj75DXOPduYtRPuM7wl",
+	"6GyFfFS/NY7PDuI+pMP7Cew1dSqRGdNaHZ8dICx3nq3TjheXd9D12k8Gd6W+jI2hbz+tjYFJCwp03/b+",
+	"Sz2T6n5OBChU8P+oWf8nj9pCz9otd1AQ+Rce93M5k45d/HjxmmU6hxphXAcUuKRGZNqL4kv/x3ruXfDX",
+	"zLllr56fMa2oPM4/yFbaXFusJ2t6KR63TfPjxt8bS2hRFxQrFdye8CAsIWFSWSc4mOepdss01LjZpVCu",
+	"d/u6NkXRghKD9vlgXonbrM4DfZSLXe4a+MvljTByKndd2NIKwzKtphKyPeG489yrYqz7+sfzC3Aa8NLN",
+	"j2CcdR8G7bVnBB5oSh4eq8SIAe3mxnIaIczaxrXvtTMye+0J6WBOeU4+GTLisRK1XTkVKj/8vBb83YHG",
+	"6kKqA5+swp4t9pPE2iOK8oMXIisXZcGdvBFo13gOGGuc0GXzwNIbzWRJ628pL+hvlq28ZZ/pxZVUaFG2",
+	"+avNHcj53vFU/A4eRhgG9xD3PDD/3fRxLoJC3CSQq5gxtTe0j0/t1ITf8JW3UL3whQBnn7LJ3183BotX",
+	"KzbXJVq//kzxU60nAgz1cMW/fnnadBeKf90+BETKbo3Eo+mOpfHdGJb3uhn8h79Le7R3GVdaSa9p+BGT",
+	"UDbCg0sUNjOVi6UwkhcpPGX9SCnrhmBYL2FpcZWyLoakepTJJmbPU9atRbVYjGr1blcDKboJ60wC+cR9",
+	"302A7aHEs3qo8PccCzw4Bvhqyt8IL3TumevXLvx3a0IQimjXDf7VOs2uqE6Cq2yjpR+0k1OKHD2dc6VE",
+	"Ye+rdm7L+GWJ2eCbf9mlApU78qHrs3xtBFRwZG3cN6stYR+PaV02eNBlsb60VQ7j/iSrWr7jb0nn11IK",
+	"d+kZ6x0ytf7Tv/Q9vNOaq3WoHzfXWbnwBNviyh3G3G3K4rX3cx/V96a53KTa+f1O3h0n+X7+XlUblC2r",
+	"UeOmjJs+XlMWBzh5f/e0tBHy96SFGSNKMxgflACghcPJLjgvP5nP8iCiayO1KgfcCvcUrZYPGpZXYlUL",
+	"xNtmwnY9W7u3ma59mIHqAjhE/dGTbxqJ3Me3qhcEfbTXvGxs1cd1PrSy/tY5UblcK7zZk9NHXzMqw6P6",
+	"edsSponZCS1evhWYKQBQQX4nwOShosBdGYstnrdnGESfToUC6CosgvRMJWFWLwS4A9npEDHGDsuErlIu",
+	"WpToAFBBiXgb91Mxzk6HT8h286ZuhBRq4lxwVUFdGEEWX5ez/0GXLQWvppWhB/ZfL8GxwhsPLJPttpxU",
+	"pDa2Xp6AbOBNmcGehKfWRfoB0v/uE6X2X+RpxKHBX2GhOBV1Du6SGeWH/v7i4jXDB6Je1xJlkq5oWdz5",
+	"XBvHiGOFaV1LzOcgkm2dkWtV6M8hb5BJqPWeSmF2DBk8+m21tIDGsTM5tN0ewdUl+5IiCCRIavWXmH26",
+	"rZLNGn9rCTDeJcpeG2z/jNrDWMv498Mt2mrMc9yK25y89Y/sn+S5a40jpwADJ9UsHTEj/A+OXQmAkwNT",
+	"Xt4AShpiaUEcOx+z1P86HVU/+8uXX63TUbPcEt6u5w9fexMxWDtoEhtdFCGbOhiFYU6dpOOHQMrwH2g1",
+	"yrY2rUVTF9n1MjjZtjiqcjbkO0N5SblYiBwxPWA5IYXYHhiKuI+z9DbKnQue75w8eQIBhuC9Z1/wliBZ",
+	"6r+fsj5Lq71MRyFBHrGEnA67eOCXdsZUlkYv9N6sFYS+A0eTXUmXzUWOTgdpawQ3Zl7XZBKY2JpAbXKZ",
+	"78xs2VFM2ZLafvgtFgfwlzBwUidVOnQ8kQZVNXdoz73/IJhvrKt0bVO3og4PN5XEJXdOGP+d//9n3v/H",
+	"L/5/hv0nl7989R9tpP+6tPNvvdJ+R5vszLFCeArQStSBDetpilWQ+WQ4HA79TeFFsa29UerhwYwaffDk",
+	"NX+Bb8AXtjUomM9lSJs8/AtQ5IVvocV60Meiv33v2PjUlqMaf91GTzVr746HRCHXlVS5XkVgrroVbccs",
+	"FSpPAwZvCg7zlNklV5YtZA6VXttnRsGN2yo19/v+7/H2Hvd+29a9ETyX7Ym/cNntPsiFIBFLqOvXK9Uq",
+	"Abe+2ZqTmnTKGmTOoRmqSZhl+9pAVAOyZRs8yD31sZYSoqgS/JLcWXvbV87zhnyqT3Xe5uNrxG1bNPhz",
+	"qWaF6JdWgPIO0FL+//Xhf9MeZX9FPBOtMqg/XxY8hLxqYW9KukZsX8uuxVrkbM7tXNgAyWbneqUQObZh",
+	"4bVF84hVHA+BQdd+2qtSbiy5fdOgpvJ+xrvBly/bPA4njx7fzePQHKx9roih+J6ehqguBP/xftfDrjLQ",
+	"D+qR31tj34xmN7/14uyHs6qIuyH/n5V+/UffClNItOA2ggx3OZ2tdIPapPadVRsr2Z1N8HGD+7dM2Jl1",
+	"Vbxn71mQUy/FvANSbqNEctMzU6xRG6aSfdTUg2+afgleVYzd3h1+ppr1zp15heWeW2e5iL9vNWfwz2Af",
+	"Qp3ofXy59Im2qZHudlfQiPxOlXB3ySz4UIHqM6wJj8ImuNP8+AQilV4tCa0ccg6OIvhpFUBNWHr9V3zm",
+	"OuPkxW+EaXtjlml1I4wLVtdmyPvDFqRXNbkteRQ74WTwmEPVZgtDqVVqt3j8yCIYUPlSSlXim1X4hZ4d",
+	"hMQ1JUjwAwloT9pMKGRiK0CWgtJHxFcTbrt+3awpI6bdDag/LJU2a4/3oKsRlrnT7UeHZk8b7kkmrK1U",
+	"h5a62KU0wl5KtbvlB9agUv5ghWRJr7b7X7eUlrZeHAmzUR0cM/GOGitIgMNPm0lrNOAW0pU0A/Y3b8BK",
+	"x6zIjHAR1t6ymdY5QwT9KhhULSdA+guV296O874WKgIOBN0aO5Xcrlk3dr8xWGPjkwO0smjYTvU9S9wA",
+	"BY/N+XIplMgPr1Ui7+MOvMIYgaCtrAqDK0JBOAh73Ugr20o23L64YUyZI6BFamWesqzgcuG/I51tfMce",
+	"BvEnd2XXImhtyJmsGsRINdhZL1ra27adFvHAMjrkgLgdiscC2dMi8ZhA14yEqu5QZggaDp+1n9hcsLdW",
+	"mP7ZDLLPaktMWOxC4iXUyaPH7GrtDsmUh11u+NoaO9OYEeHtBZLaQ+jtIYK7O4Vq1+a20EAcvH1azkk1",
+	"O6DKYUNDWyzdOtbOMyvaRf0HMj1aCylu3aS38NDnlc5S39RGfjCuaH8eSzis90tcsTRKLVHlIxYt7qWi",
+	"s7bCn4QpDZ14jC4alX1Uz4fJJDsq+j46wW2EQ9BNjlpyzOMc3Kk29lMnt9xCgq2Et+WDvpfR1H74J6eY",
+	"EkTQ6aDdHy4XrOMzcVdvun+nLcnhTvbaHd2/9T1slwKfvD4x6bxXNOK/pFi9p/TZHG1b0S9m2kg3X1we",
+	"ysQp7JNpgw0juPOWUl5mWDxiBUPrcoeCzzFMQ4V2B1Y38BW/Fnd8p72c+yXVpTlRLcabePpasHLJtLo/",
+	"0mJ+93Xdydkh1eWVyO/4Begic8d3jFjc8Y09oHsf6spH0AH61hYlbW3QJtlsbsbGiTXXnbTcjN03DPjd",
+	"x/VzzRqWJKwsrIhWgitojVu95yHMNr1Cu3eiSozd4DOf+tp/nnf4d30dwwVs3MqtW7j3Um3ewM0buicy",
+	"fh4XdYdbViE+babb7kU4amsWGuHPsI3i1OiYnseXy0JczgG3KE1YqkvD3zekE6fTthfQLu5+MZAPmH/c",
+	"PjO3pLTsD1m601bGjHU71HiA0nTRk/d+JTv7wdnuBdL9/iU9fl+fKaOLhWirYNVuyUs3vyxNscMnxhci",
+	"+Dm5ZVxBmbN/Z3R05LRbHg0GgxSA/96+eZFQzuB/vtlMla2rtn6wlnbM3IqHJxhtD47V48dDdiWd7eHA",
+	"C67KmIsslZ9NDe7Of3m5PCAfBCeQNBbftndv223L7/UKiwzRKoeAf0wNCN5+Xqz42lL9XT11En/jtQ6y",
+	"SlsF70/YguXemVdsWdo59acM/hEo2PbWJdBeSqHJ9EuuFeZavQeebQVXu1MOIeGXRrr1uf8w1QeDY/+s",
+	"RNg6/Ol5+PRff7rYaq1wVvdzA1DMRtgCnKvpgL3CDl8JkwrbL2pDAZScvNdsJhw7HR5TsetmD6+qezt4",
+	"zzECEZc1d27pt4xaBZ2HzmKtKesq5yZnRNK2akOWMKdnApsuB7CPtGo+RL0hwi+gcsLxxTIl6Ee7s993",
+	"eCV+qZo4X8q/iTW2XZIU3NjgQ1Kfr1WGF9qypTAW8JlQTOMF7wbYRTiCleCGXwUUxuVcK2GTiWrCMfaI",
+	"fQqVmfWS8BapSyyANwpzI5qt0yHZe6LgG9IN2AW0aQq+UGlrgJAgz0zpqtsOZQtnr19gxvdf9ESRv9Bv",
+	"BM4UepOxlQSD3LOyCL7O6JsJPkedAv0zE0X1AyLHJCfrKH5mSgwjDCZqop5q5VfnFz7yP3/FzooilnnU",
+	"O8qzK51LYqUAB9rd7neVsLcXz/vf9AYTxRipB/X3oKUaBhKgxyPrnh4/ZPxK32DP6N4YRC01DmcsfYqt",
+	"vPoX66VIoYN2nBt03poJZ9np8aOBnzmW9EDBD3B2xbaLjqKDOt3VGizF2VPrs59/GQAkaQoM2WIS2kbV",
+	"0Ihx1gBI7frvPn4yPO75kSJcamPm3TSgdB4Nj6ALTq8GpUr55jUwVT+SJxlwYPlzwQbs8SHrR/Qk4/XT",
+	"I+ilXvW0rUGw+kH8WHQ1Wbe1I3hvwL6tWgLD90iSkj5W9Qj2g0FehD/g0+FwzFYH9JZj3dCTC7Y3CS26",
+	"/GhN2OzS9fW0j52qYQ6xNbyfVb0xXTjkqS5VDhTxtv4NJEEjsDoB/e3QAmOBLZM8EyLaMLoQaYJk0IAk",
+	"SRM2GAx6oYOyLeSSubnR5WwOH7yAqjH/ndBHu1a15elNOvb24ilDAPUBexPaYrNrz4NcwCL0n8ZnYmiF",
+	"O+4JLedrAipBRy80mcHM4JDgi1YLzP5kePK4f3zcPxlGYNk/DZ+MhsMUOQagJUDKsIyt4EJmBmiUOAk/",
+	"FjTFtyGneMBeKCJBlLXWM0yvsKd/SqH/1P978m0Ke0I46aDoLPiaZdyYtV8K3AM9pbbDwDlY93Q4rJrd",
+	"98YIy+W/j/tY2z34jVTs//zv429GwyF0ylcM69cc60rln+0hhzx+8vUQCBXPip0cP3lCLfbZtDQg2vic",
+	"8IGqmA30OdXZtSdg2BQ/Ri6WhV4DpXDAw2bd9NsXP57//Yenl6/O/vvy+duLt2+eXZ7/7dlPfpfxxNYh",
+	"6tUb+zFI5IDr3U+ZqoSkibHt0P9f3whT8OXScxtkPoE5dp0uMwDdlpZNpfK7RXkqmMJPO6bKhfD3iYA2",
+	"WLdqKgo0ghXG1MNw2Bv7PVmIxZUwGEpxK4mptoA4DGoS6871Cqwk6eBwgLNIy4TN+FLkowgPjVEYyxGv",
+	"GDDCewN2RuAfunRh6Rb2FmNodL+pZ6SXblZHhPGYlJVxhV0/kbOAaOB5TRKkRzfHKQpqaZnN9LLKsgId",
+	"uyUnYeRX73msn42nVBBd+LjEwWvdrauOuJZ1Kdmu3hFXF2LEqBE2cAVivviaNnYU6mkAgn2j9TZkJSEv",
+	"ouQGaRn12QYCSOlDMD3LZoYr14e/s2evzl68xMZqClQXSbnOPer7gWRGk/FmLlDLq+dnXjQuTAoBRK82",
+	"IFzWmJWqgLlBADfeALSR8Wpxz6ymgK+SVNBitYeRWeMElXAAK+ZvSGwLjOISMK0H7CeqcOAxWyTiLHsC",
+	"GR4ngbfClYD25AnjcL3oEoUiCYA0M8gKwuM0AXY6fOg1NrEmi58pTfIxaJED9lPsJUu62Zz760JLueLZ",
+	"tVA5YmzNSoNxkjUwTZzvo+FDJJ2t/vHdF88unrPc8KljEzDkN7vVgn74PQpwqDCedHojPzbBgMde7Fjg",
+	"Wypb606Nl8Vz7kCfcOUrEo0NW106Zsf9k0eP2I208qoQ7Oz86YsXjbAyZ2/fvviOSbjyiD7L/ibWZF4f",
+	"dL/GoMQprdYLXdrqLuAVSkOf/rQXBop/TqiZDTaaVDNhlkYqhySTFWWObeuQ62A7A1Kksqrnsmc9bc24",
+	"r8U6IdVjrvMEOEBC8s2PBYOSvInhVlA+YQh0KQRNGe4mFn0kASP/pUZV02tnbQpXEhIl4CtwSJEQXP+N",
+	"WBZ8DXzVeBZOkou6M4jpVGSUhBBWQ1cD5NVm81zSmisOu0WW41r3ZEChBN4cutqHMkVTAuxYAoXraJzW",
+	"u3YPGOROn7x7B/M9ffeuuhFRj4yEasI2jiiMzdmjd+9Ib/YHhpQN5Rp+nJ/qbYMbTZqTOkkFpgw2HNiq",
+	"XZCzwN7p27kw0pt00tmQm0qGFY0f3MCb6PrAasJW4P4Db7G1e88MB3YDGoSR9jpsG8pVXAuxqZqqXtk5",
+	"uG7LSlvyYsBSdBxgg3WxWEJWo63xmrn2qm5W7zO+mstsDltMpS+w0b2EFfIaD/nV87ONu4i5eTgkKRLk",
+	"7INk8hp+kkVV0mpiDLBNZNnbI6/2pazbcBd4YqYveKbdA954VvWbt6O2I2zrND9iT1+enZ+nCPlao1Lw",
+	"B9T6zXdfvL55DL87enyKEGD+h4B7CRl2wKAewBo8+wLrqc6tmttToShKRWZCih31gqLpXCHy+AnrcNHh",
+	"96s5dyLUFqNzoDdgP9Jv/Bi0wtOTttvlvxra4jPIs8Y+5tSXH3P3cEMqSJOkSnY1wgqXMDRsMvrrq+dn",
+	"PWbEtLQBbuLR8CEo35Ed4AEFA+gqJjuNkfTx+8iKFStEZDq2pn57uwdpwOsiakvk4YYFr0Xtq05roBXM",
+	"sw3+Ma2KNWqcZ69fMOuZGzoueG4xFUpfS0+mmJIW+hT4CT09f/Oc2dJMeSbG7MroFWhSlPqhjZx5Dcgf",
+	"cNDwn/745vzyxzcv/vLih/PU2zOoKBYFyFj/1ySqHbVL6G1xZA0z4fyk/JPRP+bHQJ01yJAE/Rg2yLY8",
+	"idpo+pRnc+FliDO68AprHy40GawgXaLTpI/JUdY/ZpWcTlEAPTd8Ufvbd89++Du9Hl4+Jydo/zWA44yC",
+	"/dK3JmMPlFbiwZhNYRiuMuFnYOn3KXKj3BPsVBgjTBxE6b6h36WsC66O788vztu0RdTjwNd28fKceETk",
+	"itFz5uWiCeS45MbC6SINh67n6FQKlxc0Bssyr16rhEGmInG44EEI3ZCCkwQ8VEn4NcoOpbAyHcYqtPWS",
+	"yxuv3VYwjwUv0CPSpxWkI2QU8Q9xaYVUUH6NH/daV2WwRS9x+r22Do/Mq52FzAARJh4fhqfSXsJOj79m",
+	"3VS8W4rMwfr72ETOT0Cx9Bn8AY5MV4IqPR4O+94CkKoUMMrDY9ZNcUp9dKf0ndb9gpuZAMQLmDyyLYV4",
+	"lWH3AEHh8Sn7m/y2l7BHQz9SWfXu7zvDlZ0K0wcPAiBoAAWx9CL85Vn4S2OS2bxU1yJPYdRHaBLNnVv2",
+	"KaGjr7Trx++kPWCUVkQd5EoU2gtib1zWFE2gvA3t06sWYCADACMYKJWhGV2k8Yo2UW5AukBtvVCOTCMq",
+	"RWB2rg1sGxo5esrSn8/6/wsL/QeX/V/ShInCTxqQqzSY+fRyyLHNtDGiQCtA5qiVgEYaldzYf7HyQkK+",
+	"f25Zl4PB3ZiUV/OTSBIr6T+Pb/u/3DzCLHsyy6mEp48XCvpLeN6bzVEKgDhVNW+6uhGFXsbIrlwsSkTL",
+	"KfSsB07pN4Ln/bUuTX9lpBN2RLZOUNja9ntbpR5M1Bmp8AtASwV/F1hrDRcXkum4bt6B8FpxL3K63E0U",
+	"dqBgtu7HqZWLNGIBYi6BTXBHH5/zGzFRS6Mz6H5RV3tjOeGAvSC/Kpek8gWFkKYEeuZEBdI9GQ6r08VY",
+	"JqJ3B9YV9wiXN1FpbYdG4FbTpUtZtzri5hN4hHC5oE1wwWczqWawEgLlYLmYGZ5DeIV6ciG8DRXHy0K6",
+	"9bgy8GFTlBA5EQacrr9+VyJanV7Z90cKnh3sG0eQTTHgc/b6RS3Pe9Q5HgwHQwBIXwrFl7Iz6jwcDAcP",
+	"oV7WzSGAd4T2/D+wlh6i2vFuv8g7I2pK9Q8CPQWfrH/oZDjEpAVgqxDd3Qh6QCAWQpS3BTCp7xWEtDai",
+	"hYW8EYNG8LEz+vmXpBNxCDsv5Y3wGzzGo4/6GNFVEJVeJg5C557Rz9UibecXP/wRwZLs3IdX9Pdb98Hf",
+	"86NlweXGDmxGYLcWS1/Yv9zXRntbXJQhNB+xeYC/iHdLbSHIzjACvHfNRBeDNV8UOxf+F+F+XAp19vrF",
+	"+VJkd6MDGnh7rV4xp1Fj7Gn/whuxw72r8lxnXSfojQITns29OiVU7i8068YwZgIM4woaimT+klNQA5Qi",
+	"rFwIFh+gohGvGAdeZzFXmEOj3xLV6ULPZl5J9be/jpfY3OM3OOWPeMcqjJAWyoPPDzyneDR8+Gk+2YDW",
+	"qZ0G+Sr200IcGS89oFmAnEZxWBuOxMJeegle6yNe5lj03E431D4k0wvw+mdzLhXTJheGdVMrfk0ZtxnG",
+	"P1GjQv+ynShUKfqIuqEQcKMP74vcq2bczlP2Z3b+/Vn/5NFj0HWWRtxc4h+4yrFDKaQNBbFDNXAJM2Kh",
+	"b0SO7geYDigTzqyxYT0rl0yqiYpOcVgmGrjrdMBe8xmFRFJqlvrnKr8f12WFUIOJCjuAzhIIV5HvwybR",
+	"5jRND/EbzDIhwUZOevBuoAxr3oOX0rozPz36FLZXpkAuAMbuAiHgGVrqlJdYuvkATP1LUupjqgXoHlWm",
+	"Bb4XMkX4Rn7g49MtrKnLX/7UnUwG9M9eG+DUb0nrPKlLU3TXEnSCnzryhB3zgy7T1fRuzezZ+3Fo3dbA",
+	"bQh+GG3wyHZMxJaYCPQBpwLfRKcmTIhClLtmQBXdLZ/fm8m7dw5kBx/yeac/wMeflsZqM0aWFQkChQqY",
+	"jAav3E5ygIa9rfMIVVoLqeSiXHRGw7aKrX+2DgtupMawpM13RsfDIWSq4ZjHkKcWP3Hc8olfPqIUA94A",
+	"NU4tIuVHJbAnBLQRdNgD4rekc4oTaBs3TvToW56HtF145fj2V94qz2a0kf8QOb708PaXnmtzJfNcQB33",
+	"6cnJIZ8hVdbbgs+U8/IQJPUBq3qhPOviRQTffXTIHN/WQLzgndPb37lAXQjFdk1pEyRuvCjUUxYkejC8",
+	"OaK+oktST8mLAWHbB1XmWuBLQYSDFOn8knSaIWV/P+AvTbGee6u51i+/VbqfsZQkBYU6sBYO80D87qU9",
+	"iiCAneyo4ZcJC9FTlNFgOWNUXMUaMUSxYd10CS57Mh2XwvQxHAg6hFcUrsXSjVkKgZ0UHPy22qkYHUdo",
+	"AG8fGtH3l2k9YM9h8hNFT4OSgn3S2FlsaTkcDuPNaEhmdohgrqEQHS6X6yiQ/iAYHQTrckyOsGU2h7yY",
+	"gAvZGzNeFJvIQW1cq8IHSg7kHxvwRh+VV1XbtYthXYBft9qTL9zqX8utCByK165spssC843gnkVXd7iV",
+	"c1HkyBGif4vwsN+bVR0BF4CKB21bONYr4A5weQPngtgC8ZiKMYGJBYymq03VZsj/ZqLgmsVUemzu6+9c",
+	"rwLHGgd/Cu0JMR1spSgWEyUxkwbZ2JVwKyEUpu4LSCyAb2PWTmBmRYEbyqaFXtmJUl6LKbx5BIFsli5o",
+	"FdSysrblFPbsDusNtlccBsFMKGCM3lS6I5PbxFrrRNj2b3W+/oB2cTuk22/NrHxqXbHBn04+7DQIP20H",
+	"cwqnZQTt+i2kgH6RYv25M7Lhk9vfeErRI3jh+IBPvObrQvP8QuuXXpHH9x4dsp4YiXklcskDAtsfnt2e",
+	"2esGr63pM8BX+8BXkQYTVmcytzDYKncroGzfnfn+M0CJ/XZkrxEBqZ0Nx3tCiQyEWgJlZKD5et3GD7H0",
+	"7KwLycUQfS+0mnkOXK+nw5A+5I+dDk9jGtJRmEwagHEYsnxQHyYKJw1hDlC6QrLOHfnf+bVcVnxpW8cD",
+	"HWzJ3bxSwWqAa03OdRc3wafRwnYxOTqbuib22fOvA+7cD9o916XK78fw/ui85y/yhmAvQDui2wTUPK4r",
+	"G6hMBeXO32YolSCpl38cRrTR16PVXv1RkT8Y0rUqKGrWvSpKcTQzQqjeiPpoQGoidNJAJgvpB8lEVa05",
+	"/BNXAnvnYIuOmOcHdQ016LPQvEM6P0Loy4HwbH5Xo0tN1LsnMGJ82/05Jio06KDIcW60v5CDRieIWC1W",
+	"LsJcqkU/8MqfeOeoAIIyK7ySWfWmSBh1mNgYpdAz//pczub9FVj0YHYnLC34LGV/Zq2NKShqVDWmiOHf",
+	"3j0s69e1A/+IvHCjn8wOflhtq028TAIr3Z9e9YfBJ2R2vxfLEdJdArh0/UJGgytqOpSfL7EpzMwIa+9v",
+	"MtaYxdE//Vn9dlQ7waN/Vj/8hlykEG3wQKfDJ5W6Ub2T1vNfYrueOrvxlxctYG3gEiy0E7GYAJirNNb1",
+	"xqDRxHy2Su2jkgFbZvOJqtHY3a7Rd0YvWzs4bWkxbedbPbKFgN2q9jSg/3crPg23+X0856ft+mZt/6Vl",
+	"M4Cs+6Kx/LE1Fk/gjNePHrzLVJ4G17ILqcBQyJ2wSliFrF9Id15TFPmDMhzUGfLdRlKA3bfNu//AIrxc",
+	"bVHeWqq0ktqKJgoQJBE2ta2BmMXs9SoR7AQijCoTEIwP5eMPaj5pysaG73keBzoPFVEOx9RKA9PHMl7O",
+	"5m6iymWVXlavi/SKUT0rDVtGWYpsOA0sFJTNiYK8Tgw8YwrkrnZm7Eog5k5Us3pY/uUVL/jCnwE9IyUG",
+	"jZqb34WGmnWF7XBYaOk0YM91UegVRiyCCKIcgL88IzCGzcNOB+xMhXLkag8nCorOasaqp4n0zq43OISK",
+	"g38Avr0B44BqaDwPRy1P65J667y9idClUCiUGPV2hsdh+PYQaqPTV9U1+peP6txrtM25VdXD3PCovkBp",
+	"F93CL6LlPUTL6ckBH7vQ+hVXa9o7+7sRSURkDSfebrOxbpi+j90ca5w6o454txTKYgPHewsvsj73u/iI",
+	"AbcyZ7SxQ2QoyKOKaSeQfwV13hXnH7QwzX3qMY71HhryG1rnh+Oxv3wSW7Wmy9/OxoJOBIeg9OoL8/qj",
+	"68UNuY65GSjcIefBiEwoV6yj7tNykT+4Ey/CWO1mKecEURIr8rsUN7ha11QwP1CAX0p741rR+ERhWUwB",
+	"BbrHjxghSSaN3hKhM2Us0nvz7PmbZ+ffX15cvEwnqvtwyHK+blRvQJ1JrCEOuYGeCQFWgEo2ECyg1gZT",
+	"QQEPARTaiQqqZ2w91wMg80bnt7SCMhDSzbGkC0p2MjdRsSATi7IDzFeoRANknfaKsinvB5PcLxKzbinL",
+	"sNbVZMUtC/A1kI8jHXOiKCABIDw01wUUiQBf8TsgLWwCD9g6sEBsQTEt9IrlWtjeiHF7HYGsAP0Fknih",
+	"1KbqWUGx7jMCDdKG8QKS1xnU6MF7YfUTlVKJW79WPel18npDDwAUmetVgwr8QhHLAkL1iGIBUEzfHH/9",
+	"uDdi6c+TznKVTzq/INx8+DGZdLRb+l+PQy+OAMgjXasvE4j+40TNYew7hco/nDAK3YLa8tg3wEmCFrCj",
+	"i8mnlUe/t7D1H1Fb3lHC8Cz0boICeay7D0wHwiItdMU3aakmt0o33y22CGJzhxIN724KL42tGHa5c270",
+	"Namd+/oYAUxSF9GxZJ72RuDzpkUEEWadXlq20uYaMDPCBWoMJJ0VxbTWKYTAnhoPRYQqEn51UDOQHV6I",
+	"kEsoYZqqRSKsIKZ/Z2LAXmqo6INKwzooEGE/EI8WKhcUy3cTxRUWpu9gi347D/Xuhq95oQsfeZ9wyxdb",
+	"9wNFeIgsg2JDh3T4Hdxrx+66gn1eFLdfQwI3a15ELD5OMCEEOuoQYMI40H2zvVZARarunLVlhRQA/iG6",
+	"TMGtupPUz4riIGp/1pj4F3r/zOh9D12x7qQD6VheefePQVHTpNP7aBdiMeVHwXzox17ZO6wrvoAsDewr",
+	"DjGFXMLppazLmyg9qGsH9BO7FAqgCDEryxK6AOFNHg8R8VPLPNw6wU0hhUG0cEaKooVcsMFEAQCUN6aC",
+	"6TCdDtgP2rFqI/rQg3tUR3HDOoMwywnAR9p2r7kSq2Z/8Y+jfL+a8jfCH8O/SAFvrnGHG8gf1CYAEzYz",
+	"Jx6Yfeow6R89zfQP7t3GFvpY3F0nq4+neHsm57Tbk276FAKggS81eg0AuPLJw29GUEh8nLDHDPpF2IQ9",
+	"HDLPk8TS9iYqmBebjQfAq3GFTQxSHBS92oCeMVG1vgkpe/vm5UarBPYipMCGnhSQzjVRGwDvYY1HGXbL",
+	"SMcgU7CnliQoO2Zw9y3jE7XR44JtctWgkWvFusTnIZoLeSfAbyfqAIYbgNwCLpy0DVi41oxZx41rdqj4",
+	"iFyw+aEdXHCzIcgnVKX+wMwADppxvHAinAHrLsrCyf4UqrTrN0pq1fv4bCJcoX0mQlCC3N7mLoD6XUWj",
+	"wq/TMVi2TU9E4a0JcP4S0h1cOKfZsnQh8WuimuxFN/zJPcLf5XEeLS1tvGGOjA0QopxY+gcQdtpeixU5",
+	"jdmKr8cN0M4jcC4Dh5go6cAlC1NdQDcRaPJZO0MZGVZvwC5A6UNXN/psgyJ4PLxNuWBdhNuEShg9nRZS",
+	"ifFEATg1QPqS50EqhpIFfAvgHMcP+9nTpwGBKvonQKlsMeVGDQRjSuBAVOK4ieEo+wBsyAqpri34XILL",
+	"ZR8/PZx5bkjIFl5JzZG2ueWHV1dbejF9bgprjCWMN8ysTSv4i676RVe9vc6+NCqwjpieFnk7+o73dw37",
+	"yIKK1LJDBdVtYolS/QjodaJQAI9qAiUGHhlqu6UCO79p+tdGnyiSG5C/v9A30b2NncMielydzaFD+j6s",
+	"uruKIO4gAN6PYevptDUnGjfdc8PPyi/Q4gmsFvKFH37hhx+QH06nH80j2byou1nbGXbSqycmo+Vc7wdE",
+	"mNkAgoqVEwZ0VukmCuErg/Jchcggcjjz2q3nJAQDeMWz65nRpcoDrnMAx4yNbZxcYKXXjeBF6B9CiGVS",
+	"XT+oIgATZaWaFaJfWhGaHckcGNtclwHHiFJpBaG5hfYV8LWJasT3ahlugcVjHBSQw4gLUD2sVgA03s7b",
+	"iCRf0yhv4Ag+DpNrfOPuxfpNYiA40wCRvnW0cAKoGcJZrfh7VNN/4WF/mHyBV5AlwFqUg0/E3273NTyL",
+	"ilBLUoAn71EzfyH0HbvR15hy3ozn240IZD2ej8yKMihqHbqcxpqGiDk1CK3OEozzgMK23UUyIjednpxM",
+	"VNQ34Yl0XE8Iq3dsAzYGAO6bnUO8NhmVVSz6j40UyElaAi339ljKn5y30XfvrcRd1Nk6gKYCROU4qL5U",
+	"9fiFn33hZ51zb1RBDKNKyEQYRORsd8xwuiNrIz60zxzdYlQbmpDRjjuBUZcnXw+HvbpTbKKqFml+jSl9",
+	"8BI5StTgAvY9QzjOnJXLATsn45xvpmgA71nxykEnKIkMbpuj0jgEpJ+6EWGJz3VR5RRBGgcyXMjLIrVt",
+	"OxXE/7GRaty0QUOtHXFaamgdGTFkEV+sNMt0TAWuMkibLabomwQZAL/KuBWjiRLveOYK7JAHDDYQjDRJ",
+	"1VQoQERxv7R4OpgaQ5h8wSq3mn31FWKuW2rAh4c6hfb81GmQJvrVV+B5rg4BUnzhOejb6ORCUPOSqrkO",
+	"wNR77R4T3WxMqY5iKEifbkjs9tbt/kxtzF7GtWD/GraduZ2w0HpQTx3q2GuSmbjveS/xa4nSFncrikFe",
+	"FBuicHgcsq3bFXAYNqTGfiyoLPjIZ5j2C5SIpOvpMSZ7U7t5Sg77kuz7RdjVk303MnjJD9AkpY/njQ0F",
+	"nnuyCwouF4S2h3nJZKcCt6fGKM1IIkTZES5nMFFvKFoWPZSNfmCV5KpqTdt5C030Y3EVHP5ObOX4g39+",
+	"d11uKLsR76R1NurPTgOH3gjIenqhjkL+y6Gh4vbh/hTbRIIUNXoqCwHdYq+oVUs39GSuj98bNKqatyCu",
+	"Oy09ZnZtAc3zqO0V2IsvZsG/N6fE9KaaS+yjmQBB/dqJsBVzOTHrH5pEStL2UIlS2gR1LgmaNLDDMUtJ",
+	"6w0gzkHZ31UlMWjFhQpT6Hx8JWcfIhQU04b9un9G0e8GsRxTnB/YzYVvUmKDnrCfRh/E5m1AKFSs7B+1",
+	"weUbOstUViZSRxdd7qG57niidvrcY29gErgD9tob08pht/AgwCcK8H4HGx38x1Xh6UKkmKCDDUQ2ev2P",
+	"Jgq77XZjPWNrn7FYjYudxl2oG/AG0Z29cmzDKdemNvwXHMEzOIGPlVhyLdT7xjovmipR2NYNOf5Fqn6R",
+	"qh9MqqJjd0Nzb2r40SmDbGeBiJgAXPTRZHCdZx4Bq9qDIfWMKi3aEiLOarHVjQBqjR8CVFGwQMK1Gx8S",
+	"Sm03Uvx8/6vWJ7jiPLdFAdF98CFDfffKcfjo4BNfeMJnpNpQCNFTXr27NZIhaQ5R9QkqxEe4+jm38yvN",
+	"TX4U57ZDBX+DYF1ewQjdQWo9RVkXmvTljIapQ1Wik0UoXc7mvW3l+i/CfRdmcU6TuCsYTk3Wkqj9qDjW",
+	"Ybo7YaxxGRtaRG2St2kP9UfvrzV8Cj70+zAkdM7XGCmYFVBXXrtKv5YC2ttFE+J/dOkne0TdeQ65EfRK",
+	"/UZgCKrqM6etYIXOoIPSmkGbBugE+PPU6EXCnP4lZd0r7eaYpmjljUhY+ve///3v/Vev+t99l/bGLHU6",
+	"DTEGiwF2vdDG6BXrvr142ktY6kdLPQeJUQmM2PtXxzG0cTrEv05UM6kT39YGVPu06qyMcZOvvtrsu7jk",
+	"M2G/+gqy50PUBPhMWkH1HQ+HSfjrRD0aDnsJC60Rr9YszbkTKRUhpDJPBwwgbxZ+1lPARkwoSWkmqlhe",
+	"qsS7UBLF0pdSXY/YpBwOH2aDwQD+IcbMiOLPk45/ctJJqclwM+I1UW/fvGRdSBElI+WBpZ7ImMKPWwLd",
+	"XPyWTOU7MpL4RKUZtJBLe1CuFU02WwixrMCCoOhhXIFwQ1+0OTRJQSfGLijqvyJVHdh/8Tk4fysS60Y6",
+	"6jUJ6X49/Q7pqPeSv98M9rX1O+T7FwFqKlw7gpSHHW8lSPZoONyoWCH61aUDWNPjwcDT7K4pH9yt79Gt",
+	"kMPJ7WIOyK1zyJOfVCDWCHV9SEfAGmdMqGrbOiAZbJP2YeRm0vFs4bZX4JlPK2P/HToNRuWVRGN1JaEd",
+	"ADMQg9PTil009Ft6q/PLb8kOE/SnOXd1EIQVh95UmhmxEIsr/5ErTOrP+XrE/MCsu/IvzcH3JvJkomKM",
+	"ZYE5cbnxBm3CsnJpk4Dj5uUVfJUXLF1onacJS4USZrZOJwokg3VeQU+ZZ+BqRiE6r/iKPrQCT5V2IsVM",
+	"OczPuBKF9k+GLLmKa6JABKh/m1AGCbbtssIrDW4M/UkBQ00uxD8gL4JimlgjixUTAAvmhXazPQW2uVV5",
+	"9cWvvhrF8g16EGOhOV8T2tqcUwUFRhO7rWBvGVmbaS8wU0h6gcCZ/wmGRtghmQcMe3r5gWVpePBS+h0G",
+	"RH6Oonqi0hBKC2J8zETuzQtHYvr124sUYIMEz2Hdb8pCWKwqKaR1IRvyyiA+kRKhP/GRJ42jIaJ+9kZh",
+	"/7nXNQqhcm7wWGryC5FVj58Mh/3hcX94DBZbQxMb1zUeIL6x/188VVbolTCXVvFrcZlxK1g35f1/eLIa",
+	"9p+kCTmeJ6pUnkVl2kCFo+MG9jG0qIX2OJVO9/iUZXNueOYFQM/z1Ww+UeGvUBTpzx9OYcxSJPnUG6El",
+	"XBdY09Av5TgZDofwfxN1jJZcIaaOQX/1QOIktyw77h8Px0ThcTLH8D7QJc0oYQpSkJzRRW2iAIhdSCVC",
+	"IiekY/ErO2Dnwh98UKqCVu73Mq1SPMrZTABYI+ws5jrFS0Z1P0E9H8BvLykvKjQXJQdTYFgTJVRm1ks/",
+	"ZqFnY3YyPGYLwZUlczYvDb9Cr79BOHOmsM2Cn/gMUlYFpqk1mqaiQQCPSkt17MwKXgRILARrDHzTv8Ku",
+	"BbU5FIbb0ghm50bklnk7AZPTEA3gRTD+s3X/b2KdYltyaLyH2VoQ8zJyJv1sMC+uNdsVQn51cX6b1vkU",
+	"Mrj6mbdvFJMAhujWKOQrnZp14a5x9vbti+96CbOZXqJHMzC3qF/h9a4UrI2l7eoOfvLoEahX4efjZrPw",
+	"yeTdyXF/Mnn39bNf/vQfu/peffggRX0rX6hl+ckTHBpnuau1IFwWHogSlOMbYSBJ8XhDGXt2wWc7Gq/5",
+	"UR7Y8GbCfi0B5LWbTjrHk056a+7C7myJ+vBeJnz2WRD3r3LbcegkJv90Z+Bm/9bOfrd8HV3wVPyCpNDd",
+	"kMWV9AXbHS4t5hqF+91MI93mRzJ0ZzKlUgBkf2CiDOaxu3ndbFhjGgAWuztcyH6S+O2LA/wzsxF+MtJh",
+	"AlTdQFiHFrlROW01Ct4Tn36Ho+/onzLf25fpx21dAh8NHX7HFYmCBF+T+1tUyYVevXBmPWDpi2n/FXfZ",
+	"PGWgXJMK2z09+YaFgmTpkip7zzpeiN6AnQEOhgk4ypzZEjNYsPfHqHZNQkOitnpkmPhdJL2/ialn/2m4",
+	"i0FGYLM62oqgVk86DyedqvVIPsY09isroLNHqMEUOTs9+Wa39KdN2iX2H58e0sJyR+AfZkyZ+EGrI20Q",
+	"VUPQ/xDNPDK4rBITFJ6N/UMhRaPa/s8tieDzDEuefPMpxV7t1knLFtJ6Uwt6cadfeQ3lj8528drX0992",
+	"OWpuZby7mGtyn2gJ2lHEXsg1QPojcZkxgwwn6TCVSao6B3U6FCBqQ4yodg/ZGXXA84bGA4u/TRgPLAu2",
+	"g2poQk8lmYMFx4vCM9XWqOV+5vnZOmj3WgEfzPV6Pzvh4e12wpdo6PvygB/vefl/O0BBCIcr8yjSm90a",
+	"37899bLc0RYIq+vIgjHg/gua1Y/nF2mvwjGsg0eDJ5Bb7Am031MUdQBolEf0i67lZKLqvl/w8gSfGTAS",
+	"0MPqLAtK3rBZB3o4kffB1MCnAtxxVNMF60BfXtc7+aaqcI7jjqtSD9yJUJVoJQCe1XuLxpcmqhvzQgES",
+	"B0vSsP27i9XdvQF76v8BL6OXNILzkF6LLh0OwZzmx+oWJc4x9CWFFycKzTnpBuyMpbS5aUz/0jm684Ij",
+	"nqs8Ib1YKJfAdk6U+LXkBQqZaqdprPa8MaCID6MGu0YZ/BW3IFk+E334s3FtDf+1rq3Y7ZdSrwJw/EEu",
+	"rto7QWz9MV1RX5IRt3wxn5GZMoo4PYj8CZXbTUaE5caBBw3+bQCiDzBsAEIZlYV72zgbDiQc455pYhiX",
+	"dHy2NXGaMIWpQfHAUJ2exsVQePZGgLMo5hhV4WQJMAUTFYs7QIuA4J99wJx2vEgwZgdPUM0URLUz7nih",
+	"Z5icNVFVrA2D6Z7uEpZLuyw4tqZPaoM/sKxU0o2Z0vAP9ueJcnIBrYHZ1MBFyqHiUU+nt+ZAXfgd/l3Y",
+	"WDDTHdIonixsYDgM2ubfYbbo7zcbBQ4ArhUiVlRAbhWV185l2xYiDrAQh9z70gpjm+6Os1j0y+21wD5T",
+	"BgEtEGDC1KvTMF8D0CYonxMBMGP6NYRvPOmKHC9r/fUEoDAsYWGw7pWX214ZKuS1ANTLDZdmb6IolQIy",
+	"O0Ex9QLodHg6ZnJKgXAM6FBdhxGV4eG/5u2BUJ8eTZZHw4eUrvFGOLPun/mlpth9FUPstaoYqBDZ5b7+",
+	"i3CvxGfOEF6JnbjwePRf8sM/RxZRO5ydKeILcRSCB/2AN7O7WuoHIbagGipAYMSg5d5CKUQbvvtEZVz5",
+	"a0aOzaogu0cZZZQcgrcck95mhmPCj9T5RHVT8U5kpROXwF3ShH291W2U5aVBVEiZzVn63bOXzy6epV5C",
+	"Z6KwE+Ut84twxcmTGpJUIIIirDN6DUYWDLHgVUMscKBMFGk4kINGlr1cLEoHqPWFnrFSeabmf0xqOL+B",
+	"zdnE70U2h3SoUBJea1IHQA2hP50RbFmaWagqo2OCbDtFQZ3U0wgG8AbsLGZKCWjRGWPbS2Hi4N3T4ZPe",
+	"HgzMZ3gUH6nklUa/O+7lhyl7IYpvfL7F5CZq9BIim4u8LLbqaQ/Bxaiy8ZdGz6AssgaP8Tn5iL8U4v2O",
+	"DcezWnPgcMkhFFQU4CYCDue0pztP2CJn3b989/oN48YN2PHXzcYi+P6HqMtrEzC35iecDp9gnqerXcM5",
+	"OL+4gTiXCfDdW4l/wOXr3Otj1c4dxkRQ6hSAEg8P/tGqcf/oNQBIUIxXMiBSJOkZ/nbVtZTWm7QvmgxK",
+	"Aw3mKb4+2BhsCuquJQkqFvvDNvNsqdqsfmNMqWyyFzyXIXRHtwmR22hyG/A1AvB3TfXTK0XJ/BOVxu3B",
+	"srtI9ym0QRwz0lAiXmSmTd5IGA5aCgBFEsZXRNxtt5w+n2v++7jc/w71OlHJogS8LV9kuBwkjHbd1g2D",
+	"/CNEgCsJqbSLlfP9pRFTYYTKDqvYtcJBuHbTK6PEKt7yORXfxIpb7iYqONmHo4DWD5quUA577FUGjl46",
+	"669kN+eyWMfKeD2dQlnG8JvRcJiwX0spHOIJsZOT0XDYH34Nf1CY06JE4c08GWoKwLPrLbrvvx+9epVu",
+	"li/EmqDeIIQpOXp+Utq1uPId3OGH2q6+rm3q5+1s2TXrXf1Ja4+zGul8gvyXXGflQoAk+JIC8zk4fPbR",
+	"QmBx4dIgj2vLQHkprwXk8LLNe8a6mJkSDj6pJycERjiaqFsyfxPCDENYafALIXZYff6XtflfUuoHpa8M",
+	"2GZJ3ERt1sT1RsA/kNMEDgOFYelwOBoOIdMuPXk4evQkHU9UCszrEpgXRCpTVRYFVmcpSKyJCAIsBSOE",
+	"KumFytOJyuV0KgzrcoW/iVgF9KhdcmXZQuZKzuau1e3yujycX33IPA64qkP/j2A8BiHR+wOleOzY2n9J",
+	"tscdGXztHmylfyC0+JcEkH9rn9bvPp/jd9e4+74Ct1L4Q9Dk0NaFt3TWpT9fVt1hdvSpRdlbSEodbYRm",
+	"49jUfcZRny/PKrwh1fykEqvqc6H1LjVIaLockok6qMdsxJCmUQfs9X26F4ZkzI1WYBO10grgGjIRvoeT",
+	"ai0fhndCH5uPFARpfuRDAIC29MnBousvzQ+/hBfe0w2KemSD/cWb+hHw/LzdwRfLAil+V6DgAiKzUEeD",
+	"8Y369KwujdealqWdx3I+znBYAp/wTHKx1NZK8MFyB4U3N7woxYC9CJFqGyqC/XwIAi3o9gUktknFKgC0",
+	"XtWLBxC0qhDv9quYcpJMFBgndFFh4kwbUvNS/EWaoAUD49LawB2MC4zZddyFNwZLo29kLkzKujEOJG5k",
+	"hlgw05Cyt17C12iE1P+cJsGBhiCJ9JAq1qwLD/wZlpaONpaISNJjxhvvFYLfCLu5G5AUgIhsm+hknDx0",
+	"YFEG7LIaAlzSggDHl9w41kUQGq+FOALn4egaA9zpcUg+AFg2qZj1e8CL6H/GnZla4TCvSir2f/738Tej",
+	"4ZDtg5jrDdiZmqhQdYV7SG2CxWLp1vEUseQhDiS9PYtKE3rAJmpaupJ60/Gi0CvsjY5+/xXElSMVA0Hw",
+	"0MBeOLYy2ktMT1oRQ6ReHgrFIUTJg2bR75YHrtCz0USdDE92w4awLqRCzWWBvAHEusXsh2wO6Q9eg7gR",
+	"hp28e9fDXIh2YG/MsgiIQHBi0PgInJGILWT0ysYiFFa7MVhhYgUCceV8jfmglnWN8EyudP5+cMvklGxc",
+	"rJcLV3rOc4IcuhJC0YXqJVu0Ha51RBsdsLNwXeGECm0BsSg2waJzMsILG2odVYNYh9IabllacOsu8eFL",
+	"7qI3NH7ogfUsQti5EtayrhWCpc/Dz576XsK2+f1faivhuFdS2REyxsAisNTabRDFtVhitxUmFWDFwWZ7",
+	"ooT1eWXB0wNUa0PuC1QcSth6nmUCMGZq+Xz1sf0BzJS0CJIo/R7Ed2XOutGVkOYlalJixAAKPol+6Uwv",
+	"iM0TBfGJyvQSiuyhnIhDkVE2J07td4Gr9Qrr1u21XC7x8yELZ6LATx5jWnHCULuDyUiwZRByXt8CrVPz",
+	"l8fcHUtRdoRwEksBRVWhVJP2xuvlc24WBZypdGylyyJnvLCA/qVvBFvNuZuoFQ9izE/lSriVEApDchax",
+	"c7ahKkYROMezMWpa5i2ya7EbSwdLy9btHXSw5vbV+pwE8y2OqXMv5YJPCjlxA0jxzfOn7OHDh09QyCHP",
+	"xTghNyEy6A+V7tADzJCiy/iAkgFuwYA8IDzjhX7fycVBwIzPVL6xIvFu/4r2QkR+6On96OVz7cLXLJ0W",
+	"lQB5JyoEeJV6Y/TyVYpPXSOhPLldK8KH9nn7mrBGh60GJl/TJQC3JUXlA3yWG0oFqR9tqwBVBGio8crO",
+	"E/LzS+4SJ4bG+GBJbC/mFnypyBZ+HwBTHykzDzlLiLnvhPv5aHAXQS/wisYfAvXiE2bz/DvATTTUY6/n",
+	"BwVym6tAwQEEoUiTqhnJEqyT94f/2QUpeu7F/BV32TzAbq7E1Vzr6xiWg4DbpczT0XbrKID9Q30Bwv/Q",
+	"kQdsnvBS7EwNVk8LShbo8gjv421cy6dixBoKSGXJ+t9gHrWtlEmtMjHGZrVBg5Eq9iu6XX2ZqG41K9d/",
+	"Q78mzbKXkJXR1aZmvPh5QXyFSa+l6pXqkc3TVGIrRiNzlgsjb0ReLciPgn3Hg2YLDUTAst5UcVHTjJtC",
+	"gJgYToQ881Au7g3GVqxSWdv6a7HuY//VtFZQv3E2SXOmuF5wNVCjgzmmWcy0c0JNVBd6KK0TZgQoXL3a",
+	"AMh8BWVzBcXIqx7jWk7JRIUGvuxbvxzoPVWVA/lXvBFpyoJsXvj+REGeBxGuPfKjpu2RUzs/WCe9RQr7",
+	"j/zbQjz6jfwWAraH5+Pv56VndJ2/+Jm/+JkPFLSeCBkn4bWZu1eXuN3lHNCOlkvbu4ts7QDn7kNK3sH1",
+	"0bUsmI+VkzdRXaVbipDrMbpaVlwSbKJSSWd7zYy+e4BQ1aFXaihUrpbntSPN7jxszOedVxenuavVDf29",
+	"Wu6XDLp/uwy6SATdjYsYbx1et7tl1FWYTuHAg+9lKkWR78dzqifIhU9tJcTthGNiFRrTRN0VjoltojGh",
+	"URAX0UBkYl2rF8KzZFFY8cAirP1KRx36dPgEIMWbA4/YIYBNA/bjdKIyrcLm+MGrlDZwpQfuJ97xzBVr",
+	"+B0giorcHgakD5j5eO6XAKJfg6Q/BAFemzoAfMJsaaDRHyjidgkn7BVcZ+RiQXd80knZnyHHENoiEZ2l",
+	"jCv24uyHM8yhsSVYchOVPiuNXoqjb4UppErHLAV6TEMrM4xHycVSGMmLtA2BqrIp9kJQsVsQqCbqLN6K",
+	"ICxiaolGH+RCQKp9zTZaaCAclOux2YNWI2qeYqJ4v/a2NOa31RprsJ/AjIoLnChYfxSGnnpiyITFq48O",
+	"nlxaxyGBUbF0IdNkolYCkAr8L4oritqKBUg4KPARNxJkDcTm0lzMnu8wQfZIwS/ZmvcV1f+S9Mzb9ITI",
+	"/b5gcX2xy76kYn4uqZhBNbot9RIafh7909+p3+7ZIhStKxM4dT3vBzsbTlSttSFTeoVZD7Gj4ddbDQ0H",
+	"4a9wWFdeSDdyXQKARPhm0EseHuNQUBZl+CpN2JOH8VcTlc51aVCuhTwZfDbn65Rdldm1cLY1r+VKrLXK",
+	"sWsSenlDaks9r6eZypIeQdbLgKWQQBVMz4my5SJIO/wmTCIrF2XBnbwRMJhlXevE0iaMZ/6Xl9iZKpmo",
+	"ILh7cSMWgquqJIPaQ73hK0oBOaStY/Qj0FlNFLb6qXfU8z9vNHnE1K3Q5VGonP49USG/p972MXxks/0j",
+	"a+v+OFF3av/YffP8Kfvm5JtvehtNK96+eTnCfedXVhelazaeAMxXP4mEyYEYsJ0tI7ezsrBnZHcqoaBd",
+	"qoiUtGZewQjKiMh7m40l8c40ukay0DSSPYfdAQrC7cB8CjAbYBFotbjSqBiQxrSaRii+UvwzbzkVVpPR",
+	"Qile8TTsnGMOlT/LMYNcGponECY0V+MMfzVRkIOFIR6vRgJN+SPhTvjbvDLSeTbLc1FLzhiw73VpSCFd",
+	"+zkgZJ/nuIhaRZEEaXD6lnXD1dVTDHMk8dL2MPWIFyv/d6BuMCiTKqADOzeK5A012LSmmP+x2LiwSI6k",
+	"re5Ep/LX/Vy0d+5sKYulsPnu1Ib9UFP+a1UM/RYX0nOjF4d0kbzQ8FRblB8Z0sFx/m/x8ZYAf439QJpk",
+	"nyyemAS2u4vnRh/Pwzp53ruX52Y3zz9wP88G8R7Qy5POr8uZiafZC42C0IUTHpnXrneQpF5WFDlALWmp",
+	"3JcmoH8EUIEfqxzoRjwiNABtD/FvIa01eynfW/U8D+kFkPQoECujoYJO1GZ3ba+CJnv1z+106sFEETK6",
+	"DDmV6IWhLAhYjjBspa8FK5eMnEJffRUneJfW2o+arbVb9K5K09rUwbbVLi9taRJfFK8PrXg1cWQO1Lwg",
+	"R9VVOyWV1+g3dK9dyLnnntQCWd05ynRHFWFHH+5aemGLCH+0KcAPkt/3Ed+PtoT3H1Z214/90F7c4Zii",
+	"HP4igf9obbg3s+zuJIQb2US7i2+fa8NCnrRNmDMl4ChfGZnPQAOEEqqqyEuCI0ObATuXM0Vp1xN17rjK",
+	"ucnZT/RZ1v3+1dnT/vn3ZyePHuPUU5kPAKnC8cVycKXzddqjVDk5UxCGAPxgKAbGYBfy3RW7Wnu7k6Q4",
+	"V+uI4bPkxoochV4ce6LItxSS6R6FtuA15fcGthiribooJVgujcj8xmDtRcXU05vjJK2m6U3gtR8fpAZm",
+	"1VmRGeEsM9pxJwbsGc/mbAXlORM15RLxngHsdaVCC+1QPNXFnlXHvdFEtea+0Wn26er1yQfq3wyyWlIg",
+	"xPWSAweRCvLTYJA0/BFavUBy3kSlgxRy0Hm1tw1UtlxkcsEL9lbJd9SM3N769ThUHzBSUtYNwgIsD6ly",
+	"vbp1kHgUtUUoXZ0Q1oALqGNas0LehAOiIBPUjtGv/AqN6FuIs2Hio87XvVhT1tgaGVJZsK4H2iZhZh0W",
+	"ocSCn27QACYKMnx6jfDU7jxJdL541UWzaWk8XU6UmE5F5moplC3HVeVSUkoRqFxT6BCAl/R0+KQ9szJM",
+	"ui/zjazKxofoUtQgtCjbcRT2I/h9IuZdyFnvvtbWzYw4/8+XCc3mjcilDUm7U9Ta3DyA70lLvWJ5ZrS1",
+	"ISWT2vRjF021JmhhhombEAMOibvUBT+CAkAvo5jNWyks4Xnc3BAwpsRNkU8UZcHmesGlemBpc4HxmACb",
+	"TDVvpDiGy014ghPVbXMoc8fSUPh79MMRVaJC2wU/35gfTOHPiWp7yz+eJkwulgUvsbIXHNKbz6GX2tP0",
+	"GS2Adpc0uZPhcDhk0omFHTO7LKRjBTczYVi5LDSntIKTd+9qmO+RynYVJng7pVktOVG1cskWoPku5kBD",
+	"xnIvYbGaclcyLEmb2yLRb5X8tRRMxrzdQPDjSk/XKhZYUk+91thxdR32Ov72p8DeWg5UZ6gVRn/kLStu",
+	"gdWJ/NZ5Rm67d7r1nNxh/8kv/zxOjk9++49D6rDOlzzzzNMfABQJ+mumpyAy0ci84lY8PmU1fQBtzvTW",
+	"yUd2fuhenw6fPL5tsz9SJJ9I8Utm8ZfM4n+VFSGy0vjleQZIV+g83qDRz7940t+Rfoy9rkMNjFeOmdOk",
+	"Jt8p53jKC7u7oIdmhXejMd8rwY0wZ6W/tDRT+Diy89IUnVHnCKxwmskmHzrDZGNSEOogv4OKsSDuRqvv",
+	"I1pdlLWcVBmSgCuDWKr1sQhB9ZbhGqPsQlFiXUpW8CoTZd3YOuZgr/bhGOvf/rI/U6/W7K7Vqo1DR9kS",
+	"3qmaN7TmpYfKWBonmJ63bAT14UnAqYQ9/pailvJGHkY+swmr9+Xk2Jmz2qFd+xIa/bRU16LiQGHAWm8K",
+	"r3BclbLI/Td1UVzx7NomLPdPFMLLRNsbs5TnC6lS/wTigtSpwP+p5ZPfC164eQIfk0rYmLgXbGnZTL+m",
+	"4aKKYzu//fLb/w0AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
