@@ -461,4 +461,3 @@ func TestJournalRoutesWithoutABackendAnswer503(t *testing.T) {
 	rec = h.do(req(http.MethodGet, "/v1/journal/tags", nil, headers(aliceToken)...))
 	problemOf(t, rec, http.StatusServiceUnavailable, "unavailable")
 }
-
