@@ -164,19 +164,28 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Sto
 		users, ids, dates, tags, moods, energies, stresses, notes, versions, deleted, createds, ats, offsets); err != nil {
 		return fmt.Errorf("upsert journal entries: %w", err)
 	}
-	// The command-side claims: a landed event whose handler saw a timeout
-	// gets its claim (unless its day was taken meanwhile), and versions
-	// only rise, so replays and rebuilds change nothing. A deleted entry's
-	// row stays, so an old event of it never claims its day again.
+	// The command-side claims: first the existing ones (versions only
+	// rise, so replays and rebuilds change nothing; a deletion frees its
+	// day before the batch's new claims are made, and a deleted entry's
+	// row stays, so an old event of it never claims its day again).
+	// A moved entry takes its new day only while no other live entry
+	// holds it (the command side decided that already; this matters only
+	// when a rebuild restores a lost table).
+	if _, err := tx.Exec(ctx, `UPDATE journal_days j SET version = x.v, deleted = j.deleted OR x.del, updated_at = now(),
+			local_date = CASE WHEN j.deleted OR x.del OR NOT EXISTS (SELECT 1 FROM journal_days o
+				WHERE o.user_id = j.user_id AND o.local_date = x.d AND NOT o.deleted AND o.entry_id <> j.entry_id)
+				THEN x.d ELSE j.local_date END
+		FROM unnest($1::uuid[], $2::bigint[], $3::bool[], $4::date[]) AS x(i, v, del, d)
+		WHERE j.entry_id = x.i AND j.version < x.v`, ids, versions, deleted, dates); err != nil {
+		return fmt.Errorf("raise journal day versions: %w", err)
+	}
+	// Then the missing claims: a landed event whose handler saw a timeout
+	// gets its claim (unless its day is taken), as does every entry when
+	// journal_days was lost and a rebuild restores it.
 	if _, err := tx.Exec(ctx, `INSERT INTO journal_days (user_id, entry_id, local_date, version, deleted)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[], $5::bool[])
 		ON CONFLICT DO NOTHING`, users, ids, dates, versions, deleted); err != nil {
 		return fmt.Errorf("claim journal days: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE journal_days j SET version = x.v, deleted = j.deleted OR x.del, updated_at = now()
-		FROM unnest($1::uuid[], $2::bigint[], $3::bool[]) AS x(i, v, del)
-		WHERE j.entry_id = x.i AND j.version < x.v`, ids, versions, deleted); err != nil {
-		return fmt.Errorf("raise journal day versions: %w", err)
 	}
 	return nil
 }

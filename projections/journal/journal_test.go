@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -148,7 +149,8 @@ func TestFollowingNextReturnsEveryEntryOnce(t *testing.T) {
 
 // A rebuild (a new generation projected from the log in other batches)
 // holds the same rows, byte for byte: the sealed note's nonce derives
-// from the value and the times from the events.
+// from the value and the times from the events. It also restores the
+// command-side claims when they were lost: days, versions, deletions.
 func TestARebuildHoldsTheSameRows(t *testing.T) {
 	s := projectiontest.New(t, testbackend.Kafka(t))
 	ctx := context.Background()
@@ -159,10 +161,26 @@ func TestARebuildHoldsTheSameRows(t *testing.T) {
 	write(t, s, ada, b, third, 1)
 	remove(t, s, ada, b, third.Date, 2)
 	write(t, s, ada, uuid.New(), third, 1)
+	moved := uuid.New()
+	write(t, s, ada, moved, djournal.Entry{Date: "2026-12-01", Tags: []djournal.Tag{}}, 1)
+	write(t, s, ada, moved, djournal.Entry{Date: "2026-12-02", Tags: []djournal.Tag{}}, 2)
 	runJournal(t, s, 1, 1)
-	_, err := s.Pool.Exec(ctx, `CREATE TABLE journal_entries_g2 (LIKE journal_entries_g1 INCLUDING ALL)`) // as a rebuild makes it
+	claims := func() []string {
+		rows, err := s.Pool.Query(ctx, `SELECT format('%s %s %s %s', entry_id, local_date, version, deleted) FROM journal_days WHERE user_id = $1 ORDER BY entry_id`, ada)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return out
+	}
+	live := claims()
+	require.Len(t, live, 4)
+	// journal_days is lost: the rebuild restores it as well.
+	_, err := s.Pool.Exec(ctx, `DELETE FROM journal_days`)
+	require.NoError(t, err)
+	_, err = s.Pool.Exec(ctx, `CREATE TABLE journal_entries_g2 (LIKE journal_entries_g1 INCLUDING ALL)`) // as a rebuild makes it
 	require.NoError(t, err)
 	runJournal(t, s, 2, 500)
+	assert.Equal(t, live, claims(), "the claims a rebuild restores")
 
 	dump := func(table string) []string {
 		rows, err := s.Pool.Query(ctx, `SELECT t::text FROM `+table+` t ORDER BY entry_id`)
@@ -176,9 +194,9 @@ func TestARebuildHoldsTheSameRows(t *testing.T) {
 		require.NoError(t, rows.Err())
 		return out
 	}
-	live := dump("journal_entries_g1")
-	assert.Len(t, live, 3)
-	assert.Equal(t, live, dump("journal_entries_g2"))
+	rows := dump("journal_entries_g1")
+	assert.Len(t, rows, 4)
+	assert.Equal(t, rows, dump("journal_entries_g2"))
 }
 
 // Once the key is destroyed an entry's note opens for nobody and the
