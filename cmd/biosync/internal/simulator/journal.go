@@ -5,9 +5,20 @@ import (
 	"time"
 )
 
-// journalStream separates the journal's random streams from the per-day
-// and night-plan streams callers derive from the same Profile.Seed.
-const journalStream = 0x6a6f75726e616c // "journal"
+// journalStream and workoutStream separate the journal's and the
+// workouts' random streams from the per-day and night-plan streams
+// callers derive from the same Profile.Seed.
+const (
+	journalStream = 0x6a6f75726e616c // "journal"
+	workoutStream = 0x776f726b6f7574 // "workout"
+)
+
+// workedOut tells whether the user of p runs on the local day day; the
+// day's samples and its journal entry agree on it.
+func workedOut(p Profile, day time.Time) bool {
+	rng := rand.New(rand.NewPCG(p.Seed^workoutStream, uint64(dayNumber(day.In(p.loc())))))
+	return rng.Float64() < p.WorkoutProb
+}
 
 // JournalTag is one tag of a journal entry as the API takes it.
 type JournalTag struct {
@@ -27,10 +38,11 @@ type JournalEntry struct {
 // GenerateJournal writes what the user of p would log about the local day
 // day: coffee most days (sometimes after 2 pm), drinks on some evenings
 // (more often on Fridays and Saturdays), workouts about as often as the
-// profile works out, late meals, screens before bed, meditation for the
-// users who meditate, and mood, energy and stress ratings that move with
-// them. It depends only on p and the date, so reruns with one seed agree.
-// The tags are not yet coupled to the generated nights.
+// profile works out (on the days its samples show a run), late meals,
+// screens before bed, meditation for the users who meditate, and mood,
+// energy and stress ratings that move with them. It depends only on p and
+// the date, so reruns with one seed agree, and GenerateDay reads it to
+// plant the effects of drinks and late meals on the following night.
 func GenerateJournal(p Profile, day time.Time) JournalEntry {
 	rng := rand.New(rand.NewPCG(p.Seed^journalStream, uint64(dayNumber(day.In(p.loc())))))
 	meditator := p.Seed%3 == 0
@@ -53,7 +65,7 @@ func GenerateJournal(p Profile, day time.Time) JournalEntry {
 		mood += 0.5
 		stress -= 0.5
 	}
-	if rng.Float64() < p.WorkoutProb {
+	if workedOut(p, day) {
 		add("hard_workout", 1)
 		energy += 1
 		stress -= 1
@@ -74,3 +86,13 @@ func GenerateJournal(p Profile, day time.Time) JournalEntry {
 
 // rating rounds x to a rating from 1 to 10.
 func rating(x float64) int { return int(clamp(x+0.5, 1, 10)) }
+
+// amount is the logged amount of tag name (0 when it is not logged).
+func (e JournalEntry) amount(name string) float64 {
+	for _, t := range e.Tags {
+		if t.Name == name {
+			return t.Amount
+		}
+	}
+	return 0
+}
