@@ -5,17 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/deploy/testbackend/projectiontest"
 	"github.com/biosync/biosync/domain"
 	djournal "github.com/biosync/biosync/domain/journal"
 	"github.com/biosync/biosync/eventstore"
+	"github.com/biosync/biosync/projections/catalog"
+	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/projections/journal"
 )
 
@@ -217,4 +221,34 @@ func TestAnErasedUsersEntriesAreGoneWhenTheKeyIs(t *testing.T) {
 	assert.ErrorIs(t, err, domain.ErrNotFound)
 	_, err = r.Entries(ctx, journal.EntryQuery{UserID: ada, From: "2026-01-01", To: "2026-12-31"})
 	assert.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+// An analyst's as-of build of the journal holds the entries as they were
+// at the mark, in its own schema, and settles the claims in its own copy:
+// the live read model and the command side are untouched.
+func TestAnAsOfBuildShowsTheJournalAsItWas(t *testing.T) {
+	s := projectiontest.New(t, testbackend.Kafka(t))
+	ctx := context.Background()
+	ada, a := uuid.New(), uuid.New()
+	write(t, s, ada, a, calm, 1)
+	time.Sleep(100 * time.Millisecond)
+	mark := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	write(t, s, ada, a, wine, 2)
+
+	log, err := kafka.NewLog(s.Cfg)
+	require.NoError(t, err)
+	defer log.Close()
+	build := engine.AsOf{DSN: s.Pool.Config().ConnString(), Log: log, Codec: s.Codec, Catalog: catalog.Catalog{}}
+	require.NoError(t, build.Build(ctx, journal.Name, "asof_journal", mark, nil))
+	var date string
+	var version int64
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT local_date::text, version FROM asof_journal.journal_entries_g1 WHERE entry_id = $1`, a).Scan(&date, &version))
+	assert.Equal(t, calm.Date, date, "the entry as it was at the mark")
+	assert.EqualValues(t, 1, version)
+	var live, claims int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM public.journal_entries_g1`).Scan(&live))
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM public.journal_days`).Scan(&claims))
+	assert.Zero(t, live, "the live read model")
+	assert.Zero(t, claims, "the command side")
 }
