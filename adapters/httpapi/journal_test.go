@@ -404,6 +404,15 @@ func TestFollowingNextListsEveryJournalEntryOnce(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
 	assert.Len(t, page.Entries, 7, "2026-10-01 is before the default range")
 
+	// Timestamps, as the other lists take them, stand for the days they name.
+	rec = h.do(req(http.MethodGet, "/v1/journal/entries?from=2026-11-12T23:30:00-05:00&to=2026-11-14T08:00:00%2B09:00", nil, headers(aliceToken)...))
+	require.Equalf(t, http.StatusOK, rec.Code, "%s", rec.Body)
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
+	require.Len(t, page.Entries, 3)
+	assert.Equal(t, "2026-11-12", page.Entries[0].Date)
+	rec = h.do(req(http.MethodGet, "/v1/journal/entries?from=yesterday", nil, headers(aliceToken)...))
+	hasField(t, problemOf(t, rec, http.StatusUnprocessableEntity, "validation"), "/from")
+
 	rec = h.do(req(http.MethodGet, "/v1/journal/entries?from=2026-11-01&to=2026-11-30&cursor=garbage", nil, headers(aliceToken)...))
 	p := problemOf(t, rec, http.StatusBadRequest, "malformed-request")
 	hasField(t, p, "/cursor")

@@ -251,16 +251,12 @@ func (h *Handlers) ListJournalEntries(c echo.Context, params gen.ListJournalEntr
 	if err != nil {
 		return err
 	}
-	to := h.deps.Now().UTC().AddDate(0, 0, 1)
-	if params.To != nil {
-		to = params.To.Time
-	}
-	from := to.AddDate(0, 0, -defaultRangeDays)
-	if params.From != nil {
-		from = params.From.Time
-	}
 	v := &domain.ValidationError{}
+	today := h.deps.Now().UTC()
+	to := localDay(v, "/to", params.To, time.Date(today.Year(), today.Month(), today.Day()+1, 0, 0, 0, 0, time.UTC))
+	from := localDay(v, "/from", params.From, to.AddDate(0, 0, -defaultRangeDays))
 	switch {
+	case len(v.Problems) > 0:
 	case from.After(to):
 		v.Add("/from", "must not be after to")
 	case to.Sub(from) >= journalrm.MaxRangeDays*24*time.Hour:
@@ -350,6 +346,24 @@ func (h *Handlers) ListJournalTags(c echo.Context, params gen.ListJournalTagsPar
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// localDay reads a day of a list's range: "YYYY-MM-DD", or an RFC 3339
+// timestamp standing for the day it names in its own offset (what a
+// client of the other lists sends); def when absent. The day is returned
+// as its UTC midnight. A value that is neither is recorded in v.
+func localDay(v *domain.ValidationError, field string, raw *string, def time.Time) time.Time {
+	if raw == nil {
+		return def
+	}
+	if d, err := time.Parse(djournal.DateLayout, *raw); err == nil {
+		return d
+	}
+	if t, err := time.Parse(time.RFC3339Nano, *raw); err == nil {
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	v.Add(field, "must be a local day YYYY-MM-DD")
+	return def
 }
 
 // entryIn is the domain entry of a request body: tags without an amount
