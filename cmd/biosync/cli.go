@@ -21,8 +21,8 @@ cluster from the machine's binaries. See docs/operations.md for every variable.`
 Applies the database migrations and creates the event topic, then exits.`
 	simulateUsage = `usage: biosync simulate [--users N] [--days N] [--url URL] [--secret whsec_...] [--seed N]
 
-Registers simulated users on a running BioSync server and pushes realistic
-wearable data for them.`
+Registers simulated users on a running BioSync server, pushes realistic
+wearable data for them and writes their journal entries.`
 	versionUsage = `usage: biosync version
 
 Prints the module version, the commit and build time, and the Go version.`

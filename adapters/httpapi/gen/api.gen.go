@@ -501,6 +501,96 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// JournalEntry defines model for JournalEntry.
+type JournalEntry struct {
+	// CreatedAt When the entry was first written (absent in the answer of a `PUT`).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Date The local day, `YYYY-MM-DD`.
+	Date   string             `json:"date"`
+	Energy *int               `json:"energy,omitempty"`
+	Id     openapi_types.UUID `json:"id"`
+	Mood   *int               `json:"mood,omitempty"`
+
+	// Note Absent when there is none.
+	Note   *string `json:"note,omitempty"`
+	Stress *int    `json:"stress,omitempty"`
+	Tags   []struct {
+		Amount float64 `json:"amount"`
+		Name   string  `json:"name"`
+	} `json:"tags"`
+
+	// UpdatedAt When the entry was last written.
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+
+	// Version Version of the entry (also the `ETag`); 1 when created.
+	Version int64 `json:"version"`
+}
+
+// JournalEntryInput The whole entry; the rules are checked by the server and every broken one is listed (422).
+type JournalEntryInput struct {
+	// Date The local day the entry is about, `YYYY-MM-DD`.
+	Date string `json:"date"`
+
+	// Energy 1 (drained) to 10 (full of energy).
+	Energy *int `json:"energy,omitempty"`
+
+	// Mood 1 (worst) to 10 (best).
+	Mood *int `json:"mood,omitempty"`
+
+	// Note Free text, at most 10,000 characters; absent or `""` = none.
+	Note *string `json:"note,omitempty"`
+
+	// Stress 1 (calm) to 10 (very stressed).
+	Stress *int `json:"stress,omitempty"`
+
+	// Tags At most 50, each name once; absent = none.
+	Tags *[]JournalTag `json:"tags,omitempty"`
+
+	// Version Optional on `PUT`; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// JournalEntryList defines model for JournalEntryList.
+type JournalEntryList struct {
+	Entries []JournalEntry `json:"entries"`
+
+	// Next The absolute path (with query) of the next page; absent on the last page.
+	Next *string `json:"next,omitempty"`
+}
+
+// JournalTag defines model for JournalTag.
+type JournalTag struct {
+	// Amount How much (drinks, cups, minutes); from 0 to 1,000,000; 1 when left out.
+	Amount *float64 `json:"amount,omitempty"`
+
+	// Name lower_snake_case, e.g. `alcohol_drinks`, at most 64 characters.
+	Name string `json:"name"`
+}
+
+// JournalTags defines model for JournalTags.
+type JournalTags struct {
+	// Catalog Suggested tags.
+	Catalog []struct {
+		DisplayName string `json:"display_name"`
+		Name        string `json:"name"`
+
+		// Unit What the amount counts (`drinks`, `cups`, `minutes`, `mg`); absent = times.
+		Unit *string `json:"unit,omitempty"`
+	} `json:"catalog"`
+
+	// Tags The caller's tags, most used first.
+	Tags []struct {
+		// Count Entries that have the tag.
+		Count int64 `json:"count"`
+
+		// LastUsed The latest local day with the tag, `YYYY-MM-DD`.
+		LastUsed    string  `json:"last_used"`
+		Name        string  `json:"name"`
+		TotalAmount float64 `json:"total_amount"`
+	} `json:"tags"`
+}
+
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
 	Email string `json:"email"`
@@ -615,6 +705,9 @@ type Problem struct {
 
 	// Errors Every offending input (422, sometimes 400).
 	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// ExistingId On a 409 of a creation that collides with an existing resource (a journal entry for the same day), that resource's id.
+	ExistingId *string `json:"existing_id,omitempty"`
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
@@ -1036,6 +1129,67 @@ type GetDashboardSummaryParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// ListJournalEntriesParams defines parameters for ListJournalEntries.
+type ListJournalEntriesParams struct {
+	// From First local day (inclusive), `YYYY-MM-DD`; an RFC 3339 timestamp stands for the day it names in its own offset.
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last local day (inclusive), `YYYY-MM-DD`; an RFC 3339 timestamp stands for the day it names in its own offset.
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit The most entries on one page (default 100, at most 500; 422 naming `/limit` outside 1..500).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where a page starts: an opaque value that only arrives inside a
+	// `next` URL. Follow `next` as it is; do not build or change cursors.
+	// A value that is not an unaltered cursor of this API (garbled,
+	// truncated, edited, longer than 2048 characters, or signed before
+	// the server's master key was rotated) is 400 naming `/cursor`; a
+	// cursor sent with another query than the one it continues (another
+	// caller, endpoint, metric type, bucket, `from` or `to`) is 422 naming
+	// `/cursor`. Either way, start again from the first page. A cursor
+	// does not expire. Each page reads the data as it is when that page
+	// is read: a sample or session that arrives in between appears on a
+	// later page if it sorts after the cursor and not at all otherwise;
+	// what was there all along comes exactly once. Send the same
+	// `X-Consistency-Token` with every page (it is a header, not part of
+	// `next`) to have each page include that write.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// CreateJournalEntryParams defines parameters for CreateJournalEntry.
+type CreateJournalEntryParams struct {
+	// IdempotencyKey Client-chosen identity of this request (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteJournalEntryParams defines parameters for DeleteJournalEntry.
+type DeleteJournalEntryParams struct {
+	// IfMatch The `ETag` of the version being deleted, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// GetJournalEntryParams defines parameters for GetJournalEntry.
+type GetJournalEntryParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// ReplaceJournalEntryParams defines parameters for ReplaceJournalEntry.
+type ReplaceJournalEntryParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// ListJournalTagsParams defines parameters for ListJournalTags.
+type ListJournalTagsParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
 // GetMeParams defines parameters for GetMe.
 type GetMeParams struct {
 	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
@@ -1195,6 +1349,12 @@ type RegisterJSONRequestBody = RegisterRequest
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = TokenRequest
 
+// CreateJournalEntryJSONRequestBody defines body for CreateJournalEntry for application/json ContentType.
+type CreateJournalEntryJSONRequestBody = JournalEntryInput
+
+// ReplaceJournalEntryJSONRequestBody defines body for ReplaceJournalEntry for application/json ContentType.
+type ReplaceJournalEntryJSONRequestBody = JournalEntryInput
+
 // RequestErasureJSONRequestBody defines body for RequestErasure for application/json ContentType.
 type RequestErasureJSONRequestBody = ErasureRequest
 
@@ -1296,6 +1456,24 @@ type ServerInterface interface {
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
+	// ListJournalEntries The caller's journal entries over a range of local days.
+	// (GET /v1/journal/entries)
+	ListJournalEntries(ctx echo.Context, params ListJournalEntriesParams) error
+	// CreateJournalEntry Write the journal entry of one local day.
+	// (POST /v1/journal/entries)
+	CreateJournalEntry(ctx echo.Context, params CreateJournalEntryParams) error
+	// DeleteJournalEntry Delete one of the caller's journal entries.
+	// (DELETE /v1/journal/entries/{id})
+	DeleteJournalEntry(ctx echo.Context, id openapi_types.UUID, params DeleteJournalEntryParams) error
+	// GetJournalEntry One of the caller's journal entries.
+	// (GET /v1/journal/entries/{id})
+	GetJournalEntry(ctx echo.Context, id openapi_types.UUID, params GetJournalEntryParams) error
+	// ReplaceJournalEntry Replace one of the caller's journal entries as a whole.
+	// (PUT /v1/journal/entries/{id})
+	ReplaceJournalEntry(ctx echo.Context, id openapi_types.UUID, params ReplaceJournalEntryParams) error
+	// ListJournalTags The caller's journal tags with counts, and the suggested catalog.
+	// (GET /v1/journal/tags)
+	ListJournalTags(ctx echo.Context, params ListJournalTagsParams) error
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
@@ -1710,6 +1888,228 @@ func (w *ServerInterfaceWrapper) GetDashboardSummary(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetDashboardSummary(ctx, params)
+	return err
+}
+
+// ListJournalEntries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalEntries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalEntriesParams
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalEntries(ctx, params)
+	return err
+}
+
+// CreateJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateJournalEntry(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateJournalEntry(ctx, params)
+	return err
+}
+
+// DeleteJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteJournalEntry(ctx, id, params)
+	return err
+}
+
+// GetJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJournalEntry(ctx, id, params)
+	return err
+}
+
+// ReplaceJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplaceJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceJournalEntry(ctx, id, params)
+	return err
+}
+
+// ListJournalTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalTagsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalTags(ctx, params)
 	return err
 }
 
@@ -2255,6 +2655,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.GetErasure, options.OperationMiddlewares["getErasure"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries", wrapper.ListJournalEntries, options.OperationMiddlewares["listJournalEntries"]...)
+	router.POST(options.BaseURL+"/v1/journal/entries", wrapper.CreateJournalEntry, options.OperationMiddlewares["createJournalEntry"]...)
+	router.DELETE(options.BaseURL+"/v1/journal/entries/:id", wrapper.DeleteJournalEntry, options.OperationMiddlewares["deleteJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries/:id", wrapper.GetJournalEntry, options.OperationMiddlewares["getJournalEntry"]...)
+	router.PUT(options.BaseURL+"/v1/journal/entries/:id", wrapper.ReplaceJournalEntry, options.OperationMiddlewares["replaceJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/tags", wrapper.ListJournalTags, options.OperationMiddlewares["listJournalTags"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email/resend", wrapper.ResendVerificationEmail, options.OperationMiddlewares["resendVerificationEmail"]...)
@@ -2280,342 +2686,381 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Pchu3ki/8Kih++5XJnCFFybITk3WqPsWRT7zHTryWvNl7w1wNyAFJXA0BBsCI4kn5oe4r3Cf7Ct0N",
-	"zAw5pCjbcv6st7ZOLGlm8K/Rf3/d/VtrohdLrYRytjX4rTUXPBMG/vlcKyutE2qy9j9mwk6MXDqpVWvQ",
-	"emOEFcqx1Vwo5uaCGfFrIaxj8Nv0v7qVt7uX+lqodMhSI/hkLrK0+hrP2EJnIrdswovZ3LFimbDUyYXQ",
-	"has8OdaFykTGVlw6ZrhiunCMqwz+mHHH2YKvmdKO2blewW9XRjrB1sL1WknLTuZiwf1KhCoWrcHPLZpN",
-	"K2nRaK1fkpZbL0Vr0LLOSDVrvX+ftF5Jdb29AW9fPGffnHzzDculumZOw4BK3Dq25DORsHRU9PuPJ+/e",
-	"voJ/iCEzIv/7qOUfGbXShL17+4pxy6Riqf9dOmRL2lNxyycuX1eXnq3ZnFt6sr6a7Qm/Fc6su2dTJ8z2",
-	"vC/ERKvM+hnDTo7FVBt/Ds6spZo1flsqJ2bCwMd/+umn7lnh5kI5OeFObI/wreBGGDaZ8zwXaiZY2+/V",
-	"06+f9Dt3zbyBbLa//+OS/1oI5vxfmZ7CDuV6xpbaSv+IZW4uLZvoxcKTx8poJ4aeLjPm18sn10wr9msh",
-	"jBSwD0CDa10YplcKiWb/RN8nrSU3fCHc9lXZMekzmu/U6AXjcXJG2KVWVgxhFX5OazgWy9pE7x1WKCdz",
-	"5n9XvSxzfiPKG8NW0s2ZdD12xm547rdnzh2TFi9EMZkzTjNoSzXJi0yqGdPK75yaCeMfV+y0/+ypPzfD",
-	"J35lHf/+ab/vN0P6RSBzaCUtxRd+Q5qOa/8BPy+M1Q1U+dNcGME43B1mHTfODpi/43jWlSVpla8ZN0be",
-	"CH95rMwE4yOFN8Nfqh57ofNcr+iywB3zOzFkmYbdGBcyz5gGCvXkOYE52d5INe0dV6xQPHfCiIweRaKT",
-	"lp29ecnaM27GuciSkXKmUP5KZAkTmYT/Vnf3pH/6TWV3Ez8FK2dKZHQJR8oTgRXmRphHli24dcKwa+FJ",
-	"wjKjnf92OBSm+MKfYXqEk0qHfhtogsiaPUlwpd1cGCItmIcfxJ+8dGyilZOqEJa16cGRmvhraxImVLbU",
-	"UrmELYQzcsL8aSZsXEyuhUtY6ik59WtInU5xVicnNKuRitPqsXMJM1jxdYJHy/iMS7oKfjJTaSyyTU++",
-	"+N5IZVrgCYjbpTSix875ZI4E4u+BLfl+OOHAMDl+bKQkXpkB48zyxTIXsOXCWqnpuZKQ2Fi4lRCK8eVS",
-	"cGM9j+AjlXN/BjCqnPphrDbOMu6ZK8yAdtxfZiAXx3ieM9jLlbRiOFIrP5A/QYdEnueMe7rwTEDYyO21",
-	"mogeuxAk0SxfiJFqFKR4suLGnyjMrI3L5wwvaAIzWfqd1tNwNTqe0wHTEHEfkRMQvSPfG6lw2YFiyruO",
-	"67zjer8wetEgchxOBQU+3DlkQlbeiE7CvHh4/Pjxs96OoT2h1AaearPgrjVoZdyJrhferSbB/cbo/y0m",
-	"Tpsf4DvbLHkZHnhkPeGKhInerMdSJHiL1F1YYWwa57bkbl5ODf6TtLzyI43IWgNnClGd6r8ZMW0NWv/P",
-	"UalmHeFf7VF9fn7Gl3p7mucq29g7cXv43jl9/5177xeEcgmk29lkIpbOr85ri8oJ5fw/+XKZexVAanX0",
-	"v60GoXfYwuMHYaz6ci+9vsPdZO4pOisMH+drfz39+sWN52te1re1gSvFc3/B16BYVFTXHXpE05zoraOm",
-	"V2B63/LsLeq2e9a/NHqci8Xf7rcPb/CtXdsQVOoJVyC3hL/TVmSsPTYgyv/94scfEq/gqBn8m1j0guf+",
-	"nEVG/KDTa3nRq9U0l5PfbxU6z2UmLHGvW2mdl1/WSzXWFgsu83CczIiZPwnjRehMKGFgfsw6mecsR8rX",
-	"piI8wiDw7cA+WfoyE4ulxiP9p1innqbwI6ZQyg/fTgujBmOp7VpNBrQBA1l571qsu1J1p7mczV2aoKbs",
-	"bQzj8jVu7QttxjLLkMg+196CsiIzxicTYS0pd3793i4CbqFzgcJ+GTaQ+JRl7ZRnC6lSNvUs7ujm+Ah/",
-	"3rxITdr+vlu09TxM/KVywiienxuDyt/n26NxMUPdOhPOU5i0nn/MRMa8dm1qpqvMEqa8WPVnXBglMjjd",
-	"H7R74XXxzznxH7Sbe/JElWFKtI6qGUzqDV/nmmeXWr/iZiY+96UGi1Rapv1uHbPX8luY1SXZ0Z/1iDOx",
-	"FCrzd5VlkrQwZVfCgNiQCzGsGFwLvvacI7gKQCEae7XPqz9OqIRZTVe8zktWYjzX+rorwXTYYCy4eK1f",
-	"c7UmYWE/6yYoxseFFSyXCxlVrXjvH1k2ybn11/62S7yua7wGAM+j9i5u57ywYLVEesulF7gv3/glh1/y",
-	"yUQXyg1pl1ATTis+h5RZ9DFs8JINt8Q+NlJ9FJb7TvHCzbWR/xKf9R4+NyLzvIznNqlzWq+AIEmAEcdd",
-	"YQRbSGvBsDYolR+Em75T/IbLnI9z8btdtHZUxRKwwcbcCqCiQoFXzU9u6G8YcDGvqdH96jE4WwZ2VY+d",
-	"5VaTtTqXJK427hazThuw3NogrDwhpMzowgnbQYr0pI+kTA971VGv1CclwKXR/vj9ys6Vk279OTf/J5Hn",
-	"XVLqpFqChOeOjY3g197wM4Xf71R4AWtTlkvrLFmIUynyrMcO0nOMKKzIUtYOzoVNBapTOiWDXyLobP5N",
-	"YBKcZXI6FcafKolW4I/vlC2WS22cyF6LTPJLMDt+H7nleX+6acCkPTDC6FObls/SeH7qJNpEWYHvNtiV",
-	"l6YQYZs8IQqvsJo1a+8VIR3cTBqQPELlFVJiVbtGpdk21joXXPkdhkt5JbOapVcUMms0j0uj9efyzaSy",
-	"stIbrsfeUPVDnBWZdOfKmfX2nvAJ7sCWZyDxf2p2+2nGJ05kQ8bHZTyhUNdKrxRrgznO2ZTLXGSe20gF",
-	"Guodi0ta3B1q7Xoq8ZohLCDLwIPM8ze1hW29srUtc27n28v7Xtyyi+/PuidPnnqZvDTi5so/SWELL3T9",
-	"TvaaZiWXjSPHb9w5mr+j/mmpCxqHtf8ljLZRkoPp1Gkc3YpfaxsolXt6Wj4YAwJJyxa4CU1na6O24Ake",
-	"fHVgxsNkJlpNhFH2gPPcIFY/OTjiJJAcbFc8yeou0dHsJOVXEu36OiX7GdI/pRMLe6dDo7wVJXVwYzj8",
-	"rMStu+LN4Zg3Xi3jlqUcVadwNjGSFG+GRrab8+Arre7brvPZvOa0rqbt+JZbkUvVwND+k+cF+kjTQklv",
-	"A5fGyCMv8r3cXVsnFj3Y+xpPuJldnXxT50iZLrzukrRUkZMag24zmpMqFmMkLv/21x/6slcx8HB5nv84",
-	"bQ1+3n+I3/E1rLT1/pfNr79PWn6VzU7P6gbTmHHmSdwA+kLjzoNLHfd9yoscOda6tSnAUsNXKdmmNlgm",
-	"y1zAvxdW5DfCDlk614VJgcWkGV+njM9mRsy4E8GNVlg4t1xPeA4Gkj+2GBTlK39pdGH8+HzdEBNNWs8h",
-	"cuJpd6VN1T3WzEGnPLdikzImhfEqwtWSvrJNdz/UbHE2XjOu1jEu4Se94LevhJq5eWtw3D85bZipEqs9",
-	"I1x4y26pczlZ+0vIHXme0GzqsQ+YwUKq8Itv7mJkW1uwMd8mYvmOy3x9USwWHEXwPXZcKE/RWYWKK7oD",
-	"SMetDXoVaYSl338/eP06Ze2TUzbvbNCSf+JfWone3ZoGTYJGbF6inY81N1mzinEjroQSZrb+VFc7a1bj",
-	"dMbXDctkYZ017WJr3UnrtjvT3S2CnBph50pY2xgEVRidsbowE+L1pD96u9xqxpmVuRcHXo9nubYW4A4g",
-	"RQ8SVS/i+A2SinytIru6jwI1NzdXZmFtdtfYUcQAd7buSsnZ/B4c+iIXYhlov/EojQCv8tVccOOuzB4b",
-	"u2lO1oml/VRUFa7E3UIj0E94IUwk2SD32qZVt71x3VVS2zjZ5ktHi9k2dWgXP4zekZQbddkgUuu34J1C",
-	"D1YKsfg0CVdwl76x9dmbsIxtnWFDR2g+B3y/cY8Ez14JR4rchjgzonJxGi52GcDydlwmeNbN4Vt168cI",
-	"ME7JAAL3Bjoz9dRf/mu57Gwxn503UwSH++Z81pXpoHUV5+A1UPiDDSFygaCLucgzgM807vo9bM/wsCMH",
-	"wNaf9XRqhTvQAFly42QwPKvPPz5pfj5EXRtYPphM9OdK4ClhqeIL8f+Vv0mbrSZHVyUoU7i1LZjktcCL",
-	"6iA86w9yKbJG7coLmw+y4sulVbcl7mf55aRq8FcOIyxhP/E320yeoq+Qog83nCo3akscbd7O6vebJ5gL",
-	"51lwcCxtEr0nZi9OBcTCIATAjdEr5jTrMl7HuWjDUuvlDdpk8M+AHbE99k+xdEz8WnjtCLF/mV5wqbxe",
-	"La0DVZE5cH2VuvUmO8+kdVxNBLopS8Zd5ez+3zZTaheTN8IupeFOm3X4lb2W6sqJBbj/CyOuMnEjOdEC",
-	"LMT/d6lPKpJmJUCqNJHjd7RjFTV/g/X5NeT5PbUGTw25uK+uIW7FpHCiNKcPe+1AvkTuynvOyd+ZokGf",
-	"Sz2VZ0UuspRAfGlt+ilr09Z5qu0MWboszEyqWQpgIISDgdfkWoDXMhPWGb0WWR336t8SGWtzCrzgL0Zq",
-	"Cjg46z8cN5sAtcGtSH6i4KWRluVi6hAFFKg2rqKVlEftOQxOtlU5ymYAbfUWw77Thm3s9+bhNt3xc8Nt",
-	"YcSHWZy77cDLcg8eWUZmGQvPs7YRXV7GYaRGL+Rd1ucmd95n1r2QIs9ifHyTswYH5bY14V/bXg+AQcBG",
-	"hSgocaixztYJS49StswLC2hLArES+gmc9xgCgd/cbc3h+NHz1riyqsGzubAbuUM3BE3XiImQN/e8jfAm",
-	"OkYalbFLcKJ51uwN+XADUE19ZDGAlEXPir9odd4/ZGm/3z/uwv9f9vsD+P//WUGqo6aKkkZkFIbRStBY",
-	"C9ZOvzt/dX55zo5ujo8W4ogGS++h2S2NvpEZssA7lQJ8cmtrGna56QC/Fzx38+3TK9le4BT6+m4GQG81",
-	"DfRKz6T6sKsN8CH/j8qdPHnS5BDSbtlME+HWP+1mciYdu/zx8g2b6AyQ+zh/gJ2lRky0P9Ir/8dqRCxw",
-	"0Tm37PWLM6YVgVb9g2ylzbVFlGeddzxtmubDesVqS2hARipWKIjnhQdhCd4Us05wuDSpdss0IE/tUijX",
-	"uXtdm76gBbnr93HG1+IuY+tAzWGxi4nCX65uhJFTKXZIB685s4lWUwkxWDjuLDPCWtZ+8+PFJVxlLyOO",
-	"4DvrLny00xynO1AbOdyDgHo87ebGcmqOhcrGNe+114DfeEJq2HRP3I0+VOCUZKYjPrzXaHoJlR1+Xgt+",
-	"e5ARDy7XA58snRHbJ7ySiAgk3xuY25NiUeTcK+0s42vmtON5RB4iI/UiA96ohzCtv6U8p79ZtvKG/UQv",
-	"xhJgZc1apLkHOX+wlwPHwcMIn8E9xD1P6KB308eFCMGxOoGMYxxjr8MNn6K4WENiFV8xi7k54HboEsbD",
-	"6rxwgi25m7M2YLMA6twJEvzuiBkIc63YXBcI2PdnikM1nggw1MNt2erlafCtBm/H3Z8A+/VO/xiqFZiw",
-	"0o7OsnQhFfyH36Yd2rsJV1rJCc/BdZYEMBcPigpsZiq9vSh5nsJT1n8pZe1gonYSlubjlLXRUOxQfEnM",
-	"XqSsXbE1WbQ1O3drj+RzgHUmgXzivu8mwGYD/6xqwP+ZLfSDLfPXU/5WeKHzgRG4ZuG/WxMCA6FZN/i9",
-	"dZpdtlaCq2yipR+0k1Oy557PuVIitx+qdm7L+GWBGI3Nv+xSgYodKIXqLN8YAbiqSRP3nVSWsI/HNC4b",
-	"omAyX1/ZMrK4P/RRiUK+T1q/FlK4K89Y7xE/+Q//0vfwTmME5UYYS37dDUAC/iFw/kxPioUn2DbPLV71",
-	"9PySz9LOkPUjooJi6/ZDcBP1vakvNyl3vpzyPU7ypVoWd9/cBn1lrnOIFcSPsmX51bgpQxIUlDJiihzg",
-	"kZ4FeoPm9OSks43a+NPT0oYjzpMW+nGVZvB9UAKAFg4nux+XeDzDoOIpx6Rji8JGQTMXjF4HuMzLafc1",
-	"d5N5+oBE10RqJTLDCvccrZZP6ixTYlVxj9k6jKKKoehsgigOM1BdSNmqPnryTQ1ecXynekEJyXvNy9pW",
-	"PazzoZH1N86JQKyNRQeenT75mhE4lrJa7PYNLn2GDVGQFZgpkDZGSQ6QKUtQ3V1xxAYP9zm6tqZToSCh",
-	"HKHJnqkkzOqF8MYLZCt3DscnlI7QBiVaKtLHGqkyJPJ4G6G3x79PwbXtD6T/1SUS6L7M0ph2ib/CvAjC",
-	"MPfuEwjwn/7+8vINwweiwrRtITvp8obFXcy1cYxYQZjWtUT3JdFC44xco6Z8AWEyJiG1YSqF2fHJkA/b",
-	"BB2H5LOdsdBmRR9Xl+zzAVJOrNTqHzHYuq3rzGp/295GRQm/+2dFybuVj+2fUXPccxn/fripWH7zArfi",
-	"ruBndZD9k7xwjWimFKoeSDVLB8wI/4NjYwHVE8BGljdQFABTx6EEQTZkqf91Oih/9pcvG6/TQR1dDG9X",
-	"w+XX3vYKZgTamkbneQAPBGsrzKmVtPwnkDL8AI3WztamNajAYnK9DN6rLValnA3hfUBTFYuFyDCFDZYT",
-	"IuaHqYjJB3kh76LcueDZzsmTiw2ybj569jmfNZCJHz9lXZaWe5kOAh4EU2edDrt44Eg7biOIrIXeC5rB",
-	"Sg/gwbEr6SZzkaE1L22F4IbMK3FMAhNbUw5nJrOd4ZQd2OEGJMfht1gcwF/Ch5MqqdKh44nUqKq+Q3vu",
-	"/ScpccDaSlc2dcud/3hT+1py54Tx4/yvn3n3X7/4/+l3n1398tW/NZH+m8LOv/Xa8D2NnTPHcuEpQCtR",
-	"reNRjcoljDu20Naxk36/3/c3hef5tlpEkbaDGTU6t8kd/RLfgBG2VROYz1WIEh4+AmAa8S00BQ8aLDqy",
-	"934bn9ryAOOvm+ipYkbd85AITr6SKtOrmIdeNU/tkKVCZWkoOZWCJzpldsmVZQuZAbBx+8woanAXMHm/",
-	"U/0D3t7jN2/aureCZ7I5zg2X3e7LMAoSsYA0Fr1SjRJwa8zGEGzSKioZoocGZJMwy+a1gaiGQi5N2XAf",
-	"qI81IOaiSnDnvHdz1+YVoLPyuc6anGe1gGiDBn8h1SwX3cIKUN4hk9r/Xxf+N+0kiNuO6XtaTSDdYpnz",
-	"EEuqxJMJY4ClrCy7FmuRsTm3c2FDBQI71yuFhZJqplNTmIxYxXEfGHTlp70q5caSmzcNIMQfZhUbfPmq",
-	"yZQ/efL0fqZ8/WPNc8WSIR9pwkd1IThm99v0u1DPn9TVvTelpB4mro/18uyHszJnoSb/zwu//qNvhckl",
-	"WnAb3vv7nM5WHL8yqX1n1cRKdofpHzZqfseEnVmXWFX7gfizKvL4HoWhaojgDZekZyGgDVOGCmrqwelL",
-	"vwR3JQZF759tWc565868RnTz1lku4u8bzRn8M9iHAIv+ECcpDdE0NdLd7psjld0L+HmfkP2nigCfYQpE",
-	"FDYhwuG/TznT6XhJxfkgmH8Ua/2UkcmEpdf/js9cTzi5x2vxz86QTbS6EV7mhxhqPZb8afMvSgh6A0Bh",
-	"Z/YkHnMAKTcwlEpiQoPHjyyCHqH1UkqK2Ew6yfXsoMTzKVXAO5CA9uBRAm6PrSCRGpC+WE5AuO10DbMm",
-	"qEmzG1B/WiqtQ+33FBOg0n1ONx8dmj1NaX4TYW2pOjTAwJfSCHsl1e4Ktwi5JmBeWbiFXm32v24pLU2l",
-	"ZxNmozo4ZOKW6ohKqP6Y1tFg9MGtxG5peuyf3oCVjlkxMcLFKo6WzbTOGBaMLKMs5XJCBUuhMtvZcd7X",
-	"QsX8mqBbY2HeuzXr2u7XPlbb+OQArSwatlP9gSlTUPSBzflyKSh6dGB6AXofd5TnCKcRtrLEwZeEgtlP",
-	"9rqG19pC8W1f3PBNmWH+VmpllrJJzuXCjyOdrY1jD6toIXfBVrFGUwAjlvWQperthEcX9q5tp0U8sowO",
-	"ORSY4+SOC2RPi8RjAl0zEqq6B54ZNBw+az6xuWDvrDDdsxnAuipLTFgsuusl1MmTp2y8do14riblr+Zr",
-	"q+1MbUZUXiKQ1B5Cbw4R3N8pVLk2d4UG4sebp+WcVLMm7L20y5yvr1Sj4/B8sXTrmCrCrGgW9Z/I9GjM",
-	"DL1zk97BQ38snEh1U2vAW1zRfoBIOKyPQ4RY+koFAQJBzALSGYxg4OdB07OsNw14vhpSBEpE3wUU2U9F",
-	"Z+STfXpaq3utNBSeNjqv/HrI0lFr1AooDSV+H4LbCIegmxy15AiQbNZ6/yiokTtIsJHwtnzQH2Q0NR/+",
-	"ySlibahSIGj3h8sF6/hM3Neb7t9pQg/cy167p/u3uofNUqAZ7nz5icDNO8o4fUQ04j+lWH2k9Nn82rai",
-	"n8+0kW6+uDqUiVPYZ6IN1kflzltKWTHBrAwrGFqXOxR8jmGahVSFwykckDbAV/xa3POd5qIiGHjwfysX",
-	"4008fS1YsWRafXhhkez+67qXs0Oqq7HI7jkCFE2+5ztGLO75xp4aE5/qyifhMGisLUra2qBNstncjI0T",
-	"q687abgZu28Y8LuH9XPNapYkrCysiFaCK2iMW33kIcw2vUK7d6JEnG7wmc997f+Yd/hPfR3DBazdyq1b",
-	"uPdSbd7AzRu6JzJ+ERd1j1tWJjhv4lj3JvQ29caJ2f7YNWRqdITn8eUyF1dzSNNNE5bqwvCPDenE6TTt",
-	"BXRH+LAYyCcE9jbPzC0J7/wpc2Ka8oMxIYbqbBL+FT15H5cLs78WwQfVpPv4XBm/r+fK6HwhmlJDtVvy",
-	"ws2vCpPv8InxhQh+Tm4ZV5A/7N8ZHB057ZZHvV4vhToX796+TAgz+B9vN6GyVdXWf6yh+xi34vEJRtuD",
-	"Y/X4aZ+NpbMd/PCCK292YRlSqfxsKtUd/MjL5QF4EJxAUlt80969a7Ytv9crzN5DqxwC/hEaELz9PF/x",
-	"taXEtip0En/jtQ6yShsF709YcfiDkVdsWdg5tWMJ/hHIhPbWJdBeSqHJ9AvWCrFWH1G+qazOtFMOIeEX",
-	"Rrr1hR+YEm/BsX9WYJUG/OlFGPrff7rcqiR6VvVzQx+ujbAFOFfTHnuNBe0TJhV2G9GGAigZea/ZTDh2",
-	"2j+mLNLNkvVls0LwnmMEIi5r7tzSbxlVxr4IhfQbIesq4yZjRNK2rLqfMKdnAnuMhZYNaVlrm0qhhl9A",
-	"SoLji2VKlU7szvZ24ZU4UjlxvpT/FGusMi4puLHBh6S+WKsJXmjLlsJYf+cYimm84O1QZQSOYCW44eNQ",
-	"dGQ510rYZKTq1Uc6xD6Fmpj1ksqLUFMkqFUizI2odwoEsPdIwRjS9dglVCUPvlBpK/VPQJ6ZwpW3HdIW",
-	"zt68RMT3P/RIkb/QbwTOFErxs5UEg9yzslhrkNGYCT5HjTH8MyNF+QMiQ5CTdRQ/MwWGEXojNVLPtfKr",
-	"8wsf+J+/Ymd5HtM8qg0U2VhnklgpVL9pb5d3T9i7yxfdbzq9kWKM1IPqe9BBAAMJ0NKEtU+PHzM+1jfY",
-	"Iq0zBFFLffIYS59j5fru5XopUmgYF+cGheZnwll2evyk52eOuTKQSQOcXbHtbJ7ooE53VcJPcfZU6f/n",
-	"X3pQgScFhmwRhLaRjjNgnNXqAWE7zmf9447/UqwOVJt5Ow1FaY76R1D0uVOpHER480rtIP8lTzLgwPLn",
-	"gv0Gyy6Z/oueZLx+egStA8sWTpWKQ/4j/lt0NVm7sQFep8e+LTtgwXgkSUkfK1ti+Y8BLsIf8Gm/P2Sr",
-	"A1opsHYoQQ/bm4SK9P5r9SpxhevqaRcbs8EcYidEP6tqH4ZwyFNdqAwo4l11DCRBIzA7Af3tUPF1gRXC",
-	"PRMi2jA6F2mCZFCr9ZEmrNfrdULDMJvLJXNzo4vZHAa8hHQsP05oGxeaRHqmnsuJdOzd5XOG9QJ77G3o",
-	"AseuPQ/CqNuE535ofCaGVrjjntAyvqYKINTF019pRAYHgC9aLTD7k/7J0+7xcfekH+so/a3/bNDvp8gx",
-	"oAwBQIZl7HwQkBmgUeIk/LegB6QNmOIee6mIBFHWWs8wvcKe/g06gqb/78m3KewJlQUERWfB12zCjVn7",
-	"pcA90FPqsgWcg7VP+/2yt2NnCJzK+vFxHyu7B7+Riv3f/3P8zaDfh8aQimH+mmNtqfyzHeSQx8++7gOh",
-	"4lmxk+Nnz6ijJJsWBkQbn1PhnVqP0EmuJ9exraf/RiaWuV4DpXAo/8ba6bcvf7z4Hz88v3p99l9XL95d",
-	"vnt7fnXxz/Of/C7jia1D1Ksz9N8gkQOu99Bj1c2FLJtnhnaX+kaYnC+Xntsg8wnMse10MYEac9KyqVR+",
-	"twinghB+2jFVLIS/T1TBgrXLHjpAI5i6Sy07+p2h35OFWIwFdTl1K4lQWyiwBWoSa8/1Cqwk6eBwgLNI",
-	"y4Sd8KXIBmVTZYjCWI7luaAkXqdsoasLF5ZuYW8xhlbrdArSzepYUC+CsiZcYZMb5CwgGnhWkQTp0c1x",
-	"ioJaWmYnelmirEDHbsAkDPzqPY/1s/GUCqILH5f48Uozt7IBlGVtAttVG0DpXAwY9X0DrkDMF1/Txg5C",
-	"Pg1UHNzoNAeoJORFBG6QllFbOSCAlAaC6Vk2M1y5Lvydnb8+e/kK+wgoUF0kYZ07VOYWyYwm481coJbX",
-	"L868aFyYFAKIXm3AOlRDVqgc5gYB3HgD0EbGq8U9s5pC4ZKkrNlVeRiZNU5QCQf1uvwNiV2wUFxCCbce",
-	"+4kyHHhEi8RKvdCg9zipN+D1G5UwDteLLlFIkoBaYYZaQ9PjNAF22n/sNTaxJoufKU3yMWiRPfZTbJ1E",
-	"utmc++tCSxnzybVQGRavmhUG4yRrYJo43yf9x0g6W+0S2y/PL1+wzPCpYyMw5DebM4F++D0KcEjdHbU6",
-	"A/9tqnoXWw/CAZhC2UozNrws0L2X6BOufEmisT+RS4fsuHvy5Am7kVaOc8HOLp6/fFkLK3P27t3L75iE",
-	"Kz8W1nV67J9iTeb1QfdrCEqc0mq90IUt7wJeoTS0pcRmurUWawnVbsa+KmomzNJI5ZBkoMuuLbkOVu8k",
-	"RWpSthjzrKep99y1WCekesx1lgAHSEi++W/BR0nexHArKJ/wCXQpBE0Z7iYmfSShJOQrjaqm186aFK4k",
-	"ACVgFDikSAiu+1Ysc74Gvmo8CyfJRcVIxXQqJgRCCKuhqwHyarNXFGnNJYfdIsthpVkY9LAB3hyaOG50",
-	"+EzYaZ/UnFqTuh4D7PTJ7S3M9/T2trwRUY+MhGrCNg4ojM3Zk9tb0pv9gSFlQ7qG/85P1S5ZtZ5kSZWk",
-	"AlMGGw5s1TbIWWDvNHYmqEW1swGbmpW9sz1pkBt4s5gksJqwFbj/wFts5d4zw4HdgAZhpL2OjVFBruJa",
-	"Kj1FSVUv7Rxct2WFLXjeYyk6DrCfoFgsAdVoK7xmrr2qO6m21VvN5WQOW0ypL7DRnYTl8hoP+fWLs427",
-	"iNg8/CQpEuTsAzB5pTCRRVXSamIMsE1k2dsjr/alrF1zF3hiphE80+4Abzwr2yvaQdMRNjVWHLDnr84u",
-	"Lry0KlSVSsEfUGmv2H755uYp/O7o6SnW1vI/hIKSgLADBvUI1uDZF1hPVW5V356yPKFUZCak2EAiKJrO",
-	"5SKLQ1iHiw6/X825EyG3GJ0DnR77kX7jv0ErPD1pul1+1NAFkgHOGtv2URtKxO7hhpS1QpIS7GqEFS5h",
-	"aNhM6K+vX5x1mBHTwoYuwk/6j0H5juwAD6jSMZnATkMkfRwfWbFiuYhMx1bUb2/3IA14XURtiTzcsOC1",
-	"qIzqtAZaQZxt8I9pla9R4zx785JZz9zQccEzi1AofS09mSIkDTkFSvnnF29fMFuYKZ+IIRsbvQJNiqAf",
-	"2siZ14D8AQcN//mPby+ufnz78h8vf7hIvT2DimKeg4z1f02i2lG5hN4WR9YwE85Pyj8Z/WP+G6izBhmS",
-	"oB/DBtmWJVEbTZ/zyVx4GeKMzr3C2oULTQYrSJfoNOkiOMr6x6yS0ykKoBeGLyp/++78h/9Br4eXL8gJ",
-	"2n0DVWcGwX7pWjNhj5RW4tGQTeEzXE2En4Gl36fIjTJPsFNhjDDxI0p3Df0uZW1wdXx/cXnRpC2iHge+",
-	"tstXF8QjIleMnjMvF00gR+jezaDUyhQqqFEiLDiVwuUFjcGyiVevVcIAqUgcLngQQvHv4CQBD1USfo2y",
-	"QynMTIdv5dp6yeWN1+Z+17FjeJdWkA6QUZStxMPScqkg/RoH91pXpelp8BKn32vr8Mgm1HYcJHk4PgxP",
-	"pZ2EnR5/zdqpuF2KiYP1d7Fngp+AYuk5/AGOTJeCKj3u97veApCqEPCVx8esneKUuuhO6Tqtuzk3MwEV",
-	"L2DyyLYUFoIMuwcVFJ6esn/KbzsJe9L3XyrKVpVdZ7iyU2G64EGAChpAQSy9DH85D3+pTXIyL9S1yFL4",
-	"6hM0iebOLbsE6Ogq7bpxnLQDjNKKqIOMRa69IPbGZUXRBMrb0D69agEGMlQ2BAOlNDSjizRe0XqVG5Au",
-	"kFsvlCPTiFIRsM058EbEhE5Z+vNZ939ion/vqvtLmjCR+0lDSSgNZj69HDC2E22MyNEKkBlqJaCRRiU3",
-	"thspvZCA988sa3MwuGuT8mp+EkliJf3w+Lb/y80TRNmTWU4pPF28UMyJW8/0PY+y4bYUquJNVzci18sY",
-	"2ZWLRYHVcnI964BT+q3gWXetC9NdGemEHZCtExS2pv3eVql7I3VGKvwCypCCvwustZqLC8l0WDXvQHit",
-	"uBc5be5GCmCWT5it+nEq6SK1WICYS2AT3NHgc34jRqG5LVU2ppXEdMIee0l+VS5J5QsKIU0J9MyRCqR7",
-	"0u+Xp4uxTCyLHVhX3CNc3killR0agFtNFy5l7fKI60/gEcLlgq5YOZ/NpJrBSqgoB8vEzPAMwitUgh7L",
-	"21ByvMylWw9LAx82RQmREWHA6frrNxbR6vTKvj9SbF8MbRKoZFMM+Jy9eVnBeQ9ax71+rw+Vx5dC8aVs",
-	"DVqPe/3eY8iXdXMI4B2hPf8vzKWHqHa82y8z6O2Jf8dqouCT9Q+d9Pt7Oujer3MulXlv6vycyxvRqwUf",
-	"W4Off0lascBf65W8EX6Dh3j0UR8jugqi0stEiKzzmYVqBZGBtX7xnz+isiSVfdjM7TI3aMbnWi/hsuDp",
-	"EWlpQsui9yaA16UaqdIJen759uXzi6uXby5S1n7+8ru3dljtdh71ZmQp6BgU3lASI4UhIuM1cIuqijYr",
-	"bjKR+X+lmNIf3LjOQD91vwm3UlgMH2klRgpYJtq54HtpJRvn/Zr24c7z9vzsaJlzuXHSm5HmrUOlEaAz",
-	"82n/8eduxIyb/chGR1foyA/cym/4Ik5wD929MXoh3FwUASMRiyQBoxe3S20B7cAwFL+X+OiC9tZ8ke+8",
-	"if8Q7selUGdvXl4sxeR+F5I+3Lwj9NUYBNy/8FoQd++qoDv3v3beKGhQcEdnd6/dT+aCokugnWIKSTC9",
-	"oTwdMe1hEDoWQdvYvrlAuybXs5m3FvCky4qQ9T1+i1N+QGZXFmtpoE8YHi7Gk70X4xMOWatxVDmN2Mh+",
-	"Hy3ELyP3BR4EChPqJZXPkXzeSy8hfHDEiwyzz5vpBlsJAxzR37nJnEvFtMmEYe3Uil9Txu0EA9Go2qKj",
-	"344U6nZdLH+isPJJF94XmdeRuZ2n7O/VXtZpbOgM3kXsjAT4rSD/KRkxYUYstBcR4AeC6YBW58waG2Wy",
-	"YonyIEQnYJnoaVinPfaGzyg2FVoy/71MtMB1WSFUb6TCDqDXCuKG5ISySTT+Td1V/xbhPqRhULQE3ExN",
-	"UuCVtC62lpaAUC0j6lASd1c1COyLHQGihZv3wOdyRdZVxLyAElhCXmI/7ZKmN5CMG0W/rn75W3s06tE/",
-	"O02Vv94njfOkXtTRb041LLAf/J75QXe7cnp3Qqz2Ds7HqMiWBTQ2Gpbvmkhoe/4JpwJjoncZJkSx4l0z",
-	"oNT6huH3Qqr3zoEcEocM7/QnGPx5Yaw2Q2RZkSBQqIDtbvDK7SQHaBTWOI+QLreQSi6KRWvQb0qd+63x",
-	"s6Dl1T4bG3Mf9/sAGcRvHgNgMA5x3DDELw8oxcoO9g0i5UclsOuFnoatJWWvv+u7caJH3/LY1RteOb77",
-	"lXfKsxlt5L9EVlEq97/0QpuxzDIBCfWnJyeHDEM2hTfKz5Xz8hAk9QGreqk86+J5LC/85JA5vqtUU4N3",
-	"Tu9+5xJ1IRTbFaVNkLjxolBPWZDowQPCsfwu+ob1lNxJED9/VEIIA18KIhykSOuXpFWP7fv7AX+pi/VK",
-	"59nddtYZS0lSUMwJkxIRkON3L+1QKAdsMEc91WLnWD1FGQ0uDIQnqJisR/1V2yl2RSUbfilMF+OyoEN4",
-	"ReFaLN2QpRBhSyHSYsudijAFrNHgbT8juv4yrXvsBUx+pOhpUFIgVNhjIS/1GApFhptRk8zsEMFcKQd1",
-	"uFyuluP0B8HoIFibI0rFFpM5AJRCgU5vNeb5ZgmnJq5V7f56sI1WrTP1oLxqo33sDrOwuidfuNXvy62o",
-	"ShevXNmJLnIEfsE9izGHcCtji+jS0UiFyT+aVR1h5+TBb62ltg0c6zVwB7i8gXNBkId4TMmYwMQCRtPW",
-	"pmyk5H8zUnDNYk4DuJvhznXKKmXD4NiiPSGmI5F1LEZKIqQJ2dhYuJUQCnMoBCA8YGyETwVmlue4oWya",
-	"65UdKeW1mNybR4AoYOmCVgG6qa1uOcWf2/0YpTKCrTh8BCFpwBi9qXRPJrdZ9K7s1/qtztaf0C5urq33",
-	"vp4eUTb4r/Knk087DSpkt4M5hdMygnb9DlJAv0i+/qMzsv6zu994TmE8eOH4gCHe8HWueXap9SuvyON7",
-	"Tw5ZTwyJvRaZ5KEU3l+e3Z7Z6xqvregzwFe7wFeRBhNWZTJ3MNgSRBfKnd+f+f4Warq9P7LXWIqqmQ3H",
-	"e0KIEvLAQz4faL5et6Hm9ylrA8obYBC5VjPPgauJjYitACDfaf804sGOwmRiM2uGLB/Uh5HCSUO8CZSu",
-	"gJq6J/+7uJbLSn/6LR0PdLAld/NSBatUvqtzrvu4CT6PFraLydHZVDWxPzz/OuDO/aDdC12o7MMY3l+d",
-	"9/xD3lD9EdCO6DYBNQ+rygYqU0G587cZclZI6mUPw4g2Gqw02qs/KvIHA26urAnO2uO8EEczI4TqDKih",
-	"CWBEYyDRIA4kGamyR4p/Yiw8swm9UiLgEhJMKjXoQhcV6fwXQoMUrJPndzW61ES1jQUjxrfdKGWkQqcU",
-	"CuFnRvsL2au15Ihpe8UizKVc9COv/IlbR5koBHHxSmbZJCRh1Opj4yu5nvnX53I2767AogezO2Fpzmcp",
-	"+ztr7BBCUaOyQ0iMw3c+wLJ+UznwB+SFG419dvDDcltt4mUSWOn+9Mo/9D4js/uzWI6AOwpVvqsXMhpc",
-	"UdOhRAmJ3XlmRlj74SZjhVkc/ebP6v1R5QSPfit/eI9cJBdNdZpO+89KdaN8J60CkWLfpCq78ZcXLWBt",
-	"4BIstBMxqwOYqzTWdYag0URgYan2Ue6GLSbzkarQ2P2u0XdGLxtbaW1pMU3nWz6yVYq8Ue2p9WDYrfjU",
-	"3OYf4jk/bdY3K/svLZtB7cAvGstfW2PxBM549ejBu0x5gnAt24DJhoz6hJXCKsCvAXe+pijyJ2U4qDNk",
-	"u42k0P/A1u8+oGFuXXVR3loqtZLKikYKSnli/dqmTm4W0whKRN4JRBjVREAwPuTxP6r4pAkWD+N5Hgc6",
-	"D2Wz9ofU0wRxfBNezOZupIplifOrJqh6xagKD8TeXZYiG04DCwVlc6QAYIuBZ8Si7uorx8YCix9FNauD",
-	"eXhe8YIR/g5lTFJi0Ki5+V2oqVlj7EvEQm+tHnuh81yvMGIRRBBhAP5xTlUxNg877bEzFfLCyz0cKcj+",
-	"qxirnibSe7ve4BBKDv4J+PYGkA7V0Hgejpq6ViX11nl7E6FNoVDI9ersDI/D55tDqLWWa2Vf7F8e1LlX",
-	"6190p6qHIP2ovkCOHd3CL6LlI0TL6ckBg11q/ZqrNe2d/dOIJCKymhNvt9lYNUw/xm6OyWatQUvcLoWy",
-	"2Enzg4UXWZ/7XXzEgBuZM9rYITIU5FHJtBPAXwGutuT8vQamuU89xm99hIb8ltb56XjsL5/FVq3o8nez",
-	"saATwSEovfrCvP7qenFNriM2A4U7YB6MmAjl8nXUfRou8id34sV6YrtZygXViomlEdoUNxivKyqY/1Co",
-	"g5V2hpXs/ZHC/KQcMqWPnzAq6ZnUmnyEFqExFeDt+Yu35xffX11evkpHqv24zzK+rqXRQMJPTOYO2EDP",
-	"hKBog0o2SolA0hNCQaEwBSi0IxVUz9gDsAMV5Wst+NKypoSQbo65dZA7NXEjFTNjKWuA6q2FlEAocdSc",
-	"2jfl3WCS+0Ui6pZQhpX2MituWagjBHgc6ZgTeQ4AgPDQXOeQrQN8xe+AtLAJPBQ5ggViL5Bprlcs08J2",
-	"Bozb61hRDMrwAIgXcp7K5iEU6z6j6k3aMJ4DeJ1BsiS8F1Y/UinlGnYraaxeJ692VoHKLnO9qlGBXygW",
-	"FYFQPZYTgZpY3xx//bQzYOnPo9ZylY1av2Dd//BjMmppt/S/HoamKKEyknSNvkwg+oeJmsO37xUq/3TC",
-	"KLRtasKxb1SJCVrAjnYyn1ce/dnC1n9FbXlHCsN5aKIFlQqwAEJgOhAWaaArvklLFblVuPlusUW1Tnco",
-	"0fDupvDS2BNjlzvnRl+T2rmvoRTUq2pjmTKZpZ0B+LxpEUGEWaeXlq20uYbiJeEC1T4knRX5tNKyhapu",
-	"1R6KpcJI+FWry4Hs8EKEXEIJ05QtEus7Ivx7InrslYbUSkj5rFZnoiIcxKOFygTF8t1IcYUVAnawRb+d",
-	"h3p3w2he6MIgHxNu+WLrfqIID5FlUGzokA6/g3vt2F1XsMvz/O5rSFXm6hcRs8ATBIRAayOqXDEMdF/v",
-	"cxbKU5V3ztqiLNkA/iG6TMGtupPUz/L8IGo/r038C73/weh9D12x9qgFcCyvvPvHIKlp1Oo82IVYTPlR",
-	"MB+6sWn5DuuKLwClgQ3eIaaQSTi9lLV5vVwS6tqhDI1dCgU1IRGVZanMAxX+PO5j6VUts3DrBDe5FAbL",
-	"tjNSFC1gwXojBZW4vDEVTIfptMd+0I6VG9GFZuiDajk9zDMIsxxBHU/b7DVXYlVv9P4wyvfrKX8r/DH8",
-	"Tgp4fY073ED+oDYrYWFXeeKBk88dJv2rw0z/4t7tZc4nVAuhRlYPp3h7Jue02wM3fQ4B0MCXak0foMr1",
-	"yeNvBpBIfJywpwwad9iEPe4zz5PE0nZGKpgXmx0gwKsxxm4SKX4UvdpQxmSkKg0sUvbu7auNnhXsZYDA",
-	"huYgAOcaqY1K+2GNRxNsW5IOQaZgczNJNQWZwd23jI/URrMRtslVg0auFWsTn4doLuBOgN+O1AEMN1TU",
-	"CwX6pK3V52tEzDpuXL1VyANywfpAO7jgZmeWz6hK/YWZARw043jhRDgD1l4UuZPdKWRpV2+U1Krz8Gwi",
-	"XKF9JkJQgtzeLjtQfr2MRoVfp0OwbOueiNxbE+D8pZKDcOGcZsvCBeDXSNXZi675kztUCJnHeTT0FvKG",
-	"OTI2KNXlxNI/gPW/7bVYkdOYrfh6WKueegTOZeAQIyUduGRhqgto6wLdVitnKCPD6vTYJSh96OpGn21Q",
-	"BI/7dykXrI11TyETRk+nuVRiOFJQJRyr86DnQSqGkgV8C+Acx4H97GloKAUW/ROgVDaYcoNaKWkCcGB5",
-	"6LiJ4Si7UGGS5VJdW/C5BJfLPn56OPPckJANvJK6VG1zy0+vrjY0xfqjKawxljDcMLM2reAvuuoXXfXu",
-	"PPvCqMA6Ijwt8nb0He9v3/bAgorUskMF1V1iiaB+VHF3pFAADyoCJQYeGWq7hQI7v276V74+UiQ3AL+/",
-	"0DfRvY0t3GIZvyqbQ4f0h7Dq9ipW0wcB8HEMW0+njZho3HTPDf9QfoEGT2C5kC/88As//IT8cDp9MI9k",
-	"/aLuZm1n2NKwCkxGy7namImKMEI1WsycMKCzSjdSWEc0KM9liAwihzOv3XpOQmUAx3xyPTO6UFkosB2q",
-	"lMYOQ04uMNPrRvA8NHKhimVSXT8qIwAjZaWa5aJbWBG6TskMGNtcF6GOEUFpBVVzC31EYLSRqsX3Kgi3",
-	"wOIxDgqVw4gLUD6sVlDxvZm3EUm+oa+8hSN4GCZXG+P+yfp1YqC6sqHm5tbRwgmgZghnteIfkU3/hYf9",
-	"ZfACrwElwBqUg8/E3+72NZxHRagBFODJe1DHL4QGcDf6GiHn9Xi+3YhAVuP5yKwIQVFpleY05jTEmlO9",
-	"0HMuwTgPKGzb7Txj5abTk5ORivomPJEOq4Cwaus8YGNQSX+zhYvXJqOyikn/saMFOUkLoOXOHkv5s/M2",
-	"GveDlbjLKluHoqlQonIYVF/KevzCz77ws9aFN6oghlECMrEMInK2eyKc7snaiA/tM0e3GNWGJmS0405g",
-	"1OXZ1/1+p+oUG6myV51fY0oDXiFHiRpcaELAsBxnxoplj12Qcc43IRrAe1a8dNAJApHBbXOUGoedAaZu",
-	"QEXd5zovMUUA40CGC7gsUtu2oSD+jzWocd0GDbl2xGmps3hkxIAivlxpNtERClwiSOu9vmhMKhkAv5pw",
-	"KwYjJW75xOXYqhAYbCAYaZKyu1MoEcX90uLpIDSGavIFq9xq9tVXoXw6dkLEQ53mcjZ31PKRJvrVV+B5",
-	"Lg8BIL7wHDTQdHIhqItM2eUI+gV47R6BbjZCqqMYCtKnHYDd3rrdj9RG9DKuBRsJsW3kdsJCD0g9dahj",
-	"r0lm4r5nncSvJUpb3K0oBnmeb4jC/nFAWzcr4PDZAI19qFJZMMgfEPYLlIik6+kxgr2p7z+Bw76Afb8I",
-	"uyrYdwPBS36AOik9nDc2JHjuQRfkXC6o2h7ikslOBW5PHWrqkUSIsmO5nN5IvaVoWfRQ1hqzlZKrzDVt",
-	"5i000YfiKvj5e7GV408+/O683JB2I26ldTbqz04Dh94IyHp6odZOfuTQ2XL7cH+K/TpBiho9lbmAtr1j",
-	"6pnTDs2xq9+HOPbuPhtJq6HZz64toHkeNb0Ce/HFLPjvzSkR3lRxiT2YCRDUrz2dd0g/Q9Q/dOuUpO2h",
-	"EqW0CepcEjRpYIdDlpLWG4o4B2V/V5ZEr7EuVJhC6+GVnH0VoSCZNuzXhyOK/jQVyxHi/MhuLnyTEmv0",
-	"hP00uiA27yqEQsnK/lEbXL6hs0xpZSJ1tNHlHrocD0dqp889Nmkmgdtjb7wxrRy2bQ8CfKSg3m8PpnoV",
-	"UiDTYZl4uhApAnSwgUhaf3IwUtj2uB3zGRsbvsVsXGz57kLegDeI7u2VYxtOuSa14T/hCM7hBB4KWHIt",
-	"1MfGOi/rKlHY1g05/kWqfpGqn0yqomN3Q3Ova/jRKYNsZ4EVMaFw0YPJ4CrPPAJWtaeG1DllWjQBIs4q",
-	"sdWNAGqFH0KpomCBhGs3PCSU2myk+Pn+Z6Vhc8l57ooCovvgU4b6Pgjj8ODFJ77whD+QakMhRE951Tbj",
-	"SIakOUTVJ6gQD3D1M27nY81NdhTntkMFf4vFuryCEbqDVJq7sjY06csYfaZaqhKdLELpYjbvbCvX/xDu",
-	"uzCLC5rEfYvhVGQtidoHrWMdpruzjDUuY0OLqEzyLu2h+uiHaw2fgw/9OQwJnfE1RgpmOeSVV67Sr4WA",
-	"9nbRhFiIQy4B9EWqXoEeO4uOHGwKBF07MEiBQQNTtTi8ok0RhEqZ5sqVAjwK1rbG8FH19YR6MGN8g7XH",
-	"/kC87ZvLawFIxkhB5DoaKamsozKJGBrzSvxp/3TI5JTuKpZQJlltROk39KONVOlzRBSTtOxJ/zGB3aGJ",
-	"RfcM+hZiRa2F4KrmowSpDzVSG4T4P4R7Lf7gV/+12Jnrg0f/5c7/EZ0HlcPZc+2PoCCz1KobYoi7NeAf",
-	"QqvuihJfgrwRV8y9ZpyLppydkZpw5a8Z1oCuONmoXakw3BZG0C1HdPLM8IlgS2GkzkaqnYpbMSmcuMJW",
-	"oQn7equCFMsKg0g/OZmz9LvzV+eX5ymbeB6Yex3cwWh4xakHJXRMvxbY/lVYZ/Ta8xX8xIKXRQ4gzjBS",
-	"5EYr+6xt9K1nhfJMzf+YVLDbsS184vdiMocknuDmqxQeAed7qDliBFsWZhYsBTomiMYqKjuWehrxe5ql",
-	"Zbs1cPct4Rns8L+EXp/48fZp/1lnD67xHI/igdwY9PXfqfHQd0TxteEbmqoQNXoJ4dW8It/ykRwS66D9",
-	"e1TWWq+GPPbHNt5/QZx/Ma4Ob2YUMADhkkPQNM/BuAcO57SnO0/YImPtf3z35i3jxvXY8df1ZFF8/1PY",
-	"Wk0C5ug3md3ZCwASGl3lGnrN0GI5YaZNSMnYgi4Cl69yrwfr63MQE0Gpk0PmDzz4V/Ow/NXLeyJBMV7K",
-	"gEiRpGf421XVUhpv0vtkt3EFSgN9DPrKVD6GXSuoYoLMajX3sdAlqXs9FotmhvmZQtlkLyCaYTimXYc9",
-	"1wqXhZhJSOaoqH56pYRhVgg7UmncHizhGOk+hdI2Q0YaSsQATrTJQl00MvRQSwHwH+E2Ioq62XL641zz",
-	"P8fl/u/Q7TkqWdR3tFY16pEtLwcJo1239e7Wcx/bdK6UkEq76A3tLo2YCiPURNhDXDJWOCfVbMsro8Sq",
-	"Vj3XQa9fsJAs426kboQBjtAfhAws7NKlHLXBigaOXjrrr2Q74zJfR2+nnk5HijvW/2bQ7yfs10IKhzFi",
-	"dnIy6Pe7/a/hD0oDEF+J3Jt5ciGQw+R6wnNv0X3//eD16zTc+XhQTi7Ev7QSnR5Lzy/5LGUcPT8p7Vpc",
-	"+Q7u8ENlV99UNvWP7WzZNetdNacqj7MK6Xwil0zS8lvfHELO9KRYCJAEREueCKDGdTsdtR6PWmnnj2Te",
-	"/OUdPvtoIbC4cGmQxxUNvOWVvBYsffMuIDHKe8baiOUPB5+w9OW0+5q7yTxlgREORur05BsW0sulS0os",
-	"pnU895oE4kAwVQD8QogHqc7/qjL/K0oyoJbSPfa2yIXF5PlcWmeh67xZs7HBOqxKdAbAP5DTBA4DrSHS",
-	"fn/Q76feFEpPHg+ePEuHI5UC87oC5gWd/lJV5HkK7EZpFWD2K2mxq4KhwlSpUFk6UpmcToVhba7wN8G3",
-	"HR61S64sW8hMydncNbpd3hSH86vtq0gMkmRd4OyulqI2BqPPX1LRm/UY3VC4qn3/j2A8BiFR9hHMhpiN",
-	"MbYCGtSEVGKRsdOTb2JDGmQgpXwMtNHa6Ej2SqiZm7cGT093dGL99P6mHVv7Ui2Lzw7qvyeDr9wDBhaw",
-	"BrRf0JulCfHUUA22wvV38+7KO4Fp/+FRtl98Wo0+rW/2UCalz/zt3q1P/FtNFFlh+NJzNGu93tj2WtlX",
-	"aWcQc+mxOhdkV9UZEqYEBV7U+1MWY/xQgVsq/CFocmg5mjuqpdGfr8qM3x21x1D2hnb5rBaajd+mjGJH",
-	"tRs8q/CGVH1IJVblcKGcmmmqB52M1EF1w2JeAH21x958SEWa0Phzo7zDSK20YpyBa4XGw0k1JkDDOyE3",
-	"+YGCIPVBPgWosyH3uVKy/ktBmy/hhQ93g6IeWWN/8aY+AEbL2x18scyR4ncFCi4hMgswb4xvVKdndWG8",
-	"1rQs7NyrTKD2coafJbi7Z5KLpbZWgg+WOyjXdcPzAuvJ4sA2IMH9fNhqritmgGem2NbmZ29fJMzpTplf",
-	"bXMhlmWId/tVhJwkIwXGCV1UmDiLfZpT/EWaVJrb0drAHYwLHClia9yFN3pLo29kJkzK2jEOJG7kRNhO",
-	"UvaFhlZG2iT0hdT/nCbBgYbAN3pI5WvWhgf+DktLBxtLxOyAIeO193LBb4Td3A0ABWB2cupXRjaV0ym5",
-	"oMmiZPTXYFU5nSYxYfm0j5nII8WX3DjsZ5prr4U4ZmLSI88wl2AYwAcLaCqgmPV7wPPof8adwS7ufjuk",
-	"Yv/3/xx/M+j3NyQgzgn8UU6nnR47UyMVupPiHlLpN7FYunU8Rc+cKx+S3p5FpQk9YCM1LVxB9UZ4nusV",
-	"1rtEvz+UuS+pGAiCh6KkwmEnp5HypIU58GDRlY537AuIlNzDrQh29ZYHLtezwUid9E8I04RoqawwfIwJ",
-	"IEawNkCh5jIXsc+itIh+mMwB/uA1iBth2MntbQexEM3JGoiy4CyHHvhwYpDMTkWcQV/RK7ToZ9DWu7wx",
-	"/ukBswBuSTw5MKcdzy1rG+GZXOH8/eCWySnZuLDweKXnPKNSy2MhFF2oTrJF2+FaRwRpj52F6wonlGvr",
-	"D7IsbEDnZIQXNlQOoJI2k4upg/YAObfuCh++4i56Q+NAj6xnEcLOlbCWta0QLH0RfvbU9wq2ze//UlsJ",
-	"x72Syg6QMQYWUbYhqxIFNOv1NMCkim2N4e7A+ryyYKCRlDNrwL5w/7qEreeTiVi6skrO5rf9AcyUtNha",
-	"Tvo9iO/KjLWjKyHNCtSkxAA63aZJ9Etjm0vP5omC+EhN9HLtWZR0uPNAcMSp/S5wtV5xwPPYa7lc4vAB",
-	"hTNS4CePMa04Yagli2Ak2DJspLB5M0ZKqIlZw7IR7BP85RG7YynKDpfwrVgKDklQvLY3Xi+fc7PI4Uyl",
-	"Yytd5Bm2tDNQA5Kt5tyN1IoHMeanMhZuJYTCkBykQHHF0pdBzk7W3X+KdToAvufMGtgYFaLwFtm1oHJB",
-	"kBNo5EwqngdwI5Q9XzdnRUMsTLxeX5BgvsMxdVFtwIqcuA0GgJU3opOwty+es8ePHz9DIYc8F+OE3ITI",
-	"INQuxmvxCBFSZV8zkKK72iF75nBYeMYL/a6TC9EQo0kaSkxtrEjc7l/Rrgk6/QDT+9HL58qFr1g6DSoB",
-	"8k5UCPAqdYbo5SsVn6pGQji5nR2o4aF93r6FVOHH40NXA5Ov6BIJiFxUPsBnuaFUkPrRtApQRYCGaq/s",
-	"PCE/v+Q+cWIodgqWxPZinkPVl+7Ea4CKSWig6NZITAA6JLbQJjX13buX3/kbPtFLTIMK4bjd/tY6A9h1",
-	"ECdPnmyexJI7b120Bq3/9fNodHty3B2Nbr8+/+Vv/9ba4aJ9IGQecpYQc9/lEq2y0KCNEIdGRSbXsyEh",
-	"I6NrYQsbzpRGPdGAZljTC7yi8UdLh/zSjep3NH9R9NXVY6/nBwVym6tgcX3PuEmTqhjJEqyTj245/j7Z",
-	"135qDM0GKPK/EuO51tcxLAcBtyuZpYPtcgCenZCmCuF/yLIGmye8FKsNgtWzrXqgLg+tC6AGmeVTMWA1",
-	"BaS0ZP1vEEdtS2VSq4kYYgGyoMFIFXPQ71ZfRqpdzsp139KvSbPsJGRltLWpGC9+XthBQXotVa9Uh2ye",
-	"uhJbMhqZsUwYeSOyckH+K1hLMmi2kBQKlvWmiouaZtwUSsHHcCLgzKHPMRmMjc2GZWXrr8W6izW10rIM",
-	"5ObZJPWZ4nrB1UDJa3OEWcy0c0KNVBvy4tcJMwIUrk7lA8h8BaG5Ym33ws6HFUzJSIWibOxbvxyoJ1Cm",
-	"A/lXvBFpipxsXhh/pADnQYRrj/xX0+bIqZ0frJPeIYX9IH8SCfwApTgLO/8WAraH4/H389Izus5f/Mxf",
-	"/MwHClpPhIyT8NrE7lUlbns510owvlzazn1kaws4dxcgeXdL2Io3OsTxHgiTN1JtpVkmrZdUIIOTrRhd",
-	"BRWXBJuoUNLZTh3Rh2KFQCESxyFkFj0zRL+BdOg8l8pLihjadTrgRlwF57UDZncRNuaPjauL09yVvkx/",
-	"L5f7BUH33w5BF4mgvXER463D63Y/RJ0foo6cC76XqRR51il7DVZj/TBcHSAXhtoCxFXuLiAvJtwY1FOJ",
-	"CWCqACg/5CwvAXobuc2nJ9/EIEf87JAQBVV+EEPMVmLzMb0QniWL3IpHlokMHJpRhz7tPysrm8cPD8ri",
-	"TAAFwLqw/pqvK/i1HvtxOlKVWr7+4yWkDVzpgftVi/baYjIRIsNQyCZqkDWABlM69yt/7mkMMj09HanJ",
-	"nBs+8ZwLIc1aOaNzVv6aaagNI6g6e8JsYaB4C/aSW2I3SSOYM3KxoDs+aqXs74Ax7AxZGugsZVyxl2c/",
-	"nCGGxhZgyY1Uel4YvRRH3wqTS5UOWQr0mIbyFBiPkoulMJLnqZc5Ke1LGsNLwabQQJ9gO2Wk/ltAdQIJ",
-	"iV8Ljj7tCnEFmJnfzrN4K4KwiNASjT7IhQCofcU2WmggHJTrsKX+Pa0GsY1xEO/X3pZGfBsAxSHG12M/",
-	"gRkVFzhSsP4oDD31xJAJi1cfHTyZxP76fiPShUyTkVoJqFTgf5GPKWorFiDhIMFH3EiQNRCbSzMxe7HD",
-	"BNkjBb+gNT9UVP8u8My79ITI/TbBmBT0+wLF/ALF/ALF/OxQzKAa3QW9hCJOR7/5O/X+A8s+oXVlAqeu",
-	"4n6GAE4ZqZho5TRTeoWoBwSMOB1LVpRwll74KxzW2AvpGtYlFJAIYwa95PExfgrSogxfpQl79jj+aqTS",
-	"uS4MyrWAk8FnM75O2biYXAtnG3EtY7GGxoZuzh16eQO0pYrrqUNZ0iNAvfRYCgCqYHqOlC0WQdrhmDCJ",
-	"SbEocu7kjYCPWdaGBuEJ4xP/yyuhhJmtk5EKgrtTNh4TXJUpGaCOfPXVW74iCAgABqDNLZ8J+9VX4IsP",
-	"DQ7Ayk9LPwKd1Ugd95N+v18ii57Az52EaZOB+ByvA3SL8K6Q7IH/HqmA76FEXMAXhUGmOs/1KqG+YzPB",
-	"QneOVInb0OR8pNJXUl0P2Kjo9x9Per0e/EMMmRH530ct/6gX/cjSsfHHNyfffNPZ6Gfx7u0rar3Bx1bn",
-	"hfNjuuhN8Z+BSSRM9kQPHZ9lkQoIghJkYBOVNZW3Xm2dSkholypWSlozr2AEZURknbiiSWGsNuTozrnF",
-	"ocH7QdWMe+wF7A5QEG4H4inAbIBFoNWChd0pII2wmloovlT8J95yyq0mo4UgXvE07Jwjhsqf5ZABlobm",
-	"CYS5gnrLDH81UoDBwhCPVyOBpvyRcAdNp1dGOs9meSYq4Iwe+14XhhRSaMyJ3Vg8x8WqVRRJkAanb1k7",
-	"XF09xTBHEi9tB6FHHBv5AXWDQZmUAR3YuUEkb8jBpjVF/Mdi48IiOZK2urM6lb/uF1g36JC0WAqb74Y2",
-	"7C815UcrY+h3uJBeGL1oHfDcpYanmqL8yJAOjvN/i483BPgr7Adgkl2yeCIIzAZLFW5A4DvsuL/Bdfr9",
-	"/kY/8XCmhQN01nGvB091diEX0JFZXRIN1hrgaF6xl4ti0Ro8oZ+lwp9LXIZUTsyEOegcngOlHXISn7ty",
-	"WYV4G3SoH8NpECOh82tzZuJpdhiZWqGRET4yr1zvIEm9rMgzKLWkpaJa7J/Mj+iFw12vwDOfV6//qxcV",
-	"+LHEQNfiEUzfCLMzxL9VaQ3QAXcX/b9L9aw3BRBYK6Omgo4UyOoNFTTZq39uw6l7I5Vm3EUlLnphCAUB",
-	"yxGGrfS1YMWSkVPoq6/iBA/QwSIPfFLhgCP1pEHvKjWtTR1sW+2KbbC/KF6fXvGq15E5UPOiDmNxp6Ty",
-	"Gv2G7tWkgEATCk9qlU4U94sy3VNF2PbPoAQv4YUNIvzJpgA/SH5/iPh+siW8/7Kyu3rsu5qDbMtvPKYo",
-	"h79I4L9IWZ/S0bOBsruXEK6hiXYn377QhgWctE2YM4WFDAcjsxlogJBCVSZ5SXBkaNNjF3KmCHY9UheO",
-	"q4ybjP1Ew7L296/Pnncvvj87efIUp57KrAeVKhxfLHtjna1TauRp5UxBGALqB0MyMAa7kO+u2Hjt7c7Q",
-	"nFitYw2fJTdWZCj04rdHinxLAUz3hC2kKvwnSuX3BrYYs4na1Gwok0ZM/MZg7kXJ1NOb4yQtp+lN4LX/",
-	"PkgNRNVZMTHCWepV2mPnfDJnK0jPGakpl1jvGYq9rlRo9hiSpyBl7bR/3BmMVCP2jU6zS1evSz5Q/2aQ",
-	"1ZICIa6THPgRqQCfBh9Jwx/9zwjOG6m0lwIGnZd7W6vKlomJXPCcvVPy1m+AVpm9c/T4qS7USElZOwgL",
-	"sDykyvTqzo/Eo6gsQunyhDAHXEAe0zr0FvIHREEmyB2jX/kVGtG1EGdD4KPO1p2YU1bbGhmgLJjX88hG",
-	"ZB0mocSEn3bQAEYKED6dWnhqN04SnS9eddFsWhhPlyMlplMxcRUIZcNxlVhKghSByjWFpj94SU/7z5qR",
-	"lWHSXZltoCprA9GlqJTQIrTjIOxH8PvEmncBs95+o62bGXHxH68Sms1bkUkbQLtT1NrcPBTfkxYTlBif",
-	"GG1tgGRSd0RI7eJqTaWFsaHRGmLAAbiL/tyyKAD099vsHc7So/A8bm4IGBNwU2QjRSjYTC+4VI8sbS4w",
-	"HhPKJlPOGymO4XJTPcGRajc5lLljaUj8PfrhiDJRCyUdzDfigyn8OVJNb/nH04TJxTLnBWb2gkN68zn0",
-	"UnuaPqMF0O6SJnfS7/f7TDqxsENml7l0LOdmJgwrlrnmBCs4ub2t1HyPVLYrMcHbKfVsyZGqpEs2FJpv",
-	"IwYaEMudhMVsyl1gWJI2d0Wi3yn5ayGYjLjdQPDDUk/XKiZYOmzt0Bg7Lq/DXsfffgjsnelAVYZa1uiP",
-	"vGXFLbA6DJ/unWfktnunW8Xk9rvPfvntODk+ef9vh+RhXSz5xDNPfwCQJOivmZ6CyEQjc8yteHrKKvoA",
-	"2pzpnZOP7PzQvT7tP3t612Y/UCSfSPELsvgLsvj370j2W7hCF/EGDX7+5f0vO+HH2Bw55MB45Zg5TWry",
-	"vTDH+/sk06zwbtTmOxbcCHNW+EtLM4XBkZ0XJm8NWkdghdNMttp8TUJveq8gVIv89krGgnU3Gn0fZTcm",
-	"/FBSIiShrgzWUq1+iyqo3vG52ld2VVFibQIreJWJUDe2WnOwUxk4xvq3R/Zn6tWa3blale/QUTaEd8rm",
-	"DY249JAZS98JpmdDVisKbAq/VXpCeEE/LmSe2YQZnedjPrm2Ccv8E7nwssh2hizl2UKq1D+B9Tiqu+//",
-	"1DDk94Lnbp7AYFIJGwFzwYaVddgzfS6qFrb1/pf3/38AAAD//w==",
+	"7L2Pchs3si/8Kih+5yuT2SFFybITk7VVn+LYG+/aiY8ln5y9YT4NNAOSOBoCDIARzd3KQ91XuE92C90N",
+	"zAw5pCj5zzpZ37pnY0kzGPxp9N9fd/+zk+nFUiuhnO2M/tmZC54LA/98qpWV1gmVrf2PubCZkUsnteqM",
+	"Oq+NsEI5tpoLxdxcMCN+LYV1DH6b/ne/9nb/Ql8LlY5ZagTP5iJP66/xnC10LgrLMl7O5o6Vy4SlTi6E",
+	"Ll3tyStdqlzkbMWlY4YrpkvHuMrhjzl3nC34mintmJ3rFfx2ZaQTbC3coJN0bDYXC+5XIlS56Ix+7tBs",
+	"OkmHvtb5Jem49VJ0Rh3rjFSzzm+/JZ2XUl1vb8Cb50/ZNyfffMMKqa6Z0/BBJd45tuQzkbB0Ug6HD7O3",
+	"b17CP8SYGVH8edLxj0w6acLevnnJuGVSsdT/Lh2zJe2peMczV6zrS8/XbM4tPdlczfaE3whn1v2zqRNm",
+	"e97nItMqt37GsJNXYqqNPwdn1lLNWseWyomZMDD4Tz/91D8r3VwoJzPuxPYXvhXcCMOyOS8KoWaCdf1e",
+	"Pf760bB328xbyGZ7/B+X/NdSMOf/yvQUdqjQM7bUVvpHLHNzaVmmFwtPHiujnRh7usyZXy/PrplW7NdS",
+	"GClgH4AG17o0TK8UEs3+if6WdJbc8IVw21dlx6TPaL5ToxeMx8kZYZdaWTGGVfg5reFYLOsSvfdYqZws",
+	"mP9d/bLM+Y2obgxbSTdn0g3YGbvhhd+eOXdMWrwQZTZnnGbQlSorylyqGdPK75yaCeMfV+x0+OSxPzfD",
+	"M7+ynn//dDj0myH9IpA5dJKO4gu/IW3Htf+An5bG6haq/GkujGAc7g6zjhtnR8zfcTzr2pK0KtaMGyNv",
+	"hL88VuaC8YnCm+Ev1YA910WhV3RZ4I75nRizXMNuXJWyyJkGCvXkmcGc7GCi2vaOK1YqXjhhRE6PItFJ",
+	"y85ev2DdGTdXhciTiXKmVP5K5AkTuYT/1nf3ZHj6TW13Ez8FK2dK5HQJJ8oTgRXmRpgHli24dcKwa+FJ",
+	"wjKjnR87HApTfOHPMD3CSaVjvw00QWTNniS40m4uDJEWzMN/xJ+8dCzTyklVCsu69OBEZf7amoQJlS+1",
+	"VC5hC+GMzJg/zYRdldm1cAlLPSWnfg2p0ynO6uSEZjVRcVoD9kzCDFZ8neDRMj7jkq6Cn8xUGots05Mv",
+	"vjdRuRZ4AuLdUhoxYM94NkcC8ffAVnw/nHBgmBwHmyiJV2bEOLN8sSwEbLmwVmp6riIkdiXcSgjF+HIp",
+	"uLGeR/CJKrg/A/iqnPrPWG2cZdwzV5gB7bi/zEAujvGiYLCXK2nFeKJW/kP+BB0SeVEw7unCMwFhI7fX",
+	"KhMDdi5Iolm+EBPVKkjxZMWNP1GYWReXzxle0ARmsvQ7rafhavQ8pwOmIeI+Iicgeke+N1HhsgPFVHcd",
+	"13nL9X5u9KJF5DicCgp8uHPIhKy8Eb2EefHw8OHDJ4Mdn/aE0vjwVJsFd51RJ+dO9L3w7rQJ7tdG/4/I",
+	"nDY/wDjbLHkZHnhgPeGKhInBbMBSJHiL1F1aYWwa57bkbl5NDf6TdLzyI43IOyNnSlGf6n8YMe2MOv/P",
+	"UaVmHeFf7VFzfn7GF3p7ms9UvrF34t3he+f03XfuN78glEsg3c6yTCydX53XFpUTyvl/8uWy8CqA1Oro",
+	"f6wGoXfYwuOA8K3mci+8vsNdNvcUnZeGXxVrfz39+sWN52te1ne1gSvFC3/B16BY1FTXHXpE25zoraO2",
+	"V2B63/L8Deq2e9a/NPqqEIs/3W0fXuNbu7YhqNQZVyC3hL/TVuSse2VAlP/1/McfEq/gqBn8m1j0ghf+",
+	"nEVO/KA36HjRq9W0kNm/bhW6KGQuLHGvd9I6L7+sl2qsKxZcFuE4mREzfxLGi9CZUMLA/Jh1sihYgZSv",
+	"TU14hI/A2IF9svRFLhZLjUf6N7FOPU3hIKZUyn++m5ZGja6ktmuVjWgDRrL23rVY96XqTws5m7s0QU3Z",
+	"2xjGFWvc2ufaXMk8RyL7VHsLyorMGc8yYS0pd3793i4CbqELgcJ+GTaQ+JRl3ZTnC6lSNvUs7ujm+Ah/",
+	"3rxIbdr+vlu09TxM/IVywihePDMGlb9Pt0dX5Qx161w4T2HSev4xEznz2rVpmK4yT5jyYtWfcWmUyOF0",
+	"f9DuudfFP+XEf9Bu7skTVYYp0TqqZjCp13xdaJ5faP2Sm5n41JcaLFJpmfa7dcxeyW9hVhdkR3/SI87F",
+	"Uqjc31WWS9LClF0JA2JDLsS4ZnAt+NpzjuAqAIXoyqt9Xv1xQiXMarriTV6yEldzra/7EkyHDcaCi9f6",
+	"FVdrEhb2k26CYvyqtIIVciGjqhXv/QPLsoJbf+3f9YnX9Y3XAOB51N7FuzkvLVgtkd4K6QXui9d+yeGX",
+	"PMt0qdyYdgk14bTmc0iZRR/DBi/ZcEvsYyP1R2G5bxUv3Vwb+Q/xSe/hUyNyz8t4YZMmp/UKCJIEGHHc",
+	"lUawhbQWDGuDUvmjcNO3it9wWfCrQvzLLlo3qmIJ2GBX3AqgolKBV81PbuxvGHAxr6nR/RowOFsGdtWA",
+	"nRVWk7U6lySuNu4Ws04bsNy6IKw8IaTM6NIJ20OK9KSPpEwPe9VRr9QHJcCl0f74/cqeKSfd+lNu/k+i",
+	"KPqk1Em1BAnPHbsygl97w8+Ufr9T4QWsTVkhrbNkIU6lKPIBO0jPMaK0Ik9ZNzgXNhWoXuWUDH6JoLP5",
+	"N4FJcJbL6VQYf6okWoE/vlW2XC61cSJ/JXLJL8Ds+NfILc/7000DJh2AEUZDbVo+S+P5qZNoE+Ulvtti",
+	"V16YUoRt8oQovMJq1qy7V4T0cDPpg+QRqq6QEqvGNarMtiutC8GV32G4lJcyb1h6ZSnzVvO4Mlp/rt5M",
+	"aiurvOH6yhuq/hNnZS7dM+XMentPeIY7sOUZSPyf2t1+mvHMiXzM+FUVTyjVtdIrxbpgjnM25bIQuec2",
+	"UoGGesvikg53h1q7nkq8ZggLyHPwIPPidWNhW69sbcuc2/n28r4X79j592f9k0ePvUxeGnFz6Z+ksIUX",
+	"un4nB22zksvWL8cxbv2av6P+aalL+g7r/kMYbaMkB9Op1/p1K35tbKBU7vFp9WAMCCQdW+ImtJ2tjdqC",
+	"J3jw1YEZD5PJtMqEUfaA89wgVj85OOIkkBxsVzzJ+i7R0ewk5ZcS7fomJfsZ0j+lEwt7q0OjuhUVdXBj",
+	"OPysxDt3ydvDMa+9WsYtSzmqTuFsYiQp3gyNbLfgwVda37dd57N5zWldbdvxLbeikKqFof0XL0r0kaal",
+	"kt4GroyRB17ke7m7tk4sBrD3DZ5wM7s8+abJkXJdet0l6aiyIDUG3WY0J1UurpC4/Ntf3/dlr2Lg4fKi",
+	"+HHaGf28/xC/42tYaee3XzZH/y3p+FW2Oz3rG0zfjDNP4gbQCK07Dy513PcpLwvkWOvOpgBLDV+lZJva",
+	"YJksCwH/XlhR3Ag7ZulclyYFFpPmfJ0yPpsZMeNOBDdaaeHcCp3xAgwkf2wxKMpX/tLo0vjv83VLTDTp",
+	"PIXIiafdlTZ191g7B53ywopNyshK41WEyyWNsk13PzRscXa1ZlytY1zCT3rB370UaubmndHx8OS0ZaZK",
+	"rPZ84dxbdktdyGztLyF35HlCs2nA7jGDhVThF9/cxsi2tmBjvm3E8h2Xxfq8XCw4iuA77LhQnqLzGhXX",
+	"dAeQjlsb9DLSCEu//3706lXKuienbN7boCX/xD+0EoPbNQ2aBH2xfYl2fqW5ydtVjBtxKZQws/WHutp5",
+	"uxqnc75uWSYL62xoF1vrTjrv+jPd3yLIqRF2roS1rUFQhdEZq0uTEa8n/dHb5VYzzqwsvDjwejwrtLUA",
+	"dwApepCoeh6/3yKpyNcq8su7KFBzc3NpFtbmt307ihjgztZdKjmb34FDnxdCLAPttx6lEeBVvpwLbtyl",
+	"2WNjt83JOrG0H4qqwpW4XWgE+gkvhIkkG+Te2LT6treuu05qGyfbfuloMdumDu3i/egdSblVlw0itXkL",
+	"3ir0YKUQi0+TcAV36Rtbw96EZWzrDBs6Qvs54PuteyR4/lI4UuQ2xJkRtYvTcrGrAJa343LB834BYzWt",
+	"HyPAOCUDCNwb6MzUU3/5r+Wyt8V8dt5MERzum/NZ16aD1lWcg9dA4Q82hMgFgi7mosgBPtO663ewPcPD",
+	"jhwAW3/W06kV7kADZMmNk8HwrD//8KT9+RB1bWH5YDLRn2uBp4Slii/E/1f9Jm23mhxdlaBM4dZ2YJLX",
+	"Ai+qg/CsP8ilyFu1Ky9s7mXFV0urb0vcz2rkpG7w1w4jLGE/8bfbTJ6iL5GiDzecajdqSxxt3s76+O0T",
+	"LITzLDg4ljaJ3hOzF6cCYmEQAuDG6BVzmvUZb+JctGGp9fIGbTL4Z8CO2AH7m1g6Jn4tvXaE2L9cL7hU",
+	"Xq+W1oGqyBy4virdepOd59I6rjKBbsqKcdc5u/+3zZXaxeSNsEtpuNNmHX5lr6W6dGIB7v/SiMtc3EhO",
+	"tAAL8f9d6pOapFkJkCpt5Pgd7VhNzd9gfX4NRXFHrcFTQyHuqmuIdyIrnajM6cNeO5AvkbvyjnPyd6Zs",
+	"0edST+V5WYg8JRBf2ph+yrq0dZ5qe2OWLkszk2qWAhgI4WDgNbkW4LXMhXVGr0XexL36t0TOupwCL/iL",
+	"iZoCDs76geNmE6A2uBXJTxS8NNKyQkwdooAC1cZVdJLqqD2Hwcl2akfZDqCt32LYd9qwjf3ePNy2O/7M",
+	"cFsacT+Lc7cdeFHtwQPLyCxj4XnWNaLPqziM1OiFvM363OTO+8y651IUeYyPb3LW4KDctib8a9vrATAI",
+	"2KgQBSUOdaXzdcLSo5Qti9IC2pJArIR+Auc9hkDgN7dbc/j96HlrXVnd4Nlc2I3coRuCpmtEJuTNHW8j",
+	"vImOkVZl7AKcaJ41e0M+3ABUUx9YDCDl0bPiL1qT949ZOhwOj/vw/y+GwxH8//9VQ6qjpoqSRuQUhtFK",
+	"0LcWrJt+9+zls4tn7Ojm+Gghjuhj6R00u6XRNzJHFnirUoBPbm1Nyy63HeD3ghduvn16FdsLnEJf384A",
+	"6K22D/1Vl4ASaY8uHKZgg2vZK9iIC6JwCeuScku2RF2lTl+/vbjLzu/wFgAIPeMFy7m/ZH//+9//3n/1",
+	"qv/dd+2qYuXB2NZQDxRWC63z9gGUbpvi2VUjYwPDpKrdaeN5tKE7uz2+47OmirfhpFl4RnqQBRZwircR",
+	"MeEsaeQ24tl0ZZTL/C7kAq6WWnDtMFq4EcaS5bHhMsc/BO5C4RdeWOTE6bMLPkt7Y3aMx0G0fR+XPsbs",
+	"yCL351LN6rY79kIty9tl6Dadr+a6oDUhtsqUwCqNYNlcZNfoKa2w7MBEkQsScBHg56gpe8Xl9OSktx06",
+	"OOCi1TZXWsavdOnudPeaQx+zbm64VCIHsPTxkHWnZVH4Q8RX6rGy2nUIF3FrtJU21sWxrkQz2nbrhX1u",
+	"hGBOvHMJ444ttHXseJgMh8NaFkEVHjIsnXQmnZT9+ZBLvTXXjBeLOFU4K3xY5DvmHJjABpOhiT4aJujK",
+	"9DcX1Nk402p+B5mIRLEXfNZ2zXfewB+XSNFMK2TxY7xqKAYcW5Q2GnBzwWgcCHK9mPZfcZfN0/vcx3yX",
+	"/Vy/eR8m6tiQlzvijjt03Suri9IJtuRuzrqAdAPgeC9wrMPij7e5+ndHG2unejclvhIuG9FvvWKLMpv7",
+	"OyzVtU1YVi5twhZSAVJojPkmQyBxf4n8/0UG7K0epkvXZP23Cq3mFAq9EubSKn4tLjNuYzoBLzI918Ul",
+	"TiytbvPj09pNvn0/4av7N9O2WeeOF3rWEvwqZzMwvpi/yo37uMGIpV0WfH25Q1TvlOG7PLzgiQE1DM6S",
+	"gd1lWTeNG5T6s/P/pdODf4LAjDzEi+RD9yxpLuEQ9aGdu13U/dD+kQQPErFPXuPcs41ZO+E+w1uCzlbA",
+	"o/qtcXx2EPchHd5PYK+pU4nMCGt1fHaAsNx5tk47XlzeQddrPxnclfoyNoa+/bQ2BiYtKNB92/sv9Uyq",
+	"+zkRIFHB/6Nm/Z88ags9a7fcQUHkX3jcz+VMOnbx48VrlukccoRxHZDgkhqRaS+KL/0f69i74K+Zc8te",
+	"PT9jWlF6nH+QrbS5tphP1vRSPG6b5seNvzeW0KIuKFYquD3hQVhCwqSyTnAwz1PtlmnIcbNLoVzv9nVt",
+	"iqIFAYP2+WBeiduszgN9lItd7hr4y+WNMHIqd13Y0grDMq2mEtCecNx57lUx1n394/kFOA146eZHMM66",
+	"D4P22hGBB5qSh8cqMWJAu7mxnEYIs7Zx7XvtjMxee0I6mFOek0+GjHjMRG1XToXKDz+vBX93oLG6kOrA",
+	"J6uwZ4v9JDH3iKL84IXIykVZcCdvBNo1ngPGHCd02Tyw9EYTLGn9LeUF/c2ylbfsM724kgotyjZ/tbkD",
+	"Od87norfwcMIw+Ae4p4H5r+bPs5FUIibBHIVEVN7Q/v41E5N+A1feQvVC18IcPYJTf7+ujFYvFqxuS7R",
+	"+vVnip9qPRFgqIcr/vXL06a7UPzr9iEgUnZrJB5Nd0yN78awvNfN4D/8Xdqjvcu40kp6TcOPmIS0ER5c",
+	"orCZqVwshZG8SOEp60dKWTcEw3oJS4urlHUxJNUjJJuYPU9ZtxbVYjGq1btdDaToJqwzCeQT9303AbaH",
+	"Es/qocLfcyzw4Bjgqyl/I7zQuSfWr13479aEIBTRrhv8q3WaXVGdBFfZRks/aCenFDl6OudKicLeV+3c",
+	"lvHLEtHgm3/ZpQKVO/DQ9Vm+NgIyOLI27pvVlrCPx7QuGzzoslhf2grDuB9kVcM7/pZ0fi2lcJeesd4B",
+	"qfWf/qXv4Z1WrNahftxcZ+XCE2yLK3cYsduE4rX3cx/V96a53KTa+f1O3h0n+X7+XlUblC2rUeOmjJs+",
+	"XlMWBzh5f/e0tBHy96SFiBGlGYwPSgDQwuFkF5yXn8xneRDRtZFahQG3wj1Fq+WDhuWVWNUC8bYJ2K6j",
+	"tXubcO3DDFQXikPUHz35pgHkPr5VvaDSR3vNy8ZWfVznQyvrb50Tpcu1ljd7cvroa0ZpeJQ/b1vCNBGd",
+	"0OLlW4GZAgUqyO8ENXkoKXAXYrHF8/YMg+jTqVBQugqTID1TSZjVCwHuQHY6xBpjhyGhK8hFixIdClQQ",
+	"EG/jfirG2enwCdlu3tSNJYWadS64qkpdGEEWX5ez/0GXLQWvppWhB/ZfL8GxwhsPLJPttpxUpDa2Xp5Q",
+	"2cCbMoM9gKfWRfoB0v/uE6X2X+RprEODv8JEcUrqHNwFGeWH/v7i4jXDB6Je1xJlkq5oWdz5XBvHiGOF",
+	"aV1LxHMQybbOyLUq9OeAG2QScr2nUpgdQwaPflsuLVTj2AkObbdHcHXJPlAEFQmSWv0lok+3VbJZ428t",
+	"Aca7RNlrg+2fUXsYaxn/frhFW415jltxm5O3/pH9kzx3rXHkFMrASTVLR8wI/4NjVwLKyYEpL2+gShrW",
+	"0oI4dj5mqf91Oqp+9pcvv1qno2a6Jbxdxw9fexMxWDtoEhtdFAFNHYzCMKdO0vFDIGX4D7QaZVub1qKp",
+	"i+x6GZxsWxxVORvwzpBeUi4WIseaHrCcACG2B4Yi7uMsvY1y54LnOydPnkAoQ/Desy94S5As9d9PWZ+l",
+	"1V6mowCQx1pCToddPPBLO2MqS6MXei9qBUvfgaPJrqTL5iJHp4O0NYIbM69rMglMbE1FbXKZ70S27Eim",
+	"bIG2H36LxQH8JQyc1EmVDh1PpEFVzR3ac+8/SM031lW6tqlbUYeHm0rikjsnjP/O//8z7//jF/8/w/6T",
+	"y1+++o820n9d2vm3Xmm/o0125lghPAVoJeqFDeswxSrIfDIcDof+pvCi2NbeCHp4MKNGHzx5zV/gG/CF",
+	"bQ0K5nMZYJOHfwGSvPAttFgP+lj0t+8dG5/aclTjr9voqWbt3fGQKOS6kirXq1iYq25F2zFLhcrTUIM3",
+	"BYd5yuySK8sWModMr+0zo+DGbZma+33/93h7j3u/beveCJ7LduAvXHa7r+RCkIgl5PXrlWqVgFvfbMWk",
+	"Jp2yVjLnUIRqEmbZvjYQ1VDZsq08yD31sZYUoqgS/JLcWXvbl87zhnyqT3Xe5uNrxG1bNPhzqWaF6JdW",
+	"gPIOpaX8/+vD/6Y9Qn/FeiZaZZB/vix4CHnVwt4EusbavpZdi7XI2ZzbubChJJud65XCyrENC68tmkes",
+	"4ngIDLr2016VcmPJ7ZsGOZX3M94NvnzZ5nE4efT4bh6H5mDtc8Uaiu/paYjqQvAf73c97EoD/aAe+b05",
+	"9s1odvNbL85+OKuSuBvy/1np13/0rTCFRAtuI8hwl9PZghvUJrXvrNpYyW40wccN7t8yYWfWVfKevWdC",
+	"Tj0V8w6VchspkpuemWKN2jCl7KOmHnzT9EvwqmLs9u7lZ6pZ79yZV5juuXWWi/j7VnMG/wz2IeSJ3seX",
+	"S59omxrpbnctGpHfKRPuLsiCDxWoPsOc8ChsgjvNj09FpNKrJVUrB8zBUSx+WgVQE5Ze/xWfuc44efEb",
+	"YdremGVa3QjjgtW1GfL+sAnpVU5uC45iZzkZPOaQtdnCUGqZ2i0eP7IIBpS+lFKW+GYWfqFnB1XimlJJ",
+	"8AMJaA9sJiQysRVUloLUR6yvJtx2/rpZEyKm3Q2oPyyVNnOP91RXo1rmTrcfHZo9bXVPMmFtpTq05MUu",
+	"pRH2UqrdLT8wB5Xwg1UlS3q13f+6pbS09eJImI3q4JiJd9RYQUI5/LQJWqMBtypdSTNgf/MGrHTMiswI",
+	"F8vaWzbTOmdYQb8KBlXLCSX9hcptb8d5XwsVCw4E3Ro7ldyuWTd2vzFYY+OTA7SyaNhO9T1T3KAKHpvz",
+	"5VIokR+eq0Texx31CmMEgraySgyuCAXLQdjrBqxsC2y4fXHDmDLHghaplXnKsoLLhf+OdLbxHXtYiT+5",
+	"C12LRWsDZrJqECPVYGe+aGlv23ZaxAPL6JBDxe2QPBbInhaJxwS6ZiRUdYc0Q9Bw+Kz9xOaCvbXC9M9m",
+	"gD6rLTFhsQuJl1Anjx6zq7U7BCkPu9zwtTV2pjEjqrcXSGoPobeHCO7uFKpdm9tCA3Hw9mk5J9XsgCyH",
+	"DQ1tsXTrmDvPrGgX9R/I9GhNpLh1k97CQ58XnKW+qQ18MK5oP44lHNb7AVcsjVIDqnzEpMW9VHTWlviT",
+	"MKWhE4/RRSOzj/L5EEyyI6PvoxPcRjgE3eSoJUcc5+BOubGfGtxyCwm2Et6WD/peRlP74Z+cIiSISqeD",
+	"dn+4XLCOz8Rdven+nTaQw53stTu6f+t72C4FPnl+YtJ5r2jEf0mxek/psznatqJfzLSRbr64PJSJU9gn",
+	"0wYbRnDnLaW8zDB5xAqG1uUOBZ9jmIYS7Q7MbuArfi3u+E57OvdLyktzolqMN/H0tWDlkml1/0qL+d3X",
+	"dSdnh1SXVyK/4xegi8wd3zFiccc39hTd+1BXPhYdoG9tUdLWBm2SzeZmbJxYc91Jy83YfcOA331cP9es",
+	"YUnCysKKaCW4gta41XsewmzTK7R7Jypg7Aaf+dTX/vO8w7/r6xguYONWbt3CvZdq8wZu3tA9kfHzuKg7",
+	"3LKq4tMm3HZvhaO2ZqGx/Bm2UZwaHeF5fLksxOUc6halCUt1afj7hnTidNr2AtrF3S8G8gHxx+0zc0uC",
+	"ZX/I1J22NGbM26HGAwTTRU/e+6Xs7C/Odq8i3e+f0uP39ZkyuliItgxW7Za8dPPL0hQ7fGJ8IYKfk1vG",
+	"FaQ5+3dGR0dOu+XRYDBIofDf2zcvEsIM/uebTahsXbX1g7W0Y+ZWPDzBaHtwrB4/HrIr6WwPB15wVUYs",
+	"slR+NrVyd/7Ly+UBeBCcQNJYfNvevW23Lb/XK0wyRKscAv4RGhC8/bxY8bWl/Ls6dBJ/47UOskpbBe9P",
+	"2ILl3sgrtiztnPpTBv8IJGx76xJoL6XQZPoFa4VYq/eoZ1uVq90ph5DwSyPd+tx/mPKDwbF/VmLZOvzp",
+	"efj0X3+62GqtcFb3c0OhmI2wBThX0wF7hR2+EiYVtl/UhgIoOXmv2Uw4djo8pmTXzR5eVfd28J5jBCIu",
+	"a+7c0m8ZtQo6D53FWiHrKucmZ0TStmpDljCnZwKbLodiH2nVfIh6Q4RfQOaE44tlSqUf7c5+3+GV+KVq",
+	"4nwp/ybW2HZJUnBjgw9Jfb5WGV5oy5bCWKjPhGIaL3g3lF2EI1gJbvhVqMK4nGslbDJRzXKMPWKfQmVm",
+	"vaR6i9QlFoo3CnMjmq3TAew9UfAN6QbsAto0BV+otLWCkCDPTOmq2w5pC2evXyDi+y96oshf6DcCZwq9",
+	"ydhKgkHuWVksvs7omwk+R50C/TMTRfkDIkeQk3UUPzMlhhEGEzVRT7Xyq/MLH/mfv2JnRRHTPOod5dmV",
+	"ziWxUigH2t3ud5WwtxfP+9/0BhPFGKkH9fegpRoGEqDHI+ueHj9k/ErfYM/o3hhELTUOZyx9iq28+hfr",
+	"pUihg3acG3Temgln2enxo4GfOab0QMIPcHbFtpOOooM63dUaLMXZU+uzn38ZQEnSFBiyRRDaRtbQiHHW",
+	"KJDa9d99/GR43PMjxXKpjZl301Cl82h4BF1werVSqoQ3rxVT9SN5kgEHlj8XbMAeH7J+RE8yXj89gl7q",
+	"VU/bWglWP4gfi64m67Z2BO8N2LdVS2D4HklS0seqHsF+MMBF+AM+HQ7HbHVAbznWDT25YHuT0KLLj9Ys",
+	"m126vp72sVM1zCG2hvezqjemC4c81aXKgSLe1r+BJGgEZiegvx1aYCywZZJnQkQbRhciTZAMGiVJ0oQN",
+	"BoNe6KBsC7lkbm50OZvDBy8ga8x/J/TRrmVteXqTjr29eMqwgPqAvQltsdm150Eu1CL0n8ZnYmiFO+4J",
+	"LedrKlSCjl5oMoPI4ADwRasFZn8yPHncPz7unwxjYdk/DZ+MhsMUOQZUSwDIsIyt4AIyAzRKnIQfC5ri",
+	"24ApHrAXikgQZa31DNMr7OmfUug/9f+efJvCnlCddFB0FnzNMm7M2i8F7oGeUtth4BysezocVs3ue2Ms",
+	"y+W/j/tY2z34jVTs//zv429GwyF0ylcM89cc60rln+0hhzx+8vUQCBXPip0cP3lCLfbZtDQg2vic6gNV",
+	"MRvoc6qza0/AsCl+jFwsC70GSuFQD5t1029f/Hj+9x+eXr46++/L528v3r55dnn+t2c/+V3GE1uHqFdv",
+	"7McgkQOudz9lyhKSJsa2Q/9/fSNMwZdLz22Q+QTm2HW6zKDotrRsKpXfLcKpIISfdkyVC+HvExXaYN2q",
+	"qSjQCGYYUw/DYW/s92QhFlfCYCjFrSRCbaHiMKhJrDvXK7CSpIPDAc4iLRM240uRj2J5aIzCWI71iqFG",
+	"eG/Azqj4hy5dWLqFvcUYGt1v6hnppZvVscJ4BGVlXGHXT+QsIBp4XpME6dHNcYqCWlpmM72sUFagY7dg",
+	"EkZ+9Z7H+tl4SgXRhY9LHLzW3brqiGtZl8B29Y64uhAjRo2wgSsQ88XXtLGjkE8DJdg3Wm8DKgl5EYEb",
+	"pGXUZxsIIKUPwfQsmxmuXB/+zp69OnvxEhurKVBdJGGde9T3A8mMJuPNXKCWV8/PvGhcmBQCiF5twHJZ",
+	"Y1aqAuYGAdx4A9BGxqvFPbOaQn2VpCotVnsYmTVOUAkHZcX8DYltgVFcQk3rAfuJMhx4RIvEOsueQIbH",
+	"SeCtcCWgPXnCOFwvukQhSQJKmhlkBeFxmgA7HT70GptYk8XPlCb5GLTIAfsp9pIl3WzO/XWhpVzx7Fqo",
+	"HGtszUqDcZI1ME2c76PhQySdrf7x3RfPLp6z3PCpYxMw5De71YJ++D0KcMgwnnR6Iz82lQGPvdgxwbdU",
+	"ttadGi+L59yBPuHKVyQaG7a6dMyO+yePHrEbaeVVIdjZ+dMXLxphZc7evn3xHZNw5bH6LPubWJN5fdD9",
+	"GoMSp7RaL3Rpq7uAVygNffrTXhgo/jmhZjbYaFLNhFkaqRySTFaUObatQ66D7QxIkcqqnsue9bQ1474W",
+	"64RUj7nOE+AACck3PxYMSvImhltB+YQh0KUQNGW4m5j0kYQa+S81qppeO2tTuJIAlICvwCFFQnD9N2JZ",
+	"8DXwVeNZOEku6s4gplOREQghrIauBsirzea5pDVXHHaLLMe17slQhRJ4c+hqH9IUTQllxxJIXEfjtN61",
+	"e8AAO33y7h3M9/Tdu+pGRD0yEqoJ2ziiMDZnj969I73ZHxhSNqRr+HF+qrcNbjRpTuokFZgy2HBgq3ZB",
+	"zgJ7p2/nwkhv0klnAzaVDCsaP7iBN6vrA6sJW4H7D7zF1u49MxzYDWgQRtrrsG0oV3EtxKZqqnpl5+C6",
+	"LSttyYsBS9FxgA3WxWIJqEZb4zVz7VXdrN5nfDWX2Ry2mFJfYKN7CSvkNR7yq+dnG3cRsXk4JCkS5OwD",
+	"MHmtfpJFVdJqYgywTWTZ2yOv9qWs23AXeGKmL3im3QPeeFb1m7ejtiNs6zQ/Yk9fnp2fp1jytUal4A+o",
+	"9Zvvvnh98xh+d/T4FEuA+R9C3UtA2AGDegBr8OwLrKc6t2puT1VFUSoyE1LsqBcUTecKkcdPWIeLDr9f",
+	"zbkTIbcYnQO9AfuRfuPHoBWenrTdLv/V0BafAc4a+5hTX37E7uGGVCVNkgrsaoQVLmFo2GT011fPz3rM",
+	"iGlpQ7mJR8OHoHxHdoAHFAygqwh2GiPp4/eRFStWiMh0bE399nYP0oDXRdSWyMMNC16L2led1kAriLMN",
+	"/jGtijVqnGevXzDrmRs6LnhuEQqlr6UnU4SkhT4FfkJPz988Z7Y0U56JMbsyegWaFEE/tJEzrwH5Aw4a",
+	"/tMf35xf/vjmxV9e/HCeensGFcWiABnr/5pEtaN2Cb0tjqxhJpyflH8y+sf8GKizBhmSoB/DBtmWJ1Eb",
+	"TZ/ybC68DHFGF15h7cOFJoMVpEt0mvQRHGX9Y1bJ6RQF0HPDF7W/fffsh7/T6+Hlc3KC9l9DcZxRsF/6",
+	"1mTsgdJKPBizKQzDVSb8DCz9PkVulHuCnQpjhImDKN039LuUdcHV8f35xXmbtoh6HPjaLl6eE4+IXDF6",
+	"zrxcNIEcl9xYOF2k4dD1HJ1K4fKCxmBZ5tVrlTBAKhKHCx6E0A0pOEnAQ5WEX6PsUAoz02GsQlsvubzx",
+	"2m0t5rHgBXpE+rSCdISMIv4hLq2QCtKv8eNe66oMtuglTr/X1uGRebWzkBlUhInHh+GptJew0+OvWTcV",
+	"75Yic7D+PjaR8xNQLH0Gf4Aj05WgSo+Hw763AKQqBYzy8Jh1U5xSH90pfad1v+BmJqDiBUwe2ZbCepVh",
+	"96CCwuNT9jf5bS9hj4Z+pLLq3d93his7FaYPHgSooAEUxNKL8Jdn4S+NSWbzUl2LPIVRH6FJNHdu2SdA",
+	"R19p14/fSXvAKK2IOsiVKLQXxN64rCmaQHkb2qdXLcBAhgKMYKBUhmZ0kcYr2qxyA9IFcuuFcmQaUSoC",
+	"s3NtYNvQyNFTlv581v9fmOg/uOz/kiZMFH7SULlKg5lPLweMbaaNEQVaATJHrQQ00qjkxv6LlRcS8P65",
+	"ZV0OBndjUl7NTyJJrKT/PL7t/3LzCFH2ZJZTCk8fLxT0l/C8N5ujFABxqmredHUjCr2MkV25WJRYLafQ",
+	"sx44pd8InvfXujT9lZFO2BHZOkFha9vvbZV6MFFnpMIvoFoq+LvAWmu4uJBMx3XzDoTXinuR0+VuorAD",
+	"BbN1P04tXaQRCxBzCWyCO/r4nN+IiVoanUH3i7raG9MJB+wF+VW5JJUvKIQ0JdAzJyqQ7slwWJ0uxjKx",
+	"endgXXGPcHkTldZ2aARuNV26lHWrI24+gUcIlwvaBBd8NpNqBiuhohwsFzPDcwivUE8uLG9DyfGykG49",
+	"rgx82BQlRE6EAafrr9+ViFanV/b9kYJnB/vGUcmmGPA5e/2ihvMedY4Hw8EQCqQvheJL2Rl1Hg6Gg4eQ",
+	"L+vmEMA7Qnv+H5hLD1HteLdf5J0RNaX6BxU9BZ+sf+hkOETQArBViO5uBD0gEAshytsCmNT3CkJaG9HC",
+	"Qt6IQSP42Bn9/EvSiXUIOy/ljfAbPMajj/oY0VUQlV4mDkLnntHP1SJt5xc//BGVJantw2Zul7lBM77Q",
+	"egmXBU+PSEsTWha9NwG8LtVEVU7QZxdvXjw9v3zx+jxl3acvvntj8XZtZNJQYAwdg8IbSmKiMERkvAZu",
+	"UVXRZsVNLnL/rxRT+oMb15kSPr80+p2EnhxcrbUSEwUsE+1c8L10ko3zfkX7cOt5e352tCy43DjpzUjz",
+	"1qHSFwaeMk+HD/eQUT38dDg5hVJ7LZ+u0pYe2Ojogv6k2iG38hu+iBPcQ3evjV4INxdlwEjEIknA6MW7",
+	"pbaAdmAYit9LfHRBB2u+KHbexL8I9+NSqLPXL86XIrvbhaSB23eERo1BwP0LbwRx967Kb+j6HztvFPRR",
+	"yIWXtp6zsm6MJyfAua+gs0vmuS1Fl0A7xRSSYHpDeTpi2uMgdCyCtjl0XC7Rrin0bOatBTzpqnBlc4/f",
+	"4JQ/IrOrirW00Cd8Hi7Go70X4wN+slHjqHYa5DTaTwtxZOS+wINAYUK9pDYcyee99BLCB0e8zDH7vJ1u",
+	"qI9LphcQfsnmXCqmTS4M66ZW/JoybjMMRKNqi45+O1Go2/Wx/InCyid9eF/kXkfmdp6yP7Pz78/6J48e",
+	"g9K5NOLmEv/AVY6tYgG/FeQ/JSMmzIiF9iIC/EAwHdDqnFkDxMqyconyIEQnYJnoaVinA/aazyg2lVLX",
+	"2j9XiRa4LiuEGkxU2AH0WkHckJxQNonGv2m66t8g3Ic0DIqWgJupTQq8lNad+enRp7DPNUXUoXLvrmoQ",
+	"PEOXCQFESzcfgM/lkqyriHkBJbCCvOB7AbLDN4Caj0+3in5d/vKn7mQyoH/22ip//Za0zpPaZUW/OdWw",
+	"8FNHnrBjftDuu5rerRCrvR+HHnqNAhrBIaYNHtmOidgSEVkfcCrwTfQuw4QoVrxrBpRa3/L5vZDqvXMg",
+	"h8Qhn3f6A3z8aWmsNmNkWZEgUKiA7W7wyu0kB+ic3DqPkC63kEouykVnNGxLnftn67Cg5TWGJbOqMzoe",
+	"DgEyiGMeA2AwfuK45RO/fEQpBrwBks1aRMqPSmBzDujn6LAZByh7w13jxokefcvzgJ+GV45vf+Wt8mxG",
+	"G/kPkdeUyv0vPdfmSua5gIT605OTQz5DNoU3yp8p5+UhSOoDVvVCedbFi1gF+dEhc3xbq6YG75ze/s4F",
+	"6kIotmtKmyBx40WhnrIg0YMHhGP5XfQN6ym5kyB+/qCCEAa+FEQ4SJHOL0mnGdv39wP+0hTrueB5v8A6",
+	"Rjul+xlLSVJQzAmTEhGQ43cv7VEoB2wwR53XTFiInqKMBhcGwhNUTNbDckKsmy4hdkI2/FKYPsZlQYfw",
+	"isK1WLoxSyHClkKkxVY7FWEKWKPB235G9P1lWg/Yc5j8RNHToKRgwzp2FnuLDofDeDMakpkdIphr5aAO",
+	"l8v1cpz+IBgdBOtyRKnYMpsDQCkU6PRWY1FslnBq41pVoabkcButXmfqo/Kqart2MawLcLBXe/KFW/1r",
+	"uRVV6eK1K5vpskDgF9yzGHMIt3Iuihw5QnQ0UmHy92ZVR8AFIPVE2xaO9Qq4A1zewLkgyEM8pmJMYGIB",
+	"o+lqU/V78r+ZKLhmMacBuyz7O9erqpSNg2OL9oSYDva0FIuJkghpQjZ2JdxKCIU5FAIQHvBthE8FZlYU",
+	"uKFsWuiVnSjltZjCm0eAKGDpglZBvUNrW07x5+6w3ul8xWEQhKQBY/Sm0h2Z3GbRu06sn/+tztcf0C5u",
+	"r633WzM9gnqIbPCnkw87DSpkt4M5hdMygnb9FlJAv0ix/twZ2fDJ7W88pTAevHB8wCde83WheX6h9Uuv",
+	"yON7jw5ZTwyJvRK55KEU3h+e3Z7Z6wavrekzwFf7wFeRBhNWZzK3MNgKRBfKnd+d+f4z1HT77cheYymq",
+	"djYc7wkhSsgDD/l8oPl63cYPsfTsrAsob4BBFFrNPAeuJzYitgKAfKfD04gHOwqTSUOFIoYsH9SHicJJ",
+	"Q7wJlK6Amroj/zu/lsuKL23reKCDLbmbVypYrfJdk3PdxU3wabSwXUyOzqauiX32/OuAO/eDds91qfL7",
+	"Mbw/Ou/5i7yh+iOgHdFtAmoe15UNVKaCcudvM+SskNTLPw4j2miw0mqv/qjIHwy4uaomOOteFaU4mhkh",
+	"VG9EDU0AIxoDiQZxIMlEVT1S/BNXApsYYa+UCLiEBJNaDbrQRUU6P0JokIJ18vyuRpeaqLexYMT4thul",
+	"TFTolEIh/NxofyEHjZYcMW2vXIS5VIt+4JU/8c5RJgpBXLySWTUJSRi1+tgYpdAz//pczub9FVj0YHYn",
+	"LC34LGV/Zq0dQihqVHUIiXH43j0s69e1A/+IvHCjsc8Oflhtq028TAIr3Z9e9YfBJ2R2vxfLEXBHocp3",
+	"/UJGgytqOpQoIbE7z8wIa+9vMtaYxdE//Vn9dlQ7waN/Vj/8hlykEG11mk6HTyp1o3onrQORYt+kOrvx",
+	"lxctYG3gEiy0EzGrA5irNNb1xqDRRGBhpfZR7oYts/lE1WjsbtfoO6OXra20trSYtvOtHtkqRd6q9jR6",
+	"MOxWfBpu8/t4zk/b9c3a/kvLZlA78IvG8sfWWDyBM14/evAuU54gXMsuYLIhoz5hlbAK8GvAna8pivxB",
+	"GQ7qDPluIyn0P7DNuw9omHeuvihvLVVaSW1FEwWlPLF+bVsnN4tpBBUi7wQijCoTEIwPefwPaj5pgsXD",
+	"9zyPA52HslmHY+ppgji+jJezuZuoclnh/OoJql4xqsMDsXeXpciG08BCQdmcKADYYuAZsai7+sqxK4HF",
+	"j6Ka1cM8PK94wRf+DGVMUmLQqLn5XWioWVfYl4iF3loD9lwXhV5hxCKIIMIA/OUZVcXYPOx0wM5UyAuv",
+	"9nCiIPuvZqx6mkjv7HqDQ6g4+Afg2xtAOlRD43k46j1bl9Rb5+1NhC6FQiHXq7czPA7Dt4dQGy3Xqvbd",
+	"v3xU516jf9Gtqh6C9KP6Ajl2dAu/iJb3EC2nJwd87ELrV1ytae/s70YkEZE1nHi7zca6Yfo+dnNMNuuM",
+	"OuLdUiiLnTTvLbzI+tzv4iMG3Mqc0cYOkaEgjyqmnQD+CnC1FecftDDNfeoxjvUeGvIbWueH47G/fBJb",
+	"tabL387Ggk4Eh6D06gvz+qPrxQ25jtgMFO6AeTAiE8oV66j7tFzkD+7Ei/XEdrOUc6oVE0sjdClucLWu",
+	"qWB+oFAHK+2Na9n7E4X5SQVkSh8/YlTSM2k0+QgtQmMqwJtnz988O//+8uLiZTpR3YdDlvN1I40GEn5i",
+	"MnfABnomBEUbVLJRSgSSnhAKCoUpQKGdqKB6xh6APago32jBl1Y1JYR0c8ytg9ypzE1UzIylrAGqtxZS",
+	"AqHEUXtq35T3g0nuF4moW0IZ1trLrLhloY4Q4HGkY04UBQAAwkNzXUC2DvAVvwPSwibwUOQIFoi9QKaF",
+	"XrFcC9sbMW6vY0UxKMMDIF7Ieaqah1Cs+4yqN2nDeAHgdQbJkvBeWP1EpZRr2K+lsXqdvN5ZBSq7zPWq",
+	"QQV+oVhUBEL1WE4EamJ9c/z1496IpT9POstVPun8gnX/w4/JpKPd0v96HJqihMpI0rX6MoHoP07UHMa+",
+	"U6j8wwmj0LapDce+USUmaAE72sl8Wnn0ewtb/xG15R0pDM9CEy2oVIAFEALTgbBIC13xTVqqya3SzXeL",
+	"Lap1ukOJhnc3hZfGnhi73Dk3+prUzn0NpaBeVRfLlMk87Y3A502LCCLMOr20bKXNNRQvCReoMZB0VhTT",
+	"WssWqrrVeCiWCiPhV68uB7LDCxFyCSVMU7ZIrO+I8O9MDNhLDamVkPJZr85ERTiIRwuVC4rlu4niCisE",
+	"7GCLfjsP9e6Gr3mhCx95n3DLF1v3A0V4iCyDYkOHdPgd3GvH7rqCfV4Ut19DqjLXvIiYBZ4gIARaG1Hl",
+	"inGg+2afs1Ceqrpz1pZVyQbwD9FlCm7VnaR+VhQHUfuzxsS/0PtnRu976Ip1Jx2AY3nl3T8GSU2TTu+j",
+	"XYjFlB8F86Efm5bvsK74AlAa2OAdYgq5hNNLWZc3yyWhrh3K0NilUFATElFZlso8UOHP4yGWXtUyD7dO",
+	"cFNIYbBsOyNF0QIWbDBRUInLG1PBdJhOB+wH7Vi1EX1ohj6ql9PDPIMwywnU8bTtXnMlVs1G7x9H+X41",
+	"5W+EP4Z/kQLeXOMON5A/qM1KWNhVnnhg9qnDpH90mOkf3Lu9LHhGtRAaZPXxFG/P5Jx2e+CmTyEAGvhS",
+	"o+kDVLk+efjNCBKJjxP2mEHjDpuwh0PmeZJY2t5EBfNiswMEeDWusJtEioOiVxvKmExUrYFFyt6+ebnR",
+	"s4K9CBDY0BwE4FwTtVFpP6zxKMO2JekYZAo2N5NUU5AZ3H3L+ERtNBthm1w1aORasS7xeYjmAu4E+O1E",
+	"HcBwQ0W9UKBP2kZ9vlbErOPGNVuFfEQu2PzQDi642ZnlE6pSf2BmAAfNOF44Ec6AdRdl4WR/Clna9Rsl",
+	"tep9fDYRrtA+EyEoQW5vlx0ov15Fo8Kv0zFYtk1PROGtCXD+UslBuHBOs2XpAvBroprsRTf8yT0qhMzj",
+	"PFp6C3nDHBkblOpyYukfwPrf9lqsyGnMVnw9blRPPQLnMnCIiZIOXLIw1QW0dYFuq7UzlJFh9QbsApQ+",
+	"dHWjzzYogsfD25QL1sW6p5AJo6fTQioxniioEo7VedDzIBVDyQK+BXCO44f97OnTUAos+idAqWwx5UaN",
+	"UtIE4MDy0HETw1H2ocIkK6S6tuBzCS6Xffz0cOa5ISFbeCV1qdrmlh9eXW1pivW5KawxljDeMLM2reAv",
+	"uuoXXfX2PPvSqMA6Ijwt8nb0He9v3/aRBRWpZYcKqtvEEkH9qOLuRKEAHtUESgw8MtR2SwV2ftP0r40+",
+	"USQ3AL+/0DfRvY0t3GIZvzqbQ4f0fVh1dxWr6YMAeD+GrafTVkw0brrnhp+VX6DFE1gt5As//MIPPyA/",
+	"nE4/mkeyeVF3s7YzbGlYByaj5VxvzERFGKEaLWZOGNBZpZsorCMalOcqRAaRw5nXbj0noTKAVzy7nhld",
+	"qjwU2A5VSmOHIScXmOl1I3gRGrlQxTKprh9UEYCJslLNCtEvrQhdp2QOjG2uy1DHiKC0gqq5hT4i8LWJ",
+	"asT3agi3wOIxDgqVw4gLUD6sVlDxvZ23EUm+plHewBF8HCbX+Mbdk/WbxEB1ZUPNza2jhRNAzRDOasXf",
+	"I5v+Cw/7w+AFXgFKgLUoB5+Iv93ua3gWFaEWUIAn71ETvxAawN3oa4ScN+P5diMCWY/nI7MiBEWtVZrT",
+	"mNMQa04NQs+5BOM8oLBtt/OMlZtOT04mKuqb8EQ6rgPC6q3zgI1BJf3NFi5em4zKKib9x44W5CQtgZZ7",
+	"eyzlT87b6Lv3VuIu6mwdiqZCicpxUH0p6/ELP/vCzzrn3qiCGEYFyMQyiMjZ7ohwuiNrIz60zxzdYlQb",
+	"mpDRjjuBUZcnXw+HvbpTbKKqXnV+jSl98BI5StTgQhMChuU4c1YuB+ycjHO+CdEA3rPilYNOEIgMbpuj",
+	"1DjsDDB1IyrqPtdFhSkCGAcyXMBlkdq2DQXxf2xAjZs2aMi1I05LncUjIwYU8cVKs0xHKHCFIG32+qJv",
+	"UskA+FXGrRhNlHjHM1dgq0JgsIFgpEmq7k6hRBT3S4ung9AYqskXrHKr2VdfhfLp2AkRD3VayNncUctH",
+	"muhXX4HnuToEgPjCc9BA08mFoC4yVZcj6BfgtXsEutkIqY5iKEifbgB2e+t2P1Ib0cu4FmwkxLaR2wkL",
+	"PSD11KGOvSaZifue9xK/lihtcbeiGORFsSEKh8cBbd2ugMOwARr7sUplwUc+Q9gvUCKSrqfHCPamvv8E",
+	"DvsC9v0i7Opg3w0EL/kBmqT08byxIcFzD7qg4HJB1fYQl0x2KnB76lDTjCRClB3L5Qwm6g1Fy6KHstGY",
+	"rZJcVa5pO2+hiX4sroLD34mtHH/wz+/Oyw1pN+KdtM5G/dlp4NAbAVlPL9TayX85dLbcPtyfYr9OkKJG",
+	"T2UhoG3vFfXM6Ybm2PXxIY69u89G0mlp9rNrC2ieR22vwF58MQv+vTklwptqLrGPZgIE9WtP5x3SzxD1",
+	"D906JWl7qEQpbYI6lwRNGtjhmKWk9YYizkHZ35UlMWitCxWm0Pn4Ss6+ilCQTBv26/6Iot9NxXKEOD+w",
+	"mwvfpMQGPWE/jT6IzdsKoVCysn/UBpdv6CxTWZlIHV10uYcux+OJ2ulzj02aSeAO2GtvTCuHbduDAJ8o",
+	"qPc7gKlehhTIdFwlni5EigAdbCCSNp8cTRS2Pe7GfMbWhm8xGxdbvruQN+ANojt75diGU65NbfgvOIJn",
+	"cAIfC1hyLdT7xjovmipR2NYNOf5Fqn6Rqh9MqqJjd0Nzb2r40SmDbGeBFTGhcNFHk8F1nnkErGpPDaln",
+	"lGnRBog4q8VWNwKoNX4IpYqCBRKu3fiQUGq7keLn+1+1hs0V57ktCojugw8Z6rsXxuGjF5/4whM+I9WG",
+	"Qoie8uptxpEMSXOIqk9QIT7C1c+5nV9pbvKjOLcdKvgbLNblFYzQHaTW3JV1oUlfzmiYeqlKdLIIpcvZ",
+	"vLetXP9FuO/CLM5pEncthlOTtSRqP2od6zDdnWWscRkbWkRtkrdpD/VH7681fAo+9PswJHTO1xgpmBWQ",
+	"V167Sr+WAtrbRRPif3TpJ3tE3XkOuRH0Sv1GYAiq6jOnrWCFzqCD0ppBmwboBPjz1OhFwpz+JWXdK+3m",
+	"CFO08kYkLP373//+9/6rV/3vvkt7Y5Y6nYYYg8UAu15oY/SKdd9ePO0lLPWjpZ6DxKgERuz9q+MY2jgd",
+	"4l8nqgnqxLe1AdU+rVpcY9zkq682+y4u+UzYr74C9HyImgCfSatSfcfDYRL+OlGPhsNewkJrxKs1S3Pu",
+	"REpJCKnM0wGDkjcLP+sp1EZMCKQ0E1UsL1XiXUiJYulLqa5HbFIOhw+zwWAA/xBjZkTx50nHPznppNTt",
+	"uRnxmqi3b16yLkBEyUh5YKk5NUL4cUugm4vfkql8R0YSn6g0gxZyaQ/StaLJZgshllWxIEh6GFdFuKEv",
+	"2hyapKATY1cp6r8iVR3Yf/E5OH8rEutGOuo1CWnMuGJvnj9lDx8+fAKhM+v4YonVmGyMnvgxpIOS09DX",
+	"1qtFeqWoJufBjQE3Ojje2pXvJf8MVrHRX/Cua7gIJa/C9afS9nDyrReDPRoONzJn6B7p0kF51ePBwN+d",
+	"XTM+uGvgo1tLHye3i1sg+84hT35SwVy7MOtDOhPWOHRC2ePWAclgu7YPI7+TjmdPt70Cz3xaWf/v0PEw",
+	"KtEkoqsrCW0JmIFYoJ5WLKehZ9NbnV9+S3aYwj/NuasXY1hx6JGlmRELsbjyH7nC5IKcr0fMD8y6K//S",
+	"HHyAIk8mKsZ6FojNy403rBOWlUubhHpyXm7CV3nB0oXWeZqwVChhZut0okBCWecNhZR5QaJmFCr0Crjo",
+	"Q0vyVGknUkTsIU7kShTaPxnQehXnRcGMnDMhJAu2D7PC81I3hj6pUMtNLsQ/AJ9BsVXM1cXMDShP5pWH",
+	"ZpsMbLer8uqLX301imkk9CDGZHO+pqpvc06ZHBjV7LYWncvI6k17gZkC+AYCeP4nGBrLH8k81NKnlx9Y",
+	"loYHL6XfYegMwFFlmKg0hPSCOjFmIvdmjiN14fXbixTKFwmew7rflIWwmN1SSOsCKvPKYJ0kJUKf5CNP",
+	"GkdDrD7aG4X9517nKYTKucFjqclArPB6/GQ47A+P+8NjsBwbGuG4rnkB8Y39/5I8LPRKmEur+LW4zLgV",
+	"rJvy/j88WQ37T9KEHOATVSrPojJtINPScQP7GFrlQpueSrd8fMqyOTc88wKg5/lqNp+o8FdIzvTnD6cw",
+	"ZimSfOqN4RKuC6xp6JdynAyHQ/i/iTpGi7IQU8egz3sgcZJblh33j4djovA4mWN4H+iSZpQwBVAoZ3RR",
+	"mygU5i6kEgFQCrAwfmUH7Fz4gw/KXbAO/F6mFdSknM0EFI2EnUXMVbxklH8UzIQB/PaS8FmhySk5ugLD",
+	"miihMrNe+jELPRuzk+ExWwiuLJnVeWn4FUYfDJZVZwrbPfiJzwA6KxAu12jeioYJPCot5dMzK3gRSnNh",
+	"0cjAN/0r7FpQu0VhuC2NYHZuRG6Zt1cQJIdVCV4EJ0S27v9NrFNsjw4NABE1BrE3I2fSzwbxea2oWwg9",
+	"1sX5bdrvU0CS9TNvZykmoSijW6OQr3R71oW7xtnbty++6yXMZnqJntXA3KJ+hde7UrA2lrZLPzx59AjU",
+	"q/DzcbNp+WTy7uS4P5m8+/rZL3/6j139tz58sKS+lS/UsvzkQIvGWe5qcQiXhQeiBOX4RhgASx5vKGPP",
+	"LvhsRwM4P8oDG95M2K8lFJvtppPO8aST3oqh2I3aqA/vZcJnj8a4f7bdjkMnMfmnOxeQ9m/t7LvL1zEU",
+	"QEk4SArdDVlcSV/wIcClRcxTuN9NOOs2P5KhS5QplYKC+gcCdhBP7+Z1s2GNcARMuidjcz9J/PbFEf+Z",
+	"2Qg/GekQiFU3ENahVW9UTluNgvesk7/D4Xj0T5nv7Q/147YugY+GTsPjikRBgq/JDS8qkKNXL5xZD1j6",
+	"Ytp/xV02Txko16TCdk9PvmEhMVq6pEIRWscL0RuwM6jHYUI9Z85siUga7EEyql2T0BipLS8aJn4XSe9v",
+	"YurZfxruYpAR2DSPtiKo1ZPOw0mnaoGSjxFOf2UFdBgJuaAiZ6cn3+yW/rRJd3ELHdxCCmZMGQFBqyNt",
+	"EFVD0P+wqnpkcFklJihMHPuYAlSk2v7PDczweYZHT775lGKvduukZQtpvakFPcHTr7yG8kdnu3jt6zC8",
+	"XY6aWxnvLuaa3Cdqg3YUsRdyDZD+SFxmzABpJR1CqqSqc1CnQyKkNsSIaveQnVEnPm9oPLD424TxwLJg",
+	"OyiXJ/R2kjlYcLwoPFNtjZ7uZ56frYN2rxXwwVyv97MTHt5uJ3yJyr4vD/jxnpf/twMUhHC4Mo8ivdk1",
+	"8v3bZC/LHe2JMMuPLBgD7r+gWf14fpH2qnqK9SLW4AnkFnsT7fcURR0AGvYR/aJrOZmouu8XvDzBZwaM",
+	"BPSwOsuC1DtsGoIeTuR9MDXwqQB3HNV0wXrBMa/rnXxTZVrHccdVygnuRMiOtBIKr9V7nMaXJqob8alQ",
+	"mgdT47ANvYtZ5r0Be+r/AS+jlzQWCSK9Fl06HII5zY/VLUqcY+iPCi9OFJpz0g3YGUtpc9MIQ9M5uvOC",
+	"I56rPCG9WCiXwHZOlPi15AUKmWqnaax2/BpQxIdRg10jHf+KW5Asn4k+/Nm4tob/WtdW7DpMELBQwP4g",
+	"F1ftnSC2/piuqC+gyC1fzGdkpoxivSCsQAoZ5E1GhGnPgQcN/m0KVR9g2EApZ1QW7m3jbDiQcIx7wtUw",
+	"Lun4bGviNGEKU4PigaE6PY2LofDsjQBnUcQ6VeFkCeUSJiommYAWAcE/+4A57XiRYMwOnqDcLYhqZ9zx",
+	"Qs8QJDZRVawNg+me7hKWS7ssOLbIT2qDP7CsVNKNmdLwD/bniQK0UA8i43CRcsi81NPprVisC7/Dvwsb",
+	"C2a6QxrFk4UNDIdB2/w7RK3+ftEocABwrbByRlVQrqLy2rls20LEARbikHtfWmFs091xFpOPub0W2O/K",
+	"YGENLHRh6llyiNeAqheEK8VCnBEGDuEbT7oix8tafz2BkhyWanKw7pWX214ZKuS1gOqbGy7N3kQRlAIQ",
+	"pqCYegF0OjwdMzmlQDgGdCi/xIjK8PBf8/ZAyJOPJsuj4UOCa7wRzqz7Z36pKXaBxRB7LTsHMlV2ua//",
+	"Itwr8ZkzhFdiZ316PPovOPXPkUXUDmcnVH0hjkLwoB/q3uzO2vpBiK2SEVVhYqyFy72FUoi2OvMTlXHl",
+	"rxk5NqvE8B4hyggcgrccQW8zwxHwI3U+Ud1UvBNZ6cQlcJc0YV9vdT1leWmwOqXM5iz97tnLZxfPUi+h",
+	"M1HYifKW+UW44uRJDSAViKAI64xeg5EFQyx41ZgLHCgTRRoOYNDIspeLRemgen6hZ6xUnqn5H5NaveHA",
+	"5mzi9yKbAxwqpKbXmuVBwYjQJ88ItizNLGS30TEB2k5RUCf1NIIBvAE7i0gpAa1CY2x7KUwcvHs6fNLb",
+	"U4vzGR7FR0q9pdHvXn/zw6TfEMU3Pt9ichM1egmRzUVeFlt5vYfU56iyApZGzyA9s1am43PyEX9JCPwd",
+	"G45ntSbF4ZJDKKgowE0EHM5pT3eesEXOun/57vUbxo0bsOOvmw1O8P0PkR/YJmBuxSecDp8gztPVruEc",
+	"nF/cQJzLhDLiW8A/4PJ17vWxcvgOYyIodQqoVg8P/tGygv/oOQBIUIxXMiBSJOkZ/nbVtZTWm7QvmgxK",
+	"Aw3mKb4+2BhsCuryJalkLfapbeJsKeutfmNMqWyyt4gvwxIi3Wap3kaz3VDnIxQgr6l+eqUIzD9Radwe",
+	"TP+LdJ9CO8YxIw0l1q3MtMkbgOGgpUDBSqo1Fiv/tltOn881/31c7n+HfJ2oZBEAb8sXGS4HCaNdt3XD",
+	"IP8IEeBKQirtYgZ/f2nEVBihssMyh61wEK7d9MoosYq3fE7JNzHzl7uJCk724Sh0DQBNVyiHvf4qA0cv",
+	"HaQ+dnMui3XM0NfTKaRlDL8ZDYcJ+7WUwmFdI3ZyMhoO+8Ov4Q8KMS1KFN7MkyGnADy73qL7/vvRq1fp",
+	"ZvpCzAnqDUKYkqPnJ6VdiyvfwR1+qO3q69qmft7Oll2z3tUntfY4q5HOJ8C/5DorFwIkwRcIzOfg8NlH",
+	"C4HFhUuDPK4NgfJSXgvA8LLNe8a6iEwJB5/UwQmBEY4m6hbkb0K1y7C8NfiFsIZZff6XtflfEvSD4CsD",
+	"tpkSN1GbOXG9EWZ0A6cJHAYSw9LhcDQcAtIuPXk4evQkHU9UCszrEpgXRCpTVRYFZmcpANbESgYsBSOE",
+	"MvqFytOJyuV0KgzrcoW/iTUT6FG75MqyhcyVnM1dq9vldXk4v/qQOA64qkP/j5jwTkKi9weCeOzY2n8J",
+	"2uOODL52D7bgH1ji/AsA5N/ap/W7x3P87hqI31fgVgp/CJoc2kLxlg6/9OfLqkvNjn65KHsLSdDRRmg2",
+	"jk1dcBz1G/OswhtSzU8qsao+F1oAU6OGpsshmaiDet3GWtY06oC9vk8XxQDG3GhJNlErraBcQybC93BS",
+	"renD8E7op/ORgiDNj3yIQqQt/Xow6fpLE8Yv4YX3dIOiHtlgf/GmfoS6gt7u4ItlgRS/K1BwAZFZyKPB",
+	"+EZ9elaXxmtNy9LOYzofZzgsFZ/wTHKx1NZK8MFyB4k3N7woxYC9CJFqGzKC/XyoFFvQ7QsAtknFqkJs",
+	"vaonEFTyqkK8268i5CSZKDBO6KLCxJk2pOal+Is0QQsGxqW1gTsYFxjRddyFNwZLo29kLkzKujEOJG5k",
+	"hrVgpgGyt17C12iE1P+cJsGBhsUa6SFVrFkXHvgzLC0dbSwRK1qPGW+8Vwh+I+zmbgAoACvDbVZJ4+Sh",
+	"A4sy1FCrVaJLWirR8SU3jnWxCI3XQhwV5+HoGoP61+MAPoDycFIx6/eAF9H/jDsztcIhrkoq9n/+9/E3",
+	"o+GQ7St11xuwMzVRIesK95DaFYvF0q3jKWLKQxxIensWlSb0gE3UtHQl9cjjRaFX2KMd/f4riCtHKgaC",
+	"4KGRvnBsZbSXmJ60Yg2RenooJIcQJQ+aSb9bHrhCz0YTdTI82V02hHUBCjWXBfIGEOsW0Q/ZHOAPXoO4",
+	"EYadvHvXQyxEe4FxRFmEikBwYtCACZyRWFvI6JWNSSisdmMww8QKLMSV8zXiQS3rGuGZXOn8/eCWySnZ",
+	"uJgvF670nOdUcuhKCEUXqpds0Xa41rHq6YCdhesKJ1RoCxWLYjMuOicjvLChFla1Uu+QWsMtSwtu3SU+",
+	"fMld9IbGDz2wnkUIO1fCWta1QrD0efjZU99L2Da//0ttJRz3Sio7QsYYWASmWrsNorgWS+z6wqSCWnGw",
+	"2Z4oYX1eWfD0ANnagH2BjEMJW8+zTECNmRqerz62P4CZkhaLNUq/B/FdmbNudCWkeYmalBgxKEmfRL90",
+	"phfE5omC+ERleglJ9pBOxCHJKJsTp/a7wNV6hXnr9loul/j5gMKZKPCTx5hWnDDk7iAYCbYMQs7rW0rr",
+	"1PzlEbtjKcqOJZzEUkBSVUjVpL3xevmcm0UBZyodW+myyBkvLFT/0jeCrebcTdSKBzHmp3Il3EoIhSE5",
+	"i7VztktVjGLhHM/GqHmat8iuxe5aOphatm7v5IM5t6/W5ySYb3FMnXspF3xSyIkbxRhj7UWQOshzMU7I",
+	"TYgM+kOlO/QAEVJ0GR8QGOCWMpIHhGe80O87uRCdAwozPlP5xorEu/0r2lsh8kNP70cvn2sXvmbptKgE",
+	"yDtRIcCr1Bujl69SfOoaCeHkdq0IH9rn7WuWNTpsNTD5mi4BdVtSVD7AZ7mhVJD60bYKUEWAhhqv7Dwh",
+	"P7/kLnFiaNAPlsT2Ym6pLxXZwu+jwNRHQuYhZwkx953lfj5auYugF3hF4w9R9eITonn+HcpNNNRjr+cH",
+	"BXKbq0DCAQShSJOqGckSrJP3L/+zq6TouRfzV9xl81B2cyWu5lpfx7AcBNwuZZ6OtltYQdk/1Bcg/A+d",
+	"gcDmCS/FDtlg9bRUyQJdHsv7eBvX8qkYsYYCUlmy/jeIo7aVMqlVJsbYNDdoMFLFvkm3qy8T1a1m5fpv",
+	"6NekWfYSsjK62tSMFz8viK8w6bVUvVI9snmaSmzFaGTOcmHkjcirBflRsP950GyhkQlY1psqLmqacVOo",
+	"ICaGEwFnHtLFvcHYWqtU1rb+Wqz72Ac2rSXUb5xN0pwprhdcDdRwYY4wi5l2TqiJ6kIvp3XCjACFq1cb",
+	"AJmvIDRXUIy86jGuYUomKjQSZt/65UAPrCodyL/ijUhTFmTzwvcnCnAeRLj2yI+atkdO7fxgnfQWKew/",
+	"8m9b4tFv5LcQsD0cj7+fl57Rdf7iZ/7iZz5Q0HoiZJyE1yZ2ry5xu8s5VDtaLm3vLrK1A5y7D5C8g/Oj",
+	"ayiYj4XJm6iu0i1JyPUYXQ0VlwSbqFTS2V4T0XePIlT10iu1KlSuhvPaAbM7DxvzeePq4jR3tdyhv1fL",
+	"/YKg+7dD0EUi6G5cxHjr8LrdDVFX1XQKBx58L1Mpinx/Pac6QC58agsQt7McE6uqMU3UXcsxsc1qTGgU",
+	"xEU0KjKxrtUL4VmyKKx4YLGs/UpHHfp0+ARKijcHHrFDCjYN2I/Ticq0CpvjB68gbeBKD9xPvOOZK9bw",
+	"O6goKnJ7WCF9qJmP534JRfRrJekPqQCvTb0AfMJsaaDhICjidgkn7BVcZ+RiQXd80knZnwFjCO2ZiM5S",
+	"xhV7cfbDGWJobAmW3ESlz0qjl+LoW2EKqdIxS4Ee09BSDeNRcrEURvIibatAVdkUe0tQsVsqUE3UWbwV",
+	"QVhEaIlGH+RCANS+ZhstNBAOyvXY7EGrETVPMVG8X3tbGvFttcYa7Ccwo+ICJwrWH4Whp54YMmHx6qOD",
+	"J5fWcQAwKpYuZJpM1EpApQL/i+KKorZiARIOEnzEjQRZA7G5NBez5ztMkD1S8Ata876i+l8Cz7xNT4jc",
+	"70stri922Rco5ucCxQyq0W3QS2g8evRPf6d+u2erUrSuTODUddwPdlicqFqLRab0ClEPsbPi11uNFQfh",
+	"r3BYV15IN7AuoYBE+GbQSx4e41CQFmX4Kk3Yk4fxVxOVznVpUK4FnAw+m/N1yq7K7Fo424pruRJrrXLs",
+	"moRe3gBtqeN6mlCW9AhQLwOWAoAqmJ4TZctFkHb4TZhEVi7Kgjt5I2Awy7rWiaVNGM/8Ly+xM1UyUUFw",
+	"9+JGLARXVUoGtYd6w1cEATmkvWT0I9BZTRS2+ql31PM/bzSbROhW6DYpVE7/nqiA76m3nwwf2WxDydq6",
+	"UE7UndpQdt88f8q+Ofnmm95G04q3b16OcN/5ldVF6ZqNJ6Dmq59EwuRADNjO1pXbqCzsXdmdSkholypW",
+	"Slozr2AEZUTkvc0Gl3hnGt0rWWheyZ7D7gAF4XYgngLMBlgEWi2uNCoGpBFW0wjFV4p/5i2nwmoyWgji",
+	"FU/DzjliqPxZjhlgaWieQJjQXI0z/NVEAQYLQzxejQSa8kfCnfC3eWWk82yW56IGzhiw73VpSCFd+zlg",
+	"yT7PcbFqFUUSpMHpW9YNV1dPMcyRxEvbQ+gRL1b+70DdYFAmVUAHdm4UyRtysGlNEf+x2LiwSI6kre6s",
+	"TuWv+7lo7yDakhZLYfPd0Ib9pab816oY+i0upOdGLw7pInmh4am2KD8ypIPj/N/i4y0B/hr7AZhknyye",
+	"CALb3cVzo4/nYZ08793Lc7Ob5x+4n2eDeA/o5Unn1+XMxNPshUZB6MIJj8xr1ztIUi8rihxKLWmp3Jcm",
+	"oH+EogI/VhjoRjwiNABtD/FvVVpr9nS+t+p5HuAFAHoUWCujoYJO1GaXb6+CJnv1z2049WCiqDK6DJhK",
+	"9MIQCgKWIwxb6WvByiUjp9BXX8UJ3qXF96Nmi+8WvavStDZ1sG21y0tbmsQXxetDK17NOjIHal6AUXXV",
+	"TknlNfoN3WtX5dxzT2qBrO4cZbqjirCjD3cNXtgiwh9tCvCD5Pd9xPejLeH9h5Xd9WM/tBd3OKYoh79I",
+	"4D9aG+5NlN2dhHADTbQ7+fa5NizgpG3CnCmhjvKVkfkMNEBIoaqSvCQ4MrQZsHM5UwS7nqhzx1XOTc5+",
+	"os+y7vevzp72z78/O3n0GKeeynwAlSocXywHVzpfpz2CysmZgjAE1A+GZGAMdiHfXbGrtbc7SYpztY41",
+	"fJbcWJGj0ItjTxT5lgKY7lFoC15Tfm9gizGbqItSguXSiMxvDOZeVEw9vTlO0mqa3gRe+/FBaiCqzorM",
+	"CGeZ0Y47MWDPeDZnK0jPmagpl1jvGYq9rlRooR2Sp7rYs+q4N5qoVuwbnWafrl6ffKD+zSCrJQVCXC85",
+	"cBCpAJ8Gg6Thj9DqBcB5E5UOUsCg82pvG1XZcpHJBS/YWyXfUTNye+vX41B9qJGSsm4QFmB5SJXr1a2D",
+	"xKOoLULp6oQwB1xAHtOaFfImHBAFmSB3jH7lV2hE30KcDYGPOl/3Yk5ZY2tkgLJgXg+0TUJkHSahxISf",
+	"btAAJgoQPr1GeGo3ThKdL1510WxaGk+XEyWmU5G5GoSy5bgqLCVBikDlmkKHALykp8Mn7cjKMOm+zDdQ",
+	"lY0P0aWoldAitOMo7Efw+8SadwGz3n2trZsZcf6fLxOazRuRSxtAu1PU2tw8FN+TlnrF8sxoawMkk9r0",
+	"YxdNtabSwgyBmxADDsBd6oIfiwJAL6OI5q0UlvA8bm4IGBNwU+QTRSjYXC+4VA8sbS4wHhPKJlPOGymO",
+	"4XJTPcGJ6rY5lLljaUj8PfrhiDJRoe2Cn2/EB1P4c6La3vKPpwmTi2XBS8zsBYf05nPopfY0fUYLoN0l",
+	"Te5kOBwOmXRiYcfMLgvpWMHNTBhWLgvNCVZw8u5dreZ7pLJdiQneTmlmS05ULV2ypdB8FzHQgFjuJSxm",
+	"U+4Cw5K0uS0S/VbJX0vBZMTtBoIfV3q6VjHBknrqtcaOq+uw1/G3HwJ7azpQnaFWNfojb1lxC6xO5LfO",
+	"M3LbvdOtY3KH/Se//PM4OT757T8OycM6X/LMM09/AJAk6K+ZnoLIRCPzilvx+JTV9AG0OdNbJx/Z+aF7",
+	"fTp88vi2zf5IkXwixS/I4i/I4n+VFSGy0vjleQZIV+g83qDRz7940t8BP8Ze1yEHxivHzGlSk++EOZ7y",
+	"wu5O6KFZ4d1ozPdKcCPMWekvLc0UPo7svDRFZ9Q5AiucZrLJh84QbEwKQr3I76BiLFh3o9X3Ea0uQi0n",
+	"FUIS6spgLdX6WFRB9ZbhGqPsqqLEugRW8CoToW5sveZgr/bhGOvf/rI/U6/W7M7Vqo1DR9kS3qmaN7Ti",
+	"0kNmLI0TTM9bNoL68CTgVMIef0tRg7yRh5HPbMLqfTk5duasdmjXvoRGPy3Ztag4UBiw1pvCKxxXpSxy",
+	"/01dFFc8u7YJy/0ThfAy0fbGLOX5QqrUP4F1QepU4P/U8snvBS/cPIGPSSVsBO4FW1o24dc0XFRxbOe3",
+	"X377vwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
