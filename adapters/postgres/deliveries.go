@@ -25,13 +25,13 @@ import (
 // reservations share statements (group commit, as adapters/redis does for
 // the fast path): one statement per batch of callers instead of one per
 // push halved the ingest rate at saturation on a 2-core machine. Confirms
-// are written in the background, batched the same way.
+// are batched the same way.
 type Deliveries struct {
 	pool *pgxpool.Pool
 
 	mu                    sync.Mutex
 	reserves              []*reservation
-	confirms              []confirmation
+	confirms              []*confirmation
 	reserving, confirming bool
 }
 
@@ -47,9 +47,13 @@ type reservation struct {
 	done    chan struct{}
 }
 
+// confirmation is one queued Confirm and the signal that it is written.
 type confirmation struct {
+	ctx   context.Context
 	id    uuid.UUID
 	token string
+	err   error
+	done  chan struct{}
 }
 
 // maxDeliveryBatch bounds one statement (and so its first caller's wait).
@@ -227,19 +231,25 @@ func record(sum []byte, tok string) (ingestion.Delivery, error) {
 	return out, nil
 }
 
-// Confirm stores where the event of a reserved delivery landed. It queues
-// the write and returns: confirms are batched in the background, and one
-// that is lost (a crash, PostgreSQL down) only makes a later redelivery of
-// the same batch append a copy, which the projectors skip. It never fails.
-func (d *Deliveries) Confirm(_ context.Context, eventID uuid.UUID, t eventstore.Token) error {
+// Confirm stores where the event of a reserved delivery landed, in a
+// statement shared with the confirms of concurrent pushes, and returns once
+// it is written: the push answers 2xx after it, so a redelivery after any
+// crash finds the token and is answered as the duplicate it is.
+func (d *Deliveries) Confirm(ctx context.Context, eventID uuid.UUID, t eventstore.Token) error {
+	c := &confirmation{ctx: ctx, id: eventID, token: t.String(), done: make(chan struct{})}
 	d.mu.Lock()
-	d.confirms = append(d.confirms, confirmation{id: eventID, token: t.String()})
+	d.confirms = append(d.confirms, c)
 	if !d.confirming {
 		d.confirming = true
 		go d.confirmLoop()
 	}
 	d.mu.Unlock()
-	return nil
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // confirmLoop writes the queued confirms, a batch per statement, until the
@@ -253,21 +263,29 @@ func (d *Deliveries) confirmLoop() {
 			d.mu.Unlock()
 			return
 		}
-		ids, toks := make([]uuid.UUID, n), make([]string, n)
-		for i, c := range d.confirms[:n] {
-			ids[i], toks[i] = c.id, c.token
-		}
+		batch := append([]*confirmation(nil), d.confirms[:n]...)
 		d.confirms = append(d.confirms[:0], d.confirms[n:]...)
 		d.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
-		_, _ = d.pool.Exec(ctx, `UPDATE push_deliveries p SET token = x.token
+		ids, toks := make([]uuid.UUID, len(batch)), make([]string, len(batch))
+		for i, c := range batch {
+			ids[i], toks[i] = c.id, c.token
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), confirmTimeout)
+		_, err := d.pool.Exec(ctx, `UPDATE push_deliveries p SET token = x.token
 			FROM unnest($1::uuid[], $2::text[]) AS x(event_id, token) WHERE p.event_id = x.event_id`, ids, toks)
 		cancel()
+		if err != nil {
+			err = fmt.Errorf("confirm delivery: %w", pgerr.Classify(err))
+		}
+		for _, c := range batch {
+			c.err = err
+			close(c.done)
+		}
 	}
 }
 
 // Flush waits until every confirm queued so far is written (or given up):
-// for tests and for a graceful shutdown.
+// for a graceful shutdown, when a caller that gave up left one queued.
 func (d *Deliveries) Flush(ctx context.Context) error {
 	for {
 		d.mu.Lock()
