@@ -21,6 +21,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi/accounts"
 	"github.com/biosync/biosync/adapters/httpapi/admin"
+	"github.com/biosync/biosync/adapters/httpapi/connections"
 	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/erasure"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
@@ -97,6 +98,9 @@ type Deps struct {
 	// Admin serves the /v1/admin routes; with ReadModels nil they answer
 	// 503 (after the token and role checks).
 	Admin admin.Deps
+	// Connections serves the provider connections and the providers'
+	// webhooks; with Connections nil they answer 503.
+	Connections connections.Deps
 	// Edge are the ports of the middleware every request passes.
 	Edge EdgeDeps
 	// Ops are the logs, metrics and probes.
@@ -157,6 +161,9 @@ const (
 	opLogin         = "login"
 	opPushWebhook   = "pushWebhook"
 	opPushMySamples = "pushMySamples"
+	// opProviderWebhook's body is verified by the provider's own scheme on
+	// the raw bytes, then parsed by the provider's client.
+	opProviderWebhook = "providerWebhook"
 )
 
 // roleExtension names the role an operation requires (besides a bearer
@@ -200,6 +207,7 @@ type (
 	queriesHandlers     = queries.Handlers
 	preferencesHandlers = preferences.Handlers
 	adminHandlers       = admin.Handlers
+	connectionsHandlers = connections.Handlers
 )
 
 // server implements gen.ServerInterface: each concept's handlers are
@@ -214,6 +222,7 @@ type server struct {
 	*queriesHandlers
 	*preferencesHandlers
 	*adminHandlers
+	*connectionsHandlers
 
 	cfg      Config
 	deps     Deps
@@ -310,6 +319,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	s.queriesHandlers = queries.New(deps.Queries, consistency)
 	s.preferencesHandlers = preferences.New(deps.Settings, consistency)
 	s.adminHandlers = admin.New(deps.Admin, s.log)
+	s.connectionsHandlers = connections.New(deps.Connections)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -379,7 +389,7 @@ func buildRoutes(spec *openapi3.T) (map[string]*route, error) {
 			if strings.HasPrefix(path, adminPathPrefix) && r.role != RoleAdmin {
 				return nil, fmt.Errorf("httpapi: %s %s must declare %s: %s", method, path, roleExtension, RoleAdmin)
 			}
-			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples
+			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples || r.opID == opProviderWebhook
 			var err error
 			if r.idem, r.idemDeclared, err = parseIdempotent(op); err != nil {
 				return nil, fmt.Errorf("httpapi: %s %s: %w", method, path, err)

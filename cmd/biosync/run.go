@@ -12,6 +12,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi"
 	httpaccounts "github.com/biosync/biosync/adapters/httpapi/accounts"
 	httpadmin "github.com/biosync/biosync/adapters/httpapi/admin"
+	httpconnections "github.com/biosync/biosync/adapters/httpapi/connections"
 	httperasure "github.com/biosync/biosync/adapters/httpapi/erasure"
 	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
 	httppreferences "github.com/biosync/biosync/adapters/httpapi/preferences"
@@ -134,6 +135,21 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		keys = append(keys, k)
 	}
+	// Listen first: without BIOSYNC_PUBLIC_URL the redirect URIs name the
+	// address actually bound (port 0 in tests).
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	conns, err := p.connectionService(publicURL)
+	if err != nil {
+		return err
+	}
 	spec, _ := schemas.OpenAPI()
 	e, err := httpapi.New(httpapi.Config{
 		ConsistencyWait: cfg.ConsistencyWait,
@@ -152,10 +168,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			Recovery: recovery(p),
 			Profiles: p.queries,
 		},
-		Erasure:  httperasure.Deps{Erasure: p.cmds.erasure},
-		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion, MaxFutureSkew: p.cfg.MaxFutureSkew},
-		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings},
-		Settings: httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
+		Erasure:     httperasure.Deps{Erasure: p.cmds.erasure},
+		Ingest:      httpingest.Deps{Ingestor: p.cmds.ingestion, MaxFutureSkew: p.cfg.MaxFutureSkew},
+		Queries:     httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings},
+		Settings:    httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
+		Connections: httpconnections.Deps{Connections: conns, AppURL: cfg.AppURL},
 		Admin: httpadmin.Deps{
 			ReadModels: engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
 			Audit:      p.audit,
@@ -187,10 +204,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -212,6 +225,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go func() {
 		defer close(revocationsDone)
 		_ = p.revocations.Run(ctx)
+	}()
+	fetchDone := make(chan struct{})
+	go func() {
+		defer close(fetchDone)
+		if len(conns.Providers()) == 0 || !anyConfigured(conns) {
+			return
+		}
+		if err := p.runFetchWorker(ctx, conns); err != nil {
+			log.Error("provider fetch worker stopped", "err", err)
+		}
 	}()
 	projectorsDone := make(chan struct{})
 	if cfg.RunProjectors {
@@ -245,6 +268,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	_ = srv.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
+	<-fetchDone
 	<-eraserDone
 	<-revocationsDone
 	return err

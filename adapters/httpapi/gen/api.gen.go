@@ -41,6 +41,30 @@ func (e Bucket) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionStatus.
+const (
+	Connected ConnectionStatus = "connected"
+	Error     ConnectionStatus = "error"
+	Revoked   ConnectionStatus = "revoked"
+	Syncing   ConnectionStatus = "syncing"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionStatus enum.
+func (e ConnectionStatus) Valid() bool {
+	switch e {
+	case Connected:
+		return true
+	case Error:
+		return true
+	case Revoked:
+		return true
+	case Syncing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeadLetterState.
 const (
 	Failed  DeadLetterState = "failed"
@@ -314,6 +338,13 @@ type AuditList struct {
 	NextAfter *int64 `json:"next_after,omitempty"`
 }
 
+// Backfill defines model for Backfill.
+type Backfill struct {
+	DoneUntil time.Time `json:"done_until"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+}
+
 // Baseline Values in `unit`, the caller's unit system.
 type Baseline struct {
 	Avg28d *float64  `json:"avg_28d"`
@@ -332,6 +363,34 @@ type ChangePasswordRequest struct {
 
 	// NewPassword Same policy as at registration. Never returned by any endpoint.
 	NewPassword string `json:"new_password"`
+}
+
+// Connection defines model for Connection.
+type Connection struct {
+	Backfill    Backfill   `json:"backfill"`
+	ConnectedAt time.Time  `json:"connected_at"`
+	LastDataAt  *time.Time `json:"last_data_at,omitempty"`
+
+	// LastError The last failure in plain words; absent after a success.
+	LastError  *string          `json:"last_error,omitempty"`
+	LastSyncAt *time.Time       `json:"last_sync_at,omitempty"`
+	Provider   string           `json:"provider"`
+	Status     ConnectionStatus `json:"status"`
+}
+
+// ConnectionStatus defines model for Connection.Status.
+type ConnectionStatus string
+
+// ConnectionAuthorization defines model for ConnectionAuthorization.
+type ConnectionAuthorization struct {
+	AuthorizeUrl string    `json:"authorize_url"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	State        string    `json:"state"`
+}
+
+// ConnectionList defines model for ConnectionList.
+type ConnectionList struct {
+	Connections []Connection `json:"connections"`
 }
 
 // DailySummary defines model for DailySummary.
@@ -614,6 +673,21 @@ type ProjectionStatus struct {
 // ProjectorName A projector's name, e.g. `metrics` or `users` (no generation).
 type ProjectorName = string
 
+// ProviderInfo defines model for ProviderInfo.
+type ProviderInfo struct {
+	// Configured False when the server has no client id for it; its routes then answer 404.
+	Configured bool `json:"configured"`
+
+	// Name Example: oura
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// ProviderList defines model for ProviderList.
+type ProviderList struct {
+	Providers []ProviderInfo `json:"providers"`
+}
+
 // PushBatch At least one sample or sleep session, at most 20000 in all.
 type PushBatch struct {
 	Samples       *[]Sample            `json:"samples,omitempty"`
@@ -882,6 +956,9 @@ type ConsistencyToken = string
 // From defines model for From.
 type From = time.Time
 
+// Provider defines model for Provider.
+type Provider = string
+
 // To defines model for To.
 type To = time.Time
 
@@ -899,6 +976,9 @@ type InternalError = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
+
+// NotImplemented RFC 9457 problem details.
+type NotImplemented = Problem
 
 // PayloadTooLarge RFC 9457 problem details.
 type PayloadTooLarge = Problem
@@ -953,6 +1033,18 @@ type ListDeadLettersParams struct {
 type RebuildProjectionParams struct {
 	// Switch Switch reads to the new generation once it has caught up (default true).
 	Switch *bool `form:"switch,omitempty" json:"switch,omitempty"`
+}
+
+// DeleteConnectionParams defines parameters for DeleteConnection.
+type DeleteConnectionParams struct {
+	DeleteData *bool `form:"delete_data,omitempty" json:"delete_data,omitempty"`
+}
+
+// ConnectionCallbackParams defines parameters for ConnectionCallback.
+type ConnectionCallbackParams struct {
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+	Error *string `form:"error,omitempty" json:"error,omitempty"`
 }
 
 // GetDashboardSummaryParams defines parameters for GetDashboardSummary.
@@ -1034,6 +1126,15 @@ type PushWebhookParams struct {
 	WebhookSignature string `json:"webhook-signature"`
 }
 
+// ProviderWebhookHandshakeParams defines parameters for ProviderWebhookHandshake.
+type ProviderWebhookHandshakeParams struct {
+	VerificationToken *string `form:"verification_token,omitempty" json:"verification_token,omitempty"`
+	Challenge         *string `form:"challenge,omitempty" json:"challenge,omitempty"`
+}
+
+// ProviderWebhookJSONBody defines parameters for ProviderWebhook.
+type ProviderWebhookJSONBody = map[string]interface{}
+
 // RetryDeadLettersJSONRequestBody defines body for RetryDeadLetters for application/json ContentType.
 type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
 
@@ -1081,6 +1182,9 @@ type PutSettingsJSONRequestBody = SettingsInput
 
 // PushWebhookJSONRequestBody defines body for PushWebhook for application/json ContentType.
 type PushWebhookJSONRequestBody = WebhookPushBatch
+
+// ProviderWebhookJSONRequestBody defines body for ProviderWebhook for application/json ContentType.
+type ProviderWebhookJSONRequestBody = ProviderWebhookJSONBody
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1162,6 +1266,21 @@ type ServerInterface interface {
 	// ResendVerificationEmail Mail a new verification link to the caller's address.
 	// (POST /v1/auth/verify-email/resend)
 	ResendVerificationEmail(ctx echo.Context) error
+	// ListConnections The caller's provider connections with their sync state.
+	// (GET /v1/connections)
+	ListConnections(ctx echo.Context) error
+	// DeleteConnection Disconnect a provider.
+	// (DELETE /v1/connections/{provider})
+	DeleteConnection(ctx echo.Context, provider Provider, params DeleteConnectionParams) error
+	// StartConnection Start connecting a provider (OAuth authorization).
+	// (POST /v1/connections/{provider})
+	StartConnection(ctx echo.Context, provider Provider) error
+	// ConnectionCallback Where the provider sends the user back after consent.
+	// (GET /v1/connections/{provider}/callback)
+	ConnectionCallback(ctx echo.Context, provider Provider, params ConnectionCallbackParams) error
+	// SyncConnection Ask for a manual sync of the recent days (rate-limited per user).
+	// (POST /v1/connections/{provider}/sync)
+	SyncConnection(ctx echo.Context, provider Provider) error
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
@@ -1198,12 +1317,21 @@ type ServerInterface interface {
 	// GetMetricSeries One metric of the caller over a time range.
 	// (GET /v1/metrics/{type})
 	GetMetricSeries(ctx echo.Context, pType MetricType, params GetMetricSeriesParams) error
+	// ListProviders The wearable providers this server knows, whether each is configured, and the scopes it asks for.
+	// (GET /v1/providers)
+	ListProviders(ctx echo.Context) error
 	// ListSleepSessions The caller's sleep sessions over a time range.
 	// (GET /v1/sleep/sessions)
 	ListSleepSessions(ctx echo.Context, params ListSleepSessionsParams) error
 	// PushWebhook Push a batch for a user (server to server).
 	// (POST /v1/webhooks/push)
 	PushWebhook(ctx echo.Context, params PushWebhookParams) error
+	// ProviderWebhookHandshake A provider's verification handshake (Oura: verification_token and challenge).
+	// (GET /v1/webhooks/{provider})
+	ProviderWebhookHandshake(ctx echo.Context, provider Provider, params ProviderWebhookHandshakeParams) error
+	// ProviderWebhook A provider's notification, signed with the provider's own scheme.
+	// (POST /v1/webhooks/{provider})
+	ProviderWebhook(ctx echo.Context, provider Provider) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1550,6 +1678,111 @@ func (w *ServerInterfaceWrapper) ResendVerificationEmail(ctx echo.Context) error
 	return err
 }
 
+// ListConnections converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnections(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnections(ctx)
+	return err
+}
+
+// DeleteConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteConnectionParams
+	// ------------- Optional query parameter "delete_data" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "delete_data", ctx.QueryParams(), &params.DeleteData, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter delete_data: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteConnection(ctx, provider, params)
+	return err
+}
+
+// StartConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) StartConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartConnection(ctx, provider)
+	return err
+}
+
+// ConnectionCallback converts echo context to params.
+func (w *ServerInterfaceWrapper) ConnectionCallback(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ConnectionCallbackParams
+	// ------------- Optional query parameter "code" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code", ctx.QueryParams(), &params.Code, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter code: %s", err))
+	}
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", ctx.QueryParams(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter state: %s", err))
+	}
+
+	// ------------- Optional query parameter "error" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error", ctx.QueryParams(), &params.Error, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter error: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConnectionCallback(ctx, provider, params)
+	return err
+}
+
+// SyncConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) SyncConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SyncConnection(ctx, provider)
+	return err
+}
+
 // GetDashboardSummary converts echo context to params.
 func (w *ServerInterfaceWrapper) GetDashboardSummary(ctx echo.Context) error {
 	var err error
@@ -1859,6 +2092,15 @@ func (w *ServerInterfaceWrapper) GetMetricSeries(ctx echo.Context) error {
 	return err
 }
 
+// ListProviders converts echo context to params.
+func (w *ServerInterfaceWrapper) ListProviders(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListProviders(ctx)
+	return err
+}
+
 // ListSleepSessions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListSleepSessions(ctx echo.Context) error {
 	var err error
@@ -1966,6 +2208,54 @@ func (w *ServerInterfaceWrapper) PushWebhook(ctx echo.Context) error {
 	return err
 }
 
+// ProviderWebhookHandshake converts echo context to params.
+func (w *ServerInterfaceWrapper) ProviderWebhookHandshake(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProviderWebhookHandshakeParams
+	// ------------- Optional query parameter "verification_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "verification_token", ctx.QueryParams(), &params.VerificationToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter verification_token: %s", err))
+	}
+
+	// ------------- Optional query parameter "challenge" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "challenge", ctx.QueryParams(), &params.Challenge, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter challenge: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProviderWebhookHandshake(ctx, provider, params)
+	return err
+}
+
+// ProviderWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ProviderWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProviderWebhook(ctx, provider)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -2034,6 +2324,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
 	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
 	router.GET(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.GetErasure, options.OperationMiddlewares["getErasure"]...)
+	router.GET(options.BaseURL+"/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
+	router.GET(options.BaseURL+"/v1/connections", wrapper.ListConnections, options.OperationMiddlewares["listConnections"]...)
+	router.DELETE(options.BaseURL+"/v1/connections/:provider", wrapper.DeleteConnection, options.OperationMiddlewares["deleteConnection"]...)
+	router.POST(options.BaseURL+"/v1/connections/:provider", wrapper.StartConnection, options.OperationMiddlewares["startConnection"]...)
+	router.GET(options.BaseURL+"/v1/connections/:provider/callback", wrapper.ConnectionCallback, options.OperationMiddlewares["connectionCallback"]...)
+	router.POST(options.BaseURL+"/v1/connections/:provider/sync", wrapper.SyncConnection, options.OperationMiddlewares["syncConnection"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:provider", wrapper.ProviderWebhookHandshake, options.OperationMiddlewares["providerWebhookHandshake"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:provider", wrapper.ProviderWebhook, options.OperationMiddlewares["providerWebhook"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
@@ -2061,298 +2359,327 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2LctvGmjD4Kl3c2TJ5DkhRsuzEZJ2qVRw50RzfxpIn82/oX2gCTbJHYDfS3RDFk/JD7Svsk/3V39fd",
-	"AEjwIllynIympk4sAujrd7/+3krkPJeCCaNbg99bM0ZTpuCfL6XQXBsmkqX9M2U6UTw3XIrWoPVeMc2E",
-	"IYsZE8TMGFHst4JpQ+DX+L+6la+7F/KKiXhIYsVoMmNpXP2MpmQuU5ZpktBiOjOkyCMSGz5nsjCVN8ey",
-	"EClLyYJyQxQVRBaGUJHCw5QaSuZ0SYQ0RM/kAn5dKG4YWTLTa0UtnczYnNqdMFHMW4NfW241rajlZmt9",
-	"ilpmmbPWoKWN4mLa+vw5an1gRi27JxPD1Po5nLNEilQTI3FhYzaRym7LqCUX0/rEbmwuDJsyBYP/8ssv",
-	"3ZPCzJgwPKGGrc/wA6OKKZLMaJYxMWWk/eHVS/L8u2f9TuPolZU33ML6+O9y+lvBiLFPiZzAwWVySnKp",
-	"uX1FEzPjmiRyPrenvVDSsKG95pTY/dLkikhBfiuY4gzOAa50KQtF5ELgHWxf6OeolVNF58ysQ96GRZ+4",
-	"9U6UnBMaFqeYzqXQbAi7sGtawrVo0nbg0yGFMDwj9rcq7M3oNSsBkCy4mRFueuSEXNPMHs+MGsI1wleR",
-	"zAh1K2hzkWRFysWUSGFPTkyZsq8Lctx/8dzem6KJ3VnHfn/c79vD4HYTiGutqCXo3B5I03Vtv+BXSs4b",
-	"YNJQZfxVKgowA6vU/Jp1ImLh5+nTpy/CQuCgynXYQ61NPJFqTk1r0EqpYV2LLK0mRHmv5H+zxEj1FsZZ",
-	"v7Pcv/BEEztXRFhv2iPxnBnFEx0TqUhcaKZ0HNaWUzMrlwb/iVqW2HDF0tbAqIJVl/pvik1ag9b/dVCS",
-	"tQN8qg/q67MrvpDryzwV6crZsZv9z87I25/cZ7shBFwA/5MkYbmxu7PUWRgmjP0nzfPM0gguxcF/awlY",
-	"sd/Gw4AwV327F5a0UpPMLHSmhaLjbEk4klx2bYm5JQZtqciCakIzizRLoDwVVrGB0DStyX110PQJLO8H",
-	"mn5AXrJl/7mS44zN/367c3iPX206Bs/CEiosmo8ZyanSLCXtsQJc//fzd28jSwHFFP5N7E1GZE4ze88s",
-	"Jbi5Tq/1ObJEbJLx5I/bhcwynjKNtIzdcG0skdKGGgvTc8ozf51Esam9CcXSiEyZYArWR7ThWUYyhHyp",
-	"ACYmXGkTJoGx7c+azhmJz1I2zyVe6T/ZMrYwhYOoQgg7fTsulBiMudRLkQzcAQx45bsrtuxy0Z1kfDoz",
-	"cYSs1PJ0ZbIlHu0rqcY8TRHIvtbZAifgKaFJwrR21N/u38ohQC1kxuAfMvcH6OiUJu2YpnMuYjKxJO7g",
-	"+vAA/15FpCZxYBsWrb0PCz8ThilBs1OlpPq6ZzQupsh8U2YshHFt6ceUpcSyX1UTFXkaEcGumbJ3XCjB",
-	"Urjdt9K8ssz6ay78rTQzC55mxhSDS7ILTazIpWBR7+kykzS9kPI1VVP2tZF6LNOlPUtpT+uQvOE/wKou",
-	"nNz6Va84ZTkTqcVVkvIUJCIq9IIpYBt8zoYViczK5FIF0RzErDFjKBcaJiKipUPxOi1ZsPFMyqsuT+33",
-	"K4QFNy/lGyqWjlnor3oIgtBxoRnJ+JwHUSvg/RNNkoxqi/Y3XUfruspKAPB+DJIgu5nRQhtLcgO8Zdwy",
-	"3LP3dsv+R5okshBm6E6JWj2ExBWlJCYalZAVWrKit2wjI9VXYbsfBS3MTCr+L/ZV8fClYqmlZTTTUZ3S",
-	"WgEEQYJoPhXUFIqROdcaJG+FXPlBqOlHQa8pz+g4Y38YorWDKBaBrjummgEUFQK0WLu4ocUwoGJWUnP4",
-	"1SNwtySjhqkeOcm0JE5x545dreAW0cZqsFKRNjArCwgxUbIwTHcQIi3oIyi7l63oKBfiXgEwV9Jev93Z",
-	"qTDcLL/m4f/CsqzrhDoucuDw1JCxYvRKE0pUYc87ZpbB6phkXBttxWW1JBPOsrRH9pJzFCs0S2PSFnRu",
-	"L25NgOqU9o8rtqyK4MR+CUSCkpRPJkzZW3WsFejjR6GLPJfKsPQNSzm9ALXjj+FblvbHqwpM3AMlzA21",
-	"qvnkytJTw1EnSgv8tkGvvFAF88dkAZFZgVUtSXsrC+ngYboJnd2mRCHBFjU0KtW2sZQZo8KeMCDlJU9r",
-	"ml5R8LRRPS6V1l/LL6PKzkrrkxxbRdVOcVKk3JwKo5brZ0ITPIE1y0BkH8kGa9UvM0loYlg6JHRc2u8K",
-	"cSXkQpA2qOOUTCjPWGqpDRcgoe7YXNSiZl9t10KJlQxhA2kKJiaava9tbO2TtWOZUT1b397P7Iac/3zS",
-	"PXr23PLkXLHrS/umMxNapmtPste0Kp43zhzG2DmbxVH7NpeFm4e0/8WU1IGTg+rUaZxds99qB8iFeX5c",
-	"vhgshlFLF3gITXerg7RgAR5soqDGw2ISKRKmhN7jPleA1S4OrjjyIAfHFW6yekruajaC8muOen0dku0K",
-	"3T+5YXO906BRYkUJHVQpCn8LdmMuabO99r0Vy6gmMUXRyd+N/YbkdMoCZkgkuxnV+KB2bpvuZxXN3b6a",
-	"juMHqlnGRQNB+0+aFUxbaTouBLc6cKmMPLEs3/LdpTZs3oOzr9GE6+nl0fd1ipTKwsouUUsUmRNj0Gzm",
-	"1iSK+RiBy3793V0/tiIGXi7NsneT1uDX7Zf4I13CTlufP62O/jlq2V02Gz2rB+zmDCuPwgG4ERpPvkiu",
-	"mMOgCS0ypFjL1ioDixVdxE431V4zyTMG/55rll0zPSTxTBYqBhITp3QZEzqdKjalhnkzWqHh3jKZ0AwU",
-	"JHttwQlBFxZpZKHs/HTZ4IOIWi9nVEyZhd2FVFXzWDMFndBMs1XISAplRYTL3I2yDndva7o4GS8JFUvC",
-	"RJpLLsCHMqc3r5mYmllrcNg/Om5YqWCLLTOcW80ulxlPlhYJqXGWJ1SbeuQOK5hz4X/4fhchWzuClfU2",
-	"AcuPlGfL82I+p8iCb3HiTFiITitQXJEdgDuuHdDrACMk/vnnwZs3MWkfHZNZZwWW7Bv/koL1dksabhFu",
-	"xuYt6tlYUpU2ixjX7JIJpqbL+0LttFmMkyldNmyT+H3WpIu1fUetm+5UdtcAcqKYngmmdRPHZIJY7Ylo",
-	"WajE0XonP1q9XEtCieaZZQdWjieZ1Brci8BF92JVr8L8DZzK2VpZenkbAWqmri/VXOt019yBxQB11uZS",
-	"8OnsFhT6PGMs97DfeJWKgVX5csaoMpdqi47dtCZtWK7vC6o8SuxmGh5+/Ad+IdEKuNcOrXrsjfuugtrK",
-	"zTYjndvMuqrjTvFu8I6g3CjLepZax4KPAi1YMTg648ij4CZ5Y23Ya7+NdZlhRUZovgf8vvGMGE1fM+ME",
-	"uRV2plgFcRoQu3RgWT0uZTTtZjBWXftRDJRTpwCBeQONmXJikf+K55014rMRM5k3uK+uZ1lZDmpXYQ1W",
-	"AoUHGm0MVDEiRbYkM5al4F9vPPVb6J7+ZeMMAGuP5WSimdlTAcmpMtwrntX3nx41v++9rg0kH1Qm97ji",
-	"eIpILOic/T/lL3Gz1mQcqnhhCo+2BYu8YoioBtyz9iJzljZKV5bZ3EmLL7dWPZZwnuXIUVXhr1yG38J2",
-	"4G/WmSxEXyJE7684VTBqjR2tYmd1/OYFZsxuuCKOrqAoFQnLsltyN7vqjN2WJ7IblhSGlWrffp/tiT/O",
-	"rHbLNdm7LRrkjtjeRlpkLI1dNEpcW35M2u7oLIPrDEmcF2rKxTQmVocfiRDxdMXAupYybZRcsrQeD2W/",
-	"YilpU+cgwB9GYiKzTC60HTgctgu08uYvZ8/w1gSuScYmpjcSFc0l7KIVlVdtMQEX26pcZXNgVRXa4Nzd",
-	"ga2c9+rlNsHiqaK6UOxumtFmfeWiPIMnmjj1gfj3SVuxLi39BVyitWyXlrRKRbapH684y9Lgx12lAN6Q",
-	"ti712s/W9wNBC6BLgbfOSBdZly4jEh/EJM8KTSgJ0VguSgeMzGiqh192ax04f7AQNe6sKpivbuyab5Bh",
-	"QCJTLGH8+pbYCF+iAn+r73Ilr3mKRGUnO8A31yZrWHfTkfzMaGZm6+dREhKPe/JqN0q5r5omei2nXNwN",
-	"WSBwxP6jAuVHz5pMAdLkzRjl8eh5N+VTbsjFu4v3JJEpG/qAiRQCjmLFEnnN1PLSPqz6QjxdmlFN3rw6",
-	"IVL0yKlV5OyLZCHVlQZSuYKNz5uW+bD2kNoWGmLiBCkEeHL8i7AFK4RrwyhEosXS5DFpcyDDOmfCdHbv",
-	"a9UKMHeG2m205g3bJWbvyYvnm8gSPLm8ZopPONtAb63MRBIpJhy8b3DdaaqY1qT9/t35BYHomcLMDmCc",
-	"ZRcG7TR7aPbk7/vrjijBudNc2U5NpawcXPNZG8WT9xaQGg7dAnej9Qysj05BG4MZs9codDOR7n9fc3qz",
-	"l/oGxrY93yzV0PUbXnCMBXNWF1C0kmJeZNRq3ySlS2KkoVmIOUNC+kS7L+rOK22xlGbumSYLq9Ilcj7m",
-	"EFDULJepW4DznfVbnAcvww+DZ4hnHrmL3gwf58y7ReoAMg4W7K2mFnzL0jgLZ/trCVXgbLBaeT1y9xDg",
-	"ct5peUC/OcZZt4MZIp5zAf+hN3GHdJ1NQkjBE5qBUSLyYTLUGSswhCjm85wpTrMY3tJ2pJi0U66NlVI7",
-	"EYmzcUzaC8anM9Nxlns2fRWTtmFzCOIpFCNWCimFuu1kwWlzsM/IX084980X7H3yq6EfGBEN8aU98k+W",
-	"G8J+K2hGnMSWyjnl4omGwANgTMSA27+UzldNWX77GKJRGq2qVi37b50KscnApZjOuaJGqqX/SV9xcVk5",
-	"tctwavZhLo8q1jU88EYV/M2EfmCWqN/Rt9HMXDdLGiDSNvPeP1pm2KQdRLjLJlh6Kw2fOA3k5YwKwTJ9",
-	"V7FunYfmBXq/V59sEjGKDf7f6irfKwYRK0kTdUsqW9hGYxq3Df4Fni0vdemz2W5Urvh3Pket3wrOzOVM",
-	"FuoWlun/sB/9DN802qavmdLOYrbi6sUHXt9OZVLMLcC2aaYR1ePTCzqNO0PSD75q57XUd/FI18+mvt2o",
-	"PPlyybe4yTORF7sxt0EemMkMrLBhUJKXo4ZDGTpG4YLxVZFB4JklgVZhOD466qz7w//0sLRiOrKghVEL",
-	"QhIYn8D4vdZtwO5djtcz9CKUMIQbMi90YDQzRtznEIhwNum+oSaZxQ8IdE2gVvq8NTMvUSu4V/OOYIuK",
-	"QUfXHdRV73Rn1T29nwJofDJM9dWj72uO68Od4oXLBduqvtWO6mGV+0bS37gmFx64dvQfXr0kL46ffUdc",
-	"2KHLF9DrGFxauVadKtSQBagBkJDjwse5LoMgN3loGmyyp0Ba5GTCBOTyYdCnJSoR0XLOrHIA2Xud/T2/",
-	"pemuQYi2Cj7IY41Q6VMkcmpmvS0Waee2WB8g/q+uA4HuWRqHhDb8CSPOXXRo7zamazv0zxcX7wm+EASm",
-	"dQ3UcJM1bO58JpUhjhT4ZV1xzLlzsNC4ItMoKZ8bS/AIh6DxCUe3XcOQPtOwKSgX0no2epmaBX3cXbTN",
-	"xuayDbkUPwU31rqsM609Wz9G4VIpt6/KpUVWBtu+omaPUh6e768qlmOe41HscitVJ9m+yHPTGCcSjwue",
-	"WRyNB0Qx+4chY6Z5itHsGb9mRAoWYaouU9csHZLY/hwPyr8t8qXjZTyox23C11VH5JXVvbwagbqmklnm",
-	"3bJe2/JrakUtOwRChp2gUdtZO7QGEZglV7m3Dq2RKmG0d5xCnEoxn7MUk4NgO94XuZ+IGN3JyrcLcmeM",
-	"phsX70xYkM/wxavP6LQBTOz8MemSuDzLeOA97ZiUaKQ/xT1n2oCNwLLmcms4gmI01RhhpBfcJDOWojbP",
-	"dQXghsQKcYQDEVu67LiUpxtDEDZEZTb4yPfHYrYHffEDR1VQdZeON1KDqvoJbcH7e0keJ20hK4e6Zi5/",
-	"uip95dQYpuw8//tX2v3XJ/s//e6Ly09/+7cm0H9f6NkPVhq+pbJzYkjGLARI4Y2adtU6YywnmmkNJIca",
-	"MpfakKN+v9+3mEKzbF0scqGoexNqNB47c+8ZfgEzrIsmsJ5Lt55bzADRYvgVqoJ7TRYMxVvHxrfWLKz4",
-	"cxM8VdSoW16SC9RdcJHKRcjwraqnekhiJtLYV/uIwdIbE51TocmcpxAytn5nziq/K+Rzu9H6Dl9vsUs3",
-	"Hd0HRlPe7JkFZNfbcjc8RywgQUAuRCMHXJuz0cUZtYpK7t2+Ds/Ir7J5b8CqoURGU57RHeWxhlikIBLs",
-	"XPdm6tq8AzRWvpRpk/Gs5nBskODPuZhmrFtoBsI75Kja/+vC/8adCCNiQ2KUFAkEsucZ9b6air8W0v9S",
-	"jFejmlyxJUvJjOoZ0z63W8/kQhA6pVzUVKcmN5QjFYd9INCVv7aKlCtbbj40CM68m1as8OPLJlX+6Nnz",
-	"26ny9cGa14rFGL5QhQ/igjfMbtfpN8WT3qupe2uwft0NW5/r7OTtSRkNXuP/p4Xd/8EPTGUcNbgV6/1t",
-	"bmfNT15Z1La7aiIlm93gD+uV3rFgo5ZlFKC+Y8RUNabzFiV3arGWKyZJS0JAGnax/yipe6Ov+xHMlej9",
-	"vX0eW7nqjSfzBuNG1+5yHn5vVGfwMeiHEHB6FyOpm6JpaU52u232SXqrUMXbuMTvywN8gsHlgdl4D4cd",
-	"32WjxuN8jrI9OMsPQhWV0jMZkfjq3/Gdq4Q683jN/9kZkkSKa2Z5vveh1n3J9xvZXgb3NgQAbMxLc7Jz",
-	"UxZOwrQu+U9D9GvOFdOXXGyuUIeRpi56qqyr4D5tNuKtcb6m0nER0UGmGBJ2k0CyGrH3akhcD9lxA67l",
-	"XXLVI/+0WhA3RLNEMeMDnqgmUylT+180DjhTfbkdp6hYzqObs2th+SH83QtoWFhvt3hWO/3aYLWDj/Zg",
-	"7UE7msg7ZjRATjaZ0TxnzgWxZ1Q1mrA2ZM/72/BHWYb/loCCyQn6qhZUsxZqtW4u9mPyFNMrYs3TmCQZ",
-	"5XM7Dze6No/eL+Gcb4otxBIqPmKsrGfIRW9jVGihdx2728QTTdwl+/pP1Nl0PNi7TeI1gcASAFXcIpEE",
-	"2CSdNt/YjJGPmqnuyRTylCtbjIhRhUioI3NHz56T8dLUsHubBFEz2NROprYil/3tQWoLoDfbmW9vWaig",
-	"zS77chi8eVnGcDFtCjnmOs/o8lI0Wp9O57lZhgh5olkzv7gn+bUxcWvnIX2El76tYIPqodaiI3FH26MM",
-	"/GV9WViBdqNUwgjAE1ZkTEOuFRgLUH9BTFdWraEirYcb2GvbGW2wHYpOnGHv+XGlKmhEhLTCiVEyq/w8",
-	"JPGoNWp5V39jpu9XALgVmzraWlHUClF2zaLTtxJ6sAMEGwFvzZB5J8m7+fKPjjFgwxXyAhFxf76gDZ2y",
-	"25pk7TdNLuhbCf23tCFWz/C+uEBlyP/kbPGFrGB1tHWpO5tKxc1sfrkvRXWG/EQqrCVIDcmVTIsE49g1",
-	"I6gvbJC2KRre51wUBpewR6A1XdArdstvmhPw0ZRsn5WbYYos5BUjRU6kuHsSfnr7fd1KfeXicszSW84A",
-	"BUZv+Y1i81t+sSUf+77wL/KX4eZag6S1A1oFm9XDWLmx+r6jBszYjGFAfB7WcjGtqXWwM78jtxPcQaMn",
-	"4gsvYbqq528+iTKGcIXOfG20/zZx+E+Njh4Ba1i5hoVbkWoVA1cxdIuv8zxs6hZYViZZrkYmbk2BXFOQ",
-	"FSszjhM5ZxqK8nthk+Z5xi5nkNgYRySWhaJfaqQPy2k6C6gkfjer9j2GajavzOQugvU+sxyaMioxxcHV",
-	"pHMRjWhW+7Lshu350Heq3/Tl2Q/2XE+FktmcNSXTSZPTwswuC5VtMFDROfNGR6oJFZBxab8ZHBwYafKD",
-	"Xq8XQ679xw9nkYsC+48Pq8GP1Wp+drCGVh5Us6dH6D/1Vs7D530y5kZ3cOA5FVYHwpJ9XNjVVDLM7cx5",
-	"voeHHxcQ1TbfdHYfmxW9n+UC87FQRQYXbnD2AqZzTWi2oEvtUpWqwXD4i5U6nIrYyHh/weqcd46lIXmh",
-	"Z651gTdWQO6oVfUA9mLnbIofo2cweuYLSp2UlUw28iEE/EJxszy3E7tURbCynxSY145/vfJT//svF2tV",
-	"906qRmfo77LiQwBLZ9wjb7D4c0S4wMr8UjlvRupMyWTKDDnuH7q8wNXyznFoSwOmbHQHhG3NjMntkbkq",
-	"sue+6HRjELJIqUqJA2ldVqiOiJFTZmY+NxGMbGVdWlc20P8AQeaGzvPYVVvQG3vF+E/CTOXCac7/yZZY",
-	"kZc7T8MKHeLyfCkSRGhNcqa0xTmCbBoRvO1rHcIVLBhVdAwmM5GSfCYF09FI1CLXdMeRTyYStQR/XtlA",
-	"xH4GprV62x0I3x0JmIObHrmACr7eMMld1cWQJ2xUYUpsh0D0k/dnGMP7kxwJZ7yzB4ErhbLVZMFBIbek",
-	"LNTlIm7OCN9zReTtOyPhIsJZimEr2jhnlirQpt8biZF4KYXdnd34wP79N3KSZSFwv9qNiIxlyh0phQoc",
-	"7fVSyBH5ePGq+32nNxKEOPGg+h1U20arPpT/J+3jw6eEjuU19ibqDIHVSgtqdoj4JVZ57l4scxYTKQgN",
-	"a4OizFNmNDk+fNazK8fsB8iNAMouyHp+RrAWx5uqRse4elcV+9dPPagCEgNB1hhWtJJgMSCU1GqSYG+r",
-	"F/3Djh0pVCiprbwdHzjYPOgfQIHUTqV6iYsgrtQvsSNZkMmpwUrA2BeqbDllR7QgY+XTAwsWcdnupFL1",
-	"xA5ix3KoSdqNXc46PfJD2S0G5nOc1MljZfsYOxh4uu0FH/f7Q7LYo+w4aftyzXC8ka/ebEerpA1HRBam",
-	"KyddbGIEa8AOVEdHsKpqzXJ/yRNZiBQg4mN1DgRBxTDeHI3fUB1xjtV0LRFysKFkxuIIwaBWHSGOSK/X",
-	"6/jmOjrjOTEzJYvpDCa8gAQbO49vsYQUk4KLOuMJN+TjxUuCtbV65IPvmESuLA1CF1hCMzs1vhP8HNRQ",
-	"C2gpXbqaCWh1hfqjGOvpQzZRa4HVH/WPnncPD7tH/Yt+fwD///f+i0G/HyPFgMRyCALloUq4D2sHiRIX",
-	"YceiGt/GKNEeORMOBJHXakswrcAe/z2G0sT/99EPMZwJpDhRFHTmdEkSqtTSbgXwQE5cRxqgHKR93O8j",
-	"/i+4Zp0hUCpt58dzrJwe/MIF+f//v8PvB/2+PQcqCGYkGdLmwr7bQQp5+OK7PgAq3hU5OnzxAg5ASDIp",
-	"FLA2OnOlSkoHCrTAkMkVdkIzM8DClOWZXAKkUChBRdrxD2fvzv/X25eXb07+6/LVx4uPH04vz/95+os9",
-	"ZbyxpXdBdYZ2DMdywA5ul+zyPrgKjmZcnIGEgozmuaU2SHw8cWwbWSRQ54prMuHCnhYiggvKdicmijmz",
-	"+ORqEpB22W8CYASTMV15+35naM9kzuZjptCvYRYcgyelYATFJNKeyQVoSdzA5QBl4ZowndCcpYNQkQld",
-	"Ipou4Wsoy9Up+9HJwvitazhbdGg5/HbtBCx30zIU9QphNgkV2BACKQuwBppWOEF8cH0YI6PmmuhE5mXc",
-	"DMjYDQECA7t7S2PtaiykAuvC1zkOXml8VDZL0aTtwqeqzVJkxgbE9UgCquCIL34mlR74DAmoerbSlQlK",
-	"oSMtcpEGXBPXggkAIHYTwfI0mSoqTBeek9M3J2evsea2ANGFu+jVjisJiWDmFmPVXICWN69OLGucqxi8",
-	"eVZswMo9Q1KIDNYG3tSAAagjI2pRS6wmUIoiKqscVV5GYo0LFMxAhSOLIaFjDLJLKEzdI7+4mHUaQjdC",
-	"VUtoQXgYedoKKAGdqyJCAb0cEvmwd6iupFyfRfe6WwA57j+1EhtbOo2fCOn4o5cie+SX0GbEyWYzatHF",
-	"bWVMkysmUiz3My0U+kmWQDRxvc/6TxF01lqLtc9OL16RVNGJISNQ5FcbmYB8+DMycEjGHLU6Azs24nrZ",
-	"pgsuQBVCVxoXIbJYyu3hE1C+BNHQy8PEQ3LYPXr2jFxzzccZIyfnL8/Oaj5eSj5+PPuRcED5MdOm0yP/",
-	"ZEunXu+FX0MQ4oQUy7ksdIkLiEKxb+EWd/xA4XHk6pxiDwIxZSpXXBgEmSQrUqxojlQHKwg6QSop2/FY",
-	"0tPUp+mKLSMnesxkGgEFiBx/s2PBoI7fBN8nCJ8wBJoUvKQMuIlh/JEvS/daoqhppbMmgSvyUQswC1xS",
-	"AATT/cDyjC6BripLwh3ncgUR2WTCEhcR4HfjUAP41WpfFSc1lxR2DSyHlcY60O8BaLNveLbSDS8ix30n",
-	"5tQaOvUIRMMe3dzAeo9vbkqMCHJkAFTlj3HgfMqUPLu5cXKzvTCEbAjAt+P8Uu0oU+vfE1VByhNl0OFA",
-	"V20DnwXy7uZOmeJWpePGxesS7hQrN743A1vCP2debo9Bug9HgecPtEVX8J4oCuQGJAjF9VVoIgh8FfdS",
-	"6b/nRPVSz8F9a1LogmY9EqPhAHtvsXkOIYa6Qmtm0oq6SbUF1WLGkxkcsUtmgIPuRCTjV3jJb16drOAi",
-	"BsrhkE6QcMY+CA+ulJrRKEpq6QgDHJPT7PWBFfti0q6ZCywwuxks0e4AbTwpW5HpQdMVNjUhG5CXr0/O",
-	"zy23KkQVSsEeUGlF1j57f/0cfjt4fozVkuwfvgQfhLsBgXoCe7DkC7SnKrWqH09Z0I0LpybEWGzdC5rG",
-	"ZCwNU2iDm/a/L2bUMJ8tisaBTo+8c7/YMdwOj4+asMvO6jumEciVxxZXrmUbBtLhgZTVH6Iy8lQxzUxE",
-	"ULFJ3NM3r046RLFJoX3HzWf9pyB8B3KAF1TpLuoij4YI+jg/kmJBMhaIjq6I31bvQRiwsohYY3l4YN5q",
-	"UZnVSAmw4rpJO/uYFNkSJc6T92dEW+KGhguaaoxLklfcginGhyGlQC7/8vzDK6ILNaEJG5KxkguQpFzX",
-	"FKn41EpA9oK9hP/y3Yfzy3cfzn46e3seW30GBcUsAx5rn0ZB7KggodXFkTRMmbGLsm8G+5gdA2VWz0Mi",
-	"tGNoz9vSKEij8UuazJjlIUbJzAqsXUBop7ACdwlGky5GKmn7mhZ8MkEG9ErReeXZj6dv/5f73H987oyg",
-	"3fdQR2Tg9ZeuVgl5IqRgT4ZkAsNQkTC7Au1+j5EapRZgJ0wppsIgQnaV+y0mbTB1/Hx+cd4kLaIcB7a2",
-	"i9fnnYpcHyxS4UTqZSIAmSE5lQnjJFEXho0dWAEUfafw+NeT7v+LmbK9y+6nOCIs08zqTWxhR+kM/cc+",
-	"vjCRSrEMhS6eIhMAASDIFKESemn0gVjnVJM2Bf2mtigrVcHpB8XXB4rbJ9fPMMLYaUGuSlw3seqBIIbd",
-	"WByzIKE94ShExXgprlkm8+BI4/N5geUmMjntgA3wA6NpdykL1YU253rgRMvVfuTV816XYHojceIkJqvl",
-	"11qrVy0KCPPDqjQNtMJ1OKdmJCDE7BnRVbW5EipfM72yGQdZjxo3+Yxes5Hvu+dKb7qdhHycHjlzZixo",
-	"w285rOe/bknA1kfCSytH/X55u+g6wrqtvlR1OCPc3kjElRMaENeaPybt8orrb7g2/nHHNezI6HTKxRR2",
-	"4rLaScqmiqZgzXZVh7E+hMsu5Rk3y2GpT8GhWNXSAQbcrpWrxywI+Va2sleKnRWhMrareRLs6yfvzyox",
-	"roPWYa/f60Np3JwJmvPWoPW01+89hYQzMwN/yQGqT//CZFRwIgbmeZZC2zF8vtI0/Kjfv7d+4a4OcVNT",
-	"yoxfs17N19Ma/PopaoUKWa3X/JrZAx7i1Qf25+DKUyarnIEjk041pPsGCaH1yQ5/4PL6N57DG/d85zlY",
-	"PD/IM8pXTqChDXt9s26G7dt9r6RVfVjhPaGhuAXQF3aTSw0+TYIOt617dnDRW9J5tnHjPzHzLmfi5P3Z",
-	"ec6S28GBG7i5WaMbNZj6t2+85qrZuivoV1kF6JXgeprMdvU6tTw8mTFnQ+Y6RG17ARvKCjlaMfS0TmNo",
-	"JjY0LFB6wW7UiP3VSl71M/6AS35AHCuT7BsgD6aHJp7P+k+/zpS12hSV2witXbfBQhgZkR7SwYFPIzus",
-	"DOfYwlZ48UbCA1qkmDXYDDfYXA+CjizOJTPKBZHKKoHtWLPfYkJ1gu6mDkr6YM7TI4EiRRfT1gVmrHfh",
-	"e5aSdmz/jMk/qt0d49DiEGwI2IMBojQ823H5PxFRbC6vWYraHiwHhAnXxX6hSZETLkYi2CBhm6hPLOMe",
-	"eU+nzgLtmxT+o+xEiPvSjFld3p8A6qbgHXCqpo6CiK/qBrkPviU9MDbflt4qk8jD6njwmmsTmi1yiEMr",
-	"/WZQynBTFi92igxhYIWZ9UCzusQeLXHwbIPsUTq2Q4fJEqZX4pVWirVcfvp7ezTquX92miq2fI4a1+m6",
-	"MwbrmMs9xg6pW9YH/V7K5e0MpNg6OR2j/FQmPq+08Ny0EN8I9B6XAnOiDQkW5DxCm1YwUXLePP3WwMmt",
-	"a3AVVfaZ3sh7mPxlobRUQyRZASCQqWRUTZlClNsIDtCSpHEdPkNlzgWfF/PWoN+UrfJ747CgtdeGDa0q",
-	"D/t9CAzCMQ8hLChMcdgwxacH5GJlT9cGlvJOMOicCjW+8WiBpx3jAprGDQs9+IGGPpfwyeHuT2pN6+Gj",
-	"p7s/eiXVmKcpgxzW46OjfaZZb00OnHqPXZ0JS7poFspCPttnjdUO9PDN8e5vLlAWQrZdEdqYYzeWFcoJ",
-	"8RzdK94UyyaiBUhOnGkKvGRPykAhT5c8Cwcu0voUteoePIsf8KTO1iu92PRG7n5CYscpnGW5DViJbnd7",
-	"enHHGWxBT0YGaSmX24icII8GzRmdkCKk5LiOY+0Y+4Q51TFnqoveF5AhrKBwxXIzJDHY0WOwp+rypIIz",
-	"EtOirX6oWNci07JHXsHiR8K9DUIKOAR6xKeCHUKBL48ZNc5M9mHMlTIe+/Plahk1exHEXQRpU/RF6yKZ",
-	"QRiCL6zWGRKaZaulN5qoVrUf2t7t46v1QR6UVq00VNvQsb56Jo/U6o+lVq66Cq2gbCKLDMM7AM+iYEZy",
-	"eBaaJpb2LVdQ9otJ1QH2Ehz83sqlbqBYb4A6APJ6ygWmXEdjSsIEKhYQmrZUZQMM+8tIAJqFyGWwcgLO",
-	"dcrqMkNvT3Fn4ogOd42pR4Jj4AKSsTEzC8YERkoz8OPC3Bgk4YlZluGBkkkmF3okhJViMqsegd+QxHO3",
-	"C5BNdfXInZep3Q+2aMXIgsIgGHgChNGqSrckcqvFisrOcD/IdHmPenFzTaTP9SDosuVtlT4d3e8yXAGi",
-	"DcTJ35Zi7tR3gALaRbLlt07I+i92f/FSiknGMW3h+HCPKd7TZSZpeiHlayvI43fP9tmPq4zN0jcs5dSX",
-	"MPrLk9sTfVWjtRV5BuhqF+gqwiC0CQ5EZgeBLUNlfJna2xPf330H1c8H+gqrvzST4YAnzm/sKjZA1g5I",
-	"vla2ce1gY9KGWE5wdmZSTC0FrqYvoQcVwnWO+8ch6uPALya0zXRdfUF8GAlcNLg5QOjysRG3pH/nVzyv",
-	"dGxdk/FABsupmZUiWKXPbJ1y3cZM8HWksE1Ezt1NVRL75unXHjj3VppXshDp3QjeX532/MSvXZUBkI4c",
-	"NgE0D6vCBgpTXrjjxkWmO66XPgwhWimM36ivvhPOHgzRMWUtV9IeZwU7mCrGRGfgCtFDJBiUokciC7EM",
-	"0UiUte3tG2NmiY2vcR/CqiCMvFL2yVe/58aO4AvbY2kqe6rBpMaq5ceJI3zrBe5Hwle4d57jVEmLkL1a",
-	"KfWQnFPM/VrKTT+xwh+7MS7eXGNxdytklsXdI+JKtK+Mksmp/XzGp7PuAjR6ULsjEmd0GpN/kMbK7s5r",
-	"VFZ2D+7fzh006/eVC39AWrjSkGEDPSyPVUeWJ4GWbm+vfND7isTuz6I5QriLr85aRcigcAVJx4VDc+yq",
-	"MFVM67urjBVicfC7vavPB5UbPPi9/OMzUpGMNVVjOe6/KMWNSiP8avxL6HdRJTcWeVEDlgqQYC4NC7Hb",
-	"QFy50qYzBIkmhA+VYp+L0NZFMhuJCozdDo1+VDJvbIGyJsU03W/5yloJ2Uaxp1Y7e7PgUzOb38Vyftws",
-	"b1bOn2syhXJdjxLLX1tisQBOaPXqwbrssoEALdsQeQl5sxEpmZUPsoTo0qXzIt8rwUGZId2sJPm61bqO",
-	"+080FmStbMpqS6VUUtnRSED1PCwZ2dSBR2OwcBkIdgQeRpEwcMb7bN0nFZu0C36F+SyNA5nH5az1h64W",
-	"PYaPJbSYzsxIFHkZXlZNQ7OCUTUqDXuuaOfZMBJIKAibI2EUFRodzxgCuakfEBkzLHESxKwOZttYwQtm",
-	"+AcUK4gdgUbJzZ5CTcwaYz8J4nui9MgrmWVygR4Lz4JcDMBPpy73ffWy4x6B9uGYqBnOcCQgx6eirFqY",
-	"iG9teoNLKCn4PdDtlax5FEPDfRjXjK/Kqdfu26oIbecKhYyOzkb3OAzf7EKttcop+5l+elDjXq3vxE5R",
-	"j3BdFV8gk8Zh4SNr+QLWcny0x2QXUr6hYunOTv9pWJIDspoRb7PaWFVMv0RvDiklrUGL3eRMaOyAdmfm",
-	"5bTP7SY+R4AbiTPq2N4z5PlRSbQjiL+CtNqS8vcaiOY28RjH+gIJ+YPb5/3R2E9fRVetyPK7yZiXieAS",
-	"hFw8Eq+/ulxc4+sYm4HMHWIeFEuYMNkyyD4NiHzvRrxQNWgzSTl3FSFCAnTb+Q3Gy4oIZgfy1W7izrCS",
-	"ozsSmBaTQT7k4TPiCvdFtbr6vrVbyIn6cPrqw+n5z5cXF6/jkWg/7ZOULmvZG5BnElI2fWygJUKQmi2i",
-	"lYIBkGuDoaCQfg4C7Uh40TP0bupAEeda66S4zBxn3MyYggxzqRRLzEiE/DfMgfVVlXzpEChk0thfdT6h",
-	"Xa+S201i1K2LMqx0dFhQTXy1EIjH4YYYlmUQAOBfmskMkkSArtgT4BoOgfpSJrBBLL8/yeSCpJLpzoBQ",
-	"fRXqBkGxDQjihVSbsl6/83WfuBotUhGaQfA6KTRL8Tu/+5GIXd2pbiVZzcrk1WYGUL9hJhc1KLAbxdIB",
-	"4KrHogFQ+eb7w++edwYk/nXUyhfpqPUJS237P6NRS5rc/jz0fQh8/RNuGm2ZAPQP4zWHsW/lKr8/ZuQ7",
-	"pTTFsa/UgvBSwIYODl+XH/3Z3NZ/RWl5QwrDqe9bA/nImObsiQ64RRrgiq7CUoVvFWa2mW25ioYbhGj4",
-	"dpV5SSxDv8mccy2vnNi5rYcLVKVpYzEinsadAdi83SY8C9NG5pospLqCEgUegWoDcaNZNql0SXC1dWov",
-	"hYJAjvlVa0gB77BMxJmEIiJdtkio4uY7pPfIawkZfZBpWK3B4lLtHY1mImXOl29GggrMA95AFu1x7mvd",
-	"9bNZpguTfIm75VHXvScPjwNLL9i4S9ofB7fqsZtQsEuzbDcaulpSdUTE5OMIA0Kgm4jLTx96uK+3FvJF",
-	"aEqc07oAS+vElewIyOTNqhtB/STL9oL209rCH+H9G4P3LXBF2qMWhGNZ4d2+BklNo1bnwRBiPqEHXn3o",
-	"hmazG7QrOocoDWzMCz6FlMPtxaRN60VRUNb2xSZ0zgRUfsOoLO2qC7jyfod9LLAoeeqxjlGVcaawODNx",
-	"gqKGWLDeSEC9HatMedVhMumRt9KQ8iC60MR2UC2ahXkGfpUjqNanm63mgi3qDXofRvh+M6EfmL2GP0gA",
-	"r+9xgxnIXtRqvRvsBuxoYPK13aR/9TDTv7h1G3tQY3J3FaweTvC2RM5IsyXc9CU4QD1dqpV2h1q2R0+/",
-	"H0Ai8WFEnhMoz68j8rRPLE1iue6MhFcvVuu8g1VjjDXjYxwUrdpQPWMkKmXqY/Lxw+uVyvTkzIfA+hYA",
-	"EM41Eiv1tP0eDxJsThAPgadgCyPuKocRhaevCR2JlZYCZJWqeolcCtJ2dB68uRB3AvR2JPYguL5uli/D",
-	"xXWtCldjxKyhytQbAjwgFaxPtIEKrvZf+Iqi1F+YGMBF+170zN8Bac+LzPDuBLK0qxjFpeg8PJnwKLRN",
-	"RfBCkNnaSwOKLJfeKP9zPATNtm6JyKw2AcZfV1gMEM5IkhfGB36NRJ28yJo9uePKndKwjoYOIlYxR8IG",
-	"FaIMy+0LWOVXX7GFMxqTBV0OazUSD8C4DBRiJLgBkywsdQ7NG6DBYeUOeSBYnR65AKEPTd1os/WC4GF/",
-	"l3BB2ljdEDJh5GSSccGGIwG1gKGCqrM8cEGQs4BtAYzjOLFdvZsaKlAF+wQIlQ2q3KBWMNYFcGAR2HCI",
-	"/iq7UEeOZFxcabC5eJPLNnq6P/Fc4ZANtNL1olmnlvcvrja0vvnWBNbgSxiuqFmrWvCjrPooq+7Osy+U",
-	"8KQjhKcF2o624+1Nmh6YUTmxbF9GtYstuVA/V1dzJJABDyoMJTgeCUq7hQA9v676V0YfCcc3IH5/Lq+D",
-	"eRsbNYXqcVUyhwbpu5Dq9iLUzAYG8GUEW04mjTHReOiWGn5TdoEGS2C5kUd6+EgP75EeTiYPZpGsI+pm",
-	"0naCjcuqgcmoOVfbr7gSxVAEFTMnFMis3IwElq/0wnPpIgPP4dRKt5aSuDKAY5pcTZUsROrL6PrimKGP",
-	"iOFzzPS6ZjTz7RpcxTIurp6UHoCR0FxMM9YtNPO9ZXgKhG0mC1/HyIXSMlfNzXcLgNlGoubfq0S4eRKP",
-	"flCoHOaogMuHlQLqOjfTNgeS790oH+AKHobI1ea4fbL+SqP0Sa0i9drVwg2gZAh3taBfkE3/SMP+MvEC",
-	"byBKgDQIB1+Jvu22NZwGQaghKMCC96Aev+DbPF3LKww5r/vz9YoHsurPR2LlIigqDZGMxJyGUHOq5ztL",
-	"RejnAYFtvWlfqNx0fHQ0EkHehDfiYTUgrNogC8gY1MtebdRgpckgrGLSf6hb74ykBcByZ4um/NVpm5v3",
-	"zkLcRZWsQ9FUKFE59KKvy3p8pGeP9Kx1bpUq8GGUAZlYBhEp2y0jnG5J2hwd2qaOrhGqFUlISUMNQ6/L",
-	"i+/6/U7VKDYSZUcqu8fYTXiJFCVIcL72PcFynCkp8h45d8o5XQ3RANqzoKWBjrkgMsA241LjsCD9xAxc",
-	"LfGZzMqYIgjjQIILcVlObFsPBbEPa6HGdR3U59o5Suv6BwdCDFHEFwtJEhlCgcsI0npHHzenKxkAPyVU",
-	"s8FIsBuamAwbkgGB9QDDVVT2cPEloqjdWrgdDI1xNfm8Vq4l+dvfsOa6dv3O8FIn0A3dNXZzC/3b38Dy",
-	"XF4ChPjCe9Amz/A5c70iyl4mUKbeSvcY6KZDSHVgQ577tH1gt9Vut0dqY/Qy7gXbhZD1yO2I+E5vcmJQ",
-	"xl46nonnnnYiu5fAbfG0AhukWbbCCvuHPtq6WQCHYX1o7EOVyoJJvsGwX4BEBF0LjyHY23X3dsFhj8G+",
-	"j8yuGuy7EsHr7AB1UHo4a6xP8NwSXZBRPnfV9jAu2empQO1dY5S6JxG87FgupzcSH5y3LFgoa+2XSs5V",
-	"5po20xa30IeiKjj8rcjK4b1Pvzkv16fdsBuujQ7ys5FAoVccshZeXHsiO7PvX7d+ub+ErnzARZWc8IxB",
-	"c86xa9XS9i1wq+N3erWs5vW+7Q09ZjYdgVvnQdMncBaPasH/bEqJ4U0Vk9iDqQBe/NpYYSvEcmLUP/Tk",
-	"407aQyFKSOXFuchL0kAOhyR2Uq8v4uyF/U1ZEr3GulB+Ca2HF3K2VYSCZFp/XnePKPrTVCzHEOcnenXj",
-	"q5BYgyfsp9EFtrmrEIpLVravam/y9Z1lSi0ToaONJnffy3Q4Ehtt7qEVq2O4PfLeKtPCYHNmz8BHAur9",
-	"9lYapg/LxNM5izFABxuIrLRWH4wENjdth3zGxj5jIRsXGzsbnzdgFaJbW+XIilGuSWz4T7iCU7iBhwos",
-	"uWLiS32dF3WRyB/rCh9/5KqPXPXeuCoadlck97qEH4wySHbmWBETChc9GA+u0swDIFVbakidukyLpoCI",
-	"k4pvdcWBWqGHUKrIayAe7Yb7uFKblRS73v+stGUtKc8uLyCaD+7T1XenGIcHLz7xSBO+IdHGuRAt5FWb",
-	"CSMYOskhiD5ehHgA1E+pno0lVelBWNsGEfwDFuuyAobvDlLpKUra0KQvJW6YaqlKNLIwIYvprLMuXP/E",
-	"zI9+FeduEbcthlPhtY7VPmgda7/cjWWscRsrUkRlkbukh+qrd5cavgYd+nMoEjKlS/QUTDPIK6+g0m8F",
-	"g/Z2QYWYs32QAPoiVVGgR06CIQebAkHXDnRSoNOg2lUcBG3nQaiUaa6gFMSjYG1rdB/Vm5Jj61/0b5D2",
-	"2F6I1X2hOz0lSQlBznQ0Elxo48okomvMCvHH/eMh4ROHq1hC2fFqxUq7oZ1tJEqbI0YxcQ3d+tcbrWNF",
-	"rTmjomajBK4PNVIbmPhPzLxh3zjqv2Ebc33w6h9x/ls0HlQuZwvaH0BBZi5F1/sQN0vAb32H6IoQXwZ5",
-	"Y1wxtZJxxppydkYiocKiGdaArhjZXLtSpqguFHNYjtHJU0UTRnKmuExHoh2zG5YUhl1iq9CIfLdWQYqk",
-	"hcJIP57MSPzj6evTi9OYJJYGZlYGNzAborjrQQmNuq8Ytn9l2ii5tHQFh5jTssgB+BlGwpnRyj5rK+3S",
-	"SSEsUbN/RpXY7dCNPLJnkcwgiceb+SqFR8D47muOKEbyQk29puCuCbyxwpUdiy2M2DNN47LdGpj7cngH",
-	"G8vn0OsTB28f9190tsQ1nuJVPJAZw43+BzUe+tFBfG36hqYqDhoth7BiXpGt2Uj28XW483tS1lqvujy2",
-	"+zY+P0acPypX+zcz8jEAHsnBaZploNwDhcOO/hawWUraP/34/gOhyvTI4Xf1ZFH8/j50rSYGc/A7T3f2",
-	"AoCERlNBQysZaiwnTKTyKRlroYtA5avU68H6+uxFRJDrZJD5Ay/+1Swsf/XynghQhJY8IECkkzMsdlWl",
-	"lEZM+hxtVq5AaHCDQV+ZymDYtcJVTOBpreY+Frp04l6PhKKZfn2qEDraGhBN0B3Troc91wqXeZ+JT+ao",
-	"iH5yIZgimjE9EnE4HizhGOA+htI2Q+IklBADmEiV+rpoTtFDKQWC/1zcRoiibtacvh00/3Mg9/+Ebs9B",
-	"yHJ9R2tVo57oEjkcM9qErbtbz31p07mSQwppgjW0mys2YYqJhOl9TDKaGcPFdM0qI9iiVj3XQK9f0JA0",
-	"oWYkrpkCitAf+Aws7NIljGuDFRQcmRttUbKdUp4tg7VTTiYjQQ3pfz/o9yPyW8GZQR8xOToa9Pvd/nfw",
-	"QEgIxBcss2oenzOkMJlMaGY1up9/Hrx5E3ucDxdl+Jz9SwrW6ZH49IJOY0LR8hO7Uws730Ad3lZO9X3l",
-	"UL9tY8umVW+qOVV5nVRA555MMlHLHn2zCzmVSTFnwAkcLFkggBrX7XjUejpqxZ1vSb35yxt8tsGCJ3Ee",
-	"aZDGFQ205TW/YiR+/9FHYpR4RtoYy+8vPiLx2aT7hppkFhNPCAcjcXz0PfHp5dxEZSymNjSzkgTGgWCq",
-	"ANiFMB6kuv7LyvovXZKBayndIx+KjGlMns+4Nhq6zqslGSuswypYZwD0AymNpzDQGiLu9wf9fmxVofjo",
-	"6eDZi3g4EjEQr0sgXtDpLxZFlsVAboQUPsx+wTV2VVCuMFXMRBqPRMonE6ZImwr8xdu2/as6p0KTOU8F",
-	"n85Mo9nlfbE/vVpHRUcgHa/zlN3UUtTGoPRZJGW9aY84DAVU7dt/eOXRM4myj2A6xGyMsWbQoManErOU",
-	"HB99HxrSIAEp+aOHjdZKR7LXTEzNrDV4fryhE+v925s2HO2ZyIuvHtR/SwJfwQMCGrCEaD8vN3Pl/am+",
-	"GmyF6m+m3ZVvPNH+5qNsH21ajTat77dApkuf+futW5/Yr5ogskLwuaVoWlu5sW2lsr/FnUHIpcfqXJBd",
-	"VSdImBLkaVHvT1mM8a4MtxT4vdNk33I0O6qluceXZcbvhtpjyHt9u3xSc82GsV1GsXG1GyypsIpUfUrB",
-	"FuV0vpyaaqoHHY3EXnXDQl6AG7VH3t+lIo1v/LlS3mEkFlIQSsC04ubDRTUmQMM3Pjf5gZwg9UnuI6iz",
-	"Ife5UrL+saDNo3vh7mZQlCNr5C9g6gPEaFm9g87zbGeV7THUVHQGjgUbz6S8CtoH6BWXPI0H61kPlju5",
-	"/FywckAwORA3/1EoqtCBzpPxmd9Jsuz+ky1jdAxDhUZItdZ0wgZl0PgVW1a60dlf0F2Mec05+DFEwoaY",
-	"Z23UEpbNRQi1x/khc0PxKRc08yEoUJx2ycAhflbWRvzgfh5Aq0hLljNoKG7582LGM7w/uy4sFMn1SKRy",
-	"ITouEEaxRE4F19gGKnShJzwlKVP8mqXlhuwoWDLD6wIQ+wpBMWmBNJG5haB3PxyKyzRArQnc6dDOiWMB",
-	"i8aeSrxy9Fds2cXU4bisdrF6N1F9pbhf6HztYvRmaE2aSmMsq2xD+P8yIoqB0tapDJAWCkz0aLQOJewK",
-	"PRtWTGcj4XPPiWUTWKmojHqynzzrPyWqyLCUCM4/EmDOcoCrD+yocbOCqGdvlucOJ3bohC8hxbybzKS2",
-	"u4VuTWaJK+calk7aoAZS8vHj2Y+diOhE5hhv7TFis2JXP+tN+t3Rs2fQb9r/fWgXbSwZaw1a//vX0ejm",
-	"6LA7Gt18d/rp7//W+mq6oD3IH0Av3T/sYDvFPHHo/MhOH9npnuzUAiGhjnmtuijkQhDH/Eg7n1nBmea5",
-	"rrnouVWztnjoW0C5u+B52Nm7tMp0vbryQK6HkWgLSVKuLacCHhytqSIV439EMO6aFIIb3ak7LpCtONsX",
-	"x3mcAdq9MySQIcYNpoJxYTlF0GCN9OYxUzFnb/AmnPuD+bbdB2GZm6K03fNyu4+Ogv9xjoIABO0VRAxY",
-	"h+h2O8eBnaLuICBt1DwnnGVpp2ypUDVpwHR1P4Cfas3uX8FdMDBh209TEgGMiADhB2jSoOKHWAnhPj76",
-	"PlgzwrBDZzip0oOgSWuONdblnFmSzDLNnmjCUm7IQgYZ+rj/oizgFgYelDmoYPHA8jcWzZcVM32PvJuM",
-	"RKVkkR28tNyDCcVTv2ptIl0kCWOphkI/q84R0uAbid29X2LXZ1/85/nxSCQzqmhiKRd6bqUwSmak/JlI",
-	"SIFjrghdRHShIEcNS+bn2DRDMWIUn88djo9aMfkHuFI6QxJ7OIsJFeTs5O0Jmgp1AZrcSMSnhZI5O/iB",
-	"qYyLeEhigMfYZ+FgiAmf50xxmsWW58TuXLwfudQpJMAn6E6pE/81OK8AhNhvBUVXdwW4vDXdHudJwArP",
-	"LIIFTWJQ3ZxBREFFN5pLABzk63Ck9jspBqFbk2fv0MsUzfjgD4dgZmxLW9ngSMD+AzO00BOSmEhAfciW",
-	"trwV2gjag4jnPI5GYsEgIcP+kI1d8S82Bw4HcUzsmgOvAS9/nLLpqw0qyBYu+OiUuiur/kO8ULvkhED9",
-	"Vn1Ormjbo8fp0eP06HH66h4nLxrt8jBBrurB7xanPt8xuxW1K+UpdfyrZW8RMbJjGbKR8UiEeDIjiZAL",
-	"DImwr4Fu5TNzXCyEkXHPP4XLGlsmXT6s5Mn4Ob1c8vQQh4LoL0UXcURePA0/jUQ8k4VCvnbc71feTeky",
-	"JuMiuWJGrziwcCFjtoT+DWZGDVp5CywM4lkttHnneqUCyDJndjPXNCuYVz1HQhdzz+1wTlhEUsyLjBp+",
-	"zWAwTdrQBy0iNLE/XjLB1HQZjYRn3J2yvjqjoow82Zg+aBd6jold+8QtAqHdFrm4PRfQzoZ05HO0U/l9",
-	"peS8tcd7FxLegtX+VjDIhnbLxaNs7bvAH/D1fRb3tbMoK/e0UTu3TyMisxQStiQXrqLTnzHF8q8ebvxO",
-	"ME8m6r1p5TVTrkArErOtOZg6YyzfXQ5sF7WulwtjGEVfo9ojYeksWaHa0VaSHQUi7ClrbyTilJpA94Li",
-	"YlwBXbsdpshCXjFS5AT0qObqYvbNSomx29nVbklavi0rXWXn2wqfeaAIFOGRFvwp7Gv2esvE3tuRg5or",
-	"cLPz+5VUJFfymqdgqjGq0IalZKx4OgVGcs0TViYVaw5SiFQ9cs6nwmXejMS5oSKlKiW/uGlJ++c3Jy+7",
-	"5z+fHD17jkuPedqDaFpD53lvLNNl7IqNaz4VYEOAGgcQsISWKhTjFmS8NCzQEyqWIc8gp0pbnRIKPvmx",
-	"R8IJht4T/ozMuSjsEI7A2n3BEWMbxrYriJhyxRLoeRmhU1qza6ZoRuLrwygul6nJnC7t+JDmgC5xbLCl",
-	"XT31HjmFdol0Cb0cJpRjTQpISF8IX5CaxCADkjbNMnLcP+wMRqLRce1us+swsOsUGGgDjr+BoDu2C+pE",
-	"ew7CBTiXYZDYP7R/o2d9JOJeHEHfsfJsa5ljKUv4nGbko+A3roeZ3jl7GKoLcdwxacvCaJ4i2V9wkcrF",
-	"zkHCVVQ2IWR5QxinxvRIULH09Q+xKS5YiBZKhrZxdoeKdTUYyTBqQaZLLHcOBqjq0XDvh7JjquUTHdzi",
-	"A6iK7B+Qtg/XGAlwz3VqtqXNQQ6AahZUhCSTQmETUjaZsMRU4h8arqsMhHD+QIjEmEBhQkTS4/6L5rAI",
-	"v+guT1dCImoTOaSopPm4UIWBPw/OfNqfy8vDmIclab+X2kwVO/+P15FbzQeWcu0jbibUyqnUzHyCINe+",
-	"m3GipNY+nsJVcJ4YaAO1dOUPsOjiEgy4PuoGlbEycBFqEK/2NyHxgX8fD9dbe13UBUtHwoWwpHJOuXii",
-	"3eEC4VG+tINiuVTBRu6R2+U8jkS7SRukhsQ+OOngLSqD6DGB9YbgHme7HImmr+zrcUT4PM9oofk4YwS0",
-	"ydX3UMW0MH3iNuBO10llR/1+v0+4YXM9JDrPuCEZVVOmSJFnkjqfwNHNTaUuTYAyf8ku9QqDfaBpzS8h",
-	"WggCNfVIQEGLZIatdteK4bQxgAnCjTqRa1t9dHOzKZLFcZtdZuSPgv9WMMJD0I0H+GEZVCWFuz1YwkbD",
-	"b4kOW3Xf7fErazbKhgUHglrWEQq0ZUE1kDq0fW5dZ6C2W5dbDajpd198+v0wOjz63BRNs7bU85wmlnja",
-	"C7Dgmlk0kxNgmaOi33+ajKlmz49JRR6A31m8c/GBnO971sf9F893HfYDmeEdKD6GBT2GBf3xVVN/9yh0",
-	"HjBo8Ounz582xg5hAwcfwGqFY6vH479uFTC0vZeDWxXiRm29Y0YVUyeFRVq3UpgcyXmhstagdQDatFvJ",
-	"WinSxPfPsQJCtRBBryQsGBsc/d5YYcNXjPQ9DEN4A8S+Y753dSyX5b1juNoomzI9SNt5GqzI5FxmupoX",
-	"2alMHAz16zPbO4V+yM4vbOesa5GVcdxVro/yoSww1RhUllJDK+N41XN9oHfIsF09ikrdKsvoxwXPUh0R",
-	"JbNsTJMrHZHUvpExy4t0Z0hims65iO0bDDp0Vk/fPmqY8mdGMzOLYDIuoBOpM3M5HZbXY5bccEG00K3P",
-	"nz7/nwAAAP//",
+	"7L2Nchu3lj/4KijubJm8t0lRsuzEZKV2Fce+0Vw70VjyZP4b+q8Gu0ESoybAAGhRvCk/1L7CPtkWzgHQ",
+	"aLJJUbLlOBlNTd1Y7G5843yf3/m9lcn5QgomjG4Nfm/NGM2Zgn++lEJzbZjIVvbPnOlM8YXhUrQGrTPF",
+	"NBOGLGdMEDNjRLHfSqYNgV/T/+pGX3cv5BUT6ZCkitFsxvI0/ozmZC5zVmiS0XI6M6RcJCQ1fM5kaaI3",
+	"x7IUOcvJknJDFBVEloZQkcPDnBpK5nRFhDREz+QSfl0qbhhZMdNrJS2dzdic2pkwUc5bg19bbjStpOV6",
+	"a31IWma1YK1BSxvFxbT18WPSeseMWnVPJoapzXU4Z5kUuSZG4sDGbCKVnZZRKy6m9Y5d21wYNmUKGv/l",
+	"l1+6J6WZMWF4Rg3b7OF7RhVTJJvRomBiykj73euX5Pk3z/qdxtajkTfswmb7Py/obyUjxj4lcgILV8gp",
+	"WUjN7SuamBnXJJPzuV3tpZKGDe0258TOl2ZXRAryW8kUZ7AOsKUrWSoilwL3YPdAPyatBVV0zszmydsy",
+	"6BM33omSc0LD4BTTCyk0G8Is7JhWsC2atN3x6ZBSGF4Q+1t89mb0mlUHkCy5mRFueuSEXNPCLs+MGsI1",
+	"nq8ymxHqRtDmIivKnIspkcKunJgyZV8X5Lj/4rndN0UzO7OO/f6437eLwe0k8K61kpagc7sgTdu1e4Nf",
+	"KzlvOJOGKuO3UlE4MzBKza9ZJyH2/Dx9+vRFGAgsVDUOu6i1jidSzalpDVo5NaxrL0ur6aKcKfnfLDNS",
+	"/QTtbO7Zwr/wRBPbV0JYb9oj6ZwZxTOdEqlIWmqmdBrGtqBmVg0N/pO0LLHhiuWtgVEli4f6b4pNWoPW",
+	"/3FQkbUDfKoP6uNzI77medO9hsHCMzdW0k5lqWjaGcI+x+chk2LCp6ViOaFCL5my23y8ZQa+2Z2zWFBj",
+	"mLIf/+9fafdfH34/So76H/+tcdUv5OboX4l8bf/Zzf77b+Tdd/+jnQ5ePrjCJ1nGFsbOzXIYYZgw9p90",
+	"sSgsneNSHPy3lnCz99u80CD0VZ/uhWUP1GQzuyN5qei4WBGObINdW4ZkCVpbKrKkmtDCXvwVUM+I3W0h",
+	"lk1jcl8dNH0Cw/ue5u+QH+6Y/0LJccHmf7/bOpzhV9uWwbPhjAp7NMeMLKjSLCftsQJ69e/nP/+UWCou",
+	"pvBvYncyIXNa2H1mOcHJdXqtj4klxJOCZ3/cLGRR8JxppMfshmtjCa021NgzPae88NtJFJvanVAsT8iU",
+	"CaZgfEQbXhSkwJMvFZyJCVfahE6gbfuzttc8Pc3ZfCFxS//JVqk9U9iIKoWw3bfTUonBmEu9EtnALcCA",
+	"R99dsVWXi+6k4NOZSRMUB6xcokyxwqV9LdWY5zkesi+1tsDNeE5oljGtHQez87eyFFALWTD4h1z4BXRU",
+	"SpN2SvM5FymZWDJ9cH14gH+vX6QmkWbXLdp4HwZ+KiwFpMUrpaT6sms0LqcoQOTM2BPGtaUfU5YTK0Ko",
+	"mrjL84QIds2U3eNSCZbD7v4kzWsrcHzJgf8kzcweTzNjisEm2YFmVmxUflCn80XB5kzspswPMTRCrykv",
+	"6LhgVlwEkVIzZRcO5HPLjOmqkDS/kPINVVP2pWnOWOYru9XSjumQvOXfw6gunGrwRU9gzhZM5JaUkJzn",
+	"IGSgZAFcjc/ZMBJ6rdojVdB+QJIdM4ait2EiIVo6ClQndUs2nkl51eW5/X6N7uHkpXxLxcrxMv1FF0EQ",
+	"Oi41IwWf8yDNBrL0RJOsoNpSpZuuI8VdZQUUeD8FYZvdzGipjeUI4ToU3MoDp2d2yv5HmmWyFGboVola",
+	"VY+kkd6XEo163hqpW1MNd1G5+FWY7ntBSzOTiv/ry97Fl4rlltTSQid1RmDlIzwSRPOpoKZUjMy51qDc",
+	"KBQaHoTYvxeBOvxhF60dJMUEzAljqhmcolKAocAObmhvGBBZK0i6+9UjsLekoIapHjkptCTONsIdN127",
+	"W0QbqZhd0jbwUnsQUqJkaZju4Im0Rx+PsnvZSrZyKT7rAVwoabffzuyVMNysvuTi/8KKoutkTi4WIIBQ",
+	"Q8aK0StNKFGlXe+UWf6vU1JwbbSV5tWKTDgr8h7ZSwxTrNQsT0lb0LnduA35rlOZmK7YKtYQiP0SiAQl",
+	"OZ9MmLK76jg/0Mf3QpeLhVSG5W9ZzukFaEV/DN+ytD9d16/SHuiIrql1xWyhLD01HFW2vMRvG1T3C1Uy",
+	"v0z2IDIrT6sVae9kIR1cTNehM41VV0iwZe0aVVrlWMqCUWFXGC7lJc9rimhZ8rxRF6406l+rL5NoZpWB",
+	"T47/m2XGdnFS5ty8EkatNteEZrgCG8aXxD6SDYaDX2aS0MywfEjouDKRluJKyKUgbbB4UDKhvGC5pTZc",
+	"gAB9y+SSFjX7KuP2lFjBFSaQ52DFo8VZbWIbn2wsy4zq2eb0fmQ35PzHk+7Rs+eWJy8Uu760bzpLrGW6",
+	"diV7TaPii8aeQxu39mbvqH2by9L1Q9r/YkrqwMlBs+s09q7Zb7UF5MI8P65eDEbZpKVLXISmvdVBWrAH",
+	"HszOYGWAwWRSZEwJvcd+rh1WOzjY4sQfOViusJPxKrmt2XqU33A0O9RPsh2h+yc3bK5vtbdUt6I6HVQp",
+	"Cn8LdmMuabNJ/MyKZVSTlKLo5PfGfkMWdMrCzZBIdguq8UFt3bbtz/o1d/NqWo7vaXY14UXRQOukYJdg",
+	"Cd7/Uk2csXW/t428g+U0npCzvoIRLhpm8/w0K7hoINj/SYuSaastpKXgJk0iXfCJFWmsXLHShs17cLZq",
+	"NO96enn0bZ3i5rK0slnSEmXhxDS0WboxiXI+xstjv/7mvh9bEQoPLy2Knyetwa+7D+kPdAUzbX38sN76",
+	"x6RlZ9lsN4/X2/UZRp6EBXAtNK58mV0xRyEmtCxwi1etdQadKrpMnWlAe81rUTD491yz4prpIUlnslQp",
+	"kNA0p6uU0OlUsSk1zFsxSw37VsiMFqAA2m0Lfiy6tERBlsr2T1cNbqyk9XJGxZTZu7mUKrZONnOICS00",
+	"Wz8ZWamsCHS5cK1snrufaqYQMl4RKlaEiXwhuQA33JzevGFiamatwWH/6LhhpIItd/RwbjXXhSx4trJE",
+	"hhpn+EO1sEfuMYI5F/6Hb2+7nRtLsDbepsPyUgrBgiBRX9JxRKJ2nfRAyj4mVrq07bH88i4ygaWyl5Zh",
+	"3f0r5m1wm9In0G4rzFhdkQuyKCgXxC6FDmQe9WlKdAnaZm9rP1aQv9PoFpH/ZpPhG2pKHTt8w8K1kpbt",
+	"y75ot/daXsFvOM8Pt52ByIXj+ljbk6Ta1t3n4cRZAGjz4QgGgstSFY1zZDcLrpi+06KB9fx2uljv3H9W",
+	"63L35JrlkCw8318WiS7Qhiyyfj+j5puG9wPlxeq8nM8pivt3oH5MWO6SRysX6Smw2Bs35E2g1yT98cfB",
+	"27cpaR8dk1lnja7bN/4lBevdrtW4Qbgem6eoZ2NJVd6szlyzSyaYmq4+F5vNm1VGmdNVwzSJn2ftsG7M",
+	"O2nddKey2yCEMT0TTOsm6ZwJwmg2I1qWKnO0yemqLAczKCWaF5Ym2etPCqk1RIsATdrrKL4O/TdIxc7t",
+	"dEfCPFPXl2qudX47D3DinqeXgk9nd5CWzgvGFv7sN26lYuBgu5wxqsyl2mHPaxqTNmyhP9ep8lfidkLl",
+	"z4//wA8kWTvutUWLl71x3vFRW9vZ5kvnJrOparhVvN95x6PcSPu9eFu/Be8FWstTiFtJE38Ft8n+G81e",
+	"+2lsyu9r8nrzPuD3jWvEaP6GGac0rrEFxaKL03CxK1/+kmqSM5p3C2irbmlRDAxhztgCplR0nMiJvfxX",
+	"fNHZID5bb+YWueeX2SoaDlpywhistgsPNNozqWJEimJFZqzIIVyqcdXvYOfyLxtnbNx4LCcTzcyexo4F",
+	"VYZ78SN+/+lR8/s+iKZZHgyPIx98QlJB5+z/rn5JezsFEy+v4dK2YJAooYGDxt7wK75YsLxR07HM5l4W",
+	"w2pq8bKE9axaTmLjYrQZfgq7D3+zXGRP9CWe6P0Fo+hG3SYY1dpvHmDB7IQj1XDtilKRsaK4I3ezoy7Y",
+	"XXkiu2FZaVhlYtrvsz3vjzPh33FMlT6xpuPb3cjLguWpCy5Ma8NPSdstnWVwnSFJF6WacjFNiRQZG4kQ",
+	"wHrFwJKfM22UXEE4WRTear9iOWlT54zEH0ZiIotCLrVtOCy2i5v1pnZnO/WWS65JwSamNxKRFSHMwmoz",
+	"fqvtTcDBtqKtvF1FgnUPylFtvdc3t+ksvlJUl4rdz0qx3XZwUa3BE02cKk/8+6StWJdWvkku0TJ/m8Vi",
+	"nYrsMgW85qzIQ0jLOgXwRvtNqdd+tjkfiN8CuwZEBhjpAqXzVULSg5QsilITSkJwrQu6BIcWugXhl9u1",
+	"Duw/WKMbZxYL5usTu+ZbZBiQyBTLGL++jzkDjWmfy2SwXc1f66xh3E1L8iOjhZltrsemYUJe3X6l3FdN",
+	"Hb2RUy7ud1kghs7+IzrlR8+azHLSLJpvlL9Hz7s5n3JDLn6+OCOZzNnQx47lEHuZKpbJa6ZWl/Zh7Hf1",
+	"dGlGNXn7+oRI0SOvrCJnXyRLqa40kMq12/i8aZgPa5usTaEhaliQUoDX2L8IU7BCuDaMQlBuKs0iJW0O",
+	"ZFgvmDCd2+e1bgWYO6fQLlrzlt0mZu/Ji+fbyBI8ubxmik8420JvrcyEEdLg6YftznPFtCbts5/PLwgE",
+	"EpZmdgDtrLrQaKfZG7wnf99fd0QJzq3m2nRqKmW0cM1rbRTPzuxBajJ5lcI0WrLBE+AUtDG4FHqNQjcT",
+	"+f77Nac3e6lvYPje881KDd3c4SXHsFhndQFFKyvnZUGt9k1yuiJGGlqE8FskpE+0+6LuKNf2ltLCPdNk",
+	"aVW6TM7HHGIrm+UydYfjfG/9FvvBzfDN4Brimiduo7efj3PmXbBrToDgTdppasG3LI2z52x/LSE+nA1W",
+	"K69H3t4EhLfcannAGB1Mm2kHM0Q65wL+Q2/SDuk6m4SQgme0AKNE4kPyqDNWYLhiyucLpjgtUnhL25ZS",
+	"0s65NlZK7SQkLcYpaS8Zn85Mx3nR2PR1StqGzSFgsFSMWCmkEup2kwWnzcE8E789Yd23b7CP/1kPM8ME",
+	"Fwi175F/soUh7LeSFsRJbLmcUy6eaAhyAsZEDIQYVdL5uinLTx/DwSqjVWzVsv/WuRDbDFyK6QVX1Ei1",
+	"8j/pKy4uo1W7DKtmHy7kUWRdwwVvVMHfTug7Zon6Pf2Mzcx1u6QBIm0z7/2jZYZt2kGCs2w6Sz9JwydO",
+	"A3k5o0KwQt9XrNvkoYsSI23Wn2wTMcotsSbxKM8Ug+i4rIm6ZdEUdtGYxmmDf4EXq0td+Wx2G5Uj/87H",
+	"pPVbyZm5nMlS3cEy/R/2ox/hm0bb9DVT2lnM1sIu8IHXt3OZlXN7YNu00HjV01cXdJp2hqQf4mJcBIG+",
+	"T/RLfW3q002qla+GfIedPBWL8vab2yAPzGQBVtjQKFlUrYZFGTpG4fKSVFlAkKslgVZhOD466mzGpvzp",
+	"z9Ka6cgeLYyQEpJA+wTa77Xucux+XuD2DL0IJQzhhsxLHRjNjBH3OQQFnU66b6nJZukDHrqmo1bFn2hm",
+	"XqJW8FnNO4ItI4OOrgeLxJEinfVQkf0UQOPzAuNXj76tBZEc3ipeuNTenepbbakeVrlvJP2NY3KhyBtL",
+	"/+71S/Li+Nk3xIU4u9QpvXmDKyvXulOFGrIENQByE12qCtdVwPU2D02DTfYVkBY5mTABqdkYYG6JSkK0",
+	"nDOrHEAydmd/z29lumsQoq2CD/JY46n02WILama9HRZp57bYbCD9r647At3TPA25vfgTZre4SPTeXUzX",
+	"tukfLy7OCL4QBKZNDdRwUzRM7nwmlSGOFPhhXXFMP3ZnoXFEplFSPjeQIMYhQWXC0W3X0KRPHG9KAIAM",
+	"x61epmZBH2eX7LKxueRxLsU/ghtrU9aZ1p5tLqNwmfG7R+Wy3KPGdo+o2aO0CM/3VxWrNs9xKW5zK8Wd",
+	"7B7kuWmME0nHJS/sHU0HRDH7hyFjpnmOmTMFv2ZECpYg8gJT1ywfktT+nA6qv+3ly8erdFCPEYevY0fk",
+	"ldW9vBqBuqaSReHdsl7b8mNqJS3bBJ4M20GjtrOxaA0iMMuuFt46tEGqhNHecQpxKuV8znJMRITpeF/k",
+	"fiJici8r320nd8ZovnXwzoQFuVOfPPqCThuOie0/JV2SVmuZDrynHfOzjfSruGdPW24jsKy53BmOoBjN",
+	"NUYY6SU32YzlqM1zHR24IbFCHOFAxFYuUTjn+dYQhC0R0g0+8v1vMduDvlThfdFRdZuOO1I7VfUV2nHv",
+	"PwsWCGkLGS3qhrn86br0tQ6fYf+n331x+eFv/9Zqvr/g6DkVE9kYsOjQPTan8dpKXZUfwyU0z6i24rxL",
+	"NeWYQsbNEEFnIMvPvi58aIoDC9lU1f35ZDdgMbULXCrayOAzuVhL7tiW4dNMx92RiCYbGt2yvbBkWzkP",
+	"PL0T36m2YA+e45pvHFqpZ99b3eaOquuJIQWz91kKb6K2Z1AXjC2IZloDA6GGzKU25Kjf7/ct3aNFsSnk",
+	"uiD/vaePrgBnvD/FL6CHTUETxnPpxnOHHiD2D79CxX6vzoLZf2fb+NaGvRx/btqjSCm+4ya5FIglF7lc",
+	"BuiK2NighyRlIk89FFcKdvuU6AUVmsx5DgGAm3vmfCy3BfDudkHc4+sdXoampXvHaM6b/exAuvWurD8v",
+	"35SQWiaXolGe2eiz0WGdtMooa3tf93XiR9k8NxC8AL+qKUP1ntJ1Q2RZEPBuHfd2Xtk8AzQ9v5R5kym0",
+	"5j5u0MfOuZgWrFtqBqoYoBvY/+vC/6adBOObQ0qtFJnPuvCet8j7DonjOUYfUk2u2IrlljnNmPagJXom",
+	"l4LQKeWipgg3ORUdqTjsA7uN/tpJrNem3LxoEGp7PxuHwo8vmwwzR8+e380wU2+seayIMvSJBpkg/Hkz",
+	"+24Lzbbo4M/quNiZBlV3qtf7Oj356aSK7a9Jc69KO/+D75kqOOrja76Yu+zORtRDNKhde9VESrYHNTxs",
+	"jMEtAzZqVcV06nvGv8URunfAw6tFzq4ZmC0JAd3GZXKg3uVN+O5HkIPRl3/3DOhq1FtX5i1GAW/s5Tz8",
+	"3qic4mMQwiF8+D4mb9dF09Cc7HbXXKL8ToGndwlw+Fz+/BNMFQjMxvurbPsOxyAdL+aoqUHow0GAB6v8",
+	"zAlJr/4d37nKqHN21LzZnSHJpLhmlud7j3g9MuDz5ilUodoN4RxbM36d7NyUU5UxrSv+szVHj4vt8LEY",
+	"N+xi4SpEHvdps0l2g/M14bomRAeZYkjYTQZpwMTuqyFpPQDLNbiRsc9Vj/zTakHcEM0yxYwPX6OaTKXM",
+	"7X/R1OMcL9V0nKJiOY9uxmWA4YdkBi+gIert7eJZbfVrjdUWPtmDtQftqNEKsE9+CqB5kBldLJhzKO0Z",
+	"I48GyS24K343/FJWwdzVQcFUE31VC5HaCJzbNP77NnmOyTKp5nlKsoLyue2HG13rR+8HVcK3RYqiRcTH",
+	"/1Vgw1xsTwou9W3L7ibxRBO3yR7YkDoLnT/2bpK4TSCwhIMq7pAWBGySTpt3bMbIe81U92QKCBfRFBNi",
+	"VCky6sjc0bPnZLwyTN+uE8Iq18xvtZWpjcjhhvgjteOgN9tu7m5ZiK7NbZab0HjzsIzhYtoUQM71oqCr",
+	"S9FoS3w1X5hVyHcgmjXzi88kvzam4d26SO/hpa8rdCRe1FqsK85od8yI36xPCxLRrpUoKAT8mmXBNGTO",
+	"gbEA9ZfIwEpFXg8esdt2a+zI7lN04gx7z48jyO4E7LhSGCWL6OchSUetUcsHbjTmbX+BA7fmIUHLOYpa",
+	"IWayWXT6WgJJbjmCjQdvw5B5L8m7efOPjjH8xkFWgIi4P1/Qhk7ZXU2y9pumgII7Cf13tCHGa/i5uEDU",
+	"5H9ytvxEVrDe2qbUXUyl4mY2v9yXojpDfiYVguRSQxZK5mWGWQmaEdQXtkjbFA3vcy5Kg0PYI2yeLukV",
+	"u+M3zXAKaEq2z6rJMEWW8oqRckGkuD+kQn73ed1JfeXicszyO/YAyNl3/Eax+R2/2JFd/7nuX+I3w/W1",
+	"cZI2Fmj92KwvxtqO1eedNNyM7TcMiM/DWi6mNbUOZuZn5GaCM2j0RHziJkzX9fztK1FFhK7RmS997b/O",
+	"O/ynvo7+AtZu5cYt3Hmp1m/g+g3d4es8D5O6wy2rUmbX40x3JrRuKMiKVfnjmZwzDRVzvLBJF4uCXc4g",
+	"TTVNCBY4+UQjfRhO01pAiYz7WbU/Y+Bt88jMwsUjf86clab8WExYcWimLj4VzWqflquyO7v9Xsh4n57L",
+	"Ytf1lVCymLOm1EhpFrQ0M49v1mCgonPmjY5UEyogf9Z+Mzg4MNIsDnq9XgrICe/fnSYupu8/3q2HssY4",
+	"sLaxhjpbVLOnR+g/9VbOw+d9MuZGd7DhORVWB0KwVy7saCK8ANvzYrGHhx8HkNQm37R275sVvR/lErPr",
+	"UEUGF25w9sJN55rQYklX2iWexaGN+IuVOpyK2Mh4f0Fc53vH0pBFqWeuJo83VkAmsFX14OylztmUPkbP",
+	"YPTMJwDXVLg0W/kQHvxScbM6tx27xFOwsp+UiFKAf732Xf/7LxcbeKYnsdEZiq+t+RDA0pn2yFssG5AQ",
+	"LrDkjFTOm5E7UzKZMkOO+4cuy3O9MEAaasaBKRvdAWFaM2MWdskc/vi5L1fQGFIucqpy4o60rmobJMTI",
+	"KTMzn2kKRrYK0dwBsvofIGXA0PkiddgZemshN/9J6KkaOF3wf7IVYrlz52lYo0Ncnq9EhhdakwVT2t45",
+	"gmwaL3jbo8jCFiwZVXQMJjORk8VMCqaTkahFrumOI59MZGoF/ryqMpb9DExr9Zp4EIw9EtAHNz1yAdjv",
+	"3jDJHZ5tyPo2qjTVbYe0gpOzU4zI/occCWe8swuBI4VQSLLkoJBbUhZQ1ojrM8H3XPkR+85IuPh+lmPY",
+	"ijbOmaVKtOn3RmIkXkphZ2cnPrB//42cFEVIw4hLBZKxzLkjpYCn0t4E0U/I+4vX3W87vZEgxIkH8XdQ",
+	"pwGt+lA4hrSPD58SOpbXWCiuMwRWK+1Rs02kL7E+QPditWApkYLQMDaA858yo8nx4bOeHTnmskCmC1B2",
+	"QTazbYK1ON1WbyDF0bt6Cr9+6AGmSwoEWWNY0Vq6zIBQUkOYwcKTL/qHHdtSwJupjbydHrizedA/AOjp",
+	"ToRF4+LBIzQa25I9MgtqEEMeizZW9SBti/bIWPn0wB6LtKrjFWHY2EZsW+5qknZjCdJOj3xflUGD/hwn",
+	"dfJYVRfNNgaebrvBx/3+kCz3KFhB2h7oH5Y38bj/trUoCTwhsjRdOelidT4YA5aHPDqCUcXVLvwmT2Qp",
+	"cjgR7+M+8AgqhtkDaPwGrMs54rBbIuTOhpIFSxM8BjWsizQhvV6v46vG6YIviJkpWU5n0OEFpEvZfnzt",
+	"QKSYFFzUBc+4Ie8vXhJESuuRd74UILmyNAhdYBktbNf4TvBzUEPtQcvpyiFgoNUVkJ0x1tOHbKLWAqM/",
+	"6h897x4edo/6F/3+AP7/7/0Xg34/RYoBMAEQBMpDfQmfpAASJQ7CtkU1vo1Roj1yKtwRRF6rLcG0Anv6",
+	"9xRA7f/Po+9TWBNIWKMo6MzpimRUqZWdCtwDOXGl1oBykPZxv4/3f8k16wyBUmnbP65jtHrwCxfk//t/",
+	"D78d9Pt2HaggmF9mSJsL+24HKeThi2/6cFBxr8jR4YsXsABCkkmpgLXRmQOeqRwoUDxJZldYptTM4Bbm",
+	"bFHIFZwUCoBipJ1+f/rz+f/66eXl25P/unz9/uL9u1eX5/989YtdZdyxlXdBdYa2DcdywA5uh+yyeLgK",
+	"jmYcnIH0kIIuFpbaIPHxxLFtZJkBahnXZMKFXS28CC4o262YKOfM3ieHMEHaVaUiOCOYWusKo/Q7Q7sm",
+	"czYfM4V+DbPkGDwpBSMoJpH2TC5BS+IGNgcoC9eE6YwuWD4I+FroEtF05YqBcjHtVMViZWn81DWsLTq0",
+	"3P12hWgsd9MyQLSFMJuMCiwlhJQFWAPNI06QHlwfpsiouSYQpB/iZkDGbggQGNjZWxprR2NPKrAufJ1j",
+	"41FFv6rMliZtFz4Vl9mSBRsQV/wPqIIjvviZVHrg810Aw26t3CAU0UBa5CINuCautiAcgNR1BMPTZKqo",
+	"MF14Tl69PTl9g9UMBIgu3EWvdhzAJx4zNxir5sJpefv6xLLGuUrBm2fFBsRhGpJSFDA28KaGG4A6Ml4t",
+	"aonVBIBFkirXI3oZiTUOUDADeFX2hoRaY8guAfK/R35xMes0hG4EjFKoD3yYeNoKVwJKMiaEwvVyl8iH",
+	"vQNWlnJFkN3rbgDkuP/USmxs5TR+IqTjj16K7JFfQoGqeuYKTmVMsysm8ri8rd1VIJo43mf9p3h0Nmpm",
+	"tk9fXbwmuaITQ0agyK+XwAL58Edk4JBaO2p1BrZtvOtV/UnYAFUKHZW8w8tiKbc/n3DlqyMaqkCZdEgO",
+	"u0fPnpFrrvm4YOTk/OXpac3HS8n796c/EA5Xfsy06fTIP9nKqdd73a8hCHFCitVclrq6C3iFUl+bNO34",
+	"hsLjxKHWYvUaMWVqobgweGSyoswxWQipDuJBOkEqqwq5WdLTVOHviq0SJ3rMZJ4ABUgcf7NtQaOO3wTf",
+	"Jwif0ASaFLykDHcTw/gTDzL4RqKoaaWzJoEr8VEL0AtsUjgIpvuOLQq6ArqqLAl3nMvBW7LJhGUuIsDP",
+	"xl0N4FfrFbmc1FxR2I1jOYxKskGlIKDNvpLnWpnXhBz3nZhTKwXYIxANe3RzA+M9vrmpbkSQI8NBVX4Z",
+	"B6EMwrObGyc32w3Dkw0B+LadX+JaZLXKb0l8pDxRBh0OdNU28Fkg767vnCluVTpuXLwupKJZWuHa92Zg",
+	"S/jnzMvtKUj3YSlw/YG26OjeE0WB3IAEobi+CtVxga/iXKLCsk5Ur/QcnLcmpS5p0SMpGg6waiObLyDE",
+	"UEe0ZiatqJvFxQuXM57NYIldMgMsdCchBb/CTX77+mTtLmKgHDbpBAln7IPw4Ag4SKMoqaUjDLBMTrPX",
+	"B1bsS0m7Zi6wh9n1YIl2B2jjSVXEUg+atrCpfOWAvHxzcn5uuVUp4lMK9oCoiGX79Oz6Ofx28PwYsa/s",
+	"Hx5QEcLdgEA9gTlY8gXaU0yt6stTwfNx4dSEFKHzvaBpTMHy0IU2OGn/+3JGDfO5v2gc6PTIz+4X24ab",
+	"4fFR0+2yvfpamwSQD7A4oiv2iYF0uCAVlkdSRZ4qpplJCCo2mXv69vVJhyg2KbUvJf2s/xSE70AOcIOi",
+	"stku8miIRx/793mbBQtER0fit9V78AxYWURssDxcMG+1iHo1UsJZwaBXbx+TolihxHlydkq0JW5ouKA5",
+	"5pdKecXtMcX4MKQUyOVfnr97TXSpJjRjQzJWcgmSlKu3JRWfWgnIbrCX8F/+/O788ud3p/84/ek8tfoM",
+	"CopFATzWPk2C2BFdQquLI2mYMmMHZd8M9jHbBsqsnockaMfQnrflSZBG05c0mzHLQ4yShRVYu3ChncIK",
+	"3CUYTboYqaTta1rwyQQZ0GtF59GzH1799L/c5/7jc2cE7Z4BKszA6y9drTLyREjBngzJBJqhImN2BNr9",
+	"niI1yu2BnTClmAqNCNlV7reUtMHU8eP5xXmTtIhyHNjaLt6cdyK5PlikworUQT/gMkNyKhPGSaIuDBtL",
+	"i8NRxHi4CUl/Pen+P5j33LvsfkgTwgrNrN7ElraVztB/7OMLM6kUK1Do4jkyARAAgkwRcO0row/EOuea",
+	"tCnoN7VBWakKVj8ovj5Q3D65foYRxk4Lcph/3cyqB4IYdmPvmD0S2hOOUkTGS3HNCrkIjjQ+n5cIHlLI",
+	"aQdsgO8YzbsrWaruUnHD9MCJlp4/Nq33pgTTG4kTJzFZLV8zMC+AcFyzKOCZH8bSNNCKJbU3vE3NSECI",
+	"2TOiY7U5CpWvmV7ZjIOsR43rfEav2chXbHVAqm4mIR+nR06dGYtyx2E9/3VDArY+El5aOer3q91F1xGi",
+	"8Hrg8bBGOL2RSKMVGoAVQ5YmJe1qi+tv4BbmaceVXynodMrFFGbiMApIzqaK5mDNdhjSiPbhskt5wc1q",
+	"WOlTsChWtXQHA3bXytVjFoR8K1vZLcWavIBz7hBsgn395Ow0inEdtA57/V4fgI4XTNAFbw1aT3v93lNI",
+	"ODMz8JccoPr0L0xGBSdiYJ6nORSsxOcIrggmMPvSUb+/oyzs3crBOlTppnLGBb9mvZqvpzX49UPSCnhn",
+	"rTf8mtkFHuLWB/bnzpWnTFY5A0cmnWpI9w0SQuuDbf7AoTRsXYe37vmt62Dv+QEUDauvwLrDa2Oyrofd",
+	"0z1T0qo+rPSe0ABVAvSF3SykBp8mQYfbzjm7c9Fb0XmxdeL/YObnBRMnZ6fnC5bd7Ry4hpvL/LpWg6l/",
+	"98Rrrpqds4JKx/GBXguup9nstirZlodnM+ZsyFyHqG0vYANIlKMVQ0/rNIZm0qp6nLbNTq1MYG9/jMtW",
+	"X+N3OOQHvGNVkn3DyYPuofzzs/7TL9NlDZsi2o1QFHzXWQgt46WHdHDg08gOo+YcW9h5XryR8ICWOWYN",
+	"Np8bLMsKQUf2zmUzygWRyiqB7VSz31JCdYbupg5K+mDO0yOBIkUX09YFZqx34XuWk3Zq/0zJd3Fd4DQU",
+	"xwUbAlbUgCgNz3Zc/k9CFJvLa5ajtgfDAWHCauJQCIyUC8LFSAQbJEwT9YlV2iNndOos0L687XdVDVuc",
+	"l2bM6vJ+BVA3Be+AUzV1EkR8VTfIvUOnvmNsziYKyiTysPo9eMO1CWV6OcShVX4zAKbclsWLNYZDGFhp",
+	"Zj3QrC6x4k4aPNsge1SO7VCbuDrTa/FKa9A7lx/+3h6Neu6fnSb8nY9J4zhdXd9gHXO5x1hbe8f4oHpP",
+	"NbxbAyl2dk7HKD9Vic9rxZ+3DcSXkP6MQ4E+0YYEA3IeoW0jcGWEG7rfGTi5cwwOUWWf7qF88ad2/rJU",
+	"WqohkqxwIJCpFFRNmcIrt/U4QIGZxnH4DJU5F3xezluDflO2yu+NzYLWXms2FAE+7PchMAjbPISwoNDF",
+	"YUMXHx6Qi1XVwBtYys+CQc1tQGzHpQWedowDaGo3DPTgexoqCMMnh7d/8l6EgqI5fvT09o9eSzXmec4g",
+	"h/X46Gifbpwoa3XBV8JYfgiceo9ZnQpLumgRQD6f7TPG9xEKDnxzfPs3FygLIduOhDbm2I1lhXJCPEf3",
+	"ijdFEEy0AMmJM02Bl+xJFSjk6ZJn4cBFWh+SVt2DZ+8HPKmz9aiynt7K3U9I6jiFsyy34Vai292uXtpx",
+	"BlvQk5FBWsrlJiInyKNBc0YnpAgpOa5+XDvFqm9OdVww1UXvC8gQVlC4YgszJCnY0VOwp+pqpYIzEtOi",
+	"rX6oWNdeplWPvIbBj4R7G4QUcAj0iE8FOwSAL38zapyZ7MOYIxiP/flyDIpnN4K4jSBtir5oXWYzCEPw",
+	"MHmdIaFFsQ690US14up2+9GPNXyQB6VVa+XxPjYrQfGaPFKrP5ZaOXQVGl3ZTJYFhnfAPUuCGcnds1AC",
+	"s7JvOXjgTyZVB1gZcvB7ayF1A8V6C9QBLq+nXGDKdTSmIkygYgGhaUtVlTOxv4wEXLMQuQxWTrhznQpd",
+	"ZujtKW5NHNHhruT/SHAMXEAyNmZmyZjASGkGflzoG4MkPDErClxQMinkUo+EsFJMYdUj8BuSdO5mAbKp",
+	"jpfceZna/WCLVowsKTSCgSdAGK2qdEcitw5WVNX5+17mq8+oFzdjIn2sB0FXBYxj+nT0eYfhAIi2ECe/",
+	"W4q5Vb/lKKBdpFh97YSs/+L2L15KMSk4pi0cH+7RxRldFZLmF1K+sYI8fvdsn/k4nHOWv2U5px7C6C9P",
+	"bk/0VY3WRvIM0NUu0FU8g1D0ORCZWwhsFSrjQYfvTnx/9/VwPx7oK0R/aSbD4Z44v7FDbICsHZB8rWzj",
+	"ivumpA2xnODsLKSYWgocpy+hBxXCdY77xyHq48APJhRBdTWaQXwYCRw0uDlA6PKxEXekf+dXfBHV392Q",
+	"8UAGW1Azq0SwqGpwnXLdxUzwZaSwbUTO7U0siX319GuPO/eTNK9lKfL7Eby/Ou35B792KAMgHbnbBKd5",
+	"GAsbKEx54Y4bF5nuuF7+MIRorcxBo776s3D2YIiOqbBcSXtclOxgqhgTnYErKwCRYFBYAIksxDIkI1FV",
+	"KrBvjJklNr5iQQirgjDyCPbJ1zLgxrbgyxQgNJVd1WBSYzGYPHGEb7NcwUj4egXOc5wraS9krwaMH5Jz",
+	"yrkfSzXpJ1b4YzfGxZtrhOq3QmYF1Z8QB7i/1kohp/bzGZ/OukvQ6EHtTkha0GlKviONOP3Oa1Th9Af3",
+	"b+cemvVZtOEPSAvXymtsoYfVsurE8iTQ0u3uVQ96X5DY/Vk0Rwh38eis8YUMCleQdFw4NMcaGVPFtL6/",
+	"yhgRi4Pf7V59PIh28OD36o+PSEUK1oTGctx/UYkb1TdpHP8SqpfE5MZeXtSApYJLMJeGhdhtIK5cadMZ",
+	"gkQTwocqsc9FaOsym41EdMbudo1+UHLRWNBmQ4pp2t/qlQ0I2Uaxp4advV3wqZnN72M5P26WN6P155pM",
+	"Aa7rUWL5a0ss9oATGm89WJddNhBcyzZEXkLebEIqZuWDLCG6dOW8yJ+V4KDMkG9Xkjxuta7f/ScaAVmj",
+	"SVltqZJKohmNBKDnIWRkUz0ljcHCVSDYEXgYRcbAGe+zdZ9ENmkX/Ar9WRoHMo/LWesPHRY9ho9ltJzO",
+	"zEiUiyq8LE5Ds4JRHJWGFXS082wYCSQUhM2RMIoKjY5nDIHcVt2JjBlCnAQxq4PZNlbwgh6+A7CC1BFo",
+	"lNzsKtTErDHWkyC+wk2PvJZFIZfosfAsyMUA/OOVy31f3+y0R6AYPCZqhjUcCcjxiZRVeybSO5veYBMq",
+	"Cv4Z6PZa1jyKoWE/jCutGHPqjf22KkLbuUIho6Oz1T0OzTe7UGuFj6rqtB8e1LhXqztxq6hHuI7FF8ik",
+	"cbfwkbV8Ams5Ptqjswsp31Kxcmun/zQsyR2ymhFvu9oYK6afojeHlJLWoMVuFkxorGd3b+bltM/dJj5H",
+	"gBuJM+rY3jPk+VFFtBOIv4K02ory9xqI5i7xGNv6BAn5nZvn56OxH76IrhrJ8reTMS8TwSYIuXwkXn91",
+	"ubjG1zE2A5k7xDwoljFhilWQfRou8mc34gXUoO0k5dwhQoQE6LbzG4xXkQhmG/JoN2lnGOXojgSmxRSQ",
+	"D3n4jDjgvqSGq+9Lu4WcqHevXr97df7j5cXFm3Qk2k/7JKerWvYG5JmElE0fG2iJEKRmi2QNMABybTAU",
+	"FNLPQaAdCS96htpNHQBxrpVOSqvMccbNjCnIMJdKscyMRMh/wxxYj6rkoUMAyKSxWu58QrteJbeTxKhb",
+	"F2UYVXRYUk08WgjE43BDDCsKCADwL81kAUkiQFfsCnANi0A9lAlMEOH3J4Vcklwy3RkQqq8CbhCAbUAQ",
+	"L6TaVHj9ztd94jBapCK0gOB1UmqW43d+9iOROtypbpSsZmXyuJgB4DfM5LJ2CuxEEToAXPUIGgDIN98e",
+	"fvO8MyDpr6PWYpmPWh8Qatv/mYxa0izsz0Nfh8Djn3DTaMuEQ/8wXnNo+06u8s/HjHyllKY49jUsCC8F",
+	"bKng8GX50Z/Nbf1XlJa3pDC88nVrIB8Z05w90QG3SMO5outnKeJbpZltZ1sO0XCLEA3frjMviTD028w5",
+	"1/LKiZ27argAKk0bwYh4nnYGWC8WJ+FZmDZyoclSqiuAKPAXqNYQN5oVk6hKgsPWqb0UAIEc84sxpIB3",
+	"WCbiTEIJkS5bJKC4+Xr3PfJGQkYfZBrGGCwu1d7RaCZy5nz5ZiSowDzgLWTRLue+1l3fm2W60MmnuFse",
+	"dd3P5OFxx9ILNm6T9r+DO/XYbVewS4vi9mvosKTqFxGTjxMMCIFqIi4/fejPfb20kAehqe6c1iVYWicO",
+	"siNcJm9W3XrUT4pir9P+qjbwx/P+lZ33HeeKtEctCMeywrt9DZKaRq3Og12I+YQeePWhG4rNbtGu6Byi",
+	"NLAwL/gUcg67l5I2rYOioKztwSb0gglAfsOoLO3QBRy832EfARYlz/2tY1QVnCkEZyZOUNQQC9YbCcDb",
+	"scqUVx0mkx75SRpSLUQXitgOYtAszDPwoxwBWp9utpoLtqwX6H0Y4fvthL5jdhv+IAG8PsctZiC7Uet4",
+	"N1gN2NHA7Eu7Sf/qYaZ/ces21qDG5O74WD2c4G2JnJFmR7jpS3CAerpUg3YHLNujp98OIJH4MCHPCcDz",
+	"64Q87RNLk9hCd0bCqxfrOO9g1RgjZnyKjaJVG9AzRiKCqU/J+3dv1pDpyakPgfUlACCcayTW8LT9HA8y",
+	"LE6QDoGnYAkj7pDDiMLV14SOxFpJAbJOVb1ELgVpOzoP3lyIOwF6OxJ7EFyPm+VhuLiuoXA1Rswaqky9",
+	"IMADUsF6R1uo4Hr9hS8oSv2FiQFstK9Fz/wekPa8LAzvTiBLO75RXIrOw5MJf4V2qQheCDI7a2kAyHLl",
+	"jfI/p0PQbOuWiMJqE2D8dcBicOGMJIvS+MCvkaiTF1mzJ3cc3CkN42ioIGIVcyRsgBBl2MK+gCi/+oot",
+	"ndGYLOlqWMNIPADjMlCIkeAGTLIw1DkUb4ACh9Ee8kCwOj1yAUIfmrrRZusFwcP+bcIFaSO6IWTCyMmk",
+	"4IINRwKwgAFB1VkeuCDIWcC2AMZx7NiO3nUNCFTBPgFCZYMqN6gBxroADgSBDYvot7ILOHKk4OJKg83F",
+	"m1x20dP9iecah2ygla4WzSa1/PziakPpm69NYA2+hOGamrWuBT/Kqo+y6u159qUSnnSE8LRA29F2vLtI",
+	"0wMzKieW7cuobmNLLtTP4WqOBDLgQcRQguORoLRbCtDz66p/1PpIOL4B8ftzeR3M21ioKaDHxWQODdL3",
+	"IdXtZcDMBgbwaQRbTiaNMdG46JYaflV2gQZLYDWRR3r4SA8/Iz2cTB7MIlm/qNtJ2wkWLosDk1Fzjsuv",
+	"OIhiAEHFzAkFMis3I4HwlV54rlxk4DmcWunWUhIHAzim2dVUyVLkHkbXg2OGOiKGzzHT65rRwpdrcIhl",
+	"XFw9qTwAI6G5mBasW2rma8vwHAjbTJYex8iF0jKH5uarBUBvI1Hz70URbp7Eox8UkMMcFXD5sFIArnMz",
+	"bXNH8sy18g624GGIXK2PuyfrrxVKn9QQqTe2FnYAJUPYqyX9hGz6Rxr2l4kXeAtRAqRBOPhC9O12W8Or",
+	"IAg1BAXY4z2oxy/4Mk/X8gpDzuv+fL3mgYz9+UisXARFVBDJSMxpCJhTPV9ZKkE/Dwhsm0X7AnLT8dHR",
+	"SAR5E95Ih3FAWFwgC8gY4GWvF2qw0mQQVjHpP+DWOyNpCWe5s0NT/uK0zfV7byHuIibrAJoKEJVDL/q6",
+	"rMdHevZIz1rnVqkCH0YVkIkwiEjZ7hjhdEfS5ujQLnV0g1CtSUJKGmoYel1efNPvd2Kj2EhUFansHFPX",
+	"4SVSlCDBeex7gnCcOSkXPXLulHO6HqIBtGdJKwMdc0FkcNuMS41DQPqJGTgs8ZksqpgiCONAggtxWU5s",
+	"2wwFsQ9rocZ1HdTn2jlK6+oHB0IMUcQXS0kyGUKBqwjSekUf16eDDICfMqrZYCTYDc1MgQXJgMD6A8NV",
+	"UtVw8RBR1E4t7A6GxjhMPq+Va0n+9jfEXNeu3hlu6gSqobvCbm6gf/sbWJ6rTYAQX3gPyuQZPmeuVkRV",
+	"ywRg6q10j4FuOoRUBzbkuU/bB3Zb7XZ3pDZGL+NcsFwI2YzcToiv9CYnBmXsleOZuO55J7FzCdwWVyuw",
+	"QVoUa6ywf+ijrZsFcGjWh8Y+FFQWdPIVhv3CScSja89jCPZ21b1dcNhjsO8js4uDfdcieJ0doH6UHs4a",
+	"6xM8d0QXFJTPHdoexiU7PRWovSuMUvckgpcd4XJ6I/HOecuChbJWfqniXFWuaTNtcQN9KKqCzd+JrBx+",
+	"9u635+X6tBt2w7XRQX42Eij0mkPWnhdXnsj27OvXbW7uL6EqH3BRJSe8YFCcc+xKtbR9Cdy4/U6vltW8",
+	"Wbe9ocbMtiVw4zxo+gTW4lEt+J9NKTG8KTKJPZgK4MWvrQhbIZYTo/6hJh930h4KUUIqL84lXpIGcjgk",
+	"qZN6PYizF/a3ZUn0GnGh/BBaDy/k7EKEgmRav173jyj60yCWY4jzE70+8fWTWDtPWE+jC2zzNiAUl6xs",
+	"X9Xe5Osry1RaJp6ONprcfS3T4UhstbmHUqyO4fbImVWmhcHizJ6BjwTg/fbWCqYPq8TTOUsxQAcLiKyV",
+	"Vh+MBBY3bYd8xsY6YyEbFws7G583YBWiO1vlyJpRrkls+E/YglewAw8VWHLFxKf6Oi/qIpFf1jU+/shV",
+	"H7nqZ+OqaNhdk9zrEn4wyiDZmSMiJgAXPRgPjmnmAZCqHRhSr1ymRVNAxEnkW11zoEb0EKCKvAbir91w",
+	"H1dqs5Jix/ufUVnWivLc5gVE88HndPXdK8bhwcEnHmnCVyTaOBeiPXlxMWE8hk5yCKKPFyEe4OpnUojb",
+	"4G3PmLIa6jXPmRoAko4pdUraqfuY5WlCUtsR4MRVZR/tnZ1ARVBVAuirE9bt61jHxb08YQjQBnAGE8oL",
+	"LqadqgYtFBQInSURnG0JsvukLIjtPnoC1UYVyxi/dl+MhB/OkwrqswIKsh/BmFxIMBeWouV6G0zsy2jh",
+	"HlAjqLrZpRREu/j1qwTbRXx/yOL5BF7IFewxscePxVchPsIfGs71we++3Z2gq3Ee/VRRASKyg3/CUWGt",
+	"OMsdTs5OCS0KudQJyZk2Sq5cUT1X09jb8QVGOapck7QaUs/fgx75wZ5TxwZHwh9YdEv3SIqDvbSn+Tsn",
+	"58NPmKBD3Tk3UnZ8SNNIPOsfevBm/6qrvQ9GP78RjUGK0F115rbAzq/B7UWDbLJO7QLZa5DIf+A6XHUo",
+	"kuJWp/OV8+M/ANvpcK8hntq9nzNh/DX/pAtbbQ9CzcHV2H4d74FqBi0CoNmWED4nX8Z30zJJv3+QDtd2",
+	"1Zw5FOXMubIDfv/udCTS371b7+z9929OX16+f/fm43aScWCpk+UcaUJ0JhdMJyNRMw0AQ2QpGdujUOfd",
+	"eEdRm9YO9+iwPxIBIMoSiLN/vnxFzo+ePQ/FKCOa48QqTbjpoDca6YyrF+lq72PhHUSxQzdGaCAGpoWo",
+	"oWm5K3+udvcfzOpe9XLidm0nphyNX7IrPAHI1L8uQfjaRd+GdDx/e8Q0Pn3tn+0G1zews5Va3M+3VuFO",
+	"7mb+4SZvFXR/kmTMqLK3xvJvDCLx19syOyQ6YLDDoDeZQ8hbiP1IAoyvJ0tYfjAnBaNKmKTS6rVLZSWa",
+	"0cKj4sR3G1j7FVslNdGBaUPHBdczlqdOtnBGu7rEba9aXhYsrxTyp/2n9vJUBPDk7AypX7Rg/5cf+3dn",
+	"o7LfP3qO4v53kaw/ElJ5NeA7kJnxTay6/V2v10uHmOYR2RWrYAupPGJQtEywyL6YMXZlxacVhkM3x+W5",
+	"Ib/027qXsGK3bLcPrfk7GOB9PoQF2vnhulj0FO9j/Wx+H6EpQn54sBHJ0vgy2PZP6H6HH3JHEfz7ktOv",
+	"XFTaYYz7pYHjBr86XF2wmyPnzmzrdS/YZxN2dlMuS/TAGPfpstQaz1+JbBfLP9qCimUVMa5JRWQeWfHX",
+	"wIpPHNIlJXMqSopWEe/nRPhVDFVrVxyU5VC1yB72h+fMOdWzsaQqPwiD3sKL3yE2vGXAvhgt+q7mMmcF",
+	"aWfUnj3imokro2BMDxOynM46m77cfzDzgx/FuRvEXS9u5Npxnp0HLZvmh7u1ahpOY43oR4O8zVkVv3p/",
+	"NvAlrvKfw28tc7rCwNRpATCG0b2y/JmzyFQ1Z/tcAijDHV+BHjkJcUNYgxqKxGJMLMaoqtjBbUVEF7Aa",
+	"VQWLrhSkP2EpNZRD488TiKbVLpyWtEHZtVJdwa8YJM6GE+QilUaCC21cVQ40Tlnl4Lh/PCR84u4qVuxy",
+	"riHFqjA129tIVCFumDTHNXnWf+qwFaBmavfETjVF1XfOqKiFxIGTCUryNEiQ/2DmLfvKr/5bthVaBrf+",
+	"8c5/jbEq0ebsuPYHaJ+VoutD1rc7XH9ibCPas8IUwDR2ajXKgjVBxIxERoW9ZmirjWK6OqjJMkV1qZi7",
+	"5ZgMP1U0Y1Y44DIfiXbKblhWGnYJ1CVNyDcbgOUkLxUmlvJsRtIfXr15dfEqJZmlgYUeCW6gNxHE60jN",
+	"tZfb2dItXcEm5rTC1ISw1pFw0kxV1p8RPp+XUJgIgjNLYYma/TOJoAI8mdOJXYtsBpgxPqoswrmFWE8P",
+	"casYWZRq6h3TbptAxxcO5T61Z8SuaZ5W1f0humwB78AXIGH5xtvH/RedHWm0r3ArHihqxrX+B9W5/sGd",
+	"+Fr3DTV83Wmsqxh3Dq116xf7+6II292htB8fAQ4effn71872KSf+kkOMflGAt9D56Oy5sweb5aT9jx/O",
+	"3hGqTI8cflPHJsPvP4drv4nBHPzO81tLTwJ+lomuoZUMNVavIlJ5BJANixxQ+Zh6PVgZ6b2ICHKdAoBm",
+	"4MW/WkDPX72aDB4oQiseEE6kkzPs7YqllMab9DHZrlyB0OAac47/0NiwcqcJwvOaJw3rqjhxr0dCjRY/",
+	"Pox32ZV/TzD6t13Psq/h5PsQXY8dEol+cinAVMn0SKRhebBiSDj3KSApD4mTUELKqfMZVA4HL6VArqlL",
+	"EwpJ+82a09dzzf8cl/uvflcv4uKVchLnVwStKFwOx4y23dYmL0695C/Pd5b6nUg1p5YfliW8ueFwqTik",
+	"kCYE33UXik2YYiJjeh+TjGbGcDHdsMoItqwVa7IvOw1JE2pG4popoAj9gQf8waLwwrjAnaDgyIXR9kq2",
+	"c8qLVbB2yslkJKgh/W8H/X5Cfis5M5iSQI6OBv1+t/8NPBAScB8EK6yax+cMKUwhM1pYje7HHwdv36b+",
+	"zoeNMnzO/iUF6/RI+uqCTlNC0fKTulULM99CHX6KVvUsWtSv29iybdTbIM6j10l0dD6TSSZp2aVv9r/k",
+	"MivnDDiBO0v2EEBJtXY6aj0dtdLO16Te/OUNPrvOgidx/tIgjSsbaMsbfsVIevbeJ/5U94y0ETrCb3xC",
+	"0tNJ9y012SwlnhAORuL46Fvi0Qy5SarUX21oYSUJTDtCZAqwC2H6UTz+y2j8ly6uIXVJxeRdWTCNWI0F",
+	"10aPBAo5Y4VlfwTrDIB+IKXxFAYqkab9/qDfTyEG4ejp4NmLdDgSKRCvSyBeqSWDqSiLIgVyI6TwqA5L",
+	"7iKtlMNBT5nI05HI+WTCFGlTgb9427Z/VS+o0GTOc8GnM9Nodjkr96dXm1fREUjH6zxlNzVEpDEoffaS",
+	"st60R9wNhavat//wyqNnEp1QTTQfIvjHWDOoh+yR61hOjo++DfWPkYBU/NGfjdZaAfw3TEzNrDV4fpw0",
+	"RyF8fnvTlqU9FYvyi2NI3JHAR/eAUB+uk8QByS583xcfiqj+dtodfeOJ9lef1P1o02q0aX2742Q6tJa/",
+	"37nSrv2q6URGBJ9biqa1lRvbVir7W9oZBOhGBIMHMJ86QUIEGk+Len/K2h/3ZbiVwO+dJvuiH98Czu8e",
+	"X1YAc1ug7pH3FtzFENZcs6FtB2BnHFSoJRVWkap3Kdiy6s6j96um8mMQjbgHTH2AoXCt9sjZfQCQXbmB",
+	"dTTRkVhKQSgB04rrDwfVGNcH33govAdygtQ7+Rw5xA1Qe1GFxEf85Ef3wv3NoChH1shfuKkPkBJo9Q7M",
+	"F7qlqNsYSng4A8eSjWdSXgXtA/SKS56ng02QDQilxkhpsHIAdgEQN/9RwPDs9MiJIOmpn0m26v6TrVJ0",
+	"DENBEED203TCBhVGwRVbocoRfkF3McLoLcCPITI2RFg/o1YwbC4CsgP2D9G1ik+5oIUPQYFaSCsGDvHT",
+	"qhTHO/fzgECaVichBTV2alJFCZF2XFiXhOuRyOVSdFwgjGKZnAquseo4mJKvMX+F5ExBTliYkG0FEVq9",
+	"LgCp1hAUk5dIE5kbCHr3w6I4YAvUmsCdDtXDOeKlNpbw5tHSX7FVF5Hq0gpcdX1vkvpIcb5SVemcM7Qm",
+	"TaUxllW2ITB8lRDFQGnrRA3kpQITPRqtQ8WEUs+GkelsJDzUIbFsAoGxq6gn+8mz/lOiygKRa7H/kQBz",
+	"lju4+sC2mjYriHr2dnXu7sQtOuFLyDvqZjOp7WyhOLhZ4ci5hqGTNqiBlLx/f/pDx6UVhcwh0Me3Knb1",
+	"td6m3x09e5a05lz4vw/toI0lY61B63//OhrdHB12R6Obb159+Pu/tb6YLmgX8nvQS/cPO9hNMU/cdX5k",
+	"p4/sdE92ag8hoY55rbso5FKEZNn2YmYFZ7pY6JqLnls1a4eHvgWUuwueh70DoyNj30O5HkaiLSTJubac",
+	"CnhwsqGKRMb/hGDcNSkFN7pTd1wgW3G2L65d4gkYoN07Q0iksOQeMii4sJwiaLBGevOYiczZW7wJ535h",
+	"vm73QRjmtiht97ya7qOj4H+coyAcgvbaRQy3Dq/b3RwHtou6g4C0UfOccFbknaqCZ2zSgO7qfgDf1Ybd",
+	"P7q7YGDKqFIopzoigBERmHRtadIg8kOshXAfH30brBmh2aEznMT0IGjSmmNJPzlnliSzQrMnmrCcG7KU",
+	"QYY+7r+o6gWEhgcV5BlYPBCTwV7zVWSm75GfJ4Ax4hfHNl5Z7sGE4qlfDIUNCCQMYEJGYt05Qhp8I6nb",
+	"90u772nAmn5+PBLZjCqaWcqFnlspjJIFqX4mEhCXmKt5kBBdKoBEwgqNC6zRqhgxis/n7o6PWin5Dlwp",
+	"nSFJ/TlLCRXk9OSnEzQV6hI0uZFIX5VKLtjB90wVXKRDksJ5TH0WDoaY8PmCKU6L1PKc1K2L9yNXOoWE",
+	"8wm6U+7Efw3OKzhC7LeSoqs7Olzemm6X8yTcCs8sggVNYlDdnEFEQaQbzSUcHOTrsKT2OykGoTi4Z++A",
+	"NYNmfPCHQzBzj/wCalSY4EjA/AMztKcnJDGRcPUBnM/yVkPBTyNIOudpMhJLBgkZ9odi7LDm2Rw4HMQx",
+	"sWtOEefEvpKz6estKsgOLvjolLovq/5DvFC3yQmB+q37nFyNgEeP06PH6dHj9MU9Tl40us3DBLmqB7/b",
+	"O/XxntmtqF0pT6nTXy17S4iRHcuQjUxHIsSTGUmEXGJIhH0NdCufmeNiIYxMe/4pbNbYMunqYZQn4/v0",
+	"csnTQ2wKor8UXaYJefE0/DQS6UyWCvnacb8fvZvTVUrGZXbFjF5zYOFAxmwF5ULNjBq08jq8CM9q7Qp6",
+	"y2QFOLtaMDuZa1qUzKueI6HLued22CcMIivnZUENv2bQmCZtKLufEJrZHy+ZYGq6SkbCM+5OVc6PUVFF",
+	"nmxNH7QDPcfErn3iFoHQ7opc3J0LaHtDOvIxuVX5fa3kvLXHexeytQ26Apeyte8Av8fX9xncl86ijPZp",
+	"q3ZunyZEFjkkbEkuHID4nzHF8q8ebvyzYJ5M1Ex4RF4z5eoBITHbmYPpETZim9sm1ONZeOsBz6jvZBvM",
+	"4ytQJSvAtS+J8rhhzlgyin6ZsIDo3dBM2fW3ZDyqngpF97mO4McqhoOQaqCd6ytgHbdCO+qCscXtJQNu",
+	"Y7H1kgIMUx9qrHYkLHMka6w22clnk8A5PTvsjUSaA4KUs5N6bdO4Ilt2OkyRpbxipFwQUH6bKxDYN6My",
+	"BHczht6RH3xdptVo5rtwUP2hCGT8kYD/KYyidnurbOy70fCa/3Z7xMJrWYEY64QYVWrDcjJWPJ8C97/m",
+	"GasywTUH0VGqHjnnU+HSpUbi3FCRU5WTX1y3pP3j25OX3fMfT46ePcehpzzvQQi0ofNFbyzzVeoKEmo+",
+	"FWD4AWAKiDJD8yLK3ksyXhkW6ImHP7OEY0GV9tDHoe2RcNK8D194RhyypOeKSJCfaJIVMrsibVc0BfEw",
+	"uRSdBCMJNLtmihYkvT5M0mqYmszpyrYPuSkYx4BF+LWrudgjryx1X9IV1HudUI5AIoAisBS+aB1JQXAn",
+	"bVoU5Lh/2BmMRGO0gdvNrruBXad12i8J/gbaydgOqJPs2QgXEBEAjaT+of0bwyFGIu2lCZH+0MHa1tL9",
+	"cpbxOS3Ie8Fv7AJIketbew9NdSH4PiVtWRrNcyT7Sy5yuby1kbAV0SSErHYIgwuZHgkqVr5Git0gZ9Zb",
+	"Kimm7ic7Q8W6GiybGGoi8xWWRASrYbw03DsPbZtq9USHWIYBVE7zD0jbx9iMBPhUOzWD4PbIFLhq9qgI",
+	"SSalQkRANpmwzERBKw3bVUWvOCcuhM9MoHgJXtLj/ovmWBY/6C7P1+JYah25SxHlZrn4koFfD858rqZL",
+	"psRAlRVpn0ltpoqd/8ebxI3mHcu59mFSE2qVC2pmPquTazKTRa4JzZTU2gfBuCpvgDtHxcphViCG4gqs",
+	"7j5UCjXoKtoU6pSt10Am6YF/HxfXm+hdqAzLR8LFHeVyTrl4ot3iAuFRHo9DMUSjZV4ahcvtElVHot2k",
+	"wlNDUh9RdvATavDo5oLxhogsZ3Aeiaav7OtpQvh8UdBScyt7gglg/T20C9gzfeIm4FbXSWVH/X6/T7hh",
+	"cz0kelFwQwqqpkyRclFI6hw5Rzc3EZhQOGV+k12+HEZoQWHrX0KIF0TX6pEAFJJsBlLyJoJRG6POIEas",
+	"kzjcy6Obm23hR47b3Gb7fy/4byUjPERK+QM/rCLhpHC7B0PYaq2vrsNOg8XuoKMGiMyNAQeCWoE/Bdqy",
+	"pBpIHRqsd44zUNudw42joPrdFx9+P0wOjz42hUBtDPV8QTNLPO0G2ONa2GsmJ8AyR2W//zQbU82eH5NI",
+	"HoDfWXrr4AM533etj/svnt+22A/kO3FH8TGW6zGW64+vrPS7v0Ln4QYNfv3w8cPWgC9Ex/RRx2CtMNKJ",
+	"yXeK8tqNfOlG1dpQUuq1KBpNTt4S5C7aj1Tkekav2H74xnE1Gaxwfh/Q4mxmdTMxZXcCLr6ryk/znGOE",
+	"wJmya2CsYufInutLjv+bZdshXvwwE8KymfyUvIo9zu1rqcY8z5l4BKFtAKHdgrB8EoOh10odzfzBJu2f",
+	"S0UHZPPoghAcNnk/eNrme/gAdSguYoWe3E+fHwkuADvTUGFcFXuny6/hyFeKKWqObtFGIr3pylLRSoZI",
+	"yXekXCyY6mZUMzJjN7FIQq7Yqgb+4mK2vIoIBgzXZOgzdRUXquwEqz8MybNQyqLjDAEuvmTMMjlnmHmW",
+	"BqM1Ju2FqDKynEnNRiLkOOgqjieaeT2Gfl2mRbl6JHx/GXPRYC51IIlWH+tMQZxsnD4IPKFCo0fugAFY",
+	"7oihScPqaFa9KVju07sg0ra5nMYaGf+ETLYGUrhXtMpa2ZRo7F85WM6jjPXHkOf4ViRO8aoyRKMXIUze",
+	"nk/2mRHDK7lpXc7DwhwnpVV2nIQHQhtS81IVrUHrAKi1G87m+YfL6gwrMepWr5J7MBEu+b0RTs5X48OG",
+	"kiqWFxI9EdwobstBGt3SXK2VbWnNpO3Calge4sN0DALSiToOUSmbPVtZOC4IZvusW9+jdpwIvNnKuwpN",
+	"tTGDIqeGRu14k/0tC4G5xUY2eRexjkyn8huGR0985mE88vgkbvb6M9JpB/kWQcOStmLjkhe5ToiSWFUE",
+	"KrzRnBTMWMGgMyQpzedcpPYNRqQoVvGe20cNXf7IaGFmCXTGBdMhoNR7HHg9LcA1FziKbn388PH/DwAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

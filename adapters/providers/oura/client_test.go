@@ -213,7 +213,7 @@ func TestNotificationsNotSignedByOuraAreRejected(t *testing.T) {
 		"tampered body": delivery(t, fake, now, func(_ *http.Request, b []byte) []byte {
 			return []byte(strings.Replace(string(b), "oura-user-1", "oura-user-2", 1))
 		}),
-		"stale timestamp": delivery(t, fake, now.Add(-6*time.Minute), nil),
+		"stale timestamp":  delivery(t, fake, now.Add(-6*time.Minute), nil),
 		"future timestamp": delivery(t, fake, now.Add(6*time.Minute), nil),
 		"timestamp changed after signing": delivery(t, fake, now, func(r *http.Request, b []byte) []byte {
 			r.Header.Set(oura.HeaderTimestamp, strconv.FormatInt(now.Unix()+1, 10))
@@ -223,8 +223,8 @@ func TestNotificationsNotSignedByOuraAreRejected(t *testing.T) {
 			r.Header.Set(oura.HeaderSignature, oura.Sign("not-the-secret", r.Header.Get(oura.HeaderTimestamp), b))
 			return b
 		}),
-		"no signature": delivery(t, fake, now, func(r *http.Request, b []byte) []byte { r.Header.Del(oura.HeaderSignature); return b }),
-		"no timestamp": delivery(t, fake, now, func(r *http.Request, b []byte) []byte { r.Header.Del(oura.HeaderTimestamp); return b }),
+		"no signature":      delivery(t, fake, now, func(r *http.Request, b []byte) []byte { r.Header.Del(oura.HeaderSignature); return b }),
+		"no timestamp":      delivery(t, fake, now, func(r *http.Request, b []byte) []byte { r.Header.Del(oura.HeaderTimestamp); return b }),
 		"signature not hex": delivery(t, fake, now, func(r *http.Request, b []byte) []byte { r.Header.Set(oura.HeaderSignature, "sha256=abc"); return b }),
 	}
 	for name, d := range cases {
