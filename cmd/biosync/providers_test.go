@@ -361,3 +361,22 @@ func TestDisconnectingOuraRevokesAtOuraAndKeepsTheData(t *testing.T) {
 	code, _, _ = w.c.do("POST", "/v1/connections/oura/sync", nil, nil)
 	assert.Equal(t, 404, code, "no sync without a connection")
 }
+
+// TestOuraAnswering429And500ForAWhileDelaysDataAndLosesNone makes the fake
+// Oura refuse every call for a while (429 with Retry-After, then 500s)
+// while a notification arrives: the record lands once Oura answers again.
+func TestOuraAnswering429And500ForAWhileDelaysDataAndLosesNone(t *testing.T) {
+	w := newOuraWorld(t)
+	_, back := w.connect(t)
+	require.Contains(t, back, "status=connected")
+	w.connection(t, "backfilled", func(r map[string]any) bool { return r["status"] == "connected" })
+
+	today := w.date(1)
+	w.fake.AddDocument(w.ouraUser, "sleep", w.sleepDoc("sleep-"+today, w.date(0)+"T23:30:00+01:00", today+"T07:30:00+01:00", today))
+	w.fake.Answer429(1)
+	w.fake.Answer500(2)
+	assert.Equal(t, 200, w.notify(t, ouratest.Notification{EventType: "create", DataType: "sleep", ObjectID: "sleep-" + today, EventTime: today + "T07:35:00+01:00", UserID: w.ouraUser}))
+	w.eventually(t, "/v1/sleep/sessions?"+w.window(), func(b map[string]any) bool { return len(sleepSessions(b)) == 2 })
+	row := w.connection(t, "healthy again", func(r map[string]any) bool { return r["status"] == "connected" })
+	assert.Nil(t, row["last_error"], "a success clears the error")
+}

@@ -95,9 +95,10 @@ func (s *Service) NewWorker(sub message.Subscriber, topic string, poison message
 		middleware.CorrelationID,
 		pq,
 		middleware.Retry{
+			// No ShouldRetry: watermill v1.5.1 advances the backoff when it
+			// asks, doubling every wait twice. A revoked grant is never an
+			// error here (the handlers settle it and return nil).
 			MaxRetries: cfg.Retries, InitialInterval: cfg.RetryInterval, MaxInterval: 30 * time.Second, Multiplier: 2,
-			// A revoked grant cannot get better by trying again.
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, ErrGrantRevoked) },
 		}.Middleware,
 		middleware.NewThrottle(cfg.PerSecond, time.Second).Middleware,
 		middleware.Recoverer,
