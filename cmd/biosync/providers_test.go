@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -34,12 +36,15 @@ type ouraWorld struct {
 	// day is the local date the recorded documents were moved to
 	// (yesterday, so it lies inside the backfill window).
 	day time.Time
+	// env is the server's configuration; userID the BioSync user.
+	env    map[string]string
+	userID string
 }
 
 // noRedirect is a client that shows a redirect instead of following it.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func newOuraWorld(t *testing.T) *ouraWorld {
+func newOuraWorld(t *testing.T, extra ...string) *ouraWorld {
 	t.Helper()
 	fake := ouratest.Start(ouraClientID, ouraClientSecret)
 	t.Cleanup(fake.Close)
@@ -59,6 +64,10 @@ func newOuraWorld(t *testing.T) *ouraWorld {
 	env["BIOSYNC_OURA_API_URL"] = fake.APIURL()
 	env["BIOSYNC_OURA_VERIFICATION_TOKEN"] = ouraVerify
 	env["BIOSYNC_APP_URL"] = appURL
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	w.env = env
 	w.server = startServer(t, env)
 	t.Cleanup(w.server.stop)
 
@@ -66,6 +75,7 @@ func newOuraWorld(t *testing.T) *ouraWorld {
 	email := fmt.Sprintf("oura-%d@example.com", time.Now().UnixNano())
 	code, _, body := w.c.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": "correct horse battery", "timezone": "Europe/Berlin"}, nil)
 	require.Equal(t, 201, code, "register: %v", body)
+	w.userID = body["id"].(string)
 	code, _, login := w.c.do("POST", "/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"}, nil)
 	require.Equal(t, 200, code, "login: %v", login)
 	w.c.token = login["access_token"].(string)
@@ -379,4 +389,38 @@ func TestOuraAnswering429And500ForAWhileDelaysDataAndLosesNone(t *testing.T) {
 	w.eventually(t, "/v1/sleep/sessions?"+w.window(), func(b map[string]any) bool { return len(sleepSessions(b)) == 2 })
 	row := w.connection(t, "healthy again", func(r map[string]any) bool { return r["status"] == "connected" })
 	assert.Nil(t, row["last_error"], "a success clears the error")
+}
+
+// TestErasingAUserShredsTheirOuraConnection erases a user with a live
+// Oura connection: the connection row with the sealed tokens and every
+// pending state are deleted with the account (and the data key that sealed
+// the tokens is destroyed, so a backup of the row is unreadable too).
+func TestErasingAUserShredsTheirOuraConnection(t *testing.T) {
+	w := newOuraWorld(t, "BIOSYNC_ERASURE_GRACE_PERIOD", "1500ms", "BIOSYNC_ERASURE_REPURGE_AFTER", "1s")
+	_, back := w.connect(t)
+	require.Contains(t, back, "status=connected")
+	w.connection(t, "backfilled", func(r map[string]any) bool { return r["status"] == "connected" })
+	code, _, pending := w.c.do("POST", "/v1/connections/oura", nil, nil) // a state left pending
+	require.Equal(t, 201, code, "%v", pending)
+
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, w.env["BIOSYNC_DATABASE_URL"])
+	require.NoError(t, err)
+	defer pool.Close()
+	rows := func() (n int) {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM provider_connections WHERE user_id = $1) + (SELECT count(*) FROM provider_states WHERE user_id = $1)`, w.userID).Scan(&n))
+		return n
+	}
+	require.Equal(t, 2, rows())
+
+	code, _, req := w.c.do("POST", "/v1/me/deletion-requests", map[string]string{"password": "correct horse battery"}, nil)
+	require.Equal(t, 202, code, "erasure request: %v", req)
+	require.Eventually(t, func() bool {
+		var status string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM deletion_requests WHERE id = $1`, req["id"]).Scan(&status))
+		return status == "completed"
+	}, 30*time.Second, 200*time.Millisecond, "erasure never completed")
+	assert.Zero(t, rows(), "the connection (sealed tokens) and pending states are gone")
+	assert.Equal(t, 200, w.notify(t, ouratest.Notification{EventType: "create", DataType: "sleep", ObjectID: "x", EventTime: "t", UserID: w.ouraUser}),
+		"a notification for the erased user's Oura account is acknowledged, and nothing is recorded")
 }
