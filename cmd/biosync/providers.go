@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/biosync/biosync/adapters/httpapi"
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/logbus"
@@ -61,6 +63,15 @@ func (p *platform) runFetchWorker(ctx context.Context, svc *connections.Service)
 		return err
 	}
 	return nil
+}
+
+// observeConnections exports the count of notifications for provider users
+// no connection has (acknowledged, never retried by the provider).
+func (t *telemetry) observeConnections(s *connections.Service) error {
+	return t.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "biosync_provider_notifications_unknown_user_total",
+		Help: "Provider notifications naming a provider user no connection has; acknowledged and counted.",
+	}, func() float64 { return float64(s.UnknownUsers()) }))
 }
 
 // anyConfigured reports whether at least one provider has a client.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -314,6 +315,11 @@ func TestOuraWebhooksHandshakeAndSignedNotificationsFetchTheRecord(t *testing.T)
 	unknown := note
 	unknown.UserID = "oura-nobody-connected"
 	assert.Equal(t, 200, w.notify(t, unknown), "an unknown Oura user is acknowledged, never retried forever")
+	res, err = http.Get(w.server.url + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Contains(t, string(metrics), "biosync_provider_notifications_unknown_user_total 1", "and counted")
 }
 
 func mustJSON(t *testing.T, v any) string {

@@ -150,6 +150,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	if err := tel.observeConnections(conns); err != nil {
+		return err
+	}
 	spec, _ := schemas.OpenAPI()
 	e, err := httpapi.New(httpapi.Config{
 		ConsistencyWait: cfg.ConsistencyWait,
@@ -229,7 +232,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	fetchDone := make(chan struct{})
 	go func() {
 		defer close(fetchDone)
-		if len(conns.Providers()) == 0 || !anyConfigured(conns) {
+		if !anyConfigured(conns) {
 			return
 		}
 		if err := p.runFetchWorker(ctx, conns); err != nil {
