@@ -6,8 +6,10 @@
 //
 // The commands themselves live in one package per concept, so each states
 // its own dependencies and a wiring mistake is found at start:
-// commands/ingestion (pushes, appending samples.pushed), commands/accounts
-// (registration, email verification, password change and reset),
+// commands/ingestion (pushes, appending samples.pushed), commands/samples
+// (a user's deletion of their own samples, appending samples.deleted),
+// commands/accounts (registration, email verification, password change
+// and reset),
 // commands/sessions (login, refresh-token rotation, logout; synchronous
 // session state only), commands/mfa (TOTP enrolment and recovery codes;
 // synchronous state only), commands/preferences (the settings documents,

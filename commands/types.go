@@ -70,6 +70,15 @@ type Accepted struct {
 	Duplicate bool
 }
 
+// DeleteSamples removes the user's own samples and sleep sessions that
+// Deletion selects (a time range, optionally one source provider and one
+// type). It appends one samples.deleted event; the outcome is an Accepted
+// whose token tells reads when the rows are gone.
+type DeleteSamples struct {
+	UserID   uuid.UUID
+	Deletion ingest.Deletion
+}
+
 // Refresh exchanges a refresh token for a new pair.
 type Refresh struct {
 	RefreshToken string

@@ -18,6 +18,10 @@ const (
 	// PurposeIdempotencyFingerprint keys Idempotency-Key fingerprints, so
 	// every instance computes the same.
 	PurposeIdempotencyFingerprint = "biosync idempotency fingerprint v1"
+	// PurposePageCursor keys the signatures of the HTTP API's page
+	// cursors, so every instance accepts the cursors any of them issued
+	// (and no client can make one up).
+	PurposePageCursor = "biosync page cursor v1"
 )
 
 // Derive returns a purpose-bound key derived from the current master key

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -108,7 +110,7 @@ type Keyring struct {
 
 // cachedKey is an unwrapped data key and when it was loaded.
 type cachedKey struct {
-	aead     cipher.AEAD
+	dataKey
 	loadedAt time.Time
 }
 
@@ -145,49 +147,72 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// dataKey is a user's unwrapped data key: the AEAD that seals their
+// events and fields, and the key that picks a sealed field's nonce.
+type dataKey struct {
+	aead cipher.AEAD
+	// fieldNonces keys the synthetic nonces of SealField: HMAC-SHA256 of
+	// a purpose label under the data key, a key of its own that never
+	// encrypts anything.
+	fieldNonces []byte
+}
+
+// fieldNoncePurpose labels the derivation of dataKey.fieldNonces.
+const fieldNoncePurpose = "biosync field nonce v1"
+
 // aead returns the user's data key as an AEAD, creating the key when create
 // is set. It returns ErrErased for a destroyed key and ErrNoKey for a user
 // without one when create is false.
 func (k *Keyring) aead(ctx context.Context, userID uuid.UUID, create bool) (cipher.AEAD, error) {
+	dk, err := k.key(ctx, userID, create)
+	return dk.aead, err
+}
+
+// key returns the user's unwrapped data key (see aead), from the cache when
+// it was loaded less than KeyCacheMaxAge ago.
+func (k *Keyring) key(ctx context.Context, userID uuid.UUID, create bool) (dataKey, error) {
 	now := k.now()
 	k.mu.RLock()
 	c, ok := k.cache[userID]
 	epoch := k.epoch
 	k.mu.RUnlock()
 	if ok && now.Sub(c.loadedAt) < KeyCacheMaxAge {
-		return c.aead, nil
+		return c.dataKey, nil
 	}
 	w, err := k.store.LoadKey(ctx, userID)
 	if errors.Is(err, ErrNoKey) && create {
 		w, err = k.create(ctx, userID)
 	}
 	if err != nil {
-		return nil, err
+		return dataKey{}, err
 	}
 	if w.Destroyed {
-		return nil, ErrErased
+		return dataKey{}, ErrErased
 	}
 	kek, ok := k.keks[w.KEKID]
 	if !ok || len(w.Wrapped) < kek.NonceSize() {
-		return nil, fmt.Errorf("%w: user %s key wrapped by %q", ErrKeyUnwrap, userID, w.KEKID)
+		return dataKey{}, fmt.Errorf("%w: user %s key wrapped by %q", ErrKeyUnwrap, userID, w.KEKID)
 	}
 	dk, err := kek.Open(nil, w.Wrapped[:kek.NonceSize()], w.Wrapped[kek.NonceSize():], userID[:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: user %s key wrapped by %q", ErrKeyUnwrap, userID, w.KEKID)
+		return dataKey{}, fmt.Errorf("%w: user %s key wrapped by %q", ErrKeyUnwrap, userID, w.KEKID)
 	}
 	a, err := newGCM(dk)
 	if err != nil {
-		return nil, err
+		return dataKey{}, err
 	}
+	mac := hmac.New(sha256.New, dk)
+	mac.Write([]byte(fieldNoncePurpose))
+	key := dataKey{aead: a, fieldNonces: mac.Sum(nil)}
 	k.mu.Lock()
 	if len(k.cache) >= maxCachedKeys {
 		k.cache = map[uuid.UUID]cachedKey{}
 	}
 	if k.epoch == epoch { // no erasure raced with this load
-		k.cache[userID] = cachedKey{aead: a, loadedAt: now}
+		k.cache[userID] = cachedKey{dataKey: key, loadedAt: now}
 	}
 	k.mu.Unlock()
-	return a, nil
+	return key, nil
 }
 
 func (k *Keyring) create(ctx context.Context, userID uuid.UUID) (WrappedKey, error) {
@@ -265,6 +290,55 @@ func (k *Keyring) Open(ctx context.Context, userID, eventID uuid.UUID, typ strin
 		return nil, ErrDecrypt
 	}
 	pt, err := a.Open(nil, sealed[:a.NonceSize()], sealed[a.NonceSize():], aad(eventID, typ))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// SealField seals one personal field of a stored row (a read model's
+// address or display name) with the user's data key: AES-256-GCM with the
+// user id and field name as associated data, so a value cannot be moved to
+// another user's row or another column. Erasure destroys the key, and with
+// it every value sealed this way, in every copy and backup of the row.
+//
+// The nonce is synthetic: HMAC-SHA256, under a key derived from the data
+// key, of the field name and the value (the SIV construction). Sealing a
+// value twice gives the same bytes, so a read model rebuilt from the log
+// or a redelivered event leaves the rows byte-identical, while two
+// different values never share a nonce. What that reveals is only that a
+// user's field holds the same value in two rows or at two times.
+//
+// Unlike Seal it never creates a key: the rows it seals derive from events
+// the key already opened, and a user without a key has nothing to seal.
+func (k *Keyring) SealField(ctx context.Context, userID uuid.UUID, field string, plaintext []byte) ([]byte, error) {
+	dk, err := k.key(ctx, userID, false)
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, dk.fieldNonces)
+	mac.Write([]byte(field))
+	mac.Write([]byte{0}) // a field name holds no NUL: field and value cannot run together
+	mac.Write(plaintext)
+	n := dk.aead.NonceSize()
+	out := make([]byte, n, n+len(plaintext)+dk.aead.Overhead())
+	copy(out, mac.Sum(nil)[:n])
+	return dk.aead.Seal(out, out, plaintext, aad(userID, field)), nil
+}
+
+// OpenField opens a value sealed by SealField for the same user and field.
+// It returns ErrErased when the user's key was destroyed (the value is gone
+// for good), ErrNoKey when the user never had one, and ErrDecrypt when the
+// value was altered or belongs to another user or field.
+func (k *Keyring) OpenField(ctx context.Context, userID uuid.UUID, field string, sealed []byte) ([]byte, error) {
+	a, err := k.aead(ctx, userID, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < a.NonceSize() {
+		return nil, ErrDecrypt
+	}
+	pt, err := a.Open(nil, sealed[:a.NonceSize()], sealed[a.NonceSize():], aad(userID, field))
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -98,6 +98,29 @@ func TestSamplesPushedV1WireFormat(t *testing.T) {
 	require.Equal(t, "deep", back.Batch.SleepSessions[0].Stages[1].Stage, "decoded golden differs: %+v", back)
 }
 
+func TestSamplesDeletedV1WireFormat(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		d      ingest.Deletion
+	}{
+		{"samples.deleted.v1.json", ingest.Deletion{From: time.Date(2099, 3, 1, 0, 0, 0, 0, time.FixedZone("", 9*3600)), To: time.Date(2099, 3, 2, 0, 0, 0, 0, time.FixedZone("", 9*3600)), Provider: "apple_health", Type: "steps"}},
+		{"samples.deleted.v1.everything.json", ingest.Deletion{From: at, To: at.Add(24 * time.Hour)}},
+	} {
+		require.NoError(t, tc.d.Validate(), "test deletion invalid")
+		raw, _ := json.MarshalIndent(tc.d, "", "  ")
+		validate(t, compile(t, "samples.deleted.v1.schema.json"), raw)
+		golden(t, tc.golden, raw)
+		var back ingest.Deletion
+		decodesStrictly(t, tc.golden, &back)
+		assert.True(t, back.From.Equal(tc.d.From) && back.To.Equal(tc.d.To), "decoded golden range differs: %+v", back)
+		_, off := back.From.Zone()
+		_, want := tc.d.From.Zone()
+		assert.Equal(t, want, off, "the offset of from as sent is kept")
+		assert.Equal(t, tc.d.Provider, back.Provider, "decoded golden differs: %+v", back)
+		assert.Equal(t, tc.d.Type, back.Type, "decoded golden differs: %+v", back)
+	}
+}
+
 // decodesStrictly checks that a stored golden file still decodes into
 // today's struct (old versions stay readable forever).
 func decodesStrictly(t *testing.T, name string, v any) {

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -117,10 +118,34 @@ func (f *fakeIngestor) count() int {
 	return len(f.calls)
 }
 
+// fakeDeleter counts its calls so tests can show refused deletions reach
+// no port.
+type fakeDeleter struct {
+	mu     sync.Mutex
+	calls  []commands.DeleteSamples
+	delete func(context.Context, commands.DeleteSamples) (commands.Accepted, error)
+}
+
+func (f *fakeDeleter) DeleteSamples(ctx context.Context, cmd commands.DeleteSamples) (commands.Accepted, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, cmd)
+	f.mu.Unlock()
+	if f.delete == nil {
+		return commands.Accepted{}, errors.New("unexpected DeleteSamples call")
+	}
+	return f.delete(ctx, cmd)
+}
+
+func (f *fakeDeleter) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
 type fakeQueries struct {
 	me        func(context.Context, uuid.UUID) (users.UserView, error)
 	metrics   func(context.Context, metrics.MetricQuery) (metrics.MetricSeries, error)
-	sleep     func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error)
+	sleep     func(context.Context, metrics.SleepQuery) (metrics.SleepPage, error)
 	dashboard func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error)
 	waitFor   func(context.Context, eventstore.Token, ...string) error
 }
@@ -139,11 +164,11 @@ func (f *fakeQueries) Metrics(ctx context.Context, q metrics.MetricQuery) (metri
 	return f.metrics(ctx, q)
 }
 
-func (f *fakeQueries) SleepSessions(ctx context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
+func (f *fakeQueries) SleepSessions(ctx context.Context, q metrics.SleepQuery) (metrics.SleepPage, error) {
 	if f.sleep == nil {
-		return nil, errors.New("unexpected SleepSessions call")
+		return metrics.SleepPage{}, errors.New("unexpected SleepSessions call")
 	}
-	return f.sleep(ctx, id, from, to)
+	return f.sleep(ctx, q)
 }
 
 func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {
@@ -301,6 +326,7 @@ type harness struct {
 	e        *echo.Echo
 	accounts *fakeAccounts
 	ingestor *fakeIngestor
+	deleter  *fakeDeleter
 	queries  *fakeQueries
 	admin    *fakeAdmin
 	registry *prometheus.Registry
@@ -310,6 +336,8 @@ type harness struct {
 	// redisPrefix isolates this harness's idempotency keys and rate
 	// counters in a shared (real) Redis.
 	redisPrefix string
+	// redis is that Redis, for tests that look at what is stored.
+	redis *goredis.Client
 }
 
 type option func(*Config, *Deps)
@@ -320,6 +348,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		t:        t,
 		accounts: &fakeAccounts{},
 		ingestor: &fakeIngestor{},
+		deleter:  &fakeDeleter{},
 		queries:  &fakeQueries{},
 		admin:    &fakeAdmin{},
 		registry: prometheus.NewRegistry(),
@@ -328,8 +357,8 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	cfg := Config{ConsistencyWait: 200 * time.Millisecond}
 	deps := Deps{
 		Accounts: accounts.Deps{Accounts: h.accounts, Sessions: h.accounts},
-		Ingest:   ingest.Deps{Ingestor: h.ingestor},
-		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }},
+		Ingest:   ingest.Deps{Ingestor: h.ingestor, Deleter: h.deleter},
+		Queries:  queries.Deps{Reader: h.queries, Registrations: h.accounts, Now: func() time.Time { return testNow }, CursorKey: testCursorKey},
 		Admin:    admin.Deps{ReadModels: h.admin},
 		Edge: EdgeDeps{
 			Tokens:      fakeTokens{},
@@ -346,6 +375,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	require.NoError(t, err)
 	t.Cleanup(func() { rc.Close() })
 	h.redisPrefix = testbackend.UniqueName(t, "httpapi") + ":"
+	h.redis = rc
 	deps.Edge.Idempotency = bredis.Idempotency{C: rc, Prefix: h.redisPrefix}
 	deps.Edge.FingerprintKey = []byte("the test fingerprint key, 32+ bytes long")
 	deps.Edge.Limiter = bredis.NewLimiter(rc, h.redisPrefix)
@@ -372,7 +402,7 @@ func minimalDeps(change ...func(*Deps)) Deps {
 	d := Deps{
 		Accounts: accounts.Deps{Accounts: &fakeAccounts{}},
 		Ingest:   ingest.Deps{Ingestor: &fakeIngestor{}},
-		Queries:  queries.Deps{Reader: q, Registrations: &fakeAccounts{}},
+		Queries:  queries.Deps{Reader: q, Registrations: &fakeAccounts{}, CursorKey: testCursorKey},
 		Edge:     EdgeDeps{Tokens: fakeTokens{}, Consistency: q},
 	}
 	for _, c := range change {
@@ -380,6 +410,9 @@ func minimalDeps(change ...func(*Deps)) Deps {
 	}
 	return d
 }
+
+// testCursorKey signs the page cursors of the servers tests build.
+var testCursorKey = []byte("the test page cursor key, 32+ bytes long")
 
 // testEmailKey stands in for commands.EmailIndex.Key: a keyed hash of
 // the normalized address.

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -78,13 +81,78 @@ var (
 // (X-Request-Id, security headers, CORS) are set afresh.
 var storedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, "ETag", edge.HeaderConsistencyToken}
 
-// storedResponse is what the store keeps for one key.
+// storedResponse is what the store keeps for one key, sealed (see
+// responseSealer).
 type storedResponse struct {
 	Status int                 `json:"status"`
 	Header map[string][]string `json:"header,omitempty"`
-	// Body is kept as text, not base64: what a stored response holds
-	// stays visible to anyone auditing Redis (and to the erasure test).
-	Body string `json:"body,omitempty"`
+	Body   string              `json:"body,omitempty"`
+}
+
+// responseSealPurpose labels the key stored responses are sealed under,
+// derived from the fingerprint key (a key of its own: fingerprints are
+// stored beside the responses, so they must not open them).
+const responseSealPurpose = "biosync stored response seal v1"
+
+// sealedResponseMark starts a sealed record; a record stored as plain JSON
+// (before responses were sealed, at most one TTL ago) starts with '{'.
+const sealedResponseMark = 0x01
+
+// responseSealer seals one request's stored response. Its key is
+// HMAC-SHA256, under a server key, of the request as the fingerprint sees
+// it (method, path with query, body): only a retry of the very same
+// request, credentials in the body included, can derive it, so Redis holds
+// no response readable without both the server key and that request (a
+// stored registration holds the address). The record's store key is the
+// associated data: a record moved to another key does not open.
+type responseSealer struct {
+	aead     cipher.AEAD
+	storeKey string
+}
+
+// newResponseSealer derives the sealer of one request.
+func newResponseSealer(serverKey []byte, req *http.Request, body []byte, storeKey string) (responseSealer, error) {
+	base := hmac.New(sha256.New, serverKey)
+	base.Write([]byte(responseSealPurpose))
+	h := hmac.New(sha256.New, base.Sum(nil))
+	fmt.Fprintf(h, "%s\n%s\n", req.Method, req.URL.RequestURI())
+	h.Write(body)
+	block, err := aes.NewCipher(h.Sum(nil))
+	if err != nil {
+		return responseSealer{}, err
+	}
+	a, err := cipher.NewGCM(block)
+	if err != nil {
+		return responseSealer{}, err
+	}
+	return responseSealer{aead: a, storeKey: storeKey}, nil
+}
+
+// seal encrypts a stored response record (random nonce).
+func (r responseSealer) seal(record []byte) ([]byte, error) {
+	n := r.aead.NonceSize()
+	out := make([]byte, 1+n, 1+n+len(record)+r.aead.Overhead())
+	out[0] = sealedResponseMark
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, err
+	}
+	return r.aead.Seal(out, out[1:], record, []byte(r.storeKey)), nil
+}
+
+// open decrypts a record sealed by seal. A plain JSON record, stored
+// before responses were sealed, is returned as it is, so retries across an
+// upgrade still replay; once the last of them has expired (one TTL after
+// the upgrade) that branch only serves records someone wrote into Redis
+// by hand.
+func (r responseSealer) open(stored []byte) ([]byte, error) {
+	if len(stored) > 0 && stored[0] == '{' {
+		return stored, nil
+	}
+	n := r.aead.NonceSize()
+	if len(stored) < 1+n || stored[0] != sealedResponseMark {
+		return nil, errors.New("not a sealed response")
+	}
+	return r.aead.Open(nil, stored[1:1+n], stored[1+n:], []byte(r.storeKey))
 }
 
 // storable: only outcomes of the command itself are replayed. A 5xx (or a
@@ -153,9 +221,13 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		sum := sha256.Sum256([]byte(key))
 		storeKey := s.idempotencyScope(c, r) + ":" + hex.EncodeToString(sum[:])
 		fp := fingerprint(s.deps.Edge.FingerprintKey, req, edge.Body(c))
+		sealer, err := newResponseSealer(s.deps.Edge.FingerprintKey, req, edge.Body(c), storeKey)
+		if err != nil {
+			return err
+		}
 
 		var claim commands.Claim
-		err := errNoIdempotencyStore
+		err = errNoIdempotencyStore
 		if s.deps.Edge.Idempotency != nil {
 			claim, err = s.deps.Edge.Idempotency.Claim(ctx, storeKey, fp)
 		}
@@ -184,9 +256,9 @@ func (s *server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 			if claim.Fingerprint != fp {
 				return reused
 			}
-			return s.replay(c, claim.Response)
+			return s.replay(c, sealer, claim.Response)
 		}
-		return s.runOnce(c, next, storeKey, claim)
+		return s.runOnce(c, next, storeKey, sealer, claim)
 	}
 }
 
@@ -208,7 +280,7 @@ func fingerprint(key []byte, req *http.Request, body []byte) string {
 
 // runOnce runs the command holding the claim, records the response as it
 // is written, and stores it (or frees the key for a retry).
-func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string, claim commands.Claim) (err error) {
+func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string, sealer responseSealer, claim commands.Claim) (err error) {
 	ctx := c.Request().Context()
 	resp := c.Response()
 	tee := &teeWriter{ResponseWriter: resp.Writer}
@@ -249,6 +321,9 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 	}
 	b, merr := json.Marshal(rec)
 	if merr == nil {
+		b, merr = sealer.seal(b)
+	}
+	if merr == nil {
 		merr = s.deps.Edge.Idempotency.Complete(bg, storeKey, claim, b)
 	}
 	if merr != nil {
@@ -260,9 +335,13 @@ func (s *server) runOnce(c echo.Context, next echo.HandlerFunc, storeKey string,
 }
 
 // replay answers with a stored response.
-func (s *server) replay(c echo.Context, stored []byte) error {
+func (s *server) replay(c echo.Context, sealer responseSealer, stored []byte) error {
+	record, err := sealer.open(stored)
+	if err != nil {
+		return fmt.Errorf("httpapi: stored idempotent response does not open: %w", err)
+	}
 	var rec storedResponse
-	if err := json.Unmarshal(stored, &rec); err != nil {
+	if err := json.Unmarshal(record, &rec); err != nil {
 		return fmt.Errorf("httpapi: stored idempotent response unreadable: %w", err)
 	}
 	h := c.Response().Header()
@@ -274,7 +353,7 @@ func (s *server) replay(c echo.Context, stored []byte) error {
 	}
 	h.Set(HeaderIdempotentReplayed, "true")
 	c.Response().WriteHeader(rec.Status)
-	_, err := c.Response().Write([]byte(rec.Body))
+	_, err = c.Response().Write([]byte(rec.Body))
 	return err
 }
 

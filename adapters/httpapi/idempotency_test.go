@@ -2,12 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
@@ -286,4 +290,77 @@ func TestAPanickingCommandFreesItsKey(t *testing.T) {
 	if rec := send(); rec.Code != http.StatusOK || rec.Header().Get(HeaderIdempotentReplayed) != "" || n != 2 {
 		require.FailNow(t, fmt.Sprintf("retry after a panic: %d %s (calls %d)", rec.Code, rec.Body, n))
 	}
+}
+
+// storedRecords returns this harness's stored Idempotency-Key records by
+// Redis key.
+func (h *harness) storedRecords() map[string]string {
+	h.t.Helper()
+	ctx := context.Background()
+	keys, err := h.redis.Keys(ctx, h.redisPrefix+"idem:v1:*").Result()
+	require.NoError(h.t, err)
+	out := map[string]string{}
+	for _, k := range keys {
+		out[k] = h.redis.Get(ctx, k).Val()
+	}
+	return out
+}
+
+// A stored registration answer holds the address: Redis keeps the response
+// sealed under a key that only a retry of the very same request (password
+// included) derives with the server key, and the retry still gets the
+// original answer.
+func TestAStoredResponseIsSealedAndOnlyItsOwnRequestOpensIt(t *testing.T) {
+	h := newHarness(t)
+	calls := countRegistrations(h)
+	first := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "reg-1"))
+	require.Equal(t, http.StatusCreated, first.Code, "register: %s", first.Body)
+	require.Contains(t, first.Body.String(), "ada@example.org", "the answer carries the address")
+
+	records := h.storedRecords()
+	require.Len(t, records, 1, "stored records")
+	var storeKey, record string
+	for k, v := range records {
+		storeKey, record = k, v
+	}
+	assert.NotContains(t, record, "ada@example.org", "Redis holds the address in plain text")
+	assert.NotContains(t, record, "Asia/Tokyo", "Redis holds the timezone in plain text")
+	assert.NotContains(t, record, `"status"`, "Redis holds the stored response in plain text")
+
+	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "reg-1"))
+	assert.Equal(t, http.StatusCreated, again.Code)
+	assert.Equal(t, first.Body.String(), again.Body.String(), "the replayed answer")
+	assert.Equal(t, "true", again.Header().Get(HeaderIdempotentReplayed))
+	assert.Equal(t, 1, *calls, "the command ran again")
+
+	// The record copied under another key of the same caller: the request
+	// matches its fingerprint, yet the record does not open there.
+	sum := sha256.Sum256([]byte("reg-2"))
+	moved := storeKey[:strings.LastIndex(storeKey, ":")+1] + hex.EncodeToString(sum[:])
+	require.NoError(t, h.redis.Set(context.Background(), moved, record, time.Minute).Err())
+	other := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "reg-2"))
+	assert.Equal(t, 1, *calls, "the command ran again")
+	assert.Equal(t, http.StatusInternalServerError, other.Code, "a record moved to another key: %s", other.Body)
+	assert.NotContains(t, other.Body.String(), "ada@example.org", "a record moved to another key opened")
+}
+
+// Responses stored as plain JSON before responses were sealed (at most one
+// TTL before an upgrade) still replay.
+func TestAResponseStoredInPlainTextBeforeSealingStillReplays(t *testing.T) {
+	h := newHarness(t)
+	calls := countRegistrations(h)
+	first := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "reg-old"))
+	require.Equal(t, http.StatusCreated, first.Code)
+	const before = `{"id":"0b7c2c9e-2f8e-4a39-9f62-8f3c4c3f7a10","email":"ada@example.org","timezone":"UTC"}`
+	plain, err := json.Marshal(storedResponse{Status: http.StatusCreated, Header: map[string][]string{"Content-Type": {"application/json"}}, Body: before})
+	require.NoError(t, err)
+	for k, v := range h.storedRecords() {
+		fp, _, ok := strings.Cut(v[1:], " ")
+		require.True(t, ok, "record %q", v)
+		require.NoError(t, h.redis.Set(context.Background(), k, "D"+fp+" "+string(plain), time.Minute).Err())
+	}
+	again := h.do(req(http.MethodPost, "/v1/auth/register", registerBody, HeaderIdempotencyKey, "reg-old"))
+	assert.Equal(t, http.StatusCreated, again.Code)
+	assert.JSONEq(t, before, again.Body.String())
+	assert.Equal(t, 1, *calls, "the command ran again")
 }

@@ -70,19 +70,24 @@ func (s *server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 // securityHeaders follows the OWASP REST security cheat sheet: responses
 // are data, never rendered, framed or cached (health data is sensitive).
 // It runs second, so every response has them, errors and preflights
-// included. HSTS only when configured: it is meaningful behind TLS.
+// included; the refusals net/http writes itself get them from refusal.
 func (s *server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		if s.hsts != "" {
-			h.Set("Strict-Transport-Security", s.hsts)
-		}
+		s.setSecurityHeaders(c.Response().Header())
 		return next(c)
+	}
+}
+
+// setSecurityHeaders is the one list of security headers. HSTS only when
+// configured: it is meaningful behind TLS.
+func (s *server) setSecurityHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if s.hsts != "" {
+		h.Set("Strict-Transport-Security", s.hsts)
 	}
 }
 

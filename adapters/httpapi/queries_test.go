@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/httpapi/edge"
+	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/eventstore"
@@ -66,7 +67,7 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 			}
 		}
 	}
-	if n := h.admin.count() + h.ingestor.count(); n != 0 {
+	if n := h.admin.count() + h.ingestor.count() + h.deleter.count(); n != 0 {
 		require.FailNow(t, fmt.Sprintf("refused requests reached a port %d times", n))
 	}
 }
@@ -160,18 +161,18 @@ func TestMetricSeriesRejects(t *testing.T) {
 
 func TestSleepSessions(t *testing.T) {
 	h := newHarness(t)
-	h.queries.sleep = func(_ context.Context, id uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
-		assert.Falsef(t, id != alice || !to.Equal(testNow) || !from.Equal(testNow.AddDate(0, 0, -7)), "query %v %v %v", id, from, to)
-		return []metrics.SleepSession{{
+	h.queries.sleep = func(_ context.Context, q metrics.SleepQuery) (metrics.SleepPage, error) {
+		assert.Falsef(t, q.UserID != alice || !q.To.Equal(testNow) || !q.From.Equal(testNow.AddDate(0, 0, -7)) || q.Limit != queries.DefaultSleepPage || q.After != nil, "query %+v", q)
+		return metrics.SleepPage{Sessions: []metrics.SleepSession{{
 			Start: time.Date(2026, 11, 19, 23, 0, 0, 0, tokyo), End: time.Date(2026, 11, 20, 6, 30, 0, 0, tokyo),
 			Date: "2026-11-20", Source: "oura", AsleepMinutes: 400, InBedMinutes: 450, AwakeMinutes: 50,
 			LightMinutes: 200, DeepMinutes: 100, REMMinutes: 100, AlgorithmVersion: 1,
-		}}, nil
+		}}}, nil
 	}
 	rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
 	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"date":"2026-11-20"`) || !strings.Contains(rec.Body.String(), `"start":"2026-11-19T23:00:00+09:00"`), "%d %s", rec.Code, rec.Body)
-	h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error) {
-		return nil, nil
+	h.queries.sleep = func(context.Context, metrics.SleepQuery) (metrics.SleepPage, error) {
+		return metrics.SleepPage{}, nil
 	}
 	rec = h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, bearer(aliceToken)...))
 	require.Falsef(t, !strings.Contains(rec.Body.String(), `"sessions":[]`), "no sessions must be an empty list: %s", rec.Body)
@@ -241,8 +242,8 @@ func TestConsistencyTokenWait(t *testing.T) {
 			<-ctx.Done()
 			return domain.ErrTimeout
 		}
-		h.queries.sleep = func(context.Context, uuid.UUID, time.Time, time.Time) ([]metrics.SleepSession, error) {
-			return nil, nil
+		h.queries.sleep = func(context.Context, metrics.SleepQuery) (metrics.SleepPage, error) {
+			return metrics.SleepPage{}, nil
 		}
 		start := time.Now()
 		rec := h.do(req(http.MethodGet, "/v1/sleep/sessions", nil, append(bearer(aliceToken), edge.HeaderConsistencyToken, tok.String())...))

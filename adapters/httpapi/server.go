@@ -42,12 +42,21 @@ const (
 	DefaultConsistencyWait = 5 * time.Second
 	// DefaultReadinessTimeout bounds every dependency probe of GET /readyz.
 	DefaultReadinessTimeout = 2 * time.Second
+	// DefaultMaxHeaderBytes bounds the request line and header section (431
+	// above it). The largest headers the API reads (a bearer token, webhook
+	// signatures during a key rotation, trace context, a consistency token)
+	// stay far below; 64 KiB still lets a browser's cookies for the parent
+	// domain through, and is a sixteenth of net/http's 1 MiB default.
+	DefaultMaxHeaderBytes = 64 << 10
 )
 
 // Config holds the tunables of the HTTP API; the zero value is usable.
 type Config struct {
 	// BodyLimit is the largest request body in bytes (413 above it).
 	BodyLimit int64
+	// MaxHeaderBytes bounds the request line and headers of e.Server (431
+	// above it; net/http allows 4 KiB of slack).
+	MaxHeaderBytes int
 	// ConsistencyWait bounds the wait for X-Consistency-Token on queries;
 	// when it runs out the query answers with `Consistency: timeout`.
 	ConsistencyWait time.Duration
@@ -250,6 +259,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		return nil, errors.New("httpapi: Accounts.Accounts, Ingest.Ingestor, Queries.Reader, Queries.Registrations, Edge.Tokens and Edge.Consistency are required")
 	case deps.Admin.ReadModels != nil && deps.Edge.Roles == nil:
 		return nil, errors.New("httpapi: Admin.ReadModels needs Edge.Roles to tell administrators from other callers")
+	case len(deps.Queries.CursorKey) < 32:
+		return nil, errors.New("httpapi: Queries.CursorKey must be at least 32 bytes (it signs page cursors)")
 	case deps.Edge.Idempotency != nil && len(deps.Edge.FingerprintKey) < 32:
 		return nil, errors.New("httpapi: Edge.Idempotency needs a FingerprintKey of at least 32 bytes")
 	case deps.Edge.Limiter != nil && deps.Edge.EmailKey == nil:
@@ -266,6 +277,9 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	if cfg.ReadinessTimeout <= 0 {
 		cfg.ReadinessTimeout = DefaultReadinessTimeout
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	s := &server{cfg: cfg, deps: deps, log: deps.Ops.Logger}
 	if s.log == nil {
@@ -326,11 +340,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	// Used only when the caller runs e.Start; a caller with its own
-	// http.Server should copy these.
-	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Server.ReadTimeout = 60 * time.Second
-	e.Server.IdleTimeout = 120 * time.Second
+	// e.Server is the production http.Server; Serve runs it.
+	s.configureHTTPServer(e.Server, e)
 
 	// Outermost first. Everything up to writeErrors sees the final status;
 	// everything inside it may fail by returning an error.
@@ -340,7 +351,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{"Authorization", "Content-Type", HeaderIdempotencyKey, "If-Match", "If-None-Match", edge.HeaderConsistencyToken, HeaderRequestID},
-			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed},
+			ExposeHeaders: []string{edge.HeaderConsistencyToken, "ETag", edge.HeaderConsistency, "Location", "Retry-After", HeaderRequestID, HeaderIdempotentReplayed, queries.HeaderLink},
 			MaxAge:        600,
 		}))
 	}

@@ -87,3 +87,21 @@ func TestPushExamplesAgree(t *testing.T) {
 		assert.NoError(t, err, "%s example rejected by the domain", name)
 	}
 }
+
+// TestDeletableTypeEnumMatchesDomain: a deletion narrows to a metric type
+// or to sleep sessions, the values the domain's Deletion accepts.
+func TestDeletableTypeEnumMatchesDomain(t *testing.T) {
+	schema := loadSpecFile(t).Components.Schemas["DeletableType"]
+	require.NotNil(t, schema, "spec has no DeletableType schema")
+	var spec []string
+	for _, v := range schema.Value.Enum {
+		spec = append(spec, v.(string))
+	}
+	want := []string{ingest.SleepType}
+	for _, ty := range metric.Types() {
+		want = append(want, string(ty))
+	}
+	slices.Sort(spec)
+	slices.Sort(want)
+	assert.Equal(t, want, spec, "spec DeletableType != metric.Types() + sleep")
+}

@@ -38,7 +38,7 @@ var routePolicies = map[string]policy{
 	"logout":      ownData, "logoutAll": ownData, "listSessions": ownData, "changePassword": ownData,
 	"getMe": ownData, "getSettings": ownData, "putSettings": ownData,
 	"getNotificationPreferences": ownData, "putNotificationPreferences": ownData,
-	"pushMySamples": ownData, "requestErasure": ownData, "resendVerificationEmail": ownData,
+	"pushMySamples": ownData, "deleteMySamples": ownData, "requestErasure": ownData, "resendVerificationEmail": ownData,
 	"getMetricSeries": ownData, "listSleepSessions": ownData, "getDashboardSummary": ownData,
 	"startTotpEnrolment": ownData, "confirmTotpEnrolment": ownData, "disableTotp": ownData, "renewRecoveryCodes": ownData,
 	"getErasure": ownResource, "cancelErasure": ownResource,
@@ -137,6 +137,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			p += "?bucket=raw&from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z"
 		case "listSleepSessions":
 			p += "?from=2026-11-18T00:00:00Z&to=2026-11-22T00:00:00Z"
+		case "deleteMySamples":
+			// A range without the owner's data: every caller deletes
+			// only their own, and the owner's stays for the other reads.
+			p += "?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z"
 		}
 		return p
 	}

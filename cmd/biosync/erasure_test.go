@@ -45,7 +45,7 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 
 	// The canary user: the canary in the address, the source, the device,
 	// the delivery ids, the Idempotency-Keys (a stored registration holds
-	// the address) and the request id.
+	// the address, a stored deletion the source) and the request id.
 	victim := &client{t: t, base: s.url}
 	email := canary + "@example.com"
 	code, _, reg := victim.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Europe/Lisbon"},
@@ -76,6 +76,11 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	tok := map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}
 	code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok) // also fills the Redis cache
 	require.Equal(t, 200, code, "dashboard: %v", d)
+	// A deletion of the app's samples: the source in its (sealed) event
+	// and in the stored answer of its Idempotency-Key.
+	code, _, p = victim.do("DELETE", "/v1/me/samples?from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z&source=app-"+canary, nil,
+		map[string]string{"Idempotency-Key": "del-" + canary, "X-Request-Id": "req3-" + canary})
+	require.Equal(t, 202, code, "deletion: %v", p)
 
 	// Another user, whose read models must not change.
 	other := &client{t: t, base: s.url}

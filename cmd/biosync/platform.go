@@ -26,6 +26,7 @@ import (
 	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
+	"github.com/biosync/biosync/commands/samples"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/catalog"
@@ -76,6 +77,9 @@ type security struct {
 	// fingerprintKey keys idempotency fingerprints (derived from the master
 	// key, so every instance computes the same).
 	fingerprintKey []byte
+	// cursorKey signs the HTTP API's page cursors (derived from the master
+	// key, so a next page may be read from any instance).
+	cursorKey []byte
 	// emailIndex keys email claims (derived from the master key);
 	// operators' tools and per-account rate limits key by it too.
 	emailIndex commands.EmailIndex
@@ -205,6 +209,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.verifier = auth.Verifier{Tokens: p.tokens, Revocations: p.revocations}
 	p.audit = postgres.NewAuditLog(p.pool)
 	p.fingerprintKey = mk.Derive(eventstore.PurposeIdempotencyFingerprint)
+	p.cursorKey = mk.Derive(eventstore.PurposePageCursor)
 	p.emailIndex = commands.EmailIndex(mk.Derive(eventstore.PurposeEmailIndex))
 	if r == roleServer {
 		if err := p.mailer(embeddedNow); err != nil {
@@ -217,11 +222,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	p.versions = &engine.Versions{Pool: p.pool}
 	p.progress = &engine.Checkpoints{}
 	p.queries = queries{
-		Reader:      &users.Reader{Pool: p.pool, Versions: p.versions},
+		Reader:      &users.Reader{Pool: p.pool, Versions: p.versions, Fields: keys},
 		metrics:     &metrics.Reader{Pool: p.pool, Cache: cache, Partitions: p.kcfg.Partitions, Versions: p.versions},
 		Consistency: &engine.Consistency{Pool: p.pool, Versions: p.versions, Progress: p.progress},
 	}
-	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions}
+	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions, Fields: keys}
 	return p, nil
 }
 
@@ -238,9 +243,10 @@ func (q queries) Metrics(ctx context.Context, mq metrics.MetricQuery) (metrics.M
 	return q.metrics.Metrics(ctx, mq)
 }
 
-// SleepSessions lists sessions that ended in [from, to).
-func (q queries) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error) {
-	return q.metrics.SleepSessions(ctx, userID, from, to)
+// SleepSessions lists one page of the sessions that ended in [q.From,
+// q.To).
+func (q queries) SleepSessions(ctx context.Context, sq metrics.SleepQuery) (metrics.SleepPage, error) {
+	return q.metrics.SleepSessions(ctx, sq)
 }
 
 // Dashboard returns the summary (see metrics.Reader.Dashboard).
@@ -252,6 +258,7 @@ func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventsto
 // its constructor, which names a missing dependency at start.
 type commandServices struct {
 	ingestion   *ingestion.Service
+	samples     *samples.Service
 	accounts    *accounts.Service
 	sessions    *sessions.Service
 	mfa         *mfa.Service
@@ -269,6 +276,9 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
 	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: postgres.NewDeliveries(p.pool), Envelope: envelope, Logger: p.log}); err != nil {
+		return err
+	}
+	if c.samples, err = samples.New(samples.Deps{Log: p.appender, Envelope: envelope}); err != nil {
 		return err
 	}
 	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {

@@ -172,8 +172,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			Profiles: p.queries,
 		},
 		Erasure:     httperasure.Deps{Erasure: p.cmds.erasure},
-		Ingest:      httpingest.Deps{Ingestor: p.cmds.ingestion, MaxFutureSkew: p.cfg.MaxFutureSkew},
-		Queries:     httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings},
+		Ingest:      httpingest.Deps{Ingestor: p.cmds.ingestion, Deleter: p.cmds.samples, MaxFutureSkew: p.cfg.MaxFutureSkew},
+		Queries:     httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
 		Settings:    httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
 		Connections: httpconnections.Deps{Connections: conns, AppURL: cfg.AppURL},
 		Admin: httpadmin.Deps{
@@ -207,13 +207,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// e.Server carries the API's timeouts and header limit; Serve also
+		// answers net/http's own refusals (bad Host, oversized headers, ...)
+		// as problems with the security headers.
+		if err := httpapi.Serve(e, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -268,7 +270,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	_ = srv.Shutdown(sctx)
+	_ = e.Server.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
 	<-fetchDone

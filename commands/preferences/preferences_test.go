@@ -42,7 +42,7 @@ func projectSettings(t *testing.T, w *commandworld.World) *settingsReader {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rt.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &settingsReader{Reader: &settingsrm.Reader{Pool: w.Pool}, Consistency: &engine.Consistency{Pool: w.Pool}}
+	return &settingsReader{Reader: &settingsrm.Reader{Pool: w.Pool, Fields: w.Codec.Keys()}, Consistency: &engine.Consistency{Pool: w.Pool}}
 }
 
 func waitFor(t *testing.T, r *settingsReader, tok eventstore.Token) {

@@ -1,7 +1,7 @@
 // Package commandworld wires BioSync's command concepts together on
 // testbackend's PostgreSQL and Kafka, the way cmd/biosync wires them, for
 // the integration tests of the commands/* packages (register, log in,
-// push, change settings, enrol MFA against real stores). It lives outside
+// push, delete samples, change settings, enrol MFA against real stores). It lives outside
 // commands because it imports adapters; only tests import it.
 package commandworld
 
@@ -26,6 +26,7 @@ import (
 	"github.com/biosync/biosync/commands/ingestion"
 	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/commands/preferences"
+	"github.com/biosync/biosync/commands/samples"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/domain"
@@ -42,6 +43,7 @@ type (
 	mfaService         = mfa.Service
 	preferencesService = preferences.Service
 	ingestionService   = ingestion.Service
+	samplesService     = samples.Service
 )
 
 // Handlers are the command concepts wired together as cmd wires them, so
@@ -53,6 +55,7 @@ type Handlers struct {
 	*mfaService
 	*preferencesService
 	*ingestionService
+	*samplesService
 
 	Log             eventstore.Appender
 	Dedup           ingestion.Dedup
@@ -112,6 +115,8 @@ func (w *World) Rebuild(t *testing.T) {
 	env := commands.Envelope{Now: h.Now}
 	var err error
 	h.ingestionService, err = ingestion.New(ingestion.Deps{Log: h.Log, Accounts: w.Accounts, Dedup: h.Dedup, Deliveries: postgres.NewDeliveries(w.Pool), Envelope: env})
+	require.NoError(t, err)
+	h.samplesService, err = samples.New(samples.Deps{Log: h.Log, Envelope: env})
 	require.NoError(t, err)
 	h.preferencesService, err = preferences.New(preferences.Deps{Log: h.Log, Versions: postgres.NewDocumentVersions(w.Pool), Envelope: env})
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 
@@ -131,4 +132,25 @@ func TestPartitionOfIsSaramasHashPartitioner(t *testing.T) {
 func TestEveryGenerationHasItsOwnTables(t *testing.T) {
 	assert.Equal(t, "samples_g1", Table("samples", 1))
 	assert.Equal(t, "daily_source_rollups_g12", Table("daily_source_rollups", 12))
+}
+
+// sealingProjector is a read model that keeps sealed fields (Sealing).
+type sealingProjector struct{ fields Fields }
+
+func (sealingProjector) Name() string     { return "sealing" }
+func (sealingProjector) Generation() int  { return 1 }
+func (sealingProjector) Tables() []string { return nil }
+func (sealingProjector) Apply(context.Context, pgx.Tx, []eventstore.Stored) error {
+	return nil
+}
+func (p sealingProjector) WithFields(f Fields) Projector { p.fields = f; return p }
+
+// A projector that seals personal fields never runs without the key ring
+// its events are opened with: the runtime halts at once instead of
+// retrying batches it could never apply.
+func TestARuntimeWithoutACodecRefusesASealingProjector(t *testing.T) {
+	err := (&Runtime{Projector: sealingProjector{}}).Run(context.Background())
+	var fatal *FatalError
+	assert.ErrorAs(t, err, &fatal)
+	assert.ErrorContains(t, err, "seals personal fields")
 }

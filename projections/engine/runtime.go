@@ -82,6 +82,10 @@ type Runtime struct {
 	// Scope says how a runtime that is not the live projector differs
 	// from it (an as-of build, a building generation); zero for live.
 	Scope
+
+	// applier is Projector as Run applies it: given the codec's key ring
+	// when it keeps sealed fields (Sealing).
+	applier Projector
 }
 
 // Tuning are a Runtime's batch and retry knobs; a zero field takes its
@@ -155,6 +159,13 @@ func (r *Runtime) lockKey() int32 {
 func (r *Runtime) Run(ctx context.Context) error {
 	r.defaults()
 	log := r.Logger.With("projector", Key(r.Projector))
+	r.applier = r.Projector
+	if s, ok := r.Projector.(Sealing); ok {
+		if r.Codec == nil {
+			return &FatalError{Err: fmt.Errorf("%s seals personal fields with the users' keys: the runtime needs the codec", Key(r.Projector))}
+		}
+		r.applier = s.WithFields(r.Codec.Keys())
+	}
 	if r.Observer != nil {
 		go r.lagLoop(ctx)
 	}
@@ -652,7 +663,7 @@ func (r *Runtime) apply(ctx context.Context, p int32, expected, next int64, even
 		}
 		if !isolate {
 			applied = live
-			return r.Projector.Apply(ctx, tx, live)
+			return r.applier.Apply(ctx, tx, live)
 		}
 		groups := byUser(live)
 		failedGroups := 0
@@ -710,7 +721,7 @@ func (r *Runtime) applyInSavepoint(ctx context.Context, tx pgx.Tx, events []even
 	if err != nil {
 		return nil, err
 	}
-	if aerr := r.Projector.Apply(ctx, sp, events); aerr != nil {
+	if aerr := r.applier.Apply(ctx, sp, events); aerr != nil {
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return nil, rerr
 		}

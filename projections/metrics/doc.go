@@ -1,8 +1,10 @@
 // Package metrics is the metrics read model: its projector (normalized
 // samples, daily rollups per local day kept by difference through
 // per-source partial aggregates, sleep sessions on their wake date, source
-// freshness, the timezone history that decides local days) and its
-// queries (series in raw, hour and day buckets, sleep sessions, and the
+// freshness, the timezone history that decides local days, and the
+// removal of what a user's samples.deleted selects) and its
+// queries (series in raw, hour and day buckets, raw series and sleep
+// sessions in keyset pages by their natural keys, and the
 // dashboard summary with its two cache levels: in process, then Cache,
 // Redis in production, refreshed after each commit by DashboardCache).
 //

@@ -32,9 +32,11 @@ const RollupVersion = 1
 
 // Projector projects samples.pushed (and the timezone facts of
 // user.registered and user.settings_changed) into normalized samples, daily rollups per local day,
-// sleep sessions and source freshness. Every write is an upsert on a natural
-// key where the later log position wins, so replays and duplicate
-// deliveries change nothing. Daily rollups are kept per source by the exact
+// sleep sessions and source freshness, and removes what samples.deleted
+// selects again (see deletion.go). Every write is an upsert on a natural
+// key where the later log position wins, and a deletion removes only rows
+// from earlier log positions, so replays and duplicate deliveries change
+// nothing. Daily rollups are kept per source by the exact
 // difference each batch makes against the stored samples (see rollups.go),
 // so a batch costs what it holds, not what its days already hold.
 type Projector struct {
@@ -152,14 +154,7 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 	if err != nil {
 		return err
 	}
-	var (
-		tzZones []string
-		tzUsers [][16]byte
-		tzFrom  []time.Time
-		samples = map[sampleKey]sampleRow{}
-		nights  = map[sleepKey]sleepRow{}
-		fresh   = map[freshKey][2]time.Time{}
-	)
+	w := newPending()
 	for i, e := range events {
 		switch e.Type {
 		case identity.EventRegistered:
@@ -171,7 +166,7 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 			// A rolled-back batch is applied again, so caching its facts now
 			// is safe: they are in the log and will be in the table.
 			m.remember([][16]byte{e.UserID}, history)
-			tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, r.RegisteredAt), append(tzZones, r.Timezone)
+			w.timezone(e.UserID, r.RegisteredAt, r.Timezone)
 		case settings.EventProfileChanged:
 			c, changed, err := timezoneChange(e, history[e.UserID])
 			if err != nil {
@@ -180,38 +175,79 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 			if changed {
 				history[e.UserID] = addChange(history[e.UserID], c)
 				m.remember([][16]byte{e.UserID}, history)
-				tzUsers, tzFrom, tzZones = append(tzUsers, e.UserID), append(tzFrom, c.From), append(tzZones, c.Zone)
+				w.timezone(e.UserID, c.From, c.Zone)
 			}
 		case ingest.EventPushed:
 			p, ok := pushes[i]
 			if !ok {
 				continue // skipped or refused by admit
 			}
-			m.collect(e, p.Batch, p.ReceivedAt, history[e.UserID], samples, nights, fresh)
+			m.collect(e, p.Batch, p.ReceivedAt, history[e.UserID], w)
 		case provider.EventRecordFetched:
 			r, batch, ok, err := providerBatch(e, history[e.UserID])
 			if err != nil {
 				return err
 			}
 			if ok {
-				m.collect(e, batch, r.FetchedAt, history[e.UserID], samples, nights, fresh)
+				m.collect(e, batch, r.FetchedAt, history[e.UserID], w)
+			}
+		case ingest.EventDeleted:
+			var d ingest.Deletion
+			if err := json.Unmarshal(e.Payload, &d); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			// The deletion meets everything before it in the log: what
+			// this batch gathered so far is written first, and what
+			// follows is gathered anew (a push after the deletion
+			// re-adds what it carries).
+			if err := m.write(ctx, tx, w); err != nil {
+				return err
+			}
+			w = newPending()
+			if err := m.deleteRows(ctx, tx, e, d); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 		}
 	}
-	if len(tzUsers) > 0 {
+	return m.write(ctx, tx, w)
+}
+
+// pending is what a stretch of a batch writes: the later log position of
+// each natural key, gathered in log order, written together by write.
+type pending struct {
+	tzZones []string
+	tzUsers [][16]byte
+	tzFrom  []time.Time
+	samples map[sampleKey]sampleRow
+	nights  map[sleepKey]sleepRow
+	fresh   map[freshKey][2]time.Time
+}
+
+func newPending() *pending {
+	return &pending{samples: map[sampleKey]sampleRow{}, nights: map[sleepKey]sleepRow{}, fresh: map[freshKey][2]time.Time{}}
+}
+
+func (w *pending) timezone(user uuid.UUID, from time.Time, zone string) {
+	w.tzUsers, w.tzFrom, w.tzZones = append(w.tzUsers, user), append(w.tzFrom, from), append(w.tzZones, zone)
+}
+
+// write stores what w gathered: timezone facts, samples (and the
+// difference they make to the rollups), sleep sessions and freshness.
+func (m *Projector) write(ctx context.Context, tx pgx.Tx, w *pending) error {
+	if len(w.tzUsers) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO `+m.table("tz_history")+` (user_id, valid_from, zone)
-			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) ON CONFLICT DO NOTHING`, tzUsers, tzFrom, tzZones); err != nil {
+			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) ON CONFLICT DO NOTHING`, w.tzUsers, w.tzFrom, w.tzZones); err != nil {
 			return fmt.Errorf("timezone history: %w", err)
 		}
 	}
-	change, err := m.upsertSamples(ctx, tx, samples)
+	change, err := m.upsertSamples(ctx, tx, w.samples)
 	if err != nil {
 		return err
 	}
-	if err := m.upsertSleep(ctx, tx, nights); err != nil {
+	if err := m.upsertSleep(ctx, tx, w.nights); err != nil {
 		return err
 	}
-	if err := m.upsertFreshness(ctx, tx, fresh); err != nil {
+	if err := m.upsertFreshness(ctx, tx, w.fresh); err != nil {
 		return err
 	}
 	return m.updateRollups(ctx, tx, change)
@@ -220,8 +256,7 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 // collect folds one batch (pushed, or normalized from a provider's record)
 // into the rows of the transaction: samples and nights keyed by their
 // natural keys (a later log offset wins), and the source's freshness.
-func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt time.Time, history []metric.TimezoneChange,
-	samples map[sampleKey]sampleRow, nights map[sleepKey]sleepRow, fresh map[freshKey][2]time.Time) {
+func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt time.Time, history []metric.TimezoneChange, w *pending) {
 	source := batch.Source.Provider
 	if batch.Source.Device != "" {
 		source += "/" + batch.Source.Device
@@ -236,7 +271,7 @@ func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt 
 			_, off = pt.Start.In(loc).Zone()
 		}
 		k := sampleKey{e.UserID, pt.Type, pt.Start, pt.End, source}
-		samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
+		w.samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
 		if pt.End.After(lastSample) {
 			lastSample = pt.End
 		}
@@ -249,20 +284,20 @@ func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt 
 			_, off = n.End.In(loc).Zone()
 		}
 		k := sleepKey{e.UserID, n.Start, n.End, source}
-		nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
+		w.nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
 		if n.End.After(lastSample) {
 			lastSample = n.End
 		}
 	}
 	fk := freshKey{e.UserID, batch.Source.Provider, batch.Source.Device}
-	cur := fresh[fk]
+	cur := w.fresh[fk]
 	if lastSample.After(cur[0]) {
 		cur[0] = lastSample
 	}
 	if receivedAt.After(cur[1]) {
 		cur[1] = receivedAt
 	}
-	fresh[fk] = cur
+	w.fresh[fk] = cur
 }
 
 // providerBatch normalizes a provider.record_fetched event with the

@@ -109,10 +109,11 @@ func TestMetricsReadModels(t *testing.T) {
 	require.Len(t, w, 1, "weight = %+v", w)
 	assert.InDelta(t, 68.035, w[0].Value, 0.005, "weight, want 68.04 kg (150 lb converted)")
 
-	sessions, err := r.SleepSessions(ctx, tokyo, time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	sleep, err := r.SleepSessions(ctx, metrics.SleepQuery{UserID: tokyo, From: time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)})
 	require.NoError(t, err)
-	require.Len(t, sessions, 1, "sleep = %+v", sessions)
-	night := sessions[0]
+	require.Len(t, sleep.Sessions, 1, "sleep = %+v", sleep.Sessions)
+	assert.Nil(t, sleep.Next, "one session is one page")
+	night := sleep.Sessions[0]
 	assert.Equal(t, "2026-11-20", night.Date, "the night is counted on the wake-up date")
 	assert.Equal(t, 90.0, night.DeepMinutes, "deep minutes")
 	assert.Equal(t, 90.0, night.REMMinutes, "REM minutes")
@@ -125,7 +126,7 @@ func TestMetricsReadModels(t *testing.T) {
 	assert.Equal(t, "2026-11-20T08:00:00+09:00", hours.Points[0].Start.Format(time.RFC3339), "first hour bucket")
 	assert.Equal(t, 1200.0, hours.Points[0].Value, "first hour bucket")
 
-	me, err := (&users.Reader{Pool: s.Pool}).Me(ctx, tokyo)
+	me, err := (&users.Reader{Pool: s.Pool, Fields: s.Codec.Keys()}).Me(ctx, tokyo)
 	require.NoError(t, err)
 	assert.Equal(t, "Asia/Tokyo", me.Timezone)
 }

@@ -79,7 +79,12 @@ func (r *Reader) now() time.Time {
 	return time.Now()
 }
 
-// Metrics reads one metric series.
+// Metrics reads one metric series: a raw series one page at a time (see
+// MetricQuery.Limit and After), hour and day series whole (their ranges
+// bound them). Each page reads the generation live when it is read: a
+// blue/green switch between two pages continues the next page in the new
+// generation after the same natural key, so no sample is skipped or
+// repeated, and the later pages show the new generation's values.
 func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, error) {
 	def, ok := metric.Lookup(q.Type)
 	if !ok {
@@ -94,9 +99,7 @@ func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, erro
 	samples, rollups := tbl("samples", gen), tbl("daily_rollups", gen)
 	switch q.Bucket {
 	case BucketRaw:
-		rows, err = r.Pool.Query(ctx, `SELECT start_at, end_at, utc_offset, value, value, value, 1, source FROM `+samples+`
-			WHERE user_id = $1 AND type = $2 AND start_at >= $3 AND start_at < $4 ORDER BY start_at, source LIMIT 50000`,
-			q.UserID, string(q.Type), q.From, q.To)
+		return r.rawPage(ctx, q, samples, out)
 	case BucketHour:
 		// Hours are local hours (the sample's effective offset). For
 		// cumulative types only the day's winning source counts, so phone
@@ -151,32 +154,98 @@ func (r *Reader) Metrics(ctx context.Context, q MetricQuery) (MetricSeries, erro
 	return out, unavailable(rows.Err())
 }
 
-// SleepSessions lists sessions that ended in [from, to).
-func (r *Reader) SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]SleepSession, error) {
-	gen, err := r.gen(ctx)
-	if err != nil {
-		return nil, err
+// rawPage reads one page of a raw series by keyset: the samples after
+// q.After in (start_at, end_at, source) order, the samples table's primary
+// key after (user_id, type), so the page is one index range scan and
+// samples sharing a start are ordered, never skipped or repeated at a
+// page boundary. One row beyond the limit is read to tell whether another
+// page follows; no OFFSET, so a late page costs what an early one does.
+func (r *Reader) rawPage(ctx context.Context, q MetricQuery, samples string, out MetricSeries) (MetricSeries, error) {
+	limit := pageLimit(q.Limit, MaxRawPage)
+	args := []any{q.UserID, string(q.Type), q.From, q.To, limit + 1}
+	after := ""
+	if q.After != nil {
+		after = ` AND (start_at, end_at, source) > ($6, $7, $8)`
+		args = append(args, q.After.Start, q.After.End, q.After.Source)
 	}
-	rows, err := r.Pool.Query(ctx, `SELECT start_at, end_at, wake_date::text, source, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, algorithm_version
-		FROM `+tbl("sleep_sessions", gen)+` WHERE user_id = $1 AND end_at >= $2 AND end_at < $3 ORDER BY end_at LIMIT 5000`, userID, from, to)
+	rows, err := r.Pool.Query(ctx, `SELECT start_at, end_at, utc_offset, value, source FROM `+samples+`
+		WHERE user_id = $1 AND type = $2 AND start_at >= $3 AND start_at < $4`+after+`
+		ORDER BY start_at, end_at, source LIMIT $5`, args...)
 	if err != nil {
-		return nil, unavailable(err)
+		return out, unavailable(err)
 	}
 	defer rows.Close()
-	out := []SleepSession{}
+	var last SampleKey
+	for rows.Next() {
+		var p MetricPoint
+		var off int32
+		if err := rows.Scan(&p.Start, &p.End, &off, &p.Value, &p.Source); err != nil {
+			return out, err
+		}
+		if len(out.Points) == limit {
+			out.Next = &last
+			break
+		}
+		last = SampleKey{Start: p.Start, End: p.End, Source: p.Source}
+		zone := time.FixedZone("", int(off))
+		p.Start, p.End = p.Start.In(zone), p.End.In(zone)
+		p.Min, p.Max, p.Count = p.Value, p.Value, 1
+		out.Points = append(out.Points, p)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// pageLimit is the page size a query asked for, at most bound.
+func pageLimit(asked, bound int) int {
+	if asked <= 0 || asked > bound {
+		return bound
+	}
+	return asked
+}
+
+// SleepSessions lists one page of the sessions that ended in [q.From,
+// q.To), by keyset in (end_at, start_at, source) order: the table's
+// natural key, so sessions ending at the same instant are neither skipped
+// nor repeated at a page boundary.
+func (r *Reader) SleepSessions(ctx context.Context, q SleepQuery) (SleepPage, error) {
+	out := SleepPage{Sessions: []SleepSession{}}
+	gen, err := r.gen(ctx)
+	if err != nil {
+		return out, err
+	}
+	limit := pageLimit(q.Limit, MaxSleepPage)
+	args := []any{q.UserID, q.From, q.To, limit + 1}
+	after := ""
+	if q.After != nil {
+		after = ` AND (end_at, start_at, source) > ($5, $6, $7)`
+		args = append(args, q.After.End, q.After.Start, q.After.Source)
+	}
+	rows, err := r.Pool.Query(ctx, `SELECT start_at, end_at, wake_date::text, source, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, algorithm_version
+		FROM `+tbl("sleep_sessions", gen)+` WHERE user_id = $1 AND end_at >= $2 AND end_at < $3`+after+`
+		ORDER BY end_at, start_at, source LIMIT $4`, args...)
+	if err != nil {
+		return out, unavailable(err)
+	}
+	defer rows.Close()
+	var last SleepKey
 	for rows.Next() {
 		var s SleepSession
 		var off int32
 		var v int16
 		if err := rows.Scan(&s.Start, &s.End, &s.Date, &s.Source, &off, &s.AwakeMinutes, &s.LightMinutes, &s.DeepMinutes, &s.REMMinutes, &v); err != nil {
-			return nil, err
+			return out, err
 		}
+		if len(out.Sessions) == limit {
+			out.Next = &last
+			break
+		}
+		last = SleepKey{End: s.End, Start: s.Start, Source: s.Source}
 		zone := time.FixedZone("", int(off))
 		s.Start, s.End = s.Start.In(zone), s.End.In(zone)
 		s.AlgorithmVersion = int(v)
 		s.AsleepMinutes = s.LightMinutes + s.DeepMinutes + s.REMMinutes
 		s.InBedMinutes = s.End.Sub(s.Start).Minutes()
-		out = append(out, s)
+		out.Sessions = append(out.Sessions, s)
 	}
 	return out, unavailable(rows.Err())
 }

@@ -29,6 +29,11 @@ import (
 //     source rows: cumulative types take the source with the largest
 //     total, level types average over all sources.
 //
+// A deletion (samples.deleted) recomputes the partial aggregates of the
+// days it removed samples from with the same SQL as step 1's recompute,
+// then re-derives those days as in step 2: the result is what a clean
+// build without those samples gives (a day deleted whole loses its rows).
+//
 // The SQL expression that turns a value into 1e-9 units must stay exactly
 // the one in migration 00006, which filled the table for existing data.
 const nanoSQL = `round(%s * 1e9::float8)::bigint`
@@ -359,32 +364,52 @@ func (m *Projector) updateRollups(ctx context.Context, tx pgx.Tx, change rollupC
 	if len(redo.users) > 0 {
 		// A departing sample held an extreme (or the stored state did not
 		// account for it): recompute these sources' days from the samples.
-		s := m.table("samples")
-		b.Queue(`WITH g AS (
-				SELECT u, ty, ld::date AS ld, so FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS x(u, ty, ld, so)
-			), agg AS (
-				SELECT s.user_id, s.type, s.local_date, s.source, sum(`+fmt.Sprintf(nanoSQL, "s.value")+`) AS total_nano, count(*) AS n,
-					min(s.value) + 0::float8 AS mn, max(s.value) + 0::float8 AS mx, min(s.day_start) AS ds, min(s.day_end) AS de, min(s.day_offset) AS dof, min(s.unit) AS un
-				FROM g JOIN `+s+` s ON s.user_id = g.u AND s.type = g.ty AND s.local_date = g.ld AND s.source = g.so
-				GROUP BY 1, 2, 3, 4
-			), emptied AS (
-				DELETE FROM `+p+` p USING g WHERE p.user_id = g.u AND p.type = g.ty AND p.local_date = g.ld AND p.source = g.so
-					AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.user_id = g.u AND agg.type = g.ty AND agg.local_date = g.ld AND agg.source = g.so)
-			)
-			INSERT INTO `+p+` AS p (user_id, type, local_date, source, total_nano, count, min, max, day_start, day_end, day_offset, unit)
-			SELECT * FROM agg
-			ON CONFLICT (user_id, type, local_date, source) DO UPDATE SET
-				total_nano = EXCLUDED.total_nano, count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max,
-				day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, unit = EXCLUDED.unit`,
-			redo.users, redo.types, redo.dates, redo.sources)
+		m.queueRecompute(b, redo)
 	}
+	m.queueDays(b, days)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("update rollups: %w", err)
+	}
+	return nil
+}
+
+// queueRecompute queues the recomputation of the partial aggregates keys
+// from the stored samples of their days (a partial left without samples is
+// deleted): the expressions a clean build's sums, counts and extremes
+// agree with.
+func (m *Projector) queueRecompute(b *pgx.Batch, keys keyArrays) {
+	p, s := m.table("daily_source_rollups"), m.table("samples")
+	b.Queue(`WITH g AS (
+			SELECT u, ty, ld::date AS ld, so FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS x(u, ty, ld, so)
+		), agg AS (
+			SELECT s.user_id, s.type, s.local_date, s.source, sum(`+fmt.Sprintf(nanoSQL, "s.value")+`) AS total_nano, count(*) AS n,
+				min(s.value) + 0::float8 AS mn, max(s.value) + 0::float8 AS mx, min(s.day_start) AS ds, min(s.day_end) AS de, min(s.day_offset) AS dof, min(s.unit) AS un
+			FROM g JOIN `+s+` s ON s.user_id = g.u AND s.type = g.ty AND s.local_date = g.ld AND s.source = g.so
+			GROUP BY 1, 2, 3, 4
+		), emptied AS (
+			DELETE FROM `+p+` p USING g WHERE p.user_id = g.u AND p.type = g.ty AND p.local_date = g.ld AND p.source = g.so
+				AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.user_id = g.u AND agg.type = g.ty AND agg.local_date = g.ld AND agg.source = g.so)
+		)
+		INSERT INTO `+p+` AS p (user_id, type, local_date, source, total_nano, count, min, max, day_start, day_end, day_offset, unit)
+		SELECT * FROM agg
+		ON CONFLICT (user_id, type, local_date, source) DO UPDATE SET
+			total_nano = EXCLUDED.total_nano, count = EXCLUDED.count, min = EXCLUDED.min, max = EXCLUDED.max,
+			day_start = EXCLUDED.day_start, day_end = EXCLUDED.day_end, day_offset = EXCLUDED.day_offset, unit = EXCLUDED.unit`,
+		keys.users, keys.types, keys.dates, keys.sources)
+}
+
+// queueDays queues the derivation of the daily rollups of days from their
+// partial aggregates.
+func (m *Projector) queueDays(b *pgx.Batch, days map[dayKey]bool) {
+	p := m.table("daily_source_rollups")
 	var du [][16]byte
 	var dt, dd []string
 	for k := range days {
 		du, dt, dd = append(du, k.user), append(dt, string(k.typ)), append(dd, k.date)
 	}
-	// Days left without any source (their samples moved to another day)
-	// lose their rollup; the others are derived from their source rows.
+	// Days left without any source (their samples moved to another day
+	// or were deleted) lose their rollup; the others are derived from
+	// their source rows.
 	b.Queue(`DELETE FROM `+m.table("daily_rollups")+` r USING unnest($1::uuid[], $2::text[], $3::text[]) AS x(u, ty, ld)
 		WHERE r.user_id = x.u AND r.type = x.ty AND r.local_date = x.ld::date
 			AND NOT EXISTS (SELECT 1 FROM `+p+` p WHERE p.user_id = x.u AND p.type = x.ty AND p.local_date = x.ld::date)`, du, dt, dd)
@@ -413,10 +438,6 @@ func (m *Projector) updateRollups(ctx context.Context, tx pgx.Tx, change rollupC
 			max = EXCLUDED.max, count = EXCLUDED.count, source = EXCLUDED.source, unit = EXCLUDED.unit,
 			algorithm_version = EXCLUDED.algorithm_version`,
 		du, dt, dd, cumulativeTypes(), RollupVersion)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("update rollups: %w", err)
-	}
-	return nil
 }
 
 // fold applies one batch's change to a stored partial. It returns the new

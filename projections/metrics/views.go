@@ -25,6 +25,15 @@ type UserView struct {
 	EmailVerifiedAt *time.Time
 }
 
+// Page bounds: the most rows one read of a raw series or a sleep list
+// returns. A read never stops there silently: when more rows follow, its
+// answer says where the next page starts (MetricSeries.Next,
+// SleepPage.Next). The HTTP spec publishes the same maxima.
+const (
+	MaxRawPage   = 50_000
+	MaxSleepPage = 5_000
+)
+
 // MetricQuery asks for one metric of one user over [From, To).
 type MetricQuery struct {
 	UserID uuid.UUID
@@ -32,6 +41,13 @@ type MetricQuery struct {
 	From   time.Time
 	To     time.Time
 	Bucket string // raw, hour or day
+	// Limit bounds a raw page (0, or more than MaxRawPage, reads
+	// MaxRawPage). Hour and day series are bounded by their ranges and
+	// never paged.
+	Limit int
+	// After continues a raw series after this sample (the Next of the
+	// previous page); nil starts at From.
+	After *SampleKey
 }
 
 // MetricSeries answers a MetricQuery. Value is the sum for cumulative types
@@ -41,6 +57,53 @@ type MetricSeries struct {
 	Unit   string
 	Bucket string
 	Points []MetricPoint
+	// Next is set on a raw page that more samples follow: the key of its
+	// last point, to be passed as After. nil on the last page.
+	Next *SampleKey
+}
+
+// SampleKey is a raw sample's place in its series: the samples table's
+// natural key within one user and type, in the order raw series are read
+// (start, then end, then source). Pages continue strictly after the key
+// of the previous page's last sample, so samples that share a start are
+// neither skipped nor repeated at a page boundary, and a key names the
+// same sample in every generation of the read model.
+type SampleKey struct {
+	Start  time.Time
+	End    time.Time
+	Source string
+}
+
+// SleepQuery asks for one user's sleep sessions that ended in [From, To).
+type SleepQuery struct {
+	UserID uuid.UUID
+	From   time.Time
+	To     time.Time
+	// Limit bounds the page (0, or more than MaxSleepPage, reads
+	// MaxSleepPage).
+	Limit int
+	// After continues the list after this session (the Next of the
+	// previous page); nil starts at From.
+	After *SleepKey
+}
+
+// SleepPage answers a SleepQuery: sessions in list order (end, then
+// start, then source).
+type SleepPage struct {
+	Sessions []SleepSession
+	// Next is set when more sessions follow: the key of the last one, to
+	// be passed as After. nil on the last page.
+	Next *SleepKey
+}
+
+// SleepKey is a sleep session's place in a list: the sleep_sessions
+// table's natural key within one user, in list order (end, then start,
+// then source), so sessions that end at the same instant are neither
+// skipped nor repeated at a page boundary.
+type SleepKey struct {
+	End    time.Time
+	Start  time.Time
+	Source string
 }
 
 // MetricPoint is one bucket (or one raw sample). Start carries the local

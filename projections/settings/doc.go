@@ -4,9 +4,16 @@
 // queries (Reader.Profile, Reader.Notifications, and Reader.Units, the
 // unit system metric answers are shown in).
 //
+// The display name is personal data that no query searches by, so it is
+// stored sealed with the user's data key (display_name_sealed, see
+// DisplayNameField and docs/privacy.md); Units reads the unit system alone
+// and opens nothing.
+//
 // Tables (one copy per generation, <base>_g<N>): settings and
 // notification_prefs, created by
-// adapters/postgres/migrations/00005_settings.sql. The projector also
+// adapters/postgres/migrations/00005_settings.sql (the plaintext
+// display_name replaced by display_name_sealed in
+// 00017_sealed_personal_fields.sql). The projector also
 // raises the command-side document_versions table (00005) to each applied
 // change's version.
 //

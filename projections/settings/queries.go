@@ -3,6 +3,7 @@ package settings
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	dsettings "github.com/biosync/biosync/domain/settings"
+	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/engine"
 )
 
@@ -24,6 +26,9 @@ type Reader struct {
 	Pool *pgxpool.Pool
 	// Versions tells which generation is live; nil means generation 1.
 	Versions *engine.Versions
+	// Fields opens the sealed display name (the key ring; required by
+	// Profile).
+	Fields engine.Fields
 
 	// units holds recently read unit systems (see Units).
 	units     sync.Map // uuid.UUID -> unitsEntry
@@ -43,7 +48,8 @@ type NotificationsView struct {
 }
 
 // Profile returns a user's settings document; domain.ErrNotFound before the
-// registration is projected.
+// registration is projected and once the user is erased (the key that
+// sealed the display name is destroyed before the row is purged).
 func (r *Reader) Profile(ctx context.Context, userID uuid.UUID) (ProfileView, error) {
 	var v ProfileView
 	gen, err := r.Versions.Live(ctx, Name)
@@ -51,16 +57,49 @@ func (r *Reader) Profile(ctx context.Context, userID uuid.UUID) (ProfileView, er
 		return v, err
 	}
 	var units string
-	err = r.Pool.QueryRow(ctx, `SELECT display_name, timezone, units, version FROM `+engine.Table("settings", gen)+` WHERE user_id = $1`, userID).
-		Scan(&v.DisplayName, &v.Timezone, &units, &v.Version)
+	var sealed []byte
+	err = r.Pool.QueryRow(ctx, `SELECT display_name_sealed, timezone, units, version FROM `+engine.Table("settings", gen)+` WHERE user_id = $1`, userID).
+		Scan(&sealed, &v.Timezone, &units, &v.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, domain.ErrNotFound
 	}
-	v.Units = metric.System(units)
-	if err == nil {
-		r.unitsPut(userID, v.Units)
+	if err != nil {
+		return v, pgerr.Classify(err)
 	}
-	return v, pgerr.Classify(err)
+	v.Units = metric.System(units)
+	r.unitsPut(userID, v.Units)
+	if r.Fields == nil {
+		return ProfileView{}, errors.New("settings: the reader has no key ring to open display names with")
+	}
+	name, err := r.Fields.OpenField(ctx, userID, DisplayNameField, sealed)
+	if errors.Is(err, eventstore.ErrErased) {
+		return ProfileView{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return ProfileView{}, fmt.Errorf("settings: open the display name of %s: %w", userID, err)
+	}
+	v.DisplayName = string(name)
+	return v, nil
+}
+
+// unitsOf reads a user's unit system alone (no display name to open: the
+// metric reads that ask for it stay one indexed lookup).
+func (r *Reader) unitsOf(ctx context.Context, userID uuid.UUID) (metric.System, error) {
+	gen, err := r.Versions.Live(ctx, Name)
+	if err != nil {
+		return metric.Metric, err
+	}
+	var units string
+	err = r.Pool.QueryRow(ctx, `SELECT units FROM `+engine.Table("settings", gen)+` WHERE user_id = $1`, userID).Scan(&units)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return metric.Metric, domain.ErrNotFound
+	}
+	if err != nil {
+		return metric.Metric, pgerr.Classify(err)
+	}
+	u := metric.System(units)
+	r.unitsPut(userID, u)
+	return u, nil
 }
 
 // Notifications returns a user's notification preferences;
@@ -111,12 +150,9 @@ func (r *Reader) Units(ctx context.Context, userID uuid.UUID, fresh bool) (metri
 			return v.(unitsEntry).units, nil
 		}
 	}
-	p, err := r.Profile(ctx, userID)
+	u, err := r.unitsOf(ctx, userID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return metric.Metric, nil
 	}
-	if err != nil {
-		return metric.Metric, err
-	}
-	return p.Units, nil
+	return u, err
 }

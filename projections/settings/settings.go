@@ -3,11 +3,13 @@ package settings
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/identity"
 	dsettings "github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
@@ -28,7 +30,28 @@ const Name = "settings"
 // its handler (timeout) rolled the version back, yet the record may have
 // landed; without this, clients would read a version the command side
 // rejects as stale, forever.
-type Projector struct{ Gen int }
+//
+// The display name is stored sealed with the user's data key
+// (display_name_sealed), never in plain text.
+type Projector struct {
+	Gen int
+	// Fields seals the display name; the runtime sets it (WithFields).
+	Fields engine.Fields
+}
+
+// DisplayNameField names the sealed display name (associated data of
+// settings_g<N>.display_name_sealed).
+const DisplayNameField = "settings.display_name"
+
+// WithFields implements engine.Sealing.
+func (s Projector) WithFields(f engine.Fields) engine.Projector {
+	s.Fields = f
+	return s
+}
+
+// errNoFields: a projector made without the key ring (the runtime always
+// gives it one). Not the events' fault, so retried, never parked.
+var errNoFields = fmt.Errorf("settings projector has no key ring to seal display names with: %w", domain.ErrUnavailable)
 
 // Name implements engine.Projector.
 func (s Projector) Name() string { return Name }
@@ -66,6 +89,9 @@ type notificationsRow struct {
 
 // Apply implements engine.Projector.
 func (s Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
+	if s.Fields == nil {
+		return errNoFields
+	}
 	profiles := map[uuid.UUID]profileRow{}
 	notes := map[uuid.UUID]notificationsRow{}
 	for _, e := range events { // log order: a later event replaces an earlier one
@@ -96,19 +122,29 @@ func (s Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Sto
 	var vVersions []int64
 	if len(profiles) > 0 {
 		var users [][16]byte
-		var names, zones, units []string
+		var names [][]byte
+		var zones, units []string
 		var versions, offsets []int64
 		for u, p := range profiles {
-			users, names, zones, units = append(users, u), append(names, p.doc.DisplayName), append(zones, p.doc.Timezone), append(units, string(p.doc.Units))
-			versions, offsets = append(versions, p.version), append(offsets, p.offset)
 			if p.version > 0 {
 				vUsers, vDocs, vVersions = append(vUsers, u), append(vDocs, string(dsettings.DocProfile)), append(vVersions, p.version)
 			}
+			name, err := s.Fields.SealField(ctx, u, DisplayNameField, []byte(p.doc.DisplayName))
+			if errors.Is(err, eventstore.ErrErased) {
+				continue // erased since the event was read: no row (the purges remove any)
+			}
+			if err != nil {
+				// The key opened this user's event a moment ago: a failure
+				// here is the key store's, not the event's (retried).
+				return fmt.Errorf("%w: seal the display name of user %s: %v", domain.ErrUnavailable, u, err)
+			}
+			users, names, zones, units = append(users, u), append(names, name), append(zones, p.doc.Timezone), append(units, string(p.doc.Units))
+			versions, offsets = append(versions, p.version), append(offsets, p.offset)
 		}
 		t := s.table("settings")
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, display_name, timezone, units, version, log_offset)
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-			ON CONFLICT (user_id) DO UPDATE SET display_name = EXCLUDED.display_name, timezone = EXCLUDED.timezone,
+		if _, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, display_name_sealed, timezone, units, version, log_offset)
+			SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (user_id) DO UPDATE SET display_name_sealed = EXCLUDED.display_name_sealed, timezone = EXCLUDED.timezone,
 				units = EXCLUDED.units, version = EXCLUDED.version, log_offset = EXCLUDED.log_offset
 			WHERE `+t+`.log_offset <= EXCLUDED.log_offset`, users, names, zones, units, versions, offsets); err != nil {
 			return fmt.Errorf("upsert settings: %w", err)

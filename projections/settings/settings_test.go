@@ -12,6 +12,7 @@ import (
 
 	"github.com/biosync/biosync/deploy/testbackend"
 	"github.com/biosync/biosync/deploy/testbackend/projectiontest"
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
@@ -49,7 +50,7 @@ func TestSettingsStartAsDefaultsAndEndAtTheLastEventInLogOrder(t *testing.T) {
 	quiet := settings.Notifications{DailySummary: settings.DailySummary{Enabled: true, Time: "07:15"}, Channels: settings.Channels{Email: true}}
 	changeNotifications(t, s, ada, quiet, 1)
 	runSettings(t, s)
-	r := &settingsrm.Reader{Pool: s.Pool}
+	r := &settingsrm.Reader{Pool: s.Pool, Fields: s.Codec.Keys()}
 
 	p, err := r.Profile(ctx, ada)
 	require.NoError(t, err)
@@ -82,4 +83,43 @@ func TestSettingsStartAsDefaultsAndEndAtTheLastEventInLogOrder(t *testing.T) {
 	var v int64
 	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT version FROM document_versions WHERE user_id = $1 AND document = 'settings'`, ada).Scan(&v))
 	assert.EqualValues(t, 1, v, "command-side version")
+}
+
+// The settings document keeps the display name sealed with the user's data
+// key: the row does not hold it, GET /v1/me/settings's query still answers
+// it (and the defaults' empty name), and once the key is destroyed the
+// stored value opens for nobody and the document is gone, while the unit
+// system metric reads need stays readable until the purge.
+func TestTheDisplayNameIsSealedUntilTheKeyIsDestroyed(t *testing.T) {
+	s := projectiontest.New(t, testbackend.Kafka(t))
+	ctx := context.Background()
+	ada, bob := uuid.New(), uuid.New()
+	s.Register(t, ada, "Europe/London", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.Register(t, bob, "Asia/Tokyo", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	named := settings.Profile{DisplayName: "Augusta Ada King", Timezone: "Europe/London", Units: metric.Imperial}
+	s.ChangeSettings(t, ada, named, 1, time.Now().UTC())
+	runSettings(t, s)
+
+	var sealed []byte
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT display_name_sealed FROM settings_g1 WHERE user_id = $1`, ada).Scan(&sealed))
+	assert.NotContains(t, string(sealed), "Augusta", "the settings table holds the display name in plain text")
+	r := &settingsrm.Reader{Pool: s.Pool, Fields: s.Codec.Keys()}
+	p, err := r.Profile(ctx, ada)
+	require.NoError(t, err)
+	assert.Equal(t, named, p.Profile, "GET /v1/me/settings's document")
+	p, err = r.Profile(ctx, bob)
+	require.NoError(t, err)
+	assert.Empty(t, p.DisplayName, "the defaults have no display name")
+
+	require.NoError(t, s.Codec.Keys().Destroy(ctx, ada))
+	_, err = s.Codec.Keys().OpenField(ctx, ada, settingsrm.DisplayNameField, sealed)
+	assert.ErrorIs(t, err, eventstore.ErrErased, "the erased user's stored display name still opens")
+	_, err = r.Profile(ctx, ada)
+	assert.ErrorIs(t, err, domain.ErrNotFound, "the erased user's settings before the purge")
+	u, err := r.Units(ctx, ada, true)
+	require.NoError(t, err, "units need no key")
+	assert.Equal(t, metric.Imperial, u)
+	p, err = r.Profile(ctx, bob)
+	require.NoError(t, err, "another user's settings")
+	assert.Equal(t, settings.DefaultProfile("Asia/Tokyo"), p.Profile, "another user's settings")
 }

@@ -3,11 +3,13 @@ package users
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
@@ -16,8 +18,24 @@ import (
 
 // Projector projects user.registered, user.email_verified and the
 // timezone of user.settings_changed into users_g<N>: the profile behind
-// GET /v1/me.
-type Projector struct{ Gen int }
+// GET /v1/me. The address is stored sealed with the user's data key
+// (email_sealed), never in plain text.
+type Projector struct {
+	Gen int
+	// Fields seals the address; the runtime sets it (WithFields).
+	Fields engine.Fields
+}
+
+// EmailField names the sealed address (associated data of
+// users_g<N>.email_sealed): a value sealed for another column or user
+// does not open as it.
+const EmailField = "users.email"
+
+// WithFields implements engine.Sealing.
+func (u Projector) WithFields(f engine.Fields) engine.Projector {
+	u.Fields = f
+	return u
+}
 
 // Name is the stable name of the users projector (checkpoints, registry,
 // consistency waits).
@@ -43,6 +61,9 @@ func Tables() []string { return []string{"users"} }
 
 // Apply upserts one row per registered user; the later log position wins.
 func (u Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Stored) error {
+	if u.Fields == nil {
+		return errNoFields
+	}
 	table := engine.Table("users", u.Generation())
 	var ids [][16]byte
 	var emails, zones []string
@@ -80,7 +101,11 @@ func (u Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Sto
 		offsets = append(offsets, e.Offset)
 	}
 	if len(ids) > 0 {
-		if err := u.register(ctx, tx, table, ids, emails, zones, created, offsets); err != nil {
+		sealed, err := u.sealEmails(ctx, ids, emails)
+		if err != nil {
+			return err
+		}
+		if err := u.register(ctx, tx, table, ids, sealed, zones, created, offsets); err != nil {
 			return err
 		}
 	}
@@ -100,19 +125,45 @@ func (u Projector) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Sto
 	return err
 }
 
-// register upserts the registrations of a batch.
-func (u Projector) register(ctx context.Context, tx pgx.Tx, table string, ids [][16]byte, emails, zones []string, created []any, offsets []int64) error {
+// errNoFields: a projector made without the key ring (the runtime always
+// gives it one). Not the events' fault, so retried, never parked.
+var errNoFields = fmt.Errorf("users projector has no key ring to seal addresses with: %w", domain.ErrUnavailable)
+
+// sealEmails seals each address with its user's data key. A user erased
+// since the event was read gets nil: no row is written for them (the
+// erasure's purges remove whatever a projector still wrote).
+func (u Projector) sealEmails(ctx context.Context, ids [][16]byte, emails []string) ([][]byte, error) {
+	sealed := make([][]byte, len(ids))
+	for i, id := range ids {
+		s, err := u.Fields.SealField(ctx, id, EmailField, []byte(emails[i]))
+		if errors.Is(err, eventstore.ErrErased) {
+			continue
+		}
+		if err != nil {
+			// The key opened this user's event a moment ago: a failure
+			// here is the key store's, not the event's (retried).
+			return nil, fmt.Errorf("%w: seal the address of user %s: %v", domain.ErrUnavailable, uuid.UUID(id), err)
+		}
+		sealed[i] = s
+	}
+	return sealed, nil
+}
+
+// register upserts the registrations of a batch (users whose sealed
+// address is nil were erased and are left out).
+func (u Projector) register(ctx context.Context, tx pgx.Tx, table string, ids [][16]byte, sealed [][]byte, zones []string, created []any, offsets []int64) error {
 	// The registration is in the log: an account whose append outcome was
 	// unknown to its handler becomes active now (command-side table, same
 	// transaction; idempotent).
 	if _, err := tx.Exec(ctx, `UPDATE accounts SET status = 'active', updated_at = now() WHERE user_id = ANY($1::uuid[]) AND status = 'pending'`, ids); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (user_id, email, timezone, created_at, log_offset)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
-		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, timezone = EXCLUDED.timezone,
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` (user_id, email_sealed, timezone, created_at, log_offset)
+		SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::timestamptz[], $5::bigint[]) AS r(user_id, email_sealed, timezone, created_at, log_offset)
+		WHERE r.email_sealed IS NOT NULL
+		ON CONFLICT (user_id) DO UPDATE SET email_sealed = EXCLUDED.email_sealed, timezone = EXCLUDED.timezone,
 			created_at = EXCLUDED.created_at, log_offset = EXCLUDED.log_offset
-		WHERE `+table+`.log_offset <= EXCLUDED.log_offset`, ids, emails, zones, created, offsets)
+		WHERE `+table+`.log_offset <= EXCLUDED.log_offset`, ids, sealed, zones, created, offsets)
 	return err
 }
 

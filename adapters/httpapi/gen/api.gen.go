@@ -89,6 +89,54 @@ func (e DeadLetterState) Valid() bool {
 	}
 }
 
+// Defines values for DeletableType.
+const (
+	DeletableTypeActiveEnergy             DeletableType = "active_energy"
+	DeletableTypeDistance                 DeletableType = "distance"
+	DeletableTypeHeartRate                DeletableType = "heart_rate"
+	DeletableTypeHrvRmssd                 DeletableType = "hrv_rmssd"
+	DeletableTypeHrvSdnn                  DeletableType = "hrv_sdnn"
+	DeletableTypeRespiratoryRate          DeletableType = "respiratory_rate"
+	DeletableTypeRestingHeartRate         DeletableType = "resting_heart_rate"
+	DeletableTypeSkinTemperatureDeviation DeletableType = "skin_temperature_deviation"
+	DeletableTypeSleep                    DeletableType = "sleep"
+	DeletableTypeSpo2                     DeletableType = "spo2"
+	DeletableTypeSteps                    DeletableType = "steps"
+	DeletableTypeWeight                   DeletableType = "weight"
+)
+
+// Valid indicates whether the value is a known member of the DeletableType enum.
+func (e DeletableType) Valid() bool {
+	switch e {
+	case DeletableTypeActiveEnergy:
+		return true
+	case DeletableTypeDistance:
+		return true
+	case DeletableTypeHeartRate:
+		return true
+	case DeletableTypeHrvRmssd:
+		return true
+	case DeletableTypeHrvSdnn:
+		return true
+	case DeletableTypeRespiratoryRate:
+		return true
+	case DeletableTypeRestingHeartRate:
+		return true
+	case DeletableTypeSkinTemperatureDeviation:
+		return true
+	case DeletableTypeSleep:
+		return true
+	case DeletableTypeSpo2:
+		return true
+	case DeletableTypeSteps:
+		return true
+	case DeletableTypeWeight:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeletionRequestStatus.
 const (
 	Cancelled DeletionRequestStatus = "cancelled"
@@ -130,43 +178,43 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for MetricType.
 const (
-	ActiveEnergy             MetricType = "active_energy"
-	Distance                 MetricType = "distance"
-	HeartRate                MetricType = "heart_rate"
-	HrvRmssd                 MetricType = "hrv_rmssd"
-	HrvSdnn                  MetricType = "hrv_sdnn"
-	RespiratoryRate          MetricType = "respiratory_rate"
-	RestingHeartRate         MetricType = "resting_heart_rate"
-	SkinTemperatureDeviation MetricType = "skin_temperature_deviation"
-	Spo2                     MetricType = "spo2"
-	Steps                    MetricType = "steps"
-	Weight                   MetricType = "weight"
+	MetricTypeActiveEnergy             MetricType = "active_energy"
+	MetricTypeDistance                 MetricType = "distance"
+	MetricTypeHeartRate                MetricType = "heart_rate"
+	MetricTypeHrvRmssd                 MetricType = "hrv_rmssd"
+	MetricTypeHrvSdnn                  MetricType = "hrv_sdnn"
+	MetricTypeRespiratoryRate          MetricType = "respiratory_rate"
+	MetricTypeRestingHeartRate         MetricType = "resting_heart_rate"
+	MetricTypeSkinTemperatureDeviation MetricType = "skin_temperature_deviation"
+	MetricTypeSpo2                     MetricType = "spo2"
+	MetricTypeSteps                    MetricType = "steps"
+	MetricTypeWeight                   MetricType = "weight"
 )
 
 // Valid indicates whether the value is a known member of the MetricType enum.
 func (e MetricType) Valid() bool {
 	switch e {
-	case ActiveEnergy:
+	case MetricTypeActiveEnergy:
 		return true
-	case Distance:
+	case MetricTypeDistance:
 		return true
-	case HeartRate:
+	case MetricTypeHeartRate:
 		return true
-	case HrvRmssd:
+	case MetricTypeHrvRmssd:
 		return true
-	case HrvSdnn:
+	case MetricTypeHrvSdnn:
 		return true
-	case RespiratoryRate:
+	case MetricTypeRespiratoryRate:
 		return true
-	case RestingHeartRate:
+	case MetricTypeRestingHeartRate:
 		return true
-	case SkinTemperatureDeviation:
+	case MetricTypeSkinTemperatureDeviation:
 		return true
-	case Spo2:
+	case MetricTypeSpo2:
 		return true
-	case Steps:
+	case MetricTypeSteps:
 		return true
-	case Weight:
+	case MetricTypeWeight:
 		return true
 	default:
 		return false
@@ -458,6 +506,9 @@ type DeadLetterList struct {
 	DeadLetters []DeadLetter `json:"dead_letters"`
 }
 
+// DeletableType What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+type DeletableType string
+
 // DeletionRequest defines model for DeletionRequest.
 type DeletionRequest struct {
 	CancelledAt  *time.Time         `json:"cancelled_at,omitempty"`
@@ -495,8 +546,10 @@ type FieldError struct {
 type Freshness struct {
 	Device         *string   `json:"device,omitempty"`
 	LastReceivedAt time.Time `json:"last_received_at"`
-	LastSampleAt   time.Time `json:"last_sample_at"`
-	Provider       string    `json:"provider"`
+
+	// LastSampleAt The latest end of the source's stored samples and sleep sessions; `0001-01-01T00:00:00Z` when the caller deleted every one of them (`DELETE /v1/me/samples`).
+	LastSampleAt time.Time `json:"last_sample_at"`
+	Provider     string    `json:"provider"`
 }
 
 // Health defines model for Health.
@@ -549,7 +602,10 @@ type MetricPoint struct {
 // MetricSeries defines model for MetricSeries.
 type MetricSeries struct {
 	// Bucket `raw` returns the samples themselves; `hour` and `day` aggregate in the user's local time.
-	Bucket Bucket        `json:"bucket"`
+	Bucket Bucket `json:"bucket"`
+
+	// Next Raw series only - the absolute path (with query) of the next page; absent on the last page and on hour and day series.
+	Next   *string       `json:"next,omitempty"`
 	Points []MetricPoint `json:"points"`
 
 	// Type A metric type. Kept equal to the domain's list by a test.
@@ -783,6 +839,20 @@ type Sample struct {
 	Value float64 `json:"value"`
 }
 
+// SampleDeletion defines model for SampleDeletion.
+type SampleDeletion struct {
+	// EventId The `samples.deleted` event in the caller's log.
+	EventId openapi_types.UUID `json:"event_id"`
+	From    time.Time          `json:"from"`
+
+	// Source The provider whose data is deleted; absent for every source.
+	Source *string   `json:"source,omitempty"`
+	To     time.Time `json:"to"`
+
+	// Type What a deletion may narrow to - a metric type, or `sleep` for sleep sessions. Kept equal to the domain's list by a test.
+	Type *DeletableType `json:"type,omitempty"`
+}
+
 // Session defines model for Session.
 type Session struct {
 	AccessToken string `json:"access_token"`
@@ -864,6 +934,8 @@ type SleepSessionInput struct {
 
 // SleepSessionList defines model for SleepSessionList.
 type SleepSessionList struct {
+	// Next The absolute path (with query) of the next page; absent on the last page.
+	Next     *string            `json:"next,omitempty"`
 	Sessions []SleepSessionView `json:"sessions"`
 }
 
@@ -952,6 +1024,9 @@ type WebhookPushBatch struct {
 
 // ConsistencyToken defines model for ConsistencyToken.
 type ConsistencyToken = string
+
+// Cursor defines model for Cursor.
+type Cursor = string
 
 // From defines model for From.
 type From = time.Time
@@ -1071,6 +1146,24 @@ type PutNotificationPreferencesParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// DeleteMySamplesParams defines parameters for DeleteMySamples.
+type DeleteMySamplesParams struct {
+	// From Start of the range (inclusive), RFC 3339 with offset; compared with each sample's and session's start.
+	From time.Time `form:"from" json:"from"`
+
+	// To End of the range (exclusive), RFC 3339 with offset.
+	To time.Time `form:"to" json:"to"`
+
+	// Source Only data pushed with this `source.provider` (every device of it); absent deletes every source's data.
+	Source *string `form:"source,omitempty" json:"source,omitempty"`
+
+	// Type Only this metric type, or `sleep` for sleep sessions only; absent deletes every type and sleep sessions.
+	Type *DeletableType `form:"type,omitempty" json:"type,omitempty"`
+
+	// IdempotencyKey Client-chosen identity of this deletion (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // PushMySamplesParams defines parameters for PushMySamples.
 type PushMySamplesParams struct {
 	// IdempotencyKey Client-chosen identity of this push (e.g. a UUID), scoped to the user.
@@ -1098,6 +1191,25 @@ type GetMetricSeriesParams struct {
 	To     *To     `form:"to,omitempty" json:"to,omitempty"`
 	Bucket *Bucket `form:"bucket,omitempty" json:"bucket,omitempty"`
 
+	// Limit Raw series only - the most samples on one page (default 10000, at most 50000; 422 naming `/limit` outside 1..50000).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where a page starts: an opaque value that only arrives inside a
+	// `next` URL. Follow `next` as it is; do not build or change cursors.
+	// A value that is not an unaltered cursor of this API (garbled,
+	// truncated, edited, longer than 2048 characters, or signed before
+	// the server's master key was rotated) is 400 naming `/cursor`; a
+	// cursor sent with another query than the one it continues (another
+	// caller, endpoint, metric type, bucket, `from` or `to`) is 422 naming
+	// `/cursor`. Either way, start again from the first page. A cursor
+	// does not expire. Each page reads the data as it is when that page
+	// is read: a sample or session that arrives in between appears on a
+	// later page if it sorts after the cursor and not at all otherwise;
+	// what was there all along comes exactly once. Send the same
+	// `X-Consistency-Token` with every page (it is a header, not part of
+	// `next`) to have each page include that write.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
 	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
@@ -1109,6 +1221,25 @@ type ListSleepSessionsParams struct {
 
 	// To End of the range (exclusive), RFC 3339.
 	To *To `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit The most sessions on one page (default 500, at most 5000; 422 naming `/limit` outside 1..5000).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where a page starts: an opaque value that only arrives inside a
+	// `next` URL. Follow `next` as it is; do not build or change cursors.
+	// A value that is not an unaltered cursor of this API (garbled,
+	// truncated, edited, longer than 2048 characters, or signed before
+	// the server's master key was rotated) is 400 naming `/cursor`; a
+	// cursor sent with another query than the one it continues (another
+	// caller, endpoint, metric type, bucket, `from` or `to`) is 422 naming
+	// `/cursor`. Either way, start again from the first page. A cursor
+	// does not expire. Each page reads the data as it is when that page
+	// is read: a sample or session that arrives in between appears on a
+	// later page if it sorts after the cursor and not at all otherwise;
+	// what was there all along comes exactly once. Send the same
+	// `X-Consistency-Token` with every page (it is a header, not part of
+	// `next`) to have each page include that write.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
@@ -1305,6 +1436,9 @@ type ServerInterface interface {
 	// ChangePassword Change the caller's password.
 	// (POST /v1/me/password)
 	ChangePassword(ctx echo.Context) error
+	// DeleteMySamples Delete the caller's own samples and sleep sessions of a time range.
+	// (DELETE /v1/me/samples)
+	DeleteMySamples(ctx echo.Context, params DeleteMySamplesParams) error
 	// PushMySamples Push a batch of the caller's own samples (phone apps).
 	// (POST /v1/me/samples)
 	PushMySamples(ctx echo.Context, params PushMySamplesParams) error
@@ -1949,6 +2083,62 @@ func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	return err
 }
 
+// DeleteMySamples converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMySamples(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteMySamplesParams
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMySamples(ctx, params)
+	return err
+}
+
 // PushMySamples converts echo context to params.
 func (w *ServerInterfaceWrapper) PushMySamples(ctx echo.Context) error {
 	var err error
@@ -2070,6 +2260,20 @@ func (w *ServerInterfaceWrapper) GetMetricSeries(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bucket: %s", err))
 	}
 
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	headers := ctx.Request().Header
 	// ------------- Optional header parameter "X-Consistency-Token" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
@@ -2119,6 +2323,20 @@ func (w *ServerInterfaceWrapper) ListSleepSessions(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
 	headers := ctx.Request().Header
@@ -2320,6 +2538,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/me/notification-preferences", wrapper.GetNotificationPreferences, options.OperationMiddlewares["getNotificationPreferences"]...)
 	router.PUT(options.BaseURL+"/v1/me/notification-preferences", wrapper.PutNotificationPreferences, options.OperationMiddlewares["putNotificationPreferences"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/push", wrapper.PushWebhook, options.OperationMiddlewares["pushWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/me/samples", wrapper.DeleteMySamples, options.OperationMiddlewares["deleteMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/samples", wrapper.PushMySamples, options.OperationMiddlewares["pushMySamples"]...)
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
 	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
@@ -2359,327 +2578,369 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Nchu3lj/4KijubJm8t0lRsuzEZKV2Fce+0Vw70VjyZP4b+q8Gu0ESoybAAGhRvCk/1L7CPtkWzgHQ",
-	"aLJJUbLlOBlNTd1Y7G5843yf3/m9lcn5QgomjG4Nfm/NGM2Zgn++lEJzbZjIVvbPnOlM8YXhUrQGrTPF",
-	"NBOGLGdMEDNjRLHfSqYNgV/T/+pGX3cv5BUT6ZCkitFsxvI0/ozmZC5zVmiS0XI6M6RcJCQ1fM5kaaI3",
-	"x7IUOcvJknJDFBVEloZQkcPDnBpK5nRFhDREz+QSfl0qbhhZMdNrJS2dzdic2pkwUc5bg19bbjStpOV6",
-	"a31IWma1YK1BSxvFxbT18WPSeseMWnVPJoapzXU4Z5kUuSZG4sDGbCKVnZZRKy6m9Y5d21wYNmUKGv/l",
-	"l1+6J6WZMWF4Rg3b7OF7RhVTJJvRomBiykj73euX5Pk3z/qdxtajkTfswmb7Py/obyUjxj4lcgILV8gp",
-	"WUjN7SuamBnXJJPzuV3tpZKGDe0258TOl2ZXRAryW8kUZ7AOsKUrWSoilwL3YPdAPyatBVV0zszmydsy",
-	"6BM33omSc0LD4BTTCyk0G8Is7JhWsC2atN3x6ZBSGF4Q+1t89mb0mlUHkCy5mRFueuSEXNPCLs+MGsI1",
-	"nq8ymxHqRtDmIivKnIspkcKunJgyZV8X5Lj/4rndN0UzO7OO/f6437eLwe0k8K61kpagc7sgTdu1e4Nf",
-	"KzlvOJOGKuO3UlE4MzBKza9ZJyH2/Dx9+vRFGAgsVDUOu6i1jidSzalpDVo5NaxrL0ur6aKcKfnfLDNS",
-	"/QTtbO7Zwr/wRBPbV0JYb9oj6ZwZxTOdEqlIWmqmdBrGtqBmVg0N/pO0LLHhiuWtgVEli4f6b4pNWoPW",
-	"/3FQkbUDfKoP6uNzI77medO9hsHCMzdW0k5lqWjaGcI+x+chk2LCp6ViOaFCL5my23y8ZQa+2Z2zWFBj",
-	"mLIf/+9fafdfH34/So76H/+tcdUv5OboX4l8bf/Zzf77b+Tdd/+jnQ5ePrjCJ1nGFsbOzXIYYZgw9p90",
-	"sSgsneNSHPy3lnCz99u80CD0VZ/uhWUP1GQzuyN5qei4WBGObINdW4ZkCVpbKrKkmtDCXvwVUM+I3W0h",
-	"lk1jcl8dNH0Cw/ue5u+QH+6Y/0LJccHmf7/bOpzhV9uWwbPhjAp7NMeMLKjSLCftsQJ69e/nP/+UWCou",
-	"pvBvYncyIXNa2H1mOcHJdXqtj4klxJOCZ3/cLGRR8JxppMfshmtjCa021NgzPae88NtJFJvanVAsT8iU",
-	"CaZgfEQbXhSkwJMvFZyJCVfahE6gbfuzttc8Pc3ZfCFxS//JVqk9U9iIKoWw3bfTUonBmEu9EtnALcCA",
-	"R99dsVWXi+6k4NOZSRMUB6xcokyxwqV9LdWY5zkesi+1tsDNeE5oljGtHQez87eyFFALWTD4h1z4BXRU",
-	"SpN2SvM5FymZWDJ9cH14gH+vX6QmkWbXLdp4HwZ+KiwFpMUrpaT6sms0LqcoQOTM2BPGtaUfU5YTK0Ko",
-	"mrjL84QIds2U3eNSCZbD7v4kzWsrcHzJgf8kzcweTzNjisEm2YFmVmxUflCn80XB5kzspswPMTRCrykv",
-	"6LhgVlwEkVIzZRcO5HPLjOmqkDS/kPINVVP2pWnOWOYru9XSjumQvOXfw6gunGrwRU9gzhZM5JaUkJzn",
-	"IGSgZAFcjc/ZMBJ6rdojVdB+QJIdM4ait2EiIVo6ClQndUs2nkl51eW5/X6N7uHkpXxLxcrxMv1FF0EQ",
-	"Oi41IwWf8yDNBrL0RJOsoNpSpZuuI8VdZQUUeD8FYZvdzGipjeUI4ToU3MoDp2d2yv5HmmWyFGboVola",
-	"VY+kkd6XEo163hqpW1MNd1G5+FWY7ntBSzOTiv/ry97Fl4rlltTSQid1RmDlIzwSRPOpoKZUjMy51qDc",
-	"KBQaHoTYvxeBOvxhF60dJMUEzAljqhmcolKAocAObmhvGBBZK0i6+9UjsLekoIapHjkptCTONsIdN127",
-	"W0QbqZhd0jbwUnsQUqJkaZju4Im0Rx+PsnvZSrZyKT7rAVwoabffzuyVMNysvuTi/8KKoutkTi4WIIBQ",
-	"Q8aK0StNKFGlXe+UWf6vU1JwbbSV5tWKTDgr8h7ZSwxTrNQsT0lb0LnduA35rlOZmK7YKtYQiP0SiAQl",
-	"OZ9MmLK76jg/0Mf3QpeLhVSG5W9ZzukFaEV/DN+ytD9d16/SHuiIrql1xWyhLD01HFW2vMRvG1T3C1Uy",
-	"v0z2IDIrT6sVae9kIR1cTNehM41VV0iwZe0aVVrlWMqCUWFXGC7lJc9rimhZ8rxRF6406l+rL5NoZpWB",
-	"T47/m2XGdnFS5ty8EkatNteEZrgCG8aXxD6SDYaDX2aS0MywfEjouDKRluJKyKUgbbB4UDKhvGC5pTZc",
-	"gAB9y+SSFjX7KuP2lFjBFSaQ52DFo8VZbWIbn2wsy4zq2eb0fmQ35PzHk+7Rs+eWJy8Uu760bzpLrGW6",
-	"diV7TaPii8aeQxu39mbvqH2by9L1Q9r/YkrqwMlBs+s09q7Zb7UF5MI8P65eDEbZpKVLXISmvdVBWrAH",
-	"HszOYGWAwWRSZEwJvcd+rh1WOzjY4sQfOViusJPxKrmt2XqU33A0O9RPsh2h+yc3bK5vtbdUt6I6HVQp",
-	"Cn8LdmMuabNJ/MyKZVSTlKLo5PfGfkMWdMrCzZBIdguq8UFt3bbtz/o1d/NqWo7vaXY14UXRQOukYJdg",
-	"Cd7/Uk2csXW/t428g+U0npCzvoIRLhpm8/w0K7hoINj/SYuSaastpKXgJk0iXfCJFWmsXLHShs17cLZq",
-	"NO96enn0bZ3i5rK0slnSEmXhxDS0WboxiXI+xstjv/7mvh9bEQoPLy2Knyetwa+7D+kPdAUzbX38sN76",
-	"x6RlZ9lsN4/X2/UZRp6EBXAtNK58mV0xRyEmtCxwi1etdQadKrpMnWlAe81rUTD491yz4prpIUlnslQp",
-	"kNA0p6uU0OlUsSk1zFsxSw37VsiMFqAA2m0Lfiy6tERBlsr2T1cNbqyk9XJGxZTZu7mUKrZONnOICS00",
-	"Wz8ZWamsCHS5cK1snrufaqYQMl4RKlaEiXwhuQA33JzevGFiamatwWH/6LhhpIItd/RwbjXXhSx4trJE",
-	"hhpn+EO1sEfuMYI5F/6Hb2+7nRtLsDbepsPyUgrBgiBRX9JxRKJ2nfRAyj4mVrq07bH88i4ygaWyl5Zh",
-	"3f0r5m1wm9In0G4rzFhdkQuyKCgXxC6FDmQe9WlKdAnaZm9rP1aQv9PoFpH/ZpPhG2pKHTt8w8K1kpbt",
-	"y75ot/daXsFvOM8Pt52ByIXj+ljbk6Ta1t3n4cRZAGjz4QgGgstSFY1zZDcLrpi+06KB9fx2uljv3H9W",
-	"63L35JrlkCw8318WiS7Qhiyyfj+j5puG9wPlxeq8nM8pivt3oH5MWO6SRysX6Smw2Bs35E2g1yT98cfB",
-	"27cpaR8dk1lnja7bN/4lBevdrtW4Qbgem6eoZ2NJVd6szlyzSyaYmq4+F5vNm1VGmdNVwzSJn2ftsG7M",
-	"O2nddKey2yCEMT0TTOsm6ZwJwmg2I1qWKnO0yemqLAczKCWaF5Ym2etPCqk1RIsATdrrKL4O/TdIxc7t",
-	"dEfCPFPXl2qudX47D3DinqeXgk9nd5CWzgvGFv7sN26lYuBgu5wxqsyl2mHPaxqTNmyhP9ep8lfidkLl",
-	"z4//wA8kWTvutUWLl71x3vFRW9vZ5kvnJrOparhVvN95x6PcSPu9eFu/Be8FWstTiFtJE38Ft8n+G81e",
-	"+2lsyu9r8nrzPuD3jWvEaP6GGac0rrEFxaKL03CxK1/+kmqSM5p3C2irbmlRDAxhztgCplR0nMiJvfxX",
-	"fNHZID5bb+YWueeX2SoaDlpywhistgsPNNozqWJEimJFZqzIIVyqcdXvYOfyLxtnbNx4LCcTzcyexo4F",
-	"VYZ78SN+/+lR8/s+iKZZHgyPIx98QlJB5+z/rn5JezsFEy+v4dK2YJAooYGDxt7wK75YsLxR07HM5l4W",
-	"w2pq8bKE9axaTmLjYrQZfgq7D3+zXGRP9CWe6P0Fo+hG3SYY1dpvHmDB7IQj1XDtilKRsaK4I3ezoy7Y",
-	"XXkiu2FZaVhlYtrvsz3vjzPh33FMlT6xpuPb3cjLguWpCy5Ma8NPSdstnWVwnSFJF6WacjFNiRQZG4kQ",
-	"wHrFwJKfM22UXEE4WRTear9iOWlT54zEH0ZiIotCLrVtOCy2i5v1pnZnO/WWS65JwSamNxKRFSHMwmoz",
-	"fqvtTcDBtqKtvF1FgnUPylFtvdc3t+ksvlJUl4rdz0qx3XZwUa3BE02cKk/8+6StWJdWvkku0TJ/m8Vi",
-	"nYrsMgW85qzIQ0jLOgXwRvtNqdd+tjkfiN8CuwZEBhjpAqXzVULSg5QsilITSkJwrQu6BIcWugXhl9u1",
-	"Duw/WKMbZxYL5usTu+ZbZBiQyBTLGL++jzkDjWmfy2SwXc1f66xh3E1L8iOjhZltrsemYUJe3X6l3FdN",
-	"Hb2RUy7ud1kghs7+IzrlR8+azHLSLJpvlL9Hz7s5n3JDLn6+OCOZzNnQx47lEHuZKpbJa6ZWl/Zh7Hf1",
-	"dGlGNXn7+oRI0SOvrCJnXyRLqa40kMq12/i8aZgPa5usTaEhaliQUoDX2L8IU7BCuDaMQlBuKs0iJW0O",
-	"ZFgvmDCd2+e1bgWYO6fQLlrzlt0mZu/Ji+fbyBI8ubxmik8420JvrcyEEdLg6YftznPFtCbts5/PLwgE",
-	"EpZmdgDtrLrQaKfZG7wnf99fd0QJzq3m2nRqKmW0cM1rbRTPzuxBajJ5lcI0WrLBE+AUtDG4FHqNQjcT",
-	"+f77Nac3e6lvYPje881KDd3c4SXHsFhndQFFKyvnZUGt9k1yuiJGGlqE8FskpE+0+6LuKNf2ltLCPdNk",
-	"aVW6TM7HHGIrm+UydYfjfG/9FvvBzfDN4Brimiduo7efj3PmXbBrToDgTdppasG3LI2z52x/LSE+nA1W",
-	"K69H3t4EhLfcannAGB1Mm2kHM0Q65wL+Q2/SDuk6m4SQgme0AKNE4kPyqDNWYLhiyucLpjgtUnhL25ZS",
-	"0s65NlZK7SQkLcYpaS8Zn85Mx3nR2PR1StqGzSFgsFSMWCmkEup2kwWnzcE8E789Yd23b7CP/1kPM8ME",
-	"Fwi175F/soUh7LeSFsRJbLmcUy6eaAhyAsZEDIQYVdL5uinLTx/DwSqjVWzVsv/WuRDbDFyK6QVX1Ei1",
-	"8j/pKy4uo1W7DKtmHy7kUWRdwwVvVMHfTug7Zon6Pf2Mzcx1u6QBIm0z7/2jZYZt2kGCs2w6Sz9JwydO",
-	"A3k5o0KwQt9XrNvkoYsSI23Wn2wTMcotsSbxKM8Ug+i4rIm6ZdEUdtGYxmmDf4EXq0td+Wx2G5Uj/87H",
-	"pPVbyZm5nMlS3cEy/R/2ox/hm0bb9DVT2lnM1sIu8IHXt3OZlXN7YNu00HjV01cXdJp2hqQf4mJcBIG+",
-	"T/RLfW3q002qla+GfIedPBWL8vab2yAPzGQBVtjQKFlUrYZFGTpG4fKSVFlAkKslgVZhOD466mzGpvzp",
-	"z9Ka6cgeLYyQEpJA+wTa77Xucux+XuD2DL0IJQzhhsxLHRjNjBH3OQQFnU66b6nJZukDHrqmo1bFn2hm",
-	"XqJW8FnNO4ItI4OOrgeLxJEinfVQkf0UQOPzAuNXj76tBZEc3ipeuNTenepbbakeVrlvJP2NY3KhyBtL",
-	"/+71S/Li+Nk3xIU4u9QpvXmDKyvXulOFGrIENQByE12qCtdVwPU2D02DTfYVkBY5mTABqdkYYG6JSkK0",
-	"nDOrHEAydmd/z29lumsQoq2CD/JY46n02WILama9HRZp57bYbCD9r647At3TPA25vfgTZre4SPTeXUzX",
-	"tukfLy7OCL4QBKZNDdRwUzRM7nwmlSGOFPhhXXFMP3ZnoXFEplFSPjeQIMYhQWXC0W3X0KRPHG9KAIAM",
-	"x61epmZBH2eX7LKxueRxLsU/ghtrU9aZ1p5tLqNwmfG7R+Wy3KPGdo+o2aO0CM/3VxWrNs9xKW5zK8Wd",
-	"7B7kuWmME0nHJS/sHU0HRDH7hyFjpnmOmTMFv2ZECpYg8gJT1ywfktT+nA6qv+3ly8erdFCPEYevY0fk",
-	"ldW9vBqBuqaSReHdsl7b8mNqJS3bBJ4M20GjtrOxaA0iMMuuFt46tEGqhNHecQpxKuV8znJMRITpeF/k",
-	"fiJici8r320nd8ZovnXwzoQFuVOfPPqCThuOie0/JV2SVmuZDrynHfOzjfSruGdPW24jsKy53BmOoBjN",
-	"NUYY6SU32YzlqM1zHR24IbFCHOFAxFYuUTjn+dYQhC0R0g0+8v1vMduDvlThfdFRdZuOO1I7VfUV2nHv",
-	"PwsWCGkLGS3qhrn86br0tQ6fYf+n331x+eFv/9Zqvr/g6DkVE9kYsOjQPTan8dpKXZUfwyU0z6i24rxL",
-	"NeWYQsbNEEFnIMvPvi58aIoDC9lU1f35ZDdgMbULXCrayOAzuVhL7tiW4dNMx92RiCYbGt2yvbBkWzkP",
-	"PL0T36m2YA+e45pvHFqpZ99b3eaOquuJIQWz91kKb6K2Z1AXjC2IZloDA6GGzKU25Kjf7/ct3aNFsSnk",
-	"uiD/vaePrgBnvD/FL6CHTUETxnPpxnOHHiD2D79CxX6vzoLZf2fb+NaGvRx/btqjSCm+4ya5FIglF7lc",
-	"BuiK2NighyRlIk89FFcKdvuU6AUVmsx5DgGAm3vmfCy3BfDudkHc4+sdXoampXvHaM6b/exAuvWurD8v",
-	"35SQWiaXolGe2eiz0WGdtMooa3tf93XiR9k8NxC8AL+qKUP1ntJ1Q2RZEPBuHfd2Xtk8AzQ9v5R5kym0",
-	"5j5u0MfOuZgWrFtqBqoYoBvY/+vC/6adBOObQ0qtFJnPuvCet8j7DonjOUYfUk2u2IrlljnNmPagJXom",
-	"l4LQKeWipgg3ORUdqTjsA7uN/tpJrNem3LxoEGp7PxuHwo8vmwwzR8+e380wU2+seayIMvSJBpkg/Hkz",
-	"+24Lzbbo4M/quNiZBlV3qtf7Oj356aSK7a9Jc69KO/+D75kqOOrja76Yu+zORtRDNKhde9VESrYHNTxs",
-	"jMEtAzZqVcV06nvGv8URunfAw6tFzq4ZmC0JAd3GZXKg3uVN+O5HkIPRl3/3DOhq1FtX5i1GAW/s5Tz8",
-	"3qic4mMQwiF8+D4mb9dF09Cc7HbXXKL8ToGndwlw+Fz+/BNMFQjMxvurbPsOxyAdL+aoqUHow0GAB6v8",
-	"zAlJr/4d37nKqHN21LzZnSHJpLhmlud7j3g9MuDz5ilUodoN4RxbM36d7NyUU5UxrSv+szVHj4vt8LEY",
-	"N+xi4SpEHvdps0l2g/M14bomRAeZYkjYTQZpwMTuqyFpPQDLNbiRsc9Vj/zTakHcEM0yxYwPX6OaTKXM",
-	"7X/R1OMcL9V0nKJiOY9uxmWA4YdkBi+gIert7eJZbfVrjdUWPtmDtQftqNEKsE9+CqB5kBldLJhzKO0Z",
-	"I48GyS24K343/FJWwdzVQcFUE31VC5HaCJzbNP77NnmOyTKp5nlKsoLyue2HG13rR+8HVcK3RYqiRcTH",
-	"/1Vgw1xsTwou9W3L7ibxRBO3yR7YkDoLnT/2bpK4TSCwhIMq7pAWBGySTpt3bMbIe81U92QKCBfRFBNi",
-	"VCky6sjc0bPnZLwyTN+uE8Iq18xvtZWpjcjhhvgjteOgN9tu7m5ZiK7NbZab0HjzsIzhYtoUQM71oqCr",
-	"S9FoS3w1X5hVyHcgmjXzi88kvzam4d26SO/hpa8rdCRe1FqsK85od8yI36xPCxLRrpUoKAT8mmXBNGTO",
-	"gbEA9ZfIwEpFXg8esdt2a+zI7lN04gx7z48jyO4E7LhSGCWL6OchSUetUcsHbjTmbX+BA7fmIUHLOYpa",
-	"IWayWXT6WgJJbjmCjQdvw5B5L8m7efOPjjH8xkFWgIi4P1/Qhk7ZXU2y9pumgII7Cf13tCHGa/i5uEDU",
-	"5H9ytvxEVrDe2qbUXUyl4mY2v9yXojpDfiYVguRSQxZK5mWGWQmaEdQXtkjbFA3vcy5Kg0PYI2yeLukV",
-	"u+M3zXAKaEq2z6rJMEWW8oqRckGkuD+kQn73ed1JfeXicszyO/YAyNl3/Eax+R2/2JFd/7nuX+I3w/W1",
-	"cZI2Fmj92KwvxtqO1eedNNyM7TcMiM/DWi6mNbUOZuZn5GaCM2j0RHziJkzX9fztK1FFhK7RmS997b/O",
-	"O/ynvo7+AtZu5cYt3Hmp1m/g+g3d4es8D5O6wy2rUmbX40x3JrRuKMiKVfnjmZwzDRVzvLBJF4uCXc4g",
-	"TTVNCBY4+UQjfRhO01pAiYz7WbU/Y+Bt88jMwsUjf86clab8WExYcWimLj4VzWqflquyO7v9Xsh4n57L",
-	"Ytf1lVCymLOm1EhpFrQ0M49v1mCgonPmjY5UEyogf9Z+Mzg4MNIsDnq9XgrICe/fnSYupu8/3q2HssY4",
-	"sLaxhjpbVLOnR+g/9VbOw+d9MuZGd7DhORVWB0KwVy7saCK8ANvzYrGHhx8HkNQm37R275sVvR/lErPr",
-	"UEUGF25w9sJN55rQYklX2iWexaGN+IuVOpyK2Mh4f0Fc53vH0pBFqWeuJo83VkAmsFX14OylztmUPkbP",
-	"YPTMJwDXVLg0W/kQHvxScbM6tx27xFOwsp+UiFKAf732Xf/7LxcbeKYnsdEZiq+t+RDA0pn2yFssG5AQ",
-	"LrDkjFTOm5E7UzKZMkOO+4cuy3O9MEAaasaBKRvdAWFaM2MWdskc/vi5L1fQGFIucqpy4o60rmobJMTI",
-	"KTMzn2kKRrYK0dwBsvofIGXA0PkiddgZemshN/9J6KkaOF3wf7IVYrlz52lYo0Ncnq9EhhdakwVT2t45",
-	"gmwaL3jbo8jCFiwZVXQMJjORk8VMCqaTkahFrumOI59MZGoF/ryqMpb9DExr9Zp4EIw9EtAHNz1yAdjv",
-	"3jDJHZ5tyPo2qjTVbYe0gpOzU4zI/occCWe8swuBI4VQSLLkoJBbUhZQ1ojrM8H3XPkR+85IuPh+lmPY",
-	"ijbOmaVKtOn3RmIkXkphZ2cnPrB//42cFEVIw4hLBZKxzLkjpYCn0t4E0U/I+4vX3W87vZEgxIkH8XdQ",
-	"pwGt+lA4hrSPD58SOpbXWCiuMwRWK+1Rs02kL7E+QPditWApkYLQMDaA858yo8nx4bOeHTnmskCmC1B2",
-	"QTazbYK1ON1WbyDF0bt6Cr9+6AGmSwoEWWNY0Vq6zIBQUkOYwcKTL/qHHdtSwJupjbydHrizedA/AOjp",
-	"ToRF4+LBIzQa25I9MgtqEEMeizZW9SBti/bIWPn0wB6LtKrjFWHY2EZsW+5qknZjCdJOj3xflUGD/hwn",
-	"dfJYVRfNNgaebrvBx/3+kCz3KFhB2h7oH5Y38bj/trUoCTwhsjRdOelidT4YA5aHPDqCUcXVLvwmT2Qp",
-	"cjgR7+M+8AgqhtkDaPwGrMs54rBbIuTOhpIFSxM8BjWsizQhvV6v46vG6YIviJkpWU5n0OEFpEvZfnzt",
-	"QKSYFFzUBc+4Ie8vXhJESuuRd74UILmyNAhdYBktbNf4TvBzUEPtQcvpyiFgoNUVkJ0x1tOHbKLWAqM/",
-	"6h897x4edo/6F/3+AP7/7/0Xg34/RYoBMAEQBMpDfQmfpAASJQ7CtkU1vo1Roj1yKtwRRF6rLcG0Anv6",
-	"9xRA7f/Po+9TWBNIWKMo6MzpimRUqZWdCtwDOXGl1oBykPZxv4/3f8k16wyBUmnbP65jtHrwCxfk//t/",
-	"D78d9Pt2HaggmF9mSJsL+24HKeThi2/6cFBxr8jR4YsXsABCkkmpgLXRmQOeqRwoUDxJZldYptTM4Bbm",
-	"bFHIFZwUCoBipJ1+f/rz+f/66eXl25P/unz9/uL9u1eX5/989YtdZdyxlXdBdYa2DcdywA5uh+yyeLgK",
-	"jmYcnIH0kIIuFpbaIPHxxLFtZJkBahnXZMKFXS28CC4o262YKOfM3ieHMEHaVaUiOCOYWusKo/Q7Q7sm",
-	"czYfM4V+DbPkGDwpBSMoJpH2TC5BS+IGNgcoC9eE6YwuWD4I+FroEtF05YqBcjHtVMViZWn81DWsLTq0",
-	"3P12hWgsd9MyQLSFMJuMCiwlhJQFWAPNI06QHlwfpsiouSYQpB/iZkDGbggQGNjZWxprR2NPKrAufJ1j",
-	"41FFv6rMliZtFz4Vl9mSBRsQV/wPqIIjvviZVHrg810Aw26t3CAU0UBa5CINuCautiAcgNR1BMPTZKqo",
-	"MF14Tl69PTl9g9UMBIgu3EWvdhzAJx4zNxir5sJpefv6xLLGuUrBm2fFBsRhGpJSFDA28KaGG4A6Ml4t",
-	"aonVBIBFkirXI3oZiTUOUDADeFX2hoRaY8guAfK/R35xMes0hG4EjFKoD3yYeNoKVwJKMiaEwvVyl8iH",
-	"vQNWlnJFkN3rbgDkuP/USmxs5TR+IqTjj16K7JFfQoGqeuYKTmVMsysm8ri8rd1VIJo43mf9p3h0Nmpm",
-	"tk9fXbwmuaITQ0agyK+XwAL58Edk4JBaO2p1BrZtvOtV/UnYAFUKHZW8w8tiKbc/n3DlqyMaqkCZdEgO",
-	"u0fPnpFrrvm4YOTk/OXpac3HS8n796c/EA5Xfsy06fTIP9nKqdd73a8hCHFCitVclrq6C3iFUl+bNO34",
-	"hsLjxKHWYvUaMWVqobgweGSyoswxWQipDuJBOkEqqwq5WdLTVOHviq0SJ3rMZJ4ABUgcf7NtQaOO3wTf",
-	"Jwif0ASaFLykDHcTw/gTDzL4RqKoaaWzJoEr8VEL0AtsUjgIpvuOLQq6ArqqLAl3nMvBW7LJhGUuIsDP",
-	"xl0N4FfrFbmc1FxR2I1jOYxKskGlIKDNvpLnWpnXhBz3nZhTKwXYIxANe3RzA+M9vrmpbkSQI8NBVX4Z",
-	"B6EMwrObGyc32w3Dkw0B+LadX+JaZLXKb0l8pDxRBh0OdNU28Fkg767vnCluVTpuXLwupKJZWuHa92Zg",
-	"S/jnzMvtKUj3YSlw/YG26OjeE0WB3IAEobi+CtVxga/iXKLCsk5Ur/QcnLcmpS5p0SMpGg6waiObLyDE",
-	"UEe0ZiatqJvFxQuXM57NYIldMgMsdCchBb/CTX77+mTtLmKgHDbpBAln7IPw4Ag4SKMoqaUjDLBMTrPX",
-	"B1bsS0m7Zi6wh9n1YIl2B2jjSVXEUg+atrCpfOWAvHxzcn5uuVUp4lMK9oCoiGX79Oz6Ofx28PwYsa/s",
-	"Hx5QEcLdgEA9gTlY8gXaU0yt6stTwfNx4dSEFKHzvaBpTMHy0IU2OGn/+3JGDfO5v2gc6PTIz+4X24ab",
-	"4fFR0+2yvfpamwSQD7A4oiv2iYF0uCAVlkdSRZ4qpplJCCo2mXv69vVJhyg2KbUvJf2s/xSE70AOcIOi",
-	"stku8miIRx/793mbBQtER0fit9V78AxYWURssDxcMG+1iHo1UsJZwaBXbx+TolihxHlydkq0JW5ouKA5",
-	"5pdKecXtMcX4MKQUyOVfnr97TXSpJjRjQzJWcgmSlKu3JRWfWgnIbrCX8F/+/O788ud3p/84/ek8tfoM",
-	"CopFATzWPk2C2BFdQquLI2mYMmMHZd8M9jHbBsqsnockaMfQnrflSZBG05c0mzHLQ4yShRVYu3ChncIK",
-	"3CUYTboYqaTta1rwyQQZ0GtF59GzH1799L/c5/7jc2cE7Z4BKszA6y9drTLyREjBngzJBJqhImN2BNr9",
-	"niI1yu2BnTClmAqNCNlV7reUtMHU8eP5xXmTtIhyHNjaLt6cdyK5PlikworUQT/gMkNyKhPGSaIuDBtL",
-	"i8NRxHi4CUl/Pen+P5j33LvsfkgTwgrNrN7ElraVztB/7OMLM6kUK1Do4jkyARAAgkwRcO0row/EOuea",
-	"tCnoN7VBWakKVj8ovj5Q3D65foYRxk4Lcph/3cyqB4IYdmPvmD0S2hOOUkTGS3HNCrkIjjQ+n5cIHlLI",
-	"aQdsgO8YzbsrWaruUnHD9MCJlp4/Nq33pgTTG4kTJzFZLV8zMC+AcFyzKOCZH8bSNNCKJbU3vE3NSECI",
-	"2TOiY7U5CpWvmV7ZjIOsR43rfEav2chXbHVAqm4mIR+nR06dGYtyx2E9/3VDArY+El5aOer3q91F1xGi",
-	"8Hrg8bBGOL2RSKMVGoAVQ5YmJe1qi+tv4BbmaceVXynodMrFFGbiMApIzqaK5mDNdhjSiPbhskt5wc1q",
-	"WOlTsChWtXQHA3bXytVjFoR8K1vZLcWavIBz7hBsgn395Ow0inEdtA57/V4fgI4XTNAFbw1aT3v93lNI",
-	"ODMz8JccoPr0L0xGBSdiYJ6nORSsxOcIrggmMPvSUb+/oyzs3crBOlTppnLGBb9mvZqvpzX49UPSCnhn",
-	"rTf8mtkFHuLWB/bnzpWnTFY5A0cmnWpI9w0SQuuDbf7AoTRsXYe37vmt62Dv+QEUDauvwLrDa2Oyrofd",
-	"0z1T0qo+rPSe0ABVAvSF3SykBp8mQYfbzjm7c9Fb0XmxdeL/YObnBRMnZ6fnC5bd7Ry4hpvL/LpWg6l/",
-	"98Rrrpqds4JKx/GBXguup9nstirZlodnM+ZsyFyHqG0vYANIlKMVQ0/rNIZm0qp6nLbNTq1MYG9/jMtW",
-	"X+N3OOQHvGNVkn3DyYPuofzzs/7TL9NlDZsi2o1QFHzXWQgt46WHdHDg08gOo+YcW9h5XryR8ICWOWYN",
-	"Np8bLMsKQUf2zmUzygWRyiqB7VSz31JCdYbupg5K+mDO0yOBIkUX09YFZqx34XuWk3Zq/0zJd3Fd4DQU",
-	"xwUbAlbUgCgNz3Zc/k9CFJvLa5ajtgfDAWHCauJQCIyUC8LFSAQbJEwT9YlV2iNndOos0L687XdVDVuc",
-	"l2bM6vJ+BVA3Be+AUzV1EkR8VTfIvUOnvmNsziYKyiTysPo9eMO1CWV6OcShVX4zAKbclsWLNYZDGFhp",
-	"Zj3QrC6x4k4aPNsge1SO7VCbuDrTa/FKa9A7lx/+3h6Neu6fnSb8nY9J4zhdXd9gHXO5x1hbe8f4oHpP",
-	"NbxbAyl2dk7HKD9Vic9rxZ+3DcSXkP6MQ4E+0YYEA3IeoW0jcGWEG7rfGTi5cwwOUWWf7qF88ad2/rJU",
-	"WqohkqxwIJCpFFRNmcIrt/U4QIGZxnH4DJU5F3xezluDflO2yu+NzYLWXms2FAE+7PchMAjbPISwoNDF",
-	"YUMXHx6Qi1XVwBtYys+CQc1tQGzHpQWedowDaGo3DPTgexoqCMMnh7d/8l6EgqI5fvT09o9eSzXmec4g",
-	"h/X46Gifbpwoa3XBV8JYfgiceo9ZnQpLumgRQD6f7TPG9xEKDnxzfPs3FygLIduOhDbm2I1lhXJCPEf3",
-	"ijdFEEy0AMmJM02Bl+xJFSjk6ZJn4cBFWh+SVt2DZ+8HPKmz9aiynt7K3U9I6jiFsyy34Vai292uXtpx",
-	"BlvQk5FBWsrlJiInyKNBc0YnpAgpOa5+XDvFqm9OdVww1UXvC8gQVlC4YgszJCnY0VOwp+pqpYIzEtOi",
-	"rX6oWNdeplWPvIbBj4R7G4QUcAj0iE8FOwSAL38zapyZ7MOYIxiP/flyDIpnN4K4jSBtir5oXWYzCEPw",
-	"MHmdIaFFsQ690US14up2+9GPNXyQB6VVa+XxPjYrQfGaPFKrP5ZaOXQVGl3ZTJYFhnfAPUuCGcnds1AC",
-	"s7JvOXjgTyZVB1gZcvB7ayF1A8V6C9QBLq+nXGDKdTSmIkygYgGhaUtVlTOxv4wEXLMQuQxWTrhznQpd",
-	"ZujtKW5NHNHhruT/SHAMXEAyNmZmyZjASGkGflzoG4MkPDErClxQMinkUo+EsFJMYdUj8BuSdO5mAbKp",
-	"jpfceZna/WCLVowsKTSCgSdAGK2qdEcitw5WVNX5+17mq8+oFzdjIn2sB0FXBYxj+nT0eYfhAIi2ECe/",
-	"W4q5Vb/lKKBdpFh97YSs/+L2L15KMSk4pi0cH+7RxRldFZLmF1K+sYI8fvdsn/k4nHOWv2U5px7C6C9P",
-	"bk/0VY3WRvIM0NUu0FU8g1D0ORCZWwhsFSrjQYfvTnx/9/VwPx7oK0R/aSbD4Z44v7FDbICsHZB8rWzj",
-	"ivumpA2xnODsLKSYWgocpy+hBxXCdY77xyHq48APJhRBdTWaQXwYCRw0uDlA6PKxEXekf+dXfBHV392Q",
-	"8UAGW1Azq0SwqGpwnXLdxUzwZaSwbUTO7U0siX319GuPO/eTNK9lKfL7Eby/Ou35B792KAMgHbnbBKd5",
-	"GAsbKEx54Y4bF5nuuF7+MIRorcxBo776s3D2YIiOqbBcSXtclOxgqhgTnYErKwCRYFBYAIksxDIkI1FV",
-	"KrBvjJklNr5iQQirgjDyCPbJ1zLgxrbgyxQgNJVd1WBSYzGYPHGEb7NcwUj4egXOc5wraS9krwaMH5Jz",
-	"yrkfSzXpJ1b4YzfGxZtrhOq3QmYF1Z8QB7i/1kohp/bzGZ/OukvQ6EHtTkha0GlKviONOP3Oa1Th9Af3",
-	"b+cemvVZtOEPSAvXymtsoYfVsurE8iTQ0u3uVQ96X5DY/Vk0Rwh38eis8YUMCleQdFw4NMcaGVPFtL6/",
-	"yhgRi4Pf7V59PIh28OD36o+PSEUK1oTGctx/UYkb1TdpHP8SqpfE5MZeXtSApYJLMJeGhdhtIK5cadMZ",
-	"gkQTwocqsc9FaOsym41EdMbudo1+UHLRWNBmQ4pp2t/qlQ0I2Uaxp4advV3wqZnN72M5P26WN6P155pM",
-	"Aa7rUWL5a0ss9oATGm89WJddNhBcyzZEXkLebEIqZuWDLCG6dOW8yJ+V4KDMkG9Xkjxuta7f/ScaAVmj",
-	"SVltqZJKohmNBKDnIWRkUz0ljcHCVSDYEXgYRcbAGe+zdZ9ENmkX/Ar9WRoHMo/LWesPHRY9ho9ltJzO",
-	"zEiUiyq8LE5Ds4JRHJWGFXS082wYCSQUhM2RMIoKjY5nDIHcVt2JjBlCnAQxq4PZNlbwgh6+A7CC1BFo",
-	"lNzsKtTErDHWkyC+wk2PvJZFIZfosfAsyMUA/OOVy31f3+y0R6AYPCZqhjUcCcjxiZRVeybSO5veYBMq",
-	"Cv4Z6PZa1jyKoWE/jCutGHPqjf22KkLbuUIho6Oz1T0OzTe7UGuFj6rqtB8e1LhXqztxq6hHuI7FF8ik",
-	"cbfwkbV8Ams5Ptqjswsp31Kxcmun/zQsyR2ymhFvu9oYK6afojeHlJLWoMVuFkxorGd3b+bltM/dJj5H",
-	"gBuJM+rY3jPk+VFFtBOIv4K02ory9xqI5i7xGNv6BAn5nZvn56OxH76IrhrJ8reTMS8TwSYIuXwkXn91",
-	"ubjG1zE2A5k7xDwoljFhilWQfRou8mc34gXUoO0k5dwhQoQE6LbzG4xXkQhmG/JoN2lnGOXojgSmxRSQ",
-	"D3n4jDjgvqSGq+9Lu4WcqHevXr97df7j5cXFm3Qk2k/7JKerWvYG5JmElE0fG2iJEKRmi2QNMABybTAU",
-	"FNLPQaAdCS96htpNHQBxrpVOSqvMccbNjCnIMJdKscyMRMh/wxxYj6rkoUMAyKSxWu58QrteJbeTxKhb",
-	"F2UYVXRYUk08WgjE43BDDCsKCADwL81kAUkiQFfsCnANi0A9lAlMEOH3J4Vcklwy3RkQqq8CbhCAbUAQ",
-	"L6TaVHj9ztd94jBapCK0gOB1UmqW43d+9iOROtypbpSsZmXyuJgB4DfM5LJ2CuxEEToAXPUIGgDIN98e",
-	"fvO8MyDpr6PWYpmPWh8Qatv/mYxa0izsz0Nfh8Djn3DTaMuEQ/8wXnNo+06u8s/HjHyllKY49jUsCC8F",
-	"bKng8GX50Z/Nbf1XlJa3pDC88nVrIB8Z05w90QG3SMO5outnKeJbpZltZ1sO0XCLEA3frjMviTD028w5",
-	"1/LKiZ27argAKk0bwYh4nnYGWC8WJ+FZmDZyoclSqiuAKPAXqNYQN5oVk6hKgsPWqb0UAIEc84sxpIB3",
-	"WCbiTEIJkS5bJKC4+Xr3PfJGQkYfZBrGGCwu1d7RaCZy5nz5ZiSowDzgLWTRLue+1l3fm2W60MmnuFse",
-	"dd3P5OFxx9ILNm6T9r+DO/XYbVewS4vi9mvosKTqFxGTjxMMCIFqIi4/fejPfb20kAehqe6c1iVYWicO",
-	"siNcJm9W3XrUT4pir9P+qjbwx/P+lZ33HeeKtEctCMeywrt9DZKaRq3Og12I+YQeePWhG4rNbtGu6Byi",
-	"NLAwL/gUcg67l5I2rYOioKztwSb0gglAfsOoLO3QBRy832EfARYlz/2tY1QVnCkEZyZOUNQQC9YbCcDb",
-	"scqUVx0mkx75SRpSLUQXitgOYtAszDPwoxwBWp9utpoLtqwX6H0Y4fvthL5jdhv+IAG8PsctZiC7Uet4",
-	"N1gN2NHA7Eu7Sf/qYaZ/ces21qDG5O74WD2c4G2JnJFmR7jpS3CAerpUg3YHLNujp98OIJH4MCHPCcDz",
-	"64Q87RNLk9hCd0bCqxfrOO9g1RgjZnyKjaJVG9AzRiKCqU/J+3dv1pDpyakPgfUlACCcayTW8LT9HA8y",
-	"LE6QDoGnYAkj7pDDiMLV14SOxFpJAbJOVb1ELgVpOzoP3lyIOwF6OxJ7EFyPm+VhuLiuoXA1Rswaqky9",
-	"IMADUsF6R1uo4Hr9hS8oSv2FiQFstK9Fz/wekPa8LAzvTiBLO75RXIrOw5MJf4V2qQheCDI7a2kAyHLl",
-	"jfI/p0PQbOuWiMJqE2D8dcBicOGMJIvS+MCvkaiTF1mzJ3cc3CkN42ioIGIVcyRsgBBl2MK+gCi/+oot",
-	"ndGYLOlqWMNIPADjMlCIkeAGTLIw1DkUb4ACh9Ee8kCwOj1yAUIfmrrRZusFwcP+bcIFaSO6IWTCyMmk",
-	"4IINRwKwgAFB1VkeuCDIWcC2AMZx7NiO3nUNCFTBPgFCZYMqN6gBxroADgSBDYvot7ILOHKk4OJKg83F",
-	"m1x20dP9iecah2ygla4WzSa1/PziakPpm69NYA2+hOGamrWuBT/Kqo+y6u159qUSnnSE8LRA29F2vLtI",
-	"0wMzKieW7cuobmNLLtTP4WqOBDLgQcRQguORoLRbCtDz66p/1PpIOL4B8ftzeR3M21ioKaDHxWQODdL3",
-	"IdXtZcDMBgbwaQRbTiaNMdG46JYaflV2gQZLYDWRR3r4SA8/Iz2cTB7MIlm/qNtJ2wkWLosDk1Fzjsuv",
-	"OIhiAEHFzAkFMis3I4HwlV54rlxk4DmcWunWUhIHAzim2dVUyVLkHkbXg2OGOiKGzzHT65rRwpdrcIhl",
-	"XFw9qTwAI6G5mBasW2rma8vwHAjbTJYex8iF0jKH5uarBUBvI1Hz70URbp7Eox8UkMMcFXD5sFIArnMz",
-	"bXNH8sy18g624GGIXK2PuyfrrxVKn9QQqTe2FnYAJUPYqyX9hGz6Rxr2l4kXeAtRAqRBOPhC9O12W8Or",
-	"IAg1BAXY4z2oxy/4Mk/X8gpDzuv+fL3mgYz9+UisXARFVBDJSMxpCJhTPV9ZKkE/Dwhsm0X7AnLT8dHR",
-	"SAR5E95Ih3FAWFwgC8gY4GWvF2qw0mQQVjHpP+DWOyNpCWe5s0NT/uK0zfV7byHuIibrAJoKEJVDL/q6",
-	"rMdHevZIz1rnVqkCH0YVkIkwiEjZ7hjhdEfS5ujQLnV0g1CtSUJKGmoYel1efNPvd2Kj2EhUFansHFPX",
-	"4SVSlCDBeex7gnCcOSkXPXLulHO6HqIBtGdJKwMdc0FkcNuMS41DQPqJGTgs8ZksqpgiCONAggtxWU5s",
-	"2wwFsQ9rocZ1HdTn2jlK6+oHB0IMUcQXS0kyGUKBqwjSekUf16eDDICfMqrZYCTYDc1MgQXJgMD6A8NV",
-	"UtVw8RBR1E4t7A6GxjhMPq+Va0n+9jfEXNeu3hlu6gSqobvCbm6gf/sbWJ6rTYAQX3gPyuQZPmeuVkRV",
-	"ywRg6q10j4FuOoRUBzbkuU/bB3Zb7XZ3pDZGL+NcsFwI2YzcToiv9CYnBmXsleOZuO55J7FzCdwWVyuw",
-	"QVoUa6ywf+ijrZsFcGjWh8Y+FFQWdPIVhv3CScSja89jCPZ21b1dcNhjsO8js4uDfdcieJ0doH6UHs4a",
-	"6xM8d0QXFJTPHdoexiU7PRWovSuMUvckgpcd4XJ6I/HOecuChbJWfqniXFWuaTNtcQN9KKqCzd+JrBx+",
-	"9u635+X6tBt2w7XRQX42Eij0mkPWnhdXnsj27OvXbW7uL6EqH3BRJSe8YFCcc+xKtbR9Cdy4/U6vltW8",
-	"Wbe9ocbMtiVw4zxo+gTW4lEt+J9NKTG8KTKJPZgK4MWvrQhbIZYTo/6hJh930h4KUUIqL84lXpIGcjgk",
-	"qZN6PYizF/a3ZUn0GnGh/BBaDy/k7EKEgmRav173jyj60yCWY4jzE70+8fWTWDtPWE+jC2zzNiAUl6xs",
-	"X9Xe5Osry1RaJp6ONprcfS3T4UhstbmHUqyO4fbImVWmhcHizJ6BjwTg/fbWCqYPq8TTOUsxQAcLiKyV",
-	"Vh+MBBY3bYd8xsY6YyEbFws7G583YBWiO1vlyJpRrkls+E/YglewAw8VWHLFxKf6Oi/qIpFf1jU+/shV",
-	"H7nqZ+OqaNhdk9zrEn4wyiDZmSMiJgAXPRgPjmnmAZCqHRhSr1ymRVNAxEnkW11zoEb0EKCKvAbir91w",
-	"H1dqs5Jix/ufUVnWivLc5gVE88HndPXdK8bhwcEnHmnCVyTaOBeiPXlxMWE8hk5yCKKPFyEe4OpnUojb",
-	"4G3PmLIa6jXPmRoAko4pdUraqfuY5WlCUtsR4MRVZR/tnZ1ARVBVAuirE9bt61jHxb08YQjQBnAGE8oL",
-	"LqadqgYtFBQInSURnG0JsvukLIjtPnoC1UYVyxi/dl+MhB/OkwrqswIKsh/BmFxIMBeWouV6G0zsy2jh",
-	"HlAjqLrZpRREu/j1qwTbRXx/yOL5BF7IFewxscePxVchPsIfGs71we++3Z2gq3Ee/VRRASKyg3/CUWGt",
-	"OMsdTs5OCS0KudQJyZk2Sq5cUT1X09jb8QVGOapck7QaUs/fgx75wZ5TxwZHwh9YdEv3SIqDvbSn+Tsn",
-	"58NPmKBD3Tk3UnZ8SNNIPOsfevBm/6qrvQ9GP78RjUGK0F115rbAzq/B7UWDbLJO7QLZa5DIf+A6XHUo",
-	"kuJWp/OV8+M/ANvpcK8hntq9nzNh/DX/pAtbbQ9CzcHV2H4d74FqBi0CoNmWED4nX8Z30zJJv3+QDtd2",
-	"1Zw5FOXMubIDfv/udCTS371b7+z9929OX16+f/fm43aScWCpk+UcaUJ0JhdMJyNRMw0AQ2QpGdujUOfd",
-	"eEdRm9YO9+iwPxIBIMoSiLN/vnxFzo+ePQ/FKCOa48QqTbjpoDca6YyrF+lq72PhHUSxQzdGaCAGpoWo",
-	"oWm5K3+udvcfzOpe9XLidm0nphyNX7IrPAHI1L8uQfjaRd+GdDx/e8Q0Pn3tn+0G1zews5Va3M+3VuFO",
-	"7mb+4SZvFXR/kmTMqLK3xvJvDCLx19syOyQ6YLDDoDeZQ8hbiP1IAoyvJ0tYfjAnBaNKmKTS6rVLZSWa",
-	"0cKj4sR3G1j7FVslNdGBaUPHBdczlqdOtnBGu7rEba9aXhYsrxTyp/2n9vJUBPDk7AypX7Rg/5cf+3dn",
-	"o7LfP3qO4v53kaw/ElJ5NeA7kJnxTay6/V2v10uHmOYR2RWrYAupPGJQtEywyL6YMXZlxacVhkM3x+W5",
-	"Ib/027qXsGK3bLcPrfk7GOB9PoQF2vnhulj0FO9j/Wx+H6EpQn54sBHJ0vgy2PZP6H6HH3JHEfz7ktOv",
-	"XFTaYYz7pYHjBr86XF2wmyPnzmzrdS/YZxN2dlMuS/TAGPfpstQaz1+JbBfLP9qCimUVMa5JRWQeWfHX",
-	"wIpPHNIlJXMqSopWEe/nRPhVDFVrVxyU5VC1yB72h+fMOdWzsaQqPwiD3sKL3yE2vGXAvhgt+q7mMmcF",
-	"aWfUnj3imokro2BMDxOynM46m77cfzDzgx/FuRvEXS9u5Npxnp0HLZvmh7u1ahpOY43oR4O8zVkVv3p/",
-	"NvAlrvKfw28tc7rCwNRpATCG0b2y/JmzyFQ1Z/tcAijDHV+BHjkJcUNYgxqKxGJMLMaoqtjBbUVEF7Aa",
-	"VQWLrhSkP2EpNZRD488TiKbVLpyWtEHZtVJdwa8YJM6GE+QilUaCC21cVQ40Tlnl4Lh/PCR84u4qVuxy",
-	"riHFqjA129tIVCFumDTHNXnWf+qwFaBmavfETjVF1XfOqKiFxIGTCUryNEiQ/2DmLfvKr/5bthVaBrf+",
-	"8c5/jbEq0ebsuPYHaJ+VoutD1rc7XH9ibCPas8IUwDR2ajXKgjVBxIxERoW9ZmirjWK6OqjJMkV1qZi7",
-	"5ZgMP1U0Y1Y44DIfiXbKblhWGnYJ1CVNyDcbgOUkLxUmlvJsRtIfXr15dfEqJZmlgYUeCW6gNxHE60jN",
-	"tZfb2dItXcEm5rTC1ISw1pFw0kxV1p8RPp+XUJgIgjNLYYma/TOJoAI8mdOJXYtsBpgxPqoswrmFWE8P",
-	"casYWZRq6h3TbptAxxcO5T61Z8SuaZ5W1f0humwB78AXIGH5xtvH/RedHWm0r3ArHihqxrX+B9W5/sGd",
-	"+Fr3DTV83Wmsqxh3Dq116xf7+6II292htB8fAQ4effn71872KSf+kkOMflGAt9D56Oy5sweb5aT9jx/O",
-	"3hGqTI8cflPHJsPvP4drv4nBHPzO81tLTwJ+lomuoZUMNVavIlJ5BJANixxQ+Zh6PVgZ6b2ICHKdAoBm",
-	"4MW/WkDPX72aDB4oQiseEE6kkzPs7YqllMab9DHZrlyB0OAac47/0NiwcqcJwvOaJw3rqjhxr0dCjRY/",
-	"Pox32ZV/TzD6t13Psq/h5PsQXY8dEol+cinAVMn0SKRhebBiSDj3KSApD4mTUELKqfMZVA4HL6VArqlL",
-	"EwpJ+82a09dzzf8cl/uvflcv4uKVchLnVwStKFwOx4y23dYmL0695C/Pd5b6nUg1p5YfliW8ueFwqTik",
-	"kCYE33UXik2YYiJjeh+TjGbGcDHdsMoItqwVa7IvOw1JE2pG4popoAj9gQf8waLwwrjAnaDgyIXR9kq2",
-	"c8qLVbB2yslkJKgh/W8H/X5Cfis5M5iSQI6OBv1+t/8NPBAScB8EK6yax+cMKUwhM1pYje7HHwdv36b+",
-	"zoeNMnzO/iUF6/RI+uqCTlNC0fKTulULM99CHX6KVvUsWtSv29iybdTbIM6j10l0dD6TSSZp2aVv9r/k",
-	"MivnDDiBO0v2EEBJtXY6aj0dtdLO16Te/OUNPrvOgidx/tIgjSsbaMsbfsVIevbeJ/5U94y0ETrCb3xC",
-	"0tNJ9y012SwlnhAORuL46Fvi0Qy5SarUX21oYSUJTDtCZAqwC2H6UTz+y2j8ly6uIXVJxeRdWTCNWI0F",
-	"10aPBAo5Y4VlfwTrDIB+IKXxFAYqkab9/qDfTyEG4ejp4NmLdDgSKRCvSyBeqSWDqSiLIgVyI6TwqA5L",
-	"7iKtlMNBT5nI05HI+WTCFGlTgb9427Z/VS+o0GTOc8GnM9Nodjkr96dXm1fREUjH6zxlNzVEpDEoffaS",
-	"st60R9wNhavat//wyqNnEp1QTTQfIvjHWDOoh+yR61hOjo++DfWPkYBU/NGfjdZaAfw3TEzNrDV4fpw0",
-	"RyF8fnvTlqU9FYvyi2NI3JHAR/eAUB+uk8QByS583xcfiqj+dtodfeOJ9lef1P1o02q0aX2742Q6tJa/",
-	"37nSrv2q6URGBJ9biqa1lRvbVir7W9oZBOhGBIMHMJ86QUIEGk+Len/K2h/3ZbiVwO+dJvuiH98Czu8e",
-	"X1YAc1ug7pH3FtzFENZcs6FtB2BnHFSoJRVWkap3Kdiy6s6j96um8mMQjbgHTH2AoXCt9sjZfQCQXbmB",
-	"dTTRkVhKQSgB04rrDwfVGNcH33govAdygtQ7+Rw5xA1Qe1GFxEf85Ef3wv3NoChH1shfuKkPkBJo9Q7M",
-	"F7qlqNsYSng4A8eSjWdSXgXtA/SKS56ng02QDQilxkhpsHIAdgEQN/9RwPDs9MiJIOmpn0m26v6TrVJ0",
-	"DENBEED203TCBhVGwRVbocoRfkF3McLoLcCPITI2RFg/o1YwbC4CsgP2D9G1ik+5oIUPQYFaSCsGDvHT",
-	"qhTHO/fzgECaVichBTV2alJFCZF2XFiXhOuRyOVSdFwgjGKZnAquseo4mJKvMX+F5ExBTliYkG0FEVq9",
-	"LgCp1hAUk5dIE5kbCHr3w6I4YAvUmsCdDtXDOeKlNpbw5tHSX7FVF5Hq0gpcdX1vkvpIcb5SVemcM7Qm",
-	"TaUxllW2ITB8lRDFQGnrRA3kpQITPRqtQ8WEUs+GkelsJDzUIbFsAoGxq6gn+8mz/lOiygKRa7H/kQBz",
-	"lju4+sC2mjYriHr2dnXu7sQtOuFLyDvqZjOp7WyhOLhZ4ci5hqGTNqiBlLx/f/pDx6UVhcwh0Me3Knb1",
-	"td6m3x09e5a05lz4vw/toI0lY61B63//OhrdHB12R6Obb159+Pu/tb6YLmgX8nvQS/cPO9hNMU/cdX5k",
-	"p4/sdE92ag8hoY55rbso5FKEZNn2YmYFZ7pY6JqLnls1a4eHvgWUuwueh70DoyNj30O5HkaiLSTJubac",
-	"CnhwsqGKRMb/hGDcNSkFN7pTd1wgW3G2L65d4gkYoN07Q0iksOQeMii4sJwiaLBGevOYiczZW7wJ535h",
-	"vm73QRjmtiht97ya7qOj4H+coyAcgvbaRQy3Dq/b3RwHtou6g4C0UfOccFbknaqCZ2zSgO7qfgDf1Ybd",
-	"P7q7YGDKqFIopzoigBERmHRtadIg8kOshXAfH30brBmh2aEznMT0IGjSmmNJPzlnliSzQrMnmrCcG7KU",
-	"QYY+7r+o6gWEhgcV5BlYPBCTwV7zVWSm75GfJ4Ax4hfHNl5Z7sGE4qlfDIUNCCQMYEJGYt05Qhp8I6nb",
-	"90u772nAmn5+PBLZjCqaWcqFnlspjJIFqX4mEhCXmKt5kBBdKoBEwgqNC6zRqhgxis/n7o6PWin5Dlwp",
-	"nSFJ/TlLCRXk9OSnEzQV6hI0uZFIX5VKLtjB90wVXKRDksJ5TH0WDoaY8PmCKU6L1PKc1K2L9yNXOoWE",
-	"8wm6U+7Efw3OKzhC7LeSoqs7Olzemm6X8yTcCs8sggVNYlDdnEFEQaQbzSUcHOTrsKT2OykGoTi4Z++A",
-	"NYNmfPCHQzBzj/wCalSY4EjA/AMztKcnJDGRcPUBnM/yVkPBTyNIOudpMhJLBgkZ9odi7LDm2Rw4HMQx",
-	"sWtOEefEvpKz6estKsgOLvjolLovq/5DvFC3yQmB+q37nFyNgEeP06PH6dHj9MU9Tl40us3DBLmqB7/b",
-	"O/XxntmtqF0pT6nTXy17S4iRHcuQjUxHIsSTGUmEXGJIhH0NdCufmeNiIYxMe/4pbNbYMunqYZQn4/v0",
-	"csnTQ2wKor8UXaYJefE0/DQS6UyWCvnacb8fvZvTVUrGZXbFjF5zYOFAxmwF5ULNjBq08jq8CM9q7Qp6",
-	"y2QFOLtaMDuZa1qUzKueI6HLued22CcMIivnZUENv2bQmCZtKLufEJrZHy+ZYGq6SkbCM+5OVc6PUVFF",
-	"nmxNH7QDPcfErn3iFoHQ7opc3J0LaHtDOvIxuVX5fa3kvLXHexeytQ26Apeyte8Av8fX9xncl86ijPZp",
-	"q3ZunyZEFjkkbEkuHID4nzHF8q8ebvyzYJ5M1Ex4RF4z5eoBITHbmYPpETZim9sm1ONZeOsBz6jvZBvM",
-	"4ytQJSvAtS+J8rhhzlgyin6ZsIDo3dBM2fW3ZDyqngpF97mO4McqhoOQaqCd6ytgHbdCO+qCscXtJQNu",
-	"Y7H1kgIMUx9qrHYkLHMka6w22clnk8A5PTvsjUSaA4KUs5N6bdO4Ilt2OkyRpbxipFwQUH6bKxDYN6My",
-	"BHczht6RH3xdptVo5rtwUP2hCGT8kYD/KYyidnurbOy70fCa/3Z7xMJrWYEY64QYVWrDcjJWPJ8C97/m",
-	"GasywTUH0VGqHjnnU+HSpUbi3FCRU5WTX1y3pP3j25OX3fMfT46ePcehpzzvQQi0ofNFbyzzVeoKEmo+",
-	"FWD4AWAKiDJD8yLK3ksyXhkW6ImHP7OEY0GV9tDHoe2RcNK8D194RhyypOeKSJCfaJIVMrsibVc0BfEw",
-	"uRSdBCMJNLtmihYkvT5M0mqYmszpyrYPuSkYx4BF+LWrudgjryx1X9IV1HudUI5AIoAisBS+aB1JQXAn",
-	"bVoU5Lh/2BmMRGO0gdvNrruBXad12i8J/gbaydgOqJPs2QgXEBEAjaT+of0bwyFGIu2lCZH+0MHa1tL9",
-	"cpbxOS3Ie8Fv7AJIketbew9NdSH4PiVtWRrNcyT7Sy5yuby1kbAV0SSErHYIgwuZHgkqVr5Git0gZ9Zb",
-	"Kimm7ic7Q8W6GiybGGoi8xWWRASrYbw03DsPbZtq9USHWIYBVE7zD0jbx9iMBPhUOzWD4PbIFLhq9qgI",
-	"SSalQkRANpmwzERBKw3bVUWvOCcuhM9MoHgJXtLj/ovmWBY/6C7P1+JYah25SxHlZrn4koFfD858rqZL",
-	"psRAlRVpn0ltpoqd/8ebxI3mHcu59mFSE2qVC2pmPquTazKTRa4JzZTU2gfBuCpvgDtHxcphViCG4gqs",
-	"7j5UCjXoKtoU6pSt10Am6YF/HxfXm+hdqAzLR8LFHeVyTrl4ot3iAuFRHo9DMUSjZV4ahcvtElVHot2k",
-	"wlNDUh9RdvATavDo5oLxhogsZ3Aeiaav7OtpQvh8UdBScyt7gglg/T20C9gzfeIm4FbXSWVH/X6/T7hh",
-	"cz0kelFwQwqqpkyRclFI6hw5Rzc3EZhQOGV+k12+HEZoQWHrX0KIF0TX6pEAFJJsBlLyJoJRG6POIEas",
-	"kzjcy6Obm23hR47b3Gb7fy/4byUjPERK+QM/rCLhpHC7B0PYaq2vrsNOg8XuoKMGiMyNAQeCWoE/Bdqy",
-	"pBpIHRqsd44zUNudw42joPrdFx9+P0wOjz42hUBtDPV8QTNLPO0G2ONa2GsmJ8AyR2W//zQbU82eH5NI",
-	"HoDfWXrr4AM533etj/svnt+22A/kO3FH8TGW6zGW64+vrPS7v0Ln4QYNfv3w8cPWgC9Ex/RRx2CtMNKJ",
-	"yXeK8tqNfOlG1dpQUuq1KBpNTt4S5C7aj1Tkekav2H74xnE1Gaxwfh/Q4mxmdTMxZXcCLr6ryk/znGOE",
-	"wJmya2CsYufInutLjv+bZdshXvwwE8KymfyUvIo9zu1rqcY8z5l4BKFtAKHdgrB8EoOh10odzfzBJu2f",
-	"S0UHZPPoghAcNnk/eNrme/gAdSguYoWe3E+fHwkuADvTUGFcFXuny6/hyFeKKWqObtFGIr3pylLRSoZI",
-	"yXekXCyY6mZUMzJjN7FIQq7Yqgb+4mK2vIoIBgzXZOgzdRUXquwEqz8MybNQyqLjDAEuvmTMMjlnmHmW",
-	"BqM1Ju2FqDKynEnNRiLkOOgqjieaeT2Gfl2mRbl6JHx/GXPRYC51IIlWH+tMQZxsnD4IPKFCo0fugAFY",
-	"7oihScPqaFa9KVju07sg0ra5nMYaGf+ETLYGUrhXtMpa2ZRo7F85WM6jjPXHkOf4ViRO8aoyRKMXIUze",
-	"nk/2mRHDK7lpXc7DwhwnpVV2nIQHQhtS81IVrUHrAKi1G87m+YfL6gwrMepWr5J7MBEu+b0RTs5X48OG",
-	"kiqWFxI9EdwobstBGt3SXK2VbWnNpO3Calge4sN0DALSiToOUSmbPVtZOC4IZvusW9+jdpwIvNnKuwpN",
-	"tTGDIqeGRu14k/0tC4G5xUY2eRexjkyn8huGR0985mE88vgkbvb6M9JpB/kWQcOStmLjkhe5ToiSWFUE",
-	"KrzRnBTMWMGgMyQpzedcpPYNRqQoVvGe20cNXf7IaGFmCXTGBdMhoNR7HHg9LcA1FziKbn388PH/DwAA",
-	"//8=",
+	"7P0Ncxu3sieMfxUU//dfJnOGFCXLTkJW6nkUxz7xPXbia8k3dzfMakAOSOJqCPAAGFE8KX+o/Qr7yZ5C",
+	"dwMzQw4pSrYcJ+utrXticWbw1ujXX3f/3proxVIroZxtDX5vzQXPhIH/fKaVldYJNVn7f2bCToxcOqlV",
+	"a9B6Y4QVyrHVXCjm5oIZ8c9CWMfgr+l/dStvdy/0lVDpkKVG8MlcZGn1NZ6xhc5EbtmEF7O5Y8UyYamT",
+	"C6ELV3lyrAuViYytuHTMcMV04RhXGfyYccfZgq+Z0o7ZuV7BX1dGOsHWwvVaSctO5mLB/UqEKhatwa8t",
+	"mk0radFord+SllsvRWvQss5INWu9f5+0Xkl1tb0Bb188Y9+cfPMNy6W6Yk7DgErcOLbkM5GwdFT0+48n",
+	"796+gv8QQ2ZE/t2o5R8ZtdKEvXv7inHLpGKp/1s6ZEvaU3HDJy5fV5eerdmcW3qyvprtCb8Vzqy7Z1Mn",
+	"zPa8z8VEq8z6GcNOjsVUG38OzqylmjV+WyonZsLAx3/55ZfuWeHmQjk54U5sj/C94EYYNpnzPBdqJljb",
+	"79XTr5/0O7fNvIFstr//85L/sxDM+V+ZnsIO5XrGltpK/4hlbi4tm+jFwpPHymgnhp4uM+bXyydXTCv2",
+	"z0IYKWAfgAbXujBMrxQSzf6Jvk9aS274Qrjtq7Jj0mc036nRC8bj5IywS62sGMIq/JzWcCyWtYneO6xQ",
+	"TubM/616Web8WpQ3hq2kmzPpeuyMXfPcb8+cOyYtXohiMmecZtCWapIXmVQzppXfOTUTxj+u2Gn/26f+",
+	"3Ayf+JV1/Pun/b7fDOkXgcyhlbQUX/gNaTqu/Qf8rDBWN1DlL3NhBONwd5h13Dg7YP6O41lXlqRVvmbc",
+	"GHkt/OWxMhOMjxTeDH+peuyFznO9ossCd8zvxJBlGnZjXMg8Yxoo1JPnBOZkeyPVtHdcsULx3AkjMnoU",
+	"iU5advbmJWvPuBnnIktGyplC+SuRJUxkEv63ursn/dNvKrub+ClYOVMio0s4Up4IrDDXwjyybMGtE4Zd",
+	"CU8Slhnt/LfDoTDFF/4M0yOcVDr020ATRNbsSYIr7ebCEGnBPPwg/uSlYxOtnFSFsKxND47UxF9bkzCh",
+	"sqWWyiVsIZyRE+ZPM2HjYnIlXMJST8mpX0PqdIqzOjmhWY1UnFaPPZcwgxVfJ3i0jM+4pKvgJzOVxiLb",
+	"9OSL741UpgWegLhZSiN67DmfzJFA/D2wJd8PJxwYJsePjZTEKzNgnFm+WOYCtlxYKzU9VxISGwu3EkIx",
+	"vlwKbqznEXykcu7PAEaVUz+M1cZZxj1zhRnQjvvLDOTiGM9zBnu5klYMR2rlB/In6JDI85xxTxeeCQgb",
+	"ub1WE9Fj54IkmuULMVKNghRPVlz7E4WZtXH5nOEFTWAmS7/TehquRsdzOmAaIu4jcgKid+R7IxUuO1BM",
+	"eddxnbdc7xdGLxpEjsOpoMCHO4dMyMpr0UmYFw+PHz/+trdjaE8otYGn2iy4aw1aGXei64V3q0lwvzH6",
+	"v8XEafMTfGebJS/DA4+sJ1yRMNGb9ViKBG+RugsrjE3j3Jbczcupwf8kLa/8SCOy1sCZQlSn+m9GTFuD",
+	"1v/vqFSzjvBXe1SfH834WmZNYhsmC7/RXFk71YXhaWcIl7nKsiZaTeWs8AyLK7sSxjOM0x0rCJ/du4ol",
+	"d04Y//L/+pV3//Xb7yfJSf/9vzXu+oXenv1zlW2cv7g5/Pydvvvpv/fLQdkKEvpsMhFL59fmNV7lhHL+",
+	"P/lymXs1Rmp19N9Wg+A+7PDiB2Gs+nIvvM7G3WTuTyQrDB/na89i/PrFtefNXl9pawNsgeeeSa1BOaqo",
+	"3zt0oaY50VtHTa/A9L7n2VvUz/esf2n0OBeLv91tH97gW7u2IZgFE65A9grPl6zIWHtsQB359/Off0q8",
+	"kqZm8N8kZhY89+csMuJpnV7Lqw9aTXM5+eNWofNcZsISB76R1nkZbL1kZm2x4DIPx8mMmPmTMF4NmAkl",
+	"DMyPWSfznOVI+dpUBGAYBL4dRABLX2ZisdR4pP8Q69TTFH7EFEr54dtpYdRgLLVdq8mANmAgK+9diXVX",
+	"qu40l7O5SxPU9r2dZFy+xq19oc1YZhkS2afaW1C4ZMb4ZCKsJQXVr9/bdsAtdC5QYVmGDSQuZVk75dlC",
+	"qpRNPZs+uj4+wn9vXqQmi2XfLdp6Hib+UnkOyPPnxqAC++n2aFzM0D7IhPMUJq3nHzORMW8hmJr5LbOE",
+	"Ka8a+DMujBIZnO5P2r3w9sSnnPhP2s09eaLaMyVaR/UyTOql18oWQu3nzA8xNcavucz52CuFCtV51LzR",
+	"X+CFMV/nmmcXWr/iZiY+Nc8Bo19apv2cjtlr+T3M6oJcFZ+UAjOxFCrzrIRlkhRd0CxAqsmFGFZs2gVf",
+	"e8YWvDGgc469Zu01TCdUwqwmDlRndSsxnmt91ZVgnW3wPVy81q+5WpMss590ExTj48IKlsuFjNpsZEuP",
+	"LJvk3HqudNMlVtw1XkGB59FAEjdzXlgwDON1yKXXB16+8UsOf+STiS6UG9IuobGRVtw6KbPoxtlgdRue",
+	"n31crvooLPed4oWbayP/9Wnv4jMjMs9qeW6TuiDw+hGSBNjJ3BVGsIW0FnwXBpWGB2H271TkDn/YRWtH",
+	"TTEBM3fMrQAqKhQ4Lv3khv6GAZP1iiTdrx6Ds2VguvbYWW41OQTmkqTpxt1i1mkDxnEbZKknhJQZXThh",
+	"O0iRnvSRlOlhr9nqlfqoBLg02h+/X9lz5aRbf8rN/0XkeZd0TqmWoIBwx8ZG8CtvW5vC73cqvPy3Kcul",
+	"dZaM8KkUedZjB6lhRhRWZClrB//Npn7XKf2+wfUTVEr/JjAJzjI5nQrjT5UkP/DHd8oWy6U2TmSvRSb5",
+	"BVhFf4zc8rw/3bSv0h7YiPSpTcNsaTw/dRJNtqzAdxtM9wtTiLBNnhCF16fNmrX3ipAObiYNSE638gop",
+	"sapdo9KqHGudC678DsOlvJRZzRAtCpk12sKlRf1r+WZSWVkZcNDj/xYT54c4KzLpnitn1tt7wie4A1vO",
+	"l8T/1OxZ1YxPnMiGjI/LkE2hrpReKdYGjwdnUy5zkXluIxUo0LcsLmlxd6gx7qnEK66wgCwDJz3P39QW",
+	"tvXK1rbMuZ1vL+9HccPOfzzrnjx56mXy0ojrS/8kRYa80PU72WualVw2jhy/ceto/o76p6UuaBzW/pcw",
+	"2kZJDpZdp3F0K/5Z20Cp3NPT8sEYc0latsBNaDpbG7UFT/DgDgUvA0xmotVEGGUPOM8NYvWTgyNOAsnB",
+	"dsWTrO4SHc1OUn4l0e1Qp2Q/Q/pP6cTC3upvKW9FSR3cGA7/VuLGXfLmiNcbr5Zxy1KOqlM4mxisizdD",
+	"I9vNeXBHV/dt1/lsXnNaV9N2fM8nV1OZ5w28TitxCYGewy/VlJythz3t9B08p9UFkfcVnHCVaTavz4pc",
+	"qgaG/Z88L9DNnhZKujSp2IKPvErj9Yq1dWLRA9qq8bzr2eXJN3WOm+nC62ZJSxU5qWnos6Q5qWIxxsvj",
+	"3/76vi97FQqJl+f5z9PW4Nf9RPoDX8NKW+9/2/z6+6TlV9nsN6/uN40ZZ57EDaAvNO48RGVw36e8yPGI",
+	"161NAZ0avkrJNWCD5bXMBfz3wor8WtghS+e6MCmw0DTj65Tx2cyIGXcieDELC+eW6wnPwQD0xxbj6nzl",
+	"mYIujB+frxvC6knrGQTf/N1caVP1TjZLiCnPrdikjElhvAp0uaSvbNPdTzVXCBuvGVfrGNryk17wm1dC",
+	"zdy8NTjun5w2zFSJ1Z4Rzr3lutS5nKw9k+GOHH9oFvbYPWawkCr84ZvbbufWFmzMt4lYnmmlRFQk6ls6",
+	"rrCofZQeWdn7xGuX/nsiu7yLTuC57KUXWHd/SwQf3Lb2CbzbKzPeVpSKLXMuFfNbYSObR3uaM1uAtdnb",
+	"OY5X5O80u2UlfrMt8B13ha0CUOLGtZKWH8s/6I/3Wl/B33Cdv91GA5UQDo2xcSZJeaz76eGMPAC8mTii",
+	"g+CyMHnjGjFWa++0aeA9v50v1gcPr9WG3L+4Zj1kEn8/XBepXKAtXWTzflY+3zS9H7jM1+fFYsFR3b8D",
+	"9xPKS5essnMVOwU2e+uGvIr8mqU//jh4/Tpl7ZNTNu9s8HX/xL+0Er3brRqaBI3YvEQ7H2tusmZz5lpc",
+	"CiXMbP2xxGzWbDLqjK8blsnCOmvEurXupHXTnelugxIm7FwJaxsxLQqD7VYXZkK8iWxVkYEblDMrc8+T",
+	"/PVnubYW0GvAkw4ixRdx/AatmMJOd2TMc3N9aRbWZrfLAFL3Ar9Ucja/g7Z0nguxDLTfeJRGQIDtci64",
+	"cZdmjz+vaU7WiaX9WFQVrsTtjCrQT3ghTCTZIPfaplW3vXHdVVLbONnmS0eL2TY1aBfvR+9Iyo28P6i3",
+	"9VvwTqG3PAVoVZqEK7hL99/67HVYxrb+vqGvN58Dvt+4R4Jnr4Qjo3FDLBhRuTgNF7uM5a+4ZZngWTeH",
+	"b9U9LUaAI4ycLeBKxcCJnvrLfyWXnS3ms/Nm7tB7fpmvK9NBT06cg7d24QcbEE8CMXRzkWeAhmzc9Tv4",
+	"ucLDjpyNWz/r6dQKd6CzY8mNk0H9qD7/+KT5+QCiadYH48+VGHzCUsUX4v8t/5L29iomQV/DrW3BJFFD",
+	"gwCNv+FXcrkUWaOl44XNvTyG5dKq2xL3s/xyUnUuVg4jLGE/8TfrRZ6iL5GiD1eMKjfqNsWo9v3mCebC",
+	"eRYcnNibRO+J2YtTAbAACDdyY/SKOc26jNdhi9qw1Hp5g/4f+M8ABbQ99g+xdEz8s/DaEUK5M73gUnkb",
+	"V1oHZhtz4GYv7dxNdp5J67iaCAyJlIy7ytn9f9tMqV1M3gi7lIY7bdbhT/ZKqksnFhBqLIy4zMS15EQL",
+	"sBD/v0t9UpE0KwFSpYkcf6Adq5jcG6zPryHP76g1eGrIxV11DXEjJoUTpevusNcO5EsUGrnjnEo7bcN3",
+	"4qk8K3KRpYTJTmvTT1mbts5TbWfI0mVhZlLNUsB2IroXPLRXAiIkmbDO6DXA9CppDP4tkbE2pyAv/mGk",
+	"pgBrtv7DcbMpPyKEMMgnHTzC0rJcTB2COgPVxlV4KzEctecwONlW5ShvNz1h36PRWdvvzcNtuuPPDbeF",
+	"Effz/uz2yVyUe/DIMnKRsPA8axvR5WXMV2qMeNzmCdrkzvtcLC+kyLMIFdrkrCEYsm1N+Ne21wO4OPAX",
+	"AeKCONRYZ+uEpUcpW+aFBfA85SQQmBUChRhuhb/cbs3h+NHL37iyqsGzubBruUM3BE3XiImQ1/dxE6GT",
+	"slEZQ6ePZ81MlChTVFMfWQxWZ9HL6S9anfcPWdrv94+78P8v+v0B/P//WUk8Qk0VJY3IKOSrlaCxFqyd",
+	"/vD81fOL5+zo+vhoIY5osPQOmt0ex9FuZ8/G1jTsctMB/ih47ubbp7ftntJXtzMAeqtpoFd6JtX9rjYg",
+	"Kf1/VO7kyZMm56x2y2aaCLf+aTeTM+nYxc8Xb9hEZ5CIhfMHBG5qxET7I730P1aj74GLzrllr1+cMa0o",
+	"B8E/yFbaXFkE7dd5x9OmaT6sh7q2hAbsuGKFAuxAeBCW4E0x6wSHS5Nqt0xDIoFdCuU6t69r0xe0oNDg",
+	"Ps74WtxmbB2oOSx2MVH45fJaGDmVYod08Joz4uQB7wHHnWVGWMvab34+v4Cr7GXEEXxn3YWPdpoxAQdq",
+	"I4d7EFCPp93cWE7NsVDZuOa99hrwG09ITY7PQrnGeAZwSjLTMd2n12h6CZUdfl4LfnOQEQ/hjwOfLJ0R",
+	"2ye8kgiOJt8bmNuTYlHk3CvtLONr5rTjeQRhIyP1IgPeqMMlrL+lPKffLFt5w36iF2MJCNtmLdLcgZzv",
+	"7eXAcfAwwmdwD3HPEzro3fRxLkIgfiMUFGOKex1u+BTF4BvyZPmKWUy1BLdDl/BkVueFE2zJ3Zy1AQcK",
+	"WR+dIMFvj86DMNeKzXWB+Vf+THGoxhMBhnq4LVu9PA2+1eDtuP0TYL/e6h9DtQLzD9vRWZYupIL/4Tdp",
+	"h/ZuwpVWcsJzcJ0lATjKg6ICm5lKby9KnqfwlPVfSlk7mKidhKX5OGVtNBQ7FOsVsxcpa1dsTRZtzc7t",
+	"2iP5HGCdSSCfuO+7CbDZwD+rGvB/Zgv9YMv89ZS/FV7o3DMa3iz8d2tCYCA06wZ/tE6zy9ZKcJVNtPST",
+	"dnJK9tyzOVdK5Pa+aue2jF8WiAfb/GWXClTsQERVZ/nGCMBwTpq476SyhH08pnHZEAWT+frSlpHF/aGP",
+	"ShTyfdL6ZyGFu/SM9Q7xk//wL/0I7zRGUK6FseTX3QAH4Q+B82d6Uiw8wbZ5bvGqp88v+CztDFk/orcI",
+	"52Lvg9Gq7019uUm58+WU73CSL9WyuP3mNugrc51DrCB+lC3Lr8ZNGZKgoOw5U+QAxfYs0Bs0pycnnW0E",
+	"1Z+eljYccZ600I+rNIPvgxIAtHA42f28xOMZBhVPOSYdWxQ2Cpq5YPQ6QNdeTruvuZvM0wckuiZSK1FS",
+	"VrhnaLV8VGeZEquKe8zWIU1VPFNnE9B0mIHqQvZq9dGTb2pQp+Nb1QuqL7HXvKxt1cM6HxpZf+OcCDDf",
+	"WEPm29MnXzMC4lOCn92+waXPsCEKsgIzBTJoKaEKCh9QWsCuOGKDh/s5uramU6GgPgimQXimkjCrF8Ib",
+	"L1B8onM4PqF0hDYo0VKRPtZIlSGn0dsIvT3+fQqubX8g/a8ukUD3ZZbGDHT8E+ZgUb5E7y6BAP/pHy8u",
+	"3jB8ICpM2xayky5vWNz5XBvHiBWEaV1JdF8SLTTOyDVqyucQJmMS0qimUpgdnwzlDZrSVCAPd2cstFnR",
+	"x9Ul+3yAVOJAavX3GGzd1nVmtd+2t1FR/Yb9s6JaDJWP7Z9Rc9xzGX8/3FQsv3mOW3Fb8LM6yP5JnrtG",
+	"NFMKRWykmqUDZoT/h2NjAcVwwEaW11DjBSuBQF5rNmSp/3M6KP/tL182XqeDeiYDvF0Nl1952yuYEWhr",
+	"Gp3nATwQrK0wp1bS8p9AyvADNFo7W5vWoAKLydUyeK+2WJVyNoT3AU1VLBYiw3RZWE6ImB+mIib38kLe",
+	"RrlzwbOdkycXG2T4ffDscz5rIBM/fsq6LC33Mh0EPAhWEXA67OKBI+24jSCyFnovaAYL94AHx66km8xF",
+	"hta8tBWCGzKvxDEJTGxN6eyZzHaGU3bg+BuQHIffYnEAfylBqBVSpUPHE6lRVX2H9tz7j1KxhrWVrmzq",
+	"ljv/8ab2tVnkxf+ffvfby9+++rdW8/2FQNRLNdWNsFqqQbO9jBde6yrjLJR2P+fWq/OUEC0x0VG6IVY+",
+	"g1xU/7gKACoqabNtqgf6FDfg0fUbXBjeKOAnermRgrQrD62ZjxNJVBYbP7rjeGHLdkoe+PVOcqc8ggNk",
+	"Dn2+cWqFnX/vbZs7mq5njuXC32etRLXIVjXGmjDu2EJbx076/X7f8z2e59tKLsVND14+hioouPAS34AR",
+	"thVNmM9liPkePgIgVPEtNOwPGiyGJfZ+G5/a8ufjn5vOqGIU3/GQKFFnJVWmV7HAStXZYIcsFSpLQz3I",
+	"FOIKKbNLrixbyAxgqttnRjGg22Dm+0Mk93h7TxSkaeveCp7JZtQCsG67Lzc16DcFJEDqlWrUZ7bGbAyo",
+	"J62iUlvg0PB6EmbZvDZQvKDKWlMe9T216wb8Y1Twbp33blnZvAJ0PT/TWZMrtBbebrDHzqWa5aJbWAGm",
+	"GNTg8P+vC/837SSIwo+J31pNQm5QiAxW0AGEGME6k5ZdibXIvHCaCxtK69i5XimsYlgzhJuCnsQqjvsg",
+	"biv/2susN5bcvGkACL+fj8Pgy5dNjpmTJ0/v5pipf6x5rlgL6wMdMlH5C272/R6aXRj2jxq42JusVw/6",
+	"18d6efbTWZmBUtPmnhd+/UffC5NLtMc3YjF3OZ0tVEZlUvvOqomV7AZdPCwG4pYJO7Mukcf2nmjCKo78",
+	"DlUba/juDQezZyFg21C+EdpdwYVPfwQ9GEPcd8/TL2e9c2deI1Z96ywX8e+Nxin+DEo4gNzv4/KmIZqm",
+	"RrrbXTPesjvBeO8CwPhY8fwzTGiJwibEq/z3qdpGOl5S5VyAZhzFInZlnDlh6dW/4zNXE07Bjlo0uzNk",
+	"E62uhZf5ISJeRwZ83GyaMqGgAW6yMy8djzlAzhsYSiXNpMF/SxZBj7CXKaW4bKYQ5Xp2UMmSu1VM2Icu",
+	"CsYUW0EJDsBtYyEa4baTb8yagEO9D6vMcBiV1hMn9pShKSs7NB4dmj1NSZsTYW2pOuxMApZqd/l5BNAT",
+	"zLIs+UWvNnvTt5SWprrwCbNRHRwycUNFviWUZk7r2D764FZJEGl67B/egJWOWTExwsUSy5bNtM4YVnMu",
+	"Y2blckJ5aaEy29lx3ldCxWypoFtj1fzbNeva7tc+Vtv45ACtLBq2jQ6cQxLgoFwQm/PlUlAs8MBkEfQl",
+	"7yjsFE4jbGWZ1VASCuay2asa+m4Lk7l9ccM3ZYbZeKmVWcomOZcLP450tjaOPawWktwFQkZnVoCWls0K",
+	"pNpddaCwt207LeKRZXTIoXIqJ+dqIHtaJB4T6JqRUNUd0Omg4fBZ84nNBXtnhemezQCkV1liwmJFfC+h",
+	"Tp48ZeO1a0TnNSl/Nc9pbWdqM6LCRIGk9hB6s9vt7k6hyrW5zekWP948LeekmjVlUki7zPn6UjW6gZ8v",
+	"lm4dE3+YFc2i/iOZHo15vrdu0jt46PNC/VQ3tQajxhXth/uEw/owfI+lr1TwPBCSLiA5xQgGfh40PSu+",
+	"ca6yOu4H+jfcBvvZT0Vn5JN9elprSqE0dIUwOq/8ecjSUWvUCpgbJf4YgtsIbmHQA7XkCHdt1no/FwzQ",
+	"LSTYSHhbPuh7GU3Nh39yisgpqokD2v3hcsE6PhN39ab7d5qwIHey1+7o/q3uYbMUaAavX3wkqPqOAoAf",
+	"EI34TylWHyh9Nr+2rejnM22kmy8uD2XiFPaZaIOFv7nzllJWTDDHxgqG1uUOBZ9jmGYhVeFwCgckgfAV",
+	"vxJ3fKe5RAwGHvxv5WK8iaevBCuWTKv7l4nJ7r6uOzk7pLoci+yOI0A3gDu+Y8Tijm/sqRjysa58Eg6D",
+	"xtqipK0N2iSbzc3YOLH6upOGm7H7hgG/e1g/16xmScLKwopoJbiCxrjVBx7CbNMrtHsnSvzwBp/51Nf+",
+	"87zDf+rrGC5g7VZu3cK9l2rzBm7e0D2R8fO4qDvcsjJdfROVvDc9u6lxXazdgC29pkZHsCVfLnNxOYek",
+	"6zRh2LTpA0M6cTpNewFtf+4XA/mIMO3mmbklodc/ZoZTU7Y3pjdRhWZCM6Mn78Mym/ZXlrhXtc8Pz3zy",
+	"+/pcGZ0vRFOir3ZLXrh5qNnY4BPjCxH8nNwyriAb3L8zODpy2i2Per1eClVL3r19mRAC9D/ebgKfq6qt",
+	"/1hDa1BuxeMTjLYHx+rx0z4bS2c7+OEFV97swgLWUvnZVGp1+JGXywPwIDiBpLb4pr1712xb/qhXmIuJ",
+	"VjkE/CM0IHj7eb7ia0tpilUgLP7Fax1klTYK3l+wVv29kVdsWdg59RkL/hHIa/fWJdBeSqHJ9AvWCrFW",
+	"H1CMq6y1tVMOIeEXRrr1uR+Y0qjBsX9WYM0N/NeLMPS//3KxVaP5rOrnhiaZG2ELcK6mPfYaW6EkTCps",
+	"o6UNBVAy8l6zmXDstH9MOcGbzU7KTsLgPccIRFzW3Lml3zLqqXAeWrA0JiCojJuMEUnbsl9LwpyeCWwA",
+	"Gpr9pGWXBioyHf4ACSaOL5Yp1a2xO3vPhlfiSOXE+VL+Q6yxP4Wk4MYGH5L6fK0meKEtWwpj/Z1jKKbx",
+	"grdDzRg4gpXgho9DCZnlXCthk5Gq15LpEPsUamLWSyoWQ93+oPKMMNei3sYXoPsjBWNI12MX0M8i+EKl",
+	"rVSzAXlmClfedkhCOXvzEvH7f9cjRf5CvxE4UwDOspUEg9yzslg5ktGYCT5HLZX8MyNF2SAiQ5CTdRQ/",
+	"MwWGEXojNVLPtPKr8wsf+H9/xc7yPCbtVLsbs7HOJLFSqGXU3m4MkrB3Fy+633R6I8UYqQfV96D3DAYS",
+	"oBkWa58eP2Z8rK+x+WVnCKKWmtgylj7Dnifdi/VSpNDNNc4NWpTMhLPs9PhJz88cM58gLwo4u2LbuVnR",
+	"QZ3u6qGS4uypR8yvv/WgnlIKDNkiCG0juWrAOKtVd8Je2d/2jzv+S7HWU23m7TSUGDrqH0E5/U6lDhRl",
+	"D1QqQfkveZIBB5Y/F2wGXLaw9l/0JOP10yPo61v2JqzUj/If8d+iq8najd1pOz32fdnaEcYjSUr6WNnr",
+	"0X8McBH+gE/7/SFbHdCEh7VD8xLY3iT0MvFfq9f8K1xXT7vYcRTmENsU+1lVO/iEQ57qQmVAEe+qYyAJ",
+	"GoG5Juhvh/q9C+wt4ZkQ0YbRuUgTJINa5ZY0Yb1erxM6YdpcLpmbG13M5jDgBSTX+XFCP9TQwdkz9VxO",
+	"pGPvLp4xrP7YY29De1N25XkQRt0mPPdD4zMxtMId94SW8TXVc6EW2/5KIzI4AHzRaoHZn/RPnnaPj7sn",
+	"/VgV62/9bwf9foocA4pKAGRYxp45AZkBGiVOwn8LGjTbgCnusZeKSBBlrfUM0yvs6d+gXXf6/z/5PoU9",
+	"oSKPoOgs+JpNuDFrvxS4B3pK7SOBc7D2ab9fNl7uDIFTWT8+7mNl9+AvUrH/87+Pvxn0+9C1WTHMRnSs",
+	"LZV/toMc8vjbr/tAqHhW7OT422+p3TObFgZEG59TGaVaA+9JridXsee2/0YmlrleA6VwKObH2un3L38+",
+	"/x8/Pbt8ffZfly/eXbx7+/zy/B/Pf/G7jCe2DlGvztB/g0QOuN5DA3Q3F7LsbB16UetrYXK+XHpug8wn",
+	"MMe208UEKgZKy6ZS+d0inApC+GnHVLEQ/j5RPRLWLruvAY1gIjY1e+p3hn5PFmIxFtSC3K0kQm2hXBqo",
+	"Saw91yuwkqSDwwHOIi0TdsKXIhvE2nYYhbF8TQ2OpZp1yv72unBh6Rb2FmNotTbkIN2sjuURIyhrwhW2",
+	"R0POAqKBZxVJkB5dH6coqKVlkNIRUVagYzdgEgZ+9Z7H+tl4SgXRhY9L/HilS2nZOtCyNoHtqq0DdS4G",
+	"jBqaAlcg5ouvaWMHITsK6kdutFAFVBLyIgI3SMuoXyoQQEoDwfQsmxmuXBd+Z89fn718hR1aFKgukrDO",
+	"HSpajGRGk/FmLlDL6xdnXjQuTAoBRK82YFWxIStUDnODAG68AWgj49XinllNoQxNUmYGVR5GZo0TVMJB",
+	"9TV/Q2L/RBSXUJCvx36hDAce0SKx7jJ0zz9O6t3x/UYljMP1oksUkiSg8ptBVhAepwmw0/5jr7GJNVn8",
+	"TGmSj0GL7LFfYtO9ep4TLmXMJ1dCZdWW3f5UgWnifJ/0HyPpbPUBbr98fvGCZYZPHRuBIb/Z1g/0wx9R",
+	"gEMi9qjVGfhvUw3D2FMXDsAUylbaeOJlgdb6RJ9w5UsSjZ3tXDpkx92TJ0/YtbRynAt2dv7s5ctaWJmz",
+	"d+9e/sAkXPmxsK7TY/8QazKvD7pfQ1DilFbrhS5seRfwCqWh3zJ2uq8150yoEjd25FIzYZZGKockAy3w",
+	"bcl1sBYrKVKTsjmlZz1NXUuvxDoh1WOuswQ4QELyzX8LPkryJoZbQfmET6BLIWjKcDcx6SMJBT5faVQ1",
+	"vXbWpHAlASgBo8AhRUJw3bdimfM18FXjWThJLiotK6ZTMSEQQlgNXQ2QV5tdBklrLjnsFlkOK20mofsZ",
+	"8ObQnXijdXXCTvuk5tTam/YYYKdPbm5gvqc3N+WNiHpkJFQTtnEQW7s8ubkhvdkfGFI2pGv47/xS7a9Y",
+	"62aZVEkqMGWw4cBWbYOcBfZOY2fCSG/SSWcDNpUMK/p+cANvlgYFVhO2AvcfeIut3HtmOLAb0CCMtFex",
+	"4zfIVVxLpVk2qeqlnYPrtqywBc97LEXHAXaiFYsloBpthdfMtVd1J9WGrKu5nMxhiyn1BTa6k7BcXuEh",
+	"v35xtnEXEZuHnyRFgpx9ACavlJmyqEpaTYwBtokse3vk1b6UtWvuAk/MNIJn2h3gjWdlY147aDrCppa8",
+	"A/bs1dn5uZdWhapSKfgDKo152y/fXD+Fvx09PcVKaf4foTwoIOyAQT2CNXj2BdZTlVvVt6csNikVmQkp",
+	"tgMJiqZzucjiENbhosPfV3PuRMgUR+dAp8d+pr/4b9AKT0+abpcfNfQPZoCzxoav1MAYsXu4IWXll6QE",
+	"uxphhUsYGjYT+vX1i7MOM2Ja2NAe/0n/MSjfkR3gAQUDaBzBTkMkfRw/ZPnmIjIdW1G/vd2DNOB1EbUl",
+	"8nDDgteiMqrTGmgFcbbBP6ZVvkaN8+zNS2Y9c0PHBc8wG1nrK+nJFCFpyClQyj87f/uC2cJM+UQM2djo",
+	"FWhSBP3QRs68BuQPOGj4z35+e37589uXf3/503nq7RlUFPMcZKz/NYlqR+USelscWcNMOD8p/2T0j/lv",
+	"oM4aZEiCfgwbZFuWRG00fcYnc+FliDM69wprFy40GawgXaLTpIvgKOsfs0pOpyiAXhi+qPz2w/Of/ge9",
+	"Hl4+Jydo9w3UEBoE+6VrzYQ9UlqJR0M2hc9wNRF+Bpb+niI3yjzBToUxwsSPKN019LeUtcHV8eP5xXmT",
+	"toh6HPjaLl6dE4+IXDF6zrxcNIEcl9xYOF2k4dAeFp1K4fKCxmDZxKvXKmGAVCQOFzwIoZR7cJKAhyoJ",
+	"f0bZEVpCwbdybb3k8sZru7E0y4Ln6BHp0grSATKK+ENcWi4VpF/j4F7rqrTLDl7i9EdtHR6ZVztzOXEg",
+	"ycPxYXgq7STs9Phr1k7FzVJMHKy/ix0w/AQUS5/DD3BkuhRU6XG/3/UWgFSFgK88PmbtFKfURXdK12nd",
+	"zbmZCahfApNHtqWwrGfYPaiH8fSU/UN+30nYk77/UlE2Oe46w5WdCtMFDwLUQwEKYulF+OV5+KU2ycm8",
+	"UFciS+GrT9Akmju37BKgo6u068Zx0g4wSiuiDjIWufaC2BuXFUUTKG9D+/SqBRjIUKcSDJTS0Iwu0nhF",
+	"6zWLQLpAbr1QjkwjSkVgdq4NbBu1S5+y9Nez7v/Esg29y+5vacJE7icNBb40mPn0csDYTrQxIkcrQGao",
+	"lYBGGpXc2Dym9EIC3j+zrM3B4K5Nyqv5SSSJlfTD49v+l+sniLIns5xSeLp4oZgTN57pex5lw20pVMWb",
+	"rq5FrpcxsisXiwJrH+V61gGn9FvBs+5aF6a7MtIJOyBbJyhsTfu9rVL3RuqMVPgFFJUFfxdYazUXF5Lp",
+	"sGregfBacS9y2tyNFMAsnzBb9eNU0kVqsQAxl8AmuKPB5/xajEJbdKpTTSuJ6YQ99pL8qlySyhcUQpoS",
+	"6JkjFUj3pN8vTxdjmVjkPLCuuEe4vJFKKzs0ALeaLlzK2uUR15/AI4TLBT3Ocj6bSTWDlVCJFZaJmeEZ",
+	"hFeooQAWK6LkeJlLtx6WBj5sihIiI8KA0/XXbyyi1emVfX+k2Pgeml5QAa4Y8Dl787KC8x60jnv9Xh/q",
+	"yC+F4kvZGrQe9/q9x5Av6+YQwDtCe/5fmEsPUe14t19m0BUaf8fasOCT9Q+d9Pt7eq/frec6Fe1vaLl+",
+	"lstr0asFH1uDX39LWrFcY+uVvBZ+g4d49FEfI7oKotLLRIis85mFagWRgbV+858/oiIzO/fhNf1+6z74",
+	"e34EnTnrO7AZgd1aLI2wf7lvjPa2uChCaD5WWgL+Im6W2kKQnWEEeO+aiS56a77Idy7878L9vBTq7M3L",
+	"86WY3I0O6MPNvfTpqzH2tH/htdjh3lV5rrOuEvRGggmfzL06JVTmLzRrxzBmAgxjzL2WOfGXnIIaoBRh",
+	"5kKw+KDGHfGKYeB1FrHCvGzRCtmbM6+k+ttfLStZ3+O3OOUHvGNljZAGyoPhe55TPOk//jRD1krrVE6D",
+	"fBX7aSF+GS89VLMAOY3isPI5Egt76SV4rY94kWHSczPdYO9zQMH5OzeZc6mYNpkwrJ1a8c+UcTvB+Cdq",
+	"VOhftiOFKkUXq24oLLjRhfdF5lUzbucp+67afD+NHejBqYXtlQA2FMQO5cAlzIiFvhYZuh9gOqBMOLPG",
+	"bpusWDKpRio6xWGZaOCu0x57w2cUEgk95L8r8f24LiuE6o1U2AF0lkC4inwfNok2p6l7iN8iyoQEGznp",
+	"wbuBMqx+D15J62IvfAnAyDKQC3V1dxUhwEb+EZdYuHkPTP1LUuoj1AJ0jxJpge8FpAjfwAc+Pd2qHHb5",
+	"29/ao1GP/rPTVD7sfdI4T2qeH921VDrBTx15wo75QYu8cnq3Inv2Ds7HqD+VdRuCH0YbPLIdE7EFAoE+",
+	"4lRgTHRqwoQoRLlrBpTR3TD8XiTv3jmQHXzI8E5/hMGfFcZqM0SWFQkChQqYjAav3E5ygG5jjfMIWVoL",
+	"qeSiWLQG/aaMrd8bPwtupNpnY6f9434fkGr4zWPAqcUhjhuG+O0BpRjwBshxahApPyuBrTP0NGwtyLRT",
+	"nEDTd+NEj77nsU0/vHJ8+yvvVOzaneFLj29/6YU2Y5llAvK4T09ODhmGVFlvCz5XzstDkNQHrOql8qyL",
+	"57FG8ZND5viuUsQL3jm9/Z0L1IVQbFeUNkHixotCPWVBogfDm2MNX3RJ6il5MSBs+6hErgW+FEQ4SJHW",
+	"b0mrHlL29wN+qYv1Svtau1O6n7GUJAWFOjAXDnEgfvfSDkUQwE521Jgttp/VU5TRYDljVFzFHDFq0tpO",
+	"sbUqmY5LYboYDgQdwisKV2LphiyFwE4KDn5b7lSMjmNpAG8fGtH1l2ndYy9g8iNFT4OSAhGqHgvpkMdQ",
+	"nzDcjJpkZocI5koVosPlcrWmpz8IRgfB2hzBEbaYzAEXE6p8doaM5/lm5aAmrlVtIXsY/9gob/SgvGqj",
+	"B+37ZiOouidfuNUfy62oOBSvXNmJLnLEG8E9i67ucCtjn+nSv0XVzT+YVR1h++XB762ltg0c6zVwB7i8",
+	"gXNBbIF4TMmYwMQCRtPWpuzG5P8yUnDNIpQevJxw5zplcaxh8KfQnhDTkcg6FiMlEUmDbGws3EoIhdB9",
+	"AcACGBtRO4GZ5TluKJvmemVHSnktJvfmEQSyWbqgVYBuaqtbTmHPdj8GR4xgKw4fQSQUMEZvKt2RyW3W",
+	"Wiubvn6vs/VHtIubS7q9r6PyqcPHBn86+bjToPppO5hTOC0jaNdvIQX0i+Trz52R9b+9/Y1nFD2CF44P",
+	"GOINX+eaZxdav/KKPL735JD1xEjMa5FJHiqw/eXZ7Zm9qvHaij4DfLULfBVpMGFVJnMLgy2xW6Fm+t2Z",
+	"7++hlNj7I3uFFZCa2XC8JwRkoKolkEYGmq/XbaiDfsraAC6G6Huu1cxz4Go+HYb0AT922j+NMKSjMJnY",
+	"EZshywf1YaRw0hDmAKUrgHXuyP/Or+Sy0uR+S8cDHWzJ3bxUwSoF1+qc6y5ugk+jhe1icnQ2VU3ss+df",
+	"B9y5n7R7oQuV3Y/h/dV5z9/lNZW9AO2IbhNQ87CqbKAyFZQ7f5shVYKkXvYwjGijS0ujvfqzIn8wwLXK",
+	"UtSsPc4LcTQzQqjOgLqiADQR+qIgkwX4QTJSZaMV/8RYeGYTGq5EnB/kNVRKn4VWLNL5L4QuK1ieze9q",
+	"dKmJai8MRoxvu9vKSIV2KxQ5zoz2F7JX6+sRs8WKRZhLuehHXvkTN44SIAhZ4ZXMstNIwqhfyMZXcj3z",
+	"r8/lbN5dgUUPZnfC0pzPUvYda2wzQlGjss1IDP927mFZv6kc+APywo3uQDv4YbmtNvEyCax0f3rlD71P",
+	"yOz+LJYjwF1CcenqhYwGV9R0CJ8vscXPzAhr728yVpjF0e/+rN4fVU7w6PfyH++Ri+SiqTzQaf/bUt0o",
+	"30mr+JfYfKnKbvzlRQtYG7gEC+1ETCYA5iqNdZ0haDQRz1aqfZQyYIvJfKQqNHa3a/SD0cvGflxbWkzT",
+	"+ZaPbFXAblR7aqX/dys+Nbf5fTznp836ZmX/pWUzKFn3RWP5a2ssnsAZrx49eJcpPQ2uZRugwJDInbBS",
+	"WAXUL8Cd1xRF/qgMB3WGbLeRFMru2/rdf2SxvFxlUd5aKrWSyopGCipIYtnUpnZwFtHrJRDsBCKMaiIg",
+	"GB/Sxx9VfNKExobxPI8DnYeSKPtDaqWB8LEJL2ZzN1LFsoSXVfMivWJURaVhAzBLkQ2ngYWCsjlSgOvE",
+	"wDNCIHc1p2NjgTV3oprVwfQvr3jBCN9B9YyUGDRqbn4XamrWGNvhsNCgq8de6DzXK4xYBBFEGIC/P6di",
+	"DJuHnfbYmQrpyOUejhQknVWMVU8T6Z1db3AIJQf/CHx7o4wDqqHxPBx1hq1K6q3z9iZCm0KhkGLU2Rke",
+	"h883h1BrfdvK5tq/Pahzr9Y251ZVD7HhUX2B1C66hV9EyweIltOTAwa70Po1V2vaO/unEUlEZDUn3m6z",
+	"sWqYfojdHHOcWoOWuFkKZbEd572FF1mf+118xIAbmTPa2CEyFORRybQTwF9BnnfJ+XsNTHOfeozf+gAN",
+	"+S2t8+Px2N8+ia1a0eVvZ2NBJ4JDUHr1hXn91fXimlxHbAYKd8A8GDERyuXrqPs0XOSP7sSLZax2s5Rz",
+	"KlESM/LbFDcYrysqmP9QKL+UdoaVpPGRwrSYHBJ0j58wqiSZ1HpLhM6UMUnv7fMXb5+f/3h5cfEqHan2",
+	"4z7L+LqWvQF5JjGHOGADPROCWgEq2ahgAbk2CAWFegig0I5UUD1j67kOFDKvdX5Ly1IGQro5pnRBys7E",
+	"jVRMyMSk7FDmK2SiQWWd5oyyKe8Gk9wvElG3hDKsdDVZcctC+RrA40jHnMhzAACEh+Y6hyQR4Ct+B6SF",
+	"TeChtg4sEFtQTHO9YpkWtjNg3F7FQlZQ/QVAvJBqU/asoFj3GRUN0obxHMDrDHL04L2w+pFKKcWtW8me",
+	"9Dp5taEHFBSZ61WNCvxCsZYFhOqxigWUYvrm+OunnQFLfx21lqts1PoNy82HfyajlnZL/+dh6MURCvJI",
+	"1+jLBKJ/mKg5fPtOofKPJ4xCt6AmHPtGcZKgBezoYvJp5dGfLWz9V9SWd6QwPA+9myBBHvPuA9OBsEgD",
+	"XfFNWqrIrcLNd4stKrG5Q4mGdzeFl8ZWDLvcOdf6itTOfX2MoExSG6tjySztDLDdNS4iiDDr9NKylTZX",
+	"UDMjXKDah6SzIp9WOoVQsafaQ7FCFQm/alEzkB1eiJBLKGGaskViWUGEf09Ej73SkNEHmYbVokBU+4F4",
+	"tFCZoFi+GymuMDF9B1v023modzeM5oUuDPIh4ZYvtu5HivAQWQbFhg7p8Du4147ddQW7PM9vv4ZU3Kx+",
+	"ETH5OEFACHTUoYIJw0D39fZaoSpSeeesLcpKAeAfossU3Ko7Sf0szw+i9ue1iX+h98+M3vfQFWuPWgDH",
+	"8sq7fwySmkatzoNdiMWUHwXzoRt7Ze+wrvgCUBrYVxxiCpmE00tZm9er9KCuHaqf2KVQUIoQUVmWqgtQ",
+	"vcnjPlb81DILt05wk0thsFo4I0XRAhasN1JQAMobU8F0mE577CftWLkRXejBPahWccM8gzDLEZSPtM1e",
+	"cyVW9f7iD6N8v57yt8Ifwx+kgNfXuMMN5A9qswATNjMnHjj51GHSvzrM9C/u3cYW+pjcXSWrh1O8PZNz",
+	"2u2Bmz6DAGjgS7VeA1Bc+eTxNwNIJD5O2FMG/SJswh73medJYmk7IxXMi83GA+DVGGMTgxQ/il5tqJ4x",
+	"UpW+CSl79/bVRqsE9jJAYENPCoBzjdRGgfewxqMJdstIhyBTsKeWpFJ2zODuW8ZHaqPHBdvkqkEj14q1",
+	"ic9DNBdwJ8BvR+oAhhsKuYW6cNLWysI1ImYdN67eoeIBuWB9oB1ccLMhyCdUpf7CzAAOmnG8cCKcAWsv",
+	"itzJ7hSytKs3SmrVeXg2Ea7QPhMhKEFub3MXqPpdRqPCn9MhWLZ1T0TurQlw/lKlO7hwTrNl4QLwa6Tq",
+	"7EXX/Mkdqr/L4zwaWtp4wxwZG1SIcmLpH8Cy0/ZKrMhpzFZ8PawV7TwC5zJwiJGSDlyyMNUFdBOBJp+V",
+	"M5SRYXV67AKUPnR1o882KILH/duUC9bGcpuQCaOn01wqMRwpKE4NJX3J8yAVQ8kCvgVwjuPAfvY0NFSg",
+	"iv4JUCobTLlBrYIxATiwKnHcxHCUXShsyHKpriz4XILLZR8/PZx5bkjIBl5JzZG2ueXHV1cbejF9bgpr",
+	"jCUMN8ysTSv4i676RVe9Pc++MCqwjghPi7wdfcf7u4Y9sKAitexQQXWbWCKoHxV6HSkUwIOKQImBR4ba",
+	"bqHAzq+b/pWvjxTJDcDvL/R1dG9j57BYPa7K5tAhfR9W3V7FIu4gAD6MYevptBETjZvuueFn5Rdo8ASW",
+	"C/nCD7/ww4/ID6fTB/NI1i/qbtZ2hp30qsBktJyr/YCoZjYUQcXMCQM6q3QjheUrg/Jchsggcjjz2q3n",
+	"JFQGcMwnVzOjC5WFus6hOGZsbOPkAjO9rgXPQ/8Qqlgm1dWjMgIwUlaqWS66hRWh2ZHMgLHNdRHqGBGU",
+	"VlA1t9C+AkYbqVp8r4JwCywe46BQOYy4AOXDagWFxpt5G5HkG/rKWziCh2FytTHunqxfJwYqZxpKpG8d",
+	"LZwAaoZwViv+Adn0X3jYXwYv8BpQAqxBOfhE/O12X8PzqAg1gAI8eQ/q+IXQd+xaXyHkvB7PtxsRyGo8",
+	"H5kVISgqHbqcxpyGWHOqF1qdJRjnAYVtu4tkrNx0enIyUlHfhCfSYRUQVu3YBmwMCrhvdg7x2mRUVjHp",
+	"PzZSICdpAbTc2WMpf3LeRuPeW4m7qLJ1KJoKJSqHQfWlrMcv/OwLP2ude6MKYhglIBPLICJnuyPC6Y6s",
+	"jfjQPnN0i1FtaEJGO+4ERl2+/brf71SdYiNVtkjza0xpwEvkKFGDC7XvGZbjzFix7LFzMs75JkQDeM+K",
+	"lw46QSAyuG2OUuOwIP3UDaiW+FznJaYIYBzIcAGXRWrbNhTE/1iDGtdt0JBrR5yWGlpHRgwo4ouVZhMd",
+	"ocAlgrTeYorGpJIB8KcJt2IwUuKGT1yOHfKAwQaCkSYpmwqFElHcLy2eDkJjqCZfsMqtZl99hTXXLTXg",
+	"w0OdQnt+6jRIE/3qK/A8l4cAEF94Dvo2OrkQ1LykbK4DZeq9do9ANxsh1VEMBenTDsBub93uR2ojehnX",
+	"gv1r2DZyO2Gh9aCeOtSx1yQzcd+zTuLXEqUt7lYUgzzPN0Rh/zigrZsVcPhsgMY+VKksGOQzhP0CJSLp",
+	"enqMYG9qN0/gsC9g3y/Crgr23UDwkh+gTkoP540NCZ570AU5lwuqtoe4ZLJTgdtTY5R6JBGi7FgupzdS",
+	"bylaFj2UtX5gpeQqc02beQtN9KG4Cn7+Tmzl+KMPvzsvN6TdiBtpnY36s9PAoTcCsp5eqKOQHzk0VNw+",
+	"3F9im0iQokZPZS6gW+yYWrW0Q0/m6vc7vVpW81aJ61ZDj5ldW0DzPGp6Bfbii1nwfzenRHhTxSX2YCZA",
+	"UL92VtiKWE5E/UOTSEnaHipRSpugziVBkwZ2OGQpab2hiHNQ9ndlSfQa60KFKbQeXsnZVxEKkmnDft0f",
+	"UfSnqViOEOdHdnPhm5RYoyfsp9EFsXlbIRRKVvaP2uDyDZ1lSisTqaONLvfQXHc4Ujt97rE3MAncHnvj",
+	"jWnlsFt4EOAjBfV+ezDVy5ACmQ7LxNOFSBGggw1E0vqTg5HCbrvtmM/Y2GcsZuNip3EX8ga8QXRnrxzb",
+	"cMo1qQ3/CUfwHE7goYAlV0J9aKzzoq4ShW3dkONfpOoXqfrRpCo6djc097qGH50yyHYWWBETChc9mAyu",
+	"8swjYFV7akg9p0yLJkDEWSW2uhFArfBDKFUULJBw7YaHhFKbjRQ/3/+s9AkuOc9tUUB0H3zMUN+9MA4P",
+	"XnziC0/4jFQbCiF6yqt2t0YyJM0hqj5BhXiAq1+2CN6tfL8Rxluo1zITZgCVdFxhU9ZO6WWRpQlL/UBQ",
+	"J65s++jv7BQ6gpoCir6Ssu4fxz4u9PBUYIE2KGcw5TKXatYpe9BCQ4E4WFIpZ1uA7j4tcuaHr/wC3UaN",
+	"mAh5TW+MVJjOo7LUZ1koyL8EcyJIsFSeo2V2V5nYZ5WNe0CLoBxmn1FQOcXP3yTYreIHIquuJ8pCaeCM",
+	"mSc/Ub0KVRL+rYGuj34P391bdLWaRz8zXIGKTOWfcFbYK85Lh7M3LxnPc72yCcuEdUavqake9TQOfnyF",
+	"KEeTWZaWU+qFe9BjP3g6JTE4UoFgMSzdYylO9tJT83ek58OfMEGHE507rTsB0jRST/rHoXhzeNTyxTIX",
+	"6PQLB9EIUoThSprbUXZ+o9xeZZJN3ql9RfYaNPIfpI1XHZqk0O50PnN5/AfUdjo+aIov/dkvhHLhmn/Q",
+	"hS2PB0vNwdXYfR3vUdUMvggFzXZA+Ei/rN5NLyTD+UE6XJu6OUtoyplJ4yf87u3LkUp/D2G9N+++f/Xy",
+	"2eW7t6/e72YZR547ecmRJsxO9FLYZKRqrgEQiCJlY08KddmNdxStaUt1j477IxULRHkG8eYfz56z85Mn",
+	"T2MzygrPIbXKMuk6GI1GPkP9IsdGrywWUzICq9hhGCN+oFqYFlBDs2Jf/lzt7j+Y170c5YxObW9NOV59",
+	"yO/wFEqm/nUZwueu+jak44Xbo2ZV6mv/7A+4foCdndzifrG1su7kfuEfb/JORfcnzcaCG39rvPxGEEm4",
+	"3l7YIdMBhx2C3nQGkLeI/UhiGd/AlrD9YMZywY1ySWnVW0plZVbwPFTFqd5tEO1XYp3UVAdhHR/n0s5F",
+	"lpJuQU67usbtr1pW5CIrDfLH/cf+8pQM8OzNG+R+lQ37f8Lcv3szKvr9k6eo7n9X0fVHSptgBnwHOjM+",
+	"iV23v+v1eukQ0zwqfsUSbKFNqBhU2SbY5NDMGIfy6tMa4dDNuDya8rNwrAcpK/7I9sfQmt+DCd7nRdig",
+	"vS9uqkWP8T7WafP7SjVFyA+PPiJduNAG2/8Tht8Th9zTBP++7PQzV5X2OON+aZC4Ma4OVxf85ii5J/7r",
+	"9SjYR1N29nMuz/TAGffhutSGzF+ryT6Rf7KjKpY3xKRlJZP5Ioo/B1F8RpUuOVtwVXD0ioQ4J5ZfRaha",
+	"u5SgIoOuRZ7YH14yZ9zOx5qb7ChOeocsfou14b0ADs1oMXa10JnIWXvCPe0x+ky1MwpieoTSxWze2Y7l",
+	"/l24H8IszmkSd724ldAORXYetG1amO7Ormm4jA2mX5nkbcGq6qP3FwOf4ir/OeLWOuNrBKbOcihjWLlX",
+	"Xj5LUXFVLcQhlwDacFevQI+dRdwQ9qCGJrGIiUWMqqkGuL2KSIDVSlewypWC9CdspYZ6aPX1BNC0luC0",
+	"rA3GrtfqcnklIHE2UhAhlUZKKuuoKwc6p7xxcNo/HTI5pbuKHbsoNGRECVPzo41UCXHDpDlp2ZP+Y6qt",
+	"AD1Tu2d+qSmavgvBVQ0SB0EmaMnToEH+XbjX4jO/+q/FztIyePRf7vzniFWpHM6ea3+E/lmtugGyvjvg",
+	"+pMQW2jPsqYAprFzb1HmoqlEzEhNuPLXDH21FUxXBy1ZYbgtjKBbjsnwM8MnwisHUmcj1U7FjZgUTlwC",
+	"d0kT9vVWwXKWFQYTS+VkztIfnr96fvE8ZRPPA3M7UtLBaCqq1xUz119u8qV7voKfWPCypibAWkeKtJmy",
+	"rb9gcrEooDERgDML5Zma/2dSKRUQ2JxN/F5M5lAzJqDKKnVuAesZStwawZaFmYXANB0T2PiKqtynnkb8",
+	"nmZp2d0f0GVLeAbeAA0rfLx92v+2syeN9jkexQOhZujrf1Cf6x+I4mvDN/TwJWqsmxh3htbS/lXjfRWE",
+	"7X4o7fsvBQ6+xPIP750dUk7CJQeMfp5DtJBidJ7uPGGLjLX//sObt4wb12PHX9drk+H7HyO03yRgjn6X",
+	"2a2tJ6F+lqtcQ68ZWuxexbQJFUC2PHLA5avc68HaSB/ERFDq5FBoBh78qwF6/urdZJCgGC9lQKRI0jP8",
+	"7apqKY036X2y27gCpYE+RoH/+LFhGU5TTGa1SBr2VSF1r8dij5YwP8S77Mu/Z4j+bdez7Gt18gNEN9QO",
+	"qah+eqXAVSnsSKVxe7BjSKT7FCopDxlpKDHllGIGZcAhaCmQa0ppQjFpv9ly+nyu+Z/jcv/V7+pFtXml",
+	"nlbzK6JVFC8HCaNdt7UpilNv+Suzva1+p9osuJeHRQFPbgVcSgmptIvgu+7SiKkwQk2EPcQlY4VzUs22",
+	"vDJKrGrNmvzDZCFZxt1IXQsDHKE/CAV/sCm8cgTciQaOXjrrr2Q74zJfR2+nnk5HijvW/2bQ7yfsn4UU",
+	"DlMS2MnJoN/v9r+GH5SGug9K5N7MkwuBHCbXE557i+7HHwevX6fhzseDcnIh/qWV6PRY+vyCz1LG0fOT",
+	"0q7Fle/gDj9VdvVNZVM/b2fLrlnvKnFeeZxVSOcjuWSSlt/65vhLpifFQoAkIFryRAAt1drpqPV41Eo7",
+	"n5N585d3+OyjhcDiwqVBHlc08JZX8kqw9M27kPhT3jPWxtIR4eATlr6cdl9zN5mnLDDCwUidnnzDQjVD",
+	"6ZIy9dc6nntNAtOOsDIF+IUw/ag6/8vK/C8J15BSUjF7W+TCYq3GXFpnRwqVnLHBtj9KdAbAP5DTBA4D",
+	"nUjTfn/Q76eAQTh5PHjybTocqRSY1yUwr9SzwVQVeZ4Cu1FahaoOK0lIK0N10FOhsnSkMjmdCsPaXOFf",
+	"gm87PGqXXFm2kJmSs7lrdLu8KQ7nV9tXkRgkybrA2V2tItIYjD5/SUVv1mN0Q+Gq9v1/BOMxCIlO7Caa",
+	"DbH4x9gK6IccKteJjJ2efBP7HyMDKeVjoI3WRgP8V0LN3Lw1eHqaNKMQPr6/acfWvlTL4pPXkLgjg6/c",
+	"A8YDXCepApIJvh+aD1W4/m7eXXknMO3PPqn7i0+r0af1zR7KpGotf7tzp13/VhNFVhi+9BzNWq83tr1W",
+	"9lXaGcTSjVgMHor51BkSVqAJvKj3p+z9cV+BWyr8IWhyaPXjW4rz08+XZYG5HaXuUfbmkjCEtdBs/DYV",
+	"sHNUKtSzCm9I1YdUYlUOF6r3m6b2Y4BGPKBMfSxDQV/tsTf3KYBM7QY2q4mO1Eorxhm4Vmg8nFQjrg/e",
+	"CaXwHigIUh/kY+QQN5Taq3RI/FI/+Ut44f5uUNQja+wv3tQHSAn0dgfmC+0LFFxAZBbQkRjfqE7P6sJ4",
+	"rWlZ2DlAf73ayykNiaoreCa5WGprJfhguYPq8Nc8L7B9EQ5sQ+EByF9azXXFDPDMFLso/+rti4Q53SnL",
+	"+dlciGUZ4t1+FSEnyUiBcUIXFSbOtCE1L8U/pAlaMPBdWhu4g3GBI0VsjbvwRi+AN1PWjnEgcS0nwnYS",
+	"by3geNA5W5uEvpD6f6dJcKAh8I0eUvmateGB72Bp6WBjiViMYsh47b1c8GthN3cDQAFYDC/1KyObyumU",
+	"XNBkUTL6NVhVTqdJrI932sfCdyPFl9w46DbOcu21EMdMrLHFMyxdMQzggwX0sFTM+j3gefQ/485MrXCY",
+	"9ScV+z//+/ibQb+/IQFxTuCPcjrt9NiZGilCm9MeUqcBsVi6dTxFz5wrH5LenkWlCT1gIzUtXEHlbSG/",
+	"D9uroN8fs3MiFQNB8NADRzhsHD5SnrSw5CJYdKXj3Z9oSpTcw60IdvWWBy7Xs8FInfRPCNOEaKmsMHyM",
+	"9UaMYG2AQsVkWxDrFtEPkznAH7wGcS0MO7m56SAWork2CKIsOMu5g4o6PMPaidQzDPQVvUKLfuaXUbkx",
+	"/ukBswBuSTw5MKcdzy1rG+GZXOH8/eCWySnZuLDweKXnPCPY/1gIRReqk2zRdrjWEUHaY2fhusIJ5dr6",
+	"gyzraNI5GQEJVLiMSpWWXEwddKPMuXWX+PAld9EbGgd6ZD2LEHauhLWsbYVg6Yvwb099r2Db/P4vtZVw",
+	"3Cup7AAZY2ARZdf7KlFciSUWbGNSWZkRbsETJazPKwsG+pY7swbsC/evS9h6PpmIpSuLMm9+2x/ATEmv",
+	"74/XfmdGKr4rM9aOroQ0K1CTEgMGWaZJ9EtP9ILYPFEQH6mJXq49i5IOdx4Ijji13wWu1isOeB57JZdL",
+	"HD6gcEYK/OQxphUnDK2LEIwEW4Z9OzdvxkgJNTFrWDaCfYK/PGJ3LEXZ4RK+FUvBKSupujdeL59zs8jh",
+	"TKVjK13kGeO51cxAyxG2mnM3UisexJifyli4lRAKQ3JQcYcrlr4Mcnay7v5DrNMB8D1n1sDGqO6pt8iu",
+	"BFWnhrwNI2dS8TyAG6HL3ro5Nw8Tc1+vz0kw3+KYwpSsgPsGTtwGA8DKa9FJ2NsXz9jjx4+/RSGHPBfj",
+	"hNyEyCC0ysJr8QgRUmUbfZCi0fu0kfDimcNh4Rkv9LtOLkRDjCZpqGi+sSJxs39Fuybo9ANM72cvnysX",
+	"vmLpNKgEyDtRIcCr1Bmil69UfKoaCeHkdq0IH9rn7VtIFf55fOhqYPIVXSIBkYvKB/gsN5QKUj+aVgGq",
+	"CNBQ7ZWdJ+Tnl9wlTgy9dcCS2F7MM0gF7k68BqiYzATYDUhMADokttAmNfXdu5c/dCjbNyb0gpt8p7+1",
+	"zgB2HcTJkyebJ7HkzlsXrUHrf/06Gt2cHHdHo5uvn//2t39rJbcmin1MZB5ylhBz3+USrbLQoI0Qh0ZF",
+	"JtezISEjo2thCxvOlEY90YBmWNMLvKLxuVXf+tL8/A80f1H01dVjr+cHBXKbq2AvR8+4SZOqGMkSrJN7",
+	"msmVfKZkX7fzMfS2pMj/SoznWl/FsBwE3C5llg62q09CjjHqCxD+h6J+YPOEl2JzC7B6tlUP1OWhUyaU",
+	"vLd8KgaspoCUlqz/C+KobalMajURQ6x3HzQYqWLJw9vVl5Fql7Ny3bf0Z9IsOwlZGW1tKsaLnxc27JRe",
+	"S9Ur1SGbp67EloxGZiwTBoqlxAX5r2DrkqDZQg0ysKw3VVzUNOOmUMVHDCcCznyss3UwGNPCqAGRxIA8",
+	"+wNZ2forse5iCfe07DqyeTZJfaa4XnA1UPLaHGEWM+2cUCPVhozpdcKMAIWrU/kAMl9BaK7YSrCw82EF",
+	"UzJSoQcA+94vB8pXlulA/hVvRJoiJ5sXxh8pwHkQ4doj/9W0OXJq5wfrpLdIYT/In0QCP0Dnl8LOv4eA",
+	"7eF4/P289Iyu8xc/8xc/84GC1hMh4yS8NrF7VYnbXs61gioEtnMX2doCzt0FSN7BGcMVFMxDYfJGqq00",
+	"y6T1kgpkcLIVo6ug4pJgExVKOtupI/pQrBAoRFqqyADILHpmiH4D6dB5LpWXFDG063TAjbgKzmsHzO48",
+	"bMznjauL09yVvky/l8v9gqD7vw5BF4mgvXER463D63Y3RJ0foo6cC76XqRR51kGtdSLqsX4Yrg6QC0Nt",
+	"AeIqdxeQFxNuDOqpxAQwVQCrkaGzvATobeQ2n558E4Mc8bNDQhRU+UEMMVuJve71QniWLHIrHlkmMnBo",
+	"Rh36tP9t2UgvfnhQ1gIHKAAWK/TXfF3Br/XYz1Movhk2x3+8hLSBKz1wv2qPKCjNKTIMhWyiBlkDaDCl",
+	"c7/0557GINPT05GazLnhE8+5ENKslTM6Z+WfmYZSxIKaASbMFgZqBYMibpdwwtDVysjFgu74qJWy7wBj",
+	"2BmyNNBZyrhiL89+OkMMjS3Akhup9Hlh9FIcfS9MLlU6ZCnQYxrKU2A8Si6Wwkiep17mpLQvaQwvBZtC",
+	"A32C7ZSR+m8B1QkkJP5ZcPRpV4grwMz8dp7FWxGERYSWaPRBLgRA7Su20UID4aBchy3172k1YIJqOQfx",
+	"DkVYEd8GQHGI8fXYL2BGxQWOFKw/CkNPPTFkwuLVRwdPJq3jAGBULF3INBmplYBKBf4P+ZiitmIBEg4S",
+	"fMS15FgA1D+SidmLHSbIHin4Ba15X1H9h8Azb9MTIvfbBGNS0O8LFPMLFPMLFPOTQzGDanQb9BKKOB39",
+	"7u/U+3uWfULrygROXcX9DAGcMlIx0cpppvQKUQ8IGHE6lqwo4Sy98Csc1tgL6RrWJRSQCGMGveTxMX4K",
+	"0qIMX6UJ+/Zx/NNIpXNdGJRrASeDz2Z8nbJxMbkSzjbiWsZirVXmFT7u0MsboC1VXE8dypIeAeqlx1IA",
+	"UAXTc6RssQjSDseESUyKRZFzJ68FfMyytnViaRPGJ/6Pl0IJM1snIxUEd6fscy+4KlMyQB356qu3fEUQ",
+	"EBZKES75TNivvgJffOinCVZ+WvoR6KxG6rif9Pv9Eln0BP7dSZg2GYjP8TpAtwjvCske+N8jFfA9lIgL",
+	"+KIwCJaKTajN/Uyw0Aw2VeKGckn4SKWvpLoasFHR7z+e9Ho9+A8xZEbk341a/lEv+pGlY5/Zb06++aaz",
+	"0T713dtX1OmVj63OC+fHdNGb4j8Dk0iY7IkeOj7LIhUQBCXIwCYqaypvvNo6lZDQLlWslLRmXsEIyojI",
+	"OnFFk8JYbcjRDfXtYf1zbkPzrB57AbsDFITbgXgKMBtgEWi1YB9BCkgjrKYWii8V/4m3nHKryWghiFc8",
+	"DTvniKHyZzlkgKWheQJhrqC9F8M/jRTWWIcVeTUSaMofCXfC3+aVkc6zWZ6JCjijx37UhSGFdO3ngM1/",
+	"PcfFqlUUSZAGp29ZO1xdPcUwRxIvbQehRzxf+d+BusGgTMqADuzcIJI35GDTmiL+Y7FxYZEcSVvdWZ3K",
+	"X/dzrBt0SFoshc13Qxv2l5ryo5Ux9FtcSC+MXrQOeO5Ct3ZVRkWGdHCc/3t8vCHAX2E/AJPsksUTQWA2",
+	"WKpwAwLfYcf9Da7T7/eHdbYazrRwgM467vXgqc4u5AI6MqtLosFaAxzNK/ZyUSxagyf0b6nw3yUuQyon",
+	"ZsIcdA7PgNIOOYlPXbmsQrwNOtTP4TSIkdD5tTkz8TQ7jEyt0DcbH5lXrneQpF5W5BmUWtJSUeu/j+ZH",
+	"9MLhtlfgmU+r1//Viwr8XGKga/EIpq+F2Rni36q0FnBX1QDCdkOXN/GpB7wVYZBdzVyeg4gt2yp8yl4u",
+	"W77ZleAYZI4biBqLFcbvv9dJbRJbfAFeUNpKk4FSe8bGCeBqtFegB9/awAUgHbc3Br3NXqg3DhVY4KRm",
+	"N4wUKFgbdkOy12jYxsD3RirNoE68DEBYdJ0RdAWWIwxb6SvBiiUjT95XX8UJHqA4R8H1pCK2RupJg7Jc",
+	"qsebivO2ruxVJJrEF235Y2vL9eI/B6rLACyu9NyUypthGwrzrs5U557UKt1q7xYavKNet+1UQ7WrxIQ2",
+	"6F1PNrWug5Su++hcT7Y0rr+swlU99l3iZVvpwmOKytMXtekvUoup9M5tQCPvpDnVIGC7M6Zf6LJBoE2Y",
+	"M4WFtBQjsxmo7ZD3VmoDErxP2vTYuZwpwsqP1LnjKuMmY7/QsKz94+uzZ93zH89OnjzFqacy60F5EccX",
+	"y95YZ+u0Q/hGOVMQO4Kiz5DBjRFK5LsrNl47EaV4aC3ixfWSGxvaCsZvjxQ5BAMC8gmjrk0Vi+UathhT",
+	"wNrUkBx7TUmtMGGmZOrp9XGSltO0bOHNF4F1nxAKacXECGeZ0dDkjj33OtUKcqpGasolFumGCr0rxciv",
+	"HTLeIM/wtH/cGYxUI2CRTrNLV69Ljmv/ZpDVkqJXrpMc+BGpAFQIH0nDj/7fiKgcqbSXQuIAL/e2Vkov",
+	"ExO54Dl7p+SN3wCtMnvr6PFTXShsk7J2EBZgLkqV6dWtH4lHUVmE0uUJYeK+gOSzdeg/7g+IIoOQ8Ed/",
+	"8is0omshOIpoVZ2tOzERsLY1MuCPMBnrkY1wSMwcilla7aABjBTAsjq1mOJucCt6zLzqotm0MNhtR0yn",
+	"YuIquNeG4yoBsIQDA5VrCo3B8ZKe9r9thsOGSXdltgGFrQ1El6JS94wgqoOwH8FZFwsVhkSD9htt3cyI",
+	"8/94ldBs3opM2oC0nqLW5uahYqK0mFXG+MRoawOOFjkR5uNxtaZ60NifaA2B+4C2Rid8WclB3EjrIgS7",
+	"VFjC87i5IcpPaFuRjRRBlzO94FI9srS5wHhMqHVNiYqkOIbLTUUgR6rdFAXgjqUhW/vopyNKHy6UdDDf",
+	"COqmmPVINb3lH08TJhfLnBeYjg1RhM3nMLTgafqMFkC7S5rcSb/f7zPpxMIOmV3m0rGcm5kwrFjmmhMW",
+	"5OTmplKoP1LZrmwSb6fUU1xHqpLj2tAdoI3AdYCZdxIWU2B3IZhJ2twGH3in5D8LwWQEWweCH5Z6ulYx",
+	"K9ZhP47GgH95HfZ6a/fjlm/N4aoy1LKxQuQtK26B1WHMe+88I7fdO90qkLrf/fa334+T45P3/3ZI8tz5",
+	"kk888/QHAJmd/prpKYhMNDLH3Iqnp6yiD6DNmd46+cjOD93r0/63T2/b7AeCXxApfoGDf4GD/1FWRNko",
+	"7fdwhc7jDRr8+tv733ZixrHzVEhcAh+h06Qm3wkovr+rFM2qtWWk1Ps8Nzp6g/+VLtqPXGV2zq/EYb0D",
+	"q53aLyFj6z4NASdzb5upmbhTU8C7ugp4lkkEGb4xfg+cN+yI7dFYevzfYrK7fHqYZsLEZK4/pGbRAXT7",
+	"QpuxzDKhvjR4a2jwtqN74Vm10WiVONk8EDZr/1wYPmDbpAtKcDzkw1q/Nd/DB+jxfFE16Nn97HkoDTTR",
+	"6DoF4zMJtvxGj9bSMEXLkTZtpNKbri4ML3WIlH3HiuVSmO6EW8Hm4qaqkrArsa4VVifYdzARwYFBn4xj",
+	"puR0LxMcvf0wZE9im+gOOQIIojoWWJQD6snEUBEWxCsrykC9o5GKaZK2hAJXVl5Pw9vUaVGvHqkw3kTU",
+	"CtGIpLL7bCrcZA6pNtXSfCATyk6vKB0Qw00khi4Nb6N58yYXWSidBsk6zeUwNtj4B1SJa2CFBwFeN1qS",
+	"V+b+mRei/6Jj/THsuXorEjK8ynhY5UHItPP0KT5yN85Sb9rU87Dp9VnhjR3S8EBpQ25emLw1aB0Bt6bp",
+	"bNM/XFZyrFQ7WvRKvQeLzDXGjKK3mlL0kjIdCIooYuOA6reoXcAtn6t9ZVfJUNYmZK7IIsTcVgtsdyoD",
+	"R2Dr9sheF/YSaHdhgsp3SAVuwDKVncoakzBDGRj6TnDZ37IRWLfT6aaYPvZo75TR+vjTo1C8oDrzKiU2",
+	"FI5BPk0It0rbNdY2YlzIPLMJMxo7dtuEZf6JXDivGHSGLOXZQqrUP4El76pn7n9qGPJHwXM3T2AwqYSN",
+	"OSkh4iDrmYX0uShRbOv9b+//vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -22,10 +22,12 @@ const (
 	channelApp     = "app"
 )
 
-// Deps are the ports of the push routes.
+// Deps are the ports of the push routes and of the deletion route.
 type Deps struct {
 	// Ingestor serves both push endpoints (required).
 	Ingestor Ingestor
+	// Deleter serves DELETE /v1/me/samples; nil answers it 503.
+	Deleter Deleter
 	// Now is the receiving clock; nil means time.Now.
 	Now func() time.Time
 	// MaxFutureSkew is how far after Now a value may lie

@@ -34,6 +34,9 @@ type Deps struct {
 	Units Units
 	// Now is the clock for default query ranges; nil means time.Now.
 	Now func() time.Time
+	// CursorKey signs page cursors (required, at least 32 bytes; the same
+	// on every instance, so a next page may be read from any of them).
+	CursorKey []byte
 }
 
 // Reader reads the projections. It is a port so the HTTP layer stays
@@ -41,10 +44,11 @@ type Deps struct {
 type Reader interface {
 	// Me returns the profile; domain.ErrNotFound when there is none.
 	Me(ctx context.Context, userID uuid.UUID) (users.UserView, error)
-	// Metrics returns one metric series.
+	// Metrics returns one metric series (one page of a raw series).
 	Metrics(ctx context.Context, q metrics.MetricQuery) (metrics.MetricSeries, error)
-	// SleepSessions returns the sessions ending in [from, to).
-	SleepSessions(ctx context.Context, userID uuid.UUID, from, to time.Time) ([]metrics.SleepSession, error)
+	// SleepSessions returns one page of the sessions ending in [q.From,
+	// q.To).
+	SleepSessions(ctx context.Context, q metrics.SleepQuery) (metrics.SleepPage, error)
 	// Dashboard returns the summary; token (possibly empty) says how fresh a
 	// cached summary must be to be served.
 	Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (metrics.Dashboard, error)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +30,7 @@ const (
 type Handlers struct {
 	deps        Deps
 	consistency *edge.Consistency
+	cursors     cursors
 	// rendered keeps dashboard encodings (see renderedDashboards).
 	rendered renderedDashboards
 }
@@ -38,7 +41,7 @@ func New(deps Deps, consistency *edge.Consistency) *Handlers {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Handlers{deps: deps, consistency: consistency}
+	return &Handlers{deps: deps, consistency: consistency, cursors: cursors{key: deps.CursorKey}}
 }
 
 // GetMe returns the caller's profile (GET /v1/me).
@@ -120,6 +123,20 @@ func (h *Handlers) GetMetricSeries(c echo.Context, typ gen.MetricType, params ge
 	if err != nil {
 		return err
 	}
+	q := metrics.MetricQuery{UserID: uid, Type: def.Type, From: from, To: to, Bucket: bucket}
+	scope := queryScope(kindRawSeries, uid, string(def.Type), from, to)
+	if bucket == metrics.BucketRaw {
+		q.Limit = orDefault(params.Limit, DefaultRawPage)
+		if params.Cursor != nil {
+			pos, err := h.cursors.decode(*params.Cursor, kindRawSeries, scope)
+			if err != nil {
+				return err
+			}
+			q.After = &metrics.SampleKey{Start: pos.a, End: pos.b, Source: pos.source}
+		}
+	} else if err := notPaged(params.Limit, params.Cursor); err != nil {
+		return err
+	}
 	tok, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelMetrics)
 	if err != nil {
 		return err
@@ -128,9 +145,7 @@ func (h *Handlers) GetMetricSeries(c echo.Context, typ gen.MetricType, params ge
 	if err != nil {
 		return err
 	}
-	series, err := h.deps.Reader.Metrics(c.Request().Context(), metrics.MetricQuery{
-		UserID: uid, Type: def.Type, From: from, To: to, Bucket: bucket,
-	})
+	series, err := h.deps.Reader.Metrics(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -156,6 +171,9 @@ func (h *Handlers) GetMetricSeries(c echo.Context, typ gen.MetricType, params ge
 		out.Points = append(out.Points, mp)
 	}
 	displaySeries(&out, def, system)
+	if n := series.Next; n != nil {
+		out.Next = nextPage(c, from, to, h.cursors.encode(kindRawSeries, scope, position{a: n.Start, b: n.End, source: n.Source}))
+	}
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -170,15 +188,27 @@ func (h *Handlers) ListSleepSessions(c echo.Context, params gen.ListSleepSession
 	if err != nil {
 		return err
 	}
+	q := metrics.SleepQuery{UserID: uid, From: from, To: to, Limit: orDefault(params.Limit, DefaultSleepPage)}
+	scope := queryScope(kindSleepList, uid, "", from, to)
+	if params.Cursor != nil {
+		pos, err := h.cursors.decode(*params.Cursor, kindSleepList, scope)
+		if err != nil {
+			return err
+		}
+		q.After = &metrics.SleepKey{End: pos.a, Start: pos.b, Source: pos.source}
+	}
 	if _, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelMetrics); err != nil {
 		return err
 	}
-	sessions, err := h.deps.Reader.SleepSessions(c.Request().Context(), uid, from, to)
+	page, err := h.deps.Reader.SleepSessions(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
-	out := gen.SleepSessionList{Sessions: make([]gen.SleepSessionView, 0, len(sessions))}
-	for _, ss := range sessions {
+	out := gen.SleepSessionList{Sessions: make([]gen.SleepSessionView, 0, len(page.Sessions))}
+	if n := page.Next; n != nil {
+		out.Next = nextPage(c, from, to, h.cursors.encode(kindSleepList, scope, position{a: n.End, b: n.Start, source: n.Source}))
+	}
+	for _, ss := range page.Sessions {
 		out.Sessions = append(out.Sessions, gen.SleepSessionView{
 			Start: ss.Start, End: ss.End, Date: ss.Date, Source: ss.Source,
 			AsleepMinutes: ss.AsleepMinutes, InBedMinutes: ss.InBedMinutes, AwakeMinutes: ss.AwakeMinutes,
@@ -241,3 +271,48 @@ func displaySeries(out *gen.MetricSeries, def metric.Definition, system metric.S
 		p.Value, p.Min, p.Max = conv(p.Value), conv(p.Min), conv(p.Max)
 	}
 }
+
+// orDefault is a page size the request named, or def.
+func orDefault(limit *int, def int) int {
+	if limit == nil {
+		return def
+	}
+	return *limit
+}
+
+// notPaged refuses paging parameters on a read that is never paged (hour
+// and day series): ignoring them would answer something else than asked.
+func notPaged(limit *int, cursor *string) error {
+	v := &domain.ValidationError{}
+	if limit != nil {
+		v.Add("/limit", "only raw series are paged; hour and day series come whole")
+	}
+	if cursor != nil {
+		v.Add("/cursor", "only raw series are paged; hour and day series come whole")
+	}
+	return v.Err()
+}
+
+// nextPage is the URL of the page after this one: this request's path and
+// query with from and to fixed (a defaulted `to` is "now", which moves)
+// and cursor set. It sets the RFC 8288 Link header and returns the URL for
+// the body's `next`.
+func nextPage(c echo.Context, from, to time.Time, cursor string) *string {
+	q := url.Values{}
+	for k, v := range c.QueryParams() {
+		q[k] = slices.Clone(v)
+	}
+	if !q.Has("from") {
+		q.Set("from", from.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Has("to") {
+		q.Set("to", to.UTC().Format(time.RFC3339Nano))
+	}
+	q.Set("cursor", cursor)
+	next := c.Request().URL.EscapedPath() + "?" + q.Encode()
+	c.Response().Header().Set(HeaderLink, "<"+next+`>; rel="next"`)
+	return &next
+}
+
+// HeaderLink carries the next page's URL (RFC 8288) on paged reads.
+const HeaderLink = "Link"
