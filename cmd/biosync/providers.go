@@ -38,7 +38,7 @@ func (p *platform) connectionService(publicURL string) (*connections.Service, er
 	return connections.New(connections.Deps{
 		Log: p.appender, Store: postgres.NewConnections(p.pool), Sealer: p.codec.Keys(), Clients: clients,
 		PublicURL: publicURL, Backfill: p.cfg.ProviderBackfill,
-		Envelope: commands.Envelope{CorrelationID: httpapi.CorrelationID}, Logger: p.log,
+		Envelope: commands.Envelope{CorrelationID: httpapi.CorrelationID}, Logger: p.log, Data: p.cmds.samples,
 	})
 }
 

@@ -333,7 +333,8 @@ func mustJSON(t *testing.T, v any) string {
 // expires every access token at Oura: the next fetch gets 401, refreshes
 // (storing the rotated single-use refresh token) and succeeds; then the
 // user revokes access at Oura: the refresh answers invalid_grant and the
-// connection shows revoked. Disconnecting with delete_data is 501 for now.
+// connection shows revoked. Disconnecting with delete_data then removes
+// what Oura delivered.
 func TestOuraTokensAreRefreshedOnA401AndARefusedRefreshRevokesTheConnection(t *testing.T) {
 	w := newOuraWorld(t)
 	_, back := w.connect(t)
@@ -354,9 +355,9 @@ func TestOuraTokensAreRefreshedOnA401AndARefusedRefreshRevokesTheConnection(t *t
 	assert.Contains(t, row["last_error"], "revoked")
 
 	code, _, prob := w.c.do("DELETE", "/v1/connections/oura?delete_data=true", nil, nil)
-	assert.Equal(t, 501, code, "%v", prob)
-	code, _, _ = w.c.do("DELETE", "/v1/connections/oura", nil, nil)
-	assert.Equal(t, 204, code)
+	assert.Equal(t, 204, code, "%v", prob)
+	w.eventually(t, "/v1/metrics/spo2?bucket=raw&"+w.window(), func(b map[string]any) bool { return len(points(b)) == 0 })
+	w.eventually(t, "/v1/sleep/sessions?"+w.window(), func(b map[string]any) bool { return len(sleepSessions(b)) == 0 })
 }
 
 // TestDisconnectingOuraRevokesAtOuraAndKeepsTheData disconnects a live

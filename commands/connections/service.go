@@ -18,6 +18,7 @@ import (
 
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/provider"
 	"github.com/biosync/biosync/eventstore"
 )
@@ -63,6 +64,17 @@ type Deps struct {
 	// Logger reports failures (never tokens or provider user ids); nil
 	// discards.
 	Logger *slog.Logger
+	// Data deletes the samples a connection delivered when a disconnect
+	// asks for it (commands/samples); nil answers such a disconnect with
+	// ErrDeleteDataUnsupported.
+	Data DataDeleter
+}
+
+// DataDeleter removes a user's samples and sleep sessions of one source
+// over a range (samples.deleted), the same command as DELETE
+// /v1/me/samples.
+type DataDeleter interface {
+	DeleteSamples(ctx context.Context, cmd commands.DeleteSamples) (commands.Accepted, error)
 }
 
 // Service runs connections.
@@ -222,33 +234,58 @@ func (s *Service) List(ctx context.Context, user uuid.UUID) ([]Connection, error
 }
 
 // ErrDeleteDataUnsupported: deleting the data a connection delivered
-// needs the samples-deletion command, which does not exist yet.
-var ErrDeleteDataUnsupported = errors.New("deleting the data a connection delivered is not available yet")
+// needs the samples-deletion command, which this process was not given.
+var ErrDeleteDataUnsupported = errors.New("deleting the data a connection delivered is not available on this server")
 
 // Disconnect ends the user's connection: revoked at the provider where
 // its API allows (best effort: the tokens are destroyed here whatever it
-// answers), then connection.revoked. Data already received stays.
+// answers), then connection.revoked. Data already received stays unless
+// deleteData: then every sample and sleep session from this provider's
+// source is deleted (samples.deleted, in ranges of at most
+// ingest.MaxDeletionSpan from a day before the backfill's start to a day
+// from now), after the revocation, so no fetch re-adds it.
 func (s *Service) Disconnect(ctx context.Context, user uuid.UUID, p provider.Name, deleteData bool) error {
 	c, err := s.client(p)
 	if err != nil {
 		return err
 	}
-	if deleteData {
+	if deleteData && s.d.Data == nil {
 		return ErrDeleteDataUnsupported
 	}
 	conn, err := s.d.Store.Get(ctx, user, p)
 	if err != nil {
 		return err
 	}
-	if conn.Status == provider.StatusRevoked {
-		return nil
-	}
-	if tok, err := s.open(ctx, conn); err == nil {
-		if err := c.Revoke(ctx, tok); err != nil {
-			s.d.Logger.Warn("provider revocation failed; tokens destroyed here anyway", "provider", p, "err", err)
+	if conn.Status != provider.StatusRevoked {
+		if tok, err := s.open(ctx, conn); err == nil {
+			if err := c.Revoke(ctx, tok); err != nil {
+				s.d.Logger.Warn("provider revocation failed; tokens destroyed here anyway", "provider", p, "err", err)
+			}
+		}
+		if err := s.revoke(ctx, conn, provider.RevokedByUser); err != nil {
+			return err
 		}
 	}
-	return s.revoke(ctx, conn, provider.RevokedByUser)
+	if !deleteData {
+		return nil
+	}
+	const day = 24 * time.Hour
+	end := s.d.Now.Now().UTC().Add(day).Truncate(time.Second)
+	first := conn.BackfillFrom
+	if conn.ConnectedAt.Before(first) {
+		first = conn.ConnectedAt
+	}
+	for from := first.UTC().Add(-day).Truncate(time.Second); from.Before(end); {
+		to := from.Add(ingest.MaxDeletionSpan)
+		if to.After(end) {
+			to = end
+		}
+		if _, err := s.d.Data.DeleteSamples(ctx, commands.DeleteSamples{UserID: user, Deletion: ingest.Deletion{From: from, To: to, Provider: string(p)}}); err != nil {
+			return err
+		}
+		from = to
+	}
+	return nil
 }
 
 // revoke destroys the tokens and appends connection.revoked.
