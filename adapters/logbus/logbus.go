@@ -29,6 +29,15 @@ type Offsets interface {
 	Store(ctx context.Context, consumer string, partition int32, next int64) error
 }
 
+// Owners decides which process reads a partition for a consumer
+// (adapters/postgres.ProcessOffsets: a session advisory lock), so with
+// several instances each event is handled by one of them.
+type Owners interface {
+	// Claim tries to take partition for consumer. When ok, held ends when
+	// the claim is lost (its connection failed) or release is called.
+	Claim(ctx context.Context, consumer string, partition int32) (held context.Context, release func(), ok bool, err error)
+}
+
 // Subscriber implements message.Subscriber over the event log. The topic
 // given to Subscribe is informational (there is one event topic).
 type Subscriber struct {
@@ -39,6 +48,9 @@ type Subscriber struct {
 	Codec *eventstore.Codec
 	// Offsets keeps the acknowledged position per partition.
 	Offsets Offsets
+	// Owners, when set, makes each partition read by one process at a
+	// time; nil reads every partition here.
+	Owners Owners
 	// Consumer names the offsets ("providers.fetch").
 	Consumer string
 	// Types are the event types delivered; others are skipped (their
@@ -86,7 +98,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.M
 			defer wg.Done()
 			defer s.wg.Done()
 			for ctx.Err() == nil {
-				if err := s.consume(ctx, p, out); err != nil && ctx.Err() == nil {
+				if err := s.owned(ctx, p, out); err != nil && ctx.Err() == nil {
 					s.Logger.Warn("event log subscription failed; resubscribing", "consumer", s.Consumer, "partition", p, "err", err)
 					select {
 					case <-ctx.Done():
@@ -98,6 +110,27 @@ func (s *Subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.M
 	}
 	go func() { wg.Wait(); close(out) }()
 	return out, nil
+}
+
+// owned consumes p while this process holds it (always without Owners);
+// a partition another process holds is asked for again after Redeliver.
+func (s *Subscriber) owned(ctx context.Context, p int32, out chan<- *message.Message) error {
+	if s.Owners == nil {
+		return s.consume(ctx, p, out)
+	}
+	held, release, ok, err := s.Owners.Claim(ctx, s.Consumer, p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		select {
+		case <-ctx.Done():
+		case <-time.After(max(s.Redeliver, 2*time.Second)):
+		}
+		return nil
+	}
+	defer release()
+	return s.consume(held, p, out)
 }
 
 // consume streams one partition from its stored offset until ctx ends or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +51,7 @@ func (c *Connections) TakeState(ctx context.Context, hash []byte, now time.Time)
 	if !now.Before(s.ExpiresAt) {
 		return s, connections.ErrStateInvalid
 	}
-	s.Provider = provider.Name(p)
+	s.Provider, s.ExpiresAt = provider.Name(p), s.ExpiresAt.UTC()
 	return s, nil
 }
 
@@ -94,11 +95,12 @@ func scanConnection(row pgx.Row) (connections.Connection, error) {
 	}
 	x.Provider, x.Status = provider.Name(p), provider.Status(st)
 	if sync != nil {
-		x.LastSyncAt = *sync
+		x.LastSyncAt = sync.UTC()
 	}
 	if latest != nil {
-		x.LastDataAt = *latest
+		x.LastDataAt = latest.UTC()
 	}
+	x.ConnectedAt, x.BackfillFrom, x.BackfillTo, x.DoneUntil = x.ConnectedAt.UTC(), x.BackfillFrom.UTC(), x.BackfillTo.UTC(), x.DoneUntil.UTC()
 	return x, nil
 }
 
@@ -161,7 +163,13 @@ func classify(what string, err error) error {
 
 // ProcessOffsets stores how far process managers consumed the event log
 // (process_offsets), for adapters/logbus.
-type ProcessOffsets struct{ pool *pgxpool.Pool }
+type ProcessOffsets struct {
+	pool *pgxpool.Pool
+
+	mu    sync.Mutex
+	lock  *pgx.Conn       // the connection holding this process's claims
+	alive context.Context // ends when lock failed
+}
 
 // NewProcessOffsets returns the store over pool.
 func NewProcessOffsets(pool *pgxpool.Pool) *ProcessOffsets { return &ProcessOffsets{pool: pool} }
@@ -181,4 +189,80 @@ func (o *ProcessOffsets) Store(ctx context.Context, consumer string, partition i
 	_, err := o.pool.Exec(ctx, `INSERT INTO process_offsets (consumer, partition, next_offset) VALUES ($1, $2, $3)
 		ON CONFLICT (consumer, partition) DO UPDATE SET next_offset = GREATEST(process_offsets.next_offset, EXCLUDED.next_offset)`, consumer, partition, next)
 	return classify("store process offset", err)
+}
+
+// Claim takes partition for consumer with a session advisory lock. All
+// claims of this store share one connection of their own (outside the
+// pool, so claims never starve requests), probed every 5 s: when it fails
+// its locks are gone, every held context ends so the callers stop
+// reading, and the next Claim connects again.
+func (o *ProcessOffsets) Claim(ctx context.Context, consumer string, partition int32) (context.Context, func(), bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lock == nil {
+		conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return nil, nil, false, classify("claim partition", err)
+		}
+		alive, lost := context.WithCancel(context.Background())
+		o.lock, o.alive = conn, alive
+		go o.probe(conn, alive, lost)
+	}
+	conn, alive := o.lock, o.alive
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1), $2)`, "process:"+consumer, partition).Scan(&got); err != nil {
+		return nil, nil, false, classify("claim partition", err)
+	}
+	if !got {
+		return nil, nil, false, nil
+	}
+	held, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(alive, cancel)
+	release := func() {
+		stop()
+		cancel()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.lock == conn && alive.Err() == nil {
+			uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer ucancel()
+			_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1), $2)`, "process:"+consumer, partition)
+		}
+	}
+	return held, release, true, nil
+}
+
+// probe pings the lock connection every 5 s; on failure it ends alive and
+// forgets the connection (its session, and so its locks, are gone).
+func (o *ProcessOffsets) probe(conn *pgx.Conn, alive context.Context, lost context.CancelFunc) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for range t.C {
+		o.mu.Lock()
+		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			lost()
+			_ = conn.Close(context.Background())
+			if o.lock == conn {
+				o.lock, o.alive = nil, nil
+			}
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+	}
+}
+
+// Close ends the lock connection (and so every claim).
+func (o *ProcessOffsets) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lock == nil {
+		return nil
+	}
+	err := o.lock.Close(context.Background())
+	o.lock, o.alive = nil, nil
+	return err
 }

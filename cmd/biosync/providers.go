@@ -51,8 +51,10 @@ func (p *platform) runFetchWorker(ctx context.Context, svc *connections.Service)
 		return err
 	}
 	defer l.Close()
+	offsets := postgres.NewProcessOffsets(p.pool)
+	defer offsets.Close()
 	sub := &logbus.Subscriber{
-		Log: l, Codec: p.codec, Offsets: postgres.NewProcessOffsets(p.pool), Consumer: fetchConsumer, Logger: p.log,
+		Log: l, Codec: p.codec, Offsets: offsets, Owners: offsets, Consumer: fetchConsumer, Logger: p.log,
 		Types: map[string]bool{provider.EventNotified: true, provider.EventConnectionEstablished: true},
 	}
 	w, err := svc.NewWorker(sub, p.kcfg.Topic, &logbus.LoggingPublisher{Logger: p.log}, connections.WorkerConfig{BackfillEvery: 10 * time.Second})
