@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,20 @@ type ouraWorld struct {
 	// env is the server's configuration; userID the BioSync user.
 	env    map[string]string
 	userID string
+	// stop stops the current server (once).
+	stop func()
+}
+
+// start starts a server on w.env (again, after stop: same PostgreSQL and
+// Kafka topic) and points the client at it.
+func (w *ouraWorld) start(t *testing.T) {
+	t.Helper()
+	w.server = startServer(t, w.env)
+	w.stop = sync.OnceFunc(w.server.stop)
+	t.Cleanup(w.stop)
+	if w.c != nil {
+		w.c.base = w.server.url
+	}
 }
 
 // noRedirect is a client that shows a redirect instead of following it.
@@ -69,8 +84,7 @@ func newOuraWorld(t *testing.T, extra ...string) *ouraWorld {
 		env[extra[i]] = extra[i+1]
 	}
 	w.env = env
-	w.server = startServer(t, env)
-	t.Cleanup(w.server.stop)
+	w.start(t)
 
 	w.c = &client{t: t, base: w.server.url}
 	email := fmt.Sprintf("oura-%d@example.com", time.Now().UnixNano())
@@ -430,4 +444,38 @@ func TestErasingAUserShredsTheirOuraConnection(t *testing.T) {
 	assert.Zero(t, rows(), "the connection (sealed tokens) and pending states are gone")
 	assert.Equal(t, 200, w.notify(t, ouratest.Notification{EventType: "create", DataType: "sleep", ObjectID: "x", EventTime: "t", UserID: w.ouraUser}),
 		"a notification for the erased user's Oura account is acknowledged, and nothing is recorded")
+}
+
+// TestARestartDuringTheBackfillResumesItWhereItStopped lists one document
+// a page; Oura fails after a few calls, the server is stopped mid-backfill
+// and started again once Oura answers: the backfill goes on from the
+// stored data type and page (the types done before are not listed again)
+// and every value arrives.
+func TestARestartDuringTheBackfillResumesItWhereItStopped(t *testing.T) {
+	w := newOuraWorld(t)
+	w.fake.PageSize = 1
+	w.fake.FailAfter(3) // personal_info, daily_activity, daily_readiness; then an outage
+	_, back := w.connect(t)
+	require.Contains(t, back, "status=connected")
+	row := w.connection(t, "the outage shows", func(r map[string]any) bool { return r["last_error"] != nil })
+	b := row["backfill"].(map[string]any)
+	assert.NotEqual(t, b["to"], b["done_until"], "not done")
+	assert.Equal(t, "syncing", row["status"])
+
+	w.stop()
+	w.fake.Recover()
+	w.start(t)
+	w.connection(t, "the backfill finishes after the restart", func(r map[string]any) bool {
+		b := r["backfill"].(map[string]any)
+		return r["status"] == "connected" && b["done_until"] == b["to"] && r["last_error"] == nil
+	})
+	listed := map[string]int{}
+	for _, r := range w.fake.Requests() {
+		listed[r]++
+	}
+	assert.Equal(t, 1, listed["GET /v2/usercollection/daily_activity"], "listed before the outage, not again")
+	assert.Equal(t, 1, listed["GET /v2/usercollection/daily_readiness"], "listed before the outage, not again")
+	w.eventually(t, "/v1/metrics/steps?bucket=day&"+w.window(), func(b map[string]any) bool { return len(points(b)) == 1 })
+	w.eventually(t, "/v1/sleep/sessions?"+w.window(), func(b map[string]any) bool { return len(sleepSessions(b)) == 1 })
+	w.eventually(t, "/v1/metrics/heart_rate?bucket=raw&"+w.window(), func(b map[string]any) bool { return len(points(b)) == 3 })
 }

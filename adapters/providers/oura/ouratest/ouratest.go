@@ -44,6 +44,7 @@ type Server struct {
 	refresh   map[string]string // refresh token -> user; deleted when used
 	fail429   int
 	failAll   int
+	failAfter int // API calls still answered before every call answers 500 (-1: off)
 	requests  []string
 	refreshes int
 }
@@ -65,7 +66,7 @@ type accessToken struct {
 
 // Start runs a fake Oura for the app clientID/clientSecret.
 func Start(clientID, clientSecret string) *Server {
-	s := &Server{ClientID: clientID, ClientSecret: clientSecret, AccessTTL: time.Hour, PageSize: 2,
+	s := &Server{ClientID: clientID, ClientSecret: clientSecret, AccessTTL: time.Hour, PageSize: 2, failAfter: -1,
 		users: map[string]*user{}, codes: map[string]code{}, access: map[string]accessToken{}, refresh: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/authorize", s.authorize)
@@ -123,6 +124,13 @@ func (s *Server) Answer429(n int) { s.mu.Lock(); s.fail429 = n; s.mu.Unlock() }
 
 // Answer500 makes the next n API calls answer 500.
 func (s *Server) Answer500(n int) { s.mu.Lock(); s.failAll = n; s.mu.Unlock() }
+
+// FailAfter answers the next n API calls, then 500 to every call until
+// Recover: an outage in the middle of a backfill.
+func (s *Server) FailAfter(n int) { s.mu.Lock(); s.failAfter = n; s.mu.Unlock() }
+
+// Recover ends the outage of FailAfter and Answer500.
+func (s *Server) Recover() { s.mu.Lock(); s.failAfter, s.failAll = -1, 0; s.mu.Unlock() }
 
 // Refreshes is how many refresh grants were honoured.
 func (s *Server) Refreshes() int { s.mu.Lock(); defer s.mu.Unlock(); return s.refreshes }
@@ -234,10 +242,15 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) (*user, bool) {
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"detail": "rate limit exceeded"})
 		return nil, false
 	}
-	if s.failAll > 0 {
-		s.failAll--
+	if s.failAfter == 0 || s.failAll > 0 {
+		if s.failAll > 0 {
+			s.failAll--
+		}
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"detail": "internal error"})
 		return nil, false
+	}
+	if s.failAfter > 0 {
+		s.failAfter--
 	}
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	a, ok := s.access[tok]
