@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -478,4 +480,40 @@ func TestARestartDuringTheBackfillResumesItWhereItStopped(t *testing.T) {
 	w.eventually(t, "/v1/metrics/steps?bucket=day&"+w.window(), func(b map[string]any) bool { return len(points(b)) == 1 })
 	w.eventually(t, "/v1/sleep/sessions?"+w.window(), func(b map[string]any) bool { return len(sleepSessions(b)) == 1 })
 	w.eventually(t, "/v1/metrics/heart_rate?bucket=raw&"+w.window(), func(b map[string]any) bool { return len(points(b)) == 3 })
+}
+
+// TestSimulateProviderOuraConnectsAUserThroughTheRunningServer runs
+// `biosync simulate --provider oura` against a server configured with the
+// simulator's fake Oura: the user is connected through the real OAuth flow
+// and the history shows up.
+func TestSimulateProviderOuraConnectsAUserThroughTheRunningServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	env := backendEnv(t)
+	for _, kv := range strings.Fields(ouraServeEnv(addr)) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	s := startServer(t, env)
+	defer s.stop()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"simulate", "--provider", "oura", "--users", "1", "--days", "3", "--url", s.url, "--oura-addr", addr},
+		func(string) string { return "" }, &out, io.Discard))
+	assert.Contains(t, out.String(), "connected Oura for sim-oura-")
+	assert.Contains(t, out.String(), "3 days backfilled")
+}
+
+func TestSimulateProviderOuraSaysHowToConfigureAServerWithoutOura(t *testing.T) {
+	s := startServer(t, backendEnv(t))
+	defer s.stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	err = run(context.Background(), []string{"simulate", "--provider", "oura", "--users", "1", "--url", s.url, "--oura-addr", addr},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "BIOSYNC_OURA_CLIENT_ID="+simOuraClientID)
 }

@@ -34,12 +34,14 @@ commands:
   users ...         grant-admin EMAIL (admin role) | reset-mfa EMAIL (MFA off, sessions ended)
   audit ...         verify (walk the audit log's hash chain) | list [--action A] [--subject ID] [--actor ID] [--limit N]
   simulate          register users on a running server and push synthetic data
-                    (--users N --days D --url URL --secret whsec_...)
+                    (--users N --days D --url URL --secret whsec_...), or connect users
+                    to a fake Oura through the real OAuth flow (--provider oura)
   events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
 
 configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_BROKERS,
 BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
-BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL
+BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL,
+BIOSYNC_PUBLIC_URL, BIOSYNC_OURA_* (providers)
 (see docs/operations.md)`
 
 // recovery serves verification and reset when account mail is on; nil
