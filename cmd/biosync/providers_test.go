@@ -228,7 +228,7 @@ func TestOuraConnectsThroughAuthorizeAndCallbackAndItsHistoryShowsInMetricsSleep
 		row := p.(map[string]any)
 		listed[row["name"].(string)] = row["configured"].(bool)
 	}
-	assert.Equal(t, map[string]bool{"oura": true}, listed)
+	assert.Equal(t, map[string]bool{"oura": true, "whoop": false, "polar": false, "withings": false, "fitbit": false, "garmin": false}, listed)
 	code, _, prob := w.c.do("POST", "/v1/connections/whoop", nil, nil)
 	assert.Equal(t, 404, code, "a provider that is not configured: %v", prob)
 

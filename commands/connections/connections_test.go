@@ -122,7 +122,12 @@ func TestAProviderWithoutAClientIsNotConfigured(t *testing.T) {
 	w := newWorld(t)
 	_, err := w.svc.Connect(ctx, w.user, provider.Whoop)
 	assert.ErrorIs(t, err, domain.ErrNotFound)
-	assert.Equal(t, []connections.ProviderInfo{{Name: provider.Oura, Configured: true, Scopes: []string{"daily"}}}, w.svc.Providers())
+	listed := w.svc.Providers()
+	require.Len(t, listed, 6, "every provider is listed")
+	assert.Equal(t, connections.ProviderInfo{Name: provider.Oura, Configured: true, Scopes: []string{"daily"}}, listed[0], "the client's scopes")
+	assert.Equal(t, provider.Whoop, listed[1].Name)
+	assert.False(t, listed[1].Configured)
+	assert.Contains(t, listed[1].Scopes, "offline", "the scopes it would ask for")
 }
 
 func TestANotificationIsOneEventWithAnIDFromTheDeliveryAndUnknownUsersAreCounted(t *testing.T) {

@@ -116,12 +116,13 @@ type ProviderInfo struct {
 	Scopes     []string
 }
 
-// Providers lists every supported provider and whether it is configured.
+// Providers lists every provider, whether it is configured (has a
+// client) and the scopes it asks for.
 func (s *Service) Providers() []ProviderInfo {
 	var out []ProviderInfo
-	for _, p := range provider.Supported() {
+	for _, p := range provider.All() {
 		c, ok := s.d.Clients[p]
-		info := ProviderInfo{Name: p, Configured: ok}
+		info := ProviderInfo{Name: p, Configured: ok, Scopes: provider.Scopes(p)}
 		if ok {
 			info.Scopes = c.Scopes()
 		}

@@ -20,10 +20,28 @@ const (
 	Garmin   Name = "garmin"
 )
 
-// Supported lists the providers this build can connect, in the order
-// GET /v1/providers shows them. A provider joins when it has a client, a
-// webhook scheme and a normalizer.
-func Supported() []Name { return []Name{Oura} }
+// All lists every provider of issue 10, in the order GET /v1/providers
+// shows them; one without a configured client is listed as not
+// configured.
+func All() []Name { return []Name{Oura, Whoop, Polar, Withings, Fitbit, Garmin} }
+
+// Scopes are the OAuth scopes each provider is asked for (Garmin grants
+// its permissions per app in its portal, so it asks for none).
+func Scopes(p Name) []string {
+	switch p {
+	case Oura:
+		return []string{"personal", "daily", "heartrate", "workout", "session", "spo2", "tag"}
+	case Whoop:
+		return []string{"read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement", "offline"}
+	case Polar:
+		return []string{"accesslink.read_all"}
+	case Withings:
+		return []string{"user.info", "user.metrics", "user.activity"}
+	case Fitbit:
+		return []string{"activity", "heartrate", "sleep", "weight", "profile", "oxygen_saturation", "respiratory_rate", "temperature"}
+	}
+	return []string{}
+}
 
 // Status is where a connection stands, as GET /v1/connections shows it.
 type Status string

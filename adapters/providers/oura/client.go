@@ -36,7 +36,7 @@ const (
 )
 
 // Scopes are the scopes BioSync asks Oura for.
-var Scopes = []string{"personal", "daily", "heartrate", "workout", "session", "spo2", "tag"}
+var Scopes = provider.Scopes(provider.Oura)
 
 // Webhook headers.
 const (
@@ -380,8 +380,8 @@ func (c *Client) Receive(d connections.Delivery) (connections.Answer, []provider
 // Verify checks x-oura-signature: upper-case hex of HMAC-SHA256 keyed with
 // the client secret over the x-oura-timestamp value followed by the raw
 // body, compared in constant time (any hex case accepted); a timestamp
-// that reads as Unix seconds (or milliseconds) must lie within Tolerance
-// of now. Returns an error wrapping connections.ErrSignature otherwise.
+// that reads as Unix seconds (or milliseconds) or RFC 3339 must lie within
+// Tolerance of now. Returns an error wrapping connections.ErrSignature otherwise.
 func (c *Client) Verify(h http.Header, body []byte) error {
 	sig, ts := strings.TrimSpace(h.Get(HeaderSignature)), strings.TrimSpace(h.Get(HeaderTimestamp))
 	if sig == "" || ts == "" {
@@ -397,14 +397,19 @@ func (c *Client) Verify(h http.Header, body []byte) error {
 	if !hmac.Equal(got, mac.Sum(nil)) {
 		return fmt.Errorf("%w: the signature does not match", connections.ErrSignature)
 	}
+	var at time.Time
 	if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
-		at := time.Unix(n, 0)
+		at = time.Unix(n, 0)
 		if n > 1e12 {
 			at = time.UnixMilli(n)
 		}
-		if d := c.cfg.Now().Sub(at); d > c.cfg.Tolerance || d < -c.cfg.Tolerance {
-			return fmt.Errorf("%w: the timestamp is outside the %s window", connections.ErrSignature, c.cfg.Tolerance)
-		}
+	} else if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		at = t
+	} else {
+		return nil // signed over, but not a time we can window (Oura documents no format)
+	}
+	if d := c.cfg.Now().Sub(at); d > c.cfg.Tolerance || d < -c.cfg.Tolerance {
+		return fmt.Errorf("%w: the timestamp is outside the %s window", connections.ErrSignature, c.cfg.Tolerance)
 	}
 	return nil
 }

@@ -236,6 +236,28 @@ func TestNotificationsNotSignedByOuraAreRejected(t *testing.T) {
 	}
 }
 
+func TestAnRFC3339TimestampIsWindowedToo(t *testing.T) {
+	fake := startFake(t)
+	c := newClient(t, fake)
+	for _, tc := range []struct {
+		at   time.Time
+		want error
+	}{{now, nil}, {now.Add(-time.Hour), connections.ErrSignature}} {
+		d := delivery(t, fake, now, func(r *http.Request, b []byte) []byte {
+			ts := tc.at.Format(time.RFC3339)
+			r.Header.Set(oura.HeaderTimestamp, ts)
+			r.Header.Set(oura.HeaderSignature, oura.Sign(clientSecret, ts, b))
+			return b
+		})
+		_, _, err := c.Receive(d)
+		if tc.want == nil {
+			assert.NoError(t, err)
+		} else {
+			assert.ErrorIs(t, err, tc.want)
+		}
+	}
+}
+
 func TestALowerCaseSignatureIsTheSameSignature(t *testing.T) {
 	fake := startFake(t)
 	d := delivery(t, fake, now, func(r *http.Request, b []byte) []byte {
