@@ -275,7 +275,15 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	envelope := commands.Envelope{CorrelationID: httpapi.CorrelationID}
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
-	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: postgres.NewDeliveries(p.pool), Envelope: envelope, Logger: p.log}); err != nil {
+	deliveries := postgres.NewDeliveries(p.pool)
+	// Closers run in reverse order: the confirms queued by the last
+	// pushes are written before the pool closes.
+	p.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return deliveries.Flush(ctx)
+	})
+	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: deliveries, Envelope: envelope, Logger: p.log}); err != nil {
 		return err
 	}
 	if c.samples, err = samples.New(samples.Deps{Log: p.appender, Envelope: envelope}); err != nil {

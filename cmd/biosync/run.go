@@ -37,6 +37,9 @@ commands:
                     (--users N --days D --url URL --secret whsec_...), or connect users
                     to a fake Oura through the real OAuth flow (--provider oura)
   events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
+  version           print the version, commit and build time
+  completion SHELL  print a completion script for bash, zsh or fish
+  help [COMMAND]    this text, or a command's (so does --help after any command)
 
 configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_BROKERS,
 BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
@@ -60,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, usage)
 		return errors.New("no command given")
 	}
+	if helpRequested(args) {
+		printHelp(stdout, args)
+		return nil
+	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, getenv, stdout, stderr, nil)
@@ -80,9 +87,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSimulate(ctx, args[1:], getenv, stdout)
 	case "events":
 		return runEvents(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
+	case "help":
+		printHelp(stdout, args[1:])
 		return nil
+	case "version":
+		printVersion(stdout)
+		return nil
+	case "completion":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, completionUsage)
+			return errors.New("completion needs one shell: bash, zsh or fish")
+		}
+		return printCompletion(stdout, args[1])
 	default:
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

@@ -45,7 +45,10 @@ type Deliveries interface {
 	// recorded already. It returns the record holding eventID afterwards
 	// and whether the caller's call created it.
 	Reserve(ctx context.Context, eventID, userID uuid.UUID, digest [32]byte) (d Delivery, created bool, err error)
-	// Confirm stores where the event of a reserved delivery landed.
+	// Confirm stores where the event of a reserved delivery landed. It
+	// may return before the record is written (an implementation may
+	// batch it): a confirm that is lost only makes a later redelivery of
+	// the same batch append a copy, which the projectors skip.
 	Confirm(ctx context.Context, eventID uuid.UUID, t eventstore.Token) error
 }
 
