@@ -58,18 +58,29 @@ func (c *Connections) TakeState(ctx context.Context, hash []byte, now time.Time)
 const connectionColumns = `user_id, provider, provider_user_id, status, sealed_tokens, connected_at, last_sync_at, last_data_at,
 	backfill_from, backfill_to, done_until, cursor, page, last_error, failures`
 
-// Save inserts or replaces a connection.
+// Save inserts a connection or updates its status and progress: the
+// sealed tokens are written only on insert (SaveTokens replaces them), and
+// a revoked row is updated only by a new connection (another
+// connected_at), so a worker's stale copy cannot revive it.
 func (c *Connections) Save(ctx context.Context, x connections.Connection) error {
 	_, err := c.pool.Exec(ctx, `INSERT INTO provider_connections (`+connectionColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (user_id, provider) DO UPDATE SET provider_user_id = EXCLUDED.provider_user_id, status = EXCLUDED.status,
-			sealed_tokens = EXCLUDED.sealed_tokens, connected_at = EXCLUDED.connected_at, last_sync_at = EXCLUDED.last_sync_at,
+			connected_at = EXCLUDED.connected_at, last_sync_at = EXCLUDED.last_sync_at,
 			last_data_at = EXCLUDED.last_data_at, backfill_from = EXCLUDED.backfill_from, backfill_to = EXCLUDED.backfill_to,
 			done_until = EXCLUDED.done_until, cursor = EXCLUDED.cursor, page = EXCLUDED.page, last_error = EXCLUDED.last_error,
-			failures = EXCLUDED.failures`,
+			failures = EXCLUDED.failures
+		WHERE provider_connections.status <> 'revoked' OR provider_connections.connected_at <> EXCLUDED.connected_at`,
 		x.UserID, string(x.Provider), x.ProviderUserID, string(x.Status), x.SealedTokens, x.ConnectedAt, nullTime(x.LastSyncAt), nullTime(x.LastDataAt),
 		x.BackfillFrom, x.BackfillTo, x.DoneUntil, x.Cursor, x.Page, x.LastError, x.Failures)
 	return classify("save connection", err)
+}
+
+// SaveTokens replaces the sealed tokens of a connection (nil destroys
+// them).
+func (c *Connections) SaveTokens(ctx context.Context, user uuid.UUID, p provider.Name, sealed []byte) error {
+	_, err := c.pool.Exec(ctx, `UPDATE provider_connections SET sealed_tokens = $3 WHERE user_id = $1 AND provider = $2`, user, string(p), sealed)
+	return classify("save tokens", err)
 }
 
 func nullTime(t time.Time) *time.Time {

@@ -87,3 +87,39 @@ func TestOneProcessAtATimeHoldsAPartition(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 10, next, "an offset never moves back")
 }
+
+func TestSaveKeepsTheTokensAndARevokedConnection(t *testing.T) {
+	ctx := context.Background()
+	store := postgres.NewConnections(migrated(t))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := connections.Connection{UserID: uuid.New(), Provider: provider.Oura, ProviderUserID: "oura-1", Status: provider.StatusSyncing,
+		SealedTokens: []byte("first"), ConnectedAt: now, BackfillFrom: now, BackfillTo: now, DoneUntil: now}
+	require.NoError(t, store.Save(ctx, c))
+	require.NoError(t, store.SaveTokens(ctx, c.UserID, provider.Oura, []byte("rotated")))
+	stale := c // still holds the first tokens
+	stale.Cursor = "sleep"
+	require.NoError(t, store.Save(ctx, stale))
+	got, err := store.Get(ctx, c.UserID, provider.Oura)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("rotated"), got.SealedTokens, "a stale copy does not put back a spent token")
+	assert.Equal(t, "sleep", got.Cursor)
+
+	revoked := got
+	revoked.Status = provider.StatusRevoked
+	require.NoError(t, store.Save(ctx, revoked))
+	require.NoError(t, store.SaveTokens(ctx, c.UserID, provider.Oura, nil))
+	require.NoError(t, store.Save(ctx, stale))
+	got, err = store.Get(ctx, c.UserID, provider.Oura)
+	require.NoError(t, err)
+	assert.Equal(t, provider.StatusRevoked, got.Status, "a stale copy does not revive a revoked connection")
+	assert.Nil(t, got.SealedTokens)
+
+	again := c
+	again.ConnectedAt = now.Add(time.Minute)
+	require.NoError(t, store.Save(ctx, again))
+	require.NoError(t, store.SaveTokens(ctx, c.UserID, provider.Oura, []byte("new")))
+	got, err = store.Get(ctx, c.UserID, provider.Oura)
+	require.NoError(t, err)
+	assert.Equal(t, provider.StatusSyncing, got.Status, "connecting again is a new connection")
+	assert.Equal(t, []byte("new"), got.SealedTokens)
+}

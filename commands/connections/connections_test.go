@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,4 +319,57 @@ func TestNewNamesTheMissingDependency(t *testing.T) {
 	assert.ErrorContains(t, err, "Log")
 	_, err = connections.New(connections.Deps{Log: nil, Store: newStore(), Sealer: sealer{}})
 	assert.Error(t, err)
+}
+
+func TestConcurrentFetchesSpendASingleUseRefreshTokenOnce(t *testing.T) {
+	w := newWorld(t)
+	w.client.exchange = func(string) (connections.Token, error) {
+		return connections.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: w.now.Add(30 * time.Second)}, nil
+	}
+	var mu sync.Mutex
+	spent := map[string]bool{}
+	refreshes := 0
+	w.client.refresh = func(rt string) (connections.Token, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if spent[rt] {
+			return connections.Token{}, connections.ErrGrantRevoked // as Oura answers a reused refresh token
+		}
+		spent[rt] = true
+		refreshes++
+		return connections.Token{AccessToken: "at-" + rt, RefreshToken: rt + "'", Expiry: w.now.Add(time.Hour)}, nil
+	}
+	w.client.fetch = func(string, provider.Notified) ([]connections.Record, error) { return nil, nil }
+	w.connect(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := provider.Notified{Provider: provider.Oura, ProviderUserID: "oura-1", DataType: "sleep", ObjectID: fmt.Sprint(i)}
+			assert.NoError(t, w.svc.HandleNotified(ctx, w.user, n))
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, refreshes)
+	c, _ := w.store.Get(ctx, w.user, provider.Oura)
+	assert.NotEqual(t, provider.StatusRevoked, c.Status)
+	assert.NotContains(t, w.types(), provider.EventConnectionRevoked)
+}
+
+func TestAStaleCopyCannotReviveARevokedConnection(t *testing.T) {
+	w := newWorld(t)
+	w.connect(t)
+	stale, _ := w.store.Get(ctx, w.user, provider.Oura)
+	require.NoError(t, w.svc.Disconnect(ctx, w.user, provider.Oura, false))
+	stale.Status = provider.StatusConnected
+	require.NoError(t, w.store.Save(ctx, stale))
+	c, _ := w.store.Get(ctx, w.user, provider.Oura)
+	assert.Equal(t, provider.StatusRevoked, c.Status)
+	assert.Nil(t, c.SealedTokens)
+	w.now = w.now.Add(time.Minute)
+	w.connect(t) // connecting again (later) is a new connection
+	c, _ = w.store.Get(ctx, w.user, provider.Oura)
+	assert.Equal(t, provider.StatusSyncing, c.Status)
+	assert.NotEmpty(t, c.SealedTokens)
 }

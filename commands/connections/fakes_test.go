@@ -53,7 +53,23 @@ func (s *store) TakeState(_ context.Context, hash []byte, now time.Time) (connec
 func (s *store) Save(_ context.Context, c connections.Connection) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.conns[key(c.UserID, c.Provider)]; ok {
+		if old.Status == provider.StatusRevoked && old.ConnectedAt.Equal(c.ConnectedAt) {
+			return nil
+		}
+		c.SealedTokens = old.SealedTokens
+	}
 	s.conns[key(c.UserID, c.Provider)] = c
+	return nil
+}
+
+func (s *store) SaveTokens(_ context.Context, u uuid.UUID, p provider.Name, sealed []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.conns[key(u, p)]; ok {
+		c.SealedTokens = sealed
+		s.conns[key(u, p)] = c
+	}
 	return nil
 }
 

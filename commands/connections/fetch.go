@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,24 +21,51 @@ const maxFailures = 3
 
 // accessToken returns a usable access token: refreshed when it expires
 // within a minute (or when force is set, after a 401), the rotated refresh
-// token stored at once. A refresh answered invalid_grant revokes the
-// connection (connection.revoked, reason provider) and returns
-// ErrGrantRevoked.
+// token stored at once. Refreshes of one connection are serialised in this
+// process and re-read the stored tokens first, so a token another worker
+// (or process) refreshed meanwhile is used instead of spending a refresh
+// token twice. A refresh answered invalid_grant revokes the connection
+// (connection.revoked, reason provider) and returns ErrGrantRevoked, unless
+// the stored tokens changed meanwhile (another process refreshed them).
 func (s *Service) accessToken(ctx context.Context, conn *Connection, c Client, force bool) (string, error) {
 	tok, err := s.open(ctx, *conn)
 	if err != nil {
 		return "", err
 	}
-	now := s.d.Now.Now()
-	if !force && (tok.Expiry.IsZero() || tok.Expiry.After(now.Add(refreshAhead))) {
+	if !force && !s.expiring(tok) {
 		return tok.AccessToken, nil
 	}
-	if tok.RefreshToken == "" {
-		return tok.AccessToken, nil // long-lived token: nothing to refresh
+	mu, _ := s.refreshing.LoadOrStore(conn.UserID.String()+"/"+string(conn.Provider), &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	stored, err := s.d.Store.Get(ctx, conn.UserID, conn.Provider)
+	if err != nil {
+		return "", err
 	}
-	fresh, err := c.Refresh(ctx, tok.RefreshToken)
+	if stored.Status == provider.StatusRevoked || len(stored.SealedTokens) == 0 {
+		conn.Status, conn.SealedTokens = provider.StatusRevoked, nil
+		return "", ErrGrantRevoked
+	}
+	current, err := s.open(ctx, stored)
+	if err != nil {
+		return "", err
+	}
+	if current.AccessToken != tok.AccessToken && !s.expiring(current) {
+		conn.SealedTokens = stored.SealedTokens
+		return current.AccessToken, nil // refreshed meanwhile
+	}
+	if current.RefreshToken == "" {
+		return current.AccessToken, nil // long-lived token: nothing to refresh
+	}
+	fresh, err := c.Refresh(ctx, current.RefreshToken)
 	if errors.Is(err, ErrGrantRevoked) {
-		if rerr := s.revoke(ctx, *conn, provider.RevokedByProvider); rerr != nil {
+		if again, gerr := s.d.Store.Get(ctx, conn.UserID, conn.Provider); gerr == nil && len(again.SealedTokens) > 0 && string(again.SealedTokens) != string(stored.SealedTokens) {
+			if t, oerr := s.open(ctx, again); oerr == nil {
+				conn.SealedTokens = again.SealedTokens
+				return t.AccessToken, nil // another process refreshed first
+			}
+		}
+		if rerr := s.revoke(ctx, stored, provider.RevokedByProvider); rerr != nil {
 			return "", rerr
 		}
 		conn.Status, conn.SealedTokens = provider.StatusRevoked, nil
@@ -47,20 +75,26 @@ func (s *Service) accessToken(ctx context.Context, conn *Connection, c Client, f
 		return "", fmt.Errorf("token refresh: %w", err)
 	}
 	if fresh.RefreshToken == "" {
-		fresh.RefreshToken = tok.RefreshToken // a provider that does not rotate keeps the old one valid
+		fresh.RefreshToken = current.RefreshToken // a provider that does not rotate keeps the old one valid
 	}
 	if len(fresh.Scopes) == 0 {
-		fresh.Scopes = tok.Scopes
+		fresh.Scopes = current.Scopes
 	}
 	sealed, err := s.seal(ctx, conn.UserID, fresh)
 	if err != nil {
 		return "", err
 	}
-	conn.SealedTokens = sealed
-	if err := s.d.Store.Save(ctx, *conn); err != nil {
+	if err := s.d.Store.SaveTokens(ctx, conn.UserID, conn.Provider, sealed); err != nil {
 		return "", err
 	}
+	conn.SealedTokens = sealed
 	return fresh.AccessToken, nil
+}
+
+// expiring reports whether t expires within refreshAhead (never for a
+// token without an expiry).
+func (s *Service) expiring(t Token) bool {
+	return !t.Expiry.IsZero() && !t.Expiry.After(s.d.Now.Now().Add(refreshAhead))
 }
 
 // withToken runs call with an access token, refreshing once on 401.

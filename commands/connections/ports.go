@@ -163,8 +163,14 @@ type Store interface {
 	// expired at now; ErrStateInvalid otherwise. Spent in one statement,
 	// so of two callbacks with one state at most one gets it.
 	TakeState(ctx context.Context, hash []byte, now time.Time) (State, error)
-	// Save inserts or replaces a connection.
+	// Save inserts a connection or updates its status and progress. The
+	// sealed tokens are written only when the row is new (afterwards only
+	// by SaveTokens), and a revoked connection is changed only by a new
+	// connection (a later ConnectedAt): a worker holding a stale copy can
+	// neither put back a spent refresh token nor revive a revoked link.
 	Save(ctx context.Context, c Connection) error
+	// SaveTokens replaces the sealed tokens (nil destroys them).
+	SaveTokens(ctx context.Context, user uuid.UUID, p provider.Name, sealed []byte) error
 	// Get returns the user's connection to p; domain.ErrNotFound if none.
 	Get(ctx context.Context, user uuid.UUID, p provider.Name) (Connection, error)
 	// ByProviderUser finds the connection of a provider's user id;

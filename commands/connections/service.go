@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,10 @@ type DataDeleter interface {
 // Service runs connections.
 type Service struct {
 	d Deps
+	// refreshing serialises token refreshes per connection in this
+	// process (user/provider -> *sync.Mutex): single-use refresh tokens
+	// must not be spent twice.
+	refreshing sync.Map
 	// unknownUsers counts notifications naming a provider user we do not
 	// know (acknowledged, never an error the provider retries forever).
 	unknownUsers atomic.Int64
@@ -223,6 +228,9 @@ func (s *Service) Callback(ctx context.Context, p provider.Name, code, state str
 	if err := s.d.Store.Save(ctx, conn); err != nil {
 		return st.UserID, err
 	}
+	if err := s.d.Store.SaveTokens(ctx, conn.UserID, p, sealed); err != nil {
+		return st.UserID, err
+	}
 	if _, err := s.d.Log.Append(ctx, e); err != nil {
 		return st.UserID, err
 	}
@@ -297,6 +305,9 @@ func (s *Service) revoke(ctx context.Context, conn Connection, reason string) er
 		conn.LastError = "the provider no longer accepts this connection (access was revoked there); connect again"
 	}
 	if err := s.d.Store.Save(ctx, conn); err != nil {
+		return err
+	}
+	if err := s.d.Store.SaveTokens(ctx, conn.UserID, conn.Provider, nil); err != nil {
 		return err
 	}
 	body := provider.ConnectionRevoked{Provider: conn.Provider, Reason: reason, RevokedAt: now}
