@@ -214,13 +214,16 @@ func (c *Client) UserID(ctx context.Context, accessToken string) (string, error)
 var objectID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
 // Fetch follows a pointer: GET /v2/usercollection/{data_type}/{object_id}.
-// A delete, a type BioSync does not map, or a pointer that is not an id
-// fetches nothing.
+// A delete, a type BioSync does not map, a pointer that is not an id, or a
+// document Oura no longer has (404) fetches nothing.
 func (c *Client) Fetch(ctx context.Context, accessToken string, n provider.Notified) ([]connections.Record, error) {
 	if n.Operation == "delete" || !slices.Contains(oura.DataTypes(), n.DataType) || n.DataType == oura.HeartRate || !objectID.MatchString(n.ObjectID) {
 		return nil, nil
 	}
 	body, err := c.get(ctx, c.collection(n.DataType, n.ObjectID), accessToken)
+	if errors.Is(err, errAbsent) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +234,8 @@ func (c *Client) Fetch(ctx context.Context, accessToken string, n provider.Notif
 }
 
 // List reads one page of a collection over [from, to] (dates for daily
-// documents and sleep, instants for heart rate).
+// documents and sleep, instants for heart rate). A collection answered 403
+// or 404 (a scope the user did not grant) is an empty page.
 func (c *Client) List(ctx context.Context, accessToken, dataType string, from, to time.Time, page string) (connections.Page, error) {
 	if !slices.Contains(oura.DataTypes(), dataType) {
 		return connections.Page{}, nil
@@ -250,6 +254,9 @@ func (c *Client) List(ctx context.Context, accessToken, dataType string, from, t
 	}
 	u.RawQuery = q.Encode()
 	body, err := c.get(ctx, u, accessToken)
+	if errors.Is(err, errAbsent) {
+		return connections.Page{}, nil // a collection the grant does not cover
+	}
 	if err != nil {
 		return connections.Page{}, err
 	}
@@ -292,6 +299,11 @@ func (c *Client) collection(parts ...string) *url.URL {
 	return &u
 }
 
+// errAbsent is a 404 (a document deleted since it was announced) or a
+// 403 (a scope the user did not grant): nothing to fetch, not a failure
+// to retry.
+var errAbsent = errors.New("not available")
+
 // maxBody bounds one API answer.
 const maxBody = 16 << 20
 
@@ -321,6 +333,8 @@ func (c *Client) get(ctx context.Context, u *url.URL, accessToken string) ([]byt
 		return nil, connections.ErrUnauthorized
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, &connections.RateLimited{RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden:
+		return nil, fmt.Errorf("%w: oura API %s: %s", errAbsent, u.Path, resp.Status)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return nil, fmt.Errorf("oura API %s: %s", u.Path, resp.Status)
 	}

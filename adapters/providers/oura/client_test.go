@@ -284,3 +284,19 @@ func TestTheSignatureIsUpperHexHMACOfTimestampThenBody(t *testing.T) {
 	// Computed independently (Python's hmac) for this scheme.
 	assert.Equal(t, "CE2278D68C1A5EE5A88456DE4339B275ABAEC9AFB467D753C54F1F214B1AEEC4", oura.Sign(clientSecret, "1731398400", []byte(`{"event_type":"create"}`)))
 }
+
+func TestADeletedDocumentOrAnUngrantedCollectionIsNothingToFetch(t *testing.T) {
+	fake := startFake(t)
+	c := newClient(t, fake)
+	tok := connect(t, c)
+	recs, err := c.Fetch(context.Background(), tok.AccessToken, provider.Notified{Operation: "update", DataType: "sleep", ObjectID: "gone"})
+	assert.NoError(t, err, "404: deleted since announced")
+	assert.Empty(t, recs)
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusForbidden) }))
+	defer forbidden.Close()
+	c2, err := oura.New(oura.Config{ClientID: clientID, ClientSecret: clientSecret, APIURL: forbidden.URL})
+	require.NoError(t, err)
+	page, err := c2.List(context.Background(), "token", "heartrate", now.Add(-time.Hour), now, "")
+	assert.NoError(t, err, "403: a scope the user did not grant")
+	assert.Empty(t, page.Records)
+}
