@@ -333,7 +333,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	s.queriesHandlers = queries.New(deps.Queries, consistency)
 	s.preferencesHandlers = preferences.New(deps.Settings, consistency)
 	s.adminHandlers = admin.New(deps.Admin, s.log)
-	s.connectionsHandlers = connections.New(deps.Connections)
+	s.connectionsHandlers = connections.New(deps.Connections, s.log)
 
 	e := echo.New()
 	e.HideBanner = true

@@ -3,6 +3,7 @@ package connections
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,14 +51,19 @@ type Deps struct {
 // Handlers serves the connection routes; the assembled server embeds it.
 type Handlers struct {
 	deps Deps
+	log  *slog.Logger
 }
 
-// New returns the handlers over deps.
-func New(deps Deps) *Handlers {
+// New returns the handlers over deps; log receives failed callbacks (the
+// user only sees a reason in the redirect).
+func New(deps Deps, log *slog.Logger) *Handlers {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Handlers{deps: deps}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handlers{deps: deps, log: log}
 }
 
 // kindNotImplemented answers what this server cannot do yet.
@@ -152,7 +158,7 @@ func (h *Handlers) ConnectionCallback(c echo.Context, p gen.Provider, params gen
 	case errors.Is(err, connections.ErrStateInvalid):
 		return back("error", "invalid_state")
 	default:
-		c.Logger().Warnf("provider callback failed: %v", err)
+		h.log.Warn("provider callback failed", "provider", p, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 		return back("error", "provider_error")
 	}
 }
