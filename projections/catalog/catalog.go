@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections/connections"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/projections/metrics"
 	"github.com/biosync/biosync/projections/settings"
@@ -11,7 +12,7 @@ import (
 )
 
 // Names lists BioSync's projectors, in the order they are started.
-var Names = []string{users.Name, metrics.Name, settings.Name}
+var Names = []string{users.Name, metrics.Name, settings.Name, connections.Name}
 
 // Catalog makes BioSync's projectors by name (engine.Catalog). The zero
 // value makes them without side effects: what rebuild templates, drops and
@@ -34,6 +35,8 @@ func (c Catalog) New(name string, gen int) (engine.Projector, error) {
 		return &metrics.Projector{Gen: gen, Cache: c.Dashboards}, nil
 	case settings.Name:
 		return settings.Projector{Gen: gen}, nil
+	case connections.Name:
+		return connections.Projector{Gen: gen}, nil
 	}
 	return nil, fmt.Errorf("unknown projector %q (known: %v): %w", name, Names, domain.ErrNotFound)
 }

@@ -51,7 +51,35 @@ CREATE TABLE process_offsets (
     PRIMARY KEY (consumer, partition)
 );
 
+-- connections@1 (projections/connections): each user's link to each
+-- provider as the log tells it, and the providers' own scores per local
+-- day (Oura readiness, sleep, activity), kept apart from the metrics.
+CREATE TABLE provider_links_g1 (
+    user_id      uuid        NOT NULL,
+    provider     text        NOT NULL,
+    status       text        NOT NULL,
+    connected_at timestamptz,
+    revoked_at   timestamptz,
+    last_data_at timestamptz,
+    log_offset   bigint      NOT NULL,
+    PRIMARY KEY (user_id, provider)
+);
+CREATE TABLE provider_scores_g1 (
+    user_id    uuid   NOT NULL,
+    provider   text   NOT NULL,
+    kind       text   NOT NULL,
+    day        date   NOT NULL,
+    value      float8 NOT NULL,
+    log_offset bigint NOT NULL,
+    PRIMARY KEY (user_id, provider, kind, day)
+);
+INSERT INTO projection_versions (name, generation, state, promoted_at) VALUES ('connections', 1, 'live', now());
+
 -- +goose Down
+DELETE FROM projection_checkpoints WHERE name = 'connections';
+DELETE FROM projection_dead_letters WHERE name = 'connections';
+DELETE FROM projection_versions WHERE name = 'connections';
+DROP TABLE provider_scores_g1, provider_links_g1;
 DROP TABLE process_offsets;
 DROP TABLE provider_connections;
 DROP TABLE provider_states;
