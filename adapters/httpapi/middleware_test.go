@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -169,7 +170,9 @@ func TestREDMetricsPerRouteTemplate(t *testing.T) {
 		require.FailNow(t, fmt.Sprintf("unmatched = %v", n))
 	}
 
-	rec := h.do(req(http.MethodGet, "/metrics", nil))
+	scrape := req(http.MethodGet, "/metrics", nil)
+	scrape.RemoteAddr = "127.0.0.1:9090" // a local Prometheus
+	rec := h.do(scrape)
 	body := rec.Body.String()
 	require.Falsef(t, rec.Code != 200 || !strings.Contains(body, `biosync_http_requests_total{method="GET",route="/v1/metrics/{type}",status="200"} 2`) ||
 		!strings.Contains(body, "biosync_http_request_duration_seconds_bucket"), "metrics:\n%s", body)
@@ -253,4 +256,26 @@ func TestErrorTable(t *testing.T) {
 	_, detail, fields, _ := classify(reworded)
 	assert.Equal(t, "taken", detail)
 	assert.Equal(t, []domain.FieldProblem{{Field: "/email", Detail: "in use"}}, fields)
+}
+
+// /metrics names routes, projectors and their lag: it answers loopback and
+// the configured networks only (before, anyone who reached the port).
+func TestMetricsAnswerLoopbackAndTheConfiguredNetworksOnly(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *Deps) {
+		c.MetricsNetworks = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}
+	})
+	for addr, want := range map[string]int{
+		"127.0.0.1:9090": 200, "[::1]:9090": 200, "10.1.2.3:9090": 200,
+		"192.0.2.1:1234": 403, "10.2.0.1:9090": 403, "[2001:db8::1]:9090": 403,
+	} {
+		r := req(http.MethodGet, "/metrics", nil)
+		r.RemoteAddr = addr
+		rec := h.do(r)
+		require.Equal(t, want, rec.Code, "scrape from %s: %s", addr, rec.Body.String())
+		if want == 403 {
+			assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"), addr)
+			assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"), addr)
+			assert.NotContains(t, rec.Body.String(), "biosync_http_requests_total", addr)
+		}
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 )
 
@@ -83,8 +85,12 @@ func runCheck(ctx context.Context, hc HealthCheck) (err error) {
 	}
 }
 
-// Metrics serves the Prometheus text format (GET /metrics).
+// Metrics serves the Prometheus text format (GET /metrics) to loopback
+// clients and Config.MetricsNetworks; anyone else gets 403.
 func (s *server) Metrics(c echo.Context) error {
+	if !s.mayScrape(edge.ClientIP(c)) {
+		return &edge.Error{Kind: edge.KindForbidden, Detail: "metrics are served to loopback and the networks in BIOSYNC_METRICS_IPS only"}
+	}
 	promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
 	return nil
 }
@@ -99,4 +105,22 @@ func (s *server) GetOpenAPISpec(c echo.Context) error {
 		}
 	}
 	return c.Blob(http.StatusOK, "application/yaml", spec)
+}
+
+// mayScrape reports whether a client address may read /metrics.
+func (s *server) mayScrape(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	for _, p := range s.cfg.MetricsNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -83,6 +83,11 @@ type Config struct {
 	// AdminNetworks, when set, are the only client networks admin routes
 	// answer (BIOSYNC_ADMIN_IPS); others get 403.
 	AdminNetworks []netip.Prefix
+	// MetricsNetworks are the client networks GET /metrics answers
+	// (BIOSYNC_METRICS_IPS) besides the loopback addresses, which always
+	// may scrape; others get 403. Metrics name routes, projectors and
+	// their lag, which is reconnaissance for anyone who can reach the port.
+	MetricsNetworks []netip.Prefix
 }
 
 // Deps are the collaborators of the HTTP API, grouped by who uses them:

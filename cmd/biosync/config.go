@@ -81,6 +81,9 @@ type config struct {
 	// AdminNetworks, when set, are the only client networks admin routes
 	// answer (BIOSYNC_ADMIN_IPS, CIDRs or addresses).
 	AdminNetworks []netip.Prefix
+	// MetricsNetworks may scrape /metrics besides loopback
+	// (BIOSYNC_METRICS_IPS, CIDRs or addresses).
+	MetricsNetworks []netip.Prefix
 	// RunProjectors makes serve run the projectors beside the API; false
 	// with BIOSYNC_PROJECTORS=off (they run elsewhere, e.g. in
 	// `biosync projections run`).
@@ -198,6 +201,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("BIOSYNC_ADMIN_IPS: %w", err)
 		}
 		c.AdminNetworks = append(c.AdminNetworks, p)
+	}
+	for _, s := range splitList(getenv("BIOSYNC_METRICS_IPS")) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("BIOSYNC_METRICS_IPS: %w", err)
+		}
+		c.MetricsNetworks = append(c.MetricsNetworks, p)
 	}
 	if v := getenv("BIOSYNC_ADMIN_REQUIRE_MFA"); v != "" {
 		if c.AdminRequireMFA, err = strconv.ParseBool(v); err != nil {

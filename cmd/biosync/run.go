@@ -133,7 +133,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := cfg.secrets(func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }); err != nil {
 		return err
 	}
-	shutdownTracing, err := setupTracing(ctx, cfg.OTLPEndpoint)
+	shutdownTracing, err := setupTracing(ctx, cfg.OTLPEndpoint, log)
 	if err != nil {
 		return err
 	}
@@ -181,6 +181,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 
 		AdminMFAOptional: !cfg.AdminRequireMFA,
 		AdminNetworks:    cfg.AdminNetworks,
+		MetricsNetworks:  cfg.MetricsNetworks,
 	}, httpapi.Deps{
 		Accounts: httpaccounts.Deps{
 			Accounts: p.cmds.accounts,

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +16,9 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // telemetry owns the Prometheus registry and the platform-level metrics
@@ -89,7 +94,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // setupTracing installs the W3C propagator always (trace context travels in
 // Kafka headers even without an exporter) and an OTLP/HTTP exporter only
 // when an endpoint is configured.
-func setupTracing(ctx context.Context, endpoint string) (func(context.Context) error, error) {
+func setupTracing(ctx context.Context, endpoint string, log *slog.Logger) (func(context.Context) error, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if endpoint == "" {
 		// No exporter: keep OTel's no-op provider. Recording spans nobody
@@ -97,11 +102,52 @@ func setupTracing(ctx context.Context, endpoint string) (func(context.Context) e
 		// reads; a caller's traceparent still flows into the events.
 		return func(context.Context) error { return nil }, nil
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+	tracesURL, err := otlpTracesURL(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("BIOSYNC_OTLP_ENDPOINT: %w", err)
+	}
+	// Export failures (a collector down) are logged like everything else,
+	// as JSON through the process's logger, not as plain text on stderr.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("OpenTelemetry export failed", "error", err.Error())
+	}))
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(tracesURL))
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+		semconv.ServiceName("biosync"), semconv.ServiceVersion(buildVersion())))
+	if err != nil {
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
+}
+
+// otlpTracesURL reads BIOSYNC_OTLP_ENDPOINT as OTel's
+// OTEL_EXPORTER_OTLP_ENDPOINT is read: the collector's base URL
+// (http://collector:4318), to which the traces path /v1/traces is added;
+// a URL that already ends in /v1/traces is taken as it is.
+func otlpTracesURL(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL of an OTLP/HTTP collector, e.g. http://collector:4318", endpoint)
+	}
+	if !strings.HasSuffix(u.Path, "/v1/traces") {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+	}
+	return u.String(), nil
+}
+
+// buildVersion is the module version the binary was built as ("(devel)"
+// for a build from a work tree).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
