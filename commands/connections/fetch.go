@@ -256,8 +256,15 @@ func (s *Service) BackfillStep(ctx context.Context, user uuid.UUID, p provider.N
 	return conn.DoneUntil.Before(conn.BackfillTo), s.settle(ctx, &conn, nil)
 }
 
-// Backfill runs a connection's backfill to its end, page by page.
+// Backfill runs a connection's backfill to its end, page by page. One
+// backfill per connection runs in this process at a time (the worker's and
+// the ticker's would list the same pages); a second call returns at once.
 func (s *Service) Backfill(ctx context.Context, user uuid.UUID, p provider.Name) error {
+	mu, _ := s.backfilling.LoadOrStore(user.String()+"/"+string(p), &sync.Mutex{})
+	if !mu.(*sync.Mutex).TryLock() {
+		return nil
+	}
+	defer mu.(*sync.Mutex).Unlock()
 	for {
 		more, err := s.BackfillStep(ctx, user, p)
 		if err != nil || !more {

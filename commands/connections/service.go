@@ -85,6 +85,9 @@ type Service struct {
 	// process (user/provider -> *sync.Mutex): single-use refresh tokens
 	// must not be spent twice.
 	refreshing sync.Map
+	// backfilling: one backfill per connection at a time in this process
+	// (user/provider -> *sync.Mutex).
+	backfilling sync.Map
 	// unknownUsers counts notifications naming a provider user we do not
 	// know (acknowledged, never an error the provider retries forever).
 	unknownUsers atomic.Int64
