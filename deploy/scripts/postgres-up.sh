@@ -9,7 +9,9 @@
 # postgres OS user (they refuse root) in a postgres-owned folder; the cluster
 # trusts local and 127.0.0.1 connections and runs with fsync=off (test data).
 # Binaries: $BIOSYNC_PG_BIN, else initdb on PATH, else the newest
-# /usr/lib/postgresql/*/bin. Idempotent. Stop with postgres-down.sh.
+# /usr/lib/postgresql/*/bin; with TimescaleDB installed beside them (a tree
+# made by timescaledb-build.sh) the server preloads it. Idempotent. Stop
+# with postgres-down.sh.
 # Log: $BIOSYNC_CI_DIR/postgres/postgres.log (or the fallback folder below).
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -106,9 +108,16 @@ if [ -f "$PGDATA/postmaster.pid" ]; then
   fi
 fi
 
+# Binaries with TimescaleDB beside them (deploy/scripts/timescaledb-build.sh)
+# preload it, as the extension requires.
+extra=""
+if ls "$PGBIN"/../lib/timescaledb-*.so >/dev/null 2>&1; then
+  extra="-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+  log "TimescaleDB found beside $PGBIN: preloading it"
+fi
 log "starting PostgreSQL on 127.0.0.1:$POSTGRES_PORT"
 if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOGFILE" -w -t 60 \
-    -o "-p $POSTGRES_PORT -k $POSTGRES_DIR -c listen_addresses=127.0.0.1" start >/dev/null; then
+    -o "-p $POSTGRES_PORT -k $POSTGRES_DIR -c listen_addresses=127.0.0.1 $extra" start >/dev/null; then
   tail -n 20 "$LOGFILE" >&2
   die "pg_ctl start failed (log: $LOGFILE)"
 fi

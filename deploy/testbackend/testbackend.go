@@ -103,7 +103,18 @@ type Settings struct {
 	DatabaseURL  string   // BIOSYNC_DATABASE_URL; empty: throwaway cluster
 	RedisURL     string   // BIOSYNC_REDIS_URL; empty: in-process miniredis
 	PostgresBin  string   // BIOSYNC_PG_BIN; empty: PATH, then /usr/lib/postgresql
+	// ExpectTimescaleDB (BIOSYNC_EXPECT_TIMESCALEDB=1, set by .ci/run
+	// when it built TimescaleDB) makes tests that compare a table's form
+	// with TimescaleDB's demand the extension: CI cannot pass them on
+	// plain PostgreSQL by accident.
+	ExpectTimescaleDB bool
 }
+
+// EnvExpectTimescaleDB names the variable of Settings.ExpectTimescaleDB.
+const EnvExpectTimescaleDB = "BIOSYNC_EXPECT_TIMESCALEDB"
+
+// ExpectTimescaleDB reports Settings.ExpectTimescaleDB of this test binary.
+func ExpectTimescaleDB() bool { return current().ExpectTimescaleDB }
 
 // LoadSettings reads the test configuration from getenv (os.Getenv in
 // tests).
@@ -112,6 +123,8 @@ func LoadSettings(getenv func(string) string) Settings {
 		DatabaseURL: strings.TrimSpace(getenv(EnvDatabaseURL)),
 		RedisURL:    strings.TrimSpace(getenv(EnvRedisURL)),
 		PostgresBin: strings.TrimSpace(getenv(embedded.PostgresBinEnv)),
+
+		ExpectTimescaleDB: strings.TrimSpace(getenv(EnvExpectTimescaleDB)) == "1",
 	}
 	for _, b := range strings.Split(getenv(EnvKafkaBrokers), ",") {
 		if b = strings.TrimSpace(b); b != "" {

@@ -179,6 +179,9 @@ func (v *Versions) Create(ctx context.Context, p Projector) (int, error) {
 			if _, err := tx.Exec(ctx, `CREATE TABLE `+Table(base, gen)+` (LIKE `+Table(base, template)+` INCLUDING ALL)`); err != nil {
 				return fmt.Errorf("create %s: %w", Table(base, gen), err)
 			}
+			if err := keepTimescale(ctx, tx, Table(base, template), Table(base, gen)); err != nil {
+				return err
+			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO projection_versions (name, generation, state) VALUES ($1, $2, 'building')`, p.Name(), gen)
 		return err
