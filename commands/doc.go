@@ -13,7 +13,9 @@
 // commands/sessions (login, refresh-token rotation, logout; synchronous
 // session state only), commands/mfa (TOTP enrolment and recovery codes;
 // synchronous state only), commands/preferences (the settings documents,
-// compare-and-set then append), commands/erasure (deletion requests
+// compare-and-set then append), commands/journal (journal entries, one
+// per user and local day: claim the day and version, then append),
+// commands/erasure (deletion requests
 // and the worker that carries them out) and commands/operators (the
 // console's grant-admin, reset-mfa and audit verify/list). Commands that append write
 // exactly one event (one command, one record, so nothing is ever

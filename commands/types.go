@@ -8,6 +8,7 @@ import (
 
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/domain/journal"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 )
@@ -135,6 +136,53 @@ func (e *StaleVersion) Error() string {
 
 // Is makes a StaleVersion a domain.ErrConflict (409).
 func (e *StaleVersion) Is(target error) bool { return target == domain.ErrConflict }
+
+// WriteJournalEntry creates the journal entry of one local day.
+type WriteJournalEntry struct {
+	UserID uuid.UUID
+	Entry  journal.Entry
+}
+
+// ReplaceJournalEntry replaces a journal entry as a whole. IfMatch is the
+// version the client read.
+type ReplaceJournalEntry struct {
+	UserID  uuid.UUID
+	EntryID uuid.UUID
+	IfMatch int64
+	Entry   journal.Entry
+}
+
+// DeleteJournalEntry deletes a journal entry; its day is free again.
+type DeleteJournalEntry struct {
+	UserID  uuid.UUID
+	EntryID uuid.UUID
+	IfMatch int64
+}
+
+// JournalEntrySaved is the outcome of a journal command: the entry as
+// stored (normalized; for a deletion only id, date and version) and where
+// its event landed.
+type JournalEntrySaved struct {
+	journal.EntryWritten
+	// At is when the event was written (its occurred time).
+	At    time.Time
+	Token eventstore.Token
+}
+
+// DayTaken is the answer to a journal entry for a local day that already
+// has one: the client edits Existing (PUT) instead.
+type DayTaken struct {
+	Date     string
+	Existing uuid.UUID
+}
+
+// Error names the entry that holds the day.
+func (e *DayTaken) Error() string {
+	return fmt.Sprintf("%s already has journal entry %s", e.Date, e.Existing)
+}
+
+// Is makes a DayTaken a domain.ErrConflict (409).
+func (e *DayTaken) Is(target error) bool { return target == domain.ErrConflict }
 
 // TOTPEnrolment is a started enrolment: the secret to put into an
 // authenticator app, also as an otpauth:// URL for a QR code.

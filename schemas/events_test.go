@@ -16,6 +16,7 @@ import (
 
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
+	"github.com/biosync/biosync/domain/journal"
 	"github.com/biosync/biosync/domain/metric"
 	"github.com/biosync/biosync/domain/provider"
 	"github.com/biosync/biosync/domain/settings"
@@ -218,4 +219,31 @@ func TestProviderRecordFetchedV1WireFormat(t *testing.T) {
 	var back provider.RecordFetched
 	decodesStrictly(t, "provider.record_fetched.v1.json", &back)
 	require.JSONEq(t, string(r.Record), string(back.Record))
+}
+
+func TestJournalEntryWrittenV1WireFormat(t *testing.T) {
+	mood, stress := 6, 3
+	cases := []struct {
+		file string
+		body journal.EntryWritten
+	}{
+		{"journal.entry_written.v1.json", journal.EntryWritten{ID: "5f0c7a52-3d43-4d8e-9a53-0b1f4e6f2c11", Version: 2, Entry: journal.Entry{
+			Date: "2026-11-19", Tags: []journal.Tag{{Name: "alcohol_drinks", Amount: 2}, {Name: "meditation", Amount: 15.5}},
+			Mood: &mood, Stress: &stress, Note: "Two glasses of wine at dinner.\nBed late.",
+		}}},
+		{"journal.entry_written.v1.minimal.json", journal.EntryWritten{ID: "5f0c7a52-3d43-4d8e-9a53-0b1f4e6f2c11", Version: 1,
+			Entry: journal.Entry{Date: "2026-11-19", Tags: []journal.Tag{}}}},
+	}
+	s := compile(t, "journal.entry_written.v1.schema.json")
+	for _, tc := range cases {
+		raw, _ := json.MarshalIndent(tc.body, "", "  ")
+		validate(t, s, raw)
+		golden(t, tc.file, raw)
+	}
+}
+
+func TestJournalEntryDeletedV1WireFormat(t *testing.T) {
+	raw, _ := json.MarshalIndent(journal.EntryDeleted{ID: "5f0c7a52-3d43-4d8e-9a53-0b1f4e6f2c11", Date: "2026-11-19", Version: 3}, "", "  ")
+	validate(t, compile(t, "journal.entry_deleted.v1.schema.json"), raw)
+	golden(t, "journal.entry_deleted.v1.json", raw)
 }

@@ -2,9 +2,12 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +98,11 @@ type jwtClaims struct {
 type Tokens struct {
 	// Key is the HMAC secret; at least MinKeyLen bytes.
 	Key []byte
+	// Previous are older signing keys that still verify (newest first):
+	// during a rotation the new key signs and the old one keeps its
+	// tokens valid until they expire (TTL), then it is dropped from the
+	// configuration. Tokens name their key in the kid header.
+	Previous [][]byte
 	// Issuer is written to and required in the "iss" claim.
 	Issuer string
 	// Audience is written to and required in the "aud" claim, so tokens
@@ -136,6 +144,21 @@ func NewTokens(key []byte, issuer, audience string, ttl time.Duration) (*Tokens,
 	return t, nil
 }
 
+// DecodeKeys reads BIOSYNC_JWT_KEY as a comma-separated list, newest
+// first: the first key signs, the others only verify (a rotation), each
+// decoded by DecodeKey. Base64 never contains a comma.
+func DecodeKeys(s string) (current []byte, previous [][]byte) {
+	for i, part := range strings.Split(s, ",") {
+		k := DecodeKey(strings.TrimSpace(part))
+		if i == 0 {
+			current = k
+			continue
+		}
+		previous = append(previous, k)
+	}
+	return current, previous
+}
+
 // DecodeKey reads the configured signing key (BIOSYNC_JWT_KEY): standard
 // base64 of at least 32 bytes, as the embedded default generates it, or
 // else the string's raw bytes, so an operator's passphrase keeps working.
@@ -157,6 +180,8 @@ func (t *Tokens) check() error {
 		return errors.New("auth: nil Tokens")
 	case len(t.Key) < MinKeyLen:
 		return fmt.Errorf("auth: token key must be at least %d bytes, got %d", MinKeyLen, len(t.Key))
+	case slices.ContainsFunc(t.Previous, func(k []byte) bool { return len(k) < MinKeyLen }):
+		return fmt.Errorf("auth: every previous token key must be at least %d bytes", MinKeyLen)
 	case t.Issuer == "":
 		return errors.New("auth: token issuer must not be empty")
 	case t.Audience == "":
@@ -219,6 +244,7 @@ func (t *Tokens) Issue(userID uuid.UUID, role string, sessionID uuid.UUID, mfa b
 	}
 	tok := jwt.NewWithClaims(signingMethod, claims)
 	tok.Header["typ"] = AccessTokenType
+	tok.Header["kid"] = KeyID(t.Key)
 	signed, err := tok.SignedString(t.Key)
 	if err != nil {
 		return "", 0, fmt.Errorf("auth: signing access token: %w", err)
@@ -341,7 +367,33 @@ func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
 	if _, ok := tok.Header["crit"]; ok {
 		return nil, errors.New("unsupported crit header")
 	}
-	return t.Key, nil
+	kid, named := tok.Header["kid"].(string)
+	if !named {
+		// Issued before tokens named their key: any configured key may
+		// have signed it.
+		set := jwt.VerificationKeySet{Keys: []jwt.VerificationKey{t.Key}}
+		for _, k := range t.Previous {
+			set.Keys = append(set.Keys, k)
+		}
+		return set, nil
+	}
+	if kid == KeyID(t.Key) {
+		return t.Key, nil
+	}
+	for _, k := range t.Previous {
+		if kid == KeyID(k) {
+			return k, nil
+		}
+	}
+	return nil, errors.New("unknown kid (a key retired from the configuration, or a forgery)")
+}
+
+// KeyID names a signing key in a token's kid header: the first 8 bytes of
+// its SHA-256, hex. It identifies the key among the configured ones and
+// reveals nothing usable about it.
+func KeyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
 }
 
 // parseUUID accepts only the canonical lowercase hyphenated UUID form that

@@ -99,10 +99,10 @@ func TestIssueVerifyRoundtrip(t *testing.T) {
 	require.NoError(t, err, "VerifyAccess = %v,", id)
 	require.Equal(t, testUser, id, "VerifyAccess = %v, %v", id, err)
 
-	// Header is exactly HS256 + at+jwt.
+	// Header is exactly HS256 + at+jwt + the signing key's id.
 	hdr, _, _ := strings.Cut(tok, ".")
 	raw, _ := base64.RawURLEncoding.DecodeString(hdr)
-	require.Equal(t, `{"alg":"HS256","typ":"at+jwt"}`, string(raw), "header = %s", raw)
+	require.Equal(t, `{"alg":"HS256","kid":"`+KeyID(tk.Key)+`","typ":"at+jwt"}`, string(raw), "header = %s", raw)
 
 	// Explicit role survives; jti is unique.
 	tok2, _, _ := tk.Issue(testUser, "admin", testSession, false)
@@ -369,4 +369,48 @@ func TestDecodeKeyIsPinned(t *testing.T) {
 	assert.Equal(t, "secret-key-of-the-e2e-test-32-bytes!!", string(DecodeKey("c2VjcmV0LWtleS1vZi10aGUtZTJlLXRlc3QtMzItYnl0ZXMhIQ==")))
 	assert.Equal(t, "c2hvcnQ=", string(DecodeKey("c2hvcnQ=")), "base64 of fewer than 32 bytes is taken as raw bytes")
 	assert.Equal(t, "not base64 at all, but long enough", string(DecodeKey("not base64 at all, but long enough")))
+}
+
+// A signing-key rotation under traffic rejects nobody: tokens of the old
+// key keep verifying while it is listed as previous, new tokens name the
+// new key, and once the old key is dropped (after the access-token TTL)
+// its tokens stop working; a kid naming no configured key is refused.
+func TestASigningKeyRotationRejectsNoLiveToken(t *testing.T) {
+	oldKey := []byte("0123456789abcdef0123456789abcdef-old")
+	newKey := []byte("0123456789abcdef0123456789abcdef-new")
+	before, err := NewTokens(oldKey, "biosync", "biosync-api", 15*time.Minute)
+	require.NoError(t, err)
+	before.Now = func() time.Time { return testNow }
+	oldTok, _, err := before.Issue(testUser, "", testSession, false)
+	require.NoError(t, err)
+
+	during, err := NewTokens(newKey, "biosync", "biosync-api", 15*time.Minute)
+	require.NoError(t, err)
+	during.Previous = [][]byte{oldKey}
+	during.Now = before.Now
+	_, err = during.Verify(oldTok)
+	require.NoError(t, err, "a token of the old key, during the rotation")
+	newTok, _, err := during.Issue(testUser, "", testSession, false)
+	require.NoError(t, err)
+	_, err = during.Verify(newTok)
+	require.NoError(t, err)
+	_, err = before.Verify(newTok)
+	require.ErrorIs(t, err, domain.ErrUnauthorized, "an instance not yet rotated refuses the new key's tokens: roll out the key list first, then swap the signing key")
+
+	after, err := NewTokens(newKey, "biosync", "biosync-api", 15*time.Minute)
+	require.NoError(t, err)
+	after.Now = before.Now
+	_, err = after.Verify(oldTok)
+	require.ErrorIs(t, err, domain.ErrUnauthorized, "the old key's tokens after it was dropped")
+	_, err = after.Verify(newTok)
+	require.NoError(t, err)
+
+	current, previous := DecodeKeys(base64.StdEncoding.EncodeToString(newKey) + ", " + base64.StdEncoding.EncodeToString(oldKey))
+	assert.Equal(t, newKey, current)
+	assert.Equal(t, [][]byte{oldKey}, previous)
+	_, err = NewTokens([]byte("short"), "biosync", "biosync-api", time.Minute)
+	require.Error(t, err)
+	weak := &Tokens{Key: newKey, Previous: [][]byte{[]byte("short")}, Issuer: "i", Audience: "a", TTL: time.Minute}
+	_, _, err = weak.Issue(testUser, "", testSession, false)
+	require.Error(t, err, "a short previous key is a configuration error")
 }

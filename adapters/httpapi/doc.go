@@ -6,7 +6,7 @@
 // body limit, abuse limits, Standard Webhooks signatures, validation
 // against the spec, Idempotency-Key), the operational routes (ops.go), and
 // one package per concept for the handlers (accounts, erasure, ingest,
-// queries, preferences, admin), each over its own ports. What handlers
+// queries, preferences, journal, admin), each over its own ports. What handlers
 // share with the machinery (the caller, consistency tokens, error kinds)
 // is package edge. errors.go is the one place where errors become status
 // codes and RFC 9457 problem documents. server.go's server embeds the

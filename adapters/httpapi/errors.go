@@ -151,6 +151,9 @@ func (s *server) writeError(c echo.Context, err error) {
 		RequestID: rid,
 		Errors:    fields,
 	}
+	if he := (*edge.Error)(nil); errors.As(err, &he) {
+		p.ExistingID = he.ExistingID
+	}
 	body, mErr := json.Marshal(p)
 	if mErr != nil {
 		body = []byte(`{"type":"` + edge.ProblemTypePrefix + `internal","title":"Internal error","status":500}`)

@@ -26,6 +26,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi/erasure"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
 	"github.com/biosync/biosync/adapters/httpapi/ingest"
+	"github.com/biosync/biosync/adapters/httpapi/journal"
 	"github.com/biosync/biosync/adapters/httpapi/preferences"
 	"github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
@@ -109,6 +110,8 @@ type Deps struct {
 	Queries queries.Deps
 	// Settings serves /v1/me/settings and /v1/me/notification-preferences.
 	Settings preferences.Deps
+	// Journal serves /v1/journal; CursorKey nil means Queries.CursorKey.
+	Journal journal.Deps
 	// Admin serves the /v1/admin routes; with ReadModels nil they answer
 	// 503 (after the token and role checks).
 	Admin admin.Deps
@@ -220,6 +223,7 @@ type (
 	ingestHandlers      = ingest.Handlers
 	queriesHandlers     = queries.Handlers
 	preferencesHandlers = preferences.Handlers
+	journalHandlers     = journal.Handlers
 	adminHandlers       = admin.Handlers
 	connectionsHandlers = connections.Handlers
 )
@@ -235,6 +239,7 @@ type server struct {
 	*ingestHandlers
 	*queriesHandlers
 	*preferencesHandlers
+	*journalHandlers
 	*adminHandlers
 	*connectionsHandlers
 
@@ -273,6 +278,12 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	if deps.Accounts.Profiles == nil {
 		deps.Accounts.Profiles = deps.Queries.Reader
+	}
+	if deps.Journal.CursorKey == nil {
+		deps.Journal.CursorKey = deps.Queries.CursorKey
+	}
+	if deps.Journal.Now == nil {
+		deps.Journal.Now = deps.Queries.Now
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -337,6 +348,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	s.ingestHandlers = ingest.New(deps.Ingest)
 	s.queriesHandlers = queries.New(deps.Queries, consistency)
 	s.preferencesHandlers = preferences.New(deps.Settings, consistency)
+	s.journalHandlers = journal.New(deps.Journal, consistency)
 	s.adminHandlers = admin.New(deps.Admin, s.log)
 	s.connectionsHandlers = connections.New(deps.Connections, s.log)
 

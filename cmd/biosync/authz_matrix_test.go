@@ -42,6 +42,8 @@ var routePolicies = map[string]policy{
 	"getMetricSeries": ownData, "listSleepSessions": ownData, "getDashboardSummary": ownData,
 	"startTotpEnrolment": ownData, "confirmTotpEnrolment": ownData, "disableTotp": ownData, "renewRecoveryCodes": ownData,
 	"getErasure": ownResource, "cancelErasure": ownResource,
+	"createJournalEntry": ownData, "listJournalEntries": ownData, "listJournalTags": ownData,
+	"getJournalEntry": ownResource, "replaceJournalEntry": ownResource, "deleteJournalEntry": ownResource,
 	"listProjections": adminOnly, "rebuildProjection": adminOnly, "rollbackProjection": adminOnly,
 	"dropProjectionGeneration": adminOnly, "listDeadLetters": adminOnly, "retryDeadLetters": adminOnly,
 	"skipDeadLetter": adminOnly, "listAuditEntries": adminOnly,
@@ -101,9 +103,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 	code, _, del := owner.do("POST", "/v1/me/deletion-requests", map[string]string{"password": password}, nil)
 	require.Equal(t, 202, code, "owner deletion request: %v", del)
 	deletionID := del["id"].(string)
+	code, jh, entry := owner.do("POST", "/v1/journal/entries", map[string]any{"date": "2026-11-19", "note": "Note " + marker,
+		"tags": []map[string]any{{"name": "tag_" + marker, "amount": 2}}}, nil)
+	require.Equal(t, 201, code, "owner journal entry: %v", entry)
+	entryID := entry["id"].(string)
 	// Wait until the owner's data is readable, so a leak would show.
 	code, _, _ = owner.do("GET", "/v1/dashboard/summary", nil, map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")})
 	require.Equal(t, 200, code, "owner dashboard")
+	code, _, _ = owner.do("GET", "/v1/journal/entries/"+entryID, nil, map[string]string{"X-Consistency-Token": jh.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "owner journal entry")
 	secrets := []string{marker, ownerEmail}
 
 	spec, err := gen.GetSpec()
@@ -130,9 +138,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
 
 	target := func(o op) string {
+		id := deletionID
+		if strings.HasPrefix(o.path, "/v1/journal/") {
+			id = entryID
+		}
 		p := strings.NewReplacer("{provider}", "oura", "{type}", "heart_rate", "{name}", "metrics", "{generation}", "99",
-			"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a", "{id}", deletionID).Replace(o.path)
+			"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a", "{id}", id).Replace(o.path)
 		switch o.id {
+		case "listJournalEntries":
+			p += "?from=2026-11-01&to=2026-11-30"
 		case "getMetricSeries":
 			p += "?bucket=raw&from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z"
 		case "listSleepSessions":
@@ -150,9 +164,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if o.method == http.MethodPost || o.method == http.MethodPut {
 			rd = strings.NewReader(`{}`)
 		}
+		if o.id == "replaceJournalEntry" {
+			// A valid entry, so the entry's owner decides the answer:
+			// 404 for anyone else, a stale 409 for the owner (who keeps
+			// the entry for the other reads).
+			rd = strings.NewReader(`{"date":"2026-11-19"}`)
+		}
 		req, _ := http.NewRequest(o.method, c.base+target(o), rd)
 		if rd != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if o.id == "replaceJournalEntry" || o.id == "deleteJournalEntry" {
+			req.Header.Set("If-Match", `"99"`)
 		}
 		if c.token != "" {
 			req.Header.Set("Authorization", "Bearer "+c.token)

@@ -267,7 +267,8 @@ func TestFirstSliceEndToEnd(t *testing.T) {
 }
 
 // TestSimulatorFillsARunningServer runs `biosync simulate` against the
-// server and checks a simulated user sees data on the dashboard.
+// server and checks a simulated user sees data on the dashboard and a
+// journal entry for every simulated day.
 func TestSimulatorFillsARunningServer(t *testing.T) {
 	s := startServer(t, backendEnv(t))
 	defer s.stop()
@@ -293,6 +294,18 @@ func TestSimulatorFillsARunningServer(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "simulated heart rate never appeared: %d %v", code, hr)
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The simulator wrote one journal entry per day.
+	for {
+		code, _, list := c.do("GET", "/v1/journal/entries", nil, nil)
+		if code == 200 && len(list["entries"].([]any)) == 3 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "simulated journal entries never appeared: %d %v", code, list)
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, _, tags := c.do("GET", "/v1/journal/tags", nil, nil)
+	require.Equal(t, 200, code, "journal tags: %v", tags)
+	assert.NotEmpty(t, tags["tags"], "the simulated user's tags")
 }
 
 // TestEmbeddedDefaultKeepsEverythingAcrossRestarts runs the binary with no

@@ -59,7 +59,8 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 
 	// The canary user: the canary in the address, the source, the device,
 	// the delivery ids, the Idempotency-Keys (a stored registration holds
-	// the address, a stored deletion the source) and the request id.
+	// the address, a stored deletion the source), the request id, and a
+	// journal entry's tag name and note.
 	victim := &client{t: t, base: s.url}
 	email := canary + "@example.com"
 	code, _, reg := victim.do("POST", "/v1/auth/register", map[string]string{"email": email, "password": password, "timezone": "Europe/Lisbon"},
@@ -87,6 +88,16 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	code, _, p = victim.do("PUT", "/v1/me/settings", map[string]string{"display_name": "Name " + canary, "timezone": "Europe/Lisbon", "units": "imperial"},
 		map[string]string{"If-Match": `"0"`})
 	require.Equal(t, 200, code, "settings: %v", p)
+	// A journal entry: the canary in a tag name (plain in the read model,
+	// where SQL counts tags), in the note (sealed there) and in the stored
+	// answer of its Idempotency-Key.
+	code, jh, p := victim.do("POST", "/v1/journal/entries", map[string]any{"date": "2026-11-19", "note": "Note " + canary,
+		"tags": []map[string]any{{"name": "tag_" + canary, "amount": 2}, {"name": "alcohol_drinks"}}},
+		map[string]string{"Idempotency-Key": "jrn-" + canary})
+	require.Equal(t, 201, code, "journal entry: %v", p)
+	code, _, p = victim.do("GET", "/v1/journal/tags", nil, map[string]string{"X-Consistency-Token": jh.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "journal tags: %v", p)
+	require.Contains(t, fmt.Sprint(p["tags"]), "tag_"+canary, "the journal read model holds the tag before the erasure")
 	tok := map[string]string{"X-Consistency-Token": ph.Get("X-Consistency-Token")}
 	code, _, d := victim.do("GET", "/v1/dashboard/summary", nil, tok) // also fills the Redis cache
 	require.Equal(t, 200, code, "dashboard: %v", d)

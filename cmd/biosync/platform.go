@@ -23,6 +23,7 @@ import (
 	"github.com/biosync/biosync/commands/accounts"
 	"github.com/biosync/biosync/commands/erasure"
 	"github.com/biosync/biosync/commands/ingestion"
+	"github.com/biosync/biosync/commands/journal"
 	"github.com/biosync/biosync/commands/mfa"
 	"github.com/biosync/biosync/commands/operators"
 	"github.com/biosync/biosync/commands/preferences"
@@ -31,6 +32,7 @@ import (
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/catalog"
 	"github.com/biosync/biosync/projections/engine"
+	journalrm "github.com/biosync/biosync/projections/journal"
 	"github.com/biosync/biosync/projections/metrics"
 	settingsrm "github.com/biosync/biosync/projections/settings"
 	"github.com/biosync/biosync/projections/users"
@@ -99,6 +101,7 @@ type querySide struct {
 	versions *engine.Versions
 	queries  queries
 	settings *settingsrm.Reader
+	journal  *journalrm.Reader
 	progress *engine.Checkpoints
 }
 
@@ -191,9 +194,11 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 	}
 	p.onClose(p.eventLog.Close)
 
-	if p.tokens, err = auth.NewTokens(auth.DecodeKey(cfg.JWTKey), "biosync", "biosync-api", 15*time.Minute); err != nil {
+	signing, previous := auth.DecodeKeys(cfg.JWTKey)
+	if p.tokens, err = auth.NewTokens(signing, "biosync", "biosync-api", 15*time.Minute); err != nil {
 		return nil, fmt.Errorf("BIOSYNC_JWT_KEY: %w", err)
 	}
+	p.tokens.Previous = previous
 	var dedup ingestion.Dedup
 	var cache metrics.Cache
 	if p.redis != nil {
@@ -227,6 +232,7 @@ func openPlatform(ctx context.Context, cfg config, log *slog.Logger, tel *teleme
 		Consistency: &engine.Consistency{Pool: p.pool, Versions: p.versions, Progress: p.progress},
 	}
 	p.settings = &settingsrm.Reader{Pool: p.pool, Versions: p.versions, Fields: keys}
+	p.journal = &journalrm.Reader{Pool: p.pool, Versions: p.versions, Fields: keys}
 	return p, nil
 }
 
@@ -263,6 +269,7 @@ type commandServices struct {
 	sessions    *sessions.Service
 	mfa         *mfa.Service
 	preferences *preferences.Service
+	journal     *journal.Service
 	erasure     *erasure.Service
 	operators   *operators.Service
 }
@@ -290,6 +297,9 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 		return err
 	}
 	if c.preferences, err = preferences.New(preferences.Deps{Log: p.appender, Versions: postgres.NewDocumentVersions(p.pool), Envelope: envelope}); err != nil {
+		return err
+	}
+	if c.journal, err = journal.New(journal.Deps{Log: p.appender, Days: postgres.NewJournalDays(p.pool), Envelope: envelope}); err != nil {
 		return err
 	}
 	if c.accounts, err = accounts.New(accounts.Deps{

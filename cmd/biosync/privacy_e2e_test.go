@@ -18,15 +18,16 @@ import (
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/eventstore"
+	journalrm "github.com/biosync/biosync/projections/journal"
 	settingsrm "github.com/biosync/biosync/projections/settings"
 	"github.com/biosync/biosync/projections/users"
 )
 
 // TestNoTableHoldsAnAddressOrADisplayNameInPlainText is issue 9's proof of
 // personal data at rest: a user registers with an address and sets a
-// display name, each carrying a unique marker, reads both back (GET /v1/me,
-// GET /v1/me/settings) and has a verification mail re-sent to the address;
-// the users and settings read models are rebuilt from the log. Then no
+// display name and writes a journal note, each carrying a unique marker,
+// reads them back (GET /v1/me, GET /v1/me/settings, the journal entry) and has a verification mail re-sent to the address;
+// the users, settings and journal read models are rebuilt from the log. Then no
 // column of any table in any schema (text, JSON and bytea alike) holds
 // either marker in plain text, nor does any Redis key or value (the
 // registration's answer is stored for its Idempotency-Key). After the
@@ -46,7 +47,7 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	defer pool.Close()
 	theScanSeesTextAndBytea(t, pool)
 
-	addressMarker, nameMarker := marker(), marker()
+	addressMarker, nameMarker, noteMarker := marker(), marker(), marker()
 	email := "ada-" + addressMarker + "@example.com"
 	name := "Ada " + nameMarker
 	const password = "correct horse battery"
@@ -68,13 +69,21 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	code, _, doc = c.do("GET", "/v1/me/settings", nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
 	require.Equal(t, 200, code, "GET /v1/me/settings: %v", doc)
 	assert.Equal(t, name, doc["display_name"], "GET /v1/me/settings: %v", doc)
+	// A journal note, with an Idempotency-Key (its stored answer holds the note).
+	note := "Dinner with " + noteMarker
+	code, h, entry := c.do("POST", "/v1/journal/entries", map[string]any{"date": "2026-11-19", "note": note},
+		map[string]string{"Idempotency-Key": "journal-" + noteMarker[:8]})
+	require.Equal(t, 201, code, "POST /v1/journal/entries: %v", entry)
+	code, _, entry = c.do("GET", "/v1/journal/entries/"+entry["id"].(string), nil, map[string]string{"X-Consistency-Token": h.Get("X-Consistency-Token")})
+	require.Equal(t, 200, code, "GET the journal entry: %v", entry)
+	assert.Equal(t, note, entry["note"], "the journal note read back")
 	// The resend reads the address from the (sealed) profile.
 	code, _, p := c.do("POST", "/v1/auth/verify-email/resend", nil, nil)
 	require.Equal(t, 202, code, "resend the verification mail: %v", p)
 	subject, _ := box.waitFor(email, 2)
 	assert.Contains(t, subject, "Confirm your email", "the re-sent mail")
 
-	for _, rm := range []string{users.Name, settingsrm.Name} {
+	for _, rm := range []string{users.Name, settingsrm.Name, journalrm.Name} {
 		var out bytes.Buffer
 		require.NoError(t, run(ctx, []string{"projections", "rebuild", rm}, getenv, &out, &bytes.Buffer{}), "rebuild %s:\n%s", rm, out.String())
 	}
@@ -87,6 +96,8 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	assert.NotEmpty(t, plaintextIn(t, pool, "Atlantic/Azores"), "the scan did not even find the user's timezone, which is kept in plain text")
 	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], addressMarker), "Redis keys holding the address in plain text")
 	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], nameMarker), "Redis keys holding the display name in plain text")
+	assert.Empty(t, plaintextIn(t, pool, noteMarker), "columns holding the journal note in plain text")
+	assert.Empty(t, canariesInRedis(t, env["BIOSYNC_REDIS_URL"], noteMarker), "Redis keys holding the journal note in plain text")
 
 	// The sealed values as they are stored in both generations of each
 	// table, then the erasure.
@@ -95,6 +106,7 @@ func TestNoTableHoldsAnAddressOrADisplayNameInPlainText(t *testing.T) {
 	for _, f := range []struct{ base, column, field string }{
 		{"users", "email_sealed", users.EmailField},
 		{"settings", "display_name_sealed", settingsrm.DisplayNameField},
+		{"journal_entries", "note_sealed", journalrm.NoteField},
 	} {
 		rows, err := pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ ('^' || $1 || '_g[0-9]+$')`, f.base)
 		require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	httpconnections "github.com/biosync/biosync/adapters/httpapi/connections"
 	httperasure "github.com/biosync/biosync/adapters/httpapi/erasure"
 	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
+	httpjournal "github.com/biosync/biosync/adapters/httpapi/journal"
 	httppreferences "github.com/biosync/biosync/adapters/httpapi/preferences"
 	httpqueries "github.com/biosync/biosync/adapters/httpapi/queries"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
@@ -194,6 +195,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Ingest:      httpingest.Deps{Ingestor: p.cmds.ingestion, Deleter: p.cmds.samples, MaxFutureSkew: p.cfg.MaxFutureSkew},
 		Queries:     httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
 		Settings:    httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
+		Journal:     httpjournal.Deps{Commands: p.cmds.journal, Queries: p.journal},
 		Connections: httpconnections.Deps{Connections: conns, AppURL: cfg.AppURL},
 		Admin: httpadmin.Deps{
 			ReadModels: engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},

@@ -16,8 +16,9 @@ import (
 )
 
 // runSimulate implements "biosync simulate": it fills a running BioSync
-// server with synthetic users and wearable data through the public API and
-// the signed push webhook, so a fresh instance has something to look at.
+// server with synthetic users, wearable data and journal entries through
+// the public API and the signed push webhook, so a fresh instance has
+// something to look at.
 // Flags override the environment: --url defaults to BIOSYNC_URL, else
 // http://BIOSYNC_HTTP_ADDR (127.0.0.1:8080); --secret defaults to the first
 // secret in BIOSYNC_PUSH_SECRET, else the push_secret file the embedded
@@ -42,7 +43,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	ouraAddr := fs.String("oura-addr", simOuraAddr, "where the fake Oura listens (the server's BIOSYNC_OURA_*_URL must point there)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: biosync simulate [--users N] [--days N] [--url URL] [--secret whsec_...] [--seed N] [--provider oura [--oura-addr HOST:PORT]]")
-		fmt.Fprintln(fs.Output(), "\nRegisters simulated users on a running BioSync server and pushes realistic wearable data for them.")
+		fmt.Fprintln(fs.Output(), "\nRegisters simulated users on a running BioSync server, pushes realistic wearable data for them and writes their journal entries.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

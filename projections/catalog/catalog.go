@@ -6,13 +6,14 @@ import (
 	"github.com/biosync/biosync/domain"
 	"github.com/biosync/biosync/projections/connections"
 	"github.com/biosync/biosync/projections/engine"
+	"github.com/biosync/biosync/projections/journal"
 	"github.com/biosync/biosync/projections/metrics"
 	"github.com/biosync/biosync/projections/settings"
 	"github.com/biosync/biosync/projections/users"
 )
 
 // Names lists BioSync's projectors, in the order they are started.
-var Names = []string{users.Name, metrics.Name, settings.Name, connections.Name}
+var Names = []string{users.Name, metrics.Name, settings.Name, journal.Name, connections.Name}
 
 // Catalog makes BioSync's projectors by name (engine.Catalog). The zero
 // value makes them without side effects: what rebuild templates, drops and
@@ -35,6 +36,8 @@ func (c Catalog) New(name string, gen int) (engine.Projector, error) {
 		return &metrics.Projector{Gen: gen, Cache: c.Dashboards}, nil
 	case settings.Name:
 		return settings.Projector{Gen: gen}, nil
+	case journal.Name:
+		return journal.Projector{Gen: gen}, nil
 	case connections.Name:
 		return connections.Projector{Gen: gen}, nil
 	}

@@ -7,7 +7,7 @@
 //
 // Tables (one copy per generation, <base>_g<N>): provider_links and
 // provider_scores, created by
-// adapters/postgres/migrations/00018_provider_connections.sql. The worker's
+// adapters/postgres/migrations/00019_provider_connections.sql. The worker's
 // own state (sealed tokens, backfill progress, the last error) is
 // command-side (provider_connections), since it is not a fact in the log.
 package connections

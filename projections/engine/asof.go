@@ -37,8 +37,9 @@ type AsOf struct {
 
 // commandSide are the unversioned tables copied into an as-of schema:
 // checkpoints, dead letters, and the command-side tables projectors settle
-// (accounts by users, document_versions by settings).
-var commandSide = []string{"projection_checkpoints", "projection_dead_letters", "accounts", "document_versions"}
+// (accounts by users, document_versions by settings, journal_days by
+// journal).
+var commandSide = []string{"projection_checkpoints", "projection_dead_letters", "accounts", "document_versions", "journal_days"}
 
 // Build creates schema (which must not exist) and projects name into it up
 // to at; progress reports done/total events.

@@ -63,7 +63,10 @@ type Error struct {
 	Detail string
 	Fields []domain.FieldProblem
 	Header http.Header
-	Cause  error
+	// ExistingID names the resource a creation collides with (a 409: the
+	// journal entry that already holds the day); "" for none.
+	ExistingID string
+	Cause      error
 }
 
 // Error is the title, detail and cause, for logs.
@@ -133,4 +136,7 @@ type Problem struct {
 	Instance  string                `json:"instance,omitempty"`
 	RequestID string                `json:"request_id,omitempty"`
 	Errors    []domain.FieldProblem `json:"errors,omitempty"`
+	// ExistingID is the id of the resource a creation collides with (the
+	// journal entry that holds the day), so the client can edit it.
+	ExistingID string `json:"existing_id,omitempty"`
 }

@@ -560,6 +560,96 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// JournalEntry defines model for JournalEntry.
+type JournalEntry struct {
+	// CreatedAt When the entry was first written (absent in the answer of a `PUT`).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Date The local day, `YYYY-MM-DD`.
+	Date   string             `json:"date"`
+	Energy *int               `json:"energy,omitempty"`
+	Id     openapi_types.UUID `json:"id"`
+	Mood   *int               `json:"mood,omitempty"`
+
+	// Note Absent when there is none.
+	Note   *string `json:"note,omitempty"`
+	Stress *int    `json:"stress,omitempty"`
+	Tags   []struct {
+		Amount float64 `json:"amount"`
+		Name   string  `json:"name"`
+	} `json:"tags"`
+
+	// UpdatedAt When the entry was last written.
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+
+	// Version Version of the entry (also the `ETag`); 1 when created.
+	Version int64 `json:"version"`
+}
+
+// JournalEntryInput The whole entry; the rules are checked by the server and every broken one is listed (422).
+type JournalEntryInput struct {
+	// Date The local day the entry is about, `YYYY-MM-DD`.
+	Date string `json:"date"`
+
+	// Energy 1 (drained) to 10 (full of energy).
+	Energy *int `json:"energy,omitempty"`
+
+	// Mood 1 (worst) to 10 (best).
+	Mood *int `json:"mood,omitempty"`
+
+	// Note Free text, at most 10,000 characters; absent or `""` = none.
+	Note *string `json:"note,omitempty"`
+
+	// Stress 1 (calm) to 10 (very stressed).
+	Stress *int `json:"stress,omitempty"`
+
+	// Tags At most 50, each name once; absent = none.
+	Tags *[]JournalTag `json:"tags,omitempty"`
+
+	// Version Optional on `PUT`; when sent it must equal the version in `If-Match`.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// JournalEntryList defines model for JournalEntryList.
+type JournalEntryList struct {
+	Entries []JournalEntry `json:"entries"`
+
+	// Next The absolute path (with query) of the next page; absent on the last page.
+	Next *string `json:"next,omitempty"`
+}
+
+// JournalTag defines model for JournalTag.
+type JournalTag struct {
+	// Amount How much (drinks, cups, minutes); from 0 to 1,000,000; 1 when left out.
+	Amount *float64 `json:"amount,omitempty"`
+
+	// Name lower_snake_case, e.g. `alcohol_drinks`, at most 64 characters.
+	Name string `json:"name"`
+}
+
+// JournalTags defines model for JournalTags.
+type JournalTags struct {
+	// Catalog Suggested tags.
+	Catalog []struct {
+		DisplayName string `json:"display_name"`
+		Name        string `json:"name"`
+
+		// Unit What the amount counts (`drinks`, `cups`, `minutes`, `mg`); absent = times.
+		Unit *string `json:"unit,omitempty"`
+	} `json:"catalog"`
+
+	// Tags The caller's tags, most used first.
+	Tags []struct {
+		// Count Entries that have the tag.
+		Count int64 `json:"count"`
+
+		// LastUsed The latest local day with the tag, `YYYY-MM-DD`.
+		LastUsed    string  `json:"last_used"`
+		Name        string  `json:"name"`
+		TotalAmount float64 `json:"total_amount"`
+	} `json:"tags"`
+}
+
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
 	Email string `json:"email"`
@@ -674,6 +764,9 @@ type Problem struct {
 
 	// Errors Every offending input (422, sometimes 400).
 	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// ExistingId On a 409 of a creation that collides with an existing resource (a journal entry for the same day), that resource's id.
+	ExistingId *string `json:"existing_id,omitempty"`
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
@@ -1128,6 +1221,67 @@ type GetDashboardSummaryParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// ListJournalEntriesParams defines parameters for ListJournalEntries.
+type ListJournalEntriesParams struct {
+	// From First local day (inclusive), `YYYY-MM-DD`; an RFC 3339 timestamp stands for the day it names in its own offset.
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last local day (inclusive), `YYYY-MM-DD`; an RFC 3339 timestamp stands for the day it names in its own offset.
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit The most entries on one page (default 100, at most 500; 422 naming `/limit` outside 1..500).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where a page starts: an opaque value that only arrives inside a
+	// `next` URL. Follow `next` as it is; do not build or change cursors.
+	// A value that is not an unaltered cursor of this API (garbled,
+	// truncated, edited, longer than 2048 characters, or signed before
+	// the server's master key was rotated) is 400 naming `/cursor`; a
+	// cursor sent with another query than the one it continues (another
+	// caller, endpoint, metric type, bucket, `from` or `to`) is 422 naming
+	// `/cursor`. Either way, start again from the first page. A cursor
+	// does not expire. Each page reads the data as it is when that page
+	// is read: a sample or session that arrives in between appears on a
+	// later page if it sorts after the cursor and not at all otherwise;
+	// what was there all along comes exactly once. Send the same
+	// `X-Consistency-Token` with every page (it is a header, not part of
+	// `next`) to have each page include that write.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// CreateJournalEntryParams defines parameters for CreateJournalEntry.
+type CreateJournalEntryParams struct {
+	// IdempotencyKey Client-chosen identity of this request (e.g. a UUID), scoped to the user.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteJournalEntryParams defines parameters for DeleteJournalEntry.
+type DeleteJournalEntryParams struct {
+	// IfMatch The `ETag` of the version being deleted, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// GetJournalEntryParams defines parameters for GetJournalEntry.
+type GetJournalEntryParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// ReplaceJournalEntryParams defines parameters for ReplaceJournalEntry.
+type ReplaceJournalEntryParams struct {
+	// IfMatch The `ETag` of the version the change is based on, e.g. `"3"`. Required; its absence is answered 428.
+	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// ListJournalTagsParams defines parameters for ListJournalTags.
+type ListJournalTagsParams struct {
+	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
 // GetMeParams defines parameters for GetMe.
 type GetMeParams struct {
 	// XConsistencyToken A token from a command response; the query waits (bounded) until its read models have caught up with it. A value that is not such a token (including one longer than 4096 characters) is 400.
@@ -1296,6 +1450,12 @@ type RegisterJSONRequestBody = RegisterRequest
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = TokenRequest
 
+// CreateJournalEntryJSONRequestBody defines body for CreateJournalEntry for application/json ContentType.
+type CreateJournalEntryJSONRequestBody = JournalEntryInput
+
+// ReplaceJournalEntryJSONRequestBody defines body for ReplaceJournalEntry for application/json ContentType.
+type ReplaceJournalEntryJSONRequestBody = JournalEntryInput
+
 // RequestErasureJSONRequestBody defines body for RequestErasure for application/json ContentType.
 type RequestErasureJSONRequestBody = ErasureRequest
 
@@ -1415,6 +1575,24 @@ type ServerInterface interface {
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
+	// ListJournalEntries The caller's journal entries over a range of local days.
+	// (GET /v1/journal/entries)
+	ListJournalEntries(ctx echo.Context, params ListJournalEntriesParams) error
+	// CreateJournalEntry Write the journal entry of one local day.
+	// (POST /v1/journal/entries)
+	CreateJournalEntry(ctx echo.Context, params CreateJournalEntryParams) error
+	// DeleteJournalEntry Delete one of the caller's journal entries.
+	// (DELETE /v1/journal/entries/{id})
+	DeleteJournalEntry(ctx echo.Context, id openapi_types.UUID, params DeleteJournalEntryParams) error
+	// GetJournalEntry One of the caller's journal entries.
+	// (GET /v1/journal/entries/{id})
+	GetJournalEntry(ctx echo.Context, id openapi_types.UUID, params GetJournalEntryParams) error
+	// ReplaceJournalEntry Replace one of the caller's journal entries as a whole.
+	// (PUT /v1/journal/entries/{id})
+	ReplaceJournalEntry(ctx echo.Context, id openapi_types.UUID, params ReplaceJournalEntryParams) error
+	// ListJournalTags The caller's journal tags with counts, and the suggested catalog.
+	// (GET /v1/journal/tags)
+	ListJournalTags(ctx echo.Context, params ListJournalTagsParams) error
 	// GetMe The caller's profile.
 	// (GET /v1/me)
 	GetMe(ctx echo.Context, params GetMeParams) error
@@ -1943,6 +2121,228 @@ func (w *ServerInterfaceWrapper) GetDashboardSummary(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetDashboardSummary(ctx, params)
+	return err
+}
+
+// ListJournalEntries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalEntries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalEntriesParams
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalEntries(ctx, params)
+	return err
+}
+
+// CreateJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateJournalEntry(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateJournalEntry(ctx, params)
+	return err
+}
+
+// DeleteJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteJournalEntry(ctx, id, params)
+	return err
+}
+
+// GetJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJournalEntry(ctx, id, params)
+	return err
+}
+
+// ReplaceJournalEntry converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceJournalEntry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplaceJournalEntryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceJournalEntry(ctx, id, params)
+	return err
+}
+
+// ListJournalTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJournalTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListJournalTagsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJournalTags(ctx, params)
 	return err
 }
 
@@ -2553,6 +2953,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks/:provider", wrapper.ProviderWebhook, options.OperationMiddlewares["providerWebhook"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries", wrapper.ListJournalEntries, options.OperationMiddlewares["listJournalEntries"]...)
+	router.POST(options.BaseURL+"/v1/journal/entries", wrapper.CreateJournalEntry, options.OperationMiddlewares["createJournalEntry"]...)
+	router.DELETE(options.BaseURL+"/v1/journal/entries/:id", wrapper.DeleteJournalEntry, options.OperationMiddlewares["deleteJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/entries/:id", wrapper.GetJournalEntry, options.OperationMiddlewares["getJournalEntry"]...)
+	router.PUT(options.BaseURL+"/v1/journal/entries/:id", wrapper.ReplaceJournalEntry, options.OperationMiddlewares["replaceJournalEntry"]...)
+	router.GET(options.BaseURL+"/v1/journal/tags", wrapper.ListJournalTags, options.OperationMiddlewares["listJournalTags"]...)
 	router.GET(options.BaseURL+"/v1/dashboard/summary", wrapper.GetDashboardSummary, options.OperationMiddlewares["getDashboardSummary"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
 	router.POST(options.BaseURL+"/v1/auth/verify-email/resend", wrapper.ResendVerificationEmail, options.OperationMiddlewares["resendVerificationEmail"]...)
@@ -2578,372 +2984,413 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Pchu3sif8Kih+9yuTOUOKkmUnISu1n+LYJ95jJ76WfHN3w6wG5IAkroYAD4ARxZPyQ+0r7JN9he4G",
-	"ZoYcUpRsOU7WW1v3xOLM4F+j//66+/fWRC+WWgnlbGvwe2sueCYM/Oczray0TqjJ2v8zE3Zi5NJJrVqD",
-	"1hsjrFCOreZCMTcXzIh/FsI6Bn9N/7Nbebt7oa+ESocsNYJP5iJLq6/xjC10JnLLJryYzR0rlglLnVwI",
-	"XbjKk2NdqExkbMWlY4YrpgvHuMrgx4w7zhZ8zZR2zM71Cv66MtIJthau10padjIXC+5XIlSxaA1+bdFs",
-	"WkmLRmv9lrTceilag5Z1RqpZ6/37pPVKqqvtDXj74hn75uSbb1gu1RVzGgZU4saxJZ+JhKWjot9/PHn3",
-	"9hX8hxgyI/LvRi3/yKiVJuzd21eMWyYVS/3f0iFb0p6KGz5x+bq69GzN5tzSk/XVbE/4rXBm3T2bOmG2",
-	"530uJlpl1s8YdnIsptr4c3BmLdWs8dtSOTETBj7+yy+/dM8KNxfKyQl3YnuE7wU3wrDJnOe5UDPB2n6v",
-	"nn79pN+5beYNZLP9/Z+X/J+FYM7/yvQUdijXM7bUVvpHLHNzadlELxaePFZGOzH0dJkxv14+uWJasX8W",
-	"wkgB+wA0uNaFYXqlkGj2T/R90lpywxfCbV+VHZM+o/lOjV4wHidnhF1qZcUQVuHntIZjsaxN9N5hhXIy",
-	"Z/5v1csy59eivDFsJd2cSddjZ+ya53575twxafFCFJM54zSDtlSTvMikmjGt/M6pmTD+ccVO+98+9edm",
-	"+MSvrOPfP+33/WZIvwhkDq2kpfjCb0jTce0/4GeFsbqBKn+ZCyMYh7vDrOPG2QHzdxzPurIkrfI148bI",
-	"a+Evj5WZYHyk8Gb4S9VjL3Se6xVdFrhjfieGLNOwG+NC5hnTQKGePCcwJ9sbqaa944oViudOGJHRo0h0",
-	"0rKzNy9Ze8bNOBdZMlLOFMpfiSxhIpPwv9XdPemfflPZ3cRPwcqZEhldwpHyRGCFuRbmkWULbp0w7Ep4",
-	"krDMaOe/HQ6FKb7wZ5ge4aTSod8GmiCyZk8SXGk3F4ZIC+bhB/EnLx2baOWkKoRlbXpwpCb+2pqECZUt",
-	"tVQuYQvhjJwwf5oJGxeTK+ESlnpKTv0aUqdTnNXJCc1qpOK0euy5hBms+DrBo2V8xiVdBT+ZqTQW2aYn",
-	"X3xvpDIt8ATEzVIa0WPP+WSOBOLvgS35fjjhwDA5fmykJF6ZAePM8sUyF7Dlwlqp6bmSkNhYuJUQivHl",
-	"UnBjPY/gI5VzfwYwqpz6Yaw2zjLumSvMgHbcX2YgF8d4njPYy5W0YjhSKz+QP0GHRJ7njHu68ExA2Mjt",
-	"tZqIHjsXJNEsX4iRahSkeLLi2p8ozKyNy+cML2gCM1n6ndbTcDU6ntMB0xBxH5ETEL0j3xupcNmBYsq7",
-	"juu85Xq/MHrRIHIcTgUFPtw5ZEJWXotOwrx4ePz48be9HUN7QqkNPNVmwV1r0Mq4E10vvFtNgvuN0f8l",
-	"Jk6bn+A72yx5GR54ZD3hioSJ3qzHUiR4i9RdWGFsGue25G5eTg3+J2l55UcakbUGzhSiOtV/M2LaGrT+",
-	"n6NSzTrCX+1RfX4042uZNYltmCz8RnNl7VQXhqedIVzmKsuaaDWVs8IzLK7sShjPME53rCB8du8qltw5",
-	"YfzL/+tX3v3Xb7+fJCf99//WuOsXenv2z1W2cf7i5vDzd/rup//eLwdlK0jos8lELJ1fm9d4lRPK+f/k",
-	"y2Xu1Rip1dF/WQ2C+7DDix+EserLvfA6G3eTuT+RrDB8nK89i/HrF9eeN3t9pa0NsAWeeya1BuWoon7v",
-	"0IWa5kRvHTW9AtP7nmdvUT/fs/6l0eNcLP52t314g2/t2oZgFky4AtkrPF+yImPtsQF15L+f//xT4pU0",
-	"NYP/JjGz4Lk/Z5ERT+v0Wl590Gqay8kftwqd5zITljjwjbTOy2DrJTNriwWXeThOZsTMn4TxasBMKGFg",
-	"fsw6mecsR8rXpiIAwyDw7SACWPoyE4ulxiP9h1innqbwI6ZQyg/fTgujBmOp7VpNBrQBA1l570qsu1J1",
-	"p7mczV2aoLbv7STj8jVu7QttxjLLkMg+1d6CwiUzxicTYS0pqH793rYDbqFzgQrLMmwgcSnL2inPFlKl",
-	"bOrZ9NH18RH+e/MiNVks+27R1vMw8ZfKc0CePzcGFdhPt0fjYob2QSacpzBpPf+YiYx5C8HUzG+ZJUx5",
-	"1cCfcWGUyOB0f9LuhbcnPuXEf9Ju7skT1Z4p0Tqql2FSL71WthBqP2d+iKkxfs1lzsdeKVSozqPmjf4C",
-	"L4z5Otc8u9D6FTcz8al5Dhj90jLt53TMXsvvYVYX5Kr4pBSYiaVQmWclLJOk6IJmAVJNLsSwYtMu+Noz",
-	"tuCNAZ1z7DVrr2E6oRJmNXGgOqtbifFc66uuBOtsg+/h4rV+zdWaZJn9pJugGB8XVrBcLmTUZiNbemTZ",
-	"JOfWc6WbLrHirvEKCjyPBpK4mfPCgmEYr0MuvT7w8o1fcvgjn0x0odyQdgmNjbTi1kmZRTfOBqvb8Pzs",
-	"43LVR2G57xQv3Fwb+a9PexefGZF5Vstzm9QFgdePkCTATuauMIItpLXguzCoNDwIs3+nInf4wy5aO2qK",
-	"CZi5Y24FUFGhwHHpJzf0NwyYrFck6X71GJwtA9O1x85yq8khMJckTTfuFrNOGzCO2yBLPSGkzOjCCdtB",
-	"ivSkj6RMD3vNVq/URyXApdH++P3Knisn3fpTbv4vIs+7pHNKtQQFhDs2NoJfedvaFH6/U+Hlv01ZLq2z",
-	"ZIRPpcizHjtIDTOisCJLWTv4bzb1u07p9w2un6BS+jeBSXCWyelUGH+qJPmBP75TtlgutXEiey0yyS/A",
-	"Kvpj5Jbn/emmfZX2wEakT20aZkvj+amTaLJlBb7bYLpfmEKEbfKEKLw+bdasvVeEdHAzaUByupVXSIlV",
-	"7RqVVuVY61xw5XcYLuWlzGqGaFHIrNEWLi3qX8s3k8rKyoCDHv+XmDg/xFmRSfdcObPe3hM+wR3Ycr4k",
-	"/qdmz6pmfOJENmR8XIZsCnWl9EqxNng8OJtymYvMcxupQIG+ZXFJi7tDjXFPJV5xhQVkGTjpef6mtrCt",
-	"V7a2Zc7tfHt5P4obdv7jWffkyVMvk5dGXF/6Jyky5IWu38le06zksnHk+I1bR/N31D8tdUHjsPa/hNE2",
-	"SnKw7DqNo1vxz9oGSuWenpYPxphL0rIFbkLT2dqoLXiCB3coeBlgMhOtJsIoe8B5bhCrnxwccRJIDrYr",
-	"nmR1l+hodpLyK4luhzol+xnSf0onFvZWf0t5K0rq4MZw+LcSN+6SN0e83ni1jFuWclSdwtnEYF28GRrZ",
-	"bs6DO7q6b7vOZ/Oa07qatuN7Prmayjxv4HVaiUsI9Bx+qabkbD3saafv4DmtLoi8r+CEq0yzeX1W5FI1",
-	"MOz/4HmBbva0UNKlScUWfORVGq9XrK0Tix7QVo3nXc8uT76pc9xMF143S1qqyElNQ58lzUkVizFeHv/2",
-	"1/d92atQSLw8z3+etga/7ifSH/gaVtp6/9vm198nLb/KZr95db9pzDjzJG4AfaFx5yEqg/s+5UWOR7xu",
-	"bQro1PBVSq4BGyyvZS7gvxdW5NfCDlk614VJgYWmGV+njM9mRsy4E8GLWVg4t1xPeA4GoD+2GFfnK88U",
-	"dGH8+HzdEFZPWs8g+Obv5kqbqneyWUJMeW7FJmVMCuNVoMslfWWb7n6quULYeM24WsfQlp/0gt+8Emrm",
-	"5q3Bcf/ktGGmSqz2jHDuLdelzuVk7ZkMd+T4Q7Owx+4xg4VU4Q/f3HY7t7ZgY75NxPJMKyWiIlHf0nGF",
-	"Re2j9MjK3ideu/TfE9nlXXQCz2UvvcC6+1si+OC2tU/g3V6Z8baiVGyZc6mY3wob2Tza05zZAqzN3s5x",
-	"vCJ/p9ktK/GbbYHvuCtsFYASN66VtPxY/kF/vNf6Cv6G6/ztNhqohHBojI0zScpj3U8PZ+QB4M3EER0E",
-	"l4XJG9eIsVp7p00D7/ntfLE+eHitNuT+xTXrIZP4++G6SOUCbekim/ez8vmm6f3AZb4+LxYLjur+Hbif",
-	"UF66ZJWdq9gpsNlbN+RV5Ncs/fHHwevXKWufnLJ5Z4Ov+yf+pZXo3W7V0CRoxOYl2vlYc5M1mzPX4lIo",
-	"YWbrjyVms2aTUWd83bBMFtZZI9atdSetm+5MdxuUMGHnSljbiGlRGGy3ujAT4k1kq4oM3KCcWZl7nuSv",
-	"P8u1tYBeA550ECm+iOM3aMUUdrojY56b60uzsDa7XQaQuhf4pZKz+R20pfNciGWg/cajNAICbJdzwY27",
-	"NHv8eU1zsk4s7ceiqnAlbmdUgX7CC2EiyQa51zatuu2N666S2sbJNl86Wsy2qUG7eD96R1Ju5P1Bva3f",
-	"gncKveUpQKvSJFzBXbr/1mevwzK29fcNfb35HPD9xj0SPHslHBmNG2LBiMrFabjYZSx/xS3LBM+6OXyr",
-	"7mkxAhxh5GwBVyoGTvTUX/4ruexsMZ+dN3OH3vPLfF2ZDnpy4hy8tQs/2IB4Eoihm4s8AzRk467fwc8V",
-	"HnbkbNz6WU+nVrgDnR1LbpwM6kf1+ccnzc8HEE2zPhh/rsTgE5YqvhD/X/mXtLdXMQn6Gm5tCyaJGhoE",
-	"aPwNv5LLpcgaLR0vbO7lMSyXVt2WuJ/ll5Oqc7FyGGEJ+4m/WS/yFH2JFH24YlS5UbcpRrXvN08wF86z",
-	"4ODE3iR6T8xenAqABUC4kRujV8xp1mW8DlvUhqXWyxv0/8B/Biig7bF/iKVj4p+F144Qyp3pBZfK27jS",
-	"OjDbmAM3e2nnbrLzTFrH1URgSKRk3FXO7v/bZkrtYvJG2KU03GmzDn+yV1JdOrGAUGNhxGUmriUnWoCF",
-	"+P9d6pOKpFkJkCpN5PgD7VjF5N5gfX4NeX5HrcFTQy7uqmuIGzEpnChdd4e9diBfotDIHedU2mkbvhNP",
-	"5VmRiywlTHZam37K2rR1nmo7Q5YuCzOTapYCthPRveChvRIQIcmEdUavAaZXSWPwb4mMtTkFefEPIzUF",
-	"WLP1H46bTfkRIYRBPungEZaW5WLqENQZqDauwluJ4ag9h8HJtipHebvpCfsejc7afm8ebtMdf264LYy4",
-	"n/dnt0/motyDR5aRi4SF51nbiC4vY75SY8TjNk/QJnfe52J5IUWeRajQJmcNwZBta8K/tr0ewMWBvwgQ",
-	"F8ShxjpbJyw9StkyLyyA5ykngcCsECjEcCv85XZrDsePXv7GlVUNns2FXcsduiFoukZMhLy+j5sInZSN",
-	"yhg6fTxrZqJEmaKa+shisDqLXk5/0eq8f8jSfr9/3IX/f9HvD+D//89K4hFqqihpREYhX60EjbVg7fSH",
-	"56+eXzxnR9fHRwtxRIOld9Ds9jiOdjt7NramYZebDvBHwXM33z69bfeUvrqdAdBbTQO90jOp7ne1AUnp",
-	"/6NyJ0+eNDlntVs200S49U+7mZxJxy5+vnjDJjqDRCycPyBwUyMm2h/ppf+xGn0PXHTOLXv94oxpRTkI",
-	"/kG20ubKImi/zjueNk3zYT3UtSU0YMcVKxRgB8KDsARvilknOFyaVLtlGhIJ7FIo17l9XZu+oAWFBvdx",
-	"xtfiNmPrQM1hsYuJwi+X18LIqRQ7pIPXnBEnD3gPOO4sM8Ja1n7z8/kFXGUvI47gO+sufLTTjAk4UBs5",
-	"3IOAejzt5sZyao6FysY177XXgN94QmpyfBbKNcYzgFOSmY7pPr1G00uo7PDzWvCbg4x4CH8c+GTpjNg+",
-	"4ZVEcDT53sDcnhSLIudeaWcZXzOnHc8jCBsZqRcZ8EYdLmH9LeU5/WbZyhv2E70YS0DYNmuR5g7kfG8v",
-	"B46DhxE+g3uIe57QQe+mj3MRAvEboaAYU9zrcMOnKAbfkCfLV8xiqiW4HbqEJ7M6L5xgS+7mrA04UMj6",
-	"6AQJfnt0HoS5VmyuC8y/8meKQzWeCDDUw23Z6uVp8K0Gb8ftnwD79Vb/GKoVmH/Yjs6ydCEV/A+/STu0",
-	"dxOutJITnoPrLAnAUR4UFdjMVHp7UfI8haes/1LK2sFE7SQszccpa6Oh2KFYr5i9SFm7YmuyaGt2btce",
-	"yecA60wC+cR9302AzQb+WdWA/zNb6Adb5q+n/K3wQuee0fBm4b9bEwIDoVk3+KN1ml22VoKrbKKln7ST",
-	"U7Lnns25UiK391U7t2X8skA82OYvu1SgYgciqjrLN0YAhnPSxH0nlSXs4zGNy4YomMzXl7aMLO4PfVSi",
-	"kO+T1j8LKdylZ6x3iJ/8u3/pR3inMYJyLYwlv+4GOAh/CJw/05Ni4Qm2zXOLVz19fsFnaWfI+hG9RTgX",
-	"ex+MVn1v6stNyp0vp3yHk3yplsXtN7dBX5nrHGIF8aNsWX41bsqQBAVlz5kiByi2Z4HeoDk9OelsI6j+",
-	"9LS04YjzpIV+XKUZfB+UAKCFw8nu5yUezzCoeMox6diisFHQzAWj1wG69nLafc3dZJ4+INE1kVqJkrLC",
-	"PUOr5aM6y5RYVdxjtg5pquKZOpuApsMMVBeyV6uPnnxTgzod36peUH2JveZlbase1vnQyPob50SA+cYa",
-	"Mt+ePvmaERCfEvzs9g0ufYYNUZAVmCmQQUsJVVD4gNICdsURGzzcz9G1NZ0KBfVBMA3CM5WEWb0Q3niB",
-	"4hOdw/EJpSO0QYmWivSxRqoMOY3eRujt8e9TcG37A+l/dokEui+zNGag458wB4vyJXp3CQT4T/94cfGG",
-	"4QNRYdq2kJ10ecPizufaOEasIEzrSqL7kmihcUauUVM+hzAZk5BGNZXC7PhkKG/QlKYCebg7Y6HNij6u",
-	"LtnnA6QSB1Krv8dg67auM6v9tr2Niuo37J8V1WKofGz/jJrjnsv4++GmYvnNc9yK24Kf1UH2T/LcNaKZ",
-	"UihiI9UsHTAj/D8cGwsohgM2sryGGi9YCQTyWrMhS/2f00H5b3/5svE6HdQzGeDtarj8yttewYxAW9Po",
-	"PA/ggWBthTm1kpb/BFKGH6DR2tnatAYVWEyulsF7tcWqlLMhvA9oqmKxEBmmy8JyQsT8MBUxuZcX8jbK",
-	"nQue7Zw8udggw++DZ5/zWQOZ+PFT1mVpuZfpIOBBsIqA02EXDxxpx20EkbXQe0EzWLgHPDh2Jd1kLjK0",
-	"5qWtENyQeSWOSWBia0pnz2S2M5yyA8ffgOQ4/BaLA/hLCUKtkCodOp5IjarqO7Tn3n+UijWsrXRlU7fc",
-	"+Y83ta/NIi/+//S7317+9tW/tZrvLwSiXqqpboTVUg2a7WW88FpXGWehtPs5t16dp4RoiYmO0g2x8hnk",
-	"ovrHVQBQUUmbbVM90Ke4AY+u3+DC8EYBP9HLjRSkXXlozXycSKKy2PjRHccLW7ZT8sCvd5I75REcIHPo",
-	"841TK+z8e2/b3NF0PXMsF/4+ayWqRbaqMdaEcccW2jp20u/3+57v8TzfVnIpbnrw8jFUQcGFl/gGjLCt",
-	"aMJ8LkPM9/ARAKGKb6Fhf9BgMSyx99v41JY/H//cdEYVo/iOh0SJOiupMr2KBVaqzgY7ZKlQWRrqQaYQ",
-	"V0iZXXJl2UJmAFPdPjOKAd0GM98fIrnH23uiIE1b91bwTDajFoB12325qUG/KSABUq9Uoz6zNWZjQD1p",
-	"FZXaAoeG15Mwy+a1geIFVdaa8qjvqV034B+jgnfrvHfLyuYVoOv5mc6aXKG18HaDPXYu1SwX3cIKMMWg",
-	"Bof/f134v2knQRR+TPzWahJyg0JksIIOIMQI1pm07EqsReaF01zYUFrHzvVKYRXDmiHcFPQkVnHcB3Fb",
-	"+ddeZr2x5OZNA0D4/XwcBl++bHLMnDx5ejfHTP1jzXPFWlgf6JCJyl9ws+/30OzCsH/UwMXeZL160L8+",
-	"1suzn87KDJSaNve88Os/+l6YXKI9vhGLucvpbKEyKpPad1ZNrGQ36OJhMRC3TNiZdYk8tvdEE1Zx5Heo",
-	"2ljDd284mD0LAduG8o3Q7goufPoj6MEY4r57nn4565078xqx6ltnuYh/bzRO8WdQwgHkfh+XNw3RNDXS",
-	"3e6a8ZbdCcZ7FwDGx4rnn2FCSxQ2IV7lv0/VNtLxkirnAjTjKBaxK+PMCUuv/js+czXhFOyoRbM7QzbR",
-	"6lp4mR8i4nVkwMfNpikTChrgJjvz0vGYA+S8gaFU0kwa/LdkEfQIe5lSistmClGuZweVLLlbxYR96KJg",
-	"TLEVlOAA3DYWohFuO/nGrAk41PuwygyHUWk9cWJPGZqyskPj0aHZ05S0ORHWlqrDziRgqXaXn0cAPcEs",
-	"y5Jf9GqzN31LaWmqC58wG9XBIRM3VORbQmnmtI7tow9ulQSRpsf+4Q1Y6ZgVEyNcLLFs2UzrjGE15zJm",
-	"Vi4nlJcWKrOdHed9JVTMlgq6NVbNv12zru1+7WO1jU8O0MqiYdvowDkkAQ7KBbE5Xy4FxQIPTBZBX/KO",
-	"wk7hNMJWllkNJaFgLpu9qqHvtjCZ2xc3fFNmmI2XWpmlbJJzufDjSGdr49jDaiHJXSBkdGYFaGnZrECq",
-	"3VUHCnvbttMiHllGhxwqp3Jyrgayp0XiMYGuGQlV3QGdDhoOnzWf2Fywd1aY7tkMQHqVJSYsVsT3Eurk",
-	"yVM2XrtGdF6T8lfznNZ2pjYjKkwUSGoPoTe73e7uFKpcm9ucbvHjzdNyTqpZUyaFtMucry9Voxv4+WLp",
-	"1jHxh1nRLOo/kunRmOd76ya9g4c+L9RPdVNrMGpc0X64TzisD8P3WPpKBc8DIekCklOMYODnQdOz4hvn",
-	"KqvjfqB/w22wn/1UdEY+2aentaYUSkNXCKPzyp+HLB21Rq2AuVHijyG4jeAWBj1QS45w12at93PBAN1C",
-	"go2Et+WDvpfR1Hz4J6eInKKaOKDdHy4XrOMzcVdvun+nCQtyJ3vtju7f6h42S4Fm8PrFR4Kq7ygA+AHR",
-	"iP+QYvWB0mfza9uKfj7TRrr54vJQJk5hn4k2WPibO28pZcUEc2ysYGhd7lDwOYZpFlIVDqdwQBIIX/Er",
-	"ccd3mkvEYODB/1Yuxpt4+kqwYsm0un+ZmOzu67qTs0Oqy7HI7jgCdAO44ztGLO74xp6KIR/ryifhMGis",
-	"LUra2qBNstncjI0Tq687abgZu28Y8LuH9XPNapYkrCysiFaCK2iMW33gIcw2vUK7d6LED2/wmU997T/P",
-	"O/ynvo7hAtZu5dYt3HupNm/g5g3dExk/j4u6wy0r09U3Ucl707ObGtfF2g3Y0mtqdARb8uUyF5dzSLpO",
-	"E4ZNmz4wpBOn07QX0PbnfjGQjwjTbp6ZWxJ6/WNmODVle2N6E1VoJjQzevI+LLNpf2WJe1X7/PDMJ7+v",
-	"z5XR+UI0Jfpqt+SFm4eajQ0+Mb4Qwc/JLeMKssH9O4OjI6fd8qjX66VQteTd25cJIUD//e0m8Lmq2vqP",
-	"NbQG5VY8PsFoe3CsHj/ts7F0toMfXnDlzS4sYC2Vn02lVocfebk8AA+CE0hqi2/au3fNtuWPeoW5mGiV",
-	"Q8A/QgOCt5/nK762lKZYBcLiX7zWQVZpo+D9BWvV3xt5xZaFnVOfseAfgbx2b10C7aUUmky/YK0Qa/UB",
-	"xbjKWls75RASfmGkW5/7gSmNGhz7ZwXW3MB/vQhD//dfLrZqNJ9V/dzQJHMjbAHO1bTHXmMrlIRJhW20",
-	"tKEASkbeazYTjp32jykneLPZSdlJGLznGIGIy5o7t/RbRj0VzkMLlsYEBJVxkzEiaVv2a0mY0zOBDUBD",
-	"s5+07NJARabDHyDBxPHFMqW6NXZn79nwShypnDhfyn+INfankBTc2OBDUp+v1QQvtGVLYay/cwzFNF7w",
-	"dqgZA0ewEtzwcSghs5xrJWwyUvVaMh1in0JNzHpJxWKo2x9UnhHmWtTb+AJ0f6RgDOl67AL6WQRfqLSV",
-	"ajYgz0zhytsOSShnb14ifv/veqTIX+g3AmcKwFm2kmCQe1YWK0cyGjPB56ilkn9mpCgbRGQIcrKO4mem",
-	"wDBCb6RG6plWfnV+4QP/76/YWZ7HpJ1qd2M21pkkVgq1jNrbjUES9u7iRfebTm+kGCP1oPoe9J7BQAI0",
-	"w2Lt0+PHjI/1NTa/7AxB1FITW8bSZ9jzpHuxXooUurnGuUGLkplwlp0eP+n5mWPmE+RFAWdXbDs3Kzqo",
-	"0109VFKcPfWI+fW3HtRTSoEhWwShbSRXDRhntepO2Cv72/5xx38p1nqqzbydhhJDR/0jKKffqdSBouyB",
-	"SiUo/yVPMuDA8ueCzYDLFtb+i55kvH56BH19y96ElfpR/iP+W3Q1WbuxO22nx74vWzvCeCRJSR8rez36",
-	"jwEuwh/wab8/ZKsDmvCwdmheAtubhF4m/mv1mn+F6+ppFzuOwhxim2I/q2oHn3DIU12oDCjiXXUMJEEj",
-	"MNcE/e1Qv3eBvSU8EyLaMDoXaYJkUKvckias1+t1QidMm8slc3Oji9kcBryA5Do/TuiHGjo4e6aey4l0",
-	"7N3FM4bVH3vsbWhvyq48D8Ko24Tnfmh8JoZWuOOe0DK+pnou1GLbX2lEBgeAL1otMPuT/snT7vFx96Qf",
-	"q2L9rf/toN9PkWNAUQmADMvYMycgM0CjxEn4b0GDZhswxT32UhEJoqy1nmF6hT39G7TrTv/fk+9T2BMq",
-	"8giKzoKv2YQbs/ZLgXugp9Q+EjgHa5/2+2Xj5c4QOJX14+M+VnYP/iIV+z//+/ibQb8PXZsVw2xEx9pS",
-	"+Wc7yCGPv/26D4SKZ8VOjr/9lto9s2lhQLTxOZVRqjXwnuR6chV7bvtvZGKZ6zVQCodifqydfv/y5/P/",
-	"8dOzy9dn/3n54t3Fu7fPL8//8fwXv8t4YusQ9eoM/TdI5IDrPTRAd3Mhy87WoRe1vhYm58ul5zbIfAJz",
-	"bDtdTKBioLRsKpXfLcKpIISfdkwVC+HvE9UjYe2y+xrQCCZiU7Onfmfo92QhFmNBLcjdSiLUFsqlgZrE",
-	"2nO9AitJOjgc4CzSMmEnfCmyQaxth1EYy9fU4FiqWafsb68LF5ZuYW8xhlZrQw7SzepYHjGCsiZcYXs0",
-	"5CwgGnhWkQTp0fVxioJaWgYpHRFlBTp2AyZh4FfveayfjadUEF34uMSPV7qUlq0DLWsT2K7aOlDnYsCo",
-	"oSlwBWK++Jo2dhCyo6B+5EYLVUAlIS8icIO0jPqlAgGkNBBMz7KZ4cp14Xf2/PXZy1fYoUWB6iIJ69yh",
-	"osVIZjQZb+YCtbx+ceZF48KkEED0agNWFRuyQuUwNwjgxhuANjJeLe6Z1RTK0CRlZlDlYWTWOEElHFRf",
-	"8zck9k9EcQkF+XrsF8pw4BEtEusuQ/f846TeHd9vVMI4XC+6RCFJAiq/GWQF4XGaADvtP/Yam1iTxc+U",
-	"JvkYtMge+yU23avnOeFSxnxyJVRWbdntTxWYJs73Sf8xks5WH+D2y+cXL1hm+NSxERjym239QD/8EQU4",
-	"JGKPWp2B/zbVMIw9deEATKFspY0nXhZorU/0CVe+JNHY2c6lQ3bcPXnyhF1LK8e5YGfnz16+rIWVOXv3",
-	"7uUPTMKVHwvrOj32D7Em8/qg+zUEJU5ptV7owpZ3Aa9QGvotY6f7WnPOhCpxY0cuNRNmaaRySDLQAt+W",
-	"XAdrsZIiNSmbU3rW09S19EqsE1I95jpLgAMkJN/8t+CjJG9iuBWUT/gEuhSCpgx3E5M+klDg85VGVdNr",
-	"Z00KVxKAEjAKHFIkBNd9K5Y5XwNfNZ6Fk+Si0rJiOhUTAiGE1dDVAHm12WWQtOaSw26R5bDSZhK6nwFv",
-	"Dt2JN1pXJ+y0T2pOrb1pjwF2+uTmBuZ7enNT3oioR0ZCNWEbB7G1y5ObG9Kb/YEhZUO6hv/OL9X+irVu",
-	"lkmVpAJTBhsObNU2yFlg7zR2Joz0Jp10NmBTybCi7wc38GZpUGA1YStw/4G32Mq9Z4YDuwENwkh7FTt+",
-	"g1zFtVSaZZOqXto5uG7LClvwvMdSdBxgJ1qxWAKq0VZ4zVx7VXdSbci6msvJHLaYUl9gozsJy+UVHvLr",
-	"F2cbdxGxefhJUiTI2Qdg8kqZKYuqpNXEGGCbyLK3R17tS1m75i7wxEwjeKbdAd54VjbmtYOmI2xqyTtg",
-	"z16dnZ97aVWoKpWCP6DSmLf98s31U/jb0dNTrJTm/xHKgwLCDhjUI1iDZ19gPVW5VX17ymKTUpGZkGI7",
-	"kKBoOpeLLA5hHS46/H01506ETHF0DnR67Gf6i/8GrfD0pOl2+VFD/2AGOGts+EoNjBG7hxtSVn5JSrCr",
-	"EVa4hKFhM6FfX7846zAjpoUN7fGf9B+D8h3ZAR5QMIDGEew0RNLH8UOWby4i07EV9dvbPUgDXhdRWyIP",
-	"Nyx4LSqjOq2BVhBnG/xjWuVr1DjP3rxk1jM3dFzwDLORtb6SnkwRkoacAqX8s/O3L5gtzJRPxJCNjV6B",
-	"JkXQD23kzGtA/oCDhv/s57fnlz+/ffn3lz+dp96eQUUxz0HG+l+TqHZULqG3xZE1zITzk/JPRv+Y/wbq",
-	"rEGGJOjHsEG2ZUnURtNnfDIXXoY4o3OvsHbhQpPBCtIlOk26CI6y/jGr5HSKAuiF4YvKbz88/+l/0Ovh",
-	"5XNygnbfQA2hQbBfutZM2COllXg0ZFP4DFcT4Wdg6e8pcqPME+xUGCNM/IjSXUN/S1kbXB0/nl+cN2mL",
-	"qMeBr+3i1TnxiMgVo+fMy0UTyHHJjYXTRRoO7WHRqRQuL2gMlk28eq0SBkhF4nDBgxBKuQcnCXiokvBn",
-	"lB2hJRR8K9fWSy5vvLYbS7MseI4ekS6tIB0go4g/xKXlUkH6NQ7uta5Ku+zgJU5/1NbhkXm1M5cTB5I8",
-	"HB+Gp9JOwk6Pv2btVNwsxcTB+rvYAcNPQLH0OfwAR6ZLQZUe9/tdbwFIVQj4yuNj1k5xSl10p3Sd1t2c",
-	"m5mA+iUweWRbCst6ht2DehhPT9k/5PedhD3p+y8VZZPjrjNc2akwXfAgQD0UoCCWXoRfnodfapOczAt1",
-	"JbIUvvoETaK5c8suATq6SrtuHCftAKO0IuogY5FrL4i9cVlRNIHyNrRPr1qAgQx1KsFAKQ3N6CKNV7Re",
-	"swikC+TWC+XINKJUBGbn2sC2Ubv0KUt/Pev+Tyzb0Lvs/pYmTOR+0lDgS4OZTy8HjO1EGyNytAJkhloJ",
-	"aKRRyY3NY0ovJOD9M8vaHAzu2qS8mp9EklhJPzy+7X+5foIoezLLKYWnixeKOXHjmb7nUTbclkJVvOnq",
-	"WuR6GSO7crEosPZRrmcdcEq/FTzrrnVhuisjnbADsnWCwta039sqdW+kzkiFX0BRWfB3gbVWc3EhmQ6r",
-	"5h0IrxX3IqfN3UgBzPIJs1U/TiVdpBYLEHMJbII7GnzOr8UotEWnOtW0kphO2GMvya/KJal8QSGkKYGe",
-	"OVKBdE/6/fJ0MZaJRc4D64p7hMsbqbSyQwNwq+nCpaxdHnH9CTxCuFzQ4yzns5lUM1gJlVhhmZgZnkF4",
-	"hRoKYLEiSo6XuXTrYWngw6YoITIiDDhdf/3GIlqdXtn3R4qN76HpBRXgigGfszcvKzjvQeu41+/1oY78",
-	"Uii+lK1B63Gv33sM+bJuDgG8I7Tn/4W59BDVjnf7ZQZdofF3rA0LPln/0Em/v6f3+t16rlPR/oaW62e5",
-	"vBa9WvCxNfj1t6QVyzW2Xslr4Td4iEcf9TGiqyAqvUyEyDqfWahWEBlY6zf/+SMqMlPZh83cLnONZnyu",
-	"9RIuC54ekZYmtCx6bwJ4XaqRKp2gzy/evnx2fvnyzXnK2s9e/vDW4u3ayKShwBg6BoU3lMRIYYjIeA3c",
-	"oqqizYqbTGT+v1JM6Q9uXGcKGH5p9I0UFsNHWomRApaJdi74XlrJxnm/pn249bw9PzuCDqT1k96MNG8d",
-	"Ko0APf1P+48/dQt/3OxHNjq6oLmSdsit/IYv4gT30N0boxfCzUURMBKx5BUwenGz1BbQDgxD8XuJjy5o",
-	"b80X+c6b+Hfhfl4Kdfbm5flSTO52IenDzTtCX41BwP0LrwVx967Kb+j6XztvFLSbyISXtp6zsnaMJyfA",
-	"ucfcq/sTz20pugTaKaaQBNMbig0S0x4GoWMRtM3LXrmQRjvz1gKedFnfs77Hb3HKD8jsymItDfQJw8PF",
-	"eLL3YnzEIWs1jiqnQU6j/bQQv4zcF3gQKEyol1Q+R/J5L72E8MERLzLMPm+mG2xCD3BEf+cmcy4V0yYT",
-	"hrVTK/6ZMm4nGIhG1RYd/XakULfrYvkThZVPuvC+yLyOzO08Zd+x8x/PuidPnoLSuTTi+hJ/4CrDPleA",
-	"3wryn5IRE2bEQnsRAX4gmA5odc6sse0pK5YoD0J0ApaJnoZ12mNv+IxiU6GZ/3dlogWuywqheiMVdgC9",
-	"VhA3JCeUTaLxb+qu+rcI9yENg6Il4GZqkgKvpHVnfno0FDbpo4g6FDjeVQ2CT9BlQgDRws174HO5JOsq",
-	"Yl5ACSwhL/hegOzwDaDm09OtEm6Xv/2tPRr16D87TXXc3ieN8xS0fcFvTjUs/NSRJ+yYH/QqLKd3K8Rq",
-	"7+B8jIpsWUAjOMS0wSPbMRFbICLrI04FxkTvMkyIYsW7ZkCp9Q3D74VU750DOSQOGd7pjzD4s8JYbYbI",
-	"siJBoFAB293gldtJDtD2rXEeIV1uIZVcFIvWoN+UOvd742dBy6t9lsyq1uC43wfIIH7zGACDcYjjhiF+",
-	"e0ApBrwBks0aRMrPSmAPEz0NW0vKXn/Xd+NEj77nWcBPwyvHt7/yTsX26VlFqdz/0gttxjLLBCTUn56c",
-	"HDIM2RTeKH+unJeHIKkPWNVL5VkXz2Ox6CeHzPFdpZoavHN6+zsXqAuh2K4obYLEjReFesqCRA8eEI7F",
-	"lNE3rKfkToL4+aMSQhj4UhDhIEVavyWtemzf3w/4pS7WK32Ed9tZZywlSUExJ0xKRECO3720Q6EcsMEc",
-	"dciLfYD1FGU0uDAQnqBish51y22n2OOWbPilMF2My4IO4RWFK7F0Q5ZChC2FSIstdyrCFLBGg7f9jOj6",
-	"y7TusRcw+ZGip0FJgVBhj4W81GMoFBluRk0ys0MEc6Uc1OFyuVpc1R8Eo4NgbY4oFVtM5gBQCuVWvdWY",
-	"55slnJq4VrWX78E2WrXO1IPyqo1mwDvMwuqefOFWfyy3oipdvHJlJ7rIEfgF9yzGHMKtjA2/S0cjlZn/",
-	"YFZ1hH2wB7+3lto2cKzXwB3g8gbOBUEe4jElYwITCxhNW5uyLZb/y0jBNYs5DeBuhjvXKauUDYNji/aE",
-	"mI5E1rEYKYmQJmRjY+FWQijMoRCA8ICxET4VmFme44ayaa5XdqSU12Jybx4BooClC1oF6Ka2uuUUf273",
-	"Y5TKCLbi8BGEpAFj9KbSHZncZtG7svvu9zpbf0S7uLm23vt6egS1WtngTycfdxpUyG4HcwqnZQTt+i2k",
-	"gH6RfP25M7L+t7e/8YzCePDC8QFDvOHrXPPsQutXXpHH954csp4YEnstMslDKby/PLs9s1c1XlvRZ4Cv",
-	"doGvIg0mrMpkbmGwJYguFK+/O/P9PdR0e39kr7AUVTMbjveEECXkgYd8PtB8vW7jP7H07KwNKG+AQeRa",
-	"zTwHriY2IrYCgHyn/dOIBzsKk4mtyRmyfFAfRgonDfEmULoCauqO/O/8Si5LvrSt44EOtuRuXqpglcp3",
-	"dc51FzfBp9HCdjE5OpuqJvbZ868D7txP2r3Qhcrux/D+6rzn7/Ka6o+AdkS3Cah5WFU2UJkKyp2/zZCz",
-	"QlIvexhGtNEup9Fe/VmRPxhwc2VNcNYe54U4mhkhVGdA7WkAIxoDiQZxIMlIlR1v/BNj4ZlN6HwTAZeQ",
-	"YFKpQRd64kjnvxDa3WCdPL+r0aUmqk1JGDG+7bY3IxX63lAIPzPaX8hercFKTNsrFmEu5aIfeeVP3DjK",
-	"RCGIi1cyy5YvCaPGLRtfyfXMvz6Xs3l3BRY9mN0JS3M+S9l3rLHfC0WNyn4vMQ7fuYdl/aZy4A/ICzfa",
-	"NO3gh+W22sTLJLDS/emVP/Q+IbP7s1iOgDsKVb6rFzIaXFHToUQJib2WZkZYe3+TscIsjn73Z/X+qHKC",
-	"R7+X/3iPXCQXTXWaTvvflupG+U5aBSLFLlhVduMvL1rA2sAlWGgnYlYHMFdprOsMQaOJwMJS7aPcDVtM",
-	"5iNVobG7XaMfjF42Nkbb0mKazrd8ZKsUeaPaU+vBsFvxqbnN7+M5P23WNyv7Ly2bQe3ALxrLX1tj8QTO",
-	"ePXowbtMeYJwLduAyYaM+oSVwirArwF3vqYo8kdlOKgzZLuNpND/wNbvPqBhblx1Ud5aKrWSyopGCkp5",
-	"Yv3apr58FtMISkTeCUQY1URAMD7k8T+q+KQJFg/jeR4HOg9ls/aH1NMEcXwTXszmbqSKZYnzqyaoesWo",
-	"Cg/ETmyWIhtOAwsFZXOkAGCLgWfEou7qEsjGAosfRTWrg3l4XvGCEb6DMiYpMWjU3Pwu1NSsMfYlYqFT",
-	"Wo+90HmuVxixCCKIMAB/f05VMTYPO+2xMxXywss9HCnI/qsYq54m0ju73uAQSg7+Efj2BpAO1dB4Ho5a",
-	"9FYl9dZ5exOhTaFQyPXq7AyPw+ebQ6i1Bnpll/PfHtS5V+tfdKuqhyD9qL5Ajh3dwi+i5QNEy+nJAYNd",
-	"aP2aqzXtnf3TiCQispoTb7fZWDVMP8RujslmrUFL3CyFstgX9d7Ci6zP/S4+YsCNzBlt7BAZCvKoZNoJ",
-	"4K8AV1ty/l4D09ynHuO3PkBDfkvr/Hg89rdPYqtWdPnb2VjQieAQlF59YV5/db24JtcRm4HCHTAPRkyE",
-	"cvk66j4NF/mjO/FiPbHdLOWcasXE0ghtihuM1xUVzH8o1MFKO8NK9v5IYX5SDpnSx08YlfRMak0+QovQ",
-	"mArw9vmLt8/Pf7y8uHiVjlT7cZ9lfF1Lo4GEn5jMHbCBnglB0QaVbJQSgaQnhIJCYQpQaEcqqJ6xB2AH",
-	"KsrXWvClZU0JId0cc+sgd2riRipmxlLWANVbCymBUOKoObVvyrvBJPeLRNQtoQwr7WVW3LJQRwjwONIx",
-	"J/IcAADhobnOIVsH+IrfAWlhE3gocgQLxF4g01yvWKaF7QwYt1exohiU4QEQL+Q8lc1DKNZ9RtWbtGE8",
-	"B/A6g2RJeC+sfqRSyjXsVtJYvU5e7awClV3melWjAr9QLCoCoXosJwI1sb45/vppZ8DSX0et5SobtX7D",
-	"uv/hn8mopd3S/3kYmqKEykjSNfoygegfJmoO375TqPzjCaPQtqkJx75RJSZoATvayXxaefRnC1v/FbXl",
-	"HSkMz0MTLahUgAUQAtOBsEgDXfFNWqrIrcLNd4stqnW6Q4mGdzeFl8aeGLvcOdf6itTOfQ2loF5VG8uU",
-	"ySztDLDvOC4iiDDr9NKylTZXULwkXKDah6SzIp9WWrZQ1a3aQ7FUGAm/anU5kB1eiJBLKGGaskVifUeE",
-	"f09Ej73SkFoJKZ/V6kxUhIN4tFCZoFi+GymusELADrbot/NQ724YzQtdGORDwi1fbN2PFOEhsgyKDR3S",
-	"4Xdwrx276wp2eZ7ffg2pylz9ImIWeIKAEGhtRJUrhoHu633OQnmq8s5ZW5QlG8A/RJcpuFV3kvpZnh9E",
-	"7c9rE/9C758Zve+hK9YetQCO5ZV3/xgkNY1anQe7EIspPwrmQzc2Ld9hXfEFoDSwwTvEFDIJp5eyNq+X",
-	"S0JdO5ShsUuhoCYkorIslXmgwp/HfSy9qmUWbp3gJpfCYNl2RoqiBSxYb6SgEpc3poLpMJ322E/asXIj",
-	"utAMfVAtp4d5BmGWI6jjaZu95kqs6o3eH0b5fj3lb4U/hj9IAa+vcYcbyB/UZiUs7CpPPHDyqcOkf3WY",
-	"6V/cu73M+YRqIdTI6uEUb8/knHZ74KbPIAAa+FKt6QNUuT55/M0AEomPE/aUQeMOm7DHfeZ5kljazkgF",
-	"82KzAwR4NcbYTSLFj6JXG8qYjFSlgUXK3r19tdGzgr0MENjQHATgXCO1UWk/rPFogm1L0iHIFGxuJqmm",
-	"IDO4+5bxkdpoNsI2uWrQyLVibeLzEM0F3Anw25E6gOGGinqhQJ+0tfp8jYhZx42rtwp5QC5YH2gHF9zs",
-	"zPIJVam/MDOAg2YcL5wIZ8DaiyJ3sjuFLO3qjZJadR6eTYQrtM9ECEqQ29tlB8qvl9Go8Od0CJZt3ROR",
-	"e2sCnL9UchAunNNsWbgA/BqpOnvRNX9yhwoh8ziPht5C3jBHxgalupxY+gew/re9EityGrMVXw9r1VOP",
-	"wLkMHGKkpAOXLEx1AW1doNtq5QxlZFidHrsApQ9d3eizDYrgcf825YK1se4pZMLo6TSXSgxHCqqEY3Ue",
-	"9DxIxVCygG8BnOM4sJ89DQ2lwKJ/ApTKBlNuUCslTQAOLA8dNzEcZRcqTLJcqisLPpfgctnHTw9nnhsS",
-	"soFXUpeqbW758dXVhqZYn5vCGmMJww0za9MK/qKrftFVb8+zL4wKrCPC0yJvR9/x/vZtDyyoSC07VFDd",
-	"JpYI6kcVd0cKBfCgIlBi4JGhtlsosPPrpn/l6yNFcgPw+wt9Hd3b2MItlvGrsjl0SN+HVbdXsZo+CIAP",
-	"Y9h6Om3EROOme274WfkFGjyB5UK+8MMv/PAj8sPp9ME8kvWLupu1nWFLwyowGS3namMmKsII1Wgxc8KA",
-	"zirdSGEd0aA8lyEyiBzOvHbrOQmVARzzydXM6EJlocB2qFIaOww5ucBMr2vB89DIhSqWSXX1qIwAjJSV",
-	"apaLbmFF6DolM2Bsc12EOkYEpRVUzS30EYHRRqoW36sg3AKLxzgoVA4jLkD5sFpBxfdm3kYk+Ya+8haO",
-	"4GGYXG2Muyfr14mB6sqGmptbRwsngJohnNWKf0A2/Rce9pfBC7wGlABrUA4+EX+73dfwPCpCDaAAT96D",
-	"On4hNIC71lcIOa/H8+1GBLIaz0dmRQiKSqs0pzGnIdac6oWecwnGeUBh227nGSs3nZ6cjFTUN+GJdFgF",
-	"hFVb5wEbg0r6my1cvDYZlVVM+o8dLchJWgAtd/ZYyp+ct9G491biLqpsHYqmQonKYVB9KevxCz/7ws9a",
-	"596oghhGCcjEMojI2e6IcLojayM+tM8c3WJUG5qQ0Y47gVGXb7/u9ztVp9hIlb3q/BpTGvASOUrU4EIT",
-	"AoblODNWLHvsnIxzvgnRAN6z4qWDThCIDG6bo9Q47AwwdQMq6j7XeYkpAhgHMlzAZZHatg0F8T/WoMZ1",
-	"GzTk2hGnpc7ikREDivhipdlERyhwiSCt9/qiMalkAPxpwq0YjJS44ROXY6tCYLCBYKRJyu5OoUQU90uL",
-	"p4PQGKrJF6xyq9lXX4Xy6dgJEQ91msvZ3FHLR5roV1+B57k8BID4wnPQQNPJhaAuMmWXI+gX4LV7BLrZ",
-	"CKmOYihIn3YAdnvrdj9SG9HLuBZsJMS2kdsJCz0g9dShjr0mmYn7nnUSv5YobXG3ohjkeb4hCvvHAW3d",
-	"rIDDZwM09qFKZcEgnyHsFygRSdfTYwR7U99/Aod9Aft+EXZVsO8Ggpf8AHVSejhvbEjw3IMuyLlcULU9",
-	"xCWTnQrcnjrU1COJEGXHcjm9kXpL0bLooaw1ZislV5lr2sxbaKIPxVXw83diK8cfffjdebkh7UbcSOts",
-	"1J+dBg69EZD19EKtnfzIobPl9uH+Evt1ghQ1eipzAW17x9Qzpx2aY1e/D3Hs3X02klZDs59dW0DzPGp6",
-	"Bfbii1nwfzenRHhTxSX2YCZAUL/2dN4h/QxR/9CtU5K2h0qU0iaoc0nQpIEdDllKWm8o4hyU/V1ZEr3G",
-	"ulBhCq2HV3L2VYSCZNqwX/dHFP1pKpYjxPmR3Vz4JiXW6An7aXRBbN5WCIWSlf2jNrh8Q2eZ0spE6mij",
-	"yz10OR6O1E6fe2zSTAK3x954Y1o5bNseBPhIQb3fHkz1MqRApsMy8XQhUgToYAORtP7kYKSw7XE75jM2",
-	"NnyL2bjY8t2FvAFvEN3ZK8c2nHJNasN/wBE8hxN4KGDJlVAfGuu8qKtEYVs35PgXqfpFqn40qYqO3Q3N",
-	"va7hR6cMsp0FVsSEwkUPJoOrPPMIWNWeGlLPKdOiCRBxVomtbgRQK/wQShUFCyRcu+EhodRmI8XP9z8q",
-	"DZtLznNbFBDdBx8z1HcvjMODF5/4whM+I9WGQoie8qptxpEMSXOIqk9QIR7g6pe9mncr32+E8RbqtcyE",
-	"GUAlHVfYlLVTellkacJSPxDUiSv7b/o7O4XWrKaAoq+krPvHsY8LPTwVWKANyhlMucylmnXKZsDQUCAO",
-	"llTK2Ragu0+LnPnhK79A21cjJkJe0xsjFabzqCz1WRYK8i/BnAgSLJXnaJndVSb2WWXjHtAiKIfZZxRU",
-	"TvHzNwl2q/iByKrribJQGjhj5slPVK9ClYR/a6Dro9/Dd/cWXa3m0c8MV6AiU/knnBX2ivPS4ezNS8bz",
-	"XK9swjJhndFraqpHzaWDH18hytFklqXllHrhHvTYD55OSQyOVCDYEJZWuafRFKd86Wn6O9D2B2gRUHyf",
-	"L5Z5KGqS+xsUAkyx/ldYwiPLrC7MBOL0+FU/V83aubwSI5X+8PzV84vnZHcc4Zftf8N3vnuTJljMGcal",
-	"9h416vO3tMgzaOvsvy+vhRFZpweNzbUCkCjk9wfEJc0dpuI3pgk4CdMs78GOUvgbJQArW9bkMdtX+K/B",
-	"SvhB2sh+oHELnVjnM9cR/oB6U8cHTfGlP/aFUC6wng9iIuXxYPk7oPXdLOIeldbgi1BkbQeskHTejcsW",
-	"zw9S9NrU41lCo9BMGj/hd29fjlT6ewg1vnn3/auXzy7fvX31fjcbO/Ic00uzNGF2opfCJiNVc1eAkBYp",
-	"G3tSqOsT6EJDC99SLabj/kjFolWeab35x7Pn7PzkydPYILPCB0nVs0y6DkbIkfdRD8ux0SuLBZ6MwMp6",
-	"GFqJH6gWywUk06zYl9NXu/sPFgkoRzmjU9tb545XH/I7PIUyrn9dhvC5q+MNKYLh9qhZlfraP/sDrh9g",
-	"Zye3uF+8r6yFuV8hiTd5p/L9k2ZjwY2/NV6nQGBLuN5e2CHTASciAvF0BuI94lGSWFo4sCVsiZixXHCj",
-	"XFJ6Giyl1zIreB4q9VTvNqjVV2Kd1NQZYR0f59LORZaSvkOOxLoV4K9aVuQiK50Ej/uP/eUpGeDZmzfI",
-	"/Sob9t/C3L97Myr6/ZOnaIJ8V7E/RkqbYJp8B3o8PomdwL/r9XrpEFNPKr7OEgCiTahiVFWVAFREDZZx",
-	"KK/SoeazAytIU34WjvUgZcUf2f64XvN7MMH7vAgbtPfFTbXoMd7HOm1+X6nwCDnr0W+lCxdac/t/wvB7",
-	"YqO753Fvj+lnrirtcRD+0iBxY6wfri748lFyT/zX65G5j6bs7OdcnumBg/DDdakNmb9Wk30i/2RHpS5v",
-	"HErLSibzRRR/DqL4jKpvcrbgquDoqQmxVywJi/C5dilBRQadlDyxP7xkzridjzU32VGc9A5Z/Bbr1XsB",
-	"HBrkYjxtoTORs/aEe9pj9JlqtxbEGQmli9m8sx1f/rtwP4RZnNMk7npxK+EmijY9aCu3MN2dndxwGRtM",
-	"vzLJ2wJo1UfvLwY+xVX+c8TSdcbXCJad5VBasXKvvHyWouI+W4hDLgG0Bq9egR47i1gm7IsNjWsRp4u4",
-	"WVMNunsVkUC0lU5llSsFKVnY3g310OrrCSB8LUF8WRuMXa/V5fJKQDJvpCBCT42UVNZRpxBEh3vj4LR/",
-	"OmRySncVu4hRuMqIEjrnRxupEnaHiXzSsif9x1TvAfq4ds/8UlM0fReCqxpMDwJf0CaoQYP8u3CvxWd+",
-	"9V+LneVu8Oi/3PnPET9TOZw91/4ouGK7AUa/Owj8kxBbCNSyzgGm1nNvUeaiqWzNSE248tcMfbUVnFkH",
-	"LVlhuC2MoFuOCfozwyfCKwdSZyPVTsWNmBROXAJ3SRP29VYRdZYVBpNd5WTOyMOdsonngbkdKelgNBXV",
-	"64qZi25y8O97voKfWPCyzidAbUeKtBm0q/FLcrEooFkSAEYL5Zma/2dSKV8Q2JxN/F5M5lDHJiDdKrV3",
-	"AX8ayu4awZaFmYVgOR0T2PiKKu+nnkbAuZ/22BllMwDibQnPwBugYYWPt0/733b2pPY+x6N4ICQPff0P",
-	"6r39A1F8bfiGvsJEjXUT485wX9q/agyygvrdD+99/6Xowhd8weH9vEMaTLjkkDeQ5xDBBA7ntKc7T9gi",
-	"Y+2///DmLePG9djx1/V6afj+x4AbNAmYo99ldms7TKjp5SrX0GuGFjtqMW1CVZItjxxw+Sr3erDW1gcx",
-	"EZQ6ORS/gQf/aiCjv3qHGyQoxksZECmS9Ax/u6paSuNNep/sNq5AaaCPERghfmxYhtMUk1ktkoa9Xkjd",
-	"67HYNybMDzE4+2oCMEQkt+uZ/7Xa/QE2HOqZVFQ/vVLgqhR2pNK4PdjFJNJ9CtWdh4w0lJgGSzGDMuAQ",
-	"tBTIf6XUpVhIoNly+nyu+Z/jcv/V7+pFtaGmnlZzPqJVFC8HCaNdt7UpilNvQyyzve2Hp9osuJeHRQFP",
-	"bgVcSgmptIuAwO7SiKkwQk2EPcQlY4VzUs22vDJKrGoNpPzDZCFZxt1IXQsDHKE/CEWIsFG9ctQJPho4",
-	"eumsv5LtjMt8Hb2dejodKe5Y/5tBv5+wfxZSOEyTYCcng36/2/8aflAaalEokXszTy4EcphcT3juLbof",
-	"fxy8fp2GOx8PysmF+JdWotNj6fMLPksZR89PGsBKYeU7uMNPlV19U9nUz9vZsmvWu8quVx5nFdL5SC6Z",
-	"pOW3vjn+kulJsRAgCYiWPBFAm7d2Omo9HrXSzudk3vzlHT77aCGwuHBpkMcVDbzllbwSLH3z7oJt3jPW",
-	"xnIW4eATlr6cdl9zN5mnLDDCwUidnnwT8X7SJWU6snU895oEpkJhtQzwC2FKVHX+l5X5XxKuIaVEZ/a2",
-	"yIXF+pG5tM6OFCo5Y4OtiJToDIB/IKcJHAbQkWm/P+j3U8AgnDwePPk2HY5UCszrEphX6tlgqoo8T4Hd",
-	"KK1CpYmVJKSVodrsqVBZOlKZnE6FYW2u8C/Btx0etUuuLFvITMnZ3DW6Xd4Uh/Or7atIDJJkXeDsrlal",
-	"aQxGn7+kojfrMbqhcFX7/j+C8RiERCd2OM2GWJBkbIVCJCl6wkXGTk++iT2ZkYGU8jHQRmujKf8roWZu",
-	"3ho8PU2aUQgf39+0Y2tfqmXxyeta3JHBV+4B4wGuk1RB0pRSEBoiVbj+bt5deScw7c8+0fyLT6vRp/XN",
-	"HsqkCjJ/u3P3X/9WE0VWGL70HM1arze2vVb2VdoZxHKSWKAeCgzVGRJWxQm8qPen7EdyX4FbKvwhaHJo",
-	"ReZbGgbQz5dl0bsd5fdR9uaSMIS10Gz8NhXVc1S+1LMKb0jVh1RiVQ4XOgqYppZogEY8oHR+LI1BX+2x",
-	"N/cpykwtEDYrnI7UCtIRwLVC4+GkGnF98E4oz/dAQZD6IB8jr7mh/F+la+OXms5fwgv3d4OiHlljf/Gm",
-	"PkCaYpmMtC9QcAGRWUBHYnyjOj1MYrJsWdg5QH+92stDBhIV2xkpuVhqayX4YLmDivXXPC+wpRIObEMx",
-	"BD8ftprrihngmSl2dv7V2xcJc7pTlhispWc1vYqQk2SkwDihi4oZW9qQmpfiH9KkzO8KawN3MC5wpIit",
-	"cRfe6AXwZsraMQ4kruVE2E7irQUcD7p5a5PQF1L/7zQJDjQEvtFDKl+zNjzwHSwtHWwsEQtkDBmvvZcL",
-	"fi3s5m4AKAAL9KV+ZWRTOZ2SC5osSka/BqvK6TSJNftO+1iMb6T4khsHHdBZrr0W4piJdb94huU0hgF8",
-	"sIC+mopZvwc8j/5n3JmpFQ4zEaVi/+d/H38z6Pc3JCDOCfxRTqedHjtTI0Voc9pD6n4gFku3jqfomXPl",
-	"Q9Lbs6g0oQdspKaFK6jkLuQcYssX9Ptjdk6kYiAIHvryCIfNzEfKkxaWgZyXyXaMpHBKlNyjhECyq7c8",
-	"cLmeDUbqpH9CmCZES2WF4WOsgWIEawMUKiYAg1i3iH6YzAH+4DWIa2HYyc1NB7EQzfVKEGXBWc4dVPnh",
-	"GdZzpD5moK/oFVr0M7+Myo3xTw+YBXBL4smBOe14blnbCM/kCufvB7dMTsnGxUzIcKXnPCPY/1gIRReq",
-	"k2zRdrjWEUHaY2fhusIJ5dr6gyxre9I5GQEJVLiMSuWYXEwddMjMuXWX+PAld9EbGgd6ZD2LEHauhLWs",
-	"bYVg6Yvwb099r2Db/P4vtZVw3Cup7AAZY2ARZSf+KlFciSUWkWNSWZkRbsETJazPKwsGeqk7swbsCw+5",
-	"nmuA+SxdWSh689v+AGZKen1/vPY7M1LxXZmxdnQlpFmBmpQYMMh5TaJfeqIXxOaJgvhITfRy7VmUdLjz",
-	"QHDEqf0ucLVeccDz2Cu5XOLwAYUzUuAnjzGtOGFop4RgJNgy7CW6eTNGSqiJWcOyEewT/OURu2Mpyg6X",
-	"8K1YCk5ZSdW98Xr5nJsFJP22pWMrSKbludXMQBsUtppzN1IrHsSYn8pYuJUQCkNyUAWIK5a+DHJ2su7+",
-	"Q6zTAfA9Z9bAxqgWq7fIrgRVzIa8DSNnUvE8gBuh89+6OTcPE3Nfr89JMN/imMKUrID7Bk7cBgPAymvR",
-	"SdjbF8/Y48ePv0UhhzwX44TchMggtO/Ca/EIEVJla3+QotH7tJHw4pnDYeEZL/S7Ti5EQ4wmaaiyvrEi",
-	"cbN/Rbsm6PQDTO9nL58rF75i6TSoBMg7USHAq9QZopevVHyqGgnh5HatCB/a5+1bSBX+eXzoamDyFV0i",
-	"AZGLygf4LDeUClI/mlYBqgjQUO2VnSfk55fcJU4M/X7AkthezDNIBe5OvAaomMwE2A1ITCE337OFNqmp",
-	"7969/KFD2b4xoRfc5Dv9rXUGsOsgTp482TyJJXfeumgNWv/r19Ho5uS4OxrdfP38t7/9Wyu5NVHsYyLz",
-	"kLOEmPsul2iVhQZthDg0KjK5ng0JGRldC1vYcKY06okGNMOaXuAVjc+tItiXhux/oPmLoq+uHns9PyiQ",
-	"21wF+0t6xk2aVMVIlmCd3NNMruQzJfs6sI+h3yZF/ldiPNf6KoblIOB2KbN0sF0RE3KMUV+A8D8UGgSb",
-	"J7wUG26A1bOteqAuD907oQy/5VMxYDUFpLRk/V8QR21LZVKriRhiDf6gwUgVyzDerr6MVLucleu+pT+T",
-	"ZtlJyMpoa1MxXvy8sImo9FqqXqkO2Tx1JbZkNDJjmTBQwCUuyH8F26kEzRbqooFlvanioqYZN4WqUGI4",
-	"EXDmY52tg8GYFkYNiCQG5NkfyMrWX4l1F8vKp2UnlM2zSeozxfWCq4GS1+YIs5hp54QaqTZkTK8TZgQo",
-	"XJ3KB5D5CkJzxfaGhZ0PK5iSkQp9Cdj3fjlQUrNMB/KveCPSFDnZvDD+SAHOgwjXHvmvps2RUzs/WCe9",
-	"RQr7Qf4kEvgButEUdv49BGwPx+Pv56VndJ2/+Jm/+JkPFLSeCBkn4bWJ3atK3PZyrhVUIbCdu8jWFnDu",
-	"LkDyDs4YrqBgHgqTN1JtpVkmrZdUIIOTrRhdBRWXBJuoUNLZTh3Rh2KFQCHSUkUGQGbRM0P0G0iHznOp",
-	"vKSIoV2nA27EVXBeO2B252FjPm9cXZzmrvRl+r1c7hcE3f91CLpIBO2NixhvHV63uyHq/BB15FzwvUyl",
-	"yLMOaq0TUY/1w3B1gFwYagsQV7m7gLyYcGNQTyUmgKkCWI0MneUlQG8jt/n05JsY5IifHRKioMoPYojZ",
-	"Suy/rxfCs2SRW/HIMpGBQzPq0Kf9b8vmfvHDg7I+OUABsICiv+brCn6tx36eQkHQsDn+4yWkDVzpgftV",
-	"+1ZBuVCRYShkEzXIGkCDKZ37pT/3NAaZnp6O1GTODZ94zoWQZq2c0Tkr/8w0lEcW1KAwYbYwUL8YFHG7",
-	"hBOGTltGLhZ0x0etlH0HGMPOkKWBzlLGFXt59tMZYmhsAZbcSKXPC6OX4uh7YXKp0iFLgR7TUJ4C41Fy",
-	"sRRG8jz1MielfUljeCnYFBroE2ynjNR/C6hOICHxz4KjT7tCXAFm5rfzLN6KICwitESjD3IhAGpfsY0W",
-	"GggH5TpsqX9PqwETVF86iHcoDIv4NgCKQ4yvx34BMyoucKRg/VEYeuqJIRMWrz46eDJpHQcAo2LpQqbJ",
-	"SK0EVCrwf8jHFLUVC5BwkOAjriXHoqT+kUzMXuwwQfZIwS9ozfuK6j8EnnmbnhC53yYYk4J+X6CYX6CY",
-	"X6CYnxyKGVSj26CXUMTp6Hd/p97fs+wTWlcmcOoq7mcI4JSRiolWTjOlV4h6QMCI07FkRQln6YVf4bDG",
-	"XkjXsC6hgEQYM+glj4/xU5AWZfgqTdi3j+OfRiqd68KgXAs4GXw24+uUjYvJlXC2EdcyFmutMq/wcYde",
-	"3gBtqeJ66lCW9AhQLz2WAoAqmJ4jZYtFkHY4JkxiUiyKnDt5LeBjlrWtE0ubMD7xf7wUSpjZOhmpILg7",
-	"Ze99wVWZkgHqyFdfveUrgoCwUIpwyWfCfvUV+OJDj0+w8tPSj0BnNVLH/aTf75fIoifw707CtMlAfI7X",
-	"AbpFeFdI9sD/HqmA76FEXMAXhUGwVGxCrfdngoUGtakSN5RLwkcqfSXV1YCNin7/8aTX68F/iCEzIv9u",
-	"1PKPetGPLB17335z8s03nY2Wru/evqLus3xsdV44P6aL3hT/GZhEwmRP9NDxWRapgCAoQQY2UVlTeePV",
-	"1qmEhHapYqWkNfMKRlBGRNaJK5oUxmpDjm6ouQ/rn3MbGnr12AvYHaAg3A7EU4DZAItAqwV7G9ZKoNdC",
-	"8aXiP/GWU241GS0E8YqnYeccMVT+LIcMsDQ0TyDMFbQcY/inkcK677Air0YCTfkj4U7427wy0nk2yzNR",
-	"AWf02I+6MKSQrv0csCGx57hYtYoiCdLg9C1rh6urpxjmSOKl7SD0iOcr/ztQNxiUSRnQgZ0bRPKGHGxa",
-	"U8R/LDYuLJIjaas7q1P5636OdYMOSYulsPluaMP+UlN+tDKGfosL6YXRi9YBz13o1q7KqMiQDo7zf4+P",
-	"NwT4K+wHYJJdsngiCMwGSxVuQOA77Li/wXX6/f6wzlbDmRYO0FnHvR481dmFXEBHZnVJNFhrgKN5xV4u",
-	"ikVr8IT+LRX+u8RlSOXETJiDzuEZUNohJ/GpK5dViLdBh/o5nAYxEjq/NmcmnmaHkakVennjI/PK9Q6S",
-	"1MuKPINSS1oqakf40fyIXjjc9go882n1+r96UYGfSwx0LR6BnTF2hfi3Kq0F3FU1gLDdZOZNfOoBb0UY",
-	"ZFeDmecgYsu2Cp+yv8yWb3YlOAaZ4waixkJ9RbxOapPYdgzwgtJWmgyU2jM2TgBXo70CPfjWpjIA6bi9",
-	"Welt9kK9manAAic1u2GkQMHasBuSvUbDNga+N1JpBnXiZQDCouuMoCuwHGHYSl8JViwZefK++ipO8ADF",
-	"OQquJxWxNVJPGpTlUj3eVJy3dWWvItEkvmjLH1tbrhf/OVBdBmBxpQ+oVN4M21CYd3XLOvekVumge7fQ",
-	"4B31um2nGqpdJSa0Qe96sql1HaR03UfnerKlcf1lFa7qse8SL9tKFx5TVJ6+qE1/kVpMpXduAxp5J82p",
-	"BgHbnTH9QpdNC23CnCkspKUYmc1AbYe8t1IbkOB90qbHzuVMEVZ+pM4dVxk3GfuFhmXtH1+fPeue/3h2",
-	"8uQpTj2VWQ/Kizi+WPbGOlunHcI3ypmC2BEUfYYMboxQIt9dsfHaiSjFQ2sRL66X3NjQ6jB+e6TIIRgQ",
-	"kE8YdW2qWCzXsMWYAtamJunYa0pqhQkzJVNPr4+TtJymZQtvvgis+4RQSCsmRjjLjIbGe+y516lWkFM1",
-	"UlMusUg3VOhdKUZ+7ZDxBnmGp/3jzmCkGgGLdJpdunpdclz7N4OslhS9cp3kwI9IBaBC+EgafvT/RkTl",
-	"SKW9FBIHeLm3tVJ6mZjIBc/ZOyVv/AZoldlbR4+f6kJhm5S1g7AAc1GqTK9u/Ug8isoilC5PCBP3BSSf",
-	"rUNPdH9AFBmEhD/6k1+hEV0LwVFEq+ps3YmJgLWtkQF/hMlYj2yEQ2LmUMzSagcNYKQAltWpxRR3g1vR",
-	"Y+ZVF82mhcFuO2I6FRNXwb02HFcJgCUcGKhcU2hWjpf0tP9tMxw2TLorsw0obG0guhSVumcEUR2E/QjO",
-	"ulioMCQatN9o62ZGnP/7q4Rm81Zk0gak9RS1NjcPFROlxawyxidGWxtwtMiJMB+PqzXVg8b+RGsI3Ae0",
-	"NTrhy0oO4kZaFyHYpcISnsfNDVF+QtuKbKQIupzpBZfqkaXNBcZjQq1rSlQkxTFcbioCOVLtpigAdywN",
-	"2dpHPx1R+nChpIP5RlA3xaxHqukt/3iaMLlY5rzAdGyIImw+h6EFT9NntADaXdLkTvr9fp9JJxZ2yOwy",
-	"l47l3MyEYcUy15ywICc3N5VC/ZHKdmWTeDulnuI6UpUc14buAG0ErgPMvJOwmAK7C8FM0uY2+MA7Jf9Z",
-	"CCYj2DoQ/LDU07WKWbEO+3E0BvzL67DXW7sft3xrDleVoZaNFSJvWXELrA5j3nvnGbnt3ulWgdT97re/",
-	"/X6cHJ+8/7dDkufOl3zimac/AMjs9NdMT0FkopE55lY8PWUVfQBtzvTWyUd2fuhen/a/fXrbZj8Q/IJI",
-	"8Qsc/Asc/I+yIspGab+HK3Qeb9Dg19/e/7YTM46dp0LiEvgInSY1+U5A8f1dpWhWrS0jpd57utHRG/yv",
-	"dNF+5Cqzc34lDusdWO0efwkZW/dpCDiZe9tMzcSdmgLe1VXAs0wiyPCN8XvgvGFHbI/G0uP/EpPd5dPD",
-	"NBMmJnP9ITWLDqDbF9qMZZYJ9aXBW0ODtx3dC8+qjUarxMnmgbBZ++fC8AHbJl1QguMhH9b6rfkePkCP",
-	"54uqQc/uZ89DaaCJRtcpGJ9JsOU3erSWhilajrRpI5XedHVheKlDpOw7ViyXwnQn3Ao2FzdVlYRdiXWt",
-	"sDrBvoOJCA4M+mQcMyWne5ng6O2HIXsS20R3yBFAENWxwKIcUE8mhoqwIF5ZUQbqHY1UTJO0jR3q62l4",
-	"mzot6tUjFcabiFohGpFUdp9NhZvMIdWmWpoPZELZ6RWlA2K4icTQpeFtNG/e5CILpdMgWae5HMYGG/+A",
-	"KnENrPAgwOtGS/LK3D/zQvRfdKw/hj1Xb0VChlcZD6s8CJl2nj7FR+7GWepNm3oeNr0+K7yxQxoeKG3I",
-	"zQuTtwatI+DWNJ1t+ofLSo6VakeLXqn3YJG5xphR9FZTil5SpgNBEUVsHFD9FrULuOVzta/sKhnK2oTM",
-	"FVmEmNtqge1OZeAIbN0e2evCXgLtLkxQ+Q6pwA1YprJTWWMSZigDQ98JLvtbNgLrdjrdFNPHHu2dMlof",
-	"f3oUihdUZ16lxIbCMcinCeFWabvG2kaMC5lnNmFGY8dum7DMP5EL5xWDzpClPFtIlfonsORd9cz9Tw1D",
-	"/ih47uYJDCaVsDEnJUQcZD2zkD4XJYptvf/t/f8fAAD//w==",
+	"7L2Ndhs3tib6Kli85y6T6SJFybITiytrruLYHZ+2Y48ln5yeMKOCqkASrSLABlCi2Fl5qHmFebK79t4A",
+	"qoosUpT8EyftWXM6llSFws/G/t/f/rWT6flCK6Gc7Zz82pkJnguD/3yqlZXWCZWt4Mdc2MzIhZNadU46",
+	"b4ywQjm2nAnF3EwwI/5ZCusY/jb9737t7f65vhIqHbHUCJ7NRJ7WX+M5m+tcFJZlvJzOHCsXCUudnAtd",
+	"utqTl7pUucjZkkvHDFdMl45xleMfc+44m/MVU9oxO9NL/O3SSCfYSrhBJ+nYbCbmHFYiVDnvnPzc8bPp",
+	"JB3/tc4vScetFqJz0rHOSDXt/PZb0nkp1dXmBrx9/pR9c/TNN6yQ6oo5jR9U4saxBZ+KhKXjcjh8mL17",
+	"+xL/IUbMiOLbcQceGXfShL17+5Jxy6RiKfwuHbGF31NxwzNXrOpLz1dsxq1/srmazQm/Fc6s+qcTJ8zm",
+	"vM9EplVuYca4k5diog2cgzMrqaatY0vlxFQYHPynn37qn5ZuJpSTGXdi8wvfCW6EYdmMF4VQU8G6sFeP",
+	"v3407N028xay2Rz/9YL/sxTMwV+ZnuAOFXrKFtpKeMQyN5OWZXo+B/JYGu3ECOgyZ7Benl0xrdg/S2Gk",
+	"wH1AGlzp0jC9VEQ0uyf6W9JZcMPnwm1elS2TPvXznRg9ZzxOzgi70MqKEa4C5rTCY7Gs6+m9x0rlZMHg",
+	"d/XLMuPXoroxbCndjEk3YKfsmhewPTPumLR0IcpsxrifQVeqrChzqaZMK9g5NRUGHlfsePjkMZyb4Rms",
+	"rAfvHw+HsBkSFkHMoZN0FJ/DhrQd1+4Dfloaq1uo8qeZMIJxvDvMOm6cPWFwx+msa0vSqlgxboy8FnB5",
+	"rMwF42NFNwMu1YA910Whl/6y4B2DnRixXONuXJayyJlGCgXyzHBOdjBWbXvHFSsVL5wwIvePEtFJy07f",
+	"vGDdKTeXhciTsXKmVHAl8oSJXOJ/67t7NDz+pra7CUzByqkSub+EYwVEYIW5FuaBZXNunTDsSgBJWGa0",
+	"g7HDoTDF53CG6QFNKh3BNvgJEmsGkuBKu5kwnrRwHvAROHnpWKaVk6oUlnX9g2OVwbU1CRMqX2ipXMLm",
+	"whmZMTjNhF2W2ZVwCUuBklNYQ+p0SrM6OvKzGqs4rQF7JnEGS75K6GgZn3LprwJMZiKNJbYJ5EvvjVWu",
+	"BZ2AuFlIIwbsGc9mRCBwD2zF98MJB4bJabCxknRlThhnls8XhcAtF9ZK7Z+rCIldCrcUQjG+WAhuLPAI",
+	"PlYFhzPAr8oJfMZq4yzjwFxxBn7H4TIjuTjGi4LhXi6lFaOxWsKH4AQdEXlRMA50AUxA2MjttcrEgJ0J",
+	"L9Esn4uxahWkdLLiGk4UZ9al5XNGFzTBmSxgp/UkXI0ecDpkGiLuI3ECT+/E98YqXHakmOqu0zpvud7P",
+	"jZ63iBxHUyGBj3eOmJCV16KXMBAPDx8+fDLY8mkglMaHJ9rMueucdHLuRB+Ed6dNcL8x+h8ic9r8iONs",
+	"suRFeOCBBcIVCROD6YClRPCWqLu0wtg0zm3B3ayaGv4n6YDyI43IOyfOlKI+1f8wYtI56fw/B5WadUB/",
+	"tQfN+fkZX8u8TWzjZPFvfq6sm+rS8LQ3wstcZ1mZVhM5LYFhcWWXwgDDON6ygjDszlUsuHPCwMv/+2fe",
+	"/9cvvx4lR8Pf/qN118/15uyfqXzt/MXN/ufv9N1P/zdYDslWlNCnWSYWDtYGGq9yQjn4J18sClBjpFYH",
+	"/7AaBfd+hxcHxG81l3sOOht32QxOJC8NvyxWwGJg/eIaeDPoK11tkC3wApjUCpWjmvq9RRdqm5N/66Dt",
+	"FZzedzx/S/r5jvUvjL4sxPwvd9uHN/TWtm0IZkHGFcpeAXzJipx1Lw2qI/959vrHBJQ0NcV/ezEz5wWc",
+	"s8g9T+sNOqA+aDUpZPb7rUIXhcyF9Rz4RloHMtiCZGZdMeeyCMfJjJjCSRhQA6ZCCYPzY9bJomAFUb42",
+	"NQEYPoJjBxHA0he5mC80HenfxCoFmqJBTKkUfL6blkadXEptVyo78RtwImvvXYlVX6r+pJDTmUsT0vbB",
+	"TjKuWNHWPtfmUuY5Edmn2ltUuGTOeJYJa72CCusH2w65hS4EKSyLsIGeS1nWTXk+lyplE2DTB9eHB/Tz",
+	"+kVqs1h23aKN53HiLxRwQF48M4YU2E+3R5fllOyDXDigMGmBf0xFzsBCMA3zW+YJU6AawBmXRokcT/dH",
+	"7Z6DPfEpJ/6jdjMgT1J7Jp7WSb0Mk3oBWtlcqN2c+WNMjfFrLgt+CUqhInWeNG/yF4Aw5qtC8/xc65fc",
+	"TMWn5jlo9EvLNMzpkL2S3+Gszr2r4pNSYC4WQuXASlguvaKLmgVKNTkXo5pNO+crYGzBG4M65yVo1qBh",
+	"OqESZrXnQE1WtxSXM62v+hKtszW+R4vX+hVXKy/L7CfdBMX4ZWkFK+RcRm02sqUHlmUFt8CVbvqeFfcN",
+	"KCj4PBlI4mbGS4uGYbwOhQR94MUbWHL4Jc8yXSo38rtExkZac+ukzJIbZ43VrXl+dnG5+qO43HeKl26m",
+	"jfzXp72LT43IgdXywiZNQQD6EZEE2snclUawubQWfReGlIaPwuzfqcgdfreL1o2aYoJm7iW3AqmoVOi4",
+	"hMmN4IYhkwVF0t+vAcOzZWi6DthpYbV3CMykl6Zrd4tZpw0ax12UpUAIKTO6dML2iCKB9ImU/cOg2eql",
+	"+qAEuDAajh9W9kw56VafcvN/EkXR9zqnVAtUQLhjl0bwK7CtTQn7nQqQ/zZlhbTOeiN8IkWRD9heapgR",
+	"pRV5yrrBf7Ou3/Uqv29w/QSVEt5EJsFZLicTYeBUveRH/vhO2XKx0MaJ/JXIJT9Hq+j3kVvA+9N1+yod",
+	"oI3oh1o3zBYG+KmTZLLlJb3bYrqfm1KEbQJCFKBPmxXr7hQhPdpM/0HvdKuukBLLxjWqrMpLrQvBFeww",
+	"XsoLmTcM0bKUeastXFnUP1dvJrWVVQEHffkPkTn4xGmZS/dMObPa3BOe0Q5sOF8S+FO7Z1UznjmRjxi/",
+	"rEI2pbpSeqlYFz0enE24LEQO3EYqVKBvWVzS4W5fYxyoBBRXXECeo5OeF28aC9t4ZWNbZtzONpf3g7hh",
+	"Zz+c9o8ePQaZvDDi+gKe9JEhELqwk4O2WclF65fjGLd+De4oPC116b/Duv8SRtsoydGy67V+3Yp/NjZQ",
+	"Kvf4uHowxlySji1pE9rO1kZtAQge3aHoZcDJZFplwii7x3muEStMDo84CSSH2xVPsr5L/mi2kvJLSW6H",
+	"JiXDDP0/pRNze6u/pboVFXVwYzj+rMSNu+DtEa83oJZxy1JOqlM4mxisizdDE9steHBH1/dt2/msX3O/",
+	"rrbt+I5nVxNZFC28TitxgYGe/S/VxDtb93va6Tt4TusL8t5XdMLVptm+PisKqVoY9n/xoiQ3e1oq6dKk",
+	"Zgs+AJUG9IqVdWI+QNpq8Lzr6cXRN02Om+sSdLOko8rCq2nks/RzUuX8ki4PvP31fV8GFYqIlxfF60nn",
+	"5OfdRPo9X+FKO7/9sj76b0kHVtnuN6/vt/9mnHkSN8CP0LrzGJWhfZ/wsqAjXnXWBXRq+DL1rgEbLK9F",
+	"IfDfcyuKa2FHLJ3p0qTIQtOcr1LGp1MjptyJ4MUsLZ5boTNeoAEIxxbj6nwJTEGXBr7PVy1h9aTzFINv",
+	"cDeX2tS9k+0SYsILK9YpIysNqEAXCz/KJt392HCFsMsV42oVQ1sw6Tm/eSnU1M06J4fDo+OWmSqx3PGF",
+	"M7BcF7qQ2QqYDHfe8Udm4YDdYwZzqcIvvrntdm5swdp824jlqVZKREWiuaWXNRa1i9IjK/stAe0SxhP5",
+	"xV10AuCyFyCw7v6WCD64Te0TeTcoM2ArSsUWBZeKwVbYyObJnubMlmhtDrZ+BxT5O81uUYvfbAp8x11p",
+	"6wkoceM6SQe+BQ/C8V7rK/wdrfOX22igFsLx31g7k6Q61t30cOo9ALydOKKD4KI0ResaKVZr77Rp6D2/",
+	"nS82Px5ea3xy9+La9ZAs/n1/XaR2gTZ0kfX7WRu+bXrfc1mszsr5nJO6fwfuJxRIl7y2czU7BTd744a8",
+	"jPyapT/8cPLqVcq6R8ds1lvj6/DEv7QSg9utGj8J/8X2JdrZpeYmbzdnrsWFUMJMVx9KzObtJqPO+apl",
+	"mSyss0GsG+tOOjf9qe63KGHCzpSwtjWnRVGw3erSZJ43eVtV5OgG5czKAngSXH9WaGsxew150l6k+Dx+",
+	"v0Ur9mGnOzLmmbm+MHNr89tlgFf3Ar9Ucjq7g7Z0VgixCLTfepRGYIDtYia4cRdmhz+vbU7WiYX9UFQV",
+	"rsTtjCrQT3ghTCRZI/fGptW3vXXddVJbO9n2S+cXs2lq+F28H70TKbfy/qDeNm/BO0Xe8hRTq9IkXMFt",
+	"uv/GsNdhGZv6+5q+3n4O9H7rHgmevxTOG41rYsGI2sVpudhVLH/JLcsFz/sFjtX0tBiBjjDvbEFXKgVO",
+	"9AQu/5Vc9DaYz9abuUXv+Wm2qk2HPDlxDmDt4h9syHgSlEM3E0WO2ZCtu34HP1d42Hln48af9WRihdvT",
+	"2bHgxsmgftSff3jU/nxIomnXB+OfazH4hKWKz8X/V/0mHexUTIK+RlvbwUmShoYBGrjhV3KxEHmrpQPC",
+	"5l4ew2pp9W2J+1mNnNSdi7XDCEvYTfztehFQ9AVR9P6KUe1G3aYYNcZvn2AhHLDg4MReJ3ogZhCnAtMC",
+	"MNzIjdFL5jTrM95MW9SGpRbkDfl/8J8hFdAO2N/EwjHxzxK0I0rlzvWcSwU2rrQOzTbm0M1e2bnr7DyX",
+	"1nGVCQqJVIy7ztnh3zZXahuTN8IupOFOm1X4lb2S6sKJOYYaSyMucnEtuacFXAj8d6GPapJmKVCqtJHj",
+	"937Haib3GuuDNRTFHbUGoIZC3FXXEDciK52oXHf7vbYnX/KhkTvOqbLT1nwnQOV5WYg89TnZaWP6Kev6",
+	"rQOq7Y1YuijNVKppirmdlN2LHtorgRGSXFhn9ArT9GplDPCWyFmX+yAv/WKsJpjWbGHguNm+PiKEMLxP",
+	"OniEpWWFmDhK6gxUG1cBVmI4auAwNNlO7ShvNz1x36PR2djv9cNtu+PPDLelEffz/mz3yZxXe/DAMu8i",
+	"YeF51jWiz6uYr9QU8bjNE7TOnXe5WJ5LUeQxVWids4ZgyKY1Aa9trgfz4tBfhBkXnkNd6nyVsPQgZYui",
+	"tJg872sSfDIrBgop3Iq/ud2ao+9HL3/ryuoGz/rCruUW3RA1XSMyIa/v4yYiJ2WrMkZOH2DNTFRZpqSm",
+	"PrAUrM6jlxMuWpP3j1g6HA4P+/j/z4fDE/z//6tWeESaKkkakfuQr1bCf2vOuun3z14+O3/GDq4PD+bi",
+	"wH8svYNmt8NxtN3Zs7Y1LbvcdoA/CF642ebpbbqn9NXtDMC/1fah/9QlJsy1RzL3U7AxjAUKNqVI+tAs",
+	"63rl1tsSdZU6ffPu/C47v8VbgDVFGS9YzuGS/f3vf/97/9Wr/vfft6uKlQdjU0PdU1jNtc7bB1C6bYqn",
+	"l40CPErJUO1OG+DRxt/ZzfEdnzZVvDUnzRwY6V4WWEjZvo2Ifdq8H7mNeNZdGeUivwu5oKulFsjfjxau",
+	"hbHe8lgLX9EfAnfxoV5eWOLE6bNzPk17I3ZIx+Fp+z7hQ8oP8BY5nEs1q9vu2Au1KG+XoZt0vpzpwq+J",
+	"0kxNiazSCJbNRHZFUYuqNAmZKHFBn8ON1USkKYPicnx01NsM4+1x0WqbKy3jl7p0d7p7zaEPWTc3XCqR",
+	"Y+3L4ZB1J2VRwCHSK/W4fO06hIu4MdpSG+viWJeiGdm/9cI+N0IwJ25cwrhjc20dOxwmw+GwVhRWhaIN",
+	"S8edcSdl3+5zqTfmmvFiHqeKZ0UPi3zLnAMTWGMyfqKPhgm5MrH0BNTZONNqfnuZiJ5iz/m07ZpvvYGv",
+	"F0TRTCti8SO6aiQGHJuXNhpwM8H8OBhwfjHpv+Ium6X3uY/5Nvu5fvM+TIZDQ15uyXHYouteWl2UTrAF",
+	"dzPWxaxarKHpBY61X67Dba7+7ZkNtVO9mxJfCZe1TBu9ZPMym8EdlurKJiwrFzZhc6kwK3FE5YNDJHG4",
+	"RPB/kQGD1cN06Zqs/1ah1ZxCoZfCXFjFr8RFxm2sDuNFpme6uKCJpdVtfnxcu8m37yd+dfdm2jbr3PFC",
+	"T1sC0eV0isYXg6vcuI9rjFjaRcFXF1tE9VYZvs3Di54YVMPwLBnaXZZ107hBKZwd/NefHv4TBWbkISCS",
+	"992zpLmEfdSHdu52XvdDwyMJHSTlWYLGuWMbs3bCfUa3hJytmPsOW+P4dC/u43V4mMBOU6cSmTGF3vHp",
+	"HsJy69k67XhxcQddr/1kaFfqy1gb+vbTWhvYa0GB7tvef6mnUt3PiYA1W/CPmvV/9KgtDUS7xRYK8v6F",
+	"x/1cTqVj56/P37BM5wj5QOvAWr/UiEyDKL6AP9bzfIO/ZsYte/X8lGnlq53hQbbU5spSeXDTS/G4bZof",
+	"NxemsYQWdUGxUuHtCQ/iEhImlXWCo3meardIQ8myXQjlereva10UzX0S4i4fzCtxm9W5p49yvs1dg3+5",
+	"uBZGTuS2C1taYagiFzPL8bjzHFQx1n3z+uwcnQa8dLMDHGfVx0F77dnHe5qS+8cqKWLgd3NtOY0QZm3j",
+	"2vfaGZm9AULam1OeeZ+MN+IJWKBdORUq3/+85vxmT2N1LtWeT1Zhzxb7SVIZpo/yoxciK+dlwZ28FmTX",
+	"AAeM5Z7ksnlg/RvNxGwLt5QX/m+WLcGyz/T8UiqyKNv81eYO5HzveCp9hw4jDEN7SHsemP92+jgTQSFe",
+	"SzqL2Ys7Q/v01FZN+C1fgoUKwhcDnH1fufL+ujFavFqxmS7J+oUzpU+1nggy1P0V//rladNdfPzr9iEw",
+	"UnZrJJ5Md0I66cawPOhm+B9+k/b83mVcaSVB04ARk1CixoNLFDczlfOFMJIXKT5lYaSUdUMwrJewtLhM",
+	"WZdCUj2fVSqmz1PWrUW1WIxq9W5XA310E9eZBPKJ+76dANtDiaf1UOEfORa4dwzw1YS/FSB07pl32y78",
+	"t2tCGIpo1w1+b51mW1QnoVW20dKP2smJjxw9nXGlRGHvq3ZuyvhFSZUn63/ZpgKVW2ov6rN8YwRWi2Vt",
+	"3DerLWEXj2ldNnrQZbG6sFUO4+4kq1q+429J55+lFO4CGOsdMrX+J7z0A77Tmqu1rx8311k5B4JtceUO",
+	"Y52Iz6i393Mf1femudyk2vndTt4tJ/l+/l5VG5QtqlHjpoyaPl5TFns4ef/wtLQW8gfSoowRpRmOj0oA",
+	"0sL+ZBecl5/MZ7kX0bWRWlWPYYV7SlbLBw3LK7GsBeJts3iiXjnRWy+d2M9AdQEnp/7o0TeNoorDW9UL",
+	"j2S307xsbNXHdT60sv7WOfnS3Fa0yifHj75mvuTXQ4nYljBNzE5o8fIt0UxBrB7vd0KINV+AvC1jscXz",
+	"9oyC6JOJUIhESAXXwFQSZvVcoDuQHQ8JMnK/TOgq5aJFiQ5YPT4Rb+1+KsbZ8fCJt93A1I0IcU3IH64q",
+	"1B8jvMXX5ewf5LL1watJZeih/ddLaKzwxgPLZLstJ5VXG1svTwB5AVNmsCPhqXWRMED6331Pqf0XeRoh",
+	"uehXBErhC8gHd8mMgqF/OD9/w+iBqNe1RJmkK1oWdzbTxjHPscK0riTlc3iSbZ2Ra1XozzBvkEnElZhI",
+	"YbYMGTz6bXX7CEy0NTm03R6h1SW7kiI85pvU6q8x+3RTJZs2/tYSYLxLlL022O4ZtYexFvHv+1u01Zhn",
+	"tBW3OXnrH9k9yTPXGkdOEdVTqml6woyAHxy7FIgOiqa8vEbQS4JGxDh2PmIp/Do9qX6Gy5dfrtKTZmk3",
+	"vl3PH74CEzFYO2QSG10UIZs6GIVhTp2kA0MQZcAHWo2yjU1r0dRFdrUITrYNjqqcDfnOWF5SzuciJ/wg",
+	"XE5IIbZ7hiLu4yy9jXJngudbJ+89gQh58t6zL3hLkCyF76esz9JqL9OTkCBPsGpOh13c80tbYyoLo+d6",
+	"Z9YKIZmio8kupctmIieng7Q1ghsx0DWZRCa28vheucy3ZrZsKWxuSW3f/xaLPfhLVZVXI1V/6HQiDapq",
+	"7tCOe/9BIDxZV+napm5EHR6uK4nrqJfwP8P+k4tfvvqPTvv9xcy8F2qiW+sMPShnS2YIKIdVOMin2cy4",
+	"BavDI0RJQn6RbkRQ0AjOA4+rkP7mMT43PQqBPsUNOp5hg0vDWwV8phdrGQvbgDna+XiMAsbFxkG3HC9u",
+	"2VbJg3+9k9ypjmAPmeOHb51aaWffgQl2Rwv71LFCwH3WStRRh+tJp1XKwNFwOBwC3+NFsamL+0TSvZdP",
+	"ERUfA3lBb+AXNvVhnM9FSILd/wtYskdvkf9hr4/F6MnOsempjbAD/brtjGq2+x0PyQfQl1LlehkRJ+s+",
+	"ETtiqVB5GgDyUwx/pMwuuLJsLnOs29s8Mx+quq3udnck5x5v7wjWtG3dW8Fz2Z7Gjazb7gLrCfpNiYgw",
+	"eqla9ZmNb7ZmGCedsga2tm++cRJm2b42VLwQdroNWOqe2nVLQVhU8H5J7qyL7yrOeus95E913uaxbUTh",
+	"W+yxM6mmheiXVqAphqCE8P/6+L9pz+fyRSQsrbIAlhACmLUkBp9CT8D7ll2JlchBOM2EDVijdqaXimDd",
+	"G/Z6W2zWs4rDIYrb2k87mfXakts3DStk7+eKMfTyRZv/6OjR47v5j5qDtc+VwIHf028Ulb8QDdjtSNpW",
+	"1PtB4ys70UuauQnNb704/fG0KslvaHPPSlj/wXfCFJLs8bWQ0V1OZyN5pDapXWfVxkq254Z83FSNWybs",
+	"zKoqxbT3LK+qF9beAca+UfC67mcrVmTbeAAGsrtCpMH/EvVgisTfHbismvXWnXlFxbsbZzmPv281TunP",
+	"qIRj1e99PPP+E21T87rbXSFA8jvVNd4lT+RDpR2cUoV/FDbBOQrje/jB9HLhW4lgBslBRPWuwuEJS6/+",
+	"k565yriPyTSC7r0Ry7S6FsYFG3o9geHDwgtUFdYtWTFbgbromEMNbgtDqdXdt/hvvUUw8MVoqa/5X8dU",
+	"KPR0LwzHu0HI7UqCCsYUWyImIRayEjKncJtoBGbl85sG7wdVtx+VNivJd+ByVlB3rUdHZk8bik0mrK1U",
+	"h62oSFJt78dFFcU+G7TCQPavtnvTN5SWtkZZCbNRHRwxceO7HknsVZM2UxD9gBsYidIM2N/AgJWOWZEZ",
+	"4WLPGcumWueM2ttUob1qOaHfjlC57W057yuhInxE0K2pjdjtmnVj9xuDNTY+2UMri4ZtqwNnn4JFxE9l",
+	"M75YCCXy/SvPvC95C9JtjCf5razKvCtCIXAPe9VIEtxIHd28uGFMmRM8SWplnrKs4HIO35HONr5j9wOH",
+	"ldtypcmZFTJgq+5tUm2HYSvtbdvuF/HAMn/IoZVEKAUMZO8XSceEumYkVHWHolHUcPi0/cRmgr2zwvRP",
+	"p5hLWFtiwmKLMJBQR48es8uV26fuAXe54Tlt7ExjRh6pNZDUDkJvd7vd3SlUuza3Od3i4O3Tck6q6R41",
+	"K2sa2nzhVhEJgVnRLuo/kOnRWhZz6ya9w4c+r+Sk+qY2sr1pRbuzksJhvV8akvWj1NKOPmIJ6k4qOm0r",
+	"40rQBa+VM7po1Gn66kxKDdpSn/nRCW4tuEVBD9KSY1bu4E6Vzp86VekWEmwlvA0f9L2MpvbDPzqmBC8P",
+	"Eora/f5ywTo+FXf1psM7bSkrd7LX7uj+re9huxT45NWmSee9ohH/JcXyPaXP+mibin4x1Ua62fxiXybu",
+	"wz6ZNtQJiTuwlPIyo1IgKxhZl1sUfE5hGl82uWetCl/yK3HHd9qL81/6KkMnqsWAiaevBCsXTKv742bm",
+	"d1/XnZwdUl1civyOX8D2aHd8x4j5Hd/YAaH4oa58hJDw39qgpI0NWieb9c1YO7HmupOWm7H9hiG/+7h+",
+	"rmnDksSVhRX5ldAKWuNW73kI03Wv0PadqNKc1/jMp772n+cd/kNfx3ABG7dy4xbuvFTrN3D9hu6IjJ/F",
+	"Rd3hllX4XevJ0zvxqto6eUcwO+pxPDE6JlvyxaIQFzNEoUoTRl1s3zOkE6fTthfYB/V+MZAPmE3ePjO3",
+	"8En2H7IQq60onaqwfMsan3RNnrz3K8DaDbV3r/YH71+gBfv6TBldzEVbPbJ2C166WQCxb/GJ8bkIfk5u",
+	"GVdYtA7vnBwcOO0WB4PBIEUYx3dvXyQ+A/R/vl1PfK6rtjDY5te+41Y8PKJoe3CsHj4eskvpbI8GnnNV",
+	"xsxyqWA2NfBC+PJisUc+CE0gaSy+be/etduWP+gllYySVY4B/5gaELz9vFjylfXVlPVEWPoNaB3eKm0V",
+	"vD9R8657Z16xRWlnvvFy8I9g+T1Yl0h7qQ9Npl9yrSjX6j3QiSvw4a1yiAi/NNKtzuDDvtobHfunJYEQ",
+	"0k/Pw6f/86fzjaY1p3U/N8L+rIUt0LmaDtgr6g2ZMKmor7A2PoCSe+81mwrHjoeHvnR5vfsj0gXuEXrP",
+	"KQIRlzVzbgFb5pvMnYWelK0FCCrnJmeepG3VwDJhTk+Fm4XyafTrVW3rfNed8Ausg3F8vkg9kKeNTdLp",
+	"56pLenglfqmaOF/Iv4kVNeyTPrixxoekPlupjC60ZQthLKJtkZimC94NIJp4BEvBDb8MmJqLmVbCJmPV",
+	"BNfsefYpVGZWC4+e6dufIxSnMNfCYhY0m+tcFJZh6v5Y4TekG7BzbPAXfKHS1uA9UZ6Z0lW3HYtQTt+8",
+	"oPz9v+qx8v5C2AiaKSbOsqVEgxxYWYTSZ/6bCT3ne8zCM2Plq0FETklO1vn4mSkpjDAYq7F6qhWsDhZ+",
+	"Aj9/xU6LIhbt0KDUkp5d6lx6Vorgrt3NTokJe3f+vP9NbzBWjHn1oP4eNuOkQAJ2B2bd48OHjF9qhBzi",
+	"rjdCUauB1GCI9Ck1geyfrxYiZVoxHueGPRunwll2fPhoADOnAi0s30LOrthmCVl0UKfbmkqmNHvfNPPn",
+	"XwYIMJsiQ7aUhLZWA3bCOGvA3Xbhu4+fDA97MFIEv23MvJsGzNWD4QH2F+vVgHF99UANGhdGApJBBxac",
+	"C7qvqocsjAgkA/rpAZBFWjVrrwHqwiAwlr+arJu2dOBPewP2XdXrHr/nJanXx6rm9zAY5kXAAR8PhyO2",
+	"3KMrKeuGbo64vUlo7gijNUHQS9fXk77BADDOARvKHh8d4azqLU3DIU90qXKkiHf1bxAJGkG1JuRvx4Ym",
+	"c2q2B0zI04bRhUgTIoMGwEyasMFg0GMZVxi1KeSCuZnR5XSGHzzHGkD4DpDAw4cPn9Rq8IDepGPvzp8y",
+	"gsMfsLf+cll2BTzIBWRJ+DQ9E0Mr3HEgtJyvPOwMOXqxfRdlBocEX7JacPZHw6PH/cPD/tEwwgT/Zfjk",
+	"ZDhMiWMg9gWmDMvYRDRkZqBGSZOAsbilpymneMBeKE+CJGstMExQ2NO/pNi58P89+i7FPfGo96jozPmK",
+	"ZdyYFSwF74Ge+H76yDlY93g4pPu/lFb0RgSyBt+nfaztHv5GKvZ//8/hNyfDIewDV4yqER3rSgXP9ohD",
+	"Hj75eoiESmfFjg6fPMENUJpNSoOijc882lMVs8EO2Tq7AgLGTYExcrEo9AophSO6Oeum3714ffb3H59e",
+	"vDr974vn787fvX12cfa3Zz/BLtOJrULUqzeCMbzIQdc7TNnXfEkTY9s0OYfFRAVfLIDbEPMJzLHrdJkh",
+	"hLq0bCIV7JbPU6EUfr9jqpwLuE8eNoV1q3bUSCNUL+673w57I9iTuZhfCkOhFLeUlGqL+NGoJrHuTC/R",
+	"SpIODwc5i7RM2IwvRH4Swb4pCmM5oU8j4ntvwE49lIsuXVi6xb2lGJq/377bMEg3qyNefEzKyriiftHE",
+	"WVA08LwmCdKD68OUBLW0DEs6YpYV6tgtOQknsHrgsTAboFQUXfS4pMFT1OFyTPiKvdQt6/pku3ovdV2I",
+	"E0aP9pAreOZLr2ljT0J1FALqN7MjKCuJeJFPbpCWpTQcEkDqP4TTs2xquHJ9/Dt79ur0xUtqWalQdZE+",
+	"17nnu7gQmfnJgJmL1PLq+SmIxrlJMYAIagOBn41YqQqcGwZw4w0gG5muFgdmNUG0nKSqDKo9TMyaJqiE",
+	"Q5A4uCGxoTyJS0QoH7CffIUDj9kiETUbCGR4mATeileCwUYljOP18pcoFEkgQJ0hVhAe9xNgx8OHoLGJ",
+	"lbf4mdJePgYtcsB+il3Im3VOtJRLnl0JlbOqgghPFZkmzffR8CGRznrjbNZ98ez8OcsNnzg2RkN+vc85",
+	"6oc/kADHevFxp3cCY3tQ90CBvly7VECvmZ7PgYPQZQHOHegTr3xForHVt0tH7LB/9OgRu5ZWXhaCnZ49",
+	"ffGiEVbm7N27F98ziVeesITZ38TKm9d73a8RKnFKq9Vcl7a6C3SFUuPzltNeGCj+OfGtiahFsZoKszBS",
+	"OSKZrChzKi0jrkPNKbwilVXd+oH1YCZsZcigmLsSq8SrHjOdJ8gBEi/fYCwc1MubGG5F5ROHIJdC0JTx",
+	"blLRRxI6HrzUpGqCdtamcCUhUQK/gocUCcH134pFwVfIVw2wcC+5fK8NMZmIzCchhNX4q4Hyar3tutea",
+	"Kw67QZajWt99xBRF3uzflqHo1JQIIpcgDAEZp7UG+emAYe700c0Nzvf45qa6EVGPjIRqwjaexF6Xj25u",
+	"vN4MB0aUjeUaMM5P9Ybzjfb+SZ2kAlNGGw5t1S7KWWTv/tu5MBJMOulsyE31hpUfP7iB13slIKsJW0H7",
+	"j7zF1u49MxzZDWoQRtqrsG0kV2ktnk3VVPXKzqF1W1bakhcDlpLjAIXtjZgvMKvR1njNTIOqW6N5uDgy",
+	"m+EW+9IX3Ohewgp5RYf86vnp2l2k3Dwa0isS3tmHyeQ1NCxLqqTVnjHgNnnL3h6A2peybsNdAMTsvwBM",
+	"u4e88fSytN5CtCdtR1iTq9yJPj55wp6+PD07SwnAt0al6A+oBAvrvnhz/Rh/d/D4mADd4IeAYooZdsig",
+	"HuAagH2h9VTnVs3tqTAxpfJmQkr9EYOi6Vwh8vgJ62jR4ffLGXciVIqTc6A3YK/9b2AMv8Ljo7bbBV+l",
+	"+29RfLGUl26GioK1rEu5e7QhFUBNUiW7GmGFSxgZNpn/66vnpz1mxKS0ATzk0fAhKt+RHdABBQPoMiY7",
+	"jYj06fuhyrcQkenYmvoNdg/RAOgiakPk0YYFr0Xtq05rpBXKsw3+Ma2KFWmcp29eMAvMjRwXPKdqZK2v",
+	"JJAppaSFrhMwoadnb58zW5oJz8SIXRq9RE3Kp35oI6egAcEBBw3/6eu3Zxev377464sfz1KwZ0hRLAqU",
+	"sfDXJKodtUsItjixhqlwMCl4MvrHYAzSWYMMSciPYYNsy5OojaZPeTYTIEOc0QUorH280N5gRekSnSZ9",
+	"So6y8JhVcjIhAfTc8Hntb98/+/Hv/vXw8pl3gvbfINTRSbBf+tZk7IHSSjwYsQkOw1UmYAbW/z4lbpQD",
+	"wU6EMcLEQZTuG/+7lHXR1fHD2flZm7ZIehz62s5fnnkeEbli9JyBXDSBHBfcWDxdouE8FMKiUylcXtQY",
+	"LMtAvVYJw0xFz+GCByH0tgpOEvRQJeHXJDtCj1wcq9AWJBcYr91WaJY5L8gj0vcrSE+IUcQ/xKUVUmH5",
+	"NX0ctK7KYIte4vQHbR0dGaidhcwQ3yceH4Wn0l7Cjg+/Zt1U3CxE5nD9fWoJCBNQLH2Gf8Aj05WgSg+H",
+	"wz5YAFKVAkd5eMi6KU2pT+6UvtO6X3AzFYhfgpMntqUIfTTsHuJhPD5mf5Pf9RL2aAgjlcqD9oi87wxX",
+	"diJMHz0IiIeCFMTS8/CXZ+EvjUlms1JdiTzFUR+RSTRzbtH3CR19pV0/fiftIaO0Iuogl6LQIIjBuKwp",
+	"mkh5a9onqBZoICOcJhoolaEZXaTxijYxi1C6YG29UM6bRr4UgdmZNrhtZOToCUt/Pu3/L4JtGFz0f0kT",
+	"JgqYNOKQaTTz/cshxzbTxoiCrACZk1aCGmlUcmM3zcoLifn+uWVdjgZ3Y1Kg5ieRJJYSPk9vw1+uH1GW",
+	"vTfLfQlPny4UdgsB3pvNSAqgOFU1b7q6FoVexMiunM9Lwj4q9LSHTum3guf9lS5Nf2mkE/bE2zpBYWvb",
+	"702VejBWp16FnyP2Lfq70FpruLiITEd18w6F15KDyOlyN1bUT4TZuh+nVi7SiAWImUQ2wZ3/+Ixfi7Fa",
+	"GJ1hL5O62hvLCQfshferculVvqAQ+imhnjlWgXSPhsPqdCmWSVjsgXXFPaLljVVa26ETdKvp0qWsWx1x",
+	"8wk6Qrxc2PS54NOpVFNciYdYYbmYGp5jeMV3WCOwIl8cLwvpVqPKwMdNUULknjDwdOH6XYpodYKyD0eK",
+	"nh3qAugBuGLA5/TNi1qe90nncDAcDBHufiEUX8jOSefhYDh4iPWyboYBvAOy5/9FtfQY1Y53+0XeOfEt",
+	"xv7lIWzRJwsPHQ2HHgnF+bj8etADA7EYorwtgOm7mGFIay1aWMhrMWgEHzsnP/+SdCKqZOelvBawwSM6",
+	"+qiPeboKohJk4iD0YTr5uVqk7fwCwx94kJnaPqzXdplrMuMLrRd4Wej0PGlpny1L3puQvC7VWFVO0Gfn",
+	"b188Pbt48eYsZd2nL75/a+l2rVXS+MAYOQYFGEpirChEZEADt6SqaLPkJhc5/Culkv7gxnWmxM8vjL6R",
+	"2GGFq5VWYqyQZZKdi76XTrJ23q/8Ptx63sDPDhYFl2snvR5p3jhU/4UBUObx8OEOMqqHn/YnpwCc2PLp",
+	"qmzpgY2OLuw2qx1xK9jweZzgDrp7Y/RcuJkoQ45EhLxCRi9uFtpitgOjUPxO4vMXdLDi82LrTfyrcK8X",
+	"Qp2+eXG2ENndLqQfuH1H/KgxCLh74Y0g7s5VwYau/rX1RmFXjFyAtAXOyroxnpwg577EPj0ZcFsfXULt",
+	"lEpIgumNYIOeaY+C0LGUtM2xf3ZJdk2hp1OwFuikKxjS5h6/pSl/RGZXgbW00Cd+Hi/Go50X4wN+soFx",
+	"VDsN7zTaTQtxZOK+yINQYSK9pDacl8876SWEDw54mVP1eTvd+K48mZ5j+CWbcamYNrkwrJta8c+UcZtR",
+	"IJpUW3L027Ei3a5P8CeKkE/6+L7IQUfmdpayb9nZD6f9o0ePUelcGHF9QX/gKqfGv5i/FeS/L0ZMmBFz",
+	"DSIC/UA4HdTqnFlhipVl5YLkQYhO4DLJ07BKB+wNn/rYVOp7EH9bFVrQuqwQajBWYQfIa4VxQ++Eskk0",
+	"/k3TVf+W0n28huGjJehmapMCL6V1pzA9/ynqWu4j6ojDvA0NgmfkMvEJoqWbDdDncuGtq5jzgkpglfJC",
+	"74WUHb6WqPn4eAPC7eKXv3TH44H/Z68Nx+23pHWevvlZ9Jt7DAuYOvGELfPD5u3V9G5Nsdr5ceyI2ADQ",
+	"CA4xbejItkzElpSR9QGngt8k7zJOyMeKt83Al9a3fH5nSvXOOXiHxD6fd/oDfPxpaaw2I2JZkSBIqKDt",
+	"bujKbSUH7IPdOo9QLjeXSs7Leedk2FY692vrsKjlNYb1ZlXn5HA4xJRBGvMQEwbjJw5bPvHLR5RiyBuw",
+	"2KxFpLxWglqtYHdOR61VUNkbbhs3TvTgO56H/Gl85fD2V94pYDPayH+JvKZU7n7puTaXMs8FFtQfHx3t",
+	"8xlvU4BR/kw5kIcoqfdY1QsFrIsXEdP60T5zfFdDU8N3jm9/55x0IRLbNaVNeHEDolBPWJDowQPCCUyZ",
+	"fMN64t1JGD9/UKUQBr4URDhKkc4vSacZ24f7gX9pivVc8LxfEI7RVul+ylIvKXzMiYoSKSEHdi/t+VAO",
+	"2mDO99EzYSF6QjIaXRiUnqBisR7BCbFuusDYibfhF8L0KS6LOgQoCldi4UYsxQhbipEWW+1UTFMgjAaw",
+	"/Yzow2VaDdhznPxY+adRSaH2g+w0doodDofxZjQkM9tHMNfgoPaXy3VwVTgI5g+CdTllqdgym2GCUoBb",
+	"BauxKNYhnNq4VgXUlOxvo9Vxpj4qr6q2axvDOkcHe7UnX7jV78utPEoXr13ZTJcFJX7hPYsxh3ArZ6LI",
+	"iSNER6OHmX9vVnWAXABLT7Rt4VivkDvg5Q2cC4M8nsdUjAlNLGQ0XW2q7l3wm7HCaxZrGqhnNty5XoVS",
+	"NgqOLb8nnulQh1IxHytJKU3Exi6FWwqhqIZCYIYHfpvSpwIzKwraUDYp9NKOlQItpgDzCDMKWDr3q/Cd",
+	"YGtb7uPP3WG9b/2S4yCUkoaMEUylOzK5ddC7TuyG8J3OVx/QLm7H1vutWR7hO8Ks8aejDzsND2S3hTmF",
+	"0zLC7/otpEB+kWL1uTOy4ZPb33jqw3j4wuEen3jDV4Xm+bnWL0GRp/ce7bOeGBJ7JXLJAxTen57dntqr",
+	"Bq+t6TPIV/vIV4kGE1ZnMrcw2CqJLoDX3535/how3X47sFcERdXOhuM98Rkl3gOP9Xyo+YJuA0MsgJ11",
+	"Mcsb0yAKrabAgeuFjZRbgYl8x8PjmA92ECaTBoQiRiwf1YexokljvAmVrpA1dUf+d3YlFxVf2tTxUAdb",
+	"cDerVLAa8l2Tc93FTfBptLBtTM6fTV0T++z51x537kftnutS5fdjeH923vNXee3xR1A78rcJqXlUVzZI",
+	"mQrKHdxmrFnxUi//OIxorV1Oq736Wnl/MObNVZjgrHtZlOJgaoRQvRPfngZzRGMg0VAeSDJWVccbeOJS",
+	"UEsq6nwTEy6xwKSGQRd64kgHI4R2N4STB7saXWqi3pSEeca32fZmrELfGx/Cz42GCzloNFiJZXvlPMyl",
+	"WvQDUP7EjfOVKD7FBZTMquVLwnzjlrVRCj2F12dyOusv0aJHszthacGnKfuWtfZ78VGjqt9LjMP37mFZ",
+	"v6kd+EfkhWttmrbww2pbbQIyCa10OL3qD4NPyOz+KJYj5h0FlO/6hYwGV9R0fKGEpF5LUyOsvb/JWGMW",
+	"B7/CWf12UDvBg1+rH34jLlKINpym4+GTSt2o3knriUixC1ad3cDlJQtYG7wEc+1ErOpA5iqNdb0RajQx",
+	"sbBS+3zthi2z2VjVaOxu1+h7oxetjdE2tJi2860e2YAib1V7Gj0Ytis+Dbf5fTznx+36Zm3/pWVTxA78",
+	"orH8uTUWIHDG60eP3mVfJ4jXsos52VhRn7BKWIX0a8w7X/ko8gdlOKQz5NuNpND/wDbvPmbD3Lj6osBa",
+	"qrSS2orGCqE8Cb+2rS+fpTKCKiPvCCOMKhMYjA91/A9qPmmfFo/fAx6HOo+vZh2OfE8TyuPLeDmdubEq",
+	"F1WeX71AFRSjenogdWKzPrLhNLJQVDbHChNsKfBMuajbugSyS0HgR1HN6lEdHihe+IVvEcYk9QyaNDfY",
+	"hYaadUl9iVjolDZgz3VR6CVFLIII8jkAf33mUTHWDzsdsFMV6sKrPRwrrP6rGatAE+mdXW94CBUH/wB8",
+	"ey2RjtTQeB7OdxKuS+qN8wYToetDoVjr1dsaHsfh20OojQZ6VTP2Xz6qc6/Rv+hWVY+S9KP6gjV2/hZ+",
+	"ES3vIVqOj/b42LnWr7ha+b2zfxiR5Ims4cTbbjbWDdP3sZtjsVnnpCNuFkJZ6ot6b+Hlrc/dLj7PgFuZ",
+	"M9nYITIU5FHFtBPMv8K82orzD1qY5i71mMZ6Dw35rV/nh+Oxv3wSW7Wmy9/OxoJOhIeg9PIL8/qz68UN",
+	"uU65GSTcMefBiEwoV6yi7tNykT+4Ey/iiW1nKWceKyZCI3R93OByVVPBYKCAg5X2RrXq/bGi+qQCK6UP",
+	"HzEP6Zk0mnyEFqGxFODts+dvn539cHF+/jIdq+7DIcv5qlFGgwU/sZg75AYCE0LQBpWsQYlg0ROlgiIw",
+	"BSq0YxVUz9gDsIeI8o0WfGmFKSGkm1FtHdZOZW6sYmWsrxrweGuhJBAhjtpL+ya8H0xyWCRl3fosw1p7",
+	"mSW3LOAIYT6OdMyJosAEgPDQTBdYrYN8BXZAWtwEHkCOcIHUC2RS6CXLtbC9E8btVUQUQxgeTOLFmqeq",
+	"eYiPdZ969CZtGC8weZ1hsSS+F1Y/VqmvNezXylhBJ693VkFkl5leNqgAFkqgIhiqJzgRxMT65vDrx70T",
+	"lv487iyW+bjzC+H+hx+TcUe7Bfx6FJqiBGQk6Vp9mUj0HydqjmPfKVT+4YRRaNvUlse+hhITtIAt7WQ+",
+	"rTz6o4Wt/4za8pYShmehiRYiFRAAQmA6GBZpoSu+Tks1uVW62Xax5bFOtyjR+O668NLUE2ObO+daX3m1",
+	"c1dDKcSr6hJMmczT3gn1HadFBBFmnV5YttTmCsFLwgVqDCSdFcWk1rLFo241HopQYV741dHlUHaAEPEu",
+	"oYRpXy0S8R0p/TsTA/ZSY2kllnzW0Zk8CIfn0ULlwsfy3VhxRQgBW9gibOe+3t3wNRC6+JH3Cbd8sXU/",
+	"UITHk2VQbPwh7X8Hd9qx265gnxfF7dfQo8w1LyJVgSeUEIKtjTxyxSjQfbPPWYCnqu6ctWUF2YD+IX+Z",
+	"glt1K6mfFsVe1P6sMfEv9P6Z0fsOumLdcQfTsUB5h8ewqGnc6X20CzGf8INgPvRj0/It1hWfY5YGNXjH",
+	"mEIu8fRS1uVNuCTStQMMjV0IhZiQlJVlPcyDB/48HBL0qpZ5uHWCm0IKQ7DtzCuKFnPBBmOFSFxgTAXT",
+	"YTIZsB+1Y9VG9LEZ+kkdTo/qDMIsx4jjadu95kosm43eP47y/WrC3wo4ht9JAW+ucYsbCA5qHQmLusp7",
+	"Hph96jDpnz3N9E/u3V4UPPNYCA2y+niKNzA5p92OdNOnGAANfKnR9AFRro8efnOChcSHCXvMsHGHTdjD",
+	"IQOeJBa2N1bBvFjvAIFejUvqJpHSoOTVRhiTsao1sEjZu7cv13pWsBchBTY0B8F0rrFaQ9oPazzIqG1J",
+	"OkKZQs3NpMcUZIZ23zI+VmvNRtg6Vw0auVas6/k8RnMx7wT57VjtwXADol4A6JO2gc/XmjHruHHNViEf",
+	"kQs2P7SFC653ZvmEqtSfmBngQTNOF06EM2DdeVk42Z9glXb9Rkmteh+fTYQrtMtECEqQ29llB+HXq2hU",
+	"+HU6Qsu26YkowJpA56+HHMQL5zRblC4kfo1Vk73ohj+554GQeZxHS28hMMyJsSFUlxMLeIDwv+2VWHqn",
+	"MVvy1aiBnnqAzmXkEGMlHbpkcapzbOuC3VZrZygjw+oN2DkqfeTqJp9tUAQPh7cpF6xLuKdYCaMnk0Iq",
+	"MRorRAkndB7yPEjFSLKgbwGd4/RhmL3/NEKBRf8EKpUtptxJA0raJ3AQPHTcxHCUfUSYZIVUVxZ9LsHl",
+	"souf7s881yRkC6/0Xao2ueWHV1dbmmJ9bgprjCWM1sysdSv4i676RVe9vc6+NCqwjpieFnk7+Y53t2/7",
+	"yILKq2X7CqrbxJJP9fOIu2NFAvikJlBi4JGRtlsqtPObpn9t9LHycgPz9+f6Orq3qYVbhPGrszlySN+H",
+	"VXeXEU0fBcD7MWw9mbTmRNOmAzf8rPwCLZ7AaiFf+OEXfvgB+eFk8tE8ks2Lup21nVJLw3piMlnO9cZM",
+	"HoQR0WipcsKgzirdWBGOaFCeqxAZRg6noN0CJ/EwgJc8u5oaXao8AGwHlNLYYcjJOVV6XQtehEYuHrFM",
+	"qqsHVQRgrKxU00L0SytC1ymZI2Ob6TLgGPlUWuHR3EIfEfzaWDXie7UMt8DiKQ6KyGGeC/h6WK0Q8b2d",
+	"t3mSfONHeYtH8HGYXOMbdy/WbxKDx5UNmJsbR4snQJohntWSv0c1/Rce9qfJF3iFWQKsRTn4RPztdl/D",
+	"s6gItSQFAHmfNPMXQgO4a31FKefNeL5di0DW4/nErHwGRa1VmtNU0xAxpwah51xCcR5U2DbbeUbkpuOj",
+	"o7GK+iY+kY7qCWH11nnIxhBJf72FC2iTUVmlov/Y0cI7SUuk5d4OS/mT8zb/3Xsrced1to6gqQhROQqq",
+	"r696/MLPvvCzzhkYVRjDqBIyCQaRONsdM5zuyNo8H9pljm4wqjVNyGjHnaCoy5Ovh8Ne3Sk2VlWvOlhj",
+	"6j94QRwlanChCQEjOM6clYsBO/PGOV9P0UDes+SVg074JDK8bc6XxlFngIk78aDuM11UOUWYxkEMF/Oy",
+	"vNq2mQoCf2ykGjdt0FBr5zmt7yweGTFmEZ8vNct0TAWuMkibvb78Nz1kAP4q41acjJW44ZkrqFUhMthA",
+	"MNIkVXenABHFYWnxdCg1xmPyBavcavbVVwE+nToh0qFOCjmdOd/y0U/0q6/Q81wdAqb44nPYQNPJufBd",
+	"ZKouR9gvALR7SnSzMaU6iqEgfbohsRus292Z2pS9TGuhRkJsM3M7YaEHpJ440rFXXmbSvue9BNYSpS3t",
+	"VhSDvCjWROHwMGRbtyvgOGxIjf1YUFn4kc8w7RcpkUgX6DEme/u+/z457Euy7xdhV0/2Xcvg9X6AJil9",
+	"PG9sKPDckV1QcDn3aHuUl+ztVOT2vkNNM5KIUXaCyxmM1VsfLYseykZjtkpyVbWm7bzFT/RjcRUa/k5s",
+	"5fCDf357XW4ouxE30job9WenkUOvBWSBXnxrJ/hy6Gy5ebg/xX6dKEWNnshCYNveS98zpxuaY9fHxzj2",
+	"9j4bSael2c+2LfDzPGh7Bffii1nw780pKb2p5hL7aCZAUL92dN7x+hll/WO3Tum1PVKilDZBnUuCJo3s",
+	"cMRSr/UGEOeg7G+rkhi04kKFKXQ+vpKzCxEKi2nDft0/o+gPg1hOKc4P7PrC1ymxQU/UT6OPYvM2IBRf",
+	"rAyP2uDyDZ1lKiuTqKNLLvfQ5Xg0Vlt97rFJsxe4A/YGjGnlqG17EOBjhXi/A5zqRSiBTEdV4elcpJSg",
+	"Qw1E0uaTJ2NFbY+7sZ6xteFbrMallu8u1A2AQXRnrxxbc8q1qQ3/hUfwDE/gYyWWXAn1vrHO86ZKFLZ1",
+	"TY5/kapfpOoHk6rk2F3T3JsafnTKENuZEyImAhd9NBlc55kHyKp2YEg985UWbQkRp7XY6loAtcYPEaoo",
+	"WCDh2o32CaW2Gykw3/+qNWyuOM9tUUByH3zIUN+9chw+OvjEF57wGak2PoQIlFdvM05k6DWHqPoEFeIj",
+	"XP2qV/N25fuNMGChXstcmBNE0nGlTVk39S+LPE1YCh9CnLiq/ybc2Qm2ZjUlgr56ZR0epz4u/uGJIIA2",
+	"hDOYcFlINe1VzYCxoUD8WFKDsy1Rd5+UBYPP1/6CbV+NyIS89m+MVZjOgwrqswIKgpdwTj4lWCrgaLnd",
+	"BhP7tLZxH9EiqD6zyyioneLnbxJsV/EDkdXXE2WhNHjGDMhP1K9CnYR/aaHrg1/DuDtBV+t19FPDFarI",
+	"Hv6JZkW94kA6nL55wXhR6KVNWC6sM3rlm+r55tLBj68oy9HklqXVlAbhHgzY90CnXgyOVSDYEJZWBdBo",
+	"SlO+AJr+FrX9E7IIfHyfzxdFADUp4AaFAFPE/wpLeGCZ1aXJME5Po8JcNesW8kqMVfr9s5fPzp95u+OA",
+	"Rrb/g9759k2aEJgzfte392hQH9zSssixrTOML6+FEXlvgI3NtcIkUazvDxmXfu44FdiYtsRJnGZ1D7ZA",
+	"4a9BANa2rM1jtgv4r8VK+F7ayH6wcYs/sd5nriP8DnhTh3tN8QUc+1woF1jPezGR6ngI/g5pfTuLuAfS",
+	"Go6IIGtb0gq9zrt22eL5YYle1/d4ltgoNJcGJvzu7YuxSn8NocY37757+eLpxbu3L3/bzsYOgGOCNEsT",
+	"ZjO9EDYZq4a7AoW0SNklkEJTnyAXGln41mMxHQ7HKoJWAdN687enz9jZ0aPHsUFmjQ96Vc8y6XoUISfe",
+	"53tYXhq9tATwZAQh61FoJQ5QB8vFTKZpuaumr3H3P1okoPrKqT+1nTh3vP4Q7PAEYVz/vAzhc1fHW0oE",
+	"w+1R0zr1dV/DATcPsLeVW9wv3ldhYe5WSOJN3qp8/6jZpeAGbg3oFJTYEq43CDtiOuhEpEQ8naN4j/ko",
+	"SYQWDmyJWiLmrBDcKJdUngbry2uZFbwISD31u41q9ZVYJQ11RljHLwtpZyJPvb7jHYlNKwCuWl4WIq+c",
+	"BA+HD+HyVAzw9M0b4n61DfsfYe7fvhmXw+HRYzJBvq3ZH2OlTTBNvkU9np6kTuDfDgaDdESlJzVfZ5UA",
+	"ok1AMaqrSphU5Bss06dApSPNZ0uuoJ/y03CseykrcGS743rt7+EE7/MibtDOF9fVood0H5u0+V0N4RFr",
+	"1qPfSpcutOaGH/HzO2Kj2+dxb4/pZ64q7XAQ/tQicWOsH68u+vJJcmcwejMy98GUnd2cC5geOgjfX5da",
+	"k/krle0S+UdbkLrAOJSWVUzmiyj+HETxqUff5GzOVcnJUxNirwQJS+lz3UqCihw7KQGxf3zJnHM7u9Tc",
+	"5Adx0ltk8VvCqwcBHBrkUjxtrnNRsG7GgfaYH6berYXyjITS5XTW24wv/1W478Mszvwk7npxa+EmH236",
+	"qK3cwnS3dnKjZawx/dokbwug1R+9vxj4FFf5jxFL1zlfUbLstEBoxdq9AvksRc199g9dwmQPfIPqfW6E",
+	"f6V+I0hZjZ31selsoTNsIr5i2KlUqrFKf54YPU+Y07+krHup3YwqdeGWJiz9+9///vf+q1f9779PeyOW",
+	"Op2GNFtLNSZ6ro3RS9Z9d/60l7AURktBL4mJuVS0Aq+OYnbv8ZD+OlbNumZ6G7TJA/gUqoVLaQWlDn/1",
+	"1TO/nKDfLPhU2K++QgCJkDiMzCatulUcDodJ+OtYPRoOewk1z/Qg0zlo8x6HI5V5OmCI+jyHWZNdmfg6",
+	"vamo0tlTJW4CKhBLX0p1dcJA632YDQYD/IcYMSOKb8cdeHLcSRldrmbS91ihcwKrpH2c/oEllc2jWNCW",
+	"YENj2JKJvPHqPR+rNCuN1SbtIWJRzFpAR2SFl424H6PK0w4LYTPsE0x5PNvc7P9JVOU3/bZW588x/7Ei",
+	"sW6ko16TkNAWePv8KXv48OETzB63js8XBEhuYwIxjCGdN7MkRQb1Uvm2NNvaj8B2ddZaT70UaupmnZPH",
+	"x0mbkt5cxkv+GazC6fdaw3lAfQ/X33d3xJNvvRjs0XC4Bh7j75EuHXYYOhwM4O5smzGJ+NauL4fY7yt0",
+	"AHt0a/ev5HZxi2Tf2efJTyqYaxdmtS1k9Dqcg9fC/BElHkARw2cryp77QPI76QB7uu0VfObTyvo/e0eG",
+	"RnzNi+jqSmJnTmYwHV5PKpbTCDX7t8iWbPV+/zTzoTLvYV5ybBOvmRFzMb+Ej1wSvkbOVycMBmbdJbw0",
+	"wzQ49FHFdOc5lafmRqorm7CsXNgktFQAuYlf5QVL51pTKFkJM12lY4USyjojLCjm3Ek19dnyoICLvhM3",
+	"jqVKO5GSr4xKpS5FoeHJULBacV4SzMQ5E1/MRSa4FcBL3YhxVmCjUuC+/8ISJV9eQH4jAi9BhH5QHpqd",
+	"YnEkmF/84ldfnUQkFf8g2U45X/nGBzPuwUwosb/b2nch84kfaS8wU/TiYQ47/IRDEwK4zEM7Sf/yA8vS",
+	"8OCFhB3G5pg8uALT4LkJ6sSIiRzMHOfVhTfvzlNE8BY8x3W/LQthCeClkNaFwuRLQ1DhSiRMDKYD0Lj4",
+	"1B4MqQFP7yTsPwedpxAq54aOpSYDKch5+GQ47A8P+8ND9Ec1NMJRXfNC4hvB/3p5WOilMBdW8StxkXEr",
+	"WDfl/X8BWQ37T9LEB1XGqlTAojJtEGzMcYP76BNFqVN1pVs+PmbZjBuegQDoAV/NZmMV/or4ZHD+eAoj",
+	"lhLJp4wzVeJ1wTUNYSmHyXA4xP8bq0OyKAsxcSASR5HEvdyy7LB/OBx5Co+TOcT3kS79jBKmsBrQGV3U",
+	"Joq96QqpRKipRg8uv7QDdibg4INyF6wD2Mu0qrYqp1OBfVNwZ6nsMF4yD8ETzIQB/vbClyimoUu6aiS+",
+	"jJVQmVktYMxCT0fsaHjI5oIr683qvDT8khJwDXUWZIo6nsLEp1g9LqhidCGMRbaRc8fJMMFH5Xafd+Sb",
+	"ldcbk2MNt6URzM6MyC0De8VHwRCY80VwRWSr/t/EKmVWY6kRbAIWTqJ/1MiphNlQiWqrMxmz7+vi/Dbt",
+	"9ymGF/sZ2FmKSexL4lYk5CvdnnXxrnH27t2L73s+gBhjhBhHCPoVXe9KwVpb2jb98OjRI1Svws+HMG+4",
+	"IDDm//55PL45OuyPxzdfP/vlL/+xrQX9h88Xrm/lC7UoP3mtUeMst7hN6LLwQJSoHF8Lg+kch2vK2LNz",
+	"Pm33heIoD2x4M2H/LLHfUjcddw7HnfTWMqLthUv14UEmfPYFSfcHnNpy6F5M/uXOPdTgrW3njs4Znw3r",
+	"cWiIFLprsriSvuhDwEtLZX/hfjcrujf5kQyN0k2pFPaU3LNmjSAl3KxuNqwomE+4k97Y3E0Sv33JRf3M",
+	"bISfjHQUcKobCCg4QGRH5bTVKHjPVpFbHI4Hv8p8Z7be601dwuezeV1iVJEoSvCVd8OLqs4X1AtnVgOW",
+	"vpj0X3GXzVKGyrVXYbvHR9/ETDXpkqqQ1jpeiN6AnSIkrQktzXhISCXl/Pikdk1Cb/CtGW53kfRwE1Ng",
+	"/2m4i0FGXApQS/1WBLV63Hk47lRdgPMRIUpcWqEoFZC0EJGz46Nvtkt/v0l3cQvt3UU9ZADWtTqvDZJq",
+	"iPofNRaMDC6rxISvlFCagS0HBlrovEZn/JnV83yeFQJH33xKsVe7ddKyubRgamF2ZfpV6jMr/8xsl659",
+	"vRJ1m6PmVsa7jbkm94nakB3l2Yt3DXj90XOZESYkgA2GmQhS1Tmo0wELTBvPiGr3kJ0SJjnzCUX424Tx",
+	"mI0M2+HhbEJ7c5mjBceLAphqa/R0N/P8bB20O62AD+Z6vZ+d8PB2O+FLVPZ9ecDre17+3/ZQEMLhyjyK",
+	"dNDeK4Eu8866+Vs/7Yk2cw4MpSzxyRbZvii3dOgmoCtvwRh0/wXN6vXZedqrWorU+7ihJ5Bbas+921MU",
+	"dQAlbqKFTK7lZKzqvl/08gSfGTIS1MPqLAvRp6hvLnk4iffh1ChlG7jjSU0XrGPug6539E0FNhjHHVWo",
+	"K7QTASDMSuw9AOpkCHXFl8aqG0u0EZ2aakiA31ChOQ3SG7Cn8A98mbykESfb67Xk0uEYzGl+rG5R0hx9",
+	"pwia51iROSfdgJ2y1G9uGisxdU7uvOCI5yr3tVpWKJfgdo6V+GfJCxIy1U77sdpLOJEiPowa7BqIlJfc",
+	"omT5TPThz8a1Nfx9XVsegtKGKsjQw3EvF1ftnSC2/pyuqC91wRu+mM/ITDmJkNnUhAdBFJuMiJD/Ag8a",
+	"/Nv0atvDsMFuZqQs3NvGWXMg0Rj3TFejuKTj042J+wn7MDUqHhSq05O4GB+evRboLIq5TlU4OZQyR5wV",
+	"1CIw+GcfMKcdLxKK2eETHr4Io9oZd7zQ09SXMlexNgqmA90lLJd2UfAVo5+qwR9YVirpRkxp/Af7dqww",
+	"W6iHkXG8SDmCj+nJ5NZcrHPY4T+EjYUz3VYyHU4WNzAcht/mP2DW6h83GwUPAK8VgcdWPRUqKq+dy6Yt",
+	"5DnAXOxz70srjG26O04j/h63V4JavhvCliWsV1MHiqJ8DQR+9XmllMge08AxfAOkK3xdZP31BFFprYel",
+	"ZV0s0ARlqJBXAhvQrLk0e2PlUykwwxQVUxBAx8PjEZMTHwingI6HWDGiMjzga2APBKjIaLI8Gj706Rpv",
+	"hTOr/iksNaVyTQqx1wBqEKxlm/v6r8K9Ep85Q3gltrZopKP/kqf+ObKI2uFsTVWfi4MQPOgH6OftwEU/",
+	"CrGBmlr15qJ2UBwslEK0tVocq4wruGbesVlhI/Z8RplPDqFbTklvU8Mp4UfqfKy6qbgRWenEBXKXNGFf",
+	"r8NH91heGmrQIrMZ86gMKUjoTBR2rMAyPw9XfK00k6AdEJMCjSwcYs6r3vToQBkrr+FQLSiNJOfz0mED",
+	"yUJPWamAqcGPSa3lVmBzNoG9yGaYDhXQGaNO4zFTpbOimFD+TWmmAeDJHxNm2ykf1EmBRiiAN2CnMVNK",
+	"ML3AZyi2vRAmDt49Hj7p7WhH84yO4iOhz/nR796C5sOU33iKb3y+xeT21Ngsi7szRG1VFRBxc2pItZ+T",
+	"j/gLJtYf2HAMlYJ1DoKhoKJANxFyOKeB7oCwRc66f/3+zVvGjRuww6+bPX7p/Q8BkdUmYG7NTzgePqE8",
+	"T1e7hjN0fnHjqOLcd9LbSPxDLl/nXh+rhm8/JkJSp8CGjfjgnw0Y789eA0AExXglAyJFej0DblddS2m9",
+	"Sbuiyag0+ME8gFYcbFRBwGAst47+0siz9VVv9RtDuHG7+lgxQtHtNrtV1ftTRajb0IOvpvrppfLJ/GOV",
+	"xu2h8r9I9ykDSThiXkOJrVs8zkWVMBy0FOzZ4uH2Y/Ordsvp87nmf4zL/e9QrxOVLJ+At+GLDJfDC6Nt",
+	"t7UNeeTDRoArCam0iyCW/YURE2GEyvarHLbCYbh23SujxDLe8pkvvomVv9yNVXCyD09C40zUdIVyrFRO",
+	"FpWBoxcOSx+7OZfFKlbo68kEyzKG35wMhwn7ZymFI2hvdnR0Mhz2h1/jHxTltChRgJknQ00BenbBovvh",
+	"h5NXr9L18oVYE9QbhDAlJ89PGgD2wsq3cIcfa7v6prapn7ezZdustzCeOumwGul8gvyXXGflXKAk+JIC",
+	"8zk4fHbRQmBx4dIQj2vLQHkprwTm8LL1e8a6lJkSDj6pJycERngyVrdk/iYevp86vKFfiGD86/O/qM3/",
+	"wqd++PSVAVsviRur9Zq43glVdCOnCRwGC8PS4fBkOMRMu/To4cmjJ+lorFJkXhfIvDBSmaqyKKg6S2Fi",
+	"TUQyQJws45EDUqHydKxyOZkIw7pc0W8iZoJ/1C64smwucyWnM9fqdnlT7s+vPmQeB17VIfwjFrx7IdH7",
+	"E6V4bNna3yXb444MvnYPNtI/CNj3SwLIv7VP6w+fz/GHystw7yFwK4U/BE12tdfpZzORXTVzPGOwpYm6",
+	"4/98UTVqBnE7VtIhdAw6C+ZwaiR7C+lTRxuh2Ti2bwTtfMt9YBVgSDU/qcSy+lzPo+/4XqVNlwMiaPoC",
+	"ZsRiyUV+EhrBUdColo9addEdsDfUPnasWnqFr/fNiDpGSMZc68o/VkuE0EbXiv8eTaq1fBjfCS2lP1IQ",
+	"pPmRD9GLp6VlNRVdN1xAYA167+kXVvwlvLCnG5T0yAb7izf1I7TWqAD0dwUKzjEyi3U0FN+oT4+A9y1b",
+	"lHYWy/l4QM33iCljJecLba1EHyx3WHhzzYtSDNiLEKm2oSIY5uOh2IJuX2Bim1SsAmLrVW2xGy0F2l6l",
+	"lJNkrNA48ReVugxo49W8lH6RJlVPgrA2dAfTAmN2HXfhjUEAHE1ZN8aBxLXMCAtmElL2Vgv8mh8hhZ/T",
+	"JDjQCKzRP6SKFeviA9/i0tKTtSVSU7cR4433CsGvhV3fDUwKIGS4dZQ07j10aFEGDLUaEl3SgkTHF9w4",
+	"1iUQGtBCnAfn4eQawxZwo5B8gPBwUjELe8CL6H+mnZlY4SivSir2f//P4TcnwyHbBXXXG7BTNVah6or2",
+	"kJHbXswXbhVPkUoe4kAS7FlSmsgDNlaT0pVGhLItvYQtCH5/QpSPVIwEwVlW6OyKgWxcGg0SE0grYojU",
+	"y0OxOMRT8qBZ9LvhgSv09GSsjoZH22FDWBdToWLTGhTrlrIfshmmP4AGcS0MO7q56VEuRHuPPcqyCIhA",
+	"eGLYgxydkYQtZPTSxiIUVrsxVGFiBQFx5XxF+aCWdY0AJlc6uB/cMjnxNi7Vy4UrPeO5hxy6FEL5C9VL",
+	"Nmg7XOuIejpgp+G64gkV2iJiUexH78/JCAT9p2XUuh1iaQ23LC24dRf08AV30RsaP/TAAosQdqaEtaxr",
+	"hWDp8/AzUN9L3DbY/4W2Eo97KZU9IcYYWASVWrs1orgSC2p8zKRCrDjcbCBKXB8oC0APWK2NuS889CdZ",
+	"YZoPYszU8vnqY8MBTJW0BNYoYQ/iuzJn3ehKSPOSNClxwrBPSxL90pmeezbvKYiPVaYXWGSP5UQci4yw",
+	"C1KgQq5WS6pbt1dysaDPhyycsUI/eYxpxQlj7Q4lI+GWYch5dQu0Ts1fHnN3rI+yE4STWAjukfTrewN6",
+	"+YybOTaq6UrHltgAhhcW0b/0tWDLGXdjteRBjMFULoVbCqEoJGcJO2cTquIkAucAGyPKQ1CLK7EdS4dK",
+	"y1bt/SSo5vbV6swL5lscU9RGIGAVIydugDFG7EWUOsRzKU7ITYgMwqH6O/SAMqT8ZXzgkwFugZHcIzwD",
+	"Qr/v5Fx09gBmfKbytRWJm90r2okQ+aGn9xrkc+3C1yydFpWAeCcpBHSVeiPy8lWKT10j8Xly21ZED+3y",
+	"9jVhjfZbDU6+pksgbktKygf6LNeUCq9+tK0CVRGkocYrW08I5pfcJU4M8o4sic3F3IIvFdnCHwNg6iNl",
+	"5hFnCTH3rXA/Hw3uIugFoGj8KVAvPmE2z78D3ERDPQY9PyiQm1wFCw4wCOU1qZqRLNE6eX/4n22Qomcg",
+	"5i+5y2YBdnMpLmdaX8WwHAbcLmROzfCaudoI+0f6Aob/sTk22jzhJVIfjo+O0OppQclCXZ7gfcDGtXwi",
+	"TlhDAaksWfgN5VHbSpnUKhMjUPMqDUaq2Dr8dvVlrLrVrFz/rf+11yx7ibcyutrUjBeYF8ZXmAQtVS9V",
+	"z9s8TSW2YjQyZ7kw2HQwLghGwXaCUbPFXr5oWa+ruKRpxk3xgJgUTsQ881AuDgZjK1aprG39lVj1jSgt",
+	"WHRVQf3a2STNmdJ60dXgGy7MKM1iqp0Taqy62OVnlTAjUOHq1QYg5it8NldQjED1GNVySsbKww8M2Hew",
+	"HGwDX5UDwStgRJqy8DYvfn+sMM/DE649gFHT9sipne2tk94iheEj/7YQj7CR32HAdv98/N289NRf5y9+",
+	"5i9+5j0FLRAh4154refu1SVudzFDtKPFwvbuIls7yLn7mJK3d310LQvmY+XkjVVX6ZYi5HqMrpYVlwSb",
+	"qFTS2V4zo+8eIFR16JUaCpWr5XltSbM7CxvzeefVxWlua7nj/14t90sG3b9dBl0kgu7aRYy3jq7b3TLq",
+	"KkyncODB9zKRosh34znVE+TCpzYS4rbCMbEKjWms7grHxNbRmMgoiItoIDKxrtVzASxZFFY8sARrv9RR",
+	"hz4ePkFI8ebAJ2wfwKYBez3BJvZhc2DwKqUNXemB+4kbnrlihb9DRFGR2/2A9BEzn879AkH0a5D0+yDA",
+	"a1MHgE+YLY2Bu4CKuF3gCYOC64ycz/0dH3dS9i3mGGJ7Jk9nKeOKvTj98ZRyaGyJltxYpc9Koxfi4Dth",
+	"CqnSEUuRHtPQUo3iUXK+EEbyIm1DoKpsip0QVOwWBKqxOo23IgiLmFqiyQc5F5hqX7ON5hoJh+R6bPag",
+	"1YlvnmKieL8CW5ry22qNNdhPaEbFBY4Vrj8KQ6CeGDJh8eqTgyeX1nFMYFQsncs0GaulQKQC+EVx6aO2",
+	"Yo4SDgt8xLXk1EgfHsnF9PkWE2SHFPySrXlfUf27pGfepidE7vcFi+uLXfYlFfNzScUMqtFtqZfYePTg",
+	"V7hTv92zVSlZVyZw6nreD3VYHKtai0Wm9JKyHmJnxa83GisOwl/xsC5BSDdyXQKARPhm0EseHtJQWBZl",
+	"+DJN2JOH8Vdjlc50aUiuhTwZejbnq5RdltmVcLY1r+VSrLTKqWsSeXlDaks9r6eZypIeYNbLgKWYQBVM",
+	"z7Gy5TxIO/omTiIr52XBnbwWOJhlXevEwiaMZ/DLC+pMlYxVENy9uBFzwVVVkuHbQ73lS58Csk97yehH",
+	"8Gc1VtTqp95RD35eazZJqVuh26RQuf/3WIX8nnr7yfCR9TaUrK0L5VjdqQ1l9+3zp+ybo2++6a01rXj3",
+	"9uUJ7Tu/tLooXbPxBGK+wiQSJgdiwLa2rtzMyqLeld2JxIJ2qSJS0oqBghGUEZH31htc0p1pdK9koXkl",
+	"e467gxRE20H5FGg24CLIanGlUTEgTWk1jVB8pfhnYDkVVnujxad4xdOwM045VHCWI4a5NH6eSJjYXI0z",
+	"+tVYYQ4WhXhAjUSagiPhTsBtXhrpgM3yXNSSMwbsB10ar5CuYA4E2Qccl1CrfCRBGpq+Zd1wdfWEwhxJ",
+	"vLQ9Sj3ixRL+jtSNBmVSBXRw504ieWMNtl9TzP+Yr11YIkevrW5Fp4LrfibaO4i2lMX6sPn21IbdUFPw",
+	"tSqGfosL6bnR8326SJ7rzrZu/sSQ9o7zf0ePtwT4a+wH0yT73uKJSWDbu3iu9fHcr5PnvXt5rnfz/BP3",
+	"82wQ7x69PP35dTkz8TR7oVEQuXDCI7Pa9Q6SFGRFkSPUkpbKfWkC+mcAFXhd5UA34hGhAWh7iH8DaS3k",
+	"XdUDCJsooW/iUx/xVoSPbOtw+wxFbJjw4JOiam74ZpeCU5A5biBpLFYY2H/QSS16rwiCnWczrH7RaiKn",
+	"JTWBC7n4mV5gci7j9gr14PqBZVopkaGzpzq0ZiPue9sLZyEnBDNVBQGcNOyGsVpvzQ52Q7LTaNjMgR+M",
+	"lYezlyERllxnPnUFlyMMW+orwcoF8568r76KE7xLX/ZHzb7sLcpypR6vK86bujKoSH4SX7TlD60tN8F/",
+	"9lSXMbHYVTslFZhhawrzNrjjMyC1QFZ3Dg3eUa/b0jy9lhPaonc9Wte69lK67qNzPdrQuP60Clf92Pdt",
+	"oB6OKSpPX9SmP1vv9PXUyDtpTo0UsO0V08+1qXSEhDlTIvj1pZH5FNV2rHurtAGJ3idtBuxMTpXPlR+r",
+	"M8dVzk3OfvKfZd0fXp0+7Z/9cHr06DFNPZX5AOFFHJ8vBpc6X6U9n98opwpjRwj6jBXcFKEkvrtklysn",
+	"ohTnahWBlxbcWNBW4ME49lh5h2DIgHwUernXLJZr3GIqAeuSlGC5NKTMUMFMxdTT68MkraZp2RzMF0G4",
+	"T5QKaUVmhLPMaMedGLBnoFMtsaZqrCZcEkg3IvQuVeh7HireutRo7LB3MlatCYv+NPv+6vW94xreDLJa",
+	"+uiV6yV7DiIVJhXiIGn4I/bnwYzKsUoHKRYO8GpvG1B6ucjknBfsnZI3voO8vfXrcag+AtukrBuEBZqL",
+	"UuV6eesg8Shqi1C6OiEq3BdYfLZihbwOB+Qjg1jw538FKzSibzE4StmqOl/1YiFgY2tkyD+iYizsdUXp",
+	"kFQ5FKu0ukEDGCtMy+o1Yorbk1vJYwaqi2aT0gBdjpWYTETmanmvLcdVJcD6PDBUuSbY1oEu6fHwSXs6",
+	"bJh0X+ZrqbCND/lLUcM98ymqJ2E/grMuAhWGQoPuG23d1Iiz//ky8bN5K3JpQ6b1hLQ2NwuIidL6Br88",
+	"M9rakEdLnMi3PlUrjwfNKNsWA/ch25qc8BWSAzagiinYlcISnqfNDVF+n20r8rHyqcu5nnOpHli/uch4",
+	"TMC69oWKXnEMl9uDQI5Vty0KwB1LQ7X2wY8HvnwYe2XAfGNSt49Zj1XbW/B4mjA5XxS8pHJsjCKsP0eh",
+	"BaDpU78Av7tekzsaDodDJp2Y2xGzi0I6VnAzFYaVi0JznwtydHNTA+qPVLatmgTslGaJ61jValxbugN0",
+	"KXEd08x7CYslsNsymL20uS194J2S/ywFkzHZOhD8qNLTtYpVsb4RYmvAv7oOO721u/OWb63hqjPUqrFC",
+	"5C1LbpHVifzWeUZuu3O69UTqYf/JL78eJodHv/3HPsVzZwueAfOEA8DKTrhmeoIik4zMS27F42NW0wfI",
+	"5kxvnXxk5/vu9fHwyePbNvsjpV94UvySDv4lHfz3siJEVhpYHjBAf4XO4g06+fkXIP0tOePUoDwULqGP",
+	"0GmvJt8pUXzCC7u9CsvPqrNhpPwabJDftjp6g//VX7QfuMrtjF+JLeG1NUcDKCcRJRErtnZnC7WPks3A",
+	"NlNTsfPl93UV8DyXlGT4xsAeODDsPNvz39KX/xDZdvj0MM2EiWym3wezaA+6fa7NpcxzoT45vPLnfomb",
+	"l7Jx+06j1U1p7BUi2iwQNuu+Lg0/YZuki0pwPOTeVof87ffwri7GcAnRH9buUTivG/TsfvY8QgNlmlyn",
+	"aHwmwZZ3M1HfusowJcvRb9pYpTd9XRpe6RAp+5aVi4Uw/YxbwWbipq6SsCuxagCr+7TvYCKiA8MPGb+Z",
+	"eqd7VeAI9sOIPRor73DoeUeAT1G9FATKgXgyMVREgHgVogziHY1VLJO0VSpwbeXNMrx1nZb06rEK38tE",
+	"A4hGJLXdZxPhshmW2tSh+VAmjFX4JEkHyuH2JEYuDbDRwLwpRB6g07BYpx0OY42NvwdKXAsr3CvhtUmu",
+	"p7W5f+ZA9F90rN+HPddvReINryoeVnsQK+2APsVeLPk+etO6nncpuBHmtARjx2t4qLQRNy9N0TnpHCC3",
+	"9tPZpH9qgUiOlXpHi0Gl9xDIXGvMKHqrfYleUpUDIYgiNQ6oj+XbBdwyXGOUbZChrOszc0UeU8xtHWC7",
+	"V/twTGzd/DLowiCBtgMT1MbxKnBLLlPVqay1CDPAwPhxgsv+lo3wTScTFBrU0HohavUdnhL51Cas3oSe",
+	"Uxv6aoe27UvoannLPAg/1Om23ILua6DAXpU1EP/0IIAo1HewfiNaAGxIXvhMu1r7N9Y14rKURQ4r1UVx",
+	"ybMrm7AcniiEAwWlN/r/pZCQmJKbmZcAUgE5eg857YGksFjpkZqYU5KhA7YsMy+1GL43BjbzkYm6wxFq",
+	"HLxmK1aqja0FBAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -2,11 +2,8 @@ package preferences
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -71,57 +68,8 @@ type SettingsQueries interface {
 // consistency token is awaited on).
 const ReadModelSettings = "settings"
 
-// Header names of optimistic concurrency (RFC 9110).
-const (
-	headerETag    = "ETag"
-	headerIfMatch = "If-Match"
-)
-
-// kindPreconditionRequired answers a change without If-Match (RFC 6585):
-// an unconditional overwrite would lose concurrent edits silently.
-var kindPreconditionRequired = edge.Kind{Status: http.StatusPreconditionRequired, Slug: "precondition-required", Title: "Precondition required"}
-
-// etag is the strong entity tag of a document version.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
-
-// ifMatch reads the version a change is based on: 428 when If-Match is
-// absent or `*` (a settings document always exists, so `*` would be an
-// unconditional overwrite), 400 when it is not one strong tag of ours.
-func ifMatch(h *string) (int64, error) {
-	if h == nil || strings.TrimSpace(*h) == "" || strings.TrimSpace(*h) == "*" {
-		return 0, &edge.Error{Kind: kindPreconditionRequired,
-			Detail: "send If-Match with the ETag you read (GET the document first; \"0\" for the defaults)",
-			Fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is required and must name one version"}}}
-	}
-	v := strings.TrimSpace(*h)
-	digits, ok := strings.CutPrefix(v, `"`)
-	digits, ok2 := strings.CutSuffix(digits, `"`)
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if !ok || !ok2 || err != nil || n < 0 || digits != strconv.FormatInt(n, 10) {
-		return 0, &domain.MalformedError{Field: headerIfMatch, Detail: `must be one ETag this API returned, e.g. "3"`}
-	}
-	return n, nil
-}
-
-// stale turns a lost race into the 409 the client can act on.
-func stale(err error) error {
-	var sv *commands.StaleVersion
-	if errors.As(err, &sv) {
-		return &edge.Error{Kind: edge.KindConflict,
-			Detail: fmt.Sprintf("the document changed since you read it (current version %d); read it again and reapply your change", sv.Current),
-			Fields: []domain.FieldProblem{{Field: headerIfMatch, Detail: "is not the current version"}}, Cause: err}
-	}
-	return err
-}
-
-// bodyVersion rejects a body version that contradicts If-Match: the client
-// would believe it changed another version than it did.
-func bodyVersion(body *int64, ifMatch int64) error {
-	if body != nil && *body != ifMatch {
-		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/version", Detail: "must equal the version in If-Match (or be left out)"}}}
-	}
-	return nil
-}
+// ifMatchHint says where a settings document's ETag comes from.
+const ifMatchHint = `GET the document first; "0" for the defaults`
 
 func (h *Handlers) ports() (SettingsCommands, SettingsQueries, error) {
 	if h.deps.Commands == nil || h.deps.Queries == nil {
@@ -147,7 +95,7 @@ func (h *Handlers) GetSettings(c echo.Context, params gen.GetSettingsParams) err
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(headerETag, etag(p.Version))
+	edge.SetETag(c.Response(), p.Version)
 	return c.JSON(http.StatusOK, settingsOut(p.Profile, p.Version))
 }
 
@@ -161,7 +109,7 @@ func (h *Handlers) PutSettings(c echo.Context, params gen.PutSettingsParams) err
 	if err != nil {
 		return err
 	}
-	version, err := ifMatch(params.IfMatch)
+	version, err := edge.IfMatch(params.IfMatch, ifMatchHint)
 	if err != nil {
 		return err
 	}
@@ -169,16 +117,16 @@ func (h *Handlers) PutSettings(c echo.Context, params gen.PutSettingsParams) err
 	if err := edge.DecodeStrict(edge.Body(c), &in); err != nil {
 		return err
 	}
-	if err := bodyVersion(in.Version, version); err != nil {
+	if err := edge.BodyVersion(in.Version, version); err != nil {
 		return err
 	}
 	saved, err := cmds.ChangeProfile(c.Request().Context(), commands.ChangeProfile{UserID: uid, IfMatch: version,
 		Profile: settings.Profile{DisplayName: in.DisplayName, Timezone: in.Timezone, Units: metric.System(in.Units)}})
 	if err != nil {
-		return stale(err)
+		return edge.Stale(err)
 	}
 	edge.SetToken(c, saved.Token)
-	c.Response().Header().Set(headerETag, etag(saved.Version))
+	edge.SetETag(c.Response(), saved.Version)
 	return c.JSON(http.StatusOK, settingsOut(saved.Profile, saved.Version))
 }
 
@@ -204,7 +152,7 @@ func (h *Handlers) GetNotificationPreferences(c echo.Context, params gen.GetNoti
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(headerETag, etag(n.Version))
+	edge.SetETag(c.Response(), n.Version)
 	return c.JSON(http.StatusOK, notificationsOut(n.Notifications, n.Version))
 }
 
@@ -219,7 +167,7 @@ func (h *Handlers) PutNotificationPreferences(c echo.Context, params gen.PutNoti
 	if err != nil {
 		return err
 	}
-	version, err := ifMatch(params.IfMatch)
+	version, err := edge.IfMatch(params.IfMatch, ifMatchHint)
 	if err != nil {
 		return err
 	}
@@ -227,7 +175,7 @@ func (h *Handlers) PutNotificationPreferences(c echo.Context, params gen.PutNoti
 	if err := edge.DecodeStrict(edge.Body(c), &in); err != nil {
 		return err
 	}
-	if err := bodyVersion(in.Version, version); err != nil {
+	if err := edge.BodyVersion(in.Version, version); err != nil {
 		return err
 	}
 	doc := settings.Notifications{
@@ -239,10 +187,10 @@ func (h *Handlers) PutNotificationPreferences(c echo.Context, params gen.PutNoti
 	}
 	saved, err := cmds.ChangeNotifications(c.Request().Context(), commands.ChangeNotifications{UserID: uid, IfMatch: version, Notifications: doc})
 	if err != nil {
-		return stale(err)
+		return edge.Stale(err)
 	}
 	edge.SetToken(c, saved.Token)
-	c.Response().Header().Set(headerETag, etag(saved.Version))
+	edge.SetETag(c.Response(), saved.Version)
 	return c.JSON(http.StatusOK, notificationsOut(saved.Notifications, saved.Version))
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +28,7 @@ const (
 type Handlers struct {
 	deps        Deps
 	consistency *edge.Consistency
-	cursors     cursors
+	cursors     edge.Cursors
 	// rendered keeps dashboard encodings (see renderedDashboards).
 	rendered renderedDashboards
 }
@@ -41,7 +39,7 @@ func New(deps Deps, consistency *edge.Consistency) *Handlers {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Handlers{deps: deps, consistency: consistency, cursors: cursors{key: deps.CursorKey}}
+	return &Handlers{deps: deps, consistency: consistency, cursors: edge.Cursors{Key: deps.CursorKey}}
 }
 
 // GetMe returns the caller's profile (GET /v1/me).
@@ -124,15 +122,15 @@ func (h *Handlers) GetMetricSeries(c echo.Context, typ gen.MetricType, params ge
 		return err
 	}
 	q := metrics.MetricQuery{UserID: uid, Type: def.Type, From: from, To: to, Bucket: bucket}
-	scope := queryScope(kindRawSeries, uid, string(def.Type), from, to)
+	scope := edge.QueryScope(kindRawSeries, uid, string(def.Type), from, to)
 	if bucket == metrics.BucketRaw {
 		q.Limit = orDefault(params.Limit, DefaultRawPage)
 		if params.Cursor != nil {
-			pos, err := h.cursors.decode(*params.Cursor, kindRawSeries, scope)
+			pos, err := h.cursors.Decode(*params.Cursor, kindRawSeries, scope)
 			if err != nil {
 				return err
 			}
-			q.After = &metrics.SampleKey{Start: pos.a, End: pos.b, Source: pos.source}
+			q.After = &metrics.SampleKey{Start: pos.A, End: pos.B, Source: pos.Source}
 		}
 	} else if err := notPaged(params.Limit, params.Cursor); err != nil {
 		return err
@@ -172,7 +170,7 @@ func (h *Handlers) GetMetricSeries(c echo.Context, typ gen.MetricType, params ge
 	}
 	displaySeries(&out, def, system)
 	if n := series.Next; n != nil {
-		out.Next = nextPage(c, from, to, h.cursors.encode(kindRawSeries, scope, position{a: n.Start, b: n.End, source: n.Source}))
+		out.Next = nextPage(c, from, to, h.cursors.Encode(kindRawSeries, scope, edge.Position{A: n.Start, B: n.End, Source: n.Source}))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -189,13 +187,13 @@ func (h *Handlers) ListSleepSessions(c echo.Context, params gen.ListSleepSession
 		return err
 	}
 	q := metrics.SleepQuery{UserID: uid, From: from, To: to, Limit: orDefault(params.Limit, DefaultSleepPage)}
-	scope := queryScope(kindSleepList, uid, "", from, to)
+	scope := edge.QueryScope(kindSleepList, uid, "", from, to)
 	if params.Cursor != nil {
-		pos, err := h.cursors.decode(*params.Cursor, kindSleepList, scope)
+		pos, err := h.cursors.Decode(*params.Cursor, kindSleepList, scope)
 		if err != nil {
 			return err
 		}
-		q.After = &metrics.SleepKey{End: pos.a, Start: pos.b, Source: pos.source}
+		q.After = &metrics.SleepKey{End: pos.A, Start: pos.B, Source: pos.Source}
 	}
 	if _, err := h.consistency.Await(c, params.XConsistencyToken, ReadModelMetrics); err != nil {
 		return err
@@ -206,7 +204,7 @@ func (h *Handlers) ListSleepSessions(c echo.Context, params gen.ListSleepSession
 	}
 	out := gen.SleepSessionList{Sessions: make([]gen.SleepSessionView, 0, len(page.Sessions))}
 	if n := page.Next; n != nil {
-		out.Next = nextPage(c, from, to, h.cursors.encode(kindSleepList, scope, position{a: n.End, b: n.Start, source: n.Source}))
+		out.Next = nextPage(c, from, to, h.cursors.Encode(kindSleepList, scope, edge.Position{A: n.End, B: n.Start, Source: n.Source}))
 	}
 	for _, ss := range page.Sessions {
 		out.Sessions = append(out.Sessions, gen.SleepSessionView{
@@ -293,26 +291,31 @@ func notPaged(limit *int, cursor *string) error {
 	return v.Err()
 }
 
-// nextPage is the URL of the page after this one: this request's path and
-// query with from and to fixed (a defaulted `to` is "now", which moves)
-// and cursor set. It sets the RFC 8288 Link header and returns the URL for
-// the body's `next`.
+// nextPage is edge.NextPage with from and to fixed (a defaulted `to` is
+// "now", which moves).
 func nextPage(c echo.Context, from, to time.Time, cursor string) *string {
-	q := url.Values{}
-	for k, v := range c.QueryParams() {
-		q[k] = slices.Clone(v)
-	}
-	if !q.Has("from") {
-		q.Set("from", from.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.Has("to") {
-		q.Set("to", to.UTC().Format(time.RFC3339Nano))
-	}
-	q.Set("cursor", cursor)
-	next := c.Request().URL.EscapedPath() + "?" + q.Encode()
-	c.Response().Header().Set(HeaderLink, "<"+next+`>; rel="next"`)
-	return &next
+	return edge.NextPage(c, map[string]string{
+		"from": from.UTC().Format(time.RFC3339Nano),
+		"to":   to.UTC().Format(time.RFC3339Nano),
+	}, cursor)
 }
 
 // HeaderLink carries the next page's URL (RFC 8288) on paged reads.
-const HeaderLink = "Link"
+const HeaderLink = edge.HeaderLink
+
+// Page sizes of the paged reads when the request names no limit
+// (documented in the spec; the maxima are metrics.MaxRawPage and
+// metrics.MaxSleepPage, which the spec's `maximum` repeats).
+const (
+	DefaultRawPage   = 10_000
+	DefaultSleepPage = 500
+)
+
+// MaxCursorLength bounds a `cursor` before it is decoded (edge.MaxCursorLength).
+const MaxCursorLength = edge.MaxCursorLength
+
+// Kinds of cursor of the metric reads.
+const (
+	kindRawSeries edge.CursorKind = 'r'
+	kindSleepList edge.CursorKind = 's'
+)

@@ -243,8 +243,14 @@ func GenerateDay(p Profile, day time.Time, until time.Time, rng *rand.Rand) Push
 	drift := 1.6*math.Sin(2*math.Pi*dn/23+phase) + 0.8*math.Sin(2*math.Pi*dn/61+2*phase)
 	sleepDebt := max(0, p.SleepNeedH-0.4-prev.asleepDuration().Hours())
 
-	rhr := math.Round(p.RestingHR + drift + 1.2*sleepDebt + 0.7*rng.NormFloat64())
-	hrv := p.HRVBaseline * math.Exp(0.15*rng.NormFloat64()-0.12*sleepDebt-0.03*drift)
+	// Planted effects of what the user logged yesterday evening on last
+	// night: each drink (up to four) raises the resting heart rate by 1.5
+	// bpm and lowers HRV by 7 %, a late meal raises the resting heart rate
+	// by 1 bpm, so insights have something true to find.
+	yesterday := GenerateJournal(p, dayStart.AddDate(0, 0, -1))
+	drinks := min(4, yesterday.amount("alcohol_drinks"))
+	rhr := math.Round(p.RestingHR + drift + 1.2*sleepDebt + 1.5*drinks + yesterday.amount("late_meal") + 0.7*rng.NormFloat64())
+	hrv := p.HRVBaseline * math.Exp(0.15*rng.NormFloat64()-0.12*sleepDebt-0.03*drift-0.07*drinks)
 
 	// Last night: session plus nightly summary metrics.
 	if !prev.end.After(end) {
@@ -298,7 +304,7 @@ func GenerateDay(p Profile, day time.Time, until time.Time, rng *rand.Rand) Push
 	// exactly and the rest of the day's steps are spread around it.
 	var workout block
 	cadence := 0.0
-	if rng.Float64() < p.WorkoutProb {
+	if workedOut(p, dayStart) {
 		var s time.Time
 		if rng.Float64() < 0.5 {
 			s = wake.Add(mins(30 + 20*rng.Float64()))

@@ -25,6 +25,7 @@ const (
 	pathRegister = "/v1/auth/register"
 	pathLogin    = "/v1/auth/login"
 	pathPush     = "/v1/webhooks/push"
+	pathJournal  = "/v1/journal/entries"
 )
 
 const (
@@ -76,12 +77,16 @@ type simUser struct {
 	email, password, id string
 	profile             Profile
 	token               string // last X-Consistency-Token from a push
+	access              string // access token of the check login
 	samples, sessions   int
+	entries             int // journal entries written
 }
 
 // Run registers cfg.Users users on the server at cfg.BaseURL, pushes
 // cfg.Days days of generated data for each through the signed push webhook
-// (one delivery per user-day), checks every user can log in, and writes the
+// (one delivery per user-day), checks every user can log in, writes one
+// journal entry per user-day as that user (a day that already has one is
+// left as it is), and writes the
 // credentials table plus a curl hint to out. Progress lines go to out too.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	key, err := webhooks.ParseSecret(strings.TrimSpace(cfg.PushSecret))
@@ -144,7 +149,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if err := c.login(ctx, u); err != nil {
 			return err
 		}
-		line := fmt.Sprintf("  pushed %d day(s) for %s: %d samples, %d sleep sessions", pushed, u.email, u.samples, u.sessions)
+		for back := cfg.Days - 1; back >= 0; back-- {
+			day := today.AddDate(0, 0, -back)
+			if err := c.journal(ctx, u, GenerateJournal(u.profile, day)); err != nil {
+				return fmt.Errorf("simulator: journal %s for %s: %w", day.Format(time.DateOnly), u.email, err)
+			}
+			u.entries++
+		}
+		line := fmt.Sprintf("  pushed %d day(s) for %s: %d samples, %d sleep sessions, %d journal entries", pushed, u.email, u.samples, u.sessions, u.entries)
 		if u.token != "" {
 			line += ", last consistency token " + u.token
 		}
@@ -301,6 +313,24 @@ func (c *apiClient) login(ctx context.Context, u *simUser) error {
 	}
 	if err := json.Unmarshal(r.body, &got); err != nil || got.AccessToken == "" {
 		return fmt.Errorf("simulator: login %s: response has no access_token: %s", u.email, quote(r.body))
+	}
+	u.access = got.AccessToken
+	return nil
+}
+
+// journal writes one journal entry as u. A day that already has an entry
+// (409) is left as it is, so a rerun against the same users is harmless.
+func (c *apiClient) journal(ctx context.Context, u *simUser, e JournalEntry) error {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	r, err := c.postJSON(ctx, pathJournal, body, func(h http.Header) { h.Set("Authorization", "Bearer "+u.access) })
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusCreated && r.status != http.StatusConflict {
+		return statusError(pathJournal, r)
 	}
 	return nil
 }

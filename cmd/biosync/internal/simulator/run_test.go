@@ -74,6 +74,7 @@ type fakeServer struct {
 	logins     int
 	registers  int
 	pushCalls  int
+	entries    map[string][]JournalEntry // by user id
 
 	conflictFirstRegister bool // answer the first register with 409
 	unavailableFirstPush  bool // answer the first push with 503
@@ -122,6 +123,8 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.login(w, body)
 	case "/v1/webhooks/push":
 		f.push(w, r.Header, body)
+	case "/v1/journal/entries":
+		f.journal(w, r.Header, body)
 	default:
 		problem(w, http.StatusNotFound, "not found")
 	}
@@ -169,6 +172,49 @@ func (f *fakeServer) login(w http.ResponseWriter, body []byte) {
 	f.logins++
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"access_token": "tok-" + u.id, "token_type": "Bearer", "expires_in": 900})
+}
+
+// journal takes a journal entry as the real API does: bearer token of a
+// registered user, a local day, lower_snake_case tags, ratings 1-10, one
+// entry per day.
+func (f *fakeServer) journal(w http.ResponseWriter, h http.Header, body []byte) {
+	u := f.byID[strings.TrimPrefix(h.Get("Authorization"), "Bearer tok-")]
+	if !assert.NotNil(f.t, u, "journal entry without a user's bearer token: %q", h.Get("Authorization")) {
+		problem(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	var e JournalEntry
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if !assert.NoError(f.t, dec.Decode(&e), "journal entry %s", body) {
+		problem(w, http.StatusBadRequest, "bad json")
+		return
+	}
+	_, err := time.Parse(time.DateOnly, e.Date)
+	ok := assert.NoError(f.t, err, "journal date %q", e.Date)
+	for _, t := range e.Tags {
+		ok = assert.Regexp(f.t, `^[a-z][a-z0-9]*(_[a-z0-9]+)*$`, t.Name) && assert.GreaterOrEqual(f.t, t.Amount, 0.0, t.Name) && ok
+	}
+	for _, r := range []int{e.Mood, e.Energy, e.Stress} {
+		ok = assert.True(f.t, r >= 1 && r <= 10, "rating %d", r) && ok
+	}
+	if !ok {
+		problem(w, http.StatusUnprocessableEntity, "invalid entry")
+		return
+	}
+	for _, prev := range f.entries[u.id] {
+		if prev.Date == e.Date {
+			problem(w, http.StatusConflict, "day taken")
+			return
+		}
+	}
+	if f.entries == nil {
+		f.entries = map[string][]JournalEntry{}
+	}
+	f.entries[u.id] = append(f.entries[u.id], e)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"id":"00000000-0000-4000-8000-%012d","version":1}`, len(f.entries[u.id]))
 }
 
 func (f *fakeServer) push(w http.ResponseWriter, h http.Header, body []byte) {
@@ -298,6 +344,18 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	}
 	assert.Len(t, zones, 3, "time zones %v, want 3 different", zones)
+	tags := map[string]int{}
+	for _, u := range f.users {
+		require.Len(t, f.entries[u.id], 4, "journal entries of %s: one per day", u.email)
+		for i, e := range f.entries[u.id] {
+			want := testNow.In(u.loc).AddDate(0, 0, i-3).Format(time.DateOnly)
+			assert.Equal(t, want, e.Date, "entry %d of %s is for its local day", i, u.email)
+			for _, tag := range e.Tags {
+				tags[tag.Name]++
+			}
+		}
+	}
+	assert.NotZero(t, tags["caffeine"], "tags written: %v", tags)
 	for _, want := range []string{"EMAIL", "PASSWORD", "USER ID", "TIMEZONE", "curl", srv.URL + "/v1/auth/login", "Bearer", "consistency token ct-"} {
 		assert.Contains(t, out.String(), want, "output lacks %q:\n%s", want, out.String())
 	}
