@@ -18,6 +18,7 @@ import (
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/journal"
 	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/domain/provider"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/schemas"
 )
@@ -175,6 +176,49 @@ func TestEverySchemaIsValidJSONSchema(t *testing.T) {
 		}
 		compile(t, e.Name())
 	}
+}
+
+func TestConnectionEstablishedV1WireFormat(t *testing.T) {
+	c := provider.ConnectionEstablished{Provider: provider.Oura, ProviderUserID: "8f3c4c3f-oura", Scopes: []string{"personal", "daily"},
+		ConnectedAt: at, BackfillFrom: at.AddDate(0, 0, -30), BackfillTo: at}
+	raw, _ := json.MarshalIndent(c, "", "  ")
+	validate(t, compile(t, "connection.established.v1.schema.json"), raw)
+	golden(t, "connection.established.v1.json", raw)
+	var back provider.ConnectionEstablished
+	decodesStrictly(t, "connection.established.v1.json", &back)
+	require.Equal(t, c, back)
+}
+
+func TestConnectionRevokedV1WireFormat(t *testing.T) {
+	c := provider.ConnectionRevoked{Provider: provider.Oura, Reason: provider.RevokedByProvider, RevokedAt: at}
+	raw, _ := json.MarshalIndent(c, "", "  ")
+	validate(t, compile(t, "connection.revoked.v1.schema.json"), raw)
+	golden(t, "connection.revoked.v1.json", raw)
+	var back provider.ConnectionRevoked
+	decodesStrictly(t, "connection.revoked.v1.json", &back)
+	require.Equal(t, c, back)
+}
+
+func TestProviderNotifiedV1WireFormat(t *testing.T) {
+	n := provider.Notified{Provider: provider.Oura, DeliveryID: "sleep/a1c4bd52/create/2024-10-10T07:05:00+02:00", ProviderUserID: "8f3c4c3f-oura",
+		ReceivedAt: at, Operation: "create", DataType: "sleep", ObjectID: "a1c4bd52", EventTime: "2024-10-10T07:05:00+02:00"}
+	raw, _ := json.MarshalIndent(n, "", "  ")
+	validate(t, compile(t, "provider.notified.v1.schema.json"), raw)
+	golden(t, "provider.notified.v1.json", raw)
+	var back provider.Notified
+	decodesStrictly(t, "provider.notified.v1.json", &back)
+	require.Equal(t, n, back)
+}
+
+func TestProviderRecordFetchedV1WireFormat(t *testing.T) {
+	r := provider.RecordFetched{Provider: provider.Oura, DataType: "daily_spo2", RecordID: "5b6f3a2e", FetchedAt: at,
+		Record: json.RawMessage(`{"day":"2024-11-11","id":"5b6f3a2e","spo2_percentage":{"average":96.5}}`)}
+	raw, _ := json.MarshalIndent(r, "", "  ")
+	validate(t, compile(t, "provider.record_fetched.v1.schema.json"), raw)
+	golden(t, "provider.record_fetched.v1.json", raw)
+	var back provider.RecordFetched
+	decodesStrictly(t, "provider.record_fetched.v1.json", &back)
+	require.JSONEq(t, string(r.Record), string(back.Record))
 }
 
 func TestJournalEntryWrittenV1WireFormat(t *testing.T) {

@@ -36,6 +36,10 @@ var idempotencyExempt = map[string]string{
 	"startTotpEnrolment":   "its answer is the TOTP secret; a repeat replaces the pending secret, which is harmless",
 	"confirmTotpEnrolment": "its answer is the recovery codes; a repeat finds MFA on (409) and changes nothing",
 	"renewRecoveryCodes":   "its answer is the new recovery codes; a repeat needs a fresh code and issues another set, voiding this one",
+	// Provider connections.
+	"startConnection": "its answer is a fresh single-use state; a repeat starts another authorization, which is harmless (the unused one expires)",
+	"syncConnection":  "a repeat asks for the same sync again, which is harmless; the per-user rate limit bounds it",
+	opProviderWebhook: "the provider's own identity of the delivery derives the event id, so a redelivery is the same event",
 }
 
 // TestEveryCommandPostDeclaresIdempotency walks the route table: every

@@ -34,7 +34,8 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 // and with a token lacking the role 403, before any port is called.
 func TestEveryV1RouteHasAPolicy(t *testing.T) {
 	public := map[string]string{opRegister: "anonymous", opLogin: "anonymous", "refreshSession": "refresh token", opPushWebhook: "webhook signature",
-		"verifyEmail": "mailed token", "requestPasswordReset": "anonymous", "confirmPasswordReset": "mailed token"}
+		"verifyEmail": "mailed token", "requestPasswordReset": "anonymous", "confirmPasswordReset": "mailed token",
+		"connectionCallback": "single-use state", "providerWebhookHandshake": "provider verification token", opProviderWebhook: "provider signature"}
 	h := newHarness(t) // every port fake fails if called
 	for _, r := range h.routes {
 		if !strings.HasPrefix(r.path, "/v1/") {
@@ -75,6 +76,7 @@ func TestEveryV1RouteHasAPolicy(t *testing.T) {
 func samplePath(p string) string {
 	return strings.NewReplacer(
 		"{type}", "steps",
+		"{provider}", "oura",
 		"{name}", "metrics",
 		"{generation}", "2",
 		"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a",

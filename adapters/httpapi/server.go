@@ -21,6 +21,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/httpapi/accounts"
 	"github.com/biosync/biosync/adapters/httpapi/admin"
+	"github.com/biosync/biosync/adapters/httpapi/connections"
 	"github.com/biosync/biosync/adapters/httpapi/edge"
 	"github.com/biosync/biosync/adapters/httpapi/erasure"
 	"github.com/biosync/biosync/adapters/httpapi/gen"
@@ -114,6 +115,9 @@ type Deps struct {
 	// Admin serves the /v1/admin routes; with ReadModels nil they answer
 	// 503 (after the token and role checks).
 	Admin admin.Deps
+	// Connections serves the provider connections and the providers'
+	// webhooks; with Connections nil they answer 503.
+	Connections connections.Deps
 	// Edge are the ports of the middleware every request passes.
 	Edge EdgeDeps
 	// Ops are the logs, metrics and probes.
@@ -174,6 +178,9 @@ const (
 	opLogin         = "login"
 	opPushWebhook   = "pushWebhook"
 	opPushMySamples = "pushMySamples"
+	// opProviderWebhook's body is verified by the provider's own scheme on
+	// the raw bytes, then parsed by the provider's client.
+	opProviderWebhook = "providerWebhook"
 )
 
 // roleExtension names the role an operation requires (besides a bearer
@@ -218,6 +225,7 @@ type (
 	preferencesHandlers = preferences.Handlers
 	journalHandlers     = journal.Handlers
 	adminHandlers       = admin.Handlers
+	connectionsHandlers = connections.Handlers
 )
 
 // server implements gen.ServerInterface: each concept's handlers are
@@ -233,6 +241,7 @@ type server struct {
 	*preferencesHandlers
 	*journalHandlers
 	*adminHandlers
+	*connectionsHandlers
 
 	cfg      Config
 	deps     Deps
@@ -341,6 +350,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	s.preferencesHandlers = preferences.New(deps.Settings, consistency)
 	s.journalHandlers = journal.New(deps.Journal, consistency)
 	s.adminHandlers = admin.New(deps.Admin, s.log)
+	s.connectionsHandlers = connections.New(deps.Connections, s.log)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -407,7 +417,7 @@ func buildRoutes(spec *openapi3.T) (map[string]*route, error) {
 			if strings.HasPrefix(path, adminPathPrefix) && r.role != RoleAdmin {
 				return nil, fmt.Errorf("httpapi: %s %s must declare %s: %s", method, path, roleExtension, RoleAdmin)
 			}
-			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples
+			r.domainBody = r.opID == opPushWebhook || r.opID == opPushMySamples || r.opID == opProviderWebhook
 			var err error
 			if r.idem, r.idemDeclared, err = parseIdempotent(op); err != nil {
 				return nil, fmt.Errorf("httpapi: %s %s: %w", method, path, err)

@@ -22,11 +22,12 @@ import (
 type policy int
 
 const (
-	public        policy = iota // anyone: sign-up, login, mailed-token and infrastructure routes
-	webhookSigned               // Standard Webhooks signature, no bearer token
-	ownData                     // any user, on their own data only
-	ownResource                 // any user, on a resource in the path that must be theirs (404 otherwise)
-	adminOnly                   // the admin role
+	public         policy = iota // anyone: sign-up, login, mailed-token and infrastructure routes
+	webhookSigned                // Standard Webhooks signature, no bearer token
+	ownData                      // any user, on their own data only
+	ownResource                  // any user, on a resource in the path that must be theirs (404 otherwise)
+	adminOnly                    // the admin role
+	providerSigned               // a provider's own signature or verification token, no bearer token (never 2xx without it)
 )
 
 var routePolicies = map[string]policy{
@@ -46,6 +47,9 @@ var routePolicies = map[string]policy{
 	"listProjections": adminOnly, "rebuildProjection": adminOnly, "rollbackProjection": adminOnly,
 	"dropProjectionGeneration": adminOnly, "listDeadLetters": adminOnly, "retryDeadLetters": adminOnly,
 	"skipDeadLetter": adminOnly, "listAuditEntries": adminOnly,
+	"listProviders": ownData, "listConnections": ownData, "startConnection": ownData, "deleteConnection": ownData, "syncConnection": ownData,
+	"connectionCallback": public, // the single-use state names the user
+	"providerWebhook":    providerSigned, "providerWebhookHandshake": providerSigned,
 }
 
 // TestAuthorizationMatrix calls every operation of the spec on a running
@@ -126,7 +130,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			anonymous := o.Security != nil && len(*o.Security) == 0
 			signed := o.Security != nil && len(*o.Security) == 1 && (*o.Security)[0]["webhookSignature"] != nil
 			role, _ := o.Extensions["x-biosync-role"].(string)
-			assert.Equal(t, anonymous, pol == public, "%s: declared policy %d disagrees with the spec on anonymous access (security [])", id, pol)
+			assert.Equal(t, anonymous, pol == public || pol == providerSigned, "%s: declared policy %d disagrees with the spec on anonymous access (security [])", id, pol)
 			assert.Equal(t, signed, pol == webhookSigned, "%s: declared policy %d disagrees with the spec on the webhook signature", id, pol)
 			assert.Equal(t, role == "admin", pol == adminOnly, "%s: declared policy %d disagrees with the spec's role %q", id, pol, role)
 		}
@@ -138,7 +142,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if strings.HasPrefix(o.path, "/v1/journal/") {
 			id = entryID
 		}
-		p := strings.NewReplacer("{type}", "heart_rate", "{name}", "metrics", "{generation}", "99",
+		p := strings.NewReplacer("{provider}", "oura", "{type}", "heart_rate", "{name}", "metrics", "{generation}", "99",
 			"{event_id}", "3f0e7a1c-2b4d-4c6e-8f9a-0b1c2d3e4f5a", "{id}", id).Replace(o.path)
 		switch o.id {
 		case "listJournalEntries":
@@ -202,6 +206,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			code, body := call(principals[who], o)
 			denied := code == 401 || code == 403
 			switch {
+			case pol == providerSigned:
+				assert.NotEqual(t, 2, code/100, "%s %s as %s without the provider's signature answered %d", o.method, o.path, who, code)
 			case pol == webhookSigned:
 				assert.Equal(t, 401, code, "%s %s as %s without a signature", o.method, o.path, who)
 			case pol == public:

@@ -20,9 +20,13 @@ cluster from the machine's binaries. See docs/operations.md for every variable.`
 
 Applies the database migrations and creates the event topic, then exits.`
 	simulateUsage = `usage: biosync simulate [--users N] [--days N] [--url URL] [--secret whsec_...] [--seed N]
+       biosync simulate --provider oura [--users N] [--days N] [--url URL] [--oura-addr HOST:PORT]
 
 Registers simulated users on a running BioSync server, pushes realistic
-wearable data for them and writes their journal entries.`
+wearable data for them and writes their journal entries; with --provider
+oura, runs a fake Oura and connects each user to it through the real OAuth
+flow (the server must be configured with the fake's app: simulate prints
+the variables when it is not).`
 	versionUsage = `usage: biosync version
 
 Prints the module version, the commit and build time, and the Go version.`

@@ -18,6 +18,8 @@ import (
 	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
 	"github.com/biosync/biosync/adapters/httpapi/webhooks"
 	"github.com/biosync/biosync/adapters/mail"
+	"github.com/biosync/biosync/adapters/providers/oura"
+	"github.com/biosync/biosync/commands/connections"
 	"github.com/biosync/biosync/commands/erasure"
 	"github.com/biosync/biosync/commands/sessions"
 	"github.com/biosync/biosync/eventstore"
@@ -86,6 +88,16 @@ type config struct {
 	// with BIOSYNC_PROJECTORS=off (they run elsewhere, e.g. in
 	// `biosync projections run`).
 	RunProjectors bool
+	// PublicURL is the base of every redirect URI and webhook URL the
+	// server tells providers about (BIOSYNC_PUBLIC_URL; empty: the
+	// address serve listens on, fine for local development only).
+	PublicURL string
+	// Oura is the Oura app (BIOSYNC_OURA_*); without a client id Oura is
+	// listed as not configured and its routes answer 404.
+	Oura oura.Config
+	// ProviderBackfill is the history fetched on connect
+	// (BIOSYNC_PROVIDER_BACKFILL, default 30 days).
+	ProviderBackfill time.Duration
 }
 
 // defaultHSTSMaxAge is two years, the preload list's expectation.
@@ -117,6 +129,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RefreshTTL:      sessions.DefaultRefreshTTL,
 		AdminRequireMFA: true,
 		RunProjectors:   getenv("BIOSYNC_PROJECTORS") != "off",
+		PublicURL:       strings.TrimRight(getenv("BIOSYNC_PUBLIC_URL"), "/"),
+		Oura: oura.Config{
+			ClientID:          getenv("BIOSYNC_OURA_CLIENT_ID"),
+			ClientSecret:      getenv("BIOSYNC_OURA_CLIENT_SECRET"),
+			AuthURL:           envOr(getenv, "BIOSYNC_OURA_AUTH_URL", oura.DefaultAuthURL),
+			TokenURL:          envOr(getenv, "BIOSYNC_OURA_TOKEN_URL", oura.DefaultTokenURL),
+			APIURL:            envOr(getenv, "BIOSYNC_OURA_API_URL", oura.DefaultAPIURL),
+			VerificationToken: getenv("BIOSYNC_OURA_VERIFICATION_TOKEN"),
+		},
+	}
+	if c.Oura.ClientID != "" && c.Oura.ClientSecret == "" {
+		return c, errors.New("BIOSYNC_OURA_CLIENT_SECRET is required with BIOSYNC_OURA_CLIENT_ID (it also keys the webhook signatures)")
 	}
 	if b := getenv("BIOSYNC_KAFKA_BROKERS"); b != "" {
 		c.KafkaBrokers = splitList(b)
@@ -150,6 +174,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"BIOSYNC_ERASURE_GRACE_PERIOD", &c.ErasureGrace, erasure.DefaultErasureGracePeriod},
 		{"BIOSYNC_ERASURE_REPURGE_AFTER", &c.ErasureRepurge, 3 * eventstore.KeyCacheMaxAge},
 		{"BIOSYNC_MAX_FUTURE_SKEW", &c.MaxFutureSkew, httpingest.DefaultMaxFutureSkew},
+		{"BIOSYNC_PROVIDER_BACKFILL", &c.ProviderBackfill, connections.DefaultBackfill},
 	} {
 		*d.into = d.def
 		if v := getenv(d.name); v != "" {

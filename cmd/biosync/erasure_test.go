@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/biosync/biosync/adapters/kafka"
 	"github.com/biosync/biosync/adapters/postgres"
+	"github.com/biosync/biosync/adapters/providers/oura/ouratest"
 	"github.com/biosync/biosync/projections/catalog"
 )
 
@@ -33,14 +35,26 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	env["BIOSYNC_ERASURE_GRACE_PERIOD"] = "1500ms"
 	env["BIOSYNC_ERASURE_REPURGE_AFTER"] = "1s"
 	newInbox(t, env)
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	canary := "cnry" + hex.EncodeToString(rnd[:])
+	// An Oura account whose id and records carry the canary: the provider
+	// user id (command side), the tokens (sealed) and the fetched records
+	// (provider.record_fetched) must all go with the erasure.
+	fake := ouratest.Start(ouraClientID, ouraClientSecret)
+	defer fake.Close()
+	ouraUser := "oura-" + canary
+	fake.AddUser(ouraUser)
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	fake.AddDocument(ouraUser, "daily_activity", []byte(`{"id":"act-`+canary+`","day":"`+yesterday+`","timestamp":"`+yesterday+`T04:00:00+00:00","steps":4321,"active_calories":210}`))
+	for k, v := range map[string]string{"BIOSYNC_OURA_CLIENT_ID": ouraClientID, "BIOSYNC_OURA_CLIENT_SECRET": ouraClientSecret,
+		"BIOSYNC_OURA_AUTH_URL": fake.AuthURL(), "BIOSYNC_OURA_TOKEN_URL": fake.TokenURL(), "BIOSYNC_OURA_API_URL": fake.APIURL()} {
+		env[k] = v
+	}
 	s := startServer(t, env)
 	defer s.stop()
 	ctx := context.Background()
 	getenv := func(k string) string { return env[k] }
-
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	canary := "cnry" + hex.EncodeToString(rnd[:])
 	const password = "correct horse battery"
 
 	// The canary user: the canary in the address, the source, the device,
@@ -93,6 +107,21 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 		map[string]string{"Idempotency-Key": "del-" + canary, "X-Request-Id": "req3-" + canary})
 	require.Equal(t, 202, code, "deletion: %v", p)
 
+	// The victim connects the Oura account; its history is fetched.
+	code, _, auth := victim.do("POST", "/v1/connections/oura", nil, nil)
+	require.Equal(t, 201, code, "connect Oura: %v", auth)
+	callback, err := ouratest.Consent(auth["authorize_url"].(string))
+	require.NoError(t, err)
+	res, err := noRedirect.Get(callback)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Contains(t, res.Header.Get("Location"), "status=connected")
+	require.Eventually(t, func() bool {
+		_, _, list := victim.do("GET", "/v1/connections", nil, nil)
+		raw, _ := json.Marshal(list)
+		return strings.Contains(string(raw), `"status":"connected"`) && strings.Contains(string(raw), `"last_data_at"`)
+	}, 30*time.Second, 100*time.Millisecond, "the Oura backfill never finished")
+
 	// Another user, whose read models must not change.
 	other := &client{t: t, base: s.url}
 	otherEmail := fmt.Sprintf("bystander-%d@example.com", time.Now().UnixNano())
@@ -115,6 +144,7 @@ func TestErasureLeavesNoCanaryAnywhere(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	before := userChecksums(t, pool, otherID)
+	assert.Contains(t, fmt.Sprint(canariesInPostgres(t, pool, canary)), "provider_connections", "the Oura account id is there before the erasure")
 	require.GreaterOrEqual(t, len(before), 4, "the bystander has rows in too few read models: %v", before)
 
 	// Re-authentication is required; then the request waits out the grace period.

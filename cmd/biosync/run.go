@@ -12,6 +12,7 @@ import (
 	"github.com/biosync/biosync/adapters/httpapi"
 	httpaccounts "github.com/biosync/biosync/adapters/httpapi/accounts"
 	httpadmin "github.com/biosync/biosync/adapters/httpapi/admin"
+	httpconnections "github.com/biosync/biosync/adapters/httpapi/connections"
 	httperasure "github.com/biosync/biosync/adapters/httpapi/erasure"
 	httpingest "github.com/biosync/biosync/adapters/httpapi/ingest"
 	httpjournal "github.com/biosync/biosync/adapters/httpapi/journal"
@@ -34,7 +35,8 @@ commands:
   users ...         grant-admin EMAIL (admin role) | reset-mfa EMAIL (MFA off, sessions ended)
   audit ...         verify (walk the audit log's hash chain) | list [--action A] [--subject ID] [--actor ID] [--limit N]
   simulate          register users on a running server and push synthetic data
-                    (--users N --days D --url URL --secret whsec_...)
+                    (--users N --days D --url URL --secret whsec_...), or connect users
+                    to a fake Oura through the real OAuth flow (--provider oura)
   events ...        tail | export: read the event log, filtered, as jsonl or csv (--pseudonymize)
   version           print the version, commit and build time
   completion SHELL  print a completion script for bash, zsh or fish
@@ -42,7 +44,8 @@ commands:
 
 configuration (environment): BIOSYNC_DATA_DIR, BIOSYNC_HTTP_ADDR, BIOSYNC_KAFKA_BROKERS,
 BIOSYNC_DATABASE_URL, BIOSYNC_REDIS_URL, BIOSYNC_MASTER_KEY, BIOSYNC_JWT_KEY,
-BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL
+BIOSYNC_PUSH_SECRET, BIOSYNC_KAFKA_PARTITIONS, BIOSYNC_OTLP_ENDPOINT, BIOSYNC_LOG_LEVEL,
+BIOSYNC_PUBLIC_URL, BIOSYNC_OURA_* (providers)
 (see docs/operations.md)`
 
 // recovery serves verification and reset when account mail is on; nil
@@ -151,6 +154,24 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		keys = append(keys, k)
 	}
+	// Listen first: without BIOSYNC_PUBLIC_URL the redirect URIs name the
+	// address actually bound (port 0 in tests).
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	conns, err := p.connectionService(publicURL)
+	if err != nil {
+		return err
+	}
+	if err := tel.observeConnections(conns); err != nil {
+		return err
+	}
 	spec, _ := schemas.OpenAPI()
 	e, err := httpapi.New(httpapi.Config{
 		ConsistencyWait: cfg.ConsistencyWait,
@@ -170,11 +191,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			Recovery: recovery(p),
 			Profiles: p.queries,
 		},
-		Erasure:  httperasure.Deps{Erasure: p.cmds.erasure},
-		Ingest:   httpingest.Deps{Ingestor: p.cmds.ingestion, Deleter: p.cmds.samples, MaxFutureSkew: p.cfg.MaxFutureSkew},
-		Queries:  httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
-		Settings: httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
-		Journal:  httpjournal.Deps{Commands: p.cmds.journal, Queries: p.journal},
+		Erasure:     httperasure.Deps{Erasure: p.cmds.erasure},
+		Ingest:      httpingest.Deps{Ingestor: p.cmds.ingestion, Deleter: p.cmds.samples, MaxFutureSkew: p.cfg.MaxFutureSkew},
+		Queries:     httpqueries.Deps{Reader: p.queries, Registrations: p.cmds.accounts, Units: p.settings, CursorKey: p.cursorKey},
+		Settings:    httppreferences.Deps{Commands: p.cmds.preferences, Queries: p.settings},
+		Journal:     httpjournal.Deps{Commands: p.cmds.journal, Queries: p.journal},
+		Connections: httpconnections.Deps{Connections: conns, AppURL: cfg.AppURL},
 		Admin: httpadmin.Deps{
 			ReadModels: engine.Admin{Rebuilder: p.rebuilder(), Logger: log, Life: ctx},
 			Audit:      p.audit,
@@ -206,10 +228,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -233,6 +251,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go func() {
 		defer close(revocationsDone)
 		_ = p.revocations.Run(ctx)
+	}()
+	fetchDone := make(chan struct{})
+	go func() {
+		defer close(fetchDone)
+		if !anyConfigured(conns) {
+			return
+		}
+		if err := p.runFetchWorker(ctx, conns); err != nil {
+			log.Error("provider fetch worker stopped", "err", err)
+		}
 	}()
 	projectorsDone := make(chan struct{})
 	if cfg.RunProjectors {
@@ -266,6 +294,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	_ = e.Server.Shutdown(sctx)
 	cancel()
 	<-projectorsDone // before the deferred close tears the backends down
+	<-fetchDone
 	<-eraserDone
 	<-revocationsDone
 	return err

@@ -39,8 +39,10 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	baseURL := fs.String("url", "", "server base URL (default $BIOSYNC_URL, else http://$BIOSYNC_HTTP_ADDR or http://127.0.0.1:8080)")
 	secret := fs.String("secret", "", "push webhook secret whsec_... (default first of $BIOSYNC_PUSH_SECRET, else <$BIOSYNC_DATA_DIR or .biosync>/push_secret)")
 	seed := fs.Int64("seed", 0, "random seed for reproducible data (default: random, printed)")
+	prov := fs.String("provider", "", "simulate a wearable provider instead of pushes: oura runs a fake Oura and connects each user through the real OAuth flow")
+	ouraAddr := fs.String("oura-addr", simOuraAddr, "where the fake Oura listens (the server's BIOSYNC_OURA_*_URL must point there)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: biosync simulate [--users N] [--days N] [--url URL] [--secret whsec_...] [--seed N]")
+		fmt.Fprintln(fs.Output(), "Usage: biosync simulate [--users N] [--days N] [--url URL] [--secret whsec_...] [--seed N] [--provider oura [--oura-addr HOST:PORT]]")
 		fmt.Fprintln(fs.Output(), "\nRegisters simulated users on a running BioSync server, pushes realistic wearable data for them and writes their journal entries.")
 		fs.PrintDefaults()
 	}
@@ -71,6 +73,18 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 			addr = net.JoinHostPort(host, port)
 		}
 		*baseURL = "http://" + addr
+	}
+
+	switch *prov {
+	case "":
+	case "oura":
+		s := *seed
+		if s == 0 {
+			s = rand.Int64()
+		}
+		return simulateOura(ctx, *baseURL, *ouraAddr, *users, *days, s, stdout)
+	default:
+		return fmt.Errorf("simulate: --provider %q is not simulated yet (oura is)", *prov)
 	}
 
 	if *secret == "" {

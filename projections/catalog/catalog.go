@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/biosync/biosync/domain"
+	"github.com/biosync/biosync/projections/connections"
 	"github.com/biosync/biosync/projections/engine"
 	"github.com/biosync/biosync/projections/journal"
 	"github.com/biosync/biosync/projections/metrics"
@@ -12,7 +13,7 @@ import (
 )
 
 // Names lists BioSync's projectors, in the order they are started.
-var Names = []string{users.Name, metrics.Name, settings.Name, journal.Name}
+var Names = []string{users.Name, metrics.Name, settings.Name, journal.Name, connections.Name}
 
 // Catalog makes BioSync's projectors by name (engine.Catalog). The zero
 // value makes them without side effects: what rebuild templates, drops and
@@ -37,6 +38,8 @@ func (c Catalog) New(name string, gen int) (engine.Projector, error) {
 		return settings.Projector{Gen: gen}, nil
 	case journal.Name:
 		return journal.Projector{Gen: gen}, nil
+	case connections.Name:
+		return connections.Projector{Gen: gen}, nil
 	}
 	return nil, fmt.Errorf("unknown projector %q (known: %v): %w", name, Names, domain.ErrNotFound)
 }

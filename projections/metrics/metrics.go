@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/biosync/biosync/domain/identity"
 	"github.com/biosync/biosync/domain/ingest"
 	"github.com/biosync/biosync/domain/metric"
+	"github.com/biosync/biosync/domain/provider"
+	"github.com/biosync/biosync/domain/provider/oura"
 	"github.com/biosync/biosync/domain/settings"
 	"github.com/biosync/biosync/eventstore"
 	"github.com/biosync/biosync/projections/engine"
@@ -179,47 +182,15 @@ func (m *Projector) apply(ctx context.Context, tx pgx.Tx, events []eventstore.St
 			if !ok {
 				continue // skipped or refused by admit
 			}
-			source := p.Batch.Source.Provider
-			if p.Batch.Source.Device != "" {
-				source += "/" + p.Batch.Source.Device
+			m.collect(e, p.Batch, p.ReceivedAt, history[e.UserID], w)
+		case provider.EventRecordFetched:
+			r, batch, ok, err := providerBatch(e, history[e.UserID])
+			if err != nil {
+				return err
 			}
-			points, sessions, _ := m.derivation().Normalize(p.Batch)
-			var lastSample time.Time
-			for _, pt := range points {
-				loc := zoneAt(history[e.UserID], pt.Start)
-				day := metric.AttributeDay(pt.Start, pt.Offset, pt.HasOffset, loc)
-				off := pt.Offset
-				if !pt.HasOffset {
-					_, off = pt.Start.In(loc).Zone()
-				}
-				k := sampleKey{e.UserID, pt.Type, pt.Start, pt.End, source}
-				w.samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
-				if pt.End.After(lastSample) {
-					lastSample = pt.End
-				}
+			if ok {
+				m.collect(e, batch, r.FetchedAt, history[e.UserID], w)
 			}
-			for _, n := range sessions {
-				loc := zoneAt(history[e.UserID], n.End)
-				wake := metric.AttributeDay(n.End, n.Offset, n.HasOffset, loc)
-				off := n.Offset
-				if !n.HasOffset {
-					_, off = n.End.In(loc).Zone()
-				}
-				k := sleepKey{e.UserID, n.Start, n.End, source}
-				w.nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
-				if n.End.After(lastSample) {
-					lastSample = n.End
-				}
-			}
-			fk := freshKey{e.UserID, p.Batch.Source.Provider, p.Batch.Source.Device}
-			cur := w.fresh[fk]
-			if lastSample.After(cur[0]) {
-				cur[0] = lastSample
-			}
-			if p.ReceivedAt.After(cur[1]) {
-				cur[1] = p.ReceivedAt
-			}
-			w.fresh[fk] = cur
 		case ingest.EventDeleted:
 			var d ingest.Deletion
 			if err := json.Unmarshal(e.Payload, &d); err != nil {
@@ -280,6 +251,78 @@ func (m *Projector) write(ctx context.Context, tx pgx.Tx, w *pending) error {
 		return err
 	}
 	return m.updateRollups(ctx, tx, change)
+}
+
+// collect folds one batch (pushed, or normalized from a provider's record)
+// into the rows of the transaction: samples and nights keyed by their
+// natural keys (a later log offset wins), and the source's freshness.
+func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt time.Time, history []metric.TimezoneChange, w *pending) {
+	source := batch.Source.Provider
+	if batch.Source.Device != "" {
+		source += "/" + batch.Source.Device
+	}
+	points, sessions, _ := m.derivation().Normalize(batch)
+	var lastSample time.Time
+	for _, pt := range points {
+		loc := zoneAt(history, pt.Start)
+		day := metric.AttributeDay(pt.Start, pt.Offset, pt.HasOffset, loc)
+		off := pt.Offset
+		if !pt.HasOffset {
+			_, off = pt.Start.In(loc).Zone()
+		}
+		k := sampleKey{e.UserID, pt.Type, pt.Start, pt.End, source}
+		w.samples[k] = sampleRow{key: k, value: pt.Value, unit: pt.Unit, offset: off, day: day, partition: e.Partition, logOffset: e.Offset, eventID: e.ID}
+		if pt.End.After(lastSample) {
+			lastSample = pt.End
+		}
+	}
+	for _, n := range sessions {
+		loc := zoneAt(history, n.End)
+		wake := metric.AttributeDay(n.End, n.Offset, n.HasOffset, loc)
+		off := n.Offset
+		if !n.HasOffset {
+			_, off = n.End.In(loc).Zone()
+		}
+		k := sleepKey{e.UserID, n.Start, n.End, source}
+		w.nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
+		if n.End.After(lastSample) {
+			lastSample = n.End
+		}
+	}
+	fk := freshKey{e.UserID, batch.Source.Provider, batch.Source.Device}
+	cur := w.fresh[fk]
+	if lastSample.After(cur[0]) {
+		cur[0] = lastSample
+	}
+	if receivedAt.After(cur[1]) {
+		cur[1] = receivedAt
+	}
+	w.fresh[fk] = cur
+}
+
+// providerBatch normalizes a provider.record_fetched event with the
+// provider's pure mapping. ok is false for a record that maps to nothing
+// (a type BioSync does not map yet, a deleted document): skipped, not
+// poison. A record that is not its documented shape is poison (a dead
+// letter operators can see), never a silent gap.
+func providerBatch(e eventstore.Stored, history []metric.TimezoneChange) (provider.RecordFetched, ingest.Batch, bool, error) {
+	var r provider.RecordFetched
+	if err := json.Unmarshal(e.Payload, &r); err != nil {
+		return r, ingest.Batch{}, false, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	switch r.Provider {
+	case provider.Oura:
+		n, err := oura.Normalize(r.DataType, r.Record, zoneAt(history, r.FetchedAt))
+		if errors.Is(err, oura.ErrUnknownType) {
+			return r, ingest.Batch{}, false, nil
+		}
+		if err != nil {
+			return r, ingest.Batch{}, false, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		return r, n.Batch, len(n.Batch.Samples)+len(n.Batch.SleepSessions) > 0, nil
+	default:
+		return r, ingest.Batch{}, false, nil
+	}
 }
 
 // timezoneChange reads a settings change as a timezone fact: a zone other

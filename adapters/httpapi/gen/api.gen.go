@@ -41,6 +41,30 @@ func (e Bucket) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionStatus.
+const (
+	Connected ConnectionStatus = "connected"
+	Error     ConnectionStatus = "error"
+	Revoked   ConnectionStatus = "revoked"
+	Syncing   ConnectionStatus = "syncing"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionStatus enum.
+func (e ConnectionStatus) Valid() bool {
+	switch e {
+	case Connected:
+		return true
+	case Error:
+		return true
+	case Revoked:
+		return true
+	case Syncing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeadLetterState.
 const (
 	Failed  DeadLetterState = "failed"
@@ -362,6 +386,13 @@ type AuditList struct {
 	NextAfter *int64 `json:"next_after,omitempty"`
 }
 
+// Backfill defines model for Backfill.
+type Backfill struct {
+	DoneUntil time.Time `json:"done_until"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+}
+
 // Baseline Values in `unit`, the caller's unit system.
 type Baseline struct {
 	Avg28d *float64  `json:"avg_28d"`
@@ -380,6 +411,34 @@ type ChangePasswordRequest struct {
 
 	// NewPassword Same policy as at registration. Never returned by any endpoint.
 	NewPassword string `json:"new_password"`
+}
+
+// Connection defines model for Connection.
+type Connection struct {
+	Backfill    Backfill   `json:"backfill"`
+	ConnectedAt time.Time  `json:"connected_at"`
+	LastDataAt  *time.Time `json:"last_data_at,omitempty"`
+
+	// LastError The last failure in plain words; absent after a success.
+	LastError  *string          `json:"last_error,omitempty"`
+	LastSyncAt *time.Time       `json:"last_sync_at,omitempty"`
+	Provider   string           `json:"provider"`
+	Status     ConnectionStatus `json:"status"`
+}
+
+// ConnectionStatus defines model for Connection.Status.
+type ConnectionStatus string
+
+// ConnectionAuthorization defines model for ConnectionAuthorization.
+type ConnectionAuthorization struct {
+	AuthorizeUrl string    `json:"authorize_url"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	State        string    `json:"state"`
+}
+
+// ConnectionList defines model for ConnectionList.
+type ConnectionList struct {
+	Connections []Connection `json:"connections"`
 }
 
 // DailySummary defines model for DailySummary.
@@ -763,6 +822,21 @@ type ProjectionStatus struct {
 // ProjectorName A projector's name, e.g. `metrics` or `users` (no generation).
 type ProjectorName = string
 
+// ProviderInfo defines model for ProviderInfo.
+type ProviderInfo struct {
+	// Configured False when the server has no client id for it; its routes then answer 404.
+	Configured bool `json:"configured"`
+
+	// Name Example: oura
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// ProviderList defines model for ProviderList.
+type ProviderList struct {
+	Providers []ProviderInfo `json:"providers"`
+}
+
 // PushBatch At least one sample or sleep session, at most 20000 in all.
 type PushBatch struct {
 	Samples       *[]Sample            `json:"samples,omitempty"`
@@ -1050,6 +1124,9 @@ type Cursor = string
 // From defines model for From.
 type From = time.Time
 
+// Provider defines model for Provider.
+type Provider = string
+
 // To defines model for To.
 type To = time.Time
 
@@ -1067,6 +1144,9 @@ type InternalError = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
+
+// NotImplemented RFC 9457 problem details.
+type NotImplemented = Problem
 
 // PayloadTooLarge RFC 9457 problem details.
 type PayloadTooLarge = Problem
@@ -1121,6 +1201,18 @@ type ListDeadLettersParams struct {
 type RebuildProjectionParams struct {
 	// Switch Switch reads to the new generation once it has caught up (default true).
 	Switch *bool `form:"switch,omitempty" json:"switch,omitempty"`
+}
+
+// DeleteConnectionParams defines parameters for DeleteConnection.
+type DeleteConnectionParams struct {
+	DeleteData *bool `form:"delete_data,omitempty" json:"delete_data,omitempty"`
+}
+
+// ConnectionCallbackParams defines parameters for ConnectionCallback.
+type ConnectionCallbackParams struct {
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+	Error *string `form:"error,omitempty" json:"error,omitempty"`
 }
 
 // GetDashboardSummaryParams defines parameters for GetDashboardSummary.
@@ -1319,6 +1411,15 @@ type PushWebhookParams struct {
 	WebhookSignature string `json:"webhook-signature"`
 }
 
+// ProviderWebhookHandshakeParams defines parameters for ProviderWebhookHandshake.
+type ProviderWebhookHandshakeParams struct {
+	VerificationToken *string `form:"verification_token,omitempty" json:"verification_token,omitempty"`
+	Challenge         *string `form:"challenge,omitempty" json:"challenge,omitempty"`
+}
+
+// ProviderWebhookJSONBody defines parameters for ProviderWebhook.
+type ProviderWebhookJSONBody = map[string]interface{}
+
 // RetryDeadLettersJSONRequestBody defines body for RetryDeadLetters for application/json ContentType.
 type RetryDeadLettersJSONRequestBody = RetryDeadLettersRequest
 
@@ -1372,6 +1473,9 @@ type PutSettingsJSONRequestBody = SettingsInput
 
 // PushWebhookJSONRequestBody defines body for PushWebhook for application/json ContentType.
 type PushWebhookJSONRequestBody = WebhookPushBatch
+
+// ProviderWebhookJSONRequestBody defines body for ProviderWebhook for application/json ContentType.
+type ProviderWebhookJSONRequestBody = ProviderWebhookJSONBody
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1453,6 +1557,21 @@ type ServerInterface interface {
 	// ResendVerificationEmail Mail a new verification link to the caller's address.
 	// (POST /v1/auth/verify-email/resend)
 	ResendVerificationEmail(ctx echo.Context) error
+	// ListConnections The caller's provider connections with their sync state.
+	// (GET /v1/connections)
+	ListConnections(ctx echo.Context) error
+	// DeleteConnection Disconnect a provider.
+	// (DELETE /v1/connections/{provider})
+	DeleteConnection(ctx echo.Context, provider Provider, params DeleteConnectionParams) error
+	// StartConnection Start connecting a provider (OAuth authorization).
+	// (POST /v1/connections/{provider})
+	StartConnection(ctx echo.Context, provider Provider) error
+	// ConnectionCallback Where the provider sends the user back after consent.
+	// (GET /v1/connections/{provider}/callback)
+	ConnectionCallback(ctx echo.Context, provider Provider, params ConnectionCallbackParams) error
+	// SyncConnection Ask for a manual sync of the recent days (rate-limited per user).
+	// (POST /v1/connections/{provider}/sync)
+	SyncConnection(ctx echo.Context, provider Provider) error
 	// GetDashboardSummary Today at a glance.
 	// (GET /v1/dashboard/summary)
 	GetDashboardSummary(ctx echo.Context, params GetDashboardSummaryParams) error
@@ -1510,12 +1629,21 @@ type ServerInterface interface {
 	// GetMetricSeries One metric of the caller over a time range.
 	// (GET /v1/metrics/{type})
 	GetMetricSeries(ctx echo.Context, pType MetricType, params GetMetricSeriesParams) error
+	// ListProviders The wearable providers this server knows, whether each is configured, and the scopes it asks for.
+	// (GET /v1/providers)
+	ListProviders(ctx echo.Context) error
 	// ListSleepSessions The caller's sleep sessions over a time range.
 	// (GET /v1/sleep/sessions)
 	ListSleepSessions(ctx echo.Context, params ListSleepSessionsParams) error
 	// PushWebhook Push a batch for a user (server to server).
 	// (POST /v1/webhooks/push)
 	PushWebhook(ctx echo.Context, params PushWebhookParams) error
+	// ProviderWebhookHandshake A provider's verification handshake (Oura: verification_token and challenge).
+	// (GET /v1/webhooks/{provider})
+	ProviderWebhookHandshake(ctx echo.Context, provider Provider, params ProviderWebhookHandshakeParams) error
+	// ProviderWebhook A provider's notification, signed with the provider's own scheme.
+	// (POST /v1/webhooks/{provider})
+	ProviderWebhook(ctx echo.Context, provider Provider) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1859,6 +1987,111 @@ func (w *ServerInterfaceWrapper) ResendVerificationEmail(ctx echo.Context) error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ResendVerificationEmail(ctx)
+	return err
+}
+
+// ListConnections converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnections(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnections(ctx)
+	return err
+}
+
+// DeleteConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteConnectionParams
+	// ------------- Optional query parameter "delete_data" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "delete_data", ctx.QueryParams(), &params.DeleteData, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter delete_data: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteConnection(ctx, provider, params)
+	return err
+}
+
+// StartConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) StartConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartConnection(ctx, provider)
+	return err
+}
+
+// ConnectionCallback converts echo context to params.
+func (w *ServerInterfaceWrapper) ConnectionCallback(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ConnectionCallbackParams
+	// ------------- Optional query parameter "code" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code", ctx.QueryParams(), &params.Code, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter code: %s", err))
+	}
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", ctx.QueryParams(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter state: %s", err))
+	}
+
+	// ------------- Optional query parameter "error" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error", ctx.QueryParams(), &params.Error, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter error: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConnectionCallback(ctx, provider, params)
+	return err
+}
+
+// SyncConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) SyncConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SyncConnection(ctx, provider)
 	return err
 }
 
@@ -2463,6 +2696,15 @@ func (w *ServerInterfaceWrapper) GetMetricSeries(ctx echo.Context) error {
 	return err
 }
 
+// ListProviders converts echo context to params.
+func (w *ServerInterfaceWrapper) ListProviders(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListProviders(ctx)
+	return err
+}
+
 // ListSleepSessions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListSleepSessions(ctx echo.Context) error {
 	var err error
@@ -2584,6 +2826,54 @@ func (w *ServerInterfaceWrapper) PushWebhook(ctx echo.Context) error {
 	return err
 }
 
+// ProviderWebhookHandshake converts echo context to params.
+func (w *ServerInterfaceWrapper) ProviderWebhookHandshake(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProviderWebhookHandshakeParams
+	// ------------- Optional query parameter "verification_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "verification_token", ctx.QueryParams(), &params.VerificationToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter verification_token: %s", err))
+	}
+
+	// ------------- Optional query parameter "challenge" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "challenge", ctx.QueryParams(), &params.Challenge, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter challenge: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProviderWebhookHandshake(ctx, provider, params)
+	return err
+}
+
+// ProviderWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ProviderWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider Provider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProviderWebhook(ctx, provider)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -2653,6 +2943,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/me/deletion-requests", wrapper.RequestErasure, options.OperationMiddlewares["requestErasure"]...)
 	router.DELETE(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.CancelErasure, options.OperationMiddlewares["cancelErasure"]...)
 	router.GET(options.BaseURL+"/v1/me/deletion-requests/:id", wrapper.GetErasure, options.OperationMiddlewares["getErasure"]...)
+	router.GET(options.BaseURL+"/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
+	router.GET(options.BaseURL+"/v1/connections", wrapper.ListConnections, options.OperationMiddlewares["listConnections"]...)
+	router.DELETE(options.BaseURL+"/v1/connections/:provider", wrapper.DeleteConnection, options.OperationMiddlewares["deleteConnection"]...)
+	router.POST(options.BaseURL+"/v1/connections/:provider", wrapper.StartConnection, options.OperationMiddlewares["startConnection"]...)
+	router.GET(options.BaseURL+"/v1/connections/:provider/callback", wrapper.ConnectionCallback, options.OperationMiddlewares["connectionCallback"]...)
+	router.POST(options.BaseURL+"/v1/connections/:provider/sync", wrapper.SyncConnection, options.OperationMiddlewares["syncConnection"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:provider", wrapper.ProviderWebhookHandshake, options.OperationMiddlewares["providerWebhookHandshake"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:provider", wrapper.ProviderWebhook, options.OperationMiddlewares["providerWebhook"]...)
 	router.GET(options.BaseURL+"/v1/metrics/:type", wrapper.GetMetricSeries, options.OperationMiddlewares["getMetricSeries"]...)
 	router.GET(options.BaseURL+"/v1/sleep/sessions", wrapper.ListSleepSessions, options.OperationMiddlewares["listSleepSessions"]...)
 	router.GET(options.BaseURL+"/v1/journal/entries", wrapper.ListJournalEntries, options.OperationMiddlewares["listJournalEntries"]...)
@@ -2686,381 +2984,413 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Pchs3si/8Kih+5yuT2SFFybITk7VVn+LYG+/aiY8ln5y9YT4NNAOSOBoCDIARzd3KQ91XuE92C90N",
-	"zAw5pCj5zzpZ37pnY0kzGPxp9N9fd/+zk+nFUiuhnO2M/tmZC54LA/98qpWV1gmVrf2PubCZkUsnteqM",
-	"Oq+NsEI5tpoLxdxcMCN+LYV1DH6b/ne/9nb/Ql8LlY5ZagTP5iJP66/xnC10LgrLMl7O5o6Vy4SlTi6E",
-	"Ll3tyStdqlzkbMWlY4YrpkvHuMrhjzl3nC34mintmJ3rFfx2ZaQTbC3coJN0bDYXC+5XIlS56Ix+7tBs",
-	"OkmHvtb5Jem49VJ0Rh3rjFSzzm+/JZ2XUl1vb8Cb50/ZNyfffMMKqa6Z0/BBJd45tuQzkbB0Ug6HD7O3",
-	"b17CP8SYGVH8edLxj0w6acLevnnJuGVSsdT/Lh2zJe2peMczV6zrS8/XbM4tPdlczfaE3whn1v2zqRNm",
-	"e97nItMqt37GsJNXYqqNPwdn1lLNWseWyomZMDD4Tz/91D8r3VwoJzPuxPYXvhXcCMOyOS8KoWaCdf1e",
-	"Pf760bB328xbyGZ7/B+X/NdSMOf/yvQUdqjQM7bUVvpHLHNzaVmmFwtPHiujnRh7usyZXy/PrplW7NdS",
-	"GClgH4AG17o0TK8UEs3+if6WdJbc8IVw21dlx6TPaL5ToxeMx8kZYZdaWTGGVfg5reFYLOsSvfdYqZws",
-	"mP9d/bLM+Y2obgxbSTdn0g3YGbvhhd+eOXdMWrwQZTZnnGbQlSorylyqGdPK75yaCeMfV+x0+OSxPzfD",
-	"M7+ynn//dDj0myH9IpA5dJKO4gu/IW3Htf+An5bG6haq/GkujGAc7g6zjhtnR8zfcTzr2pK0KtaMGyNv",
-	"hL88VuaC8YnCm+Ev1YA910WhV3RZ4I75nRizXMNuXJWyyJkGCvXkmcGc7GCi2vaOK1YqXjhhRE6PItFJ",
-	"y85ev2DdGTdXhciTiXKmVP5K5AkTuYT/1nf3ZHj6TW13Ez8FK2dK5HQJJ8oTgRXmRpgHli24dcKwa+FJ",
-	"wjKjnR87HApTfOHPMD3CSaVjvw00QWTNniS40m4uDJEWzMN/xJ+8dCzTyklVCsu69OBEZf7amoQJlS+1",
-	"VC5hC+GMzJg/zYRdldm1cAlLPSWnfg2p0ynO6uSEZjVRcVoD9kzCDFZ8neDRMj7jkq6Cn8xUGots05Mv",
-	"vjdRuRZ4AuLdUhoxYM94NkcC8ffAVnw/nHBgmBwHmyiJV2bEOLN8sSwEbLmwVmp6riIkdiXcSgjF+HIp",
-	"uLGeR/CJKrg/A/iqnPrPWG2cZdwzV5gB7bi/zEAujvGiYLCXK2nFeKJW/kP+BB0SeVEw7unCMwFhI7fX",
-	"KhMDdi5Iolm+EBPVKkjxZMWNP1GYWReXzxle0ARmsvQ7rafhavQ8pwOmIeI+Iicgeke+N1HhsgPFVHcd",
-	"13nL9X5u9KJF5DicCgp8uHPIhKy8Eb2EefHw8OHDJ4Mdn/aE0vjwVJsFd51RJ+dO9L3w7rQJ7tdG/4/I",
-	"nDY/wDjbLHkZHnhgPeGKhInBbMBSJHiL1F1aYWwa57bkbl5NDf6TdLzyI43IOyNnSlGf6n8YMe2MOv/P",
-	"UaVmHeFf7VFzfn7GF3p7ms9UvrF34t3he+f03XfuN78glEsg3c6yTCydX53XFpUTyvl/8uWy8CqA1Oro",
-	"f6wGoXfYwuOA8K3mci+8vsNdNvcUnZeGXxVrfz39+sWN52te1ne1gSvFC3/B16BY1FTXHXpE25zoraO2",
-	"V2B63/L8Deq2e9a/NPqqEIs/3W0fXuNbu7YhqNQZVyC3hL/TVuSse2VAlP/1/McfEq/gqBn8m1j0ghf+",
-	"nEVO/KA36HjRq9W0kNm/bhW6KGQuLHGvd9I6L7+sl2qsKxZcFuE4mREzfxLGi9CZUMLA/Jh1sihYgZSv",
-	"TU14hI/A2IF9svRFLhZLjUf6N7FOPU3hIKZUyn++m5ZGja6ktmuVjWgDRrL23rVY96XqTws5m7s0QU3Z",
-	"2xjGFWvc2ufaXMk8RyL7VHsLyorMGc8yYS0pd3793i4CbqELgcJ+GTaQ+JRl3ZTnC6lSNvUs7ujm+Ah/",
-	"3rxIbdr+vlu09TxM/IVywihePDMGlb9Pt0dX5Qx161w4T2HSev4xEznz2rVpmK4yT5jyYtWfcWmUyOF0",
-	"f9DuudfFP+XEf9Bu7skTVYYp0TqqZjCp13xdaJ5faP2Sm5n41JcaLFJpmfa7dcxeyW9hVhdkR3/SI87F",
-	"Uqjc31WWS9LClF0JA2JDLsS4ZnAt+NpzjuAqAIXoyqt9Xv1xQiXMarriTV6yEldzra/7EkyHDcaCi9f6",
-	"FVdrEhb2k26CYvyqtIIVciGjqhXv/QPLsoJbf+3f9YnX9Y3XAOB51N7FuzkvLVgtkd4K6QXui9d+yeGX",
-	"PMt0qdyYdgk14bTmc0iZRR/DBi/ZcEvsYyP1R2G5bxUv3Vwb+Q/xSe/hUyNyz8t4YZMmp/UKCJIEGHHc",
-	"lUawhbQWDGuDUvmjcNO3it9wWfCrQvzLLlo3qmIJ2GBX3AqgolKBV81PbuxvGHAxr6nR/RowOFsGdtWA",
-	"nRVWk7U6lySuNu4Ws04bsNy6IKw8IaTM6NIJ20OK9KSPpEwPe9VRr9QHJcCl0f74/cqeKSfd+lNu/k+i",
-	"KPqk1Em1BAnPHbsygl97w8+Ufr9T4QWsTVkhrbNkIU6lKPIBO0jPMaK0Ik9ZNzgXNhWoXuWUDH6JoLP5",
-	"N4FJcJbL6VQYf6okWoE/vlW2XC61cSJ/JXLJL8Ds+NfILc/7000DJh2AEUZDbVo+S+P5qZNoE+Ulvtti",
-	"V16YUoRt8oQovMJq1qy7V4T0cDPpg+QRqq6QEqvGNarMtiutC8GV32G4lJcyb1h6ZSnzVvO4Mlp/rt5M",
-	"aiurvOH6yhuq/hNnZS7dM+XMentPeIY7sOUZSPyf2t1+mvHMiXzM+FUVTyjVtdIrxbpgjnM25bIQuec2",
-	"UoGGesvikg53h1q7nkq8ZggLyHPwIPPidWNhW69sbcuc2/n28r4X79j592f9k0ePvUxeGnFz6Z+ksIUX",
-	"un4nB22zksvWL8cxbv2av6P+aalL+g7r/kMYbaMkB9Op1/p1K35tbKBU7vFp9WAMCCQdW+ImtJ2tjdqC",
-	"J3jw1YEZD5PJtMqEUfaA89wgVj85OOIkkBxsVzzJ+i7R0ewk5ZcS7fomJfsZ0j+lEwt7q0OjuhUVdXBj",
-	"OPysxDt3ydvDMa+9WsYtSzmqTuFsYiQp3gyNbLfgwVda37dd57N5zWldbdvxLbeikKqFof0XL0r0kaal",
-	"kt4GroyRB17ke7m7tk4sBrD3DZ5wM7s8+abJkXJdet0l6aiyIDUG3WY0J1UurpC4/Ntf3/dlr2Lg4fKi",
-	"+HHaGf28/xC/42tYaee3XzZH/y3p+FW2Oz3rG0zfjDNP4gbQCK07Dy513PcpLwvkWOvOpgBLDV+lZJva",
-	"YJksCwH/XlhR3Ag7ZulclyYFFpPmfJ0yPpsZMeNOBDdaaeHcCp3xAgwkf2wxKMpX/tLo0vjv83VLTDTp",
-	"PIXIiafdlTZ191g7B53ywopNyshK41WEyyWNsk13PzRscXa1ZlytY1zCT3rB370UaubmndHx8OS0ZaZK",
-	"rPZ84dxbdktdyGztLyF35HlCs2nA7jGDhVThF9/cxsi2tmBjvm3E8h2Xxfq8XCw4iuA77LhQnqLzGhXX",
-	"dAeQjlsb9DLSCEu//3706lXKuienbN7boCX/xD+0EoPbNQ2aBH2xfYl2fqW5ydtVjBtxKZQws/WHutp5",
-	"uxqnc75uWSYL62xoF1vrTjrv+jPd3yLIqRF2roS1rUFQhdEZq0uTEa8n/dHb5VYzzqwsvDjwejwrtLUA",
-	"dwApepCoeh6/3yKpyNcq8su7KFBzc3NpFtbmt307ihjgztZdKjmb34FDnxdCLAPttx6lEeBVvpwLbtyl",
-	"2WNjt83JOrG0H4qqwpW4XWgE+gkvhIkkG+Te2LT6treuu05qGyfbfuloMdumDu3i/egdSblVlw0itXkL",
-	"3ir0YKUQi0+TcAV36Rtbw96EZWzrDBs6Qvs54PuteyR4/lI4UuQ2xJkRtYvTcrGrAJa343LB834BYzWt",
-	"HyPAOCUDCNwb6MzUU3/5r+Wyt8V8dt5MERzum/NZ16aD1lWcg9dA4Q82hMgFgi7mosgBPtO663ewPcPD",
-	"jhwAW3/W06kV7kADZMmNk8HwrD//8KT9+RB1bWH5YDLRn2uBp4Slii/E/1f9Jm23mhxdlaBM4dZ2YJLX",
-	"Ai+qg/CsP8ilyFu1Ky9s7mXFV0urb0vcz2rkpG7w1w4jLGE/8bfbTJ6iL5GiDzecajdqSxxt3s76+O0T",
-	"LITzLDg4ljaJ3hOzF6cCYmEQAuDG6BVzmvUZb+JctGGp9fIGbTL4Z8CO2AH7m1g6Jn4tvXaE2L9cL7hU",
-	"Xq+W1oGqyBy4virdepOd59I6rjKBbsqKcdc5u/+3zZXaxeSNsEtpuNNmHX5lr6W6dGIB7v/SiMtc3EhO",
-	"tAAL8f9d6pOapFkJkCpt5Pgd7VhNzd9gfX4NRXFHrcFTQyHuqmuIdyIrnajM6cNeO5AvkbvyjnPyd6Zs",
-	"0edST+V5WYg8JRBf2ph+yrq0dZ5qe2OWLkszk2qWAhgI4WDgNbkW4LXMhXVGr0XexL36t0TOupwCL/iL",
-	"iZoCDs76geNmE6A2uBXJTxS8NNKyQkwdooAC1cZVdJLqqD2Hwcl2akfZDqCt32LYd9qwjf3ePNy2O/7M",
-	"cFsacT+Lc7cdeFHtwQPLyCxj4XnWNaLPqziM1OiFvM363OTO+8y651IUeYyPb3LW4KDctib8a9vrATAI",
-	"2KgQBSUOdaXzdcLSo5Qti9IC2pJArIR+Auc9hkDgN7dbc/j96HlrXVnd4Nlc2I3coRuCpmtEJuTNHW8j",
-	"vImOkVZl7AKcaJ41e0M+3ABUUx9YDCDl0bPiL1qT949ZOhwOj/vw/y+GwxH8//9VQ6qjpoqSRuQUhtFK",
-	"0LcWrJt+9+zls4tn7Ojm+Gghjuhj6R00u6XRNzJHFnirUoBPbm1Nyy63HeD3ghduvn16FdsLnEJf384A",
-	"6K22D/1Vl4ASaY8uHKZgg2vZK9iIC6JwCeuScku2RF2lTl+/vbjLzu/wFgAIPeMFy7m/ZH//+9//3n/1",
-	"qv/dd+2qYuXB2NZQDxRWC63z9gGUbpvi2VUjYwPDpKrdaeN5tKE7uz2+47OmirfhpFl4RnqQBRZwircR",
-	"MeEsaeQ24tl0ZZTL/C7kAq6WWnDtMFq4EcaS5bHhMsc/BO5C4RdeWOTE6bMLPkt7Y3aMx0G0fR+XPsbs",
-	"yCL351LN6rY79kIty9tl6Dadr+a6oDUhtsqUwCqNYNlcZNfoKa2w7MBEkQsScBHg56gpe8Xl9OSktx06",
-	"OOCi1TZXWsavdOnudPeaQx+zbm64VCIHsPTxkHWnZVH4Q8RX6rGy2nUIF3FrtJU21sWxrkQz2nbrhX1u",
-	"hGBOvHMJ444ttHXseJgMh8NaFkEVHjIsnXQmnZT9+ZBLvTXXjBeLOFU4K3xY5DvmHJjABpOhiT4aJujK",
-	"9DcX1Nk402p+B5mIRLEXfNZ2zXfewB+XSNFMK2TxY7xqKAYcW5Q2GnBzwWgcCHK9mPZfcZfN0/vcx3yX",
-	"/Vy/eR8m6tiQlzvijjt03Suri9IJtuRuzrqAdAPgeC9wrMPij7e5+ndHG2unejclvhIuG9FvvWKLMpv7",
-	"OyzVtU1YVi5twhZSAVJojPkmQyBxf4n8/0UG7K0epkvXZP23Cq3mFAq9EubSKn4tLjNuYzoBLzI918Ul",
-	"TiytbvPj09pNvn0/4av7N9O2WeeOF3rWEvwqZzMwvpi/yo37uMGIpV0WfH25Q1TvlOG7PLzgiQE1DM6S",
-	"gd1lWTeNG5T6s/P/pdODf4LAjDzEi+RD9yxpLuEQ9aGdu13U/dD+kQQPErFPXuPcs41ZO+E+w1uCzlbA",
-	"o/qtcXx2EPchHd5PYK+pU4nMCGt1fHaAsNx5tk47XlzeQddrPxnclfoyNoa+/bQ2BiYtKNB92/sv9Uyq",
-	"+zkRIFHB/6Nm/Z88ags9a7fcQUHkX3jcz+VMOnbx48VrlukccoRxHZDgkhqRaS+KL/0f69i74K+Zc8te",
-	"PT9jWlF6nH+QrbS5tphP1vRSPG6b5seNvzeW0KIuKFYquD3hQVhCwqSyTnAwz1PtlmnIcbNLoVzv9nVt",
-	"iqIFAYP2+WBeiduszgN9lItd7hr4y+WNMHIqd13Y0grDMq2mEtCecNx57lUx1n394/kFOA146eZHMM66",
-	"D4P22hGBB5qSh8cqMWJAu7mxnEYIs7Zx7XvtjMxee0I6mFOek0+GjHjMRG1XToXKDz+vBX93oLG6kOrA",
-	"J6uwZ4v9JDH3iKL84IXIykVZcCdvBNo1ngPGHCd02Tyw9EYTLGn9LeUF/c2ylbfsM724kgotyjZ/tbkD",
-	"Od87norfwcMIw+Ae4p4H5r+bPs5FUIibBHIVEVN7Q/v41E5N+A1feQvVC18IcPYJTf7+ujFYvFqxuS7R",
-	"+vVnip9qPRFgqIcr/vXL06a7UPzr9iEgUnZrJB5Nd0yN78awvNfN4D/8Xdqjvcu40kp6TcOPmIS0ER5c",
-	"orCZqVwshZG8SOEp60dKWTcEw3oJS4urlHUxJNUjJJuYPU9ZtxbVYjGq1btdDaToJqwzCeQT9303AbaH",
-	"Es/qocLfcyzw4Bjgqyl/I7zQuSfWr13479aEIBTRrhv8q3WaXVGdBFfZRks/aCenFDl6OudKicLeV+3c",
-	"lvHLEtHgm3/ZpQKVO/DQ9Vm+NgIyOLI27pvVlrCPx7QuGzzoslhf2grDuB9kVcM7/pZ0fi2lcJeesd4B",
-	"qfWf/qXv4Z1WrNahftxcZ+XCE2yLK3cYsduE4rX3cx/V96a53KTa+f1O3h0n+X7+XlUblC2rUeOmjJs+",
-	"XlMWBzh5f/e0tBHy96SFiBGlGYwPSgDQwuFkF5yXn8xneRDRtZFahQG3wj1Fq+WDhuWVWNUC8bYJ2K6j",
-	"tXubcO3DDFQXikPUHz35pgHkPr5VvaDSR3vNy8ZWfVznQyvrb50Tpcu1ljd7cvroa0ZpeJQ/b1vCNBGd",
-	"0OLlW4GZAgUqyO8ENXkoKXAXYrHF8/YMg+jTqVBQugqTID1TSZjVCwHuQHY6xBpjhyGhK8hFixIdClQQ",
-	"EG/jfirG2enwCdlu3tSNJYWadS64qkpdGEEWX5ez/0GXLQWvppWhB/ZfL8GxwhsPLJPttpxUpDa2Xp5Q",
-	"2cCbMoM9gKfWRfoB0v/uE6X2X+RprEODv8JEcUrqHNwFGeWH/v7i4jXDB6Je1xJlkq5oWdz5XBvHiGOF",
-	"aV1LxHMQybbOyLUq9OeAG2QScr2nUpgdQwaPflsuLVTj2AkObbdHcHXJPlAEFQmSWv0lok+3VbJZ428t",
-	"Aca7RNlrg+2fUXsYaxn/frhFW415jltxm5O3/pH9kzx3rXHkFMrASTVLR8wI/4NjVwLKyYEpL2+gShrW",
-	"0oI4dj5mqf91Oqp+9pcvv1qno2a6Jbxdxw9fexMxWDtoEhtdFAFNHYzCMKdO0vFDIGX4D7QaZVub1qKp",
-	"i+x6GZxsWxxVORvwzpBeUi4WIseaHrCcACG2B4Yi7uMsvY1y54LnOydPnkAoQ/Desy94S5As9d9PWZ+l",
-	"1V6mowCQx1pCToddPPBLO2MqS6MXei9qBUvfgaPJrqTL5iJHp4O0NYIbM69rMglMbE1FbXKZ70S27Eim",
-	"bIG2H36LxQH8JQyc1EmVDh1PpEFVzR3ac+8/SM031lW6tqlbUYeHm0rikjsnjP/O//8z7//jF/8/w/6T",
-	"y1+++o820n9d2vm3Xmm/o0125lghPAVoJeqFDeswxSrIfDIcDof+pvCi2NbeCHp4MKNGHzx5zV/gG/CF",
-	"bQ0K5nMZYJOHfwGSvPAttFgP+lj0t+8dG5/aclTjr9voqWbt3fGQKOS6kirXq1iYq25F2zFLhcrTUIM3",
-	"BYd5yuySK8sWModMr+0zo+DGbZma+33/93h7j3u/beveCJ7LduAvXHa7r+RCkIgl5PXrlWqVgFvfbMWk",
-	"Jp2yVjLnUIRqEmbZvjYQ1VDZsq08yD31sZYUoqgS/JLcWXvbl87zhnyqT3Xe5uNrxG1bNPhzqWaF6JdW",
-	"gPIOpaX8/+vD/6Y9Qn/FeiZaZZB/vix4CHnVwt4EusbavpZdi7XI2ZzbubChJJud65XCyrENC68tmkes",
-	"4ngIDLr2016VcmPJ7ZsGOZX3M94NvnzZ5nE4efT4bh6H5mDtc8Uaiu/paYjqQvAf73c97EoD/aAe+b05",
-	"9s1odvNbL85+OKuSuBvy/1np13/0rTCFRAtuI8hwl9PZghvUJrXvrNpYyW40wccN7t8yYWfWVfKevWdC",
-	"Tj0V8w6VchspkpuemWKN2jCl7KOmHnzT9EvwqmLs9u7lZ6pZ79yZV5juuXWWi/j7VnMG/wz2IeSJ3seX",
-	"S59omxrpbnctGpHfKRPuLsiCDxWoPsOc8ChsgjvNj09FpNKrJVUrB8zBUSx+WgVQE5Ze/xWfuc44efEb",
-	"YdremGVa3QjjgtW1GfL+sAnpVU5uC45iZzkZPOaQtdnCUGqZ2i0eP7IIBpS+lFKW+GYWfqFnB1XimlJJ",
-	"8AMJaA9sJiQysRVUloLUR6yvJtx2/rpZEyKm3Q2oPyyVNnOP91RXo1rmTrcfHZo9bXVPMmFtpTq05MUu",
-	"pRH2UqrdLT8wB5Xwg1UlS3q13f+6pbS09eJImI3q4JiJd9RYQUI5/LQJWqMBtypdSTNgf/MGrHTMiswI",
-	"F8vaWzbTOmdYQb8KBlXLCSX9hcptb8d5XwsVCw4E3Ro7ldyuWTd2vzFYY+OTA7SyaNhO9T1T3KAKHpvz",
-	"5VIokR+eq0Texx31CmMEgraySgyuCAXLQdjrBqxsC2y4fXHDmDLHghaplXnKsoLLhf+OdLbxHXtYiT+5",
-	"C12LRWsDZrJqECPVYGe+aGlv23ZaxAPL6JBDxe2QPBbInhaJxwS6ZiRUdYc0Q9Bw+Kz9xOaCvbXC9M9m",
-	"gD6rLTFhsQuJl1Anjx6zq7U7BCkPu9zwtTV2pjEjqrcXSGoPobeHCO7uFKpdm9tCA3Hw9mk5J9XsgCyH",
-	"DQ1tsXTrmDvPrGgX9R/I9GhNpLh1k97CQ58XnKW+qQ18MK5oP44lHNb7AVcsjVIDqnzEpMW9VHTWlviT",
-	"MKWhE4/RRSOzj/L5EEyyI6PvoxPcRjgE3eSoJUcc5+BOubGfGtxyCwm2Et6WD/peRlP74Z+cIiSISqeD",
-	"dn+4XLCOz8Rdven+nTaQw53stTu6f+t72C4FPnl+YtJ5r2jEf0mxek/psznatqJfzLSRbr64PJSJU9gn",
-	"0wYbRnDnLaW8zDB5xAqG1uUOBZ9jmIYS7Q7MbuArfi3u+E57OvdLyktzolqMN/H0tWDlkml1/0qL+d3X",
-	"dSdnh1SXVyK/4xegi8wd3zFiccc39hTd+1BXPhYdoG9tUdLWBm2SzeZmbJxYc91Jy83YfcOA331cP9es",
-	"YUnCysKKaCW4gta41XsewmzTK7R7Jypg7Aaf+dTX/vO8w7/r6xguYONWbt3CvZdq8wZu3tA9kfHzuKg7",
-	"3LKq4tMm3HZvhaO2ZqGx/Bm2UZwaHeF5fLksxOUc6halCUt1afj7hnTidNr2AtrF3S8G8gHxx+0zc0uC",
-	"ZX/I1J22NGbM26HGAwTTRU/e+6Xs7C/Odq8i3e+f0uP39ZkyuliItgxW7Za8dPPL0hQ7fGJ8IYKfk1vG",
-	"FaQ5+3dGR0dOu+XRYDBIofDf2zcvEsIM/uebTahsXbX1g7W0Y+ZWPDzBaHtwrB4/HrIr6WwPB15wVUYs",
-	"slR+NrVyd/7Ly+UBeBCcQNJYfNvevW23Lb/XK0wyRKscAv4RGhC8/bxY8bWl/Ls6dBJ/47UOskpbBe9P",
-	"2ILl3sgrtiztnPpTBv8IJGx76xJoL6XQZPoFa4VYq/eoZ1uVq90ph5DwSyPd+tx/mPKDwbF/VmLZOvzp",
-	"efj0X3+62GqtcFb3c0OhmI2wBThX0wF7hR2+EiYVtl/UhgIoOXmv2Uw4djo8pmTXzR5eVfd28J5jBCIu",
-	"a+7c0m8ZtQo6D53FWiHrKucmZ0TStmpDljCnZwKbLodiH2nVfIh6Q4RfQOaE44tlSqUf7c5+3+GV+KVq",
-	"4nwp/ybW2HZJUnBjgw9Jfb5WGV5oy5bCWKjPhGIaL3g3lF2EI1gJbvhVqMK4nGslbDJRzXKMPWKfQmVm",
-	"vaR6i9QlFoo3CnMjmq3TAew9UfAN6QbsAto0BV+otLWCkCDPTOmq2w5pC2evXyDi+y96oshf6DcCZwq9",
-	"ydhKgkHuWVksvs7omwk+R50C/TMTRfkDIkeQk3UUPzMlhhEGEzVRT7Xyq/MLH/mfv2JnRRHTPOod5dmV",
-	"ziWxUigH2t3ud5WwtxfP+9/0BhPFGKkH9fegpRoGEqDHI+ueHj9k/ErfYM/o3hhELTUOZyx9iq28+hfr",
-	"pUihg3acG3Temgln2enxo4GfOab0QMIPcHbFtpOOooM63dUaLMXZU+uzn38ZQEnSFBiyRRDaRtbQiHHW",
-	"KJDa9d99/GR43PMjxXKpjZl301Cl82h4BF1werVSqoQ3rxVT9SN5kgEHlj8XbMAeH7J+RE8yXj89gl7q",
-	"VU/bWglWP4gfi64m67Z2BO8N2LdVS2D4HklS0seqHsF+MMBF+AM+HQ7HbHVAbznWDT25YHuT0KLLj9Ys",
-	"m126vp72sVM1zCG2hvezqjemC4c81aXKgSLe1r+BJGgEZiegvx1aYCywZZJnQkQbRhciTZAMGiVJ0oQN",
-	"BoNe6KBsC7lkbm50OZvDBy8ga8x/J/TRrmVteXqTjr29eMqwgPqAvQltsdm150Eu1CL0n8ZnYmiFO+4J",
-	"LedrKlSCjl5oMoPI4ADwRasFZn8yPHncPz7unwxjYdk/DZ+MhsMUOQZUSwDIsIyt4AIyAzRKnIQfC5ri",
-	"24ApHrAXikgQZa31DNMr7OmfUug/9f+efJvCnlCddFB0FnzNMm7M2i8F7oGeUtth4BysezocVs3ue2Ms",
-	"y+W/j/tY2z34jVTs//zv429GwyF0ylcM89cc60rln+0hhzx+8vUQCBXPip0cP3lCLfbZtDQg2vic6gNV",
-	"MRvoc6qza0/AsCl+jFwsC70GSuFQD5t1029f/Hj+9x+eXr46++/L528v3r55dnn+t2c/+V3GE1uHqFdv",
-	"7McgkQOudz9lyhKSJsa2Q/9/fSNMwZdLz22Q+QTm2HW6zKDotrRsKpXfLcKpIISfdkyVC+HvExXaYN2q",
-	"qSjQCGYYUw/DYW/s92QhFlfCYCjFrSRCbaHiMKhJrDvXK7CSpIPDAc4iLRM240uRj2J5aIzCWI71iqFG",
-	"eG/Azqj4hy5dWLqFvcUYGt1v6hnppZvVscJ4BGVlXGHXT+QsIBp4XpME6dHNcYqCWlpmM72sUFagY7dg",
-	"EkZ+9Z7H+tl4SgXRhY9LHLzW3brqiGtZl8B29Y64uhAjRo2wgSsQ88XXtLGjkE8DJdg3Wm8DKgl5EYEb",
-	"pGXUZxsIIKUPwfQsmxmuXB/+zp69OnvxEhurKVBdJGGde9T3A8mMJuPNXKCWV8/PvGhcmBQCiF5twHJZ",
-	"Y1aqAuYGAdx4A9BGxqvFPbOaQn2VpCotVnsYmTVOUAkHZcX8DYltgVFcQk3rAfuJMhx4RIvEOsueQIbH",
-	"SeCtcCWgPXnCOFwvukQhSQJKmhlkBeFxmgA7HT70GptYk8XPlCb5GLTIAfsp9pIl3WzO/XWhpVzx7Fqo",
-	"HGtszUqDcZI1ME2c76PhQySdrf7x3RfPLp6z3PCpYxMw5De71YJ++D0KcMgwnnR6Iz82lQGPvdgxwbdU",
-	"ttadGi+L59yBPuHKVyQaG7a6dMyO+yePHrEbaeVVIdjZ+dMXLxphZc7evn3xHZNw5bH6LPubWJN5fdD9",
-	"GoMSp7RaL3Rpq7uAVygNffrTXhgo/jmhZjbYaFLNhFkaqRySTFaUObatQ66D7QxIkcqqnsue9bQ1474W",
-	"64RUj7nOE+AACck3PxYMSvImhltB+YQh0KUQNGW4m5j0kYQa+S81qppeO2tTuJIAlICvwCFFQnD9N2JZ",
-	"8DXwVeNZOEku6s4gplOREQghrIauBsirzea5pDVXHHaLLMe17slQhRJ4c+hqH9IUTQllxxJIXEfjtN61",
-	"e8AAO33y7h3M9/Tdu+pGRD0yEqoJ2ziiMDZnj969I73ZHxhSNqRr+HF+qrcNbjRpTuokFZgy2HBgq3ZB",
-	"zgJ7p2/nwkhv0klnAzaVDCsaP7iBN6vrA6sJW4H7D7zF1u49MxzYDWgQRtrrsG0oV3EtxKZqqnpl5+C6",
-	"LSttyYsBS9FxgA3WxWIJqEZb4zVz7VXdrN5nfDWX2Ry2mFJfYKN7CSvkNR7yq+dnG3cRsXk4JCkS5OwD",
-	"MHmtfpJFVdJqYgywTWTZ2yOv9qWs23AXeGKmL3im3QPeeFb1m7ejtiNs6zQ/Yk9fnp2fp1jytUal4A+o",
-	"9Zvvvnh98xh+d/T4FEuA+R9C3UtA2AGDegBr8OwLrKc6t2puT1VFUSoyE1LsqBcUTecKkcdPWIeLDr9f",
-	"zbkTIbcYnQO9AfuRfuPHoBWenrTdLv/V0BafAc4a+5hTX37E7uGGVCVNkgrsaoQVLmFo2GT011fPz3rM",
-	"iGlpQ7mJR8OHoHxHdoAHFAygqwh2GiPp4/eRFStWiMh0bE399nYP0oDXRdSWyMMNC16L2led1kAriLMN",
-	"/jGtijVqnGevXzDrmRs6LnhuEQqlr6UnU4SkhT4FfkJPz988Z7Y0U56JMbsyegWaFEE/tJEzrwH5Aw4a",
-	"/tMf35xf/vjmxV9e/HCeensGFcWiABnr/5pEtaN2Cb0tjqxhJpyflH8y+sf8GKizBhmSoB/DBtmWJ1Eb",
-	"TZ/ybC68DHFGF15h7cOFJoMVpEt0mvQRHGX9Y1bJ6RQF0HPDF7W/fffsh7/T6+Hlc3KC9l9DcZxRsF/6",
-	"1mTsgdJKPBizKQzDVSb8DCz9PkVulHuCnQpjhImDKN039LuUdcHV8f35xXmbtoh6HPjaLl6eE4+IXDF6",
-	"zrxcNIEcl9xYOF2k4dD1HJ1K4fKCxmBZ5tVrlTBAKhKHCx6E0A0pOEnAQ5WEX6PsUAoz02GsQlsvubzx",
-	"2m0t5rHgBXpE+rSCdISMIv4hLq2QCtKv8eNe66oMtuglTr/X1uGRebWzkBlUhInHh+GptJew0+OvWTcV",
-	"75Yic7D+PjaR8xNQLH0Gf4Aj05WgSo+Hw763AKQqBYzy8Jh1U5xSH90pfad1v+BmJqDiBUwe2ZbCepVh",
-	"96CCwuNT9jf5bS9hj4Z+pLLq3d93his7FaYPHgSooAEUxNKL8Jdn4S+NSWbzUl2LPIVRH6FJNHdu2SdA",
-	"R19p14/fSXvAKK2IOsiVKLQXxN64rCmaQHkb2qdXLcBAhgKMYKBUhmZ0kcYr2qxyA9IFcuuFcmQaUSoC",
-	"s3NtYNvQyNFTlv581v9fmOg/uOz/kiZMFH7SULlKg5lPLweMbaaNEQVaATJHrQQ00qjkxv6LlRcS8P65",
-	"ZV0OBndjUl7NTyJJrKT/PL7t/3LzCFH2ZJZTCk8fLxT0l/C8N5ujFABxqmredHUjCr2MkV25WJRYLafQ",
-	"sx44pd8InvfXujT9lZFO2BHZOkFha9vvbZV6MFFnpMIvoFoq+LvAWmu4uJBMx3XzDoTXinuR0+VuorAD",
-	"BbN1P04tXaQRCxBzCWyCO/r4nN+IiVoanUH3i7raG9MJB+wF+VW5JJUvKIQ0JdAzJyqQ7slwWJ0uxjKx",
-	"endgXXGPcHkTldZ2aARuNV26lHWrI24+gUcIlwvaBBd8NpNqBiuhohwsFzPDcwivUE8uLG9DyfGykG49",
-	"rgx82BQlRE6EAafrr9+ViFanV/b9kYJnB/vGUcmmGPA5e/2ihvMedY4Hw8EQCqQvheJL2Rl1Hg6Gg4eQ",
-	"L+vmEMA7Qnv+H5hLD1HteLdf5J0RNaX6BxU9BZ+sf+hkOETQArBViO5uBD0gEAshytsCmNT3CkJaG9HC",
-	"Qt6IQSP42Bn9/EvSiXUIOy/ljfAbPMajj/oY0VUQlV4mDkLnntHP1SJt5xc//BGVJantw2Zul7lBM77Q",
-	"egmXBU+PSEsTWha9NwG8LtVEVU7QZxdvXjw9v3zx+jxl3acvvntj8XZtZNJQYAwdg8IbSmKiMERkvAZu",
-	"UVXRZsVNLnL/rxRT+oMb15kSPr80+p2EnhxcrbUSEwUsE+1c8L10ko3zfkX7cOt5e352tCy43DjpzUjz",
-	"1qHSFwaeMk+HD/eQUT38dDg5hVJ7LZ+u0pYe2Ojogv6k2iG38hu+iBPcQ3evjV4INxdlwEjEIknA6MW7",
-	"pbaAdmAYit9LfHRBB2u+KHbexL8I9+NSqLPXL86XIrvbhaSB23eERo1BwP0LbwRx967Kb+j6HztvFPRR",
-	"yIWXtp6zsm6MJyfAua+gs0vmuS1Fl0A7xRSSYHpDeTpi2uMgdCyCtjl0XC7Rrin0bOatBTzpqnBlc4/f",
-	"4JQ/IrOrirW00Cd8Hi7Go70X4wN+slHjqHYa5DTaTwtxZOS+wINAYUK9pDYcyee99BLCB0e8zDH7vJ1u",
-	"qI9LphcQfsnmXCqmTS4M66ZW/JoybjMMRKNqi45+O1Go2/Wx/InCyid9eF/kXkfmdp6yP7Pz78/6J48e",
-	"g9K5NOLmEv/AVY6tYgG/FeQ/JSMmzIiF9iIC/EAwHdDqnFkDxMqyconyIEQnYJnoaVinA/aazyg2lVLX",
-	"2j9XiRa4LiuEGkxU2AH0WkHckJxQNonGv2m66t8g3Ic0DIqWgJupTQq8lNad+enRp7DPNUXUoXLvrmoQ",
-	"PEOXCQFESzcfgM/lkqyriHkBJbCCvOB7AbLDN4Caj0+3in5d/vKn7mQyoH/22ip//Za0zpPaZUW/OdWw",
-	"8FNHnrBjftDuu5rerRCrvR+HHnqNAhrBIaYNHtmOidgSEVkfcCrwTfQuw4QoVrxrBpRa3/L5vZDqvXMg",
-	"h8Qhn3f6A3z8aWmsNmNkWZEgUKiA7W7wyu0kB+ic3DqPkC63kEouykVnNGxLnftn67Cg5TWGJbOqMzoe",
-	"DgEyiGMeA2AwfuK45RO/fEQpBrwBks1aRMqPSmBzDujn6LAZByh7w13jxokefcvzgJ+GV45vf+Wt8mxG",
-	"G/kPkdeUyv0vPdfmSua5gIT605OTQz5DNoU3yp8p5+UhSOoDVvVCedbFi1gF+dEhc3xbq6YG75ze/s4F",
-	"6kIotmtKmyBx40WhnrIg0YMHhGP5XfQN6ym5kyB+/qCCEAa+FEQ4SJHOL0mnGdv39wP+0hTrueB5v8A6",
-	"Rjul+xlLSVJQzAmTEhGQ43cv7VEoB2wwR53XTFiInqKMBhcGwhNUTNbDckKsmy4hdkI2/FKYPsZlQYfw",
-	"isK1WLoxSyHClkKkxVY7FWEKWKPB235G9P1lWg/Yc5j8RNHToKRgwzp2FnuLDofDeDMakpkdIphr5aAO",
-	"l8v1cpz+IBgdBOtyRKnYMpsDQCkU6PRWY1FslnBq41pVoabkcButXmfqo/Kqart2MawLcLBXe/KFW/1r",
-	"uRVV6eK1K5vpskDgF9yzGHMIt3Iuihw5QnQ0UmHy92ZVR8AFIPVE2xaO9Qq4A1zewLkgyEM8pmJMYGIB",
-	"o+lqU/V78r+ZKLhmMacBuyz7O9erqpSNg2OL9oSYDva0FIuJkghpQjZ2JdxKCIU5FAIQHvBthE8FZlYU",
-	"uKFsWuiVnSjltZjCm0eAKGDpglZBvUNrW07x5+6w3ul8xWEQhKQBY/Sm0h2Z3GbRu06sn/+tztcf0C5u",
-	"r633WzM9gnqIbPCnkw87DSpkt4M5hdMygnb9FlJAv0ix/twZ2fDJ7W88pTAevHB8wCde83WheX6h9Uuv",
-	"yON7jw5ZTwyJvRK55KEU3h+e3Z7Z6wavrekzwFf7wFeRBhNWZzK3MNgKRBfKnd+d+f4z1HT77cheYymq",
-	"djYc7wkhSsgDD/l8oPl63cYPsfTsrAsob4BBFFrNPAeuJzYitgKAfKfD04gHOwqTSUOFIoYsH9SHicJJ",
-	"Q7wJlK6Amroj/zu/lsuKL23reKCDLbmbVypYrfJdk3PdxU3wabSwXUyOzqauiX32/OuAO/eDds91qfL7",
-	"Mbw/Ou/5i7yh+iOgHdFtAmoe15UNVKaCcudvM+SskNTLPw4j2miw0mqv/qjIHwy4uaomOOteFaU4mhkh",
-	"VG9EDU0AIxoDiQZxIMlEVT1S/BNXApsYYa+UCLiEBJNaDbrQRUU6P0JokIJ18vyuRpeaqLexYMT4thul",
-	"TFTolEIh/NxofyEHjZYcMW2vXIS5VIt+4JU/8c5RJgpBXLySWTUJSRi1+tgYpdAz//pczub9FVj0YHYn",
-	"LC34LGV/Zq0dQihqVHUIiXH43j0s69e1A/+IvHCjsc8Oflhtq028TAIr3Z9e9YfBJ2R2vxfLEXBHocp3",
-	"/UJGgytqOpQoIbE7z8wIa+9vMtaYxdE//Vn9dlQ7waN/Vj/8hlykEG11mk6HTyp1o3onrQORYt+kOrvx",
-	"lxctYG3gEiy0EzGrA5irNNb1xqDRRGBhpfZR7oYts/lE1WjsbtfoO6OXra20trSYtvOtHtkqRd6q9jR6",
-	"MOxWfBpu8/t4zk/b9c3a/kvLZlA78IvG8sfWWDyBM14/evAuU54gXMsuYLIhoz5hlbAK8GvAna8pivxB",
-	"GQ7qDPluIyn0P7DNuw9omHeuvihvLVVaSW1FEwWlPLF+bVsnN4tpBBUi7wQijCoTEIwPefwPaj5pgsXD",
-	"9zyPA52HslmHY+ppgji+jJezuZuoclnh/OoJql4xqsMDsXeXpciG08BCQdmcKADYYuAZsai7+sqxK4HF",
-	"j6Ka1cM8PK94wRf+DGVMUmLQqLn5XWioWVfYl4iF3loD9lwXhV5hxCKIIMIA/OUZVcXYPOx0wM5UyAuv",
-	"9nCiIPuvZqx6mkjv7HqDQ6g4+Afg2xtAOlRD43k46j1bl9Rb5+1NhC6FQiHXq7czPA7Dt4dQGy3Xqvbd",
-	"v3xU516jf9Gtqh6C9KP6Ajl2dAu/iJb3EC2nJwd87ELrV1ytae/s70YkEZE1nHi7zca6Yfo+dnNMNuuM",
-	"OuLdUiiLnTTvLbzI+tzv4iMG3Mqc0cYOkaEgjyqmnQD+CnC1FecftDDNfeoxjvUeGvIbWueH47G/fBJb",
-	"tabL387Ggk4Eh6D06gvz+qPrxQ25jtgMFO6AeTAiE8oV66j7tFzkD+7Ei/XEdrOUc6oVE0sjdClucLWu",
-	"qWB+oFAHK+2Na9n7E4X5SQVkSh8/YlTSM2k0+QgtQmMqwJtnz988O//+8uLiZTpR3YdDlvN1I40GEn5i",
-	"MnfABnomBEUbVLJRSgSSnhAKCoUpQKGdqKB6xh6APago32jBl1Y1JYR0c8ytg9ypzE1UzIylrAGqtxZS",
-	"AqHEUXtq35T3g0nuF4moW0IZ1trLrLhloY4Q4HGkY04UBQAAwkNzXUC2DvAVvwPSwibwUOQIFoi9QKaF",
-	"XrFcC9sbMW6vY0UxKMMDIF7Ieaqah1Cs+4yqN2nDeAHgdQbJkvBeWP1EpZRr2K+lsXqdvN5ZBSq7zPWq",
-	"QQV+oVhUBEL1WE4EamJ9c/z1496IpT9POstVPun8gnX/w4/JpKPd0v96HJqihMpI0rX6MoHoP07UHMa+",
-	"U6j8wwmj0LapDce+USUmaAE72sl8Wnn0ewtb/xG15R0pDM9CEy2oVIAFEALTgbBIC13xTVqqya3SzXeL",
-	"Lap1ukOJhnc3hZfGnhi73Dk3+prUzn0NpaBeVRfLlMk87Y3A502LCCLMOr20bKXNNRQvCReoMZB0VhTT",
-	"WssWqrrVeCiWCiPhV68uB7LDCxFyCSVMU7ZIrO+I8O9MDNhLDamVkPJZr85ERTiIRwuVC4rlu4niCisE",
-	"7GCLfjsP9e6Gr3mhCx95n3DLF1v3A0V4iCyDYkOHdPgd3GvH7rqCfV4Ut19DqjLXvIiYBZ4gIARaG1Hl",
-	"inGg+2afs1Ceqrpz1pZVyQbwD9FlCm7VnaR+VhQHUfuzxsS/0PtnRu976Ip1Jx2AY3nl3T8GSU2TTu+j",
-	"XYjFlB8F86Efm5bvsK74AlAa2OAdYgq5hNNLWZc3yyWhrh3K0NilUFATElFZlso8UOHP4yGWXtUyD7dO",
-	"cFNIYbBsOyNF0QIWbDBRUInLG1PBdJhOB+wH7Vi1EX1ohj6ql9PDPIMwywnU8bTtXnMlVs1G7x9H+X41",
-	"5W+EP4Z/kQLeXOMON5A/qM1KWNhVnnhg9qnDpH90mOkf3Lu9LHhGtRAaZPXxFG/P5Jx2e+CmTyEAGvhS",
-	"o+kDVLk+efjNCBKJjxP2mEHjDpuwh0PmeZJY2t5EBfNiswMEeDWusJtEioOiVxvKmExUrYFFyt6+ebnR",
-	"s4K9CBDY0BwE4FwTtVFpP6zxKMO2JekYZAo2N5NUU5AZ3H3L+ERtNBthm1w1aORasS7xeYjmAu4E+O1E",
-	"HcBwQ0W9UKBP2kZ9vlbErOPGNVuFfEQu2PzQDi642ZnlE6pSf2BmAAfNOF44Ec6AdRdl4WR/Clna9Rsl",
-	"tep9fDYRrtA+EyEoQW5vlx0ov15Fo8Kv0zFYtk1PROGtCXD+UslBuHBOs2XpAvBroprsRTf8yT0qhMzj",
-	"PFp6C3nDHBkblOpyYukfwPrf9lqsyGnMVnw9blRPPQLnMnCIiZIOXLIw1QW0dYFuq7UzlJFh9QbsApQ+",
-	"dHWjzzYogsfD25QL1sW6p5AJo6fTQioxniioEo7VedDzIBVDyQK+BXCO44f97OnTUAos+idAqWwx5UaN",
-	"UtIE4MDy0HETw1H2ocIkK6S6tuBzCS6Xffz0cOa5ISFbeCV1qdrmlh9eXW1pivW5KawxljDeMLM2reAv",
-	"uuoXXfX2PPvSqMA6Ijwt8nb0He9v3/aRBRWpZYcKqtvEEkH9qOLuRKEAHtUESgw8MtR2SwV2ftP0r40+",
-	"USQ3AL+/0DfRvY0t3GIZvzqbQ4f0fVh1dxWr6YMAeD+GrafTVkw0brrnhp+VX6DFE1gt5As//MIPPyA/",
-	"nE4/mkeyeVF3s7YzbGlYByaj5VxvzERFGKEaLWZOGNBZpZsorCMalOcqRAaRw5nXbj0noTKAVzy7nhld",
-	"qjwU2A5VSmOHIScXmOl1I3gRGrlQxTKprh9UEYCJslLNCtEvrQhdp2QOjG2uy1DHiKC0gqq5hT4i8LWJ",
-	"asT3agi3wOIxDgqVw4gLUD6sVlDxvZ23EUm+plHewBF8HCbX+Mbdk/WbxEB1ZUPNza2jhRNAzRDOasXf",
-	"I5v+Cw/7w+AFXgFKgLUoB5+Iv93ua3gWFaEWUIAn71ETvxAawN3oa4ScN+P5diMCWY/nI7MiBEWtVZrT",
-	"mNMQa04NQs+5BOM8oLBtt/OMlZtOT04mKuqb8EQ6rgPC6q3zgI1BJf3NFi5em4zKKib9x44W5CQtgZZ7",
-	"eyzlT87b6Lv3VuIu6mwdiqZCicpxUH0p6/ELP/vCzzrn3qiCGEYFyMQyiMjZ7ohwuiNrIz60zxzdYlQb",
-	"mpDRjjuBUZcnXw+HvbpTbKKqXnV+jSl98BI5StTgQhMChuU4c1YuB+ycjHO+CdEA3rPilYNOEIgMbpuj",
-	"1DjsDDB1IyrqPtdFhSkCGAcyXMBlkdq2DQXxf2xAjZs2aMi1I05LncUjIwYU8cVKs0xHKHCFIG32+qJv",
-	"UskA+FXGrRhNlHjHM1dgq0JgsIFgpEmq7k6hRBT3S4ung9AYqskXrHKr2VdfhfLp2AkRD3VayNncUctH",
-	"muhXX4HnuToEgPjCc9BA08mFoC4yVZcj6BfgtXsEutkIqY5iKEifbgB2e+t2P1Ib0cu4FmwkxLaR2wkL",
-	"PSD11KGOvSaZifue9xK/lihtcbeiGORFsSEKh8cBbd2ugMOwARr7sUplwUc+Q9gvUCKSrqfHCPamvv8E",
-	"DvsC9v0i7Opg3w0EL/kBmqT08byxIcFzD7qg4HJB1fYQl0x2KnB76lDTjCRClB3L5Qwm6g1Fy6KHstGY",
-	"rZJcVa5pO2+hiX4sroLD34mtHH/wz+/Oyw1pN+KdtM5G/dlp4NAbAVlPL9TayX85dLbcPtyfYr9OkKJG",
-	"T2UhoG3vFfXM6Ybm2PXxIY69u89G0mlp9rNrC2ieR22vwF58MQv+vTklwptqLrGPZgIE9WtP5x3SzxD1",
-	"D906JWl7qEQpbYI6lwRNGtjhmKWk9YYizkHZ35UlMWitCxWm0Pn4Ss6+ilCQTBv26/6Iot9NxXKEOD+w",
-	"mwvfpMQGPWE/jT6IzdsKoVCysn/UBpdv6CxTWZlIHV10uYcux+OJ2ulzj02aSeAO2GtvTCuHbduDAJ8o",
-	"qPc7gKlehhTIdFwlni5EigAdbCCSNp8cTRS2Pe7GfMbWhm8xGxdbvruQN+ANojt75diGU65NbfgvOIJn",
-	"cAIfC1hyLdT7xjovmipR2NYNOf5Fqn6Rqh9MqqJjd0Nzb2r40SmDbGeBFTGhcNFHk8F1nnkErGpPDaln",
-	"lGnRBog4q8VWNwKoNX4IpYqCBRKu3fiQUGq7keLn+1+1hs0V57ktCojugw8Z6rsXxuGjF5/4whM+I9WG",
-	"Qoie8uptxpEMSXOIqk9QIT7C1c+5nV9pbvKjOLcdKvgbLNblFYzQHaTW3JV1oUlfzmiYeqlKdLIIpcvZ",
-	"vLetXP9FuO/CLM5pEncthlOTtSRqP2od6zDdnWWscRkbWkRtkrdpD/VH7681fAo+9PswJHTO1xgpmBWQ",
-	"V167Sr+WAtrbRRPif3TpJ3tE3XkOuRH0Sv1GYAiq6jOnrWCFzqCD0ppBmwboBPjz1OhFwpz+JWXdK+3m",
-	"CFO08kYkLP373//+9/6rV/3vvkt7Y5Y6nYYYg8UAu15oY/SKdd9ePO0lLPWjpZ6DxKgERuz9q+MY2jgd",
-	"4l8nqgnqxLe1AdU+rVpcY9zkq682+y4u+UzYr74C9HyImgCfSatSfcfDYRL+OlGPhsNewkJrxKs1S3Pu",
-	"REpJCKnM0wGDkjcLP+sp1EZMCKQ0E1UsL1XiXUiJYulLqa5HbFIOhw+zwWAA/xBjZkTx50nHPznppNTt",
-	"uRnxmqi3b16yLkBEyUh5YKk5NUL4cUugm4vfkql8R0YSn6g0gxZyaQ/StaLJZgshllWxIEh6GFdFuKEv",
-	"2hyapKATY1cp6r8iVR3Yf/E5OH8rEutGOuo1CWnMuGJvnj9lDx8+fAKhM+v4YonVmGyMnvgxpIOS09DX",
-	"1qtFeqWoJufBjQE3Ojje2pXvJf8MVrHRX/Cua7gIJa/C9afS9nDyrReDPRoONzJn6B7p0kF51ePBwN+d",
-	"XTM+uGvgo1tLHye3i1sg+84hT35SwVy7MOtDOhPWOHRC2ePWAclgu7YPI7+TjmdPt70Cz3xaWf/v0PEw",
-	"KtEkoqsrCW0JmIFYoJ5WLKehZ9NbnV9+S3aYwj/NuasXY1hx6JGlmRELsbjyH7nC5IKcr0fMD8y6K//S",
-	"HHyAIk8mKsZ6FojNy403rBOWlUubhHpyXm7CV3nB0oXWeZqwVChhZut0okBCWecNhZR5QaJmFCr0Crjo",
-	"Q0vyVGknUkTsIU7kShTaPxnQehXnRcGMnDMhJAu2D7PC81I3hj6pUMtNLsQ/AJ9BsVXM1cXMDShP5pWH",
-	"ZpsMbLer8uqLX301imkk9CDGZHO+pqpvc06ZHBjV7LYWncvI6k17gZkC+AYCeP4nGBrLH8k81NKnlx9Y",
-	"loYHL6XfYegMwFFlmKg0hPSCOjFmIvdmjiN14fXbixTKFwmew7rflIWwmN1SSOsCKvPKYJ0kJUKf5CNP",
-	"GkdDrD7aG4X9517nKYTKucFjqclArPB6/GQ47A+P+8NjsBwbGuG4rnkB8Y39/5I8LPRKmEur+LW4zLgV",
-	"rJvy/j88WQ37T9KEHOATVSrPojJtINPScQP7GFrlQpueSrd8fMqyOTc88wKg5/lqNp+o8FdIzvTnD6cw",
-	"ZimSfOqN4RKuC6xp6JdynAyHQ/i/iTpGi7IQU8egz3sgcZJblh33j4djovA4mWN4H+iSZpQwBVAoZ3RR",
-	"mygU5i6kEgFQCrAwfmUH7Fz4gw/KXbAO/F6mFdSknM0EFI2EnUXMVbxklH8UzIQB/PaS8FmhySk5ugLD",
-	"miihMrNe+jELPRuzk+ExWwiuLJnVeWn4FUYfDJZVZwrbPfiJzwA6KxAu12jeioYJPCot5dMzK3gRSnNh",
-	"0cjAN/0r7FpQu0VhuC2NYHZuRG6Zt1cQJIdVCV4EJ0S27v9NrFNsjw4NABE1BrE3I2fSzwbxea2oWwg9",
-	"1sX5bdrvU0CS9TNvZykmoSijW6OQr3R71oW7xtnbty++6yXMZnqJntXA3KJ+hde7UrA2lrZLPzx59AjU",
-	"q/DzcbNp+WTy7uS4P5m8+/rZL3/6j139tz58sKS+lS/UsvzkQIvGWe5qcQiXhQeiBOX4RhgASx5vKGPP",
-	"LvhsRwM4P8oDG95M2K8lFJvtppPO8aST3oqh2I3aqA/vZcJnj8a4f7bdjkMnMfmnOxeQ9m/t7LvL1zEU",
-	"QEk4SArdDVlcSV/wIcClRcxTuN9NOOs2P5KhS5QplYKC+gcCdhBP7+Z1s2GNcARMuidjcz9J/PbFEf+Z",
-	"2Qg/GekQiFU3ENahVW9UTluNgvesk7/D4Xj0T5nv7Q/147YugY+GTsPjikRBgq/JDS8qkKNXL5xZD1j6",
-	"Ytp/xV02Txko16TCdk9PvmEhMVq6pEIRWscL0RuwM6jHYUI9Z85siUga7EEyql2T0BipLS8aJn4XSe9v",
-	"YurZfxruYpAR2DSPtiKo1ZPOw0mnaoGSjxFOf2UFdBgJuaAiZ6cn3+yW/rRJd3ELHdxCCmZMGQFBqyNt",
-	"EFVD0P+wqnpkcFklJihMHPuYAlSk2v7PDczweYZHT775lGKvduukZQtpvakFPcHTr7yG8kdnu3jt6zC8",
-	"XY6aWxnvLuaa3Cdqg3YUsRdyDZD+SFxmzABpJR1CqqSqc1CnQyKkNsSIaveQnVEnPm9oPLD424TxwLJg",
-	"OyiXJ/R2kjlYcLwoPFNtjZ7uZ56frYN2rxXwwVyv97MTHt5uJ3yJyr4vD/jxnpf/twMUhHC4Mo8ivdk1",
-	"8v3bZC/LHe2JMMuPLBgD7r+gWf14fpH2qnqK9SLW4AnkFnsT7fcURR0AGvYR/aJrOZmouu8XvDzBZwaM",
-	"BPSwOsuC1DtsGoIeTuR9MDXwqQB3HNV0wXrBMa/rnXxTZVrHccdVygnuRMiOtBIKr9V7nMaXJqob8alQ",
-	"mgdT47ANvYtZ5r0Be+r/AS+jlzQWCSK9Fl06HII5zY/VLUqcY+iPCi9OFJpz0g3YGUtpc9MIQ9M5uvOC",
-	"I56rPCG9WCiXwHZOlPi15AUKmWqnaax2/BpQxIdRg10jHf+KW5Asn4k+/Nm4tob/WtdW7DpMELBQwP4g",
-	"F1ftnSC2/piuqC+gyC1fzGdkpoxivSCsQAoZ5E1GhGnPgQcN/m0KVR9g2EApZ1QW7m3jbDiQcIx7wtUw",
-	"Lun4bGviNGEKU4PigaE6PY2LofDsjQBnUcQ6VeFkCeUSJiommYAWAcE/+4A57XiRYMwOnqDcLYhqZ9zx",
-	"Qs8QJDZRVawNg+me7hKWS7ssOLbIT2qDP7CsVNKNmdLwD/bniQK0UA8i43CRcsi81NPprVisC7/Dvwsb",
-	"C2a6QxrFk4UNDIdB2/w7RK3+ftEocABwrbByRlVQrqLy2rls20LEARbikHtfWmFs091xFpOPub0W2O/K",
-	"YGENLHRh6llyiNeAqheEK8VCnBEGDuEbT7oix8tafz2BkhyWanKw7pWX214ZKuS1gOqbGy7N3kQRlAIQ",
-	"pqCYegF0OjwdMzmlQDgGdCi/xIjK8PBf8/ZAyJOPJsuj4UOCa7wRzqz7Z36pKXaBxRB7LTsHMlV2ua//",
-	"Itwr8ZkzhFdiZ316PPovOPXPkUXUDmcnVH0hjkLwoB/q3uzO2vpBiK2SEVVhYqyFy72FUoi2OvMTlXHl",
-	"rxk5NqvE8B4hyggcgrccQW8zwxHwI3U+Ud1UvBNZ6cQlcJc0YV9vdT1leWmwOqXM5iz97tnLZxfPUi+h",
-	"M1HYifKW+UW44uRJDSAViKAI64xeg5EFQyx41ZgLHCgTRRoOYNDIspeLRemgen6hZ6xUnqn5H5NaveHA",
-	"5mzi9yKbAxwqpKbXmuVBwYjQJ88ItizNLGS30TEB2k5RUCf1NIIBvAE7i0gpAa1CY2x7KUwcvHs6fNLb",
-	"U4vzGR7FR0q9pdHvXn/zw6TfEMU3Pt9ichM1egmRzUVeFlt5vYfU56iyApZGzyA9s1am43PyEX9JCPwd",
-	"G45ntSbF4ZJDKKgowE0EHM5pT3eesEXOun/57vUbxo0bsOOvmw1O8P0PkR/YJmBuxSecDp8gztPVruEc",
-	"nF/cQJzLhDLiW8A/4PJ17vWxcvgOYyIodQqoVg8P/tGygv/oOQBIUIxXMiBSJOkZ/nbVtZTWm7QvmgxK",
-	"Aw3mKb4+2BhsCuryJalkLfapbeJsKeutfmNMqWyyt4gvwxIi3Wap3kaz3VDnIxQgr6l+eqUIzD9Radwe",
-	"TP+LdJ9CO8YxIw0l1q3MtMkbgOGgpUDBSqo1Fiv/tltOn881/31c7n+HfJ2oZBEAb8sXGS4HCaNdt3XD",
-	"IP8IEeBKQirtYgZ/f2nEVBihssMyh61wEK7d9MoosYq3fE7JNzHzl7uJCk724Sh0DQBNVyiHvf4qA0cv",
-	"HaQ+dnMui3XM0NfTKaRlDL8ZDYcJ+7WUwmFdI3ZyMhoO+8Ov4Q8KMS1KFN7MkyGnADy73qL7/vvRq1fp",
-	"ZvpCzAnqDUKYkqPnJ6VdiyvfwR1+qO3q69qmft7Oll2z3tUntfY4q5HOJ8C/5DorFwIkwRcIzOfg8NlH",
-	"C4HFhUuDPK4NgfJSXgvA8LLNe8a6iEwJB5/UwQmBEY4m6hbkb0K1y7C8NfiFsIZZff6XtflfEvSD4CsD",
-	"tpkSN1GbOXG9EWZ0A6cJHAYSw9LhcDQcAtIuPXk4evQkHU9UCszrEpgXRCpTVRYFZmcpANbESgYsBSOE",
-	"MvqFytOJyuV0KgzrcoW/iTUT6FG75MqyhcyVnM1dq9vldXk4v/qQOA64qkP/j5jwTkKi9weCeOzY2n8J",
-	"2uOODL52D7bgH1ji/AsA5N/ap/W7x3P87hqI31fgVgp/CJoc2kLxlg6/9OfLqkvNjn65KHsLSdDRRmg2",
-	"jk1dcBz1G/OswhtSzU8qsao+F1oAU6OGpsshmaiDet3GWtY06oC9vk8XxQDG3GhJNlErraBcQybC93BS",
-	"renD8E7op/ORgiDNj3yIQqQt/Xow6fpLE8Yv4YX3dIOiHtlgf/GmfoS6gt7u4ItlgRS/K1BwAZFZyKPB",
-	"+EZ9elaXxmtNy9LOYzofZzgsFZ/wTHKx1NZK8MFyB4k3N7woxYC9CJFqGzKC/XyoFFvQ7QsAtknFqkJs",
-	"vaonEFTyqkK8268i5CSZKDBO6KLCxJk2pOal+Is0QQsGxqW1gTsYFxjRddyFNwZLo29kLkzKujEOJG5k",
-	"hrVgpgGyt17C12iE1P+cJsGBhsUa6SFVrFkXHvgzLC0dbSwRK1qPGW+8Vwh+I+zmbgAoACvDbVZJ4+Sh",
-	"A4sy1FCrVaJLWirR8SU3jnWxCI3XQhwV5+HoGoP61+MAPoDycFIx6/eAF9H/jDsztcIhrkoq9n/+9/E3",
-	"o+GQ7St11xuwMzVRIesK95DaFYvF0q3jKWLKQxxIensWlSb0gE3UtHQl9cjjRaFX2KMd/f4riCtHKgaC",
-	"4KGRvnBsZbSXmJ60Yg2RenooJIcQJQ+aSb9bHrhCz0YTdTI82V02hHUBCjWXBfIGEOsW0Q/ZHOAPXoO4",
-	"EYadvHvXQyxEe4FxRFmEikBwYtCACZyRWFvI6JWNSSisdmMww8QKLMSV8zXiQS3rGuGZXOn8/eCWySnZ",
-	"uJgvF670nOdUcuhKCEUXqpds0Xa41rHq6YCdhesKJ1RoCxWLYjMuOicjvLChFla1Uu+QWsMtSwtu3SU+",
-	"fMld9IbGDz2wnkUIO1fCWta1QrD0efjZU99L2Da//0ttJRz3Sio7QsYYWASmWrsNorgWS+z6wqSCWnGw",
-	"2Z4oYX1eWfD0ANnagH2BjEMJW8+zTECNmRqerz62P4CZkhaLNUq/B/FdmbNudCWkeYmalBgxKEmfRL90",
-	"phfE5omC+ERleglJ9pBOxCHJKJsTp/a7wNV6hXnr9loul/j5gMKZKPCTx5hWnDDk7iAYCbYMQs7rW0rr",
-	"1PzlEbtjKcqOJZzEUkBSVUjVpL3xevmcm0UBZyodW+myyBkvLFT/0jeCrebcTdSKBzHmp3Il3EoIhSE5",
-	"i7VztktVjGLhHM/GqHmat8iuxe5aOphatm7v5IM5t6/W5ySYb3FMnXspF3xSyIkbxRhj7UWQOshzMU7I",
-	"TYgM+kOlO/QAEVJ0GR8QGOCWMpIHhGe80O87uRCdAwozPlP5xorEu/0r2lsh8kNP70cvn2sXvmbptKgE",
-	"yDtRIcCr1Bujl69SfOoaCeHkdq0IH9rn7WuWNTpsNTD5mi4BdVtSVD7AZ7mhVJD60bYKUEWAhhqv7Dwh",
-	"P7/kLnFiaNAPlsT2Ym6pLxXZwu+jwNRHQuYhZwkx953lfj5auYugF3hF4w9R9eITonn+HcpNNNRjr+cH",
-	"BXKbq0DCAQShSJOqGckSrJP3L/+zq6TouRfzV9xl81B2cyWu5lpfx7AcBNwuZZ6OtltYQdk/1Bcg/A+d",
-	"gcDmCS/FDtlg9bRUyQJdHsv7eBvX8qkYsYYCUlmy/jeIo7aVMqlVJsbYNDdoMFLFvkm3qy8T1a1m5fpv",
-	"6NekWfYSsjK62tSMFz8viK8w6bVUvVI9snmaSmzFaGTOcmHkjcirBflRsP950GyhkQlY1psqLmqacVOo",
-	"ICaGEwFnHtLFvcHYWqtU1rb+Wqz72Ac2rSXUb5xN0pwprhdcDdRwYY4wi5l2TqiJ6kIvp3XCjACFq1cb",
-	"AJmvIDRXUIy86jGuYUomKjQSZt/65UAPrCodyL/ijUhTFmTzwvcnCnAeRLj2yI+atkdO7fxgnfQWKew/",
-	"8m9b4tFv5LcQsD0cj7+fl57Rdf7iZ/7iZz5Q0HoiZJyE1yZ2ry5xu8s5VDtaLm3vLrK1A5y7D5C8g/Oj",
-	"ayiYj4XJm6iu0i1JyPUYXQ0VlwSbqFTS2V4T0XePIlT10iu1KlSuhvPaAbM7DxvzeePq4jR3tdyhv1fL",
-	"/YKg+7dD0EUi6G5cxHjr8LrdDVFX1XQKBx58L1Mpinx/Pac6QC58agsQt7McE6uqMU3UXcsxsc1qTGgU",
-	"xEU0KjKxrtUL4VmyKKx4YLGs/UpHHfp0+ARKijcHHrFDCjYN2I/Ticq0CpvjB68gbeBKD9xPvOOZK9bw",
-	"O6goKnJ7WCF9qJmP534JRfRrJekPqQCvTb0AfMJsaaDhICjidgkn7BVcZ+RiQXd80knZnwFjCO2ZiM5S",
-	"xhV7cfbDGWJobAmW3ESlz0qjl+LoW2EKqdIxS4Ee09BSDeNRcrEURvIibatAVdkUe0tQsVsqUE3UWbwV",
-	"QVhEaIlGH+RCANS+ZhstNBAOyvXY7EGrETVPMVG8X3tbGvFttcYa7Ccwo+ICJwrWH4Whp54YMmHx6qOD",
-	"J5fWcQAwKpYuZJpM1EpApQL/i+KKorZiARIOEnzEjQRZA7G5NBez5ztMkD1S8Ata876i+l8Cz7xNT4jc",
-	"70stri922Rco5ucCxQyq0W3QS2g8evRPf6d+u2erUrSuTODUddwPdlicqFqLRab0ClEPsbPi11uNFQfh",
-	"r3BYV15IN7AuoYBE+GbQSx4e41CQFmX4Kk3Yk4fxVxOVznVpUK4FnAw+m/N1yq7K7Fo424pruRJrrXLs",
-	"moRe3gBtqeN6mlCW9AhQLwOWAoAqmJ4TZctFkHb4TZhEVi7Kgjt5I2Awy7rWiaVNGM/8Ly+xM1UyUUFw",
-	"9+JGLARXVUoGtYd6w1cEATmkvWT0I9BZTRS2+ql31PM/bzSbROhW6DYpVE7/nqiA76m3nwwf2WxDydq6",
-	"UE7UndpQdt88f8q+Ofnmm95G04q3b16OcN/5ldVF6ZqNJ6Dmq59EwuRADNjO1pXbqCzsXdmdSkholypW",
-	"Slozr2AEZUTkvc0Gl3hnGt0rWWheyZ7D7gAF4XYgngLMBlgEWi2uNCoGpBFW0wjFV4p/5i2nwmoyWgji",
-	"FU/DzjliqPxZjhlgaWieQJjQXI0z/NVEAQYLQzxejQSa8kfCnfC3eWWk82yW56IGzhiw73VpSCFd+zlg",
-	"yT7PcbFqFUUSpMHpW9YNV1dPMcyRxEvbQ+gRL1b+70DdYFAmVUAHdm4UyRtysGlNEf+x2LiwSI6kre6s",
-	"TuWv+7lo7yDakhZLYfPd0Ib9pab816oY+i0upOdGLw7pInmh4am2KD8ypIPj/N/i4y0B/hr7AZhknyye",
-	"CALb3cVzo4/nYZ08793Lc7Ob5x+4n2eDeA/o5Unn1+XMxNPshUZB6MIJj8xr1ztIUi8rihxKLWmp3Jcm",
-	"oH+EogI/VhjoRjwiNABtD/FvVVpr9nS+t+p5HuAFAHoUWCujoYJO1GaXb6+CJnv1z2049WCiqDK6DJhK",
-	"9MIQCgKWIwxb6WvByiUjp9BXX8UJ3qXF96Nmi+8WvavStDZ1sG21y0tbmsQXxetDK17NOjIHal6AUXXV",
-	"TknlNfoN3WtX5dxzT2qBrO4cZbqjirCjD3cNXtgiwh9tCvCD5Pd9xPejLeH9h5Xd9WM/tBd3OKYoh79I",
-	"4D9aG+5NlN2dhHADTbQ7+fa5NizgpG3CnCmhjvKVkfkMNEBIoaqSvCQ4MrQZsHM5UwS7nqhzx1XOTc5+",
-	"os+y7vevzp72z78/O3n0GKeeynwAlSocXywHVzpfpz2CysmZgjAE1A+GZGAMdiHfXbGrtbc7SYpztY41",
-	"fJbcWJGj0ItjTxT5lgKY7lFoC15Tfm9gizGbqItSguXSiMxvDOZeVEw9vTlO0mqa3gRe+/FBaiCqzorM",
-	"CGeZ0Y47MWDPeDZnK0jPmagpl1jvGYq9rlRooR2Sp7rYs+q4N5qoVuwbnWafrl6ffKD+zSCrJQVCXC85",
-	"cBCpAJ8Gg6Thj9DqBcB5E5UOUsCg82pvG1XZcpHJBS/YWyXfUTNye+vX41B9qJGSsm4QFmB5SJXr1a2D",
-	"xKOoLULp6oQwB1xAHtOaFfImHBAFmSB3jH7lV2hE30KcDYGPOl/3Yk5ZY2tkgLJgXg+0TUJkHSahxISf",
-	"btAAJgoQPr1GeGo3ThKdL1510WxaGk+XEyWmU5G5GoSy5bgqLCVBikDlmkKHALykp8Mn7cjKMOm+zDdQ",
-	"lY0P0aWoldAitOMo7Efw+8SadwGz3n2trZsZcf6fLxOazRuRSxtAu1PU2tw8FN+TlnrF8sxoawMkk9r0",
-	"YxdNtabSwgyBmxADDsBd6oIfiwJAL6OI5q0UlvA8bm4IGBNwU+QTRSjYXC+4VA8sbS4wHhPKJlPOGymO",
-	"4XJTPcGJ6rY5lLljaUj8PfrhiDJRoe2Cn2/EB1P4c6La3vKPpwmTi2XBS8zsBYf05nPopfY0fUYLoN0l",
-	"Te5kOBwOmXRiYcfMLgvpWMHNTBhWLgvNCVZw8u5dreZ7pLJdiQneTmlmS05ULV2ypdB8FzHQgFjuJSxm",
-	"U+4Cw5K0uS0S/VbJX0vBZMTtBoIfV3q6VjHBknrqtcaOq+uw1/G3HwJ7azpQnaFWNfojb1lxC6xO5LfO",
-	"M3LbvdOtY3KH/Se//PM4OT757T8OycM6X/LMM09/AJAk6K+ZnoLIRCPzilvx+JTV9AG0OdNbJx/Z+aF7",
-	"fTp88vi2zf5IkXwixS/I4i/I4n+VFSGy0vjleQZIV+g83qDRz7940t8BP8Ze1yEHxivHzGlSk++EOZ7y",
-	"wu5O6KFZ4d1ozPdKcCPMWekvLc0UPo7svDRFZ9Q5AiucZrLJh84QbEwKQr3I76BiLFh3o9X3Ea0uQi0n",
-	"FUIS6spgLdX6WFRB9ZbhGqPsqqLEugRW8CoToW5sveZgr/bhGOvf/rI/U6/W7M7Vqo1DR9kS3qmaN7Ti",
-	"0kNmLI0TTM9bNoL68CTgVMIef0tRg7yRh5HPbMLqfTk5duasdmjXvoRGPy3Ztag4UBiw1pvCKxxXpSxy",
-	"/01dFFc8u7YJy/0ThfAy0fbGLOX5QqrUP4F1QepU4P/U8snvBS/cPIGPSSVsBO4FW1o24dc0XFRxbOe3",
-	"X377vwEAAP//",
+	"7L2Ndhs3tib6Kli85y6T6SJFybITiytrruLYHZ+2Y48ln5yeMKOCqkASrSLABlCi2Fl5qHmFebK79t4A",
+	"qoosUpT8EyftWXM6llSFws/G/t/f/rWT6flCK6Gc7Zz82pkJnguD/3yqlZXWCZWt4Mdc2MzIhZNadU46",
+	"b4ywQjm2nAnF3EwwI/5ZCusY/jb9737t7f65vhIqHbHUCJ7NRJ7WX+M5m+tcFJZlvJzOHCsXCUudnAtd",
+	"utqTl7pUucjZkkvHDFdMl45xleMfc+44m/MVU9oxO9NL/O3SSCfYSrhBJ+nYbCbmHFYiVDnvnPzc8bPp",
+	"JB3/tc4vScetFqJz0rHOSDXt/PZb0nkp1dXmBrx9/pR9c/TNN6yQ6oo5jR9U4saxBZ+KhKXjcjh8mL17",
+	"+xL/IUbMiOLbcQceGXfShL17+5Jxy6RiKfwuHbGF31NxwzNXrOpLz1dsxq1/srmazQm/Fc6s+qcTJ8zm",
+	"vM9EplVuYca4k5diog2cgzMrqaatY0vlxFQYHPynn37qn5ZuJpSTGXdi8wvfCW6EYdmMF4VQU8G6sFeP",
+	"v3407N028xay2Rz/9YL/sxTMwV+ZnuAOFXrKFtpKeMQyN5OWZXo+B/JYGu3ECOgyZ7Benl0xrdg/S2Gk",
+	"wH1AGlzp0jC9VEQ0uyf6W9JZcMPnwm1elS2TPvXznRg9ZzxOzgi70MqKEa4C5rTCY7Gs6+m9x0rlZMHg",
+	"d/XLMuPXoroxbCndjEk3YKfsmhewPTPumLR0IcpsxrifQVeqrChzqaZMK9g5NRUGHlfsePjkMZyb4Rms",
+	"rAfvHw+HsBkSFkHMoZN0FJ/DhrQd1+4Dfloaq1uo8qeZMIJxvDvMOm6cPWFwx+msa0vSqlgxboy8FnB5",
+	"rMwF42NFNwMu1YA910Whl/6y4B2DnRixXONuXJayyJlGCgXyzHBOdjBWbXvHFSsVL5wwIvePEtFJy07f",
+	"vGDdKTeXhciTsXKmVHAl8oSJXOJ/67t7NDz+pra7CUzByqkSub+EYwVEYIW5FuaBZXNunTDsSgBJWGa0",
+	"g7HDoTDF53CG6QFNKh3BNvgJEmsGkuBKu5kwnrRwHvAROHnpWKaVk6oUlnX9g2OVwbU1CRMqX2ipXMLm",
+	"whmZMTjNhF2W2ZVwCUuBklNYQ+p0SrM6OvKzGqs4rQF7JnEGS75K6GgZn3LprwJMZiKNJbYJ5EvvjVWu",
+	"BZ2AuFlIIwbsGc9mRCBwD2zF98MJB4bJabCxknRlThhnls8XhcAtF9ZK7Z+rCIldCrcUQjG+WAhuLPAI",
+	"PlYFhzPAr8oJfMZq4yzjwFxxBn7H4TIjuTjGi4LhXi6lFaOxWsKH4AQdEXlRMA50AUxA2MjttcrEgJ0J",
+	"L9Esn4uxahWkdLLiGk4UZ9al5XNGFzTBmSxgp/UkXI0ecDpkGiLuI3ECT+/E98YqXHakmOqu0zpvud7P",
+	"jZ63iBxHUyGBj3eOmJCV16KXMBAPDx8+fDLY8mkglMaHJ9rMueucdHLuRB+Ed6dNcL8x+h8ic9r8iONs",
+	"suRFeOCBBcIVCROD6YClRPCWqLu0wtg0zm3B3ayaGv4n6YDyI43IOyfOlKI+1f8wYtI56fw/B5WadUB/",
+	"tQfN+fkZX8u8TWzjZPFvfq6sm+rS8LQ3wstcZ1mZVhM5LYFhcWWXwgDDON6ygjDszlUsuHPCwMv/+2fe",
+	"/9cvvx4lR8Pf/qN118/15uyfqXzt/MXN/ufv9N1P/zdYDslWlNCnWSYWDtYGGq9yQjn4J18sClBjpFYH",
+	"/7AaBfd+hxcHxG81l3sOOht32QxOJC8NvyxWwGJg/eIaeDPoK11tkC3wApjUCpWjmvq9RRdqm5N/66Dt",
+	"FZzedzx/S/r5jvUvjL4sxPwvd9uHN/TWtm0IZkHGFcpeAXzJipx1Lw2qI/959vrHBJQ0NcV/ezEz5wWc",
+	"s8g9T+sNOqA+aDUpZPb7rUIXhcyF9Rz4RloHMtiCZGZdMeeyCMfJjJjCSRhQA6ZCCYPzY9bJomAFUb42",
+	"NQEYPoJjBxHA0he5mC80HenfxCoFmqJBTKkUfL6blkadXEptVyo78RtwImvvXYlVX6r+pJDTmUsT0vbB",
+	"TjKuWNHWPtfmUuY5Edmn2ltUuGTOeJYJa72CCusH2w65hS4EKSyLsIGeS1nWTXk+lyplE2DTB9eHB/Tz",
+	"+kVqs1h23aKN53HiLxRwQF48M4YU2E+3R5fllOyDXDigMGmBf0xFzsBCMA3zW+YJU6AawBmXRokcT/dH",
+	"7Z6DPfEpJ/6jdjMgT1J7Jp7WSb0Mk3oBWtlcqN2c+WNMjfFrLgt+CUqhInWeNG/yF4Aw5qtC8/xc65fc",
+	"TMWn5jlo9EvLNMzpkL2S3+Gszr2r4pNSYC4WQuXASlguvaKLmgVKNTkXo5pNO+crYGzBG4M65yVo1qBh",
+	"OqESZrXnQE1WtxSXM62v+hKtszW+R4vX+hVXKy/L7CfdBMX4ZWkFK+RcRm02sqUHlmUFt8CVbvqeFfcN",
+	"KCj4PBlI4mbGS4uGYbwOhQR94MUbWHL4Jc8yXSo38rtExkZac+ukzJIbZ43VrXl+dnG5+qO43HeKl26m",
+	"jfzXp72LT43IgdXywiZNQQD6EZEE2snclUawubQWfReGlIaPwuzfqcgdfreL1o2aYoJm7iW3AqmoVOi4",
+	"hMmN4IYhkwVF0t+vAcOzZWi6DthpYbV3CMykl6Zrd4tZpw0ax12UpUAIKTO6dML2iCKB9ImU/cOg2eql",
+	"+qAEuDAajh9W9kw56VafcvN/EkXR9zqnVAtUQLhjl0bwK7CtTQn7nQqQ/zZlhbTOeiN8IkWRD9heapgR",
+	"pRV5yrrBf7Ou3/Uqv29w/QSVEt5EJsFZLicTYeBUveRH/vhO2XKx0MaJ/JXIJT9Hq+j3kVvA+9N1+yod",
+	"oI3oh1o3zBYG+KmTZLLlJb3bYrqfm1KEbQJCFKBPmxXr7hQhPdpM/0HvdKuukBLLxjWqrMpLrQvBFeww",
+	"XsoLmTcM0bKUeastXFnUP1dvJrWVVQEHffkPkTn4xGmZS/dMObPa3BOe0Q5sOF8S+FO7Z1UznjmRjxi/",
+	"rEI2pbpSeqlYFz0enE24LEQO3EYqVKBvWVzS4W5fYxyoBBRXXECeo5OeF28aC9t4ZWNbZtzONpf3g7hh",
+	"Zz+c9o8ePQaZvDDi+gKe9JEhELqwk4O2WclF65fjGLd+De4oPC116b/Duv8SRtsoydGy67V+3Yp/NjZQ",
+	"Kvf4uHowxlySji1pE9rO1kZtAQge3aHoZcDJZFplwii7x3muEStMDo84CSSH2xVPsr5L/mi2kvJLSW6H",
+	"JiXDDP0/pRNze6u/pboVFXVwYzj+rMSNu+DtEa83oJZxy1JOqlM4mxisizdDE9steHBH1/dt2/msX3O/",
+	"rrbt+I5nVxNZFC28TitxgYGe/S/VxDtb93va6Tt4TusL8t5XdMLVptm+PisKqVoY9n/xoiQ3e1oq6dKk",
+	"Zgs+AJUG9IqVdWI+QNpq8Lzr6cXRN02Om+sSdLOko8rCq2nks/RzUuX8ki4PvP31fV8GFYqIlxfF60nn",
+	"5OfdRPo9X+FKO7/9sj76b0kHVtnuN6/vt/9mnHkSN8CP0LrzGJWhfZ/wsqAjXnXWBXRq+DL1rgEbLK9F",
+	"IfDfcyuKa2FHLJ3p0qTIQtOcr1LGp1MjptyJ4MUsLZ5boTNeoAEIxxbj6nwJTEGXBr7PVy1h9aTzFINv",
+	"cDeX2tS9k+0SYsILK9YpIysNqEAXCz/KJt392HCFsMsV42oVQ1sw6Tm/eSnU1M06J4fDo+OWmSqx3PGF",
+	"M7BcF7qQ2QqYDHfe8Udm4YDdYwZzqcIvvrntdm5swdp824jlqVZKREWiuaWXNRa1i9IjK/stAe0SxhP5",
+	"xV10AuCyFyCw7v6WCD64Te0TeTcoM2ArSsUWBZeKwVbYyObJnubMlmhtDrZ+BxT5O81uUYvfbAp8x11p",
+	"6wkoceM6SQe+BQ/C8V7rK/wdrfOX22igFsLx31g7k6Q61t30cOo9ALydOKKD4KI0ResaKVZr77Rp6D2/",
+	"nS82Px5ea3xy9+La9ZAs/n1/XaR2gTZ0kfX7WRu+bXrfc1mszsr5nJO6fwfuJxRIl7y2czU7BTd744a8",
+	"jPyapT/8cPLqVcq6R8ds1lvj6/DEv7QSg9utGj8J/8X2JdrZpeYmbzdnrsWFUMJMVx9KzObtJqPO+apl",
+	"mSyss0GsG+tOOjf9qe63KGHCzpSwtjWnRVGw3erSZJ43eVtV5OgG5czKAngSXH9WaGsxew150l6k+Dx+",
+	"v0Ur9mGnOzLmmbm+MHNr89tlgFf3Ar9Ucjq7g7Z0VgixCLTfepRGYIDtYia4cRdmhz+vbU7WiYX9UFQV",
+	"rsTtjCrQT3ghTCRZI/fGptW3vXXddVJbO9n2S+cXs2lq+F28H70TKbfy/qDeNm/BO0Xe8hRTq9IkXMFt",
+	"uv/GsNdhGZv6+5q+3n4O9H7rHgmevxTOG41rYsGI2sVpudhVLH/JLcsFz/sFjtX0tBiBjjDvbEFXKgVO",
+	"9AQu/5Vc9DaYz9abuUXv+Wm2qk2HPDlxDmDt4h9syHgSlEM3E0WO2ZCtu34HP1d42Hln48af9WRihdvT",
+	"2bHgxsmgftSff3jU/nxIomnXB+OfazH4hKWKz8X/V/0mHexUTIK+RlvbwUmShoYBGrjhV3KxEHmrpQPC",
+	"5l4ew2pp9W2J+1mNnNSdi7XDCEvYTfztehFQ9AVR9P6KUe1G3aYYNcZvn2AhHLDg4MReJ3ogZhCnAtMC",
+	"MNzIjdFL5jTrM95MW9SGpRbkDfl/8J8hFdAO2N/EwjHxzxK0I0rlzvWcSwU2rrQOzTbm0M1e2bnr7DyX",
+	"1nGVCQqJVIy7ztnh3zZXahuTN8IupOFOm1X4lb2S6sKJOYYaSyMucnEtuacFXAj8d6GPapJmKVCqtJHj",
+	"937Haib3GuuDNRTFHbUGoIZC3FXXEDciK52oXHf7vbYnX/KhkTvOqbLT1nwnQOV5WYg89TnZaWP6Kev6",
+	"rQOq7Y1YuijNVKppirmdlN2LHtorgRGSXFhn9ArT9GplDPCWyFmX+yAv/WKsJpjWbGHguNm+PiKEMLxP",
+	"OniEpWWFmDhK6gxUG1cBVmI4auAwNNlO7ShvNz1x36PR2djv9cNtu+PPDLelEffz/mz3yZxXe/DAMu8i",
+	"YeF51jWiz6uYr9QU8bjNE7TOnXe5WJ5LUeQxVWids4ZgyKY1Aa9trgfz4tBfhBkXnkNd6nyVsPQgZYui",
+	"tJg872sSfDIrBgop3Iq/ud2ao+9HL3/ryuoGz/rCruUW3RA1XSMyIa/v4yYiJ2WrMkZOH2DNTFRZpqSm",
+	"PrAUrM6jlxMuWpP3j1g6HA4P+/j/z4fDE/z//6tWeESaKkkakfuQr1bCf2vOuun3z14+O3/GDq4PD+bi",
+	"wH8svYNmt8NxtN3Zs7Y1LbvcdoA/CF642ebpbbqn9NXtDMC/1fah/9QlJsy1RzL3U7AxjAUKNqVI+tAs",
+	"63rl1tsSdZU6ffPu/C47v8VbgDVFGS9YzuGS/f3vf/97/9Wr/vfft6uKlQdjU0PdU1jNtc7bB1C6bYqn",
+	"l40CPErJUO1OG+DRxt/ZzfEdnzZVvDUnzRwY6V4WWEjZvo2Ifdq8H7mNeNZdGeUivwu5oKulFsjfjxau",
+	"hbHe8lgLX9EfAnfxoV5eWOLE6bNzPk17I3ZIx+Fp+z7hQ8oP8BY5nEs1q9vu2Au1KG+XoZt0vpzpwq+J",
+	"0kxNiazSCJbNRHZFUYuqNAmZKHFBn8ON1USkKYPicnx01NsM4+1x0WqbKy3jl7p0d7p7zaEPWTc3XCqR",
+	"Y+3L4ZB1J2VRwCHSK/W4fO06hIu4MdpSG+viWJeiGdm/9cI+N0IwJ25cwrhjc20dOxwmw+GwVhRWhaIN",
+	"S8edcSdl3+5zqTfmmvFiHqeKZ0UPi3zLnAMTWGMyfqKPhgm5MrH0BNTZONNqfnuZiJ5iz/m07ZpvvYGv",
+	"F0TRTCti8SO6aiQGHJuXNhpwM8H8OBhwfjHpv+Ium6X3uY/5Nvu5fvM+TIZDQ15uyXHYouteWl2UTrAF",
+	"dzPWxaxarKHpBY61X67Dba7+7ZkNtVO9mxJfCZe1TBu9ZPMym8EdlurKJiwrFzZhc6kwK3FE5YNDJHG4",
+	"RPB/kQGD1cN06Zqs/1ah1ZxCoZfCXFjFr8RFxm2sDuNFpme6uKCJpdVtfnxcu8m37yd+dfdm2jbr3PFC",
+	"T1sC0eV0isYXg6vcuI9rjFjaRcFXF1tE9VYZvs3Di54YVMPwLBnaXZZ107hBKZwd/NefHv4TBWbkISCS",
+	"992zpLmEfdSHdu52XvdDwyMJHSTlWYLGuWMbs3bCfUa3hJytmPsOW+P4dC/u43V4mMBOU6cSmTGF3vHp",
+	"HsJy69k67XhxcQddr/1kaFfqy1gb+vbTWhvYa0GB7tvef6mnUt3PiYA1W/CPmvV/9KgtDUS7xRYK8v6F",
+	"x/1cTqVj56/P37BM5wj5QOvAWr/UiEyDKL6AP9bzfIO/ZsYte/X8lGnlq53hQbbU5spSeXDTS/G4bZof",
+	"NxemsYQWdUGxUuHtCQ/iEhImlXWCo3meardIQ8myXQjlereva10UzX0S4i4fzCtxm9W5p49yvs1dg3+5",
+	"uBZGTuS2C1taYagiFzPL8bjzHFQx1n3z+uwcnQa8dLMDHGfVx0F77dnHe5qS+8cqKWLgd3NtOY0QZm3j",
+	"2vfaGZm9AULam1OeeZ+MN+IJWKBdORUq3/+85vxmT2N1LtWeT1Zhzxb7SVIZpo/yoxciK+dlwZ28FmTX",
+	"AAeM5Z7ksnlg/RvNxGwLt5QX/m+WLcGyz/T8UiqyKNv81eYO5HzveCp9hw4jDEN7SHsemP92+jgTQSFe",
+	"SzqL2Ys7Q/v01FZN+C1fgoUKwhcDnH1fufL+ujFavFqxmS7J+oUzpU+1nggy1P0V//rladNdfPzr9iEw",
+	"UnZrJJ5Md0I66cawPOhm+B9+k/b83mVcaSVB04ARk1CixoNLFDczlfOFMJIXKT5lYaSUdUMwrJewtLhM",
+	"WZdCUj2fVSqmz1PWrUW1WIxq9W5XA310E9eZBPKJ+76dANtDiaf1UOEfORa4dwzw1YS/FSB07pl32y78",
+	"t2tCGIpo1w1+b51mW1QnoVW20dKP2smJjxw9nXGlRGHvq3ZuyvhFSZUn63/ZpgKVW2ov6rN8YwRWi2Vt",
+	"3DerLWEXj2ldNnrQZbG6sFUO4+4kq1q+429J55+lFO4CGOsdMrX+J7z0A77Tmqu1rx8311k5B4JtceUO",
+	"Y52Iz6i393Mf1femudyk2vndTt4tJ/l+/l5VG5QtqlHjpoyaPl5TFns4ef/wtLQW8gfSoowRpRmOj0oA",
+	"0sL+ZBecl5/MZ7kX0bWRWlWPYYV7SlbLBw3LK7GsBeJts3iiXjnRWy+d2M9AdQEnp/7o0TeNoorDW9UL",
+	"j2S307xsbNXHdT60sv7WOfnS3Fa0yifHj75mvuTXQ4nYljBNzE5o8fIt0UxBrB7vd0KINV+AvC1jscXz",
+	"9oyC6JOJUIhESAXXwFQSZvVcoDuQHQ8JMnK/TOgq5aJFiQ5YPT4Rb+1+KsbZ8fCJt93A1I0IcU3IH64q",
+	"1B8jvMXX5ewf5LL1watJZeih/ddLaKzwxgPLZLstJ5VXG1svTwB5AVNmsCPhqXWRMED6331Pqf0XeRoh",
+	"uehXBErhC8gHd8mMgqF/OD9/w+iBqNe1RJmkK1oWdzbTxjHPscK0riTlc3iSbZ2Ra1XozzBvkEnElZhI",
+	"YbYMGTz6bXX7CEy0NTm03R6h1SW7kiI85pvU6q8x+3RTJZs2/tYSYLxLlL022O4ZtYexFvHv+1u01Zhn",
+	"tBW3OXnrH9k9yTPXGkdOEdVTqml6woyAHxy7FIgOiqa8vEbQS4JGxDh2PmIp/Do9qX6Gy5dfrtKTZmk3",
+	"vl3PH74CEzFYO2QSG10UIZs6GIVhTp2kA0MQZcAHWo2yjU1r0dRFdrUITrYNjqqcDfnOWF5SzuciJ/wg",
+	"XE5IIbZ7hiLu4yy9jXJngudbJ+89gQh58t6zL3hLkCyF76esz9JqL9OTkCBPsGpOh13c80tbYyoLo+d6",
+	"Z9YKIZmio8kupctmIieng7Q1ghsx0DWZRCa28vheucy3ZrZsKWxuSW3f/xaLPfhLVZVXI1V/6HQiDapq",
+	"7tCOe/9BIDxZV+napm5EHR6uK4nrqJfwP8P+k4tfvvqPTvv9xcy8F2qiW+sMPShnS2YIKIdVOMin2cy4",
+	"BavDI0RJQn6RbkRQ0AjOA4+rkP7mMT43PQqBPsUNOp5hg0vDWwV8phdrGQvbgDna+XiMAsbFxkG3HC9u",
+	"2VbJg3+9k9ypjmAPmeOHb51aaWffgQl2Rwv71LFCwH3WStRRh+tJp1XKwNFwOBwC3+NFsamL+0TSvZdP",
+	"ERUfA3lBb+AXNvVhnM9FSILd/wtYskdvkf9hr4/F6MnOsempjbAD/brtjGq2+x0PyQfQl1LlehkRJ+s+",
+	"ETtiqVB5GgDyUwx/pMwuuLJsLnOs29s8Mx+quq3udnck5x5v7wjWtG3dW8Fz2Z7Gjazb7gLrCfpNiYgw",
+	"eqla9ZmNb7ZmGCedsga2tm++cRJm2b42VLwQdroNWOqe2nVLQVhU8H5J7qyL7yrOeus95E913uaxbUTh",
+	"W+yxM6mmheiXVqAphqCE8P/6+L9pz+fyRSQsrbIAlhACmLUkBp9CT8D7ll2JlchBOM2EDVijdqaXimDd",
+	"G/Z6W2zWs4rDIYrb2k87mfXakts3DStk7+eKMfTyRZv/6OjR47v5j5qDtc+VwIHf028Ulb8QDdjtSNpW",
+	"1PtB4ys70UuauQnNb704/fG0KslvaHPPSlj/wXfCFJLs8bWQ0V1OZyN5pDapXWfVxkq254Z83FSNWybs",
+	"zKoqxbT3LK+qF9beAca+UfC67mcrVmTbeAAGsrtCpMH/EvVgisTfHbismvXWnXlFxbsbZzmPv281TunP",
+	"qIRj1e99PPP+E21T87rbXSFA8jvVNd4lT+RDpR2cUoV/FDbBOQrje/jB9HLhW4lgBslBRPWuwuEJS6/+",
+	"k565yriPyTSC7r0Ry7S6FsYFG3o9geHDwgtUFdYtWTFbgbromEMNbgtDqdXdt/hvvUUw8MVoqa/5X8dU",
+	"KPR0LwzHu0HI7UqCCsYUWyImIRayEjKncJtoBGbl85sG7wdVtx+VNivJd+ByVlB3rUdHZk8bik0mrK1U",
+	"h62oSFJt78dFFcU+G7TCQPavtnvTN5SWtkZZCbNRHRwxceO7HknsVZM2UxD9gBsYidIM2N/AgJWOWZEZ",
+	"4WLPGcumWueM2ttUob1qOaHfjlC57W057yuhInxE0K2pjdjtmnVj9xuDNTY+2UMri4ZtqwNnn4JFxE9l",
+	"M75YCCXy/SvPvC95C9JtjCf5razKvCtCIXAPe9VIEtxIHd28uGFMmRM8SWplnrKs4HIO35HONr5j9wOH",
+	"ldtypcmZFTJgq+5tUm2HYSvtbdvuF/HAMn/IoZVEKAUMZO8XSceEumYkVHWHolHUcPi0/cRmgr2zwvRP",
+	"p5hLWFtiwmKLMJBQR48es8uV26fuAXe54Tlt7ExjRh6pNZDUDkJvd7vd3SlUuza3Od3i4O3Tck6q6R41",
+	"K2sa2nzhVhEJgVnRLuo/kOnRWhZz6ya9w4c+r+Sk+qY2sr1pRbuzksJhvV8akvWj1NKOPmIJ6k4qOm0r",
+	"40rQBa+VM7po1Gn66kxKDdpSn/nRCW4tuEVBD9KSY1bu4E6Vzp86VekWEmwlvA0f9L2MpvbDPzqmBC8P",
+	"Eora/f5ywTo+FXf1psM7bSkrd7LX7uj+re9huxT45NWmSee9ohH/JcXyPaXP+mibin4x1Ua62fxiXybu",
+	"wz6ZNtQJiTuwlPIyo1IgKxhZl1sUfE5hGl82uWetCl/yK3HHd9qL81/6KkMnqsWAiaevBCsXTKv742bm",
+	"d1/XnZwdUl1civyOX8D2aHd8x4j5Hd/YAaH4oa58hJDw39qgpI0NWieb9c1YO7HmupOWm7H9hiG/+7h+",
+	"rmnDksSVhRX5ldAKWuNW73kI03Wv0PadqNKc1/jMp772n+cd/kNfx3ABG7dy4xbuvFTrN3D9hu6IjJ/F",
+	"Rd3hllX4XevJ0zvxqto6eUcwO+pxPDE6JlvyxaIQFzNEoUoTRl1s3zOkE6fTthfYB/V+MZAPmE3ePjO3",
+	"8En2H7IQq60onaqwfMsan3RNnrz3K8DaDbV3r/YH71+gBfv6TBldzEVbPbJ2C166WQCxb/GJ8bkIfk5u",
+	"GVdYtA7vnBwcOO0WB4PBIEUYx3dvXyQ+A/R/vl1PfK6rtjDY5te+41Y8PKJoe3CsHj4eskvpbI8GnnNV",
+	"xsxyqWA2NfBC+PJisUc+CE0gaSy+be/etduWP+gllYySVY4B/5gaELz9vFjylfXVlPVEWPoNaB3eKm0V",
+	"vD9R8657Z16xRWlnvvFy8I9g+T1Yl0h7qQ9Npl9yrSjX6j3QiSvw4a1yiAi/NNKtzuDDvtobHfunJYEQ",
+	"0k/Pw6f/86fzjaY1p3U/N8L+rIUt0LmaDtgr6g2ZMKmor7A2PoCSe+81mwrHjoeHvnR5vfsj0gXuEXrP",
+	"KQIRlzVzbgFb5pvMnYWelK0FCCrnJmeepG3VwDJhTk+Fm4XyafTrVW3rfNed8Ausg3F8vkg9kKeNTdLp",
+	"56pLenglfqmaOF/Iv4kVNeyTPrixxoekPlupjC60ZQthLKJtkZimC94NIJp4BEvBDb8MmJqLmVbCJmPV",
+	"BNfsefYpVGZWC4+e6dufIxSnMNfCYhY0m+tcFJZh6v5Y4TekG7BzbPAXfKHS1uA9UZ6Z0lW3HYtQTt+8",
+	"oPz9v+qx8v5C2AiaKSbOsqVEgxxYWYTSZ/6bCT3ne8zCM2Plq0FETklO1vn4mSkpjDAYq7F6qhWsDhZ+",
+	"Aj9/xU6LIhbt0KDUkp5d6lx6Vorgrt3NTokJe3f+vP9NbzBWjHn1oP4eNuOkQAJ2B2bd48OHjF9qhBzi",
+	"rjdCUauB1GCI9Ck1geyfrxYiZVoxHueGPRunwll2fPhoADOnAi0s30LOrthmCVl0UKfbmkqmNHvfNPPn",
+	"XwYIMJsiQ7aUhLZWA3bCOGvA3Xbhu4+fDA97MFIEv23MvJsGzNWD4QH2F+vVgHF99UANGhdGApJBBxac",
+	"C7qvqocsjAgkA/rpAZBFWjVrrwHqwiAwlr+arJu2dOBPewP2XdXrHr/nJanXx6rm9zAY5kXAAR8PhyO2",
+	"3KMrKeuGbo64vUlo7gijNUHQS9fXk77BADDOARvKHh8d4azqLU3DIU90qXKkiHf1bxAJGkG1JuRvx4Ym",
+	"c2q2B0zI04bRhUgTIoMGwEyasMFg0GMZVxi1KeSCuZnR5XSGHzzHGkD4DpDAw4cPn9Rq8IDepGPvzp8y",
+	"gsMfsLf+cll2BTzIBWRJ+DQ9E0Mr3HEgtJyvPOwMOXqxfRdlBocEX7JacPZHw6PH/cPD/tEwwgT/Zfjk",
+	"ZDhMiWMg9gWmDMvYRDRkZqBGSZOAsbilpymneMBeKE+CJGstMExQ2NO/pNi58P89+i7FPfGo96jozPmK",
+	"ZdyYFSwF74Ge+H76yDlY93g4pPu/lFb0RgSyBt+nfaztHv5GKvZ//8/hNyfDIewDV4yqER3rSgXP9ohD",
+	"Hj75eoiESmfFjg6fPMENUJpNSoOijc882lMVs8EO2Tq7AgLGTYExcrEo9AophSO6Oeum3714ffb3H59e",
+	"vDr974vn787fvX12cfa3Zz/BLtOJrULUqzeCMbzIQdc7TNnXfEkTY9s0OYfFRAVfLIDbEPMJzLHrdJkh",
+	"hLq0bCIV7JbPU6EUfr9jqpwLuE8eNoV1q3bUSCNUL+673w57I9iTuZhfCkOhFLeUlGqL+NGoJrHuTC/R",
+	"SpIODwc5i7RM2IwvRH4Swb4pCmM5oU8j4ntvwE49lIsuXVi6xb2lGJq/377bMEg3qyNefEzKyriiftHE",
+	"WVA08LwmCdKD68OUBLW0DEs6YpYV6tgtOQknsHrgsTAboFQUXfS4pMFT1OFyTPiKvdQt6/pku3ovdV2I",
+	"E0aP9pAreOZLr2ljT0J1FALqN7MjKCuJeJFPbpCWpTQcEkDqP4TTs2xquHJ9/Dt79ur0xUtqWalQdZE+",
+	"17nnu7gQmfnJgJmL1PLq+SmIxrlJMYAIagOBn41YqQqcGwZw4w0gG5muFgdmNUG0nKSqDKo9TMyaJqiE",
+	"Q5A4uCGxoTyJS0QoH7CffIUDj9kiETUbCGR4mATeileCwUYljOP18pcoFEkgQJ0hVhAe9xNgx8OHoLGJ",
+	"lbf4mdJePgYtcsB+il3Im3VOtJRLnl0JlbOqgghPFZkmzffR8CGRznrjbNZ98ez8OcsNnzg2RkN+vc85",
+	"6oc/kADHevFxp3cCY3tQ90CBvly7VECvmZ7PgYPQZQHOHegTr3xForHVt0tH7LB/9OgRu5ZWXhaCnZ49",
+	"ffGiEVbm7N27F98ziVeesITZ38TKm9d73a8RKnFKq9Vcl7a6C3SFUuPzltNeGCj+OfGtiahFsZoKszBS",
+	"OSKZrChzKi0jrkPNKbwilVXd+oH1YCZsZcigmLsSq8SrHjOdJ8gBEi/fYCwc1MubGG5F5ROHIJdC0JTx",
+	"blLRRxI6HrzUpGqCdtamcCUhUQK/gocUCcH134pFwVfIVw2wcC+5fK8NMZmIzCchhNX4q4Hyar3tutea",
+	"Kw67QZajWt99xBRF3uzflqHo1JQIIpcgDAEZp7UG+emAYe700c0Nzvf45qa6EVGPjIRqwjaexF6Xj25u",
+	"vN4MB0aUjeUaMM5P9Ybzjfb+SZ2kAlNGGw5t1S7KWWTv/tu5MBJMOulsyE31hpUfP7iB13slIKsJW0H7",
+	"j7zF1u49MxzZDWoQRtqrsG0kV2ktnk3VVPXKzqF1W1bakhcDlpLjAIXtjZgvMKvR1njNTIOqW6N5uDgy",
+	"m+EW+9IX3Ohewgp5RYf86vnp2l2k3Dwa0isS3tmHyeQ1NCxLqqTVnjHgNnnL3h6A2peybsNdAMTsvwBM",
+	"u4e88fSytN5CtCdtR1iTq9yJPj55wp6+PD07SwnAt0al6A+oBAvrvnhz/Rh/d/D4mADd4IeAYooZdsig",
+	"HuAagH2h9VTnVs3tqTAxpfJmQkr9EYOi6Vwh8vgJ62jR4ffLGXciVIqTc6A3YK/9b2AMv8Ljo7bbBV+l",
+	"+29RfLGUl26GioK1rEu5e7QhFUBNUiW7GmGFSxgZNpn/66vnpz1mxKS0ATzk0fAhKt+RHdABBQPoMiY7",
+	"jYj06fuhyrcQkenYmvoNdg/RAOgiakPk0YYFr0Xtq05rpBXKsw3+Ma2KFWmcp29eMAvMjRwXPKdqZK2v",
+	"JJAppaSFrhMwoadnb58zW5oJz8SIXRq9RE3Kp35oI6egAcEBBw3/6eu3Zxev377464sfz1KwZ0hRLAqU",
+	"sfDXJKodtUsItjixhqlwMCl4MvrHYAzSWYMMSciPYYNsy5OojaZPeTYTIEOc0QUorH280N5gRekSnSZ9",
+	"So6y8JhVcjIhAfTc8Hntb98/+/Hv/vXw8pl3gvbfINTRSbBf+tZk7IHSSjwYsQkOw1UmYAbW/z4lbpQD",
+	"wU6EMcLEQZTuG/+7lHXR1fHD2flZm7ZIehz62s5fnnkeEbli9JyBXDSBHBfcWDxdouE8FMKiUylcXtQY",
+	"LMtAvVYJw0xFz+GCByH0tgpOEvRQJeHXJDtCj1wcq9AWJBcYr91WaJY5L8gj0vcrSE+IUcQ/xKUVUmH5",
+	"NX0ctK7KYIte4vQHbR0dGaidhcwQ3yceH4Wn0l7Cjg+/Zt1U3CxE5nD9fWoJCBNQLH2Gf8Aj05WgSg+H",
+	"wz5YAFKVAkd5eMi6KU2pT+6UvtO6X3AzFYhfgpMntqUIfTTsHuJhPD5mf5Pf9RL2aAgjlcqD9oi87wxX",
+	"diJMHz0IiIeCFMTS8/CXZ+EvjUlms1JdiTzFUR+RSTRzbtH3CR19pV0/fiftIaO0Iuogl6LQIIjBuKwp",
+	"mkh5a9onqBZoICOcJhoolaEZXaTxijYxi1C6YG29UM6bRr4UgdmZNrhtZOToCUt/Pu3/L4JtGFz0f0kT",
+	"JgqYNOKQaTTz/cshxzbTxoiCrACZk1aCGmlUcmM3zcoLifn+uWVdjgZ3Y1Kg5ieRJJYSPk9vw1+uH1GW",
+	"vTfLfQlPny4UdgsB3pvNSAqgOFU1b7q6FoVexMiunM9Lwj4q9LSHTum3guf9lS5Nf2mkE/bE2zpBYWvb",
+	"702VejBWp16FnyP2Lfq70FpruLiITEd18w6F15KDyOlyN1bUT4TZuh+nVi7SiAWImUQ2wZ3/+Ixfi7Fa",
+	"GJ1hL5O62hvLCQfshferculVvqAQ+imhnjlWgXSPhsPqdCmWSVjsgXXFPaLljVVa26ETdKvp0qWsWx1x",
+	"8wk6Qrxc2PS54NOpVFNciYdYYbmYGp5jeMV3WCOwIl8cLwvpVqPKwMdNUULknjDwdOH6XYpodYKyD0eK",
+	"nh3qAugBuGLA5/TNi1qe90nncDAcDBHufiEUX8jOSefhYDh4iPWyboYBvAOy5/9FtfQY1Y53+0XeOfEt",
+	"xv7lIWzRJwsPHQ2HHgnF+bj8etADA7EYorwtgOm7mGFIay1aWMhrMWgEHzsnP/+SdCKqZOelvBawwSM6",
+	"+qiPeboKohJk4iD0YTr5uVqk7fwCwx94kJnaPqzXdplrMuMLrRd4Wej0PGlpny1L3puQvC7VWFVO0Gfn",
+	"b188Pbt48eYsZd2nL75/a+l2rVXS+MAYOQYFGEpirChEZEADt6SqaLPkJhc5/Culkv7gxnWmxM8vjL6R",
+	"2GGFq5VWYqyQZZKdi76XTrJ23q/8Ptx63sDPDhYFl2snvR5p3jhU/4UBUObx8OEOMqqHn/YnpwCc2PLp",
+	"qmzpgY2OLuw2qx1xK9jweZzgDrp7Y/RcuJkoQ45EhLxCRi9uFtpitgOjUPxO4vMXdLDi82LrTfyrcK8X",
+	"Qp2+eXG2ENndLqQfuH1H/KgxCLh74Y0g7s5VwYau/rX1RmFXjFyAtAXOyroxnpwg577EPj0ZcFsfXULt",
+	"lEpIgumNYIOeaY+C0LGUtM2xf3ZJdk2hp1OwFuikKxjS5h6/pSl/RGZXgbW00Cd+Hi/Go50X4wN+soFx",
+	"VDsN7zTaTQtxZOK+yINQYSK9pDacl8876SWEDw54mVP1eTvd+K48mZ5j+CWbcamYNrkwrJta8c+UcZtR",
+	"IJpUW3L027Ei3a5P8CeKkE/6+L7IQUfmdpayb9nZD6f9o0ePUelcGHF9QX/gKqfGv5i/FeS/L0ZMmBFz",
+	"DSIC/UA4HdTqnFlhipVl5YLkQYhO4DLJ07BKB+wNn/rYVOp7EH9bFVrQuqwQajBWYQfIa4VxQ++Eskk0",
+	"/k3TVf+W0n28huGjJehmapMCL6V1pzA9/ynqWu4j6ojDvA0NgmfkMvEJoqWbDdDncuGtq5jzgkpglfJC",
+	"74WUHb6WqPn4eAPC7eKXv3TH44H/Z68Nx+23pHWevvlZ9Jt7DAuYOvGELfPD5u3V9G5Nsdr5ceyI2ADQ",
+	"CA4xbejItkzElpSR9QGngt8k7zJOyMeKt83Al9a3fH5nSvXOOXiHxD6fd/oDfPxpaaw2I2JZkSBIqKDt",
+	"bujKbSUH7IPdOo9QLjeXSs7Leedk2FY692vrsKjlNYb1ZlXn5HA4xJRBGvMQEwbjJw5bPvHLR5RiyBuw",
+	"2KxFpLxWglqtYHdOR61VUNkbbhs3TvTgO56H/Gl85fD2V94pYDPayH+JvKZU7n7puTaXMs8FFtQfHx3t",
+	"8xlvU4BR/kw5kIcoqfdY1QsFrIsXEdP60T5zfFdDU8N3jm9/55x0IRLbNaVNeHEDolBPWJDowQPCCUyZ",
+	"fMN64t1JGD9/UKUQBr4URDhKkc4vSacZ24f7gX9pivVc8LxfEI7RVul+ylIvKXzMiYoSKSEHdi/t+VAO",
+	"2mDO99EzYSF6QjIaXRiUnqBisR7BCbFuusDYibfhF8L0KS6LOgQoCldi4UYsxQhbipEWW+1UTFMgjAaw",
+	"/Yzow2VaDdhznPxY+adRSaH2g+w0doodDofxZjQkM9tHMNfgoPaXy3VwVTgI5g+CdTllqdgym2GCUoBb",
+	"BauxKNYhnNq4VgXUlOxvo9Vxpj4qr6q2axvDOkcHe7UnX7jV78utPEoXr13ZTJcFJX7hPYsxh3ArZ6LI",
+	"iSNER6OHmX9vVnWAXABLT7Rt4VivkDvg5Q2cC4M8nsdUjAlNLGQ0XW2q7l3wm7HCaxZrGqhnNty5XoVS",
+	"NgqOLb8nnulQh1IxHytJKU3Exi6FWwqhqIZCYIYHfpvSpwIzKwraUDYp9NKOlQItpgDzCDMKWDr3q/Cd",
+	"YGtb7uPP3WG9b/2S4yCUkoaMEUylOzK5ddC7TuyG8J3OVx/QLm7H1vutWR7hO8Ks8aejDzsND2S3hTmF",
+	"0zLC7/otpEB+kWL1uTOy4ZPb33jqw3j4wuEen3jDV4Xm+bnWL0GRp/ce7bOeGBJ7JXLJAxTen57dntqr",
+	"Bq+t6TPIV/vIV4kGE1ZnMrcw2CqJLoDX3535/how3X47sFcERdXOhuM98Rkl3gOP9Xyo+YJuA0MsgJ11",
+	"Mcsb0yAKrabAgeuFjZRbgYl8x8PjmA92ECaTBoQiRiwf1YexokljvAmVrpA1dUf+d3YlFxVf2tTxUAdb",
+	"cDerVLAa8l2Tc93FTfBptLBtTM6fTV0T++z51x537kftnutS5fdjeH923vNXee3xR1A78rcJqXlUVzZI",
+	"mQrKHdxmrFnxUi//OIxorV1Oq736Wnl/MObNVZjgrHtZlOJgaoRQvRPfngZzRGMg0VAeSDJWVccbeOJS",
+	"UEsq6nwTEy6xwKSGQRd64kgHI4R2N4STB7saXWqi3pSEeca32fZmrELfGx/Cz42GCzloNFiJZXvlPMyl",
+	"WvQDUP7EjfOVKD7FBZTMquVLwnzjlrVRCj2F12dyOusv0aJHszthacGnKfuWtfZ78VGjqt9LjMP37mFZ",
+	"v6kd+EfkhWttmrbww2pbbQIyCa10OL3qD4NPyOz+KJYj5h0FlO/6hYwGV9R0fKGEpF5LUyOsvb/JWGMW",
+	"B7/CWf12UDvBg1+rH34jLlKINpym4+GTSt2o3knriUixC1ad3cDlJQtYG7wEc+1ErOpA5iqNdb0RajQx",
+	"sbBS+3zthi2z2VjVaOxu1+h7oxetjdE2tJi2860e2YAib1V7Gj0Ytis+Dbf5fTznx+36Zm3/pWVTxA78",
+	"orH8uTUWIHDG60eP3mVfJ4jXsos52VhRn7BKWIX0a8w7X/ko8gdlOKQz5NuNpND/wDbvPmbD3Lj6osBa",
+	"qrSS2orGCqE8Cb+2rS+fpTKCKiPvCCOMKhMYjA91/A9qPmmfFo/fAx6HOo+vZh2OfE8TyuPLeDmdubEq",
+	"F1WeX71AFRSjenogdWKzPrLhNLJQVDbHChNsKfBMuajbugSyS0HgR1HN6lEdHihe+IVvEcYk9QyaNDfY",
+	"hYaadUl9iVjolDZgz3VR6CVFLIII8jkAf33mUTHWDzsdsFMV6sKrPRwrrP6rGatAE+mdXW94CBUH/wB8",
+	"ey2RjtTQeB7OdxKuS+qN8wYToetDoVjr1dsaHsfh20OojQZ6VTP2Xz6qc6/Rv+hWVY+S9KP6gjV2/hZ+",
+	"ES3vIVqOj/b42LnWr7ha+b2zfxiR5Ims4cTbbjbWDdP3sZtjsVnnpCNuFkJZ6ot6b+Hlrc/dLj7PgFuZ",
+	"M9nYITIU5FHFtBPMv8K82orzD1qY5i71mMZ6Dw35rV/nh+Oxv3wSW7Wmy9/OxoJOhIeg9PIL8/qz68UN",
+	"uU65GSTcMefBiEwoV6yi7tNykT+4Ey/iiW1nKWceKyZCI3R93OByVVPBYKCAg5X2RrXq/bGi+qQCK6UP",
+	"HzEP6Zk0mnyEFqGxFODts+dvn539cHF+/jIdq+7DIcv5qlFGgwU/sZg75AYCE0LQBpWsQYlg0ROlgiIw",
+	"BSq0YxVUz9gDsIeI8o0WfGmFKSGkm1FtHdZOZW6sYmWsrxrweGuhJBAhjtpL+ya8H0xyWCRl3fosw1p7",
+	"mSW3LOAIYT6OdMyJosAEgPDQTBdYrYN8BXZAWtwEHkCOcIHUC2RS6CXLtbC9E8btVUQUQxgeTOLFmqeq",
+	"eYiPdZ969CZtGC8weZ1hsSS+F1Y/VqmvNezXylhBJ693VkFkl5leNqgAFkqgIhiqJzgRxMT65vDrx70T",
+	"lv487iyW+bjzC+H+hx+TcUe7Bfx6FJqiBGQk6Vp9mUj0HydqjmPfKVT+4YRRaNvUlse+hhITtIAt7WQ+",
+	"rTz6o4Wt/4za8pYShmehiRYiFRAAQmA6GBZpoSu+Tks1uVW62Xax5bFOtyjR+O668NLUE2ObO+daX3m1",
+	"c1dDKcSr6hJMmczT3gn1HadFBBFmnV5YttTmCsFLwgVqDCSdFcWk1rLFo241HopQYV741dHlUHaAEPEu",
+	"oYRpXy0S8R0p/TsTA/ZSY2kllnzW0Zk8CIfn0ULlwsfy3VhxRQgBW9gibOe+3t3wNRC6+JH3Cbd8sXU/",
+	"UITHk2VQbPwh7X8Hd9qx265gnxfF7dfQo8w1LyJVgSeUEIKtjTxyxSjQfbPPWYCnqu6ctWUF2YD+IX+Z",
+	"glt1K6mfFsVe1P6sMfEv9P6Z0fsOumLdcQfTsUB5h8ewqGnc6X20CzGf8INgPvRj0/It1hWfY5YGNXjH",
+	"mEIu8fRS1uVNuCTStQMMjV0IhZiQlJVlPcyDB/48HBL0qpZ5uHWCm0IKQ7DtzCuKFnPBBmOFSFxgTAXT",
+	"YTIZsB+1Y9VG9LEZ+kkdTo/qDMIsx4jjadu95kosm43eP47y/WrC3wo4ht9JAW+ucYsbCA5qHQmLusp7",
+	"Hph96jDpnz3N9E/u3V4UPPNYCA2y+niKNzA5p92OdNOnGAANfKnR9AFRro8efnOChcSHCXvMsHGHTdjD",
+	"IQOeJBa2N1bBvFjvAIFejUvqJpHSoOTVRhiTsao1sEjZu7cv13pWsBchBTY0B8F0rrFaQ9oPazzIqG1J",
+	"OkKZQs3NpMcUZIZ23zI+VmvNRtg6Vw0auVas6/k8RnMx7wT57VjtwXADol4A6JO2gc/XmjHruHHNViEf",
+	"kQs2P7SFC653ZvmEqtSfmBngQTNOF06EM2DdeVk42Z9glXb9Rkmteh+fTYQrtMtECEqQ29llB+HXq2hU",
+	"+HU6Qsu26YkowJpA56+HHMQL5zRblC4kfo1Vk73ohj+554GQeZxHS28hMMyJsSFUlxMLeIDwv+2VWHqn",
+	"MVvy1aiBnnqAzmXkEGMlHbpkcapzbOuC3VZrZygjw+oN2DkqfeTqJp9tUAQPh7cpF6xLuKdYCaMnk0Iq",
+	"MRorRAkndB7yPEjFSLKgbwGd4/RhmL3/NEKBRf8EKpUtptxJA0raJ3AQPHTcxHCUfUSYZIVUVxZ9LsHl",
+	"souf7s881yRkC6/0Xao2ueWHV1dbmmJ9bgprjCWM1sysdSv4i676RVe9vc6+NCqwjpieFnk7+Y53t2/7",
+	"yILKq2X7CqrbxJJP9fOIu2NFAvikJlBi4JGRtlsqtPObpn9t9LHycgPz9+f6Orq3qYVbhPGrszlySN+H",
+	"VXeXEU0fBcD7MWw9mbTmRNOmAzf8rPwCLZ7AaiFf+OEXfvgB+eFk8tE8ks2Lup21nVJLw3piMlnO9cZM",
+	"HoQR0WipcsKgzirdWBGOaFCeqxAZRg6noN0CJ/EwgJc8u5oaXao8AGwHlNLYYcjJOVV6XQtehEYuHrFM",
+	"qqsHVQRgrKxU00L0SytC1ymZI2Ob6TLgGPlUWuHR3EIfEfzaWDXie7UMt8DiKQ6KyGGeC/h6WK0Q8b2d",
+	"t3mSfONHeYtH8HGYXOMbdy/WbxKDx5UNmJsbR4snQJohntWSv0c1/Rce9qfJF3iFWQKsRTn4RPztdl/D",
+	"s6gItSQFAHmfNPMXQgO4a31FKefNeL5di0DW4/nErHwGRa1VmtNU0xAxpwah51xCcR5U2DbbeUbkpuOj",
+	"o7GK+iY+kY7qCWH11nnIxhBJf72FC2iTUVmlov/Y0cI7SUuk5d4OS/mT8zb/3Xsrced1to6gqQhROQqq",
+	"r696/MLPvvCzzhkYVRjDqBIyCQaRONsdM5zuyNo8H9pljm4wqjVNyGjHnaCoy5Ovh8Ne3Sk2VlWvOlhj",
+	"6j94QRwlanChCQEjOM6clYsBO/PGOV9P0UDes+SVg074JDK8bc6XxlFngIk78aDuM11UOUWYxkEMF/Oy",
+	"vNq2mQoCf2ykGjdt0FBr5zmt7yweGTFmEZ8vNct0TAWuMkibvb78Nz1kAP4q41acjJW44ZkrqFUhMthA",
+	"MNIkVXenABHFYWnxdCg1xmPyBavcavbVVwE+nToh0qFOCjmdOd/y0U/0q6/Q81wdAqb44nPYQNPJufBd",
+	"ZKouR9gvALR7SnSzMaU6iqEgfbohsRus292Z2pS9TGuhRkJsM3M7YaEHpJ440rFXXmbSvue9BNYSpS3t",
+	"VhSDvCjWROHwMGRbtyvgOGxIjf1YUFn4kc8w7RcpkUgX6DEme/u+/z457Euy7xdhV0/2Xcvg9X6AJil9",
+	"PG9sKPDckV1QcDn3aHuUl+ztVOT2vkNNM5KIUXaCyxmM1VsfLYseykZjtkpyVbWm7bzFT/RjcRUa/k5s",
+	"5fCDf357XW4ouxE30job9WenkUOvBWSBXnxrJ/hy6Gy5ebg/xX6dKEWNnshCYNveS98zpxuaY9fHxzj2",
+	"9j4bSael2c+2LfDzPGh7Bffii1nw780pKb2p5hL7aCZAUL92dN7x+hll/WO3Tum1PVKilDZBnUuCJo3s",
+	"cMRSr/UGEOeg7G+rkhi04kKFKXQ+vpKzCxEKi2nDft0/o+gPg1hOKc4P7PrC1ymxQU/UT6OPYvM2IBRf",
+	"rAyP2uDyDZ1lKiuTqKNLLvfQ5Xg0Vlt97rFJsxe4A/YGjGnlqG17EOBjhXi/A5zqRSiBTEdV4elcpJSg",
+	"Qw1E0uaTJ2NFbY+7sZ6xteFbrMallu8u1A2AQXRnrxxbc8q1qQ3/hUfwDE/gYyWWXAn1vrHO86ZKFLZ1",
+	"TY5/kapfpOoHk6rk2F3T3JsafnTKENuZEyImAhd9NBlc55kHyKp2YEg985UWbQkRp7XY6loAtcYPEaoo",
+	"WCDh2o32CaW2Gykw3/+qNWyuOM9tUUByH3zIUN+9chw+OvjEF57wGak2PoQIlFdvM05k6DWHqPoEFeIj",
+	"XP2qV/N25fuNMGChXstcmBNE0nGlTVk39S+LPE1YCh9CnLiq/ybc2Qm2ZjUlgr56ZR0epz4u/uGJIIA2",
+	"hDOYcFlINe1VzYCxoUD8WFKDsy1Rd5+UBYPP1/6CbV+NyIS89m+MVZjOgwrqswIKgpdwTj4lWCrgaLnd",
+	"BhP7tLZxH9EiqD6zyyioneLnbxJsV/EDkdXXE2WhNHjGDMhP1K9CnYR/aaHrg1/DuDtBV+t19FPDFarI",
+	"Hv6JZkW94kA6nL55wXhR6KVNWC6sM3rlm+r55tLBj68oy9HklqXVlAbhHgzY90CnXgyOVSDYEJZWBdBo",
+	"SlO+AJr+FrX9E7IIfHyfzxdFADUp4AaFAFPE/wpLeGCZ1aXJME5Po8JcNesW8kqMVfr9s5fPzp95u+OA",
+	"Rrb/g9759k2aEJgzfte392hQH9zSssixrTOML6+FEXlvgI3NtcIkUazvDxmXfu44FdiYtsRJnGZ1D7ZA",
+	"4a9BANa2rM1jtgv4r8VK+F7ayH6wcYs/sd5nriP8DnhTh3tN8QUc+1woF1jPezGR6ngI/g5pfTuLuAfS",
+	"Go6IIGtb0gq9zrt22eL5YYle1/d4ltgoNJcGJvzu7YuxSn8NocY37757+eLpxbu3L3/bzsYOgGOCNEsT",
+	"ZjO9EDYZq4a7AoW0SNklkEJTnyAXGln41mMxHQ7HKoJWAdN687enz9jZ0aPHsUFmjQ96Vc8y6XoUISfe",
+	"53tYXhq9tATwZAQh61FoJQ5QB8vFTKZpuaumr3H3P1okoPrKqT+1nTh3vP4Q7PAEYVz/vAzhc1fHW0oE",
+	"w+1R0zr1dV/DATcPsLeVW9wv3ldhYe5WSOJN3qp8/6jZpeAGbg3oFJTYEq43CDtiOuhEpEQ8naN4j/ko",
+	"SYQWDmyJWiLmrBDcKJdUngbry2uZFbwISD31u41q9ZVYJQ11RljHLwtpZyJPvb7jHYlNKwCuWl4WIq+c",
+	"BA+HD+HyVAzw9M0b4n61DfsfYe7fvhmXw+HRYzJBvq3ZH2OlTTBNvkU9np6kTuDfDgaDdESlJzVfZ5UA",
+	"ok1AMaqrSphU5Bss06dApSPNZ0uuoJ/y03CseykrcGS743rt7+EE7/MibtDOF9fVood0H5u0+V0N4RFr",
+	"1qPfSpcutOaGH/HzO2Kj2+dxb4/pZ64q7XAQ/tQicWOsH68u+vJJcmcwejMy98GUnd2cC5geOgjfX5da",
+	"k/krle0S+UdbkLrAOJSWVUzmiyj+HETxqUff5GzOVcnJUxNirwQJS+lz3UqCihw7KQGxf3zJnHM7u9Tc",
+	"5Adx0ltk8VvCqwcBHBrkUjxtrnNRsG7GgfaYH6berYXyjITS5XTW24wv/1W478Mszvwk7npxa+EmH236",
+	"qK3cwnS3dnKjZawx/dokbwug1R+9vxj4FFf5jxFL1zlfUbLstEBoxdq9AvksRc199g9dwmQPfIPqfW6E",
+	"f6V+I0hZjZ31selsoTNsIr5i2KlUqrFKf54YPU+Y07+krHup3YwqdeGWJiz9+9///vf+q1f9779PeyOW",
+	"Op2GNFtLNSZ6ro3RS9Z9d/60l7AURktBL4mJuVS0Aq+OYnbv8ZD+OlbNumZ6G7TJA/gUqoVLaQWlDn/1",
+	"1TO/nKDfLPhU2K++QgCJkDiMzCatulUcDodJ+OtYPRoOewk1z/Qg0zlo8x6HI5V5OmCI+jyHWZNdmfg6",
+	"vamo0tlTJW4CKhBLX0p1dcJA632YDQYD/IcYMSOKb8cdeHLcSRldrmbS91ihcwKrpH2c/oEllc2jWNCW",
+	"YENj2JKJvPHqPR+rNCuN1SbtIWJRzFpAR2SFl424H6PK0w4LYTPsE0x5PNvc7P9JVOU3/bZW588x/7Ei",
+	"sW6ko16TkNAWePv8KXv48OETzB63js8XBEhuYwIxjCGdN7MkRQb1Uvm2NNvaj8B2ddZaT70UaupmnZPH",
+	"x0mbkt5cxkv+GazC6fdaw3lAfQ/X33d3xJNvvRjs0XC4Bh7j75EuHXYYOhwM4O5smzGJ+NauL4fY7yt0",
+	"AHt0a/ev5HZxi2Tf2efJTyqYaxdmtS1k9Dqcg9fC/BElHkARw2cryp77QPI76QB7uu0VfObTyvo/e0eG",
+	"RnzNi+jqSmJnTmYwHV5PKpbTCDX7t8iWbPV+/zTzoTLvYV5ybBOvmRFzMb+Ej1wSvkbOVycMBmbdJbw0",
+	"wzQ49FHFdOc5lafmRqorm7CsXNgktFQAuYlf5QVL51pTKFkJM12lY4USyjojLCjm3Ek19dnyoICLvhM3",
+	"jqVKO5GSr4xKpS5FoeHJULBacV4SzMQ5E1/MRSa4FcBL3YhxVmCjUuC+/8ISJV9eQH4jAi9BhH5QHpqd",
+	"YnEkmF/84ldfnUQkFf8g2U45X/nGBzPuwUwosb/b2nch84kfaS8wU/TiYQ47/IRDEwK4zEM7Sf/yA8vS",
+	"8OCFhB3G5pg8uALT4LkJ6sSIiRzMHOfVhTfvzlNE8BY8x3W/LQthCeClkNaFwuRLQ1DhSiRMDKYD0Lj4",
+	"1B4MqQFP7yTsPwedpxAq54aOpSYDKch5+GQ47A8P+8ND9Ec1NMJRXfNC4hvB/3p5WOilMBdW8StxkXEr",
+	"WDfl/X8BWQ37T9LEB1XGqlTAojJtEGzMcYP76BNFqVN1pVs+PmbZjBuegQDoAV/NZmMV/or4ZHD+eAoj",
+	"lhLJp4wzVeJ1wTUNYSmHyXA4xP8bq0OyKAsxcSASR5HEvdyy7LB/OBx5Co+TOcT3kS79jBKmsBrQGV3U",
+	"Joq96QqpRKipRg8uv7QDdibg4INyF6wD2Mu0qrYqp1OBfVNwZ6nsMF4yD8ETzIQB/vbClyimoUu6aiS+",
+	"jJVQmVktYMxCT0fsaHjI5oIr683qvDT8khJwDXUWZIo6nsLEp1g9LqhidCGMRbaRc8fJMMFH5Xafd+Sb",
+	"ldcbk2MNt6URzM6MyC0De8VHwRCY80VwRWSr/t/EKmVWY6kRbAIWTqJ/1MiphNlQiWqrMxmz7+vi/Dbt",
+	"9ymGF/sZ2FmKSexL4lYk5CvdnnXxrnH27t2L73s+gBhjhBhHCPoVXe9KwVpb2jb98OjRI1Svws+HMG+4",
+	"IDDm//55PL45OuyPxzdfP/vlL/+xrQX9h88Xrm/lC7UoP3mtUeMst7hN6LLwQJSoHF8Lg+kch2vK2LNz",
+	"Pm33heIoD2x4M2H/LLHfUjcddw7HnfTWMqLthUv14UEmfPYFSfcHnNpy6F5M/uXOPdTgrW3njs4Znw3r",
+	"cWiIFLprsriSvuhDwEtLZX/hfjcrujf5kQyN0k2pFPaU3LNmjSAl3KxuNqwomE+4k97Y3E0Sv33JRf3M",
+	"bISfjHQUcKobCCg4QGRH5bTVKHjPVpFbHI4Hv8p8Z7be601dwuezeV1iVJEoSvCVd8OLqs4X1AtnVgOW",
+	"vpj0X3GXzVKGyrVXYbvHR9/ETDXpkqqQ1jpeiN6AnSIkrQktzXhISCXl/Pikdk1Cb/CtGW53kfRwE1Ng",
+	"/2m4i0FGXApQS/1WBLV63Hk47lRdgPMRIUpcWqEoFZC0EJGz46Nvtkt/v0l3cQvt3UU9ZADWtTqvDZJq",
+	"iPofNRaMDC6rxISvlFCagS0HBlrovEZn/JnV83yeFQJH33xKsVe7ddKyubRgamF2ZfpV6jMr/8xsl659",
+	"vRJ1m6PmVsa7jbkm94nakB3l2Yt3DXj90XOZESYkgA2GmQhS1Tmo0wELTBvPiGr3kJ0SJjnzCUX424Tx",
+	"mI0M2+HhbEJ7c5mjBceLAphqa/R0N/P8bB20O62AD+Z6vZ+d8PB2O+FLVPZ9ecDre17+3/ZQEMLhyjyK",
+	"dNDeK4Eu8866+Vs/7Yk2cw4MpSzxyRbZvii3dOgmoCtvwRh0/wXN6vXZedqrWorU+7ihJ5Bbas+921MU",
+	"dQAlbqKFTK7lZKzqvl/08gSfGTIS1MPqLAvRp6hvLnk4iffh1ChlG7jjSU0XrGPug6539E0FNhjHHVWo",
+	"K7QTASDMSuw9AOpkCHXFl8aqG0u0EZ2aakiA31ChOQ3SG7Cn8A98mbykESfb67Xk0uEYzGl+rG5R0hx9",
+	"pwia51iROSfdgJ2y1G9uGisxdU7uvOCI5yr3tVpWKJfgdo6V+GfJCxIy1U77sdpLOJEiPowa7BqIlJfc",
+	"omT5TPThz8a1Nfx9XVsegtKGKsjQw3EvF1ftnSC2/pyuqC91wRu+mM/ITDmJkNnUhAdBFJuMiJD/Ag8a",
+	"/Nv0atvDsMFuZqQs3NvGWXMg0Rj3TFejuKTj042J+wn7MDUqHhSq05O4GB+evRboLIq5TlU4OZQyR5wV",
+	"1CIw+GcfMKcdLxKK2eETHr4Io9oZd7zQ09SXMlexNgqmA90lLJd2UfAVo5+qwR9YVirpRkxp/Af7dqww",
+	"W6iHkXG8SDmCj+nJ5NZcrHPY4T+EjYUz3VYyHU4WNzAcht/mP2DW6h83GwUPAK8VgcdWPRUqKq+dy6Yt",
+	"5DnAXOxz70srjG26O04j/h63V4JavhvCliWsV1MHiqJ8DQR+9XmllMge08AxfAOkK3xdZP31BFFprYel",
+	"ZV0s0ARlqJBXAhvQrLk0e2PlUykwwxQVUxBAx8PjEZMTHwingI6HWDGiMjzga2APBKjIaLI8Gj706Rpv",
+	"hTOr/iksNaVyTQqx1wBqEKxlm/v6r8K9Ep85Q3gltrZopKP/kqf+ObKI2uFsTVWfi4MQPOgH6OftwEU/",
+	"CrGBmlr15qJ2UBwslEK0tVocq4wruGbesVlhI/Z8RplPDqFbTklvU8Mp4UfqfKy6qbgRWenEBXKXNGFf",
+	"r8NH91heGmrQIrMZ86gMKUjoTBR2rMAyPw9XfK00k6AdEJMCjSwcYs6r3vToQBkrr+FQLSiNJOfz0mED",
+	"yUJPWamAqcGPSa3lVmBzNoG9yGaYDhXQGaNO4zFTpbOimFD+TWmmAeDJHxNm2ykf1EmBRiiAN2CnMVNK",
+	"ML3AZyi2vRAmDt49Hj7p7WhH84yO4iOhz/nR796C5sOU33iKb3y+xeT21Ngsi7szRG1VFRBxc2pItZ+T",
+	"j/gLJtYf2HAMlYJ1DoKhoKJANxFyOKeB7oCwRc66f/3+zVvGjRuww6+bPX7p/Q8BkdUmYG7NTzgePqE8",
+	"T1e7hjN0fnHjqOLcd9LbSPxDLl/nXh+rhm8/JkJSp8CGjfjgnw0Y789eA0AExXglAyJFej0DblddS2m9",
+	"Sbuiyag0+ME8gFYcbFRBwGAst47+0siz9VVv9RtDuHG7+lgxQtHtNrtV1ftTRajb0IOvpvrppfLJ/GOV",
+	"xu2h8r9I9ykDSThiXkOJrVs8zkWVMBy0FOzZ4uH2Y/Ordsvp87nmf4zL/e9QrxOVLJ+At+GLDJfDC6Nt",
+	"t7UNeeTDRoArCam0iyCW/YURE2GEyvarHLbCYbh23SujxDLe8pkvvomVv9yNVXCyD09C40zUdIVyrFRO",
+	"FpWBoxcOSx+7OZfFKlbo68kEyzKG35wMhwn7ZymFI2hvdnR0Mhz2h1/jHxTltChRgJknQ00BenbBovvh",
+	"h5NXr9L18oVYE9QbhDAlJ89PGgD2wsq3cIcfa7v6prapn7ezZdustzCeOumwGul8gvyXXGflXKAk+JIC",
+	"8zk4fHbRQmBx4dIQj2vLQHkprwTm8LL1e8a6lJkSDj6pJycERngyVrdk/iYevp86vKFfiGD86/O/qM3/",
+	"wqd++PSVAVsviRur9Zq43glVdCOnCRwGC8PS4fBkOMRMu/To4cmjJ+lorFJkXhfIvDBSmaqyKKg6S2Fi",
+	"TUQyQJws45EDUqHydKxyOZkIw7pc0W8iZoJ/1C64smwucyWnM9fqdnlT7s+vPmQeB17VIfwjFrx7IdH7",
+	"E6V4bNna3yXb444MvnYPNtI/CNj3SwLIv7VP6w+fz/GHystw7yFwK4U/BE12tdfpZzORXTVzPGOwpYm6",
+	"4/98UTVqBnE7VtIhdAw6C+ZwaiR7C+lTRxuh2Ti2bwTtfMt9YBVgSDU/qcSy+lzPo+/4XqVNlwMiaPoC",
+	"ZsRiyUV+EhrBUdColo9addEdsDfUPnasWnqFr/fNiDpGSMZc68o/VkuE0EbXiv8eTaq1fBjfCS2lP1IQ",
+	"pPmRD9GLp6VlNRVdN1xAYA167+kXVvwlvLCnG5T0yAb7izf1I7TWqAD0dwUKzjEyi3U0FN+oT4+A9y1b",
+	"lHYWy/l4QM33iCljJecLba1EHyx3WHhzzYtSDNiLEKm2oSIY5uOh2IJuX2Bim1SsAmLrVW2xGy0F2l6l",
+	"lJNkrNA48ReVugxo49W8lH6RJlVPgrA2dAfTAmN2HXfhjUEAHE1ZN8aBxLXMCAtmElL2Vgv8mh8hhZ/T",
+	"JDjQCKzRP6SKFeviA9/i0tKTtSVSU7cR4433CsGvhV3fDUwKIGS4dZQ07j10aFEGDLUaEl3SgkTHF9w4",
+	"1iUQGtBCnAfn4eQawxZwo5B8gPBwUjELe8CL6H+mnZlY4SivSir2f//P4TcnwyHbBXXXG7BTNVah6or2",
+	"kJHbXswXbhVPkUoe4kAS7FlSmsgDNlaT0pVGhLItvYQtCH5/QpSPVIwEwVlW6OyKgWxcGg0SE0grYojU",
+	"y0OxOMRT8qBZ9LvhgSv09GSsjoZH22FDWBdToWLTGhTrlrIfshmmP4AGcS0MO7q56VEuRHuPPcqyCIhA",
+	"eGLYgxydkYQtZPTSxiIUVrsxVGFiBQFx5XxF+aCWdY0AJlc6uB/cMjnxNi7Vy4UrPeO5hxy6FEL5C9VL",
+	"Nmg7XOuIejpgp+G64gkV2iJiUexH78/JCAT9p2XUuh1iaQ23LC24dRf08AV30RsaP/TAAosQdqaEtaxr",
+	"hWDp8/AzUN9L3DbY/4W2Eo97KZU9IcYYWASVWrs1orgSC2p8zKRCrDjcbCBKXB8oC0APWK2NuS889CdZ",
+	"YZoPYszU8vnqY8MBTJW0BNYoYQ/iuzJn3ehKSPOSNClxwrBPSxL90pmeezbvKYiPVaYXWGSP5UQci4yw",
+	"C1KgQq5WS6pbt1dysaDPhyycsUI/eYxpxQlj7Q4lI+GWYch5dQu0Ts1fHnN3rI+yE4STWAjukfTrewN6",
+	"+YybOTaq6UrHltgAhhcW0b/0tWDLGXdjteRBjMFULoVbCqEoJGcJO2cTquIkAucAGyPKQ1CLK7EdS4dK",
+	"y1bt/SSo5vbV6swL5lscU9RGIGAVIydugDFG7EWUOsRzKU7ITYgMwqH6O/SAMqT8ZXzgkwFugZHcIzwD",
+	"Qr/v5Fx09gBmfKbytRWJm90r2okQ+aGn9xrkc+3C1yydFpWAeCcpBHSVeiPy8lWKT10j8Xly21ZED+3y",
+	"9jVhjfZbDU6+pksgbktKygf6LNeUCq9+tK0CVRGkocYrW08I5pfcJU4M8o4sic3F3IIvFdnCHwNg6iNl",
+	"5hFnCTH3rXA/Hw3uIugFoGj8KVAvPmE2z78D3ERDPQY9PyiQm1wFCw4wCOU1qZqRLNE6eX/4n22Qomcg",
+	"5i+5y2YBdnMpLmdaX8WwHAbcLmROzfCaudoI+0f6Aob/sTk22jzhJVIfjo+O0OppQclCXZ7gfcDGtXwi",
+	"TlhDAaksWfgN5VHbSpnUKhMjUPMqDUaq2Dr8dvVlrLrVrFz/rf+11yx7ibcyutrUjBeYF8ZXmAQtVS9V",
+	"z9s8TSW2YjQyZ7kw2HQwLghGwXaCUbPFXr5oWa+ruKRpxk3xgJgUTsQ881AuDgZjK1aprG39lVj1jSgt",
+	"WHRVQf3a2STNmdJ60dXgGy7MKM1iqp0Taqy62OVnlTAjUOHq1QYg5it8NldQjED1GNVySsbKww8M2Hew",
+	"HGwDX5UDwStgRJqy8DYvfn+sMM/DE649gFHT9sipne2tk94iheEj/7YQj7CR32HAdv98/N289NRf5y9+",
+	"5i9+5j0FLRAh4154refu1SVudzFDtKPFwvbuIls7yLn7mJK3d310LQvmY+XkjVVX6ZYi5HqMrpYVlwSb",
+	"qFTS2V4zo+8eIFR16JUaCpWr5XltSbM7CxvzeefVxWlua7nj/14t90sG3b9dBl0kgu7aRYy3jq7b3TLq",
+	"KkyncODB9zKRosh34znVE+TCpzYS4rbCMbEKjWms7grHxNbRmMgoiItoIDKxrtVzASxZFFY8sARrv9RR",
+	"hz4ePkFI8ebAJ2wfwKYBez3BJvZhc2DwKqUNXemB+4kbnrlihb9DRFGR2/2A9BEzn879AkH0a5D0+yDA",
+	"a1MHgE+YLY2Bu4CKuF3gCYOC64ycz/0dH3dS9i3mGGJ7Jk9nKeOKvTj98ZRyaGyJltxYpc9Koxfi4Dth",
+	"CqnSEUuRHtPQUo3iUXK+EEbyIm1DoKpsip0QVOwWBKqxOo23IgiLmFqiyQc5F5hqX7ON5hoJh+R6bPag",
+	"1YlvnmKieL8CW5ry22qNNdhPaEbFBY4Vrj8KQ6CeGDJh8eqTgyeX1nFMYFQsncs0GaulQKQC+EVx6aO2",
+	"Yo4SDgt8xLXk1EgfHsnF9PkWE2SHFPySrXlfUf27pGfepidE7vcFi+uLXfYlFfNzScUMqtFtqZfYePTg",
+	"V7hTv92zVSlZVyZw6nreD3VYHKtai0Wm9JKyHmJnxa83GisOwl/xsC5BSDdyXQKARPhm0EseHtJQWBZl",
+	"+DJN2JOH8Vdjlc50aUiuhTwZejbnq5RdltmVcLY1r+VSrLTKqWsSeXlDaks9r6eZypIeYNbLgKWYQBVM",
+	"z7Gy5TxIO/omTiIr52XBnbwWOJhlXevEwiaMZ/DLC+pMlYxVENy9uBFzwVVVkuHbQ73lS58Csk97yehH",
+	"8Gc1VtTqp95RD35eazZJqVuh26RQuf/3WIX8nnr7yfCR9TaUrK0L5VjdqQ1l9+3zp+ybo2++6a01rXj3",
+	"9uUJ7Tu/tLooXbPxBGK+wiQSJgdiwLa2rtzMyqLeld2JxIJ2qSJS0oqBghGUEZH31htc0p1pdK9koXkl",
+	"e467gxRE20H5FGg24CLIanGlUTEgTWk1jVB8pfhnYDkVVnujxad4xdOwM045VHCWI4a5NH6eSJjYXI0z",
+	"+tVYYQ4WhXhAjUSagiPhTsBtXhrpgM3yXNSSMwbsB10ar5CuYA4E2Qccl1CrfCRBGpq+Zd1wdfWEwhxJ",
+	"vLQ9Sj3ixRL+jtSNBmVSBXRw504ieWMNtl9TzP+Yr11YIkevrW5Fp4LrfibaO4i2lMX6sPn21IbdUFPw",
+	"tSqGfosL6bnR8326SJ7rzrZu/sSQ9o7zf0ePtwT4a+wH0yT73uKJSWDbu3iu9fHcr5PnvXt5rnfz/BP3",
+	"82wQ7x69PP35dTkz8TR7oVEQuXDCI7Pa9Q6SFGRFkSPUkpbKfWkC+mcAFXhd5UA34hGhAWh7iH8DaS3k",
+	"XdUDCJsooW/iUx/xVoSPbOtw+wxFbJjw4JOiam74ZpeCU5A5biBpLFYY2H/QSS16rwiCnWczrH7RaiKn",
+	"JTWBC7n4mV5gci7j9gr14PqBZVopkaGzpzq0ZiPue9sLZyEnBDNVBQGcNOyGsVpvzQ52Q7LTaNjMgR+M",
+	"lYezlyERllxnPnUFlyMMW+orwcoF8568r76KE7xLX/ZHzb7sLcpypR6vK86bujKoSH4SX7TlD60tN8F/",
+	"9lSXMbHYVTslFZhhawrzNrjjMyC1QFZ3Dg3eUa/b0jy9lhPaonc9Wte69lK67qNzPdrQuP60Clf92Pdt",
+	"oB6OKSpPX9SmP1vv9PXUyDtpTo0UsO0V08+1qXSEhDlTIvj1pZH5FNV2rHurtAGJ3idtBuxMTpXPlR+r",
+	"M8dVzk3OfvKfZd0fXp0+7Z/9cHr06DFNPZX5AOFFHJ8vBpc6X6U9n98opwpjRwj6jBXcFKEkvrtklysn",
+	"ohTnahWBlxbcWNBW4ME49lh5h2DIgHwUernXLJZr3GIqAeuSlGC5NKTMUMFMxdTT68MkraZp2RzMF0G4",
+	"T5QKaUVmhLPMaMedGLBnoFMtsaZqrCZcEkg3IvQuVeh7HireutRo7LB3MlatCYv+NPv+6vW94xreDLJa",
+	"+uiV6yV7DiIVJhXiIGn4I/bnwYzKsUoHKRYO8GpvG1B6ucjknBfsnZI3voO8vfXrcag+AtukrBuEBZqL",
+	"UuV6eesg8Shqi1C6OiEq3BdYfLZihbwOB+Qjg1jw538FKzSibzE4StmqOl/1YiFgY2tkyD+iYizsdUXp",
+	"kFQ5FKu0ukEDGCtMy+o1Yorbk1vJYwaqi2aT0gBdjpWYTETmanmvLcdVJcD6PDBUuSbY1oEu6fHwSXs6",
+	"bJh0X+ZrqbCND/lLUcM98ymqJ2E/grMuAhWGQoPuG23d1Iiz//ky8bN5K3JpQ6b1hLQ2NwuIidL6Br88",
+	"M9rakEdLnMi3PlUrjwfNKNsWA/ch25qc8BWSAzagiinYlcISnqfNDVF+n20r8rHyqcu5nnOpHli/uch4",
+	"TMC69oWKXnEMl9uDQI5Vty0KwB1LQ7X2wY8HvnwYe2XAfGNSt49Zj1XbW/B4mjA5XxS8pHJsjCKsP0eh",
+	"BaDpU78Av7tekzsaDodDJp2Y2xGzi0I6VnAzFYaVi0JznwtydHNTA+qPVLatmgTslGaJ61jValxbugN0",
+	"KXEd08x7CYslsNsymL20uS194J2S/ywFkzHZOhD8qNLTtYpVsb4RYmvAv7oOO721u/OWb63hqjPUqrFC",
+	"5C1LbpHVifzWeUZuu3O69UTqYf/JL78eJodHv/3HPsVzZwueAfOEA8DKTrhmeoIik4zMS27F42NW0wfI",
+	"5kxvnXxk5/vu9fHwyePbNvsjpV94UvySDv4lHfz3siJEVhpYHjBAf4XO4g06+fkXIP0tOePUoDwULqGP",
+	"0GmvJt8pUXzCC7u9CsvPqrNhpPwabJDftjp6g//VX7QfuMrtjF+JLeG1NUcDKCcRJRErtnZnC7WPks3A",
+	"NlNTsfPl93UV8DyXlGT4xsAeODDsPNvz39KX/xDZdvj0MM2EiWym3wezaA+6fa7NpcxzoT45vPLnfomb",
+	"l7Jx+06j1U1p7BUi2iwQNuu+Lg0/YZuki0pwPOTeVof87ffwri7GcAnRH9buUTivG/TsfvY8QgNlmlyn",
+	"aHwmwZZ3M1HfusowJcvRb9pYpTd9XRpe6RAp+5aVi4Uw/YxbwWbipq6SsCuxagCr+7TvYCKiA8MPGb+Z",
+	"eqd7VeAI9sOIPRor73DoeUeAT1G9FATKgXgyMVREgHgVogziHY1VLJO0VSpwbeXNMrx1nZb06rEK38tE",
+	"A4hGJLXdZxPhshmW2tSh+VAmjFX4JEkHyuH2JEYuDbDRwLwpRB6g07BYpx0OY42NvwdKXAsr3CvhtUmu",
+	"p7W5f+ZA9F90rN+HPddvReINryoeVnsQK+2APsVeLPk+etO6nncpuBHmtARjx2t4qLQRNy9N0TnpHCC3",
+	"9tPZpH9qgUiOlXpHi0Gl9xDIXGvMKHqrfYleUpUDIYgiNQ6oj+XbBdwyXGOUbZChrOszc0UeU8xtHWC7",
+	"V/twTGzd/DLowiCBtgMT1MbxKnBLLlPVqay1CDPAwPhxgsv+lo3wTScTFBrU0HohavUdnhL51Cas3oSe",
+	"Uxv6aoe27UvoannLPAg/1Om23ILua6DAXpU1EP/0IIAo1HewfiNaAGxIXvhMu1r7N9Y14rKURQ4r1UVx",
+	"ybMrm7AcniiEAwWlN/r/pZCQmJKbmZcAUgE5eg857YGksFjpkZqYU5KhA7YsMy+1GL43BjbzkYm6wxFq",
+	"HLxmK1aqja0FBAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
