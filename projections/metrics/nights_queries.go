@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+
+	"github.com/google/uuid"
 )
 
 // MaxNightsPage is the largest page of nights one read returns (a year
@@ -11,7 +13,7 @@ const MaxNightsPage = 500
 // NightsQuery asks for one user's nights whose wake date lies in
 // [From, To] (YYYY-MM-DD, inclusive, as the journal's lists).
 type NightsQuery struct {
-	UserID   [16]byte
+	UserID   uuid.UUID
 	From, To string
 	// Limit bounds the page (0, or more than MaxNightsPage, reads
 	// MaxNightsPage).
