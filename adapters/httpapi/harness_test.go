@@ -146,6 +146,7 @@ type fakeQueries struct {
 	me        func(context.Context, uuid.UUID) (users.UserView, error)
 	metrics   func(context.Context, metrics.MetricQuery) (metrics.MetricSeries, error)
 	sleep     func(context.Context, metrics.SleepQuery) (metrics.SleepPage, error)
+	nights    func(context.Context, metrics.NightsQuery) (metrics.NightsPage, error)
 	dashboard func(context.Context, uuid.UUID, eventstore.Token) (metrics.Dashboard, error)
 	waitFor   func(context.Context, eventstore.Token, ...string) error
 }
@@ -169,6 +170,13 @@ func (f *fakeQueries) SleepSessions(ctx context.Context, q metrics.SleepQuery) (
 		return metrics.SleepPage{}, errors.New("unexpected SleepSessions call")
 	}
 	return f.sleep(ctx, q)
+}
+
+func (f *fakeQueries) Nights(ctx context.Context, q metrics.NightsQuery) (metrics.NightsPage, error) {
+	if f.nights == nil {
+		return metrics.NightsPage{}, errors.New("unexpected Nights call")
+	}
+	return f.nights(ctx, q)
 }
 
 func (f *fakeQueries) Dashboard(ctx context.Context, id uuid.UUID, tok eventstore.Token) (metrics.Dashboard, error) {

@@ -255,6 +255,11 @@ func (q queries) SleepSessions(ctx context.Context, sq metrics.SleepQuery) (metr
 	return q.metrics.SleepSessions(ctx, sq)
 }
 
+// Nights reads one page of nights.
+func (q queries) Nights(ctx context.Context, nq metrics.NightsQuery) (metrics.NightsPage, error) {
+	return q.metrics.Nights(ctx, nq)
+}
+
 // Dashboard returns the summary (see metrics.Reader.Dashboard).
 func (q queries) Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (metrics.Dashboard, error) {
 	return q.metrics.Dashboard(ctx, userID, token)

@@ -24,6 +24,9 @@ type Night struct {
 	Offset       int
 	HasOffset    bool
 	StageMinutes map[string]float64 // awake, light, deep, rem
+	// FirstSleep is the earliest start of a stage other than awake (the
+	// end of the sleep latency); zero when the session has no such stage.
+	FirstSleep time.Time
 }
 
 // Normalize derives canonical points and nights from a batch that passed
@@ -64,6 +67,9 @@ func Normalize(b Batch) (points []Point, nights []Night, skipped int) {
 				continue
 			}
 			n.StageMinutes[st.Stage] += e2.Sub(s2).Minutes()
+			if st.Stage != "awake" && (n.FirstSleep.IsZero() || s2.Before(n.FirstSleep)) {
+				n.FirstSleep = micro(s2)
+			}
 		}
 		nights = append(nights, n)
 	}

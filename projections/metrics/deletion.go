@@ -38,12 +38,17 @@ import (
 //     push without any usable item stores) when none remain; the row and
 //     last_received_at stay (the source did deliver then), which keeps
 //     rewinds byte-identical;
+//   - the nights around the range are derived again (nights.go);
 //   - the dashboard cache is refreshed after the commit like after a push
 //     (AfterCommit covers every user of the batch).
 
 // deleteRows applies one samples.deleted event.
 func (m *Projector) deleteRows(ctx context.Context, tx pgx.Tx, e eventstore.Stored, d ingest.Deletion) error {
 	user := [16]byte(e.UserID)
+	touched, err := m.nightsAround(ctx, tx, e.UserID, d.From, d.To)
+	if err != nil {
+		return err
+	}
 	// The provider's sources as the rows name them ("provider" or
 	// "provider/device"), from the freshness rows every push writes, so a
 	// provider whose name continues another's ("oura/x") is not taken
@@ -129,7 +134,10 @@ func (m *Projector) deleteRows(ctx context.Context, tx pgx.Tx, e eventstore.Stor
 			return fmt.Errorf("delete sleep sessions: %w", err)
 		}
 	}
-	return m.correctFreshness(ctx, tx, user, gone)
+	if err := m.correctFreshness(ctx, tx, user, gone); err != nil {
+		return err
+	}
+	return m.recomputeNights(ctx, tx, touched)
 }
 
 // correctFreshness recomputes last_sample_at of the sources whose newest

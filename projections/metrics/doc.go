@@ -4,7 +4,7 @@
 // freshness, the timezone history that decides local days, and the
 // removal of what a user's samples.deleted selects) and its
 // queries (series in raw, hour and day buckets, raw series and sleep
-// sessions in keyset pages by their natural keys, and the
+// sessions and nights in keyset pages by their natural keys, and the
 // dashboard summary with its two cache levels: in process, then Cache,
 // Redis in production, refreshed after each commit by DashboardCache).
 //
@@ -17,7 +17,10 @@
 // stay the one in rollups.go), and pushes_applied (the samples.pushed
 // event ids applied, with their batch digests, so a copy is skipped and a
 // different event under an applied id is refused: pushes.go), created by
-// 00016_deliveries.sql.
+// 00016_deliveries.sql, and nights (one row per user and wake date, the
+// nightly values of domain/nights recomputed whenever a batch touches the
+// night: nights.go; read in pages by Reader.Nights), created with the
+// sleep_sessions column first_sleep_at by 00020_nights.sql.
 //
 // The table SQL stays in adapters/postgres/migrations: goose numbers one
 // sequence for the whole database, 00001 defines these tables together

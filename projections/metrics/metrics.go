@@ -80,7 +80,7 @@ func (m *Projector) Tables() []string { return Tables() }
 
 // Tables lists the base names of the metrics read model's tables.
 func Tables() []string {
-	return []string{"tz_history", "samples", "daily_rollups", "daily_source_rollups", "sleep_sessions", "source_freshness", "pushes_applied"}
+	return []string{"tz_history", "samples", "daily_rollups", "daily_source_rollups", "sleep_sessions", "source_freshness", "pushes_applied", "nights"}
 }
 
 func (m *Projector) table(base string) string { return engine.Table(base, m.Generation()) }
@@ -114,6 +114,7 @@ type sleepRow struct {
 	wake      string
 	offset    int
 	minutes   map[string]float64
+	firstAt   time.Time // the first stage that is not awake; zero: none
 	logOffset int64
 	eventID   uuid.UUID
 }
@@ -232,8 +233,13 @@ func (w *pending) timezone(user uuid.UUID, from time.Time, zone string) {
 }
 
 // write stores what w gathered: timezone facts, samples (and the
-// difference they make to the rollups), sleep sessions and freshness.
+// difference they make to the rollups), sleep sessions and freshness,
+// then the nights they touch (nights.go).
 func (m *Projector) write(ctx context.Context, tx pgx.Tx, w *pending) error {
+	touched, err := m.nightsTouched(ctx, tx, w)
+	if err != nil {
+		return err
+	}
 	if len(w.tzUsers) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO `+m.table("tz_history")+` (user_id, valid_from, zone)
 			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) ON CONFLICT DO NOTHING`, w.tzUsers, w.tzFrom, w.tzZones); err != nil {
@@ -250,7 +256,10 @@ func (m *Projector) write(ctx context.Context, tx pgx.Tx, w *pending) error {
 	if err := m.upsertFreshness(ctx, tx, w.fresh); err != nil {
 		return err
 	}
-	return m.updateRollups(ctx, tx, change)
+	if err := m.updateRollups(ctx, tx, change); err != nil {
+		return err
+	}
+	return m.recomputeNights(ctx, tx, touched)
 }
 
 // collect folds one batch (pushed, or normalized from a provider's record)
@@ -284,7 +293,7 @@ func (m *Projector) collect(e eventstore.Stored, batch ingest.Batch, receivedAt 
 			_, off = n.End.In(loc).Zone()
 		}
 		k := sleepKey{e.UserID, n.Start, n.End, source}
-		w.nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, logOffset: e.Offset, eventID: e.ID}
+		w.nights[k] = sleepRow{key: k, wake: wake.Date, offset: off, minutes: n.StageMinutes, firstAt: n.FirstSleep, logOffset: e.Offset, eventID: e.ID}
 		if n.End.After(lastSample) {
 			lastSample = n.End
 		}
@@ -443,6 +452,7 @@ func (m *Projector) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleep
 	var offsets []int32
 	var awake, light, deep, rem []float64
 	var logOffsets []int64
+	var firsts []*time.Time
 	for _, s := range nights {
 		users = append(users, s.key.user)
 		starts = append(starts, s.key.start)
@@ -456,18 +466,24 @@ func (m *Projector) upsertSleep(ctx context.Context, tx pgx.Tx, nights map[sleep
 		rem = append(rem, s.minutes["rem"])
 		logOffsets = append(logOffsets, s.logOffset)
 		eventIDs = append(eventIDs, s.eventID)
+		var first *time.Time
+		if !s.firstAt.IsZero() {
+			first = &s.firstAt
+		}
+		firsts = append(firsts, first)
 	}
 	t := m.table("sleep_sessions")
-	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, start_at, end_at, source, wake_date, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, log_offset, event_id, algorithm_version)
-		SELECT u, st, en, so, wd::date, uo, aw, li, de, re, lo, ev, $13::smallint
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::uuid[])
-			AS x(u, st, en, so, wd, uo, aw, li, de, re, lo, ev)
+	_, err := tx.Exec(ctx, `INSERT INTO `+t+` (user_id, start_at, end_at, source, wake_date, utc_offset, awake_minutes, light_minutes, deep_minutes, rem_minutes, log_offset, event_id, algorithm_version, first_sleep_at)
+		SELECT u, st, en, so, wd::date, uo, aw, li, de, re, lo, ev, $13::smallint, fs
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::uuid[], $14::timestamptz[])
+			AS x(u, st, en, so, wd, uo, aw, li, de, re, lo, ev, fs)
 		ON CONFLICT (user_id, start_at, end_at, source) DO UPDATE SET
 			wake_date = EXCLUDED.wake_date, utc_offset = EXCLUDED.utc_offset, awake_minutes = EXCLUDED.awake_minutes,
 			light_minutes = EXCLUDED.light_minutes, deep_minutes = EXCLUDED.deep_minutes, rem_minutes = EXCLUDED.rem_minutes,
-			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, algorithm_version = EXCLUDED.algorithm_version
+			log_offset = EXCLUDED.log_offset, event_id = EXCLUDED.event_id, algorithm_version = EXCLUDED.algorithm_version,
+			first_sleep_at = EXCLUDED.first_sleep_at
 		WHERE `+t+`.log_offset <= EXCLUDED.log_offset`,
-		users, starts, ends, sources, wakes, offsets, awake, light, deep, rem, logOffsets, eventIDs, RollupVersion)
+		users, starts, ends, sources, wakes, offsets, awake, light, deep, rem, logOffsets, eventIDs, RollupVersion, firsts)
 	if err != nil {
 		return fmt.Errorf("upsert sleep sessions: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 const (
 	// ReadModelUsers serves GET /v1/me.
 	ReadModelUsers = "users"
-	// ReadModelMetrics serves metrics, sleep sessions and the dashboard.
+	// ReadModelMetrics serves metrics, sleep sessions, nights and the dashboard.
 	ReadModelMetrics = "metrics"
 )
 
@@ -49,6 +49,9 @@ type Reader interface {
 	// SleepSessions returns one page of the sessions ending in [q.From,
 	// q.To).
 	SleepSessions(ctx context.Context, q metrics.SleepQuery) (metrics.SleepPage, error)
+	// Nights returns one page of the nights whose wake date lies in
+	// [q.From, q.To].
+	Nights(ctx context.Context, q metrics.NightsQuery) (metrics.NightsPage, error)
 	// Dashboard returns the summary; token (possibly empty) says how fresh a
 	// cached summary must be to be served.
 	Dashboard(ctx context.Context, userID uuid.UUID, token eventstore.Token) (metrics.Dashboard, error)
