@@ -39,7 +39,7 @@ var routePolicies = map[string]policy{
 	"getMe": ownData, "getSettings": ownData, "putSettings": ownData,
 	"getNotificationPreferences": ownData, "putNotificationPreferences": ownData,
 	"pushMySamples": ownData, "deleteMySamples": ownData, "requestErasure": ownData, "resendVerificationEmail": ownData,
-	"getMetricSeries": ownData, "listSleepSessions": ownData, "getDashboardSummary": ownData,
+	"getMetricSeries": ownData, "listSleepSessions": ownData, "listNights": ownData, "getDashboardSummary": ownData,
 	"startTotpEnrolment": ownData, "confirmTotpEnrolment": ownData, "disableTotp": ownData, "renewRecoveryCodes": ownData,
 	"getErasure": ownResource, "cancelErasure": ownResource,
 	"createJournalEntry": ownData, "listJournalEntries": ownData, "listJournalTags": ownData,
@@ -151,6 +151,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			p += "?bucket=raw&from=2026-11-19T00:00:00Z&to=2026-11-21T00:00:00Z"
 		case "listSleepSessions":
 			p += "?from=2026-11-18T00:00:00Z&to=2026-11-22T00:00:00Z"
+		case "listNights":
+			p += "?from=2026-11-18&to=2026-11-22"
 		case "deleteMySamples":
 			// A range without the owner's data: every caller deletes
 			// only their own, and the owner's stays for the other reads.
