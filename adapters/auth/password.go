@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -61,9 +62,10 @@ const (
 // SP 800-63B's advice to prefer length over composition rules; the ceiling
 // bounds request size and work per login attempt.
 const (
-	// MinPasswordLen is the shortest accepted password, in bytes.
+	// MinPasswordLen is the shortest accepted password, in characters
+	// (Unicode code points, as the spec's minLength counts them).
 	MinPasswordLen = 10
-	// MaxPasswordLen is the longest accepted password, in bytes.
+	// MaxPasswordLen is the longest accepted password, in characters.
 	MaxPasswordLen = 256
 )
 
@@ -175,16 +177,18 @@ func (h Hasher) DummyVerify(password string) {
 }
 
 // CheckPassword enforces the password length policy (MinPasswordLen to
-// MaxPasswordLen bytes) at registration and password change. It returns a
+// MaxPasswordLen characters, counted as JSON Schema's minLength and
+// maxLength count them, so the spec and the server agree) at registration
+// and password change. It returns a
 // *domain.ValidationError on field "/password" so the HTTP adapter answers
 // 422 with a message the user can act on.
 func CheckPassword(pw string) error {
 	v := &domain.ValidationError{}
-	switch n := len(pw); {
+	switch n := utf8.RuneCountInString(pw); {
 	case n < MinPasswordLen:
-		v.Add("/password", "password must be at least %d bytes long (got %d)", MinPasswordLen, n)
+		v.Add("/password", "password must be at least %d characters long (got %d)", MinPasswordLen, n)
 	case n > MaxPasswordLen:
-		v.Add("/password", "password must be at most %d bytes long (got %d)", MaxPasswordLen, n)
+		v.Add("/password", "password must be at most %d characters long (got %d)", MaxPasswordLen, n)
 	}
 	return v.Err()
 }

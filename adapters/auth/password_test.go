@@ -221,7 +221,9 @@ func TestCheckPassword(t *testing.T) {
 		{"1234567890", true},
 		{strings.Repeat("a", 256), true},
 		{strings.Repeat("a", 257), false},
-		{"ääääö", true}, // 10 bytes in UTF-8
+		{"ääääö", false},     // 10 bytes but 5 characters: counted as the spec's minLength counts
+		{"ääääöääääö", true}, // 10 characters
+		{strings.Repeat("ä", 256), true},
 	} {
 		err := CheckPassword(tc.pw)
 		if tc.ok {
@@ -235,6 +237,6 @@ func TestCheckPassword(t *testing.T) {
 		if assert.Len(t, ve.Problems, 1, "problems of %#v", err) {
 			assert.Equal(t, "/password", ve.Problems[0].Field, "the problem's field")
 		}
-		assert.Contains(t, err.Error(), "bytes", "error not descriptive: %v", err)
+		assert.Contains(t, err.Error(), "characters", "error not descriptive: %v", err)
 	}
 }

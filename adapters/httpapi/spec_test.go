@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"github.com/biosync/biosync/adapters/auth"
 	"slices"
 	"testing"
 	"time"
@@ -104,4 +105,23 @@ func TestDeletableTypeEnumMatchesDomain(t *testing.T) {
 	slices.Sort(spec)
 	slices.Sort(want)
 	assert.Equal(t, want, spec, "spec DeletableType != metric.Types() + sleep")
+}
+
+// TestPasswordLengthsOfTheSpecAreTheServers: every new password the spec
+// describes has the policy auth.CheckPassword enforces, counted the same
+// way (characters); the spec said 8 to 1024 while the server took 10 to
+// 256 bytes.
+func TestPasswordLengthsOfTheSpecAreTheServers(t *testing.T) {
+	schemas := loadSpecFile(t).Components.Schemas
+	for _, f := range []struct{ schema, field string }{
+		{"RegisterRequest", "password"}, {"ChangePasswordRequest", "new_password"}, {"PasswordResetConfirm", "password"},
+	} {
+		s := schemas[f.schema]
+		require.NotNil(t, s, f.schema)
+		p := s.Value.Properties[f.field]
+		require.NotNil(t, p, "%s.%s", f.schema, f.field)
+		assert.Equal(t, uint64(auth.MinPasswordLen), p.Value.MinLength, "%s.%s minLength", f.schema, f.field)
+		require.NotNil(t, p.Value.MaxLength, "%s.%s maxLength", f.schema, f.field)
+		assert.Equal(t, uint64(auth.MaxPasswordLen), *p.Value.MaxLength, "%s.%s maxLength", f.schema, f.field)
+	}
 }
