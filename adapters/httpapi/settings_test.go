@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/httpapi/edge"
@@ -316,4 +317,26 @@ func TestAMetricReadWithATokenReadsTheUnitsFresh(t *testing.T) {
 	rec = h.do(req(http.MethodGet, "/v1/metrics/distance", nil, headers(aliceToken, edge.HeaderConsistencyToken, rec.Header().Get(edge.HeaderConsistencyToken))...))
 	require.Falsef(t, rec.Code != 200 || !strings.Contains(rec.Body.String(), `"unit":"mi"`), "%d %s", rec.Code, rec.Body)
 	require.Falsef(t, len(waited) != 1 || waited[0] != queries.ReadModelMetrics || !f.fresh[len(f.fresh)-1], "a read with a token must wait for metrics (%v) and read the units fresh, not cached (%v)", waited, f.fresh)
+}
+
+// A client that already holds the current version asks with
+// If-None-Match and gets 304 without a body; any other tag (or a changed
+// document) gets the document. Before, If-None-Match was ignored.
+func TestAConditionalReadOfAnUnchangedDocumentIsNotModified(t *testing.T) {
+	h := newHarness(t, withSettings(newFakeSettings()))
+	for _, path := range []string{"/v1/me/settings", "/v1/me/notification-preferences"} {
+		for tags, want := range map[string]int{`"0"`: 304, `W/"0"`: 304, `"7", "0"`: 304, `*`: 304, `"1"`: 200} {
+			rec := h.do(req(http.MethodGet, path, nil, headers(aliceToken, "If-None-Match", tags)...))
+			require.Equal(t, want, rec.Code, "%s with If-None-Match %s: %s", path, tags, rec.Body)
+			assert.Equal(t, `"0"`, rec.Header().Get("ETag"), "%s with If-None-Match %s", path, tags)
+			if want == 304 {
+				assert.Empty(t, rec.Body.String(), "a 304 has no body")
+			}
+		}
+	}
+	rec := h.do(req(http.MethodPut, "/v1/me/settings", adaSettings, headers(aliceToken, ifMatchHeader(`"0"`)...)...))
+	require.Equal(t, 200, rec.Code, "%s", rec.Body)
+	rec = h.do(req(http.MethodGet, "/v1/me/settings", nil, headers(aliceToken, "If-None-Match", `"0"`)...))
+	assert.Equal(t, 200, rec.Code, "after a change the old tag no longer matches")
+	assert.Equal(t, `"1"`, rec.Header().Get("ETag"))
 }

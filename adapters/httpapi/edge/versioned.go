@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/biosync/biosync/commands"
 	"github.com/biosync/biosync/domain"
 )
@@ -72,4 +74,25 @@ func BodyVersion(body *int64, ifMatch int64) error {
 		return &domain.ValidationError{Problems: []domain.FieldProblem{{Field: "/version", Detail: "must equal the version in If-Match (or be left out)"}}}
 	}
 	return nil
+}
+
+// NotModified answers a conditional read (RFC 9110 §13.1.2): when the
+// request's If-None-Match lists the current version's entity tag (weak
+// comparison, as the RFC prescribes for If-None-Match) or is "*", it
+// writes 304 with the ETag and no body and reports true; the handler then
+// returns. A client polling a document it already holds saves the body.
+func NotModified(c echo.Context, version int64) (bool, error) {
+	h := c.Request().Header.Get("If-None-Match")
+	if h == "" {
+		return false, nil
+	}
+	current := ETag(version)
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == current {
+			SetETag(c.Response(), version)
+			return true, c.NoContent(http.StatusNotModified)
+		}
+	}
+	return false, nil
 }

@@ -236,6 +236,9 @@ func (h *Handlers) GetJournalEntry(c echo.Context, id uuid.UUID, params gen.GetJ
 	if err != nil {
 		return edge.Reword(err, domain.ErrNotFound, edge.KindNotFound, edge.Wording{Detail: "you have no journal entry with this id"})
 	}
+	if done, err := edge.NotModified(c, e.Version); done {
+		return err
+	}
 	edge.SetETag(c.Response(), e.Version)
 	return c.JSON(http.StatusOK, entryOut(e))
 }

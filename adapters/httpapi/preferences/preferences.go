@@ -95,6 +95,9 @@ func (h *Handlers) GetSettings(c echo.Context, params gen.GetSettingsParams) err
 	if err != nil {
 		return err
 	}
+	if done, err := edge.NotModified(c, p.Version); done {
+		return err
+	}
 	edge.SetETag(c.Response(), p.Version)
 	return c.JSON(http.StatusOK, settingsOut(p.Profile, p.Version))
 }
@@ -150,6 +153,9 @@ func (h *Handlers) GetNotificationPreferences(c echo.Context, params gen.GetNoti
 	}
 	n, err := q.Notifications(c.Request().Context(), uid)
 	if err != nil {
+		return err
+	}
+	if done, err := edge.NotModified(c, n.Version); done {
 		return err
 	}
 	edge.SetETag(c.Response(), n.Version)
