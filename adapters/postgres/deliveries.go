@@ -284,23 +284,6 @@ func (d *Deliveries) confirmLoop() {
 	}
 }
 
-// Flush waits until every confirm queued so far is written (or given up):
-// for a graceful shutdown, when a caller that gave up left one queued.
-func (d *Deliveries) Flush(ctx context.Context) error {
-	for {
-		d.mu.Lock()
-		idle := !d.confirming && len(d.confirms) == 0
-		d.mu.Unlock()
-		if idle {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// confirmTimeout bounds one background confirm statement.
+// confirmTimeout bounds one confirm statement (shared by its callers, so
+// it runs without any one caller's cancellation).
 const confirmTimeout = 5 * time.Second

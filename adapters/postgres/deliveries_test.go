@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/biosync/biosync/adapters/postgres"
 	"github.com/biosync/biosync/deploy/testbackend"
@@ -42,10 +40,7 @@ func TestConcurrentReservationsEachGetTheirOwnRecord(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
-	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Flush(flush))
+	wg.Wait() // Confirm returns once written: the tokens are there
 	for i := range n {
 		wg.Go(func() {
 			other := digest(i + 1000)

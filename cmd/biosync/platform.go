@@ -288,13 +288,6 @@ func (p *platform) wireCommands(keys *eventstore.Keyring, mk eventstore.MasterKe
 	accts := postgres.NewAccounts(p.pool)
 	passwords := auth.Hasher{Params: auth.DefaultParams}
 	deliveries := postgres.NewDeliveries(p.pool)
-	// Closers run in reverse order: the confirms queued by the last
-	// pushes are written before the pool closes.
-	p.onClose(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return deliveries.Flush(ctx)
-	})
 	if c.ingestion, err = ingestion.New(ingestion.Deps{Log: p.appender, Accounts: accts, Dedup: dedup, Deliveries: deliveries, Envelope: envelope, Logger: p.log}); err != nil {
 		return err
 	}
