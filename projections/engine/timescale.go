@@ -93,23 +93,21 @@ func keepTimescale(ctx context.Context, tx pgx.Tx, template, target string) erro
 		}
 	}
 	// The template's policies, with the same settings.
-	policies := map[string]string{"policy_compression": "add_compression_policy", "policy_retention": "add_retention_policy"}
-	for proc, add := range policies {
-		key := "compress_after"
-		if proc == "policy_retention" {
-			key = "drop_after"
-		}
+	for _, pol := range []struct{ proc, key, add string }{
+		{"policy_compression", "compress_after", "add_compression_policy"},
+		{"policy_retention", "drop_after", "add_retention_policy"},
+	} {
 		var after *string
 		err := tx.QueryRow(ctx, `SELECT config->>$3 FROM timescaledb_information.jobs
-			WHERE proc_name = $1 AND hypertable_schema = current_schema() AND hypertable_name = $2 LIMIT 1`, proc, template, key).Scan(&after)
+			WHERE proc_name = $1 AND hypertable_schema = current_schema() AND hypertable_name = $2 LIMIT 1`, pol.proc, template, pol.key).Scan(&after)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && after == nil) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%s of %s: %w", proc, template, err)
+			return fmt.Errorf("%s of %s: %w", pol.proc, template, err)
 		}
-		if _, err := tx.Exec(ctx, `SELECT `+add+`($1::regclass, $2::interval)`, target, *after); err != nil {
-			return fmt.Errorf("%s on %s: %w", add, target, err)
+		if _, err := tx.Exec(ctx, `SELECT `+pol.add+`($1::regclass, $2::interval)`, target, *after); err != nil {
+			return fmt.Errorf("%s on %s: %w", pol.add, target, err)
 		}
 	}
 	return nil
